@@ -1,0 +1,213 @@
+"""The vocabulary every stage speaks: frames in, detections and track events out.
+
+This is a leaf module: it imports nothing from the project, so readers, the detector,
+trackers and sinks can all depend on it without depending on each other. Every type is
+immutable in spirit; stages build new objects instead of changing the ones they receive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+UNTRACKED = -1
+"""`Detections.track_id` of a box that belongs to no confirmed track."""
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One decoded video frame.
+
+    Attributes:
+        camera_id: id of the camera (from the config) the frame came from.
+        index: 0-based position of the frame in its stream, counting every decoded frame.
+        pts: presentation time in seconds from the start of the stream.
+        wall_time: Unix time (seconds) at which the frame was decoded.
+        image: RGB uint8 array, shape [H, W, 3].
+    """
+
+    camera_id: str
+    index: int
+    pts: float
+    wall_time: float
+    image: npt.NDArray[np.uint8]
+
+    def __post_init__(self) -> None:
+        img = self.image
+        if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
+            raise TypeError(f"Frame.image must be a uint8 numpy array, got {_describe(img)}")
+        if img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f"Frame.image must have shape [H, W, 3], got {list(img.shape)}")
+        if self.index < 0:
+            raise ValueError(f"Frame.index must be >= 0, got {self.index}")
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+@dataclass(frozen=True, eq=False)
+class Detections:
+    """Column-based boxes for one frame, checked on construction.
+
+    Attributes:
+        xyxy: float32 [N, 4], (x1, y1, x2, y2) in frame pixels.
+        score: float32 [N], confidence in [0, 1].
+        label: int64 [N], class index into the detector's label names.
+        track_id: int64 [N], confirmed track id or `UNTRACKED` (-1).
+
+    `track_id=None` means "not tracked yet" and is filled with -1. Index with a boolean
+    mask or an integer index array to select rows; the result is a new `Detections`.
+    """
+
+    xyxy: npt.NDArray[np.float32]
+    score: npt.NDArray[np.float32]
+    label: npt.NDArray[np.int64]
+    track_id: npt.NDArray[np.int64] = None  # type: ignore[assignment]  # filled in __post_init__
+
+    def __post_init__(self) -> None:
+        xyxy = _column("xyxy", self.xyxy, np.float32)
+        score = _column("score", self.score, np.float32)
+        label = _column("label", self.label, np.int64)
+        if self.track_id is None:
+            track_id = np.full(len(score), UNTRACKED, dtype=np.int64)
+        else:
+            track_id = _column("track_id", self.track_id, np.int64)
+        if xyxy.ndim != 2 or xyxy.shape[1] != 4:
+            raise ValueError(f"Detections.xyxy must have shape [N, 4], got {list(xyxy.shape)}")
+        n = xyxy.shape[0]
+        for name, col in (("score", score), ("label", label), ("track_id", track_id)):
+            if col.shape != (n,):
+                raise ValueError(
+                    f"Detections.{name} must have shape [{n}] to match xyxy, got {list(col.shape)}"
+                )
+        # Columns are frozen so that a stage cannot change what another stage still holds.
+        for arr in (xyxy, score, label, track_id):
+            arr.flags.writeable = False
+        object.__setattr__(self, "xyxy", xyxy)
+        object.__setattr__(self, "score", score)
+        object.__setattr__(self, "label", label)
+        object.__setattr__(self, "track_id", track_id)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(
+            xyxy=np.zeros((0, 4), np.float32),
+            score=np.zeros(0, np.float32),
+            label=np.zeros(0, np.int64),
+        )
+
+    def __len__(self) -> int:
+        return int(self.xyxy.shape[0])
+
+    def __getitem__(self, index: npt.NDArray[np.bool_] | npt.NDArray[np.integer] | slice) -> Detections:
+        if isinstance(index, np.ndarray) and index.dtype == np.bool_ and index.shape != (len(self),):
+            raise IndexError(f"boolean mask of shape {list(index.shape)} for {len(self)} detections")
+        return Detections(
+            xyxy=self.xyxy[index],
+            score=self.score[index],
+            label=self.label[index],
+            track_id=self.track_id[index],
+        )
+
+    def with_track_ids(self, track_id: npt.NDArray[np.int64]) -> Detections:
+        """A copy of these boxes with `track_id` replaced."""
+        return Detections(xyxy=self.xyxy, score=self.score, label=self.label, track_id=track_id)
+
+
+@dataclass(frozen=True)
+class TrackSummary:
+    """What is known about one confirmed track; carried by track events and stored in SQL.
+
+    Times are Unix seconds (`Frame.wall_time`); boxes are (x1, y1, x2, y2) in frame pixels.
+    """
+
+    camera_id: str
+    track_id: int
+    label: int
+    first_frame: int
+    last_frame: int
+    first_time: float
+    last_time: float
+    frames: int
+    best_score: float
+    best_box: tuple[float, float, float, float]
+    last_box: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class TrackEvent:
+    """A confirmed track started, or a track ended (expired or its stream ended)."""
+
+    kind: Literal["started", "ended"]
+    track: TrackSummary
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """A camera's stream as opened by its reader; sent to sinks before its first frame."""
+
+    camera_id: str
+    width: int
+    height: int
+    frame_rate: Fraction
+    source: str
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Everything the pipeline knows about one frame after detection and tracking."""
+
+    frame: Frame
+    detections: Detections
+    track_events: tuple[TrackEvent, ...] = ()
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """A camera's stream is over: tracks still open are closed in `track_events`.
+
+    `error` is None when the stream ended normally, or a one-line reason when it failed.
+    """
+
+    camera_id: str
+    frames: int
+    track_events: tuple[TrackEvent, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """Class names of a detector, indexed by `Detections.label`."""
+
+    names: tuple[str, ...] = field(default_factory=tuple)
+
+    def name(self, label: int) -> str:
+        if 0 <= label < len(self.names) and self.names[label]:
+            return self.names[label]
+        return str(label)
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"ndarray(dtype={value.dtype}, shape={list(value.shape)})"
+    return type(value).__name__
+
+
+def _column(name: str, value: object, dtype: type[np.generic]) -> np.ndarray:
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"Detections.{name} must be a numpy array, got {_describe(value)}")
+    if value.dtype != dtype:
+        raise TypeError(
+            f"Detections.{name} must have dtype {np.dtype(dtype).name}, got {value.dtype.name}"
+        )
+    # A private, read-only copy: the caller may go on using (and changing) its own array.
+    return np.array(value, dtype=dtype, copy=True)

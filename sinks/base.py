@@ -1,0 +1,40 @@
+"""The interface every sink implements. Sinks know only the shared types."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from pipeline.types import FrameResult, StreamEnd, StreamInfo
+
+
+class SinkError(RuntimeError):
+    """A sink cannot go on (disk full, database unreachable, port in use...).
+
+    The message is one line naming the sink and what is wrong.
+    """
+
+
+class Sink(ABC):
+    """Consumes results, camera by camera, in frame order per camera.
+
+    The orchestrator calls, for each camera: `start` once, `write` per frame, `end` once;
+    then `close` once for the whole run. Calls come from a single thread (the sink's worker),
+    so implementations need no locking. `close` must flush and release everything, and be
+    safe to call after a failure.
+    """
+
+    name: str = "sink"
+
+    def start(self, info: StreamInfo) -> None:  # noqa: B027 - optional hook
+        """A camera's stream opened; its frames follow."""
+
+    @abstractmethod
+    def write(self, result: FrameResult) -> None:
+        """One processed frame."""
+
+    def end(self, stream_end: StreamEnd) -> None:  # noqa: B027 - optional hook
+        """A camera's stream is over (normally or with `stream_end.error`)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush and release everything; the run is over."""
