@@ -108,9 +108,17 @@ class Detections:
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
 
-    def __getitem__(self, index: npt.NDArray[np.bool_] | npt.NDArray[np.integer] | slice) -> Detections:
-        if isinstance(index, np.ndarray) and index.dtype == np.bool_ and index.shape != (len(self),):
-            raise IndexError(f"boolean mask of shape {list(index.shape)} for {len(self)} detections")
+    def __getitem__(
+        self, index: npt.NDArray[np.bool_] | npt.NDArray[np.integer] | slice
+    ) -> Detections:
+        if (
+            isinstance(index, np.ndarray)
+            and index.dtype == np.bool_
+            and index.shape != (len(self),)
+        ):
+            raise IndexError(
+                f"boolean mask of shape {list(index.shape)} for {len(self)} detections"
+            )
         return Detections(
             xyxy=self.xyxy[index],
             score=self.score[index],

@@ -1,0 +1,85 @@
+"""Batching frames from every camera for the detector."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pipeline.readers import FrameQueue
+from pipeline.types import Frame
+
+
+@dataclass
+class Batch:
+    """Frames to detect on, and the cameras whose last frame is in this or an earlier batch."""
+
+    frames: list[Frame] = field(default_factory=list)
+    finished: list[FrameQueue] = field(default_factory=list)
+
+
+class Batcher:
+    """Takes frames round-robin from the cameras' queues into batches.
+
+    A batch is returned as soon as it holds `batch_size` frames, or `max_wait` seconds after
+    its first frame arrived, whichever comes first. Round-robin keeps one fast camera from
+    filling every batch; a camera with nothing queued is never waited for.
+    """
+
+    def __init__(
+        self,
+        queues: Sequence[FrameQueue],
+        condition: threading.Condition,
+        batch_size: int,
+        max_wait: float,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self._queues = list(queues)
+        self._cond = condition
+        self.batch_size = batch_size
+        self.max_wait = max_wait
+
+    def next_batch(self, stop: threading.Event | None = None) -> Batch | None:
+        """The next batch; None once every queue is finished (or `stop` is set and none is)."""
+        batch = Batch()
+        deadline: float | None = None
+        with self._cond:
+            while True:
+                took = self._take(batch)
+                batch.finished += [q for q in self._queues if q.finished]
+                self._queues = [q for q in self._queues if not q.finished]
+                if took:
+                    self._cond.notify_all()  # room for producers blocked on a full queue
+                if len(batch.frames) >= self.batch_size or not self._queues:
+                    break
+                if batch.finished and not batch.frames:
+                    break  # report finished cameras promptly
+                now = time.monotonic()
+                if batch.frames and deadline is None:
+                    deadline = now + self.max_wait
+                if deadline is not None and now >= deadline:
+                    break
+                if stop is not None and stop.is_set() and not batch.frames:
+                    break
+                self._cond.wait(0.1 if deadline is None else deadline - now)
+        if not batch.frames and not batch.finished:
+            return None
+        return batch
+
+    def _take(self, batch: Batch) -> bool:
+        took = False
+        while len(batch.frames) < self.batch_size:
+            progressed = False
+            for q in self._queues:
+                if len(batch.frames) >= self.batch_size:
+                    break
+                frame = q.pop()
+                if frame is not None:
+                    batch.frames.append(frame)
+                    progressed = True
+            if not progressed:
+                break
+            took = True
+        return took

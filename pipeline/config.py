@@ -1,0 +1,384 @@
+"""The YAML config: pydantic models, `${ENV}` expansion, and errors that point at the YAML.
+
+Relative paths (sources, output folders, SQLite files) are relative to the directory the
+pipeline is run from, like the paths a user types on the command line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """The config cannot be used; `problems` lists each bad field as "path (line N): why"."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        count = f"{len(self.problems)} problem" + ("s" if len(self.problems) != 1 else "")
+        super().__init__(f"{source}: {count}\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+class CameraConfig(_Strict):
+    id: str = Field(
+        description="Camera id: used in event topics, file names and the database.",
+        min_length=1,
+        max_length=64,
+    )
+    source: str = Field(
+        description="Video file to read (H.264, MPEG-4, ... anything FFmpeg reads)."
+    )
+    queue_size: int = Field(
+        32,
+        ge=1,
+        le=4096,
+        description="Decoded frames buffered per camera; a file reader waits when it is full.",
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_plain_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+            raise ValueError(
+                f"invalid camera id {value!r}: use letters, digits, '_', '-' and '.' "
+                "(it names files and event topics)"
+            )
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _source_is_a_readable_file(cls, value: str) -> str:
+        if _URL.match(value):
+            raise ValueError(
+                f"{value.split('://')[0]}:// sources are not supported by this version; "
+                "use a video file path"
+            )
+        path = Path(value).expanduser()
+        if not path.exists():
+            raise ValueError(f"file not found: {value} (relative to {Path.cwd()})")
+        if not path.is_file():
+            raise ValueError(f"not a file: {value}")
+        if not os.access(path, os.R_OK):
+            raise ValueError(f"file not readable: {value}")
+        return value
+
+
+class DetectorConfig(_Strict):
+    model: str = Field(
+        "ssdlite320_mobilenet_v3_large",
+        min_length=1,
+        description=(
+            "Model name (ssdlite320_mobilenet_v3_large, ssd300_vgg16, person_ssdlite) "
+            "or the path of a checkpoint saved by detector.save_checkpoint."
+        ),
+    )
+    weights: str = Field(
+        "default",
+        min_length=1,
+        description=(
+            "'default': the model's pretrained weights (torchvision's COCO weights are "
+            "downloaded once); 'none': random weights (tests); or a path to a weights file."
+        ),
+    )
+    device: str = Field(
+        "auto",
+        description="auto (CUDA when available), cpu, cuda or cuda:N.",
+    )
+    batch_size: int = Field(8, ge=1, le=1024, description="Frames per inference batch.")
+    max_wait_ms: float = Field(
+        20.0,
+        ge=0,
+        le=10_000,
+        description="Longest wait for a batch to fill once its first frame is there.",
+    )
+    score_threshold: float = Field(0.5, ge=0, le=1, description="Boxes scoring below are dropped.")
+    nms_threshold: float = Field(
+        0.45, gt=0, le=1, description="IoU above which overlapping boxes of a class are merged."
+    )
+    max_detections: int = Field(100, ge=1, le=10_000, description="Most boxes kept per frame.")
+    labels: list[str] | None = Field(
+        None, description="Only keep these class names (e.g. [person, car]); all when absent."
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device_is_known(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+            raise ValueError(f"unknown device {value!r}: use auto, cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_file_exists(cls, value: str) -> str:
+        if value not in ("default", "none") and not Path(value).expanduser().is_file():
+            raise ValueError(f"weights must be 'default', 'none' or an existing file: {value}")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _checkpoint_exists(cls, value: str) -> str:
+        looks_like_path = "/" in value or value.endswith((".pt", ".pth"))
+        if looks_like_path and not Path(value).expanduser().is_file():
+            raise ValueError(f"checkpoint file not found: {value}")
+        return value
+
+
+class TrackerConfig(_Strict):
+    type: Literal["iou"] = Field("iou", description="Tracker kind.")
+    sigma_l: float = Field(0.0, ge=0, le=1, description="Detections scoring below are not tracked.")
+    sigma_h: float = Field(
+        0.5, ge=0, le=1, description="A track is confirmed only once a detection scores this high."
+    )
+    sigma_iou: float = Field(
+        0.3, gt=0, le=1, description="Least IoU between a track's last box and its next one."
+    )
+    t_min: int = Field(3, ge=1, le=1000, description="Frames a track needs before it gets an id.")
+
+
+class VideoSinkConfig(_Strict):
+    type: Literal["video"] = Field(description="Annotated H.264 MP4, one file per camera.")
+    dir: Path = Field(Path("out/video"), description="Folder for the MP4 files.")
+    crf: int = Field(23, ge=0, le=51, description="x264 quality: lower is better and larger.")
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
+    ] = Field("veryfast", description="x264 speed/size trade-off.")
+    queue_size: int = Field(64, ge=1, le=4096, description="Frames buffered for the encoder.")
+
+
+class ZmqSinkConfig(_Strict):
+    type: Literal["zmq"] = Field(description="ZeroMQ PUB socket sending JSON events.")
+    endpoint: str = Field(
+        "tcp://127.0.0.1:5556",
+        pattern=r"^(tcp|ipc|inproc)://.+",
+        description="Address to bind, e.g. tcp://127.0.0.1:5556 (tcp://*:5556 for all interfaces).",
+    )
+    send_hwm: int = Field(
+        10_000, ge=1, le=10_000_000, description="Messages queued per subscriber before dropping."
+    )
+    wait_for_subscribers: int = Field(
+        0, ge=0, le=1000, description="Wait for this many subscribers before processing."
+    )
+    wait_timeout_s: float = Field(
+        5.0, ge=0, le=3600, description="Longest wait for those subscribers."
+    )
+    queue_size: int = Field(256, ge=1, le=100_000, description="Frames buffered for the sender.")
+
+
+class SqlSinkConfig(_Strict):
+    type: Literal["sql"] = Field(description="Detections and tracks stored with SQLAlchemy.")
+    url: str = Field(
+        "sqlite:///out/detections.db",
+        min_length=1,
+        description=(
+            "SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://user:${PGPASSWORD}@host/db."
+        ),
+    )
+    batch_size: int = Field(500, ge=1, le=100_000, description="Rows per insert.")
+    queue_size: int = Field(256, ge=1, le=100_000, description="Frames buffered for the writer.")
+
+
+SinkConfig = Annotated[VideoSinkConfig | ZmqSinkConfig | SqlSinkConfig, Field(discriminator="type")]
+
+
+class PipelineConfig(_Strict):
+    cameras: list[CameraConfig] = Field(min_length=1, description="Video sources to process.")
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)  # type: ignore[arg-type]
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)  # type: ignore[arg-type]
+    sinks: list[SinkConfig] = Field(default_factory=list, description="Where results go.")
+
+    @model_validator(mode="after")
+    def _camera_ids_unique(self) -> PipelineConfig:
+        seen: set[str] = set()
+        for cam in self.cameras:
+            if cam.id in seen:
+                raise ValueError(f"camera id {cam.id!r} is used twice")
+            seen.add(cam.id)
+        return self
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read, expand and validate a YAML config; raises ConfigError naming every bad field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from None
+    return parse_config(text, source=str(path))
+
+
+def parse_config(text: str, source: str = "<config>") -> PipelineConfig:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [f"{where}invalid YAML: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the file must be a mapping with at least a 'cameras' key"])
+
+    unset: dict[tuple[str | int, ...], str] = {}
+    data = _expand_env(data, (), unset)
+    problems = [
+        f"{_where(loc, root)}: environment variable {name} is not set"
+        for loc, name in unset.items()
+    ]
+    try:
+        PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = _yaml_loc(err["loc"], data)
+            if loc not in unset:  # already reported as the unset variable it came from
+                problems.append(_describe(err, loc, data, root))
+    if problems:
+        raise ConfigError(source, problems)
+    return PipelineConfig.model_validate(data)
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(
+    value: Any, loc: tuple[str | int, ...], unset: dict[tuple[str | int, ...], str]
+) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string; records unset variables by path."""
+    if isinstance(value, dict):
+        return {k: _expand_env(v, (*loc, k), unset) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, (*loc, i), unset) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = os.environ.get(name, default)
+        if found is None:
+            unset[loc] = name
+            return ""
+        return found
+
+    return _ENV.sub(substitute, value)
+
+
+def _describe(err: Any, loc: tuple[str | int, ...], data: Any, root: Any) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        parent = _lookup(data, loc[:-1])
+        fields = _field_names(loc[:-1], data)
+        close = difflib.get_close_matches(str(key), fields, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        allowed = (
+            f"; allowed: {', '.join(sorted(fields))}" if fields and isinstance(parent, dict) else ""
+        )
+        return f"{_where(loc, root)}: unknown key{hint}{allowed}"
+    if kind == "missing":
+        return f"{_where(loc, root)}: required field is missing"
+    if kind == "union_tag_invalid":
+        return f"{_where(loc, root)}: unknown type; expected one of video, zmq, sql"
+    if kind == "union_tag_not_found":
+        return f"{_where(loc, root)}: missing 'type' (video, zmq or sql)"
+    msg = msg.removeprefix("Value error, ")
+    got = err.get("input")
+    shown = (
+        "" if kind.startswith("value_error") or isinstance(got, (dict, list)) else f" (got {got!r})"
+    )
+    return f"{_where(loc, root)}: {msg}{shown}"
+
+
+def _yaml_loc(loc: Sequence[str | int], data: Any) -> tuple[str | int, ...]:
+    """Pydantic's error location without the union tags it inserts (sinks.0.video.crf)."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue
+        out.append(part)
+        node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
+    return tuple(out)
+
+
+def _has(node: dict[Any, Any] | list[Any], part: str | int) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(part, int) and 0 <= part < len(node)
+
+
+def _lookup(data: Any, loc: Sequence[str | int]) -> Any:
+    node = data
+    for part in loc:
+        if not isinstance(node, (dict, list)) or not _has(node, part):
+            return None
+        node = node[part]
+    return node
+
+
+def _field_names(loc: Sequence[str | int], data: Any) -> list[str]:
+    """Field names of the model at `loc`, for "did you mean" hints; [] when unknown."""
+    model: type[BaseModel] = PipelineConfig
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        candidates = _models_in(field.annotation)
+        if len(candidates) > 1:  # a type-keyed union: the item's `type` picks the model
+            item = _lookup(data, loc[: i + 2])
+            tag = item.get("type") if isinstance(item, dict) else None
+            candidates = [
+                m for m in candidates if get_args(m.model_fields["type"].annotation) == (tag,)
+            ]
+        if len(candidates) != 1:
+            return []
+        model = candidates[0]
+    return list(model.model_fields)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _where(loc: Sequence[str | int], root: Any) -> str:
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    line = _line_of(loc, root)
+    return f"{text or '<top>'} (line {line})" if line else (text or "<top>")
+
+
+def _line_of(loc: Sequence[str | int], node: Any) -> int | None:
+    """1-based line of the deepest YAML node on the path `loc`."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == str(part)), None)
+            if child is not None:
+                key = next(k for k, v in node.value if v is child)
+                line = key.start_mark.line + 1
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line

@@ -1,0 +1,73 @@
+"""Per-camera progress bars while running, and the closing summary."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from tqdm import tqdm
+
+from pipeline.runner import CameraStats, RunSummary
+
+
+class Progress:
+    """One tqdm bar per camera (only on a terminal unless forced)."""
+
+    def __init__(self, camera_ids: list[str], *, enabled: bool = True) -> None:
+        self._bars: dict[str, tqdm] = {}
+        self._enabled = enabled
+        self._order = camera_ids
+
+    def update(self, stats: CameraStats) -> None:
+        if not self._enabled:
+            return
+        bar = self._bars.get(stats.camera_id)
+        if bar is None:
+            bar = tqdm(
+                total=stats.total_frames,
+                desc=stats.camera_id,
+                unit="frame",
+                position=self._order.index(stats.camera_id),
+                leave=True,
+                disable=None,  # off when stderr is not a terminal
+                dynamic_ncols=True,
+            )
+            self._bars[stats.camera_id] = bar
+        bar.update(stats.frames - bar.n)
+        bar.set_postfix(det=stats.detections, tracks=stats.tracks, refresh=False)
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+        self._bars.clear()
+
+    def print_summary(self, summary: RunSummary, out: TextIO = sys.stdout) -> None:
+        elapsed = max(summary.elapsed_s, 1e-9)
+        rows = [("camera", "frames", "fps", "detections", "tracks", "status")]
+        for cam in summary.cameras.values():
+            status = "ok" if cam.error is None else f"FAILED: {cam.error}"
+            if cam.decode_errors:
+                status += f" ({cam.decode_errors} corrupt packets skipped)"
+            rows.append(
+                (
+                    cam.camera_id,
+                    str(cam.frames),
+                    f"{cam.frames / elapsed:.1f}",
+                    str(cam.detections),
+                    str(cam.tracks),
+                    status,
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        for r in rows:
+            out.write("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[5] + "\n")
+        out.write(
+            f"{summary.frames} frames in {summary.elapsed_s:.1f} s "
+            f"({summary.frames / elapsed:.1f} frames/s)"
+            + (" — interrupted" if summary.interrupted else "")
+            + "\n"
+        )
+        for line in summary.outputs:
+            out.write(f"  -> {line}\n")
+        for err in summary.sink_errors:
+            out.write(f"  sink error: {err}\n")

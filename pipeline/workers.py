@@ -1,0 +1,93 @@
+"""Running each sink in its own thread behind a bounded queue."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Final
+
+from pipeline.types import FrameResult, StreamEnd, StreamInfo
+from sinks.base import Sink
+
+log = logging.getLogger(__name__)
+
+SinkMessage = StreamInfo | FrameResult | StreamEnd
+_CLOSE: Final = object()
+
+
+class SinkWorker:
+    """Feeds one sink from a bounded queue in a thread of its own.
+
+    `submit` blocks while the queue is full, so a slow sink slows the pipeline rather than
+    losing results. If the sink raises, the worker records the error (`error`), closes the
+    sink, and from then on discards what it is given: one broken output never stalls the
+    others. The main loop reads `error` to report it.
+    """
+
+    def __init__(self, sink: Sink, maxsize: int) -> None:
+        self.sink = sink
+        self.error: str | None = None
+        self._queue: queue.Queue[object] = queue.Queue(maxsize)
+        self._failed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def failed(self) -> bool:
+        return self._failed.is_set()
+
+    def submit(self, message: SinkMessage) -> None:
+        while not self._failed.is_set():
+            try:
+                self._queue.put(message, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def close(self, timeout: float | None = None) -> None:
+        """Finish what is queued, close the sink, and wait for the thread."""
+        self.submit_close()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("sink %s did not finish within %.0f s", self.sink.name, timeout or 0)
+
+    def submit_close(self) -> None:
+        while self._thread.is_alive():
+            try:
+                self._queue.put(_CLOSE, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        try:
+            while True:
+                message = self._queue.get()
+                if message is _CLOSE:
+                    break
+                if isinstance(message, FrameResult):
+                    self.sink.write(message)
+                elif isinstance(message, StreamInfo):
+                    self.sink.start(message)
+                elif isinstance(message, StreamEnd):
+                    self.sink.end(message)
+        except Exception as exc:
+            self._fail(exc)
+        finally:
+            try:
+                self.sink.close()
+            except Exception as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        if self.error is None:
+            self.error = f"{self.sink.name} sink failed: {exc}"
+            log.error("%s", self.error)
+        self._failed.set()
+        # Unblock a producer waiting on a full queue; what is discarded was never written.
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
