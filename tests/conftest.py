@@ -1,0 +1,47 @@
+"""Fixtures shared by every test package: synthetic videos written with PyAV."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+VideoFactory = Callable[..., Path]
+
+
+def write_video(
+    path: Path,
+    frames: int = 24,
+    size: tuple[int, int] = (160, 120),
+    fps: int = 10,
+    codec: str = "libx264",
+) -> Path:
+    """An MP4 of a bright rectangle moving right over a dark background; `frames` frames."""
+    width, height = size
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=Fraction(fps))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            image = np.full((height, width, 3), 30, np.uint8)
+            x = 5 + (i * 3) % max(1, width - 45)
+            image[height // 4 : height // 4 + 40, x : x + 30] = (230, 200, 40)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+@pytest.fixture
+def synthetic_video(tmp_path: Path) -> VideoFactory:
+    """Factory: synthetic_video("name.mp4", frames=24, size=(160, 120), fps=10) -> path."""
+
+    def make(name: str = "clip.mp4", **kwargs: object) -> Path:
+        return write_video(tmp_path / name, **kwargs)  # type: ignore[arg-type]
+
+    return make

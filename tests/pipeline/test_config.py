@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.config import ConfigError, SqlSinkConfig, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    return "clip.mp4"
+
+
+def _problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="cams.yaml")
+    return info.value.problems
+
+
+def test_minimal_config_gets_documented_defaults(video: str) -> None:
+    cfg = parse_config(f"cameras:\n  - id: lobby\n    source: {video}\n")
+    assert cfg.cameras[0].id == "lobby"
+    assert cfg.detector.batch_size == 8
+    assert cfg.tracker.type == "iou"
+    assert cfg.sinks == []
+
+
+def test_unknown_key_is_named_with_its_path_line_and_a_suggestion(video: str) -> None:
+    problems = _problems(f"cameras:\n  - id: a\n    source: {video}\ndetector:\n  bach_size: 4\n")
+    assert problems == [
+        "detector.bach_size (line 5): unknown key (did you mean 'batch_size'?); allowed: "
+        "batch_size, device, labels, max_detections, max_wait_ms, model, nms_threshold, "
+        "score_threshold, weights"
+    ]
+
+
+def test_wrong_type_and_out_of_range_are_each_reported(video: str) -> None:
+    problems = _problems(
+        f"cameras:\n  - id: a\n    source: {video}\n"
+        "detector:\n  batch_size: many\n  score_threshold: 1.5\n"
+    )
+    assert len(problems) == 2
+    assert problems[0].startswith("detector.batch_size (line 5): Input should be a valid integer")
+    assert problems[1].startswith("detector.score_threshold (line 6): Input should be less than")
+
+
+def test_missing_source_file_names_the_camera_entry(video: str) -> None:
+    problems = _problems(f"cameras:\n  - id: a\n    source: {video}\n  - id: b\n    source: no.mp4\n")
+    assert len(problems) == 1
+    assert problems[0].startswith("cameras[1].source (line 5): file not found: no.mp4")
+
+
+def test_sink_errors_point_inside_the_tagged_union(video: str) -> None:
+    problems = _problems(
+        f"cameras:\n  - id: a\n    source: {video}\n"
+        "sinks:\n  - type: video\n    crf: 99\n  - type: kafka\n  - url: x\n"
+    )
+    assert problems[0].startswith("sinks[0].crf (line 6): Input should be less than or equal to 51")
+    assert problems[1] == "sinks[1] (line 7): unknown type; expected one of video, zmq, sql"
+    assert problems[2] == "sinks[2] (line 8): missing 'type' (video, zmq or sql)"
+
+
+def test_duplicate_camera_ids_and_empty_camera_list_are_refused(video: str) -> None:
+    problems = _problems(f"cameras:\n  - id: a\n    source: {video}\n  - id: a\n    source: {video}\n")
+    assert "camera id 'a' is used twice" in problems[0]
+    assert _problems("cameras: []\n")[0].startswith("cameras (line 1): List should have at least 1")
+
+
+def test_bad_camera_id_and_device_get_plain_messages(video: str) -> None:
+    problems = _problems(
+        f"cameras:\n  - id: 'my cam'\n    source: {video}\ndetector:\n  device: gpu\n"
+    )
+    assert problems[0].startswith("cameras[0].id (line 2): invalid camera id 'my cam'")
+    assert problems[1] == "detector.device (line 5): unknown device 'gpu': use auto, cpu, cuda or cuda:N"
+
+
+def test_env_variables_are_expanded_and_unset_ones_reported(
+    video: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PG_PASSWORD", "s3cret")
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    cfg = parse_config(
+        f"cameras:\n  - id: a\n    source: {video}\n"
+        "sinks:\n  - type: sql\n    url: postgresql+psycopg://u:${PG_PASSWORD}@h/${DB:-test}\n"
+    )
+    sink = cfg.sinks[0]
+    assert isinstance(sink, SqlSinkConfig)
+    assert sink.url == "postgresql+psycopg://u:s3cret@h/test"
+    problems = _problems(
+        f"cameras:\n  - id: a\n    source: {video}\n"
+        "sinks:\n  - type: zmq\n    endpoint: ${NOT_SET_ANYWHERE}\n"
+    )
+    assert problems == ["sinks[0].endpoint (line 6): environment variable NOT_SET_ANYWHERE is not set"]
+
+
+def test_invalid_yaml_reports_the_line() -> None:
+    problems = _problems("cameras:\n  - id: a\n   source: [\n")
+    assert len(problems) == 1
+    assert problems[0].startswith("line ")
+    assert "invalid YAML" in problems[0]
+
+
+def test_unreadable_config_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_validate_command_exit_codes(
+    video: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(f"cameras:\n  - id: a\n    source: {video}\n")
+    assert main(["validate", str(good)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"cameras:\n  - id: a\n    source: {video}\n    fps: 3\n")
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "cameras[0].fps (line 4): unknown key" in err
+
+
+def test_shipped_configs_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    configs = sorted((ROOT / "config").glob("*.yaml"))
+    assert configs, "config/ holds the example configs"
+    for path in configs:
+        load_config(path)

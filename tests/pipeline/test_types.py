@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.types import UNTRACKED, Detections, Frame
+
+
+def _dets(n: int = 3) -> Detections:
+    return Detections(
+        xyxy=np.arange(n * 4, dtype=np.float32).reshape(n, 4),
+        score=np.linspace(0.1, 0.9, n, dtype=np.float32),
+        label=np.arange(n, dtype=np.int64),
+    )
+
+
+def test_detections_without_track_ids_are_untracked() -> None:
+    d = _dets()
+    assert len(d) == 3
+    assert d.track_id.dtype == np.int64
+    assert (d.track_id == UNTRACKED).all()
+
+
+def test_boolean_mask_selects_rows_of_every_column() -> None:
+    d = _dets(4).with_track_ids(np.array([7, -1, 9, -1], np.int64))
+    kept = d[d.score > 0.4]
+    assert len(kept) == 2
+    np.testing.assert_array_equal(kept.label, [2, 3])
+    np.testing.assert_array_equal(kept.track_id, [9, -1])
+    np.testing.assert_array_equal(kept.xyxy, d.xyxy[2:])
+
+
+def test_mask_of_wrong_length_is_refused() -> None:
+    with pytest.raises(IndexError, match="boolean mask"):
+        _dets(3)[np.array([True, False])]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("xyxy", np.zeros((2, 4), np.float64), "dtype float32"),
+        ("xyxy", np.zeros((2, 3), np.float32), r"shape \[N, 4\]"),
+        ("score", np.zeros(3, np.float32), r"shape \[2\]"),
+        ("label", np.zeros(2, np.int32), "dtype int64"),
+        ("label", [0, 1], "numpy array"),
+        ("track_id", np.zeros(1, np.int64), r"shape \[2\]"),
+    ],
+)
+def test_bad_columns_are_refused_on_construction(field: str, value: object, error: str) -> None:
+    columns: dict[str, object] = {
+        "xyxy": np.zeros((2, 4), np.float32),
+        "score": np.zeros(2, np.float32),
+        "label": np.zeros(2, np.int64),
+        "track_id": None,
+    }
+    columns[field] = value
+    with pytest.raises((TypeError, ValueError), match=error):
+        Detections(**columns)  # type: ignore[arg-type]
+
+
+def test_detections_keep_their_own_read_only_copy() -> None:
+    xyxy = np.zeros((1, 4), np.float32)
+    d = Detections(xyxy=xyxy, score=np.ones(1, np.float32), label=np.zeros(1, np.int64))
+    xyxy[0, 0] = 5.0
+    assert d.xyxy[0, 0] == 0.0
+    with pytest.raises(ValueError):
+        d.score[0] = 0.5
+
+
+def test_empty_detections() -> None:
+    d = Detections.empty()
+    assert len(d) == 0
+    assert d.xyxy.shape == (0, 4)
+    assert len(d[d.score > 0.5]) == 0
+
+
+def test_frame_requires_rgb_uint8_image() -> None:
+    Frame("cam", 0, 0.0, 0.0, np.zeros((4, 6, 3), np.uint8))
+    with pytest.raises(TypeError, match="uint8"):
+        Frame("cam", 0, 0.0, 0.0, np.zeros((4, 6, 3), np.float32))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"\[H, W, 3\]"):
+        Frame("cam", 0, 0.0, 0.0, np.zeros((4, 6), np.uint8))

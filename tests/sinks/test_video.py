@@ -1,0 +1,216 @@
+"""VideoSink writes playable MP4s (one frame per input frame, input rate) and annotate draws."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamEnd, StreamInfo
+from sinks.base import SinkError
+from sinks.draw import annotate, box_color, caption
+from sinks.video import VideoSink
+
+LABELS = LabelMap(("background", "person", "car"))
+RUN_STARTED = datetime(2026, 11, 21, 10, 0, 0)
+
+
+def moving_square(index: int, width: int, height: int) -> np.ndarray:
+    """Black frame with a white 20x20 square whose left edge is at x = 5 * index."""
+    image = np.zeros((height, width, 3), np.uint8)
+    x = 5 * index
+    image[40:60, x : x + 20] = 255
+    return image
+
+
+def frame_result(camera: str, index: int, image: np.ndarray) -> FrameResult:
+    frame = Frame(camera, index, pts=index * 0.04, wall_time=1.8e9 + index * 0.04, image=image)
+    return FrameResult(frame=frame, detections=Detections.empty())
+
+
+def write_stream(
+    sink: VideoSink, camera: str, frames: int, width: int, height: int, rate: Fraction
+) -> None:
+    sink.start(StreamInfo(camera, width, height, rate, source="synthetic"))
+    for i in range(frames):
+        sink.write(frame_result(camera, i, moving_square(i, width, height)))
+
+
+def decode(path: Path) -> tuple[list[np.ndarray], Fraction | None]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        images = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        return images, stream.average_rate
+
+
+def square_left_edge(image: np.ndarray) -> int:
+    bright_columns = np.flatnonzero(image[45:55].mean(axis=(0, 2)) > 128)
+    return int(bright_columns[0])
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "rate", "expected_size"),
+    [
+        (160, 120, Fraction(25), (160, 120)),
+        (160, 120, Fraction(30000, 1001), (160, 120)),
+        (161, 121, Fraction(25), (160, 120)),
+    ],
+    ids=["25fps", "ntsc-29.97fps", "odd-size-cropped-to-even"],
+)
+def test_mp4_has_one_frame_per_written_frame_at_input_rate_and_size(
+    tmp_path: Path,
+    width: int,
+    height: int,
+    rate: Fraction,
+    expected_size: tuple[int, int],
+) -> None:
+    sink = VideoSink(tmp_path, LABELS, run_started=RUN_STARTED)
+    write_stream(sink, "cam1", 25, width, height, rate)
+    sink.end(StreamEnd("cam1", frames=25))
+    sink.close()
+
+    images, average_rate = decode(sink.paths["cam1"])
+    assert len(images) == 25
+    assert average_rate == rate
+    assert {(im.shape[1], im.shape[0]) for im in images} == {expected_size}
+    # Frames come out in the order written: the square moves 5 px per frame.
+    edges = [square_left_edge(im) for im in images]
+    assert all(abs(edge - 5 * i) <= 2 for i, edge in enumerate(edges)), edges
+
+
+def test_file_is_named_after_camera_and_run_start_in_a_created_directory(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "out" / "videos"
+    sink = VideoSink(directory, LABELS, run_started=RUN_STARTED)
+    write_stream(sink, "lobby", 3, 64, 48, Fraction(25))
+    sink.close()
+
+    assert sink.paths == {"lobby": directory / "lobby_20261121-100000.mp4"}
+    assert sink.paths["lobby"].is_file()
+
+
+def test_close_without_end_still_produces_playable_files(tmp_path: Path) -> None:
+    sink = VideoSink(tmp_path, LABELS, run_started=RUN_STARTED)
+    sink.start(StreamInfo("a", 96, 64, Fraction(25), source="synthetic"))
+    sink.start(StreamInfo("b", 96, 64, Fraction(10), source="synthetic"))
+    for i in range(12):
+        sink.write(frame_result("a", i, moving_square(i, 96, 64)))
+        if i < 7:
+            sink.write(frame_result("b", i, moving_square(i, 96, 64)))
+    sink.close()
+
+    frames_a, rate_a = decode(sink.paths["a"])
+    frames_b, rate_b = decode(sink.paths["b"])
+    assert (len(frames_a), rate_a) == (12, Fraction(25))
+    assert (len(frames_b), rate_b) == (7, Fraction(10))
+
+
+def test_camera_that_wrote_no_frames_leaves_no_file(tmp_path: Path) -> None:
+    sink = VideoSink(tmp_path, LABELS, run_started=RUN_STARTED)
+    sink.start(StreamInfo("dead", 64, 48, Fraction(25), source="synthetic"))
+    sink.end(StreamEnd("dead", frames=0, error="cannot open"))
+    sink.close()
+
+    assert sink.paths == {}
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_camera_started_twice_in_a_run_gets_a_second_file(tmp_path: Path) -> None:
+    sink = VideoSink(tmp_path, LABELS, run_started=RUN_STARTED)
+    write_stream(sink, "cam1", 4, 64, 48, Fraction(25))
+    sink.end(StreamEnd("cam1", frames=4))
+    first = sink.paths["cam1"]
+    write_stream(sink, "cam1", 6, 64, 48, Fraction(25))
+    sink.close()
+
+    assert sink.paths["cam1"] != first
+    assert len(decode(first)[0]) == 4
+    assert len(decode(sink.paths["cam1"])[0]) == 6
+
+
+def test_unwritable_output_directory_raises_sink_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    sink = VideoSink(blocker / "videos", LABELS, run_started=RUN_STARTED)
+
+    with pytest.raises(SinkError, match="not-a-dir"):
+        sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
+    sink.close()
+
+
+def test_file_error_while_writing_raises_sink_error_naming_camera_and_file(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "videos"
+    sink = VideoSink(directory, LABELS, run_started=RUN_STARTED)
+    sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
+    shutil.rmtree(directory)  # PyAV creates the file on the first frame, which now fails
+
+    with pytest.raises(SinkError) as excinfo:
+        for i in range(50):
+            sink.write(frame_result("cam1", i, moving_square(i, 64, 48)))
+    message = str(excinfo.value)
+    assert "'cam1'" in message and "cam1_20261121-100000.mp4" in message
+    assert "\n" not in message
+    sink.close()  # safe after the failure
+
+
+def test_unknown_codec_raises_sink_error_naming_camera_and_codec(tmp_path: Path) -> None:
+    sink = VideoSink(tmp_path, LABELS, run_started=RUN_STARTED, codec="no-such-codec")
+
+    with pytest.raises(SinkError, match=r"'cam1'.*'no-such-codec'"):
+        sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
+    sink.close()
+
+
+def detections(boxes: list[list[float]], labels: list[int], tracks: list[int]) -> Detections:
+    return Detections(
+        xyxy=np.array(boxes, np.float32),
+        score=np.full(len(boxes), 0.9, np.float32),
+        label=np.array(labels, np.int64),
+        track_id=np.array(tracks, np.int64),
+    )
+
+
+def test_annotate_returns_new_image_with_box_outline_and_leaves_input_unchanged() -> None:
+    image = np.full((120, 160, 3), 40, np.uint8)
+    original = image.copy()
+    dets = detections([[40, 50, 120, 100]], [1], [3])
+
+    out = annotate(image, dets, LABELS)
+
+    np.testing.assert_array_equal(image, original)
+    assert out is not image and out.shape == image.shape and out.dtype == np.uint8
+    assert np.any(out[75, 38:43] != original[75, 38:43])  # left edge of the box
+    assert np.any(out[75, 118:123] != original[75, 118:123])  # right edge
+    assert np.any(out[98:103, 80] != original[98:103, 80])  # bottom edge
+    np.testing.assert_array_equal(out[75, 60:100], original[75, 60:100])  # box inside
+    np.testing.assert_array_equal(out[110:, :30], original[110:, :30])  # far corner
+
+
+def test_annotate_colours_boxes_by_track_id_whatever_their_label() -> None:
+    image = np.zeros((120, 160, 3), np.uint8)
+    out = annotate(
+        image,
+        detections([[10, 40, 50, 80], [60, 40, 100, 80], [110, 40, 150, 80]], [1, 2, 1], [7, 7, 8]),
+        LABELS,
+    )
+    left_edges = [tuple(out[60, x]) for x in (10, 60, 110)]
+    assert left_edges[0] == left_edges[1] == box_color(7, 1)
+    assert left_edges[2] == box_color(8, 1) != box_color(7, 1)
+
+
+def test_untracked_boxes_are_coloured_by_label() -> None:
+    assert box_color(-1, 1) == box_color(-1, 1)
+    assert box_color(-1, 1) != box_color(-1, 2)
+
+
+def test_caption_shows_track_id_only_for_tracked_boxes() -> None:
+    assert caption("person", 0.8712, 3) == "person 0.87 #3"
+    assert caption("car", 0.5, -1) == "car 0.50"

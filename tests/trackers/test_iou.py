@@ -1,0 +1,271 @@
+"""Behaviour of the online IoU tracker on hand-built scenes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+import torch
+from torchvision.ops import box_iou
+
+from pipeline.types import UNTRACKED, Detections, Frame
+from trackers import IoUTracker
+
+CAM = "cam0"
+Row = tuple[tuple[float, float, float, float], float, int]  # (box, score, label)
+
+
+def make_frame(index: int, camera_id: str = CAM) -> Frame:
+    return Frame(
+        camera_id=camera_id,
+        index=index,
+        pts=index / 25,
+        wall_time=1000.0 + index / 25,
+        image=np.zeros((4, 4, 3), np.uint8),
+    )
+
+
+def make_dets(rows: Sequence[Row]) -> Detections:
+    if not rows:
+        return Detections.empty()
+    return Detections(
+        xyxy=np.array([r[0] for r in rows], np.float32),
+        score=np.array([r[1] for r in rows], np.float32),
+        label=np.array([r[2] for r in rows], np.int64),
+    )
+
+
+def walker(
+    t: int, x0: float = 10.0, y0: float = 10.0, dx: float = 2.0
+) -> tuple[float, float, float, float]:
+    """A 20x40 box moving `dx` pixels right per frame."""
+    x = x0 + dx * t
+    return (x, y0, x + 20.0, y0 + 40.0)
+
+
+def run(tracker: IoUTracker, scene: Sequence[Sequence[Row]], start: int = 0) -> list[list[int]]:
+    """Feed frames `start, start+1, ...`; return each frame's track ids."""
+    return [
+        tracker.update(make_dets(rows), make_frame(start + i)).track_id.tolist()
+        for i, rows in enumerate(scene)
+    ]
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    return float(box_iou(torch.tensor([a]), torch.tensor([b]))[0, 0])
+
+
+def test_slow_mover_gets_one_id_after_t_min_frames_and_keeps_it() -> None:
+    tracker = IoUTracker(CAM, t_min=3)
+    ids = run(tracker, [[(walker(t), 0.9, 0)] for t in range(8)])
+    assert ids == [[-1], [-1]] + [[1]] * 6
+    events = tracker.pop_events()
+    assert [e.kind for e in events] == ["started"]
+    started = events[0].track
+    assert (started.track_id, started.camera_id, started.label) == (1, CAM, 0)
+    assert (started.first_frame, started.last_frame, started.frames) == (0, 2, 3)
+    assert tracker.pop_events() == []
+
+
+def test_track_never_reaching_sigma_h_gets_no_id_and_consumes_none() -> None:
+    tracker = IoUTracker(CAM, sigma_h=0.5, t_min=2)
+    weak = [[(walker(t), 0.4, 0)] for t in range(5)]
+    assert run(tracker, weak) == [[-1]] * 5
+    # The weak track ends (no detection); the next, strong one still gets id 1.
+    strong = [[], *[[(walker(t, y0=200.0), 0.8, 0)] for t in range(3)]]
+    assert run(tracker, strong, start=5)[-1] == [1]
+    assert [(e.kind, e.track.track_id) for e in tracker.pop_events()] == [("started", 1)]
+
+
+def test_one_high_score_anywhere_in_the_track_confirms_it() -> None:
+    tracker = IoUTracker(CAM, sigma_h=0.5, t_min=3)
+    scores = [0.3, 0.9, 0.3, 0.3]
+    ids = run(tracker, [[(walker(t), s, 0)] for t, s in enumerate(scores)])
+    assert ids == [[-1], [-1], [1], [1]]
+    (event,) = tracker.pop_events()
+    assert event.track.best_score == pytest.approx(0.9)
+    assert event.track.best_box == walker(1)
+
+
+def test_two_classes_at_the_same_place_never_share_a_track() -> None:
+    tracker = IoUTracker(CAM, t_min=2)
+    scene = [[(walker(t), 0.9, 0), (walker(t), 0.8, 1)] for t in range(4)]
+    ids = run(tracker, scene)
+    assert ids[0] == [-1, -1]
+    assert ids[1][0] != ids[1][1] and min(ids[1]) >= 1
+    assert all(frame_ids == ids[1] for frame_ids in ids[1:])
+    labels = {e.track.track_id: e.track.label for e in tracker.pop_events()}
+    assert labels == {ids[1][0]: 0, ids[1][1]: 1}
+
+
+def test_class_change_breaks_the_track() -> None:
+    tracker = IoUTracker(CAM, t_min=1)
+    ids = run(tracker, [[(walker(0), 0.9, 0)], [(walker(1), 0.9, 1)]])
+    assert ids == [[1], [2]]
+    assert [(e.kind, e.track.track_id) for e in tracker.pop_events()] == [
+        ("started", 1),
+        ("ended", 1),
+        ("started", 2),
+    ]
+
+
+def test_one_frame_miss_ends_the_track_and_reappearance_gets_a_new_id() -> None:
+    """The paper's behaviour, without gap bridging: a single missed frame splits a track."""
+    tracker = IoUTracker(CAM, t_min=2)
+    first = [[(walker(0), 0.6, 0)], [(walker(1), 0.95, 0)], [(walker(2), 0.7, 0)]]
+    second = [[(walker(4), 0.8, 0)], [(walker(5), 0.9, 0)]]
+    ids = run(tracker, [*first, [], *second])
+    assert ids == [[-1], [1], [1], [], [-1], [2]]
+
+    events = tracker.pop_events()
+    assert [(e.kind, e.track.track_id) for e in events] == [
+        ("started", 1),
+        ("ended", 1),
+        ("started", 2),
+    ]
+    ended = events[1].track
+    assert (ended.first_frame, ended.last_frame, ended.frames) == (0, 2, 3)
+    assert ended.first_time == make_frame(0).wall_time
+    assert ended.last_time == make_frame(2).wall_time
+    assert ended.best_score == pytest.approx(0.95)
+    assert ended.best_box == walker(1)
+    assert ended.last_box == walker(2)
+    restarted = events[2].track
+    assert (restarted.first_frame, restarted.last_frame, restarted.frames) == (4, 5, 2)
+
+
+def test_crossing_people_keep_their_ids() -> None:
+    # A walks right, B walks left, 10 px lower; their boxes overlap for several frames.
+    a = [walker(t, x0=0.0, y0=0.0, dx=2.0) for t in range(30)]
+    b = [walker(t, x0=58.0, y0=10.0, dx=-2.0) for t in range(30)]
+    # The scene must really test the assignment: at some frame each person's box overlaps
+    # the other's previous box enough to match it, but less than its own previous box.
+    cross = [
+        t
+        for t in range(1, 30)
+        if 0.3 <= iou(a[t - 1], b[t]) < iou(b[t - 1], b[t])
+        and 0.3 <= iou(b[t - 1], a[t]) < iou(a[t - 1], a[t])
+    ]
+    assert cross, "scene has no crossing"
+
+    tracker = IoUTracker(CAM, t_min=3)
+    # B is listed first so that input order cannot hide a swap.
+    ids = run(tracker, [[(b[t], 0.9, 0), (a[t], 0.9, 0)] for t in range(30)])
+    b_id, a_id = ids[2]
+    assert a_id != b_id and min(a_id, b_id) >= 1
+    assert ids[2:] == [[b_id, a_id]] * 28
+    assert [e.kind for e in tracker.pop_events()] == ["started", "started"]
+
+
+def test_global_greedy_gives_the_best_overlap_to_each_track() -> None:
+    # Track 1 (older) overlaps both new boxes; track 2 overlaps only the first one, well.
+    # Matching in track order would let track 1 take the first box and break track 2.
+    t1, t2 = (0.0, 0.0, 20.0, 40.0), (6.0, 0.0, 26.0, 40.0)
+    d0, d1 = (5.0, 0.0, 25.0, 40.0), (-8.0, 0.0, 12.0, 40.0)
+    assert iou(t1, d0) > iou(t1, d1) >= 0.3
+    assert iou(t2, d0) > iou(t1, d0) and iou(t2, d1) < 0.3
+    tracker = IoUTracker(CAM, t_min=1)
+    assert run(tracker, [[(t1, 0.9, 0), (t2, 0.9, 0)], [(d0, 0.9, 0), (d1, 0.9, 0)]]) == [
+        [1, 2],
+        [2, 1],
+    ]
+
+
+def test_detections_below_sigma_l_stay_untracked_and_do_not_extend_tracks() -> None:
+    tracker = IoUTracker(CAM, sigma_l=0.3, sigma_h=0.5, t_min=2)
+    scene = [
+        [(walker(0), 0.9, 0), (walker(0, y0=300.0), 0.2, 0)],
+        [(walker(1), 0.9, 0), (walker(1, y0=300.0), 0.2, 0)],
+        [(walker(2), 0.1, 0)],  # too weak: the track sees a miss and ends
+    ]
+    ids = run(tracker, scene)
+    assert ids == [[-1, -1], [1, -1], [-1]]
+    events = tracker.pop_events()
+    assert [(e.kind, e.track.track_id) for e in events] == [("started", 1), ("ended", 1)]
+    assert (events[1].track.last_frame, events[1].track.frames) == (1, 2)
+
+
+def test_empty_detections_are_fine() -> None:
+    tracker = IoUTracker(CAM)
+    out = tracker.update(Detections.empty(), make_frame(0))
+    assert len(out) == 0 and out.track_id.dtype == np.int64
+    assert tracker.pop_events() == []
+    assert tracker.finish() == []
+
+
+def test_finish_ends_confirmed_tracks_and_forgets_tentative_ones() -> None:
+    tracker = IoUTracker(CAM, t_min=3)
+    scene = [[(walker(t), 0.9, 0)] for t in range(4)]
+    scene[2].append((walker(0, y0=300.0), 0.9, 0))  # tentative: only 2 frames
+    scene[3].append((walker(1, y0=300.0), 0.9, 0))
+    run(tracker, scene)
+    events = tracker.finish()  # "started" was never popped: it comes first
+    assert [(e.kind, e.track.track_id) for e in events] == [("started", 1), ("ended", 1)]
+    assert (events[1].track.last_frame, events[1].track.frames) == (3, 4)
+    assert tracker.pop_events() == []
+
+    # Usable again for a new stream (indices start over); ids continue.
+    ids = run(tracker, [[(walker(t), 0.9, 0)] for t in range(3)])
+    assert ids[-1] == [2]
+    assert [e.kind for e in tracker.finish()] == ["started", "ended"]
+
+
+def test_ids_never_repeat_after_reset() -> None:
+    tracker = IoUTracker(CAM, t_min=1)
+    assert run(tracker, [[(walker(0), 0.9, 0), (walker(0, y0=300.0), 0.9, 0)]]) == [[1, 2]]
+    tracker.reset()
+    assert tracker.pop_events() == []
+    assert run(tracker, [[(walker(0), 0.9, 0)]]) == [[3]]
+    assert [(e.kind, e.track.track_id) for e in tracker.finish()] == [
+        ("started", 3),
+        ("ended", 3),
+    ]
+
+
+def test_input_detections_are_not_mutated() -> None:
+    tracker = IoUTracker(CAM, t_min=1)
+    dets = make_dets([(walker(0), 0.9, 0), (walker(0, y0=300.0), 0.1, 2)])
+    dets = dets.with_track_ids(np.array([7, 8], np.int64))
+    before = [c.copy() for c in (dets.xyxy, dets.score, dets.label, dets.track_id)]
+    out = tracker.update(dets, make_frame(0))
+    assert out is not dets
+    for col, old in zip((dets.xyxy, dets.score, dets.label, dets.track_id), before, strict=True):
+        np.testing.assert_array_equal(col, old)
+    np.testing.assert_array_equal(out.xyxy, dets.xyxy)
+    np.testing.assert_array_equal(out.score, dets.score)
+    np.testing.assert_array_equal(out.label, dets.label)
+    assert out.track_id.tolist() == [1, UNTRACKED]  # 0.1 < sigma_h: never confirmed
+
+
+def test_frames_from_another_camera_or_out_of_order_are_refused() -> None:
+    tracker = IoUTracker(CAM)
+    with pytest.raises(ValueError, match="one tracker per camera"):
+        tracker.update(Detections.empty(), make_frame(0, camera_id="other"))
+    tracker.update(Detections.empty(), make_frame(5))
+    with pytest.raises(ValueError, match="increasing index order"):
+        tracker.update(Detections.empty(), make_frame(5))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"sigma_l": -0.1}, "sigma_l"),
+        ({"sigma_l": 1.5, "sigma_h": 1.0}, "sigma_l"),
+        ({"sigma_l": 0.6, "sigma_h": 0.5}, "sigma_h"),
+        ({"sigma_h": 1.2}, "sigma_h"),
+        ({"sigma_iou": 0.0}, "sigma_iou"),
+        ({"sigma_iou": 1.01}, "sigma_iou"),
+        ({"t_min": 0}, "t_min"),
+        ({"t_min": 2.5}, "t_min"),
+        ({"sigma_iou": float("nan")}, "sigma_iou"),
+    ],
+)
+def test_invalid_parameters_raise(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        IoUTracker(CAM, **kwargs)  # type: ignore[arg-type]
+
+
+def test_empty_camera_id_raises() -> None:
+    with pytest.raises(ValueError, match="camera_id"):
+        IoUTracker("")
