@@ -310,22 +310,23 @@ def _yaml_loc(loc: Sequence[str | int], data: Any) -> tuple[str | int, ...]:
         if isinstance(node, dict) and part not in node and node.get("type") == part:
             continue
         out.append(part)
-        node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
+        node = _child(node, part)
     return tuple(out)
 
 
-def _has(node: dict[Any, Any] | list[Any], part: str | int) -> bool:
+def _child(node: Any, part: str | int) -> Any:
+    """node[part] of a parsed YAML mapping or list; None when there is no such entry."""
     if isinstance(node, dict):
-        return part in node
-    return isinstance(part, int) and 0 <= part < len(node)
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
 
 
 def _lookup(data: Any, loc: Sequence[str | int]) -> Any:
     node = data
     for part in loc:
-        if not isinstance(node, (dict, list)) or not _has(node, part):
-            return None
-        node = node[part]
+        node = _child(node, part)
     return node
 
 

@@ -60,7 +60,9 @@ class Progress:
             )
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         for r in rows:
-            out.write("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[5] + "\n")
+            out.write(
+                "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[5] + "\n"
+            )
         out.write(
             f"{summary.frames} frames in {summary.elapsed_s:.1f} s "
             f"({summary.frames / elapsed:.1f} frames/s)"

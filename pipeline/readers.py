@@ -172,7 +172,7 @@ class FileReader(threading.Thread):
                     index=index,
                     pts=float(pts),
                     wall_time=time.time(),
-                    image=vframe.to_ndarray(format="rgb24"),
+                    image=vframe.to_ndarray(format="rgb24"),  # type: ignore[arg-type]
                 )
                 if not self.queue.put(frame, self._stop_event):
                     return

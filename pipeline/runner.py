@@ -125,6 +125,10 @@ class Pipeline:
         try:
             self._loop(batcher, detector, trackers, workers, stats, readers, on_progress)
             interrupted = self.stop.is_set()
+            failed = any(c.error for c in stats.values())
+            _record_outcome(
+                workers, "interrupted" if interrupted else "failed" if failed else "finished"
+            )
         finally:
             self.stop.set()
             for reader in readers:
@@ -213,6 +217,15 @@ class Pipeline:
                 sink.close()
             raise
         return built
+
+
+def _record_outcome(workers: list[SinkWorker], status: str) -> None:
+    """Tell the SQL sinks how the run ended, for their `runs` row."""
+    from sinks.sql import SqlSink
+
+    for worker in workers:
+        if isinstance(worker.sink, SqlSink):
+            worker.sink.mark_status(status)  # type: ignore[arg-type]
 
 
 def _describe_output(sink: Sink) -> str:

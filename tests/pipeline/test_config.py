@@ -51,7 +51,9 @@ def test_wrong_type_and_out_of_range_are_each_reported(video: str) -> None:
 
 
 def test_missing_source_file_names_the_camera_entry(video: str) -> None:
-    problems = _problems(f"cameras:\n  - id: a\n    source: {video}\n  - id: b\n    source: no.mp4\n")
+    problems = _problems(
+        f"cameras:\n  - id: a\n    source: {video}\n  - id: b\n    source: no.mp4\n"
+    )
     assert len(problems) == 1
     assert problems[0].startswith("cameras[1].source (line 5): file not found: no.mp4")
 
@@ -67,7 +69,9 @@ def test_sink_errors_point_inside_the_tagged_union(video: str) -> None:
 
 
 def test_duplicate_camera_ids_and_empty_camera_list_are_refused(video: str) -> None:
-    problems = _problems(f"cameras:\n  - id: a\n    source: {video}\n  - id: a\n    source: {video}\n")
+    problems = _problems(
+        f"cameras:\n  - id: a\n    source: {video}\n  - id: a\n    source: {video}\n"
+    )
     assert "camera id 'a' is used twice" in problems[0]
     assert _problems("cameras: []\n")[0].startswith("cameras (line 1): List should have at least 1")
 
@@ -77,7 +81,10 @@ def test_bad_camera_id_and_device_get_plain_messages(video: str) -> None:
         f"cameras:\n  - id: 'my cam'\n    source: {video}\ndetector:\n  device: gpu\n"
     )
     assert problems[0].startswith("cameras[0].id (line 2): invalid camera id 'my cam'")
-    assert problems[1] == "detector.device (line 5): unknown device 'gpu': use auto, cpu, cuda or cuda:N"
+    assert (
+        problems[1]
+        == "detector.device (line 5): unknown device 'gpu': use auto, cpu, cuda or cuda:N"
+    )
 
 
 def test_env_variables_are_expanded_and_unset_ones_reported(
@@ -96,7 +103,9 @@ def test_env_variables_are_expanded_and_unset_ones_reported(
         f"cameras:\n  - id: a\n    source: {video}\n"
         "sinks:\n  - type: zmq\n    endpoint: ${NOT_SET_ANYWHERE}\n"
     )
-    assert problems == ["sinks[0].endpoint (line 6): environment variable NOT_SET_ANYWHERE is not set"]
+    assert problems == [
+        "sinks[0].endpoint (line 6): environment variable NOT_SET_ANYWHERE is not set"
+    ]
 
 
 def test_invalid_yaml_reports_the_line() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -532,3 +533,22 @@ def test_query_of_unreachable_database_raises_query_error_with_password_masked()
     assert "s3cret" not in str(err.value)
     assert "u:***@127.0.0.1:1/x" in str(err.value)
     assert isinstance(err.value, SinkError)
+
+
+def test_sink_created_in_one_thread_writes_and_closes_from_another(sql_db_url: str) -> None:
+    # The orchestrator builds sinks in the main thread and drives each from its own worker.
+    sink = SqlSink(sql_db_url, LABELS, batch_size=1)
+    failures: list[BaseException] = []
+
+    def drive() -> None:
+        try:
+            sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1)]))
+            sink.close()
+        except BaseException as exc:  # handed to the main thread, which fails the test
+            failures.append(exc)
+
+    worker = threading.Thread(target=drive)
+    worker.start()
+    worker.join()
+    assert failures == []
+    assert count(sql_db_url, Detection) == 1
