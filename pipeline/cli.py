@@ -154,6 +154,9 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
             seen += 1
             if args.count is not None and seen >= args.count:
                 break
+    except ValueError as exc:  # unknown event type, malformed endpoint
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:  # how a user ends an open-ended subscription
         return EXIT_INTERRUPTED
     return EXIT_OK

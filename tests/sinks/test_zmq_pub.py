@@ -27,7 +27,7 @@ from sinks.base import SinkError
 from sinks.zmq_pub import SCHEMA_VERSION, EventSubscriber, ZmqSink, subscribe
 
 LABELS = LabelMap(("background", "person", "car"))
-T0 = 1_795_000_000.0  # 2026-11-18T...Z
+T0 = 1_795_000_000.0
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 RECEIVE_TIMEOUT_MS = 5000
 
@@ -63,7 +63,7 @@ def sub_socket(endpoint: str) -> Iterator[zmq.Socket[bytes]]:
 
 
 def receive(sock: zmq.Socket[bytes], count: int) -> list[tuple[str, dict]]:
-    messages = []
+    messages: list[tuple[str, dict]] = []
     for _ in range(count):
         assert sock.poll(RECEIVE_TIMEOUT_MS), f"only {len(messages)} of {count} messages arrived"
         topic, body = sock.recv_multipart()
@@ -71,23 +71,29 @@ def receive(sock: zmq.Socket[bytes], count: int) -> list[tuple[str, dict]]:
     return messages
 
 
-def result(
-    camera: str,
-    index: int,
-    boxes: list[list[float]] = (),  # type: ignore[assignment]
-    tracks: list[int] = (),  # type: ignore[assignment]
-    events: tuple[TrackEvent, ...] = (),
-) -> FrameResult:
-    image = np.zeros((48, 64, 3), np.uint8)
-    frame = Frame(camera, index, pts=index / 25, wall_time=T0 + index / 25, image=image)
-    n = len(boxes)
-    dets = Detections(
-        xyxy=np.array(boxes, np.float32).reshape(n, 4),
+IMAGE = np.zeros((48, 64, 3), np.uint8)
+
+
+def boxes(xyxy: list[list[float]], tracks: list[int]) -> Detections:
+    n = len(xyxy)
+    return Detections(
+        xyxy=np.array(xyxy, np.float32).reshape(n, 4),
         score=np.linspace(0.9, 0.5, n).astype(np.float32),
         label=np.ones(n, np.int64),
         track_id=np.array(tracks, np.int64).reshape(n),
     )
-    return FrameResult(frame=frame, detections=dets, track_events=events)
+
+
+def result(
+    camera: str,
+    index: int,
+    detections: Detections | None = None,
+    events: tuple[TrackEvent, ...] = (),
+) -> FrameResult:
+    frame = Frame(camera, index, pts=index / 25, wall_time=T0 + index / 25, image=IMAGE)
+    return FrameResult(
+        frame=frame, detections=detections or Detections.empty(), track_events=events
+    )
 
 
 def track(camera: str, track_id: int, first: int, last: int) -> TrackSummary:
@@ -103,11 +109,12 @@ def test_events_have_every_field_and_gap_free_seq_across_types(
 ) -> None:
     sink = ZmqSink(endpoint, LABELS, wait_for_subscribers=1)
     sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
-    sink.write(result("cam1", 0, [[1.04, 2.06, 30.0, 40.0]], [-1]))
+    sink.write(result("cam1", 0, boxes([[1.04, 2.06, 30.0, 40.0]], [-1])))
     started = TrackEvent("started", track("cam1", 5, 0, 1))
-    sink.write(result("cam1", 1, [[2.0, 3.0, 31.0, 41.0], [5, 5, 9, 9]], [5, -1], (started,)))
+    two = boxes([[2.0, 3.0, 31.0, 41.0], [5, 5, 9, 9]], [5, -1])
+    sink.write(result("cam1", 1, two, (started,)))
     expired = TrackEvent("ended", track("cam1", 4, 0, 0))
-    sink.write(result("cam1", 2, [], [], (expired,)))
+    sink.write(result("cam1", 2, events=(expired,)))
     closed = TrackEvent("ended", track("cam1", 5, 0, 2))
     sink.end(StreamEnd("cam1", frames=3, track_events=(closed,)))
     sink.close()  # queued events still go out
@@ -154,7 +161,7 @@ def test_events_have_every_field_and_gap_free_seq_across_types(
 def test_time_is_utc_iso_with_milliseconds(endpoint: str, sub_socket: zmq.Socket[bytes]) -> None:
     sink = ZmqSink(endpoint, LABELS, wait_for_subscribers=1)
     image = np.zeros((8, 8, 3), np.uint8)
-    frame = Frame("cam1", 0, pts=0.0, wall_time=1795262400.123, image=image)
+    frame = Frame("cam1", 0, pts=0.0, wall_time=1795255200.123, image=image)
     sink.write(FrameResult(frame=frame, detections=Detections.empty()))
     sink.close()
 
@@ -181,10 +188,24 @@ def test_interleaved_cameras_keep_separate_seq(
     assert (ended_b["frame"], ended_b["error"]) == (1, "camera unplugged")
 
 
+def test_stream_that_ended_before_its_first_frame_sends_stream_ended_without_frame(
+    endpoint: str, sub_socket: zmq.Socket[bytes]
+) -> None:
+    sink = ZmqSink(endpoint, LABELS, wait_for_subscribers=1)
+    sink.end(StreamEnd("cam1", frames=0, error="cannot open rtsp://cam1"))
+    sink.close()
+
+    [(topic, body)] = receive(sub_socket, 1)
+    assert topic == "stream.ended.cam1"
+    assert (body["seq"], body["frame"], body["frames"]) == (0, None, 0)
+    assert body["error"] == "cannot open rtsp://cam1" and ISO_MS.match(body["time"])
+
+
 def test_sink_without_subscribers_never_blocks(endpoint: str) -> None:
     sink = ZmqSink(endpoint, LABELS, send_hwm=10)
+    empty = Detections.empty()
     for i in range(20_000):
-        sink.write(result("cam1", i))
+        sink.write(result("cam1", i, empty))
     sink.close()
 
     # Nobody subscribed, so nothing was queued and nothing had to be dropped.
@@ -201,17 +222,17 @@ def test_stalled_subscriber_makes_sink_drop_and_count_instead_of_blocking(
     stalled.setsockopt(zmq.SUBSCRIBE, b"")
     stalled.connect(endpoint)
     sink = ZmqSink(endpoint, LABELS, send_hwm=10, wait_for_subscribers=1)
-    boxes = [[float(k), 2.0, 30.0, 40.0] for k in range(20)]  # ~2 kB per event
+    five = boxes([[float(k), 2.0, 30.0, 40.0] for k in range(5)], [-1] * 5)  # ~0.7 kB/event
     try:
         for i in range(20_000):
-            sink.write(result("cam1", i, boxes, [-1] * 20))
+            sink.write(result("cam1", i, five))
 
         assert sink.dropped > 0
         assert sink.sent + sink.dropped == 20_000
         # Every message the sink counted as sent arrives; the dropped ones show as seq gaps.
         seqs = [body["seq"] for _, body in receive(stalled, sink.sent)]
         assert seqs == sorted(seqs)
-        assert seqs[-1] + 1 - len(seqs) == sink.dropped - (19_999 - seqs[-1])
+        assert len(set(range(20_000)) - set(seqs)) == sink.dropped
     finally:
         sink.close()
         stalled.close(linger=0)
@@ -221,7 +242,7 @@ def test_stalled_subscriber_makes_sink_drop_and_count_instead_of_blocking(
 def test_port_in_use_raises_sink_error_naming_endpoint(endpoint: str) -> None:
     first = ZmqSink(endpoint, LABELS)
     try:
-        with pytest.raises(SinkError, match=re.escape(endpoint)):
+        with pytest.raises(SinkError, match=re.escape(endpoint) + ".*another endpoint"):
             ZmqSink(endpoint, LABELS)
     finally:
         first.close()
@@ -242,11 +263,13 @@ def test_wildcard_port_reports_bound_endpoint() -> None:
 
 def test_subscribe_filters_exactly_by_camera_and_type(endpoint: str) -> None:
     received: list[dict] = []
+    last_track = 99  # sent after everything else; the consumer stops there
 
     def consume() -> None:
-        received.extend(
-            subscribe(endpoint, cameras=["lob"], types=["track.started"], timeout_s=1.0)
-        )
+        for body in subscribe(endpoint, cameras=["lob"], types=["track.started"], timeout_s=30):
+            received.append(body)
+            if body["track_id"] == last_track:
+                break
 
     consumer = threading.Thread(target=consume)
     consumer.start()
@@ -254,14 +277,19 @@ def test_subscribe_filters_exactly_by_camera_and_type(endpoint: str) -> None:
     for camera in ("lobby", "lob", "lo"):
         for i in range(3):
             events = (TrackEvent("started", track(camera, i, i, i)),)
-            sink.write(result(camera, i, [[1, 1, 5, 5]], [i], events))
-        sink.end(StreamEnd(camera, frames=3, track_events=(TrackEvent("ended", track(camera, 0, 0, 2)),)))
-    consumer.join(timeout=30)
+            sink.write(result(camera, i, boxes([[1, 1, 5, 5]], [i]), events))
+        ended = (TrackEvent("ended", track(camera, 0, 0, 2)),)
+        sink.end(StreamEnd(camera, frames=3, track_events=ended))
+    sink.write(result("lob", 3, events=(TrackEvent("started", track("lob", last_track, 3, 3)),)))
+    consumer.join(timeout=60)
     sink.close()
 
     assert not consumer.is_alive()
     assert [(b["camera"], b["type"], b["track_id"]) for b in received] == [
-        ("lob", "track.started", 0), ("lob", "track.started", 1), ("lob", "track.started", 2),
+        ("lob", "track.started", 0),
+        ("lob", "track.started", 1),
+        ("lob", "track.started", 2),
+        ("lob", "track.started", last_track),
     ]
 
 
@@ -285,6 +313,13 @@ def test_subscriber_skips_malformed_messages(endpoint: str) -> None:
         context.term()
 
 
-def test_subscribe_rejects_unknown_event_type() -> None:
+def test_subscribe_rejects_unknown_event_type_before_connecting() -> None:
+    with pytest.raises(ValueError, match=r"'detection'.*track\.started"):
+        subscribe("tcp://127.0.0.1:1", types=["detection"])
     with pytest.raises(ValueError, match="'detection'"):
         EventSubscriber("tcp://127.0.0.1:1", types=["detection"])
+
+
+def test_subscribe_to_malformed_endpoint_raises_value_error() -> None:
+    with pytest.raises(ValueError, match="'nonsense'"):
+        next(subscribe("nonsense", timeout_s=0.1))
