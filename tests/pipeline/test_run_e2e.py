@@ -32,7 +32,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _write_config(tmp_path: Path, cameras: dict[str, Path], port: int) -> Path:
+def _write_config(
+    tmp_path: Path, cameras: dict[str, Path], port: int, subscribers: int = 1
+) -> Path:
     cams = "".join(f"  - id: {cid}\n    source: {path}\n" for cid, path in cameras.items())
     config = tmp_path / "cams.yaml"
     config.write_text(
@@ -42,7 +44,7 @@ def _write_config(tmp_path: Path, cameras: dict[str, Path], port: int) -> Path:
         # a random model scores ~0.01: let such tracks be confirmed so track events flow
         "tracker:\n  sigma_h: 0.0\n  t_min: 2\n"
         f"sinks:\n  - type: video\n    dir: {tmp_path / 'video'}\n"
-        f"  - type: zmq\n    endpoint: tcp://127.0.0.1:{port}\n    wait_for_subscribers: 1\n"
+        f"  - type: zmq\n    endpoint: tcp://127.0.0.1:{port}\n    wait_for_subscribers: {subscribers}\n"
         f"  - type: sql\n    url: sqlite:///{tmp_path / 'det.db'}\n"
     )
     return config
@@ -121,10 +123,39 @@ def test_two_cameras_end_to_end(
     port = _free_port()
     collector = Collector(port, cameras=2)
     collector.start()
-    proc = _run_cli(_write_config(tmp_path, videos, port))
+    subscriber = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "subscribe",
+            "--endpoint",
+            f"tcp://127.0.0.1:{port}",
+            "--camera",
+            "south",
+            "--type",
+            "detections",
+            "--count",
+            "5",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # two subscriptions: the collector's and the `subscribe` command's
+    proc = _run_cli(_write_config(tmp_path, videos, port, subscribers=2))
     out, err = proc.communicate(timeout=180)
     collector.join(30)
+    sub_out, sub_err = subscriber.communicate(timeout=30)
     assert proc.returncode == 0, err
+
+    # `subscribe` printed one JSON event per line, only those asked for
+    printed = [json.loads(line) for line in sub_out.splitlines()]
+    assert subscriber.returncode == 0, sub_err
+    assert [(e["camera"], e["type"], e["frame"]) for e in printed] == [
+        ("south", "detections", i) for i in range(5)
+    ]
 
     # the closing summary names each camera with its frame count
     for camera, count in frames.items():
