@@ -1,0 +1,159 @@
+"""Batched SSD post-processing: decode, score, threshold, top-k and one NMS for the batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from detector.box_coder import BoxCoder
+from detector.ssd import ScoreFn
+from pipeline.types import Detections
+
+
+@dataclass(frozen=True)
+class BatchDetections:
+    """Detections of a whole batch in flat device tensors.
+
+    Rows are sorted by image, then by decreasing score. Boxes are xyxy in whatever units the
+    producer used (normalised [0, 1] out of `postprocess`, pixels after `scaled`).
+
+    Attributes:
+        boxes: float32 [N, 4]; scores: float32 [N]; labels: int64 [N] (class_logits column);
+        image_index: int64 [N], position of the image in the batch; batch_size: B.
+    """
+
+    boxes: Tensor
+    scores: Tensor
+    labels: Tensor
+    image_index: Tensor
+    batch_size: int
+
+    def scaled(self, sizes: Tensor) -> BatchDetections:
+        """Normalised boxes -> pixels of each image, clipped to it; sizes: [B, 2] (H, W)."""
+        wh = sizes.to(device=self.boxes.device, dtype=self.boxes.dtype).flip(-1)
+        limit = wh.repeat(1, 2)[self.image_index]
+        boxes = torch.minimum((self.boxes * limit).clamp_min(0.0), limit)
+        return BatchDetections(boxes, self.scores, self.labels, self.image_index, self.batch_size)
+
+    def to_detections(self) -> list[Detections]:
+        """One `Detections` per image, after a single device -> host copy."""
+        packed = (
+            torch.cat(
+                (
+                    self.boxes.float(),
+                    self.scores.float()[:, None],
+                    self.labels.float()[:, None],  # small ints: exact in float32
+                    self.image_index.float()[:, None],
+                ),
+                dim=1,
+            )
+            .cpu()
+            .numpy()
+        )
+        counts = np.bincount(packed[:, 6].astype(np.int64), minlength=self.batch_size)
+        result = []
+        for rows in np.split(packed, np.cumsum(counts)[:-1]):
+            result.append(
+                Detections(
+                    xyxy=np.ascontiguousarray(rows[:, :4], dtype=np.float32),
+                    score=np.ascontiguousarray(rows[:, 4], dtype=np.float32),
+                    label=rows[:, 5].astype(np.int64),
+                )
+            )
+        return result
+
+
+def reportable_classes(
+    num_classes: int, background_class: int | None, device: torch.device | str = "cpu"
+) -> Tensor:
+    """int64 indices of every class_logits column except the background one."""
+    columns = torch.arange(num_classes, device=device)
+    if background_class is None:
+        return columns
+    return torch.cat((columns[:background_class], columns[background_class + 1 :]))
+
+
+def postprocess(
+    box_regression: Tensor,
+    class_logits: Tensor,
+    *,
+    anchors: Tensor,
+    box_coder: BoxCoder,
+    score_fn: ScoreFn,
+    background_class: int | None,
+    score_threshold: float,
+    nms_threshold: float,
+    max_detections: int,
+    pre_nms_top_k: int = 1000,
+    classes: Tensor | None = None,
+) -> BatchDetections:
+    """Turn raw SSD outputs for a batch into final detections, without loops over images.
+
+    Args:
+        box_regression: float [B, A, 4] codes for `anchors` ([A, 4] xyxy, normalised).
+        class_logits: float [B, A, C].
+        score_fn: "softmax" over the C columns, or per-column "sigmoid".
+        background_class: column never reported (None if the model has none).
+        score_threshold: keep (box, class) pairs scoring above this.
+        nms_threshold: IoU above which a lower-scoring box of the same image and class goes.
+        max_detections: at most this many detections per image.
+        pre_nms_top_k: at most this many (box, class) pairs per image enter NMS.
+        classes: int64 columns that may be reported (label filter); default: all but the
+            background column. The background column is never reported.
+
+    Returns:
+        BatchDetections with boxes clipped to [0, 1], still on the input's device.
+    """
+    from torchvision.ops import batched_nms  # here: keeps `import detector` light
+
+    batch, _, num_classes = class_logits.shape
+    device = class_logits.device
+    boxes = box_coder.decode(box_regression, anchors).clamp(0.0, 1.0)  # [B, A, 4]
+    if score_fn == "softmax":
+        scores = torch.softmax(class_logits.float(), dim=-1)
+    else:
+        scores = torch.sigmoid(class_logits.float())
+
+    if classes is None:
+        classes = reportable_classes(num_classes, background_class, device)
+    elif background_class is not None:
+        classes = classes[classes != background_class]
+    classes = classes.to(device)
+    scores = scores.index_select(-1, classes)  # [B, A, K]
+
+    # One top-k over all (anchor, class) pairs of each image.
+    flat = scores.reshape(batch, -1)
+    k = min(pre_nms_top_k, flat.shape[1])
+    top_scores, top_index = flat.topk(k, dim=1)  # [B, k]
+    keep = top_scores > score_threshold
+    num_kept_classes = classes.numel()
+    top_anchor = torch.div(top_index, num_kept_classes, rounding_mode="floor")
+    top_label = classes[top_index % num_kept_classes]
+    top_boxes = boxes.gather(1, top_anchor[..., None].expand(-1, -1, 4))  # [B, k, 4]
+    image = torch.arange(batch, device=device)[:, None].expand(-1, k)
+
+    cand_boxes = top_boxes[keep]
+    cand_scores = top_scores[keep]
+    cand_labels = top_label[keep]
+    cand_image = image[keep]
+    groups = cand_image * num_classes + cand_labels
+    kept = batched_nms(cand_boxes, cand_scores, groups, nms_threshold)
+
+    # `kept` is sorted by score; a stable sort by image keeps that order inside each image,
+    # so the rank of a row within its image is its offset from the image's first row.
+    by_image = kept[torch.sort(cand_image[kept], stable=True).indices]
+    image_of_row = cand_image[by_image]
+    counts = torch.bincount(image_of_row, minlength=batch)
+    first_row = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(by_image.numel(), device=device) - first_row[image_of_row]
+    final = by_image[rank < max_detections]
+    return BatchDetections(
+        boxes=cand_boxes[final],
+        scores=cand_scores[final],
+        labels=cand_labels[final],
+        image_index=cand_image[final],
+        batch_size=batch,
+    )

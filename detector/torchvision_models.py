@@ -1,0 +1,102 @@
+"""torchvision's COCO SSD models, taken apart and recomposed as our `SSD`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchvision.models import detection as tvd
+
+from detector.anchors import feature_map_sizes, torchvision_default_boxes
+from detector.box_coder import BoxCoder
+from detector.ssd import SSD
+from detector.weights import download_state_dict, load_checked, read_state_dict
+from pipeline.types import LabelMap
+
+
+class TorchvisionBackbone(nn.Module):
+    """A torchvision SSD feature extractor returning a list instead of a dict."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        """images [B, 3, H, W] -> feature maps [B, C_i, H_i, W_i]."""
+        return list(self.body(images).values())
+
+
+class TorchvisionHead(nn.Module):
+    """A torchvision `SSDHead`/`SSDLiteHead` returning a tuple instead of a dict."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, features: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """feature maps -> (box_regression [B, A, 4], class_logits [B, A, C])."""
+        out = self.head(features)
+        return out["bbox_regression"], out["cls_logits"]
+
+
+def from_torchvision(model: tvd.SSD) -> SSD:
+    """Our `SSD` sharing the modules (and weights) of a torchvision SSD, in eval mode."""
+    transform = model.transform
+    if transform.fixed_size is None:
+        raise ValueError("torchvision SSD without a fixed input size")
+    input_size = (int(transform.fixed_size[0]), int(transform.fixed_size[1]))
+    sizes = feature_map_sizes(model.backbone, input_size)
+    coder = model.box_coder
+    ssd = SSD(
+        backbone=TorchvisionBackbone(model.backbone),
+        head=TorchvisionHead(model.head),
+        anchors=torchvision_default_boxes(model.anchor_generator, sizes, input_size),
+        box_coder=BoxCoder(coder.weights, yx_order=False, clamp=coder.bbox_xform_clip),
+        input_size=input_size,
+        # torchvision normalises 0..1 images; ours are 0..255.
+        mean=[255.0 * m for m in transform.image_mean],
+        std=[255.0 * s for s in transform.image_std],
+        score_fn="softmax",
+        background_class=0,
+    )
+    return ssd.eval()
+
+
+def _build(
+    arch: str,
+    builder: Callable[..., tvd.SSD],
+    coco_weights: Any,
+    weights: str,
+) -> tuple[SSD, LabelMap]:
+    """Build `arch` with weights "default" (COCO, downloaded), "none" (random) or a path."""
+    labels = LabelMap(tuple(coco_weights.meta["categories"]))
+    choice = weights.strip()
+    state: dict[str, torch.Tensor] | None
+    if choice.lower() == "default":
+        state, source = download_state_dict(coco_weights.url, arch), coco_weights.url
+    elif choice.lower() == "none":
+        state, source = None, ""
+    else:
+        state, source = read_state_dict(choice), choice
+    # No backbone weights either: the full state dict (if any) replaces them all.
+    model = builder(weights=None, weights_backbone=None, num_classes=len(labels.names))
+    if state is not None:
+        load_checked(model, state, source, arch)
+    return from_torchvision(model), labels
+
+
+def ssd300_vgg16(weights: str) -> tuple[SSD, LabelMap]:
+    """torchvision SSD300 with a VGG16 backbone (COCO, 91 columns incl. background)."""
+    return _build("ssd300_vgg16", tvd.ssd300_vgg16, tvd.SSD300_VGG16_Weights.COCO_V1, weights)
+
+
+def ssdlite320_mobilenet_v3_large(weights: str) -> tuple[SSD, LabelMap]:
+    """torchvision SSDLite320 with a MobileNetV3-Large backbone (COCO, 91 columns)."""
+    return _build(
+        "ssdlite320_mobilenet_v3_large",
+        tvd.ssdlite320_mobilenet_v3_large,
+        tvd.SSDLite320_MobileNet_V3_Large_Weights.COCO_V1,
+        weights,
+    )

@@ -1,0 +1,95 @@
+"""Getting weights into models: download, read a file, check it fits, with one-line errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import Tensor, nn
+
+from detector.errors import ModelConfigError, WeightsUnavailableError
+
+OFFLINE_ALTERNATIVES = (
+    "or use `detector.model: person_ssdlite` (bundled, works offline), "
+    "or `detector.weights: none` for a random model"
+)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def download_state_dict(url: str, arch: str) -> dict[str, Tensor]:
+    """State dict at `url`, through the torch hub cache (downloaded only if not cached)."""
+    try:
+        state = torch.hub.load_state_dict_from_url(
+            url, map_location="cpu", progress=True, check_hash=True, weights_only=True
+        )
+    except Exception as error:  # URLError, HTTPError, bad hash, corrupt cached file, ...
+        filename = os.path.basename(urlparse(url).path)
+        raise WeightsUnavailableError(
+            f"could not get {arch} weights from {url} ({_one_line(error)}); download that file "
+            f"where there is internet access and set `detector.weights: /path/to/{filename}`, "
+            f"{OFFLINE_ALTERNATIVES}"
+        ) from error
+    return _as_state_dict(state, url)
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
+    """A state dict saved with `torch.save`, loaded safely (weights_only) onto the CPU."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise WeightsUnavailableError(
+            f"weights file not found: {file}; set `detector.weights` to an existing .pth file, "
+            f"or to `default` (download) or `none` (random)"
+        )
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch.load raises many types for a corrupt file
+        raise WeightsUnavailableError(
+            f"cannot read weights file {file} ({_one_line(error)}); it must be a state_dict "
+            f"saved with torch.save"
+        ) from error
+    return _as_state_dict(state, str(file))
+
+
+def _as_state_dict(state: object, source: str) -> dict[str, Tensor]:
+    if isinstance(state, Mapping) and state.get("format") == "ssd-pipeline/1":
+        raise ModelConfigError(
+            f"{source} is a pipeline checkpoint, not a state_dict; set `detector.model: "
+            f"{source}` instead of `detector.weights`"
+        )
+    if not isinstance(state, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
+    ):
+        raise ModelConfigError(f"{source} does not hold a state_dict (a mapping name -> tensor)")
+    return dict(state)
+
+
+def load_checked(module: nn.Module, state: Mapping[str, Tensor], source: str, arch: str) -> None:
+    """Load `state` into `module` (strictly), or explain in one line why it does not fit."""
+    expected = module.state_dict()
+    missing = sorted(expected.keys() - state.keys())
+    unexpected = sorted(state.keys() - expected.keys())
+    wrong_shape = sorted(
+        k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape
+    )
+    problems = [
+        f"{len(keys)} {what} (e.g. {keys[0]})"
+        for what, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("tensors of the wrong shape", wrong_shape),
+        )
+        if keys
+    ]
+    if problems:
+        raise ModelConfigError(
+            f"weights from {source} do not fit model {arch}: {', '.join(problems)}; "
+            f"use weights saved for {arch}"
+        )
+    module.load_state_dict(state, strict=True)
