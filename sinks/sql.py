@@ -37,8 +37,11 @@ def mask_url(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (SQLAlchemyError, ValueError, TypeError):
-        pass
-    # Unparsable: hide everything between the first ':' after "//" and the last '@'.
+        return _mask_unparsable(url)
+
+
+def _mask_unparsable(url: str) -> str:
+    """Hide everything between the first ':' after "//" and the last '@'."""
     at = url.rfind("@")
     slashes = url.find("//")
     start = 0 if slashes < 0 else slashes + 2

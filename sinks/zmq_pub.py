@@ -31,6 +31,7 @@ from pipeline.types import (
     FrameResult,
     LabelMap,
     StreamEnd,
+    TrackEvent,
     TrackSummary,
 )
 from sinks.base import Sink, SinkError
@@ -225,35 +226,27 @@ class ZmqSink(Sink):
         state.last_frame = frame.index
         state.last_time = frame.wall_time
         self._send(detections_body(frame, result.detections, self._labels, state.take_seq()))
-        for event in result.track_events:
-            event_type = TRACK_STARTED if event.kind == "started" else TRACK_ENDED
-            self._send(
-                track_body(
-                    event_type,
-                    event.track,
-                    self._labels,
-                    state.take_seq(),
-                    frame.index,
-                    frame.wall_time,
-                )
-            )
+        self._send_track_events(state, result.track_events, frame.index, frame.wall_time)
 
     def end(self, stream_end: StreamEnd) -> None:
         state = self._camera(stream_end.camera_id)
         wall_time = state.last_time if state.last_time is not None else time.time()
-        for event in stream_end.track_events:
-            event_type = TRACK_STARTED if event.kind == "started" else TRACK_ENDED
-            self._send(
-                track_body(
-                    event_type,
-                    event.track,
-                    self._labels,
-                    state.take_seq(),
-                    state.last_frame,
-                    wall_time,
-                )
-            )
+        self._send_track_events(state, stream_end.track_events, state.last_frame, wall_time)
         self._send(stream_ended_body(stream_end, state.take_seq(), state.last_frame, wall_time))
+
+    def _send_track_events(
+        self,
+        state: _CameraState,
+        events: Sequence[TrackEvent],
+        frame_index: int | None,
+        wall_time: float,
+    ) -> None:
+        for event in events:
+            event_type = TRACK_STARTED if event.kind == "started" else TRACK_ENDED
+            body = track_body(
+                event_type, event.track, self._labels, state.take_seq(), frame_index, wall_time
+            )
+            self._send(body)
 
     def close(self) -> None:
         """Close the socket, giving queued messages up to a second to get out."""
