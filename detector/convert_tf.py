@@ -37,11 +37,15 @@ from detector.tf_ssd import (
     build_tf_ssd,
     save_tf_ssd,
 )
-from detector.weights import load_checked
+from detector.state_dicts import load_checked
 
 FE = "FeatureExtractor/MobilenetV2/"
 ANCHORS = "MultipleGridAnchorGenerator/"
 GRAPH_NAME = "frozen_inference_graph.pb"
+# Names of trainable variables (and batch-norm statistics) in TF-OD-API graphs.
+_WEIGHT_NAMES = frozenset(
+    ("weights", "depthwise_weights", "biases", "gamma", "beta", "moving_mean", "moving_variance")
+)
 _BN_OPS = ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
 
 
@@ -335,8 +339,8 @@ def convert_graph(nodes: dict[str, Node]) -> tuple[TFSSDConfig, dict[str, Tensor
         for n in graph.nodes.values()
         if n.op == "Const"
         and n.name.startswith(("FeatureExtractor/", "BoxPredictor"))
+        and n.name.rsplit("/", 1)[-1] in _WEIGHT_NAMES
         and n.name not in graph.used
-        and np.asarray(n.attrs.get("value")).size > 4
     )
     if unused:
         raise ConversionError(f"{len(unused)} weights the converter does not map, e.g. {unused[0]}")

@@ -11,7 +11,7 @@ import torch
 
 from detector.errors import ModelConfigError, WeightsUnavailableError
 from detector.ssd import SSD
-from detector.weights import load_checked
+from detector.state_dicts import load_checked
 from pipeline.types import LabelMap
 
 Builder = Callable[[str], tuple[SSD, LabelMap]]

@@ -27,7 +27,7 @@ from detector.anchors import feature_map_sizes, grid_default_boxes
 from detector.box_coder import BoxCoder
 from detector.errors import ModelConfigError, WeightsUnavailableError
 from detector.ssd import SSD
-from detector.weights import load_checked
+from detector.state_dicts import load_checked
 from pipeline.types import LabelMap
 
 CHECKPOINT_FORMAT = "tf-ssd/1"

