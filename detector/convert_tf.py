@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from detector.errors import ModelConfigError
+from detector.state_dicts import load_checked
 from detector.tf_graph import GraphFormatError, Node, parse_graph_def
 from detector.tf_ssd import (
     ARCH,
@@ -37,7 +38,6 @@ from detector.tf_ssd import (
     build_tf_ssd,
     save_tf_ssd,
 )
-from detector.state_dicts import load_checked
 
 FE = "FeatureExtractor/MobilenetV2/"
 ANCHORS = "MultipleGridAnchorGenerator/"
