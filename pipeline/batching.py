@@ -7,16 +7,21 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pipeline.readers import FrameQueue
+from pipeline.readers import FrameQueue, QueuedFrame
 from pipeline.types import Frame
 
 
 @dataclass
 class Batch:
-    """Frames to detect on, and the cameras whose last frame is in this or an earlier batch."""
+    """Frames in camera order, and the cameras whose last frame is in this or an earlier batch.
 
-    frames: list[Frame] = field(default_factory=list)
+    `items` also holds frames skipped by detection (`detect` False) that ride along to the
+    sinks drawing every frame; only `to_detect` count towards the batch size.
+    """
+
+    items: list[QueuedFrame] = field(default_factory=list)
     finished: list[FrameQueue] = field(default_factory=list)
+    to_detect: list[Frame] = field(default_factory=list)
 
 
 class Batcher:
@@ -52,32 +57,34 @@ class Batcher:
                 self._queues = [q for q in self._queues if not q.finished]
                 if took:
                     self._cond.notify_all()  # room for producers blocked on a full queue
-                if len(batch.frames) >= self.batch_size or not self._queues:
+                if len(batch.to_detect) >= self.batch_size or not self._queues:
                     break
-                if batch.finished and not batch.frames:
-                    break  # report finished cameras promptly
+                if (batch.finished or batch.items) and not batch.to_detect:
+                    break  # nothing to wait for: pass skipped frames and ends on promptly
                 now = time.monotonic()
-                if batch.frames and deadline is None:
+                if batch.to_detect and deadline is None:
                     deadline = now + self.max_wait
                 if deadline is not None and now >= deadline:
                     break
-                if stop is not None and stop.is_set() and not batch.frames:
+                if stop is not None and stop.is_set() and not batch.items:
                     break
                 self._cond.wait(0.1 if deadline is None else deadline - now)
-        if not batch.frames and not batch.finished:
+        if not batch.items and not batch.finished:
             return None
         return batch
 
     def _take(self, batch: Batch) -> bool:
         took = False
-        while len(batch.frames) < self.batch_size:
+        while len(batch.to_detect) < self.batch_size:
             progressed = False
             for q in self._queues:
-                if len(batch.frames) >= self.batch_size:
+                if len(batch.to_detect) >= self.batch_size:
                     break
-                frame = q.pop()
-                if frame is not None:
-                    batch.frames.append(frame)
+                item = q.pop()
+                if item is not None:
+                    batch.items.append(item)
+                    if item.detect:
+                        batch.to_detect.append(item.frame)
                     progressed = True
             if not progressed:
                 break

@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from pipeline.config import ConfigError, load_config
+from pipeline.urls import mask_credentials
 
 log = logging.getLogger("pipeline")
 
@@ -32,8 +33,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(MaskCredentials())
     code: int = args.func(args)
     return code
+
+
+class MaskCredentials(logging.Filter):
+    """Replaces passwords in URLs by '***' in every log line, whatever logged it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_credentials(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ pipeline is run from, like the paths a user types on the command line.
 from __future__ import annotations
 
 import difflib
+import glob
 import os
 import re
 from collections.abc import Sequence
@@ -16,13 +17,15 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.urls import STREAM_SCHEMES, infer_kind, mask_credentials
+
 
 class ConfigError(ValueError):
     """The config cannot be used; `problems` lists each bad field as "path (line N): why"."""
 
     def __init__(self, source: str, problems: Sequence[str]) -> None:
         self.source = source
-        self.problems = list(problems)
+        self.problems = [mask_credentials(p) for p in problems]
         count = f"{len(self.problems)} problem" + ("s" if len(self.problems) != 1 else "")
         super().__init__(f"{source}: {count}\n" + "\n".join(f"  {p}" for p in self.problems))
 
@@ -31,7 +34,101 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+class FileSourceConfig(_Strict):
+    type: Literal["file"] = Field(description="A video file (anything FFmpeg reads).")
+    path: str = Field(min_length=1, description="Path of the video file.")
+    realtime: bool = Field(
+        False, description="Play at the file's own frame rate, as a camera would deliver it."
+    )
+    loop: bool = Field(False, description="Start again at the end, forever.")
+
+    @field_validator("path")
+    @classmethod
+    def _readable_file(cls, value: str) -> str:
+        path = Path(value).expanduser()
+        if not path.exists():
+            raise ValueError(f"file not found: {value} (relative to {Path.cwd()})")
+        if not path.is_file():
+            raise ValueError(f"not a file: {value}")
+        if not os.access(path, os.R_OK):
+            raise ValueError(f"file not readable: {value}")
+        return value
+
+
+class StreamSourceConfig(_Strict):
+    type: Literal["stream"] = Field(
+        description="A network stream: RTSP, HTTP, RTMP, TCP, UDP, SRT."
+    )
+    url: str = Field(
+        min_length=1,
+        description="Stream URL, e.g. rtsp://user:${CAM_PASSWORD}@192.0.2.10/stream1.",
+    )
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="FFmpeg options, e.g. {rtsp_transport: tcp}.",
+    )
+    timeout_s: float = Field(
+        10.0, gt=0, le=600, description="Longest wait to connect, and for data once connected."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in STREAM_SCHEMES:
+            raise ValueError(
+                f"unsupported stream URL {mask_credentials(value)!r}: use one of "
+                f"{', '.join(s + '://' for s in sorted(STREAM_SCHEMES))}"
+            )
+        return value
+
+
+class DeviceSourceConfig(_Strict):
+    type: Literal["device"] = Field(description="A V4L2 capture device (USB camera, capture card).")
+    path: str = Field(pattern=r"^/dev/video\d+$", description="Device node, e.g. /dev/video0.")
+    width: int | None = Field(None, ge=16, le=16384, description="Capture width in pixels.")
+    height: int | None = Field(None, ge=16, le=16384, description="Capture height in pixels.")
+    fps: float | None = Field(None, gt=0, le=1000, description="Capture frame rate.")
+    input_format: str | None = Field(
+        None, min_length=1, description="Pixel format asked of the device, e.g. mjpeg or yuyv422."
+    )
+    options: dict[str, str] = Field(default_factory=dict, description="More FFmpeg options.")
+    timeout_s: float = Field(10.0, gt=0, le=600, description="Longest wait for the device.")
+
+
+class ImagesSourceConfig(_Strict):
+    type: Literal["images"] = Field(description="The images of a folder or glob, in name order.")
+    path: str = Field(min_length=1, description="A folder, or a glob such as frames/*.jpg.")
+    fps: float = Field(10.0, gt=0, le=1000, description="Frame rate the images stand for.")
+    loop: bool = Field(False, description="Start again after the last image, forever.")
+
+    @field_validator("path")
+    @classmethod
+    def _has_images(cls, value: str) -> str:
+        if not Path(value).is_dir() and not glob.glob(value):
+            raise ValueError(f"no such folder, and no file matches: {value}")
+        return value
+
+
+SourceConfig = Annotated[
+    FileSourceConfig | StreamSourceConfig | DeviceSourceConfig | ImagesSourceConfig,
+    Field(discriminator="type"),
+]
+
+
+class ReconnectConfig(_Strict):
+    initial_delay_s: float = Field(
+        0.5, gt=0, le=600, description="Wait before the first reconnection attempt."
+    )
+    max_delay_s: float = Field(
+        30.0, gt=0, le=3600, description="The wait doubles after each failure up to this."
+    )
+    jitter: float = Field(
+        0.2, ge=0, le=1, description="Each wait is varied by up to this fraction, at random."
+    )
+    max_attempts: int = Field(
+        0, ge=0, le=1_000_000, description="Give up after this many failures in a row; 0: never."
+    )
 
 
 class CameraConfig(_Strict):
@@ -40,15 +137,53 @@ class CameraConfig(_Strict):
         min_length=1,
         max_length=64,
     )
-    source: str = Field(
-        description="Video file to read (H.264, MPEG-4, ... anything FFmpeg reads)."
+    source: SourceConfig = Field(
+        description=(
+            "A video file, a stream URL (rtsp://, http://, ...), a V4L2 device (/dev/videoN) "
+            "or an image folder/glob; the kind is inferred from the string. A mapping with "
+            "`type:` (file, stream, device, images) sets the kind and its options."
+        )
     )
-    queue_size: int = Field(
-        32,
+    queue_size: int | None = Field(
+        None,
         ge=1,
         le=4096,
-        description="Decoded frames buffered per camera; a file reader waits when it is full.",
+        description="Decoded frames buffered for this camera (default 32 for files, 4 live).",
     )
+    queue_policy: Literal["auto", "block", "drop_oldest"] = Field(
+        "auto",
+        description=(
+            "When the queue is full: block the reader (nothing lost; files) or drop the "
+            "oldest frame (bounded latency; live sources). auto picks by source kind."
+        ),
+    )
+    max_fps: float | None = Field(
+        None, gt=0, le=1000, description="Detect on at most this many frames per second."
+    )
+    detect_every: int = Field(
+        1, ge=1, le=10_000, description="Detect on every Nth frame only (1: every frame)."
+    )
+    full_rate_video: bool = Field(
+        False,
+        description=(
+            "Frames skipped by max_fps/detect_every still go to the video sinks, drawn with "
+            "the last known tracks."
+        ),
+    )
+    reconnect: ReconnectConfig = Field(
+        default_factory=ReconnectConfig,  # type: ignore[arg-type]
+        description="Retry policy of live sources.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _source_string_to_mapping(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("source"), str):
+            source = data["source"]
+            kind = infer_kind(source)
+            field = "url" if kind == "stream" else "path"
+            data = {**data, "source": {"type": kind, field: source}}
+        return data
 
     @field_validator("id")
     @classmethod
@@ -60,22 +195,10 @@ class CameraConfig(_Strict):
             )
         return value
 
-    @field_validator("source")
-    @classmethod
-    def _source_is_a_readable_file(cls, value: str) -> str:
-        if _URL.match(value):
-            raise ValueError(
-                f"{value.split('://')[0]}:// sources are not supported by this version; "
-                "use a video file path"
-            )
-        path = Path(value).expanduser()
-        if not path.exists():
-            raise ValueError(f"file not found: {value} (relative to {Path.cwd()})")
-        if not path.is_file():
-            raise ValueError(f"not a file: {value}")
-        if not os.access(path, os.R_OK):
-            raise ValueError(f"file not readable: {value}")
-        return value
+    @property
+    def live(self) -> bool:
+        """Streams and devices are live: they drop old frames and reconnect."""
+        return isinstance(self.source, (StreamSourceConfig, DeviceSourceConfig))
 
 
 class DetectorConfig(_Strict):
@@ -309,6 +432,8 @@ def _yaml_loc(loc: Sequence[str | int], data: Any) -> tuple[str | int, ...]:
     for part in loc:
         if isinstance(node, dict) and part not in node and node.get("type") == part:
             continue
+        if not isinstance(node, (dict, list)) and out:
+            break  # a shorthand scalar (`source: clip.mp4`) stands for the fields under it
         out.append(part)
         node = _child(node, part)
     return tuple(out)

@@ -46,8 +46,18 @@ class Progress:
         rows = [("camera", "frames", "fps", "detections", "tracks", "status")]
         for cam in summary.cameras.values():
             status = "ok" if cam.error is None else f"FAILED: {cam.error}"
-            if cam.decode_errors:
-                status += f" ({cam.decode_errors} corrupt packets skipped)"
+            notes = [
+                f"{n} {what}"
+                for n, what in (
+                    (cam.decode_errors, "corrupt packets/images skipped"),
+                    (cam.dropped, "frames dropped to keep up"),
+                    (cam.skipped, "frames not detected (max_fps/detect_every)"),
+                    (cam.reconnects, "reconnections"),
+                )
+                if n
+            ]
+            if notes:
+                status += f" ({', '.join(notes)})"
             rows.append(
                 (
                     cam.camera_id,

@@ -1,19 +1,23 @@
-"""Camera readers: one thread per camera decoding with PyAV into a bounded `FrameQueue`."""
+"""Camera readers: one thread per camera, decoding into a bounded `FrameQueue`.
+
+A reader owns its camera's life: connecting, streaming, reconnecting after a failure (live
+sources, with exponential backoff and jitter), stopping at the end of a file. Every change
+of state is reported through a callback, and a failure ends this camera only.
+"""
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
-from fractions import Fraction
-from pathlib import Path
 
-import av
-import av.error
-
-from pipeline.types import Frame, StreamInfo
+from pipeline.sources import OpenedSource, Pacer, Source, SourceError
+from pipeline.types import CameraState, CameraStatus, Frame, StreamInfo
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +29,12 @@ class QueuePolicy(str, Enum):
     DROP_OLDEST = "drop_oldest"  # the oldest frame goes: latency stays bounded (live sources)
 
 
-class SourceError(RuntimeError):
-    """A camera's source cannot be opened or read; the message names the camera."""
+@dataclass(frozen=True)
+class QueuedFrame:
+    """A decoded frame on its way to the batcher; `detect` is False for a skipped frame."""
+
+    frame: Frame
+    detect: bool = True
 
 
 class FrameQueue:
@@ -47,11 +55,11 @@ class FrameQueue:
         self.frames_in = 0
         self.dropped = 0
         self.error: str | None = None
-        self._items: deque[Frame] = deque()
+        self._items: deque[QueuedFrame] = deque()
         self._closed = False
         self._cond = condition
 
-    def put(self, frame: Frame, stop: threading.Event) -> bool:
+    def put(self, item: QueuedFrame, stop: threading.Event) -> bool:
         """Queue a frame; False if `stop` was set while waiting for room (frame not queued)."""
         with self._cond:
             while len(self._items) >= self.maxsize:
@@ -62,7 +70,7 @@ class FrameQueue:
                 if stop.is_set():
                     return False
                 self._cond.wait(0.1)  # woken by the batcher taking frames; timeout to see `stop`
-            self._items.append(frame)
+            self._items.append(item)
             self.frames_in += 1
             self._cond.notify_all()
             return True
@@ -75,7 +83,7 @@ class FrameQueue:
             self._cond.notify_all()
 
     # The methods below are called with the shared condition held (by the batcher).
-    def pop(self) -> Frame | None:
+    def pop(self) -> QueuedFrame | None:
         return self._items.popleft() if self._items else None
 
     @property
@@ -87,102 +95,200 @@ class FrameQueue:
         return len(self._items)
 
 
-def open_video(camera_id: str, path: str | Path) -> tuple[av.container.InputContainer, StreamInfo]:
-    """Open a video file and describe its first video stream; SourceError if it cannot."""
-    try:
-        container = av.open(str(path), mode="r")
-    except (av.error.FFmpegError, OSError) as exc:
-        raise SourceError(f"camera {camera_id}: cannot open {path}: {_reason(exc)}") from None
-    if not container.streams.video:
-        container.close()
-        raise SourceError(f"camera {camera_id}: {path} has no video stream")
-    stream = container.streams.video[0]
-    if not stream.codec_context.width or not stream.codec_context.height:
-        container.close()
-        raise SourceError(f"camera {camera_id}: {path}: video stream has no frame size")
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
-    info = StreamInfo(
-        camera_id=camera_id,
-        width=stream.codec_context.width,
-        height=stream.codec_context.height,
-        frame_rate=Fraction(rate),
-        source=str(path),
-    )
-    return container, info
+@dataclass(frozen=True)
+class Backoff:
+    """Waits between reconnection attempts: `initial_s` doubling up to `max_s`, +-`jitter`."""
+
+    initial_s: float = 0.5
+    max_s: float = 30.0
+    jitter: float = 0.2
+    max_attempts: int = 0  # 0: never give up
+
+    def delay(self, attempt: int) -> float:
+        """The wait before attempt number `attempt` (1 = the first retry)."""
+        base = min(self.max_s, self.initial_s * 2 ** max(0, attempt - 1))
+        return base * (1 + self.jitter * random.uniform(-1, 1))
 
 
-class FileReader(threading.Thread):
-    """Decodes a video file into a FrameQueue until end of file, an error, or `stop`.
+class FrameSampler:
+    """Which frames to detect on: every `every`-th, and at most `max_fps` per second of pts."""
 
-    Corrupt packets are counted in `decode_errors` and skipped; any other failure ends the
-    camera with a one-line error on the queue (`FrameQueue.error`). The queue is always
-    closed when the thread ends.
+    def __init__(self, every: int = 1, max_fps: float | None = None) -> None:
+        self.every = every
+        self.min_gap = 1.0 / max_fps if max_fps else 0.0
+        self._last_pts: float | None = None
+        self._count = 0
+
+    def take(self, pts: float) -> bool:
+        self._count += 1
+        if (self._count - 1) % self.every:
+            return False
+        # A little slack so 30 fps pts (33.3 ms apart) pass a max_fps of 30.
+        if self.min_gap and self._last_pts is not None:
+            if 0 <= pts - self._last_pts < self.min_gap * 0.9:
+                return False
+        self._last_pts = pts
+        return True
+
+
+StatusCallback = Callable[[CameraStatus], None]
+OpenCallback = Callable[[StreamInfo], None]
+
+
+class CameraReader(threading.Thread):
+    """Reads one camera's source into its queue until the end, a failure, or `stop`.
+
+    Files end at their end (or start again with `loop`); a file that cannot be opened or
+    read ends the camera as failed. Live sources are reopened after any failure or end of
+    stream, after a `Backoff` delay, until `stop` (or `max_attempts` failures in a row).
+    Frame indices and pts keep increasing across reconnections and loops. The queue is
+    always closed when the thread ends, with the error if the camera failed.
     """
 
     def __init__(
         self,
         camera_id: str,
-        container: av.container.InputContainer,
-        info: StreamInfo,
+        source: Source,
         queue: FrameQueue,
         stop: threading.Event,
+        *,
+        on_open: OpenCallback,
+        on_status: StatusCallback,
+        sampler: FrameSampler | None = None,
+        pass_skipped: bool = False,
+        backoff: Backoff | None = None,
+        loop: bool = False,
+        realtime: bool = False,
     ) -> None:
         super().__init__(name=f"reader-{camera_id}", daemon=True)
         self.camera_id = camera_id
-        self.info = info
+        self.source = source
         self.queue = queue
-        self.decode_errors = 0
-        self._container = container
+        self.state: CameraState | None = None
+        self.opened: OpenedSource | None = None
+        self.reconnects = 0
+        self.skipped = 0
         self._stop_event = stop
+        self._on_open = on_open
+        self._on_status = on_status
+        self._sampler = sampler or FrameSampler()
+        self._pass_skipped = pass_skipped
+        self._backoff = backoff or Backoff()
+        self._loop = loop
+        self._pacer = Pacer() if realtime else None
+        self._index = 0
+        self._last_pts = -1.0
+        self._pts_offset = 0.0
 
     def run(self) -> None:
         error: str | None = None
         try:
-            self._decode()
-        except Exception as exc:  # any failure ends this camera only; the message says why
-            error = (
-                f"camera {self.camera_id}: reading {self.info.source} failed after "
-                f"{self.queue.frames_in} frames: {_reason(exc)}"
-            )
-            log.error("%s", error)
+            error = self._run()
+        except Exception as exc:  # a bug must end this camera only, and say so
+            log.exception("camera %s: reader crashed", self.camera_id)
+            error = self._fail(f"reader crashed: {type(exc).__name__}: {exc}")
         finally:
-            self._container.close()
+            self.source.close()
             self.queue.close(error)
 
-    def _decode(self) -> None:
-        stream = self._container.streams.video[0]
-        stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg; releases the GIL
-        index = 0
-        for packet in self._container.demux(stream):
+    def _run(self) -> str | None:
+        """The state machine; returns the error that ended the camera, or None."""
+        self._set_state("connecting")
+        failures = 0
+        while not self._stop_event.is_set():
+            error: str | None = None
+            got_frames = False
             try:
-                decoded = packet.decode()
-            except av.error.InvalidDataError as exc:
-                self.decode_errors += 1
-                if self.decode_errors <= 3:
-                    log.warning(
-                        "camera %s: skipped a corrupt packet (%s)", self.camera_id, _reason(exc)
-                    )
-                continue
-            for vframe in decoded:
-                pts = (
-                    float(vframe.time) if vframe.time is not None else index / self.info.frame_rate
-                )
-                frame = Frame(
-                    camera_id=self.camera_id,
-                    index=index,
-                    pts=float(pts),
-                    wall_time=time.time(),
-                    image=vframe.to_ndarray(format="rgb24"),  # type: ignore[arg-type]
-                )
-                if not self.queue.put(frame, self._stop_event):
-                    return
-                index += 1
+                opened = self.source.open()
+                if self.opened is None:
+                    self.opened = opened
+                    self._on_open(self._stream_info(opened))
+                got_frames = self._read()
+            except SourceError as exc:
+                error = str(exc)
+            finally:
+                self.source.close()
             if self._stop_event.is_set():
-                return
+                break
+            if not self.source.live:
+                if error is None and self._loop and got_frames:
+                    continue
+                if error is None:
+                    break
+                return self._fail(error)
+            reason = error or f"{self.source.name}: end of stream"
+            failures = 0 if got_frames else failures + 1
+            if self._backoff.max_attempts and failures >= self._backoff.max_attempts:
+                return self._fail(f"{reason}; gave up after {failures} attempts")
+            delay = self._backoff.delay(max(1, failures))
+            self.reconnects += 1
+            self._set_state("reconnecting", f"{reason}; retrying in {delay:.2f} s", delay)
+            if self._stop_event.wait(delay):
+                break
+        self._set_state("stopped")
+        return None
 
+    def _read(self) -> bool:
+        """Queue the source's frames; True if at least one frame came."""
+        got_frame = False
+        for raw in self.source.frames():
+            if not got_frame:
+                got_frame = True
+                self._align_pts(raw.pts)
+                self._set_state("streaming")
+            pts = raw.pts + self._pts_offset
+            if self._pacer is not None:
+                self._pacer.wait(pts)
+            self._last_pts = pts
+            detect = self._sampler.take(pts)
+            if detect or self._pass_skipped:
+                frame = Frame(self.camera_id, self._index, pts, time.time(), raw.image)
+                if not self.queue.put(QueuedFrame(frame, detect), self._stop_event):
+                    return got_frame
+            if not detect:
+                self.skipped += 1
+            self._index += 1
+            if self._stop_event.is_set():
+                break
+        return got_frame
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, av.error.FFmpegError):
-        return exc.strerror or type(exc).__name__
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    def _align_pts(self, first_pts: float) -> None:
+        """Keep pts increasing when a source restarts (reconnection, loop)."""
+        if first_pts + self._pts_offset <= self._last_pts:
+            rate = self.opened.frame_rate if self.opened else 25
+            self._pts_offset = self._last_pts + float(1 / rate) - first_pts
+
+    def _fail(self, message: str) -> str:
+        """Report the camera failed; returns the one-line error naming the camera."""
+        self._set_state("failed", message)
+        return f"camera {self.camera_id}: {message}"
+
+    def _stream_info(self, opened: OpenedSource) -> StreamInfo:
+        return StreamInfo(
+            camera_id=self.camera_id,
+            width=opened.width,
+            height=opened.height,
+            frame_rate=opened.frame_rate,
+            source=self.source.name,
+        )
+
+    def _set_state(
+        self, state: CameraState, message: str | None = None, retry_in: float | None = None
+    ) -> None:
+        if state == self.state and state != "reconnecting" and message is None:
+            return
+        self.state = state
+        level = logging.WARNING if state == "reconnecting" else logging.INFO
+        log.log(level, "camera %s %s%s", self.camera_id, state, f": {message}" if message else "")
+        self._on_status(
+            CameraStatus(
+                camera_id=self.camera_id,
+                state=state,
+                time=time.time(),
+                message=message,
+                frames=self._index,
+                dropped=self.queue.dropped,
+                decode_errors=self.source.decode_errors,
+                retry_in_s=retry_in,
+            )
+        )

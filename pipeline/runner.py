@@ -5,22 +5,35 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from typing import Protocol
 
 import torch
 
 from detector import Detector
-from pipeline.batching import Batcher
+from pipeline.batching import Batch, Batcher
 from pipeline.config import (
+    CameraConfig,
+    DeviceSourceConfig,
+    FileSourceConfig,
     PipelineConfig,
     SqlSinkConfig,
+    StreamSourceConfig,
     VideoSinkConfig,
     ZmqSinkConfig,
 )
-from pipeline.readers import FileReader, FrameQueue, QueuePolicy, SourceError, open_video
-from pipeline.types import FrameResult, LabelMap, StreamEnd, StreamInfo
+from pipeline.readers import Backoff, CameraReader, FrameQueue, FrameSampler, QueuePolicy
+from pipeline.sources import AVSource, ImageFolderSource, Source
+from pipeline.types import (
+    CameraStatus,
+    Detections,
+    Frame,
+    FrameResult,
+    LabelMap,
+    StreamEnd,
+    StreamInfo,
+)
 from pipeline.workers import SinkWorker
 from sinks.base import Sink, SinkError
 from trackers import IoUTracker
@@ -39,6 +52,9 @@ class CameraStats:
     detections: int = 0
     tracks: int = 0
     decode_errors: int = 0
+    dropped: int = 0
+    skipped: int = 0
+    reconnects: int = 0
     error: str | None = None
 
 
@@ -64,19 +80,60 @@ class RunSummary:
 ProgressCallback = Callable[[CameraStats], None]
 
 
+class FrameDetector(Protocol):
+    """What the orchestrator needs of a detector (`detector.Detector` is one)."""
+
+    labels: LabelMap
+
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]: ...
+
+
+def make_source(camera: CameraConfig) -> Source:
+    """The `Source` a camera's config describes."""
+    src = camera.source
+    if isinstance(src, FileSourceConfig):
+        return AVSource(src.path, live=False)
+    if isinstance(src, StreamSourceConfig):
+        return AVSource(src.url, live=True, options=src.options, timeout_s=src.timeout_s)
+    if isinstance(src, DeviceSourceConfig):
+        options = dict(src.options)
+        if src.width and src.height:
+            options.setdefault("video_size", f"{src.width}x{src.height}")
+        if src.fps:
+            options.setdefault("framerate", f"{src.fps:g}")
+        if src.input_format:
+            options.setdefault("input_format", src.input_format)
+        return AVSource(
+            src.path, live=True, format="v4l2", options=options, timeout_s=src.timeout_s
+        )
+    return ImageFolderSource(src.path, src.fps)
+
+
 class Pipeline:
     """Composes the stages described by a config and runs them until every source is done.
 
     `run` builds the detector first (so missing weights fail before any frame is read), then
-    the sinks, then opens the cameras. A camera that fails to open or fails mid-stream is
-    reported and ended; the others keep running. `stop` (e.g. set by Ctrl-C) makes the readers
-    stop; what was already decoded is still detected, tracked and written.
+    the sinks, then starts one reader per camera. A camera that fails is reported and ended
+    (live ones reconnect); the others keep running, and the batcher never waits for a
+    camera that has nothing. `stop` (set by Ctrl-C) makes the readers stop; what was already
+    decoded is still detected, tracked and written.
+
+    `detector` and `extra_sinks` replace the configured detector / add sinks (tests, embedding).
     """
 
-    def __init__(self, config: PipelineConfig, *, config_source: str = "") -> None:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        *,
+        config_source: str = "",
+        detector: FrameDetector | None = None,
+        extra_sinks: Sequence[Sink] = (),
+    ) -> None:
         self.config = config
         self.config_source = config_source
         self.stop = threading.Event()
+        self._detector = detector
+        self._extra_sinks = list(extra_sinks)
 
     def run(self, on_progress: ProgressCallback | None = None) -> RunSummary:
         started = time.monotonic()
@@ -84,36 +141,14 @@ class Pipeline:
         # Denormal floats make CPU convolutions many times slower (seen with random
         # weights); flushing them to zero changes no detection worth having.
         torch.set_flush_denormal(True)
-        det = cfg.detector
-        detector = Detector.build(
-            model=det.model,
-            weights=det.weights,
-            device=det.device,
-            score_threshold=det.score_threshold,
-            nms_threshold=det.nms_threshold,
-            max_detections=det.max_detections,
-            labels=det.labels,
-        )
+        detector = self._detector or self._build_detector()
         sinks = self._build_sinks(detector.labels)
+        sinks += [(sink, 256) for sink in self._extra_sinks]
         workers = [SinkWorker(sink, size) for sink, size in sinks]
 
-        stats = {c.id: CameraStats(c.id, c.source) for c in cfg.cameras}
+        stats: dict[str, CameraStats] = {}
         condition = threading.Condition()
-        queues: list[FrameQueue] = []
-        readers: list[FileReader] = []
-        for cam in cfg.cameras:
-            try:
-                container, info = open_video(cam.id, cam.source)
-            except SourceError as exc:
-                stats[cam.id].error = str(exc)
-                log.error("%s", exc)
-                continue
-            stats[cam.id].total_frames = container.streams.video[0].frames or None
-            q = FrameQueue(cam.id, cam.queue_size, QueuePolicy.BLOCK, condition)
-            queues.append(q)
-            readers.append(FileReader(cam.id, container, info, q, self.stop))
-            self._broadcast(workers, info)
-
+        readers = [self._reader(cam, condition, workers, stats) for cam in cfg.cameras]
         trackers = {
             c.id: IoUTracker(
                 c.id,
@@ -124,11 +159,19 @@ class Pipeline:
             )
             for c in cfg.cameras
         }
-        batcher = Batcher(queues, condition, det.batch_size, det.max_wait_ms / 1000)
+        batcher = Batcher(
+            [r.queue for r in readers],
+            condition,
+            cfg.detector.batch_size,
+            cfg.detector.max_wait_ms / 1000,
+        )
         for reader in readers:
             reader.start()
+        interrupted = False
         try:
-            self._loop(batcher, detector, trackers, workers, stats, readers, on_progress)
+            loop = _Loop(detector, trackers, workers, stats, on_progress)
+            while (batch := batcher.next_batch(self.stop)) is not None:
+                loop.process(batch)
             interrupted = self.stop.is_set()
             failed = any(c.error for c in stats.values())
             _record_outcome(
@@ -140,6 +183,15 @@ class Pipeline:
                 reader.join()
             for worker in workers:
                 worker.close()
+        for reader in readers:
+            cam = stats[reader.camera_id]
+            cam.dropped, cam.skipped, cam.reconnects = (
+                reader.queue.dropped,
+                reader.skipped,
+                reader.reconnects,
+            )
+            cam.decode_errors = reader.source.decode_errors
+            cam.error = cam.error or reader.queue.error
         return RunSummary(
             cameras=stats,
             elapsed_s=time.monotonic() - started,
@@ -148,58 +200,73 @@ class Pipeline:
             interrupted=interrupted,
         )
 
-    def _loop(
-        self,
-        batcher: Batcher,
-        detector: Detector,
-        trackers: dict[str, IoUTracker],
-        workers: list[SinkWorker],
-        stats: dict[str, CameraStats],
-        readers: list[FileReader],
-        on_progress: ProgressCallback | None,
-    ) -> None:
-        decode_errors = {r.camera_id: r for r in readers}
-        while (batch := batcher.next_batch(self.stop)) is not None:
-            detections = detector.detect(batch.frames) if batch.frames else []
-            for frame, dets in zip(batch.frames, detections, strict=True):
-                tracker = trackers[frame.camera_id]
-                tracked = tracker.update(dets, frame)
-                events = tuple(tracker.pop_events())
-                self._broadcast(workers, FrameResult(frame, tracked, events))
-                cam = stats[frame.camera_id]
-                cam.frames += 1
-                cam.detections += len(tracked)
-                cam.tracks += sum(1 for e in events if e.kind == "started")
-                if on_progress is not None:
-                    on_progress(cam)
-            for q in batch.finished:
-                cam = stats[q.camera_id]
-                cam.error = cam.error or q.error
-                cam.decode_errors = decode_errors[q.camera_id].decode_errors
-                ended = tuple(trackers[q.camera_id].finish())
-                self._broadcast(workers, StreamEnd(q.camera_id, cam.frames, ended, q.error))
+    def _build_detector(self) -> Detector:
+        det = self.config.detector
+        return Detector.build(
+            model=det.model,
+            weights=det.weights,
+            device=det.device,
+            score_threshold=det.score_threshold,
+            nms_threshold=det.nms_threshold,
+            max_detections=det.max_detections,
+            labels=det.labels,
+        )
 
-    @staticmethod
-    def _broadcast(
-        workers: list[SinkWorker], message: StreamInfo | FrameResult | StreamEnd
-    ) -> None:
-        for worker in workers:
-            worker.submit(message)
+    def _reader(
+        self,
+        cam: CameraConfig,
+        condition: threading.Condition,
+        workers: list[SinkWorker],
+        all_stats: dict[str, CameraStats],
+    ) -> CameraReader:
+        """The camera's reader, its queue, and its entry in `all_stats`."""
+        source = make_source(cam)
+        stats = all_stats[cam.id] = CameraStats(cam.id, source.name)
+        policy = cam.queue_policy
+        if policy == "auto":
+            policy = "drop_oldest" if source.live else "block"
+        queue = FrameQueue(
+            cam.id, cam.queue_size or (4 if source.live else 32), QueuePolicy(policy), condition
+        )
+
+        def on_open(info: StreamInfo) -> None:
+            if not source.live and reader.opened is not None:
+                stats.total_frames = reader.opened.total_frames
+            _broadcast(workers, info)
+
+        def on_status(status: CameraStatus) -> None:
+            if status.state == "failed":
+                stats.error = f"camera {cam.id}: {status.message}"
+                log.error("%s", stats.error)
+            _broadcast(workers, status)
+
+        rc = cam.reconnect
+        reader = CameraReader(
+            cam.id,
+            source,
+            queue,
+            self.stop,
+            on_open=on_open,
+            on_status=on_status,
+            sampler=FrameSampler(cam.detect_every, cam.max_fps),
+            pass_skipped=cam.full_rate_video,
+            backoff=Backoff(rc.initial_delay_s, rc.max_delay_s, rc.jitter, rc.max_attempts),
+            loop=getattr(cam.source, "loop", False),
+            realtime=getattr(cam.source, "realtime", False),
+        )
+        return reader
 
     def _build_sinks(self, labels: LabelMap) -> list[tuple[Sink, int]]:
         """Every configured sink, opened; on failure the ones opened so far are closed."""
         # Imported here so that a run without a sink kind never imports its libraries.
         built: list[tuple[Sink, int]] = []
-        run_started = datetime.now()
         try:
             for sc in self.config.sinks:
                 sink: Sink
                 if isinstance(sc, VideoSinkConfig):
                     from sinks.video import VideoSink
 
-                    sink = VideoSink(
-                        sc.dir, labels, run_started=run_started, crf=sc.crf, preset=sc.preset
-                    )
+                    sink = VideoSink(sc.dir, labels, crf=sc.crf, preset=sc.preset)
                 elif isinstance(sc, ZmqSinkConfig):
                     from sinks.zmq_pub import ZmqSink
 
@@ -222,6 +289,57 @@ class Pipeline:
                 sink.close()
             raise
         return built
+
+
+class _Loop:
+    """Per batch: detect, track per camera, and hand every frame's result to the sinks."""
+
+    def __init__(
+        self,
+        detector: FrameDetector,
+        trackers: dict[str, IoUTracker],
+        workers: list[SinkWorker],
+        stats: dict[str, CameraStats],
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.detector = detector
+        self.trackers = trackers
+        self.workers = workers
+        self.stats = stats
+        self.on_progress = on_progress
+        self.last_tracked: dict[str, Detections] = {}
+
+    def process(self, batch: Batch) -> None:
+        detections = iter(self.detector.detect(batch.to_detect) if batch.to_detect else [])
+        for item in batch.items:
+            frame = item.frame
+            cam = self.stats[frame.camera_id]
+            cam.frames += 1
+            if not item.detect:
+                last = self.last_tracked.get(frame.camera_id, Detections.empty())
+                result = FrameResult(frame, last, detected=False)
+                _broadcast([w for w in self.workers if w.sink.wants_every_frame], result)
+                continue
+            tracker = self.trackers[frame.camera_id]
+            tracked = tracker.update(next(detections), frame)
+            self.last_tracked[frame.camera_id] = tracked
+            events = tuple(tracker.pop_events())
+            _broadcast(self.workers, FrameResult(frame, tracked, events))
+            cam.detections += len(tracked)
+            cam.tracks += sum(1 for e in events if e.kind == "started")
+            if self.on_progress is not None:
+                self.on_progress(cam)
+        for q in batch.finished:
+            ended = tuple(self.trackers[q.camera_id].finish())
+            frames = self.stats[q.camera_id].frames
+            _broadcast(self.workers, StreamEnd(q.camera_id, frames, ended, q.error))
+
+
+def _broadcast(
+    workers: list[SinkWorker], message: StreamInfo | FrameResult | StreamEnd | CameraStatus
+) -> None:
+    for worker in workers:
+        worker.submit(message)
 
 
 def _record_outcome(workers: list[SinkWorker], status: str) -> None:

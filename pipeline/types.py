@@ -172,11 +172,41 @@ class StreamInfo:
 
 @dataclass(frozen=True)
 class FrameResult:
-    """Everything the pipeline knows about one frame after detection and tracking."""
+    """Everything the pipeline knows about one frame after detection and tracking.
+
+    `detected` is False for a frame skipped by frame-rate limiting (`max_fps`,
+    `detect_every`): it carries the camera's last tracked boxes and reaches only the sinks
+    that draw every frame (`Sink.wants_every_frame`).
+    """
 
     frame: Frame
     detections: Detections
     track_events: tuple[TrackEvent, ...] = ()
+    detected: bool = True
+
+
+CameraState = Literal["connecting", "streaming", "reconnecting", "stopped", "failed"]
+
+
+@dataclass(frozen=True)
+class CameraStatus:
+    """A camera's reader changed state; `message` says why (credentials masked).
+
+    Attributes:
+        time: Unix time of the change.
+        frames: frames decoded so far; `dropped`: frames the queue dropped to keep latency
+            bounded (live sources); `decode_errors`: corrupt packets or images skipped.
+        retry_in_s: with "reconnecting", the wait before the next attempt.
+    """
+
+    camera_id: str
+    state: CameraState
+    time: float
+    message: str | None = None
+    frames: int = 0
+    dropped: int = 0
+    decode_errors: int = 0
+    retry_in_s: float | None = None
 
 
 @dataclass(frozen=True)

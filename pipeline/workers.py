@@ -7,12 +7,12 @@ import queue
 import threading
 from typing import Final
 
-from pipeline.types import FrameResult, StreamEnd, StreamInfo
+from pipeline.types import CameraStatus, FrameResult, StreamEnd, StreamInfo
 from sinks.base import Sink
 
 log = logging.getLogger(__name__)
 
-SinkMessage = StreamInfo | FrameResult | StreamEnd
+SinkMessage = StreamInfo | FrameResult | StreamEnd | CameraStatus
 _CLOSE: Final = object()
 
 
@@ -72,6 +72,8 @@ class SinkWorker:
                     self.sink.start(message)
                 elif isinstance(message, StreamEnd):
                     self.sink.end(message)
+                elif isinstance(message, CameraStatus):
+                    self.sink.status(message)
         except Exception as exc:
             self._fail(exc)
         finally:

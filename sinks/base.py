@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
-from pipeline.types import FrameResult, StreamEnd, StreamInfo
+from pipeline.types import CameraStatus, FrameResult, StreamEnd, StreamInfo
 
 
 class SinkError(RuntimeError):
@@ -24,6 +25,8 @@ class Sink(ABC):
     """
 
     name: str = "sink"
+    wants_every_frame: ClassVar[bool] = False
+    """True for sinks that draw frames skipped by detection (`FrameResult.detected` False)."""
 
     def start(self, info: StreamInfo) -> None:  # noqa: B027 - optional hook
         """A camera's stream opened; its frames follow."""
@@ -34,6 +37,9 @@ class Sink(ABC):
 
     def end(self, stream_end: StreamEnd) -> None:  # noqa: B027 - optional hook
         """A camera's stream is over (normally or with `stream_end.error`)."""
+
+    def status(self, status: CameraStatus) -> None:  # noqa: B027 - optional hook
+        """A camera's reader changed state (connecting, streaming, reconnecting, ...)."""
 
     @abstractmethod
     def close(self) -> None:

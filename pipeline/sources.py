@@ -1,0 +1,223 @@
+"""Where frames come from: video files, network streams, V4L2 devices and image folders.
+
+A `Source` is opened, read frame by frame, and closed; opening it again starts over (a file)
+or reconnects (a stream). The reader thread (`pipeline.readers`) owns the retry policy.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from pipeline.urls import mask_credentials
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+class SourceError(RuntimeError):
+    """A source cannot be opened or read; the message is one line, credentials masked."""
+
+
+@dataclass(frozen=True)
+class RawFrame:
+    """A decoded picture before it becomes a `Frame`: RGB uint8 [H, W, 3] and pts seconds."""
+
+    image: npt.NDArray[np.uint8]
+    pts: float
+
+
+@dataclass(frozen=True)
+class OpenedSource:
+    """What opening a source tells about it."""
+
+    width: int
+    height: int
+    frame_rate: Fraction
+    total_frames: int | None = None
+
+
+class Source(ABC):
+    """One camera's input. `open`, iterate `frames()`, `close`; may be opened again."""
+
+    live: bool = False
+    """Live sources drop old frames when behind and reconnect when they fail or end."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        """The source as shown to users: credentials masked."""
+        self.decode_errors = 0
+
+    @abstractmethod
+    def open(self) -> OpenedSource:
+        """Open (or reopen) the source; raises SourceError."""
+
+    @abstractmethod
+    def frames(self) -> Iterator[RawFrame]:
+        """Frames until the end of the source; raises SourceError when reading fails."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the source; safe to call when it is not open."""
+
+
+class AVSource(Source):
+    """Anything FFmpeg opens through PyAV: files, network URLs, V4L2 devices."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        live: bool,
+        format: str | None = None,
+        options: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+    ) -> None:
+        super().__init__(mask_credentials(url))
+        self.url = url
+        self.live = live
+        self.format = format
+        self.options = dict(options or {})
+        self.timeout_s = timeout_s
+        self._container: av.container.InputContainer | None = None
+        self._rate = Fraction(25)
+
+    def open(self) -> OpenedSource:
+        self.close()
+        try:
+            container = av.open(
+                self.url,
+                mode="r",
+                format=self.format,
+                options=self.options,
+                timeout=self.timeout_s,
+            )
+        except (av.error.FFmpegError, OSError) as exc:
+            raise SourceError(f"cannot open {self.name}: {self._reason(exc)}") from None
+        if not container.streams.video:
+            container.close()
+            raise SourceError(f"{self.name} has no video stream")
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        if not ctx.width or not ctx.height:
+            container.close()
+            raise SourceError(f"{self.name}: the video stream has no frame size")
+        stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg; releases the GIL
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
+        self._rate = Fraction(rate)
+        self._container = container
+        return OpenedSource(ctx.width, ctx.height, self._rate, stream.frames or None)
+
+    def frames(self) -> Iterator[RawFrame]:
+        container = self._container
+        if container is None:
+            raise SourceError(f"{self.name} is not open")
+        stream = container.streams.video[0]
+        index = 0
+        try:
+            for packet in container.demux(stream):
+                try:
+                    decoded = packet.decode()
+                except av.error.InvalidDataError as exc:
+                    self.decode_errors += 1
+                    if self.decode_errors <= 3:
+                        log.warning(
+                            "%s: skipped a corrupt packet (%s)", self.name, self._reason(exc)
+                        )
+                    continue
+                for vframe in decoded:
+                    pts = float(vframe.time) if vframe.time is not None else index / self._rate
+                    index += 1
+                    image = vframe.to_ndarray(format="rgb24")
+                    yield RawFrame(image, float(pts))  # type: ignore[arg-type]
+        except (av.error.FFmpegError, OSError) as exc:
+            raise SourceError(f"reading {self.name} failed: {self._reason(exc)}") from None
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def _reason(self, exc: BaseException) -> str:
+        if isinstance(exc, av.error.FFmpegError):
+            text = exc.strerror or type(exc).__name__
+        else:
+            lines = str(exc).strip().splitlines()
+            text = lines[0] if lines else type(exc).__name__
+        return mask_credentials(text.replace(self.url, self.name))
+
+
+class ImageFolderSource(Source):
+    """The images of a folder (or a glob) in name order, as frames at `fps`."""
+
+    def __init__(self, pattern: str, fps: float) -> None:
+        super().__init__(pattern)
+        self.pattern = pattern
+        self.fps = fps
+        self._files: list[Path] = []
+
+    def open(self) -> OpenedSource:
+        path = Path(self.pattern)
+        candidates = (
+            sorted(path.iterdir())
+            if path.is_dir()
+            else sorted(Path(p) for p in glob.glob(self.pattern))
+        )
+        self._files = [p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+        if not self._files:
+            raise SourceError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {self.pattern}")
+        first = self._read(self._files[0])
+        if first is None:
+            raise SourceError(f"cannot read the image {self._files[0]}")
+        height, width = first.shape[:2]
+        return OpenedSource(
+            width, height, Fraction(self.fps).limit_denominator(1001), len(self._files)
+        )
+
+    def frames(self) -> Iterator[RawFrame]:
+        for index, path in enumerate(self._files):
+            image = self._read(path)
+            if image is None:
+                self.decode_errors += 1
+                log.warning("%s: skipped unreadable image %s", self.name, path.name)
+                continue
+            yield RawFrame(image, index / self.fps)
+
+    def close(self) -> None:
+        self._files = []
+
+    @staticmethod
+    def _read(path: Path) -> npt.NDArray[np.uint8] | None:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # type: ignore[return-value]
+
+
+class Pacer:
+    """Sleeps so that frames come out at their pts, as from a camera (`realtime` files)."""
+
+    def __init__(self) -> None:
+        self._origin: float | None = None
+
+    def wait(self, pts: float) -> None:
+        now = time.monotonic()
+        if self._origin is None:
+            self._origin = now - pts
+        delay = self._origin + pts - now
+        if delay > 0:
+            time.sleep(delay)
+
+    def reset(self) -> None:
+        self._origin = None
