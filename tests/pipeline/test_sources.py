@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.config import (
+    DeviceSourceConfig,
+    FileSourceConfig,
+    ImagesSourceConfig,
+    StreamSourceConfig,
+    parse_config,
+)
+from pipeline.readers import CameraReader, FrameQueue, QueuePolicy
+from pipeline.runner import make_source
+from pipeline.sources import AVSource, ImageFolderSource, SourceError
+from pipeline.types import CameraStatus
+from pipeline.urls import infer_kind, mask_credentials
+from tests.conftest import VideoFactory
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("rtsp://admin:hunter2@10.0.0.5:554/s1", "rtsp://admin:***@10.0.0.5:554/s1"),
+        ("cannot open rtsps://u:p%40ss@cam/x: refused", "cannot open rtsps://u:***@cam/x: refused"),
+        ("http://cam.local:8080/video", "http://cam.local:8080/video"),
+        ("rtsp://user@cam/1", "rtsp://user@cam/1"),
+        ("two: rtsp://a:b@h/1 and rtmp://c:d@h/2", "two: rtsp://a:***@h/1 and rtmp://c:***@h/2"),
+        ("no url here: a:b@c", "no url here: a:b@c"),
+    ],
+)
+def test_passwords_in_urls_are_masked(text: str, masked: str) -> None:
+    assert mask_credentials(text) == masked
+
+
+def test_source_kind_is_inferred_from_the_string(tmp_path: Path) -> None:
+    assert infer_kind("rtsp://cam/1") == "stream"
+    assert infer_kind("HTTPS://cam/mjpeg") == "stream"
+    assert infer_kind("udp://@:1234") == "stream"
+    assert infer_kind("/dev/video0") == "device"
+    assert infer_kind(str(tmp_path)) == "images"
+    assert infer_kind("frames/*.jpg") == "images"
+    assert infer_kind("clips/a.mp4") == "file"
+
+
+def test_config_string_sources_become_typed_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    (tmp_path / "imgs").mkdir()
+    cfg = parse_config(
+        "cameras:\n"
+        "  - {id: f, source: a.mp4}\n"
+        "  - {id: s, source: 'rtsp://u:p@cam/1'}\n"
+        "  - {id: d, source: /dev/video0}\n"
+        "  - {id: i, source: imgs}\n"
+        "  - id: o\n    source: {type: stream, url: 'rtsp://cam/2', options: {rtsp_transport: tcp}}\n"
+    )
+    kinds = [type(c.source) for c in cfg.cameras]
+    assert kinds == [
+        FileSourceConfig,
+        StreamSourceConfig,
+        DeviceSourceConfig,
+        ImagesSourceConfig,
+        StreamSourceConfig,
+    ]
+    assert [c.live for c in cfg.cameras] == [False, True, True, False, True]
+
+
+def test_config_errors_about_sources_point_at_the_source_and_mask_passwords(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.config import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            "cameras:\n  - id: a\n    source: missing.mp4\n"
+            "  - id: b\n    source: {type: stream, url: 'ftp://u:hunter2@h/x'}\n"
+            "  - id: c\n    source: {type: file, path: missing.mp4, looop: true}\n"
+        )
+    problems = info.value.problems
+    assert problems[0].startswith("cameras[0].source (line 3): file not found: missing.mp4")
+    assert problems[1].startswith(
+        "cameras[1].source.url (line 5): unsupported stream URL 'ftp://u:***@h/x'"
+    )
+    assert any(
+        p.startswith("cameras[2].source.looop (line 7): unknown key (did you mean 'loop'?)")
+        for p in problems
+    )
+    assert "hunter2" not in str(info.value)
+
+
+def test_unreachable_stream_names_the_host_and_masks_the_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = AVSource("rtsp://admin:hunter2@127.0.0.1:9/cam", live=True, timeout_s=2)
+    with pytest.raises(SourceError) as info:
+        source.open()
+    message = str(info.value)
+    assert message.startswith("cannot open rtsp://admin:***@127.0.0.1:9/cam:")
+    assert "hunter2" not in message
+    assert source.name == "rtsp://admin:***@127.0.0.1:9/cam"
+
+
+def test_image_folder_source_reads_images_in_name_order_and_skips_bad_ones(tmp_path: Path) -> None:
+    for i in (2, 0, 1):
+        image = np.zeros((24, 32, 3), np.uint8)
+        image[:, :, 2] = 40 * (i + 1)  # red channel, written as BGR
+        cv2.imwrite(str(tmp_path / f"f{i:03d}.png"), image)
+    (tmp_path / "f001b.jpg").write_bytes(b"not an image")
+    (tmp_path / "notes.txt").write_text("ignored")
+    source = ImageFolderSource(str(tmp_path), fps=5)
+    opened = source.open()
+    assert (opened.width, opened.height, opened.frame_rate, opened.total_frames) == (32, 24, 5, 4)
+    frames = list(source.frames())
+    assert [int(f.image[0, 0, 0]) for f in frames] == [40, 80, 120]  # RGB: red first
+    assert [f.pts for f in frames] == [0.0, 0.2, 0.6]  # the bad image keeps its slot in time
+    assert source.decode_errors == 1
+    with pytest.raises(SourceError, match="no images"):
+        ImageFolderSource(str(tmp_path / "*.gif"), fps=5).open()
+
+
+def test_device_source_opens_v4l2_with_the_configured_capture_options(
+    tmp_path: Path, synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No V4L2 device can exist in this sandbox (no /dev/video*, no v4l2loopback), so the
+    # device is faked: av.open is intercepted and answers with a synthetic clip.
+    clip = synthetic_video(frames=5)
+    calls: list[dict[str, Any]] = []
+    real_open = av.open
+
+    def fake_open(url: str, **kwargs: Any) -> Any:
+        calls.append({"url": url, **kwargs})
+        return real_open(str(clip))
+
+    monkeypatch.setattr(av, "open", fake_open)
+    cfg = parse_config(
+        "cameras:\n  - id: usb\n    source: {type: device, path: /dev/video0, width: 640, "
+        "height: 480, fps: 30, input_format: mjpeg}\n"
+    )
+    source = make_source(cfg.cameras[0])
+    assert source.live
+    source.open()
+    assert len(list(source.frames())) == 5
+    source.close()
+    assert calls == [
+        {
+            "url": "/dev/video0",
+            "mode": "r",
+            "format": "v4l2",
+            "options": {"video_size": "640x480", "framerate": "30", "input_format": "mjpeg"},
+            "timeout": 10.0,
+        }
+    ]
+
+
+def test_missing_device_reconnects_then_fails_with_a_clear_message() -> None:
+    from pipeline.readers import Backoff
+
+    statuses: list[CameraStatus] = []
+    queue = FrameQueue("usb", 4, QueuePolicy.DROP_OLDEST, threading.Condition())
+    reader = CameraReader(
+        "usb",
+        AVSource("/dev/video99", live=True, format="v4l2", timeout_s=1),
+        queue,
+        threading.Event(),
+        on_open=lambda info: None,
+        on_status=statuses.append,
+        backoff=Backoff(0.01, 0.01, 0.0, max_attempts=2),
+    )
+    reader.run()
+    assert [s.state for s in statuses] == ["connecting", "reconnecting", "failed"]
+    assert queue.error is not None
+    assert queue.error.startswith("camera usb: cannot open /dev/video99:")
+    assert "gave up after 2 attempts" in queue.error
+
+
+def test_log_lines_never_show_passwords(caplog: pytest.LogCaptureFixture) -> None:
+    from pipeline.cli import MaskCredentials
+
+    handler = logging.StreamHandler()
+    handler.addFilter(MaskCredentials())
+    record = logging.LogRecord(
+        "x", logging.ERROR, __file__, 1, "failed %s", ("rtsp://a:pw@h/1",), None
+    )
+    assert handler.filter(record)
+    assert record.getMessage() == "failed rtsp://a:***@h/1"
