@@ -1,4 +1,4 @@
-"""`python -m pipeline run|validate|subscribe|query`."""
+"""`python -m pipeline run|validate|subscribe|query|retention|keygen`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import FrameType
 from typing import Any, TextIO
 
@@ -69,7 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("subscribe", help="print events from a running pipeline, one JSON a line")
+    p = sub.add_parser(
+        "subscribe", help="print events from a running pipeline (readable, or JSON lines)"
+    )
     p.add_argument("--endpoint", default="tcp://127.0.0.1:5556", help="PUB socket to connect to")
     p.add_argument("--camera", action="append", default=[], help="only this camera (repeatable)")
     p.add_argument(
@@ -78,22 +80,80 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="only this event type: detections, track.started, track.ended, stream.ended",
     )
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        help="only objects and tracks of this class, e.g. person (repeatable)",
+    )
     p.add_argument("--count", type=int, default=None, help="exit after N events")
     p.add_argument("--timeout", type=float, default=None, help="exit after N idle seconds")
+    p.add_argument(
+        "--format",
+        choices=["pretty", "json"],
+        default=None,
+        help="pretty: one readable line per event; json: one JSON object per line "
+        "(default: pretty on a terminal, json otherwise)",
+    )
+    p.add_argument(
+        "--server-key",
+        default=os.environ.get("PIPELINE_ZMQ_SERVER_KEY"),
+        help="CURVE: the publisher's public key, or its .key file "
+        "(default: $PIPELINE_ZMQ_SERVER_KEY)",
+    )
+    p.add_argument(
+        "--client-key",
+        default=os.environ.get("PIPELINE_ZMQ_CLIENT_KEY"),
+        help="CURVE: this client's .key_secret file, when the publisher only admits known "
+        "clients (default: $PIPELINE_ZMQ_CLIENT_KEY; else a fresh key pair)",
+    )
     p.set_defaults(func=cmd_subscribe)
 
-    p = sub.add_parser("query", help="print stored detections")
+    p = sub.add_parser("query", help="print stored detections, or count them")
     p.add_argument("--db", default="sqlite:///out/detections.db", help="SQLAlchemy URL")
     p.add_argument("--camera")
     p.add_argument("--label")
     p.add_argument("--track", type=int)
     p.add_argument("--run", type=int, help="only this run id")
-    p.add_argument("--since", type=_timestamp, help="ISO time, e.g. 2026-11-21T10:00 (local)")
-    p.add_argument("--until", type=_timestamp, help="ISO time")
+    p.add_argument(
+        "--since",
+        type=_timestamp,
+        help="from this time: '10 minutes ago', '2h', 'yesterday', 'today 08:00', "
+        "2026-11-21T10:00 (local unless it ends in Z or +HH:MM)",
+    )
+    p.add_argument("--until", type=_timestamp, help="before this time (same forms)")
     p.add_argument("--min-score", type=float)
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument(
+        "--count-by",
+        choices=["label", "camera", "run"],
+        help="print detections and distinct tracks per label, camera or run instead of rows",
+    )
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser(
+        "retention", help="delete stored records (and video files) older than an age"
+    )
+    p.add_argument("--db", default="sqlite:///out/detections.db", help="SQLAlchemy URL")
+    p.add_argument(
+        "--older-than",
+        required=True,
+        type=_duration,
+        help="age of what to delete, e.g. 30d, 12h, '2 weeks'",
+    )
+    p.add_argument(
+        "--video-dir",
+        help="also delete the MP4 files of the video output in this folder, e.g. out/video",
+    )
+    p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    p.add_argument("--no-vacuum", action="store_true", help="do not VACUUM a SQLite database")
+    p.set_defaults(func=cmd_retention)
+
+    p = sub.add_parser("keygen", help="make a CURVE key pair for the ZeroMQ event bus")
+    p.add_argument("directory", help="folder for NAME.key (public) and NAME.key_secret")
+    p.add_argument("--name", default="server", help="file name stem (default: server)")
+    p.set_defaults(func=cmd_keygen)
     return parser
 
 
@@ -157,18 +217,39 @@ def _stop_on_signals(stop: Any) -> None:
 
 
 def cmd_subscribe(args: argparse.Namespace) -> int:
-    from sinks.zmq_pub import subscribe
+    from sinks.zmq_pub import (
+        CurveKeyError,
+        format_event,
+        only_labels,
+        read_public_key,
+        read_secret_key,
+        subscribe,
+    )
 
-    seen = 0
+    pretty = args.format == "pretty" or (args.format is None and sys.stdout.isatty())
     try:
-        for body in subscribe(
-            args.endpoint, cameras=args.camera, types=args.type, timeout_s=args.timeout
-        ):
-            print(json.dumps(body, separators=(",", ":")), flush=True)
+        server_key = read_public_key(args.server_key) if args.server_key else None
+        client_keys = None
+        if args.client_key:
+            client_keys = (read_public_key(args.client_key), read_secret_key(args.client_key))
+        events = subscribe(
+            args.endpoint,
+            cameras=args.camera,
+            types=args.type,
+            timeout_s=args.timeout,
+            server_key=server_key,
+            client_keys=client_keys,
+        )
+        seen = 0
+        for event in events:
+            shown = only_labels(event, args.label)
+            if shown is None:
+                continue
+            print(format_event(shown) if pretty else shown.model_dump_json(), flush=True)
             seen += 1
             if args.count is not None and seen >= args.count:
                 break
-    except ValueError as exc:  # unknown event type, malformed endpoint
+    except (ValueError, CurveKeyError) as exc:  # bad type, endpoint or key
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # how a user ends an open-ended subscription
@@ -177,45 +258,110 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from sinks.sql import DetectionQuery, QueryError, query_detections
+    from sinks.sql_engine import QueryError
+    from sinks.sql_query import DetectionQuery, count_detections, query_detections
 
-    query = DetectionQuery(
-        camera=args.camera,
-        label=args.label,
-        track=args.track,
-        since=args.since,
-        until=args.until,
-        min_score=args.min_score,
-        run=args.run,
-        limit=args.limit,
-    )
     try:
-        records = query_detections(args.db, query)
+        query = DetectionQuery(
+            camera=args.camera,
+            label=args.label,
+            track=args.track,
+            since=args.since,
+            until=args.until,
+            min_score=args.min_score,
+            run=args.run,
+            limit=args.limit,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.count_by:
+            counts = count_detections(args.db, query, args.count_by)
+            rows = [c.as_dict(args.count_by) for c in counts]
+        else:
+            rows = [r.as_dict() for r in query_detections(args.db, query)]
     except QueryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    rows = [r.as_dict() for r in records]
     if args.format == "json":
         json.dump(rows, sys.stdout, indent=1)
         sys.stdout.write("\n")
     elif args.format == "csv":
         _write_csv(rows, sys.stdout)
     else:
-        _write_table(rows, sys.stdout)
+        _write_table(rows, sys.stdout, "groups" if args.count_by else "detections")
+    return EXIT_OK
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    from sinks.sql_engine import QueryError
+    from sinks.sql_query import delete_older_than
+    from sinks.video import delete_old_videos
+
+    cutoff = datetime.now(timezone.utc) - args.older_than
+    verb = "would delete" if args.dry_run else "deleted"
+    try:
+        result = delete_older_than(
+            args.db, cutoff, dry_run=args.dry_run, vacuum=not args.no_vacuum
+        )
+    except QueryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"{verb} {result.detections} detections, {result.tracks} tracks and {result.runs} "
+        f"runs from before {cutoff.astimezone():%Y-%m-%d %H:%M:%S %Z}"
+        + ("; database vacuumed" if result.vacuumed else "")
+    )
+    if args.video_dir:
+        try:
+            files = delete_old_videos(args.video_dir, cutoff.timestamp(), dry_run=args.dry_run)
+        except OSError as exc:
+            print(f"error: cannot clean {args.video_dir}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"{verb} {len(files)} video files from {args.video_dir}")
+    return EXIT_OK
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import zmq.auth
+
+    directory = Path(args.directory)
+    public_file = directory / f"{args.name}.key"
+    if public_file.exists():
+        print(f"error: {public_file} exists; choose another --name or folder", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        public_path, secret_path = zmq.auth.create_certificates(directory, args.name)
+    except OSError as exc:
+        print(f"error: cannot write keys to {directory}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    public, _ = zmq.auth.load_certificate(public_path)
+    print(f"public key  {public_path}  ({public.decode()})")
+    print(f"secret key  {secret_path}  (keep it private)")
     return EXIT_OK
 
 
 def _timestamp(text: str) -> datetime:
-    """ISO-8601 time; without a zone it is local time. Returned timezone-aware."""
+    """A time as users type it ('10 minutes ago', 'yesterday', ISO); aware UTC."""
+    from sinks.timeparse import parse_time
+
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an ISO time: {text!r} (e.g. 2026-11-21T10:00 or 2026-11-21T09:00:00Z)"
-        ) from None
-    if value.tzinfo is None:
-        value = value.astimezone()  # local time, as the user typed it
-    return value.astimezone(timezone.utc)
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _duration(text: str) -> timedelta:
+    from sinks.timeparse import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _write_csv(rows: list[dict[str, Any]], out: TextIO) -> None:
@@ -226,7 +372,7 @@ def _write_csv(rows: list[dict[str, Any]], out: TextIO) -> None:
     writer.writerows(rows)
 
 
-def _write_table(rows: list[dict[str, Any]], out: TextIO) -> None:
+def _write_table(rows: list[dict[str, Any]], out: TextIO, noun: str = "detections") -> None:
     if not rows:
         out.write("no detections\n")
         return
@@ -236,7 +382,7 @@ def _write_table(rows: list[dict[str, Any]], out: TextIO) -> None:
     out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")
     for row in cells:
         out.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n")
-    out.write(f"({len(rows)} detections)\n")
+    out.write(f"({len(rows)} {noun})\n")
 
 
 def _cell(value: Any) -> str:

@@ -126,7 +126,10 @@ class AVSource(Source):
         if container is None:
             raise SourceError(f"{self.name} is not open")
         stream = container.streams.video[0]
-        index = 0
+        last_pts = -1.0
+        # Some containers (AVI with packed B-frames) stamp frames out of order; such a stream
+        # is timed by frame count instead, so pts always increase.
+        by_count = False
         try:
             for packet in container.demux(stream):
                 try:
@@ -139,10 +142,12 @@ class AVSource(Source):
                         )
                     continue
                 for vframe in decoded:
-                    pts = float(vframe.time) if vframe.time is not None else index / self._rate
-                    index += 1
+                    by_count = by_count or vframe.time is None or vframe.time <= last_pts
+                    step = float(1 / self._rate)
+                    pts = max(0.0, last_pts + step) if by_count else float(vframe.time)
+                    last_pts = pts
                     image = vframe.to_ndarray(format="rgb24")
-                    yield RawFrame(image, float(pts))  # type: ignore[arg-type]
+                    yield RawFrame(image, pts)  # type: ignore[arg-type]
         except (av.error.FFmpegError, OSError) as exc:
             raise SourceError(f"reading {self.name} failed: {self._reason(exc)}") from None
 

@@ -188,8 +188,9 @@ def test_corrupted_file_is_decoded_to_the_end() -> None:
     frames = [i.frame for i in _drain(reader, cond)]
     reader.join(10)
     assert rec.states[-1] == "stopped" and reader.queue.error is None
-    assert len(frames) > 200  # 270 in the clip; FFmpeg conceals most corrupt packets
-    assert [f.index for f in frames] == list(range(len(frames)))
+    assert [f.index for f in frames] == list(range(270))  # FFmpeg conceals the damage
+    # AVI with packed B-frames stamps frames out of order: pts are made increasing
+    assert np.all(np.diff([f.pts for f in frames]) > 0)
 
 
 def test_looping_file_keeps_index_and_pts_increasing(synthetic_video: VideoFactory) -> None:
