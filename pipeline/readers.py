@@ -124,9 +124,9 @@ class FrameSampler:
         if (self._count - 1) % self.every:
             return False
         # A little slack so 30 fps pts (33.3 ms apart) pass a max_fps of 30.
-        if self.min_gap and self._last_pts is not None:
-            if 0 <= pts - self._last_pts < self.min_gap * 0.9:
-                return False
+        recent = self._last_pts is not None and 0 <= pts - self._last_pts < self.min_gap * 0.9
+        if self.min_gap and recent:
+            return False
         self._last_pts = pts
         return True
 
