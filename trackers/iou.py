@@ -1,104 +1,152 @@
-"""Online IoU tracker (Bochinski, Eiselein, Sikora, AVSS 2017).
+"""Online IoU tracker (Bochinski, Eiselein, Sikora, AVSS 2017) with gap bridging.
 
 "High-Speed Tracking-by-Detection Without Using Image Information": boxes are linked
 from frame to frame by overlap alone. This is the online form of that tracker, one
-instance per camera; see docs/tracking.md for the parameters and their trade-offs.
+instance per camera, extended so that a track outlives missed detections: its box is
+carried forward at constant velocity and re-matched when the object is detected again.
+See docs/tracking.md for the parameters, their trade-offs and the measurements behind the
+defaults.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-import torch
-from torchvision.ops import box_iou
 
 from pipeline.types import UNTRACKED, Detections, Frame, TrackEvent, TrackSummary
 
-Box = tuple[float, float, float, float]
+FloatArray = npt.NDArray[np.float64]
+IndexArray = npt.NDArray[np.intp]
+
+POSITION_GAIN = 0.3
+"""Weight of a new detection in a track's box estimate (the rest is the prediction)."""
+VELOCITY_GAIN = 0.1
+"""Weight of a new detection's evidence in a track's velocity estimate.
+
+Detected boxes jitter by a few pixels a frame, as much as people move; a track's box and
+velocity are smoothed (an alpha-beta filter: a Kalman filter with constant gains, on the
+box centre, the size held) so that a gap is bridged along the walking direction rather
+than along the last jitter. Both gains were chosen by measurement (docs/tracking.md).
+"""
+
+# The tracker keeps one float64 row per live track (frame numbers and ids are exact in
+# float64) and updates the rows it touches with one affine map per frame. Its cost is
+# numpy's per-call overhead, not arithmetic, so fewer, larger calls are what make it fast.
+_STATE = slice(0, 6)  # filter state at the last frame: box x1, y1, x2, y2; centre vx, vy
+_LAST = slice(6, 11)  # last matched detection: x1, y1, x2, y2, score
+_BEST = slice(11, 16)  # best-scoring matched detection, same layout
+_BEST_SCORE = 15
+_FIRST_TIME = 16  # Frame.wall_time of the first and the last detection
+_LAST_TIME = 17
+_FIRST = 18  # Frame.index of the first and the last detection
+_SEEN = 19
+_HITS = 20  # detections matched
+_LABEL = 21
+_ID = 22  # track id, UNTRACKED while tentative
+_MAX_GAP = 23  # frames the track may go undetected: 0 while tentative, then max_age
+_DEADLINE = 24  # _SEEN + _MAX_GAP: the last frame at which the track is alive
+_COLUMNS = 25
+
+# A detection as the update sees it, one float64 row: box, score, label, then the frame's
+# wall time and index and a 1, so that an affine map of a row is a matrix product.
+_DET_BOX = slice(0, 4)
+_DET_BOX_SCORE = slice(0, 5)  # the layout of _LAST and _BEST
+_DET_SCORE = 4
+_DET_LABEL = 5
+_DET_TIME = 6
+_DET_FRAME = 7
+_DET_ONE = 8
+_DET_COLUMNS = 9
 
 
-@dataclass
-class _Track:
-    """State of one active track, tentative (`track_id is None`) or confirmed."""
+def _new_track_map() -> FloatArray:
+    """[_DET_COLUMNS, _COLUMNS]: detection row @ map = the row of a track it starts."""
+    start = np.zeros((_DET_COLUMNS, _COLUMNS))
+    start[_DET_BOX, 0:4] = np.eye(4)  # the box; no velocity yet
+    for cols in (_LAST, _BEST):
+        start[_DET_BOX_SCORE, cols] = np.eye(5)
+    start[_DET_TIME, [_FIRST_TIME, _LAST_TIME]] = 1.0
+    start[_DET_FRAME, [_FIRST, _SEEN, _DEADLINE]] = 1.0
+    start[_DET_ONE, _HITS] = 1.0
+    start[_DET_LABEL, _LABEL] = 1.0
+    start[_DET_ONE, _ID] = UNTRACKED
+    return start
 
-    label: int
-    first_frame: int
-    first_time: float
-    last_frame: int
-    last_time: float
-    last_box: Box
-    best_score: float
-    best_box: Box
-    frames: int = 1
-    track_id: int | None = None
 
-    @classmethod
-    def start(cls, frame: Frame, box: Box, score: float, label: int) -> _Track:
-        return cls(
-            label=label,
-            first_frame=frame.index,
-            first_time=frame.wall_time,
-            last_frame=frame.index,
-            last_time=frame.wall_time,
-            last_box=box,
-            best_score=score,
-            best_box=box,
-        )
+_NEW_TRACK = _new_track_map()
 
-    @property
-    def confirmed(self) -> bool:
-        return self.track_id is not None
 
-    def extend(self, frame: Frame, box: Box, score: float) -> None:
-        """Add the detection matched in `frame`."""
-        self.last_frame = frame.index
-        self.last_time = frame.wall_time
-        self.last_box = box
-        self.frames += 1
-        if score > self.best_score:
-            self.best_score = score
-            self.best_box = box
+@lru_cache(maxsize=64)
+def _step_maps(
+    dt: int, position_gain: float, velocity_gain: float
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The maps of a step of `dt` frames: (predict [6, 6], keep [_COLUMNS, _COLUMNS],
+    take [_DET_COLUMNS, _COLUMNS]).
 
-    def summary(self, camera_id: str) -> TrackSummary:
-        if self.track_id is None:
-            raise RuntimeError("a tentative track has no summary; confirm it first")
-        return TrackSummary(
-            camera_id=camera_id,
-            track_id=self.track_id,
-            label=self.label,
-            first_frame=self.first_frame,
-            last_frame=self.last_frame,
-            first_time=self.first_time,
-            last_time=self.last_time,
-            frames=self.frames,
-            best_score=self.best_score,
-            best_box=self.best_box,
-            last_box=self.last_box,
-        )
+    Every track's state moves to `state @ predict`; a track matched to detection `det`
+    becomes `row @ keep + det @ take`: the filter's correction (state + gain × (box −
+    predicted box)), last detection, time, frame, hit count and deadline at once.
+    """
+    move = np.zeros((2, 4))
+    move[0, 0::2] = move[1, 1::2] = 1.0  # vx moves x1 and x2, vy moves y1 and y2
+    predict = np.eye(6)
+    predict[4:, :4] = dt * move
+    gain = np.zeros((4, 6))  # residual [4] @ gain = state correction [6]
+    gain[:, :4] = position_gain * np.eye(4)
+    gain[:, 4:] = velocity_gain / (2 * dt) * move.T  # the mean of both corners' residuals
+
+    keep = np.eye(_COLUMNS)
+    keep[0:4, _STATE] -= gain  # state - box @ gain ...
+    take = np.zeros((_DET_COLUMNS, _COLUMNS))
+    take[_DET_BOX, _STATE] = gain  # ... + detected box @ gain
+    for col in (_LAST, _LAST_TIME, _SEEN, _DEADLINE):
+        keep[col, col] = 0.0  # replaced
+    take[_DET_BOX_SCORE, _LAST] = np.eye(5)
+    take[_DET_TIME, _LAST_TIME] = 1.0
+    take[_DET_FRAME, [_SEEN, _DEADLINE]] = 1.0
+    keep[_MAX_GAP, _DEADLINE] = 1.0
+    take[_DET_ONE, _HITS] = 1.0
+    return predict, keep, take
 
 
 class IoUTracker:
-    """Links one camera's detections into tracks by IoU with each track's last box.
+    """Links one camera's detections into tracks by IoU with each track's predicted box.
 
-    Per frame: detections with score < `sigma_l` are ignored. Each active track is matched
-    to at most one detection of the same class with IoU >= `sigma_iou`; the assignment is
-    greedy by descending IoU over the frame's whole track×detection IoU matrix (ties: older
-    track, then lower detection index), which is the paper's greedy matching made
-    order-independent. Unmatched detections start tentative tracks. A track is confirmed,
-    and given the next id of this camera (1, 2, ...; never reused), as soon as it holds at
-    least `t_min` detections and its best score is >= `sigma_h`. A track not matched in a
-    frame ends at once (no gap bridging): a confirmed one emits an "ended" event, a
-    tentative one is dropped.
+    Per call of `update` (one detected frame):
+
+    1. Detections scoring below `sigma_l` are ignored (returned with id -1).
+    2. Every live track's box is predicted at this frame at constant velocity.
+    3. The IoU matrix of predicted boxes × detections is computed at once, pairs of
+       different classes are zeroed, and pairs are assigned greedily by descending IoU over
+       the whole matrix (`greedy_assignment`), keeping pairs with IoU >= `sigma_iou`.
+    4. A matched track takes its detection: its box and velocity move towards it (an
+       alpha-beta filter). An unmatched tentative track is dropped; an unmatched confirmed
+       track stays alive, its box moving on at constant velocity, until more than
+       `max_age` frames have passed since its last detection, then ends ("ended" event).
+       `max_age=0` is the paper's tracker: a track ends at its first miss.
+    5. Unmatched detections start tentative tracks. A track is confirmed, and given the next
+       id of this camera (1, 2, ...; never reused), as soon as it holds at least `t_min`
+       detections and its best score is >= `sigma_h` ("started" event). Boxes of tentative
+       tracks carry id -1.
+
+    Motion and ages are measured in `Frame.index` differences, so the tracker may be called
+    on every N-th frame only (detect every N frames): boxes move N frames of motion between
+    calls and a track bridges `max_age` frames of video, not `max_age` calls (checked at the
+    frames it is called with). Call it only with frames that went through the detector: a
+    frame passed with no detections is a frame in which nobody was seen. Frames must come
+    in increasing index order.
 
     Args:
         camera_id: the camera whose frames this instance tracks.
         sigma_l: detections scoring below this are never tracked, in [0, 1].
         sigma_h: a track needs one detection scoring at least this to be confirmed,
             in [sigma_l, 1].
-        sigma_iou: least IoU between a track's last box and a detection to match, in (0, 1].
+        sigma_iou: least IoU between a track's predicted box and a detection to match,
+            in (0, 1].
         t_min: least number of detections before a track is confirmed, >= 1.
+        max_age: frames a confirmed track survives without a detection, >= 0.
     """
 
     def __init__(
@@ -108,7 +156,8 @@ class IoUTracker:
         sigma_l: float = 0.0,
         sigma_h: float = 0.5,
         sigma_iou: float = 0.3,
-        t_min: int = 3,
+        t_min: int = 2,
+        max_age: int = 30,
     ) -> None:
         if not isinstance(camera_id, str) or not camera_id:
             raise ValueError(f"IoUTracker camera_id must be a non-empty string, got {camera_id!r}")
@@ -118,16 +167,19 @@ class IoUTracker:
             raise ValueError(f"IoUTracker sigma_h must be in [sigma_l={sigma_l}, 1], got {sigma_h}")
         if not 0.0 < sigma_iou <= 1.0:
             raise ValueError(f"IoUTracker sigma_iou must be in (0, 1], got {sigma_iou}")
-        if isinstance(t_min, bool) or not isinstance(t_min, int) or t_min < 1:
-            raise ValueError(f"IoUTracker t_min must be an integer >= 1, got {t_min!r}")
+        for name, value, least in (("t_min", t_min, 1), ("max_age", max_age, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"IoUTracker {name} must be an integer >= {least}, got {value!r}")
         self.camera_id = camera_id
         self.sigma_l = float(sigma_l)
         self.sigma_h = float(sigma_h)
         self.sigma_iou = float(sigma_iou)
         self.t_min = t_min
-        self._tracks: list[_Track] = []
+        self.max_age = max_age
         self._events: list[TrackEvent] = []
         self._last_id = 0
+        self._labels: set[int] = set()  # classes seen; one class needs no class check
+        self._tracks: FloatArray = np.zeros((0, _COLUMNS))  # [T, _COLUMNS], oldest first
         self._last_frame: int | None = None
 
     def update(self, detections: Detections, frame: Frame) -> Detections:
@@ -141,38 +193,29 @@ class IoUTracker:
             ValueError: `frame` is from another camera, or its index is not greater than the
                 previous frame's (since the last `finish`/`reset`).
         """
+        previous = self._last_frame
         self._check_frame(frame)
-        n = len(detections)
-        track_ids = np.full(n, UNTRACKED, dtype=np.int64)
-        # Only the detections we track take part; `cand` maps back to input rows.
-        cand = np.flatnonzero(detections.score >= self.sigma_l)
-        boxes = detections.xyxy[cand]
-        scores = detections.score[cand]
-        labels = detections.label[cand]
-
-        track_det = self._match(boxes, labels)  # [T] row of `boxes` per track, or -1
-        # (track, input row) of every track alive after this frame, oldest track first.
-        alive: list[tuple[_Track, int]] = []
-        for track, i in zip(self._tracks, track_det, strict=True):
-            if i >= 0:
-                track.extend(frame, _box(boxes[i]), float(scores[i]))
-                alive.append((track, int(cand[i])))
-            elif track.confirmed:
-                self._events.append(TrackEvent("ended", self._summary(track)))
-        unmatched = np.ones(len(cand), dtype=bool)
-        unmatched[track_det[track_det >= 0]] = False
-        for i in np.flatnonzero(unmatched):
-            track = _Track.start(frame, _box(boxes[i]), float(scores[i]), int(labels[i]))
-            alive.append((track, int(cand[i])))
-        self._tracks = [track for track, _ in alive]
-
-        for track, row in alive:
-            if track.track_id is None and self._confirmable(track):
-                self._last_id += 1
-                track.track_id = self._last_id
-                self._events.append(TrackEvent("started", self._summary(track)))
-            if track.track_id is not None:
-                track_ids[row] = track.track_id
+        boxes, scores, labels = detections.xyxy, detections.score, detections.label
+        tracked = None
+        if self.sigma_l > 0.0:
+            # Only the detections we track take part; `tracked` maps back to input rows.
+            tracked = (scores >= self.sigma_l).nonzero()[0]
+            boxes, scores, labels = (
+                boxes.take(tracked, 0),
+                scores.take(tracked),
+                labels.take(tracked),
+            )
+        self._labels.update(labels.tolist())
+        det = np.empty((len(scores), _DET_COLUMNS))
+        det[:, _DET_BOX] = boxes
+        det[:, _DET_SCORE] = scores
+        det[:, _DET_LABEL] = labels
+        det[:, _DET_TIME:] = (frame.wall_time, frame.index, 1.0)
+        ids = self._track(det, frame.index, previous)
+        if tracked is None:
+            return detections.with_track_ids(ids.astype(np.int64))
+        track_ids = np.full(len(detections), UNTRACKED, dtype=np.int64)
+        track_ids[tracked] = ids
         return detections.with_track_ids(track_ids)
 
     def pop_events(self) -> list[TrackEvent]:
@@ -181,22 +224,24 @@ class IoUTracker:
         return events
 
     def finish(self) -> list[TrackEvent]:
-        """End the stream: queued events plus an "ended" event per confirmed active track.
+        """End the stream: queued events plus an "ended" event per confirmed live track.
 
-        Tentative tracks are forgotten. The tracker can be used again afterwards (for a new
-        stream, whose frame indices may start over); ids keep increasing.
+        Live tracks include those bridging a gap. Tentative tracks are forgotten. The tracker
+        can be used again afterwards (for a new stream, whose frame indices may start over);
+        ids keep increasing.
         """
-        self._events.extend(
-            TrackEvent("ended", self._summary(t)) for t in self._tracks if t.confirmed
-        )
-        self._tracks = []
-        self._last_frame = None
+        for row in self._tracks[self._tracks[:, _ID] != UNTRACKED]:
+            self._events.append(TrackEvent("ended", self._summary(row)))
+        self._clear()
         return self.pop_events()
 
     def reset(self) -> None:
         """Forget all tracks and queued events without emitting any; ids keep increasing."""
-        self._tracks = []
         self._events = []
+        self._clear()
+
+    def _clear(self) -> None:
+        self._tracks = np.zeros((0, _COLUMNS))
         self._last_frame = None
 
     def _check_frame(self, frame: Frame) -> None:
@@ -213,40 +258,166 @@ class IoUTracker:
             )
         self._last_frame = frame.index
 
-    def _match(
-        self, boxes: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]
-    ) -> npt.NDArray[np.intp]:
-        """Greedy assignment of active tracks to detections, by descending IoU.
+    def _track(self, det: FloatArray, now: int, previous: int | None) -> FloatArray:
+        """Match, extend, expire and start tracks with the detections `det` of frame `now`.
 
-        Args:
-            boxes: float32 [D, 4] tracked detections (xyxy).
-            labels: int64 [D] their classes.
-        Returns:
-            intp [T]: for each track of `self._tracks`, the row of its detection, -1 if none.
+        Returns the detections' track ids, float64 [D] (-1 for tentative tracks).
         """
-        track_det = np.full(len(self._tracks), -1, dtype=np.intp)
-        if not self._tracks or len(boxes) == 0:
-            return track_det
-        track_boxes = np.array([t.last_box for t in self._tracks], dtype=np.float32)
-        track_labels = np.array([t.label for t in self._tracks], dtype=np.int64)
-        iou = box_iou(torch.tensor(track_boxes), torch.tensor(boxes)).numpy()  # [T, D]
-        iou[track_labels[:, None] != labels[None, :]] = -1.0
-        # Only candidate pairs are visited (NaN from degenerate boxes fails `>=`).
-        rows, cols = np.nonzero(iou >= self.sigma_iou)
-        order = np.argsort(-iou[rows, cols], kind="stable")
-        det_taken = np.zeros(len(boxes), dtype=bool)
-        for r, c in zip(rows[order], cols[order], strict=True):
-            if track_det[r] < 0 and not det_taken[c]:
-                track_det[r] = c
-                det_taken[c] = True
-        return track_det
+        ids = np.full(len(det), float(UNTRACKED))
+        cols = np.zeros(0, dtype=np.intp)
+        if len(self._tracks):
+            assert previous is not None  # the tracks are cleared with it
+            step = now - previous
+            predict, keep, take = _step_maps(step, POSITION_GAIN, VELOCITY_GAIN)
+            tracks = self._tracks
+            tracks[:, _STATE] = predicted = tracks[:, _STATE] @ predict
+            if len(det):
+                iou = box_iou(predicted[:, :4], det[:, _DET_BOX])
+                if len(self._labels) > 1:
+                    iou *= tracks[:, _LABEL, None] == det[:, _DET_LABEL]
+                rows, cols = greedy_assignment(iou, self.sigma_iou)
+                if len(rows):
+                    ids[cols] = self._extend(rows, det.take(cols, 0), keep, take)
+            self._expire(now)
+        if len(cols) < len(det):
+            new = np.ones(len(det), dtype=bool)
+            new[cols] = False
+            new_cols = new.nonzero()[0]
+            ids[new_cols] = self._start(det.take(new_cols, 0))
+        return ids
 
-    def _confirmable(self, track: _Track) -> bool:
-        return track.frames >= self.t_min and track.best_score >= self.sigma_h
+    def _extend(
+        self, rows: IndexArray, det: FloatArray, keep: FloatArray, take: FloatArray
+    ) -> FloatArray:
+        """Give tracks `rows` their detections `det` [M, _DET_COLUMNS]; confirm the ready.
 
-    def _summary(self, track: _Track) -> TrackSummary:
-        return track.summary(self.camera_id)
+        Returns the tracks' ids, float64 [M] (-1 for tentative ones).
+        """
+        old = self._tracks.take(rows, 0)
+        m = old @ keep + det @ take  # [M, _COLUMNS]
+        fresh = (old[:, _HITS] == 1).nonzero()[0]
+        if len(fresh):
+            # A track's second detection sets its box and velocity outright: smoothing
+            # from no velocity at all would lag behind anyone walking.
+            box = det[fresh, _DET_BOX]
+            shift = box - old[fresh, 0:4]  # its first box: a track without velocity stays put
+            gap = det[fresh, _DET_FRAME, None] - old[fresh, _SEEN, None]
+            m[fresh, 0:4] = box
+            m[fresh, 4:6] = (shift[:, 0:2] + shift[:, 2:4]) / (2 * gap)
+        better = det[:, _DET_SCORE, None] > m[:, _BEST_SCORE, None]
+        np.copyto(m[:, _BEST], det[:, _DET_BOX_SCORE], where=better)
+        for k in (m[:, _ID] == UNTRACKED).nonzero()[0].tolist():
+            self._confirm_if_ready(m[k])
+        self._tracks[rows] = m
+        return m[:, _ID]
+
+    def _start(self, det: FloatArray) -> FloatArray:
+        """Start a tentative track per detection of `det` [K, _DET_COLUMNS].
+
+        Returns their ids, float64 [K]: -1 unless `t_min` is 1 and the score reaches `sigma_h`.
+        """
+        start = det @ _NEW_TRACK
+        if self.t_min == 1:
+            for row in start:
+                self._confirm_if_ready(row)
+        self._tracks = np.concatenate((self._tracks, start))
+        return start[:, _ID]
+
+    def _confirm_if_ready(self, row: FloatArray) -> None:
+        """Give the tentative track `row` (a view, changed in place) an id if it is ready."""
+        if row[_HITS] >= self.t_min and row[_BEST_SCORE] >= self.sigma_h:
+            self._last_id += 1
+            row[_ID] = self._last_id
+            row[_MAX_GAP] = self.max_age
+            row[_DEADLINE] = row[_SEEN] + self.max_age
+            self._events.append(TrackEvent("started", self._summary(row)))
+
+    def _expire(self, now: int) -> None:
+        """Drop tracks whose time is up: tentative ones not matched at frame `now`, and
+        confirmed ones more than `max_age` frames past their last detection ("ended")."""
+        alive = self._tracks[:, _DEADLINE] >= now
+        dead = (~alive).nonzero()[0]
+        if len(dead) == 0:
+            return
+        for row in self._tracks.take(dead, 0):
+            if row[_ID] != UNTRACKED:
+                self._events.append(TrackEvent("ended", self._summary(row)))
+        self._tracks = self._tracks.compress(alive, 0)
+
+    def _summary(self, row: FloatArray) -> TrackSummary:
+        return TrackSummary(
+            camera_id=self.camera_id,
+            track_id=int(row[_ID]),
+            label=int(row[_LABEL]),
+            first_frame=int(row[_FIRST]),
+            last_frame=int(row[_SEEN]),
+            first_time=float(row[_FIRST_TIME]),
+            last_time=float(row[_LAST_TIME]),
+            frames=int(row[_HITS]),
+            best_score=float(row[_BEST_SCORE]),
+            best_box=_box(row[_BEST]),
+            last_box=_box(row[_LAST]),
+        )
 
 
-def _box(row: npt.NDArray[np.float32]) -> Box:
+def box_iou(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> FloatArray:
+    """IoU of every box of `a` [N, 4] with every box of `b` [M, 4] (xyxy); float64 [N, M].
+
+    Pairs of boxes without area get 0. Plain numpy
+    rather than `torchvision.ops.box_iou`: for the tens of boxes of a frame, the tensor
+    round trip costs ten times the arithmetic.
+    """
+    lt = np.maximum(a[:, None, :2], b[:, :2])
+    wh = np.minimum(a[:, None, 2:], b[:, 2:])
+    wh -= lt
+    np.maximum(wh, 0.0, out=wh)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b - inter
+    return inter / np.maximum(union, 1e-9, out=union)
+
+
+def greedy_assignment(score: FloatArray, threshold: float) -> tuple[IndexArray, IndexArray]:
+    """Pairs (row, col) taken greedily by descending score, each row and column once.
+
+    The same pairs as sorting all pairs with score >= `threshold` by descending score and
+    taking each pair whose row and column are still free, but vectorised: a pair that is
+    the best of both its row and its column is taken by that greedy order whatever
+    happens elsewhere, so all such "mutual best" pairs are taken at once, and the search
+    repeats on what is left. Usually no two candidate pairs share a row or a column and
+    the candidates are the answer. Ties go to the lower row, then the lower column.
+
+    Args:
+        score: float [R, C] pair scores (IoU); NaN counts as below `threshold`.
+        threshold: least score of a pair that may be taken.
+    Returns:
+        (rows, cols): intp [M] each.
+    """
+    valid = score >= threshold
+    rows, cols = valid.nonzero()
+    n = len(rows)
+    if n == len(set(rows.tolist())) == len(set(cols.tolist())):
+        return rows, cols
+    s = np.where(valid, score, -1.0)
+    row_ids = np.arange(s.shape[0])
+    taken_rows: list[IndexArray] = []
+    taken_cols: list[IndexArray] = []
+    while True:
+        best_col = s.argmax(axis=1)  # [R]
+        mutual = (s[row_ids, best_col] >= 0.0) & (s.argmax(axis=0)[best_col] == row_ids)
+        rows = mutual.nonzero()[0]
+        if len(rows) == 0:
+            break
+        cols = best_col[rows]
+        taken_rows.append(rows)
+        taken_cols.append(cols)
+        s[rows, :] = -1.0
+        s[:, cols] = -1.0
+        if s.max() < 0.0:
+            break
+    return np.concatenate(taken_rows), np.concatenate(taken_cols)
+
+
+def _box(row: FloatArray) -> tuple[float, float, float, float]:
     return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))

@@ -7,13 +7,15 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 import torch
-from torchvision.ops import box_iou
+from torchvision.ops import box_iou as torch_box_iou
 
 from pipeline.types import UNTRACKED, Detections, Frame
 from trackers import IoUTracker
+from trackers.iou import box_iou, greedy_assignment
 
 CAM = "cam0"
-Row = tuple[tuple[float, float, float, float], float, int]  # (box, score, label)
+Box = tuple[float, float, float, float]
+Row = tuple[Box, float, int]  # (box, score, label)
 
 
 def make_frame(index: int, camera_id: str = CAM) -> Frame:
@@ -36,24 +38,31 @@ def make_dets(rows: Sequence[Row]) -> Detections:
     )
 
 
-def walker(
-    t: int, x0: float = 10.0, y0: float = 10.0, dx: float = 2.0
-) -> tuple[float, float, float, float]:
+def walker(t: int, x0: float = 10.0, y0: float = 10.0, dx: float = 2.0) -> Box:
     """A 20x40 box moving `dx` pixels right per frame."""
     x = x0 + dx * t
     return (x, y0, x + 20.0, y0 + 40.0)
 
 
-def run(tracker: IoUTracker, scene: Sequence[Sequence[Row]], start: int = 0) -> list[list[int]]:
-    """Feed frames `start, start+1, ...`; return each frame's track ids."""
+def run(
+    tracker: IoUTracker, scene: Sequence[Sequence[Row]], start: int = 0, step: int = 1
+) -> list[list[int]]:
+    """Feed frames `start, start+step, ...`; return each frame's track ids."""
     return [
-        tracker.update(make_dets(rows), make_frame(start + i)).track_id.tolist()
+        tracker.update(make_dets(rows), make_frame(start + i * step)).track_id.tolist()
         for i, rows in enumerate(scene)
     ]
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    return float(box_iou(torch.tensor([a]), torch.tensor([b]))[0, 0])
+    return float(torch_box_iou(torch.tensor([a]), torch.tensor([b]))[0, 0])
+
+
+def kinds(tracker: IoUTracker) -> list[tuple[str, int]]:
+    return [(e.kind, e.track.track_id) for e in tracker.pop_events()]
+
+
+# --- confirmation ------------------------------------------------------------------------
 
 
 def test_slow_mover_gets_one_id_after_t_min_frames_and_keeps_it() -> None:
@@ -68,14 +77,26 @@ def test_slow_mover_gets_one_id_after_t_min_frames_and_keeps_it() -> None:
     assert tracker.pop_events() == []
 
 
+def test_track_shorter_than_t_min_never_gets_an_id_even_with_gap_bridging() -> None:
+    tracker = IoUTracker(CAM, t_min=3, max_age=30)
+    # Two detections, a miss, two more at the same place: tentative tracks do not bridge
+    # gaps, so neither run of two ever reaches t_min=3.
+    scene = [[(walker(0), 0.9, 0)], [(walker(1), 0.9, 0)], [], [(walker(3), 0.9, 0)]]
+    scene.append([(walker(4), 0.9, 0)])
+    assert run(tracker, [*scene, [], []]) == [[-1], [-1], [], [-1], [-1], [], []]
+    assert tracker.pop_events() == []
+    assert tracker.finish() == []
+    # No id was used up: the next track to be confirmed gets 1.
+    assert run(tracker, [[(walker(t), 0.9, 0)] for t in range(3)])[-1] == [1]
+
+
 def test_track_never_reaching_sigma_h_gets_no_id_and_consumes_none() -> None:
     tracker = IoUTracker(CAM, sigma_h=0.5, t_min=2)
     weak = [[(walker(t), 0.4, 0)] for t in range(5)]
     assert run(tracker, weak) == [[-1]] * 5
-    # The weak track ends (no detection); the next, strong one still gets id 1.
-    strong = [[], *[[(walker(t, y0=200.0), 0.8, 0)] for t in range(3)]]
+    strong = [[(walker(t, y0=200.0), 0.8, 0)] for t in range(3)]
     assert run(tracker, strong, start=5)[-1] == [1]
-    assert [(e.kind, e.track.track_id) for e in tracker.pop_events()] == [("started", 1)]
+    assert kinds(tracker) == [("started", 1)]
 
 
 def test_one_high_score_anywhere_in_the_track_confirms_it() -> None:
@@ -88,31 +109,28 @@ def test_one_high_score_anywhere_in_the_track_confirms_it() -> None:
     assert event.track.best_box == walker(1)
 
 
-def test_two_classes_at_the_same_place_never_share_a_track() -> None:
+def test_t_min_1_confirms_on_the_first_confident_detection() -> None:
+    tracker = IoUTracker(CAM, t_min=1, sigma_h=0.5)
+    ids = run(tracker, [[(walker(0), 0.9, 0), (walker(0, y0=300.0), 0.3, 0)]])
+    assert ids == [[1, -1]]
+    assert kinds(tracker) == [("started", 1)]
+
+
+# --- gap bridging ------------------------------------------------------------------------
+
+
+def test_one_frame_miss_keeps_the_id() -> None:
     tracker = IoUTracker(CAM, t_min=2)
-    scene = [[(walker(t), 0.9, 0), (walker(t), 0.8, 1)] for t in range(4)]
-    ids = run(tracker, scene)
-    assert ids[0] == [-1, -1]
-    assert ids[1][0] != ids[1][1] and min(ids[1]) >= 1
-    assert all(frame_ids == ids[1] for frame_ids in ids[1:])
-    labels = {e.track.track_id: e.track.label for e in tracker.pop_events()}
-    assert labels == {ids[1][0]: 0, ids[1][1]: 1}
+    scene = [[(walker(t), 0.9, 0)] for t in range(3)] + [[]]
+    scene += [[(walker(t), 0.9, 0)] for t in range(4, 7)]
+    assert run(tracker, scene) == [[-1], [1], [1], [], [1], [1], [1]]
+    assert kinds(tracker) == [("started", 1)]
+    (ended,) = tracker.finish()
+    assert (ended.track.first_frame, ended.track.last_frame, ended.track.frames) == (0, 6, 6)
 
 
-def test_class_change_breaks_the_track() -> None:
-    tracker = IoUTracker(CAM, t_min=1)
-    ids = run(tracker, [[(walker(0), 0.9, 0)], [(walker(1), 0.9, 1)]])
-    assert ids == [[1], [2]]
-    assert [(e.kind, e.track.track_id) for e in tracker.pop_events()] == [
-        ("started", 1),
-        ("ended", 1),
-        ("started", 2),
-    ]
-
-
-def test_one_frame_miss_ends_the_track_and_reappearance_gets_a_new_id() -> None:
-    """The paper's behaviour, without gap bridging: a single missed frame splits a track."""
-    tracker = IoUTracker(CAM, t_min=2)
+def test_one_frame_miss_ends_the_track_with_max_age_0_as_in_the_paper() -> None:
+    tracker = IoUTracker(CAM, t_min=2, max_age=0)
     first = [[(walker(0), 0.6, 0)], [(walker(1), 0.95, 0)], [(walker(2), 0.7, 0)]]
     second = [[(walker(4), 0.8, 0)], [(walker(5), 0.9, 0)]]
     ids = run(tracker, [*first, [], *second])
@@ -135,19 +153,59 @@ def test_one_frame_miss_ends_the_track_and_reappearance_gets_a_new_id() -> None:
     assert (restarted.first_frame, restarted.last_frame, restarted.frames) == (4, 5, 2)
 
 
+def test_gap_is_bridged_along_the_walking_direction() -> None:
+    # 6 px/frame with a 20 px wide box: after 4 missed frames the last box no longer
+    # overlaps the person at all; only the predicted one does.
+    tracker = IoUTracker(CAM, t_min=2)
+    hidden = range(10, 14)
+    ids = run(tracker, [[] if t in hidden else [(walker(t, dx=6.0), 0.9, 0)] for t in range(20)])
+    assert iou(walker(9, dx=6.0), walker(14, dx=6.0)) == 0.0
+    assert ids == [[-1]] + [[] if t in hidden else [1] for t in range(1, 20)]
+
+
+def test_track_ends_after_max_age_frames_without_detection() -> None:
+    tracker = IoUTracker(CAM, t_min=2, max_age=5)
+    scene: list[list[Row]] = [[(walker(t), 0.9, 0)] for t in range(4)]
+    run(tracker, [*scene, *[[]] * 5])  # frames 4..8: 5 missed frames, still alive
+    assert kinds(tracker) == [("started", 1)]
+    assert run(tracker, [[]], start=9) == [[]]  # 6 frames since the last detection
+    events = tracker.pop_events()
+    assert [(e.kind, e.track.track_id) for e in events] == [("ended", 1)]
+    summary = events[0].track
+    # The summary covers the detections only, not the frames bridged.
+    assert (summary.first_frame, summary.last_frame, summary.frames) == (0, 3, 4)
+    assert summary.last_box == walker(3)
+    assert summary.last_time == make_frame(3).wall_time
+    # The person comes back too late: a new track and a new id.
+    assert run(tracker, [[(walker(t), 0.9, 0)] for t in range(10, 12)], start=10) == [[-1], [2]]
+
+
+def test_finish_ends_tracks_that_are_bridging_a_gap() -> None:
+    tracker = IoUTracker(CAM, t_min=2, max_age=10)
+    run(tracker, [[(walker(0), 0.9, 0)], [(walker(1), 0.9, 0)], [], []])
+    events = tracker.finish()
+    assert [(e.kind, e.track.track_id) for e in events] == [("started", 1), ("ended", 1)]
+    assert events[1].track.last_frame == 1
+
+
+def test_lost_track_is_not_matched_to_a_different_class() -> None:
+    tracker = IoUTracker(CAM, t_min=1, max_age=10)
+    ids = run(tracker, [[(walker(0), 0.9, 0)], [], [(walker(2), 0.9, 1)]])
+    assert ids == [[1], [], [2]]
+
+
+# --- assignment --------------------------------------------------------------------------
+
+
 def test_crossing_people_keep_their_ids() -> None:
     # A walks right, B walks left, 10 px lower; their boxes overlap for several frames.
     a = [walker(t, x0=0.0, y0=0.0, dx=2.0) for t in range(30)]
     b = [walker(t, x0=58.0, y0=10.0, dx=-2.0) for t in range(30)]
     # The scene must really test the assignment: at some frame each person's box overlaps
-    # the other's previous box enough to match it, but less than its own previous box.
-    cross = [
-        t
-        for t in range(1, 30)
-        if 0.3 <= iou(a[t - 1], b[t]) < iou(b[t - 1], b[t])
-        and 0.3 <= iou(b[t - 1], a[t]) < iou(a[t - 1], a[t])
-    ]
-    assert cross, "scene has no crossing"
+    # the other's previous box enough to match it.
+    assert any(iou(a[t - 1], b[t]) >= 0.3 and iou(b[t - 1], a[t]) >= 0.3 for t in range(1, 30)), (
+        "scene has no crossing"
+    )
 
     tracker = IoUTracker(CAM, t_min=3)
     # B is listed first so that input order cannot hide a swap.
@@ -158,11 +216,41 @@ def test_crossing_people_keep_their_ids() -> None:
     assert [e.kind for e in tracker.pop_events()] == ["started", "started"]
 
 
+def test_people_crossing_head_on_keep_their_ids_through_full_overlap() -> None:
+    # Same height, opposite directions: at the crossing each box lands exactly where the
+    # other person was a frame earlier, so matching by last box would swap them; only
+    # their velocities tell them apart.
+    a = [walker(t, x0=0.0, y0=0.0, dx=3.0) for t in range(40)]
+    b = [walker(t, x0=117.0, y0=0.0, dx=-3.0) for t in range(40)]
+    assert any(
+        iou(a[t - 1], b[t]) > iou(a[t - 1], a[t]) and iou(b[t - 1], a[t]) > iou(b[t - 1], b[t])
+        for t in range(1, 40)
+    )
+    tracker = IoUTracker(CAM, t_min=3)
+    ids = run(tracker, [[(b[t], 0.9, 0), (a[t], 0.9, 0)] for t in range(40)])
+    assert ids[2:] == [ids[2]] * 38 and sorted(ids[2]) == [1, 2]
+
+
+def test_person_hidden_behind_another_gets_the_same_id_back() -> None:
+    a = [walker(t, x0=0.0, y0=0.0, dx=3.0) for t in range(40)]
+    b = [walker(t, x0=117.0, y0=5.0, dx=-3.0) for t in range(40)]
+    hidden = range(16, 24)  # A is behind B: the detector sees B only
+    scene = [[(b[t], 0.9, 0)] + ([] if t in hidden else [(a[t], 0.9, 0)]) for t in range(40)]
+    tracker = IoUTracker(CAM, t_min=3)
+    ids = run(tracker, scene)
+    b_id, a_id = ids[2]
+    assert all(frame_ids == [b_id] for t, frame_ids in enumerate(ids) if t in hidden)
+    assert all(
+        frame_ids == [b_id, a_id] for t, frame_ids in enumerate(ids[2:], 2) if t not in hidden
+    )
+    assert [e.kind for e in tracker.pop_events()] == ["started", "started"]
+
+
 def test_global_greedy_gives_the_best_overlap_to_each_track() -> None:
     # Track 1 (older) overlaps both new boxes; track 2 overlaps only the first one, well.
     # Matching in track order would let track 1 take the first box and break track 2.
     t1, t2 = (0.0, 0.0, 20.0, 40.0), (6.0, 0.0, 26.0, 40.0)
-    d0, d1 = (5.0, 0.0, 25.0, 40.0), (-8.0, 0.0, 12.0, 40.0)
+    d0, d1 = (5.0, 0.0, 25.0, 40.0), (-6.0, 0.0, 14.0, 40.0)
     assert iou(t1, d0) > iou(t1, d1) >= 0.3
     assert iou(t2, d0) > iou(t1, d0) and iou(t2, d1) < 0.3
     tracker = IoUTracker(CAM, t_min=1)
@@ -172,8 +260,98 @@ def test_global_greedy_gives_the_best_overlap_to_each_track() -> None:
     ]
 
 
+def _reference_greedy(score: np.ndarray, threshold: float) -> set[tuple[int, int]]:
+    """Greedy by descending score, one pair at a time (ties: lower row, then column)."""
+    pairs = sorted(
+        ((-score[r, c], r, c) for r, c in zip(*np.nonzero(score >= threshold), strict=True)),
+    )
+    rows: set[int] = set()
+    cols: set[int] = set()
+    taken = set()
+    for _, r, c in pairs:
+        if r not in rows and c not in cols:
+            taken.add((int(r), int(c)))
+            rows.add(r)
+            cols.add(c)
+    return taken
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_vectorised_greedy_takes_the_same_pairs_as_one_at_a_time_greedy(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    shape = tuple(rng.integers(1, 12, size=2))
+    score = rng.random(shape) * (rng.random(shape) < 0.4)  # sparse, like IoU
+    score[rng.random(shape) < 0.05] = np.nan
+    rows, cols = greedy_assignment(score, 0.3)
+    assert set(zip(rows.tolist(), cols.tolist(), strict=True)) == _reference_greedy(score, 0.3)
+    assert len(set(rows.tolist())) == len(rows) and len(set(cols.tolist())) == len(cols)
+
+
+def test_box_iou_agrees_with_torchvision_and_gives_0_for_empty_boxes() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.random((7, 4)) * 100
+    a[:, 2:] = a[:, :2] + rng.random((7, 2)) * 50
+    b = a[:5] + rng.normal(0, 10, (5, 4))
+    b[:, 2:] = np.maximum(b[:, 2:], b[:, :2])  # some empty boxes
+    b[0] = (5.0, 5.0, 5.0, 5.0)
+    expected = torch_box_iou(torch.tensor(a), torch.tensor(b)).nan_to_num(0.0).numpy()
+    np.testing.assert_allclose(box_iou(a, b), expected, atol=1e-9)
+    assert box_iou(b[:1], b[:1])[0, 0] == 0.0
+
+
+# --- classes -----------------------------------------------------------------------------
+
+
+def test_two_classes_at_the_same_place_never_share_a_track() -> None:
+    tracker = IoUTracker(CAM, t_min=2)
+    scene = [[(walker(t), 0.9, 0), (walker(t), 0.8, 1)] for t in range(4)]
+    ids = run(tracker, scene)
+    assert ids[0] == [-1, -1]
+    assert ids[1][0] != ids[1][1] and min(ids[1]) >= 1
+    assert all(frame_ids == ids[1] for frame_ids in ids[1:])
+    labels = {e.track.track_id: e.track.label for e in tracker.pop_events()}
+    assert labels == {ids[1][0]: 0, ids[1][1]: 1}
+
+
+def test_class_change_breaks_the_track() -> None:
+    tracker = IoUTracker(CAM, t_min=1, max_age=0)
+    ids = run(tracker, [[(walker(0), 0.9, 0)], [(walker(1), 0.9, 1)]])
+    assert ids == [[1], [2]]
+    assert kinds(tracker) == [("started", 1), ("ended", 1), ("started", 2)]
+
+
+# --- frame skipping ----------------------------------------------------------------------
+
+
+def test_tracking_every_third_frame_keeps_ids_and_bridges_gaps_in_frames() -> None:
+    # Detection runs on frames 0, 3, 6, ...: a walker moves 6 px between calls. Frames
+    # 75-81 get no detection (3 calls): with velocity in pixels per frame the predicted
+    # box is still on the person at frame 84, 12 frames after the last detection.
+    frames = list(range(0, 120, 3))
+    scene = [[] if 75 <= f <= 81 else [(walker(f), 0.9, 0)] for f in frames]
+    assert iou(walker(72), walker(84)) < 0.3
+    tracker = IoUTracker(CAM, t_min=3, max_age=15)
+    ids = run(tracker, scene, step=3)
+    assert ids == [[-1], [-1]] + [[] if 75 <= f <= 81 else [1] for f in frames[2:]]
+    assert kinds(tracker) == [("started", 1)]
+
+
+def test_max_age_counts_frames_not_calls() -> None:
+    tracker = IoUTracker(CAM, t_min=2, max_age=12)
+    run(tracker, [[(walker(f, dx=0.5), 0.9, 0)] for f in (0, 5, 10)], step=5)
+    assert kinds(tracker) == [("started", 1)]
+    run(tracker, [[], []], start=15, step=5)  # 10 frames since the last detection: alive
+    assert tracker.pop_events() == []
+    run(tracker, [[]], start=25)  # 15 frames: more than 12
+    events = tracker.pop_events()
+    assert [(e.kind, e.track.track_id, e.track.last_frame) for e in events] == [("ended", 1, 10)]
+
+
+# --- lifecycle and API -------------------------------------------------------------------
+
+
 def test_detections_below_sigma_l_stay_untracked_and_do_not_extend_tracks() -> None:
-    tracker = IoUTracker(CAM, sigma_l=0.3, sigma_h=0.5, t_min=2)
+    tracker = IoUTracker(CAM, sigma_l=0.3, sigma_h=0.5, t_min=2, max_age=0)
     scene = [
         [(walker(0), 0.9, 0), (walker(0, y0=300.0), 0.2, 0)],
         [(walker(1), 0.9, 0), (walker(1, y0=300.0), 0.2, 0)],
@@ -186,11 +364,15 @@ def test_detections_below_sigma_l_stay_untracked_and_do_not_extend_tracks() -> N
     assert (events[1].track.last_frame, events[1].track.frames) == (1, 2)
 
 
-def test_empty_detections_are_fine() -> None:
-    tracker = IoUTracker(CAM)
+def test_empty_frames_are_fine() -> None:
+    tracker = IoUTracker(CAM, t_min=2)
     out = tracker.update(Detections.empty(), make_frame(0))
     assert len(out) == 0 and out.track_id.dtype == np.int64
     assert tracker.pop_events() == []
+    # Empty frames while a track is alive, then after it ended.
+    ids = run(tracker, [[(walker(1), 0.9, 0)], [(walker(2), 0.9, 0)], [], []], start=1)
+    assert ids == [[-1], [1], [], []]
+    assert [e.kind for e in tracker.finish()] == ["started", "ended"]
     assert tracker.finish() == []
 
 
@@ -216,11 +398,10 @@ def test_ids_never_repeat_after_reset() -> None:
     assert run(tracker, [[(walker(0), 0.9, 0), (walker(0, y0=300.0), 0.9, 0)]]) == [[1, 2]]
     tracker.reset()
     assert tracker.pop_events() == []
+    # The same person at the same place, right after the reset: a new track, a new id.
     assert run(tracker, [[(walker(0), 0.9, 0)]]) == [[3]]
-    assert [(e.kind, e.track.track_id) for e in tracker.finish()] == [
-        ("started", 3),
-        ("ended", 3),
-    ]
+    assert kinds(tracker) == [("started", 3)]
+    assert tracker.finish() and tracker.pop_events() == []
 
 
 def test_input_detections_are_not_mutated() -> None:
@@ -259,6 +440,9 @@ def test_frames_from_another_camera_or_out_of_order_are_refused() -> None:
         ({"t_min": 0}, "t_min"),
         ({"t_min": 2.5}, "t_min"),
         ({"sigma_iou": float("nan")}, "sigma_iou"),
+        ({"max_age": -1}, "max_age"),
+        ({"max_age": 1.5}, "max_age"),
+        ({"max_age": True}, "max_age"),
     ],
 )
 def test_invalid_parameters_raise(kwargs: dict[str, float], message: str) -> None:

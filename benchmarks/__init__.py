@@ -1,0 +1,1 @@
+"""Benchmarks: scripts run by hand (see benchmarks/README.md), never by the test suite."""
