@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import itertools
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from detector.errors import ModelConfigError
 from detector.models import build_model
@@ -42,6 +48,69 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+CPU_MICRO_BATCH = 2
+"""Images per forward pass on the CPU. Larger batches buy nothing there: the activations of
+a batch of 8 SSDLite images outgrow glibc's mmap threshold, so every forward pays page faults
+for fresh memory (measured: 2 images per pass ~25% faster than 8, docs/performance.md)."""
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for `precision` on `device`; None means plain float32.
+
+    "auto" is fp16 on CUDA and fp32 on the CPU; fp16/bf16 autocast is CUDA-only here (CPU
+    kernels for them are slower than float32 on CPUs without AMX).
+    """
+    choice = precision.strip().lower()
+    if choice not in PRECISIONS:
+        raise ModelConfigError(
+            f"invalid precision {precision!r}; use one of: {', '.join(PRECISIONS)}"
+        )
+    if choice == "auto":
+        return torch.float16 if device.type == "cuda" else None
+    if choice == "fp32":
+        return None
+    if device.type != "cuda":
+        raise ModelConfigError(
+            f"precision {choice} needs a CUDA device (got {device}); use fp32 or auto on the CPU"
+        )
+    return torch.float16 if choice == "fp16" else torch.bfloat16
+
+
+def fold_batch_norms(module: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm2d that directly follows a Conv2d into that conv.
+
+    Works on `nn.Sequential` children (torchvision's `Conv2dNormActivation` and its SSD
+    heads are such); the norm becomes `nn.Identity`. Changes `module` in place; returns it.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for seq in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
+        names = list(seq._modules)
+        for first, second in itertools.pairwise(names):
+            conv, norm = seq._modules[first], seq._modules[second]
+            if (
+                isinstance(conv, nn.Conv2d)
+                and isinstance(norm, nn.BatchNorm2d)
+                and norm.track_running_stats
+                and conv.out_channels == norm.num_features
+            ):
+                seq._modules[first] = fuse_conv_bn_eval(conv.eval(), norm.eval())
+                seq._modules[second] = nn.Identity()
+    return module
+
+
+def prepare_model(model: SSD, device: torch.device) -> SSD:
+    """An inference copy of `model` on `device`: eval, batch norms folded, channels_last.
+
+    The caller's model is left as it was (it may share modules with another model).
+    """
+    prepared = copy.deepcopy(model).eval()
+    fold_batch_norms(prepared)
+    return prepared.to(device).to(memory_format=torch.channels_last)
+
+
 def resolve_label_filter(
     names: Sequence[str] | None, label_map: LabelMap, background_class: int | None
 ) -> list[int] | None:
@@ -66,11 +135,49 @@ def resolve_label_filter(
     return sorted(selected)
 
 
+@dataclass
+class StageTimes:
+    """Seconds `Detector.detect` spent per stage, added up over batches.
+
+    On CUDA each stage ends with a device synchronisation, so the figures are honest but
+    the overlap between host and device work is lost while they are being measured.
+    """
+
+    batches: int = 0
+    images: int = 0
+    prepare_s: float = 0.0
+    forward_s: float = 0.0
+    postprocess_s: float = 0.0
+
+
+class _Clock:
+    """Adds lap times to a `StageTimes`; does nothing (no sync either) without one."""
+
+    def __init__(self, times: StageTimes | None, device: torch.device) -> None:
+        self.times = times
+        self.device = device
+        self.last = time.perf_counter() if times is not None else 0.0
+
+    def lap(self, stage: str) -> None:
+        if self.times is None:
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        setattr(self.times, stage, getattr(self.times, stage) + now - self.last)
+        self.last = now
+
+    def count(self, images: int) -> None:
+        if self.times is not None:
+            self.times.batches += 1
+            self.times.images += images
+
+
 class Detector:
     """Runs an `SSD` on batches of frames of any sizes.
 
     Args:
-        model: the network; moved to `device` and put in eval mode.
+        model: the network; the engine runs a prepared copy of it (see below).
         label_map: names of the model's class_logits columns.
         device: "auto", "cpu", "cuda" or "cuda:N".
         score_threshold: report detections scoring above this.
@@ -78,6 +185,17 @@ class Detector:
         max_detections: at most this many detections per frame.
         labels: report only these class names (None or empty: all classes).
         pre_nms_top_k: at most this many (box, class) candidates per frame enter NMS.
+        precision: "auto" (fp16 autocast on CUDA, fp32 on the CPU), "fp32", "fp16", "bf16".
+        micro_batch: images per forward pass (default: all on CUDA, `CPU_MICRO_BATCH` on
+            the CPU); postprocessing still runs once per batch.
+        exact_resize: on the CPU, resize in float32 exactly as torchvision's transform does
+            (~10x slower); by default the CPU resizes the uint8 pixels, which rounds every
+            input value to a whole grey level (at most 1 off). CUDA always resizes in float.
+
+    The engine works on a private copy of `model` (batch norms folded, channels_last).
+    Frames travel to the device as uint8 (pinned memory and a non-blocking copy on CUDA);
+    resizing to the model's input happens there, batched per frame size, and detections
+    come back to the host in one copy per batch.
     """
 
     def __init__(
@@ -90,6 +208,9 @@ class Detector:
         max_detections: int = 100,
         labels: Sequence[str] | None = None,
         pre_nms_top_k: int = 1000,
+        precision: str = "auto",
+        micro_batch: int | None = None,
+        exact_resize: bool = False,
     ) -> None:
         if not 0.0 <= score_threshold < 1.0:
             raise ModelConfigError(f"score_threshold must be in [0, 1), got {score_threshold}")
@@ -100,8 +221,15 @@ class Detector:
                 f"max_detections and pre_nms_top_k must be >= 1, got {max_detections} "
                 f"and {pre_nms_top_k}"
             )
+        if micro_batch is not None and micro_batch < 1:
+            raise ModelConfigError(f"micro_batch must be >= 1, got {micro_batch}")
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        self.autocast_dtype = resolve_precision(precision, self.device)
+        self.micro_batch = micro_batch or (CPU_MICRO_BATCH if self.device.type == "cpu" else None)
+        self.model = prepare_model(model, self.device)
+        self.exact_resize = exact_resize
+        self.stage_times: StageTimes | None = None
+        """Set to a `StageTimes` to have `detect` add up its time per stage (benchmarks)."""
         self.labels = label_map
         self.input_size = model.input_size
         self.score_threshold = score_threshold
@@ -123,6 +251,8 @@ class Detector:
         nms_threshold: float = 0.45,
         max_detections: int = 100,
         labels: Sequence[str] | None = None,
+        precision: str = "auto",
+        micro_batch: int | None = None,
     ) -> Detector:
         """A detector for a registered model name or a checkpoint path (see `build_model`)."""
         resolved = resolve_device(device)  # fail on a bad device before building the model
@@ -135,15 +265,21 @@ class Detector:
             nms_threshold=nms_threshold,
             max_detections=max_detections,
             labels=labels,
+            precision=precision,
+            micro_batch=micro_batch,
         )
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
         """One `Detections` per frame, boxes in that frame's pixels, clipped to the frame."""
         if not frames:
             return []
+        clock = _Clock(self.stage_times, self.device)
         with torch.inference_mode():
             images = self._model_input(frames)
-            box_regression, class_logits = self.model(images)
+            clock.lap("prepare_s")
+            with self.autocast():
+                box_regression, class_logits = self.forward(images)
+            clock.lap("forward_s")
             model = self.model
             result = postprocess(
                 box_regression,
@@ -161,32 +297,76 @@ class Detector:
             sizes = torch.tensor(
                 [(f.height, f.width) for f in frames], dtype=torch.float32, device=self.device
             )
-            return result.scaled(sizes).to_detections()
+            detections = result.scaled(sizes).to_detections()
+            clock.lap("postprocess_s")
+            clock.count(len(frames))
+            return detections
+
+    def autocast(self) -> contextlib.AbstractContextManager[object]:
+        """The autocast context of the configured precision (a no-op for fp32)."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Raw outputs for model inputs [B, 3, *input_size] (0..255), run in `micro_batch`
+        chunks: box_regression [B, A, 4] and class_logits [B, A, C]. Call it under
+        `torch.inference_mode()` (and `autocast()` for the configured precision)."""
+        step = self.micro_batch
+        if step is None or images.shape[0] <= step:
+            return self.model(images)
+        outputs = [self.model(chunk) for chunk in images.split(step)]
+        return (
+            torch.cat([o[0] for o in outputs]),
+            torch.cat([o[1] for o in outputs]),
+        )
 
     def _model_input(self, frames: Sequence[Frame]) -> Tensor:
-        """float [B, 3, *input_size] in 0..255 on the device, frames resized per size group."""
+        """[B, 3, *input_size] channels_last on the device, 0..255: uint8 on the CPU, float
+        on CUDA; frames are resized per size group."""
         groups: dict[tuple[int, int], list[int]] = {}
         for i, frame in enumerate(frames):
             groups.setdefault((frame.height, frame.width), []).append(i)
         if len(groups) == 1:
             return self._resized([f.image for f in frames])
-        out = torch.empty((len(frames), 3, *self.input_size), device=self.device)
-        for rows in groups.values():
-            index = torch.tensor(rows, device=self.device)
-            out[index] = self._resized([frames[i].image for i in rows])
+        parts = [(rows, self._resized([frames[i].image for i in rows])) for rows in groups.values()]
+        out = torch.empty(
+            (len(frames), 3, *self.input_size),
+            dtype=parts[0][1].dtype,
+            device=self.device,
+        ).contiguous(memory_format=torch.channels_last)
+        for rows, part in parts:
+            out[torch.tensor(rows, device=self.device)] = part
         return out
 
     def _resized(self, images: list[npt.NDArray[np.uint8]]) -> Tensor:
-        """Same-sized RGB HxWx3 uint8 images -> float [n, 3, *input_size] on the device."""
-        if self.device.type == "cuda":
-            host = torch.empty((len(images), *images[0].shape), dtype=torch.uint8, pin_memory=True)
-            np.stack(images, out=host.numpy())
-            pixels = host.to(self.device, non_blocking=True)
-        else:
-            pixels = torch.from_numpy(np.stack(images))
-        x = pixels.permute(0, 3, 1, 2).float()
+        """Same-sized RGB HxWx3 uint8 images -> [n, 3, *input_size] channels_last on the device.
+
+        The pixels cross to the device as uint8 (a quarter of float32's bytes). The CPU
+        resizes uint8 directly (SIMD kernel, ~10x faster than converting 768x576 frames to
+        float first); CUDA has no uint8 bilinear kernel and converts first, at no
+        measurable cost there.
+        """
+        pixels = _upload(images, self.device)  # [n, H, W, 3] uint8
+        x = pixels.permute(0, 3, 1, 2)  # a channels_last view, no copy
+        if self.device.type == "cuda" or self.exact_resize:
+            x = x.float()
         if tuple(x.shape[-2:]) != self.input_size:
             x = F.interpolate(
                 x, size=self.input_size, mode="bilinear", align_corners=False, antialias=False
             )
-        return x
+        return x.contiguous(memory_format=torch.channels_last)
+
+
+def _upload(images: list[npt.NDArray[np.uint8]], device: torch.device) -> Tensor:
+    """Same-sized HxWx3 uint8 images -> uint8 [n, H, W, 3] on `device`, copied once.
+
+    For CUDA the batch is stacked into pinned (page-locked) host memory, so the copy to the
+    device is a DMA transfer that does not block the host thread.
+    """
+    shape = (len(images), *images[0].shape)
+    if device.type == "cuda":
+        host = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+        np.stack(images, out=host.numpy())
+        return host.to(device, non_blocking=True)
+    return torch.from_numpy(np.stack(images))

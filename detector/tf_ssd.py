@@ -233,15 +233,28 @@ class SameConv2d(nn.Conv2d):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        """x [B, C, H, W] -> [B, C', ceil(H / stride), ceil(W / stride)]."""
+        """x [B, C, H, W] -> [B, C', ceil(H / stride), ceil(W / stride)].
+
+        TF pads one pixel more at the bottom/right than at the top/left when the total is
+        odd. Instead of padding the activations (a zero-filled copy of the largest tensors
+        of the network, ~20% of the CPU time), the kernel grows by one zero row/column at
+        its top/left and the conv pads symmetrically by the larger amount: the same sums.
+        """
         if self.stride[0] == 1:
             return super().forward(x)
         k, s = self.kernel_size[0], self.stride[0]
-        pads = []
-        for size in (x.shape[-1], x.shape[-2]):  # F.pad takes the last dim first
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-            pads += [total // 2, total - total // 2]
-        return super().forward(F.pad(x, pads))
+        before_h, after_h = _same_pads(x.shape[-2], k, s)
+        before_w, after_w = _same_pads(x.shape[-1], k, s)
+        weight = self.weight
+        if after_h != before_h or after_w != before_w:
+            weight = F.pad(weight, (after_w - before_w, 0, after_h - before_h, 0))
+        return F.conv2d(x, weight, self.bias, s, (after_h, after_w), 1, self.groups)
+
+
+def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TF "SAME" padding (before, after) of one dimension; after - before is 0 or 1."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
 
 
 def conv_relu6(

@@ -97,6 +97,7 @@ def test_detections_match_torchvision_running_the_same_weights(
         nms_threshold=torchvision_ssdlite.nms_thresh,
         max_detections=1000,
         pre_nms_top_k=10**6,
+        exact_resize=True,  # torchvision resizes in float; the fast uint8 resize rounds
     )
     (ours,) = detector.detect([f])
     assert len(ours) == len(expected["boxes"]) > 10

@@ -1,0 +1,586 @@
+"""`python -m pipeline bench`: model-only throughput, end-to-end throughput, naive baseline.
+
+Three measurements in one run (docs/performance.md explains them and records results):
+
+- model only: images/s of the network alone (no decoding, resizing or post-processing) per
+  model, batch size and precision, on random uint8 inputs of the model's input size;
+- end to end: N copies of a clip through the real `Pipeline` (PyAV decoding, batched
+  detection, IoU tracking, video + ZeroMQ + SQL sinks writing into a temporary folder),
+  with the busy time of each stage;
+- naive: the same clip the way a first script does it: OpenCV reads a frame, the model runs
+  on it alone with a per-image float transform and a torchvision-style post-processing
+  loop over classes, OpenCV draws the boxes and `cv2.VideoWriter` writes them.
+
+Figures are the median of `repeat` runs, with every run listed. Nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.types import CameraStatus, FrameResult, LabelMap, StreamEnd, StreamInfo
+from sinks.base import Sink
+
+# torch, OpenCV and the detector are imported where used: `python -m pipeline` builds this
+# command's options for every command, and must not pay for them.
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
+    from detector.engine import Detector
+    from detector.ssd import SSD
+
+DEFAULT_CLIP = "samples/pedestrians.mp4"
+PRECISION_CHOICES = ("fp32", "fp16", "bf16")
+DEFAULT_MODELS = ("person_ssdlite", "ssdlite320_mobilenet_v3_large", "ssd300_vgg16")
+
+
+@dataclass
+class ModelResult:
+    """Model-only throughput of one (model, precision, batch size)."""
+
+    model: str
+    weights: str
+    precision: str
+    batch_size: int
+    images_per_s: float
+    runs: list[float]
+
+
+@dataclass
+class EndToEndResult:
+    """The real pipeline on `copies` copies of a clip; stage times are busy ms per frame."""
+
+    clip: str
+    copies: int
+    model: str
+    batch_size: int
+    frames: int
+    seconds: float
+    frames_per_s: float
+    runs: list[float]
+    stages_ms_per_frame: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class NaiveResult:
+    """The per-frame OpenCV + model + draw + VideoWriter baseline on one copy of the clip."""
+
+    frames: int
+    seconds: float
+    frames_per_s: float
+    runs: list[float]
+
+
+@dataclass
+class BenchReport:
+    """Everything one `bench` run measured, with what it ran on."""
+
+    date: str
+    command: str
+    device: str
+    torch: str
+    threads: int
+    model_only: list[ModelResult]
+    end_to_end: EndToEndResult | None
+    naive: NaiveResult | None
+    speedup_vs_naive: float | None
+
+
+def device_name(device: torch.device) -> str:
+    """A readable name of the device: the GPU's name, or the CPU model and core count."""
+    import torch
+
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass  # not Linux: keep platform's name
+    return f"{model}, {os.cpu_count()} logical cores (CPU)"
+
+
+# -- model only ------------------------------------------------------------------------------
+
+
+def bench_model(
+    detector: Detector,
+    name: str,
+    weights: str,
+    precision: str,
+    batch_size: int,
+    repeat: int,
+    min_time_s: float,
+) -> ModelResult:
+    """images/s of `detector.forward` on random uint8 inputs [batch_size, 3, *input_size]."""
+    import torch
+
+    device = detector.device
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(
+        0, 256, (batch_size, 3, *detector.input_size), dtype=torch.uint8, generator=generator
+    )
+    images = images.to(device).contiguous(memory_format=torch.channels_last)
+
+    def one_pass() -> None:
+        with torch.inference_mode(), detector.autocast():
+            detector.forward(images)
+
+    one_pass()  # warm-up: kernel selection, allocator, cuDNN autotuning
+    _sync(device)
+    runs = []
+    for _ in range(repeat):
+        passes, started = 0, time.perf_counter()
+        while True:
+            one_pass()
+            passes += 1
+            _sync(device)
+            elapsed = time.perf_counter() - started
+            if elapsed >= min_time_s:
+                break
+        runs.append(passes * batch_size / elapsed)
+    return ModelResult(name, weights, precision, batch_size, statistics.median(runs), runs)
+
+
+def _sync(device: torch.device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def model_precisions(device: torch.device, asked: Sequence[str] | None) -> list[str]:
+    """Precisions to measure: fp32 everywhere, plus fp16 and bf16 on CUDA."""
+    from detector.engine import resolve_precision
+
+    if asked:
+        for p in asked:
+            resolve_precision(p, device)  # a clear error for fp16 on the CPU
+        return list(asked)
+    return ["fp32", "fp16", "bf16"] if device.type == "cuda" else ["fp32"]
+
+
+# -- end to end ------------------------------------------------------------------------------
+
+
+class TimedSink(Sink):
+    """A sink that adds up the time its inner sink spends in `write` (its worker's busy time)."""
+
+    def __init__(self, inner: Sink) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.wants_every_frame = inner.wants_every_frame  # type: ignore[misc]
+        self.busy_s = 0.0
+        self.frames = 0
+
+    def start(self, info: StreamInfo) -> None:
+        self.inner.start(info)
+
+    def write(self, result: FrameResult) -> None:
+        started = time.perf_counter()
+        self.inner.write(result)
+        self.busy_s += time.perf_counter() - started
+        self.frames += 1
+
+    def end(self, stream_end: StreamEnd) -> None:
+        started = time.perf_counter()
+        self.inner.end(stream_end)
+        self.busy_s += time.perf_counter() - started
+
+    def status(self, status: CameraStatus) -> None:
+        self.inner.status(status)
+
+    def close(self) -> None:
+        started = time.perf_counter()
+        self.inner.close()
+        self.busy_s += time.perf_counter() - started
+
+
+def _pipeline_config(clip: str, copies: int, model: str, weights: str, device: str,
+                     batch_size: int, out: Path) -> str:  # fmt: skip
+    cameras = "\n".join(f"  - id: cam{i}\n    source: {json.dumps(clip)}" for i in range(copies))
+    return f"""
+cameras:
+{cameras}
+detector:
+  model: {model}
+  weights: {json.dumps(weights)}
+  device: {device}
+  batch_size: {batch_size}
+  score_threshold: 0.5
+  nms_threshold: 0.6
+tracker:
+  type: iou
+sinks:
+  - type: video
+    dir: {json.dumps(str(out / "video"))}
+  - type: zmq
+    endpoint: tcp://127.0.0.1:*
+  - type: sql
+    url: {json.dumps("sqlite:///" + str(out / "detections.db"))}
+"""
+
+
+def decode_ms_per_frame(clip: str, max_frames: int | None = None) -> tuple[float, int]:
+    """Busy time of decoding `clip` to RGB with the pipeline's own source, ms per frame."""
+    from pipeline.sources import AVSource
+
+    source = AVSource(clip, live=False)
+    source.open()
+    frames, started = 0, time.perf_counter()
+    try:
+        for _ in source.frames():
+            frames += 1
+            if max_frames is not None and frames >= max_frames:
+                break
+    finally:
+        source.close()
+    return 1000 * (time.perf_counter() - started) / max(frames, 1), frames
+
+
+def bench_end_to_end(
+    clip: str,
+    copies: int,
+    model: str,
+    weights: str,
+    device: str,
+    batch_size: int,
+    repeat: int,
+) -> EndToEndResult:
+    """frames/s of the whole pipeline with its real sinks; stage busy times of the last run."""
+    from detector.engine import Detector, StageTimes
+    from pipeline.config import parse_config
+    from pipeline.runner import Pipeline, _build_sink
+
+    runs: list[float] = []
+    stages: dict[str, float] = {}
+    frames, seconds = 0, 0.0
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory(prefix="ssd-bench-") as tmp:
+            text = _pipeline_config(clip, copies, model, weights, device, batch_size, Path(tmp))
+            config = parse_config(text, source="<bench>")
+            det = config.detector
+            detector = Detector.build(
+                model=det.model,
+                weights=det.weights,
+                device=det.device,
+                score_threshold=det.score_threshold,
+                nms_threshold=det.nms_threshold,
+                max_detections=det.max_detections,
+            )
+            detector.stage_times = StageTimes()
+            sinks = [TimedSink(_build_sink(sc, detector.labels, "<bench>")) for sc in config.sinks]
+            bare = config.model_copy(update={"sinks": []})
+            summary = Pipeline(bare, detector=detector, extra_sinks=sinks).run()
+            if not summary.ok:
+                errors = [c.error for c in summary.cameras.values() if c.error]
+                raise RuntimeError(f"bench run failed: {'; '.join(errors + summary.sink_errors)}")
+            frames, seconds = summary.frames, summary.elapsed_s
+            runs.append(frames / seconds)
+            times = detector.stage_times
+            n = max(times.images, 1)
+            stages = {
+                "detect_prepare": 1000 * times.prepare_s / n,
+                "detect_forward": 1000 * times.forward_s / n,
+                "detect_postprocess": 1000 * times.postprocess_s / n,
+            }
+            for sink in sinks:
+                stages[f"sink_{sink.name}"] = 1000 * sink.busy_s / max(sink.frames, 1)
+    stages["decode (separate pass)"] = decode_ms_per_frame(clip)[0]
+    return EndToEndResult(
+        clip=clip,
+        copies=copies,
+        model=model,
+        batch_size=batch_size,
+        frames=frames,
+        seconds=seconds,
+        frames_per_s=statistics.median(runs),
+        runs=runs,
+        stages_ms_per_frame=stages,
+    )
+
+
+# -- naive baseline --------------------------------------------------------------------------
+
+
+def naive_postprocess(
+    box_regression: Tensor,
+    class_logits: Tensor,
+    model: SSD,
+    score_threshold: float,
+    nms_threshold: float,
+    max_detections: int,
+    topk_candidates: int = 400,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One image, as torchvision's `SSD.postprocess_detections`: a Python loop over classes.
+
+    box_regression [A, 4], class_logits [A, C] -> boxes [N, 4] (normalised), scores, labels.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torchvision.ops import batched_nms
+
+    boxes = model.box_coder.decode(box_regression[None], model.anchors)[0].clamp(0.0, 1.0)
+    if model.score_fn == "softmax":
+        scores = F.softmax(class_logits, dim=-1)
+    else:
+        scores = torch.sigmoid(class_logits)
+    all_boxes, all_scores, all_labels = [], [], []
+    for label in range(scores.shape[-1]):
+        if label == model.background_class:
+            continue
+        score = scores[:, label]
+        keep = score > score_threshold
+        score, box = score[keep], boxes[keep]
+        score, index = score.topk(min(topk_candidates, score.numel()))
+        all_boxes.append(box[index])
+        all_scores.append(score)
+        all_labels.append(torch.full_like(index, label))
+    image_boxes, image_scores = torch.cat(all_boxes), torch.cat(all_scores)
+    image_labels = torch.cat(all_labels)
+    keep = batched_nms(image_boxes, image_scores, image_labels, nms_threshold)[:max_detections]
+    return image_boxes[keep], image_scores[keep], image_labels[keep]
+
+
+def run_naive(
+    clip: str,
+    model: SSD,
+    labels: LabelMap,
+    out_path: Path,
+    device: torch.device,
+    max_frames: int | None = None,
+) -> tuple[int, float]:
+    """OpenCV read -> per-frame float transform -> model -> loop postprocess -> draw -> write.
+
+    Returns (frames, seconds).
+    """
+    import cv2
+    import torch
+    import torch.nn.functional as F
+
+    capture = cv2.VideoCapture(clip)
+    if not capture.isOpened():
+        raise RuntimeError(f"OpenCV cannot open {clip}")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    writer: cv2.VideoWriter | None = None
+    frames, started = 0, time.perf_counter()
+    try:
+        while max_frames is None or frames < max_frames:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            height, width = bgr.shape[:2]
+            if writer is None:
+                fourcc = cv2.VideoWriter.fourcc(*"mp4v")
+                writer = cv2.VideoWriter(str(out_path), fourcc, fps, (width, height))
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            # torchvision's default transform: float 0..1, then resize (per image).
+            image = torch.from_numpy(rgb).to(device).permute(2, 0, 1).float() / 255
+            image = F.interpolate(
+                image[None], size=model.input_size, mode="bilinear", align_corners=False
+            )
+            with torch.no_grad():
+                regression, logits = model(image * 255)
+                boxes, scores, classes = naive_postprocess(
+                    regression[0], logits[0], model, 0.5, 0.6, 100
+                )
+            boxes = (boxes * torch.tensor([width, height, width, height], device=device)).cpu()
+            for box, score, label in zip(boxes.tolist(), scores.tolist(), classes.tolist(),
+                                         strict=True):  # fmt: skip
+                x1, y1, x2, y2 = (int(v) for v in box)
+                cv2.rectangle(bgr, (x1, y1), (x2, y2), (0, 255, 0), 2)
+                caption = f"{labels.name(label)} {score:.2f}"
+                cv2.putText(bgr, caption, (x1, max(y1 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                            (0, 255, 0), 1)  # fmt: skip
+            writer.write(bgr)
+            frames += 1
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+    return frames, time.perf_counter() - started
+
+
+def bench_naive(
+    clip: str, model_name: str, weights: str, device: torch.device, repeat: int
+) -> NaiveResult:
+    """The naive baseline on one copy of `clip`, `repeat` times."""
+    from detector.models import build_model
+
+    model, labels = build_model(model_name, weights)
+    model = model.to(device).eval()
+    runs = []
+    frames, seconds = 0, 0.0
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory(prefix="ssd-naive-") as tmp:
+            frames, seconds = run_naive(clip, model, labels, Path(tmp) / "naive.mp4", device)
+        runs.append(frames / seconds)
+    return NaiveResult(frames, seconds, statistics.median(runs), runs)
+
+
+# -- command ---------------------------------------------------------------------------------
+
+
+def run_bench(args: argparse.Namespace) -> BenchReport:
+    """Every measurement `args` asks for (see `add_arguments`)."""
+    import torch
+
+    from detector.engine import Detector, resolve_device
+
+    torch.set_flush_denormal(True)  # random weights make denormals; see Pipeline.run
+    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 2) - 1))
+    device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick kernels
+    clip = str(Path(args.clip).expanduser())
+    if not args.skip_end_to_end and not Path(clip).is_file():
+        raise FileNotFoundError(f"clip not found: {clip}; pass --clip PATH to a video file")
+
+    results: list[ModelResult] = []
+    if not args.skip_model_only:
+        for name in args.models:
+            weights = "default" if name == "person_ssdlite" else "none"
+            for precision in model_precisions(device, args.precisions):
+                detector = Detector.build(name, weights, device=str(device), precision=precision)
+                for size in args.batch_sizes:
+                    result = bench_model(
+                        detector, name, weights, precision, size, args.repeat, args.min_time
+                    )
+                    results.append(result)
+                    _note(args, f"model {name} {precision} batch {size}: "
+                                f"{result.images_per_s:.1f} images/s")  # fmt: skip
+    end_to_end = naive = None
+    weights = "default" if args.model == "person_ssdlite" else "none"
+    if not args.skip_end_to_end:
+        end_to_end = bench_end_to_end(
+            clip, args.copies, args.model, weights, str(device), args.batch_size, args.repeat
+        )
+        _note(args, f"end to end: {end_to_end.frames_per_s:.1f} frames/s")
+        if not args.skip_naive:
+            naive = bench_naive(clip, args.model, weights, device, args.repeat)
+            _note(args, f"naive: {naive.frames_per_s:.1f} frames/s")
+    speedup = None
+    if end_to_end is not None and naive is not None:
+        speedup = end_to_end.frames_per_s / naive.frames_per_s
+    return BenchReport(
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=bench_command(args),
+        device=device_name(device),
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        model_only=results,
+        end_to_end=end_to_end,
+        naive=naive,
+        speedup_vs_naive=speedup,
+    )
+
+
+def bench_command(args: argparse.Namespace) -> str:
+    """The command line that reproduces `args` (every option spelled out)."""
+    parts = ["python -m pipeline bench"]
+    for key in ("clip", "copies", "model", "batch_size", "device", "threads", "repeat",
+                "min_time"):  # fmt: skip
+        parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
+    parts.append("--models " + " ".join(args.models))
+    parts.append("--batch-sizes " + " ".join(str(b) for b in args.batch_sizes))
+    if args.precisions:
+        parts.append("--precisions " + " ".join(args.precisions))
+    for flag in ("skip_model_only", "skip_end_to_end", "skip_naive", "json"):
+        if getattr(args, flag):
+            parts.append(f"--{flag.replace('_', '-')}")
+    return " ".join(parts)
+
+
+def _note(args: argparse.Namespace, line: str) -> None:
+    if not args.json:
+        print(line, file=sys.stderr, flush=True)
+
+
+def format_report(report: BenchReport) -> str:
+    """The report as readable text."""
+    lines = [f"{report.date}  {report.device}  torch {report.torch}, {report.threads} threads"]
+    if report.model_only:
+        lines.append("model only (images/s, median of runs):")
+        for r in report.model_only:
+            spread = f"{min(r.runs):.1f}..{max(r.runs):.1f}"
+            lines.append(f"  {r.model:32} {r.precision:5} batch {r.batch_size:3}  "
+                         f"{r.images_per_s:9.1f}  ({spread})")  # fmt: skip
+    e2e = report.end_to_end
+    if e2e is not None:
+        lines.append(
+            f"end to end: {e2e.copies} x {e2e.clip}, {e2e.model}, batch {e2e.batch_size}: "
+            f"{e2e.frames_per_s:.1f} frames/s ({e2e.frames} frames; runs "
+            f"{', '.join(f'{r:.1f}' for r in e2e.runs)})"
+        )
+        for stage, ms in e2e.stages_ms_per_frame.items():
+            lines.append(f"  {stage:28} {ms:7.2f} ms/frame busy")
+    if report.naive is not None:
+        lines.append(f"naive baseline: {report.naive.frames_per_s:.1f} frames/s")
+    if report.speedup_vs_naive is not None:
+        lines.append(f"speed-up over naive: {report.speedup_vs_naive:.2f}x")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `python -m pipeline bench`."""
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--clip", default=DEFAULT_CLIP, help=f"video file (default {DEFAULT_CLIP})")
+    parser.add_argument("--copies", type=int, default=1, help="cameras reading the clip (1)")
+    parser.add_argument("--model", default="person_ssdlite", help="end-to-end and naive model")
+    parser.add_argument("--batch-size", type=int, default=8, help="end-to-end batch size (8)")
+    parser.add_argument(
+        "--models", nargs="+", default=list(DEFAULT_MODELS), help="model-only models"
+    )
+    parser.add_argument(
+        "--batch-sizes", nargs="+", type=int, default=[1, 2, 8], help="model-only batch sizes"
+    )
+    parser.add_argument(
+        "--precisions", nargs="+", choices=PRECISION_CHOICES,
+        help="model-only precisions (default: fp32; on CUDA also fp16 and bf16)",
+    )  # fmt: skip
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch intra-op threads (default: cores - 1, at least 1: the decoder and the "
+        "sinks need the rest; docs/performance.md)",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (3)")
+    parser.add_argument(
+        "--min-time", type=float, default=1.0, help="least seconds per model-only run (1.0)"
+    )
+    parser.add_argument("--skip-model-only", action="store_true")
+    parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument("--skip-naive", action="store_true")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the benchmark and print the report (text, or JSON with --json)."""
+    report = run_bench(args)
+    if args.json:
+        print(json.dumps(report_dict(report), indent=1))
+    else:
+        print(format_report(report))
+    return 0
+
+
+def report_dict(report: BenchReport) -> dict[str, Any]:
+    """The report as plain JSON-ready data."""
+    return asdict(report)

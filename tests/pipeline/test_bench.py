@@ -1,0 +1,95 @@
+"""`python -m pipeline bench` on tiny settings: report shape and plausible figures only.
+
+No timing is asserted: the machine running the tests decides the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from detector.box_coder import BoxCoder
+from detector.postprocess import postprocess
+from detector.ssd import SSD
+from pipeline import cli
+from pipeline.bench import naive_postprocess
+from tests.conftest import VideoFactory
+
+
+def test_bench_json_reports_every_measurement_with_positive_figures(
+    synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=12, size=(160, 120))
+    code = cli.main(
+        ["bench", "--json", "--clip", str(clip), "--copies", "2", "--models", "person_ssdlite",
+         "--batch-sizes", "1", "2", "--repeat", "1", "--min-time", "0.01", "--batch-size", "4",
+         "--device", "cpu"]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "CPU" in report["device"] and report["threads"] >= 1
+    assert "--clip" in report["command"] and report["date"]
+
+    model_only = report["model_only"]
+    assert [(r["model"], r["precision"], r["batch_size"]) for r in model_only] == [
+        ("person_ssdlite", "fp32", 1),
+        ("person_ssdlite", "fp32", 2),
+    ]
+    assert all(r["images_per_s"] > 0 and len(r["runs"]) == 1 for r in model_only)
+
+    e2e = report["end_to_end"]
+    assert e2e["copies"] == 2 and e2e["frames"] == 24  # every frame of both copies
+    assert e2e["frames_per_s"] > 0 and e2e["seconds"] > 0
+    stages = e2e["stages_ms_per_frame"]
+    for stage in ("detect_prepare", "detect_forward", "detect_postprocess", "sink_video",
+                  "sink_zmq", "sink_sql", "decode (separate pass)"):  # fmt: skip
+        assert stages[stage] > 0, stage
+
+    naive = report["naive"]
+    assert naive["frames"] == 12 and naive["frames_per_s"] > 0
+    assert report["speedup_vs_naive"] == pytest.approx(e2e["frames_per_s"] / naive["frames_per_s"])
+
+
+def test_bench_without_a_clip_says_which_file_is_missing(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.mp4"
+    code = cli.main(["bench", "--skip-model-only", "--clip", str(missing), "--device", "cpu"])
+    assert code == cli.EXIT_USAGE
+    assert f"clip not found: {missing}" in capsys.readouterr().err
+
+
+def test_half_precision_on_the_cpu_is_refused_before_measuring(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = cli.main(["bench", "--skip-end-to-end", "--precisions", "fp16", "--device", "cpu"])
+    assert code == cli.EXIT_USAGE
+    assert "precision fp16 needs a CUDA device" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("score_fn", ["softmax", "sigmoid"])
+def test_naive_postprocess_finds_what_the_batched_postprocess_finds(score_fn: str) -> None:
+    g = torch.Generator().manual_seed(0)
+    corners = torch.rand(300, 2, generator=g) * 0.8
+    anchors = torch.cat((corners, corners + 0.05 + torch.rand(300, 2, generator=g) * 0.15), 1)
+    model = SSD(nn.Identity(), nn.Identity(), anchors, BoxCoder(), (100, 100), (0.0,) * 3,
+                (1.0,) * 3, score_fn=score_fn)  # fmt: skip
+    regression = torch.randn(2, 300, 4, generator=g) * 0.3
+    logits = torch.randn(2, 300, 4, generator=g) * 3
+    batched = postprocess(
+        regression, logits, anchors=anchors, box_coder=model.box_coder, score_fn=score_fn,
+        background_class=0, score_threshold=0.4, nms_threshold=0.5, max_detections=30,
+        pre_nms_top_k=10**6,
+    ).to_detections()  # fmt: skip
+    for image, expected in enumerate(batched):
+        boxes, scores, labels = naive_postprocess(
+            regression[image], logits[image], model, 0.4, 0.5, 30, topk_candidates=10**6
+        )
+        assert 0 < len(scores) == len(expected)
+        np.testing.assert_array_equal(labels.numpy(), expected.label)
+        np.testing.assert_allclose(scores.numpy(), expected.score, rtol=1e-6)
+        np.testing.assert_allclose(boxes.numpy(), expected.xyxy, atol=1e-6)
