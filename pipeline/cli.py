@@ -1,4 +1,4 @@
-"""`python -m pipeline run|validate|subscribe|query|retention|keygen`."""
+"""`python -m pipeline run|validate|subscribe|query|retention|keygen|bench`."""
 
 from __future__ import annotations
 
@@ -78,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
         "--type",
         action="append",
         default=[],
-        help="only this event type: detections, track.started, track.ended, stream.ended",
+        help="only this event type: detections, track.started, track.ended, stream.ended, "
+        "camera.status",
     )
     p.add_argument(
         "--label",
@@ -154,6 +155,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("directory", help="folder for NAME.key (public) and NAME.key_secret")
     p.add_argument("--name", default="server", help="file name stem (default: server)")
     p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser(
+        "bench", help="measure model-only and end-to-end throughput against a naive baseline"
+    )
+    from pipeline.bench import add_arguments as add_bench_arguments
+
+    add_bench_arguments(p)
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
@@ -321,6 +330,17 @@ def cmd_retention(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         print(f"{verb} {len(files)} video files from {args.video_dir}")
     return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from detector.errors import ModelConfigError, WeightsUnavailableError
+    from pipeline.bench import main as bench_main
+
+    try:
+        return bench_main(args)
+    except (ModelConfigError, WeightsUnavailableError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:

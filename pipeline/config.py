@@ -268,9 +268,29 @@ class TrackerConfig(_Strict):
         0.5, ge=0, le=1, description="A track is confirmed only once a detection scores this high."
     )
     sigma_iou: float = Field(
-        0.3, gt=0, le=1, description="Least IoU between a track's last box and its next one."
+        0.3, gt=0, le=1, description="Least IoU between a track's predicted box and its next one."
     )
-    t_min: int = Field(3, ge=1, le=1000, description="Frames a track needs before it gets an id.")
+    t_min: int = Field(
+        2, ge=1, le=1000, description="Detections a track needs before it gets an id."
+    )
+    max_age: int = Field(
+        30,
+        ge=0,
+        le=100_000,
+        description=(
+            "Frames a track lives on without a detection, its box moving at its last velocity "
+            "(0: the paper's tracker, ended by the first miss)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _sigma_h_not_below_sigma_l(self) -> TrackerConfig:
+        if self.sigma_h < self.sigma_l:
+            raise ValueError(
+                f"sigma_h ({self.sigma_h}) must be >= sigma_l ({self.sigma_l}): "
+                "a track is confirmed by a detection it was allowed to use"
+            )
+        return self
 
 
 class VideoSinkConfig(_Strict):
@@ -281,6 +301,37 @@ class VideoSinkConfig(_Strict):
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
     ] = Field("veryfast", description="x264 speed/size trade-off.")
     queue_size: int = Field(64, ge=1, le=4096, description="Frames buffered for the encoder.")
+    segment_minutes: float | None = Field(
+        None,
+        gt=0,
+        le=24 * 60,
+        description="Start a new file after this many minutes of video (none: one per run).",
+    )
+    keep_hours: float | None = Field(
+        None, gt=0, description="Delete a camera's files last written more than this long ago."
+    )
+    keep_files: int | None = Field(
+        None, ge=1, le=1_000_000, description="Keep at most this many finished files per camera."
+    )
+    fragmented: bool = Field(
+        True,
+        description="Fragmented MP4: playable up to its last second even after a crash.",
+    )
+
+
+class LiveSinkConfig(_Strict):
+    type: Literal["live"] = Field(description="Live MJPEG view in the browser, with an index.")
+    host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address to listen on; 0.0.0.0 makes the view reachable from other hosts.",
+    )
+    port: int = Field(8080, ge=0, le=65535, description="TCP port (0: any free port).")
+    max_fps: float = Field(
+        15.0, ge=0, le=1000, description="Most frames per second sent to each viewer (0: all)."
+    )
+    jpeg_quality: int = Field(80, ge=1, le=100, description="JPEG quality of the frames.")
+    queue_size: int = Field(8, ge=1, le=4096, description="Frames buffered for the view.")
 
 
 class ZmqSinkConfig(_Strict):
@@ -300,6 +351,41 @@ class ZmqSinkConfig(_Strict):
         5.0, ge=0, le=3600, description="Longest wait for those subscribers."
     )
     queue_size: int = Field(256, ge=1, le=100_000, description="Frames buffered for the sender.")
+    isolate_subscribers: bool = Field(
+        False,
+        description=(
+            "A slow subscriber loses only its own events (others get all); drops are then "
+            "seen by subscribers (seq) but not counted by the pipeline."
+        ),
+    )
+    curve: ZmqCurveConfig | None = Field(
+        None, description="CURVE encryption and authentication (none: plain TCP)."
+    )
+
+
+class ZmqCurveConfig(_Strict):
+    secret_key_file: Path | None = Field(
+        None, description="The server's .key_secret file (python -m pipeline keygen DIR)."
+    )
+    secret_key: str | None = Field(
+        None,
+        min_length=1,
+        description="The server's secret key (40 Z85 characters); use ${ENV_VAR}.",
+    )
+    authorized_clients: Path | None = Field(
+        None,
+        description="Folder of client public .key files; only those clients may subscribe.",
+    )
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> ZmqCurveConfig:
+        if (self.secret_key_file is None) == (self.secret_key is None):
+            raise ValueError("give exactly one of secret_key_file and secret_key")
+        if self.secret_key_file is not None and not self.secret_key_file.is_file():
+            raise ValueError(f"secret_key_file not found: {self.secret_key_file}")
+        if self.authorized_clients is not None and not self.authorized_clients.is_dir():
+            raise ValueError(f"authorized_clients is not a folder: {self.authorized_clients}")
+        return self
 
 
 class SqlSinkConfig(_Strict):
@@ -313,9 +399,43 @@ class SqlSinkConfig(_Strict):
     )
     batch_size: int = Field(500, ge=1, le=100_000, description="Rows per insert.")
     queue_size: int = Field(256, ge=1, le=100_000, description="Frames buffered for the writer.")
+    flush_interval_s: float = Field(
+        1.0, gt=0, le=3600, description="Longest time a row waits before it is written."
+    )
+    buffer_rows: int = Field(
+        20_000,
+        ge=1,
+        le=10_000_000,
+        description="Rows kept in memory while the database is away; more go to the spool.",
+    )
+    spool_dir: Path = Field(
+        Path("out/spool"), description="Folder for rows waiting for the database."
+    )
+    spool_max_mb: float = Field(
+        1024, gt=0, description="Largest spool file; rows beyond it are dropped and counted."
+    )
+    close_timeout_s: float = Field(
+        30.0,
+        ge=0,
+        le=86_400,
+        description="At the end, how long to wait for an unreachable database; the rest "
+        "stays in the spool for the next run.",
+    )
+
+    @model_validator(mode="after")
+    def _buffer_holds_a_batch(self) -> SqlSinkConfig:
+        if self.buffer_rows < self.batch_size:
+            raise ValueError(
+                f"buffer_rows ({self.buffer_rows}) must be at least batch_size "
+                f"({self.batch_size})"
+            )
+        return self
 
 
-SinkConfig = Annotated[VideoSinkConfig | ZmqSinkConfig | SqlSinkConfig, Field(discriminator="type")]
+SinkConfig = Annotated[
+    VideoSinkConfig | LiveSinkConfig | ZmqSinkConfig | SqlSinkConfig,
+    Field(discriminator="type"),
+]
 
 
 class PipelineConfig(_Strict):
@@ -414,9 +534,11 @@ def _describe(err: Any, loc: tuple[str | int, ...], data: Any, root: Any) -> str
     if kind == "missing":
         return f"{_where(loc, root)}: required field is missing"
     if kind == "union_tag_invalid":
-        return f"{_where(loc, root)}: unknown type; expected one of video, zmq, sql"
+        expected = str(err.get("ctx", {}).get("expected_tags", "")).replace("'", "")
+        return f"{_where(loc, root)}: unknown type; expected one of {expected}"
     if kind == "union_tag_not_found":
-        return f"{_where(loc, root)}: missing 'type' (video, zmq or sql)"
+        kinds = " (video, live, zmq or sql)" if loc[:1] == ("sinks",) else ""
+        return f"{_where(loc, root)}: missing 'type'{kinds}"
     msg = msg.removeprefix("Value error, ")
     got = err.get("input")
     shown = (

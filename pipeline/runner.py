@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,8 +18,9 @@ from pipeline.config import (
     CameraConfig,
     DeviceSourceConfig,
     FileSourceConfig,
+    LiveSinkConfig,
     PipelineConfig,
-    SqlSinkConfig,
+    SinkConfig,
     StreamSourceConfig,
     VideoSinkConfig,
     ZmqSinkConfig,
@@ -156,6 +158,7 @@ class Pipeline:
                 sigma_h=cfg.tracker.sigma_h,
                 sigma_iou=cfg.tracker.sigma_iou,
                 t_min=cfg.tracker.t_min,
+                max_age=cfg.tracker.max_age,
             )
             for c in cfg.cameras
         }
@@ -202,7 +205,7 @@ class Pipeline:
 
     def _build_detector(self) -> Detector:
         det = self.config.detector
-        return Detector.build(
+        detector = Detector.build(
             model=det.model,
             weights=det.weights,
             device=det.device,
@@ -211,6 +214,11 @@ class Pipeline:
             max_detections=det.max_detections,
             labels=det.labels,
         )
+        if detector.device.type == "cpu":
+            # One core is left to decoding, encoding and the sinks: with every core in
+            # torch's pool, a busy machine slows inference many times (docs/performance.md).
+            torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+        return detector
 
     def _reader(
         self,
@@ -258,32 +266,10 @@ class Pipeline:
 
     def _build_sinks(self, labels: LabelMap) -> list[tuple[Sink, int]]:
         """Every configured sink, opened; on failure the ones opened so far are closed."""
-        # Imported here so that a run without a sink kind never imports its libraries.
         built: list[tuple[Sink, int]] = []
         try:
             for sc in self.config.sinks:
-                sink: Sink
-                if isinstance(sc, VideoSinkConfig):
-                    from sinks.video import VideoSink
-
-                    sink = VideoSink(sc.dir, labels, crf=sc.crf, preset=sc.preset)
-                elif isinstance(sc, ZmqSinkConfig):
-                    from sinks.zmq_pub import ZmqSink
-
-                    sink = ZmqSink(
-                        sc.endpoint,
-                        labels,
-                        send_hwm=sc.send_hwm,
-                        wait_for_subscribers=sc.wait_for_subscribers,
-                        wait_timeout_s=sc.wait_timeout_s,
-                    )
-                elif isinstance(sc, SqlSinkConfig):
-                    from sinks.sql import SqlSink
-
-                    sink = SqlSink(
-                        sc.url, labels, batch_size=sc.batch_size, run_config=self.config_source
-                    )
-                built.append((sink, sc.queue_size))
+                built.append((_build_sink(sc, labels, self.config_source), sc.queue_size))
         except SinkError:
             for sink, _ in built:
                 sink.close()
@@ -333,6 +319,70 @@ class _Loop:
             ended = tuple(self.trackers[q.camera_id].finish())
             frames = self.stats[q.camera_id].frames
             _broadcast(self.workers, StreamEnd(q.camera_id, frames, ended, q.error))
+
+
+def _build_sink(sc: SinkConfig, labels: LabelMap, config_source: str) -> Sink:
+    """The sink a config entry describes, opened. Raises SinkError when it cannot open."""
+    # Imported here so that a run without a sink kind never imports its libraries.
+    if isinstance(sc, VideoSinkConfig):
+        from sinks.video import VideoSink
+
+        return VideoSink(
+            sc.dir,
+            labels,
+            crf=sc.crf,
+            preset=sc.preset,
+            segment_s=None if sc.segment_minutes is None else sc.segment_minutes * 60,
+            max_age_s=None if sc.keep_hours is None else sc.keep_hours * 3600,
+            max_segments=sc.keep_files,
+            fragmented=sc.fragmented,
+        )
+    if isinstance(sc, LiveSinkConfig):
+        from sinks.live import LiveSink
+
+        return LiveSink(
+            labels,
+            host=sc.host,
+            port=sc.port,
+            max_fps=sc.max_fps,
+            jpeg_quality=sc.jpeg_quality,
+        )
+    if isinstance(sc, ZmqSinkConfig):
+        from sinks.zmq_pub import CurveKeyError, ZmqSink, check_z85_key, read_secret_key
+
+        secret = None
+        if sc.curve is not None:
+            try:
+                secret = (
+                    read_secret_key(sc.curve.secret_key_file)
+                    if sc.curve.secret_key_file is not None
+                    else check_z85_key(sc.curve.secret_key or "", "curve.secret_key")
+                )
+            except CurveKeyError as exc:
+                raise SinkError(f"zmq sink: {exc}") from exc
+        return ZmqSink(
+            sc.endpoint,
+            labels,
+            send_hwm=sc.send_hwm,
+            wait_for_subscribers=sc.wait_for_subscribers,
+            wait_timeout_s=sc.wait_timeout_s,
+            curve_secret_key=secret,
+            curve_authorized_clients=None if sc.curve is None else sc.curve.authorized_clients,
+            isolate_subscribers=sc.isolate_subscribers,
+        )
+    from sinks.sql import SqlSink
+
+    return SqlSink(
+        sc.url,
+        labels,
+        batch_size=sc.batch_size,
+        run_config=config_source,
+        flush_interval_s=sc.flush_interval_s,
+        buffer_rows=sc.buffer_rows,
+        spool_dir=sc.spool_dir,
+        spool_max_mb=sc.spool_max_mb,
+        close_timeout_s=sc.close_timeout_s,
+    )
 
 
 def _broadcast(

@@ -1,185 +1,325 @@
 """SQL output: detections, finished tracks and the run itself, in SQLite or PostgreSQL.
 
-`SqlSink` writes while the pipeline runs; `query_detections` reads the rows back for the
-`query` command. The schema lives in `sinks.sql_models` and is described in docs/sql.md.
+`SqlSink` turns results into rows and hands them, in batches, to a writer thread of its own;
+the sink's `write` never waits for the database. When the database cannot be reached (server
+down, connection cut, SQLite locked), the writer keeps the batches (in memory up to a
+bound, then in a spool file) and retries with growing pauses; once the database is back,
+every batch is written, and written once: each row has a unique key (run, camera, frame,
+box index; run, camera, track id) and inserts skip rows already there, so a batch retried
+after a commit whose answer was lost adds nothing twice.
+
+Reading back (`query` command): `sinks.sql_query`, re-exported here. The schema lives in
+`sinks.sql_models` and is described in docs/sql.md.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import socket
-from dataclasses import dataclass
+import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Select, create_engine, event, insert, inspect, select, update
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy import Engine, Insert, insert, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from pipeline.types import FrameResult, LabelMap, StreamEnd, TrackEvent
 from sinks.base import Sink, SinkError
-from sinks.sql_models import RUN_STATUSES, Base, Detection, Run, RunStatus, Track
+from sinks.sql_engine import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    QueryError,
+    create_schema,
+    is_transient,
+    make_engine,
+    mask_url,
+    open_failure,
+    reason,
+    sqlite_file,
+)
+from sinks.sql_models import RUN_STATUSES, Detection, Run, RunStatus, Track
+from sinks.sql_query import (
+    DetectionQuery,
+    DetectionRecord,
+    count_detections,
+    delete_older_than,
+    query_detections,
+)
+from sinks.sql_spool import Batch, Outbox, replay_spools
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-"""How long a SQLite writer or reader waits for another process's lock before failing."""
+log = logging.getLogger(__name__)
 
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "DetectionQuery",
+    "DetectionRecord",
+    "QueryError",
+    "SqlSink",
+    "count_detections",
+    "delete_older_than",
+    "mask_url",
+    "query_detections",
+]
 
-class QueryError(SinkError):
-    """The database cannot be read (missing file, no tables yet, unreachable server)."""
-
-
-# ---------------------------------------------------------------------------- engines
-
-
-def mask_url(url: str) -> str:
-    """`url` with its password replaced by '***', also when it is not a valid URL."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (SQLAlchemyError, ValueError, TypeError):
-        return _mask_unparsable(url)
-
-
-def _mask_unparsable(url: str) -> str:
-    """Hide everything between the first ':' after "//" and the last '@'."""
-    at = url.rfind("@")
-    slashes = url.find("//")
-    start = 0 if slashes < 0 else slashes + 2
-    colon = url.find(":", start, at) if at >= 0 else -1
-    return url if colon < 0 else f"{url[: colon + 1]}***{url[at:]}"
-
-
-def _reason(exc: BaseException, url: str) -> str:
-    """A one-line reason for `exc`, without the SQL statement or the password."""
-    orig = getattr(exc, "orig", None)  # DBAPIError: the driver's own message is the useful one
-    text = str(orig if orig is not None else exc) or type(exc).__name__
-    text = text.replace(url, mask_url(url))
-    try:
-        password = make_url(url).password
-    except (SQLAlchemyError, ValueError, TypeError):
-        password = None
-    if password:
-        text = text.replace(str(password), "***")
-    return " ".join(text.split())
-
-
-def _open_failure(exc: BaseException, url: str) -> str:
-    """Why `url` cannot be opened, with a hint on how to fix it."""
-    reason = _reason(exc, url)
-    if isinstance(exc, ImportError):
-        return (
-            f"database driver not installed ({reason}); install it, e.g. "
-            "pip install 'psycopg[binary]' and use postgresql+psycopg://user@host/db"
-        )
-    if isinstance(exc, (NoSuchModuleError, ArgumentError, ValueError)):
-        return f"{reason} ({_URL_FORMS})"
-    return reason
+_MODELS: dict[str, type[Detection] | type[Track]] = {
+    "detections": Detection,
+    "tracks": Track,
+}
+_TIME_COLUMNS = {"detections": ("time",), "tracks": ("first_time", "last_time")}
+OUTAGE_REMINDER_S = 60.0
+"""While the database stays away, the outage is logged again this often."""
 
 
-_URL_FORMS = "expected e.g. sqlite:///out/detections.db or postgresql+psycopg://user@host/db"
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
-def _sqlite_file(url: URL) -> Path | None:
-    """The file a SQLite URL points at; None for other backends and in-memory databases."""
-    if url.get_backend_name() != "sqlite":
-        return None
-    db = url.database
-    if not db or db == ":memory:" or db.startswith("file:"):
-        return None
-    return Path(db)
+def _insert_skipping_existing(engine: Engine, model: type[Detection] | type[Track]) -> Insert:
+    """INSERT that skips rows whose unique key is already there (SQLite, PostgreSQL)."""
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(model).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(model).on_conflict_do_nothing()
+    return insert(model)  # other backends: no duplicate protection on retry
 
 
-def _enable_sqlite_wal(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        try:
-            # WAL lets `query` read while the pipeline writes; the timeout rides out the
-            # short write locks instead of failing with "database is locked".
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            cur.execute("PRAGMA foreign_keys=ON")
-        finally:
-            cur.close()
-
-
-def _make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL mode. Raises SQLAlchemyError / ImportError."""
+def spool_prefix(url: str) -> str:
+    """File-name prefix of the spool files of one database (same for every run using it)."""
     parsed = make_url(url)
-    engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
-    if parsed.get_backend_name() == "sqlite":
-        _enable_sqlite_wal(engine)
-    return engine
+    db_file = sqlite_file(parsed)
+    key = str(db_file.resolve()) if db_file is not None else mask_url(url)
+    return f"sql-{hashlib.sha1(key.encode()).hexdigest()[:12]}-"
 
 
-# ---------------------------------------------------------------------------- the sink
+class _Writer:
+    """The thread that writes the outbox's batches, retrying while the database is away."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        outbox: Outbox,
+        *,
+        masked_url: str,
+        raw_url: str,
+        retry_initial_s: float,
+        retry_max_s: float,
+    ) -> None:
+        self.engine = engine
+        self.outbox = outbox
+        self.error: str | None = None
+        """Set when a batch can never be written (constraint, data or SQL error)."""
+        self.rejected: list[Batch] = []
+        self.rows_written = {"detections": 0, "tracks": 0}
+        self.runs_ended = 0
+        self.outages = 0
+        self._masked = masked_url
+        self._raw = raw_url
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._deadline: float | None = None
+        self._closing = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sql-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float) -> None:
+        """Write what is left, retrying for at most `timeout_s`, then end the thread."""
+        self._deadline = time.monotonic() + timeout_s
+        self._closing.set()
+        self._wake.set()
+        self.outbox.wake()
+        self._thread.join(timeout_s + 5.0)
+        if self._thread.is_alive():
+            log.error("sql sink: writer still busy with %s after %.0f s", self._masked, timeout_s)
+
+    def write_now(self, batch: Batch) -> None:
+        """Write one batch in the calling thread (replays before the writer starts)."""
+        self._write(batch)
+
+    def _run(self) -> None:
+        delay = self._retry_initial_s
+        down_since: float | None = None
+        last_report = 0.0
+        while True:
+            if self._closing.is_set() and self.outbox.is_empty():
+                return
+            batch = self.outbox.peek(0.5)
+            if batch is None:
+                continue
+            try:
+                self._write(batch)
+            except SQLAlchemyError as exc:
+                if not is_transient(exc):
+                    self._reject(batch, exc)
+                    continue
+                now = time.monotonic()
+                if down_since is None or now - last_report >= OUTAGE_REMINDER_S:
+                    if down_since is None:
+                        down_since = now
+                        self.outages += 1
+                    last_report = now
+                    log.warning(
+                        "sql sink: database %s unreachable (%s); keeping %d rows and retrying",
+                        self._masked, reason(exc, self._raw), self.outbox.pending_rows,
+                    )
+                if self._deadline is not None and now >= self._deadline:
+                    return
+                pause = delay
+                if self._deadline is not None:
+                    pause = min(pause, max(0.0, self._deadline - now))
+                self._wake.wait(pause)
+                self._wake.clear()
+                delay = min(delay * 2, self._retry_max_s)
+                continue
+            self.outbox.done(batch)
+            if down_since is not None:
+                log.warning(
+                    "sql sink: database %s back after %.1f s; writing %d waiting rows",
+                    self._masked, time.monotonic() - down_since, self.outbox.pending_rows,
+                )
+                down_since = None
+            delay = self._retry_initial_s
+
+    def _write(self, batch: Batch) -> None:
+        if batch.table == "run_end":
+            (row,) = batch.rows
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(Run)
+                    .where(Run.id == row["run_id"])
+                    .values(ended_at=_utc(row["ended_at"]), status=row["status"])
+                )
+            self.runs_ended += 1
+            return
+        rows = [dict(r) for r in batch.rows]
+        if not rows:
+            return
+        for column in _TIME_COLUMNS[batch.table]:
+            for r in rows:
+                r[column] = _utc(r[column])
+        with self.engine.begin() as conn:
+            conn.execute(_insert_skipping_existing(self.engine, _MODELS[batch.table]), rows)
+        self.rows_written[batch.table] += len(rows)
+
+    def _reject(self, batch: Batch, exc: SQLAlchemyError) -> None:
+        """A batch the database refuses for good: kept aside (spooled at close), reported."""
+        self.rejected.append(batch)
+        self.outbox.done(batch)
+        if self.error is None:
+            self.error = (
+                f"sql sink: cannot insert {len(batch.rows)} rows into table {batch.table} "
+                f"of {self._masked}: {reason(exc, self._raw)}"
+            )
+            log.error("%s", self.error)
 
 
 class SqlSink(Sink):
     """Writes every detection, every ended track and the run's own row to a SQL database.
 
-    Detections are buffered and inserted `batch_size` rows at a time, each batch in its own
-    transaction, so rows already written stay written if a later batch fails.
+    Rows are handed to the writer thread `batch_size` at a time, or when the oldest has
+    waited `flush_interval_s`; each batch is one transaction. While the database is away,
+    up to `buffer_rows` rows wait in memory and the rest in a spool file under `spool_dir`
+    (at most `spool_max_mb`); `close` waits up to `close_timeout_s` for them to be written.
+    Rows still unwritten then stay in the spool file, and the next run writing to the same
+    database writes them first.
     """
 
     name = "sql"
 
     def __init__(
-        self, url: str, labels: LabelMap, *, batch_size: int = 500, run_config: str = ""
+        self,
+        url: str,
+        labels: LabelMap,
+        *,
+        batch_size: int = 500,
+        run_config: str = "",
+        flush_interval_s: float = 1.0,
+        buffer_rows: int = 20_000,
+        spool_dir: Path = Path("out/spool"),
+        spool_max_mb: float = 1024.0,
+        close_timeout_s: float = 30.0,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 10.0,
+        sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"SqlSink batch_size must be >= 1, got {batch_size}")
+        if buffer_rows < batch_size:
+            raise ValueError(
+                f"SqlSink buffer_rows ({buffer_rows}) must be >= batch_size ({batch_size})"
+            )
         self._url = mask_url(url)
         self._raw_url = url  # kept only to scrub the password out of driver messages
         self._labels = labels
         self._batch_size = batch_size
+        self._flush_interval_s = flush_interval_s
+        self._close_timeout_s = close_timeout_s
         self._detections: list[dict[str, Any]] = []
         self._tracks: list[dict[str, Any]] = []
+        self._oldest_pending: float | None = None
         self._status: RunStatus = "finished"
         self._closed = False
+        self.kept_in: Path | None = None
+        """The spool file holding rows that could not be written by the end of the run."""
+        self._engine = self._open(url, sqlite_busy_timeout_ms)
         try:
-            parsed = make_url(url)
-            db_file = _sqlite_file(parsed)
-            if db_file is not None:
-                db_file.parent.mkdir(parents=True, exist_ok=True)
-            self._engine = _make_engine(url)
-        except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
-            raise SinkError(
-                f"sql sink: cannot open database {self._url}: {_open_failure(exc, url)}"
-            ) from exc
-        try:
-            Base.metadata.create_all(self._engine)
-            with Session(self._engine) as session, session.begin():
-                run = Run(
-                    started_at=datetime.now(timezone.utc),
-                    status="running",
-                    config=run_config,
-                    hostname=socket.gethostname(),
-                )
-                session.add(run)
-                session.flush()
-                self.run_id: int = run.id
+            self.run_id = self._start_run(run_config)
         except (SQLAlchemyError, ImportError) as exc:
             self._engine.dispose()
             raise SinkError(
-                f"sql sink: cannot open database {self._url}: {_open_failure(exc, url)}"
+                f"sql sink: cannot open database {self._url}: {open_failure(exc, url)}"
             ) from exc
+        prefix = spool_prefix(url)
+        spool = Path(spool_dir) / f"{prefix}run{self.run_id}-{os.getpid()}.jsonl"
+        self.outbox = Outbox(
+            spool,
+            max_memory_rows=buffer_rows,
+            max_spool_bytes=int(spool_max_mb * 1024 * 1024),
+        )
+        self._writer = _Writer(
+            self._engine,
+            self.outbox,
+            masked_url=self._url,
+            raw_url=url,
+            retry_initial_s=retry_initial_s,
+            retry_max_s=retry_max_s,
+        )
+        self._replay(Path(spool_dir), prefix)
+
+    # -------------------------------------------------------------------- Sink
 
     def write(self, result: FrameResult) -> None:
-        """Buffer one row per detection; insert when `batch_size` rows are waiting."""
+        """Turn the frame's boxes into rows; hand a batch to the writer when one is ready."""
+        self._raise_if_failed()
         frame, dets = result.frame, result.detections
-        time = datetime.fromtimestamp(frame.wall_time, tz=timezone.utc)
         boxes = dets.xyxy.tolist()
-        for (x1, y1, x2, y2), score, label, track_id in zip(
-            boxes, dets.score.tolist(), dets.label.tolist(), dets.track_id.tolist(), strict=True
+        for obj, ((x1, y1, x2, y2), score, label, track_id) in enumerate(
+            zip(
+                boxes,
+                dets.score.tolist(),
+                dets.label.tolist(),
+                dets.track_id.tolist(),
+                strict=True,
+            )
         ):
             self._detections.append(
                 {
                     "run_id": self.run_id,
                     "camera": frame.camera_id,
                     "frame": int(frame.index),
+                    "obj": obj,
                     "pts": float(frame.pts),
-                    "time": time,
+                    "time": float(frame.wall_time),
                     "label": self._labels.name(label),
                     "label_id": label,
                     "score": score,
@@ -191,13 +331,40 @@ class SqlSink(Sink):
                 }
             )
         self._add_tracks(result.track_events)
-        if len(self._detections) >= self._batch_size:
-            self.flush()
+        now = time.monotonic()
+        if self._oldest_pending is None and (self._detections or self._tracks):
+            self._oldest_pending = now
+        if len(self._detections) >= self._batch_size or (
+            self._oldest_pending is not None
+            and now - self._oldest_pending >= self._flush_interval_s
+        ):
+            self._hand_off()
 
     def end(self, stream_end: StreamEnd) -> None:
-        """Record the tracks the stream's end closed, and write everything buffered."""
+        """Record the tracks the stream's end closed, and hand everything to the writer."""
         self._add_tracks(stream_end.track_events)
-        self.flush()
+        self._hand_off()
+        self._raise_if_failed()
+
+    @property
+    def outages(self) -> int:
+        """Times the database became unreachable during the run (each ridden out)."""
+        return self._writer.outages
+
+    @property
+    def rows_written(self) -> dict[str, int]:
+        """Rows inserted so far per table ("detections", "tracks"), retries not counted."""
+        return dict(self._writer.rows_written)
+
+    def describe(self) -> str:
+        """One line for the run summary."""
+        written = self._writer.rows_written
+        text = f"sql {self._url}: {written['detections']} detections, {written['tracks']} tracks"
+        if self._writer.outages:
+            text += f" ({self._writer.outages} outage(s) ridden out)"
+        if self.kept_in is not None:
+            text += f"; rows not yet written kept in {self.kept_in}"
+        return text
 
     def mark_status(self, status: RunStatus) -> None:
         """The status `close()` records: "finished" (default), "failed" or "interrupted"."""
@@ -207,23 +374,20 @@ class SqlSink(Sink):
             )
         self._status = status
 
-    def flush(self) -> None:
-        """Insert all buffered detections and tracks (one transaction per batch).
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Hand over every buffered row and wait until all are written.
 
-        Raises SinkError naming the table when an insert fails; that batch is dropped.
+        Returns False when rows are still waiting after `timeout_s` (database away).
         """
-        while self._detections:
-            batch = self._detections[: self._batch_size]
-            del self._detections[: self._batch_size]
-            self._insert(Detection, batch)
-        if self._tracks:
-            batch, self._tracks = self._tracks, []
-            self._insert(Track, batch)
+        self._hand_off()
+        return self.outbox.wait_empty(timeout_s)
 
     def close(self, status: RunStatus | None = None) -> None:
-        """Flush, record the run's end and status, and release the database. Idempotent.
+        """Write everything, record the run's end and status, release the database.
 
-        `status` overrides `mark_status`; a failed insert makes the default "failed".
+        Waits up to `close_timeout_s` for an unreachable database; what is still unwritten
+        then is kept in the spool file (`kept_in`) and SinkError says so. Idempotent.
+        `status` overrides `mark_status`; a batch the database refused makes it "failed".
         """
         if self._closed:
             return
@@ -231,14 +395,98 @@ class SqlSink(Sink):
         if status is not None:
             self.mark_status(status)
         try:
-            try:
-                self.flush()
-            finally:
-                self._finish_run()
+            self._hand_off()
+            final = "failed" if self._writer.error else self._status
+            self.outbox.put(
+                Batch(
+                    "run_end",
+                    [{"run_id": self.run_id, "ended_at": time.time(), "status": final}],
+                )
+            )
+            self._writer.stop(self._close_timeout_s)
+            for batch in self._writer.rejected:
+                self.outbox.put(batch)  # spooled below with what is left, for inspection
+            # what is left, less the run's own end (one row) when that too is left
+            left = self.outbox.pending_rows - (1 - min(self._writer.runs_ended, 1))
+            self.kept_in = self.outbox.persist()
         finally:
             self._engine.dispose()
+        if self.outbox.dropped_rows:
+            raise SinkError(
+                f"sql sink: {self.outbox.dropped_rows} rows were dropped: the spool file "
+                f"{self.outbox.spool_path} reached its size limit while {self._url} was away"
+            )
+        if self._writer.error is not None:
+            raise SinkError(f"{self._writer.error}; rows kept in {self.kept_in}")
+        if self.kept_in is not None:
+            raise SinkError(
+                f"sql sink: database {self._url} still unreachable after "
+                f"{self._close_timeout_s:g} s; {left} rows kept in {self.kept_in} are "
+                "written by the next run to this database"
+            )
 
     # -------------------------------------------------------------------- internals
+
+    def _open(self, url: str, busy_timeout_ms: int) -> Engine:
+        try:
+            db_file = sqlite_file(make_url(url))
+            if db_file is not None:
+                db_file.parent.mkdir(parents=True, exist_ok=True)
+            engine = make_engine(url, sqlite_busy_timeout_ms=busy_timeout_ms)
+        except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
+            raise SinkError(
+                f"sql sink: cannot open database {self._url}: {open_failure(exc, url)}"
+            ) from exc
+        try:
+            create_schema(engine)
+        except (SQLAlchemyError, ImportError) as exc:
+            engine.dispose()
+            raise SinkError(
+                f"sql sink: cannot open database {self._url}: {open_failure(exc, url)}"
+            ) from exc
+        return engine
+
+    def _start_run(self, run_config: str) -> int:
+        with Session(self._engine) as session, session.begin():
+            run = Run(
+                started_at=datetime.now(timezone.utc),
+                status="running",
+                config=run_config,
+                hostname=socket.gethostname(),
+            )
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def _replay(self, directory: Path, prefix: str) -> None:
+        """Write the rows earlier runs left in spool files for this database."""
+        try:
+            rows, files = replay_spools(directory, prefix, self._writer.write_now)
+        except SQLAlchemyError as exc:
+            log.warning(
+                "sql sink: rows left by an earlier run in %s not written yet: %s",
+                directory, reason(exc, self._raw_url),
+            )
+            return
+        if files:
+            log.warning(
+                "sql sink: wrote %d rows left by an earlier run (%s)",
+                rows, ", ".join(str(f) for f in files),
+            )
+
+    def _hand_off(self) -> None:
+        while self._detections:
+            chunk = self._detections[: self._batch_size]
+            del self._detections[: self._batch_size]
+            self.outbox.put(Batch("detections", chunk))
+        if self._tracks:
+            self.outbox.put(Batch("tracks", self._tracks))
+            self._tracks = []
+        self._oldest_pending = None
+
+    def _raise_if_failed(self) -> None:
+        if self._writer.error is not None:
+            raise SinkError(self._writer.error)
 
     def _add_tracks(self, events: tuple[TrackEvent, ...]) -> None:
         for ev in events:
@@ -251,14 +499,14 @@ class SqlSink(Sink):
                 {
                     "run_id": self.run_id,
                     "camera": t.camera_id,
-                    "track_id": t.track_id,
-                    "label": self._labels.name(t.label),
-                    "label_id": t.label,
-                    "first_frame": t.first_frame,
-                    "last_frame": t.last_frame,
-                    "first_time": datetime.fromtimestamp(t.first_time, tz=timezone.utc),
-                    "last_time": datetime.fromtimestamp(t.last_time, tz=timezone.utc),
-                    "frames": t.frames,
+                    "track_id": int(t.track_id),
+                    "label": self._labels.name(int(t.label)),
+                    "label_id": int(t.label),
+                    "first_frame": int(t.first_frame),
+                    "last_frame": int(t.last_frame),
+                    "first_time": float(t.first_time),
+                    "last_time": float(t.last_time),
+                    "frames": int(t.frames),
                     "best_score": float(t.best_score),
                     "best_x1": float(bx1),
                     "best_y1": float(by1),
@@ -270,171 +518,3 @@ class SqlSink(Sink):
                     "last_y2": float(ly2),
                 }
             )
-
-    def _insert(self, model: type[Detection] | type[Track], rows: list[dict[str, Any]]) -> None:
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(insert(model), rows)
-        except SQLAlchemyError as exc:
-            self._status = "failed"
-            raise SinkError(
-                f"sql sink: cannot insert {len(rows)} rows into table {model.__tablename__} "
-                f"of {self._url}: {_reason(exc, self._raw_url)}"
-            ) from exc
-
-    def _finish_run(self) -> None:
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(
-                    update(Run)
-                    .where(Run.id == self.run_id)
-                    .values(ended_at=datetime.now(timezone.utc), status=self._status)
-                )
-        except SQLAlchemyError as exc:
-            raise SinkError(
-                f"sql sink: cannot record the end of run {self.run_id} in table runs "
-                f"of {self._url}: {_reason(exc, self._raw_url)}"
-            ) from exc
-
-
-# ---------------------------------------------------------------------------- queries
-
-
-@dataclass(frozen=True)
-class DetectionQuery:
-    """Filters for `query_detections`; None means "any".
-
-    `since` is inclusive and `until` exclusive; naive datetimes are taken as UTC.
-    `label` is the class name (as in the `label` column), `track` a track id,
-    `run` a `runs.id`, `limit` the number of rows to return (earliest first).
-    """
-
-    camera: str | None = None
-    label: str | None = None
-    track: int | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    min_score: float | None = None
-    run: int | None = None
-    limit: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"query limit must be >= 1, got {self.limit}")
-
-
-@dataclass(frozen=True)
-class DetectionRecord:
-    """One row of the `detections` table; `time` is timezone-aware UTC."""
-
-    id: int
-    run_id: int
-    camera: str
-    frame: int
-    pts: float
-    time: datetime
-    label: str
-    label_id: int
-    score: float
-    x1: float
-    y1: float
-    x2: float
-    y2: float
-    track_id: int | None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready values; `time` as ISO-8601 UTC ending in 'Z'."""
-        iso = (
-            self.time.astimezone(timezone.utc)
-            .replace(tzinfo=None)
-            .isoformat(timespec="microseconds")
-        )
-        return {
-            "id": self.id,
-            "run_id": self.run_id,
-            "camera": self.camera,
-            "frame": self.frame,
-            "pts": self.pts,
-            "time": iso + "Z",
-            "label": self.label,
-            "label_id": self.label_id,
-            "score": self.score,
-            "x1": self.x1,
-            "y1": self.y1,
-            "x2": self.x2,
-            "y2": self.y2,
-            "track_id": self.track_id,
-        }
-
-
-def query_detections(url: str, q: DetectionQuery) -> list[DetectionRecord]:
-    """Detections matching `q`, ordered by time then id.
-
-    Raises QueryError when the database cannot be opened or has no detections table;
-    a SQLite file that does not exist is reported, not created.
-    """
-    masked = mask_url(url)
-    try:
-        db_file = _sqlite_file(make_url(url))
-        if db_file is not None and not db_file.is_file():
-            raise QueryError(
-                f"cannot query {masked}: database file {db_file} does not exist "
-                "(run the pipeline with an sql output first, or check the path)"
-            )
-        engine = _make_engine(url)
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise QueryError(f"cannot open database {masked}: {_open_failure(exc, url)}") from exc
-    try:
-        if not inspect(engine).has_table(Detection.__tablename__):
-            raise QueryError(
-                f"database {masked} has no detections table yet "
-                "(run the pipeline with an sql output writing to it first)"
-            )
-        with Session(engine) as session:
-            rows = session.scalars(_select_detections(q)).all()
-            return [_record(d) for d in rows]
-    except SQLAlchemyError as exc:
-        raise QueryError(f"cannot read database {masked}: {_reason(exc, url)}") from exc
-    finally:
-        engine.dispose()
-
-
-def _select_detections(q: DetectionQuery) -> Select[Any]:
-    stmt = select(Detection)
-    if q.camera is not None:
-        stmt = stmt.where(Detection.camera == q.camera)
-    if q.label is not None:
-        stmt = stmt.where(Detection.label == q.label)
-    if q.track is not None:
-        stmt = stmt.where(Detection.track_id == q.track)
-    if q.since is not None:
-        stmt = stmt.where(Detection.time >= q.since)
-    if q.until is not None:
-        stmt = stmt.where(Detection.time < q.until)
-    if q.min_score is not None:
-        stmt = stmt.where(Detection.score >= q.min_score)
-    if q.run is not None:
-        stmt = stmt.where(Detection.run_id == q.run)
-    stmt = stmt.order_by(Detection.time, Detection.id)
-    if q.limit is not None:
-        stmt = stmt.limit(q.limit)
-    return stmt
-
-
-def _record(d: Detection) -> DetectionRecord:
-    return DetectionRecord(
-        id=d.id,
-        run_id=d.run_id,
-        camera=d.camera,
-        frame=d.frame,
-        pts=d.pts,
-        time=d.time,
-        label=d.label,
-        label_id=d.label_id,
-        score=d.score,
-        x1=d.x1,
-        y1=d.y1,
-        x2=d.x2,
-        y2=d.y2,
-        track_id=d.track_id,
-    )

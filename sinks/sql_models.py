@@ -99,6 +99,8 @@ class Detection(Base):
 
     __tablename__ = "detections"
     __table_args__ = (
+        # One row per box: a retried insert cannot add a row twice.
+        UniqueConstraint("run_id", "camera", "frame", "obj"),
         Index(None, "camera", "time"),
         Index(None, "label", "time"),
         Index(None, "time"),
@@ -109,6 +111,7 @@ class Detection(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
     camera: Mapped[str] = mapped_column(String(255))
     frame: Mapped[int] = mapped_column(Integer)
+    obj: Mapped[int | None] = mapped_column(Integer)  # NULL only in rows of older versions
     pts: Mapped[float] = mapped_column(Float)
     time: Mapped[datetime] = mapped_column(UtcDateTime())
     label: Mapped[str] = mapped_column(String(128))

@@ -1,31 +1,41 @@
 """The event bus: JSON events over a ZeroMQ XPUB socket, and the subscriber side.
 
 Every message is two frames, `[topic, body]`: the topic is `<type>.<camera>` in UTF-8 and
-the body a UTF-8 JSON object. The event types and every field are described in
-docs/events.md; the body builders below are plain functions of the shared types.
+the body a UTF-8 JSON object, one of the models of `sinks.events` (the contract, exported
+as docs/events.schema.json). The event types and every field are described in
+docs/events.md.
 
 The sink never blocks the pipeline: a message that cannot be queued because a subscriber
 is `send_hwm` messages behind is dropped and counted in `ZmqSink.dropped`. Subscribers
-see the gap in the per-camera `seq`.
+see the gap in the per-camera `seq` (`EventSubscriber.missed` counts them).
+
+Optional CURVE security: the sink gets the server's secret key; subscribers need the
+server's public key (and, when the sink has a folder of authorized client keys, a client
+key pair whose public key is in it). Without the right keys a subscriber receives nothing.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import math
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
 import zmq
+import zmq.auth
+from pydantic import ValidationError
+from zmq.auth.thread import ThreadAuthenticator
 
 from pipeline.types import (
     UNTRACKED,
+    CameraStatus,
     Detections,
     Frame,
     FrameResult,
@@ -35,20 +45,24 @@ from pipeline.types import (
     TrackSummary,
 )
 from sinks.base import Sink, SinkError
+from sinks.events import (
+    CAMERA_STATUS,
+    DETECTIONS,
+    EVENT_TYPES,
+    SCHEMA_VERSION,
+    STREAM_ENDED,
+    TRACK_ENDED,
+    TRACK_STARTED,
+    CameraStatusEvent,
+    DetectionsEvent,
+    Event,
+    StreamEndedEvent,
+    TrackEndedEvent,
+    TrackStartedEvent,
+    parse_event,
+)
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 1
-"""Version of the event bodies; bumped when a field changes meaning or is removed."""
-
-DETECTIONS = "detections"
-TRACK_STARTED = "track.started"
-TRACK_ENDED = "track.ended"
-STREAM_ENDED = "stream.ended"
-EVENT_TYPES: tuple[str, ...] = (DETECTIONS, TRACK_STARTED, TRACK_ENDED, STREAM_ENDED)
-
-Body = dict[str, Any]
-
 
 # ---------------------------------------------------------------------------- event bodies
 
@@ -64,7 +78,9 @@ def topic(event_type: str, camera: str) -> str:
     return f"{event_type}.{camera}"
 
 
-def _header(event_type: str, camera: str, seq: int, frame: int | None, wall_time: float) -> Body:
+def _header(
+    event_type: str, camera: str, seq: int, frame: int | None, wall_time: float
+) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "type": event_type,
@@ -85,7 +101,7 @@ def _score(value: float) -> float | None:
     return round(value, 4) if math.isfinite(value) else None
 
 
-def detection_objects(detections: Detections, labels: LabelMap) -> list[Body]:
+def detection_objects(detections: Detections, labels: LabelMap) -> list[dict[str, Any]]:
     """The `objects` list of a detections event, one entry per box."""
     # Columns as Python lists first: far faster than iterating numpy scalars.
     return [
@@ -106,8 +122,10 @@ def detection_objects(detections: Detections, labels: LabelMap) -> list[Body]:
     ]
 
 
-def detections_body(frame: Frame, detections: Detections, labels: LabelMap, seq: int) -> Body:
-    """Body of the `detections` event of one frame (sent even when there are no boxes)."""
+def detections_event(
+    frame: Frame, detections: Detections, labels: LabelMap, seq: int
+) -> DetectionsEvent:
+    """The `detections` event of one frame (sent even when there are no boxes)."""
     body = _header(DETECTIONS, frame.camera_id, seq, frame.index, frame.wall_time)
     body.update(
         pts=frame.pts,
@@ -115,18 +133,19 @@ def detections_body(frame: Frame, detections: Detections, labels: LabelMap, seq:
         height=frame.height,
         objects=detection_objects(detections, labels),
     )
-    return body
+    return DetectionsEvent.model_validate(body)
 
 
-def track_body(
-    event_type: str,
+def track_event(
+    kind: str,
     track: TrackSummary,
     labels: LabelMap,
     seq: int,
     frame: int | None,
     wall_time: float,
-) -> Body:
-    """Body of a `track.started` or `track.ended` event, sent at `frame` / `wall_time`."""
+) -> TrackStartedEvent | TrackEndedEvent:
+    """The `track.started` ("started") or `track.ended` ("ended") event, sent at `frame`."""
+    event_type = TRACK_STARTED if kind == "started" else TRACK_ENDED
     body = _header(event_type, track.camera_id, seq, frame, wall_time)
     # int()/float() also turn numpy scalars a tracker may have stored into JSON numbers.
     body.update(
@@ -142,16 +161,84 @@ def track_body(
         best_box=_box(track.best_box),
         last_box=_box(track.last_box),
     )
-    return body
+    model = TrackStartedEvent if kind == "started" else TrackEndedEvent
+    return model.model_validate(body)
 
 
-def stream_ended_body(
+def stream_ended_event(
     stream_end: StreamEnd, seq: int, frame: int | None, wall_time: float
-) -> Body:
-    """Body of the `stream.ended` event; `frame` is the stream's last frame (None if none)."""
+) -> StreamEndedEvent:
+    """The `stream.ended` event; `frame` is the stream's last frame (None if none)."""
     body = _header(STREAM_ENDED, stream_end.camera_id, seq, frame, wall_time)
     body.update(frames=stream_end.frames, error=stream_end.error)
-    return body
+    return StreamEndedEvent.model_validate(body)
+
+
+def camera_status_event(status: CameraStatus, seq: int, frame: int | None) -> CameraStatusEvent:
+    """The `camera.status` event of a reader's state change; `frame`: the last one seen."""
+    body = _header(CAMERA_STATUS, status.camera_id, seq, frame, status.time)
+    body.update(
+        state=status.state,
+        message=status.message,
+        frames=status.frames,
+        dropped=status.dropped,
+        decode_errors=status.decode_errors,
+        retry_in_s=status.retry_in_s,
+    )
+    return CameraStatusEvent.model_validate(body)
+
+
+# ---------------------------------------------------------------------------- CURVE keys
+
+
+class CurveKeyError(ValueError):
+    """A CURVE key cannot be read; the message names the key or file and how to fix it."""
+
+
+_Z85_KEY = re.compile(r"^[0-9A-Za-z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}$")
+
+
+def read_secret_key(path: str | Path) -> bytes:
+    """The Z85 secret key of a ZeroMQ certificate file (`*.key_secret`, see `keygen`)."""
+    _public, secret = _load_certificate(Path(path))
+    if secret is None:
+        raise CurveKeyError(
+            f"{path} holds only a public key; give the '.key_secret' file made by "
+            "`python -m pipeline keygen`"
+        )
+    return secret
+
+
+def read_public_key(value: str | Path) -> bytes:
+    """A Z85 public key: given as the 40-character key itself, or as a certificate file."""
+    text = str(value).strip()
+    if _Z85_KEY.match(text) and not Path(text).exists():
+        return text.encode()
+    public, _secret = _load_certificate(Path(text))
+    return public
+
+
+def check_z85_key(key: str, what: str) -> bytes:
+    """`key` as bytes if it is a 40-character Z85 CURVE key; else CurveKeyError naming `what`."""
+    key = key.strip()
+    if not _Z85_KEY.match(key):
+        raise CurveKeyError(
+            f"{what} is not a 40-character Z85 CURVE key (got {len(key)} characters); "
+            "make one with `python -m pipeline keygen DIR`"
+        )
+    return key.encode()
+
+
+def _load_certificate(path: Path) -> tuple[bytes, bytes | None]:
+    if not path.is_file():
+        raise CurveKeyError(
+            f"key file not found: {path} (make keys with `python -m pipeline keygen DIR`)"
+        )
+    try:
+        public, secret = zmq.auth.load_certificate(path)
+    except (ValueError, OSError) as exc:
+        raise CurveKeyError(f"{path} is not a ZeroMQ certificate file: {exc}") from exc
+    return public, secret
 
 
 # ---------------------------------------------------------------------------- publisher
@@ -176,6 +263,14 @@ class ZmqSink(Sink):
 
     With `wait_for_subscribers > 0` the constructor waits (up to `wait_timeout_s`) until
     that many subscription messages arrived, so those subscribers get every event.
+    A subscriber `send_hwm` events behind makes the sink drop new events, for every
+    subscriber, and count them in `dropped`. With `isolate_subscribers` only the slow
+    subscriber loses events (the others get all); the sink cannot count those drops then,
+    the subscriber sees them as jumps in `seq`.
+
+    With `curve_secret_key` (Z85) the socket is a CURVE server: traffic is encrypted and
+    only subscribers that know the server's public key can connect; with
+    `curve_authorized_clients` (a folder of client `*.key` files) only those clients can.
     """
 
     name = "zmq"
@@ -188,22 +283,33 @@ class ZmqSink(Sink):
         send_hwm: int = 10000,
         wait_for_subscribers: int = 0,
         wait_timeout_s: float = 5.0,
+        curve_secret_key: bytes | None = None,
+        curve_authorized_clients: Path | None = None,
+        isolate_subscribers: bool = False,
     ) -> None:
         self.endpoint = endpoint
+        self.isolate_subscribers = isolate_subscribers
         self.dropped = 0
         """Messages not sent because a subscriber's queue was full."""
         self.sent = 0
         """Messages handed to ZeroMQ."""
+        self.curve_public_key: str | None = None
+        """The server's public key (Z85) when CURVE is on: give it to subscribers."""
         self._labels = labels
         self._cameras: dict[str, _CameraState] = {}
         self._context = zmq.Context()
+        self._auth: ThreadAuthenticator | None = None
         self._socket: zmq.Socket[bytes] | None = self._context.socket(zmq.XPUB)
         try:
             self._socket.setsockopt(zmq.SNDHWM, send_hwm)
             # Report every subscription (not only new topics), so subscribers can be counted.
             self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)
-            # Full queue -> EAGAIN instead of a silent drop, so that drops can be counted.
-            self._socket.setsockopt(zmq.XPUB_NODROP, 1)
+            if not isolate_subscribers:
+                # Full queue -> EAGAIN instead of a silent drop, so that drops are counted;
+                # the event is then lost for every subscriber, not only the slow one.
+                self._socket.setsockopt(zmq.XPUB_NODROP, 1)
+            if curve_secret_key is not None:
+                self._setup_curve(curve_secret_key, curve_authorized_clients)
             self._socket.bind(endpoint)
         except zmq.ZMQError as exc:
             self._release(linger_ms=0)
@@ -214,25 +320,42 @@ class ZmqSink(Sink):
             raise SinkError(
                 f"zmq sink: cannot bind {endpoint!r}: {zmq.strerror(exc.errno or 0)}; {hint}"
             ) from exc
+        except (CurveKeyError, OSError) as exc:
+            self._release(linger_ms=0)
+            raise SinkError(f"zmq sink: CURVE keys for {endpoint!r}: {exc}") from exc
         last = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.bound_endpoint = last or endpoint
         """The endpoint actually bound, e.g. with the port chosen for 'tcp://127.0.0.1:*'."""
         if wait_for_subscribers > 0:
             self._wait_for_subscribers(wait_for_subscribers, wait_timeout_s)
 
+    def describe(self) -> str:
+        """One line for the run summary: where events went and how many were dropped."""
+        secured = ", CURVE" if self.curve_public_key else ""
+        dropped = (
+            "drops seen by subscribers only (isolate_subscribers)"
+            if self.isolate_subscribers
+            else f"{self.dropped} dropped"
+        )
+        return f"zmq {self.bound_endpoint}{secured}: {self.sent} events sent, {dropped}"
+
     def write(self, result: FrameResult) -> None:
         frame = result.frame
         state = self._camera(frame.camera_id)
         state.last_frame = frame.index
         state.last_time = frame.wall_time
-        self._send(detections_body(frame, result.detections, self._labels, state.take_seq()))
+        self._send(detections_event(frame, result.detections, self._labels, state.take_seq()))
         self._send_track_events(state, result.track_events, frame.index, frame.wall_time)
+
+    def status(self, status: CameraStatus) -> None:
+        state = self._camera(status.camera_id)
+        self._send(camera_status_event(status, state.take_seq(), state.last_frame))
 
     def end(self, stream_end: StreamEnd) -> None:
         state = self._camera(stream_end.camera_id)
         wall_time = state.last_time if state.last_time is not None else time.time()
         self._send_track_events(state, stream_end.track_events, state.last_frame, wall_time)
-        self._send(stream_ended_body(stream_end, state.take_seq(), state.last_frame, wall_time))
+        self._send(stream_ended_event(stream_end, state.take_seq(), state.last_frame, wall_time))
 
     def _send_track_events(
         self,
@@ -242,11 +365,12 @@ class ZmqSink(Sink):
         wall_time: float,
     ) -> None:
         for event in events:
-            event_type = TRACK_STARTED if event.kind == "started" else TRACK_ENDED
-            body = track_body(
-                event_type, event.track, self._labels, state.take_seq(), frame_index, wall_time
+            self._send(
+                track_event(
+                    event.kind, event.track, self._labels, state.take_seq(), frame_index,
+                    wall_time,
+                )
             )
-            self._send(body)
 
     def close(self) -> None:
         """Close the socket, giving queued messages up to a second to get out."""
@@ -264,12 +388,11 @@ class ZmqSink(Sink):
             state = self._cameras[camera] = _CameraState()
         return state
 
-    def _send(self, body: Body) -> None:
+    def _send(self, event: Event) -> None:
         if self._socket is None:
             raise SinkError(f"zmq sink: event sent after the sink at {self.endpoint!r} closed")
         self._drain_subscriptions()
-        payload = json.dumps(body, separators=(",", ":")).encode()
-        parts = [topic(body["type"], body["camera"]).encode(), payload]
+        parts = [topic(event.type, event.camera).encode(), event.model_dump_json().encode()]
         try:
             self._socket.send_multipart(parts, flags=zmq.NOBLOCK)
         except zmq.Again:
@@ -278,6 +401,24 @@ class ZmqSink(Sink):
         except zmq.ZMQError as exc:
             raise SinkError(f"zmq sink: cannot send on {self.endpoint!r}: {exc.strerror}") from exc
         self.sent += 1
+
+    def _setup_curve(self, secret_key: bytes, authorized: Path | None) -> None:
+        assert self._socket is not None
+        secret = check_z85_key(secret_key.decode(errors="replace"), "the server secret key")
+        if authorized is not None:
+            keys = sorted(Path(authorized).glob("*.key")) if Path(authorized).is_dir() else []
+            if not keys:
+                raise CurveKeyError(
+                    f"authorized_clients {authorized} holds no client '*.key' files "
+                    "(make one with `python -m pipeline keygen DIR --name client`)"
+                )
+            self._auth = ThreadAuthenticator(self._context)
+            self._auth.start()
+            self._auth.configure_curve(domain="*", location=str(authorized))
+        self._socket.curve_secretkey = secret
+        self._socket.curve_server = True
+        self.curve_public_key = zmq.curve_public(secret).decode()
+        log.info("zmq sink: CURVE on; server public key %s", self.curve_public_key)
 
     def _drain_subscriptions(self) -> None:
         """Read pending (un)subscription messages, which XPUB would otherwise keep queued."""
@@ -306,6 +447,9 @@ class ZmqSink(Sink):
         if self._socket is not None:
             self._socket.close(linger=linger_ms)
             self._socket = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
         # Our own context: term() waits at most the linger for queued messages.
         self._context.term()
 
@@ -317,21 +461,41 @@ class EventSubscriber:
     """Receives events from a `ZmqSink`, filtered exactly by camera and event type.
 
     ZeroMQ subscriptions match topic prefixes ('detections.lob' also matches
-    'detections.lobby'), so bodies are checked again here. Empty `cameras` / `types` mean
-    all. Malformed messages are logged and skipped.
+    'detections.lobby'), so events are checked again here. Empty `cameras` / `types` mean
+    all. Messages that are not valid events are logged and skipped.
+
+    For a CURVE sink give `server_key` (its public key, Z85) and, when the sink only admits
+    known clients, `client_keys` = (public, secret) of an authorized client; without
+    `client_keys` a fresh key pair is used.
+
+    `missed` counts, per camera, the events lost in transit (jumps in `seq`); it is only
+    kept when all event types are received, since filtering by type makes `seq` jump.
     """
 
     def __init__(
-        self, endpoint: str, *, cameras: Sequence[str] = (), types: Sequence[str] = ()
+        self,
+        endpoint: str,
+        *,
+        cameras: Sequence[str] = (),
+        types: Sequence[str] = (),
+        server_key: bytes | None = None,
+        client_keys: tuple[bytes, bytes] | None = None,
     ) -> None:
         _check_types(types)
         self.endpoint = endpoint
+        self.missed: dict[str, int] = {}
         self._cameras = frozenset(cameras)
         self._types = frozenset(types)
+        self._last_seq: dict[str, int] = {}
         self._warned_version = False
         self._context = zmq.Context()
         self._socket: zmq.Socket[bytes] = self._context.socket(zmq.SUB)
         try:
+            if server_key is not None:
+                public, secret = client_keys or zmq.curve_keypair()
+                self._socket.curve_serverkey = server_key
+                self._socket.curve_publickey = public
+                self._socket.curve_secretkey = secret
             self._socket.connect(endpoint)
         except zmq.ZMQError as exc:
             self.close()
@@ -341,7 +505,7 @@ class EventSubscriber:
         for prefix in _subscriptions(types, cameras):
             self._socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
 
-    def receive(self, timeout_s: float | None = None) -> Body | None:
+    def receive(self, timeout_s: float | None = None) -> Event | None:
         """The next matching event, or None when none arrived within `timeout_s` seconds."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
@@ -351,9 +515,10 @@ class EventSubscriber:
                 wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
             if not self._socket.poll(wait_ms, zmq.POLLIN):
                 return None
-            body = self._decode(self._socket.recv_multipart())
-            if body is not None and self._matches(body):
-                return body
+            event = self._decode(self._socket.recv_multipart())
+            if event is not None and self._matches(event):
+                self._count_gap(event)
+                return event
 
     def close(self) -> None:
         if not self._socket.closed:
@@ -371,30 +536,45 @@ class EventSubscriber:
     ) -> None:
         self.close()
 
-    def _matches(self, body: Body) -> bool:
-        return (not self._cameras or body.get("camera") in self._cameras) and (
-            not self._types or body.get("type") in self._types
+    def _matches(self, event: Event) -> bool:
+        return (not self._cameras or event.camera in self._cameras) and (
+            not self._types or event.type in self._types
         )
 
-    def _decode(self, parts: list[bytes]) -> Body | None:
+    def _count_gap(self, event: Event) -> None:
+        if self._types:
+            return
+        last = self._last_seq.get(event.camera)
+        self._last_seq[event.camera] = event.seq
+        if last is not None and event.seq > last + 1:
+            lost = event.seq - last - 1
+            self.missed[event.camera] = self.missed.get(event.camera, 0) + lost
+            log.warning(
+                "event bus: %d event(s) of camera %r lost (seq %d -> %d)",
+                lost, event.camera, last, event.seq,
+            )
+
+    def _decode(self, parts: list[bytes]) -> Event | None:
         if len(parts) != 2:
             log.warning("event bus: skipped a message with %d frames (expected 2)", len(parts))
             return None
         try:
-            body = json.loads(parts[1])
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            log.warning("event bus: skipped a message on %r that is not JSON: %s", parts[0], exc)
+            event = parse_event(parts[1])
+        except ValidationError as exc:
+            first = exc.errors()[0] if exc.errors() else {"msg": str(exc), "loc": ()}
+            where = ".".join(str(p) for p in first["loc"])
+            log.warning(
+                "event bus: skipped a message on %r that is not a valid event: %s%s",
+                parts[0], f"{where}: " if where else "", first["msg"],
+            )
             return None
-        if not isinstance(body, dict) or not isinstance(body.get("type"), str):
-            log.warning("event bus: skipped a message on %r without a 'type' field", parts[0])
-            return None
-        if body.get("schema_version") != SCHEMA_VERSION and not self._warned_version:
+        if event.schema_version != SCHEMA_VERSION and not self._warned_version:
             self._warned_version = True
             log.warning(
                 "event bus: events have schema_version %r, this reader knows %d",
-                body.get("schema_version"), SCHEMA_VERSION,
+                event.schema_version, SCHEMA_VERSION,
             )
-        return body
+        return event
 
 
 def subscribe(
@@ -403,23 +583,32 @@ def subscribe(
     cameras: Sequence[str] = (),
     types: Sequence[str] = (),
     timeout_s: float | None = None,
-) -> Iterator[Body]:
-    """Matching event bodies from `endpoint` until `timeout_s` seconds pass without one.
+    server_key: bytes | None = None,
+    client_keys: tuple[bytes, bytes] | None = None,
+) -> Iterator[Event]:
+    """Matching events from `endpoint` until `timeout_s` seconds pass without one.
 
-    `timeout_s=None` waits forever. See `EventSubscriber` for the filtering. An unknown
-    event type raises ValueError here; a malformed endpoint raises ValueError when
-    iteration starts (that is when the socket connects).
+    `timeout_s=None` waits forever. See `EventSubscriber` for the filtering and the keys.
+    An unknown event type raises ValueError here; a malformed endpoint raises ValueError
+    when iteration starts (that is when the socket connects).
     """
     _check_types(types)
-    return _events(endpoint, cameras, types, timeout_s)
+    return _events(endpoint, cameras, types, timeout_s, server_key, client_keys)
 
 
 def _events(
-    endpoint: str, cameras: Sequence[str], types: Sequence[str], timeout_s: float | None
-) -> Iterator[Body]:
-    with EventSubscriber(endpoint, cameras=cameras, types=types) as subscriber:
-        while (body := subscriber.receive(timeout_s)) is not None:
-            yield body
+    endpoint: str,
+    cameras: Sequence[str],
+    types: Sequence[str],
+    timeout_s: float | None,
+    server_key: bytes | None,
+    client_keys: tuple[bytes, bytes] | None,
+) -> Iterator[Event]:
+    with EventSubscriber(
+        endpoint, cameras=cameras, types=types, server_key=server_key, client_keys=client_keys
+    ) as subscriber:
+        while (event := subscriber.receive(timeout_s)) is not None:
+            yield event
 
 
 def _check_types(types: Sequence[str]) -> None:
@@ -442,3 +631,73 @@ def _subscriptions(types: Sequence[str], cameras: Sequence[str]) -> list[str]:
     if not cameras:
         return [f"{t}." for t in types]
     return [topic(t, c) for t in types for c in cameras]
+
+
+# ---------------------------------------------------------------------------- display
+
+
+def only_labels(event: Event, labels: Sequence[str]) -> Event | None:
+    """`event` restricted to objects/tracks of `labels` (all when empty).
+
+    A detections event keeps only the matching objects and is None when none is left;
+    track events of other labels are None; `stream.ended` always passes.
+    """
+    if not labels:
+        return event
+    wanted = set(labels)
+    if isinstance(event, DetectionsEvent):
+        kept = [o for o in event.objects if o.label in wanted]
+        return event.model_copy(update={"objects": kept}) if kept else None
+    if isinstance(event, (TrackStartedEvent, TrackEndedEvent)):
+        return event if event.label in wanted else None
+    return event
+
+
+def _local_clock(iso: str) -> str:
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone()
+    return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def _short_box(box: Sequence[float]) -> str:
+    return "[" + ",".join(f"{v:.0f}" for v in box) + "]"
+
+
+def _short_score(score: float | None) -> str:
+    return "?" if score is None else f"{score:.2f}"
+
+
+def format_event(event: Event) -> str:
+    """One human-readable line, times in local time, e.g.
+
+    `10:00:00.123 lobby #5021 frame 1234: 2 objects: person 0.93 #7 [100,120,180,300], ...`
+    """
+    frame = "-" if event.frame is None else str(event.frame)
+    head = f"{_local_clock(event.time)} {event.camera} #{event.seq} frame {frame}"
+    if isinstance(event, DetectionsEvent):
+        if not event.objects:
+            return f"{head}: no objects"
+        parts = [
+            f"{o.label} {_short_score(o.score)}"
+            + (f" #{o.track_id}" if o.track_id is not None else "")
+            + f" {_short_box(o.box)}"
+            for o in event.objects
+        ]
+        noun = "object" if len(parts) == 1 else "objects"
+        return f"{head}: {len(parts)} {noun}: " + ", ".join(parts)
+    if isinstance(event, TrackStartedEvent):
+        return (
+            f"{head}: track #{event.track_id} started: {event.label} "
+            f"{_short_score(event.best_score)} {_short_box(event.last_box)}"
+        )
+    if isinstance(event, TrackEndedEvent):
+        return (
+            f"{head}: track #{event.track_id} ended: {event.label}, {event.frames} frames "
+            f"({event.first_frame}-{event.last_frame}), best {_short_score(event.best_score)}"
+        )
+    if isinstance(event, CameraStatusEvent):
+        retry = f", retry in {event.retry_in_s:g} s" if event.retry_in_s is not None else ""
+        why = f": {event.message}" if event.message else ""
+        return f"{head}: camera {event.state}{why}{retry}"
+    if event.error is not None:
+        return f"{head}: stream FAILED after {event.frames} frames: {event.error}"
+    return f"{head}: stream ended after {event.frames} frames"

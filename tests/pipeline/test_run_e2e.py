@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import sqlite3
@@ -230,8 +231,9 @@ def test_a_broken_camera_fails_alone_and_the_others_finish(
     assert len(_rows(tmp_path / "det.db")) == 12 * 3
 
 
-def test_ctrl_c_keeps_everything_already_processed(
-    tmp_path: Path, synthetic_video: VideoFactory
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_stop_signal_keeps_everything_already_processed(
+    tmp_path: Path, synthetic_video: VideoFactory, stop_signal: signal.Signals
 ) -> None:
     video = synthetic_video("long.mp4", frames=1500, size=(160, 120), fps=25)
     port = _free_port()
@@ -239,7 +241,7 @@ def test_ctrl_c_keeps_everything_already_processed(
     collector.start()
     proc = _run_cli(_write_config(tmp_path, {"long": video}, port))
     assert collector.started.wait(120), "no event arrived"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop_signal)
     _, err = proc.communicate(timeout=120)
     collector.join(30)
     assert proc.returncode == 130, err
@@ -251,3 +253,37 @@ def test_ctrl_c_keeps_everything_already_processed(
     assert sorted(_rows(tmp_path / "det.db"), key=repr) == sorted(
         _event_rows(collector.events), key=repr
     )
+
+
+def test_unreachable_camera_with_a_password_never_shows_it(
+    tmp_path: Path, synthetic_video: VideoFactory
+) -> None:
+    port = _free_port()
+    config = tmp_path / "cams.yaml"
+    config.write_text(
+        "cameras:\n"
+        f"  - id: good\n    source: {synthetic_video('good.mp4', frames=8)}\n"
+        "  - id: gate\n    source: rtsp://admin:${GATE_PASSWORD}@127.0.0.1:9/stream\n"
+        "    reconnect: {initial_delay_s: 0.05, max_delay_s: 0.1, max_attempts: 2}\n"
+        "detector:\n  model: person_ssdlite\n  device: cpu\n"
+        f"sinks:\n  - type: zmq\n    endpoint: tcp://127.0.0.1:{port}\n    wait_for_subscribers: 1\n"
+        f"  - type: sql\n    url: sqlite:///{tmp_path / 'det.db'}\n"
+    )
+    collector = Collector(port, cameras=2)
+    collector.start()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "--log-level", "info", "run", str(config), "--no-progress"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "GATE_PASSWORD": "hunter2"},
+    )
+    out, err = proc.communicate(timeout=180)
+    collector.join(30)
+    assert proc.returncode == 1, err
+    assert "camera gate: cannot open rtsp://admin:***@127.0.0.1:9/stream" in err
+    assert "gave up after 2 attempts" in err
+    states = [e["state"] for _, e in collector.events if e["type"] == "camera.status" and e["camera"] == "gate"]
+    assert states == ["connecting", "reconnecting", "failed"]
+    everything = out + err + json.dumps([e for _, e in collector.events])
+    with sqlite3.connect(tmp_path / "det.db") as conn:
+        everything += repr(conn.execute("SELECT * FROM runs").fetchall())
+    assert "hunter2" not in everything

@@ -1,17 +1,16 @@
 """SqlSink and query_detections, against SQLite in tmp_path and the local PostgreSQL.
 
-The PostgreSQL cases run in a schema of their own (dropped afterwards) and are skipped
-only when the server cannot be reached. Override the server with PIPELINE_TEST_PG_URL.
+The PostgreSQL cases run in a schema of their own (dropped afterwards, see conftest.py)
+and are skipped only when the server cannot be reached.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,8 +19,6 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.types import (
     Detections,
@@ -36,37 +33,8 @@ from sinks.base import SinkError
 from sinks.sql import DetectionQuery, DetectionRecord, QueryError, SqlSink, query_detections
 from sinks.sql_models import Detection, Run, Track
 
-PG_URL = os.environ.get("PIPELINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 LABELS = LabelMap(("background", "person", "car"))
 T0 = 1_700_000_000.0  # a Unix time; every offset below is exact in binary and in microseconds
-
-
-# ---------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sql_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database URL with no tables in it: a SQLite file path, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'pipeline.db'}"
-        return
-    admin = create_engine(PG_URL)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except (SQLAlchemyError, ImportError) as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL at {PG_URL} not reachable: {' '.join(str(exc).split())[:200]}")
-    schema = f"test_sql_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 # ---------------------------------------------------------------------------- builders
@@ -223,21 +191,37 @@ def test_untracked_detections_are_stored_with_null_track_id(sql_db_url: str) -> 
     assert [row["track_id"] for row in read_all(sql_db_url, Detection)] == [None, 4]
 
 
-def test_detections_are_inserted_once_batch_size_rows_wait_and_the_rest_on_end(
+def test_detections_are_handed_to_the_writer_once_batch_size_rows_wait_and_the_rest_on_end(
     sql_db_url: str,
 ) -> None:
     two = [Box(0, 0, 1, 1, 0.5, 1), Box(0, 0, 2, 2, 0.5, 1)]
-    sink = SqlSink(sql_db_url, LABELS, batch_size=3)
+    sink = SqlSink(sql_db_url, LABELS, batch_size=3, flush_interval_s=3600)
     sink.write(frame_result("cam", 0, T0, two))
+    assert sink.outbox.wait_empty(10)
     assert count(sql_db_url, Detection) == 0
     sink.write(frame_result("cam", 1, T0 + 1, two))
+    assert sink.outbox.wait_empty(10)
     assert count(sql_db_url, Detection) == 4
     sink.write(frame_result("cam", 2, T0 + 2, two[:1]))
+    assert sink.outbox.wait_empty(10)
     assert count(sql_db_url, Detection) == 4
     sink.end(StreamEnd(camera_id="cam", frames=3))
+    assert sink.outbox.wait_empty(10)
     assert count(sql_db_url, Detection) == 5
     sink.close()
     assert count(sql_db_url, Detection) == 5
+
+
+def test_rows_older_than_flush_interval_are_handed_over_with_the_next_frame(
+    sql_db_url: str,
+) -> None:
+    sink = SqlSink(sql_db_url, LABELS, batch_size=100, flush_interval_s=0.05)
+    sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1)]))
+    time.sleep(0.1)
+    sink.write(frame_result("cam", 1, T0, [Box(0, 0, 1, 1, 0.5, 1)]))
+    assert sink.outbox.wait_empty(10)
+    assert count(sql_db_url, Detection) == 2
+    sink.close()
 
 
 def test_close_inserts_the_rows_left_in_the_buffer(sql_db_url: str) -> None:
@@ -334,20 +318,27 @@ def test_second_close_does_nothing(tmp_path: Path) -> None:
     assert [r["status"] for r in read_all(url, Run)] == ["finished"]
 
 
-def test_failed_insert_raises_sink_error_naming_the_table_and_keeps_committed_rows(
-    sql_db_url: str,
+def test_rows_the_database_refuses_fail_the_sink_and_are_kept_in_the_spool(
+    sql_db_url: str, tmp_path: Path
 ) -> None:
-    sink = SqlSink(sql_db_url, LABELS, batch_size=1)
+    sink = SqlSink(sql_db_url, LABELS, batch_size=1, spool_dir=tmp_path / "spool")
     sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
-    twice = TrackEvent("ended", summary("cam", 3, 0, 0))
-    with pytest.raises(SinkError, match="table tracks") as err:
-        sink.end(StreamEnd(camera_id="cam", frames=1, track_events=(twice, twice)))
+    assert sink.flush(10)
+    engine = create_engine(sql_db_url)
+    with engine.begin() as conn:  # the run's row vanishes: its detections break the foreign key
+        conn.execute(text("DELETE FROM detections"))
+        conn.execute(text("DELETE FROM runs"))
+    engine.dispose()
+    sink.write(frame_result("cam", 1, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
+    sink.flush(10)
+    with pytest.raises(SinkError, match="table detections") as err:
+        sink.write(frame_result("cam", 2, T0, []))
     assert "\n" not in str(err.value)
-    sink.close()
-
-    assert count(sql_db_url, Detection) == 1
-    assert count(sql_db_url, Track) == 0
-    assert [r["status"] for r in read_all(sql_db_url, Run)] == ["failed"]
+    with pytest.raises(SinkError, match="rows kept in") as err:
+        sink.close()
+    assert sink.kept_in is not None
+    kept = [json.loads(line) for line in sink.kept_in.read_text().splitlines()]
+    assert [(b["table"], [r["frame"] for r in b["rows"]]) for b in kept] == [("detections", [1])]
 
 
 def test_sqlite_parent_directory_is_created_and_wal_is_enabled(tmp_path: Path) -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
@@ -14,10 +19,13 @@ import pytest
 from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamEnd, StreamInfo
 from sinks.base import SinkError
 from sinks.draw import annotate, box_color, caption
-from sinks.video import VideoSink
+from sinks.video import VideoSink, delete_old_videos, segment_pattern
+
+ROOT = Path(__file__).resolve().parents[2]
 
 LABELS = LabelMap(("background", "person", "car"))
-RUN_STARTED = datetime(2026, 11, 21, 10, 0, 0)
+WALL0 = 1.8e9  # wall time of frame 0 in these tests
+STAMP0 = datetime.fromtimestamp(WALL0).strftime("%Y%m%d-%H%M%S")
 
 
 def moving_square(index: int, width: int, height: int) -> np.ndarray:
@@ -29,7 +37,7 @@ def moving_square(index: int, width: int, height: int) -> np.ndarray:
 
 
 def frame_result(camera: str, index: int, image: np.ndarray) -> FrameResult:
-    frame = Frame(camera, index, pts=index * 0.04, wall_time=1.8e9 + index * 0.04, image=image)
+    frame = Frame(camera, index, pts=index * 0.04, wall_time=WALL0 + index * 0.04, image=image)
     return FrameResult(frame=frame, detections=Detections.empty())
 
 
@@ -69,7 +77,7 @@ def test_mp4_has_one_frame_per_written_frame_at_input_rate_and_size(
     rate: Fraction,
     expected_size: tuple[int, int],
 ) -> None:
-    sink = VideoSink(tmp_path, LABELS, run_started=RUN_STARTED)
+    sink = VideoSink(tmp_path, LABELS)
     write_stream(sink, "cam1", 25, width, height, rate)
     sink.end(StreamEnd("cam1", frames=25))
     sink.close()
@@ -83,20 +91,20 @@ def test_mp4_has_one_frame_per_written_frame_at_input_rate_and_size(
     assert all(abs(edge - 5 * i) <= 2 for i, edge in enumerate(edges)), edges
 
 
-def test_file_is_named_after_camera_and_run_start_in_a_created_directory(
+def test_file_is_named_after_camera_and_first_frame_time_in_a_created_directory(
     tmp_path: Path,
 ) -> None:
     directory = tmp_path / "out" / "videos"
-    sink = VideoSink(directory, LABELS, run_started=RUN_STARTED)
+    sink = VideoSink(directory, LABELS)
     write_stream(sink, "lobby", 3, 64, 48, Fraction(25))
     sink.close()
 
-    assert sink.paths == {"lobby": directory / "lobby_20261121-100000.mp4"}
+    assert sink.paths == {"lobby": directory / f"lobby_{STAMP0}.mp4"}
     assert sink.paths["lobby"].is_file()
 
 
 def test_close_without_end_still_produces_playable_files(tmp_path: Path) -> None:
-    sink = VideoSink(tmp_path, LABELS, run_started=RUN_STARTED)
+    sink = VideoSink(tmp_path, LABELS)
     sink.start(StreamInfo("a", 96, 64, Fraction(25), source="synthetic"))
     sink.start(StreamInfo("b", 96, 64, Fraction(10), source="synthetic"))
     for i in range(12):
@@ -112,7 +120,7 @@ def test_close_without_end_still_produces_playable_files(tmp_path: Path) -> None
 
 
 def test_camera_that_wrote_no_frames_leaves_no_file(tmp_path: Path) -> None:
-    sink = VideoSink(tmp_path, LABELS, run_started=RUN_STARTED)
+    sink = VideoSink(tmp_path, LABELS)
     sink.start(StreamInfo("dead", 64, 48, Fraction(25), source="synthetic"))
     sink.end(StreamEnd("dead", frames=0, error="cannot open"))
     sink.close()
@@ -122,7 +130,7 @@ def test_camera_that_wrote_no_frames_leaves_no_file(tmp_path: Path) -> None:
 
 
 def test_camera_started_twice_in_a_run_gets_a_second_file(tmp_path: Path) -> None:
-    sink = VideoSink(tmp_path, LABELS, run_started=RUN_STARTED)
+    sink = VideoSink(tmp_path, LABELS)
     write_stream(sink, "cam1", 4, 64, 48, Fraction(25))
     sink.end(StreamEnd("cam1", frames=4))
     first = sink.paths["cam1"]
@@ -137,7 +145,7 @@ def test_camera_started_twice_in_a_run_gets_a_second_file(tmp_path: Path) -> Non
 def test_unwritable_output_directory_raises_sink_error(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
-    sink = VideoSink(blocker / "videos", LABELS, run_started=RUN_STARTED)
+    sink = VideoSink(blocker / "videos", LABELS)
 
     with pytest.raises(SinkError, match="not-a-dir"):
         sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
@@ -148,7 +156,7 @@ def test_file_error_while_writing_raises_sink_error_naming_camera_and_file(
     tmp_path: Path,
 ) -> None:
     directory = tmp_path / "videos"
-    sink = VideoSink(directory, LABELS, run_started=RUN_STARTED)
+    sink = VideoSink(directory, LABELS)
     sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
     shutil.rmtree(directory)  # PyAV creates the file on the first frame, which now fails
 
@@ -156,17 +164,118 @@ def test_file_error_while_writing_raises_sink_error_naming_camera_and_file(
         for i in range(50):
             sink.write(frame_result("cam1", i, moving_square(i, 64, 48)))
     message = str(excinfo.value)
-    assert "'cam1'" in message and "cam1_20261121-100000.mp4" in message
+    assert "'cam1'" in message and f"cam1_{STAMP0}.mp4" in message
     assert "\n" not in message
     sink.close()  # safe after the failure
 
 
 def test_unknown_codec_raises_sink_error_naming_camera_and_codec(tmp_path: Path) -> None:
-    sink = VideoSink(tmp_path, LABELS, run_started=RUN_STARTED, codec="no-such-codec")
+    sink = VideoSink(tmp_path, LABELS, codec="no-such-codec")
 
+    sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
     with pytest.raises(SinkError, match=r"'cam1'.*'no-such-codec'"):
-        sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
+        sink.write(frame_result("cam1", 0, moving_square(0, 64, 48)))
     sink.close()
+
+
+def test_segments_rotate_after_segment_s_of_video_and_keep_every_frame(tmp_path: Path) -> None:
+    sink = VideoSink(tmp_path, LABELS, segment_s=1.0)
+    write_stream(sink, "cam1", 25, 160, 64, Fraction(10))  # 2.5 s of video at 10 fps
+    sink.end(StreamEnd("cam1", frames=25))
+    sink.close()
+
+    files = sink.files["cam1"]
+    assert [len(decode(f)[0]) for f in files] == [10, 10, 5]
+    assert len(set(files)) == 3 and all(segment_pattern("cam1").match(f.name) for f in files)
+    # each file starts where the previous one stopped: the square is at 5 px per frame
+    firsts = [square_left_edge(decode(f)[0][0]) for f in files]
+    assert all(abs(edge - 5 * start) <= 2 for edge, start in zip(firsts, (0, 10, 20), strict=True))
+
+
+def _old_file(directory: Path, name: str, age_s: float) -> Path:
+    path = directory / name
+    path.write_bytes(b"old video")
+    then = time.time() - age_s
+    os.utime(path, (then, then))
+    return path
+
+
+def test_retention_keeps_only_the_newest_files_of_the_camera(tmp_path: Path) -> None:
+    other_camera = _old_file(tmp_path, "cam10_20200101-000000.mp4", 10)
+    unrelated = _old_file(tmp_path, "notes.txt", 10)
+    sink = VideoSink(tmp_path, LABELS, segment_s=0.5, max_segments=2)
+    write_stream(sink, "cam1", 25, 64, 48, Fraction(10))  # 5 files of 5 frames
+    sink.close()
+
+    files = sink.files["cam1"]
+    assert len(files) == 5
+    assert sink.deleted == files[:3]
+    assert sorted(tmp_path.iterdir()) == sorted([*files[3:], other_camera, unrelated])
+
+
+def test_retention_deletes_files_older_than_max_age_when_a_camera_starts(tmp_path: Path) -> None:
+    stale = _old_file(tmp_path, "cam1_20200101-000000.mp4", 3 * 3600)
+    stale_2 = _old_file(tmp_path, "cam1_20200101-000000-2.mp4", 2 * 3600)
+    recent = _old_file(tmp_path, "cam1_20200102-000000.mp4", 600)
+    other_camera = _old_file(tmp_path, "cam2_20200101-000000.mp4", 3 * 3600)
+    sink = VideoSink(tmp_path, LABELS, max_age_s=3600)
+    sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
+
+    assert sorted(sink.deleted) == sorted([stale, stale_2])
+    assert recent.exists() and other_camera.exists()
+    sink.close()
+
+
+def test_delete_old_videos_removes_only_video_files_older_than_the_cutoff(tmp_path: Path) -> None:
+    old = _old_file(tmp_path, "gate_20200101-000000.mp4", 7200)
+    new = _old_file(tmp_path, "gate_20200101-010000.mp4", 60)
+    not_ours = _old_file(tmp_path, "holiday.mp4", 7200)
+    cutoff = time.time() - 3600
+
+    assert delete_old_videos(tmp_path, cutoff, dry_run=True) == [old]
+    assert old.exists()
+    assert delete_old_videos(tmp_path, cutoff) == [old]
+    assert sorted(tmp_path.iterdir()) == sorted([new, not_ours])
+
+
+_KILLED_WRITER = """
+import os, signal, sys
+from fractions import Fraction
+import numpy as np
+from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamInfo
+import sinks.video
+
+sink = sinks.video.VideoSink(sys.argv[1], LabelMap(()), fragmented=sys.argv[2] == "1")
+sink.start(StreamInfo("cam1", 160, 120, Fraction(25), "synthetic"))
+for i in range(int(sys.argv[3])):
+    image = np.random.default_rng(i).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    sink.write(FrameResult(Frame("cam1", i, i / 25, 1.8e9 + i / 25, image), Detections.empty()))
+os.kill(os.getpid(), signal.SIGKILL)  # no close(): the process dies with the file open
+"""
+
+
+@pytest.mark.parametrize("fragmented", [True, False], ids=["fragmented", "classic"])
+def test_hard_kill_leaves_a_playable_file_only_when_fragmented(
+    tmp_path: Path, fragmented: bool
+) -> None:
+    written = 100  # 4 s at 25 fps
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITER, str(tmp_path), str(int(fragmented)), str(written)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    (path,) = tmp_path.glob("cam1_*.mp4")
+    if not fragmented:
+        with pytest.raises(av.FFmpegError):
+            decode(path)
+        return
+    images, rate = decode(path)
+    # Lost: at most the fragment being filled (1 s) and the encoder's look-ahead.
+    assert written - 25 - 20 <= len(images) < written
+    assert rate == Fraction(25)
 
 
 def detections(boxes: list[list[float]], labels: list[int], tracks: list[int]) -> Detections:

@@ -1,0 +1,96 @@
+"""The live view's index page: one tile per camera, refreshed from /api/cameras."""
+
+from __future__ import annotations
+
+INDEX_HTML = b"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>ssd-pipeline live view</title>
+<style>
+  :root { color-scheme: dark; }
+  body { margin: 0; font: 14px/1.4 system-ui, sans-serif; background: #14161a; color: #e6e6e6; }
+  header { display: flex; align-items: baseline; gap: 1em; padding: 10px 16px;
+           background: #1d2026; border-bottom: 1px solid #2c3038; }
+  header h1 { font-size: 16px; margin: 0; font-weight: 600; }
+  #state { color: #9aa0a6; }
+  #state.down { color: #ff7b72; }
+  main { display: grid; gap: 12px; padding: 12px;
+         grid-template-columns: repeat(auto-fill, minmax(440px, 1fr)); }
+  .tile { background: #1d2026; border: 1px solid #2c3038; border-radius: 6px; overflow: hidden; }
+  .tile .bar { display: flex; gap: .8em; align-items: baseline; padding: 6px 10px; }
+  .tile .name { font-weight: 600; flex: 1; overflow: hidden; text-overflow: ellipsis; }
+  .tile .status { font-size: 12px; padding: 0 6px; border-radius: 8px; background: #2c3038; }
+  .tile .status.live { background: #1f6f3f; }
+  .tile .status.failed { background: #8b2c2c; }
+  .tile .fps, .tile .frames { color: #9aa0a6; font-variant-numeric: tabular-nums; }
+  .tile img { display: block; width: 100%; height: auto; background: #000; }
+  .tile .error { color: #ff7b72; padding: 0 10px 6px; }
+  #empty { padding: 24px; color: #9aa0a6; }
+</style>
+</head>
+<body>
+<header><h1>ssd-pipeline live view</h1><span id="state">connecting...</span></header>
+<main id="tiles"></main>
+<div id="empty" hidden>No camera has started yet.</div>
+<script>
+"use strict";
+const tiles = new Map();
+const grid = document.getElementById("tiles");
+const state = document.getElementById("state");
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function addTile(cam) {
+  const tile = el("section", "tile");
+  tile.dataset.camera = cam.id;
+  const bar = el("div", "bar");
+  const parts = {
+    name: el("span", "name", cam.id), status: el("span", "status"),
+    fps: el("span", "fps"), frames: el("span", "frames"), error: el("div", "error"),
+  };
+  bar.append(parts.name, parts.status, parts.fps, parts.frames);
+  const img = el("img", "feed");
+  img.alt = "camera " + cam.id;
+  if (cam.width > 0) { img.width = cam.width; img.height = cam.height; }
+  img.src = "cameras/" + encodeURIComponent(cam.id) + ".mjpg";
+  tile.append(bar, img, parts.error);
+  grid.append(tile);
+  tiles.set(cam.id, parts);
+  return parts;
+}
+
+function show(parts, cam) {
+  parts.status.textContent = cam.status;
+  parts.status.className = "status " + cam.status;
+  parts.fps.textContent = cam.status === "live" ? cam.fps.toFixed(1) + " fps" : "";
+  parts.frames.textContent = cam.frames + " frames";
+  parts.error.textContent = cam.error || "";
+}
+
+async function refresh() {
+  try {
+    const response = await fetch("api/cameras", {cache: "no-store"});
+    const cameras = (await response.json()).cameras;
+    for (const cam of cameras) show(tiles.get(cam.id) || addTile(cam), cam);
+    document.getElementById("empty").hidden = cameras.length > 0;
+    const live = cameras.filter(c => c.status === "live").length;
+    state.textContent = live + " of " + cameras.length + " camera(s) live";
+    state.className = "";
+  } catch (err) {
+    state.textContent = "pipeline not reachable (run over?)";
+    state.className = "down";
+  }
+}
+refresh();
+setInterval(refresh, 1000);
+</script>
+</body>
+</html>
+"""

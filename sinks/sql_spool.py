@@ -1,0 +1,295 @@
+"""What the SQL writer has yet to write: a bounded memory queue that spills to a file.
+
+The sink's thread `put`s batches; the writer thread `peek`s the oldest, inserts it, and
+marks it `done` only once committed, so a batch whose insert failed is tried again. While
+the memory queue holds `max_memory_rows` rows (the database is away, or slower than the
+pipeline), new batches are appended to a JSON-lines spool file instead, and read back in
+order once the memory queue is empty. Batches are first in, first out throughout.
+
+A spool file left by a run that could not reach its database before it ended is replayed by
+the next run writing to the same database (`replay_spools`). Files are locked (flock) by the
+process writing them, so a running pipeline's spool is never taken by another one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+log = logging.getLogger(__name__)
+
+Table = Literal["detections", "tracks", "run_end"]
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """Rows for one table, written in one transaction.
+
+    Rows are JSON-ready dicts (times as Unix seconds), so that a batch survives a trip
+    through the spool file unchanged. "run_end" holds the one row that closes a run.
+    """
+
+    table: Table
+    rows: list[dict[str, Any]]
+
+    def to_line(self) -> str:
+        return json.dumps({"table": self.table, "rows": self.rows}, separators=(",", ":")) + "\n"
+
+    @classmethod
+    def from_line(cls, line: str) -> Batch:
+        data = json.loads(line)
+        if data.get("table") not in ("detections", "tracks", "run_end"):
+            raise ValueError(f"unknown table {data.get('table')!r}")
+        return cls(data["table"], list(data["rows"]))
+
+
+class SpoolFile:
+    """An append-only JSON-lines file of batches, read back from the front; flock-ed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - kept open
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.read_offset = 0
+        self.unread = 0
+        self.size = self._file.seek(0, os.SEEK_END)
+
+    def append(self, batch: Batch) -> None:
+        self._file.seek(0, os.SEEK_END)
+        self._file.write(batch.to_line())
+        self._file.flush()
+        self.size = self._file.tell()
+        self.unread += 1
+
+    def read_next(self) -> tuple[Batch | None, int]:
+        """The batch at the read offset (None if unreadable) and the offset after it."""
+        self._file.seek(self.read_offset)
+        line = self._file.readline()
+        try:
+            return Batch.from_line(line), self._file.tell()
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("sql sink: unreadable line in %s skipped: %s", self.path, exc)
+            return None, self._file.tell()
+
+    def consumed(self, next_offset: int) -> None:
+        self.read_offset = next_offset
+        self.unread -= 1
+        if self.unread == 0:  # all written: start the file over instead of growing it
+            self._file.truncate(0)
+            self.read_offset = 0
+            self.size = 0
+
+    def unread_lines(self) -> list[str]:
+        self._file.seek(self.read_offset)
+        return [line for line in self._file.readlines() if line.endswith("\n")]
+
+    def rewrite(self, lines: list[str]) -> None:
+        """Replace the whole content by `lines` (all unread)."""
+        self._file.truncate(0)
+        self._file.seek(0)
+        self._file.writelines(lines)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.read_offset, self.unread, self.size = 0, len(lines), self._file.tell()
+
+    def close(self, *, delete: bool) -> None:
+        self._file.close()  # closing releases the lock
+        if delete:
+            self.path.unlink(missing_ok=True)
+
+
+class Outbox:
+    """Batches waiting for the database, oldest first, at most `max_memory_rows` in memory.
+
+    Thread-safe: one producer (`put`) and one consumer (`peek`/`done`). Batches beyond the
+    memory bound go to `spool_path` (created when first needed); beyond `max_spool_bytes`
+    they are dropped and counted in `dropped_rows` (and logged).
+    """
+
+    def __init__(self, spool_path: Path, *, max_memory_rows: int, max_spool_bytes: int) -> None:
+        self.spool_path = spool_path
+        self.dropped_rows = 0
+        self._max_rows = max_memory_rows
+        self._max_spool_bytes = max_spool_bytes
+        self._memory: deque[Batch] = deque()
+        self._memory_rows = 0
+        self._spool: SpoolFile | None = None
+        self._spool_head: tuple[Batch, int] | None = None
+        self._spooled_rows = 0
+        self._changed = threading.Condition()
+
+    @property
+    def memory_rows(self) -> int:
+        with self._changed:
+            return self._memory_rows
+
+    @property
+    def spooled_rows(self) -> int:
+        with self._changed:
+            return self._spooled_rows
+
+    @property
+    def pending_rows(self) -> int:
+        with self._changed:
+            return self._memory_rows + self._spooled_rows
+
+    def put(self, batch: Batch) -> None:
+        """Queue `batch`; never blocks on the database (at worst it writes to the spool)."""
+        with self._changed:
+            spooling = self._spool is not None and self._spool.unread > 0
+            if not spooling and self._memory_rows + len(batch.rows) <= self._max_rows:
+                self._memory.append(batch)
+                self._memory_rows += len(batch.rows)
+            else:
+                self._to_spool(batch)
+            self._changed.notify_all()
+
+    def peek(self, timeout_s: float) -> Batch | None:
+        """The oldest batch not yet done, waiting up to `timeout_s` for one; None if none."""
+        with self._changed:
+            if not self._memory and not self._has_spooled():
+                self._changed.wait(timeout_s)
+            if self._memory:
+                return self._memory[0]
+            if not self._has_spooled():
+                return None
+            assert self._spool is not None
+            while self._spool_head is None and self._spool.unread > 0:
+                batch, next_offset = self._spool.read_next()
+                if batch is None:
+                    self._spool.consumed(next_offset)
+                else:
+                    self._spool_head = (batch, next_offset)
+            return None if self._spool_head is None else self._spool_head[0]
+
+    def done(self, batch: Batch) -> None:
+        """`batch` (the last `peek`) is committed: drop it."""
+        with self._changed:
+            if self._memory and self._memory[0] is batch:
+                self._memory.popleft()
+                self._memory_rows -= len(batch.rows)
+            elif self._spool_head is not None and self._spool_head[0] is batch:
+                assert self._spool is not None
+                self._spool.consumed(self._spool_head[1])
+                self._spooled_rows -= len(batch.rows)
+                self._spool_head = None
+            else:
+                # Only after persist() took everything over (a writer still busy when the
+                # run's close gave up on it): the batch is in the spool and its replay skips
+                # the rows this write already stored.
+                log.debug("sql sink: a batch written after the outbox was persisted")
+            self._changed.notify_all()
+
+    def is_empty(self) -> bool:
+        with self._changed:
+            return not self._memory and not self._has_spooled()
+
+    def wake(self) -> None:
+        """Wake a consumer waiting in `peek` (e.g. to make it notice a shutdown)."""
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_empty(self, timeout_s: float | None) -> bool:
+        """Wait until every batch is done; False if some are left after `timeout_s`."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: not self._memory and not self._has_spooled(), timeout_s
+            )
+
+    def persist(self) -> Path | None:
+        """Move what is left to the spool file and close it (the run is over).
+
+        Returns the spool file when it holds batches (for the next run to replay), None
+        when everything was written (the file is then deleted).
+        """
+        with self._changed:
+            memory = [b.to_line() for b in self._memory]
+            self._memory.clear()
+            self._memory_rows = 0
+            self._spool_head = None
+            if not memory and not self._has_spooled():
+                if self._spool is not None:
+                    self._spool.close(delete=True)
+                    self._spool = None
+                return None
+            if self._spool is None:
+                self._spool = SpoolFile(self.spool_path)
+            # Oldest first: what memory held, then the spool's unread lines.
+            self._spool.rewrite([*memory, *self._spool.unread_lines()])
+            self._spool.close(delete=False)
+            self._spool = None
+            return self.spool_path
+
+    def _has_spooled(self) -> bool:
+        return self._spool is not None and self._spool.unread > 0
+
+    def _to_spool(self, batch: Batch) -> None:
+        if self._spool is None:
+            self._spool = SpoolFile(self.spool_path)
+        if self._spool.size >= self._max_spool_bytes:
+            if self.dropped_rows == 0:
+                log.error(
+                    "sql sink: spool file %s is full (%d bytes); rows are being dropped",
+                    self.spool_path, self._spool.size,
+                )
+            self.dropped_rows += len(batch.rows)
+            return
+        self._spool.append(batch)
+        self._spooled_rows += len(batch.rows)
+
+
+def leftover_spools(directory: Path, prefix: str) -> Iterator[Path]:
+    """Spool files named `<prefix>*.jsonl` in `directory`, oldest first."""
+    if not directory.is_dir():
+        return iter(())
+    files = sorted(directory.glob(f"{prefix}*.jsonl"), key=lambda p: p.stat().st_mtime)
+    return iter(files)
+
+
+def replay_spools(
+    directory: Path, prefix: str, write: Callable[[Batch], None]
+) -> tuple[int, list[Path]]:
+    """Write the batches of spool files left by earlier runs; delete each file once done.
+
+    Files another process holds (locked) are left alone. `write` raising stops the replay
+    of that file (it is kept, to be replayed later) and is re-raised. Returns the number
+    of rows written and the files replayed.
+    """
+    rows = 0
+    replayed: list[Path] = []
+    for path in leftover_spools(directory, prefix):
+        try:
+            spool = open(path, "r+", encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            log.warning("sql sink: cannot open leftover spool %s: %s", path, exc.strerror)
+            continue
+        try:
+            try:
+                fcntl.flock(spool.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a running pipeline's own spool
+            for number, line in enumerate(spool, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    batch = Batch.from_line(line)
+                except (ValueError, KeyError, TypeError) as exc:
+                    # A line cut short by a crash; the rest of the file is still good.
+                    log.error("sql sink: %s line %d unreadable, skipped: %s", path, number, exc)
+                    continue
+                write(batch)
+                rows += len(batch.rows)
+            path.unlink()
+            replayed.append(path)
+        finally:
+            spool.close()
+    return rows, replayed

@@ -1,0 +1,156 @@
+"""The event contract: pydantic models, the committed JSON Schema, and what the sink sends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from pipeline.types import CameraStatus, Detections, Frame, LabelMap, StreamEnd, TrackSummary
+from sinks.events import (
+    EVENT_TYPES,
+    SCHEMA_VERSION,
+    DetectionsEvent,
+    Event,
+    event_json_schema,
+    parse_event,
+    schema_text,
+)
+from sinks.zmq_pub import (
+    camera_status_event,
+    detections_event,
+    format_event,
+    only_labels,
+    stream_ended_event,
+    track_event,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+LABELS = LabelMap(("background", "person", "car"))
+T0 = 1_795_255_200.0  # 2026-11-21T10:00:00Z
+
+
+def frame(index: int = 7) -> Frame:
+    return Frame("lobby", index, pts=index / 25, wall_time=T0 + 0.123, image=np.zeros((6, 8, 3), np.uint8))
+
+
+def dets(tracks: list[int], labels: list[int] | None = None, score: float = 0.9) -> Detections:
+    n = len(tracks)
+    return Detections(
+        xyxy=np.array([[2.0, 3.04, 31.0, 41.0]] * n, np.float32).reshape(n, 4),
+        score=np.full(n, score, np.float32),
+        label=np.array(labels or [1] * n, np.int64),
+        track_id=np.array(tracks, np.int64),
+    )
+
+
+def summary(track_id: int = 5) -> TrackSummary:
+    return TrackSummary(
+        camera_id="lobby", track_id=track_id, label=1, first_frame=3, last_frame=7,
+        first_time=T0, last_time=T0 + 0.2, frames=5, best_score=0.91234,
+        best_box=(1.0, 2.0, 30.26, 40.0), last_box=(2.0, 3.0, 31.0, 41.0),
+    )
+
+
+def every_kind_of_event() -> list[Event]:
+    return [
+        detections_event(frame(), dets([5, -1]), LABELS, seq=0),
+        detections_event(frame(), Detections.empty(), LABELS, seq=1),
+        track_event("started", summary(), LABELS, 2, 7, T0),
+        track_event("ended", summary(), LABELS, 3, 7, T0),
+        stream_ended_event(StreamEnd("lobby", 8, error="decoder gave up"), 4, 7, T0),
+        stream_ended_event(StreamEnd("lobby", 0), 0, None, T0),
+        camera_status_event(
+            CameraStatus("lobby", "reconnecting", T0, "connection refused", 8, 2, 0, 0.5), 5, 7
+        ),
+        camera_status_event(CameraStatus("lobby", "connecting", T0), 0, None),
+    ]
+
+
+def test_committed_json_schema_is_the_one_the_models_generate() -> None:
+    committed = (ROOT / "docs" / "events.schema.json").read_text(encoding="utf-8")
+    assert committed == schema_text(), (
+        "docs/events.schema.json is stale: run `python -m sinks.events > docs/events.schema.json`"
+    )
+
+
+def test_schema_lists_every_event_type_and_requires_the_common_fields() -> None:
+    schema = event_json_schema()
+    assert set(schema["discriminator"]["mapping"]) == set(EVENT_TYPES)
+    for name in (
+        "DetectionsEvent", "TrackStartedEvent", "TrackEndedEvent", "StreamEndedEvent",
+        "CameraStatusEvent",
+    ):
+        required = set(schema["$defs"][name]["required"])
+        assert {"schema_version", "type", "camera", "seq", "time", "frame"} <= required
+
+
+def test_every_event_the_sink_builds_round_trips_through_json_unchanged() -> None:
+    for event in every_kind_of_event():
+        wire = event.model_dump_json()
+        parsed = parse_event(wire.encode())
+        assert type(parsed) is type(event)
+        assert parsed == event
+        assert json.loads(parsed.model_dump_json()) == json.loads(wire)
+        assert parsed.schema_version == SCHEMA_VERSION
+
+
+def test_unknown_fields_from_a_newer_publisher_are_kept() -> None:
+    body = json.loads(every_kind_of_event()[4].model_dump_json())
+    body["zone"] = "entrance"
+    event = parse_event(body)
+    assert json.loads(event.model_dump_json())["zone"] == "entrance"
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"type": "zone.entered"}, "does not match any of the expected tags"),
+        ({"seq": -1}, "greater than or equal to 0"),
+        ({"time": "2026-11-21 10:00:00"}, "should match pattern"),
+        ({"frames": None}, "valid integer"),
+    ],
+    ids=["unknown-type", "negative-seq", "time-not-iso-ms", "frames-null"],
+)
+def test_invalid_bodies_are_rejected(change: dict[str, object], problem: str) -> None:
+    body = json.loads(every_kind_of_event()[4].model_dump_json())
+    with pytest.raises(ValidationError, match=problem):
+        parse_event({**body, **change})
+
+
+def test_non_finite_scores_are_sent_as_null() -> None:
+    event = detections_event(frame(), dets([-1], score=float("nan")), LABELS, seq=0)
+    assert json.loads(event.model_dump_json())["objects"][0]["score"] is None
+
+
+def test_pretty_lines_name_camera_seq_objects_and_track_events() -> None:
+    lines = [format_event(e) for e in every_kind_of_event()]
+    assert lines[0].endswith(
+        "lobby #0 frame 7: 2 objects: person 0.90 #5 [2,3,31,41], person 0.90 [2,3,31,41]"
+    )
+    assert lines[1].endswith("lobby #1 frame 7: no objects")
+    assert lines[2].endswith("track #5 started: person 0.91 [2,3,31,41]")
+    assert lines[3].endswith("track #5 ended: person, 5 frames (3-7), best 0.91")
+    assert lines[4].endswith("lobby #4 frame 7: stream FAILED after 8 frames: decoder gave up")
+    assert lines[5].endswith("lobby #0 frame -: stream ended after 0 frames")
+    assert lines[6].endswith(
+        "lobby #5 frame 7: camera reconnecting: connection refused, retry in 0.5 s"
+    )
+    assert lines[7].endswith("lobby #0 frame -: camera connecting")
+
+
+def test_label_filter_keeps_matching_objects_and_drops_the_rest() -> None:
+    mixed = detections_event(frame(), dets([1, 2, -1], labels=[1, 2, 2]), LABELS, seq=0)
+    cars = only_labels(mixed, ["car"])
+    assert isinstance(cars, DetectionsEvent)
+    assert [(o.label, o.track_id) for o in cars.objects] == [("car", 2), ("car", None)]
+    assert only_labels(mixed, ["dog"]) is None
+    assert only_labels(mixed, []) is mixed
+    started = track_event("started", summary(), LABELS, 1, 7, T0)
+    assert only_labels(started, ["car"]) is None
+    assert only_labels(started, ["person"]) is started
+    ended = every_kind_of_event()[4]
+    assert only_labels(ended, ["car"]) is ended

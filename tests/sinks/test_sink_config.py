@@ -1,0 +1,112 @@
+"""The sinks' config sections: defaults, checks, and keys from files or the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import zmq.auth
+
+from pipeline.config import (
+    ConfigError,
+    LiveSinkConfig,
+    SqlSinkConfig,
+    VideoSinkConfig,
+    ZmqSinkConfig,
+    parse_config,
+)
+from pipeline.runner import _build_sink
+from pipeline.types import LabelMap
+from sinks.base import SinkError
+from sinks.zmq_pub import ZmqSink
+
+
+@pytest.fixture
+def video(tmp_path: Path) -> Path:
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"not read by the config")
+    return path
+
+
+def config(video: Path, sinks: str) -> str:
+    return f"cameras:\n  - id: a\n    source: {video}\nsinks:\n{sinks}"
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        parse_config(text)
+    return err.value.problems
+
+
+def test_every_sink_kind_parses_with_its_options(video: Path, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    _, secret_file = zmq.auth.create_certificates(keys, "server")
+    cfg = parse_config(
+        config(
+            video,
+            "  - type: video\n    segment_minutes: 10\n    keep_hours: 48\n    keep_files: 20\n"
+            "  - type: live\n    port: 0\n    max_fps: 5\n"
+            f"  - type: zmq\n    isolate_subscribers: true\n    curve:\n"
+            f"      secret_key_file: {secret_file}\n      authorized_clients: {keys}\n"
+            f"  - type: sql\n    buffer_rows: 1000\n    spool_dir: {tmp_path / 'spool'}\n",
+        )
+    )
+    video_cfg, live_cfg, zmq_cfg, sql_cfg = cfg.sinks
+    assert isinstance(video_cfg, VideoSinkConfig) and video_cfg.segment_minutes == 10
+    assert video_cfg.fragmented
+    assert isinstance(live_cfg, LiveSinkConfig) and live_cfg.host == "127.0.0.1"
+    assert isinstance(zmq_cfg, ZmqSinkConfig) and zmq_cfg.curve is not None
+    assert zmq_cfg.curve.secret_key_file == Path(secret_file)
+    assert isinstance(sql_cfg, SqlSinkConfig) and sql_cfg.close_timeout_s == 30
+
+
+def test_curve_secret_key_from_the_environment_reaches_the_sink(
+    video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    public, secret = zmq.curve_keypair()
+    monkeypatch.setenv("TEST_ZMQ_SECRET", secret.decode())
+    cfg = parse_config(
+        config(
+            video,
+            "  - type: zmq\n    endpoint: tcp://127.0.0.1:*\n"
+            "    curve:\n      secret_key: ${TEST_ZMQ_SECRET}\n",
+        )
+    )
+    sink = _build_sink(cfg.sinks[0], LabelMap(()), "test")
+    try:
+        assert isinstance(sink, ZmqSink) and sink.curve_public_key == public.decode()
+    finally:
+        sink.close()
+
+
+def test_a_bad_curve_key_fails_the_sink_with_one_line(video: Path) -> None:
+    cfg = parse_config(
+        config(video, "  - type: zmq\n    curve:\n      secret_key: not-a-key\n")
+    )
+    with pytest.raises(SinkError, match=r"not a 40-character Z85 CURVE key.*keygen"):
+        _build_sink(cfg.sinks[0], LabelMap(()), "test")
+
+
+@pytest.mark.parametrize(
+    ("sinks", "problem"),
+    [
+        ("  - type: zmq\n    curve: {}\n", "exactly one of secret_key_file and secret_key"),
+        (
+            "  - type: zmq\n    curve:\n      secret_key_file: /no/such.key_secret\n",
+            "secret_key_file not found",
+        ),
+        ("  - type: live\n    port: 70000\n", "less than or equal to 65535"),
+        ("  - type: video\n    segment_minutes: 0\n", "greater than 0"),
+        (
+            "  - type: sql\n    batch_size: 500\n    buffer_rows: 100\n",
+            "buffer_rows (100) must be at least batch_size (500)",
+        ),
+    ],
+    ids=["curve-no-key", "curve-missing-file", "live-port", "video-segment", "sql-buffer"],
+)
+def test_bad_sink_options_are_refused_with_their_yaml_path(
+    video: Path, sinks: str, problem: str
+) -> None:
+    (found,) = problems(config(video, sinks))
+    assert found.startswith("sinks[0]") and problem in found

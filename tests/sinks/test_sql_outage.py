@@ -1,0 +1,360 @@
+"""The SQL sink loses nothing when its database goes away, and writes nothing twice.
+
+Outages are made for real: a TCP proxy in front of PostgreSQL whose connections are cut and
+whose port stops answering; a SQLite database locked by another connection; and, once,
+the PostgreSQL server itself stopped and started again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from pipeline.types import StreamEnd, TrackEvent
+from sinks.base import SinkError
+from sinks.sql import SqlSink, _Writer, spool_prefix
+from sinks.sql_models import Detection, Run
+from sinks.sql_spool import Batch, SpoolFile
+from tests.sinks.conftest import PG_URL, pg_reachable, pg_schema, skip_without_pg
+from tests.sinks.test_sql import LABELS, T0, Box, frame_result, summary
+
+FAST_RETRY = {"retry_initial_s": 0.05, "retry_max_s": 0.2}
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a server; `cut()` kills every connection and stops
+    accepting (connections are refused), `restore()` accepts again on the same port."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        assert self._listener is not None
+        listener, self._listener = self._listener, None
+        with self._lock:
+            doomed, self._sockets = {*self._sockets, listener}, set()
+        for sock in doomed:
+            # shutdown() wakes a thread blocked in accept()/recv() on it; close() alone would not
+            with contextlib.suppress(OSError):  # already closed by its other end
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self.cut()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            for sock in (client, upstream):  # no Nagle delay on each small query and reply
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._sockets |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # the other side, or cut(), closed the connection
+            while data := src.recv(65536):
+                dst.sendall(data)
+        for sock in (src, dst):  # pass the end on to the other side
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def boxes(frame: int) -> list[Box]:
+    return [Box(frame, k, frame + 10, k + 20, 0.5 + 0.1 * k, 1 + k % 2, k) for k in range(3)]
+
+
+def write_frames(sink: SqlSink, frames: range, camera: str = "cam") -> None:
+    for i in frames:
+        sink.write(frame_result(camera, i, T0 + i * 0.04, boxes(i)))
+
+
+def stored(url: str) -> list[tuple[Any, ...]]:
+    """(run, camera, frame, obj, x1, track) of every stored detection, sorted."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    Detection.run_id, Detection.camera, Detection.frame, Detection.obj,
+                    Detection.x1, Detection.track_id,
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return sorted(tuple(r) for r in rows)
+
+
+def expected(run_id: int, frames: range, camera: str = "cam") -> list[tuple[Any, ...]]:
+    return sorted(
+        (run_id, camera, i, k, float(i), b.track_id)
+        for i in frames
+        for k, b in enumerate(boxes(i))
+    )
+
+
+def run_status(url: str, run_id: int) -> str:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.scalar(select(Run.status).where(Run.id == run_id)))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def pg_proxy() -> Iterator[tuple[TcpProxy, str, str]]:
+    """(proxy, URL through the proxy, direct URL) of a fresh PostgreSQL schema."""
+    skip_without_pg()
+    pg = make_url(PG_URL)
+    proxy = TcpProxy((pg.host or "127.0.0.1", pg.port or 5432))
+    try:
+        with pg_schema() as direct:
+            through = make_url(direct).set(host="127.0.0.1", port=proxy.port)
+            yield proxy, through.render_as_string(hide_password=False), direct
+    finally:
+        proxy.close()
+
+
+def test_postgresql_connection_cut_mid_run_loses_nothing_and_duplicates_nothing(
+    pg_proxy: tuple[TcpProxy, str, str], tmp_path: Path
+) -> None:
+    proxy, url, direct = pg_proxy
+    sink = SqlSink(
+        url, LABELS, batch_size=10, flush_interval_s=0.02, spool_dir=tmp_path, **FAST_RETRY
+    )
+    write_frames(sink, range(0, 30))
+    assert sink.flush(20)
+
+    proxy.cut()
+    write_frames(sink, range(30, 90))  # never waits for the database
+    wait_for(lambda: sink.outages == 1, "the writer to notice the outage")
+    assert sink.outbox.pending_rows > 0
+    assert stored(direct) == expected(sink.run_id, range(0, 30))
+
+    proxy.restore()
+    write_frames(sink, range(90, 100))
+    ended = TrackEvent("ended", summary("cam", 2, 0, 99))
+    sink.write(frame_result("cam", 100, T0 + 4, [], events=(ended,)))
+    sink.close()
+
+    assert stored(direct) == expected(sink.run_id, range(0, 100))
+    assert run_status(direct, sink.run_id) == "finished"
+    engine = create_engine(direct)
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM tracks")) == 1
+    engine.dispose()
+    assert sink.kept_in is None and list(tmp_path.iterdir()) == []
+
+
+def test_outage_longer_than_the_memory_buffer_spills_to_the_spool_file_and_drains_it(
+    pg_proxy: tuple[TcpProxy, str, str], tmp_path: Path
+) -> None:
+    proxy, url, direct = pg_proxy
+    sink = SqlSink(
+        url, LABELS, batch_size=6, buffer_rows=12, flush_interval_s=0.02, spool_dir=tmp_path,
+        **FAST_RETRY,
+    )
+    proxy.cut()
+    memory_high = 0
+    for i in range(100):
+        write_frames(sink, range(i, i + 1))
+        memory_high = max(memory_high, sink.outbox.memory_rows)
+    wait_for(lambda: sink.outages == 1, "the writer to notice the outage")
+    assert memory_high <= 12
+    assert sink.outbox.spooled_rows >= 300 - 12 - 6
+    (spool,) = tmp_path.iterdir()
+    assert spool.stat().st_size > 0
+
+    proxy.restore()
+    assert sink.flush(30)
+    assert sink.outbox.spooled_rows == 0
+    sink.close()
+    assert stored(direct) == expected(sink.run_id, range(0, 100))
+    assert list(tmp_path.iterdir()) == []  # the spool is deleted once drained
+
+
+def test_a_retry_after_a_commit_whose_answer_was_lost_adds_no_duplicates(
+    sql_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = _Writer._write
+    lost: list[str] = []
+
+    def commit_then_lose_the_answer(self: _Writer, batch: Batch) -> None:
+        real_write(self, batch)
+        if batch.table != "run_end" and len(lost) < 3:
+            lost.append(batch.table)
+            raise OperationalError("COMMIT", {}, ConnectionResetError("connection reset"))
+
+    monkeypatch.setattr(_Writer, "_write", commit_then_lose_the_answer)
+    sink = SqlSink(sql_db_url, LABELS, batch_size=9, **FAST_RETRY)
+    write_frames(sink, range(0, 12))
+    sink.end(StreamEnd("cam", 12, (TrackEvent("ended", summary("cam", 2, 0, 11)),)))
+    sink.close()
+
+    assert lost == ["detections", "detections", "detections"]
+    assert stored(sql_db_url) == expected(sink.run_id, range(0, 12))
+    assert run_status(sql_db_url, sink.run_id) == "finished"
+
+
+def test_locked_sqlite_database_is_waited_for_without_blocking_the_pipeline(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "locked.db"
+    url = f"sqlite:///{db}"
+    sink = SqlSink(
+        url, LABELS, batch_size=5, flush_interval_s=0.02, sqlite_busy_timeout_ms=50,
+        spool_dir=tmp_path / "spool", **FAST_RETRY,
+    )
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")  # what a long-running writer in another program does
+    try:
+        write_frames(sink, range(0, 40))
+        wait_for(lambda: sink.outages == 1, "the writer to hit the lock")
+        assert sink.outbox.pending_rows > 0
+    finally:
+        locker.execute("COMMIT")
+        locker.close()
+    sink.close()
+    assert stored(url) == expected(sink.run_id, range(0, 40))
+    assert run_status(url, sink.run_id) == "finished"
+
+
+def test_rows_unwritten_at_the_end_are_kept_and_written_by_the_next_run(tmp_path: Path) -> None:
+    db = tmp_path / "later.db"
+    url = f"sqlite:///{db}"
+    spool_dir = tmp_path / "spool"
+    first = SqlSink(
+        url, LABELS, batch_size=5, sqlite_busy_timeout_ms=50, close_timeout_s=0.3,
+        spool_dir=spool_dir, **FAST_RETRY,
+    )
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        write_frames(first, range(0, 20))
+        with pytest.raises(SinkError, match=r"still unreachable.*60 rows kept in .*next run"):
+            first.close()
+    finally:
+        locker.execute("COMMIT")
+        locker.close()
+    assert first.kept_in is not None and first.kept_in.exists()
+    assert stored(url) == []
+
+    second = SqlSink(url, LABELS, spool_dir=spool_dir)
+    assert list(spool_dir.iterdir()) == []
+    write_frames(second, range(0, 5), camera="cam2")
+    second.close()
+    assert stored(url) == sorted(
+        expected(first.run_id, range(0, 20)) + expected(second.run_id, range(0, 5), "cam2")
+    )
+    # the first run's end was spooled too: its row says how it ended
+    assert run_status(url, first.run_id) == "finished"
+
+
+def test_spool_of_a_running_pipeline_is_not_taken_by_another(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    spool_dir = tmp_path / "spool"
+    first = SqlSink(url, LABELS, spool_dir=spool_dir)
+    first.close()
+    row = {
+        "run_id": first.run_id, "camera": "cam", "frame": 0, "obj": 0, "pts": 0.0, "time": T0,
+        "label": "person", "label_id": 1, "score": 0.5, "x1": 1.0, "y1": 2.0, "x2": 3.0,
+        "y2": 4.0, "track_id": None,
+    }
+    # another pipeline, still running, holds (locks) its spool file for this database
+    held = SpoolFile(spool_dir / f"{spool_prefix(url)}run99-1.jsonl")
+    held.append(Batch("detections", [row]))
+
+    SqlSink(url, LABELS, spool_dir=spool_dir).close()
+    assert held.path.exists() and stored(url) == []
+
+    held.close(delete=False)  # that pipeline died: its spool is free to take
+    SqlSink(url, LABELS, spool_dir=spool_dir).close()
+    assert not held.path.exists()
+    assert stored(url) == [(first.run_id, "cam", 0, 0, 1.0, None)]
+
+
+def _pg_cluster() -> list[str] | None:
+    """pg_ctlcluster options naming the local server, or None when it cannot be used here."""
+    ctl = shutil.which("pg_ctlcluster")
+    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
+    pg = make_url(PG_URL)
+    if ctl is None or not versions or pg.host not in ("127.0.0.1", "localhost"):
+        return None
+    if getpass.getuser() not in ("root", "postgres"):
+        return None
+    return [ctl, "--skip-systemctl-redirect"], versions[-1]
+
+
+def test_postgresql_server_stopped_and_started_mid_run_loses_nothing(tmp_path: Path) -> None:
+    skip_without_pg()
+    cluster = _pg_cluster()
+    if cluster is None:
+        pytest.skip("needs the local PostgreSQL cluster, pg_ctlcluster and root")
+    ctl, version = cluster
+    with pg_schema() as url:
+        sink = SqlSink(
+            url, LABELS, batch_size=10, flush_interval_s=0.02, spool_dir=tmp_path, **FAST_RETRY
+        )
+        write_frames(sink, range(0, 20))
+        assert sink.flush(20)
+        subprocess.run([*ctl, "-m", "fast", version, "main", "stop"], check=True, timeout=60)
+        try:
+            write_frames(sink, range(20, 60))
+            wait_for(lambda: sink.outages == 1, "the writer to notice the stopped server")
+        finally:
+            # always: other tests (and other programs) need the server
+            subprocess.run([*ctl, version, "main", "start"], check=True, timeout=60)
+            wait_for(lambda: pg_reachable() is None, "PostgreSQL to accept connections", 60)
+        write_frames(sink, range(60, 70))
+        sink.close()
+        assert stored(url) == expected(sink.run_id, range(0, 70))
+        assert run_status(url, sink.run_id) == "finished"

@@ -1,0 +1,64 @@
+"""The SQL writer's outbox: bounded memory, a spool file beyond it, first in first out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sinks.sql_spool import Batch, Outbox, replay_spools
+
+
+def batch(n: int, rows: int = 2) -> Batch:
+    return Batch("detections", [{"n": n, "k": k} for k in range(rows)])
+
+
+def drain(outbox: Outbox) -> list[int]:
+    taken = []
+    while (b := outbox.peek(0)) is not None:
+        taken.append(b.rows[0]["n"])
+        outbox.done(b)
+    return taken
+
+
+def test_batches_beyond_the_memory_bound_are_spooled_and_all_come_back_in_order(
+    tmp_path: Path,
+) -> None:
+    outbox = Outbox(tmp_path / "spool.jsonl", max_memory_rows=6, max_spool_bytes=1 << 20)
+    for n in range(3):
+        outbox.put(batch(n))
+    assert (outbox.memory_rows, outbox.spooled_rows) == (6, 0)
+    for n in range(3, 8):
+        outbox.put(batch(n))
+    assert (outbox.memory_rows, outbox.spooled_rows) == (6, 10)
+
+    first = outbox.peek(0)
+    assert first is not None
+    outbox.done(first)
+    outbox.put(batch(8))  # memory has room again, but older batches wait in the spool
+    assert outbox.spooled_rows == 12
+    assert [first.rows[0]["n"], *drain(outbox)] == list(range(9))
+    assert outbox.is_empty() and outbox.pending_rows == 0
+    assert outbox.persist() is None and not (tmp_path / "spool.jsonl").exists()
+
+
+def test_a_full_spool_drops_and_counts_rows(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "spool.jsonl", max_memory_rows=2, max_spool_bytes=100)
+    for n in range(10):
+        outbox.put(batch(n))
+    assert outbox.dropped_rows > 0
+    assert outbox.pending_rows + outbox.dropped_rows == 20
+
+
+def test_persisted_batches_are_replayed_and_a_line_cut_by_a_crash_is_skipped(
+    tmp_path: Path,
+) -> None:
+    outbox = Outbox(tmp_path / "sql-x-run1.jsonl", max_memory_rows=4, max_spool_bytes=1 << 20)
+    for n in range(4):
+        outbox.put(batch(n))
+    kept = outbox.persist()
+    assert kept is not None
+    with kept.open("a") as f:
+        f.write('{"table": "detections", "rows": [{"n": 9')  # the process died here
+    replayed: list[int] = []
+    rows, files = replay_spools(tmp_path, "sql-x-", lambda b: replayed.append(b.rows[0]["n"]))
+    assert replayed == [0, 1, 2, 3] and rows == 8
+    assert files == [kept] and not kept.exists()
