@@ -192,7 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sinks.base import SinkError
 
     pipeline = Pipeline(config, config_source=str(args.config))
-    _stop_on_signals(pipeline.stop)
+    received = _stop_on_signals(pipeline.stop)
     progress = Progress([c.id for c in config.cameras], enabled=not args.no_progress)
     try:
         summary = pipeline.run(on_progress=progress.update)
@@ -205,24 +205,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     progress.print_summary(summary)
+    if not summary.ok:
+        return EXIT_FAILED  # a failure matters more than how the run was stopped
     if summary.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_OK if summary.ok else EXIT_FAILED
+        return 128 + (received[0] if received else signal.SIGINT)  # the shell's convention
+    return EXIT_OK
 
 
-def _stop_on_signals(stop: Any) -> None:
-    """First SIGINT/SIGTERM: stop reading and finish what is decoded. Second: exit at once."""
+def _stop_on_signals(stop: Any) -> list[int]:
+    """First SIGINT/SIGTERM: stop reading and finish what is decoded. Second: exit at once.
+
+    Returns the list the signals received are appended to.
+    """
+    received: list[int] = []
 
     def handler(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
         if stop.is_set():
             print("\nforced exit", file=sys.stderr)
-            os._exit(EXIT_INTERRUPTED)
+            os._exit(128 + signum)
         stop.set()
         name = signal.Signals(signum).name
         print(f"\n{name}: stopping; finishing queued frames (again to force)", file=sys.stderr)
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    return received
 
 
 def cmd_subscribe(args: argparse.Namespace) -> int:
