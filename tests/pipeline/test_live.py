@@ -251,3 +251,44 @@ def test_file_source_loses_no_frame_when_the_detector_is_slower(
     assert summary.cameras["file"].dropped == 0
     ages = _ages(recorder, "file")
     assert ages[-1] > ages[0]  # the file waited for the detector: its frames aged instead
+
+
+class EveryFrameRecorder(Recorder):
+    """Like the video sink: also given the frames skipped by detection."""
+
+    wants_every_frame = True
+
+
+def test_skipped_frames_reach_only_every_frame_sinks_with_the_last_tracks(
+    synthetic_video: VideoFactory,
+) -> None:
+    clip = synthetic_video(frames=9)
+    config = parse_config(
+        f"cameras:\n  - id: cam\n    source: {clip}\n    detect_every: 3\n"
+        "    full_rate_video: true\ndetector: {batch_size: 2}\n"
+    )
+    events, video = Recorder(), EveryFrameRecorder()
+    summary = Pipeline(config, detector=MovingBoxDetector(), extra_sinks=[events, video]).run()
+    assert [f.index for _, f in events.frames("cam")] == [0, 3, 6]
+    assert [f.index for _, f in video.frames("cam")] == list(range(9))
+    assert [r.detected for _, r in video.results] == [i % 3 == 0 for i in range(9)]
+    for _, result in video.results:  # a skipped frame shows the boxes of the last detected one
+        last_detected = result.frame.index - result.frame.index % 3
+        np.testing.assert_array_equal(result.detections.xyxy[:, 0], [last_detected])
+    assert summary.cameras["cam"].skipped == 6
+
+
+class MovingBoxDetector:
+    """One box per frame whose x1 is the frame's index."""
+
+    labels = LabelMap(("background", "person"))
+
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
+        return [
+            Detections(
+                xyxy=np.array([[f.index, 10, f.index + 20, 40]], np.float32),
+                score=np.array([0.9], np.float32),
+                label=np.array([1], np.int64),
+            )
+            for f in frames
+        ]
