@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from detector.errors import ModelConfigError, WeightsUnavailableError
+from detector.errors import ModelConfigError
 from detector.ssd import SSD
-from detector.state_dicts import load_checked
+from detector.state_dicts import load_checked, load_file
 from pipeline.types import LabelMap
 
 Builder = Callable[[str], tuple[SSD, LabelMap]]
@@ -109,13 +109,7 @@ def load_checkpoint(path: str | os.PathLike[str], weights: str = "default") -> t
             f"model {file} is a checkpoint holding its own weights; remove `detector.weights` "
             f"(got {weights!r}) or set it to `default`"
         )
-    try:
-        data = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch.load raises many types for a corrupt file
-        reason = " ".join(str(error).split())
-        raise WeightsUnavailableError(
-            f"cannot read model checkpoint {file} ({type(error).__name__}: {reason})"
-        ) from error
+    data = load_file(file, "model checkpoint")
     if not isinstance(data, Mapping) or data.get("format") != CHECKPOINT_FORMAT:
         raise ModelConfigError(
             f"{file} is not a checkpoint saved by save_checkpoint (format {CHECKPOINT_FORMAT}); "

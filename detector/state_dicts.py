@@ -47,14 +47,21 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
             f"weights file not found: {file}; set `detector.weights` to an existing .pth file, "
             f"or to `default` (download) or `none` (random)"
         )
+    state = load_file(file, "weights file", hint="; it must be a state_dict saved with torch.save")
+    return _as_state_dict(state, str(file))
+
+
+def load_file(file: Path, what: str, hint: str = "") -> object:
+    """`torch.load` of a weights file, safely (weights_only) onto the CPU.
+
+    A file torch cannot read raises WeightsUnavailableError: "cannot read {what} {file} (...)".
+    """
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises many types for a corrupt file
         raise WeightsUnavailableError(
-            f"cannot read weights file {file} ({_one_line(error)}); it must be a state_dict "
-            f"saved with torch.save"
+            f"cannot read {what} {file} ({_one_line(error)}){hint}"
         ) from error
-    return _as_state_dict(state, str(file))
 
 
 def _as_state_dict(state: object, source: str) -> dict[str, Tensor]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from detector.anchors import feature_map_sizes, grid_default_boxes
 from detector.box_coder import BoxCoder
 from detector.errors import ModelConfigError, WeightsUnavailableError
 from detector.ssd import SSD
-from detector.state_dicts import load_checked
+from detector.state_dicts import load_checked, load_file
 from pipeline.types import LabelMap
 
 CHECKPOINT_FORMAT = "tf-ssd/1"
@@ -440,13 +439,7 @@ def load_tf_ssd(path: str | os.PathLike[str]) -> tuple[SSD, LabelMap]:
             f"weights file not found: {file}; convert a TF graph with "
             f"`python -m detector.convert_tf GRAPH.pb {file}` or use `default` (bundled)"
         )
-    try:
-        data = torch.load(file, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as error:
-        reason = " ".join(str(error).split())
-        raise WeightsUnavailableError(
-            f"cannot read weights file {file} ({type(error).__name__}: {reason})"
-        ) from error
+    data = load_file(file, "weights file")
     if not isinstance(data, Mapping) or data.get("format") != CHECKPOINT_FORMAT:
         raise ModelConfigError(
             f"{file} is not a converted TF SSD model (format {CHECKPOINT_FORMAT}); "

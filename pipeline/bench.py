@@ -264,9 +264,9 @@ def bench_end_to_end(
     repeat: int,
 ) -> EndToEndResult:
     """frames/s of the whole pipeline with its real sinks; stage busy times of the last run."""
-    from detector.engine import Detector, StageTimes
+    from detector.engine import StageTimes
     from pipeline.config import parse_config
-    from pipeline.runner import Pipeline, _build_sink
+    from pipeline.runner import Pipeline, _build_sink, build_detector
 
     runs: list[float] = []
     stages: dict[str, float] = {}
@@ -275,15 +275,7 @@ def bench_end_to_end(
         with tempfile.TemporaryDirectory(prefix="ssd-bench-") as tmp:
             text = _pipeline_config(clip, copies, model, weights, device, batch_size, Path(tmp))
             config = parse_config(text, source="<bench>")
-            det = config.detector
-            detector = Detector.build(
-                model=det.model,
-                weights=det.weights,
-                device=det.device,
-                score_threshold=det.score_threshold,
-                nms_threshold=det.nms_threshold,
-                max_detections=det.max_detections,
-            )
+            detector = build_detector(config.detector)
             detector.stage_times = StageTimes()
             sinks = [TimedSink(_build_sink(sc, detector.labels, "<bench>")) for sc in config.sinks]
             bare = config.model_copy(update={"sinks": []})

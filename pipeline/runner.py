@@ -16,6 +16,7 @@ from detector import Detector
 from pipeline.batching import Batch, Batcher
 from pipeline.config import (
     CameraConfig,
+    DetectorConfig,
     DeviceSourceConfig,
     FileSourceConfig,
     LiveSinkConfig,
@@ -111,6 +112,19 @@ def make_source(camera: CameraConfig) -> Source:
     return ImageFolderSource(src.path, src.fps)
 
 
+def build_detector(det: DetectorConfig) -> Detector:
+    """The detector a config describes."""
+    return Detector.build(
+        model=det.model,
+        weights=det.weights,
+        device=det.device,
+        score_threshold=det.score_threshold,
+        nms_threshold=det.nms_threshold,
+        max_detections=det.max_detections,
+        labels=det.labels,
+    )
+
+
 class Pipeline:
     """Composes the stages described by a config and runs them until every source is done.
 
@@ -204,16 +218,7 @@ class Pipeline:
         )
 
     def _build_detector(self) -> Detector:
-        det = self.config.detector
-        detector = Detector.build(
-            model=det.model,
-            weights=det.weights,
-            device=det.device,
-            score_threshold=det.score_threshold,
-            nms_threshold=det.nms_threshold,
-            max_detections=det.max_detections,
-            labels=det.labels,
-        )
+        detector = build_detector(self.config.detector)
         if detector.device.type == "cpu":
             # One core is left to decoding, encoding and the sinks: with every core in
             # torch's pool, a busy machine slows inference many times (docs/performance.md).
