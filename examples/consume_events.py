@@ -100,7 +100,7 @@ def main() -> int:
                 if args.camera:
                     break
     except KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C ends the watch; the summary below is still printed
     finally:
         sock.close(linger=0)
     for camera in sorted(set(people) | ended):

@@ -68,7 +68,7 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
         try:
             return (now - parse_duration(ago)).astimezone(timezone.utc)
         except ValueError:
-            pass
+            pass  # not a duration: an ISO date also starts with a digit (2026-11-21), tried next
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
