@@ -205,7 +205,8 @@ class IoUTracker:
                 scores.take(tracked),
                 labels.take(tracked),
             )
-        self._labels.update(labels.tolist())
+        if len(self._labels) < 2:
+            self._labels.update(labels.tolist())
         det = np.empty((len(scores), _DET_COLUMNS))
         det[:, _DET_BOX] = boxes
         det[:, _DET_SCORE] = scores
@@ -263,8 +264,9 @@ class IoUTracker:
 
         Returns the detections' track ids, float64 [D] (-1 for tentative tracks).
         """
-        ids = np.full(len(det), float(UNTRACKED))
-        cols = np.zeros(0, dtype=np.intp)
+        ids = np.empty(len(det))
+        ids.fill(UNTRACKED)
+        matched: list[int] = []
         if len(self._tracks):
             assert previous is not None  # the tracks are cleared with it
             step = now - previous
@@ -278,11 +280,14 @@ class IoUTracker:
                 rows, cols = greedy_assignment(iou, self.sigma_iou)
                 if len(rows):
                     ids[cols] = self._extend(rows, det.take(cols, 0), keep, take)
+                    matched = cols.tolist()
             self._expire(now)
-        if len(cols) < len(det):
-            new = np.ones(len(det), dtype=bool)
-            new[cols] = False
-            new_cols = new.nonzero()[0]
+        if not matched:
+            if len(det):
+                ids[:] = self._start(det)
+        elif len(matched) < len(det):
+            taken = set(matched)
+            new_cols = [k for k in range(len(det)) if k not in taken]
             ids[new_cols] = self._start(det.take(new_cols, 0))
         return ids
 
@@ -295,8 +300,12 @@ class IoUTracker:
         """
         old = self._tracks.take(rows, 0)
         m = old @ keep + det @ take  # [M, _COLUMNS]
-        fresh = (old[:, _HITS] == 1).nonzero()[0]
-        if len(fresh):
+        # Tentative tracks are few; a frame without any needs neither check below. A track
+        # with one detection is tentative unless t_min is 1.
+        tentative = (old[:, _ID] == UNTRACKED).nonzero()[0].tolist()
+        if (tentative or self.t_min == 1) and len(
+            fresh := (old[:, _HITS] == 1).nonzero()[0]
+        ):
             # A track's second detection sets its box and velocity outright: smoothing
             # from no velocity at all would lag behind anyone walking.
             box = det[fresh, _DET_BOX]
@@ -306,7 +315,7 @@ class IoUTracker:
             m[fresh, 4:6] = (shift[:, 0:2] + shift[:, 2:4]) / (2 * gap)
         better = det[:, _DET_SCORE, None] > m[:, _BEST_SCORE, None]
         np.copyto(m[:, _BEST], det[:, _DET_BOX_SCORE], where=better)
-        for k in (m[:, _ID] == UNTRACKED).nonzero()[0].tolist():
+        for k in tentative:  # m keeps old's ids
             self._confirm_if_ready(m[k])
         self._tracks[rows] = m
         return m[:, _ID]
@@ -335,14 +344,14 @@ class IoUTracker:
     def _expire(self, now: int) -> None:
         """Drop tracks whose time is up: tentative ones not matched at frame `now`, and
         confirmed ones more than `max_age` frames past their last detection ("ended")."""
-        alive = self._tracks[:, _DEADLINE] >= now
-        dead = (~alive).nonzero()[0]
+        expired = self._tracks[:, _DEADLINE] < now
+        dead = expired.nonzero()[0]
         if len(dead) == 0:
             return
         for row in self._tracks.take(dead, 0):
             if row[_ID] != UNTRACKED:
                 self._events.append(TrackEvent("ended", self._summary(row)))
-        self._tracks = self._tracks.compress(alive, 0)
+        self._tracks = self._tracks.compress(~expired, 0)
 
     def _summary(self, row: FloatArray) -> TrackSummary:
         return TrackSummary(
@@ -367,14 +376,15 @@ def box_iou(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> FloatAr
     rather than `torchvision.ops.box_iou`: for the tens of boxes of a frame, the tensor
     round trip costs ten times the arithmetic.
     """
-    lt = np.maximum(a[:, None, :2], b[:, :2])
-    wh = np.minimum(a[:, None, 2:], b[:, 2:])
+    at, bt = a.T.copy(), b.T.copy()  # [4, N], [4, M]: faster small numpy calls
+    lt = np.maximum(at[:2, :, None], bt[:2, None, :])  # [2, N, M]
+    wh = np.minimum(at[2:, :, None], bt[2:, None, :])
     wh -= lt
     np.maximum(wh, 0.0, out=wh)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b - inter
+    inter = wh[0] * wh[1]
+    size_a, size_b = at[2:] - at[:2], bt[2:] - bt[:2]
+    union = (size_a[0] * size_a[1])[:, None] + size_b[0] * size_b[1]
+    union -= inter
     return inter / np.maximum(union, 1e-9, out=union)
 
 
@@ -396,9 +406,14 @@ def greedy_assignment(score: FloatArray, threshold: float) -> tuple[IndexArray, 
     """
     valid = score >= threshold
     rows, cols = valid.nonzero()
-    n = len(rows)
-    if n == len(set(rows.tolist())) == len(set(cols.tolist())):
+    row_list, col_list = rows.tolist(), cols.tolist()
+    n = len(row_list)
+    if n == len(set(row_list)) == len(set(col_list)):
         return rows, cols
+    if threshold >= 0.0:
+        # The same rounds in plain Python over the candidate pairs only: faster for the
+        # few candidates of a frame than numpy calls over the whole matrix.
+        return _mutual_best_rounds(score[rows, cols].tolist(), row_list, col_list)
     s = np.where(valid, score, -1.0)
     row_ids = np.arange(s.shape[0])
     taken_rows: list[IndexArray] = []
@@ -417,6 +432,30 @@ def greedy_assignment(score: FloatArray, threshold: float) -> tuple[IndexArray, 
         if s.max() < 0.0:
             break
     return np.concatenate(taken_rows), np.concatenate(taken_cols)
+
+
+def _mutual_best_rounds(
+    values: list[float], rows: list[int], cols: list[int]
+) -> tuple[IndexArray, IndexArray]:
+    """`greedy_assignment`'s rounds over candidate pairs given in row-major order."""
+    pairs = list(zip(values, rows, cols, strict=True))
+    taken_rows: list[int] = []
+    taken_cols: list[int] = []
+    while pairs:
+        row_best: dict[int, tuple[float, int]] = {}
+        col_best: dict[int, tuple[float, int]] = {}
+        for value, row, col in pairs:  # strict ">": ties keep the lower column, row
+            if row not in row_best or value > row_best[row][0]:
+                row_best[row] = (value, col)
+            if col not in col_best or value > col_best[col][0]:
+                col_best[col] = (value, row)
+        mutual = sorted(r for r, (_, c) in row_best.items() if col_best[c][1] == r)
+        for row in mutual:
+            taken_rows.append(row)
+            taken_cols.append(row_best[row][1])
+        done_rows, done_cols = set(mutual), {row_best[r][1] for r in mutual}
+        pairs = [p for p in pairs if p[1] not in done_rows and p[2] not in done_cols]
+    return np.array(taken_rows, dtype=np.intp), np.array(taken_cols, dtype=np.intp)
 
 
 def _box(row: FloatArray) -> tuple[float, float, float, float]:
