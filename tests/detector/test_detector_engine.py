@@ -11,28 +11,14 @@ from detector import Detector, ModelConfigError
 from detector.ssd import SSD
 from detector.torchvision_models import from_torchvision
 from pipeline.types import Frame, LabelMap
+from tests.detector.random_models import calibrated_ssdlite
 
 LABELS = LabelMap(tuple(tvd.SSDLite320_MobileNet_V3_Large_Weights.COCO_V1.meta["categories"]))
 
 
 @pytest.fixture(scope="module")
 def torchvision_ssdlite() -> tvd.SSD:
-    """Random SSDLite320 with batch-norm statistics measured on noise images.
-
-    With the initial statistics, random features collapse and every box gets the same
-    scores; calibrated, scores depend on the image, so ties do not hide ordering bugs.
-    """
-    torch.manual_seed(0)
-    model = tvd.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.reset_running_stats()
-            module.momentum = None  # plain average over the calibration batch
-    model.train()
-    with torch.no_grad():
-        features = model.backbone(torch.rand(2, 3, 160, 160) * 2 - 1)
-        model.head(list(features.values()))
-    return model.eval()
+    return calibrated_ssdlite(seed=0)
 
 
 @pytest.fixture(scope="module")

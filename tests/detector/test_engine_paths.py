@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torchvision.models import detection as tvd
 
 from detector import engine
 from detector.engine import Detector, fold_batch_norms, prepare_model, resolve_precision
@@ -20,6 +19,7 @@ from detector.ssd import SSD
 from detector.tf_ssd import SameConv2d, person_ssdlite
 from detector.torchvision_models import from_torchvision
 from pipeline.types import Frame, LabelMap
+from tests.detector import random_models
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 PHOTO = Path(__file__).resolve().parents[2] / "docs" / "images" / "lobby.jpg"
@@ -29,16 +29,7 @@ PERSON = LabelMap(("background", "person"))
 @pytest.fixture(scope="module")
 def calibrated_ssdlite() -> SSD:
     """Random SSDLite320 with batch-norm statistics measured on noise (non-trivial BNs)."""
-    torch.manual_seed(0)
-    net = tvd.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)
-    for module in net.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.reset_running_stats()
-            module.momentum = None
-    net.train()
-    with torch.no_grad():
-        net.head(list(net.backbone(torch.rand(2, 3, 160, 160) * 2 - 1).values()))
-    return from_torchvision(net.eval())
+    return from_torchvision(random_models.calibrated_ssdlite(seed=0))
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from torchvision.models.detection.image_list import ImageList
 
 from detector.postprocess import postprocess
 from detector.torchvision_models import from_torchvision
+from tests.detector.random_models import calibrated_ssdlite
 
 PHOTO = Path(__file__).resolve().parents[2] / "docs" / "images" / "lobby.jpg"
 SIZE = 320
@@ -26,18 +27,8 @@ SIZE = 320
 
 @pytest.fixture(scope="module")
 def model() -> tvd.SSD:
-    """Random SSDLite320 whose batch-norm statistics are measured on noise (see
-    test_detector_engine: uncalibrated random features give every box the same score)."""
-    torch.manual_seed(1)
-    net = tvd.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)
-    for module in net.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.reset_running_stats()
-            module.momentum = None
-    net.train()
-    with torch.no_grad():
-        net.head(list(net.backbone(torch.rand(2, 3, 160, 160) * 2 - 1).values()))
-    return net.eval()
+    """Random SSDLite320 whose batch-norm statistics are measured on noise."""
+    return calibrated_ssdlite(seed=1)
 
 
 @pytest.fixture(scope="module")
