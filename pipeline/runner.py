@@ -296,6 +296,7 @@ class _Loop:
         self.detector = detector
         self.trackers = trackers
         self.workers = workers
+        self.every_frame_workers = [w for w in workers if w.sink.wants_every_frame]
         self.stats = stats
         self.on_progress = on_progress
         self.last_tracked: dict[str, Detections] = {}
@@ -309,7 +310,7 @@ class _Loop:
             if not item.detect:
                 last = self.last_tracked.get(frame.camera_id, Detections.empty())
                 result = FrameResult(frame, last, detected=False)
-                _broadcast([w for w in self.workers if w.sink.wants_every_frame], result)
+                _broadcast(self.every_frame_workers, result)
                 continue
             tracker = self.trackers[frame.camera_id]
             tracked = tracker.update(next(detections), frame)
