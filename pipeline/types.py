@@ -127,8 +127,27 @@ class Detections:
         )
 
     def with_track_ids(self, track_id: npt.NDArray[np.int64]) -> Detections:
-        """A copy of these boxes with `track_id` replaced."""
-        return Detections(xyxy=self.xyxy, score=self.score, label=self.label, track_id=track_id)
+        """These boxes with `track_id` replaced, as a new `Detections`.
+
+        The other columns are shared, not copied: they are read-only and were checked when
+        this object was built. Called on every tracked frame, so the saving counts.
+        """
+        track_id = _column("track_id", track_id, np.int64)
+        if track_id.shape != self.score.shape:
+            raise ValueError(
+                f"Detections.track_id must have shape [{len(self)}] to match xyxy, "
+                f"got {list(track_id.shape)}"
+            )
+        track_id.flags.writeable = False
+        new = object.__new__(Detections)
+        for name, value in (
+            ("xyxy", self.xyxy),
+            ("score", self.score),
+            ("label", self.label),
+            ("track_id", track_id),
+        ):
+            object.__setattr__(new, name, value)
+        return new
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ defaults.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +19,7 @@ import numpy.typing as npt
 from pipeline.types import UNTRACKED, Detections, Frame, TrackEvent, TrackSummary
 
 FloatArray = npt.NDArray[np.float64]
-IndexArray = npt.NDArray[np.intp]
+Box = tuple[float, float, float, float]
 
 POSITION_GAIN = 0.3
 """Weight of a new detection in a track's box estimate (the rest is the prediction)."""
@@ -31,84 +32,102 @@ box centre, the size held) so that a gap is bridged along the walking direction 
 than along the last jitter. Both gains were chosen by measurement (docs/tracking.md).
 """
 
-# The tracker keeps one float64 row per live track (frame numbers and ids are exact in
-# float64) and updates the rows it touches with one affine map per frame. Its cost is
-# numpy's per-call overhead, not arithmetic, so fewer, larger calls are what make it fast.
-_STATE = slice(0, 6)  # filter state at the last frame: box x1, y1, x2, y2; centre vx, vy
-_LAST = slice(6, 11)  # last matched detection: x1, y1, x2, y2, score
-_BEST = slice(11, 16)  # best-scoring matched detection, same layout
-_BEST_SCORE = 15
-_FIRST_TIME = 16  # Frame.wall_time of the first and the last detection
-_LAST_TIME = 17
-_FIRST = 18  # Frame.index of the first and the last detection
-_SEEN = 19
-_HITS = 20  # detections matched
-_LABEL = 21
-_ID = 22  # track id, UNTRACKED while tentative
-_MAX_GAP = 23  # frames the track may go undetected: 0 while tentative, then max_age
-_DEADLINE = 24  # _SEEN + _MAX_GAP: the last frame at which the track is alive
-_COLUMNS = 25
+DENSE_PAIRS = 600
+"""Frames with more (track, detection) pairs than this get their IoUs from one numpy call.
 
-# A detection as the update sees it, one float64 row: box, score, label, then the frame's
-# wall time and index and a 1, so that an affine map of a row is a matrix product.
-_DET_BOX = slice(0, 4)
-_DET_BOX_SCORE = slice(0, 5)  # the layout of _LAST and _BEST
-_DET_SCORE = 4
-_DET_LABEL = 5
-_DET_TIME = 6
-_DET_FRAME = 7
-_DET_ONE = 8
-_DET_COLUMNS = 9
+A frame holds a few tens of boxes: scalar Python over plain floats is cheaper than numpy's
+fixed cost per call for them, and numpy wins only in crowds (benchmarks/tracking.py).
+"""
 
 
-def _new_track_map() -> FloatArray:
-    """[_DET_COLUMNS, _COLUMNS]: detection row @ map = the row of a track it starts."""
-    start = np.zeros((_DET_COLUMNS, _COLUMNS))
-    start[_DET_BOX, 0:4] = np.eye(4)  # the box; no velocity yet
-    for cols in (_LAST, _BEST):
-        start[_DET_BOX_SCORE, cols] = np.eye(5)
-    start[_DET_TIME, [_FIRST_TIME, _LAST_TIME]] = 1.0
-    start[_DET_FRAME, [_FIRST, _SEEN, _DEADLINE]] = 1.0
-    start[_DET_ONE, _HITS] = 1.0
-    start[_DET_LABEL, _LABEL] = 1.0
-    start[_DET_ONE, _ID] = UNTRACKED
-    return start
+class _Track:
+    """One track. Plain Python floats: the tracker's cost is per box, not per array."""
 
+    __slots__ = (
+        "best",
+        "deadline",
+        "first_frame",
+        "first_time",
+        "frame",
+        "hits",
+        "id",
+        "label",
+        "last",
+        "last_time",
+        "max_gap",
+        "seen",
+        "vx",
+        "vy",
+        "x1",
+        "x2",
+        "y1",
+        "y2",
+    )
 
-_NEW_TRACK = _new_track_map()
+    def __init__(self, box: Box, score: float, label: int, frame: Frame) -> None:
+        # Filter state: the box estimate at frame `frame` and the centre's velocity in
+        # pixels per frame (the box size is held).
+        self.x1, self.y1, self.x2, self.y2 = box
+        self.vx = self.vy = 0.0
+        self.frame = frame.index
+        self.last = self.best = (box, score)  # last and best-scoring matched detection
+        self.first_time = self.last_time = frame.wall_time
+        self.first_frame = self.seen = frame.index  # first and last detected frame
+        self.hits = 1  # detections matched
+        self.label = label
+        self.id = UNTRACKED  # until confirmed
+        self.max_gap = 0  # frames it may go undetected: 0 while tentative, then max_age
+        self.deadline = frame.index  # seen + max_gap: the last frame it is alive at
 
+    def predict(self, index: int) -> Box:
+        """The box estimate at frame `index`, moved on at constant velocity."""
+        dt = index - self.frame
+        dx, dy = self.vx * dt, self.vy * dt
+        return (self.x1 + dx, self.y1 + dy, self.x2 + dx, self.y2 + dy)
 
-@lru_cache(maxsize=64)
-def _step_maps(
-    dt: int, position_gain: float, velocity_gain: float
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """The maps of a step of `dt` frames: (predict [6, 6], keep [_COLUMNS, _COLUMNS],
-    take [_DET_COLUMNS, _COLUMNS]).
+    def take(self, box: Box, score: float, frame: Frame, step: int) -> None:
+        """Correct the estimate with the matched detection `box` of `frame`; `step`: frames
+        since the tracker's previous call."""
+        now = frame.index
+        if self.hits == 1:
+            # The second detection sets box and velocity outright: smoothing from no
+            # velocity at all would lag behind anyone walking.
+            gap = 2 * (now - self.seen)
+            self.vx = ((box[0] - self.x1) + (box[2] - self.x2)) / gap
+            self.vy = ((box[1] - self.y1) + (box[3] - self.y2)) / gap
+            self.x1, self.y1, self.x2, self.y2 = box
+        else:
+            px1, py1, px2, py2 = self.predict(now)
+            r1, s1, r2, s2 = box[0] - px1, box[1] - py1, box[2] - px2, box[3] - py2
+            self.x1 = px1 + POSITION_GAIN * r1
+            self.y1 = py1 + POSITION_GAIN * s1
+            self.x2 = px2 + POSITION_GAIN * r2
+            self.y2 = py2 + POSITION_GAIN * s2
+            gain = VELOCITY_GAIN / (2 * step)  # the mean of both corners' residuals
+            self.vx += gain * (r1 + r2)
+            self.vy += gain * (s1 + s2)
+        self.frame = self.seen = now
+        self.deadline = now + self.max_gap
+        self.last_time = frame.wall_time
+        self.hits += 1
+        self.last = (box, score)
+        if score > self.best[1]:
+            self.best = self.last
 
-    Every track's state moves to `state @ predict`; a track matched to detection `det`
-    becomes `row @ keep + det @ take`: the filter's correction (state + gain × (box −
-    predicted box)), last detection, time, frame, hit count and deadline at once.
-    """
-    move = np.zeros((2, 4))
-    move[0, 0::2] = move[1, 1::2] = 1.0  # vx moves x1 and x2, vy moves y1 and y2
-    predict = np.eye(6)
-    predict[4:, :4] = dt * move
-    gain = np.zeros((4, 6))  # residual [4] @ gain = state correction [6]
-    gain[:, :4] = position_gain * np.eye(4)
-    gain[:, 4:] = velocity_gain / (2 * dt) * move.T  # the mean of both corners' residuals
-
-    keep = np.eye(_COLUMNS)
-    keep[0:4, _STATE] -= gain  # state - box @ gain ...
-    take = np.zeros((_DET_COLUMNS, _COLUMNS))
-    take[_DET_BOX, _STATE] = gain  # ... + detected box @ gain
-    for col in (_LAST, _LAST_TIME, _SEEN, _DEADLINE):
-        keep[col, col] = 0.0  # replaced
-    take[_DET_BOX_SCORE, _LAST] = np.eye(5)
-    take[_DET_TIME, _LAST_TIME] = 1.0
-    take[_DET_FRAME, [_SEEN, _DEADLINE]] = 1.0
-    keep[_MAX_GAP, _DEADLINE] = 1.0
-    take[_DET_ONE, _HITS] = 1.0
-    return predict, keep, take
+    def summary(self, camera_id: str) -> TrackSummary:
+        return TrackSummary(
+            camera_id=camera_id,
+            track_id=self.id,
+            label=self.label,
+            first_frame=self.first_frame,
+            last_frame=self.seen,
+            first_time=self.first_time,
+            last_time=self.last_time,
+            frames=self.hits,
+            best_score=self.best[1],
+            best_box=self.best[0],
+            last_box=self.last[0],
+        )
 
 
 class IoUTracker:
@@ -118,9 +137,9 @@ class IoUTracker:
 
     1. Detections scoring below `sigma_l` are ignored (returned with id -1).
     2. Every live track's box is predicted at this frame at constant velocity.
-    3. The IoU matrix of predicted boxes × detections is computed at once, pairs of
-       different classes are zeroed, and pairs are assigned greedily by descending IoU over
-       the whole matrix (`greedy_assignment`), keeping pairs with IoU >= `sigma_iou`.
+    3. The IoU of every predicted box with every detection of its class is computed
+       (`overlapping_pairs`), and the pairs with IoU >= `sigma_iou` are assigned greedily
+       by descending IoU over the whole frame (`greedy_assignment`).
     4. A matched track takes its detection: its box and velocity move towards it (an
        alpha-beta filter). An unmatched tentative track is dropped; an unmatched confirmed
        track stays alive, its box moving on at constant velocity, until more than
@@ -178,8 +197,7 @@ class IoUTracker:
         self.max_age = max_age
         self._events: list[TrackEvent] = []
         self._last_id = 0
-        self._labels: set[int] = set()  # classes seen; one class needs no class check
-        self._tracks: FloatArray = np.zeros((0, _COLUMNS))  # [T, _COLUMNS], oldest first
+        self._tracks: list[_Track] = []  # oldest first
         self._last_frame: int | None = None
 
     def update(self, detections: Detections, frame: Frame) -> Detections:
@@ -195,29 +213,18 @@ class IoUTracker:
         """
         previous = self._last_frame
         self._check_frame(frame)
-        boxes, scores, labels = detections.xyxy, detections.score, detections.label
-        tracked = None
+        scores: list[float] = detections.score.tolist()
+        rows: Sequence[int] = range(len(scores))  # the detections tracked
         if self.sigma_l > 0.0:
-            # Only the detections we track take part; `tracked` maps back to input rows.
-            tracked = (scores >= self.sigma_l).nonzero()[0]
-            boxes, scores, labels = (
-                boxes.take(tracked, 0),
-                scores.take(tracked),
-                labels.take(tracked),
-            )
-        if len(self._labels) < 2:
-            self._labels.update(labels.tolist())
-        det = np.empty((len(scores), _DET_COLUMNS))
-        det[:, _DET_BOX] = boxes
-        det[:, _DET_SCORE] = scores
-        det[:, _DET_LABEL] = labels
-        det[:, _DET_TIME:] = (frame.wall_time, frame.index, 1.0)
-        ids = self._track(det, frame.index, previous)
-        if tracked is None:
-            return detections.with_track_ids(ids.astype(np.int64))
-        track_ids = np.full(len(detections), UNTRACKED, dtype=np.int64)
-        track_ids[tracked] = ids
-        return detections.with_track_ids(track_ids)
+            rows = [k for k in rows if scores[k] >= self.sigma_l]
+        boxes: list[list[float]] = detections.xyxy.tolist()
+        labels: list[int] = detections.label.tolist()
+        dets = cast("list[_Detection]", [(tuple(boxes[k]), scores[k], labels[k]) for k in rows])
+        track_ids = [UNTRACKED] * len(scores)
+        step = frame.index - previous if previous is not None else 0
+        for k, track_id in zip(rows, self._track(dets, frame, step), strict=True):
+            track_ids[k] = track_id
+        return detections.with_track_ids(np.array(track_ids, dtype=np.int64))
 
     def pop_events(self) -> list[TrackEvent]:
         """The "started"/"ended" events queued since the last call, oldest first."""
@@ -231,8 +238,9 @@ class IoUTracker:
         can be used again afterwards (for a new stream, whose frame indices may start over);
         ids keep increasing.
         """
-        for row in self._tracks[self._tracks[:, _ID] != UNTRACKED]:
-            self._events.append(TrackEvent("ended", self._summary(row)))
+        for track in self._tracks:
+            if track.id != UNTRACKED:
+                self._events.append(TrackEvent("ended", track.summary(self.camera_id)))
         self._clear()
         return self.pop_events()
 
@@ -242,7 +250,7 @@ class IoUTracker:
         self._clear()
 
     def _clear(self) -> None:
-        self._tracks = np.zeros((0, _COLUMNS))
+        self._tracks = []
         self._last_frame = None
 
     def _check_frame(self, frame: Frame) -> None:
@@ -259,122 +267,116 @@ class IoUTracker:
             )
         self._last_frame = frame.index
 
-    def _track(self, det: FloatArray, now: int, previous: int | None) -> FloatArray:
-        """Match, extend, expire and start tracks with the detections `det` of frame `now`.
-
-        Returns the detections' track ids, float64 [D] (-1 for tentative tracks).
-        """
-        ids = np.empty(len(det))
-        ids.fill(UNTRACKED)
-        matched: list[int] = []
-        if len(self._tracks):
-            assert previous is not None  # the tracks are cleared with it
-            step = now - previous
-            predict, keep, take = _step_maps(step, POSITION_GAIN, VELOCITY_GAIN)
+    def _track(self, dets: list[_Detection], frame: Frame, step: int) -> list[int]:
+        """Match, extend, expire and start tracks with the detections `dets` of `frame`;
+        `step`: frames since the previous call. Returns the detections' track ids."""
+        ids = [UNTRACKED] * len(dets)
+        unmatched = [True] * len(dets)
+        if self._tracks:
             tracks = self._tracks
-            tracks[:, _STATE] = predicted = tracks[:, _STATE] @ predict
-            if len(det):
-                iou = box_iou(predicted[:, :4], det[:, _DET_BOX])
-                if len(self._labels) > 1:
-                    iou *= tracks[:, _LABEL, None] == det[:, _DET_LABEL]
-                rows, cols = greedy_assignment(iou, self.sigma_iou)
-                if len(rows):
-                    ids[cols] = self._extend(rows, det.take(cols, 0), keep, take)
-                    matched = cols.tolist()
-            self._expire(now)
-        if not matched:
-            if len(det):
-                ids[:] = self._start(det)
-        elif len(matched) < len(det):
-            taken = set(matched)
-            new_cols = [k for k in range(len(det)) if k not in taken]
-            ids[new_cols] = self._start(det.take(new_cols, 0))
+            pairs = overlapping_pairs(
+                [track.predict(frame.index) for track in tracks],
+                [track.label for track in tracks],
+                dets,
+                self.sigma_iou,
+            )
+            # In track order (oldest first), so that ids are given oldest track first.
+            for t, d in sorted(greedy_assignment(pairs)):
+                track = tracks[t]
+                box, score, _ = dets[d]
+                track.take(box, score, frame, step)
+                if track.id == UNTRACKED:
+                    self._confirm_if_ready(track)
+                ids[d] = track.id
+                unmatched[d] = False
+            self._expire(frame.index)
+        for d, (box, score, label) in enumerate(dets):
+            if unmatched[d]:
+                track = _Track(box, score, label, frame)
+                if self.t_min == 1:
+                    self._confirm_if_ready(track)
+                self._tracks.append(track)
+                ids[d] = track.id
         return ids
 
-    def _extend(
-        self, rows: IndexArray, det: FloatArray, keep: FloatArray, take: FloatArray
-    ) -> FloatArray:
-        """Give tracks `rows` their detections `det` [M, _DET_COLUMNS]; confirm the ready.
-
-        Returns the tracks' ids, float64 [M] (-1 for tentative ones).
-        """
-        old = self._tracks.take(rows, 0)
-        m = old @ keep + det @ take  # [M, _COLUMNS]
-        # Tentative tracks are few; a frame without any needs neither check below. A track
-        # with one detection is tentative unless t_min is 1.
-        tentative = (old[:, _ID] == UNTRACKED).nonzero()[0].tolist()
-        if (tentative or self.t_min == 1) and len(
-            fresh := (old[:, _HITS] == 1).nonzero()[0]
-        ):
-            # A track's second detection sets its box and velocity outright: smoothing
-            # from no velocity at all would lag behind anyone walking.
-            box = det[fresh, _DET_BOX]
-            shift = box - old[fresh, 0:4]  # its first box: a track without velocity stays put
-            gap = det[fresh, _DET_FRAME, None] - old[fresh, _SEEN, None]
-            m[fresh, 0:4] = box
-            m[fresh, 4:6] = (shift[:, 0:2] + shift[:, 2:4]) / (2 * gap)
-        better = det[:, _DET_SCORE, None] > m[:, _BEST_SCORE, None]
-        np.copyto(m[:, _BEST], det[:, _DET_BOX_SCORE], where=better)
-        for k in tentative:  # m keeps old's ids
-            self._confirm_if_ready(m[k])
-        self._tracks[rows] = m
-        return m[:, _ID]
-
-    def _start(self, det: FloatArray) -> FloatArray:
-        """Start a tentative track per detection of `det` [K, _DET_COLUMNS].
-
-        Returns their ids, float64 [K]: -1 unless `t_min` is 1 and the score reaches `sigma_h`.
-        """
-        start = det @ _NEW_TRACK
-        if self.t_min == 1:
-            for row in start:
-                self._confirm_if_ready(row)
-        self._tracks = np.concatenate((self._tracks, start))
-        return start[:, _ID]
-
-    def _confirm_if_ready(self, row: FloatArray) -> None:
-        """Give the tentative track `row` (a view, changed in place) an id if it is ready."""
-        if row[_HITS] >= self.t_min and row[_BEST_SCORE] >= self.sigma_h:
+    def _confirm_if_ready(self, track: _Track) -> None:
+        """Give the tentative `track` an id if it is ready."""
+        if track.hits >= self.t_min and track.best[1] >= self.sigma_h:
             self._last_id += 1
-            row[_ID] = self._last_id
-            row[_MAX_GAP] = self.max_age
-            row[_DEADLINE] = row[_SEEN] + self.max_age
-            self._events.append(TrackEvent("started", self._summary(row)))
+            track.id = self._last_id
+            track.max_gap = self.max_age
+            track.deadline = track.seen + self.max_age
+            self._events.append(TrackEvent("started", track.summary(self.camera_id)))
 
     def _expire(self, now: int) -> None:
         """Drop tracks whose time is up: tentative ones not matched at frame `now`, and
         confirmed ones more than `max_age` frames past their last detection ("ended")."""
-        expired = self._tracks[:, _DEADLINE] < now
-        dead = expired.nonzero()[0]
-        if len(dead) == 0:
-            return
-        for row in self._tracks.take(dead, 0):
-            if row[_ID] != UNTRACKED:
-                self._events.append(TrackEvent("ended", self._summary(row)))
-        self._tracks = self._tracks.compress(~expired, 0)
+        alive = []
+        for track in self._tracks:
+            if track.deadline >= now:
+                alive.append(track)
+            elif track.id != UNTRACKED:
+                self._events.append(TrackEvent("ended", track.summary(self.camera_id)))
+        self._tracks = alive
 
-    def _summary(self, row: FloatArray) -> TrackSummary:
-        return TrackSummary(
-            camera_id=self.camera_id,
-            track_id=int(row[_ID]),
-            label=int(row[_LABEL]),
-            first_frame=int(row[_FIRST]),
-            last_frame=int(row[_SEEN]),
-            first_time=float(row[_FIRST_TIME]),
-            last_time=float(row[_LAST_TIME]),
-            frames=int(row[_HITS]),
-            best_score=float(row[_BEST_SCORE]),
-            best_box=_box(row[_BEST]),
-            last_box=_box(row[_LAST]),
-        )
+
+_Detection = tuple[Box, float, int]
+"""A detection as the tracker sees it: box (x1, y1, x2, y2), score, label."""
+
+
+def overlapping_pairs(
+    boxes: list[Box], labels: list[int], dets: list[_Detection], threshold: float
+) -> list[tuple[float, int, int]]:
+    """(-IoU, box index, detection index) for every pair of a box of `boxes` and a
+    detection of the same label whose IoU is >= `threshold` (> 0).
+
+    The IoU is negated so that sorting the pairs puts them in greedy order.
+    """
+    if len(boxes) * len(dets) > DENSE_PAIRS:
+        overlap = box_iou(np.array(boxes), np.array([box for box, _, _ in dets]))
+        overlap *= np.array(labels)[:, None] == np.array([label for _, _, label in dets])
+        rows, cols = (overlap >= threshold).nonzero()
+        values: list[float] = (-overlap[rows, cols]).tolist()
+        return list(zip(values, rows.tolist(), cols.tolist(), strict=True))
+    pairs = []
+    for d, ((bx1, by1, bx2, by2), _, label) in enumerate(dets):
+        area = (bx2 - bx1) * (by2 - by1)
+        for t, (ax1, ay1, ax2, ay2) in enumerate(boxes):
+            # min and max by hand: builtin calls cost more than the arithmetic here.
+            w = (ax2 if ax2 < bx2 else bx2) - (ax1 if ax1 > bx1 else bx1)
+            if w <= 0.0:
+                continue
+            h = (ay2 if ay2 < by2 else by2) - (ay1 if ay1 > by1 else by1)
+            if h <= 0.0 or labels[t] != label:
+                continue
+            inter = w * h
+            iou = inter / ((ax2 - ax1) * (ay2 - ay1) + area - inter)
+            if iou >= threshold:
+                pairs.append((-iou, t, d))
+    return pairs
+
+
+def greedy_assignment(pairs: list[tuple[float, int, int]]) -> list[tuple[int, int]]:
+    """(row, col) pairs taken greedily by descending score, each row and column once.
+
+    `pairs` holds (-score, row, col) candidates (`overlapping_pairs`); ties go to the
+    lower row, then the lower column. Returns the taken pairs in the order taken.
+    """
+    taken_rows: set[int] = set()
+    taken_cols: set[int] = set()
+    taken = []
+    for _, row, col in sorted(pairs):
+        if row not in taken_rows and col not in taken_cols:
+            taken_rows.add(row)
+            taken_cols.add(col)
+            taken.append((row, col))
+    return taken
 
 
 def box_iou(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> FloatArray:
     """IoU of every box of `a` [N, 4] with every box of `b` [M, 4] (xyxy); float64 [N, M].
 
-    Pairs of boxes without area get 0. Plain numpy
-    rather than `torchvision.ops.box_iou`: for the tens of boxes of a frame, the tensor
-    round trip costs ten times the arithmetic.
+    Pairs of boxes without area get 0.
     """
     at, bt = a.T.copy(), b.T.copy()  # [4, N], [4, M]: faster small numpy calls
     lt = np.maximum(at[:2, :, None], bt[:2, None, :])  # [2, N, M]
@@ -386,77 +388,3 @@ def box_iou(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> FloatAr
     union = (size_a[0] * size_a[1])[:, None] + size_b[0] * size_b[1]
     union -= inter
     return inter / np.maximum(union, 1e-9, out=union)
-
-
-def greedy_assignment(score: FloatArray, threshold: float) -> tuple[IndexArray, IndexArray]:
-    """Pairs (row, col) taken greedily by descending score, each row and column once.
-
-    The same pairs as sorting all pairs with score >= `threshold` by descending score and
-    taking each pair whose row and column are still free, but vectorised: a pair that is
-    the best of both its row and its column is taken by that greedy order whatever
-    happens elsewhere, so all such "mutual best" pairs are taken at once, and the search
-    repeats on what is left. Usually no two candidate pairs share a row or a column and
-    the candidates are the answer. Ties go to the lower row, then the lower column.
-
-    Args:
-        score: float [R, C] pair scores (IoU); NaN counts as below `threshold`.
-        threshold: least score of a pair that may be taken.
-    Returns:
-        (rows, cols): intp [M] each.
-    """
-    valid = score >= threshold
-    rows, cols = valid.nonzero()
-    row_list, col_list = rows.tolist(), cols.tolist()
-    n = len(row_list)
-    if n == len(set(row_list)) == len(set(col_list)):
-        return rows, cols
-    if threshold >= 0.0:
-        # The same rounds in plain Python over the candidate pairs only: faster for the
-        # few candidates of a frame than numpy calls over the whole matrix.
-        return _mutual_best_rounds(score[rows, cols].tolist(), row_list, col_list)
-    s = np.where(valid, score, -1.0)
-    row_ids = np.arange(s.shape[0])
-    taken_rows: list[IndexArray] = []
-    taken_cols: list[IndexArray] = []
-    while True:
-        best_col = s.argmax(axis=1)  # [R]
-        mutual = (s[row_ids, best_col] >= 0.0) & (s.argmax(axis=0)[best_col] == row_ids)
-        rows = mutual.nonzero()[0]
-        if len(rows) == 0:
-            break
-        cols = best_col[rows]
-        taken_rows.append(rows)
-        taken_cols.append(cols)
-        s[rows, :] = -1.0
-        s[:, cols] = -1.0
-        if s.max() < 0.0:
-            break
-    return np.concatenate(taken_rows), np.concatenate(taken_cols)
-
-
-def _mutual_best_rounds(
-    values: list[float], rows: list[int], cols: list[int]
-) -> tuple[IndexArray, IndexArray]:
-    """`greedy_assignment`'s rounds over candidate pairs given in row-major order."""
-    pairs = list(zip(values, rows, cols, strict=True))
-    taken_rows: list[int] = []
-    taken_cols: list[int] = []
-    while pairs:
-        row_best: dict[int, tuple[float, int]] = {}
-        col_best: dict[int, tuple[float, int]] = {}
-        for value, row, col in pairs:  # strict ">": ties keep the lower column, row
-            if row not in row_best or value > row_best[row][0]:
-                row_best[row] = (value, col)
-            if col not in col_best or value > col_best[col][0]:
-                col_best[col] = (value, row)
-        mutual = sorted(r for r, (_, c) in row_best.items() if col_best[c][1] == r)
-        for row in mutual:
-            taken_rows.append(row)
-            taken_cols.append(row_best[row][1])
-        done_rows, done_cols = set(mutual), {row_best[r][1] for r in mutual}
-        pairs = [p for p in pairs if p[1] not in done_rows and p[2] not in done_cols]
-    return np.array(taken_rows, dtype=np.intp), np.array(taken_cols, dtype=np.intp)
-
-
-def _box(row: FloatArray) -> tuple[float, float, float, float]:
-    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))

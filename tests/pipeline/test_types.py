@@ -30,6 +30,32 @@ def test_boolean_mask_selects_rows_of_every_column() -> None:
     np.testing.assert_array_equal(kept.xyxy, d.xyxy[2:])
 
 
+@pytest.mark.parametrize(
+    ("track_id", "error"),
+    [
+        (np.zeros(2, np.int64), r"shape \[3\]"),
+        (np.zeros((3, 1), np.int64), r"shape \[3\]"),
+        (np.zeros(3, np.int32), "dtype int64"),
+        ([1, 2, 3], "numpy array"),
+    ],
+)
+def test_with_track_ids_refuses_bad_ids(track_id: object, error: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=error):
+        _dets(3).with_track_ids(track_id)  # type: ignore[arg-type]
+
+
+def test_with_track_ids_keeps_its_own_read_only_copy_of_the_ids() -> None:
+    d = _dets(3)
+    ids = np.array([4, 5, 6], np.int64)
+    tracked = d.with_track_ids(ids)
+    ids[0] = 99
+    np.testing.assert_array_equal(tracked.track_id, [4, 5, 6])
+    assert (d.track_id == UNTRACKED).all()
+    with pytest.raises(ValueError, match="read-only"):
+        tracked.track_id[0] = 1
+    np.testing.assert_array_equal(tracked.xyxy, d.xyxy)
+
+
 def test_mask_of_wrong_length_is_refused() -> None:
     with pytest.raises(IndexError, match="boolean mask"):
         _dets(3)[np.array([True, False])]

@@ -11,7 +11,8 @@ from torchvision.ops import box_iou as torch_box_iou
 
 from pipeline.types import UNTRACKED, Detections, Frame
 from trackers import IoUTracker
-from trackers.iou import box_iou, greedy_assignment
+from trackers import iou as iou_module
+from trackers.iou import box_iou, greedy_assignment, overlapping_pairs
 
 CAM = "cam0"
 Box = tuple[float, float, float, float]
@@ -260,31 +261,72 @@ def test_global_greedy_gives_the_best_overlap_to_each_track() -> None:
     ]
 
 
-def _reference_greedy(score: np.ndarray, threshold: float) -> set[tuple[int, int]]:
-    """Greedy by descending score, one pair at a time (ties: lower row, then column)."""
-    pairs = sorted(
-        ((-score[r, c], r, c) for r, c in zip(*np.nonzero(score >= threshold), strict=True)),
-    )
-    rows: set[int] = set()
-    cols: set[int] = set()
-    taken = set()
-    for _, r, c in pairs:
-        if r not in rows and c not in cols:
-            taken.add((int(r), int(c)))
-            rows.add(r)
-            cols.add(c)
-    return taken
+def _random_scene(
+    rng: np.random.Generator, n: int, labels: int = 2, field: float = 200.0
+) -> list[Row]:
+    xy = rng.random((n, 2)) * field
+    wh = rng.random((n, 2)) * 40 + 1
+    return [
+        ((*map(float, p), *map(float, p + s)), 0.9, int(rng.integers(labels)))
+        for p, s in zip(xy, wh, strict=True)
+    ]
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_vectorised_greedy_takes_the_same_pairs_as_one_at_a_time_greedy(seed: int) -> None:
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("dense", [False, True])
+def test_overlapping_pairs_are_the_same_class_pairs_over_the_threshold(
+    seed: int, dense: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(iou_module, "DENSE_PAIRS", 0 if dense else 10**9)
     rng = np.random.default_rng(seed)
-    shape = tuple(rng.integers(1, 12, size=2))
-    score = rng.random(shape) * (rng.random(shape) < 0.4)  # sparse, like IoU
-    score[rng.random(shape) < 0.05] = np.nan
-    rows, cols = greedy_assignment(score, 0.3)
-    assert set(zip(rows.tolist(), cols.tolist(), strict=True)) == _reference_greedy(score, 0.3)
-    assert len(set(rows.tolist())) == len(rows) and len(set(cols.tolist())) == len(cols)
+    tracks, dets = _random_scene(rng, 15, field=60), _random_scene(rng, 12, field=60)
+    boxes = [box for box, _, _ in tracks]
+    labels = [label for _, _, label in tracks]
+    pairs = overlapping_pairs(boxes, labels, dets, 0.1)
+    expected = torch_box_iou(
+        torch.tensor(boxes, dtype=torch.float64),
+        torch.tensor([b for b, _, _ in dets], dtype=torch.float64),
+    ).numpy()
+    expected *= np.array(labels)[:, None] == np.array([label for _, _, label in dets])
+    rows, cols = np.nonzero(expected >= 0.1)
+    assert len(rows) > 3  # the scene has overlaps to find
+    assert sorted((t, d) for _, t, d in pairs) == list(
+        zip(rows.tolist(), cols.tolist(), strict=True)
+    )
+    np.testing.assert_allclose(
+        [-v for v, _, _ in sorted(pairs, key=lambda p: p[1:])], expected[rows, cols], atol=1e-9
+    )
+
+
+def test_greedy_assignment_takes_the_best_pair_first_and_each_row_and_column_once() -> None:
+    pairs = [(-0.5, 0, 0), (-0.9, 1, 0), (-0.6, 0, 1), (-0.6, 1, 1), (-0.6, 2, 2), (-0.6, 2, 3)]
+    # (1, 0) is best; ties at 0.6 go to the lower row, then the lower column.
+    assert greedy_assignment(pairs) == [(1, 0), (0, 1), (2, 2)]
+    assert greedy_assignment([]) == []
+
+
+def test_crowds_are_tracked_the_same_whichever_way_ious_are_computed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(0)
+    people = _random_scene(rng, 60, labels=1)
+    speed = rng.normal(0, 2, (60, 2))
+    scene = []
+    for t in range(30):
+        seen = rng.random(60) > 0.1
+        scene.append(
+            [
+                ((b[0] + v[0] * t, b[1] + v[1] * t, b[2] + v[0] * t, b[3] + v[1] * t), 0.9, 0)
+                for (b, _, _), v, s in zip(people, speed, seen, strict=True)
+                if s
+            ]
+        )
+    results = []
+    for dense_pairs in (0, 10**9):
+        monkeypatch.setattr(iou_module, "DENSE_PAIRS", dense_pairs)
+        results.append(run(IoUTracker(CAM), scene))
+    assert results[0] == results[1]
+    assert max(max(ids) for ids in results[0]) >= 55  # people were tracked
 
 
 def test_box_iou_agrees_with_torchvision_and_gives_0_for_empty_boxes() -> None:
