@@ -49,10 +49,11 @@ DEFAULT_MODELS = ("person_ssdlite", "ssdlite320_mobilenet_v3_large", "ssd300_vgg
 
 @dataclass
 class ModelResult:
-    """Model-only throughput of one (model, precision, batch size)."""
+    """Model-only throughput of one (model, runtime, precision, batch size)."""
 
     model: str
     weights: str
+    runtime: str
     precision: str
     batch_size: int
     images_per_s: float
@@ -66,6 +67,7 @@ class EndToEndResult:
     clip: str
     copies: int
     model: str
+    runtime: str
     batch_size: int
     frames: int
     seconds: float
@@ -76,8 +78,10 @@ class EndToEndResult:
 
 @dataclass
 class NaiveResult:
-    """The per-frame OpenCV + model + draw + VideoWriter baseline on one copy of the clip."""
+    """The per-frame OpenCV + model + draw + VideoWriter baseline on one copy of the clip,
+    with torch's default number of threads (what a first script gets)."""
 
+    threads: int
     frames: int
     seconds: float
     frames_per_s: float
@@ -155,7 +159,9 @@ def bench_model(
             if elapsed >= min_time_s:
                 break
         runs.append(passes * batch_size / elapsed)
-    return ModelResult(name, weights, precision, batch_size, statistics.median(runs), runs)
+    return ModelResult(
+        name, weights, detector.runtime, precision, batch_size, statistics.median(runs), runs
+    )
 
 
 def _sync(device: torch.device) -> None:
@@ -163,6 +169,25 @@ def _sync(device: torch.device) -> None:
 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def model_variants(
+    device: torch.device, runtimes: Sequence[str] | None, precisions: Sequence[str] | None
+) -> list[tuple[str, str]]:
+    """(runtime, precision) pairs to measure; ONNX Runtime runs fp32 on the CPU only."""
+    from detector.engine import resolve_runtime
+
+    if not runtimes:
+        runtimes = ["torch"]
+        if resolve_runtime("auto", device) == "onnxruntime":
+            runtimes.append("onnxruntime")
+    pairs = []
+    for runtime in runtimes:
+        resolve_runtime(runtime, device)  # a clear error for onnxruntime on CUDA
+        for precision in model_precisions(device, precisions):
+            if runtime == "torch" or precision == "fp32":
+                pairs.append((runtime, precision))
+    return pairs
 
 
 def model_precisions(device: torch.device, asked: Sequence[str] | None) -> list[str]:
@@ -213,7 +238,7 @@ class TimedSink(Sink):
 
 
 def _pipeline_config(clip: str, copies: int, model: str, weights: str, device: str,
-                     batch_size: int, out: Path) -> str:  # fmt: skip
+                     runtime: str, batch_size: int, out: Path) -> str:  # fmt: skip
     cameras = "\n".join(f"  - id: cam{i}\n    source: {json.dumps(clip)}" for i in range(copies))
     return f"""
 cameras:
@@ -222,6 +247,7 @@ detector:
   model: {model}
   weights: {json.dumps(weights)}
   device: {device}
+  runtime: {runtime}
   batch_size: {batch_size}
   score_threshold: 0.5
   nms_threshold: 0.6
@@ -260,6 +286,7 @@ def bench_end_to_end(
     model: str,
     weights: str,
     device: str,
+    runtime: str,
     batch_size: int,
     repeat: int,
 ) -> EndToEndResult:
@@ -273,7 +300,9 @@ def bench_end_to_end(
     frames, seconds = 0, 0.0
     for _ in range(repeat):
         with tempfile.TemporaryDirectory(prefix="ssd-bench-") as tmp:
-            text = _pipeline_config(clip, copies, model, weights, device, batch_size, Path(tmp))
+            text = _pipeline_config(
+                clip, copies, model, weights, device, runtime, batch_size, Path(tmp)
+            )
             config = parse_config(text, source="<bench>")
             detector = build_detector(config.detector)
             detector.stage_times = StageTimes()
@@ -285,6 +314,7 @@ def bench_end_to_end(
                 raise RuntimeError(f"bench run failed: {'; '.join(errors + summary.sink_errors)}")
             frames, seconds = summary.frames, summary.elapsed_s
             runs.append(frames / seconds)
+            runtime = detector.runtime
             times = detector.stage_times
             n = max(times.images, 1)
             stages = {
@@ -299,6 +329,7 @@ def bench_end_to_end(
         clip=clip,
         copies=copies,
         model=model,
+        runtime=runtime,
         batch_size=batch_size,
         frames=frames,
         seconds=seconds,
@@ -410,20 +441,28 @@ def run_naive(
 
 
 def bench_naive(
-    clip: str, model_name: str, weights: str, device: torch.device, repeat: int
+    clip: str, model_name: str, weights: str, device: torch.device, repeat: int, threads: int
 ) -> NaiveResult:
-    """The naive baseline on one copy of `clip`, `repeat` times."""
+    """The naive baseline on one copy of `clip`, `repeat` times, with `threads` torch
+    threads (torch's default: what a first script gets)."""
+    import torch
+
     from detector.models import build_model
 
     model, labels = build_model(model_name, weights)
     model = model.to(device).eval()
     runs = []
     frames, seconds = 0, 0.0
-    for _ in range(repeat):
-        with tempfile.TemporaryDirectory(prefix="ssd-naive-") as tmp:
-            frames, seconds = run_naive(clip, model, labels, Path(tmp) / "naive.mp4", device)
-        runs.append(frames / seconds)
-    return NaiveResult(frames, seconds, statistics.median(runs), runs)
+    tuned = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for _ in range(repeat):
+            with tempfile.TemporaryDirectory(prefix="ssd-naive-") as tmp:
+                frames, seconds = run_naive(clip, model, labels, Path(tmp) / "naive.mp4", device)
+            runs.append(frames / seconds)
+    finally:
+        torch.set_num_threads(tuned)
+    return NaiveResult(threads, frames, seconds, statistics.median(runs), runs)
 
 
 # -- command ---------------------------------------------------------------------------------
@@ -433,8 +472,9 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
     """Every measurement `args` asks for (see `add_arguments`)."""
     import torch
 
-    from detector.engine import Detector, resolve_device
+    from detector.engine import Detector, resolve_device, resolve_runtime
 
+    default_threads = torch.get_num_threads()  # what a first script gets: for the naive run
     torch.set_flush_denormal(True)  # random weights make denormals; see Pipeline.run
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 2) - 1))
     device = resolve_device(args.device)
@@ -448,24 +488,28 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
     if not args.skip_model_only:
         for name in args.models:
             weights = "default" if name == "person_ssdlite" else "none"
-            for precision in model_precisions(device, args.precisions):
-                detector = Detector.build(name, weights, device=str(device), precision=precision)
+            for runtime, precision in model_variants(device, args.runtimes, args.precisions):
+                detector = Detector.build(
+                    name, weights, device=str(device), precision=precision, runtime=runtime
+                )
                 for size in args.batch_sizes:
                     result = bench_model(
                         detector, name, weights, precision, size, args.repeat, args.min_time
                     )
                     results.append(result)
-                    _note(args, f"model {name} {precision} batch {size}: "
+                    _note(args, f"model {name} {result.runtime} {precision} batch {size}: "
                                 f"{result.images_per_s:.1f} images/s")  # fmt: skip
     end_to_end = naive = None
     weights = "default" if args.model == "person_ssdlite" else "none"
     if not args.skip_end_to_end:
+        runtime = resolve_runtime(args.runtime, device)
         end_to_end = bench_end_to_end(
-            clip, args.copies, args.model, weights, str(device), args.batch_size, args.repeat
-        )
+            clip, args.copies, args.model, weights, str(device), runtime, args.batch_size,
+            args.repeat,
+        )  # fmt: skip
         _note(args, f"end to end: {end_to_end.frames_per_s:.1f} frames/s")
         if not args.skip_naive:
-            naive = bench_naive(clip, args.model, weights, device, args.repeat)
+            naive = bench_naive(clip, args.model, weights, device, args.repeat, default_threads)
             _note(args, f"naive: {naive.frames_per_s:.1f} frames/s")
     speedup = None
     if end_to_end is not None and naive is not None:
@@ -486,13 +530,15 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
 def bench_command(args: argparse.Namespace) -> str:
     """The command line that reproduces `args` (every option spelled out)."""
     parts = ["python -m pipeline bench"]
-    for key in ("clip", "copies", "model", "batch_size", "device", "threads", "repeat",
-                "min_time"):  # fmt: skip
+    for key in ("clip", "copies", "model", "batch_size", "device", "runtime", "threads",
+                "repeat", "min_time"):  # fmt: skip
         parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
     parts.append("--models " + " ".join(args.models))
     parts.append("--batch-sizes " + " ".join(str(b) for b in args.batch_sizes))
     if args.precisions:
         parts.append("--precisions " + " ".join(args.precisions))
+    if args.runtimes:
+        parts.append("--runtimes " + " ".join(args.runtimes))
     for flag in ("skip_model_only", "skip_end_to_end", "skip_naive", "json"):
         if getattr(args, flag):
             parts.append(f"--{flag.replace('_', '-')}")
@@ -511,19 +557,23 @@ def format_report(report: BenchReport) -> str:
         lines.append("model only (images/s, median of runs):")
         for r in report.model_only:
             spread = f"{min(r.runs):.1f}..{max(r.runs):.1f}"
-            lines.append(f"  {r.model:32} {r.precision:5} batch {r.batch_size:3}  "
+            lines.append(f"  {r.model:30} {r.runtime:11} {r.precision:5} batch {r.batch_size:3}  "
                          f"{r.images_per_s:9.1f}  ({spread})")  # fmt: skip
     e2e = report.end_to_end
     if e2e is not None:
         lines.append(
-            f"end to end: {e2e.copies} x {e2e.clip}, {e2e.model}, batch {e2e.batch_size}: "
+            f"end to end: {e2e.copies} x {e2e.clip}, {e2e.model} ({e2e.runtime}), "
+            f"batch {e2e.batch_size}: "
             f"{e2e.frames_per_s:.1f} frames/s ({e2e.frames} frames; runs "
             f"{', '.join(f'{r:.1f}' for r in e2e.runs)})"
         )
         for stage, ms in e2e.stages_ms_per_frame.items():
             lines.append(f"  {stage:28} {ms:7.2f} ms/frame busy")
     if report.naive is not None:
-        lines.append(f"naive baseline: {report.naive.frames_per_s:.1f} frames/s")
+        lines.append(
+            f"naive baseline: {report.naive.frames_per_s:.1f} frames/s "
+            f"({report.naive.threads} torch threads)"
+        )
     if report.speedup_vs_naive is not None:
         lines.append(f"speed-up over naive: {report.speedup_vs_naive:.2f}x")
     return "\n".join(lines)
@@ -547,6 +597,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="model-only precisions (default: fp32; on CUDA also fp16 and bf16)",
     )  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument(
+        "--runtime",
+        default="auto",
+        choices=("auto", "torch", "onnxruntime"),
+        help="end-to-end runtime, as `detector.runtime` (auto)",
+    )
+    parser.add_argument(
+        "--runtimes", nargs="+", choices=("torch", "onnxruntime"),
+        help="model-only runtimes (default: torch, and onnxruntime on the CPU when installed)",
+    )  # fmt: skip
     parser.add_argument(
         "--threads",
         type=int,

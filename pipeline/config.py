@@ -222,6 +222,14 @@ class DetectorConfig(_Strict):
         "auto",
         description="auto (CUDA when available), cpu, cuda or cuda:N.",
     )
+    runtime: Literal["auto", "torch", "onnxruntime"] = Field(
+        "auto",
+        description=(
+            "What runs the network: torch, or onnxruntime (CPU only; about twice as fast there, "
+            "the network exported to ONNX once and cached). auto: onnxruntime on the CPU when "
+            "installed, torch otherwise."
+        ),
+    )
     batch_size: int = Field(8, ge=1, le=1024, description="Frames per inference batch.")
     max_wait_ms: float = Field(
         20.0,
@@ -300,6 +308,15 @@ class VideoSinkConfig(_Strict):
     preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
     ] = Field("veryfast", description="x264 speed/size trade-off.")
+    threads: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description=(
+            "Encoder threads per file; 0: one on machines with 2 cores or fewer (extra x264 "
+            "threads cost more CPU than they save there), FFmpeg's choice elsewhere."
+        ),
+    )
     queue_size: int = Field(64, ge=1, le=4096, description="Frames buffered for the encoder.")
     segment_minutes: float | None = Field(
         None,

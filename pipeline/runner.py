@@ -122,6 +122,7 @@ def build_detector(det: DetectorConfig) -> Detector:
         nms_threshold=det.nms_threshold,
         max_detections=det.max_detections,
         labels=det.labels,
+        runtime=det.runtime,
     )
 
 
@@ -342,6 +343,7 @@ def _build_sink(sc: SinkConfig, labels: LabelMap, config_source: str) -> Sink:
             max_age_s=None if sc.keep_hours is None else sc.keep_hours * 3600,
             max_segments=sc.keep_files,
             fragmented=sc.fragmented,
+            threads=sc.threads,
         )
     if isinstance(sc, LiveSinkConfig):
         from sinks.live import LiveSink

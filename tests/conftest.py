@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -45,3 +46,19 @@ def synthetic_video(tmp_path: Path) -> VideoFactory:
         return write_video(tmp_path / name, **kwargs)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Networks exported for onnxruntime go to a folder of this test session, not the
+    user's cache; CLI runs started by the tests inherit it through the environment."""
+    from detector.onnx_runtime import CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("ssd-pipeline-cache")
+    old = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    yield folder
+    if old is None:
+        del os.environ[CACHE_ENV]
+    else:
+        os.environ[CACHE_ENV] = old

@@ -24,6 +24,7 @@ def test_bench_json_reports_every_measurement_with_positive_figures(
     synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     clip = synthetic_video("clip.mp4", frames=12, size=(160, 120))
+    default_threads = torch.get_num_threads()
     code = cli.main(
         ["bench", "--json", "--clip", str(clip), "--copies", "2", "--models", "person_ssdlite",
          "--batch-sizes", "1", "2", "--repeat", "1", "--min-time", "0.01", "--batch-size", "4",
@@ -35,14 +36,17 @@ def test_bench_json_reports_every_measurement_with_positive_figures(
     assert "--clip" in report["command"] and report["date"]
 
     model_only = report["model_only"]
-    assert [(r["model"], r["precision"], r["batch_size"]) for r in model_only] == [
-        ("person_ssdlite", "fp32", 1),
-        ("person_ssdlite", "fp32", 2),
+    assert [(r["model"], r["runtime"], r["precision"], r["batch_size"]) for r in model_only] == [
+        ("person_ssdlite", "torch", "fp32", 1),
+        ("person_ssdlite", "torch", "fp32", 2),
+        ("person_ssdlite", "onnxruntime", "fp32", 1),
+        ("person_ssdlite", "onnxruntime", "fp32", 2),
     ]
     assert all(r["images_per_s"] > 0 and len(r["runs"]) == 1 for r in model_only)
 
     e2e = report["end_to_end"]
     assert e2e["copies"] == 2 and e2e["frames"] == 24  # every frame of both copies
+    assert e2e["runtime"] == "onnxruntime"  # runtime auto on the CPU
     assert e2e["frames_per_s"] > 0 and e2e["seconds"] > 0
     stages = e2e["stages_ms_per_frame"]
     for stage in ("detect_prepare", "detect_forward", "detect_postprocess", "sink_video",
@@ -51,6 +55,7 @@ def test_bench_json_reports_every_measurement_with_positive_figures(
 
     naive = report["naive"]
     assert naive["frames"] == 12 and naive["frames_per_s"] > 0
+    assert naive["threads"] == default_threads  # torch's own choice, untuned
     assert report["speedup_vs_naive"] == pytest.approx(e2e["frames_per_s"] / naive["frames_per_s"])
 
 
@@ -61,6 +66,14 @@ def test_bench_without_a_clip_says_which_file_is_missing(
     code = cli.main(["bench", "--skip-model-only", "--clip", str(missing), "--device", "cpu"])
     assert code == cli.EXIT_USAGE
     assert f"clip not found: {missing}" in capsys.readouterr().err
+
+
+def test_onnxruntime_on_cuda_is_refused_before_measuring(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = cli.main(["bench", "--skip-end-to-end", "--runtimes", "onnxruntime", "--device", "cuda"])
+    assert code == cli.EXIT_USAGE
+    assert "CUDA" in capsys.readouterr().err
 
 
 def test_half_precision_on_the_cpu_is_refused_before_measuring(

@@ -27,6 +27,7 @@ def test_minimal_config_gets_documented_defaults(video: str) -> None:
     cfg = parse_config(f"cameras:\n  - id: lobby\n    source: {video}\n")
     assert cfg.cameras[0].id == "lobby"
     assert cfg.detector.batch_size == 8
+    assert cfg.detector.runtime == "auto"
     assert cfg.tracker.type == "iou"
     assert cfg.sinks == []
 
@@ -36,7 +37,7 @@ def test_unknown_key_is_named_with_its_path_line_and_a_suggestion(video: str) ->
     assert problems == [
         "detector.bach_size (line 5): unknown key (did you mean 'batch_size'?); allowed: "
         "batch_size, device, labels, max_detections, max_wait_ms, model, nms_threshold, "
-        "score_threshold, weights"
+        "runtime, score_threshold, weights"
     ]
 
 

@@ -61,6 +61,32 @@ def square_left_edge(image: np.ndarray) -> int:
     return int(bright_columns[0])
 
 
+@pytest.mark.parametrize("threads", [0, 1, 2])
+def test_colours_survive_the_encode(tmp_path: Path, threads: int) -> None:
+    colours = [(220, 30, 30), (30, 200, 40), (40, 60, 210), (128, 128, 128)]
+    image = np.zeros((96, 128, 3), np.uint8)
+    for k, colour in enumerate(colours):
+        image[(k // 2) * 48 : (k // 2 + 1) * 48, (k % 2) * 64 : (k % 2 + 1) * 64] = colour
+    sink = VideoSink(tmp_path, LABELS, crf=12, threads=threads)
+    sink.start(StreamInfo("cam", 128, 96, Fraction(10), source="synthetic"))
+    for i in range(3):
+        sink.write(frame_result("cam", i, image))
+    sink.close()
+    (path,) = tmp_path.glob("*.mp4")
+    images, _ = decode(path)
+    assert len(images) == 3
+    for k, colour in enumerate(colours):
+        # the middle of each quadrant, away from chroma blending at the edges
+        top, left = (k // 2) * 48 + 12, (k % 2) * 64 + 16
+        got = images[-1][top : top + 24, left : left + 32].reshape(-1, 3).mean(axis=0)
+        assert np.abs(got - colour).max() < 6, (colour, got)
+
+
+def test_negative_encoder_threads_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="threads"):
+        VideoSink(tmp_path, LABELS, threads=-1)
+
+
 @pytest.mark.parametrize(
     ("width", "height", "rate", "expected_size"),
     [

@@ -1,0 +1,206 @@
+"""ONNX Runtime runs the same network as torch, exported once and cached; when it cannot,
+the choice of runtime says so or falls back."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from detector import engine, onnx_runtime
+from detector.box_coder import BoxCoder
+from detector.engine import Detector, resolve_runtime
+from detector.errors import ModelConfigError
+from detector.onnx_runtime import OnnxRuntimeForward, model_key
+from detector.ssd import SSD
+from detector.tf_ssd import person_ssdlite
+from pipeline.types import Frame, LabelMap
+from tests.detector.test_engine_paths import photo_frames
+
+pytestmark = pytest.mark.skipif(
+    not onnx_runtime.onnxruntime_available(), reason="onnxruntime, onnx or onnxscript missing"
+)
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+PERSON = LabelMap(("background", "person"))
+
+
+class _TinyHead(nn.Module):
+    """[B, 3, 16, 16] -> 16 boxes and 2 classes per image, from a 4x4 grid of cells."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cells = nn.functional.avg_pool2d(torch.relu(self.conv(x)), 4)  # [B, 6, 4, 4]
+        out = cells.flatten(2).transpose(1, 2)  # [B, 16, 6]
+        return out[..., :4], out[..., 4:]
+
+
+def tiny_ssd(seed: int) -> SSD:
+    torch.manual_seed(seed)
+    centres = (torch.arange(4) + 0.5) / 4
+    cy, cx = torch.meshgrid(centres, centres, indexing="ij")
+    anchors = torch.stack([cx - 0.2, cy - 0.2, cx + 0.2, cy + 0.2], -1).reshape(-1, 4)
+    return SSD(
+        nn.Identity(), _TinyHead(), anchors, BoxCoder(), (16, 16), (127.0,) * 3, (64.0,) * 3
+    ).eval()
+
+
+@pytest.fixture(scope="module")
+def person() -> SSD:
+    return person_ssdlite("default")[0]
+
+
+def test_bundled_model_gives_the_same_detections_with_either_runtime(person: SSD) -> None:
+    frames = photo_frames(4)
+    with_torch = Detector(person, PERSON, "cpu", score_threshold=0.2, runtime="torch")
+    with_onnx = Detector(person, PERSON, "cpu", score_threshold=0.2, runtime="onnxruntime")
+    assert (with_torch.runtime, with_onnx.runtime) == ("torch", "onnxruntime")
+    images = with_torch._model_input(frames)
+    with torch.inference_mode():
+        raw_torch = with_torch.forward(images)
+        raw_onnx = with_onnx.forward(images)
+    for a, b in zip(raw_onnx, raw_torch, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    found = 0
+    for a, b in zip(with_onnx.detect(frames), with_torch.detect(frames), strict=True):
+        assert len(a) == len(b)
+        np.testing.assert_allclose(a.score, b.score, atol=1e-4)
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=0.05)
+        found += len(a)
+    assert found > 5  # people in the photo
+
+
+def test_any_batch_size_runs_through_one_exported_network() -> None:
+    model = tiny_ssd(0)
+    forward = OnnxRuntimeForward(model, "tiny")
+    for batch in (1, 3, 9):
+        images = torch.randint(0, 256, (batch, 3, 16, 16), dtype=torch.uint8)
+        with torch.inference_mode():
+            expected = model(images)
+        for a, b in zip(forward(images), expected, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_float_images_are_refused_rather_than_rounded() -> None:
+    forward = OnnxRuntimeForward(tiny_ssd(0), "tiny")
+    with pytest.raises(ValueError, match="uint8"):
+        forward(torch.zeros((1, 3, 16, 16)))
+
+
+def test_network_is_exported_once_per_set_of_weights(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
+    exports: list[Path] = []
+    real_export = onnx_runtime.export_onnx
+
+    def counting_export(model: SSD, path: Path) -> None:
+        exports.append(path)
+        real_export(model, path)
+
+    monkeypatch.setattr(onnx_runtime, "export_onnx", counting_export)
+    first = OnnxRuntimeForward(tiny_ssd(0), "tiny")
+    again = OnnxRuntimeForward(tiny_ssd(0), "tiny")
+    other = OnnxRuntimeForward(tiny_ssd(1), "tiny")
+    assert len(exports) == 2
+    assert first.path == again.path != other.path
+    assert first.path.parent == tmp_path / "onnx"
+    assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == sorted(
+        {first.path.name, other.path.name}
+    )
+
+
+def test_key_changes_with_any_weight_and_not_with_memory_format() -> None:
+    model = tiny_ssd(0)
+    key = model_key(model)
+    assert model_key(model.to(memory_format=torch.channels_last)) == key
+    with torch.no_grad():
+        model.head.conv.weight[0, 0, 0, 0] += 1e-6
+    assert model_key(model) != key
+
+
+def test_damaged_cache_file_is_exported_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
+    model = tiny_ssd(2)
+    path = tmp_path / "onnx" / f"{model_key(model)}.onnx"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"half a file")
+    forward = OnnxRuntimeForward(model, "tiny")
+    assert forward.path == path and path.stat().st_size > 1000
+    images = torch.zeros((1, 3, 16, 16), dtype=torch.uint8)
+    with torch.inference_mode():
+        torch.testing.assert_close(forward(images)[1], model(images)[1], rtol=1e-5, atol=1e-5)
+
+
+def test_unwritable_cache_folder_still_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(blocker))
+    forward = OnnxRuntimeForward(tiny_ssd(3), "tiny")
+    assert forward.path.is_file() and blocker not in forward.path.parents
+
+
+def _failing_export(model: SSD, path: Path) -> None:
+    raise RuntimeError("unsupported operator aten::frobnicate\nmore detail")
+
+
+def test_export_failure_falls_back_to_torch_under_auto(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(onnx_runtime, "export_onnx", _failing_export)
+    with caplog.at_level(logging.WARNING):
+        detector = Detector(tiny_ssd(4), LabelMap(("bg", "thing")), "cpu", runtime="auto")
+    assert detector.runtime == "torch"
+    assert "aten::frobnicate" in caplog.text and "with torch instead" in caplog.text
+    frame = Frame("cam", 0, 0.0, 0.0, np.zeros((20, 20, 3), np.uint8))
+    assert len(detector.detect([frame])) == 1
+    assert not list((tmp_path / "onnx").glob("*.partial"))
+
+
+def test_export_failure_with_onnxruntime_asked_for_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(onnx_runtime, "export_onnx", _failing_export)
+    with pytest.raises(ModelConfigError, match=r"cannot export .*frobnicate; set `detector.runtime: torch`"):
+        Detector(tiny_ssd(4), LabelMap(("bg", "thing")), "cpu", runtime="onnxruntime")
+
+
+def test_runtime_auto_is_onnxruntime_on_the_cpu_and_torch_on_cuda() -> None:
+    assert resolve_runtime("auto", CPU) == "onnxruntime"
+    assert resolve_runtime("auto", CUDA) == "torch"
+    assert resolve_runtime("auto", CPU, exact_resize=True) == "torch"
+    assert resolve_runtime("Torch", CPU) == "torch"
+
+
+def test_runtime_auto_without_the_packages_is_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(onnx_runtime, "onnxruntime_available", lambda: False)
+    assert resolve_runtime("auto", CPU) == "torch"
+    with pytest.raises(ModelConfigError, match="pip install onnxruntime onnx onnxscript"):
+        OnnxRuntimeForward(tiny_ssd(0), "tiny")
+
+
+@pytest.mark.parametrize(
+    ("runtime", "device", "exact", "message"),
+    [
+        ("onnxruntime", CUDA, False, "runs on the CPU only"),
+        ("onnxruntime", CPU, True, "exact_resize .* needs runtime torch"),
+        ("tensorrt", CPU, False, "invalid runtime 'tensorrt'.*auto, torch, onnxruntime"),
+    ],
+)
+def test_impossible_runtime_choices_are_config_errors(
+    runtime: str, device: torch.device, exact: bool, message: str
+) -> None:
+    with pytest.raises(ModelConfigError, match=message):
+        resolve_runtime(runtime, device, exact)
