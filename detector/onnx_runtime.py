@@ -158,7 +158,13 @@ class OnnxRuntimeForward:
             folder = Path(tempfile.mkdtemp(prefix="ssd-pipeline-onnx-"))
             log.warning("cannot create %s (%s); exporting to %s", path.parent, exc, folder)
             path = folder / path.name
-        log.info("exporting %s to ONNX for onnxruntime (once; cached in %s)", name, folder)
+        # A warning, not info: the default log level must show why the first run pauses.
+        log.warning(
+            "exporting %s to ONNX for onnxruntime: once per set of weights, 10-30 s "
+            "(cached in %s)",
+            name,
+            folder,
+        )
         partial = path.with_name(f"{path.stem}.{os.getpid()}.partial")
         try:
             export_onnx(model, partial)
