@@ -267,7 +267,9 @@ class Detector:
         self._onnx: OnnxRuntimeForward | None = None
         if self.runtime == "onnxruntime":
             try:
-                self._onnx = OnnxRuntimeForward(self.model, type(model).__name__)
+                height, width = model.input_size
+                name = f"the {type(model).__name__} network ({height}x{width} input)"
+                self._onnx = OnnxRuntimeForward(self.model, name)
             except ModelConfigError as exc:
                 if runtime.strip().lower() != "auto":
                     raise
