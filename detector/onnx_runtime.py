@@ -32,6 +32,8 @@ CACHE_ENV = "SSD_PIPELINE_CACHE"
 """Environment variable naming the cache folder (default: ~/.cache/ssd-pipeline)."""
 EXPORT_FORMAT = 1
 """Bumped when the export changes, so that files cached by older versions are not used."""
+KEEP_FILES = 16
+"""Exported networks kept in the cache, the most recently used; older ones are deleted."""
 REQUIRED = ("onnxruntime", "onnx", "onnxscript")
 INPUT, OUTPUTS = "images", ("box_regression", "class_logits")
 
@@ -151,6 +153,7 @@ class OnnxRuntimeForward:
         folder = cache_dir()
         path = folder / f"{model_key(model)}.onnx"
         if path.is_file():
+            _touch(path)  # most recently used: the last to be pruned
             return path, False
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -175,7 +178,29 @@ class OnnxRuntimeForward:
                 f"cannot export {name} to ONNX for onnxruntime: {_first_line(exc)}; "
                 "set `detector.runtime: torch`"
             ) from exc
+        prune(folder, keep=path)
         return path, True
+
+
+def prune(folder: Path, keep: Path, files: int | None = None) -> None:
+    """Delete all but the `files` (default `KEEP_FILES`) most recently used networks in
+    `folder`; never `keep`."""
+    files = KEEP_FILES if files is None else files
+    try:
+        cached = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in cached[files:]:
+            if old != keep:
+                old.unlink(missing_ok=True)
+    except OSError as exc:  # another process pruning at the same time, say
+        log.warning("cannot prune the ONNX cache %s: %s", folder, exc)
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        # A read-only cache still works; its files are just pruned by export time.
+        log.debug("cannot mark %s as used", path)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -4,6 +4,7 @@ the choice of runtime says so or falls back."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -213,3 +214,21 @@ def test_config_runtime_reaches_the_detector(runtime: str, expected: str) -> Non
 
     config = DetectorConfig(model="person_ssdlite", device="cpu", runtime=runtime)  # type: ignore[arg-type]
     assert build_detector(config).runtime == expected
+
+
+def test_cache_keeps_only_the_most_recently_used_networks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(onnx_runtime, "KEEP_FILES", 3)
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    used = OnnxRuntimeForward(tiny_ssd(5), "tiny").path  # exported first, used again below
+    for age, name in enumerate(["a", "b", "c", "d"], start=1):
+        stale = folder / f"{name}.onnx"
+        stale.write_bytes(b"old")
+        os.utime(stale, (1e9 - age, 1e9 - age))
+    os.utime(used, (1e9 - 10, 1e9 - 10))  # the oldest by mtime ...
+    assert OnnxRuntimeForward(tiny_ssd(5), "tiny").path == used  # ... until used again
+    fresh = OnnxRuntimeForward(tiny_ssd(6), "tiny").path
+    assert sorted(p.name for p in folder.glob("*.onnx")) == sorted([used.name, fresh.name, "a.onnx"])
