@@ -17,7 +17,6 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -204,5 +203,5 @@ def _touch(path: Path) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
-    text: Any = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
