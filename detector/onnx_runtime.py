@@ -17,6 +17,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -117,11 +118,12 @@ class OnnxRuntimeForward:
         # Denormal floats are many times slower; flushing them changes no detection.
         options.add_session_config_entry("session.set_denormal_as_zero", "1")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        def open_session(path: Path) -> Any:
+            return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
         self.path, fresh = self._exported(model, name)
         try:
-            self.session = ort.InferenceSession(
-                str(self.path), options, providers=["CPUExecutionProvider"]
-            )
+            self.session = open_session(self.path)
         except Exception as exc:  # onnxruntime raises its own exception types
             if fresh:
                 raise ModelConfigError(
@@ -132,9 +134,7 @@ class OnnxRuntimeForward:
             log.warning("cached ONNX file %s is unusable (%s); exporting again", self.path, exc)
             self.path.unlink(missing_ok=True)
             self.path, _ = self._exported(model, name)
-            self.session = ort.InferenceSession(
-                str(self.path), options, providers=["CPUExecutionProvider"]
-            )
+            self.session = open_session(self.path)
 
     def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """images uint8 [B, 3, H, W] on the CPU -> box_regression [B, A, 4] and

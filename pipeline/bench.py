@@ -290,14 +290,17 @@ def bench_end_to_end(
     batch_size: int,
     repeat: int,
 ) -> EndToEndResult:
-    """frames/s of the whole pipeline with its real sinks; stage busy times of the last run."""
+    """frames/s of the whole pipeline with its real sinks; stage busy times of the last run.
+
+    `runtime` is `detector.runtime` ("auto" included); the result names the one that ran.
+    """
     from detector.engine import StageTimes
     from pipeline.config import parse_config
     from pipeline.runner import Pipeline, _build_sink, build_detector
 
     runs: list[float] = []
     stages: dict[str, float] = {}
-    frames, seconds = 0, 0.0
+    frames, seconds, ran_on = 0, 0.0, runtime
     for _ in range(repeat):
         with tempfile.TemporaryDirectory(prefix="ssd-bench-") as tmp:
             text = _pipeline_config(
@@ -314,7 +317,7 @@ def bench_end_to_end(
                 raise RuntimeError(f"bench run failed: {'; '.join(errors + summary.sink_errors)}")
             frames, seconds = summary.frames, summary.elapsed_s
             runs.append(frames / seconds)
-            runtime = detector.runtime
+            ran_on = detector.runtime
             times = detector.stage_times
             n = max(times.images, 1)
             stages = {
@@ -329,7 +332,7 @@ def bench_end_to_end(
         clip=clip,
         copies=copies,
         model=model,
-        runtime=runtime,
+        runtime=ran_on,
         batch_size=batch_size,
         frames=frames,
         seconds=seconds,
@@ -472,7 +475,7 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
     """Every measurement `args` asks for (see `add_arguments`)."""
     import torch
 
-    from detector.engine import Detector, resolve_device, resolve_runtime
+    from detector.engine import Detector, resolve_device
 
     default_threads = torch.get_num_threads()  # what a first script gets: for the naive run
     torch.set_flush_denormal(True)  # random weights make denormals; see Pipeline.run
@@ -502,9 +505,8 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
     end_to_end = naive = None
     weights = "default" if args.model == "person_ssdlite" else "none"
     if not args.skip_end_to_end:
-        runtime = resolve_runtime(args.runtime, device)
         end_to_end = bench_end_to_end(
-            clip, args.copies, args.model, weights, str(device), runtime, args.batch_size,
+            clip, args.copies, args.model, weights, str(device), args.runtime, args.batch_size,
             args.repeat,
         )  # fmt: skip
         _note(args, f"end to end: {end_to_end.frames_per_s:.1f} frames/s")

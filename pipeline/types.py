@@ -85,10 +85,7 @@ class Detections:
             raise ValueError(f"Detections.xyxy must have shape [N, 4], got {list(xyxy.shape)}")
         n = xyxy.shape[0]
         for name, col in (("score", score), ("label", label), ("track_id", track_id)):
-            if col.shape != (n,):
-                raise ValueError(
-                    f"Detections.{name} must have shape [{n}] to match xyxy, got {list(col.shape)}"
-                )
+            _check_rows(name, col, n)
         # Columns are frozen so that a stage cannot change what another stage still holds.
         for arr in (xyxy, score, label, track_id):
             arr.flags.writeable = False
@@ -133,11 +130,7 @@ class Detections:
         this object was built. Called on every tracked frame, so the saving counts.
         """
         track_id = _column("track_id", track_id, np.int64)
-        if track_id.shape != self.score.shape:
-            raise ValueError(
-                f"Detections.track_id must have shape [{len(self)}] to match xyxy, "
-                f"got {list(track_id.shape)}"
-            )
+        _check_rows("track_id", track_id, len(self))
         track_id.flags.writeable = False
         new = object.__new__(Detections)
         for name, value in (
@@ -257,6 +250,14 @@ def _describe(value: object) -> str:
     if isinstance(value, np.ndarray):
         return f"ndarray(dtype={value.dtype}, shape={list(value.shape)})"
     return type(value).__name__
+
+
+def _check_rows(name: str, column: np.ndarray, n: int) -> None:
+    """A per-box column must have shape [n], n being the number of boxes (xyxy rows)."""
+    if column.shape != (n,):
+        raise ValueError(
+            f"Detections.{name} must have shape [{n}] to match xyxy, got {list(column.shape)}"
+        )
 
 
 def _column(name: str, value: object, dtype: type[np.generic]) -> np.ndarray:
