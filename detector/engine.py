@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -21,6 +22,7 @@ from detector.errors import ModelConfigError
 from detector.models import build_model
 from detector.onnx_runtime import OnnxRuntimeForward, onnxruntime_available
 from detector.postprocess import postprocess
+from detector.quantize import DEFAULT_CALIBRATION, calibration_images
 from detector.ssd import SSD
 from pipeline.types import Detections, Frame, LabelMap
 
@@ -52,8 +54,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-Precision = Literal["auto", "fp32", "fp16", "bf16"]
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+Precision = Literal["auto", "fp32", "fp16", "bf16", "int8"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16", "int8")
 CPU_MICRO_BATCH = 2
 """Images per forward pass on the CPU. Larger batches buy nothing there: the activations of
 a batch of 8 SSDLite images outgrow glibc's mmap threshold, so every forward pays page faults
@@ -64,7 +66,8 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     """The autocast dtype for `precision` on `device`; None means plain float32.
 
     "auto" is fp16 on CUDA and fp32 on the CPU; fp16/bf16 autocast is CUDA-only here (CPU
-    kernels for them are slower than float32 on CPUs without AMX).
+    kernels for them are slower than float32 on CPUs without AMX). int8 is no autocast: it
+    is an int8 copy of the network run by ONNX Runtime on the CPU (`detector.quantize`).
     """
     choice = precision.strip().lower()
     if choice not in PRECISIONS:
@@ -73,6 +76,12 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
         )
     if choice == "auto":
         return torch.float16 if device.type == "cuda" else None
+    if choice == "int8":
+        if device.type != "cpu":
+            raise ModelConfigError(
+                f"precision int8 runs on the CPU only (got device {device}); use fp16 on CUDA"
+            )
+        return None
     if choice == "fp32":
         return None
     if device.type != "cuda":
@@ -86,15 +95,24 @@ Runtime = Literal["auto", "torch", "onnxruntime"]
 RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnxruntime")
 
 
-def resolve_runtime(runtime: str, device: torch.device, exact_resize: bool = False) -> str:
+def resolve_runtime(
+    runtime: str, device: torch.device, exact_resize: bool = False, int8: bool = False
+) -> str:
     """"torch" or "onnxruntime": what runs the network for `runtime` on `device`.
 
     "auto" is ONNX Runtime on the CPU when it is installed (about twice PyTorch's speed
-    there, docs/performance.md) and PyTorch otherwise, CUDA included.
+    there, docs/performance.md) and PyTorch otherwise, CUDA included; `int8` networks run
+    on ONNX Runtime only.
     """
     choice = runtime.strip().lower()
     if choice not in RUNTIMES:
         raise ModelConfigError(f"invalid runtime {runtime!r}; use one of: {', '.join(RUNTIMES)}")
+    if int8:
+        if choice == "torch":
+            raise ModelConfigError(
+                "precision int8 runs on onnxruntime; set `detector.runtime` to auto or onnxruntime"
+            )
+        choice = "onnxruntime"
     if choice == "onnxruntime":
         if device.type != "cpu":
             raise ModelConfigError(
@@ -216,7 +234,8 @@ class Detector:
         max_detections: at most this many detections per frame.
         labels: report only these class names (None or empty: all classes).
         pre_nms_top_k: at most this many (box, class) candidates per frame enter NMS.
-        precision: "auto" (fp16 autocast on CUDA, fp32 on the CPU), "fp32", "fp16", "bf16".
+        precision: "auto" (fp16 autocast on CUDA, fp32 on the CPU), "fp32", "fp16", "bf16",
+            or "int8" (CPU only: an int8 copy of the network run by ONNX Runtime).
         micro_batch: images per forward pass (default: all on CUDA, `CPU_MICRO_BATCH` on
             the CPU); postprocessing still runs once per batch.
         exact_resize: on the CPU, resize in float32 exactly as torchvision's transform does
@@ -225,6 +244,9 @@ class Detector:
         runtime: what runs the network: "torch", "onnxruntime" (CPU only: the network is
             exported to ONNX once and cached, `detector.onnx_runtime`), or "auto"
             (`resolve_runtime`); "auto" falls back to torch if the export fails.
+        calibration: for precision int8, RGB frames [H, W, 3] like those the model will
+            see, on which the int8 activation ranges are measured (default: frames of the
+            bundled sample clip, `detector.quantize.DEFAULT_CALIBRATION`).
 
     The engine works on a private copy of `model` (batch norms folded, channels_last).
     Frames travel to the device as uint8 (pinned memory and a non-blocking copy on CUDA);
@@ -246,6 +268,7 @@ class Detector:
         micro_batch: int | None = None,
         exact_resize: bool = False,
         runtime: str = "auto",
+        calibration: Sequence[npt.NDArray[np.uint8]] | None = None,
     ) -> None:
         if not 0.0 <= score_threshold < 1.0:
             raise ModelConfigError(f"score_threshold must be in [0, 1), got {score_threshold}")
@@ -262,23 +285,25 @@ class Detector:
         self.autocast_dtype = resolve_precision(precision, self.device)
         self.micro_batch = micro_batch or (CPU_MICRO_BATCH if self.device.type == "cpu" else None)
         self.model = prepare_model(model, self.device)
+        self.input_size = model.input_size
         self.exact_resize = exact_resize
-        self.runtime = resolve_runtime(runtime, self.device, exact_resize)
+        self.int8 = precision.strip().lower() == "int8"
+        self.runtime = resolve_runtime(runtime, self.device, exact_resize, self.int8)
         self._onnx: OnnxRuntimeForward | None = None
         if self.runtime == "onnxruntime":
             try:
                 height, width = model.input_size
                 name = f"the {type(model).__name__} network ({height}x{width} input)"
-                self._onnx = OnnxRuntimeForward(self.model, name)
+                inputs = self._calibration_inputs(calibration) if self.int8 else None
+                self._onnx = OnnxRuntimeForward(self.model, name, calibration=inputs)
             except ModelConfigError as exc:
-                if runtime.strip().lower() != "auto":
+                if runtime.strip().lower() != "auto" or self.int8:
                     raise
                 log.warning("%s; running the network with torch instead", exc)
                 self.runtime = "torch"
         self.stage_times: StageTimes | None = None
         """Set to a `StageTimes` to have `detect` add up its time per stage (benchmarks)."""
         self.labels = label_map
-        self.input_size = model.input_size
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self.max_detections = max_detections
@@ -301,10 +326,15 @@ class Detector:
         precision: str = "auto",
         micro_batch: int | None = None,
         runtime: str = "auto",
+        calibration: str | Path | None = None,
     ) -> Detector:
-        """A detector for a registered model name or a checkpoint path (see `build_model`)."""
+        """A detector for a registered model name or a checkpoint path (see `build_model`);
+        `calibration`: a video file whose frames calibrate precision int8."""
         resolved = resolve_device(device)  # fail on a bad device before building the model
         net, label_map = build_model(model, weights)
+        images = None
+        if precision.strip().lower() == "int8":
+            images = calibration_images(calibration or DEFAULT_CALIBRATION)
         return cls(
             net,
             label_map,
@@ -316,6 +346,7 @@ class Detector:
             precision=precision,
             micro_batch=micro_batch,
             runtime=runtime,
+            calibration=images,
         )
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
@@ -372,6 +403,18 @@ class Detector:
             torch.cat([o[0] for o in outputs]),
             torch.cat([o[1] for o in outputs]),
         )
+
+    def _calibration_inputs(
+        self, images: Sequence[npt.NDArray[np.uint8]] | None
+    ) -> npt.NDArray[np.uint8]:
+        """Calibration frames (default: the bundled clip's) as model inputs, uint8
+        [N, 3, *input_size], resized exactly as `detect` resizes."""
+        if images is None:
+            images = calibration_images(DEFAULT_CALIBRATION)
+        if not images:
+            raise ModelConfigError("precision int8 needs at least one calibration frame")
+        inputs = torch.cat([self._resized([image]) for image in images])
+        return np.ascontiguousarray(inputs.numpy())
 
     def _model_input(self, frames: Sequence[Frame]) -> Tensor:
         """[B, 3, *input_size] channels_last on the device, 0..255: uint8 on the CPU, float

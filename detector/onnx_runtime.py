@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import Tensor
 
 from detector.errors import ModelConfigError
+from detector.quantize import quantize_int8
 from detector.ssd import SSD
 
 log = logging.getLogger(__name__)
@@ -94,12 +96,20 @@ class OnnxRuntimeForward:
         model: the (prepared) network to run; exported once per distinct set of weights.
         name: how to name the model in messages.
         threads: ONNX Runtime's intra-op threads (default: every core).
+        calibration: run an int8 copy of the network, its activation ranges measured on
+            these model inputs, uint8 [N, 3, H, W] (`detector.quantize`); None: float32.
 
     Raises:
         ModelConfigError: the packages are missing, or the model cannot be exported or loaded.
     """
 
-    def __init__(self, model: SSD, name: str = "model", threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model: SSD,
+        name: str = "model",
+        threads: int | None = None,
+        calibration: npt.NDArray[np.uint8] | None = None,
+    ) -> None:
         if not onnxruntime_available():
             raise ModelConfigError(
                 "runtime onnxruntime needs the packages "
@@ -121,7 +131,8 @@ class OnnxRuntimeForward:
         def open_session(path: Path) -> Any:
             return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-        self.path, fresh = self._exported(model, name)
+        self.int8 = calibration is not None
+        self.path, fresh = self._cached(model, name, calibration)
         try:
             self.session = open_session(self.path)
         except Exception as exc:  # onnxruntime raises its own exception types
@@ -133,7 +144,7 @@ class OnnxRuntimeForward:
             # A damaged cache file (a full disk, say): export again.
             log.warning("cached ONNX file %s is unusable (%s); exporting again", self.path, exc)
             self.path.unlink(missing_ok=True)
-            self.path, _ = self._exported(model, name)
+            self.path, _ = self._cached(model, name, calibration)
             self.session = open_session(self.path)
 
     def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
@@ -144,6 +155,37 @@ class OnnxRuntimeForward:
         pixels = np.ascontiguousarray(images.numpy())
         box_regression, class_logits = self.session.run(list(OUTPUTS), {INPUT: pixels})
         return torch.from_numpy(box_regression), torch.from_numpy(class_logits)
+
+    @classmethod
+    def _cached(
+        cls, model: SSD, name: str, calibration: npt.NDArray[np.uint8] | None
+    ) -> tuple[Path, bool]:
+        """The cached float32 or int8 network to run, made first if it is not cached; and
+        whether it was just made."""
+        path, fresh = cls._exported(model, name)
+        if calibration is None:
+            return path, fresh
+        import onnxruntime
+
+        digest = hashlib.sha256(f"{onnxruntime.__version__}|{calibration.shape}|".encode())
+        digest.update(np.ascontiguousarray(calibration).tobytes())
+        quantized = path.with_name(f"{path.stem}-int8-{digest.hexdigest()[:16]}.onnx")
+        if quantized.is_file():
+            _touch(quantized)
+            return quantized, False
+        log.warning("quantizing %s to int8 on %d calibration frames", name, len(calibration))
+        partial = quantized.with_name(f"{quantized.stem}.{os.getpid()}.partial")
+        try:
+            quantize_int8(path, partial, calibration, INPUT)
+            os.replace(partial, quantized)
+        except Exception as exc:  # the quantizer raises many types; all mean the same here
+            partial.unlink(missing_ok=True)
+            raise ModelConfigError(
+                f"cannot quantize {name} to int8: {_first_line(exc)}; use `detector.precision: "
+                "fp32`"
+            ) from exc
+        prune(quantized.parent, keep=quantized)
+        return quantized, True
 
     @staticmethod
     def _exported(model: SSD, name: str) -> tuple[Path, bool]:

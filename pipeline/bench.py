@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from detector.ssd import SSD
 
 DEFAULT_CLIP = "samples/pedestrians.mp4"
-PRECISION_CHOICES = ("fp32", "fp16", "bf16")
+PRECISION_CHOICES = ("fp32", "fp16", "bf16", "int8")
+RUNTIME_PRECISIONS = {"torch": ("fp32", "fp16", "bf16"), "onnxruntime": ("fp32", "int8")}
 DEFAULT_MODELS = ("person_ssdlite", "ssdlite320_mobilenet_v3_large", "ssd300_vgg16")
 
 
@@ -68,6 +69,7 @@ class EndToEndResult:
     copies: int
     model: str
     runtime: str
+    precision: str
     batch_size: int
     frames: int
     seconds: float
@@ -174,7 +176,8 @@ def _sync(device: torch.device) -> None:
 def model_variants(
     device: torch.device, runtimes: Sequence[str] | None, precisions: Sequence[str] | None
 ) -> list[tuple[str, str]]:
-    """(runtime, precision) pairs to measure; ONNX Runtime runs fp32 on the CPU only."""
+    """(runtime, precision) pairs to measure: torch runs fp32 (and fp16/bf16 on CUDA),
+    ONNX Runtime fp32 and int8, on the CPU only."""
     from detector.engine import resolve_runtime
 
     if not runtimes:
@@ -185,13 +188,13 @@ def model_variants(
     for runtime in runtimes:
         resolve_runtime(runtime, device)  # a clear error for onnxruntime on CUDA
         for precision in model_precisions(device, precisions):
-            if runtime == "torch" or precision == "fp32":
+            if precision in RUNTIME_PRECISIONS[runtime]:
                 pairs.append((runtime, precision))
     return pairs
 
 
 def model_precisions(device: torch.device, asked: Sequence[str] | None) -> list[str]:
-    """Precisions to measure: fp32 everywhere, plus fp16 and bf16 on CUDA."""
+    """Precisions to measure: fp32 everywhere, plus fp16 and bf16 on CUDA (int8 when asked)."""
     from detector.engine import resolve_precision
 
     if asked:
@@ -237,18 +240,30 @@ class TimedSink(Sink):
         self.busy_s += time.perf_counter() - started
 
 
-def _pipeline_config(clip: str, copies: int, model: str, weights: str, device: str,
-                     runtime: str, batch_size: int, out: Path) -> str:  # fmt: skip
+@dataclass(frozen=True)
+class DetectorSetup:
+    """The detector of an end-to-end run, as `detector.*` config values."""
+
+    model: str
+    weights: str
+    device: str
+    runtime: str = "auto"
+    precision: str = "auto"
+    batch_size: int = 8
+
+
+def _pipeline_config(clip: str, copies: int, setup: DetectorSetup, out: Path) -> str:
     cameras = "\n".join(f"  - id: cam{i}\n    source: {json.dumps(clip)}" for i in range(copies))
     return f"""
 cameras:
 {cameras}
 detector:
-  model: {model}
-  weights: {json.dumps(weights)}
-  device: {device}
-  runtime: {runtime}
-  batch_size: {batch_size}
+  model: {setup.model}
+  weights: {json.dumps(setup.weights)}
+  device: {setup.device}
+  runtime: {setup.runtime}
+  precision: {setup.precision}
+  batch_size: {setup.batch_size}
   score_threshold: 0.5
   nms_threshold: 0.6
 tracker:
@@ -280,19 +295,11 @@ def decode_ms_per_frame(clip: str, max_frames: int | None = None) -> tuple[float
     return 1000 * (time.perf_counter() - started) / max(frames, 1), frames
 
 
-def bench_end_to_end(
-    clip: str,
-    copies: int,
-    model: str,
-    weights: str,
-    device: str,
-    runtime: str,
-    batch_size: int,
-    repeat: int,
-) -> EndToEndResult:
+def bench_end_to_end(clip: str, copies: int, setup: DetectorSetup, repeat: int) -> EndToEndResult:
     """frames/s of the whole pipeline with its real sinks; stage busy times of the last run.
 
-    `runtime` is `detector.runtime` ("auto" included); the result names the one that ran.
+    `setup.runtime` is `detector.runtime` ("auto" included); the result names the one that
+    ran.
     """
     from detector.engine import StageTimes
     from pipeline.config import parse_config
@@ -300,12 +307,10 @@ def bench_end_to_end(
 
     runs: list[float] = []
     stages: dict[str, float] = {}
-    frames, seconds, ran_on = 0, 0.0, runtime
+    frames, seconds, ran_on = 0, 0.0, setup.runtime
     for _ in range(repeat):
         with tempfile.TemporaryDirectory(prefix="ssd-bench-") as tmp:
-            text = _pipeline_config(
-                clip, copies, model, weights, device, runtime, batch_size, Path(tmp)
-            )
+            text = _pipeline_config(clip, copies, setup, Path(tmp))
             config = parse_config(text, source="<bench>")
             detector = build_detector(config.detector)
             detector.stage_times = StageTimes()
@@ -331,9 +336,10 @@ def bench_end_to_end(
     return EndToEndResult(
         clip=clip,
         copies=copies,
-        model=model,
+        model=setup.model,
         runtime=ran_on,
-        batch_size=batch_size,
+        precision=setup.precision,
+        batch_size=setup.batch_size,
         frames=frames,
         seconds=seconds,
         frames_per_s=statistics.median(runs),
@@ -505,10 +511,10 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
     end_to_end = naive = None
     weights = "default" if args.model == "person_ssdlite" else "none"
     if not args.skip_end_to_end:
-        end_to_end = bench_end_to_end(
-            clip, args.copies, args.model, weights, str(device), args.runtime, args.batch_size,
-            args.repeat,
-        )  # fmt: skip
+        setup = DetectorSetup(
+            args.model, weights, str(device), args.runtime, args.precision, args.batch_size
+        )
+        end_to_end = bench_end_to_end(clip, args.copies, setup, args.repeat)
         _note(args, f"end to end: {end_to_end.frames_per_s:.1f} frames/s")
         if not args.skip_naive:
             naive = bench_naive(clip, args.model, weights, device, args.repeat, default_threads)
@@ -532,8 +538,8 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
 def bench_command(args: argparse.Namespace) -> str:
     """The command line that reproduces `args` (every option spelled out)."""
     parts = ["python -m pipeline bench"]
-    for key in ("clip", "copies", "model", "batch_size", "device", "runtime", "threads",
-                "repeat", "min_time"):  # fmt: skip
+    for key in ("clip", "copies", "model", "batch_size", "device", "runtime", "precision",
+                "threads", "repeat", "min_time"):  # fmt: skip
         parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
     parts.append("--models " + " ".join(args.models))
     parts.append("--batch-sizes " + " ".join(str(b) for b in args.batch_sizes))
@@ -564,7 +570,8 @@ def format_report(report: BenchReport) -> str:
     e2e = report.end_to_end
     if e2e is not None:
         lines.append(
-            f"end to end: {e2e.copies} x {e2e.clip}, {e2e.model} ({e2e.runtime}), "
+            f"end to end: {e2e.copies} x {e2e.clip}, {e2e.model} ({e2e.runtime} "
+            f"{e2e.precision}), "
             f"batch {e2e.batch_size}: "
             f"{e2e.frames_per_s:.1f} frames/s ({e2e.frames} frames; runs "
             f"{', '.join(f'{r:.1f}' for r in e2e.runs)})"
@@ -596,7 +603,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--precisions", nargs="+", choices=PRECISION_CHOICES,
-        help="model-only precisions (default: fp32; on CUDA also fp16 and bf16)",
+        help="model-only precisions (default: fp32; on CUDA also fp16 and bf16; int8 runs "
+             "on onnxruntime, CPU only)",
     )  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument(
@@ -604,6 +612,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         choices=("auto", "torch", "onnxruntime"),
         help="end-to-end runtime, as `detector.runtime` (auto)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", *PRECISION_CHOICES),
+        help="end-to-end precision, as `detector.precision` (auto)",
     )
     parser.add_argument(
         "--runtimes", nargs="+", choices=("torch", "onnxruntime"),

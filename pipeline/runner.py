@@ -123,6 +123,8 @@ def build_detector(det: DetectorConfig) -> Detector:
         max_detections=det.max_detections,
         labels=det.labels,
         runtime=det.runtime,
+        precision=det.precision,
+        calibration=det.calibration,
     )
 
 

@@ -84,6 +84,22 @@ def test_half_precision_on_the_cpu_is_refused_before_measuring(
     assert "precision fp16 needs a CUDA device" in capsys.readouterr().err
 
 
+def test_int8_is_measured_on_onnxruntime_only(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(
+        ["bench", "--json", "--skip-end-to-end", "--models", "person_ssdlite", "--precisions",
+         "fp32", "int8", "--batch-sizes", "2", "--repeat", "1", "--min-time", "0.01",
+         "--device", "cpu"]
+    )  # fmt: skip
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)["model_only"]
+    assert [(r["runtime"], r["precision"]) for r in rows] == [
+        ("torch", "fp32"),
+        ("onnxruntime", "fp32"),
+        ("onnxruntime", "int8"),
+    ]
+    assert all(r["images_per_s"] > 0 for r in rows)
+
+
 @pytest.mark.parametrize("score_fn", ["softmax", "sigmoid"])
 def test_naive_postprocess_finds_what_the_batched_postprocess_finds(score_fn: str) -> None:
     g = torch.Generator().manual_seed(0)

@@ -36,8 +36,8 @@ def test_unknown_key_is_named_with_its_path_line_and_a_suggestion(video: str) ->
     problems = _problems(f"cameras:\n  - id: a\n    source: {video}\ndetector:\n  bach_size: 4\n")
     assert problems == [
         "detector.bach_size (line 5): unknown key (did you mean 'batch_size'?); allowed: "
-        "batch_size, device, labels, max_detections, max_wait_ms, model, nms_threshold, "
-        "runtime, score_threshold, weights"
+        "batch_size, calibration, device, labels, max_detections, max_wait_ms, model, "
+        "nms_threshold, precision, runtime, score_threshold, weights"
     ]
 
 
@@ -107,6 +107,23 @@ def test_env_variables_are_expanded_and_unset_ones_reported(
     assert problems == [
         "sinks[0].endpoint (line 6): environment variable NOT_SET_ANYWHERE is not set"
     ]
+
+
+def test_int8_is_refused_where_it_cannot_run_and_calibration_only_serves_int8(
+    video: str,
+) -> None:
+    head = f"cameras:\n  - id: a\n    source: {video}\ndetector:\n"
+    assert _problems(head + "  precision: int8\n  runtime: torch\n") == [
+        "detector (line 4): precision int8 runs on onnxruntime: set runtime to "
+        "auto or onnxruntime"
+    ]
+    assert "runs on the CPU only" in _problems(head + "  precision: int8\n  device: cuda\n")[0]
+    assert "only used with precision: int8" in _problems(head + f"  calibration: {video}\n")[0]
+    missing = _problems(head + "  precision: int8\n  calibration: gone.mp4\n")
+    assert missing[0].startswith("detector.calibration (line 6): calibration clip "
+                                 "not found: gone.mp4")  # fmt: skip
+    cfg = parse_config(head + f"  precision: int8\n  calibration: {video}\n")
+    assert (cfg.detector.precision, cfg.detector.calibration) == ("int8", Path(video))
 
 
 def test_invalid_yaml_reports_the_line() -> None:

@@ -1,0 +1,163 @@
+"""precision int8: a quantized copy of the network, calibrated on real frames, cached, close
+to float32; refused where it cannot run, never silently replaced by float32."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from detector import onnx_runtime
+from detector.agreement import compare
+from detector.engine import Detector, resolve_precision, resolve_runtime
+from detector.errors import ModelConfigError
+from detector.onnx_runtime import OnnxRuntimeForward
+from detector.quantize import DEFAULT_CALIBRATION, calibration_images
+from detector.ssd import SSD
+from detector.tf_ssd import person_ssdlite
+from pipeline.types import Frame, LabelMap
+from tests.detector.test_onnx_runtime import tiny_ssd
+
+pytestmark = pytest.mark.skipif(
+    not onnx_runtime.onnxruntime_available(), reason="onnxruntime, onnx or onnxscript missing"
+)
+
+PERSON = LabelMap(("background", "person"))
+
+
+@pytest.fixture(scope="module")
+def person() -> SSD:
+    return person_ssdlite("default")[0]
+
+
+def tiny_inputs(seed: int, count: int = 8) -> np.ndarray:
+    """Smooth uint8 model inputs [count, 3, 16, 16] for the tiny network."""
+    g = np.random.default_rng(seed)
+    ramp = np.linspace(0, 255, 16, dtype=np.float32)
+    base = ramp[None, None, :] * g.uniform(0.2, 1.0, (count, 3, 1))[..., None]
+    return np.clip(base + g.normal(0, 8, (count, 3, 16, 16)), 0, 255).astype(np.uint8)
+
+
+def test_int8_detections_follow_float32_on_frames_it_was_not_calibrated_on(
+    person: SSD,
+) -> None:
+    # The default calibration takes every 4th of the clip's 200 frames from frame 0; these
+    # are frames 2, 10, 18, ...
+    with av.open(str(DEFAULT_CALIBRATION)) as clip:
+        images = [f.to_ndarray(format="rgb24") for f in clip.decode(video=0)][2::8]
+    frames = [Frame("cam", i, None, 0.0, image) for i, image in enumerate(images)]
+    fp32 = Detector(person, PERSON, "cpu", runtime="onnxruntime")
+    int8 = Detector(person, PERSON, "cpu", precision="int8")
+    assert int8.runtime == "onnxruntime" and "-int8-" in int8._onnx.path.name  # type: ignore[union-attr]
+    reference = [d for i in range(0, len(frames), 8) for d in fp32.detect(frames[i : i + 8])]
+    candidate = [d for i in range(0, len(frames), 8) for d in int8.detect(frames[i : i + 8])]
+    result = compare(reference, candidate)
+    assert result.reference > 50  # people in every frame
+    # Measured 0.94 / 0.98 / 0.99 over vtest.avi (docs/performance.md); a wrong scale or
+    # zero point would lose most boxes.
+    assert result.recall >= 0.85 and result.precision >= 0.9
+    assert result.confident_recall >= 0.95
+    assert float(np.mean(result.ious)) >= 0.9
+
+
+def test_int8_network_is_quantized_once_per_calibration_and_reused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
+    runs: list[Path] = []
+    real = onnx_runtime.quantize_int8
+
+    def counting(fp32: Path, out: Path, inputs: np.ndarray, name: str) -> None:
+        runs.append(out)
+        real(fp32, out, inputs, name)
+
+    monkeypatch.setattr(onnx_runtime, "quantize_int8", counting)
+    fp32 = OnnxRuntimeForward(tiny_ssd(0), "tiny")
+    with caplog.at_level(logging.WARNING):
+        first = OnnxRuntimeForward(tiny_ssd(0), "tiny", calibration=tiny_inputs(0))
+    assert "quantizing tiny to int8 on 8 calibration frames" in caplog.text
+    again = OnnxRuntimeForward(tiny_ssd(0), "tiny", calibration=tiny_inputs(0))
+    other = OnnxRuntimeForward(tiny_ssd(0), "tiny", calibration=tiny_inputs(1))
+    assert len(runs) == 2
+    assert first.path == again.path != other.path
+    assert first.int8 and not fp32.int8
+    assert first.path.name.startswith(fp32.path.stem + "-int8-")
+
+    images = torch.from_numpy(tiny_inputs(5))
+    with torch.inference_mode():
+        expected = tiny_ssd(0)(images)
+    for got, want in zip(first(images), expected, strict=True):
+        assert not torch.equal(got, want)  # it really is another network
+        spread = float(want.max() - want.min())
+        torch.testing.assert_close(got, want, rtol=0, atol=0.05 * spread)
+
+
+def test_damaged_int8_cache_file_is_quantized_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
+    path = OnnxRuntimeForward(tiny_ssd(3), "tiny", calibration=tiny_inputs(0)).path
+    path.write_bytes(b"half a file")
+    forward = OnnxRuntimeForward(tiny_ssd(3), "tiny", calibration=tiny_inputs(0))
+    assert forward.path == path and path.stat().st_size > 1000
+    assert forward(torch.from_numpy(tiny_inputs(2)))[0].shape == (8, 16, 4)
+
+
+def test_failed_quantization_names_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("no kernel for QLinearConv\nmore detail")
+
+    monkeypatch.setattr(onnx_runtime, "quantize_int8", broken)
+    with pytest.raises(ModelConfigError, match="cannot quantize tiny to int8: no kernel for "
+                       r"QLinearConv; use `detector.precision: fp32`"):  # fmt: skip
+        OnnxRuntimeForward(tiny_ssd(4), "tiny", calibration=tiny_inputs(0))
+    assert not list((tmp_path / "onnx").glob("*int8*"))  # no partial file left behind
+
+
+def test_int8_never_falls_back_to_float32(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
+
+    def broken(model: SSD, path: Path) -> None:
+        raise RuntimeError("exporter crashed")
+
+    monkeypatch.setattr(onnx_runtime, "export_onnx", broken)
+    image = np.full((16, 16, 3), 128, np.uint8)
+    fallback = Detector(tiny_ssd(5), PERSON, "cpu", runtime="auto")
+    assert fallback.runtime == "torch"  # float32 under auto does fall back...
+    with pytest.raises(ModelConfigError, match="exporter crashed"):  # ...int8 does not
+        Detector(tiny_ssd(5), PERSON, "cpu", precision="int8", calibration=[image])
+
+
+def test_int8_is_refused_off_the_cpu_and_with_torch() -> None:
+    with pytest.raises(ModelConfigError, match="int8 runs on the CPU only"):
+        resolve_precision("int8", torch.device("cuda"))
+    with pytest.raises(ModelConfigError, match="int8 runs on onnxruntime"):
+        resolve_runtime("torch", torch.device("cpu"), int8=True)
+    assert resolve_runtime("auto", torch.device("cpu"), int8=True) == "onnxruntime"
+    with pytest.raises(ModelConfigError, match="at least one calibration frame"):
+        Detector(tiny_ssd(6), PERSON, "cpu", precision="int8", calibration=[])
+
+
+def test_calibration_frames_are_spread_over_the_clip(tmp_path: Path) -> None:
+    images = calibration_images(DEFAULT_CALIBRATION, count=10)
+    assert len(images) == 10 and images[0].shape == (576, 768, 3)
+    with av.open(str(DEFAULT_CALIBRATION)) as clip:
+        every = [f.to_ndarray(format="rgb24") for f in clip.decode(video=0)]
+    step = len(every) // 10
+    for i, image in enumerate(images):
+        np.testing.assert_array_equal(image, every[i * step])
+
+
+def test_unusable_calibration_clip_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ModelConfigError, match=r"calibration clip .*gone.mp4 not found"):
+        calibration_images(tmp_path / "gone.mp4")
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"not a video" * 100)
+    with pytest.raises(ModelConfigError, match=r"cannot decode calibration clip .*garbage.mp4"):
+        calibration_images(garbage)
