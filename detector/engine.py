@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from detector.errors import ModelConfigError
 from detector.models import build_model
 from detector.onnx_runtime import OnnxRuntimeForward, onnxruntime_available
-from detector.postprocess import postprocess
+from detector.postprocess import PACKED_COLUMNS, postprocess, unpack_detections
 from detector.quantize import DEFAULT_CALIBRATION, calibration_images
 from detector.ssd import SSD
 from pipeline.types import Detections, Frame, LabelMap
@@ -222,6 +222,54 @@ class _Clock:
             self.times.images += images
 
 
+class PendingDetections:
+    """The detections of one submitted batch, possibly still on their way from the device.
+
+    Holds the batch's `BatchDetections.packed` rows in host memory: on CUDA a pinned buffer
+    that a non-blocking copy is filling, with an event recorded after that copy.
+    """
+
+    def __init__(
+        self,
+        packed: Tensor,
+        batch_size: int,
+        copied: torch.cuda.Event | None = None,
+        times: StageTimes | None = None,
+    ) -> None:
+        self._packed = packed  # float32 [N, PACKED_COLUMNS] on the host
+        self._batch_size = batch_size
+        self._copied = copied
+        self._times = times
+
+    @classmethod
+    def download(
+        cls,
+        packed: Tensor,
+        batch_size: int,
+        device: torch.device,
+        times: StageTimes | None = None,
+    ) -> PendingDetections:
+        """Starts copying `packed` (float32 [N, PACKED_COLUMNS] on `device`) to the host: for
+        CUDA into pinned memory without blocking; a CPU tensor is used as it is."""
+        if device.type != "cuda":
+            return cls(packed, batch_size, None, times)
+        host = torch.empty(packed.shape, dtype=packed.dtype, pin_memory=True)
+        host.copy_(packed, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record(torch.cuda.current_stream(device))
+        return cls(host, batch_size, copied, times)
+
+    def result(self) -> list[Detections]:
+        """One `Detections` per frame of the batch; waits for this batch's copy only."""
+        started = time.perf_counter()
+        if self._copied is not None:
+            self._copied.synchronize()
+        detections = unpack_detections(self._packed.numpy(), self._batch_size)
+        if self._times is not None:
+            self._times.postprocess_s += time.perf_counter() - started
+        return detections
+
+
 class Detector:
     """Runs an `SSD` on batches of frames of any sizes.
 
@@ -303,6 +351,9 @@ class Detector:
                 self.runtime = "torch"
         self.stage_times: StageTimes | None = None
         """Set to a `StageTimes` to have `detect` add up its time per stage (benchmarks)."""
+        self.pipelined = self.device.type == "cuda"
+        """Whether `submit` returns before the device has finished the batch (CUDA); on the
+        CPU it does all the work, so submitting ahead would overlap nothing."""
         self.labels = label_map
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
@@ -351,8 +402,18 @@ class Detector:
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
         """One `Detections` per frame, boxes in that frame's pixels, clipped to the frame."""
+        return self.submit(frames).result()
+
+    def submit(self, frames: Sequence[Frame]) -> PendingDetections:
+        """Starts detecting `frames`; `.result()` of what it returns equals `detect(frames)`.
+
+        On CUDA every step is enqueued and the results start their copy to the host without
+        blocking, so the caller may submit the next batch before collecting this one
+        (`pipelined`). Post-processing still waits for the forward pass, as its output sizes
+        depend on the data (score threshold, NMS). On the CPU all the work is done here.
+        """
         if not frames:
-            return []
+            return PendingDetections(torch.zeros((0, PACKED_COLUMNS)), 0)
         clock = _Clock(self.stage_times, self.device)
         with torch.inference_mode():
             images = self._model_input(frames)
@@ -377,10 +438,13 @@ class Detector:
             sizes = torch.tensor(
                 [(f.height, f.width) for f in frames], dtype=torch.float32, device=self.device
             )
-            detections = result.scaled(sizes).to_detections()
+            packed = result.scaled(sizes).packed()
+            pending = PendingDetections.download(
+                packed, len(frames), self.device, self.stage_times
+            )
             clock.lap("postprocess_s")
             clock.count(len(frames))
-            return detections
+            return pending
 
     def autocast(self) -> contextlib.AbstractContextManager[object]:
         """The autocast context of the configured precision (a no-op for fp32)."""

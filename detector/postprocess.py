@@ -5,12 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import Tensor
 
 from detector.box_coder import BoxCoder
 from detector.ssd import ScoreFn
 from pipeline.types import Detections
+
+PACKED_COLUMNS = 7
+"""Columns of `BatchDetections.packed`: x1, y1, x2, y2, score, label, image index."""
 
 
 @dataclass(frozen=True)
@@ -38,32 +42,42 @@ class BatchDetections:
         boxes = torch.minimum((self.boxes * limit).clamp_min(0.0), limit)
         return BatchDetections(boxes, self.scores, self.labels, self.image_index, self.batch_size)
 
+    def packed(self) -> Tensor:
+        """float32 [N, PACKED_COLUMNS] on the detections' device, every column in one tensor
+        so that the batch crosses to the host in one copy (`unpack_detections` reads it)."""
+        return torch.cat(
+            (
+                self.boxes.float(),
+                self.scores.float()[:, None],
+                self.labels.float()[:, None],  # small ints: exact in float32
+                self.image_index.float()[:, None],
+            ),
+            dim=1,
+        )
+
     def to_detections(self) -> list[Detections]:
         """One `Detections` per image, after a single device -> host copy."""
-        packed = (
-            torch.cat(
-                (
-                    self.boxes.float(),
-                    self.scores.float()[:, None],
-                    self.labels.float()[:, None],  # small ints: exact in float32
-                    self.image_index.float()[:, None],
-                ),
-                dim=1,
+        return unpack_detections(self.packed().cpu().numpy(), self.batch_size)
+
+
+def unpack_detections(packed: npt.NDArray[np.float32], batch_size: int) -> list[Detections]:
+    """One `Detections` per image from a host copy of `BatchDetections.packed`.
+
+    `packed`: float32 [N, PACKED_COLUMNS], rows sorted by image; `batch_size`: B images.
+    """
+    counts = np.bincount(packed[:, 6].astype(np.int64), minlength=batch_size)
+    ends = np.cumsum(counts)
+    result = []
+    for start, end in zip(ends - counts, ends, strict=True):
+        rows = packed[start:end]
+        result.append(
+            Detections(
+                xyxy=np.ascontiguousarray(rows[:, :4], dtype=np.float32),
+                score=np.ascontiguousarray(rows[:, 4], dtype=np.float32),
+                label=rows[:, 5].astype(np.int64),
             )
-            .cpu()
-            .numpy()
         )
-        counts = np.bincount(packed[:, 6].astype(np.int64), minlength=self.batch_size)
-        result = []
-        for rows in np.split(packed, np.cumsum(counts)[:-1]):
-            result.append(
-                Detections(
-                    xyxy=np.ascontiguousarray(rows[:, :4], dtype=np.float32),
-                    score=np.ascontiguousarray(rows[:, 4], dtype=np.float32),
-                    label=rows[:, 5].astype(np.int64),
-                )
-            )
-        return result
+    return result
 
 
 def reportable_classes(

@@ -45,30 +45,52 @@ class Batcher:
         self._cond = condition
         self.batch_size = batch_size
         self.max_wait = max_wait
+        self._batch = Batch()  # being filled; kept between calls
+        self._deadline: float | None = None  # when `_batch` is due, from its first frame
 
     def next_batch(self, stop: threading.Event | None = None) -> Batch | None:
         """The next batch; None once every queue is finished (or `stop` is set and none is)."""
-        batch = Batch()
-        deadline: float | None = None
         with self._cond:
-            while True:
-                took = self._take(batch)
-                batch.finished += [q for q in self._queues if q.finished]
-                self._queues = [q for q in self._queues if not q.finished]
-                if took:
-                    self._cond.notify_all()  # room for producers blocked on a full queue
-                if len(batch.to_detect) >= self.batch_size or not self._queues:
+            while not self._fill():
+                if stop is not None and stop.is_set() and not self._batch.items:
                     break
-                if (batch.finished or batch.items) and not batch.to_detect:
-                    break  # nothing to wait for: pass skipped frames and ends on promptly
-                now = time.monotonic()
-                if batch.to_detect and deadline is None:
-                    deadline = now + self.max_wait
-                if deadline is not None and now >= deadline:
-                    break
-                if stop is not None and stop.is_set() and not batch.items:
-                    break
-                self._cond.wait(0.1 if deadline is None else deadline - now)
+                timeout = 0.1 if self._deadline is None else self._deadline - time.monotonic()
+                self._cond.wait(max(timeout, 0.0))
+            return self._hand_out()
+
+    def ready_batch(self) -> Batch | None:
+        """The next batch if it is complete now, without waiting; None if it is not (or if
+        there is none left: `next_batch` tells which).
+
+        Frames taken into an incomplete batch stay in it for the next call of either method,
+        and its `max_wait` keeps counting from its first frame.
+        """
+        with self._cond:
+            return self._hand_out() if self._fill() else None
+
+    def _fill(self) -> bool:
+        """Takes what the queues hold into the batch being built; True once it is complete.
+
+        Call with the condition held.
+        """
+        batch = self._batch
+        took = self._take(batch)
+        batch.finished += [q for q in self._queues if q.finished]
+        self._queues = [q for q in self._queues if not q.finished]
+        if took:
+            self._cond.notify_all()  # room for producers blocked on a full queue
+        if len(batch.to_detect) >= self.batch_size or not self._queues:
+            return True
+        if (batch.finished or batch.items) and not batch.to_detect:
+            return True  # nothing to wait for: pass skipped frames and ends on promptly
+        now = time.monotonic()
+        if batch.to_detect and self._deadline is None:
+            self._deadline = now + self.max_wait
+        return self._deadline is not None and now >= self._deadline
+
+    def _hand_out(self) -> Batch | None:
+        """The batch built so far (None if it is empty), and a fresh one to fill next."""
+        batch, self._batch, self._deadline = self._batch, Batch(), None
         if not batch.items and not batch.finished:
             return None
         return batch

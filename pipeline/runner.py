@@ -83,12 +83,39 @@ class RunSummary:
 ProgressCallback = Callable[[CameraStats], None]
 
 
+class PendingResult(Protocol):
+    """A submitted batch's detections (`detector.PendingDetections` is one)."""
+
+    def result(self) -> list[Detections]:
+        """One `Detections` per frame submitted; raises what detecting them raised."""
+        ...
+
+
+@dataclass(frozen=True)
+class ReadyDetections:
+    """A batch's detections, already computed: what a non-pipelined `submit` may return."""
+
+    detections: list[Detections]
+
+    def result(self) -> list[Detections]:
+        return self.detections
+
+
 class FrameDetector(Protocol):
-    """What the orchestrator needs of a detector (`detector.Detector` is one)."""
+    """What the orchestrator needs of a detector (`detector.Detector` is one).
+
+    The loop calls `submit(frames).result()`; when `pipelined`, it submits the next batch
+    before collecting the one in flight. A detector with only `detect` may subclass this
+    protocol to get the defaults: not pipelined, `submit` detecting at once.
+    """
 
     labels: LabelMap
+    pipelined: bool = False
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]: ...
+
+    def submit(self, frames: Sequence[Frame]) -> PendingResult:
+        return ReadyDetections(self.detect(frames))
 
 
 def make_source(camera: CameraConfig) -> Source:
@@ -189,9 +216,7 @@ class Pipeline:
             reader.start()
         interrupted = False
         try:
-            loop = _Loop(detector, trackers, workers, stats, on_progress)
-            while (batch := batcher.next_batch(self.stop)) is not None:
-                loop.process(batch)
+            _Loop(detector, trackers, workers, stats, on_progress).run(batcher, self.stop)
             interrupted = self.stop.is_set()
             failed = any(c.error for c in stats.values())
             _record_outcome(
@@ -285,6 +310,14 @@ class Pipeline:
         return built
 
 
+@dataclass(frozen=True)
+class _Submitted:
+    """A batch whose detections are under way; `pending` is None if it has none to detect."""
+
+    batch: Batch
+    pending: PendingResult | None
+
+
 class _Loop:
     """Per batch: detect, track per camera, and hand every frame's result to the sinks."""
 
@@ -304,8 +337,47 @@ class _Loop:
         self.on_progress = on_progress
         self.last_tracked: dict[str, Detections] = {}
 
-    def process(self, batch: Batch) -> None:
-        detections = iter(self.detector.detect(batch.to_detect) if batch.to_detect else [])
+    def run(self, batcher: Batcher, stop: threading.Event) -> None:
+        """Processes batches, in order, until the batcher has no more.
+
+        With a pipelined detector, batch k+1 is submitted before batch k is collected, but
+        only when k+1 is complete already: a batch in flight never waits for the next one
+        to arrive. At most one batch is in flight; it is collected before the loop blocks.
+        """
+        in_flight: _Submitted | None = None
+        while True:
+            if in_flight is None:
+                batch = batcher.next_batch(stop)
+                if batch is None:
+                    return
+            else:
+                batch = batcher.ready_batch()
+                if batch is None:
+                    self.collect(in_flight)
+                    in_flight = None
+                    continue
+            previous, in_flight = in_flight, None
+            try:
+                submitted = self.submit(batch)
+            finally:
+                # k is collected after k+1 is submitted, and also when submitting k+1
+                # failed: k was detected before that error, as it would be without pipelining.
+                if previous is not None:
+                    self.collect(previous)
+            if self.detector.pipelined:
+                in_flight = submitted
+            else:
+                self.collect(submitted)
+
+    def submit(self, batch: Batch) -> _Submitted:
+        """Starts detecting the batch's frames (if it has any to detect)."""
+        pending = self.detector.submit(batch.to_detect) if batch.to_detect else None
+        return _Submitted(batch, pending)
+
+    def collect(self, submitted: _Submitted) -> None:
+        """Waits for a submitted batch's detections, tracks them, and hands out the results."""
+        batch = submitted.batch
+        detections = iter(submitted.pending.result() if submitted.pending is not None else [])
         for item in batch.items:
             frame = item.frame
             cam = self.stats[frame.camera_id]

@@ -185,3 +185,86 @@ def test_stage_times_add_up_per_batch_when_asked(person):
     times = detector.stage_times
     assert (times.batches, times.images) == (2, 4)
     assert times.prepare_s > 0 and times.forward_s > 0 and times.postprocess_s > 0
+
+
+def assert_same_detections(ours: list[Any], expected: list[Any]) -> None:
+    assert len(ours) == len(expected)
+    for a, b in zip(ours, expected, strict=True):
+        np.testing.assert_array_equal(a.xyxy, b.xyxy)
+        np.testing.assert_array_equal(a.score, b.score)
+        np.testing.assert_array_equal(a.label, b.label)
+        np.testing.assert_array_equal(a.track_id, b.track_id)
+
+
+def test_submitted_batches_collected_later_give_the_detections_of_detect(person):
+    detector = Detector(person, PERSON, "cpu", score_threshold=0.05, runtime="torch")
+    blank = Frame("cam", 9, 0.0, 0.0, np.full((120, 160, 3), 128, np.uint8))
+    first = [*photo_frames(2), blank, *photo_frames(1)]  # mixed sizes, nobody in the blank
+    second = photo_frames(2)[::-1]
+    expected_first, expected_second = detector.detect(first), detector.detect(second)
+    assert [len(d) > 0 for d in expected_first] == [True, True, False, True]
+    # as the pipelined loop does: the next batch is submitted before the last one is collected
+    pending_first = detector.submit(first)
+    pending_second = detector.submit(second)
+    assert_same_detections(pending_first.result(), expected_first)
+    assert_same_detections(pending_second.result(), expected_second)
+    assert detector.submit([]).result() == []
+
+
+def test_only_cuda_detectors_pipeline(person):
+    assert Detector(person, PERSON, "cpu").pipelined is False
+
+
+class _FakeEvent:
+    """Stands in for `torch.cuda.Event`: records what is asked of it."""
+
+    made: ClassVar[list[_FakeEvent]] = []
+
+    def __init__(self) -> None:
+        self.recorded_on: list[object] = []
+        self.waits = 0
+        _FakeEvent.made.append(self)
+
+    def record(self, stream: object) -> None:
+        self.recorded_on.append(stream)
+
+    def synchronize(self) -> None:
+        self.waits += 1
+
+
+class _CopyRecordingTensor(torch.Tensor):
+    """Records `copy_` calls, then copies (stands in for a pinned host buffer)."""
+
+    calls: ClassVar[list[dict[str, Any]]] = []
+
+    def copy_(self, src: torch.Tensor, non_blocking: bool = False) -> torch.Tensor:  # type: ignore[override]
+        _CopyRecordingTensor.calls.append({"non_blocking": non_blocking})
+        return self.as_subclass(torch.Tensor).copy_(src)
+
+
+def test_cuda_results_copy_into_pinned_memory_and_wait_on_their_own_event(monkeypatch):
+    pinned: list[bool] = []
+    real_empty = torch.empty
+
+    def fake_empty(*shape: Any, **kwargs: Any) -> torch.Tensor:
+        pinned.append(bool(kwargs.pop("pin_memory", False)))
+        return real_empty(*shape, **kwargs).as_subclass(_CopyRecordingTensor)
+
+    stream = object()
+    monkeypatch.setattr(torch, "empty", fake_empty)
+    monkeypatch.setattr(torch.cuda, "Event", _FakeEvent)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: stream)
+    monkeypatch.setattr(torch.cuda, "synchronize", pytest.fail)  # never the whole device
+    _FakeEvent.made, _CopyRecordingTensor.calls = [], []
+    packed = torch.tensor(  # x1 y1 x2 y2 score label image: one box in image 0, two in 2
+        [[1, 2, 3, 4, 0.9, 1, 0], [5, 6, 7, 8, 0.8, 1, 2], [0, 0, 9, 9, 0.7, 1, 2]]
+    )
+    pending = engine.PendingDetections.download(packed, 3, CUDA)
+    assert pinned == [True]
+    assert _CopyRecordingTensor.calls == [{"non_blocking": True}]
+    (event,) = _FakeEvent.made
+    assert event.recorded_on == [stream] and event.waits == 0  # nothing waited for yet
+    detections = pending.result()
+    assert event.waits == 1
+    assert [len(d) for d in detections] == [1, 0, 2]
+    np.testing.assert_array_equal(detections[2].xyxy, [[5, 6, 7, 8], [0, 0, 9, 9]])

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import parse_config
-from pipeline.runner import Pipeline, RunSummary
+from pipeline.runner import FrameDetector, Pipeline, RunSummary
 from pipeline.types import (
     CameraStatus,
     Detections,
@@ -123,7 +123,7 @@ class Recorder(Sink):
         return [(t, r.frame) for t, r in self.results if r.frame.camera_id == camera]
 
 
-class SlowDetector:
+class SlowDetector(FrameDetector):
     """Finds nothing, taking `seconds` per batch: a stand-in for a detector that cannot keep up."""
 
     labels = LabelMap(("background", "person"))
@@ -278,7 +278,7 @@ def test_skipped_frames_reach_only_every_frame_sinks_with_the_last_tracks(
     assert summary.cameras["cam"].skipped == 6
 
 
-class MovingBoxDetector:
+class MovingBoxDetector(FrameDetector):
     """One box per frame whose x1 is the frame's index."""
 
     labels = LabelMap(("background", "person"))

@@ -152,6 +152,41 @@ def test_batcher_reports_a_camera_finished_only_after_its_last_frame() -> None:
     assert batcher.next_batch() is None
 
 
+def test_ready_batch_hands_out_a_complete_batch_without_waiting() -> None:
+    cond, stop = threading.Condition(), threading.Event()
+    q = FrameQueue("a", 10, QueuePolicy.BLOCK, cond)
+    for i in range(5):
+        q.put(_item("a", i), stop)
+    batcher = Batcher([q], cond, batch_size=4, max_wait=60)
+    started = time.monotonic()
+    batch = batcher.ready_batch()
+    assert batch is not None and [f.index for f in batch.to_detect] == [0, 1, 2, 3]
+    assert time.monotonic() - started < 1.0
+
+
+def test_ready_batch_keeps_an_incomplete_batch_and_its_deadline_for_the_next_call() -> None:
+    cond, stop = threading.Condition(), threading.Event()
+    q = FrameQueue("a", 10, QueuePolicy.BLOCK, cond)
+    q.put(_item("a", 0), stop)
+    batcher = Batcher([q], cond, batch_size=4, max_wait=0.2)
+    started = time.monotonic()
+    assert batcher.ready_batch() is None  # frame 0 is taken, its batch is not due yet
+    q.put(_item("a", 1), stop)
+    assert batcher.ready_batch() is None
+    batch = batcher.next_batch()  # waits out the deadline set when frame 0 was taken
+    assert batch is not None and [f.index for f in batch.to_detect] == [0, 1]
+    assert 0.2 <= time.monotonic() - started < 1.0
+    q.put(_item("a", 2), stop)
+    assert batcher.ready_batch() is None  # a new batch, a new deadline
+    time.sleep(0.25)
+    late = batcher.ready_batch()
+    assert late is not None and [f.index for f in late.to_detect] == [2]
+    q.close()
+    end = batcher.ready_batch()
+    assert end is not None and end.items == [] and [e.camera_id for e in end.finished] == ["a"]
+    assert batcher.ready_batch() is None and batcher.next_batch() is None
+
+
 @pytest.mark.parametrize(
     "content", [b"", b"this is not a video\n" * 50], ids=["zero-byte", "text-renamed-mp4"]
 )
