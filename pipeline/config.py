@@ -234,7 +234,7 @@ class DetectorConfig(_Strict):
         "auto",
         description=(
             "Arithmetic of the network. auto: fp16 autocast on CUDA, fp32 on the CPU; fp16 and "
-            "bf16 are CUDA only. int8 (CPU, onnxruntime): a quantized copy, about 2.5x faster on "
+            "bf16 are CUDA only. int8 (CPU, onnxruntime): a quantized copy, 2.3-2.5x faster on "
             "CPUs with VNNI, finding ~94% of fp32's detections (docs/performance.md)."
         ),
     )
