@@ -112,6 +112,11 @@ def resolve_runtime(
             raise ModelConfigError(
                 "precision int8 runs on onnxruntime; set `detector.runtime` to auto or onnxruntime"
             )
+        if not onnxruntime_available():
+            raise ModelConfigError(
+                "precision int8 needs onnxruntime (pip install onnxruntime onnx onnxscript); "
+                "or set `detector.precision: fp32`"
+            )
         choice = "onnxruntime"
     if choice == "onnxruntime":
         if device.type != "cpu":

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from detector import onnx_runtime
+from detector import engine, onnx_runtime
 from detector.agreement import compare
 from detector.engine import Detector, resolve_precision, resolve_runtime
 from detector.errors import ModelConfigError
@@ -132,6 +132,13 @@ def test_int8_never_falls_back_to_float32(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert fallback.runtime == "torch"  # float32 under auto does fall back...
     with pytest.raises(ModelConfigError, match="exporter crashed"):  # ...int8 does not
         Detector(tiny_ssd(5), PERSON, "cpu", precision="int8", calibration=[image])
+
+
+def test_int8_without_onnxruntime_names_the_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "onnxruntime_available", lambda: False)
+    with pytest.raises(ModelConfigError, match=r"int8 needs onnxruntime \(pip install "
+                       r"onnxruntime onnx onnxscript\); or set `detector.precision: fp32`"):  # fmt: skip
+        resolve_runtime("auto", torch.device("cpu"), int8=True)
 
 
 def test_int8_is_refused_off_the_cpu_and_with_torch() -> None:
