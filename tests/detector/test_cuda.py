@@ -1,0 +1,72 @@
+"""The CUDA path on a real GPU: fp16 follows fp32, pipelined batches equal `detect`.
+
+Skipped without CUDA (CI has none); the same logic is covered on the CPU by faking CUDA in
+`test_engine_paths.py`. Run on a GPU machine with `pytest tests/detector/test_cuda.py`.
+"""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from detector.agreement import compare
+from detector.engine import Detector
+from detector.quantize import DEFAULT_CALIBRATION
+from detector.ssd import SSD
+from detector.tf_ssd import person_ssdlite
+from pipeline.types import Detections, Frame, LabelMap
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+PERSON = LabelMap(("background", "person"))
+
+
+@pytest.fixture(scope="module")
+def person() -> SSD:
+    return person_ssdlite("default")[0]
+
+
+@pytest.fixture(scope="module")
+def clip_frames() -> list[Frame]:
+    with av.open(str(DEFAULT_CALIBRATION)) as clip:
+        images = [f.to_ndarray(format="rgb24") for f in clip.decode(video=0)][::5]
+    return [Frame("cam", i, None, 0.0, image) for i, image in enumerate(images)]
+
+
+def batches(detector: Detector, frames: list[Frame], size: int = 8) -> list[Detections]:
+    return [d for i in range(0, len(frames), size) for d in detector.detect(frames[i : i + size])]
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_half_precision_detections_follow_float32(
+    person: SSD, clip_frames: list[Frame], precision: str
+) -> None:
+    fp32 = Detector(person, PERSON, "cuda", precision="fp32")
+    half = Detector(person, PERSON, "cuda", precision=precision)
+    result = compare(batches(fp32, clip_frames), batches(half, clip_frames))
+    assert result.reference > 50
+    assert result.recall >= 0.95 and result.precision >= 0.95
+    assert float(np.mean(result.ious)) >= 0.95
+
+
+def test_cuda_detections_follow_the_cpu(person: SSD, clip_frames: list[Frame]) -> None:
+    cpu = Detector(person, PERSON, "cpu", runtime="torch")
+    cuda = Detector(person, PERSON, "cuda", precision="fp32")
+    result = compare(batches(cpu, clip_frames), batches(cuda, clip_frames))
+    # CUDA resizes in float, the CPU in uint8: boxes may differ by a little, not in number.
+    assert result.recall >= 0.97 and result.precision >= 0.97
+
+
+def test_batches_in_flight_give_what_detect_gives(person: SSD, clip_frames: list[Frame]) -> None:
+    detector = Detector(person, PERSON, "cuda")
+    assert detector.pipelined
+    first, second = clip_frames[:8], clip_frames[8:16]
+    expected = detector.detect(first) + detector.detect(second)
+    pending = [detector.submit(first), detector.submit(second)]
+    got = [d for p in pending for d in p.result()]
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a.label, b.label)
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
+        np.testing.assert_allclose(a.score, b.score, atol=1e-4)
