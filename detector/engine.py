@@ -435,8 +435,9 @@ class Detector:
                 pre_nms_top_k=self.pre_nms_top_k,
                 classes=self.classes,
             )
-            sizes = torch.tensor(
-                [(f.height, f.width) for f in frames], dtype=torch.float32, device=self.device
+            sizes = _to_device(
+                torch.tensor([(f.height, f.width) for f in frames], dtype=torch.float32),
+                self.device,
             )
             packed = result.scaled(sizes).packed()
             pending = PendingDetections.download(
@@ -495,7 +496,7 @@ class Detector:
             device=self.device,
         ).contiguous(memory_format=torch.channels_last)
         for rows, part in parts:
-            out[torch.tensor(rows, device=self.device)] = part
+            out[_to_device(torch.tensor(rows), self.device)] = part
         return out
 
     def _resized(self, images: list[npt.NDArray[np.uint8]]) -> Tensor:
@@ -529,3 +530,11 @@ def _upload(images: list[npt.NDArray[np.uint8]], device: torch.device) -> Tensor
         np.stack(images, out=host.numpy())
         return host.to(device, non_blocking=True)
     return torch.from_numpy(np.stack(images))
+
+
+def _to_device(host: Tensor, device: torch.device) -> Tensor:
+    """A copy of a small host tensor on `device`; for CUDA through pinned memory and without
+    blocking: a copy from pageable memory would wait for everything queued on the stream."""
+    if device.type != "cuda":
+        return host.to(device)
+    return host.pin_memory().to(device, non_blocking=True)

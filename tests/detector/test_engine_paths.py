@@ -163,6 +163,26 @@ def test_cpu_upload_uses_no_pinned_memory(monkeypatch):
     np.testing.assert_array_equal(out.numpy(), np.stack(images))
 
 
+def test_small_tensors_reach_cuda_through_pinned_memory_without_blocking(monkeypatch):
+    # frame sizes and the rows of mixed-size batches: from pageable memory the copy would
+    # wait for the stream, i.e. for the batch before
+    pinned: list[torch.Tensor] = []
+
+    def fake_pin_memory(self: torch.Tensor) -> torch.Tensor:
+        pinned.append(self)
+        return self.clone().as_subclass(_RecordingTensor)
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", fake_pin_memory)
+    _RecordingTensor.calls = []
+    host = torch.tensor([[240.0, 320.0], [120.0, 160.0]])
+    out = engine._to_device(host, CUDA)
+    assert len(pinned) == 1 and pinned[0] is host
+    assert _RecordingTensor.calls == [((CUDA,), {"non_blocking": True})]
+    torch.testing.assert_close(out, host)
+    _RecordingTensor.calls = []
+    assert engine._to_device(host, CPU) is host and pinned == [host]  # the CPU: nothing to copy
+
+
 @pytest.mark.parametrize("size", [(10, 9), (9, 10), (10, 10), (7, 7)])
 def test_same_conv_grown_kernel_equals_explicit_tf_padding(size):
     torch.manual_seed(0)
