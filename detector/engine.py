@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import itertools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -193,8 +194,11 @@ def resolve_label_filter(
 class StageTimes:
     """Seconds `Detector.detect` spent per stage, added up over batches.
 
-    On CUDA each stage ends with a device synchronisation, so the figures are honest but
-    the overlap between host and device work is lost while they are being measured.
+    `postprocess_s` is counted where post-processing runs: in `PendingDetections.result` on
+    CUDA; on the CPU in `Detector.submit`, plus the unpacking in `result`. On CUDA, while
+    stage times are asked for, `submit` synchronises the device after preparing and after
+    the forward pass, so the figures are honest but the overlap between host and device
+    work, and between batches, is lost while they are being measured.
     """
 
     batches: int = 0
@@ -228,48 +232,29 @@ class _Clock:
 
 
 class PendingDetections:
-    """The detections of one submitted batch, possibly still on their way from the device.
+    """The detections of one submitted batch, possibly not computed yet.
 
-    Holds the batch's `BatchDetections.packed` rows in host memory: on CUDA a pinned buffer
-    that a non-blocking copy is filling, with an event recorded after that copy.
+    `rows` is the batch's `BatchDetections.packed` rows (float32 [N, PACKED_COLUMNS]) in host
+    memory, or a function that computes them there: on CUDA `Detector.submit` hands over the
+    post-processing of a batch whose forward pass is still on the device.
     """
 
     def __init__(
         self,
-        packed: Tensor,
+        rows: Tensor | Callable[[], Tensor],
         batch_size: int,
-        copied: torch.cuda.Event | None = None,
         times: StageTimes | None = None,
     ) -> None:
-        self._packed = packed  # float32 [N, PACKED_COLUMNS] on the host
+        self._rows = rows
         self._batch_size = batch_size
-        self._copied = copied
         self._times = times
 
-    @classmethod
-    def download(
-        cls,
-        packed: Tensor,
-        batch_size: int,
-        device: torch.device,
-        times: StageTimes | None = None,
-    ) -> PendingDetections:
-        """Starts copying `packed` (float32 [N, PACKED_COLUMNS] on `device`) to the host: for
-        CUDA into pinned memory without blocking; a CPU tensor is used as it is."""
-        if device.type != "cuda":
-            return cls(packed, batch_size, None, times)
-        host = torch.empty(packed.shape, dtype=packed.dtype, pin_memory=True)
-        host.copy_(packed, non_blocking=True)
-        copied = torch.cuda.Event()
-        copied.record(torch.cuda.current_stream(device))
-        return cls(host, batch_size, copied, times)
-
     def result(self) -> list[Detections]:
-        """One `Detections` per frame of the batch; waits for this batch's copy only."""
+        """One `Detections` per frame of the batch. On CUDA this post-processes the batch on
+        the detector's side stream and waits for that stream only."""
         started = time.perf_counter()
-        if self._copied is not None:
-            self._copied.synchronize()
-        detections = unpack_detections(self._packed.numpy(), self._batch_size)
+        packed = self._rows() if callable(self._rows) else self._rows
+        detections = unpack_detections(packed.numpy(), self._batch_size)
         if self._times is not None:
             self._times.postprocess_s += time.perf_counter() - started
         return detections
@@ -356,9 +341,12 @@ class Detector:
                 self.runtime = "torch"
         self.stage_times: StageTimes | None = None
         """Set to a `StageTimes` to have `detect` add up its time per stage (benchmarks)."""
-        self.pipelined = self.device.type == "cuda"
-        """Whether `submit` returns before the device has finished the batch (CUDA); on the
-        CPU it does all the work, so submitting ahead would overlap nothing."""
+        self._side_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        """CUDA: the stream that post-processes a batch (in `PendingDetections.result`) while
+        the next batch's forward pass runs on the current one."""
+        self.pipelined = self._side_stream is not None
+        """Whether `submit` returns before the batch is detected (CUDA: it only enqueues the
+        forward pass); on the CPU it does all the work, so submitting ahead overlaps nothing."""
         self.labels = label_map
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
@@ -412,44 +400,88 @@ class Detector:
     def submit(self, frames: Sequence[Frame]) -> PendingDetections:
         """Starts detecting `frames`; `.result()` of what it returns equals `detect(frames)`.
 
-        On CUDA every step is enqueued and the results start their copy to the host without
-        blocking, so the caller may submit the next batch before collecting this one
-        (`pipelined`). Post-processing still waits for the forward pass, as its output sizes
-        depend on the data (score threshold, NMS). On the CPU all the work is done here.
+        On CUDA this stacks the frames into pinned memory and enqueues their upload, resize and
+        forward pass on the current stream, then returns without waiting for the device:
+        post-processing, whose data-dependent sizes make the host wait, runs in `.result()` on
+        a side stream, so the caller may first submit the next batch (`pipelined`). On the
+        CPU all the work is done here.
         """
         if not frames:
             return PendingDetections(torch.zeros((0, PACKED_COLUMNS)), 0)
         clock = _Clock(self.stage_times, self.device)
+        sizes = [(f.height, f.width) for f in frames]
         with torch.inference_mode():
             images = self._model_input(frames)
             clock.lap("prepare_s")
             with self.autocast():
                 box_regression, class_logits = self.forward(images)
             clock.lap("forward_s")
-            model = self.model
-            result = postprocess(
-                box_regression,
-                class_logits,
-                anchors=model.anchors,
-                box_coder=model.box_coder,
-                score_fn=model.score_fn,
-                background_class=model.background_class,
-                score_threshold=self.score_threshold,
-                nms_threshold=self.nms_threshold,
-                max_detections=self.max_detections,
-                pre_nms_top_k=self.pre_nms_top_k,
-                classes=self.classes,
-            )
-            sizes = torch.tensor(
-                [(f.height, f.width) for f in frames], dtype=torch.float32, device=self.device
-            )
-            packed = result.scaled(sizes).packed()
-            pending = PendingDetections.download(
-                packed, len(frames), self.device, self.stage_times
-            )
-            clock.lap("postprocess_s")
             clock.count(len(frames))
-            return pending
+            if self._side_stream is not None:
+                forwarded = torch.cuda.Event()
+                forwarded.record(torch.cuda.current_stream(self.device))
+                finish = functools.partial(
+                    self._finish, self._side_stream, box_regression, class_logits, sizes, forwarded
+                )
+                return PendingDetections(finish, len(frames), self.stage_times)
+            packed = self._packed(box_regression, class_logits, sizes)
+            clock.lap("postprocess_s")
+            return PendingDetections(packed, len(frames), self.stage_times)
+
+    def _packed(
+        self, box_regression: Tensor, class_logits: Tensor, sizes: Sequence[tuple[int, int]]
+    ) -> Tensor:
+        """float32 [N, PACKED_COLUMNS] detections of a batch, on the device, boxes in pixels.
+
+        box_regression [B, A, 4] and class_logits [B, A, C] are the forward outputs, any float
+        dtype (post-processing is float32); sizes: (H, W) of each frame. Runs on the current
+        stream, which it waits for where sizes depend on the data.
+        """
+        model = self.model
+        result = postprocess(
+            box_regression,
+            class_logits,
+            anchors=model.anchors,
+            box_coder=model.box_coder,
+            score_fn=model.score_fn,
+            background_class=model.background_class,
+            score_threshold=self.score_threshold,
+            nms_threshold=self.nms_threshold,
+            max_detections=self.max_detections,
+            pre_nms_top_k=self.pre_nms_top_k,
+            classes=self.classes,
+        )
+        scale = _to_device(torch.tensor(sizes, dtype=torch.float32), self.device)
+        return result.scaled(scale).packed()
+
+    def _finish(
+        self,
+        stream: torch.cuda.Stream,
+        box_regression: Tensor,
+        class_logits: Tensor,
+        sizes: Sequence[tuple[int, int]],
+        forwarded: torch.cuda.Event,
+    ) -> Tensor:
+        """Post-processes a batch forwarded on CUDA; float32 [N, PACKED_COLUMNS] host rows.
+
+        Runs on `stream` (the side stream) once `forwarded`, recorded on the main stream after
+        the forward pass, has happened: the next batch's forward pass, already enqueued on the
+        main stream, runs meanwhile. The rows are copied into pinned memory; only `stream`'s
+        copy is waited for, never the whole device.
+        """
+        with torch.inference_mode(), torch.cuda.stream(stream):
+            stream.wait_event(forwarded)
+            for output in (box_regression, class_logits):
+                # Made on the main stream: without this the caching allocator could hand
+                # their memory out there again before the side stream is done reading it.
+                output.record_stream(stream)
+            packed = self._packed(box_regression, class_logits, sizes)
+            host = torch.empty(packed.shape, dtype=packed.dtype, pin_memory=True)
+            host.copy_(packed, non_blocking=True)
+            copied = torch.cuda.Event()
+            copied.record(stream)
+        copied.synchronize()
+        return host
 
     def autocast(self) -> contextlib.AbstractContextManager[object]:
         """The autocast context of the configured precision (a no-op for fp32)."""
@@ -500,7 +532,7 @@ class Detector:
             device=self.device,
         ).contiguous(memory_format=torch.channels_last)
         for rows, part in parts:
-            out[torch.tensor(rows, device=self.device)] = part
+            out[_to_device(torch.tensor(rows), self.device)] = part
         return out
 
     def _resized(self, images: list[npt.NDArray[np.uint8]]) -> Tensor:
@@ -534,3 +566,11 @@ def _upload(images: list[npt.NDArray[np.uint8]], device: torch.device) -> Tensor
         np.stack(images, out=host.numpy())
         return host.to(device, non_blocking=True)
     return torch.from_numpy(np.stack(images))
+
+
+def _to_device(host: Tensor, device: torch.device) -> Tensor:
+    """A copy of a small host tensor on `device`; for CUDA through pinned memory and without
+    blocking: a copy from pageable memory would wait for everything queued on the stream."""
+    if device.type != "cuda":
+        return host.to(device)
+    return host.pin_memory().to(device, non_blocking=True)

@@ -1,8 +1,11 @@
 """The engine's fast paths give the answers of the plain ones, and pick CUDA-only paths
-(pinned memory, autocast) only for CUDA devices. Runs on the CPU."""
+(pinned memory, autocast, post-processing on a side stream) only for CUDA devices. Runs on
+the CPU: the CUDA paths are taken with CUDA's calls faked."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -163,6 +166,26 @@ def test_cpu_upload_uses_no_pinned_memory(monkeypatch):
     np.testing.assert_array_equal(out.numpy(), np.stack(images))
 
 
+def test_small_tensors_reach_cuda_through_pinned_memory_without_blocking(monkeypatch):
+    # frame sizes and the rows of mixed-size batches: from pageable memory the copy would
+    # wait for the stream, i.e. for the batch before
+    pinned: list[torch.Tensor] = []
+
+    def fake_pin_memory(self: torch.Tensor) -> torch.Tensor:
+        pinned.append(self)
+        return self.clone().as_subclass(_RecordingTensor)
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", fake_pin_memory)
+    _RecordingTensor.calls = []
+    host = torch.tensor([[240.0, 320.0], [120.0, 160.0]])
+    out = engine._to_device(host, CUDA)
+    assert len(pinned) == 1 and pinned[0] is host
+    assert _RecordingTensor.calls == [((CUDA,), {"non_blocking": True})]
+    torch.testing.assert_close(out, host)
+    _RecordingTensor.calls = []
+    assert engine._to_device(host, CPU) is host and pinned == [host]  # the CPU: nothing to copy
+
+
 @pytest.mark.parametrize("size", [(10, 9), (9, 10), (10, 10), (7, 7)])
 def test_same_conv_grown_kernel_equals_explicit_tf_padding(size):
     torch.manual_seed(0)
@@ -196,11 +219,15 @@ def assert_same_detections(ours: list[Any], expected: list[Any]) -> None:
         np.testing.assert_array_equal(a.track_id, b.track_id)
 
 
+def two_batches() -> tuple[list[Frame], list[Frame]]:
+    """Two batches of people; the first has mixed sizes and a blank frame (nobody in it)."""
+    blank = Frame("cam", 9, 0.0, 0.0, np.full((120, 160, 3), 128, np.uint8))
+    return [*photo_frames(2), blank, *photo_frames(1)], photo_frames(2)[::-1]
+
+
 def test_submitted_batches_collected_later_give_the_detections_of_detect(person):
     detector = Detector(person, PERSON, "cpu", score_threshold=0.05, runtime="torch")
-    blank = Frame("cam", 9, 0.0, 0.0, np.full((120, 160, 3), 128, np.uint8))
-    first = [*photo_frames(2), blank, *photo_frames(1)]  # mixed sizes, nobody in the blank
-    second = photo_frames(2)[::-1]
+    first, second = two_batches()
     expected_first, expected_second = detector.detect(first), detector.detect(second)
     assert [len(d) > 0 for d in expected_first] == [True, True, False, True]
     # as the pipelined loop does: the next batch is submitted before the last one is collected
@@ -211,60 +238,215 @@ def test_submitted_batches_collected_later_give_the_detections_of_detect(person)
     assert detector.submit([]).result() == []
 
 
+def test_cpu_submit_post_processes_at_once(person, monkeypatch):
+    calls: list[int] = []
+    real_postprocess = engine.postprocess
+
+    def postprocess(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real_postprocess(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "postprocess", postprocess)
+    detector = Detector(person, PERSON, "cpu", runtime="torch")
+    pending = detector.submit(frames(2))
+    assert calls == [1]
+    pending.result()
+    assert calls == [1]
+
+
 def test_only_cuda_detectors_pipeline(person):
-    assert Detector(person, PERSON, "cpu").pipelined is False
+    detector = Detector(person, PERSON, "cpu")
+    assert detector.pipelined is False and detector._side_stream is None
+
+
+class _FakeStream:
+    """Stands in for a `torch.cuda.Stream`: logs what is asked of it."""
+
+    def __init__(self, name: str, log: list[tuple[Any, ...]]) -> None:
+        self.name = name
+        self.log = log
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def wait_event(self, event: _FakeEvent) -> None:
+        self.log.append(("wait_event", self, event))
+
+    def synchronize(self) -> None:
+        self.log.append(("stream synchronize", self))
 
 
 class _FakeEvent:
-    """Stands in for `torch.cuda.Event`: records what is asked of it."""
+    """Stands in for `torch.cuda.Event`: logs what is asked of it."""
 
-    made: ClassVar[list[_FakeEvent]] = []
+    log: ClassVar[list[tuple[Any, ...]]] = []
 
-    def __init__(self) -> None:
-        self.recorded_on: list[object] = []
-        self.waits = 0
-        _FakeEvent.made.append(self)
-
-    def record(self, stream: object) -> None:
-        self.recorded_on.append(stream)
+    def record(self, stream: _FakeStream) -> None:
+        self.log.append(("record", self, stream))
 
     def synchronize(self) -> None:
-        self.waits += 1
+        self.log.append(("event synchronize", self))
 
 
-class _CopyRecordingTensor(torch.Tensor):
-    """Records `copy_` calls, then copies (stands in for a pinned host buffer)."""
+class _PinnedTensor(torch.Tensor):
+    """A host buffer from `torch.empty(..., pin_memory=True)`: logs `copy_`, then copies."""
 
-    calls: ClassVar[list[dict[str, Any]]] = []
+    log: ClassVar[list[tuple[Any, ...]]] = []
+    current: ClassVar[list[_FakeStream]] = []
 
     def copy_(self, src: torch.Tensor, non_blocking: bool = False) -> torch.Tensor:  # type: ignore[override]
-        _CopyRecordingTensor.calls.append({"non_blocking": non_blocking})
+        self.log.append(("copy", self.current[-1], non_blocking))
         return self.as_subclass(torch.Tensor).copy_(src)
 
 
-def test_cuda_results_copy_into_pinned_memory_and_wait_on_their_own_event(monkeypatch):
-    pinned: list[bool] = []
-    real_empty = torch.empty
+class _FakeCuda:
+    """A CPU detector made to take its CUDA path, every CUDA call faked and logged in `log`
+    as ("what", ...) tuples; the work itself runs on the CPU, so results can be compared."""
 
-    def fake_empty(*shape: Any, **kwargs: Any) -> torch.Tensor:
-        pinned.append(bool(kwargs.pop("pin_memory", False)))
-        return real_empty(*shape, **kwargs).as_subclass(_CopyRecordingTensor)
+    def __init__(self, detector: Detector, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.detector = detector
+        self.log: list[tuple[Any, ...]] = []
+        self.main, self.side = _FakeStream("main", self.log), _FakeStream("side", self.log)
+        self.current = [self.main]  # the current stream, innermost `torch.cuda.stream` last
+        self.outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        _FakeEvent.log = _PinnedTensor.log = self.log
+        _PinnedTensor.current = self.current
+        real_empty, real_postprocess, real_forward = torch.empty, engine.postprocess, detector.forward
 
-    stream = object()
-    monkeypatch.setattr(torch, "empty", fake_empty)
-    monkeypatch.setattr(torch.cuda, "Event", _FakeEvent)
-    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: stream)
-    monkeypatch.setattr(torch.cuda, "synchronize", pytest.fail)  # never the whole device
-    _FakeEvent.made, _CopyRecordingTensor.calls = [], []
-    packed = torch.tensor(  # x1 y1 x2 y2 score label image: one box in image 0, two in 2
-        [[1, 2, 3, 4, 0.9, 1, 0], [5, 6, 7, 8, 0.8, 1, 2], [0, 0, 9, 9, 0.7, 1, 2]]
-    )
-    pending = engine.PendingDetections.download(packed, 3, CUDA)
-    assert pinned == [True]
-    assert _CopyRecordingTensor.calls == [{"non_blocking": True}]
-    (event,) = _FakeEvent.made
-    assert event.recorded_on == [stream] and event.waits == 0  # nothing waited for yet
-    detections = pending.result()
-    assert event.waits == 1
-    assert [len(d) for d in detections] == [1, 0, 2]
-    np.testing.assert_array_equal(detections[2].xyxy, [[5, 6, 7, 8], [0, 0, 9, 9]])
+        def fake_empty(*shape: Any, **kwargs: Any) -> torch.Tensor:
+            if not kwargs.pop("pin_memory", False):
+                return real_empty(*shape, **kwargs)
+            self.log.append(("pinned",))
+            return real_empty(*shape, **kwargs).as_subclass(_PinnedTensor)
+
+        @contextlib.contextmanager
+        def fake_stream(stream: _FakeStream) -> Iterator[None]:
+            self.current.append(stream)
+            try:
+                yield
+            finally:
+                self.current.pop()
+
+        def forward(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            self.log.append(("forward", self.current[-1]))
+            outputs = real_forward(images)
+            self.outputs.append(outputs)
+            return outputs
+
+        def postprocess(*args: Any, **kwargs: Any) -> Any:
+            self.log.append(("postprocess", self.current[-1]))
+            return real_postprocess(*args, **kwargs)
+
+        def record_stream(tensor: torch.Tensor, stream: _FakeStream) -> None:
+            self.log.append(("record_stream", tensor, stream))
+
+        monkeypatch.setattr(torch, "empty", fake_empty)
+        monkeypatch.setattr(torch.cuda, "Event", _FakeEvent)
+        monkeypatch.setattr(torch.cuda, "current_stream", lambda device: self.current[-1])
+        monkeypatch.setattr(torch.cuda, "stream", fake_stream)
+        monkeypatch.setattr(torch.cuda, "synchronize", pytest.fail)  # never the whole device
+        monkeypatch.setattr(torch.Tensor, "record_stream", record_stream)
+        monkeypatch.setattr(engine, "postprocess", postprocess)
+        monkeypatch.setattr(detector, "forward", forward)
+        monkeypatch.setattr(detector, "_side_stream", self.side)
+        monkeypatch.setattr(detector, "pipelined", True)
+
+    def calls(self, what: str) -> list[tuple[Any, ...]]:
+        return [entry for entry in self.log if entry[0] == what]
+
+
+@pytest.fixture(scope="module")
+def expected(person) -> tuple[list[Any], list[Any]]:
+    """`detect` of `two_batches()` by a plain CPU detector."""
+    detector = Detector(person, PERSON, "cpu", score_threshold=0.05, runtime="torch")
+    first, second = two_batches()
+    return detector.detect(first), detector.detect(second)
+
+
+@pytest.fixture
+def fake_cuda(person, monkeypatch) -> _FakeCuda:
+    detector = Detector(person, PERSON, "cpu", score_threshold=0.05, runtime="torch")
+    return _FakeCuda(detector, monkeypatch)
+
+
+def test_cuda_submit_only_enqueues_the_forward_pass_and_records_an_event_after_it(fake_cuda):
+    fake_cuda.detector.submit(two_batches()[0])
+    (event,) = [entry[1] for entry in fake_cuda.calls("record")]
+    # no post-processing, no copy, no wait of any kind
+    assert fake_cuda.log == [("forward", fake_cuda.main), ("record", event, fake_cuda.main)]
+
+
+def test_cuda_result_post_processes_once_on_the_side_stream_after_the_forward_event(fake_cuda):
+    pending = fake_cuda.detector.submit(two_batches()[0])
+    (forwarded,) = [entry[1] for entry in fake_cuda.calls("record")]
+    del fake_cuda.log[:]
+    pending.result()
+    side = fake_cuda.side
+    assert fake_cuda.calls("postprocess") == [("postprocess", side)]
+    assert fake_cuda.log[0] == ("wait_event", side, forwarded)  # before anything else
+
+
+def test_cuda_forward_outputs_are_recorded_on_the_side_stream_before_it_reads_them(fake_cuda):
+    fake_cuda.detector.submit(two_batches()[0]).result()
+    (outputs,) = fake_cuda.outputs
+    recorded = fake_cuda.calls("record_stream")
+    assert len(recorded) == len(outputs) == 2
+    for (_, tensor, stream), output in zip(recorded, outputs, strict=True):
+        assert tensor is output and stream is fake_cuda.side
+    whats = [entry[0] for entry in fake_cuda.log]
+    last_recorded = len(whats) - 1 - whats[::-1].index("record_stream")
+    assert last_recorded < whats.index("postprocess")
+
+
+def test_cuda_results_copy_into_pinned_memory_on_the_side_stream_and_wait_for_it_only(
+    fake_cuda,
+):
+    fake_cuda.detector.submit(two_batches()[0]).result()
+    side = fake_cuda.side
+    after_postprocess = fake_cuda.log[fake_cuda.log.index(("postprocess", side)) + 1 :]
+    (copied,) = [e[1] for e in fake_cuda.calls("record") if e[2] is side]
+    assert after_postprocess == [
+        ("pinned",),
+        ("copy", side, True),
+        ("record", copied, side),
+        ("event synchronize", copied),  # the only wait: no stream or device synchronize
+    ]
+    assert fake_cuda.calls("event synchronize") == [("event synchronize", copied)]
+
+
+def test_cuda_batches_submitted_ahead_then_collected_give_the_detections_of_detect(
+    fake_cuda, expected
+):
+    first, second = two_batches()
+    pending_first = fake_cuda.detector.submit(first)
+    pending_second = fake_cuda.detector.submit(second)
+    assert fake_cuda.calls("postprocess") == []
+    assert_same_detections(pending_first.result(), expected[0])
+    assert_same_detections(pending_second.result(), expected[1])
+    # batch 2's forward pass was enqueued before batch 1's post-processing
+    assert [entry[0] for entry in fake_cuda.log if entry[0] in ("forward", "postprocess")] == [
+        "forward",
+        "forward",
+        "postprocess",
+        "postprocess",
+    ]
+    assert fake_cuda.detector.detect([]) == []
+
+
+def test_cuda_post_processing_time_is_counted_in_result(fake_cuda):
+    times = fake_cuda.detector.stage_times = engine.StageTimes()
+    pending = fake_cuda.detector.submit(two_batches()[1])
+    assert times.prepare_s > 0 and times.forward_s > 0 and times.postprocess_s == 0
+    assert (times.batches, times.images) == (1, 2)
+    pending.result()
+    assert times.postprocess_s > 0
+
+
+def test_cuda_post_processing_errors_surface_from_result(fake_cuda, monkeypatch):
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("post-processing broke")
+
+    monkeypatch.setattr(engine, "postprocess", broken)
+    pending = fake_cuda.detector.submit(two_batches()[1])
+    with pytest.raises(RuntimeError, match="post-processing broke"):
+        pending.result()
