@@ -92,24 +92,24 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return torch.float16 if choice == "fp16" else torch.bfloat16
 
 
-Runtime = Literal["auto", "torch", "onnxruntime"]
-RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnxruntime")
+Runtime = Literal["auto", "torch", "compile", "onnxruntime"]
+RUNTIMES: tuple[str, ...] = ("auto", "torch", "compile", "onnxruntime")
 
 
 def resolve_runtime(
     runtime: str, device: torch.device, exact_resize: bool = False, int8: bool = False
 ) -> str:
-    """"torch" or "onnxruntime": what runs the network for `runtime` on `device`.
+    """"torch", "compile" or "onnxruntime": what runs the network for `runtime` on `device`.
 
     "auto" is ONNX Runtime on the CPU when it is installed (about twice PyTorch's speed
     there, docs/performance.md) and PyTorch otherwise, CUDA included; `int8` networks run
-    on ONNX Runtime only.
+    on ONNX Runtime only. "compile" is PyTorch with `torch.compile` (`CompiledNetwork`).
     """
     choice = runtime.strip().lower()
     if choice not in RUNTIMES:
         raise ModelConfigError(f"invalid runtime {runtime!r}; use one of: {', '.join(RUNTIMES)}")
     if int8:
-        if choice == "torch":
+        if choice in ("torch", "compile"):
             raise ModelConfigError(
                 "precision int8 runs on onnxruntime; set `detector.runtime` to auto or onnxruntime"
             )
@@ -131,6 +131,27 @@ def resolve_runtime(
         use_onnx = device.type == "cpu" and not exact_resize and onnxruntime_available()
         return "onnxruntime" if use_onnx else "torch"
     return choice
+
+
+class CompiledNetwork:
+    """A prepared SSD under `torch.compile` (inductor, fixed shapes: each new batch size
+    compiles again, tens of seconds each). On CUDA it replays CUDA graphs (mode
+    "reduce-overhead"), which removes the per-kernel launch cost of small batches."""
+
+    def __init__(self, model: SSD, device: torch.device) -> None:
+        self.cuda_graphs = device.type == "cuda"
+        mode = "reduce-overhead" if self.cuda_graphs else None
+        self.network = torch.compile(model, mode=mode, dynamic=False)
+
+    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """images [B, 3, H, W] -> box_regression [B, A, 4], class_logits [B, A, C]."""
+        if not self.cuda_graphs:
+            return self.network(images)
+        torch.compiler.cudagraph_mark_step_begin()
+        box_regression, class_logits = self.network(images)
+        # A graph's replay writes its outputs into the same memory every time: the next
+        # batch's forward pass would overwrite these while `result` still reads them.
+        return box_regression.clone(), class_logits.clone()
 
 
 def fold_batch_norms(module: nn.Module) -> nn.Module:
@@ -279,9 +300,10 @@ class Detector:
         exact_resize: on the CPU, resize in float32 exactly as torchvision's transform does
             (~10x slower); by default the CPU resizes the uint8 pixels, which rounds every
             input value to a whole grey level (at most 1 off). CUDA always resizes in float.
-        runtime: what runs the network: "torch", "onnxruntime" (CPU only: the network is
-            exported to ONNX once and cached, `detector.onnx_runtime`), or "auto"
-            (`resolve_runtime`); "auto" falls back to torch if the export fails.
+        runtime: what runs the network: "torch", "compile" (torch with `torch.compile`,
+            `CompiledNetwork`), "onnxruntime" (CPU only: the network is exported to ONNX
+            once and cached, `detector.onnx_runtime`), or "auto" (`resolve_runtime`);
+            "auto" falls back to torch if the export fails.
         calibration: for precision int8, RGB frames [H, W, 3] like those the model will
             see, on which the int8 activation ranges are measured (default: frames of the
             bundled sample clip, `detector.quantize.DEFAULT_CALIBRATION`).
@@ -328,6 +350,9 @@ class Detector:
         self.int8 = precision.strip().lower() == "int8"
         self.runtime = resolve_runtime(runtime, self.device, exact_resize, self.int8)
         self._onnx: OnnxRuntimeForward | None = None
+        self._compiled: CompiledNetwork | None = None
+        if self.runtime == "compile":
+            self._compiled = CompiledNetwork(self.model, self.device)
         if self.runtime == "onnxruntime":
             try:
                 height, width = model.input_size
@@ -496,10 +521,11 @@ class Detector:
         With ONNX Runtime the whole batch goes at once, as uint8."""
         if self._onnx is not None:
             return self._onnx(images)
+        network = self._compiled or self.model
         step = self.micro_batch
         if step is None or images.shape[0] <= step:
-            return self.model(images)
-        outputs = [self.model(chunk) for chunk in images.split(step)]
+            return network(images)
+        outputs = [network(chunk) for chunk in images.split(step)]
         return (
             torch.cat([o[0] for o in outputs]),
             torch.cat([o[1] for o in outputs]),

@@ -44,7 +44,11 @@ if TYPE_CHECKING:
 
 DEFAULT_CLIP = "samples/pedestrians.mp4"
 PRECISION_CHOICES = ("fp32", "fp16", "bf16", "int8")
-RUNTIME_PRECISIONS = {"torch": ("fp32", "fp16", "bf16"), "onnxruntime": ("fp32", "int8")}
+RUNTIME_PRECISIONS = {
+    "torch": ("fp32", "fp16", "bf16"),
+    "compile": ("fp32", "fp16", "bf16"),
+    "onnxruntime": ("fp32", "int8"),
+}
 DEFAULT_MODELS = ("person_ssdlite", "ssdlite320_mobilenet_v3_large", "ssd300_vgg16")
 
 
@@ -176,8 +180,8 @@ def _sync(device: torch.device) -> None:
 def model_variants(
     device: torch.device, runtimes: Sequence[str] | None, precisions: Sequence[str] | None
 ) -> list[tuple[str, str]]:
-    """(runtime, precision) pairs to measure: torch runs fp32 (and fp16/bf16 on CUDA),
-    ONNX Runtime fp32 and int8, on the CPU only."""
+    """(runtime, precision) pairs to measure: torch and compile run fp32 (and fp16/bf16 on
+    CUDA), ONNX Runtime fp32 and int8, on the CPU only."""
     from detector.engine import resolve_runtime
 
     if not runtimes:
@@ -610,7 +614,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtime",
         default="auto",
-        choices=("auto", "torch", "onnxruntime"),
+        choices=("auto", "torch", "compile", "onnxruntime"),
         help="end-to-end runtime, as `detector.runtime` (auto)",
     )
     parser.add_argument(
@@ -620,8 +624,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="end-to-end precision, as `detector.precision` (auto)",
     )
     parser.add_argument(
-        "--runtimes", nargs="+", choices=("torch", "onnxruntime"),
-        help="model-only runtimes (default: torch, and onnxruntime on the CPU when installed)",
+        "--runtimes", nargs="+", choices=("torch", "compile", "onnxruntime"),
+        help="model-only runtimes (default: torch, and onnxruntime on the CPU when installed; "
+             "compile: torch.compile, with CUDA graphs on CUDA)",
     )  # fmt: skip
     parser.add_argument(
         "--threads",

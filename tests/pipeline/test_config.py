@@ -117,6 +117,7 @@ def test_int8_is_refused_where_it_cannot_run_and_calibration_only_serves_int8(
         "detector (line 4): precision int8 runs on onnxruntime: set runtime to "
         "auto or onnxruntime"
     ]
+    assert "int8 runs on onnxruntime" in _problems(head + "  precision: int8\n  runtime: compile\n")[0]
     assert "runs on the CPU only" in _problems(head + "  precision: int8\n  device: cuda\n")[0]
     assert "only used with precision: int8" in _problems(head + f"  calibration: {video}\n")[0]
     missing = _problems(head + "  precision: int8\n  calibration: gone.mp4\n")
