@@ -16,6 +16,7 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -174,17 +175,12 @@ class OnnxRuntimeForward:
             _touch(quantized)
             return quantized, False
         log.warning("quantizing %s to int8 on %d calibration frames", name, len(calibration))
-        partial = quantized.with_name(f"{quantized.stem}.{os.getpid()}.partial")
-        try:
-            quantize_int8(path, partial, calibration, INPUT)
-            os.replace(partial, quantized)
-        except Exception as exc:  # the quantizer raises many types; all mean the same here
-            partial.unlink(missing_ok=True)
-            raise ModelConfigError(
-                f"cannot quantize {name} to int8: {_first_line(exc)}; use `detector.precision: "
-                "fp32`"
-            ) from exc
-        prune(quantized.parent, keep=quantized)
+        _write_cached(
+            quantized,
+            lambda partial: quantize_int8(path, partial, calibration, INPUT),
+            f"quantize {name} to int8",
+            "use `detector.precision: fp32`",
+        )
         return quantized, True
 
     @staticmethod
@@ -209,18 +205,30 @@ class OnnxRuntimeForward:
             name,
             folder,
         )
-        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial")
-        try:
-            export_onnx(model, partial)
-            os.replace(partial, path)  # atomic: another process never sees half a file
-        except Exception as exc:  # the exporter raises many types; all mean the same here
-            partial.unlink(missing_ok=True)
-            raise ModelConfigError(
-                f"cannot export {name} to ONNX for onnxruntime: {_first_line(exc)}; "
-                "set `detector.runtime: torch`"
-            ) from exc
-        prune(folder, keep=path)
+        _write_cached(
+            path,
+            lambda partial: export_onnx(model, partial),
+            f"export {name} to ONNX for onnxruntime",
+            "set `detector.runtime: torch`",
+        )
         return path, True
+
+
+def _write_cached(path: Path, write: Callable[[Path], None], action: str, fix: str) -> None:
+    """Make the cache file `path` with `write(partial file)`, then rename it into place
+    (atomic: another process never sees half a file) and prune the cache.
+
+    Raises:
+        ModelConfigError: "cannot {action}: {why}; {fix}", the partial file removed.
+    """
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.partial")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    except Exception as exc:  # the exporter and quantizer raise many types; all mean the same
+        partial.unlink(missing_ok=True)
+        raise ModelConfigError(f"cannot {action}: {_first_line(exc)}; {fix}") from exc
+    prune(path.parent, keep=path)
 
 
 def prune(folder: Path, keep: Path, files: int | None = None) -> None:

@@ -197,7 +197,7 @@ def test_runtime_auto_without_the_packages_is_torch(monkeypatch: pytest.MonkeyPa
     [
         ("onnxruntime", CUDA, False, "runs on the CPU only"),
         ("onnxruntime", CPU, True, "exact_resize .* needs runtime torch"),
-        ("tensorrt", CPU, False, "invalid runtime 'tensorrt'.*auto, torch, onnxruntime"),
+        ("tensorrt", CPU, False, "invalid runtime 'tensorrt'.*auto, torch, compile, onnxruntime"),
     ],
 )
 def test_impossible_runtime_choices_are_config_errors(
