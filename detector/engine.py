@@ -295,8 +295,9 @@ class Detector:
         pre_nms_top_k: at most this many (box, class) candidates per frame enter NMS.
         precision: "auto" (fp16 autocast on CUDA, fp32 on the CPU), "fp32", "fp16", "bf16",
             or "int8" (CPU only: an int8 copy of the network run by ONNX Runtime).
-        micro_batch: images per forward pass (default: all on CUDA, `CPU_MICRO_BATCH` on
-            the CPU); postprocessing still runs once per batch.
+        micro_batch: images per torch forward pass (default: all on CUDA, `CPU_MICRO_BATCH`
+            on the CPU; ONNX Runtime always takes the whole batch); postprocessing still
+            runs once per batch.
         exact_resize: on the CPU, resize in float32 exactly as torchvision's transform does
             (~10x slower); by default the CPU resizes the uint8 pixels, which rounds every
             input value to a whole grey level (at most 1 off). CUDA always resizes in float.
@@ -343,7 +344,6 @@ class Detector:
             raise ModelConfigError(f"micro_batch must be >= 1, got {micro_batch}")
         self.device = resolve_device(device)
         self.autocast_dtype = resolve_precision(precision, self.device)
-        self.micro_batch = micro_batch or (CPU_MICRO_BATCH if self.device.type == "cpu" else None)
         self.model = prepare_model(model, self.device)
         self.input_size = model.input_size
         self.exact_resize = exact_resize
@@ -364,6 +364,10 @@ class Detector:
                     raise
                 log.warning("%s; running the network with torch instead", exc)
                 self.runtime = "torch"
+        self.micro_batch = micro_batch
+        """Images per torch forward pass; None: the whole batch (ONNX Runtime always)."""
+        if micro_batch is None and self.device.type == "cpu" and self._onnx is None:
+            self.micro_batch = CPU_MICRO_BATCH
         self.stage_times: StageTimes | None = None
         """Set to a `StageTimes` to have `detect` add up its time per stage (benchmarks)."""
         self._side_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None

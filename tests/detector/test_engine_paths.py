@@ -89,7 +89,8 @@ def test_micro_batches_give_the_detections_of_one_pass(person):
 
 
 def test_cpu_uses_small_micro_batches_and_cuda_one_pass(person):
-    assert Detector(person, PERSON, "cpu").micro_batch == engine.CPU_MICRO_BATCH
+    assert Detector(person, PERSON, "cpu", runtime="torch").micro_batch == engine.CPU_MICRO_BATCH
+    assert Detector(person, PERSON, "cpu", runtime="onnxruntime").micro_batch is None
     with pytest.raises(ModelConfigError, match="micro_batch must be >= 1"):
         Detector(person, PERSON, "cpu", micro_batch=0)
 
