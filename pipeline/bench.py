@@ -70,6 +70,8 @@ class EndToEndResult:
     """The real pipeline on `copies` copies of a clip; stage times are busy ms per frame."""
 
     clip: str
+    frame_size: str
+    """W x H of the frames decoded (the clip's, or `--scale`'s)."""
     copies: int
     model: str
     runtime: str
@@ -282,6 +284,46 @@ sinks:
 """
 
 
+def frame_size(clip: str) -> str:
+    """ "W x H" of the clip's video stream."""
+    import av
+
+    with av.open(clip) as container:
+        ctx = container.streams.video[0].codec_context
+        return f"{ctx.width}x{ctx.height}"
+
+
+def scaled_clip(clip: str, size: tuple[int, int], folder: Path) -> str:
+    """`clip` re-encoded as H.264 (libx264 veryfast, CRF 23) at `size` (W, H) into `folder`:
+    to measure at a resolution the clip does not have (`--scale 1920x1080`)."""
+    import av
+
+    width, height = size
+    path = folder / f"scaled_{width}x{height}.mp4"
+    with av.open(clip) as inp, av.open(str(path), "w") as out:
+        source = inp.streams.video[0]
+        stream = out.add_stream("libx264", rate=source.average_rate or 25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "23", "preset": "veryfast"}
+        for frame in inp.decode(source):
+            scaled = frame.reformat(width=width, height=height, format="yuv420p")
+            scaled.pts = None  # numbered by the encoder at the stream's rate
+            out.mux(stream.encode(scaled))
+        out.mux(stream.encode(None))
+    return str(path)
+
+
+def _size(text: str) -> tuple[int, int]:
+    """argparse type of --scale: "WxH", both even (H.264 4:2:0)."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH such as 1920x1080, got {text!r}") from None
+    if width < 2 or height < 2 or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(f"width and height must be even and >= 2, got {text!r}")
+    return width, height
+
+
 def decode_ms_per_frame(clip: str, max_frames: int | None = None) -> tuple[float, int]:
     """Busy time of decoding `clip` to RGB with the pipeline's own source, ms per frame."""
     from pipeline.sources import AVSource
@@ -339,6 +381,7 @@ def bench_end_to_end(clip: str, copies: int, setup: DetectorSetup, repeat: int) 
     stages["decode (separate pass)"] = decode_ms_per_frame(clip)[0]
     return EndToEndResult(
         clip=clip,
+        frame_size=frame_size(clip),
         copies=copies,
         model=setup.model,
         runtime=ran_on,
@@ -518,11 +561,17 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
         setup = DetectorSetup(
             args.model, weights, str(device), args.runtime, args.precision, args.batch_size
         )
-        end_to_end = bench_end_to_end(clip, args.copies, setup, args.repeat)
-        _note(args, f"end to end: {end_to_end.frames_per_s:.1f} frames/s")
-        if not args.skip_naive:
-            naive = bench_naive(clip, args.model, weights, device, args.repeat, default_threads)
-            _note(args, f"naive: {naive.frames_per_s:.1f} frames/s")
+        with tempfile.TemporaryDirectory(prefix="ssd-bench-clip-") as folder:
+            if args.scale:
+                clip = scaled_clip(clip, args.scale, Path(folder))
+                _note(args, f"clip re-encoded at {args.scale[0]}x{args.scale[1]}: {clip}")
+            end_to_end = bench_end_to_end(clip, args.copies, setup, args.repeat)
+            _note(args, f"end to end: {end_to_end.frames_per_s:.1f} frames/s")
+            if not args.skip_naive:
+                naive = bench_naive(
+                    clip, args.model, weights, device, args.repeat, default_threads
+                )
+                _note(args, f"naive: {naive.frames_per_s:.1f} frames/s")
     speedup = None
     if end_to_end is not None and naive is not None:
         speedup = end_to_end.frames_per_s / naive.frames_per_s
@@ -551,6 +600,8 @@ def bench_command(args: argparse.Namespace) -> str:
         parts.append("--precisions " + " ".join(args.precisions))
     if args.runtimes:
         parts.append("--runtimes " + " ".join(args.runtimes))
+    if args.scale:
+        parts.append(f"--scale {args.scale[0]}x{args.scale[1]}")
     for flag in ("skip_model_only", "skip_end_to_end", "skip_naive", "json"):
         if getattr(args, flag):
             parts.append(f"--{flag.replace('_', '-')}")
@@ -574,7 +625,7 @@ def format_report(report: BenchReport) -> str:
     e2e = report.end_to_end
     if e2e is not None:
         lines.append(
-            f"end to end: {e2e.copies} x {e2e.clip}, {e2e.model} ({e2e.runtime} "
+            f"end to end: {e2e.copies} x {e2e.clip} ({e2e.frame_size}), {e2e.model} ({e2e.runtime} "
             f"{e2e.precision}), "
             f"batch {e2e.batch_size}: "
             f"{e2e.frames_per_s:.1f} frames/s ({e2e.frames} frames; runs "
@@ -597,6 +648,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--clip", default=DEFAULT_CLIP, help=f"video file (default {DEFAULT_CLIP})")
     parser.add_argument("--copies", type=int, default=1, help="cameras reading the clip (1)")
+    parser.add_argument(
+        "--scale", type=_size, default=None, metavar="WxH",
+        help="re-encode the clip as H.264 at this size first (e.g. 1920x1080), for the "
+             "end-to-end and naive runs",
+    )  # fmt: skip
     parser.add_argument("--model", default="person_ssdlite", help="end-to-end and naive model")
     parser.add_argument("--batch-size", type=int, default=8, help="end-to-end batch size (8)")
     parser.add_argument(

@@ -46,6 +46,7 @@ def test_bench_json_reports_every_measurement_with_positive_figures(
 
     e2e = report["end_to_end"]
     assert e2e["copies"] == 2 and e2e["frames"] == 24  # every frame of both copies
+    assert e2e["frame_size"] == "160x120"
     assert e2e["runtime"] == "onnxruntime"  # runtime auto on the CPU
     assert e2e["frames_per_s"] > 0 and e2e["seconds"] > 0
     stages = e2e["stages_ms_per_frame"]
@@ -82,6 +83,29 @@ def test_half_precision_on_the_cpu_is_refused_before_measuring(
     code = cli.main(["bench", "--skip-end-to-end", "--precisions", "fp16", "--device", "cpu"])
     assert code == cli.EXIT_USAGE
     assert "precision fp16 needs a CUDA device" in capsys.readouterr().err
+
+
+def test_scale_reencodes_the_clip_for_the_end_to_end_and_naive_runs(
+    synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=6, size=(160, 120))
+    code = cli.main(
+        ["bench", "--json", "--clip", str(clip), "--scale", "96x64", "--skip-model-only",
+         "--repeat", "1", "--batch-size", "2", "--device", "cpu", "--runtime", "torch"]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    e2e = report["end_to_end"]
+    assert e2e["frame_size"] == "96x64" and e2e["frames"] == 6
+    assert report["naive"]["frames"] == 6
+    assert "--scale 96x64" in report["command"]
+
+
+@pytest.mark.parametrize("bad", ["1920", "95x64", "wide"])
+def test_scale_must_be_even_width_by_height(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--scale", bad])
+    assert "--scale" in capsys.readouterr().err
 
 
 def test_int8_is_measured_on_onnxruntime_only(capsys: pytest.CaptureFixture[str]) -> None:
