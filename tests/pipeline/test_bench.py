@@ -108,6 +108,29 @@ def test_scale_must_be_even_width_by_height(bad: str, capsys: pytest.CaptureFixt
     assert "--scale" in capsys.readouterr().err
 
 
+def test_on_cuda_stages_are_timed_in_a_run_of_their_own(
+    synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import runner
+    from pipeline.bench import DetectorSetup, bench_end_to_end
+
+    built: list[object] = []
+    real_build = runner.build_detector
+
+    def cpu_detector(config):  # type: ignore[no-untyped-def]
+        detector = real_build(config.model_copy(update={"device": "cpu"}))
+        built.append(detector)
+        return detector
+
+    monkeypatch.setattr(runner, "build_detector", cpu_detector)
+    clip = synthetic_video("clip.mp4", frames=4, size=(96, 64))
+    setup = DetectorSetup("person_ssdlite", "default", "cuda", runtime="torch", batch_size=2)
+    result = bench_end_to_end(str(clip), 1, setup, repeat=2)
+    assert len(result.runs) == 2 and len(built) == 3  # two counted runs, one timed
+    assert [d.stage_times is not None for d in built] == [False, False, True]  # type: ignore[attr-defined]
+    assert result.stages_ms_per_frame["detect_forward"] > 0
+
+
 def test_int8_is_measured_on_onnxruntime_only(capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(
         ["bench", "--json", "--skip-end-to-end", "--models", "person_ssdlite", "--precisions",
