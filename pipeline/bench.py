@@ -52,6 +52,10 @@ RUNTIME_PRECISIONS = {
 DEFAULT_MODELS = ("person_ssdlite", "ssdlite320_mobilenet_v3_large", "ssd300_vgg16")
 
 
+class BenchError(RuntimeError):
+    """A benchmark run failed (a camera or a sink of the end-to-end pipeline)."""
+
+
 @dataclass
 class ModelResult:
     """Model-only throughput of one (model, runtime, precision, batch size)."""
@@ -258,7 +262,9 @@ class DetectorSetup:
     batch_size: int = 8
 
 
-def _pipeline_config(clip: str, copies: int, setup: DetectorSetup, out: Path) -> str:
+def _pipeline_config(
+    clip: str, copies: int, setup: DetectorSetup, out: Path, video_codec: str = "libx264"
+) -> str:
     cameras = "\n".join(f"  - id: cam{i}\n    source: {json.dumps(clip)}" for i in range(copies))
     return f"""
 cameras:
@@ -277,6 +283,7 @@ tracker:
 sinks:
   - type: video
     dir: {json.dumps(str(out / "video"))}
+    codec: {video_codec}
   - type: zmq
     endpoint: tcp://127.0.0.1:*
   - type: sql
@@ -341,7 +348,9 @@ def decode_ms_per_frame(clip: str, max_frames: int | None = None) -> tuple[float
     return 1000 * (time.perf_counter() - started) / max(frames, 1), frames
 
 
-def bench_end_to_end(clip: str, copies: int, setup: DetectorSetup, repeat: int) -> EndToEndResult:
+def bench_end_to_end(
+    clip: str, copies: int, setup: DetectorSetup, repeat: int, video_codec: str = "libx264"
+) -> EndToEndResult:
     """frames/s of the whole pipeline with its real sinks; stage busy times of the last run.
 
     `setup.runtime` is `detector.runtime` ("auto" included); the result names the one that
@@ -361,7 +370,7 @@ def bench_end_to_end(clip: str, copies: int, setup: DetectorSetup, repeat: int) 
         counted = run < repeat
         timed = not cuda or not counted
         with tempfile.TemporaryDirectory(prefix="ssd-bench-") as tmp:
-            text = _pipeline_config(clip, copies, setup, Path(tmp))
+            text = _pipeline_config(clip, copies, setup, Path(tmp), video_codec)
             config = parse_config(text, source="<bench>")
             detector = build_detector(config.detector)
             detector.stage_times = StageTimes() if timed else None
@@ -370,7 +379,7 @@ def bench_end_to_end(clip: str, copies: int, setup: DetectorSetup, repeat: int) 
             summary = Pipeline(bare, detector=detector, extra_sinks=sinks).run()
             if not summary.ok:
                 errors = [c.error for c in summary.cameras.values() if c.error]
-                raise RuntimeError(f"bench run failed: {'; '.join(errors + summary.sink_errors)}")
+                raise BenchError(f"bench run failed: {'; '.join(errors + summary.sink_errors)}")
             ran_on = detector.runtime
             if counted:
                 frames, seconds = summary.frames, summary.elapsed_s
@@ -572,7 +581,9 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
             if args.scale:
                 clip = scaled_clip(clip, args.scale, Path(folder))
                 _note(args, f"clip re-encoded at {args.scale[0]}x{args.scale[1]}: {clip}")
-            end_to_end = bench_end_to_end(clip, args.copies, setup, args.repeat)
+            end_to_end = bench_end_to_end(
+                clip, args.copies, setup, args.repeat, args.video_codec
+            )
             _note(args, f"end to end: {end_to_end.frames_per_s:.1f} frames/s")
             if not args.skip_naive:
                 naive = bench_naive(
@@ -599,7 +610,7 @@ def bench_command(args: argparse.Namespace) -> str:
     """The command line that reproduces `args` (every option spelled out)."""
     parts = ["python -m pipeline bench"]
     for key in ("clip", "copies", "model", "batch_size", "device", "runtime", "precision",
-                "threads", "repeat", "min_time"):  # fmt: skip
+                "video_codec", "threads", "repeat", "min_time"):  # fmt: skip
         parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
     parts.append("--models " + " ".join(args.models))
     parts.append("--batch-sizes " + " ".join(str(b) for b in args.batch_sizes))
@@ -674,6 +685,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "on onnxruntime, CPU only)",
     )  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument(
+        "--video-codec", default="libx264", choices=("libx264", "h264_nvenc"),
+        help="the end-to-end video sink's encoder (libx264)",
+    )  # fmt: skip
     parser.add_argument(
         "--runtime",
         default="auto",

@@ -342,6 +342,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from detector.errors import ModelConfigError, WeightsUnavailableError
+    from pipeline.bench import BenchError
     from pipeline.bench import main as bench_main
 
     try:
@@ -349,6 +350,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except (ModelConfigError, WeightsUnavailableError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:

@@ -341,10 +341,19 @@ class TrackerConfig(_Strict):
 class VideoSinkConfig(_Strict):
     type: Literal["video"] = Field(description="Annotated H.264 MP4, one file per camera.")
     dir: Path = Field(Path("out/video"), description="Folder for the MP4 files.")
-    crf: int = Field(23, ge=0, le=51, description="x264 quality: lower is better and larger.")
+    codec: Literal["libx264", "h264_nvenc"] = Field(
+        "libx264",
+        description=(
+            "H.264 encoder: libx264 (CPU) or h264_nvenc (an NVIDIA GPU's encoder: for many or "
+            "large streams, where x264 would need more cores than the machine has)."
+        ),
+    )
+    crf: int = Field(
+        23, ge=0, le=51, description="Quality: lower is better and larger (NVENC: its cq)."
+    )
     preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
-    ] = Field("veryfast", description="x264 speed/size trade-off.")
+    ] = Field("veryfast", description="Speed/size trade-off (NVENC: p1 for ultrafast .. p7).")
     threads: int = Field(
         0,
         ge=0,

@@ -411,6 +411,7 @@ def _build_sink(sc: SinkConfig, labels: LabelMap, config_source: str) -> Sink:
         return VideoSink(
             sc.dir,
             labels,
+            codec=sc.codec,
             crf=sc.crf,
             preset=sc.preset,
             segment_s=None if sc.segment_minutes is None else sc.segment_minutes * 60,

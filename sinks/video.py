@@ -46,6 +46,22 @@ FRAGMENT_US = 1_000_000
 """Length of one MP4 fragment in microseconds: at most this much video is lost on a kill."""
 
 
+NVENC_PRESETS = {
+    "ultrafast": "p1", "superfast": "p2", "veryfast": "p3", "faster": "p4",
+    "fast": "p5", "medium": "p5", "slow": "p6", "slower": "p7",
+}  # fmt: skip
+"""x264 preset names -> NVENC's p1 (fastest) .. p7 (best compression)."""
+
+
+def encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+    """FFmpeg options for `codec` from the x264-style quality and speed settings: libx264
+    takes them as they are; NVENC gets constant quality `crf` (`cq`) and the matching
+    p1..p7 preset."""
+    if codec.endswith("_nvenc"):
+        return {"rc": "vbr", "cq": str(crf), "preset": NVENC_PRESETS.get(preset, "p4")}
+    return {"crf": str(crf), "preset": preset}
+
+
 def safe_name(camera: str) -> str:
     """The camera id as used in file names."""
     return _UNSAFE.sub("_", camera)
@@ -126,6 +142,9 @@ class _SegmentFile:
             self.stream.options = stream_options
             if threads:
                 self.stream.codec_context.thread_count = threads
+            # Open the encoder now, not at the first frame: a codec that cannot run here
+            # (NVENC without an NVIDIA GPU) fails as "cannot open", naming the codec.
+            self.stream.codec_context.open()
         except BaseException:
             self.container.close()
             raise
@@ -204,7 +223,7 @@ class VideoSink(Sink):
         self._directory = Path(directory)
         self._labels = labels
         self._codec = codec
-        self._options = {"crf": str(crf), "preset": preset}
+        self._options = encoder_options(codec, crf, preset)
         self._segment_s = segment_s
         self._max_age_s = max_age_s
         self._max_segments = max_segments
@@ -316,9 +335,11 @@ class VideoSink(Sink):
                 path, geometry, self._codec, self._options, self._fragmented, self._threads
             )
         except (av.FFmpegError, OSError, ValueError) as exc:
+            path.unlink(missing_ok=True)  # the container may have created it, empty
+            hint = " (NVENC needs an NVIDIA GPU and its driver)" if "nvenc" in self._codec else ""
             raise SinkError(
                 f"video sink: cannot open {path} for camera {camera!r} "
-                f"with codec {self._codec!r}: {_reason(exc)}"
+                f"with codec {self._codec!r}: {_reason(exc)}{hint}"
             ) from exc
         self._open[camera] = file
         return file

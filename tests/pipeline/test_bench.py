@@ -6,7 +6,9 @@ No timing is asserted: the machine running the tests decides the numbers.
 from __future__ import annotations
 
 import json
+import shutil
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -129,6 +131,24 @@ def test_on_cuda_stages_are_timed_in_a_run_of_their_own(
     assert len(result.runs) == 2 and len(built) == 3  # two counted runs, one timed
     assert [d.stage_times is not None for d in built] == [False, False, True]  # type: ignore[attr-defined]
     assert result.stages_ms_per_frame["detect_forward"] > 0
+
+
+@pytest.mark.skipif(
+    "h264_nvenc" not in av.codecs_available or shutil.which("nvidia-smi") is not None,
+    reason="needs FFmpeg with NVENC on a machine without an NVIDIA GPU",
+)
+def test_a_sink_failing_in_the_end_to_end_run_is_reported_not_raised(
+    synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=4, size=(96, 64))
+    code = cli.main(
+        ["bench", "--clip", str(clip), "--skip-model-only", "--skip-naive", "--repeat", "1",
+         "--device", "cpu", "--runtime", "torch", "--video-codec", "h264_nvenc"]
+    )  # fmt: skip
+    assert code == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "error: bench run failed: video sink failed" in err
+    assert "NVENC needs an NVIDIA GPU" in err and "Traceback" not in err
 
 
 def test_int8_is_measured_on_onnxruntime_only(capsys: pytest.CaptureFixture[str]) -> None:

@@ -46,6 +46,7 @@ def test_every_sink_kind_parses_with_its_options(video: Path, tmp_path: Path) ->
         config(
             video,
             "  - type: video\n    segment_minutes: 10\n    keep_hours: 48\n    keep_files: 20\n"
+            "    codec: h264_nvenc\n"
             "  - type: live\n    port: 0\n    max_fps: 5\n"
             f"  - type: zmq\n    isolate_subscribers: true\n    curve:\n"
             f"      secret_key_file: {secret_file}\n      authorized_clients: {keys}\n"
@@ -54,7 +55,7 @@ def test_every_sink_kind_parses_with_its_options(video: Path, tmp_path: Path) ->
     )
     video_cfg, live_cfg, zmq_cfg, sql_cfg = cfg.sinks
     assert isinstance(video_cfg, VideoSinkConfig) and video_cfg.segment_minutes == 10
-    assert video_cfg.fragmented
+    assert video_cfg.fragmented and video_cfg.codec == "h264_nvenc"
     assert isinstance(live_cfg, LiveSinkConfig) and live_cfg.host == "127.0.0.1"
     assert isinstance(zmq_cfg, ZmqSinkConfig) and zmq_cfg.curve is not None
     assert zmq_cfg.curve.secret_key_file == Path(secret_file)

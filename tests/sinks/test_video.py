@@ -19,7 +19,7 @@ import pytest
 from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamEnd, StreamInfo
 from sinks.base import SinkError
 from sinks.draw import annotate, box_color, caption
-from sinks.video import VideoSink, delete_old_videos, segment_pattern
+from sinks.video import VideoSink, delete_old_videos, encoder_options, segment_pattern
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -349,3 +349,24 @@ def test_untracked_boxes_are_coloured_by_label() -> None:
 def test_caption_shows_track_id_only_for_tracked_boxes() -> None:
     assert caption("person", 0.8712, 3) == "person 0.87 #3"
     assert caption("car", 0.5, -1) == "car 0.50"
+
+
+def test_x264_settings_map_onto_nvenc_options() -> None:
+    assert encoder_options("libx264", 23, "veryfast") == {"crf": "23", "preset": "veryfast"}
+    assert encoder_options("h264_nvenc", 28, "veryfast") == {
+        "rc": "vbr", "cq": "28", "preset": "p3"
+    }
+    assert encoder_options("h264_nvenc", 23, "slower")["preset"] == "p7"
+
+
+@pytest.mark.skipif(
+    "h264_nvenc" not in av.codecs_available or shutil.which("nvidia-smi") is not None,
+    reason="needs FFmpeg with NVENC on a machine without an NVIDIA GPU",
+)
+def test_an_encoder_that_cannot_run_here_fails_when_the_file_opens(tmp_path: Path) -> None:
+    sink = VideoSink(tmp_path, LABELS, codec="h264_nvenc")
+    sink.start(StreamInfo("cam", 160, 120, Fraction(25), "test"))
+    with pytest.raises(SinkError, match=r"cannot open .*cam_.*\.mp4 for camera 'cam' with codec "
+                       r"'h264_nvenc': .*\(NVENC needs an NVIDIA GPU and its driver\)"):  # fmt: skip
+        sink.write(frame_result("cam", 0, moving_square(0, 160, 120)))
+    assert list(tmp_path.iterdir()) == []  # no empty file left behind
