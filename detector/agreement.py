@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-from torchvision.ops import box_iou
 
 from pipeline.types import Detections
+from trackers.iou import box_iou, greedy_assignment
 
 
 @dataclass
@@ -17,7 +16,8 @@ class Agreement:
     """Counts over frames of a candidate's detections matched to a reference's.
 
     A match is a (reference, candidate) pair of the same label with IoU >= the threshold,
-    taken greedily by descending IoU, each detection in at most one pair.
+    taken greedily by descending IoU, each detection in at most one pair (the tracker's
+    `greedy_assignment`).
     """
 
     reference: int = 0
@@ -62,12 +62,11 @@ def compare(
     candidate: Sequence[Detections],
     iou_threshold: float = 0.5,
     confident_score: float = 0.6,
-    into: Agreement | None = None,
 ) -> Agreement:
-    """Match `candidate[i]` to `reference[i]` for every frame i; added to `into` if given."""
+    """Match `candidate[i]` to `reference[i]` for every frame i."""
     if len(reference) != len(candidate):
         raise ValueError(f"{len(reference)} reference frames but {len(candidate)} candidates")
-    result = into or Agreement()
+    result = Agreement()
     for ref, cand in zip(reference, candidate, strict=True):
         confident = ref.score >= confident_score
         result.reference += len(ref)
@@ -75,18 +74,14 @@ def compare(
         result.confident += int(confident.sum())
         if len(ref) == 0 or len(cand) == 0:
             continue
-        iou = box_iou(torch.tensor(ref.xyxy), torch.tensor(cand.xyxy)).numpy()
+        iou = box_iou(ref.xyxy, cand.xyxy)
         iou[ref.label[:, None] != cand.label[None, :]] = 0.0
         rows, cols = np.nonzero(iou >= iou_threshold)
-        used_ref, used_cand = set(), set()
-        for k in np.argsort(-iou[rows, cols], kind="stable"):
-            r, c = int(rows[k]), int(cols[k])
-            if r in used_ref or c in used_cand:
-                continue
-            used_ref.add(r)
-            used_cand.add(c)
+        pairs = [(-iou[r, c], int(r), int(c)) for r, c in zip(rows, cols, strict=True)]
+        matches = greedy_assignment(pairs)
+        for r, c in matches:
             result.ious.append(float(iou[r, c]))
             result.score_shifts.append(float(cand.score[c]) - float(ref.score[r]))
             result.confident_matched += int(confident[r])
-        result.matched += len(used_ref)
+        result.matched += len(matches)
     return result
