@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 import av
@@ -21,6 +20,7 @@ import torch
 
 from detector import Detector
 from detector.agreement import Agreement, compare
+from pipeline.bench import bench_model
 from pipeline.types import Detections, Frame
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "vtest.avi"
@@ -48,20 +48,15 @@ def detect_all(detector: Detector, frames: list[Frame], batch: int) -> list[Dete
 
 
 def images_per_s(detectors: dict[str, Detector], batch: int, rounds: int) -> dict[str, float]:
-    """Median images/s of each detector's network on the same random uint8 inputs,
-    measured in turn (interleaved, so that load on the machine hits all alike)."""
-    first = next(iter(detectors.values()))
-    inputs = torch.randint(0, 256, (batch, 3, *first.input_size), dtype=torch.uint8)
+    """Median images/s of each detector's network (`pipeline.bench.bench_model`: the same
+    seeded random inputs, a warm-up, 1 s a run), measured in turn, so that load on the
+    machine hits all alike."""
     runs: dict[str, list[float]] = {name: [] for name in detectors}
     for _ in range(rounds):
         for name, detector in detectors.items():
-            with torch.inference_mode():
-                detector.forward(inputs)  # warm-up
-                passes, started = 0, time.perf_counter()
-                while (elapsed := time.perf_counter() - started) < 1.0:
-                    detector.forward(inputs)
-                    passes += 1
-            runs[name].append(passes * batch / elapsed)
+            precision = "int8" if detector.int8 else "fp32"
+            result = bench_model(detector, name, "default", precision, batch, 1, min_time_s=1.0)
+            runs[name].append(result.images_per_s)
     return {name: statistics.median(r) for name, r in runs.items()}
 
 
