@@ -405,9 +405,9 @@ class Detector:
         `calibration`: a video file whose frames calibrate precision int8."""
         resolved = resolve_device(device)  # fail on a bad device before building the model
         net, label_map = build_model(model, weights)
-        images = None
-        if precision.strip().lower() == "int8":
-            images = calibration_images(calibration or DEFAULT_CALIBRATION)
+        images = None  # int8 without a clip: the engine calibrates on the default one
+        if calibration is not None and precision.strip().lower() == "int8":
+            images = calibration_images(calibration)
         return cls(
             net,
             label_map,
