@@ -245,15 +245,22 @@ def test_sink_without_subscribers_never_blocks(endpoint: str) -> None:
     assert (sink.sent, sink.dropped) == (20_000, 0)
 
 
-def test_stalled_subscriber_makes_sink_drop_and_count_instead_of_blocking(
-    endpoint: str,
-) -> None:
-    context = zmq.Context()
+def stalled_subscriber(context: zmq.Context, endpoint: str) -> zmq.Socket:
+    """A subscriber to everything that never reads, with the smallest queue and buffer, so
+    that it stalls after a few messages."""
     stalled = context.socket(zmq.SUB)
     stalled.setsockopt(zmq.RCVHWM, 10)
     stalled.setsockopt(zmq.RCVBUF, 4096)
     stalled.setsockopt(zmq.SUBSCRIBE, b"")
     stalled.connect(endpoint)
+    return stalled
+
+
+def test_stalled_subscriber_makes_sink_drop_and_count_instead_of_blocking(
+    endpoint: str,
+) -> None:
+    context = zmq.Context()
+    stalled = stalled_subscriber(context, endpoint)
     sink = ZmqSink(endpoint, LABELS, send_hwm=10, wait_for_subscribers=1)
     five = boxes([[float(k), 2.0, 30.0, 40.0] for k in range(5)], [-1] * 5)  # ~0.7 kB/event
     try:
@@ -277,11 +284,7 @@ def test_a_stalled_subscriber_costs_a_reading_one_events_unless_subscribers_are_
     endpoint: str, isolate: bool
 ) -> None:
     context = zmq.Context()
-    stalled = context.socket(zmq.SUB)
-    stalled.setsockopt(zmq.RCVHWM, 10)
-    stalled.setsockopt(zmq.RCVBUF, 4096)
-    stalled.setsockopt(zmq.SUBSCRIBE, b"")
-    stalled.connect(endpoint)
+    stalled = stalled_subscriber(context, endpoint)
     reader = context.socket(zmq.SUB)
     reader.setsockopt(zmq.SUBSCRIBE, b"")
     reader.connect(endpoint)
