@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.config import X264_PRESETS, PipelineConfig, VideoSinkConfig
 from pipeline.types import CameraStatus, FrameResult, LabelMap, StreamEnd, StreamInfo
 from sinks.base import Sink
 
@@ -86,6 +87,11 @@ class EndToEndResult:
     frames_per_s: float
     runs: list[float]
     stages_ms_per_frame: dict[str, float] = field(default_factory=dict)
+    video: str = ""
+    """The video sink's encoder settings, e.g. "libx264 veryfast crf 23"."""
+    video_kb_per_frame: float = 0.0
+    """Size of the annotated video written, kB per frame (last run): with `video`, what the
+    encoder's CPU time bought."""
 
 
 @dataclass
@@ -98,6 +104,8 @@ class NaiveResult:
     seconds: float
     frames_per_s: float
     runs: list[float]
+    video_kb_per_frame: float = 0.0
+    """Size of the MPEG-4 Part 2 file `cv2.VideoWriter` wrote, kB per frame (last run)."""
 
 
 @dataclass
@@ -262,8 +270,27 @@ class DetectorSetup:
     batch_size: int = 8
 
 
+@dataclass(frozen=True)
+class VideoOutput:
+    """The end-to-end video sink's encoder, as `sinks[type=video]` config values; None: the
+    config's default."""
+
+    codec: str = "libx264"
+    preset: str | None = None
+    crf: int | None = None
+
+    def yaml(self) -> str:
+        """The sink's encoder fields, as YAML lines of a sink list entry."""
+        lines = [f"    codec: {self.codec}"]
+        if self.preset is not None:
+            lines.append(f"    preset: {self.preset}")
+        if self.crf is not None:
+            lines.append(f"    crf: {self.crf}")
+        return "\n".join(lines)
+
+
 def _pipeline_config(
-    clip: str, copies: int, setup: DetectorSetup, out: Path, video_codec: str = "libx264"
+    clip: str, copies: int, setup: DetectorSetup, out: Path, video: VideoOutput
 ) -> str:
     cameras = "\n".join(f"  - id: cam{i}\n    source: {json.dumps(clip)}" for i in range(copies))
     return f"""
@@ -283,7 +310,7 @@ tracker:
 sinks:
   - type: video
     dir: {json.dumps(str(out / "video"))}
-    codec: {video_codec}
+{video.yaml()}
   - type: zmq
     endpoint: tcp://127.0.0.1:*
   - type: sql
@@ -349,7 +376,11 @@ def decode_ms_per_frame(clip: str, max_frames: int | None = None) -> tuple[float
 
 
 def bench_end_to_end(
-    clip: str, copies: int, setup: DetectorSetup, repeat: int, video_codec: str = "libx264"
+    clip: str,
+    copies: int,
+    setup: DetectorSetup,
+    repeat: int,
+    video: VideoOutput = VideoOutput(),
 ) -> EndToEndResult:
     """frames/s of the whole pipeline with its real sinks; stage busy times of the last run.
 
@@ -366,12 +397,14 @@ def bench_end_to_end(
     runs: list[float] = []
     stages: dict[str, float] = {}
     frames, seconds, ran_on = 0, 0.0, setup.runtime
+    video_kb, video_settings = 0.0, ""
     for run in range(repeat + 1 if cuda else repeat):
         counted = run < repeat
         timed = not cuda or not counted
         with tempfile.TemporaryDirectory(prefix="ssd-bench-") as tmp:
-            text = _pipeline_config(clip, copies, setup, Path(tmp), video_codec)
+            text = _pipeline_config(clip, copies, setup, Path(tmp), video)
             config = parse_config(text, source="<bench>")
+            video_settings = _video_settings(config)
             detector = build_detector(config.detector)
             detector.stage_times = StageTimes() if timed else None
             sinks = [TimedSink(_build_sink(sc, detector.labels, "<bench>")) for sc in config.sinks]
@@ -384,6 +417,8 @@ def bench_end_to_end(
             if counted:
                 frames, seconds = summary.frames, summary.elapsed_s
                 runs.append(frames / seconds)
+                written = sum(p.stat().st_size for p in (Path(tmp) / "video").rglob("*.mp4"))
+                video_kb = written / 1000 / max(frames, 1)
             if detector.stage_times is not None:
                 times = detector.stage_times
                 n = max(times.images, 1)
@@ -408,7 +443,17 @@ def bench_end_to_end(
         frames_per_s=statistics.median(runs),
         runs=runs,
         stages_ms_per_frame=stages,
+        video=video_settings,
+        video_kb_per_frame=video_kb,
     )
+
+
+def _video_settings(config: PipelineConfig) -> str:
+    """The video sink's encoder settings as the run's config resolved them."""
+    for sink in config.sinks:
+        if isinstance(sink, VideoSinkConfig):
+            return f"{sink.codec} {sink.preset} crf {sink.crf}"
+    return ""
 
 
 # -- naive baseline --------------------------------------------------------------------------
@@ -524,17 +569,19 @@ def bench_naive(
     model, labels = build_model(model_name, weights)
     model = model.to(device).eval()
     runs = []
-    frames, seconds = 0, 0.0
+    frames, seconds, video_kb = 0, 0.0, 0.0
     tuned = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         for _ in range(repeat):
             with tempfile.TemporaryDirectory(prefix="ssd-naive-") as tmp:
-                frames, seconds = run_naive(clip, model, labels, Path(tmp) / "naive.mp4", device)
+                out = Path(tmp) / "naive.mp4"
+                frames, seconds = run_naive(clip, model, labels, out, device)
+                video_kb = out.stat().st_size / 1000 / max(frames, 1) if out.exists() else 0.0
             runs.append(frames / seconds)
     finally:
         torch.set_num_threads(tuned)
-    return NaiveResult(threads, frames, seconds, statistics.median(runs), runs)
+    return NaiveResult(threads, frames, seconds, statistics.median(runs), runs, video_kb)
 
 
 # -- command ---------------------------------------------------------------------------------
@@ -581,14 +628,11 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
             if args.scale:
                 clip = scaled_clip(clip, args.scale, Path(folder))
                 _note(args, f"clip re-encoded at {args.scale[0]}x{args.scale[1]}: {clip}")
-            end_to_end = bench_end_to_end(
-                clip, args.copies, setup, args.repeat, args.video_codec
-            )
+            video = VideoOutput(args.video_codec, args.video_preset, args.video_crf)
+            end_to_end = bench_end_to_end(clip, args.copies, setup, args.repeat, video)
             _note(args, f"end to end: {end_to_end.frames_per_s:.1f} frames/s")
             if not args.skip_naive:
-                naive = bench_naive(
-                    clip, args.model, weights, device, args.repeat, default_threads
-                )
+                naive = bench_naive(clip, args.model, weights, device, args.repeat, default_threads)
                 _note(args, f"naive: {naive.frames_per_s:.1f} frames/s")
     speedup = None
     if end_to_end is not None and naive is not None:
@@ -620,6 +664,9 @@ def bench_command(args: argparse.Namespace) -> str:
         parts.append("--runtimes " + " ".join(args.runtimes))
     if args.scale:
         parts.append(f"--scale {args.scale[0]}x{args.scale[1]}")
+    for key in ("video_preset", "video_crf"):
+        if getattr(args, key) is not None:
+            parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
     for flag in ("skip_model_only", "skip_end_to_end", "skip_naive", "json"):
         if getattr(args, flag):
             parts.append(f"--{flag.replace('_', '-')}")
@@ -651,10 +698,12 @@ def format_report(report: BenchReport) -> str:
         )
         for stage, ms in e2e.stages_ms_per_frame.items():
             lines.append(f"  {stage:28} {ms:7.2f} ms/frame busy")
+        lines.append(f"  video: {e2e.video}, {e2e.video_kb_per_frame:.1f} kB/frame")
     if report.naive is not None:
         lines.append(
             f"naive baseline: {report.naive.frames_per_s:.1f} frames/s "
-            f"({report.naive.threads} torch threads)"
+            f"({report.naive.threads} torch threads; video: OpenCV mp4v, "
+            f"{report.naive.video_kb_per_frame:.1f} kB/frame)"
         )
     if report.speedup_vs_naive is not None:
         lines.append(f"speed-up over naive: {report.speedup_vs_naive:.2f}x")
@@ -688,6 +737,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--video-codec", default="libx264", choices=("libx264", "h264_nvenc"),
         help="the end-to-end video sink's encoder (libx264)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--video-preset", choices=X264_PRESETS, default=None,
+        help="the video sink's `preset` (default: the sink's default)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--video-crf", type=int, default=None, metavar="0..51",
+        help="the video sink's `crf` (default: the sink's default)",
     )  # fmt: skip
     parser.add_argument(
         "--runtime",

@@ -338,6 +338,13 @@ class TrackerConfig(_Strict):
         return self
 
 
+X264Preset = Literal[
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
+]
+X264_PRESETS: tuple[str, ...] = get_args(X264Preset)
+"""x264's speed presets, fastest first."""
+
+
 class VideoSinkConfig(_Strict):
     type: Literal["video"] = Field(description="Annotated H.264 MP4, one file per camera.")
     dir: Path = Field(Path("out/video"), description="Folder for the MP4 files.")
@@ -351,9 +358,9 @@ class VideoSinkConfig(_Strict):
     crf: int = Field(
         23, ge=0, le=51, description="Quality: lower is better and larger (NVENC: its cq)."
     )
-    preset: Literal[
-        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
-    ] = Field("veryfast", description="Speed/size trade-off (NVENC: p1 for ultrafast .. p7).")
+    preset: X264Preset = Field(
+        "veryfast", description="Speed/size trade-off (NVENC: p1 for ultrafast .. p7)."
+    )
     threads: int = Field(
         0,
         ge=0,
@@ -489,8 +496,7 @@ class SqlSinkConfig(_Strict):
     def _buffer_holds_a_batch(self) -> SqlSinkConfig:
         if self.buffer_rows < self.batch_size:
             raise ValueError(
-                f"buffer_rows ({self.buffer_rows}) must be at least batch_size "
-                f"({self.batch_size})"
+                f"buffer_rows ({self.buffer_rows}) must be at least batch_size ({self.batch_size})"
             )
         return self
 

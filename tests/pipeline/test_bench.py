@@ -55,9 +55,12 @@ def test_bench_json_reports_every_measurement_with_positive_figures(
     for stage in ("detect_prepare", "detect_forward", "detect_postprocess", "sink_video",
                   "sink_zmq", "sink_sql", "decode (separate pass)"):  # fmt: skip
         assert stages[stage] > 0, stage
+    assert e2e["video"] == "libx264 veryfast crf 23"  # the video sink's defaults
+    assert e2e["video_kb_per_frame"] > 0
 
     naive = report["naive"]
     assert naive["frames"] == 12 and naive["frames_per_s"] > 0
+    assert naive["video_kb_per_frame"] > 0
     assert naive["threads"] == default_threads  # torch's own choice, untuned
     assert report["speedup_vs_naive"] == pytest.approx(e2e["frames_per_s"] / naive["frames_per_s"])
 
@@ -101,6 +104,23 @@ def test_scale_reencodes_the_clip_for_the_end_to_end_and_naive_runs(
     assert e2e["frame_size"] == "96x64" and e2e["frames"] == 6
     assert report["naive"]["frames"] == 6
     assert "--scale 96x64" in report["command"]
+
+
+def test_video_preset_and_crf_reach_the_video_sink(
+    synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=8, size=(160, 120))
+    common = ["bench", "--json", "--clip", str(clip), "--skip-model-only", "--skip-naive",
+              "--repeat", "1", "--batch-size", "4", "--device", "cpu", "--runtime", "torch"]  # fmt: skip
+    reports = []
+    for crf in ("10", "45"):
+        assert cli.main([*common, "--video-preset", "ultrafast", "--video-crf", crf]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    fine, coarse = (r["end_to_end"] for r in reports)
+    assert fine["video"] == "libx264 ultrafast crf 10"
+    assert coarse["video"] == "libx264 ultrafast crf 45"
+    assert coarse["video_kb_per_frame"] < fine["video_kb_per_frame"]
+    assert "--video-preset ultrafast --video-crf 45" in reports[1]["command"]
 
 
 @pytest.mark.parametrize("bad", ["1920", "95x64", "wide"])
