@@ -7,9 +7,12 @@ import copy
 import functools
 import itertools
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -133,6 +136,27 @@ def resolve_runtime(
     return choice
 
 
+def resolve_workers(workers: int | None, runtime: str, device: torch.device) -> int:
+    """Batches `Detector` detects at once: `workers`, or by default 2 when ONNX Runtime runs
+    the network on a CPU with at least 2 cores, else 1.
+
+    Two batches at once on the CPU (each ONNX Runtime run on half the cores) overlap one
+    batch's resizing and post-processing, which use one core, with the other's network,
+    and single-threaded runs waste less time waiting for each other (docs/performance.md).
+    torch runs share one process-wide thread pool, so more than one needs ONNX Runtime.
+    """
+    if workers is None:
+        return 2 if runtime == "onnxruntime" and (os.cpu_count() or 1) >= 2 else 1
+    if workers < 1:
+        raise ModelConfigError(f"workers must be >= 1, got {workers}")
+    if workers > 1 and (runtime != "onnxruntime" or device.type != "cpu"):
+        raise ModelConfigError(
+            f"workers {workers} needs runtime onnxruntime on the CPU (got {runtime} on "
+            f"{device}); set `detector.workers: 1`"
+        )
+    return workers
+
+
 class CompiledNetwork:
     """A prepared SSD under `torch.compile` (inductor, fixed shapes: each new batch size
     compiles again, tens of seconds each). On CUDA it replays CUDA graphs (mode
@@ -227,6 +251,13 @@ class StageTimes:
     prepare_s: float = 0.0
     forward_s: float = 0.0
     postprocess_s: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    """Held while adding: with `workers` > 1 batches are timed on several threads."""
+
+    def add(self, stage: str, seconds: float) -> None:
+        """Adds `seconds` to `stage` ("prepare_s", "forward_s" or "postprocess_s")."""
+        with self.lock:
+            setattr(self, stage, getattr(self, stage) + seconds)
 
 
 class _Clock:
@@ -243,13 +274,14 @@ class _Clock:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         now = time.perf_counter()
-        setattr(self.times, stage, getattr(self.times, stage) + now - self.last)
+        self.times.add(stage, now - self.last)
         self.last = now
 
     def count(self, images: int) -> None:
         if self.times is not None:
-            self.times.batches += 1
-            self.times.images += images
+            with self.times.lock:
+                self.times.batches += 1
+                self.times.images += images
 
 
 class PendingDetections:
@@ -277,8 +309,19 @@ class PendingDetections:
         packed = self._rows() if callable(self._rows) else self._rows
         detections = unpack_detections(packed.numpy(), self._batch_size)
         if self._times is not None:
-            self._times.postprocess_s += time.perf_counter() - started
+            self._times.add("postprocess_s", time.perf_counter() - started)
         return detections
+
+
+class ConcurrentDetections:
+    """The detections of a batch being detected on one of `Detector`'s worker threads."""
+
+    def __init__(self, future: Future[list[Detections]]) -> None:
+        self._future = future
+
+    def result(self) -> list[Detections]:
+        """One `Detections` per frame; waits for the worker, raises what it raised."""
+        return self._future.result()
 
 
 class Detector:
@@ -308,6 +351,9 @@ class Detector:
         calibration: for precision int8, RGB frames [H, W, 3] like those the model will
             see, on which the int8 activation ranges are measured (default: frames of the
             bundled sample clip, `detector.quantize.DEFAULT_CALIBRATION`).
+        workers: batches detected at once, each on its own thread (`resolve_workers`;
+            default 2 with ONNX Runtime on a CPU of 2 or more cores, 1 otherwise); with 2,
+            `submit` hands the batch to a worker and returns (`pipelined`).
 
     The engine works on a private copy of `model` (batch norms folded, channels_last).
     Frames travel to the device as uint8 (pinned memory and a non-blocking copy on CUDA);
@@ -330,6 +376,7 @@ class Detector:
         exact_resize: bool = False,
         runtime: str = "auto",
         calibration: Sequence[npt.NDArray[np.uint8]] | None = None,
+        workers: int | None = None,
     ) -> None:
         if not 0.0 <= score_threshold < 1.0:
             raise ModelConfigError(f"score_threshold must be in [0, 1), got {score_threshold}")
@@ -353,17 +400,20 @@ class Detector:
         self._compiled: CompiledNetwork | None = None
         if self.runtime == "compile":
             self._compiled = CompiledNetwork(self.model, self.device)
+        self.workers = resolve_workers(workers, self.runtime, self.device)
         if self.runtime == "onnxruntime":
             try:
                 height, width = model.input_size
                 name = f"the {type(model).__name__} network ({height}x{width} input)"
                 inputs = self._calibration_inputs(calibration) if self.int8 else None
-                self._onnx = OnnxRuntimeForward(self.model, name, calibration=inputs)
+                threads = max(1, (os.cpu_count() or 1) // self.workers)
+                self._onnx = OnnxRuntimeForward(self.model, name, threads, calibration=inputs)
             except ModelConfigError as exc:
                 if runtime.strip().lower() != "auto" or self.int8:
                     raise
                 log.warning("%s; running the network with torch instead", exc)
                 self.runtime = "torch"
+                self.workers = 1
         self.micro_batch = micro_batch
         """Images per torch forward pass; None: the whole batch (ONNX Runtime always)."""
         if micro_batch is None and self.device.type == "cpu" and self._onnx is None:
@@ -373,9 +423,16 @@ class Detector:
         self._side_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         """CUDA: the stream that post-processes a batch (in `PendingDetections.result`) while
         the next batch's forward pass runs on the current one."""
-        self.pipelined = self._side_stream is not None
+        self._pool = (
+            ThreadPoolExecutor(self.workers, thread_name_prefix="detect")
+            if self.workers > 1
+            else None
+        )
+        """`workers` > 1: the threads that detect submitted batches."""
+        self.pipelined = self._side_stream is not None or self._pool is not None
         """Whether `submit` returns before the batch is detected (CUDA: it only enqueues the
-        forward pass); on the CPU it does all the work, so submitting ahead overlaps nothing."""
+        forward pass; `workers` > 1: a worker thread detects it); otherwise `submit` does all
+        the work, and submitting ahead overlaps nothing."""
         self.labels = label_map
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
@@ -400,6 +457,7 @@ class Detector:
         micro_batch: int | None = None,
         runtime: str = "auto",
         calibration: str | Path | None = None,
+        workers: int | None = None,
     ) -> Detector:
         """A detector for a registered model name or a checkpoint path (see `build_model`);
         `calibration`: a video file whose frames calibrate precision int8."""
@@ -420,21 +478,33 @@ class Detector:
             micro_batch=micro_batch,
             runtime=runtime,
             calibration=images,
+            workers=workers,
         )
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
         """One `Detections` per frame, boxes in that frame's pixels, clipped to the frame."""
         return self.submit(frames).result()
 
-    def submit(self, frames: Sequence[Frame]) -> PendingDetections:
+    def submit(self, frames: Sequence[Frame]) -> PendingDetections | ConcurrentDetections:
         """Starts detecting `frames`; `.result()` of what it returns equals `detect(frames)`.
 
         On CUDA this stacks the frames into pinned memory and enqueues their upload, resize and
         forward pass on the current stream, then returns without waiting for the device:
         post-processing, whose data-dependent sizes make the host wait, runs in `.result()` on
         a side stream, so the caller may first submit the next batch (`pipelined`). On the
-        CPU all the work is done here.
+        CPU with `workers` > 1 a worker thread does all the work while the caller goes on;
+        with one, all the work is done here.
         """
+        if self._pool is not None and frames:
+            return ConcurrentDetections(self._pool.submit(self._detect_now, list(frames)))
+        return self._start(frames)
+
+    def _detect_now(self, frames: Sequence[Frame]) -> list[Detections]:
+        """`detect` on the calling thread (a worker's)."""
+        return self._start(frames).result()
+
+    def _start(self, frames: Sequence[Frame]) -> PendingDetections:
+        """`submit` without the worker threads."""
         if not frames:
             return PendingDetections(torch.zeros((0, PACKED_COLUMNS)), 0)
         clock = _Clock(self.stage_times, self.device)

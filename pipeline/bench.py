@@ -24,7 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -92,6 +92,8 @@ class EndToEndResult:
     video_kb_per_frame: float = 0.0
     """Size of the annotated video written, kB per frame (last run): with `video`, what the
     encoder's CPU time bought."""
+    workers: int = 1
+    """Batches the detector worked on at once (`detector.workers` as resolved)."""
 
 
 @dataclass
@@ -121,6 +123,9 @@ class BenchReport:
     end_to_end: EndToEndResult | None
     naive: NaiveResult | None
     speedup_vs_naive: float | None
+    """Median end-to-end frames/s over median naive frames/s."""
+    speedup_runs: list[float] = field(default_factory=list)
+    """Each end-to-end run over the naive run right after it."""
 
 
 def device_name(device: torch.device) -> str:
@@ -268,6 +273,7 @@ class DetectorSetup:
     runtime: str = "auto"
     precision: str = "auto"
     batch_size: int = 8
+    workers: int | None = None
 
 
 @dataclass(frozen=True)
@@ -293,6 +299,7 @@ def _pipeline_config(
     clip: str, copies: int, setup: DetectorSetup, out: Path, video: VideoOutput
 ) -> str:
     cameras = "\n".join(f"  - id: cam{i}\n    source: {json.dumps(clip)}" for i in range(copies))
+    workers = "" if setup.workers is None else f"  workers: {setup.workers}\n"
     return f"""
 cameras:
 {cameras}
@@ -303,7 +310,7 @@ detector:
   runtime: {setup.runtime}
   precision: {setup.precision}
   batch_size: {setup.batch_size}
-  score_threshold: 0.5
+{workers}  score_threshold: 0.5
   nms_threshold: 0.6
 tracker:
   type: iou
@@ -381,13 +388,15 @@ def bench_end_to_end(
     setup: DetectorSetup,
     repeat: int,
     video: VideoOutput = VideoOutput(),
+    between: Callable[[], object] | None = None,
 ) -> EndToEndResult:
     """frames/s of the whole pipeline with its real sinks; stage busy times of the last run.
 
     `setup.runtime` is `detector.runtime` ("auto" included); the result names the one that
     ran. On CUDA, timing the detector's stages synchronises the device after each one, which
     removes the overlap between batches: there the stages are timed in one extra run that
-    does not count towards frames/s.
+    does not count towards frames/s. `between` runs after each counted run: the naive
+    baseline's runs go there, so that both see the same state of a shared machine.
     """
     from detector.engine import StageTimes
     from pipeline.config import parse_config
@@ -396,7 +405,7 @@ def bench_end_to_end(
     cuda = setup.device.startswith("cuda")
     runs: list[float] = []
     stages: dict[str, float] = {}
-    frames, seconds, ran_on = 0, 0.0, setup.runtime
+    frames, seconds, ran_on, workers = 0, 0.0, setup.runtime, 1
     video_kb, video_settings = 0.0, ""
     for run in range(repeat + 1 if cuda else repeat):
         counted = run < repeat
@@ -413,12 +422,14 @@ def bench_end_to_end(
             if not summary.ok:
                 errors = [c.error for c in summary.cameras.values() if c.error]
                 raise BenchError(f"bench run failed: {'; '.join(errors + summary.sink_errors)}")
-            ran_on = detector.runtime
+            ran_on, workers = detector.runtime, detector.workers
             if counted:
                 frames, seconds = summary.frames, summary.elapsed_s
                 runs.append(frames / seconds)
                 written = sum(p.stat().st_size for p in (Path(tmp) / "video").rglob("*.mp4"))
                 video_kb = written / 1000 / max(frames, 1)
+                if between is not None:
+                    between()
             if detector.stage_times is not None:
                 times = detector.stage_times
                 n = max(times.images, 1)
@@ -445,6 +456,7 @@ def bench_end_to_end(
         stages_ms_per_frame=stages,
         video=video_settings,
         video_kb_per_frame=video_kb,
+        workers=workers,
     )
 
 
@@ -562,26 +574,56 @@ def bench_naive(
 ) -> NaiveResult:
     """The naive baseline on one copy of `clip`, `repeat` times, with `threads` torch
     threads (torch's default: what a first script gets)."""
-    import torch
+    baseline = NaiveBaseline(clip, model_name, weights, device, threads)
+    for _ in range(repeat):
+        baseline.run_once()
+    return baseline.result()
 
-    from detector.models import build_model
 
-    model, labels = build_model(model_name, weights)
-    model = model.to(device).eval()
-    runs = []
-    frames, seconds, video_kb = 0, 0.0, 0.0
-    tuned = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        for _ in range(repeat):
+class NaiveBaseline:
+    """The naive baseline's runs, one at a time (`run_once`), on one copy of `clip`, with
+    `threads` torch threads while it runs."""
+
+    def __init__(
+        self, clip: str, model_name: str, weights: str, device: torch.device, threads: int
+    ) -> None:
+        from detector.models import build_model
+
+        model, self.labels = build_model(model_name, weights)
+        self.model = model.to(device).eval()
+        self.clip, self.device, self.threads = clip, device, threads
+        self.runs: list[float] = []
+        self.frames, self.seconds, self.video_kb = 0, 0.0, 0.0
+
+    def run_once(self) -> float:
+        """One run over the clip; its frames/s."""
+        import torch
+
+        tuned = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
             with tempfile.TemporaryDirectory(prefix="ssd-naive-") as tmp:
                 out = Path(tmp) / "naive.mp4"
-                frames, seconds = run_naive(clip, model, labels, out, device)
-                video_kb = out.stat().st_size / 1000 / max(frames, 1) if out.exists() else 0.0
-            runs.append(frames / seconds)
-    finally:
-        torch.set_num_threads(tuned)
-    return NaiveResult(threads, frames, seconds, statistics.median(runs), runs, video_kb)
+                self.frames, self.seconds = run_naive(
+                    self.clip, self.model, self.labels, out, self.device
+                )
+                size = out.stat().st_size if out.exists() else 0
+                self.video_kb = size / 1000 / max(self.frames, 1)
+        finally:
+            torch.set_num_threads(tuned)
+        self.runs.append(self.frames / self.seconds)
+        return self.runs[-1]
+
+    def result(self) -> NaiveResult:
+        """The runs so far (at least one)."""
+        return NaiveResult(
+            self.threads,
+            self.frames,
+            self.seconds,
+            statistics.median(self.runs),
+            list(self.runs),
+            self.video_kb,
+        )
 
 
 # -- command ---------------------------------------------------------------------------------
@@ -608,8 +650,9 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
         for name in args.models:
             weights = "default" if name == "person_ssdlite" else "none"
             for runtime, precision in model_variants(device, args.runtimes, args.precisions):
+                # One worker: a model-only run gives the network every core.
                 detector = Detector.build(
-                    name, weights, device=str(device), precision=precision, runtime=runtime
+                    name, weights, str(device), precision=precision, runtime=runtime, workers=1
                 )
                 for size in args.batch_sizes:
                     result = bench_model(
@@ -622,21 +665,31 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
     weights = "default" if args.model == "person_ssdlite" else "none"
     if not args.skip_end_to_end:
         setup = DetectorSetup(
-            args.model, weights, str(device), args.runtime, args.precision, args.batch_size
-        )
+            args.model, weights, str(device), args.runtime, args.precision, args.batch_size,
+            args.workers,
+        )  # fmt: skip
         with tempfile.TemporaryDirectory(prefix="ssd-bench-clip-") as folder:
             if args.scale:
                 clip = scaled_clip(clip, args.scale, Path(folder))
                 _note(args, f"clip re-encoded at {args.scale[0]}x{args.scale[1]}: {clip}")
             video = VideoOutput(args.video_codec, args.video_preset, args.video_crf)
-            end_to_end = bench_end_to_end(clip, args.copies, setup, args.repeat, video)
-            _note(args, f"end to end: {end_to_end.frames_per_s:.1f} frames/s")
+            # The naive runs alternate with the end-to-end ones: on a shared machine whose
+            # speed drifts, both then see the same conditions.
+            baseline = None
             if not args.skip_naive:
-                naive = bench_naive(clip, args.model, weights, device, args.repeat, default_threads)
+                baseline = NaiveBaseline(clip, args.model, weights, device, default_threads)
+            end_to_end = bench_end_to_end(
+                clip, args.copies, setup, args.repeat, video,
+                between=baseline.run_once if baseline is not None else None,
+            )  # fmt: skip
+            _note(args, f"end to end: {end_to_end.frames_per_s:.1f} frames/s")
+            if baseline is not None:
+                naive = baseline.result()
                 _note(args, f"naive: {naive.frames_per_s:.1f} frames/s")
-    speedup = None
+    speedup, speedups = None, []
     if end_to_end is not None and naive is not None:
         speedup = end_to_end.frames_per_s / naive.frames_per_s
+        speedups = [e / n for e, n in zip(end_to_end.runs, naive.runs, strict=True)]
     return BenchReport(
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=bench_command(args),
@@ -647,6 +700,7 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
         end_to_end=end_to_end,
         naive=naive,
         speedup_vs_naive=speedup,
+        speedup_runs=speedups,
     )
 
 
@@ -664,7 +718,7 @@ def bench_command(args: argparse.Namespace) -> str:
         parts.append("--runtimes " + " ".join(args.runtimes))
     if args.scale:
         parts.append(f"--scale {args.scale[0]}x{args.scale[1]}")
-    for key in ("video_preset", "video_crf"):
+    for key in ("workers", "video_preset", "video_crf"):
         if getattr(args, key) is not None:
             parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
     for flag in ("skip_model_only", "skip_end_to_end", "skip_naive", "json"):
@@ -692,7 +746,7 @@ def format_report(report: BenchReport) -> str:
         lines.append(
             f"end to end: {e2e.copies} x {e2e.clip} ({e2e.frame_size}), {e2e.model} ({e2e.runtime} "
             f"{e2e.precision}), "
-            f"batch {e2e.batch_size}: "
+            f"batch {e2e.batch_size}, {e2e.workers} worker(s): "
             f"{e2e.frames_per_s:.1f} frames/s ({e2e.frames} frames; runs "
             f"{', '.join(f'{r:.1f}' for r in e2e.runs)})"
         )
@@ -706,7 +760,8 @@ def format_report(report: BenchReport) -> str:
             f"{report.naive.video_kb_per_frame:.1f} kB/frame)"
         )
     if report.speedup_vs_naive is not None:
-        lines.append(f"speed-up over naive: {report.speedup_vs_naive:.2f}x")
+        pairs = ", ".join(f"{r:.2f}" for r in report.speedup_runs)
+        lines.append(f"speed-up over naive: {report.speedup_vs_naive:.2f}x (run by run: {pairs})")
     return "\n".join(lines)
 
 
@@ -722,6 +777,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--model", default="person_ssdlite", help="end-to-end and naive model")
     parser.add_argument("--batch-size", type=int, default=8, help="end-to-end batch size (8)")
+    parser.add_argument(
+        "--workers", type=int, choices=(1, 2), default=None,
+        help="end-to-end `detector.workers` (default: the detector's choice)",
+    )  # fmt: skip
     parser.add_argument(
         "--models", nargs="+", default=list(DEFAULT_MODELS), help="model-only models"
     )

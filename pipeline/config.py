@@ -246,6 +246,17 @@ class DetectorConfig(_Strict):
             "int8 ranges are measured (default: the bundled sample clip)."
         ),
     )
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=2,
+        description=(
+            "Batches detected at once, each on its own thread. 2 overlaps one batch's resizing "
+            "and post-processing with the other's network, each ONNX Runtime run on half the "
+            "cores; it needs runtime onnxruntime (CPU). Default: 2 there on 2 or more cores, "
+            "1 otherwise."
+        ),
+    )
     batch_size: int = Field(8, ge=1, le=1024, description="Frames per inference batch.")
     max_wait_ms: float = Field(
         20.0,
@@ -288,6 +299,17 @@ class DetectorConfig(_Strict):
             )
         if self.device.startswith("cuda"):
             raise ValueError("precision int8 runs on the CPU only: set device to cpu")
+        return self
+
+    @model_validator(mode="after")
+    def _workers_need_onnxruntime(self) -> DetectorConfig:
+        if self.workers == 2 and (
+            self.runtime in ("torch", "compile") or self.device.startswith("cuda")
+        ):
+            raise ValueError(
+                "workers: 2 needs runtime onnxruntime on the CPU (torch runs share one thread "
+                "pool; CUDA overlaps batches with streams): set workers to 1"
+            )
         return self
 
     @field_validator("weights")

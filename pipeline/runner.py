@@ -152,6 +152,7 @@ def build_detector(det: DetectorConfig) -> Detector:
         runtime=det.runtime,
         precision=det.precision,
         calibration=det.calibration,
+        workers=det.workers,
     )
 
 

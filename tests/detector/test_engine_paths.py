@@ -255,8 +255,8 @@ def test_cpu_submit_post_processes_at_once(person, monkeypatch):
     assert calls == [1]
 
 
-def test_only_cuda_detectors_pipeline(person):
-    detector = Detector(person, PERSON, "cpu")
+def test_a_cpu_detector_with_one_worker_does_not_pipeline(person):
+    detector = Detector(person, PERSON, "cpu", workers=1)
     assert detector.pipelined is False and detector._side_stream is None
 
 

@@ -6,6 +6,7 @@ No timing is asserted: the machine running the tests decides the numbers.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import av
@@ -56,6 +57,7 @@ def test_bench_json_reports_every_measurement_with_positive_figures(
                   "sink_zmq", "sink_sql", "decode (separate pass)"):  # fmt: skip
         assert stages[stage] > 0, stage
     assert e2e["video"] == "libx264 veryfast crf 23"  # the video sink's defaults
+    assert e2e["workers"] == (2 if (os.cpu_count() or 1) >= 2 else 1)  # onnxruntime's default
     assert e2e["video_kb_per_frame"] > 0
 
     naive = report["naive"]
@@ -63,6 +65,7 @@ def test_bench_json_reports_every_measurement_with_positive_figures(
     assert naive["video_kb_per_frame"] > 0
     assert naive["threads"] == default_threads  # torch's own choice, untuned
     assert report["speedup_vs_naive"] == pytest.approx(e2e["frames_per_s"] / naive["frames_per_s"])
+    assert report["speedup_runs"] == [pytest.approx(e2e["runs"][0] / naive["runs"][0])]
 
 
 def test_bench_without_a_clip_says_which_file_is_missing(
@@ -106,6 +109,37 @@ def test_scale_reencodes_the_clip_for_the_end_to_end_and_naive_runs(
     assert "--scale 96x64" in report["command"]
 
 
+def test_naive_runs_alternate_with_the_end_to_end_runs(
+    synthetic_video: VideoFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline import bench, runner
+
+    order: list[str] = []
+    real_run, real_naive = runner.Pipeline.run, bench.run_naive
+
+    def pipeline_run(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        order.append("end to end")
+        return real_run(self, *args, **kwargs)
+
+    def naive_run(*args, **kwargs):  # type: ignore[no-untyped-def]
+        order.append("naive")
+        return real_naive(*args, **kwargs)
+
+    monkeypatch.setattr(runner.Pipeline, "run", pipeline_run)
+    monkeypatch.setattr(bench, "run_naive", naive_run)
+    clip = synthetic_video("clip.mp4", frames=4, size=(96, 64))
+    code = cli.main(
+        ["bench", "--json", "--clip", str(clip), "--skip-model-only", "--repeat", "3",
+         "--batch-size", "2", "--device", "cpu", "--runtime", "torch"]
+    )  # fmt: skip
+    assert code == 0
+    assert order == ["end to end", "naive"] * 3
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["naive"]["runs"]) == len(report["speedup_runs"]) == 3
+
+
 def test_video_preset_and_crf_reach_the_video_sink(
     synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -121,6 +155,19 @@ def test_video_preset_and_crf_reach_the_video_sink(
     assert coarse["video"] == "libx264 ultrafast crf 45"
     assert coarse["video_kb_per_frame"] < fine["video_kb_per_frame"]
     assert "--video-preset ultrafast --video-crf 45" in reports[1]["command"]
+
+
+def test_workers_reach_the_detector(
+    synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=4, size=(96, 64))
+    code = cli.main(
+        ["bench", "--json", "--clip", str(clip), "--skip-model-only", "--skip-naive",
+         "--repeat", "1", "--batch-size", "2", "--device", "cpu", "--workers", "1"]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["end_to_end"]["workers"] == 1 and "--workers 1" in report["command"]
 
 
 @pytest.mark.parametrize("bad", ["1920", "95x64", "wide"])

@@ -37,7 +37,7 @@ def test_unknown_key_is_named_with_its_path_line_and_a_suggestion(video: str) ->
     assert problems == [
         "detector.bach_size (line 5): unknown key (did you mean 'batch_size'?); allowed: "
         "batch_size, calibration, device, labels, max_detections, max_wait_ms, model, "
-        "nms_threshold, precision, runtime, score_threshold, weights"
+        "nms_threshold, precision, runtime, score_threshold, weights, workers"
     ]
 
 
