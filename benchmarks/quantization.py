@@ -79,9 +79,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_flush_denormal(True)
     frames = read_frames(args.clip, args.start, args.stop)
-    # One worker: the timed network runs get every core, as in `bench`'s model-only runs.
-    common = {"model": args.model, "device": "cpu", "score_threshold": args.score_threshold,
-              "workers": 1}  # fmt: skip
+    common = {"model": args.model, "device": "cpu", "score_threshold": args.score_threshold}
     detectors = {
         "torch fp32": Detector.build(**common, runtime="torch"),
         "onnxruntime fp32": Detector.build(**common, runtime="onnxruntime"),

@@ -136,17 +136,15 @@ def resolve_runtime(
     return choice
 
 
-def resolve_workers(workers: int | None, runtime: str, device: torch.device) -> int:
-    """Batches `Detector` detects at once: `workers`, or by default 2 when ONNX Runtime runs
-    the network on a CPU with at least 2 cores, else 1.
+def check_workers(workers: int, runtime: str, device: torch.device) -> int:
+    """`workers`, the batches `Detector` detects at once, if `runtime` on `device` allows it.
 
     Two batches at once on the CPU (each ONNX Runtime run on half the cores) overlap one
-    batch's resizing and post-processing, which use one core, with the other's network,
-    and single-threaded runs waste less time waiting for each other (docs/performance.md).
-    torch runs share one process-wide thread pool, so more than one needs ONNX Runtime.
+    batch's resizing and post-processing with the other's network, as OpenVINO's throughput
+    streams do; a batch then takes about twice as long, so the default stays 1 (on 2 cores
+    it measured no faster: docs/performance.md). torch runs share one process-wide thread
+    pool, so more than one needs ONNX Runtime.
     """
-    if workers is None:
-        return 2 if runtime == "onnxruntime" and (os.cpu_count() or 1) >= 2 else 1
     if workers < 1:
         raise ModelConfigError(f"workers must be >= 1, got {workers}")
     if workers > 1 and (runtime != "onnxruntime" or device.type != "cpu"):
@@ -351,9 +349,9 @@ class Detector:
         calibration: for precision int8, RGB frames [H, W, 3] like those the model will
             see, on which the int8 activation ranges are measured (default: frames of the
             bundled sample clip, `detector.quantize.DEFAULT_CALIBRATION`).
-        workers: batches detected at once, each on its own thread (`resolve_workers`;
-            default 2 with ONNX Runtime on a CPU of 2 or more cores, 1 otherwise); with 2,
-            `submit` hands the batch to a worker and returns (`pipelined`).
+        workers: batches detected at once, each on its own thread (`check_workers`; more
+            than 1 needs ONNX Runtime): `submit` then hands the batch to a worker and
+            returns (`pipelined`), and each run gets cores / workers threads.
 
     The engine works on a private copy of `model` (batch norms folded, channels_last).
     Frames travel to the device as uint8 (pinned memory and a non-blocking copy on CUDA);
@@ -376,7 +374,7 @@ class Detector:
         exact_resize: bool = False,
         runtime: str = "auto",
         calibration: Sequence[npt.NDArray[np.uint8]] | None = None,
-        workers: int | None = None,
+        workers: int = 1,
     ) -> None:
         if not 0.0 <= score_threshold < 1.0:
             raise ModelConfigError(f"score_threshold must be in [0, 1), got {score_threshold}")
@@ -400,7 +398,7 @@ class Detector:
         self._compiled: CompiledNetwork | None = None
         if self.runtime == "compile":
             self._compiled = CompiledNetwork(self.model, self.device)
-        self.workers = resolve_workers(workers, self.runtime, self.device)
+        self.workers = check_workers(workers, self.runtime, self.device)
         if self.runtime == "onnxruntime":
             try:
                 height, width = model.input_size
@@ -457,7 +455,7 @@ class Detector:
         micro_batch: int | None = None,
         runtime: str = "auto",
         calibration: str | Path | None = None,
-        workers: int | None = None,
+        workers: int = 1,
     ) -> Detector:
         """A detector for a registered model name or a checkpoint path (see `build_model`);
         `calibration`: a video file whose frames calibrate precision int8."""

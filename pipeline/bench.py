@@ -93,7 +93,7 @@ class EndToEndResult:
     """Size of the annotated video written, kB per frame (last run): with `video`, what the
     encoder's CPU time bought."""
     workers: int = 1
-    """Batches the detector worked on at once (`detector.workers` as resolved)."""
+    """Batches the detector worked on at once (`detector.workers`)."""
 
 
 @dataclass
@@ -273,7 +273,7 @@ class DetectorSetup:
     runtime: str = "auto"
     precision: str = "auto"
     batch_size: int = 8
-    workers: int | None = None
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -299,7 +299,6 @@ def _pipeline_config(
     clip: str, copies: int, setup: DetectorSetup, out: Path, video: VideoOutput
 ) -> str:
     cameras = "\n".join(f"  - id: cam{i}\n    source: {json.dumps(clip)}" for i in range(copies))
-    workers = "" if setup.workers is None else f"  workers: {setup.workers}\n"
     return f"""
 cameras:
 {cameras}
@@ -310,7 +309,8 @@ detector:
   runtime: {setup.runtime}
   precision: {setup.precision}
   batch_size: {setup.batch_size}
-{workers}  score_threshold: 0.5
+  workers: {setup.workers}
+  score_threshold: 0.5
   nms_threshold: 0.6
 tracker:
   type: iou
@@ -650,9 +650,8 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
         for name in args.models:
             weights = "default" if name == "person_ssdlite" else "none"
             for runtime, precision in model_variants(device, args.runtimes, args.precisions):
-                # One worker: a model-only run gives the network every core.
                 detector = Detector.build(
-                    name, weights, str(device), precision=precision, runtime=runtime, workers=1
+                    name, weights, str(device), precision=precision, runtime=runtime
                 )
                 for size in args.batch_sizes:
                     result = bench_model(
@@ -708,7 +707,7 @@ def bench_command(args: argparse.Namespace) -> str:
     """The command line that reproduces `args` (every option spelled out)."""
     parts = ["python -m pipeline bench"]
     for key in ("clip", "copies", "model", "batch_size", "device", "runtime", "precision",
-                "video_codec", "threads", "repeat", "min_time"):  # fmt: skip
+                "workers", "video_codec", "threads", "repeat", "min_time"):  # fmt: skip
         parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
     parts.append("--models " + " ".join(args.models))
     parts.append("--batch-sizes " + " ".join(str(b) for b in args.batch_sizes))
@@ -718,7 +717,7 @@ def bench_command(args: argparse.Namespace) -> str:
         parts.append("--runtimes " + " ".join(args.runtimes))
     if args.scale:
         parts.append(f"--scale {args.scale[0]}x{args.scale[1]}")
-    for key in ("workers", "video_preset", "video_crf"):
+    for key in ("video_preset", "video_crf"):
         if getattr(args, key) is not None:
             parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
     for flag in ("skip_model_only", "skip_end_to_end", "skip_naive", "json"):
@@ -778,8 +777,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="person_ssdlite", help="end-to-end and naive model")
     parser.add_argument("--batch-size", type=int, default=8, help="end-to-end batch size (8)")
     parser.add_argument(
-        "--workers", type=int, choices=(1, 2), default=None,
-        help="end-to-end `detector.workers` (default: the detector's choice)",
+        "--workers", type=int, choices=(1, 2), default=1,
+        help="end-to-end `detector.workers`: batches detected at once (1)",
     )  # fmt: skip
     parser.add_argument(
         "--models", nargs="+", default=list(DEFAULT_MODELS), help="model-only models"

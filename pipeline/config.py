@@ -246,15 +246,15 @@ class DetectorConfig(_Strict):
             "int8 ranges are measured (default: the bundled sample clip)."
         ),
     )
-    workers: int | None = Field(
-        None,
+    workers: int = Field(
+        1,
         ge=1,
         le=2,
         description=(
             "Batches detected at once, each on its own thread. 2 overlaps one batch's resizing "
             "and post-processing with the other's network, each ONNX Runtime run on half the "
-            "cores; it needs runtime onnxruntime (CPU). Default: 2 there on 2 or more cores, "
-            "1 otherwise."
+            "cores (more throughput where the detector is the bottleneck; each batch takes "
+            "longer). 2 needs runtime onnxruntime (CPU)."
         ),
     )
     batch_size: int = Field(8, ge=1, le=1024, description="Frames per inference batch.")

@@ -30,7 +30,7 @@ def person() -> SSD:
     return person_ssdlite("default")[0]
 
 
-def detector(person: SSD, workers: int | None) -> Detector:
+def detector(person: SSD, workers: int) -> Detector:
     return Detector(
         person, PERSON, "cpu", score_threshold=0.05, runtime="onnxruntime", workers=workers
     )
@@ -103,18 +103,19 @@ def test_stage_times_add_up_over_both_workers(person: SSD) -> None:
     assert times.prepare_s > 0 and times.forward_s > 0 and times.postprocess_s > 0
 
 
-@pytest.mark.parametrize(("cores", "workers", "threads"), [(1, 1, 1), (2, 2, 1), (8, 2, 4)])
-def test_by_default_two_workers_share_the_cores_when_there_are_two(
+@pytest.mark.parametrize(("cores", "workers", "threads"), [(1, 2, 1), (2, 2, 1), (8, 2, 4), (8, 1, 8)])
+def test_workers_share_the_cores_between_their_onnxruntime_runs(
     person: SSD, monkeypatch: pytest.MonkeyPatch, cores: int, workers: int, threads: int
 ) -> None:
     monkeypatch.setattr(engine.os, "cpu_count", lambda: cores)
-    det = detector(person, None)
+    det = detector(person, workers)
     assert det.workers == workers and det.pipelined == (workers > 1)
     assert det._onnx is not None and det._onnx.threads == threads
 
 
-def test_torch_detects_one_batch_at_a_time_by_default(person: SSD) -> None:
-    det = Detector(person, PERSON, "cpu", runtime="torch")
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
+def test_one_batch_at_a_time_by_default(person: SSD, runtime: str) -> None:
+    det = Detector(person, PERSON, "cpu", runtime=runtime)
     assert det.workers == 1 and not det.pipelined
 
 

@@ -6,7 +6,6 @@ No timing is asserted: the machine running the tests decides the numbers.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 
 import av
@@ -57,7 +56,7 @@ def test_bench_json_reports_every_measurement_with_positive_figures(
                   "sink_zmq", "sink_sql", "decode (separate pass)"):  # fmt: skip
         assert stages[stage] > 0, stage
     assert e2e["video"] == "libx264 veryfast crf 23"  # the video sink's defaults
-    assert e2e["workers"] == (2 if (os.cpu_count() or 1) >= 2 else 1)  # onnxruntime's default
+    assert e2e["workers"] == 1  # the detector's default
     assert e2e["video_kb_per_frame"] > 0
 
     naive = report["naive"]
@@ -163,11 +162,11 @@ def test_workers_reach_the_detector(
     clip = synthetic_video("clip.mp4", frames=4, size=(96, 64))
     code = cli.main(
         ["bench", "--json", "--clip", str(clip), "--skip-model-only", "--skip-naive",
-         "--repeat", "1", "--batch-size", "2", "--device", "cpu", "--workers", "1"]
+         "--repeat", "1", "--batch-size", "2", "--device", "cpu", "--workers", "2"]
     )  # fmt: skip
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["end_to_end"]["workers"] == 1 and "--workers 1" in report["command"]
+    assert report["end_to_end"]["workers"] == 2 and "--workers 2" in report["command"]
 
 
 @pytest.mark.parametrize("bad", ["1920", "95x64", "wide"])
