@@ -15,17 +15,11 @@ from detector.agreement import compare
 from detector.engine import Detector
 from detector.quantize import DEFAULT_CALIBRATION
 from detector.ssd import SSD
-from detector.tf_ssd import person_ssdlite
 from pipeline.types import Detections, Frame, LabelMap
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 PERSON = LabelMap(("background", "person"))
-
-
-@pytest.fixture(scope="module")
-def person() -> SSD:
-    return person_ssdlite("default")[0]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from detector import engine
 from detector.engine import Detector, fold_batch_norms, prepare_model, resolve_precision
 from detector.errors import ModelConfigError
 from detector.ssd import SSD
-from detector.tf_ssd import SameConv2d, person_ssdlite
+from detector.tf_ssd import SameConv2d
 from detector.torchvision_models import from_torchvision
 from pipeline.types import Frame, LabelMap
 from tests.detector import random_models
@@ -33,11 +33,6 @@ PERSON = LabelMap(("background", "person"))
 def calibrated_ssdlite() -> SSD:
     """Random SSDLite320 with batch-norm statistics measured on noise (non-trivial BNs)."""
     return from_torchvision(random_models.calibrated_ssdlite(seed=0))
-
-
-@pytest.fixture(scope="module")
-def person() -> SSD:
-    return person_ssdlite("default")[0]
 
 
 def frames(count: int, height: int = 240, width: int = 320) -> list[Frame]:

@@ -18,7 +18,6 @@ from detector.engine import Detector, resolve_runtime
 from detector.errors import ModelConfigError
 from detector.onnx_runtime import OnnxRuntimeForward, model_key
 from detector.ssd import SSD
-from detector.tf_ssd import person_ssdlite
 from pipeline.types import Frame, LabelMap
 from tests.detector.test_engine_paths import photo_frames
 
@@ -51,11 +50,6 @@ def tiny_ssd(seed: int) -> SSD:
     return SSD(
         nn.Identity(), _TinyHead(), anchors, BoxCoder(), (16, 16), (127.0,) * 3, (64.0,) * 3
     ).eval()
-
-
-@pytest.fixture(scope="module")
-def person() -> SSD:
-    return person_ssdlite("default")[0]
 
 
 def test_bundled_model_gives_the_same_detections_with_either_runtime(person: SSD) -> None:

@@ -18,7 +18,6 @@ from detector.errors import ModelConfigError
 from detector.onnx_runtime import OnnxRuntimeForward
 from detector.quantize import DEFAULT_CALIBRATION, calibration_images
 from detector.ssd import SSD
-from detector.tf_ssd import person_ssdlite
 from pipeline.types import Frame, LabelMap
 from tests.detector.test_onnx_runtime import tiny_ssd
 
@@ -27,11 +26,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 PERSON = LabelMap(("background", "person"))
-
-
-@pytest.fixture(scope="module")
-def person() -> SSD:
-    return person_ssdlite("default")[0]
 
 
 def tiny_inputs(seed: int, count: int = 8) -> np.ndarray:

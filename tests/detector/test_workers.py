@@ -13,7 +13,6 @@ from detector import engine, onnx_runtime
 from detector.engine import Detector
 from detector.errors import ModelConfigError
 from detector.ssd import SSD
-from detector.tf_ssd import person_ssdlite
 from pipeline.config import ConfigError, parse_config
 from pipeline.types import LabelMap
 from tests.detector.test_engine_paths import assert_same_detections, two_batches
@@ -23,11 +22,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 PERSON = LabelMap(("background", "person"))
-
-
-@pytest.fixture(scope="module")
-def person() -> SSD:
-    return person_ssdlite("default")[0]
 
 
 def detector(person: SSD, workers: int) -> Detector:
