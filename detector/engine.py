@@ -409,7 +409,8 @@ class Detector:
             except ModelConfigError as exc:
                 if runtime.strip().lower() != "auto" or self.int8:
                     raise
-                log.warning("%s; running the network with torch instead", exc)
+                one = ", one batch at a time" if self.workers > 1 else ""
+                log.warning("%s; running the network with torch instead%s", exc, one)
                 self.runtime = "torch"
                 self.workers = 1
         self.micro_batch = micro_batch

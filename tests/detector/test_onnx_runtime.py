@@ -162,6 +162,17 @@ def test_export_failure_falls_back_to_torch_under_auto(
     assert not list((tmp_path / "onnx").glob("*.partial"))
 
 
+def test_export_failure_under_auto_with_two_workers_says_it_runs_one_batch_at_a_time(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(onnx_runtime, "export_onnx", _failing_export)
+    with caplog.at_level(logging.WARNING):
+        detector = Detector(tiny_ssd(4), LabelMap(("bg", "thing")), "cpu", workers=2)
+    assert (detector.runtime, detector.workers, detector.pipelined) == ("torch", 1, False)
+    assert "with torch instead, one batch at a time" in caplog.text
+
+
 def test_export_failure_with_onnxruntime_asked_for_is_a_config_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
