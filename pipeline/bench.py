@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import X264_PRESETS, PipelineConfig, VideoSinkConfig
+from pipeline.config import VIDEO_CODECS, X264_PRESETS, PipelineConfig, VideoSinkConfig
 from pipeline.types import CameraStatus, FrameResult, LabelMap, StreamEnd, StreamInfo
 from sinks.base import Sink
 
@@ -569,20 +569,9 @@ def run_naive(
     return frames, time.perf_counter() - started
 
 
-def bench_naive(
-    clip: str, model_name: str, weights: str, device: torch.device, repeat: int, threads: int
-) -> NaiveResult:
-    """The naive baseline on one copy of `clip`, `repeat` times, with `threads` torch
-    threads (torch's default: what a first script gets)."""
-    baseline = NaiveBaseline(clip, model_name, weights, device, threads)
-    for _ in range(repeat):
-        baseline.run_once()
-    return baseline.result()
-
-
 class NaiveBaseline:
     """The naive baseline's runs, one at a time (`run_once`), on one copy of `clip`, with
-    `threads` torch threads while it runs."""
+    `threads` torch threads while it runs (torch's default: what a first script gets)."""
 
     def __init__(
         self, clip: str, model_name: str, weights: str, device: torch.device, threads: int
@@ -793,7 +782,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument(
-        "--video-codec", default="libx264", choices=("libx264", "h264_nvenc"),
+        "--video-codec", default="libx264", choices=VIDEO_CODECS,
         help="the end-to-end video sink's encoder (libx264)",
     )  # fmt: skip
     parser.add_argument(

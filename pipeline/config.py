@@ -360,6 +360,9 @@ class TrackerConfig(_Strict):
         return self
 
 
+VideoCodec = Literal["libx264", "h264_nvenc"]
+VIDEO_CODECS: tuple[str, ...] = get_args(VideoCodec)
+"""The video sink's encoders: x264 on the CPU, NVENC on an NVIDIA GPU."""
 X264Preset = Literal[
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
 ]
@@ -370,7 +373,7 @@ X264_PRESETS: tuple[str, ...] = get_args(X264Preset)
 class VideoSinkConfig(_Strict):
     type: Literal["video"] = Field(description="Annotated H.264 MP4, one file per camera.")
     dir: Path = Field(Path("out/video"), description="Folder for the MP4 files.")
-    codec: Literal["libx264", "h264_nvenc"] = Field(
+    codec: VideoCodec = Field(
         "libx264",
         description=(
             "H.264 encoder: libx264 (CPU) or h264_nvenc (an NVIDIA GPU's encoder: for many or "

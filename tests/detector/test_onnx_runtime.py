@@ -148,29 +148,26 @@ def _failing_export(model: SSD, path: Path) -> None:
     raise RuntimeError("unsupported operator aten::frobnicate\nmore detail")
 
 
-def test_export_failure_falls_back_to_torch_under_auto(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("workers", [1, 2])
+def test_export_failure_falls_back_to_torch_under_auto_one_batch_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    workers: int,
 ) -> None:
     monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(onnx_runtime, "export_onnx", _failing_export)
     with caplog.at_level(logging.WARNING):
-        detector = Detector(tiny_ssd(4), LabelMap(("bg", "thing")), "cpu", runtime="auto")
-    assert detector.runtime == "torch"
+        detector = Detector(
+            tiny_ssd(4), LabelMap(("bg", "thing")), "cpu", runtime="auto", workers=workers
+        )
+    assert (detector.runtime, detector.workers, detector.pipelined) == ("torch", 1, False)
     assert "aten::frobnicate" in caplog.text and "with torch instead" in caplog.text
+    # Only a detector asked for two workers is told it now has one.
+    assert ("one batch at a time" in caplog.text) == (workers == 2)
     frame = Frame("cam", 0, 0.0, 0.0, np.zeros((20, 20, 3), np.uint8))
     assert len(detector.detect([frame])) == 1
     assert not list((tmp_path / "onnx").glob("*.partial"))
-
-
-def test_export_failure_under_auto_with_two_workers_says_it_runs_one_batch_at_a_time(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
-    monkeypatch.setattr(onnx_runtime, "export_onnx", _failing_export)
-    with caplog.at_level(logging.WARNING):
-        detector = Detector(tiny_ssd(4), LabelMap(("bg", "thing")), "cpu", workers=2)
-    assert (detector.runtime, detector.workers, detector.pipelined) == ("torch", 1, False)
-    assert "with torch instead, one batch at a time" in caplog.text
 
 
 def test_export_failure_with_onnxruntime_asked_for_is_a_config_error(
