@@ -4,8 +4,9 @@ CPUs with 8-bit dot-product instructions (AVX-512 VNNI, AVX-VNNI) run the quanti
 person SSDLite 2.3-2.5x faster than float32. The price is accuracy: on vtest.avi the int8
 network finds 94% of float32's detections at the same score threshold and 99% of those
 scoring >= 0.6, its boxes overlapping float32's at IoU 0.96 on average
-(`benchmarks/quantization.py`, docs/performance.md). That is why int8 is opt-in
-(`detector.precision: int8`).
+(`benchmarks/quantization.py`, docs/performance.md). That is why `precision: auto` picks
+int8 only for the bundled person model, whose accuracy this is
+(`detector.models.INT8_BY_DEFAULT`); any other model needs `detector.precision: int8`.
 
 Weights are quantized per output channel (int8, symmetric), activations per tensor (uint8),
 their ranges taken from the network's own activations on the calibration frames (min-max).

@@ -392,11 +392,12 @@ def bench_end_to_end(
 ) -> EndToEndResult:
     """frames/s of the whole pipeline with its real sinks; stage busy times of the last run.
 
-    `setup.runtime` is `detector.runtime` ("auto" included); the result names the one that
-    ran. On CUDA, timing the detector's stages synchronises the device after each one, which
-    removes the overlap between batches: there the stages are timed in one extra run that
-    does not count towards frames/s. `between` runs after each counted run: the naive
-    baseline's runs go there, so that both see the same state of a shared machine.
+    `setup.runtime` and `setup.precision` are `detector.*` values ("auto" included); the
+    result names the ones that ran. On CUDA, timing the detector's stages synchronises the
+    device after each one, which removes the overlap between batches: there the stages are
+    timed in one extra run that does not count towards frames/s. `between` runs after each
+    counted run: the naive baseline's runs go there, so that both see the same state of a
+    shared machine.
     """
     from detector.engine import StageTimes
     from pipeline.config import parse_config
@@ -405,7 +406,7 @@ def bench_end_to_end(
     cuda = setup.device.startswith("cuda")
     runs: list[float] = []
     stages: dict[str, float] = {}
-    frames, seconds, ran_on, workers = 0, 0.0, setup.runtime, 1
+    frames, seconds, ran_on, workers, precision = 0, 0.0, setup.runtime, 1, setup.precision
     video_kb, video_settings = 0.0, ""
     for run in range(repeat + 1 if cuda else repeat):
         counted = run < repeat
@@ -422,7 +423,7 @@ def bench_end_to_end(
             if not summary.ok:
                 errors = [c.error for c in summary.cameras.values() if c.error]
                 raise BenchError(f"bench run failed: {'; '.join(errors + summary.sink_errors)}")
-            ran_on, workers = detector.runtime, detector.workers
+            ran_on, workers, precision = detector.runtime, detector.workers, detector.precision
             if counted:
                 frames, seconds = summary.frames, summary.elapsed_s
                 runs.append(frames / seconds)
@@ -447,7 +448,7 @@ def bench_end_to_end(
         copies=copies,
         model=setup.model,
         runtime=ran_on,
-        precision=setup.precision,
+        precision=precision,
         batch_size=setup.batch_size,
         frames=frames,
         seconds=seconds,

@@ -234,9 +234,10 @@ class DetectorConfig(_Strict):
     precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = Field(
         "auto",
         description=(
-            "Arithmetic of the network. auto: fp16 autocast on CUDA, fp32 on the CPU; fp16 and "
-            "bf16 are CUDA only. int8 (CPU, onnxruntime): a quantized copy, 2.3-2.5x faster on "
-            "CPUs with VNNI, finding ~94% of fp32's detections (docs/performance.md)."
+            "Arithmetic of the network. auto: fp16 autocast on CUDA; on the CPU int8 for "
+            "person_ssdlite's bundled weights (its int8 accuracy is measured), fp32 otherwise. "
+            "fp16 and bf16 are CUDA only. int8 (CPU, onnxruntime): a quantized copy, 2-2.5x "
+            "faster, finding ~94% of fp32's detections (docs/performance.md)."
         ),
     )
     calibration: Path | None = Field(
@@ -384,7 +385,11 @@ class VideoSinkConfig(_Strict):
         23, ge=0, le=51, description="Quality: lower is better and larger (NVENC: its cq)."
     )
     preset: X264Preset = Field(
-        "veryfast", description="Speed/size trade-off (NVENC: p1 for ultrafast .. p7)."
+        "ultrafast",
+        description=(
+            "Speed/size trade-off (NVENC: p1 for ultrafast .. p7). ultrafast: the least CPU "
+            "(what a small machine needs to keep up), ~3x the disk of veryfast at equal crf."
+        ),
     )
     threads: int = Field(
         0,

@@ -206,7 +206,7 @@ class VideoSink(Sink):
         *,
         codec: str = "libx264",
         crf: int = 23,
-        preset: str = "veryfast",
+        preset: str = "ultrafast",
         segment_s: float | None = None,
         max_age_s: float | None = None,
         max_segments: int | None = None,

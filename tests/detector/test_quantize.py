@@ -1,5 +1,6 @@
 """precision int8: a quantized copy of the network, calibrated on real frames, cached, close
-to float32; refused where it cannot run, never silently replaced by float32."""
+to float32; refused where it cannot run, never silently replaced by float32 when asked for;
+chosen by precision auto only where its accuracy was measured."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from detector import engine, onnx_runtime
+from detector import engine, models, onnx_runtime
 from detector.agreement import compare
-from detector.engine import Detector, resolve_precision, resolve_runtime
+from detector.engine import Detector, auto_precision, resolve_precision, resolve_runtime
 from detector.errors import ModelConfigError
 from detector.onnx_runtime import OnnxRuntimeForward
 from detector.quantize import DEFAULT_CALIBRATION, calibration_images
@@ -126,6 +127,65 @@ def test_int8_never_falls_back_to_float32(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert fallback.runtime == "torch"  # float32 under auto does fall back...
     with pytest.raises(ModelConfigError, match="exporter crashed"):  # ...int8 does not
         Detector(tiny_ssd(5), PERSON, "cpu", precision="int8", calibration=[image])
+
+
+def test_precision_auto_runs_the_bundled_person_model_in_int8_on_the_cpu() -> None:
+    detector = Detector.build("person_ssdlite", device="cpu")
+    assert (detector.precision, detector.runtime) == ("int8", "onnxruntime")
+    assert "-int8-" in detector._onnx.path.name  # type: ignore[union-attr]
+    kept = Detector.build("person_ssdlite", device="cpu", precision="fp32")
+    assert (kept.precision, kept.runtime) == ("fp32", "onnxruntime")
+
+
+@pytest.mark.parametrize(
+    ("model", "weights", "device", "runtime", "expected"),
+    [
+        ("person_ssdlite", "default", "cpu", "auto", "int8"),
+        ("person_ssdlite", "default", "cpu", "onnxruntime", "int8"),
+        ("person_ssdlite", "default", "cpu", "torch", "auto"),  # int8 needs ONNX Runtime
+        ("person_ssdlite", "default", "cpu", "compile", "auto"),
+        ("person_ssdlite", "default", "cuda", "auto", "auto"),  # fp16 autocast there
+        ("person_ssdlite", "none", "cpu", "auto", "auto"),  # measured for its own weights
+        ("person_ssdlite", "site.pt", "cpu", "auto", "auto"),
+        ("ssdlite320_mobilenet_v3_large", "default", "cpu", "auto", "auto"),  # not measured
+    ],
+)
+def test_precision_auto_is_int8_only_where_its_accuracy_was_measured(
+    model: str, weights: str, device: str, runtime: str, expected: str
+) -> None:
+    where = torch.device(device)
+    assert auto_precision("auto", model, weights, where, runtime) == expected
+    for chosen in ("fp32", "int8"):  # what the config asks for is kept
+        assert auto_precision(chosen, model, weights, where, runtime) == chosen
+
+
+def test_precision_auto_stays_float32_without_onnxruntime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engine, "onnxruntime_available", lambda: False)
+    assert auto_precision("auto", "person_ssdlite", "default", torch.device("cpu"), "auto") == (
+        "auto"
+    )
+
+
+def test_int8_chosen_by_precision_auto_falls_back_to_float32_when_it_cannot_be_made(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
+    monkeypatch.setitem(models.MODELS, "tiny", lambda weights: (tiny_ssd(8), PERSON))
+    monkeypatch.setattr(engine, "INT8_BY_DEFAULT", frozenset({"tiny"}))
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("no kernel for QLinearConv")
+
+    monkeypatch.setattr(onnx_runtime, "quantize_int8", broken)
+    with caplog.at_level(logging.WARNING):
+        detector = Detector.build("tiny", device="cpu")
+    assert (detector.precision, detector.runtime) == ("fp32", "onnxruntime")
+    assert "no kernel for QLinearConv" in caplog.text
+    assert "running the network in float32 instead" in caplog.text
+    with pytest.raises(ModelConfigError, match="no kernel for QLinearConv"):
+        Detector.build("tiny", device="cpu", precision="int8")  # asked for: no fallback
 
 
 def test_int8_without_onnxruntime_names_the_packages(monkeypatch: pytest.MonkeyPatch) -> None:

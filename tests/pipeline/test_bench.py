@@ -50,12 +50,13 @@ def test_bench_json_reports_every_measurement_with_positive_figures(
     assert e2e["copies"] == 2 and e2e["frames"] == 24  # every frame of both copies
     assert e2e["frame_size"] == "160x120"
     assert e2e["runtime"] == "onnxruntime"  # runtime auto on the CPU
+    assert e2e["precision"] == "int8"  # precision auto, for the bundled model on the CPU
     assert e2e["frames_per_s"] > 0 and e2e["seconds"] > 0
     stages = e2e["stages_ms_per_frame"]
     for stage in ("detect_prepare", "detect_forward", "detect_postprocess", "sink_video",
                   "sink_zmq", "sink_sql", "decode (separate pass)"):  # fmt: skip
         assert stages[stage] > 0, stage
-    assert e2e["video"] == "libx264 veryfast crf 23"  # the video sink's defaults
+    assert e2e["video"] == "libx264 ultrafast crf 23"  # the video sink's defaults
     assert e2e["workers"] == 1  # the detector's default
     assert e2e["video_kb_per_frame"] > 0
 
