@@ -572,7 +572,8 @@ def run_naive(
 
 class NaiveBaseline:
     """The naive baseline's runs, one at a time (`run_once`), on one copy of `clip`, with
-    `threads` torch threads while it runs (torch's default: what a first script gets)."""
+    `threads` torch threads and OpenCV's default threads while it runs (what a first script
+    gets)."""
 
     def __init__(
         self, clip: str, model_name: str, weights: str, device: torch.device, threads: int
@@ -587,10 +588,12 @@ class NaiveBaseline:
 
     def run_once(self) -> float:
         """One run over the clip; its frames/s."""
+        import cv2
         import torch
 
-        tuned = torch.get_num_threads()
+        tuned, opencv_threads = torch.get_num_threads(), cv2.getNumThreads()
         torch.set_num_threads(self.threads)
+        cv2.setNumThreads(-1)  # OpenCV's default, whatever a pipeline run set before
         try:
             with tempfile.TemporaryDirectory(prefix="ssd-naive-") as tmp:
                 out = Path(tmp) / "naive.mp4"
@@ -601,6 +604,7 @@ class NaiveBaseline:
                 self.video_kb = size / 1000 / max(self.frames, 1)
         finally:
             torch.set_num_threads(tuned)
+            cv2.setNumThreads(opencv_threads)
         self.runs.append(self.frames / self.seconds)
         return self.runs[-1]
 

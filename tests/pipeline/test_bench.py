@@ -140,6 +140,36 @@ def test_naive_runs_alternate_with_the_end_to_end_runs(
     assert len(report["naive"]["runs"]) == len(report["speedup_runs"]) == 3
 
 
+def test_naive_runs_with_the_libraries_default_threads_whatever_the_pipeline_set(
+    synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cv2
+
+    from pipeline import bench
+
+    seen: list[tuple[int, int]] = []
+
+    def naive_run(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append((torch.get_num_threads(), cv2.getNumThreads()))
+        return 4, 1.0
+
+    monkeypatch.setattr(bench, "run_naive", naive_run)
+    clip = synthetic_video("clip.mp4", frames=4, size=(96, 64))
+    baseline = bench.NaiveBaseline(str(clip), "person_ssdlite", "none", torch.device("cpu"), 2)
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    cv2.setNumThreads(-1)
+    opencv_default = cv2.getNumThreads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)  # what a pipeline run sets on 2 cores
+    try:
+        assert baseline.run_once() == 4.0
+        assert seen == [(2, opencv_default)]
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (1, 1)  # restored
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
+
+
 def test_video_preset_and_crf_reach_the_video_sink(
     synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
