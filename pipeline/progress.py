@@ -76,6 +76,7 @@ class Progress:
         out.write(
             f"{summary.frames} frames in {summary.elapsed_s:.1f} s "
             f"({summary.frames / elapsed:.1f} frames/s)"
+            + (f", after {summary.setup_s:.1f} s of set-up" if summary.setup_s >= 1 else "")
             + (" — interrupted" if summary.interrupted else "")
             + "\n"
         )

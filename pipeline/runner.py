@@ -68,9 +68,13 @@ class RunSummary:
 
     cameras: dict[str, CameraStats]
     elapsed_s: float
+    """Seconds from the start of reading to the end of the run."""
     sink_errors: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     interrupted: bool = False
+    setup_s: float = 0.0
+    """Seconds spent before reading began: building the detector (a first run's ONNX export
+    and int8 quantization included) and opening the sinks."""
 
     @property
     def ok(self) -> bool:
@@ -184,7 +188,7 @@ class Pipeline:
         self._extra_sinks = list(extra_sinks)
 
     def run(self, on_progress: ProgressCallback | None = None) -> RunSummary:
-        started = time.monotonic()
+        setup_started = time.monotonic()
         cfg = self.config
         # Denormal floats make CPU convolutions many times slower (seen with random
         # weights); flushing them to zero changes no detection worth having.
@@ -218,6 +222,7 @@ class Pipeline:
             cfg.detector.batch_size,
             cfg.detector.max_wait_ms / 1000,
         )
+        started = time.monotonic()
         for reader in readers:
             reader.start()
         interrupted = False
@@ -246,6 +251,7 @@ class Pipeline:
         return RunSummary(
             cameras=stats,
             elapsed_s=time.monotonic() - started,
+            setup_s=started - setup_started,
             sink_errors=[w.error for w in workers if w.error],
             outputs=[_describe_output(w.sink) for w in workers],
             interrupted=interrupted,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import cv2
 import pytest
@@ -29,3 +30,23 @@ def test_opencv_keeps_to_the_calling_thread_on_machines_of_two_cores(
         assert cv2.getNumThreads() == expected
     finally:
         cv2.setNumThreads(before)
+
+
+def test_elapsed_time_starts_when_reading_does_and_setup_is_counted_apart(
+    synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A first run exports and quantizes the network before reading: that is not frames/s.
+    clip = synthetic_video("clip.mp4", frames=3, size=(64, 48))
+    config = parse_config(f"cameras:\n  - id: cam\n    source: {clip}\n")
+
+    def slow_build(self: Pipeline) -> EagerDetector:
+        time.sleep(1.0)
+        return EagerDetector()
+
+    monkeypatch.setattr(Pipeline, "_build_detector", slow_build)
+    started = time.monotonic()
+    summary = Pipeline(config).run()
+    wall = time.monotonic() - started
+    assert summary.ok and summary.frames == 3
+    assert summary.setup_s >= 1.0
+    assert summary.elapsed_s <= wall - 1.0
