@@ -197,10 +197,14 @@ def _sync(device: torch.device) -> None:
 
 
 def model_variants(
-    device: torch.device, runtimes: Sequence[str] | None, precisions: Sequence[str] | None
+    device: torch.device,
+    runtimes: Sequence[str] | None,
+    precisions: Sequence[str] | None,
+    model: str = "",
+    weights: str = "none",
 ) -> list[tuple[str, str]]:
-    """(runtime, precision) pairs to measure: torch and compile run fp32 (and fp16/bf16 on
-    CUDA), ONNX Runtime fp32 and int8, on the CPU only."""
+    """(runtime, precision) pairs to measure for `model` with `weights`: torch and compile
+    run fp32 (and fp16/bf16 on CUDA), ONNX Runtime fp32 and int8, on the CPU only."""
     from detector.engine import resolve_runtime
 
     if not runtimes:
@@ -210,21 +214,27 @@ def model_variants(
     pairs = []
     for runtime in runtimes:
         resolve_runtime(runtime, device)  # a clear error for onnxruntime on CUDA
-        for precision in model_precisions(device, precisions):
+        for precision in model_precisions(device, precisions, model, weights):
             if precision in RUNTIME_PRECISIONS[runtime]:
                 pairs.append((runtime, precision))
     return pairs
 
 
-def model_precisions(device: torch.device, asked: Sequence[str] | None) -> list[str]:
-    """Precisions to measure: fp32 everywhere, plus fp16 and bf16 on CUDA (int8 when asked)."""
-    from detector.engine import resolve_precision
+def model_precisions(
+    device: torch.device, asked: Sequence[str] | None, model: str = "", weights: str = "none"
+) -> list[str]:
+    """Precisions to measure: `asked`, or fp32 everywhere, fp16 and bf16 on CUDA, and int8
+    where `precision: auto` runs it (the bundled model on the CPU, `auto_precision`)."""
+    from detector.engine import auto_precision, resolve_precision
 
     if asked:
         for p in asked:
             resolve_precision(p, device)  # a clear error for fp16 on the CPU
         return list(asked)
-    return ["fp32", "fp16", "bf16"] if device.type == "cuda" else ["fp32"]
+    if device.type == "cuda":
+        return ["fp32", "fp16", "bf16"]
+    auto = auto_precision("auto", model, weights, device, "onnxruntime")
+    return ["fp32", "int8"] if auto == "int8" else ["fp32"]
 
 
 # -- end to end ------------------------------------------------------------------------------
@@ -643,7 +653,8 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
     if not args.skip_model_only:
         for name in args.models:
             weights = "default" if name == "person_ssdlite" else "none"
-            for runtime, precision in model_variants(device, args.runtimes, args.precisions):
+            variants = model_variants(device, args.runtimes, args.precisions, name, weights)
+            for runtime, precision in variants:
                 detector = Detector.build(
                     name, weights, str(device), precision=precision, runtime=runtime
                 )
@@ -782,8 +793,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--precisions", nargs="+", choices=PRECISION_CHOICES,
-        help="model-only precisions (default: fp32; on CUDA also fp16 and bf16; int8 runs "
-             "on onnxruntime, CPU only)",
+        help="model-only precisions (default: fp32; on CUDA also fp16 and bf16; on the CPU "
+             "also int8 where precision auto runs it; int8 runs on onnxruntime, CPU only)",
     )  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument(

@@ -43,6 +43,8 @@ def test_bench_json_reports_every_measurement_with_positive_figures(
         ("person_ssdlite", "torch", "fp32", 2),
         ("person_ssdlite", "onnxruntime", "fp32", 1),
         ("person_ssdlite", "onnxruntime", "fp32", 2),
+        ("person_ssdlite", "onnxruntime", "int8", 1),  # what precision auto runs it in
+        ("person_ssdlite", "onnxruntime", "int8", 2),
     ]
     assert all(r["images_per_s"] > 0 and len(r["runs"]) == 1 for r in model_only)
 
@@ -286,3 +288,17 @@ def test_naive_postprocess_finds_what_the_batched_postprocess_finds(score_fn: st
         np.testing.assert_array_equal(labels.numpy(), expected.label)
         np.testing.assert_allclose(scores.numpy(), expected.score, rtol=1e-6)
         np.testing.assert_allclose(boxes.numpy(), expected.xyxy, atol=1e-6)
+
+
+def test_model_only_measures_int8_by_default_where_precision_auto_runs_it() -> None:
+    from pipeline.bench import model_variants
+
+    cpu = torch.device("cpu")
+    bundled = model_variants(cpu, ["torch", "onnxruntime"], None, "person_ssdlite", "default")
+    assert bundled == [("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
+    random = model_variants(cpu, ["torch", "onnxruntime"], None, "person_ssdlite", "none")
+    assert random == [("torch", "fp32"), ("onnxruntime", "fp32")]
+    coco = model_variants(cpu, ["onnxruntime"], None, "ssd300_vgg16", "none")
+    assert coco == [("onnxruntime", "fp32")]
+    asked = model_variants(cpu, ["onnxruntime"], ["fp32"], "person_ssdlite", "default")
+    assert asked == [("onnxruntime", "fp32")]  # what is asked for, only
