@@ -69,7 +69,8 @@ for fresh memory (measured: 2 images per pass ~25% faster than 8, docs/performan
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for `precision` on `device`; None means plain float32.
 
-    "auto" is fp16 on CUDA and fp32 on the CPU; fp16/bf16 autocast is CUDA-only here (CPU
+    "auto" is fp16 on CUDA and fp32 on the CPU (where `auto_precision`, applied first by
+    `Detector.build`, may have made it int8); fp16/bf16 autocast is CUDA-only here (CPU
     kernels for them are slower than float32 on CPUs without AMX). int8 is no autocast: it
     is an int8 copy of the network run by ONNX Runtime on the CPU (`detector.quantize`).
     """
