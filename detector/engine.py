@@ -26,7 +26,7 @@ from detector.errors import ModelConfigError
 from detector.models import INT8_BY_DEFAULT, build_model
 from detector.onnx_runtime import OnnxRuntimeForward, onnxruntime_available
 from detector.postprocess import PACKED_COLUMNS, postprocess, unpack_detections
-from detector.quantize import DEFAULT_CALIBRATION, calibration_images
+from detector.quantize import DEFAULT_CALIBRATION, calibration_images, has_int8_dot_products
 from detector.ssd import SSD
 from pipeline.types import Detections, Frame, LabelMap
 
@@ -100,9 +100,10 @@ def auto_precision(
     precision: str, model: str, weights: str, device: torch.device, runtime: str
 ) -> str:
     """`precision`, with "auto" made "int8" where a registered model's int8 accuracy was
-    measured (`INT8_BY_DEFAULT`, default weights) and ONNX Runtime runs it on the CPU: there
-    int8 is 2-2.5x faster than float32 for ~94% of its detections (99% of those scoring
-    >= 0.6), which is what a 2-core machine needs to keep up. Anything else is unchanged.
+    measured (`INT8_BY_DEFAULT`, default weights) and ONNX Runtime runs it on a CPU with
+    8-bit dot products (`has_int8_dot_products`, what it was measured on): there int8 is
+    2-2.5x faster than float32 for ~94% of its detections (99% of those scoring >= 0.6),
+    which is what a 2-core machine needs to keep up. Anything else is unchanged.
     """
     if (
         precision.strip().lower() == "auto"
@@ -110,6 +111,7 @@ def auto_precision(
         and weights == "default"
         and device.type == "cpu"
         and runtime.strip().lower() in ("auto", "onnxruntime")
+        and has_int8_dot_products()
         and onnxruntime_available()
     ):
         return "int8"

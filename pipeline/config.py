@@ -234,8 +234,9 @@ class DetectorConfig(_Strict):
     precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = Field(
         "auto",
         description=(
-            "Arithmetic of the network. auto: fp16 autocast on CUDA; on the CPU int8 for "
-            "person_ssdlite's bundled weights (its int8 accuracy is measured), fp32 otherwise. "
+            "Arithmetic of the network. auto: fp16 autocast on CUDA; int8 for person_ssdlite's "
+            "bundled weights on CPUs with VNNI (where its int8 accuracy was measured); fp32 "
+            "otherwise. "
             "fp16 and bf16 are CUDA only. int8 (CPU, onnxruntime): a quantized copy, 2-2.5x "
             "faster, finding ~94% of fp32's detections (docs/performance.md)."
         ),

@@ -17,7 +17,7 @@ from detector.agreement import compare
 from detector.engine import Detector, auto_precision, resolve_precision, resolve_runtime
 from detector.errors import ModelConfigError
 from detector.onnx_runtime import OnnxRuntimeForward
-from detector.quantize import DEFAULT_CALIBRATION, calibration_images
+from detector.quantize import DEFAULT_CALIBRATION, calibration_images, has_int8_dot_products
 from detector.ssd import SSD
 from pipeline.types import Frame, LabelMap
 from tests.detector.test_onnx_runtime import tiny_ssd
@@ -129,7 +129,13 @@ def test_int8_never_falls_back_to_float32(monkeypatch: pytest.MonkeyPatch, tmp_p
         Detector(tiny_ssd(5), PERSON, "cpu", precision="int8", calibration=[image])
 
 
-def test_precision_auto_runs_the_bundled_person_model_in_int8_on_the_cpu() -> None:
+@pytest.fixture
+def vnni(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CPU with 8-bit dot products, whatever runs the tests."""
+    monkeypatch.setattr(engine, "has_int8_dot_products", lambda: True)
+
+
+def test_precision_auto_runs_the_bundled_person_model_in_int8_on_the_cpu(vnni: None) -> None:
     detector = Detector.build("person_ssdlite", device="cpu")
     assert (detector.precision, detector.runtime) == ("int8", "onnxruntime")
     assert "-int8-" in detector._onnx.path.name  # type: ignore[union-attr]
@@ -151,7 +157,7 @@ def test_precision_auto_runs_the_bundled_person_model_in_int8_on_the_cpu() -> No
     ],
 )
 def test_precision_auto_is_int8_only_where_its_accuracy_was_measured(
-    model: str, weights: str, device: str, runtime: str, expected: str
+    vnni: None, model: str, weights: str, device: str, runtime: str, expected: str
 ) -> None:
     where = torch.device(device)
     assert auto_precision("auto", model, weights, where, runtime) == expected
@@ -160,7 +166,7 @@ def test_precision_auto_is_int8_only_where_its_accuracy_was_measured(
 
 
 def test_precision_auto_stays_float32_without_onnxruntime(
-    monkeypatch: pytest.MonkeyPatch,
+    vnni: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine, "onnxruntime_available", lambda: False)
     assert auto_precision("auto", "person_ssdlite", "default", torch.device("cpu"), "auto") == (
@@ -168,8 +174,41 @@ def test_precision_auto_stays_float32_without_onnxruntime(
     )
 
 
+def test_precision_auto_stays_float32_on_cpus_without_8_bit_dot_products(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # int8's accuracy was measured on VNNI CPUs only; without VNNI ONNX Runtime's u8s8
+    # products can saturate.
+    monkeypatch.setattr(engine, "has_int8_dot_products", lambda: False)
+    assert auto_precision("auto", "person_ssdlite", "default", torch.device("cpu"), "auto") == (
+        "auto"
+    )
+    assert Detector.build("person_ssdlite", device="cpu").precision == "fp32"
+    assert auto_precision("int8", "person_ssdlite", "default", torch.device("cpu"), "auto") == (
+        "int8"  # asked for: still runs
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ("fpu sse2 avx2 fma avx512f avx512_vnni avx512_bf16", True),  # AVX-512 VNNI
+        ("fpu sse2 avx2 fma avx_vnni", True),  # AVX-VNNI (Alder Lake and later)
+        ("fpu sse2 avx2 fma avx512f avx512bw", False),  # AVX-512 without VNNI
+        ("fpu sse2 avx2 fma", False),  # machine A
+    ],
+)
+def test_8_bit_dot_products_are_read_from_the_cpu_flags(flags: str, expected: bool) -> None:
+    cpuinfo = f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\n"
+    assert has_int8_dot_products(cpuinfo) is expected
+    assert has_int8_dot_products(cpuinfo.replace("flags", "bugs")) is False
+
+
 def test_int8_chosen_by_precision_auto_falls_back_to_float32_when_it_cannot_be_made(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    vnni: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
     monkeypatch.setitem(models.MODELS, "tiny", lambda weights: (tiny_ssd(8), PERSON))

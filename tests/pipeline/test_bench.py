@@ -22,8 +22,17 @@ from pipeline.bench import naive_postprocess
 from tests.conftest import VideoFactory
 
 
+@pytest.fixture
+def vnni(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CPU with 8-bit dot products (where precision auto runs the bundled model in int8),
+    whatever runs the tests."""
+    from detector import engine
+
+    monkeypatch.setattr(engine, "has_int8_dot_products", lambda: True)
+
+
 def test_bench_json_reports_every_measurement_with_positive_figures(
-    synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+    vnni: None, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     clip = synthetic_video("clip.mp4", frames=12, size=(160, 120))
     default_threads = torch.get_num_threads()
@@ -290,7 +299,7 @@ def test_naive_postprocess_finds_what_the_batched_postprocess_finds(score_fn: st
         np.testing.assert_allclose(boxes.numpy(), expected.xyxy, atol=1e-6)
 
 
-def test_model_only_measures_int8_by_default_where_precision_auto_runs_it() -> None:
+def test_model_only_measures_int8_by_default_where_precision_auto_runs_it(vnni: None) -> None:
     from pipeline.bench import model_variants
 
     cpu = torch.device("cpu")
