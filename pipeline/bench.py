@@ -306,9 +306,15 @@ class VideoOutput:
 
 
 def _pipeline_config(
-    clip: str, copies: int, setup: DetectorSetup, out: Path, video: VideoOutput
+    clip: str, copies: int, setup: DetectorSetup, out: Path, video: VideoOutput | None
 ) -> str:
+    """The run's config; `video` None: no video sink."""
     cameras = "\n".join(f"  - id: cam{i}\n    source: {json.dumps(clip)}" for i in range(copies))
+    video_sink = (
+        ""
+        if video is None
+        else f"  - type: video\n    dir: {json.dumps(str(out / 'video'))}\n{video.yaml()}\n"
+    )
     return f"""
 cameras:
 {cameras}
@@ -325,10 +331,7 @@ detector:
 tracker:
   type: iou
 sinks:
-  - type: video
-    dir: {json.dumps(str(out / "video"))}
-{video.yaml()}
-  - type: zmq
+{video_sink}  - type: zmq
     endpoint: tcp://127.0.0.1:*
   - type: sql
     url: {json.dumps("sqlite:///" + str(out / "detections.db"))}
@@ -397,7 +400,7 @@ def bench_end_to_end(
     copies: int,
     setup: DetectorSetup,
     repeat: int,
-    video: VideoOutput = VideoOutput(),
+    video: VideoOutput | None = VideoOutput(),
     between: Callable[[], object] | None = None,
 ) -> EndToEndResult:
     """frames/s of the whole pipeline with its real sinks; stage busy times of the last run.
@@ -472,11 +475,12 @@ def bench_end_to_end(
 
 
 def _video_settings(config: PipelineConfig) -> str:
-    """The video sink's encoder settings as the run's config resolved them."""
+    """The video sink's encoder settings as the run's config resolved them; "none" without
+    a video sink."""
     for sink in config.sinks:
         if isinstance(sink, VideoSinkConfig):
             return f"{sink.codec} {sink.preset} crf {sink.crf}"
-    return ""
+    return "none"
 
 
 # -- naive baseline --------------------------------------------------------------------------
@@ -676,7 +680,11 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
             if args.scale:
                 clip = scaled_clip(clip, args.scale, Path(folder))
                 _note(args, f"clip re-encoded at {args.scale[0]}x{args.scale[1]}: {clip}")
-            video = VideoOutput(args.video_codec, args.video_preset, args.video_crf)
+            video = (
+                None
+                if args.no_video
+                else VideoOutput(args.video_codec, args.video_preset, args.video_crf)
+            )
             # The naive runs alternate with the end-to-end ones: on a shared machine whose
             # speed drifts, both then see the same conditions.
             baseline = None
@@ -725,7 +733,7 @@ def bench_command(args: argparse.Namespace) -> str:
     for key in ("video_preset", "video_crf"):
         if getattr(args, key) is not None:
             parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
-    for flag in ("skip_model_only", "skip_end_to_end", "skip_naive", "json"):
+    for flag in ("no_video", "skip_model_only", "skip_end_to_end", "skip_naive", "json"):
         if getattr(args, flag):
             parts.append(f"--{flag.replace('_', '-')}")
     return " ".join(parts)
@@ -800,6 +808,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--video-codec", default="libx264", choices=VIDEO_CODECS,
         help="the end-to-end video sink's encoder (libx264)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-video", action="store_true",
+        help="end to end without the video sink (ZeroMQ and SQL only): for GPUs without a "
+             "video encoder (H100, H200, A100), where x264 on the CPU would set the pace; the "
+             "naive baseline still writes its video",
     )  # fmt: skip
     parser.add_argument(
         "--video-preset", choices=X264_PRESETS, default=None,

@@ -198,6 +198,24 @@ def test_video_preset_and_crf_reach_the_video_sink(
     assert "--video-preset ultrafast --video-crf 45" in reports[1]["command"]
 
 
+def test_no_video_runs_end_to_end_without_the_video_sink(
+    synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=6, size=(96, 64))
+    code = cli.main(
+        ["bench", "--json", "--clip", str(clip), "--skip-model-only", "--skip-naive",
+         "--repeat", "1", "--batch-size", "2", "--device", "cpu", "--runtime", "torch",
+         "--no-video"]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    e2e = report["end_to_end"]
+    assert e2e["frames"] == 6 and e2e["video"] == "none" and e2e["video_kb_per_frame"] == 0
+    assert "sink_video" not in e2e["stages_ms_per_frame"]
+    assert e2e["stages_ms_per_frame"]["sink_sql"] > 0
+    assert "--no-video" in report["command"]
+
+
 def test_workers_reach_the_detector(
     synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
