@@ -336,7 +336,12 @@ class VideoSink(Sink):
             )
         except (av.FFmpegError, OSError, ValueError) as exc:
             path.unlink(missing_ok=True)  # the container may have created it, empty
-            hint = " (NVENC needs an NVIDIA GPU and its driver)" if "nvenc" in self._codec else ""
+            hint = (
+                " (NVENC needs an NVIDIA GPU with a video encoder, which the H100, H200 and "
+                "A100 lack, and its driver; codec libx264 encodes on the CPU)"
+                if "nvenc" in self._codec
+                else ""
+            )
             raise SinkError(
                 f"video sink: cannot open {path} for camera {camera!r} "
                 f"with codec {self._codec!r}: {_reason(exc)}{hint}"

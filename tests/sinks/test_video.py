@@ -367,6 +367,7 @@ def test_an_encoder_that_cannot_run_here_fails_when_the_file_opens(tmp_path: Pat
     sink = VideoSink(tmp_path, LABELS, codec="h264_nvenc")
     sink.start(StreamInfo("cam", 160, 120, Fraction(25), "test"))
     with pytest.raises(SinkError, match=r"cannot open .*cam_.*\.mp4 for camera 'cam' with codec "
-                       r"'h264_nvenc': .*\(NVENC needs an NVIDIA GPU and its driver\)"):  # fmt: skip
+                       r"'h264_nvenc': .*\(NVENC needs an NVIDIA GPU with a video encoder, which the H100, "
+                       r"H200 and A100 lack, and its driver; codec libx264 encodes on the CPU\)"):  # fmt: skip
         sink.write(frame_result("cam", 0, moving_square(0, 160, 120)))
     assert list(tmp_path.iterdir()) == []  # no empty file left behind
