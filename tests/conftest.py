@@ -1,4 +1,5 @@
-"""Fixtures shared by every test package: synthetic videos written with PyAV."""
+"""Fixtures shared by every test package: synthetic videos written with PyAV, the test
+session's ONNX cache, a CPU with 8-bit dot products."""
 
 from __future__ import annotations
 
@@ -62,3 +63,12 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         del os.environ[CACHE_ENV]
     else:
         os.environ[CACHE_ENV] = old
+
+
+@pytest.fixture
+def vnni(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CPU with 8-bit dot products, where `precision: auto` runs the bundled model in int8,
+    whatever CPU runs the tests."""
+    from detector import engine
+
+    monkeypatch.setattr(engine, "has_int8_dot_products", lambda: True)

@@ -129,12 +129,6 @@ def test_int8_never_falls_back_to_float32(monkeypatch: pytest.MonkeyPatch, tmp_p
         Detector(tiny_ssd(5), PERSON, "cpu", precision="int8", calibration=[image])
 
 
-@pytest.fixture
-def vnni(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A CPU with 8-bit dot products, whatever runs the tests."""
-    monkeypatch.setattr(engine, "has_int8_dot_products", lambda: True)
-
-
 def test_precision_auto_runs_the_bundled_person_model_in_int8_on_the_cpu(vnni: None) -> None:
     detector = Detector.build("person_ssdlite", device="cpu")
     assert (detector.precision, detector.runtime) == ("int8", "onnxruntime")

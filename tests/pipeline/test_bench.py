@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -20,15 +22,6 @@ from detector.ssd import SSD
 from pipeline import cli
 from pipeline.bench import naive_postprocess
 from tests.conftest import VideoFactory
-
-
-@pytest.fixture
-def vnni(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A CPU with 8-bit dot products (where precision auto runs the bundled model in int8),
-    whatever runs the tests."""
-    from detector import engine
-
-    monkeypatch.setattr(engine, "has_int8_dot_products", lambda: True)
 
 
 def test_bench_json_reports_every_measurement_with_positive_figures(
@@ -181,16 +174,26 @@ def test_naive_runs_with_the_libraries_default_threads_whatever_the_pipeline_set
         cv2.setNumThreads(before[1])
 
 
+def end_to_end_report(
+    capsys: pytest.CaptureFixture[str], clip: Path, *options: str
+) -> dict[str, Any]:
+    """The JSON report of one end-to-end run of `clip` on the CPU (no model-only measurement,
+    no naive baseline) with `options` added."""
+    code = cli.main(
+        ["bench", "--json", "--clip", str(clip), "--skip-model-only", "--skip-naive",
+         "--repeat", "1", "--device", "cpu", *options]
+    )  # fmt: skip
+    assert code == 0
+    report: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return report
+
+
 def test_video_preset_and_crf_reach_the_video_sink(
     synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     clip = synthetic_video("clip.mp4", frames=8, size=(160, 120))
-    common = ["bench", "--json", "--clip", str(clip), "--skip-model-only", "--skip-naive",
-              "--repeat", "1", "--batch-size", "4", "--device", "cpu", "--runtime", "torch"]  # fmt: skip
-    reports = []
-    for crf in ("10", "45"):
-        assert cli.main([*common, "--video-preset", "ultrafast", "--video-crf", crf]) == 0
-        reports.append(json.loads(capsys.readouterr().out))
+    options = ("--batch-size", "4", "--runtime", "torch", "--video-preset", "ultrafast")
+    reports = [end_to_end_report(capsys, clip, *options, "--video-crf", crf) for crf in ("10", "45")]
     fine, coarse = (r["end_to_end"] for r in reports)
     assert fine["video"] == "libx264 ultrafast crf 10"
     assert coarse["video"] == "libx264 ultrafast crf 45"
@@ -202,13 +205,9 @@ def test_no_video_runs_end_to_end_without_the_video_sink(
     synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     clip = synthetic_video("clip.mp4", frames=6, size=(96, 64))
-    code = cli.main(
-        ["bench", "--json", "--clip", str(clip), "--skip-model-only", "--skip-naive",
-         "--repeat", "1", "--batch-size", "2", "--device", "cpu", "--runtime", "torch",
-         "--no-video"]
-    )  # fmt: skip
-    assert code == 0
-    report = json.loads(capsys.readouterr().out)
+    report = end_to_end_report(
+        capsys, clip, "--batch-size", "2", "--runtime", "torch", "--no-video"
+    )
     e2e = report["end_to_end"]
     assert e2e["frames"] == 6 and e2e["video"] == "none" and e2e["video_kb_per_frame"] == 0
     assert "sink_video" not in e2e["stages_ms_per_frame"]
@@ -220,12 +219,7 @@ def test_workers_reach_the_detector(
     synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     clip = synthetic_video("clip.mp4", frames=4, size=(96, 64))
-    code = cli.main(
-        ["bench", "--json", "--clip", str(clip), "--skip-model-only", "--skip-naive",
-         "--repeat", "1", "--batch-size", "2", "--device", "cpu", "--workers", "2"]
-    )  # fmt: skip
-    assert code == 0
-    report = json.loads(capsys.readouterr().out)
+    report = end_to_end_report(capsys, clip, "--batch-size", "2", "--workers", "2")
     assert report["end_to_end"]["workers"] == 2 and "--workers 2" in report["command"]
 
 
