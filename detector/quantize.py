@@ -86,7 +86,9 @@ def calibration_images(
             images = []
             for i, frame in enumerate(container.decode(stream)):
                 if i % step == 0:
-                    images.append(frame.to_ndarray(format="rgb24"))
+                    # One swscale thread, as the readers use (pipeline.sources): PyAV
+                    # otherwise starts and joins a thread per core for every frame.
+                    images.append(frame.to_ndarray(format="rgb24", threads=1))
                     if len(images) == count:
                         break
     except (av.FFmpegError, IndexError) as exc:
