@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.boxes import box_iou, greedy_assignment
 from pipeline.types import Detections
-from trackers.iou import box_iou, greedy_assignment
 
 
 @dataclass
@@ -16,8 +16,8 @@ class Agreement:
     """Counts over frames of a candidate's detections matched to a reference's.
 
     A match is a (reference, candidate) pair of the same label with IoU >= the threshold,
-    taken greedily by descending IoU, each detection in at most one pair (the tracker's
-    `greedy_assignment`).
+    taken greedily by descending IoU, each detection in at most one pair
+    (`pipeline.boxes.greedy_assignment`, as the tracker matches).
     """
 
     reference: int = 0

@@ -379,7 +379,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def _timestamp(text: str) -> datetime:
     """A time as users type it ('10 minutes ago', 'yesterday', ISO); aware UTC."""
-    from sinks.timeparse import parse_time
+    from pipeline.timeparse import parse_time
 
     try:
         return parse_time(text)
@@ -388,7 +388,7 @@ def _timestamp(text: str) -> datetime:
 
 
 def _duration(text: str) -> timedelta:
-    from sinks.timeparse import parse_duration
+    from pipeline.timeparse import parse_duration
 
     try:
         return parse_duration(text)

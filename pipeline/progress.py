@@ -7,7 +7,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from pipeline.runner import CameraStats, RunSummary
+from pipeline.summary import CameraStats, RunSummary
 
 
 class Progress:

@@ -6,8 +6,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import cv2
@@ -29,12 +29,14 @@ from pipeline.config import (
 )
 from pipeline.readers import Backoff, CameraReader, FrameQueue, FrameSampler, QueuePolicy
 from pipeline.sources import AVSource, ImageFolderSource, Source
+from pipeline.summary import CameraStats, ProgressCallback, RunSummary
 from pipeline.types import (
     CameraStatus,
     Detections,
     Frame,
     FrameResult,
     LabelMap,
+    RunOutcome,
     StreamEnd,
     StreamInfo,
 )
@@ -43,49 +45,6 @@ from sinks.base import Sink, SinkError
 from trackers import IoUTracker
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class CameraStats:
-    """What happened to one camera during a run."""
-
-    camera_id: str
-    source: str
-    total_frames: int | None = None
-    frames: int = 0
-    detections: int = 0
-    tracks: int = 0
-    decode_errors: int = 0
-    dropped: int = 0
-    skipped: int = 0
-    reconnects: int = 0
-    error: str | None = None
-
-
-@dataclass
-class RunSummary:
-    """The outcome of `Pipeline.run`."""
-
-    cameras: dict[str, CameraStats]
-    elapsed_s: float
-    """Seconds from the start of reading to the end of the run."""
-    sink_errors: list[str] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)
-    interrupted: bool = False
-    setup_s: float = 0.0
-    """Seconds spent before reading began: building the detector (a first run's ONNX export
-    and int8 quantization included) and opening the sinks."""
-
-    @property
-    def ok(self) -> bool:
-        return not self.sink_errors and all(c.error is None for c in self.cameras.values())
-
-    @property
-    def frames(self) -> int:
-        return sum(c.frames for c in self.cameras.values())
-
-
-ProgressCallback = Callable[[CameraStats], None]
 
 
 class PendingResult(Protocol):
@@ -230,9 +189,11 @@ class Pipeline:
             _Loop(detector, trackers, workers, stats, on_progress).run(batcher, self.stop)
             interrupted = self.stop.is_set()
             failed = any(c.error for c in stats.values())
-            _record_outcome(
-                workers, "interrupted" if interrupted else "failed" if failed else "finished"
+            outcome: RunOutcome = (
+                "interrupted" if interrupted else "failed" if failed else "finished"
             )
+            for worker in workers:
+                worker.run_ended(outcome)
         finally:
             self.stop.set()
             for reader in readers:
@@ -253,7 +214,7 @@ class Pipeline:
             elapsed_s=time.monotonic() - started,
             setup_s=started - setup_started,
             sink_errors=[w.error for w in workers if w.error],
-            outputs=[_describe_output(w.sink) for w in workers],
+            outputs=[w.sink.describe() for w in workers],
             interrupted=interrupted,
         )
 
@@ -485,17 +446,3 @@ def _broadcast(
 ) -> None:
     for worker in workers:
         worker.submit(message)
-
-
-def _record_outcome(workers: list[SinkWorker], status: str) -> None:
-    """Tell the SQL sinks how the run ended, for their `runs` row."""
-    from sinks.sql import SqlSink
-
-    for worker in workers:
-        if isinstance(worker.sink, SqlSink):
-            worker.sink.mark_status(status)  # type: ignore[arg-type]
-
-
-def _describe_output(sink: Sink) -> str:
-    describe = getattr(sink, "describe", None)
-    return describe() if callable(describe) else sink.name

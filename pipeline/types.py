@@ -234,6 +234,10 @@ class StreamEnd:
     error: str | None = None
 
 
+RunOutcome = Literal["finished", "failed", "interrupted"]
+"""How a run ended: every camera done; a camera or sink failed; stopped (Ctrl-C, SIGTERM)."""
+
+
 @dataclass(frozen=True)
 class LabelMap:
     """Class names of a detector, indexed by `Detections.label`."""

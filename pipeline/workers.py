@@ -5,15 +5,21 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from dataclasses import dataclass
 from typing import Final
 
-from pipeline.types import CameraStatus, FrameResult, StreamEnd, StreamInfo
+from pipeline.types import CameraStatus, FrameResult, RunOutcome, StreamEnd, StreamInfo
 from sinks.base import Sink
 
 log = logging.getLogger(__name__)
 
 SinkMessage = StreamInfo | FrameResult | StreamEnd | CameraStatus
 _CLOSE: Final = object()
+
+
+@dataclass(frozen=True)
+class _RunEnded:
+    outcome: RunOutcome
 
 
 class SinkWorker:
@@ -38,12 +44,20 @@ class SinkWorker:
         return self._failed.is_set()
 
     def submit(self, message: SinkMessage) -> None:
+        """Queue a message for the sink; blocks while the queue is full."""
+        self._submit(message)
+
+    def _submit(self, message: object) -> None:
         while not self._failed.is_set():
             try:
                 self._queue.put(message, timeout=0.1)
                 return
             except queue.Full:
                 continue
+
+    def run_ended(self, outcome: RunOutcome) -> None:
+        """Tell the sink how the run ended (`Sink.run_ended`), after what is queued."""
+        self._submit(_RunEnded(outcome))
 
     def close(self, timeout: float | None = None) -> None:
         """Finish what is queued, close the sink, and wait for the thread."""
@@ -74,6 +88,8 @@ class SinkWorker:
                     self.sink.end(message)
                 elif isinstance(message, CameraStatus):
                     self.sink.status(message)
+                elif isinstance(message, _RunEnded):
+                    self.sink.run_ended(message.outcome)
         except Exception as exc:
             self._fail(exc)
         finally:

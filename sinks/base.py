@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from pipeline.types import CameraStatus, FrameResult, StreamEnd, StreamInfo
+from pipeline.types import CameraStatus, FrameResult, RunOutcome, StreamEnd, StreamInfo
 
 
 class SinkError(RuntimeError):
@@ -19,9 +19,9 @@ class Sink(ABC):
     """Consumes results, camera by camera, in frame order per camera.
 
     The orchestrator calls, for each camera: `start` once, `write` per frame, `end` once;
-    then `close` once for the whole run. Calls come from a single thread (the sink's worker),
-    so implementations need no locking. `close` must flush and release everything, and be
-    safe to call after a failure.
+    then `run_ended` and `close` once for the whole run, and `describe` for its summary.
+    Calls come from a single thread (the sink's worker), so implementations need no locking.
+    `close` must flush and release everything, and be safe to call after a failure.
     """
 
     name: str = "sink"
@@ -41,6 +41,13 @@ class Sink(ABC):
     def status(self, status: CameraStatus) -> None:  # noqa: B027 - optional hook
         """A camera's reader changed state (connecting, streaming, reconnecting, ...)."""
 
+    def run_ended(self, outcome: RunOutcome) -> None:  # noqa: B027 - optional hook
+        """How the run ended; called once, before `close`, from the orchestrator's thread."""
+
     @abstractmethod
     def close(self) -> None:
         """Flush and release everything; the run is over."""
+
+    def describe(self) -> str:
+        """One line for the run summary: what this sink wrote, and where."""
+        return self.name

@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from pipeline.types import FrameResult, LabelMap, StreamEnd, TrackEvent
+from pipeline.types import FrameResult, LabelMap, RunOutcome, StreamEnd, TrackEvent
 from sinks.base import Sink, SinkError
 from sinks.sql_engine import (
     SQLITE_BUSY_TIMEOUT_MS,
@@ -366,13 +366,13 @@ class SqlSink(Sink):
             text += f"; rows not yet written kept in {self.kept_in}"
         return text
 
-    def mark_status(self, status: RunStatus) -> None:
+    def run_ended(self, outcome: RunOutcome) -> None:
         """The status `close()` records: "finished" (default), "failed" or "interrupted"."""
-        if status not in RUN_STATUSES or status == "running":
+        if outcome not in RUN_STATUSES or outcome == "running":
             raise ValueError(
-                f"run status must be one of finished, failed, interrupted; got {status!r}"
+                f"run status must be one of finished, failed, interrupted; got {outcome!r}"
             )
-        self._status = status
+        self._status = outcome
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Hand over every buffered row and wait until all are written.
@@ -382,18 +382,18 @@ class SqlSink(Sink):
         self._hand_off()
         return self.outbox.wait_empty(timeout_s)
 
-    def close(self, status: RunStatus | None = None) -> None:
+    def close(self, status: RunOutcome | None = None) -> None:
         """Write everything, record the run's end and status, release the database.
 
         Waits up to `close_timeout_s` for an unreachable database; what is still unwritten
         then is kept in the spool file (`kept_in`) and SinkError says so. Idempotent.
-        `status` overrides `mark_status`; a batch the database refused makes it "failed".
+        `status` overrides `run_ended`; a batch the database refused makes it "failed".
         """
         if self._closed:
             return
         self._closed = True
         if status is not None:
-            self.mark_status(status)
+            self.run_ended(status)
         try:
             self._hand_off()
             final = "failed" if self._writer.error else self._status

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from pipeline.config import parse_config
-from pipeline.runner import FrameDetector, Pipeline, RunSummary
+from pipeline.runner import FrameDetector, Pipeline
+from pipeline.summary import RunSummary
 from pipeline.types import (
     CameraStatus,
     Detections,

@@ -15,7 +15,8 @@ import pytest
 from pipeline.batching import Batcher
 from pipeline.config import parse_config
 from pipeline.readers import FrameQueue, QueuedFrame, QueuePolicy
-from pipeline.runner import CameraStats, FrameDetector, Pipeline, _Loop
+from pipeline.runner import FrameDetector, Pipeline, _Loop
+from pipeline.summary import CameraStats
 from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamEnd
 from pipeline.workers import SinkWorker
 from sinks.base import Sink

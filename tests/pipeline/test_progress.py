@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from pipeline.progress import Progress
-from pipeline.runner import CameraStats, RunSummary
+from pipeline.summary import CameraStats, RunSummary
 
 
 def summary_text(setup_s: float) -> str:

@@ -283,8 +283,8 @@ def test_run_row_is_running_until_close_then_finished(sql_db_url: str) -> None:
 @pytest.mark.parametrize(
     ("how", "status"),
     [
-        ("mark_status", "interrupted"),
-        ("mark_status", "failed"),
+        ("run_ended", "interrupted"),
+        ("run_ended", "failed"),
         ("close_arg", "interrupted"),
         ("close_arg", "failed"),
     ],
@@ -293,8 +293,8 @@ def test_close_records_the_status_the_orchestrator_gives(
     sql_db_url: str, how: str, status: Any
 ) -> None:
     sink = SqlSink(sql_db_url, LABELS)
-    if how == "mark_status":
-        sink.mark_status(status)
+    if how == "run_ended":
+        sink.run_ended(status)
         sink.close()
     else:
         sink.close(status=status)
@@ -303,10 +303,10 @@ def test_close_records_the_status_the_orchestrator_gives(
     assert run["ended_at"] is not None
 
 
-def test_mark_status_rejects_unknown_status(tmp_path: Path) -> None:
+def test_run_ended_rejects_unknown_status(tmp_path: Path) -> None:
     sink = SqlSink(f"sqlite:///{tmp_path / 'p.db'}", LABELS)
     with pytest.raises(ValueError, match="run status"):
-        sink.mark_status("done")  # type: ignore[arg-type]
+        sink.run_ended("done")  # type: ignore[arg-type]
     sink.close()
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sinks.timeparse import parse_duration, parse_time
+from pipeline.timeparse import parse_duration, parse_time
 
 NOW = datetime(2026, 11, 21, 10, 30, 15, tzinfo=timezone.utc)
 

@@ -1,0 +1,49 @@
+"""What a run did: per-camera counts and the run's outcome, for progress bars and summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class CameraStats:
+    """What happened to one camera during a run."""
+
+    camera_id: str
+    source: str
+    total_frames: int | None = None
+    frames: int = 0
+    detections: int = 0
+    tracks: int = 0
+    decode_errors: int = 0
+    dropped: int = 0
+    skipped: int = 0
+    reconnects: int = 0
+    error: str | None = None
+
+
+@dataclass
+class RunSummary:
+    """The outcome of `Pipeline.run`."""
+
+    cameras: dict[str, CameraStats]
+    elapsed_s: float
+    """Seconds from the start of reading to the end of the run."""
+    sink_errors: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    setup_s: float = 0.0
+    """Seconds spent before reading began: building the detector (a first run's ONNX export
+    and int8 quantization included) and opening the sinks."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.sink_errors and all(c.error is None for c in self.cameras.values())
+
+    @property
+    def frames(self) -> int:
+        return sum(c.frames for c in self.cameras.values())
+
+
+ProgressCallback = Callable[[CameraStats], None]
