@@ -1,0 +1,181 @@
+"""The `cameras:` section: each camera's source (file, stream, device, images) and reading."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pipeline.config.base import Strict
+from pipeline.urls import STREAM_SCHEMES, infer_kind, mask_credentials
+
+
+class FileSourceConfig(Strict):
+    type: Literal["file"] = Field(description="A video file (anything FFmpeg reads).")
+    path: str = Field(min_length=1, description="Path of the video file.")
+    realtime: bool = Field(
+        False, description="Play at the file's own frame rate, as a camera would deliver it."
+    )
+    loop: bool = Field(False, description="Start again at the end, forever.")
+
+    @field_validator("path")
+    @classmethod
+    def _readable_file(cls, value: str) -> str:
+        path = Path(value).expanduser()
+        if not path.exists():
+            raise ValueError(f"file not found: {value} (relative to {Path.cwd()})")
+        if not path.is_file():
+            raise ValueError(f"not a file: {value}")
+        if not os.access(path, os.R_OK):
+            raise ValueError(f"file not readable: {value}")
+        return value
+
+
+class StreamSourceConfig(Strict):
+    type: Literal["stream"] = Field(
+        description="A network stream: RTSP, HTTP, RTMP, TCP, UDP, SRT."
+    )
+    url: str = Field(
+        min_length=1,
+        description="Stream URL, e.g. rtsp://user:${CAM_PASSWORD}@192.0.2.10/stream1.",
+    )
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="FFmpeg options, e.g. {rtsp_transport: tcp}.",
+    )
+    timeout_s: float = Field(
+        10.0, gt=0, le=600, description="Longest wait to connect, and for data once connected."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in STREAM_SCHEMES:
+            raise ValueError(
+                f"unsupported stream URL {mask_credentials(value)!r}: use one of "
+                f"{', '.join(s + '://' for s in sorted(STREAM_SCHEMES))}"
+            )
+        return value
+
+
+class DeviceSourceConfig(Strict):
+    type: Literal["device"] = Field(description="A V4L2 capture device (USB camera, capture card).")
+    path: str = Field(pattern=r"^/dev/video\d+$", description="Device node, e.g. /dev/video0.")
+    width: int | None = Field(None, ge=16, le=16384, description="Capture width in pixels.")
+    height: int | None = Field(None, ge=16, le=16384, description="Capture height in pixels.")
+    fps: float | None = Field(None, gt=0, le=1000, description="Capture frame rate.")
+    input_format: str | None = Field(
+        None, min_length=1, description="Pixel format asked of the device, e.g. mjpeg or yuyv422."
+    )
+    options: dict[str, str] = Field(default_factory=dict, description="More FFmpeg options.")
+    timeout_s: float = Field(10.0, gt=0, le=600, description="Longest wait for the device.")
+
+
+class ImagesSourceConfig(Strict):
+    type: Literal["images"] = Field(description="The images of a folder or glob, in name order.")
+    path: str = Field(min_length=1, description="A folder, or a glob such as frames/*.jpg.")
+    fps: float = Field(10.0, gt=0, le=1000, description="Frame rate the images stand for.")
+    loop: bool = Field(False, description="Start again after the last image, forever.")
+
+    @field_validator("path")
+    @classmethod
+    def _has_images(cls, value: str) -> str:
+        if not Path(value).is_dir() and not glob.glob(value):
+            raise ValueError(f"no such folder, and no file matches: {value}")
+        return value
+
+
+SourceConfig = Annotated[
+    FileSourceConfig | StreamSourceConfig | DeviceSourceConfig | ImagesSourceConfig,
+    Field(discriminator="type"),
+]
+
+
+class ReconnectConfig(Strict):
+    initial_delay_s: float = Field(
+        0.5, gt=0, le=600, description="Wait before the first reconnection attempt."
+    )
+    max_delay_s: float = Field(
+        30.0, gt=0, le=3600, description="The wait doubles after each failure up to this."
+    )
+    jitter: float = Field(
+        0.2, ge=0, le=1, description="Each wait is varied by up to this fraction, at random."
+    )
+    max_attempts: int = Field(
+        0, ge=0, le=1_000_000, description="Give up after this many failures in a row; 0: never."
+    )
+
+
+class CameraConfig(Strict):
+    id: str = Field(
+        description="Camera id: used in event topics, file names and the database.",
+        min_length=1,
+        max_length=64,
+    )
+    source: SourceConfig = Field(
+        description=(
+            "A video file, a stream URL (rtsp://, http://, ...), a V4L2 device (/dev/videoN) "
+            "or an image folder/glob; the kind is inferred from the string. A mapping with "
+            "`type:` (file, stream, device, images) sets the kind and its options."
+        )
+    )
+    queue_size: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="Decoded frames buffered for this camera (default 32 for files, 4 live).",
+    )
+    queue_policy: Literal["auto", "block", "drop_oldest"] = Field(
+        "auto",
+        description=(
+            "When the queue is full: block the reader (nothing lost; files) or drop the "
+            "oldest frame (bounded latency; live sources). auto picks by source kind."
+        ),
+    )
+    max_fps: float | None = Field(
+        None, gt=0, le=1000, description="Detect on at most this many frames per second."
+    )
+    detect_every: int = Field(
+        1, ge=1, le=10_000, description="Detect on every Nth frame only (1: every frame)."
+    )
+    full_rate_video: bool = Field(
+        False,
+        description=(
+            "Frames skipped by max_fps/detect_every still go to the video sinks, drawn with "
+            "the last known tracks."
+        ),
+    )
+    reconnect: ReconnectConfig = Field(
+        default_factory=ReconnectConfig,  # type: ignore[arg-type]
+        description="Retry policy of live sources.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _source_string_to_mapping(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("source"), str):
+            source = data["source"]
+            kind = infer_kind(source)
+            field = "url" if kind == "stream" else "path"
+            data = {**data, "source": {"type": kind, field: source}}
+        return data
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_plain_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+            raise ValueError(
+                f"invalid camera id {value!r}: use letters, digits, '_', '-' and '.' "
+                "(it names files and event topics)"
+            )
+        return value
+
+    @property
+    def live(self) -> bool:
+        """Streams and devices are live: they drop old frames and reconnect."""
+        return isinstance(self.source, (StreamSourceConfig, DeviceSourceConfig))

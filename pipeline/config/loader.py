@@ -1,0 +1,208 @@
+"""Reading a YAML config: `${ENV}` expansion, validation, and errors that point at the YAML.
+
+Relative paths (sources, output folders, SQLite files) are relative to the directory the
+pipeline is run from, like the paths a user types on the command line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, get_args
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from pipeline.config.schema import PipelineConfig
+from pipeline.urls import mask_credentials
+
+
+class ConfigError(ValueError):
+    """The config cannot be used; `problems` lists each bad field as "path (line N): why"."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = [mask_credentials(p) for p in problems]
+        count = f"{len(self.problems)} problem" + ("s" if len(self.problems) != 1 else "")
+        super().__init__(f"{source}: {count}\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read, expand and validate a YAML config; raises ConfigError naming every bad field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from None
+    return parse_config(text, source=str(path))
+
+
+def parse_config(text: str, source: str = "<config>") -> PipelineConfig:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [f"{where}invalid YAML: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the file must be a mapping with at least a 'cameras' key"])
+
+    unset: dict[tuple[str | int, ...], str] = {}
+    data = _expand_env(data, (), unset)
+    problems = [
+        f"{_where(loc, root)}: environment variable {name} is not set"
+        for loc, name in unset.items()
+    ]
+    try:
+        PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = _yaml_loc(err["loc"], data)
+            if loc not in unset:  # already reported as the unset variable it came from
+                problems.append(_describe(err, loc, data, root))
+    if problems:
+        raise ConfigError(source, problems)
+    return PipelineConfig.model_validate(data)
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(
+    value: Any, loc: tuple[str | int, ...], unset: dict[tuple[str | int, ...], str]
+) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string; records unset variables by path."""
+    if isinstance(value, dict):
+        return {k: _expand_env(v, (*loc, k), unset) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, (*loc, i), unset) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = os.environ.get(name, default)
+        if found is None:
+            unset[loc] = name
+            return ""
+        return found
+
+    return _ENV.sub(substitute, value)
+
+
+def _describe(err: Any, loc: tuple[str | int, ...], data: Any, root: Any) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        parent = _lookup(data, loc[:-1])
+        fields = _field_names(loc[:-1], data)
+        close = difflib.get_close_matches(str(key), fields, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        allowed = (
+            f"; allowed: {', '.join(sorted(fields))}" if fields and isinstance(parent, dict) else ""
+        )
+        return f"{_where(loc, root)}: unknown key{hint}{allowed}"
+    if kind == "missing":
+        return f"{_where(loc, root)}: required field is missing"
+    if kind == "union_tag_invalid":
+        expected = str(err.get("ctx", {}).get("expected_tags", "")).replace("'", "")
+        return f"{_where(loc, root)}: unknown type; expected one of {expected}"
+    if kind == "union_tag_not_found":
+        kinds = " (video, live, zmq or sql)" if loc[:1] == ("sinks",) else ""
+        return f"{_where(loc, root)}: missing 'type'{kinds}"
+    msg = msg.removeprefix("Value error, ")
+    got = err.get("input")
+    shown = (
+        "" if kind.startswith("value_error") or isinstance(got, (dict, list)) else f" (got {got!r})"
+    )
+    return f"{_where(loc, root)}: {msg}{shown}"
+
+
+def _yaml_loc(loc: Sequence[str | int], data: Any) -> tuple[str | int, ...]:
+    """Pydantic's error location without the union tags it inserts (sinks.0.video.crf)."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue
+        if not isinstance(node, (dict, list)) and out:
+            break  # a shorthand scalar (`source: clip.mp4`) stands for the fields under it
+        out.append(part)
+        node = _child(node, part)
+    return tuple(out)
+
+
+def _child(node: Any, part: str | int) -> Any:
+    """node[part] of a parsed YAML mapping or list; None when there is no such entry."""
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
+
+
+def _lookup(data: Any, loc: Sequence[str | int]) -> Any:
+    node = data
+    for part in loc:
+        node = _child(node, part)
+    return node
+
+
+def _field_names(loc: Sequence[str | int], data: Any) -> list[str]:
+    """Field names of the model at `loc`, for "did you mean" hints; [] when unknown."""
+    model: type[BaseModel] = PipelineConfig
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        candidates = _models_in(field.annotation)
+        if len(candidates) > 1:  # a type-keyed union: the item's `type` picks the model
+            item = _lookup(data, loc[: i + 2])
+            tag = item.get("type") if isinstance(item, dict) else None
+            candidates = [
+                m for m in candidates if get_args(m.model_fields["type"].annotation) == (tag,)
+            ]
+        if len(candidates) != 1:
+            return []
+        model = candidates[0]
+    return list(model.model_fields)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _where(loc: Sequence[str | int], root: Any) -> str:
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    line = _line_of(loc, root)
+    return f"{text or '<top>'} (line {line})" if line else (text or "<top>")
+
+
+def _line_of(loc: Sequence[str | int], node: Any) -> int | None:
+    """1-based line of the deepest YAML node on the path `loc`."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == str(part)), None)
+            if child is not None:
+                key = next(k for k, v in node.value if v is child)
+                line = key.start_mark.line + 1
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line

@@ -1,0 +1,185 @@
+"""The `sinks:` section: video, live view, ZeroMQ events, SQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, get_args
+
+from pydantic import Field, model_validator
+
+from pipeline.config.base import Strict
+
+VideoCodec = Literal["libx264", "h264_nvenc"]
+VIDEO_CODECS: tuple[str, ...] = get_args(VideoCodec)
+"""The video sink's encoders: x264 on the CPU, NVENC on an NVIDIA GPU."""
+X264Preset = Literal[
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
+]
+X264_PRESETS: tuple[str, ...] = get_args(X264Preset)
+"""x264's speed presets, fastest first."""
+
+
+class VideoSinkConfig(Strict):
+    type: Literal["video"] = Field(description="Annotated H.264 MP4, one file per camera.")
+    dir: Path = Field(Path("out/video"), description="Folder for the MP4 files.")
+    codec: VideoCodec = Field(
+        "libx264",
+        description=(
+            "H.264 encoder: libx264 (CPU) or h264_nvenc (an NVIDIA GPU's encoder: for many or "
+            "large streams, where x264 would need more cores than the machine has)."
+        ),
+    )
+    crf: int = Field(
+        23, ge=0, le=51, description="Quality: lower is better and larger (NVENC: its cq)."
+    )
+    preset: X264Preset = Field(
+        "ultrafast",
+        description=(
+            "Speed/size trade-off (NVENC: p1 for ultrafast .. p7). ultrafast: the least CPU "
+            "(what a small machine needs to keep up), ~3x the disk of veryfast at equal crf."
+        ),
+    )
+    threads: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description=(
+            "Encoder threads per file; 0: one on machines with 2 cores or fewer (extra x264 "
+            "threads cost more CPU than they save there), FFmpeg's choice elsewhere."
+        ),
+    )
+    queue_size: int = Field(64, ge=1, le=4096, description="Frames buffered for the encoder.")
+    segment_minutes: float | None = Field(
+        None,
+        gt=0,
+        le=24 * 60,
+        description="Start a new file after this many minutes of video (none: one per run).",
+    )
+    keep_hours: float | None = Field(
+        None, gt=0, description="Delete a camera's files last written more than this long ago."
+    )
+    keep_files: int | None = Field(
+        None, ge=1, le=1_000_000, description="Keep at most this many finished files per camera."
+    )
+    fragmented: bool = Field(
+        True,
+        description="Fragmented MP4: playable up to its last second even after a crash.",
+    )
+
+
+class LiveSinkConfig(Strict):
+    type: Literal["live"] = Field(description="Live MJPEG view in the browser, with an index.")
+    host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address to listen on; 0.0.0.0 makes the view reachable from other hosts.",
+    )
+    port: int = Field(8080, ge=0, le=65535, description="TCP port (0: any free port).")
+    max_fps: float = Field(
+        15.0, ge=0, le=1000, description="Most frames per second sent to each viewer (0: all)."
+    )
+    jpeg_quality: int = Field(80, ge=1, le=100, description="JPEG quality of the frames.")
+    queue_size: int = Field(8, ge=1, le=4096, description="Frames buffered for the view.")
+
+
+class ZmqSinkConfig(Strict):
+    type: Literal["zmq"] = Field(description="ZeroMQ PUB socket sending JSON events.")
+    endpoint: str = Field(
+        "tcp://127.0.0.1:5556",
+        pattern=r"^(tcp|ipc|inproc)://.+",
+        description="Address to bind, e.g. tcp://127.0.0.1:5556 (tcp://*:5556 for all interfaces).",
+    )
+    send_hwm: int = Field(
+        10_000, ge=1, le=10_000_000, description="Messages queued per subscriber before dropping."
+    )
+    wait_for_subscribers: int = Field(
+        0, ge=0, le=1000, description="Wait for this many subscribers before processing."
+    )
+    wait_timeout_s: float = Field(
+        5.0, ge=0, le=3600, description="Longest wait for those subscribers."
+    )
+    queue_size: int = Field(256, ge=1, le=100_000, description="Frames buffered for the sender.")
+    isolate_subscribers: bool = Field(
+        False,
+        description=(
+            "A slow subscriber loses only its own events (others get all); drops are then "
+            "seen by subscribers (seq) but not counted by the pipeline."
+        ),
+    )
+    curve: ZmqCurveConfig | None = Field(
+        None, description="CURVE encryption and authentication (none: plain TCP)."
+    )
+
+
+class ZmqCurveConfig(Strict):
+    secret_key_file: Path | None = Field(
+        None, description="The server's .key_secret file (python -m pipeline keygen DIR)."
+    )
+    secret_key: str | None = Field(
+        None,
+        min_length=1,
+        description="The server's secret key (40 Z85 characters); use ${ENV_VAR}.",
+    )
+    authorized_clients: Path | None = Field(
+        None,
+        description="Folder of client public .key files; only those clients may subscribe.",
+    )
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> ZmqCurveConfig:
+        if (self.secret_key_file is None) == (self.secret_key is None):
+            raise ValueError("give exactly one of secret_key_file and secret_key")
+        if self.secret_key_file is not None and not self.secret_key_file.is_file():
+            raise ValueError(f"secret_key_file not found: {self.secret_key_file}")
+        if self.authorized_clients is not None and not self.authorized_clients.is_dir():
+            raise ValueError(f"authorized_clients is not a folder: {self.authorized_clients}")
+        return self
+
+
+class SqlSinkConfig(Strict):
+    type: Literal["sql"] = Field(description="Detections and tracks stored with SQLAlchemy.")
+    url: str = Field(
+        "sqlite:///out/detections.db",
+        min_length=1,
+        description=(
+            "SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://user:${PGPASSWORD}@host/db."
+        ),
+    )
+    batch_size: int = Field(500, ge=1, le=100_000, description="Rows per insert.")
+    queue_size: int = Field(256, ge=1, le=100_000, description="Frames buffered for the writer.")
+    flush_interval_s: float = Field(
+        1.0, gt=0, le=3600, description="Longest time a row waits before it is written."
+    )
+    buffer_rows: int = Field(
+        20_000,
+        ge=1,
+        le=10_000_000,
+        description="Rows kept in memory while the database is away; more go to the spool.",
+    )
+    spool_dir: Path = Field(
+        Path("out/spool"), description="Folder for rows waiting for the database."
+    )
+    spool_max_mb: float = Field(
+        1024, gt=0, description="Largest spool file; rows beyond it are dropped and counted."
+    )
+    close_timeout_s: float = Field(
+        30.0,
+        ge=0,
+        le=86_400,
+        description="At the end, how long to wait for an unreachable database; the rest "
+        "stays in the spool for the next run.",
+    )
+
+    @model_validator(mode="after")
+    def _buffer_holds_a_batch(self) -> SqlSinkConfig:
+        if self.buffer_rows < self.batch_size:
+            raise ValueError(
+                f"buffer_rows ({self.buffer_rows}) must be at least batch_size ({self.batch_size})"
+            )
+        return self
+
+
+SinkConfig = Annotated[
+    VideoSinkConfig | LiveSinkConfig | ZmqSinkConfig | SqlSinkConfig,
+    Field(discriminator="type"),
+]
