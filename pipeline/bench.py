@@ -413,8 +413,9 @@ def bench_end_to_end(
     shared machine.
     """
     from detector.engine import StageTimes
+    from pipeline.build import build_detector, build_sink
     from pipeline.config import parse_config
-    from pipeline.runner import Pipeline, _build_sink, build_detector
+    from pipeline.runner import Pipeline
 
     cuda = setup.device.startswith("cuda")
     runs: list[float] = []
@@ -430,7 +431,7 @@ def bench_end_to_end(
             video_settings = _video_settings(config)
             detector = build_detector(config.detector)
             detector.stage_times = StageTimes() if timed else None
-            sinks = [TimedSink(_build_sink(sc, detector.labels, "<bench>")) for sc in config.sinks]
+            sinks = [TimedSink(build_sink(sc, detector.labels, "<bench>")) for sc in config.sinks]
             bare = config.model_copy(update={"sinks": []})
             summary = Pipeline(bare, detector=detector, extra_sinks=sinks).run()
             if not summary.ok:

@@ -13,22 +13,18 @@ from typing import Protocol
 import cv2
 import torch
 
-from detector import Detector
 from pipeline.batching import Batch, Batcher
-from pipeline.config import (
-    CameraConfig,
-    DetectorConfig,
-    DeviceSourceConfig,
-    FileSourceConfig,
-    LiveSinkConfig,
-    PipelineConfig,
-    SinkConfig,
-    StreamSourceConfig,
-    VideoSinkConfig,
-    ZmqSinkConfig,
+from pipeline.build import (
+    build_run_detector,
+    build_sinks,
+    build_tracker,
+    make_backoff,
+    make_queue,
+    make_sampler,
+    make_source,
 )
-from pipeline.readers import Backoff, CameraReader, FrameQueue, FrameSampler, QueuePolicy
-from pipeline.sources import AVSource, ImageFolderSource, Source
+from pipeline.config import CameraConfig, PipelineConfig
+from pipeline.readers import CameraReader
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
 from pipeline.types import (
     CameraStatus,
@@ -41,10 +37,13 @@ from pipeline.types import (
     StreamInfo,
 )
 from pipeline.workers import SinkWorker
-from sinks.base import Sink, SinkError
+from sinks.base import Sink
 from trackers import IoUTracker
 
 log = logging.getLogger(__name__)
+
+EXTRA_SINK_QUEUE_SIZE = 256
+"""Results buffered for each sink handed to `Pipeline` directly (`extra_sinks`)."""
 
 
 class PendingResult(Protocol):
@@ -80,44 +79,6 @@ class FrameDetector(Protocol):
 
     def submit(self, frames: Sequence[Frame]) -> PendingResult:
         return ReadyDetections(self.detect(frames))
-
-
-def make_source(camera: CameraConfig) -> Source:
-    """The `Source` a camera's config describes."""
-    src = camera.source
-    if isinstance(src, FileSourceConfig):
-        return AVSource(src.path, live=False)
-    if isinstance(src, StreamSourceConfig):
-        return AVSource(src.url, live=True, options=src.options, timeout_s=src.timeout_s)
-    if isinstance(src, DeviceSourceConfig):
-        options = dict(src.options)
-        if src.width and src.height:
-            options.setdefault("video_size", f"{src.width}x{src.height}")
-        if src.fps:
-            options.setdefault("framerate", f"{src.fps:g}")
-        if src.input_format:
-            options.setdefault("input_format", src.input_format)
-        return AVSource(
-            src.path, live=True, format="v4l2", options=options, timeout_s=src.timeout_s
-        )
-    return ImageFolderSource(src.path, src.fps)
-
-
-def build_detector(det: DetectorConfig) -> Detector:
-    """The detector a config describes."""
-    return Detector.build(
-        model=det.model,
-        weights=det.weights,
-        device=det.device,
-        score_threshold=det.score_threshold,
-        nms_threshold=det.nms_threshold,
-        max_detections=det.max_detections,
-        labels=det.labels,
-        runtime=det.runtime,
-        precision=det.precision,
-        calibration=det.calibration,
-        workers=det.workers,
-    )
 
 
 class Pipeline:
@@ -156,25 +117,15 @@ class Pipeline:
             # OpenCV's pool (the video sink's colour conversion and drawing) spins after each
             # call: on 2 cores a 768x576 RGB->YUV conversion then costs 0.83 CPU-ms, not 0.22.
             cv2.setNumThreads(1)
-        detector = self._detector or self._build_detector()
-        sinks = self._build_sinks(detector.labels)
-        sinks += [(sink, 256) for sink in self._extra_sinks]
+        detector = self._detector or build_run_detector(cfg.detector)
+        sinks = build_sinks(cfg.sinks, detector.labels, self.config_source)
+        sinks += [(sink, EXTRA_SINK_QUEUE_SIZE) for sink in self._extra_sinks]
         workers = [SinkWorker(sink, size) for sink, size in sinks]
 
         stats: dict[str, CameraStats] = {}
         condition = threading.Condition()
         readers = [self._reader(cam, condition, workers, stats) for cam in cfg.cameras]
-        trackers = {
-            c.id: IoUTracker(
-                c.id,
-                sigma_l=cfg.tracker.sigma_l,
-                sigma_h=cfg.tracker.sigma_h,
-                sigma_iou=cfg.tracker.sigma_iou,
-                t_min=cfg.tracker.t_min,
-                max_age=cfg.tracker.max_age,
-            )
-            for c in cfg.cameras
-        }
+        trackers = {c.id: build_tracker(c.id, cfg.tracker) for c in cfg.cameras}
         batcher = Batcher(
             [r.queue for r in readers],
             condition,
@@ -218,14 +169,6 @@ class Pipeline:
             interrupted=interrupted,
         )
 
-    def _build_detector(self) -> Detector:
-        detector = build_detector(self.config.detector)
-        if detector.device.type == "cpu":
-            # One core is left to decoding, encoding and the sinks: with every core in
-            # torch's pool, a busy machine slows inference many times (docs/performance.md).
-            torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-        return detector
-
     def _reader(
         self,
         cam: CameraConfig,
@@ -234,14 +177,9 @@ class Pipeline:
         all_stats: dict[str, CameraStats],
     ) -> CameraReader:
         """The camera's reader, its queue, and its entry in `all_stats`."""
-        source = make_source(cam)
+        source = make_source(cam.source)
         stats = all_stats[cam.id] = CameraStats(cam.id, source.name)
-        policy = cam.queue_policy
-        if policy == "auto":
-            policy = "drop_oldest" if source.live else "block"
-        queue = FrameQueue(
-            cam.id, cam.queue_size or (4 if source.live else 32), QueuePolicy(policy), condition
-        )
+        queue = make_queue(cam, source.live, condition)
 
         def on_open(info: StreamInfo) -> None:
             if not source.live and reader.opened is not None:
@@ -254,7 +192,6 @@ class Pipeline:
                 log.error("%s", stats.error)
             _broadcast(workers, status)
 
-        rc = cam.reconnect
         reader = CameraReader(
             cam.id,
             source,
@@ -262,25 +199,13 @@ class Pipeline:
             self.stop,
             on_open=on_open,
             on_status=on_status,
-            sampler=FrameSampler(cam.detect_every, cam.max_fps),
+            sampler=make_sampler(cam),
             pass_skipped=cam.full_rate_video,
-            backoff=Backoff(rc.initial_delay_s, rc.max_delay_s, rc.jitter, rc.max_attempts),
+            backoff=make_backoff(cam),
             loop=getattr(cam.source, "loop", False),
             realtime=getattr(cam.source, "realtime", False),
         )
         return reader
-
-    def _build_sinks(self, labels: LabelMap) -> list[tuple[Sink, int]]:
-        """Every configured sink, opened; on failure the ones opened so far are closed."""
-        built: list[tuple[Sink, int]] = []
-        try:
-            for sc in self.config.sinks:
-                built.append((_build_sink(sc, labels, self.config_source), sc.queue_size))
-        except SinkError:
-            for sink, _ in built:
-                sink.close()
-            raise
-        return built
 
 
 @dataclass(frozen=True)
@@ -373,72 +298,6 @@ class _Loop:
             ended = tuple(self.trackers[q.camera_id].finish())
             frames = self.stats[q.camera_id].frames
             _broadcast(self.workers, StreamEnd(q.camera_id, frames, ended, q.error))
-
-
-def _build_sink(sc: SinkConfig, labels: LabelMap, config_source: str) -> Sink:
-    """The sink a config entry describes, opened. Raises SinkError when it cannot open."""
-    # Imported here so that a run without a sink kind never imports its libraries.
-    if isinstance(sc, VideoSinkConfig):
-        from sinks.video import VideoSink
-
-        return VideoSink(
-            sc.dir,
-            labels,
-            codec=sc.codec,
-            crf=sc.crf,
-            preset=sc.preset,
-            segment_s=None if sc.segment_minutes is None else sc.segment_minutes * 60,
-            max_age_s=None if sc.keep_hours is None else sc.keep_hours * 3600,
-            max_segments=sc.keep_files,
-            fragmented=sc.fragmented,
-            threads=sc.threads,
-        )
-    if isinstance(sc, LiveSinkConfig):
-        from sinks.live import LiveSink
-
-        return LiveSink(
-            labels,
-            host=sc.host,
-            port=sc.port,
-            max_fps=sc.max_fps,
-            jpeg_quality=sc.jpeg_quality,
-        )
-    if isinstance(sc, ZmqSinkConfig):
-        from sinks.zmq_pub import CurveKeyError, ZmqSink, check_z85_key, read_secret_key
-
-        secret = None
-        if sc.curve is not None:
-            try:
-                secret = (
-                    read_secret_key(sc.curve.secret_key_file)
-                    if sc.curve.secret_key_file is not None
-                    else check_z85_key(sc.curve.secret_key or "", "curve.secret_key")
-                )
-            except CurveKeyError as exc:
-                raise SinkError(f"zmq sink: {exc}") from exc
-        return ZmqSink(
-            sc.endpoint,
-            labels,
-            send_hwm=sc.send_hwm,
-            wait_for_subscribers=sc.wait_for_subscribers,
-            wait_timeout_s=sc.wait_timeout_s,
-            curve_secret_key=secret,
-            curve_authorized_clients=None if sc.curve is None else sc.curve.authorized_clients,
-            isolate_subscribers=sc.isolate_subscribers,
-        )
-    from sinks.sql import SqlSink
-
-    return SqlSink(
-        sc.url,
-        labels,
-        batch_size=sc.batch_size,
-        run_config=config_source,
-        flush_interval_s=sc.flush_interval_s,
-        buffer_rows=sc.buffer_rows,
-        spool_dir=sc.spool_dir,
-        spool_max_mb=sc.spool_max_mb,
-        close_timeout_s=sc.close_timeout_s,
-    )
 
 
 def _broadcast(

@@ -211,8 +211,8 @@ def test_impossible_runtime_choices_are_config_errors(
 
 @pytest.mark.parametrize(("runtime", "expected"), [("torch", "torch"), ("auto", "onnxruntime")])
 def test_config_runtime_reaches_the_detector(runtime: str, expected: str) -> None:
+    from pipeline.build import build_detector
     from pipeline.config import DetectorConfig
-    from pipeline.runner import build_detector
 
     config = DetectorConfig(model="person_ssdlite", device="cpu", runtime=runtime)  # type: ignore[arg-type]
     assert build_detector(config).runtime == expected

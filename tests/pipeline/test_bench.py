@@ -233,18 +233,18 @@ def test_scale_must_be_even_width_by_height(bad: str, capsys: pytest.CaptureFixt
 def test_on_cuda_stages_are_timed_in_a_run_of_their_own(
     synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline import runner
+    from pipeline import build
     from pipeline.bench import DetectorSetup, bench_end_to_end
 
     built: list[object] = []
-    real_build = runner.build_detector
+    real_build = build.build_detector
 
     def cpu_detector(config):  # type: ignore[no-untyped-def]
         detector = real_build(config.model_copy(update={"device": "cpu"}))
         built.append(detector)
         return detector
 
-    monkeypatch.setattr(runner, "build_detector", cpu_detector)
+    monkeypatch.setattr(build, "build_detector", cpu_detector)
     clip = synthetic_video("clip.mp4", frames=4, size=(96, 64))
     setup = DetectorSetup("person_ssdlite", "default", "cuda", runtime="torch", batch_size=2)
     result = bench_end_to_end(str(clip), 1, setup, repeat=2)

@@ -8,7 +8,8 @@ import time
 import cv2
 import pytest
 
-from pipeline.config import parse_config
+from pipeline import runner
+from pipeline.config import DetectorConfig, parse_config
 from pipeline.runner import Pipeline
 from tests.conftest import VideoFactory
 from tests.pipeline.test_pipelining import EagerDetector
@@ -39,11 +40,11 @@ def test_elapsed_time_starts_when_reading_does_and_setup_is_counted_apart(
     clip = synthetic_video("clip.mp4", frames=3, size=(64, 48))
     config = parse_config(f"cameras:\n  - id: cam\n    source: {clip}\n")
 
-    def slow_build(self: Pipeline) -> EagerDetector:
+    def slow_build(config: DetectorConfig) -> EagerDetector:
         time.sleep(1.0)
         return EagerDetector()
 
-    monkeypatch.setattr(Pipeline, "_build_detector", slow_build)
+    monkeypatch.setattr(runner, "build_run_detector", slow_build)
     started = time.monotonic()
     summary = Pipeline(config).run()
     wall = time.monotonic() - started

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from pipeline.build import make_source
 from pipeline.config import (
     DeviceSourceConfig,
     FileSourceConfig,
@@ -18,7 +19,6 @@ from pipeline.config import (
     parse_config,
 )
 from pipeline.readers import CameraReader, FrameQueue, QueuePolicy
-from pipeline.runner import make_source
 from pipeline.sources import AVSource, ImageFolderSource, SourceError
 from pipeline.types import CameraStatus
 from pipeline.urls import infer_kind, mask_credentials
@@ -147,7 +147,7 @@ def test_device_source_opens_v4l2_with_the_configured_capture_options(
         "cameras:\n  - id: usb\n    source: {type: device, path: /dev/video0, width: 640, "
         "height: 480, fps: 30, input_format: mjpeg}\n"
     )
-    source = make_source(cfg.cameras[0])
+    source = make_source(cfg.cameras[0].source)
     assert source.live
     source.open()
     assert len(list(source.frames())) == 5

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import zmq.auth
 
+from pipeline.build import build_sink
 from pipeline.config import (
     ConfigError,
     LiveSinkConfig,
@@ -15,7 +16,6 @@ from pipeline.config import (
     ZmqSinkConfig,
     parse_config,
 )
-from pipeline.runner import _build_sink
 from pipeline.types import LabelMap
 from sinks.base import SinkError
 from sinks.zmq_pub import ZmqSink
@@ -74,7 +74,7 @@ def test_curve_secret_key_from_the_environment_reaches_the_sink(
             "    curve:\n      secret_key: ${TEST_ZMQ_SECRET}\n",
         )
     )
-    sink = _build_sink(cfg.sinks[0], LabelMap(()), "test")
+    sink = build_sink(cfg.sinks[0], LabelMap(()), "test")
     try:
         assert isinstance(sink, ZmqSink) and sink.curve_public_key == public.decode()
     finally:
@@ -86,7 +86,7 @@ def test_a_bad_curve_key_fails_the_sink_with_one_line(video: Path) -> None:
         config(video, "  - type: zmq\n    curve:\n      secret_key: not-a-key\n")
     )
     with pytest.raises(SinkError, match=r"not a 40-character Z85 CURVE key.*keygen"):
-        _build_sink(cfg.sinks[0], LabelMap(()), "test")
+        build_sink(cfg.sinks[0], LabelMap(()), "test")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,230 @@
+"""Everything a run is made of, built from a validated config: sources, queues, detector,
+trackers and sinks. The runner (`pipeline.runner`) only runs what is built here."""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Sequence
+
+import torch
+
+from detector import Detector
+from pipeline.config import (
+    CameraConfig,
+    DetectorConfig,
+    DeviceSourceConfig,
+    FileSourceConfig,
+    ImagesSourceConfig,
+    LiveSinkConfig,
+    SinkConfig,
+    SqlSinkConfig,
+    StreamSourceConfig,
+    TrackerConfig,
+    VideoSinkConfig,
+    ZmqSinkConfig,
+)
+from pipeline.readers import Backoff, FrameQueue, FrameSampler, QueuePolicy
+from pipeline.sources import AVSource, ImageFolderSource, Source
+from pipeline.types import LabelMap
+from sinks.base import Sink, SinkError
+from trackers import IoUTracker
+
+LIVE_QUEUE_SIZE = 4
+"""Frames buffered for a live source by default: a few, so that latency stays bounded."""
+FILE_QUEUE_SIZE = 32
+"""Frames buffered for a file by default: enough to keep the batcher fed."""
+
+
+@functools.singledispatch
+def make_source(source: object) -> Source:
+    """The `Source` a camera's `source:` entry describes."""
+    raise TypeError(f"unknown source config {type(source).__name__}")
+
+
+@make_source.register
+def _(src: FileSourceConfig) -> Source:
+    return AVSource(src.path, live=False)
+
+
+@make_source.register
+def _(src: StreamSourceConfig) -> Source:
+    return AVSource(src.url, live=True, options=src.options, timeout_s=src.timeout_s)
+
+
+@make_source.register
+def _(src: DeviceSourceConfig) -> Source:
+    options = dict(src.options)
+    if src.width and src.height:
+        options.setdefault("video_size", f"{src.width}x{src.height}")
+    if src.fps:
+        options.setdefault("framerate", f"{src.fps:g}")
+    if src.input_format:
+        options.setdefault("input_format", src.input_format)
+    return AVSource(src.path, live=True, format="v4l2", options=options, timeout_s=src.timeout_s)
+
+
+@make_source.register
+def _(src: ImagesSourceConfig) -> Source:
+    return ImageFolderSource(src.path, src.fps)
+
+
+def make_queue(camera: CameraConfig, live: bool, condition: threading.Condition) -> FrameQueue:
+    """The camera's frame queue: policy and size from the config, "auto" by source kind
+    (live sources drop their oldest frame to bound latency; files block to lose nothing)."""
+    policy = camera.queue_policy
+    if policy == "auto":
+        policy = "drop_oldest" if live else "block"
+    size = camera.queue_size or (LIVE_QUEUE_SIZE if live else FILE_QUEUE_SIZE)
+    return FrameQueue(camera.id, size, QueuePolicy(policy), condition)
+
+
+def make_sampler(camera: CameraConfig) -> FrameSampler:
+    """Which of the camera's frames are detected on (`detect_every`, `max_fps`)."""
+    return FrameSampler(camera.detect_every, camera.max_fps)
+
+
+def make_backoff(camera: CameraConfig) -> Backoff:
+    """The camera's reconnection waits."""
+    rc = camera.reconnect
+    return Backoff(rc.initial_delay_s, rc.max_delay_s, rc.jitter, rc.max_attempts)
+
+
+def build_tracker(camera_id: str, config: TrackerConfig) -> IoUTracker:
+    """One camera's tracker."""
+    return IoUTracker(
+        camera_id,
+        sigma_l=config.sigma_l,
+        sigma_h=config.sigma_h,
+        sigma_iou=config.sigma_iou,
+        t_min=config.t_min,
+        max_age=config.max_age,
+    )
+
+
+def build_detector(det: DetectorConfig) -> Detector:
+    """The detector a config describes."""
+    return Detector.build(
+        model=det.model,
+        weights=det.weights,
+        device=det.device,
+        score_threshold=det.score_threshold,
+        nms_threshold=det.nms_threshold,
+        max_detections=det.max_detections,
+        labels=det.labels,
+        runtime=det.runtime,
+        precision=det.precision,
+        calibration=det.calibration,
+        workers=det.workers,
+    )
+
+
+def build_run_detector(det: DetectorConfig) -> Detector:
+    """The detector of a run: `build_detector`, and on the CPU one core left to the other
+    stages."""
+    detector = build_detector(det)
+    if detector.device.type == "cpu":
+        # With every core in torch's pool, decoding, encoding and the sinks slow inference
+        # many times on a busy machine (docs/performance.md).
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    return detector
+
+
+def build_sinks(
+    configs: Sequence[SinkConfig], labels: LabelMap, run_config: str
+) -> list[tuple[Sink, int]]:
+    """Every configured sink, opened, with its queue size; on failure the ones opened so far
+    are closed and the SinkError goes on."""
+    built: list[tuple[Sink, int]] = []
+    try:
+        for config in configs:
+            built.append((build_sink(config, labels, run_config), config.queue_size))
+    except SinkError:
+        for sink, _ in built:
+            sink.close()
+        raise
+    return built
+
+
+# Each builder imports its sink where it is used, so that a run without a sink kind never
+# imports that kind's libraries.
+@functools.singledispatch
+def build_sink(config: object, labels: LabelMap, run_config: str) -> Sink:
+    """The sink a `sinks:` entry describes, opened; `run_config` names the config file (the
+    SQL sink records it with the run). Raises SinkError when it cannot open."""
+    raise TypeError(f"unknown sink config {type(config).__name__}")
+
+
+@build_sink.register
+def _(sc: VideoSinkConfig, labels: LabelMap, run_config: str) -> Sink:
+    from sinks.video import VideoSink
+
+    return VideoSink(
+        sc.dir,
+        labels,
+        codec=sc.codec,
+        crf=sc.crf,
+        preset=sc.preset,
+        segment_s=None if sc.segment_minutes is None else sc.segment_minutes * 60,
+        max_age_s=None if sc.keep_hours is None else sc.keep_hours * 3600,
+        max_segments=sc.keep_files,
+        fragmented=sc.fragmented,
+        threads=sc.threads,
+    )
+
+
+@build_sink.register
+def _(sc: LiveSinkConfig, labels: LabelMap, run_config: str) -> Sink:
+    from sinks.live import LiveSink
+
+    return LiveSink(
+        labels,
+        host=sc.host,
+        port=sc.port,
+        max_fps=sc.max_fps,
+        jpeg_quality=sc.jpeg_quality,
+    )
+
+
+@build_sink.register
+def _(sc: ZmqSinkConfig, labels: LabelMap, run_config: str) -> Sink:
+    from sinks.zmq_pub import CurveKeyError, ZmqSink, check_z85_key, read_secret_key
+
+    secret = None
+    if sc.curve is not None:
+        try:
+            secret = (
+                read_secret_key(sc.curve.secret_key_file)
+                if sc.curve.secret_key_file is not None
+                else check_z85_key(sc.curve.secret_key or "", "curve.secret_key")
+            )
+        except CurveKeyError as exc:
+            raise SinkError(f"zmq sink: {exc}") from exc
+    return ZmqSink(
+        sc.endpoint,
+        labels,
+        send_hwm=sc.send_hwm,
+        wait_for_subscribers=sc.wait_for_subscribers,
+        wait_timeout_s=sc.wait_timeout_s,
+        curve_secret_key=secret,
+        curve_authorized_clients=None if sc.curve is None else sc.curve.authorized_clients,
+        isolate_subscribers=sc.isolate_subscribers,
+    )
+
+
+@build_sink.register
+def _(sc: SqlSinkConfig, labels: LabelMap, run_config: str) -> Sink:
+    from sinks.sql import SqlSink
+
+    return SqlSink(
+        sc.url,
+        labels,
+        batch_size=sc.batch_size,
+        run_config=run_config,
+        flush_interval_s=sc.flush_interval_s,
+        buffer_rows=sc.buffer_rows,
+        spool_dir=sc.spool_dir,
+        spool_max_mb=sc.spool_max_mb,
+        close_timeout_s=sc.close_timeout_s,
+    )
