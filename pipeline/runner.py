@@ -394,9 +394,9 @@ def _build_sink(sc: SinkConfig, labels: LabelMap, config_source: str) -> Sink:
             threads=sc.threads,
         )
     if isinstance(sc, LiveSinkConfig):
-        from sinks.live import LiveSink
+        from sinks.live_view import LiveViewSink
 
-        return LiveSink(
+        return LiveViewSink(
             labels,
             host=sc.host,
             port=sc.port,
