@@ -176,9 +176,9 @@ def _(sc: VideoSinkConfig, labels: LabelMap, run_config: str) -> Sink:
 
 @build_sink.register
 def _(sc: LiveSinkConfig, labels: LabelMap, run_config: str) -> Sink:
-    from sinks.live import LiveSink
+    from sinks.live_view import LiveViewSink
 
-    return LiveSink(
+    return LiveViewSink(
         labels,
         host=sc.host,
         port=sc.port,

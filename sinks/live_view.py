@@ -1,6 +1,6 @@
 """Live view: each camera's annotated frames as MJPEG over HTTP, and an index page.
 
-`LiveSink` keeps only the newest frame of each camera; it never encodes or sends anything
+`LiveViewSink` keeps only the newest frame of each camera; it never encodes or sends anything
 itself, so `write` costs the same with zero or a hundred browsers watching. HTTP clients
 are served by threads of a `ThreadingHTTPServer`: each one waits for a frame newer than the
 one it sent last, encodes it to JPEG (once per frame, shared by all clients) and sends it.
@@ -35,7 +35,7 @@ import numpy as np
 from pipeline.types import CameraStatus, FrameResult, LabelMap, StreamEnd, StreamInfo
 from sinks.base import Sink, SinkError
 from sinks.draw import annotate
-from sinks.live_page import INDEX_HTML
+from sinks.live_view_page import INDEX_HTML
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +353,7 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(pause)
 
 
-class LiveSink(Sink):
+class LiveViewSink(Sink):
     """Serves each camera's annotated frames at http://host:port/ while the run lasts.
 
     `max_fps` caps the frames sent per second to each client (0: no cap); `jpeg_quality`
@@ -373,7 +373,7 @@ class LiveSink(Sink):
         max_fps: float = 15.0,
     ) -> None:
         if not 1 <= jpeg_quality <= 100:
-            raise ValueError(f"LiveSink jpeg_quality must be in 1..100, got {jpeg_quality}")
+            raise ValueError(f"LiveViewSink jpeg_quality must be in 1..100, got {jpeg_quality}")
         self.hub = LiveHub(labels, jpeg_quality=jpeg_quality)
         try:
             self._server = _Server((host, port), self.hub, max_fps)

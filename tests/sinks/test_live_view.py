@@ -1,4 +1,4 @@
-"""LiveSink: index page, JSON status, MJPEG streams; slow clients; a real headless browser."""
+"""LiveViewSink: index page, JSON status, MJPEG streams; slow clients; a real headless browser."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from pipeline.types import (
     StreamInfo,
 )
 from sinks.base import SinkError
-from sinks.live import LiveSink
+from sinks.live_view import LiveViewSink
 
 LABELS = LabelMap(("background", "person"))
 WIDTH, HEIGHT = 320, 240
@@ -52,13 +52,13 @@ def moving_frame(camera: str, index: int, noise: bool = False) -> FrameResult:
 
 
 @pytest.fixture
-def live() -> Iterator[LiveSink]:
-    sink = LiveSink(LABELS, port=0, max_fps=0)
+def live() -> Iterator[LiveViewSink]:
+    sink = LiveViewSink(LABELS, port=0, max_fps=0)
     yield sink
     sink.close()
 
 
-def get(sink: LiveSink, path: str) -> tuple[int, dict[str, str], bytes]:
+def get(sink: LiveViewSink, path: str) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", int(sink.url.rsplit(":", 1)[1].strip("/")), timeout=10)
     try:
         conn.request("GET", path)
@@ -90,7 +90,7 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     return image
 
 
-def test_index_and_status_list_every_camera_with_state_fps_and_frames(live: LiveSink) -> None:
+def test_index_and_status_list_every_camera_with_state_fps_and_frames(live: LiveViewSink) -> None:
     live.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
     live.start(StreamInfo("gate", WIDTH, HEIGHT, Fraction(25), "synthetic"))
     live.status(CameraStatus("door", "reconnecting", time.time(), message="connection refused"))
@@ -114,7 +114,7 @@ def test_index_and_status_list_every_camera_with_state_fps_and_frames(live: Live
     assert cameras["door"]["error"] == "connection refused"
 
 
-def test_mjpeg_stream_sends_annotated_jpeg_frames_in_order(live: LiveSink) -> None:
+def test_mjpeg_stream_sends_annotated_jpeg_frames_in_order(live: LiveViewSink) -> None:
     live.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
     live.write(moving_frame("lobby", 0))
     conn = http.client.HTTPConnection("127.0.0.1", int(live.url.rsplit(":", 1)[1].strip("/")), timeout=10)
@@ -138,7 +138,7 @@ def test_mjpeg_stream_sends_annotated_jpeg_frames_in_order(live: LiveSink) -> No
     assert (np.ptp(images[0][76:80, 20:50].astype(int), axis=2) > 60).any()
 
 
-def test_snapshot_is_the_newest_frame_and_unknown_cameras_are_404(live: LiveSink) -> None:
+def test_snapshot_is_the_newest_frame_and_unknown_cameras_are_404(live: LiveViewSink) -> None:
     live.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
     for i in range(5):
         live.write(moving_frame("lobby", i))
@@ -151,7 +151,7 @@ def test_snapshot_is_the_newest_frame_and_unknown_cameras_are_404(live: LiveSink
 
 
 def test_a_client_that_never_reads_neither_blocks_writes_nor_gets_old_frames(
-    live: LiveSink,
+    live: LiveViewSink,
 ) -> None:
     live.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
     live.write(moving_frame("lobby", 0, noise=True))
@@ -181,7 +181,7 @@ def test_a_client_that_never_reads_neither_blocks_writes_nor_gets_old_frames(
     assert sent < frames / 2, f"{sent} of {frames} frames sent to a client that did not read"
 
 
-def test_close_ends_open_streams_and_frees_the_port(live: LiveSink) -> None:
+def test_close_ends_open_streams_and_frees_the_port(live: LiveViewSink) -> None:
     live.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
     live.write(moving_frame("lobby", 0))
     port = int(live.url.rsplit(":", 1)[1].strip("/"))
@@ -193,14 +193,14 @@ def test_close_ends_open_streams_and_frees_the_port(live: LiveSink) -> None:
     live.close()
     assert response.fp.read() == b""  # the server ended the stream
     conn.close()
-    again = LiveSink(LABELS, port=port)
+    again = LiveViewSink(LABELS, port=port)
     again.close()
 
 
-def test_port_in_use_raises_sink_error_naming_the_address(live: LiveSink) -> None:
+def test_port_in_use_raises_sink_error_naming_the_address(live: LiveViewSink) -> None:
     port = int(live.url.rsplit(":", 1)[1].strip("/"))
     with pytest.raises(SinkError, match=rf"cannot listen on 127\.0\.0\.1:{port}.*set another `port`"):
-        LiveSink(LABELS, port=port)
+        LiveViewSink(LABELS, port=port)
 
 
 # ---------------------------------------------------------------------------- in a browser
@@ -238,7 +238,7 @@ def _wait(predicate: Any, timeout_s: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-def test_browser_shows_a_live_moving_tile_per_camera(live: LiveSink, tmp_path: Path) -> None:
+def test_browser_shows_a_live_moving_tile_per_camera(live: LiveViewSink, tmp_path: Path) -> None:
     driver = _chrome(tmp_path)
     stop = threading.Event()
 
