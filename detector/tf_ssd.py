@@ -319,7 +319,8 @@ class MobileNetV2Features(nn.Module):
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """x [B, 3, H, W] in [-1, 1] -> feature maps [B, C_i, H_i, W_i], largest first."""
-        # Depthwise convs run ~1.6x faster on CPU in channels-last (NHWC) layout.
+        # Depthwise convs run faster on the CPU in channels-last (NHWC) layout
+        # (docs/performance.md).
         x = self.stem(x.contiguous(memory_format=torch.channels_last))
         features = []
         for i, block in enumerate(self.blocks):

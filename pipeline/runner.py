@@ -115,7 +115,7 @@ class Pipeline:
         torch.set_flush_denormal(True)
         if (os.cpu_count() or 1) <= 2:
             # OpenCV's pool (the video sink's colour conversion and drawing) spins after each
-            # call: on 2 cores a 768x576 RGB->YUV conversion then costs 0.83 CPU-ms, not 0.22.
+            # call, which on 2 cores costs more than the call (docs/performance.md).
             cv2.setNumThreads(1)
         detector = self._detector or build_run_detector(cfg.detector)
         sinks = build_sinks(cfg.sinks, detector.labels, self.config_source)

@@ -147,7 +147,7 @@ class AVSource(Source):
                     pts = max(0.0, last_pts + step) if by_count else float(vframe.time)
                     last_pts = pts
                     # One swscale thread: PyAV >= 17 otherwise starts and joins a thread per
-                    # core for every frame (0.7 CPU-ms a 768x576 frame, 40% of decoding).
+                    # core for every frame (its cost: docs/performance.md, "What changed").
                     image = vframe.to_ndarray(format="rgb24", threads=1)
                     yield RawFrame(image, pts)  # type: ignore[arg-type]
         except (av.error.FFmpegError, OSError) as exc:

@@ -189,7 +189,7 @@ def test_precision_auto_stays_float32_on_cpus_without_8_bit_dot_products(
         ("fpu sse2 avx2 fma avx512f avx512_vnni avx512_bf16", True),  # AVX-512 VNNI
         ("fpu sse2 avx2 fma avx_vnni", True),  # AVX-VNNI (Alder Lake and later)
         ("fpu sse2 avx2 fma avx512f avx512bw", False),  # AVX-512 without VNNI
-        ("fpu sse2 avx2 fma", False),  # machine A
+        ("fpu sse2 avx2 fma", False),  # AVX2 only
     ],
 )
 def test_8_bit_dot_products_are_read_from_the_cpu_flags(flags: str, expected: bool) -> None:
