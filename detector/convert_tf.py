@@ -53,7 +53,7 @@ class ConversionError(ValueError):
     """The graph is not one this converter understands; the message says why, in one line."""
 
 
-class _Graph:
+class GraphIndex:
     """Nodes by name, with helpers that follow Identity chains and record used weights."""
 
     def __init__(self, nodes: dict[str, Node]) -> None:
@@ -93,7 +93,9 @@ class _Graph:
         return float(value.reshape(()))
 
 
-def _conv(graph: _Graph, scope: str, stride: int | None = None) -> tuple[Tensor, Tensor, int]:
+def folded_conv(
+    graph: GraphIndex, scope: str, stride: int | None = None
+) -> tuple[Tensor, Tensor, int]:
     """Weights of the conv (+ batch norm or bias) at `scope`, folded to PyTorch layout.
 
     Returns (weight [out, in/groups, kh, kw], bias [out], stride).
@@ -156,14 +158,14 @@ def _put(state: dict[str, Tensor], key: str, conv: tuple[Tensor, Tensor, int]) -
     state[f"{key}.weight"], state[f"{key}.bias"] = conv[0], conv[1]
 
 
-def _numbered(graph: _Graph, pattern: str) -> list[re.Match[str]]:
+def _numbered(graph: GraphIndex, pattern: str) -> list[re.Match[str]]:
     """Matches of `pattern` over node names, sorted by their first group as an integer."""
     rx = re.compile(pattern)
     found = [m for m in (rx.fullmatch(n) for n in graph.nodes) if m]
     return sorted(found, key=lambda m: int(m.group(1)))
 
 
-def _check_kind(graph: _Graph) -> None:
+def _check_kind(graph: GraphIndex) -> None:
     if any(n.startswith("FeatureExtractor/MobilenetV1/") for n in graph.nodes):
         raise ConversionError(
             "this is an SSD MobileNet V1 graph; only SSD/SSDLite MobileNetV2 graphs are supported"
@@ -175,14 +177,14 @@ def _check_kind(graph: _Graph) -> None:
         )
 
 
-def _block_names(graph: _Graph) -> list[str]:
+def _block_names(graph: GraphIndex) -> list[str]:
     names = ["expanded_conv"]
     while graph.has(f"{FE}expanded_conv_{len(names)}/depthwise/depthwise"):
         names.append(f"expanded_conv_{len(names)}")
     return names
 
 
-def _anchor_specs(graph: _Graph, levels: int) -> tuple[tuple[tuple[float, float], ...], ...]:
+def _anchor_specs(graph: GraphIndex, levels: int) -> tuple[tuple[tuple[float, float], ...], ...]:
     """(scale, aspect ratio) per box per level, read from the anchor generator's constants."""
     base = graph.const(graph.node(f"{ANCHORS}strided_slice").inputs[0])  # base_anchor_size
     if not np.allclose(base, 1.0):
@@ -214,11 +216,11 @@ def convert_graph(nodes: dict[str, Node]) -> tuple[TFSSDConfig, dict[str, Tensor
 
     Raises ConversionError (one line) when the graph is not one this converter knows.
     """
-    graph = _Graph(nodes)
+    graph = GraphIndex(nodes)
     _check_kind(graph)
     state: dict[str, Tensor] = {}
 
-    stem = _conv(graph, f"{FE}Conv", stride=2)
+    stem = folded_conv(graph, f"{FE}Conv", stride=2)
     _put(state, "backbone.stem.0", stem)
     blocks = []
     cin = stem[0].shape[0]
@@ -227,12 +229,12 @@ def convert_graph(nodes: dict[str, Node]) -> tuple[TFSSDConfig, dict[str, Tensor
         prefix = f"backbone.blocks.{i}"
         expand = 0
         if graph.has(f"{scope}/expand/Conv2D"):
-            conv = _conv(graph, f"{scope}/expand", stride=1)
+            conv = folded_conv(graph, f"{scope}/expand", stride=1)
             expand = conv[0].shape[0]
             _put(state, f"{prefix}.expand.0", conv)
-        depthwise = _conv(graph, f"{scope}/depthwise")
+        depthwise = folded_conv(graph, f"{scope}/depthwise")
         _put(state, f"{prefix}.depthwise.0", depthwise)
-        project = _conv(graph, f"{scope}/project", stride=1)
+        project = folded_conv(graph, f"{scope}/project", stride=1)
         _put(state, f"{prefix}.project", project)
         out = project[0].shape[0]
         residual = graph.has(f"{scope}/add")
@@ -240,7 +242,7 @@ def convert_graph(nodes: dict[str, Node]) -> tuple[TFSSDConfig, dict[str, Tensor
             raise ConversionError(f"{scope}: residual add on a block that changes shape")
         blocks.append(BlockSpec(expand, out, depthwise[2], residual))
         cin = out
-    last = _conv(graph, f"{FE}Conv_1", stride=1)
+    last = folded_conv(graph, f"{FE}Conv_1", stride=1)
     _put(state, "backbone.last.0", last)
 
     extras = []
@@ -254,15 +256,15 @@ def convert_graph(nodes: dict[str, Node]) -> tuple[TFSSDConfig, dict[str, Tensor
             raise ConversionError(f"extra layer {k}: no 3x3 stride-2 conv after {scope_1x1}")
         scope_3x3 = found[0].group(0).rsplit("/", 1)[0]
         prefix = f"backbone.extras.{j}"
-        first = _conv(graph, scope_1x1, stride=1)
+        first = folded_conv(graph, scope_1x1, stride=1)
         _put(state, f"{prefix}.0.0", first)
         separable = graph.has(f"{scope_3x3}_depthwise/depthwise")
         if separable:
-            _put(state, f"{prefix}.1.0", _conv(graph, f"{scope_3x3}_depthwise", stride=2))
-            final = _conv(graph, scope_3x3, stride=1)
+            _put(state, f"{prefix}.1.0", folded_conv(graph, f"{scope_3x3}_depthwise", stride=2))
+            final = folded_conv(graph, scope_3x3, stride=1)
             _put(state, f"{prefix}.2.0", final)
         else:
-            final = _conv(graph, scope_3x3, stride=2)
+            final = folded_conv(graph, scope_3x3, stride=2)
             _put(state, f"{prefix}.1.0", final)
         extras.append(ExtraSpec(first[0].shape[0], final[0].shape[0], separable))
 
@@ -275,11 +277,13 @@ def convert_graph(nodes: dict[str, Node]) -> tuple[TFSSDConfig, dict[str, Tensor
         for kind, key in (("BoxEncodingPredictor", "box"), ("ClassPredictor", "cls")):
             scope = f"BoxPredictor_{i}/{kind}"
             if head_depthwise:
-                _put(state, f"head.{key}.{i}.0.0", _conv(graph, f"{scope}_depthwise", stride=1))
-                conv = _conv(graph, scope, stride=1)
+                _put(
+                    state, f"head.{key}.{i}.0.0", folded_conv(graph, f"{scope}_depthwise", stride=1)
+                )
+                conv = folded_conv(graph, scope, stride=1)
                 _put(state, f"head.{key}.{i}.1", conv)
             else:
-                conv = _conv(graph, scope, stride=1)
+                conv = folded_conv(graph, scope, stride=1)
                 head_kernel = conv[0].shape[-1]
                 _put(state, f"head.{key}.{i}.0", conv)
             if key == "box":

@@ -137,7 +137,7 @@ class Pipeline:
             reader.start()
         interrupted = False
         try:
-            _Loop(detector, trackers, workers, stats, on_progress).run(batcher, self.stop)
+            DetectionLoop(detector, trackers, workers, stats, on_progress).run(batcher, self.stop)
             interrupted = self.stop.is_set()
             failed = any(c.error for c in stats.values())
             outcome: RunOutcome = (
@@ -216,7 +216,7 @@ class _Submitted:
     pending: PendingResult | None
 
 
-class _Loop:
+class DetectionLoop:
     """Per batch: detect, track per camera, and hand every frame's result to the sinks."""
 
     def __init__(

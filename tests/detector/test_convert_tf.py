@@ -12,10 +12,10 @@ import torch
 
 from detector.convert_tf import (
     ConversionError,
-    _conv,
-    _Graph,
+    GraphIndex,
     convert_file,
     convert_graph,
+    folded_conv,
     main,
     read_graph_bytes,
 )
@@ -81,7 +81,7 @@ def _with_strides(nodes: list[Node]) -> dict[str, Node]:
 def test_folded_conv_computes_what_tf_conv_and_batch_norm_compute(depthwise: bool) -> None:
     rng = np.random.default_rng(0)
     nodes, w = _conv_graph(depthwise, rng)
-    weight, bias, stride = _conv(_Graph(_with_strides(nodes)), "unit")
+    weight, bias, stride = folded_conv(GraphIndex(_with_strides(nodes)), "unit")
     x = rng.normal(size=(1, 5, 6, 3))  # NHWC
     # Reference: TF semantics written out in numpy (SAME padding, stride 1).
     if depthwise:

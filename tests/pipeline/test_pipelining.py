@@ -15,7 +15,7 @@ import pytest
 from pipeline.batching import Batcher
 from pipeline.config import parse_config
 from pipeline.readers import FrameQueue, QueuedFrame, QueuePolicy
-from pipeline.runner import FrameDetector, Pipeline, _Loop
+from pipeline.runner import DetectionLoop, FrameDetector, Pipeline
 from pipeline.summary import CameraStats
 from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamEnd
 from pipeline.workers import SinkWorker
@@ -176,7 +176,7 @@ class World:
         trackers = {c: IoUTracker(c) for c in self.queues}
         stats = {c: CameraStats(c, "test") for c in self.queues}
         try:
-            _Loop(detector, trackers, workers, stats, None).run(self.batcher, self.stop)  # type: ignore[arg-type]
+            DetectionLoop(detector, trackers, workers, stats, None).run(self.batcher, self.stop)  # type: ignore[arg-type]
         finally:
             for worker in workers:
                 worker.close()

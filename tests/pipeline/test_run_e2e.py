@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,35 +20,10 @@ import zmq
 
 from pipeline.cli import main
 from tests.conftest import VideoFactory
+from tests.pipeline.cli_runs import ROOT, free_port, run_cli, write_config
 
-ROOT = Path(__file__).resolve().parents[2]
 COMMON_FIELDS = {"schema_version", "type", "camera", "seq", "time", "frame"}
 OBJECT_FIELDS = {"label", "label_id", "score", "box", "track_id"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _write_config(
-    tmp_path: Path, cameras: dict[str, Path], port: int, subscribers: int = 1
-) -> Path:
-    cams = "".join(f"  - id: {cid}\n    source: {path}\n" for cid, path in cameras.items())
-    config = tmp_path / "cams.yaml"
-    config.write_text(
-        f"cameras:\n{cams}"
-        # the bundled model finds no people in rectangles: keep its 3 best boxes a frame, and
-        # let their low-scoring tracks be confirmed, so every stage has something to carry
-        "detector:\n  model: person_ssdlite\n  device: cpu\n"
-        "  batch_size: 4\n  score_threshold: 0.0\n  max_detections: 3\n"
-        "tracker:\n  sigma_h: 0.0\n  t_min: 2\n"
-        f"sinks:\n  - type: video\n    dir: {tmp_path / 'video'}\n"
-        f"  - type: zmq\n    endpoint: tcp://127.0.0.1:{port}\n    wait_for_subscribers: {subscribers}\n"
-        f"  - type: sql\n    url: sqlite:///{tmp_path / 'det.db'}\n"
-    )
-    return config
 
 
 class Collector(threading.Thread):
@@ -77,17 +51,6 @@ class Collector(threading.Thread):
                 ended += event["type"] == "stream.ended"
         self.sock.close(0)
         self.ctx.term()
-
-
-def _run_cli(config: Path, **kwargs: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "run", str(config), "--no-progress"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )
 
 
 def _mp4_frames(directory: Path, camera: str) -> tuple[int, float]:
@@ -122,7 +85,7 @@ def test_two_cameras_end_to_end(
         "north": synthetic_video("north.mp4", frames=24, size=(160, 120), fps=10),
         "south": synthetic_video("south.mp4", frames=15, size=(128, 96), fps=25),
     }
-    port = _free_port()
+    port = free_port()
     collector = Collector(port, cameras=2)
     collector.start()
     subscriber = subprocess.Popen(
@@ -146,7 +109,7 @@ def test_two_cameras_end_to_end(
         text=True,
     )
     # two subscriptions: the collector's and the `subscribe` command's
-    proc = _run_cli(_write_config(tmp_path, videos, port, subscribers=2))
+    proc = run_cli(write_config(tmp_path, videos, port, subscribers=2))
     out, err = proc.communicate(timeout=180)
     collector.join(30)
     sub_out, sub_err = subscriber.communicate(timeout=30)
@@ -217,10 +180,10 @@ def test_a_broken_camera_fails_alone_and_the_others_finish(
     broken = tmp_path / "broken.mp4"
     broken.write_text("not a video\n" * 100)
     videos = {"good": synthetic_video("good.mp4", frames=12), "bad": broken}
-    port = _free_port()
+    port = free_port()
     collector = Collector(port, cameras=1)
     collector.start()
-    proc = _run_cli(_write_config(tmp_path, videos, port))
+    proc = run_cli(write_config(tmp_path, videos, port))
     out, err = proc.communicate(timeout=180)
     collector.join(30)
     assert proc.returncode == 1
@@ -236,10 +199,10 @@ def test_stop_signal_keeps_everything_already_processed(
     tmp_path: Path, synthetic_video: VideoFactory, stop_signal: signal.Signals
 ) -> None:
     video = synthetic_video("long.mp4", frames=1500, size=(160, 120), fps=25)
-    port = _free_port()
+    port = free_port()
     collector = Collector(port, cameras=1)
     collector.start()
-    proc = _run_cli(_write_config(tmp_path, {"long": video}, port))
+    proc = run_cli(write_config(tmp_path, {"long": video}, port))
     assert collector.started.wait(120), "no event arrived"
     proc.send_signal(stop_signal)
     _, err = proc.communicate(timeout=120)
@@ -258,7 +221,7 @@ def test_stop_signal_keeps_everything_already_processed(
 def test_unreachable_camera_with_a_password_never_shows_it(
     tmp_path: Path, synthetic_video: VideoFactory
 ) -> None:
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "cams.yaml"
     config.write_text(
         "cameras:\n"

@@ -10,22 +10,22 @@ from pathlib import Path
 import zmq
 
 from tests.conftest import VideoFactory
-from tests.pipeline.test_run_e2e import _free_port, _run_cli, _write_config
+from tests.pipeline.cli_runs import free_port, run_cli, write_config
 
 
 def test_second_signal_exits_at_once_while_the_database_is_away(
     tmp_path: Path, synthetic_video: VideoFactory
 ) -> None:
     video = synthetic_video("long.mp4", frames=1500, size=(160, 120), fps=25)
-    port = _free_port()
-    config = _write_config(tmp_path, {"long": video}, port)
+    port = free_port()
+    config = write_config(tmp_path, {"long": video}, port)
     # wait a minute for the database at the end, so that only the second signal ends the run
     config.write_text(config.read_text() + "    close_timeout_s: 60\n")
     context = zmq.Context()
     events = context.socket(zmq.SUB)
     events.setsockopt(zmq.SUBSCRIBE, b"")
     events.connect(f"tcp://127.0.0.1:{port}")
-    proc = _run_cli(config)
+    proc = run_cli(config)
     try:
         assert events.poll(120_000), "no event arrived"  # frames are flowing
     finally:
