@@ -2,8 +2,9 @@
 
 Two measurements, each alternating the conditions and repeated (the median is shown):
 
-1. The sink alone: `ZmqSink.write` of N frames with 20 boxes each (about 2.5 kB per event),
-   with no subscriber, with a subscriber reading everything, and with one that never reads.
+1. The sink alone: `EventPublisher.write` of N frames with 20 boxes each (about 2.5 kB per
+   event), with no subscriber, with a subscriber reading everything, and with one that never
+   reads.
 2. The whole pipeline (bundled person model, CPU) on a synthetic clip, with no subscriber and
    with one that never reads: frames per second, events sent and dropped.
 
@@ -28,7 +29,7 @@ import numpy as np
 import zmq
 
 from pipeline.types import Detections, Frame, FrameResult, LabelMap
-from sinks.zmq_pub import ZmqSink
+from sinks.event_bus.publisher import EventPublisher
 
 LABELS = LabelMap(("background", "person"))
 
@@ -89,7 +90,7 @@ def sink_alone(frames: int, kind: str) -> tuple[float, int, int]:
         FrameResult(Frame("cam", i, i / 25, 1.8e9 + i / 25, image), dets) for i in range(frames)
     ]
     with subscriber(endpoint, kind):
-        sink = ZmqSink(
+        sink = EventPublisher(
             endpoint, LABELS, send_hwm=1000, wait_for_subscribers=0 if kind == "none" else 1
         )
         start = time.perf_counter()

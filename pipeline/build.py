@@ -189,19 +189,16 @@ def _(sc: LiveSinkConfig, labels: LabelMap, run_config: str) -> Sink:
 
 @build_sink.register
 def _(sc: ZmqSinkConfig, labels: LabelMap, run_config: str) -> Sink:
-    from sinks.zmq_pub import CurveKeyError, ZmqSink, check_z85_key, read_secret_key
+    from sinks.event_bus.keys import CurveKeyError, server_secret_key
+    from sinks.event_bus.publisher import EventPublisher
 
     secret = None
     if sc.curve is not None:
         try:
-            secret = (
-                read_secret_key(sc.curve.secret_key_file)
-                if sc.curve.secret_key_file is not None
-                else check_z85_key(sc.curve.secret_key or "", "curve.secret_key")
-            )
+            secret = server_secret_key(sc.curve.secret_key_file, sc.curve.secret_key)
         except CurveKeyError as exc:
             raise SinkError(f"zmq sink: {exc}") from exc
-    return ZmqSink(
+    return EventPublisher(
         sc.endpoint,
         labels,
         send_hwm=sc.send_hwm,

@@ -234,14 +234,9 @@ def _stop_on_signals(stop: Any) -> list[int]:
 
 
 def cmd_subscribe(args: argparse.Namespace) -> int:
-    from sinks.zmq_pub import (
-        CurveKeyError,
-        format_event,
-        only_labels,
-        read_public_key,
-        read_secret_key,
-        subscribe,
-    )
+    from sinks.event_bus.display import format_event
+    from sinks.event_bus.keys import CurveKeyError, read_public_key, read_secret_key
+    from sinks.event_bus.subscriber import only_labels, subscribe
 
     pretty = args.format == "pretty" or (args.format is None and sys.stdout.isatty())
     try:
@@ -358,7 +353,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_keygen(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import zmq.auth
+    from sinks.event_bus.keys import create_key_pair
 
     directory = Path(args.directory)
     public_file = directory / f"{args.name}.key"
@@ -366,12 +361,10 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         print(f"error: {public_file} exists; choose another --name or folder", file=sys.stderr)
         return EXIT_USAGE
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        public_path, secret_path = zmq.auth.create_certificates(directory, args.name)
+        public_path, secret_path, public = create_key_pair(directory, args.name)
     except OSError as exc:
         print(f"error: cannot write keys to {directory}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED
-    public, _ = zmq.auth.load_certificate(public_path)
     print(f"public key  {public_path}  ({public.decode()})")
     print(f"secret key  {secret_path}  (keep it private)")
     return EXIT_OK

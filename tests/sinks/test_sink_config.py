@@ -18,7 +18,7 @@ from pipeline.config import (
 )
 from pipeline.types import LabelMap
 from sinks.base import SinkError
-from sinks.zmq_pub import ZmqSink
+from sinks.event_bus.publisher import EventPublisher
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_curve_secret_key_from_the_environment_reaches_the_sink(
     )
     sink = build_sink(cfg.sinks[0], LabelMap(()), "test")
     try:
-        assert isinstance(sink, ZmqSink) and sink.curve_public_key == public.decode()
+        assert isinstance(sink, EventPublisher) and sink.curve_public_key == public.decode()
     finally:
         sink.close()
 

@@ -1,4 +1,5 @@
-"""The event contract: pydantic models, the committed JSON Schema, and what the sink sends."""
+"""The event contract: pydantic models, the committed JSON Schema, and the events built from
+the shared types."""
 
 from __future__ import annotations
 
@@ -9,27 +10,22 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from pipeline.types import CameraStatus, Detections, Frame, LabelMap, StreamEnd, TrackSummary
-from sinks.events import (
+from pipeline.types import CameraStatus, Detections, Frame, StreamEnd, TrackSummary
+from sinks.event_bus.schema import (
     EVENT_TYPES,
     SCHEMA_VERSION,
-    DetectionsEvent,
     Event,
+    camera_status_event,
+    detections_event,
     event_json_schema,
     parse_event,
     schema_text,
-)
-from sinks.zmq_pub import (
-    camera_status_event,
-    detections_event,
-    format_event,
-    only_labels,
     stream_ended_event,
     track_event,
 )
+from tests.sinks.event_bus.conftest import LABELS
 
-ROOT = Path(__file__).resolve().parents[2]
-LABELS = LabelMap(("background", "person", "car"))
+ROOT = Path(__file__).resolve().parents[3]
 T0 = 1_795_255_200.0  # 2026-11-21T10:00:00Z
 
 
@@ -73,7 +69,7 @@ def every_kind_of_event() -> list[Event]:
 def test_committed_json_schema_is_the_one_the_models_generate() -> None:
     committed = (ROOT / "docs" / "events.schema.json").read_text(encoding="utf-8")
     assert committed == schema_text(), (
-        "docs/events.schema.json is stale: run `python -m sinks.events > docs/events.schema.json`"
+        "docs/events.schema.json is stale: run `python -m sinks.event_bus.schema > docs/events.schema.json`"
     )
 
 
@@ -124,33 +120,3 @@ def test_invalid_bodies_are_rejected(change: dict[str, object], problem: str) ->
 def test_non_finite_scores_are_sent_as_null() -> None:
     event = detections_event(frame(), dets([-1], score=float("nan")), LABELS, seq=0)
     assert json.loads(event.model_dump_json())["objects"][0]["score"] is None
-
-
-def test_pretty_lines_name_camera_seq_objects_and_track_events() -> None:
-    lines = [format_event(e) for e in every_kind_of_event()]
-    assert lines[0].endswith(
-        "lobby #0 frame 7: 2 objects: person 0.90 #5 [2,3,31,41], person 0.90 [2,3,31,41]"
-    )
-    assert lines[1].endswith("lobby #1 frame 7: no objects")
-    assert lines[2].endswith("track #5 started: person 0.91 [2,3,31,41]")
-    assert lines[3].endswith("track #5 ended: person, 5 frames (3-7), best 0.91")
-    assert lines[4].endswith("lobby #4 frame 7: stream FAILED after 8 frames: decoder gave up")
-    assert lines[5].endswith("lobby #0 frame -: stream ended after 0 frames")
-    assert lines[6].endswith(
-        "lobby #5 frame 7: camera reconnecting: connection refused, retry in 0.5 s"
-    )
-    assert lines[7].endswith("lobby #0 frame -: camera connecting")
-
-
-def test_label_filter_keeps_matching_objects_and_drops_the_rest() -> None:
-    mixed = detections_event(frame(), dets([1, 2, -1], labels=[1, 2, 2]), LABELS, seq=0)
-    cars = only_labels(mixed, ["car"])
-    assert isinstance(cars, DetectionsEvent)
-    assert [(o.label, o.track_id) for o in cars.objects] == [("car", 2), ("car", None)]
-    assert only_labels(mixed, ["dog"]) is None
-    assert only_labels(mixed, []) is mixed
-    started = track_event("started", summary(), LABELS, 1, 7, T0)
-    assert only_labels(started, ["car"]) is None
-    assert only_labels(started, ["person"]) is started
-    ended = every_kind_of_event()[4]
-    assert only_labels(ended, ["car"]) is ended

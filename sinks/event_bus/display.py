@@ -1,0 +1,64 @@
+"""Events as one readable line each, for `python -m pipeline subscribe` on a terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sinks.event_bus.schema import (
+    CameraStatusEvent,
+    DetectionsEvent,
+    Event,
+    TrackEndedEvent,
+    TrackStartedEvent,
+)
+
+
+def _local_clock(iso: str) -> str:
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone()
+    return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def _short_box(box: Sequence[float]) -> str:
+    return "[" + ",".join(f"{v:.0f}" for v in box) + "]"
+
+
+def _short_score(score: float | None) -> str:
+    return "?" if score is None else f"{score:.2f}"
+
+
+def format_event(event: Event) -> str:
+    """One human-readable line, times in local time, e.g.
+
+    `10:00:00.123 lobby #5021 frame 1234: 2 objects: person 0.93 #7 [100,120,180,300], ...`
+    """
+    frame = "-" if event.frame is None else str(event.frame)
+    head = f"{_local_clock(event.time)} {event.camera} #{event.seq} frame {frame}"
+    if isinstance(event, DetectionsEvent):
+        if not event.objects:
+            return f"{head}: no objects"
+        parts = [
+            f"{o.label} {_short_score(o.score)}"
+            + (f" #{o.track_id}" if o.track_id is not None else "")
+            + f" {_short_box(o.box)}"
+            for o in event.objects
+        ]
+        noun = "object" if len(parts) == 1 else "objects"
+        return f"{head}: {len(parts)} {noun}: " + ", ".join(parts)
+    if isinstance(event, TrackStartedEvent):
+        return (
+            f"{head}: track #{event.track_id} started: {event.label} "
+            f"{_short_score(event.best_score)} {_short_box(event.last_box)}"
+        )
+    if isinstance(event, TrackEndedEvent):
+        return (
+            f"{head}: track #{event.track_id} ended: {event.label}, {event.frames} frames "
+            f"({event.first_frame}-{event.last_frame}), best {_short_score(event.best_score)}"
+        )
+    if isinstance(event, CameraStatusEvent):
+        retry = f", retry in {event.retry_in_s:g} s" if event.retry_in_s is not None else ""
+        why = f": {event.message}" if event.message else ""
+        return f"{head}: camera {event.state}{why}{retry}"
+    if event.error is not None:
+        return f"{head}: stream FAILED after {event.frames} frames: {event.error}"
+    return f"{head}: stream ended after {event.frames} frames"

@@ -1,0 +1,87 @@
+"""CURVE keys of the event bus: reading and checking them, and making key pairs.
+
+Keys are Z85 text (40 characters), given inline or in ZeroMQ certificate files: `NAME.key`
+holds the public key, `NAME.key_secret` both keys (`python -m pipeline keygen DIR`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import zmq.auth
+
+
+class CurveKeyError(ValueError):
+    """A CURVE key cannot be read; the message names the key or file and how to fix it."""
+
+
+_Z85_KEY = re.compile(r"^[0-9A-Za-z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}$")
+
+
+def read_secret_key(path: str | Path) -> bytes:
+    """The Z85 secret key of a ZeroMQ certificate file (`*.key_secret`, see `keygen`)."""
+    _public, secret = _load_certificate(Path(path))
+    if secret is None:
+        raise CurveKeyError(
+            f"{path} holds only a public key; give the '.key_secret' file made by "
+            "`python -m pipeline keygen`"
+        )
+    return secret
+
+
+def read_public_key(value: str | Path) -> bytes:
+    """A Z85 public key: given as the 40-character key itself, or as a certificate file."""
+    text = str(value).strip()
+    if _Z85_KEY.match(text) and not Path(text).exists():
+        return text.encode()
+    public, _secret = _load_certificate(Path(text))
+    return public
+
+
+def check_z85_key(key: str, what: str) -> bytes:
+    """`key` as bytes if it is a 40-character Z85 CURVE key; else CurveKeyError naming `what`."""
+    key = key.strip()
+    if not _Z85_KEY.match(key):
+        raise CurveKeyError(
+            f"{what} is not a 40-character Z85 CURVE key (got {len(key)} characters); "
+            "make one with `python -m pipeline keygen DIR`"
+        )
+    return key.encode()
+
+
+def server_secret_key(secret_key_file: str | Path | None, secret_key: str | None) -> bytes:
+    """The server's Z85 secret key, from its `.key_secret` file or given inline (Z85 text).
+
+    Exactly one of the two must be given (the config's `curve.secret_key_file` and
+    `curve.secret_key`); CurveKeyError otherwise, or when the key cannot be read.
+    """
+    if secret_key_file is not None and secret_key is None:
+        return read_secret_key(secret_key_file)
+    if secret_key is not None and secret_key_file is None:
+        return check_z85_key(secret_key, "curve.secret_key")
+    raise CurveKeyError("give exactly one of secret_key_file and secret_key")
+
+
+def create_key_pair(directory: Path, name: str) -> tuple[Path, Path, bytes]:
+    """Write `NAME.key` and `NAME.key_secret` into `directory` (made if missing).
+
+    Returns the public file, the secret file and the public key (Z85). Existing files of
+    that name are overwritten; OSError when the folder cannot be written.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    public_file, secret_file = zmq.auth.create_certificates(directory, name)
+    public, _secret = zmq.auth.load_certificate(public_file)
+    return Path(public_file), Path(secret_file), public
+
+
+def _load_certificate(path: Path) -> tuple[bytes, bytes | None]:
+    if not path.is_file():
+        raise CurveKeyError(
+            f"key file not found: {path} (make keys with `python -m pipeline keygen DIR`)"
+        )
+    try:
+        public, secret = zmq.auth.load_certificate(path)
+    except (ValueError, OSError) as exc:
+        raise CurveKeyError(f"{path} is not a ZeroMQ certificate file: {exc}") from exc
+    return public, secret

@@ -1,0 +1,252 @@
+"""The publishing side of the event bus: JSON events on a ZeroMQ XPUB socket.
+
+Every message is two frames, `[topic, body]`: the topic is `<type>.<camera>` in UTF-8 and
+the body a UTF-8 JSON object, one of the models of `sinks.event_bus.schema` (the contract,
+exported as docs/events.schema.json). The event types and every field are described in
+docs/events.md.
+
+The sink never blocks the pipeline: a message that cannot be queued because a subscriber
+is `send_hwm` messages behind is dropped and counted in `EventPublisher.dropped`.
+Subscribers see the gap in the per-camera `seq` (`EventSubscriber.missed` counts them).
+
+Optional CURVE security: the sink gets the server's secret key; subscribers need the
+server's public key (and, when the sink has a folder of authorized client keys, a client
+key pair whose public key is in it). Without the right keys a subscriber receives nothing.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import zmq
+from zmq.auth.thread import ThreadAuthenticator
+
+from pipeline.types import CameraStatus, FrameResult, LabelMap, StreamEnd, TrackEvent
+from sinks.base import Sink, SinkError
+from sinks.event_bus.keys import CurveKeyError, check_z85_key
+from sinks.event_bus.schema import (
+    Event,
+    camera_status_event,
+    detections_event,
+    stream_ended_event,
+    topic,
+    track_event,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _CameraState:
+    """Per-camera sequence counter and the last frame seen (for stream-end events)."""
+
+    next_seq: int = 0
+    last_frame: int | None = None
+    last_time: float | None = None
+
+    def take_seq(self) -> int:
+        seq = self.next_seq
+        self.next_seq += 1
+        return seq
+
+
+class EventPublisher(Sink):
+    """Publishes detections and track events as JSON on an XPUB socket bound at `endpoint`.
+
+    With `wait_for_subscribers > 0` the constructor waits (up to `wait_timeout_s`) until
+    that many subscription messages arrived, so those subscribers get every event.
+    A subscriber `send_hwm` events behind makes the sink drop new events, for every
+    subscriber, and count them in `dropped`. With `isolate_subscribers` only the slow
+    subscriber loses events (the others get all); the sink cannot count those drops then,
+    the subscriber sees them as jumps in `seq`.
+
+    With `curve_secret_key` (Z85) the socket is a CURVE server: traffic is encrypted and
+    only subscribers that know the server's public key can connect; with
+    `curve_authorized_clients` (a folder of client `*.key` files) only those clients can.
+    """
+
+    name = "zmq"
+
+    def __init__(
+        self,
+        endpoint: str,
+        labels: LabelMap,
+        *,
+        send_hwm: int = 10000,
+        wait_for_subscribers: int = 0,
+        wait_timeout_s: float = 5.0,
+        curve_secret_key: bytes | None = None,
+        curve_authorized_clients: Path | None = None,
+        isolate_subscribers: bool = False,
+    ) -> None:
+        self.endpoint = endpoint
+        self.isolate_subscribers = isolate_subscribers
+        self.dropped = 0
+        """Messages not sent because a subscriber's queue was full."""
+        self.sent = 0
+        """Messages handed to ZeroMQ."""
+        self.curve_public_key: str | None = None
+        """The server's public key (Z85) when CURVE is on: give it to subscribers."""
+        self._labels = labels
+        self._cameras: dict[str, _CameraState] = {}
+        self._context = zmq.Context()
+        self._auth: ThreadAuthenticator | None = None
+        self._socket: zmq.Socket[bytes] | None = self._context.socket(zmq.XPUB)
+        try:
+            self._socket.setsockopt(zmq.SNDHWM, send_hwm)
+            # Report every subscription (not only new topics), so subscribers can be counted.
+            self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)
+            if not isolate_subscribers:
+                # Full queue -> EAGAIN instead of a silent drop, so that drops are counted;
+                # the event is then lost for every subscriber, not only the slow one.
+                self._socket.setsockopt(zmq.XPUB_NODROP, 1)
+            if curve_secret_key is not None:
+                self._setup_curve(curve_secret_key, curve_authorized_clients)
+            self._socket.bind(endpoint)
+        except zmq.ZMQError as exc:
+            self._release(linger_ms=0)
+            if exc.errno == errno.EADDRINUSE:
+                hint = "another program (or pipeline) uses that port; choose another endpoint"
+            else:
+                hint = "expected an endpoint like 'tcp://127.0.0.1:5556' or 'ipc:///tmp/events'"
+            raise SinkError(
+                f"zmq sink: cannot bind {endpoint!r}: {zmq.strerror(exc.errno or 0)}; {hint}"
+            ) from exc
+        except (CurveKeyError, OSError) as exc:
+            self._release(linger_ms=0)
+            raise SinkError(f"zmq sink: CURVE keys for {endpoint!r}: {exc}") from exc
+        last = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.bound_endpoint = last or endpoint
+        """The endpoint actually bound, e.g. with the port chosen for 'tcp://127.0.0.1:*'."""
+        if wait_for_subscribers > 0:
+            self._wait_for_subscribers(wait_for_subscribers, wait_timeout_s)
+
+    def describe(self) -> str:
+        """One line for the run summary: where events went and how many were dropped."""
+        secured = ", CURVE" if self.curve_public_key else ""
+        dropped = (
+            "drops seen by subscribers only (isolate_subscribers)"
+            if self.isolate_subscribers
+            else f"{self.dropped} dropped"
+        )
+        return f"zmq {self.bound_endpoint}{secured}: {self.sent} events sent, {dropped}"
+
+    def write(self, result: FrameResult) -> None:
+        frame = result.frame
+        state = self._camera(frame.camera_id)
+        state.last_frame = frame.index
+        state.last_time = frame.wall_time
+        self._send(detections_event(frame, result.detections, self._labels, state.take_seq()))
+        self._send_track_events(state, result.track_events, frame.index, frame.wall_time)
+
+    def status(self, status: CameraStatus) -> None:
+        state = self._camera(status.camera_id)
+        self._send(camera_status_event(status, state.take_seq(), state.last_frame))
+
+    def end(self, stream_end: StreamEnd) -> None:
+        state = self._camera(stream_end.camera_id)
+        wall_time = state.last_time if state.last_time is not None else time.time()
+        self._send_track_events(state, stream_end.track_events, state.last_frame, wall_time)
+        self._send(stream_ended_event(stream_end, state.take_seq(), state.last_frame, wall_time))
+
+    def _send_track_events(
+        self,
+        state: _CameraState,
+        events: Sequence[TrackEvent],
+        frame_index: int | None,
+        wall_time: float,
+    ) -> None:
+        for event in events:
+            self._send(
+                track_event(
+                    event.kind, event.track, self._labels, state.take_seq(), frame_index,
+                    wall_time,
+                )
+            )
+
+    def close(self) -> None:
+        """Close the socket, giving queued messages up to a second to get out."""
+        if self._socket is not None:
+            if self.dropped:
+                log.warning(
+                    "zmq sink: %d of %d events were dropped because a subscriber fell behind",
+                    self.dropped, self.sent + self.dropped,
+                )
+            self._release(linger_ms=1000)
+
+    def _camera(self, camera: str) -> _CameraState:
+        state = self._cameras.get(camera)
+        if state is None:
+            state = self._cameras[camera] = _CameraState()
+        return state
+
+    def _send(self, event: Event) -> None:
+        if self._socket is None:
+            raise SinkError(f"zmq sink: event sent after the sink at {self.endpoint!r} closed")
+        self._drain_subscriptions()
+        parts = [topic(event.type, event.camera).encode(), event.model_dump_json().encode()]
+        try:
+            self._socket.send_multipart(parts, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped += 1
+            return
+        except zmq.ZMQError as exc:
+            raise SinkError(f"zmq sink: cannot send on {self.endpoint!r}: {exc.strerror}") from exc
+        self.sent += 1
+
+    def _setup_curve(self, secret_key: bytes, authorized: Path | None) -> None:
+        assert self._socket is not None
+        secret = check_z85_key(secret_key.decode(errors="replace"), "the server secret key")
+        if authorized is not None:
+            keys = sorted(Path(authorized).glob("*.key")) if Path(authorized).is_dir() else []
+            if not keys:
+                raise CurveKeyError(
+                    f"authorized_clients {authorized} holds no client '*.key' files "
+                    "(make one with `python -m pipeline keygen DIR --name client`)"
+                )
+            self._auth = ThreadAuthenticator(self._context)
+            self._auth.start()
+            self._auth.configure_curve(domain="*", location=str(authorized))
+        self._socket.curve_secretkey = secret
+        self._socket.curve_server = True
+        self.curve_public_key = zmq.curve_public(secret).decode()
+        log.info("zmq sink: CURVE on; server public key %s", self.curve_public_key)
+
+    def _drain_subscriptions(self) -> None:
+        """Read pending (un)subscription messages, which XPUB would otherwise keep queued."""
+        assert self._socket is not None
+        while cast(int, self._socket.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            self._socket.recv(zmq.NOBLOCK)
+
+    def _wait_for_subscribers(self, count: int, timeout_s: float) -> None:
+        assert self._socket is not None
+        seen = 0
+        deadline = time.monotonic() + timeout_s
+        while seen < count:
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0 or not self._socket.poll(remaining_ms, zmq.POLLIN):
+                log.warning(
+                    "zmq sink: %d of %d subscribers connected to %s within %.1f s; going on",
+                    seen, count, self.endpoint, timeout_s,
+                )
+                return
+            message = self._socket.recv()
+            if message[:1] == b"\x01":  # 1 = subscribe, 0 = unsubscribe
+                seen += 1
+        log.info("zmq sink: %d subscribers connected to %s", seen, self.endpoint)
+
+    def _release(self, linger_ms: int) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=linger_ms)
+            self._socket = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        # Our own context: term() waits at most the linger for queued messages.
+        self._context.term()

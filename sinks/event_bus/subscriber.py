@@ -1,0 +1,222 @@
+"""The subscribing side of the event bus: events received, checked and filtered exactly.
+
+`subscribe` (and `EventSubscriber` under it) connects to an `EventPublisher`, validates
+every body into its model of `sinks.event_bus.schema` and counts events lost in transit;
+`only_labels` narrows events to some classes, as `python -m pipeline subscribe --label` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+
+import zmq
+from pydantic import ValidationError
+
+from sinks.event_bus.schema import (
+    EVENT_TYPES,
+    SCHEMA_VERSION,
+    DetectionsEvent,
+    Event,
+    TrackEndedEvent,
+    TrackStartedEvent,
+    parse_event,
+    topic,
+)
+
+log = logging.getLogger(__name__)
+
+
+class EventSubscriber:
+    """Receives events from an `EventPublisher`, filtered exactly by camera and event type.
+
+    ZeroMQ subscriptions match topic prefixes ('detections.lob' also matches
+    'detections.lobby'), so events are checked again here. Empty `cameras` / `types` mean
+    all. Messages that are not valid events are logged and skipped.
+
+    For a CURVE sink give `server_key` (its public key, Z85) and, when the sink only admits
+    known clients, `client_keys` = (public, secret) of an authorized client; without
+    `client_keys` a fresh key pair is used.
+
+    `missed` counts, per camera, the events lost in transit (jumps in `seq`); it is only
+    kept when all event types are received, since filtering by type makes `seq` jump.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        cameras: Sequence[str] = (),
+        types: Sequence[str] = (),
+        server_key: bytes | None = None,
+        client_keys: tuple[bytes, bytes] | None = None,
+    ) -> None:
+        _check_types(types)
+        self.endpoint = endpoint
+        self.missed: dict[str, int] = {}
+        self._cameras = frozenset(cameras)
+        self._types = frozenset(types)
+        self._last_seq: dict[str, int] = {}
+        self._warned_version = False
+        self._context = zmq.Context()
+        self._socket: zmq.Socket[bytes] = self._context.socket(zmq.SUB)
+        try:
+            if server_key is not None:
+                public, secret = client_keys or zmq.curve_keypair()
+                self._socket.curve_serverkey = server_key
+                self._socket.curve_publickey = public
+                self._socket.curve_secretkey = secret
+            self._socket.connect(endpoint)
+        except zmq.ZMQError as exc:
+            self.close()
+            raise ValueError(
+                f"cannot connect to event endpoint {endpoint!r}: {exc.strerror}"
+            ) from exc
+        for prefix in _subscriptions(types, cameras):
+            self._socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+
+    def receive(self, timeout_s: float | None = None) -> Event | None:
+        """The next matching event, or None when none arrived within `timeout_s` seconds."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            if deadline is None:
+                wait_ms = None
+            else:
+                wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            if not self._socket.poll(wait_ms, zmq.POLLIN):
+                return None
+            event = self._decode(self._socket.recv_multipart())
+            if event is not None and self._matches(event):
+                self._count_gap(event)
+                return event
+
+    def close(self) -> None:
+        if not self._socket.closed:
+            self._socket.close(linger=0)
+        self._context.term()
+
+    def __enter__(self) -> EventSubscriber:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _matches(self, event: Event) -> bool:
+        return (not self._cameras or event.camera in self._cameras) and (
+            not self._types or event.type in self._types
+        )
+
+    def _count_gap(self, event: Event) -> None:
+        if self._types:
+            return
+        last = self._last_seq.get(event.camera)
+        self._last_seq[event.camera] = event.seq
+        if last is not None and event.seq > last + 1:
+            lost = event.seq - last - 1
+            self.missed[event.camera] = self.missed.get(event.camera, 0) + lost
+            log.warning(
+                "event bus: %d event(s) of camera %r lost (seq %d -> %d)",
+                lost, event.camera, last, event.seq,
+            )
+
+    def _decode(self, parts: list[bytes]) -> Event | None:
+        if len(parts) != 2:
+            log.warning("event bus: skipped a message with %d frames (expected 2)", len(parts))
+            return None
+        try:
+            event = parse_event(parts[1])
+        except ValidationError as exc:
+            first = exc.errors()[0] if exc.errors() else {"msg": str(exc), "loc": ()}
+            where = ".".join(str(p) for p in first["loc"])
+            log.warning(
+                "event bus: skipped a message on %r that is not a valid event: %s%s",
+                parts[0], f"{where}: " if where else "", first["msg"],
+            )
+            return None
+        if event.schema_version != SCHEMA_VERSION and not self._warned_version:
+            self._warned_version = True
+            log.warning(
+                "event bus: events have schema_version %r, this reader knows %d",
+                event.schema_version, SCHEMA_VERSION,
+            )
+        return event
+
+
+def subscribe(
+    endpoint: str,
+    *,
+    cameras: Sequence[str] = (),
+    types: Sequence[str] = (),
+    timeout_s: float | None = None,
+    server_key: bytes | None = None,
+    client_keys: tuple[bytes, bytes] | None = None,
+) -> Iterator[Event]:
+    """Matching events from `endpoint` until `timeout_s` seconds pass without one.
+
+    `timeout_s=None` waits forever. See `EventSubscriber` for the filtering and the keys.
+    An unknown event type raises ValueError here; a malformed endpoint raises ValueError
+    when iteration starts (that is when the socket connects).
+    """
+    _check_types(types)
+    return _events(endpoint, cameras, types, timeout_s, server_key, client_keys)
+
+
+def _events(
+    endpoint: str,
+    cameras: Sequence[str],
+    types: Sequence[str],
+    timeout_s: float | None,
+    server_key: bytes | None,
+    client_keys: tuple[bytes, bytes] | None,
+) -> Iterator[Event]:
+    with EventSubscriber(
+        endpoint, cameras=cameras, types=types, server_key=server_key, client_keys=client_keys
+    ) as subscriber:
+        while (event := subscriber.receive(timeout_s)) is not None:
+            yield event
+
+
+def _check_types(types: Sequence[str]) -> None:
+    unknown = [t for t in types if t not in EVENT_TYPES]
+    if unknown:
+        raise ValueError(
+            f"unknown event type(s) {', '.join(map(repr, unknown))}; "
+            f"choose from {', '.join(EVENT_TYPES)}"
+        )
+
+
+def _subscriptions(types: Sequence[str], cameras: Sequence[str]) -> list[str]:
+    """Topic prefixes to subscribe to: everything, or one per type (and camera).
+
+    Each prefix is one subscription message for `EventPublisher(wait_for_subscribers=...)`.
+    """
+    if not types and not cameras:
+        return [""]
+    types = types or EVENT_TYPES
+    if not cameras:
+        return [f"{t}." for t in types]
+    return [topic(t, c) for t in types for c in cameras]
+
+
+def only_labels(event: Event, labels: Sequence[str]) -> Event | None:
+    """`event` restricted to objects/tracks of `labels` (all when empty).
+
+    A detections event keeps only the matching objects and is None when none is left;
+    track events of other labels are None; `stream.ended` always passes.
+    """
+    if not labels:
+        return event
+    wanted = set(labels)
+    if isinstance(event, DetectionsEvent):
+        kept = [o for o in event.objects if o.label in wanted]
+        return event.model_copy(update={"objects": kept}) if kept else None
+    if isinstance(event, (TrackStartedEvent, TrackEndedEvent)):
+        return event if event.label in wanted else None
+    return event

@@ -1,0 +1,124 @@
+"""CURVE keys are read and checked, and only subscribers with the right keys get events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import zmq
+import zmq.auth
+
+from pipeline.types import StreamEnd
+from sinks.base import SinkError
+from sinks.event_bus.keys import (
+    CurveKeyError,
+    check_z85_key,
+    read_public_key,
+    read_secret_key,
+    server_secret_key,
+)
+from sinks.event_bus.publisher import EventPublisher
+from sinks.event_bus.subscriber import EventSubscriber
+from tests.sinks.event_bus.conftest import LABELS, boxes, result
+
+
+def _keys(path: Path) -> tuple[bytes, bytes]:
+    return read_public_key(path), read_secret_key(path)
+
+
+def curve_publisher(
+    endpoint: str, secret_file: Path, authorized_clients: Path | None = None
+) -> EventPublisher:
+    """A CURVE publisher that waits up to 20 s for its first subscriber."""
+    return EventPublisher(
+        endpoint,
+        LABELS,
+        wait_for_subscribers=1,
+        wait_timeout_s=20,
+        curve_secret_key=read_secret_key(secret_file),
+        curve_authorized_clients=authorized_clients,
+    )
+
+
+def test_curve_subscriber_needs_the_server_key_and_an_authorized_client_key(
+    endpoint: str, curve_keys: dict[str, Path]
+) -> None:
+    server_public = read_public_key(curve_keys["server_public"])
+    mallory_public = read_public_key(curve_keys["mallory"])
+    context = zmq.Context()
+    plain = context.socket(zmq.SUB)  # no CURVE at all
+    plain.setsockopt(zmq.SUBSCRIBE, b"")
+    plain.connect(endpoint)
+    outsiders = [
+        # right server key, but a client key the server does not know
+        EventSubscriber(endpoint, server_key=server_public, client_keys=_keys(curve_keys["mallory"])),
+        # a known client key, but the wrong server key (a man in the middle's)
+        EventSubscriber(endpoint, server_key=mallory_public, client_keys=_keys(curve_keys["alice"])),
+        # right server key, a fresh key pair
+        EventSubscriber(endpoint, server_key=server_public),
+    ]
+    alice = EventSubscriber(endpoint, server_key=server_public, client_keys=_keys(curve_keys["alice"]))
+    try:
+        sink = curve_publisher(endpoint, curve_keys["server"], curve_keys["authorized"])
+        assert sink.curve_public_key == server_public.decode()
+        for i in range(50):
+            sink.write(result("cam1", i, boxes([[1, 1, 5, 5]], [-1])))
+        sink.end(StreamEnd("cam1", frames=50))
+        sink.close()
+
+        got = [alice.receive(timeout_s=5.0) for _ in range(51)]
+        assert [e.seq if e is not None else None for e in got] == list(range(51))
+        assert alice.missed == {}
+        for outsider in outsiders:
+            assert outsider.receive(timeout_s=0.5) is None
+        assert plain.poll(500) == 0
+    finally:
+        for subscriber in (*outsiders, alice):
+            subscriber.close()
+        plain.close(linger=0)
+        context.term()
+
+
+def test_curve_without_authorized_clients_admits_anyone_with_the_server_key(
+    endpoint: str, curve_keys: dict[str, Path]
+) -> None:
+    server_public = read_public_key(curve_keys["server_public"])
+    with EventSubscriber(endpoint, server_key=server_public) as anyone:
+        sink = curve_publisher(endpoint, curve_keys["server"])
+        sink.write(result("cam1", 0))
+        sink.close()
+        event = anyone.receive(timeout_s=5.0)
+    assert event is not None and (event.type, event.seq) == ("detections", 0)
+
+
+def test_key_files_and_z85_strings_are_read_and_bad_ones_named(
+    curve_keys: dict[str, Path], tmp_path: Path
+) -> None:
+    public, secret = zmq.auth.load_certificate(curve_keys["server"])
+    assert read_secret_key(curve_keys["server"]) == secret
+    assert read_public_key(curve_keys["server_public"]) == public
+    assert read_public_key(public.decode()) == public
+    with pytest.raises(CurveKeyError, match=r"only a public key.*key_secret"):
+        read_secret_key(curve_keys["server_public"])
+    with pytest.raises(CurveKeyError, match=r"key file not found: .*nope\.key"):
+        read_public_key(tmp_path / "nope.key")
+    with pytest.raises(CurveKeyError, match="not a 40-character Z85"):
+        check_z85_key("tooshort", "curve.secret_key")
+    with pytest.raises(SinkError, match=r"authorized_clients .* holds no client"):
+        EventPublisher("tcp://127.0.0.1:*", LABELS, curve_secret_key=secret, curve_authorized_clients=tmp_path)
+
+
+def test_server_secret_key_is_read_from_a_file_or_given_inline_but_not_both(
+    curve_keys: dict[str, Path],
+) -> None:
+    _, secret = zmq.auth.load_certificate(curve_keys["server"])
+    assert secret is not None
+    assert server_secret_key(curve_keys["server"], None) == secret
+    assert server_secret_key(None, f" {secret.decode()} ") == secret
+    with pytest.raises(CurveKeyError, match=r"curve\.secret_key is not a 40-character Z85"):
+        server_secret_key(None, "not-a-key")
+    with pytest.raises(CurveKeyError, match=r"only a public key"):
+        server_secret_key(curve_keys["server_public"], None)
+    for both_or_neither in [(curve_keys["server"], secret.decode()), (None, None)]:
+        with pytest.raises(CurveKeyError, match="exactly one of secret_key_file and secret_key"):
+            server_secret_key(*both_or_neither)
