@@ -426,7 +426,7 @@ def _build_sink(sc: SinkConfig, labels: LabelMap, config_source: str) -> Sink:
             curve_authorized_clients=None if sc.curve is None else sc.curve.authorized_clients,
             isolate_subscribers=sc.isolate_subscribers,
         )
-    from sinks.sql import SqlSink
+    from sinks.sql.sink import SqlSink
 
     return SqlSink(
         sc.url,

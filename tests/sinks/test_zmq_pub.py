@@ -645,6 +645,21 @@ def test_subscribe_command_prints_json_lines_through_curve_with_key_files(
     ]
 
 
+def test_keygen_command_writes_a_key_pair_the_sink_and_subscriber_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+
+    code = main(["keygen", str(tmp_path / "keys")])
+    out = capsys.readouterr().out
+    assert code == 0
+    public, secret = zmq.auth.load_certificate(tmp_path / "keys" / "server.key_secret")
+    assert secret is not None and public.decode() in out
+    code = main(["keygen", str(tmp_path / "keys")])
+    err = capsys.readouterr().err
+    assert code == 2 and "exists" in err
+
+
 def test_consumer_example_counts_people_and_reports_lost_events(endpoint: str) -> None:
     import subprocess
     import sys
