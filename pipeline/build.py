@@ -212,7 +212,7 @@ def _(sc: ZmqSinkConfig, labels: LabelMap, run_config: str) -> Sink:
 
 @build_sink.register
 def _(sc: SqlSinkConfig, labels: LabelMap, run_config: str) -> Sink:
-    from sinks.sql import SqlSink
+    from sinks.sql.sink import SqlSink
 
     return SqlSink(
         sc.url,

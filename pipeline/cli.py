@@ -270,8 +270,7 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from sinks.sql_engine import QueryError
-    from sinks.sql_query import DetectionQuery, count_detections, query_detections
+    from sinks.sql.query import DetectionQuery, QueryError, count_detections, query_detections
 
     try:
         query = DetectionQuery(
@@ -307,8 +306,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    from sinks.sql_engine import QueryError
-    from sinks.sql_query import delete_older_than
+    from sinks.sql.query import QueryError, delete_older_than
     from sinks.video import delete_old_videos
 
     cutoff = datetime.now(timezone.utc) - args.older_than

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zmq.auth
 
 from pipeline.types import Detections, StreamEnd, TrackEvent
 from sinks.event_bus.keys import read_secret_key
@@ -77,6 +78,21 @@ def test_subscribe_command_prints_json_lines_through_curve_with_key_files(
     assert [(e["type"], e["seq"]) for e in events] == [("detections", i) for i in range(5)] + [
         ("stream.ended", 5)
     ]
+
+
+def test_keygen_command_writes_a_key_pair_the_sink_and_subscriber_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+
+    code = main(["keygen", str(tmp_path / "keys")])
+    out = capsys.readouterr().out
+    assert code == 0
+    public, secret = zmq.auth.load_certificate(tmp_path / "keys" / "server.key_secret")
+    assert secret is not None and public.decode() in out
+    code = main(["keygen", str(tmp_path / "keys")])
+    err = capsys.readouterr().err
+    assert code == 2 and "exists" in err
 
 
 def test_consumer_example_counts_people_and_reports_lost_events(endpoint: str) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sinks.sql_spool import Batch, Outbox, replay_spools
+from sinks.sql.spool import Outbox, RowBatch, replay_spools
 
 
-def batch(n: int, rows: int = 2) -> Batch:
-    return Batch("detections", [{"n": n, "k": k} for k in range(rows)])
+def batch(n: int, rows: int = 2) -> RowBatch:
+    return RowBatch("detections", [{"n": n, "k": k} for k in range(rows)])
 
 
 def drain(outbox: Outbox) -> list[int]:

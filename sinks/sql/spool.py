@@ -7,13 +7,15 @@ pipeline), new batches are appended to a JSON-lines spool file instead, and read
 order once the memory queue is empty. Batches are first in, first out throughout.
 
 A spool file left by a run that could not reach its database before it ended is replayed by
-the next run writing to the same database (`replay_spools`). Files are locked (flock) by the
-process writing them, so a running pipeline's spool is never taken by another one.
+the next run writing to the same database (`replay_spools`; `spool_prefix` names a
+database's files). Files are locked (flock) by the process writing them, so a running
+pipeline's spool is never taken by another one.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -24,13 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from sinks.sql.database import DatabaseUrl
+
 log = logging.getLogger(__name__)
 
 Table = Literal["detections", "tracks", "run_end"]
 
 
 @dataclass(frozen=True, eq=False)
-class Batch:
+class RowBatch:
     """Rows for one table, written in one transaction.
 
     Rows are JSON-ready dicts (times as Unix seconds), so that a batch survives a trip
@@ -44,7 +48,7 @@ class Batch:
         return json.dumps({"table": self.table, "rows": self.rows}, separators=(",", ":")) + "\n"
 
     @classmethod
-    def from_line(cls, line: str) -> Batch:
+    def from_line(cls, line: str) -> RowBatch:
         data = json.loads(line)
         if data.get("table") not in ("detections", "tracks", "run_end"):
             raise ValueError(f"unknown table {data.get('table')!r}")
@@ -63,19 +67,19 @@ class SpoolFile:
         self.unread = 0
         self.size = self._file.seek(0, os.SEEK_END)
 
-    def append(self, batch: Batch) -> None:
+    def append(self, batch: RowBatch) -> None:
         self._file.seek(0, os.SEEK_END)
         self._file.write(batch.to_line())
         self._file.flush()
         self.size = self._file.tell()
         self.unread += 1
 
-    def read_next(self) -> tuple[Batch | None, int]:
+    def read_next(self) -> tuple[RowBatch | None, int]:
         """The batch at the read offset (None if unreadable) and the offset after it."""
         self._file.seek(self.read_offset)
         line = self._file.readline()
         try:
-            return Batch.from_line(line), self._file.tell()
+            return RowBatch.from_line(line), self._file.tell()
         except (ValueError, KeyError, TypeError) as exc:
             log.error("sql sink: unreadable line in %s skipped: %s", self.path, exc)
             return None, self._file.tell()
@@ -120,10 +124,10 @@ class Outbox:
         self.dropped_rows = 0
         self._max_rows = max_memory_rows
         self._max_spool_bytes = max_spool_bytes
-        self._memory: deque[Batch] = deque()
+        self._memory: deque[RowBatch] = deque()
         self._memory_rows = 0
         self._spool: SpoolFile | None = None
-        self._spool_head: tuple[Batch, int] | None = None
+        self._spool_head: tuple[RowBatch, int] | None = None
         self._spooled_rows = 0
         self._changed = threading.Condition()
 
@@ -142,7 +146,7 @@ class Outbox:
         with self._changed:
             return self._memory_rows + self._spooled_rows
 
-    def put(self, batch: Batch) -> None:
+    def put(self, batch: RowBatch) -> None:
         """Queue `batch`; never blocks on the database (at worst it writes to the spool)."""
         with self._changed:
             spooling = self._spool is not None and self._spool.unread > 0
@@ -153,7 +157,7 @@ class Outbox:
                 self._to_spool(batch)
             self._changed.notify_all()
 
-    def peek(self, timeout_s: float) -> Batch | None:
+    def peek(self, timeout_s: float) -> RowBatch | None:
         """The oldest batch not yet done, waiting up to `timeout_s` for one; None if none."""
         with self._changed:
             if not self._memory and not self._has_spooled():
@@ -171,7 +175,7 @@ class Outbox:
                     self._spool_head = (batch, next_offset)
             return None if self._spool_head is None else self._spool_head[0]
 
-    def done(self, batch: Batch) -> None:
+    def done(self, batch: RowBatch) -> None:
         """`batch` (the last `peek`) is committed: drop it."""
         with self._changed:
             if self._memory and self._memory[0] is batch:
@@ -232,7 +236,7 @@ class Outbox:
     def _has_spooled(self) -> bool:
         return self._spool is not None and self._spool.unread > 0
 
-    def _to_spool(self, batch: Batch) -> None:
+    def _to_spool(self, batch: RowBatch) -> None:
         if self._spool is None:
             self._spool = SpoolFile(self.spool_path)
         if self._spool.size >= self._max_spool_bytes:
@@ -247,6 +251,12 @@ class Outbox:
         self._spooled_rows += len(batch.rows)
 
 
+def spool_prefix(db: DatabaseUrl) -> str:
+    """File-name prefix of the spool files of one database (same for every run using it)."""
+    key = str(db.sqlite_file.resolve()) if db.sqlite_file is not None else db.masked
+    return f"sql-{hashlib.sha1(key.encode()).hexdigest()[:12]}-"
+
+
 def leftover_spools(directory: Path, prefix: str) -> Iterator[Path]:
     """Spool files named `<prefix>*.jsonl` in `directory`, oldest first."""
     if not directory.is_dir():
@@ -256,7 +266,7 @@ def leftover_spools(directory: Path, prefix: str) -> Iterator[Path]:
 
 
 def replay_spools(
-    directory: Path, prefix: str, write: Callable[[Batch], None]
+    directory: Path, prefix: str, write: Callable[[RowBatch], None]
 ) -> tuple[int, list[Path]]:
     """Write the batches of spool files left by earlier runs; delete each file once done.
 
@@ -281,7 +291,7 @@ def replay_spools(
                 if not line.strip():
                     continue
                 try:
-                    batch = Batch.from_line(line)
+                    batch = RowBatch.from_line(line)
                 except (ValueError, KeyError, TypeError) as exc:
                     # A line cut short by a crash; the rest of the file is still good.
                     log.error("sql sink: %s line %d unreadable, skipped: %s", path, number, exc)

@@ -1,226 +1,46 @@
-"""SQL output: detections, finished tracks and the run itself, in SQLite or PostgreSQL.
+"""The SQL sink: detections, finished tracks and the run itself, as rows of a SQL database.
 
-`SqlSink` turns results into rows and hands them, in batches, to a writer thread of its own;
-the sink's `write` never waits for the database. When the database cannot be reached (server
-down, connection cut, SQLite locked), the writer keeps the batches (in memory up to a
-bound, then in a spool file) and retries with growing pauses; once the database is back,
-every batch is written, and written once: each row has a unique key (run, camera, frame,
-box index; run, camera, track id) and inserts skip rows already there, so a batch retried
-after a commit whose answer was lost adds nothing twice.
+`SqlSink` turns results into rows and hands them, in batches, to a writer thread of its own
+(`sinks.sql.writer`); the sink's `write` never waits for the database. When the database
+cannot be reached (server down, connection cut, SQLite locked), the writer keeps the batches
+(in memory up to a bound, then in a spool file: `sinks.sql.spool`) and retries with growing
+pauses; once the database is back, every batch is written, and written once: each row has a
+unique key (run, camera, frame, box index; run, camera, track id) and inserts skip rows
+already there, so a batch retried after a commit whose answer was lost adds nothing twice.
 
-Reading back (`query` command): `sinks.sql_query`, re-exported here. The schema lives in
-`sinks.sql_models` and is described in docs/sql.md.
+Reading back (`query` command): `sinks.sql.query`. The schema lives in `sinks.sql.models`
+and is described in docs/sql.md.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Insert, insert, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from pipeline.types import FrameResult, LabelMap, RunOutcome, StreamEnd, TrackEvent
 from sinks.base import Sink, SinkError
-from sinks.sql_engine import (
+from sinks.sql.database import (
     SQLITE_BUSY_TIMEOUT_MS,
-    QueryError,
+    DatabaseUrl,
     create_schema,
-    is_transient,
     make_engine,
-    mask_url,
     open_failure,
     reason,
-    sqlite_file,
 )
-from sinks.sql_models import RUN_STATUSES, Detection, Run, RunStatus, Track
-from sinks.sql_query import (
-    DetectionQuery,
-    DetectionRecord,
-    count_detections,
-    delete_older_than,
-    query_detections,
-)
-from sinks.sql_spool import Batch, Outbox, replay_spools
+from sinks.sql.models import RUN_STATUSES, Run, RunStatus
+from sinks.sql.spool import Outbox, RowBatch, replay_spools, spool_prefix
+from sinks.sql.writer import RowWriter
 
 log = logging.getLogger(__name__)
-
-__all__ = [
-    "SQLITE_BUSY_TIMEOUT_MS",
-    "DetectionQuery",
-    "DetectionRecord",
-    "QueryError",
-    "SqlSink",
-    "count_detections",
-    "delete_older_than",
-    "mask_url",
-    "query_detections",
-]
-
-_MODELS: dict[str, type[Detection] | type[Track]] = {
-    "detections": Detection,
-    "tracks": Track,
-}
-_TIME_COLUMNS = {"detections": ("time",), "tracks": ("first_time", "last_time")}
-OUTAGE_REMINDER_S = 60.0
-"""While the database stays away, the outage is logged again this often."""
-
-
-def _utc(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
-
-
-def _insert_skipping_existing(engine: Engine, model: type[Detection] | type[Track]) -> Insert:
-    """INSERT that skips rows whose unique key is already there (SQLite, PostgreSQL)."""
-    dialect = engine.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(model).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(model).on_conflict_do_nothing()
-    return insert(model)  # other backends: no duplicate protection on retry
-
-
-def spool_prefix(url: str) -> str:
-    """File-name prefix of the spool files of one database (same for every run using it)."""
-    parsed = make_url(url)
-    db_file = sqlite_file(parsed)
-    key = str(db_file.resolve()) if db_file is not None else mask_url(url)
-    return f"sql-{hashlib.sha1(key.encode()).hexdigest()[:12]}-"
-
-
-class _Writer:
-    """The thread that writes the outbox's batches, retrying while the database is away."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        outbox: Outbox,
-        *,
-        masked_url: str,
-        raw_url: str,
-        retry_initial_s: float,
-        retry_max_s: float,
-    ) -> None:
-        self.engine = engine
-        self.outbox = outbox
-        self.error: str | None = None
-        """Set when a batch can never be written (constraint, data or SQL error)."""
-        self.rejected: list[Batch] = []
-        self.rows_written = {"detections": 0, "tracks": 0}
-        self.runs_ended = 0
-        self.outages = 0
-        self._masked = masked_url
-        self._raw = raw_url
-        self._retry_initial_s = retry_initial_s
-        self._retry_max_s = retry_max_s
-        self._deadline: float | None = None
-        self._closing = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sql-writer", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout_s: float) -> None:
-        """Write what is left, retrying for at most `timeout_s`, then end the thread."""
-        self._deadline = time.monotonic() + timeout_s
-        self._closing.set()
-        self._wake.set()
-        self.outbox.wake()
-        self._thread.join(timeout_s + 5.0)
-        if self._thread.is_alive():
-            log.error("sql sink: writer still busy with %s after %.0f s", self._masked, timeout_s)
-
-    def write_now(self, batch: Batch) -> None:
-        """Write one batch in the calling thread (replays before the writer starts)."""
-        self._write(batch)
-
-    def _run(self) -> None:
-        delay = self._retry_initial_s
-        down_since: float | None = None
-        last_report = 0.0
-        while True:
-            if self._closing.is_set() and self.outbox.is_empty():
-                return
-            batch = self.outbox.peek(0.5)
-            if batch is None:
-                continue
-            try:
-                self._write(batch)
-            except SQLAlchemyError as exc:
-                if not is_transient(exc):
-                    self._reject(batch, exc)
-                    continue
-                now = time.monotonic()
-                if down_since is None or now - last_report >= OUTAGE_REMINDER_S:
-                    if down_since is None:
-                        down_since = now
-                        self.outages += 1
-                    last_report = now
-                    log.warning(
-                        "sql sink: database %s unreachable (%s); keeping %d rows and retrying",
-                        self._masked, reason(exc, self._raw), self.outbox.pending_rows,
-                    )
-                if self._deadline is not None and now >= self._deadline:
-                    return
-                pause = delay
-                if self._deadline is not None:
-                    pause = min(pause, max(0.0, self._deadline - now))
-                self._wake.wait(pause)
-                self._wake.clear()
-                delay = min(delay * 2, self._retry_max_s)
-                continue
-            self.outbox.done(batch)
-            if down_since is not None:
-                log.warning(
-                    "sql sink: database %s back after %.1f s; writing %d waiting rows",
-                    self._masked, time.monotonic() - down_since, self.outbox.pending_rows,
-                )
-                down_since = None
-            delay = self._retry_initial_s
-
-    def _write(self, batch: Batch) -> None:
-        if batch.table == "run_end":
-            (row,) = batch.rows
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(Run)
-                    .where(Run.id == row["run_id"])
-                    .values(ended_at=_utc(row["ended_at"]), status=row["status"])
-                )
-            self.runs_ended += 1
-            return
-        rows = [dict(r) for r in batch.rows]
-        if not rows:
-            return
-        for column in _TIME_COLUMNS[batch.table]:
-            for r in rows:
-                r[column] = _utc(r[column])
-        with self.engine.begin() as conn:
-            conn.execute(_insert_skipping_existing(self.engine, _MODELS[batch.table]), rows)
-        self.rows_written[batch.table] += len(rows)
-
-    def _reject(self, batch: Batch, exc: SQLAlchemyError) -> None:
-        """A batch the database refuses for good: kept aside (spooled at close), reported."""
-        self.rejected.append(batch)
-        self.outbox.done(batch)
-        if self.error is None:
-            self.error = (
-                f"sql sink: cannot insert {len(batch.rows)} rows into table {batch.table} "
-                f"of {self._masked}: {reason(exc, self._raw)}"
-            )
-            log.error("%s", self.error)
 
 
 class SqlSink(Sink):
@@ -258,8 +78,7 @@ class SqlSink(Sink):
             raise ValueError(
                 f"SqlSink buffer_rows ({buffer_rows}) must be >= batch_size ({batch_size})"
             )
-        self._url = mask_url(url)
-        self._raw_url = url  # kept only to scrub the password out of driver messages
+        self._db = DatabaseUrl(url)
         self._labels = labels
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
@@ -271,26 +90,25 @@ class SqlSink(Sink):
         self._closed = False
         self.kept_in: Path | None = None
         """The spool file holding rows that could not be written by the end of the run."""
-        self._engine = self._open(url, sqlite_busy_timeout_ms)
+        self._engine = self._open(sqlite_busy_timeout_ms)
         try:
             self.run_id = self._start_run(run_config)
         except (SQLAlchemyError, ImportError) as exc:
             self._engine.dispose()
             raise SinkError(
-                f"sql sink: cannot open database {self._url}: {open_failure(exc, url)}"
+                f"sql sink: cannot open database {self._db}: {open_failure(exc, self._db)}"
             ) from exc
-        prefix = spool_prefix(url)
+        prefix = spool_prefix(self._db)
         spool = Path(spool_dir) / f"{prefix}run{self.run_id}-{os.getpid()}.jsonl"
         self.outbox = Outbox(
             spool,
             max_memory_rows=buffer_rows,
             max_spool_bytes=int(spool_max_mb * 1024 * 1024),
         )
-        self._writer = _Writer(
+        self._writer = RowWriter(
             self._engine,
             self.outbox,
-            masked_url=self._url,
-            raw_url=url,
+            db=self._db,
             retry_initial_s=retry_initial_s,
             retry_max_s=retry_max_s,
         )
@@ -359,7 +177,7 @@ class SqlSink(Sink):
     def describe(self) -> str:
         """One line for the run summary."""
         written = self._writer.rows_written
-        text = f"sql {self._url}: {written['detections']} detections, {written['tracks']} tracks"
+        text = f"sql {self._db}: {written['detections']} detections, {written['tracks']} tracks"
         if self._writer.outages:
             text += f" ({self._writer.outages} outage(s) ridden out)"
         if self.kept_in is not None:
@@ -398,7 +216,7 @@ class SqlSink(Sink):
             self._hand_off()
             final = "failed" if self._writer.error else self._status
             self.outbox.put(
-                Batch(
+                RowBatch(
                     "run_end",
                     [{"run_id": self.run_id, "ended_at": time.time(), "status": final}],
                 )
@@ -414,35 +232,34 @@ class SqlSink(Sink):
         if self.outbox.dropped_rows:
             raise SinkError(
                 f"sql sink: {self.outbox.dropped_rows} rows were dropped: the spool file "
-                f"{self.outbox.spool_path} reached its size limit while {self._url} was away"
+                f"{self.outbox.spool_path} reached its size limit while {self._db} was away"
             )
         if self._writer.error is not None:
             raise SinkError(f"{self._writer.error}; rows kept in {self.kept_in}")
         if self.kept_in is not None:
             raise SinkError(
-                f"sql sink: database {self._url} still unreachable after "
+                f"sql sink: database {self._db} still unreachable after "
                 f"{self._close_timeout_s:g} s; {left} rows kept in {self.kept_in} are "
                 "written by the next run to this database"
             )
 
     # -------------------------------------------------------------------- internals
 
-    def _open(self, url: str, busy_timeout_ms: int) -> Engine:
+    def _open(self, busy_timeout_ms: int) -> Engine:
         try:
-            db_file = sqlite_file(make_url(url))
-            if db_file is not None:
-                db_file.parent.mkdir(parents=True, exist_ok=True)
-            engine = make_engine(url, sqlite_busy_timeout_ms=busy_timeout_ms)
+            if self._db.sqlite_file is not None:
+                self._db.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            engine = make_engine(self._db, sqlite_busy_timeout_ms=busy_timeout_ms)
         except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
             raise SinkError(
-                f"sql sink: cannot open database {self._url}: {open_failure(exc, url)}"
+                f"sql sink: cannot open database {self._db}: {open_failure(exc, self._db)}"
             ) from exc
         try:
             create_schema(engine)
         except (SQLAlchemyError, ImportError) as exc:
             engine.dispose()
             raise SinkError(
-                f"sql sink: cannot open database {self._url}: {open_failure(exc, url)}"
+                f"sql sink: cannot open database {self._db}: {open_failure(exc, self._db)}"
             ) from exc
         return engine
 
@@ -461,11 +278,11 @@ class SqlSink(Sink):
     def _replay(self, directory: Path, prefix: str) -> None:
         """Write the rows earlier runs left in spool files for this database."""
         try:
-            rows, files = replay_spools(directory, prefix, self._writer.write_now)
+            rows, files = replay_spools(directory, prefix, self._writer.write)
         except SQLAlchemyError as exc:
             log.warning(
                 "sql sink: rows left by an earlier run in %s not written yet: %s",
-                directory, reason(exc, self._raw_url),
+                directory, reason(exc, self._db),
             )
             return
         if files:
@@ -478,9 +295,9 @@ class SqlSink(Sink):
         while self._detections:
             chunk = self._detections[: self._batch_size]
             del self._detections[: self._batch_size]
-            self.outbox.put(Batch("detections", chunk))
+            self.outbox.put(RowBatch("detections", chunk))
         if self._tracks:
-            self.outbox.put(Batch("tracks", self._tracks))
+            self.outbox.put(RowBatch("tracks", self._tracks))
             self._tracks = []
         self._oldest_pending = None
 

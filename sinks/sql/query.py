@@ -13,15 +13,19 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from sqlalchemy import Engine, Select, delete, func, inspect, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from sinks.sql_engine import QueryError, make_engine, mask_url, open_failure, reason, sqlite_file
-from sinks.sql_models import Detection, Run, Track
+from sinks.base import SinkError
+from sinks.sql.database import DatabaseUrl, make_engine, open_failure, reason
+from sinks.sql.models import Detection, Run, Track
 
 CountBy = Literal["label", "camera", "run"]
 COUNT_BY: tuple[CountBy, ...] = ("label", "camera", "run")
+
+
+class QueryError(SinkError):
+    """The database cannot be read (missing file, no tables yet, unreachable server)."""
 
 
 @dataclass(frozen=True)
@@ -119,28 +123,26 @@ def iso_z(moment: datetime) -> str:
 
 
 @contextmanager
-def _existing_database(url: str) -> Iterator[Engine]:
+def _existing_database(db: DatabaseUrl) -> Iterator[Engine]:
     """An engine for a database the pipeline wrote to; QueryError otherwise. Disposed after."""
-    masked = mask_url(url)
     try:
-        db_file = sqlite_file(make_url(url))
-        if db_file is not None and not db_file.is_file():
+        if db.sqlite_file is not None and not db.sqlite_file.is_file():
             raise QueryError(
-                f"cannot query {masked}: database file {db_file} does not exist "
+                f"cannot query {db}: database file {db.sqlite_file} does not exist "
                 "(run the pipeline with an sql output first, or check the path)"
             )
-        engine = make_engine(url)
+        engine = make_engine(db)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise QueryError(f"cannot open database {masked}: {open_failure(exc, url)}") from exc
+        raise QueryError(f"cannot open database {db}: {open_failure(exc, db)}") from exc
     try:
         if not inspect(engine).has_table(Detection.__tablename__):
             raise QueryError(
-                f"database {masked} has no detections table yet "
+                f"database {db} has no detections table yet "
                 "(run the pipeline with an sql output writing to it first)"
             )
         yield engine
     except SQLAlchemyError as exc:
-        raise QueryError(f"cannot read database {masked}: {reason(exc, url)}") from exc
+        raise QueryError(f"cannot read database {db}: {reason(exc, db)}") from exc
     finally:
         engine.dispose()
 
@@ -154,7 +156,7 @@ def query_detections(url: str, q: DetectionQuery) -> list[DetectionRecord]:
     Raises QueryError when the database cannot be opened or has no detections table;
     a SQLite file that does not exist is reported, not created.
     """
-    with _existing_database(url) as engine, Session(engine) as session:
+    with _existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
         stmt = _filtered(select(Detection), q).order_by(Detection.time, Detection.id)
         rows = session.scalars(stmt.limit(q.limit)).all()
         return [_record(d) for d in rows]
@@ -182,7 +184,7 @@ def count_detections(url: str, q: DetectionQuery, by: CountBy) -> list[CountRow]
         .subquery()
     )
     tracks_stmt = select(distinct_tracks.c.key, func.count()).group_by(distinct_tracks.c.key)
-    with _existing_database(url) as engine, engine.connect() as conn:
+    with _existing_database(DatabaseUrl(url)) as engine, engine.connect() as conn:
         detections = {str(k): int(n) for k, n in conn.execute(detections_stmt)}
         tracks = {str(k): int(n) for k, n in conn.execute(tracks_stmt)}
     rows = [CountRow(k, n, tracks.get(k, 0)) for k, n in detections.items()]
@@ -241,7 +243,7 @@ def delete_older_than(
     Deletes in transactions of `RETENTION_CHUNK` rows, so it can run while the pipeline
     writes. `dry_run` only counts. A naive `cutoff` is taken as UTC.
     """
-    with _existing_database(url) as engine:
+    with _existing_database(DatabaseUrl(url)) as engine:
         counts = [
             _delete_chunked(engine, model, where, dry_run)
             for model, where in (

@@ -27,11 +27,13 @@ from sqlalchemy.exc import OperationalError
 
 from pipeline.types import StreamEnd, TrackEvent
 from sinks.base import SinkError
-from sinks.sql import SqlSink, _Writer, spool_prefix
-from sinks.sql_models import Detection, Run
-from sinks.sql_spool import Batch, SpoolFile
-from tests.sinks.conftest import PG_URL, pg_reachable, pg_schema, skip_without_pg
-from tests.sinks.test_sql import LABELS, T0, Box, frame_result, summary
+from sinks.sql.database import DatabaseUrl
+from sinks.sql.models import Detection, Run
+from sinks.sql.sink import SqlSink
+from sinks.sql.spool import RowBatch, SpoolFile, spool_prefix
+from sinks.sql.writer import RowWriter
+from tests.sinks.sql.builders import LABELS, T0, Box, frame_result, summary
+from tests.sinks.sql.conftest import PG_URL, pg_reachable, pg_schema, skip_without_pg
 
 FAST_RETRY = {"retry_initial_s": 0.05, "retry_max_s": 0.2}
 
@@ -225,16 +227,16 @@ def test_outage_longer_than_the_memory_buffer_spills_to_the_spool_file_and_drain
 def test_a_retry_after_a_commit_whose_answer_was_lost_adds_no_duplicates(
     sql_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_write = _Writer._write
+    real_write = RowWriter.write
     lost: list[str] = []
 
-    def commit_then_lose_the_answer(self: _Writer, batch: Batch) -> None:
+    def commit_then_lose_the_answer(self: RowWriter, batch: RowBatch) -> None:
         real_write(self, batch)
         if batch.table != "run_end" and len(lost) < 3:
             lost.append(batch.table)
             raise OperationalError("COMMIT", {}, ConnectionResetError("connection reset"))
 
-    monkeypatch.setattr(_Writer, "_write", commit_then_lose_the_answer)
+    monkeypatch.setattr(RowWriter, "write", commit_then_lose_the_answer)
     sink = SqlSink(sql_db_url, LABELS, batch_size=9, **FAST_RETRY)
     write_frames(sink, range(0, 12))
     sink.end(StreamEnd("cam", 12, (TrackEvent("ended", summary("cam", 2, 0, 11)),)))
@@ -310,8 +312,8 @@ def test_spool_of_a_running_pipeline_is_not_taken_by_another(tmp_path: Path) -> 
         "y2": 4.0, "track_id": None,
     }
     # another pipeline, still running, holds (locks) its spool file for this database
-    held = SpoolFile(spool_dir / f"{spool_prefix(url)}run99-1.jsonl")
-    held.append(Batch("detections", [row]))
+    held = SpoolFile(spool_dir / f"{spool_prefix(DatabaseUrl(url))}run99-1.jsonl")
+    held.append(RowBatch("detections", [row]))
 
     SqlSink(url, LABELS, spool_dir=spool_dir).close()
     assert held.path.exists() and stored(url) == []

@@ -1,10 +1,12 @@
-"""Opening SQL databases: engines, URL masking, one-line error reasons, error kinds.
+"""Opening SQL databases: the URL, engines, the schema, one-line error reasons, error kinds.
 
-Shared by the SQL sink (`sinks.sql`) and the query/retention commands (`sinks.sql_query`).
+Shared by the SQL sink (`sinks.sql.sink`, `sinks.sql.writer`) and the read API
+(`sinks.sql.query`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from sinks.base import SinkError
-from sinks.sql_models import Base, Detection
+from sinks.sql.models import Base, Detection
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a SQLite writer or reader waits for another process's lock before failing."""
@@ -34,16 +35,54 @@ PG_TCP_USER_TIMEOUT_MS = 15_000
 server is noticed in seconds instead of the system's TCP timeout (many minutes)."""
 
 
-class QueryError(SinkError):
-    """The database cannot be read (missing file, no tables yet, unreachable server)."""
+@dataclass(frozen=True)
+class DatabaseUrl:
+    """A database URL as configured, parsed once; `str()` gives it with the password masked.
 
+    Messages show `masked` (the password replaced by '***', also when the text is not a
+    valid URL); the password itself serves only to connect (`connect_url`) and is shown by
+    nothing, `repr` included.
+    """
 
-def mask_url(url: str) -> str:
-    """`url` with its password replaced by '***', also when it is not a valid URL."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (SQLAlchemyError, ValueError, TypeError):
-        return _mask_unparsable(url)
+    _raw: str = field(repr=False)
+    masked: str = field(init=False)
+    sqlite_file: Path | None = field(init=False)
+    """The file of a SQLite URL; None for other backends, in-memory databases and non-URLs."""
+    _parsed: URL | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            parsed: URL | None = make_url(self._raw)
+        except (SQLAlchemyError, ValueError, TypeError):
+            parsed = None  # reported when connecting, by `connect_url`
+        masked = (
+            _mask_unparsable(self._raw)
+            if parsed is None
+            else parsed.render_as_string(hide_password=True)
+        )
+        object.__setattr__(self, "_parsed", parsed)
+        object.__setattr__(self, "masked", masked)
+        object.__setattr__(self, "sqlite_file", None if parsed is None else _sqlite_file(parsed))
+
+    def __str__(self) -> str:
+        return self.masked
+
+    def connect_url(self) -> URL:
+        """The parsed URL, password included: for `create_engine` only, never for display.
+
+        Raises what `make_url` raises (ArgumentError, ValueError) when the text is no URL.
+        """
+        if self._parsed is None:
+            return make_url(self._raw)  # raises the error that parsing met
+        return self._parsed
+
+    def scrub(self, message: str) -> str:
+        """`message` with this URL, and its password wherever it stands, masked."""
+        message = message.replace(self._raw, self.masked)
+        password = None if self._parsed is None else self._parsed.password
+        if password:
+            message = message.replace(str(password), "***")
+        return message
 
 
 def _mask_unparsable(url: str) -> str:
@@ -55,23 +94,26 @@ def _mask_unparsable(url: str) -> str:
     return url if colon < 0 else f"{url[: colon + 1]}***{url[at:]}"
 
 
-def reason(exc: BaseException, url: str) -> str:
+def _sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL points at; None for other backends and in-memory databases."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    db = url.database
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return None
+    return Path(db)
+
+
+def reason(exc: BaseException, db: DatabaseUrl) -> str:
     """A one-line reason for `exc`, without the SQL statement or the password."""
     orig = getattr(exc, "orig", None)  # DBAPIError: the driver's own message is the useful one
     text_ = str(orig if orig is not None else exc) or type(exc).__name__
-    text_ = text_.replace(url, mask_url(url))
-    try:
-        password = make_url(url).password
-    except (SQLAlchemyError, ValueError, TypeError):
-        password = None
-    if password:
-        text_ = text_.replace(str(password), "***")
-    return " ".join(text_.split())
+    return " ".join(db.scrub(text_).split())
 
 
-def open_failure(exc: BaseException, url: str) -> str:
-    """Why `url` cannot be opened, with a hint on how to fix it."""
-    why = reason(exc, url)
+def open_failure(exc: BaseException, db: DatabaseUrl) -> str:
+    """Why `db` cannot be opened, with a hint on how to fix it."""
+    why = reason(exc, db)
     if isinstance(exc, ImportError):
         return (
             f"database driver not installed ({why}); install it, e.g. "
@@ -97,16 +139,6 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
-def sqlite_file(url: URL) -> Path | None:
-    """The file a SQLite URL points at; None for other backends and in-memory databases."""
-    if url.get_backend_name() != "sqlite":
-        return None
-    db = url.database
-    if not db or db == ":memory:" or db.startswith("file:"):
-        return None
-    return Path(db)
-
-
 def _enable_sqlite_wal(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -121,12 +153,14 @@ def _enable_sqlite_wal(engine: Engine, busy_timeout_ms: int) -> None:
             cur.close()
 
 
-def make_engine(url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engine:
-    """An engine for `url`; SQLite gets WAL mode, PostgreSQL bounded connect/send timeouts.
+def make_engine(
+    db: DatabaseUrl, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> Engine:
+    """An engine for `db`; SQLite gets WAL mode, PostgreSQL bounded connect/send timeouts.
 
     Raises SQLAlchemyError / ImportError / ValueError for unusable URLs.
     """
-    parsed = make_url(url)
+    parsed = db.connect_url()
     backend = parsed.get_backend_name()
     connect_args: dict[str, Any] = {}
     if backend == "postgresql" and parsed.get_driver_name() == "psycopg":

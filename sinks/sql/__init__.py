@@ -1,0 +1,12 @@
+"""SQL output: detections, finished tracks and the run itself, in SQLite or PostgreSQL.
+
+Import from the module that holds what you need (nothing is re-exported here):
+
+- `sinks.sql.sink`: `SqlSink`, the output the pipeline writes through.
+- `sinks.sql.writer`: `RowWriter`, the sink's thread that inserts rows and rides out outages.
+- `sinks.sql.spool`: `RowBatch`, `Outbox` and the spool files rows wait in meanwhile.
+- `sinks.sql.query`: reading back (`query_detections`, `count_detections`) and retention
+  (`delete_older_than`), as the `query` and `retention` commands do.
+- `sinks.sql.database`: `DatabaseUrl`, engines, schema creation, error reasons and kinds.
+- `sinks.sql.models`: the tables (described in docs/sql.md).
+"""

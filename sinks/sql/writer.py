@@ -1,0 +1,174 @@
+"""The SQL sink's writer thread: inserts the outbox's batches, riding out database outages.
+
+Each batch is one transaction. A batch that fails for a transient reason (connection lost
+or refused, SQLite locked) stays first in the outbox and is tried again after growing
+pauses; inserts skip rows whose unique key is already there, so a batch retried after a
+commit whose answer was lost adds nothing twice. A batch the database refuses for good is
+set aside (`rejected`) and reported (`error`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+
+from sqlalchemy import Engine, Insert, insert, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from sinks.sql.database import DatabaseUrl, is_transient, reason
+from sinks.sql.models import Detection, Run, Track
+from sinks.sql.spool import Outbox, RowBatch
+
+log = logging.getLogger(__name__)
+
+_MODELS: dict[str, type[Detection] | type[Track]] = {
+    "detections": Detection,
+    "tracks": Track,
+}
+_TIME_COLUMNS = {"detections": ("time",), "tracks": ("first_time", "last_time")}
+OUTAGE_REMINDER_S = 60.0
+"""While the database stays away, the outage is logged again this often."""
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _insert_skipping_existing(engine: Engine, model: type[Detection] | type[Track]) -> Insert:
+    """INSERT that skips rows whose unique key is already there (SQLite, PostgreSQL)."""
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(model).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(model).on_conflict_do_nothing()
+    return insert(model)  # other backends: no duplicate protection on retry
+
+
+class RowWriter:
+    """The thread that writes the outbox's batches, retrying while the database is away.
+
+    Starts on construction; `stop` ends it. `db` names the database in messages (masked).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        outbox: Outbox,
+        *,
+        db: DatabaseUrl,
+        retry_initial_s: float,
+        retry_max_s: float,
+    ) -> None:
+        self.engine = engine
+        self.outbox = outbox
+        self.error: str | None = None
+        """Set when a batch can never be written (constraint, data or SQL error)."""
+        self.rejected: list[RowBatch] = []
+        self.rows_written = {"detections": 0, "tracks": 0}
+        self.runs_ended = 0
+        self.outages = 0
+        self._db = db
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._deadline: float | None = None
+        self._closing = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sql-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float) -> None:
+        """Write what is left, retrying for at most `timeout_s`, then end the thread."""
+        self._deadline = time.monotonic() + timeout_s
+        self._closing.set()
+        self._wake.set()
+        self.outbox.wake()
+        self._thread.join(timeout_s + 5.0)
+        if self._thread.is_alive():
+            log.error("sql sink: writer still busy with %s after %.0f s", self._db, timeout_s)
+
+    def write(self, batch: RowBatch) -> None:
+        """Write one batch now, in the calling thread, as one transaction.
+
+        The thread writes the outbox's batches with it; the sink, the rows earlier runs
+        left (before handing over any of its own). Raises SQLAlchemyError.
+        """
+        if batch.table == "run_end":
+            (row,) = batch.rows
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(Run)
+                    .where(Run.id == row["run_id"])
+                    .values(ended_at=_utc(row["ended_at"]), status=row["status"])
+                )
+            self.runs_ended += 1
+            return
+        rows = [dict(r) for r in batch.rows]
+        if not rows:
+            return
+        for column in _TIME_COLUMNS[batch.table]:
+            for r in rows:
+                r[column] = _utc(r[column])
+        with self.engine.begin() as conn:
+            conn.execute(_insert_skipping_existing(self.engine, _MODELS[batch.table]), rows)
+        self.rows_written[batch.table] += len(rows)
+
+    def _run(self) -> None:
+        delay = self._retry_initial_s
+        down_since: float | None = None
+        last_report = 0.0
+        while True:
+            if self._closing.is_set() and self.outbox.is_empty():
+                return
+            batch = self.outbox.peek(0.5)
+            if batch is None:
+                continue
+            try:
+                self.write(batch)
+            except SQLAlchemyError as exc:
+                if not is_transient(exc):
+                    self._reject(batch, exc)
+                    continue
+                now = time.monotonic()
+                if down_since is None or now - last_report >= OUTAGE_REMINDER_S:
+                    if down_since is None:
+                        down_since = now
+                        self.outages += 1
+                    last_report = now
+                    log.warning(
+                        "sql sink: database %s unreachable (%s); keeping %d rows and retrying",
+                        self._db, reason(exc, self._db), self.outbox.pending_rows,
+                    )
+                if self._deadline is not None and now >= self._deadline:
+                    return
+                pause = delay
+                if self._deadline is not None:
+                    pause = min(pause, max(0.0, self._deadline - now))
+                self._wake.wait(pause)
+                self._wake.clear()
+                delay = min(delay * 2, self._retry_max_s)
+                continue
+            self.outbox.done(batch)
+            if down_since is not None:
+                log.warning(
+                    "sql sink: database %s back after %.1f s; writing %d waiting rows",
+                    self._db, time.monotonic() - down_since, self.outbox.pending_rows,
+                )
+                down_since = None
+            delay = self._retry_initial_s
+
+    def _reject(self, batch: RowBatch, exc: SQLAlchemyError) -> None:
+        """A batch the database refuses for good: kept aside (spooled at close), reported."""
+        self.rejected.append(batch)
+        self.outbox.done(batch)
+        if self.error is None:
+            self.error = (
+                f"sql sink: cannot insert {len(batch.rows)} rows into table {batch.table} "
+                f"of {self._db}: {reason(exc, self._db)}"
+            )
+            log.error("%s", self.error)

@@ -1,0 +1,168 @@
+"""Builders and readers shared by the SQL tests: frames of boxes, track summaries, runs,
+and the rows a database holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+from sqlalchemy import create_engine, func, select
+
+from pipeline.types import (
+    Detections,
+    Frame,
+    FrameResult,
+    LabelMap,
+    StreamEnd,
+    TrackEvent,
+    TrackSummary,
+)
+from sinks.sql.models import Detection, Run, Track
+from sinks.sql.query import DetectionRecord
+from sinks.sql.sink import SqlSink
+
+LABELS = LabelMap(("background", "person", "car"))
+PERSON, CAR = 1, 2
+T0 = 1_700_000_000.0  # a Unix time; every offset below is exact in binary and in microseconds
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class Box:
+    """One detection as the test gives it."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    score: float
+    label: int
+    track_id: int = -1
+
+
+def frame_result(
+    camera: str,
+    index: int,
+    wall_time: float,
+    boxes: list[Box],
+    events: tuple[TrackEvent, ...] = (),
+) -> FrameResult:
+    frame = Frame(
+        camera_id=camera,
+        index=index,
+        pts=index / 25,
+        wall_time=wall_time,
+        image=np.zeros((4, 6, 3), np.uint8),
+    )
+    dets = Detections(
+        xyxy=np.array([[b.x1, b.y1, b.x2, b.y2] for b in boxes], np.float32).reshape(-1, 4),
+        score=np.array([b.score for b in boxes], np.float32),
+        label=np.array([b.label for b in boxes], np.int64),
+        track_id=np.array([b.track_id for b in boxes], np.int64),
+    )
+    return FrameResult(frame=frame, detections=dets, track_events=events)
+
+
+def summary(camera: str, track_id: int, first_frame: int, last_frame: int) -> TrackSummary:
+    return TrackSummary(
+        camera_id=camera,
+        track_id=track_id,
+        label=1,
+        first_frame=first_frame,
+        last_frame=last_frame,
+        first_time=T0 + first_frame * 0.5,
+        last_time=T0 + last_frame * 0.5,
+        frames=last_frame - first_frame + 1,
+        best_score=0.875,
+        best_box=(1.0, 2.0, 30.5, 40.25),
+        last_box=(5.0, 6.0, 35.5, 44.25),
+    )
+
+
+def utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def read_all(url: str, model: type[Any]) -> list[Any]:
+    """Every row of `model`'s table, in id order, read through a separate engine."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(select(model.__table__).order_by(model.id)).mappings())
+    finally:
+        engine.dispose()
+
+
+def count(url: str, model: type[Any]) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(model.__table__)) or 0)
+    finally:
+        engine.dispose()
+
+
+def detection_key(camera: str, index: int, wall_time: float, b: Box) -> tuple[Any, ...]:
+    """What a `detections` row must hold for box `b` of frame `index`."""
+    return (
+        camera,
+        index,
+        index / 25,
+        utc(wall_time),
+        LABELS.name(b.label),
+        b.label,
+        float(np.float32(b.score)),
+        float(np.float32(b.x1)),
+        float(np.float32(b.y1)),
+        float(np.float32(b.x2)),
+        float(np.float32(b.y2)),
+        None if b.track_id < 0 else b.track_id,
+    )
+
+
+def record_key(r: DetectionRecord) -> tuple[Any, ...]:
+    return (
+        r.camera,
+        r.frame,
+        r.pts,
+        r.time,
+        r.label,
+        r.label_id,
+        r.score,
+        r.x1,
+        r.y1,
+        r.x2,
+        r.y2,
+        r.track_id,
+    )
+
+
+def table_counts(url: str) -> dict[str, int]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {
+                m.__tablename__: int(conn.scalar(select(func.count()).select_from(m)) or 0)
+                for m in (Detection, Track, Run)
+            }
+    finally:
+        engine.dispose()
+
+
+def write_run(url: str, start: float, frames: dict[str, list[list[Box]]]) -> int:
+    """One run: per camera, frames of boxes 1 s apart from `start`; one ended track each."""
+    sink = SqlSink(url, LABELS, batch_size=7)
+    for camera, boxes_per_frame in frames.items():
+        for i, boxes in enumerate(boxes_per_frame):
+            sink.write(frame_result(camera, i, start + i, boxes))
+        n = len(boxes_per_frame)
+        track = TrackSummary(
+            camera_id=camera, track_id=1, label=PERSON, first_frame=0, last_frame=n - 1,
+            first_time=start, last_time=start + n - 1, frames=n, best_score=0.9,
+            best_box=(0.0, 0.0, 1.0, 1.0), last_box=(0.0, 0.0, 1.0, 1.0),
+        )
+        sink.end(StreamEnd(camera, len(boxes_per_frame), (TrackEvent("ended", track),)))
+    sink.close()
+    return sink.run_id

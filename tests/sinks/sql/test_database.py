@@ -1,0 +1,76 @@
+"""DatabaseUrl masks passwords in every message, and an older schema is brought up to date."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import ArgumentError
+
+from sinks.sql.database import DatabaseUrl, reason
+from tests.sinks.sql.builders import PERSON, Box, write_run
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql+psycopg://u:s3cret@db:5432/x", "postgresql+psycopg://u:***@db:5432/x"),
+        ("postgresql+psycopg://u:s3cret@db:notaport/x", "postgresql+psycopg://u:***@db:notaport/x"),
+        ("not a url u:s3cret@", "not a url u:***@"),
+        ("sqlite:///out/detections.db", "sqlite:///out/detections.db"),
+    ],
+    ids=["valid", "bad-port", "unparsable", "no-password"],
+)
+def test_database_url_shows_only_the_masked_form(url: str, masked: str) -> None:
+    db = DatabaseUrl(url)
+    assert str(db) == db.masked == masked
+    assert "s3cret" not in repr(db) and "s3cret" not in f"{db}"
+
+
+def test_database_url_keeps_the_password_for_connecting_and_scrubs_it_from_reasons() -> None:
+    db = DatabaseUrl("postgresql+psycopg://u:s3cret@db/x")
+    assert db.connect_url().password == "s3cret"
+    exc = ValueError("connection to postgresql+psycopg://u:s3cret@db/x failed:\n s3cret wrong")
+    assert reason(exc, db) == "connection to postgresql+psycopg://u:***@db/x failed: *** wrong"
+    with pytest.raises(ArgumentError):
+        DatabaseUrl("not a url u:s3cret@").connect_url()
+
+
+@pytest.mark.parametrize(
+    ("url", "file"),
+    [
+        ("sqlite:///out/detections.db", Path("out/detections.db")),
+        ("sqlite://", None),
+        ("sqlite:///:memory:", None),
+        ("postgresql+psycopg://u@db/x", None),
+        ("not a url", None),
+    ],
+)
+def test_database_url_names_the_sqlite_file(url: str, file: Path | None) -> None:
+    assert DatabaseUrl(url).sqlite_file == file
+
+
+def test_an_older_detections_table_gets_the_unique_key_column(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:  # the table as the first version created it
+        conn.executescript(
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY, started_at DATETIME, ended_at DATETIME,"
+            " status VARCHAR(16), config TEXT, hostname VARCHAR(255));"
+            "CREATE TABLE detections (id INTEGER PRIMARY KEY, run_id INTEGER REFERENCES runs(id),"
+            " camera VARCHAR(255), frame INTEGER, pts FLOAT, time DATETIME, label VARCHAR(128),"
+            " label_id INTEGER, score FLOAT, x1 FLOAT, y1 FLOAT, x2 FLOAT, y2 FLOAT,"
+            " track_id INTEGER);"
+            "INSERT INTO runs VALUES (1, '2026-01-01 00:00:00', NULL, 'finished', '', 'h');"
+            "INSERT INTO detections VALUES (1, 1, 'gate', 0, 0.0, '2026-01-01 00:00:00',"
+            " 'person', 1, 0.5, 0, 0, 1, 1, NULL);"
+        )
+    url = f"sqlite:///{db}"
+    write_run(url, time.time(), {"gate": [[Box(0, 0, 1, 1, 0.9, PERSON)]] * 2})
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT run_id, frame, obj FROM detections ORDER BY id")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [(1, 0, None), (2, 0, 0), (2, 1, 0)]

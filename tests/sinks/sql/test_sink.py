@@ -1,0 +1,279 @@
+"""SqlSink writes every detection, ended track and run as rows, against SQLite in tmp_path
+and the local PostgreSQL.
+
+The PostgreSQL cases run in a schema of their own (dropped afterwards, see conftest.py)
+and are skipped only when the server cannot be reached.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from pipeline.types import StreamEnd, TrackEvent
+from sinks.base import SinkError
+from sinks.sql.models import Detection, Run, Track
+from sinks.sql.query import DetectionQuery, query_detections
+from sinks.sql.sink import SqlSink
+from tests.sinks.sql.builders import (
+    LABELS,
+    T0,
+    Box,
+    count,
+    detection_key,
+    frame_result,
+    read_all,
+    record_key,
+    summary,
+    utc,
+)
+
+# ---------------------------------------------------------------------------- writing
+
+
+def test_written_rows_equal_the_given_detections(sql_db_url: str) -> None:
+    frames = [
+        (
+            "cam-a",
+            0,
+            T0 + 0.25,
+            [
+                Box(1, 2, 10, 20, 0.5, 1, 7),
+                Box(3.5, 4, 11, 21, 0.75, 2),
+                Box(0, 0, 5, 5, 0.125, 9),  # a label id without a name
+            ],
+        ),
+        ("cam-b", 3, T0 + 1.5, [Box(100, 200, 150.5, 260.25, 0.9375, 1, -1)]),
+        ("cam-a", 1, T0 + 2.0, []),
+    ]
+    sink = SqlSink(sql_db_url, LABELS)
+    for camera, index, wall, boxes in frames:
+        sink.write(frame_result(camera, index, wall, boxes))
+    sink.close()
+
+    records = query_detections(sql_db_url, DetectionQuery())
+    expected = [detection_key(c, i, w, b) for c, i, w, boxes in frames for b in boxes]
+    assert [record_key(r) for r in records] == expected
+    assert {r.run_id for r in records} == {sink.run_id}
+    assert [r.label for r in records][2] == "9"
+    assert all(r.time.tzinfo is not None and r.time.utcoffset() == timedelta(0) for r in records)
+
+
+def test_untracked_detections_are_stored_with_null_track_id(sql_db_url: str) -> None:
+    sink = SqlSink(sql_db_url, LABELS)
+    sink.write(
+        frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1, -1), Box(0, 0, 2, 2, 0.5, 1, 4)])
+    )
+    sink.close()
+
+    assert [row["track_id"] for row in read_all(sql_db_url, Detection)] == [None, 4]
+
+
+def test_detections_are_handed_to_the_writer_once_batch_size_rows_wait_and_the_rest_on_end(
+    sql_db_url: str,
+) -> None:
+    two = [Box(0, 0, 1, 1, 0.5, 1), Box(0, 0, 2, 2, 0.5, 1)]
+    sink = SqlSink(sql_db_url, LABELS, batch_size=3, flush_interval_s=3600)
+    sink.write(frame_result("cam", 0, T0, two))
+    assert sink.outbox.wait_empty(10)
+    assert count(sql_db_url, Detection) == 0
+    sink.write(frame_result("cam", 1, T0 + 1, two))
+    assert sink.outbox.wait_empty(10)
+    assert count(sql_db_url, Detection) == 4
+    sink.write(frame_result("cam", 2, T0 + 2, two[:1]))
+    assert sink.outbox.wait_empty(10)
+    assert count(sql_db_url, Detection) == 4
+    sink.end(StreamEnd(camera_id="cam", frames=3))
+    assert sink.outbox.wait_empty(10)
+    assert count(sql_db_url, Detection) == 5
+    sink.close()
+    assert count(sql_db_url, Detection) == 5
+
+
+def test_rows_older_than_flush_interval_are_handed_over_with_the_next_frame(
+    sql_db_url: str,
+) -> None:
+    sink = SqlSink(sql_db_url, LABELS, batch_size=100, flush_interval_s=0.05)
+    sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1)]))
+    time.sleep(0.1)
+    sink.write(frame_result("cam", 1, T0, [Box(0, 0, 1, 1, 0.5, 1)]))
+    assert sink.outbox.wait_empty(10)
+    assert count(sql_db_url, Detection) == 2
+    sink.close()
+
+
+def test_close_inserts_the_rows_left_in_the_buffer(sql_db_url: str) -> None:
+    sink = SqlSink(sql_db_url, LABELS)
+    sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1), Box(0, 0, 2, 2, 0.5, 2)]))
+    assert count(sql_db_url, Detection) == 0
+    sink.close()
+    assert count(sql_db_url, Detection) == 2
+
+
+def test_ended_tracks_from_frames_and_stream_end_become_track_rows(sql_db_url: str) -> None:
+    early, late = summary("cam", 2, 0, 3), summary("cam", 5, 1, 4)
+    sink = SqlSink(sql_db_url, LABELS)
+    sink.write(
+        frame_result(
+            "cam",
+            3,
+            T0 + 1.5,
+            [],
+            events=(TrackEvent("started", late), TrackEvent("ended", early)),
+        )
+    )
+    sink.end(StreamEnd(camera_id="cam", frames=5, track_events=(TrackEvent("ended", late),)))
+    sink.close()
+
+    rows = read_all(sql_db_url, Track)
+    assert [(r["camera"], r["track_id"]) for r in rows] == [("cam", 2), ("cam", 5)]
+    for row, t in zip(rows, (early, late), strict=True):
+        assert row["run_id"] == sink.run_id
+        assert (row["label"], row["label_id"]) == ("person", 1)
+        assert (row["first_frame"], row["last_frame"], row["frames"]) == (
+            t.first_frame,
+            t.last_frame,
+            t.frames,
+        )
+        assert row["first_time"] == utc(t.first_time)
+        assert row["last_time"] == utc(t.last_time)
+        assert row["best_score"] == t.best_score
+        assert (row["best_x1"], row["best_y1"], row["best_x2"], row["best_y2"]) == t.best_box
+        assert (row["last_x1"], row["last_y1"], row["last_x2"], row["last_y2"]) == t.last_box
+
+
+def test_run_row_is_running_until_close_then_finished(sql_db_url: str) -> None:
+    before = datetime.now(timezone.utc)
+    sink = SqlSink(sql_db_url, LABELS, run_config="config/cams.yaml")
+    (run,) = read_all(sql_db_url, Run)
+    assert (run["id"], run["status"], run["ended_at"]) == (sink.run_id, "running", None)
+    assert run["config"] == "config/cams.yaml"
+    assert run["hostname"]
+
+    sink.close()
+    (run,) = read_all(sql_db_url, Run)
+    assert run["status"] == "finished"
+    # Read through the mapped columns' UtcDateTime type, so both come back aware.
+    assert run["started_at"].tzinfo is not None and run["ended_at"].tzinfo is not None
+    assert before - timedelta(seconds=1) <= run["started_at"] <= run["ended_at"]
+
+
+@pytest.mark.parametrize(
+    ("how", "status"),
+    [
+        ("run_ended", "interrupted"),
+        ("run_ended", "failed"),
+        ("close_arg", "interrupted"),
+        ("close_arg", "failed"),
+    ],
+)
+def test_close_records_the_status_the_orchestrator_gives(
+    sql_db_url: str, how: str, status: Any
+) -> None:
+    sink = SqlSink(sql_db_url, LABELS)
+    if how == "run_ended":
+        sink.run_ended(status)
+        sink.close()
+    else:
+        sink.close(status=status)
+    (run,) = read_all(sql_db_url, Run)
+    assert run["status"] == status
+    assert run["ended_at"] is not None
+
+
+def test_run_ended_rejects_unknown_status(tmp_path: Path) -> None:
+    sink = SqlSink(f"sqlite:///{tmp_path / 'p.db'}", LABELS)
+    with pytest.raises(ValueError, match="run status"):
+        sink.run_ended("done")  # type: ignore[arg-type]
+    sink.close()
+
+
+def test_second_close_does_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    sink = SqlSink(url, LABELS)
+    sink.close()
+    sink.close(status="failed")
+    assert [r["status"] for r in read_all(url, Run)] == ["finished"]
+
+
+def test_rows_the_database_refuses_fail_the_sink_and_are_kept_in_the_spool(
+    sql_db_url: str, tmp_path: Path
+) -> None:
+    sink = SqlSink(sql_db_url, LABELS, batch_size=1, spool_dir=tmp_path / "spool")
+    sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
+    assert sink.flush(10)
+    engine = create_engine(sql_db_url)
+    with engine.begin() as conn:  # the run's row vanishes: its detections break the foreign key
+        conn.execute(text("DELETE FROM detections"))
+        conn.execute(text("DELETE FROM runs"))
+    engine.dispose()
+    sink.write(frame_result("cam", 1, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
+    sink.flush(10)
+    with pytest.raises(SinkError, match="table detections") as err:
+        sink.write(frame_result("cam", 2, T0, []))
+    assert "\n" not in str(err.value)
+    with pytest.raises(SinkError, match="rows kept in") as err:
+        sink.close()
+    assert sink.kept_in is not None
+    kept = [json.loads(line) for line in sink.kept_in.read_text().splitlines()]
+    assert [(b["table"], [r["frame"] for r in b["rows"]]) for b in kept] == [("detections", [1])]
+
+
+def test_sqlite_parent_directory_is_created_and_wal_is_enabled(tmp_path: Path) -> None:
+    db = tmp_path / "nested" / "dir" / "out.db"
+    sink = SqlSink(f"sqlite:///{db}", LABELS)
+    sink.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://u:s3cret@127.0.0.1:1/x",
+        "nosuchdialect://u:s3cret@127.0.0.1/x",
+        "postgresql+psycopg://u:s3cret@127.0.0.1:notaport/x",
+        "not a url u:s3cret@",
+    ],
+    ids=["unreachable", "unknown-dialect", "bad-port", "unparsable"],
+)
+def test_unusable_url_raises_sink_error_with_password_masked(url: str) -> None:
+    with pytest.raises(SinkError) as err:
+        SqlSink(url, LABELS)
+    msg = str(err.value)
+    assert "s3cret" not in msg
+    assert "\n" not in msg
+    assert msg.startswith("sql sink: cannot open database")
+
+
+def test_unreachable_url_error_names_host_port_and_masks_password() -> None:
+    with pytest.raises(SinkError) as err:
+        SqlSink("postgresql+psycopg://u:s3cret@127.0.0.1:1/x", LABELS)
+    assert "postgresql+psycopg://u:***@127.0.0.1:1/x" in str(err.value)
+
+
+def test_sink_created_in_one_thread_writes_and_closes_from_another(sql_db_url: str) -> None:
+    # The orchestrator builds sinks in the main thread and drives each from its own worker.
+    sink = SqlSink(sql_db_url, LABELS, batch_size=1)
+    failures: list[BaseException] = []
+
+    def drive() -> None:
+        try:
+            sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1)]))
+            sink.close()
+        except BaseException as exc:  # handed to the main thread, which fails the test
+            failures.append(exc)
+
+    worker = threading.Thread(target=drive)
+    worker.start()
+    worker.join()
+    assert failures == []
+    assert count(sql_db_url, Detection) == 1
