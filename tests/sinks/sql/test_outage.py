@@ -2,18 +2,17 @@
 
 Outages are made for real: a TCP proxy in front of PostgreSQL whose connections are cut and
 whose port stops answering; a SQLite database locked by another connection; and, once,
-the PostgreSQL server itself stopped and started again.
+a PostgreSQL server of the test's own stopped and started again (the shared one never is).
 """
 
 from __future__ import annotations
 
 import contextlib
-import getpass
-import os
 import shutil
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +32,12 @@ from sinks.sql.sink import SqlSink
 from sinks.sql.spool import RowBatch, SpoolFile, spool_prefix
 from sinks.sql.writer import RowWriter
 from tests.sinks.sql.builders import LABELS, T0, Box, frame_result, summary
-from tests.sinks.sql.conftest import PG_URL, pg_reachable, pg_schema, skip_without_pg
+from tests.sinks.sql.conftest import PG_URL, pg_schema, skip_without_pg
+from tests.sinks.sql.private_postgres import (
+    PrivatePostgres,
+    postgres_bin,
+    why_no_private_postgres,
+)
 
 FAST_RETRY = {"retry_initial_s": 0.05, "retry_max_s": 0.2}
 
@@ -126,8 +130,12 @@ def stored(url: str) -> list[tuple[Any, ...]]:
         with engine.connect() as conn:
             rows = conn.execute(
                 select(
-                    Detection.run_id, Detection.camera, Detection.frame, Detection.obj,
-                    Detection.x1, Detection.track_id,
+                    Detection.run_id,
+                    Detection.camera,
+                    Detection.frame,
+                    Detection.obj,
+                    Detection.x1,
+                    Detection.track_id,
                 )
             ).all()
     finally:
@@ -137,9 +145,7 @@ def stored(url: str) -> list[tuple[Any, ...]]:
 
 def expected(run_id: int, frames: range, camera: str = "cam") -> list[tuple[Any, ...]]:
     return sorted(
-        (run_id, camera, i, k, float(i), b.track_id)
-        for i in frames
-        for k, b in enumerate(boxes(i))
+        (run_id, camera, i, k, float(i), b.track_id) for i in frames for k, b in enumerate(boxes(i))
     )
 
 
@@ -202,7 +208,12 @@ def test_outage_longer_than_the_memory_buffer_spills_to_the_spool_file_and_drain
 ) -> None:
     proxy, url, direct = pg_proxy
     sink = SqlSink(
-        url, LABELS, batch_size=6, buffer_rows=12, flush_interval_s=0.02, spool_dir=tmp_path,
+        url,
+        LABELS,
+        batch_size=6,
+        buffer_rows=12,
+        flush_interval_s=0.02,
+        spool_dir=tmp_path,
         **FAST_RETRY,
     )
     proxy.cut()
@@ -253,8 +264,13 @@ def test_locked_sqlite_database_is_waited_for_without_blocking_the_pipeline(
     db = tmp_path / "locked.db"
     url = f"sqlite:///{db}"
     sink = SqlSink(
-        url, LABELS, batch_size=5, flush_interval_s=0.02, sqlite_busy_timeout_ms=50,
-        spool_dir=tmp_path / "spool", **FAST_RETRY,
+        url,
+        LABELS,
+        batch_size=5,
+        flush_interval_s=0.02,
+        sqlite_busy_timeout_ms=50,
+        spool_dir=tmp_path / "spool",
+        **FAST_RETRY,
     )
     locker = sqlite3.connect(db, isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")  # what a long-running writer in another program does
@@ -275,8 +291,13 @@ def test_rows_unwritten_at_the_end_are_kept_and_written_by_the_next_run(tmp_path
     url = f"sqlite:///{db}"
     spool_dir = tmp_path / "spool"
     first = SqlSink(
-        url, LABELS, batch_size=5, sqlite_busy_timeout_ms=50, close_timeout_s=0.3,
-        spool_dir=spool_dir, **FAST_RETRY,
+        url,
+        LABELS,
+        batch_size=5,
+        sqlite_busy_timeout_ms=50,
+        close_timeout_s=0.3,
+        spool_dir=spool_dir,
+        **FAST_RETRY,
     )
     locker = sqlite3.connect(db, isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")
@@ -307,9 +328,20 @@ def test_spool_of_a_running_pipeline_is_not_taken_by_another(tmp_path: Path) -> 
     first = SqlSink(url, LABELS, spool_dir=spool_dir)
     first.close()
     row = {
-        "run_id": first.run_id, "camera": "cam", "frame": 0, "obj": 0, "pts": 0.0, "time": T0,
-        "label": "person", "label_id": 1, "score": 0.5, "x1": 1.0, "y1": 2.0, "x2": 3.0,
-        "y2": 4.0, "track_id": None,
+        "run_id": first.run_id,
+        "camera": "cam",
+        "frame": 0,
+        "obj": 0,
+        "pts": 0.0,
+        "time": T0,
+        "label": "person",
+        "label_id": 1,
+        "score": 0.5,
+        "x1": 1.0,
+        "y1": 2.0,
+        "x2": 3.0,
+        "y2": 4.0,
+        "track_id": None,
     }
     # another pipeline, still running, holds (locks) its spool file for this database
     held = SpoolFile(spool_dir / f"{spool_prefix(DatabaseUrl(url))}run99-1.jsonl")
@@ -324,39 +356,44 @@ def test_spool_of_a_running_pipeline_is_not_taken_by_another(tmp_path: Path) -> 
     assert stored(url) == [(first.run_id, "cam", 0, 0, 1.0, None)]
 
 
-def _pg_cluster() -> list[str] | None:
-    """pg_ctlcluster options naming the local server, or None when it cannot be used here."""
-    ctl = shutil.which("pg_ctlcluster")
-    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
-    pg = make_url(PG_URL)
-    if ctl is None or not versions or pg.host not in ("127.0.0.1", "localhost"):
-        return None
-    if getpass.getuser() not in ("root", "postgres"):
-        return None
-    return [ctl, "--skip-systemctl-redirect"], versions[-1]
-
-
-def test_postgresql_server_stopped_and_started_mid_run_loses_nothing(tmp_path: Path) -> None:
-    skip_without_pg()
-    cluster = _pg_cluster()
-    if cluster is None:
-        pytest.skip("needs the local PostgreSQL cluster, pg_ctlcluster and root")
-    ctl, version = cluster
-    with pg_schema() as url:
-        sink = SqlSink(
-            url, LABELS, batch_size=10, flush_interval_s=0.02, spool_dir=tmp_path, **FAST_RETRY
-        )
-        write_frames(sink, range(0, 20))
-        assert sink.flush(20)
-        subprocess.run([*ctl, "-m", "fast", version, "main", "stop"], check=True, timeout=60)
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A running PostgreSQL server of this test's own, removed after."""
+    why = why_no_private_postgres()
+    if why is not None:
+        pytest.skip(why)
+    bin_dir = postgres_bin()
+    assert bin_dir is not None
+    # Not under pytest's tmp_path: the postgres user must reach it, and that is private to us.
+    folder = Path(tempfile.mkdtemp(prefix="pipeline-test-pg-"))
+    try:
+        server = PrivatePostgres(folder, bin_dir)
+        server.start()
         try:
-            write_frames(sink, range(20, 60))
-            wait_for(lambda: sink.outages == 1, "the writer to notice the stopped server")
+            yield server
         finally:
-            # always: other tests (and other programs) need the server
-            subprocess.run([*ctl, version, "main", "start"], check=True, timeout=60)
-            wait_for(lambda: pg_reachable() is None, "PostgreSQL to accept connections", 60)
-        write_frames(sink, range(60, 70))
-        sink.close()
-        assert stored(url) == expected(sink.run_id, range(0, 70))
-        assert run_status(url, sink.run_id) == "finished"
+            with contextlib.suppress(subprocess.CalledProcessError):
+                server.stop()  # already stopped where the test failed with it down
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_postgresql_server_stopped_and_started_mid_run_loses_nothing(
+    tmp_path: Path, private_postgres: PrivatePostgres
+) -> None:
+    url = private_postgres.url
+    sink = SqlSink(
+        url, LABELS, batch_size=10, flush_interval_s=0.02, spool_dir=tmp_path, **FAST_RETRY
+    )
+    write_frames(sink, range(0, 20))
+    assert sink.flush(20)
+    private_postgres.stop()
+    try:
+        write_frames(sink, range(20, 60))
+        wait_for(lambda: sink.outages == 1, "the writer to notice the stopped server")
+    finally:
+        private_postgres.start()
+    write_frames(sink, range(60, 70))
+    sink.close()
+    assert stored(url) == expected(sink.run_id, range(0, 70))
+    assert run_status(url, sink.run_id) == "finished"
