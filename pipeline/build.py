@@ -158,7 +158,7 @@ def build_sink(config: object, labels: LabelMap, run_config: str) -> Sink:
 
 @build_sink.register
 def _(sc: VideoSinkConfig, labels: LabelMap, run_config: str) -> Sink:
-    from sinks.video import VideoSink
+    from sinks.video.sink import VideoSink
 
     return VideoSink(
         sc.dir,
@@ -176,7 +176,7 @@ def _(sc: VideoSinkConfig, labels: LabelMap, run_config: str) -> Sink:
 
 @build_sink.register
 def _(sc: LiveSinkConfig, labels: LabelMap, run_config: str) -> Sink:
-    from sinks.live_view import LiveViewSink
+    from sinks.live_view.sink import LiveViewSink
 
     return LiveViewSink(
         labels,

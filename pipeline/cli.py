@@ -307,7 +307,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def cmd_retention(args: argparse.Namespace) -> int:
     from sinks.sql.query import QueryError, delete_older_than
-    from sinks.video import delete_old_videos
+    from sinks.video.files import delete_old_videos
 
     cutoff = datetime.now(timezone.utc) - args.older_than
     verb = "would delete" if args.dry_run else "deleted"

@@ -79,10 +79,10 @@ def test_every_import_points_down_the_layers() -> None:
     ("where", "source", "expected"),
     [
         ("detector/agreement.py", "from trackers.iou import box_iou\n", 1),
-        ("sinks/video.py", "def f():\n    from pipeline.config import VideoSinkConfig\n", 1),
+        ("sinks/video/sink.py", "def f():\n    from pipeline.config import VideoSinkConfig\n", 1),
         ("pipeline/types.py", "from pipeline.boxes import box_iou\n", 1),
         ("benchmarks/vtest.py", "from pipeline.cli import main\n", 1),
-        ("sinks/video.py", "from pipeline import types\nfrom sinks.base import Sink\n", 0),
+        ("sinks/video/sink.py", "from pipeline import types\nfrom sinks.base import Sink\n", 0),
         ("pipeline/runner.py", "from detector import Detector\nimport sinks.base\n", 0),
     ],
 )

@@ -1,0 +1,9 @@
+"""The live view: each camera's annotated frames as MJPEG over HTTP, and an index page.
+
+- `hub`: `LiveHub`, the cameras' newest frames and status, encoded to JPEG on demand;
+- `server`: `LiveViewServer`, the HTTP endpoints (index page, status, streams, snapshots);
+- `page`: the index page's HTML;
+- `sink`: `LiveViewSink`, the `live` sink, which feeds the hub and runs the server.
+
+docs/live-view.md describes the endpoints and the page.
+"""

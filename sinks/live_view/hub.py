@@ -1,0 +1,204 @@
+"""The cameras' newest frames, shared by the live view's sink (writer) and its HTTP handlers.
+
+The sink's `write` only stores a reference to the newest frame of its camera, so it costs
+the same with zero or a hundred viewers. A handler waits for a frame newer than the one it
+sent last and gets it as JPEG, encoded once per frame however many handlers want it: a slow
+viewer skips frames, it never slows the pipeline.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from pipeline.types import CameraStatus, FrameResult, LabelMap, StreamEnd, StreamInfo
+from sinks.draw import annotate
+
+FPS_WINDOW_S = 2.0
+"""The fps shown is measured over the frames of the last this-many seconds."""
+
+Status = Literal["connecting", "live", "reconnecting", "ended", "failed"]
+"""What the index page shows: a reader's state, "live" once frames flow, then how it ended."""
+
+
+@dataclass(frozen=True)
+class Jpeg:
+    """One encoded frame, as sent to clients."""
+
+    seq: int
+    frame_index: int
+    data: bytes
+
+
+@dataclass
+class _Feed:
+    """The newest frame of one camera and what the index page shows about it.
+
+    Fields are guarded by the hub's condition; `encode_lock` makes one client encode a
+    frame while the others wait for the result instead of encoding it again.
+    """
+
+    camera_id: str
+    width: int
+    height: int
+    status: Status = "live"
+    error: str | None = None
+    frames: int = 0
+    seq: int = 0
+    latest: FrameResult | None = None
+    jpeg: Jpeg | None = None
+    times: deque[float] = field(default_factory=deque)
+    first_time: float | None = None
+    encode_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fps(self, now: float) -> float:
+        """Frames per second over the last `FPS_WINDOW_S` (less just after the start).
+
+        Counting frames over the window, rather than dividing by the gaps between them,
+        keeps the figure steady when frames arrive in batches.
+        """
+        if self.first_time is None:
+            return 0.0
+        span = min(FPS_WINDOW_S, now - self.first_time)
+        if span < 0.25:
+            return 0.0
+        return sum(1 for t in self.times if now - t <= span) / span
+
+    def info(self, now: float) -> dict[str, Any]:
+        return {
+            "id": self.camera_id,
+            "status": self.status,
+            "error": self.error,
+            "frames": self.frames,
+            "fps": round(self.fps(now), 1) if self.status == "live" else 0.0,
+            "width": self.width,
+            "height": self.height,
+        }
+
+
+class LiveHub:
+    """The cameras' newest frames, shared by the sink (writer) and the HTTP handlers."""
+
+    def __init__(self, labels: LabelMap, *, jpeg_quality: int = 80) -> None:
+        self._labels = labels
+        self._quality = jpeg_quality
+        self._feeds: dict[str, _Feed] = {}
+        self._changed = threading.Condition()
+        self.closed = False
+
+    # ---- writer side (the sink's thread)
+
+    def start(self, info: StreamInfo) -> None:
+        with self._changed:
+            feed = self._feeds.get(info.camera_id)
+            if feed is None:
+                self._feeds[info.camera_id] = _Feed(info.camera_id, info.width, info.height)
+            else:
+                feed.status, feed.error = "live", None
+                feed.width, feed.height = info.width, info.height
+            self._changed.notify_all()
+
+    def publish(self, result: FrameResult) -> None:
+        camera = result.frame.camera_id
+        now = time.monotonic()
+        with self._changed:
+            feed = self._feeds.get(camera)
+            if feed is None:
+                feed = self._feeds[camera] = _Feed(camera, result.frame.width, result.frame.height)
+            feed.latest = result
+            feed.status, feed.error = "live", None
+            feed.width, feed.height = result.frame.width, result.frame.height
+            feed.seq += 1
+            feed.frames += 1
+            feed.times.append(now)
+            if feed.first_time is None:
+                feed.first_time = now
+            while feed.times and now - feed.times[0] > FPS_WINDOW_S:
+                feed.times.popleft()
+            self._changed.notify_all()
+
+    def status(self, status: CameraStatus) -> None:
+        """A reader's state change: shown until frames (or the end) say otherwise."""
+        shown: dict[str, Status] = {
+            "connecting": "connecting",
+            "reconnecting": "reconnecting",
+            "failed": "failed",
+        }
+        state = shown.get(status.state)
+        if state is None:  # "streaming" shows once frames arrive; "stopped" with the end
+            return
+        with self._changed:
+            feed = self._feeds.get(status.camera_id)
+            if feed is None:
+                feed = self._feeds[status.camera_id] = _Feed(status.camera_id, 0, 0)
+            feed.status, feed.error = state, status.message
+            self._changed.notify_all()
+
+    def end(self, stream_end: StreamEnd) -> None:
+        with self._changed:
+            feed = self._feeds.get(stream_end.camera_id)
+            if feed is not None:
+                feed.status = "failed" if stream_end.error else "ended"
+                feed.error = stream_end.error
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        with self._changed:
+            self.closed = True
+            self._changed.notify_all()
+
+    # ---- reader side (HTTP handler threads)
+
+    def cameras(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        with self._changed:
+            return [feed.info(now) for feed in self._feeds.values()]
+
+    def has(self, camera: str) -> bool:
+        with self._changed:
+            return camera in self._feeds
+
+    def wait_newer(self, camera: str, seen_seq: int, timeout_s: float) -> Jpeg | None:
+        """The newest frame of `camera` as JPEG once it is newer than `seen_seq`.
+
+        None when no newer frame came within `timeout_s`, or the hub closed.
+        """
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while True:
+                feed = self._feeds.get(camera)
+                if self.closed or feed is None:
+                    return None
+                if feed.latest is not None and feed.seq > seen_seq:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._changed.wait(remaining)
+        return self._encoded(feed)
+
+    def _encoded(self, feed: _Feed) -> Jpeg:
+        with feed.encode_lock:
+            with self._changed:
+                seq, result, cached = feed.seq, feed.latest, feed.jpeg
+            if cached is not None and cached.seq == seq:
+                return cached
+            assert result is not None
+            image = annotate(result.frame.image, result.detections, self._labels)
+            ok, buffer = cv2.imencode(
+                ".jpg",
+                cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, self._quality],
+            )
+            if not ok:
+                raise RuntimeError(f"JPEG encoding failed for camera {feed.camera_id!r}")
+            jpeg = Jpeg(seq, result.frame.index, np.asarray(buffer).tobytes())
+            with self._changed:
+                feed.jpeg = jpeg
+            return jpeg

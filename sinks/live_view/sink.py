@@ -1,0 +1,92 @@
+"""`LiveViewSink`: each camera's annotated frames as MJPEG over HTTP, and an index page.
+
+The sink hands frames to a `LiveHub` (`sinks.live_view.hub`), which keeps only the newest of
+each camera; a `LiveViewServer` (`sinks.live_view.server`) serves them from its own threads
+while the run lasts.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+
+from pipeline.types import CameraStatus, FrameResult, LabelMap, StreamEnd, StreamInfo
+from sinks.base import Sink, SinkError
+from sinks.live_view.hub import LiveHub
+from sinks.live_view.server import LiveViewServer
+
+log = logging.getLogger(__name__)
+
+
+class LiveViewSink(Sink):
+    """Serves each camera's annotated frames at http://host:port/ while the run lasts.
+
+    `max_fps` caps the frames sent per second to each client (0: no cap); `jpeg_quality`
+    is OpenCV's JPEG quality (1-100). Port 0 picks a free port (see `url`).
+    """
+
+    name = "live"
+    wants_every_frame = True
+
+    def __init__(
+        self,
+        labels: LabelMap,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        jpeg_quality: int = 80,
+        max_fps: float = 15.0,
+    ) -> None:
+        if not 1 <= jpeg_quality <= 100:
+            raise ValueError(f"LiveViewSink jpeg_quality must be in 1..100, got {jpeg_quality}")
+        self.hub = LiveHub(labels, jpeg_quality=jpeg_quality)
+        try:
+            self._server = LiveViewServer((host, port), self.hub, max_fps)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                hint = "another program (or pipeline) uses that port; set another `port`"
+            else:
+                hint = "check the `host` (an address of this machine, e.g. 127.0.0.1)"
+            raise SinkError(
+                f"live sink: cannot listen on {host}:{port}: {exc.strerror or exc}; {hint}"
+            ) from exc
+        shown_host = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown_host}:{self._server.server_port}/"
+        """Address of the index page, with the port actually bound."""
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="live-http",
+            daemon=True,
+        )
+        self._thread.start()
+        self._closed = False
+        log.warning("live view at %s", self.url)
+
+    def describe(self) -> str:
+        """One line for the run summary."""
+        return f"live view {self.url} (closed with the run)"
+
+    def start(self, info: StreamInfo) -> None:
+        self.hub.start(info)
+
+    def write(self, result: FrameResult) -> None:
+        self.hub.publish(result)
+
+    def status(self, status: CameraStatus) -> None:
+        self.hub.status(status)
+
+    def end(self, stream_end: StreamEnd) -> None:
+        self.hub.end(stream_end)
+
+    def close(self) -> None:
+        """Stop serving: open streams end, the port is released. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.hub.close()
+        self._server.shutdown()
+        self._server.disconnect_all()
+        self._server.server_close()
+        self._thread.join()

@@ -1,0 +1,133 @@
+"""Encoding one MP4 file with PyAV: the encoder's options and the file being written.
+
+Frame `k` of a file gets pts `k` in units of 1/frame_rate, so a file has exactly one frame per
+input frame at the input's frame rate, whatever the input's own timestamps were.
+
+Files are fragmented MP4 by default (a fragment per second of video, flushed as written): a
+file stays playable up to its last second even when the process is killed; a normal end
+writes the index that makes it seekable. An image is cropped to the file's size (an even
+one: H.264 with yuv420p needs it), and resized to it if it is smaller.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+log = logging.getLogger(__name__)
+
+FRAGMENT_US = 1_000_000
+"""Length of one MP4 fragment in microseconds: at most this much video is lost on a kill."""
+
+
+NVENC_PRESETS = {
+    "ultrafast": "p1", "superfast": "p2", "veryfast": "p3", "faster": "p4",
+    "fast": "p5", "medium": "p5", "slow": "p6", "slower": "p7",
+}  # fmt: skip
+"""x264 preset names -> NVENC's p1 (fastest) .. p7 (best compression)."""
+
+
+def encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+    """FFmpeg options for `codec` from the x264-style quality and speed settings: libx264
+    takes them as they are; NVENC gets constant quality `crf` (`cq`) and the matching
+    p1..p7 preset."""
+    if codec.endswith("_nvenc"):
+        return {"rc": "vbr", "cq": str(crf), "preset": NVENC_PRESETS.get(preset, "p4")}
+    return {"crf": str(crf), "preset": preset}
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """What every file of one camera's stream shares."""
+
+    width: int
+    height: int
+    rate: Fraction
+
+
+class SegmentFile:
+    """One open MP4: encoder, container and frame counter."""
+
+    def __init__(
+        self,
+        path: Path,
+        geometry: Geometry,
+        codec: str,
+        options: dict[str, str],
+        fragmented: bool,
+        threads: int = 0,
+    ) -> None:
+        self.path = path
+        self.geometry = geometry
+        self.frames = 0
+        container_options = (
+            {
+                "movflags": "empty_moov+default_base_moof",
+                "frag_duration": str(FRAGMENT_US),
+                # Hand each finished fragment to the OS at once, not when a 32 kB buffer fills.
+                "flush_packets": "1",
+            }
+            if fragmented
+            else {}
+        )
+        self.container = av.open(str(path), mode="w", format="mp4", options=container_options)
+        try:
+            stream = self.container.add_stream(codec, rate=geometry.rate)
+            if not isinstance(stream, av.VideoStream):
+                raise ValueError(f"{codec!r} is not a video codec")
+            self.stream = stream
+            self.stream.width = geometry.width
+            self.stream.height = geometry.height
+            self.stream.pix_fmt = "yuv420p"
+            self.stream.codec_context.time_base = 1 / geometry.rate
+            stream_options: dict[str, object] = dict(options)
+            self.stream.options = stream_options
+            if threads:
+                self.stream.codec_context.thread_count = threads
+            # Open the encoder now, not at the first frame: a codec that cannot run here
+            # (NVENC without an NVIDIA GPU) fails as "cannot open", naming the codec.
+            self.stream.codec_context.open()
+        except BaseException:
+            self.container.close()
+            raise
+
+    def encode(self, image: npt.NDArray[np.uint8]) -> None:
+        """Encode one RGB uint8 [H, W, 3] image as the next frame."""
+        g = self.geometry
+        image = image[: g.height, : g.width]
+        if image.shape[0] != g.height or image.shape[1] != g.width:
+            resized = cv2.resize(image, (g.width, g.height), interpolation=cv2.INTER_AREA)
+            image = np.asarray(resized, dtype=np.uint8)
+        # OpenCV's SIMD RGB -> YUV 4:2:0 (BT.601, the same as FFmpeg's default here) is about
+        # twice as fast as letting the encoder's swscale convert rgb24.
+        yuv = np.asarray(
+            cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2YUV_I420), dtype=np.uint8
+        )
+        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        frame.pts = self.frames
+        frame.time_base = 1 / g.rate
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.frames += 1
+
+    def finish(self) -> None:
+        """Flush the encoder and write the file's trailer."""
+        try:
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+        finally:
+            self.container.close()
+
+    def abandon(self) -> None:
+        """Release the container after a failure, keeping the first error as the one raised."""
+        try:
+            self.container.close()
+        except (av.FFmpegError, OSError) as exc:
+            log.debug("video sink: closing %s after a failure: %s", self.path, exc)

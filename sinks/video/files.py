@@ -1,0 +1,108 @@
+"""The video files' names, and retention: which of them to delete.
+
+Files are `<directory>/<camera_id>_<start %Y%m%d-%H%M%S>.mp4`, the start being the wall time
+(local) of the file's first frame; characters of the camera id that are unsafe in file names
+become `_`, and a name already taken gets `-2`, `-3`... appended. Retention only ever touches
+files named so.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Collection
+from datetime import datetime
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_STAMP = "%Y%m%d-%H%M%S"
+_ANY_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+_\d{8}-\d{6}(-\d+)?\.mp4$")
+
+
+def safe_name(camera: str) -> str:
+    """The camera id as used in file names."""
+    return _UNSAFE.sub("_", camera)
+
+
+def segment_pattern(camera: str) -> re.Pattern[str]:
+    """Matches the names of the files the video sink writes for `camera` (and nothing else)."""
+    return re.compile(rf"^{re.escape(safe_name(camera))}_\d{{8}}-\d{{6}}(-\d+)?\.mp4$")
+
+
+def segment_path(
+    directory: Path, camera: str, wall_time: float, taken: Collection[Path]
+) -> Path:
+    """The path of `camera`'s file whose first frame is at `wall_time` (Unix time): the
+    first of `<camera>_<stamp>.mp4`, `<camera>_<stamp>-2.mp4`... neither in `taken` nor on disk.
+    """
+    stamp = datetime.fromtimestamp(wall_time).strftime(_STAMP)
+    base = f"{safe_name(camera)}_{stamp}"
+    path = directory / f"{base}.mp4"
+    n = 1
+    while path in taken or path.exists():
+        n += 1
+        path = directory / f"{base}-{n}.mp4"
+    return path
+
+
+def prune_segments(
+    directory: Path,
+    camera: str,
+    *,
+    max_age_s: float | None,
+    max_segments: int | None,
+    keep: Path | None = None,
+) -> list[Path]:
+    """Delete `camera`'s files in `directory` last modified more than `max_age_s` ago, and
+    all but its `max_segments` newest (None: no such limit); `keep` (the file being written)
+    is never touched. Returns the files deleted; failures are logged, not raised."""
+    if max_age_s is None and max_segments is None:
+        return []
+    pattern = segment_pattern(camera)
+    try:
+        candidates = [p for p in directory.iterdir() if pattern.match(p.name) and p != keep]
+        aged = sorted(((p.stat().st_mtime, p) for p in candidates), reverse=True)
+    except OSError as exc:
+        log.warning("video sink: cannot list %s for retention: %s", directory, exc)
+        return []
+    now = time.time()
+    doomed: list[Path] = []
+    for rank, (mtime, path) in enumerate(aged):
+        too_old = max_age_s is not None and now - mtime > max_age_s
+        too_many = max_segments is not None and rank >= max_segments
+        if too_old or too_many:
+            doomed.append(path)
+    deleted: list[Path] = []
+    for path in doomed:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("video sink: cannot delete old file %s: %s", path, exc.strerror)
+            continue
+        deleted.append(path)
+        log.info("video sink: deleted %s (retention)", path)
+    return deleted
+
+
+def delete_old_videos(
+    directory: str | Path, before: float, *, dry_run: bool = False
+) -> list[Path]:
+    """Delete the video files of the video sink in `directory` last modified before `before`.
+
+    `before` is Unix time. Only files named like the sink's (`<camera>_<stamp>.mp4`) are
+    touched. Returns the files deleted (or, with `dry_run`, those that would be).
+    """
+    folder = Path(directory)
+    old = sorted(
+        p for p in folder.iterdir()
+        if _ANY_SEGMENT.match(p.name) and p.is_file() and p.stat().st_mtime < before
+    )
+    if not dry_run:
+        for path in old:
+            path.unlink(missing_ok=True)
+    return old

@@ -1,0 +1,69 @@
+"""The hub counts each camera's frames, fps and status, and keeps only the newest frame: a
+client that never reads neither blocks writes nor gets old frames."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from fractions import Fraction
+
+from pipeline.types import CameraStatus, StreamEnd, StreamInfo
+from sinks.live_view.sink import LiveViewSink
+from tests.sinks.live_view.conftest import HEIGHT, WIDTH, get, moving_frame
+
+
+def test_index_and_status_list_every_camera_with_state_fps_and_frames(live: LiveViewSink) -> None:
+    live.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
+    live.start(StreamInfo("gate", WIDTH, HEIGHT, Fraction(25), "synthetic"))
+    live.status(CameraStatus("door", "reconnecting", time.time(), message="connection refused"))
+    for i in range(10):
+        live.write(moving_frame("lobby", i))
+        time.sleep(0.04)  # 0.4 s of frames: enough for an fps figure
+    live.write(moving_frame("gate", 0))
+    live.end(StreamEnd("gate", frames=1))
+
+    status, headers, body = get(live, "/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert b"api/cameras" in body and b".mjpg" in body
+
+    status, _, body = get(live, "/api/cameras")
+    cameras = {c["id"]: c for c in json.loads(body)["cameras"]}
+    assert status == 200 and set(cameras) == {"lobby", "gate", "door"}
+    assert (cameras["lobby"]["status"], cameras["lobby"]["frames"]) == ("live", 10)
+    assert cameras["lobby"]["fps"] > 0
+    assert (cameras["gate"]["status"], cameras["gate"]["fps"]) == ("ended", 0.0)
+    assert cameras["door"]["status"] == "reconnecting"
+    assert cameras["door"]["error"] == "connection refused"
+
+
+def test_a_client_that_never_reads_neither_blocks_writes_nor_gets_old_frames(
+    live: LiveViewSink,
+) -> None:
+    live.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
+    live.write(moving_frame("lobby", 0, noise=True))
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", int(live.url.rsplit(":", 1)[1].strip("/"))))
+    stalled.sendall(b"GET /cameras/lobby.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+    frames = 300  # noise frames: ~100 kB of JPEG each, far more than the socket buffers hold
+
+    writer = threading.Thread(
+        target=lambda: [live.write(moving_frame("lobby", i, noise=True)) for i in range(1, frames)]
+    )
+    writer.start()
+    writer.join(timeout=60)
+    assert not writer.is_alive(), "write() blocked on a client that does not read"
+    assert {c["id"]: c["frames"] for c in live.hub.cameras()} == {"lobby": frames}
+
+    # once it reads, the stalled client skips what it missed and gets the newest frame
+    received = b""
+    stalled.settimeout(10)
+    while f"X-Frame-Index: {frames - 1}\r\n".encode() not in received:
+        chunk = stalled.recv(1 << 20)
+        assert chunk, "stream ended before the newest frame arrived"
+        received += chunk
+    stalled.close()
+    sent = received.count(b"--frame\r\n")
+    assert sent < frames / 2, f"{sent} of {frames} frames sent to a client that did not read"

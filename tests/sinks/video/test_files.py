@@ -1,0 +1,60 @@
+"""Retention deletes only a camera's own files, oldest first, and `delete_old_videos` only
+the video sink's files older than the cutoff."""
+
+from __future__ import annotations
+
+import os
+import time
+from fractions import Fraction
+from pathlib import Path
+
+from pipeline.types import StreamInfo
+from sinks.video.files import delete_old_videos
+from sinks.video.sink import VideoSink
+from tests.sinks.video.conftest import LABELS, write_stream
+
+
+def _old_file(directory: Path, name: str, age_s: float) -> Path:
+    path = directory / name
+    path.write_bytes(b"old video")
+    then = time.time() - age_s
+    os.utime(path, (then, then))
+    return path
+
+
+def test_retention_keeps_only_the_newest_files_of_the_camera(tmp_path: Path) -> None:
+    other_camera = _old_file(tmp_path, "cam10_20200101-000000.mp4", 10)
+    unrelated = _old_file(tmp_path, "notes.txt", 10)
+    sink = VideoSink(tmp_path, LABELS, segment_s=0.5, max_segments=2)
+    write_stream(sink, "cam1", 25, 64, 48, Fraction(10))  # 5 files of 5 frames
+    sink.close()
+
+    files = sink.files["cam1"]
+    assert len(files) == 5
+    assert sink.deleted == files[:3]
+    assert sorted(tmp_path.iterdir()) == sorted([*files[3:], other_camera, unrelated])
+
+
+def test_retention_deletes_files_older_than_max_age_when_a_camera_starts(tmp_path: Path) -> None:
+    stale = _old_file(tmp_path, "cam1_20200101-000000.mp4", 3 * 3600)
+    stale_2 = _old_file(tmp_path, "cam1_20200101-000000-2.mp4", 2 * 3600)
+    recent = _old_file(tmp_path, "cam1_20200102-000000.mp4", 600)
+    other_camera = _old_file(tmp_path, "cam2_20200101-000000.mp4", 3 * 3600)
+    sink = VideoSink(tmp_path, LABELS, max_age_s=3600)
+    sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
+
+    assert sorted(sink.deleted) == sorted([stale, stale_2])
+    assert recent.exists() and other_camera.exists()
+    sink.close()
+
+
+def test_delete_old_videos_removes_only_video_files_older_than_the_cutoff(tmp_path: Path) -> None:
+    old = _old_file(tmp_path, "gate_20200101-000000.mp4", 7200)
+    new = _old_file(tmp_path, "gate_20200101-010000.mp4", 60)
+    not_ours = _old_file(tmp_path, "holiday.mp4", 7200)
+    cutoff = time.time() - 3600
+
+    assert delete_old_videos(tmp_path, cutoff, dry_run=True) == [old]
+    assert old.exists()
+    assert delete_old_videos(tmp_path, cutoff) == [old]
+    assert sorted(tmp_path.iterdir()) == sorted([new, not_ours])

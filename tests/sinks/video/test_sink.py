@@ -1,0 +1,130 @@
+"""VideoSink names, rotates and finishes its files, one per camera and stream, and reports
+failures as SinkError naming the camera and the file."""
+
+from __future__ import annotations
+
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from pipeline.types import StreamEnd, StreamInfo
+from sinks.base import SinkError
+from sinks.video.files import segment_pattern
+from sinks.video.sink import VideoSink
+from tests.sinks.video.conftest import (
+    LABELS,
+    STAMP0,
+    decode,
+    frame_result,
+    moving_square,
+    square_left_edge,
+    write_stream,
+)
+
+
+def test_negative_encoder_threads_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="threads"):
+        VideoSink(tmp_path, LABELS, threads=-1)
+
+
+def test_file_is_named_after_camera_and_first_frame_time_in_a_created_directory(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "out" / "videos"
+    sink = VideoSink(directory, LABELS)
+    write_stream(sink, "lobby", 3, 64, 48, Fraction(25))
+    sink.close()
+
+    assert sink.paths == {"lobby": directory / f"lobby_{STAMP0}.mp4"}
+    assert sink.paths["lobby"].is_file()
+
+
+def test_close_without_end_still_produces_playable_files(tmp_path: Path) -> None:
+    sink = VideoSink(tmp_path, LABELS)
+    sink.start(StreamInfo("a", 96, 64, Fraction(25), source="synthetic"))
+    sink.start(StreamInfo("b", 96, 64, Fraction(10), source="synthetic"))
+    for i in range(12):
+        sink.write(frame_result("a", i, moving_square(i, 96, 64)))
+        if i < 7:
+            sink.write(frame_result("b", i, moving_square(i, 96, 64)))
+    sink.close()
+
+    frames_a, rate_a = decode(sink.paths["a"])
+    frames_b, rate_b = decode(sink.paths["b"])
+    assert (len(frames_a), rate_a) == (12, Fraction(25))
+    assert (len(frames_b), rate_b) == (7, Fraction(10))
+
+
+def test_camera_that_wrote_no_frames_leaves_no_file(tmp_path: Path) -> None:
+    sink = VideoSink(tmp_path, LABELS)
+    sink.start(StreamInfo("dead", 64, 48, Fraction(25), source="synthetic"))
+    sink.end(StreamEnd("dead", frames=0, error="cannot open"))
+    sink.close()
+
+    assert sink.paths == {}
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_camera_started_twice_in_a_run_gets_a_second_file(tmp_path: Path) -> None:
+    sink = VideoSink(tmp_path, LABELS)
+    write_stream(sink, "cam1", 4, 64, 48, Fraction(25))
+    sink.end(StreamEnd("cam1", frames=4))
+    first = sink.paths["cam1"]
+    write_stream(sink, "cam1", 6, 64, 48, Fraction(25))
+    sink.close()
+
+    assert sink.paths["cam1"] != first
+    assert len(decode(first)[0]) == 4
+    assert len(decode(sink.paths["cam1"])[0]) == 6
+
+
+def test_unwritable_output_directory_raises_sink_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    sink = VideoSink(blocker / "videos", LABELS)
+
+    with pytest.raises(SinkError, match="not-a-dir"):
+        sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
+    sink.close()
+
+
+def test_file_error_while_writing_raises_sink_error_naming_camera_and_file(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "videos"
+    sink = VideoSink(directory, LABELS)
+    sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
+    shutil.rmtree(directory)  # PyAV creates the file on the first frame, which now fails
+
+    with pytest.raises(SinkError) as excinfo:
+        for i in range(50):
+            sink.write(frame_result("cam1", i, moving_square(i, 64, 48)))
+    message = str(excinfo.value)
+    assert "'cam1'" in message and f"cam1_{STAMP0}.mp4" in message
+    assert "\n" not in message
+    sink.close()  # safe after the failure
+
+
+def test_unknown_codec_raises_sink_error_naming_camera_and_codec(tmp_path: Path) -> None:
+    sink = VideoSink(tmp_path, LABELS, codec="no-such-codec")
+
+    sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
+    with pytest.raises(SinkError, match=r"'cam1'.*'no-such-codec'"):
+        sink.write(frame_result("cam1", 0, moving_square(0, 64, 48)))
+    sink.close()
+
+
+def test_segments_rotate_after_segment_s_of_video_and_keep_every_frame(tmp_path: Path) -> None:
+    sink = VideoSink(tmp_path, LABELS, segment_s=1.0)
+    write_stream(sink, "cam1", 25, 160, 64, Fraction(10))  # 2.5 s of video at 10 fps
+    sink.end(StreamEnd("cam1", frames=25))
+    sink.close()
+
+    files = sink.files["cam1"]
+    assert [len(decode(f)[0]) for f in files] == [10, 10, 5]
+    assert len(set(files)) == 3 and all(segment_pattern("cam1").match(f.name) for f in files)
+    # each file starts where the previous one stopped: the square is at 5 px per frame
+    firsts = [square_left_edge(decode(f)[0][0]) for f in files]
+    assert all(abs(edge - 5 * start) <= 2 for edge, start in zip(firsts, (0, 10, 20), strict=True))
