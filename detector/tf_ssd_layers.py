@@ -9,6 +9,8 @@ convolutions (`detector.tf_convert_graph`), so every conv has a bias.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -99,25 +101,32 @@ class ExtraLayer(nn.Sequential):
         super().__init__(*layers)
 
 
+_Spec = TypeVar("_Spec", BlockSpec, ExtraSpec)
+
+
+def _chain(
+    cin: int, specs: Sequence[_Spec], layer: Callable[[int, _Spec], nn.Module]
+) -> tuple[nn.ModuleList, int]:
+    """One layer per spec, each reading the channels the one before writes.
+
+    Returns (the layers, channels of the last one's output).
+    """
+    layers = []
+    for spec in specs:
+        layers.append(layer(cin, spec))
+        cin = spec.out
+    return nn.ModuleList(layers), cin
+
+
 class MobileNetV2Features(nn.Module):
     """MobileNetV2 + SSD extra layers; returns the feature maps the predictors read."""
 
     def __init__(self, config: TFSSDConfig) -> None:
         super().__init__()
         self.stem = conv_relu6(3, config.stem, 3, 2)
-        blocks = []
-        cin = config.stem
-        for spec in config.blocks:
-            blocks.append(InvertedResidual(cin, spec))
-            cin = spec.out
-        self.blocks = nn.ModuleList(blocks)
+        self.blocks, cin = _chain(config.stem, config.blocks, InvertedResidual)
         self.last = conv_relu6(cin, config.last)
-        extras = []
-        cin = config.last
-        for extra in config.extras:
-            extras.append(ExtraLayer(cin, extra))
-            cin = extra.out
-        self.extras = nn.ModuleList(extras)
+        self.extras, _ = _chain(config.last, config.extras, ExtraLayer)
         self.tap_block = config.tap_block
 
     def forward(self, x: Tensor) -> list[Tensor]:
