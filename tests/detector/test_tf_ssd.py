@@ -8,20 +8,13 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import torch
-import torch.nn.functional as F
 
 import detector
 from detector.engine import Detector
 from detector.errors import ModelConfigError, WeightsUnavailableError
 from detector.models import build_model, save_checkpoint
 from detector.ssd import SSD
-from detector.tf_ssd import (
-    BUNDLED_WEIGHTS,
-    SameConv2d,
-    TFSSDConfig,
-    load_tf_ssd,
-    person_ssdlite,
-)
+from detector.tf_ssd import BUNDLED_WEIGHTS, load_tf_ssd, person_ssdlite
 from pipeline.types import Frame, LabelMap
 
 GOLDEN = Path(__file__).parent / "fixtures" / "tf_person_ssdlite_golden.npz"
@@ -132,25 +125,6 @@ def test_checkpoint_saved_by_the_pipeline_rebuilds_the_same_model(model, golden,
         # The rebuilt model uses the default config (mean 127.5, anchors from 0.2..0.95), the
         # converted one the graph's float32 constants: equal up to float32 rounding.
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-4)
-
-
-def test_same_padding_pads_more_at_bottom_right_for_stride_2() -> None:
-    torch.manual_seed(0)
-    conv = SameConv2d(2, 3, kernel=3, stride=2)
-    even = torch.randn(1, 2, 10, 10)  # TF pads (0, 1): total 1, the extra row/column at the end
-    expected = F.conv2d(F.pad(even, (0, 1, 0, 1)), conv.weight, conv.bias, stride=2)
-    torch.testing.assert_close(conv(even), expected)
-    odd = torch.randn(1, 2, 9, 9)  # total 2: symmetric
-    expected = F.conv2d(F.pad(odd, (1, 1, 1, 1)), conv.weight, conv.bias, stride=2)
-    torch.testing.assert_close(conv(odd), expected)
-    assert conv(torch.randn(1, 2, 19, 10)).shape[-2:] == (10, 5)
-
-
-def test_config_survives_a_round_trip_through_plain_data() -> None:
-    config = TFSSDConfig()
-    assert TFSSDConfig.from_dict(config.to_dict()) == config
-    assert config.feature_channels == [576, 1280, 512, 256, 256, 128]
-    assert [len(level) for level in config.anchor_specs] == [3, 6, 6, 6, 6, 6]
 
 
 def test_missing_weights_file_is_named_in_the_error(tmp_path) -> None:
