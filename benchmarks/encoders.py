@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.bench import DEFAULT_CLIP
+from pipeline.bench.clips import DEFAULT_CLIP
 
 Image = npt.NDArray[np.uint8]
 

@@ -20,7 +20,7 @@ import torch
 
 from detector import Detector
 from detector.agreement import Agreement, compare
-from pipeline.bench import bench_model
+from pipeline.bench.model_only import bench_model
 from pipeline.types import Detections, Frame
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "vtest.avi"
@@ -48,9 +48,9 @@ def detect_all(detector: Detector, frames: list[Frame], batch: int) -> list[Dete
 
 
 def images_per_s(detectors: dict[str, Detector], batch: int, rounds: int) -> dict[str, float]:
-    """Median images/s of each detector's network (`pipeline.bench.bench_model`: the same
-    seeded random inputs, a warm-up, 1 s a run), measured in turn, so that load on the
-    machine hits all alike."""
+    """Median images/s of each detector's network (`pipeline.bench.model_only.bench_model`:
+    the same seeded random inputs, a warm-up, 1 s a run), measured in turn, so that load on
+    the machine hits all alike."""
     runs: dict[str, list[float]] = {name: [] for name in detectors}
     for _ in range(rounds):
         for name, detector in detectors.items():

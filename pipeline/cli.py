@@ -159,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "bench", help="measure model-only and end-to-end throughput against a naive baseline"
     )
-    from pipeline.bench import add_arguments as add_bench_arguments
+    from pipeline.bench.cli import add_arguments as add_bench_arguments
 
     add_bench_arguments(p)
     p.set_defaults(func=cmd_bench)
@@ -335,8 +335,8 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from detector.errors import ModelConfigError, WeightsUnavailableError
-    from pipeline.bench import BenchError
-    from pipeline.bench import main as bench_main
+    from pipeline.bench.cli import main as bench_main
+    from pipeline.bench.end_to_end import BenchError
 
     try:
         return bench_main(args)

@@ -11,7 +11,7 @@ import torch
 
 from detector.engine import CompiledNetwork, Detector, resolve_runtime
 from detector.errors import ModelConfigError
-from pipeline.bench import model_variants
+from pipeline.bench.model_only import model_variants
 from pipeline.types import Frame, LabelMap
 from tests.detector.test_onnx_runtime import tiny_ssd
 

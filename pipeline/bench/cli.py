@@ -1,0 +1,270 @@
+"""The command: its options, the order the measurements run in, and the report printed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.bench.clips import DEFAULT_CLIP, scaled_clip
+from pipeline.bench.end_to_end import DetectorSetup, VideoOutput, bench_end_to_end
+from pipeline.bench.model_only import (
+    PRECISION_CHOICES,
+    RUNTIME_CHOICES,
+    bench_device,
+    bench_model,
+    model_variants,
+)
+from pipeline.bench.naive import NaiveBaseline
+from pipeline.bench.report import (
+    BenchReport,
+    EndToEndResult,
+    ModelResult,
+    NaiveResult,
+    device_name,
+    format_report,
+    report_dict,
+)
+from pipeline.config import VIDEO_CODECS, X264_PRESETS
+
+if TYPE_CHECKING:
+    import torch
+
+DEFAULT_MODELS = ("person_ssdlite", "ssdlite320_mobilenet_v3_large", "ssd300_vgg16")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `python -m pipeline bench`."""
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--clip", default=DEFAULT_CLIP, help=f"video file (default {DEFAULT_CLIP})")
+    parser.add_argument("--copies", type=int, default=1, help="cameras reading the clip (1)")
+    parser.add_argument(
+        "--scale", type=_size, default=None, metavar="WxH",
+        help="re-encode the clip as H.264 at this size first (e.g. 1920x1080), for the "
+             "end-to-end and naive runs",
+    )  # fmt: skip
+    parser.add_argument("--model", default="person_ssdlite", help="end-to-end and naive model")
+    e2e = DetectorSetup  # the end-to-end detector's defaults
+    parser.add_argument(
+        "--batch-size", type=int, default=e2e.batch_size,
+        help=f"end-to-end batch size ({e2e.batch_size})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=int, choices=(1, 2), default=e2e.workers,
+        help=f"end-to-end `detector.workers`: batches detected at once ({e2e.workers})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--models", nargs="+", default=list(DEFAULT_MODELS), help="model-only models"
+    )
+    parser.add_argument(
+        "--batch-sizes", nargs="+", type=int, default=[1, 2, 8], help="model-only batch sizes"
+    )
+    parser.add_argument(
+        "--precisions", nargs="+", choices=PRECISION_CHOICES,
+        help="model-only precisions (default: fp32; on CUDA also fp16 and bf16; on the CPU "
+             "also int8 where precision auto runs it; int8 runs on onnxruntime, CPU only)",
+    )  # fmt: skip
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument(
+        "--video-codec", default=VideoOutput.codec, choices=VIDEO_CODECS,
+        help=f"the end-to-end video sink's encoder ({VideoOutput.codec})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-video", action="store_true",
+        help="end to end without the video sink (ZeroMQ and SQL only): for GPUs without a "
+             "video encoder (H100, H200, A100), where x264 on the CPU would set the pace; the "
+             "naive baseline still writes its video",
+    )  # fmt: skip
+    parser.add_argument(
+        "--video-preset", choices=X264_PRESETS, default=None,
+        help="the video sink's `preset` (default: the sink's default)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--video-crf", type=int, default=None, metavar="0..51",
+        help="the video sink's `crf` (default: the sink's default)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--runtime",
+        default=e2e.runtime,
+        choices=("auto", *RUNTIME_CHOICES),
+        help=f"end-to-end runtime, as `detector.runtime` ({e2e.runtime})",
+    )
+    parser.add_argument(
+        "--precision",
+        default=e2e.precision,
+        choices=("auto", *PRECISION_CHOICES),
+        help=f"end-to-end precision, as `detector.precision` ({e2e.precision})",
+    )
+    parser.add_argument(
+        "--runtimes", nargs="+", choices=RUNTIME_CHOICES,
+        help="model-only runtimes (default: torch, and onnxruntime on the CPU when installed; "
+             "compile: torch.compile, with CUDA graphs on CUDA)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch intra-op threads (default: cores - 1, at least 1: the decoder and the "
+        "sinks need the rest; docs/performance.md)",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (3)")
+    parser.add_argument(
+        "--min-time", type=float, default=1.0, help="least seconds per model-only run (1.0)"
+    )
+    parser.add_argument("--skip-model-only", action="store_true")
+    parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument("--skip-naive", action="store_true")
+
+
+def _size(text: str) -> tuple[int, int]:
+    """argparse type of --scale: "WxH", both even (H.264 4:2:0)."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH such as 1920x1080, got {text!r}") from None
+    if width < 2 or height < 2 or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(f"width and height must be even and >= 2, got {text!r}")
+    return width, height
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the benchmark and print the report (text, or JSON with --json)."""
+    report = run_bench(args)
+    if args.json:
+        print(json.dumps(report_dict(report), indent=1))
+    else:
+        print(format_report(report))
+    return 0
+
+
+
+def run_bench(args: argparse.Namespace) -> BenchReport:
+    """Every measurement `args` asks for (see `add_arguments`)."""
+    import torch
+
+    default_threads = torch.get_num_threads()  # what a first script gets: for the naive run
+    torch.set_flush_denormal(True)  # random weights make denormals; see Pipeline.run
+    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 2) - 1))
+    device = bench_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick kernels
+    clip = str(Path(args.clip).expanduser())
+    if not args.skip_end_to_end and not Path(clip).is_file():
+        raise FileNotFoundError(f"clip not found: {clip}; pass --clip PATH to a video file")
+
+    results = [] if args.skip_model_only else _model_only(args, device)
+    end_to_end, naive = None, None
+    if not args.skip_end_to_end:
+        end_to_end, naive = _end_to_end(args, clip, device, default_threads)
+    speedup, speedups = None, []
+    if end_to_end is not None and naive is not None:
+        speedup = end_to_end.frames_per_s / naive.frames_per_s
+        speedups = [e / n for e, n in zip(end_to_end.runs, naive.runs, strict=True)]
+    return BenchReport(
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=bench_command(args),
+        device=device_name(device),
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        model_only=results,
+        end_to_end=end_to_end,
+        naive=naive,
+        speedup_vs_naive=speedup,
+        speedup_runs=speedups,
+    )
+
+
+def _model_only(args: argparse.Namespace, device: torch.device) -> list[ModelResult]:
+    """Every (model, runtime, precision, batch size) the model-only options ask for."""
+    from detector.engine import Detector
+
+    results: list[ModelResult] = []
+    for name in args.models:
+        weights = _weights(name)
+        variants = model_variants(device, args.runtimes, args.precisions, name, weights)
+        for runtime, precision in variants:
+            detector = Detector.build(
+                name, weights, str(device), precision=precision, runtime=runtime
+            )
+            for size in args.batch_sizes:
+                result = bench_model(
+                    detector, name, weights, precision, size, args.repeat, args.min_time
+                )
+                results.append(result)
+                _note(args, f"model {name} {result.runtime} {precision} batch {size}: "
+                            f"{result.images_per_s:.1f} images/s")  # fmt: skip
+    return results
+
+
+def _end_to_end(
+    args: argparse.Namespace, clip: str, device: torch.device, naive_threads: int
+) -> tuple[EndToEndResult, NaiveResult | None]:
+    """The end-to-end runs, and the naive baseline's between them unless skipped."""
+    weights = _weights(args.model)
+    setup = DetectorSetup(
+        args.model, weights, str(device), args.runtime, args.precision, args.batch_size,
+        args.workers,
+    )  # fmt: skip
+    naive = None
+    with tempfile.TemporaryDirectory(prefix="ssd-bench-clip-") as folder:
+        if args.scale:
+            clip = scaled_clip(clip, args.scale, Path(folder))
+            _note(args, f"clip re-encoded at {args.scale[0]}x{args.scale[1]}: {clip}")
+        video = (
+            None
+            if args.no_video
+            else VideoOutput(args.video_codec, args.video_preset, args.video_crf)
+        )
+        # The naive runs alternate with the end-to-end ones: on a shared machine whose
+        # speed drifts, both then see the same conditions.
+        baseline = None
+        if not args.skip_naive:
+            baseline = NaiveBaseline(clip, args.model, weights, device, naive_threads)
+        end_to_end = bench_end_to_end(
+            clip, args.copies, setup, args.repeat, video,
+            between=baseline.run_once if baseline is not None else None,
+        )  # fmt: skip
+        _note(args, f"end to end: {end_to_end.frames_per_s:.1f} frames/s")
+        if baseline is not None:
+            naive = baseline.result()
+            _note(args, f"naive: {naive.frames_per_s:.1f} frames/s")
+    return end_to_end, naive
+
+
+def _weights(model: str) -> str:
+    """The weights bench runs `model` with: the bundled model's own, random ones ("none",
+    nothing downloaded) for the others."""
+    return "default" if model == "person_ssdlite" else "none"
+
+
+def bench_command(args: argparse.Namespace) -> str:
+    """The command line that reproduces `args` (every option spelled out)."""
+    parts = ["python -m pipeline bench"]
+    for key in ("clip", "copies", "model", "batch_size", "device", "runtime", "precision",
+                "workers", "video_codec", "threads", "repeat", "min_time"):  # fmt: skip
+        parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
+    parts.append("--models " + " ".join(args.models))
+    parts.append("--batch-sizes " + " ".join(str(b) for b in args.batch_sizes))
+    if args.precisions:
+        parts.append("--precisions " + " ".join(args.precisions))
+    if args.runtimes:
+        parts.append("--runtimes " + " ".join(args.runtimes))
+    if args.scale:
+        parts.append(f"--scale {args.scale[0]}x{args.scale[1]}")
+    for key in ("video_preset", "video_crf"):
+        if getattr(args, key) is not None:
+            parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
+    for flag in ("no_video", "skip_model_only", "skip_end_to_end", "skip_naive", "json"):
+        if getattr(args, flag):
+            parts.append(f"--{flag.replace('_', '-')}")
+    return " ".join(parts)
+
+
+def _note(args: argparse.Namespace, line: str) -> None:
+    if not args.json:
+        print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,126 @@
+"""Model-only timing: images/s of the network alone, and which (runtime, precision) pairs
+of a model to time."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from pipeline.bench.report import ModelResult
+
+if TYPE_CHECKING:
+    import torch
+
+    from detector.engine import Detector
+
+# The bench's own lists of runtimes and precisions (its options' choices included), stated
+# here only.
+PRECISION_CHOICES = ("fp32", "fp16", "bf16", "int8")
+RUNTIME_PRECISIONS = {
+    "torch": ("fp32", "fp16", "bf16"),
+    "compile": ("fp32", "fp16", "bf16"),
+    "onnxruntime": ("fp32", "int8"),
+}
+RUNTIME_CHOICES = tuple(RUNTIME_PRECISIONS)
+
+
+def bench_model(
+    detector: Detector,
+    name: str,
+    weights: str,
+    precision: str,
+    batch_size: int,
+    repeat: int,
+    min_time_s: float,
+) -> ModelResult:
+    """images/s of `detector.forward` on random uint8 inputs [batch_size, 3, *input_size]."""
+    import torch
+
+    device = detector.device
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(
+        0, 256, (batch_size, 3, *detector.input_size), dtype=torch.uint8, generator=generator
+    )
+    images = images.to(device).contiguous(memory_format=torch.channels_last)
+
+    def one_pass() -> None:
+        with torch.inference_mode(), detector.autocast():
+            detector.forward(images)
+
+    one_pass()  # warm-up: kernel selection, allocator, cuDNN autotuning
+    _sync(device)
+    runs = []
+    for _ in range(repeat):
+        passes, started = 0, time.perf_counter()
+        while True:
+            one_pass()
+            passes += 1
+            _sync(device)
+            elapsed = time.perf_counter() - started
+            if elapsed >= min_time_s:
+                break
+        runs.append(passes * batch_size / elapsed)
+    return ModelResult(
+        name, weights, detector.runtime, precision, batch_size, statistics.median(runs), runs
+    )
+
+
+def _sync(device: torch.device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# What `Detector.build` will pick, guessed with the detector's own resolvers: the functions
+# below are the bench's only callers of them.
+
+
+def model_variants(
+    device: torch.device,
+    runtimes: Sequence[str] | None,
+    precisions: Sequence[str] | None,
+    model: str = "",
+    weights: str = "none",
+) -> list[tuple[str, str]]:
+    """(runtime, precision) pairs to measure for `model` with `weights`: torch and compile
+    run fp32 (and fp16/bf16 on CUDA), ONNX Runtime fp32 and int8, on the CPU only."""
+    from detector.engine import resolve_runtime
+
+    if not runtimes:
+        runtimes = ["torch"]
+        if resolve_runtime("auto", device) == "onnxruntime":
+            runtimes.append("onnxruntime")
+    pairs = []
+    for runtime in runtimes:
+        resolve_runtime(runtime, device)  # a clear error for onnxruntime on CUDA
+        for precision in model_precisions(device, precisions, model, weights):
+            if precision in RUNTIME_PRECISIONS[runtime]:
+                pairs.append((runtime, precision))
+    return pairs
+
+
+def model_precisions(
+    device: torch.device, asked: Sequence[str] | None, model: str = "", weights: str = "none"
+) -> list[str]:
+    """Precisions to measure: `asked`, or fp32 everywhere, fp16 and bf16 on CUDA, and int8
+    where `precision: auto` runs it (the bundled model on the CPU, `auto_precision`)."""
+    from detector.engine import auto_precision, resolve_precision
+
+    if asked:
+        for p in asked:
+            resolve_precision(p, device)  # a clear error for fp16 on the CPU
+        return list(asked)
+    if device.type == "cuda":
+        return ["fp32", "fp16", "bf16"]
+    auto = auto_precision("auto", model, weights, device, "onnxruntime")
+    return ["fp32", "int8"] if auto == "int8" else ["fp32"]
+
+
+def bench_device(asked: str) -> torch.device:
+    """The device `--device` names, as the detector resolves it (auto: CUDA when there)."""
+    from detector.engine import resolve_device
+
+    return resolve_device(asked)

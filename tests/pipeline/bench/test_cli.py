@@ -1,0 +1,111 @@
+"""`python -m pipeline bench` on tiny settings: report shape and plausible figures, the order
+of the runs, the options' checks.
+
+No timing is asserted: the machine running the tests decides the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from pipeline import cli
+from tests.conftest import VideoFactory
+
+
+def test_bench_json_reports_every_measurement_with_positive_figures(
+    vnni: None, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=12, size=(160, 120))
+    default_threads = torch.get_num_threads()
+    code = cli.main(
+        ["bench", "--json", "--clip", str(clip), "--copies", "2", "--models", "person_ssdlite",
+         "--batch-sizes", "1", "2", "--repeat", "1", "--min-time", "0.01", "--batch-size", "4",
+         "--device", "cpu"]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "CPU" in report["device"] and report["threads"] >= 1
+    assert "--clip" in report["command"] and report["date"]
+
+    model_only = report["model_only"]
+    assert [(r["model"], r["runtime"], r["precision"], r["batch_size"]) for r in model_only] == [
+        ("person_ssdlite", "torch", "fp32", 1),
+        ("person_ssdlite", "torch", "fp32", 2),
+        ("person_ssdlite", "onnxruntime", "fp32", 1),
+        ("person_ssdlite", "onnxruntime", "fp32", 2),
+        ("person_ssdlite", "onnxruntime", "int8", 1),  # what precision auto runs it in
+        ("person_ssdlite", "onnxruntime", "int8", 2),
+    ]
+    assert all(r["images_per_s"] > 0 and len(r["runs"]) == 1 for r in model_only)
+
+    e2e = report["end_to_end"]
+    assert e2e["copies"] == 2 and e2e["frames"] == 24  # every frame of both copies
+    assert e2e["frame_size"] == "160x120"
+    assert e2e["runtime"] == "onnxruntime"  # runtime auto on the CPU
+    assert e2e["precision"] == "int8"  # precision auto, for the bundled model on the CPU
+    assert e2e["frames_per_s"] > 0 and e2e["seconds"] > 0
+    stages = e2e["stages_ms_per_frame"]
+    for stage in ("detect_prepare", "detect_forward", "detect_postprocess", "sink_video",
+                  "sink_zmq", "sink_sql", "decode (separate pass)"):  # fmt: skip
+        assert stages[stage] > 0, stage
+    assert e2e["video"] == "libx264 ultrafast crf 23"  # the video sink's defaults
+    assert e2e["workers"] == 1  # the detector's default
+    assert e2e["video_kb_per_frame"] > 0
+
+    naive = report["naive"]
+    assert naive["frames"] == 12 and naive["frames_per_s"] > 0
+    assert naive["video_kb_per_frame"] > 0
+    assert naive["threads"] == default_threads  # torch's own choice, untuned
+    assert report["speedup_vs_naive"] == pytest.approx(e2e["frames_per_s"] / naive["frames_per_s"])
+    assert report["speedup_runs"] == [pytest.approx(e2e["runs"][0] / naive["runs"][0])]
+
+
+def test_bench_without_a_clip_says_which_file_is_missing(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.mp4"
+    code = cli.main(["bench", "--skip-model-only", "--clip", str(missing), "--device", "cpu"])
+    assert code == cli.EXIT_USAGE
+    assert f"clip not found: {missing}" in capsys.readouterr().err
+
+
+def test_naive_runs_alternate_with_the_end_to_end_runs(
+    synthetic_video: VideoFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline import runner
+    from pipeline.bench import naive
+
+    order: list[str] = []
+    real_run, real_naive = runner.Pipeline.run, naive.run_naive
+
+    def pipeline_run(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        order.append("end to end")
+        return real_run(self, *args, **kwargs)
+
+    def naive_run(*args, **kwargs):  # type: ignore[no-untyped-def]
+        order.append("naive")
+        return real_naive(*args, **kwargs)
+
+    monkeypatch.setattr(runner.Pipeline, "run", pipeline_run)
+    monkeypatch.setattr(naive, "run_naive", naive_run)
+    clip = synthetic_video("clip.mp4", frames=4, size=(96, 64))
+    code = cli.main(
+        ["bench", "--json", "--clip", str(clip), "--skip-model-only", "--repeat", "3",
+         "--batch-size", "2", "--device", "cpu", "--runtime", "torch"]
+    )  # fmt: skip
+    assert code == 0
+    assert order == ["end to end", "naive"] * 3
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["naive"]["runs"]) == len(report["speedup_runs"]) == 3
+
+
+@pytest.mark.parametrize("bad", ["1920", "95x64", "wide"])
+def test_scale_must_be_even_width_by_height(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--scale", bad])
+    assert "--scale" in capsys.readouterr().err
