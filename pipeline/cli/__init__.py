@@ -1,0 +1,61 @@
+"""`python -m pipeline run|validate|subscribe|query|retention|keygen|bench`.
+
+Each subcommand lives in its own module (`run`, `events`, `records`, `bench`); this one
+assembles the parser and runs the chosen command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pipeline.cli import bench, events, records, run
+from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from pipeline.urls import mask_credentials
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "MaskCredentials", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(MaskCredentials())
+    code: int = args.func(args)
+    return code
+
+
+class MaskCredentials(logging.Filter):
+    """Replaces passwords in URLs by '***' in every log line, whatever logged it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_credentials(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="Real-time video analytics: SSD detection, IoU tracking, video/ZeroMQ/SQL.",
+    )
+    parser.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run.add_parsers(sub)
+    events.add_subscribe_parser(sub)
+    records.add_parsers(sub)
+    events.add_keygen_parser(sub)
+    bench.add_parser(sub)
+    return parser

@@ -1,0 +1,35 @@
+"""`bench`: model-only and end-to-end throughput against a naive baseline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_USAGE
+
+
+def add_parser(sub: Any) -> None:
+    """The `bench` subcommand; its options are the bench package's."""
+    p = sub.add_parser(
+        "bench", help="measure model-only and end-to-end throughput against a naive baseline"
+    )
+    from pipeline.bench.cli import add_arguments as add_bench_arguments
+
+    add_bench_arguments(p)
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from detector.errors import ModelConfigError, WeightsUnavailableError
+    from pipeline.bench.cli import main as bench_main
+    from pipeline.bench.end_to_end import BenchError
+
+    try:
+        return bench_main(args)
+    except (ModelConfigError, WeightsUnavailableError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED

@@ -1,0 +1,122 @@
+"""`subscribe` and `keygen`: reading the event bus, and keys to secure it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from pipeline.config import ZmqSinkConfig
+
+DEFAULT_ENDPOINT: str = ZmqSinkConfig.model_fields["endpoint"].default
+"""The publisher `subscribe` connects to: where the `zmq` sink binds by default."""
+
+
+def add_subscribe_parser(sub: Any) -> None:
+    """The `subscribe` subcommand."""
+    p = sub.add_parser(
+        "subscribe", help="print events from a running pipeline (readable, or JSON lines)"
+    )
+    p.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="PUB socket to connect to")
+    p.add_argument("--camera", action="append", default=[], help="only this camera (repeatable)")
+    p.add_argument(
+        "--type",
+        action="append",
+        default=[],
+        help="only this event type: detections, track.started, track.ended, stream.ended, "
+        "camera.status",
+    )
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        help="only objects and tracks of this class, e.g. person (repeatable)",
+    )
+    p.add_argument("--count", type=int, default=None, help="exit after N events")
+    p.add_argument("--timeout", type=float, default=None, help="exit after N idle seconds")
+    p.add_argument(
+        "--format",
+        choices=["pretty", "json"],
+        default=None,
+        help="pretty: one readable line per event; json: one JSON object per line "
+        "(default: pretty on a terminal, json otherwise)",
+    )
+    p.add_argument(
+        "--server-key",
+        default=os.environ.get("PIPELINE_ZMQ_SERVER_KEY"),
+        help="CURVE: the publisher's public key, or its .key file "
+        "(default: $PIPELINE_ZMQ_SERVER_KEY)",
+    )
+    p.add_argument(
+        "--client-key",
+        default=os.environ.get("PIPELINE_ZMQ_CLIENT_KEY"),
+        help="CURVE: this client's .key_secret file, when the publisher only admits known "
+        "clients (default: $PIPELINE_ZMQ_CLIENT_KEY; else a fresh key pair)",
+    )
+    p.set_defaults(func=cmd_subscribe)
+
+
+def add_keygen_parser(sub: Any) -> None:
+    """The `keygen` subcommand."""
+    p = sub.add_parser("keygen", help="make a CURVE key pair for the ZeroMQ event bus")
+    p.add_argument("directory", help="folder for NAME.key (public) and NAME.key_secret")
+    p.add_argument("--name", default="server", help="file name stem (default: server)")
+    p.set_defaults(func=cmd_keygen)
+
+
+def cmd_subscribe(args: argparse.Namespace) -> int:
+    from sinks.event_bus.display import format_event
+    from sinks.event_bus.keys import CurveKeyError, read_public_key, read_secret_key
+    from sinks.event_bus.subscriber import only_labels, subscribe
+
+    pretty = args.format == "pretty" or (args.format is None and sys.stdout.isatty())
+    try:
+        server_key = read_public_key(args.server_key) if args.server_key else None
+        client_keys = None
+        if args.client_key:
+            client_keys = (read_public_key(args.client_key), read_secret_key(args.client_key))
+        events = subscribe(
+            args.endpoint,
+            cameras=args.camera,
+            types=args.type,
+            timeout_s=args.timeout,
+            server_key=server_key,
+            client_keys=client_keys,
+        )
+        seen = 0
+        for event in events:
+            shown = only_labels(event, args.label)
+            if shown is None:
+                continue
+            print(format_event(shown) if pretty else shown.model_dump_json(), flush=True)
+            seen += 1
+            if args.count is not None and seen >= args.count:
+                break
+    except (ValueError, CurveKeyError) as exc:  # bad type, endpoint or key
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:  # how a user ends an open-ended subscription
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sinks.event_bus.keys import create_key_pair
+
+    directory = Path(args.directory)
+    public_file = directory / f"{args.name}.key"
+    if public_file.exists():
+        print(f"error: {public_file} exists; choose another --name or folder", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        public_path, secret_path, public = create_key_pair(directory, args.name)
+    except OSError as exc:
+        print(f"error: cannot write keys to {directory}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"public key  {public_path}  ({public.decode()})")
+    print(f"secret key  {secret_path}  (keep it private)")
+    return EXIT_OK

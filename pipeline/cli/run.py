@@ -1,0 +1,92 @@
+"""`run` and `validate`: a config checked, then processed until every camera is done."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from pipeline.config import ConfigError, load_config
+
+
+def add_parsers(sub: Any) -> None:
+    """The `run` and `validate` subcommands."""
+    p = sub.add_parser("run", help="process the cameras of a config until every file is done")
+    p.add_argument("config", help="YAML config, e.g. config/cams.yaml")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="check a config and name every bad field")
+    p.add_argument("config")
+    p.set_defaults(func=cmd_validate)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(
+        f"{args.config}: ok ({len(config.cameras)} camera(s), model {config.detector.model}, "
+        f"sinks: {', '.join(s.type for s in config.sinks) or 'none'})"
+    )
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    from detector.errors import ModelConfigError, WeightsUnavailableError
+    from pipeline.progress import Progress
+    from pipeline.runner import Pipeline
+    from sinks.base import SinkError
+
+    pipeline = Pipeline(config, config_source=str(args.config))
+    received = stop_on_signals(pipeline.stop)
+    progress = Progress([c.id for c in config.cameras], enabled=not args.no_progress)
+    try:
+        summary = pipeline.run(on_progress=progress.update)
+    except (ModelConfigError, WeightsUnavailableError) as exc:
+        print(f"error: detector: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SinkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        progress.close()
+    progress.print_summary(summary)
+    if not summary.ok:
+        return EXIT_FAILED  # a failure matters more than how the run was stopped
+    if summary.interrupted:
+        return 128 + (received[0] if received else signal.SIGINT)  # the shell's convention
+    return EXIT_OK
+
+
+def stop_on_signals(stop: Any) -> list[int]:
+    """First SIGINT/SIGTERM: stop reading and finish what is decoded. Second: exit at once.
+
+    Returns the list the signals received are appended to.
+    """
+    received: list[int] = []
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+        if stop.is_set():
+            print("\nforced exit", file=sys.stderr)
+            os._exit(128 + signum)
+        stop.set()
+        name = signal.Signals(signum).name
+        print(f"\n{name}: stopping; finishing queued frames (again to force)", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return received
