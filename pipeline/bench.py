@@ -205,7 +205,7 @@ def model_variants(
 ) -> list[tuple[str, str]]:
     """(runtime, precision) pairs to measure for `model` with `weights`: torch and compile
     run fp32 (and fp16/bf16 on CUDA), ONNX Runtime fp32 and int8, on the CPU only."""
-    from detector.engine import resolve_runtime
+    from detector.compat import resolve_runtime
 
     if not runtimes:
         runtimes = ["torch"]
@@ -225,7 +225,7 @@ def model_precisions(
 ) -> list[str]:
     """Precisions to measure: `asked`, or fp32 everywhere, fp16 and bf16 on CUDA, and int8
     where `precision: auto` runs it (the bundled model on the CPU, `auto_precision`)."""
-    from detector.engine import auto_precision, resolve_precision
+    from detector.compat import auto_precision, resolve_precision
 
     if asked:
         for p in asked:
@@ -412,7 +412,7 @@ def bench_end_to_end(
     counted run: the naive baseline's runs go there, so that both see the same state of a
     shared machine.
     """
-    from detector.engine import StageTimes
+    from detector.timing import StageTimes
     from pipeline.build import build_detector, build_sink
     from pipeline.config import parse_config
     from pipeline.runner import Pipeline
@@ -642,7 +642,8 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
     """Every measurement `args` asks for (see `add_arguments`)."""
     import torch
 
-    from detector.engine import Detector, resolve_device
+    from detector.compat import KeywordDetector as Detector
+    from detector.compat import resolve_device
 
     default_threads = torch.get_num_threads()  # what a first script gets: for the naive run
     torch.set_flush_denormal(True)  # random weights make denormals; see Pipeline.run
