@@ -27,12 +27,13 @@ DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "vtest
 
 def detect_video(video: Path, batch: int = 16) -> tuple[list[Frame], list[Detections]]:
     """Frames (their images replaced by a 1x1 stub) and the bundled model's detections."""
-    from detector import Detector
+    from detector import Detector, DetectorRequest
 
     torch.set_flush_denormal(True)
-    detector = Detector.build(
+    request = DetectorRequest(
         model="person_ssdlite", weights="default", device="cpu", score_threshold=0.5
     )
+    detector = Detector.build(request)
     frames: list[Frame] = []
     found: list[Detections] = []
     pending: list[Frame] = []

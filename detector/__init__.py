@@ -1,14 +1,42 @@
-"""Batched SSD detection: model registry, checkpoints and the `Detector` stage."""
+"""Batched SSD detection: model registry, checkpoints, the detector's options and the
+`Detector` stage.
 
-from detector.engine import Detector
+The options and errors import without torch (the config validates with them); the model
+registry and the engine are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from detector.errors import ModelConfigError, WeightsUnavailableError
-from detector.models import build_model, register_model, save_checkpoint
+from detector.options import DetectorOptions, DetectorRequest
+
+if TYPE_CHECKING:
+    from detector.engine import Detector
+    from detector.models import build_model, register_model, save_checkpoint
+
+_LAZY = {
+    "Detector": "detector.engine",
+    "build_model": "detector.models",
+    "register_model": "detector.models",
+    "save_checkpoint": "detector.models",
+}
 
 __all__ = [
     "Detector",
+    "DetectorOptions",
+    "DetectorRequest",
     "ModelConfigError",
     "WeightsUnavailableError",
     "build_model",
     "register_model",
     "save_checkpoint",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'detector' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

@@ -52,11 +52,6 @@ register_model(
 )
 register_model("person_ssdlite", LazyBuilder("detector.tf_ssd", "person_ssdlite"))
 
-INT8_BY_DEFAULT: frozenset[str] = frozenset({"person_ssdlite"})
-"""Registered models whose default weights run in int8 under `precision: auto` on CPUs with
-8-bit dot products (`detector.engine.auto_precision`): their int8 accuracy against float32
-was measured there (docs/performance.md, "int8 accuracy")."""
-
 
 def build_model(model: str, weights: str = "default") -> tuple[SSD, LabelMap]:
     """A model in eval mode on the CPU and its label names.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import logging
 import os
 import tempfile
@@ -26,6 +25,7 @@ import torch
 from torch import Tensor
 
 from detector.errors import ModelConfigError
+from detector.options import ONNXRUNTIME_INSTALL, ONNXRUNTIME_PACKAGES, onnxruntime_available
 from detector.quantize import quantize_int8
 from detector.ssd import SSD
 
@@ -37,13 +37,7 @@ EXPORT_FORMAT = 1
 """Bumped when the export changes, so that files cached by older versions are not used."""
 KEEP_FILES = 16
 """Exported networks kept in the cache, the most recently used; older ones are deleted."""
-REQUIRED = ("onnxruntime", "onnx", "onnxscript")
 INPUT, OUTPUTS = "images", ("box_regression", "class_logits")
-
-
-def onnxruntime_available() -> bool:
-    """Whether ONNX Runtime and the exporter's packages can be imported."""
-    return all(importlib.util.find_spec(name) is not None for name in REQUIRED)
 
 
 def cache_dir() -> Path:
@@ -114,7 +108,7 @@ class OnnxRuntimeForward:
         if not onnxruntime_available():
             raise ModelConfigError(
                 "runtime onnxruntime needs the packages "
-                f"{', '.join(REQUIRED)} (pip install {' '.join(REQUIRED)}); "
+                f"{', '.join(ONNXRUNTIME_PACKAGES)} ({ONNXRUNTIME_INSTALL}); "
                 "or set `detector.runtime: torch`"
             )
         import onnxruntime as ort

@@ -6,8 +6,9 @@ network finds 94% of float32's detections at the same score threshold and 99% of
 scoring >= 0.6, its boxes overlapping float32's at IoU 0.96 on average
 (`benchmarks/quantization.py`, docs/performance.md). That is why `precision: auto` picks
 int8 only for the bundled person model, whose accuracy this is
-(`detector.models.INT8_BY_DEFAULT`), and only on such CPUs (`has_int8_dot_products`); any
-other model or CPU needs `detector.precision: int8`.
+(`detector.options.INT8_BY_DEFAULT`), and only on such CPUs
+(`detector.options.has_int8_dot_products`); any other model or CPU needs
+`detector.precision: int8`.
 
 Weights are quantized per output channel (int8, symmetric), activations per tensor (uint8),
 their ranges taken from the network's own activations on the calibration frames (min-max).
@@ -15,7 +16,6 @@ their ranges taken from the network's own activations on the calibration frames 
 
 from __future__ import annotations
 
-import functools
 import logging
 import tempfile
 from collections.abc import Iterator
@@ -33,32 +33,6 @@ DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1] / "samples" / "pedestr
 CALIBRATION_FRAMES = 50
 """Frames the activation ranges are measured on (measured: 200 frames gave the same
 detections as 50 to within 0.2%)."""
-INT8_DOT_PRODUCT_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
-"""x86 CPU flags (Linux's /proc/cpuinfo names) of 8-bit dot-product instructions."""
-
-
-def has_int8_dot_products(cpuinfo: str | None = None) -> bool:
-    """Whether the CPU has 8-bit dot-product instructions (AVX-512 VNNI or AVX-VNNI), read
-    from `cpuinfo` (the text of /proc/cpuinfo; None: this machine's, False where there is
-    none). Every int8 figure in docs/performance.md comes from such CPUs. Without them ONNX
-    Runtime multiplies uint8 by int8 with an instruction whose 16-bit sums can saturate (its
-    quantization docs), which this quantizer does not guard against, and int8 gains less.
-    """
-    if cpuinfo is None:
-        return _this_cpu_has_int8_dot_products()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags" and INT8_DOT_PRODUCT_FLAGS & set(value.split()):
-            return True
-    return False
-
-
-@functools.cache
-def _this_cpu_has_int8_dot_products() -> bool:
-    try:
-        return has_int8_dot_products(Path("/proc/cpuinfo").read_text())
-    except OSError:  # not Linux: no way to tell here, so no
-        return False
 
 
 def calibration_images(

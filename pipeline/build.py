@@ -105,19 +105,7 @@ def build_tracker(camera_id: str, config: TrackerConfig) -> IoUTracker:
 
 def build_detector(det: DetectorConfig) -> Detector:
     """The detector a config describes."""
-    return Detector.build(
-        model=det.model,
-        weights=det.weights,
-        device=det.device,
-        score_threshold=det.score_threshold,
-        nms_threshold=det.nms_threshold,
-        max_detections=det.max_detections,
-        labels=det.labels,
-        runtime=det.runtime,
-        precision=det.precision,
-        calibration=det.calibration,
-        workers=det.workers,
-    )
+    return Detector.build(det.to_request())
 
 
 def build_run_detector(det: DetectorConfig) -> Detector:

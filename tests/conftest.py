@@ -69,6 +69,6 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def vnni(monkeypatch: pytest.MonkeyPatch) -> None:
     """A CPU with 8-bit dot products, where `precision: auto` runs the bundled model in int8,
     whatever CPU runs the tests."""
-    from detector import engine
+    from detector import options
 
-    monkeypatch.setattr(engine, "has_int8_dot_products", lambda: True)
+    monkeypatch.setattr(options, "has_int8_dot_products", lambda: True)

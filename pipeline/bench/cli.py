@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from detector.request import BOUNDS
 from pipeline.bench.clips import DEFAULT_CLIP, scaled_clip
 from pipeline.bench.end_to_end import DetectorSetup, VideoOutput, bench_end_to_end
 from pipeline.bench.model_only import (
@@ -35,6 +36,8 @@ from pipeline.config import VIDEO_CODECS, X264_PRESETS
 if TYPE_CHECKING:
     import torch
 
+WORKER_CHOICES = tuple(range(int(BOUNDS["workers"].ge or 1), int(BOUNDS["workers"].le or 1) + 1))
+"""`--workers`: every count the detector takes."""
 DEFAULT_MODELS = ("person_ssdlite", "ssdlite320_mobilenet_v3_large", "ssd300_vgg16")
 
 
@@ -55,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"end-to-end batch size ({e2e.batch_size})",
     )  # fmt: skip
     parser.add_argument(
-        "--workers", type=int, choices=(1, 2), default=e2e.workers,
+        "--workers", type=int, choices=WORKER_CHOICES, default=e2e.workers,
         help=f"end-to-end `detector.workers`: batches detected at once ({e2e.workers})",
     )  # fmt: skip
     parser.add_argument(
@@ -182,15 +185,21 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
 def _model_only(args: argparse.Namespace, device: torch.device) -> list[ModelResult]:
     """Every (model, runtime, precision, batch size) the model-only options ask for."""
     from detector.engine import Detector
+    from detector.request import DetectorRequest
 
     results: list[ModelResult] = []
     for name in args.models:
         weights = _weights(name)
         variants = model_variants(device, args.runtimes, args.precisions, name, weights)
         for runtime, precision in variants:
-            detector = Detector.build(
-                name, weights, str(device), precision=precision, runtime=runtime
+            request = DetectorRequest(
+                model=name,
+                weights=weights,
+                device=str(device),
+                precision=precision,  # type: ignore[arg-type]
+                runtime=runtime,  # type: ignore[arg-type]
             )
+            detector = Detector.build(request)
             for size in args.batch_sizes:
                 result = bench_model(
                     detector, name, weights, precision, size, args.repeat, args.min_time

@@ -8,6 +8,14 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from detector.errors import ModelConfigError
+from detector.options import DetectorOptions
+from detector.request import (
+    HALF_PRECISIONS,
+    RESOLVED_PRECISIONS,
+    RESOLVED_RUNTIMES,
+    DetectorRequest,
+)
 from pipeline.bench.report import ModelResult
 
 if TYPE_CHECKING:
@@ -15,15 +23,9 @@ if TYPE_CHECKING:
 
     from detector.engine import Detector
 
-# The bench's own lists of runtimes and precisions (its options' choices included), stated
-# here only.
-PRECISION_CHOICES = ("fp32", "fp16", "bf16", "int8")
-RUNTIME_PRECISIONS = {
-    "torch": ("fp32", "fp16", "bf16"),
-    "compile": ("fp32", "fp16", "bf16"),
-    "onnxruntime": ("fp32", "int8"),
-}
-RUNTIME_CHOICES = tuple(RUNTIME_PRECISIONS)
+# The choices of the bench's options: the detector's own lists.
+PRECISION_CHOICES: tuple[str, ...] = RESOLVED_PRECISIONS
+RUNTIME_CHOICES: tuple[str, ...] = RESOLVED_RUNTIMES
 
 
 def bench_model(
@@ -74,8 +76,22 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-# What `Detector.build` will pick, guessed with the detector's own resolvers: the functions
-# below are the bench's only callers of them.
+# What `Detector.build` will pick, asked of the detector's options (`DetectorOptions`).
+
+
+def _resolve(**asked: str) -> DetectorOptions:
+    """The options `Detector.build` would run with for `asked`; ModelConfigError where
+    they cannot run here."""
+    return DetectorOptions.resolve(DetectorRequest(**asked))  # type: ignore[arg-type]
+
+
+def _runs(device: torch.device, runtime: str, precision: str) -> bool:
+    """Whether `runtime` can run `precision` on `device` (int8 only on ONNX Runtime, ...)."""
+    try:
+        _resolve(device=str(device), runtime=runtime, precision=precision)
+    except ModelConfigError:
+        return False
+    return True
 
 
 def model_variants(
@@ -87,17 +103,15 @@ def model_variants(
 ) -> list[tuple[str, str]]:
     """(runtime, precision) pairs to measure for `model` with `weights`: torch and compile
     run fp32 (and fp16/bf16 on CUDA), ONNX Runtime fp32 and int8, on the CPU only."""
-    from detector.engine import resolve_runtime
-
     if not runtimes:
         runtimes = ["torch"]
-        if resolve_runtime("auto", device) == "onnxruntime":
+        if _resolve(device=str(device)).runtime == "onnxruntime":
             runtimes.append("onnxruntime")
     pairs = []
     for runtime in runtimes:
-        resolve_runtime(runtime, device)  # a clear error for onnxruntime on CUDA
+        _resolve(device=str(device), runtime=runtime)  # a clear error for onnxruntime on CUDA
         for precision in model_precisions(device, precisions, model, weights):
-            if precision in RUNTIME_PRECISIONS[runtime]:
+            if _runs(device, runtime, precision):
                 pairs.append((runtime, precision))
     return pairs
 
@@ -106,21 +120,17 @@ def model_precisions(
     device: torch.device, asked: Sequence[str] | None, model: str = "", weights: str = "none"
 ) -> list[str]:
     """Precisions to measure: `asked`, or fp32 everywhere, fp16 and bf16 on CUDA, and int8
-    where `precision: auto` runs it (the bundled model on the CPU, `auto_precision`)."""
-    from detector.engine import auto_precision, resolve_precision
-
+    where `precision: auto` runs it (the bundled model on the CPU)."""
     if asked:
         for p in asked:
-            resolve_precision(p, device)  # a clear error for fp16 on the CPU
+            _resolve(device=str(device), precision=p)  # a clear error for fp16 on the CPU
         return list(asked)
     if device.type == "cuda":
-        return ["fp32", "fp16", "bf16"]
-    auto = auto_precision("auto", model, weights, device, "onnxruntime")
+        return ["fp32", *HALF_PRECISIONS]
+    auto = _resolve(model=model, weights=weights, device=str(device)).precision
     return ["fp32", "int8"] if auto == "int8" else ["fp32"]
 
 
 def bench_device(asked: str) -> torch.device:
     """The device `--device` names, as the detector resolves it (auto: CUDA when there)."""
-    from detector.engine import resolve_device
-
-    return resolve_device(asked)
+    return _resolve(device=asked).device

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
+from annotated_types import Interval
 from pydantic import Field, field_validator, model_validator
 
+from detector.errors import ModelConfigError
+from detector.request import BOUNDS, DEFAULTS, DetectorRequest, Precision, Runtime, check_device
 from pipeline.config.base import Strict
+
+BATCHER_KEYS = frozenset({"batch_size", "max_wait_ms"})
+"""The keys of the `detector:` section that are the batcher's; the others make the request."""
+
+
+def _bounds(name: str) -> Interval:
+    """The bounds of the request's field `name`, as pydantic takes them."""
+    return Interval(**BOUNDS[name].constraints())
 
 
 class DetectorConfig(Strict):
+    """The `detector:` section: a `DetectorRequest` (its defaults, bounds and rules) plus
+    the batching keys; `to_request` is what the detector is built from."""
+
     model: str = Field(
-        "ssdlite320_mobilenet_v3_large",
+        DEFAULTS.model,
         min_length=1,
         description=(
             "Model name (ssdlite320_mobilenet_v3_large, ssd300_vgg16, person_ssdlite) "
@@ -21,7 +35,7 @@ class DetectorConfig(Strict):
         ),
     )
     weights: str = Field(
-        "default",
+        DEFAULTS.weights,
         min_length=1,
         description=(
             "'default': the model's pretrained weights (torchvision's COCO weights are "
@@ -29,11 +43,11 @@ class DetectorConfig(Strict):
         ),
     )
     device: str = Field(
-        "auto",
+        DEFAULTS.device,
         description="auto (CUDA when available), cpu, cuda or cuda:N.",
     )
-    runtime: Literal["auto", "torch", "compile", "onnxruntime"] = Field(
-        "auto",
+    runtime: Runtime = Field(
+        DEFAULTS.runtime,
         description=(
             "What runs the network: torch; compile (torch.compile, with CUDA graphs on CUDA: "
             "faster once compiled, tens of seconds per batch size at every start); or "
@@ -41,8 +55,8 @@ class DetectorConfig(Strict):
             "once and cached). auto: onnxruntime on the CPU when installed, torch otherwise."
         ),
     )
-    precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = Field(
-        "auto",
+    precision: Precision = Field(
+        DEFAULTS.precision,
         description=(
             "Arithmetic of the network. auto: fp16 autocast on CUDA; int8 for person_ssdlite's "
             "bundled weights on CPUs with VNNI (where its int8 accuracy was measured); fp32 "
@@ -52,16 +66,14 @@ class DetectorConfig(Strict):
         ),
     )
     calibration: Path | None = Field(
-        None,
+        DEFAULTS.calibration,
         description=(
             "For precision int8: a video file like the cameras' footage, on whose frames the "
             "int8 ranges are measured (default: the bundled sample clip)."
         ),
     )
-    workers: int = Field(
-        1,
-        ge=1,
-        le=2,
+    workers: Annotated[int, _bounds("workers")] = Field(
+        DEFAULTS.workers,
         description=(
             "Batches detected at once, each on its own thread. 2 overlaps one batch's resizing "
             "and post-processing with the other's network, each ONNX Runtime run on half the "
@@ -76,21 +88,37 @@ class DetectorConfig(Strict):
         le=10_000,
         description="Longest wait for a batch to fill once its first frame is there.",
     )
-    score_threshold: float = Field(0.5, ge=0, le=1, description="Boxes scoring below are dropped.")
-    nms_threshold: float = Field(
-        0.45, gt=0, le=1, description="IoU above which overlapping boxes of a class are merged."
+    score_threshold: Annotated[float, _bounds("score_threshold")] = Field(
+        DEFAULTS.score_threshold,
+        description="Boxes scoring below are dropped.",
     )
-    max_detections: int = Field(100, ge=1, le=10_000, description="Most boxes kept per frame.")
+    nms_threshold: Annotated[float, _bounds("nms_threshold")] = Field(
+        DEFAULTS.nms_threshold,
+        description="IoU above which overlapping boxes of a class are merged.",
+    )
+    max_detections: Annotated[int, _bounds("max_detections")] = Field(
+        DEFAULTS.max_detections,
+        description="Most boxes kept per frame.",
+    )
     labels: list[str] | None = Field(
         None, description="Only keep these class names (e.g. [person, car]); all when absent."
     )
 
+    def to_request(self) -> DetectorRequest:
+        """What this section asks of the detector: every key but the batcher's (raises
+        ModelConfigError on a broken rule; a validated config breaks none)."""
+        return DetectorRequest(**self.model_dump(exclude=set(BATCHER_KEYS)))
+
     @field_validator("device")
     @classmethod
     def _device_is_known(cls, value: str) -> str:
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
-            raise ValueError(f"unknown device {value!r}: use auto, cpu, cuda or cuda:N")
+        _as_value_error(check_device, value)  # here, so that the error names the key
         return value
+
+    @model_validator(mode="after")
+    def _request_is_valid(self) -> DetectorConfig:
+        _as_value_error(self.to_request)
+        return self
 
     @field_validator("calibration")
     @classmethod
@@ -98,31 +126,6 @@ class DetectorConfig(Strict):
         if value is not None and not value.expanduser().is_file():
             raise ValueError(f"calibration clip not found: {value}")
         return value
-
-    @model_validator(mode="after")
-    def _int8_runs_on_onnxruntime(self) -> DetectorConfig:
-        if self.precision != "int8":
-            if self.calibration is not None:
-                raise ValueError("calibration is only used with precision: int8")
-            return self
-        if self.runtime in ("torch", "compile"):
-            raise ValueError(
-                "precision int8 runs on onnxruntime: set runtime to auto or onnxruntime"
-            )
-        if self.device.startswith("cuda"):
-            raise ValueError("precision int8 runs on the CPU only: set device to cpu")
-        return self
-
-    @model_validator(mode="after")
-    def _workers_need_onnxruntime(self) -> DetectorConfig:
-        if self.workers == 2 and (
-            self.runtime in ("torch", "compile") or self.device.startswith("cuda")
-        ):
-            raise ValueError(
-                "workers: 2 needs runtime onnxruntime on the CPU (torch runs share one thread "
-                "pool; CUDA overlaps batches with streams): set workers to 1"
-            )
-        return self
 
     @field_validator("weights")
     @classmethod
@@ -138,6 +141,15 @@ class DetectorConfig(Strict):
         if looks_like_path and not Path(value).expanduser().is_file():
             raise ValueError(f"checkpoint file not found: {value}")
         return value
+
+
+def _as_value_error(check: Callable[..., object], *args: object) -> None:
+    """Runs a detector check; its ModelConfigError becomes the ValueError that pydantic
+    reports at the key's YAML path (the section's, for a model validator)."""
+    try:
+        check(*args)
+    except ModelConfigError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class TrackerConfig(Strict):

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from detector.engine import CompiledNetwork, Detector, resolve_runtime
 from detector.errors import ModelConfigError
+from detector.networks import CompiledNetwork, MicroBatches
+from detector.request import DetectorRequest
 from pipeline.bench.model_only import model_variants
 from pipeline.types import Frame, LabelMap
+from tests.detector.building import cpu_options, make_detector
 from tests.detector.test_onnx_runtime import tiny_ssd
 
 LABELS = LabelMap(("background", "thing"))
@@ -24,9 +26,10 @@ def test_compiled_network_gives_the_eager_detections() -> None:
         Frame("cam", i, None, 0.0, rng.integers(0, 256, (32, 40, 3), dtype=np.uint8))
         for i in range(5)  # micro-batches of 2, 2 and 1: two compiled shapes
     ]
-    eager = Detector(tiny_ssd(0), LABELS, "cpu", runtime="torch", score_threshold=0.0)
-    compiled = Detector(tiny_ssd(0), LABELS, "cpu", runtime="compile", score_threshold=0.0)
-    assert compiled.runtime == "compile" and isinstance(compiled._compiled, CompiledNetwork)
+    eager = make_detector(tiny_ssd(0), LABELS, runtime="torch", score_threshold=0.0)
+    compiled = make_detector(tiny_ssd(0), LABELS, runtime="compile", score_threshold=0.0)
+    assert compiled.runtime == "compile" and isinstance(compiled.network, MicroBatches)
+    assert isinstance(compiled.network.network, CompiledNetwork)
     for a, b in zip(compiled.detect(frames), eager.detect(frames), strict=True):
         assert len(a) == len(b) > 0
         np.testing.assert_array_equal(a.label, b.label)
@@ -81,9 +84,9 @@ def test_cpu_compile_uses_inductor_without_cuda_graphs(monkeypatch: pytest.Monke
 
 def test_compile_is_a_torch_runtime_and_not_for_int8() -> None:
     cpu = torch.device("cpu")
-    assert resolve_runtime("compile", cpu) == "compile"
+    assert cpu_options(runtime="compile").runtime == "compile"
     with pytest.raises(ModelConfigError, match="int8 runs on onnxruntime"):
-        resolve_runtime("compile", cpu, int8=True)
+        DetectorRequest(device="cpu", runtime="compile", precision="int8")
     assert model_variants(cpu, ["compile", "onnxruntime"], ["fp32", "int8"]) == [
         ("compile", "fp32"),
         ("onnxruntime", "fp32"),

@@ -16,6 +16,7 @@ from detector.engine import Detector
 from detector.quantize import DEFAULT_CALIBRATION
 from detector.ssd import SSD
 from pipeline.types import Detections, Frame, LabelMap
+from tests.detector.building import make_detector
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -37,8 +38,8 @@ def batches(detector: Detector, frames: list[Frame], size: int = 8) -> list[Dete
 def test_half_precision_detections_follow_float32(
     person: SSD, clip_frames: list[Frame], precision: str
 ) -> None:
-    fp32 = Detector(person, PERSON, "cuda", precision="fp32")
-    half = Detector(person, PERSON, "cuda", precision=precision)
+    fp32 = make_detector(person, PERSON, device="cuda", precision="fp32")
+    half = make_detector(person, PERSON, device="cuda", precision=precision)
     result = compare(batches(fp32, clip_frames), batches(half, clip_frames))
     assert result.reference > 50
     assert result.recall >= 0.95 and result.precision >= 0.95
@@ -46,15 +47,15 @@ def test_half_precision_detections_follow_float32(
 
 
 def test_cuda_detections_follow_the_cpu(person: SSD, clip_frames: list[Frame]) -> None:
-    cpu = Detector(person, PERSON, "cpu", runtime="torch")
-    cuda = Detector(person, PERSON, "cuda", precision="fp32")
+    cpu = make_detector(person, PERSON, runtime="torch")
+    cuda = make_detector(person, PERSON, device="cuda", precision="fp32")
     result = compare(batches(cpu, clip_frames), batches(cuda, clip_frames))
     # CUDA resizes in float, the CPU in uint8: boxes may differ by a little, not in number.
     assert result.recall >= 0.97 and result.precision >= 0.97
 
 
 def test_batches_in_flight_give_what_detect_gives(person: SSD, clip_frames: list[Frame]) -> None:
-    detector = Detector(person, PERSON, "cuda")
+    detector = make_detector(person, PERSON, device="cuda")
     assert detector.pipelined
     first, second = clip_frames[:8], clip_frames[8:16]
     expected = detector.detect(first) + detector.detect(second)

@@ -7,10 +7,11 @@ import pytest
 import torch
 from torchvision.models import detection as tvd
 
-from detector import Detector, ModelConfigError
+from detector import Detector, DetectorRequest, ModelConfigError
 from detector.ssd import SSD
 from detector.torchvision_models import from_torchvision
 from pipeline.types import Frame, LabelMap
+from tests.detector.building import make_detector
 from tests.detector.random_models import calibrated_ssdlite
 
 LABELS = LabelMap(tuple(tvd.SSDLite320_MobileNet_V3_Large_Weights.COCO_V1.meta["categories"]))
@@ -32,7 +33,7 @@ def frame(height: int, width: int, seed: int, index: int = 0) -> Frame:
 
 
 def test_one_detections_per_frame_inside_each_frame_for_mixed_sizes(ssdlite: SSD):
-    detector = Detector(ssdlite, LABELS, "cpu", score_threshold=0.0, max_detections=5)
+    detector = make_detector(ssdlite, LABELS, score_threshold=0.0, max_detections=5)
     frames = [frame(240, 320, 0), frame(150, 200, 1), frame(320, 320, 2), frame(240, 320, 3)]
     results = detector.detect(frames)
     assert len(results) == len(frames)
@@ -49,7 +50,7 @@ def test_one_detections_per_frame_inside_each_frame_for_mixed_sizes(ssdlite: SSD
 
 
 def test_mixed_size_batch_equals_frames_detected_one_at_a_time(ssdlite: SSD):
-    detector = Detector(ssdlite, LABELS, "cpu", score_threshold=0.0, max_detections=10)
+    detector = make_detector(ssdlite, LABELS, score_threshold=0.0, max_detections=10)
     frames = [frame(240, 320, 0), frame(150, 200, 1), frame(240, 320, 3)]
     together = detector.detect(frames)
     for f, batched in zip(frames, together, strict=True):
@@ -75,10 +76,9 @@ def test_detections_match_torchvision_running_the_same_weights(
     torchvision_ssdlite.detections_per_img = 1000
     with torch.no_grad():
         expected = torchvision_ssdlite([image])[0]
-    detector = Detector(
+    detector = make_detector(
         ssdlite,
         LABELS,
-        "cpu",
         score_threshold=threshold,
         nms_threshold=torchvision_ssdlite.nms_thresh,
         max_detections=1000,
@@ -104,15 +104,16 @@ def ssdlite_input(image: torch.Tensor) -> torch.Tensor:
 
 
 def test_label_filter_reports_only_named_classes():
-    detector = Detector.build(
-        "ssdlite320_mobilenet_v3_large",
-        "none",
+    request = DetectorRequest(
+        model="ssdlite320_mobilenet_v3_large",
+        weights="none",
         device="cpu",
         score_threshold=0.0,
         max_detections=20,
         labels=["person", "Car"],
         runtime="torch",  # unseeded random weights: nothing for onnxruntime to cache
     )
+    detector = Detector.build(request)
     (det,) = detector.detect([frame(120, 160, 0)])
     assert len(det) > 0
     assert set(det.label.tolist()) <= {LABELS.names.index("person"), LABELS.names.index("car")}
@@ -123,25 +124,25 @@ def test_unknown_label_name_is_a_config_error_naming_it(ssdlite: SSD):
     with pytest.raises(
         ModelConfigError, match=r"unknown label 'persn'.*valid labels include: person"
     ):
-        Detector(ssdlite, LABELS, "cpu", labels=["person", "persn"])
+        make_detector(ssdlite, LABELS, labels=["person", "persn"])
 
 
 def test_background_and_placeholder_names_are_not_valid_labels(ssdlite: SSD):
     for name in ("__background__", "N/A"):
         with pytest.raises(ModelConfigError, match="unknown label"):
-            Detector(ssdlite, LABELS, "cpu", labels=[name])
+            make_detector(ssdlite, LABELS, labels=[name])
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_device_without_cuda_is_a_config_error(ssdlite: SSD):
     with pytest.raises(ModelConfigError, match=r"CUDA is not available.*detector.device: cpu"):
-        Detector(ssdlite, LABELS, "cuda:0")
+        make_detector(ssdlite, LABELS, device="cuda:0")
 
 
 def test_invalid_device_name_is_a_config_error(ssdlite: SSD):
     with pytest.raises(ModelConfigError, match="invalid device 'gpu0'"):
-        Detector(ssdlite, LABELS, "gpu0")
+        make_detector(ssdlite, LABELS, device="gpu0")
 
 
 def test_no_frames_gives_no_results(ssdlite: SSD):
-    assert Detector(ssdlite, LABELS, "cpu").detect([]) == []
+    assert make_detector(ssdlite, LABELS).detect([]) == []

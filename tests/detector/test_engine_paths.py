@@ -16,13 +16,18 @@ import torch
 import torch.nn.functional as F
 
 from detector import engine
-from detector.engine import Detector, fold_batch_norms, prepare_model, resolve_precision
+from detector.engine import Detector
 from detector.errors import ModelConfigError
+from detector.networks import fold_batch_norms, prepare_model
+from detector.options import CPU_MICRO_BATCH, DetectorOptions
+from detector.request import DetectorRequest
 from detector.ssd import SSD
 from detector.tf_ssd import SameConv2d
+from detector.timing import StageTimes
 from detector.torchvision_models import from_torchvision
 from pipeline.types import Frame, LabelMap
 from tests.detector import random_models
+from tests.detector.building import cpu_options, make_detector
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 PHOTO = Path(__file__).resolve().parents[2] / "docs" / "images" / "lobby.jpg"
@@ -74,8 +79,8 @@ def photo_frames(count: int) -> list[Frame]:
 def test_micro_batches_give_the_detections_of_one_pass(person):
     batch = photo_frames(5)
     options = {"score_threshold": 0.05, "runtime": "torch"}  # onnxruntime takes whole batches
-    whole = Detector(person, PERSON, "cpu", micro_batch=8, **options).detect(batch)
-    split = Detector(person, PERSON, "cpu", micro_batch=2, **options).detect(batch)
+    whole = make_detector(person, PERSON, micro_batch=8, **options).detect(batch)
+    split = make_detector(person, PERSON, micro_batch=2, **options).detect(batch)
     assert sum(len(d) for d in whole) > 0
     for a, b in zip(whole, split, strict=True):
         np.testing.assert_array_equal(a.label, b.label)
@@ -83,17 +88,21 @@ def test_micro_batches_give_the_detections_of_one_pass(person):
         np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
 
 
-def test_cpu_uses_small_micro_batches_and_cuda_one_pass(person):
-    assert Detector(person, PERSON, "cpu", runtime="torch").micro_batch == engine.CPU_MICRO_BATCH
-    assert Detector(person, PERSON, "cpu", runtime="onnxruntime").micro_batch is None
+def test_cpu_uses_small_micro_batches_and_cuda_one_pass(person, monkeypatch):
+    torch_run = make_detector(person, PERSON, runtime="torch")
+    assert torch_run.options.micro_batch == CPU_MICRO_BATCH
+    assert make_detector(person, PERSON, runtime="onnxruntime").options.micro_batch is None
     with pytest.raises(ModelConfigError, match="micro_batch must be >= 1"):
-        Detector(person, PERSON, "cpu", micro_batch=0)
+        make_detector(person, PERSON, micro_batch=0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # resolving only: no CUDA runs
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert DetectorOptions.resolve(DetectorRequest(device="cuda")).micro_batch is None
 
 
 def test_uint8_resize_is_within_one_grey_level_of_float_resize(person):
     batch = frames(3, 576, 768)
-    fast = Detector(person, PERSON, "cpu")._model_input(batch)
-    exact = Detector(person, PERSON, "cpu", exact_resize=True)._model_input(batch)
+    fast = make_detector(person, PERSON)._model_input(batch)
+    exact = make_detector(person, PERSON, exact_resize=True)._model_input(batch)
     assert fast.dtype == torch.uint8 and exact.dtype == torch.float32
     assert fast.shape == exact.shape == (3, 3, 300, 300)
     assert fast.is_contiguous(memory_format=torch.channels_last)
@@ -103,28 +112,31 @@ def test_uint8_resize_is_within_one_grey_level_of_float_resize(person):
 
 def test_mixed_frame_sizes_are_resized_per_group_into_one_batch(person):
     batch = [*frames(1, 240, 320), *frames(1, 300, 300), *frames(1, 120, 160)]
-    detector = Detector(person, PERSON, "cpu")
+    detector = make_detector(person, PERSON)
     together = detector._model_input(batch)
     for i, f in enumerate(batch):
         torch.testing.assert_close(together[i], detector._model_input([f])[0])
 
 
-def test_precision_auto_is_fp16_on_cuda_and_fp32_on_the_cpu():
-    assert resolve_precision("auto", CPU) is None
-    assert resolve_precision("fp32", CUDA) is None
-    assert resolve_precision("auto", CUDA) == torch.float16
-    assert resolve_precision("BF16", CUDA) == torch.bfloat16
+def test_precision_auto_is_fp16_on_cuda_and_fp32_on_the_cpu(cuda_present):
+    def on_cuda(precision: str) -> DetectorOptions:
+        return DetectorOptions.resolve(DetectorRequest(device="cuda", precision=precision))
+
+    assert cpu_options().autocast_dtype is None
+    assert on_cuda("fp32").autocast_dtype is None
+    assert on_cuda("auto").autocast_dtype == torch.float16
+    assert on_cuda("BF16").autocast_dtype == torch.bfloat16
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_half_precision_on_the_cpu_is_a_config_error(precision):
     with pytest.raises(ModelConfigError, match=f"precision {precision} needs a CUDA device"):
-        resolve_precision(precision, CPU)
+        cpu_options(precision=precision)
 
 
 def test_unknown_precision_is_a_config_error_listing_the_valid_ones():
     with pytest.raises(ModelConfigError, match=r"invalid precision 'fp8'.*fp32, fp16, bf16"):
-        resolve_precision("fp8", CPU)
+        cpu_options(precision="fp8")
 
 
 class _RecordingTensor(torch.Tensor):
@@ -196,9 +208,9 @@ def test_same_conv_grown_kernel_equals_explicit_tf_padding(size):
 
 
 def test_stage_times_add_up_per_batch_when_asked(person):
-    detector = Detector(person, PERSON, "cpu")
+    detector = make_detector(person, PERSON)
     detector.detect(frames(2))  # no StageTimes: nothing recorded, nothing fails
-    detector.stage_times = engine.StageTimes()
+    detector.stage_times = StageTimes()
     detector.detect(frames(3))
     detector.detect(frames(1))
     times = detector.stage_times
@@ -222,7 +234,7 @@ def two_batches() -> tuple[list[Frame], list[Frame]]:
 
 
 def test_submitted_batches_collected_later_give_the_detections_of_detect(person):
-    detector = Detector(person, PERSON, "cpu", score_threshold=0.05, runtime="torch")
+    detector = make_detector(person, PERSON, score_threshold=0.05, runtime="torch")
     first, second = two_batches()
     expected_first, expected_second = detector.detect(first), detector.detect(second)
     assert [len(d) > 0 for d in expected_first] == [True, True, False, True]
@@ -243,7 +255,7 @@ def test_cpu_submit_post_processes_at_once(person, monkeypatch):
         return real_postprocess(*args, **kwargs)
 
     monkeypatch.setattr(engine, "postprocess", postprocess)
-    detector = Detector(person, PERSON, "cpu", runtime="torch")
+    detector = make_detector(person, PERSON, runtime="torch")
     pending = detector.submit(frames(2))
     assert calls == [1]
     pending.result()
@@ -251,7 +263,7 @@ def test_cpu_submit_post_processes_at_once(person, monkeypatch):
 
 
 def test_a_cpu_detector_with_one_worker_does_not_pipeline(person):
-    detector = Detector(person, PERSON, "cpu", workers=1)
+    detector = make_detector(person, PERSON, workers=1)
     assert detector.pipelined is False and detector._side_stream is None
 
 
@@ -354,14 +366,14 @@ class _FakeCuda:
 @pytest.fixture(scope="module")
 def expected(person) -> tuple[list[Any], list[Any]]:
     """`detect` of `two_batches()` by a plain CPU detector."""
-    detector = Detector(person, PERSON, "cpu", score_threshold=0.05, runtime="torch")
+    detector = make_detector(person, PERSON, score_threshold=0.05, runtime="torch")
     first, second = two_batches()
     return detector.detect(first), detector.detect(second)
 
 
 @pytest.fixture
 def fake_cuda(person, monkeypatch) -> _FakeCuda:
-    detector = Detector(person, PERSON, "cpu", score_threshold=0.05, runtime="torch")
+    detector = make_detector(person, PERSON, score_threshold=0.05, runtime="torch")
     return _FakeCuda(detector, monkeypatch)
 
 
@@ -430,7 +442,7 @@ def test_cuda_batches_submitted_ahead_then_collected_give_the_detections_of_dete
 
 
 def test_cuda_post_processing_time_is_counted_in_result(fake_cuda):
-    times = fake_cuda.detector.stage_times = engine.StageTimes()
+    times = fake_cuda.detector.stage_times = StageTimes()
     pending = fake_cuda.detector.submit(two_batches()[1])
     assert times.prepare_s > 0 and times.forward_s > 0 and times.postprocess_s == 0
     assert (times.batches, times.images) == (1, 2)

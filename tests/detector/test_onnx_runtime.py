@@ -12,13 +12,15 @@ import pytest
 import torch
 from torch import nn
 
-from detector import engine, onnx_runtime
+from detector import onnx_runtime, options
 from detector.box_coder import BoxCoder
-from detector.engine import Detector, resolve_runtime
 from detector.errors import ModelConfigError
 from detector.onnx_runtime import OnnxRuntimeForward, model_key
+from detector.options import DetectorOptions
+from detector.request import DetectorRequest
 from detector.ssd import SSD
 from pipeline.types import Frame, LabelMap
+from tests.detector.building import cpu_options, make_detector
 from tests.detector.test_engine_paths import photo_frames
 
 pytestmark = pytest.mark.skipif(
@@ -54,8 +56,8 @@ def tiny_ssd(seed: int) -> SSD:
 
 def test_bundled_model_gives_the_same_detections_with_either_runtime(person: SSD) -> None:
     frames = photo_frames(4)
-    with_torch = Detector(person, PERSON, "cpu", score_threshold=0.2, runtime="torch")
-    with_onnx = Detector(person, PERSON, "cpu", score_threshold=0.2, runtime="onnxruntime")
+    with_torch = make_detector(person, PERSON, score_threshold=0.2, runtime="torch")
+    with_onnx = make_detector(person, PERSON, score_threshold=0.2, runtime="onnxruntime")
     assert (with_torch.runtime, with_onnx.runtime) == ("torch", "onnxruntime")
     images = with_torch._model_input(frames)
     with torch.inference_mode():
@@ -158,10 +160,11 @@ def test_export_failure_falls_back_to_torch_under_auto_one_batch_at_a_time(
     monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(onnx_runtime, "export_onnx", _failing_export)
     with caplog.at_level(logging.WARNING):
-        detector = Detector(
-            tiny_ssd(4), LabelMap(("bg", "thing")), "cpu", runtime="auto", workers=workers
+        detector = make_detector(
+            tiny_ssd(4), LabelMap(("bg", "thing")), runtime="auto", workers=workers
         )
     assert (detector.runtime, detector.workers, detector.pipelined) == ("torch", 1, False)
+    assert "aten::frobnicate" in detector.options.reasons["runtime"]
     assert "aten::frobnicate" in caplog.text and "with torch instead" in caplog.text
     # Only a detector asked for two workers is told it now has one.
     assert ("one batch at a time" in caplog.text) == (workers == 2)
@@ -176,20 +179,20 @@ def test_export_failure_with_onnxruntime_asked_for_is_a_config_error(
     monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(onnx_runtime, "export_onnx", _failing_export)
     with pytest.raises(ModelConfigError, match=r"cannot export .*frobnicate; set `detector.runtime: torch`"):
-        Detector(tiny_ssd(4), LabelMap(("bg", "thing")), "cpu", runtime="onnxruntime")
+        make_detector(tiny_ssd(4), LabelMap(("bg", "thing")), runtime="onnxruntime")
 
 
-def test_runtime_auto_is_onnxruntime_on_the_cpu_and_torch_on_cuda() -> None:
-    assert resolve_runtime("auto", CPU) == "onnxruntime"
-    assert resolve_runtime("auto", CUDA) == "torch"
-    assert resolve_runtime("auto", CPU, exact_resize=True) == "torch"
-    assert resolve_runtime("Torch", CPU) == "torch"
+def test_runtime_auto_is_onnxruntime_on_the_cpu_and_torch_on_cuda(cuda_present: None) -> None:
+    assert cpu_options(runtime="auto").runtime == "onnxruntime"
+    assert DetectorOptions.resolve(DetectorRequest(device="cuda")).runtime == "torch"
+    assert cpu_options(runtime="auto", exact_resize=True).runtime == "torch"
+    assert cpu_options(runtime="Torch").runtime == "torch"
 
 
 def test_runtime_auto_without_the_packages_is_torch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(options, "onnxruntime_available", lambda: False)
     monkeypatch.setattr(onnx_runtime, "onnxruntime_available", lambda: False)
-    assert resolve_runtime("auto", CPU) == "torch"
+    assert cpu_options(runtime="auto").runtime == "torch"
     with pytest.raises(ModelConfigError, match="pip install onnxruntime onnx onnxscript"):
         OnnxRuntimeForward(tiny_ssd(0), "tiny")
 
@@ -206,7 +209,9 @@ def test_impossible_runtime_choices_are_config_errors(
     runtime: str, device: torch.device, exact: bool, message: str
 ) -> None:
     with pytest.raises(ModelConfigError, match=message):
-        resolve_runtime(runtime, device, exact)
+        DetectorOptions.resolve(
+            DetectorRequest(device=str(device), runtime=runtime, exact_resize=exact)
+        )
 
 
 @pytest.mark.parametrize(("runtime", "expected"), [("torch", "torch"), ("auto", "onnxruntime")])

@@ -12,14 +12,17 @@ import numpy as np
 import pytest
 import torch
 
-from detector import engine, models, onnx_runtime
+from detector import models, onnx_runtime, options
 from detector.agreement import compare
-from detector.engine import Detector, auto_precision, resolve_precision, resolve_runtime
+from detector.engine import Detector
 from detector.errors import ModelConfigError
 from detector.onnx_runtime import OnnxRuntimeForward
-from detector.quantize import DEFAULT_CALIBRATION, calibration_images, has_int8_dot_products
+from detector.options import DetectorOptions, has_int8_dot_products
+from detector.quantize import DEFAULT_CALIBRATION, calibration_images
+from detector.request import DetectorRequest
 from detector.ssd import SSD
 from pipeline.types import Frame, LabelMap
+from tests.detector.building import cpu_options, make_detector
 from tests.detector.test_onnx_runtime import tiny_ssd
 
 pytestmark = pytest.mark.skipif(
@@ -45,9 +48,9 @@ def test_int8_detections_follow_float32_on_frames_it_was_not_calibrated_on(
     with av.open(str(DEFAULT_CALIBRATION)) as clip:
         images = [f.to_ndarray(format="rgb24") for f in clip.decode(video=0)][2::8]
     frames = [Frame("cam", i, None, 0.0, image) for i, image in enumerate(images)]
-    fp32 = Detector(person, PERSON, "cpu", runtime="onnxruntime")
-    int8 = Detector(person, PERSON, "cpu", precision="int8")
-    assert int8.runtime == "onnxruntime" and "-int8-" in int8._onnx.path.name  # type: ignore[union-attr]
+    fp32 = make_detector(person, PERSON, runtime="onnxruntime")
+    int8 = make_detector(person, PERSON, precision="int8")
+    assert int8.runtime == "onnxruntime" and "-int8-" in int8.network.path.name  # type: ignore[attr-defined]
     reference = [d for i in range(0, len(frames), 8) for d in fp32.detect(frames[i : i + 8])]
     candidate = [d for i in range(0, len(frames), 8) for d in int8.detect(frames[i : i + 8])]
     result = compare(reference, candidate)
@@ -123,17 +126,17 @@ def test_int8_never_falls_back_to_float32(monkeypatch: pytest.MonkeyPatch, tmp_p
 
     monkeypatch.setattr(onnx_runtime, "export_onnx", broken)
     image = np.full((16, 16, 3), 128, np.uint8)
-    fallback = Detector(tiny_ssd(5), PERSON, "cpu", runtime="auto")
+    fallback = make_detector(tiny_ssd(5), PERSON, runtime="auto")
     assert fallback.runtime == "torch"  # float32 under auto does fall back...
     with pytest.raises(ModelConfigError, match="exporter crashed"):  # ...int8 does not
-        Detector(tiny_ssd(5), PERSON, "cpu", precision="int8", calibration=[image])
+        Detector(tiny_ssd(5), PERSON, cpu_options(precision="int8"), calibration=[image])
 
 
 def test_precision_auto_runs_the_bundled_person_model_in_int8_on_the_cpu(vnni: None) -> None:
-    detector = Detector.build("person_ssdlite", device="cpu")
+    detector = Detector.build(DetectorRequest(model="person_ssdlite", device="cpu"))
     assert (detector.precision, detector.runtime) == ("int8", "onnxruntime")
-    assert "-int8-" in detector._onnx.path.name  # type: ignore[union-attr]
-    kept = Detector.build("person_ssdlite", device="cpu", precision="fp32")
+    assert "-int8-" in detector.network.path.name  # type: ignore[attr-defined]
+    kept = Detector.build(DetectorRequest(model="person_ssdlite", device="cpu", precision="fp32"))
     assert (kept.precision, kept.runtime) == ("fp32", "onnxruntime")
 
 
@@ -151,21 +154,31 @@ def test_precision_auto_runs_the_bundled_person_model_in_int8_on_the_cpu(vnni: N
     ],
 )
 def test_precision_auto_is_int8_only_where_its_accuracy_was_measured(
-    vnni: None, model: str, weights: str, device: str, runtime: str, expected: str
+    vnni: None,
+    cuda_present: None,
+    model: str,
+    weights: str,
+    device: str,
+    runtime: str,
+    expected: str,
 ) -> None:
-    where = torch.device(device)
-    assert auto_precision("auto", model, weights, where, runtime) == expected
-    for chosen in ("fp32", "int8"):  # what the config asks for is kept
-        assert auto_precision(chosen, model, weights, where, runtime) == chosen
+    asked = DetectorRequest(model=model, weights=weights, device=device, runtime=runtime)
+    auto = DetectorOptions.resolve(asked).precision
+    assert (auto == "int8") == (expected == "int8")
+    for chosen in ("fp32", "int8"):  # what the config asks for is kept (where it can run)
+        if chosen == "int8" and (device == "cuda" or runtime in ("torch", "compile")):
+            continue
+        request = DetectorRequest(
+            model=model, weights=weights, device=device, runtime=runtime, precision=chosen
+        )
+        assert DetectorOptions.resolve(request).precision == chosen
 
 
 def test_precision_auto_stays_float32_without_onnxruntime(
     vnni: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine, "onnxruntime_available", lambda: False)
-    assert auto_precision("auto", "person_ssdlite", "default", torch.device("cpu"), "auto") == (
-        "auto"
-    )
+    monkeypatch.setattr(options, "onnxruntime_available", lambda: False)
+    assert cpu_options(model="person_ssdlite").precision == "fp32"
 
 
 def test_precision_auto_stays_float32_on_cpus_without_8_bit_dot_products(
@@ -173,12 +186,10 @@ def test_precision_auto_stays_float32_on_cpus_without_8_bit_dot_products(
 ) -> None:
     # int8's accuracy was measured on VNNI CPUs only; without VNNI ONNX Runtime's u8s8
     # products can saturate.
-    monkeypatch.setattr(engine, "has_int8_dot_products", lambda: False)
-    assert auto_precision("auto", "person_ssdlite", "default", torch.device("cpu"), "auto") == (
-        "auto"
-    )
-    assert Detector.build("person_ssdlite", device="cpu").precision == "fp32"
-    assert auto_precision("int8", "person_ssdlite", "default", torch.device("cpu"), "auto") == (
+    monkeypatch.setattr(options, "has_int8_dot_products", lambda: False)
+    assert cpu_options(model="person_ssdlite").precision == "fp32"
+    assert Detector.build(DetectorRequest(model="person_ssdlite", device="cpu")).precision == "fp32"
+    assert cpu_options(model="person_ssdlite", precision="int8").precision == (
         "int8"  # asked for: still runs
     )
 
@@ -206,36 +217,37 @@ def test_int8_chosen_by_precision_auto_falls_back_to_float32_when_it_cannot_be_m
 ) -> None:
     monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
     monkeypatch.setitem(models.MODELS, "tiny", lambda weights: (tiny_ssd(8), PERSON))
-    monkeypatch.setattr(engine, "INT8_BY_DEFAULT", frozenset({"tiny"}))
+    monkeypatch.setattr(options, "INT8_BY_DEFAULT", frozenset({"tiny"}))
 
     def broken(*args: object) -> None:
         raise RuntimeError("no kernel for QLinearConv")
 
     monkeypatch.setattr(onnx_runtime, "quantize_int8", broken)
     with caplog.at_level(logging.WARNING):
-        detector = Detector.build("tiny", device="cpu")
+        detector = Detector.build(DetectorRequest(model="tiny", device="cpu"))
     assert (detector.precision, detector.runtime) == ("fp32", "onnxruntime")
     assert "no kernel for QLinearConv" in caplog.text
     assert "running the network in float32 instead" in caplog.text
+    assert "no kernel for QLinearConv" in detector.options.reasons["precision"]
     with pytest.raises(ModelConfigError, match="no kernel for QLinearConv"):
-        Detector.build("tiny", device="cpu", precision="int8")  # asked for: no fallback
+        Detector.build(DetectorRequest(model="tiny", device="cpu", precision="int8"))  # no fallback
 
 
 def test_int8_without_onnxruntime_names_the_packages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(options, "onnxruntime_available", lambda: False)
     with pytest.raises(ModelConfigError, match=r"int8 needs onnxruntime \(pip install "
                        r"onnxruntime onnx onnxscript\); or set `detector.precision: fp32`"):  # fmt: skip
-        resolve_runtime("auto", torch.device("cpu"), int8=True)
+        cpu_options(precision="int8")
 
 
 def test_int8_is_refused_off_the_cpu_and_with_torch() -> None:
     with pytest.raises(ModelConfigError, match="int8 runs on the CPU only"):
-        resolve_precision("int8", torch.device("cuda"))
+        DetectorRequest(device="cuda", precision="int8")
     with pytest.raises(ModelConfigError, match="int8 runs on onnxruntime"):
-        resolve_runtime("torch", torch.device("cpu"), int8=True)
-    assert resolve_runtime("auto", torch.device("cpu"), int8=True) == "onnxruntime"
+        DetectorRequest(device="cpu", runtime="torch", precision="int8")
+    assert cpu_options(precision="int8").runtime == "onnxruntime"
     with pytest.raises(ModelConfigError, match="at least one calibration frame"):
-        Detector(tiny_ssd(6), PERSON, "cpu", precision="int8", calibration=[])
+        Detector(tiny_ssd(6), PERSON, cpu_options(precision="int8"), calibration=[])
 
 
 def test_calibration_frames_are_spread_over_the_clip(tmp_path: Path) -> None:

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 import detector
-from detector.engine import Detector
 from detector.errors import ModelConfigError, WeightsUnavailableError
 from detector.models import build_model, save_checkpoint
 from detector.ssd import SSD
 from detector.tf_ssd import BUNDLED_WEIGHTS, load_tf_ssd, person_ssdlite
 from pipeline.types import Frame, LabelMap
+from tests.detector.building import make_detector
 
 GOLDEN = Path(__file__).parent / "fixtures" / "tf_person_ssdlite_golden.npz"
 
@@ -83,10 +83,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def test_detector_finds_the_people_tensorflow_finds(model, golden) -> None:
     threshold = 0.3
     # Same settings as the TF graph's post-processing (NMS IoU 0.6, at most 100 boxes).
-    det = Detector(
+    det = make_detector(
         model,
         LabelMap(("background", "person")),
-        device="cpu",
         score_threshold=threshold,
         nms_threshold=0.6,
         max_detections=100,
@@ -105,7 +104,8 @@ def test_detector_finds_the_people_tensorflow_finds(model, golden) -> None:
 
 
 def test_person_ssdlite_builds_by_name_after_importing_detector() -> None:
-    det = detector.Detector.build(model="person_ssdlite", weights="default", device="cpu")
+    request = detector.DetectorRequest(model="person_ssdlite", weights="default", device="cpu")
+    det = detector.Detector.build(request)
     assert det.labels.names == ("background", "person")
     assert det.input_size == (300, 300)
     blank = Frame("cam", 0, 0.0, 0.0, np.full((120, 160, 3), 127, np.uint8))

@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 import torch
 
-from detector import engine, onnx_runtime
+from detector import networks, onnx_runtime
 from detector.engine import Detector
 from detector.errors import ModelConfigError
 from detector.ssd import SSD
+from detector.timing import StageTimes
 from pipeline.config import ConfigError, parse_config
 from pipeline.types import LabelMap
+from tests.detector.building import make_detector
 from tests.detector.test_engine_paths import assert_same_detections, two_batches
 
 pytestmark = pytest.mark.skipif(
@@ -25,22 +27,21 @@ PERSON = LabelMap(("background", "person"))
 
 
 def detector(person: SSD, workers: int) -> Detector:
-    return Detector(
-        person, PERSON, "cpu", score_threshold=0.05, runtime="onnxruntime", workers=workers
+    return make_detector(
+        person, PERSON, score_threshold=0.05, runtime="onnxruntime", workers=workers
     )
 
 
 def meeting_forward(det: Detector, parties: int, timeout_s: float) -> threading.Barrier:
     """Makes every forward pass of `det` wait until `parties` of them are running at once."""
     barrier = threading.Barrier(parties, timeout=timeout_s)
-    real = det._onnx
-    assert real is not None
+    real = det.network
 
     def forward(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         barrier.wait()
         return real(images)
 
-    det._onnx = forward  # type: ignore[assignment]
+    det.network = forward
     return barrier
 
 
@@ -80,7 +81,7 @@ def test_an_error_in_a_worker_surfaces_from_result(person: SSD) -> None:
     def broken(images: torch.Tensor) -> Any:
         raise RuntimeError("network broke")
 
-    two._onnx = broken  # type: ignore[assignment]
+    two.network = broken
     pending = two.submit(two_batches()[0])  # returns: the worker fails later
     with pytest.raises(RuntimeError, match="network broke"):
         pending.result()
@@ -88,7 +89,7 @@ def test_an_error_in_a_worker_surfaces_from_result(person: SSD) -> None:
 
 def test_stage_times_add_up_over_both_workers(person: SSD) -> None:
     two = detector(person, 2)
-    two.stage_times = engine.StageTimes()
+    two.stage_times = StageTimes()
     first, second = two_batches()
     for pending in [two.submit(first), two.submit(second), two.submit(first)]:
         pending.result()
@@ -101,29 +102,29 @@ def test_stage_times_add_up_over_both_workers(person: SSD) -> None:
 def test_workers_share_the_cores_between_their_onnxruntime_runs(
     person: SSD, monkeypatch: pytest.MonkeyPatch, cores: int, workers: int, threads: int
 ) -> None:
-    monkeypatch.setattr(engine.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(networks.os, "cpu_count", lambda: cores)
     det = detector(person, workers)
     assert det.workers == workers and det.pipelined == (workers > 1)
-    assert det._onnx is not None and det._onnx.threads == threads
+    assert det.network.threads == threads  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
 def test_one_batch_at_a_time_by_default(person: SSD, runtime: str) -> None:
-    det = Detector(person, PERSON, "cpu", runtime=runtime)
+    det = make_detector(person, PERSON, runtime=runtime)
     assert det.workers == 1 and not det.pipelined
 
 
 @pytest.mark.parametrize("runtime", ["torch", "compile"])
 def test_two_workers_without_onnxruntime_are_a_config_error(person: SSD, runtime: str) -> None:
     with pytest.raises(ModelConfigError, match="workers 2 needs runtime onnxruntime"):
-        Detector(person, PERSON, "cpu", runtime=runtime, workers=2)
+        make_detector(person, PERSON, runtime=runtime, workers=2)
 
 
 @pytest.mark.parametrize(
     ("lines", "message"),
     [
-        ("  workers: 2\n  runtime: torch\n", "workers: 2 needs runtime onnxruntime"),
-        ("  workers: 2\n  device: cuda\n", "workers: 2 needs runtime onnxruntime"),
+        ("  workers: 2\n  runtime: torch\n", "workers 2 needs runtime onnxruntime"),
+        ("  workers: 2\n  device: cuda\n", "workers 2 needs runtime onnxruntime"),
         ("  workers: 3\n", "less than or equal to 2"),
         ("  workers: 0\n", "greater than or equal to 1"),
     ],

@@ -4,8 +4,16 @@ from pathlib import Path
 
 import pytest
 
+from detector import DetectorRequest, ModelConfigError
+from detector.request import BOUNDS, DEFAULTS
 from pipeline.cli import main
-from pipeline.config import ConfigError, SqlSinkConfig, load_config, parse_config
+from pipeline.config import (
+    ConfigError,
+    DetectorConfig,
+    SqlSinkConfig,
+    load_config,
+    parse_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,7 +92,7 @@ def test_bad_camera_id_and_device_get_plain_messages(video: str) -> None:
     assert problems[0].startswith("cameras[0].id (line 2): invalid camera id 'my cam'")
     assert (
         problems[1]
-        == "detector.device (line 5): unknown device 'gpu': use auto, cpu, cuda or cuda:N"
+        == "detector.device (line 5): invalid device 'gpu'; use auto, cpu, cuda or cuda:N"
     )
 
 
@@ -114,7 +122,7 @@ def test_int8_is_refused_where_it_cannot_run_and_calibration_only_serves_int8(
 ) -> None:
     head = f"cameras:\n  - id: a\n    source: {video}\ndetector:\n"
     assert _problems(head + "  precision: int8\n  runtime: torch\n") == [
-        "detector (line 4): precision int8 runs on onnxruntime: set runtime to "
+        "detector (line 4): precision int8 runs on onnxruntime; set `detector.runtime` to "
         "auto or onnxruntime"
     ]
     assert "int8 runs on onnxruntime" in _problems(head + "  precision: int8\n  runtime: compile\n")[0]
@@ -125,6 +133,47 @@ def test_int8_is_refused_where_it_cannot_run_and_calibration_only_serves_int8(
                                  "not found: gone.mp4")  # fmt: skip
     cfg = parse_config(head + f"  precision: int8\n  calibration: {video}\n")
     assert (cfg.detector.precision, cfg.detector.calibration) == ("int8", Path(video))
+
+
+def test_score_threshold_1_is_refused_by_the_config_at_its_path_as_by_the_detector(
+    video: str,
+) -> None:
+    text = f"cameras:\n  - id: a\n    source: {video}\ndetector:\n  score_threshold: 1.0\n"
+    (problem,) = _problems(text)
+    assert problem == "detector.score_threshold (line 5): Input should be less than 1 (got 1.0)"
+    with pytest.raises(ModelConfigError, match=r"score_threshold must be in \[0, 1\), got 1.0"):
+        DetectorRequest(score_threshold=1.0)
+    assert parse_config(text.replace("1.0", "0.99")).detector.score_threshold == 0.99
+
+
+def _outside(name: str) -> list[float]:
+    """Values just outside the bounds of the request's field `name`."""
+    bounds = BOUNDS[name]
+    return [
+        value
+        for value in (
+            None if bounds.ge is None else bounds.ge - 1,
+            bounds.gt,
+            None if bounds.le is None else bounds.le + 1,
+            bounds.lt,
+        )
+        if value is not None
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [(name, value) for name in BOUNDS if name in DetectorConfig.model_fields for value in _outside(name)],
+)
+def test_config_and_detector_refuse_the_same_values(name: str, value: float) -> None:
+    with pytest.raises(ModelConfigError, match=f"{name} must be"):
+        DetectorRequest(**{name: value})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=rf"{name}\n  Input should be (greater|less) than"):
+        DetectorConfig(**{name: value})  # type: ignore[arg-type]
+
+
+def test_config_defaults_are_the_detector_request_defaults() -> None:
+    assert DetectorConfig().to_request() == DEFAULTS
 
 
 def test_invalid_yaml_reports_the_line() -> None:

@@ -1,0 +1,269 @@
+"""What the detector stage will do on this machine: `DetectorOptions`, a `DetectorRequest`
+with every `auto` choice settled here (CUDA or not, onnxruntime installed or not, 8-bit dot
+products or not), the rules checked again on what was picked, and why it was picked.
+
+Nothing here imports torch until `DetectorOptions.resolve` runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from detector.errors import ModelConfigError
+from detector.request import (
+    TORCH_RUNTIMES,
+    DetectorRequest,
+    ResolvedPrecision,
+    ResolvedRuntime,
+    check_combination,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+CPU_MICRO_BATCH = 2
+"""Images per forward pass on the CPU. Larger batches buy nothing there: the activations of
+a batch of 8 SSDLite images outgrow glibc's mmap threshold, so every forward pays page faults
+for fresh memory (measured: 2 images per pass ~25% faster than 8, docs/performance.md)."""
+
+INT8_BY_DEFAULT: frozenset[str] = frozenset({"person_ssdlite"})
+"""Registered models whose default weights run in int8 under `precision: auto` on CPUs with
+8-bit dot products: their int8 accuracy against float32 was measured there
+(docs/performance.md, "int8 accuracy")."""
+INT8_DOT_PRODUCT_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
+"""x86 CPU flags (Linux's /proc/cpuinfo names) of 8-bit dot-product instructions."""
+ONNXRUNTIME_PACKAGES = ("onnxruntime", "onnx", "onnxscript")
+"""What runtime onnxruntime needs: the runtime, and the exporter's packages."""
+ONNXRUNTIME_INSTALL = f"pip install {' '.join(ONNXRUNTIME_PACKAGES)}"
+
+
+def has_int8_dot_products(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU has 8-bit dot-product instructions (AVX-512 VNNI or AVX-VNNI), read
+    from `cpuinfo` (the text of /proc/cpuinfo; None: this machine's, False where there is
+    none). Every int8 figure in docs/performance.md comes from such CPUs. Without them ONNX
+    Runtime multiplies uint8 by int8 with an instruction whose 16-bit sums can saturate (its
+    quantization docs), which `detector.quantize` does not guard against, and int8 gains less.
+    """
+    if cpuinfo is None:
+        return _this_cpu_has_int8_dot_products()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags" and INT8_DOT_PRODUCT_FLAGS & set(value.split()):
+            return True
+    return False
+
+
+@functools.cache
+def _this_cpu_has_int8_dot_products() -> bool:
+    try:
+        return has_int8_dot_products(Path("/proc/cpuinfo").read_text())
+    except OSError:  # not Linux: no way to tell here, so no
+        return False
+
+
+def onnxruntime_available() -> bool:
+    """Whether ONNX Runtime and the exporter's packages can be imported."""
+    return all(importlib.util.find_spec(name) is not None for name in ONNXRUNTIME_PACKAGES)
+
+
+@dataclass(frozen=True)
+class DetectorOptions:
+    """What the detector stage does on this machine: `request` with every `auto` settled.
+
+    Made by `resolve`; a `Detector`'s options say what really runs, after any fallback.
+    """
+
+    request: DetectorRequest
+    """What was asked; thresholds, labels and the engine settings are read from here."""
+    device: torch.device
+    runtime: ResolvedRuntime
+    precision: ResolvedPrecision
+    workers: int
+    micro_batch: int | None
+    """Images per torch forward pass; None: the whole batch (ONNX Runtime always)."""
+    reasons: Mapping[str, str] = field(default_factory=dict)
+    """Why each `auto` choice (or fallback) came out as it did, by field ("device",
+    "runtime", "precision", "micro_batch", "workers"): the value first, then why."""
+
+    @classmethod
+    def resolve(cls, request: DetectorRequest) -> DetectorOptions:
+        """Settles `request`'s `auto` choices on this machine.
+
+        Raises:
+            ModelConfigError: the device is not there, int8 without onnxruntime, or a rule
+                broken by what `auto` picked (fp16 asked with device auto on a CPU, ...).
+        """
+        return cls._resolve(request, {})
+
+    def without_auto_int8(self, why: str) -> DetectorOptions | None:
+        """These options with float32 for the int8 that precision auto picked but that could
+        not be made here (`why`); None where int8 was asked for, or not picked."""
+        if self.precision != "int8" or self.request.precision != "auto":
+            return None
+        return self._resolve(self.request, {"int8": why})
+
+    def without_auto_onnxruntime(self, why: str) -> DetectorOptions | None:
+        """These options with torch (one worker) for the onnxruntime that runtime auto picked
+        but that cannot run the network here (`why`); None where onnxruntime was asked for,
+        or int8 (which runs on nothing else), or onnxruntime was not picked."""
+        if (
+            self.runtime != "onnxruntime"
+            or self.request.runtime != "auto"
+            or self.precision == "int8"
+        ):
+            return None
+        return self._resolve(self.request, {"onnxruntime": why})
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The autocast dtype of fp16 and bf16 (CUDA); None for fp32, and for int8, whose
+        network is int8 itself."""
+        import torch
+
+        return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
+
+    @classmethod
+    def _resolve(cls, request: DetectorRequest, failed: Mapping[str, str]) -> DetectorOptions:
+        """`resolve`, where the auto choices in `failed` ("int8", "onnxruntime") were tried
+        and could not be made, for the reasons given."""
+        device, device_why = _device(request.device)
+        here = str(device)
+        check_combination(
+            here, request.runtime, request.precision, request.workers, request.exact_resize
+        )
+        precision, precision_why = _precision(request, device.type, failed)
+        runtime, runtime_why = _runtime(request, device.type, precision, failed)
+        workers, workers_why = request.workers, None
+        if "onnxruntime" in failed and workers > 1:
+            workers, workers_why = 1, "1: onnxruntime failed, and torch runs share one thread pool"
+        micro_batch, micro_batch_why = _micro_batch(request, device.type, runtime)
+        check_combination(here, runtime, precision, workers, request.exact_resize)
+        reasons = {
+            "device": device_why,
+            "precision": precision_why,
+            "runtime": runtime_why,
+            "workers": workers_why,
+            "micro_batch": micro_batch_why,
+        }
+        return cls(
+            request,
+            device,
+            runtime,
+            precision,
+            workers,
+            micro_batch,
+            MappingProxyType({k: v for k, v in reasons.items() if v is not None}),
+        )
+
+
+def _device(name: str) -> tuple[torch.device, str | None]:
+    """The torch device `name` stands for, and why where it was "auto"."""
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda"), "cuda: torch sees a CUDA device"
+        return torch.device("cpu"), "cpu: torch sees no CUDA device"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelConfigError(
+                f"device {name!r} requested but CUDA is not available to torch "
+                f"{torch.__version__}; set `detector.device: cpu` (or auto)"
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ModelConfigError(
+                f"device {name!r} requested but only {count} CUDA device(s) exist "
+                f"(cuda:0..cuda:{count - 1})"
+            )
+    return device, None
+
+
+def _precision(
+    request: DetectorRequest, device_type: str, failed: Mapping[str, str]
+) -> tuple[ResolvedPrecision, str | None]:
+    """What the network computes in, and why where the request said "auto"."""
+    if request.precision != "auto":
+        return request.precision, None
+    if device_type == "cuda":
+        return "fp16", "fp16: autocast on CUDA"
+    why_not = _why_not_int8(request, failed)
+    if why_not is None:
+        return "int8", (
+            f"int8: {request.model}'s int8 accuracy was measured and this CPU has 8-bit dot "
+            "products (VNNI)"
+        )
+    return "fp32", f"fp32: {why_not}"
+
+
+def _why_not_int8(request: DetectorRequest, failed: Mapping[str, str]) -> str | None:
+    """Why precision auto is not int8 on this CPU; None where it is: 2-2.5x faster than
+    float32 for ~94% of its detections (99% of those scoring >= 0.6), what a 2-core machine
+    needs to keep up, where that was measured (docs/performance.md)."""
+    if "int8" in failed:
+        return f"int8 could not be made here ({failed['int8']})"
+    if request.model not in INT8_BY_DEFAULT:
+        return f"int8 accuracy was measured for {', '.join(sorted(INT8_BY_DEFAULT))} only"
+    if request.weights != "default":
+        return f"{request.model}'s int8 accuracy was measured with its default weights only"
+    if request.runtime in TORCH_RUNTIMES:
+        return f"int8 runs on onnxruntime, not {request.runtime}"
+    if request.exact_resize:
+        return "exact_resize feeds float pixels, and int8 runs on uint8 ones"
+    if not has_int8_dot_products():
+        return "this CPU has no 8-bit dot products (AVX-512 VNNI or AVX-VNNI) to run int8 on"
+    if "onnxruntime" in failed:
+        return f"int8 runs on onnxruntime, which failed here ({failed['onnxruntime']})"
+    if not onnxruntime_available():
+        return f"int8 runs on onnxruntime, which is not installed ({ONNXRUNTIME_INSTALL})"
+    return None
+
+
+def _runtime(
+    request: DetectorRequest,
+    device_type: str,
+    precision: ResolvedPrecision,
+    failed: Mapping[str, str],
+) -> tuple[ResolvedRuntime, str | None]:
+    """What runs the network, and why where the request said "auto"."""
+    if precision == "int8":
+        if not onnxruntime_available():
+            raise ModelConfigError(
+                f"precision int8 needs onnxruntime ({ONNXRUNTIME_INSTALL}); "
+                "or set `detector.precision: fp32`"
+            )
+        if request.runtime == "auto":
+            return "onnxruntime", "onnxruntime: int8 runs on onnxruntime"
+    if request.runtime != "auto":
+        return request.runtime, None
+    if device_type != "cpu":
+        return "torch", "torch: onnxruntime runs on the CPU only"
+    if request.exact_resize:
+        return "torch", "torch: exact_resize feeds float pixels, and onnxruntime takes uint8"
+    if "onnxruntime" in failed:
+        return "torch", f"torch: onnxruntime failed here ({failed['onnxruntime']})"
+    if not onnxruntime_available():
+        return "torch", f"torch: onnxruntime is not installed ({ONNXRUNTIME_INSTALL})"
+    return "onnxruntime", "onnxruntime: about twice torch's speed on the CPU (docs/performance.md)"
+
+
+def _micro_batch(
+    request: DetectorRequest, device_type: str, runtime: ResolvedRuntime
+) -> tuple[int | None, str | None]:
+    """Images per torch forward pass, and why where the request left it to the engine."""
+    if request.micro_batch is not None:
+        return request.micro_batch, None
+    if runtime == "onnxruntime":
+        return None, "the whole batch: onnxruntime runs it at once"
+    if device_type == "cpu":
+        return CPU_MICRO_BATCH, (
+            f"{CPU_MICRO_BATCH}: larger CPU batches outgrow glibc's mmap threshold and page-fault"
+        )
+    return None, "the whole batch: one pass on CUDA"
