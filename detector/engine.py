@@ -283,9 +283,9 @@ class Detector:
         """Same-sized RGB HxWx3 uint8 images -> [n, 3, *input_size] channels_last on the device.
 
         The pixels cross to the device as uint8 (a quarter of float32's bytes). The CPU
-        resizes uint8 directly (SIMD kernel, ~10x faster than converting 768x576 frames to
-        float first); CUDA has no uint8 bilinear kernel and converts first, at no
-        measurable cost there.
+        resizes uint8 directly (a SIMD kernel, many times faster than converting to float
+        first: docs/performance.md); CUDA has no uint8 bilinear kernel and converts first,
+        at no measurable cost there.
         """
         pixels = _upload(images, self.device)  # [n, H, W, 3] uint8
         x = pixels.permute(0, 3, 1, 2)  # a channels_last view, no copy

@@ -1,8 +1,8 @@
 """ONNX Runtime for an SSD's network on the CPU: the same weights, about twice as fast.
 
-PyTorch's eager CPU kernels run the MobileNet backbones of the SSDLite models at 40-50% of
-the CPU's multiply-add rate (docs/performance.md); ONNX Runtime's fused, blocked-layout
-kernels run the same graph 1.5x faster on one thread and 2-2.5x on two. The network is
+PyTorch's eager CPU kernels run the MobileNet backbones of the SSDLite models at well
+under the CPU's multiply-add rate; ONNX Runtime's fused, blocked-layout kernels run the
+same graph faster (figures in docs/performance.md). The network is
 exported once with `torch.onnx.export` and the file is cached by the hash of its weights,
 so later runs start in well under a second. Pre- and post-processing stay in PyTorch.
 """
@@ -118,7 +118,7 @@ class OnnxRuntimeForward:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         # Spinning threads would take the cores that decoding and encoding need between
-        # batches (measured: 49 against 51 frames/s end to end with spinning on).
+        # batches (docs/performance.md).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # Denormal floats are many times slower; flushing them changes no detection.
         options.add_session_config_entry("session.set_denormal_as_zero", "1")

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 CPU_MICRO_BATCH = 2
 """Images per forward pass on the CPU. Larger batches buy nothing there: the activations of
 a batch of 8 SSDLite images outgrow glibc's mmap threshold, so every forward pays page faults
-for fresh memory (measured: 2 images per pass ~25% faster than 8, docs/performance.md)."""
+for fresh memory (docs/performance.md, "Smaller choices in the code")."""
 
 INT8_BY_DEFAULT: frozenset[str] = frozenset({"person_ssdlite"})
 """Registered models whose default weights run in int8 under `precision: auto` on CPUs with
@@ -204,9 +204,9 @@ def _precision(
 
 
 def _why_not_int8(request: DetectorRequest, failed: Mapping[str, str]) -> str | None:
-    """Why precision auto is not int8 on this CPU; None where it is: 2-2.5x faster than
-    float32 for ~94% of its detections (99% of those scoring >= 0.6), what a 2-core machine
-    needs to keep up, where that was measured (docs/performance.md)."""
+    """Why precision auto is not int8 on this CPU; None where it is: where int8's speed and
+    accuracy were measured (docs/performance.md, "int8 accuracy"), what a 2-core machine
+    needs to keep up."""
     if "int8" in failed:
         return f"int8 could not be made here ({failed['int8']})"
     if request.model not in INT8_BY_DEFAULT:

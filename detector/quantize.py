@@ -1,11 +1,9 @@
 """int8 networks for ONNX Runtime on the CPU: static quantization calibrated on real frames.
 
 CPUs with 8-bit dot-product instructions (AVX-512 VNNI, AVX-VNNI) run the quantized
-person SSDLite 2.3-2.5x faster than float32. The price is accuracy: on vtest.avi the int8
-network finds 94% of float32's detections at the same score threshold and 99% of those
-scoring >= 0.6, its boxes overlapping float32's at IoU 0.96 on average
-(`benchmarks/quantization.py`, docs/performance.md). That is why `precision: auto` picks
-int8 only for the bundled person model, whose accuracy this is
+person SSDLite faster than float32, at a price in accuracy that
+`benchmarks/quantization.py` measures (figures in docs/performance.md, "int8 accuracy").
+That is why `precision: auto` picks int8 only for the bundled person model, whose accuracy this is
 (`detector.options.INT8_BY_DEFAULT`), and only on such CPUs
 (`detector.options.has_int8_dot_products`); any other model or CPU needs
 `detector.precision: int8`.
@@ -31,8 +29,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1] / "samples" / "pedestrians.mp4"
 """The bundled sample clip: people on a campus, what the bundled person model is for."""
 CALIBRATION_FRAMES = 50
-"""Frames the activation ranges are measured on (measured: 200 frames gave the same
-detections as 50 to within 0.2%)."""
+"""Frames the activation ranges are measured on; more changed nothing measurable
+(docs/performance.md)."""
 
 
 def calibration_images(

@@ -41,8 +41,9 @@ class SameConv2d(nn.Conv2d):
 
         TF pads one pixel more at the bottom/right than at the top/left when the total is
         odd. Instead of padding the activations (a zero-filled copy of the largest tensors
-        of the network, ~20% of the CPU time), the kernel grows by one zero row/column at
-        its top/left and the conv pads symmetrically by the larger amount: the same sums.
+        of the network, a fifth of the CPU time: docs/performance.md), the kernel grows by
+        one zero row/column at its top/left and the conv pads symmetrically by the larger
+        amount: the same sums.
         """
         if self.stride[0] == 1:
             return super().forward(x)
