@@ -92,15 +92,8 @@ def make_backoff(camera: CameraConfig) -> Backoff:
 
 
 def build_tracker(camera_id: str, config: TrackerConfig) -> IoUTracker:
-    """One camera's tracker."""
-    return IoUTracker(
-        camera_id,
-        sigma_l=config.sigma_l,
-        sigma_h=config.sigma_h,
-        sigma_iou=config.sigma_iou,
-        t_min=config.t_min,
-        max_age=config.max_age,
-    )
+    """One camera's tracker: the section's keys are the tracker's parameters."""
+    return IoUTracker(camera_id, **config.model_dump(exclude={"type"}))
 
 
 def build_detector(det: DetectorConfig) -> Detector:

@@ -10,7 +10,7 @@ from types import FrameType
 from typing import Any
 
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from pipeline.config import ConfigError, load_config
+from pipeline.config import ConfigError, PipelineConfig, load_config
 
 
 def add_parsers(sub: Any) -> None:
@@ -25,11 +25,18 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_validate)
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+def _load(path: str) -> PipelineConfig | None:
+    """The config at `path`; None once the reasons it cannot be used are printed."""
     try:
-        config = load_config(args.config)
+        return load_config(path)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
         return EXIT_USAGE
     print(
         f"{args.config}: ok ({len(config.cameras)} camera(s), model {config.detector.model}, "
@@ -39,10 +46,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    config = _load(args.config)
+    if config is None:
         return EXIT_USAGE
 
     from detector.errors import ModelConfigError, WeightsUnavailableError

@@ -61,8 +61,8 @@ class DetectorConfig(Strict):
             "Arithmetic of the network. auto: fp16 autocast on CUDA; int8 for person_ssdlite's "
             "bundled weights on CPUs with VNNI (where its int8 accuracy was measured); fp32 "
             "otherwise. "
-            "fp16 and bf16 are CUDA only. int8 (CPU, onnxruntime): a quantized copy, 2-2.5x "
-            "faster, finding ~94% of fp32's detections (docs/performance.md)."
+            "fp16 and bf16 are CUDA only. int8 (CPU, onnxruntime): a quantized copy, faster "
+            "for slightly fewer detections (figures in docs/performance.md)."
         ),
     )
     calibration: Path | None = Field(
@@ -101,7 +101,8 @@ class DetectorConfig(Strict):
         description="Most boxes kept per frame.",
     )
     labels: list[str] | None = Field(
-        None, description="Only keep these class names (e.g. [person, car]); all when absent."
+        None,
+        description="Only keep these class names (e.g. [person, car]); all when absent.",
     )
 
     def to_request(self) -> DetectorRequest:
