@@ -4,6 +4,7 @@ trackers and sinks. The runner (`pipeline.runner`) only runs what is built here.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -30,6 +31,8 @@ from pipeline.sources import AVSource, ImageFolderSource, Source
 from pipeline.types import LabelMap
 from sinks.base import Sink, SinkError
 from trackers import IoUTracker
+
+log = logging.getLogger(__name__)
 
 LIVE_QUEUE_SIZE = 4
 """Frames buffered for a live source by default: a few, so that latency stays bounded."""
@@ -105,6 +108,16 @@ def build_run_detector(det: DetectorConfig) -> Detector:
     """The detector of a run: `build_detector`, and on the CPU one core left to the other
     stages."""
     detector = build_detector(det)
+    options = detector.options
+    log.info(
+        "detector: %s on %s, %s, %s, %s worker(s)%s",
+        det.model,
+        options.device,
+        options.runtime,
+        options.precision,
+        options.workers,
+        "".join(f"; {field}: {why}" for field, why in options.reasons.items()),
+    )
     if detector.device.type == "cpu":
         # With every core in torch's pool, decoding, encoding and the sinks slow inference
         # many times on a busy machine (docs/performance.md).

@@ -21,6 +21,8 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from detector.errors import ModelConfigError, WeightsUnavailableError
     from pipeline.bench.cli import main as bench_main
     from pipeline.bench.end_to_end import BenchError
@@ -29,6 +31,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return bench_main(args)
     except (ModelConfigError, WeightsUnavailableError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValidationError as exc:  # options that make no valid config, e.g. --video-crf 99
+        for error in exc.errors():
+            print(f"error: {error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
         return EXIT_USAGE
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -72,6 +72,24 @@ def test_bench_without_a_clip_says_which_file_is_missing(
     assert f"clip not found: {missing}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [(["--workers", "2", "--runtime", "torch"], "workers 2"), (["--video-crf", "99"], "51")],
+)
+def test_bench_options_that_make_no_valid_pipeline_are_refused_in_one_line(
+    synthetic_video: VideoFactory,
+    capsys: pytest.CaptureFixture[str],
+    options: list[str],
+    named: str,
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
+    argv = ["bench", "--skip-model-only", "--clip", str(clip), "--device", "cpu", *options]
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE
+    assert err.startswith("error: ") and named in err and "Traceback" not in err
+
+
 def test_naive_runs_alternate_with_the_end_to_end_runs(
     synthetic_video: VideoFactory,
     capsys: pytest.CaptureFixture[str],
