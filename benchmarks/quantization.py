@@ -35,7 +35,8 @@ def read_frames(clip: Path, start: int, stop: int | None) -> list[Frame]:
             if stop is not None and i >= stop:
                 break
             if i >= start:
-                frames.append(Frame("clip", i, None, 0.0, image.to_ndarray(format="rgb24")))
+                pts = float(image.time or 0.0)
+                frames.append(Frame("clip", i, pts, 0.0, image.to_ndarray(format="rgb24")))
     if not frames:
         raise SystemExit(f"{clip} has no frames from {start}")
     return frames
