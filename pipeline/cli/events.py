@@ -108,15 +108,14 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     from sinks.event_bus.keys import create_key_pair
 
     directory = Path(args.directory)
-    public_file = directory / f"{args.name}.key"
-    if public_file.exists():
-        print(f"error: {public_file} exists; choose another --name or folder", file=sys.stderr)
-        return EXIT_USAGE
     try:
         public_path, secret_path, public = create_key_pair(directory, args.name)
+    except FileExistsError as exc:
+        print(f"error: {exc.filename} exists; choose another --name or folder", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as exc:
         print(f"error: cannot write keys to {directory}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED
     print(f"public key  {public_path}  ({public.decode()})")
-    print(f"secret key  {secret_path}  (keep it private)")
+    print(f"secret key  {secret_path}  (readable by you only; keep it private)")
     return EXIT_OK

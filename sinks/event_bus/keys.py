@@ -1,15 +1,24 @@
 """CURVE keys of the event bus: reading and checking them, and making key pairs.
 
 Keys are Z85 text (40 characters), given inline or in ZeroMQ certificate files: `NAME.key`
-holds the public key, `NAME.key_secret` both keys (`python -m pipeline keygen DIR`).
+holds the public key, `NAME.key_secret` both keys (`python -m pipeline keygen DIR`). Secret
+files are created readable by their owner only (0600).
 """
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 import re
+import stat
+from datetime import datetime
 from pathlib import Path
 
+import zmq
 import zmq.auth
+
+log = logging.getLogger(__name__)
 
 
 class CurveKeyError(ValueError):
@@ -22,6 +31,12 @@ _Z85_KEY = re.compile(r"^[0-9A-Za-z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}$")
 def read_secret_key(path: str | Path) -> bytes:
     """The Z85 secret key of a ZeroMQ certificate file (`*.key_secret`, see `keygen`)."""
     _public, secret = _load_certificate(Path(path))
+    mode = stat.S_IMODE(Path(path).stat().st_mode)
+    if mode & 0o077:
+        log.warning(
+            "CURVE secret key file %s is readable by other users (mode %o); chmod 600 %s",
+            path, mode, path,
+        )
     if secret is None:
         raise CurveKeyError(
             f"{path} holds only a public key; give the '.key_secret' file made by "
@@ -64,15 +79,47 @@ def server_secret_key(secret_key_file: str | Path | None, secret_key: str | None
 
 
 def create_key_pair(directory: Path, name: str) -> tuple[Path, Path, bytes]:
-    """Write `NAME.key` and `NAME.key_secret` into `directory` (made if missing).
+    """Write `NAME.key` (mode 0644) and `NAME.key_secret` (0600) into `directory` (made if
+    missing), as ZeroMQ certificate files.
 
-    Returns the public file, the secret file and the public key (Z85). Existing files of
-    that name are overwritten; OSError when the folder cannot be written.
+    Returns the public file, the secret file and the public key (Z85). Never overwrites:
+    FileExistsError when either file exists; OSError when the folder cannot be written.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    public_file, secret_file = zmq.auth.create_certificates(directory, name)
-    public, _secret = zmq.auth.load_certificate(public_file)
-    return Path(public_file), Path(secret_file), public
+    public, secret = zmq.curve_keypair()
+    public_file, secret_file = directory / f"{name}.key", directory / f"{name}.key_secret"
+    if public_file.exists():  # checked first so that no secret is left without its pair
+        raise FileExistsError(errno.EEXIST, "File exists", str(public_file))
+    _write_certificate(secret_file, public, secret)
+    try:
+        _write_certificate(public_file, public, None)
+    except OSError:
+        secret_file.unlink()
+        raise
+    return public_file, secret_file, public
+
+
+def _write_certificate(path: Path, public: bytes, secret: bytes | None) -> None:
+    """A certificate file as `zmq.auth.load_certificate` reads it. The file is created with
+    its final mode (never readable by others, even briefly) and never replaces a file."""
+    kind = "Public" if secret is None else "**Secret**"
+    lines = [
+        f"#   ****  Generated on {datetime.now():%Y-%m-%d %H:%M:%S} by ssd-pipeline  ****",
+        f"#   ZeroMQ CURVE {kind} Certificate",
+        "#   Exchange securely, or use a secure mechanism to verify the contents"
+        if secret is None
+        else "#   DO NOT PROVIDE THIS FILE TO OTHER USERS nor change its permissions.",
+        "",
+        "metadata",
+        "curve",
+        f'    public-key = "{public.decode()}"',
+    ]
+    if secret is not None:
+        lines.append(f'    secret-key = "{secret.decode()}"')
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o644 if secret is None else 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 def _load_certificate(path: Path) -> tuple[bytes, bytes | None]:

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import socket
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +43,10 @@ from sinks.event_bus.schema import (
 )
 
 log = logging.getLogger(__name__)
+
+MAX_SUBSCRIPTION_BYTES = 4096
+"""The largest message a peer may send: subscribers only send subscriptions (a byte and a
+topic prefix). A peer announcing more is disconnected before anything is allocated."""
 
 
 @dataclass
@@ -99,6 +106,8 @@ class EventPublisher(Sink):
         self._auth: ThreadAuthenticator | None = None
         self._socket: zmq.Socket[bytes] | None = self._context.socket(zmq.XPUB)
         try:
+            _refuse_ipc_path_in_use(endpoint)
+            self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)
             self._socket.setsockopt(zmq.SNDHWM, send_hwm)
             # Report every subscription (not only new topics), so subscribers can be counted.
             self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)
@@ -121,6 +130,9 @@ class EventPublisher(Sink):
         except (CurveKeyError, OSError) as exc:
             self._release(linger_ms=0)
             raise SinkError(f"zmq sink: CURVE keys for {endpoint!r}: {exc}") from exc
+        except SinkError:
+            self._release(linger_ms=0)
+            raise
         last = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.bound_endpoint = last or endpoint
         """The endpoint actually bound, e.g. with the port chosen for 'tcp://127.0.0.1:*'."""
@@ -250,3 +262,32 @@ class EventPublisher(Sink):
             self._auth = None
         # Our own context: term() waits at most the linger for queued messages.
         self._context.term()
+
+
+def _refuse_ipc_path_in_use(endpoint: str) -> None:
+    """SinkError when binding `endpoint` would delete something: ZeroMQ's ipc bind unlinks
+    whatever is at the path, a user's file or another program's live socket alike."""
+    if not endpoint.startswith("ipc://"):
+        return
+    path = endpoint.removeprefix("ipc://")
+    if path in ("", "*") or path.startswith("@"):  # a random name, or Linux's abstract names
+        return
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise SinkError(
+            f"zmq sink: cannot bind {endpoint!r}: {path} exists and is not a socket; "
+            "choose a path that does not exist (nothing was deleted)"
+        )
+    with socket.socket(socket.AF_UNIX) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except OSError:  # nobody listens: a socket left by an earlier run, safe to replace
+            return
+    raise SinkError(
+        f"zmq sink: cannot bind {endpoint!r}: another program listens on {path}; "
+        "choose another endpoint"
+    )

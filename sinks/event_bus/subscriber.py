@@ -28,6 +28,11 @@ from sinks.event_bus.schema import (
 
 log = logging.getLogger(__name__)
 
+MAX_EVENT_BYTES = 16 * 2**20
+"""The largest message a subscriber accepts; events are far smaller (a detections event is
+about 150 bytes per object). ZeroMQ drops a publisher announcing more, for good: it is not
+the pipeline."""
+
 
 class EventSubscriber:
     """Receives events from an `EventPublisher`, filtered exactly by camera and event type.
@@ -63,6 +68,7 @@ class EventSubscriber:
         self._context = zmq.Context()
         self._socket: zmq.Socket[bytes] = self._context.socket(zmq.SUB)
         try:
+            self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_EVENT_BYTES)
             if server_key is not None:
                 public, secret = client_keys or zmq.curve_keypair()
                 self._socket.curve_serverkey = server_key

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from sinks.base import SinkError
 from sinks.event_bus.keys import (
     CurveKeyError,
     check_z85_key,
+    create_key_pair,
     read_public_key,
     read_secret_key,
     server_secret_key,
@@ -122,3 +126,53 @@ def test_server_secret_key_is_read_from_a_file_or_given_inline_but_not_both(
     for both_or_neither in [(curve_keys["server"], secret.decode()), (None, None)]:
         with pytest.raises(CurveKeyError, match="exactly one of secret_key_file and secret_key"):
             server_secret_key(*both_or_neither)
+
+
+@pytest.fixture
+def no_umask() -> Iterator[None]:
+    """umask 0, so that a file's mode is the one it was created with."""
+    old = os.umask(0)
+    yield
+    os.umask(old)
+
+
+def test_key_pair_secret_is_created_private_and_public_key_readable(
+    tmp_path: Path, no_umask: None
+) -> None:
+    public_file, secret_file, public = create_key_pair(tmp_path / "keys", "server")
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(public_file.stat().st_mode) == 0o644
+    assert zmq.auth.load_certificate(secret_file) == (public, read_secret_key(secret_file))
+    assert read_public_key(public_file) == public
+
+
+@pytest.mark.parametrize("existing", ["server.key", "server.key_secret"])
+def test_key_pair_never_overwrites_an_existing_key_file(tmp_path: Path, existing: str) -> None:
+    (tmp_path / existing).write_text("the user's old key")
+    with pytest.raises(FileExistsError):
+        create_key_pair(tmp_path, "server")
+    assert (tmp_path / existing).read_text() == "the user's old key"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [existing]
+
+
+def test_keygen_command_refuses_an_existing_secret_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+
+    (tmp_path / "server.key_secret").write_text("the user's old key")
+    assert main(["keygen", str(tmp_path)]) == 2
+    assert "server.key_secret exists" in capsys.readouterr().err
+    assert (tmp_path / "server.key_secret").read_text() == "the user's old key"
+
+
+def test_a_secret_key_file_others_can_read_is_warned_about(
+    curve_keys: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    curve_keys["server"].chmod(0o644)
+    read_secret_key(curve_keys["server"])
+    assert "readable by other users" in caplog.text and "chmod 600" in caplog.text
+    caplog.clear()
+    curve_keys["server"].chmod(0o600)
+    read_secret_key(curve_keys["server"])
+    assert caplog.text == ""
