@@ -1,9 +1,9 @@
 """The layering of the packages, read from their imports (README, "How it works").
 
-`pipeline/types.py` and `pipeline/boxes.py` (the vocabulary) import nothing from the project;
-`detector/`, `trackers/` and `sinks/` import only the vocabulary and themselves, never each
-other; the rest of `pipeline/` sits on top, and nothing but `python -m pipeline` imports the
-command line.
+`pipeline/types.py`, `pipeline/boxes.py` and `pipeline/urls.py` (the vocabulary) import
+nothing from the project; `detector/`, `trackers/` and `sinks/` import only the vocabulary
+and themselves, never each other; the rest of `pipeline/` sits on top, and nothing but
+`python -m pipeline` imports the command line.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = ("pipeline", "detector", "trackers", "sinks", "benchmarks")
-VOCABULARY = ("pipeline.types", "pipeline.boxes")
+VOCABULARY = ("pipeline.types", "pipeline.boxes", "pipeline.urls")
 STAGES = ("detector", "trackers", "sinks")
 
 

@@ -6,9 +6,11 @@ Shared by the SQL sink (`sinks.sql.sink`, `sinks.sql.writer`) and the read API
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
@@ -23,6 +25,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from pipeline.urls import is_secret_parameter, mask_credentials
 from sinks.sql.models import Base, Detection
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -37,11 +40,11 @@ server is noticed in seconds instead of the system's TCP timeout (many minutes).
 
 @dataclass(frozen=True)
 class DatabaseUrl:
-    """A database URL as configured, parsed once; `str()` gives it with the password masked.
+    """A database URL as configured, parsed once; `str()` gives it with credentials masked.
 
-    Messages show `masked` (the password replaced by '***', also when the text is not a
-    valid URL); the password itself serves only to connect (`connect_url`) and is shown by
-    nothing, `repr` included.
+    Messages show `masked` (the password and secret query parameters such as `password=`
+    replaced by '***', also when the text is not a valid URL); the credentials themselves
+    serve only to connect (`connect_url`) and are shown by nothing, `repr` included.
     """
 
     _raw: str = field(repr=False)
@@ -55,7 +58,7 @@ class DatabaseUrl:
             parsed: URL | None = make_url(self._raw)
         except (SQLAlchemyError, ValueError, TypeError):
             parsed = None  # reported when connecting, by `connect_url`
-        masked = (
+        masked = mask_credentials(
             _mask_unparsable(self._raw)
             if parsed is None
             else parsed.render_as_string(hide_password=True)
@@ -77,12 +80,21 @@ class DatabaseUrl:
         return self._parsed
 
     def scrub(self, message: str) -> str:
-        """`message` with this URL, and its password wherever it stands, masked."""
+        """`message` with this URL, and its credentials wherever they stand, masked."""
         message = message.replace(self._raw, self.masked)
-        password = None if self._parsed is None else self._parsed.password
-        if password:
-            message = message.replace(str(password), "***")
-        return message
+        for secret in self._secrets():
+            message = message.replace(secret, "***")
+        return mask_credentials(message)
+
+    def _secrets(self) -> list[str]:
+        """The password and the values of secret query parameters, longest first."""
+        if self._parsed is None:
+            return []
+        secrets = [str(self._parsed.password or "")]
+        for name, value in self._parsed.query.items():
+            if is_secret_parameter(name):
+                secrets += [value] if isinstance(value, str) else list(value)
+        return sorted((s for s in secrets if s), key=len, reverse=True)
 
 
 def _mask_unparsable(url: str) -> str:
@@ -99,9 +111,48 @@ def _sqlite_file(url: URL) -> Path | None:
     if url.get_backend_name() != "sqlite":
         return None
     db = url.database
-    if not db or db == ":memory:" or db.startswith("file:"):
+    if not db or db == ":memory:":
         return None
+    if db.startswith("file:") and url.query.get("uri") in ("true", "1"):
+        path, _, params = db.removeprefix("file:").partition("?")
+        if path in ("", ":memory:") or "mode=memory" in params:
+            return None
+        return Path(unquote(path.removeprefix("//")))
     return Path(db)
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first bytes of every SQLite database file."""
+
+
+def not_a_database(db: DatabaseUrl) -> str | None:
+    """Why `db` is not an existing database, or None. Reading commands check this before
+    they connect, since SQLite would make a database of a missing or empty file.
+
+    Only SQLite files are checked (a server answers for itself): the file must exist, be a
+    regular file and start with SQLite's header.
+    """
+    path = db.sqlite_file
+    if path is None:
+        return None
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            return f"{path} is {kind}, not a SQLite database"
+        with path.open("rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return (
+            f"database file {path} does not exist "
+            "(run the pipeline with an sql output first, or check the path)"
+        )
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    if header != SQLITE_HEADER:
+        what = "is empty" if info.st_size == 0 else "holds something else"
+        return f"{path} {what}: not a SQLite database (left as it is)"
+    return None
 
 
 def reason(exc: BaseException, db: DatabaseUrl) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from sinks.base import SinkError
-from sinks.sql.database import DatabaseUrl, make_engine, open_failure, reason
+from sinks.sql.database import DatabaseUrl, make_engine, not_a_database, open_failure, reason
 from sinks.sql.models import Detection, Run, Track
 
 CountBy = Literal["label", "camera", "run"]
@@ -126,11 +126,9 @@ def iso_z(moment: datetime) -> str:
 def _existing_database(db: DatabaseUrl) -> Iterator[Engine]:
     """An engine for a database the pipeline wrote to; QueryError otherwise. Disposed after."""
     try:
-        if db.sqlite_file is not None and not db.sqlite_file.is_file():
-            raise QueryError(
-                f"cannot query {db}: database file {db.sqlite_file} does not exist "
-                "(run the pipeline with an sql output first, or check the path)"
-            )
+        problem = not_a_database(db)
+        if problem is not None:
+            raise QueryError(f"cannot query {db}: {problem}")
         engine = make_engine(db)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise QueryError(f"cannot open database {db}: {open_failure(exc, db)}") from exc

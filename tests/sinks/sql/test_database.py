@@ -21,8 +21,18 @@ from tests.sinks.sql.builders import PERSON, Box, write_run
         ("postgresql+psycopg://u:s3cret@db:notaport/x", "postgresql+psycopg://u:***@db:notaport/x"),
         ("not a url u:s3cret@", "not a url u:***@"),
         ("sqlite:///out/detections.db", "sqlite:///out/detections.db"),
+        ("postgresql+psycopg://u@db/x?password=s3cret", "postgresql+psycopg://u@db/x?password=***"),
+        (
+            "postgresql+psycopg://u@db/x?sslmode=require&sslpassword=s3cret",
+            "postgresql+psycopg://u@db/x?sslmode=require&sslpassword=***",
+        ),
+        ("postgresql+psycopg://u:s3c@ret@db/x", "postgresql+psycopg://u:***@db/x"),
+        ("postgresql+psycopg://u@db:notaport/x?password=s3cret", "postgresql+psycopg://u@db:notaport/x?password=***"),
     ],
-    ids=["valid", "bad-port", "unparsable", "no-password"],
+    ids=[
+        "valid", "bad-port", "unparsable", "no-password", "password-parameter",
+        "sslpassword-parameter", "at-in-password", "parameter-of-unparsable",
+    ],
 )
 def test_database_url_shows_only_the_masked_form(url: str, masked: str) -> None:
     db = DatabaseUrl(url)
@@ -37,6 +47,14 @@ def test_database_url_keeps_the_password_for_connecting_and_scrubs_it_from_reaso
     assert reason(exc, db) == "connection to postgresql+psycopg://u:***@db/x failed: *** wrong"
     with pytest.raises(ArgumentError):
         DatabaseUrl("not a url u:s3cret@").connect_url()
+
+
+def test_database_url_scrubs_secret_query_parameters_from_reasons() -> None:
+    db = DatabaseUrl("postgresql+psycopg://u@db/x?password=s3cret&application_name=pipeline")
+    assert db.connect_url().query["password"] == "s3cret"
+    exc = ValueError('invalid dsn: "password=s3cret host=db": s3cret rejected')
+    assert "s3cret" not in reason(exc, db)
+    assert "application_name=pipeline" in str(db)
 
 
 @pytest.mark.parametrize(

@@ -181,12 +181,63 @@ def test_query_of_missing_sqlite_file_raises_and_creates_no_file(tmp_path: Path)
 
 
 def test_query_of_database_without_tables_says_so(sql_db_url: str) -> None:
-    engine = create_engine(sql_db_url)  # creates the empty SQLite file / uses the empty schema
-    with engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
+    engine = create_engine(sql_db_url)  # creates a SQLite database / uses the empty schema
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE other (x INTEGER)"))
     engine.dispose()
     with pytest.raises(QueryError, match="has no detections table yet"):
         query_detections(sql_db_url, DetectionQuery())
+
+
+def not_a_database(tmp_path: Path, kind: str) -> Path:
+    """Something of the user's at a database path: an empty file, a text file, a folder,
+    a named pipe."""
+    path = tmp_path / "user.db"
+    if kind == "empty":
+        path.touch()
+    elif kind == "text":
+        path.write_text("the user's notes\n" * 20)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    return path
+
+
+def untouched(tmp_path: Path, path: Path, before: tuple[str, bytes | None]) -> bool:
+    """Whether `path` is as it was and nothing else appeared beside it (no -wal, -journal)."""
+    content = path.read_bytes() if path.is_file() else None
+    return [p.name for p in tmp_path.iterdir()] == [path.name] and (before[1] == content)
+
+
+def snapshot(path: Path) -> tuple[str, bytes | None]:
+    return path.name, path.read_bytes() if path.is_file() else None
+
+
+@pytest.mark.parametrize("kind", ["empty", "text", "folder", "fifo"])
+@pytest.mark.parametrize("uri", [False, True], ids=["path", "file-uri"])
+def test_query_and_retention_never_turn_a_file_that_is_not_a_database_into_one(
+    tmp_path: Path, kind: str, uri: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = not_a_database(tmp_path, kind)
+    before = snapshot(path)
+    url = f"sqlite:///file:{path}?uri=true" if uri else f"sqlite:///{path}"
+    with pytest.raises(QueryError, match=f"{path}.* not a SQLite database"):
+        query_detections(url, DetectionQuery())
+    with pytest.raises(QueryError, match="not a SQLite database"):
+        count_detections(url, DetectionQuery(), "label")
+    with pytest.raises(QueryError, match="not a SQLite database"):
+        delete_older_than(url, datetime.now(timezone.utc))
+    code, _, err = run_cli(capsys, "retention", "--db", url, "--older-than", "1d")
+    assert code == 1 and err.count("\n") == 1 and "not a SQLite database" in err
+    assert untouched(tmp_path, path, before)
+
+
+def test_query_of_missing_sqlite_file_uri_raises_and_creates_no_file(tmp_path: Path) -> None:
+    db = tmp_path / "nothing.db"
+    with pytest.raises(QueryError, match="does not exist"):
+        query_detections(f"sqlite:///file:{db}?uri=true&mode=rwc", DetectionQuery())
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_query_of_unreachable_database_raises_query_error_with_password_masked() -> None:

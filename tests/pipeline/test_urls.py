@@ -1,0 +1,53 @@
+"""Every credential in a text is masked: URL passwords, and secret query parameters."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.urls import mask_credentials
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("rtsp://cam/1?password=hunter2", "rtsp://cam/1?password=***"),
+        ("rtsp://cam/1?user=admin&passwd=hunter2&ch=1", "rtsp://cam/1?user=admin&passwd=***&ch=1"),
+        ("http://cam/video?PWD=hunter2", "http://cam/video?PWD=***"),
+        ("https://api/x?access_token=hunter2#top", "https://api/x?access_token=***#top"),
+        ("https://api/x?a=1&client_secret=hunter2", "https://api/x?a=1&client_secret=***"),
+        ("https://api/x?apiKey=hunter2&b=2", "https://api/x?apiKey=***&b=2"),
+        ("postgresql://u@db/x?sslpassword=hunter2", "postgresql://u@db/x?sslpassword=***"),
+        ("s3://b/o?X-Amz-Signature=hunter2&X-Amz-Credential=hunter2", "s3://b/o?X-Amz-Signature=***&X-Amz-Credential=***"),
+        ("GET /cameras/a.mjpg?token=hunter2 HTTP/1.1", "GET /cameras/a.mjpg?token=*** HTTP/1.1"),
+        ("'rtsp://cam/1?auth=hunter2'", "'rtsp://cam/1?auth=***'"),
+    ],
+)
+def test_secret_query_parameters_are_masked(text: str, masked: str) -> None:
+    assert mask_credentials(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("rtsp://admin:hun@ter2@cam/1", "rtsp://admin:***@cam/1"),
+        ("rtsp://admin:hun/ter2@cam/1", "rtsp://admin:***@cam/1"),
+        ("rtsp://admin:hun:ter2@cam/1", "rtsp://admin:***@cam/1"),
+        ("rtsp://admin:@cam/1", "rtsp://admin:***@cam/1"),
+        ("cannot open 'rtsp://admin:hunter2@cam/1': refused", "cannot open 'rtsp://admin:***@cam/1': refused"),
+    ],
+)
+def test_url_passwords_with_odd_characters_are_masked_whole(text: str, masked: str) -> None:
+    assert mask_credentials(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "http://cam.local:8080/video?channel=1&fps=25",
+        "rtsp://user@cam/1",
+        "no url here: a:b@c, key=value",
+        "sqlite:///out/detections.db",
+    ],
+)
+def test_text_without_credentials_is_kept(text: str) -> None:
+    assert mask_credentials(text) == text
