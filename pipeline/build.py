@@ -178,6 +178,10 @@ def _(sc: LiveSinkConfig, labels: LabelMap, run_config: str) -> Sink:
         port=sc.port,
         max_fps=sc.max_fps,
         jpeg_quality=sc.jpeg_quality,
+        max_viewers=sc.max_viewers,
+        allowed_hosts=sc.allowed_hosts,
+        credentials=None if sc.auth is None else sc.auth.credentials(),
+        allow_unauthenticated=sc.allow_unauthenticated,
     )
 
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.config.base import Strict
+from sinks.live_view.access import DEFAULT_MAX_VIEWERS, Credentials, exposure_problem
 
 VideoCodec = Literal["libx264", "h264_nvenc"]
 VIDEO_CODECS: tuple[str, ...] = get_args(VideoCodec)
@@ -67,12 +75,63 @@ class VideoSinkConfig(Strict):
     )
 
 
+HostName = Annotated[
+    str, StringConstraints(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.\-:\[\]]+$")
+]
+
+
+class LiveAuthConfig(Strict):
+    username: str = Field(
+        "viewer",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[^:]+$",
+        description="HTTP basic user name (with `password`).",
+    )
+    password: SecretStr | None = Field(
+        None, description="HTTP basic password, 8+ characters; use ${ENV_VAR}. Never logged."
+    )
+    token: SecretStr | None = Field(
+        None,
+        description="Bearer token, 16+ characters, instead of a password (`Authorization: "
+        "Bearer ...` or `?token=...`); use ${ENV_VAR}. Never logged.",
+    )
+
+    @field_validator("password", "token", mode="before")
+    @classmethod
+    def _secret_text(cls, value: object, info: ValidationInfo) -> object:
+        # value errors never quote the input, so a rejected secret is not printed
+        shortest = 8 if info.field_name == "password" else 16
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be text (quote it in the YAML)")
+        if not shortest <= len(value) <= 1024:
+            raise ValueError(f"must be {shortest} to 1024 characters long")
+        return value
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> LiveAuthConfig:
+        if (self.password is None) == (self.token is None):
+            raise ValueError("give exactly one of password and token")
+        return self
+
+    def credentials(self) -> Credentials:
+        """What the live view checks requests against."""
+        return Credentials(
+            self.username,
+            password=None if self.password is None else self.password.get_secret_value(),
+            token=None if self.token is None else self.token.get_secret_value(),
+        )
+
+
 class LiveSinkConfig(Strict):
     type: Literal["live"] = Field(description="Live MJPEG view in the browser, with an index.")
     host: str = Field(
         "127.0.0.1",
         min_length=1,
-        description="Address to listen on; 0.0.0.0 makes the view reachable from other hosts.",
+        description="Address to listen on; 127.0.0.1 keeps the view on this machine. Any "
+        "other (0.0.0.0: all interfaces) needs `auth` or `allow_unauthenticated: true`.",
     )
     port: int = Field(8080, ge=0, le=65535, description="TCP port (0: any free port).")
     max_fps: float = Field(
@@ -80,6 +139,34 @@ class LiveSinkConfig(Strict):
     )
     jpeg_quality: int = Field(80, ge=1, le=100, description="JPEG quality of the frames.")
     queue_size: int = Field(8, ge=1, le=4096, description="Frames buffered for the view.")
+    max_viewers: int = Field(
+        DEFAULT_MAX_VIEWERS,
+        ge=1,
+        le=1000,
+        description="Most connections served at once (a browser tab takes one per camera and "
+        "one more); more are answered 503.",
+    )
+    allowed_hosts: tuple[HostName, ...] = Field(
+        (),
+        max_length=64,
+        description="More names the view is reached by (checked in Host and Origin); "
+        "localhost, 127.0.0.1, ::1 and `host` are always allowed.",
+    )
+    auth: LiveAuthConfig | None = Field(
+        None, description="Require a password or token from every viewer (none: no login)."
+    )
+    allow_unauthenticated: bool = Field(
+        False,
+        description="Serve a non-loopback `host` without `auth`: anyone who can reach the "
+        "port sees the cameras.",
+    )
+
+    @model_validator(mode="after")
+    def _not_exposed_by_accident(self) -> LiveSinkConfig:
+        problem = exposure_problem(self.host, self.auth is not None, self.allow_unauthenticated)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 class ZmqSinkConfig(Strict):

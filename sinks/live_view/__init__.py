@@ -2,6 +2,7 @@
 
 - `hub`: `LiveHub`, the cameras' newest frames and status, encoded to JPEG on demand;
 - `server`: `LiveViewServer`, the HTTP endpoints (index page, status, streams, snapshots);
+- `access`: who may see the view: Host/Origin names, optional credentials, exposure rule;
 - `page`: the index page's HTML;
 - `sink`: `LiveViewSink`, the `live` sink, which feeds the hub and runs the server.
 

@@ -39,6 +39,9 @@ INDEX_HTML = b"""<!doctype html>
 const tiles = new Map();
 const grid = document.getElementById("tiles");
 const state = document.getElementById("state");
+// A view opened as /?token=...: the page's own requests carry the token too.
+const token = new URLSearchParams(location.search).get("token");
+const auth = token ? "?token=" + encodeURIComponent(token) : "";
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -59,7 +62,7 @@ function addTile(cam) {
   const img = el("img", "feed");
   img.alt = "camera " + cam.id;
   if (cam.width > 0) { img.width = cam.width; img.height = cam.height; }
-  img.src = "cameras/" + encodeURIComponent(cam.id) + ".mjpg";
+  img.src = "cameras/" + encodeURIComponent(cam.id) + ".mjpg" + auth;
   tile.append(bar, img, parts.error);
   grid.append(tile);
   tiles.set(cam.id, parts);
@@ -76,7 +79,7 @@ function show(parts, cam) {
 
 async function refresh() {
   try {
-    const response = await fetch("api/cameras", {cache: "no-store"});
+    const response = await fetch("api/cameras" + auth, {cache: "no-store"});
     const cameras = (await response.json()).cameras;
     for (const cam of cameras) show(tiles.get(cam.id) || addTile(cam), cam);
     document.getElementById("empty").hidden = cameras.length > 0;

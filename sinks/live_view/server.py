@@ -6,7 +6,9 @@ Endpoints (see docs/live-view.md):
     /cameras/<id>.mjpg     multipart/x-mixed-replace stream of JPEG frames
     /cameras/<id>.jpg      the newest frame as one JPEG
 Each JPEG part carries `X-Frame-Index`, the index of the frame in its stream. Each client is
-served by a thread of a `ThreadingHTTPServer`.
+served by a thread of a `ThreadingHTTPServer`; at most `max_viewers` connections are served
+at once (more are answered 503), a request must arrive within `HEADER_TIMEOUT_S`, and every
+request passes `Access` (Host, Origin, credentials) first.
 """
 
 from __future__ import annotations
@@ -14,13 +16,18 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 import threading
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pipeline.urls import mask_credentials
+from sinks.live_view.access import DEFAULT_MAX_VIEWERS, Access, Refusal
 from sinks.live_view.hub import LiveHub
 from sinks.live_view.page import INDEX_HTML
 
@@ -29,23 +36,112 @@ log = logging.getLogger(__name__)
 BOUNDARY = "frame"
 SEND_TIMEOUT_S = 10.0
 """A client that accepts no data for this long is disconnected."""
+HEADER_TIMEOUT_S = 10.0
+"""A client must send a whole request (line and headers) within this long of starting it,
+or of its previous request on the connection; else it is disconnected."""
+LISTEN_BACKLOG = 128
+"""Connections the system queues for the server to accept (Python's default: 5)."""
+
+
+@dataclass
+class _Client:
+    """A connection: refused (answered 503) or served, and until when its request may take."""
+
+    refused: bool
+    head_deadline: float | None = None
 
 
 class LiveViewServer(ThreadingHTTPServer):
-    """Serves a `LiveHub`'s cameras; `max_fps` caps the frames a second sent to each stream
-    (0: no cap)."""
+    """Serves a `LiveHub`'s cameras to at most `max_viewers` connections at once, to the
+    requests `access` lets through; `max_fps` caps the frames a second sent to each stream
+    (0: no cap).
+
+    Beyond `max_viewers`, as many connections again are answered 503 (by a thread each,
+    briefly); beyond those, connections are closed at once, so a flood costs no threads.
+    """
 
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(
-        self, address: tuple[str, int], hub: LiveHub, max_fps: float
+        self,
+        address: tuple[str, int],
+        hub: LiveHub,
+        max_fps: float,
+        *,
+        access: Access,
+        max_viewers: int = DEFAULT_MAX_VIEWERS,
     ) -> None:
+        if max_viewers < 1:
+            raise ValueError(f"live view max_viewers must be at least 1, got {max_viewers}")
         self.hub = hub
+        self.access = access
+        self.max_viewers = max_viewers
         self.min_interval_s = 1.0 / max_fps if max_fps > 0 else 0.0
         self.index_html = INDEX_HTML
-        self.connections: set[socket.socket] = set()
+        self.connections: dict[socket.socket, _Client] = {}
         self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            refused = sum(c.refused for c in self.connections.values())
+            served = len(self.connections) - refused
+            client = None
+            if served < self.max_viewers:
+                client = _Client(refused=False)
+            elif refused < self.max_viewers:
+                client = _Client(refused=True)
+            if client is not None:
+                self.connections[request] = client
+        if client is None:
+            log.info("live view: %s: closed unanswered, too many connections", client_address[0])
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.connections.pop(request, None)
+        super().shutdown_request(request)
+
+    def is_refused(self, conn: socket.socket) -> bool:
+        with self.connections_lock:
+            client = self.connections.get(conn)
+            return client is None or client.refused
+
+    def reading_request(self, conn: socket.socket, reading: bool) -> None:
+        """Start (or stop) the clock on a connection's request."""
+        deadline = time.monotonic() + HEADER_TIMEOUT_S if reading else None
+        with self.connections_lock:
+            client = self.connections.get(conn)
+            if client is not None:
+                client.head_deadline = deadline
+
+    def service_actions(self) -> None:
+        """Disconnect clients whose request is overdue (called by serve_forever's loop)."""
+        now = time.monotonic()
+        with self.connections_lock:
+            overdue = [
+                conn
+                for conn, client in self.connections.items()
+                if client.head_deadline is not None and client.head_deadline < now
+            ]
+            for conn in overdue:
+                self.connections[conn].head_deadline = None
+        for conn in overdue:
+            log.debug("live view: a client sent no whole request within %.0f s", HEADER_TIMEOUT_S)
+            _shutdown(conn)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line per failed connection: a client's reset is routine, not a traceback."""
+        exc = sys.exc_info()[1]
+        who = client_address[0] if client_address else "a client"
+        if isinstance(exc, OSError):
+            log.info("live view: %s: connection reset or lost: %s", who, exc.strerror or exc)
+        else:
+            log.error("live view: serving %s failed: %s: %s", who, type(exc).__name__, exc)
+            log.debug("live view: the failure in full", exc_info=exc)
 
     def server_bind(self) -> None:
         # SO_REUSEADDR lets a new run listen while old connections linger in TIME_WAIT; on
@@ -61,10 +157,14 @@ class LiveViewServer(ThreadingHTTPServer):
         with self.connections_lock:
             connections = list(self.connections)
         for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError as exc:  # already closed by the client
-                log.debug("live view: closing a client connection: %s", exc)
+            _shutdown(conn)
+
+
+def _shutdown(conn: socket.socket) -> None:
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError as exc:  # already closed by the client
+        log.debug("live view: closing a client connection: %s", exc)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -74,24 +174,36 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.settimeout(SEND_TIMEOUT_S)
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
 
     def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
         try:
             super().finish()
         except OSError as exc:  # the client went away while the response was flushed
             log.debug("live view: client gone: %s", exc)
 
+    def handle_one_request(self) -> None:
+        self.server.reading_request(self.connection, True)
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()  # reads the headers
+        self.server.reading_request(self.connection, False)
+        return ok
+
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("live view: %s - %s", self.address_string(), format % args)
+        message = mask_credentials(format % args)  # a ?token= in the request line
+        log.debug("live view: %s - %s", self.address_string(), message)
 
     def do_GET(self) -> None:
         path = unquote(urlsplit(self.path).path)
         try:
-            if path in ("/", "/index.html"):
+            refusal = self._refusal()
+            if refusal is not None:
+                self.close_connection = True
+                self._send(
+                    refusal.status, "text/plain", f"{refusal.reason}\n".encode(), refusal.headers
+                )
+            elif path in ("/", "/index.html"):
                 self._send(HTTPStatus.OK, "text/html; charset=utf-8", self.server.index_html)
             elif path == "/api/cameras":
                 body = json.dumps({"cameras": self.server.hub.cameras()}).encode()
@@ -106,8 +218,25 @@ class _Handler(BaseHTTPRequestHandler):
             log.debug("live view: %s: client gone: %s", path, exc)
             self.close_connection = True
 
-    def _send(self, status: HTTPStatus, content_type: str, body: bytes) -> None:
+    def _refusal(self) -> Refusal | None:
+        if self.server.is_refused(self.connection):
+            return Refusal(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                f"too many viewers (at most {self.server.max_viewers}); try again later",
+                {"Retry-After": "5"},
+            )
+        return self.server.access.check(self.headers, self.path)
+
+    def _send(
+        self,
+        status: HTTPStatus,
+        content_type: str,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")

@@ -10,9 +10,11 @@ from __future__ import annotations
 import errno
 import logging
 import threading
+from collections.abc import Sequence
 
 from pipeline.types import CameraStatus, FrameResult, LabelMap, StreamEnd, StreamInfo
 from sinks.base import Sink, SinkError
+from sinks.live_view.access import DEFAULT_MAX_VIEWERS, Access, Credentials, exposure_problem
 from sinks.live_view.hub import LiveHub
 from sinks.live_view.server import LiveViewServer
 
@@ -24,6 +26,10 @@ class LiveViewSink(Sink):
 
     `max_fps` caps the frames sent per second to each client (0: no cap); `jpeg_quality`
     is OpenCV's JPEG quality (1-100). Port 0 picks a free port (see `url`).
+
+    At most `max_viewers` connections are served at once. Requests must name the view
+    (loopback names, `host`, `allowed_hosts`) and carry `credentials` when given; a `host`
+    other machines can reach needs credentials, or `allow_unauthenticated=True`.
     """
 
     name = "live"
@@ -37,12 +43,22 @@ class LiveViewSink(Sink):
         port: int = 8080,
         jpeg_quality: int = 80,
         max_fps: float = 15.0,
+        max_viewers: int = DEFAULT_MAX_VIEWERS,
+        allowed_hosts: Sequence[str] = (),
+        credentials: Credentials | None = None,
+        allow_unauthenticated: bool = False,
     ) -> None:
         if not 1 <= jpeg_quality <= 100:
             raise ValueError(f"LiveViewSink jpeg_quality must be in 1..100, got {jpeg_quality}")
+        problem = exposure_problem(host, credentials is not None, allow_unauthenticated)
+        if problem is not None:
+            raise SinkError(f"live sink: {problem}")
         self.hub = LiveHub(labels, jpeg_quality=jpeg_quality)
+        access = Access(host, allowed_hosts, credentials)
         try:
-            self._server = LiveViewServer((host, port), self.hub, max_fps)
+            self._server = LiveViewServer(
+                (host, port), self.hub, max_fps, access=access, max_viewers=max_viewers
+            )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 hint = "another program (or pipeline) uses that port; set another `port`"

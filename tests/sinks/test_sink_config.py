@@ -111,3 +111,69 @@ def test_bad_sink_options_are_refused_with_their_yaml_path(
 ) -> None:
     (found,) = problems(config(video, sinks))
     assert found.startswith("sinks[0]") and problem in found
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1", "cams.example.org"])
+def test_live_view_on_a_reachable_address_without_auth_is_refused_at_its_yaml_path(
+    video: Path, host: str
+) -> None:
+    found = problems(config(video, f"  - type: live\n    host: '{host}'\n"))
+    assert len(found) == 1
+    assert found[0].startswith("sinks[0]") and "allow_unauthenticated" in found[0]
+
+
+def test_live_view_on_a_reachable_address_with_auth_or_an_explicit_yes_is_accepted(
+    video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIVE_PASSWORD", "s3cret-enough")
+    cfg = parse_config(
+        config(
+            video,
+            "  - type: live\n    host: 0.0.0.0\n    allowed_hosts: [cams.example.org]\n"
+            "    auth:\n      password: ${LIVE_PASSWORD}\n"
+            "  - type: live\n    host: 0.0.0.0\n    port: 8081\n    allow_unauthenticated: true\n",
+        )
+    )
+    with_auth, open_view = cfg.sinks
+    assert isinstance(with_auth, LiveSinkConfig) and with_auth.auth is not None
+    credentials = with_auth.auth.credentials()
+    assert (credentials.username, credentials.password) == ("viewer", "s3cret-enough")
+    assert "s3cret-enough" not in repr(cfg) and "s3cret-enough" not in str(cfg)
+    assert with_auth.allowed_hosts == ("cams.example.org",) and with_auth.max_viewers == 32
+    assert isinstance(open_view, LiveSinkConfig) and open_view.allow_unauthenticated
+
+
+@pytest.mark.parametrize(
+    ("auth", "expected"),
+    [
+        ("password: short1", "must be 8 to 1024 characters long"),
+        ("token: short-token-1", "must be 16 to 1024 characters long"),
+        ("password: 123456789", "must be text"),
+        ("password: s3cret-enough\n      token: another-s3cret-token", "exactly one of password and token"),
+        ("username: viewer", "exactly one of password and token"),
+    ],
+)
+def test_live_view_auth_errors_never_show_the_secret(video: Path, auth: str, expected: str) -> None:
+    found = problems(config(video, f"  - type: live\n    auth:\n      {auth}\n"))
+    assert len(found) == 1 and found[0].startswith("sinks[0].auth") and expected in found[0]
+    for secret in ("short1", "short-token-1", "123456789", "s3cret-enough", "another-s3cret-token"):
+        assert secret not in found[0]
+
+
+def test_live_view_config_builds_a_view_that_asks_for_the_password(
+    video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import http.client
+
+    monkeypatch.setenv("LIVE_PASSWORD", "s3cret-enough")
+    cfg = parse_config(
+        config(video, "  - type: live\n    port: 0\n    max_viewers: 3\n    auth:\n      password: ${LIVE_PASSWORD}\n")
+    )
+    sink = build_sink(cfg.sinks[0], LabelMap(("background", "person")), "cfg.yaml")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", int(sink.url.rsplit(":", 1)[1].strip("/")), timeout=10)  # type: ignore[attr-defined]
+        conn.request("GET", "/api/cameras")
+        assert conn.getresponse().status == 401
+        conn.close()
+    finally:
+        sink.close()

@@ -46,7 +46,7 @@ def test_a_client_that_never_reads_neither_blocks_writes_nor_gets_old_frames(
     stalled = socket.socket()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.connect(("127.0.0.1", int(live.url.rsplit(":", 1)[1].strip("/"))))
-    stalled.sendall(b"GET /cameras/lobby.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+    stalled.sendall(b"GET /cameras/lobby.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     frames = 300  # noise frames: ~100 kB of JPEG each, far more than the socket buffers hold
 
     writer = threading.Thread(

@@ -1,0 +1,201 @@
+"""The live view against hostile or many clients: a cap on viewers (503 beyond it), a bound
+on the time to send a request, one log line for a client reset, Host and Origin checked
+against the view's names, optional credentials, and no exposure without them."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import logging
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+
+import pytest
+
+import sinks.live_view.server
+from pipeline.types import StreamInfo
+from sinks.base import SinkError
+from sinks.live_view.access import Credentials
+from sinks.live_view.sink import LiveViewSink
+from tests.sinks.live_view.conftest import HEIGHT, LABELS, WIDTH, moving_frame, read_parts
+
+PASSWORD = "correct horse battery"
+TOKEN = "0123456789abcdef-token"
+
+
+def port_of(sink: LiveViewSink) -> int:
+    return int(sink.url.rsplit(":", 1)[1].strip("/"))
+
+
+def request(
+    sink: LiveViewSink, path: str = "/api/cameras", headers: dict[str, str] | None = None
+) -> http.client.HTTPResponse:
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(sink), timeout=10)
+    conn.request("GET", path, headers=headers or {})
+    return conn.getresponse()
+
+
+def status(sink: LiveViewSink, path: str = "/api/cameras", **headers: str) -> int:
+    response = request(sink, path, headers)
+    response.read()
+    return response.status
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.fixture
+def lobby() -> Iterator[LiveViewSink]:
+    """A view with one camera, at most two viewers."""
+    sink = LiveViewSink(LABELS, port=0, max_fps=0, max_viewers=2)
+    sink.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
+    sink.write(moving_frame("lobby", 0))
+    yield sink
+    sink.close()
+
+
+def test_viewers_beyond_the_cap_get_503_and_the_others_keep_streaming(lobby: LiveViewSink) -> None:
+    streams = [request(lobby, "/cameras/lobby.mjpg") for _ in range(2)]
+    for stream in streams:
+        read_parts(stream, 1)
+    for path in ("/cameras/lobby.mjpg", "/", "/cameras/lobby.jpg"):
+        refused = request(lobby, path)
+        assert refused.status == 503 and refused.getheader("Retry-After")
+        assert b"viewers" in refused.read()
+    lobby.write(moving_frame("lobby", 1))
+    for stream in streams:
+        assert read_parts(stream, 1)[0][0] == 1
+
+
+def test_a_client_that_never_finishes_its_request_is_disconnected_and_frees_its_place(
+    lobby: LiveViewSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sinks.live_view.server, "HEADER_TIMEOUT_S", 0.5)
+    slow = socket.create_connection(("127.0.0.1", port_of(lobby)), timeout=10)
+    slow.sendall(b"GET / HTTP/1.1\r\n")
+    closed = False
+    for _ in range(100):  # a header line every 0.1 s, never the blank line ending them
+        try:
+            slow.sendall(b"X-Slow: 1\r\n")
+            slow.settimeout(0.1)
+            closed = slow.recv(1024) == b""
+        except TimeoutError:
+            continue
+        except OSError:
+            closed = True
+        if closed:
+            break
+    slow.close()
+    assert closed
+    assert status(lobby) == 200 and status(lobby) == 200
+
+
+def test_listen_backlog_takes_a_crowd_of_clients(live: LiveViewSink) -> None:
+    assert live._server.request_queue_size >= 128
+
+
+def test_a_client_reset_is_logged_in_one_line_without_traceback(
+    live: LiveViewSink, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.INFO, logger="sinks.live_view")
+    for _ in range(3):
+        client = socket.create_connection(("127.0.0.1", port_of(live)), timeout=10)
+        client.sendall(b"GET / HT")  # half a request, then a reset (SO_LINGER 0)
+        time.sleep(0.05)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+    assert status(live) == 200  # served after the resets
+    for _ in range(100):
+        if len([r for r in caplog.records if "reset" in r.getMessage()]) >= 3:
+            break
+        time.sleep(0.05)
+    resets = [r for r in caplog.records if "reset" in r.getMessage()]
+    assert len(resets) == 3 and all(r.exc_info is None for r in resets)
+    assert all("\n" not in r.getMessage() for r in resets)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({"Host": "evil.example.com"}, 403),
+        ({"Host": "evil.example.com:8080"}, 403),
+        ({"Host": "127.0.0.1.evil.example.com"}, 403),
+        ({"Host": "192.168.1.5"}, 403),  # an address the view does not listen on
+        ({"Host": "localhost:8080"}, 200),
+        ({"Host": "LOCALHOST."}, 200),
+        ({"Host": "127.0.0.1"}, 200),
+        ({"Host": "[::1]:8080"}, 200),
+        ({"Host": "cams.example.org:8080"}, 200),  # allowed by the config
+        ({"Host": "localhost", "Origin": "http://evil.example.com"}, 403),
+        ({"Host": "localhost", "Origin": "null"}, 403),
+        ({"Host": "localhost", "Origin": "http://localhost:8080"}, 200),
+        ({"Host": "cams.example.org", "Origin": "https://cams.example.org"}, 200),
+    ],
+)
+@pytest.mark.parametrize("path", ["/", "/api/cameras", "/cameras/lobby.jpg"])
+def test_host_and_origin_must_name_the_view(headers: dict[str, str], code: int, path: str) -> None:
+    sink = LiveViewSink(LABELS, port=0, allowed_hosts=["cams.example.org"])
+    sink.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
+    sink.write(moving_frame("lobby", 0))
+    try:
+        assert status(sink, path, **headers) == code
+    finally:
+        sink.close()
+
+
+def test_listening_on_all_interfaces_allows_addresses_but_not_foreign_names() -> None:
+    sink = LiveViewSink(LABELS, host="0.0.0.0", port=0, allow_unauthenticated=True)
+    try:
+        assert status(sink, Host="192.168.1.5:8080") == 200
+        assert status(sink, Host="[fe80::1]") == 200
+        assert status(sink, Host="evil.example.com") == 403
+    finally:
+        sink.close()
+
+
+@pytest.mark.parametrize("path", ["/", "/api/cameras", "/cameras/lobby.jpg", "/cameras/lobby.mjpg", "/nope"])
+def test_basic_auth_is_required_on_every_path(path: str) -> None:
+    sink = LiveViewSink(LABELS, port=0, credentials=Credentials("viewer", password=PASSWORD))
+    sink.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
+    sink.write(moving_frame("lobby", 0))
+    try:
+        refused = request(sink, path)
+        assert refused.status == 401 and refused.getheader("WWW-Authenticate", "").startswith("Basic")
+        for wrong in (basic("viewer", "wrong"), basic("intruder", PASSWORD), "Basic !!!", f"Bearer {PASSWORD}"):
+            assert status(sink, path, Authorization=wrong) == 401
+        ok = request(sink, path, {"Authorization": basic("viewer", PASSWORD)})
+        assert ok.status == (404 if path == "/nope" else 200)
+    finally:
+        sink.close()
+
+
+def test_token_is_accepted_as_bearer_or_query_and_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    sink = LiveViewSink(LABELS, port=0, credentials=Credentials(token=TOKEN))
+    try:
+        assert status(sink) == 401
+        assert status(sink, "/api/cameras?token=wrong") == 401
+        assert status(sink, Authorization=f"Bearer {TOKEN}") == 200
+        assert status(sink, f"/api/cameras?token={TOKEN}") == 200
+        assert status(sink, f"/?x=1&token={TOKEN}") == 200
+    finally:
+        sink.close()
+    assert TOKEN not in caplog.text and "token=***" in caplog.text
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1", "cams.example.org"])
+def test_a_view_reachable_from_other_machines_needs_credentials_or_an_explicit_yes(host: str) -> None:
+    with pytest.raises(SinkError, match=r"reachable from other machines.*auth.*allow_unauthenticated"):
+        LiveViewSink(LABELS, host=host, port=0)
+
+
+def test_credentials_are_not_shown_by_repr() -> None:
+    assert PASSWORD not in repr(Credentials(password=PASSWORD))
+    assert TOKEN not in repr(Credentials(token=TOKEN))
+    with pytest.raises(ValueError, match="exactly one of password and token"):
+        Credentials(password=PASSWORD, token=TOKEN)
