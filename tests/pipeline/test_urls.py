@@ -20,15 +20,9 @@ from pipeline.urls import mask_credentials
         ("s3://b/o?X-Amz-Signature=hunter2&X-Amz-Credential=hunter2", "s3://b/o?X-Amz-Signature=***&X-Amz-Credential=***"),
         ("GET /cameras/a.mjpg?token=hunter2 HTTP/1.1", "GET /cameras/a.mjpg?token=*** HTTP/1.1"),
         ("'rtsp://cam/1?auth=hunter2'", "'rtsp://cam/1?auth=***'"),
-    ],
-)
-def test_secret_query_parameters_are_masked(text: str, masked: str) -> None:
-    assert mask_credentials(text) == masked
-
-
-@pytest.mark.parametrize(
-    ("text", "masked"),
-    [
+        ("rtsp://admin:hunter2@10.0.0.5:554/s1", "rtsp://admin:***@10.0.0.5:554/s1"),
+        ("cannot open rtsps://u:p%40ss@cam/x: refused", "cannot open rtsps://u:***@cam/x: refused"),
+        ("two: rtsp://a:b@h/1 and rtmp://c:d@h/2", "two: rtsp://a:***@h/1 and rtmp://c:***@h/2"),
         ("rtsp://admin:hun@ter2@cam/1", "rtsp://admin:***@cam/1"),
         ("rtsp://admin:hun/ter2@cam/1", "rtsp://admin:***@cam/1"),
         ("rtsp://admin:hun:ter2@cam/1", "rtsp://admin:***@cam/1"),
@@ -36,7 +30,7 @@ def test_secret_query_parameters_are_masked(text: str, masked: str) -> None:
         ("cannot open 'rtsp://admin:hunter2@cam/1': refused", "cannot open 'rtsp://admin:***@cam/1': refused"),
     ],
 )
-def test_url_passwords_with_odd_characters_are_masked_whole(text: str, masked: str) -> None:
+def test_url_passwords_and_secret_query_parameters_are_masked(text: str, masked: str) -> None:
     assert mask_credentials(text) == masked
 
 
@@ -44,6 +38,7 @@ def test_url_passwords_with_odd_characters_are_masked_whole(text: str, masked: s
     "text",
     [
         "http://cam.local:8080/video?channel=1&fps=25",
+        "http://cam.local:8080/video",
         "rtsp://user@cam/1",
         "no url here: a:b@c, key=value",
         "sqlite:///out/detections.db",
