@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
+import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -76,22 +79,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def stop_on_signals(stop: Any) -> list[int]:
-    """First SIGINT/SIGTERM: stop reading and finish what is decoded. Second: exit at once.
+FORCE_AFTER_S = 0.5
+"""A further signal forces the exit only this long after the first. `timeout` and process
+managers signal a process and its group at once: that is one request to stop, not two."""
 
-    Returns the list the signals received are appended to.
+
+def stop_on_signals(stop: Any, clock: Callable[[], float] = time.monotonic) -> list[int]:
+    """First SIGINT/SIGTERM: stop reading and finish what is decoded. Another one at least
+    `FORCE_AFTER_S` later (a person pressing Ctrl-C again): exit at once.
+
+    Returns the list the signals taken as the request to stop are appended to.
     """
     received: list[int] = []
+    first_at: list[float] = []
 
     def handler(signum: int, _frame: FrameType | None) -> None:
-        received.append(signum)
-        if stop.is_set():
-            print("\nforced exit", file=sys.stderr)
+        now = clock()
+        if not first_at:
+            first_at.append(now)
+            received.append(signum)
+            stop.set()
+            name = signal.Signals(signum).name
+            _say(f"\n{name}: stopping; finishing queued frames (again to force)\n")
+        elif now - first_at[0] >= FORCE_AFTER_S:
+            _say("\nforced exit\n")
             os._exit(128 + signum)
-        stop.set()
-        name = signal.Signals(signum).name
-        print(f"\n{name}: stopping; finishing queued frames (again to force)", file=sys.stderr)
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     return received
+
+
+def _say(text: str) -> None:
+    """Writes to stderr unbuffered: a handler may run while the main thread is in the middle
+    of writing there (progress bars), and the buffered stream would raise."""
+    with contextlib.suppress(OSError):  # stderr closed: stopping matters more than saying so
+        os.write(2, text.encode())
