@@ -28,10 +28,10 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_validate)
 
 
-def _load(path: str) -> PipelineConfig | None:
+def _load(path: str, *, check_sources: bool = True) -> PipelineConfig | None:
     """The config at `path`; None once the reasons it cannot be used are printed."""
     try:
-        return load_config(path)
+        return load_config(path, check_sources=check_sources)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
@@ -49,7 +49,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    # A missing source file fails its camera alone, as an unreadable one does.
+    config = _load(args.config, check_sources=False)
     if config is None:
         return EXIT_USAGE
 

@@ -179,17 +179,26 @@ def test_a_broken_camera_fails_alone_and_the_others_finish(
 ) -> None:
     broken = tmp_path / "broken.mp4"
     broken.write_text("not a video\n" * 100)
-    videos = {"good": synthetic_video("good.mp4", frames=12), "bad": broken}
+    videos = {
+        "good": synthetic_video("good.mp4", frames=12),
+        "bad": broken,
+        "gone": tmp_path / "gone.mp4",  # a missing file fails its camera alone, like a bad one
+        "nothing": tmp_path / "frames" / "*.jpg",
+    }
     port = free_port()
     collector = Collector(port, cameras=1)
     collector.start()
     proc = run_cli(write_config(tmp_path, videos, port))
     out, err = proc.communicate(timeout=180)
     collector.join(30)
-    assert proc.returncode == 1
-    assert "camera bad: cannot open" in err
-    assert any(line.split()[:2] == ["bad", "0"] and "FAILED" in line for line in out.splitlines())
-    assert "broken.mp4" in err
+    assert proc.returncode == 1, err
+    assert "camera bad: cannot open" in err and "broken.mp4" in err
+    assert "camera gone: cannot open" in err and "gone.mp4" in err
+    assert "camera nothing: no images" in err
+    for camera in ("bad", "gone", "nothing"):
+        assert any(
+            line.split()[:2] == [camera, "0"] and "FAILED" in line for line in out.splitlines()
+        ), out
     assert _mp4_frames(tmp_path / "video", "good") == (12, 10.0)
     assert len(_rows(tmp_path / "det.db")) == 12 * 3
 
