@@ -132,6 +132,7 @@ class Pipeline:
             condition,
             cfg.detector.batch_size,
             cfg.detector.max_wait_ms / 1000,
+            STOP_GRACE_S,
         )
         started = time.monotonic()
         for reader in readers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from pipeline import runner
+from pipeline.build import make_source
 from pipeline.config import DetectorConfig, parse_config
 from pipeline.runner import Pipeline
 from pipeline.sources import OpenedSource, RawFrame, Source
@@ -149,3 +151,44 @@ def test_a_stop_at_any_moment_ends_every_stream_and_every_open_track(
             assert recorder.tracks(camera, "ended") == started, where
             assert summary.cameras[camera].tracks == len(started), where
             assert summary.cameras[camera].frames == recorder.frames.get(camera, 0), where
+
+
+class StuckCamera(FakeCamera):
+    """A live source whose first read never returns (a stalled network read)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def frames(self) -> Iterator[RawFrame]:
+        yield from itertools.islice(super().frames(), 5)
+        self.release.wait()
+        return
+
+
+def test_a_camera_stuck_in_its_source_does_not_hold_up_the_stop_of_the_others(
+    synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=400, size=(160, 120), fps=25)
+    stuck = StuckCamera()
+    monkeypatch.setattr(runner, "STOP_GRACE_S", 0.2)
+    monkeypatch.setattr(
+        runner, "make_source", lambda c: stuck if c.type == "stream" else make_source(c)
+    )
+    config = parse_config(
+        f"cameras:\n  - id: file\n    source: {{type: file, path: '{clip}', realtime: true}}\n"
+        "  - id: stuck\n    source: rtsp://camera.test/stream\n"
+        "tracker:\n  t_min: 1\n"
+    )
+    recorder = EndRecorder()
+    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+    threading.Timer(0.5, pipeline.stop.set).start()
+    try:
+        summary = pipeline.run()
+    finally:
+        stuck.release.set()
+    assert summary.interrupted and summary.ok
+    assert sorted(e.camera_id for e in recorder.ends) == ["file", "stuck"]
+    for camera in ("file", "stuck"):
+        assert recorder.frames[camera] > 0
+        assert recorder.tracks(camera, "ended") == recorder.tracks(camera, "started") != []
