@@ -112,7 +112,7 @@ class Batcher:
         for q in self._queues:
             if not q.closed:
                 log.warning(
-                    "camera %s: its source did not let go within %.0f s of the stop; "
+                    "camera %s: its source did not let go within %g s of the stop; "
                     "its stream ends without it",
                     q.camera_id,
                     self.stop_grace_s,
