@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -9,6 +10,8 @@ from dataclasses import dataclass, field
 
 from pipeline.readers import FrameQueue, QueuedFrame
 from pipeline.types import Frame
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,12 +27,20 @@ class Batch:
     to_detect: list[Frame] = field(default_factory=list)
 
 
+STOP_GRACE_S = 2.0
+"""How long after a stop a camera's reader has to end its stream before it is cut off."""
+
+
 class Batcher:
     """Takes frames round-robin from the cameras' queues into batches.
 
     A batch is returned as soon as it holds `batch_size` frames, or `max_wait` seconds after
     its first frame arrived, whichever comes first. Round-robin keeps one fast camera from
     filling every batch; a camera with nothing queued is never waited for.
+
+    Every camera's stream ends in a batch's `finished`, a stop included: after `stop`, each
+    reader closes its queue as it ends, and a queue still open `stop_grace_s` later (its
+    reader stuck in its source) is closed here. What a queue holds is always handed out.
     """
 
     def __init__(
@@ -38,6 +49,7 @@ class Batcher:
         condition: threading.Condition,
         batch_size: int,
         max_wait: float,
+        stop_grace_s: float = STOP_GRACE_S,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -45,15 +57,17 @@ class Batcher:
         self._cond = condition
         self.batch_size = batch_size
         self.max_wait = max_wait
+        self.stop_grace_s = stop_grace_s
         self._batch = Batch()  # being filled; kept between calls
         self._deadline: float | None = None  # when `_batch` is due, from its first frame
+        self._cut_off_at: float | None = None  # when queues still open after a stop close
 
     def next_batch(self, stop: threading.Event | None = None) -> Batch | None:
-        """The next batch; None once every queue is finished (or `stop` is set and none is)."""
+        """The next batch; None once every queue is finished."""
         with self._cond:
             while not self._fill():
-                if stop is not None and stop.is_set() and not self._batch.items:
-                    break
+                if stop is not None and stop.is_set():
+                    self._cut_off_after_grace()
                 timeout = 0.1 if self._deadline is None else self._deadline - time.monotonic()
                 self._cond.wait(max(timeout, 0.0))
             return self._hand_out()
@@ -87,6 +101,23 @@ class Batcher:
         if batch.to_detect and self._deadline is None:
             self._deadline = now + self.max_wait
         return self._deadline is not None and now >= self._deadline
+
+    def _cut_off_after_grace(self) -> None:
+        """Closes the queues still open `stop_grace_s` after the stop was first seen."""
+        now = time.monotonic()
+        if self._cut_off_at is None:
+            self._cut_off_at = now + self.stop_grace_s
+        if now < self._cut_off_at:
+            return
+        for q in self._queues:
+            if not q.closed:
+                log.warning(
+                    "camera %s: its source did not let go within %g s of the stop; "
+                    "its stream ends without it",
+                    q.camera_id,
+                    self.stop_grace_s,
+                )
+                q.close()
 
     def _hand_out(self) -> Batch | None:
         """The batch built so far (None if it is empty), and a fresh one to fill next."""

@@ -60,9 +60,10 @@ class FrameQueue:
         self._cond = condition
 
     def put(self, item: QueuedFrame, stop: threading.Event) -> bool:
-        """Queue a frame; False if `stop` was set while waiting for room (frame not queued)."""
+        """Queue a frame; False if it was not queued: the queue is closed, or `stop` was set
+        while waiting for room."""
         with self._cond:
-            while len(self._items) >= self.maxsize:
+            while not self._closed and len(self._items) >= self.maxsize:
                 if self.policy is QueuePolicy.DROP_OLDEST:
                     self._items.popleft()
                     self.dropped += 1
@@ -70,17 +71,29 @@ class FrameQueue:
                 if stop.is_set():
                     return False
                 self._cond.wait(0.1)  # woken by the batcher taking frames; timeout to see `stop`
+            if self._closed:
+                return False
             self._items.append(item)
             self.frames_in += 1
             self._cond.notify_all()
             return True
 
     def close(self, error: str | None = None) -> None:
-        """No more frames will come; `error` says why if the source failed."""
+        """No more frames will come; `error` says why if the source failed.
+
+        The first close counts: a stream already ended (or cut off at a stop) stays as it was.
+        """
         with self._cond:
+            if self._closed:
+                return
             self._closed = True
             self.error = error
             self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        """No more frames will be queued (some may still be waiting to be taken)."""
+        return self._closed
 
     # The methods below are called with the shared condition held (by the batcher).
     def pop(self) -> QueuedFrame | None:
@@ -237,8 +250,8 @@ class CameraReader(threading.Thread):
                 self._align_pts(raw.pts)
                 self._set_state("streaming")
             pts = raw.pts + self._pts_offset
-            if self._pacer is not None:
-                self._pacer.wait(pts)
+            if self._pacer is not None and self._pacer.wait(pts, self._stop_event):
+                break
             self._last_pts = pts
             detect = self._sampler.take(pts)
             if detect or self._pass_skipped:

@@ -13,7 +13,7 @@ from typing import Protocol
 import cv2
 import torch
 
-from pipeline.batching import Batch, Batcher
+from pipeline.batching import STOP_GRACE_S, Batch, Batcher
 from pipeline.build import (
     build_run_detector,
     build_sinks,
@@ -88,7 +88,8 @@ class Pipeline:
     the sinks, then starts one reader per camera. A camera that fails is reported and ended
     (live ones reconnect); the others keep running, and the batcher never waits for a
     camera that has nothing. `stop` (set by Ctrl-C) makes the readers stop; what was already
-    decoded is still detected, tracked and written.
+    decoded is still detected, tracked and written, and every camera's stream ends (its open
+    tracks closed) as at the end of a file (docs/stopping.md).
 
     `detector` and `extra_sinks` replace the configured detector / add sinks (tests, embedding).
     """
@@ -131,6 +132,7 @@ class Pipeline:
             condition,
             cfg.detector.batch_size,
             cfg.detector.max_wait_ms / 1000,
+            STOP_GRACE_S,
         )
         started = time.monotonic()
         for reader in readers:
@@ -147,8 +149,7 @@ class Pipeline:
                 worker.run_ended(outcome)
         finally:
             self.stop.set()
-            for reader in readers:
-                reader.join()
+            _join(readers, STOP_GRACE_S)
             for worker in workers:
                 worker.close()
         for reader in readers:
@@ -298,6 +299,16 @@ class DetectionLoop:
             ended = tuple(self.trackers[q.camera_id].finish())
             frames = self.stats[q.camera_id].frames
             _broadcast(self.workers, StreamEnd(q.camera_id, frames, ended, q.error))
+
+
+def _join(readers: list[CameraReader], timeout_s: float) -> None:
+    """Waits for the readers to end, `timeout_s` at most in all; one stuck in its source is
+    left behind (its stream has ended already: the batcher cut it off)."""
+    deadline = time.monotonic() + timeout_s
+    for reader in readers:
+        reader.join(max(0.0, deadline - time.monotonic()))
+        if reader.is_alive():
+            log.warning("camera %s: its reader is still waiting on its source", reader.camera_id)
 
 
 def _broadcast(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
@@ -213,18 +214,14 @@ class ImageFolderSource(Source):
 
 
 class Pacer:
-    """Sleeps so that frames come out at their pts, as from a camera (`realtime` files)."""
+    """Waits so that frames come out at their pts, as from a camera (`realtime` files)."""
 
     def __init__(self) -> None:
         self._origin: float | None = None
 
-    def wait(self, pts: float) -> None:
+    def wait(self, pts: float, stop: threading.Event) -> bool:
+        """Waits until the frame at `pts` is due; True if `stop` was set meanwhile."""
         now = time.monotonic()
         if self._origin is None:
             self._origin = now - pts
-        delay = self._origin + pts - now
-        if delay > 0:
-            time.sleep(delay)
-
-    def reset(self) -> None:
-        self._origin = None
+        return stop.wait(max(0.0, self._origin + pts - now))

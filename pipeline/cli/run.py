@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
+import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -25,10 +28,10 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_validate)
 
 
-def _load(path: str) -> PipelineConfig | None:
+def _load(path: str, *, check_sources: bool = True) -> PipelineConfig | None:
     """The config at `path`; None once the reasons it cannot be used are printed."""
     try:
-        return load_config(path)
+        return load_config(path, check_sources=check_sources)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
@@ -46,7 +49,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    # A missing source file fails its camera alone, as an unreadable one does.
+    config = _load(args.config, check_sources=False)
     if config is None:
         return EXIT_USAGE
 
@@ -76,22 +80,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def stop_on_signals(stop: Any) -> list[int]:
-    """First SIGINT/SIGTERM: stop reading and finish what is decoded. Second: exit at once.
+FORCE_AFTER_S = 0.5
+"""A further signal forces the exit only this long after the first. `timeout` and process
+managers signal a process and its group at once: that is one request to stop, not two."""
 
-    Returns the list the signals received are appended to.
+
+def stop_on_signals(stop: Any, clock: Callable[[], float] = time.monotonic) -> list[int]:
+    """First SIGINT/SIGTERM: stop reading and finish what is decoded. Another one at least
+    `FORCE_AFTER_S` later (a person pressing Ctrl-C again): exit at once.
+
+    Returns the list the signals taken as the request to stop are appended to.
     """
     received: list[int] = []
+    first_at: list[float] = []
 
     def handler(signum: int, _frame: FrameType | None) -> None:
-        received.append(signum)
-        if stop.is_set():
-            print("\nforced exit", file=sys.stderr)
+        now = clock()
+        if not first_at:
+            first_at.append(now)
+            received.append(signum)
+            stop.set()
+            name = signal.Signals(signum).name
+            _say(f"\n{name}: stopping; finishing queued frames (again to force)\n")
+        elif now - first_at[0] >= FORCE_AFTER_S:
+            _say("\nforced exit\n")
             os._exit(128 + signum)
-        stop.set()
-        name = signal.Signals(signum).name
-        print(f"\n{name}: stopping; finishing queued frames (again to force)", file=sys.stderr)
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     return received
+
+
+def _say(text: str) -> None:
+    """Writes to stderr unbuffered: a handler may run while the main thread is in the middle
+    of writing there (progress bars), and the buffered stream would raise."""
+    with contextlib.suppress(OSError):  # stderr closed: stopping matters more than saying so
+        os.write(2, text.encode())

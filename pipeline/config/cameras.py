@@ -8,10 +8,22 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from pipeline.config.base import Strict
 from pipeline.urls import STREAM_SCHEMES, infer_kind, mask_credentials
+
+CHECK_SOURCES = "check_sources"
+"""Validation context key: False leaves out the checks that files and folders exist.
+
+`validate` checks them; `run` does not, so that a camera whose file is missing fails alone
+when its reader opens it, like a camera whose file is unreadable, and the others run.
+"""
+
+
+def checks_sources(info: ValidationInfo) -> bool:
+    """Whether this validation checks that sources on disk exist (it does by default)."""
+    return bool((info.context or {}).get(CHECK_SOURCES, True))
 
 
 class FileSourceConfig(Strict):
@@ -24,7 +36,9 @@ class FileSourceConfig(Strict):
 
     @field_validator("path")
     @classmethod
-    def _readable_file(cls, value: str) -> str:
+    def _readable_file(cls, value: str, info: ValidationInfo) -> str:
+        if not checks_sources(info):
+            return value
         path = Path(value).expanduser()
         if not path.exists():
             raise ValueError(f"file not found: {value} (relative to {Path.cwd()})")
@@ -84,8 +98,8 @@ class ImagesSourceConfig(Strict):
 
     @field_validator("path")
     @classmethod
-    def _has_images(cls, value: str) -> str:
-        if not Path(value).is_dir() and not glob.glob(value):
+    def _has_images(cls, value: str, info: ValidationInfo) -> str:
+        if checks_sources(info) and not Path(value).is_dir() and not glob.glob(value):
             raise ValueError(f"no such folder, and no file matches: {value}")
         return value
 

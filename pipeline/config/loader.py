@@ -16,6 +16,7 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from pipeline.config.cameras import CHECK_SOURCES
 from pipeline.config.schema import PipelineConfig
 from pipeline.urls import mask_credentials
 
@@ -30,17 +31,23 @@ class ConfigError(ValueError):
         super().__init__(f"{source}: {count}\n" + "\n".join(f"  {p}" for p in self.problems))
 
 
-def load_config(path: str | Path) -> PipelineConfig:
-    """Read, expand and validate a YAML config; raises ConfigError naming every bad field."""
+def load_config(path: str | Path, *, check_sources: bool = True) -> PipelineConfig:
+    """Read, expand and validate a YAML config; raises ConfigError naming every bad field.
+
+    `check_sources=False` leaves out whether source files and folders exist: a run reports a
+    missing one as that camera's failure instead.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from None
-    return parse_config(text, source=str(path))
+    return parse_config(text, source=str(path), check_sources=check_sources)
 
 
-def parse_config(text: str, source: str = "<config>") -> PipelineConfig:
+def parse_config(
+    text: str, source: str = "<config>", *, check_sources: bool = True
+) -> PipelineConfig:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -58,8 +65,9 @@ def parse_config(text: str, source: str = "<config>") -> PipelineConfig:
         f"{_where(loc, root)}: environment variable {name} is not set"
         for loc, name in unset.items()
     ]
+    context = {CHECK_SOURCES: check_sources}
     try:
-        PipelineConfig.model_validate(data)
+        PipelineConfig.model_validate(data, context=context)
     except ValidationError as exc:
         for err in exc.errors():
             loc = _yaml_loc(err["loc"], data)
@@ -67,7 +75,7 @@ def parse_config(text: str, source: str = "<config>") -> PipelineConfig:
                 problems.append(_describe(err, loc, data, root))
     if problems:
         raise ConfigError(source, problems)
-    return PipelineConfig.model_validate(data)
+    return PipelineConfig.model_validate(data, context=context)
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -184,25 +192,45 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 def _where(loc: Sequence[str | int], root: Any) -> str:
     text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
     line = _line_of(loc, root)
-    return f"{text or '<top>'} (line {line})" if line else (text or "<top>")
+    camera = _camera_id(loc, root)
+    notes = [f"camera {camera}"] if camera else []
+    notes += [f"line {line}"] if line else []
+    return f"{text or '<top>'} ({', '.join(notes)})" if notes else (text or "<top>")
+
+
+def _camera_id(loc: Sequence[str | int], root: Any) -> str | None:
+    """The id of the camera entry `loc` is inside, as written; None elsewhere (and for the
+    id itself, which its message shows)."""
+    if len(loc) < 2 or loc[0] != "cameras" or not isinstance(loc[1], int) or loc[2:3] == ("id",):
+        return None
+    node = root
+    for part in (*loc[:2], "id"):
+        found = _child_node(node, part)
+        if found is None:
+            return None
+        node = found[0]
+    return node.value if isinstance(node, yaml.ScalarNode) and node.value else None
 
 
 def _line_of(loc: Sequence[str | int], node: Any) -> int | None:
     """1-based line of the deepest YAML node on the path `loc`."""
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
-        child = None
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == str(part)), None)
-            if child is not None:
-                key = next(k for k, v in node.value if v is child)
-                line = key.start_mark.line + 1
-        elif (
-            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
-        ):
-            child = node.value[part]
-            line = child.start_mark.line + 1
-        if child is None:
+        found = _child_node(node, part)
+        if found is None:
             break
-        node = child
+        node, line = found
     return line
+
+
+def _child_node(node: Any, part: str | int) -> tuple[Any, int] | None:
+    """The YAML node at `part` under `node`, and its 1-based line (a mapping entry's is its
+    key's); None when there is none."""
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == str(part):
+                return value, key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        child = node.value[part]
+        return child, child.start_mark.line + 1
+    return None

@@ -59,12 +59,23 @@ def test_wrong_type_and_out_of_range_are_each_reported(video: str) -> None:
     assert problems[1].startswith("detector.score_threshold (line 6): Input should be less than")
 
 
-def test_missing_source_file_names_the_camera_entry(video: str) -> None:
+def test_missing_source_file_names_the_camera_entry_and_its_id(video: str) -> None:
     problems = _problems(
         f"cameras:\n  - id: a\n    source: {video}\n  - id: b\n    source: no.mp4\n"
     )
     assert len(problems) == 1
-    assert problems[0].startswith("cameras[1].source (line 5): file not found: no.mp4")
+    assert problems[0].startswith("cameras[1].source (camera b, line 5): file not found: no.mp4")
+
+
+def test_a_config_loaded_to_run_leaves_missing_sources_to_their_cameras(video: str) -> None:
+    # each fails alone when its reader opens it (tests/pipeline/test_run_e2e.py)
+    text = (
+        f"cameras:\n  - id: a\n    source: {video}\n  - id: b\n    source: no.mp4\n"
+        "  - id: c\n    source: {type: images, path: 'no/*.jpg'}\n"
+    )
+    config = parse_config(text, check_sources=False)
+    assert [c.id for c in config.cameras] == ["a", "b", "c"]
+    assert len(_problems(text)) == 2
 
 
 def test_sink_errors_point_inside_the_tagged_union(video: str) -> None:
@@ -198,7 +209,7 @@ def test_validate_command_exit_codes(
     bad.write_text(f"cameras:\n  - id: a\n    source: {video}\n    fps: 3\n")
     assert main(["validate", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert "cameras[0].fps (line 4): unknown key" in err
+    assert "cameras[0].fps (camera a, line 4): unknown key" in err
 
 
 def test_shipped_configs_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -342,3 +342,41 @@ def test_live_source_fails_after_max_attempts() -> None:
     reader.join(5)
     assert rec.states == ["connecting", "reconnecting", "reconnecting", "failed"]
     assert reader.queue.error is not None and "gave up after 3 attempts" in reader.queue.error
+
+
+class GapSource(Source):
+    """A file whose second frame comes an hour after its first (a pacer would sleep)."""
+
+    def __init__(self) -> None:
+        super().__init__("gap.mp4")
+
+    def open(self) -> OpenedSource:
+        return OpenedSource(8, 8, Fraction(10))
+
+    def frames(self) -> Iterator[RawFrame]:
+        for pts in (0.0, 3600.0):
+            yield RawFrame(np.zeros((8, 8, 3), np.uint8), pts)
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("asleep_in", ["pacing", "backoff"])
+def test_a_reader_asleep_in_pacing_or_backoff_ends_its_stream_at_once_at_a_stop(
+    asleep_in: str,
+) -> None:
+    if asleep_in == "pacing":
+        reader, rec, stop, _ = _reader(GapSource(), realtime=True)
+    else:
+        backoff = Backoff(initial_s=3600, max_s=3600, jitter=0.0)
+        reader, rec, stop, _ = _reader(FlakyLive(failures=1, frames=0), backoff=backoff)
+    reader.start()
+    deadline = time.monotonic() + 10
+    while reader.queue.frames_in == 0 and "reconnecting" not in rec.states:
+        assert time.monotonic() < deadline, rec.states
+        time.sleep(0.01)
+    stop.set()
+    reader.join(5)
+    assert not reader.is_alive()
+    assert reader.queue.closed and reader.queue.error is None
+    assert rec.states[-1] == "stopped"

@@ -179,43 +179,82 @@ def test_a_broken_camera_fails_alone_and_the_others_finish(
 ) -> None:
     broken = tmp_path / "broken.mp4"
     broken.write_text("not a video\n" * 100)
-    videos = {"good": synthetic_video("good.mp4", frames=12), "bad": broken}
+    videos = {
+        "good": synthetic_video("good.mp4", frames=12),
+        "bad": broken,
+        "gone": tmp_path / "gone.mp4",  # a missing file fails its camera alone, like a bad one
+        "nothing": tmp_path / "frames" / "*.jpg",
+    }
     port = free_port()
     collector = Collector(port, cameras=1)
     collector.start()
     proc = run_cli(write_config(tmp_path, videos, port))
     out, err = proc.communicate(timeout=180)
     collector.join(30)
-    assert proc.returncode == 1
-    assert "camera bad: cannot open" in err
-    assert any(line.split()[:2] == ["bad", "0"] and "FAILED" in line for line in out.splitlines())
-    assert "broken.mp4" in err
+    assert proc.returncode == 1, err
+    assert "camera bad: cannot open" in err and "broken.mp4" in err
+    assert "camera gone: cannot open" in err and "gone.mp4" in err
+    assert "camera nothing: no images" in err
+    for camera in ("bad", "gone", "nothing"):
+        assert any(
+            line.split()[:2] == [camera, "0"] and "FAILED" in line for line in out.splitlines()
+        ), out
     assert _mp4_frames(tmp_path / "video", "good") == (12, 10.0)
     assert len(_rows(tmp_path / "det.db")) == 12 * 3
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    ("stop_signal", "realtime"),
+    [(signal.SIGINT, False), (signal.SIGTERM, True)],
+    ids=["SIGINT-once", "SIGTERM-to-process-and-group-realtime"],
+)
 def test_stop_signal_keeps_everything_already_processed(
-    tmp_path: Path, synthetic_video: VideoFactory, stop_signal: signal.Signals
+    tmp_path: Path, synthetic_video: VideoFactory, stop_signal: signal.Signals, realtime: bool
 ) -> None:
     video = synthetic_video("long.mp4", frames=1500, size=(160, 120), fps=25)
     port = free_port()
     collector = Collector(port, cameras=1)
     collector.start()
-    proc = run_cli(write_config(tmp_path, {"long": video}, port))
+    config = write_config(tmp_path, {"long": video}, port)
+    if realtime:
+        text = config.read_text().replace(
+            f"source: {video}\n", f"source: {{type: file, path: '{video}', realtime: true}}\n"
+        )
+        config.write_text(text)
+    proc = run_cli(config, start_new_session=True)
     assert collector.started.wait(120), "no event arrived"
-    proc.send_signal(stop_signal)
-    _, err = proc.communicate(timeout=120)
+    deadline = time.monotonic() + 60
+    while not any(e["type"] == "track.started" for _, e in list(collector.events)):
+        assert time.monotonic() < deadline, "no track started"
+        time.sleep(0.05)
+    if realtime:  # as `timeout` does: the process, then its group, at once
+        proc.send_signal(stop_signal)
+        os.killpg(proc.pid, stop_signal)
+    else:
+        proc.send_signal(stop_signal)
+    out, err = proc.communicate(timeout=120)
     collector.join(30)
     assert proc.returncode == 128 + stop_signal, err  # 130 for SIGINT, 143 for SIGTERM
+    assert "forced exit" not in err
 
     detections = [e for _, e in collector.events if e["type"] == "detections"]
     processed = len(detections)
     assert 0 < processed < 1500
+    assert any(line.split()[:2] == ["long", str(processed)] for line in out.splitlines()), out
     assert _mp4_frames(tmp_path / "video", "long")[0] == processed
     assert sorted(_rows(tmp_path / "det.db"), key=repr) == sorted(
         _event_rows(collector.events), key=repr
     )
+    # every track confirmed is closed, published and stored; the run is recorded as stopped
+    started = {e["track_id"] for _, e in collector.events if e["type"] == "track.started"}
+    ended = {e["track_id"] for _, e in collector.events if e["type"] == "track.ended"}
+    assert started and started == ended
+    assert collector.events[-1][1]["type"] == "stream.ended", collector.events[-3:]
+    with sqlite3.connect(tmp_path / "det.db") as conn:
+        stored = {row[0] for row in conn.execute("SELECT track_id FROM tracks")}
+        (status,) = conn.execute("SELECT status FROM runs").fetchone()
+    assert stored == ended
+    assert status == "interrupted"
 
 
 def test_unreachable_camera_with_a_password_never_shows_it(

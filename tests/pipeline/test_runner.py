@@ -1,16 +1,26 @@
-"""`Pipeline.run`'s process-wide settings for the libraries it drives."""
+"""`Pipeline.run`: the process-wide settings it makes, and what a stop at any moment keeps."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 import time
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from pipeline import runner
+from pipeline.build import make_source
 from pipeline.config import DetectorConfig, parse_config
 from pipeline.runner import Pipeline
+from pipeline.sources import OpenedSource, RawFrame, Source
+from pipeline.types import FrameResult, StreamEnd, TrackEvent
+from sinks.base import Sink
 from tests.conftest import VideoFactory
 from tests.pipeline.test_pipelining import EagerDetector
 
@@ -51,3 +61,134 @@ def test_elapsed_time_starts_when_reading_does_and_setup_is_counted_apart(
     assert summary.ok and summary.frames == 3
     assert summary.setup_s >= 1.0
     assert summary.elapsed_s <= wall - 1.0
+
+
+class EndRecorder(Sink):
+    """Keeps the track events and stream ends a run hands its sinks."""
+
+    name = "ends"
+
+    def __init__(self) -> None:
+        self.frames: dict[str, int] = {}
+        self.events: list[TrackEvent] = []
+        self.ends: list[StreamEnd] = []
+
+    def write(self, result: FrameResult) -> None:
+        camera = result.frame.camera_id
+        self.frames[camera] = self.frames.get(camera, 0) + 1
+        self.events += result.track_events
+
+    def end(self, stream_end: StreamEnd) -> None:
+        self.ends.append(stream_end)
+        self.events += stream_end.track_events
+
+    def close(self) -> None:
+        return None
+
+    def tracks(self, camera: str, kind: str) -> list[int]:
+        return sorted(
+            e.track.track_id for e in self.events if e.kind == kind and e.track.camera_id == camera
+        )
+
+
+class FakeCamera(Source):
+    """A live source delivering frames at `fps` for ever, deaf to the stop event (as FFmpeg
+    waiting for the next packet is)."""
+
+    live = True
+
+    def __init__(self, fps: float = 25.0) -> None:
+        super().__init__("rtsp://camera.test/stream")
+        self.fps = fps
+
+    def open(self) -> OpenedSource:
+        return OpenedSource(160, 120, Fraction(int(self.fps)))
+
+    def frames(self) -> Iterator[RawFrame]:
+        index = 0
+        while True:
+            time.sleep(1 / self.fps)
+            yield RawFrame(np.zeros((120, 160, 3), np.uint8), index / self.fps)
+            index += 1
+
+    def close(self) -> None:
+        return None
+
+
+STOP_DELAYS_S = (0.0, 0.01, 0.04, 0.09, 0.15, 0.23, 0.37, 0.6)
+
+
+@pytest.mark.parametrize("kind", ["file", "realtime", "loop", "images", "live"])
+def test_a_stop_at_any_moment_ends_every_stream_and_every_open_track(
+    kind: str, synthetic_video: VideoFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=40, size=(160, 120), fps=25)
+    (tmp_path / "images").mkdir()
+    for i in range(5):
+        cv2.imwrite(str(tmp_path / "images" / f"{i}.png"), np.zeros((120, 160, 3), np.uint8))
+    source = {
+        "file": f"{clip}",
+        "realtime": f"{{type: file, path: '{clip}', realtime: true}}",
+        "loop": f"{{type: file, path: '{clip}', realtime: true, loop: true}}",
+        "images": f"{{type: images, path: '{tmp_path / 'images'}', loop: true}}",
+        "live": "rtsp://camera.test/stream",
+    }[kind]
+    if kind == "live":
+        monkeypatch.setattr(runner, "make_source", lambda _config: FakeCamera())
+    cameras = "".join(f"  - id: {c}\n    source: {source}\n" for c in ("a", "b"))
+    config = parse_config(f"cameras:\n{cameras}tracker:\n  t_min: 1\n")
+    for delay in STOP_DELAYS_S:
+        recorder = EndRecorder()
+        pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+        timer = threading.Timer(delay, pipeline.stop.set)
+        timer.start()
+        summary = pipeline.run()
+        timer.join()
+        where = f"{kind}, stopped after {delay} s"
+        assert sorted(e.camera_id for e in recorder.ends) == ["a", "b"], where
+        for camera in ("a", "b"):
+            started = recorder.tracks(camera, "started")
+            assert recorder.tracks(camera, "ended") == started, where
+            assert summary.cameras[camera].tracks == len(started), where
+            assert summary.cameras[camera].frames == recorder.frames.get(camera, 0), where
+
+
+class StuckCamera(FakeCamera):
+    """A live source whose first read never returns (a stalled network read)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def frames(self) -> Iterator[RawFrame]:
+        yield from itertools.islice(super().frames(), 5)
+        self.release.wait()
+        return
+
+
+def test_a_camera_stuck_in_its_source_does_not_hold_up_the_stop_of_the_others(
+    synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=400, size=(160, 120), fps=25)
+    stuck = StuckCamera()
+    monkeypatch.setattr(runner, "STOP_GRACE_S", 0.2)
+    monkeypatch.setattr(
+        runner, "make_source", lambda c: stuck if c.type == "stream" else make_source(c)
+    )
+    config = parse_config(
+        f"cameras:\n  - id: file\n    source: {{type: file, path: '{clip}', realtime: true}}\n"
+        "  - id: stuck\n    source: rtsp://camera.test/stream\n"
+        "tracker:\n  t_min: 1\n"
+    )
+    recorder = EndRecorder()
+    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+    threading.Timer(0.5, pipeline.stop.set).start()
+    try:
+        summary = pipeline.run()
+    finally:
+        stuck.release.set()
+    assert summary.interrupted and summary.ok
+    assert sorted(e.camera_id for e in recorder.ends) == ["file", "stuck"]
+    for camera in ("file", "stuck"):
+        assert recorder.frames[camera] > 0
+        assert recorder.tracks(camera, "ended") == recorder.tracks(camera, "started") != []

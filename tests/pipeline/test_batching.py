@@ -1,0 +1,59 @@
+"""The batcher at a stop: every camera's stream ends, whatever its reader is doing."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from pipeline.batching import Batch, Batcher
+from pipeline.readers import FrameQueue, QueuedFrame, QueuePolicy
+from pipeline.types import Frame
+
+
+def _item(camera: str, index: int) -> QueuedFrame:
+    return QueuedFrame(Frame(camera, index, index / 10, time.time(), np.zeros((2, 2, 3), np.uint8)))
+
+
+def _until_done(batcher: Batcher, stop: threading.Event) -> list[Batch]:
+    batches = []
+    while (batch := batcher.next_batch(stop)) is not None:
+        batches.append(batch)
+    return batches
+
+
+def test_after_a_stop_the_batcher_waits_for_each_reader_to_end_its_stream() -> None:
+    cond, stop = threading.Condition(), threading.Event()
+    idle = FrameQueue("idle", 4, QueuePolicy.BLOCK, cond)  # its reader is between frames
+    busy = FrameQueue("busy", 4, QueuePolicy.BLOCK, cond)
+    busy.put(_item("busy", 0), stop)
+    stop.set()
+    for delay, queue in ((0.05, idle), (0.1, busy)):  # each reader ends a moment later
+        threading.Timer(delay, queue.close).start()
+    batches = _until_done(Batcher([idle, busy], cond, batch_size=4, max_wait=0.01), stop)
+    assert [i.frame.camera_id for b in batches for i in b.items] == ["busy"]
+    assert sorted(q.camera_id for b in batches for q in b.finished) == ["busy", "idle"]
+
+
+def test_a_queue_left_open_after_a_stop_is_closed_and_what_it_holds_handed_out() -> None:
+    cond, stop = threading.Condition(), threading.Event()
+    stuck = FrameQueue("stuck", 4, QueuePolicy.DROP_OLDEST, cond)  # reader stuck in its source
+    stuck.put(_item("stuck", 0), stop)
+    stop.set()
+    batcher = Batcher([stuck], cond, batch_size=4, max_wait=0.01, stop_grace_s=0.05)
+    batches = _until_done(batcher, stop)
+    assert [i.frame.index for b in batches for i in b.items] == [0]
+    assert [q.camera_id for b in batches for q in b.finished] == ["stuck"]
+    assert stuck.error is None  # a stop, not a failure
+    assert not stuck.put(_item("stuck", 1), stop)  # the reader, once it wakes, adds nothing
+
+
+def test_a_closed_queue_refuses_frames_and_keeps_the_first_reason_it_ended() -> None:
+    cond, stop = threading.Condition(), threading.Event()
+    for policy in QueuePolicy:
+        queue = FrameQueue("cam", 1, policy, cond)
+        queue.close()
+        assert not queue.put(_item("cam", 0), stop)
+        queue.close("reading failed after the stream ended")
+        assert len(queue) == 0 and queue.frames_in == 0 and queue.error is None
