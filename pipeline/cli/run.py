@@ -59,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     received = stop_on_signals(pipeline.stop)
     progress = Progress([c.id for c in config.cameras], enabled=not args.no_progress)
     try:
-        summary = pipeline.run(on_progress=progress.update)
+        summary = pipeline.run(on_progress=progress.update, on_start=progress.started)
     except (ModelConfigError, WeightsUnavailableError) as exc:
         print(f"error: detector: {exc}", file=sys.stderr)
         return EXIT_USAGE

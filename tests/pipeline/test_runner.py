@@ -51,3 +51,26 @@ def test_elapsed_time_starts_when_reading_does_and_setup_is_counted_apart(
     assert summary.ok and summary.frames == 3
     assert summary.setup_s >= 1.0
     assert summary.elapsed_s <= wall - 1.0
+
+
+def test_run_says_what_runs_the_detector_at_start_and_in_the_summary(
+    synthetic_video: VideoFactory,
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
+    config = parse_config(
+        f"cameras:\n  - id: cam\n    source: {clip}\n"
+        "detector:\n  model: person_ssdlite\n  weights: none\n  device: cpu\n  runtime: torch\n"
+    )
+    started: list[str] = []
+    summary = Pipeline(config).run(on_start=started.append)
+    assert summary.ok and summary.frames == 2
+    assert started == [summary.detector]
+    assert summary.detector.startswith("detector: person_ssdlite on cpu, torch, fp32, 1 worker(s)")
+    assert "; precision: fp32: " in summary.detector  # an auto choice comes with its reason
+
+
+def test_a_camera_whose_source_opened_is_marked_opened(synthetic_video: VideoFactory) -> None:
+    clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
+    config = parse_config(f"cameras:\n  - id: cam\n    source: {clip}\n")
+    summary = Pipeline(config, detector=EagerDetector()).run()  # type: ignore[arg-type]
+    assert summary.cameras["cam"].opened
