@@ -20,8 +20,11 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("validate", help="check a config and name every bad field")
-    p.add_argument("config")
+    p = sub.add_parser(
+        "validate",
+        help="check a config as run would before reading a frame, naming every bad field",
+    )
+    p.add_argument("config", help="YAML config, e.g. config/cams.yaml")
     p.set_defaults(func=cmd_validate)
 
 

@@ -160,7 +160,7 @@ def test_query_orders_by_time_then_id_and_limit_keeps_the_earliest(
 def test_latest_detections_are_the_newest_first_with_how_many_match_in_all(
     sql_written_detections: tuple[str, list[Written]],
 ) -> None:
-    url, written = sql_written_detections
+    url, _ = sql_written_detections
     everything = query_detections(url, DetectionQuery(camera="cam-a"))
     page = latest_detections(url, DetectionQuery(camera="cam-a", limit=5))
     assert page.rows == everything[::-1][:5]
