@@ -41,9 +41,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return EXIT_USAGE
+
+    from detector.errors import ModelConfigError, WeightsUnavailableError
+    from pipeline.preflight import check_detector
+
+    try:
+        classes = check_detector(config.detector)
+    except (ModelConfigError, WeightsUnavailableError) as exc:
+        print(f"error: {args.config}: detector: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     print(
-        f"{args.config}: ok ({len(config.cameras)} camera(s), model {config.detector.model}, "
-        f"sinks: {', '.join(s.type for s in config.sinks) or 'none'})"
+        f"{args.config}: ok ({len(config.cameras)} camera(s), model {config.detector.model} "
+        f"({classes}), sinks: {', '.join(s.type for s in config.sinks) or 'none'})"
     )
     return EXIT_OK
 
