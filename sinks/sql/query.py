@@ -117,8 +117,18 @@ class Page(Generic[T]):
         return self.total - len(self.rows)
 
 
+class JsonRow:
+    """A dataclass row whose `as_dict` is JSON-ready: its times ISO-8601 UTC ending in 'Z'."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            k: iso_z(v) if isinstance(v, datetime) else v
+            for k, v in asdict(self).items()  # type: ignore[call-overload]
+        }
+
+
 @dataclass(frozen=True)
-class RunRecord:
+class RunRecord(JsonRow):
     """One row of the `runs` table, with its detections and finished tracks counted."""
 
     id: int
@@ -130,16 +140,9 @@ class RunRecord:
     detections: int
     tracks: int
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready values; times as ISO-8601 UTC ending in 'Z'."""
-        row = asdict(self)
-        row["started_at"] = iso_z(self.started_at)
-        row["ended_at"] = None if self.ended_at is None else iso_z(self.ended_at)
-        return row
-
 
 @dataclass(frozen=True)
-class TrackRecord:
+class TrackRecord(JsonRow):
     """One row of the `tracks` table (a finished track) and the box of its best detection."""
 
     run_id: int
@@ -154,12 +157,6 @@ class TrackRecord:
     best_y1: float
     best_x2: float
     best_y2: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready values; times as ISO-8601 UTC ending in 'Z'."""
-        row = asdict(self)
-        row["first_time"], row["last_time"] = iso_z(self.first_time), iso_z(self.last_time)
-        return row
 
 
 @dataclass(frozen=True)
