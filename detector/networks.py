@@ -125,11 +125,12 @@ def open_network(
         return _onnx_network(model, options, calibration), options
     except ModelConfigError as exc:
         if (fallback := options.without_auto_int8(str(exc))) is not None:
-            # int8 was this machine's choice, not the user's: float32 still works.
-            log.warning("%s; running the network in float32 instead", exc)
+            # int8 was this machine's choice, not the user's: float32 still works. Info, not a
+            # warning: the run's first line and its summary say what ran and why.
+            log.info("%s; running the network in float32 instead", exc)
         elif (fallback := options.without_auto_onnxruntime(str(exc))) is not None:
             one = ", one batch at a time" if options.workers > 1 else ""
-            log.warning("%s; running the network with torch instead%s", exc, one)
+            log.info("%s; running the network with torch instead%s", exc, one)
         else:
             raise
     return open_network(model, fallback, calibration)

@@ -109,8 +109,9 @@ class DetectorRequest:
             cannot run anywhere (int8 with torch, workers 2 on CUDA, ...), naming the field.
     """
 
-    model: str = "ssdlite320_mobilenet_v3_large"
-    """A registered model name or the path of a checkpoint (`detector.models.build_model`)."""
+    model: str = "person_ssdlite"
+    """A registered model name or the path of a checkpoint (`detector.models.build_model`);
+    the default is the bundled person detector, whose weights need no download."""
     weights: str = "default"
     """"default" (the model's pretrained weights), "none" (random) or a weights file."""
     device: str = "auto"

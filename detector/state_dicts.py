@@ -23,6 +23,11 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def hub_cache_file(url: str) -> Path:
+    """Where `download_state_dict(url, ...)` keeps the file: torch hub's checkpoints folder."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
 def download_state_dict(url: str, arch: str) -> dict[str, Tensor]:
     """State dict at `url`, through the torch hub cache (downloaded only if not cached)."""
     try:

@@ -12,7 +12,12 @@ from torchvision.models import detection as tvd
 from detector.anchors import feature_map_sizes, torchvision_default_boxes
 from detector.box_coder import BoxCoder
 from detector.ssd import SSD
-from detector.state_dicts import download_state_dict, load_checked, read_state_dict
+from detector.state_dicts import (
+    download_state_dict,
+    hub_cache_file,
+    load_checked,
+    read_state_dict,
+)
 from pipeline.types import LabelMap
 
 
@@ -87,16 +92,30 @@ def _build(
     return from_torchvision(model), labels
 
 
+COCO_WEIGHTS: dict[str, Any] = {
+    "ssd300_vgg16": tvd.SSD300_VGG16_Weights.COCO_V1,
+    "ssdlite320_mobilenet_v3_large": tvd.SSDLite320_MobileNet_V3_Large_Weights.COCO_V1,
+}
+"""The torchvision weights `weights: default` downloads, by registered model name."""
+
+
+def pending_download(arch: str, weights: str) -> str | None:
+    """The URL that building `arch` with `weights` would download first: its COCO weights,
+    asked for ("default") and not in the torch hub cache yet; None when nothing is."""
+    coco = COCO_WEIGHTS.get(arch)
+    if coco is None or weights.strip().lower() != "default":
+        return None
+    url: str = coco.url
+    return None if hub_cache_file(url).is_file() else url
+
+
 def ssd300_vgg16(weights: str) -> tuple[SSD, LabelMap]:
     """torchvision SSD300 with a VGG16 backbone (COCO, 91 columns incl. background)."""
-    return _build("ssd300_vgg16", tvd.ssd300_vgg16, tvd.SSD300_VGG16_Weights.COCO_V1, weights)
+    arch = "ssd300_vgg16"
+    return _build(arch, tvd.ssd300_vgg16, COCO_WEIGHTS[arch], weights)
 
 
 def ssdlite320_mobilenet_v3_large(weights: str) -> tuple[SSD, LabelMap]:
     """torchvision SSDLite320 with a MobileNetV3-Large backbone (COCO, 91 columns)."""
-    return _build(
-        "ssdlite320_mobilenet_v3_large",
-        tvd.ssdlite320_mobilenet_v3_large,
-        tvd.SSDLite320_MobileNet_V3_Large_Weights.COCO_V1,
-        weights,
-    )
+    arch = "ssdlite320_mobilenet_v3_large"
+    return _build(arch, tvd.ssdlite320_mobilenet_v3_large, COCO_WEIGHTS[arch], weights)

@@ -18,6 +18,10 @@ class Progress:
         self._enabled = enabled
         self._order = camera_ids
 
+    def started(self, line: str, out: TextIO | None = None) -> None:
+        """Says what runs (`line`, e.g. the detector and why) on stderr, before any bar."""
+        print(line, file=out or sys.stderr, flush=True)
+
     def update(self, stats: CameraStats) -> None:
         if not self._enabled:
             return
@@ -45,14 +49,14 @@ class Progress:
         elapsed = max(summary.elapsed_s, 1e-9)
         rows = [("camera", "frames", "fps", "detections", "tracks", "status")]
         for cam in summary.cameras.values():
-            status = "ok" if cam.error is None else f"FAILED: {cam.error}"
+            status = cam.status
             notes = [
                 f"{n} {what}"
                 for n, what in (
                     (cam.decode_errors, "corrupt packets/images skipped"),
                     (cam.dropped, "frames dropped to keep up"),
                     (cam.skipped, "frames not detected (max_fps/detect_every)"),
-                    (cam.reconnects, "reconnections"),
+                    (cam.reconnects, "reconnections" if cam.frames else "retries"),
                 )
                 if n
             ]
@@ -80,6 +84,8 @@ class Progress:
             + (" — interrupted" if summary.interrupted else "")
             + "\n"
         )
+        if summary.detector:
+            out.write(f"{summary.detector}\n")
         for line in summary.outputs:
             out.write(f"  -> {line}\n")
         for err in summary.sink_errors:

@@ -6,18 +6,20 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import cv2
 import torch
 
+from detector import Detector
 from pipeline.batching import STOP_GRACE_S, Batch, Batcher
 from pipeline.build import (
     build_run_detector,
     build_sinks,
     build_tracker,
+    describe_detector,
     make_backoff,
     make_queue,
     make_sampler,
@@ -108,7 +110,13 @@ class Pipeline:
         self._detector = detector
         self._extra_sinks = list(extra_sinks)
 
-    def run(self, on_progress: ProgressCallback | None = None) -> RunSummary:
+    def run(
+        self,
+        on_progress: ProgressCallback | None = None,
+        on_start: Callable[[str], None] | None = None,
+    ) -> RunSummary:
+        """Runs until every camera is done or `stop` is set. `on_start` gets one line saying
+        what runs the detector (and why each `auto` choice came out so) once it is built."""
         setup_started = time.monotonic()
         cfg = self.config
         # Denormal floats make CPU convolutions many times slower (seen with random
@@ -119,6 +127,9 @@ class Pipeline:
             # call, which on 2 cores costs more than the call (docs/performance.md).
             cv2.setNumThreads(1)
         detector = self._detector or build_run_detector(cfg.detector)
+        described = describe_detector(detector.options) if isinstance(detector, Detector) else ""
+        if on_start is not None and described:
+            on_start(described)
         sinks = build_sinks(cfg.sinks, detector.labels, self.config_source)
         sinks += [(sink, EXTRA_SINK_QUEUE_SIZE) for sink in self._extra_sinks]
         workers = [SinkWorker(sink, size) for sink, size in sinks]
@@ -160,6 +171,7 @@ class Pipeline:
                 reader.reconnects,
             )
             cam.decode_errors = reader.source.decode_errors
+            cam.opened = reader.opened is not None
             cam.error = cam.error or reader.queue.error
         return RunSummary(
             cameras=stats,
@@ -168,6 +180,7 @@ class Pipeline:
             sink_errors=[w.error for w in workers if w.error],
             outputs=[w.sink.describe() for w in workers],
             interrupted=interrupted,
+            detector=described,
         )
 
     def _reader(

@@ -20,7 +20,18 @@ class CameraStats:
     dropped: int = 0
     skipped: int = 0
     reconnects: int = 0
+    opened: bool = False
+    """Whether the source ever opened (a camera that never connected did not)."""
     error: str | None = None
+
+    @property
+    def status(self) -> str:
+        """"ok", "FAILED: why", or what kept a camera without error from delivering frames."""
+        if self.error is not None:
+            return f"FAILED: {self.error}"
+        if self.frames:
+            return "ok"
+        return "connected, but delivered no frames" if self.opened else "never connected"
 
 
 @dataclass
@@ -36,6 +47,8 @@ class RunSummary:
     setup_s: float = 0.0
     """Seconds spent before reading began: building the detector (a first run's ONNX export
     and int8 quantization included) and opening the sinks."""
+    detector: str = ""
+    """What ran the detector, and why each `auto` choice came out so (one line)."""
 
     @property
     def ok(self) -> bool:

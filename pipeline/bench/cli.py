@@ -119,9 +119,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--min-time", type=float, default=1.0, help="least seconds per model-only run (1.0)"
     )
-    parser.add_argument("--skip-model-only", action="store_true")
-    parser.add_argument("--skip-end-to-end", action="store_true")
-    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument(
+        "--skip-model-only", action="store_true", help="leave out the model-only measurement"
+    )
+    parser.add_argument(
+        "--skip-end-to-end", action="store_true", help="leave out the end-to-end measurement"
+    )
+    parser.add_argument(
+        "--skip-naive", action="store_true", help="leave out the naive per-frame baseline"
+    )
 
 
 def _size(text: str) -> tuple[int, int]:

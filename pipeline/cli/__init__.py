@@ -7,6 +7,7 @@ assembles the parser and runs the chosen command.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import sys
 from collections.abc import Sequence
@@ -43,19 +44,39 @@ class MaskCredentials(logging.Filter):
         return True
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_LEVEL_HELP = "what the log on stderr shows (default: warning); before or after the command"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
         description="Real-time video analytics: SSD detection, IoU tracking, video/ZeroMQ/SQL.",
     )
-    parser.add_argument(
-        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--log-level", default="warning", choices=LOG_LEVELS, help=LOG_LEVEL_HELP)
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="what to do; `python -m pipeline COMMAND --help` tells its options",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
 
     run.add_parsers(sub)
     events.add_subscribe_parser(sub)
     records.add_parsers(sub)
     events.add_keygen_parser(sub)
     bench.add_parser(sub)
+    for command in sub.choices.values():
+        # SUPPRESS: given after the command, it overrides the one before; absent, it does not.
+        command.add_argument(
+            "--log-level", default=argparse.SUPPRESS, choices=LOG_LEVELS, help=LOG_LEVEL_HELP
+        )
     return parser
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("ssd-pipeline")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed: run from a source checkout)"

@@ -72,6 +72,7 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     from sinks.event_bus.subscriber import only_labels, subscribe
 
     pretty = args.format == "pretty" or (args.format is None and sys.stdout.isatty())
+    seen = 0
     try:
         server_key = read_public_key(args.server_key) if args.server_key else None
         client_keys = None
@@ -85,7 +86,9 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
             server_key=server_key,
             client_keys=client_keys,
         )
-        seen = 0
+        if sys.stderr.isatty():  # a person is watching: say what nothing-yet means
+            limit = "" if args.timeout is None else f", at most {args.timeout:g} s without one"
+            print(f"waiting for {_wanted(args)}{limit}; Ctrl-C stops", file=sys.stderr, flush=True)
         for event in events:
             shown = only_labels(event, args.label)
             if shown is None:
@@ -99,7 +102,19 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:  # how a user ends an open-ended subscription
         return EXIT_INTERRUPTED
+    if seen == 0 and args.timeout is not None:
+        print(f"no {_wanted(args)} in {args.timeout:g} s", file=sys.stderr)
     return EXIT_OK
+
+
+def _wanted(args: argparse.Namespace) -> str:
+    """The events `subscribe` waits for, in words: "events from ENDPOINT (filters)"."""
+    filters = [
+        f"{what} {', '.join(values)}"
+        for what, values in (("camera", args.camera), ("type", args.type), ("label", args.label))
+        if values
+    ]
+    return f"events from {args.endpoint}" + (f" ({'; '.join(filters)})" if filters else "")
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:

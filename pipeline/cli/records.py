@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
@@ -14,16 +15,35 @@ from pipeline.config import SqlSinkConfig
 
 DEFAULT_DB: str = SqlSinkConfig.model_fields["url"].default
 """The database the commands read: the one the `sql` sink writes by default."""
+DEFAULT_PAGE = 50
+"""Rows `query` prints without `--limit`: the newest, so that a large table does not scroll
+past; the footer says how many more there are."""
+DECIMALS = {"score": 3, "pts": 3, "x1": 1, "y1": 1, "x2": 1, "y2": 1}
+"""Decimals `query` prints of each float column (a `best_` one too), in every format:
+scores and stream times to a thousandth, boxes to a tenth of a pixel."""
+LISTS = ("runs", "tracks")
+UNUSED_BY = {
+    "runs": ("camera", "label", "track", "run", "since", "until", "min_score"),
+    "tracks": ("track", "since", "until"),
+}
+"""The filters each `--list` does not take."""
 
 
 def add_parsers(sub: Any) -> None:
     """The `query` and `retention` subcommands."""
-    p = sub.add_parser("query", help="print stored detections, or count them")
+    p = sub.add_parser(
+        "query",
+        help="print stored detections (newest first), count them, or list runs or tracks",
+    )
     p.add_argument("--db", default=DEFAULT_DB, help="SQLAlchemy URL")
-    p.add_argument("--camera")
-    p.add_argument("--label")
-    p.add_argument("--track", type=int)
-    p.add_argument("--run", type=int, help="only this run id")
+    p.add_argument("--camera", help="only this camera id")
+    p.add_argument("--label", help="only this class, e.g. person")
+    p.add_argument(
+        "--track",
+        type=int,
+        help="only this track; track ids are per run: of the latest run unless --run says which",
+    )
+    p.add_argument("--run", type=int, help="only this run id (see --list runs)")
     p.add_argument(
         "--since",
         type=_timestamp,
@@ -31,14 +51,31 @@ def add_parsers(sub: Any) -> None:
         "2026-11-21T10:00 (local unless it ends in Z or +HH:MM)",
     )
     p.add_argument("--until", type=_timestamp, help="before this time (same forms)")
-    p.add_argument("--min-score", type=float)
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--min-score", type=float, help="only detections scoring at least this")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help=f"print the newest N rows (default: {DEFAULT_PAGE}); how many more there are is said",
+    )
+    p.add_argument("--all", action="store_true", help="print every matching row, not a page")
     p.add_argument(
         "--count-by",
         choices=["label", "camera", "run"],
         help="print detections and distinct tracks per label, camera or run instead of rows",
     )
-    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument(
+        "--list",
+        choices=LISTS,
+        help="runs: the stored runs, newest first, with their detections and tracks counted; "
+        "tracks: the finished tracks of a run (the latest unless --run), newest first",
+    )
+    p.add_argument(
+        "--format",
+        choices=["table", "json", "csv"],
+        default="table",
+        help="table (default), json (a list of objects) or csv (a header line, then rows)",
+    )
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser(
@@ -61,8 +98,12 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from sinks.sql.query import DetectionQuery, QueryError, count_detections, query_detections
+    from sinks.sql.query import DetectionQuery, QueryError
 
+    problem = _conflict(args)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         query = DetectionQuery(
             camera=args.camera,
@@ -72,28 +113,106 @@ def cmd_query(args: argparse.Namespace) -> int:
             until=args.until,
             min_score=args.min_score,
             run=args.run,
-            limit=args.limit,
+            limit=None if args.all or args.count_by else args.limit or DEFAULT_PAGE,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        if args.count_by:
-            counts = count_detections(args.db, query, args.count_by)
-            rows = [c.as_dict(args.count_by) for c in counts]
-        else:
-            rows = [r.as_dict() for r in query_detections(args.db, query)]
+        result = _select(args, query)
     except QueryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    rows = [_rounded(row) for row in result.rows]
     if args.format == "json":
         json.dump(rows, sys.stdout, indent=1)
         sys.stdout.write("\n")
     elif args.format == "csv":
         _write_csv(rows, sys.stdout)
+    elif rows:
+        _write_table(rows, sys.stdout)
+        print(f"({result.footer()})")
     else:
-        _write_table(rows, sys.stdout, "groups" if args.count_by else "detections")
+        print(result.nothing())
+    if args.format != "table" and result.more:
+        print(f"note: {result.footer()}", file=sys.stderr)
     return EXIT_OK
+
+
+@dataclass(frozen=True)
+class _Result:
+    """What `query` prints: the rows, what they are, and how many more match."""
+
+    rows: list[dict[str, Any]]
+    noun: str
+    more: int = 0
+    scope: str = ""
+
+    def nothing(self) -> str:
+        """What the table says when no row matches."""
+        return f"no {'detections' if self.noun == 'groups' else self.noun}{self.scope}"
+
+    def footer(self) -> str:
+        shown = f"{len(self.rows)} {self.noun}{self.scope}"
+        if self.noun == "groups":
+            return shown
+        if self.more:
+            return f"{shown}, newest first; {self.more} more: --limit N or --all to see them"
+        return f"{shown}, newest first"
+
+
+def _select(args: argparse.Namespace, query: Any) -> _Result:
+    """The rows `args` ask for; a `--track` or `--list tracks` without `--run` is of the
+    latest run. Raises QueryError."""
+    from dataclasses import replace
+
+    from sinks.sql.query import (
+        QueryError,
+        count_detections,
+        latest_detections,
+        latest_run,
+        list_runs,
+        list_tracks,
+    )
+
+    if args.list == "runs":
+        runs = list_runs(args.db, query.limit)
+        return _Result([r.as_dict() for r in runs.rows], "runs", runs.more)
+    scope = ""
+    if query.run is None and (args.track is not None or args.list == "tracks"):
+        run = latest_run(args.db)
+        if run is None:
+            raise QueryError(f"database {args.db} holds no runs yet")
+        query, scope = replace(query, run=run), f" of run {run} (the latest; --run to choose)"
+    elif query.run is not None:
+        scope = f" of run {query.run}"
+    if args.track is not None:
+        scope = f" of track {args.track}{scope}"
+    if args.count_by:
+        counts = count_detections(args.db, query, args.count_by)
+        return _Result([c.as_dict(args.count_by) for c in counts], "groups")
+    if args.list == "tracks":
+        tracks = list_tracks(args.db, query)
+        return _Result([t.as_dict() for t in tracks.rows], "tracks", tracks.more, scope)
+    page = latest_detections(args.db, query)
+    return _Result([r.as_dict() for r in page.rows], "detections", page.more, scope)
+
+
+def _conflict(args: argparse.Namespace) -> str | None:
+    """Why the options given cannot go together; None when they can."""
+    if args.all and args.limit is not None:
+        return "--all and --limit exclude each other"
+    if args.list and args.count_by:
+        return "--list and --count-by exclude each other"
+    if args.list is not None:
+        unused = [
+            f"--{name.replace('_', '-')}"
+            for name in UNUSED_BY[args.list]
+            if getattr(args, name) is not None
+        ]
+        if unused:
+            return f"--list {args.list} does not take {', '.join(unused)}"
+    return None
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
@@ -151,22 +270,20 @@ def _write_csv(rows: list[dict[str, Any]], out: TextIO) -> None:
     writer.writerows(rows)
 
 
-def _write_table(rows: list[dict[str, Any]], out: TextIO, noun: str = "detections") -> None:
-    if not rows:
-        out.write("no detections\n")
-        return
+def _write_table(rows: list[dict[str, Any]], out: TextIO) -> None:
     columns = list(rows[0])
-    cells = [[_cell(r[c]) for c in columns] for r in rows]
+    cells = [["-" if r[c] is None else str(r[c]) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")
     for row in cells:
         out.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n")
-    out.write(f"({len(rows)} {noun})\n")
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}"
-    return str(value)
+def _rounded(row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with its scores and coordinates rounded to `DECIMALS`, the same in every format."""
+    return {
+        key: round(value, DECIMALS[key.removeprefix("best_")])
+        if isinstance(value, float) and key.removeprefix("best_") in DECIMALS
+        else value
+        for key, value in row.items()
+    }

@@ -23,8 +23,11 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("validate", help="check a config and name every bad field")
-    p.add_argument("config")
+    p = sub.add_parser(
+        "validate",
+        help="check a config as run would before reading a frame, naming every bad field",
+    )
+    p.add_argument("config", help="YAML config, e.g. config/cams.yaml")
     p.set_defaults(func=cmd_validate)
 
 
@@ -41,9 +44,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return EXIT_USAGE
+
+    from detector.errors import ModelConfigError, WeightsUnavailableError
+    from pipeline.preflight import check_detector
+
+    try:
+        classes = check_detector(config.detector)
+    except (ModelConfigError, WeightsUnavailableError) as exc:
+        print(f"error: {args.config}: detector: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     print(
-        f"{args.config}: ok ({len(config.cameras)} camera(s), model {config.detector.model}, "
-        f"sinks: {', '.join(s.type for s in config.sinks) or 'none'})"
+        f"{args.config}: ok ({len(config.cameras)} camera(s), model {config.detector.model} "
+        f"({classes}), sinks: {', '.join(s.type for s in config.sinks) or 'none'})"
     )
     return EXIT_OK
 
@@ -63,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     received = stop_on_signals(pipeline.stop)
     progress = Progress([c.id for c in config.cameras], enabled=not args.no_progress)
     try:
-        summary = pipeline.run(on_progress=progress.update)
+        summary = pipeline.run(on_progress=progress.update, on_start=progress.started)
     except (ModelConfigError, WeightsUnavailableError) as exc:
         print(f"error: detector: {exc}", file=sys.stderr)
         return EXIT_USAGE

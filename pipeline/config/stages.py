@@ -30,8 +30,9 @@ class DetectorConfig(Strict):
         DEFAULTS.model,
         min_length=1,
         description=(
-            "Model name (ssdlite320_mobilenet_v3_large, ssd300_vgg16, person_ssdlite) "
-            "or the path of a checkpoint saved by detector.save_checkpoint."
+            "Model name: person_ssdlite (the default: the bundled person detector, works "
+            "offline), ssdlite320_mobilenet_v3_large or ssd300_vgg16 (80 COCO classes, weights "
+            "downloaded once), or the path of a checkpoint saved by detector.save_checkpoint."
         ),
     )
     weights: str = Field(

@@ -1,6 +1,7 @@
 """Reading the SQL output back: filtered detections, counts, and deleting old records.
 
-Used by the `query` and `retention` commands; all functions open and close their own
+Used by the `query` and `retention` commands (pages of the newest detections, runs and
+tracks; counts; deletions); all functions open and close their own
 engine and raise `QueryError` (one line, password masked) when the database cannot be used.
 """
 
@@ -8,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import Engine, Select, delete, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,6 +23,7 @@ from sinks.sql.models import Detection, Run, Track
 
 CountBy = Literal["label", "camera", "run"]
 COUNT_BY: tuple[CountBy, ...] = ("label", "camera", "run")
+T = TypeVar("T")
 
 
 class QueryError(SinkError):
@@ -103,6 +105,61 @@ class CountRow:
 
 
 @dataclass(frozen=True)
+class Page(Generic[T]):
+    """Some of the rows that match a query, and how many match in all."""
+
+    rows: list[T]
+    total: int
+
+    @property
+    def more(self) -> int:
+        """Matching rows not in `rows`."""
+        return self.total - len(self.rows)
+
+
+class JsonRow:
+    """A dataclass row whose `as_dict` is JSON-ready: its times ISO-8601 UTC ending in 'Z'."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            k: iso_z(v) if isinstance(v, datetime) else v
+            for k, v in asdict(self).items()  # type: ignore[call-overload]
+        }
+
+
+@dataclass(frozen=True)
+class RunRecord(JsonRow):
+    """One row of the `runs` table, with its detections and finished tracks counted."""
+
+    id: int
+    started_at: datetime
+    ended_at: datetime | None
+    status: str
+    config: str
+    hostname: str
+    detections: int
+    tracks: int
+
+
+@dataclass(frozen=True)
+class TrackRecord(JsonRow):
+    """One row of the `tracks` table (a finished track) and the box of its best detection."""
+
+    run_id: int
+    camera: str
+    track_id: int
+    label: str
+    first_time: datetime
+    last_time: datetime
+    frames: int
+    best_score: float
+    best_x1: float
+    best_y1: float
+    best_x2: float
+    best_y2: float
+
+
+@dataclass(frozen=True)
 class RetentionResult:
     """What `delete_older_than` deleted (or, with dry_run, would delete)."""
 
@@ -158,6 +215,69 @@ def query_detections(url: str, q: DetectionQuery) -> list[DetectionRecord]:
         stmt = _filtered(select(Detection), q).order_by(Detection.time, Detection.id)
         rows = session.scalars(stmt.limit(q.limit)).all()
         return [_record(d) for d in rows]
+
+
+def latest_detections(url: str, q: DetectionQuery) -> Page[DetectionRecord]:
+    """The newest `q.limit` detections matching `q` (all without a limit), newest first,
+    and how many match in all."""
+    with _existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
+        total = session.scalar(_filtered(select(func.count(Detection.id)), q)) or 0
+        stmt = _filtered(select(Detection), q).order_by(Detection.time.desc(), Detection.id.desc())
+        return Page([_record(d) for d in session.scalars(stmt.limit(q.limit))], int(total))
+
+
+def latest_run(url: str) -> int | None:
+    """The id of the run that started last; None when no run is stored."""
+    with _existing_database(DatabaseUrl(url)) as engine, engine.connect() as conn:
+        found = conn.scalar(select(Run.id).order_by(Run.started_at.desc(), Run.id.desc()).limit(1))
+    return None if found is None else int(found)
+
+
+def list_runs(url: str, limit: int | None = None) -> Page[RunRecord]:
+    """The last `limit` runs (all without one), newest first, with their detections and
+    tracks counted, and how many runs are stored."""
+    detections = _count_per_run(Detection)
+    tracks = _count_per_run(Track)
+    stmt = (
+        select(Run, detections.c.n, tracks.c.n)
+        .outerjoin(detections, detections.c.run_id == Run.id)
+        .outerjoin(tracks, tracks.c.run_id == Run.id)
+        .order_by(Run.started_at.desc(), Run.id.desc())
+        .limit(limit)
+    )
+    with _existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
+        total = session.scalar(select(func.count(Run.id))) or 0
+        rows = [
+            RunRecord(
+                r.id, r.started_at, r.ended_at, r.status, r.config, r.hostname, d or 0, t or 0
+            )
+            for r, d, t in session.execute(stmt)
+        ]
+    return Page(rows, int(total))
+
+
+def list_tracks(url: str, q: DetectionQuery) -> Page[TrackRecord]:
+    """The finished tracks of run `q.run` (of every run when None) matching `q.camera`,
+    `q.label` and `q.min_score` (their best score); the last `q.limit` to end (all without a
+    limit), newest first, and how many match in all."""
+    conditions = [
+        column == value
+        for column, value in (
+            (Track.run_id, q.run), (Track.camera, q.camera), (Track.label, q.label)
+        )
+        if value is not None
+    ]
+    if q.min_score is not None:
+        conditions.append(Track.best_score >= q.min_score)
+    stmt = select(Track).where(*conditions).order_by(Track.last_time.desc(), Track.id.desc())
+    with _existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
+        total = session.scalar(select(func.count(Track.id)).where(*conditions)) or 0
+        rows = [_track_record(t) for t in session.scalars(stmt.limit(q.limit))]
+    return Page(rows, int(total))
+
+
+def _count_per_run(model: type[Detection] | type[Track]) -> Any:
+    return select(model.run_id, func.count().label("n")).group_by(model.run_id).subquery()
 
 
 def count_detections(url: str, q: DetectionQuery, by: CountBy) -> list[CountRow]:
@@ -223,6 +343,13 @@ def _record(d: Detection) -> DetectionRecord:
         x2=d.x2,
         y2=d.y2,
         track_id=d.track_id,
+    )
+
+
+def _track_record(t: Track) -> TrackRecord:
+    return TrackRecord(
+        t.run_id, t.camera, t.track_id, t.label, t.first_time, t.last_time, t.frames,
+        t.best_score, t.best_x1, t.best_y1, t.best_x2, t.best_y2,
     )
 
 

@@ -159,13 +159,14 @@ def test_export_failure_falls_back_to_torch_under_auto_one_batch_at_a_time(
 ) -> None:
     monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(onnx_runtime, "export_onnx", _failing_export)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         detector = make_detector(
             tiny_ssd(4), LabelMap(("bg", "thing")), runtime="auto", workers=workers
         )
     assert (detector.runtime, detector.workers, detector.pipelined) == ("torch", 1, False)
     assert "aten::frobnicate" in detector.options.reasons["runtime"]
     assert "aten::frobnicate" in caplog.text and "with torch instead" in caplog.text
+    assert {r.levelname for r in caplog.records if "instead" in r.getMessage()} == {"INFO"}
     # Only a detector asked for two workers is told it now has one.
     assert ("one batch at a time" in caplog.text) == (workers == 2)
     frame = Frame("cam", 0, 0.0, 0.0, np.zeros((20, 20, 3), np.uint8))

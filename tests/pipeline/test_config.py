@@ -40,6 +40,14 @@ def test_minimal_config_gets_documented_defaults(video: str) -> None:
     assert cfg.sinks == []
 
 
+def test_a_config_without_detector_runs_the_bundled_model_that_needs_no_download(
+    video: str,
+) -> None:
+    cfg = parse_config(f"cameras:\n  - id: lobby\n    source: {video}\n")
+    assert (cfg.detector.model, cfg.detector.weights) == ("person_ssdlite", "default")
+    assert DEFAULTS.model == "person_ssdlite"
+
+
 def test_unknown_key_is_named_with_its_path_line_and_a_suggestion(video: str) -> None:
     problems = _problems(f"cameras:\n  - id: a\n    source: {video}\ndetector:\n  bach_size: 4\n")
     assert problems == [

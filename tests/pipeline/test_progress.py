@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from pipeline.progress import Progress
 from pipeline.summary import CameraStats, RunSummary
 
@@ -27,3 +29,48 @@ def test_summary_gives_frames_per_second_of_reading_and_setup_time_apart() -> No
 def test_summary_leaves_out_a_setup_too_short_to_matter() -> None:
     text = summary_text(setup_s=0.4)
     assert "200 frames in 4.0 s (50.0 frames/s)\n" in text and "set-up" not in text
+
+
+def summary_of(stats: CameraStats, **kwargs: object) -> str:
+    out = io.StringIO()
+    Progress([stats.camera_id], enabled=False).print_summary(
+        RunSummary(cameras={stats.camera_id: stats}, elapsed_s=4.0, **kwargs),  # type: ignore[arg-type]
+        out,
+    )
+    return out.getvalue()
+
+
+def test_a_camera_that_never_connected_is_not_called_ok() -> None:
+    gate = CameraStats("gate", "rtsp://192.0.2.10/stream1", reconnects=4)
+    text = summary_of(gate)
+    assert "never connected (4 retries)" in text
+    assert " ok" not in text
+
+
+def test_a_camera_that_opened_but_delivered_no_frame_says_so() -> None:
+    gate = CameraStats("gate", "rtsp://192.0.2.10/stream1", reconnects=2, opened=True)
+    assert "connected, but delivered no frames (2 retries)" in summary_of(gate)
+
+
+def test_a_camera_that_delivered_frames_and_reconnected_is_ok_with_its_reconnections() -> None:
+    gate = CameraStats("gate", "rtsp://192.0.2.10/stream1", frames=9, reconnects=1, opened=True)
+    assert "ok (1 reconnections)" in summary_of(gate)
+
+
+def test_a_failed_camera_says_why_whatever_it_delivered() -> None:
+    gate = CameraStats("gate", "x.mp4", error="camera gate: x.mp4: no such file")
+    assert "FAILED: camera gate: x.mp4: no such file" in summary_of(gate)
+
+
+def test_summary_says_what_ran_the_detector_in_one_line() -> None:
+    line = "detector: person_ssdlite on cpu, onnxruntime, int8, 1 worker(s); device: cpu: why"
+    text = summary_of(CameraStats("lobby", "clip.mp4", frames=3, opened=True), detector=line)
+    assert f"\n{line}\n" in text
+
+
+def test_start_line_goes_to_stderr_even_without_progress_bars(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Progress(["lobby"], enabled=False).started("detector: person_ssdlite on cpu")
+    captured = capsys.readouterr()
+    assert captured.err == "detector: person_ssdlite on cpu\n" and captured.out == ""

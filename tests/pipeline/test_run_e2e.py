@@ -153,8 +153,9 @@ def test_two_cameras_end_to_end(
     assert len(event_rows) == (24 + 15) * 3
     assert sorted(_rows(tmp_path / "det.db"), key=repr) == sorted(event_rows, key=repr)
 
-    # and `query --format json` returns them
-    assert main(["query", "--db", f"sqlite:///{tmp_path / 'det.db'}", "--format", "json"]) == 0
+    # and `query --all --format json` returns them
+    db = f"sqlite:///{tmp_path / 'det.db'}"
+    assert main(["query", "--db", db, "--all", "--format", "json"]) == 0
     queried = json.loads(capsys.readouterr().out)
     assert len(queried) == len(event_rows)
     assert (

@@ -192,3 +192,26 @@ def test_a_camera_stuck_in_its_source_does_not_hold_up_the_stop_of_the_others(
     for camera in ("file", "stuck"):
         assert recorder.frames[camera] > 0
         assert recorder.tracks(camera, "ended") == recorder.tracks(camera, "started") != []
+
+
+def test_run_says_what_runs_the_detector_at_start_and_in_the_summary(
+    synthetic_video: VideoFactory,
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
+    config = parse_config(
+        f"cameras:\n  - id: cam\n    source: {clip}\n"
+        "detector:\n  model: person_ssdlite\n  weights: none\n  device: cpu\n  runtime: torch\n"
+    )
+    started: list[str] = []
+    summary = Pipeline(config).run(on_start=started.append)
+    assert summary.ok and summary.frames == 2
+    assert started == [summary.detector]
+    assert summary.detector.startswith("detector: person_ssdlite on cpu, torch, fp32, 1 worker(s)")
+    assert "; precision: fp32: " in summary.detector  # an auto choice comes with its reason
+
+
+def test_a_camera_whose_source_opened_is_marked_opened(synthetic_video: VideoFactory) -> None:
+    clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
+    config = parse_config(f"cameras:\n  - id: cam\n    source: {clip}\n")
+    summary = Pipeline(config, detector=EagerDetector()).run()  # type: ignore[arg-type]
+    assert summary.cameras["cam"].opened

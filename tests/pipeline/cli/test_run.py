@@ -1,62 +1,94 @@
-"""`run`'s signal handling: one request to stop, however many times it is delivered."""
+"""`validate` refuses what `run` would refuse before reading a frame, and passes the rest."""
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import torch
 
-from pipeline.cli.run import FORCE_AFTER_S, stop_on_signals
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from detector.torchvision_models import COCO_WEIGHTS
+from pipeline.cli import main
+from tests.conftest import VideoFactory
 
 
 @pytest.fixture
-def exits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """The exit codes a forced exit asked for (the test process stays); handlers restored."""
-    codes: list[int] = []
-    monkeypatch.setattr(os, "_exit", codes.append)
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield codes
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
+def config(tmp_path: Path, synthetic_video: VideoFactory) -> Path:
+    """cams.yaml with one camera; `detector:` is appended by each test."""
+    clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
+    path = tmp_path / "cams.yaml"
+    path.write_text(f"cameras:\n  - id: lobby\n    source: {clip}\n")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def empty_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A torch hub cache with nothing downloaded, as on a fresh offline machine."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "torch"
+
+
+def validate(config: Path, detector: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with config.open("a") as f:
+        f.write(detector)
+    code = main(["validate", str(config)])
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def test_a_config_without_detector_validates_offline_with_the_bundled_model(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, said = validate(config, "", capsys)
+    assert code == 0
+    assert said == f"{config}: ok (1 camera(s), model person_ssdlite (1 class), sinks: none)\n"
+
+
+def test_an_unknown_model_name_is_refused(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, said = validate(config, "detector:\n  model: yolo_v99\n", capsys)
+    assert code == 2
+    assert said.startswith(f"error: {config}: detector: unknown detector model 'yolo_v99'")
+    assert said.count("\n") == 1
+
+
+LABELS_ASKED = {
+    "person_ssdlite": {"[person]": 0, "[person, car]": 2, "[background]": 2},
+    "ssdlite320_mobilenet_v3_large": {"[person, car]": 0, "[persons]": 2},
+}
+"""Per model, `detector.labels` values and the exit status `validate` gives each."""
 
 
 @pytest.mark.parametrize(
-    "signals",
-    [(signal.SIGTERM, signal.SIGTERM), (signal.SIGTERM, signal.SIGINT), (signal.SIGINT,) * 3],
-    ids=["timeout-to-process-and-group", "term-and-int", "int-thrice"],
+    ("model", "labels"), [(m, labels) for m, asked in LABELS_ASKED.items() for labels in asked]
 )
-def test_a_signal_delivered_several_times_at_once_is_one_request_to_stop(
-    exits: list[int], signals: tuple[signal.Signals, ...]
+def test_labels_the_model_does_not_have_are_refused(
+    config: Path, capsys: pytest.CaptureFixture[str], model: str, labels: str
 ) -> None:
-    stop, clock = threading.Event(), Clock()
-    received = stop_on_signals(stop, clock)
-    for sig in signals:
-        os.kill(os.getpid(), sig)
-        clock.now += FORCE_AFTER_S / 10
-    assert stop.is_set()
-    assert received == [signals[0]]
-    assert exits == []
+    code = LABELS_ASKED[model][labels]
+    detector = f"detector:\n  model: {model}\n  weights: none\n  labels: {labels}\n"
+    got, said = validate(config, detector, capsys)
+    assert got == code, said
+    if code:
+        assert "unknown label" in said and "in `detector.labels`" in said
 
 
-def test_a_second_ctrl_c_a_moment_later_forces_the_exit(exits: list[int]) -> None:
-    stop, clock = threading.Event(), Clock()
-    received = stop_on_signals(stop, clock)
-    os.kill(os.getpid(), signal.SIGINT)
-    assert stop.is_set() and exits == []
-    clock.now += FORCE_AFTER_S
-    os.kill(os.getpid(), signal.SIGINT)
-    assert exits == [128 + signal.SIGINT]
-    assert received == [signal.SIGINT]
+@pytest.mark.parametrize("model", sorted(COCO_WEIGHTS))
+def test_weights_that_need_a_download_are_named_with_the_offline_ways_out(
+    config: Path, capsys: pytest.CaptureFixture[str], model: str, empty_hub_cache: Path
+) -> None:
+    code, said = validate(config, f"detector:\n  model: {model}\n", capsys)
+    assert code == 2
+    url = COCO_WEIGHTS[model].url
+    assert f"{model} weights are not downloaded yet ({empty_hub_cache}/hub/checkpoints/" in said
+    assert f"run would download {url} first" in said
+    assert "person_ssdlite" in said and said.count("\n") == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is there")
+def test_a_device_that_is_not_there_is_refused(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, said = validate(config, "detector:\n  device: cuda\n", capsys)
+    assert code == 2 and "CUDA is not available" in said

@@ -27,6 +27,10 @@ from sinks.sql.query import (
     QueryError,
     count_detections,
     delete_older_than,
+    latest_detections,
+    latest_run,
+    list_runs,
+    list_tracks,
     query_detections,
 )
 from sinks.sql.sink import SqlSink
@@ -151,6 +155,53 @@ def test_query_orders_by_time_then_id_and_limit_keeps_the_earliest(
 
     limited = query_detections(url, DetectionQuery(limit=5))
     assert limited == everything[:5]
+
+
+def test_latest_detections_are_the_newest_first_with_how_many_match_in_all(
+    sql_written_detections: tuple[str, list[Written]],
+) -> None:
+    url, _ = sql_written_detections
+    everything = query_detections(url, DetectionQuery(camera="cam-a"))
+    page = latest_detections(url, DetectionQuery(camera="cam-a", limit=5))
+    assert page.rows == everything[::-1][:5]
+    assert (page.total, page.more) == (len(everything), len(everything) - 5)
+    whole = latest_detections(url, DetectionQuery(camera="cam-a"))
+    assert whole.rows == everything[::-1] and whole.more == 0
+
+
+def test_latest_run_is_the_one_started_last(
+    sql_written_detections: tuple[str, list[Written]],
+) -> None:
+    url, written = sql_written_detections
+    assert latest_run(url) == max(w.run for w in written)
+
+
+def test_runs_are_listed_newest_first_with_their_detections_and_tracks_counted(
+    two_runs: tuple[str, int, int],
+) -> None:
+    url, old, recent = two_runs
+    page = list_runs(url)
+    assert [(r.id, r.detections, r.tracks) for r in page.rows] == [(recent, 11, 2), (old, 10, 1)]
+    assert page.rows[1].as_dict()["started_at"].endswith("Z")
+    assert [r.id for r in list_runs(url, limit=1).rows] == [recent]
+    assert list_runs(url, limit=1).more == 1
+
+
+def test_tracks_are_listed_per_run_and_filtered_newest_first(
+    two_runs: tuple[str, int, int],
+) -> None:
+    url, old, recent = two_runs
+    page = list_tracks(url, DetectionQuery(run=recent))
+    # lobby's track ended later than gate's: it was written with more frames after the same start
+    assert [(t.run_id, t.camera, t.track_id) for t in page.rows] == [
+        (recent, "lobby", 1),
+        (recent, "gate", 1),
+    ]
+    assert [t.camera for t in list_tracks(url, DetectionQuery(run=old)).rows] == ["gate"]
+    only = list_tracks(url, DetectionQuery(run=recent, camera="gate", limit=1))
+    assert (len(only.rows), only.total) == (1, 1)
+    assert list_tracks(url, DetectionQuery(label="car")).total == 0
+    assert list_tracks(url, DetectionQuery(limit=1)).more == 2
 
 
 def test_query_limit_must_be_positive() -> None:

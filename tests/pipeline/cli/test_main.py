@@ -1,0 +1,51 @@
+"""The command line as a whole: `--version`, global options anywhere, help for everything."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+
+import pytest
+
+from pipeline.cli import _parser, main
+
+
+def _commands() -> dict[str, argparse.ArgumentParser]:
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == (
+        f"python -m pipeline {importlib.metadata.version('ssd-pipeline')}\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["validate", "query", "subscribe", "run"])
+def test_log_level_works_after_the_command_as_before_it(command: str) -> None:
+    given = ["cams.yaml"] if command in ("validate", "run") else []
+    parse = _parser().parse_args
+    assert parse([command, *given]).log_level == "warning"
+    assert parse(["--log-level", "info", command, *given]).log_level == "info"
+    assert parse([command, *given, "--log-level", "debug"]).log_level == "debug"
+    assert parse(["--log-level", "info", command, *given, "--log-level", "error"]).log_level == (
+        "error"
+    )
+
+
+def test_every_command_and_option_has_help() -> None:
+    parser = _parser()
+    missing = [a.dest for a in parser._actions if not a.help]
+    for name, command in _commands().items():
+        if not command.description and not _help_of(parser, name):
+            missing.append(name)
+        missing += [f"{name} {a.dest}" for a in command._actions if not a.help]
+    assert missing == []
+
+
+def _help_of(parser: argparse.ArgumentParser, name: str) -> str | None:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return next((c.help for c in sub._choices_actions if c.dest == name), None)

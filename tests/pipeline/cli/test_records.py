@@ -1,0 +1,148 @@
+"""`query`: a page of the newest rows, runs and tracks listed, tracks per run, rounding."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, delete
+
+from pipeline.cli import main
+from pipeline.cli.records import DEFAULT_PAGE
+from sinks.sql.models import Run
+from tests.sinks.sql.builders import CAR, PERSON, Box, write_run
+
+BOX = Box(0.123456, 1.98765, 10.55555, 20.33333, 0.912345, PERSON, 3)
+"""A tracked person whose score and coordinates have more digits than anyone reads."""
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    """Run 1: gate, 3 frames of one person (track 3). Run 2, an hour later: lobby, 60 frames
+    of a person (track 7) and a car (untracked)."""
+    url = f"sqlite:///{tmp_path / 'det.db'}"
+    now = time.time()
+    write_run(url, now - 7200, {"gate": [[BOX]] * 3})
+    car = Box(5, 5, 6, 6, 0.5, CAR)
+    write_run(url, now - 3600, {"lobby": [[Box(1, 1, 2, 2, 0.7, PERSON, 7), car]] * 60})
+    return url
+
+
+def query(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["query", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_query_without_limit_prints_a_page_of_the_newest_and_says_how_many_more(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = query(capsys, "--db", db)
+    assert code == 0
+    lines = out.splitlines()
+    rows = lines[1:-1]
+    assert len(rows) == DEFAULT_PAGE
+    frames = [int(r.split()[3]) for r in rows]
+    assert frames == sorted(frames, reverse=True) and frames[0] == 59  # newest first
+    total = 3 + 120
+    assert lines[-1] == (
+        f"({DEFAULT_PAGE} detections, newest first; {total - DEFAULT_PAGE} more: "
+        "--limit N or --all to see them)"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_json_and_csv_print_the_page_and_say_how_many_more_on_stderr(
+    db: str, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    code, out, err = query(capsys, "--db", db, "--format", fmt, "--limit", "4")
+    assert code == 0
+    rows = json.loads(out) if fmt == "json" else list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 4
+    assert err == "note: 4 detections, newest first; 119 more: --limit N or --all to see them\n"
+
+
+def test_all_prints_every_row_and_no_note(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = query(capsys, "--db", db, "--all", "--format", "json")
+    assert code == 0 and len(json.loads(out)) == 123 and err == ""
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_scores_and_coordinates_are_rounded_in_every_format(
+    db: str, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    code, out, _ = query(capsys, "--db", db, "--run", "1", "--limit", "1", "--format", fmt)
+    assert code == 0
+    for shown in ("0.912", "0.1", "2.0", "10.6", "20.3"):
+        assert shown in out
+    for unrounded in ("0.9123", "0.12", "1.98", "10.55", "20.33"):
+        assert unrounded not in out
+
+
+def test_a_track_is_of_the_latest_run_unless_run_says_which(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = query(capsys, "--db", db, "--track", "3")
+    assert code == 0
+    assert out == "no detections of track 3 of run 2 (the latest; --run to choose)\n"
+    code, out, _ = query(capsys, "--db", db, "--track", "3", "--run", "1", "--format", "json")
+    assert code == 0
+    assert [(r["run_id"], r["track_id"]) for r in json.loads(out)] == [(1, 3)] * 3
+    code, out, _ = query(capsys, "--db", db, "--track", "7", "--count-by", "camera")
+    assert out.splitlines()[1].split() == ["lobby", "60", "1"]
+
+
+def test_list_runs_prints_each_run_with_its_detections_and_tracks_newest_first(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = query(capsys, "--db", db, "--list", "runs", "--format", "json")
+    assert code == 0
+    runs = json.loads(out)
+    assert [(r["id"], r["detections"], r["tracks"]) for r in runs] == [(2, 120, 1), (1, 3, 1)]
+    assert runs[0]["status"] == "finished"
+
+
+def test_list_tracks_prints_the_latest_runs_tracks_unless_run_says_which(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = query(capsys, "--db", db, "--list", "tracks")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["run_id", "camera", "track_id", "label"]
+    assert lines[1].split()[:4] == ["2", "lobby", "1", "person"]
+    assert lines[-1] == "(1 tracks of run 2 (the latest; --run to choose), newest first)"
+    code, out, _ = query(capsys, "--db", db, "--list", "tracks", "--run", "1", "--format", "csv")
+    assert [r["camera"] for r in csv.DictReader(io.StringIO(out))] == ["gate"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--all", "--limit", "3"], "--all and --limit exclude each other"),
+        (["--list", "runs", "--count-by", "label"], "--list and --count-by exclude each other"),
+        (["--list", "runs", "--camera", "gate"], "--list runs does not take --camera"),
+        (["--list", "tracks", "--since", "2h"], "--list tracks does not take --since"),
+    ],
+)
+def test_options_that_cannot_go_together_are_refused_in_one_line(
+    db: str, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = query(capsys, "--db", db, *args)
+    assert code == 2 and out == "" and err == f"error: {message}\n"
+
+
+def test_a_track_without_any_run_stored_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    write_run(url, time.time(), {})
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(delete(Run))
+    engine.dispose()
+    code, _, err = query(capsys, "--db", url, "--track", "1")
+    assert code == 1 and err == f"error: database {url} holds no runs yet\n"
