@@ -309,12 +309,8 @@ class Outbox:
 
     def _to_spool(self, batch: RowBatch) -> None:
         if self._spool is not None and self._spool.size >= self._max_spool_bytes:
-            self._turn_away(
-                batch,
-                "limit",
-                f"the spool file {self.spool_path} reached its limit "
-                f"({self._max_spool_bytes} bytes)",
-            )
+            limit = f"its size limit ({self._max_spool_bytes} bytes)"
+            self._turn_away(batch, "limit", f"the spool file {self.spool_path} reached {limit}")
             return
         try:
             if self._spool is None:
@@ -344,13 +340,7 @@ class Outbox:
         self.loss_reason = self.loss_reason or why
 
     def _lose_lines(self, lines: list[bytes], exc: OSError) -> None:
-        batches = []
-        for line in lines:
-            try:
-                batches.append(RowBatch.from_line(line.decode()))
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut by a crash: its rows were never counted as waiting
-        self._lose(batches, self._spool_failure(exc))
+        self._lose([RowBatch.from_line(line.decode()) for line in lines], self._spool_failure(exc))
 
     def _spool_failure(self, exc: OSError) -> str:
         why = write_failure(exc, self.spool_path)

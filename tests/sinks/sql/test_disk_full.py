@@ -43,6 +43,26 @@ def disk(tmp_path: Path) -> Iterator[SmallDisk]:
         yield mounted
 
 
+def database_on(disk: SmallDisk) -> str:
+    return f"sqlite:///{disk.path / 'det.db'}"
+
+
+def open_then_fill(disk: SmallDisk, spool_dir: Path, **settings: float) -> SqlSink:
+    """A sink (batches of 30 rows, 60 in memory) writing to a database on `disk`, which is
+    then filled."""
+    sink = SqlSink(
+        database_on(disk),
+        LABELS,
+        batch_size=30,
+        buffer_rows=60,
+        spool_dir=spool_dir,
+        **FAST_RETRY,
+        **settings,
+    )
+    disk.fill()
+    return sink
+
+
 def sql_records(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name.startswith("sinks.sql")]
 
@@ -82,17 +102,9 @@ def test_a_full_disk_is_reported_once_not_as_an_outage_and_nothing_waiting_is_lo
 def test_sqlite_on_a_full_disk_loses_only_what_it_counts_and_writes_the_rest_once_freed(
     disk: SmallDisk, caplog: pytest.LogCaptureFixture
 ) -> None:
-    url = f"sqlite:///{disk.path / 'det.db'}"
-    sink = SqlSink(
-        url,
-        LABELS,
-        batch_size=30,
-        buffer_rows=60,
-        flush_interval_s=0.02,
-        spool_dir=disk.path / "spool",  # full too: what memory cannot hold is lost
-        **FAST_RETRY,
-    )
-    disk.fill()
+    url = database_on(disk)
+    # the spool is on the full disk too: what memory cannot hold is lost
+    sink = open_then_fill(disk, disk.path / "spool", flush_interval_s=0.02)
     with caplog.at_level(logging.WARNING):
         write_frames(sink, range(0, 300))  # 900 rows; never waits, never raises
         wait_for(lambda: sink.disk_full == 1, "the writer to meet the full disk")
@@ -136,18 +148,9 @@ def test_sqlite_on_a_full_disk_loses_only_what_it_counts_and_writes_the_rest_onc
 def test_rows_unwritten_when_the_run_ends_on_a_full_disk_are_counted_as_lost(
     disk: SmallDisk,
 ) -> None:
-    url = f"sqlite:///{disk.path / 'det.db'}"
+    url = database_on(disk)
     spool_dir = disk.path / "spool"
-    sink = SqlSink(
-        url,
-        LABELS,
-        batch_size=30,
-        buffer_rows=60,
-        close_timeout_s=0.2,
-        spool_dir=spool_dir,
-        **FAST_RETRY,
-    )
-    disk.fill()
+    sink = open_then_fill(disk, spool_dir, close_timeout_s=0.2)
     write_frames(sink, range(0, 100))
     sink.end(StreamEnd("cam", 100, (TrackEvent("ended", summary("cam", 1, 0, 99)),)))
     with pytest.raises(SinkError) as info:
@@ -171,7 +174,7 @@ def test_rows_unwritten_when_the_run_ends_on_a_full_disk_are_counted_as_lost(
 
 def test_opening_a_database_on_a_full_disk_says_the_disk_is_full(disk: SmallDisk) -> None:
     disk.fill()
-    url = f"sqlite:///{disk.path / 'det.db'}"
+    url = database_on(disk)
     with pytest.raises(SinkError) as info:
         SqlSink(url, LABELS, spool_dir=disk.path / "spool")
     assert str(info.value).startswith(f"sql sink: cannot open database {url}: ")
@@ -181,18 +184,9 @@ def test_opening_a_database_on_a_full_disk_says_the_disk_is_full(disk: SmallDisk
 def test_rows_a_full_database_disk_leaves_are_kept_in_a_spool_elsewhere_for_the_next_run(
     disk: SmallDisk, tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{disk.path / 'det.db'}"
+    url = database_on(disk)
     spool_dir = tmp_path / "spool"  # on a disk with room
-    sink = SqlSink(
-        url,
-        LABELS,
-        batch_size=30,
-        buffer_rows=60,
-        close_timeout_s=0.2,
-        spool_dir=spool_dir,
-        **FAST_RETRY,
-    )
-    disk.fill()
+    sink = open_then_fill(disk, spool_dir, close_timeout_s=0.2)
     write_frames(sink, range(0, 100))
     with pytest.raises(SinkError) as info:
         sink.close()
