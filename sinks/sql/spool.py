@@ -292,9 +292,13 @@ class Outbox:
         if spool is None:
             return None
         kept = spool.unread > 0
-        if kept:
-            spool.sync()
-        spool.close(delete=not kept)
+        try:
+            if kept:
+                spool.sync()
+        except OSError as exc:  # what the system still held for the file may be lost
+            log.error("sql sink: %s may be incomplete: %s", self.spool_path, exc.strerror)
+        finally:
+            spool.close(delete=not kept)
         return self.spool_path if kept else None
 
     def _has_spooled(self) -> bool:
