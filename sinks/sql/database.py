@@ -1,4 +1,5 @@
-"""Opening SQL databases: the URL, engines, the schema, one-line error reasons, error kinds.
+"""Opening SQL databases: the URL, engines, the schema, one-line error reasons, error kinds
+(a full disk, an unreachable database, a refusal).
 
 Shared by the SQL sink (`sinks.sql.sink`, `sinks.sql.writer`) and the read API
 (`sinks.sql.query`).
@@ -9,7 +10,7 @@ from __future__ import annotations
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
@@ -26,6 +27,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from pipeline.urls import is_secret_parameter, mask_credentials
+from sinks.disk import file_system, is_disk_full
 from sinks.sql.models import Base, Detection
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -172,22 +174,52 @@ def open_failure(exc: BaseException, db: DatabaseUrl) -> str:
         )
     if isinstance(exc, (NoSuchModuleError, ArgumentError, ValueError)):
         return f"{why} ({URL_FORMS})"
+    if error_kind(exc) == "disk full" and db.sqlite_file is not None:
+        return f"{why} ({disk_full(exc, db)})"
     return why
 
 
 URL_FORMS = "expected e.g. sqlite:///out/detections.db or postgresql+psycopg://user@host/db"
 
 
-def is_transient(exc: BaseException) -> bool:
-    """True for errors that a later retry may not get: lost or refused connections, locks.
+ErrorKind = Literal["disk full", "unreachable", "refused"]
+"""What an error writing rows means for the rows: the disk holding the database is full
+(only room helps), the database is unreachable (lost or refused connections, locks: a retry
+may get through), or it refuses them for good (constraints, bad data, SQL errors)."""
 
-    Constraint violations, bad data and SQL errors are permanent: retrying cannot help.
-    """
+SQLITE_FULL = 13
+"""SQLite's result code for a database file that cannot grow (sqlite3.h)."""
+PG_DISK_FULL = "53100"
+"""PostgreSQL's SQLSTATE for a full disk on the server."""
+
+
+def error_kind(exc: BaseException) -> ErrorKind:
+    """The kind of `exc`, an error met writing rows (see `ErrorKind`)."""
+    orig = getattr(exc, "orig", None)  # DBAPIError: the driver's own error
+    if any(_says_disk_full(e) for e in (exc, orig) if e is not None):
+        return "disk full"
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(
-        exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
+        return "unreachable"
+    if isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)):
+        return "unreachable"
+    return "refused"
+
+
+def _says_disk_full(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)  # an extended code: the primary one is 8 bits
+    return (
+        is_disk_full(exc)
+        or (isinstance(code, int) and code & 0xFF == SQLITE_FULL)
+        or getattr(exc, "sqlstate", None) == PG_DISK_FULL
     )
+
+
+def disk_full(exc: BaseException, db: DatabaseUrl) -> str:
+    """Which disk is full, for an error of kind "disk full": "disk full: the file system at
+    ... (free of total)" for SQLite, the server's own words for a database server."""
+    if db.sqlite_file is not None:
+        return f"disk full: {file_system(db.sqlite_file)}"
+    return f"the database server's disk is full ({reason(exc, db)})"
 
 
 def _enable_sqlite_wal(engine: Engine, busy_timeout_ms: int) -> None:

@@ -7,6 +7,8 @@ cannot be reached (server down, connection cut, SQLite locked), the writer keeps
 pauses; once the database is back, every batch is written, and written once: each row has a
 unique key (run, camera, frame, box index; run, camera, track id) and inserts skip rows
 already there, so a batch retried after a commit whose answer was lost adds nothing twice.
+A full disk is waited out the same way, but it is no outage: what neither the memory bound
+nor the spool can take is lost, counted per table, and reported (`describe`, `close`).
 
 Reading back (`query` command): `sinks.sql.query`. The schema lives in `sinks.sql.models`
 and is described in docs/sql.md.
@@ -90,6 +92,7 @@ class SqlSink(Sink):
         self._closed = False
         self.kept_in: Path | None = None
         """The spool file holding rows that could not be written by the end of the run."""
+        self._left = 0
         self._engine = self._open(sqlite_busy_timeout_ms)
         try:
             self.run_id = self._start_run(run_config)
@@ -166,8 +169,13 @@ class SqlSink(Sink):
 
     @property
     def outages(self) -> int:
-        """Times the database became unreachable during the run (each ridden out)."""
+        """Times the database became unreachable during the run."""
         return self._writer.outages
+
+    @property
+    def disk_full(self) -> int:
+        """Times the disk holding the database became full during the run."""
+        return self._writer.disk_full
 
     @property
     def rows_written(self) -> dict[str, int]:
@@ -175,14 +183,24 @@ class SqlSink(Sink):
         return dict(self._writer.rows_written)
 
     def describe(self) -> str:
-        """One line for the run summary."""
+        """One line for the run summary: rows written, and what went wrong, counted."""
         written = self._writer.rows_written
-        text = f"sql {self._db}: {written['detections']} detections, {written['tracks']} tracks"
+        text = (
+            f"sql {self._db}: {written['detections']} detections, "
+            f"{written['tracks']} tracks written"
+        )
+        lost = self._lost()
+        notes = []
         if self._writer.outages:
-            text += f" ({self._writer.outages} outage(s) ridden out)"
+            ridden_out = " ridden out" if not lost and self.kept_in is None else ""
+            notes.append(f"{self._writer.outages} outage(s){ridden_out}")
+        if self._writer.disk_full:
+            notes.append(f"disk full {self._writer.disk_full} time(s)")
+        if lost:
+            notes.append(f"{lost} lost")
         if self.kept_in is not None:
-            text += f"; rows not yet written kept in {self.kept_in}"
-        return text
+            notes.append(f"{self._left} rows not yet written kept in {self.kept_in}")
+        return f"{text} ({'; '.join(notes)})" if notes else text
 
     def run_ended(self, outcome: RunOutcome) -> None:
         """The status `close()` records: "finished" (default), "failed" or "interrupted"."""
@@ -203,9 +221,10 @@ class SqlSink(Sink):
     def close(self, status: RunOutcome | None = None) -> None:
         """Write everything, record the run's end and status, release the database.
 
-        Waits up to `close_timeout_s` for an unreachable database; what is still unwritten
-        then is kept in the spool file (`kept_in`) and SinkError says so. Idempotent.
-        `status` overrides `run_ended`; a batch the database refused makes it "failed".
+        Waits up to `close_timeout_s` for an unreachable database (or a full disk); what is
+        still unwritten then is kept in the spool file (`kept_in`), and SinkError says so,
+        and what was lost, counted. Idempotent. `status` overrides `run_ended`; a batch the
+        database refused, or rows lost, make it "failed".
         """
         if self._closed:
             return
@@ -214,7 +233,8 @@ class SqlSink(Sink):
             self.run_ended(status)
         try:
             self._hand_off()
-            final = "failed" if self._writer.error else self._status
+            failed = self._writer.error is not None or sum(self.outbox.lost.values()) > 0
+            final = "failed" if failed else self._status
             self.outbox.put(
                 RowBatch(
                     "run_end",
@@ -224,24 +244,31 @@ class SqlSink(Sink):
             self._writer.stop(self._close_timeout_s)
             for batch in self._writer.rejected:
                 self.outbox.put(batch)  # spooled below with what is left, for inspection
-            # what is left, less the run's own end (one row) when that too is left
-            left = self.outbox.pending_rows - (1 - min(self._writer.runs_ended, 1))
             self.kept_in = self.outbox.persist()
+            # what is kept, less the run's own end (one row) when that too is kept
+            end_kept = self._writer.runs_ended == 0 and not self.outbox.lost["run_end"]
+            self._left = self.outbox.kept_rows - int(end_kept)
         finally:
             self._engine.dispose()
-        if self.outbox.dropped_rows:
-            raise SinkError(
-                f"sql sink: {self.outbox.dropped_rows} rows were dropped: the spool file "
-                f"{self.outbox.spool_path} reached its size limit while {self._db} was away"
-            )
+        problems = []
+        lost = self._lost()
+        if lost:
+            problems.append(f"{lost} lost: {self.outbox.loss_reason}")
         if self._writer.error is not None:
-            raise SinkError(f"{self._writer.error}; rows kept in {self.kept_in}")
-        if self.kept_in is not None:
-            raise SinkError(
-                f"sql sink: database {self._db} still unreachable after "
-                f"{self._close_timeout_s:g} s; {left} rows kept in {self.kept_in} are "
-                "written by the next run to this database"
+            refused = self._writer.error.removeprefix("sql sink: ")
+            problems.append(f"{refused}; rows kept in {self.kept_in}")
+        elif self.kept_in is not None:
+            still = (
+                f"the disk holding {self._db} still full"
+                if self._writer.trouble == "disk full"
+                else f"database {self._db} still unreachable"
             )
+            problems.append(
+                f"{still} after {self._close_timeout_s:g} s; {self._left} rows kept in "
+                f"{self.kept_in} are written by the next run to this database"
+            )
+        if problems:
+            raise SinkError(f"sql sink: {'; '.join(problems)}")
 
     # -------------------------------------------------------------------- internals
 
@@ -300,6 +327,14 @@ class SqlSink(Sink):
             self.outbox.put(RowBatch("tracks", self._tracks))
             self._tracks = []
         self._oldest_pending = None
+
+    def _lost(self) -> str:
+        """What was lost, counted ("12 detections, 1 tracks and the run's end"); "" if none."""
+        lost = self.outbox.lost
+        parts = [f"{lost[t]} {t}" for t in ("detections", "tracks") if lost[t]]
+        if lost["run_end"]:
+            parts.append("the run's end")
+        return ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else "".join(parts)
 
     def _raise_if_failed(self) -> None:
         if self._writer.error is not None:

@@ -20,12 +20,13 @@ import json
 import logging
 import os
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
+from sinks.disk import write_failure
 from sinks.sql.database import DatabaseUrl
 
 log = logging.getLogger(__name__)
@@ -56,74 +57,111 @@ class RowBatch:
 
 
 class SpoolFile:
-    """An append-only JSON-lines file of batches, read back from the front; flock-ed."""
+    """An append-only JSON-lines file of batches, read back from the front; flock-ed.
+
+    Written without a buffer, a line at a time: a write the disk cannot take (full) is cut
+    off again, so the file only ever holds whole lines, and raises OSError.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - kept open
-        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            raise
         self.read_offset = 0
         self.unread = 0
-        self.size = self._file.seek(0, os.SEEK_END)
+        self.size = os.fstat(self._fd).st_size
 
     def append(self, batch: RowBatch) -> None:
-        self._file.seek(0, os.SEEK_END)
-        self._file.write(batch.to_line())
-        self._file.flush()
-        self.size = self._file.tell()
+        self.append_line(batch.to_line().encode())
+
+    def append_line(self, line: bytes) -> None:
+        """Add one whole line at the end, or nothing (and raise OSError)."""
+        written = 0
+        try:
+            while written < len(line):
+                written += os.pwrite(self._fd, line[written:], self.size + written)
+        except OSError:
+            os.ftruncate(self._fd, self.size)  # frees what the cut line took
+            raise
+        self.size += written
         self.unread += 1
 
     def read_next(self) -> tuple[RowBatch | None, int]:
         """The batch at the read offset (None if unreadable) and the offset after it."""
-        self._file.seek(self.read_offset)
-        line = self._file.readline()
+        line = self._line_at(self.read_offset)
         try:
-            return RowBatch.from_line(line), self._file.tell()
+            return RowBatch.from_line(line.decode()), self.read_offset + len(line)
         except (ValueError, KeyError, TypeError) as exc:
             log.error("sql sink: unreadable line in %s skipped: %s", self.path, exc)
-            return None, self._file.tell()
+            return None, self.read_offset + len(line)
 
     def consumed(self, next_offset: int) -> None:
         self.read_offset = next_offset
         self.unread -= 1
         if self.unread == 0:  # all written: start the file over instead of growing it
-            self._file.truncate(0)
-            self.read_offset = 0
-            self.size = 0
+            self.clear()
 
-    def unread_lines(self) -> list[str]:
-        self._file.seek(self.read_offset)
-        return [line for line in self._file.readlines() if line.endswith("\n")]
+    def unread_lines(self) -> list[bytes]:
+        lines = []
+        offset = self.read_offset
+        while offset < self.size:
+            line = self._line_at(offset)
+            lines.append(line)
+            offset += len(line)
+        return lines
 
-    def rewrite(self, lines: list[str]) -> None:
-        """Replace the whole content by `lines` (all unread)."""
-        self._file.truncate(0)
-        self._file.seek(0)
-        self._file.writelines(lines)
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self.read_offset, self.unread, self.size = 0, len(lines), self._file.tell()
+    def clear(self) -> None:
+        os.ftruncate(self._fd, 0)
+        self.read_offset, self.unread, self.size = 0, 0, 0
+
+    def sync(self) -> None:
+        os.fsync(self._fd)
 
     def close(self, *, delete: bool) -> None:
-        self._file.close()  # closing releases the lock
+        os.close(self._fd)  # closing releases the lock
         if delete:
             self.path.unlink(missing_ok=True)
+
+    def _line_at(self, offset: int) -> bytes:
+        """The line (newline included) that starts at `offset`."""
+        parts = []
+        while offset < self.size:
+            chunk = os.pread(self._fd, min(1 << 16, self.size - offset), offset)
+            end = chunk.find(b"\n")
+            if end >= 0:
+                parts.append(chunk[: end + 1])
+                break
+            parts.append(chunk)
+            offset += len(chunk)
+        return b"".join(parts)
 
 
 class Outbox:
     """Batches waiting for the database, oldest first, at most `max_memory_rows` in memory.
 
     Thread-safe: one producer (`put`) and one consumer (`peek`/`done`). Batches beyond the
-    memory bound go to `spool_path` (created when first needed); beyond `max_spool_bytes`
-    they are dropped and counted in `dropped_rows` (and logged).
+    memory bound go to `spool_path` (created when first needed). A batch the spool cannot
+    take (beyond `max_spool_bytes`, disk full, any write error) waits in memory if there is
+    room, and is lost otherwise: counted per table in `lost`, the first reason kept in
+    `loss_reason`, each kind of reason logged once. Only the run's end, one row, is never
+    turned away: it always has a place in memory.
     """
 
     def __init__(self, spool_path: Path, *, max_memory_rows: int, max_spool_bytes: int) -> None:
         self.spool_path = spool_path
-        self.dropped_rows = 0
-        self._max_rows = max_memory_rows
+        self.max_memory_rows = max_memory_rows
+        self.lost: Counter[Table] = Counter()
+        """Rows lost per table ("run_end": the run's end) since the outbox was made."""
+        self.loss_reason: str | None = None
+        self.kept_rows = 0
+        """Rows `persist` left in the spool file."""
         self._max_spool_bytes = max_spool_bytes
+        self._loss_logged: set[str] = set()
         self._memory: deque[RowBatch] = deque()
         self._memory_rows = 0
         self._spool: SpoolFile | None = None
@@ -147,12 +185,12 @@ class Outbox:
             return self._memory_rows + self._spooled_rows
 
     def put(self, batch: RowBatch) -> None:
-        """Queue `batch`; never blocks on the database (at worst it writes to the spool)."""
+        """Queue `batch`; never blocks on the database, never raises: at worst the batch
+        goes to the spool, or is lost (and counted)."""
         with self._changed:
             spooling = self._spool is not None and self._spool.unread > 0
-            if not spooling and self._memory_rows + len(batch.rows) <= self._max_rows:
-                self._memory.append(batch)
-                self._memory_rows += len(batch.rows)
+            if batch.table == "run_end" or (not spooling and self._memory_has_room(batch)):
+                self._to_memory(batch)
             else:
                 self._to_spool(batch)
             self._changed.notify_all()
@@ -213,42 +251,104 @@ class Outbox:
         """Move what is left to the spool file and close it (the run is over).
 
         Returns the spool file when it holds batches (for the next run to replay), None
-        when everything was written (the file is then deleted).
+        when it holds none (the file is then deleted). What the spool cannot take (disk
+        full) is lost and counted, not logged: the caller reports it.
         """
         with self._changed:
-            memory = [b.to_line() for b in self._memory]
-            self._memory.clear()
-            self._memory_rows = 0
-            self._spool_head = None
-            if not memory and not self._has_spooled():
-                if self._spool is not None:
-                    self._spool.close(delete=True)
-                    self._spool = None
-                return None
+            rows, lost = self._memory_rows + self._spooled_rows, self.lost.total()
+            kept_in = self._persist()
+            self.kept_rows = rows - (self.lost.total() - lost) if kept_in is not None else 0
+            return kept_in
+
+    def _persist(self) -> Path | None:
+        """`persist`, the lock held."""
+        memory = [b.to_line().encode() for b in self._memory]
+        self._memory.clear()
+        self._memory_rows = 0
+        self._spool_head = None
+        if not memory and not self._has_spooled():
+            return self._close_spool()
+        try:
             if self._spool is None:
                 self._spool = SpoolFile(self.spool_path)
-            # Oldest first: what memory held, then the spool's unread lines.
-            self._spool.rewrite([*memory, *self._spool.unread_lines()])
-            self._spool.close(delete=False)
-            self._spool = None
-            return self.spool_path
+            spooled = self._spool.unread_lines()
+        except OSError as exc:
+            self._lose_lines(memory, exc)
+            return self._close_spool()
+        lines = [*memory, *spooled]  # oldest first
+        self._spool.clear()
+        for i, line in enumerate(lines):
+            try:
+                self._spool.append_line(line)
+            except OSError as exc:
+                self._lose_lines(lines[i:], exc)
+                break
+        return self._close_spool()
+
+    def _close_spool(self) -> Path | None:
+        """Close the spool file, deleted when it holds nothing; its path if it holds rows."""
+        spool, self._spool = self._spool, None
+        self._spooled_rows = 0
+        if spool is None:
+            return None
+        kept = spool.unread > 0
+        try:
+            if kept:
+                spool.sync()
+        except OSError as exc:  # what the system still held for the file may be lost
+            log.error("sql sink: %s may be incomplete: %s", self.spool_path, exc.strerror)
+        finally:
+            spool.close(delete=not kept)
+        return self.spool_path if kept else None
 
     def _has_spooled(self) -> bool:
         return self._spool is not None and self._spool.unread > 0
 
+    def _memory_has_room(self, batch: RowBatch) -> bool:
+        return self._memory_rows + len(batch.rows) <= self.max_memory_rows
+
+    def _to_memory(self, batch: RowBatch) -> None:
+        self._memory.append(batch)
+        self._memory_rows += len(batch.rows)
+
     def _to_spool(self, batch: RowBatch) -> None:
-        if self._spool is None:
-            self._spool = SpoolFile(self.spool_path)
-        if self._spool.size >= self._max_spool_bytes:
-            if self.dropped_rows == 0:
-                log.error(
-                    "sql sink: spool file %s is full (%d bytes); rows are being dropped",
-                    self.spool_path, self._spool.size,
-                )
-            self.dropped_rows += len(batch.rows)
+        if self._spool is not None and self._spool.size >= self._max_spool_bytes:
+            limit = f"its size limit ({self._max_spool_bytes} bytes)"
+            self._turn_away(batch, "limit", f"the spool file {self.spool_path} reached {limit}")
             return
-        self._spool.append(batch)
+        try:
+            if self._spool is None:
+                self._spool = SpoolFile(self.spool_path)
+            self._spool.append(batch)
+        except OSError as exc:
+            self._turn_away(batch, f"errno {exc.errno}", self._spool_failure(exc))
+            return
         self._spooled_rows += len(batch.rows)
+
+    def _turn_away(self, batch: RowBatch, kind: str, why: str) -> None:
+        """A batch the spool cannot take: kept in memory where there is room, else lost."""
+        if self._memory_has_room(batch):
+            self._to_memory(batch)  # out of order; inserts do not depend on it
+            return
+        self._lose([batch], why)
+        if kind not in self._loss_logged:
+            self._loss_logged.add(kind)
+            log.error(
+                "sql sink: %s; rows beyond the %d in memory are lost (counted)",
+                why, self.max_memory_rows,
+            )
+
+    def _lose(self, batches: list[RowBatch], why: str) -> None:
+        for batch in batches:
+            self.lost[batch.table] += len(batch.rows)
+        self.loss_reason = self.loss_reason or why
+
+    def _lose_lines(self, lines: list[bytes], exc: OSError) -> None:
+        self._lose([RowBatch.from_line(line.decode()) for line in lines], self._spool_failure(exc))
+
+    def _spool_failure(self, exc: OSError) -> str:
+        why = write_failure(exc, self.spool_path)
+        return f"cannot write the spool file {self.spool_path}: {why}"
 
 
 def spool_prefix(db: DatabaseUrl) -> str:

@@ -1,9 +1,12 @@
-"""The SQL sink's writer thread: inserts the outbox's batches, riding out database outages.
+"""The SQL sink's writer thread: inserts the outbox's batches, riding out database outages
+and full disks.
 
-Each batch is one transaction. A batch that fails for a transient reason (connection lost
-or refused, SQLite locked) stays first in the outbox and is tried again after growing
-pauses; inserts skip rows whose unique key is already there, so a batch retried after a
-commit whose answer was lost adds nothing twice. A batch the database refuses for good is
+Each batch is one transaction. A batch that fails because the database is unreachable
+(connection lost or refused, SQLite locked) or its disk is full stays first in the outbox
+and is tried again after growing pauses; inserts skip rows whose unique key is already
+there, so a batch retried after a commit whose answer was lost adds nothing twice. An
+outage and a full disk are each logged when they begin and when they end (an outage also
+every `OUTAGE_REMINDER_S`), and counted apart. A batch the database refuses for good is
 set aside (`rejected`) and reported (`error`).
 """
 
@@ -17,7 +20,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Engine, Insert, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from sinks.sql.database import DatabaseUrl, is_transient, reason
+from sinks.sql.database import DatabaseUrl, ErrorKind, disk_full, error_kind, reason
 from sinks.sql.models import Detection, Run, Track
 from sinks.sql.spool import Outbox, RowBatch
 
@@ -73,6 +76,13 @@ class RowWriter:
         self.rows_written = {"detections": 0, "tracks": 0}
         self.runs_ended = 0
         self.outages = 0
+        """Times the database became unreachable."""
+        self.disk_full = 0
+        """Times the disk holding the database became full."""
+        self.trouble: ErrorKind | None = None
+        """Why the batch first in the outbox is not written yet; None while all is well."""
+        self._trouble_since = 0.0
+        self._last_report = 0.0
         self._db = db
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
@@ -120,8 +130,6 @@ class RowWriter:
 
     def _run(self) -> None:
         delay = self._retry_initial_s
-        down_since: float | None = None
-        last_report = 0.0
         while True:
             if self._closing.is_set() and self.outbox.is_empty():
                 return
@@ -131,19 +139,12 @@ class RowWriter:
             try:
                 self.write(batch)
             except SQLAlchemyError as exc:
-                if not is_transient(exc):
+                kind = error_kind(exc)
+                if kind == "refused":
                     self._reject(batch, exc)
                     continue
+                self._report_trouble(kind, exc)
                 now = time.monotonic()
-                if down_since is None or now - last_report >= OUTAGE_REMINDER_S:
-                    if down_since is None:
-                        down_since = now
-                        self.outages += 1
-                    last_report = now
-                    log.warning(
-                        "sql sink: database %s unreachable (%s); keeping %d rows and retrying",
-                        self._db, reason(exc, self._db), self.outbox.pending_rows,
-                    )
                 if self._deadline is not None and now >= self._deadline:
                     return
                 pause = delay
@@ -154,13 +155,47 @@ class RowWriter:
                 delay = min(delay * 2, self._retry_max_s)
                 continue
             self.outbox.done(batch)
-            if down_since is not None:
-                log.warning(
-                    "sql sink: database %s back after %.1f s; writing %d waiting rows",
-                    self._db, time.monotonic() - down_since, self.outbox.pending_rows,
-                )
-                down_since = None
+            self._report_recovery()
             delay = self._retry_initial_s
+
+    def _report_trouble(self, kind: ErrorKind, exc: SQLAlchemyError) -> None:
+        """Log an outage or a full disk when it begins (an outage, also now and then)."""
+        now = time.monotonic()
+        if kind == self.trouble and (
+            kind == "disk full" or now - self._last_report < OUTAGE_REMINDER_S
+        ):
+            return
+        if kind != self.trouble:
+            self.trouble, self._trouble_since = kind, now
+            if kind == "disk full":
+                self.disk_full += 1
+            else:
+                self.outages += 1
+        self._last_report = now
+        if kind == "disk full":
+            log.warning(
+                "sql sink: cannot write to %s: %s; keeping %d rows (memory holds %d, "
+                "the spool file the rest) and retrying",
+                self._db, disk_full(exc, self._db), self.outbox.pending_rows,
+                self.outbox.max_memory_rows,
+            )
+        else:
+            log.warning(
+                "sql sink: database %s unreachable (%s); keeping %d rows and retrying",
+                self._db, reason(exc, self._db), self.outbox.pending_rows,
+            )
+
+    def _report_recovery(self) -> None:
+        if self.trouble is None:
+            return
+        message = (
+            "sql sink: room again for %s after %.1f s; writing %d waiting rows"
+            if self.trouble == "disk full"
+            else "sql sink: database %s back after %.1f s; writing %d waiting rows"
+        )
+        took = time.monotonic() - self._trouble_since
+        log.warning(message, self._db, took, self.outbox.pending_rows)
+        self.trouble = None
 
     def _reject(self, batch: RowBatch, exc: SQLAlchemyError) -> None:
         """A batch the database refuses for good: kept aside (spooled at close), reported."""

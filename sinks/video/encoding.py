@@ -7,10 +7,15 @@ Files are fragmented MP4 by default (a fragment per second of video, flushed as 
 file stays playable up to its last second even when the process is killed; a normal end
 writes the index that makes it seekable. An image is cropped to the file's size (an even
 one: H.264 with yuv420p needs it), and resized to it if it is smaller.
+
+FFmpeg does not report every write that fails (those of a fragmented MP4's last fragment,
+written when the file is finished, go unreported on a full disk), so the file is written
+through `CheckedFile`, which keeps the first failure for `SegmentFile` to raise.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass
 from fractions import Fraction
@@ -52,6 +57,40 @@ class Geometry:
     rate: Fraction
 
 
+class CheckedFile(io.FileIO):
+    """A file PyAV writes through: every byte written, or an error kept in `failure`."""
+
+    failure: OSError | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(data).cast("B")
+        try:
+            while view:
+                view = view[super().write(view) or 0 :]
+        except OSError as exc:
+            self.failure = self.failure or exc
+            raise
+        return len(data)
+
+    def check(self) -> None:
+        """Raise the first write that failed, if any did."""
+        if self.failure is not None:
+            raise self.failure
+
+
+def plays(path: Path) -> bool:
+    """Whether `path` holds a video frame that a player can show."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return False
+            for _ in container.decode(video=0):
+                return True
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        log.debug("video sink: %s does not play: %s", path, exc)
+    return False
+
+
 class SegmentFile:
     """One open MP4: encoder, container and frame counter."""
 
@@ -77,7 +116,12 @@ class SegmentFile:
             if fragmented
             else {}
         )
-        self.container = av.open(str(path), mode="w", format="mp4", options=container_options)
+        self.file = CheckedFile(path, "w")
+        try:
+            self.container = av.open(self.file, mode="w", format="mp4", options=container_options)
+        except BaseException:
+            self.file.close()
+            raise
         try:
             stream = self.container.add_stream(codec, rate=geometry.rate)
             if not isinstance(stream, av.VideoStream):
@@ -95,7 +139,7 @@ class SegmentFile:
             # (NVENC without an NVIDIA GPU) fails as "cannot open", naming the codec.
             self.stream.codec_context.open()
         except BaseException:
-            self.container.close()
+            self.abandon()
             raise
 
     def encode(self, image: npt.NDArray[np.uint8]) -> None:
@@ -115,15 +159,20 @@ class SegmentFile:
         frame.time_base = 1 / g.rate
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
+        self.file.check()
         self.frames += 1
 
     def finish(self) -> None:
-        """Flush the encoder and write the file's trailer."""
+        """Flush the encoder and write the file's trailer; raise what failed on the way."""
         try:
             for packet in self.stream.encode(None):
                 self.container.mux(packet)
         finally:
-            self.container.close()
+            try:
+                self.container.close()
+            finally:
+                self.file.close()
+        self.file.check()
 
     def abandon(self) -> None:
         """Release the container after a failure, keeping the first error as the one raised."""
@@ -131,3 +180,5 @@ class SegmentFile:
             self.container.close()
         except (av.FFmpegError, OSError) as exc:
             log.debug("video sink: closing %s after a failure: %s", self.path, exc)
+        finally:
+            self.file.close()

@@ -20,8 +20,9 @@ import av
 
 from pipeline.types import FrameResult, LabelMap, StreamEnd, StreamInfo
 from sinks.base import Sink, SinkError
+from sinks.disk import write_failure
 from sinks.draw import annotate
-from sinks.video.encoding import Geometry, SegmentFile, encoder_options
+from sinks.video.encoding import Geometry, SegmentFile, encoder_options, plays
 from sinks.video.files import prune_segments, segment_path
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class VideoSink(Sink):
         self._used: set[Path] = set()
         self.deleted: list[Path] = []
         """Files removed by retention during this run."""
+        self.cut_short: list[Path] = []
+        """Files an error stopped (disk full...), kept because they play up to it."""
 
     @property
     def paths(self) -> dict[str, Path]:
@@ -94,8 +97,9 @@ class VideoSink(Sink):
     def describe(self) -> str:
         """One line for the run summary."""
         count = sum(len(f) for f in self._written.values())
+        cut = f", {len(self.cut_short)} cut short by an error" if self.cut_short else ""
         pruned = f", {len(self.deleted)} old files deleted" if self.deleted else ""
-        return f"video {self._directory}: {count} file(s){pruned}"
+        return f"video {self._directory}: {count} file(s){cut}{pruned}"
 
     def start(self, info: StreamInfo) -> None:
         camera = info.camera_id
@@ -121,7 +125,8 @@ class VideoSink(Sink):
             self._directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SinkError(
-                f"video sink: cannot create output directory {self._directory}: {exc.strerror}"
+                f"video sink: cannot create output directory {self._directory}: "
+                f"{_reason(exc, self._directory)}"
             ) from exc
         self._geometry[camera] = Geometry(width, height, rate)
         self._prune(camera)
@@ -145,7 +150,8 @@ class VideoSink(Sink):
             del self._open[camera]
             file.abandon()
             raise SinkError(
-                f"video sink: cannot write camera {camera!r} to {file.path}: {_reason(exc)}"
+                f"video sink: cannot write camera {camera!r} to {file.path}: "
+                f"{_reason(exc, file.path)}; {self._keep_cut_short(camera, file)}"
             ) from exc
 
     def end(self, stream_end: StreamEnd) -> None:
@@ -190,7 +196,7 @@ class VideoSink(Sink):
             )
             raise SinkError(
                 f"video sink: cannot open {path} for camera {camera!r} "
-                f"with codec {self._codec!r}: {_reason(exc)}{hint}"
+                f"with codec {self._codec!r}: {_reason(exc, path)}{hint}"
             ) from exc
         self._open[camera] = file
         return file
@@ -201,11 +207,24 @@ class VideoSink(Sink):
             file.finish()
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise SinkError(
-                f"video sink: cannot finish {file.path} for camera {camera!r}: {_reason(exc)}"
+                f"video sink: cannot finish {file.path} for camera {camera!r}: "
+                f"{_reason(exc, file.path)}; {self._keep_cut_short(camera, file)}"
             ) from exc
         self._written.setdefault(camera, []).append(file.path)
         log.info("video sink: wrote %d frames to %s", file.frames, file.path)
         self._prune(camera)
+
+    def _keep_cut_short(self, camera: str, file: SegmentFile) -> str:
+        """Count a file an error stopped if it plays, remove it if not; says which."""
+        if plays(file.path):
+            self._written.setdefault(camera, []).append(file.path)
+            self.cut_short.append(file.path)
+            return "the file is kept, playable up to where it stopped"
+        try:
+            file.path.unlink(missing_ok=True)
+        except OSError as exc:
+            return f"the file holds no frame, and cannot be removed: {_reason(exc, file.path)}"
+        return "the file held no frame and was removed"
 
     def _prune(self, camera: str) -> None:
         """Delete the camera's finished files that retention no longer keeps."""
@@ -219,5 +238,7 @@ class VideoSink(Sink):
         )
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, path: Path) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return write_failure(exc, path)  # "disk full: the file system at ..." when it is
     return " ".join(str(exc).split()) or type(exc).__name__

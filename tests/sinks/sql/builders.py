@@ -3,12 +3,17 @@ and the rows a database holds."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import create_engine, func, select
+import pytest
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.exc import OperationalError
 
 from pipeline.types import (
     Detections,
@@ -27,6 +32,7 @@ LABELS = LabelMap(("background", "person", "car"))
 PERSON, CAR = 1, 2
 T0 = 1_700_000_000.0  # a Unix time; every offset below is exact in binary and in microseconds
 DAY = 86_400.0
+FAST_RETRY = {"retry_initial_s": 0.05, "retry_max_s": 0.2}
 
 
 @dataclass(frozen=True)
@@ -166,3 +172,68 @@ def write_run(url: str, start: float, frames: dict[str, list[list[Box]]]) -> int
         sink.end(StreamEnd(camera, len(boxes_per_frame), (TrackEvent("ended", track),)))
     sink.close()
     return sink.run_id
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def boxes(frame: int) -> list[Box]:
+    return [Box(frame, k, frame + 10, k + 20, 0.5 + 0.1 * k, 1 + k % 2, k) for k in range(3)]
+
+
+def write_frames(sink: SqlSink, frames: range, camera: str = "cam") -> None:
+    for i in frames:
+        sink.write(frame_result(camera, i, T0 + i * 0.04, boxes(i)))
+
+
+def stored(url: str) -> list[tuple[Any, ...]]:
+    """(run, camera, frame, obj, x1, track) of every stored detection, sorted."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    Detection.run_id,
+                    Detection.camera,
+                    Detection.frame,
+                    Detection.obj,
+                    Detection.x1,
+                    Detection.track_id,
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return sorted(tuple(r) for r in rows)
+
+
+def expected(run_id: int, frames: range, camera: str = "cam") -> list[tuple[Any, ...]]:
+    return sorted(
+        (run_id, camera, i, k, float(i), b.track_id) for i in frames for k, b in enumerate(boxes(i))
+    )
+
+
+def run_status(url: str, run_id: int) -> str:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.scalar(select(Run.status).where(Run.id == run_id)))
+    finally:
+        engine.dispose()
+
+
+def sqlite_full_error(tmp_path: Path) -> OperationalError:
+    """The error SQLite gives when its file cannot grow (SQLITE_FULL), made by a page limit."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'tiny.db'}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x BLOB)"))
+        with pytest.raises(OperationalError) as info, engine.begin() as conn:
+            conn.execute(text("PRAGMA max_page_count = 2"))  # what it holds already
+            conn.execute(text("INSERT INTO t VALUES (zeroblob(100000))"))
+        return info.value
+    finally:
+        engine.dispose()

@@ -1,17 +1,21 @@
-"""DatabaseUrl masks passwords in every message, and an older schema is brought up to date."""
+"""DatabaseUrl masks passwords in every message, an older schema is brought up to date, and
+errors are told apart: a full disk, an outage, a refusal."""
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from sinks.sql.database import DatabaseUrl, reason
-from tests.sinks.sql.builders import PERSON, Box, write_run
+from sinks.sql.database import DatabaseUrl, error_kind, reason
+from tests.sinks.sql.builders import PERSON, Box, sqlite_full_error, write_run
 
 
 @pytest.mark.parametrize(
@@ -92,3 +96,47 @@ def test_an_older_detections_table_gets_the_unique_key_column(tmp_path: Path) ->
         rows = conn.execute(text("SELECT run_id, frame, obj FROM detections ORDER BY id")).all()
     engine.dispose()
     assert [tuple(r) for r in rows] == [(1, 0, None), (2, 0, 0), (2, 1, 0)]
+
+
+def sqlite_locked_error(tmp_path: Path) -> OperationalError:
+    db = tmp_path / "locked.db"
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("CREATE TABLE t (x INTEGER)")
+    locker.execute("BEGIN EXCLUSIVE")
+    engine = create_engine(f"sqlite:///{db}", connect_args={"timeout": 0})
+    try:
+        with pytest.raises(OperationalError) as info, engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+        return info.value
+    finally:
+        engine.dispose()
+        locker.close()
+
+
+def wrapped(orig: Exception) -> DBAPIError:
+    """`orig` (a driver's error) as SQLAlchemy raises it."""
+    return DBAPIError.instance("INSERT ...", {}, orig, psycopg.Error)
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (sqlite_full_error, "disk full"),
+        (lambda _: wrapped(psycopg.errors.DiskFull("could not extend file")), "disk full"),
+        (lambda _: OSError(errno.ENOSPC, "No space left on device"), "disk full"),
+        (lambda _: OSError(errno.EDQUOT, "Disk quota exceeded"), "disk full"),
+        (sqlite_locked_error, "unreachable"),
+        (lambda _: wrapped(psycopg.OperationalError("connection refused")), "unreachable"),
+        (lambda _: wrapped(psycopg.errors.AdminShutdown("terminating connection")), "unreachable"),
+        (lambda _: wrapped(psycopg.errors.UniqueViolation("duplicate key")), "refused"),
+        (lambda _: wrapped(psycopg.errors.UndefinedColumn("no column obj")), "refused"),
+    ],
+    ids=[
+        "sqlite-full", "pg-disk-full", "enospc", "quota", "sqlite-locked", "pg-refused",
+        "pg-shutdown", "pg-unique", "pg-undefined-column",
+    ],
+)  # fmt: skip
+def test_a_full_disk_is_told_apart_from_an_outage_and_from_a_refusal(
+    tmp_path: Path, make: Callable[[Path], BaseException], kind: str
+) -> None:
+    assert error_kind(make(tmp_path)) == kind

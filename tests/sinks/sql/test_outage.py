@@ -14,32 +14,38 @@ import sqlite3
 import subprocess
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from pipeline.types import StreamEnd, TrackEvent
 from sinks.base import SinkError
 from sinks.sql.database import DatabaseUrl
-from sinks.sql.models import Detection, Run
 from sinks.sql.sink import SqlSink
 from sinks.sql.spool import RowBatch, SpoolFile, spool_prefix
 from sinks.sql.writer import RowWriter
-from tests.sinks.sql.builders import LABELS, T0, Box, frame_result, summary
+from tests.sinks.sql.builders import (
+    FAST_RETRY,
+    LABELS,
+    T0,
+    expected,
+    frame_result,
+    run_status,
+    stored,
+    summary,
+    wait_for,
+    write_frames,
+)
 from tests.sinks.sql.conftest import PG_URL, pg_schema, skip_without_pg
 from tests.sinks.sql.private_postgres import (
     PrivatePostgres,
     postgres_bin,
     why_no_private_postgres,
 )
-
-FAST_RETRY = {"retry_initial_s": 0.05, "retry_max_s": 0.2}
 
 
 class TcpProxy:
@@ -105,57 +111,6 @@ class TcpProxy:
         for sock in (src, dst):  # pass the end on to the other side
             with contextlib.suppress(OSError):  # already closed
                 sock.shutdown(socket.SHUT_RDWR)
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
-def boxes(frame: int) -> list[Box]:
-    return [Box(frame, k, frame + 10, k + 20, 0.5 + 0.1 * k, 1 + k % 2, k) for k in range(3)]
-
-
-def write_frames(sink: SqlSink, frames: range, camera: str = "cam") -> None:
-    for i in frames:
-        sink.write(frame_result(camera, i, T0 + i * 0.04, boxes(i)))
-
-
-def stored(url: str) -> list[tuple[Any, ...]]:
-    """(run, camera, frame, obj, x1, track) of every stored detection, sorted."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    Detection.run_id,
-                    Detection.camera,
-                    Detection.frame,
-                    Detection.obj,
-                    Detection.x1,
-                    Detection.track_id,
-                )
-            ).all()
-    finally:
-        engine.dispose()
-    return sorted(tuple(r) for r in rows)
-
-
-def expected(run_id: int, frames: range, camera: str = "cam") -> list[tuple[Any, ...]]:
-    return sorted(
-        (run_id, camera, i, k, float(i), b.track_id) for i in frames for k, b in enumerate(boxes(i))
-    )
-
-
-def run_status(url: str, run_id: int) -> str:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return str(conn.scalar(select(Run.status).where(Run.id == run_id)))
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sinks.sql.spool import Outbox, RowBatch, replay_spools
+from tests.sinks.small_disk import small_disk
 
 
 def batch(n: int, rows: int = 2) -> RowBatch:
@@ -44,8 +45,8 @@ def test_a_full_spool_drops_and_counts_rows(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "spool.jsonl", max_memory_rows=2, max_spool_bytes=100)
     for n in range(10):
         outbox.put(batch(n))
-    assert outbox.dropped_rows > 0
-    assert outbox.pending_rows + outbox.dropped_rows == 20
+    assert outbox.lost["detections"] > 0
+    assert outbox.pending_rows + outbox.lost["detections"] == 20
 
 
 def test_persisted_batches_are_replayed_and_a_line_cut_by_a_crash_is_skipped(
@@ -62,3 +63,39 @@ def test_persisted_batches_are_replayed_and_a_line_cut_by_a_crash_is_skipped(
     rows, files = replay_spools(tmp_path, "sql-x-", lambda b: replayed.append(b.rows[0]["n"]))
     assert replayed == [0, 1, 2, 3] and rows == 8
     assert files == [kept] and not kept.exists()
+
+
+def test_a_spool_write_cut_short_by_a_full_disk_leaves_no_partial_line_and_is_counted(
+    tmp_path: Path,
+) -> None:
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        outbox = Outbox(disk.path / "spool.jsonl", max_memory_rows=2, max_spool_bytes=1 << 20)
+        outbox.put(batch(0))
+        outbox.put(batch(1, rows=100))  # memory is full: spooled
+        size = outbox.spool_path.stat().st_size
+        disk.fill(leave=8192)
+        outbox.put(batch(2, rows=1000))  # a line longer than the room left
+        assert outbox.spool_path.stat().st_size == size  # nothing of it is left
+        assert (outbox.lost["detections"], outbox.pending_rows) == (1000, 102)
+        outbox.put(batch(3))  # fits in the room left
+
+        disk.free()
+        outbox.put(batch(4))
+        assert drain(outbox) == [0, 1, 3, 4]
+        assert outbox.lost["detections"] == 1000
+
+
+def test_a_batch_the_spool_cannot_take_waits_in_memory_where_there_is_room(
+    tmp_path: Path,
+) -> None:
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        outbox = Outbox(disk.path / "spool.jsonl", max_memory_rows=800, max_spool_bytes=1 << 20)
+        for n in range(4):
+            outbox.put(batch(n, rows=400))  # memory holds 0 and 1, the spool 2 and 3
+        first = outbox.peek(0)
+        assert first is not None
+        outbox.done(first)  # memory has room again, but the spool goes first...
+        disk.fill()
+        outbox.put(batch(4, rows=400))  # ...unless it cannot be written
+        assert outbox.lost["detections"] == 0
+        assert [first.rows[0]["n"], *drain(outbox)] == [0, 1, 4, 2, 3]

@@ -81,6 +81,17 @@ def test_mp4_has_one_frame_per_written_frame_at_input_rate_and_size(
     assert all(abs(edge - 5 * i) <= 2 for i, edge in enumerate(edges)), edges
 
 
+def test_a_classic_mp4_gets_its_index_at_the_end(tmp_path: Path) -> None:
+    # the muxer goes back to the file's start to finish it: the file it writes must seek
+    sink = VideoSink(tmp_path, LABELS, fragmented=False)
+    write_stream(sink, "cam1", 12, 64, 48, Fraction(25))
+    sink.close()
+
+    with av.open(str(sink.paths["cam1"])) as container:
+        stream = container.streams.video[0]
+        assert (stream.frames, stream.duration) == (12, 12 * 512)  # from the index
+
+
 _KILLED_WRITER = """
 import os, signal, sys
 from fractions import Fraction
