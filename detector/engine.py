@@ -114,6 +114,10 @@ class Detector:
         model, label_map = build_model(request.model, request.weights)
         return cls(model, label_map, options)
 
+    def describe(self) -> str:
+        """One line: the model, what runs it where, and why (`DetectorOptions.describe`)."""
+        return self.options.describe()
+
     @property
     def device(self) -> torch.device:
         """Where the network runs."""

@@ -120,6 +120,14 @@ class DetectorOptions:
             return None
         return self._resolve(self.request, {"onnxruntime": why})
 
+    def describe(self) -> str:
+        """One line: the model, what runs it where, and why each `auto` choice came out so."""
+        return (
+            f"detector: {self.request.model} on {self.device}, {self.runtime}, "
+            f"{self.precision}, {self.workers} worker(s)"
+            + "".join(f"; {field}: {why}" for field, why in self.reasons.items())
+        )
+
     @property
     def autocast_dtype(self) -> torch.dtype | None:
         """The autocast dtype of fp16 and bf16 (CUDA); None for fp32, and for int8, whose

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from detector import Detector, DetectorOptions
+from detector import Detector
 from pipeline.config import (
     CameraConfig,
     DetectorConfig,
@@ -108,21 +108,12 @@ def build_run_detector(det: DetectorConfig) -> Detector:
     """The detector of a run: `build_detector`, and on the CPU one core left to the other
     stages."""
     detector = build_detector(det)
-    log.info("%s", describe_detector(detector.options))
+    log.info("%s", detector.describe())
     if detector.device.type == "cpu":
         # With every core in torch's pool, decoding, encoding and the sinks slow inference
         # many times on a busy machine (docs/performance.md).
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     return detector
-
-
-def describe_detector(options: DetectorOptions) -> str:
-    """One line: the model, what runs it where, and why each `auto` choice came out so."""
-    return (
-        f"detector: {options.request.model} on {options.device}, {options.runtime}, "
-        f"{options.precision}, {options.workers} worker(s)"
-        + "".join(f"; {field}: {why}" for field, why in options.reasons.items())
-    )
 
 
 def build_sinks(

@@ -88,5 +88,7 @@ class Progress:
             out.write(f"{summary.detector}\n")
         for line in summary.outputs:
             out.write(f"  -> {line}\n")
+        if summary.detector_error:
+            out.write(f"  {summary.detector_error}\n")
         for err in summary.sink_errors:
             out.write(f"  sink error: {err}\n")

@@ -13,13 +13,11 @@ from typing import Protocol
 import cv2
 import torch
 
-from detector import Detector
 from pipeline.batching import STOP_GRACE_S, Batch, Batcher
 from pipeline.build import (
     build_run_detector,
     build_sinks,
     build_tracker,
-    describe_detector,
     make_backoff,
     make_queue,
     make_sampler,
@@ -82,6 +80,11 @@ class FrameDetector(Protocol):
     def submit(self, frames: Sequence[Frame]) -> PendingResult:
         return ReadyDetections(self.detect(frames))
 
+    def describe(self) -> str:
+        """One line saying what runs the detector, for the run's start and summary ("":
+        nothing to say)."""
+        return ""
+
 
 class Pipeline:
     """Composes the stages described by a config and runs them until every source is done.
@@ -127,7 +130,7 @@ class Pipeline:
             # call, which on 2 cores costs more than the call (docs/performance.md).
             cv2.setNumThreads(1)
         detector = self._detector or build_run_detector(cfg.detector)
-        described = describe_detector(detector.options) if isinstance(detector, Detector) else ""
+        described = detector.describe()
         if on_start is not None and described:
             on_start(described)
         sinks = build_sinks(cfg.sinks, detector.labels, self.config_source)
@@ -149,10 +152,20 @@ class Pipeline:
         for reader in readers:
             reader.start()
         interrupted = False
+        loop = DetectionLoop(detector, trackers, workers, stats, on_progress)
+        detector_error: str | None = None
         try:
-            DetectionLoop(detector, trackers, workers, stats, on_progress).run(batcher, self.stop)
-            interrupted = self.stop.is_set()
-            failed = any(c.error for c in stats.values())
+            try:
+                loop.run(batcher, self.stop)
+            except Exception as exc:  # reported in the summary and the log, not lost
+                # Whatever was detected is already with the sinks; every stream still ends
+                # (open tracks ended and stored) and the run is recorded as failed.
+                detector_error = f"detector failed: {exc}"
+                log.error("%s", detector_error)
+                self.stop.set()
+                loop.end_streams(detector_error)
+            interrupted = self.stop.is_set() and detector_error is None
+            failed = detector_error is not None or any(c.error for c in stats.values())
             outcome: RunOutcome = (
                 "interrupted" if interrupted else "failed" if failed else "finished"
             )
@@ -181,6 +194,7 @@ class Pipeline:
             outputs=[w.sink.describe() for w in workers],
             interrupted=interrupted,
             detector=described,
+            detector_error=detector_error,
         )
 
     def _reader(
@@ -248,6 +262,8 @@ class DetectionLoop:
         self.stats = stats
         self.on_progress = on_progress
         self.last_tracked: dict[str, Detections] = {}
+        self.ended: set[str] = set()
+        """Cameras whose stream has ended (their `StreamEnd` handed to the sinks)."""
 
     def run(self, batcher: Batcher, stop: threading.Event) -> None:
         """Processes batches, in order, until the batcher has no more.
@@ -309,9 +325,20 @@ class DetectionLoop:
             if self.on_progress is not None:
                 self.on_progress(cam)
         for q in batch.finished:
-            ended = tuple(self.trackers[q.camera_id].finish())
-            frames = self.stats[q.camera_id].frames
-            _broadcast(self.workers, StreamEnd(q.camera_id, frames, ended, q.error))
+            self._end(q.camera_id, q.error)
+
+    def end_streams(self, error: str) -> None:
+        """Ends the stream of every camera still going, with `error` (the run cannot go on):
+        their open tracks end and reach the sinks with what was detected before."""
+        for camera_id in self.trackers:
+            if camera_id not in self.ended:
+                self._end(camera_id, error)
+
+    def _end(self, camera_id: str, error: str | None) -> None:
+        ended = tuple(self.trackers[camera_id].finish())
+        frames = self.stats[camera_id].frames
+        _broadcast(self.workers, StreamEnd(camera_id, frames, ended, error))
+        self.ended.add(camera_id)
 
 
 def _join(readers: list[CameraReader], timeout_s: float) -> None:

@@ -49,10 +49,16 @@ class RunSummary:
     and int8 quantization included) and opening the sinks."""
     detector: str = ""
     """What ran the detector, and why each `auto` choice came out so (one line)."""
+    detector_error: str | None = None
+    """Why detection stopped the run early (one line); None when it did not."""
 
     @property
     def ok(self) -> bool:
-        return not self.sink_errors and all(c.error is None for c in self.cameras.values())
+        return (
+            self.detector_error is None
+            and not self.sink_errors
+            and all(c.error is None for c in self.cameras.values())
+        )
 
     @property
     def frames(self) -> int:

@@ -52,7 +52,7 @@ class EagerDetector(FrameDetector):
 
 
 @dataclass
-class PipelinedDetector:
+class PipelinedDetector(FrameDetector):
     """Pipelined; logs "submit k" and "result k" (k counts submitted batches).
 
     `on_submit` / `on_result` run in those calls with k (to move the test's world on);
@@ -308,7 +308,7 @@ def test_a_failed_submit_still_delivers_the_batch_in_flight_then_raises():
     ],
     ids=["detect", "result", "submit"],
 )
-def test_a_detector_error_ends_the_run_the_same_way_from_detect_submit_or_result(
+def test_a_detector_error_ends_every_stream_the_same_way_from_detect_submit_or_result(
     synthetic_video: VideoFactory, detector: EagerDetector | PipelinedDetector
 ):
     clip = synthetic_video(frames=20)
@@ -317,9 +317,17 @@ def test_a_detector_error_ends_the_run_the_same_way_from_detect_submit_or_result
     )
     recorder = Recorder()
     pipeline = Pipeline(config, detector=detector, extra_sinks=[recorder])  # type: ignore[arg-type]
-    with pytest.raises(RuntimeError, match="detector broke"):
-        pipeline.run()
-    # every frame of the batches before the failed one was written, the sink was closed
+    summary = pipeline.run()
+    assert not summary.ok and "detector broke" in (summary.detector_error or "")
+    assert not summary.interrupted
+    # every frame of the batches before the failed one was written, then the stream ended
+    # with the error (open tracks ended with it), and the sink was closed
     first_failed = min(f.index for f in detector.failed_batch)
     assert recorder.frames("cam") == list(range(first_failed))
+    (end,) = [m for m in recorder.messages if isinstance(m, StreamEnd)]
+    assert recorder.messages[-1] is end and "detector broke" in (end.error or "")
+    assert end.frames == first_failed
+    events = [e for m in recorder.messages for e in m.track_events]
+    started = sorted(e.track.track_id for e in events if e.kind == "started")
+    assert started and started == sorted(e.track.track_id for e in events if e.kind == "ended")
     assert recorder.closed and pipeline.stop.is_set()
