@@ -1,4 +1,5 @@
-"""What every config model shares: unknown keys refused, values frozen once validated."""
+"""What every config model shares: unknown keys refused, no infinite or NaN number, values
+frozen once validated."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Strict(BaseModel):
-    """A config section: `extra="forbid"` (a misspelt key is an error), frozen."""
+    """A config section: `extra="forbid"` (a misspelt key is an error), frozen.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    No float field takes .inf or .nan: every one is a size, a time or a rate that must be a
+    number (an unset limit is None), and one NaN or infinity passes any bound it is
+    compared with wrongly or later crashes the run that uses it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

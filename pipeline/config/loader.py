@@ -16,19 +16,35 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from pipeline.config import safe_yaml
 from pipeline.config.cameras import CHECK_SOURCES
 from pipeline.config.schema import PipelineConfig
 from pipeline.urls import mask_credentials
 
+MAX_PROBLEMS_SHOWN = 50
+"""Problems the message lists; the rest are counted (all stay in `ConfigError.problems`)."""
+MAX_PROBLEM_CHARS = 300
+"""Longest problem line: a value is shown by its start (a hostile one may be megabytes)."""
+
 
 class ConfigError(ValueError):
-    """The config cannot be used; `problems` lists each bad field as "path (line N): why"."""
+    """The config cannot be used; `problems` lists each bad field as "path (line N): why".
+
+    One problem makes a one-line message; more are listed one a line below the source.
+    """
 
     def __init__(self, source: str, problems: Sequence[str]) -> None:
         self.source = source
-        self.problems = [mask_credentials(p) for p in problems]
-        count = f"{len(self.problems)} problem" + ("s" if len(self.problems) != 1 else "")
-        super().__init__(f"{source}: {count}\n" + "\n".join(f"  {p}" for p in self.problems))
+        self.problems = [_clip(mask_credentials(p), MAX_PROBLEM_CHARS) for p in problems]
+        if len(self.problems) == 1:
+            super().__init__(f"{source}: {self.problems[0]}")
+            return
+        shown = self.problems[:MAX_PROBLEMS_SHOWN]
+        more = len(self.problems) - len(shown)
+        lines = [f"{source}: {len(self.problems)} problems", *(f"  {p}" for p in shown)]
+        if more:
+            lines.append(f"  ... and {more} more")
+        super().__init__("\n".join(lines))
 
 
 def load_config(path: str | Path, *, check_sources: bool = True) -> PipelineConfig:
@@ -39,23 +55,34 @@ def load_config(path: str | Path, *, check_sources: bool = True) -> PipelineConf
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if not path.is_file():  # a folder, a FIFO that would block, /dev/zero that never ends
+            why = "no such file" if not path.exists() else "not a regular file"
+            raise ConfigError(str(path), [f"cannot read the file: {why}"])
+        with path.open("rb") as file:
+            raw = file.read(safe_yaml.MAX_BYTES + 1)
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from None
+    try:
+        safe_yaml.check_size(len(raw))
+        text = raw.decode("utf-8")
+    except safe_yaml.YamlRefused as exc:
+        raise ConfigError(str(path), [_yaml_problem(exc)]) from None
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            str(path), [f"line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})"]
+        ) from None
     return parse_config(text, source=str(path), check_sources=check_sources)
 
 
 def parse_config(
     text: str, source: str = "<config>", *, check_sources: bool = True
 ) -> PipelineConfig:
+    """Expand and validate YAML `text`; raises ConfigError naming every bad field."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root, data = safe_yaml.compose(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [f"{where}invalid YAML: {problem}"]) from None
+        raise ConfigError(source, [_yaml_problem(exc)]) from None
     if not isinstance(data, dict):
         raise ConfigError(source, ["the file must be a mapping with at least a 'cameras' key"])
 
@@ -67,15 +94,35 @@ def parse_config(
     ]
     context = {CHECK_SOURCES: check_sources}
     try:
-        PipelineConfig.model_validate(data, context=context)
+        config = PipelineConfig.model_validate(data, context=context)
     except ValidationError as exc:
         for err in exc.errors():
             loc = _yaml_loc(err["loc"], data)
             if loc not in unset:  # already reported as the unset variable it came from
                 problems.append(_describe(err, loc, data, root))
+    except OSError as exc:  # a path the file system will not look up, e.g. a name too long
+        name = safe_yaml.short_repr(exc.filename)
+        problems.append(f"cannot check the path {name}: {exc.strerror or exc}")
     if problems:
         raise ConfigError(source, problems)
-    return PipelineConfig.model_validate(data, context=context)
+    return config
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error as one line: "line N: invalid YAML: why" ("line N: why" for a limit)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    if isinstance(exc, yaml.reader.ReaderError):  # str() of it spans lines
+        problem = f"character {exc.character!r} at position {exc.position}: {exc.reason}"
+    kind = "" if isinstance(exc, safe_yaml.YamlRefused) else "invalid YAML: "
+    return f"{where}{kind}{' '.join(str(problem).split())}"
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -126,7 +173,9 @@ def _describe(err: Any, loc: tuple[str | int, ...], data: Any, root: Any) -> str
     msg = msg.removeprefix("Value error, ")
     got = err.get("input")
     shown = (
-        "" if kind.startswith("value_error") or isinstance(got, (dict, list)) else f" (got {got!r})"
+        ""
+        if kind.startswith("value_error") or isinstance(got, (dict, list))
+        else f" (got {safe_yaml.short_repr(got)})"
     )
     return f"{_where(loc, root)}: {msg}{shown}"
 

@@ -64,7 +64,10 @@ class VideoSinkConfig(Strict):
         description="Start a new file after this many minutes of video (none: one per run).",
     )
     keep_hours: float | None = Field(
-        None, gt=0, description="Delete a camera's files last written more than this long ago."
+        None,
+        gt=0,
+        le=24 * 365 * 100,
+        description="Delete a camera's files last written more than this long ago.",
     )
     keep_files: int | None = Field(
         None, ge=1, le=1_000_000, description="Keep at most this many finished files per camera."
@@ -247,7 +250,10 @@ class SqlSinkConfig(Strict):
         Path("out/spool"), description="Folder for rows waiting for the database."
     )
     spool_max_mb: float = Field(
-        1024, gt=0, description="Largest spool file; rows beyond it are dropped and counted."
+        1024,
+        gt=0,
+        le=1024 * 1024,
+        description="Largest spool file (at most 1 TiB); rows beyond it are dropped and counted.",
     )
     close_timeout_s: float = Field(
         30.0,

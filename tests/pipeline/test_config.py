@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, get_args
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
 from detector import DetectorRequest, ModelConfigError
 from detector.request import BOUNDS, DEFAULTS
@@ -10,10 +12,12 @@ from pipeline.cli import main
 from pipeline.config import (
     ConfigError,
     DetectorConfig,
+    PipelineConfig,
     SqlSinkConfig,
     load_config,
     parse_config,
 )
+from pipeline.config.loader import MAX_PROBLEM_CHARS, MAX_PROBLEMS_SHOWN
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -226,3 +230,118 @@ def test_shipped_configs_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     assert configs, "config/ holds the example configs"
     for path in configs:
         load_config(path)
+
+
+def config_models() -> list[type[BaseModel]]:
+    """Every model of the config, sections and the sources and sinks inside them."""
+    found: list[type[BaseModel]] = []
+
+    def visit(annotation: Any) -> None:
+        is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        if is_model and annotation not in found:
+            found.append(annotation)
+            for field in annotation.model_fields.values():
+                visit(field.annotation)
+        for arg in get_args(annotation):
+            visit(arg)
+
+    visit(PipelineConfig)
+    return found
+
+
+NUMBER_FIELDS = [
+    (model, name)
+    for model in config_models()
+    for name, field in model.model_fields.items()
+    if {int, float} & {field.annotation, *get_args(field.annotation)}
+]
+
+
+def _bounds_of(model: type[BaseModel], name: str) -> tuple[float | None, float | None]:
+    low = high = None
+    for item in model.model_fields[name].metadata:
+        low = next((v for v in (getattr(item, "ge", None), getattr(item, "gt", None)) if v is not None), low)
+        high = next((v for v in (getattr(item, "le", None), getattr(item, "lt", None)) if v is not None), high)
+    return low, high
+
+
+@pytest.mark.parametrize(("model", "name"), NUMBER_FIELDS, ids=lambda v: getattr(v, "__name__", v))
+def test_every_number_in_the_config_has_bounds_that_the_run_can_hold(
+    model: type[BaseModel], name: str
+) -> None:
+    low, high = _bounds_of(model, name)
+    assert low is not None and high is not None, f"{model.__name__}.{name} needs both bounds"
+    assert high < 2**31, f"{model.__name__}.{name} could overflow what uses it"
+
+
+FLOAT_FIELDS = [
+    (model, name)
+    for model, name in NUMBER_FIELDS
+    if float in {model.model_fields[name].annotation, *get_args(model.model_fields[name].annotation)}
+]
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+@pytest.mark.parametrize(("model", "name"), FLOAT_FIELDS, ids=lambda v: getattr(v, "__name__", v))
+def test_no_float_in_the_config_takes_infinity_or_nan(
+    model: type[BaseModel], name: str, value: float
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        model.model_validate({name: value})
+    assert any(e["loc"] == (name,) and e["type"] == "finite_number" for e in info.value.errors())
+
+
+@pytest.mark.parametrize(
+    "entry", ["sinks:\n  - type: sql\n    spool_max_mb: .inf", "  - id: b\n    max_fps: .nan"]
+)
+def test_validate_refuses_an_infinite_or_nan_number_that_would_crash_the_run(
+    video: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str
+) -> None:
+    config = tmp_path / "cams.yaml"
+    camera = f"cameras:\n  - id: a\n    source: {video}\n"
+    config.write_text(camera + entry + ("\n    source: clip.mp4\n" if "id: b" in entry else "\n"))
+    assert main(["validate", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Input should be a finite number" in err
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "  - id: {huge}\n    source: clip.mp4",
+        "  - id: b\n    source: {huge}.mp4",
+        "  - id: b\n    source: {{type: images, path: {huge}*}}",
+        "  - id: b\n    source: rtsp://{huge}\n    queue_size: {huge}",
+        "  - id: b\n    source: clip.mp4\n    ? {huge}\n    : 1",  # explicit: no 1024 limit
+        "  - id: b\n    source: clip.mp4\n    queue_policy: {huge}",
+    ],
+    ids=["id", "file", "images", "int", "key", "choice"],
+)
+def test_a_huge_value_is_shown_by_its_start_in_one_short_line(video: str, entry: str) -> None:
+    huge = "y" * 900_000
+    with pytest.raises(ConfigError) as info:
+        parse_config(f"cameras:\n  - id: a\n    source: {video}\n" + entry.format(huge=huge))
+    assert info.value.problems
+    for problem in info.value.problems:
+        assert len(problem) < MAX_PROBLEM_CHARS + 40 and "\n" not in problem
+    assert len(str(info.value)) < 2 * (MAX_PROBLEM_CHARS + 40)
+
+
+def test_a_path_the_file_system_refuses_to_look_up_is_a_problem_not_a_crash(video: str) -> None:
+    long_name = "d" * 5000  # longer than any file name: stat() fails with ENAMETOOLONG
+    for source in (f"{long_name}.mp4", f"{{type: images, path: {long_name}}}"):
+        with pytest.raises(ConfigError, match=r"cannot check the path 'ddd.*': File name too long"):
+            parse_config(f"cameras:\n  - id: a\n    source: {source}\n")
+
+
+def test_one_problem_is_one_line_and_many_are_listed_up_to_a_limit(video: str) -> None:
+    with pytest.raises(ConfigError) as one:
+        parse_config("cameras: []\n", source="cams.yaml")
+    assert str(one.value).count("\n") == 0 and str(one.value).startswith("cams.yaml: cameras")
+    cams = "".join(f"  - id: c{i}\n    source: {video}\n    fps: 1\n" for i in range(500))
+    with pytest.raises(ConfigError) as many:
+        parse_config("cameras:\n" + cams, source="cams.yaml")
+    lines = str(many.value).splitlines()
+    assert lines[0] == "cams.yaml: 500 problems"
+    assert len(lines) == 1 + MAX_PROBLEMS_SHOWN + 1 and lines[-1] == f"  ... and {500 - MAX_PROBLEMS_SHOWN} more"
+    assert len(many.value.problems) == 500

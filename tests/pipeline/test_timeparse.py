@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pipeline.timeparse import parse_duration, parse_time
+from pipeline.timeparse import MAX_DURATION, OutOfRange, parse_duration, parse_time
 
 NOW = datetime(2026, 11, 21, 10, 30, 15, tzinfo=timezone.utc)
 
@@ -74,3 +74,39 @@ def test_durations(text: str, expected: timedelta) -> None:
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["36526d", "3000000 days", "99999999999 days", "9" * 400 + " weeks", "5300 weeks"],
+    ids=["36526d", "3000000d", "99999999999d", "400-digits", "5300w"],
+)
+def test_durations_too_long_for_a_datetime_are_refused_as_out_of_range(text: str) -> None:
+    with pytest.raises(OutOfRange, match=r"duration too long: .* \(at most 36525 days"):
+        parse_duration(text)
+    with pytest.raises(OutOfRange, match="duration too long"):
+        parse_time(f"{text} ago", now=NOW)
+
+
+def test_the_longest_duration_is_accepted_and_reaches_back_that_far() -> None:
+    assert parse_duration("36525d") == MAX_DURATION
+    assert parse_time("36525 days ago", now=NOW) == NOW - MAX_DURATION
+
+
+def test_a_duration_under_a_microsecond_is_refused() -> None:
+    with pytest.raises(OutOfRange, match="duration too short"):
+        parse_duration("0.0000001s")
+
+
+@pytest.mark.parametrize(
+    "text", ["0001-01-01T00:00+01:00", "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+23:59"]
+)
+def test_times_that_leave_the_datetime_range_in_utc_are_refused_as_out_of_range(text: str) -> None:
+    with pytest.raises(OutOfRange, match=r"time out of range: .* \(years 1 to 9999"):
+        parse_time(text, now=NOW)
+
+
+def test_a_long_text_is_quoted_by_its_start_only() -> None:
+    with pytest.raises(ValueError) as info:
+        parse_time("x" * 100_000, now=NOW)
+    assert len(str(info.value)) < 200
