@@ -9,6 +9,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
+from pipeline.argtypes import nonempty, number, whole
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pipeline.config import SqlSinkConfig
 
@@ -19,11 +20,11 @@ DEFAULT_DB: str = SqlSinkConfig.model_fields["url"].default
 def add_parsers(sub: Any) -> None:
     """The `query` and `retention` subcommands."""
     p = sub.add_parser("query", help="print stored detections, or count them")
-    p.add_argument("--db", default=DEFAULT_DB, help="SQLAlchemy URL")
-    p.add_argument("--camera")
-    p.add_argument("--label")
-    p.add_argument("--track", type=int)
-    p.add_argument("--run", type=int, help="only this run id")
+    p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help="SQLAlchemy URL")
+    p.add_argument("--camera", type=nonempty)
+    p.add_argument("--label", type=nonempty)
+    p.add_argument("--track", type=whole(1), help="only this track id")
+    p.add_argument("--run", type=whole(1), help="only this run id")
     p.add_argument(
         "--since",
         type=_timestamp,
@@ -31,8 +32,8 @@ def add_parsers(sub: Any) -> None:
         "2026-11-21T10:00 (local unless it ends in Z or +HH:MM)",
     )
     p.add_argument("--until", type=_timestamp, help="before this time (same forms)")
-    p.add_argument("--min-score", type=float)
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--min-score", type=number(0, 1), help="from 0 to 1")
+    p.add_argument("--limit", type=whole(1), default=None, help="at most this many rows")
     p.add_argument(
         "--count-by",
         choices=["label", "camera", "run"],
@@ -44,15 +45,16 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "retention", help="delete stored records (and video files) older than an age"
     )
-    p.add_argument("--db", default=DEFAULT_DB, help="SQLAlchemy URL")
+    p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help="SQLAlchemy URL")
     p.add_argument(
         "--older-than",
         required=True,
         type=_duration,
-        help="age of what to delete, e.g. 30d, 12h, '2 weeks'",
+        help="age of what to delete, e.g. 30d, 12h, '2 weeks' (at most 36525d)",
     )
     p.add_argument(
         "--video-dir",
+        type=nonempty,
         help="also delete the MP4 files of the video output in this folder, e.g. out/video",
     )
     p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")

@@ -52,14 +52,12 @@ class DatabaseUrl:
 
     def __post_init__(self) -> None:
         try:
-            parsed: URL | None = make_url(self._raw)
-        except (SQLAlchemyError, ValueError, TypeError):
+            url = make_url(self._raw)
+            masked = url.render_as_string(hide_password=True)
+            parsed: URL | None = url
+        except (SQLAlchemyError, ValueError, TypeError):  # a path of non-UTF-8 bytes too
             parsed = None  # reported when connecting, by `connect_url`
-        masked = (
-            _mask_unparsable(self._raw)
-            if parsed is None
-            else parsed.render_as_string(hide_password=True)
-        )
+            masked = _mask_unparsable(self._raw)
         object.__setattr__(self, "_parsed", parsed)
         object.__setattr__(self, "masked", masked)
         object.__setattr__(self, "sqlite_file", None if parsed is None else _sqlite_file(parsed))
@@ -73,6 +71,7 @@ class DatabaseUrl:
         Raises what `make_url` raises (ArgumentError, ValueError) when the text is no URL.
         """
         if self._parsed is None:
+            self._raw.encode()  # UnicodeEncodeError (a ValueError): no driver takes such bytes
             return make_url(self._raw)  # raises the error that parsing met
         return self._parsed
 
