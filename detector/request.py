@@ -33,7 +33,9 @@ RESOLVED_PRECISIONS: tuple[ResolvedPrecision, ...] = get_args(ResolvedPrecision)
 TORCH_RUNTIMES: tuple[ResolvedRuntime, ...] = ("torch", "compile")
 HALF_PRECISIONS: tuple[ResolvedPrecision, ...] = ("fp16", "bf16")
 
-DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:(0|[1-9]\d?|1[01]\d|12[0-7]))?")
+"""cuda:N takes N from 0 to 127 as torch writes it: torch keeps the index in 8 bits (cuda:128
+is cuda:-128 to it) and refuses leading zeros."""
 
 
 class IntervalBounds(TypedDict, total=False):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detector.request import BOUNDS
+from pipeline.argtypes import nonempty, number, whole, whole_like
 from pipeline.bench.clips import DEFAULT_CLIP, scaled_clip
 from pipeline.bench.end_to_end import DetectorSetup, VideoOutput, bench_end_to_end
 from pipeline.bench.model_only import (
@@ -31,7 +32,7 @@ from pipeline.bench.report import (
     format_report,
     report_dict,
 )
-from pipeline.config import VIDEO_CODECS, X264_PRESETS
+from pipeline.config import VIDEO_CODECS, X264_PRESETS, DetectorConfig
 
 if TYPE_CHECKING:
     import torch
@@ -39,22 +40,31 @@ if TYPE_CHECKING:
 WORKER_CHOICES = tuple(range(int(BOUNDS["workers"].ge or 1), int(BOUNDS["workers"].le or 1) + 1))
 """`--workers`: every count the detector takes."""
 DEFAULT_MODELS = ("person_ssdlite", "ssdlite320_mobilenet_v3_large", "ssd300_vgg16")
+BATCH_SIZE = whole_like(DetectorConfig, "batch_size")
+MAX_SIDE = 16384
+"""`--scale`: the widest and highest frame (what H.264 encodes)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `python -m pipeline bench`."""
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--clip", default=DEFAULT_CLIP, help=f"video file (default {DEFAULT_CLIP})")
-    parser.add_argument("--copies", type=int, default=1, help="cameras reading the clip (1)")
+    parser.add_argument(
+        "--clip", type=nonempty, default=DEFAULT_CLIP, help=f"video file (default {DEFAULT_CLIP})"
+    )
+    parser.add_argument(
+        "--copies", type=whole(1, 1024), default=1, help="cameras reading the clip (1)"
+    )
     parser.add_argument(
         "--scale", type=_size, default=None, metavar="WxH",
         help="re-encode the clip as H.264 at this size first (e.g. 1920x1080), for the "
              "end-to-end and naive runs",
     )  # fmt: skip
-    parser.add_argument("--model", default="person_ssdlite", help="end-to-end and naive model")
+    parser.add_argument(
+        "--model", type=nonempty, default="person_ssdlite", help="end-to-end and naive model"
+    )
     e2e = DetectorSetup  # the end-to-end detector's defaults
     parser.add_argument(
-        "--batch-size", type=int, default=e2e.batch_size,
+        "--batch-size", type=BATCH_SIZE, default=e2e.batch_size,
         help=f"end-to-end batch size ({e2e.batch_size})",
     )  # fmt: skip
     parser.add_argument(
@@ -62,17 +72,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"end-to-end `detector.workers`: batches detected at once ({e2e.workers})",
     )  # fmt: skip
     parser.add_argument(
-        "--models", nargs="+", default=list(DEFAULT_MODELS), help="model-only models"
+        "--models", nargs="+", type=nonempty, default=list(DEFAULT_MODELS),
+        help="model-only models",
     )
     parser.add_argument(
-        "--batch-sizes", nargs="+", type=int, default=[1, 2, 8], help="model-only batch sizes"
+        "--batch-sizes", nargs="+", type=BATCH_SIZE, default=[1, 2, 8],
+        help="model-only batch sizes",
     )
     parser.add_argument(
         "--precisions", nargs="+", choices=PRECISION_CHOICES,
         help="model-only precisions (default: fp32; on CUDA also fp16 and bf16; on the CPU "
              "also int8 where precision auto runs it; int8 runs on onnxruntime, CPU only)",
     )  # fmt: skip
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument(
+        "--device", type=nonempty, default="auto", help="auto | cpu | cuda | cuda:N"
+    )
     parser.add_argument(
         "--video-codec", default=VideoOutput.codec, choices=VIDEO_CODECS,
         help=f"the end-to-end video sink's encoder ({VideoOutput.codec})",
@@ -110,15 +124,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--threads",
-        type=int,
+        type=whole(0, 4096),
         default=0,
         help="torch intra-op threads (default: cores - 1, at least 1: the decoder and the "
         "sinks need the rest; docs/performance.md)",
     )
-    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (3)")
+    parser.add_argument("--repeat", type=whole(1, 1000), default=3, help="runs per figure (3)")
     parser.add_argument(
-        "--min-time", type=float, default=1.0, help="least seconds per model-only run (1.0)"
-    )
+        "--min-time", type=number(0, 3600), default=1.0,
+        help="least seconds per model-only run (1.0)",
+    )  # fmt: skip
     parser.add_argument(
         "--skip-model-only", action="store_true", help="leave out the model-only measurement"
     )
@@ -135,9 +150,13 @@ def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WxH such as 1920x1080, got {text!r}") from None
-    if width < 2 or height < 2 or width % 2 or height % 2:
-        raise argparse.ArgumentTypeError(f"width and height must be even and >= 2, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected WxH such as 1920x1080, got {text[:40]!r}"
+        ) from None
+    if not (2 <= width <= MAX_SIDE and 2 <= height <= MAX_SIDE) or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(
+            f"width and height must be even, from 2 to {MAX_SIDE}, got {text[:40]!r}"
+        )
     return width, height
 
 

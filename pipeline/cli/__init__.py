@@ -7,8 +7,12 @@ assembles the parser and runs the chosen command.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
+import io
 import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -29,8 +33,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for handler in logging.getLogger().handlers:
         handler.addFilter(MaskCredentials())
-    code: int = args.func(args)
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):  # a path of non-UTF-8 bytes is printed
+            stream.reconfigure(errors="backslashreplace")
+    try:
+        code: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader left (`| head`): end quietly, as SIGPIPE would
+        _drop_stdout()
+        return 128 + signal.SIGPIPE
+    except OSError as exc:  # the machine's: a full disk, an I/O error
+        logging.getLogger(__name__).debug("%s failed", args.command, exc_info=True)
+        _drop_stdout()
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
     return code
+
+
+def _drop_stdout() -> None:
+    """Points stdout at /dev/null when it cannot be written, so that exiting, which
+    flushes it, does not fail on it again."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        with contextlib.suppress(OSError, ValueError):  # not a file (in-process tests)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 class MaskCredentials(logging.Filter):

@@ -7,11 +7,13 @@ import os
 import sys
 from typing import Any
 
+from pipeline.argtypes import name, nonempty, number, whole
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pipeline.config import ZmqSinkConfig
 
 DEFAULT_ENDPOINT: str = ZmqSinkConfig.model_fields["endpoint"].default
 """The publisher `subscribe` connects to: where the `zmq` sink binds by default."""
+MAX_TIMEOUT_S = 365 * 86400
 
 
 def add_subscribe_parser(sub: Any) -> None:
@@ -19,8 +21,13 @@ def add_subscribe_parser(sub: Any) -> None:
     p = sub.add_parser(
         "subscribe", help="print events from a running pipeline (readable, or JSON lines)"
     )
-    p.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="PUB socket to connect to")
-    p.add_argument("--camera", action="append", default=[], help="only this camera (repeatable)")
+    p.add_argument(
+        "--endpoint", type=nonempty, default=DEFAULT_ENDPOINT, help="PUB socket to connect to"
+    )
+    p.add_argument(
+        "--camera", type=nonempty, action="append", default=[],
+        help="only this camera (repeatable)",
+    )  # fmt: skip
     p.add_argument(
         "--type",
         action="append",
@@ -30,12 +37,16 @@ def add_subscribe_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--label",
+        type=nonempty,
         action="append",
         default=[],
         help="only objects and tracks of this class, e.g. person (repeatable)",
     )
-    p.add_argument("--count", type=int, default=None, help="exit after N events")
-    p.add_argument("--timeout", type=float, default=None, help="exit after N idle seconds")
+    p.add_argument("--count", type=whole(1), default=None, help="exit after N events")
+    p.add_argument(
+        "--timeout", type=number(0, MAX_TIMEOUT_S), default=None,
+        help="exit after N idle seconds (at most a year)",
+    )  # fmt: skip
     p.add_argument(
         "--format",
         choices=["pretty", "json"],
@@ -61,8 +72,10 @@ def add_subscribe_parser(sub: Any) -> None:
 def add_keygen_parser(sub: Any) -> None:
     """The `keygen` subcommand."""
     p = sub.add_parser("keygen", help="make a CURVE key pair for the ZeroMQ event bus")
-    p.add_argument("directory", help="folder for NAME.key (public) and NAME.key_secret")
-    p.add_argument("--name", default="server", help="file name stem (default: server)")
+    p.add_argument(
+        "directory", type=nonempty, help="folder for NAME.key (public) and NAME.key_secret"
+    )
+    p.add_argument("--name", type=name, default="server", help="file name stem (default: server)")
     p.set_defaults(func=cmd_keygen)
 
 

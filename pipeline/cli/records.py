@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
+from pipeline.argtypes import nonempty, number, whole
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pipeline.config import SqlSinkConfig
 
@@ -35,15 +36,15 @@ def add_parsers(sub: Any) -> None:
         "query",
         help="print stored detections (newest first), count them, or list runs or tracks",
     )
-    p.add_argument("--db", default=DEFAULT_DB, help="SQLAlchemy URL")
-    p.add_argument("--camera", help="only this camera id")
-    p.add_argument("--label", help="only this class, e.g. person")
+    p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help="SQLAlchemy URL")
+    p.add_argument("--camera", type=nonempty, help="only this camera id")
+    p.add_argument("--label", type=nonempty, help="only this class, e.g. person")
     p.add_argument(
         "--track",
-        type=int,
+        type=whole(1),
         help="only this track; track ids are per run: of the latest run unless --run says which",
     )
-    p.add_argument("--run", type=int, help="only this run id (see --list runs)")
+    p.add_argument("--run", type=whole(1), help="only this run id (see --list runs)")
     p.add_argument(
         "--since",
         type=_timestamp,
@@ -51,10 +52,12 @@ def add_parsers(sub: Any) -> None:
         "2026-11-21T10:00 (local unless it ends in Z or +HH:MM)",
     )
     p.add_argument("--until", type=_timestamp, help="before this time (same forms)")
-    p.add_argument("--min-score", type=float, help="only detections scoring at least this")
+    p.add_argument(
+        "--min-score", type=number(0, 1), help="only detections scoring at least this (0 to 1)"
+    )
     p.add_argument(
         "--limit",
-        type=int,
+        type=whole(1),
         default=None,
         help=f"print the newest N rows (default: {DEFAULT_PAGE}); how many more there are is said",
     )
@@ -81,15 +84,16 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "retention", help="delete stored records (and video files) older than an age"
     )
-    p.add_argument("--db", default=DEFAULT_DB, help="SQLAlchemy URL")
+    p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help="SQLAlchemy URL")
     p.add_argument(
         "--older-than",
         required=True,
         type=_duration,
-        help="age of what to delete, e.g. 30d, 12h, '2 weeks'",
+        help="age of what to delete, e.g. 30d, 12h, '2 weeks' (at most 36525d)",
     )
     p.add_argument(
         "--video-dir",
+        type=nonempty,
         help="also delete the MP4 files of the video output in this folder, e.g. out/video",
     )
     p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from pipeline.argtypes import nonempty
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pipeline.config import ConfigError, PipelineConfig, load_config
 
@@ -19,7 +20,7 @@ from pipeline.config import ConfigError, PipelineConfig, load_config
 def add_parsers(sub: Any) -> None:
     """The `run` and `validate` subcommands."""
     p = sub.add_parser("run", help="process the cameras of a config until every file is done")
-    p.add_argument("config", help="YAML config, e.g. config/cams.yaml")
+    p.add_argument("config", type=nonempty, help="YAML config, e.g. config/cams.yaml")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
 
@@ -27,7 +28,7 @@ def add_parsers(sub: Any) -> None:
         "validate",
         help="check a config as run would before reading a frame, naming every bad field",
     )
-    p.add_argument("config", help="YAML config, e.g. config/cams.yaml")
+    p.add_argument("config", type=nonempty, help="YAML config, e.g. config/cams.yaml")
     p.set_defaults(func=cmd_validate)
 
 

@@ -57,14 +57,13 @@ class DatabaseUrl:
 
     def __post_init__(self) -> None:
         try:
-            parsed: URL | None = make_url(self._raw)
-        except (SQLAlchemyError, ValueError, TypeError):
+            url = make_url(self._raw)
+            rendered = url.render_as_string(hide_password=True)
+            parsed: URL | None = url
+        except (SQLAlchemyError, ValueError, TypeError):  # a path of non-UTF-8 bytes too
             parsed = None  # reported when connecting, by `connect_url`
-        masked = mask_credentials(
-            _mask_unparsable(self._raw)
-            if parsed is None
-            else parsed.render_as_string(hide_password=True)
-        )
+            rendered = _mask_unparsable(self._raw)
+        masked = mask_credentials(rendered)  # secret query parameters too
         object.__setattr__(self, "_parsed", parsed)
         object.__setattr__(self, "masked", masked)
         object.__setattr__(self, "sqlite_file", None if parsed is None else _sqlite_file(parsed))
@@ -78,6 +77,7 @@ class DatabaseUrl:
         Raises what `make_url` raises (ArgumentError, ValueError) when the text is no URL.
         """
         if self._parsed is None:
+            self._raw.encode()  # UnicodeEncodeError (a ValueError): no driver takes such bytes
             return make_url(self._raw)  # raises the error that parsing met
         return self._parsed
 

@@ -21,6 +21,12 @@ from sinks.base import SinkError
 from sinks.sql.database import DatabaseUrl, make_engine, not_a_database, open_failure, reason
 from sinks.sql.models import Detection, Run, Track
 
+ID_MAX = 2**31 - 1
+"""The largest run and track id: the columns are INTEGER, 32 bits in PostgreSQL (a bigger
+value makes it fail the query, and the SQLite driver crashes past 64 bits)."""
+LIMIT_MAX = 2**63 - 1
+"""The largest row limit: what SQLite and PostgreSQL take as a LIMIT."""
+
 CountBy = Literal["label", "camera", "run"]
 COUNT_BY: tuple[CountBy, ...] = ("label", "camera", "run")
 T = TypeVar("T")
@@ -36,7 +42,9 @@ class DetectionQuery:
 
     `since` is inclusive and `until` exclusive; naive datetimes are taken as UTC.
     `label` is the class name (as in the `label` column), `track` a track id,
-    `run` a `runs.id`, `limit` the number of rows to return (earliest first).
+    `run` a `runs.id` (both from 1 to `ID_MAX`), `limit` the number of rows to return
+    (earliest first; 1 to `LIMIT_MAX`), `min_score` from 0 to 1. Raises ValueError naming
+    what is out of bounds.
     """
 
     camera: str | None = None
@@ -49,8 +57,12 @@ class DetectionQuery:
     limit: int | None = None
 
     def __post_init__(self) -> None:
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"query limit must be >= 1, got {self.limit}")
+        for name, most in (("track", ID_MAX), ("run", ID_MAX), ("limit", LIMIT_MAX)):
+            value = getattr(self, name)
+            if value is not None and not 1 <= value <= most:
+                raise ValueError(f"query {name} must be from 1 to {most}, got {value}")
+        if self.min_score is not None and not 0 <= self.min_score <= 1:  # NaN too
+            raise ValueError(f"query min_score must be from 0 to 1, got {self.min_score}")
 
 
 @dataclass(frozen=True)

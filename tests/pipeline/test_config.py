@@ -345,3 +345,10 @@ def test_one_problem_is_one_line_and_many_are_listed_up_to_a_limit(video: str) -
     assert lines[0] == "cams.yaml: 500 problems"
     assert len(lines) == 1 + MAX_PROBLEMS_SHOWN + 1 and lines[-1] == f"  ... and {500 - MAX_PROBLEMS_SHOWN} more"
     assert len(many.value.problems) == 500
+
+
+@pytest.mark.parametrize("device", ["cuda:128", "cuda:99999", "cuda:9999999999", "cuda:007"])
+def test_a_cuda_index_torch_cannot_hold_is_refused_by_validate(video: str, device: str) -> None:
+    (problem,) = _problems(f"cameras:\n  - id: a\n    source: {video}\ndetector:\n  device: {device}\n")
+    assert problem.startswith(f"detector.device (line 5): invalid device '{device}'")
+    parse_config(f"cameras:\n  - id: a\n    source: {video}\ndetector:\n  device: cuda:127\n")

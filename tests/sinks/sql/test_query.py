@@ -23,6 +23,8 @@ from pipeline.types import StreamEnd
 from sinks.base import SinkError
 from sinks.sql.models import Run
 from sinks.sql.query import (
+    ID_MAX,
+    LIMIT_MAX,
     DetectionQuery,
     QueryError,
     count_detections,
@@ -207,6 +209,31 @@ def test_tracks_are_listed_per_run_and_filtered_newest_first(
 def test_query_limit_must_be_positive() -> None:
     with pytest.raises(ValueError, match="limit"):
         DetectionQuery(limit=0)
+
+
+@pytest.mark.parametrize("value", ["most+1", 2**63, 10**30, -(2**63) - 1, -1, 0])
+@pytest.mark.parametrize(("name", "most"), [("track", ID_MAX), ("run", ID_MAX), ("limit", LIMIT_MAX)])
+def test_an_id_or_limit_the_database_cannot_hold_is_refused_before_it_is_asked(
+    name: str, most: int, value: int | str
+) -> None:
+    value = most + 1 if value == "most+1" else value
+    with pytest.raises(ValueError, match=f"query {name} must be from 1 to {most}, got {value}"):
+        DetectionQuery(**{name: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("score", [float("nan"), float("inf"), -0.1, 1.5])
+def test_a_min_score_outside_0_to_1_is_refused(score: float) -> None:
+    with pytest.raises(ValueError, match="query min_score must be from 0 to 1"):
+        DetectionQuery(min_score=score)
+
+
+def test_the_largest_ids_and_limit_query_without_error(
+    sql_written_detections: tuple[str, list[Written]],
+) -> None:
+    url, _ = sql_written_detections
+    huge = DetectionQuery(track=ID_MAX, run=ID_MAX, limit=LIMIT_MAX, min_score=1.0)
+    assert query_detections(url, huge) == []
+    assert count_detections(url, huge, "camera") == []
 
 
 def test_record_as_dict_is_json_ready_with_utc_z_time(sql_db_url: str) -> None:

@@ -1,0 +1,77 @@
+"""argparse types with bounds, for the commands: a value out of them is refused by argparse
+(exit 2, one line naming the option) before any command runs with it."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from collections.abc import Callable
+
+from pydantic import BaseModel
+
+INT_MAX = 2**63 - 1
+"""The largest count any command takes: what a C long, SQLite and PostgreSQL's bigint hold."""
+
+
+def whole(low: int, high: int = INT_MAX) -> Callable[[str], int]:
+    """An argparse type: an integer from `low` to `high`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {_quote(text)}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {_quote(text)}")
+        return value
+
+    return parse
+
+
+def whole_like(model: type[BaseModel], name: str) -> Callable[[str], int]:
+    """An argparse type: an integer within the bounds of the config's field `name`."""
+    low, high = None, None
+    for bound in model.model_fields[name].metadata:
+        low = getattr(bound, "ge", None) if low is None else low
+        high = getattr(bound, "le", None) if high is None else high
+    if low is None or high is None:
+        raise TypeError(f"{model.__name__}.{name} has no ge and le bounds")
+    return whole(int(low), int(high))
+
+
+def number(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number from `low` to `high`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {_quote(text)}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(
+                f"must be from {low:g} to {high:g}, got {_quote(text)}"
+            )
+        return value
+
+    return parse
+
+
+def name(value: str) -> str:
+    """An argparse type: a file name stem of letters, digits, '_', '-' and '.'."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+        raise argparse.ArgumentTypeError(
+            f"use letters, digits, '_', '-' and '.' (a file name), got {_quote(value)}"
+        )
+    return value
+
+
+def nonempty(value: str) -> str:
+    """An argparse type: a string that is not empty (a path, a name, a URL)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
+
+def _quote(value: str) -> str:
+    return repr(value if len(value) <= 40 else f"{value[:40]}...")
