@@ -112,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConversionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except (OSError, RuntimeError) as error:  # torch.save raises RuntimeError for a bad path
+        print(f"error: cannot write {args.out}: {error}", file=sys.stderr)
+        return 1
     digest = hashlib.sha256(Path(args.out).read_bytes()).hexdigest()
     print(
         f"wrote {args.out} ({args.dtype}; {config.num_classes} classes incl. background, "

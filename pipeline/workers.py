@@ -48,7 +48,9 @@ class SinkWorker:
         self._submit(message)
 
     def _submit(self, message: object) -> None:
-        while not self._failed.is_set():
+        # A worker whose thread has ended (closed) takes nothing more: waiting for room in
+        # its queue would wait for ever.
+        while not self._failed.is_set() and self._thread.is_alive():
             try:
                 self._queue.put(message, timeout=0.1)
                 return

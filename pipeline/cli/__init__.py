@@ -24,7 +24,7 @@ __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "MaskCred
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
@@ -67,7 +67,10 @@ class MaskCredentials(logging.Filter):
     """Replaces passwords in URLs by '***' in every log line, whatever logged it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed log call: logging reports it, once
+            return True
         masked = mask_credentials(message)
         if masked != message:
             record.msg, record.args = masked, None
@@ -78,7 +81,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_LEVEL_HELP = "what the log on stderr shows (default: warning); before or after the command"
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
         description="Real-time video analytics: SSD detection, IoU tracking, video/ZeroMQ/SQL.",

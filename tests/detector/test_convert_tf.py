@@ -90,3 +90,18 @@ def test_converting_the_real_graph_reproduces_the_bundled_weights(tmp_path: Path
             codes, logits = model(torch.from_numpy(images).permute(0, 3, 1, 2))
         np.testing.assert_allclose(codes.numpy(), golden["raw_box_encodings"], rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(logits.numpy(), golden["raw_class_logits"], rtol=1e-4, atol=1e-4)
+
+
+def test_an_output_path_that_cannot_be_written_is_one_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import detector.convert_tf as convert_tf
+
+    def save_there(graph: str, out: str, labels: list[str], half: bool = False) -> None:
+        torch.save({}, out)  # what convert_file ends with
+
+    monkeypatch.setattr(convert_tf, "convert_file", save_there)
+    out = tmp_path / "no-such-folder" / "model.pt"
+    assert main(["graph.pb", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write {out}") and "Traceback" not in err

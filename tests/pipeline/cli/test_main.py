@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import logging
 
 import pytest
 
-from pipeline.cli import _parser, main
+from pipeline.cli import MaskCredentials, build_parser, main
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
-    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     return dict(sub.choices)
 
 
@@ -27,7 +28,7 @@ def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]
 @pytest.mark.parametrize("command", ["validate", "query", "subscribe", "run"])
 def test_log_level_works_after_the_command_as_before_it(command: str) -> None:
     given = ["cams.yaml"] if command in ("validate", "run") else []
-    parse = _parser().parse_args
+    parse = build_parser().parse_args
     assert parse([command, *given]).log_level == "warning"
     assert parse(["--log-level", "info", command, *given]).log_level == "info"
     assert parse([command, *given, "--log-level", "debug"]).log_level == "debug"
@@ -37,7 +38,7 @@ def test_log_level_works_after_the_command_as_before_it(command: str) -> None:
 
 
 def test_every_command_and_option_has_help() -> None:
-    parser = _parser()
+    parser = build_parser()
     missing = [a.dest for a in parser._actions if not a.help]
     for name, command in _commands().items():
         if not command.description and not _help_of(parser, name):
@@ -49,3 +50,12 @@ def test_every_command_and_option_has_help() -> None:
 def _help_of(parser: argparse.ArgumentParser, name: str) -> str | None:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return next((c.help for c in sub._choices_actions if c.dest == name), None)
+
+
+def test_a_malformed_log_call_does_not_end_the_run_through_the_password_filter() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "%s and %s", ("one",), None)
+    assert MaskCredentials().filter(record)  # logging itself reports the bad call, once
+    masked = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "%s", ("rtsp://u:secret@127.0.0.1/s",), None
+    )
+    assert MaskCredentials().filter(masked) and "secret" not in masked.getMessage()
