@@ -220,7 +220,8 @@ def _conflict(args: argparse.Namespace) -> str | None:
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    from sinks.sql.query import QueryError, delete_older_than
+    from sinks.sql.query import QueryError
+    from sinks.sql.retention import delete_older_than
     from sinks.video.files import delete_old_videos
 
     cutoff = datetime.now(timezone.utc) - args.older_than

@@ -5,8 +5,9 @@ Import from the module that holds what you need (nothing is re-exported here):
 - `sinks.sql.sink`: `SqlSink`, the output the pipeline writes through.
 - `sinks.sql.writer`: `RowWriter`, the sink's thread that inserts rows and rides out outages.
 - `sinks.sql.spool`: `RowBatch`, `Outbox` and the spool files rows wait in meanwhile.
-- `sinks.sql.query`: reading back (`query_detections`, `count_detections`) and retention
-  (`delete_older_than`), as the `query` and `retention` commands do.
+- `sinks.sql.query`: reading back (`query_detections`, `latest_detections`,
+  `count_detections`, `list_runs`, `list_tracks`), as the `query` command does.
+- `sinks.sql.retention`: `delete_older_than`, as the `retention` command does.
 - `sinks.sql.database`: `DatabaseUrl`, engines, schema creation, error reasons and kinds.
 - `sinks.sql.models`: the tables (described in docs/sql.md).
 """

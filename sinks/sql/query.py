@@ -1,7 +1,7 @@
-"""Reading the SQL output back: filtered detections, counts, and deleting old records.
+"""Reading the SQL output back: filtered detections, pages of runs and tracks, counts.
 
-Used by the `query` and `retention` commands (pages of the newest detections, runs and
-tracks; counts; deletions); all functions open and close their own
+Used by the `query` command (pages of the newest detections, runs and tracks; counts);
+all functions open and close their own
 engine and raise `QueryError` (one line, password masked) when the database cannot be used.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Generic, Literal, TypeVar
 
-from sqlalchemy import Engine, Select, delete, func, inspect, select
+from sqlalchemy import Engine, Select, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -171,17 +171,6 @@ class TrackRecord(JsonRow):
     best_y2: float
 
 
-@dataclass(frozen=True)
-class RetentionResult:
-    """What `delete_older_than` deleted (or, with dry_run, would delete)."""
-
-    cutoff: datetime
-    detections: int
-    tracks: int
-    runs: int
-    vacuumed: bool
-
-
 def iso_z(moment: datetime) -> str:
     """An aware datetime as ISO-8601 UTC with microseconds and a 'Z'."""
     utc = moment.astimezone(timezone.utc).replace(tzinfo=None)
@@ -192,7 +181,7 @@ def iso_z(moment: datetime) -> str:
 
 
 @contextmanager
-def _existing_database(db: DatabaseUrl) -> Iterator[Engine]:
+def existing_database(db: DatabaseUrl) -> Iterator[Engine]:
     """An engine for a database the pipeline wrote to; QueryError otherwise. Disposed after."""
     try:
         problem = not_a_database(db)
@@ -223,7 +212,7 @@ def query_detections(url: str, q: DetectionQuery) -> list[DetectionRecord]:
     Raises QueryError when the database cannot be opened or has no detections table;
     a SQLite file that does not exist is reported, not created.
     """
-    with _existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
+    with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
         stmt = _filtered(select(Detection), q).order_by(Detection.time, Detection.id)
         rows = session.scalars(stmt.limit(q.limit)).all()
         return [_record(d) for d in rows]
@@ -232,7 +221,7 @@ def query_detections(url: str, q: DetectionQuery) -> list[DetectionRecord]:
 def latest_detections(url: str, q: DetectionQuery) -> Page[DetectionRecord]:
     """The newest `q.limit` detections matching `q` (all without a limit), newest first,
     and how many match in all."""
-    with _existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
+    with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
         total = session.scalar(_filtered(select(func.count(Detection.id)), q)) or 0
         stmt = _filtered(select(Detection), q).order_by(Detection.time.desc(), Detection.id.desc())
         return Page([_record(d) for d in session.scalars(stmt.limit(q.limit))], int(total))
@@ -240,7 +229,7 @@ def latest_detections(url: str, q: DetectionQuery) -> Page[DetectionRecord]:
 
 def latest_run(url: str) -> int | None:
     """The id of the run that started last; None when no run is stored."""
-    with _existing_database(DatabaseUrl(url)) as engine, engine.connect() as conn:
+    with existing_database(DatabaseUrl(url)) as engine, engine.connect() as conn:
         found = conn.scalar(select(Run.id).order_by(Run.started_at.desc(), Run.id.desc()).limit(1))
     return None if found is None else int(found)
 
@@ -257,7 +246,7 @@ def list_runs(url: str, limit: int | None = None) -> Page[RunRecord]:
         .order_by(Run.started_at.desc(), Run.id.desc())
         .limit(limit)
     )
-    with _existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
+    with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
         total = session.scalar(select(func.count(Run.id))) or 0
         rows = [
             RunRecord(
@@ -282,7 +271,7 @@ def list_tracks(url: str, q: DetectionQuery) -> Page[TrackRecord]:
     if q.min_score is not None:
         conditions.append(Track.best_score >= q.min_score)
     stmt = select(Track).where(*conditions).order_by(Track.last_time.desc(), Track.id.desc())
-    with _existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
+    with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
         total = session.scalar(select(func.count(Track.id)).where(*conditions)) or 0
         rows = [_track_record(t) for t in session.scalars(stmt.limit(q.limit))]
     return Page(rows, int(total))
@@ -314,7 +303,7 @@ def count_detections(url: str, q: DetectionQuery, by: CountBy) -> list[CountRow]
         .subquery()
     )
     tracks_stmt = select(distinct_tracks.c.key, func.count()).group_by(distinct_tracks.c.key)
-    with _existing_database(DatabaseUrl(url)) as engine, engine.connect() as conn:
+    with existing_database(DatabaseUrl(url)) as engine, engine.connect() as conn:
         detections = {str(k): int(n) for k, n in conn.execute(detections_stmt)}
         tracks = {str(k): int(n) for k, n in conn.execute(tracks_stmt)}
     rows = [CountRow(k, n, tracks.get(k, 0)) for k, n in detections.items()]
@@ -363,58 +352,3 @@ def _track_record(t: Track) -> TrackRecord:
         t.run_id, t.camera, t.track_id, t.label, t.first_time, t.last_time, t.frames,
         t.best_score, t.best_x1, t.best_y1, t.best_x2, t.best_y2,
     )
-
-
-# ---------------------------------------------------------------------------- retention
-
-RETENTION_CHUNK = 10_000
-"""Rows deleted per transaction, so that a running pipeline's writes wait only briefly."""
-
-
-def delete_older_than(
-    url: str, cutoff: datetime, *, dry_run: bool = False, vacuum: bool = True
-) -> RetentionResult:
-    """Delete detections from before `cutoff`, tracks that ended before it, and runs that
-    ended before it and have no rows left; then VACUUM a SQLite database.
-
-    Deletes in transactions of `RETENTION_CHUNK` rows, so it can run while the pipeline
-    writes. `dry_run` only counts. A naive `cutoff` is taken as UTC.
-    """
-    with _existing_database(DatabaseUrl(url)) as engine:
-        counts = [
-            _delete_chunked(engine, model, where, dry_run)
-            for model, where in (
-                (Detection, Detection.time < cutoff),
-                (Track, Track.last_time < cutoff),
-            )
-        ]
-        orphan_runs = (
-            Run.ended_at.is_not(None)
-            & (Run.ended_at < cutoff)
-            & ~select(Detection.id).where(Detection.run_id == Run.id).exists()
-            & ~select(Track.id).where(Track.run_id == Run.id).exists()
-        )
-        runs = _delete_chunked(engine, Run, orphan_runs, dry_run)
-        vacuumed = False
-        if vacuum and not dry_run and engine.dialect.name == "sqlite":
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.exec_driver_sql("VACUUM")
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            vacuumed = True
-    return RetentionResult(cutoff, counts[0], counts[1], runs, vacuumed)
-
-
-def _delete_chunked(
-    engine: Engine, model: type[Detection] | type[Track] | type[Run], where: Any, dry_run: bool
-) -> int:
-    if dry_run:
-        with engine.connect() as conn:
-            return int(conn.scalar(select(func.count()).select_from(model).where(where)) or 0)
-    total = 0
-    while True:
-        ids = select(model.id).where(where).limit(RETENTION_CHUNK).scalar_subquery()
-        with engine.begin() as conn:
-            deleted = conn.execute(delete(model).where(model.id.in_(ids))).rowcount
-        total += deleted
-        if deleted < RETENTION_CHUNK:
-            return total

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, select, text, update
 
-import sinks.sql.query
+import sinks.sql.retention
 from pipeline.cli import main
 from pipeline.types import StreamEnd
 from sinks.base import SinkError
@@ -28,13 +28,13 @@ from sinks.sql.query import (
     DetectionQuery,
     QueryError,
     count_detections,
-    delete_older_than,
     latest_detections,
     latest_run,
     list_runs,
     list_tracks,
     query_detections,
 )
+from sinks.sql.retention import delete_older_than
 from sinks.sql.sink import SqlSink
 from tests.sinks.sql.builders import (
     CAR,
@@ -383,7 +383,7 @@ def test_retention_deletes_old_rows_and_runs_left_empty_and_vacuums_sqlite(
     two_runs: tuple[str, int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, _, recent = two_runs
-    monkeypatch.setattr(sinks.sql.query, "RETENTION_CHUNK", 3)  # several chunks per table
+    monkeypatch.setattr(sinks.sql.retention, "RETENTION_CHUNK", 3)  # several chunks per table
     cutoff = datetime.fromtimestamp(time.time() - DAY, timezone.utc)
 
     dry = delete_older_than(url, cutoff, dry_run=True)
