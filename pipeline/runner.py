@@ -190,7 +190,7 @@ class Pipeline:
             cameras=stats,
             elapsed_s=time.monotonic() - started,
             setup_s=started - setup_started,
-            sink_errors=[w.error for w in workers if w.error],
+            sink_errors=[e for w in workers if (e := w.summary_error)],
             outputs=[w.sink.describe() for w in workers],
             interrupted=interrupted,
             detector=described,

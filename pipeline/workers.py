@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from pipeline.types import CameraStatus, FrameResult, RunOutcome, StreamEnd, StreamInfo
-from sinks.base import Sink
+from sinks.base import Sink, SinkError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,9 @@ class SinkWorker:
     def __init__(self, sink: Sink, maxsize: int) -> None:
         self.sink = sink
         self.error: str | None = None
+        self.unwritten = 0
+        """Frames' results not handed to the sink because it had failed."""
+        self._count_lock = threading.Lock()
         self._queue: queue.Queue[object] = queue.Queue(maxsize)
         self._failed = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
@@ -44,18 +47,23 @@ class SinkWorker:
         return self._failed.is_set()
 
     def submit(self, message: SinkMessage) -> None:
-        """Queue a message for the sink; blocks while the queue is full."""
-        self._submit(message)
+        """Queue a message for the sink; blocks while the queue is full. After the sink
+        failed, a frame's result is counted in `unwritten` instead."""
+        if not self._submit(message) and isinstance(message, FrameResult):
+            with self._count_lock:
+                self.unwritten += 1
 
-    def _submit(self, message: object) -> None:
+    def _submit(self, message: object) -> bool:
+        """Whether `message` was queued; False once the sink failed or the worker closed."""
         # A worker whose thread has ended (closed) takes nothing more: waiting for room in
         # its queue would wait for ever.
         while not self._failed.is_set() and self._thread.is_alive():
             try:
                 self._queue.put(message, timeout=0.1)
-                return
+                return True
             except queue.Full:
                 continue
+        return False
 
     def run_ended(self, outcome: RunOutcome) -> None:
         """Tell the sink how the run ended (`Sink.run_ended`), after what is queued."""
@@ -67,6 +75,8 @@ class SinkWorker:
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.error("sink %s did not finish within %.0f s", self.sink.name, timeout or 0)
+        elif self._failed.is_set():
+            self._discard_queued()  # what a producer slipped in while the sink was failing
 
     def submit_close(self) -> None:
         while self._thread.is_alive():
@@ -102,12 +112,27 @@ class SinkWorker:
 
     def _fail(self, exc: Exception) -> None:
         if self.error is None:
-            self.error = f"{self.sink.name} sink failed: {exc}"
+            # A SinkError's message names its sink already ("sql sink: ...").
+            named = isinstance(exc, SinkError)
+            self.error = str(exc) if named else f"{self.sink.name} sink failed: {exc}"
             log.error("%s", self.error)
         self._failed.set()
-        # Unblock a producer waiting on a full queue; what is discarded was never written.
+        self._discard_queued()  # unblocks a producer waiting on a full queue
+
+    def _discard_queued(self) -> None:
+        """Empties the queue of a failed sink, counting the frames' results in it."""
         while True:
             try:
-                self._queue.get_nowait()
+                message = self._queue.get_nowait()
             except queue.Empty:
                 break
+            if isinstance(message, FrameResult):
+                with self._count_lock:
+                    self.unwritten += 1
+
+    @property
+    def summary_error(self) -> str | None:
+        """`error` with the frames' results the sink never got, for the run's summary."""
+        if self.error is None or not self.unwritten:
+            return self.error
+        return f"{self.error} ({self.unwritten} frame results after it not written)"

@@ -79,6 +79,6 @@ def test_summary_counts_the_cut_short_video_and_exactly_the_rows_lost_on_a_full_
     assert written == stored and written + lost == FRAMES
     assert "ridden out" not in text
     (video_error, sql_error) = summary.sink_errors
-    assert video_error.startswith("video sink failed: video sink: cannot write camera 'cam'")
+    assert video_error.startswith("video sink: cannot write camera 'cam'")
     assert f"disk full: the file system at {disk.path}" in video_error
-    assert f"sql sink failed: sql sink: {lost} detections" in sql_error
+    assert f"sql sink: {lost} detections" in sql_error

@@ -101,5 +101,5 @@ def test_a_sink_failing_in_the_end_to_end_run_is_reported_not_raised(
     )  # fmt: skip
     assert code == cli.EXIT_FAILED
     err = capsys.readouterr().err
-    assert "error: bench run failed: video sink failed" in err
+    assert "error: bench run failed: video sink: " in err
     assert "NVENC needs an NVIDIA GPU" in err and "Traceback" not in err
