@@ -3,13 +3,28 @@
 The detector's options are resolved on this machine (the device is there, int8 has
 onnxruntime), weights that would need a download are named, and the model is built on the
 CPU (its weights read and fitted, as `run` does, without the engine's export) so that
-`detector.labels` is checked against the model's own class names. Sinks are not opened:
-that has effects (tables created, ports bound).
+`detector.labels` is checked against the model's own class names. Sinks are not opened,
+which has effects (tables created, ports held): what would stop them opening is checked
+instead (a port another program holds, a folder that cannot be made, a database server
+that does not answer).
 """
 
 from __future__ import annotations
 
-from pipeline.config import DetectorConfig
+import functools
+import os
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.config import (
+    DetectorConfig,
+    LiveSinkConfig,
+    SinkConfig,
+    SqlSinkConfig,
+    VideoSinkConfig,
+    ZmqSinkConfig,
+)
 
 
 def check_detector(config: DetectorConfig) -> str:
@@ -42,3 +57,92 @@ def check_detector(config: DetectorConfig) -> str:
     resolve_label_filter(request.labels, labels, model.background_class)
     classes = len(labels.names) - (model.background_class is not None)
     return f"{classes} class{'es' if classes != 1 else ''}"
+
+
+def check_sinks(configs: Sequence[SinkConfig]) -> list[str]:
+    """What would stop `run` from opening each sink, found without opening it (nothing is
+    created, bound or written): one line per problem, naming the sink's entry."""
+    problems = []
+    for index, config in enumerate(configs):
+        why = sink_problem(config)
+        if why is not None:
+            problems.append(f"sinks[{index}] ({config.type}): {why}")
+    return problems
+
+
+@functools.singledispatch
+def sink_problem(config: object) -> str | None:
+    """Why the sink `config` describes could not open here; None when nothing is known."""
+    return None
+
+
+@sink_problem.register
+def _(config: VideoSinkConfig) -> str | None:
+    return folder_problem(config.dir)
+
+
+@sink_problem.register
+def _(config: LiveSinkConfig) -> str | None:
+    return port_problem(config.host, config.port)
+
+
+@sink_problem.register
+def _(config: ZmqSinkConfig) -> str | None:
+    scheme, _, address = config.endpoint.partition("://")
+    host, _, port = address.rpartition(":")
+    if scheme != "tcp" or not port.isdigit():
+        return None  # ipc and inproc: the publisher's own checks at open
+    return port_problem("0.0.0.0" if host == "*" else host.strip("[]"), int(port))
+
+
+@sink_problem.register
+def _(config: SqlSinkConfig) -> str | None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from sinks.sql.database import DatabaseUrl, make_engine, open_failure
+
+    db = DatabaseUrl(config.url)
+    if db.sqlite_file is not None:  # made by the run: its folder must be possible
+        return folder_problem(db.sqlite_file.parent) or folder_problem(config.spool_dir)
+    try:
+        engine = make_engine(db)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        return f"cannot open database {db}: {open_failure(exc, db)}"
+    try:
+        with engine.connect() as connection:  # reads nothing, writes nothing
+            connection.execute(text("SELECT 1"))
+    except (SQLAlchemyError, ImportError) as exc:
+        return f"cannot open database {db}: {open_failure(exc, db)}"
+    finally:
+        engine.dispose()
+    return folder_problem(config.spool_dir)
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why files could not be written in `folder` (made if missing); None when they could."""
+    folder = Path(folder).expanduser()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"cannot make the folder {folder}: {existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        verb = "write in" if existing == folder else "make"
+        return f"cannot {verb} the folder {folder}: permission denied"
+    return None
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why a server could not listen on `host`:`port` now (another program holds the port,
+    an address this machine does not have); None when it could. Port 0 takes any."""
+    if port == 0:
+        return None
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+            probe.bind((host, port))
+    except OSError as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None

@@ -47,13 +47,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     from detector.errors import ModelConfigError, WeightsUnavailableError
-    from pipeline.preflight import check_detector
+    from pipeline.preflight import check_detector, check_sinks
 
     try:
         classes = check_detector(config.detector)
     except (ModelConfigError, WeightsUnavailableError) as exc:
         print(f"error: {args.config}: detector: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    problems = check_sinks(config.sinks)
+    for problem in problems:
+        print(f"error: {args.config}: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_FAILED  # as run exits when a sink cannot open
     print(
         f"{args.config}: ok ({len(config.cameras)} camera(s), model {config.detector.model} "
         f"({classes}), sinks: {', '.join(s.type for s in config.sinks) or 'none'})"

@@ -1,0 +1,98 @@
+"""`validate` finds what would stop a sink opening at `run`, without opening it."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import EXIT_FAILED, EXIT_OK, main
+from tests.conftest import VideoFactory
+
+
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    """A port another program listens on, for the test's length."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield int(server.getsockname()[1])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def validate(tmp_path: Path, clip: Path, sinks: str) -> int:
+    config = tmp_path / "cams.yaml"
+    config.write_text(
+        f"cameras:\n  - id: cam\n    source: {clip}\n"
+        "detector: {model: person_ssdlite, device: cpu}\n"
+        f"sinks:\n{sinks}"
+    )
+    return main(["validate", str(config)])
+
+
+@pytest.mark.parametrize(
+    "sink",
+    [
+        "  - {type: live, host: 127.0.0.1, port: PORT}\n",
+        "  - {type: zmq, endpoint: 'tcp://127.0.0.1:PORT'}\n",
+    ],
+    ids=["live", "zmq"],
+)
+def test_a_port_another_program_holds_is_found_by_validate(
+    tmp_path: Path,
+    synthetic_video: VideoFactory,
+    held_port: int,
+    capsys: pytest.CaptureFixture[str],
+    sink: str,
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=1, size=(32, 32))
+    code = validate(tmp_path, clip, sink.replace("PORT", str(held_port)))
+    err = capsys.readouterr().err
+    assert code == EXIT_FAILED
+    assert "sinks[0] (" in err and f"cannot listen on 127.0.0.1:{held_port}" in err
+    assert "Traceback" not in err
+
+
+def test_an_output_folder_that_cannot_be_made_is_found_by_validate(
+    tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=1, size=(32, 32))
+    (tmp_path / "a-file").write_text("not a folder")
+    code = validate(tmp_path, clip, f"  - {{type: video, dir: {tmp_path / 'a-file' / 'video'}}}\n")
+    err = capsys.readouterr().err
+    assert code == EXIT_FAILED
+    assert "sinks[0] (video): cannot make the folder" in err and "is not a folder" in err
+
+
+def test_a_database_server_that_does_not_answer_is_found_by_validate(
+    tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=1, size=(32, 32))
+    url = f"postgresql+psycopg://viewer:s3cret@127.0.0.1:{free_port()}/test"
+    code = validate(tmp_path, clip, f"  - {{type: sql, url: '{url}'}}\n")
+    err = capsys.readouterr().err
+    assert code == EXIT_FAILED
+    assert "sinks[0] (sql): cannot open database" in err and "s3cret" not in err
+
+
+def test_validate_opens_no_sink_and_creates_nothing(
+    tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=1, size=(32, 32))
+    out = tmp_path / "out"
+    sinks = (
+        f"  - {{type: video, dir: {out / 'video'}}}\n"
+        f"  - {{type: sql, url: 'sqlite:///{out / 'db' / 'detections.db'}', "
+        f"spool_dir: {out / 'spool'}}}\n"
+        f"  - {{type: live, host: 127.0.0.1, port: {free_port()}}}\n"
+        f"  - {{type: zmq, endpoint: 'tcp://127.0.0.1:{free_port()}'}}\n"
+    )
+    assert validate(tmp_path, clip, sinks) == EXIT_OK, capsys.readouterr().err
+    assert not out.exists()
