@@ -99,7 +99,8 @@ class ImagesSourceConfig(Strict):
     @field_validator("path")
     @classmethod
     def _has_images(cls, value: str, info: ValidationInfo) -> str:
-        if checks_sources(info) and not Path(value).is_dir() and next(glob.iglob(value), None) is None:
+        matches = Path(value).is_dir() or next(glob.iglob(value), None) is not None
+        if checks_sources(info) and not matches:
             raise ValueError(f"no such folder, and no file matches: {value}")
         return value
 
