@@ -4,6 +4,7 @@ session's ONNX cache, a CPU with 8-bit dot products."""
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -15,6 +16,13 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 VideoFactory = Callable[..., Path]
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def write_video(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -26,7 +25,7 @@ from pipeline.types import (
     StreamInfo,
 )
 from sinks.base import Sink
-from tests.conftest import VideoFactory
+from tests.conftest import VideoFactory, free_port
 
 SERVER = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -57,9 +56,7 @@ class RtspServer:
     """gst-rtsp-server in a child process; can be killed and started again on the same port."""
 
     def __init__(self, fps: int = 30) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port()
         self.fps = fps
         self.url = f"rtsp://127.0.0.1:{self.port}/test"
         self.proc: subprocess.Popen[str] | None = None

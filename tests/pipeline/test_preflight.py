@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import EXIT_FAILED, EXIT_OK, main
-from tests.conftest import VideoFactory
+from tests.conftest import VideoFactory, free_port
 
 
 @pytest.fixture
@@ -19,12 +19,6 @@ def held_port() -> Iterator[int]:
         server.bind(("127.0.0.1", 0))
         server.listen()
         yield int(server.getsockname()[1])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def validate(tmp_path: Path, clip: Path, sinks: str) -> int:

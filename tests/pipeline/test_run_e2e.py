@@ -19,8 +19,8 @@ import pytest
 import zmq
 
 from pipeline.cli import main
-from tests.conftest import VideoFactory
-from tests.pipeline.cli_runs import ROOT, free_port, run_cli, write_config
+from tests.conftest import VideoFactory, free_port
+from tests.pipeline.cli_runs import ROOT, run_cli, write_config
 
 COMMON_FIELDS = {"schema_version", "type", "camera", "seq", "time", "frame"}
 OBJECT_FIELDS = {"label", "label_id", "score", "box", "track_id"}

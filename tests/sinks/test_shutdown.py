@@ -9,8 +9,8 @@ from pathlib import Path
 
 import zmq
 
-from tests.conftest import VideoFactory
-from tests.pipeline.cli_runs import free_port, run_cli, write_config
+from tests.conftest import VideoFactory, free_port
+from tests.pipeline.cli_runs import run_cli, write_config
 
 
 def test_second_signal_exits_at_once_while_the_database_is_away(

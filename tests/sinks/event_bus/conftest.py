@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import zmq
 import zmq.auth
 
 from pipeline.types import Detections, Frame, FrameResult, LabelMap, TrackEvent, TrackSummary
+from tests.conftest import free_port
 
 LABELS = LabelMap(("background", "person", "car"))
 T0 = 1_795_000_000.0
@@ -23,10 +23,7 @@ IMAGE = np.zeros((48, 64, 3), np.uint8)
 @pytest.fixture
 def endpoint() -> str:
     """A tcp endpoint on a port that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"tcp://127.0.0.1:{port}"
+    return f"tcp://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture
