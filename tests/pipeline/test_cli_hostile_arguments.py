@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.config import safe_yaml
-from tests.pipeline.cli_runs import free_port
+from tests.conftest import free_port
 
 BIG = "9" * 30
 DIGITS_5000 = "9" * 5000  # more than Python turns into an int from text

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from pipeline.cli import main
-from tests.pipeline.cli_runs import free_port
+from tests.conftest import free_port
 
 
 @pytest.fixture
