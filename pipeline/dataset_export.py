@@ -44,13 +44,15 @@ from sinks.sql.database import DatabaseUrl
 from sinks.sql.models import Detection, Run
 from sinks.sql.query import ID_MAX, QueryError, existing_database
 
+__all__ = ["ExportError", "ExportRefused", "ExportRequest", "ExportSummary", "export_dataset"]
+
 ROWS_PER_QUERY = 500
 """Frames whose boxes one query reads: SQLite takes at most 999 values in an IN list in old
 versions."""
 RANGES_SHOWN = 8
 """Runs listed in "no such run" as ranges, e.g. "runs: 1-7, 9"; the rest are counted."""
 
-__all__ = ["ExportError", "ExportRefused", "ExportRequest", "ExportSummary", "export_dataset"]
+FROM_THE_RUN_FOLDER = "relative paths are to the folder the run ran in: export from there"
 
 ProgressCallback = Callable[[str, int, int], None]
 """Called with (camera, frames decoded, frames to decode) as the export goes."""
@@ -99,7 +101,7 @@ def export_dataset(
     writing began, no annotations.json is left in the folder.
     """
     if not 1 <= request.run <= ID_MAX:
-        raise ExportRefused(f"--run must be from 1 to {ID_MAX}, got {request.run}")
+        raise ExportRefused(f"a run id is from 1 to {ID_MAX}, got {request.run}")
     db = DatabaseUrl(request.db)
     try:
         with existing_database(db) as engine:
@@ -114,7 +116,7 @@ def _export(
     rows = RunRows(engine, request.run, request.labels, request.min_score)
     run = rows.stored_run()
     categories = run.categories(request.labels)
-    cameras = CameraSources(run, request.source).chosen(request.camera)
+    cameras = CameraSources(run, request.source, request.include_empty).chosen(request.camera)
     folder = DatasetFolder(request.out)
     folder.prepare()
     from pipeline.build import make_sampler  # imports torch: only once there is work to do
@@ -258,15 +260,19 @@ def id_ranges(ids: Iterable[int]) -> str:
 
 class CameraSources:
     """The cameras to export, each with the source its frames are decoded from: the one in
-    the run's config file, or `source` (the `--source` option) for the one camera chosen."""
+    the run's config file, or `source` (the `--source` option) for the one camera chosen.
+    `sampled`: the cameras' `detect_every`/`max_fps` are needed, so the config is too."""
 
-    def __init__(self, run: StoredRun, source: str | None) -> None:
+    def __init__(self, run: StoredRun, source: str | None, sampled: bool = False) -> None:
         self.run = run
         self.source = source
+        self.sampled = sampled
 
     def chosen(self, camera: str | None) -> list[CameraConfig]:
         """The cameras `camera` names (None: every camera of the run), checked: each one
         stored detections, reads a file or image folder, and its source is there."""
+        if not self.run.cameras:
+            raise ExportRefused(f"run {self.run.id} stored no detections: nothing to export")
         if camera is not None and camera not in self.run.cameras:
             raise ExportRefused(
                 f"run {self.run.id} stored no detections of camera {camera!r} "
@@ -332,9 +338,15 @@ class CameraSources:
                 more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
                 problem = f"cannot use run {self.run.id}'s config {exc.source}: "
                 problem += exc.problems[0] + more
-        if self.source is not None:
+        if self.source is not None and not self.sampled:
             return None
-        raise ExportError(f"{problem}; pass --camera ID --source PATH to name the video")
+        if self.source is None:
+            hint = "pass --camera ID --source PATH to name the video"
+        else:
+            hint = "--include-empty needs it, to know which frames the run detected on"
+        if self.run.config and not Path(self.run.config).is_absolute():
+            hint += f"; {FROM_THE_RUN_FOLDER}"
+        raise ExportError(f"{problem}; {hint}")
 
 
 def _live(camera: CameraConfig) -> str:
@@ -351,17 +363,16 @@ def _check_there(camera: CameraConfig, *, given: bool) -> None:
     """Fails when the camera's file or image folder is not there, saying how to point at
     it."""
     path = camera.source.path  # type: ignore[union-attr]  # not live: a file or images
-    missing = (
-        not Path(path).is_file()
-        if isinstance(camera.source, FileSourceConfig)
-        else not (Path(path).is_dir() or next(glob.iglob(path), None) is not None)
-    )
-    if missing:
-        where = "given by --source" if given else f"relative to {Path.cwd()}"
-        raise ExportError(
-            f"camera {camera.id}'s video {path} is not there ({where}): "
-            "pass --source PATH to point at it"
-        )
+    is_file = isinstance(camera.source, FileSourceConfig)
+    if Path(path).is_file() if is_file else Path(path).is_dir() or any(glob.iglob(path)):
+        return
+    if given:
+        what = "no such file" if is_file else "no such folder, and no file matches"
+        raise ExportError(f"--source {path}: {what}")
+    hint = "pass --source PATH to point at it"
+    if not Path(path).is_absolute():
+        hint = f"{FROM_THE_RUN_FOLDER}, or {hint}"
+    raise ExportError(f"camera {camera.id}'s video {path} is not there; {hint}")
 
 
 # ---------------------------------------------------------------------------- the frames

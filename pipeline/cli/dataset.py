@@ -47,7 +47,8 @@ def _add_export(actions: Any) -> None:
         type=whole(1),
         default=1,
         metavar="K",
-        help="keep every K-th frame with detections (the first included; default: 1, all)",
+        help="keep every K-th candidate frame, the first included: those with detections "
+        "(and with --include-empty those without); default: 1, every one",
     )
     p.add_argument(
         "--min-score", type=number(0, 1), help="only detections scoring at least this (0 to 1)"

@@ -300,7 +300,7 @@ def test_a_request_naming_nothing_stored_is_refused_before_anything_is_written(
 def test_a_moved_video_is_named_with_the_option_that_finds_it(recorded: Recorded) -> None:
     moved = recorded.lobby.with_name("moved.mp4")
     recorded.lobby.rename(moved)
-    with pytest.raises(ExportError, match=rf"lobby's video {recorded.lobby} is not there .*--source PATH"):
+    with pytest.raises(ExportError, match=rf"^camera lobby's video {recorded.lobby} is not there; pass --source PATH"):
         export_dataset(recorded.request(camera="lobby"))
     assert not recorded.out.exists()
     export_dataset(recorded.request(camera="lobby", source=str(moved)))
@@ -318,6 +318,11 @@ def test_without_the_config_file_source_and_camera_stand_in_for_it(recorded: Rec
     export_dataset(recorded.request(camera="gate", source=str(recorded.gate)))
     _, images = exported(recorded.out)
     assert frames_of(images, "gate") == boxed_frames(recorded.db, "gate")
+    # which frames were detected on (detect_every: 2) is in the config alone
+    with pytest.raises(ExportError, match=r"no such file; --include-empty needs it, to know"):
+        export_dataset(
+            recorded.request(camera="gate", source=str(recorded.gate), include_empty=True)
+        )
 
 
 def test_another_video_given_as_source_is_caught_by_its_length(recorded: Recorded) -> None:
@@ -340,6 +345,15 @@ def test_a_live_camera_is_refused_without_its_password(tmp_path: Path) -> None:
         with pytest.raises(ExportRefused, match=r"^camera door reads a live source "
                            r"\(rtsp://viewer:\*\*\*@127.0.0.1:9/s\): its frames were not kept"):  # fmt: skip
             export_dataset(ExportRequest(db=db, run=1, out=tmp_path / "ds", source=source))
+
+
+def test_a_run_without_detections_has_nothing_to_export(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'det.db'}"
+    sink = SqlSink(db, LABELS, run_config="cams.yaml")
+    sink.end(StreamEnd("door", 10, ()))
+    sink.close()
+    with pytest.raises(ExportRefused, match=r"^run 1 stored no detections: nothing to export$"):
+        export_dataset(ExportRequest(db=db, run=1, out=tmp_path / "ds"))
 
 
 def test_a_missing_database_is_reported_not_created(tmp_path: Path) -> None:
