@@ -159,7 +159,8 @@ class DatasetFolder:
     def prepare(self) -> None:
         """Makes the folder ready: refuses one holding other files (ExportRefused naming
         one), removes a previous export's annotations so that none points at images being
-        replaced. Raises ExportError when the folder cannot be made."""
+        replaced, and the temporary file an interrupted one may have left. Raises
+        ExportError when the folder cannot be made."""
         if self.path.exists() and not self.path.is_dir():
             raise ExportRefused(f"--out {self.path} is a file, not a folder")
         foreign = self.foreign_file()
@@ -171,6 +172,9 @@ class DatasetFolder:
         try:
             self.images.mkdir(parents=True, exist_ok=True)
             self.annotations.unlink(missing_ok=True)
+            for leftover in self.path.iterdir():
+                if TEMPORARY.fullmatch(leftover.name):
+                    leftover.unlink()
         except OSError as exc:
             why = write_failure(exc, self.path)
             raise ExportError(f"cannot write {self.path}: {why}") from None

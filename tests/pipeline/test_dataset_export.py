@@ -376,8 +376,17 @@ def test_a_folder_with_other_files_is_refused_and_left_as_it_is(recorded: Record
     assert sorted(recorded.out.rglob("*")) == [recorded.out / "images", mine]
 
 
+def test_a_file_is_no_folder_to_export_into(recorded: Recorded) -> None:
+    recorded.out.write_text("mine")
+    with pytest.raises(ExportRefused, match=rf"^--out {recorded.out} is a file, not a folder$"):
+        export_dataset(recorded.request())
+    assert recorded.out.read_text() == "mine"
+
+
 def test_a_previous_export_is_replaced_whole(recorded: Recorded) -> None:
     export_dataset(recorded.request())
+    (recorded.out / ".annotations.json.x1y2.tmp").write_text("{")  # an export killed while
+    # it wrote the annotations
     export_dataset(recorded.request(camera="gate", every=2))
     _, images = exported(recorded.out)
     listed = sorted(Path(i["file_name"]).name for i in images)
