@@ -216,7 +216,7 @@ class RunRows:
     def boxes(self, camera: str, frames: Sequence[int]) -> dict[int, list[StoredBox]]:
         """The kept boxes of `frames`, per frame, in the order the run stored them."""
         found: dict[int, list[StoredBox]] = {}
-        columns = (
+        columns: tuple[Any, ...] = (
             Detection.frame, Detection.label, Detection.score, Detection.x1, Detection.y1,
             Detection.x2, Detection.y2, Detection.track_id,
         )  # fmt: skip
@@ -224,7 +224,7 @@ class RunRows:
             for start in range(0, len(frames), ROWS_PER_QUERY):
                 chunk = frames[start : start + ROWS_PER_QUERY]
                 stmt = (
-                    self._kept(select(*columns), camera)  # type: ignore[arg-type]
+                    self._kept(select(*columns), camera)
                     .where(Detection.frame.in_(chunk))
                     .order_by(Detection.frame, Detection.obj, Detection.id)
                 )
