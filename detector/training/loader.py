@@ -61,7 +61,7 @@ def read_image(sample: Sample) -> Tensor:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(sample.image) as image:
-                pixels = np.asarray(image.convert("RGB"))
+                pixels = np.array(image.convert("RGB"))  # a writable copy for torch
     except (OSError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
         raise DatasetError([f"{sample.origin}: cannot read image {sample.image}: "
                             f"{type(e).__name__}: {e}"]) from None
@@ -69,7 +69,7 @@ def read_image(sample: Sample) -> Tensor:
     if (width, height) != (sample.width, sample.height):
         raise DatasetError([f"{sample.origin}: image {sample.image} is {width}x{height}, "
                             f"the annotation says {sample.width}x{sample.height}"])
-    return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
 class SampleDataset(Dataset[Item]):

@@ -42,7 +42,7 @@ def read_coco(train_json: Path, val_json: Path | None = None) -> DetectionData:
     train_doc = _load(train_json, root, problems)
     val_doc = _load(val_json, root, problems) if val_json and val_json.is_file() else None
     if train_doc is None or (val_json and val_json.is_file() and val_doc is None):
-        raise DatasetError(problems, train_json)
+        raise DatasetError(problems, root)
 
     name = shown(train_json, root)
     val_name = shown(val_json, root) if val_json else ""
@@ -52,7 +52,7 @@ def read_coco(train_json: Path, val_json: Path | None = None) -> DetectionData:
         if val_categories != categories:
             problems.append(f"{val_name}: its categories differ from those of {name}")
     if problems:
-        raise DatasetError(problems, train_json)
+        raise DatasetError(problems, root)
 
     labels = {category: label for label, category in enumerate(sorted(categories), start=1)}
     train = _samples(train_doc, name, labels, root, problems)
@@ -60,7 +60,7 @@ def read_coco(train_json: Path, val_json: Path | None = None) -> DetectionData:
     if not train and not problems:
         problems.append(f"{name}: no images")
     if problems:
-        raise DatasetError(problems, train_json)
+        raise DatasetError(problems, root)
     class_names = (BACKGROUND, *(categories[c] for c in sorted(categories)))
     return DetectionData(class_names=class_names, train=train, val=val)
 

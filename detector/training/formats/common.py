@@ -142,11 +142,12 @@ def class_name_problems(names: Sequence[object]) -> list[str]:
             problems.append(f"class name {brief(name)} is not a non-empty string")
         elif name == BACKGROUND:
             problems.append(f"class name {BACKGROUND!r} is reserved for class 0")
-    seen: set[object] = set()
+    seen: set[str] = set()
     for name in names:
-        if isinstance(name, str) and name in seen:
-            problems.append(f"class name {name!r} appears twice")
-        seen.add(name)
+        if isinstance(name, str):
+            if name in seen:
+                problems.append(f"class name {name!r} appears twice")
+            seen.add(name)
     return problems
 
 

@@ -38,16 +38,17 @@ from detector.training.samples import BACKGROUND, DatasetError, DetectionData, S
 def read_yolo(data_yaml: Path) -> DetectionData:
     """The YOLO dataset described by `data_yaml`; raises DatasetError listing every problem."""
     name = data_yaml.name
+    root = data_yaml.parent.resolve()  # messages show paths relative to it
     try:
         doc = load_yaml(read_text(data_yaml, MAX_YAML_BYTES))
     except FileProblem as e:
-        raise DatasetError([e.at(name)], data_yaml) from None
+        raise DatasetError([e.at(name)], root) from None
     if not isinstance(doc, dict):
-        raise DatasetError([f"{name}: expected a mapping of keys, got {brief(doc)}"], data_yaml)
+        raise DatasetError([f"{name}: expected a mapping of keys, got {brief(doc)}"], root)
 
     problems: list[str] = []
     names = _names(doc, name, problems)
-    base = data_yaml.parent.resolve()
+    base = root
     if "path" in doc:
         if isinstance(doc["path"], str):
             base = (base / doc["path"]).resolve()
@@ -55,17 +56,17 @@ def read_yolo(data_yaml: Path) -> DetectionData:
             problems.append(f"{name}: path must be a string, got {brief(doc['path'])}")
     if "train" not in doc:
         problems.append(f"{name}: train is missing (a folder of images or a list file)")
-    train = _images(doc.get("train"), "train", name, base, problems)
-    val = _images(doc.get("val"), "val", name, base, problems)
+    train = _images(doc.get("train"), "train", name, base, root, problems)
+    val = _images(doc.get("val"), "val", name, base, root, problems)
     if problems:
-        raise DatasetError(problems, data_yaml)
+        raise DatasetError(problems, root)
 
-    train_samples = tuple(s for i, w in train if (s := _sample(i, w, len(names), base, problems)))
-    val_samples = tuple(s for i, w in val if (s := _sample(i, w, len(names), base, problems)))
+    train_samples = tuple(s for i, w in train if (s := _sample(i, w, len(names), root, problems)))
+    val_samples = tuple(s for i, w in val if (s := _sample(i, w, len(names), root, problems)))
     if not train and not problems:
         problems.append(f"{name}: train: no images found")
     if problems:
-        raise DatasetError(problems, data_yaml)
+        raise DatasetError(problems, root)
     return DetectionData((BACKGROUND, *names), train_samples, val_samples)
 
 
@@ -113,9 +114,10 @@ def _names(doc: dict[Any, Any], name: str, problems: list[str]) -> list[str]:
 
 
 def _images(
-    value: object, key: str, name: str, base: Path, problems: list[str]
+    value: object, key: str, name: str, base: Path, root: Path, problems: list[str]
 ) -> list[tuple[Path, str]]:
-    """(image path, where it was listed) for every image of the `train` or `val` value."""
+    """(image path, where it was listed) for every image of the `train` or `val` value,
+    its paths relative to `base`."""
     if value is None:
         return []
     entries = value if isinstance(value, list) else [value]
@@ -128,20 +130,20 @@ def _images(
         if path.is_dir():
             found += [(p.resolve(), f"{name}: {key}") for p in images_in(path)]
         elif path.is_file() and path.suffix.lower() == ".txt":
-            found += _listed(path, base, problems)
+            found += _listed(path, root, problems)
         else:
-            problems.append(f"{name}: {key}: no such folder or .txt list: {shown(path, base)}")
+            problems.append(f"{name}: {key}: no such folder or .txt list: {shown(path, root)}")
     return found
 
 
-def _listed(path: Path, base: Path, problems: list[str]) -> list[tuple[Path, str]]:
+def _listed(path: Path, root: Path, problems: list[str]) -> list[tuple[Path, str]]:
     """The images listed one a line in the .txt file `path`, relative to its folder."""
     try:
         text = read_text(path, MAX_LIST_BYTES)
     except FileProblem as e:
-        problems.append(e.at(shown(path, base)))
+        problems.append(e.at(shown(path, root)))
         return []
-    return [((path.parent / line.strip()).resolve(), f"{shown(path, base)}:{n}")
+    return [((path.parent / line.strip()).resolve(), f"{shown(path, root)}:{n}")
             for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 
@@ -156,15 +158,15 @@ def label_path(image: Path) -> Path:
 
 
 def _sample(
-    image: Path, where: str, classes: int, base: Path, problems: list[str]
+    image: Path, where: str, classes: int, root: Path, problems: list[str]
 ) -> Sample | None:
     """The image with the boxes of its label file, or None after adding to `problems` why not."""
-    size = checked_size(image, None, where, base, problems)
+    size = checked_size(image, None, where, root, problems)
     if size is None:
         return None
     width, height = size
     labels_file = label_path(image)
-    name = shown(labels_file, base)
+    name = shown(labels_file, root)
     try:
         text = read_text(labels_file, MAX_LABEL_BYTES) if labels_file.is_file() else ""
     except FileProblem as e:
@@ -201,4 +203,4 @@ def _sample(
     if len(problems) > count:
         return None
     return Sample(image, width, height, np.array(boxes, np.float32).reshape(-1, 4),
-                  np.array(labels, np.int64), shown(image, base))
+                  np.array(labels, np.int64), shown(image, root))
