@@ -124,7 +124,8 @@ def read_dataset(path: str | Path) -> DetectionData:
         if (root / "data.yaml").is_file():
             return yolo.read_yolo(root / "data.yaml")
         if (root / "train.json").is_file():
-            return coco.read_coco(root / "train.json", root / "val.json")
+            val = root / "val.json"
+            return coco.read_coco(root / "train.json", val if val.is_file() else None)
     else:
         raise DatasetError(["no such file or folder"], path)
     raise DatasetError(

@@ -33,15 +33,15 @@ Categories = dict[int, str]
 
 
 def read_coco(train_json: Path, val_json: Path | None = None) -> DetectionData:
-    """The COCO dataset of `train_json`, validation images from `val_json` if that exists.
+    """The COCO dataset of `train_json`, with validation images from `val_json` if given.
 
     Raises DatasetError listing every problem found.
     """
     root = train_json.parent.resolve()
     problems: list[str] = []
     train_doc = _load(train_json, root, problems)
-    val_doc = _load(val_json, root, problems) if val_json and val_json.is_file() else None
-    if train_doc is None or (val_json and val_json.is_file() and val_doc is None):
+    val_doc = _load(val_json, root, problems) if val_json else None
+    if train_doc is None or (val_json and val_doc is None):
         raise DatasetError(problems, root)
 
     name = shown(train_json, root)

@@ -132,7 +132,7 @@ def _annotation(root: Path, image_id: str, problems: list[str]) -> _Annotation |
     image_size = checked_size(image, declared, name, root, problems)
 
     objects = []
-    for element in tree.iter("object"):
+    for element in tree.findall("object"):
         where = f"{name}:{lines[element]}"
         box = element.find("bndbox")
         label = _text(element, "name")

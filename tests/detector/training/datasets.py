@@ -5,10 +5,14 @@ COCO, Pascal VOC or YOLO so that all three describe the same images and boxes.
     folder = write_coco(data, tmp_path / "coco")   # or write_voc / write_yolo
     read_dataset(folder)                           # train and val as in `data`
 
-Each image is 320x240 JPEG: a frame of ../shared/data/vtest.avi (people crossing a yard) when present,
-else a noisy synthetic background, with 1-3 non-overlapping objects (a red square, a
-green disc or a blue triangle, 20-90 pixels across). Each box is the exact extent of the
-object's pixels: xyxy with x2, y2 one past the last pixel.
+Each image is a 320x240 JPEG: a frame of ../shared/data/vtest.avi (people crossing a
+yard), or of its mirror image, when that file is present, else a noisy synthetic
+background; on it 1-3 non-overlapping objects (a red square, a green disc or a blue
+triangle, 20-90 pixels across). Each box is the exact extent of the object's pixels: xyxy
+with x2, y2 one past the last pixel. Class names are "background", "disc", "square",
+"triangle" (sorted, so a VOC folder without labels.txt gets the same labels).
+
+The shared `shapes` fixture (conftest.py) is one such dataset of 12 images, 4 for val.
 """
 
 from __future__ import annotations
@@ -56,12 +60,10 @@ def make_shapes_dataset(
     """`images` JPEGs in `root` (the last `val` of them for validation), drawn from `seed`."""
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    backgrounds = _backgrounds()
+    frames = _video_frames()
     samples = []
     for i in range(images):
-        pixels = backgrounds[i % len(backgrounds)].copy()
-        if not SHARED_DATA.joinpath("vtest.avi").is_file():
-            pixels = _noisy(rng)
+        pixels = frames[i % len(frames)].copy() if frames else _noisy(rng)
         boxes, labels = _draw_objects(pixels, rng)
         path = root / f"{i:04d}.jpg"
         Image.fromarray(pixels).save(path, quality=95)
@@ -188,11 +190,11 @@ def _draw_objects(
 
 
 @functools.lru_cache(maxsize=1)
-def _backgrounds() -> tuple[npt.NDArray[np.uint8], ...]:
-    """Frames of vtest.avi at IMAGE_SIZE, and their mirror images; a noisy one without it."""
+def _video_frames() -> tuple[npt.NDArray[np.uint8], ...]:
+    """Frames of vtest.avi at IMAGE_SIZE and their mirror images; none without the file."""
     video = SHARED_DATA / "vtest.avi"
     if not video.is_file():
-        return (_noisy(np.random.default_rng(0)),)
+        return ()
     frames = []
     with av.open(str(video)) as container:
         for i, frame in enumerate(container.decode(video=0)):
