@@ -9,16 +9,14 @@ raises DatasetError in the caller's process, not inside a worker's traceback.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from detector.training.images import UnreadableImage, decode_rgb
 from detector.training.samples import DatasetError, Sample
 from detector.training.transforms import transform_input
 
@@ -55,16 +53,12 @@ class TrainBatch:
 
 
 def read_image(sample: Sample) -> Tensor:
-    """The pixels of `sample.image`, uint8 [3, H, W] RGB; DatasetError naming the file if
-    it cannot be decoded or its size is not the annotated one."""
+    """The upright pixels of `sample.image`, uint8 [3, H, W] RGB; DatasetError naming the
+    file if it cannot be decoded or its size is not the annotated one."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(sample.image) as image:
-                pixels = np.array(image.convert("RGB"))  # a writable copy for torch
-    except (OSError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
-        raise DatasetError([f"{sample.origin}: cannot read image {sample.image}: "
-                            f"{type(e).__name__}: {e}"]) from None
+        pixels = decode_rgb(sample.image)
+    except UnreadableImage as e:
+        raise DatasetError([f"{sample.origin}: {e}: {sample.image}"]) from None
     height, width = pixels.shape[:2]
     if (width, height) != (sample.width, sample.height):
         raise DatasetError([f"{sample.origin}: image {sample.image} is {width}x{height}, "

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeGuard
 
-from PIL import Image
-
+from detector.training.images import UnreadableImage, image_size
 from detector.training.samples import BACKGROUND
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
@@ -76,28 +74,15 @@ def read_text(path: Path, limit: int) -> str:
         raise FileProblem(f"not UTF-8 text (byte {e.start})") from None
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the header of the image at `path`; FileProblem if it is missing
-    or not an image PIL can read."""
-    if not path.is_file():
-        raise FileProblem("missing image")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                return image.size
-    except (OSError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
-        raise FileProblem(f"unreadable image ({type(e).__name__}: {e})") from None
-
-
 def checked_size(
     path: Path, declared: tuple[int, int] | None, where: str, root: Path, problems: list[str]
 ) -> tuple[int, int] | None:
-    """The size of the image at `path` (`declared`, else read from the file), or None after
-    adding to `problems` why the image cannot be used (`where` tells which annotation)."""
+    """The size of the upright image at `path` (`declared`, else read from the file), or
+    None after adding to `problems` why the image cannot be used (`where` tells which
+    annotation)."""
     try:
         actual = image_size(path)
-    except FileProblem as e:
+    except UnreadableImage as e:
         problems.append(f"{where}: {e}: {shown(path, root)}")
         return None
     if declared is not None and declared != actual:

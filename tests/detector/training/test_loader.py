@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -51,9 +50,10 @@ def test_an_image_that_no_longer_decodes_names_its_file(
 ) -> None:
     samples = copied(shapes.train[:1], tmp_path / "images")
     samples[0].image.write_bytes(samples[0].image.read_bytes()[:200])  # truncated JPEG
-    message = f"shapes 0000.jpg: cannot read image {samples[0].image}"
-    with pytest.raises(DatasetError, match=re.escape(message)):
+    with pytest.raises(DatasetError) as caught:
         SampleDataset(samples, eval_transform(SIZE))[0]
+    assert caught.value.problems[0].startswith("shapes 0000.jpg: unreadable image (OSError: ")
+    assert caught.value.problems[0].endswith(f": {samples[0].image}")
 
 
 def test_an_image_of_another_size_than_annotated_is_named(
@@ -113,9 +113,9 @@ def test_a_broken_image_in_a_worker_is_named_without_its_traceback(
                           seed=0, workers=1)
     with pytest.raises(DatasetError) as caught:
         list(loader)
-    assert caught.value.problems == (
-        f"shapes 0002.jpg: cannot read image {samples[2].image}: UnidentifiedImageError: "
-        f"cannot identify image file '{samples[2].image}'",)
+    [problem] = caught.value.problems
+    assert problem.startswith("shapes 0002.jpg: unreadable image (UnidentifiedImageError: ")
+    assert problem.endswith(f": {samples[2].image}")
     assert "Traceback" not in str(caught.value)
 
 
