@@ -65,7 +65,7 @@ def read_voc(root: Path) -> DetectionData:
     for annotation in train + val:
         for obj in annotation.objects:
             if obj.name not in labels:
-                problems.append(f"{obj.where}: unknown class {obj.name!r} (not in labels.txt)")
+                problems.append(f"{obj.where}: unknown class {brief(obj.name)} (not in labels.txt)")
     if problems:
         raise DatasetError(problems, root)
     return DetectionData(
@@ -123,7 +123,7 @@ def _annotation(root: Path, image_id: str, problems: list[str]) -> _Annotation |
     size = tree.find("size")
     if size is not None:
         width, height = _text(size, "width"), _text(size, "height")
-        if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        if not all(v.isascii() and v.isdigit() and int(v) > 0 for v in (width, height)):
             problems.append(f"{name}:{lines[size]}: size: width and height must be positive "
                             f"integers, got {brief(width)} and {brief(height)}")
             return None
@@ -144,14 +144,14 @@ def _annotation(root: Path, image_id: str, problems: list[str]) -> _Annotation |
                 raise ValueError
             xmin, ymin, xmax, ymax = (float(_text(box, k)) for k in CORNERS)
         except ValueError:
-            problems.append(f"{where}: object {label!r} needs a <bndbox> with numbers xmin, ymin, "
-                            "xmax, ymax")
+            problems.append(f"{where}: object {brief(label)} needs a <bndbox> with numbers xmin, "
+                            "ymin, xmax, ymax")
             continue
         xyxy = (xmin - 1.0, ymin - 1.0, xmax, ymax)
         if image_size is not None:
             problem = box_problem(xyxy, *image_size)
             if problem:
-                problems.append(f"{where}: box of {label!r} ({xmin:g}, {ymin:g}, {xmax:g}, "
+                problems.append(f"{where}: box of {brief(label)} ({xmin:g}, {ymin:g}, {xmax:g}, "
                                 f"{ymax:g}) {problem}")
                 continue
             objects.append(_Object(label, clip_box(xyxy, *image_size), where))

@@ -91,6 +91,8 @@ def load_yaml(text: str) -> object:
                           mark.line + 1 if mark else None) from None
     except yaml.YAMLError as e:
         raise FileProblem(f"not valid YAML: {e}") from None
+    except RecursionError:
+        raise FileProblem("not usable YAML: nested too deeply") from None
 
 
 def _names(doc: dict[Any, Any], name: str, problems: list[str]) -> list[str]:

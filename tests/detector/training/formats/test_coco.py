@@ -103,8 +103,8 @@ def test_an_image_id_listed_twice_is_named(shapes: ShapesData, tmp_path: Path) -
      ('{"images": []}', "annotations, categories must be a list"),
      ('{"images": [], "annotations": [], "categories": [{"id": "1", "name": "a"}]}',
       "categories[0]: expected an integer id"),
-     ("1" * 5000, "not usable JSON")],
-    ids=["list", "missing keys", "string id", "huge integer"],
+     ("1" * 5000, "not usable JSON"), ("[" * 100_000 + "]" * 100_000, "not usable JSON")],
+    ids=["list", "missing keys", "string id", "huge integer", "nested too deeply"],
 )
 def test_json_that_is_not_coco_detection_is_named(
     content: str, message: str, tmp_path: Path

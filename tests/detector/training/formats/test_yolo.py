@@ -168,6 +168,12 @@ def test_a_yaml_alias_bomb_is_refused(tmp_path: Path) -> None:
         read_dataset(tmp_path)
 
 
+def test_yaml_nested_too_deeply_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "data.yaml").write_text("names: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(DatasetError, match=re.escape("data.yaml: not usable YAML: nested too")):
+        read_dataset(tmp_path)
+
+
 @pytest.mark.parametrize(
     ("file", "limit"), [("data.yaml", MAX_YAML_BYTES), ("labels/train/0000.txt", MAX_LABEL_BYTES)]
 )
