@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import sinks.sql.writer
 from pipeline.types import StreamEnd, TrackEvent
 from sinks.base import SinkError
 from sinks.disk import mount_point
@@ -205,3 +207,57 @@ def test_rows_a_full_database_disk_leaves_are_kept_in_a_spool_elsewhere_for_the_
     assert stored(url) == expected(sink.run_id, range(0, 100))
     assert run_status(url, sink.run_id) == "finished"
     assert list(spool_dir.iterdir()) == []
+
+
+CLOSE_TIMEOUT_S = 30.0  # the default: what a disk that stays full must not cost
+
+
+def close_on_full_disk(sink: SqlSink) -> tuple[SinkError, float]:
+    """Close `sink`, whose database disk is full; the error raised and the seconds it took."""
+    started = time.monotonic()
+    with pytest.raises(SinkError) as info:
+        sink.close()
+    return info.value, time.monotonic() - started
+
+
+def test_closing_while_the_disk_stays_full_gives_up_well_before_close_timeout_and_counts_the_loss(
+    disk: SmallDisk,
+) -> None:
+    url = database_on(disk)
+    sink = open_then_fill(disk, disk.path / "spool", close_timeout_s=CLOSE_TIMEOUT_S)
+    write_frames(sink, range(0, 100))  # 300 detections
+    sink.end(StreamEnd("cam", 100, (TrackEvent("ended", summary("cam", 1, 0, 99)),)))
+    error, took = close_on_full_disk(sink)
+
+    disk.free()
+    assert took < CLOSE_TIMEOUT_S / 3
+    lost = sink.outbox.lost
+    assert lost["detections"] == 300 - len(stored(url)) > 0
+    assert lost["tracks"] == 1 - count(url, Track) == 1
+    assert sink.rows_written["detections"] == len(stored(url))
+    assert str(error).startswith(
+        f"sql sink: {lost['detections']} detections, 1 tracks and the run's end lost: "
+        f"cannot write the spool file {sink.outbox.spool_path}: disk full: "
+    )
+    assert sink.kept_in is None
+
+
+def test_closing_while_the_database_disk_stays_full_keeps_the_rest_in_a_spool_elsewhere_at_once(
+    disk: SmallDisk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sinks.sql.writer, "FULL_DISK_CLOSE_S", 0.3)  # the test's time
+    url = database_on(disk)
+    sink = open_then_fill(disk, tmp_path / "spool", close_timeout_s=CLOSE_TIMEOUT_S)
+    write_frames(sink, range(0, 100))
+    error, took = close_on_full_disk(sink)
+
+    disk.free()
+    assert took < CLOSE_TIMEOUT_S / 3
+    written = len(stored(url))
+    SqlSink(url, LABELS, spool_dir=tmp_path / "spool").close()  # the next run writes them
+    assert stored(url) == expected(sink.run_id, range(0, 100))
+    assert sum(sink.outbox.lost.values()) == 0 and written < 300
+    assert str(error) == (
+        f"sql sink: the disk holding {url} still full after 0.3 s; {300 - written} "
+        f"rows kept in {sink.kept_in} are written by the next run to this database"
+    )
