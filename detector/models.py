@@ -62,14 +62,16 @@ def build_model(
         size: the input side to run it at, where its architecture allows
             (`detector.architectures.at_size`); None: its own.
     """
+    from detector.architectures import at_size, check_size
+
     if model in MODELS:
+        if size is not None:
+            check_size(model, size)  # before building it (a download, maybe)
         net, labels = MODELS[model](weights)
         arch = model
     else:
         net, labels, arch = _checkpoint(model, weights)
     if size is not None:
-        from detector.architectures import at_size
-
         net = at_size(net, arch, len(labels.names), size)
     return net.eval(), labels
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
@@ -77,6 +78,9 @@ def load_file(
     """
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # torch's message is a paragraph on weights_only
+        why = "not a file of torch.save, or one holding objects other than tensors and data"
+        raise error(f"cannot read {what} {file} ({why}){hint}") from exc
     except Exception as exc:  # torch.load raises many types for a corrupt file
         raise error(f"cannot read {what} {file} ({_one_line(exc)}){hint}") from exc
 
