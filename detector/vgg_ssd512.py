@@ -52,7 +52,8 @@ def _extra(kernel: int, stride: int, padding: int) -> nn.Sequential:
     for module in layer.modules():
         if isinstance(module, nn.Conv2d):  # as torchvision initialises its extra layers
             nn.init.xavier_uniform_(module.weight)
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
     return layer
 
 
