@@ -1,6 +1,7 @@
-"""`python -m pipeline run|validate|subscribe|query|retention|dataset|keygen|bench`.
+"""`python -m pipeline run|validate|subscribe|query|retention|dataset|keygen|bench|export`.
 
-Each subcommand lives in its own module (`run`, `events`, `records`, `dataset`, `bench`); this one
+Each subcommand lives in its own module (`run`, `events`, `records`, `dataset`, `bench`,
+`export`); this one
 assembles the parser and runs the chosen command.
 """
 
@@ -16,7 +17,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import bench, dataset, events, records, run
+from pipeline.cli import bench, dataset, events, export, records, run
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pipeline.urls import mask_credentials
 
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.add_parsers(sub)
     events.add_keygen_parser(sub)
     bench.add_parser(sub)
+    export.add_parser(sub)
     for command in _commands(sub):
         # SUPPRESS: given after the command, it overrides the one before; absent, it does not.
         command.add_argument(
