@@ -181,6 +181,9 @@ class CameraReader(threading.Thread):
         self.opened: OpenedSource | None = None
         self.reconnects = 0
         self.skipped = 0
+        self.lost: str | None = None
+        """Why a live source is down while the reader waits to reconnect; None once it
+        streams again."""
         self._stop_event = stop
         self._on_open = on_open
         self._on_status = on_status
@@ -235,6 +238,7 @@ class CameraReader(threading.Thread):
                 return self._fail(f"{reason}; gave up after {failures} attempts")
             delay = self._backoff.delay(max(1, failures))
             self.reconnects += 1
+            self.lost = reason
             self._set_state("reconnecting", f"{reason}; retrying in {delay:.2f} s", delay)
             if self._stop_event.wait(delay):
                 break
@@ -247,6 +251,7 @@ class CameraReader(threading.Thread):
         for raw in self.source.frames():
             if not got_frame:
                 got_frame = True
+                self.lost = None
                 self._align_pts(raw.pts)
                 self._set_state("streaming")
             pts = raw.pts + self._pts_offset

@@ -151,41 +151,34 @@ class Pipeline:
         started = time.monotonic()
         for reader in readers:
             reader.start()
-        interrupted = False
         loop = DetectionLoop(detector, trackers, workers, stats, on_progress)
         detector_error: str | None = None
         try:
             try:
                 loop.run(batcher, self.stop)
+                interrupted = self.stop.is_set()
             except Exception as exc:  # reported in the summary and the log, not lost
                 # Whatever was detected is already with the sinks; every stream still ends
                 # (open tracks ended and stored) and the run is recorded as failed.
                 detector_error = f"detector failed: {exc}"
                 log.error("%s", detector_error)
+                interrupted = False
                 self.stop.set()
                 loop.end_streams(detector_error)
-            interrupted = self.stop.is_set() and detector_error is None
-            failed = detector_error is not None or any(c.error for c in stats.values())
+            finally:
+                self.stop.set()
+                _join(readers, STOP_GRACE_S)
+            for reader in readers:
+                _count(stats[reader.camera_id], reader)
+            failed = detector_error is not None or not all(c.ok for c in stats.values())
             outcome: RunOutcome = (
                 "interrupted" if interrupted else "failed" if failed else "finished"
             )
             for worker in workers:
                 worker.run_ended(outcome)
         finally:
-            self.stop.set()
-            _join(readers, STOP_GRACE_S)
             for worker in workers:
                 worker.close()
-        for reader in readers:
-            cam = stats[reader.camera_id]
-            cam.dropped, cam.skipped, cam.reconnects = (
-                reader.queue.dropped,
-                reader.skipped,
-                reader.reconnects,
-            )
-            cam.decode_errors = reader.source.decode_errors
-            cam.opened = reader.opened is not None
-            cam.error = cam.error or reader.queue.error
         return RunSummary(
             cameras=stats,
             elapsed_s=time.monotonic() - started,
@@ -206,7 +199,7 @@ class Pipeline:
     ) -> CameraReader:
         """The camera's reader, its queue, and its entry in `all_stats`."""
         source = make_source(cam.source)
-        stats = all_stats[cam.id] = CameraStats(cam.id, source.name)
+        stats = all_stats[cam.id] = CameraStats(cam.id, source.name, live=source.live)
         queue = make_queue(cam, source.live, condition)
 
         def on_open(info: StreamInfo) -> None:
@@ -339,6 +332,19 @@ class DetectionLoop:
         frames = self.stats[camera_id].frames
         _broadcast(self.workers, StreamEnd(camera_id, frames, ended, error))
         self.ended.add(camera_id)
+
+
+def _count(stats: CameraStats, reader: CameraReader) -> None:
+    """Adds to a camera's `stats` what its reader counted and knows at the end of the run."""
+    stats.dropped, stats.skipped, stats.reconnects = (
+        reader.queue.dropped,
+        reader.skipped,
+        reader.reconnects,
+    )
+    stats.decode_errors = reader.source.decode_errors
+    stats.opened = reader.opened is not None
+    stats.lost = reader.lost
+    stats.error = stats.error or reader.queue.error
 
 
 def _join(readers: list[CameraReader], timeout_s: float) -> None:

@@ -41,15 +41,15 @@ def summary_of(stats: CameraStats, **kwargs: object) -> str:
 
 
 def test_a_camera_that_never_connected_is_not_called_ok() -> None:
-    gate = CameraStats("gate", "rtsp://192.0.2.10/stream1", reconnects=4)
+    gate = CameraStats("gate", "rtsp://192.0.2.10/stream1", live=True, reconnects=4)
     text = summary_of(gate)
-    assert "never connected (4 retries)" in text
+    assert "FAILED: camera gate: never connected (4 retries)" in text
     assert " ok" not in text
 
 
 def test_a_camera_that_opened_but_delivered_no_frame_says_so() -> None:
-    gate = CameraStats("gate", "rtsp://192.0.2.10/stream1", reconnects=2, opened=True)
-    assert "connected, but delivered no frames (2 retries)" in summary_of(gate)
+    gate = CameraStats("gate", "rtsp://192.0.2.10/stream1", live=True, reconnects=2, opened=True)
+    assert "FAILED: camera gate: connected, but delivered no frames (2 retries)" in summary_of(gate)
 
 
 def test_a_camera_that_delivered_frames_and_reconnected_is_ok_with_its_reconnections() -> None:
