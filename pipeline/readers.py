@@ -57,6 +57,7 @@ class FrameQueue:
         self.error: str | None = None
         self._items: deque[QueuedFrame] = deque()
         self._closed = False
+        self._cut_off = False
         self._cond = condition
 
     def put(self, item: QueuedFrame, stop: threading.Event) -> bool:
@@ -90,10 +91,24 @@ class FrameQueue:
             self.error = error
             self._cond.notify_all()
 
+    def cut_off(self) -> None:
+        """Closes the queue on behalf of a reader that did not end its stream in time (stuck
+        in its source); nothing it queues later is taken. No-op on a closed queue."""
+        with self._cond:
+            if self._closed:
+                return
+            self._cut_off = True
+            self.close()
+
     @property
     def closed(self) -> bool:
         """No more frames will be queued (some may still be waiting to be taken)."""
         return self._closed
+
+    @property
+    def was_cut_off(self) -> bool:
+        """Closed by `cut_off`: its reader was left behind, still in its source."""
+        return self._cut_off
 
     # The methods below are called with the shared condition held (by the batcher).
     def pop(self) -> QueuedFrame | None:

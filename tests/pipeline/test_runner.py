@@ -194,6 +194,56 @@ def test_a_camera_stuck_in_its_source_does_not_hold_up_the_stop_of_the_others(
         assert recorder.tracks(camera, "ended") == recorder.tracks(camera, "started") != []
 
 
+class BlockedCamera(FakeCamera):
+    """A live source that opens, then blocks in its first read until the test ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def frames(self) -> Iterator[RawFrame]:
+        self.release.wait()
+        yield from ()
+
+
+def test_a_stop_waits_one_grace_in_all_for_a_camera_blocked_in_its_source(
+    synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The batcher cuts the blocked camera off after the grace; the stop must not then wait
+    # for its reader a second time.
+    grace = 1.0
+    clip = synthetic_video("clip.mp4", frames=400, size=(160, 120), fps=25)
+    blocked = BlockedCamera()
+    monkeypatch.setattr(runner, "STOP_GRACE_S", grace)
+    monkeypatch.setattr(
+        runner, "make_source", lambda c: blocked if c.type == "stream" else make_source(c)
+    )
+    config = parse_config(
+        f"cameras:\n  - id: file\n    source: {{type: file, path: '{clip}', realtime: true}}\n"
+        "  - id: blocked\n    source: rtsp://camera.test/stream\n"
+        "tracker:\n  t_min: 1\n"
+    )
+    recorder = EndRecorder()
+    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+    stopped_at: list[float] = []
+
+    def stop() -> None:
+        stopped_at.append(time.monotonic())
+        pipeline.stop.set()
+
+    threading.Timer(0.5, stop).start()
+    try:
+        summary = pipeline.run()
+        took = time.monotonic() - stopped_at[0]
+    finally:
+        blocked.release.set()
+    assert took < grace + 0.75, f"the stop took {took:.2f} s with a grace of {grace} s"
+    assert sorted(e.camera_id for e in recorder.ends) == ["blocked", "file"]
+    assert recorder.frames["file"] > 0 and "blocked" not in recorder.frames
+    assert recorder.tracks("file", "ended") == recorder.tracks("file", "started") != []
+    assert summary.cameras["file"].ok and not summary.cameras["blocked"].ok
+
+
 def test_run_says_what_runs_the_detector_at_start_and_in_the_summary(
     synthetic_video: VideoFactory,
 ) -> None:
