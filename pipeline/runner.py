@@ -36,7 +36,7 @@ from pipeline.types import (
     StreamEnd,
     StreamInfo,
 )
-from pipeline.workers import SinkWorker
+from pipeline.workers import SinkFanout, SinkWorker
 from sinks.base import Sink
 from trackers import IoUTracker
 
@@ -136,10 +136,11 @@ class Pipeline:
         sinks = build_sinks(cfg.sinks, detector.labels, self.config_source)
         sinks += [(sink, EXTRA_SINK_QUEUE_SIZE) for sink in self._extra_sinks]
         workers = [SinkWorker(sink, size) for sink, size in sinks]
+        fanout = SinkFanout(workers)
 
         stats: dict[str, CameraStats] = {}
         condition = threading.Condition()
-        readers = [self._reader(cam, condition, workers, stats) for cam in cfg.cameras]
+        readers = [self._reader(cam, condition, fanout, stats) for cam in cfg.cameras]
         trackers = {c.id: build_tracker(c.id, cfg.tracker) for c in cfg.cameras}
         batcher = Batcher(
             [r.queue for r in readers],
@@ -151,7 +152,7 @@ class Pipeline:
         started = time.monotonic()
         for reader in readers:
             reader.start()
-        loop = DetectionLoop(detector, trackers, workers, stats, on_progress)
+        loop = DetectionLoop(detector, trackers, fanout, stats, on_progress)
         detector_error: str | None = None
         try:
             try:
@@ -194,7 +195,7 @@ class Pipeline:
         self,
         cam: CameraConfig,
         condition: threading.Condition,
-        workers: list[SinkWorker],
+        fanout: SinkFanout,
         all_stats: dict[str, CameraStats],
     ) -> CameraReader:
         """The camera's reader, its queue, and its entry in `all_stats`."""
@@ -205,13 +206,14 @@ class Pipeline:
         def on_open(info: StreamInfo) -> None:
             if not source.live and reader.opened is not None:
                 stats.total_frames = reader.opened.total_frames
-            _broadcast(workers, info)
+            fanout.camera(info)
 
         def on_status(status: CameraStatus) -> None:
+            if not fanout.camera(status):
+                return  # its stream has ended (cut off at a stop): too late to fail it
             if status.state == "failed":
                 stats.error = f"camera {cam.id}: {status.message}"
                 log.error("%s", stats.error)
-            _broadcast(workers, status)
 
         reader = CameraReader(
             cam.id,
@@ -244,19 +246,16 @@ class DetectionLoop:
         self,
         detector: FrameDetector,
         trackers: dict[str, IoUTracker],
-        workers: list[SinkWorker],
+        fanout: SinkFanout,
         stats: dict[str, CameraStats],
         on_progress: ProgressCallback | None,
     ) -> None:
         self.detector = detector
         self.trackers = trackers
-        self.workers = workers
-        self.every_frame_workers = [w for w in workers if w.sink.wants_every_frame]
+        self.fanout = fanout
         self.stats = stats
         self.on_progress = on_progress
         self.last_tracked: dict[str, Detections] = {}
-        self.ended: set[str] = set()
-        """Cameras whose stream has ended (their `StreamEnd` handed to the sinks)."""
 
     def run(self, batcher: Batcher, stop: threading.Event) -> None:
         """Processes batches, in order, until the batcher has no more.
@@ -305,14 +304,13 @@ class DetectionLoop:
             cam.frames += 1
             if not item.detect:
                 last = self.last_tracked.get(frame.camera_id, Detections.empty())
-                result = FrameResult(frame, last, detected=False)
-                _broadcast(self.every_frame_workers, result)
+                self.fanout.frame(FrameResult(frame, last, detected=False))
                 continue
             tracker = self.trackers[frame.camera_id]
             tracked = tracker.update(next(detections), frame)
             self.last_tracked[frame.camera_id] = tracked
             events = tuple(tracker.pop_events())
-            _broadcast(self.workers, FrameResult(frame, tracked, events))
+            self.fanout.frame(FrameResult(frame, tracked, events))
             cam.detections += len(tracked)
             cam.tracks += sum(1 for e in events if e.kind == "started")
             if self.on_progress is not None:
@@ -324,14 +322,13 @@ class DetectionLoop:
         """Ends the stream of every camera still going, with `error` (the run cannot go on):
         their open tracks end and reach the sinks with what was detected before."""
         for camera_id in self.trackers:
-            if camera_id not in self.ended:
+            if not self.fanout.has_ended(camera_id):
                 self._end(camera_id, error)
 
     def _end(self, camera_id: str, error: str | None) -> None:
         ended = tuple(self.trackers[camera_id].finish())
         frames = self.stats[camera_id].frames
-        _broadcast(self.workers, StreamEnd(camera_id, frames, ended, error))
-        self.ended.add(camera_id)
+        self.fanout.end(StreamEnd(camera_id, frames, ended, error))
 
 
 def _count(stats: CameraStats, reader: CameraReader) -> None:
@@ -358,10 +355,3 @@ def _join(readers: list[CameraReader], timeout_s: float) -> None:
         reader.join(max(0.0, deadline - time.monotonic()))
         if reader.is_alive():
             log.warning("camera %s: its reader is still waiting on its source", reader.camera_id)
-
-
-def _broadcast(
-    workers: list[SinkWorker], message: StreamInfo | FrameResult | StreamEnd | CameraStatus
-) -> None:
-    for worker in workers:
-        worker.submit(message)

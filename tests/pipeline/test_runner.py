@@ -6,9 +6,10 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,7 +20,7 @@ from pipeline.build import make_source
 from pipeline.config import DetectorConfig, parse_config
 from pipeline.runner import Pipeline
 from pipeline.sources import OpenedSource, RawFrame, Source
-from pipeline.types import FrameResult, StreamEnd, TrackEvent
+from pipeline.types import CameraStatus, FrameResult, StreamEnd, StreamInfo, TrackEvent
 from sinks.base import Sink
 from tests.conftest import VideoFactory
 from tests.pipeline.test_pipelining import EagerDetector
@@ -242,6 +243,92 @@ def test_a_stop_waits_one_grace_in_all_for_a_camera_blocked_in_its_source(
     assert recorder.frames["file"] > 0 and "blocked" not in recorder.frames
     assert recorder.tracks("file", "ended") == recorder.tracks("file", "started") != []
     assert summary.cameras["file"].ok and not summary.cameras["blocked"].ok
+
+
+class OrderRecorder(Sink):
+    """Every message a sink gets, in order, as (camera, kind); releases `wake` (a stuck
+    camera) when that camera's stream ends, as a stalled read may return at any moment."""
+
+    name = "order"
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.messages: list[tuple[str, str]] = []
+        self.wake = wake
+
+    def start(self, info: StreamInfo) -> None:
+        self.messages.append((info.camera_id, "start"))
+
+    def write(self, result: FrameResult) -> None:
+        self.messages.append((result.frame.camera_id, "frame"))
+
+    def status(self, status: CameraStatus) -> None:
+        self.messages.append((status.camera_id, f"status {status.state}"))
+
+    def end(self, stream_end: StreamEnd) -> None:
+        self.messages.append((stream_end.camera_id, "end"))
+        if stream_end.camera_id == "stuck":
+            self.wake()
+
+    def close(self) -> None:
+        return None
+
+    def of(self, camera: str) -> list[str]:
+        return [kind for cam, kind in self.messages if cam == camera]
+
+
+class StuckInOpen(FakeCamera):
+    """A live source whose first open does not return until released (a stalled connect)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def open(self) -> OpenedSource:
+        self.release.wait()
+        return super().open()
+
+
+@pytest.mark.parametrize("stuck_in", ["read", "open"])
+def test_nothing_of_a_camera_reaches_the_sinks_after_its_stream_ended(
+    stuck_in: str, synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A camera cut off at a stop wakes up just after its stream.ended: its reader then
+    # reports (opened, streaming, stopped), too late for the sinks.
+    clip = synthetic_video("clip.mp4", frames=400, size=(160, 120), fps=25)
+    stuck = StuckCamera() if stuck_in == "read" else StuckInOpen()
+    monkeypatch.setattr(runner, "STOP_GRACE_S", 0.2)
+    monkeypatch.setattr(
+        runner, "make_source", lambda c: stuck if c.type == "stream" else make_source(c)
+    )
+    woken: list[threading.Thread] = []
+    join = runner._join
+
+    def join_after_the_stuck_reader_reported(readers: list[Any], timeout_s: float) -> None:
+        # The run goes on only once the woken reader has said all it had to say.
+        for reader in readers:
+            if reader.camera_id == "stuck":
+                reader.join(10)
+                woken.append(reader)
+        join(readers, timeout_s)
+
+    monkeypatch.setattr(runner, "_join", join_after_the_stuck_reader_reported)
+    config = parse_config(
+        f"cameras:\n  - id: file\n    source: {{type: file, path: '{clip}', realtime: true}}\n"
+        "  - id: stuck\n    source: rtsp://camera.test/stream\n"
+    )
+    recorder = OrderRecorder(stuck.release.set)
+    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+    threading.Timer(0.5, pipeline.stop.set).start()
+    try:
+        pipeline.run()
+    finally:
+        stuck.release.set()
+    (reader,) = woken
+    assert not reader.is_alive() and reader.state == "stopped"  # it did report, late
+    for camera in ("file", "stuck"):
+        said = recorder.of(camera)
+        assert said.count("end") == 1 and said[-1] == "end", (camera, said)
+    assert "status stopped" in recorder.of("file")  # a reader that let go says so in time
 
 
 def test_run_says_what_runs_the_detector_at_start_and_in_the_summary(
