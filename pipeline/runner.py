@@ -118,8 +118,15 @@ class Pipeline:
         on_progress: ProgressCallback | None = None,
         on_start: Callable[[str], None] | None = None,
     ) -> RunSummary:
-        """Runs until every camera is done or `stop` is set. `on_start` gets one line saying
-        what runs the detector (and why each `auto` choice came out so) once it is built."""
+        """Runs until every camera is done or `stop` is set.
+
+        `on_start` gets, one by one as they happen before reading begins, the lines a person
+        waiting wants at once: what a first run of the detector prepares (an ONNX export,
+        int8 quantization) before the pause it causes, what runs the detector (and why each
+        `auto` choice came out so), and where to watch (a sink's `start_line`). Each line is
+        said once: without `on_start`, it is logged at INFO.
+        """
+        say = on_start or _log_start_line
         setup_started = time.monotonic()
         cfg = self.config
         # Denormal floats make CPU convolutions many times slower (seen with random
@@ -129,12 +136,15 @@ class Pipeline:
             # OpenCV's pool (the video sink's colour conversion and drawing) spins after each
             # call, which on 2 cores costs more than the call (docs/performance.md).
             cv2.setNumThreads(1)
-        detector = self._detector or build_run_detector(cfg.detector)
+        detector = self._detector or build_run_detector(cfg.detector, say)
         described = detector.describe()
-        if on_start is not None and described:
-            on_start(described)
+        if described:
+            say(described)
         sinks = build_sinks(cfg.sinks, detector.labels, self.config_source)
         sinks += [(sink, EXTRA_SINK_QUEUE_SIZE) for sink in self._extra_sinks]
+        for sink, _ in sinks:
+            if line := sink.start_line():
+                say(line)
         workers = [SinkWorker(sink, size) for sink, size in sinks]
         fanout = SinkFanout(workers)
 
@@ -329,6 +339,11 @@ class DetectionLoop:
         ended = tuple(self.trackers[camera_id].finish())
         frames = self.stats[camera_id].frames
         self.fanout.end(StreamEnd(camera_id, frames, ended, error))
+
+
+def _log_start_line(line: str) -> None:
+    """Where a run's start lines go when nobody is told them at once (`Pipeline.run`)."""
+    log.info("%s", line)
 
 
 def _count(stats: CameraStats, reader: CameraReader) -> None:

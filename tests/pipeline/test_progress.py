@@ -74,3 +74,8 @@ def test_start_line_goes_to_stderr_even_without_progress_bars(
     Progress(["lobby"], enabled=False).started("detector: person_ssdlite on cpu")
     captured = capsys.readouterr()
     assert captured.err == "detector: person_ssdlite on cpu\n" and captured.out == ""
+
+
+def test_start_lines_never_show_a_password(capsys: pytest.CaptureFixture[str]) -> None:
+    Progress(["gate"], enabled=False).started("live view: http://admin:hunter2@127.0.0.1:8080/")
+    assert capsys.readouterr().err == "live view: http://admin:***@127.0.0.1:8080/\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 import time
@@ -51,7 +52,7 @@ def test_elapsed_time_starts_when_reading_does_and_setup_is_counted_apart(
     clip = synthetic_video("clip.mp4", frames=3, size=(64, 48))
     config = parse_config(f"cameras:\n  - id: cam\n    source: {clip}\n")
 
-    def slow_build(config: DetectorConfig) -> EagerDetector:
+    def slow_build(config: DetectorConfig, announce: Callable[[str], None]) -> EagerDetector:
         time.sleep(1.0)
         return EagerDetector()
 
@@ -345,6 +346,44 @@ def test_run_says_what_runs_the_detector_at_start_and_in_the_summary(
     assert started == [summary.detector]
     assert summary.detector.startswith("detector: person_ssdlite on cpu, torch, fp32, 1 worker(s)")
     assert "; precision: fp32: " in summary.detector  # an auto choice comes with its reason
+
+
+class DescribedDetector(EagerDetector):
+    def describe(self) -> str:
+        return "detector: eager, for tests"
+
+
+def test_each_start_line_is_said_once_the_detector_s_preparation_first(
+    synthetic_video: VideoFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
+    config = parse_config(
+        f"cameras:\n  - id: cam\n    source: {clip}\n"
+        "sinks:\n  - type: live\n    port: 0\n"
+    )
+    preparing = "preparing the detector: exporting to ONNX (first run)…"
+
+    def build(config: DetectorConfig, announce: Callable[[str], None]) -> EagerDetector:
+        announce(preparing)  # a first run says so before the pause it causes
+        return DescribedDetector()
+
+    monkeypatch.setattr(runner, "build_run_detector", build)
+    started: list[str] = []
+    with caplog.at_level(logging.INFO):
+        assert Pipeline(config).run(on_start=started.append).ok
+    assert started[:2] == [preparing, "detector: eager, for tests"]
+    assert len(started) == 3 and started[2].startswith("live view: http://127.0.0.1:")
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert [line for line in started if any(line in m for m in logged)] == []  # not twice
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):  # nobody to say them to: the log says them, at INFO
+        assert Pipeline(config).run().ok
+    for line in (preparing, "detector: eager, for tests", "live view: http://127.0.0.1:"):
+        (record,) = [r for r in caplog.records if line in r.getMessage()]
+        assert record.levelno == logging.INFO
 
 
 def test_a_camera_whose_source_opened_is_marked_opened(synthetic_video: VideoFactory) -> None:
