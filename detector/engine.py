@@ -16,6 +16,7 @@ from torch import Tensor
 from detector.errors import ModelConfigError
 from detector.models import build_model
 from detector.networks import Network, open_network, prepare_model
+from detector.onnx_runtime import Announce
 from detector.options import DetectorOptions
 from detector.pending import ConcurrentDetections, PendingDetections
 from detector.postprocess import PACKED_COLUMNS, postprocess
@@ -63,6 +64,8 @@ class Detector:
             see, on which the int8 activation ranges are measured (default: frames of the
             request's `calibration` clip, else of the bundled sample clip,
             `detector.quantize.DEFAULT_CALIBRATION`).
+        announce: told, before it starts, of a first run's ONNX export or int8 quantization
+            (the pause it causes); without it, the log is told.
 
     The engine works on a private copy of `model` (batch norms folded, channels_last).
     Frames travel to the device as uint8 (pinned memory and a non-blocking copy on CUDA);
@@ -77,6 +80,7 @@ class Detector:
         label_map: LabelMap,
         options: DetectorOptions,
         calibration: Sequence[npt.NDArray[np.uint8]] | None = None,
+        announce: Announce | None = None,
     ) -> None:
         self.labels = label_map
         self.input_size = model.input_size
@@ -85,7 +89,10 @@ class Detector:
         self.model = prepare_model(model, options.device)
         self.network: Network
         self.network, self.options = open_network(
-            self.model, options, functools.partial(self._calibration_inputs, calibration)
+            self.model,
+            options,
+            functools.partial(self._calibration_inputs, calibration),
+            announce,
         )
         self.classes: Tensor | None = (
             None if selected is None else torch.tensor(selected, device=self.device)
@@ -107,12 +114,13 @@ class Detector:
         the work, and submitting ahead overlaps nothing."""
 
     @classmethod
-    def build(cls, request: DetectorRequest) -> Detector:
+    def build(cls, request: DetectorRequest, announce: Announce | None = None) -> Detector:
         """A detector for `request`: its options resolved on this machine, then its model
-        built (`build_model`: a registered name or a checkpoint path)."""
+        built (`build_model`: a registered name or a checkpoint path). `announce`: see the
+        class."""
         options = DetectorOptions.resolve(request)  # a bad device fails before the model is built
         model, label_map = build_model(request.model, request.weights)
-        return cls(model, label_map, options)
+        return cls(model, label_map, options, announce=announce)
 
     def describe(self) -> str:
         """One line: the model, what runs it where, and why (`DetectorOptions.describe`)."""

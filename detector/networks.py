@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from detector.errors import ModelConfigError
-from detector.onnx_runtime import OnnxRuntimeForward
+from detector.onnx_runtime import Announce, OnnxRuntimeForward
 from detector.options import DetectorOptions
 from detector.ssd import SSD
 
@@ -109,11 +109,12 @@ Calibration = Callable[[], npt.NDArray[np.uint8]]
 
 
 def open_network(
-    model: SSD, options: DetectorOptions, calibration: Calibration
+    model: SSD, options: DetectorOptions, calibration: Calibration, announce: Announce | None = None
 ) -> tuple[Network, DetectorOptions]:
     """The network `options` ask for, running the prepared `model`, and the options that
     really run: where an `auto` choice cannot be made here (auto's int8 network, or auto's
     onnxruntime, fails to export, quantize or load), the next choice, with a warning.
+    `announce` is told of a first run's export or quantization before it starts.
 
     Raises:
         ModelConfigError: what was asked for (not left to `auto`) cannot run.
@@ -122,7 +123,7 @@ def open_network(
         network = CompiledNetwork(model, options.device) if options.runtime == "compile" else model
         return MicroBatches(network, options.micro_batch), options
     try:
-        return _onnx_network(model, options, calibration), options
+        return _onnx_network(model, options, calibration, announce), options
     except ModelConfigError as exc:
         if (fallback := options.without_auto_int8(str(exc))) is not None:
             # int8 was this machine's choice, not the user's: float32 still works. Info, not a
@@ -133,11 +134,11 @@ def open_network(
             log.info("%s; running the network with torch instead%s", exc, one)
         else:
             raise
-    return open_network(model, fallback, calibration)
+    return open_network(model, fallback, calibration, announce)
 
 
 def _onnx_network(
-    model: SSD, options: DetectorOptions, calibration: Calibration
+    model: SSD, options: DetectorOptions, calibration: Calibration, announce: Announce | None
 ) -> OnnxRuntimeForward:
     """`model` run by ONNX Runtime (an int8 copy for precision int8), each worker's runs on
     its share of the cores."""
@@ -145,4 +146,4 @@ def _onnx_network(
     name = f"the {type(model).__name__} network ({height}x{width} input)"
     inputs = calibration() if options.precision == "int8" else None
     threads = max(1, (os.cpu_count() or 1) // options.workers)
-    return OnnxRuntimeForward(model, name, threads, calibration=inputs)
+    return OnnxRuntimeForward(model, name, threads, calibration=inputs, announce=announce)

@@ -39,6 +39,10 @@ KEEP_FILES = 16
 """Exported networks kept in the cache, the most recently used; older ones are deleted."""
 INPUT, OUTPUTS = "images", ("box_regression", "class_logits")
 
+Announce = Callable[[str], None]
+"""Says one line to the person waiting, at once (`python -m pipeline run` prints it among
+its start lines on stderr)."""
+
 
 def cache_dir() -> Path:
     """Where exported networks are kept: $SSD_PIPELINE_CACHE, else the user's cache folder."""
@@ -93,6 +97,8 @@ class OnnxRuntimeForward:
         threads: ONNX Runtime's intra-op threads (default: every core).
         calibration: run an int8 copy of the network, its activation ranges measured on
             these model inputs, uint8 [N, 3, H, W] (`detector.quantize`); None: float32.
+        announce: told, before it starts, of a first run's export or quantization (the
+            pause it causes); without it, the log is told (INFO).
 
     Raises:
         ModelConfigError: the packages are missing, or the model cannot be exported or loaded.
@@ -104,6 +110,7 @@ class OnnxRuntimeForward:
         name: str = "model",
         threads: int | None = None,
         calibration: npt.NDArray[np.uint8] | None = None,
+        announce: Announce | None = None,
     ) -> None:
         if not onnxruntime_available():
             raise ModelConfigError(
@@ -127,7 +134,7 @@ class OnnxRuntimeForward:
             return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
         self.int8 = calibration is not None
-        self.path, fresh = self._cached(model, name, calibration)
+        self.path, fresh = self._cached(model, name, calibration, announce)
         try:
             self.session = open_session(self.path)
         except Exception as exc:  # onnxruntime raises its own exception types
@@ -139,7 +146,7 @@ class OnnxRuntimeForward:
             # A damaged cache file (a full disk, say): export again.
             log.warning("cached ONNX file %s is unusable (%s); exporting again", self.path, exc)
             self.path.unlink(missing_ok=True)
-            self.path, _ = self._cached(model, name, calibration)
+            self.path, _ = self._cached(model, name, calibration, announce)
             self.session = open_session(self.path)
 
     def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
@@ -153,11 +160,15 @@ class OnnxRuntimeForward:
 
     @classmethod
     def _cached(
-        cls, model: SSD, name: str, calibration: npt.NDArray[np.uint8] | None
+        cls,
+        model: SSD,
+        name: str,
+        calibration: npt.NDArray[np.uint8] | None,
+        announce: Announce | None,
     ) -> tuple[Path, bool]:
         """The cached float32 or int8 network to run, made first if it is not cached; and
         whether it was just made."""
-        path, fresh = cached_export(model, name)
+        path, fresh = cached_export(model, name, announce=announce)
         if calibration is None:
             return path, fresh
         import onnxruntime
@@ -168,7 +179,11 @@ class OnnxRuntimeForward:
         if quantized.is_file():
             _touch(quantized)
             return quantized, False
-        log.warning("quantizing %s to int8 on %d calibration frames", name, len(calibration))
+        _preparing(
+            f"quantizing {name} to int8 on {len(calibration)} calibration frames, once per "
+            "calibration (about 10 s)",
+            announce,
+        )
         _write_cached(
             quantized,
             lambda partial: quantize_int8(path, partial, calibration, INPUT),
@@ -179,10 +194,14 @@ class OnnxRuntimeForward:
 
 
 def cached_export(
-    model: SSD, name: str, fix: str = "set `detector.runtime: torch`"
+    model: SSD,
+    name: str,
+    fix: str = "set `detector.runtime: torch`",
+    announce: Announce | None = None,
 ) -> tuple[Path, bool]:
     """The cached ONNX file of `model` (`export_onnx`), exported first if there is none;
-    and whether it was just exported. `name` names the model in the log and errors.
+    and whether it was just exported. `name` names the model in messages and errors;
+    `announce` hears of the export before its pause (`_preparing`).
 
     Raises:
         ModelConfigError: "cannot export {name} ...: why; {fix}".
@@ -198,12 +217,10 @@ def cached_export(
         folder = Path(tempfile.mkdtemp(prefix="ssd-pipeline-onnx-"))
         log.warning("cannot create %s (%s); exporting to %s", path.parent, exc, folder)
         path = folder / path.name
-    # A warning, not info: the default log level must show why the first run pauses.
-    log.warning(
-        "exporting %s to ONNX for onnxruntime: once per set of weights, 10-30 s "
-        "(cached in %s)",
-        name,
-        folder,
+    _preparing(
+        f"exporting {name} to ONNX for onnxruntime, once per set of weights "
+        f"(10-30 s; cached in {folder})",
+        announce,
     )
     _write_cached(
         path,
@@ -212,6 +229,15 @@ def cached_export(
         fix,
     )
     return path, True
+
+
+def _preparing(what: str, announce: Announce | None) -> None:
+    """Says what a first run does before the pause it causes: to the person waiting through
+    `announce`, else to the log (INFO); once, not both."""
+    if announce is None:
+        log.info("preparing the detector: %s", what)
+    else:
+        announce(f"preparing the detector: {what}…")
 
 
 def _write_cached(path: Path, write: Callable[[Path], None], action: str, fix: str) -> None:

@@ -117,7 +117,7 @@ class Batcher:
                     q.camera_id,
                     self.stop_grace_s,
                 )
-                q.close()
+                q.cut_off()
 
     def _hand_out(self) -> Batch | None:
         """The batch built so far (None if it is empty), and a fresh one to fill next."""

@@ -7,7 +7,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -99,16 +99,18 @@ def build_tracker(camera_id: str, config: TrackerConfig) -> IoUTracker:
     return IoUTracker(camera_id, **config.model_dump(exclude={"type"}))
 
 
-def build_detector(det: DetectorConfig) -> Detector:
-    """The detector a config describes."""
-    return Detector.build(det.to_request())
+def build_detector(det: DetectorConfig, announce: Callable[[str], None] | None = None) -> Detector:
+    """The detector a config describes; `announce` is told of a first run's ONNX export or
+    int8 quantization before it starts (`detector.Detector`)."""
+    return Detector.build(det.to_request(), announce)
 
 
-def build_run_detector(det: DetectorConfig) -> Detector:
+def build_run_detector(
+    det: DetectorConfig, announce: Callable[[str], None] | None = None
+) -> Detector:
     """The detector of a run: `build_detector`, and on the CPU one core left to the other
-    stages."""
-    detector = build_detector(det)
-    log.info("%s", detector.describe())
+    stages. The run says what it is (`Detector.describe`), once."""
+    detector = build_detector(det, announce)
     if detector.device.type == "cpu":
         # With every core in torch's pool, decoding, encoding and the sinks slow inference
         # many times on a busy machine (docs/performance.md).

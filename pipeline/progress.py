@@ -8,6 +8,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from pipeline.summary import CameraStats, RunSummary
+from pipeline.urls import mask_credentials
 
 
 class Progress:
@@ -19,8 +20,10 @@ class Progress:
         self._order = camera_ids
 
     def started(self, line: str, out: TextIO | None = None) -> None:
-        """Says what runs (`line`, e.g. the detector and why) on stderr, before any bar."""
-        print(line, file=out or sys.stderr, flush=True)
+        """Says one of the run's start lines (`Pipeline.run`'s `on_start`: the detector's
+        preparation, what runs it, where to watch) on stderr, before any bar; any password
+        in a URL shown as ***."""
+        print(mask_credentials(line), file=out or sys.stderr, flush=True)
 
     def update(self, stats: CameraStats) -> None:
         if not self._enabled:

@@ -57,6 +57,7 @@ class FrameQueue:
         self.error: str | None = None
         self._items: deque[QueuedFrame] = deque()
         self._closed = False
+        self._cut_off = False
         self._cond = condition
 
     def put(self, item: QueuedFrame, stop: threading.Event) -> bool:
@@ -90,10 +91,24 @@ class FrameQueue:
             self.error = error
             self._cond.notify_all()
 
+    def cut_off(self) -> None:
+        """Closes the queue on behalf of a reader that did not end its stream in time (stuck
+        in its source); nothing it queues later is taken. No-op on a closed queue."""
+        with self._cond:
+            if self._closed:
+                return
+            self._cut_off = True
+            self.close()
+
     @property
     def closed(self) -> bool:
         """No more frames will be queued (some may still be waiting to be taken)."""
         return self._closed
+
+    @property
+    def was_cut_off(self) -> bool:
+        """Closed by `cut_off`: its reader was left behind, still in its source."""
+        return self._cut_off
 
     # The methods below are called with the shared condition held (by the batcher).
     def pop(self) -> QueuedFrame | None:
@@ -181,6 +196,9 @@ class CameraReader(threading.Thread):
         self.opened: OpenedSource | None = None
         self.reconnects = 0
         self.skipped = 0
+        self.lost: str | None = None
+        """Why a live source is down while the reader waits to reconnect; None once it
+        streams again."""
         self._stop_event = stop
         self._on_open = on_open
         self._on_status = on_status
@@ -235,6 +253,7 @@ class CameraReader(threading.Thread):
                 return self._fail(f"{reason}; gave up after {failures} attempts")
             delay = self._backoff.delay(max(1, failures))
             self.reconnects += 1
+            self.lost = reason
             self._set_state("reconnecting", f"{reason}; retrying in {delay:.2f} s", delay)
             if self._stop_event.wait(delay):
                 break
@@ -247,6 +266,7 @@ class CameraReader(threading.Thread):
         for raw in self.source.frames():
             if not got_frame:
                 got_frame = True
+                self.lost = None
                 self._align_pts(raw.pts)
                 self._set_state("streaming")
             pts = raw.pts + self._pts_offset

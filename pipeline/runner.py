@@ -36,7 +36,7 @@ from pipeline.types import (
     StreamEnd,
     StreamInfo,
 )
-from pipeline.workers import SinkWorker
+from pipeline.workers import SinkFanout, SinkWorker
 from sinks.base import Sink
 from trackers import IoUTracker
 
@@ -118,8 +118,15 @@ class Pipeline:
         on_progress: ProgressCallback | None = None,
         on_start: Callable[[str], None] | None = None,
     ) -> RunSummary:
-        """Runs until every camera is done or `stop` is set. `on_start` gets one line saying
-        what runs the detector (and why each `auto` choice came out so) once it is built."""
+        """Runs until every camera is done or `stop` is set.
+
+        `on_start` gets, one by one as they happen before reading begins, the lines a person
+        waiting wants at once: what a first run of the detector prepares (an ONNX export,
+        int8 quantization) before the pause it causes, what runs the detector (and why each
+        `auto` choice came out so), and where to watch (a sink's `start_line`). Each line is
+        said once: without `on_start`, it is logged at INFO.
+        """
+        say = on_start or _log_start_line
         setup_started = time.monotonic()
         cfg = self.config
         # Denormal floats make CPU convolutions many times slower (seen with random
@@ -129,17 +136,21 @@ class Pipeline:
             # OpenCV's pool (the video sink's colour conversion and drawing) spins after each
             # call, which on 2 cores costs more than the call (docs/performance.md).
             cv2.setNumThreads(1)
-        detector = self._detector or build_run_detector(cfg.detector)
+        detector = self._detector or build_run_detector(cfg.detector, say)
         described = detector.describe()
-        if on_start is not None and described:
-            on_start(described)
+        if described:
+            say(described)
         sinks = build_sinks(cfg.sinks, detector.labels, self.config_source)
         sinks += [(sink, EXTRA_SINK_QUEUE_SIZE) for sink in self._extra_sinks]
+        for sink, _ in sinks:
+            if line := sink.start_line():
+                say(line)
         workers = [SinkWorker(sink, size) for sink, size in sinks]
+        fanout = SinkFanout(workers)
 
         stats: dict[str, CameraStats] = {}
         condition = threading.Condition()
-        readers = [self._reader(cam, condition, workers, stats) for cam in cfg.cameras]
+        readers = [self._reader(cam, condition, fanout, stats) for cam in cfg.cameras]
         trackers = {c.id: build_tracker(c.id, cfg.tracker) for c in cfg.cameras}
         batcher = Batcher(
             [r.queue for r in readers],
@@ -151,41 +162,34 @@ class Pipeline:
         started = time.monotonic()
         for reader in readers:
             reader.start()
-        interrupted = False
-        loop = DetectionLoop(detector, trackers, workers, stats, on_progress)
+        loop = DetectionLoop(detector, trackers, fanout, stats, on_progress)
         detector_error: str | None = None
         try:
             try:
                 loop.run(batcher, self.stop)
+                interrupted = self.stop.is_set()
             except Exception as exc:  # reported in the summary and the log, not lost
                 # Whatever was detected is already with the sinks; every stream still ends
                 # (open tracks ended and stored) and the run is recorded as failed.
                 detector_error = f"detector failed: {exc}"
                 log.error("%s", detector_error)
+                interrupted = False
                 self.stop.set()
                 loop.end_streams(detector_error)
-            interrupted = self.stop.is_set() and detector_error is None
-            failed = detector_error is not None or any(c.error for c in stats.values())
+            finally:
+                self.stop.set()
+                _join(readers, STOP_GRACE_S)
+            for reader in readers:
+                _count(stats[reader.camera_id], reader)
+            failed = detector_error is not None or not all(c.ok for c in stats.values())
             outcome: RunOutcome = (
                 "interrupted" if interrupted else "failed" if failed else "finished"
             )
             for worker in workers:
                 worker.run_ended(outcome)
         finally:
-            self.stop.set()
-            _join(readers, STOP_GRACE_S)
             for worker in workers:
                 worker.close()
-        for reader in readers:
-            cam = stats[reader.camera_id]
-            cam.dropped, cam.skipped, cam.reconnects = (
-                reader.queue.dropped,
-                reader.skipped,
-                reader.reconnects,
-            )
-            cam.decode_errors = reader.source.decode_errors
-            cam.opened = reader.opened is not None
-            cam.error = cam.error or reader.queue.error
         return RunSummary(
             cameras=stats,
             elapsed_s=time.monotonic() - started,
@@ -201,24 +205,25 @@ class Pipeline:
         self,
         cam: CameraConfig,
         condition: threading.Condition,
-        workers: list[SinkWorker],
+        fanout: SinkFanout,
         all_stats: dict[str, CameraStats],
     ) -> CameraReader:
         """The camera's reader, its queue, and its entry in `all_stats`."""
         source = make_source(cam.source)
-        stats = all_stats[cam.id] = CameraStats(cam.id, source.name)
+        stats = all_stats[cam.id] = CameraStats(cam.id, source.name, live=source.live)
         queue = make_queue(cam, source.live, condition)
 
         def on_open(info: StreamInfo) -> None:
             if not source.live and reader.opened is not None:
                 stats.total_frames = reader.opened.total_frames
-            _broadcast(workers, info)
+            fanout.camera(info)
 
         def on_status(status: CameraStatus) -> None:
+            if not fanout.camera(status):
+                return  # its stream has ended (cut off at a stop): too late to fail it
             if status.state == "failed":
                 stats.error = f"camera {cam.id}: {status.message}"
                 log.error("%s", stats.error)
-            _broadcast(workers, status)
 
         reader = CameraReader(
             cam.id,
@@ -251,19 +256,16 @@ class DetectionLoop:
         self,
         detector: FrameDetector,
         trackers: dict[str, IoUTracker],
-        workers: list[SinkWorker],
+        fanout: SinkFanout,
         stats: dict[str, CameraStats],
         on_progress: ProgressCallback | None,
     ) -> None:
         self.detector = detector
         self.trackers = trackers
-        self.workers = workers
-        self.every_frame_workers = [w for w in workers if w.sink.wants_every_frame]
+        self.fanout = fanout
         self.stats = stats
         self.on_progress = on_progress
         self.last_tracked: dict[str, Detections] = {}
-        self.ended: set[str] = set()
-        """Cameras whose stream has ended (their `StreamEnd` handed to the sinks)."""
 
     def run(self, batcher: Batcher, stop: threading.Event) -> None:
         """Processes batches, in order, until the batcher has no more.
@@ -312,14 +314,13 @@ class DetectionLoop:
             cam.frames += 1
             if not item.detect:
                 last = self.last_tracked.get(frame.camera_id, Detections.empty())
-                result = FrameResult(frame, last, detected=False)
-                _broadcast(self.every_frame_workers, result)
+                self.fanout.frame(FrameResult(frame, last, detected=False))
                 continue
             tracker = self.trackers[frame.camera_id]
             tracked = tracker.update(next(detections), frame)
             self.last_tracked[frame.camera_id] = tracked
             events = tuple(tracker.pop_events())
-            _broadcast(self.workers, FrameResult(frame, tracked, events))
+            self.fanout.frame(FrameResult(frame, tracked, events))
             cam.detections += len(tracked)
             cam.tracks += sum(1 for e in events if e.kind == "started")
             if self.on_progress is not None:
@@ -331,28 +332,41 @@ class DetectionLoop:
         """Ends the stream of every camera still going, with `error` (the run cannot go on):
         their open tracks end and reach the sinks with what was detected before."""
         for camera_id in self.trackers:
-            if camera_id not in self.ended:
+            if not self.fanout.has_ended(camera_id):
                 self._end(camera_id, error)
 
     def _end(self, camera_id: str, error: str | None) -> None:
         ended = tuple(self.trackers[camera_id].finish())
         frames = self.stats[camera_id].frames
-        _broadcast(self.workers, StreamEnd(camera_id, frames, ended, error))
-        self.ended.add(camera_id)
+        self.fanout.end(StreamEnd(camera_id, frames, ended, error))
+
+
+def _log_start_line(line: str) -> None:
+    """Where a run's start lines go when nobody is told them at once (`Pipeline.run`)."""
+    log.info("%s", line)
+
+
+def _count(stats: CameraStats, reader: CameraReader) -> None:
+    """Adds to a camera's `stats` what its reader counted and knows at the end of the run."""
+    stats.dropped, stats.skipped, stats.reconnects = (
+        reader.queue.dropped,
+        reader.skipped,
+        reader.reconnects,
+    )
+    stats.decode_errors = reader.source.decode_errors
+    stats.opened = reader.opened is not None
+    stats.lost = reader.lost
+    stats.error = stats.error or reader.queue.error
 
 
 def _join(readers: list[CameraReader], timeout_s: float) -> None:
-    """Waits for the readers to end, `timeout_s` at most in all; one stuck in its source is
-    left behind (its stream has ended already: the batcher cut it off)."""
+    """Waits for the readers to end, `timeout_s` at most in all, and not for those the
+    batcher cut off: they had their grace already, and their stream has ended without them.
+    One still in its source after that is left behind (its thread is a daemon)."""
     deadline = time.monotonic() + timeout_s
     for reader in readers:
+        if reader.queue.was_cut_off:
+            continue  # the batcher said so when it cut it off
         reader.join(max(0.0, deadline - time.monotonic()))
         if reader.is_alive():
             log.warning("camera %s: its reader is still waiting on its source", reader.camera_id)
-
-
-def _broadcast(
-    workers: list[SinkWorker], message: StreamInfo | FrameResult | StreamEnd | CameraStatus
-) -> None:
-    for worker in workers:
-        worker.submit(message)

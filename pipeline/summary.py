@@ -20,18 +20,39 @@ class CameraStats:
     dropped: int = 0
     skipped: int = 0
     reconnects: int = 0
+    live: bool = False
+    """A live source (a stream or a device), which connects; a file or image folder opens."""
     opened: bool = False
     """Whether the source ever opened (a camera that never connected did not)."""
+    lost: str | None = None
+    """Why a live camera was down when the run ended (it was waiting to reconnect); None
+    when it was not."""
     error: str | None = None
 
     @property
-    def status(self) -> str:
-        """"ok", "FAILED: why", or what kept a camera without error from delivering frames."""
+    def problem(self) -> str | None:
+        """Why the camera did not do its part, in one line naming it; None when it did. A
+        camera that failed, or that delivered no frame at all (whatever ended the run), did
+        not."""
         if self.error is not None:
-            return f"FAILED: {self.error}"
+            return self.error
         if self.frames:
-            return "ok"
-        return "connected, but delivered no frames" if self.opened else "never connected"
+            return None
+        verb = "connected" if self.live else "opened"
+        said = f"{verb}, but delivered no frames" if self.opened else f"never {verb}"
+        return f"camera {self.camera_id}: {said}" + (f": {self.lost}" if self.lost else "")
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    @property
+    def status(self) -> str:
+        """"FAILED: why" for a camera that is not `ok`; else "ok", or "ok until lost: why"
+        for a live camera down when the run ended (its frames before count)."""
+        if (problem := self.problem) is not None:
+            return f"FAILED: {problem}"
+        return f"ok until lost: {self.lost}" if self.lost else "ok"
 
 
 @dataclass
@@ -54,10 +75,11 @@ class RunSummary:
 
     @property
     def ok(self) -> bool:
+        """Nothing failed: the detector, every sink, and every camera (`CameraStats.ok`)."""
         return (
             self.detector_error is None
             and not self.sink_errors
-            and all(c.error is None for c in self.cameras.values())
+            and all(c.ok for c in self.cameras.values())
         )
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -136,3 +137,47 @@ class SinkWorker:
         if self.error is None or not self.unwritten:
             return self.error
         return f"{self.error} ({self.unwritten} frame results after it not written)"
+
+
+class SinkFanout:
+    """Hands the run's messages to every sink worker, and nothing of a camera after its end.
+
+    `StreamEnd` is a camera's last message (docs/events.md). A reader cut off at a stop
+    (stuck in its source) may wake up after its stream has ended and report (opened,
+    streaming, stopped): that is dropped. Frame results come from the detection loop, which
+    ends the streams itself, so they need no check.
+    """
+
+    def __init__(self, workers: Sequence[SinkWorker]) -> None:
+        self.workers = list(workers)
+        self._every_frame = [w for w in self.workers if w.sink.wants_every_frame]
+        self._ended: set[str] = set()
+        self._lock = threading.Lock()  # a camera's end and its reader's reports, in one order
+
+    def frame(self, result: FrameResult) -> None:
+        """A frame's result; one not detected (`detected` False) only to the sinks that
+        draw every frame."""
+        for worker in self.workers if result.detected else self._every_frame:
+            worker.submit(result)
+
+    def camera(self, message: StreamInfo | CameraStatus) -> bool:
+        """What a camera's reader reports; False, and nothing handed out, once the camera's
+        stream has ended."""
+        with self._lock:
+            if message.camera_id in self._ended:
+                what = type(message).__name__
+                log.debug("camera %s: %s after its stream ended, dropped", message.camera_id, what)
+                return False
+            for worker in self.workers:
+                worker.submit(message)
+            return True
+
+    def end(self, stream_end: StreamEnd) -> None:
+        """A camera's stream is over: its last message."""
+        with self._lock:
+            self._ended.add(stream_end.camera_id)
+            for worker in self.workers:
+                worker.submit(stream_end)
+
+    def has_ended(self, camera_id: str) -> bool:
+        return camera_id in self._ended

@@ -19,7 +19,8 @@ class Sink(ABC):
     """Consumes results, camera by camera, in frame order per camera.
 
     The orchestrator calls, for each camera: `start` once, `write` per frame, `end` once;
-    then `run_ended` and `close` once for the whole run, and `describe` for its summary.
+    then `run_ended` and `close` once for the whole run, and `describe` for its summary
+    (`start_line` once opened, for the run's start).
     Calls come from a single thread (the sink's worker), so implementations need no locking.
     `close` must flush and release everything, and be safe to call after a failure.
     """
@@ -52,3 +53,8 @@ class Sink(ABC):
         """The run summary's line for this sink: what it wrote, and where; details (one per
         file written, say) may follow on lines of their own."""
         return self.name
+
+    def start_line(self) -> str:
+        """One line for the start of the run, for what a person can use at once (where to
+        watch, say); "" for nothing."""
+        return ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -224,7 +225,7 @@ def _model_only(args: argparse.Namespace, device: torch.device) -> list[ModelRes
                 precision=precision,  # type: ignore[arg-type]
                 runtime=runtime,  # type: ignore[arg-type]
             )
-            detector = Detector.build(request)
+            detector = Detector.build(request, announce=functools.partial(_note, args))
             for size in args.batch_sizes:
                 result = bench_model(
                     detector, name, weights, precision, size, args.repeat, args.min_time

@@ -162,7 +162,7 @@ def bench_end_to_end(
             bare = config.model_copy(update={"sinks": []})
             summary = Pipeline(bare, detector=detector, extra_sinks=sinks).run()
             if not summary.ok:
-                errors = [c.error for c in summary.cameras.values() if c.error]
+                errors = [p for c in summary.cameras.values() if (p := c.problem)]
                 raise BenchError(f"bench run failed: {'; '.join(errors + summary.sink_errors)}")
             ran_on, workers, precision = detector.runtime, detector.workers, detector.precision
             if counted:

@@ -5,11 +5,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.argtypes import name, nonempty, number, whole
-from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from pipeline.cli.exit_codes import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NO_EVENTS,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 from pipeline.config import ZmqSinkConfig
+
+if TYPE_CHECKING:
+    from sinks.event_bus.subscriber import PublisherState
 
 DEFAULT_ENDPOINT: str = ZmqSinkConfig.model_fields["endpoint"].default
 """The publisher `subscribe` connects to: where the `zmq` sink binds by default."""
@@ -82,7 +91,7 @@ def add_keygen_parser(sub: Any) -> None:
 def cmd_subscribe(args: argparse.Namespace) -> int:
     from sinks.event_bus.display import format_event
     from sinks.event_bus.keys import CurveKeyError, read_public_key, read_secret_key
-    from sinks.event_bus.subscriber import only_labels, subscribe
+    from sinks.event_bus.subscriber import EventSubscriber, only_labels
 
     pretty = args.format == "pretty" or (args.format is None and sys.stdout.isatty())
     seen = 0
@@ -91,33 +100,70 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
         client_keys = None
         if args.client_key:
             client_keys = (read_public_key(args.client_key), read_secret_key(args.client_key))
-        events = subscribe(
+        with EventSubscriber(
             args.endpoint,
             cameras=args.camera,
             types=args.type,
-            timeout_s=args.timeout,
             server_key=server_key,
             client_keys=client_keys,
-        )
-        if sys.stderr.isatty():  # a person is watching: say what nothing-yet means
-            limit = "" if args.timeout is None else f", at most {args.timeout:g} s without one"
-            print(f"waiting for {_wanted(args)}{limit}; Ctrl-C stops", file=sys.stderr, flush=True)
-        for event in events:
-            shown = only_labels(event, args.label)
-            if shown is None:
-                continue
-            print(format_event(shown) if pretty else shown.model_dump_json(), flush=True)
-            seen += 1
-            if args.count is not None and seen >= args.count:
-                break
+        ) as subscriber:
+            if sys.stderr.isatty():  # a person is watching: say what nothing-yet means
+                limit = "" if args.timeout is None else f", at most {args.timeout:g} s without one"
+                print(
+                    f"waiting for {_wanted(args)}{limit}; Ctrl-C stops", file=sys.stderr, flush=True
+                )
+            while (event := subscriber.receive(args.timeout)) is not None:
+                shown = only_labels(event, args.label)
+                if shown is None:
+                    continue
+                print(format_event(shown) if pretty else shown.model_dump_json(), flush=True)
+                seen += 1
+                if args.count is not None and seen >= args.count:
+                    return EXIT_OK
+            publisher = subscriber.publisher
     except (ValueError, CurveKeyError) as exc:  # bad type, endpoint or key
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # how a user ends an open-ended subscription
         return EXIT_INTERRUPTED
-    if seen == 0 and args.timeout is not None:
-        print(f"no {_wanted(args)} in {args.timeout:g} s", file=sys.stderr)
-    return EXIT_OK
+    return _timed_out(args, seen, publisher, secured=server_key is not None)
+
+
+def _timed_out(
+    args: argparse.Namespace, seen: int, publisher: PublisherState, *, secured: bool
+) -> int:
+    """Says, in one line on stderr, why `--timeout` passed without an event (`seen` events
+    shown before), and returns the exit status that tells it (docs/events.md)."""
+    if publisher == "absent":
+        print(
+            f"error: no publisher at {args.endpoint}: nothing accepted the connection in "
+            f"{args.timeout:g} s (is the pipeline running, with a zmq sink bound there?)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if publisher == "refused":
+        way_out = (
+            "it is secured with CURVE: give its public key with --server-key"
+            if not secured
+            else "check --server-key, and --client-key when it admits only known clients"
+        )
+        print(
+            f"error: the publisher at {args.endpoint} refused the connection: {way_out}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if seen == 0:
+        left = "; the publisher has gone" if publisher == "gone" else ""
+        print(f"no {_wanted(args)} in {args.timeout:g} s{left}", file=sys.stderr)
+        return EXIT_NO_EVENTS
+    if args.count is not None:
+        print(
+            f"only {seen} of {args.count} {_wanted(args)} before {args.timeout:g} s passed "
+            "without one",
+            file=sys.stderr,
+        )
+        return EXIT_NO_EVENTS
+    return EXIT_OK  # events came until the publisher fell silent: the usual end
 
 
 def _wanted(args: argparse.Namespace) -> str:

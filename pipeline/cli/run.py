@@ -15,6 +15,7 @@ from typing import Any
 from pipeline.argtypes import nonempty
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pipeline.config import ConfigError, PipelineConfig, load_config
+from pipeline.summary import RunSummary
 
 
 def add_parsers(sub: Any) -> None:
@@ -91,10 +92,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     progress.print_summary(summary)
+    return run_exit_status(summary, received[0] if received else None)
+
+
+def run_exit_status(summary: RunSummary, stop_signal: int | None) -> int:
+    """`run`'s exit status: EXIT_FAILED when anything failed (`RunSummary.ok`: a camera
+    marked FAILED in the summary, a sink, the detector), whatever stopped the run; else
+    128 + the signal that stopped it (the shell's convention), else EXIT_OK."""
     if not summary.ok:
-        return EXIT_FAILED  # a failure matters more than how the run was stopped
+        return EXIT_FAILED
     if summary.interrupted:
-        return 128 + (received[0] if received else signal.SIGINT)  # the shell's convention
+        return 128 + (stop_signal or signal.SIGINT)
     return EXIT_OK
 
 

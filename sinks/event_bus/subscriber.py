@@ -8,12 +8,15 @@ every body into its model of `sinks.event_bus.schema` and counts events lost in 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from types import TracebackType
+from typing import Literal
 
 import zmq
 from pydantic import ValidationError
+from zmq.utils.monitor import recv_monitor_message
 
 from sinks.event_bus.schema import (
     EVENT_TYPES,
@@ -33,6 +36,19 @@ MAX_EVENT_BYTES = 16 * 2**20
 about 150 bytes per object). ZeroMQ drops a publisher announcing more, for good: it is not
 the pipeline."""
 
+PublisherState = Literal["absent", "connected", "gone", "refused"]
+"""What a subscriber knows of its publisher: "absent" (nothing accepted the connection yet),
+"connected", "gone" (it was connected, then the connection dropped), "refused" (a publisher
+answered, but the security handshake failed: a CURVE bus and no or wrong keys)."""
+
+_HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)  # fmt: skip
+# A TCP connection (EVENT_CONNECTED) is not yet a publisher: a CURVE one refuses a subscriber
+# without the right keys after it; the handshake says whether events can come.
+_WATCHED = zmq.EVENT_HANDSHAKE_SUCCEEDED | _HANDSHAKE_FAILED | zmq.EVENT_DISCONNECTED
+
 
 class EventSubscriber:
     """Receives events from an `EventPublisher`, filtered exactly by camera and event type.
@@ -47,6 +63,7 @@ class EventSubscriber:
 
     `missed` counts, per camera, the events lost in transit (jumps in `seq`); it is only
     kept when all event types are received, since filtering by type makes `seq` jump.
+    `publisher` says whether a publisher was ever reached, from a monitor of the socket.
     """
 
     def __init__(
@@ -65,8 +82,14 @@ class EventSubscriber:
         self._types = frozenset(types)
         self._last_seq: dict[str, int] = {}
         self._warned_version = False
+        self._publisher: PublisherState = "absent"
         self._context = zmq.Context()
         self._socket: zmq.Socket[bytes] = self._context.socket(zmq.SUB)
+        # Before connecting, so that no event of the connection is missed.
+        self._monitor = self._socket.get_monitor_socket(_WATCHED)
+        self._poller = zmq.Poller()
+        self._poller.register(self._socket, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
         try:
             self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_EVENT_BYTES)
             if server_key is not None:
@@ -90,16 +113,29 @@ class EventSubscriber:
             if deadline is None:
                 wait_ms = None
             else:
-                wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
-            if not self._socket.poll(wait_ms, zmq.POLLIN):
-                return None
+                wait_ms = max(0, math.ceil((deadline - time.monotonic()) * 1000))
+            ready = dict(self._poller.poll(wait_ms))
+            if self._monitor in ready:
+                self._read_monitor()  # also while idle: its queue must not fill up
+            if self._socket not in ready:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                continue
             event = self._decode(self._socket.recv_multipart())
             if event is not None and self._matches(event):
                 self._count_gap(event)
                 return event
 
+    @property
+    def publisher(self) -> PublisherState:
+        """What is known of the publisher so far (`PublisherState`)."""
+        self._read_monitor()
+        return self._publisher
+
     def close(self) -> None:
         if not self._socket.closed:
+            self._socket.disable_monitor()
+            self._monitor.close(linger=0)
             self._socket.close(linger=0)
         self._context.term()
 
@@ -113,6 +149,17 @@ class EventSubscriber:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def _read_monitor(self) -> None:
+        """Follows the connection's events (`PublisherState`) the monitor has queued."""
+        while self._monitor.poll(0, zmq.POLLIN):
+            kind = recv_monitor_message(self._monitor)["event"]
+            if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._publisher = "connected"
+            elif kind & _HANDSHAKE_FAILED:
+                self._publisher = "refused"
+            elif kind == zmq.EVENT_DISCONNECTED and self._publisher == "connected":
+                self._publisher = "gone"
 
     def _matches(self, event: Event) -> bool:
         return (not self._cameras or event.camera in self._cameras) and (

@@ -78,11 +78,15 @@ class LiveViewSink(Sink):
         )
         self._thread.start()
         self._closed = False
-        log.warning("live view at %s", self.url)
+        log.debug("live view serving at %s", self.url)  # the run says it: `start_line`
 
     def describe(self) -> str:
         """One line for the run summary."""
         return f"live view {self.url} (closed with the run)"
+
+    def start_line(self) -> str:
+        """Where to watch, for the run's start."""
+        return f"live view: {self.url}"
 
     def start(self, info: StreamInfo) -> None:
         self.hub.start(info)

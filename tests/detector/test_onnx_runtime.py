@@ -114,6 +114,34 @@ def test_network_is_exported_once_per_set_of_weights(
     )
 
 
+def test_a_first_export_is_announced_before_it_starts_and_never_as_a_warning(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
+    said: list[str] = []
+    real_export = onnx_runtime.export_onnx
+
+    def export(model: SSD, path: Path) -> None:
+        said.append("(exporting)")
+        real_export(model, path)
+
+    monkeypatch.setattr(onnx_runtime, "export_onnx", export)
+    with caplog.at_level(logging.DEBUG, logger="detector"):
+        OnnxRuntimeForward(tiny_ssd(0), "tiny", announce=said.append)
+        OnnxRuntimeForward(tiny_ssd(0), "tiny", announce=said.append)  # cached: nothing to say
+    (announced, exporting) = said
+    assert announced.startswith("preparing the detector: exporting tiny to ONNX")
+    assert str(tmp_path) in announced and exporting == "(exporting)"
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert [r for r in caplog.records if "exporting tiny" in r.getMessage()] == []  # said once
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="detector"):
+        OnnxRuntimeForward(tiny_ssd(1), "tiny")  # nobody to tell at once: the log is told
+    (record,) = [r for r in caplog.records if "exporting tiny" in r.getMessage()]
+    assert record.levelno == logging.INFO
+
+
 def test_key_changes_with_any_weight_and_not_with_memory_format() -> None:
     model = tiny_ssd(0)
     key = model_key(model)

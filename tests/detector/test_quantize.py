@@ -75,9 +75,14 @@ def test_int8_network_is_quantized_once_per_calibration_and_reused(
 
     monkeypatch.setattr(onnx_runtime, "quantize_int8", counting)
     fp32 = OnnxRuntimeForward(tiny_ssd(0), "tiny")
+    said: list[str] = []
     with caplog.at_level(logging.WARNING):
-        first = OnnxRuntimeForward(tiny_ssd(0), "tiny", calibration=tiny_inputs(0))
-    assert "quantizing tiny to int8 on 8 calibration frames" in caplog.text
+        first = OnnxRuntimeForward(
+            tiny_ssd(0), "tiny", calibration=tiny_inputs(0), announce=said.append
+        )
+    (line,) = said
+    assert line.startswith("preparing the detector: quantizing tiny to int8 on 8 calibration")
+    assert caplog.text == ""  # an announcement, not a warning
     again = OnnxRuntimeForward(tiny_ssd(0), "tiny", calibration=tiny_inputs(0))
     other = OnnxRuntimeForward(tiny_ssd(0), "tiny", calibration=tiny_inputs(1))
     assert len(runs) == 2

@@ -34,6 +34,7 @@ def test_after_a_stop_the_batcher_waits_for_each_reader_to_end_its_stream() -> N
     batches = _until_done(Batcher([idle, busy], cond, batch_size=4, max_wait=0.01), stop)
     assert [i.frame.camera_id for b in batches for i in b.items] == ["busy"]
     assert sorted(q.camera_id for b in batches for q in b.finished) == ["busy", "idle"]
+    assert not idle.was_cut_off and not busy.was_cut_off  # they ended their streams themselves
 
 
 def test_a_queue_left_open_after_a_stop_is_closed_and_what_it_holds_handed_out() -> None:
@@ -46,6 +47,7 @@ def test_a_queue_left_open_after_a_stop_is_closed_and_what_it_holds_handed_out()
     assert [i.frame.index for b in batches for i in b.items] == [0]
     assert [q.camera_id for b in batches for q in b.finished] == ["stuck"]
     assert stuck.error is None  # a stop, not a failure
+    assert stuck.was_cut_off  # nobody need wait for its reader again
     assert not stuck.put(_item("stuck", 1), stop)  # the reader, once it wakes, adds nothing
 
 

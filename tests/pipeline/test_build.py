@@ -40,11 +40,16 @@ def test_configured_queue_size_and_policy_win_over_auto(synthetic_video: VideoFa
     assert (queue.policy, queue.maxsize) == (QueuePolicy.DROP_OLDEST, 7)
 
 
-def test_the_run_detector_logs_what_runs_and_why(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_run_detector_is_described_by_the_run_not_logged_again_by_its_builder(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The run says it once (a start line, or the log without one): `--log-level info`
+    # showed it twice.
     config = DetectorConfig(model="person_ssdlite", weights="none", device="cpu", runtime="torch")
     with caplog.at_level(logging.INFO, logger="pipeline.build"):
         detector = build_run_detector(config)
-    (line,) = [r.getMessage() for r in caplog.records if r.name == "pipeline.build"]
+    assert [r.getMessage() for r in caplog.records if r.name == "pipeline.build"] == []
+    line = detector.describe()
     assert line.startswith("detector: person_ssdlite on cpu, torch, fp32, 1 worker(s)")
     assert "; precision: fp32: " in line  # an auto choice comes with its reason
     assert detector.runtime == "torch" and detector.precision == "fp32"

@@ -18,7 +18,7 @@ from pipeline.readers import FrameQueue, QueuedFrame, QueuePolicy
 from pipeline.runner import DetectionLoop, FrameDetector, Pipeline
 from pipeline.summary import CameraStats
 from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamEnd
-from pipeline.workers import SinkWorker
+from pipeline.workers import SinkFanout, SinkWorker
 from sinks.base import Sink
 from tests.conftest import VideoFactory
 
@@ -176,7 +176,8 @@ class World:
         trackers = {c: IoUTracker(c) for c in self.queues}
         stats = {c: CameraStats(c, "test") for c in self.queues}
         try:
-            DetectionLoop(detector, trackers, workers, stats, None).run(self.batcher, self.stop)  # type: ignore[arg-type]
+            loop = DetectionLoop(detector, trackers, SinkFanout(workers), stats, None)  # type: ignore[arg-type]
+            loop.run(self.batcher, self.stop)
         finally:
             for worker in workers:
                 worker.close()

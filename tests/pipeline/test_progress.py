@@ -41,15 +41,15 @@ def summary_of(stats: CameraStats, **kwargs: object) -> str:
 
 
 def test_a_camera_that_never_connected_is_not_called_ok() -> None:
-    gate = CameraStats("gate", "rtsp://192.0.2.10/stream1", reconnects=4)
+    gate = CameraStats("gate", "rtsp://192.0.2.10/stream1", live=True, reconnects=4)
     text = summary_of(gate)
-    assert "never connected (4 retries)" in text
+    assert "FAILED: camera gate: never connected (4 retries)" in text
     assert " ok" not in text
 
 
 def test_a_camera_that_opened_but_delivered_no_frame_says_so() -> None:
-    gate = CameraStats("gate", "rtsp://192.0.2.10/stream1", reconnects=2, opened=True)
-    assert "connected, but delivered no frames (2 retries)" in summary_of(gate)
+    gate = CameraStats("gate", "rtsp://192.0.2.10/stream1", live=True, reconnects=2, opened=True)
+    assert "FAILED: camera gate: connected, but delivered no frames (2 retries)" in summary_of(gate)
 
 
 def test_a_camera_that_delivered_frames_and_reconnected_is_ok_with_its_reconnections() -> None:
@@ -86,3 +86,8 @@ def test_start_line_goes_to_stderr_even_without_progress_bars(
     Progress(["lobby"], enabled=False).started("detector: person_ssdlite on cpu")
     captured = capsys.readouterr()
     assert captured.err == "detector: person_ssdlite on cpu\n" and captured.out == ""
+
+
+def test_start_lines_never_show_a_password(capsys: pytest.CaptureFixture[str]) -> None:
+    Progress(["gate"], enabled=False).started("live view: http://admin:hunter2@127.0.0.1:8080/")
+    assert capsys.readouterr().err == "live view: http://admin:***@127.0.0.1:8080/\n"

@@ -344,6 +344,35 @@ def test_live_source_fails_after_max_attempts() -> None:
     assert reader.queue.error is not None and "gave up after 3 attempts" in reader.queue.error
 
 
+def test_a_live_reader_knows_why_its_source_is_down_until_frames_flow_again() -> None:
+    # refused, then 3 frames and the end of the stream, then refused for ever
+    source = FlakyLive(failures=1, frames=3, sessions=1)
+    cond, stop = threading.Condition(), threading.Event()
+    lost: list[tuple[str, str | None]] = []  # (state, reader.lost) as each state is reported
+    reader = CameraReader(
+        "cam", source, FrameQueue("cam", 64, QueuePolicy.BLOCK, cond), stop,
+        on_open=lambda _info: None,
+        on_status=lambda status: lost.append((status.state, reader.lost)),
+        backoff=Backoff(initial_s=0.01, max_s=0.01, jitter=0.0),
+    )  # fmt: skip
+    reader.start()
+    deadline = time.monotonic() + 10
+    while [state for state, _ in lost].count("reconnecting") < 3:
+        assert time.monotonic() < deadline, lost
+        time.sleep(0.01)
+    stop.set()
+    _drain(reader, cond)
+    reader.join(5)
+    refused = "cannot open rtsp://user:***@cam/1: Connection refused"
+    assert lost[:4] == [
+        ("connecting", None),
+        ("reconnecting", refused),
+        ("streaming", None),
+        ("reconnecting", "rtsp://user:***@cam/1: end of stream"),
+    ]
+    assert lost[-1] == ("stopped", refused) and reader.lost == refused
+
+
 class GapSource(Source):
     """A file whose second frame comes an hour after its first (a pacer would sleep)."""
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,7 +21,7 @@ from pipeline.build import make_source
 from pipeline.config import DetectorConfig, parse_config
 from pipeline.runner import Pipeline
 from pipeline.sources import OpenedSource, RawFrame, Source
-from pipeline.types import FrameResult, StreamEnd, TrackEvent
+from pipeline.types import CameraStatus, FrameResult, StreamEnd, StreamInfo, TrackEvent
 from sinks.base import Sink
 from tests.conftest import VideoFactory
 from tests.pipeline.test_pipelining import EagerDetector
@@ -50,7 +52,7 @@ def test_elapsed_time_starts_when_reading_does_and_setup_is_counted_apart(
     clip = synthetic_video("clip.mp4", frames=3, size=(64, 48))
     config = parse_config(f"cameras:\n  - id: cam\n    source: {clip}\n")
 
-    def slow_build(config: DetectorConfig) -> EagerDetector:
+    def slow_build(config: DetectorConfig, announce: Callable[[str], None]) -> EagerDetector:
         time.sleep(1.0)
         return EagerDetector()
 
@@ -194,6 +196,142 @@ def test_a_camera_stuck_in_its_source_does_not_hold_up_the_stop_of_the_others(
         assert recorder.tracks(camera, "ended") == recorder.tracks(camera, "started") != []
 
 
+class BlockedCamera(FakeCamera):
+    """A live source that opens, then blocks in its first read until the test ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def frames(self) -> Iterator[RawFrame]:
+        self.release.wait()
+        yield from ()
+
+
+def test_a_stop_waits_one_grace_in_all_for_a_camera_blocked_in_its_source(
+    synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The batcher cuts the blocked camera off after the grace; the stop must not then wait
+    # for its reader a second time.
+    grace = 1.0
+    clip = synthetic_video("clip.mp4", frames=400, size=(160, 120), fps=25)
+    blocked = BlockedCamera()
+    monkeypatch.setattr(runner, "STOP_GRACE_S", grace)
+    monkeypatch.setattr(
+        runner, "make_source", lambda c: blocked if c.type == "stream" else make_source(c)
+    )
+    config = parse_config(
+        f"cameras:\n  - id: file\n    source: {{type: file, path: '{clip}', realtime: true}}\n"
+        "  - id: blocked\n    source: rtsp://camera.test/stream\n"
+        "tracker:\n  t_min: 1\n"
+    )
+    recorder = EndRecorder()
+    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+    stopped_at: list[float] = []
+
+    def stop() -> None:
+        stopped_at.append(time.monotonic())
+        pipeline.stop.set()
+
+    threading.Timer(0.5, stop).start()
+    try:
+        summary = pipeline.run()
+        took = time.monotonic() - stopped_at[0]
+    finally:
+        blocked.release.set()
+    assert took < grace + 0.75, f"the stop took {took:.2f} s with a grace of {grace} s"
+    assert sorted(e.camera_id for e in recorder.ends) == ["blocked", "file"]
+    assert recorder.frames["file"] > 0 and "blocked" not in recorder.frames
+    assert recorder.tracks("file", "ended") == recorder.tracks("file", "started") != []
+    assert summary.cameras["file"].ok and not summary.cameras["blocked"].ok
+
+
+class OrderRecorder(Sink):
+    """Every message a sink gets, in order, as (camera, kind); releases `wake` (a stuck
+    camera) when that camera's stream ends, as a stalled read may return at any moment."""
+
+    name = "order"
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.messages: list[tuple[str, str]] = []
+        self.wake = wake
+
+    def start(self, info: StreamInfo) -> None:
+        self.messages.append((info.camera_id, "start"))
+
+    def write(self, result: FrameResult) -> None:
+        self.messages.append((result.frame.camera_id, "frame"))
+
+    def status(self, status: CameraStatus) -> None:
+        self.messages.append((status.camera_id, f"status {status.state}"))
+
+    def end(self, stream_end: StreamEnd) -> None:
+        self.messages.append((stream_end.camera_id, "end"))
+        if stream_end.camera_id == "stuck":
+            self.wake()
+
+    def close(self) -> None:
+        return None
+
+    def of(self, camera: str) -> list[str]:
+        return [kind for cam, kind in self.messages if cam == camera]
+
+
+class StuckInOpen(FakeCamera):
+    """A live source whose first open does not return until released (a stalled connect)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def open(self) -> OpenedSource:
+        self.release.wait()
+        return super().open()
+
+
+@pytest.mark.parametrize("stuck_in", ["read", "open"])
+def test_nothing_of_a_camera_reaches_the_sinks_after_its_stream_ended(
+    stuck_in: str, synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A camera cut off at a stop wakes up just after its stream.ended: its reader then
+    # reports (opened, streaming, stopped), too late for the sinks.
+    clip = synthetic_video("clip.mp4", frames=400, size=(160, 120), fps=25)
+    stuck = StuckCamera() if stuck_in == "read" else StuckInOpen()
+    monkeypatch.setattr(runner, "STOP_GRACE_S", 0.2)
+    monkeypatch.setattr(
+        runner, "make_source", lambda c: stuck if c.type == "stream" else make_source(c)
+    )
+    woken: list[threading.Thread] = []
+    join = runner._join
+
+    def join_after_the_stuck_reader_reported(readers: list[Any], timeout_s: float) -> None:
+        # The run goes on only once the woken reader has said all it had to say.
+        for reader in readers:
+            if reader.camera_id == "stuck":
+                reader.join(10)
+                woken.append(reader)
+        join(readers, timeout_s)
+
+    monkeypatch.setattr(runner, "_join", join_after_the_stuck_reader_reported)
+    config = parse_config(
+        f"cameras:\n  - id: file\n    source: {{type: file, path: '{clip}', realtime: true}}\n"
+        "  - id: stuck\n    source: rtsp://camera.test/stream\n"
+    )
+    recorder = OrderRecorder(stuck.release.set)
+    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+    threading.Timer(0.5, pipeline.stop.set).start()
+    try:
+        pipeline.run()
+    finally:
+        stuck.release.set()
+    (reader,) = woken
+    assert not reader.is_alive() and reader.state == "stopped"  # it did report, late
+    for camera in ("file", "stuck"):
+        said = recorder.of(camera)
+        assert said.count("end") == 1 and said[-1] == "end", (camera, said)
+    assert "status stopped" in recorder.of("file")  # a reader that let go says so in time
+
+
 def test_run_says_what_runs_the_detector_at_start_and_in_the_summary(
     synthetic_video: VideoFactory,
 ) -> None:
@@ -208,6 +346,44 @@ def test_run_says_what_runs_the_detector_at_start_and_in_the_summary(
     assert started == [summary.detector]
     assert summary.detector.startswith("detector: person_ssdlite on cpu, torch, fp32, 1 worker(s)")
     assert "; precision: fp32: " in summary.detector  # an auto choice comes with its reason
+
+
+class DescribedDetector(EagerDetector):
+    def describe(self) -> str:
+        return "detector: eager, for tests"
+
+
+def test_each_start_line_is_said_once_the_detector_s_preparation_first(
+    synthetic_video: VideoFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
+    config = parse_config(
+        f"cameras:\n  - id: cam\n    source: {clip}\n"
+        "sinks:\n  - type: live\n    port: 0\n"
+    )
+    preparing = "preparing the detector: exporting to ONNX (first run)…"
+
+    def build(config: DetectorConfig, announce: Callable[[str], None]) -> EagerDetector:
+        announce(preparing)  # a first run says so before the pause it causes
+        return DescribedDetector()
+
+    monkeypatch.setattr(runner, "build_run_detector", build)
+    started: list[str] = []
+    with caplog.at_level(logging.INFO):
+        assert Pipeline(config).run(on_start=started.append).ok
+    assert started[:2] == [preparing, "detector: eager, for tests"]
+    assert len(started) == 3 and started[2].startswith("live view: http://127.0.0.1:")
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert [line for line in started if any(line in m for m in logged)] == []  # not twice
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):  # nobody to say them to: the log says them, at INFO
+        assert Pipeline(config).run().ok
+    for line in (preparing, "detector: eager, for tests", "live view: http://127.0.0.1:"):
+        (record,) = [r for r in caplog.records if line in r.getMessage()]
+        assert record.levelno == logging.INFO
 
 
 def test_a_camera_whose_source_opened_is_marked_opened(synthetic_video: VideoFactory) -> None:

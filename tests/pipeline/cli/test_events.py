@@ -1,39 +1,130 @@
-"""`subscribe` says what it waits for on a terminal, and when nothing came in time."""
+"""`subscribe` says what it waits for, and its exit status tells apart the ways it can end:
+the events asked for came (0), nobody publishes at the endpoint (1), a publisher is there but
+sent nothing that matched in time (3)."""
 
 from __future__ import annotations
 
 import sys
+import threading
+from collections.abc import Iterator
 
 import pytest
+import zmq
 
 from pipeline.cli import main
+from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_NO_EVENTS, EXIT_OK
+from pipeline.types import LabelMap
+from sinks.event_bus.publisher import EventPublisher
 from tests.conftest import free_port
+from tests.sinks.event_bus.conftest import result
 
 
 @pytest.fixture
 def endpoint() -> str:
-    """An endpoint nothing publishes on."""
+    """An endpoint on a port that was free a moment ago."""
     return f"tcp://127.0.0.1:{free_port()}"
 
 
+@pytest.fixture
+def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+@pytest.fixture
+def silent_publisher(endpoint: str, context: zmq.Context[zmq.Socket[bytes]]) -> Iterator[str]:
+    """A PUB socket bound at `endpoint` that sends nothing; the endpoint."""
+    socket = context.socket(zmq.PUB)
+    socket.bind(endpoint)
+    yield endpoint
+    socket.close(linger=0)
+
+
+def publish(endpoint: str, frames: int) -> threading.Thread:
+    """A pipeline's zmq sink at `endpoint` that sends `frames` detections events (camera
+    "lobby") once a subscriber is there."""
+
+    def run() -> None:
+        sink = EventPublisher(endpoint, LabelMap(("background", "person")), wait_for_subscribers=1)
+        for i in range(frames):
+            sink.write(result("lobby", i))
+        sink.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_subscribe_on_a_terminal_says_what_it_waits_for_and_that_nothing_came(
-    endpoint: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    silent_publisher: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     args = ["--camera", "a", "--camera", "b", "--type", "track.started", "--label", "person"]
-    assert main(["subscribe", "--endpoint", endpoint, *args, "--timeout", "0.1"]) == 0
+    code = main(["subscribe", "--endpoint", silent_publisher, *args, "--timeout", "0.5"])
     out, err = capsys.readouterr()
-    wanted = f"events from {endpoint} (camera a, b; type track.started; label person)"
-    assert out == ""
+    wanted = f"events from {silent_publisher} (camera a, b; type track.started; label person)"
+    assert (code, out) == (EXIT_NO_EVENTS, "")
     assert err == (
-        f"waiting for {wanted}, at most 0.1 s without one; Ctrl-C stops\n"
-        f"no {wanted} in 0.1 s\n"
+        f"waiting for {wanted}, at most 0.5 s without one; Ctrl-C stops\n"
+        f"no {wanted} in 0.5 s\n"
     )
 
 
-def test_subscribe_in_a_pipe_only_says_that_nothing_came_in_time(
+def test_a_publisher_that_sends_nothing_in_time_is_exit_3_with_one_line(
+    silent_publisher: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["subscribe", "--endpoint", silent_publisher, "--timeout", "0.5"])
+    assert (code, *capsys.readouterr()) == (
+        EXIT_NO_EVENTS, "", f"no events from {silent_publisher} in 0.5 s\n"
+    )
+
+
+def test_nobody_publishing_at_the_endpoint_is_an_error_not_an_empty_result(
     endpoint: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["subscribe", "--endpoint", endpoint, "--timeout", "0.1"]) == 0
+    code = main(["subscribe", "--endpoint", endpoint, "--timeout", "0.3"])
     out, err = capsys.readouterr()
-    assert (out, err) == ("", f"no events from {endpoint} in 0.1 s\n")
+    assert (code, out) == (EXIT_FAILED, "")
+    assert err.startswith(f"error: no publisher at {endpoint}: nothing accepted the connection")
+    assert err.count("\n") == 1
+
+
+def test_the_count_reached_is_success(endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    sender = publish(endpoint, frames=5)
+    code = main(["subscribe", "--endpoint", endpoint, "--count", "3", "--timeout", "30"])
+    sender.join(30)
+    out, err = capsys.readouterr()
+    assert (code, err) == (EXIT_OK, "")
+    assert [line.count('"type":"detections"') for line in out.splitlines()] == [1, 1, 1]
+
+
+def test_fewer_events_than_the_count_before_the_timeout_is_exit_3(
+    endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sender = publish(endpoint, frames=2)
+    code = main(["subscribe", "--endpoint", endpoint, "--count", "5", "--timeout", "2"])
+    sender.join(30)
+    out, err = capsys.readouterr()
+    assert (code, len(out.splitlines())) == (EXIT_NO_EVENTS, 2)
+    assert err == f"only 2 of 5 events from {endpoint} before 2 s passed without one\n"
+
+
+@pytest.mark.parametrize("server_key", ["none", "wrong"])
+def test_a_publisher_that_refuses_the_handshake_is_named_with_the_way_out(
+    endpoint: str,
+    context: zmq.Context[zmq.Socket[bytes]],
+    capsys: pytest.CaptureFixture[str],
+    server_key: str,
+) -> None:
+    secured = context.socket(zmq.PUB)
+    secured.curve_secretkey = zmq.curve_keypair()[1]
+    secured.curve_server = True
+    secured.bind(endpoint)
+    keys = [] if server_key == "none" else ["--server-key", zmq.curve_keypair()[0].decode()]
+    code = main(["subscribe", "--endpoint", endpoint, *keys, "--timeout", "0.5"])
+    secured.close(linger=0)
+    out, err = capsys.readouterr()
+    assert (code, out, err.count("\n")) == (EXIT_FAILED, "", 1)
+    assert err.startswith(f"error: the publisher at {endpoint} refused the connection: ")
+    assert ("--server-key" in err) and ("--client-key" in err) == (server_key == "wrong")

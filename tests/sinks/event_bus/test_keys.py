@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +82,36 @@ def test_curve_subscriber_needs_the_server_key_and_an_authorized_client_key(
             subscriber.close()
         plain.close(linger=0)
         context.term()
+
+
+@pytest.mark.parametrize("outsider", ["unknown client", "wrong server key", "no keys"])
+def test_a_subscriber_the_curve_publisher_turns_away_knows_it_was_refused(
+    endpoint: str, curve_keys: dict[str, Path], outsider: str
+) -> None:
+    # Told apart from a publisher that is there but silent, and from no publisher at all.
+    server_public = read_public_key(curve_keys["server_public"])
+    keys = {
+        "unknown client": {"server_key": server_public, "client_keys": _keys(curve_keys["mallory"])},
+        "wrong server key": {
+            "server_key": read_public_key(curve_keys["mallory"]),
+            "client_keys": _keys(curve_keys["alice"]),
+        },
+        "no keys": {},
+    }[outsider]
+    sink = EventPublisher(
+        endpoint,
+        LABELS,
+        curve_secret_key=read_secret_key(curve_keys["server"]),
+        curve_authorized_clients=curve_keys["authorized"],
+    )
+    try:
+        with EventSubscriber(endpoint, **keys) as subscriber:  # type: ignore[arg-type]
+            deadline = time.monotonic() + 10
+            while subscriber.publisher == "absent" and time.monotonic() < deadline:
+                assert subscriber.receive(timeout_s=0.05) is None
+            assert subscriber.publisher == "refused"
+    finally:
+        sink.close()
 
 
 def test_curve_without_authorized_clients_admits_anyone_with_the_server_key(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 import zmq
@@ -84,6 +85,27 @@ def test_subscriber_skips_messages_that_are_not_valid_events(
         pub.close(linger=0)
         context.term()
     assert sum("skipped a message" in r.getMessage() for r in caplog.records) == 5
+
+
+def test_subscriber_knows_whether_a_publisher_was_ever_there(endpoint: str) -> None:
+    def state_becomes(subscriber: EventSubscriber, wanted: str) -> bool:
+        deadline = time.monotonic() + 10
+        while subscriber.publisher != wanted and time.monotonic() < deadline:
+            subscriber.receive(timeout_s=0.05)
+        return subscriber.publisher == wanted
+
+    with EventSubscriber(endpoint) as subscriber:
+        assert subscriber.receive(timeout_s=0.2) is None
+        assert subscriber.publisher == "absent"  # nothing listens there: retrying
+        context = zmq.Context()
+        publisher = context.socket(zmq.PUB)
+        publisher.bind(endpoint)
+        try:
+            assert state_becomes(subscriber, "connected")
+        finally:
+            publisher.close(linger=0)
+            context.term()
+        assert state_becomes(subscriber, "gone")
 
 
 def test_subscribe_rejects_unknown_event_type_before_connecting() -> None:

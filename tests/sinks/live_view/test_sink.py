@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import logging
 from fractions import Fraction
 
 import pytest
@@ -39,3 +40,16 @@ def test_port_in_use_raises_sink_error_naming_the_address(live: LiveViewSink) ->
     port = int(live.url.rsplit(":", 1)[1].strip("/"))
     with pytest.raises(SinkError, match=rf"cannot listen on 127\.0\.0\.1:{port}.*set another `port`"):
         LiveViewSink(LABELS, port=port)
+
+
+def test_the_live_view_says_where_it_is_in_a_start_line_not_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO):
+        sink = LiveViewSink(LABELS, port=0)
+    try:
+        assert sink.start_line() == f"live view: {sink.url}"
+        assert sink.url.startswith("http://127.0.0.1:")
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == []
+    finally:
+        sink.close()
