@@ -1,6 +1,6 @@
-"""`python -m pipeline run|validate|subscribe|query|retention|keygen|bench`.
+"""`python -m pipeline run|validate|subscribe|query|retention|keygen|bench|train|evaluate`.
 
-Each subcommand lives in its own module (`run`, `events`, `records`, `bench`); this one
+Each subcommand lives in its own module (`run`, `events`, `records`, `bench`, `train`); this one
 assembles the parser and runs the chosen command.
 """
 
@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import bench, events, records, run
+from pipeline.cli import bench, events, records, run, train
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pipeline.urls import mask_credentials
 
@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     records.add_parsers(sub)
     events.add_keygen_parser(sub)
     bench.add_parser(sub)
+    train.add_parsers(sub)
     for command in sub.choices.values():
         # SUPPRESS: given after the command, it overrides the one before; absent, it does not.
         command.add_argument(
