@@ -1,4 +1,4 @@
-"""Decoding of SSD box regressions relative to default boxes (anchors)."""
+"""Encoding and decoding of SSD box regressions relative to default boxes (anchors)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from torch import Tensor
 
 
 class BoxCoder:
-    """Turns SSD regression codes into boxes, following the SSD paper / torchvision / TF OD API.
+    """Turns SSD regression codes into boxes and back, following the SSD paper / torchvision /
+    TF OD API.
 
     For an anchor with centre (xa, ya) and size (wa, ha), codes (tx, ty, tw, th) decode to
     centre (xa + tx / wx * wa, ya + ty / wy * ha) and size (wa * exp(tw / ww), ha * exp(th / wh)).
@@ -67,3 +68,26 @@ class BoxCoder:
         half_w = 0.5 * torch.exp(dw) * wa
         half_h = 0.5 * torch.exp(dh) * ha
         return torch.stack((cx - half_w, cy - half_h, cx + half_w, cy + half_h), dim=-1)
+
+    def encode(self, boxes: Tensor, anchors: Tensor) -> Tensor:
+        """Codes [..., 4] of boxes [..., 4] (xyxy) against anchors [..., 4] (xyxy, broadcast
+        against `boxes`), in this coder's code order and weights: the inverse of `decode`.
+
+        Boxes and anchors in the same units (e.g. normalised [0, 1]), with positive widths
+        and heights (log sizes). `decode(encode(b, a), a) == b` wherever the size codes stay
+        under `clamp`, which `encode` does not apply.
+        """
+        wa = anchors[..., 2] - anchors[..., 0]
+        ha = anchors[..., 3] - anchors[..., 1]
+        xa = anchors[..., 0] + 0.5 * wa
+        ya = anchors[..., 1] + 0.5 * ha
+        w = boxes[..., 2] - boxes[..., 0]
+        h = boxes[..., 3] - boxes[..., 1]
+        x = boxes[..., 0] + 0.5 * w
+        y = boxes[..., 1] + 0.5 * h
+
+        dx, dy = (x - xa) / wa, (y - ya) / ha
+        dw, dh = torch.log(w / wa), torch.log(h / ha)
+        codes = (dy, dx, dh, dw) if self.yx_order else (dx, dy, dw, dh)
+        weights = torch.tensor(self.weights, dtype=codes[0].dtype, device=codes[0].device)
+        return torch.stack(codes, dim=-1) * weights

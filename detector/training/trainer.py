@@ -139,12 +139,7 @@ class Trainer:
     def fit(self, progress: Progress | None = None) -> TrainingResult:
         """Train from `progress` (a resumed run) or from the start."""
         state = progress or Progress()
-        if state.optimizer is not None:
-            self.optimizer.load_state_dict(state.optimizer)
-        if state.scheduler is not None:
-            self.scheduler.load_state_dict(state.scheduler)
-        if state.scaler is not None:
-            self.scaler.load_state_dict(state.scaler)
+        self.restore(state)
         self.job.out.mkdir(parents=True, exist_ok=True)
         epochs = self.job.settings.epochs
         patience = self.job.settings.patience
@@ -187,6 +182,15 @@ class Trainer:
             if self.stop.is_set():
                 return self._result("interrupted", state)
         return self._result("finished", state)
+
+    def restore(self, state: Progress) -> None:
+        """Take up the optimiser, schedule and loss scale a stopped run saved in `state`."""
+        if state.optimizer is not None:
+            self.optimizer.load_state_dict(state.optimizer)
+        if state.scheduler is not None:
+            self.scheduler.load_state_dict(state.scheduler)
+        if state.scaler is not None:
+            self.scaler.load_state_dict(state.scaler)
 
     def _train_epoch(self, state: Progress) -> tuple[float, float] | None:
         """One epoch from `state.step`; the mean (localisation, confidence) losses of its

@@ -1,6 +1,7 @@
-"""`python -m pipeline run|validate|subscribe|query|retention|keygen|bench|train|evaluate`.
+"""`python -m pipeline run|validate|subscribe|query|retention|dataset|keygen|bench|train|evaluate`.
 
-Each subcommand lives in its own module (`run`, `events`, `records`, `bench`, `train`); this one
+Each subcommand lives in its own module (`run`, `events`, `records`, `dataset`, `bench`,
+`train`); this one
 assembles the parser and runs the chosen command.
 """
 
@@ -16,7 +17,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import bench, events, records, run, train
+from pipeline.cli import bench, dataset, events, records, run, train
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pipeline.urls import mask_credentials
 
@@ -98,15 +99,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_parsers(sub)
     events.add_subscribe_parser(sub)
     records.add_parsers(sub)
+    dataset.add_parsers(sub)
     events.add_keygen_parser(sub)
     bench.add_parser(sub)
     train.add_parsers(sub)
-    for command in sub.choices.values():
+    for command in _commands(sub):
         # SUPPRESS: given after the command, it overrides the one before; absent, it does not.
         command.add_argument(
             "--log-level", default=argparse.SUPPRESS, choices=LOG_LEVELS, help=LOG_LEVEL_HELP
         )
     return parser
+
+
+def _commands(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
+    """The parsers of `sub`'s commands and of their own actions (`dataset export`)."""
+    found = []
+    for command in sub.choices.values():
+        found.append(command)
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                found += _commands(action)
+    return found
 
 
 def _version() -> str:

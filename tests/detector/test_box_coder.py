@@ -71,3 +71,38 @@ def test_clamp_bounds_size_codes_and_none_disables_it():
     assert width.item() == pytest.approx(0.2 * 1000 / 16, rel=1e-5)
     unclamped = BoxCoder(clamp=None).decode(codes, anchors)
     assert (unclamped[0, 0, 2] - unclamped[0, 0, 0]).item() > 1e6
+
+
+@pytest.mark.parametrize(
+    ("weights", "yx_order"), [((10.0, 8.0, 5.0, 4.0), False), ((8.0, 10.0, 4.0, 5.0), True)]
+)
+def test_encode_is_the_inverse_of_decode_in_both_code_orders(
+    batch: tuple[torch.Tensor, torch.Tensor], weights: tuple[float, ...], yx_order: bool
+):
+    boxes, anchors = batch
+    coder = BoxCoder(weights, yx_order=yx_order)
+    codes = coder.encode(boxes, anchors)
+    assert codes.shape == boxes.shape
+    torch.testing.assert_close(coder.decode(codes, anchors), boxes, atol=1e-5, rtol=0)
+    random_codes = torch.randn(3, 50, 4, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(
+        coder.encode(coder.decode(random_codes, anchors), anchors), random_codes, atol=1e-4, rtol=0
+    )
+
+
+def test_encode_follows_the_paper_and_reads_weights_in_code_order(
+    batch: tuple[torch.Tensor, torch.Tensor],
+):
+    boxes, anchors = batch
+    xy_codes = encode(boxes, anchors, (10.0, 8.0, 5.0, 4.0))
+    torch.testing.assert_close(BoxCoder((10.0, 8.0, 5.0, 4.0)).encode(boxes, anchors), xy_codes)
+    yx = BoxCoder((8.0, 10.0, 4.0, 5.0), yx_order=True).encode(boxes, anchors)
+    torch.testing.assert_close(yx, xy_codes[..., [1, 0, 3, 2]])
+
+
+def test_encode_matches_torchvision_encode_single(batch: tuple[torch.Tensor, torch.Tensor]):
+    boxes, anchors = batch
+    weights = (10.0, 10.0, 5.0, 5.0)
+    ours = BoxCoder(weights).encode(boxes, anchors)
+    theirs = torch.stack([TorchvisionBoxCoder(weights).encode_single(b, anchors) for b in boxes])
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-5)

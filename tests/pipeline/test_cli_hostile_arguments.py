@@ -165,6 +165,26 @@ CASES: list[tuple[str, list[str]]] = [
             (["--server-key", "{not_utf8}"], QUIET),
         ]
     ],
+    # dataset export: refused before a frame is decoded or a file written
+    *[
+        (f"dataset-export-{option}-{what}",
+         ["dataset", "export", "--run", "1", "--out", "{folder}/ds", f"--{option}", value])
+        for option, values in [
+            ("run", {"huge": BIG, "negative": "-1", "zero": "0", "over-id": "99999999999"}),
+            ("every", {"zero": "0", "huge": BIG, "digits": DIGITS_5000}),
+            ("min-score", {"nan": "nan", "two": "2"}),
+            ("camera", {"empty": ""}),
+            ("label", {"empty": ""}),
+            ("source", {"empty": ""}),
+            ("out", {"empty": ""}),
+            ("db", {"empty": "", "nonsense": "nonsense", "folder": "sqlite:///{folder}",
+                    "missing": "sqlite:///{missing}", "not-a-database": "sqlite:///{clip}",
+                    "dead-port": "postgresql+psycopg://u:p@{dead}/x"}),
+        ]
+        for what, value in values.items()
+    ],
+    ("dataset-no-action", ["dataset"]),
+    ("dataset-export-no-run", ["dataset", "export", "--out", "{folder}/ds"]),
     # keygen
     *[
         (

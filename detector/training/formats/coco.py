@@ -1,0 +1,182 @@
+"""COCO detection JSON: `images`, `annotations` (bbox [x, y, w, h] in pixels), `categories`.
+
+Image `file_name`s are relative to the JSON file's folder. Category ids, in ascending
+order, become labels 1..K. Crowd annotations (`iscrowd: 1`) mark regions of many objects,
+not one, and are left out, as COCO's own evaluation does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detector.training.formats.common import (
+    MAX_JSON_BYTES,
+    FileProblem,
+    box_problem,
+    brief,
+    checked_size,
+    class_name_problems,
+    clip_box,
+    is_int,
+    is_number,
+    read_text,
+    shown,
+)
+from detector.training.samples import BACKGROUND, DatasetError, DetectionData, Sample
+
+Categories = dict[int, str]
+
+
+def read_coco(train_json: Path, val_json: Path | None = None) -> DetectionData:
+    """The COCO dataset of `train_json`, with validation images from `val_json` if given.
+
+    Raises DatasetError listing every problem found.
+    """
+    root = train_json.parent.resolve()
+    problems: list[str] = []
+    train_doc = _load(train_json, root, problems)
+    val_doc = _load(val_json, root, problems) if val_json else None
+    if train_doc is None or (val_json and val_doc is None):
+        raise DatasetError(problems, root)
+
+    name = shown(train_json, root)
+    val_name = shown(val_json, root) if val_json else ""
+    categories = _categories(train_doc, name, problems)
+    if val_doc is not None:
+        val_categories = _categories(val_doc, val_name, problems)
+        if val_categories != categories:
+            problems.append(f"{val_name}: its categories differ from those of {name}")
+    if problems:
+        raise DatasetError(problems, root)
+
+    labels = {category: label for label, category in enumerate(sorted(categories), start=1)}
+    train = _samples(train_doc, name, labels, root, problems)
+    val = () if val_doc is None else _samples(val_doc, val_name, labels, root, problems)
+    if not train and not problems:
+        problems.append(f"{name}: no images")
+    if problems:
+        raise DatasetError(problems, root)
+    class_names = (BACKGROUND, *(categories[c] for c in sorted(categories)))
+    return DetectionData(class_names=class_names, train=train, val=val)
+
+
+def _load(path: Path, root: Path, problems: list[str]) -> dict[str, Any] | None:
+    """The JSON object in `path` with lists `images`, `annotations`, `categories`, or None
+    after adding to `problems` why not."""
+    name = shown(path, root)
+    try:
+        doc = json.loads(read_text(path, MAX_JSON_BYTES))
+    except FileProblem as e:
+        problems.append(e.at(name))
+        return None
+    except json.JSONDecodeError as e:
+        problems.append(f"{name}:{e.lineno}: not valid JSON: {e.msg} (column {e.colno})")
+        return None
+    except (ValueError, RecursionError) as e:  # e.g. an integer of over 4300 digits
+        problems.append(f"{name}: not usable JSON: {type(e).__name__}: {str(e)[:80]}")
+        return None
+    if not isinstance(doc, dict):
+        problems.append(f"{name}: expected a JSON object at the top, got {brief(doc)}")
+        return None
+    missing = [key for key in ("images", "annotations", "categories")
+               if not isinstance(doc.get(key), list)]
+    if missing:
+        problems.append(f"{name}: {', '.join(missing)} must be a list (COCO detection format)")
+        return None
+    return doc
+
+
+def _categories(doc: Mapping[str, Any], name: str, problems: list[str]) -> Categories:
+    """Category id -> name."""
+    categories: Categories = {}
+    for i, category in enumerate(doc["categories"]):
+        if not (isinstance(category, dict) and is_int(category.get("id"))
+                and isinstance(category.get("name"), str)):
+            problems.append(f"{name}: categories[{i}]: expected an integer id and a string name")
+        elif category["id"] in categories:
+            problems.append(f"{name}: category id {category['id']} appears twice")
+        else:
+            categories[category["id"]] = category["name"]
+    problems += [f"{name}: categories: {p}" for p in class_name_problems(list(categories.values()))]
+    return categories
+
+
+def _samples(
+    doc: Mapping[str, Any], name: str, labels: Mapping[int, int], root: Path, problems: list[str]
+) -> tuple[Sample, ...]:
+    """The images of `doc` with their boxes, in the order of `images`."""
+    files: dict[int, tuple[Path, tuple[int, int] | None]] = {}  # image id -> file, size
+    for i, image in enumerate(doc["images"]):
+        where = f"{name}: images[{i}]"
+        if not isinstance(image, dict) or not is_int(image.get("id")):
+            problems.append(f"{where}: expected an object with an integer id")
+            continue
+        image_id = image["id"]
+        where = f"{name}: image id {image_id}"
+        if image_id in files:
+            problems.append(f"{where}: appears twice in images")
+            continue
+        file_name, width, height = image.get("file_name"), image.get("width"), image.get("height")
+        if not isinstance(file_name, str) or not file_name:
+            problems.append(f"{where}: file_name must be a non-empty string")
+            continue
+        declared = None
+        if width is not None or height is not None:
+            if not (is_int(width) and is_int(height) and width > 0 and height > 0):
+                problems.append(f"{where}: width and height must be positive integers")
+                continue
+            declared = (width, height)
+        path = (root / file_name).resolve()
+        files[image_id] = (path, checked_size(path, declared, where, root, problems))
+
+    boxes: dict[int, list[tuple[float, ...]]] = {image_id: [] for image_id in files}
+    classes: dict[int, list[int]] = {image_id: [] for image_id in files}
+    for i, annotation in enumerate(doc["annotations"]):
+        if not isinstance(annotation, dict):
+            problems.append(f"{name}: annotations[{i}]: expected an object")
+            continue
+        ann_id = annotation.get("id")
+        where = f"{name}: annotation id {ann_id}" if is_int(ann_id) else f"{name}: annotations[{i}]"
+        if annotation.get("iscrowd") in (1, True):
+            continue
+        image_id, category, bbox = (annotation.get(k) for k in ("image_id", "category_id", "bbox"))
+        if not is_int(image_id) or image_id not in files:
+            problems.append(f"{where}: image_id {brief(image_id)} is not in images")
+            continue
+        if not is_int(category) or category not in labels:
+            problems.append(f"{where}: unknown class: category_id {brief(category)} is not in "
+                            "categories")
+            continue
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
+            got = (f"[{', '.join(brief(v) for v in bbox[:5])}]" if isinstance(bbox, list)
+                   else brief(bbox))
+            problems.append(f"{where}: bbox must be a list of 4 numbers [x, y, width, height], "
+                            f"got {got}")
+            continue
+        size = files[image_id][1]
+        if size is None:  # the image's problem is reported already
+            continue
+        x, y, w, h = bbox
+        xyxy = (x, y, x + w, y + h)
+        problem = box_problem(xyxy, *size)
+        if problem:
+            problems.append(f"{where}: bbox {bbox} {problem}")
+            continue
+        boxes[image_id].append(clip_box(xyxy, *size))
+        classes[image_id].append(labels[category])
+
+    samples = []
+    for image_id, (path, size) in files.items():
+        if size is not None:
+            samples.append(Sample(
+                image=path, width=size[0], height=size[1],
+                boxes=np.array(boxes[image_id], dtype=np.float32).reshape(-1, 4),
+                labels=np.array(classes[image_id], dtype=np.int64),
+                origin=f"{name}: image id {image_id}",
+            ))
+    return tuple(samples)

@@ -1,0 +1,162 @@
+"""What every dataset reader checks the same way: file sizes, images, boxes, class names."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TypeGuard
+
+from detector.training.images import UnreadableImage, image_size
+from detector.training.samples import BACKGROUND
+
+KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
+# Bounds on what a reader loads into memory, each well above what real datasets hold
+# (COCO 2017's train annotations are 448 MiB; a VOC or YOLO file is a few KiB).
+MAX_JSON_BYTES = 1 * GIB
+MAX_YAML_BYTES = 1 * MIB
+MAX_XML_BYTES = 1 * MIB
+MAX_LABEL_BYTES = 16 * MIB
+MAX_LIST_BYTES = 256 * MIB
+
+BOX_TOLERANCE = 1.0
+"""Pixels a box may stick out of its image (rounding in annotation tools); it is clipped."""
+
+IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
+"""Image files a folder of images is searched for (case-insensitive)."""
+
+
+class FileProblem(Exception):
+    """A file that cannot be used; the message says why, in a few words, and `line` where
+    (None: the whole file)."""
+
+    def __init__(self, what: str, line: int | None = None) -> None:
+        super().__init__(what)
+        self.line = line
+
+    def at(self, name: str) -> str:
+        """The problem as listed for the file shown as `name`: "FILE:LINE: what"."""
+        return f"{name}:{self.line}: {self}" if self.line else f"{name}: {self}"
+
+
+def shown(path: Path, root: Path) -> str:
+    """`path` as messages show it: relative to the dataset's `root` when it lies within."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of `path`, refused (FileProblem) when missing, unreadable or over `limit`."""
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise FileProblem(f"file too large ({size / MIB:.1f} MiB, the limit is "
+                              f"{limit / MIB:.0f} MiB)")
+        with path.open("rb") as f:
+            data = f.read(limit + 1)  # the file may have grown since stat
+    except FileNotFoundError:
+        raise FileProblem("no such file") from None
+    except OSError as e:
+        raise FileProblem(f"cannot read: {e.strerror or e}") from None
+    if len(data) > limit:
+        raise FileProblem(f"file too large (over {limit / MIB:.0f} MiB)")
+    return data
+
+
+def read_text(path: Path, limit: int) -> str:
+    """`read_bounded` decoded as UTF-8 (a byte order mark allowed)."""
+    try:
+        return read_bounded(path, limit).decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise FileProblem(f"not UTF-8 text (byte {e.start})") from None
+
+
+def checked_size(
+    path: Path, declared: tuple[int, int] | None, where: str, root: Path, problems: list[str]
+) -> tuple[int, int] | None:
+    """The size of the upright image at `path` (`declared`, else read from the file), or
+    None after adding to `problems` why the image cannot be used (`where` tells which
+    annotation)."""
+    try:
+        actual = image_size(path)
+    except UnreadableImage as e:
+        problems.append(f"{where}: {e}: {shown(path, root)}")
+        return None
+    if declared is not None and declared != actual:
+        problems.append(
+            f"{where}: declares {declared[0]}x{declared[1]} but {path.name} is "
+            f"{actual[0]}x{actual[1]}"
+        )
+        return None
+    return actual
+
+
+def box_problem(xyxy: Sequence[float], width: int, height: int) -> str | None:
+    """What is wrong with the xyxy pixel box in a `width` x `height` image, or None:
+    a coordinate not finite, the box beyond the image by over `BOX_TOLERANCE` pixels, or
+    no area once clipped to the image."""
+    if not all(math.isfinite(v) for v in xyxy):
+        return "has a coordinate that is not a finite number"
+    x1, y1, x2, y2 = xyxy
+    t = BOX_TOLERANCE
+    if x1 < -t or y1 < -t or x2 > width + t or y2 > height + t:
+        return f"is outside the {width}x{height} image"
+    x1, y1, x2, y2 = clip_box(xyxy, width, height)
+    if x2 <= x1 or y2 <= y1:
+        return "has zero or negative area"
+    return None
+
+
+def clip_box(xyxy: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
+    """The xyxy box clipped to the image."""
+    x1, y1, x2, y2 = xyxy
+    return (min(max(x1, 0.0), width), min(max(y1, 0.0), height),
+            min(max(x2, 0.0), width), min(max(y2, 0.0), height))
+
+
+def class_name_problems(names: Sequence[object]) -> list[str]:
+    """What is wrong with a dataset's own class names (background not included)."""
+    problems = []
+    if not names:
+        problems.append("no classes")
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            problems.append(f"class name {brief(name)} is not a non-empty string")
+        elif name == BACKGROUND:
+            problems.append(f"class name {BACKGROUND!r} is reserved for class 0")
+    seen: set[str] = set()
+    for name in names:
+        if isinstance(name, str):
+            if name in seen:
+                problems.append(f"class name {name!r} appears twice")
+            seen.add(name)
+    return problems
+
+
+def brief(value: object) -> str:
+    """`value` for a message, never long: a short repr of a scalar, else its type."""
+    if isinstance(value, (str, int, float)) or value is None:
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return f"a {type(value).__name__}"
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    """Whether `value` is a JSON/YAML integer (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> TypeGuard[float]:
+    """Whether `value` is a finite JSON/YAML number (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def images_in(folder: Path) -> list[Path]:
+    """The image files under `folder` (recursively), sorted by path."""
+    found = []
+    for dirpath, _, filenames in os.walk(folder):
+        found += [Path(dirpath) / f for f in filenames if f.lower().endswith(IMAGE_SUFFIXES)]
+    return sorted(found)

@@ -1,0 +1,208 @@
+"""YOLO (Ultralytics) detection data: a `data.yaml` and one label file per image.
+
+`data.yaml` keys: `path` (the dataset folder, relative to data.yaml's folder; default that
+folder), `train` and optionally `val` (each a folder of images, searched recursively, or a
+.txt file listing image paths relative to itself; or a list of those), `names` (a list, or
+a mapping 0..K-1 -> name) and optionally `nc` (their number). An image's label file is its
+path with the last `images` folder replaced by `labels` and the suffix by `.txt`; each line
+is `class cx cy w h`, the class counted from 0 and the box normalised to the image. An
+image without a label file has no objects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from detector.training.formats.common import (
+    MAX_LABEL_BYTES,
+    MAX_LIST_BYTES,
+    MAX_YAML_BYTES,
+    FileProblem,
+    box_problem,
+    brief,
+    checked_size,
+    class_name_problems,
+    clip_box,
+    images_in,
+    is_int,
+    read_text,
+    shown,
+)
+from detector.training.samples import BACKGROUND, DatasetError, DetectionData, Sample
+
+
+def read_yolo(data_yaml: Path) -> DetectionData:
+    """The YOLO dataset described by `data_yaml`; raises DatasetError listing every problem."""
+    name = data_yaml.name
+    root = data_yaml.parent.resolve()  # messages show paths relative to it
+    try:
+        doc = load_yaml(read_text(data_yaml, MAX_YAML_BYTES))
+    except FileProblem as e:
+        raise DatasetError([e.at(name)], root) from None
+    if not isinstance(doc, dict):
+        raise DatasetError([f"{name}: expected a mapping of keys, got {brief(doc)}"], root)
+
+    problems: list[str] = []
+    names = _names(doc, name, problems)
+    base = root
+    if "path" in doc:
+        if isinstance(doc["path"], str):
+            base = (base / doc["path"]).resolve()
+        else:
+            problems.append(f"{name}: path must be a string, got {brief(doc['path'])}")
+    if "train" not in doc:
+        problems.append(f"{name}: train is missing (a folder of images or a list file)")
+    train = _images(doc.get("train"), "train", name, base, root, problems)
+    val = _images(doc.get("val"), "val", name, base, root, problems)
+    if problems:
+        raise DatasetError(problems, root)
+
+    train_samples = tuple(s for i, w in train if (s := _sample(i, w, len(names), root, problems)))
+    val_samples = tuple(s for i, w in val if (s := _sample(i, w, len(names), root, problems)))
+    if not train and not problems:
+        problems.append(f"{name}: train: no images found")
+    if problems:
+        raise DatasetError(problems, root)
+    return DetectionData((BACKGROUND, *names), train_samples, val_samples)
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """yaml.SafeLoader refusing aliases: a data.yaml needs none, and nested aliases expand
+    to an exponentially large document for whoever walks it (the YAML "billion laughs")."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise FileProblem("YAML aliases (*name) are refused", mark.line + 1)
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str) -> object:
+    """The document in `text`, safely; FileProblem naming the line if it is malformed."""
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        raise FileProblem(f"not valid YAML: {e.problem or e.context}",
+                          mark.line + 1 if mark else None) from None
+    except yaml.YAMLError as e:
+        raise FileProblem(f"not valid YAML: {e}") from None
+    except RecursionError:
+        raise FileProblem("not usable YAML: nested too deeply") from None
+
+
+def _names(doc: dict[Any, Any], name: str, problems: list[str]) -> list[str]:
+    """The class names of `names` (class 0 first), checked against `nc`."""
+    raw = doc.get("names")
+    if isinstance(raw, dict):
+        if sorted(k if is_int(k) else -1 for k in raw) != list(range(len(raw))):
+            problems.append(f"{name}: names: the keys of a mapping must be 0..{len(raw) - 1}")
+            return []
+        raw = [raw[k] for k in sorted(raw)]
+    if not isinstance(raw, list):
+        problems.append(f"{name}: names must be a list of class names or a mapping "
+                        f"0..K-1 -> name, got {brief(raw)}")
+        return []
+    found = class_name_problems(raw)
+    problems += [f"{name}: names: {p}" for p in found]
+    nc = doc.get("nc")
+    if nc is not None and nc != len(raw):
+        problems.append(f"{name}: nc is {brief(nc)} but names has {len(raw)} classes")
+    return [] if found else raw
+
+
+def _images(
+    value: object, key: str, name: str, base: Path, root: Path, problems: list[str]
+) -> list[tuple[Path, str]]:
+    """(image path, where it was listed) for every image of the `train` or `val` value,
+    its paths relative to `base`."""
+    if value is None:
+        return []
+    entries = value if isinstance(value, list) else [value]
+    found: list[tuple[Path, str]] = []
+    for entry in entries:
+        if not isinstance(entry, str):
+            problems.append(f"{name}: {key} must be a path or a list of paths, got {brief(entry)}")
+            continue
+        path = base / entry
+        if path.is_dir():
+            found += [(p.resolve(), f"{name}: {key}") for p in images_in(path)]
+        elif path.is_file() and path.suffix.lower() == ".txt":
+            found += _listed(path, root, problems)
+        else:
+            problems.append(f"{name}: {key}: no such folder or .txt list: {shown(path, root)}")
+    return found
+
+
+def _listed(path: Path, root: Path, problems: list[str]) -> list[tuple[Path, str]]:
+    """The images listed one a line in the .txt file `path`, relative to its folder."""
+    try:
+        text = read_text(path, MAX_LIST_BYTES)
+    except FileProblem as e:
+        problems.append(e.at(shown(path, root)))
+        return []
+    return [((path.parent / line.strip()).resolve(), f"{shown(path, root)}:{n}")
+            for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+
+
+def label_path(image: Path) -> Path:
+    """The label file of `image`: the last `images` folder of its path becomes `labels`."""
+    parts = list(image.parts)
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            break
+    return Path(*parts).with_suffix(".txt")
+
+
+def _sample(
+    image: Path, where: str, classes: int, root: Path, problems: list[str]
+) -> Sample | None:
+    """The image with the boxes of its label file, or None after adding to `problems` why not."""
+    size = checked_size(image, None, where, root, problems)
+    if size is None:
+        return None
+    width, height = size
+    labels_file = label_path(image)
+    name = shown(labels_file, root)
+    try:
+        text = read_text(labels_file, MAX_LABEL_BYTES) if labels_file.is_file() else ""
+    except FileProblem as e:
+        problems.append(e.at(name))
+        return None
+    count = len(problems)
+    boxes, labels = [], []
+    for n, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 5:
+            problems.append(f"{name}:{n}: expected 5 numbers (class cx cy w h), got {len(fields)}")
+            continue
+        try:
+            values = [float(f) for f in fields]
+        except ValueError:
+            problems.append(f"{name}:{n}: expected 5 numbers (class cx cy w h), got "
+                            f"{brief(line.strip())}")
+            continue
+        label, cx, cy, w, h = values
+        if not label.is_integer() or not 0 <= label < classes:
+            problems.append(f"{name}:{n}: unknown class {fields[0]} (names has {classes}: "
+                            f"0..{classes - 1})")
+            continue
+        xyxy = ((cx - w / 2) * width, (cy - h / 2) * height,
+                (cx + w / 2) * width, (cy + h / 2) * height)
+        problem = box_problem(xyxy, width, height)
+        if problem:
+            problems.append(f"{name}:{n}: box ({' '.join(fields[1:])}) {problem}")
+            continue
+        boxes.append(clip_box(xyxy, width, height))
+        labels.append(int(label) + 1)
+    if len(problems) > count:
+        return None
+    return Sample(image, width, height, np.array(boxes, np.float32).reshape(-1, 4),
+                  np.array(labels, np.int64), shown(image, root))

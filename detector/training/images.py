@@ -1,0 +1,57 @@
+"""Image files as training sees them: upright, as their EXIF orientation says.
+
+Cameras store a photo as shot and tag how to turn it; annotation tools, OpenCV's imread
+(which `pipeline` uses for image folders) and most training code show it turned, so boxes
+are drawn on the turned image. Sizes and pixels here are those of the turned image.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps
+
+SWAPS_SIDES = (5, 6, 7, 8)
+"""EXIF orientations that turn the image by 90 degrees (width and height swap)."""
+
+
+class UnreadableImage(Exception):
+    """An image file that is missing or cannot be decoded; the message says why."""
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of the upright image at `path`, from its header."""
+    with _opened(path) as image:
+        width, height = image.size
+        if image.getexif().get(0x0112) in SWAPS_SIDES:
+            return height, width
+        return width, height
+
+
+def decode_rgb(path: Path) -> npt.NDArray[np.uint8]:
+    """The upright pixels of the image at `path`, RGB uint8 [H, W, 3]."""
+    with _opened(path) as image:
+        try:
+            return np.array(ImageOps.exif_transpose(image).convert("RGB"))
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            raise UnreadableImage(f"unreadable image ({type(e).__name__}: {e})") from None
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """The PIL image at `path`, its header read; UnreadableImage if it will not open."""
+    if not path.is_file():
+        raise UnreadableImage("missing image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except (OSError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        raise UnreadableImage(f"unreadable image ({type(e).__name__}: {e})") from None
+    with image:
+        yield image

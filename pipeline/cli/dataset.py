@@ -1,0 +1,149 @@
+"""`dataset ACTION`: training datasets made from what the pipeline stored.
+
+`dataset export` writes a run's frames and detections as a COCO dataset that labelling
+tools import (docs/training.md). Each action is an `_add_<action>` function below,
+registered in `ACTIONS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline.argtypes import nonempty, number, whole
+from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from pipeline.cli.records import DEFAULT_DB
+
+
+def add_parsers(sub: Any) -> None:
+    """The `dataset` subcommand and its actions."""
+    p = sub.add_parser("dataset", help="make a training dataset of stored runs (export)")
+    actions = p.add_subparsers(
+        dest="action",
+        required=True,
+        metavar="ACTION",
+        help="what to do; `python -m pipeline dataset ACTION --help` tells its options",
+    )
+    for add in ACTIONS:
+        add(actions)
+
+
+def _add_export(actions: Any) -> None:
+    p = actions.add_parser(
+        "export",
+        help="write a run's frames and stored detections as a COCO dataset that labelling "
+        "tools (CVAT, Label Studio) import",
+    )
+    p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help="SQLAlchemy URL")
+    p.add_argument(
+        "--run", type=whole(1), required=True, help="the run to export (see query --list runs)"
+    )
+    p.add_argument("--camera", type=nonempty, help="only this camera (default: every camera)")
+    p.add_argument(
+        "--every",
+        type=whole(1),
+        default=1,
+        metavar="K",
+        help="keep every K-th candidate frame, the first included: those with detections "
+        "(and with --include-empty those without); default: 1, every one",
+    )
+    p.add_argument(
+        "--min-score", type=number(0, 1), help="only detections scoring at least this (0 to 1)"
+    )
+    p.add_argument(
+        "--label",
+        type=nonempty,
+        nargs="+",
+        action="extend",
+        metavar="NAME",
+        help="only detections of these classes, e.g. --label person car; they are the "
+        "dataset's categories (default: every label the run stored)",
+    )
+    p.add_argument(
+        "--include-empty",
+        action="store_true",
+        help="also keep frames the run detected on and found nothing in (negative examples)",
+    )
+    p.add_argument(
+        "--source",
+        type=nonempty,
+        metavar="PATH",
+        help="the camera's video file or image folder, when it moved since the run or the "
+        "run's config file is gone (one camera: with --camera when the run has several)",
+    )
+    p.add_argument(
+        "--out",
+        type=nonempty,
+        required=True,
+        metavar="DIR",
+        help="folder to write images/ and annotations.json in: new, empty, or a previous "
+        "export (replaced)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_export)
+
+
+ACTIONS: list[Callable[[Any], None]] = [_add_export]
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pipeline.dataset_export import ExportError, ExportRefused, ExportRequest, export_dataset
+
+    request = ExportRequest(
+        db=args.db,
+        run=args.run,
+        out=Path(args.out),
+        camera=args.camera,
+        every=args.every,
+        min_score=args.min_score,
+        labels=None if args.label is None else tuple(args.label),
+        include_empty=args.include_empty,
+        source=args.source,
+    )
+    progress = _ProgressBar(enabled=not args.no_progress)
+    try:
+        summary = export_dataset(request, on_progress=progress.update)
+    except ExportRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        progress.close()
+    empty = f" ({summary.empty_images} without detections)" if summary.empty_images else ""
+    print(
+        f"wrote {summary.images} images{empty} of camera(s) {', '.join(summary.cameras)} "
+        f"with {summary.boxes} boxes of {', '.join(summary.categories) or 'no labels'}: "
+        f"{summary.annotations_file}"
+    )
+    return EXIT_OK
+
+
+class _ProgressBar:
+    """A tqdm bar per camera of the frames decoded, on a terminal (stderr) only."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+        self._camera: str | None = None
+
+    def update(self, camera: str, decoded: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if camera != self._camera:
+            from tqdm import tqdm
+
+            self.close()
+            # disable=None: no bar when stderr is not a terminal (a log, a pipe)
+            self._bar = tqdm(total=total, desc=camera, unit="frame", disable=None, leave=False)
+            self._camera = camera
+        self._bar.update(decoded - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        self._bar, self._camera = None, None

@@ -1,0 +1,445 @@
+"""`dataset export`: the frames of a stored run and their detections, as a COCO dataset.
+
+The detections come from the SQL output's tables; the frames are decoded again from the
+camera's source, named in the config file the run recorded (`runs.config`), with the same
+`Source` the run read it with, so that frame N here is the run's frame N. The folder is
+written by `pipeline.dataset_files`; docs/training.md, "From footage to a dataset", says what
+goes in and why.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import ValidationError
+from sqlalchemy import Engine, Select, func, select
+
+from pipeline.config import (
+    CameraConfig,
+    ConfigError,
+    FileSourceConfig,
+    ImagesSourceConfig,
+    PipelineConfig,
+    StreamSourceConfig,
+    load_config,
+)
+from pipeline.config.cameras import CHECK_SOURCES
+from pipeline.dataset_files import (
+    CocoDocument,
+    DatasetFolder,
+    ExportError,
+    ExportRefused,
+    StoredBox,
+)
+from pipeline.readers import FrameSampler
+from pipeline.sources import SourceError
+from pipeline.urls import mask_credentials
+from sinks.sql.database import DatabaseUrl
+from sinks.sql.models import Detection, Run
+from sinks.sql.query import ID_MAX, QueryError, existing_database
+
+__all__ = ["ExportError", "ExportRefused", "ExportRequest", "ExportSummary", "export_dataset"]
+
+ROWS_PER_QUERY = 500
+"""Frames whose boxes one query reads: SQLite takes at most 999 values in an IN list in old
+versions."""
+RANGES_SHOWN = 8
+"""Runs listed in "no such run" as ranges, e.g. "runs: 1-7, 9"; the rest are counted."""
+
+FROM_THE_RUN_FOLDER = "relative paths are to the folder the run ran in: export from there"
+
+ProgressCallback = Callable[[str, int, int], None]
+"""Called with (camera, frames decoded, frames to decode) as the export goes."""
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What to export: run `run` of database `db`, into folder `out`.
+
+    `camera` None: every camera with detections. `labels` None: every label; `min_score`
+    None: every score. `every`: keep every K-th candidate frame. `include_empty`: frames the
+    run detected on without a (kept) box are candidates too. `source`: the camera's video
+    or image folder, instead of the one in the run's config.
+    """
+
+    db: str
+    run: int
+    out: Path
+    camera: str | None = None
+    every: int = 1
+    min_score: float | None = None
+    labels: tuple[str, ...] | None = None
+    include_empty: bool = False
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What an export wrote."""
+
+    annotations_file: Path
+    cameras: tuple[str, ...]
+    images: int
+    empty_images: int
+    boxes: int
+    categories: tuple[str, ...]
+
+
+def export_dataset(
+    request: ExportRequest, on_progress: ProgressCallback | None = None
+) -> ExportSummary:
+    """Write `request.out`/images/*.jpg, then `request.out`/annotations.json.
+
+    Everything that can be checked before writing is (the run, the cameras, their sources,
+    the labels, the folder). Raises ExportRefused or ExportError; when one is raised after
+    writing began, no annotations.json is left in the folder.
+    """
+    if not 1 <= request.run <= ID_MAX:
+        raise ExportRefused(f"a run id is from 1 to {ID_MAX}, got {request.run}")
+    db = DatabaseUrl(request.db)
+    try:
+        with existing_database(db) as engine:
+            return _export(engine, db, request, on_progress)
+    except QueryError as exc:
+        raise ExportError(str(exc)) from None
+
+
+def _export(
+    engine: Engine, db: DatabaseUrl, request: ExportRequest, on_progress: ProgressCallback | None
+) -> ExportSummary:
+    rows = RunRows(engine, request.run, request.labels, request.min_score)
+    run = rows.stored_run()
+    categories = run.categories(request.labels)
+    cameras = CameraSources(run, request.source, request.include_empty).chosen(request.camera)
+    folder = DatasetFolder(request.out)
+    folder.prepare()
+    from pipeline.build import make_sampler  # imports torch: only once there is work to do
+
+    document = CocoDocument(categories, description=f"run {run.id} of {db}")
+    for camera in cameras:
+        sampler = make_sampler(camera) if request.include_empty else None
+        last = rows.last_frame(camera.id) if request.include_empty else None
+        chooser = FrameChooser(rows.frames_with_boxes(camera.id), request.every, sampler, last)
+        written = []
+        for index, image in decode_chosen(camera, chooser, on_progress):
+            height, width = image.shape[:2]
+            written.append((index, width, height, folder.write_image(camera.id, index, image)))
+        boxes = rows.boxes(camera.id, [index for index, *_ in written])
+        for index, width, height, name in written:
+            document.add_image(name, camera.id, index, width, height, boxes.get(index, []))
+    path = folder.finish(document.as_dict())
+    return ExportSummary(
+        path,
+        tuple(c.id for c in cameras),
+        document.images,
+        document.empty_images,
+        document.boxes,
+        categories,
+    )
+
+
+# ---------------------------------------------------------------------------- the stored run
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A `runs` row and what its detections name: cameras and labels, sorted."""
+
+    id: int
+    config: str
+    cameras: tuple[str, ...]
+    labels: tuple[str, ...]
+
+    def categories(self, wanted: Sequence[str] | None) -> tuple[str, ...]:
+        """The dataset's categories: `wanted` (each one a label of the run), else every
+        label of the run; sorted, so that category ids (1, 2, ...) follow name order."""
+        if wanted is None:
+            return self.labels
+        unknown = [label for label in wanted if label not in self.labels]
+        if unknown:
+            raise ExportRefused(
+                f"run {self.id} stored no detections labelled {', '.join(map(repr, unknown))} "
+                f"(its labels: {', '.join(self.labels) or 'none'})"
+            )
+        return tuple(sorted(set(wanted)))
+
+
+class RunRows:
+    """Reads one run's rows: the run, its frames with boxes, and their boxes."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        run: int,
+        labels: Sequence[str] | None = None,
+        min_score: float | None = None,
+    ) -> None:
+        self.engine = engine
+        self.run = run
+        self.labels = labels
+        self.min_score = min_score
+
+    def stored_run(self) -> StoredRun:
+        """The run; ExportRefused naming the runs there are when it is not stored."""
+        with self.engine.connect() as conn:
+            config = conn.scalar(select(Run.config).where(Run.id == self.run))
+            if config is None:
+                ids = list(conn.scalars(select(Run.id).order_by(Run.id)))
+                there = f"runs: {id_ranges(ids)}" if ids else "it holds no runs yet"
+                raise ExportRefused(f"run {self.run} is not in the database ({there})")
+            mine = Detection.run_id == self.run
+            cameras = conn.scalars(select(Detection.camera).where(mine).distinct())
+            labels = conn.scalars(select(Detection.label).where(mine).distinct())
+            return StoredRun(self.run, config, tuple(sorted(cameras)), tuple(sorted(labels)))
+
+    def frames_with_boxes(self, camera: str) -> list[int]:
+        """The camera's frames holding at least one kept box, in order."""
+        stmt = self._kept(select(Detection.frame).distinct(), camera).order_by(Detection.frame)
+        with self.engine.connect() as conn:
+            return [int(f) for f in conn.scalars(stmt)]
+
+    def last_frame(self, camera: str) -> int:
+        """The camera's last frame with any stored box: how far the run got, as far as the
+        database can tell (a run stopped early did not see the frames after)."""
+        stmt = select(func.max(Detection.frame)).where(
+            Detection.run_id == self.run, Detection.camera == camera
+        )
+        with self.engine.connect() as conn:
+            return int(conn.scalar(stmt) or 0)
+
+    def boxes(self, camera: str, frames: Sequence[int]) -> dict[int, list[StoredBox]]:
+        """The kept boxes of `frames`, per frame, in the order the run stored them."""
+        found: dict[int, list[StoredBox]] = {}
+        columns: tuple[Any, ...] = (
+            Detection.frame, Detection.label, Detection.score, Detection.x1, Detection.y1,
+            Detection.x2, Detection.y2, Detection.track_id,
+        )  # fmt: skip
+        with self.engine.connect() as conn:
+            for start in range(0, len(frames), ROWS_PER_QUERY):
+                chunk = frames[start : start + ROWS_PER_QUERY]
+                stmt = (
+                    self._kept(select(*columns), camera)
+                    .where(Detection.frame.in_(chunk))
+                    .order_by(Detection.frame, Detection.obj, Detection.id)
+                )
+                for frame, *box in conn.execute(stmt):
+                    found.setdefault(int(frame), []).append(StoredBox(*box))
+        return found
+
+    def _kept(self, stmt: Select[Any], camera: str) -> Select[Any]:
+        """`stmt` narrowed to this run's camera and the kept labels and scores."""
+        stmt = stmt.where(Detection.run_id == self.run, Detection.camera == camera)
+        if self.labels is not None:
+            stmt = stmt.where(Detection.label.in_(self.labels))
+        if self.min_score is not None:
+            stmt = stmt.where(Detection.score >= self.min_score)
+        return stmt
+
+
+def id_ranges(ids: Iterable[int]) -> str:
+    """Sorted ids as ranges: [1, 2, 3, 5] -> "1-3, 5"; past `RANGES_SHOWN` ranges, counted."""
+    ranges: list[list[int]] = []
+    for i in sorted(ids):
+        if ranges and i == ranges[-1][1] + 1:
+            ranges[-1][1] = i
+        else:
+            ranges.append([i, i])
+    shown = [f"{a}-{b}" if b > a else str(a) for a, b in ranges[:RANGES_SHOWN]]
+    more = len(ranges) - RANGES_SHOWN
+    return ", ".join(shown) + (f" and {more} more ranges" if more > 0 else "")
+
+
+# ---------------------------------------------------------------------------- the sources
+
+
+class CameraSources:
+    """The cameras to export, each with the source its frames are decoded from: the one in
+    the run's config file, or `source` (the `--source` option) for the one camera chosen.
+    `sampled`: the cameras' `detect_every`/`max_fps` are needed, so the config is too."""
+
+    def __init__(self, run: StoredRun, source: str | None, sampled: bool = False) -> None:
+        self.run = run
+        self.source = source
+        self.sampled = sampled
+
+    def chosen(self, camera: str | None) -> list[CameraConfig]:
+        """The cameras `camera` names (None: every camera of the run), checked: each one
+        stored detections, reads a file or image folder, and its source is there."""
+        if not self.run.cameras:
+            raise ExportRefused(f"run {self.run.id} stored no detections: nothing to export")
+        if camera is not None and camera not in self.run.cameras:
+            raise ExportRefused(
+                f"run {self.run.id} stored no detections of camera {camera!r} "
+                f"(its cameras: {', '.join(self.run.cameras) or 'none'})"
+            )
+        ids = [camera] if camera is not None else list(self.run.cameras)
+        if self.source is not None and len(ids) > 1:
+            raise ExportRefused(
+                "--source is the video of one camera: add --camera ID "
+                f"(run {self.run.id} has cameras {', '.join(ids)})"
+            )
+        config = self._config()
+        others = "; --camera ID exports one of the others" if len(ids) > 1 else ""
+        cameras = []
+        for camera_id in ids:
+            configured = None
+            if config is not None:
+                configured = next((c for c in config.cameras if c.id == camera_id), None)
+            if configured is not None and configured.live:  # no file holds its frames
+                raise ExportRefused(_live(configured) + others)
+            cam = self._with_source(camera_id, configured)
+            if cam.live:
+                raise ExportRefused(_live(cam))
+            _check_there(cam, given=self.source is not None)
+            cameras.append(cam)
+        return cameras
+
+    def _with_source(self, camera: str, configured: CameraConfig | None) -> CameraConfig:
+        """The camera as configured, its source replaced by `--source` when given."""
+        if self.source is None:
+            if configured is None:
+                raise ExportError(
+                    f"camera {camera} is not in {self.run.config} any more: "
+                    "pass --source PATH to point at its video"
+                )
+            return configured
+        try:
+            given = CameraConfig.model_validate(
+                {"id": camera, "source": self.source}, context={CHECK_SOURCES: False}
+            )
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ExportRefused(f"--source {self.source}: {reason}") from None
+        if configured is None:
+            return given
+        # the camera's other settings (which frames it detected on, looping) still hold
+        source = given.source
+        if isinstance(configured.source, (FileSourceConfig, ImagesSourceConfig)) and isinstance(
+            source, (FileSourceConfig, ImagesSourceConfig)
+        ):
+            source = source.model_copy(update={"loop": configured.source.loop})
+        return configured.model_copy(update={"source": source})
+
+    def _config(self) -> PipelineConfig | None:
+        """The run's config as its file is now; None when it cannot be read and `--source`
+        stands in for it."""
+        if not self.run.config:
+            problem = f"run {self.run.id} recorded no config file"
+        else:
+            try:
+                return load_config(self.run.config, check_sources=False)
+            except ConfigError as exc:
+                more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+                problem = f"cannot use run {self.run.id}'s config {exc.source}: "
+                problem += exc.problems[0] + more
+        if self.source is not None and not self.sampled:
+            return None
+        if self.source is None:
+            hint = "pass --camera ID --source PATH to name the video"
+        else:
+            hint = "--include-empty needs it, to know which frames the run detected on"
+        if self.run.config and not Path(self.run.config).is_absolute():
+            hint += f"; {FROM_THE_RUN_FOLDER}"
+        raise ExportError(f"{problem}; {hint}")
+
+
+def _live(camera: CameraConfig) -> str:
+    """Why a live camera cannot be exported."""
+    source = camera.source
+    where = source.url if isinstance(source, StreamSourceConfig) else source.path
+    return (
+        f"camera {camera.id} reads a live source ({mask_credentials(where)}): "
+        "its frames were not kept, so they cannot be exported"
+    )
+
+
+def _check_there(camera: CameraConfig, *, given: bool) -> None:
+    """Fails when the camera's file or image folder is not there, saying how to point at
+    it."""
+    path = camera.source.path  # type: ignore[union-attr]  # not live: a file or images
+    is_file = isinstance(camera.source, FileSourceConfig)
+    if Path(path).is_file() if is_file else Path(path).is_dir() or any(glob.iglob(path)):
+        return
+    if given:
+        what = "no such file" if is_file else "no such folder, and no file matches"
+        raise ExportError(f"--source {path}: {what}")
+    hint = "pass --source PATH to point at it"
+    if not Path(path).is_absolute():
+        hint = f"{FROM_THE_RUN_FOLDER}, or {hint}"
+    raise ExportError(f"camera {camera.id}'s video {path} is not there; {hint}")
+
+
+# ---------------------------------------------------------------------------- the frames
+
+
+class FrameChooser:
+    """Which of one camera's frames go into the dataset, decided as they are decoded.
+
+    Candidates are the frames with a kept box, and, given the run's `sampler` (the camera's
+    `detect_every`/`max_fps`), the frames it detected on up to frame `last`; every
+    `every`-th candidate is taken, the first included.
+    """
+
+    def __init__(
+        self,
+        boxed: Iterable[int],
+        every: int,
+        sampler: FrameSampler | None = None,
+        last: int | None = None,
+    ) -> None:
+        self.boxed = frozenset(boxed)
+        self.every = every
+        self.sampler = sampler
+        self.last = max([-1 if last is None else last, *self.boxed])
+        self._candidates = 0
+
+    def take(self, index: int, pts: float) -> bool:
+        """Whether frame `index` (at `pts` seconds) goes in; called for every frame in order
+        (the sampler counts them)."""
+        detected = self.sampler is not None and self.sampler.take(pts)
+        if index not in self.boxed and not (detected and index <= self.last):
+            return False
+        self._candidates += 1
+        return (self._candidates - 1) % self.every == 0
+
+
+def decode_chosen(
+    camera: CameraConfig, chooser: FrameChooser, on_progress: ProgressCallback | None = None
+) -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
+    """(index, RGB image [H, W, 3]) of the frames `chooser` takes, decoded as the run's
+    reader decoded them: frame N is the N-th frame the source yields, from 0.
+
+    A looping camera is read once: its later passes were the same pictures. Raises
+    ExportError when the source cannot be read, or ends before the frames the run stored
+    (a different video)."""
+    from pipeline.build import make_source  # imports torch: only once there is work to do
+
+    source = make_source(camera.source)
+    total = chooser.last + 1
+    decoded = 0
+    try:
+        source.open()
+        for index, raw in enumerate(source.frames()):
+            if index >= total:
+                break
+            decoded = index + 1
+            if on_progress is not None:
+                on_progress(camera.id, decoded, total)
+            if chooser.take(index, raw.pts):
+                yield index, raw.image
+    except SourceError as exc:
+        raise ExportError(f"camera {camera.id}: {exc}") from None
+    finally:
+        source.close()
+    looped = getattr(camera.source, "loop", False)
+    if decoded < total and not looped:
+        raise ExportError(
+            f"camera {camera.id}: {source.name} has {decoded} frames, but the run stored "
+            f"detections up to frame {total - 1}: is it the video the run read?"
+        )

@@ -1,0 +1,123 @@
+"""COCO JSON: boxes read back as written, category ids, crowds, and COCO's own mistakes."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from detector.training.formats.common import MAX_JSON_BYTES
+from detector.training.samples import DatasetError, read_dataset
+from tests.detector.training.datasets import ShapesData, write_coco
+
+
+def edit(path: Path, change: Any) -> None:
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+
+
+def test_coco_reads_back_the_boxes_written(shapes: ShapesData, tmp_path: Path) -> None:
+    data = read_dataset(write_coco(shapes, tmp_path / "coco"))
+    assert data.class_names == shapes.class_names
+    for part, written in ((data.train, shapes.train), (data.val, shapes.val)):
+        assert len(part) == len(written)
+        for read, sample in zip(part, written, strict=True):
+            assert read.image == tmp_path / "coco" / "images" / sample.image.name
+            assert (read.width, read.height) == (sample.width, sample.height)
+            np.testing.assert_allclose(read.boxes, sample.boxes, atol=1e-4)
+            np.testing.assert_array_equal(read.labels, sample.labels)
+    assert data.train[2].origin == "train.json: image id 3"
+
+
+def test_category_ids_become_labels_in_the_order_of_their_ids(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_coco(shapes, tmp_path / "coco")
+    new_ids = {1: 30, 2: 10, 3: 20}  # disc, square, triangle -> square, triangle, disc
+
+    def renumber(doc: dict[str, Any]) -> None:
+        for category in doc["categories"]:
+            category["id"] = new_ids[category["id"]]
+        for annotation in doc["annotations"]:
+            annotation["category_id"] = new_ids[annotation["category_id"]]
+
+    edit(root / "train.json", renumber)
+    edit(root / "val.json", renumber)
+    data = read_dataset(root)
+    assert data.class_names == ("background", "square", "triangle", "disc")
+    for read, sample in zip(data.train, shapes.train, strict=True):
+        names = [shapes.class_names[label] for label in sample.labels]
+        assert [data.class_names[label] for label in read.labels] == names
+
+
+def test_crowd_annotations_are_left_out(shapes: ShapesData, tmp_path: Path) -> None:
+    root = write_coco(shapes, tmp_path / "coco")
+    edit(root / "train.json", lambda d: d["annotations"][0].update(iscrowd=1))
+    first = read_dataset(root).train[0]
+    np.testing.assert_allclose(first.boxes, shapes.train[0].boxes[1:], atol=1e-4)
+
+
+def test_an_image_without_annotations_is_kept_with_no_boxes(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_coco(shapes, tmp_path / "coco")
+    edit(root / "train.json",
+         lambda d: d.update(annotations=[a for a in d["annotations"] if a["image_id"] != 1]))
+    first = read_dataset(root).train[0]
+    assert first.boxes.shape == (0, 4) and first.labels.shape == (0,)
+
+
+def test_val_json_with_other_categories_is_refused(shapes: ShapesData, tmp_path: Path) -> None:
+    root = write_coco(shapes, tmp_path / "coco")
+    edit(root / "val.json", lambda d: d["categories"][0].update(name="circle"))
+    message = "val.json: its categories differ from those of train.json"
+    with pytest.raises(DatasetError, match=re.escape(message)):
+        read_dataset(root)
+
+
+def test_an_annotation_of_an_image_not_in_images_is_named(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_coco(shapes, tmp_path / "coco")
+    edit(root / "train.json", lambda d: d["annotations"][1].update(image_id=999))
+    message = "train.json: annotation id 2: image_id 999 is not in images"
+    with pytest.raises(DatasetError, match=re.escape(message)):
+        read_dataset(root)
+
+
+def test_an_image_id_listed_twice_is_named(shapes: ShapesData, tmp_path: Path) -> None:
+    root = write_coco(shapes, tmp_path / "coco")
+    edit(root / "train.json", lambda d: d["images"][1].update(id=1))
+    with pytest.raises(DatasetError, match=re.escape("train.json: image id 1: appears twice")):
+        read_dataset(root)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("[1, 2]", "expected a JSON object at the top, got a list"),
+     ('{"images": []}', "annotations, categories must be a list"),
+     ('{"images": [], "annotations": [], "categories": [{"id": "1", "name": "a"}]}',
+      "categories[0]: expected an integer id"),
+     ("1" * 5000, "not usable JSON"), ("[" * 100_000 + "]" * 100_000, "not usable JSON")],
+    ids=["list", "missing keys", "string id", "huge integer", "nested too deeply"],
+)
+def test_json_that_is_not_coco_detection_is_named(
+    content: str, message: str, tmp_path: Path
+) -> None:
+    (tmp_path / "train.json").write_text(content)
+    with pytest.raises(DatasetError, match=re.escape(f"train.json: {message}")):
+        read_dataset(tmp_path / "train.json")
+
+
+def test_a_json_larger_than_the_bound_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "train.json"
+    with path.open("wb") as f:
+        f.truncate(MAX_JSON_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(DatasetError, match=re.escape("train.json: file too large")):
+        read_dataset(path)
+

@@ -1,0 +1,187 @@
+"""YOLO: boxes read back as written, data.yaml's keys, label files, hostile YAML."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from detector.training.formats.common import MAX_LABEL_BYTES, MAX_YAML_BYTES
+from detector.training.formats.yolo import label_path
+from detector.training.samples import SHOWN_PROBLEMS, DatasetError, read_dataset
+from tests.detector.training.datasets import ShapesData, write_yolo
+
+ALIAS_BOMB = """a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+names: [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+train: images/train
+"""
+
+
+def edit_yaml(root: Path, **changes: object) -> None:
+    doc = yaml.safe_load((root / "data.yaml").read_text())
+    doc.update(changes)
+    (root / "data.yaml").write_text(yaml.safe_dump(doc))
+
+
+def test_yolo_reads_back_the_boxes_written(shapes: ShapesData, tmp_path: Path) -> None:
+    data = read_dataset(write_yolo(shapes, tmp_path / "yolo"))
+    assert data.class_names == shapes.class_names
+    for name, part, written in (("train", data.train, shapes.train),
+                                ("val", data.val, shapes.val)):
+        assert len(part) == len(written)
+        for read, sample in zip(part, written, strict=True):
+            assert read.image == tmp_path / "yolo" / "images" / name / sample.image.name
+            assert (read.width, read.height) == (sample.width, sample.height)
+            np.testing.assert_allclose(read.boxes, sample.boxes, atol=1e-3)
+            np.testing.assert_array_equal(read.labels, sample.labels)
+    assert data.train[0].origin == f"images/train/{shapes.train[0].image.name}"
+
+
+def test_names_may_be_a_mapping_from_class_index(shapes: ShapesData, tmp_path: Path) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    edit_yaml(root, names={2: "triangle", 0: "disc", 1: "square"}, nc=3)
+    assert read_dataset(root).class_names == shapes.class_names
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [({"names": {0: "disc", 2: "square"}}, "names: the keys of a mapping must be 0..1"),
+     ({"names": "disc"}, "names must be a list of class names or a mapping"),
+     ({"names": ["disc", "disc"]}, "names: class name 'disc' appears twice"),
+     ({"names": ["background", "disc"]}, "names: class name 'background' is reserved"),
+     ({"names": ["disc", ["nested"]]}, "names: class name a list is not a non-empty string"),
+     ({"nc": 5}, "nc is 5 but names has 3 classes"),
+     ({"train": "images/nowhere"}, "train: no such folder or .txt list: images/nowhere"),
+     ({"train": 3}, "train must be a path or a list of paths, got 3"),
+     ({"path": ["x"]}, "path must be a string, got a list")],
+    ids=["gap in mapping", "names a string", "duplicate", "background", "nested", "nc",
+         "missing train folder", "train a number", "path a list"],
+)
+def test_a_bad_data_yaml_value_is_named(
+    changes: dict[str, object], message: str, shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    edit_yaml(root, **changes)
+    with pytest.raises(DatasetError, match=re.escape(f"data.yaml: {message}")):
+        read_dataset(root)
+
+
+def test_a_data_yaml_without_train_is_named(shapes: ShapesData, tmp_path: Path) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    doc = yaml.safe_load((root / "data.yaml").read_text())
+    del doc["train"]
+    (root / "data.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(DatasetError, match=re.escape("data.yaml: train is missing")):
+        read_dataset(root)
+
+
+def test_an_image_without_a_label_file_has_no_objects(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    (root / "labels/train/0001.txt").unlink()
+    data = read_dataset(root)
+    assert data.train[1].boxes.shape == (0, 4)
+    np.testing.assert_allclose(data.train[0].boxes, shapes.train[0].boxes, atol=1e-3)
+
+
+def test_a_path_key_and_list_files_locate_the_images(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    data_root = write_yolo(shapes, tmp_path / "datasets" / "shapes")
+    (data_root / "lists").mkdir()
+    (data_root / "lists" / "train.txt").write_text(
+        "".join(f"../images/train/{s.image.name}\n" for s in shapes.train[:3]))
+    config = tmp_path / "configs" / "shapes.yaml"
+    config.parent.mkdir()
+    shutil.move(data_root / "data.yaml", config)
+    edit_yaml_path = config.read_text().replace("path: .", "path: ../datasets/shapes")
+    config.write_text(edit_yaml_path.replace("train: images/train", "train: lists/train.txt"))
+    data = read_dataset(config)
+    assert [s.image.name for s in data.train] == [s.image.name for s in shapes.train[:3]]
+    assert len(data.val) == len(shapes.val)
+
+
+def test_train_and_val_may_be_lists_of_folders(shapes: ShapesData, tmp_path: Path) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    edit_yaml(root, train=["images/train", "images/val"])
+    assert len(read_dataset(root).train) == len(shapes.samples)
+
+
+@pytest.mark.parametrize(
+    ("image", "labels"),
+    [("/d/images/train/a.jpg", "/d/labels/train/a.txt"),
+     ("/images/d/images/x/a.b.png", "/images/d/labels/x/a.b.txt"),
+     ("/d/photos/a.jpg", "/d/photos/a.txt")],
+)
+def test_the_label_file_replaces_the_last_images_folder(image: str, labels: str) -> None:
+    assert label_path(Path(image)) == Path(labels)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [("0 0.5 0.5 0.1", "expected 5 numbers (class cx cy w h), got 4"),
+     ("1.5 0.5 0.5 0.1 0.1", "unknown class 1.5"),
+     ("-1 0.5 0.5 0.1 0.1", "unknown class -1"),
+     ("0 nan 0.5 0.1 0.1", "has a coordinate that is not a finite number")],
+    ids=["four fields", "fractional class", "negative class", "nan"],
+)
+def test_a_bad_label_line_is_named_with_its_line(
+    line: str, message: str, shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    labels = root / "labels/train/0002.txt"
+    labels.write_text(labels.read_text() + "\n" + line + "\n")
+    n = len(labels.read_text().splitlines())
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    assert caught.value.problems[0].startswith(f"labels/train/0002.txt:{n}: ")
+    assert message in caught.value.problems[0]
+
+
+def test_many_problems_are_all_kept_and_the_message_counts_the_rest(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    (root / "labels/train/0000.txt").write_text("9 0.5 0.5 0.1 0.1\n" * 30)
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    assert caught.value.problems == tuple(
+        f"labels/train/0000.txt:{n}: unknown class 9 (names has 3: 0..2)" for n in range(1, 31))
+    assert str(caught.value).splitlines()[-1] == f"  and {30 - SHOWN_PROBLEMS} more"
+
+
+def test_a_yaml_alias_bomb_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "data.yaml").write_text(ALIAS_BOMB)
+    with pytest.raises(DatasetError, match=r"data.yaml:2: YAML aliases \(\*name\) are refused"):
+        read_dataset(tmp_path)
+
+
+def test_yaml_nested_too_deeply_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "data.yaml").write_text("names: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(DatasetError, match=re.escape("data.yaml: not usable YAML: nested too")):
+        read_dataset(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("file", "limit"), [("data.yaml", MAX_YAML_BYTES), ("labels/train/0000.txt", MAX_LABEL_BYTES)]
+)
+def test_a_file_larger_than_its_bound_is_refused_unread(
+    file: str, limit: int, shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    with (root / file).open("ab") as f:
+        f.truncate(limit + 1)
+    with pytest.raises(DatasetError, match=re.escape(f"{file}: file too large")):
+        read_dataset(root)

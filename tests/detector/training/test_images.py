@@ -1,0 +1,61 @@
+"""Images are seen upright: a photo's EXIF orientation turns its size and pixels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from detector.training.images import UnreadableImage, decode_rgb, image_size
+from detector.training.loader import SampleDataset
+from detector.training.samples import read_dataset
+from detector.training.transforms import eval_transform
+
+ORIENTATION = 0x0112
+TURNED_RIGHT = 6  # "rotate 90 degrees clockwise to display"
+
+
+def photo(path: Path, orientation: int | None) -> np.ndarray:
+    """A 60x40 JPEG as stored, with a bright top-left corner; its pixels [40, 60, 3]."""
+    pixels = np.full((40, 60, 3), 40, np.uint8)
+    pixels[:10, :20] = 250
+    exif = Image.Exif()
+    if orientation:
+        exif[ORIENTATION] = orientation
+    Image.fromarray(pixels).save(path, quality=95, exif=exif)
+    return pixels
+
+
+def test_a_turned_photo_has_the_size_and_pixels_it_is_shown_with(tmp_path: Path) -> None:
+    photo(tmp_path / "turned.jpg", TURNED_RIGHT)
+    assert image_size(tmp_path / "turned.jpg") == (40, 60)
+    upright = decode_rgb(tmp_path / "turned.jpg")
+    assert upright.shape == (60, 40, 3)
+    # shown turned clockwise, the stored top-left corner is at the top right
+    assert upright[:20, -10:].mean() > 200 and upright[:20, :10].mean() < 100
+
+
+def test_a_photo_without_orientation_is_as_stored(tmp_path: Path) -> None:
+    stored = photo(tmp_path / "plain.jpg", None)
+    assert image_size(tmp_path / "plain.jpg") == (60, 40)
+    assert np.abs(decode_rgb(tmp_path / "plain.jpg").astype(int) - stored).mean() < 3
+
+
+def test_a_missing_image_is_said_to_be_missing(tmp_path: Path) -> None:
+    with pytest.raises(UnreadableImage, match="missing image"):
+        image_size(tmp_path / "nowhere.jpg")
+
+
+def test_a_turned_photo_in_a_dataset_trains_upright(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    photo(tmp_path / "images" / "a.jpg", TURNED_RIGHT)
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (tmp_path / "data.yaml").write_text("train: images\nnames: [thing]\n")
+    [sample] = read_dataset(tmp_path).train
+    assert (sample.width, sample.height) == (40, 60)
+    assert sample.boxes.tolist() == [[10, 15, 30, 45]]
+    image, _, _ = SampleDataset([sample], eval_transform(32))[0]
+    assert image.shape == (3, 32, 32)
