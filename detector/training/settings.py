@@ -59,7 +59,8 @@ class TrainSettings(BaseModel):
         1.0, ge=0, le=100, description="epochs over which the rate rises linearly to `lr`"
     )
     patience: int = Field(
-        10, ge=0, le=10_000, description="stop after this many epochs without a better mAP (0: never)"
+        10, ge=0, le=10_000, description="stop after this many epochs without a better mAP "
+        "(0: never)"
     )
     seed: int = Field(0, ge=0, le=2**32 - 1, description="seed of every random choice")
     size: int | None = Field(

@@ -12,17 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from detector.checkpoints import save_checkpoint
 from detector.ssd import SSD
 from detector.training.evaluation import Metrics, coco_metrics
 from detector.training.history import EpochRecord, plot_history, write_history
-from detector.training.loader import SampleDataset, TrainBatch, collate
+from detector.training.loader import SampleDataset, SampleLoader, TrainBatch
 from detector.training.loss import MultiBoxLoss
 from detector.training.samples import Sample
-from detector.training.sampling import EpochOrder
 from detector.training.settings import TrainSettings
 from detector.training.transforms import eval_transform, train_transform
 from detector.training.validation import predict
@@ -133,8 +131,23 @@ class Trainer:
         )
         self.amp = device.type == "cuda"  # mixed precision where it pays: on a GPU
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.train_data = SampleDataset(job.train, train_transform(job.size))
-        self.val_data = SampleDataset(job.val, eval_transform(job.size))
+        on_gpu = device.type == "cuda"
+        self.train_batches = SampleLoader(
+            SampleDataset(job.train, train_transform(job.size)),
+            self.batch_size,
+            shuffle=True,
+            seed=settings.seed,
+            workers=settings.workers,
+            pin_memory=on_gpu,
+        )
+        self.val_batches = SampleLoader(
+            SampleDataset(job.val, eval_transform(job.size)),
+            self.batch_size,
+            shuffle=False,
+            seed=settings.seed,
+            workers=settings.workers,
+            pin_memory=on_gpu,
+        )
 
     def fit(self, progress: Progress | None = None) -> TrainingResult:
         """Train from `progress` (a resumed run) or from the start."""
@@ -172,8 +185,7 @@ class Trainer:
                 self.on_epoch(record, improved)
             state.epoch, state.step = state.epoch + 1, 0
             if improved:
-                scores = {"map": metrics.map, "map50": metrics.map50, "per_class": metrics.per_class}
-                self._save(BEST, state, metrics=scores)
+                self._save(BEST, state, metrics=asdict(metrics))
             self._save(LAST, state)
             write_history(state.history, self.job.out)
             plot_history(state.history, self.job.out / "history.png")
@@ -195,13 +207,11 @@ class Trainer:
     def _train_epoch(self, state: Progress) -> tuple[float, float] | None:
         """One epoch from `state.step`; the mean (localisation, confidence) losses of its
         steps, or None when `stop` was set (`state` then says where it stopped)."""
-        seen = min(state.step * self.batch_size, len(self.job.train))
-        order = EpochOrder(len(self.job.train), self.job.settings.seed, state.epoch, start=seen)
-        loader = self._loader(self.train_data, order, seed=state.epoch)
+        batches = self.train_batches.epoch(state.epoch, skip=state.step)
         totals = [0.0, 0.0]
         done = 0
         bar = self.progress_bar(
-            loader,
+            batches,
             total=self.steps_per_epoch,
             initial=state.step,
             desc=f"epoch {state.epoch}/{self.job.settings.epochs}",
@@ -242,34 +252,14 @@ class Trainer:
         return float(parts.localisation), float(parts.confidence)
 
     def _validate(self) -> Metrics:
-        loader = DataLoader(
-            self.val_data,
-            batch_size=self.batch_size,
-            shuffle=False,
-            num_workers=self.job.settings.workers,
-            collate_fn=collate,
-        )
         predictions = predict(
             self.model,
-            (batch.images for batch in loader),
+            (batch.images for batch in self.val_batches.epoch(1)),
             [(s.width, s.height) for s in self.job.val],
             self.device,
             self.job.settings.eval_score_threshold,
         )
         return coco_metrics(self.job.val, predictions, self.job.class_names)
-
-    def _loader(self, data: SampleDataset, order: EpochOrder, seed: int) -> DataLoader[TrainBatch]:
-        generator = torch.Generator().manual_seed(self.job.settings.seed * 100_003 + seed)
-        return DataLoader(
-            data,
-            batch_size=self.batch_size,
-            sampler=order,
-            num_workers=self.job.settings.workers,
-            collate_fn=collate,
-            generator=generator,
-            pin_memory=self.device.type == "cuda",
-            drop_last=False,
-        )
 
     def _save(self, name: str, state: Progress, metrics: dict[str, Any] | None = None) -> None:
         extra: dict[str, Any] = {

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import torch
-
 from detector.checkpoints import load_checkpoint
 from detector.training.bases import trainable_model
+
 from detector.training.history import read_history
 from detector.training.settings import TrainSettings
 from detector.training.trainer import BEST, LAST, Progress, Trainer, TrainingJob
