@@ -14,14 +14,16 @@ from detector.errors import ModelConfigError, WeightsUnavailableError
 from detector.options import DetectorOptions, DetectorRequest
 
 if TYPE_CHECKING:
+    from detector.checkpoints import load_checkpoint, save_checkpoint
     from detector.engine import Detector
-    from detector.models import build_model, register_model, save_checkpoint
+    from detector.models import build_model, register_model
 
 _LAZY = {
     "Detector": "detector.engine",
     "build_model": "detector.models",
     "register_model": "detector.models",
-    "save_checkpoint": "detector.models",
+    "load_checkpoint": "detector.checkpoints",
+    "save_checkpoint": "detector.checkpoints",
 }
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "ModelConfigError",
     "WeightsUnavailableError",
     "build_model",
+    "load_checkpoint",
     "register_model",
     "save_checkpoint",
 ]

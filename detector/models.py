@@ -1,23 +1,18 @@
-"""Model registry: names -> builders, plus checkpoints saved by this package."""
+"""Model registry: names -> builders; `build_model` builds one, or loads a checkpoint."""
 
 from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-
-import torch
 
 from detector.errors import ModelConfigError
 from detector.ssd import SSD
-from detector.state_dicts import load_checked, load_file
 from pipeline.types import LabelMap
 
 Builder = Callable[[str], tuple[SSD, LabelMap]]
 """Builds a model and its label names from a weights choice: "default", "none" or a path."""
-
-CHECKPOINT_FORMAT = "ssd-pipeline/1"
 
 MODELS: dict[str, Builder] = {}
 """Registered model names; use `register_model` to add one."""
@@ -53,75 +48,55 @@ register_model(
 register_model("person_ssdlite", LazyBuilder("detector.tf_ssd", "person_ssdlite"))
 
 
-def build_model(model: str, weights: str = "default") -> tuple[SSD, LabelMap]:
+def build_model(
+    model: str, weights: str = "default", size: int | None = None
+) -> tuple[SSD, LabelMap]:
     """A model in eval mode on the CPU and its label names.
 
     Args:
-        model: a registered name (see `MODELS`) or the path of a file from `save_checkpoint`.
+        model: a registered name (see `MODELS`) or the path of a checkpoint
+            (`detector.checkpoints`, e.g. the best.pt of `python -m pipeline train`).
         weights: for a registered name, "default" (its pretrained weights), "none" (random)
             or the path of a state_dict for that architecture; a checkpoint holds its own
             weights, so it takes only "default".
+        size: the input side to run it at, where its architecture allows
+            (`detector.architectures.at_size`); None: its own.
     """
+    from detector.architectures import at_size, check_size
+
     if model in MODELS:
+        if size is not None:
+            check_size(model, size)  # before building it (a download, maybe)
         net, labels = MODELS[model](weights)
-        return net.eval(), labels
+        arch = model
+    else:
+        net, labels, arch = _checkpoint(model, weights)
+    if size is not None:
+        net = at_size(net, arch, len(labels.names), size)
+    return net.eval(), labels
+
+
+def _checkpoint(model: str, weights: str) -> tuple[SSD, LabelMap, str]:
+    """The model, labels and architecture of the checkpoint at path `model`."""
+    from detector.checkpoints import load_checkpoint
+
     path = Path(model).expanduser()
     if path.is_file():
-        return load_checkpoint(path, weights)
+        if weights.strip().lower() != "default":
+            raise ModelConfigError(
+                f"model {path} is a checkpoint holding its own weights; remove "
+                f"`detector.weights` (got {weights!r}) or set it to `default`"
+            )
+        loaded = load_checkpoint(path)
+        return loaded.model, loaded.labels, loaded.arch
     known = ", ".join(sorted(MODELS))
     if path.suffix in (".pt", ".pth") or os.sep in model or "/" in model:
         raise ModelConfigError(
-            f"model checkpoint not found: {path}; set `detector.model` to an existing file "
-            f"saved by save_checkpoint, or to one of: {known}"
+            f"model checkpoint not found: {path}; set `detector.model` to an existing "
+            f"checkpoint (such as the best.pt `python -m pipeline train` writes), or to one "
+            f"of: {known}"
         )
     raise ModelConfigError(
         f"unknown detector model {model!r}; known models: {known} "
-        f"(or the path of a checkpoint saved by save_checkpoint)"
+        f"(or the path of a checkpoint, such as the best.pt `python -m pipeline train` writes)"
     )
-
-
-def save_checkpoint(path: str | os.PathLike[str], arch: str, model: SSD, labels: LabelMap) -> None:
-    """Save `model`'s weights and label names so that `build_model(path)` rebuilds it.
-
-    `arch` is the registered name the model was built with (it rebuilds the modules).
-    """
-    if arch not in MODELS:
-        raise ModelConfigError(
-            f"cannot save a checkpoint for unregistered architecture {arch!r}; "
-            f"known: {', '.join(sorted(MODELS))}"
-        )
-    torch.save(
-        {
-            "format": CHECKPOINT_FORMAT,
-            "arch": arch,
-            "labels": list(labels.names),
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        },
-        Path(path).expanduser(),
-    )
-
-
-def load_checkpoint(path: str | os.PathLike[str], weights: str = "default") -> tuple[SSD, LabelMap]:
-    """The model and labels saved by `save_checkpoint` at `path`, in eval mode on the CPU."""
-    file = Path(path).expanduser()
-    if weights.strip().lower() != "default":
-        raise ModelConfigError(
-            f"model {file} is a checkpoint holding its own weights; remove `detector.weights` "
-            f"(got {weights!r}) or set it to `default`"
-        )
-    data = load_file(file, "model checkpoint")
-    if not isinstance(data, Mapping) or data.get("format") != CHECKPOINT_FORMAT:
-        raise ModelConfigError(
-            f"{file} is not a checkpoint saved by save_checkpoint (format {CHECKPOINT_FORMAT}); "
-            f"to use a plain state_dict, set `detector.model` to its architecture and "
-            f"`detector.weights: {file}`"
-        )
-    arch = data.get("arch")
-    if not isinstance(arch, str) or arch not in MODELS:
-        raise ModelConfigError(
-            f"checkpoint {file} is for architecture {arch!r}, which is not registered; "
-            f"known: {', '.join(sorted(MODELS))}"
-        )
-    net, _ = MODELS[arch]("none")
-    load_checked(net, data["state_dict"], str(file), arch)
-    return net.eval(), LabelMap(tuple(str(n) for n in data["labels"]))

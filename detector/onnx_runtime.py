@@ -157,7 +157,7 @@ class OnnxRuntimeForward:
     ) -> tuple[Path, bool]:
         """The cached float32 or int8 network to run, made first if it is not cached; and
         whether it was just made."""
-        path, fresh = cls._exported(model, name)
+        path, fresh = cached_export(model, name)
         if calibration is None:
             return path, fresh
         import onnxruntime
@@ -177,35 +177,41 @@ class OnnxRuntimeForward:
         )
         return quantized, True
 
-    @staticmethod
-    def _exported(model: SSD, name: str) -> tuple[Path, bool]:
-        """The cached ONNX file of `model`, exported first if there is none; and whether
-        it was just exported."""
-        folder = cache_dir()
-        path = folder / f"{model_key(model)}.onnx"
-        if path.is_file():
-            _touch(path)  # most recently used: the last to be pruned
-            return path, False
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            folder = Path(tempfile.mkdtemp(prefix="ssd-pipeline-onnx-"))
-            log.warning("cannot create %s (%s); exporting to %s", path.parent, exc, folder)
-            path = folder / path.name
-        # A warning, not info: the default log level must show why the first run pauses.
-        log.warning(
-            "exporting %s to ONNX for onnxruntime: once per set of weights, 10-30 s "
-            "(cached in %s)",
-            name,
-            folder,
-        )
-        _write_cached(
-            path,
-            lambda partial: export_onnx(model, partial),
-            f"export {name} to ONNX for onnxruntime",
-            "set `detector.runtime: torch`",
-        )
-        return path, True
+
+def cached_export(
+    model: SSD, name: str, fix: str = "set `detector.runtime: torch`"
+) -> tuple[Path, bool]:
+    """The cached ONNX file of `model` (`export_onnx`), exported first if there is none;
+    and whether it was just exported. `name` names the model in the log and errors.
+
+    Raises:
+        ModelConfigError: "cannot export {name} ...: why; {fix}".
+    """
+    folder = cache_dir()
+    path = folder / f"{model_key(model)}.onnx"
+    if path.is_file():
+        _touch(path)  # most recently used: the last to be pruned
+        return path, False
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        folder = Path(tempfile.mkdtemp(prefix="ssd-pipeline-onnx-"))
+        log.warning("cannot create %s (%s); exporting to %s", path.parent, exc, folder)
+        path = folder / path.name
+    # A warning, not info: the default log level must show why the first run pauses.
+    log.warning(
+        "exporting %s to ONNX for onnxruntime: once per set of weights, 10-30 s "
+        "(cached in %s)",
+        name,
+        folder,
+    )
+    _write_cached(
+        path,
+        lambda partial: export_onnx(model, partial),
+        f"export {name} to ONNX",
+        fix,
+    )
+    return path, True
 
 
 def _write_cached(path: Path, write: Callable[[Path], None], action: str, fix: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
@@ -16,6 +17,8 @@ OFFLINE_ALTERNATIVES = (
     "or use `detector.model: person_ssdlite` (bundled, works offline), "
     "or `detector.weights: none` for a random model"
 )
+PIPELINE_CHECKPOINT = "ssd-pipeline/"
+"""The `format` of every checkpoint `detector.checkpoints` writes starts so ("ssd-pipeline/2")."""
 
 
 def _one_line(error: BaseException) -> str:
@@ -28,18 +31,25 @@ def hub_cache_file(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
 
 
-def download_state_dict(url: str, arch: str) -> dict[str, Tensor]:
-    """State dict at `url`, through the torch hub cache (downloaded only if not cached)."""
+def download_state_dict(url: str, arch: str, fix: str | None = None) -> dict[str, Tensor]:
+    """State dict at `url`, through the torch hub cache (downloaded only if not cached).
+
+    Raises:
+        WeightsUnavailableError: "could not get {arch} weights from {url} (why); {fix}", the
+            fix by default the config's (a weights path, or another model).
+    """
     try:
         state = torch.hub.load_state_dict_from_url(
             url, map_location="cpu", progress=True, check_hash=True, weights_only=True
         )
     except Exception as error:  # URLError, HTTPError, bad hash, corrupt cached file, ...
         filename = os.path.basename(urlparse(url).path)
+        fix = fix or (
+            f"download that file where there is internet access and set "
+            f"`detector.weights: /path/to/{filename}`, {OFFLINE_ALTERNATIVES}"
+        )
         raise WeightsUnavailableError(
-            f"could not get {arch} weights from {url} ({_one_line(error)}); download that file "
-            f"where there is internet access and set `detector.weights: /path/to/{filename}`, "
-            f"{OFFLINE_ALTERNATIVES}"
+            f"could not get {arch} weights from {url} ({_one_line(error)}); {fix}"
         ) from error
     return _as_state_dict(state, url)
 
@@ -56,21 +66,27 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     return _as_state_dict(state, str(file))
 
 
-def load_file(file: Path, what: str, hint: str = "") -> object:
+def load_file(
+    file: Path,
+    what: str,
+    hint: str = "",
+    error: type[Exception] = WeightsUnavailableError,
+) -> object:
     """`torch.load` of a weights file, safely (weights_only) onto the CPU.
 
-    A file torch cannot read raises WeightsUnavailableError: "cannot read {what} {file} (...)".
+    A file torch cannot read raises `error`: "cannot read {what} {file} (...){hint}".
     """
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch.load raises many types for a corrupt file
-        raise WeightsUnavailableError(
-            f"cannot read {what} {file} ({_one_line(error)}){hint}"
-        ) from error
+    except pickle.UnpicklingError as exc:  # torch's message is a paragraph on weights_only
+        why = "not a file of torch.save, or one holding objects other than tensors and data"
+        raise error(f"cannot read {what} {file} ({why}){hint}") from exc
+    except Exception as exc:  # torch.load raises many types for a corrupt file
+        raise error(f"cannot read {what} {file} ({_one_line(exc)}){hint}") from exc
 
 
 def _as_state_dict(state: object, source: str) -> dict[str, Tensor]:
-    if isinstance(state, Mapping) and state.get("format") == "ssd-pipeline/1":
+    if isinstance(state, Mapping) and str(state.get("format", "")).startswith(PIPELINE_CHECKPOINT):
         raise ModelConfigError(
             f"{source} is a pipeline checkpoint, not a state_dict; set `detector.model: "
             f"{source}` instead of `detector.weights`"
@@ -84,13 +100,27 @@ def _as_state_dict(state: object, source: str) -> dict[str, Tensor]:
 
 def load_checked(module: nn.Module, state: Mapping[str, Tensor], source: str, arch: str) -> None:
     """Load `state` into `module` (strictly), or explain in one line why it does not fit."""
-    expected = module.state_dict()
-    missing = sorted(expected.keys() - state.keys())
-    unexpected = sorted(state.keys() - expected.keys())
-    wrong_shape = sorted(
-        k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape
+    problems = fit_problems(
+        {k: tuple(v.shape) for k, v in module.state_dict().items()},
+        {k: tuple(v.shape) for k, v in state.items()},
     )
-    problems = [
+    if problems:
+        raise ModelConfigError(
+            f"weights from {source} do not fit model {arch}: {', '.join(problems)}; "
+            f"use weights saved for {arch}"
+        )
+    module.load_state_dict(state, strict=True)
+
+
+def fit_problems(
+    expected: Mapping[str, tuple[int, ...]], given: Mapping[str, tuple[int, ...]]
+) -> list[str]:
+    """Why tensors of shapes `given` (by state_dict key) do not fit a module whose state has
+    shapes `expected`: "N missing keys (e.g. KEY)", ...; empty when they fit."""
+    missing = sorted(expected.keys() - given.keys())
+    unexpected = sorted(given.keys() - expected.keys())
+    wrong_shape = sorted(k for k in expected.keys() & given.keys() if expected[k] != given[k])
+    return [
         f"{len(keys)} {what} (e.g. {keys[0]})"
         for what, keys in (
             ("missing keys", missing),
@@ -99,9 +129,3 @@ def load_checked(module: nn.Module, state: Mapping[str, Tensor], source: str, ar
         )
         if keys
     ]
-    if problems:
-        raise ModelConfigError(
-            f"weights from {source} do not fit model {arch}: {', '.join(problems)}; "
-            f"use weights saved for {arch}"
-        )
-    module.load_state_dict(state, strict=True)

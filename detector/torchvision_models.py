@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torchvision.models import detection as tvd
 
@@ -46,12 +45,18 @@ class TorchvisionHead(nn.Module):
         return out["bbox_regression"], out["cls_logits"]
 
 
-def from_torchvision(model: tvd.SSD) -> SSD:
-    """Our `SSD` sharing the modules (and weights) of a torchvision SSD, in eval mode."""
+def from_torchvision(model: tvd.SSD, input_size: tuple[int, int] | None = None) -> SSD:
+    """Our `SSD` sharing the modules (and weights) of a torchvision SSD, in eval mode.
+
+    Args:
+        input_size: (H, W) to run it at, its default boxes laid out for that size (default:
+            the size the torchvision model resizes to).
+    """
     transform = model.transform
-    if transform.fixed_size is None:
-        raise ValueError("torchvision SSD without a fixed input size")
-    input_size = (int(transform.fixed_size[0]), int(transform.fixed_size[1]))
+    if input_size is None:
+        if transform.fixed_size is None:
+            raise ValueError("torchvision SSD without a fixed input size")
+        input_size = (int(transform.fixed_size[0]), int(transform.fixed_size[1]))
     sizes = feature_map_sizes(model.backbone, input_size)
     coder = model.box_coder
     ssd = SSD(
@@ -69,34 +74,54 @@ def from_torchvision(model: tvd.SSD) -> SSD:
     return ssd.eval()
 
 
-def _build(
-    arch: str,
-    builder: Callable[..., tvd.SSD],
-    coco_weights: Any,
-    weights: str,
-) -> tuple[SSD, LabelMap]:
-    """Build `arch` with weights "default" (COCO, downloaded), "none" (random) or a path."""
-    labels = LabelMap(tuple(coco_weights.meta["categories"]))
-    choice = weights.strip()
-    state: dict[str, torch.Tensor] | None
-    if choice.lower() == "default":
-        state, source = download_state_dict(coco_weights.url, arch), coco_weights.url
-    elif choice.lower() == "none":
-        state, source = None, ""
-    else:
-        state, source = read_state_dict(choice), choice
-    # No backbone weights either: the full state dict (if any) replaces them all.
-    model = builder(weights=None, weights_backbone=None, num_classes=len(labels.names))
-    if state is not None:
-        load_checked(model, state, source, arch)
-    return from_torchvision(model), labels
-
-
 COCO_WEIGHTS: dict[str, Any] = {
     "ssd300_vgg16": tvd.SSD300_VGG16_Weights.COCO_V1,
     "ssdlite320_mobilenet_v3_large": tvd.SSDLite320_MobileNet_V3_Large_Weights.COCO_V1,
 }
 """The torchvision weights `weights: default` downloads, by registered model name."""
+BUILDERS: dict[str, Callable[..., tvd.SSD]] = {
+    "ssd300_vgg16": tvd.ssd300_vgg16,
+    "ssdlite320_mobilenet_v3_large": tvd.ssdlite320_mobilenet_v3_large,
+}
+"""torchvision's model function of each registered model name."""
+
+
+def torchvision_ssd(
+    arch: str,
+    num_classes: int,
+    state: Mapping[str, Tensor] | None = None,
+    source: str = "",
+    input_size: tuple[int, int] | None = None,
+) -> SSD:
+    """torchvision's `arch` (a key of `BUILDERS`) with `num_classes` columns as our `SSD`.
+
+    Args:
+        state: a state dict of the torchvision model (from `source`) to load; None keeps
+            torchvision's random initialisation.
+        input_size: (H, W) to run it at (default: torchvision's size for it).
+    """
+    # No backbone weights either: the full state dict (if any) replaces them all.
+    model = BUILDERS[arch](weights=None, weights_backbone=None, num_classes=num_classes)
+    if state is not None:
+        load_checked(model, state, source, arch)
+    return from_torchvision(model, input_size)
+
+
+def coco_ssd(arch: str, state: Mapping[str, Tensor] | None, source: str) -> SSD:
+    """`torchvision_ssd` with the 91 columns of `arch`'s COCO weights."""
+    return torchvision_ssd(arch, len(COCO_WEIGHTS[arch].meta["categories"]), state, source)
+
+
+def _build(arch: str, weights: str) -> tuple[SSD, LabelMap]:
+    """Build `arch` with weights "default" (COCO, downloaded), "none" (random) or a path."""
+    coco_weights = COCO_WEIGHTS[arch]
+    labels = LabelMap(tuple(coco_weights.meta["categories"]))
+    choice = weights.strip()
+    if choice.lower() == "default":
+        return coco_ssd(arch, download_state_dict(coco_weights.url, arch), coco_weights.url), labels
+    if choice.lower() == "none":
+        return coco_ssd(arch, None, ""), labels
+    return coco_ssd(arch, read_state_dict(choice), choice), labels
 
 
 def pending_download(arch: str, weights: str) -> str | None:
@@ -111,11 +136,9 @@ def pending_download(arch: str, weights: str) -> str | None:
 
 def ssd300_vgg16(weights: str) -> tuple[SSD, LabelMap]:
     """torchvision SSD300 with a VGG16 backbone (COCO, 91 columns incl. background)."""
-    arch = "ssd300_vgg16"
-    return _build(arch, tvd.ssd300_vgg16, COCO_WEIGHTS[arch], weights)
+    return _build("ssd300_vgg16", weights)
 
 
 def ssdlite320_mobilenet_v3_large(weights: str) -> tuple[SSD, LabelMap]:
     """torchvision SSDLite320 with a MobileNetV3-Large backbone (COCO, 91 columns)."""
-    arch = "ssdlite320_mobilenet_v3_large"
-    return _build(arch, tvd.ssdlite320_mobilenet_v3_large, COCO_WEIGHTS[arch], weights)
+    return _build("ssdlite320_mobilenet_v3_large", weights)

@@ -216,6 +216,22 @@ CASES: list[tuple[str, list[str]]] = [
         ]
         for value in values
     ],
+    # export: refused before any model is built, or by reading what is not a checkpoint
+    *[
+        (f"export-{what}", ["export", *args])
+        for what, args in [
+            ("model-empty", ["--model", "", "--out", "x.onnx"]),
+            ("out-empty", ["--model", "person_ssdlite", "--out", ""]),
+            ("format", ["--model", "person_ssdlite", "--out", "x.onnx", "--format", "tflite"]),
+            ("size-zero", ["--model", "person_ssdlite", "--out", "x.onnx", "--size", "0"]),
+            ("size-huge", ["--model", "person_ssdlite", "--out", "x.onnx", "--size", BIG]),
+            ("size-untaken", ["--model", "ssd300_vgg16", "--out", "x.onnx", "--size", "512"]),
+            ("model-missing", ["--model", "{missing}.pt", "--out", "x.onnx"]),
+            ("model-folder", ["--model", "{folder}", "--out", "x.onnx"]),
+            ("model-clip", ["--model", "{clip}", "--out", "x.onnx"]),
+            ("model-unknown", ["--model", "yolo_v99", "--out", "x.onnx"]),
+        ]
+    ],
 ]
 
 

@@ -1,0 +1,156 @@
+"""Checkpoints: a saved model comes back the same, an interrupted save loses nothing, a save
+that could not be loaded is refused, and a damaged or foreign file is one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from detector.architectures import ARCHITECTURES
+from detector.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from detector.errors import ModelConfigError
+from detector.models import build_model
+from detector.options import DetectorOptions
+from detector.request import DetectorRequest
+from detector.ssd import SSD
+from pipeline.types import LabelMap
+
+PETS = LabelMap(("background", "cat", "dog"))
+EXTRA = {"config": {"epochs": 2, "data": "pets/train.json"}, "epoch": 1, "metrics": {"map": 0.5}}
+
+
+@pytest.fixture(scope="module")
+def pets() -> SSD:
+    """A person_ssdlite for background, cat and dog, with weights no fresh model has."""
+    torch.manual_seed(0)
+    model = ARCHITECTURES["person_ssdlite"](3, 300)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.01)
+    return model
+
+
+@pytest.fixture
+def saved(pets: SSD, tmp_path: Path) -> Path:
+    path = tmp_path / "run" / "best.pt"
+    save_checkpoint(path, pets, "person_ssdlite", 300, PETS, EXTRA)
+    return path
+
+
+def outputs(model: SSD) -> tuple[torch.Tensor, torch.Tensor]:
+    images = torch.rand(1, 3, *model.input_size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        return model(images * 255)
+
+
+def test_a_saved_model_loads_back_with_the_same_outputs_labels_and_extra(
+    pets: SSD, saved: Path
+) -> None:
+    loaded = load_checkpoint(saved)
+    assert (loaded.arch, loaded.size, loaded.labels, loaded.extra) == (
+        "person_ssdlite", 300, PETS, EXTRA
+    )
+    assert not loaded.model.training and loaded.model.score_fn == "softmax"
+    for ours, theirs in zip(outputs(pets), outputs(loaded.model), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    model, labels = build_model(str(saved))  # what `detector.model: best.pt` runs
+    assert labels == PETS
+    ours, theirs = model.state_dict(), pets.state_dict()
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    torch.testing.assert_close(model.anchors, pets.anchors, rtol=0, atol=0)
+
+
+def test_an_interrupted_save_leaves_the_previous_checkpoint_whole(
+    pets: SSD, saved: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(data: object, file: object) -> None:
+        file.write(b"half a checkpoint")  # type: ignore[attr-defined]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(saved, pets, "person_ssdlite", 300, PETS, {"epoch": 2})
+    monkeypatch.undo()
+    assert load_checkpoint(saved).extra["epoch"] == 1
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["best.pt"]
+
+
+@pytest.mark.parametrize(
+    ("arch", "size", "labels", "said"),
+    [
+        ("person_ssdlite", 300, LabelMap(("background", "cat")), "not person_ssdlite with 2"),
+        ("person_ssdlite", 512, PETS, "takes 300x300 inputs, not the 512x512"),
+        ("ssdlite320_mobilenet_v3_large", 300, PETS, "not ssdlite320_mobilenet_v3_large"),
+    ],
+)
+def test_a_save_that_would_not_load_back_is_refused(
+    pets: SSD, tmp_path: Path, arch: str, size: int, labels: LabelMap, said: str
+) -> None:
+    with pytest.raises(ValueError, match=said):
+        save_checkpoint(tmp_path / "best.pt", pets, arch, size, labels)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_model_that_scores_otherwise_than_a_trained_one_is_refused(
+    person: SSD, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="scores with sigmoid"):
+        save_checkpoint(
+            tmp_path / "best.pt", person, "person_ssdlite", 300, LabelMap(("background", "person"))
+        )
+
+
+def test_extra_takes_plain_data_and_numpy_scalars_become_numbers(
+    pets: SSD, tmp_path: Path
+) -> None:
+    path = tmp_path / "best.pt"
+    extra = {"map": np.float32(0.25), "epoch": np.int64(3), "ok": np.bool_(True), "sizes": (300, 320)}
+    save_checkpoint(path, pets, "person_ssdlite", 300, PETS, extra)
+    assert load_checkpoint(path).extra == {"map": 0.25, "epoch": 3, "ok": True, "sizes": [300, 320]}
+    with pytest.raises(TypeError, match=r"extra\['config'\]\['data'\] is a PosixPath"):
+        save_checkpoint(path, pets, "person_ssdlite", 300, PETS, {"config": {"data": Path("x")}})
+
+
+def test_a_truncated_checkpoint_is_refused_in_one_line(saved: Path) -> None:
+    data = saved.read_bytes()
+    saved.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelConfigError) as info:
+        build_model(str(saved))
+    message = str(info.value)
+    assert message.startswith(f"cannot read model checkpoint {saved}") and "\n" not in message
+    assert "damaged" in message
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ({"weight": torch.zeros(2)}, "is not a checkpoint saved by this pipeline"),
+        ({"format": "ssd-pipeline/9"}, "newer than this version reads"),
+        ({"format": CHECKPOINT_FORMAT, "arch": "yolo", "size": 300, "labels": ["background", "x"],
+          "state_dict": {}, "extra": {}}, "architecture 'yolo', which this version does not know"),
+        ({"format": CHECKPOINT_FORMAT, "arch": "person_ssdlite", "size": "300"}, "its 'size' is a str"),
+        ({"format": CHECKPOINT_FORMAT, "arch": "person_ssdlite", "size": 300, "labels": ["x"],
+          "state_dict": {}, "extra": {}}, "its 'labels' must be 2 or more class names"),
+        ({"format": CHECKPOINT_FORMAT, "arch": "person_ssdlite", "size": 300,
+          "labels": ["background", "x"], "state_dict": {}, "extra": {}}, "missing keys"),
+    ],
+)  # fmt: skip
+def test_a_foreign_or_damaged_checkpoint_is_refused_in_one_line(
+    tmp_path: Path, content: dict[str, object], said: str
+) -> None:
+    path = tmp_path / "best.pt"
+    torch.save(content, path)
+    with pytest.raises(ModelConfigError, match=said) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_a_trained_model_runs_in_float32_where_the_bundled_one_would_run_int8(
+    saved: Path, vnni: None
+) -> None:
+    trained = DetectorOptions.resolve(DetectorRequest(model=str(saved), device="cpu"))
+    assert trained.precision == "fp32"
+    assert "int8 accuracy was measured for person_ssdlite only" in trained.reasons["precision"]
