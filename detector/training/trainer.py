@@ -249,7 +249,7 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        return float(parts.localisation), float(parts.confidence)
+        return float(parts.localisation.detach()), float(parts.confidence.detach())
 
     def _validate(self) -> Metrics:
         predictions = predict(

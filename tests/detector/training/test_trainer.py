@@ -4,6 +4,7 @@ weights with what they need, logs every epoch, and resumes a stopped run exactly
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -101,8 +102,7 @@ def test_a_stopped_run_saves_the_batch_it_reached_and_resumes_there_with_its_opt
     momentum = first.optimizer.state_dict()["state"]
     assert momentum  # SGD's momentum buffers exist after a step
 
-    again = TrainingJob(**{**job_for(shapes, out, epochs=2, warmup_epochs=0).__dict__,
-                           "model": saved.model})
+    again = replace(job_for(shapes, out, epochs=2, warmup_epochs=0), model=saved.model)
     second = Trainer(again, CPU, threading.Event())
     second.restore(progress)
     restored = second.optimizer.state_dict()["state"]
