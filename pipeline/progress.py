@@ -86,8 +86,11 @@ class Progress:
         )
         if summary.detector:
             out.write(f"{summary.detector}\n")
-        for line in summary.outputs:
-            out.write(f"  -> {line}\n")
+        for output in summary.outputs:
+            first, *details = output.split("\n")  # details: e.g. one line per file written
+            out.write(f"  -> {first}\n")
+            for line in details:
+                out.write(f"       {line}\n")
         if summary.detector_error:
             out.write(f"  {summary.detector_error}\n")
         for err in summary.sink_errors:

@@ -49,5 +49,6 @@ class Sink(ABC):
         """Flush and release everything; the run is over."""
 
     def describe(self) -> str:
-        """One line for the run summary: what this sink wrote, and where."""
+        """The run summary's line for this sink: what it wrote, and where; details (one per
+        file written, say) may follow on lines of their own."""
         return self.name

@@ -1,11 +1,17 @@
 """A full disk, recognised and named: the file sinks' (video, SQLite, spool) messages say
-which file system is full and how much room it has, instead of a bare `[Errno 28]`."""
+which file system is full and how much room it has, instead of a bare `[Errno 28]`; and
+watched (`RoomWatch`) until it has room again."""
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 """No space left on the device, or the user's disk quota used up: both mean a full disk."""
@@ -44,3 +50,53 @@ def write_failure(exc: OSError, path: Path) -> str:
     if is_disk_full(exc):
         return f"disk full: {file_system(path)}"
     return " ".join((exc.strerror or str(exc) or type(exc).__name__).split())
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes an unprivileged user may still write to the file system holding `path`."""
+    st = os.statvfs(mount_point(path))
+    return st.f_bavail * st.f_frsize
+
+
+class RoomWatch:
+    """Whether the file system holding `path`, full a moment ago, has room again: at least
+    `min_free_bytes` free, asked of the system at most once per `interval_s` of `clock`."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        min_free_bytes: int,
+        interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if min_free_bytes < 0 or interval_s < 0:
+            raise ValueError(
+                f"RoomWatch min_free_bytes and interval_s must be >= 0, got "
+                f"{min_free_bytes} and {interval_s}"
+            )
+        self.path = path
+        self.min_free_bytes = min_free_bytes
+        self.interval_s = interval_s
+        self._clock = clock
+        self._room = True
+        self._checked = -float("inf")
+
+    def full(self) -> None:
+        """A write just failed for want of room: no room until the next check is due."""
+        self._room = False
+        self._checked = self._clock()
+
+    def has_room(self) -> bool:
+        """True unless `full` was said and no check since found `min_free_bytes` free."""
+        if self._room:
+            return True
+        now = self._clock()
+        if now - self._checked < self.interval_s:
+            return False
+        self._checked = now
+        try:
+            self._room = free_bytes(self.path) >= self.min_free_bytes
+        except OSError as exc:  # the file system went away: no room to write either
+            log.debug("cannot tell the free space of %s: %s", self.path, exc.strerror)
+        return self._room

@@ -259,8 +259,8 @@ class SqlSinkConfig(Strict):
         30.0,
         ge=0,
         le=86_400,
-        description="At the end, how long to wait for an unreachable database; the rest "
-        "stays in the spool for the next run.",
+        description="At the end, how long to wait for an unreachable database (a full disk: "
+        "at most 2 s); the rest stays in the spool for the next run.",
     )
 
     @model_validator(mode="after")

@@ -32,7 +32,8 @@ class DetectorConfig(Strict):
         description=(
             "Model name: person_ssdlite (the default: the bundled person detector, works "
             "offline), ssdlite320_mobilenet_v3_large or ssd300_vgg16 (80 COCO classes, weights "
-            "downloaded once), or the path of a checkpoint saved by detector.save_checkpoint."
+            "downloaded once), or the path of a checkpoint (the best.pt `python -m pipeline "
+            "train` writes; docs/models.md)."
         ),
     )
     weights: str = Field(

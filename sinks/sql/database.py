@@ -7,11 +7,12 @@ Shared by the SQL sink (`sinks.sql.sink`, `sinks.sql.writer`) and the read API
 
 from __future__ import annotations
 
+import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
@@ -222,28 +223,44 @@ def disk_full(exc: BaseException, db: DatabaseUrl) -> str:
     return f"the database server's disk is full ({reason(exc, db)})"
 
 
-def _enable_sqlite_wal(engine: Engine, busy_timeout_ms: int) -> None:
+def _set_up_sqlite(engine: Engine, busy_timeout_ms: int, *, wal: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
         try:
             # WAL lets `query` read while the pipeline writes; the timeout rides out the
             # short write locks instead of failing with "database is locked".
-            cur.execute("PRAGMA journal_mode=WAL")
+            if wal:
+                cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cur.execute("PRAGMA foreign_keys=ON")
         finally:
             cur.close()
 
 
+def _read_only(url: URL, path: Path) -> URL:
+    """`url`, a SQLite file's, as a URI that opens the file read-only (mode=ro)."""
+    database = url.database or ""
+    if not (database.startswith("file:") and url.query.get("uri") in ("true", "1")):
+        database = f"file:{quote(os.path.abspath(path))}"  # a URI: '?', '#', '%' escaped
+    return url.set(database=database).update_query_dict({"mode": "ro", "uri": "true"})
+
+
 def make_engine(
-    db: DatabaseUrl, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+    db: DatabaseUrl,
+    *,
+    sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    read_only: bool = False,
 ) -> Engine:
     """An engine for `db`; SQLite gets WAL mode, PostgreSQL bounded connect/send timeouts.
 
+    `read_only`: a SQLite file is opened read-only and keeps its journal mode, so that
+    reading a database that may not be ours changes nothing in it (other backends: as is).
     Raises SQLAlchemyError / ImportError / ValueError for unusable URLs.
     """
     parsed = db.connect_url()
+    if read_only and db.sqlite_file is not None:
+        parsed = _read_only(parsed, db.sqlite_file)
     backend = parsed.get_backend_name()
     connect_args: dict[str, Any] = {}
     if backend == "postgresql" and parsed.get_driver_name() == "psycopg":
@@ -255,7 +272,7 @@ def make_engine(
         parsed, pool_pre_ping=backend != "sqlite", connect_args=connect_args
     )
     if backend == "sqlite":
-        _enable_sqlite_wal(engine, sqlite_busy_timeout_ms)
+        _set_up_sqlite(engine, sqlite_busy_timeout_ms, wal=not read_only)
     return engine
 
 

@@ -182,25 +182,38 @@ def iso_z(moment: datetime) -> str:
 
 @contextmanager
 def existing_database(db: DatabaseUrl) -> Iterator[Engine]:
-    """An engine for a database the pipeline wrote to; QueryError otherwise. Disposed after."""
-    try:
-        problem = not_a_database(db)
-        if problem is not None:
-            raise QueryError(f"cannot query {db}: {problem}")
-        engine = make_engine(db)
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise QueryError(f"cannot open database {db}: {open_failure(exc, db)}") from exc
+    """An engine for a database the pipeline wrote to; QueryError otherwise. Disposed after.
+
+    A SQLite file is first opened read-only, so that one of someone else's is left exactly
+    as it was (its journal mode too); only once its detections table shows it is ours is it
+    opened as the pipeline opens it (WAL mode, whose side files a read-only connection
+    would leave behind).
+    """
+    problem = not_a_database(db)
+    if problem is not None:
+        raise QueryError(f"cannot query {db}: {problem}")
+    engine = _engine(db, read_only=True)
     try:
         if not inspect(engine).has_table(Detection.__tablename__):
             raise QueryError(
                 f"database {db} has no detections table yet "
                 "(run the pipeline with an sql output writing to it first)"
             )
+        if db.sqlite_file is not None:
+            engine.dispose()
+            engine = _engine(db, read_only=False)
         yield engine
     except SQLAlchemyError as exc:
         raise QueryError(f"cannot read database {db}: {reason(exc, db)}") from exc
     finally:
         engine.dispose()
+
+
+def _engine(db: DatabaseUrl, *, read_only: bool) -> Engine:
+    try:
+        return make_engine(db, read_only=read_only)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise QueryError(f"cannot open database {db}: {open_failure(exc, db)}") from exc
 
 
 # ---------------------------------------------------------------------------- queries

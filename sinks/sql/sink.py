@@ -51,7 +51,8 @@ class SqlSink(Sink):
     Rows are handed to the writer thread `batch_size` at a time, or when the oldest has
     waited `flush_interval_s`; each batch is one transaction. While the database is away,
     up to `buffer_rows` rows wait in memory and the rest in a spool file under `spool_dir`
-    (at most `spool_max_mb`); `close` waits up to `close_timeout_s` for them to be written.
+    (at most `spool_max_mb`); `close` waits up to `close_timeout_s` for them to be written
+    (a full disk: at most `FULL_DISK_CLOSE_S`).
     Rows still unwritten then stay in the spool file, and the next run writing to the same
     database writes them first.
     """
@@ -221,10 +222,11 @@ class SqlSink(Sink):
     def close(self, status: RunOutcome | None = None) -> None:
         """Write everything, record the run's end and status, release the database.
 
-        Waits up to `close_timeout_s` for an unreachable database (or a full disk); what is
-        still unwritten then is kept in the spool file (`kept_in`), and SinkError says so,
-        and what was lost, counted. Idempotent. `status` overrides `run_ended`; a batch the
-        database refused, or rows lost, make it "failed".
+        Waits up to `close_timeout_s` for an unreachable database (a full disk: at most
+        `FULL_DISK_CLOSE_S`); what is still unwritten then is kept in the spool file
+        (`kept_in`), and SinkError says so, and what was lost, counted. Idempotent.
+        `status` overrides `run_ended`; a batch the database refused, or rows lost, make it
+        "failed".
         """
         if self._closed:
             return
@@ -264,7 +266,7 @@ class SqlSink(Sink):
                 else f"database {self._db} still unreachable"
             )
             problems.append(
-                f"{still} after {self._close_timeout_s:g} s; {self._left} rows kept in "
+                f"{still} after {self._writer.waited_s:g} s; {self._left} rows kept in "
                 f"{self.kept_in} are written by the next run to this database"
             )
         if problems:

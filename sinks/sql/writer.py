@@ -7,7 +7,8 @@ and is tried again after growing pauses; inserts skip rows whose unique key is a
 there, so a batch retried after a commit whose answer was lost adds nothing twice. An
 outage and a full disk are each logged when they begin and when they end (an outage also
 every `OUTAGE_REMINDER_S`), and counted apart. A batch the database refuses for good is
-set aside (`rejected`) and reported (`error`).
+set aside (`rejected`) and reported (`error`). When the run ends, an outage is waited out
+for the sink's `close_timeout_s`, a full disk for at most `FULL_DISK_CLOSE_S`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ _MODELS: dict[str, type[Detection] | type[Track]] = {
 _TIME_COLUMNS = {"detections": ("time",), "tracks": ("first_time", "last_time")}
 OUTAGE_REMINDER_S = 60.0
 """While the database stays away, the outage is logged again this often."""
+FULL_DISK_CLOSE_S = 2.0
+"""When the run ends, the longest wait for a full disk to have room (`close_timeout_s` when
+that is shorter): unlike a database that is away, a full disk seldom frees itself in
+seconds, and what is left is kept in the spool file (or lost, and counted) all the same."""
 
 
 def _utc(seconds: float) -> datetime:
@@ -86,15 +91,20 @@ class RowWriter:
         self._db = db
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
-        self._deadline: float | None = None
+        self._closing_at = 0.0
+        self._close_timeout_s = 0.0
+        self.waited_s = 0.0
+        """How long the close waited for the trouble that was left when it gave up."""
         self._closing = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sql-writer", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float) -> None:
-        """Write what is left, retrying for at most `timeout_s`, then end the thread."""
-        self._deadline = time.monotonic() + timeout_s
+        """Write what is left, retrying for at most `timeout_s` (a full disk: at most
+        `FULL_DISK_CLOSE_S`), then end the thread."""
+        self._closing_at = time.monotonic()
+        self._close_timeout_s = timeout_s
         self._closing.set()
         self._wake.set()
         self.outbox.wake()
@@ -144,12 +154,12 @@ class RowWriter:
                     self._reject(batch, exc)
                     continue
                 self._report_trouble(kind, exc)
-                now = time.monotonic()
-                if self._deadline is not None and now >= self._deadline:
-                    return
                 pause = delay
-                if self._deadline is not None:
-                    pause = min(pause, max(0.0, self._deadline - now))
+                if self._closing.is_set():
+                    left = self._close_wait_left(kind)
+                    if left <= 0:
+                        return
+                    pause = min(pause, left)
                 self._wake.wait(pause)
                 self._wake.clear()
                 delay = min(delay * 2, self._retry_max_s)
@@ -157,6 +167,13 @@ class RowWriter:
             self.outbox.done(batch)
             self._report_recovery()
             delay = self._retry_initial_s
+
+    def _close_wait_left(self, kind: ErrorKind) -> float:
+        """Seconds the close still waits for trouble of `kind`; <= 0: it gives up."""
+        self.waited_s = self._close_timeout_s
+        if kind == "disk full":
+            self.waited_s = min(self.waited_s, FULL_DISK_CLOSE_S)
+        return self._closing_at + self.waited_s - time.monotonic()
 
     def _report_trouble(self, kind: ErrorKind, exc: SQLAlchemyError) -> None:
         """Log an outage or a full disk when it begins (an outage, also now and then)."""

@@ -10,13 +10,16 @@ one: H.264 with yuv420p needs it), and resized to it if it is smaller.
 
 FFmpeg does not report every write that fails (those of a fragmented MP4's last fragment,
 written when the file is finished, go unreported on a full disk), so the file is written
-through `CheckedFile`, which keeps the first failure for `SegmentFile` to raise.
+through `CheckedFile`, which keeps the first failure for `SegmentFile` to raise. A file such a
+failure cut short is trimmed back to its last whole fragment (`keep_whole_boxes`), and the
+frames it still holds counted (`frames_in`).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -78,17 +81,43 @@ class CheckedFile(io.FileIO):
             raise self.failure
 
 
-def plays(path: Path) -> bool:
-    """Whether `path` holds a video frame that a player can show."""
+def keep_whole_boxes(path: Path) -> None:
+    """Cut `path` after its last whole top-level MP4 box, a fragment's `moof` counting only
+    with the `mdat` after it: what a write the disk refused left half-done goes (its room
+    with it), and every frame left in the file is whole."""
+    with path.open("r+b") as f:
+        size = os.fstat(f.fileno()).st_size
+        offset = keep = 0
+        while offset + 8 <= size:
+            f.seek(offset)
+            header = f.read(16)
+            length = int.from_bytes(header[:4], "big")
+            if length == 1:  # a 64-bit size follows the type
+                length = int.from_bytes(header[8:16], "big")
+            elif length == 0:  # the box runs to the end of the file
+                length = size - offset
+            if length < 8 or offset + length > size:
+                break
+            offset += length
+            if header[4:8] != b"moof":
+                keep = offset
+        if keep < size:
+            f.truncate(keep)
+
+
+def frames_in(path: Path) -> int:
+    """How many video frames `path` holds, up to the first it cannot read (0: none, or no
+    playable file: a classic MP4 without its index)."""
+    count = 0
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                return False
-            for _ in container.decode(video=0):
-                return True
+                return 0
+            for packet in container.demux(video=0):
+                count += packet.size > 0  # the demuxer ends with an empty packet
     except (av.FFmpegError, OSError, ValueError) as exc:
-        log.debug("video sink: %s does not play: %s", path, exc)
-    return False
+        log.debug("video sink: %s readable up to frame %d: %s", path, count, exc)
+    return count
 
 
 class SegmentFile:

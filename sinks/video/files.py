@@ -1,4 +1,5 @@
-"""The video files' names, and retention: which of them to delete.
+"""The video files: their names, what each holds (`WrittenFile`), and retention: which of
+them to delete.
 
 Files are `<directory>/<camera_id>_<start %Y%m%d-%H%M%S>.mp4`, the start being the wall time
 (local) of the file's first frame; characters of the camera id that are unsafe in file names
@@ -12,6 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -20,6 +22,16 @@ log = logging.getLogger(__name__)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _STAMP = "%Y%m%d-%H%M%S"
 _ANY_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+_\d{8}-\d{6}(-\d+)?\.mp4$")
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """A file the sink finished, or kept after an error cut it short (`cut_short`), with the
+    number of frames it holds."""
+
+    path: Path
+    frames: int
+    cut_short: bool = False
 
 
 def safe_name(camera: str) -> str:

@@ -6,6 +6,11 @@ files. H.264 with yuv420p needs an even width and height: an odd-sized input is 
 its last column and/or row (161x121 is written as 160x120). A frame whose size differs from
 the size the camera started with is resized to it. How a file is encoded:
 `sinks.video.encoding`; how files are named and pruned: `sinks.video.files`.
+
+A full disk does not stop the sink: the file it cut short is kept (up to its last whole
+fragment) and counted, the camera's frames are dropped and counted while the disk stays
+full, and once the disk has room again (checked every `room_check_s`) the camera starts a
+new file.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,14 +26,21 @@ import av
 
 from pipeline.types import FrameResult, LabelMap, StreamEnd, StreamInfo
 from sinks.base import Sink, SinkError
-from sinks.disk import write_failure
+from sinks.disk import RoomWatch, is_disk_full, write_failure
 from sinks.draw import annotate
-from sinks.video.encoding import Geometry, SegmentFile, encoder_options, plays
-from sinks.video.files import prune_segments, segment_path
+from sinks.video.encoding import Geometry, SegmentFile, encoder_options, frames_in, keep_whole_boxes
+from sinks.video.files import WrittenFile, prune_segments, segment_path
 
 log = logging.getLogger(__name__)
 
 _FALLBACK_RATE = Fraction(25)
+_WRITE_ERRORS = (av.FFmpegError, OSError, ValueError)
+
+ROOM_TO_RESUME_BYTES = 16_000_000
+"""Free space a camera whose file the full disk cut short waits for before starting a new one:
+seconds of video, so that the few kB a deleted file frees do not start a file that dies at once."""
+ROOM_CHECK_S = 1.0
+"""While the disk is full, its free space is checked at most this often."""
 
 
 class VideoSink(Sink):
@@ -39,7 +52,7 @@ class VideoSink(Sink):
     `fragmented`: write fragmented MP4 (playable after a crash); False for a classic MP4.
     `threads`: encoder threads per file; 0 is one on machines with at most 2 cores (x264's
     extra threads cost more CPU than they save there; docs/performance.md), FFmpeg's choice
-    elsewhere.
+    elsewhere. `room_check_s`: how often a full disk's free space is checked.
     """
 
     name = "video"
@@ -58,6 +71,7 @@ class VideoSink(Sink):
         max_segments: int | None = None,
         fragmented: bool = True,
         threads: int = 0,
+        room_check_s: float = ROOM_CHECK_S,
     ) -> None:
         if threads < 0:
             raise ValueError(f"VideoSink threads must be >= 0, got {threads}")
@@ -77,29 +91,57 @@ class VideoSink(Sink):
         self._threads = threads or (1 if (os.cpu_count() or 1) <= 2 else 0)
         self._geometry: dict[str, Geometry] = {}
         self._open: dict[str, SegmentFile] = {}
-        self._written: dict[str, list[Path]] = {}
+        self._written: dict[str, list[WrittenFile]] = {}
         self._used: set[Path] = set()
+        self._lost: Counter[str] = Counter()
+        self._loss_reason: str | None = None
+        self._room = RoomWatch(
+            self._directory, min_free_bytes=ROOM_TO_RESUME_BYTES, interval_s=room_check_s
+        )
+        self._waiting: set[str] = set()
+        """Cameras whose frames are dropped until the full disk has room again."""
         self.deleted: list[Path] = []
         """Files removed by retention during this run."""
-        self.cut_short: list[Path] = []
-        """Files an error stopped (disk full...), kept because they play up to it."""
+
+    @property
+    def records(self) -> dict[str, list[WrittenFile]]:
+        """Every file written per camera during this run, oldest first, with its frames."""
+        return {camera: list(files) for camera, files in self._written.items()}
 
     @property
     def paths(self) -> dict[str, Path]:
         """Latest file of each camera that wrote a frame."""
-        return {camera: files[-1] for camera, files in self._written.items() if files}
+        return {camera: files[-1].path for camera, files in self._written.items() if files}
 
     @property
     def files(self) -> dict[str, list[Path]]:
         """Every file written per camera during this run, oldest first."""
-        return {camera: list(files) for camera, files in self._written.items()}
+        return {camera: [f.path for f in files] for camera, files in self._written.items()}
+
+    @property
+    def cut_short(self) -> list[Path]:
+        """Files an error stopped (disk full...), kept because they play up to it."""
+        return [f.path for files in self._written.values() for f in files if f.cut_short]
+
+    @property
+    def lost(self) -> dict[str, int]:
+        """Frames of each camera that no file holds (cut off by an error, or dropped while
+        the disk was full)."""
+        return {camera: n for camera, n in self._lost.items() if n}
 
     def describe(self) -> str:
-        """One line for the run summary."""
+        """The run summary's lines: the totals, then each file with the frames it holds."""
         count = sum(len(f) for f in self._written.values())
         cut = f", {len(self.cut_short)} cut short by an error" if self.cut_short else ""
+        lost = f", {self._lost_text()}" if self._lost.total() else ""
         pruned = f", {len(self.deleted)} old files deleted" if self.deleted else ""
-        return f"video {self._directory}: {count} file(s){cut}{pruned}"
+        lines = [f"video {self._directory}: {count} file(s){cut}{lost}{pruned}"]
+        for files in self._written.values():
+            lines += [
+                f"{f.path.name}: {f.frames} frames" + (", cut short" if f.cut_short else "")
+                for f in files
+            ]
+        return "\n".join(lines)
 
     def start(self, info: StreamInfo) -> None:
         camera = info.camera_id
@@ -137,22 +179,23 @@ class VideoSink(Sink):
         geometry = self._geometry.get(camera)
         if geometry is None:
             raise SinkError(f"video sink: frame for camera {camera!r} before its stream started")
-        file = self._open.get(camera)
-        if file is not None and self._segment_full(file):
-            self._finish(camera)
-            file = None
-        if file is None:
-            file = self._open_segment(camera, geometry, frame.wall_time)
+        file = self._file_for(camera, geometry, frame.wall_time)
+        if file is None:  # the disk is full
+            self._lost[camera] += 1
+            return
         image = annotate(frame.image, result.detections, self._labels)
         try:
             file.encode(image)
-        except (av.FFmpegError, OSError, ValueError) as exc:
+        except _WRITE_ERRORS as exc:
             del self._open[camera]
             file.abandon()
-            raise SinkError(
-                f"video sink: cannot write camera {camera!r} to {file.path}: "
-                f"{_reason(exc, file.path)}; {self._keep_cut_short(camera, file)}"
-            ) from exc
+            why = (
+                f"cannot write camera {camera!r} to {file.path}: {_reason(exc, file.path)}; "
+                f"{self._keep_cut_short(camera, file, file.frames + 1, exc)}"
+            )
+            if not is_disk_full(exc):
+                raise SinkError(f"video sink: {why}") from exc
+            self._wait_for_room(camera, why)
 
     def end(self, stream_end: StreamEnd) -> None:
         if stream_end.camera_id in self._open:
@@ -160,7 +203,8 @@ class VideoSink(Sink):
         self._geometry.pop(stream_end.camera_id, None)
 
     def close(self) -> None:
-        """Finalise every camera still open; raises the first failure after trying all."""
+        """Finalise every camera still open; raises the first failure after trying all, or
+        else says how many frames no file holds, if any."""
         first_error: SinkError | None = None
         for camera in list(self._open):
             try:
@@ -170,8 +214,43 @@ class VideoSink(Sink):
                 first_error = first_error or exc
         if first_error is not None:
             raise first_error
+        if self._lost.total():
+            raise SinkError(f"video sink: {self._lost_text()}: {self._loss_reason}")
 
     # -------------------------------------------------------------------- internals
+
+    def _file_for(self, camera: str, geometry: Geometry, wall_time: float) -> SegmentFile | None:
+        """The file the camera's next frame goes to (a new one when the segment is full, or
+        when the disk has room again); None while the disk is full."""
+        if camera in self._waiting:
+            if not self._room.has_room():
+                return None
+            self._waiting.discard(camera)
+            log.warning(
+                "video sink: room again in %s; camera %r starts a new file (%d frames lost)",
+                self._directory, camera, self._lost[camera],
+            )
+        file = self._open.get(camera)
+        if file is not None and self._segment_full(file):
+            self._finish(camera)
+            file = None
+        if camera in self._waiting:  # finishing the segment met the full disk
+            return None
+        return file if file is not None else self._open_segment(camera, geometry, wall_time)
+
+    def _wait_for_room(self, camera: str, why: str) -> None:
+        """The full disk stopped the camera's file: drop its frames until there is room."""
+        self._waiting.add(camera)
+        self._room.full()
+        log.warning(
+            "video sink: %s; its frames are dropped (counted) until %s has %.0f MB free",
+            why, self._directory, ROOM_TO_RESUME_BYTES / 1e6,
+        )
+
+    def _lost_text(self) -> str:
+        """'12 frames lost (camera 'a' 5, camera 'b' 7)'."""
+        cameras = ", ".join(f"camera {c!r} {n}" for c, n in self._lost.items() if n)
+        return f"{self._lost.total()} frames lost ({cameras})"
 
     def _segment_full(self, file: SegmentFile) -> bool:
         if self._segment_s is None:
@@ -179,15 +258,22 @@ class VideoSink(Sink):
         limit = max(1, math.ceil(self._segment_s * file.geometry.rate))
         return file.frames >= limit
 
-    def _open_segment(self, camera: str, geometry: Geometry, wall_time: float) -> SegmentFile:
+    def _open_segment(
+        self, camera: str, geometry: Geometry, wall_time: float
+    ) -> SegmentFile | None:
+        """The camera's new file; None when the disk is too full to create it."""
         path = segment_path(self._directory, camera, wall_time, self._used)
         self._used.add(path)
         try:
             file = SegmentFile(
                 path, geometry, self._codec, self._options, self._fragmented, self._threads
             )
-        except (av.FFmpegError, OSError, ValueError) as exc:
+        except _WRITE_ERRORS as exc:
             path.unlink(missing_ok=True)  # the container may have created it, empty
+            if is_disk_full(exc):
+                self._loss_reason = self._loss_reason or _reason(exc, path)
+                self._wait_for_room(camera, f"cannot open {path}: {_reason(exc, path)}")
+                return None
             hint = (
                 " (NVENC needs an NVIDIA GPU with a video encoder, which the H100, H200 and "
                 "A100 lack, and its driver; codec libx264 encodes on the CPU)"
@@ -202,28 +288,46 @@ class VideoSink(Sink):
         return file
 
     def _finish(self, camera: str) -> None:
+        """Finish the camera's file; a full disk cuts it short (and the camera waits for
+        room), any other failure raises SinkError."""
         file = self._open.pop(camera)
         try:
             file.finish()
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            raise SinkError(
-                f"video sink: cannot finish {file.path} for camera {camera!r}: "
-                f"{_reason(exc, file.path)}; {self._keep_cut_short(camera, file)}"
-            ) from exc
-        self._written.setdefault(camera, []).append(file.path)
+        except _WRITE_ERRORS as exc:
+            why = (
+                f"cannot finish {file.path} for camera {camera!r}: {_reason(exc, file.path)}; "
+                f"{self._keep_cut_short(camera, file, file.frames, exc)}"
+            )
+            if not is_disk_full(exc):
+                raise SinkError(f"video sink: {why}") from exc
+            self._wait_for_room(camera, why)
+            return
+        self._written.setdefault(camera, []).append(WrittenFile(file.path, file.frames))
         log.info("video sink: wrote %d frames to %s", file.frames, file.path)
         self._prune(camera)
 
-    def _keep_cut_short(self, camera: str, file: SegmentFile) -> str:
-        """Count a file an error stopped if it plays, remove it if not; says which."""
-        if plays(file.path):
-            self._written.setdefault(camera, []).append(file.path)
-            self.cut_short.append(file.path)
-            return "the file is kept, playable up to where it stopped"
+    def _keep_cut_short(
+        self, camera: str, file: SegmentFile, sent: int, exc: BaseException
+    ) -> str:
+        """Keep the whole fragments of a file an error stopped (`sent` frames handed to it),
+        counting the frames it holds and those it lost; remove it if it holds none. Says
+        which."""
+        self._loss_reason = self._loss_reason or _reason(exc, file.path)
+        try:
+            keep_whole_boxes(file.path)
+        except OSError as trim_error:
+            why = _reason(trim_error, file.path)
+            log.warning("video sink: cannot trim %s to its whole fragments: %s", file.path, why)
+        held = frames_in(file.path)
+        self._lost[camera] += sent - held
+        if held:
+            self._written.setdefault(camera, []).append(WrittenFile(file.path, held, True))
+            return f"the file is kept, playable up to where it stopped ({held} frames)"
         try:
             file.path.unlink(missing_ok=True)
-        except OSError as exc:
-            return f"the file holds no frame, and cannot be removed: {_reason(exc, file.path)}"
+        except OSError as unlink_error:
+            why = _reason(unlink_error, file.path)
+            return f"the file holds no frame, and cannot be removed: {why}"
         return "the file held no frame and was removed"
 
     def _prune(self, camera: str) -> None:

@@ -46,7 +46,7 @@ class DiskFillingDetector(EagerDetector):
         return bool(files) and len(decode(files[0])[0]) > 0
 
 
-def test_summary_counts_the_cut_short_video_and_exactly_the_rows_lost_on_a_full_disk(
+def test_summary_counts_exactly_the_video_frames_and_the_rows_lost_on_a_full_disk(
     tmp_path: Path, synthetic_video: VideoFactory
 ) -> None:
     clip = synthetic_video("clip.mp4", frames=FRAMES, fps=10)
@@ -68,7 +68,14 @@ def test_summary_counts_the_cut_short_video_and_exactly_the_rows_lost_on_a_full_
         text = out.getvalue()
 
     assert summary.cameras["cam"].detections == FRAMES  # one box a frame
-    assert f"  -> video {disk.path / 'video'}: 1 file(s), 1 cut short by an error\n" in text
+    video = re.search(
+        rf"  -> video {re.escape(str(disk.path / 'video'))}: 1 file\(s\), 1 cut short by an "
+        r"error, (\d+) frames lost \(camera 'cam' (\d+)\)\n"
+        r"       cam_[\d-]+\.mp4: (\d+) frames, cut short\n",
+        text,
+    )
+    assert video is not None, text
+    assert video[1] == video[2] and int(video[1]) + int(video[3]) == FRAMES
     sql = re.search(
         rf"  -> sql {re.escape(url)}: (\d+) detections, \d+ tracks written "
         r"\(disk full \d+ time\(s\); (\d+) detections(, \d+ tracks)?( and the run's end)? lost\)",
@@ -79,6 +86,6 @@ def test_summary_counts_the_cut_short_video_and_exactly_the_rows_lost_on_a_full_
     assert written == stored and written + lost == FRAMES
     assert "ridden out" not in text
     (video_error, sql_error) = summary.sink_errors
-    assert video_error.startswith("video sink: cannot write camera 'cam'")
+    assert video_error.startswith(f"video sink: {video[1]} frames lost (camera 'cam' {video[1]}): ")
     assert f"disk full: the file system at {disk.path}" in video_error
     assert f"sql sink: {lost} detections" in sql_error

@@ -68,6 +68,18 @@ def test_summary_says_what_ran_the_detector_in_one_line() -> None:
     assert f"\n{line}\n" in text
 
 
+def test_an_outputs_detail_lines_stand_under_its_line_indented() -> None:
+    video = "video out/video: 2 file(s)\nlobby_1.mp4: 10 frames, cut short\nlobby_2.mp4: 5 frames"
+    stats = CameraStats("lobby", "clip.mp4", frames=15, opened=True)
+    text = summary_of(stats, outputs=[video, "sql sqlite:///d.db: 15 detections"])
+    assert text.endswith(
+        "  -> video out/video: 2 file(s)\n"
+        "       lobby_1.mp4: 10 frames, cut short\n"
+        "       lobby_2.mp4: 5 frames\n"
+        "  -> sql sqlite:///d.db: 15 detections\n"
+    )
+
+
 def test_start_line_goes_to_stderr_even_without_progress_bars(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

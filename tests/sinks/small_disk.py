@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pwd
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,11 +48,16 @@ class SmallDisk:
 
 
 @contextmanager
-def small_disk(folder: Path, size: str) -> Iterator[SmallDisk]:
-    """A tmpfs of `size` (mount's syntax: "2m") on `folder`, unmounted after."""
+def small_disk(folder: Path, size: str, *, owner: str | None = None) -> Iterator[SmallDisk]:
+    """A tmpfs of `size` (mount's syntax: "2m") on `folder`, its root owned by the user
+    `owner` (None: by us), unmounted after."""
     folder.mkdir(parents=True, exist_ok=True)
+    options = f"size={size},mode=0755"
+    if owner is not None:
+        user = pwd.getpwnam(owner)
+        options += f",uid={user.pw_uid},gid={user.pw_gid}"
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(folder)],
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
         capture_output=True,
         text=True,
         check=False,

@@ -1,11 +1,21 @@
 """A peer of the event bus cannot make the pipeline (or a subscriber) allocate more than a
-bounded message, and an `ipc://` endpoint never deletes a file that is not a socket."""
+bounded message, and an `ipc://` endpoint never deletes a file that is not a socket.
+
+The memory a hostile peer costs is measured on a receiver in a process of its own
+(`tests/sinks/event_bus/receiver.py`): its peak resident memory (VmHWM, reset before the
+attack) against its resident memory (VmRSS) before it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import queue
 import socket
 import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +27,11 @@ from sinks.event_bus.publisher import MAX_SUBSCRIPTION_BYTES, EventPublisher
 from sinks.event_bus.schema import stream_ended_event
 from sinks.event_bus.subscriber import MAX_EVENT_BYTES, EventSubscriber
 from tests.sinks.event_bus.conftest import LABELS, T0, receive, result
+
+ROOT = Path(__file__).resolve().parents[3]
+RSS_GROWTH_MAX = 8 * 2**20
+"""What a hostile peer may add to a receiver's memory: far below the 64 MB it sends (or
+the 200 MB it announces), above what a Python process's memory varies by meanwhile."""
 
 
 def zmtp_sub_peer(endpoint: str) -> socket.socket:
@@ -141,3 +156,138 @@ def test_subscriber_never_takes_in_an_oversized_message(endpoint: str) -> None:
         subscriber.close()
         pub.close(linger=0)
         context.term()
+
+
+class Receiver:
+    """A receiver process (`python -m tests.sinks.event_bus.receiver ROLE ENDPOINT`): the
+    lines it prints, and its memory."""
+
+    def __init__(self, role: str, endpoint: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.sinks.event_bus.receiver", role, endpoint],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        assert self.next_line(30) == "ready"
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line.strip())
+
+    def next_line(self, timeout_s: float) -> str | None:
+        try:
+            return self._lines.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+
+    def memory(self, field: str) -> int:
+        """A size from /proc/<pid>/status ("VmRSS", "VmHWM"), in bytes."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name == field:
+                return int(value.split()[0]) * 1024  # "12345 kB"
+        raise AssertionError(f"no {field} in /proc/{self.process.pid}/status")
+
+    def mark_memory(self) -> int:
+        """VmRSS now; the peak (VmHWM) starts again from it."""
+        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+        return self.memory("VmRSS")
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(10)
+        finally:
+            self.process.kill()
+
+
+@contextlib.contextmanager
+def receiver(role: str, endpoint: str) -> Iterator[Receiver]:
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.skip("no /proc/<pid>/clear_refs here: a process's peak memory cannot be reset")
+    process = Receiver(role, endpoint)
+    try:
+        yield process
+    finally:
+        process.close()
+
+
+def subscribed(context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(endpoint)
+    return sub
+
+
+def test_a_peer_sending_a_frame_of_200_mb_costs_the_publisher_no_memory_and_it_serves_on(
+    endpoint: str,
+) -> None:
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    with receiver("publisher", endpoint) as publisher:
+        sub = subscribed(context, endpoint)
+        try:
+            receive(sub, 5)  # a well-behaved subscriber gets its events
+            before = publisher.mark_memory()
+            peer = zmtp_sub_peer(endpoint)
+            try:
+                # a long frame (flag 0x02) announcing 200 MB, and 64 MB of it
+                peer.sendall(b"\x02" + struct.pack(">Q", 200 * 10**6))
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    for _ in range(64):
+                        peer.sendall(b"\x01" * 2**20)
+                assert closed_by_server(peer)
+            finally:
+                peer.close()
+            receive(sub, 5)
+            late = subscribed(context, endpoint)  # and one that comes after the attack
+            receive(late, 5)
+            late.close(linger=0)
+            grown = publisher.memory("VmHWM") - before
+        finally:
+            sub.close(linger=0)
+            context.term()
+    assert grown < RSS_GROWTH_MAX, f"the publisher grew by {grown / 2**20:.1f} MiB"
+
+
+def test_a_publisher_sending_64_mb_costs_the_subscriber_no_memory_and_is_dropped_for_good(
+    endpoint: str,
+) -> None:
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    pub = context.socket(zmq.PUB)
+    pub.bind(endpoint)
+    monitor = pub.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+
+    def received(first_seq: int, sends: int) -> bool:
+        """Sends events from `first_seq` on: whether the subscriber printed one of them."""
+        for seq in range(first_seq, first_seq + sends):
+            body = stream_ended_event(StreamEnd("cam1", frames=0), seq, None, T0)
+            pub.send_multipart([b"stream.ended.cam1", body.model_dump_json().encode()])
+            line = subscriber.next_line(0.02)
+            if line is not None and int(line.split()[-1]) >= first_seq:
+                return True
+        return False
+
+    try:
+        with receiver("subscriber", endpoint) as subscriber:
+            assert received(0, 500)  # connected, subscribed, receiving
+            before = subscriber.mark_memory()
+            pub.send_multipart([b"stream.ended.cam1", b"x" * (64 * 2**20)])
+            assert monitor.poll(10_000), "the subscriber kept the connection"
+            # ZeroMQ drops a peer that breaks the protocol's limits for good, without
+            # reconnecting: a publisher sending such events is not the pipeline.
+            assert not received(1000, 25)
+            grown = subscriber.memory("VmHWM") - before
+            assert subscriber.process.poll() is None  # alive, and ends when asked
+    finally:
+        pub.disable_monitor()
+        monitor.close(linger=0)
+        pub.close(linger=0)
+        context.term()
+    assert subscriber.process.returncode == 0
+    assert grown < RSS_GROWTH_MAX, f"the subscriber grew by {grown / 2**20:.1f} MiB"

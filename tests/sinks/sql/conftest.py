@@ -17,6 +17,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from tests.sinks.sql.private_postgres import (
+    PrivatePostgres,
+    initdb_template,
+    running_private_postgres,
+)
+
 PG_URL = os.environ.get("PIPELINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -66,3 +72,17 @@ def sql_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     skip_without_pg()
     with pg_schema() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[Path]:
+    """One initdb for the session's private servers: copying its folder is faster."""
+    with initdb_template() as data:
+        yield data
+
+
+@pytest.fixture
+def private_postgres(postgres_template: Path) -> Iterator[PrivatePostgres]:
+    """A running PostgreSQL server of this test's own (never the shared one), removed after."""
+    with running_private_postgres(postgres_template) as server:
+        yield server

@@ -2,19 +2,25 @@
 holds, counts exactly what it loses, and writes what it kept once there is room again.
 
 Disks are filled for real: a small tmpfs holding the database, the spool and nothing else
-(skipped where mounting is not allowed). One case, that runs everywhere, makes SQLite full
-with a page limit instead.
+(skipped where mounting is not allowed); for PostgreSQL, a server of the test's own whose
+tables live in a tablespace on such a tmpfs (skipped where initdb is missing). One case,
+that runs everywhere, makes SQLite full with a page limit instead.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import pwd
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
+import sinks.sql.writer
 from pipeline.types import StreamEnd, TrackEvent
 from sinks.base import SinkError
 from sinks.disk import mount_point
@@ -35,6 +41,7 @@ from tests.sinks.sql.builders import (
     wait_for,
     write_frames,
 )
+from tests.sinks.sql.private_postgres import PrivatePostgres
 
 
 @pytest.fixture
@@ -205,3 +212,111 @@ def test_rows_a_full_database_disk_leaves_are_kept_in_a_spool_elsewhere_for_the_
     assert stored(url) == expected(sink.run_id, range(0, 100))
     assert run_status(url, sink.run_id) == "finished"
     assert list(spool_dir.iterdir()) == []
+
+
+CLOSE_TIMEOUT_S = 30.0  # the default: what a disk that stays full must not cost
+
+
+def close_on_full_disk(sink: SqlSink) -> tuple[SinkError, float]:
+    """Close `sink`, whose database disk is full; the error raised and the seconds it took."""
+    started = time.monotonic()
+    with pytest.raises(SinkError) as info:
+        sink.close()
+    return info.value, time.monotonic() - started
+
+
+def test_closing_while_the_disk_stays_full_gives_up_well_before_close_timeout_and_counts_the_loss(
+    disk: SmallDisk,
+) -> None:
+    url = database_on(disk)
+    sink = open_then_fill(disk, disk.path / "spool", close_timeout_s=CLOSE_TIMEOUT_S)
+    write_frames(sink, range(0, 100))  # 300 detections
+    sink.end(StreamEnd("cam", 100, (TrackEvent("ended", summary("cam", 1, 0, 99)),)))
+    error, took = close_on_full_disk(sink)
+
+    disk.free()
+    assert took < CLOSE_TIMEOUT_S / 3
+    lost = sink.outbox.lost
+    assert lost["detections"] == 300 - len(stored(url)) > 0
+    assert lost["tracks"] == 1 - count(url, Track) == 1
+    assert sink.rows_written["detections"] == len(stored(url))
+    assert str(error).startswith(
+        f"sql sink: {lost['detections']} detections, 1 tracks and the run's end lost: "
+        f"cannot write the spool file {sink.outbox.spool_path}: disk full: "
+    )
+    assert sink.kept_in is None
+
+
+def test_closing_while_the_database_disk_stays_full_keeps_the_rest_in_a_spool_elsewhere_at_once(
+    disk: SmallDisk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sinks.sql.writer, "FULL_DISK_CLOSE_S", 0.3)  # the test's time
+    url = database_on(disk)
+    sink = open_then_fill(disk, tmp_path / "spool", close_timeout_s=CLOSE_TIMEOUT_S)
+    write_frames(sink, range(0, 100))
+    error, took = close_on_full_disk(sink)
+
+    disk.free()
+    assert took < CLOSE_TIMEOUT_S / 3
+    written = len(stored(url))
+    SqlSink(url, LABELS, spool_dir=tmp_path / "spool").close()  # the next run writes them
+    assert stored(url) == expected(sink.run_id, range(0, 100))
+    assert sum(sink.outbox.lost.values()) == 0 and written < 300
+    assert str(error) == (
+        f"sql sink: the disk holding {url} still full after 0.3 s; {300 - written} "
+        f"rows kept in {sink.kept_in} are written by the next run to this database"
+    )
+
+
+def tables_on_a_small_disk(server: PrivatePostgres, location: Path) -> None:
+    """Make `location` (empty, on the small disk) the tablespace of every table created in
+    the server's database from now on."""
+    user = pwd.getpwnam("postgres")
+    location.mkdir()
+    os.chown(location, user.pw_uid, user.pw_gid)
+    admin = create_engine(server.url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE TABLESPACE small LOCATION '{location}'"))
+            conn.execute(text("ALTER DATABASE postgres SET default_tablespace = small"))
+    finally:
+        admin.dispose()
+
+
+def test_postgresql_out_of_disk_is_a_full_disk_not_an_outage_and_its_rows_are_written_once_freed(
+    private_postgres: PrivatePostgres, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = private_postgres.url
+    with small_disk(private_postgres.folder / "disk", "2m", owner="postgres") as disk:
+        tables_on_a_small_disk(private_postgres, disk.path / "tablespace")
+        sink = SqlSink(
+            url, LABELS, batch_size=30, flush_interval_s=0.02, spool_dir=tmp_path, **FAST_RETRY
+        )
+        disk.fill()
+        with caplog.at_level(logging.WARNING):
+            write_frames(sink, range(0, 300))  # 900 rows: pages the tablespace has no room for
+            wait_for(lambda: sink.disk_full == 1, "the writer to meet the full disk")
+            assert sink.outbox.pending_rows > 0
+            disk.free()
+            sink.close()
+        try:
+            assert stored(url) == expected(sink.run_id, range(0, 300))
+            assert run_status(url, sink.run_id) == "finished"
+            engine = create_engine(url)
+            with engine.connect() as conn:
+                where = conn.scalar(
+                    text("SELECT tablespace FROM pg_tables WHERE tablename = 'detections'")
+                )
+            engine.dispose()
+        finally:
+            private_postgres.stop()  # before its tablespace is unmounted
+
+    assert where == "small"
+    assert (sink.disk_full, sink.outages) == (1, 0)
+    assert sink.describe() == f"sql {url}: 900 detections, 0 tracks written (disk full 1 time(s))"
+    (full, back) = sql_records(caplog)
+    assert full.startswith(
+        f"sql sink: cannot write to {url}: the database server's disk is full ("
+    )
+    assert "No space left on device" in full
+    assert back.startswith(f"sql sink: room again for {url} after ")

@@ -8,11 +8,8 @@ a PostgreSQL server of the test's own stopped and started again (the shared one 
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
 import sqlite3
-import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,11 +38,7 @@ from tests.sinks.sql.builders import (
     write_frames,
 )
 from tests.sinks.sql.conftest import PG_URL, pg_schema, skip_without_pg
-from tests.sinks.sql.private_postgres import (
-    PrivatePostgres,
-    postgres_bin,
-    why_no_private_postgres,
-)
+from tests.sinks.sql.private_postgres import PrivatePostgres
 
 
 class TcpProxy:
@@ -309,28 +302,6 @@ def test_spool_of_a_running_pipeline_is_not_taken_by_another(tmp_path: Path) -> 
     SqlSink(url, LABELS, spool_dir=spool_dir).close()
     assert not held.path.exists()
     assert stored(url) == [(first.run_id, "cam", 0, 0, 1.0, None)]
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """A running PostgreSQL server of this test's own, removed after."""
-    why = why_no_private_postgres()
-    if why is not None:
-        pytest.skip(why)
-    bin_dir = postgres_bin()
-    assert bin_dir is not None
-    # Not under pytest's tmp_path: the postgres user must reach it, and that is private to us.
-    folder = Path(tempfile.mkdtemp(prefix="pipeline-test-pg-"))
-    try:
-        server = PrivatePostgres(folder, bin_dir)
-        server.start()
-        try:
-            yield server
-        finally:
-            with contextlib.suppress(subprocess.CalledProcessError):
-                server.stop()  # already stopped where the test failed with it down
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_postgresql_server_stopped_and_started_mid_run_loses_nothing(

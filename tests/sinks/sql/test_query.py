@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -309,6 +310,31 @@ def test_query_and_retention_never_turn_a_file_that_is_not_a_database_into_one(
     code, _, err = run_cli(capsys, "retention", "--db", url, "--older-than", "1d")
     assert code == 1 and err.count("\n") == 1 and "not a SQLite database" in err
     assert untouched(tmp_path, path, before)
+
+
+@pytest.mark.parametrize("uri", [False, True], ids=["path", "file-uri"])
+def test_query_and_retention_leave_a_foreign_sqlite_database_as_it_is(
+    tmp_path: Path, uri: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "theirs.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # journal_mode "delete": SQLite's
+        conn.execute("CREATE TABLE notes (body TEXT)")
+        conn.execute("INSERT INTO notes VALUES ('the user''s notes')")
+        conn.commit()
+    before = snapshot(path)
+    url = f"sqlite:///file:{path}?uri=true" if uri else f"sqlite:///{path}"
+    for args in (
+        ("query", "--db", url),
+        ("query", "--db", url, "--count-by", "label"),
+        ("query", "--db", url, "--list", "runs"),
+        ("retention", "--db", url, "--older-than", "1d", "--dry-run"),
+        ("retention", "--db", url, "--older-than", "1d"),  # it writes to databases of ours only
+    ):
+        code, _, err = run_cli(capsys, *args)
+        assert code == 1 and err.count("\n") == 1 and "has no detections table yet" in err
+    assert untouched(tmp_path, path, before)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
 
 
 def test_query_of_missing_sqlite_file_uri_raises_and_creates_no_file(tmp_path: Path) -> None:
