@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from detector.engine import Detector
 from detector.training.evaluation import Metrics, Prediction, coco_metrics
+from detector.training.images import UnreadableImage, decode_rgb
 from detector.training.samples import DatasetError, Sample
 from pipeline.types import Detections, Frame, LabelMap
 
@@ -87,11 +87,8 @@ def _prediction(found: Detections, translate: np.ndarray) -> Prediction:
 
 
 def _rgb(sample: Sample) -> np.ndarray:
+    """The upright pixels of `sample.image`, uint8 [H, W, 3] RGB, as training reads them."""
     try:
-        with Image.open(sample.image) as image:
-            return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
-    except OSError as error:
-        raise DatasetError(
-            f"{sample.origin}: cannot read image {sample.image} ({error})",
-            problems=(f"{sample.origin}: cannot read image {sample.image}",),
-        ) from error
+        return decode_rgb(sample.image)
+    except UnreadableImage as error:
+        raise DatasetError([f"{sample.origin}: {error}: {sample.image}"]) from None

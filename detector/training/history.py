@@ -28,8 +28,8 @@ class EpochRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EpochRecord:
-        values = {f.name: float(data[f.name]) for f in fields(cls)}
-        return cls(**{**values, "epoch": int(values["epoch"])})
+        epoch, *measures = (data[name] for name in COLUMNS)
+        return cls(int(epoch), *(float(m) for m in measures))
 
 
 COLUMNS = tuple(f.name for f in fields(EpochRecord))

@@ -4,16 +4,16 @@ weights with what they need, logs every epoch, and resumes a stopped run exactly
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+
 from detector.checkpoints import load_checkpoint
 from detector.training.bases import trainable_model
-
 from detector.training.history import read_history
 from detector.training.settings import TrainSettings
 from detector.training.trainer import BEST, LAST, Progress, Trainer, TrainingJob
