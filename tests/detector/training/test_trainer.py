@@ -22,14 +22,15 @@ from tests.detector.training.datasets import ShapesData
 CPU = torch.device("cpu")
 
 
-def job_for(shapes: ShapesData, out: Path, **settings: Any) -> TrainingJob:
+def job_for(shapes: ShapesData, out: Path, train: int = 8, **settings: Any) -> TrainingJob:
+    """A job on the first `train` training images of `shapes` (fewer: a quicker test)."""
     ready = trainable_model("person_ssdlite", shapes.class_names, None)
     return TrainingJob(
         model=ready.model,
         arch=ready.arch,
         size=ready.size,
         class_names=shapes.class_names,
-        train=shapes.train,
+        train=shapes.train[:train],
         val=shapes.val,
         settings=TrainSettings(**{"batch_size": 4, "workers": 0, **settings}),
         out=out,
@@ -88,7 +89,7 @@ def test_a_stopped_run_saves_the_batch_it_reached_and_resumes_there_with_its_opt
     out = tmp_path / "out"
     stop = threading.Event()
     first = Trainer(
-        job_for(shapes, out, epochs=2, warmup_epochs=0),
+        job_for(shapes, out, train=4, epochs=2, warmup_epochs=0, batch_size=2),
         CPU,
         stop,
         progress_bar=lambda items, **_: StopAfter(items, stop, batches=1),
@@ -102,7 +103,9 @@ def test_a_stopped_run_saves_the_batch_it_reached_and_resumes_there_with_its_opt
     momentum = first.optimizer.state_dict()["state"]
     assert momentum  # SGD's momentum buffers exist after a step
 
-    again = replace(job_for(shapes, out, epochs=2, warmup_epochs=0), model=saved.model)
+    again = replace(
+        job_for(shapes, out, train=4, epochs=2, warmup_epochs=0, batch_size=2), model=saved.model
+    )
     second = Trainer(again, CPU, threading.Event())
     second.restore(progress)
     restored = second.optimizer.state_dict()["state"]
@@ -119,7 +122,9 @@ def test_training_stops_when_map_has_not_improved_for_patience_epochs(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
     # a rate of ~0 leaves the weights, hence the mAP, where they are: no epoch improves
-    job = job_for(shapes, tmp_path / "out", epochs=5, patience=1, lr=1e-8, warmup_epochs=0)
+    job = job_for(
+        shapes, tmp_path / "out", train=4, epochs=5, patience=1, lr=1e-8, warmup_epochs=0
+    )
     result = Trainer(job, CPU, threading.Event()).fit()
     assert result.stopped_by == "plateau"
     assert result.epochs_done == 2 and result.best_epoch == 1
