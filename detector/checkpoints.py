@@ -61,7 +61,8 @@ def save_checkpoint(
     Args:
         arch, size: the architecture (`detector.architectures`) and input side it was built as.
         labels: class names by class_logits column, background first.
-        extra: plain data (str, int, float, bool, None, lists, dicts with str keys).
+        extra: plain data (str, int, float, bool, None, tensors, lists, dicts with str or
+            int keys).
 
     Raises:
         ModelConfigError: an unknown architecture, or a size it does not take.
@@ -215,11 +216,13 @@ def _check_rebuilds(model: SSD, arch: str, size: int, num_classes: int) -> None:
 
 
 def _plain(value: Any, where: str) -> Any:
-    """`value` as builtin str/int/float/bool/None, lists and str-keyed dicts (what a
-    weights_only load reads back; numpy scalars become builtins); TypeError naming the
-    first thing that is not plain data."""
+    """`value` as builtin str/int/float/bool/None, lists, dicts with str or int keys and
+    CPU tensors (what a weights_only load reads back: a training's optimiser state is such
+    data; numpy scalars become builtins); TypeError naming the first thing that is not."""
     if value is None or isinstance(value, str):
         return value
+    if isinstance(value, Tensor):
+        return value.detach().cpu()
     if isinstance(value, bool | np.bool_):  # before Integral: a bool is an int
         return bool(value)
     if isinstance(value, numbers.Integral):
@@ -229,15 +232,15 @@ def _plain(value: Any, where: str) -> Any:
     if isinstance(value, Mapping):
         plain = {}
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"{where} has a key {key!r} that is not a str")
+            if not isinstance(key, str | int) or isinstance(key, bool):
+                raise TypeError(f"{where} has a key {key!r} that is neither a str nor an int")
             plain[key] = _plain(item, f"{where}[{key!r}]")
         return plain
     if isinstance(value, list | tuple):
         return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
     raise TypeError(
         f"{where} is a {type(value).__name__}; a checkpoint's extra holds plain data only "
-        f"(str, int, float, bool, None, lists, dicts with str keys)"
+        f"(str, int, float, bool, None, tensors, lists, dicts with str or int keys)"
     )
 
 

@@ -20,6 +20,8 @@ from detector.training.images import UnreadableImage, decode_rgb
 from detector.training.samples import DatasetError, Sample
 from detector.training.transforms import transform_input
 
+EPOCH_STRIDE = 1_000_003
+"""Seeds of epochs: seed * EPOCH_STRIDE + epoch, distinct for any run of under a million epochs."""
 Transform = Callable[[dict[str, Tensor]], dict[str, Tensor]]
 Item = tuple[Tensor, Tensor, Tensor]
 
@@ -100,9 +102,11 @@ class SampleLoader:
     """Batches of `dataset` in shuffled (or given) order, reproducible from `seed`.
 
     The order of each epoch and a seed per epoch are drawn from a torch.Generator seeded
-    with `seed`; each item is transformed under a forked torch RNG seeded from the epoch's
-    seed and its index (torchvision's transforms draw from torch's RNG). The process-wide
-    RNG is left untouched, and `workers` changes speed only, not the batches.
+    with `seed` and the epoch's number; each item is transformed under a forked torch RNG
+    seeded from the epoch's seed and its index (torchvision's transforms draw from torch's
+    RNG). The process-wide RNG is left untouched, and `workers` changes speed only, not the
+    batches. Iterating the loader gives epochs 1, 2, ... in turn; `epoch(n, skip)` gives
+    epoch n from its batch `skip` on, exactly as it would have come (a resumed training).
     """
 
     def __init__(
@@ -116,10 +120,13 @@ class SampleLoader:
         drop_last: bool = False,
         pin_memory: bool = False,
     ) -> None:
+        self.batch_size = batch_size
+        self.order = _SeededOrder(len(dataset), shuffle, seed)
+        self.next_epoch = 1
         self.loader = DataLoader(
             _SeededItems(dataset),
             batch_size=batch_size,
-            sampler=_SeededOrder(len(dataset), shuffle, seed),
+            sampler=self.order,
             num_workers=workers,
             collate_fn=_collate_or_broken,
             drop_last=drop_last,
@@ -131,6 +138,12 @@ class SampleLoader:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[TrainBatch]:
+        self.next_epoch += 1
+        return self.epoch(self.next_epoch - 1)
+
+    def epoch(self, number: int, skip: int = 0) -> Iterator[TrainBatch]:
+        """The batches of epoch `number` (from 1), the first `skip` of them left out."""
+        self.order.epoch, self.order.skip = number, skip * self.batch_size
         for batch in self.loader:
             if isinstance(batch, _Broken):
                 raise DatasetError(batch.problems)
@@ -148,20 +161,22 @@ class _Broken:
 
 
 class _SeededOrder(Sampler[tuple[int, int]]):
-    """(epoch seed, index) for every index of an epoch, shuffled if asked."""
+    """(epoch seed, index) for every index of epoch `epoch` from position `skip` on,
+    shuffled if asked; the same (seed, epoch) always gives the same keys."""
 
     def __init__(self, size: int, shuffle: bool, seed: int) -> None:
-        self.size, self.shuffle = size, shuffle
-        self.generator = torch.Generator().manual_seed(seed)
+        self.size, self.shuffle, self.seed = size, shuffle, seed
+        self.epoch, self.skip = 1, 0
 
     def __len__(self) -> int:
-        return self.size
+        return max(0, self.size - self.skip)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        epoch_seed = int(torch.randint(0, 2**62, (), generator=self.generator))
-        order = (torch.randperm(self.size, generator=self.generator).tolist() if self.shuffle
-                 else range(self.size))
-        return ((epoch_seed, i) for i in order)
+        generator = torch.Generator().manual_seed(self.seed * EPOCH_STRIDE + self.epoch)
+        epoch_seed = int(torch.randint(0, 2**62, (), generator=generator))
+        order = (torch.randperm(self.size, generator=generator).tolist() if self.shuffle
+                 else list(range(self.size)))
+        return ((epoch_seed, i) for i in order[self.skip :])
 
 
 class _SeededItems(Dataset["Item | _Broken"]):

@@ -1,7 +1,8 @@
-"""`python -m pipeline run|validate|subscribe|query|retention|dataset|keygen|bench|export`.
+"""`python -m pipeline run|validate|subscribe|query|retention|dataset|keygen|bench|train|
+evaluate|export`.
 
 Each subcommand lives in its own module (`run`, `events`, `records`, `dataset`, `bench`,
-`export`); this one
+`train`, `export`); this one
 assembles the parser and runs the chosen command.
 """
 
@@ -17,7 +18,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import bench, dataset, events, export, records, run
+from pipeline.cli import bench, dataset, events, export, records, run, train
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pipeline.urls import mask_credentials
 
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.add_parsers(sub)
     events.add_keygen_parser(sub)
     bench.add_parser(sub)
+    train.add_parsers(sub)
     export.add_parser(sub)
     for command in _commands(sub):
         # SUPPRESS: given after the command, it overrides the one before; absent, it does not.

@@ -1,13 +1,15 @@
 """`dataset ACTION`: training datasets made from what the pipeline stored.
 
 `dataset export` writes a run's frames and detections as a COCO dataset that labelling
-tools import (docs/training.md). Each action is an `_add_<action>` function below,
-registered in `ACTIONS`.
+tools import (docs/training.md); `dataset stats` describes a labelled dataset. Each action
+is an `_add_<action>` function below, registered in `ACTIONS`.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +22,10 @@ from pipeline.cli.records import DEFAULT_DB
 
 def add_parsers(sub: Any) -> None:
     """The `dataset` subcommand and its actions."""
-    p = sub.add_parser("dataset", help="make a training dataset of stored runs (export)")
+    p = sub.add_parser(
+        "dataset",
+        help="make a training dataset of stored runs (export), or describe one (stats)",
+    )
     actions = p.add_subparsers(
         dest="action",
         required=True,
@@ -86,7 +91,20 @@ def _add_export(actions: Any) -> None:
     p.set_defaults(func=cmd_export)
 
 
-ACTIONS: list[Callable[[Any], None]] = [_add_export]
+def _add_stats(actions: Any) -> None:
+    p = actions.add_parser(
+        "stats", help="print a labelled dataset's classes, counts and box sizes"
+    )
+    p.add_argument(
+        "data",
+        type=nonempty,
+        help="a COCO JSON file, a Pascal VOC folder or a YOLO data.yaml (as `train --data`)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_stats)
+
+
+ACTIONS: list[Callable[[Any], None]] = [_add_export, _add_stats]
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -120,6 +138,36 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"with {summary.boxes} boxes of {', '.join(summary.categories) or 'no labels'}: "
         f"{summary.annotations_file}"
     )
+    return EXIT_OK
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from detector.training.samples import DatasetError, read_dataset
+    from detector.training.stats import SIZE_EDGES, dataset_stats
+
+    try:
+        splits = dataset_stats(read_dataset(args.data))
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps({"size_edges": SIZE_EDGES, "splits": [asdict(s) for s in splits]}))
+        return EXIT_OK
+    bins = [f"{low}-{high}" for low, high in itertools.pairwise(SIZE_EDGES)]
+    bins.append(f"{SIZE_EDGES[-1]}+")
+    for split in splits:
+        print(
+            f"{split.name}: {split.images} images ({split.empty_images} without boxes), "
+            f"{split.boxes} boxes"
+        )
+        width = max([len(c.name) for c in split.classes] + [5])
+        print(f"  {'class':<{width}} {'boxes':>6} {'images':>6}   box side (px): "
+              + " ".join(f"{b:>7}" for b in bins))
+        for c in split.classes:
+            print(f"  {c.name:<{width}} {c.boxes:>6} {c.images:>6}   {'':14} "
+                  + " ".join(f"{n:>7}" for n in c.sizes))
     return EXIT_OK
 
 

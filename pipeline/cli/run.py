@@ -111,9 +111,14 @@ FORCE_AFTER_S = 0.5
 managers signal a process and its group at once: that is one request to stop, not two."""
 
 
-def stop_on_signals(stop: Any, clock: Callable[[], float] = time.monotonic) -> list[int]:
-    """First SIGINT/SIGTERM: stop reading and finish what is decoded. Another one at least
-    `FORCE_AFTER_S` later (a person pressing Ctrl-C again): exit at once.
+def stop_on_signals(
+    stop: Any,
+    clock: Callable[[], float] = time.monotonic,
+    doing: str = "finishing queued frames",
+) -> list[int]:
+    """First SIGINT/SIGTERM: set `stop` and say what the command is `doing` to stop well
+    (`run` stops reading and finishes what is decoded). Another one at least `FORCE_AFTER_S`
+    later (a person pressing Ctrl-C again): exit at once.
 
     Returns the list the signals taken as the request to stop are appended to.
     """
@@ -127,7 +132,7 @@ def stop_on_signals(stop: Any, clock: Callable[[], float] = time.monotonic) -> l
             received.append(signum)
             stop.set()
             name = signal.Signals(signum).name
-            _say(f"\n{name}: stopping; finishing queued frames (again to force)\n")
+            _say(f"\n{name}: stopping; {doing} (again to force)\n")
         elif now - first_at[0] >= FORCE_AFTER_S:
             _say("\nforced exit\n")
             os._exit(128 + signum)

@@ -1,0 +1,305 @@
+"""The training loop: epochs of SGD on the multibox loss, validation mAP after each, the best
+and the latest weights kept, stoppable at any step and resumable from there."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from tqdm import tqdm
+
+from detector.checkpoints import save_checkpoint
+from detector.ssd import SSD
+from detector.training.evaluation import Metrics, coco_metrics
+from detector.training.history import EpochRecord, plot_history, write_history
+from detector.training.loader import SampleDataset, SampleLoader, TrainBatch
+from detector.training.loss import MultiBoxLoss
+from detector.training.samples import Sample
+from detector.training.settings import TrainSettings
+from detector.training.transforms import eval_transform, train_transform
+from detector.training.validation import predict
+from pipeline.types import LabelMap
+
+BEST, LAST = "best.pt", "last.pt"
+"""File names in the output folder: the best validation mAP so far, and where to resume."""
+MIN_GAIN = 1e-4
+"""A mAP better by less than this is no improvement (patience counts on)."""
+WARMUP_START = 0.001
+"""The first step's rate, as a fraction of `lr`."""
+
+StopReason = Literal["finished", "plateau", "interrupted"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: the learning rate is too high for this data."""
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """What to train: a model ready for the classes, its data and where results go."""
+
+    model: SSD
+    arch: str
+    size: int
+    class_names: tuple[str, ...]
+    train: tuple[Sample, ...]
+    val: tuple[Sample, ...]
+    settings: TrainSettings
+    out: Path
+    base: str
+    """What the model started from (a base name or a checkpoint), recorded in checkpoints."""
+    data: str
+    """Where the images came from, recorded in checkpoints."""
+
+
+@dataclass
+class Progress:
+    """Where a run stands: saved in `last.pt` and read back by `--resume`."""
+
+    epoch: int = 1
+    """The epoch in progress (1-based)."""
+    step: int = 0
+    """Batches of that epoch already done."""
+    best_map: float = -1.0
+    best_epoch: int = 0
+    stale_epochs: int = 0
+    history: list[EpochRecord] = field(default_factory=list)
+    optimizer: dict[str, Any] | None = None
+    scheduler: dict[str, Any] | None = None
+    scaler: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["history"] = [asdict(r) for r in self.history]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Progress:
+        values = dict(data)
+        values["history"] = [EpochRecord.from_dict(r) for r in values.get("history", [])]
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    stopped_by: StopReason
+    epochs_done: int
+    best_map: float
+    best_epoch: int
+    out: Path
+
+
+class Trainer:
+    """Fits `job.model` on `device` until the epochs are done, mAP stops improving for
+    `patience` epochs, or `stop` is set (then `last.pt` holds the exact step to resume)."""
+
+    def __init__(
+        self,
+        job: TrainingJob,
+        device: torch.device,
+        stop: threading.Event,
+        on_epoch: Callable[[EpochRecord, bool], None] | None = None,
+        progress_bar: Callable[..., tqdm[Any]] = tqdm,
+    ) -> None:
+        """`on_epoch(record, best)` hears of every finished epoch (the command prints it)."""
+        self.job = job
+        self.on_epoch = on_epoch
+        self.device = device
+        self.stop = stop
+        self.progress_bar = progress_bar
+        settings = job.settings
+        self.batch_size = settings.batch_size_for(job.arch)
+        self.model = job.model.to(device).train()
+        self.loss = MultiBoxLoss(self.model.box_coder, self.model.anchors)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=settings.lr_for(job.arch),
+            momentum=settings.momentum,
+            weight_decay=settings.weight_decay_for(job.arch),
+        )
+        self.steps_per_epoch = math.ceil(len(job.train) / self.batch_size)
+        self.scheduler = _warmup_cosine(
+            self.optimizer,
+            warmup=round(settings.warmup_epochs * self.steps_per_epoch),
+            total=settings.epochs * self.steps_per_epoch,
+        )
+        self.amp = device.type == "cuda"  # mixed precision where it pays: on a GPU
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        on_gpu = device.type == "cuda"
+        self.train_batches = SampleLoader(
+            SampleDataset(job.train, train_transform(job.size)),
+            self.batch_size,
+            shuffle=True,
+            seed=settings.seed,
+            workers=settings.workers,
+            pin_memory=on_gpu,
+        )
+        self.val_batches = SampleLoader(
+            SampleDataset(job.val, eval_transform(job.size)),
+            self.batch_size,
+            shuffle=False,
+            seed=settings.seed,
+            workers=settings.workers,
+            pin_memory=on_gpu,
+        )
+
+    def fit(self, progress: Progress | None = None) -> TrainingResult:
+        """Train from `progress` (a resumed run) or from the start."""
+        state = progress or Progress()
+        self.restore(state)
+        self.job.out.mkdir(parents=True, exist_ok=True)
+        epochs = self.job.settings.epochs
+        patience = self.job.settings.patience
+        while state.epoch <= epochs:
+            started = time.perf_counter()
+            means = self._train_epoch(state)
+            if means is None:  # stopped mid-epoch: `last.pt` has the step
+                self._save(LAST, state)
+                return self._result("interrupted", state)
+            metrics = self._validate()
+            seconds = time.perf_counter() - started
+            record = EpochRecord(
+                epoch=state.epoch,
+                lr=self.optimizer.param_groups[0]["lr"],
+                loss=means[0] + means[1],
+                localisation=means[0],
+                confidence=means[1],
+                map=metrics.map,
+                map50=metrics.map50,
+                seconds=seconds,
+                images_per_s=len(self.job.train) / seconds,
+            )
+            state.history.append(record)
+            improved = metrics.map > state.best_map + MIN_GAIN
+            if improved:
+                state.best_map, state.best_epoch, state.stale_epochs = metrics.map, state.epoch, 0
+            else:
+                state.stale_epochs += 1
+            if self.on_epoch is not None:
+                self.on_epoch(record, improved)
+            state.epoch, state.step = state.epoch + 1, 0
+            if improved:
+                self._save(BEST, state, metrics=asdict(metrics))
+            self._save(LAST, state)
+            write_history(state.history, self.job.out)
+            plot_history(state.history, self.job.out / "history.png")
+            if patience and state.stale_epochs >= patience:
+                return self._result("plateau", state)
+            if self.stop.is_set():
+                return self._result("interrupted", state)
+        return self._result("finished", state)
+
+    def restore(self, state: Progress) -> None:
+        """Take up the optimiser, schedule and loss scale a stopped run saved in `state`."""
+        if state.optimizer is not None:
+            self.optimizer.load_state_dict(state.optimizer)
+        if state.scheduler is not None:
+            self.scheduler.load_state_dict(state.scheduler)
+        if state.scaler is not None:
+            self.scaler.load_state_dict(state.scaler)
+
+    def _train_epoch(self, state: Progress) -> tuple[float, float] | None:
+        """One epoch from `state.step`; the mean (localisation, confidence) losses of its
+        steps, or None when `stop` was set (`state` then says where it stopped)."""
+        batches = self.train_batches.epoch(state.epoch, skip=state.step)
+        totals = [0.0, 0.0]
+        done = 0
+        bar = self.progress_bar(
+            batches,
+            total=self.steps_per_epoch,
+            initial=state.step,
+            desc=f"epoch {state.epoch}/{self.job.settings.epochs}",
+            unit="batch",
+            leave=False,
+        )
+        for batch in bar:
+            localisation, confidence = self._step(batch, state)
+            totals[0] += localisation
+            totals[1] += confidence
+            done += 1
+            state.step += 1
+            bar.set_postfix(loss=f"{(totals[0] + totals[1]) / done:.3f}")
+            if self.stop.is_set() and state.step < self.steps_per_epoch:
+                bar.close()
+                return None
+        bar.close()
+        return (totals[0] / max(done, 1), totals[1] / max(done, 1))
+
+    def _step(self, batch: TrainBatch, state: Progress) -> tuple[float, float]:
+        images = batch.images.to(self.device, non_blocking=True)
+        boxes = [b.to(self.device) for b in batch.boxes]
+        labels = [lab.to(self.device) for lab in batch.labels]
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            box_regression, class_logits = self.model(images)
+        parts = self.loss(box_regression.float(), class_logits.float(), boxes, labels)
+        total = parts.total
+        if not torch.isfinite(total):
+            raise TrainingDiverged(
+                f"the loss became {float(total)} at epoch {state.epoch}, batch {state.step + 1}; "
+                f"lower --lr (it was {self.job.settings.lr_for(self.job.arch):g})"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return float(parts.localisation.detach()), float(parts.confidence.detach())
+
+    def _validate(self) -> Metrics:
+        predictions = predict(
+            self.model,
+            (batch.images for batch in self.val_batches.epoch(1)),
+            [(s.width, s.height) for s in self.job.val],
+            self.device,
+            self.job.settings.eval_score_threshold,
+        )
+        return coco_metrics(self.job.val, predictions, self.job.class_names)
+
+    def _save(self, name: str, state: Progress, metrics: dict[str, Any] | None = None) -> None:
+        extra: dict[str, Any] = {
+            "settings": self.job.settings.model_dump(),
+            "base": self.job.base,
+            "data": self.job.data,
+            "epoch": state.epoch - 1 if state.step == 0 else state.epoch,
+        }
+        if metrics is not None:
+            extra["metrics"] = metrics
+        if name == LAST:
+            extra["progress"] = replace(
+                state,
+                optimizer=self.optimizer.state_dict(),
+                scheduler=self.scheduler.state_dict(),
+                scaler=self.scaler.state_dict(),
+            ).to_dict()
+        save_checkpoint(
+            self.job.out / name,
+            self.model,
+            self.job.arch,
+            self.job.size,
+            LabelMap(self.job.class_names),
+            extra,
+        )
+
+    def _result(self, reason: StopReason, state: Progress) -> TrainingResult:
+        done = state.epoch - 1
+        return TrainingResult(reason, done, state.best_map, state.best_epoch, self.job.out)
+
+
+def _warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup: int, total: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """A linear rise over `warmup` steps, then a cosine decay to zero at step `total`."""
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup))
+    if warmup <= 0:
+        return cosine
+    rise = torch.optim.lr_scheduler.LinearLR(
+        optimizer, start_factor=WARMUP_START, end_factor=1.0, total_iters=warmup
+    )
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [rise, cosine], milestones=[warmup])
+

@@ -1,0 +1,259 @@
+"""`train` and `evaluate`: fine-tune an SSD on the user's labelled images, and measure one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from pipeline.argtypes import nonempty, number, whole_like
+from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+
+SIZES = (300, 320, 512)
+"""Input sizes `--size` offers; each base model takes those its architecture supports."""
+MAX_PROBLEMS_SHOWN = 20
+
+
+def add_parsers(sub: Any) -> None:
+    """The `train` and `evaluate` subcommands."""
+    from detector.training.settings import TrainSettings
+
+    p = sub.add_parser(
+        "train",
+        help="fine-tune an SSD on your own labelled images (COCO JSON, Pascal VOC or YOLO)",
+    )
+    p.add_argument("--data", type=nonempty, required=True, help=DATA_HELP)
+    p.add_argument(
+        "--model",
+        type=nonempty,
+        default="person_ssdlite",
+        help="base model: person_ssdlite (bundled, offline), ssdlite320_mobilenet_v3_large, "
+        "ssd300_vgg16, ssd512_vgg16, or a checkpoint of an earlier training (default: "
+        "person_ssdlite)",
+    )
+    p.add_argument("--out", type=nonempty, required=True, help="folder for checkpoints and logs")
+    p.add_argument(
+        "--epochs", type=whole_like(TrainSettings, "epochs"), help=_help("epochs")
+    )
+    p.add_argument(
+        "--batch-size", type=whole_like(TrainSettings, "batch_size"), help=_help("batch_size")
+    )
+    p.add_argument("--lr", type=number(1e-8, 10), help=_help("lr"))
+    p.add_argument(
+        "--patience", type=whole_like(TrainSettings, "patience"), help=_help("patience")
+    )
+    p.add_argument("--seed", type=whole_like(TrainSettings, "seed"), help=_help("seed"))
+    p.add_argument("--size", type=int, choices=SIZES, help=_help("size"))
+    p.add_argument("--val-fraction", type=number(0.01, 0.99), help=_help("val_fraction"))
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help=_help("device"))
+    p.add_argument("--workers", type=whole_like(TrainSettings, "workers"), help=_help("workers"))
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the training in --out from where it stopped (its last.pt), with its "
+        "settings; --device and --workers may change",
+    )
+    p.set_defaults(func=cmd_train)
+
+    e = sub.add_parser(
+        "evaluate",
+        help="COCO mAP of a model on labelled images, run as `run` deploys it, and its speed",
+    )
+    e.add_argument(
+        "--model", type=nonempty, required=True, help="a model name or a checkpoint (best.pt)"
+    )
+    e.add_argument("--data", type=nonempty, required=True, help=DATA_HELP)
+    e.add_argument(
+        "--split",
+        choices=("auto", "val", "train", "all"),
+        default="auto",
+        help="which images: auto (the data's validation images if it has them, else all)",
+    )
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    e.add_argument(
+        "--runtime", default="auto", help="auto, torch, compile or onnxruntime (as in a config)"
+    )
+    e.add_argument(
+        "--precision", default="auto", help="auto, fp32, fp16, bf16 or int8 (as in a config)"
+    )
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=cmd_evaluate)
+
+
+DATA_HELP = (
+    "a COCO JSON file (image paths relative to it), a Pascal VOC folder (Annotations/, "
+    "JPEGImages/) or a YOLO data.yaml"
+)
+
+
+def _help(field: str) -> str:
+    from detector.training.settings import TrainSettings
+
+    info = TrainSettings.model_fields[field]
+    default = "" if info.default is None else f" (default: {info.default})"
+    return f"{info.description}{default}"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from detector.errors import ModelConfigError, WeightsUnavailableError
+    from detector.training.samples import DatasetError
+    from detector.training.trainer import TrainingDiverged
+    from pipeline.training import TrainingSetupError, prepare
+
+    stop = threading.Event()
+    try:
+        job, progress, device = prepare(
+            data=args.data,
+            base=args.model,
+            out=Path(args.out),
+            resume=args.resume,
+            overrides=_overrides(args),
+        )
+    except DatasetError as exc:
+        _print_problems(exc)
+        return EXIT_USAGE
+    except (ModelConfigError, WeightsUnavailableError, TrainingSetupError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"])
+            print(f"error: {where}: {error['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+
+    from detector.training.history import EpochRecord
+    from detector.training.trainer import Trainer
+    from pipeline.cli.run import stop_on_signals
+
+    def say_epoch(record: EpochRecord, best: bool) -> None:
+        print(
+            f"epoch {record.epoch}/{job.settings.epochs}: loss {record.loss:.4f} "
+            f"(localisation {record.localisation:.4f}, confidence {record.confidence:.4f}), "
+            f"val mAP {record.map:.3f}, mAP@.5 {record.map50:.3f}, "
+            f"{record.images_per_s:.1f} images/s{'  best so far' if best else ''}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    print(_start_line(job, device), file=sys.stderr, flush=True)
+    received = stop_on_signals(stop, doing="saving where training stands")
+    try:
+        result = Trainer(job, device, stop, on_epoch=say_epoch).fit(progress)
+    except TrainingDiverged as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    best = job.out / "best.pt"
+    if result.best_epoch:
+        print(
+            f"best: val mAP {result.best_map:.3f} at epoch {result.best_epoch}, saved as {best}; "
+            f"deploy it with `detector.model: {best}` in a config",
+            file=sys.stderr,
+        )
+    if result.stopped_by == "interrupted":
+        print(
+            f"stopped after {result.epochs_done} full epoch(s); continue with the same "
+            f"command and --resume",
+            file=sys.stderr,
+        )
+        return 128 + received[0] if received else EXIT_INTERRUPTED
+    if result.stopped_by == "plateau":
+        print(
+            f"stopped early: no better mAP in {job.settings.patience} epochs", file=sys.stderr
+        )
+    return EXIT_OK
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The training settings the command line gives (the rest keep their defaults)."""
+    names = ("epochs", "batch_size", "lr", "patience", "seed", "size", "val_fraction",
+             "device", "workers")
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+def _start_line(job: Any, device: Any) -> str:
+    s = job.settings
+    return (
+        f"training {job.arch} at {job.size}x{job.size} on {device} for {len(job.class_names) - 1} "
+        f"class(es) ({', '.join(job.class_names[1:])}): {len(job.train)} training and "
+        f"{len(job.val)} validation images, batch {s.batch_size_for(job.arch)}, "
+        f"lr {s.lr_for(job.arch):g}, {s.epochs} epoch(s); writing {job.out}"
+    )
+
+
+def _print_problems(exc: Any) -> None:
+    problems = list(getattr(exc, "problems", ()) or [str(exc)])
+    print(f"error: {len(problems)} problem(s) in the data:", file=sys.stderr)
+    for problem in problems[:MAX_PROBLEMS_SHOWN]:
+        print(f"  {problem}", file=sys.stderr)
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        print(f"  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more", file=sys.stderr)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from detector.engine import Detector
+    from detector.errors import ModelConfigError, WeightsUnavailableError
+    from detector.request import DetectorRequest
+    from detector.training.samples import DatasetError, read_dataset
+    from pipeline.evaluation import (
+        EVAL_MAX_DETECTIONS,
+        EVAL_SCORE_THRESHOLD,
+        evaluate_detector,
+    )
+
+    try:
+        data = read_dataset(args.data)
+        samples = {
+            "train": data.train,
+            "val": data.val,
+            "all": data.train + data.val,
+            "auto": data.val or data.train + data.val,
+        }[args.split]
+        if not samples:
+            print(f"error: {args.data} has no {args.split} images", file=sys.stderr)
+            return EXIT_USAGE
+        request = DetectorRequest(
+            model=args.model,
+            device=args.device,
+            runtime=args.runtime,
+            precision=args.precision,
+            score_threshold=EVAL_SCORE_THRESHOLD,
+            max_detections=EVAL_MAX_DETECTIONS,
+        )
+        detector = Detector.build(request)
+        result = evaluate_detector(detector, samples, data.class_names)
+    except DatasetError as exc:
+        _print_problems(exc)
+        return EXIT_USAGE
+    except (ModelConfigError, WeightsUnavailableError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    metrics = result.metrics
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "data": args.data,
+                    "images": result.images,
+                    "map": metrics.map,
+                    "map50": metrics.map50,
+                    "per_class": metrics.per_class,
+                    "images_per_s": round(result.images_per_s, 2),
+                    "detector": result.detector,
+                }
+            )
+        )
+        return EXIT_OK
+    print(f"{args.model} on {result.images} images of {args.data}")
+    print(f"  mAP@[.5:.95] {metrics.map:.3f}   mAP@.5 {metrics.map50:.3f}")
+    width = max((len(name) for name in metrics.per_class), default=5)
+    for name, ap in metrics.per_class.items():
+        shown = "  n/a (no ground truth)" if ap is None else f"{ap:.3f}"
+        print(f"  {name:<{width}}  AP {shown}")
+    print(f"  {result.images_per_s:.1f} images/s: {result.detector}")
+    return EXIT_OK

@@ -1,0 +1,94 @@
+"""A deployed detector measured on a labelled dataset: COCO mAP and the speed it ran at.
+
+The detector is the engine `run` uses (ONNX Runtime, int8, CUDA as configured), so the
+figures are those of the model as deployed, not of the training-time network.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from detector.engine import Detector
+from detector.training.evaluation import Metrics, Prediction, coco_metrics
+from detector.training.images import UnreadableImage, decode_rgb
+from detector.training.samples import DatasetError, Sample
+from pipeline.types import Detections, Frame, LabelMap
+
+EVAL_SCORE_THRESHOLD = 0.01
+"""The lowest score kept when measuring mAP: COCO's practice (a high threshold cuts the
+precision-recall curve short and understates AP)."""
+EVAL_MAX_DETECTIONS = 100
+"""Detections per image: COCO's largest `maxDets`."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """mAP of a detector on some images, and how fast it ran on them."""
+
+    metrics: Metrics
+    images: int
+    seconds: float
+    """Time spent inside the detector (decoding the images excluded)."""
+    detector: str
+    """What ran it (`Detector.describe`)."""
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else float("inf")
+
+
+def label_translation(model: LabelMap, data: Sequence[str]) -> np.ndarray:
+    """int64 [C]: the dataset's label of each model column, matched by class name; -1 for a
+    column the dataset does not have (its detections are not scored)."""
+    index = {name: i for i, name in enumerate(data) if i > 0}
+    return np.array([index.get(name, -1) for name in model.names], dtype=np.int64)
+
+
+def evaluate_detector(
+    detector: Detector,
+    samples: Sequence[Sample],
+    class_names: Sequence[str],
+    batch_size: int = 8,
+) -> Evaluation:
+    """Runs `detector` over `samples` (in batches of `batch_size`) and scores it with COCO mAP.
+
+    A model class is matched to a dataset class by name; a dataset class the model does
+    not know scores 0 AP.
+    """
+    translate = label_translation(detector.labels, class_names)
+    predictions: list[Prediction] = []
+    seconds = 0.0
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start : start + batch_size]
+        frames = [
+            Frame(camera_id="evaluate", index=start + i, pts=0.0, wall_time=0.0, image=_rgb(s))
+            for i, s in enumerate(chunk)
+        ]
+        began = time.perf_counter()
+        found = detector.detect(frames)
+        seconds += time.perf_counter() - began
+        predictions.extend(_prediction(d, translate) for d in found)
+    metrics = coco_metrics(samples, predictions, class_names)
+    return Evaluation(metrics, len(samples), seconds, detector.describe())
+
+
+def _prediction(found: Detections, translate: np.ndarray) -> Prediction:
+    labels = translate[found.label]
+    known = labels > 0
+    return Prediction(
+        boxes=found.xyxy[known].astype(np.float32),
+        scores=found.score[known].astype(np.float32),
+        labels=labels[known],
+    )
+
+
+def _rgb(sample: Sample) -> np.ndarray:
+    """The upright pixels of `sample.image`, uint8 [H, W, 3] RGB, as training reads them."""
+    try:
+        return decode_rgb(sample.image)
+    except UnreadableImage as error:
+        raise DatasetError([f"{sample.origin}: {error}: {sample.image}"]) from None

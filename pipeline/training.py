@@ -1,0 +1,128 @@
+"""Setting up a training run: the data read and split, the model made ready for its classes
+(or a stopped run picked up), the device chosen; `detector.training.trainer` runs it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from detector.checkpoints import load_checkpoint
+from detector.training.bases import trainable_model
+
+from detector.training.samples import DetectionData, read_dataset, split_validation
+from detector.training.settings import TrainSettings
+from detector.training.trainer import BEST, LAST, Progress, TrainingJob
+
+RESUMABLE = ("device", "workers")
+"""Settings a resumed run may change: where it runs, not what it computes."""
+
+
+class TrainingSetupError(ValueError):
+    """A training that cannot start as asked (the message says what to change)."""
+
+
+def prepare(
+    data: str,
+    base: str,
+    out: Path,
+    resume: bool,
+    overrides: dict[str, Any],
+) -> tuple[TrainingJob, Progress | None, torch.device]:
+    """The job to run, where it resumes (None: from the start) and the device to run on."""
+    dataset = read_dataset(data)
+    if resume:
+        job, progress = _resumed(dataset, data, out, overrides)
+    else:
+        job, progress = _fresh(dataset, data, base, out, overrides), None
+    return job, progress, resolve_device(job.settings.device)
+
+
+def resolve_device(choice: str) -> torch.device:
+    """auto: the GPU when torch sees one, else the CPU; cuda without one is refused."""
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise TrainingSetupError("--device cuda: torch sees no CUDA GPU here; use --device cpu")
+    return torch.device(choice)
+
+
+def _fresh(
+    dataset: DetectionData, data: str, base: str, out: Path, overrides: dict[str, Any]
+) -> TrainingJob:
+    if (out / LAST).exists() or (out / BEST).exists():
+        raise TrainingSetupError(
+            f"{out} already holds a training; add --resume to continue it, or choose another --out"
+        )
+    settings = TrainSettings(**overrides)
+    train, val = _split(dataset, settings)
+    ready = trainable_model(base, dataset.class_names, settings.size)
+    return TrainingJob(
+        model=ready.model,
+        arch=ready.arch,
+        size=ready.size,
+        class_names=dataset.class_names,
+        train=train,
+        val=val,
+        settings=settings,
+        out=out,
+        base=base,
+        data=str(data),
+    )
+
+
+def _resumed(
+    dataset: DetectionData, data: str, out: Path, overrides: dict[str, Any]
+) -> tuple[TrainingJob, Progress]:
+    last = out / LAST
+    if not last.is_file():
+        raise TrainingSetupError(f"--resume: {last} not found; start without --resume")
+    saved = load_checkpoint(last)
+    extra = saved.extra
+    if "progress" not in extra or "settings" not in extra:
+        raise TrainingSetupError(f"--resume: {last} holds no training state to resume")
+    saved_settings = dict(extra["settings"])
+    changed = sorted(
+        k for k, v in overrides.items() if k not in RESUMABLE and saved_settings.get(k) != v
+    )
+    if changed:
+        raise TrainingSetupError(
+            f"--resume continues with the stopped run's settings; drop {', '.join(changed)} "
+            f"(only --device and --workers may change)"
+        )
+    moved = {k: v for k, v in overrides.items() if k in RESUMABLE}
+    settings = TrainSettings(**{**saved_settings, **moved})
+    names = tuple(saved.labels.names)
+    if names != dataset.class_names:
+        raise TrainingSetupError(
+            f"--resume: {last} was trained on classes {list(names[1:])}, "
+            f"but {data} has {list(dataset.class_names[1:])}"
+        )
+    train, val = _split(dataset, settings)
+    job = TrainingJob(
+        model=saved.model,
+        arch=saved.arch,
+        size=saved.size,
+        class_names=names,
+        train=train,
+        val=val,
+        settings=settings,
+        out=out,
+        base=str(extra.get("base", saved.arch)),
+        data=str(data),
+    )
+    return job, Progress.from_dict(extra["progress"])
+
+
+def _split(dataset: DetectionData, settings: TrainSettings) -> tuple[Any, Any]:
+    """The data's own split, else `val_fraction` of its images held out (by the seed)."""
+    if dataset.val:
+        train, val = dataset.train, dataset.val
+    else:
+        train, val = split_validation(dataset.train, settings.val_fraction, settings.seed)
+    if not train or not val:
+        raise TrainingSetupError(
+            f"need training and validation images: got {len(train)} and {len(val)}; "
+            f"add images or change --val-fraction"
+        )
+    return train, val

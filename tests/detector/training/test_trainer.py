@@ -1,0 +1,130 @@
+"""The training loop on a tiny shapes dataset, on the CPU: it learns, keeps the best
+weights with what they need, logs every epoch, and resumes a stopped run exactly."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from detector.checkpoints import load_checkpoint
+from detector.training.bases import trainable_model
+from detector.training.history import read_history
+from detector.training.settings import TrainSettings
+from detector.training.trainer import BEST, LAST, Progress, Trainer, TrainingJob
+from tests.detector.training.datasets import ShapesData
+
+CPU = torch.device("cpu")
+
+
+def job_for(shapes: ShapesData, out: Path, train: int = 8, **settings: Any) -> TrainingJob:
+    """A job on the first `train` training images of `shapes` (fewer: a quicker test)."""
+    ready = trainable_model("person_ssdlite", shapes.class_names, None)
+    return TrainingJob(
+        model=ready.model,
+        arch=ready.arch,
+        size=ready.size,
+        class_names=shapes.class_names,
+        train=shapes.train[:train],
+        val=shapes.val,
+        settings=TrainSettings(**{"batch_size": 4, "workers": 0, **settings}),
+        out=out,
+        base="person_ssdlite",
+        data="shapes",
+    )
+
+
+class StopAfter:
+    """A progress bar that sets `stop` once `batches` batches went by."""
+
+    def __init__(self, items: Iterable[Any], stop: threading.Event, batches: int) -> None:
+        self.items, self.stop, self.batches = items, stop, batches
+
+    def __iter__(self) -> Iterator[Any]:
+        for seen, item in enumerate(self.items, start=1):
+            if seen == self.batches:
+                self.stop.set()
+            yield item
+
+    def set_postfix(self, **_: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_training_lowers_the_loss_and_keeps_the_best_weights_with_their_classes(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    job = job_for(shapes, tmp_path / "out", epochs=3, warmup_epochs=0.5)
+    heard: list[int] = []
+    result = Trainer(job, CPU, threading.Event(), on_epoch=lambda r, _: heard.append(r.epoch)).fit()
+
+    assert result.stopped_by == "finished" and result.epochs_done == 3
+    assert heard == [1, 2, 3]
+    history = read_history(job.out)
+    assert [r.epoch for r in history] == [1, 2, 3]
+    assert history[-1].loss < history[0].loss
+    best = load_checkpoint(job.out / BEST)
+    assert best.labels.names == shapes.class_names
+    assert best.size == job.size and best.arch == "person_ssdlite"
+    assert best.extra["settings"]["epochs"] == 3
+    assert best.extra["epoch"] == result.best_epoch
+    assert best.extra["metrics"]["map"] == pytest.approx(result.best_map)
+    for name in ("history.csv", "history.json"):
+        assert (job.out / name).stat().st_size > 0
+    assert (job.out / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    header, *rows = (job.out / "history.csv").read_text().splitlines()
+    assert header.split(",")[:3] == ["epoch", "lr", "loss"] and len(rows) == 3
+
+
+def test_a_stopped_run_saves_the_batch_it_reached_and_resumes_there_with_its_optimiser(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    stop = threading.Event()
+    first = Trainer(
+        job_for(shapes, out, train=4, epochs=2, warmup_epochs=0, batch_size=2),
+        CPU,
+        stop,
+        progress_bar=lambda items, **_: StopAfter(items, stop, batches=1),
+    )
+    result = first.fit()
+    assert result.stopped_by == "interrupted" and result.epochs_done == 0
+
+    saved = load_checkpoint(out / LAST)
+    progress = Progress.from_dict(saved.extra["progress"])
+    assert (progress.epoch, progress.step) == (1, 1)
+    momentum = first.optimizer.state_dict()["state"]
+    assert momentum  # SGD's momentum buffers exist after a step
+
+    again = replace(
+        job_for(shapes, out, train=4, epochs=2, warmup_epochs=0, batch_size=2), model=saved.model
+    )
+    second = Trainer(again, CPU, threading.Event())
+    second.restore(progress)
+    restored = second.optimizer.state_dict()["state"]
+    assert restored.keys() == momentum.keys()
+    for key in momentum:
+        assert torch.equal(restored[key]["momentum_buffer"], momentum[key]["momentum_buffer"])
+    assert second.scheduler.last_epoch == 1  # one step of the schedule was taken
+    done = second.fit(progress)
+    assert done.stopped_by == "finished" and done.epochs_done == 2
+    assert [r.epoch for r in read_history(out)] == [1, 2]
+
+
+def test_training_stops_when_map_has_not_improved_for_patience_epochs(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    # a rate of ~0 leaves the weights, hence the mAP, where they are: no epoch improves
+    job = job_for(
+        shapes, tmp_path / "out", train=4, epochs=5, patience=1, lr=1e-8, warmup_epochs=0
+    )
+    result = Trainer(job, CPU, threading.Event()).fit()
+    assert result.stopped_by == "plateau"
+    assert result.epochs_done == 2 and result.best_epoch == 1

@@ -1,0 +1,129 @@
+"""`train` and `evaluate` from the command line: a model trained on the user's classes is
+saved with what deploying it needs, measured, and run by `run` under its own class names."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_video
+from tests.detector.training.datasets import (
+    ShapesData,
+    make_shapes_dataset,
+    write_coco,
+    write_yolo,
+)
+from tests.pipeline.cli_runs import ROOT
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> ShapesData:
+    """12 shapes images, the last 4 for validation."""
+    return make_shapes_dataset(tmp_path_factory.mktemp("shapes"), images=12, val=4, seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(shapes: ShapesData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with one epoch of training on the shapes (COCO), as `train` leaves it."""
+    root = tmp_path_factory.mktemp("train")
+    data = write_coco(shapes, root / "coco")
+    out = root / "run"
+    done = cli("train", "--data", str(data), "--out", str(out), "--epochs", "1",
+               "--batch-size", "4", "--workers", "0")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "epoch 1/1: loss" in done.stderr and "val mAP" in done.stderr
+    assert f"detector.model: {out / 'best.pt'}" in done.stderr
+    return out
+
+
+def test_train_leaves_the_best_checkpoint_its_history_and_a_plot(trained: Path) -> None:
+    for name in ("best.pt", "last.pt", "history.csv", "history.json", "history.png"):
+        assert (trained / name).stat().st_size > 0, name
+    (record,) = json.loads((trained / "history.json").read_text())
+    assert record["epoch"] == 1 and record["loss"] > 0
+
+
+def test_train_refuses_to_write_over_an_earlier_training_without_resume(
+    trained: Path, shapes: ShapesData, tmp_path: Path
+) -> None:
+    data = write_yolo(shapes, tmp_path / "yolo")
+    done = cli("train", "--data", str(data / "data.yaml"), "--out", str(trained), "--epochs", "1")
+    assert done.returncode == 2
+    assert "already holds a training" in done.stderr and "--resume" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_resume_of_a_finished_training_changes_nothing_and_refuses_other_settings(
+    trained: Path, shapes: ShapesData, tmp_path: Path
+) -> None:
+    data = write_coco(shapes, tmp_path / "coco")
+    done = cli("train", "--data", str(data), "--out", str(trained), "--resume", "--lr", "0.5")
+    assert done.returncode == 2
+    assert "drop lr" in done.stderr
+
+
+def test_train_names_every_bad_annotation_and_trains_nothing(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    data = write_coco(shapes, tmp_path / "coco")
+    doc = json.loads((data / "train.json").read_text())
+    doc["annotations"][0]["bbox"] = [0, 0, 0, 10]  # zero area
+    doc["annotations"][1]["category_id"] = 99  # unknown class
+    (data / "train.json").write_text(json.dumps(doc))
+    done = cli("train", "--data", str(data), "--out", str(tmp_path / "out"), "--epochs", "1")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "annotation id 1" in done.stderr and "annotation id 2" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_json_reports_map_per_class_and_speed_of_the_deployed_engine(
+    trained: Path, shapes: ShapesData, tmp_path: Path
+) -> None:
+    data = write_coco(shapes, tmp_path / "coco")
+    done = cli("evaluate", "--model", str(trained / "best.pt"), "--data", str(data),
+               "--json", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert 0.0 <= report["map"] <= report["map50"] <= 1.0
+    assert set(report["per_class"]) <= set(shapes.class_names[1:])
+    assert report["images"] == len(shapes.val)  # the data's own validation split
+    assert report["images_per_s"] > 0 and "onnxruntime" in report["detector"].lower()
+
+
+def test_a_trained_checkpoint_runs_in_a_config_with_its_own_class_names(
+    trained: Path, tmp_path: Path
+) -> None:
+    video = write_video(tmp_path / "clip.mp4", frames=8)
+    db = tmp_path / "det.db"
+    config = tmp_path / "cams.yaml"
+    config.write_text(
+        f"cameras:\n  - id: yard\n    source: {video}\n"
+        # runtime torch: ONNX Runtime ran this checkpoint in the evaluate test already
+        f"detector:\n  model: {trained / 'best.pt'}\n  device: cpu\n  runtime: torch\n"
+        "  score_threshold: 0.0\n  max_detections: 5\n  labels: [square, disc]\n"
+        f"sinks:\n  - type: sql\n    url: sqlite:///{db}\n"
+    )
+    checked = cli("validate", str(config))
+    assert checked.returncode == 0, checked.stderr
+    done = cli("run", str(config), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(db) as con:
+        labels = {row[0] for row in con.execute("SELECT DISTINCT label FROM detections")}
+    assert labels and labels <= {"square", "disc"}
