@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import torch
-from detector.architectures import ARCHITECTURES, DEFAULT_SIZE
 
+from detector.architectures import ARCHITECTURES, DEFAULT_SIZE
 from detector.training.loss import MultiBoxLoss
 
 DEFAULT_MODELS = ("person_ssdlite", "ssdlite320_mobilenet_v3_large", "ssd300_vgg16", "ssd512_vgg16")

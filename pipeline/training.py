@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from detector.checkpoints import load_checkpoint
 from detector.training.bases import trainable_model
-
 from detector.training.samples import DetectionData, read_dataset, split_validation
 from detector.training.settings import TrainSettings
 from detector.training.trainer import BEST, LAST, Progress, TrainingJob
