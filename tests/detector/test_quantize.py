@@ -40,6 +40,17 @@ def tiny_inputs(seed: int, count: int = 8) -> np.ndarray:
     return np.clip(base + g.normal(0, 8, (count, 3, 16, 16)), 0, 255).astype(np.uint8)
 
 
+THIS_CPU_HAS_INT8_DOT_PRODUCTS = has_int8_dot_products()
+"""Read before any fixture pins the CPU feature: int8's accuracy is the machine's own."""
+ACCURACY_NEEDS_VNNI = pytest.mark.skipif(
+    not THIS_CPU_HAS_INT8_DOT_PRODUCTS,
+    reason="int8 accuracy is measured on CPUs with 8-bit dot products (AVX-512 VNNI or "
+    "AVX-VNNI), the only ones `precision: auto` runs int8 on; without them ONNX Runtime's "
+    "u8s8 kernels can saturate (docs/performance.md)",
+)
+
+
+@ACCURACY_NEEDS_VNNI
 def test_int8_detections_follow_float32_on_frames_it_was_not_calibrated_on(
     person: SSD,
 ) -> None:
@@ -95,8 +106,9 @@ def test_int8_network_is_quantized_once_per_calibration_and_reused(
         expected = tiny_ssd(0)(images)
     for got, want in zip(first(images), expected, strict=True):
         assert not torch.equal(got, want)  # it really is another network
-        spread = float(want.max() - want.min())
-        torch.testing.assert_close(got, want, rtol=0, atol=0.05 * spread)
+        if THIS_CPU_HAS_INT8_DOT_PRODUCTS:  # without them u8s8 kernels can saturate
+            spread = float(want.max() - want.min())
+            torch.testing.assert_close(got, want, rtol=0, atol=0.05 * spread)
 
 
 def test_damaged_int8_cache_file_is_quantized_again(

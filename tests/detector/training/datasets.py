@@ -64,7 +64,7 @@ def make_shapes_dataset(
     samples = []
     for i in range(images):
         pixels = frames[i % len(frames)].copy() if frames else _noisy(rng)
-        boxes, labels = _draw_objects(pixels, rng)
+        boxes, labels = draw_objects(pixels, rng)
         path = root / f"{i:04d}.jpg"
         Image.fromarray(pixels).save(path, quality=95)
         samples.append(Sample(path.resolve(), *IMAGE_SIZE, boxes, labels, f"shapes {path.name}"))
@@ -164,7 +164,7 @@ def shape_mask(label: int, side: int) -> npt.NDArray[np.bool_]:
     return np.asarray(np.abs(x) <= (y + side / 2) / 2 + 0.5)  # apex at the top
 
 
-def _draw_objects(
+def draw_objects(
     pixels: npt.NDArray[np.uint8], rng: np.random.Generator
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """Draws 1-3 non-overlapping objects into `pixels`; their exact boxes and labels."""
