@@ -10,13 +10,11 @@ online). A checkpoint keeps its class head too when its class names are the ones
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.models import VGG16_Weights
 
 from detector.architectures import SPECS, build, check_size
@@ -118,34 +116,7 @@ def _start(
             f"weights from {source} do not fit model {arch}: {', '.join(problems)}"
         )
     model.load_state_dict(kept, strict=False)
-    expect_background(model.get_submodule(head.rstrip(".")), len(names))
     return Trainable(model, arch, size)
-
-
-BACKGROUND_PRIOR = 0.99
-"""How sure a fresh class head starts out that a default box is background."""
-
-
-@torch.no_grad()
-def expect_background(class_head: nn.Module, num_classes: int) -> None:
-    """Biases of the head's output convolutions so that, before any training, every default
-    box scores background with probability `BACKGROUND_PRIOR` and each class alike.
-
-    Almost every default box is background; a head starting at uniform scores spends its
-    first steps learning only that (the focal-loss paper's prior initialisation, for a
-    softmax). The output convolutions are the head's full ones (groups 1): the others are
-    depthwise. Their channels are (default box, class) pairs, class fastest.
-    """
-    background = math.log(BACKGROUND_PRIOR * (num_classes - 1) / (1 - BACKGROUND_PRIOR))
-    outputs = [
-        m for m in class_head.modules()
-        if isinstance(m, nn.Conv2d) and m.groups == 1 and m.bias is not None
-    ]
-    for conv in outputs:
-        if conv.out_channels % num_classes:
-            raise ValueError(f"{conv} does not output {num_classes} classes per default box")
-        conv.bias.zero_()
-        conv.bias[::num_classes] = background
 
 
 def _hub_fix(url: str) -> str:
