@@ -20,18 +20,25 @@ class BaseRecipe:
     lr: float
     weight_decay: float
     batch_size: int
+    head_lr_factor: float
+    """The class head, made anew for the user's classes, learns this much faster than the
+    pretrained rest: at `lr` alone it barely moves in the first epochs."""
 
 
 RECIPES: dict[str, BaseRecipe] = {
     # The bundled SSDLite has its batch norms folded into the convolutions: nothing
     # renormalises its activations, and 0.01 diverged on the test shapes where 0.002 learned
     # steadily (docs/training.md).
-    "person_ssdlite": BaseRecipe(lr=0.002, weight_decay=4e-5, batch_size=16),
+    # Its fresh class head at 25x: on 8 shape images without augmentation, the confidence
+    # loss fell from 5.6 to 5.3 in 40 steps at 1x, to 3.7 at 10x and to 0.3 at 50x.
+    "person_ssdlite": BaseRecipe(lr=0.002, weight_decay=4e-5, batch_size=16, head_lr_factor=25),
     # MobileNetV3 SSDLite with its batch norms: torchvision's recipe rate, scaled to batch 16.
-    "ssdlite320_mobilenet_v3_large": BaseRecipe(lr=0.01, weight_decay=4e-5, batch_size=16),
+    "ssdlite320_mobilenet_v3_large": BaseRecipe(
+        lr=0.01, weight_decay=4e-5, batch_size=16, head_lr_factor=10
+    ),
     # VGG16 SSD: the paper's 1e-3 order and 5e-4 decay; big activations, smaller batches.
-    "ssd300_vgg16": BaseRecipe(lr=0.002, weight_decay=5e-4, batch_size=8),
-    "ssd512_vgg16": BaseRecipe(lr=0.002, weight_decay=5e-4, batch_size=4),
+    "ssd300_vgg16": BaseRecipe(lr=0.002, weight_decay=5e-4, batch_size=8, head_lr_factor=10),
+    "ssd512_vgg16": BaseRecipe(lr=0.002, weight_decay=5e-4, batch_size=4, head_lr_factor=10),
 }
 FALLBACK_RECIPE = RECIPES["person_ssdlite"]
 """For a base given as a checkpoint whose architecture has no recipe of its own."""
@@ -53,6 +60,10 @@ class TrainSettings(BaseModel):
     )
     lr: float | None = Field(
         None, gt=0, le=10, description="peak learning rate of SGD (default: the recipe's)"
+    )
+    head_lr_factor: float | None = Field(
+        None, ge=1, le=1000, description="how much faster than `lr` the class head learns "
+        "(default: the recipe's)"
     )
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     weight_decay: float | None = Field(
@@ -87,6 +98,11 @@ class TrainSettings(BaseModel):
 
     def lr_for(self, arch: str) -> float:
         return self.lr if self.lr is not None else recipe_for(arch).lr
+
+    def head_lr_factor_for(self, arch: str) -> float:
+        if self.head_lr_factor is not None:
+            return self.head_lr_factor
+        return recipe_for(arch).head_lr_factor
 
     def weight_decay_for(self, arch: str) -> float:
         return self.weight_decay if self.weight_decay is not None else recipe_for(arch).weight_decay

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import torch
 from tqdm import tqdm
 
+from detector.architectures import SPECS
 from detector.checkpoints import save_checkpoint
 from detector.ssd import SSD
 from detector.training.evaluation import Metrics, coco_metrics
@@ -117,9 +118,19 @@ class Trainer:
         self.batch_size = settings.batch_size_for(job.arch)
         self.model = job.model.to(device).train()
         self.loss = MultiBoxLoss(self.model.box_coder, self.model.anchors)
+        lr = settings.lr_for(job.arch)
+        head = SPECS[job.arch].class_head
+        named = list(self.model.named_parameters())
+        groups: list[dict[str, Any]] = [
+            {"params": [p for n, p in named if not n.startswith(head)]},
+            {
+                "params": [p for n, p in named if n.startswith(head)],
+                "lr": lr * settings.head_lr_factor_for(job.arch),
+            },
+        ]
         self.optimizer = torch.optim.SGD(
-            self.model.parameters(),
-            lr=settings.lr_for(job.arch),
+            groups,
+            lr=lr,
             momentum=settings.momentum,
             weight_decay=settings.weight_decay_for(job.arch),
         )
