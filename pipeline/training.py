@@ -14,6 +14,8 @@ from detector.training.samples import DetectionData, read_dataset, split_validat
 from detector.training.settings import TrainSettings
 from detector.training.trainer import BEST, LAST, Progress, TrainingJob
 
+MIN_TRAIN_IMAGES = 2
+"""A step needs two images at least: batch norm cannot normalise a batch of one."""
 RESUMABLE = ("device", "workers")
 """Settings a resumed run may change: where it runs, not what it computes."""
 
@@ -120,9 +122,10 @@ def _split(dataset: DetectionData, settings: TrainSettings) -> tuple[Any, Any]:
         train, val = dataset.train, dataset.val
     else:
         train, val = split_validation(dataset.train, settings.val_fraction, settings.seed)
-    if not train or not val:
+    if len(train) < MIN_TRAIN_IMAGES or not val:
         raise TrainingSetupError(
-            f"need training and validation images: got {len(train)} and {len(val)}; "
+            f"need {MIN_TRAIN_IMAGES} training images and 1 validation image at least: got "
+            f"{len(train)} and {len(val)}; "
             f"add images or change --val-fraction"
         )
     return train, val

@@ -3,7 +3,6 @@ and the latest weights kept, stoppable at any step and resumable from there."""
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -115,7 +114,9 @@ class Trainer:
         self.stop = stop
         self.progress_bar = progress_bar
         settings = job.settings
-        self.batch_size = settings.batch_size_for(job.arch)
+        # Whole batches only: a last batch of one image would make batch norm fail (one value
+        # per channel on the smallest feature maps) and give one image a whole step's weight.
+        self.batch_size = min(settings.batch_size_for(job.arch), len(job.train))
         self.model = job.model.to(device).train()
         self.loss = MultiBoxLoss(self.model.box_coder, self.model.anchors)
         lr = settings.lr_for(job.arch)
@@ -134,7 +135,7 @@ class Trainer:
             momentum=settings.momentum,
             weight_decay=settings.weight_decay_for(job.arch),
         )
-        self.steps_per_epoch = math.ceil(len(job.train) / self.batch_size)
+        self.steps_per_epoch = len(job.train) // self.batch_size
         self.scheduler = _warmup_cosine(
             self.optimizer,
             warmup=round(settings.warmup_epochs * self.steps_per_epoch),
@@ -149,6 +150,7 @@ class Trainer:
             shuffle=True,
             seed=settings.seed,
             workers=settings.workers,
+            drop_last=True,
             pin_memory=on_gpu,
         )
         self.val_batches = SampleLoader(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import torch
 
+from detector.architectures import build
 from detector.checkpoints import load_checkpoint
 from detector.training.bases import trainable_model
 from detector.training.evaluation import coco_metrics
@@ -149,3 +150,20 @@ def test_training_stops_when_map_has_not_improved_for_patience_epochs(
     result = Trainer(job, CPU, threading.Event()).fit()
     assert result.stopped_by == "plateau"
     assert result.epochs_done == 2 and result.best_epoch == 1
+
+
+def test_a_model_with_batch_norms_trains_on_a_set_that_leaves_one_image_over(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    # 5 images in batches of 4 would leave a batch of one, which batch norm cannot take
+    # (one value per channel on the 1x1 feature map): whole batches only
+    arch = "ssdlite320_mobilenet_v3_large"
+    job = replace(
+        job_for(shapes, tmp_path / "out", train=5, epochs=1, warmup_epochs=0),
+        model=build(arch, len(shapes.class_names), 320),
+        arch=arch,
+        size=320,
+    )
+    trainer = Trainer(job, CPU, threading.Event())
+    assert trainer.steps_per_epoch == 1
+    assert trainer.fit().stopped_by == "finished"
