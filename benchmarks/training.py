@@ -72,6 +72,18 @@ def augmentation_rate(data: str, size: int, images: int) -> float:
     return len(dataset) / (time.perf_counter() - began)
 
 
+def _cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -87,8 +99,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--data", help="also time augmentation on this dataset's images")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    print(f"# training step, {where or platform.machine()}, torch {torch.__version__}, "
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    print(f"# training step, {where}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {datetime.now(timezone.utc):%Y-%m-%d}")
     print("| model | input | batch | images/s | vs the first |")
     print("|---|---|---|---|---|")
