@@ -14,7 +14,6 @@ from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT
 
 SIZES = (300, 320, 512)
 """Input sizes `--size` offers; each base model takes those its architecture supports."""
-MAX_PROBLEMS_SHOWN = 20
 
 
 def add_parsers(sub: Any) -> None:
@@ -185,13 +184,10 @@ def _start_line(job: Any, device: Any) -> str:
     )
 
 
-def _print_problems(exc: Any) -> None:
-    problems = list(getattr(exc, "problems", ()) or [str(exc)])
-    print(f"error: {len(problems)} problem(s) in the data:", file=sys.stderr)
-    for problem in problems[:MAX_PROBLEMS_SHOWN]:
-        print(f"  {problem}", file=sys.stderr)
-    if len(problems) > MAX_PROBLEMS_SHOWN:
-        print(f"  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more", file=sys.stderr)
+def _print_problems(exc: Exception) -> None:
+    """A dataset's problems: the first ones listed under one `error:` line (DatasetError's
+    message), so that a long list neither scrolls away nor hides how many there are."""
+    print(f"error: {exc}", file=sys.stderr)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -232,6 +232,40 @@ CASES: list[tuple[str, list[str]]] = [
             ("model-unknown", ["--model", "yolo_v99", "--out", "x.onnx"]),
         ]
     ],
+    # train, evaluate, dataset stats: refused before a model is built or an image read
+    *[
+        (f"train-{what}", ["train", "--out", "{folder}/run", *args])
+        for what, args in [
+            ("data-empty", ["--data", ""]),
+            ("data-missing", ["--data", "{missing}"]),
+            ("data-folder", ["--data", "{folder}"]),
+            ("data-clip", ["--data", "{clip}"]),
+            ("epochs-zero", ["--data", "{missing}", "--epochs", "0"]),
+            ("epochs-huge", ["--data", "{missing}", "--epochs", BIG]),
+            ("batch-zero", ["--data", "{missing}", "--batch-size", "0"]),
+            ("lr-negative", ["--data", "{missing}", "--lr", "-1"]),
+            ("lr-nan", ["--data", "{missing}", "--lr", "nan"]),
+            ("size-untaken", ["--data", "{missing}", "--size", "123"]),
+            ("val-fraction", ["--data", "{missing}", "--val-fraction", "1.5"]),
+            ("device", ["--data", "{missing}", "--device", "tpu"]),
+            ("workers-huge", ["--data", "{missing}", "--workers", BIG]),
+            ("resume-nothing", ["--data", "{missing}", "--resume"]),
+        ]
+    ],
+    *[
+        (f"evaluate-{what}", ["evaluate", *args])
+        for what, args in [
+            ("model-empty", ["--model", "", "--data", "{missing}"]),
+            ("data-missing", ["--model", "person_ssdlite", "--data", "{missing}"]),
+            ("data-clip", ["--model", "person_ssdlite", "--data", "{clip}"]),
+            ("split", ["--model", "person_ssdlite", "--data", "{missing}", "--split", "x"]),
+        ]
+    ],
+    *[
+        (f"dataset-stats-{what}", ["dataset", "stats", data])
+        for what, data in [("empty", ""), ("missing", "{missing}"), ("folder", "{folder}"),
+                           ("clip", "{clip}")]
+    ],
 ]
 
 
