@@ -13,16 +13,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from detector.engine import Detector
-from detector.training.evaluation import Metrics, Prediction, coco_metrics
+from detector.training.evaluation import (
+    Metrics,
+    Prediction,
+    coco_metrics,
+    detections_to_prediction,
+)
 from detector.training.images import UnreadableImage, decode_rgb
 from detector.training.samples import DatasetError, Sample
 from pipeline.types import Detections, Frame, LabelMap
-
-EVAL_SCORE_THRESHOLD = 0.01
-"""The lowest score kept when measuring mAP: COCO's practice (a high threshold cuts the
-precision-recall curve short and understates AP)."""
-EVAL_MAX_DETECTIONS = 100
-"""Detections per image: COCO's largest `maxDets`."""
 
 
 @dataclass(frozen=True)
@@ -77,12 +76,10 @@ def evaluate_detector(
 
 
 def _prediction(found: Detections, translate: np.ndarray) -> Prediction:
-    labels = translate[found.label]
-    known = labels > 0
-    return Prediction(
-        boxes=found.xyxy[known].astype(np.float32),
-        scores=found.score[known].astype(np.float32),
-        labels=labels[known],
+    """`found` in the dataset's labels, without the classes the dataset does not have."""
+    known = translate[found.label] > 0
+    return detections_to_prediction(
+        Detections(found.xyxy[known], found.score[known], translate[found.label[known]])
     )
 
 

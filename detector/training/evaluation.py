@@ -19,6 +19,11 @@ BACKENDS: tuple[Backend, ...] = ("faster_coco_eval", "pycocotools")
 Dataset = dict[str, list[dict[str, Any]]]
 """A COCO dataset in memory: images, categories and annotations."""
 INSTALL_HINT = 'pip install -e ".[train]"'
+MAX_DETECTIONS = 100
+"""Detections kept per image when measuring mAP: COCO's largest `maxDets`."""
+SCORE_FLOOR = 0.01
+"""The lowest score kept when measuring mAP: COCO's practice (a high threshold cuts the
+precision-recall curve short and understates AP)."""
 
 
 class EvaluationUnavailableError(RuntimeError):
@@ -71,7 +76,7 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Metrics:
-    """COCO box metrics (area "all", at most 100 detections per image).
+    """COCO box metrics (area "all", at most `MAX_DETECTIONS` detections per image).
 
     Attributes:
         map: AP averaged over the IoU thresholds 0.50:0.05:0.95 and the classes.

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from detector.training.evaluation import SCORE_FLOOR
+
 
 @dataclass(frozen=True)
 class BaseRecipe:
@@ -90,7 +92,7 @@ class TrainSettings(BaseModel):
         2, ge=0, le=64, description="processes decoding and augmenting images (0: in the loop)"
     )
     eval_score_threshold: float = Field(
-        0.01, ge=0, lt=1, description="lowest score kept when measuring mAP (COCO practice)"
+        SCORE_FLOOR, ge=0, lt=1, description="lowest score kept when measuring mAP (COCO practice)"
     )
 
     def batch_size_for(self, arch: str) -> int:

@@ -10,10 +10,12 @@ from torch import Tensor
 from detector.postprocess import postprocess
 from detector.request import DetectorRequest
 from detector.ssd import SSD
-from detector.training.evaluation import Prediction
+from detector.training.evaluation import (
+    MAX_DETECTIONS,
+    Prediction,
+    detections_to_prediction,
+)
 
-MAX_DETECTIONS = 100
-"""Detections kept per image when measuring mAP: COCO's largest `maxDets`."""
 NMS_THRESHOLD = DetectorRequest.nms_threshold
 """The engine's default: mAP is measured with the suppression the deployed model uses."""
 
@@ -53,17 +55,11 @@ def predict(
                 nms_threshold=NMS_THRESHOLD,
                 max_detections=MAX_DETECTIONS,
             )
-            for row in range(found.batch_size):
-                mine = found.image_index == row
-                width, height = sizes[len(out)]
-                scale = torch.tensor([width, height, width, height], dtype=torch.float32)
-                out.append(
-                    Prediction(
-                        boxes=(found.boxes[mine].float().cpu() * scale).numpy(),
-                        scores=found.scores[mine].float().cpu().numpy(),
-                        labels=found.labels[mine].cpu().numpy().astype("int64"),
-                    )
-                )
+            # (height, width) of the images behind this batch's rows, in order
+            shapes = torch.tensor([s[::-1] for s in sizes[len(out) : len(out) + len(batch)]])
+            out.extend(
+                detections_to_prediction(d) for d in found.scaled(shapes).to_detections()
+            )
     finally:
         model.train(was_training)
     if len(out) != len(sizes):

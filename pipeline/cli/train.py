@@ -194,12 +194,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from detector.engine import Detector
     from detector.errors import ModelConfigError, WeightsUnavailableError
     from detector.request import DetectorRequest
+    from detector.training.evaluation import MAX_DETECTIONS, SCORE_FLOOR
     from detector.training.samples import DatasetError, read_dataset
-    from pipeline.evaluation import (
-        EVAL_MAX_DETECTIONS,
-        EVAL_SCORE_THRESHOLD,
-        evaluate_detector,
-    )
+    from pipeline.evaluation import evaluate_detector
 
     try:
         data = read_dataset(args.data)
@@ -217,8 +214,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             device=args.device,
             runtime=args.runtime,
             precision=args.precision,
-            score_threshold=EVAL_SCORE_THRESHOLD,
-            max_detections=EVAL_MAX_DETECTIONS,
+            score_threshold=SCORE_FLOOR,
+            max_detections=MAX_DETECTIONS,
         )
         detector = Detector.build(request)
         result = evaluate_detector(detector, samples, data.class_names)
