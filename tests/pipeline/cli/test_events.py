@@ -121,7 +121,8 @@ def test_a_publisher_that_refuses_the_handshake_is_named_with_the_way_out(
     secured.curve_secretkey = zmq.curve_keypair()[1]
     secured.curve_server = True
     secured.bind(endpoint)
-    keys = [] if server_key == "none" else ["--server-key", zmq.curve_keypair()[0].decode()]
+    # "--server-key=KEY": a Z85 key may start with "-", which argparse takes for an option
+    keys = [] if server_key == "none" else [f"--server-key={zmq.curve_keypair()[0].decode()}"]
     code = main(["subscribe", "--endpoint", endpoint, *keys, "--timeout", "0.5"])
     secured.close(linger=0)
     out, err = capsys.readouterr()
