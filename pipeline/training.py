@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from detector.checkpoints import load_checkpoint
+from detector.ssd import SSD
 from detector.training.bases import trainable_model
 from detector.training.samples import DetectionData, read_dataset, split_validation
 from detector.training.settings import TrainSettings
@@ -16,8 +17,8 @@ from detector.training.trainer import BEST, LAST, Progress, TrainingJob
 
 MIN_TRAIN_IMAGES = 2
 """A step needs two images at least: batch norm cannot normalise a batch of one."""
-RESUMABLE = ("device", "workers")
-"""Settings a resumed run may change: where it runs, not what it computes."""
+RESUMABLE = ("device", "workers", "epochs")
+"""Settings a resumed run may change: where it runs, and how long (epochs may only grow)."""
 
 
 class TrainingSetupError(ValueError):
@@ -57,20 +58,8 @@ def _fresh(
             f"{out} already holds a training; add --resume to continue it, or choose another --out"
         )
     settings = TrainSettings(**overrides)
-    train, val = _split(dataset, settings)
     ready = trainable_model(base, dataset.class_names, settings.size)
-    return TrainingJob(
-        model=ready.model,
-        arch=ready.arch,
-        size=ready.size,
-        class_names=dataset.class_names,
-        train=train,
-        val=val,
-        settings=settings,
-        out=out,
-        base=base,
-        data=str(data),
-    )
+    return _job(dataset, data, out, settings, ready.model, ready.arch, ready.size, base)
 
 
 def _resumed(
@@ -90,7 +79,12 @@ def _resumed(
     if changed:
         raise TrainingSetupError(
             f"--resume continues with the stopped run's settings; drop {', '.join(changed)} "
-            f"(only --device and --workers may change)"
+            f"(only --device, --workers and --epochs may change)"
+        )
+    done = int(extra.get("epoch", 0))
+    if overrides.get("epochs", done) < done:
+        raise TrainingSetupError(
+            f"--resume: {last} has {done} epoch(s) done; --epochs must be {done} or more"
         )
     moved = {k: v for k, v in overrides.items() if k in RESUMABLE}
     settings = TrainSettings(**{**saved_settings, **moved})
@@ -100,20 +94,35 @@ def _resumed(
             f"--resume: {last} was trained on classes {list(names[1:])}, "
             f"but {data} has {list(dataset.class_names[1:])}"
         )
+    base = str(extra.get("base", saved.arch))
+    job = _job(dataset, data, out, settings, saved.model, saved.arch, saved.size, base)
+    return job, Progress.from_dict(extra["progress"])
+
+
+def _job(
+    dataset: DetectionData,
+    data: str,
+    out: Path,
+    settings: TrainSettings,
+    model: SSD,
+    arch: str,
+    size: int,
+    base: str,
+) -> TrainingJob:
+    """The job of `model` (an `arch` network at `size`) on the dataset's split."""
     train, val = _split(dataset, settings)
-    job = TrainingJob(
-        model=saved.model,
-        arch=saved.arch,
-        size=saved.size,
-        class_names=names,
+    return TrainingJob(
+        model=model,
+        arch=arch,
+        size=size,
+        class_names=dataset.class_names,
         train=train,
         val=val,
         settings=settings,
         out=out,
-        base=str(extra.get("base", saved.arch)),
+        base=base,
         data=str(data),
     )
-    return job, Progress.from_dict(extra["progress"])
 
 
 def _split(dataset: DetectionData, settings: TrainSettings) -> tuple[Any, Any]:

@@ -3,6 +3,7 @@ and the latest weights kept, stoppable at any step and resumable from there."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -71,7 +72,6 @@ class Progress:
     stale_epochs: int = 0
     history: list[EpochRecord] = field(default_factory=list)
     optimizer: dict[str, Any] | None = None
-    scheduler: dict[str, Any] | None = None
     scaler: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,6 +82,8 @@ class Progress:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Progress:
         values = dict(data)
+        # Files saved before the schedule became a function of the step also hold its state.
+        values.pop("scheduler", None)
         values["history"] = [EpochRecord.from_dict(r) for r in values.get("history", [])]
         return cls(**values)
 
@@ -136,11 +138,11 @@ class Trainer:
             weight_decay=settings.weight_decay_for(job.arch),
         )
         self.steps_per_epoch = len(job.train) // self.batch_size
-        self.scheduler = _warmup_cosine(
-            self.optimizer,
+        self.schedule = WarmupCosine(
             warmup=round(settings.warmup_epochs * self.steps_per_epoch),
             total=settings.epochs * self.steps_per_epoch,
         )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
         self.amp = device.type == "cuda"  # mixed precision where it pays: on a GPU
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         on_gpu = device.type == "cuda"
@@ -209,11 +211,15 @@ class Trainer:
         return self._result("finished", state)
 
     def restore(self, state: Progress) -> None:
-        """Take up the optimiser, schedule and loss scale a stopped run saved in `state`."""
+        """Take up the optimiser and loss scale a stopped run saved in `state`, and the
+        schedule where its steps left it (of this job's epochs, which a resumed run may have
+        raised: the rate then follows a run started with that many)."""
         if state.optimizer is not None:
             self.optimizer.load_state_dict(state.optimizer)
-        if state.scheduler is not None:
-            self.scheduler.load_state_dict(state.scheduler)
+        steps_done = (state.epoch - 1) * self.steps_per_epoch + state.step
+        self.scheduler.last_epoch = steps_done
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+            group["lr"] = base * self.schedule(steps_done)
         if state.scaler is not None:
             self.scaler.load_state_dict(state.scaler)
 
@@ -287,7 +293,6 @@ class Trainer:
             extra["progress"] = replace(
                 state,
                 optimizer=self.optimizer.state_dict(),
-                scheduler=self.scheduler.state_dict(),
                 scaler=self.scaler.state_dict(),
             ).to_dict()
         save_checkpoint(
@@ -304,15 +309,17 @@ class Trainer:
         return TrainingResult(reason, done, state.best_map, state.best_epoch, self.job.out)
 
 
-def _warmup_cosine(
-    optimizer: torch.optim.Optimizer, warmup: int, total: int
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """A linear rise over `warmup` steps, then a cosine decay to zero at step `total`."""
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup))
-    if warmup <= 0:
-        return cosine
-    rise = torch.optim.lr_scheduler.LinearLR(
-        optimizer, start_factor=WARMUP_START, end_factor=1.0, total_iters=warmup
-    )
-    return torch.optim.lr_scheduler.SequentialLR(optimizer, [rise, cosine], milestones=[warmup])
+@dataclass(frozen=True)
+class WarmupCosine:
+    """The rate's factor at a step: a linear rise from `WARMUP_START` over `warmup` steps,
+    then a cosine decay to zero at step `total`. A function of the step alone, so that a
+    resumed run that was given more epochs follows the longer schedule from where it is."""
 
+    warmup: int
+    total: int
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return WARMUP_START + (1.0 - WARMUP_START) * step / self.warmup
+        done = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * done))

@@ -7,10 +7,15 @@ import json
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.argtypes import nonempty, number, whole_like
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+
+if TYPE_CHECKING:  # heavy imports at call time only: `--help` stays fast
+    import torch
+
+    from detector.training.trainer import TrainingJob
 
 SIZES = (300, 320, 512)
 """Input sizes `--size` offers; each base model takes those its architecture supports."""
@@ -174,7 +179,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
-def _start_line(job: Any, device: Any) -> str:
+def _start_line(job: TrainingJob, device: torch.device) -> str:
     s = job.settings
     return (
         f"training {job.arch} at {job.size}x{job.size} on {device} for {len(job.class_names) - 1} "

@@ -19,7 +19,15 @@ from detector.training.evaluation import coco_metrics
 from detector.training.history import read_history
 from detector.training.loader import SampleDataset, SampleLoader
 from detector.training.settings import TrainSettings
-from detector.training.trainer import BEST, LAST, Progress, Trainer, TrainingJob
+from detector.training.trainer import (
+    BEST,
+    LAST,
+    WARMUP_START,
+    Progress,
+    Trainer,
+    TrainingJob,
+    WarmupCosine,
+)
 from detector.training.transforms import eval_transform
 from detector.training.validation import predict
 from tests.detector.training.datasets import ShapesData, make_shapes_dataset
@@ -138,6 +146,52 @@ def test_a_stopped_run_saves_the_batch_it_reached_and_resumes_there_with_its_opt
     done = second.fit(progress)
     assert done.stopped_by == "finished" and done.epochs_done == 2
     assert [r.epoch for r in read_history(out)] == [1, 2]
+
+
+def test_a_resumed_run_given_more_epochs_goes_on_to_them_on_the_longer_schedule(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    first = Trainer(job_for(shapes, out, train=4, epochs=1, warmup_epochs=0, batch_size=2),
+                    CPU, threading.Event())
+    assert first.fit().epochs_done == 1
+    saved = load_checkpoint(out / LAST)
+    progress = Progress.from_dict(saved.extra["progress"])
+
+    longer = replace(
+        job_for(shapes, out, train=4, epochs=3, warmup_epochs=0, batch_size=2), model=saved.model
+    )
+    second = Trainer(longer, CPU, threading.Event())
+    second.restore(progress)
+    # 2 steps done of 6: the rate a 3-epoch run has there, not the 1-epoch run's zero
+    lr = longer.settings.lr_for(longer.arch)
+    assert second.optimizer.param_groups[0]["lr"] == pytest.approx(lr * 0.75)
+    done = second.fit(progress)
+    assert done.stopped_by == "finished" and done.epochs_done == 3
+    history = read_history(out)
+    assert [r.epoch for r in history] == [1, 2, 3]
+    assert history[0].lr < history[1].lr  # the first run's rate had decayed to ~0
+
+
+def test_the_schedule_is_torchs_linear_warmup_then_cosine_step_for_step() -> None:
+    warmup, total = 5, 20
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    torchs = torch.optim.lr_scheduler.SequentialLR(
+        optimizer,
+        [
+            torch.optim.lr_scheduler.LinearLR(
+                optimizer, start_factor=WARMUP_START, end_factor=1.0, total_iters=warmup
+            ),
+            torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total - warmup),
+        ],
+        milestones=[warmup],
+    )
+    ours = WarmupCosine(warmup, total)
+    for step in range(total + 1):
+        assert ours(step) == pytest.approx(optimizer.param_groups[0]["lr"], abs=1e-9), step
+        optimizer.step()
+        torchs.step()
 
 
 def test_training_stops_when_map_has_not_improved_for_patience_epochs(

@@ -4,6 +4,7 @@ saved with what deploying it needs, measured, and run by `run` under its own cla
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -76,6 +77,22 @@ def test_resume_of_a_finished_training_changes_nothing_and_refuses_other_setting
     done = cli("train", "--data", str(data), "--out", str(trained), "--resume", "--lr", "0.5")
     assert done.returncode == 2
     assert "drop lr" in done.stderr
+
+
+def test_resume_with_more_epochs_trains_on_and_refuses_fewer_than_done(
+    trained: Path, shapes: ShapesData, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    data = write_coco(shapes, tmp_path / "coco")
+    more = cli("train", "--data", str(data), "--out", str(out), "--resume", "--epochs", "2",
+               "--workers", "0")
+    assert more.returncode == 0, more.stderr
+    assert "epoch 2/2: loss" in more.stderr and "epoch 1/" not in more.stderr
+    assert [r["epoch"] for r in json.loads((out / "history.json").read_text())] == [1, 2]
+    fewer = cli("train", "--data", str(data), "--out", str(out), "--resume", "--epochs", "1")
+    assert fewer.returncode == 2 and "Traceback" not in fewer.stderr
+    assert "2 epoch(s) done; --epochs must be 2 or more" in fewer.stderr
 
 
 def test_train_names_every_bad_annotation_and_trains_nothing(
