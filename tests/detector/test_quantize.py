@@ -9,10 +9,11 @@ from pathlib import Path
 
 import av
 import numpy as np
+import onnx
 import pytest
 import torch
 
-from detector import models, onnx_runtime, options
+from detector import models, onnx_runtime, options, quantize
 from detector.agreement import compare
 from detector.engine import Detector
 from detector.errors import ModelConfigError
@@ -109,6 +110,30 @@ def test_int8_network_is_quantized_once_per_calibration_and_reused(
         if THIS_CPU_HAS_INT8_DOT_PRODUCTS:  # without them u8s8 kernels can saturate
             spread = float(want.max() - want.min())
             torch.testing.assert_close(got, want, rtol=0, atol=0.05 * spread)
+
+
+def test_a_change_in_how_int8_is_quantized_quantizes_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
+    before = OnnxRuntimeForward(tiny_ssd(0), "tiny", calibration=tiny_inputs(0)).path
+    monkeypatch.setattr(onnx_runtime, "RECIPE", quantize.RECIPE + "|another layer in float")
+    after = OnnxRuntimeForward(tiny_ssd(0), "tiny", calibration=tiny_inputs(0)).path
+    assert after != before and before.is_file() and after.is_file()
+
+
+def test_float_layers_stay_float32_and_the_rest_is_quantized(tmp_path: Path) -> None:
+    fp32 = tmp_path / "fp32.onnx"
+    onnx_runtime.export_onnx(tiny_ssd(0), fp32)
+    assert quantize.convolutions_named(fp32, ["head.conv."]) != []
+    for float_layers, quantized in (((), True), (("head.conv.",), False)):
+        out = tmp_path / "int8.onnx"
+        quantize.quantize_int8(fp32, out, tiny_inputs(0), onnx_runtime.INPUT, float_layers)
+        graph = onnx.load(str(out)).graph
+        dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+        (conv,) = [n for n in graph.node if n.op_type == "Conv"]
+        assert (conv.input[1] in dequantized) is quantized
+        assert (conv.input[0] in dequantized) is quantized
 
 
 def test_damaged_int8_cache_file_is_quantized_again(
