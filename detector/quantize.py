@@ -34,7 +34,7 @@ CALIBRATION_FRAMES = 50
 (docs/performance.md)."""
 
 
-FLOAT_LAYERS: tuple[str, ...] = ("backbone.blocks.0.",)
+FLOAT_LAYERS: tuple[str, ...] = ("backbone.stem.", "backbone.blocks.0.")
 """Convolutions kept in float32 in the int8 network, by the prefix of their parameters' names
 (weights or bias): those whose quantization moved the scores most in the per-layer sweep of
 `python -m benchmarks.quantization --sweep` (docs/performance.md, "int8 accuracy")."""
