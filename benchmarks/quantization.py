@@ -16,7 +16,7 @@ the same agreement figures against ONNX Runtime float32: how `detector.quantize.
 was chosen.
 
     python -m benchmarks.quantization [--clip ../shared/data/vtest.avi --spans 0: 200:]
-    python -m benchmarks.quantization --sweep [--spans 200:]
+    python -m benchmarks.quantization --sweep [PREFIX ...] [--spans 200:]
 """
 
 from __future__ import annotations
@@ -188,16 +188,17 @@ def sweep(
     spans: Sequence[Span],
     batch: int,
     calibration: np.ndarray,
+    groups: Sequence[str] = (),
 ) -> None:
     """Agreement with `fp32` (ONNX Runtime) of int8 networks that keep no convolution in
-    float32, then each group of `layer_groups` alone."""
+    float32, then each of `groups` (default: every group of `layer_groups`) alone."""
     source = fp32.network.path  # type: ignore[attr-defined]  # an OnnxRuntimeForward
     threads = fp32.network.threads  # type: ignore[attr-defined]
     reference = detect_all(fp32, frames, batch)
     print(f"sweep against onnxruntime fp32; {FLOAT_LAYERS=}\n{HEADER}")
     with tempfile.TemporaryDirectory(prefix="ssd-quant-sweep-") as scratch:
         ranges = Path(scratch) / "ranges"  # calibrated once, reused by every variant
-        for group in ["", *layer_groups(source)]:
+        for group in ["", *(groups or layer_groups(source))]:
             out = Path(scratch) / "int8.onnx"
             quantize_int8(source, out, calibration, "images", (group,) if group else (), ranges)
             fp32.network = FileNetwork(out, threads)
@@ -218,7 +219,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--score-threshold", type=float, default=0.5)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per network")
-    parser.add_argument("--sweep", action="store_true", help="the per-layer sweep (slow)")
+    parser.add_argument(
+        "--sweep", nargs="*", metavar="PREFIX", default=None,
+        help="the per-layer sweep instead (slow): every block, or those named (e.g. "
+             "backbone.blocks.0.)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     torch.set_flush_denormal(True)
@@ -229,12 +234,12 @@ def main(argv: list[str] | None = None) -> None:
         model=args.model, device="cpu", precision="fp32", score_threshold=args.score_threshold
     )
     onnx_fp32 = Detector.build(dataclasses.replace(asked, runtime="onnxruntime"))
-    if args.sweep:
+    if args.sweep is not None:
         from detector.quantize import DEFAULT_CALIBRATION, calibration_images
 
         images = calibration_images(args.calibration or DEFAULT_CALIBRATION, CALIBRATION_FRAMES)
         inputs = torch.cat([onnx_fp32._resized([image]) for image in images]).numpy()
-        sweep(onnx_fp32, frames, args.spans, args.batch, np.ascontiguousarray(inputs))
+        sweep(onnx_fp32, frames, args.spans, args.batch, np.ascontiguousarray(inputs), args.sweep)
         return
     int8 = dataclasses.replace(asked, precision="int8", calibration=args.calibration)
     detectors = {

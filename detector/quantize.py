@@ -32,12 +32,11 @@ DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1] / "samples" / "pedestr
 CALIBRATION_FRAMES = 50
 """Frames the activation ranges are measured on; more changed nothing measurable
 (docs/performance.md)."""
-
-
 FLOAT_LAYERS: tuple[str, ...] = ("backbone.stem.", "backbone.blocks.0.")
 """Convolutions kept in float32 in the int8 network, by the prefix of their parameters' names
-(weights or bias): those whose quantization moved the scores most in the per-layer sweep of
-`python -m benchmarks.quantization --sweep` (docs/performance.md, "int8 accuracy")."""
+(weight or bias): the bundled person model's stem and first block, whose quantization cost
+the most recall and precision in the per-layer sweep of `python -m benchmarks.quantization
+--sweep` (docs/performance.md, "int8 accuracy"). Models named otherwise are all int8."""
 RECIPE = f"qdq-minmax-per-channel|frames {CALIBRATION_FRAMES}|float {','.join(FLOAT_LAYERS)}"
 """Everything about how `quantize_int8` quantizes that is not in its inputs: part of the int8
 cache key (`detector.onnx_runtime`), so that a change here quantizes again."""
