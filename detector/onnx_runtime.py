@@ -26,7 +26,7 @@ from torch import Tensor
 
 from detector.errors import ModelConfigError
 from detector.options import ONNXRUNTIME_INSTALL, ONNXRUNTIME_PACKAGES, onnxruntime_available
-from detector.quantize import quantize_int8
+from detector.quantize import RECIPE, quantize_int8
 from detector.ssd import SSD
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ class OnnxRuntimeForward:
             return path, fresh
         import onnxruntime
 
-        digest = hashlib.sha256(f"{onnxruntime.__version__}|{calibration.shape}|".encode())
+        digest = hashlib.sha256(f"{onnxruntime.__version__}|{RECIPE}|{calibration.shape}|".encode())
         digest.update(np.ascontiguousarray(calibration).tobytes())
         quantized = path.with_name(f"{path.stem}-int8-{digest.hexdigest()[:16]}.onnx")
         if quantized.is_file():

@@ -80,6 +80,16 @@ def unpack_detections(packed: npt.NDArray[np.float32], batch_size: int) -> list[
     return result
 
 
+def reaches_threshold(scores: Tensor, score_threshold: float) -> Tensor:
+    """bool mask shaped like `scores`: the scores a detector reports under `score_threshold`.
+
+    The one statement of the rule: a score at or above the threshold is kept (one exactly
+    equal to it too: int8 networks give few distinct scores, many of them on round values),
+    one below it is dropped.
+    """
+    return scores >= score_threshold
+
+
 def reportable_classes(
     num_classes: int, background_class: int | None, device: torch.device | str = "cpu"
 ) -> Tensor:
@@ -111,7 +121,7 @@ def postprocess(
         class_logits: float [B, A, C].
         score_fn: "softmax" over the C columns, or per-column "sigmoid".
         background_class: column never reported (None if the model has none).
-        score_threshold: keep (box, class) pairs scoring above this.
+        score_threshold: keep (box, class) pairs scoring at least this (`reaches_threshold`).
         nms_threshold: IoU above which a lower-scoring box of the same image and class goes.
         max_detections: at most this many detections per image.
         pre_nms_top_k: at most this many (box, class) pairs per image enter NMS.
@@ -142,7 +152,7 @@ def postprocess(
     flat = scores.reshape(batch, -1)
     k = min(pre_nms_top_k, flat.shape[1])
     top_scores, top_index = flat.topk(k, dim=1)  # [B, k]
-    keep = top_scores > score_threshold
+    keep = reaches_threshold(top_scores, score_threshold)
     num_kept_classes = classes.numel()
     top_anchor = torch.div(top_index, num_kept_classes, rounding_mode="floor")
     top_label = classes[top_index % num_kept_classes]

@@ -10,13 +10,14 @@ That is why `precision: auto` picks int8 only for the bundled person model, whos
 
 Weights are quantized per output channel (int8, symmetric), activations per tensor (uint8),
 their ranges taken from the network's own activations on the calibration frames (min-max).
+The convolutions named in `FLOAT_LAYERS` stay in float32.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,14 @@ DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1] / "samples" / "pedestr
 CALIBRATION_FRAMES = 50
 """Frames the activation ranges are measured on; more changed nothing measurable
 (docs/performance.md)."""
+FLOAT_LAYERS: tuple[str, ...] = ("backbone.stem.", "backbone.blocks.0.")
+"""Convolutions kept in float32 in the int8 network, by the prefix of their parameters' names
+(weight or bias): the bundled person model's stem and first block, whose quantization cost
+the most recall and precision in the per-layer sweep of `python -m benchmarks.quantization
+--sweep` (docs/performance.md, "int8 accuracy"). Models named otherwise are all int8."""
+RECIPE = f"qdq-minmax-per-channel|frames {CALIBRATION_FRAMES}|float {','.join(FLOAT_LAYERS)}"
+"""Everything about how `quantize_int8` quantizes that is not in its inputs: part of the int8
+cache key (`detector.onnx_runtime`), so that a change here quantizes again."""
 
 
 def calibration_images(
@@ -70,9 +79,18 @@ def calibration_images(
     return images
 
 
-def quantize_int8(fp32: Path, out: Path, inputs: npt.NDArray[np.uint8], input_name: str) -> None:
+def quantize_int8(
+    fp32: Path,
+    out: Path,
+    inputs: npt.NDArray[np.uint8],
+    input_name: str,
+    float_layers: Sequence[str] = FLOAT_LAYERS,
+    ranges_cache: Path | None = None,
+) -> None:
     """Write an int8 (QDQ) copy of the float32 ONNX network `fp32` to `out`, with activation
-    ranges measured on `inputs`: uint8 model inputs [N, 3, H, W]."""
+    ranges measured on `inputs`: uint8 model inputs [N, 3, H, W]. Convolutions whose parameter
+    names start with one of `float_layers` stay in float32. `ranges_cache`: a file keeping the
+    measured ranges for later calls on the same network and inputs (the benchmark's sweep)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -104,4 +122,22 @@ def quantize_int8(fp32: Path, out: Path, inputs: npt.NDArray[np.uint8], input_na
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            nodes_to_exclude=convolutions_named(prepared, float_layers),
+            # Recent onnxruntime only (1.22 has no such argument).
+            **({} if ranges_cache is None else {"calibration_cache_path": ranges_cache}),
         )
+
+
+def convolutions_named(network: Path, prefixes: Sequence[str]) -> list[str]:
+    """Node names of the Conv nodes of the ONNX file `network` that take a parameter (weight
+    or bias) whose name starts with one of `prefixes`."""
+    if not prefixes:
+        return []
+    import onnx
+
+    graph = onnx.load(str(network), load_external_data=False).graph
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type == "Conv" and any(i.startswith(tuple(prefixes)) for i in node.input)
+    ]

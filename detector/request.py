@@ -127,7 +127,7 @@ class DetectorRequest:
     calibration: Path | None = None
     """int8 only: a video whose frames calibrate it (default: the bundled sample clip)."""
     score_threshold: float = 0.5
-    """Report detections scoring above this."""
+    """Report detections scoring at least this (`detector.postprocess.reaches_threshold`)."""
     nms_threshold: float = 0.45
     """IoU above which the weaker of two same-class boxes is dropped."""
     max_detections: int = 100

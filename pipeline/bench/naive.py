@@ -38,6 +38,8 @@ def naive_postprocess(
     import torch.nn.functional as F
     from torchvision.ops import batched_nms
 
+    from detector.postprocess import reaches_threshold
+
     boxes = model.box_coder.decode(box_regression[None], model.anchors)[0].clamp(0.0, 1.0)
     if model.score_fn == "softmax":
         scores = F.softmax(class_logits, dim=-1)
@@ -48,7 +50,7 @@ def naive_postprocess(
         if label == model.background_class:
             continue
         score = scores[:, label]
-        keep = score > score_threshold
+        keep = reaches_threshold(score, score_threshold)  # the pipeline's rule
         score, box = score[keep], boxes[keep]
         score, index = score.topk(min(topk_candidates, score.numel()))
         all_boxes.append(box[index])

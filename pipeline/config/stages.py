@@ -92,7 +92,7 @@ class DetectorConfig(Strict):
     )
     score_threshold: Annotated[float, _bounds("score_threshold")] = Field(
         DEFAULTS.score_threshold,
-        description="Boxes scoring below are dropped.",
+        description="Boxes scoring below are dropped; one scoring exactly this is kept.",
     )
     nms_threshold: Annotated[float, _bounds("nms_threshold")] = Field(
         DEFAULTS.nms_threshold,

@@ -86,10 +86,23 @@ def test_overlapping_boxes_of_one_class_are_suppressed_but_not_across_classes_or
     assert rows(run(APART, logits)) == [(0, 1, 0.9), (0, 2, 0.7), (1, 1, 0.6)]
 
 
-def test_scores_at_or_below_threshold_are_dropped():
+def test_scores_below_threshold_are_dropped():
     logits = sigmoid_logits(1, 4, {(0, 0, 1): 0.9, (0, 1, 1): 0.45, (0, 3, 2): 0.55})
     assert rows(run(APART, logits, score_threshold=0.5)) == [(0, 1, 0.9), (0, 2, 0.55)]
     assert rows(run(APART, logits, score_threshold=0.6)) == [(0, 1, 0.9)]
+
+
+@pytest.mark.parametrize("score_fn", ["softmax", "sigmoid"])
+def test_a_score_exactly_at_the_threshold_is_kept_and_one_just_below_dropped(score_fn: str):
+    logits = sigmoid_logits(1, 4, {(0, 0, 1): 0.9, (0, 3, 2): 0.7})
+    logits[0, 1] = torch.tensor([0.0, 0.0, -20.0, -20.0])  # scores 0.5 either way (sigmoid(0))
+    if score_fn == "softmax":
+        logits[0, 1] = torch.tensor([2.0, 2.0, -30.0, -30.0])
+    at = run(APART, logits, score_fn=score_fn, score_threshold=0.5).scores.tolist()
+    assert 0.5 in at  # exact in float32
+    just_above = float(np.nextafter(np.float32(0.5), np.float32(1)))
+    above = run(APART, logits, score_fn=score_fn, score_threshold=just_above).scores.tolist()
+    assert sorted([*above, 0.5]) == sorted(at)
 
 
 def test_label_filter_keeps_only_listed_classes():

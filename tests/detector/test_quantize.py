@@ -9,10 +9,11 @@ from pathlib import Path
 
 import av
 import numpy as np
+import onnx
 import pytest
 import torch
 
-from detector import models, onnx_runtime, options
+from detector import models, onnx_runtime, options, quantize
 from detector.agreement import compare
 from detector.engine import Detector
 from detector.errors import ModelConfigError
@@ -22,6 +23,7 @@ from detector.quantize import DEFAULT_CALIBRATION, calibration_images
 from detector.request import DetectorRequest
 from detector.ssd import SSD
 from pipeline.types import Frame, LabelMap
+from tests.conftest import SHARED_DATA
 from tests.detector.building import cpu_options, make_detector
 from tests.detector.test_onnx_runtime import tiny_ssd
 
@@ -50,65 +52,70 @@ ACCURACY_NEEDS_VNNI = pytest.mark.skipif(
 )
 
 
+VTEST = SHARED_DATA / "vtest.avi"
+
+
+def clip_frames(clip: Path, frames: slice) -> list[Frame]:
+    with av.open(str(clip)) as video:
+        images = [f.to_ndarray(format="rgb24") for f in video.decode(video=0)][frames]
+    return [Frame("cam", i, None, 0.0, image) for i, image in enumerate(images)]
+
+
 @ACCURACY_NEEDS_VNNI
-def test_int8_detections_follow_float32_on_frames_it_was_not_calibrated_on(
-    person: SSD,
-) -> None:
-    # The default calibration takes every 4th of the clip's 200 frames from frame 0; these
-    # are frames 2, 10, 18, ...
-    with av.open(str(DEFAULT_CALIBRATION)) as clip:
-        images = [f.to_ndarray(format="rgb24") for f in clip.decode(video=0)][2::8]
-    frames = [Frame("cam", i, None, 0.0, image) for i, image in enumerate(images)]
+@pytest.mark.parametrize(
+    ("clip", "frames"),
+    [
+        # The default calibration takes every 4th of the clip's 200 frames from frame 0;
+        # these are frames 2, 6, 10, ...
+        pytest.param(DEFAULT_CALIBRATION, slice(2, None, 4), id="between-calibration-frames"),
+        # The sample clip is vtest.avi's first 200 frames: these are beyond it.
+        pytest.param(
+            VTEST,
+            slice(200, None, 12),
+            id="after-the-calibration-clip",
+            marks=pytest.mark.skipif(not VTEST.is_file(), reason=f"needs {VTEST}"),
+        ),
+    ],
+)
+def test_int8_finds_the_people_float32_finds(person: SSD, clip: Path, frames: slice) -> None:
+    images = clip_frames(clip, frames)
     fp32 = make_detector(person, PERSON, runtime="onnxruntime")
     int8 = make_detector(person, PERSON, precision="int8")
     assert int8.runtime == "onnxruntime" and "-int8-" in int8.network.path.name  # type: ignore[attr-defined]
-    reference = [d for i in range(0, len(frames), 8) for d in fp32.detect(frames[i : i + 8])]
-    candidate = [d for i in range(0, len(frames), 8) for d in int8.detect(frames[i : i + 8])]
+    reference = [d for i in range(0, len(images), 8) for d in fp32.detect(images[i : i + 8])]
+    candidate = [d for i in range(0, len(images), 8) for d in int8.detect(images[i : i + 8])]
     result = compare(reference, candidate)
-    assert result.reference > 50  # people in every frame
-    # Measured 0.94 / 0.98 / 0.99 over vtest.avi (docs/performance.md); a wrong scale or
-    # zero point would lose most boxes.
-    assert result.recall >= 0.85 and result.precision >= 0.9
-    assert result.confident_recall >= 0.95
+    assert result.reference > 150  # people in every frame
+    # 0.98 is the bar over all of vtest.avi (docs/performance.md, "int8 accuracy"); on these
+    # 50 frames a box is half a percent, so 0.97 here, which int8 with every layer
+    # quantized fails (recall 0.953 on the first clip, precision 0.967 on the second).
+    assert result.recall >= 0.97 and result.precision >= 0.97
+    assert abs(result.candidate - result.reference) <= 0.02 * result.reference
     assert float(np.mean(result.ious)) >= 0.9
 
 
-def test_int8_network_is_quantized_once_per_calibration_and_reused(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_a_change_in_how_int8_is_quantized_quantizes_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
-    runs: list[Path] = []
-    real = onnx_runtime.quantize_int8
+    before = OnnxRuntimeForward(tiny_ssd(0), "tiny", calibration=tiny_inputs(0)).path
+    monkeypatch.setattr(onnx_runtime, "RECIPE", quantize.RECIPE + "|another layer in float")
+    after = OnnxRuntimeForward(tiny_ssd(0), "tiny", calibration=tiny_inputs(0)).path
+    assert after != before and before.is_file() and after.is_file()
 
-    def counting(fp32: Path, out: Path, inputs: np.ndarray, name: str) -> None:
-        runs.append(out)
-        real(fp32, out, inputs, name)
 
-    monkeypatch.setattr(onnx_runtime, "quantize_int8", counting)
-    fp32 = OnnxRuntimeForward(tiny_ssd(0), "tiny")
-    said: list[str] = []
-    with caplog.at_level(logging.WARNING):
-        first = OnnxRuntimeForward(
-            tiny_ssd(0), "tiny", calibration=tiny_inputs(0), announce=said.append
-        )
-    (line,) = said
-    assert line.startswith("preparing the detector: quantizing tiny to int8 on 8 calibration")
-    assert caplog.text == ""  # an announcement, not a warning
-    again = OnnxRuntimeForward(tiny_ssd(0), "tiny", calibration=tiny_inputs(0))
-    other = OnnxRuntimeForward(tiny_ssd(0), "tiny", calibration=tiny_inputs(1))
-    assert len(runs) == 2
-    assert first.path == again.path != other.path
-    assert first.int8 and not fp32.int8
-    assert first.path.name.startswith(fp32.path.stem + "-int8-")
-
-    images = torch.from_numpy(tiny_inputs(5))
-    with torch.inference_mode():
-        expected = tiny_ssd(0)(images)
-    for got, want in zip(first(images), expected, strict=True):
-        assert not torch.equal(got, want)  # it really is another network
-        if THIS_CPU_HAS_INT8_DOT_PRODUCTS:  # without them u8s8 kernels can saturate
-            spread = float(want.max() - want.min())
-            torch.testing.assert_close(got, want, rtol=0, atol=0.05 * spread)
+def test_float_layers_stay_float32_and_the_rest_is_quantized(tmp_path: Path) -> None:
+    fp32 = tmp_path / "fp32.onnx"
+    onnx_runtime.export_onnx(tiny_ssd(0), fp32)
+    assert quantize.convolutions_named(fp32, ["head.conv."]) != []
+    for float_layers, quantized in (((), True), (("head.conv.",), False)):
+        out = tmp_path / "int8.onnx"
+        quantize.quantize_int8(fp32, out, tiny_inputs(0), onnx_runtime.INPUT, float_layers)
+        graph = onnx.load(str(out)).graph
+        dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+        (conv,) = [n for n in graph.node if n.op_type == "Conv"]
+        assert (conv.input[1] in dequantized) is quantized
+        assert (conv.input[0] in dequantized) is quantized
 
 
 def test_damaged_int8_cache_file_is_quantized_again(

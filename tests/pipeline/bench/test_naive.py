@@ -66,3 +66,14 @@ def test_naive_postprocess_finds_what_the_batched_postprocess_finds(score_fn: st
         np.testing.assert_array_equal(labels.numpy(), expected.label)
         np.testing.assert_allclose(scores.numpy(), expected.score, rtol=1e-6)
         np.testing.assert_allclose(boxes.numpy(), expected.xyxy, atol=1e-6)
+
+
+def test_naive_postprocess_keeps_a_box_scoring_exactly_the_threshold() -> None:
+    anchors = torch.tensor([[0.1, 0.1, 0.3, 0.3], [0.6, 0.6, 0.9, 0.9]])
+    model = SSD(nn.Identity(), nn.Identity(), anchors, BoxCoder(), (100, 100), (0.0,) * 3,
+                (1.0,) * 3, score_fn="sigmoid")  # fmt: skip
+    logits = torch.tensor([[-20.0, 0.0], [-20.0, 3.0]])  # scores 0.5 (exactly) and 0.95
+    kept = naive_postprocess(torch.zeros(2, 4), logits, model, 0.5, 0.5, 10)[1]
+    assert kept.tolist() == pytest.approx([0.9526, 0.5], abs=1e-4)
+    just_above = float(np.nextafter(np.float32(0.5), np.float32(1)))
+    assert len(naive_postprocess(torch.zeros(2, 4), logits, model, just_above, 0.5, 10)[1]) == 1
