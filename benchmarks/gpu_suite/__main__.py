@@ -24,9 +24,9 @@ from pipeline.bench.model_only import bench_device, configure_torch
 
 ROOT = Path(__file__).resolve().parents[2]
 """The project's checkout: where the CUDA tests and the bundled clip are."""
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 """As `python -m pipeline`'s: all ran (or were skipped, said why), a case failed, bad
-arguments (nothing ran)."""
+arguments (nothing ran), Ctrl-C."""
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -112,7 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gpu-suite-") as scratch:
         bench = Workbench(plan, deadline, device, clip, ROOT, Path(scratch))
         suite = Suite(bench, report, out, args.only, lambda line: print(line, file=sys.stderr))
-        suite.run()
+        try:
+            suite.run()
+        except KeyboardInterrupt:
+            print(f"interrupted: {out} holds the cases that finished", file=sys.stderr)
+            return EXIT_INTERRUPTED
     print(summary_text(report, plan, out))
     return EXIT_FAILED if report.summary()["failed"] else EXIT_OK
 

@@ -56,7 +56,8 @@ class Case(Protocol):
 
 @dataclass(frozen=True)
 class CudaTestsCase:
-    """`tests/detector/test_cuda.py` in a child pytest, given what is left of the budget."""
+    """`tests/detector/test_cuda.py` in a child pytest, with the plan's timeout or what is
+    left of the budget, whichever is less."""
 
     in_process: ClassVar[bool] = False
 
@@ -72,7 +73,7 @@ class CudaTestsCase:
         if not (bench.root / CUDA_TESTS).is_file():
             raise CaseSkipped(f"{CUDA_TESTS} is not under {bench.root}: run from a checkout")
         junit = bench.scratch / "cuda-tests.xml"
-        left = max(bench.deadline.left_s(), 1.0)
+        left = max(min(bench.deadline.left_s(), bench.plan.tests_timeout_s), 1.0)
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", CUDA_TESTS,
                    f"--junitxml={junit}"]  # fmt: skip
         try:
@@ -80,7 +81,7 @@ class CudaTestsCase:
                 command, cwd=bench.root, capture_output=True, text=True, timeout=left
             )
         except subprocess.TimeoutExpired:
-            raise RuntimeError(f"pytest did not end in the {left:.0f} s left") from None
+            raise RuntimeError(f"pytest did not end within {left:.0f} s") from None
         counts = read_junit(junit, done.returncode, done.stdout + done.stderr)
         headline = f"{counts.passed} passed, {counts.failed} failed, {counts.skipped} skipped"
         return Outcome(counts, headline, counts.problem())

@@ -64,6 +64,9 @@ class Plan:
     left is skipped, and said so."""
     first_guess_s: Mapping[str, float]
     """Expected seconds of a case of each kind until one has run (then: the longest so far)."""
+    tests_timeout_s: float
+    """Most seconds the CUDA tests may take (less where less of the budget is left): a hung
+    test must not take the time of every case after it."""
     held_to_targets: bool
     """Whether the figures are held to `TARGETS` (not the dry run's tiny sizes)."""
 
@@ -88,6 +91,7 @@ FULL = Plan(
     first_guess_s=MappingProxyType(
         {"tests": 120.0, "model": 10.0, "end_to_end": 60.0, "compile": 60.0}
     ),
+    tests_timeout_s=240.0,
     held_to_targets=True,
 )
 """The suite on one H100/H200-class GPU."""
@@ -107,12 +111,13 @@ DRY = Plan(
         runtime="torch", precision="fp32", repeat=1,
     ),
     budget_s=120.0,
-    # torch.compile takes about a minute per shape on a small CPU (docs/performance.md,
-    # "GPU"): longer than the dry budget, so the dry run shows compile cases skipped by
-    # the deadline, as the full run skips the ones its budget cannot hold.
+    # torch.compile takes longer per shape on a small CPU than the whole dry budget
+    # (docs/performance.md, "GPU suite"): the dry run shows compile cases skipped by the
+    # deadline, as the full run skips the ones its budget cannot hold.
     first_guess_s=MappingProxyType(
         {"tests": 30.0, "model": 5.0, "end_to_end": 10.0, "compile": 600.0}
     ),
+    tests_timeout_s=120.0,
     held_to_targets=False,
 )
 """The same code on the CPU with tiny sizes, in seconds: so that the suite never rots."""
