@@ -90,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     problem = None
     if not out.parent.is_dir():
         problem = f"--out: folder {out.parent} does not exist"
+    elif out.is_dir():
+        problem = f"--out: {out} is a folder; name a file"
     elif not clip.is_file():
         problem = f"--clip: no file {clip}"
     if problem is None:
@@ -117,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print(f"interrupted: {out} holds the cases that finished", file=sys.stderr)
             return EXIT_INTERRUPTED
+        except OSError as error:  # the report could not be written (cases catch their own)
+            print(f"error: cannot write {out}: {error}", file=sys.stderr)
+            return EXIT_FAILED
     print(summary_text(report, plan, out))
     return EXIT_FAILED if report.summary()["failed"] else EXIT_OK
 

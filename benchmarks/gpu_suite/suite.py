@@ -54,6 +54,7 @@ class Suite:
         except CaseSkipped as skipped:
             return CaseRecord(case.id, case.kind, "skipped", str(skipped))
         except Exception as error:  # recorded in the report; the next case still runs
+            self.bench.release()  # the next case starts from a fresh detector
             first = (str(error).strip().splitlines() or [""])[0]
             return CaseRecord(
                 case.id, case.kind, "failed", f"{type(error).__name__}: {first}",

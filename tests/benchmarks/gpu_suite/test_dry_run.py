@@ -127,9 +127,11 @@ def test_without_cuda_the_full_plan_is_refused_in_one_line(
     assert not (tmp_path / "suite.json").exists()
 
 
-def test_an_out_file_in_a_missing_folder_is_refused_before_anything_runs(
+def test_an_out_file_in_a_missing_folder_or_a_folder_is_refused_before_anything_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "missing" / "suite.json"
     assert main(["--dry-run", "--out", str(out)]) == EXIT_USAGE
     assert capsys.readouterr().err == f"error: --out: folder {out.parent} does not exist\n"
+    assert main(["--dry-run", "--out", str(tmp_path)]) == EXIT_USAGE
+    assert capsys.readouterr().err == f"error: --out: {tmp_path} is a folder; name a file\n"
