@@ -66,12 +66,12 @@ def choose_plan(args: argparse.Namespace) -> Plan:
     """The full plan on CUDA; the dry plan with --dry-run or --device cpu.
 
     Raises:
-        ModelConfigError: the device asked for is not there (or auto finds no CUDA).
+        ModelConfigError: the device asked for is not there (no CUDA for the full plan).
     """
     import torch
 
     dry = args.dry_run or args.device == "cpu"
-    if args.device == "auto" and not dry and not torch.cuda.is_available():
+    if not dry and not torch.cuda.is_available():
         raise ModelConfigError(
             "torch sees no CUDA device here; check the suite on the CPU with --dry-run"
         )

@@ -118,10 +118,11 @@ def test_a_case_that_fails_is_recorded_and_the_next_one_runs(
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("device", ["auto", "cuda", "cuda:1"])
 def test_without_cuda_the_full_plan_is_refused_in_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], device: str
 ) -> None:
-    assert main(["--out", str(tmp_path / "suite.json")]) == EXIT_USAGE
+    assert main(["--device", device, "--out", str(tmp_path / "suite.json")]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "--dry-run" in err and err.count("\n") == 1
     assert not (tmp_path / "suite.json").exists()
