@@ -38,7 +38,8 @@ class Case(Protocol):
 
     @property
     def id(self) -> str:
-        """A name unique in the suite, "kind/..." (the report's and the targets' key)."""
+        """A name unique in the suite, e.g. "model/ssd300_vgg16/compile/fp16/b64" (the
+        report's and the targets' key)."""
         ...
 
     @property
