@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -21,6 +20,8 @@ from pipeline.bench.model_only import (
     RUNTIME_CHOICES,
     bench_device,
     bench_model,
+    bench_weights,
+    configure_torch,
     model_variants,
 )
 from pipeline.bench.naive import NaiveBaseline
@@ -97,6 +98,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="end to end without the video sink (ZeroMQ and SQL only): for GPUs without a "
              "video encoder (H100, H200, A100), where x264 on the CPU would set the pace; the "
              "naive baseline still writes its video",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-pipelining", action="store_true",
+        help="end to end with each batch collected before the next is submitted (by default "
+             "CUDA, and workers 2 on the CPU, detect the next batch while the last is collected)",
     )  # fmt: skip
     parser.add_argument(
         "--video-preset", choices=X264_PRESETS, default=None,
@@ -177,11 +183,8 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
     import torch
 
     default_threads = torch.get_num_threads()  # what a first script gets: for the naive run
-    torch.set_flush_denormal(True)  # random weights make denormals; see Pipeline.run
-    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 2) - 1))
     device = bench_device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick kernels
+    configure_torch(device, args.threads)
     clip = str(Path(args.clip).expanduser())
     if not args.skip_end_to_end and not Path(clip).is_file():
         raise FileNotFoundError(f"clip not found: {clip}; pass --clip PATH to a video file")
@@ -215,7 +218,7 @@ def _model_only(args: argparse.Namespace, device: torch.device) -> list[ModelRes
 
     results: list[ModelResult] = []
     for name in args.models:
-        weights = _weights(name)
+        weights = bench_weights(name)
         variants = model_variants(device, args.runtimes, args.precisions, name, weights)
         for runtime, precision in variants:
             request = DetectorRequest(
@@ -240,7 +243,7 @@ def _end_to_end(
     args: argparse.Namespace, clip: str, device: torch.device, naive_threads: int
 ) -> tuple[EndToEndResult, NaiveResult | None]:
     """The end-to-end runs, and the naive baseline's between them unless skipped."""
-    weights = _weights(args.model)
+    weights = bench_weights(args.model)
     setup = DetectorSetup(
         args.model, weights, str(device), args.runtime, args.precision, args.batch_size,
         args.workers,
@@ -263,18 +266,13 @@ def _end_to_end(
         end_to_end = bench_end_to_end(
             clip, args.copies, setup, args.repeat, video,
             between=baseline.run_once if baseline is not None else None,
+            pipelining=not args.no_pipelining,
         )  # fmt: skip
         _note(args, f"end to end: {end_to_end.frames_per_s:.1f} frames/s")
         if baseline is not None:
             naive = baseline.result()
             _note(args, f"naive: {naive.frames_per_s:.1f} frames/s")
     return end_to_end, naive
-
-
-def _weights(model: str) -> str:
-    """The weights bench runs `model` with: the bundled model's own, random ones ("none",
-    nothing downloaded) for the others."""
-    return "default" if model == "person_ssdlite" else "none"
 
 
 def bench_command(args: argparse.Namespace) -> str:
@@ -294,7 +292,8 @@ def bench_command(args: argparse.Namespace) -> str:
     for key in ("video_preset", "video_crf"):
         if getattr(args, key) is not None:
             parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
-    for flag in ("no_video", "skip_model_only", "skip_end_to_end", "skip_naive", "json"):
+    for flag in ("no_video", "no_pipelining", "skip_model_only", "skip_end_to_end",
+                 "skip_naive", "json"):  # fmt: skip
         if getattr(args, flag):
             parts.append(f"--{flag.replace('_', '-')}")
     return " ".join(parts)

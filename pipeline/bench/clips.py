@@ -18,9 +18,12 @@ def frame_size(clip: str) -> str:
         return f"{ctx.width}x{ctx.height}"
 
 
-def scaled_clip(clip: str, size: tuple[int, int], folder: Path) -> str:
+def scaled_clip(
+    clip: str, size: tuple[int, int], folder: Path, max_frames: int | None = None
+) -> str:
     """`clip` re-encoded as H.264 (libx264 veryfast, CRF 23) at `size` (W, H) into `folder`:
-    to measure at a resolution the clip does not have (`--scale 1920x1080`)."""
+    to measure at a resolution the clip does not have (`--scale 1920x1080`). `max_frames`:
+    only the first ones (None: all)."""
     import av
 
     width, height = size
@@ -30,7 +33,9 @@ def scaled_clip(clip: str, size: tuple[int, int], folder: Path) -> str:
         stream = out.add_stream("libx264", rate=source.average_rate or 25)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": "23", "preset": "veryfast"}
-        for frame in inp.decode(source):
+        for index, frame in enumerate(inp.decode(source)):
+            if max_frames is not None and index >= max_frames:
+                break
             scaled = frame.reformat(width=width, height=height, format="yuv420p")
             scaled.pts = None  # numbered by the encoder at the stream's rate
             out.mux(stream.encode(scaled))

@@ -131,6 +131,7 @@ def bench_end_to_end(
     repeat: int,
     video: VideoOutput | None = VideoOutput(),
     between: Callable[[], object] | None = None,
+    pipelining: bool = True,
 ) -> EndToEndResult:
     """frames/s of the whole pipeline with its real sinks; stage busy times of the last run.
 
@@ -139,7 +140,8 @@ def bench_end_to_end(
     device after each one, which removes the overlap between batches: there the stages are
     timed in one extra run that does not count towards frames/s. `between` runs after each
     counted run: the naive baseline's runs go there, so that both see the same state of a
-    shared machine.
+    shared machine. `pipelining` False collects each batch before the next is submitted,
+    where the detector would overlap them (`Detector.pipelined`: CUDA, or workers 2).
     """
     from detector.engine import StageTimes
     from pipeline.build import build_detector, build_sink
@@ -149,6 +151,7 @@ def bench_end_to_end(
     runs: list[float] = []
     stages: dict[str, float] = {}
     frames, seconds, ran_on, workers, precision = 0, 0.0, setup.runtime, 1, setup.precision
+    pipelined = False
     video_kb, video_settings = 0.0, ""
     for run in range(repeat + 1 if cuda else repeat):
         counted = run < repeat
@@ -158,6 +161,7 @@ def bench_end_to_end(
             video_settings = _video_settings(config)
             detector = build_detector(config.detector)
             detector.stage_times = StageTimes() if timed else None
+            detector.pipelined = detector.pipelined and pipelining
             sinks = [TimedSink(build_sink(sc, detector.labels, "<bench>")) for sc in config.sinks]
             bare = config.model_copy(update={"sinks": []})
             summary = Pipeline(bare, detector=detector, extra_sinks=sinks).run()
@@ -165,6 +169,7 @@ def bench_end_to_end(
                 errors = [p for c in summary.cameras.values() if (p := c.problem)]
                 raise BenchError(f"bench run failed: {'; '.join(errors + summary.sink_errors)}")
             ran_on, workers, precision = detector.runtime, detector.workers, detector.precision
+            pipelined = detector.pipelined
             if counted:
                 frames, seconds = summary.frames, summary.elapsed_s
                 runs.append(frames / seconds)
@@ -191,6 +196,7 @@ def bench_end_to_end(
         video=video_settings,
         video_kb_per_frame=video_kb,
         workers=workers,
+        pipelined=pipelined,
     )
 
 

@@ -3,6 +3,7 @@ of a model to time."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -28,6 +29,24 @@ PRECISION_CHOICES: tuple[str, ...] = RESOLVED_PRECISIONS
 RUNTIME_CHOICES: tuple[str, ...] = RESOLVED_RUNTIMES
 
 
+def bench_weights(model: str) -> str:
+    """The weights bench runs `model` with: the bundled model's own, random ones ("none",
+    nothing downloaded) for the others."""
+    return "default" if model == "person_ssdlite" else "none"
+
+
+def configure_torch(device: torch.device, threads: int = 0) -> None:
+    """torch set up for timing: `threads` intra-op threads (0: cores - 1, at least 1: the
+    decoder and the sinks need the rest; docs/performance.md), denormals flushed (random
+    weights make them; see Pipeline.run), cuDNN autotuning on CUDA."""
+    import torch
+
+    torch.set_flush_denormal(True)
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 2) - 1))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick kernels
+
+
 def bench_model(
     detector: Detector,
     name: str,
@@ -36,8 +55,11 @@ def bench_model(
     batch_size: int,
     repeat: int,
     min_time_s: float,
+    warmup: int = 1,
 ) -> ModelResult:
-    """images/s of `detector.forward` on random uint8 inputs [batch_size, 3, *input_size]."""
+    """images/s of `detector.forward` on random uint8 inputs [batch_size, 3, *input_size],
+    after `warmup` untimed passes (kernel selection, allocator, cuDNN autotuning; CUDA
+    graphs are recorded on the passes after the first compiled one)."""
     import torch
 
     device = detector.device
@@ -51,7 +73,8 @@ def bench_model(
         with torch.inference_mode(), detector.autocast():
             detector.forward(images)
 
-    one_pass()  # warm-up: kernel selection, allocator, cuDNN autotuning
+    for _ in range(warmup):
+        one_pass()
     _sync(device)
     runs = []
     for _ in range(repeat):

@@ -50,6 +50,9 @@ class EndToEndResult:
     encoder's CPU time bought."""
     workers: int = 1
     """Batches the detector worked on at once (`detector.workers`)."""
+    pipelined: bool = False
+    """Whether the next batch was submitted before the one in flight was collected
+    (`Detector.pipelined`)."""
 
 
 @dataclass
@@ -115,7 +118,8 @@ def format_report(report: BenchReport) -> str:
         lines.append(
             f"end to end: {e2e.copies} x {e2e.clip} ({e2e.frame_size}), {e2e.model} ({e2e.runtime} "
             f"{e2e.precision}), "
-            f"batch {e2e.batch_size}, {e2e.workers} worker(s): "
+            f"batch {e2e.batch_size}, {e2e.workers} worker(s)"
+            f"{', pipelined' if e2e.pipelined else ''}: "
             f"{e2e.frames_per_s:.1f} frames/s ({e2e.frames} frames; runs "
             f"{', '.join(f'{r:.1f}' for r in e2e.runs)})"
         )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from pipeline import cli
+from pipeline.bench.clips import decode_ms_per_frame, frame_size, scaled_clip
 from tests.conftest import VideoFactory
 
 
@@ -24,3 +26,12 @@ def test_scale_reencodes_the_clip_for_the_end_to_end_and_naive_runs(
     assert e2e["frame_size"] == "96x64" and e2e["frames"] == 6
     assert report["naive"]["frames"] == 6
     assert "--scale 96x64" in report["command"]
+
+
+def test_scaled_clip_keeps_only_the_first_frames_asked_for(
+    synthetic_video: VideoFactory, tmp_path: Path
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=6, size=(160, 120))
+    short = scaled_clip(str(clip), (96, 64), tmp_path, max_frames=3)
+    assert frame_size(short) == "96x64"
+    assert decode_ms_per_frame(short)[1] == 3

@@ -65,6 +65,18 @@ def test_workers_reach_the_detector(
     assert report["end_to_end"]["workers"] == 2 and "--workers 2" in report["command"]
 
 
+def test_no_pipelining_collects_each_batch_before_the_next(
+    synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=4, size=(96, 64))
+    options = ("--batch-size", "2", "--workers", "2", "--no-video")
+    on = end_to_end_report(capsys, clip, *options)
+    off = end_to_end_report(capsys, clip, *options, "--no-pipelining")
+    assert on["end_to_end"]["pipelined"] and not off["end_to_end"]["pipelined"]
+    assert on["end_to_end"]["frames"] == off["end_to_end"]["frames"] == 4
+    assert "--no-pipelining" in off["command"] and "--no-pipelining" not in on["command"]
+
+
 def test_on_cuda_stages_are_timed_in_a_run_of_their_own(
     synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

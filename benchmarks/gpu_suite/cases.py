@@ -1,0 +1,171 @@
+"""The suite's cases, each a small class whose `run` returns its figures: the CUDA tests in
+a child pytest, model-only timing (`pipeline.bench.model_only`) and end-to-end runs
+(`pipeline.bench.end_to_end`); and the order they run in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+from benchmarks.gpu_suite.plan import KINDS, Plan
+from benchmarks.gpu_suite.pytest_counts import TestCounts, read_junit
+from benchmarks.gpu_suite.workbench import CaseSkipped, Workbench
+from pipeline.bench.end_to_end import DetectorSetup, bench_end_to_end
+from pipeline.bench.model_only import bench_model, bench_weights
+from pipeline.bench.report import EndToEndResult, ModelResult
+
+CUDA_TESTS = "tests/detector/test_cuda.py"
+"""The tests of the CUDA path, relative to the project's checkout (and the case's id)."""
+
+Figures = TestCounts | ModelResult | EndToEndResult
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a case that ran measured, and what went wrong where it ran but failed (tests
+    that failed); None: nothing."""
+
+    figures: Figures
+    headline: str
+    """The main figure in words ("3120.5 images/s")."""
+    problem: str | None = None
+
+
+class Case(Protocol):
+    """One thing the suite checks or measures."""
+
+    @property
+    def id(self) -> str:
+        """A name unique in the suite, e.g. "model/ssd300_vgg16/compile/fp16/b64" (the
+        report's and the targets' key)."""
+        ...
+
+    @property
+    def kind(self) -> str:
+        """One of `KINDS`: what the deadline expects its time from."""
+        ...
+
+    in_process: ClassVar[bool]
+    """Whether it runs in the suite's process (its peak device memory is measured)."""
+
+    def run(self, bench: Workbench) -> Outcome:
+        """Runs the case. Raises CaseSkipped where it cannot run here."""
+        ...
+
+
+@dataclass(frozen=True)
+class CudaTestsCase:
+    """`tests/detector/test_cuda.py` in a child pytest, with the plan's timeout or what is
+    left of the budget, whichever is less."""
+
+    in_process: ClassVar[bool] = False
+
+    @property
+    def id(self) -> str:
+        return CUDA_TESTS
+
+    @property
+    def kind(self) -> str:
+        return "tests"
+
+    def run(self, bench: Workbench) -> Outcome:
+        if not (bench.root / CUDA_TESTS).is_file():
+            raise CaseSkipped(f"{CUDA_TESTS} is not under {bench.root}: run from a checkout")
+        junit = bench.scratch / "cuda-tests.xml"
+        left = max(min(bench.deadline.left_s(), bench.plan.tests_timeout_s), 1.0)
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", CUDA_TESTS,
+                   f"--junitxml={junit}"]  # fmt: skip
+        try:
+            done = subprocess.run(
+                command, cwd=bench.root, capture_output=True, text=True, timeout=left
+            )
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"pytest did not end within {left:.0f} s") from None
+        counts = read_junit(junit, done.returncode, done.stdout + done.stderr)
+        headline = f"{counts.passed} passed, {counts.failed} failed, {counts.skipped} skipped"
+        return Outcome(counts, headline, counts.problem())
+
+
+@dataclass(frozen=True)
+class ModelCase:
+    """images/s of one model's network alone, at one (runtime, precision, batch size)."""
+
+    model: str
+    runtime: str
+    precision: str
+    batch_size: int
+    in_process: ClassVar[bool] = True
+
+    @property
+    def id(self) -> str:
+        return f"model/{self.model}/{self.runtime}/{self.precision}/b{self.batch_size}"
+
+    @property
+    def kind(self) -> str:
+        return "compile" if self.runtime == "compile" else "model"
+
+    def run(self, bench: Workbench) -> Outcome:
+        detector = bench.detector(self.model, self.runtime, self.precision)
+        plan = bench.plan
+        result = bench_model(
+            detector, self.model, bench_weights(self.model), self.precision, self.batch_size,
+            plan.repeat, plan.min_time_s, plan.warmup,
+        )  # fmt: skip
+        return Outcome(result, f"{result.images_per_s:.1f} images/s")
+
+
+@dataclass(frozen=True)
+class EndToEndCase:
+    """frames/s of the real pipeline (`pipeline.bench.end_to_end`) on the plan's cameras,
+    without the video sink (H100/H200 have no video encoder), pipelining on or off."""
+
+    pipelining: bool
+    in_process: ClassVar[bool] = True
+
+    @property
+    def id(self) -> str:
+        return f"end_to_end/pipelining_{'on' if self.pipelining else 'off'}"
+
+    @property
+    def kind(self) -> str:
+        return "end_to_end"
+
+    def run(self, bench: Workbench) -> Outcome:
+        bench.release()  # the model-only detector's memory is not this case's
+        e2e = bench.plan.end_to_end
+        setup = DetectorSetup(
+            e2e.model, bench_weights(e2e.model), str(bench.device), e2e.runtime, e2e.precision,
+            e2e.batch_size,
+        )  # fmt: skip
+        result = bench_end_to_end(
+            bench.end_to_end_clip(), e2e.copies, setup, e2e.repeat, video=None,
+            pipelining=self.pipelining,
+        )  # fmt: skip
+        pipelined = "pipelined" if result.pipelined else "not pipelined"
+        return Outcome(result, f"{result.frames_per_s:.1f} frames/s ({pipelined})")
+
+
+def plan_cases(plan: Plan) -> list[Case]:
+    """Every case of `plan`, in the order they run (`KINDS`); model cases sharing a
+    detector run in a row, and compile cases the most wanted first: by precision, then
+    model, then the largest batch."""
+    by_kind: dict[str, list[Case]] = {kind: [] for kind in KINDS}
+    by_kind["tests"].append(CudaTestsCase())
+    if "torch" in plan.runtimes:
+        by_kind["model"] += [
+            ModelCase(model, "torch", precision, size)
+            for model in plan.models
+            for precision in plan.precisions
+            for size in plan.batch_sizes
+        ]
+    by_kind["end_to_end"] += [EndToEndCase(pipelining=True), EndToEndCase(pipelining=False)]
+    if "compile" in plan.runtimes:
+        by_kind["compile"] += [
+            ModelCase(model, "compile", precision, size)
+            for precision in plan.precisions
+            for model in plan.models
+            for size in sorted(plan.batch_sizes, reverse=True)
+        ]
+    return [case for kind in KINDS for case in by_kind[kind]]

@@ -1,0 +1,142 @@
+"""What the suite measures: the full plan for one H100/H200-class GPU, the dry plan that
+runs the same code on the CPU in seconds, and the targets the figures are held to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+KINDS = ("tests", "model", "end_to_end", "compile")
+"""The kinds of case, in the order they run: the CUDA tests, model-only timing in eager
+torch, end to end, then model-only timing under torch.compile, last because each shape
+compiles for tens of seconds and whatever the time budget leaves of them is skipped."""
+
+
+@dataclass(frozen=True)
+class EndToEndPlan:
+    """The end-to-end cases: `copies` cameras reading the bundled clip re-encoded at `size`,
+    through the real pipeline without its video sink, pipelining on and off."""
+
+    model: str
+    """The detector's model (with its bundled weights, or random ones: nothing downloaded)."""
+    size: tuple[int, int]
+    """W, H of the frames decoded (the clip is re-encoded at this size first)."""
+    copies: int
+    """Cameras reading the clip at once."""
+    frames: int | None
+    """Frames of the clip each camera reads (None: all of them)."""
+    batch_size: int
+    runtime: str
+    """`detector.runtime` of the runs."""
+    precision: str
+    """`detector.precision` of the runs."""
+    repeat: int
+    """Counted runs per case (frames/s is their median)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the suite runs, and the time it has for it."""
+
+    name: str
+    device: str
+    """Where the detector cases run: "cuda" (or cuda:N, from --device) or "cpu"."""
+    models: tuple[str, ...]
+    """Model-only models (bundled weights for person_ssdlite, random ones for the others:
+    nothing is downloaded)."""
+    runtimes: tuple[str, ...]
+    """Model-only runtimes: "torch" (eager) and "compile" (torch.compile; CUDA graphs on
+    CUDA)."""
+    precisions: tuple[str, ...]
+    """Model-only precisions, the most wanted first (the compile cases run in this order)."""
+    batch_sizes: tuple[int, ...]
+    """Model-only batch sizes (the compile cases run the largest first)."""
+    repeat: int
+    """Timed runs per model-only figure (the figure is their median)."""
+    min_time_s: float
+    """Least seconds of each timed model-only run."""
+    warmup: int
+    """Untimed passes before a model-only figure (CUDA graphs are recorded on the second)."""
+    end_to_end: EndToEndPlan
+    budget_s: float
+    """Seconds the suite may take on its own clock; a case that would not finish in what is
+    left is skipped, and said so."""
+    first_guess_s: Mapping[str, float]
+    """Expected seconds of a case of each kind until one has run (then: the longest so far)."""
+    tests_timeout_s: float
+    """Most seconds the CUDA tests may take (less where less of the budget is left): a hung
+    test must not take the time of every case after it."""
+    held_to_targets: bool
+    """Whether the figures are held to `TARGETS` (not the dry run's tiny sizes)."""
+
+
+FULL = Plan(
+    name="full",
+    device="cuda",
+    models=("ssd300_vgg16", "ssdlite320_mobilenet_v3_large", "person_ssdlite"),
+    runtimes=("torch", "compile"),
+    precisions=("fp16", "bf16", "fp32"),
+    batch_sizes=(1, 8, 64),
+    repeat=3,
+    min_time_s=0.3,
+    warmup=3,
+    end_to_end=EndToEndPlan(
+        model="person_ssdlite", size=(1920, 1080), copies=16, frames=None, batch_size=32,
+        runtime="torch", precision="fp16", repeat=2,
+    ),
+    # Under 8 minutes in all: Python starts before this clock does, and the last case may
+    # outlast its guess.
+    budget_s=420.0,
+    first_guess_s=MappingProxyType(
+        {"tests": 120.0, "model": 10.0, "end_to_end": 60.0, "compile": 60.0}
+    ),
+    tests_timeout_s=240.0,
+    held_to_targets=True,
+)
+"""The suite on one H100/H200-class GPU."""
+
+DRY = Plan(
+    name="dry",
+    device="cpu",
+    models=("person_ssdlite", "ssdlite320_mobilenet_v3_large"),
+    runtimes=("torch", "compile"),
+    precisions=("fp32",),
+    batch_sizes=(1, 2),
+    repeat=1,
+    min_time_s=0.0,
+    warmup=1,
+    end_to_end=EndToEndPlan(
+        model="person_ssdlite", size=(160, 96), copies=2, frames=4, batch_size=2,
+        runtime="torch", precision="fp32", repeat=1,
+    ),
+    budget_s=120.0,
+    # torch.compile takes longer per shape on a small CPU than the whole dry budget
+    # (docs/performance.md, "GPU suite"): the dry run shows compile cases skipped by the
+    # deadline, as the full run skips the ones its budget cannot hold.
+    first_guess_s=MappingProxyType(
+        {"tests": 30.0, "model": 5.0, "end_to_end": 10.0, "compile": 600.0}
+    ),
+    tests_timeout_s=120.0,
+    held_to_targets=False,
+)
+"""The same code on the CPU with tiny sizes, in seconds: so that the suite never rots."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A figure the project aims for: the best `figure` among the cases whose id matches
+    `cases` (fnmatch) must be at least `at_least`."""
+
+    name: str
+    cases: str
+    figure: str
+    at_least: float
+
+
+TARGETS = (
+    Target("SSD300 fp16 images/s at batch 64", "model/ssd300_vgg16/*/fp16/b64", "images_per_s",
+           3000.0),
+    Target("end-to-end frames/s, 16 cameras at 1080p", "end_to_end/*", "frames_per_s", 1500.0),
+)  # fmt: skip
+"""The GPU targets (one H100-class GPU)."""
