@@ -27,7 +27,15 @@ import numpy.typing as npt
 
 from detector.labels import resolve_label_filter
 from detector.numpy_postprocess import Decoding, postprocess_numpy
-from detector.onnx_runtime import INPUT, OUTPUTS, cache_dir, open_session, threads_per_worker
+from detector.onnx_runtime import (
+    INPUT,
+    OUTPUTS,
+    cache_dir,
+    open_session,
+    prune,
+    threads_per_worker,
+    touch,
+)
 from detector.options import DetectorOptions
 from detector.quantize import DEFAULT_CALIBRATION
 from pipeline.types import Detections, Frame, LabelMap
@@ -37,6 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+BUNDLE_PATTERN = "run-*.npz"
 BUNDLE_FORMAT = 1
 """Bumped when a bundle's contents change, so that older bundles are not read."""
 PACKAGE = Path(__file__).resolve().parent
@@ -135,7 +144,7 @@ def bundle_path(options: DetectorOptions) -> Path | None:
         digest.update(f"{file}|".encode())
         # Missing: OSError, and the Detector then says what is wrong.
         digest.update(hashlib.sha256(file.read_bytes()).digest())
-    return cache_dir() / f"run-{digest.hexdigest()[:32]}.npz"
+    return cache_dir() / BUNDLE_PATTERN.replace("*", digest.hexdigest()[:32])
 
 
 def _inputs(options: DetectorOptions) -> list[Path]:
@@ -190,7 +199,9 @@ class CachedOnnxDetector:
             path = bundle_path(options)
             if path is None or not path.is_file():
                 return None
-            return cls(RunBundle.load(path), options)
+            detector = cls(RunBundle.load(path), options)
+            touch(path)
+            return detector
         except Exception as exc:  # any unusable bundle means the same: build the Detector
             log.info("the cached detector cannot be used (%s); building it", exc)
             return None
@@ -203,6 +214,7 @@ class CachedOnnxDetector:
             path = bundle_path(options)
             if path is not None:
                 RunBundle.of(model, labels, onnx).save(path)
+                prune(path.parent, keep=path, pattern=BUNDLE_PATTERN)
         except (OSError, ValueError) as exc:
             log.warning("cannot keep the detector's bundle for the next run: %s", exc)
 

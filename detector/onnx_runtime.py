@@ -193,7 +193,7 @@ class OnnxRuntimeForward:
         digest.update(np.ascontiguousarray(calibration).tobytes())
         quantized = path.with_name(f"{path.stem}-int8-{digest.hexdigest()[:16]}.onnx")
         if quantized.is_file():
-            _touch(quantized)
+            touch(quantized)
             return quantized, False
         _preparing(
             f"quantizing {name} to int8 on {len(calibration)} calibration frames, once per "
@@ -225,7 +225,7 @@ def cached_export(
     folder = cache_dir()
     path = folder / f"{model_key(model)}.onnx"
     if path.is_file():
-        _touch(path)  # most recently used: the last to be pruned
+        touch(path)  # most recently used: the last to be pruned
         return path, False
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -273,12 +273,12 @@ def _write_cached(path: Path, write: Callable[[Path], None], action: str, fix: s
     prune(path.parent, keep=path)
 
 
-def prune(folder: Path, keep: Path, files: int | None = None) -> None:
-    """Delete all but the `files` (default `KEEP_FILES`) most recently used networks in
-    `folder`; never `keep`."""
+def prune(folder: Path, keep: Path, files: int | None = None, pattern: str = "*.onnx") -> None:
+    """Delete all but the `files` (default `KEEP_FILES`) most recently used networks (or
+    other files matching `pattern`) in `folder`; never `keep`."""
     files = KEEP_FILES if files is None else files
     try:
-        cached = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+        cached = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in cached[files:]:
             if old != keep:
                 old.unlink(missing_ok=True)
@@ -286,7 +286,8 @@ def prune(folder: Path, keep: Path, files: int | None = None) -> None:
         log.warning("cannot prune the ONNX cache %s: %s", folder, exc)
 
 
-def _touch(path: Path) -> None:
+def touch(path: Path) -> None:
+    """Marks the cache file `path` as used now (the last to be pruned)."""
     try:
         os.utime(path)
     except OSError:
