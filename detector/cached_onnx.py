@@ -156,8 +156,8 @@ def _inputs(options: DetectorOptions) -> list[Path]:
         files += sorted((PACKAGE / "weights").glob("*.pt"))
     else:
         files.append(Path(request.weights).expanduser())
-    if Path(request.model).suffix:  # a checkpoint's path, not a registered name
-        files.append(Path(request.model).expanduser())
+    if (checkpoint := Path(request.model).expanduser()).is_file():  # not a registered name
+        files.append(checkpoint)
     if options.precision == "int8":
         files.append(Path(request.calibration or DEFAULT_CALIBRATION).expanduser())
     return files
