@@ -4,7 +4,8 @@ PyTorch's eager CPU kernels run the MobileNet backbones of the SSDLite models at
 under the CPU's multiply-add rate; ONNX Runtime's fused, blocked-layout kernels run the
 same graph faster (figures in docs/performance.md). The network is
 exported once with `torch.onnx.export` and the file is cached by the hash of its weights,
-so later runs start in well under a second. Pre- and post-processing stay in PyTorch.
+so later runs start in well under a second. Pre- and post-processing stay in PyTorch,
+except in a run from the cache (`detector.cached_onnx`), which never imports it.
 """
 
 from __future__ import annotations

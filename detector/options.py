@@ -138,11 +138,6 @@ class DetectorOptions:
 
         return torch.device(self.device_name)
 
-    @property
-    def device_type(self) -> str:
-        """"cpu" or "cuda", without importing torch."""
-        return self.device_name.partition(":")[0]
-
     def describe(self) -> str:
         """One line: the model, what runs it where, and why each `auto` choice came out so."""
         return (
