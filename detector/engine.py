@@ -6,6 +6,7 @@ import contextlib
 import functools
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -14,9 +15,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from detector.errors import ModelConfigError
+from detector.labels import resolve_label_filter
 from detector.models import build_model
 from detector.networks import Network, open_network, prepare_model
-from detector.onnx_runtime import Announce
+from detector.onnx_runtime import Announce, OnnxRuntimeForward
 from detector.options import DetectorOptions
 from detector.pending import ConcurrentDetections, PendingDetections
 from detector.postprocess import PACKED_COLUMNS, postprocess
@@ -25,30 +27,6 @@ from detector.request import DetectorRequest, ResolvedPrecision, ResolvedRuntime
 from detector.ssd import SSD
 from detector.timing import StageClock, StageTimes
 from pipeline.types import Detections, Frame, LabelMap
-
-
-def resolve_label_filter(
-    names: Sequence[str] | None, label_map: LabelMap, background_class: int | None
-) -> list[int] | None:
-    """Column indices of the label names to report (case-insensitive); None means all."""
-    if not names:
-        return None
-    columns: dict[str, list[int]] = {}
-    for index, name in enumerate(label_map.names):
-        if index != background_class and name and name != "N/A":
-            columns.setdefault(name.lower(), []).append(index)
-    selected: set[int] = set()
-    for name in names:
-        found = columns.get(name.strip().lower())
-        if found is None:
-            valid = list(dict.fromkeys(label_map.names[i[0]] for i in columns.values()))
-            raise ModelConfigError(
-                f"unknown label {name!r} in `detector.labels`; valid labels include: "
-                f"{', '.join(valid[:8])}{', ...' if len(valid) > 8 else ''} "
-                f"({len(valid)} in all)"
-            )
-        selected.update(found)
-    return sorted(selected)
 
 
 class Detector:
@@ -82,6 +60,9 @@ class Detector:
         calibration: Sequence[npt.NDArray[np.uint8]] | None = None,
         announce: Announce | None = None,
     ) -> None:
+        # Denormal floats make CPU convolutions many times slower (seen with random
+        # weights); flushing them to zero changes no detection worth having.
+        torch.set_flush_denormal(True)
         self.labels = label_map
         self.input_size = model.input_size
         selected = resolve_label_filter(options.request.labels, label_map, model.background_class)
@@ -94,6 +75,10 @@ class Detector:
             functools.partial(self._calibration_inputs, calibration),
             announce,
         )
+        self.onnx_file: Path | None = (
+            self.network.path if isinstance(self.network, OnnxRuntimeForward) else None
+        )
+        """The ONNX file ONNX Runtime runs (None: torch runs the network)."""
         self.classes: Tensor | None = (
             None if selected is None else torch.tensor(selected, device=self.device)
         )

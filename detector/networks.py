@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
-import os
 from collections.abc import Callable
 from typing import Protocol
 
@@ -16,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from detector.errors import ModelConfigError
-from detector.onnx_runtime import Announce, OnnxRuntimeForward
+from detector.onnx_runtime import Announce, OnnxRuntimeForward, threads_per_worker
 from detector.options import DetectorOptions
 from detector.ssd import SSD
 
@@ -145,5 +144,5 @@ def _onnx_network(
     height, width = model.input_size
     name = f"the {type(model).__name__} network ({height}x{width} input)"
     inputs = calibration() if options.precision == "int8" else None
-    threads = max(1, (os.cpu_count() or 1) // options.workers)
+    threads = threads_per_worker(options.workers)
     return OnnxRuntimeForward(model, name, threads, calibration=inputs, announce=announce)

@@ -4,7 +4,8 @@ PyTorch's eager CPU kernels run the MobileNet backbones of the SSDLite models at
 under the CPU's multiply-add rate; ONNX Runtime's fused, blocked-layout kernels run the
 same graph faster (figures in docs/performance.md). The network is
 exported once with `torch.onnx.export` and the file is cached by the hash of its weights,
-so later runs start in well under a second. Pre- and post-processing stay in PyTorch.
+so later runs start in well under a second. Pre- and post-processing stay in PyTorch,
+except in a run from the cache (`detector.cached_onnx`), which never imports it.
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
-from torch import Tensor
 
 from detector.errors import ModelConfigError
 from detector.options import ONNXRUNTIME_INSTALL, ONNXRUNTIME_PACKAGES, onnxruntime_available
 from detector.quantize import RECIPE, quantize_int8
-from detector.ssd import SSD
+
+if TYPE_CHECKING:  # torch is imported where a network is exported or hashed, not to run one
+    from torch import Tensor
+
+    from detector.ssd import SSD
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +55,33 @@ def cache_dir() -> Path:
     return Path(base) / "ssd-pipeline" / "onnx"
 
 
+def threads_per_worker(workers: int) -> int:
+    """ONNX Runtime's intra-op threads for each of `workers` sessions: a share of the cores."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def open_session(path: Path, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session of the network at `path`, on `threads` intra-op threads
+    (default: every core). Raises what onnxruntime raises when the file cannot be loaded."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    # Spinning threads would take the cores that decoding and encoding need between
+    # batches (docs/performance.md).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Denormal floats are many times slower; flushing them changes no detection.
+    options.add_session_config_entry("session.set_denormal_as_zero", "1")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def model_key(model: SSD) -> str:
     """A hash of everything the exported graph depends on: class, input size, every
     parameter and buffer (anchors, mean and std included), the torch version."""
+    import torch
+
     digest = hashlib.sha256()
     digest.update(f"{EXPORT_FORMAT}|{torch.__version__}|{type(model).__qualname__}|".encode())
     digest.update(f"{model.input_size}|".encode())
@@ -70,6 +97,8 @@ def model_key(model: SSD) -> str:
 def export_onnx(model: SSD, path: Path) -> None:
     """Write `model` as ONNX to `path`: uint8 images [B, 3, H, W] in, raw outputs out,
     the batch size dynamic."""
+    import torch
+
     net = copy.deepcopy(model).eval().to("cpu").to(memory_format=torch.contiguous_format)
     example = torch.zeros((2, 3, *model.input_size), dtype=torch.uint8)
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -118,25 +147,11 @@ class OnnxRuntimeForward:
                 f"{', '.join(ONNXRUNTIME_PACKAGES)} ({ONNXRUNTIME_INSTALL}); "
                 "or set `detector.runtime: torch`"
             )
-        import onnxruntime as ort
-
         self.threads = threads or os.cpu_count() or 1
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        # Spinning threads would take the cores that decoding and encoding need between
-        # batches (docs/performance.md).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # Denormal floats are many times slower; flushing them changes no detection.
-        options.add_session_config_entry("session.set_denormal_as_zero", "1")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        def open_session(path: Path) -> Any:
-            return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
         self.int8 = calibration is not None
         self.path, fresh = self._cached(model, name, calibration, announce)
         try:
-            self.session = open_session(self.path)
+            self.session = open_session(self.path, self.threads)
         except Exception as exc:  # onnxruntime raises its own exception types
             if fresh:
                 raise ModelConfigError(
@@ -147,11 +162,13 @@ class OnnxRuntimeForward:
             log.warning("cached ONNX file %s is unusable (%s); exporting again", self.path, exc)
             self.path.unlink(missing_ok=True)
             self.path, _ = self._cached(model, name, calibration, announce)
-            self.session = open_session(self.path)
+            self.session = open_session(self.path, self.threads)
 
     def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """images uint8 [B, 3, H, W] on the CPU -> box_regression [B, A, 4] and
         class_logits [B, A, C], float32."""
+        import torch
+
         if images.dtype != torch.uint8:
             raise ValueError(f"onnxruntime runs the network on uint8 images, got {images.dtype}")
         pixels = np.ascontiguousarray(images.numpy())
@@ -177,7 +194,7 @@ class OnnxRuntimeForward:
         digest.update(np.ascontiguousarray(calibration).tobytes())
         quantized = path.with_name(f"{path.stem}-int8-{digest.hexdigest()[:16]}.onnx")
         if quantized.is_file():
-            _touch(quantized)
+            touch(quantized)
             return quantized, False
         _preparing(
             f"quantizing {name} to int8 on {len(calibration)} calibration frames, once per "
@@ -209,7 +226,7 @@ def cached_export(
     folder = cache_dir()
     path = folder / f"{model_key(model)}.onnx"
     if path.is_file():
-        _touch(path)  # most recently used: the last to be pruned
+        touch(path)  # most recently used: the last to be pruned
         return path, False
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -257,12 +274,12 @@ def _write_cached(path: Path, write: Callable[[Path], None], action: str, fix: s
     prune(path.parent, keep=path)
 
 
-def prune(folder: Path, keep: Path, files: int | None = None) -> None:
-    """Delete all but the `files` (default `KEEP_FILES`) most recently used networks in
-    `folder`; never `keep`."""
+def prune(folder: Path, keep: Path, files: int | None = None, pattern: str = "*.onnx") -> None:
+    """Delete all but the `files` (default `KEEP_FILES`) most recently used networks (or
+    other files matching `pattern`) in `folder`; never `keep`."""
     files = KEEP_FILES if files is None else files
     try:
-        cached = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+        cached = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in cached[files:]:
             if old != keep:
                 old.unlink(missing_ok=True)
@@ -270,7 +287,8 @@ def prune(folder: Path, keep: Path, files: int | None = None) -> None:
         log.warning("cannot prune the ONNX cache %s: %s", folder, exc)
 
 
-def _touch(path: Path) -> None:
+def touch(path: Path) -> None:
+    """Marks the cache file `path` as used now (the last to be pruned)."""
     try:
         os.utime(path)
     except OSError:

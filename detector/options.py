@@ -2,7 +2,9 @@
 with every `auto` choice settled here (CUDA or not, onnxruntime installed or not, 8-bit dot
 products or not), the rules checked again on what was picked, and why it was picked.
 
-Nothing here imports torch until `DetectorOptions.resolve` runs.
+Nothing here imports torch until `DetectorOptions.resolve` asks it about a GPU, which it does
+only where this machine has a GPU device node (`gpu_device_nodes`), or until
+`DetectorOptions.device` is read.
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ INT8_DOT_PRODUCT_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
 ONNXRUNTIME_PACKAGES = ("onnxruntime", "onnx", "onnxscript")
 """What runtime onnxruntime needs: the runtime, and the exporter's packages."""
 ONNXRUNTIME_INSTALL = f"pip install {' '.join(ONNXRUNTIME_PACKAGES)}"
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+"""Device files without which no CUDA (NVIDIA), ROCm (AMD, /dev/kfd) or WSL (/dev/dxg) GPU is
+usable: where none exists, torch sees no CUDA device, and is not imported to say so."""
+
+
+def gpu_device_nodes() -> bool:
+    """Whether this machine has a GPU device file (`GPU_DEVICE_NODES`)."""
+    return any(Path(node).exists() for node in GPU_DEVICE_NODES)
 
 
 def has_int8_dot_products(cpuinfo: str | None = None) -> bool:
@@ -81,7 +91,8 @@ class DetectorOptions:
 
     request: DetectorRequest
     """What was asked; thresholds, labels and the engine settings are read from here."""
-    device: torch.device
+    device_name: str
+    """Where the network runs, as torch names it ("cpu", "cuda", "cuda:1"); `device`."""
     runtime: ResolvedRuntime
     precision: ResolvedPrecision
     workers: int
@@ -120,10 +131,17 @@ class DetectorOptions:
             return None
         return self._resolve(self.request, {"onnxruntime": why})
 
+    @property
+    def device(self) -> torch.device:
+        """Where the network runs, as a torch device (imports torch)."""
+        import torch
+
+        return torch.device(self.device_name)
+
     def describe(self) -> str:
         """One line: the model, what runs it where, and why each `auto` choice came out so."""
         return (
-            f"detector: {self.request.model} on {self.device}, {self.runtime}, "
+            f"detector: {self.request.model} on {self.device_name}, {self.runtime}, "
             f"{self.precision}, {self.workers} worker(s)"
             + "".join(f"; {field}: {why}" for field, why in self.reasons.items())
         )
@@ -140,17 +158,17 @@ class DetectorOptions:
     def _resolve(cls, request: DetectorRequest, failed: Mapping[str, str]) -> DetectorOptions:
         """`resolve`, where the auto choices in `failed` ("int8", "onnxruntime") were tried
         and could not be made, for the reasons given."""
-        device, device_why = _device(request.device)
-        here = str(device)
+        here, device_why = _device(request.device)
+        device_type = here.partition(":")[0]
         check_combination(
             here, request.runtime, request.precision, request.workers, request.exact_resize
         )
-        precision, precision_why = _precision(request, device.type, failed)
-        runtime, runtime_why = _runtime(request, device.type, precision, failed)
+        precision, precision_why = _precision(request, device_type, failed)
+        runtime, runtime_why = _runtime(request, device_type, precision, failed)
         workers, workers_why = request.workers, None
         if "onnxruntime" in failed and workers > 1:
             workers, workers_why = 1, "1: onnxruntime failed, and torch runs share one thread pool"
-        micro_batch, micro_batch_why = _micro_batch(request, device.type, runtime)
+        micro_batch, micro_batch_why = _micro_batch(request, device_type, runtime)
         check_combination(here, runtime, precision, workers, request.exact_resize)
         reasons = {
             "device": device_why,
@@ -161,7 +179,7 @@ class DetectorOptions:
         }
         return cls(
             request,
-            device,
+            here,
             runtime,
             precision,
             workers,
@@ -170,14 +188,19 @@ class DetectorOptions:
         )
 
 
-def _device(name: str) -> tuple[torch.device, str | None]:
-    """The torch device `name` stands for, and why where it was "auto"."""
+def _device(name: str) -> tuple[str, str | None]:
+    """The torch device `name` stands for (as torch names it), and why where it was "auto".
+    Asks torch only where a GPU could be (`gpu_device_nodes`)."""
+    if name == "cpu":
+        return name, None
+    if name == "auto" and not gpu_device_nodes():
+        return "cpu", "cpu: torch sees no CUDA device"
     import torch
 
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda"), "cuda: torch sees a CUDA device"
-        return torch.device("cpu"), "cpu: torch sees no CUDA device"
+            return "cuda", "cuda: torch sees a CUDA device"
+        return "cpu", "cpu: torch sees no CUDA device"
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
@@ -191,7 +214,7 @@ def _device(name: str) -> tuple[torch.device, str | None]:
                 f"device {name!r} requested but only {count} CUDA device(s) exist "
                 f"(cuda:0..cuda:{count - 1})"
             )
-    return device, None
+    return str(device), None
 
 
 def _precision(

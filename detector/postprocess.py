@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from detector.box_coder import BoxCoder
+from detector.request import reaches_threshold
 from detector.ssd import ScoreFn
 from pipeline.types import Detections
 
@@ -78,16 +79,6 @@ def unpack_detections(packed: npt.NDArray[np.float32], batch_size: int) -> list[
             )
         )
     return result
-
-
-def reaches_threshold(scores: Tensor, score_threshold: float) -> Tensor:
-    """bool mask shaped like `scores`: the scores a detector reports under `score_threshold`.
-
-    The one statement of the rule: a score at or above the threshold is kept (one exactly
-    equal to it too: int8 networks give few distinct scores, many of them on round values),
-    one below it is dropped.
-    """
-    return scores >= score_threshold
 
 
 def reportable_classes(

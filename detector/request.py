@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, TypedDict, cast, get_args
+from typing import Literal, TypedDict, TypeVar, cast, get_args
 
 from detector.errors import ModelConfigError
 
@@ -127,7 +127,7 @@ class DetectorRequest:
     calibration: Path | None = None
     """int8 only: a video whose frames calibrate it (default: the bundled sample clip)."""
     score_threshold: float = 0.5
-    """Report detections scoring at least this (`detector.postprocess.reaches_threshold`)."""
+    """Report detections scoring at least this (`reaches_threshold`)."""
     nms_threshold: float = 0.45
     """IoU above which the weaker of two same-class boxes is dropped."""
     max_detections: int = 100
@@ -213,3 +213,17 @@ def check_combination(
 
 DEFAULTS = DetectorRequest()
 """The default of every field (the config's defaults are these)."""
+
+
+Scores = TypeVar("Scores")
+
+
+def reaches_threshold(scores: Scores, score_threshold: float) -> Scores:
+    """bool mask shaped like `scores` (a torch tensor or a numpy array): the scores a detector
+    reports under `score_threshold`.
+
+    The one statement of the rule: a score at or above the threshold is kept (one exactly
+    equal to it too: int8 networks give few distinct scores, many of them on round values),
+    one below it is dropped.
+    """
+    return cast(Scores, scores >= score_threshold)  # type: ignore[operator]

@@ -8,10 +8,10 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import torch
-
-from detector import Detector
+from detector.cached_onnx import CachedOnnxDetector
+from detector.options import DetectorOptions
 from pipeline.config import (
     CameraConfig,
     DetectorConfig,
@@ -31,6 +31,9 @@ from pipeline.sources import AVSource, ImageFolderSource, Source
 from pipeline.types import LabelMap
 from sinks.base import Sink, SinkError
 from trackers import IoUTracker
+
+if TYPE_CHECKING:
+    from detector import Detector
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +105,26 @@ def build_tracker(camera_id: str, config: TrackerConfig) -> IoUTracker:
 def build_detector(det: DetectorConfig, announce: Callable[[str], None] | None = None) -> Detector:
     """The detector a config describes; `announce` is told of a first run's ONNX export or
     int8 quantization before it starts (`detector.Detector`)."""
+    from detector import Detector
+
     return Detector.build(det.to_request(), announce)
 
 
 def build_run_detector(
     det: DetectorConfig, announce: Callable[[str], None] | None = None
-) -> Detector:
-    """The detector of a run: `build_detector`, and on the CPU one core left to the other
-    stages. The run says what it is (`Detector.describe`), once."""
+) -> Detector | CachedOnnxDetector:
+    """The detector of a run: where ONNX Runtime runs a network a run made before, that
+    network from the cache, without torch (`detector.cached_onnx`); else `build_detector`
+    (keeping what the next run starts from), on the CPU with one core left to the other
+    stages. The run says what it is (`describe`), once."""
+    cached = CachedOnnxDetector.open(DetectorOptions.resolve(det.to_request()))
+    if cached is not None:
+        return cached
+    import torch
+
     detector = build_detector(det, announce)
+    if (onnx := detector.onnx_file) is not None:
+        CachedOnnxDetector.keep(detector.options, detector.model, detector.labels, onnx)
     if detector.device.type == "cpu":
         # With every core in torch's pool, decoding, encoding and the sinks slow inference
         # many times on a busy machine (docs/performance.md).

@@ -35,8 +35,8 @@ def check_detector(config: DetectorConfig) -> str:
         ModelConfigError: an unknown model, a missing device, labels the model lacks, ...
         WeightsUnavailableError: weights that are missing, unreadable or not downloaded yet.
     """
-    from detector.engine import resolve_label_filter
     from detector.errors import WeightsUnavailableError
+    from detector.labels import resolve_label_filter
     from detector.models import build_model
     from detector.options import DetectorOptions
     from detector.state_dicts import OFFLINE_ALTERNATIVES, hub_cache_file

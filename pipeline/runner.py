@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import cv2
-import torch
 
 from pipeline.batching import STOP_GRACE_S, Batch, Batcher
 from pipeline.build import (
@@ -129,9 +128,6 @@ class Pipeline:
         say = on_start or _log_start_line
         setup_started = time.monotonic()
         cfg = self.config
-        # Denormal floats make CPU convolutions many times slower (seen with random
-        # weights); flushing them to zero changes no detection worth having.
-        torch.set_flush_denormal(True)
         if (os.cpu_count() or 1) <= 2:
             # OpenCV's pool (the video sink's colour conversion and drawing) spins after each
             # call, which on 2 cores costs more than the call (docs/performance.md).

@@ -38,7 +38,7 @@ def naive_postprocess(
     import torch.nn.functional as F
     from torchvision.ops import batched_nms
 
-    from detector.postprocess import reaches_threshold
+    from detector.request import reaches_threshold
 
     boxes = model.box_coder.decode(box_regression[None], model.anchors)[0].clamp(0.0, 1.0)
     if model.score_fn == "softmax":

@@ -161,3 +161,17 @@ def test_requests_that_cannot_run_anywhere_are_refused_naming_the_field(
 ) -> None:
     with pytest.raises(ModelConfigError, match=message):
         DetectorRequest(**asked)  # type: ignore[arg-type]
+
+
+def test_device_auto_without_a_gpu_device_file_is_the_cpu_without_asking_torch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(options, "gpu_device_nodes", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # never asked
+    resolved = DetectorOptions.resolve(DetectorRequest(device="auto"))
+    assert resolved.device_name == "cpu" and resolved.device == torch.device("cpu")
+    assert resolved.reasons["device"] == "cpu: torch sees no CUDA device"
+
+
+def test_device_auto_with_a_gpu_device_file_asks_torch(cuda_present: None) -> None:
+    assert DetectorOptions.resolve(DetectorRequest(device="auto")).device_name == "cuda"

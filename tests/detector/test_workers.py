@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from detector import networks, onnx_runtime
+from detector import onnx_runtime
 from detector.engine import Detector
 from detector.errors import ModelConfigError
 from detector.ssd import SSD
@@ -102,7 +102,7 @@ def test_stage_times_add_up_over_both_workers(person: SSD) -> None:
 def test_workers_share_the_cores_between_their_onnxruntime_runs(
     person: SSD, monkeypatch: pytest.MonkeyPatch, cores: int, workers: int, threads: int
 ) -> None:
-    monkeypatch.setattr(networks.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(onnx_runtime.os, "cpu_count", lambda: cores)
     det = detector(person, workers)
     assert det.workers == workers and det.pipelined == (workers > 1)
     assert det.network.threads == threads  # type: ignore[attr-defined]

@@ -1,0 +1,161 @@
+"""SSD post-processing in numpy, NMS by OpenCV: `detector.postprocess.postprocess` without torch.
+
+A run whose network ONNX Runtime runs from the cache (`detector.cached_onnx`) never imports
+torch, whose import alone takes seconds and hundreds of MB (docs/performance.md, "Start-up
+and memory"); so its post-processing cannot use torch or torchvision. The decoding mirrors
+`detector.box_coder.BoxCoder.decode`, the rest `detector.postprocess.postprocess`, and the
+NMS is OpenCV's class-aware one (`cv2.dnn.NMSBoxesBatched`); tests hold all of it to torch's
+and torchvision's results on random inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from detector.request import reaches_threshold
+from pipeline.types import Detections
+
+Floats = npt.NDArray[np.float32]
+Ints = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """What turns an SSD's raw outputs into boxes and scores (the `SSD`'s attributes).
+
+    Attributes:
+        anchors: float32 [A, 4] xyxy default boxes, normalised to the model input.
+        weights, yx_order, clamp: the `BoxCoder`'s.
+        score_fn: "softmax" over the class columns, or per-column "sigmoid".
+        background_class: the column never reported (None: the model has none).
+    """
+
+    anchors: Floats
+    weights: tuple[float, float, float, float]
+    yx_order: bool
+    clamp: float | None
+    score_fn: str
+    background_class: int | None
+
+    def __post_init__(self) -> None:
+        if self.score_fn not in ("softmax", "sigmoid"):
+            raise ValueError(f"score_fn must be 'softmax' or 'sigmoid', got {self.score_fn!r}")
+
+    def boxes(self, codes: Floats) -> Floats:
+        """Codes [B, A, 4] -> xyxy boxes [B, A, 4] in the anchors' units, not clipped."""
+        anchors = self.anchors
+        codes = np.divide(codes, np.asarray(self.weights, np.float32), dtype=np.float32)
+        if self.yx_order:
+            dy, dx, dh, dw = np.moveaxis(codes, -1, 0)
+        else:
+            dx, dy, dw, dh = np.moveaxis(codes, -1, 0)
+        if self.clamp is not None:
+            dw = np.minimum(dw, np.float32(self.clamp))
+            dh = np.minimum(dh, np.float32(self.clamp))
+        wa = anchors[:, 2] - anchors[:, 0]
+        ha = anchors[:, 3] - anchors[:, 1]
+        xa = anchors[:, 0] + 0.5 * wa
+        ya = anchors[:, 1] + 0.5 * ha
+        cx = dx * wa + xa
+        cy = dy * ha + ya
+        half_w = 0.5 * np.exp(dw) * wa
+        half_h = 0.5 * np.exp(dh) * ha
+        return np.stack((cx - half_w, cy - half_h, cx + half_w, cy + half_h), axis=-1)
+
+    def scores(self, logits: Floats) -> Floats:
+        """Class logits [B, A, C] -> float32 scores [B, A, C]."""
+        logits = logits.astype(np.float32, copy=False)
+        if self.score_fn == "sigmoid":
+            return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float32)
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return np.asarray(shifted / shifted.sum(axis=-1, keepdims=True), dtype=np.float32)
+
+    def reportable(self, num_classes: int, classes: Ints | None) -> Ints:
+        """The columns that may be reported: `classes` (default all), never the background."""
+        columns = np.arange(num_classes, dtype=np.int64) if classes is None else classes
+        return columns[columns != self.background_class]
+
+
+def postprocess_numpy(
+    box_regression: Floats,
+    class_logits: Floats,
+    decoding: Decoding,
+    sizes: Sequence[tuple[int, int]],
+    *,
+    score_threshold: float,
+    nms_threshold: float,
+    max_detections: int,
+    pre_nms_top_k: int,
+    classes: Ints | None = None,
+) -> list[Detections]:
+    """One `Detections` per image, boxes in its pixels: what `postprocess(...).scaled(sizes)`
+    gives, for outputs box_regression [B, A, 4] and class_logits [B, A, C] of images whose
+    (H, W) are `sizes`. The arguments are `detector.postprocess.postprocess`'s."""
+    boxes = np.clip(decoding.boxes(box_regression), 0.0, 1.0)  # [B, A, 4]
+    columns = decoding.reportable(class_logits.shape[-1], classes)
+    scores = decoding.scores(class_logits)[..., columns]  # [B, A, K]
+    return [
+        _image_detections(
+            boxes[i],
+            scores[i],
+            columns,
+            size,
+            score_threshold=score_threshold,
+            nms_threshold=nms_threshold,
+            max_detections=max_detections,
+            pre_nms_top_k=pre_nms_top_k,
+        )
+        for i, size in enumerate(sizes)
+    ]
+
+
+def _image_detections(
+    boxes: Floats,
+    scores: Floats,
+    columns: Ints,
+    size: tuple[int, int],
+    *,
+    score_threshold: float,
+    nms_threshold: float,
+    max_detections: int,
+    pre_nms_top_k: int,
+) -> Detections:
+    """One image's detections: boxes [A, 4] normalised, scores [A, K] of the `columns`."""
+    flat = scores.ravel()
+    k = min(pre_nms_top_k, flat.size)
+    if k == 0:
+        return Detections.empty()
+    top = np.argpartition(-flat, k - 1)[:k]
+    top = top[np.argsort(-flat[top], kind="stable")]
+    top = top[reaches_threshold(flat[top], score_threshold)]
+    top_scores = flat[top]
+    anchor, label = np.divmod(top, len(columns))
+    label = columns[label]
+    candidates = boxes[anchor]
+    xywh = np.concatenate((candidates[:, :2], candidates[:, 2:] - candidates[:, :2]), axis=1)
+    # Candidates are already above the score threshold: OpenCV's own (score > -1) keeps all.
+    # OpenCV's stubs say sequences; its binding takes arrays.
+    kept = np.asarray(
+        cv2.dnn.NMSBoxesBatched(
+            xywh.astype(np.float64),  # type: ignore[arg-type]
+            top_scores,  # type: ignore[arg-type]
+            label.astype(np.int32),  # type: ignore[arg-type]
+            -1.0,
+            nms_threshold,
+        ),
+        dtype=np.int64,
+    ).reshape(-1)
+    kept = kept[np.argsort(-top_scores[kept], kind="stable")][:max_detections]
+    height, width = size
+    limit = np.asarray((width, height, width, height), dtype=np.float32)
+    xyxy = np.minimum(np.maximum(candidates[kept] * limit, 0.0), limit)
+    return Detections(
+        xyxy=np.ascontiguousarray(xyxy, dtype=np.float32),
+        score=np.ascontiguousarray(top_scores[kept], dtype=np.float32),
+        label=label[kept].astype(np.int64),
+    )

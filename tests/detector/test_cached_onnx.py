@@ -1,0 +1,103 @@
+"""A run's detector from the cache: what the `Detector` finds, and only where it may be used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from detector import Detector, DetectorRequest
+from detector.cached_onnx import CachedOnnxDetector, bundle_path
+from detector.options import DetectorOptions
+from pipeline.boxes import box_iou
+from pipeline.types import Frame
+
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "pedestrians.mp4"
+
+
+def sample_frames(count: int) -> list[Frame]:
+    frames = []
+    with av.open(str(SAMPLE)) as container:
+        for i, image in enumerate(container.decode(video=0)):
+            if i % 10 == 0:
+                frames.append(Frame("lobby", i, 0.0, 0.0, image.to_ndarray(format="rgb24")))
+            if len(frames) == count:
+                break
+    return frames
+
+
+@pytest.fixture(scope="module")
+def onnx_detector() -> Detector:
+    """The bundled person model's float32 network run by onnxruntime, kept for the next run
+    as a run keeps it."""
+    request = DetectorRequest(device="cpu", runtime="onnxruntime", precision="fp32")
+    detector = Detector.build(request)
+    assert detector.onnx_file is not None
+    CachedOnnxDetector.keep(detector.options, detector.model, detector.labels, detector.onnx_file)
+    return detector
+
+
+@pytest.fixture
+def fp32_onnx(onnx_detector: Detector) -> DetectorOptions:
+    return onnx_detector.options
+
+
+def test_cached_detector_finds_the_boxes_the_detector_finds_on_the_sample_clip(
+    onnx_detector: Detector,
+) -> None:
+    cached = CachedOnnxDetector.open(onnx_detector.options)
+    assert cached is not None
+    assert cached.describe() == onnx_detector.describe()
+    assert cached.labels == onnx_detector.labels
+    detector = onnx_detector
+    frames = sample_frames(8)
+    found = 0
+    for want, have in zip(detector.detect(frames), cached.detect(frames), strict=True):
+        # Resizing with OpenCV instead of torch moves pixels by a grey level at most: the
+        # same people, boxes within a fraction of a pixel to a few pixels.
+        assert abs(len(want) - len(have)) <= 1
+        if len(want) and len(have):
+            best = box_iou(want.xyxy, have.xyxy).max(axis=1)
+            assert np.mean(best > 0.9) >= 0.9
+            found += len(want)
+    assert found >= 8  # the clip has people to find
+
+
+def test_a_damaged_bundle_is_not_used(fp32_onnx: DetectorOptions) -> None:
+    path = bundle_path(fp32_onnx)
+    assert path is not None
+    good = path.read_bytes()
+    try:
+        path.write_bytes(good[: len(good) // 2])
+        assert CachedOnnxDetector.open(fp32_onnx) is None
+    finally:
+        path.write_bytes(good)
+    assert CachedOnnxDetector.open(fp32_onnx) is not None
+
+
+def test_the_bundle_is_per_calibration_clip_and_weights(tmp_path: Path) -> None:
+    def path(**asked: object) -> Path | None:
+        return bundle_path(DetectorOptions.resolve(DetectorRequest(device="cpu", **asked)))  # type: ignore[arg-type]
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"one clip")
+    int8 = path(runtime="onnxruntime", precision="int8", calibration=clip)
+    clip.write_bytes(b"another clip")
+    assert path(runtime="onnxruntime", precision="int8", calibration=clip) != int8
+    assert path(runtime="onnxruntime", precision="fp32") not in (None, int8)
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(b"weights")
+    assert path(runtime="onnxruntime", precision="fp32", weights=str(weights)) != path(
+        runtime="onnxruntime", precision="fp32"
+    )
+
+
+def test_no_bundle_for_torch_random_weights_or_several_workers() -> None:
+    def path(**asked: object) -> Path | None:
+        return bundle_path(DetectorOptions.resolve(DetectorRequest(device="cpu", **asked)))  # type: ignore[arg-type]
+
+    assert path(runtime="torch") is None
+    assert path(runtime="onnxruntime", weights="none") is None
+    assert path(runtime="onnxruntime", workers=2) is None

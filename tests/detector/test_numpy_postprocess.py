@@ -1,0 +1,119 @@
+"""The torch-free post-processing gives what torch's and torchvision's does, on random inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from detector.box_coder import BoxCoder
+from detector.numpy_postprocess import Decoding, postprocess_numpy
+from detector.postprocess import postprocess, unpack_detections
+from pipeline.types import Detections
+
+SIZES = [(576, 768), (300, 300), (1080, 1920)]
+
+
+def random_outputs(
+    seed: int, anchors: int = 600, classes: int = 3
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Anchors [A, 4] (clustered, so that boxes overlap), box_regression [B, A, 4] and
+    class_logits [B, A, C], with some logits exactly 0 (a sigmoid score of exactly 0.5, the
+    threshold below)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0.1, 0.9, (anchors, 2))
+    sides = rng.uniform(0.05, 0.4, (anchors, 2))
+    anchor_boxes = np.concatenate((centres - sides / 2, centres + sides / 2), axis=1)
+    codes = rng.normal(0.0, 1.0, (len(SIZES), anchors, 4))
+    logits = rng.normal(-1.0, 2.0, (len(SIZES), anchors, classes))
+    logits[rng.random(logits.shape) < 0.02] = 0.0
+    return (
+        anchor_boxes.astype(np.float32),
+        codes.astype(np.float32),
+        logits.astype(np.float32),
+    )
+
+
+def torch_detections(
+    anchors: np.ndarray,
+    codes: np.ndarray,
+    logits: np.ndarray,
+    coder: BoxCoder,
+    score_fn: str,
+    classes: np.ndarray | None,
+    **settings: float,
+) -> list[Detections]:
+    result = postprocess(
+        torch.from_numpy(codes),
+        torch.from_numpy(logits),
+        anchors=torch.from_numpy(anchors),
+        box_coder=coder,
+        score_fn=score_fn,  # type: ignore[arg-type]
+        background_class=0,
+        classes=None if classes is None else torch.from_numpy(classes),
+        **settings,  # type: ignore[arg-type]
+    )
+    scaled = result.scaled(torch.tensor(SIZES, dtype=torch.float32))
+    return unpack_detections(scaled.packed().numpy(), len(SIZES))
+
+
+@pytest.mark.parametrize(
+    ("seed", "coder", "score_fn", "classes", "settings"),
+    [
+        (0, BoxCoder(), "sigmoid", None, {}),
+        (1, BoxCoder((10.0, 10.0, 5.0, 5.0), yx_order=True, clamp=None), "sigmoid", None, {}),
+        (2, BoxCoder(), "softmax", None, {"score_threshold": 0.3}),
+        (3, BoxCoder(), "sigmoid", np.array([0, 2]), {"nms_threshold": 0.3}),
+        (4, BoxCoder(), "sigmoid", None, {"max_detections": 5, "pre_nms_top_k": 40}),
+    ],
+)
+def test_numpy_postprocess_matches_torchvision_on_random_outputs(
+    seed: int,
+    coder: BoxCoder,
+    score_fn: str,
+    classes: np.ndarray | None,
+    settings: dict[str, float],
+) -> None:
+    anchors, codes, logits = random_outputs(seed)
+    asked = {
+        "score_threshold": 0.5,
+        "nms_threshold": 0.6,
+        "max_detections": 100,
+        "pre_nms_top_k": 1000,
+        **settings,
+    }
+    expected = torch_detections(anchors, codes, logits, coder, score_fn, classes, **asked)
+    decoding = Decoding(anchors, coder.weights, coder.yx_order, coder.clamp, score_fn, 0)  # type: ignore[arg-type]
+    got = postprocess_numpy(
+        codes,
+        logits,
+        decoding,
+        SIZES,
+        classes=classes,
+        score_threshold=asked["score_threshold"],
+        nms_threshold=asked["nms_threshold"],
+        max_detections=int(asked["max_detections"]),
+        pre_nms_top_k=int(asked["pre_nms_top_k"]),
+    )
+    assert sum(len(d) for d in expected) > 10  # the case has detections to compare
+    assert any(len(d) < int(asked["pre_nms_top_k"]) for d in expected)
+    for want, have in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(have.label, want.label)
+        np.testing.assert_allclose(have.score, want.score, rtol=1e-5)
+        np.testing.assert_allclose(have.xyxy, want.xyxy, atol=1e-2)
+
+
+def test_numpy_postprocess_of_no_candidates_is_empty() -> None:
+    anchors, codes, logits = random_outputs(5)
+    decoding = Decoding(anchors, (10.0, 10.0, 5.0, 5.0), False, None, "sigmoid", 0)
+    got = postprocess_numpy(
+        codes,
+        np.full_like(logits, -30.0),
+        decoding,
+        SIZES,
+        score_threshold=0.5,
+        nms_threshold=0.5,
+        max_detections=100,
+        pre_nms_top_k=1000,
+    )
+    assert [len(d) for d in got] == [0, 0, 0]
