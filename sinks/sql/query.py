@@ -15,7 +15,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import Engine, Select, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from sinks.base import SinkError
 from sinks.sql.database import DatabaseUrl, make_engine, not_a_database, open_failure, reason
@@ -283,7 +283,18 @@ def list_tracks(url: str, q: DetectionQuery) -> Page[TrackRecord]:
     ]
     if q.min_score is not None:
         conditions.append(Track.best_score >= q.min_score)
-    stmt = select(Track).where(*conditions).order_by(Track.last_time.desc(), Track.id.desc())
+    # only the columns shown: a table of an older version may lack newer ones (snapshots)
+    shown = load_only(
+        Track.run_id, Track.camera, Track.track_id, Track.label, Track.first_time,
+        Track.last_time, Track.frames, Track.best_score, Track.best_x1, Track.best_y1,
+        Track.best_x2, Track.best_y2,
+    )  # fmt: skip
+    stmt = (
+        select(Track)
+        .options(shown)
+        .where(*conditions)
+        .order_by(Track.last_time.desc(), Track.id.desc())
+    )
     with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
         total = session.scalar(select(func.count(Track.id)).where(*conditions)) or 0
         rows = [_track_record(t) for t in session.scalars(stmt.limit(q.limit))]
