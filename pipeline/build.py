@@ -225,6 +225,7 @@ def _(sc: LiveSinkConfig, context: SinkContext) -> Sink:
         allowed_hosts=sc.allowed_hosts,
         credentials=None if sc.auth is None else sc.auth.credentials(),
         allow_unauthenticated=sc.allow_unauthenticated,
+        snapshot_dir=context.snapshot_dir,
     )
 
 
