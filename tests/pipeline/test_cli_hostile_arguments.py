@@ -232,6 +232,19 @@ CASES: list[tuple[str, list[str]]] = [
             ("model-unknown", ["--model", "yolo_v99", "--out", "x.onnx"]),
         ]
     ],
+    # zones: refused before a frame is decoded, or by a source that is not a video
+    *[
+        (f"zones-{what}", ["zones", *args])
+        for what, args in [
+            ("config-missing", ["{missing}", "--camera", "a"]),
+            ("camera-empty", ["cams.yaml", "--camera", ""]),
+            ("camera-unknown", ["cams.yaml", "--camera", "nope"]),
+            ("at-frame-negative", ["cams.yaml", "--camera", "a", "--at-frame", "-1"]),
+            ("at-frame-huge", ["cams.yaml", "--camera", "a", "--at-frame", BIG]),
+            ("out-empty", ["cams.yaml", "--camera", "a", "--out", ""]),
+            ("not-a-video", ["cams.yaml", "--camera", "a", "--out", "{folder}/x.png"]),
+        ]
+    ],
     # train, evaluate, dataset stats: refused before a model is built or an image read
     *[
         (f"train-{what}", ["train", "--out", "{folder}/run", *args])
