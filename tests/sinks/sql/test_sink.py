@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 from pipeline.types import Snapshot, StreamEnd, TrackEvent
 from sinks.base import SinkError
 from sinks.sql.models import Detection, Run, Track
-from sinks.sql.query import DetectionQuery, query_detections
+from sinks.sql.query import DetectionQuery, list_tracks, query_detections
 from sinks.sql.sink import SqlSink
 from tests.sinks.sql.builders import (
     LABELS,
@@ -301,3 +301,5 @@ def test_an_ended_track_row_holds_its_snapshot_paths(tmp_path: Path) -> None:
     assert rows[1].snapshot_path == f"out/snaps/{name}"
     assert rows[1].snapshot_frame_path == "out/snaps/cam/x-frame.jpg"
     assert rows[2].snapshot_path is None and rows[2].snapshot_frame_path is None
+    listed = {t.track_id: t.snapshot_path for t in list_tracks(url, DetectionQuery()).rows}
+    assert listed == {1: f"out/snaps/{name}", 2: None}
