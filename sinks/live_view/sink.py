@@ -60,6 +60,8 @@ class LiveViewSink(Sink):
         if problem is not None:
             raise SinkError(f"live sink: {problem}")
         self.hub = LiveHub(labels, jpeg_quality=jpeg_quality)
+        self.snapshot_dir = snapshot_dir
+        """The folder whose snapshots /snapshots/ serves (None: none)."""
         self.tracks = RecentTracks(labels, snapshots=snapshot_dir is not None)
         access = Access(host, allowed_hosts, credentials)
         try:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build import SinkContext, build_sink, build_snapshot_keepers
+from pipeline.build import SinkContext, build_sink, build_sinks, build_snapshot_keepers
 from pipeline.config import ConfigError, SnapshotSinkConfig, parse_config
 from pipeline.types import LabelMap
+from sinks.live_view.sink import LiveViewSink
 from sinks.snapshots.sink import SnapshotSink
 
 
@@ -41,6 +42,20 @@ def test_the_section_reaches_the_sink_and_every_camera_stage(tmp_path: Path) -> 
     assert sorted(keepers) == ["a", "b"]
     assert keepers["a"].full_frame and keepers["a"].margin == 0.25
     assert keepers["a"].directory == str(tmp_path / "snaps")
+
+
+def test_the_live_view_serves_the_snapshots_sinks_folder(tmp_path: Path) -> None:
+    cfg = parse_config(
+        config(tmp_path, f"  - type: live\n    port: 0\n  - type: snapshots\n    dir: {tmp_path}\n")
+    )
+    sinks = [sink for sink, _ in build_sinks(cfg.sinks, LabelMap(()), "test")]
+    try:
+        live, snapshots = sinks
+        assert isinstance(live, LiveViewSink) and isinstance(snapshots, SnapshotSink)
+        assert live.snapshot_dir == snapshots.directory == tmp_path
+    finally:
+        for sink in sinks:
+            sink.close()
 
 
 def test_no_snapshots_sink_means_no_snapshot_stage(tmp_path: Path) -> None:
