@@ -189,6 +189,21 @@ class Snapshot:
     frame: npt.NDArray[np.uint8] | None = None
     frame_name: str | None = None
 
+    def __post_init__(self) -> None:
+        for what, image in (("crop", self.crop), ("frame", self.frame)):
+            if image is None:
+                continue
+            if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+                raise TypeError(
+                    f"Snapshot.{what} must be a uint8 numpy array, got {_describe(image)}"
+                )
+            if image.ndim != 3 or image.shape[2] != 3:
+                raise ValueError(
+                    f"Snapshot.{what} must have shape [H, W, 3], got {list(image.shape)}"
+                )
+        if (self.frame is None) != (self.frame_name is None):
+            raise ValueError("Snapshot.frame and Snapshot.frame_name go together")
+
     @property
     def path(self) -> str:
         """Where the crop is written: `directory/name`."""
