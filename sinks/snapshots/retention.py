@@ -79,3 +79,14 @@ def prune_snapshots(directory: Path, retention: Retention, now: float | None = N
     if deleted:
         log.info("snapshots sink: deleted %d old snapshots (retention)", len(deleted))
     return deleted
+
+
+def old_snapshots(directory: Path, before: float, *, dry_run: bool = False) -> list[Path]:
+    """Delete the snapshot files of `directory` last written before `before` (Unix time);
+    returns them (with `dry_run`, those that would be), oldest first. Raises OSError when
+    the folder cannot be read."""
+    old = sorted(path for mtime, _, path in snapshot_files(directory) if mtime < before)
+    if not dry_run:
+        for path in old:
+            path.unlink(missing_ok=True)
+    return old

@@ -144,6 +144,7 @@ CASES: list[tuple[str, list[str]]] = [
     ),
     ("retention-db-folder", ["retention", "--older-than", "1d", "--db", "sqlite:///{folder}"]),
     ("retention-video-dir-empty", ["retention", "--older-than", "1d", "--video-dir", ""]),
+    ("retention-snapshot-dir-empty", ["retention", "--older-than", "1d", "--snapshot-dir", ""]),
     # subscribe: arguments, each run with a timeout so that a regression cannot hang
     *[
         (f"subscribe{'-'.join(args)[:20]}", ["subscribe", *args, *until])

@@ -1,5 +1,6 @@
 """The snapshots sink writes each ended track's snapshot as JPEG at the name it carries,
-prunes by age, count and size, and never touches files it did not name."""
+prunes by age, count and size, and never touches files it did not name; nor does the
+`retention` command."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.types import StreamEnd, TrackEvent
-from sinks.snapshots.retention import Retention, prune_snapshots
+from pipeline.cli import main
+from pipeline.types import LabelMap, StreamEnd, TrackEvent
+from sinks.snapshots.retention import Retention, old_snapshots, prune_snapshots
 from sinks.snapshots.sink import SnapshotSink
+from sinks.sql.sink import SqlSink
 from tests.sinks.snapshots.builders import COLOUR, ended, snapshot, summary
 
 
@@ -99,3 +102,22 @@ def test_retention_runs_at_most_every_interval(tmp_path: Path) -> None:
     assert all(p.exists() for p in paths)  # pruned at the start only, so far
     sink.close()
     assert [p.exists() for p in paths] == [False, False, True]
+
+
+def test_the_retention_command_deletes_snapshots_older_than_the_age(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "snaps"
+    sink = SnapshotSink(folder, prune_interval_s=1e9)
+    paths = write_files(sink, folder, 3)  # written 999, 998 and 997 s ago
+    other = folder / "cam" / "mine.jpg"
+    other.write_bytes(b"x")
+    os.utime(other, (0, 0))
+    assert old_snapshots(folder, time.time() - 997.5, dry_run=True) == paths[:2]
+    assert all(p.exists() for p in paths)
+    db = f"sqlite:///{tmp_path / 'det.db'}"
+    SqlSink(db, LabelMap(())).close()  # a database of ours, with one run
+    code = main(["retention", "--db", db, "--older-than", "998.5s", "--snapshot-dir", str(folder)])
+    assert code == 0
+    assert f"deleted 1 snapshot files from {folder}" in capsys.readouterr().out
+    assert [p.exists() for p in paths] == [False, True, True] and other.exists()
