@@ -1,15 +1,23 @@
 """The snapshot stage keeps the crop of each track's best-scoring detection (also one made
-before the track was confirmed), copies only crops, and attaches them to "ended" events."""
+before the track was confirmed), copies only crops, and attaches them to "ended" events; in
+a run, a full snapshot disk loses snapshots (counted, in one line) and nothing else."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.config import parse_config
+from pipeline.runner import FrameDetector, Pipeline
 from pipeline.snapshots import SnapshotKeeper, crop_box
-from pipeline.types import Detections, Frame, TrackEvent
+from pipeline.types import Detections, Frame, LabelMap, TrackEvent
 from sinks.snapshot_files import is_snapshot_name
+from tests.conftest import VideoFactory
+from tests.sinks.small_disk import SmallDisk, small_disk
+from tests.sinks.sql.builders import wait_for
 from trackers import IoUTracker
 
 H, W = 120, 160
@@ -110,3 +118,58 @@ def test_the_margin_widens_the_crop_within_the_frame() -> None:
     assert crop_box(image, (10, 10, 30, 50), 0.5).shape == (70, 40, 3)  # x 0..40, y 0..70
     assert crop_box(image, (90, 90, 130, 130), 0.0).shape == (10, 10, 3)
     assert crop_box(image, (200, 200, 230, 230), 0.1).size == 0
+
+
+class HoppingDetector(FrameDetector):
+    """One box that jumps to a new place every 5 frames (a new track each time); fills
+    `disk` at frame `fill_at`, once a snapshot is on it."""
+
+    labels = LabelMap(("background", "person"))
+
+    def __init__(self, disk: SmallDisk, fill_at: int) -> None:
+        self.disk = disk
+        self.fill_at = fill_at
+        self.filled = False
+
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
+        if not self.filled and any(f.index >= self.fill_at for f in frames):
+            wait_for(lambda: any(self.disk.path.rglob("*.jpg")), "a snapshot on the disk")
+            self.disk.fill()
+            self.filled = True
+        out = []
+        for f in frames:
+            x = 10 + 30 * ((f.index // 5) % 4)
+            out.append(
+                Detections(
+                    xyxy=np.array([[x, 10, x + 20, 60]], np.float32),
+                    score=np.array([0.9], np.float32),
+                    label=np.array([1], np.int64),
+                )
+            )
+        return out
+
+
+def test_a_full_disk_loses_snapshots_counted_and_the_sql_sink_keeps_every_track(
+    tmp_path: Path, synthetic_video: VideoFactory
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=60, fps=10)
+    db = tmp_path / "det.db"
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        folder = disk.path / "snaps"
+        config = parse_config(
+            f"cameras:\n  - id: cam\n    source: {clip}\n"
+            "detector:\n  batch_size: 2\ntracker:\n  max_age: 0\n"
+            f"sinks:\n  - type: snapshots\n    dir: {folder}\n"
+            f"  - type: sql\n    url: sqlite:///{db}\n"
+        )
+        summary = Pipeline(config, detector=HoppingDetector(disk, fill_at=30)).run()
+        written = len(list(folder.rglob("*.jpg")))
+        disk.free()
+    with sqlite3.connect(db) as conn:
+        paths = [p for (p,) in conn.execute("SELECT snapshot_path FROM tracks")]
+    assert len(paths) == 12 and all(paths)  # every track stored, with where its picture goes
+    (error,) = summary.sink_errors
+    lost = 12 - written
+    assert 0 < written < 12
+    assert error.startswith(f"snapshots sink: {lost} snapshots lost: disk full: the file system at {disk.path}")
+    assert "\n" not in error
