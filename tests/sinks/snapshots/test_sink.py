@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.types import LabelMap, StreamEnd, TrackEvent
+from sinks.base import SinkError
 from sinks.snapshots.retention import Retention, old_snapshots, prune_snapshots
 from sinks.snapshots.sink import SnapshotSink
 from sinks.sql.sink import SqlSink
@@ -121,3 +122,21 @@ def test_the_retention_command_deletes_snapshots_older_than_the_age(
     assert code == 0
     assert f"deleted 1 snapshot files from {folder}" in capsys.readouterr().out
     assert [p.exists() for p in paths] == [False, True, True] and other.exists()
+
+
+def test_a_folder_that_cannot_be_made_is_one_line_at_open(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"x")
+    with pytest.raises(SinkError) as raised:
+        SnapshotSink(blocker / "snaps")
+    assert str(raised.value) == f"snapshots sink: cannot create {blocker / 'snaps'}: Not a directory"
+
+
+def test_another_write_error_stops_the_sink_with_one_line_naming_the_file(tmp_path: Path) -> None:
+    sink = SnapshotSink(tmp_path)
+    snap = snapshot(tmp_path, "cam", 1)
+    (tmp_path / snap.name).mkdir(parents=True)  # a folder where the file should go
+    with pytest.raises(SinkError) as raised:
+        sink.write(ended(snap))
+    assert str(raised.value).startswith(f"snapshots sink: cannot write {tmp_path / snap.name}: ")
+    assert "\n" not in str(raised.value) and sink.lost == 0
