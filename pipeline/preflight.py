@@ -21,6 +21,7 @@ from pipeline.config import (
     DetectorConfig,
     LiveSinkConfig,
     SinkConfig,
+    SnapshotSinkConfig,
     SqlSinkConfig,
     VideoSinkConfig,
     ZmqSinkConfig,
@@ -78,6 +79,11 @@ def sink_problem(config: object) -> str | None:
 
 @sink_problem.register
 def _(config: VideoSinkConfig) -> str | None:
+    return folder_problem(config.dir)
+
+
+@sink_problem.register
+def _(config: SnapshotSinkConfig) -> str | None:
     return folder_problem(config.dir)
 
 

@@ -178,7 +178,7 @@ class EventPublisher(Sink):
             self._send(
                 track_event(
                     event.kind, event.track, self._labels, state.take_seq(), frame_index,
-                    wall_time,
+                    wall_time, event.snapshot,
                 )
             )
 
