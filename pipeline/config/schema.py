@@ -6,6 +6,7 @@ from pydantic import Field, model_validator
 
 from pipeline.config.base import Strict
 from pipeline.config.cameras import CameraConfig
+from pipeline.config.cluster import ClusterConfig, cluster_sink_problems
 from pipeline.config.sinks import SinkConfig, SnapshotSinkConfig
 from pipeline.config.stages import DetectorConfig, TrackerConfig
 
@@ -15,6 +16,9 @@ class PipelineConfig(Strict):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)  # type: ignore[arg-type]
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)  # type: ignore[arg-type]
     sinks: list[SinkConfig] = Field(default_factory=list, description="Where results go.")
+    cluster: ClusterConfig | None = Field(
+        default=None, description="Run the cameras on a Ray cluster (none: in this process)."
+    )
 
     @model_validator(mode="after")
     def _camera_ids_unique(self) -> PipelineConfig:
@@ -30,6 +34,12 @@ class PipelineConfig(Strict):
         # The snapshot stage names each track's files after the one sink that writes them.
         if sum(isinstance(s, SnapshotSinkConfig) for s in self.sinks) > 1:
             raise ValueError("at most one sink of type snapshots")
+        return self
+
+    @model_validator(mode="after")
+    def _sinks_fit_the_cluster(self) -> PipelineConfig:
+        if self.cluster is not None and (problems := cluster_sink_problems(self.sinks)):
+            raise ValueError("; ".join(problems))
         return self
 
     @property
