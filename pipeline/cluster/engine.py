@@ -43,8 +43,7 @@ def connect(ray: ModuleType, address: str) -> bool:
     connected (an embedding program, the tests) is used as it is."""
     if ray.is_initialized():
         return False
-    path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
-    options: dict[str, Any] = {"runtime_env": {"env_vars": {"PYTHONPATH": path}}}
+    options: dict[str, Any] = {"runtime_env": runtime_env()}
     if address == "local":
         options["include_dashboard"] = False
     else:
@@ -55,6 +54,14 @@ def connect(ray: ModuleType, address: str) -> bool:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(f"cluster: cannot join Ray at {address!r}: {first}") from exc
     return True
+
+
+def runtime_env() -> dict[str, Any]:
+    """The Ray runtime environment of a run's workers: this copy of the project first on
+    their path, so that shards on this machine (and on nodes with the project at the same
+    path) run the driver's code; elsewhere the installed project is used."""
+    path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {"env_vars": {"PYTHONPATH": path}}
 
 
 def shard_options(resources: ShardResourcesConfig) -> dict[str, Any]:
