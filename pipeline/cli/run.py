@@ -81,8 +81,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     from detector.errors import ModelConfigError, WeightsUnavailableError
-    from pipeline.progress import Progress
     from pipeline.cluster.engine import ClusterError
+    from pipeline.progress import Progress
     from pipeline.runner import Pipeline
     from sinks.base import SinkError
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 from pathlib import Path
@@ -23,7 +22,9 @@ class ClusterError(RuntimeError):
 
 def ray_missing() -> str | None:
     """Why a `cluster:` config cannot run here (Ray not installed); None when it can."""
-    if importlib.util.find_spec("ray") is None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
         return f"cluster: Ray is not installed; {INSTALL_HINT}"
     return None
 

@@ -220,4 +220,6 @@ def _first_line(exc: BaseException) -> str:
 
 def _lost(config: PipelineConfig, camera_id: str, why: str) -> CameraStats:
     camera = next(c for c in config.cameras if c.id == camera_id)
-    return CameraStats(camera_id, str(getattr(camera.source, "path", "")), error=f"camera {camera_id}: {why}")
+    return CameraStats(
+        camera_id, str(getattr(camera.source, "path", "")), error=f"camera {camera_id}: {why}"
+    )

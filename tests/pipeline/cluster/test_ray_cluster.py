@@ -48,9 +48,7 @@ def cluster() -> Iterator[object]:
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("clips")
-    return {
-        f"cam{i}": write_video(folder / f"cam{i}.mp4", frames=FRAMES) for i in range(CAMERAS)
-    }
+    return {f"cam{i}": write_video(folder / f"cam{i}.mp4", frames=FRAMES) for i in range(CAMERAS)}
 
 
 @pytest.fixture
@@ -60,7 +58,9 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
-def cluster_config(clips: dict[str, Path], pg_url: str, port: int, **cluster: str) -> PipelineConfig:
+def cluster_config(
+    clips: dict[str, Path], pg_url: str, port: int, **cluster: str
+) -> PipelineConfig:
     cams = "".join(f"  - {{id: {cid}, source: '{path}'}}\n" for cid, path in clips.items())
     extra = "".join(f"  {key}: {value}\n" for key, value in cluster.items())
     return parse_config(
@@ -105,7 +105,9 @@ def rows_per_frame(pg_url: str) -> Counter[tuple[str, int]]:
     engine = create_engine(pg_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT camera, frame, count(*) FROM detections GROUP BY 1, 2"))
+            rows = conn.execute(
+                text("SELECT camera, frame, count(*) FROM detections GROUP BY 1, 2")
+            )
             return Counter({(camera, frame): n for camera, frame, n in rows})
     finally:
         engine.dispose()
