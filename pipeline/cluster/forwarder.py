@@ -41,6 +41,8 @@ class EventForwarder:
         self.dropped = 0
         self.last_seq: dict[str, int] = {}
         """Each camera's last `seq` forwarded."""
+        self.last_frame: dict[str, int] = {}
+        """Each camera's last frame whose events were forwarded."""
         self._context = zmq.Context()
         self._xpub = self._context.socket(zmq.XPUB)
         self._xsub = self._context.socket(zmq.XSUB)
@@ -126,21 +128,24 @@ class EventForwarder:
             except zmq.Again:
                 return
             self._last_message = time.monotonic()
-            camera, seq = _camera_and_seq(parts)
+            camera, seq, frame = _camera_seq_frame(parts)
             try:
                 self._xpub.send_multipart(parts, zmq.NOBLOCK)
                 self.forwarded[camera] += 1
                 if seq is not None:
                     self.last_seq[camera] = seq
+                if frame is not None:
+                    self.last_frame[camera] = max(frame, self.last_frame.get(camera, -1))
             except zmq.Again:
                 self.dropped += 1
 
 
-def _camera_and_seq(parts: list[bytes]) -> tuple[str, int | None]:
-    """An event's camera and `seq`, from its body (a camera id may hold dots, so the topic
-    `<type>.<camera>` does not say where the camera starts)."""
+def _camera_seq_frame(parts: list[bytes]) -> tuple[str, int | None, int | None]:
+    """An event's camera, `seq` and frame, from its body (a camera id may hold dots, so the
+    topic `<type>.<camera>` does not say where the camera starts)."""
     try:
         body = json.loads(parts[-1])
-        return str(body["camera"]), int(body["seq"])
-    except (ValueError, KeyError, TypeError):
-        return "?", None
+        frame = body.get("frame")
+        return str(body["camera"]), int(body["seq"]), None if frame is None else int(frame)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "?", None, None

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +16,9 @@ from pipeline.cluster.assign import assign
 from pipeline.cluster.engine import ClusterError, connect, require_ray, shard_count, shard_options
 from pipeline.cluster.forwarder import EventForwarder, ForwarderError
 from pipeline.cluster.merge import merge_summaries
+from pipeline.cluster.resume import Resume, prepare_database, stored_through
 from pipeline.cluster.shard import Shard, ShardInfo
-from pipeline.config import PipelineConfig, ZmqSinkConfig
+from pipeline.config import PipelineConfig, SqlSinkConfig, ZmqSinkConfig
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
 from sinks.base import SinkError
 
@@ -37,6 +40,7 @@ class _Running:
     info: ShardInfo
     cameras: list[str]
     result: Any
+    run_config: str
 
 
 class ClusterRun:
@@ -55,6 +59,16 @@ class ClusterRun:
         self.cluster = config.cluster
         self.config_source = config_source
         self.stop = threading.Event()
+        self.restarts: Counter[str] = Counter()
+        """How many times each camera moved to another shard (its shard died)."""
+        self._live = {c.id: c.live for c in config.cameras}
+        self._token = f"cluster {uuid.uuid4().hex[:12]}"
+        self._runs = 0
+        self._alive: dict[str, tuple[Any, ShardInfo]] = {}
+        self._running: list[_Running] = []
+        self._say: Callable[[str], None] = _log_line
+        self.moves: list[str] = []
+        """What moved where when a shard died, one line each (in the summary)."""
 
     def run(
         self,
@@ -62,7 +76,7 @@ class ClusterRun:
         on_start: Callable[[str], None] | None = None,
     ) -> RunSummary:
         """Runs until every camera is done or `stop` is set; see `Pipeline.run`."""
-        say = on_start or (lambda line: log.info("%s", line))
+        say = self._say = on_start or _log_line
         setup_started = time.monotonic()
         ray = require_ray()
         connected = connect(ray, self.cluster.address)
@@ -82,6 +96,8 @@ class ClusterRun:
         camera_ids = [c.id for c in self.config.cameras]
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         count = shard_count(self.cluster, ray.cluster_resources(), nodes, len(camera_ids))
+        if (sql := _sql_sink(self.config)) is not None:
+            prepare_database(sql.url)
         actors = self._start_shards(ray, count)
         try:
             infos = self._placed(ray, actors)
@@ -90,7 +106,7 @@ class ClusterRun:
             try:
                 running = self._start_runs(ray, actors, infos, plan, forwarder)
                 started = time.monotonic()
-                done, lost, errors = self._watch(ray, running, on_progress)
+                done, lost = self._watch(ray, running, on_progress, forwarder)
                 elapsed = time.monotonic() - started
             finally:
                 if forwarder is not None:
@@ -104,8 +120,7 @@ class ClusterRun:
             elapsed_s=elapsed,
             setup_s=started - setup_started,
             lost=lost,
-            outputs=[forwarder.describe()] if forwarder is not None else [],
-            errors=errors,
+            outputs=([forwarder.describe()] if forwarder is not None else []) + self.moves,
             interrupted=self.stop.is_set(),
         )
 
@@ -151,27 +166,45 @@ class ClusterRun:
         plan: dict[str, list[str]],
         forwarder: EventForwarder | None,
     ) -> dict[Any, _Running]:
+        self._alive = {info.name: (actor, info) for actor, info in zip(actors, infos, strict=True)}
         running: dict[Any, _Running] = {}
-        for actor, info in zip(actors, infos, strict=True):
-            cameras = plan[info.name]
-            if not cameras:
-                continue
-            endpoint = None
-            if forwarder is not None:
-                endpoint = ray.get(actor.publisher_endpoint.remote())
-                forwarder.connect(endpoint)
-            result = actor.run.remote(self.config, cameras, self.config_source, endpoint)
-            running[result] = _Running(actor, info, cameras, result)
-            log.info("%s: cameras %s", info.describe(), ", ".join(cameras))
+        for name, cameras in plan.items():
+            if cameras:
+                shard = self._start(ray, name, cameras, forwarder, {})
+                running[shard.result] = shard
+                self._say(f"{shard.info.describe()}: cameras {', '.join(cameras)}")
         return running
 
+    def _start(
+        self,
+        ray: Any,
+        name: str,
+        cameras: list[str],
+        forwarder: EventForwarder | None,
+        resume: dict[str, Resume],
+    ) -> _Running:
+        """Starts a run of `cameras` on the shard `name`."""
+        actor, info = self._alive[name]
+        endpoint = None
+        if forwarder is not None:
+            endpoint = ray.get(actor.publisher_endpoint.remote())
+            forwarder.connect(endpoint)
+        self._runs += 1
+        run_config = f"{self.config_source} ({self._token} run {self._runs} on {name})"
+        result = actor.run.remote(self.config, cameras, run_config, endpoint, resume)
+        return _Running(actor, info, cameras, result, run_config)
+
     def _watch(
-        self, ray: Any, running: dict[Any, _Running], on_progress: ProgressCallback | None
-    ) -> tuple[list[tuple[ShardInfo, RunSummary]], dict[str, CameraStats], list[str]]:
-        """Waits for every shard's run, passing on progress and `stop`."""
+        self,
+        ray: Any,
+        running: dict[Any, _Running],
+        on_progress: ProgressCallback | None,
+        forwarder: EventForwarder | None,
+    ) -> tuple[list[tuple[ShardInfo, RunSummary]], dict[str, CameraStats]]:
+        """Waits for every shard's run, passing on progress and `stop`, and hands the
+        cameras of a shard that died to the survivors."""
         done: list[tuple[ShardInfo, RunSummary]] = []
         lost: dict[str, CameraStats] = {}
-        errors: list[str] = []
         stopping = False
         while running:
             ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
@@ -187,12 +220,84 @@ class ClusterRun:
                     raise _cause(exc) from None
                 except ray.exceptions.RayError as exc:
                     why = f"{shard.info.describe()} died: {_first_line(exc)}"
-                    errors.append(why)
-                    for camera_id in shard.cameras:
-                        lost[camera_id] = _lost(self.config, camera_id, why)
+                    log.warning("%s", why)
+                    self._alive.pop(shard.info.name, None)
+                    running.update(self._take_over(ray, shard, forwarder, why, lost))
             if on_progress is not None:
                 _pass_progress(ray, running.values(), on_progress)
-        return done, lost, errors
+            self._running = list(running.values())
+        return done, lost
+
+    def _take_over(
+        self,
+        ray: Any,
+        dead: _Running,
+        forwarder: EventForwarder | None,
+        why: str,
+        lost: dict[str, CameraStats],
+    ) -> list[tuple[Any, _Running]]:
+        """Hands the cameras of `dead` to the surviving shards (`assign`: each to the
+        survivor it hashes to), files resuming after what the database and the event bus
+        have; a camera moved more than `max_restarts` times, or with no survivor, is lost."""
+        movable = []
+        for camera_id in dead.cameras:
+            self.restarts[camera_id] += 1
+            if self.restarts[camera_id] > self.cluster.max_restarts or not self._alive:
+                lost[camera_id] = _lost(self.config, camera_id, why)
+            else:
+                movable.append(camera_id)
+        if not movable:
+            return []
+        resume = self._resume(dead, movable, forwarder)
+        started = []
+        for name, cameras in assign(movable, list(self._alive)).items():
+            if cameras:
+                shard = self._start(ray, name, cameras, forwarder, {c: resume[c] for c in cameras})
+                started.append((shard.result, shard))
+                moved = f"{why}; cameras {', '.join(cameras)} moved to {name}"
+                self.moves.append(moved)
+                self._say(moved)
+        return started
+
+    def _resume(
+        self, dead: _Running, cameras: list[str], forwarder: EventForwarder | None
+    ) -> dict[str, Resume]:
+        """Where each camera taken from `dead` resumes (`pipeline.cluster.resume`)."""
+        files = [c for c in cameras if not self._live[c]]
+        sql = _sql_sink(self.config)
+        stored = (
+            stored_through(sql.url, f"% ({self._token} run %", files)
+            if sql is not None and files
+            else {}
+        )
+        seqs = forwarder.last_seq if forwarder is not None else {}
+        frames = forwarder.last_frame if forwarder is not None else {}
+        return {
+            c: Resume(
+                stored_through=stored.get(c, -1),
+                published_through=-1 if self._live[c] else frames.get(c, -1),
+                next_seq=seqs.get(c, -1) + 1,
+            )
+            for c in cameras
+        }
+
+    def status(self) -> list[ShardStatus]:
+        """Each live shard's node, GPUs and cameras (those it runs now)."""
+        cameras: dict[str, list[str]] = {}
+        for shard in self._running:
+            cameras.setdefault(shard.info.name, []).extend(shard.cameras)
+        return [
+            ShardStatus(info, tuple(cameras.get(name, [])))
+            for name, (_, info) in sorted(self._alive.items())
+        ]
+
+
+@dataclass(frozen=True)
+class ShardStatus:
+    """A live shard and the cameras it runs now."""
+
+    info: ShardInfo
+    cameras: tuple[str, ...]
 
 
 def _pass_progress(ray: Any, shards: Any, on_progress: ProgressCallback) -> None:
@@ -204,6 +309,14 @@ def _pass_progress(ray: Any, shards: Any, on_progress: ProgressCallback) -> None
                 on_progress(stats)
         except ray.exceptions.RayError:
             continue  # a shard that died is reported by its run
+
+
+def _sql_sink(config: PipelineConfig) -> SqlSinkConfig | None:
+    return next((s for s in config.sinks if isinstance(s, SqlSinkConfig)), None)
+
+
+def _log_line(line: str) -> None:
+    log.info("%s", line)
 
 
 def _cause(exc: Any) -> BaseException:

@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pipeline.config import PipelineConfig, SinkConfig, ZmqSinkConfig
+from pipeline.cluster.resume import Resume, ResumeSink
+from pipeline.config import PipelineConfig, SqlSinkConfig, ZmqSinkConfig
 from pipeline.summary import CameraStats, RunSummary
+from sinks.base import Sink
 
 if TYPE_CHECKING:
     from pipeline.runner import Pipeline
@@ -79,20 +81,51 @@ class Shard:
         self,
         config: PipelineConfig,
         camera_ids: Sequence[str],
-        config_source: str,
+        run_config: str,
         publisher_endpoint: str | None,
+        resume: dict[str, Resume] | None = None,
     ) -> RunSummary:
-        """Runs `camera_ids` of `config` until they are done or `stop` is called."""
+        """Runs `camera_ids` of `config` until they are done or `stop` is called.
+
+        `run_config` is what the SQL sink records as the run's config (the coordinator finds
+        the shard's rows by it); `resume`: cameras taken over from a dead shard.
+        """
+        from pipeline.build import SinkContext, build_run_detector, build_sink
         from pipeline.runner import Pipeline
 
+        resume = resume or {}
+        wanted = set(camera_ids)
+        detector = build_run_detector(config.detector)
+        # The database and the event bus get only what they lack of a camera taken over;
+        # the other sinks are built by the pipeline as in one process.
+        kept = [s for s in config.sinks if not isinstance(s, SqlSinkConfig | ZmqSinkConfig)]
         shard_config = config.model_copy(
             update={
-                "cameras": [c for c in config.cameras if c.id in set(camera_ids)],
-                "sinks": [_for_shard(s, publisher_endpoint) for s in config.sinks],
+                "cameras": [c for c in config.cameras if c.id in wanted],
+                "sinks": kept,
                 "cluster": None,
             }
         )
-        pipeline = Pipeline(shard_config, config_source=config_source)
+        context = SinkContext(detector.labels, run_config, getattr(config.snapshots, "dir", None))
+        sinks: list[Sink] = []
+        try:
+            for sink_config in config.sinks:
+                if isinstance(sink_config, SqlSinkConfig):
+                    through = {c: r.stored_through for c, r in resume.items()}
+                    sinks.append(ResumeSink(build_sink(sink_config, context), through))
+                elif isinstance(sink_config, ZmqSinkConfig):
+                    publisher = build_sink(_for_shard(sink_config, publisher_endpoint), context)
+                    for camera_id, r in resume.items():
+                        publisher.continue_camera(camera_id, r.next_seq)  # type: ignore[attr-defined]
+                    through = {c: r.published_through for c, r in resume.items()}
+                    sinks.append(ResumeSink(publisher, through))
+        except Exception:
+            for sink in sinks:
+                sink.close()
+            raise
+        pipeline = Pipeline(
+            shard_config, config_source=run_config, detector=detector, extra_sinks=sinks
+        )
         stopper = threading.Thread(target=self._pass_stop, args=(pipeline,), daemon=True)
         stopper.start()
         try:
@@ -125,10 +158,10 @@ class Shard:
             self._stats[stats.camera_id] = stats
 
 
-def _for_shard(sink: SinkConfig, publisher_endpoint: str | None) -> SinkConfig:
-    """A sink as a shard runs it: the event publisher binds a port of the shard's node,
-    where the driver's forwarder takes its events, and waits for the forwarder."""
-    if not isinstance(sink, ZmqSinkConfig) or publisher_endpoint is None:
+def _for_shard(sink: ZmqSinkConfig, publisher_endpoint: str | None) -> ZmqSinkConfig:
+    """The event publisher as a shard runs it: bound to a port of the shard's node, where
+    the driver's forwarder takes its events, and waiting for the forwarder."""
+    if publisher_endpoint is None:
         return sink
     return sink.model_copy(
         update={

@@ -1,18 +1,21 @@
-"""Cluster runs on Ray's own multi-node test cluster (`ray.cluster_utils.Cluster`): three
+"""Cluster runs on Ray's own multi-node test cluster (`ray.cluster_utils.Cluster`): two
 nodes on this machine, each declaring one logical GPU. Every Ray test is in this module,
 sharing one cluster (starting one costs seconds)."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from pipeline.config import PipelineConfig, parse_config
+from pipeline.config import DetectorConfig, PipelineConfig, parse_config
 from pipeline.summary import RunSummary
 from sinks.event_bus.schema import Event
 from sinks.event_bus.subscriber import EventSubscriber
@@ -22,15 +25,24 @@ from tests.sinks.sql.conftest import pg_schema, skip_without_pg
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
 
-NODES = 3
+NODES = 2
 CAMERAS = 6
 FRAMES = 12
+LONG_FRAMES = 20
 DETECTIONS_PER_FRAME = 3  # score_threshold 0 and max_detections 3: every frame has 3 boxes
+DETECTOR = {
+    "model": "person_ssdlite",
+    "device": "cpu",
+    "batch_size": 4,
+    "score_threshold": 0.0,
+    "max_detections": DETECTIONS_PER_FRAME,
+}
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[object]:
-    """Three nodes with one logical GPU each, and this process connected as the driver."""
+    """Two nodes with one logical GPU each, and this process connected as the driver."""
+    from pipeline.build import build_run_detector
     from pipeline.cluster.engine import runtime_env
 
     test_cluster = cluster_utils.Cluster(
@@ -40,6 +52,8 @@ def cluster() -> Iterator[object]:
         test_cluster.add_node(num_cpus=2, num_gpus=1)
     test_cluster.wait_for_nodes()
     ray.init(address=test_cluster.address, runtime_env=runtime_env(), logging_level="WARNING")
+    # The shards start together: the first builds the ONNX network for all of them.
+    build_run_detector(DetectorConfig.model_validate(DETECTOR))
     yield test_cluster
     ray.shutdown()
     test_cluster.shutdown()
@@ -51,6 +65,15 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {f"cam{i}": write_video(folder / f"cam{i}.mp4", frames=FRAMES) for i in range(CAMERAS)}
 
 
+@pytest.fixture(scope="module")
+def long_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Clips played at their own rate (10 frames/s) for 2 s: long enough to lose a node."""
+    folder = tmp_path_factory.mktemp("long_clips")
+    return {
+        f"cam{i}": write_video(folder / f"cam{i}.mp4", frames=LONG_FRAMES) for i in range(CAMERAS)
+    }
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     skip_without_pg()
@@ -59,21 +82,39 @@ def pg_url() -> Iterator[str]:
 
 
 def cluster_config(
-    clips: dict[str, Path], pg_url: str, port: int, **cluster: str
+    clips: dict[str, Path], pg_url: str, port: int, *, realtime: bool = False
 ) -> PipelineConfig:
-    cams = "".join(f"  - {{id: {cid}, source: '{path}'}}\n" for cid, path in clips.items())
-    extra = "".join(f"  {key}: {value}\n" for key, value in cluster.items())
+    cams = "".join(
+        f"  - {{id: {cid}, source: {{type: file, path: '{path}', realtime: {realtime}}}}}\n"
+        for cid, path in clips.items()
+    )
     return parse_config(
         f"cameras:\n{cams}"
-        "detector: {model: person_ssdlite, device: cpu, batch_size: 4, score_threshold: 0.0,"
-        " max_detections: 3}\n"
+        f"detector: {json.dumps(DETECTOR)}\n"
         "tracker: {sigma_h: 0.0, t_min: 2}\n"
         "sinks:\n"
         f"  - {{type: zmq, endpoint: 'tcp://127.0.0.1:{port}', wait_for_subscribers: 1}}\n"
         f"  - {{type: sql, url: '{pg_url}'}}\n"
         "cluster:\n  engine: ray\n  address: auto\n"
-        "  resources_per_shard: {num_cpus: 0.5, num_gpus: 1}\n" + extra
+        "  resources_per_shard: {num_cpus: 0.5, num_gpus: 1}\n"
     )
+
+
+def assert_each_frame_once(
+    clips: dict[str, Path], frames: int, pg_url: str, events: list[Event]
+) -> None:
+    """Every frame of every camera has its rows stored once and its detections published
+    once, and each camera's `seq` runs from 0 without a gap or a repeat."""
+    expected = {(c, f): DETECTIONS_PER_FRAME for c in clips for f in range(frames)}
+    assert rows_per_frame(pg_url) == expected
+    published: dict[str, list[int]] = defaultdict(list)
+    seqs: dict[str, list[int]] = defaultdict(list)
+    for event in events:
+        seqs[event.camera].append(event.seq)
+        if event.type == "detections":
+            published[event.camera].append(event.frame)
+    assert {c: sorted(f) for c, f in published.items()} == {c: list(range(frames)) for c in clips}
+    assert dict(seqs) == {c: list(range(len(seqs[c]))) for c in clips}
 
 
 class Collector:
@@ -131,13 +172,39 @@ def test_every_frame_of_every_camera_is_processed_once_across_the_shards(
     assert {c: s.frames for c, s in summary.cameras.items()} == {c: FRAMES for c in clips}
     shards = {o.split(" on ")[0] for o in summary.outputs if o.startswith("shard-")}
     assert len(shards) > 1, summary.outputs  # the cameras were spread over the nodes
-    expected = {(c, f): DETECTIONS_PER_FRAME for c in clips for f in range(FRAMES)}
-    assert rows_per_frame(pg_url) == expected
-    frames: dict[str, list[int]] = defaultdict(list)
-    seqs: dict[str, list[int]] = defaultdict(list)
-    for event in events:
-        seqs[event.camera].append(event.seq)
-        if event.type == "detections":
-            frames[event.camera].append(event.frame)
-    assert {c: sorted(f) for c, f in frames.items()} == {c: list(range(FRAMES)) for c in clips}
-    assert {c: s for c, s in seqs.items()} == {c: list(range(len(seqs[c]))) for c in clips}
+    assert_each_frame_once(clips, FRAMES, pg_url, events)
+
+
+# Last in the module: it takes a node away from the shared cluster.
+def test_a_node_removed_mid_run_moves_its_cameras_and_nothing_is_lost_or_repeated(
+    cluster: Any, long_clips: dict[str, Path], pg_url: str
+) -> None:
+    from pipeline.cluster.run import ClusterRun
+
+    port = free_port()
+    collector = Collector(f"tcp://127.0.0.1:{port}", CAMERAS)
+    run = ClusterRun(cluster_config(long_clips, pg_url, port, realtime=True), config_source="c")
+    outcome: dict[str, RunSummary] = {}
+    runner = threading.Thread(target=lambda: outcome.update(summary=run.run()))
+    runner.start()
+    workers = {node.node_id: node for node in cluster.worker_nodes}
+    deadline = time.monotonic() + 120
+    victim = None
+    while victim is None and time.monotonic() < deadline and runner.is_alive():
+        for shard in run.status():
+            published = [e for e in list(collector.events) if e.camera in shard.cameras]
+            if shard.info.node_id in workers and len(published) > 2 * len(shard.cameras) + 8:
+                victim = shard
+                break
+        time.sleep(0.05)
+    assert victim is not None, "no shard on a removable node got going"
+    cluster.remove_node(workers[victim.info.node_id], allow_graceful=False)
+    runner.join(timeout=180)
+    events = collector.join()
+
+    summary = outcome["summary"]
+    assert summary.ok, summary
+    assert [m for m in run.moves if m.startswith(victim.info.name)], run.moves
+    assert all(run.restarts[c] == 1 for c in victim.cameras)
+    assert {c: s.frames for c, s in summary.cameras.items()} == {c: LONG_FRAMES for c in long_clips}
+    assert_each_frame_once(long_clips, LONG_FRAMES, pg_url, events)
