@@ -6,7 +6,7 @@ Only the section's shape is checked here; nothing imports Ray until a run uses i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -30,18 +30,13 @@ class ShardResourcesConfig(Strict):
     memory_mb: float | None = Field(
         default=None, gt=0, le=16_777_216, description="Memory reserved per shard, in MB."
     )
-    resources: dict[str, float] = Field(
+    resources: dict[
+        Annotated[str, Field(min_length=1, max_length=200)],
+        Annotated[float, Field(ge=0, le=1_000_000)],
+    ] = Field(
         default_factory=dict,
         description="Custom Ray resources per shard, e.g. {camera_node: 1}.",
     )
-
-    @field_validator("resources")
-    @classmethod
-    def _amounts_in_bounds(cls, value: dict[str, float]) -> dict[str, float]:
-        for name, amount in value.items():
-            if not name or not 0 <= amount <= 1_000_000:
-                raise ValueError(f"resource {name!r}: expected a name and 0 <= amount <= 1e6")
-        return value
 
 
 class ClusterConfig(Strict):
@@ -55,7 +50,7 @@ class ClusterConfig(Strict):
         description="'local' starts a Ray instance in this process; 'auto' joins the cluster "
         "this machine is part of; 'ray://HOST:PORT' (or HOST:PORT) connects to a head node.",
     )
-    shards: Literal["auto"] | int = Field(
+    shards: Literal["auto"] | Annotated[int, Field(ge=1, le=MAX_SHARDS)] = Field(
         default="auto",
         description="Shard actors: 'auto' is one per GPU (one per node on a cluster without "
         "GPUs), never more than the cameras; or a number.",
@@ -72,13 +67,6 @@ class ClusterConfig(Strict):
         description="How many times the cameras of a dead shard are handed to a new one "
         "before they are reported failed.",
     )
-
-    @field_validator("shards")
-    @classmethod
-    def _shards_in_bounds(cls, value: Literal["auto"] | int) -> Literal["auto"] | int:
-        if value != "auto" and not 1 <= value <= MAX_SHARDS:
-            raise ValueError(f"expected 'auto' or a number from 1 to {MAX_SHARDS}")
-        return value
 
     @field_validator("address")
     @classmethod
