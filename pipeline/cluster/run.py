@@ -28,8 +28,9 @@ PLACEMENT_TIMEOUT_S = 120.0
 """Longest wait for the cluster to place a shard (a node with its resources free)."""
 POLL_S = 0.5
 """How often the coordinator looks at the shards (progress, deaths, a stop)."""
-SHARD_THREADS = 4
-"""Calls a shard answers at once: its run, and progress and stop while it runs."""
+SHARD_THREADS = 16
+"""Calls a shard answers at once: its runs (its own cameras, and those it took over from
+shards that died), and progress and stop while they run."""
 
 
 @dataclass
