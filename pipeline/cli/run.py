@@ -89,6 +89,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except SinkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except ImportError as exc:  # the http server without the api extra
+        print(f"error: http: {exc}; pip install 'ssd-pipeline[api]'", file=sys.stderr)
+        return EXIT_USAGE
     finally:
         progress.close()
     progress.print_summary(summary)
