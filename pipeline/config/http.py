@@ -19,9 +19,7 @@ class HttpConfig(Strict):
         description="Address to listen on; 127.0.0.1 keeps it on this machine. Any other "
         "(0.0.0.0: all interfaces) needs `auth` or `allow_unauthenticated: true`.",
     )
-    port: int = Field(
-        DEFAULT_HTTP_PORT, ge=0, le=65535, description="TCP port (0: any free port)."
-    )
+    port: int = Field(DEFAULT_HTTP_PORT, ge=0, le=65535, description="TCP port (0: any free port).")
     metrics: bool = Field(
         True, description="Serve Prometheus metrics at /metrics (docs/metrics.md)."
     )

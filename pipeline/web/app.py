@@ -157,9 +157,7 @@ def create_app(
         response_class=FileResponse,
         responses={404: {"description": "No such track, or no snapshot file."}},
     )
-    def snapshot(
-        run: PathId, camera: str, track: PathId
-    ) -> FileResponse:
+    def snapshot(run: PathId, camera: str, track: PathId) -> FileResponse:
         """The JPEG of the track's best detection, when the snapshots sink wrote one."""
         path = stored(_snapshot_path, database(), run, camera, track)
         if path is None or not Path(path).is_file():

@@ -18,9 +18,7 @@ td,th{border-bottom:1px solid #ddd;padding:.3em .8em;text-align:left}
 """
 
 
-def render_page(
-    runs: Page[RunRecord], tracks: Page[TrackRecord], counts: list[CountRow]
-) -> str:
+def render_page(runs: Page[RunRecord], tracks: Page[TrackRecord], counts: list[CountRow]) -> str:
     """The page, every stored text escaped."""
     run_rows = "".join(
         f"<tr><td>{r.id}</td><td>{escape(r.status)}</td><td>{iso_z(r.started_at)}</td>"

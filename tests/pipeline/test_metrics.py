@@ -81,9 +81,10 @@ def test_metrics_scraped_during_a_run_count_what_its_summary_counts_at_the_end(
     assert after[("ssd_tracks_started_total", cam)] == stats.tracks > 0
     assert after[("ssd_tracks_open", cam)] == 0  # every track ended with the stream
     assert after[("ssd_detector_batch_size_sum", ())] == stats.frames
-    assert after[("ssd_detector_latency_seconds_count", ())] == after[
-        ("ssd_detector_batch_size_count", ())
-    ]
+    assert (
+        after[("ssd_detector_latency_seconds_count", ())]
+        == after[("ssd_detector_batch_size_count", ())]
+    )
     assert after[("ssd_sink_written_total", (("sink", "sql"),))] == stats.frames
     assert after[("ssd_sink_failed_total", (("sink", "sql"),))] == 0
     assert after[("ssd_sink_ok", (("sink", "sql"),))] == 1
