@@ -11,10 +11,12 @@ from fastapi import FastAPI, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AfterValidator
 from sqlalchemy import select
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from pipeline.metrics import RunMetrics, Watched
+from pipeline.timeparse import EXAMPLES, parse_time
 from pipeline.web.models import (
     CameraOut,
     CountOut,
@@ -47,14 +49,35 @@ from sinks.sql.query import (
 PAGE_MAX = 1000
 """The most rows one request returns."""
 
+
+def _time(text: str | None) -> str | None:
+    """Checks a time as `query` takes it; the filter parses it again when used."""
+    if text is not None:
+        parse_time(text)
+    return text
+
+
+def _when(text: str | None) -> datetime | None:
+    return None if text is None else parse_time(text)
+
+
 Camera = Annotated[str | None, Query(min_length=1, max_length=255, description="Camera id.")]
 Label = Annotated[str | None, Query(min_length=1, max_length=128, description="Class name.")]
 RunId = Annotated[int | None, Query(ge=1, le=ID_MAX, description="runs.id")]
 MinScore = Annotated[float | None, Query(ge=0, le=1, description="Lowest score.")]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Rows to return, newest first.")]
-Since = Annotated[datetime | None, Query(description="From this time (ISO 8601, inclusive).")]
+_WHEN = f"{EXAMPLES} (the server's local time unless it ends in Z or +HH:MM), as `query` takes"
+Since = Annotated[
+    str | None,
+    Query(min_length=1, max_length=100, description=f"From this time (inclusive): {_WHEN}."),
+    AfterValidator(_time),
+]
 PathId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
-Until = Annotated[datetime | None, Query(description="Before this time (ISO 8601).")]
+Until = Annotated[
+    str | None,
+    Query(min_length=1, max_length=100, description=f"Before this time: {_WHEN}."),
+    AfterValidator(_time),
+]
 
 
 def create_app(
@@ -64,9 +87,9 @@ def create_app(
     serve_metrics: bool = True,
     access: Access | None = None,
 ) -> FastAPI:
-    """The app over database `db` (its API routes answer 404 without one) and a running
-    pipeline's `metrics` (its counts: /api/status, /healthz; /metrics when `serve_metrics`);
-    every request checked by `access` when given."""
+    """The app over database `db` (the /api routes of what is stored and the page, only
+    with one) and a running pipeline's `metrics` (its counts: /api/status and /healthz;
+    /metrics when `serve_metrics`); every request checked by `access` when given."""
     app = FastAPI(
         title="ssd-pipeline",
         description="Metrics, health and the stored detections, tracks and runs.",
@@ -74,19 +97,6 @@ def create_app(
     )
     if access is not None:
         app.add_middleware(_AccessMiddleware, access=access)
-
-    def database() -> str:
-        if db is None:
-            raise HTTPException(404, "no database: the pipeline has no sql sink")
-        return db
-
-    def stored(call: Any, *args: Any) -> Any:
-        try:
-            return call(*args)
-        except QueryError as exc:
-            raise HTTPException(503, str(exc)) from exc
-        except (ValueError, OverflowError) as exc:  # a time out of the database's range
-            raise HTTPException(422, str(exc)) from exc
 
     @app.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
     def healthz() -> JSONResponse:
@@ -108,20 +118,39 @@ def create_app(
             """The run's metrics in Prometheus' text format (docs/metrics.md)."""
             return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/status", response_model=StatusOut)
-    def status() -> StatusOut:
-        """The running pipeline's cameras and sinks (404 under `serve`)."""
-        if metrics is None:
-            raise HTTPException(404, "no pipeline runs in this server")
-        return _status(metrics.watched())
+    if metrics is not None:
 
-    @app.get("/api/runs", response_model=RunsPage)
+        @app.get("/api/status", response_model=StatusOut)
+        def status() -> StatusOut:
+            """The running pipeline's cameras and sinks."""
+            return _status(metrics.watched())
+
+    if db is not None:
+        _add_stored_routes(app, db)
+    return app
+
+
+_UNREADABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "The database cannot be read (one line says why)."}
+}
+
+
+def _add_stored_routes(app: FastAPI, db: str) -> None:
+    """The routes over the stored runs, detections, tracks and counts of `db`."""
+
+    def stored(call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except QueryError as exc:
+            raise HTTPException(503, str(exc)) from exc
+
+    @app.get("/api/runs", response_model=RunsPage, responses=_UNREADABLE)
     def runs(limit: Limit = 100) -> RunsPage:
         """The last runs, newest first, with their detections and tracks counted."""
-        page = stored(list_runs, database(), limit)
+        page = stored(list_runs, db, limit)
         return RunsPage(total=page.total, rows=[RunOut(**r.as_dict()) for r in page.rows])
 
-    @app.get("/api/detections", response_model=DetectionsPage)
+    @app.get("/api/detections", response_model=DetectionsPage, responses=_UNREADABLE)
     def detections(
         camera: Camera = None,
         label: Label = None,
@@ -133,13 +162,13 @@ def create_app(
         limit: Limit = 100,
     ) -> DetectionsPage:
         """The newest detections matching the filters (as `python -m pipeline query`)."""
-        q = DetectionQuery(camera, label, track, since, until, min_score, run, limit)
-        page = stored(latest_detections, database(), q)
+        q = DetectionQuery(camera, label, track, _when(since), _when(until), min_score, run, limit)
+        page = stored(latest_detections, db, q)
         return DetectionsPage(
             total=page.total, rows=[DetectionOut(**r.as_dict()) for r in page.rows]
         )
 
-    @app.get("/api/tracks", response_model=TracksPage)
+    @app.get("/api/tracks", response_model=TracksPage, responses=_UNREADABLE)
     def tracks(
         camera: Camera = None,
         label: Label = None,
@@ -149,22 +178,22 @@ def create_app(
     ) -> TracksPage:
         """The finished tracks that ended last, newest first (`query --list tracks`)."""
         q = DetectionQuery(camera=camera, label=label, run=run, min_score=min_score, limit=limit)
-        page = stored(list_tracks, database(), q)
+        page = stored(list_tracks, db, q)
         return TracksPage(total=page.total, rows=[TrackOut(**r.as_dict()) for r in page.rows])
 
     @app.get(
         "/api/tracks/{run}/{camera}/{track}/snapshot",
         response_class=FileResponse,
-        responses={404: {"description": "No such track, or no snapshot file."}},
+        responses={**_UNREADABLE, 404: {"description": "No such track, or no snapshot file."}},
     )
     def snapshot(run: PathId, camera: str, track: PathId) -> FileResponse:
         """The JPEG of the track's best detection, when the snapshots sink wrote one."""
-        path = stored(_snapshot_path, database(), run, camera, track)
+        path = stored(_snapshot_path, db, run, camera, track)
         if path is None or not Path(path).is_file():
             raise HTTPException(404, "no snapshot of that track")
         return FileResponse(path, media_type="image/jpeg")
 
-    @app.get("/api/counts", response_model=list[CountOut])
+    @app.get("/api/counts", response_model=list[CountOut], responses=_UNREADABLE)
     def counts(
         by: Annotated[CountBy, Query(description="Count per label, camera or run.")] = "label",
         camera: Camera = None,
@@ -175,21 +204,17 @@ def create_app(
         min_score: MinScore = None,
     ) -> list[CountOut]:
         """Detections and distinct tracks per label, camera or run (`query --count-by`)."""
-        q = DetectionQuery(camera, label, None, since, until, min_score, run)
-        rows = stored(count_detections, database(), q, by)
+        q = DetectionQuery(camera, label, None, _when(since), _when(until), min_score, run)
+        rows = stored(count_detections, db, q, by)
         return [CountOut(key=r.key, detections=r.detections, tracks=r.tracks) for r in rows]
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
         """A page of the runs, the latest tracks and the counts."""
-        if db is None:
-            return HTMLResponse("<p>ssd-pipeline: see <a href='/docs'>/docs</a></p>")
         runs_page = stored(list_runs, db, 20)
         tracks_page = stored(list_tracks, db, DetectionQuery(limit=24))
         counted = stored(count_detections, db, DetectionQuery(), "label")
         return HTMLResponse(render_page(runs_page, tracks_page, counted))
-
-    return app
 
 
 def _snapshot_path(db: str, run: int, camera: str, track: int) -> str | None:
