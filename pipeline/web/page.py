@@ -3,10 +3,11 @@ and the detections counted per label."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from html import escape
 from urllib.parse import quote
 
-from sinks.sql.query import CountRow, Page, RunRecord, TrackRecord, iso_z
+from sinks.sql.query import CountRow, Page, RunRecord, TrackRecord
 
 _STYLE = """
 body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
@@ -21,8 +22,8 @@ td,th{border-bottom:1px solid #ddd;padding:.3em .8em;text-align:left}
 def render_page(runs: Page[RunRecord], tracks: Page[TrackRecord], counts: list[CountRow]) -> str:
     """The page, every stored text escaped."""
     run_rows = "".join(
-        f"<tr><td>{r.id}</td><td>{escape(r.status)}</td><td>{iso_z(r.started_at)}</td>"
-        f"<td>{iso_z(r.ended_at) if r.ended_at else ''}</td><td>{r.detections}</td>"
+        f"<tr><td>{r.id}</td><td>{escape(r.status)}</td><td>{_when(r.started_at)}</td>"
+        f"<td>{_when(r.ended_at) if r.ended_at else ''}</td><td>{r.detections}</td>"
         f"<td>{r.tracks}</td><td>{escape(r.config)}</td></tr>"
         for r in runs.rows
     )
@@ -53,5 +54,10 @@ def _track_card(t: TrackRecord) -> str:
     return (
         f'<div class="track">{picture}<b>{escape(t.camera)} #{t.track_id}</b> '
         f"{escape(t.label)} {t.best_score:.2f}<br>run {t.run_id}, {t.frames} frames<br>"
-        f"{iso_z(t.last_time)}</div>"
+        f"ended {_when(t.last_time)}</div>"
     )
+
+
+def _when(moment: datetime) -> str:
+    """A stored (UTC) time to the second."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -3,6 +3,7 @@ summary at the end."""
 
 from __future__ import annotations
 
+import re
 import urllib.request
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from tests.conftest import VideoFactory
 from tests.pipeline.test_pipelining import EagerDetector
 
 pytest.importorskip("fastapi")
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -91,6 +94,14 @@ def test_metrics_scraped_during_a_run_count_what_its_summary_counts_at_the_end(
     e2e = (("camera", "lobby"), ("sink", "sql"))
     assert after[("ssd_end_to_end_latency_seconds_count", e2e)] == stats.frames
     assert pipeline.http_url is None  # the server closed with the run
+
+    # what the docs and the Grafana dashboard name is what a run exposes
+    scraped = generate_latest(pipeline.metrics.registry).decode()
+    families = {f.name for f in text_string_to_metric_families(scraped)}
+    exposed = families | {name for name, _ in after}
+    for doc in ("metrics.md", "grafana-dashboard.json"):
+        named = set(re.findall(r"\bssd_[a-z_]+[a-z]", (DOCS / doc).read_text()))
+        assert named and named <= exposed, (doc, named - exposed)
 
 
 def test_a_run_with_a_port_taken_stops_before_reading_naming_the_port(
