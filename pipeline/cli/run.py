@@ -48,14 +48,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     from detector.errors import ModelConfigError, WeightsUnavailableError
-    from pipeline.preflight import check_detector, check_sinks
+    from pipeline.preflight import check_detector, check_http, check_sinks
 
     try:
         classes = check_detector(config.detector)
     except (ModelConfigError, WeightsUnavailableError) as exc:
         print(f"error: {args.config}: detector: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    problems = check_sinks(config.sinks)
+    problems = check_sinks(config.sinks) + check_http(config.http)
     for problem in problems:
         print(f"error: {args.config}: {problem}", file=sys.stderr)
     if problems:

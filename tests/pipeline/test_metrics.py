@@ -38,14 +38,14 @@ class Scraper(Sink):
 
     name = "scraper"
 
-    def __init__(self, pipeline: Pipeline, at: int) -> None:
-        self.pipeline, self.at = pipeline, at
+    def __init__(self, at: int) -> None:
+        self.at = at
+        self.url = lambda: ""  # where the run serves, once it does
         self.scraped = ""
 
     def write(self, result: FrameResult) -> None:
         if result.frame.index == self.at:
-            assert self.pipeline.http_url is not None
-            with urllib.request.urlopen(self.pipeline.http_url + "metrics", timeout=5) as r:
+            with urllib.request.urlopen(self.url() + "metrics", timeout=5) as r:
                 self.scraped = r.read().decode()
 
     def close(self) -> None:
@@ -61,9 +61,9 @@ def test_metrics_scraped_during_a_run_count_what_its_summary_counts_at_the_end(
         f"sinks:\n  - type: sql\n    url: sqlite:///{tmp_path / 'd.db'}\n"
         "http:\n  port: 0\n"
     )
-    pipeline = Pipeline(config, detector=EagerDetector())  # type: ignore[arg-type]
-    scraper = Scraper(pipeline, at=10)
-    pipeline._extra_sinks.append(scraper)
+    scraper = Scraper(at=10)
+    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[scraper])  # type: ignore[arg-type]
+    scraper.url = lambda: pipeline.http_url or ""
     summary = pipeline.run()
     assert summary.ok
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -150,3 +151,24 @@ def test_serve_refuses_to_listen_beyond_loopback_without_a_token(
     assert main(["serve", "--db", stored, "--host", "0.0.0.0"]) == 2
     stderr = capsys.readouterr().err
     assert "--token" in stderr and stderr.count("\n") == 1
+
+
+def test_validate_names_the_http_port_another_program_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import preflight
+
+    monkeypatch.setattr(preflight, "check_detector", lambda config: "1 class")  # not its test
+    clip = write_video(tmp_path / "clip.mp4", frames=2, size=(64, 48))
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        config = tmp_path / "cams.yaml"
+        config.write_text(
+            f"cameras:\n  - id: cam\n    source: {clip}\n"
+            f"http:\n  port: {port}\n"
+        )
+        assert main(["validate", str(config)]) == 1
+    stderr = capsys.readouterr().err
+    assert f"http: cannot listen on 127.0.0.1:{port}" in stderr
