@@ -189,7 +189,8 @@ def _add_stored_routes(app: FastAPI, db: str) -> None:
     def snapshot(run: PathId, camera: str, track: PathId) -> FileResponse:
         """The JPEG of the track's best detection, when the snapshots sink wrote one."""
         path = stored(_snapshot_path, db, run, camera, track)
-        if path is None or not Path(path).is_file():
+        # only a JPEG: the path comes from the database, which is not ours alone
+        if path is None or Path(path).suffix.lower() != ".jpg" or not Path(path).is_file():
             raise HTTPException(404, "no snapshot of that track")
         return FileResponse(path, media_type="image/jpeg")
 

@@ -134,3 +134,24 @@ def test_a_token_is_required_of_every_request_when_configured(stored: str, path:
             path, headers={"Host": "evil.example", "Authorization": f"Bearer {token}"}
         )
         assert rebound.status_code == 403
+
+
+def test_a_snapshot_path_that_is_no_jpeg_is_not_served(stored: str, tmp_path: Path) -> None:
+    import shutil
+
+    from pipeline.web.app import create_app
+
+    copy = tmp_path / "copy.db"
+    shutil.copy(sqlite_path(stored), copy)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the API")
+    with sqlite3.connect(copy) as conn:
+        run, camera, track = conn.execute("SELECT run_id, camera, track_id FROM tracks").fetchone()
+        conn.execute(
+            "UPDATE tracks SET snapshot_path = ? WHERE run_id = ? AND camera = ? AND track_id = ?",
+            (str(secret), run, camera, track),
+        )
+    with TestClient(create_app(db=f"sqlite:///{copy}")) as client:
+        response = client.get(f"/api/tracks/{run}/{camera}/{track}/snapshot")
+    assert response.status_code == 404
+    assert "not for the API" not in response.text

@@ -165,10 +165,7 @@ def test_validate_names_the_http_port_another_program_holds(
         held.listen()
         port = held.getsockname()[1]
         config = tmp_path / "cams.yaml"
-        config.write_text(
-            f"cameras:\n  - id: cam\n    source: {clip}\n"
-            f"http:\n  port: {port}\n"
-        )
+        config.write_text(f"cameras:\n  - id: cam\n    source: {clip}\nhttp:\n  port: {port}\n")
         assert main(["validate", str(config)]) == 1
     stderr = capsys.readouterr().err
     assert f"http: cannot listen on 127.0.0.1:{port}" in stderr
