@@ -1,4 +1,5 @@
-"""Box geometry every stage shares: overlap of xyxy boxes and greedy one-to-one matching."""
+"""Geometry every stage shares: overlap of xyxy boxes, greedy one-to-one matching, and
+where points stand with respect to zones (polygons) and lines."""
 
 from __future__ import annotations
 
@@ -40,3 +41,105 @@ def box_iou(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> FloatAr
     union = (size_a[0] * size_a[1])[:, None] + size_b[0] * size_b[1]
     union -= inter
     return inter / np.maximum(union, 1e-9, out=union)
+
+
+# Zones and lines. Plain numpy, vectorised over points: OpenCV's pointPolygonTest takes one
+# point per call (a Python loop per box and zone) and shapely would be a dependency for what
+# is a few lines here.
+
+
+def anchor_points(xyxy: npt.NDArray[np.floating], fx: float, fy: float) -> FloatArray:
+    """The point at fractions (`fx`, `fy`) of each box's width and height, from its top
+    left; float64 [N, 2]. (0.5, 1.0) is the bottom centre."""
+    boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    x = boxes[:, 0] + fx * (boxes[:, 2] - boxes[:, 0])
+    y = boxes[:, 1] + fy * (boxes[:, 3] - boxes[:, 1])
+    return np.stack([x, y], axis=1)
+
+
+def points_in_polygon(points: npt.NDArray[np.floating], polygon: npt.NDArray[np.floating]) -> (
+    npt.NDArray[np.bool_]
+):
+    """Which of `points` [N, 2] lie inside `polygon` [M, 2] (even-odd rule, crossing a ray
+    to +x); bool [N]. A point exactly on an edge may fall either way."""
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    poly = np.asarray(polygon, np.float64).reshape(-1, 2)
+    px, py = pts[:, 0:1], pts[:, 1:2]  # [N, 1]
+    x1, y1 = poly[:, 0], poly[:, 1]  # [M]
+    x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
+    straddles = (y1 > py) != (y2 > py)  # [N, M]: the edge spans the point's height
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_at = x1 + (py - y1) * (x2 - x1) / (y2 - y1)
+    crossings = straddles & (px < x_at)
+    return np.asarray(np.count_nonzero(crossings, axis=1) % 2 == 1)
+
+
+def side_of_line(
+    points: npt.NDArray[np.floating], a: tuple[float, float], b: tuple[float, float]
+) -> FloatArray:
+    """Signed distance in pixels of each of `points` [N, 2] from the line through `a` and
+    `b`; float64 [N]. Positive on the right as seen on the screen walking from `a` to `b`
+    (image y grows downwards), negative on the left."""
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    cross = dx * (pts[:, 1] - a[1]) - dy * (pts[:, 0] - a[0])
+    return np.asarray(cross / max(float(np.hypot(dx, dy)), 1e-12))
+
+
+def crossing_position(
+    p: tuple[float, float], q: tuple[float, float], a: tuple[float, float], b: tuple[float, float]
+) -> float:
+    """Where the step from `p` to `q` meets the line through `a` and `b`, as a fraction of
+    the way from `a` (0) to `b` (1); NaN when the step is parallel to the line."""
+    # p + t*r = a + u*s  =>  u = ((p - a) x r) / (s x r), x the 2D cross product
+    rx, ry = q[0] - p[0], q[1] - p[1]
+    sx, sy = b[0] - a[0], b[1] - a[1]
+    denom = sx * ry - sy * rx
+    if denom == 0:
+        return float("nan")
+    return ((p[0] - a[0]) * ry - (p[1] - a[1]) * rx) / denom
+
+
+def polygon_area(polygon: npt.NDArray[np.floating]) -> float:
+    """Area of a simple polygon [M, 2] (shoelace formula), always >= 0."""
+    poly = np.asarray(polygon, np.float64).reshape(-1, 2)
+    x, y = poly[:, 0], poly[:, 1]
+    return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2
+
+
+def polygon_is_simple(polygon: npt.NDArray[np.floating]) -> bool:
+    """Whether no two edges of `polygon` [M, 2] cross or touch, but neighbours at their
+    shared corner (a figure-eight is not simple)."""
+    poly = [tuple(map(float, p)) for p in np.asarray(polygon, np.float64).reshape(-1, 2)]
+    m = len(poly)
+    edges = [(poly[i], poly[(i + 1) % m]) for i in range(m)]
+    for i in range(m):
+        for j in range(i + 1, m):
+            if j == i + 1 or (i == 0 and j == m - 1):
+                continue  # neighbours share a corner
+            if _segments_touch(*edges[i], *edges[j]):
+                return False
+    return True
+
+
+def _segments_touch(
+    p1: tuple[float, ...], p2: tuple[float, ...], p3: tuple[float, ...], p4: tuple[float, ...]
+) -> bool:
+    def orient(a: tuple[float, ...], b: tuple[float, ...], c: tuple[float, ...]) -> float:
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    def on(a: tuple[float, ...], b: tuple[float, ...], c: tuple[float, ...]) -> bool:
+        return min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= c[1] <= max(
+            a[1], b[1]
+        )
+
+    d1, d2 = orient(p3, p4, p1), orient(p3, p4, p2)
+    d3, d4 = orient(p1, p2, p3), orient(p1, p2, p4)
+    if ((d1 > 0) != (d2 > 0)) and ((d3 > 0) != (d4 > 0)) and d1 and d2 and d3 and d4:
+        return True
+    return (
+        (d1 == 0 and on(p3, p4, p1))
+        or (d2 == 0 and on(p3, p4, p2))
+        or (d3 == 0 and on(p1, p2, p3))
+        or (d4 == 0 and on(p1, p2, p4))
+    )

@@ -1,4 +1,5 @@
-"""The orchestrator: readers -> batcher -> detector -> per-camera trackers -> sink workers."""
+"""The orchestrator: readers -> batcher -> detector -> per-camera trackers (and zone/line
+analyzers) -> sink workers."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import cv2
 
+from analytics import SceneAnalyzer
 from pipeline.batching import STOP_GRACE_S, Batch, Batcher
 from pipeline.build import (
     build_run_detector,
+    build_scene_analyzers,
     build_sinks,
     build_tracker,
     make_backoff,
@@ -136,6 +139,9 @@ class Pipeline:
         described = detector.describe()
         if described:
             say(described)
+        analyzers = build_scene_analyzers(
+            cfg.cameras, cfg.analytics_of, detector.labels, cfg.detector.labels
+        )
         sinks = build_sinks(cfg.sinks, detector.labels, self.config_source)
         sinks += [(sink, EXTRA_SINK_QUEUE_SIZE) for sink in self._extra_sinks]
         for sink, _ in sinks:
@@ -158,7 +164,7 @@ class Pipeline:
         started = time.monotonic()
         for reader in readers:
             reader.start()
-        loop = DetectionLoop(detector, trackers, fanout, stats, on_progress)
+        loop = DetectionLoop(detector, trackers, fanout, stats, on_progress, analyzers)
         detector_error: str | None = None
         try:
             try:
@@ -246,7 +252,8 @@ class _Submitted:
 
 
 class DetectionLoop:
-    """Per batch: detect, track per camera, and hand every frame's result to the sinks."""
+    """Per batch: detect, track per camera, analyse the zones and lines of the cameras that
+    have any (`analyzers`), and hand every frame's result to the sinks."""
 
     def __init__(
         self,
@@ -255,9 +262,11 @@ class DetectionLoop:
         fanout: SinkFanout,
         stats: dict[str, CameraStats],
         on_progress: ProgressCallback | None,
+        analyzers: dict[str, SceneAnalyzer] | None = None,
     ) -> None:
         self.detector = detector
         self.trackers = trackers
+        self.analyzers = analyzers or {}
         self.fanout = fanout
         self.stats = stats
         self.on_progress = on_progress
@@ -316,7 +325,11 @@ class DetectionLoop:
             tracked = tracker.update(next(detections), frame)
             self.last_tracked[frame.camera_id] = tracked
             events = tuple(tracker.pop_events())
-            self.fanout.frame(FrameResult(frame, tracked, events))
+            result = FrameResult(frame, tracked, events)
+            analyzer = self.analyzers.get(frame.camera_id)
+            if analyzer is not None:
+                result = replace(result, analytics=analyzer.update(result))
+            self.fanout.frame(result)
             cam.detections += len(tracked)
             cam.tracks += sum(1 for e in events if e.kind == "started")
             if self.on_progress is not None:
@@ -333,8 +346,10 @@ class DetectionLoop:
 
     def _end(self, camera_id: str, error: str | None) -> None:
         ended = tuple(self.trackers[camera_id].finish())
+        analyzer = self.analyzers.get(camera_id)
+        closed = analyzer.finish() if analyzer is not None else ()
         frames = self.stats[camera_id].frames
-        self.fanout.end(StreamEnd(camera_id, frames, ended, error))
+        self.fanout.end(StreamEnd(camera_id, frames, ended, error, closed))
 
 
 def _log_start_line(line: str) -> None:

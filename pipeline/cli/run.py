@@ -48,12 +48,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     from detector.errors import ModelConfigError, WeightsUnavailableError
-    from pipeline.preflight import check_detector, check_sinks
+    from pipeline.preflight import check_detector, check_scene_labels, check_sinks
 
     try:
-        classes = check_detector(config.detector)
+        classes, kept = check_detector(config.detector)
     except (ModelConfigError, WeightsUnavailableError) as exc:
         print(f"error: {args.config}: detector: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if label_problems := check_scene_labels(config, kept):
+        for problem in label_problems:
+            print(f"error: {args.config}: {problem}", file=sys.stderr)
         return EXIT_USAGE
     problems = check_sinks(config.sinks)
     for problem in problems:
@@ -74,6 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     from detector.errors import ModelConfigError, WeightsUnavailableError
+    from pipeline.build import SceneConfigError
     from pipeline.progress import Progress
     from pipeline.runner import Pipeline
     from sinks.base import SinkError
@@ -85,6 +90,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = pipeline.run(on_progress=progress.update, on_start=progress.started)
     except (ModelConfigError, WeightsUnavailableError) as exc:
         print(f"error: detector: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SceneConfigError as exc:
+        print(f"error: {args.config}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except SinkError as exc:
         print(f"error: {exc}", file=sys.stderr)

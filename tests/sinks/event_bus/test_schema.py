@@ -104,7 +104,7 @@ def test_unknown_fields_from_a_newer_publisher_are_kept() -> None:
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
-        ({"type": "zone.entered"}, "does not match any of the expected tags"),
+        ({"type": "door.opened"}, "does not match any of the expected tags"),
         ({"seq": -1}, "greater than or equal to 0"),
         ({"time": "2026-11-21 10:00:00"}, "should match pattern"),
         ({"frames": None}, "valid integer"),
