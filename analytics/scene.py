@@ -16,7 +16,13 @@ from typing import Literal
 
 import numpy as np
 
-from pipeline.boxes import anchor_points, crossing_position, points_in_polygon, side_of_line
+from pipeline.boxes import (
+    anchor_points,
+    crossing_position,
+    distances_to_lines,
+    points_in_polygons,
+    polygon_edges,
+)
 from pipeline.types import (
     UNTRACKED,
     AnalyticsEvent,
@@ -92,10 +98,13 @@ class _Crossing:
 
 @dataclass
 class _Geometry:
-    """A frame size's zones and lines in pixels."""
+    """A frame size's zones and lines in pixels: the zones' edges (`polygon_edges`), the
+    lines' ends, one row per line in `line_array`, and the hysteresis."""
 
-    polygons: list[np.ndarray]
+    edges: np.ndarray
+    starts: np.ndarray
     lines: list[tuple[XY, XY]]
+    line_array: np.ndarray
     hysteresis_px: float
 
 
@@ -138,15 +147,24 @@ class SceneAnalyzer:
         points = anchor_points(dets.xyxy[tracked], *self.rules.anchor)
         label_column = dets.label[tracked]
         events: list[AnalyticsEvent] = []
-        for zone, state, polygon in zip(self.zones, self._zones, geometry.polygons, strict=True):
-            inside = points_in_polygon(points, polygon) & _counted(zone.labels, label_column)
-            events += self._zone_step(zone, state, ids, labels, inside.tolist(), now)
-        for line, sides, ends in zip(self.lines, self._sides, geometry.lines, strict=True):
-            distance = side_of_line(points, *ends)
-            counted = _counted(line.labels, label_column).tolist()
+        # every zone and every line in one numpy pass each; then plain Python per track
+        inside = points_in_polygons(points, geometry.edges, geometry.starts).T.tolist()
+        for zone, state, zone_inside in zip(self.zones, self._zones, inside, strict=True):
+            if zone.labels is not None:
+                counted = _counted(zone.labels, label_column)
+                zone_inside = (np.array(zone_inside, np.bool_) & counted).tolist()
+            events += self._zone_step(zone, state, ids, labels, zone_inside, now)
+        distances = distances_to_lines(points, geometry.line_array).T.tolist()
+        point_list = points.tolist()
+        for line, sides, ends, distance in zip(
+            self.lines, self._sides, geometry.lines, distances, strict=True
+        ):
+            counted = [True] * len(ids)
+            if line.labels is not None:
+                counted = _counted(line.labels, label_column).tolist()
             events += self._line_step(
                 line, sides, ends, geometry.hysteresis_px, ids, labels, counted,
-                distance.tolist(), points.tolist(), now,
+                distance, point_list, now,
             )
         for ended in result.track_events:
             if ended.kind == "ended":
@@ -358,19 +376,20 @@ class SceneAnalyzer:
             def px(point: XY, in_pixels: bool) -> XY:
                 return point if in_pixels else (point[0] * width, point[1] * height)
 
+            edges, starts = polygon_edges(
+                [np.array([px(p, z.in_pixels) for p in z.polygon]) for z in self.zones]
+            )
+            lines = [(px(li.a, li.in_pixels), px(li.b, li.in_pixels)) for li in self.lines]
             found = self._geometry[(width, height)] = _Geometry(
-                polygons=[
-                    np.array([px(p, z.in_pixels) for p in z.polygon], np.float64)
-                    for z in self.zones
-                ],
-                lines=[(px(li.a, li.in_pixels), px(li.b, li.in_pixels)) for li in self.lines],
-                hysteresis_px=self.rules.line_hysteresis * math.hypot(width, height),
+                edges,
+                starts,
+                lines,
+                np.array([[*a, *b] for a, b in lines], np.float64).reshape(-1, 4),
+                self.rules.line_hysteresis * math.hypot(width, height),
             )
         return found
 
 
-def _counted(labels: frozenset[int] | None, column: np.ndarray) -> np.ndarray:
-    """Which boxes of the label `column` a zone or line with `labels` counts."""
-    if labels is None:
-        return np.ones(len(column), np.bool_)
+def _counted(labels: frozenset[int], column: np.ndarray) -> np.ndarray:
+    """Which boxes of the label `column` a zone or line of `labels` counts."""
     return np.isin(column, list(labels))

@@ -3,10 +3,13 @@ where points stand with respect to zones (polygons) and lines."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
 
 
 def greedy_assignment(pairs: list[tuple[float, int, int]]) -> list[tuple[int, int]]:
@@ -57,33 +60,62 @@ def anchor_points(xyxy: npt.NDArray[np.floating], fx: float, fy: float) -> Float
     return np.stack([x, y], axis=1)
 
 
-def points_in_polygon(points: npt.NDArray[np.floating], polygon: npt.NDArray[np.floating]) -> (
-    npt.NDArray[np.bool_]
-):
-    """Which of `points` [N, 2] lie inside `polygon` [M, 2] (even-odd rule, crossing a ray
-    to +x); bool [N]. A point exactly on an edge may fall either way."""
+def polygon_edges(polygons: Sequence[npt.NDArray[np.floating]]) -> tuple[FloatArray, IntArray]:
+    """The edges of `polygons` (each [M, 2]) as one float64 [E, 4] array of (x1, y1, x2, y2),
+    and the index of each polygon's first edge: what `points_in_polygons` takes, made once."""
+    edges = []
+    for polygon in polygons:
+        poly = np.asarray(polygon, np.float64).reshape(-1, 2)
+        edges.append(np.concatenate([poly, np.roll(poly, -1, axis=0)], axis=1))
+    if not edges:
+        return np.zeros((0, 4)), np.zeros(0, np.intp)
+    starts = np.cumsum([0] + [len(e) for e in edges[:-1]]).astype(np.intp)
+    return np.concatenate(edges), starts
+
+
+def points_in_polygons(
+    points: npt.NDArray[np.floating], edges: FloatArray, starts: IntArray
+) -> npt.NDArray[np.bool_]:
+    """Which of `points` [N, 2] lie inside each polygon of `polygon_edges`; bool [N, P].
+
+    The even-odd rule, counting the edges a ray from the point to +x crosses, for every
+    point and polygon in one pass. A point exactly on an edge may fall either way.
+    """
     pts = np.asarray(points, np.float64).reshape(-1, 2)
-    poly = np.asarray(polygon, np.float64).reshape(-1, 2)
+    if len(starts) == 0 or len(pts) == 0:
+        return np.zeros((len(pts), len(starts)), np.bool_)
     px, py = pts[:, 0:1], pts[:, 1:2]  # [N, 1]
-    x1, y1 = poly[:, 0], poly[:, 1]  # [M]
-    x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
-    straddles = (y1 > py) != (y2 > py)  # [N, M]: the edge spans the point's height
+    x1, y1, x2, y2 = edges.T  # [E] each
+    straddles = (y1 > py) != (y2 > py)  # [N, E]: the edge spans the point's height
     with np.errstate(divide="ignore", invalid="ignore"):
         x_at = x1 + (py - y1) * (x2 - x1) / (y2 - y1)
-    crossings = straddles & (px < x_at)
-    return np.asarray(np.count_nonzero(crossings, axis=1) % 2 == 1)
+    crossings = (straddles & (px < x_at)).astype(np.intp)
+    return np.asarray(np.add.reduceat(crossings, starts, axis=1) % 2 == 1)
+
+
+def points_in_polygon(
+    points: npt.NDArray[np.floating], polygon: npt.NDArray[np.floating]
+) -> npt.NDArray[np.bool_]:
+    """Which of `points` [N, 2] lie inside `polygon` [M, 2]; bool [N] (`points_in_polygons`)."""
+    return points_in_polygons(points, *polygon_edges([polygon]))[:, 0]
+
+
+def distances_to_lines(points: npt.NDArray[np.floating], lines: FloatArray) -> FloatArray:
+    """Signed distance in pixels of each of `points` [N, 2] from each line through
+    (ax, ay) and (bx, by) of `lines` [L, 4]; float64 [N, L]. Positive on the right as seen
+    on the screen walking from a to b (image y grows downwards), negative on the left."""
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    ax, ay, bx, by = np.asarray(lines, np.float64).reshape(-1, 4).T
+    dx, dy = bx - ax, by - ay
+    cross = dx * (pts[:, 1:2] - ay) - dy * (pts[:, 0:1] - ax)
+    return np.asarray(cross / np.maximum(np.hypot(dx, dy), 1e-12))
 
 
 def side_of_line(
     points: npt.NDArray[np.floating], a: tuple[float, float], b: tuple[float, float]
 ) -> FloatArray:
-    """Signed distance in pixels of each of `points` [N, 2] from the line through `a` and
-    `b`; float64 [N]. Positive on the right as seen on the screen walking from `a` to `b`
-    (image y grows downwards), negative on the left."""
-    pts = np.asarray(points, np.float64).reshape(-1, 2)
-    dx, dy = b[0] - a[0], b[1] - a[1]
-    cross = dx * (pts[:, 1] - a[1]) - dy * (pts[:, 0] - a[0])
-    return np.asarray(cross / max(float(np.hypot(dx, dy)), 1e-12))
+    """`distances_to_lines` of `points` [N, 2] from the one line from `a` to `b`; [N]."""
+    return distances_to_lines(points, np.array([[a[0], a[1], b[0], b[1]]]))[:, 0]
 
 
 def crossing_position(

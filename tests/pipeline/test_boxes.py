@@ -12,9 +12,12 @@ from pipeline.boxes import (
     anchor_points,
     box_iou,
     crossing_position,
+    distances_to_lines,
     greedy_assignment,
     points_in_polygon,
+    points_in_polygons,
     polygon_area,
+    polygon_edges,
     polygon_is_simple,
     side_of_line,
 )
@@ -97,3 +100,24 @@ def test_polygon_area_and_simplicity() -> None:
     assert polygon_is_simple(square) and polygon_is_simple(CONCAVE)
     assert not polygon_is_simple(bowtie)
     assert not polygon_is_simple(np.array([[0, 0], [4, 0], [4, 4], [2, 0], [0, 4]]))  # touches
+
+
+def test_points_in_several_polygons_at_once_are_each_polygon_s_answer() -> None:
+    rng = np.random.default_rng(1)
+    points = rng.uniform(0, 100, size=(300, 2))
+    square = np.array([[20, 20], [60, 20], [60, 60], [20, 60]])
+    triangle = np.array([[50, 0], [100, 100], [0, 100]])
+    both = points_in_polygons(points, *polygon_edges([CONCAVE, square, triangle]))
+    assert both.shape == (300, 3)
+    for column, polygon in enumerate((CONCAVE, square, triangle)):
+        assert np.array_equal(both[:, column], points_in_polygon(points, polygon))
+    assert points_in_polygons(points, *polygon_edges([])).shape == (300, 0)
+
+
+def test_distances_to_several_lines_at_once_are_each_line_s_answer() -> None:
+    points = np.array([[5.0, 13.0], [0.0, 2.0]])
+    lines = np.array([[0, 10, 20, 10], [0, 0, 2, 2]], np.float64)
+    together = distances_to_lines(points, lines)
+    assert together.shape == (2, 2)
+    assert np.allclose(together[:, 0], side_of_line(points, (0, 10), (20, 10)))
+    assert np.allclose(together[:, 1], side_of_line(points, (0, 0), (2, 2)))
