@@ -151,15 +151,15 @@ class SceneAnalyzer:
         inside = points_in_polygons(points, geometry.edges, geometry.starts).T.tolist()
         for zone, state, zone_inside in zip(self.zones, self._zones, inside, strict=True):
             if zone.labels is not None:
-                counted = _counted(zone.labels, label_column)
-                zone_inside = (np.array(zone_inside, np.bool_) & counted).tolist()
+                wanted = _counted(zone.labels, label_column)
+                zone_inside = (np.array(zone_inside, np.bool_) & wanted).tolist()
             events += self._zone_step(zone, state, ids, labels, zone_inside, now)
         distances = distances_to_lines(points, geometry.line_array).T.tolist()
         point_list = points.tolist()
         for line, sides, ends, distance in zip(
             self.lines, self._sides, geometry.lines, distances, strict=True
         ):
-            counted = [True] * len(ids)
+            counted: list[bool] = [True] * len(ids)
             if line.labels is not None:
                 counted = _counted(line.labels, label_column).tolist()
             events += self._line_step(
