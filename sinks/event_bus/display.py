@@ -81,7 +81,7 @@ def format_event(event: Event) -> str:
     if isinstance(event, LineCrossedEvent):
         return (
             f"{head}: {event.label} #{event.track_id} crossed line {event.line}: "
-            f"{event.direction} ({event.from_side} to {event.to_side})"
+            f"{event.direction} ({event.from_side} side to {event.to_side} side)"
         )
     if isinstance(event, CameraStatusEvent):
         retry = f", retry in {event.retry_in_s:g} s" if event.retry_in_s is not None else ""

@@ -29,6 +29,6 @@ def test_zone_and_line_events_read_as_what_happened() -> None:
         "lobby #11 frame 9: person #5 in zone door for 120.0 s",
         "lobby #12 frame 9: person #5 left zone door after 130.0 s",
         "lobby #13 frame 9: person #5 left zone door after 131.5 s (stream ended)",
-        "lobby #14 frame 9: person #5 crossed line entrance: in (left to right)",
+        "lobby #14 frame 9: person #5 crossed line entrance: in (left side to right side)",
         "lobby #15 frame 9: zone door: 3 inside (1 car, 2 person)",
     ]
