@@ -1,5 +1,6 @@
 """Zones and lines through the real command line: `python -m pipeline run` with a zone and
-a line, the bus's events checked against the detections it published."""
+a line, the bus's events checked against the boxes the run stored, and the SQL rows of
+visits and crossings against the events."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from analytics import Line, SceneAnalyzer, SceneRules, Zone
 from pipeline.types import (
@@ -125,3 +127,25 @@ def test_a_run_with_a_zone_and_a_line_sends_their_events_on_the_bus_as_they_happ
     assert seen == replay(events, tmp_path / "det.db")
     last = [e for e in events if e["type"] == "zone.occupancy"][-1]
     assert (last["zone"], last["total"], last["counts"]) == ("left", 0, {})
+
+    # the SQL output holds a row per finished visit and per crossing, as the bus said
+    with sqlite3.connect(tmp_path / "det.db") as conn:
+        visits = conn.execute(
+            "SELECT zone, track_id, entered_frame, left_frame, dwell_s, at_stream_end "
+            "FROM zone_visits ORDER BY id"
+        ).fetchall()
+        crossings = conn.execute(
+            "SELECT line, track_id, direction, from_side, to_side, frame FROM line_crossings "
+            "ORDER BY id"
+        ).fetchall()
+    assert visits == [
+        (e["zone"], e["track_id"], e["entered_frame"], e["frame"], pytest.approx(e["dwell_s"], abs=1e-3),
+         int(e["at_stream_end"]))
+        for e in events
+        if e["type"] == "zone.left"
+    ]
+    assert crossings == [
+        (e["line"], e["track_id"], e["direction"], e["from_side"], e["to_side"], e["frame"])
+        for e in events
+        if e["type"] == "line.crossed"
+    ]
