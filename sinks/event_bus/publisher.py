@@ -40,9 +40,9 @@ from pipeline.types import (
 )
 from sinks.base import Sink, SinkError
 from sinks.event_bus.keys import CurveKeyError, check_z85_key
+from sinks.event_bus.scene_events import analytics_event
 from sinks.event_bus.schema import (
     Event,
-    analytics_event,
     camera_status_event,
     detections_event,
     stream_ended_event,

@@ -449,3 +449,33 @@ def test_cameras_with_zones_or_lines_get_their_events_and_the_others_none(
     assert seen == [("entered", "start"), ("left", "start"), ("crossed", "gate"), ("entered", "end")]
     closed = [e for e in recorder.at_end["zoned"] if isinstance(e, ZoneEvent)]
     assert [(e.kind, e.zone_id, e.at_stream_end) for e in closed] == [("left", "end", True)]
+
+
+def test_a_stop_closes_the_visits_of_tracks_still_inside_a_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runner, "make_source", lambda _config: FakeCamera())
+    config = parse_config(
+        "cameras:\n  - id: live\n    source: rtsp://camera.test/stream\n"
+        "    zones:\n      - {id: all, polygon: [[0, 0], [1, 0], [1, 1], [0, 1]]}\n"
+        "tracker:\n  t_min: 1\n"
+    )
+    stop = threading.Event()
+
+    class StopAfterFiveFrames(AnalyticsRecorder):
+        def write(self, result: FrameResult) -> None:
+            super().write(result)
+            if result.frame.index == 4:
+                stop.set()
+
+    recorder = StopAfterFiveFrames()
+    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+    pipeline.stop = stop
+    summary = pipeline.run()
+    assert summary.interrupted
+    entered = [e for e in recorder.on_frames["live"] if isinstance(e, ZoneEvent)]
+    assert [e.kind for e in entered] == ["entered"]  # the one box never leaves the frame
+    closed = [e for e in recorder.at_end["live"] if isinstance(e, ZoneEvent)]
+    assert [(e.kind, e.track_id, e.at_stream_end) for e in closed] == [
+        ("left", entered[0].track_id, True)
+    ]

@@ -20,11 +20,11 @@ from pipeline.types import (
     ZoneEvent,
     ZoneOccupancy,
 )
+from sinks.event_bus.scene_events import analytics_event
 from sinks.event_bus.schema import (
     EVENT_TYPES,
     SCHEMA_VERSION,
     Event,
-    analytics_event,
     camera_status_event,
     detections_event,
     event_json_schema,
