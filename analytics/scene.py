@@ -34,6 +34,8 @@ from pipeline.types import (
 )
 
 XY = tuple[float, float]
+LEFT_TO_RIGHT, RIGHT_TO_LEFT = "left_to_right", "right_to_left"
+"""A line's directions when the config names none."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,8 @@ class Line:
     b: XY
     in_pixels: bool = False
     labels: frozenset[int] | None = None
-    left_to_right: str = "left_to_right"
-    right_to_left: str = "right_to_left"
+    left_to_right: str = LEFT_TO_RIGHT
+    right_to_left: str = RIGHT_TO_LEFT
 
 
 @dataclass(frozen=True)

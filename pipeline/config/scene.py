@@ -14,6 +14,7 @@ import numpy as np
 from annotated_types import Len
 from pydantic import Field, field_validator, model_validator
 
+from analytics import LEFT_TO_RIGHT, RIGHT_TO_LEFT
 from pipeline.boxes import polygon_area, polygon_is_simple
 from pipeline.config.base import Strict
 
@@ -99,13 +100,13 @@ class ZoneConfig(Strict):
 
 class LineDirections(Strict):
     left_to_right: str = Field(
-        "left_to_right",
+        LEFT_TO_RIGHT,
         min_length=1,
         max_length=64,
         description="Name of a crossing from the left side to the right side (e.g. in).",
     )
     right_to_left: str = Field(
-        "right_to_left",
+        RIGHT_TO_LEFT,
         min_length=1,
         max_length=64,
         description="Name of a crossing from the right side to the left side (e.g. out).",
