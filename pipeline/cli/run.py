@@ -64,9 +64,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"error: {args.config}: {problem}", file=sys.stderr)
     if problems:
         return EXIT_FAILED  # as run exits when a sink cannot open
+    zones = sum(len(c.zones) for c in config.cameras)
+    lines = sum(len(c.lines) for c in config.cameras)
+    scene = f" with {zones} zone(s) and {lines} line(s)" if zones or lines else ""
     print(
-        f"{args.config}: ok ({len(config.cameras)} camera(s), model {config.detector.model} "
-        f"({classes}), sinks: {', '.join(s.type for s in config.sinks) or 'none'})"
+        f"{args.config}: ok ({len(config.cameras)} camera(s){scene}, model "
+        f"{config.detector.model} ({classes}), sinks: "
+        f"{', '.join(s.type for s in config.sinks) or 'none'})"
     )
     return EXIT_OK
 

@@ -199,6 +199,25 @@ def test_only_cameras_with_zones_or_lines_get_an_analyzer(video: str) -> None:
     assert analyzers["lobby"].lines[0].labels == frozenset({1, 3})
 
 
+def test_validate_counts_the_zones_and_lines_it_accepted(
+    video: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "cams.yaml"
+    config.write_text(
+        camera(
+            video,
+            "zones:\n  - {id: z, polygon: [[0, 0], [1, 0], [1, 1]], labels: [PERSON]}\n"
+            "lines:\n  - {id: a, points: [[0, 0], [1, 1]]}\n  - {id: b, points: [[0, 1], [1, 0]]}",
+        )
+        + "detector: {device: cpu}\n"
+    )
+    assert main(["validate", str(config)]) == 0
+    assert capsys.readouterr().out == (
+        f"{config}: ok (1 camera(s) with 1 zone(s) and 2 line(s), model person_ssdlite "
+        "(1 class), sinks: none)\n"
+    )
+
+
 def test_validate_refuses_a_zone_label_the_model_lacks(
     video: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
