@@ -10,19 +10,13 @@ docs/analytics.md states the rules for users.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
-from pipeline.boxes import (
-    anchor_points,
-    crossing_position,
-    distances_to_lines,
-    points_in_polygons,
-    polygon_edges,
-)
+from analytics.geometry import XY, Line, PixelGeometry, Zone, pixel_geometry
+from pipeline.boxes import anchor_points, crossing_position, distances_to_lines, points_in_polygons
 from pipeline.types import (
     UNTRACKED,
     AnalyticsEvent,
@@ -32,36 +26,6 @@ from pipeline.types import (
     ZoneEvent,
     ZoneOccupancy,
 )
-
-XY = tuple[float, float]
-LEFT_TO_RIGHT, RIGHT_TO_LEFT = "left_to_right", "right_to_left"
-"""A line's directions when the config names none."""
-
-
-@dataclass(frozen=True)
-class Zone:
-    """A zone: `polygon` in pixels, or in fractions of the frame unless `in_pixels`;
-    `labels`: the class indices it counts (None: all)."""
-
-    id: str
-    polygon: tuple[XY, ...]
-    in_pixels: bool = False
-    labels: frozenset[int] | None = None
-    dwell_alert_s: float | None = None
-
-
-@dataclass(frozen=True)
-class Line:
-    """A line from `a` to `b` (pixels, or fractions unless `in_pixels`) and the names of
-    its two directions, sides as seen on the screen walking from `a` to `b`."""
-
-    id: str
-    a: XY
-    b: XY
-    in_pixels: bool = False
-    labels: frozenset[int] | None = None
-    left_to_right: str = LEFT_TO_RIGHT
-    right_to_left: str = RIGHT_TO_LEFT
 
 
 @dataclass(frozen=True)
@@ -99,18 +63,6 @@ class _Crossing:
 
 
 @dataclass
-class _Geometry:
-    """A frame size's zones and lines in pixels: the zones' edges (`polygon_edges`), the
-    lines' ends, one row per line in `line_array`, and the hysteresis."""
-
-    edges: np.ndarray
-    starts: np.ndarray
-    lines: list[tuple[XY, XY]]
-    line_array: np.ndarray
-    hysteresis_px: float
-
-
-@dataclass
 class _ZoneState:
     visits: dict[int, _Visit] = field(default_factory=dict)
     counts: tuple[tuple[int, int], ...] = ()
@@ -133,7 +85,7 @@ class SceneAnalyzer:
         self.rules = rules
         self._zones = [_ZoneState() for _ in self.zones]
         self._sides: list[dict[int, _Crossing]] = [{} for _ in self.lines]
-        self._geometry: dict[tuple[int, int], _Geometry] = {}
+        self._geometry: dict[tuple[int, int], PixelGeometry] = {}
         self._now: tuple[int, float, float] | None = None  # the last frame seen
         self._period_start: float | None = None
 
@@ -141,7 +93,12 @@ class SceneAnalyzer:
         """What the camera's zones and lines saw on this frame."""
         frame = result.frame
         now = self._now = (frame.index, frame.wall_time, frame.pts)
-        geometry = self._geometry_of(frame.width, frame.height)
+        geometry = self._geometry.get((frame.width, frame.height))
+        if geometry is None:  # once per frame size
+            geometry = self._geometry[(frame.width, frame.height)] = pixel_geometry(
+                self.camera_id, self.zones, self.lines, self.rules.line_hysteresis,
+                frame.width, frame.height,
+            )
         dets = result.detections
         tracked = dets.track_id != UNTRACKED
         ids: list[int] = dets.track_id[tracked].tolist()
@@ -367,29 +324,6 @@ class SceneAnalyzer:
             self.camera_id, line.id, track_id, label, direction, from_side, to_side,
             frame=now[0], time=now[1],
         )
-
-    # ------------------------------------------------------------------ geometry
-
-    def _geometry_of(self, width: int, height: int) -> _Geometry:
-        """The zones and lines in pixels for this frame size (computed once per size)."""
-        found = self._geometry.get((width, height))
-        if found is None:
-
-            def px(point: XY, in_pixels: bool) -> XY:
-                return point if in_pixels else (point[0] * width, point[1] * height)
-
-            edges, starts = polygon_edges(
-                [np.array([px(p, z.in_pixels) for p in z.polygon]) for z in self.zones]
-            )
-            lines = [(px(li.a, li.in_pixels), px(li.b, li.in_pixels)) for li in self.lines]
-            found = self._geometry[(width, height)] = _Geometry(
-                edges,
-                starts,
-                lines,
-                np.array([[*a, *b] for a, b in lines], np.float64).reshape(-1, 4),
-                self.rules.line_hysteresis * math.hypot(width, height),
-            )
-        return found
 
 
 def _counted(labels: frozenset[int], column: np.ndarray) -> np.ndarray:
