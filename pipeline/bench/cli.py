@@ -9,10 +9,10 @@ import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from detector.request import BOUNDS
-from pipeline.argtypes import nonempty, number, whole, whole_like
+from pipeline.argtypes import nonempty, number, whole
 from pipeline.bench.clips import DEFAULT_CLIP, scaled_clip
 from pipeline.bench.end_to_end import DetectorSetup, VideoOutput, bench_end_to_end
 from pipeline.bench.model_only import (
@@ -34,7 +34,7 @@ from pipeline.bench.report import (
     format_report,
     report_dict,
 )
-from pipeline.config import VIDEO_CODECS, X264_PRESETS, DetectorConfig
+from pipeline.config import VIDEO_CODECS, X264_PRESETS
 
 if TYPE_CHECKING:
     import torch
@@ -42,7 +42,9 @@ if TYPE_CHECKING:
 WORKER_CHOICES = tuple(range(int(BOUNDS["workers"].ge or 1), int(BOUNDS["workers"].le or 1) + 1))
 """`--workers`: every count the detector takes."""
 DEFAULT_MODELS = ("person_ssdlite", "ssdlite320_mobilenet_v3_large", "ssd300_vgg16")
-BATCH_SIZE = whole_like(DetectorConfig, "batch_size")
+_BATCH = BOUNDS["batch_size"]
+BATCH_SIZE = whole(int(_BATCH.ge or 1), int(_BATCH.le or 1))
+"""A batch size within the detector's bounds."""
 MAX_SIDE = 16384
 """`--scale`: the widest and highest frame (what H.264 encodes)."""
 
@@ -66,8 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     e2e = DetectorSetup  # the end-to-end detector's defaults
     parser.add_argument(
-        "--batch-size", type=BATCH_SIZE, default=e2e.batch_size,
-        help=f"end-to-end batch size ({e2e.batch_size})",
+        "--batch-size", type=_batch_size_or_auto, default=e2e.batch_size,
+        help=f"end-to-end `detector.batch_size`: auto or a number ({e2e.batch_size})",
     )  # fmt: skip
     parser.add_argument(
         "--workers", type=int, choices=WORKER_CHOICES, default=e2e.workers,
@@ -150,6 +152,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--skip-naive", action="store_true", help="leave out the naive per-frame baseline"
     )
+
+
+def _batch_size_or_auto(text: str) -> int | Literal["auto"]:
+    """argparse type of --batch-size: "auto" or a batch size."""
+    return "auto" if text.strip().lower() == "auto" else BATCH_SIZE(text)
 
 
 def _size(text: str) -> tuple[int, int]:
