@@ -315,11 +315,20 @@ def _capacity(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"date": date, "command": bench_command(args), "device": where,
                           "detector": detector.describe(), "clip": clip, "fps": fps,
-                          **asdict(result)}, indent=1))  # fmt: skip
+                          **_with_held(result)}, indent=1))  # fmt: skip
     else:
         print(f"{date}  {where}\n{detector.describe()}\nclip {clip} at {fps:g} fps")
         print("\n".join(format_capacity(result)))
     return 0
+
+
+def _with_held(result: CapacityResult) -> dict[str, object]:
+    """`result` as JSON-ready data, each trial with whether it held."""
+    data = asdict(result)
+    trials = [*result.trials, *([result.overload] if result.overload else [])]
+    for entry, trial in zip([*data["trials"], data["overload"]], trials, strict=False):
+        entry["held"] = trial.held
+    return data
 
 
 def _cpu_or_gpu(device: str) -> str:
