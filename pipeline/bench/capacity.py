@@ -234,16 +234,17 @@ def format_capacity(result: CapacityResult) -> list[str]:
     """The capacity measurement as lines of text."""
     lines = ["capacity (cameras paced in real time, each trial in the order run):"]
     for t in result.trials:
-        lines.append(_trial_line(t))
+        lines.append(trial_line(t))
     limit = f"p99 under {LATENCY_LIMIT_S * 1000:.0f} ms, no frame dropped"
     at_max = " (the most tried: --capacity-max)" if result.capacity == result.max_cameras else ""
     lines.append(f"  capacity: {result.capacity} camera(s) held{at_max} ({limit})")
     if result.overload is not None:
-        lines.append(f"  {OVERLOAD}x overload:" + _trial_line(result.overload)[1:])
+        lines.append(f"  {OVERLOAD}x overload:" + trial_line(result.overload)[1:])
     return lines
 
 
-def _trial_line(t: Trial) -> str:
+def trial_line(t: Trial) -> str:
+    """One trial as a line of text."""
     return (
         f"  {t.cameras:4} camera(s) at {t.fps:g} fps, {t.seconds:.1f} s: "
         f"{'held' if t.held else 'not held'}; latency p50 {t.latency_p50_ms:.0f} ms, "

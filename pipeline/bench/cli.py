@@ -24,6 +24,7 @@ from pipeline.bench.capacity import (
     capacity_clip,
     find_capacity,
     format_capacity,
+    trial_line,
 )
 from pipeline.bench.clips import DEFAULT_CLIP, scaled_clip
 from pipeline.bench.end_to_end import DetectorSetup, VideoOutput, bench_end_to_end
@@ -306,7 +307,7 @@ def _capacity(args: argparse.Namespace) -> int:
 
     def trial(cameras: int) -> Trial:
         result = run(cameras)
-        _note(args, format_capacity(CapacityResult(0, 0, [result]))[1])
+        _note(args, trial_line(result))
         return result
 
     result = find_capacity(trial, args.capacity_max)

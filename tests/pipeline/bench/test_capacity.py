@@ -148,7 +148,8 @@ def test_bench_capacity_runs_trials_of_cameras_paced_in_real_time(
     assert "--capacity --capacity-max 1 --trial-seconds 2" in report["command"]
     assert report["fps"] == 10 and report["max_cameras"] == 1
     (first,) = report["trials"]
-    assert report["capacity"] == (1 if Trial(**first).held else 0)
+    assert report["capacity"] == (1 if first["held"] else 0)
+    assert report["overload"]["held"] in (True, False)
     assert report["overload"]["cameras"] == OVERLOAD
     for result in (first, report["overload"]):
         # Paced at 10 fps, looping a 5-frame clip: more than 5 frames a camera, and never
