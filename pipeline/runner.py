@@ -1,4 +1,5 @@
-"""The orchestrator: readers -> batcher -> detector -> per-camera trackers -> sink workers."""
+"""The orchestrator: readers -> batcher -> detector -> per-camera trackers (and zone/line
+analyzers) -> sink workers."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 import cv2
 
+from analytics import SceneAnalyzer
 from pipeline.batching import STOP_GRACE_S, Batch, Batcher
 from pipeline.build import (
     build_run_detector,
+    build_scene_analyzers,
     build_sinks,
     build_snapshot_keepers,
     build_tracker,
@@ -91,6 +94,12 @@ class FrameDetector(Protocol):
         nothing to say)."""
         return ""
 
+    @property
+    def batch_size(self) -> int:
+        """Frames per batch where the config says `batch_size: auto`: a detector built from
+        the config says what its options settled (`DetectorOptions.batch_size`)."""
+        return 1
+
 
 class Pipeline:
     """Composes the stages described by a config and runs them until every source is done.
@@ -146,6 +155,9 @@ class Pipeline:
         described = detector.describe()
         if described:
             say(described)
+        analyzers = build_scene_analyzers(
+            cfg.cameras, cfg.analytics_of, detector.labels, cfg.detector.labels
+        )
         sinks = build_sinks(cfg.sinks, detector.labels, self.config_source)
         sinks += [(sink, EXTRA_SINK_QUEUE_SIZE) for sink in self._extra_sinks]
         for sink, _ in sinks:
@@ -169,10 +181,11 @@ class Pipeline:
         readers = [self._reader(cam, condition, fanout, stats) for cam in cfg.cameras]
         self.metrics.watch(stats, readers, dict(zip(labels, workers, strict=True)))
         trackers = {c.id: build_tracker(c.id, cfg.tracker) for c in cfg.cameras}
+        asked = cfg.detector.batch_size
         batcher = Batcher(
             [r.queue for r in readers],
             condition,
-            cfg.detector.batch_size,
+            detector.batch_size if asked == "auto" else asked,
             cfg.detector.max_wait_ms / 1000,
             STOP_GRACE_S,
         )
@@ -185,8 +198,9 @@ class Pipeline:
             fanout,
             stats,
             on_progress,
-            build_snapshot_keepers(cfg),
-            self.metrics,
+            snapshots=build_snapshot_keepers(cfg),
+            analyzers=analyzers,
+            metrics=self.metrics,
         )
         detector_error: str | None = None
         try:
@@ -291,10 +305,9 @@ class _Submitted:
 
 
 class DetectionLoop:
-    """Per batch: detect, track per camera, and hand every frame's result to the sinks.
-
-    `snapshots`: the cameras' snapshot stages (none when no sink writes snapshots).
-    """
+    """Per batch: detect, track per camera, keep each track's best crop (`snapshots`: the
+    cameras' snapshot stages, none when no sink writes snapshots), analyse the zones and lines
+    of the cameras that have any (`analyzers`), and hand every frame's result to the sinks."""
 
     def __init__(
         self,
@@ -304,12 +317,14 @@ class DetectionLoop:
         stats: dict[str, CameraStats],
         on_progress: ProgressCallback | None,
         snapshots: dict[str, SnapshotKeeper] | None = None,
+        analyzers: dict[str, SceneAnalyzer] | None = None,
         metrics: RunMetrics | None = None,
     ) -> None:
         self.detector = detector
         self.metrics = metrics or RunMetrics()
         self.trackers = trackers
         self.snapshots = snapshots or {}
+        self.analyzers = analyzers or {}
         self.fanout = fanout
         self.stats = stats
         self.on_progress = on_progress
@@ -374,7 +389,11 @@ class DetectionLoop:
             events = tuple(tracker.pop_events())
             if (keeper := self.snapshots.get(frame.camera_id)) is not None:
                 events = keeper.update(frame, tracked, events)
-            self.fanout.frame(FrameResult(frame, tracked, events))
+            result = FrameResult(frame, tracked, events)
+            analyzer = self.analyzers.get(frame.camera_id)
+            if analyzer is not None:
+                result = replace(result, analytics=analyzer.update(result))
+            self.fanout.frame(result)
             self.metrics.track_events(frame.camera_id, events)
             cam.detections += len(tracked)
             cam.tracks += sum(1 for e in events if e.kind == "started")
@@ -395,8 +414,10 @@ class DetectionLoop:
         if (keeper := self.snapshots.get(camera_id)) is not None:
             ended = keeper.finish(ended)
         self.metrics.track_events(camera_id, ended)
+        analyzer = self.analyzers.get(camera_id)
+        closed = analyzer.finish() if analyzer is not None else ()
         frames = self.stats[camera_id].frames
-        self.fanout.end(StreamEnd(camera_id, frames, ended, error))
+        self.fanout.end(StreamEnd(camera_id, frames, ended, error, closed))
 
 
 def _log_start_line(line: str) -> None:

@@ -14,6 +14,7 @@ from pipeline.config.cameras import (
     StreamSourceConfig,
 )
 from pipeline.config.loader import ConfigError, load_config, parse_config
+from pipeline.config.scene import AnalyticsConfig, LineConfig, LineDirections, ZoneConfig
 from pipeline.config.schema import PipelineConfig
 from pipeline.config.sinks import (
     VIDEO_CODECS,
@@ -33,12 +34,15 @@ from pipeline.config.stages import DetectorConfig, TrackerConfig
 __all__ = [
     "VIDEO_CODECS",
     "X264_PRESETS",
+    "AnalyticsConfig",
     "CameraConfig",
     "ConfigError",
     "DetectorConfig",
     "DeviceSourceConfig",
     "FileSourceConfig",
     "ImagesSourceConfig",
+    "LineConfig",
+    "LineDirections",
     "LiveSinkConfig",
     "PipelineConfig",
     "ReconnectConfig",
@@ -53,6 +57,7 @@ __all__ = [
     "X264Preset",
     "ZmqCurveConfig",
     "ZmqSinkConfig",
+    "ZoneConfig",
     "load_config",
     "parse_config",
 ]

@@ -1,4 +1,4 @@
-"""The whole config: cameras, detector, tracker and sinks."""
+"""The whole config: cameras, detector, tracker, sinks and the analytics rules."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 from pipeline.config.base import Strict
 from pipeline.config.cameras import CameraConfig
 from pipeline.config.http import HttpConfig
+from pipeline.config.scene import AnalyticsConfig
 from pipeline.config.sinks import SinkConfig, SnapshotSinkConfig
 from pipeline.config.stages import DetectorConfig, TrackerConfig
 
@@ -21,6 +22,14 @@ class PipelineConfig(Strict):
         description="The pipeline's HTTP server: Prometheus /metrics, /healthz and the API "
         "(none: no server).",
     )
+    analytics: AnalyticsConfig = Field(
+        default_factory=AnalyticsConfig,  # type: ignore[arg-type]
+        description="Rules for the cameras' zones and lines (a camera's own section wins).",
+    )
+
+    def analytics_of(self, camera: CameraConfig) -> AnalyticsConfig:
+        """The rules `camera`'s zones and lines are judged by: its own section, else this."""
+        return camera.analytics or self.analytics
 
     @model_validator(mode="after")
     def _camera_ids_unique(self) -> PipelineConfig:

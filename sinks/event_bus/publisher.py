@@ -30,9 +30,17 @@ from typing import cast
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from pipeline.types import CameraStatus, FrameResult, LabelMap, StreamEnd, TrackEvent
+from pipeline.types import (
+    AnalyticsEvent,
+    CameraStatus,
+    FrameResult,
+    LabelMap,
+    StreamEnd,
+    TrackEvent,
+)
 from sinks.base import Sink, SinkError
 from sinks.event_bus.keys import CurveKeyError, check_z85_key
+from sinks.event_bus.scene_events import analytics_event
 from sinks.event_bus.schema import (
     Event,
     camera_status_event,
@@ -156,6 +164,7 @@ class EventPublisher(Sink):
         state.last_time = frame.wall_time
         self._send(detections_event(frame, result.detections, self._labels, state.take_seq()))
         self._send_track_events(state, result.track_events, frame.index, frame.wall_time)
+        self._send_analytics(state, result.analytics)
 
     def status(self, status: CameraStatus) -> None:
         state = self._camera(status.camera_id)
@@ -165,6 +174,7 @@ class EventPublisher(Sink):
         state = self._camera(stream_end.camera_id)
         wall_time = state.last_time if state.last_time is not None else time.time()
         self._send_track_events(state, stream_end.track_events, state.last_frame, wall_time)
+        self._send_analytics(state, stream_end.analytics)
         self._send(stream_ended_event(stream_end, state.take_seq(), state.last_frame, wall_time))
 
     def _send_track_events(
@@ -181,6 +191,10 @@ class EventPublisher(Sink):
                     wall_time, event.snapshot,
                 )
             )
+
+    def _send_analytics(self, state: _CameraState, events: Sequence[AnalyticsEvent]) -> None:
+        for event in events:
+            self._send(analytics_event(event, self._labels, state.take_seq()))
 
     def close(self) -> None:
         """Close the socket, giving queued messages up to a second to get out."""

@@ -158,7 +158,7 @@ def test_validate_names_the_http_port_another_program_holds(
 ) -> None:
     from pipeline import preflight
 
-    monkeypatch.setattr(preflight, "check_detector", lambda config: "1 class")  # not its test
+    monkeypatch.setattr(preflight, "check_detector", lambda config: ("1 class", {}))  # not its test
     clip = write_video(tmp_path / "clip.mp4", frames=2, size=(64, 48))
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
