@@ -19,6 +19,7 @@ from pipeline.config import (
     FileSourceConfig,
     ImagesSourceConfig,
     LiveSinkConfig,
+    MqttSinkConfig,
     SinkConfig,
     SqlSinkConfig,
     StreamSourceConfig,
@@ -228,5 +229,27 @@ def _(sc: SqlSinkConfig, labels: LabelMap, run_config: str) -> Sink:
         buffer_rows=sc.buffer_rows,
         spool_dir=sc.spool_dir,
         spool_max_mb=sc.spool_max_mb,
+        close_timeout_s=sc.close_timeout_s,
+    )
+
+
+@build_sink.register
+def _(sc: MqttSinkConfig, labels: LabelMap, run_config: str) -> Sink:
+    from sinks.mqtt.settings import paho_missing
+
+    if (missing := paho_missing()) is not None:
+        raise SinkError(f"mqtt sink: {missing}")
+    from sinks.mqtt.sink import MqttSink
+
+    return MqttSink(
+        sc.broker(),
+        labels,
+        prefix=sc.prefix,
+        qos=sc.qos,
+        events=sc.events,
+        retain_events=sc.retain_events,
+        buffer_size=sc.buffer_size,
+        count_labels=sc.count_labels,
+        discovery_prefix=sc.discovery_prefix if sc.homeassistant else None,
         close_timeout_s=sc.close_timeout_s,
     )

@@ -14,6 +14,7 @@ from pipeline.config.cameras import (
     StreamSourceConfig,
 )
 from pipeline.config.loader import ConfigError, load_config, parse_config
+from pipeline.config.mqtt import MqttSinkConfig
 from pipeline.config.schema import PipelineConfig
 from pipeline.config.sinks import (
     VIDEO_CODECS,
@@ -39,6 +40,7 @@ __all__ = [
     "FileSourceConfig",
     "ImagesSourceConfig",
     "LiveSinkConfig",
+    "MqttSinkConfig",
     "PipelineConfig",
     "ReconnectConfig",
     "SinkConfig",

@@ -1,4 +1,4 @@
-"""The `sinks:` section: video, live view, ZeroMQ events, SQL."""
+"""The `sinks:` section: video, live view, ZeroMQ events, SQL, MQTT."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from pipeline.config.base import Strict
+from pipeline.config.mqtt import MqttSinkConfig
 from sinks.live_view.access import DEFAULT_MAX_VIEWERS, Credentials, exposure_problem
 
 VideoCodec = Literal["libx264", "h264_nvenc"]
@@ -273,6 +274,6 @@ class SqlSinkConfig(Strict):
 
 
 SinkConfig = Annotated[
-    VideoSinkConfig | LiveSinkConfig | ZmqSinkConfig | SqlSinkConfig,
+    VideoSinkConfig | LiveSinkConfig | ZmqSinkConfig | SqlSinkConfig | MqttSinkConfig,
     Field(discriminator="type"),
 ]
