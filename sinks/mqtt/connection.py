@@ -150,8 +150,8 @@ class MqttConnection:
         answered = self._answered.wait(self.settings.connect_timeout_s)
         if answered and self._refusal is None:
             return
+        self._client.disconnect()  # first: it ends a wait before the next attempt
         self._client.loop_stop()
-        self._client.disconnect()
         raise _login_failure(self.settings, self._refusal if answered else None)
 
     def _send(self, message: _Message) -> bool:
