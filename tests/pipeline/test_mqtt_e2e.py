@@ -8,21 +8,30 @@ import json
 import signal
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import zmq
 
 from tests.conftest import VideoFactory, free_port
 from tests.pipeline.cli_runs import run_cli
 from tests.sinks.mqtt.brokers import (
-    SHARED,
     Listener,
     PrivateMosquitto,
     Received,
-    shared_listener,
+    listening,
+    machine_broker,
 )
 
 RUN_TIMEOUT_S = 120
+Broker = tuple[str, int]
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    with machine_broker(tmp_path_factory.mktemp("mosquitto")) as address:
+        yield address
 DETECTOR = (
     # the bundled model finds no people in rectangles: keep its 3 best boxes a frame, and
     # let their low-scoring tracks be confirmed, so that there are track events too
@@ -49,7 +58,7 @@ def mqtt_events(prefix: str, messages: list[Received]) -> dict[str, list[tuple[s
 
 
 def test_a_run_publishes_every_event_once_with_the_zeromq_bodies(
-    synthetic_video: VideoFactory, tmp_path: Path
+    synthetic_video: VideoFactory, tmp_path: Path, broker: Broker
 ) -> None:
     port = free_port()
     context = zmq.Context()
@@ -61,12 +70,12 @@ def test_a_run_publishes_every_event_once_with_the_zeromq_bodies(
         for cid in ("lobby", "gate")
     )
     try:
-        with shared_listener(lambda prefix: [f"{prefix}/#"]) as (prefix, listener):
+        with listening(broker, lambda prefix: [f"{prefix}/#"]) as (prefix, listener):
             config = write_config(
                 tmp_path, cameras,
                 f"  - type: zmq\n    endpoint: tcp://127.0.0.1:{port}\n"
                 "    wait_for_subscribers: 1\n"
-                f"  - type: mqtt\n    url: mqtt://{SHARED[0]}:{SHARED[1]}\n    prefix: {prefix}\n",
+                f"  - type: mqtt\n    url: mqtt://{broker[0]}:{broker[1]}\n    prefix: {prefix}\n",
             )
             process = run_cli(config)
             out, err = process.communicate(timeout=RUN_TIMEOUT_S)
@@ -81,7 +90,7 @@ def test_a_run_publishes_every_event_once_with_the_zeromq_bodies(
             got = listener.wait_for(lambda m: mqtt_events(prefix, m) == bus)
             assert mqtt_events(prefix, got) == bus
             total = sum(len(v) for v in bus.values())
-            assert f"mqtt mqtt://127.0.0.1:1883 under {prefix}/: {total} events, 0 dropped" in out
+            assert f"mqtt mqtt://{broker[0]}:{broker[1]} under {prefix}/: {total} events, 0 dropped" in out
             assert listener.latest(f"{prefix}/status") == "offline"  # said at the end
             assert listener.latest(f"{prefix}/lobby/status") == "offline"
     finally:
@@ -143,14 +152,14 @@ def test_a_broker_restarted_mid_run_gets_the_buffered_events_and_drops_are_count
 
 
 def test_the_last_will_says_offline_when_the_pipeline_is_killed(
-    synthetic_video: VideoFactory, tmp_path: Path
+    synthetic_video: VideoFactory, tmp_path: Path, broker: Broker
 ) -> None:
     clip = synthetic_video("lobby.mp4", frames=100, fps=10)
-    with shared_listener(lambda prefix: [f"{prefix}/#"]) as (prefix, listener):
+    with listening(broker, lambda prefix: [f"{prefix}/#"]) as (prefix, listener):
         config = write_config(
             tmp_path,
             f"  - id: lobby\n    source: {{type: file, path: {clip}, realtime: true}}\n",
-            f"  - type: mqtt\n    url: mqtt://{SHARED[0]}:{SHARED[1]}\n    prefix: {prefix}\n",
+            f"  - type: mqtt\n    url: mqtt://{broker[0]}:{broker[1]}\n    prefix: {prefix}\n",
         )
         process = run_cli(config)
         try:

@@ -1,5 +1,6 @@
-"""Brokers for the MQTT tests: the machine's shared Mosquitto, a private one a test may kill
-and restart, and a client that records what arrives."""
+"""Brokers for the MQTT tests: the machine's Mosquitto (or, where none runs, one of the
+test session's own), a private one a test may kill and restart, and a client that records
+what arrives."""
 
 from __future__ import annotations
 
@@ -183,15 +184,30 @@ def clear_retained(host: str, port: int, topics: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def shared_listener(topics: Callable[[str], list[str]]) -> Iterator[tuple[str, Listener]]:
-    """(prefix, listener) on the shared broker; the test's retained messages removed after."""
-    if not reachable(*SHARED):
-        pytest.skip("no MQTT broker at 127.0.0.1:1883")
+def machine_broker(folder: Path) -> Iterator[tuple[str, int]]:
+    """(host, port) of the machine's Mosquitto at 127.0.0.1:1883, or, where none runs, of a
+    private one started in `folder` for as long as the context lasts."""
+    if reachable(*SHARED):
+        yield SHARED
+        return
+    private = PrivateMosquitto(folder)
+    private.start()
+    try:
+        yield ("127.0.0.1", private.port)
+    finally:
+        private.kill()
+
+
+@contextlib.contextmanager
+def listening(
+    broker: tuple[str, int], topics: Callable[[str], list[str]]
+) -> Iterator[tuple[str, Listener]]:
+    """(prefix, listener of `topics(prefix)`) for a prefix of the test's own on `broker`;
+    the retained messages the test left are removed after (the broker may persist them)."""
     prefix = unique_prefix()
-    listener = Listener(*SHARED, topics(prefix))
+    listener = Listener(*broker, topics(prefix))
     try:
         yield prefix, listener
     finally:
         listener.close()
-        retained = sorted({m.topic for m in listener.messages if m.retain or m.payload})
-        clear_retained(*SHARED, retained)
+        clear_retained(*broker, sorted({m.topic for m in listener.messages}))

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 
 import pytest
 import zmq
@@ -17,10 +18,20 @@ from sinks.event_stream import EventStream, encode
 from sinks.mqtt.sink import MqttSink
 from tests.conftest import free_port
 from tests.pipeline.cli_runs import ROOT
-from tests.sinks.mqtt.brokers import SHARED, WAIT_S, Listener, shared_listener
+from tests.sinks.mqtt.brokers import WAIT_S, Listener, listening, machine_broker
 from tests.sinks.mqtt.conftest import LABELS, broker_settings, camera_inputs, feed, frames
 
-SHARED_URL = f"mqtt://{SHARED[0]}:{SHARED[1]}"
+Broker = tuple[str, int]
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    with machine_broker(tmp_path_factory.mktemp("mosquitto")) as address:
+        yield address
+
+
+def url(broker: Broker) -> str:
+    return f"mqtt://{broker[0]}:{broker[1]}"
 
 
 def everything(prefix: str) -> list[str]:
@@ -53,9 +64,9 @@ def event_messages(prefix: str, received: list) -> list[tuple[str, bytes]]:
     ]
 
 
-def test_every_event_arrives_once_on_its_camera_and_type_topic() -> None:
-    with shared_listener(everything) as (prefix, listener):
-        sink = MqttSink(broker_settings(SHARED_URL), LABELS, prefix=prefix)
+def test_every_event_arrives_once_on_its_camera_and_type_topic(broker: Broker) -> None:
+    with listening(broker, everything) as (prefix, listener):
+        sink = MqttSink(broker_settings(url(broker)), LABELS, prefix=prefix)
         for camera in ("lobby", "gate"):
             feed(sink, camera_inputs(camera))
         sink.close()
@@ -68,7 +79,7 @@ def test_every_event_arrives_once_on_its_camera_and_type_topic() -> None:
             parse_event(body)  # every body is a valid event of the bus's contract
 
 
-def test_bodies_are_those_of_the_zeromq_bus() -> None:
+def test_bodies_are_those_of_the_zeromq_bus(broker: Broker) -> None:
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     context = zmq.Context()
     sub = context.socket(zmq.SUB)
@@ -76,8 +87,8 @@ def test_bodies_are_those_of_the_zeromq_bus() -> None:
     sub.connect(endpoint)
     publisher = EventPublisher(endpoint, LABELS, wait_for_subscribers=1)
     try:
-        with shared_listener(everything) as (prefix, listener):
-            sink = MqttSink(broker_settings(SHARED_URL), LABELS, prefix=prefix)
+        with listening(broker, everything) as (prefix, listener):
+            sink = MqttSink(broker_settings(url(broker)), LABELS, prefix=prefix)
             inputs = camera_inputs("lobby")
             feed(sink, inputs)
             feed(publisher, inputs)
@@ -94,9 +105,9 @@ def test_bodies_are_those_of_the_zeromq_bus() -> None:
         context.term()
 
 
-def test_status_and_counts_are_retained_and_follow_the_camera() -> None:
-    with shared_listener(everything) as (prefix, listener):
-        sink = MqttSink(broker_settings(SHARED_URL), LABELS, prefix=prefix)
+def test_status_and_counts_are_retained_and_follow_the_camera(broker: Broker) -> None:
+    with listening(broker, everything) as (prefix, listener):
+        sink = MqttSink(broker_settings(url(broker)), LABELS, prefix=prefix)
         inputs = camera_inputs("lobby")
         feed(sink, inputs[:7])  # up to frame 3: two people and a car
         status, people, cars = (
@@ -113,7 +124,7 @@ def test_status_and_counts_are_retained_and_follow_the_camera() -> None:
         feed(sink, inputs[8:])
         sink.close()
         # a client connecting later is told the state by the broker
-        late = Listener(*SHARED, everything(prefix))
+        late = Listener(*broker, everything(prefix))
         try:
             kept = late.wait_for(lambda m: len(m) >= 4)
             retained = {m.topic: m.text for m in kept if m.retain}
@@ -124,10 +135,10 @@ def test_status_and_counts_are_retained_and_follow_the_camera() -> None:
             late.close()
 
 
-def test_chosen_event_types_are_sent_and_retained() -> None:
-    with shared_listener(everything) as (prefix, listener):
+def test_chosen_event_types_are_sent_and_retained(broker: Broker) -> None:
+    with listening(broker, everything) as (prefix, listener):
         sink = MqttSink(
-            broker_settings(SHARED_URL), LABELS, prefix=prefix,
+            broker_settings(url(broker)), LABELS, prefix=prefix,
             events=("track.started", "stream.ended"), retain_events=("track.started",),
         )
         feed(sink, camera_inputs("lobby"))
@@ -136,7 +147,7 @@ def test_chosen_event_types_are_sent_and_retained() -> None:
         assert [t for t, _ in event_messages(prefix, got)] == [
             f"{prefix}/lobby/track.started", f"{prefix}/lobby/stream.ended"
         ]
-        late = Listener(*SHARED, [f"{prefix}/lobby/+"])
+        late = Listener(*broker, [f"{prefix}/lobby/+"])
         try:
             kept = late.wait_for(lambda m: any(x.topic.endswith("track.started") for x in m))
             assert {m.topic for m in kept if m.retain} >= {f"{prefix}/lobby/track.started"}
@@ -145,13 +156,13 @@ def test_chosen_event_types_are_sent_and_retained() -> None:
             late.close()
 
 
-def test_home_assistant_discovers_a_status_and_a_count_sensor_per_camera() -> None:
+def test_home_assistant_discovers_a_status_and_a_count_sensor_per_camera(broker: Broker) -> None:
     def topics(prefix: str) -> list[str]:
         return [f"{prefix}/#", f"{prefix}-ha/#"]
 
-    with shared_listener(topics) as (prefix, listener):
+    with listening(broker, topics) as (prefix, listener):
         sink = MqttSink(
-            broker_settings(SHARED_URL), LABELS, prefix=prefix,
+            broker_settings(url(broker)), LABELS, prefix=prefix,
             count_labels=("Person",), discovery_prefix=f"{prefix}-ha",
         )
         feed(sink, camera_inputs("lobby")[:2])  # announced as the camera starts
@@ -179,9 +190,9 @@ def test_home_assistant_discovers_a_status_and_a_count_sensor_per_camera() -> No
         sink.close()
 
 
-def test_without_count_labels_a_label_is_counted_from_its_first_box() -> None:
-    with shared_listener(everything) as (prefix, listener):
-        sink = MqttSink(broker_settings(SHARED_URL), LABELS, prefix=prefix)
+def test_without_count_labels_a_label_is_counted_from_its_first_box(broker: Broker) -> None:
+    with listening(broker, everything) as (prefix, listener):
+        sink = MqttSink(broker_settings(url(broker)), LABELS, prefix=prefix)
         feed(sink, camera_inputs("lobby")[:4])  # frame 0: nothing seen
         feed(sink, frames("lobby", 1, first=1))
         sink.close()
@@ -192,8 +203,9 @@ def test_without_count_labels_a_label_is_counted_from_its_first_box() -> None:
 
 
 def test_an_unknown_count_label_is_refused_naming_the_classes() -> None:
+    # refused before connecting: no broker listens on port 1 of this machine
     with pytest.raises(SinkError, match=r"count_labels: the model has no class 'dog'.*person"):
-        MqttSink(broker_settings(SHARED_URL), LABELS, count_labels=("dog",))
+        MqttSink(broker_settings("mqtt://127.0.0.1:1"), LABELS, count_labels=("dog",))
 
 
 WILL_SCRIPT = textwrap.dedent(
@@ -210,10 +222,10 @@ WILL_SCRIPT = textwrap.dedent(
 )
 
 
-def test_the_last_will_says_offline_when_the_process_is_killed() -> None:
-    with shared_listener(everything) as (prefix, listener):
+def test_the_last_will_says_offline_when_the_process_is_killed(broker: Broker) -> None:
+    with listening(broker, everything) as (prefix, listener):
         process = subprocess.Popen(
-            [sys.executable, "-c", WILL_SCRIPT, SHARED_URL, prefix, f"will-{prefix}"],
+            [sys.executable, "-c", WILL_SCRIPT, url(broker), prefix, f"will-{prefix}"],
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
         )
         try:
