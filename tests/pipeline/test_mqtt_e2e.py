@@ -5,6 +5,7 @@ when the pipeline is killed."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections import defaultdict
@@ -170,3 +171,30 @@ def test_the_last_will_says_offline_when_the_pipeline_is_killed(
             process.kill()  # SIGKILL: no chance to say goodbye
             process.communicate(timeout=RUN_TIMEOUT_S)
         until(lambda: listener.latest(f"{prefix}/status") == "offline", timeout=10)
+
+
+def test_a_refused_login_stops_the_run_in_one_line_without_the_password(
+    synthetic_video: VideoFactory, tmp_path: Path
+) -> None:
+    (tmp_path / "broker").mkdir()
+    broker = PrivateMosquitto(tmp_path / "broker", users={"cam": "the-right-one-42"})
+    broker.start()
+    wrong = "wrong-Pa55word-e2e"
+    try:
+        config = write_config(
+            tmp_path,
+            f"  - id: lobby\n    source: {synthetic_video('lobby.mp4', frames=4)}\n",
+            f"  - type: mqtt\n    url: {broker.url}\n    username: cam\n"
+            "    password_env: E2E_MQTT_PASSWORD\n",
+        )
+        process = run_cli(config, env={**os.environ, "E2E_MQTT_PASSWORD": wrong})
+        out, err = process.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        broker.kill()
+    assert process.returncode == 1
+    assert err.splitlines()[-1] == (
+        f"error: mqtt sink: the broker at {broker.url} as 'cam' refused the login: Not "
+        "authorized; check `username` and the password in `password_env`"
+    )
+    assert wrong not in out + err
+    assert "Traceback" not in err

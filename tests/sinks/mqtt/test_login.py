@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from sinks.base import SinkError
@@ -24,8 +26,9 @@ def locked_broker(tmp_path_factory: pytest.TempPathFactory) -> PrivateMosquitto:
 
 
 def test_a_wrong_password_is_one_line_without_the_password(
-    locked_broker: PrivateMosquitto,
+    locked_broker: PrivateMosquitto, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     settings = broker_settings(locked_broker.url, username="pipeline", password=WRONG)
     with pytest.raises(SinkError) as caught:
         MqttSink(settings, LABELS)
@@ -36,6 +39,7 @@ def test_a_wrong_password_is_one_line_without_the_password(
     assert WRONG not in message and WRONG not in repr(settings)
     with pytest.raises(SinkError, match="refused the login"):
         probe_broker(settings)
+    assert all(WRONG not in record.getMessage() for record in caplog.records)
 
 
 def test_no_credentials_on_a_broker_that_needs_them_is_refused(
