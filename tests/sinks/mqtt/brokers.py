@@ -43,7 +43,9 @@ class PrivateMosquitto:
     restart keeps retained messages and sessions, as a real deployment's does), anonymous
     or with a password file. `kill()` is SIGKILL: the broker vanishes as in a crash."""
 
-    def __init__(self, folder: Path, *, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, folder: Path, *, users: dict[str, str] | None = None, tls: bool = False
+    ) -> None:
         binary = shutil.which("mosquitto") or (
             "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
         )
@@ -58,6 +60,14 @@ class PrivateMosquitto:
             f"persistence_location {folder}/",
             "autosave_interval 1",
         ]
+        self.tls = tls
+        if tls:
+            self.ca_file = make_certificates(folder)
+            lines += [
+                f"cafile {self.ca_file}",
+                f"certfile {folder / 'server.pem'}",
+                f"keyfile {folder / 'server.key'}",
+            ]
         if getpass.getuser() == "root":
             lines.append("user root")  # else it drops to `mosquitto`, who cannot write here
         if users:
@@ -80,7 +90,7 @@ class PrivateMosquitto:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         log = (self.folder / "mosquitto.log").open("ab")
@@ -102,6 +112,27 @@ class PrivateMosquitto:
     def log(self) -> str:
         path = self.folder / "mosquitto.log"
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+
+def make_certificates(folder: Path) -> Path:
+    """A CA (`ca.pem`, returned) and a certificate it signed for 127.0.0.1 (`server.pem`,
+    `server.key`) in `folder`, made with openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=folder, check=True, capture_output=True, timeout=WAIT_S)
+
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA")
+    run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.cnf",
+    )
+    return folder / "ca.pem"
 
 
 @dataclass(frozen=True)

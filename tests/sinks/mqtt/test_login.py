@@ -71,3 +71,25 @@ def test_tls_to_a_broker_without_tls_fails_in_one_line(locked_broker: PrivateMos
     assert "\n" not in str(caught.value)
 
 
+
+
+@pytest.fixture(scope="module")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> PrivateMosquitto:
+    broker = PrivateMosquitto(tmp_path_factory.mktemp("tls"), tls=True)
+    broker.start()
+    yield broker  # type: ignore[misc]
+    broker.kill()
+
+
+def test_mqtts_checks_the_broker_against_the_given_ca(tls_broker: PrivateMosquitto) -> None:
+    sink = MqttSink(broker_settings(tls_broker.url, ca_file=tls_broker.ca_file), LABELS)
+    assert sink.connection.connected
+    sink.close()
+
+
+def test_mqtts_refuses_a_broker_its_cas_do_not_vouch_for(tls_broker: PrivateMosquitto) -> None:
+    with pytest.raises(SinkError) as caught:
+        MqttSink(broker_settings(tls_broker.url), LABELS)  # the system's CAs
+    message = str(caught.value)
+    assert message.startswith(f"mqtt sink: cannot reach the broker at {tls_broker.url}: ")
+    assert "certificate verify failed" in message and "\n" not in message
