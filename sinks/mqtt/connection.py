@@ -135,11 +135,13 @@ class MqttConnection:
             max(1, round(self.settings.reconnect_min_delay_s)),
             max(1, round(self.settings.reconnect_max_delay_s)),
         )
-        # No cap on messages in flight: paho then sends each at once (a capped, queued one
-        # can wait after a reconnection until the next acknowledgement). The bound on
-        # memory is the buffer's and paho's queue's.
+        # No cap on messages in flight or queued in paho: it then sends each at once (a
+        # capped, queued one can wait after a reconnection until the next acknowledgement),
+        # and never refuses the state and buffer sent again on reconnection. What paho holds
+        # is what the broker has not acknowledged yet: a broker that stops answering is
+        # dropped within 1.5 keep-alives, and from then on messages wait in the buffer.
         client.max_inflight_messages_set(0)
-        client.max_queued_messages_set(2 * self.buffer_size)
+        client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         return client
@@ -158,9 +160,6 @@ class MqttConnection:
         """Hand a message to paho while connected; False when it must wait in the buffer
         (the connection was lost a moment ago). Called holding the lock."""
         info = self._client.publish(message.topic, message.payload, self.qos, message.retain)
-        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
-            self.dropped += 1
-            return True
         if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and self.qos == 0:
             return False  # paho keeps QoS 1 and 2 messages itself and sends them again
         self.published += 1

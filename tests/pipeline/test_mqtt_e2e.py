@@ -119,7 +119,7 @@ def test_a_broker_restarted_mid_run_gets_the_buffered_events_and_drops_are_count
     broker = PrivateMosquitto(tmp_path / "broker")
     broker.start()
     listener = Listener("127.0.0.1", broker.port, ["e2e/#"], session="e2e-listener")
-    clip = synthetic_video("lobby.mp4", frames=35, fps=10)  # 3.5 s, played in real time
+    clip = synthetic_video("lobby.mp4", frames=25, fps=10)  # 2.5 s, played in real time
     config = write_config(
         tmp_path,
         f"  - id: lobby\n    source: {{type: file, path: {clip}, realtime: true}}\n",
