@@ -6,7 +6,8 @@ with a `zmq` sink (config/cams.yaml has one), then, in another terminal:
     python examples/consume_events.py                     # tcp://127.0.0.1:5556
     python examples/consume_events.py --endpoint tcp://pipeline-host:5556 --camera lobby
 
-It prints a line when a person's track starts and ends, and, when the stream ends (or on
+It prints a line when a person's track starts and ends (with where its picture is, when the
+pipeline writes snapshots), and, when the stream ends (or on
 Ctrl-C), how many people each camera saw. It also shows how a subscriber notices lost
 events: every event carries a per-camera `seq`, and a jump means events were dropped.
 
@@ -91,9 +92,12 @@ def main() -> int:
                 people[camera] += 1
                 print(f"{event['time']} {camera}: {args.label} #{event['track_id']} appeared")
             elif event["type"] == "track.ended" and event["label"] == args.label:
+                # with a snapshots sink: where the picture of its best detection is written
+                picture = event.get("snapshot_path")
                 print(
                     f"{event['time']} {camera}: {args.label} #{event['track_id']} gone after "
                     f"{event['frames']} frames (best score {event['best_score']})"
+                    + (f", picture {picture}" if picture else "")
                 )
             elif event["type"] == "stream.ended":
                 ended.add(camera)

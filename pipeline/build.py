@@ -8,6 +8,8 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detector.cached_onnx import CachedOnnxDetector
@@ -20,7 +22,9 @@ from pipeline.config import (
     ImagesSourceConfig,
     LiveSinkConfig,
     MqttSinkConfig,
+    PipelineConfig,
     SinkConfig,
+    SnapshotSinkConfig,
     SqlSinkConfig,
     StreamSourceConfig,
     TrackerConfig,
@@ -28,6 +32,7 @@ from pipeline.config import (
     ZmqSinkConfig,
 )
 from pipeline.readers import Backoff, FrameQueue, FrameSampler, QueuePolicy
+from pipeline.snapshots import SnapshotKeeper
 from pipeline.sources import AVSource, ImageFolderSource, Source
 from pipeline.types import LabelMap
 from sinks.base import Sink, SinkError
@@ -103,6 +108,25 @@ def build_tracker(camera_id: str, config: TrackerConfig) -> IoUTracker:
     return IoUTracker(camera_id, **config.model_dump(exclude={"type"}))
 
 
+def build_snapshot_keepers(config: PipelineConfig) -> dict[str, SnapshotKeeper]:
+    """Each camera's snapshot stage, as the snapshots sink asks (none without one). It
+    remembers the tracker's `t_min` last frames: a track's best detection before it was
+    confirmed lies in them."""
+    sc = config.snapshots
+    if sc is None:
+        return {}
+    return {
+        cam.id: SnapshotKeeper(
+            cam.id,
+            sc.dir,
+            margin=sc.margin,
+            full_frame=sc.full_frame,
+            recent_frames=config.tracker.t_min,
+        )
+        for cam in config.cameras
+    }
+
+
 def build_detector(det: DetectorConfig, announce: Callable[[str], None] | None = None) -> Detector:
     """The detector a config describes; `announce` is told of a first run's ONNX export or
     int8 quantization before it starts (`detector.Detector`)."""
@@ -139,9 +163,11 @@ def build_sinks(
     """Every configured sink, opened, with its queue size; on failure the ones opened so far
     are closed and the SinkError goes on."""
     built: list[tuple[Sink, int]] = []
+    snapshots = next((c.dir for c in configs if isinstance(c, SnapshotSinkConfig)), None)
+    context = SinkContext(labels, run_config, snapshots)
     try:
         for config in configs:
-            built.append((build_sink(config, labels, run_config), config.queue_size))
+            built.append((build_sink(config, context), config.queue_size))
     except SinkError:
         for sink, _ in built:
             sink.close()
@@ -149,22 +175,32 @@ def build_sinks(
     return built
 
 
+@dataclass(frozen=True)
+class SinkContext:
+    """What a sink is built with besides its own section: the detector's class names, the
+    config file's name (the SQL sink records it with the run), and the snapshots sink's
+    folder (the live view serves the snapshots from it), if there is one."""
+
+    labels: LabelMap
+    run_config: str = ""
+    snapshot_dir: Path | None = None
+
+
 # Each builder imports its sink where it is used, so that a run without a sink kind never
 # imports that kind's libraries.
 @functools.singledispatch
-def build_sink(config: object, labels: LabelMap, run_config: str) -> Sink:
-    """The sink a `sinks:` entry describes, opened; `run_config` names the config file (the
-    SQL sink records it with the run). Raises SinkError when it cannot open."""
+def build_sink(config: object, context: SinkContext) -> Sink:
+    """The sink a `sinks:` entry describes, opened. Raises SinkError when it cannot open."""
     raise TypeError(f"unknown sink config {type(config).__name__}")
 
 
 @build_sink.register
-def _(sc: VideoSinkConfig, labels: LabelMap, run_config: str) -> Sink:
+def _(sc: VideoSinkConfig, context: SinkContext) -> Sink:
     from sinks.video.sink import VideoSink
 
     return VideoSink(
         sc.dir,
-        labels,
+        context.labels,
         codec=sc.codec,
         crf=sc.crf,
         preset=sc.preset,
@@ -177,11 +213,11 @@ def _(sc: VideoSinkConfig, labels: LabelMap, run_config: str) -> Sink:
 
 
 @build_sink.register
-def _(sc: LiveSinkConfig, labels: LabelMap, run_config: str) -> Sink:
+def _(sc: LiveSinkConfig, context: SinkContext) -> Sink:
     from sinks.live_view.sink import LiveViewSink
 
     return LiveViewSink(
-        labels,
+        context.labels,
         host=sc.host,
         port=sc.port,
         max_fps=sc.max_fps,
@@ -190,11 +226,12 @@ def _(sc: LiveSinkConfig, labels: LabelMap, run_config: str) -> Sink:
         allowed_hosts=sc.allowed_hosts,
         credentials=None if sc.auth is None else sc.auth.credentials(),
         allow_unauthenticated=sc.allow_unauthenticated,
+        snapshot_dir=context.snapshot_dir,
     )
 
 
 @build_sink.register
-def _(sc: ZmqSinkConfig, labels: LabelMap, run_config: str) -> Sink:
+def _(sc: ZmqSinkConfig, context: SinkContext) -> Sink:
     from sinks.event_bus.keys import CurveKeyError, server_secret_key
     from sinks.event_bus.publisher import EventPublisher
 
@@ -206,7 +243,7 @@ def _(sc: ZmqSinkConfig, labels: LabelMap, run_config: str) -> Sink:
             raise SinkError(f"zmq sink: {exc}") from exc
     return EventPublisher(
         sc.endpoint,
-        labels,
+        context.labels,
         send_hwm=sc.send_hwm,
         wait_for_subscribers=sc.wait_for_subscribers,
         wait_timeout_s=sc.wait_timeout_s,
@@ -217,14 +254,14 @@ def _(sc: ZmqSinkConfig, labels: LabelMap, run_config: str) -> Sink:
 
 
 @build_sink.register
-def _(sc: SqlSinkConfig, labels: LabelMap, run_config: str) -> Sink:
+def _(sc: SqlSinkConfig, context: SinkContext) -> Sink:
     from sinks.sql.sink import SqlSink
 
     return SqlSink(
         sc.url,
-        labels,
+        context.labels,
         batch_size=sc.batch_size,
-        run_config=run_config,
+        run_config=context.run_config,
         flush_interval_s=sc.flush_interval_s,
         buffer_rows=sc.buffer_rows,
         spool_dir=sc.spool_dir,
@@ -234,7 +271,23 @@ def _(sc: SqlSinkConfig, labels: LabelMap, run_config: str) -> Sink:
 
 
 @build_sink.register
-def _(sc: MqttSinkConfig, labels: LabelMap, run_config: str) -> Sink:
+def _(sc: SnapshotSinkConfig, context: SinkContext) -> Sink:
+    from sinks.snapshots.retention import Retention
+    from sinks.snapshots.sink import SnapshotSink
+
+    return SnapshotSink(
+        sc.dir,
+        quality=sc.quality,
+        retention=Retention(
+            max_age_s=None if sc.keep_hours is None else sc.keep_hours * 3600,
+            max_files=sc.keep_files,
+            max_bytes=None if sc.keep_mb is None else int(sc.keep_mb * 1e6),
+        ),
+    )
+
+
+@build_sink.register
+def _(sc: MqttSinkConfig, context: SinkContext) -> Sink:
     from sinks.mqtt.settings import paho_missing
 
     if (missing := paho_missing()) is not None:
@@ -243,7 +296,7 @@ def _(sc: MqttSinkConfig, labels: LabelMap, run_config: str) -> Sink:
 
     return MqttSink(
         sc.broker(),
-        labels,
+        context.labels,
         prefix=sc.prefix,
         qos=sc.qos,
         events=sc.events,

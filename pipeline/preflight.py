@@ -22,6 +22,7 @@ from pipeline.config import (
     LiveSinkConfig,
     MqttSinkConfig,
     SinkConfig,
+    SnapshotSinkConfig,
     SqlSinkConfig,
     VideoSinkConfig,
     ZmqSinkConfig,
@@ -79,6 +80,11 @@ def sink_problem(config: object) -> str | None:
 
 @sink_problem.register
 def _(config: VideoSinkConfig) -> str | None:
+    return folder_problem(config.dir)
+
+
+@sink_problem.register
+def _(config: SnapshotSinkConfig) -> str | None:
     return folder_problem(config.dir)
 
 

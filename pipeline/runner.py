@@ -16,6 +16,7 @@ from pipeline.batching import STOP_GRACE_S, Batch, Batcher
 from pipeline.build import (
     build_run_detector,
     build_sinks,
+    build_snapshot_keepers,
     build_tracker,
     make_backoff,
     make_queue,
@@ -24,6 +25,7 @@ from pipeline.build import (
 )
 from pipeline.config import CameraConfig, PipelineConfig
 from pipeline.readers import CameraReader
+from pipeline.snapshots import SnapshotKeeper
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
 from pipeline.types import (
     CameraStatus,
@@ -158,7 +160,9 @@ class Pipeline:
         started = time.monotonic()
         for reader in readers:
             reader.start()
-        loop = DetectionLoop(detector, trackers, fanout, stats, on_progress)
+        loop = DetectionLoop(
+            detector, trackers, fanout, stats, on_progress, build_snapshot_keepers(cfg)
+        )
         detector_error: str | None = None
         try:
             try:
@@ -246,7 +250,10 @@ class _Submitted:
 
 
 class DetectionLoop:
-    """Per batch: detect, track per camera, and hand every frame's result to the sinks."""
+    """Per batch: detect, track per camera, and hand every frame's result to the sinks.
+
+    `snapshots`: the cameras' snapshot stages (none when no sink writes snapshots).
+    """
 
     def __init__(
         self,
@@ -255,9 +262,11 @@ class DetectionLoop:
         fanout: SinkFanout,
         stats: dict[str, CameraStats],
         on_progress: ProgressCallback | None,
+        snapshots: dict[str, SnapshotKeeper] | None = None,
     ) -> None:
         self.detector = detector
         self.trackers = trackers
+        self.snapshots = snapshots or {}
         self.fanout = fanout
         self.stats = stats
         self.on_progress = on_progress
@@ -316,6 +325,8 @@ class DetectionLoop:
             tracked = tracker.update(next(detections), frame)
             self.last_tracked[frame.camera_id] = tracked
             events = tuple(tracker.pop_events())
+            if (keeper := self.snapshots.get(frame.camera_id)) is not None:
+                events = keeper.update(frame, tracked, events)
             self.fanout.frame(FrameResult(frame, tracked, events))
             cam.detections += len(tracked)
             cam.tracks += sum(1 for e in events if e.kind == "started")
@@ -333,6 +344,8 @@ class DetectionLoop:
 
     def _end(self, camera_id: str, error: str | None) -> None:
         ended = tuple(self.trackers[camera_id].finish())
+        if (keeper := self.snapshots.get(camera_id)) is not None:
+            ended = keeper.finish(ended)
         frames = self.stats[camera_id].frames
         self.fanout.end(StreamEnd(camera_id, frames, ended, error))
 

@@ -161,14 +161,72 @@ class TrackSummary:
     best_score: float
     best_box: tuple[float, float, float, float]
     last_box: tuple[float, float, float, float]
+    best_frame: int = -1
+    """`Frame.index` of the detection with `best_score` (-1: not known)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """The picture of a track's best-scoring detection, carried by its "ended" event.
+
+    Attributes:
+        frame_index: `Frame.index` of the frame the detection is in.
+        box: the detection's box (x1, y1, x2, y2) in frame pixels.
+        crop: RGB uint8 [h, w, 3], the box with a margin: a read-only copy of those pixels
+            only, so that keeping it does not keep the frame.
+        frame: the whole RGB frame (read-only, shared with the frame, not copied), or None
+            when only the crop is kept.
+        directory: the folder snapshot files go to.
+        name: the crop's file, relative to `directory` (`<camera>/<stamp>_<track>.jpg`).
+        frame_name: the whole frame's file, relative to `directory`, when `frame` is kept.
+    """
+
+    frame_index: int
+    box: tuple[float, float, float, float]
+    crop: npt.NDArray[np.uint8]
+    directory: str
+    name: str
+    frame: npt.NDArray[np.uint8] | None = None
+    frame_name: str | None = None
+
+    def __post_init__(self) -> None:
+        for what, image in (("crop", self.crop), ("frame", self.frame)):
+            if image is None:
+                continue
+            if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+                raise TypeError(
+                    f"Snapshot.{what} must be a uint8 numpy array, got {_describe(image)}"
+                )
+            if image.ndim != 3 or image.shape[2] != 3:
+                raise ValueError(
+                    f"Snapshot.{what} must have shape [H, W, 3], got {list(image.shape)}"
+                )
+        if (self.frame is None) != (self.frame_name is None):
+            raise ValueError("Snapshot.frame and Snapshot.frame_name go together")
+
+    @property
+    def path(self) -> str:
+        """Where the crop is written: `directory/name`."""
+        return f"{self.directory.rstrip('/')}/{self.name}"
+
+    @property
+    def frame_path(self) -> str | None:
+        """Where the whole frame is written, or None."""
+        if self.frame_name is None:
+            return None
+        return f"{self.directory.rstrip('/')}/{self.frame_name}"
 
 
 @dataclass(frozen=True)
 class TrackEvent:
-    """A confirmed track started, or a track ended (expired or its stream ended)."""
+    """A confirmed track started, or a track ended (expired or its stream ended).
+
+    An "ended" event carries the track's `snapshot` when a snapshots sink asked for them.
+    """
 
     kind: Literal["started", "ended"]
     track: TrackSummary
+    snapshot: Snapshot | None = None
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ class _Track:
 
     __slots__ = (
         "best",
+        "best_frame",
         "deadline",
         "first_frame",
         "first_time",
@@ -72,6 +73,7 @@ class _Track:
         self.vx = self.vy = 0.0
         self.frame = frame.index
         self.last = self.best = (box, score)  # last and best-scoring matched detection
+        self.best_frame = frame.index
         self.first_time = self.last_time = frame.wall_time
         self.first_frame = self.seen = frame.index  # first and last detected frame
         self.hits = 1  # detections matched
@@ -114,6 +116,7 @@ class _Track:
         self.last = (box, score)
         if score > self.best[1]:
             self.best = self.last
+            self.best_frame = now
 
     def summary(self, camera_id: str) -> TrackSummary:
         return TrackSummary(
@@ -128,6 +131,7 @@ class _Track:
             best_score=self.best[1],
             best_box=self.best[0],
             last_box=self.last[0],
+            best_frame=self.best_frame,
         )
 
 

@@ -144,7 +144,7 @@ def bench_end_to_end(
     where the detector would overlap them (`Detector.pipelined`: CUDA, or workers 2).
     """
     from detector.engine import StageTimes
-    from pipeline.build import build_detector, build_sink
+    from pipeline.build import SinkContext, build_detector, build_sink
     from pipeline.runner import Pipeline
 
     cuda = setup.device.startswith("cuda")
@@ -162,7 +162,8 @@ def bench_end_to_end(
             detector = build_detector(config.detector)
             detector.stage_times = StageTimes() if timed else None
             detector.pipelined = detector.pipelined and pipelining
-            sinks = [TimedSink(build_sink(sc, detector.labels, "<bench>")) for sc in config.sinks]
+            context = SinkContext(detector.labels, "<bench>")
+            sinks = [TimedSink(build_sink(sc, context)) for sc in config.sinks]
             bare = config.model_copy(update={"sinks": []})
             summary = Pipeline(bare, detector=detector, extra_sinks=sinks).run()
             if not summary.ok:

@@ -1,8 +1,8 @@
 """`python -m pipeline run|validate|subscribe|query|retention|dataset|keygen|bench|train|
-evaluate|export`.
+evaluate|export|zones`.
 
 Each subcommand lives in its own module (`run`, `events`, `records`, `dataset`, `bench`,
-`train`, `export`); this one
+`train`, `export`, `zones`); this one
 assembles the parser and runs the chosen command.
 """
 
@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import bench, dataset, events, export, records, run, train
+from pipeline.cli import bench, dataset, events, export, records, run, train, zones
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pipeline.urls import mask_credentials
 
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     train.add_parsers(sub)
     export.add_parser(sub)
+    zones.add_parser(sub)
     for command in _commands(sub):
         # SUPPRESS: given after the command, it overrides the one before; absent, it does not.
         command.add_argument(

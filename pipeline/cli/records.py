@@ -8,6 +8,7 @@ import json
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, TextIO
 
 from pipeline.argtypes import nonempty, number, whole
@@ -82,7 +83,8 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser(
-        "retention", help="delete stored records (and video files) older than an age"
+        "retention",
+        help="delete stored records (and video files, snapshots) older than an age",
     )
     p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help="SQLAlchemy URL")
     p.add_argument(
@@ -95,6 +97,12 @@ def add_parsers(sub: Any) -> None:
         "--video-dir",
         type=nonempty,
         help="also delete the MP4 files of the video output in this folder, e.g. out/video",
+    )
+    p.add_argument(
+        "--snapshot-dir",
+        type=nonempty,
+        help="also delete the track snapshots of the snapshots output in this folder, "
+        "e.g. out/snapshots",
     )
     p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
     p.add_argument("--no-vacuum", action="store_true", help="do not VACUUM a SQLite database")
@@ -245,6 +253,16 @@ def cmd_retention(args: argparse.Namespace) -> int:
             print(f"error: cannot clean {args.video_dir}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_FAILED
         print(f"{verb} {len(files)} video files from {args.video_dir}")
+    if args.snapshot_dir:
+        from sinks.snapshots.retention import old_snapshots
+
+        try:
+            shots = old_snapshots(Path(args.snapshot_dir), cutoff.timestamp(), dry_run=args.dry_run)
+        except OSError as exc:
+            why = exc.strerror or exc
+            print(f"error: cannot clean {args.snapshot_dir}: {why}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"{verb} {len(shots)} snapshot files from {args.snapshot_dir}")
     return EXIT_OK
 
 

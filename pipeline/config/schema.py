@@ -6,7 +6,7 @@ from pydantic import Field, model_validator
 
 from pipeline.config.base import Strict
 from pipeline.config.cameras import CameraConfig
-from pipeline.config.sinks import SinkConfig
+from pipeline.config.sinks import SinkConfig, SnapshotSinkConfig
 from pipeline.config.stages import DetectorConfig, TrackerConfig
 
 
@@ -24,3 +24,15 @@ class PipelineConfig(Strict):
                 raise ValueError(f"camera id {cam.id!r} is used twice")
             seen.add(cam.id)
         return self
+
+    @model_validator(mode="after")
+    def _one_snapshots_sink(self) -> PipelineConfig:
+        # The snapshot stage names each track's files after the one sink that writes them.
+        if sum(isinstance(s, SnapshotSinkConfig) for s in self.sinks) > 1:
+            raise ValueError("at most one sink of type snapshots")
+        return self
+
+    @property
+    def snapshots(self) -> SnapshotSinkConfig | None:
+        """The snapshots sink, if any: the pipeline keeps track snapshots only for it."""
+        return next((s for s in self.sinks if isinstance(s, SnapshotSinkConfig)), None)

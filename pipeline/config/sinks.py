@@ -1,4 +1,4 @@
-"""The `sinks:` section: video, live view, ZeroMQ events, SQL, MQTT."""
+"""The `sinks:` section: video, live view, ZeroMQ events, SQL, track snapshots, MQTT."""
 
 from __future__ import annotations
 
@@ -273,7 +273,48 @@ class SqlSinkConfig(Strict):
         return self
 
 
+class SnapshotSinkConfig(Strict):
+    type: Literal["snapshots"] = Field(
+        description="A JPEG of each track's best-scoring detection (docs/snapshots.md)."
+    )
+    dir: Path = Field(
+        Path("out/snapshots"),
+        description="Folder for the snapshots: <camera>/<UTC start>_<track>.jpg in it.",
+    )
+    full_frame: bool = Field(
+        False,
+        description="Also write the whole frame (<camera>/<UTC start>_<track>-frame.jpg); "
+        "keeps one frame in memory per open track.",
+    )
+    margin: float = Field(
+        0.1,
+        ge=0,
+        le=2,
+        description="Crop margin around the box, a fraction of its width and height per side.",
+    )
+    quality: int = Field(90, ge=1, le=100, description="JPEG quality.")
+    keep_hours: float | None = Field(
+        None,
+        gt=0,
+        le=24 * 365 * 100,
+        description="Delete snapshots written more than this long ago (none: keep).",
+    )
+    keep_files: int | None = Field(
+        None, ge=1, le=100_000_000, description="Keep at most this many files, the newest."
+    )
+    keep_mb: float | None = Field(
+        None,
+        gt=0,
+        le=1024 * 1024 * 1024,
+        description="Keep at most this many MB of files, the newest.",
+    )
+    queue_size: int = Field(
+        64, ge=1, le=100_000, description="Frames buffered for the writer."
+    )
+
+
 SinkConfig = Annotated[
-    VideoSinkConfig | LiveSinkConfig | ZmqSinkConfig | SqlSinkConfig | MqttSinkConfig,
+    VideoSinkConfig | LiveSinkConfig | ZmqSinkConfig | SqlSinkConfig | SnapshotSinkConfig
+    | MqttSinkConfig,
     Field(discriminator="type"),
 ]

@@ -27,6 +27,7 @@ from pipeline.types import (
     Detections,
     Frame,
     LabelMap,
+    Snapshot,
     StreamEnd,
     TrackSummary,
 )
@@ -142,6 +143,16 @@ class TrackEndedEvent(_TrackFields):
     """A track was lost, or its stream ended while it was open."""
 
     type: Literal["track.ended"] = TRACK_ENDED
+    snapshot_path: str | None = Field(
+        None,
+        description="File of the JPEG crop of the track's best detection, as the snapshots "
+        "sink writes it (its `dir`/<camera>/<UTC start>_<track>.jpg); null without one.",
+    )
+    snapshot_frame_path: str | None = Field(
+        None,
+        description="File of the whole frame of that detection (snapshots `full_frame`); "
+        "null when not written.",
+    )
 
 
 class StreamEndedEvent(EventBase):
@@ -288,8 +299,10 @@ def track_event(
     seq: int,
     frame: int | None,
     wall_time: float,
+    snapshot: Snapshot | None = None,
 ) -> TrackStartedEvent | TrackEndedEvent:
-    """The `track.started` ("started") or `track.ended` ("ended") event, sent at `frame`."""
+    """The `track.started` ("started") or `track.ended` ("ended") event, sent at `frame`;
+    an ended track's `snapshot` gives its paths."""
     event_type = TRACK_STARTED if kind == "started" else TRACK_ENDED
     body = _header(event_type, track.camera_id, seq, frame, wall_time)
     # int()/float() also turn numpy scalars a tracker may have stored into JSON numbers.
@@ -306,8 +319,13 @@ def track_event(
         best_box=_box(track.best_box),
         last_box=_box(track.last_box),
     )
-    model = TrackStartedEvent if kind == "started" else TrackEndedEvent
-    return model.model_validate(body)
+    if kind == "started":
+        return TrackStartedEvent.model_validate(body)
+    body.update(
+        snapshot_path=None if snapshot is None else snapshot.path,
+        snapshot_frame_path=None if snapshot is None else snapshot.frame_path,
+    )
+    return TrackEndedEvent.model_validate(body)
 
 
 def stream_ended_event(

@@ -1,4 +1,5 @@
-"""The live view's index page: one tile per camera, refreshed from /api/cameras."""
+"""The live view's pages: the index (one tile per camera, refreshed from /api/cameras) and
+the recent tracks with their snapshots (from /api/tracks)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ INDEX_HTML = b"""<!doctype html>
 </style>
 </head>
 <body>
-<header><h1>ssd-pipeline live view</h1><span id="state">connecting...</span></header>
+<header><h1>ssd-pipeline live view</h1><span id="state">connecting...</span>
+<a id="tracks-link" href="tracks">recent tracks</a></header>
 <main id="tiles"></main>
 <div id="empty" hidden>No camera has started yet.</div>
 <script>
@@ -42,6 +44,7 @@ const state = document.getElementById("state");
 // A view opened as /?token=...: the page's own requests carry the token too.
 const token = new URLSearchParams(location.search).get("token");
 const auth = token ? "?token=" + encodeURIComponent(token) : "";
+if (token) document.getElementById("tracks-link").href = "tracks" + auth;
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -93,6 +96,89 @@ async function refresh() {
 }
 refresh();
 setInterval(refresh, 1000);
+</script>
+</body>
+</html>
+"""
+
+TRACKS_HTML = b"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>ssd-pipeline recent tracks</title>
+<style>
+  :root { color-scheme: dark; }
+  body { margin: 0; font: 14px/1.4 system-ui, sans-serif; background: #14161a; color: #e6e6e6; }
+  header { display: flex; align-items: baseline; gap: 1em; padding: 10px 16px;
+           background: #1d2026; border-bottom: 1px solid #2c3038; }
+  header h1 { font-size: 16px; margin: 0; font-weight: 600; }
+  a { color: #8ab4f8; }
+  main { display: grid; gap: 10px; padding: 12px;
+         grid-template-columns: repeat(auto-fill, minmax(180px, 1fr)); }
+  .track { background: #1d2026; border: 1px solid #2c3038; border-radius: 6px; padding: 6px; }
+  .track img { display: block; max-width: 100%; max-height: 240px; margin: 0 auto 4px;
+               background: #000; }
+  .track .what { font-weight: 600; }
+  .track .when { color: #9aa0a6; font-size: 12px; font-variant-numeric: tabular-nums; }
+  #empty { padding: 24px; color: #9aa0a6; }
+</style>
+</head>
+<body>
+<header><h1>Recent tracks</h1><a id="back" href=".">cameras</a></header>
+<main id="tracks"></main>
+<div id="empty" hidden>No track has ended yet.</div>
+<script>
+"use strict";
+const token = new URLSearchParams(location.search).get("token");
+const auth = token ? "?token=" + encodeURIComponent(token) : "";
+if (token) document.getElementById("back").href = "." + auth;
+const list = document.getElementById("tracks");
+let shown = "";
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function card(t) {
+  const box = el("section", "track");
+  if (t.snapshot_url) {
+    const img = el("img");
+    img.alt = t.label + " " + t.track_id;
+    img.loading = "lazy";
+    img.src = "." + t.snapshot_url + auth;
+    const link = el("a");
+    link.href = "." + (t.frame_url || t.snapshot_url) + auth;
+    link.append(img);
+    box.append(link);
+  }
+  box.append(el("div", "what", t.camera + " #" + t.track_id + " " + t.label + " " +
+                t.best_score.toFixed(2)));
+  box.append(el("div", "when", t.first_time.replace("T", " ").slice(0, 19) + " UTC, " +
+                t.frames + " frames"));
+  return box;
+}
+
+async function refresh() {
+  try {
+    const response = await fetch("api/tracks" + auth, {cache: "no-store"});
+    const tracks = (await response.json()).tracks;
+    const key = JSON.stringify(tracks.map(t => [t.camera, t.track_id, t.first_time]));
+    if (key !== shown) {
+      shown = key;
+      list.replaceChildren(...tracks.map(card));
+    }
+    document.getElementById("empty").hidden = tracks.length > 0;
+  } catch (err) {
+    document.getElementById("empty").hidden = false;
+    document.getElementById("empty").textContent = "pipeline not reachable (run over?)";
+  }
+}
+refresh();
+setInterval(refresh, 2000);
 </script>
 </body>
 </html>

@@ -5,6 +5,9 @@ Endpoints (see docs/live-view.md):
     /api/cameras           JSON list of the cameras with their status, fps and frame count
     /cameras/<id>.mjpg     multipart/x-mixed-replace stream of JPEG frames
     /cameras/<id>.jpg      the newest frame as one JPEG
+    /tracks                page of the recent ended tracks with their snapshots
+    /api/tracks            JSON list of the recent ended tracks, newest first
+    /snapshots/<camera>/<file>.jpg   a track's snapshot, from the snapshots sink's folder
 Each JPEG part carries `X-Frame-Index`, the index of the frame in its stream. Each client is
 served by a thread of a `ThreadingHTTPServer`; at most `max_viewers` connections are served
 at once (more are answered 503), a request must arrive within `HEADER_TIMEOUT_S`, and every
@@ -23,13 +26,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pipeline.urls import mask_credentials
 from sinks.live_view.access import DEFAULT_MAX_VIEWERS, Access, Refusal
 from sinks.live_view.hub import LiveHub
-from sinks.live_view.page import INDEX_HTML
+from sinks.live_view.page import INDEX_HTML, TRACKS_HTML
+from sinks.live_view.tracks import SNAPSHOT_URL, RecentTracks, snapshot_file
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +59,8 @@ class _Client:
 class LiveViewServer(ThreadingHTTPServer):
     """Serves a `LiveHub`'s cameras to at most `max_viewers` connections at once, to the
     requests `access` lets through; `max_fps` caps the frames a second sent to each stream
-    (0: no cap).
+    (0: no cap). `tracks` lists the recent tracks; the snapshot files are served from
+    `snapshot_dir` (None: none are).
 
     Beyond `max_viewers`, as many connections again are answered 503 (by a thread each,
     briefly); beyond those, connections are closed at once, so a flood costs no threads.
@@ -71,10 +77,14 @@ class LiveViewServer(ThreadingHTTPServer):
         *,
         access: Access,
         max_viewers: int = DEFAULT_MAX_VIEWERS,
+        tracks: RecentTracks,
+        snapshot_dir: Path | None = None,
     ) -> None:
         if max_viewers < 1:
             raise ValueError(f"live view max_viewers must be at least 1, got {max_viewers}")
         self.hub = hub
+        self.tracks = tracks
+        self.snapshot_dir = snapshot_dir
         self.access = access
         self.max_viewers = max_viewers
         self.min_interval_s = 1.0 / max_fps if max_fps > 0 else 0.0
@@ -212,6 +222,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._stream(path[len("/cameras/") : -len(".mjpg")])
             elif path.startswith("/cameras/") and path.endswith(".jpg"):
                 self._snapshot(path[len("/cameras/") : -len(".jpg")])
+            elif path == "/tracks":
+                self._send(HTTPStatus.OK, "text/html; charset=utf-8", TRACKS_HTML)
+            elif path == "/api/tracks":
+                body = json.dumps({"tracks": self.server.tracks.rows()}).encode()
+                self._send(HTTPStatus.OK, "application/json", body)
+            elif path.startswith(SNAPSHOT_URL):
+                self._track_snapshot(path[len(SNAPSHOT_URL) :])
             else:
                 self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n")
         except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError) as exc:
@@ -259,6 +276,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         self.wfile.write(jpeg.data)
+
+    def _track_snapshot(self, name: str) -> None:
+        root = self.server.snapshot_dir
+        found = None if root is None else snapshot_file(root, name)
+        if found is None:
+            self._send(HTTPStatus.NOT_FOUND, "text/plain", b"no such snapshot\n")
+            return
+        self._send(HTTPStatus.OK, "image/jpeg", found.read_bytes())
 
     def _stream(self, camera: str) -> None:
         hub = self.server.hub

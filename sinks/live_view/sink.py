@@ -11,12 +11,14 @@ import errno
 import logging
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from pipeline.types import CameraStatus, FrameResult, LabelMap, StreamEnd, StreamInfo
 from sinks.base import Sink, SinkError
 from sinks.live_view.access import DEFAULT_MAX_VIEWERS, Access, Credentials, exposure_problem
 from sinks.live_view.hub import LiveHub
 from sinks.live_view.server import LiveViewServer
+from sinks.live_view.tracks import RecentTracks
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,9 @@ class LiveViewSink(Sink):
     At most `max_viewers` connections are served at once. Requests must name the view
     (loopback names, `host`, `allowed_hosts`) and carry `credentials` when given; a `host`
     other machines can reach needs credentials, or `allow_unauthenticated=True`.
+
+    The ended tracks it is given are listed at /tracks and /api/tracks; their snapshots are
+    served from `snapshot_dir` (the snapshots sink's folder; None: not served).
     """
 
     name = "live"
@@ -47,6 +52,7 @@ class LiveViewSink(Sink):
         allowed_hosts: Sequence[str] = (),
         credentials: Credentials | None = None,
         allow_unauthenticated: bool = False,
+        snapshot_dir: Path | None = None,
     ) -> None:
         if not 1 <= jpeg_quality <= 100:
             raise ValueError(f"LiveViewSink jpeg_quality must be in 1..100, got {jpeg_quality}")
@@ -54,10 +60,19 @@ class LiveViewSink(Sink):
         if problem is not None:
             raise SinkError(f"live sink: {problem}")
         self.hub = LiveHub(labels, jpeg_quality=jpeg_quality)
+        self.snapshot_dir = snapshot_dir
+        """The folder whose snapshots /snapshots/ serves (None: none)."""
+        self.tracks = RecentTracks(labels, snapshots=snapshot_dir is not None)
         access = Access(host, allowed_hosts, credentials)
         try:
             self._server = LiveViewServer(
-                (host, port), self.hub, max_fps, access=access, max_viewers=max_viewers
+                (host, port),
+                self.hub,
+                max_fps,
+                access=access,
+                max_viewers=max_viewers,
+                tracks=self.tracks,
+                snapshot_dir=snapshot_dir,
             )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
@@ -93,12 +108,14 @@ class LiveViewSink(Sink):
 
     def write(self, result: FrameResult) -> None:
         self.hub.publish(result)
+        self.tracks.add(result.track_events)
 
     def status(self, status: CameraStatus) -> None:
         self.hub.status(status)
 
     def end(self, stream_end: StreamEnd) -> None:
         self.hub.end(stream_end)
+        self.tracks.add(stream_end.track_events)
 
     def close(self) -> None:
         """Stop serving: open streams end, the port is released. Idempotent."""

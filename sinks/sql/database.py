@@ -29,7 +29,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from pipeline.urls import is_secret_parameter, mask_credentials
 from sinks.disk import file_system, is_disk_full
-from sinks.sql.models import Base, Detection
+from sinks.sql.models import Base, Detection, Track
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a SQLite writer or reader waits for another process's lock before failing."""
@@ -276,13 +276,19 @@ def make_engine(
     return engine
 
 
-def create_schema(engine: Engine) -> None:
-    """Create missing tables, and bring a `detections` table of an older version up to date.
+TRACK_COLUMNS_ADDED = ("snapshot_path", "snapshot_frame_path")
+"""Nullable columns of `tracks` that older versions lack, added on open."""
 
-    Older tables lack `obj` (the box's index in its frame), which makes every row unique
-    and so retried inserts idempotent; it is added, NULL for the old rows.
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables, and bring tables of an older version up to date.
+
+    Older `detections` tables lack `obj` (the box's index in its frame), which makes every
+    row unique and so retried inserts idempotent; older `tracks` tables lack the snapshot
+    paths. Each is added, NULL for the old rows.
     """
     Base.metadata.create_all(engine)
+    _add_track_columns(engine)
     columns = {c["name"] for c in inspect(engine).get_columns(Detection.__tablename__)}
     if "obj" in columns:
         return
@@ -294,3 +300,15 @@ def create_schema(engine: Engine) -> None:
                 "ON detections (run_id, camera, frame, obj)"
             )
         )
+
+
+def _add_track_columns(engine: Engine) -> None:
+    """Adds the `tracks` columns of `TRACK_COLUMNS_ADDED` that the table lacks."""
+    columns = {c["name"] for c in inspect(engine).get_columns(Track.__tablename__)}
+    missing = [name for name in TRACK_COLUMNS_ADDED if name not in columns]
+    if not missing:
+        return
+    with engine.begin() as conn:
+        for name in missing:
+            kind = Track.__table__.c[name].type.compile(engine.dialect)
+            conn.execute(text(f"ALTER TABLE tracks ADD COLUMN {name} {kind}"))

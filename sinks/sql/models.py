@@ -153,3 +153,6 @@ class Track(Base):
     last_y1: Mapped[float] = mapped_column(Float)
     last_x2: Mapped[float] = mapped_column(Float)
     last_y2: Mapped[float] = mapped_column(Float)
+    # NULL without a snapshots sink, and in rows of older versions (docs/snapshots.md)
+    snapshot_path: Mapped[str | None] = mapped_column(String(1024))
+    snapshot_frame_path: Mapped[str | None] = mapped_column(String(1024))

@@ -15,7 +15,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import Engine, Select, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from sinks.base import SinkError
 from sinks.sql.database import DatabaseUrl, make_engine, not_a_database, open_failure, reason
@@ -169,6 +169,7 @@ class TrackRecord(JsonRow):
     best_y1: float
     best_x2: float
     best_y2: float
+    snapshot_path: str | None = None
 
 
 def iso_z(moment: datetime) -> str:
@@ -283,10 +284,26 @@ def list_tracks(url: str, q: DetectionQuery) -> Page[TrackRecord]:
     ]
     if q.min_score is not None:
         conditions.append(Track.best_score >= q.min_score)
-    stmt = select(Track).where(*conditions).order_by(Track.last_time.desc(), Track.id.desc())
     with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
+        # only the columns shown, of those the table has: an older one lacks the snapshots'
+        snapshots = "snapshot_path" in {
+            c["name"] for c in inspect(engine).get_columns(Track.__tablename__)
+        }
+        shown = [
+            Track.run_id, Track.camera, Track.track_id, Track.label, Track.first_time,
+            Track.last_time, Track.frames, Track.best_score, Track.best_x1, Track.best_y1,
+            Track.best_x2, Track.best_y2,
+        ]  # fmt: skip
+        if snapshots:
+            shown.append(Track.snapshot_path)
+        stmt = (
+            select(Track)
+            .options(load_only(*shown))
+            .where(*conditions)
+            .order_by(Track.last_time.desc(), Track.id.desc())
+        )
         total = session.scalar(select(func.count(Track.id)).where(*conditions)) or 0
-        rows = [_track_record(t) for t in session.scalars(stmt.limit(q.limit))]
+        rows = [_track_record(t, snapshots) for t in session.scalars(stmt.limit(q.limit))]
     return Page(rows, int(total))
 
 
@@ -360,8 +377,10 @@ def _record(d: Detection) -> DetectionRecord:
     )
 
 
-def _track_record(t: Track) -> TrackRecord:
+def _track_record(t: Track, snapshots: bool) -> TrackRecord:
+    """`t` as a record; `snapshots`: whether its table has the snapshot columns."""
     return TrackRecord(
         t.run_id, t.camera, t.track_id, t.label, t.first_time, t.last_time, t.frames,
         t.best_score, t.best_x1, t.best_y1, t.best_x2, t.best_y2,
+        t.snapshot_path if snapshots else None,
     )

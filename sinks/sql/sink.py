@@ -346,7 +346,7 @@ class SqlSink(Sink):
         for ev in events:
             if ev.kind != "ended":
                 continue
-            t = ev.track
+            t, snapshot = ev.track, ev.snapshot
             bx1, by1, bx2, by2 = t.best_box
             lx1, ly1, lx2, ly2 = t.last_box
             self._tracks.append(
@@ -370,5 +370,7 @@ class SqlSink(Sink):
                     "last_y1": float(ly1),
                     "last_x2": float(lx2),
                     "last_y2": float(ly2),
+                    "snapshot_path": None if snapshot is None else snapshot.path,
+                    "snapshot_frame_path": None if snapshot is None else snapshot.frame_path,
                 }
             )

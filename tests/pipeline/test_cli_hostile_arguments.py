@@ -144,6 +144,7 @@ CASES: list[tuple[str, list[str]]] = [
     ),
     ("retention-db-folder", ["retention", "--older-than", "1d", "--db", "sqlite:///{folder}"]),
     ("retention-video-dir-empty", ["retention", "--older-than", "1d", "--video-dir", ""]),
+    ("retention-snapshot-dir-empty", ["retention", "--older-than", "1d", "--snapshot-dir", ""]),
     # subscribe: arguments, each run with a timeout so that a regression cannot hang
     *[
         (f"subscribe{'-'.join(args)[:20]}", ["subscribe", *args, *until])
@@ -230,6 +231,19 @@ CASES: list[tuple[str, list[str]]] = [
             ("model-folder", ["--model", "{folder}", "--out", "x.onnx"]),
             ("model-clip", ["--model", "{clip}", "--out", "x.onnx"]),
             ("model-unknown", ["--model", "yolo_v99", "--out", "x.onnx"]),
+        ]
+    ],
+    # zones: refused before a frame is decoded, or by a source that is not a video
+    *[
+        (f"zones-{what}", ["zones", *args])
+        for what, args in [
+            ("config-missing", ["{missing}", "--camera", "a"]),
+            ("camera-empty", ["cams.yaml", "--camera", ""]),
+            ("camera-unknown", ["cams.yaml", "--camera", "nope"]),
+            ("at-frame-negative", ["cams.yaml", "--camera", "a", "--at-frame", "-1"]),
+            ("at-frame-huge", ["cams.yaml", "--camera", "a", "--at-frame", BIG]),
+            ("out-empty", ["cams.yaml", "--camera", "a", "--out", ""]),
+            ("not-a-video", ["cams.yaml", "--camera", "a", "--out", "{folder}/x.png"]),
         ]
     ],
     # train, evaluate, dataset stats: refused before a model is built or an image read

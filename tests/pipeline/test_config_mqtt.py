@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build import build_sink
+from pipeline.build import SinkContext, build_sink
 from pipeline.config import ConfigError, MqttSinkConfig, parse_config
 from pipeline.preflight import check_sinks
 from pipeline.types import LabelMap
@@ -96,7 +96,7 @@ def test_unknown_event_types_and_wildcards_in_prefixes_are_named(video: str) -> 
 def test_without_paho_the_sink_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "paho.mqtt.client", None)  # as if not installed
     with pytest.raises(SinkError) as caught:
-        build_sink(MqttSinkConfig(type="mqtt"), LabelMap(("person",)), "cams.yaml")
+        build_sink(MqttSinkConfig(type="mqtt"), SinkContext(LabelMap(("person",))))
     assert str(caught.value) == (
         "mqtt sink: the mqtt sink needs paho-mqtt, which is not installed: "
         "pip install 'ssd-pipeline[mqtt]' (or pip install paho-mqtt)"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import zmq.auth
 
-from pipeline.build import build_sink
+from pipeline.build import SinkContext, build_sink
 from pipeline.config import (
     ConfigError,
     LiveSinkConfig,
@@ -74,7 +74,7 @@ def test_curve_secret_key_from_the_environment_reaches_the_sink(
             "    curve:\n      secret_key: ${TEST_ZMQ_SECRET}\n",
         )
     )
-    sink = build_sink(cfg.sinks[0], LabelMap(()), "test")
+    sink = build_sink(cfg.sinks[0], SinkContext(LabelMap(()), "test"))
     try:
         assert isinstance(sink, EventPublisher) and sink.curve_public_key == public.decode()
     finally:
@@ -86,7 +86,7 @@ def test_a_bad_curve_key_fails_the_sink_with_one_line(video: Path) -> None:
         config(video, "  - type: zmq\n    curve:\n      secret_key: not-a-key\n")
     )
     with pytest.raises(SinkError, match=r"not a 40-character Z85 CURVE key.*keygen"):
-        build_sink(cfg.sinks[0], LabelMap(()), "test")
+        build_sink(cfg.sinks[0], SinkContext(LabelMap(()), "test"))
 
 
 @pytest.mark.parametrize(
@@ -169,7 +169,7 @@ def test_live_view_config_builds_a_view_that_asks_for_the_password(
     cfg = parse_config(
         config(video, "  - type: live\n    port: 0\n    max_viewers: 3\n    auth:\n      password: ${LIVE_PASSWORD}\n")
     )
-    sink = build_sink(cfg.sinks[0], LabelMap(("background", "person")), "cfg.yaml")
+    sink = build_sink(cfg.sinks[0], SinkContext(LabelMap(("background", "person")), "cfg.yaml"))
     try:
         conn = http.client.HTTPConnection("127.0.0.1", int(sink.url.rsplit(":", 1)[1].strip("/")), timeout=10)  # type: ignore[attr-defined]
         conn.request("GET", "/api/cameras")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import zmq.auth
 
-from pipeline.types import Detections, StreamEnd, TrackEvent
+from pipeline.types import Detections, Snapshot, StreamEnd, TrackEvent
 from sinks.event_bus.keys import read_secret_key
 from sinks.event_bus.publisher import EventPublisher
 from tests.sinks.event_bus.conftest import LABELS, result, track
@@ -110,7 +110,9 @@ def test_consumer_example_counts_people_and_reports_lost_events(endpoint: str) -
         sink.write(result("cam1", 0, events=(TrackEvent("started", track("cam1", 1, 0, 0)),)))
         sink.write(result("cam1", 1, events=(TrackEvent("started", track("cam1", 2, 1, 1)),)))
         sink._events._cameras["cam1"].next_seq += 3  # as if three events had been dropped
-        sink.end(StreamEnd("cam1", 2, (TrackEvent("ended", track("cam1", 1, 0, 1)),)))
+        crop = np.zeros((4, 4, 3), np.uint8)
+        snap = Snapshot(0, (0.0, 0.0, 1.0, 1.0), crop, "out/snaps", "cam1/x_1.jpg")
+        sink.end(StreamEnd("cam1", 2, (TrackEvent("ended", track("cam1", 1, 0, 1), snap),)))
         sink.close()
         out, err = consumer.communicate(timeout=60)
     finally:
@@ -121,4 +123,6 @@ def test_consumer_example_counts_people_and_reports_lost_events(endpoint: str) -
         "cam1: person #1 appeared", "cam1: person #2 appeared",
     ]
     assert "warning: cam1: 3 events lost" in lines
+    assert lines[-2].endswith("cam1: person #1 gone after 2 frames (best score 0.9123), picture "
+                              "out/snaps/cam1/x_1.jpg")
     assert lines[-1] == "cam1: 2 person(s)"

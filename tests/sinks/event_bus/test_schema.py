@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from pipeline.types import CameraStatus, Detections, Frame, StreamEnd, TrackSummary
+from pipeline.types import CameraStatus, Detections, Frame, Snapshot, StreamEnd, TrackSummary
 from sinks.event_bus.schema import (
     EVENT_TYPES,
     SCHEMA_VERSION,
@@ -120,3 +120,17 @@ def test_invalid_bodies_are_rejected(change: dict[str, object], problem: str) ->
 def test_non_finite_scores_are_sent_as_null() -> None:
     event = detections_event(frame(), dets([-1], score=float("nan")), LABELS, seq=0)
     assert json.loads(event.model_dump_json())["objects"][0]["score"] is None
+
+
+def test_track_ended_carries_its_snapshot_paths_and_null_without_one() -> None:
+    crop = np.zeros((2, 2, 3), np.uint8)
+    name = "lobby/20261121-100000-000_5.jpg"
+    snap = Snapshot(7, (1.0, 2.0, 30.26, 40.0), crop, "out/snapshots", name, crop,
+                    "lobby/20261121-100000-000_5-frame.jpg")
+    body = json.loads(track_event("ended", summary(), LABELS, 3, 7, T0, snap).model_dump_json())
+    assert body["snapshot_path"] == "out/snapshots/lobby/20261121-100000-000_5.jpg"
+    assert body["snapshot_frame_path"] == "out/snapshots/lobby/20261121-100000-000_5-frame.jpg"
+    bare = json.loads(track_event("ended", summary(), LABELS, 3, 7, T0).model_dump_json())
+    assert bare["snapshot_path"] is None and bare["snapshot_frame_path"] is None
+    started = json.loads(track_event("started", summary(), LABELS, 2, 7, T0, snap).model_dump_json())
+    assert "snapshot_path" not in started

@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from sinks.sql.database import DatabaseUrl, error_kind, reason
+from sinks.sql.query import DetectionQuery, list_tracks
 from tests.sinks.sql.builders import PERSON, Box, sqlite_full_error, write_run
 
 
@@ -140,3 +141,20 @@ def test_a_full_disk_is_told_apart_from_an_outage_and_from_a_refusal(
     tmp_path: Path, make: Callable[[Path], BaseException], kind: str
 ) -> None:
     assert error_kind(make(tmp_path)) == kind
+
+
+def test_an_older_tracks_table_gets_the_snapshot_columns(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    url = f"sqlite:///{db}"
+    write_run(url, time.time(), {"gate": [[Box(0, 0, 1, 1, 0.9, PERSON)]] * 2})
+    with sqlite3.connect(db) as conn:  # the tracks table as versions before snapshots made it
+        conn.execute("ALTER TABLE tracks DROP COLUMN snapshot_path")
+        conn.execute("ALTER TABLE tracks DROP COLUMN snapshot_frame_path")
+    old_rows = list_tracks(url, DetectionQuery(limit=None))  # a query reads it as it is
+    assert old_rows.total == 1 and old_rows.rows[0].snapshot_path is None
+    write_run(url, time.time(), {"gate": [[Box(0, 0, 1, 1, 0.9, PERSON)]] * 2})
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT run_id, snapshot_path FROM tracks ORDER BY id")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [(1, None), (2, None)]

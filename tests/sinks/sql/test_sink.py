@@ -15,13 +15,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
 
-from pipeline.types import StreamEnd, TrackEvent
+from pipeline.types import Snapshot, StreamEnd, TrackEvent
 from sinks.base import SinkError
 from sinks.sql.models import Detection, Run, Track
-from sinks.sql.query import DetectionQuery, query_detections
+from sinks.sql.query import DetectionQuery, list_tracks, query_detections
 from sinks.sql.sink import SqlSink
 from tests.sinks.sql.builders import (
     LABELS,
@@ -277,3 +278,28 @@ def test_sink_created_in_one_thread_writes_and_closes_from_another(sql_db_url: s
     worker.join()
     assert failures == []
     assert count(sql_db_url, Detection) == 1
+
+
+def test_an_ended_track_row_holds_its_snapshot_paths(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'snap.db'}"
+    sink = SqlSink(url, LABELS)
+    crop = np.zeros((4, 4, 3), np.uint8)
+    name = "cam/20270115-080000-000_1.jpg"
+    with_frame = Snapshot(0, (0, 0, 1, 1), crop, "out/snaps", name, crop, "cam/x-frame.jpg")
+    sink.end(
+        StreamEnd(
+            "cam",
+            2,
+            (
+                TrackEvent("ended", summary("cam", 1, 0, 1), with_frame),
+                TrackEvent("ended", summary("cam", 2, 0, 1)),
+            ),
+        )
+    )
+    sink.close()
+    rows = {t.track_id: t for t in read_all(url, Track)}
+    assert rows[1].snapshot_path == f"out/snaps/{name}"
+    assert rows[1].snapshot_frame_path == "out/snaps/cam/x-frame.jpg"
+    assert rows[2].snapshot_path is None and rows[2].snapshot_frame_path is None
+    listed = {t.track_id: t.snapshot_path for t in list_tracks(url, DetectionQuery()).rows}
+    assert listed == {1: f"out/snaps/{name}", 2: None}

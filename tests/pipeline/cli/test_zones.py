@@ -1,0 +1,67 @@
+"""`python -m pipeline zones` writes a camera's frame with a coordinate grid as a PNG of the
+frame's size; configured shapes are drawn over it through `shape_overlays`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.cli import main
+from pipeline.zone_grid import FRACTION_STEPS, grid_image
+from tests.conftest import VideoFactory
+
+
+def config(tmp_path: Path, video: Path) -> Path:
+    path = tmp_path / "cams.yaml"
+    path.write_text(f"cameras:\n  - id: gate\n    source: {video}\n")
+    return path
+
+
+def test_the_png_has_the_frame_size_and_the_grid(
+    tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    video = synthetic_video("gate.mp4", frames=6, size=(320, 240), fps=10)
+    out = tmp_path / "grid.png"
+    code = main(["zones", str(config(tmp_path, video)), "--camera", "gate", "--out", str(out),
+                 "--at-frame", "3"])
+    assert code == 0
+    assert capsys.readouterr().out.strip() == f"{out}: frame 3 of camera gate, 320x240 pixels"
+    png = cv2.imread(str(out))[..., ::-1]  # RGB
+    assert png.shape == (240, 320, 3)
+    # the middle grid lines are drawn where the frame's middle is: yellow over dark grey
+    yellow = (png[..., 0] > 150) & (png[..., 1] > 150) & (png[..., 2] < 100)
+    middle_x, middle_y = round(0.5 * 319), round(0.5 * 239)
+    assert yellow[195:210, middle_x].all() and yellow[middle_y, 100:140].all()
+    assert not yellow[195:210, middle_x + 8].any()  # between horizontal lines
+
+
+def test_an_unknown_camera_or_a_missing_frame_is_one_error_line(
+    tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = str(config(tmp_path, synthetic_video("gate.mp4", frames=4)))
+    assert main(["zones", cfg, "--camera", "door"]) == 2
+    assert capsys.readouterr().err == f"error: no camera 'door' in {cfg} (it has: gate)\n"
+    out = str(tmp_path / "x.png")
+    assert main(["zones", cfg, "--camera", "gate", "--at-frame", "9", "--out", out]) == 1
+    assert capsys.readouterr().err == "error: camera gate: it has no frame 9\n"
+    assert not Path(out).exists()
+
+
+class Cross:
+    """An overlay as zones will draw them: a shape over the grid, on a new image."""
+
+    def draw(self, image: np.ndarray) -> np.ndarray:
+        out = image.copy()
+        cv2.line(out, (0, 0), (out.shape[1] - 1, out.shape[0] - 1), (255, 0, 0), 3)
+        return out
+
+
+def test_overlays_are_drawn_over_the_grid_and_the_input_is_unchanged() -> None:
+    frame = np.full((100, 200, 3), 30, np.uint8)
+    gridded = grid_image(frame, [Cross()])
+    assert gridded.shape == frame.shape and (frame == 30).all()
+    assert tuple(gridded[50, 100]) == (255, 0, 0)  # the cross, over the middle grid lines
+    assert FRACTION_STEPS == 10

@@ -1,0 +1,175 @@
+"""The snapshot stage keeps the crop of each track's best-scoring detection (also one made
+before the track was confirmed), copies only crops, and attaches them to "ended" events; in
+a run, a full snapshot disk loses snapshots (counted, in one line) and nothing else."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import parse_config
+from pipeline.runner import FrameDetector, Pipeline
+from pipeline.snapshots import SnapshotKeeper, crop_box
+from pipeline.types import Detections, Frame, LabelMap, TrackEvent
+from sinks.snapshot_files import is_snapshot_name
+from tests.conftest import VideoFactory
+from tests.sinks.small_disk import SmallDisk, small_disk
+from tests.sinks.sql.builders import wait_for
+from trackers import IoUTracker
+
+H, W = 120, 160
+
+
+def frame(index: int) -> Frame:
+    """A frame whose pixels say which frame they are from (value = index)."""
+    return Frame("cam", index, index / 10, 1_800_000_000 + index / 10,
+                 np.full((H, W, 3), index, np.uint8))
+
+
+def one_box(x: float, score: float) -> Detections:
+    return Detections(
+        xyxy=np.array([[x, 20, x + 30, 80]], np.float32),
+        score=np.array([score], np.float32),
+        label=np.zeros(1, np.int64),
+    )
+
+
+def run(scores: list[float], keeper: SnapshotKeeper, tracker: IoUTracker) -> list[TrackEvent]:
+    """One object moving right, detected with `scores`, then the stream ends."""
+    events: list[TrackEvent] = []
+    for i, score in enumerate(scores):
+        f = frame(i + 1)
+        tracked = tracker.update(one_box(10 + 2 * i, score), f)
+        events += keeper.update(f, tracked, tuple(tracker.pop_events()))
+    events += keeper.finish(tuple(tracker.finish()))
+    return events
+
+
+def ended(events: list[TrackEvent]) -> TrackEvent:
+    (end,) = [e for e in events if e.kind == "ended"]
+    return end
+
+
+def test_the_crop_is_of_the_best_scoring_detection(tmp_path: Path) -> None:
+    keeper = SnapshotKeeper("cam", tmp_path, margin=0.0)
+    end = ended(run([0.6, 0.7, 0.95, 0.8, 0.9], keeper, IoUTracker("cam", t_min=2)))
+    snap = end.snapshot
+    assert snap is not None
+    assert snap.frame_index == end.track.best_frame == 3
+    assert snap.box == end.track.best_box
+    assert snap.crop.shape == (60, 30, 3)
+    assert (snap.crop == 3).all()  # the pixels of frame 3
+    assert snap.frame is None and snap.frame_path is None
+    assert is_snapshot_name(snap.name) and snap.name.startswith("cam/")
+    assert snap.path == f"{tmp_path}/{snap.name}"
+
+
+def test_a_best_detection_before_confirmation_is_kept(tmp_path: Path) -> None:
+    # t_min 3: the track is confirmed at its third detection; its best was the first
+    keeper = SnapshotKeeper("cam", tmp_path, margin=0.0, recent_frames=3)
+    end = ended(run([0.99, 0.6, 0.7, 0.8], keeper, IoUTracker("cam", t_min=3)))
+    assert end.snapshot is not None
+    assert end.snapshot.frame_index == end.track.best_frame == 1
+    assert (end.snapshot.crop == 1).all()
+
+
+def test_only_crops_are_copied_never_whole_frames(tmp_path: Path) -> None:
+    keeper = SnapshotKeeper("cam", tmp_path, margin=0.1)
+    tracker = IoUTracker("cam", t_min=1)
+    frames = [frame(i + 1) for i in range(5)]
+    for i, f in enumerate(frames):
+        tracked = tracker.update(one_box(10 + 2 * i, 0.5 + i / 10), f)
+        keeper.update(f, tracked, tuple(tracker.pop_events()))
+    assert keeper.open_tracks == 1
+    assert 0 < keeper.kept_bytes() < frames[0].image.nbytes / 4
+    (end,) = keeper.finish(tuple(tracker.finish()))
+    snap = end.snapshot
+    assert snap is not None and snap.crop.base is None  # its own buffer, not a frame's view
+    assert not snap.crop.flags.writeable
+
+
+def test_full_frame_is_a_shared_reference_not_a_copy(tmp_path: Path) -> None:
+    keeper = SnapshotKeeper("cam", tmp_path, full_frame=True)
+    tracker = IoUTracker("cam", t_min=1)
+    f = frame(1)
+    tracked = tracker.update(one_box(10, 0.9), f)
+    keeper.update(f, tracked, tuple(tracker.pop_events()))
+    (end,) = keeper.finish(tuple(tracker.finish()))
+    snap = end.snapshot
+    assert snap is not None and snap.frame is not None
+    assert np.shares_memory(snap.frame, f.image)
+    assert not snap.frame.flags.writeable and f.image.flags.writeable
+    assert snap.frame_name is not None and snap.frame_name.endswith("-frame.jpg")
+
+
+def test_started_events_pass_unchanged_and_state_is_dropped_at_the_end(tmp_path: Path) -> None:
+    keeper = SnapshotKeeper("cam", tmp_path)
+    events = run([0.9, 0.9, 0.9], keeper, IoUTracker("cam", t_min=2))
+    assert [e.kind for e in events] == ["started", "ended"]
+    assert events[0].snapshot is None
+    assert keeper.open_tracks == 0
+
+
+def test_the_margin_widens_the_crop_within_the_frame() -> None:
+    image = np.zeros((100, 100, 3), np.uint8)
+    assert crop_box(image, (10, 10, 30, 50), 0.5).shape == (70, 40, 3)  # x 0..40, y 0..70
+    assert crop_box(image, (90, 90, 130, 130), 0.0).shape == (10, 10, 3)
+    assert crop_box(image, (200, 200, 230, 230), 0.1).size == 0
+
+
+class HoppingDetector(FrameDetector):
+    """One box that jumps to a new place every 5 frames (a new track each time); fills
+    `disk` at frame `fill_at`, once a snapshot is on it."""
+
+    labels = LabelMap(("background", "person"))
+
+    def __init__(self, disk: SmallDisk, fill_at: int) -> None:
+        self.disk = disk
+        self.fill_at = fill_at
+        self.filled = False
+
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
+        if not self.filled and any(f.index >= self.fill_at for f in frames):
+            wait_for(lambda: any(self.disk.path.rglob("*.jpg")), "a snapshot on the disk")
+            self.disk.fill()
+            self.filled = True
+        out = []
+        for f in frames:
+            x = 10 + 30 * ((f.index // 5) % 4)
+            out.append(
+                Detections(
+                    xyxy=np.array([[x, 10, x + 20, 60]], np.float32),
+                    score=np.array([0.9], np.float32),
+                    label=np.array([1], np.int64),
+                )
+            )
+        return out
+
+
+def test_a_full_disk_loses_snapshots_counted_and_the_sql_sink_keeps_every_track(
+    tmp_path: Path, synthetic_video: VideoFactory
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=60, fps=10)
+    db = tmp_path / "det.db"
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        folder = disk.path / "snaps"
+        config = parse_config(
+            f"cameras:\n  - id: cam\n    source: {clip}\n"
+            "detector:\n  batch_size: 2\ntracker:\n  max_age: 0\n"
+            f"sinks:\n  - type: snapshots\n    dir: {folder}\n"
+            f"  - type: sql\n    url: sqlite:///{db}\n"
+        )
+        summary = Pipeline(config, detector=HoppingDetector(disk, fill_at=30)).run()
+        written = len(list(folder.rglob("*.jpg")))
+        disk.free()
+    with sqlite3.connect(db) as conn:
+        paths = [p for (p,) in conn.execute("SELECT snapshot_path FROM tracks")]
+    assert len(paths) == 12 and all(paths)  # every track stored, with where its picture goes
+    (error,) = summary.sink_errors
+    lost = 12 - written
+    assert 0 < written < 12
+    assert error.startswith(f"snapshots sink: {lost} snapshots lost: disk full: the file system at {disk.path}")
+    assert "\n" not in error

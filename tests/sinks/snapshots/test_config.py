@@ -1,0 +1,77 @@
+"""The `snapshots` sink's config section: its keys reach the sink and the snapshot stage,
+and a config has at most one such sink."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.build import SinkContext, build_sink, build_sinks, build_snapshot_keepers
+from pipeline.config import ConfigError, SnapshotSinkConfig, parse_config
+from pipeline.types import LabelMap
+from sinks.live_view.sink import LiveViewSink
+from sinks.snapshots.sink import SnapshotSink
+
+
+def config(tmp_path: Path, sinks: str) -> str:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"not read by the config")
+    return (
+        f"cameras:\n  - id: a\n    source: {video}\n  - id: b\n    source: {video}\n"
+        f"tracker:\n  t_min: 3\nsinks:\n{sinks}"
+    )
+
+
+def test_the_section_reaches_the_sink_and_every_camera_stage(tmp_path: Path) -> None:
+    cfg = parse_config(
+        config(
+            tmp_path,
+            f"  - type: snapshots\n    dir: {tmp_path / 'snaps'}\n    full_frame: true\n"
+            "    margin: 0.25\n    quality: 70\n    keep_hours: 2\n    keep_files: 10\n"
+            "    keep_mb: 1.5\n",
+        )
+    )
+    assert isinstance(cfg.snapshots, SnapshotSinkConfig)
+    sink = build_sink(cfg.snapshots, SinkContext(LabelMap(())))
+    assert isinstance(sink, SnapshotSink)
+    assert (sink.directory, sink.quality) == (tmp_path / "snaps", 70)
+    assert sink.retention.max_age_s == 7200 and sink.retention.max_files == 10
+    assert sink.retention.max_bytes == 1_500_000
+    keepers = build_snapshot_keepers(cfg)
+    assert sorted(keepers) == ["a", "b"]
+    assert keepers["a"].full_frame and keepers["a"].margin == 0.25
+    assert keepers["a"].directory == str(tmp_path / "snaps")
+
+
+def test_the_live_view_serves_the_snapshots_sinks_folder(tmp_path: Path) -> None:
+    cfg = parse_config(
+        config(tmp_path, f"  - type: live\n    port: 0\n  - type: snapshots\n    dir: {tmp_path}\n")
+    )
+    sinks = [sink for sink, _ in build_sinks(cfg.sinks, LabelMap(()), "test")]
+    try:
+        live, snapshots = sinks
+        assert isinstance(live, LiveViewSink) and isinstance(snapshots, SnapshotSink)
+        assert live.snapshot_dir == snapshots.directory == tmp_path
+    finally:
+        for sink in sinks:
+            sink.close()
+
+
+def test_no_snapshots_sink_means_no_snapshot_stage(tmp_path: Path) -> None:
+    cfg = parse_config(config(tmp_path, "  - type: live\n    port: 0\n"))
+    assert cfg.snapshots is None and build_snapshot_keepers(cfg) == {}
+
+
+def test_two_snapshots_sinks_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="at most one sink of type snapshots"):
+        parse_config(config(tmp_path, "  - type: snapshots\n  - type: snapshots\n"))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("quality", "0"), ("margin", "-0.1"), ("keep_files", "0"), ("size", "1")]
+)
+def test_bad_keys_are_refused_at_their_path(tmp_path: Path, key: str, value: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(config(tmp_path, f"  - type: snapshots\n    {key}: {value}\n"))
+    assert any("sinks[0]" in p and key in p for p in err.value.problems)
