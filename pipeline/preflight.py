@@ -3,10 +3,11 @@
 The detector's options are resolved on this machine (the device is there, int8 has
 onnxruntime), weights that would need a download are named, and the model is built on the
 CPU (its weights read and fitted, as `run` does, without the engine's export) so that
-`detector.labels` is checked against the model's own class names. Sinks are not opened,
-which has effects (tables created, ports held): what would stop them opening is checked
-instead (a port another program holds, a folder that cannot be made, a database server
-that does not answer, an MQTT broker that does not accept the login).
+`detector.labels`, and the labels of the cameras' zones and lines, are checked against the
+model's own class names. Sinks are not opened, which has effects (tables created, ports
+held): what would stop them opening is checked instead (a port another program holds, a
+folder that cannot be made, a database server that does not answer, an MQTT broker that
+does not accept the login).
 """
 
 from __future__ import annotations
@@ -21,17 +22,20 @@ from pipeline.config import (
     DetectorConfig,
     LiveSinkConfig,
     MqttSinkConfig,
+    PipelineConfig,
     SinkConfig,
     SnapshotSinkConfig,
     SqlSinkConfig,
     VideoSinkConfig,
     ZmqSinkConfig,
 )
+from pipeline.config.scene import kept_classes, scene_label_problems
 
 
-def check_detector(config: DetectorConfig) -> str:
-    """The model's class count, in words, once everything `run` checks of the detector
-    before reading holds.
+def check_detector(config: DetectorConfig) -> tuple[str, dict[str, frozenset[int]]]:
+    """The model's class count, in words, and the classes the detector reports (by
+    lower-case name, `kept_classes`), once everything `run` checks of the detector before
+    reading holds.
 
     Raises:
         ModelConfigError: an unknown model, a missing device, labels the model lacks, ...
@@ -58,7 +62,14 @@ def check_detector(config: DetectorConfig) -> str:
     model, labels = build_model(request.model, request.weights)
     resolve_label_filter(request.labels, labels, model.background_class)
     classes = len(labels.names) - (model.background_class is not None)
-    return f"{classes} class{'es' if classes != 1 else ''}"
+    kept = kept_classes(labels.names, request.labels, model.background_class)
+    return f"{classes} class{'es' if classes != 1 else ''}", kept
+
+
+def check_scene_labels(config: PipelineConfig, classes: dict[str, frozenset[int]]) -> list[str]:
+    """One line per zone or line label that names no class the detector reports, at its
+    YAML path (`classes` from `check_detector`)."""
+    return scene_label_problems(config.cameras, classes)
 
 
 def check_sinks(configs: Sequence[SinkConfig]) -> list[str]:

@@ -1,4 +1,5 @@
-"""The orchestrator: readers -> batcher -> detector -> per-camera trackers -> sink workers."""
+"""The orchestrator: readers -> batcher -> detector -> per-camera trackers (and zone/line
+analyzers) -> sink workers."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import cv2
 
+from analytics import SceneAnalyzer
 from pipeline.batching import STOP_GRACE_S, Batch, Batcher
 from pipeline.build import (
     build_run_detector,
+    build_scene_analyzers,
     build_sinks,
     build_snapshot_keepers,
     build_tracker,
@@ -138,6 +141,9 @@ class Pipeline:
         described = detector.describe()
         if described:
             say(described)
+        analyzers = build_scene_analyzers(
+            cfg.cameras, cfg.analytics_of, detector.labels, cfg.detector.labels
+        )
         sinks = build_sinks(cfg.sinks, detector.labels, self.config_source)
         sinks += [(sink, EXTRA_SINK_QUEUE_SIZE) for sink in self._extra_sinks]
         for sink, _ in sinks:
@@ -161,7 +167,13 @@ class Pipeline:
         for reader in readers:
             reader.start()
         loop = DetectionLoop(
-            detector, trackers, fanout, stats, on_progress, build_snapshot_keepers(cfg)
+            detector,
+            trackers,
+            fanout,
+            stats,
+            on_progress,
+            snapshots=build_snapshot_keepers(cfg),
+            analyzers=analyzers,
         )
         detector_error: str | None = None
         try:
@@ -250,10 +262,9 @@ class _Submitted:
 
 
 class DetectionLoop:
-    """Per batch: detect, track per camera, and hand every frame's result to the sinks.
-
-    `snapshots`: the cameras' snapshot stages (none when no sink writes snapshots).
-    """
+    """Per batch: detect, track per camera, keep each track's best crop (`snapshots`: the
+    cameras' snapshot stages, none when no sink writes snapshots), analyse the zones and lines
+    of the cameras that have any (`analyzers`), and hand every frame's result to the sinks."""
 
     def __init__(
         self,
@@ -263,10 +274,12 @@ class DetectionLoop:
         stats: dict[str, CameraStats],
         on_progress: ProgressCallback | None,
         snapshots: dict[str, SnapshotKeeper] | None = None,
+        analyzers: dict[str, SceneAnalyzer] | None = None,
     ) -> None:
         self.detector = detector
         self.trackers = trackers
         self.snapshots = snapshots or {}
+        self.analyzers = analyzers or {}
         self.fanout = fanout
         self.stats = stats
         self.on_progress = on_progress
@@ -327,7 +340,11 @@ class DetectionLoop:
             events = tuple(tracker.pop_events())
             if (keeper := self.snapshots.get(frame.camera_id)) is not None:
                 events = keeper.update(frame, tracked, events)
-            self.fanout.frame(FrameResult(frame, tracked, events))
+            result = FrameResult(frame, tracked, events)
+            analyzer = self.analyzers.get(frame.camera_id)
+            if analyzer is not None:
+                result = replace(result, analytics=analyzer.update(result))
+            self.fanout.frame(result)
             cam.detections += len(tracked)
             cam.tracks += sum(1 for e in events if e.kind == "started")
             if self.on_progress is not None:
@@ -346,8 +363,10 @@ class DetectionLoop:
         ended = tuple(self.trackers[camera_id].finish())
         if (keeper := self.snapshots.get(camera_id)) is not None:
             ended = keeper.finish(ended)
+        analyzer = self.analyzers.get(camera_id)
+        closed = analyzer.finish() if analyzer is not None else ()
         frames = self.stats[camera_id].frames
-        self.fanout.end(StreamEnd(camera_id, frames, ended, error))
+        self.fanout.end(StreamEnd(camera_id, frames, ended, error, closed))
 
 
 def _log_start_line(line: str) -> None:

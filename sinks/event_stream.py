@@ -12,7 +12,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline.types import CameraStatus, FrameResult, LabelMap, StreamEnd, TrackEvent
+from pipeline.types import (
+    AnalyticsEvent,
+    CameraStatus,
+    FrameResult,
+    LabelMap,
+    StreamEnd,
+    TrackEvent,
+)
+from sinks.event_bus.scene_events import analytics_event
 from sinks.event_bus.schema import (
     Event,
     camera_status_event,
@@ -48,13 +56,15 @@ class EventStream:
         self._cameras: dict[str, _CameraState] = {}
 
     def frame(self, result: FrameResult) -> list[Event]:
-        """The `detections` event of a frame, then its track events."""
+        """The `detections` event of a frame, then its track events, then what its zones
+        and lines saw."""
         frame = result.frame
         state = self._camera(frame.camera_id)
         state.last_frame = frame.index
         state.last_time = frame.wall_time
         detections = detections_event(frame, result.detections, self._labels, state.take_seq())
-        return [detections, *self._tracks(state, result.track_events, frame.index, frame.wall_time)]
+        tracks = self._tracks(state, result.track_events, frame.index, frame.wall_time)
+        return [detections, *tracks, *self._analytics(state, result.analytics)]
 
     def status(self, status: CameraStatus) -> Event:
         """The `camera.status` event of a reader's state change."""
@@ -62,12 +72,14 @@ class EventStream:
         return camera_status_event(status, state.take_seq(), state.last_frame)
 
     def end(self, stream_end: StreamEnd) -> list[Event]:
-        """The track events of the tracks closed by the end, then `stream.ended`."""
+        """The track events of the tracks closed by the end, the zone visits it closed, then
+        `stream.ended`."""
         state = self._camera(stream_end.camera_id)
         wall_time = state.last_time if state.last_time is not None else time.time()
         tracks = self._tracks(state, stream_end.track_events, state.last_frame, wall_time)
+        analytics = self._analytics(state, stream_end.analytics)
         ended = stream_ended_event(stream_end, state.take_seq(), state.last_frame, wall_time)
-        return [*tracks, ended]
+        return [*tracks, *analytics, ended]
 
     def _tracks(
         self,
@@ -83,6 +95,9 @@ class EventStream:
             )
             for event in events
         ]
+
+    def _analytics(self, state: _CameraState, events: Sequence[AnalyticsEvent]) -> list[Event]:
+        return [analytics_event(event, self._labels, state.take_seq()) for event in events]
 
     def _camera(self, camera: str) -> _CameraState:
         state = self._cameras.get(camera)

@@ -1,4 +1,4 @@
-"""The whole config: cameras, detector, tracker and sinks."""
+"""The whole config: cameras, detector, tracker, sinks and the analytics rules."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pydantic import Field, model_validator
 
 from pipeline.config.base import Strict
 from pipeline.config.cameras import CameraConfig
+from pipeline.config.scene import AnalyticsConfig
 from pipeline.config.sinks import SinkConfig, SnapshotSinkConfig
 from pipeline.config.stages import DetectorConfig, TrackerConfig
 
@@ -15,6 +16,14 @@ class PipelineConfig(Strict):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)  # type: ignore[arg-type]
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)  # type: ignore[arg-type]
     sinks: list[SinkConfig] = Field(default_factory=list, description="Where results go.")
+    analytics: AnalyticsConfig = Field(
+        default_factory=AnalyticsConfig,  # type: ignore[arg-type]
+        description="Rules for the cameras' zones and lines (a camera's own section wins).",
+    )
+
+    def analytics_of(self, camera: CameraConfig) -> AnalyticsConfig:
+        """The rules `camera`'s zones and lines are judged by: its own section, else this."""
+        return camera.analytics or self.analytics
 
     @model_validator(mode="after")
     def _camera_ids_unique(self) -> PipelineConfig:

@@ -23,8 +23,13 @@ from sinks.event_bus.schema import (
     SCHEMA_VERSION,
     DetectionsEvent,
     Event,
+    LineCrossedEvent,
     TrackEndedEvent,
     TrackStartedEvent,
+    ZoneDwellEvent,
+    ZoneEnteredEvent,
+    ZoneLeftEvent,
+    ZoneOccupancyEvent,
     parse_event,
     topic,
 )
@@ -262,7 +267,8 @@ def only_labels(event: Event, labels: Sequence[str]) -> Event | None:
     """`event` restricted to objects/tracks of `labels` (all when empty).
 
     A detections event keeps only the matching objects and is None when none is left;
-    track events of other labels are None; `stream.ended` always passes.
+    track, zone visit and line events of other labels are None; an occupancy event keeps
+    only the matching counts (its total theirs); `stream.ended` always passes.
     """
     if not labels:
         return event
@@ -270,6 +276,19 @@ def only_labels(event: Event, labels: Sequence[str]) -> Event | None:
     if isinstance(event, DetectionsEvent):
         kept = [o for o in event.objects if o.label in wanted]
         return event.model_copy(update={"objects": kept}) if kept else None
-    if isinstance(event, (TrackStartedEvent, TrackEndedEvent)):
+    if isinstance(
+        event,
+        (
+            TrackStartedEvent,
+            TrackEndedEvent,
+            ZoneEnteredEvent,
+            ZoneLeftEvent,
+            ZoneDwellEvent,
+            LineCrossedEvent,
+        ),
+    ):
         return event if event.label in wanted else None
+    if isinstance(event, ZoneOccupancyEvent):
+        counts = {label: n for label, n in event.counts.items() if label in wanted}
+        return event.model_copy(update={"counts": counts, "total": sum(counts.values())})
     return event
