@@ -77,6 +77,24 @@ class Discovery:
         }
         return self._message(object_id, config)
 
+    def zone_count(self, camera: str, zone: str) -> tuple[str, bytes]:
+        """(topic, payload) of the sensor counting the tracks inside a zone of the camera."""
+        object_id = f"{hass_id(camera)}_zone_{hass_id(zone)}_count"
+        config = {
+            "name": f"Zone {zone} occupancy",
+            "unique_id": f"{self.node_id}_{object_id}",
+            "state_topic": self.topics.zone_count(camera, zone),
+            "state_class": "measurement",
+            "icon": "mdi:vector-square",
+            "availability": [
+                {"topic": self.topics.client_status},
+                {"topic": self.topics.camera_status(camera)},
+            ],
+            "availability_mode": "all",
+            **self._common(camera),
+        }
+        return self._message(object_id, config)
+
     def _common(self, camera: str) -> dict[str, Any]:
         return {
             "device": {

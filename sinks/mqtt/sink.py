@@ -3,8 +3,9 @@
 Events go to `<prefix>/<camera>/<type>` with the JSON bodies of the ZeroMQ bus
 (`sinks.event_stream`). Retained state: `<prefix>/status` (`online`, or `offline`: the
 last will), `<prefix>/<camera>/status` (`online` while the camera delivers frames) and
-`<prefix>/<camera>/count/<label>` (boxes of that label in the latest detected frame). With
-Home Assistant discovery each camera appears as a device with those as sensors.
+`<prefix>/<camera>/count/<label>` (boxes of that label in the latest detected frame) and,
+for a camera with zones, `<prefix>/<camera>/zone/<zone>/count[/<label>]` (tracks inside).
+With Home Assistant discovery each camera appears as a device with those as sensors.
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ from __future__ import annotations
 import collections
 from collections.abc import Collection, Sequence
 
-from pipeline.types import CameraStatus, Detections, FrameResult, LabelMap, StreamEnd, StreamInfo
+from pipeline.types import (
+    AnalyticsEvent,
+    CameraStatus,
+    Detections,
+    FrameResult,
+    LabelMap,
+    StreamEnd,
+    StreamInfo,
+    ZoneOccupancy,
+)
 from sinks.base import Sink, SinkError
 from sinks.event_bus.schema import EVENT_TYPES, Event
 from sinks.event_stream import EventStream, encode
@@ -64,6 +74,8 @@ class MqttSink(Sink):
         self._close_timeout_s = close_timeout_s
         self._counted: dict[str, set[str]] = {}
         """Per camera seen: the labels whose count it publishes."""
+        self._zones: dict[tuple[str, str], set[str]] = {}
+        """Per (camera, zone) seen: the labels whose count inside it is published."""
         self._connection = MqttConnection(
             settings, self.topics.client_status, qos=qos, buffer_size=buffer_size
         )
@@ -96,6 +108,7 @@ class MqttSink(Sink):
         for event in self._events.frame(result):
             self._send(event)
         self._publish_counts(camera, result.detections)
+        self._publish_zones(result.analytics)
 
     def status(self, status: CameraStatus) -> None:
         self._camera(status.camera_id)
@@ -111,6 +124,10 @@ class MqttSink(Sink):
         for event in self._events.end(stream_end):
             self._send(event)
         self._publish_counts(camera, Detections.empty())
+        self._publish_zones(stream_end.analytics)
+        for zone_camera, zone in list(self._zones):
+            if zone_camera == camera:
+                self._zone_count(ZoneOccupancy(camera, zone, (), None, 0.0))
         self._camera_status(camera, OFFLINE)
 
     def close(self) -> None:
@@ -154,6 +171,29 @@ class MqttSink(Sink):
             if self._discovery is not None:
                 self._connection.set_state(*self._discovery.count(camera, label))
         self._connection.set_state(self.topics.count(camera, label), str(count).encode())
+
+    def _publish_zones(self, events: Sequence[AnalyticsEvent]) -> None:
+        for event in events:
+            if isinstance(event, ZoneOccupancy):
+                self._zone_count(event)
+
+    def _zone_count(self, occupancy: ZoneOccupancy) -> None:
+        """The zone's total and per-label counts; a label gone from it goes to 0."""
+        camera, zone = occupancy.camera_id, occupancy.zone_id
+        labels = self._zones.get((camera, zone))
+        if labels is None:
+            labels = self._zones[(camera, zone)] = set()
+            if self._discovery is not None:
+                self._connection.set_state(*self._discovery.zone_count(camera, zone))
+        counts = {self._labels.name(int(label)): int(n) for label, n in occupancy.counts}
+        labels.update(counts)
+        self._connection.set_state(
+            self.topics.zone_count(camera, zone), str(occupancy.total).encode()
+        )
+        for label in sorted(labels):
+            self._connection.set_state(
+                self.topics.zone_count(camera, zone, label), str(counts.get(label, 0)).encode()
+            )
 
     def _camera_status(self, camera: str, payload: str) -> None:
         self._connection.set_state(self.topics.camera_status(camera), payload.encode())

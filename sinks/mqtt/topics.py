@@ -40,3 +40,8 @@ class Topics:
     def count(self, camera: str, label: str) -> str:
         """Boxes of `label` in the camera's latest detected frame, a number (retained)."""
         return f"{self.prefix}/{camera}/count/{segment(label)}"
+
+    def zone_count(self, camera: str, zone: str, label: str | None = None) -> str:
+        """Tracks inside a zone now, all labels (`label` None) or one (retained)."""
+        base = f"{self.prefix}/{camera}/zone/{segment(zone)}/count"
+        return base if label is None else f"{base}/{segment(label)}"

@@ -7,10 +7,12 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import zmq
 
+from pipeline.types import ZoneOccupancy
 from sinks.base import SinkError
 from sinks.event_bus.publisher import EventPublisher
 from sinks.event_bus.schema import parse_event
@@ -18,6 +20,7 @@ from sinks.event_stream import EventStream, encode
 from sinks.mqtt.sink import MqttSink
 from tests.conftest import free_port
 from tests.pipeline.cli_runs import ROOT
+from tests.sinks.event_bus.conftest import T0
 from tests.sinks.mqtt.brokers import WAIT_S, Listener, listening, machine_broker
 from tests.sinks.mqtt.conftest import LABELS, broker_settings, camera_inputs, feed, frames
 
@@ -237,3 +240,32 @@ def test_the_last_will_says_offline_when_the_process_is_killed(broker: Broker) -
             process.wait(WAIT_S)
         listener.wait_for(lambda m: m[-1].text == "offline")
         assert listener.latest(f"{prefix}/status") == "offline"
+
+
+def test_zone_occupancy_is_kept_per_zone_and_label_and_announced(broker: Broker) -> None:
+    def topics(prefix: str) -> list[str]:
+        return [f"{prefix}/#", f"{prefix}-ha/#"]
+
+    with listening(broker, topics) as (prefix, listener):
+        sink = MqttSink(
+            broker_settings(url(broker)), LABELS, prefix=prefix, discovery_prefix=f"{prefix}-ha"
+        )
+        inputs = camera_inputs("lobby")
+        feed(sink, inputs[:3])
+        at_door = ZoneOccupancy("lobby", "door", ((1, 2), (2, 1)), 0, T0)
+        feed(sink, [replace(inputs[3], analytics=(at_door,))])
+        zone = f"{prefix}/lobby/zone/door/count"
+        listener.wait_for(lambda m: any(x.topic == f"{zone}/car" for x in m))
+        assert (listener.latest(zone), listener.latest(f"{zone}/person")) == ("3", "2")
+        assert listener.latest(f"{zone}/car") == "1"
+        car_left = ZoneOccupancy("lobby", "door", ((1, 2),), 1, T0)
+        feed(sink, [replace(inputs[4], analytics=(car_left,))])
+        listener.wait_for(lambda m: [x.text for x in m if x.topic == f"{zone}/car"][-1:] == ["0"])
+        assert (listener.latest(zone), listener.latest(f"{zone}/car")) == ("2", "0")
+        feed(sink, inputs[5:])  # the end: nobody is counted inside any more
+        sink.close()
+        listener.wait_for(lambda m: [x.text for x in m if x.topic == zone][-1:] == ["0"])
+        assert listener.latest(f"{zone}/person") == "0"
+        config_topic = f"{prefix}-ha/sensor/{prefix}/lobby_zone_door_count/config"
+        config = json.loads(next(m.payload for m in listener.messages if m.topic == config_topic))
+        assert config["state_topic"] == zone and config["name"] == "Zone door occupancy"
