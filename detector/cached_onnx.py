@@ -222,6 +222,11 @@ class CachedOnnxDetector:
         """What runs the detector, and why (`DetectorOptions.describe`)."""
         return self.options.describe()
 
+    @property
+    def batch_size(self) -> int:
+        """Frames per batch the options settled on (`DetectorOptions.batch_size`)."""
+        return self.options.batch_size
+
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
         """One `Detections` per frame, boxes in that frame's pixels, clipped to the frame."""
         if not frames:

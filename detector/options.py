@@ -34,6 +34,29 @@ CPU_MICRO_BATCH = 2
 a batch of 8 SSDLite images outgrow glibc's mmap threshold, so every forward pays page faults
 for fresh memory (docs/performance.md, "Smaller choices in the code")."""
 
+_CPU_BATCH = (
+    1,
+    "on the CPU larger batches ran no faster end to end, int8 and float32 alike, and each "
+    "frame waits for its batch (docs/performance.md, \"Batch size\")",
+)
+_CUDA_BATCH = (
+    32,
+    "on CUDA a batch of 32 keeps the GPU busy where one frame would leave it waiting "
+    "(not measured yet)",
+)
+AUTO_BATCH_SIZE: Mapping[tuple[str, ResolvedRuntime], tuple[int, str]] = MappingProxyType(
+    {
+        ("cpu", "onnxruntime"): _CPU_BATCH,
+        ("cpu", "torch"): _CPU_BATCH,
+        ("cpu", "compile"): _CPU_BATCH,
+        ("cuda", "torch"): _CUDA_BATCH,
+        ("cuda", "compile"): _CUDA_BATCH,
+    }
+)
+"""Frames per batch under `batch_size: auto`, by device type and runtime, and why: what
+runs fastest end to end there. A larger batch gains nothing per frame on the CPU, while each
+frame waits for the rest of its batch."""
+
 INT8_BY_DEFAULT: frozenset[str] = frozenset({"person_ssdlite"})
 """Registered models whose default weights run in int8 under `precision: auto` on CPUs with
 8-bit dot products: their int8 accuracy against float32 was measured there
@@ -98,9 +121,12 @@ class DetectorOptions:
     workers: int
     micro_batch: int | None
     """Images per torch forward pass; None: the whole batch (ONNX Runtime always)."""
+    batch_size: int
+    """Frames per batch: the request's, or for "auto" `auto_batch_size`."""
     reasons: Mapping[str, str] = field(default_factory=dict)
     """Why each `auto` choice (or fallback) came out as it did, by field ("device",
-    "runtime", "precision", "micro_batch", "workers"): the value first, then why."""
+    "runtime", "precision", "micro_batch", "workers", "batch_size"): the value first, then
+    why."""
 
     @classmethod
     def resolve(cls, request: DetectorRequest) -> DetectorOptions:
@@ -142,7 +168,7 @@ class DetectorOptions:
         """One line: the model, what runs it where, and why each `auto` choice came out so."""
         return (
             f"detector: {self.request.model} on {self.device_name}, {self.runtime}, "
-            f"{self.precision}, {self.workers} worker(s)"
+            f"{self.precision}, {self.workers} worker(s), batch {self.batch_size}"
             + "".join(f"; {field}: {why}" for field, why in self.reasons.items())
         )
 
@@ -169,6 +195,10 @@ class DetectorOptions:
         if "onnxruntime" in failed and workers > 1:
             workers, workers_why = 1, "1: onnxruntime failed, and torch runs share one thread pool"
         micro_batch, micro_batch_why = _micro_batch(request, device_type, runtime)
+        batch_size, batch_size_why = request.batch_size, None
+        if batch_size == "auto":
+            batch_size, why = auto_batch_size(device_type, runtime)
+            batch_size_why = f"{batch_size}: {why}"
         check_combination(here, runtime, precision, workers, request.exact_resize)
         reasons = {
             "device": device_why,
@@ -176,6 +206,7 @@ class DetectorOptions:
             "runtime": runtime_why,
             "workers": workers_why,
             "micro_batch": micro_batch_why,
+            "batch_size": batch_size_why,
         }
         return cls(
             request,
@@ -184,8 +215,15 @@ class DetectorOptions:
             precision,
             workers,
             micro_batch,
+            batch_size,
             MappingProxyType({k: v for k, v in reasons.items() if v is not None}),
         )
+
+
+def auto_batch_size(device_type: str, runtime: ResolvedRuntime) -> tuple[int, str]:
+    """Frames per batch under `batch_size: auto` for a network that `runtime` runs on a
+    device of `device_type` ("cpu", "cuda"), and why: `AUTO_BATCH_SIZE`."""
+    return AUTO_BATCH_SIZE[("cuda" if device_type == "cuda" else "cpu", runtime)]
 
 
 def _device(name: str) -> tuple[str, str | None]:

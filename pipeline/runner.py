@@ -89,6 +89,12 @@ class FrameDetector(Protocol):
         nothing to say)."""
         return ""
 
+    @property
+    def batch_size(self) -> int:
+        """Frames per batch where the config says `batch_size: auto`: a detector built from
+        the config says what its options settled (`DetectorOptions.batch_size`)."""
+        return 1
+
 
 class Pipeline:
     """Composes the stages described by a config and runs them until every source is done.
@@ -156,10 +162,11 @@ class Pipeline:
         condition = threading.Condition()
         readers = [self._reader(cam, condition, fanout, stats) for cam in cfg.cameras]
         trackers = {c.id: build_tracker(c.id, cfg.tracker) for c in cfg.cameras}
+        asked = cfg.detector.batch_size
         batcher = Batcher(
             [r.queue for r in readers],
             condition,
-            cfg.detector.batch_size,
+            detector.batch_size if asked == "auto" else asked,
             cfg.detector.max_wait_ms / 1000,
             STOP_GRACE_S,
         )
