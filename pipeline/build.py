@@ -23,6 +23,7 @@ from pipeline.config import (
     FileSourceConfig,
     ImagesSourceConfig,
     LiveSinkConfig,
+    MqttSinkConfig,
     PipelineConfig,
     SinkConfig,
     SnapshotSinkConfig,
@@ -346,4 +347,26 @@ def _(sc: SnapshotSinkConfig, context: SinkContext) -> Sink:
             max_files=sc.keep_files,
             max_bytes=None if sc.keep_mb is None else int(sc.keep_mb * 1e6),
         ),
+    )
+
+
+@build_sink.register
+def _(sc: MqttSinkConfig, context: SinkContext) -> Sink:
+    from sinks.mqtt.settings import paho_missing
+
+    if (missing := paho_missing()) is not None:
+        raise SinkError(f"mqtt sink: {missing}")
+    from sinks.mqtt.sink import MqttSink
+
+    return MqttSink(
+        sc.broker(),
+        context.labels,
+        prefix=sc.prefix,
+        qos=sc.qos,
+        events=sc.events,
+        retain_events=sc.retain_events,
+        buffer_size=sc.buffer_size,
+        count_labels=sc.count_labels,
+        discovery_prefix=sc.discovery_prefix if sc.homeassistant else None,
+        close_timeout_s=sc.close_timeout_s,
     )

@@ -6,7 +6,8 @@ CPU (its weights read and fitted, as `run` does, without the engine's export) so
 `detector.labels`, and the labels of the cameras' zones and lines, are checked against the
 model's own class names. Sinks are not opened, which has effects (tables created, ports
 held): what would stop them opening is checked instead (a port another program holds, a
-folder that cannot be made, a database server that does not answer).
+folder that cannot be made, a database server that does not answer, an MQTT broker that
+does not accept the login).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from pipeline.config import (
     DetectorConfig,
     LiveSinkConfig,
+    MqttSinkConfig,
     PipelineConfig,
     SinkConfig,
     SnapshotSinkConfig,
@@ -150,6 +152,22 @@ def _(config: SqlSinkConfig) -> str | None:
     finally:
         engine.dispose()
     return folder_problem(config.spool_dir)
+
+
+@sink_problem.register
+def _(config: MqttSinkConfig) -> str | None:
+    from sinks.mqtt.settings import paho_missing
+
+    if (missing := paho_missing()) is not None:
+        return missing
+    from sinks.base import SinkError
+    from sinks.mqtt.connection import probe_broker
+
+    try:  # logs in and out: publishes nothing, subscribes to nothing
+        probe_broker(config.broker())
+    except SinkError as exc:
+        return str(exc).removeprefix("mqtt sink: ")
+    return None
 
 
 def folder_problem(folder: Path) -> str | None:

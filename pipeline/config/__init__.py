@@ -14,6 +14,7 @@ from pipeline.config.cameras import (
     StreamSourceConfig,
 )
 from pipeline.config.loader import ConfigError, load_config, parse_config
+from pipeline.config.mqtt import MqttSinkConfig
 from pipeline.config.scene import AnalyticsConfig, LineConfig, LineDirections, ZoneConfig
 from pipeline.config.schema import PipelineConfig
 from pipeline.config.sinks import (
@@ -44,6 +45,7 @@ __all__ = [
     "LineConfig",
     "LineDirections",
     "LiveSinkConfig",
+    "MqttSinkConfig",
     "PipelineConfig",
     "ReconnectConfig",
     "SinkConfig",

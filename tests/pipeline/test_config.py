@@ -124,7 +124,7 @@ def test_sink_errors_point_inside_the_tagged_union(video: str) -> None:
         "sinks:\n  - type: video\n    crf: 99\n  - type: kafka\n  - url: x\n"
     )
     assert problems[0].startswith("sinks[0].crf (line 6): Input should be less than or equal to 51")
-    assert problems[1] == "sinks[1] (line 7): unknown type; expected one of video, live, zmq, sql, snapshots"
+    assert problems[1] == "sinks[1] (line 7): unknown type; expected one of video, live, zmq, sql, snapshots, mqtt"
     assert problems[2] == "sinks[2] (line 8): missing 'type' (video, live, zmq or sql)"
 
 
