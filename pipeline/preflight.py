@@ -29,6 +29,7 @@ from pipeline.config import (
     VideoSinkConfig,
     ZmqSinkConfig,
 )
+from pipeline.config.http import HttpConfig
 from pipeline.config.scene import kept_classes, scene_label_problems
 
 
@@ -80,6 +81,22 @@ def check_sinks(configs: Sequence[SinkConfig]) -> list[str]:
         why = sink_problem(config)
         if why is not None:
             problems.append(f"sinks[{index}] ({config.type}): {why}")
+    return problems
+
+
+def check_http(config: HttpConfig | None) -> list[str]:
+    """What would stop `run` from starting its `http:` server: its libraries missing, its
+    port held; one line each."""
+    if config is None:
+        return []
+    problems = []
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        problems.append(f"http: {exc}; pip install 'ssd-pipeline[api]'")
+    if (why := port_problem(config.host, config.port)) is not None:
+        problems.append(f"http: {why}")
     return problems
 
 

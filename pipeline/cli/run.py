@@ -48,7 +48,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     from detector.errors import ModelConfigError, WeightsUnavailableError
-    from pipeline.preflight import check_detector, check_scene_labels, check_sinks
+    from pipeline.preflight import check_detector, check_http, check_scene_labels, check_sinks
 
     try:
         classes, kept = check_detector(config.detector)
@@ -59,7 +59,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for problem in label_problems:
             print(f"error: {args.config}: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    problems = check_sinks(config.sinks)
+    problems = check_sinks(config.sinks) + check_http(config.http)
     for problem in problems:
         print(f"error: {args.config}: {problem}", file=sys.stderr)
     if problems:
@@ -101,6 +101,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except SinkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except ImportError as exc:  # the http server without the api extra
+        print(f"error: http: {exc}; pip install 'ssd-pipeline[api]'", file=sys.stderr)
+        return EXIT_USAGE
     finally:
         progress.close()
     progress.print_summary(summary)

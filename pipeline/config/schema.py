@@ -6,6 +6,7 @@ from pydantic import Field, model_validator
 
 from pipeline.config.base import Strict
 from pipeline.config.cameras import CameraConfig
+from pipeline.config.http import HttpConfig
 from pipeline.config.scene import AnalyticsConfig
 from pipeline.config.sinks import SinkConfig, SnapshotSinkConfig
 from pipeline.config.stages import DetectorConfig, TrackerConfig
@@ -16,6 +17,11 @@ class PipelineConfig(Strict):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)  # type: ignore[arg-type]
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)  # type: ignore[arg-type]
     sinks: list[SinkConfig] = Field(default_factory=list, description="Where results go.")
+    http: HttpConfig | None = Field(
+        None,
+        description="The pipeline's HTTP server: Prometheus /metrics, /healthz and the API "
+        "(none: no server).",
+    )
     analytics: AnalyticsConfig = Field(
         default_factory=AnalyticsConfig,  # type: ignore[arg-type]
         description="Rules for the cameras' zones and lines (a camera's own section wins).",
