@@ -158,6 +158,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"deploy it with `detector.model: {best}` in a config",
             file=sys.stderr,
         )
+    if result.stopped_by != "interrupted" and result.best_epoch:
+        _measure_int8(job, best)
     if result.stopped_by == "interrupted":
         print(
             f"stopped after {result.epochs_done} full epoch(s); continue with the same "
@@ -170,6 +172,32 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"stopped early: no better mAP in {job.settings.patience} epochs", file=sys.stderr
         )
     return EXIT_OK
+
+
+def _measure_int8(job: TrainingJob, best: Path) -> None:
+    """Measures `best`'s int8 network against float32 and says what `precision: auto` will
+    run; a failure costs only int8 (the checkpoint runs in float32)."""
+    from detector.errors import ModelConfigError
+    from pipeline.int8_measure import measure_int8
+
+    print(
+        f"measuring int8 against float32 on {len(job.val)} validation images "
+        f"(calibrated on training images)…",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        found = measure_int8(best, job.train, job.val, job.class_names)
+    except (ModelConfigError, OSError) as exc:
+        print(f"int8 not measured ({exc}): `precision: auto` runs {best} in float32",
+              file=sys.stderr)
+        return
+    verdict = (
+        "`precision: auto` runs it in int8 on CPUs with 8-bit dot products (VNNI)"
+        if found.acceptable
+        else "`precision: auto` runs it in float32"
+    )
+    print(f"int8: {found.describe()}: {verdict}", file=sys.stderr)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
