@@ -137,7 +137,26 @@ the class names of their class head (None: a head of no use to fine-tuning)."""
 
 def _bundled_person() -> Pretrained:
     model, labels = person_ssdlite("default")
-    return model.state_dict(), str(BUNDLED_WEIGHTS), labels.names
+    return _as_softmax(model.state_dict(), len(labels.names)), str(BUNDLED_WEIGHTS), labels.names
+
+
+def _as_softmax(state: Mapping[str, Tensor], num_classes: int) -> dict[str, Tensor]:
+    """The bundled model's class head for the softmax a trained model scores with: it scores
+    person with a sigmoid of its person logit, and a softmax over (0, person logit) is that
+    same sigmoid, so each background logit's weights and bias become 0."""
+    head = SPECS["person_ssdlite"].class_head
+    converted = dict(state)
+    for key, value in state.items():
+        # The predictor of each feature map, "{head}{map}.1.weight" and ".bias"; ".0." is
+        # its depthwise convolution.
+        if key.startswith(head) and key.removeprefix(head).split(".")[1:] in (
+            ["1", "weight"],
+            ["1", "bias"],
+        ):
+            columns = value.clone().unflatten(0, (-1, num_classes))  # [anchor, class, ...]
+            columns[:, 0] = 0
+            converted[key] = columns.flatten(0, 1)
+    return converted
 
 
 def _coco(arch: str) -> Callable[[], Pretrained]:
