@@ -18,6 +18,7 @@ import zmq
 from pydantic import ValidationError
 from zmq.utils.monitor import recv_monitor_message
 
+from pipeline.types import LabelMap
 from sinks.event_bus.schema import (
     EVENT_TYPES,
     SCHEMA_VERSION,
@@ -266,10 +267,10 @@ def only_labels(event: Event, labels: Sequence[str]) -> Event | None:
     """
     if not labels:
         return event
-    wanted = set(labels)
+    wanted = {LabelMap.key(label) for label in labels}  # the detector's rule for names
     if isinstance(event, DetectionsEvent):
-        kept = [o for o in event.objects if o.label in wanted]
+        kept = [o for o in event.objects if LabelMap.key(o.label) in wanted]
         return event.model_copy(update={"objects": kept}) if kept else None
     if isinstance(event, (TrackStartedEvent, TrackEndedEvent)):
-        return event if event.label in wanted else None
+        return event if LabelMap.key(event.label) in wanted else None
     return event

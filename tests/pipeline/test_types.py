@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.types import UNTRACKED, Detections, Frame
+from pipeline.types import UNTRACKED, Detections, Frame, LabelMap
 
 
 def _dets(n: int = 3) -> Detections:
@@ -106,3 +106,22 @@ def test_frame_requires_rgb_uint8_image() -> None:
         Frame("cam", 0, 0.0, 0.0, np.zeros((4, 6, 3), np.float32))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"\[H, W, 3\]"):
         Frame("cam", 0, 0.0, 0.0, np.zeros((4, 6), np.uint8))
+
+
+COCO_LIKE = LabelMap(("__background__", "person", "N/A", "Car", "car", ""))
+
+
+@pytest.mark.parametrize(
+    ("name", "columns"),
+    [("person", (1,)), (" PERSON ", (1,)), ("car", (3, 4)), ("N/A", ()), ("", ()), ("bus", ())],
+)
+def test_a_class_is_named_by_the_one_rule_case_and_spaces_aside(
+    name: str, columns: tuple[int, ...]
+) -> None:
+    assert COCO_LIKE.columns(name, background=0) == columns
+
+
+def test_the_background_column_and_unnamed_columns_are_no_class() -> None:
+    assert COCO_LIKE.classes(background=0) == (1, 3, 4)
+    assert COCO_LIKE.columns("__background__", background=0) == ()
+    assert COCO_LIKE.columns("__background__") == (0,)  # a model without one
