@@ -4,8 +4,8 @@ closer than it does when deployed.
 
     nice -n 10 python -m benchmarks.finetune_people --out /tmp/people
     python -m pipeline evaluate --model person_ssdlite --data /tmp/people   # before
-    nice -n 10 python -m pipeline train --data /tmp/people --out /tmp/people-run --epochs 6
-    python -m pipeline evaluate --model /tmp/people-run/best.pt --data /tmp/people   # after
+    nice -n 10 python -m pipeline train --data /tmp/people --out /tmp/run --epochs 3 --lr 0.0005
+    python -m pipeline evaluate --model /tmp/run/best.pt --data /tmp/people   # after
 
 Deployed, the model sees each 768x576 frame shrunk to 300x300, where the people at the far
 end of the yard are 20-30 pixels tall. The labels come from the same model run on sixteen
