@@ -229,9 +229,14 @@ def _device(name: str) -> tuple[str, str | None]:
 
 def _int8_evidence(request: DetectorRequest) -> Int8Evidence | None:
     """What is known beside the checkpoint `request.model` of its int8 network; None for a
-    registered model, or where a calibration clip asks for a network quantized on it."""
+    registered model, where a calibration clip asks for a network quantized on it, or where
+    int8 is out of the question (float precisions asked for)."""
     checkpoint = Path(request.model).expanduser()
-    if request.calibration is not None or not checkpoint.is_file():
+    if (
+        request.precision not in ("auto", "int8")
+        or request.calibration is not None
+        or not checkpoint.is_file()
+    ):
         return None
     return measured_int8(checkpoint)
 
