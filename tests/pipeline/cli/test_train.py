@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.measured_int8 import MAX_MAP50_LOSS
+from detector.measured_int8 import MAX_MAP50_LOSS, Int8Measurement, measured_int8
 from pipeline.cli import main
 from tests.conftest import write_video
 from tests.detector.training.datasets import (
@@ -148,6 +148,25 @@ def test_the_deployed_networks_score_what_train_measured_beside_the_checkpoint(
     )
     assert ("int8 (measured: best.int8.onnx)" in report["detector"]) is int8
     assert report["map50"] == pytest.approx(record["int8_map50" if int8 else "fp32_map50"])
+
+
+def test_evaluate_measures_int8_of_a_checkpoint_trained_without_a_measurement(
+    trained: Path, shapes: ShapesData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    best = tmp_path / "best.pt"
+    shutil.copyfile(trained / "best.pt", best)  # alone: as from before int8 was measured
+    data = write_coco(shapes, tmp_path / "coco")
+    assert main(["evaluate", "--model", str(best), "--data", str(data), "--measure-int8",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == len(shapes.val)
+    assert report["calibration_images"] == len(shapes.train)
+    assert measured_int8(best).measurement == Int8Measurement(
+        **{k: v for k, v in report.items() if k not in ("model", "acceptable")}
+    )
+    assert main(["evaluate", "--model", "person_ssdlite", "--data", str(data),
+                 "--measure-int8"]) == 2
+    assert "--measure-int8 measures a checkpoint file" in capsys.readouterr().err
 
 
 def test_a_trained_checkpoint_runs_in_a_config_with_its_own_class_names(
