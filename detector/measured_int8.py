@@ -61,7 +61,7 @@ class Int8Measurement:
     """How it was quantized (`detector.quantize.RECIPE`) and with which onnxruntime."""
     vnni: bool
     """Whether the CPU that measured it had 8-bit dot products (without them onnxruntime's
-    sums can saturate, so the int8 score is a lower bound of what VNNI CPUs get)."""
+    sums can saturate, so the int8 score may be lower than VNNI CPUs get)."""
 
     @property
     def loss(self) -> float:
