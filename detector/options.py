@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from detector.errors import ModelConfigError
+from detector.measured_int8 import Int8Evidence, measured_int8
 from detector.request import (
     TORCH_RUNTIMES,
     DetectorRequest,
@@ -60,7 +61,8 @@ frame waits for the rest of its batch."""
 INT8_BY_DEFAULT: frozenset[str] = frozenset({"person_ssdlite"})
 """Registered models whose default weights run in int8 under `precision: auto` on CPUs with
 8-bit dot products: their int8 accuracy against float32 was measured there
-(docs/performance.md, "int8 accuracy")."""
+(docs/performance.md, "int8 accuracy"). A checkpoint does where `train` measured its int8
+network within `detector.measured_int8.MAX_MAP50_LOSS` of float32."""
 INT8_DOT_PRODUCT_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
 """x86 CPU flags (Linux's /proc/cpuinfo names) of 8-bit dot-product instructions."""
 ONNXRUNTIME_PACKAGES = ("onnxruntime", "onnx", "onnxscript")
@@ -127,6 +129,9 @@ class DetectorOptions:
     """Why each `auto` choice (or fallback) came out as it did, by field ("device",
     "runtime", "precision", "micro_batch", "workers", "batch_size"): the value first, then
     why."""
+    int8_network: Path | None = None
+    """For int8: the checkpoint's measured int8 network to run as it is
+    (`detector.measured_int8`); None: the network is quantized here on calibration frames."""
 
     @classmethod
     def resolve(cls, request: DetectorRequest) -> DetectorOptions:
@@ -166,9 +171,10 @@ class DetectorOptions:
 
     def describe(self) -> str:
         """One line: the model, what runs it where, and why each `auto` choice came out so."""
+        measured = "" if self.int8_network is None else f" (measured: {self.int8_network.name})"
         return (
             f"detector: {self.request.model} on {self.device_name}, {self.runtime}, "
-            f"{self.precision}, {self.workers} worker(s), batch {self.batch_size}"
+            f"{self.precision}{measured}, {self.workers} worker(s), batch {self.batch_size}"
             + "".join(f"; {field}: {why}" for field, why in self.reasons.items())
         )
 
@@ -189,7 +195,8 @@ class DetectorOptions:
         check_combination(
             here, request.runtime, request.precision, request.workers, request.exact_resize
         )
-        precision, precision_why = _precision(request, device_type, failed)
+        evidence = _int8_evidence(request)
+        precision, precision_why = _precision(request, device_type, failed, evidence)
         runtime, runtime_why = _runtime(request, device_type, precision, failed)
         workers, workers_why = request.workers, None
         if "onnxruntime" in failed and workers > 1:
@@ -217,6 +224,9 @@ class DetectorOptions:
             micro_batch,
             batch_size,
             MappingProxyType({k: v for k, v in reasons.items() if v is not None}),
+            evidence.network
+            if precision == "int8" and evidence is not None and evidence.measurement is not None
+            else None,
         )
 
 
@@ -255,33 +265,69 @@ def _device(name: str) -> tuple[str, str | None]:
     return str(device), None
 
 
+def _int8_evidence(request: DetectorRequest) -> Int8Evidence | None:
+    """What is known beside the checkpoint `request.model` of its int8 network; None for a
+    registered model, where a calibration clip asks for a network quantized on it, or where
+    int8 is out of the question (float precisions asked for)."""
+    checkpoint = Path(request.model).expanduser()
+    if (
+        request.precision not in ("auto", "int8")
+        or request.calibration is not None
+        or not checkpoint.is_file()
+    ):
+        return None
+    return measured_int8(checkpoint)
+
+
 def _precision(
-    request: DetectorRequest, device_type: str, failed: Mapping[str, str]
+    request: DetectorRequest,
+    device_type: str,
+    failed: Mapping[str, str],
+    evidence: Int8Evidence | None,
 ) -> tuple[ResolvedPrecision, str | None]:
     """What the network computes in, and why where the request said "auto"."""
     if request.precision != "auto":
         return request.precision, None
     if device_type == "cuda":
         return "fp16", "fp16: autocast on CUDA"
-    why_not = _why_not_int8(request, failed)
+    measured, why_not = _int8_accuracy(request, evidence)
+    why_not = why_not or _why_not_int8(request, failed)
     if why_not is None:
-        return "int8", (
-            f"int8: {request.model}'s int8 accuracy was measured and this CPU has 8-bit dot "
-            "products (VNNI)"
-        )
+        return "int8", f"int8: {measured} and this CPU has 8-bit dot products (VNNI)"
     return "fp32", f"fp32: {why_not}"
 
 
+def _int8_accuracy(
+    request: DetectorRequest, evidence: Int8Evidence | None
+) -> tuple[str | None, str | None]:
+    """Where int8's accuracy was measured well enough for precision auto: what says so, and
+    None; else None, and why not."""
+    if evidence is not None:
+        found = evidence.measurement
+        if found is None:
+            return None, (
+                f"{evidence.why_none}; `python -m pipeline train` measures the checkpoints "
+                "it writes"
+            )
+        if not found.acceptable:
+            return None, f"int8 lost too much: {found.describe()}"
+        return found.describe(), None
+    if request.model not in INT8_BY_DEFAULT:
+        return None, (
+            f"int8 accuracy was measured for {', '.join(sorted(INT8_BY_DEFAULT))} and for "
+            "the checkpoints `python -m pipeline train` measured only"
+        )
+    if request.weights != "default":
+        return None, f"{request.model}'s int8 accuracy was measured with its default weights only"
+    return f"{request.model}'s int8 accuracy was measured", None
+
+
 def _why_not_int8(request: DetectorRequest, failed: Mapping[str, str]) -> str | None:
-    """Why precision auto is not int8 on this CPU; None where it is: where int8's speed and
-    accuracy were measured (docs/performance.md, "int8 accuracy"), what a 2-core machine
-    needs to keep up."""
+    """Why precision auto is not int8 on this CPU for a model whose int8 accuracy holds; None
+    where it is: where int8's speed and accuracy were measured (docs/performance.md, "int8
+    accuracy"), what a 2-core machine needs to keep up."""
     if "int8" in failed:
         return f"int8 could not be made here ({failed['int8']})"
-    if request.model not in INT8_BY_DEFAULT:
-        return f"int8 accuracy was measured for {', '.join(sorted(INT8_BY_DEFAULT))} only"
-    if request.weights != "default":
-        return f"{request.model}'s int8 accuracy was measured with its default weights only"
     if request.runtime in TORCH_RUNTIMES:
         return f"int8 runs on onnxruntime, not {request.runtime}"
     if request.exact_resize:

@@ -365,6 +365,10 @@ RunOutcome = Literal["finished", "failed", "interrupted"]
 """How a run ended: every camera done; a camera or sink failed; stopped (Ctrl-C, SIGTERM)."""
 
 
+UNNAMED = ("", "N/A")
+"""Class names of columns that are no class: COCO's models keep "N/A" for its unused ids."""
+
+
 @dataclass(frozen=True)
 class LabelMap:
     """Class names of a detector, indexed by `Detections.label`."""
@@ -375,6 +379,27 @@ class LabelMap:
         if 0 <= label < len(self.names) and self.names[label]:
             return self.names[label]
         return str(label)
+
+    @staticmethod
+    def key(name: str) -> str:
+        """What a class name is matched by, wherever a person names a class (`labels:` in
+        a config, a dataset's classes in `evaluate`, `subscribe --label`): the one rule,
+        case and surrounding spaces ignored ("Person " is person)."""
+        return name.strip().casefold()
+
+    def columns(self, name: str, background: int | None = None) -> tuple[int, ...]:
+        """The columns whose class is `name` (by `key`), in order; never `background`,
+        nor a column without a class (`UNNAMED`)."""
+        wanted = self.key(name)
+        return tuple(i for i in self.classes(background) if self.key(self.names[i]) == wanted)
+
+    def classes(self, background: int | None = None) -> tuple[int, ...]:
+        """The columns that are a class: all but `background` and those `UNNAMED`."""
+        return tuple(
+            i
+            for i, name in enumerate(self.names)
+            if i != background and name.strip() not in UNNAMED
+        )
 
 
 def _describe(value: object) -> str:

@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from detector.errors import ModelConfigError
+from detector.measured_int8 import MAX_MAP50_LOSS
 from detector.request import BOUNDS, DEFAULTS, DetectorRequest, Precision, Runtime, check_device
 from pipeline.config.base import Strict
 
@@ -66,9 +67,10 @@ class DetectorConfig(Strict):
     precision: Precision = Field(
         DEFAULTS.precision,
         description=(
-            "Arithmetic of the network. auto: fp16 autocast on CUDA; int8 for person_ssdlite's "
-            "bundled weights on CPUs with VNNI (where its int8 accuracy was measured); fp32 "
-            "otherwise. "
+            "Arithmetic of the network. auto: fp16 autocast on CUDA; int8 on CPUs with VNNI "
+            "where its int8 accuracy was measured: person_ssdlite's bundled weights, and "
+            "checkpoints whose int8 network `train` measured within "
+            f"{MAX_MAP50_LOSS:g} mAP@.5 of float32; fp32 otherwise. "
             "fp16 and bf16 are CUDA only. int8 (CPU, onnxruntime): a quantized copy, faster "
             "for slightly fewer detections (figures in docs/performance.md)."
         ),
@@ -77,7 +79,8 @@ class DetectorConfig(Strict):
         DEFAULTS.calibration,
         description=(
             "For precision int8: a video file like the cameras' footage, on whose frames the "
-            "int8 ranges are measured (default: the bundled sample clip)."
+            "int8 ranges are measured (default: a checkpoint's measured int8 network, else "
+            "the bundled sample clip)."
         ),
     )
     workers: Annotated[int, _bounds("workers")] = Field(
@@ -117,7 +120,10 @@ class DetectorConfig(Strict):
     )
     labels: list[str] | None = Field(
         None,
-        description="Only keep these class names (e.g. [person, car]); all when absent.",
+        description=(
+            "Only keep these class names (e.g. [person, car]; case and surrounding spaces "
+            "aside); all when absent."
+        ),
     )
 
     def to_request(self) -> DetectorRequest:

@@ -18,6 +18,7 @@ import zmq
 from pydantic import ValidationError
 from zmq.utils.monitor import recv_monitor_message
 
+from pipeline.types import LabelMap
 from sinks.event_bus.schema import (
     EVENT_TYPES,
     SCHEMA_VERSION,
@@ -272,9 +273,9 @@ def only_labels(event: Event, labels: Sequence[str]) -> Event | None:
     """
     if not labels:
         return event
-    wanted = set(labels)
+    wanted = {LabelMap.key(label) for label in labels}  # the detector's rule for names
     if isinstance(event, DetectionsEvent):
-        kept = [o for o in event.objects if o.label in wanted]
+        kept = [o for o in event.objects if LabelMap.key(o.label) in wanted]
         return event.model_copy(update={"objects": kept}) if kept else None
     if isinstance(
         event,
@@ -287,8 +288,8 @@ def only_labels(event: Event, labels: Sequence[str]) -> Event | None:
             LineCrossedEvent,
         ),
     ):
-        return event if event.label in wanted else None
+        return event if LabelMap.key(event.label) in wanted else None
     if isinstance(event, ZoneOccupancyEvent):
-        counts = {label: n for label, n in event.counts.items() if label in wanted}
+        counts = {label: n for label, n in event.counts.items() if LabelMap.key(label) in wanted}
         return event.model_copy(update={"counts": counts, "total": sum(counts.values())})
     return event

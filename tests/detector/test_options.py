@@ -46,7 +46,8 @@ def test_auto_on_a_cpu_says_why_a_model_stays_float32(
     resolved = DetectorOptions.resolve(DetectorRequest(model="ssd300_vgg16"))
     assert (resolved.runtime, resolved.precision) == ("onnxruntime", "fp32")
     assert resolved.reasons["precision"] == (
-        "fp32: int8 accuracy was measured for person_ssdlite only"
+        "fp32: int8 accuracy was measured for person_ssdlite and for the checkpoints "
+        "`python -m pipeline train` measured only"
     )
     assert resolved.reasons["runtime"].startswith("onnxruntime: about twice torch's speed")
     random = DetectorOptions.resolve(DetectorRequest(model="person_ssdlite", weights="none"))

@@ -166,6 +166,15 @@ def test_label_filter_keeps_matching_objects_and_drops_the_rest() -> None:
     started = track_event("started", summary(), LABELS, 1, 7, T0)
     assert only_labels(started, ["car"]) is None
     assert only_labels(started, ["person"]) is started
+
+
+def test_label_filter_names_classes_as_a_config_does() -> None:
+    mixed = detections_event(frame(), dets([1, 2, -1], labels=[1, 2, 2]), LABELS, seq=0)
+    cars = only_labels(mixed, [" Car"])
+    assert isinstance(cars, DetectionsEvent)
+    assert [o.label for o in cars.objects] == ["car", "car"]
+    started = track_event("started", summary(), LABELS, 1, 7, T0)
+    assert only_labels(started, ["PERSON"]) is started
     ended = every_kind_of_event()[4]
     assert only_labels(ended, ["car"]) is ended
 
