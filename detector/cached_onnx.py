@@ -149,7 +149,8 @@ def bundle_path(options: DetectorOptions) -> Path | None:
 
 def _inputs(options: DetectorOptions) -> list[Path]:
     """The files a run's network is made from: the detector's code (architectures, anchors,
-    export), the bundled weights or the given weights or checkpoint, the calibration clip."""
+    export), the bundled weights or the given weights or checkpoint, the calibration clip or
+    the checkpoint's measured int8 network."""
     request = options.request
     files = sorted(PACKAGE.glob("*.py"))
     if request.weights == "default":
@@ -158,7 +159,9 @@ def _inputs(options: DetectorOptions) -> list[Path]:
         files.append(Path(request.weights).expanduser())
     if (checkpoint := Path(request.model).expanduser()).is_file():  # not a registered name
         files.append(checkpoint)
-    if options.precision == "int8":
+    if options.int8_network is not None:
+        files.append(options.int8_network)
+    elif options.precision == "int8":
         files.append(Path(request.calibration or DEFAULT_CALIBRATION).expanduser())
     return files
 
@@ -221,6 +224,11 @@ class CachedOnnxDetector:
     def describe(self) -> str:
         """What runs the detector, and why (`DetectorOptions.describe`)."""
         return self.options.describe()
+
+    @property
+    def batch_size(self) -> int:
+        """Frames per batch the options settled on (`DetectorOptions.batch_size`)."""
+        return self.options.batch_size
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
         """One `Detections` per frame, boxes in that frame's pixels, clipped to the frame."""

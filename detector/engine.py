@@ -131,6 +131,11 @@ class Detector:
         """Batches detected at once."""
         return self.options.workers
 
+    @property
+    def batch_size(self) -> int:
+        """Frames per batch the options settled on (`DetectorOptions.batch_size`)."""
+        return self.options.batch_size
+
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
         """One `Detections` per frame, boxes in that frame's pixels, clipped to the frame."""
         return self.submit(frames).result()

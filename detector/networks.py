@@ -139,10 +139,13 @@ def open_network(
 def _onnx_network(
     model: SSD, options: DetectorOptions, calibration: Calibration, announce: Announce | None
 ) -> OnnxRuntimeForward:
-    """`model` run by ONNX Runtime (an int8 copy for precision int8), each worker's runs on
-    its share of the cores."""
+    """`model` run by ONNX Runtime (for precision int8, its measured int8 network where
+    there is one, else an int8 copy quantized here), each worker's runs on its share of the
+    cores."""
     height, width = model.input_size
     name = f"the {type(model).__name__} network ({height}x{width} input)"
-    inputs = calibration() if options.precision == "int8" else None
     threads = threads_per_worker(options.workers)
+    if options.int8_network is not None:
+        return OnnxRuntimeForward(model, name, threads, int8_network=options.int8_network)
+    inputs = calibration() if options.precision == "int8" else None
     return OnnxRuntimeForward(model, name, threads, calibration=inputs, announce=announce)

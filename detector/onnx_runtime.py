@@ -128,6 +128,8 @@ class OnnxRuntimeForward:
             these model inputs, uint8 [N, 3, H, W] (`detector.quantize`); None: float32.
         announce: told, before it starts, of a first run's export or quantization (the
             pause it causes); without it, the log is told (INFO).
+        int8_network: run this int8 ONNX file as it is (a checkpoint's measured network,
+            `detector.measured_int8`) instead of quantizing `model`.
 
     Raises:
         ModelConfigError: the packages are missing, or the model cannot be exported or loaded.
@@ -140,6 +142,7 @@ class OnnxRuntimeForward:
         threads: int | None = None,
         calibration: npt.NDArray[np.uint8] | None = None,
         announce: Announce | None = None,
+        int8_network: Path | None = None,
     ) -> None:
         if not onnxruntime_available():
             raise ModelConfigError(
@@ -148,7 +151,17 @@ class OnnxRuntimeForward:
                 "or set `detector.runtime: torch`"
             )
         self.threads = threads or os.cpu_count() or 1
-        self.int8 = calibration is not None
+        self.int8 = calibration is not None or int8_network is not None
+        if int8_network is not None:
+            self.path = int8_network
+            try:
+                self.session = open_session(int8_network, self.threads)
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise ModelConfigError(
+                    f"onnxruntime cannot load the measured int8 network {int8_network}: "
+                    f"{_first_line(exc)}; use `detector.precision: fp32`"
+                ) from exc
+            return
         self.path, fresh = self._cached(model, name, calibration, announce)
         try:
             self.session = open_session(self.path, self.threads)

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from detector.errors import ModelConfigError
+from detector.measured_int8 import Int8Evidence, measured_int8
 from detector.request import (
     TORCH_RUNTIMES,
     DetectorRequest,
@@ -34,10 +35,34 @@ CPU_MICRO_BATCH = 2
 a batch of 8 SSDLite images outgrow glibc's mmap threshold, so every forward pays page faults
 for fresh memory (docs/performance.md, "Smaller choices in the code")."""
 
+_CPU_BATCH = (
+    1,
+    "on the CPU larger batches ran no faster end to end, int8 and float32 alike, and each "
+    "frame waits for its batch (docs/performance.md, \"Batch size\")",
+)
+_CUDA_BATCH = (
+    32,
+    "on CUDA a batch of 32 keeps the GPU busy where one frame would leave it waiting "
+    "(not measured yet)",
+)
+AUTO_BATCH_SIZE: Mapping[tuple[str, ResolvedRuntime], tuple[int, str]] = MappingProxyType(
+    {
+        ("cpu", "onnxruntime"): _CPU_BATCH,
+        ("cpu", "torch"): _CPU_BATCH,
+        ("cpu", "compile"): _CPU_BATCH,
+        ("cuda", "torch"): _CUDA_BATCH,
+        ("cuda", "compile"): _CUDA_BATCH,
+    }
+)
+"""Frames per batch under `batch_size: auto`, by device type and runtime, and why: what
+runs fastest end to end there. A larger batch gains nothing per frame on the CPU, while each
+frame waits for the rest of its batch."""
+
 INT8_BY_DEFAULT: frozenset[str] = frozenset({"person_ssdlite"})
 """Registered models whose default weights run in int8 under `precision: auto` on CPUs with
 8-bit dot products: their int8 accuracy against float32 was measured there
-(docs/performance.md, "int8 accuracy")."""
+(docs/performance.md, "int8 accuracy"). A checkpoint does where `train` measured its int8
+network within `detector.measured_int8.MAX_MAP50_LOSS` of float32."""
 INT8_DOT_PRODUCT_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
 """x86 CPU flags (Linux's /proc/cpuinfo names) of 8-bit dot-product instructions."""
 ONNXRUNTIME_PACKAGES = ("onnxruntime", "onnx", "onnxscript")
@@ -98,9 +123,15 @@ class DetectorOptions:
     workers: int
     micro_batch: int | None
     """Images per torch forward pass; None: the whole batch (ONNX Runtime always)."""
+    batch_size: int
+    """Frames per batch: the request's, or for "auto" `auto_batch_size`."""
     reasons: Mapping[str, str] = field(default_factory=dict)
     """Why each `auto` choice (or fallback) came out as it did, by field ("device",
-    "runtime", "precision", "micro_batch", "workers"): the value first, then why."""
+    "runtime", "precision", "micro_batch", "workers", "batch_size"): the value first, then
+    why."""
+    int8_network: Path | None = None
+    """For int8: the checkpoint's measured int8 network to run as it is
+    (`detector.measured_int8`); None: the network is quantized here on calibration frames."""
 
     @classmethod
     def resolve(cls, request: DetectorRequest) -> DetectorOptions:
@@ -140,9 +171,10 @@ class DetectorOptions:
 
     def describe(self) -> str:
         """One line: the model, what runs it where, and why each `auto` choice came out so."""
+        measured = "" if self.int8_network is None else f" (measured: {self.int8_network.name})"
         return (
             f"detector: {self.request.model} on {self.device_name}, {self.runtime}, "
-            f"{self.precision}, {self.workers} worker(s)"
+            f"{self.precision}{measured}, {self.workers} worker(s), batch {self.batch_size}"
             + "".join(f"; {field}: {why}" for field, why in self.reasons.items())
         )
 
@@ -163,12 +195,17 @@ class DetectorOptions:
         check_combination(
             here, request.runtime, request.precision, request.workers, request.exact_resize
         )
-        precision, precision_why = _precision(request, device_type, failed)
+        evidence = _int8_evidence(request)
+        precision, precision_why = _precision(request, device_type, failed, evidence)
         runtime, runtime_why = _runtime(request, device_type, precision, failed)
         workers, workers_why = request.workers, None
         if "onnxruntime" in failed and workers > 1:
             workers, workers_why = 1, "1: onnxruntime failed, and torch runs share one thread pool"
         micro_batch, micro_batch_why = _micro_batch(request, device_type, runtime)
+        batch_size, batch_size_why = request.batch_size, None
+        if batch_size == "auto":
+            batch_size, why = auto_batch_size(device_type, runtime)
+            batch_size_why = f"{batch_size}: {why}"
         check_combination(here, runtime, precision, workers, request.exact_resize)
         reasons = {
             "device": device_why,
@@ -176,6 +213,7 @@ class DetectorOptions:
             "runtime": runtime_why,
             "workers": workers_why,
             "micro_batch": micro_batch_why,
+            "batch_size": batch_size_why,
         }
         return cls(
             request,
@@ -184,8 +222,18 @@ class DetectorOptions:
             precision,
             workers,
             micro_batch,
+            batch_size,
             MappingProxyType({k: v for k, v in reasons.items() if v is not None}),
+            evidence.network
+            if precision == "int8" and evidence is not None and evidence.measurement is not None
+            else None,
         )
+
+
+def auto_batch_size(device_type: str, runtime: ResolvedRuntime) -> tuple[int, str]:
+    """Frames per batch under `batch_size: auto` for a network that `runtime` runs on a
+    device of `device_type` ("cpu", "cuda"), and why: `AUTO_BATCH_SIZE`."""
+    return AUTO_BATCH_SIZE[("cuda" if device_type == "cuda" else "cpu", runtime)]
 
 
 def _device(name: str) -> tuple[str, str | None]:
@@ -217,33 +265,69 @@ def _device(name: str) -> tuple[str, str | None]:
     return str(device), None
 
 
+def _int8_evidence(request: DetectorRequest) -> Int8Evidence | None:
+    """What is known beside the checkpoint `request.model` of its int8 network; None for a
+    registered model, where a calibration clip asks for a network quantized on it, or where
+    int8 is out of the question (float precisions asked for)."""
+    checkpoint = Path(request.model).expanduser()
+    if (
+        request.precision not in ("auto", "int8")
+        or request.calibration is not None
+        or not checkpoint.is_file()
+    ):
+        return None
+    return measured_int8(checkpoint)
+
+
 def _precision(
-    request: DetectorRequest, device_type: str, failed: Mapping[str, str]
+    request: DetectorRequest,
+    device_type: str,
+    failed: Mapping[str, str],
+    evidence: Int8Evidence | None,
 ) -> tuple[ResolvedPrecision, str | None]:
     """What the network computes in, and why where the request said "auto"."""
     if request.precision != "auto":
         return request.precision, None
     if device_type == "cuda":
         return "fp16", "fp16: autocast on CUDA"
-    why_not = _why_not_int8(request, failed)
+    measured, why_not = _int8_accuracy(request, evidence)
+    why_not = why_not or _why_not_int8(request, failed)
     if why_not is None:
-        return "int8", (
-            f"int8: {request.model}'s int8 accuracy was measured and this CPU has 8-bit dot "
-            "products (VNNI)"
-        )
+        return "int8", f"int8: {measured} and this CPU has 8-bit dot products (VNNI)"
     return "fp32", f"fp32: {why_not}"
 
 
+def _int8_accuracy(
+    request: DetectorRequest, evidence: Int8Evidence | None
+) -> tuple[str | None, str | None]:
+    """Where int8's accuracy was measured well enough for precision auto: what says so, and
+    None; else None, and why not."""
+    if evidence is not None:
+        found = evidence.measurement
+        if found is None:
+            return None, (
+                f"{evidence.why_none}; `python -m pipeline train` measures the checkpoints "
+                "it writes"
+            )
+        if not found.acceptable:
+            return None, f"int8 lost too much: {found.describe()}"
+        return found.describe(), None
+    if request.model not in INT8_BY_DEFAULT:
+        return None, (
+            f"int8 accuracy was measured for {', '.join(sorted(INT8_BY_DEFAULT))} and for "
+            "the checkpoints `python -m pipeline train` measured only"
+        )
+    if request.weights != "default":
+        return None, f"{request.model}'s int8 accuracy was measured with its default weights only"
+    return f"{request.model}'s int8 accuracy was measured", None
+
+
 def _why_not_int8(request: DetectorRequest, failed: Mapping[str, str]) -> str | None:
-    """Why precision auto is not int8 on this CPU; None where it is: where int8's speed and
-    accuracy were measured (docs/performance.md, "int8 accuracy"), what a 2-core machine
-    needs to keep up."""
+    """Why precision auto is not int8 on this CPU for a model whose int8 accuracy holds; None
+    where it is: where int8's speed and accuracy were measured (docs/performance.md, "int8
+    accuracy"), what a 2-core machine needs to keep up."""
     if "int8" in failed:
         return f"int8 could not be made here ({failed['int8']})"
-    if request.model not in INT8_BY_DEFAULT:
-        return f"int8 accuracy was measured for {', '.join(sorted(INT8_BY_DEFAULT))} only"
-    if request.weights != "default":
-        return f"{request.model}'s int8 accuracy was measured with its default weights only"
     if request.runtime in TORCH_RUNTIMES:
         return f"int8 runs on onnxruntime, not {request.runtime}"
     if request.exact_resize:

@@ -30,6 +30,7 @@ RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
 RESOLVED_RUNTIMES: tuple[ResolvedRuntime, ...] = get_args(ResolvedRuntime)
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 RESOLVED_PRECISIONS: tuple[ResolvedPrecision, ...] = get_args(ResolvedPrecision)
+AUTO: tuple[Literal["auto"]] = ("auto",)
 TORCH_RUNTIMES: tuple[ResolvedRuntime, ...] = ("torch", "compile")
 HALF_PRECISIONS: tuple[ResolvedPrecision, ...] = ("fp16", "bf16")
 
@@ -96,9 +97,11 @@ BOUNDS: Mapping[str, Bounds] = MappingProxyType(
         "pre_nms_top_k": Bounds(ge=1),
         "micro_batch": Bounds(ge=1),
         "workers": Bounds(ge=1, le=2),
+        "batch_size": Bounds(ge=1, le=1024),
     }
 )
-"""The numeric fields of `DetectorRequest` and their bounds (None is not checked)."""
+"""The numeric fields of `DetectorRequest` and their bounds (None and "auto" are not
+checked)."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,9 @@ class DetectorRequest:
     """auto: fp16 on CUDA; int8 for `INT8_BY_DEFAULT` on CPUs with VNNI; fp32 otherwise."""
     workers: int = 1
     """Batches detected at once, each on its own thread (2 needs onnxruntime on the CPU)."""
+    batch_size: int | Literal["auto"] = "auto"
+    """Frames per batch; auto: what measured fastest end to end on the device and runtime
+    that run it (`detector.options.auto_batch_size`)."""
     calibration: Path | None = None
     """int8 only: a video whose frames calibrate it (default: the bundled sample clip)."""
     score_threshold: float = 0.5
@@ -150,9 +156,11 @@ class DetectorRequest:
         if self.labels is not None:
             object.__setattr__(self, "labels", tuple(self.labels))
         check_device(self.device)
+        if isinstance(self.batch_size, str):
+            object.__setattr__(self, "batch_size", _choice("batch_size", self.batch_size, AUTO))
         for name, bounds in BOUNDS.items():
             value = getattr(self, name)
-            if value is not None:
+            if value is not None and value != "auto":
                 bounds.check(name, value)
         if self.calibration is not None and self.precision != "int8":
             raise ModelConfigError("calibration is only used with precision: int8")

@@ -1,11 +1,15 @@
-"""Box geometry every stage shares: overlap of xyxy boxes and greedy one-to-one matching."""
+"""Geometry every stage shares: overlap of xyxy boxes, greedy one-to-one matching, and
+where points stand with respect to zones (polygons) and lines."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
 
 
 def greedy_assignment(pairs: list[tuple[float, int, int]]) -> list[tuple[int, int]]:
@@ -40,3 +44,134 @@ def box_iou(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> FloatAr
     union = (size_a[0] * size_a[1])[:, None] + size_b[0] * size_b[1]
     union -= inter
     return inter / np.maximum(union, 1e-9, out=union)
+
+
+# Zones and lines. Plain numpy, vectorised over points: OpenCV's pointPolygonTest takes one
+# point per call (a Python loop per box and zone) and shapely would be a dependency for what
+# is a few lines here.
+
+
+def anchor_points(xyxy: npt.NDArray[np.floating], fx: float, fy: float) -> FloatArray:
+    """The point at fractions (`fx`, `fy`) of each box's width and height, from its top
+    left; float64 [N, 2]. (0.5, 1.0) is the bottom centre."""
+    boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    x = boxes[:, 0] + fx * (boxes[:, 2] - boxes[:, 0])
+    y = boxes[:, 1] + fy * (boxes[:, 3] - boxes[:, 1])
+    return np.stack([x, y], axis=1)
+
+
+def polygon_edges(polygons: Sequence[npt.NDArray[np.floating]]) -> tuple[FloatArray, IntArray]:
+    """The edges of `polygons` (each [M, 2]) as one float64 [E, 4] array of (x1, y1, x2, y2),
+    and the index of each polygon's first edge: what `points_in_polygons` takes, made once."""
+    edges = []
+    for polygon in polygons:
+        poly = np.asarray(polygon, np.float64).reshape(-1, 2)
+        edges.append(np.concatenate([poly, np.roll(poly, -1, axis=0)], axis=1))
+    if not edges:
+        return np.zeros((0, 4)), np.zeros(0, np.intp)
+    starts = np.cumsum([0] + [len(e) for e in edges[:-1]]).astype(np.intp)
+    return np.concatenate(edges), starts
+
+
+def points_in_polygons(
+    points: npt.NDArray[np.floating], edges: FloatArray, starts: IntArray
+) -> npt.NDArray[np.bool_]:
+    """Which of `points` [N, 2] lie inside each polygon of `polygon_edges`; bool [N, P].
+
+    The even-odd rule, counting the edges a ray from the point to +x crosses, for every
+    point and polygon in one pass. A point exactly on an edge may fall either way.
+    """
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    if len(starts) == 0 or len(pts) == 0:
+        return np.zeros((len(pts), len(starts)), np.bool_)
+    px, py = pts[:, 0:1], pts[:, 1:2]  # [N, 1]
+    x1, y1, x2, y2 = edges.T  # [E] each
+    straddles = (y1 > py) != (y2 > py)  # [N, E]: the edge spans the point's height
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_at = x1 + (py - y1) * (x2 - x1) / (y2 - y1)
+    crossings = (straddles & (px < x_at)).astype(np.intp)
+    return np.asarray(np.add.reduceat(crossings, starts, axis=1) % 2 == 1)
+
+
+def points_in_polygon(
+    points: npt.NDArray[np.floating], polygon: npt.NDArray[np.floating]
+) -> npt.NDArray[np.bool_]:
+    """Which of `points` [N, 2] lie inside `polygon` [M, 2]; bool [N] (`points_in_polygons`)."""
+    return points_in_polygons(points, *polygon_edges([polygon]))[:, 0]
+
+
+def distances_to_lines(points: npt.NDArray[np.floating], lines: FloatArray) -> FloatArray:
+    """Signed distance in pixels of each of `points` [N, 2] from each line through
+    (ax, ay) and (bx, by) of `lines` [L, 4]; float64 [N, L]. Positive on the right as seen
+    on the screen walking from a to b (image y grows downwards), negative on the left."""
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    ax, ay, bx, by = np.asarray(lines, np.float64).reshape(-1, 4).T
+    dx, dy = bx - ax, by - ay
+    cross = dx * (pts[:, 1:2] - ay) - dy * (pts[:, 0:1] - ax)
+    return np.asarray(cross / np.maximum(np.hypot(dx, dy), 1e-12))
+
+
+def side_of_line(
+    points: npt.NDArray[np.floating], a: tuple[float, float], b: tuple[float, float]
+) -> FloatArray:
+    """`distances_to_lines` of `points` [N, 2] from the one line from `a` to `b`; [N]."""
+    return distances_to_lines(points, np.array([[a[0], a[1], b[0], b[1]]]))[:, 0]
+
+
+def crossing_position(
+    p: tuple[float, float], q: tuple[float, float], a: tuple[float, float], b: tuple[float, float]
+) -> float:
+    """Where the step from `p` to `q` meets the line through `a` and `b`, as a fraction of
+    the way from `a` (0) to `b` (1); NaN when the step is parallel to the line."""
+    # p + t*r = a + u*s  =>  u = ((p - a) x r) / (s x r), x the 2D cross product
+    rx, ry = q[0] - p[0], q[1] - p[1]
+    sx, sy = b[0] - a[0], b[1] - a[1]
+    denom = sx * ry - sy * rx
+    if denom == 0:
+        return float("nan")
+    return ((p[0] - a[0]) * ry - (p[1] - a[1]) * rx) / denom
+
+
+def polygon_area(polygon: npt.NDArray[np.floating]) -> float:
+    """Area of a simple polygon [M, 2] (shoelace formula), always >= 0."""
+    poly = np.asarray(polygon, np.float64).reshape(-1, 2)
+    x, y = poly[:, 0], poly[:, 1]
+    return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2
+
+
+def polygon_is_simple(polygon: npt.NDArray[np.floating]) -> bool:
+    """Whether no two edges of `polygon` [M, 2] cross or touch, but neighbours at their
+    shared corner (a figure-eight is not simple)."""
+    poly = [tuple(map(float, p)) for p in np.asarray(polygon, np.float64).reshape(-1, 2)]
+    m = len(poly)
+    edges = [(poly[i], poly[(i + 1) % m]) for i in range(m)]
+    for i in range(m):
+        for j in range(i + 1, m):
+            if j == i + 1 or (i == 0 and j == m - 1):
+                continue  # neighbours share a corner
+            if _segments_touch(*edges[i], *edges[j]):
+                return False
+    return True
+
+
+def _segments_touch(
+    p1: tuple[float, ...], p2: tuple[float, ...], p3: tuple[float, ...], p4: tuple[float, ...]
+) -> bool:
+    def orient(a: tuple[float, ...], b: tuple[float, ...], c: tuple[float, ...]) -> float:
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    def on(a: tuple[float, ...], b: tuple[float, ...], c: tuple[float, ...]) -> bool:
+        return min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= c[1] <= max(
+            a[1], b[1]
+        )
+
+    d1, d2 = orient(p3, p4, p1), orient(p3, p4, p2)
+    d3, d4 = orient(p1, p2, p3), orient(p1, p2, p4)
+    if ((d1 > 0) != (d2 > 0)) and ((d3 > 0) != (d4 > 0)) and d1 and d2 and d3 and d4:
+        return True
+    return (
+        (d1 == 0 and on(p3, p4, p1))
+        or (d2 == 0 and on(p3, p4, p2))
+        or (d3 == 0 and on(p1, p2, p3))
+        or (d4 == 0 and on(p1, p2, p4))
+    )

@@ -12,15 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analytics import Line, SceneAnalyzer, SceneRules, Zone
 from detector.cached_onnx import CachedOnnxDetector
 from detector.options import DetectorOptions
 from pipeline.config import (
+    AnalyticsConfig,
     CameraConfig,
     DetectorConfig,
     DeviceSourceConfig,
     FileSourceConfig,
     ImagesSourceConfig,
     LiveSinkConfig,
+    MqttSinkConfig,
     PipelineConfig,
     SinkConfig,
     SnapshotSinkConfig,
@@ -30,6 +33,7 @@ from pipeline.config import (
     VideoSinkConfig,
     ZmqSinkConfig,
 )
+from pipeline.config.scene import kept_classes, scene_label_problems
 from pipeline.readers import Backoff, FrameQueue, FrameSampler, QueuePolicy
 from pipeline.snapshots import SnapshotKeeper
 from pipeline.sources import AVSource, ImageFolderSource, Source
@@ -124,6 +128,67 @@ def build_snapshot_keepers(config: PipelineConfig) -> dict[str, SnapshotKeeper]:
         )
         for cam in config.cameras
     }
+
+
+class SceneConfigError(ValueError):
+    """A camera's zones or lines cannot be built: the message says where and why."""
+
+
+def build_scene_analyzers(
+    cameras: Sequence[CameraConfig],
+    rules_of: Callable[[CameraConfig], AnalyticsConfig],
+    labels: LabelMap,
+    detector_labels: Sequence[str] | None,
+) -> dict[str, SceneAnalyzer]:
+    """A `SceneAnalyzer` for every camera with zones or lines (the others get none and pay
+    nothing); `labels` are the detector's class names, `detector_labels` its filter.
+
+    Raises SceneConfigError for a zone or line label the detector does not report."""
+    classes = kept_classes(labels.names, detector_labels)
+    problems = scene_label_problems(cameras, classes)
+    if problems:
+        raise SceneConfigError("; ".join(problems))
+
+    def indices(names: Sequence[str] | None) -> frozenset[int] | None:
+        if names is None:
+            return None
+        return frozenset(i for name in names for i in classes[name.strip().lower()])
+
+    analyzers = {}
+    for cam in cameras:
+        if not cam.has_scene:
+            continue
+        rules = rules_of(cam)
+        zones = [
+            Zone(
+                z.id,
+                tuple(z.polygon),
+                in_pixels=z.units == "pixel",
+                labels=indices(z.labels),
+                dwell_alert_s=z.dwell_alert_s,
+            )
+            for z in cam.zones
+        ]
+        lines = [
+            Line(
+                li.id,
+                li.points[0],
+                li.points[1],
+                in_pixels=li.units == "pixel",
+                labels=indices(li.labels),
+                left_to_right=li.directions.left_to_right,
+                right_to_left=li.directions.right_to_left,
+            )
+            for li in cam.lines
+        ]
+        scene_rules = SceneRules(
+            rules.anchor_fractions,
+            rules.line_hysteresis,
+            rules.min_frames,
+            rules.occupancy_period_s,
+        )
+        analyzers[cam.id] = SceneAnalyzer(cam.id, zones, lines, scene_rules)
+    return analyzers
 
 
 def build_detector(det: DetectorConfig, announce: Callable[[str], None] | None = None) -> Detector:
@@ -282,4 +347,26 @@ def _(sc: SnapshotSinkConfig, context: SinkContext) -> Sink:
             max_files=sc.keep_files,
             max_bytes=None if sc.keep_mb is None else int(sc.keep_mb * 1e6),
         ),
+    )
+
+
+@build_sink.register
+def _(sc: MqttSinkConfig, context: SinkContext) -> Sink:
+    from sinks.mqtt.settings import paho_missing
+
+    if (missing := paho_missing()) is not None:
+        raise SinkError(f"mqtt sink: {missing}")
+    from sinks.mqtt.sink import MqttSink
+
+    return MqttSink(
+        sc.broker(),
+        context.labels,
+        prefix=sc.prefix,
+        qos=sc.qos,
+        events=sc.events,
+        retain_events=sc.retain_events,
+        buffer_size=sc.buffer_size,
+        count_labels=sc.count_labels,
+        discovery_prefix=sc.discovery_prefix if sc.homeassistant else None,
+        close_timeout_s=sc.close_timeout_s,
     )

@@ -40,11 +40,17 @@ class Evaluation:
         return self.images / self.seconds if self.seconds > 0 else float("inf")
 
 
-def label_translation(model: LabelMap, data: Sequence[str]) -> np.ndarray:
-    """int64 [C]: the dataset's label of each model column, matched by class name; -1 for a
-    column the dataset does not have (its detections are not scored)."""
-    index = {name: i for i, name in enumerate(data) if i > 0}
-    return np.array([index.get(name, -1) for name in model.names], dtype=np.int64)
+def label_translation(
+    model: LabelMap, data: Sequence[str], background: int | None = None
+) -> np.ndarray:
+    """int64 [C]: the dataset's label of each model column, matched by class name
+    (`LabelMap.columns`); -1 for a column the dataset does not have (its detections are not
+    scored) and for the model's `background` column."""
+    translate = np.full(len(model.names), -1, dtype=np.int64)
+    for label, name in enumerate(data):
+        if label > 0:  # the dataset's background
+            translate[list(model.columns(name, background))] = label
+    return translate
 
 
 def evaluate_detector(
@@ -55,10 +61,10 @@ def evaluate_detector(
 ) -> Evaluation:
     """Runs `detector` over `samples` (in batches of `batch_size`) and scores it with COCO mAP.
 
-    A model class is matched to a dataset class by name; a dataset class the model does
-    not know scores 0 AP.
+    A model class is matched to a dataset class by name (`LabelMap.columns`); a dataset
+    class the model does not know scores 0 AP.
     """
-    translate = label_translation(detector.labels, class_names)
+    translate = label_translation(detector.labels, class_names, detector.model.background_class)
     predictions: list[Prediction] = []
     seconds = 0.0
     for start in range(0, len(samples), batch_size):

@@ -3,10 +3,11 @@
 The detector's options are resolved on this machine (the device is there, int8 has
 onnxruntime), weights that would need a download are named, and the model is built on the
 CPU (its weights read and fitted, as `run` does, without the engine's export) so that
-`detector.labels` is checked against the model's own class names. Sinks are not opened,
-which has effects (tables created, ports held): what would stop them opening is checked
-instead (a port another program holds, a folder that cannot be made, a database server
-that does not answer).
+`detector.labels`, and the labels of the cameras' zones and lines, are checked against the
+model's own class names. Sinks are not opened, which has effects (tables created, ports
+held): what would stop them opening is checked instead (a port another program holds, a
+folder that cannot be made, a database server that does not answer, an MQTT broker that
+does not accept the login).
 """
 
 from __future__ import annotations
@@ -20,17 +21,22 @@ from pathlib import Path
 from pipeline.config import (
     DetectorConfig,
     LiveSinkConfig,
+    MqttSinkConfig,
+    PipelineConfig,
     SinkConfig,
     SnapshotSinkConfig,
     SqlSinkConfig,
     VideoSinkConfig,
     ZmqSinkConfig,
 )
+from pipeline.config.http import HttpConfig
+from pipeline.config.scene import kept_classes, scene_label_problems
 
 
-def check_detector(config: DetectorConfig) -> str:
-    """The model's class count, in words, once everything `run` checks of the detector
-    before reading holds.
+def check_detector(config: DetectorConfig) -> tuple[str, dict[str, frozenset[int]]]:
+    """The model's class count, in words, and the classes the detector reports (by
+    lower-case name, `kept_classes`), once everything `run` checks of the detector before
+    reading holds.
 
     Raises:
         ModelConfigError: an unknown model, a missing device, labels the model lacks, ...
@@ -57,7 +63,14 @@ def check_detector(config: DetectorConfig) -> str:
     model, labels = build_model(request.model, request.weights)
     resolve_label_filter(request.labels, labels, model.background_class)
     classes = len(labels.names) - (model.background_class is not None)
-    return f"{classes} class{'es' if classes != 1 else ''}"
+    kept = kept_classes(labels.names, request.labels, model.background_class)
+    return f"{classes} class{'es' if classes != 1 else ''}", kept
+
+
+def check_scene_labels(config: PipelineConfig, classes: dict[str, frozenset[int]]) -> list[str]:
+    """One line per zone or line label that names no class the detector reports, at its
+    YAML path (`classes` from `check_detector`)."""
+    return scene_label_problems(config.cameras, classes)
 
 
 def check_sinks(configs: Sequence[SinkConfig]) -> list[str]:
@@ -68,6 +81,22 @@ def check_sinks(configs: Sequence[SinkConfig]) -> list[str]:
         why = sink_problem(config)
         if why is not None:
             problems.append(f"sinks[{index}] ({config.type}): {why}")
+    return problems
+
+
+def check_http(config: HttpConfig | None) -> list[str]:
+    """What would stop `run` from starting its `http:` server: its libraries missing, its
+    port held; one line each."""
+    if config is None:
+        return []
+    problems = []
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        problems.append(f"http: {exc}; pip install 'ssd-pipeline[api]'")
+    if (why := port_problem(config.host, config.port)) is not None:
+        problems.append(f"http: {why}")
     return problems
 
 
@@ -123,6 +152,22 @@ def _(config: SqlSinkConfig) -> str | None:
     finally:
         engine.dispose()
     return folder_problem(config.spool_dir)
+
+
+@sink_problem.register
+def _(config: MqttSinkConfig) -> str | None:
+    from sinks.mqtt.settings import paho_missing
+
+    if (missing := paho_missing()) is not None:
+        return missing
+    from sinks.base import SinkError
+    from sinks.mqtt.connection import probe_broker
+
+    try:  # logs in and out: publishes nothing, subscribes to nothing
+        probe_broker(config.broker())
+    except SinkError as exc:
+        return str(exc).removeprefix("mqtt sink: ")
+    return None
 
 
 def folder_problem(folder: Path) -> str | None:

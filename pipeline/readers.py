@@ -211,6 +211,23 @@ class CameraReader(threading.Thread):
         self._last_pts = -1.0
         self._pts_offset = 0.0
 
+    @property
+    def frames_decoded(self) -> int:
+        """Frames decoded so far, skipped ones included."""
+        return self._index
+
+    @property
+    def dropped(self) -> int:
+        return self.queue.dropped
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self.queue)
+
+    @property
+    def decode_errors(self) -> int:
+        return self.source.decode_errors
+
     def run(self) -> None:
         error: str | None = None
         try:

@@ -1,20 +1,24 @@
-"""The orchestrator: readers -> batcher -> detector -> per-camera trackers -> sink workers."""
+"""The orchestrator: readers -> batcher -> detector -> per-camera trackers (and zone/line
+analyzers) -> sink workers."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 
+from analytics import SceneAnalyzer
 from pipeline.batching import STOP_GRACE_S, Batch, Batcher
 from pipeline.build import (
     build_run_detector,
+    build_scene_analyzers,
     build_sinks,
     build_snapshot_keepers,
     build_tracker,
@@ -23,7 +27,8 @@ from pipeline.build import (
     make_sampler,
     make_source,
 )
-from pipeline.config import CameraConfig, PipelineConfig
+from pipeline.config import CameraConfig, PipelineConfig, SqlSinkConfig
+from pipeline.metrics import RunMetrics, sink_labels
 from pipeline.readers import CameraReader
 from pipeline.snapshots import SnapshotKeeper
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
@@ -40,6 +45,9 @@ from pipeline.types import (
 from pipeline.workers import SinkFanout, SinkWorker
 from sinks.base import Sink
 from trackers import IoUTracker
+
+if TYPE_CHECKING:
+    from pipeline.web.server import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +94,12 @@ class FrameDetector(Protocol):
         nothing to say)."""
         return ""
 
+    @property
+    def batch_size(self) -> int:
+        """Frames per batch where the config says `batch_size: auto`: a detector built from
+        the config says what its options settled (`DetectorOptions.batch_size`)."""
+        return 1
+
 
 class Pipeline:
     """Composes the stages described by a config and runs them until every source is done.
@@ -113,6 +127,9 @@ class Pipeline:
         self.stop = threading.Event()
         self._detector = detector
         self._extra_sinks = list(extra_sinks)
+        self.metrics = RunMetrics()
+        self.http_url: str | None = None
+        """Where the `http:` server listens while `run` runs."""
 
     def run(
         self,
@@ -138,22 +155,37 @@ class Pipeline:
         described = detector.describe()
         if described:
             say(described)
+        analyzers = build_scene_analyzers(
+            cfg.cameras, cfg.analytics_of, detector.labels, cfg.detector.labels
+        )
         sinks = build_sinks(cfg.sinks, detector.labels, self.config_source)
         sinks += [(sink, EXTRA_SINK_QUEUE_SIZE) for sink in self._extra_sinks]
         for sink, _ in sinks:
             if line := sink.start_line():
                 say(line)
-        workers = [SinkWorker(sink, size) for sink, size in sinks]
+        labels = sink_labels([sink.name for sink, _ in sinks])
+        workers = [
+            SinkWorker(sink, size, functools.partial(self.metrics.written, label))
+            for (sink, size), label in zip(sinks, labels, strict=True)
+        ]
         fanout = SinkFanout(workers)
+        try:
+            server = self._serve(say) if cfg.http is not None else None
+        except BaseException:
+            for worker in workers:
+                worker.close()
+            raise
 
         stats: dict[str, CameraStats] = {}
         condition = threading.Condition()
         readers = [self._reader(cam, condition, fanout, stats) for cam in cfg.cameras]
+        self.metrics.watch(stats, readers, dict(zip(labels, workers, strict=True)))
         trackers = {c.id: build_tracker(c.id, cfg.tracker) for c in cfg.cameras}
+        asked = cfg.detector.batch_size
         batcher = Batcher(
             [r.queue for r in readers],
             condition,
-            cfg.detector.batch_size,
+            detector.batch_size if asked == "auto" else asked,
             cfg.detector.max_wait_ms / 1000,
             STOP_GRACE_S,
         )
@@ -161,7 +193,14 @@ class Pipeline:
         for reader in readers:
             reader.start()
         loop = DetectionLoop(
-            detector, trackers, fanout, stats, on_progress, build_snapshot_keepers(cfg)
+            detector,
+            trackers,
+            fanout,
+            stats,
+            on_progress,
+            snapshots=build_snapshot_keepers(cfg),
+            analyzers=analyzers,
+            metrics=self.metrics,
         )
         detector_error: str | None = None
         try:
@@ -190,6 +229,9 @@ class Pipeline:
         finally:
             for worker in workers:
                 worker.close()
+            if server is not None:
+                server.close()
+                self.http_url = None
         return RunSummary(
             cameras=stats,
             elapsed_s=time.monotonic() - started,
@@ -200,6 +242,17 @@ class Pipeline:
             detector=described,
             detector_error=detector_error,
         )
+
+    def _serve(self, say: Callable[[str], None]) -> HttpServer:
+        """Starts the `http:` server over the run's metrics and its sql sink's database."""
+        from pipeline.web.beside_run import start_run_server
+
+        assert self.config.http is not None
+        sql = next((s for s in self.config.sinks if isinstance(s, SqlSinkConfig)), None)
+        server = start_run_server(self.config.http, self.metrics, sql.url if sql else None)
+        self.http_url = server.url
+        say(f"http server: {server.url} (metrics: {server.url}metrics)")
+        return server
 
     def _reader(
         self,
@@ -247,13 +300,14 @@ class _Submitted:
 
     batch: Batch
     pending: PendingResult | None
+    submitted_at: float = 0.0
+    """`time.monotonic()` when it was submitted."""
 
 
 class DetectionLoop:
-    """Per batch: detect, track per camera, and hand every frame's result to the sinks.
-
-    `snapshots`: the cameras' snapshot stages (none when no sink writes snapshots).
-    """
+    """Per batch: detect, track per camera, keep each track's best crop (`snapshots`: the
+    cameras' snapshot stages, none when no sink writes snapshots), analyse the zones and lines
+    of the cameras that have any (`analyzers`), and hand every frame's result to the sinks."""
 
     def __init__(
         self,
@@ -263,10 +317,14 @@ class DetectionLoop:
         stats: dict[str, CameraStats],
         on_progress: ProgressCallback | None,
         snapshots: dict[str, SnapshotKeeper] | None = None,
+        analyzers: dict[str, SceneAnalyzer] | None = None,
+        metrics: RunMetrics | None = None,
     ) -> None:
         self.detector = detector
+        self.metrics = metrics or RunMetrics()
         self.trackers = trackers
         self.snapshots = snapshots or {}
+        self.analyzers = analyzers or {}
         self.fanout = fanout
         self.stats = stats
         self.on_progress = on_progress
@@ -306,13 +364,17 @@ class DetectionLoop:
 
     def submit(self, batch: Batch) -> _Submitted:
         """Starts detecting the batch's frames (if it has any to detect)."""
+        started = time.monotonic()
         pending = self.detector.submit(batch.to_detect) if batch.to_detect else None
-        return _Submitted(batch, pending)
+        return _Submitted(batch, pending, started)
 
     def collect(self, submitted: _Submitted) -> None:
         """Waits for a submitted batch's detections, tracks them, and hands out the results."""
         batch = submitted.batch
         detections = iter(submitted.pending.result() if submitted.pending is not None else [])
+        if submitted.pending is not None:
+            latency = time.monotonic() - submitted.submitted_at
+            self.metrics.batch([f.camera_id for f in batch.to_detect], latency)
         for item in batch.items:
             frame = item.frame
             cam = self.stats[frame.camera_id]
@@ -327,7 +389,12 @@ class DetectionLoop:
             events = tuple(tracker.pop_events())
             if (keeper := self.snapshots.get(frame.camera_id)) is not None:
                 events = keeper.update(frame, tracked, events)
-            self.fanout.frame(FrameResult(frame, tracked, events))
+            result = FrameResult(frame, tracked, events)
+            analyzer = self.analyzers.get(frame.camera_id)
+            if analyzer is not None:
+                result = replace(result, analytics=analyzer.update(result))
+            self.fanout.frame(result)
+            self.metrics.track_events(frame.camera_id, events)
             cam.detections += len(tracked)
             cam.tracks += sum(1 for e in events if e.kind == "started")
             if self.on_progress is not None:
@@ -346,8 +413,11 @@ class DetectionLoop:
         ended = tuple(self.trackers[camera_id].finish())
         if (keeper := self.snapshots.get(camera_id)) is not None:
             ended = keeper.finish(ended)
+        self.metrics.track_events(camera_id, ended)
+        analyzer = self.analyzers.get(camera_id)
+        closed = analyzer.finish() if analyzer is not None else ()
         frames = self.stats[camera_id].frames
-        self.fanout.end(StreamEnd(camera_id, frames, ended, error))
+        self.fanout.end(StreamEnd(camera_id, frames, ended, error, closed))
 
 
 def _log_start_line(line: str) -> None:

@@ -229,6 +229,71 @@ class TrackEvent:
     snapshot: Snapshot | None = None
 
 
+Side = Literal["left", "right"]
+"""A side of a line, as seen on the screen walking from its first point to its second."""
+
+
+@dataclass(frozen=True)
+class ZoneEvent:
+    """A track entered a zone, left it, or has stayed in it past the zone's dwell alert.
+
+    Times are Unix seconds of frames (`Frame.wall_time`); `dwell_s` is stream time (the
+    frames' `pts`) from the first frame inside to the last one (so far, for "dwell").
+    `at_stream_end` marks a "left" forced by the end of the stream (or a stop) while the
+    track was still inside.
+    """
+
+    kind: Literal["entered", "left", "dwell"]
+    camera_id: str
+    zone_id: str
+    track_id: int
+    label: int
+    frame: int
+    time: float
+    entered_frame: int
+    entered_time: float
+    dwell_s: float = 0.0
+    at_stream_end: bool = False
+
+
+@dataclass(frozen=True)
+class LineCrossing:
+    """A track's anchor point crossed a line, from one side to the other.
+
+    `direction` is the name the config gives to going from `from_side` to `to_side`.
+    """
+
+    camera_id: str
+    line_id: str
+    track_id: int
+    label: int
+    direction: str
+    from_side: Side
+    to_side: Side
+    frame: int
+    time: float
+
+
+@dataclass(frozen=True)
+class ZoneOccupancy:
+    """How many tracks are inside a zone now, per label (`(label, count)`, label order;
+    labels with no track inside are left out)."""
+
+    camera_id: str
+    zone_id: str
+    counts: tuple[tuple[int, int], ...]
+    frame: int | None
+    time: float
+
+    @property
+    def total(self) -> int:
+        return sum(count for _, count in self.counts)
+
+
+AnalyticsEvent = ZoneEvent | LineCrossing | ZoneOccupancy
+"""What a camera's zones and lines saw on a frame (`FrameResult.analytics`)."""
+
+
 @dataclass(frozen=True)
 class StreamInfo:
     """A camera's stream as opened by its reader; sent to sinks before its first frame."""
@@ -246,13 +311,15 @@ class FrameResult:
 
     `detected` is False for a frame skipped by frame-rate limiting (`max_fps`,
     `detect_every`): it carries the camera's last tracked boxes and reaches only the sinks
-    that draw every frame (`Sink.wants_every_frame`).
+    that draw every frame (`Sink.wants_every_frame`). `analytics`: what the camera's zones
+    and lines saw on this frame (always empty for a camera without any).
     """
 
     frame: Frame
     detections: Detections
     track_events: tuple[TrackEvent, ...] = ()
     detected: bool = True
+    analytics: tuple[AnalyticsEvent, ...] = ()
 
 
 CameraState = Literal["connecting", "streaming", "reconnecting", "stopped", "failed"]
@@ -281,7 +348,8 @@ class CameraStatus:
 
 @dataclass(frozen=True)
 class StreamEnd:
-    """A camera's stream is over: tracks still open are closed in `track_events`.
+    """A camera's stream is over: tracks still open are closed in `track_events`, and
+    visits of zones still open are closed in `analytics` (`ZoneEvent.at_stream_end`).
 
     `error` is None when the stream ended normally, or a one-line reason when it failed.
     """
@@ -290,10 +358,15 @@ class StreamEnd:
     frames: int
     track_events: tuple[TrackEvent, ...] = ()
     error: str | None = None
+    analytics: tuple[AnalyticsEvent, ...] = ()
 
 
 RunOutcome = Literal["finished", "failed", "interrupted"]
 """How a run ended: every camera done; a camera or sink failed; stopped (Ctrl-C, SIGTERM)."""
+
+
+UNNAMED = ("", "N/A")
+"""Class names of columns that are no class: COCO's models keep "N/A" for its unused ids."""
 
 
 @dataclass(frozen=True)
@@ -306,6 +379,27 @@ class LabelMap:
         if 0 <= label < len(self.names) and self.names[label]:
             return self.names[label]
         return str(label)
+
+    @staticmethod
+    def key(name: str) -> str:
+        """What a class name is matched by, wherever a person names a class (`labels:` in
+        a config, a dataset's classes in `evaluate`, `subscribe --label`): the one rule,
+        case and surrounding spaces ignored ("Person " is person)."""
+        return name.strip().casefold()
+
+    def columns(self, name: str, background: int | None = None) -> tuple[int, ...]:
+        """The columns whose class is `name` (by `key`), in order; never `background`,
+        nor a column without a class (`UNNAMED`)."""
+        wanted = self.key(name)
+        return tuple(i for i in self.classes(background) if self.key(self.names[i]) == wanted)
+
+    def classes(self, background: int | None = None) -> tuple[int, ...]:
+        """The columns that are a class: all but `background` and those `UNNAMED`."""
+        return tuple(
+            i
+            for i, name in enumerate(self.names)
+            if i != background and name.strip() not in UNNAMED
+        )
 
 
 def _describe(value: object) -> str:

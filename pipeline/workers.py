@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -32,9 +32,17 @@ class SinkWorker:
     others. The main loop reads `error` to report it.
     """
 
-    def __init__(self, sink: Sink, maxsize: int) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        maxsize: int,
+        on_written: Callable[[FrameResult], None] | None = None,
+    ) -> None:
         self.sink = sink
         self.error: str | None = None
+        self.written = 0
+        """Frames' results the sink has written."""
+        self._on_written = on_written
         self.unwritten = 0
         """Frames' results not handed to the sink because it had failed."""
         self._count_lock = threading.Lock()
@@ -46,6 +54,11 @@ class SinkWorker:
     @property
     def failed(self) -> bool:
         return self._failed.is_set()
+
+    @property
+    def buffered(self) -> int:
+        """Messages waiting in the queue."""
+        return self._queue.qsize()
 
     def submit(self, message: SinkMessage) -> None:
         """Queue a message for the sink; blocks while the queue is full. After the sink
@@ -95,6 +108,9 @@ class SinkWorker:
                     break
                 if isinstance(message, FrameResult):
                     self.sink.write(message)
+                    self.written += 1
+                    if self._on_written is not None:
+                        self._on_written(message)
                 elif isinstance(message, StreamInfo):
                     self.sink.start(message)
                 elif isinstance(message, StreamEnd):

@@ -1,7 +1,7 @@
 """The layering of the packages, read from their imports (README, "How it works").
 
 `pipeline/types.py`, `pipeline/boxes.py` and `pipeline/urls.py` (the vocabulary) import
-nothing from the project; `detector/`, `trackers/` and `sinks/` import only the vocabulary
+nothing from the project; `detector/`, `trackers/`, `analytics/` and `sinks/` import only the vocabulary
 and themselves, never each other; the rest of `pipeline/` sits on top, and nothing but
 `python -m pipeline` imports the command line.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = ("pipeline", "detector", "trackers", "sinks", "benchmarks")
+PROJECT = ("pipeline", "detector", "trackers", "analytics", "sinks", "benchmarks")
 VOCABULARY = ("pipeline.types", "pipeline.boxes", "pipeline.urls")
-STAGES = ("detector", "trackers", "sinks")
+STAGES = ("detector", "trackers", "analytics", "sinks")
 
 
 def project_imports(path: Path) -> Iterator[tuple[int, str]]:
@@ -83,6 +83,7 @@ def test_every_import_points_down_the_layers() -> None:
     ("where", "source", "expected"),
     [
         ("detector/agreement.py", "from trackers.iou import box_iou\n", 1),
+        ("analytics/scene.py", "from trackers import IoUTracker\n", 1),
         ("sinks/video/sink.py", "def f():\n    from pipeline.config import VideoSinkConfig\n", 1),
         ("pipeline/types.py", "from pipeline.boxes import box_iou\n", 1),
         ("benchmarks/vtest.py", "from pipeline.cli import main\n", 1),

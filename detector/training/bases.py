@@ -5,7 +5,8 @@ A base is an architecture name (`detector.architectures`) or a checkpoint. Pretr
 weights: person_ssdlite's are bundled (offline); ssdlite320_mobilenet_v3_large and
 ssd300_vgg16 start from torchvision's COCO weights and ssd512_vgg16's VGG16 layers from
 torchvision's ImageNet VGG16, each read from torch's hub cache (downloaded into it when
-online). A checkpoint keeps its class head too when its class names are the ones asked for.
+online). A base keeps its class head too when its class names are the ones asked for (the
+bundled model fine-tuned for ("background", "person"), a checkpoint for its own classes).
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ def trainable_model(
     names = _class_names(class_names)
     if base in SPECS:
         size = check_size(base, size)
-        state, source = PRETRAINED[base]()
-        return _start(base, names, size, state, source, keep_class_head=False)
+        state, source, pretrained_names = PRETRAINED[base]()
+        return _start(base, names, size, state, source, pretrained_names == names)
     path = Path(base).expanduser()
     if not path.is_file():
         raise ModelConfigError(
@@ -129,20 +130,47 @@ def _hub_fix(url: str) -> str:
     )
 
 
-def _bundled_person() -> tuple[dict[str, Tensor], str]:
-    return person_ssdlite("default")[0].state_dict(), str(BUNDLED_WEIGHTS)
+Pretrained = tuple[dict[str, Tensor], str, tuple[str, ...] | None]
+"""A base's pretrained weights (a state_dict of its architecture), where they are from, and
+the class names of their class head (None: a head of no use to fine-tuning)."""
 
 
-def _coco(arch: str) -> Callable[[], tuple[dict[str, Tensor], str]]:
-    def pretrained() -> tuple[dict[str, Tensor], str]:
+def _bundled_person() -> Pretrained:
+    model, labels = person_ssdlite("default")
+    return _as_softmax(model.state_dict(), len(labels.names)), str(BUNDLED_WEIGHTS), labels.names
+
+
+def _as_softmax(state: Mapping[str, Tensor], num_classes: int) -> dict[str, Tensor]:
+    """The bundled model's class head for the softmax a trained model scores with: it scores
+    person with a sigmoid of its person logit, and a softmax over (0, person logit) is that
+    same sigmoid, so each background logit's weights and bias become 0."""
+    head = SPECS["person_ssdlite"].class_head
+    converted = dict(state)
+    for key, value in state.items():
+        # The predictor of each feature map, "{head}{map}.1.weight" and ".bias"; ".0." is
+        # its depthwise convolution.
+        if key.startswith(head) and key.removeprefix(head).split(".")[1:] in (
+            ["1", "weight"],
+            ["1", "bias"],
+        ):
+            columns = value.clone().unflatten(0, (-1, num_classes))  # [anchor, class, ...]
+            columns[:, 0] = 0
+            converted[key] = columns.flatten(0, 1)
+    return converted
+
+
+def _coco(arch: str) -> Callable[[], Pretrained]:
+    def pretrained() -> Pretrained:
         url = COCO_WEIGHTS[arch].url
         state = download_state_dict(url, arch, fix=_hub_fix(url))
-        return coco_ssd(arch, state, url).state_dict(), url
+        # COCO's 91 columns: kept only if a dataset named all of them in the same order,
+        # which none does; a head made anew learns the user's classes.
+        return coco_ssd(arch, state, url).state_dict(), url, None
 
     return pretrained
 
 
-def _imagenet_vgg16_ssd512() -> tuple[dict[str, Tensor], str]:
+def _imagenet_vgg16_ssd512() -> Pretrained:
     """SSD512 on torchvision's ImageNet VGG16 layers (its classifier unused)."""
     url = VGG16_Weights.IMAGENET1K_FEATURES.url
     state = download_state_dict(url, "VGG16 (ImageNet, for ssd512_vgg16)", fix=_hub_fix(url))
@@ -150,13 +178,14 @@ def _imagenet_vgg16_ssd512() -> tuple[dict[str, Tensor], str]:
     prefix = "features."
     layers = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
     load_checked(features, layers, url, "VGG16")
-    return ssd512_vgg16(2, features).state_dict(), url
+    return ssd512_vgg16(2, features).state_dict(), url, None
 
 
-PRETRAINED: Mapping[str, Callable[[], tuple[dict[str, Tensor], str]]] = {
+PRETRAINED: Mapping[str, Callable[[], Pretrained]] = {
     "person_ssdlite": _bundled_person,
     "ssdlite320_mobilenet_v3_large": _coco("ssdlite320_mobilenet_v3_large"),
     "ssd300_vgg16": _coco("ssd300_vgg16"),
     "ssd512_vgg16": _imagenet_vgg16_ssd512,
 }
-"""Each architecture's pretrained weights, as a state_dict of it, and where they are from."""
+"""Each architecture's pretrained weights, as a state_dict of it, where they are from, and
+their class names: a base keeps its class head when the classes asked for are those."""

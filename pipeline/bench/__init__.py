@@ -1,4 +1,5 @@
-"""`python -m pipeline bench`: model-only throughput, end-to-end throughput, naive baseline.
+"""`python -m pipeline bench`: model-only throughput, end-to-end throughput, naive baseline;
+or, with `--capacity`, the cameras held in real time.
 
 Three measurements in one run (docs/performance.md explains them and records results):
 
@@ -11,6 +12,10 @@ Three measurements in one run (docs/performance.md explains them and records res
 - naive (`naive`): the same clip the way a first script does it: OpenCV reads a frame, the
   model runs on it alone with a per-image float transform and a torchvision-style
   post-processing loop over classes, OpenCV draws the boxes and `cv2.VideoWriter` writes them.
+
+`bench --capacity` instead runs `capacity`: N cameras paced in real time, N increased
+until frames are dropped or the p99 capture-to-publish latency passes 250 ms, and the
+latency at twice the N held.
 
 `clips` holds the clip helpers, `report` the results and their text and JSON forms, `cli`
 the command's options and the order the measurements run in. Figures are the median of

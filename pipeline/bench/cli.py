@@ -7,12 +7,25 @@ import functools
 import json
 import sys
 import tempfile
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from detector.request import BOUNDS
-from pipeline.argtypes import nonempty, number, whole, whole_like
+from pipeline.argtypes import nonempty, number, whole
+from pipeline.bench.capacity import (
+    LATENCY_LIMIT_S,
+    LOOPED_CLIP,
+    OVERLOAD,
+    CapacityResult,
+    CapacityRun,
+    Trial,
+    capacity_clip,
+    find_capacity,
+    format_capacity,
+    trial_line,
+)
 from pipeline.bench.clips import DEFAULT_CLIP, scaled_clip
 from pipeline.bench.end_to_end import DetectorSetup, VideoOutput, bench_end_to_end
 from pipeline.bench.model_only import (
@@ -34,7 +47,8 @@ from pipeline.bench.report import (
     format_report,
     report_dict,
 )
-from pipeline.config import VIDEO_CODECS, X264_PRESETS, DetectorConfig
+from pipeline.config import VIDEO_CODECS, X264_PRESETS
+from pipeline.types import Frame
 
 if TYPE_CHECKING:
     import torch
@@ -42,7 +56,9 @@ if TYPE_CHECKING:
 WORKER_CHOICES = tuple(range(int(BOUNDS["workers"].ge or 1), int(BOUNDS["workers"].le or 1) + 1))
 """`--workers`: every count the detector takes."""
 DEFAULT_MODELS = ("person_ssdlite", "ssdlite320_mobilenet_v3_large", "ssd300_vgg16")
-BATCH_SIZE = whole_like(DetectorConfig, "batch_size")
+_BATCH = BOUNDS["batch_size"]
+BATCH_SIZE = whole(int(_BATCH.ge or 1), int(_BATCH.le or 1))
+"""A batch size within the detector's bounds."""
 MAX_SIDE = 16384
 """`--scale`: the widest and highest frame (what H.264 encodes)."""
 
@@ -51,8 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `python -m pipeline bench`."""
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
-        "--clip", type=nonempty, default=DEFAULT_CLIP, help=f"video file (default {DEFAULT_CLIP})"
-    )
+        "--clip", type=nonempty, default=None,
+        help=f"video file (default {DEFAULT_CLIP}; with --capacity {LOOPED_CLIP.name} where "
+             "present)",
+    )  # fmt: skip
     parser.add_argument(
         "--copies", type=whole(1, 1024), default=1, help="cameras reading the clip (1)"
     )
@@ -66,8 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     e2e = DetectorSetup  # the end-to-end detector's defaults
     parser.add_argument(
-        "--batch-size", type=BATCH_SIZE, default=e2e.batch_size,
-        help=f"end-to-end batch size ({e2e.batch_size})",
+        "--batch-size", type=_batch_size_or_auto, default=e2e.batch_size,
+        help=f"end-to-end `detector.batch_size`: auto or a number ({e2e.batch_size})",
     )  # fmt: skip
     parser.add_argument(
         "--workers", type=int, choices=WORKER_CHOICES, default=e2e.workers,
@@ -150,6 +168,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--skip-naive", action="store_true", help="leave out the naive per-frame baseline"
     )
+    parser.add_argument(
+        "--capacity", action="store_true",
+        help="instead: the most cameras paced in real time (the clip looped at its frame "
+             "rate) held with no frame dropped and p99 capture-to-publish latency under "
+             f"{LATENCY_LIMIT_S * 1000:.0f} ms, and the latency at {OVERLOAD}x that many",
+    )  # fmt: skip
+    parser.add_argument(
+        "--capacity-max", type=whole(1, 1024), default=64,
+        help="with --capacity: the most cameras tried (64)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--trial-seconds", type=number(2, 3600), default=10.0,
+        help="with --capacity: seconds each trial reads (10)",
+    )  # fmt: skip
+
+
+def _batch_size_or_auto(text: str) -> int | Literal["auto"]:
+    """argparse type of --batch-size: "auto" or a batch size."""
+    return "auto" if text.strip().lower() == "auto" else BATCH_SIZE(text)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -169,6 +206,8 @@ def _size(text: str) -> tuple[int, int]:
 
 def main(args: argparse.Namespace) -> int:
     """Run the benchmark and print the report (text, or JSON with --json)."""
+    if args.capacity:
+        return _capacity(args)
     report = run_bench(args)
     if args.json:
         print(json.dumps(report_dict(report), indent=1))
@@ -185,6 +224,7 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
     default_threads = torch.get_num_threads()  # what a first script gets: for the naive run
     device = bench_device(args.device)
     configure_torch(device, args.threads)
+    args.clip = args.clip or DEFAULT_CLIP
     clip = str(Path(args.clip).expanduser())
     if not args.skip_end_to_end and not Path(clip).is_file():
         raise FileNotFoundError(f"clip not found: {clip}; pass --clip PATH to a video file")
@@ -237,6 +277,64 @@ def _model_only(args: argparse.Namespace, device: torch.device) -> list[ModelRes
                 _note(args, f"model {name} {result.runtime} {precision} batch {size}: "
                             f"{result.images_per_s:.1f} images/s")  # fmt: skip
     return results
+
+
+def _capacity(args: argparse.Namespace) -> int:
+    """`--capacity`: the search of `pipeline.bench.capacity`, with the end-to-end sinks and
+    the detector the options describe, built once and warmed up."""
+    import av
+
+    from pipeline.build import build_run_detector
+
+    args.clip = args.clip or capacity_clip()
+    clip = str(Path(args.clip).expanduser())
+    if not Path(clip).is_file():
+        raise FileNotFoundError(f"clip not found: {clip}; pass --clip PATH to a video file")
+    with av.open(clip) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or 10)
+        image = next(container.decode(stream)).to_ndarray(format="rgb24")
+    setup = DetectorSetup(
+        args.model, bench_weights(args.model), args.device, args.runtime, args.precision,
+        args.batch_size, args.workers,
+    )  # fmt: skip
+    detector = build_run_detector(setup.config(), functools.partial(_note, args))
+    _note(args, detector.describe())
+    detector.detect([Frame("warm-up", 0, 0.0, 0.0, image)] * detector.batch_size)
+    video = None if args.no_video else VideoOutput(args.video_codec, args.video_preset,
+                                                   args.video_crf)  # fmt: skip
+    run = CapacityRun(clip, setup, detector, video, args.trial_seconds, fps)
+
+    def trial(cameras: int) -> Trial:
+        result = run(cameras)
+        _note(args, trial_line(result))
+        return result
+
+    result = find_capacity(trial, args.capacity_max)
+    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    where = _cpu_or_gpu(setup.device)
+    if args.json:
+        print(json.dumps({"date": date, "command": bench_command(args), "device": where,
+                          "detector": detector.describe(), "clip": clip, "fps": fps,
+                          **_with_held(result)}, indent=1))  # fmt: skip
+    else:
+        print(f"{date}  {where}\n{detector.describe()}\nclip {clip} at {fps:g} fps")
+        print("\n".join(format_capacity(result)))
+    return 0
+
+
+def _with_held(result: CapacityResult) -> dict[str, object]:
+    """`result` as JSON-ready data, each trial with whether it held."""
+    data = asdict(result)
+    trials = [*result.trials, *([result.overload] if result.overload else [])]
+    for entry, trial in zip([*data["trials"], data["overload"]], trials, strict=False):
+        entry["held"] = trial.held
+    return data
+
+
+def _cpu_or_gpu(device: str) -> str:
+    """`device_name` of the device a `device:` value resolves to (imports torch)."""
+    return device_name(bench_device(device))
 
 
 def _end_to_end(
@@ -292,6 +390,9 @@ def bench_command(args: argparse.Namespace) -> str:
     for key in ("video_preset", "video_crf"):
         if getattr(args, key) is not None:
             parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
+    if args.capacity:
+        parts.append(f"--capacity --capacity-max {args.capacity_max} "
+                     f"--trial-seconds {args.trial_seconds:g}")  # fmt: skip
     for flag in ("no_video", "no_pipelining", "skip_model_only", "skip_end_to_end",
                  "skip_naive", "json"):  # fmt: skip
         if getattr(args, flag):

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pipeline.bench.clips import decode_ms_per_frame, frame_size
 from pipeline.bench.report import EndToEndResult
@@ -74,7 +74,7 @@ class DetectorSetup:
     device: str
     runtime: str = "auto"
     precision: str = "auto"
-    batch_size: int = 8
+    batch_size: int | Literal["auto"] = "auto"
     workers: int = 1
 
     def config(self) -> DetectorConfig:
@@ -151,7 +151,7 @@ def bench_end_to_end(
     runs: list[float] = []
     stages: dict[str, float] = {}
     frames, seconds, ran_on, workers, precision = 0, 0.0, setup.runtime, 1, setup.precision
-    pipelined = False
+    pipelined, batch_size = False, 0
     video_kb, video_settings = 0.0, ""
     for run in range(repeat + 1 if cuda else repeat):
         counted = run < repeat
@@ -170,7 +170,7 @@ def bench_end_to_end(
                 errors = [p for c in summary.cameras.values() if (p := c.problem)]
                 raise BenchError(f"bench run failed: {'; '.join(errors + summary.sink_errors)}")
             ran_on, workers, precision = detector.runtime, detector.workers, detector.precision
-            pipelined = detector.pipelined
+            pipelined, batch_size = detector.pipelined, detector.batch_size
             if counted:
                 frames, seconds = summary.frames, summary.elapsed_s
                 runs.append(frames / seconds)
@@ -188,7 +188,7 @@ def bench_end_to_end(
         model=setup.model,
         runtime=ran_on,
         precision=precision,
-        batch_size=setup.batch_size,
+        batch_size=batch_size,
         frames=frames,
         seconds=seconds,
         frames_per_s=statistics.median(runs),

@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import bench, dataset, events, export, records, run, train, zones
+from pipeline.cli import bench, dataset, events, export, records, run, serve, train, zones
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pipeline.urls import mask_credentials
 
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parsers(sub)
     export.add_parser(sub)
     zones.add_parser(sub)
+    serve.add_parser(sub)
     for command in _commands(sub):
         # SUPPRESS: given after the command, it overrides the one before; absent, it does not.
         command.add_argument(

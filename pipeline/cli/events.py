@@ -42,7 +42,7 @@ def add_subscribe_parser(sub: Any) -> None:
         action="append",
         default=[],
         help="only this event type: detections, track.started, track.ended, stream.ended, "
-        "camera.status",
+        "camera.status, zone.entered, zone.left, zone.dwell, zone.occupancy, line.crossed",
     )
     p.add_argument(
         "--label",

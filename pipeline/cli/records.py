@@ -1,4 +1,5 @@
-"""`query` and `retention`: the stored detections, printed, counted or deleted by age."""
+"""`query` and `retention`: the stored detections, printed, counted or deleted by age, and
+the stored zone visits and line crossings, counted."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ DECIMALS = {"score": 3, "pts": 3, "x1": 1, "y1": 1, "x2": 1, "y2": 1}
 """Decimals `query` prints of each float column (a `best_` one too), in every format:
 scores and stream times to a thousandth, boxes to a tenth of a pixel."""
 LISTS = ("runs", "tracks")
+SCENE_COUNTS = ("line", "zone")
+"""`--count-by` values that count what zones and lines saw, not detections."""
 UNUSED_BY = {
     "runs": ("camera", "label", "track", "run", "since", "until", "min_score"),
     "tracks": ("track", "since", "until"),
@@ -65,8 +68,16 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--all", action="store_true", help="print every matching row, not a page")
     p.add_argument(
         "--count-by",
-        choices=["label", "camera", "run"],
-        help="print detections and distinct tracks per label, camera or run instead of rows",
+        choices=["label", "camera", "run", *SCENE_COUNTS],
+        help="print detections and distinct tracks per label, camera or run instead of rows; "
+        "line: line crossings per line and direction; zone: finished zone visits per zone, "
+        "with their dwell",
+    )
+    p.add_argument(
+        "--every",
+        type=_duration,
+        help="with --count-by line or zone: per period, e.g. 15m, 1h, 1d (aligned on UTC "
+        "multiples of it); a zone's periods also give `peak`, the most visits at once",
     )
     p.add_argument(
         "--list",
@@ -200,6 +211,11 @@ def _select(args: argparse.Namespace, query: Any) -> _Result:
         scope = f" of run {query.run}"
     if args.track is not None:
         scope = f" of track {args.track}{scope}"
+    if args.count_by in SCENE_COUNTS:
+        from sinks.sql.scene_query import count_crossings, count_visits
+
+        count = count_crossings if args.count_by == "line" else count_visits
+        return _Result(count(args.db, query, args.every), "groups")
     if args.count_by:
         counts = count_detections(args.db, query, args.count_by)
         return _Result([c.as_dict(args.count_by) for c in counts], "groups")
@@ -216,6 +232,16 @@ def _conflict(args: argparse.Namespace) -> str | None:
         return "--all and --limit exclude each other"
     if args.list and args.count_by:
         return "--list and --count-by exclude each other"
+    if args.every is not None and args.count_by not in SCENE_COUNTS:
+        return "--every goes with --count-by line or --count-by zone"
+    if args.count_by in SCENE_COUNTS:
+        unused = [
+            option
+            for option, value in (("--track", args.track), ("--min-score", args.min_score))
+            if value is not None
+        ]
+        if unused:
+            return f"--count-by {args.count_by} does not take {', '.join(unused)}"
     if args.list is not None:
         unused = [
             f"--{name.replace('_', '-')}"
@@ -241,9 +267,16 @@ def cmd_retention(args: argparse.Namespace) -> int:
     except QueryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    scene = "".join(
+        f", {n} {name}"
+        for n, name in (
+            (result.zone_visits, "zone visits"), (result.line_crossings, "line crossings")
+        )
+        if n
+    )
     print(
-        f"{verb} {result.detections} detections, {result.tracks} tracks and {result.runs} "
-        f"runs from before {cutoff.astimezone():%Y-%m-%d %H:%M:%S %Z}"
+        f"{verb} {result.detections} detections, {result.tracks} tracks{scene} and "
+        f"{result.runs} runs from before {cutoff.astimezone():%Y-%m-%d %H:%M:%S %Z}"
         + ("; database vacuumed" if result.vacuumed else "")
     )
     if args.video_dir:

@@ -51,14 +51,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     from detector.errors import ModelConfigError, WeightsUnavailableError
-    from pipeline.preflight import check_detector, check_sinks
+    from pipeline.preflight import check_detector, check_http, check_scene_labels, check_sinks
 
     try:
-        classes = check_detector(config.detector)
+        classes, kept = check_detector(config.detector)
     except (ModelConfigError, WeightsUnavailableError) as exc:
         print(f"error: {args.config}: detector: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    problems = check_sinks(config.sinks)
+    if label_problems := check_scene_labels(config, kept):
+        for problem in label_problems:
+            print(f"error: {args.config}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    problems = check_sinks(config.sinks) + check_http(config.http)
     if config.cluster is not None:
         from pipeline.cluster.engine import ray_missing
 
@@ -67,9 +71,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"error: {args.config}: {problem}", file=sys.stderr)
     if problems:
         return EXIT_FAILED  # as run exits when a sink cannot open
+    zones = sum(len(c.zones) for c in config.cameras)
+    lines = sum(len(c.lines) for c in config.cameras)
+    scene = f" with {zones} zone(s) and {lines} line(s)" if zones or lines else ""
     print(
-        f"{args.config}: ok ({len(config.cameras)} camera(s), model {config.detector.model} "
-        f"({classes}), sinks: {', '.join(s.type for s in config.sinks) or 'none'})"
+        f"{args.config}: ok ({len(config.cameras)} camera(s){scene}, model "
+        f"{config.detector.model} ({classes}), sinks: "
+        f"{', '.join(s.type for s in config.sinks) or 'none'})"
     )
     return EXIT_OK
 
@@ -81,6 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     from detector.errors import ModelConfigError, WeightsUnavailableError
+    from pipeline.build import SceneConfigError
     from pipeline.cluster.engine import ClusterError
     from pipeline.progress import Progress
     from pipeline.runner import Pipeline
@@ -100,9 +109,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ModelConfigError, WeightsUnavailableError) as exc:
         print(f"error: detector: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except SceneConfigError as exc:
+        print(f"error: {args.config}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except SinkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except ImportError as exc:  # the http server without the api extra
+        print(f"error: http: {exc}; pip install 'ssd-pipeline[api]'", file=sys.stderr)
+        return EXIT_USAGE
     except ClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

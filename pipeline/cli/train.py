@@ -15,6 +15,8 @@ from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT
 if TYPE_CHECKING:  # heavy imports at call time only: `--help` stays fast
     import torch
 
+    from detector.measured_int8 import Int8Measurement
+    from detector.training.samples import DetectionData, Sample
     from detector.training.trainer import TrainingJob
 
 SIZES = (300, 320, 512)
@@ -84,6 +86,13 @@ def add_parsers(sub: Any) -> None:
         "--precision", default="auto", help="auto, fp32, fp16, bf16 or int8 (as in a config)"
     )
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument(
+        "--measure-int8",
+        action="store_true",
+        help="for a checkpoint: quantize it on the data's training images, score int8 against "
+        "float32 on the images evaluated (mAP@.5) and keep both beside it, as `train` does when "
+        "it ends; `precision: auto` then runs it in int8 where int8 lost little",
+    )
     e.set_defaults(func=cmd_evaluate)
 
 
@@ -158,6 +167,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"deploy it with `detector.model: {best}` in a config",
             file=sys.stderr,
         )
+    if result.stopped_by != "interrupted" and result.best_epoch:
+        _measure_int8(job, best)
     if result.stopped_by == "interrupted":
         print(
             f"stopped after {result.epochs_done} full epoch(s); continue with the same "
@@ -170,6 +181,37 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"stopped early: no better mAP in {job.settings.patience} epochs", file=sys.stderr
         )
     return EXIT_OK
+
+
+def _measure_int8(job: TrainingJob, best: Path) -> None:
+    """Measures `best`'s int8 network against float32 and says what `precision: auto` will
+    run; a failure costs only int8 (the checkpoint runs in float32)."""
+    from detector.errors import ModelConfigError
+    from pipeline.int8_measure import measure_int8
+
+    print(
+        f"measuring int8 against float32 on {len(job.val)} validation images "
+        f"(calibrated on training images)…",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        found = measure_int8(best, job.train, job.val, job.class_names)
+    except (ModelConfigError, OSError) as exc:
+        print(f"int8 not measured ({exc}): `precision: auto` runs {best} in float32",
+              file=sys.stderr)
+        return
+    print(_int8_verdict(found), file=sys.stderr)
+
+
+def _int8_verdict(found: Int8Measurement) -> str:
+    """One line: what int8 scored, and what `precision: auto` will run."""
+    verdict = (
+        "`precision: auto` runs it in int8 on CPUs with 8-bit dot products (VNNI)"
+        if found.acceptable
+        else "`precision: auto` runs it in float32"
+    )
+    return f"int8: {found.describe()}: {verdict}"
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -195,6 +237,28 @@ def _print_problems(exc: Exception) -> None:
     print(f"error: {exc}", file=sys.stderr)
 
 
+def _evaluate_int8(
+    args: argparse.Namespace, data: DetectionData, samples: tuple[Sample, ...]
+) -> int:
+    """`evaluate --measure-int8`: the checkpoint's int8 network measured on `samples`,
+    calibrated on the data's training images (else on `samples`), and kept beside it."""
+    from dataclasses import asdict
+
+    from pipeline.int8_measure import measure_int8
+
+    checkpoint = Path(args.model).expanduser()
+    if not checkpoint.is_file():
+        print(f"error: --measure-int8 measures a checkpoint file; {args.model} is none",
+              file=sys.stderr)
+        return EXIT_USAGE
+    found = measure_int8(checkpoint, data.train or samples, samples, data.class_names)
+    if args.json:
+        print(json.dumps({"model": args.model, **asdict(found), "acceptable": found.acceptable}))
+    else:
+        print(_int8_verdict(found))
+    return EXIT_OK
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from detector.engine import Detector
     from detector.errors import ModelConfigError, WeightsUnavailableError
@@ -214,6 +278,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not samples:
             print(f"error: {args.data} has no {args.split} images", file=sys.stderr)
             return EXIT_USAGE
+        if args.measure_int8:
+            return _evaluate_int8(args, data, samples)
         request = DetectorRequest(
             model=args.model,
             device=args.device,

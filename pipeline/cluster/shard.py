@@ -104,6 +104,7 @@ class Shard:
                 "cameras": [c for c in config.cameras if c.id in wanted],
                 "sinks": kept,
                 "cluster": None,
+                "http": None,
             }
         )
         context = SinkContext(detector.labels, run_config, getattr(config.snapshots, "dir", None))

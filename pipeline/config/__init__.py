@@ -14,6 +14,8 @@ from pipeline.config.cameras import (
     StreamSourceConfig,
 )
 from pipeline.config.loader import ConfigError, load_config, parse_config
+from pipeline.config.mqtt import MqttSinkConfig
+from pipeline.config.scene import AnalyticsConfig, LineConfig, LineDirections, ZoneConfig
 from pipeline.config.schema import PipelineConfig
 from pipeline.config.sinks import (
     VIDEO_CODECS,
@@ -33,13 +35,17 @@ from pipeline.config.stages import DetectorConfig, TrackerConfig
 __all__ = [
     "VIDEO_CODECS",
     "X264_PRESETS",
+    "AnalyticsConfig",
     "CameraConfig",
     "ConfigError",
     "DetectorConfig",
     "DeviceSourceConfig",
     "FileSourceConfig",
     "ImagesSourceConfig",
+    "LineConfig",
+    "LineDirections",
     "LiveSinkConfig",
+    "MqttSinkConfig",
     "PipelineConfig",
     "ReconnectConfig",
     "SinkConfig",
@@ -53,6 +59,7 @@ __all__ = [
     "X264Preset",
     "ZmqCurveConfig",
     "ZmqSinkConfig",
+    "ZoneConfig",
     "load_config",
     "parse_config",
 ]

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from pipeline.config.base import Strict
+from pipeline.config.scene import AnalyticsConfig, LineConfig, ZoneConfig, check_scene_ids
 from pipeline.urls import STREAM_SCHEMES, infer_kind, mask_credentials
 
 CHECK_SOURCES = "check_sources"
@@ -169,6 +170,20 @@ class CameraConfig(Strict):
         default_factory=ReconnectConfig,  # type: ignore[arg-type]
         description="Retry policy of live sources.",
     )
+    zones: list[ZoneConfig] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Areas of the picture: tracks entering, leaving, staying; occupancy.",
+    )
+    lines: list[LineConfig] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Lines tracks are counted crossing, in each direction.",
+    )
+    analytics: AnalyticsConfig | None = Field(
+        None,
+        description="This camera's rules for zones and lines, instead of the top-level ones.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -189,6 +204,16 @@ class CameraConfig(Strict):
                 "(it names files and event topics)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _scene_ids_unique(self) -> CameraConfig:
+        check_scene_ids(self.zones, self.lines)
+        return self
+
+    @property
+    def has_scene(self) -> bool:
+        """Whether the camera has zones or lines to analyse."""
+        return bool(self.zones or self.lines)
 
     @property
     def live(self) -> bool:

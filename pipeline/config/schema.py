@@ -1,4 +1,4 @@
-"""The whole config: cameras, detector, tracker and sinks."""
+"""The whole config: cameras, detector, tracker, sinks and the analytics rules."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pydantic import Field, model_validator
 from pipeline.config.base import Strict
 from pipeline.config.cameras import CameraConfig
 from pipeline.config.cluster import ClusterConfig, cluster_sink_problems
+from pipeline.config.http import HttpConfig
+from pipeline.config.scene import AnalyticsConfig
 from pipeline.config.sinks import SinkConfig, SnapshotSinkConfig
 from pipeline.config.stages import DetectorConfig, TrackerConfig
 
@@ -16,9 +18,23 @@ class PipelineConfig(Strict):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)  # type: ignore[arg-type]
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)  # type: ignore[arg-type]
     sinks: list[SinkConfig] = Field(default_factory=list, description="Where results go.")
+    http: HttpConfig | None = Field(
+        None,
+        description="The pipeline's HTTP server: Prometheus /metrics, /healthz and the API "
+        "(none: no server).",
+    )
+    analytics: AnalyticsConfig = Field(
+        default_factory=AnalyticsConfig,  # type: ignore[arg-type]
+        description="Rules for the cameras' zones and lines (a camera's own section wins).",
+    )
+
     cluster: ClusterConfig | None = Field(
         default=None, description="Run the cameras on a Ray cluster (none: in this process)."
     )
+
+    def analytics_of(self, camera: CameraConfig) -> AnalyticsConfig:
+        """The rules `camera`'s zones and lines are judged by: its own section, else this."""
+        return camera.analytics or self.analytics
 
     @model_validator(mode="after")
     def _camera_ids_unique(self) -> PipelineConfig:
@@ -38,7 +54,12 @@ class PipelineConfig(Strict):
 
     @model_validator(mode="after")
     def _sinks_fit_the_cluster(self) -> PipelineConfig:
-        if self.cluster is not None and (problems := cluster_sink_problems(self.sinks)):
+        if self.cluster is None:
+            return self
+        problems = cluster_sink_problems(self.sinks)
+        if self.http is not None:
+            problems.append("http: the HTTP server does not run on a cluster yet")
+        if problems:
             raise ValueError("; ".join(problems))
         return self
 

@@ -1,4 +1,4 @@
-"""The `sinks:` section: video, live view, ZeroMQ events, SQL, track snapshots."""
+"""The `sinks:` section: video, live view, ZeroMQ events, SQL, track snapshots, MQTT."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from pipeline.config.base import Strict
+from pipeline.config.mqtt import MqttSinkConfig
 from sinks.live_view.access import DEFAULT_MAX_VIEWERS, Credentials, exposure_problem
 
 VideoCodec = Literal["libx264", "h264_nvenc"]
@@ -313,6 +314,7 @@ class SnapshotSinkConfig(Strict):
 
 
 SinkConfig = Annotated[
-    VideoSinkConfig | LiveSinkConfig | ZmqSinkConfig | SqlSinkConfig | SnapshotSinkConfig,
+    VideoSinkConfig | LiveSinkConfig | ZmqSinkConfig | SqlSinkConfig | SnapshotSinkConfig
+    | MqttSinkConfig,
     Field(discriminator="type"),
 ]

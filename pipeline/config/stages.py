@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from annotated_types import Interval
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from detector.errors import ModelConfigError
+from detector.measured_int8 import MAX_MAP50_LOSS
 from detector.request import BOUNDS, DEFAULTS, DetectorRequest, Precision, Runtime, check_device
 from pipeline.config.base import Strict
 
-BATCHER_KEYS = frozenset({"batch_size", "max_wait_ms"})
+BATCHER_KEYS = frozenset({"max_wait_ms"})
 """The keys of the `detector:` section that are the batcher's; the others make the request."""
 
 
@@ -60,9 +67,10 @@ class DetectorConfig(Strict):
     precision: Precision = Field(
         DEFAULTS.precision,
         description=(
-            "Arithmetic of the network. auto: fp16 autocast on CUDA; int8 for person_ssdlite's "
-            "bundled weights on CPUs with VNNI (where its int8 accuracy was measured); fp32 "
-            "otherwise. "
+            "Arithmetic of the network. auto: fp16 autocast on CUDA; int8 on CPUs with VNNI "
+            "where its int8 accuracy was measured: person_ssdlite's bundled weights, and "
+            "checkpoints whose int8 network `train` measured within "
+            f"{MAX_MAP50_LOSS:g} mAP@.5 of float32; fp32 otherwise. "
             "fp16 and bf16 are CUDA only. int8 (CPU, onnxruntime): a quantized copy, faster "
             "for slightly fewer detections (figures in docs/performance.md)."
         ),
@@ -71,7 +79,8 @@ class DetectorConfig(Strict):
         DEFAULTS.calibration,
         description=(
             "For precision int8: a video file like the cameras' footage, on whose frames the "
-            "int8 ranges are measured (default: the bundled sample clip)."
+            "int8 ranges are measured (default: a checkpoint's measured int8 network, else "
+            "the bundled sample clip)."
         ),
     )
     workers: Annotated[int, _bounds("workers")] = Field(
@@ -83,7 +92,14 @@ class DetectorConfig(Strict):
             "longer). 2 needs runtime onnxruntime (CPU)."
         ),
     )
-    batch_size: int = Field(8, ge=1, le=1024, description="Frames per inference batch.")
+    batch_size: Annotated[int, _bounds("batch_size")] | Literal["auto"] = Field(
+        DEFAULTS.batch_size,
+        description=(
+            "Frames per inference batch, taken round-robin from all cameras. auto: what "
+            "measured fastest end to end on the device and runtime that run the network "
+            "(docs/performance.md); the run's start line says what it picked and why."
+        ),
+    )
     max_wait_ms: float = Field(
         20.0,
         ge=0,
@@ -104,13 +120,29 @@ class DetectorConfig(Strict):
     )
     labels: list[str] | None = Field(
         None,
-        description="Only keep these class names (e.g. [person, car]); all when absent.",
+        description=(
+            "Only keep these class names (e.g. [person, car]; case and surrounding spaces "
+            "aside); all when absent."
+        ),
     )
 
     def to_request(self) -> DetectorRequest:
         """What this section asks of the detector: every key but the batcher's (raises
         ModelConfigError on a broken rule; a validated config breaks none)."""
         return DetectorRequest(**self.model_dump(exclude=set(BATCHER_KEYS)))
+
+    @field_validator("batch_size", mode="wrap")
+    @classmethod
+    def _batch_size_in_one_line(
+        cls, value: object, handler: ValidatorFunctionWrapHandler
+    ) -> int | Literal["auto"]:
+        # One problem, not one per member of the union.
+        try:
+            return cast(int | Literal["auto"], handler(value))
+        except ValidationError:
+            raise ValueError(
+                f"must be auto or a whole number {BOUNDS['batch_size']}, got {value!r}"
+            ) from None
 
     @field_validator("device")
     @classmethod

@@ -9,8 +9,13 @@ from sinks.event_bus.schema import (
     CameraStatusEvent,
     DetectionsEvent,
     Event,
+    LineCrossedEvent,
     TrackEndedEvent,
     TrackStartedEvent,
+    ZoneDwellEvent,
+    ZoneEnteredEvent,
+    ZoneLeftEvent,
+    ZoneOccupancyEvent,
 )
 
 
@@ -54,6 +59,29 @@ def format_event(event: Event) -> str:
         return (
             f"{head}: track #{event.track_id} ended: {event.label}, {event.frames} frames "
             f"({event.first_frame}-{event.last_frame}), best {_short_score(event.best_score)}"
+        )
+    if isinstance(event, ZoneEnteredEvent):
+        return f"{head}: {event.label} #{event.track_id} entered zone {event.zone}"
+    if isinstance(event, ZoneLeftEvent):
+        why = " (stream ended)" if event.at_stream_end else ""
+        return (
+            f"{head}: {event.label} #{event.track_id} left zone {event.zone} after "
+            f"{event.dwell_s:.1f} s{why}"
+        )
+    if isinstance(event, ZoneDwellEvent):
+        return (
+            f"{head}: {event.label} #{event.track_id} in zone {event.zone} for "
+            f"{event.dwell_s:.1f} s"
+        )
+    if isinstance(event, ZoneOccupancyEvent):
+        per_label = ", ".join(f"{n} {label}" for label, n in sorted(event.counts.items()))
+        return f"{head}: zone {event.zone}: {event.total} inside" + (
+            f" ({per_label})" if per_label else ""
+        )
+    if isinstance(event, LineCrossedEvent):
+        return (
+            f"{head}: {event.label} #{event.track_id} crossed line {event.line}: "
+            f"{event.direction} ({event.from_side} side to {event.to_side} side)"
         )
     if isinstance(event, CameraStatusEvent):
         retry = f", retry in {event.retry_in_s:g} s" if event.retry_in_s is not None else ""

@@ -22,45 +22,23 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from pipeline.types import CameraStatus, FrameResult, LabelMap, StreamEnd, TrackEvent
+from pipeline.types import CameraStatus, FrameResult, LabelMap, StreamEnd
 from sinks.base import Sink, SinkError
 from sinks.event_bus.keys import CurveKeyError, check_z85_key
-from sinks.event_bus.schema import (
-    Event,
-    camera_status_event,
-    detections_event,
-    stream_ended_event,
-    topic,
-    track_event,
-)
+from sinks.event_bus.schema import Event, topic
+from sinks.event_stream import EventStream, encode
 
 log = logging.getLogger(__name__)
 
 MAX_SUBSCRIPTION_BYTES = 4096
 """The largest message a peer may send: subscribers only send subscriptions (a byte and a
 topic prefix). A peer announcing more is disconnected before anything is allocated."""
-
-
-@dataclass
-class _CameraState:
-    """Per-camera sequence counter and the last frame seen (for stream-end events)."""
-
-    next_seq: int = 0
-    last_frame: int | None = None
-    last_time: float | None = None
-
-    def take_seq(self) -> int:
-        seq = self.next_seq
-        self.next_seq += 1
-        return seq
 
 
 class EventPublisher(Sink):
@@ -100,8 +78,7 @@ class EventPublisher(Sink):
         """Messages handed to ZeroMQ."""
         self.curve_public_key: str | None = None
         """The server's public key (Z85) when CURVE is on: give it to subscribers."""
-        self._labels = labels
-        self._cameras: dict[str, _CameraState] = {}
+        self._events = EventStream(labels)
         self._context = zmq.Context()
         self._auth: ThreadAuthenticator | None = None
         self._socket: zmq.Socket[bytes] | None = self._context.socket(zmq.XPUB)
@@ -150,42 +127,20 @@ class EventPublisher(Sink):
         return f"zmq {self.bound_endpoint}{secured}: {self.sent} events sent, {dropped}"
 
     def write(self, result: FrameResult) -> None:
-        frame = result.frame
-        state = self._camera(frame.camera_id)
-        state.last_frame = frame.index
-        state.last_time = frame.wall_time
-        self._send(detections_event(frame, result.detections, self._labels, state.take_seq()))
-        self._send_track_events(state, result.track_events, frame.index, frame.wall_time)
+        for event in self._events.frame(result):
+            self._send(event)
 
     def status(self, status: CameraStatus) -> None:
-        state = self._camera(status.camera_id)
-        self._send(camera_status_event(status, state.take_seq(), state.last_frame))
+        self._send(self._events.status(status))
 
     def end(self, stream_end: StreamEnd) -> None:
-        state = self._camera(stream_end.camera_id)
-        wall_time = state.last_time if state.last_time is not None else time.time()
-        self._send_track_events(state, stream_end.track_events, state.last_frame, wall_time)
-        self._send(stream_ended_event(stream_end, state.take_seq(), state.last_frame, wall_time))
-
-    def _send_track_events(
-        self,
-        state: _CameraState,
-        events: Sequence[TrackEvent],
-        frame_index: int | None,
-        wall_time: float,
-    ) -> None:
-        for event in events:
-            self._send(
-                track_event(
-                    event.kind, event.track, self._labels, state.take_seq(), frame_index,
-                    wall_time, event.snapshot,
-                )
-            )
+        for event in self._events.end(stream_end):
+            self._send(event)
 
     def continue_camera(self, camera_id: str, next_seq: int) -> None:
         """Numbers `camera_id`'s next event `next_seq`: a camera that moved here from
         another publisher (a cluster shard that died) keeps a gap-free `seq`."""
-        self._camera(camera_id).next_seq = next_seq
+        self._events.continue_camera(camera_id, next_seq)
 
     def close(self) -> None:
         """Close the socket, giving queued messages up to a second to get out."""
@@ -197,17 +152,11 @@ class EventPublisher(Sink):
                 )
             self._release(linger_ms=1000)
 
-    def _camera(self, camera: str) -> _CameraState:
-        state = self._cameras.get(camera)
-        if state is None:
-            state = self._cameras[camera] = _CameraState()
-        return state
-
     def _send(self, event: Event) -> None:
         if self._socket is None:
             raise SinkError(f"zmq sink: event sent after the sink at {self.endpoint!r} closed")
         self._drain_subscriptions()
-        parts = [topic(event.type, event.camera).encode(), event.model_dump_json().encode()]
+        parts = [topic(event.type, event.camera).encode(), encode(event)]
         try:
             self._socket.send_multipart(parts, flags=zmq.NOBLOCK)
         except zmq.Again:

@@ -40,8 +40,14 @@ TRACK_STARTED: Final = "track.started"
 TRACK_ENDED: Final = "track.ended"
 STREAM_ENDED: Final = "stream.ended"
 CAMERA_STATUS: Final = "camera.status"
+ZONE_ENTERED: Final = "zone.entered"
+ZONE_LEFT: Final = "zone.left"
+ZONE_DWELL: Final = "zone.dwell"
+ZONE_OCCUPANCY: Final = "zone.occupancy"
+LINE_CROSSED: Final = "line.crossed"
 EVENT_TYPES: tuple[str, ...] = (
-    DETECTIONS, TRACK_STARTED, TRACK_ENDED, STREAM_ENDED, CAMERA_STATUS
+    DETECTIONS, TRACK_STARTED, TRACK_ENDED, STREAM_ENDED, CAMERA_STATUS,
+    ZONE_ENTERED, ZONE_LEFT, ZONE_DWELL, ZONE_OCCUPANCY, LINE_CROSSED,
 )
 
 IsoTime = Annotated[
@@ -185,8 +191,83 @@ class CameraStatusEvent(EventBase):
     )
 
 
+class _ZoneVisitFields(EventBase):
+    zone: str = Field(description="Zone id from the camera's config.")
+    track_id: int = Field(description="Track id, unique within the camera's stream.")
+    label: str = Field(description="Class name of the track.")
+    label_id: int = Field(description="Class index of the track.")
+    entered_frame: int = Field(ge=0, description="First frame of the visit inside the zone.")
+    entered_time: IsoTime = Field(description="Wall time of entered_frame.")
+    dwell_s: float = Field(
+        ge=0,
+        description="Seconds of stream time inside the zone, from entered_frame to the last "
+        "frame inside (so far).",
+    )
+
+
+class ZoneEnteredEvent(_ZoneVisitFields):
+    """A track has entered a zone (its anchor inside for `min_frames` frames in a row)."""
+
+    type: Literal["zone.entered"] = ZONE_ENTERED
+
+
+class ZoneLeftEvent(_ZoneVisitFields):
+    """A track has left a zone, its track ended, or the stream ended while it was inside."""
+
+    type: Literal["zone.left"] = ZONE_LEFT
+    at_stream_end: bool = Field(
+        description="True when the visit was closed by the end of the stream (or a stop) "
+        "with the track still inside."
+    )
+
+
+class ZoneDwellEvent(_ZoneVisitFields):
+    """A track has stayed in a zone longer than the zone's `dwell_alert_s` (once a visit)."""
+
+    type: Literal["zone.dwell"] = ZONE_DWELL
+
+
+class ZoneOccupancyEvent(EventBase):
+    """How many tracks are in a zone now: on every change (and periodically if configured)."""
+
+    type: Literal["zone.occupancy"] = ZONE_OCCUPANCY
+    zone: str = Field(description="Zone id from the camera's config.")
+    total: int = Field(ge=0, description="Tracks inside the zone.")
+    counts: dict[str, int] = Field(
+        description="Tracks inside per class name; classes with none are left out."
+    )
+
+
+class LineCrossedEvent(EventBase):
+    """A track's anchor crossed a line, through the segment between its two points."""
+
+    type: Literal["line.crossed"] = LINE_CROSSED
+    line: str = Field(description="Line id from the camera's config.")
+    track_id: int = Field(description="Track id, unique within the camera's stream.")
+    label: str = Field(description="Class name of the track.")
+    label_id: int = Field(description="Class index of the track.")
+    direction: str = Field(
+        description="The config's name for this direction (default left_to_right or "
+        "right_to_left)."
+    )
+    from_side: Literal["left", "right"] = Field(
+        description="The side it came from, as seen on the screen walking from the line's "
+        "first point to its second."
+    )
+    to_side: Literal["left", "right"] = Field(description="The side it went to.")
+
+
 Event = Annotated[
-    DetectionsEvent | TrackStartedEvent | TrackEndedEvent | StreamEndedEvent | CameraStatusEvent,
+    DetectionsEvent
+    | TrackStartedEvent
+    | TrackEndedEvent
+    | StreamEndedEvent
+    | CameraStatusEvent
+    | ZoneEnteredEvent
+    | ZoneLeftEvent
+    | ZoneDwellEvent
+    | ZoneOccupancyEvent
+    | LineCrossedEvent,
     Field(discriminator="type"),
 ]
 """Any event of the bus; `event.type` tells which model it is."""

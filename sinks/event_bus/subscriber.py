@@ -18,13 +18,19 @@ import zmq
 from pydantic import ValidationError
 from zmq.utils.monitor import recv_monitor_message
 
+from pipeline.types import LabelMap
 from sinks.event_bus.schema import (
     EVENT_TYPES,
     SCHEMA_VERSION,
     DetectionsEvent,
     Event,
+    LineCrossedEvent,
     TrackEndedEvent,
     TrackStartedEvent,
+    ZoneDwellEvent,
+    ZoneEnteredEvent,
+    ZoneLeftEvent,
+    ZoneOccupancyEvent,
     parse_event,
     topic,
 )
@@ -262,14 +268,28 @@ def only_labels(event: Event, labels: Sequence[str]) -> Event | None:
     """`event` restricted to objects/tracks of `labels` (all when empty).
 
     A detections event keeps only the matching objects and is None when none is left;
-    track events of other labels are None; `stream.ended` always passes.
+    track, zone visit and line events of other labels are None; an occupancy event keeps
+    only the matching counts (its total theirs); `stream.ended` always passes.
     """
     if not labels:
         return event
-    wanted = set(labels)
+    wanted = {LabelMap.key(label) for label in labels}  # the detector's rule for names
     if isinstance(event, DetectionsEvent):
-        kept = [o for o in event.objects if o.label in wanted]
+        kept = [o for o in event.objects if LabelMap.key(o.label) in wanted]
         return event.model_copy(update={"objects": kept}) if kept else None
-    if isinstance(event, (TrackStartedEvent, TrackEndedEvent)):
-        return event if event.label in wanted else None
+    if isinstance(
+        event,
+        (
+            TrackStartedEvent,
+            TrackEndedEvent,
+            ZoneEnteredEvent,
+            ZoneLeftEvent,
+            ZoneDwellEvent,
+            LineCrossedEvent,
+        ),
+    ):
+        return event if LabelMap.key(event.label) in wanted else None
+    if isinstance(event, ZoneOccupancyEvent):
+        counts = {label: n for label, n in event.counts.items() if LabelMap.key(label) in wanted}
+        return event.model_copy(update={"counts": counts, "total": sum(counts.values())})
     return event

@@ -1,5 +1,7 @@
 """The SQL schema written by `SqlSink`: one `runs` row per pipeline run, one `detections`
-row per box, one `tracks` row per finished track. See docs/sql.md for the column meanings.
+row per box, one `tracks` row per finished track, one `zone_visits` row per finished visit
+of a zone and one `line_crossings` row per crossing of a line. See docs/sql.md for the
+column meanings.
 
 Times are stored as UTC and read back as timezone-aware UTC datetimes on every backend
 (SQLite has no time zones, so `UtcDateTime` converts on the way in and out).
@@ -12,6 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -156,3 +159,53 @@ class Track(Base):
     # NULL without a snapshots sink, and in rows of older versions (docs/snapshots.md)
     snapshot_path: Mapped[str | None] = mapped_column(String(1024))
     snapshot_frame_path: Mapped[str | None] = mapped_column(String(1024))
+
+
+class ZoneVisit(Base):
+    """One visit of a track to a zone, written when it ended (`zone.left`): the track left,
+    its track ended, or the stream ended with it inside (`at_stream_end`)."""
+
+    __tablename__ = "zone_visits"
+    __table_args__ = (
+        UniqueConstraint("run_id", "camera", "zone", "track_id", "entered_frame"),
+        Index(None, "camera", "zone", "entered_at"),
+        Index(None, "entered_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    camera: Mapped[str] = mapped_column(String(255))
+    zone: Mapped[str] = mapped_column(String(64))
+    track_id: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(128))
+    label_id: Mapped[int] = mapped_column(Integer)
+    entered_frame: Mapped[int] = mapped_column(Integer)
+    entered_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    left_frame: Mapped[int] = mapped_column(Integer)
+    left_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    dwell_s: Mapped[float] = mapped_column(Float)
+    at_stream_end: Mapped[bool] = mapped_column(Boolean)
+
+
+class LineCrossingRow(Base):
+    """One crossing of a line by a track, in a named direction."""
+
+    __tablename__ = "line_crossings"
+    __table_args__ = (
+        UniqueConstraint("run_id", "camera", "line", "track_id", "frame"),
+        Index(None, "camera", "line", "time"),
+        Index(None, "time"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    camera: Mapped[str] = mapped_column(String(255))
+    line: Mapped[str] = mapped_column(String(64))
+    track_id: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(128))
+    label_id: Mapped[int] = mapped_column(Integer)
+    direction: Mapped[str] = mapped_column(String(64))
+    from_side: Mapped[str] = mapped_column(String(5))
+    to_side: Mapped[str] = mapped_column(String(5))
+    frame: Mapped[int] = mapped_column(Integer)
+    time: Mapped[datetime] = mapped_column(UtcDateTime())

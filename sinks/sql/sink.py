@@ -1,11 +1,12 @@
-"""The SQL sink: detections, finished tracks and the run itself, as rows of a SQL database.
+"""The SQL sink: detections, finished tracks, zone visits, line crossings and the run
+itself, as rows of a SQL database.
 
 `SqlSink` turns results into rows and hands them, in batches, to a writer thread of its own
 (`sinks.sql.writer`); the sink's `write` never waits for the database. When the database
 cannot be reached (server down, connection cut, SQLite locked), the writer keeps the batches
 (in memory up to a bound, then in a spool file: `sinks.sql.spool`) and retries with growing
 pauses; once the database is back, every batch is written, and written once: each row has a
-unique key (run, camera, frame, box index; run, camera, track id) and inserts skip rows
+unique key (run, camera, frame, box index; run, camera, track id; ...) and inserts skip rows
 already there, so a batch retried after a commit whose answer was lost adds nothing twice.
 A full disk is waited out the same way, but it is no outage: what neither the memory bound
 nor the spool can take is lost, counted per table, and reported (`describe`, `close`).
@@ -28,7 +29,14 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from pipeline.types import FrameResult, LabelMap, RunOutcome, StreamEnd, TrackEvent
+from pipeline.types import (
+    AnalyticsEvent,
+    FrameResult,
+    LabelMap,
+    RunOutcome,
+    StreamEnd,
+    TrackEvent,
+)
 from sinks.base import Sink, SinkError
 from sinks.sql.database import (
     SQLITE_BUSY_TIMEOUT_MS,
@@ -39,6 +47,7 @@ from sinks.sql.database import (
     reason,
 )
 from sinks.sql.models import RUN_STATUSES, Run, RunStatus
+from sinks.sql.scene_rows import scene_rows
 from sinks.sql.spool import Outbox, RowBatch, replay_spools, spool_prefix
 from sinks.sql.writer import RowWriter
 
@@ -88,6 +97,8 @@ class SqlSink(Sink):
         self._close_timeout_s = close_timeout_s
         self._detections: list[dict[str, Any]] = []
         self._tracks: list[dict[str, Any]] = []
+        self._visits: list[dict[str, Any]] = []
+        self._crossings: list[dict[str, Any]] = []
         self._oldest_pending: float | None = None
         self._status: RunStatus = "finished"
         self._closed = False
@@ -153,8 +164,12 @@ class SqlSink(Sink):
                 }
             )
         self._add_tracks(result.track_events)
+        if result.analytics:
+            self._add_scene(result.analytics)
         now = time.monotonic()
-        if self._oldest_pending is None and (self._detections or self._tracks):
+        if self._oldest_pending is None and (
+            self._detections or self._tracks or self._visits or self._crossings
+        ):
             self._oldest_pending = now
         if len(self._detections) >= self._batch_size or (
             self._oldest_pending is not None
@@ -163,8 +178,10 @@ class SqlSink(Sink):
             self._hand_off()
 
     def end(self, stream_end: StreamEnd) -> None:
-        """Record the tracks the stream's end closed, and hand everything to the writer."""
+        """Record the tracks and zone visits the stream's end closed, and hand everything to
+        the writer."""
         self._add_tracks(stream_end.track_events)
+        self._add_scene(stream_end.analytics)
         self._hand_off()
         self._raise_if_failed()
 
@@ -180,15 +197,21 @@ class SqlSink(Sink):
 
     @property
     def rows_written(self) -> dict[str, int]:
-        """Rows inserted so far per table ("detections", "tracks"), retries not counted."""
+        """Rows inserted so far per table ("detections", "tracks", "zone_visits",
+        "line_crossings"), retries not counted."""
         return dict(self._writer.rows_written)
 
     def describe(self) -> str:
         """One line for the run summary: rows written, and what went wrong, counted."""
         written = self._writer.rows_written
+        scene = "".join(
+            f", {written[table]} {table.replace('_', ' ')}"
+            for table in ("zone_visits", "line_crossings")
+            if written[table]
+        )
         text = (
             f"sql {self._db}: {written['detections']} detections, "
-            f"{written['tracks']} tracks written"
+            f"{written['tracks']} tracks{scene} written"
         )
         lost = self._lost()
         notes = []
@@ -328,12 +351,22 @@ class SqlSink(Sink):
         if self._tracks:
             self.outbox.put(RowBatch("tracks", self._tracks))
             self._tracks = []
+        if self._visits:
+            self.outbox.put(RowBatch("zone_visits", self._visits))
+            self._visits = []
+        if self._crossings:
+            self.outbox.put(RowBatch("line_crossings", self._crossings))
+            self._crossings = []
         self._oldest_pending = None
 
     def _lost(self) -> str:
         """What was lost, counted ("12 detections, 1 tracks and the run's end"); "" if none."""
         lost = self.outbox.lost
-        parts = [f"{lost[t]} {t}" for t in ("detections", "tracks") if lost[t]]
+        parts = [
+            f"{lost[t]} {t.replace('_', ' ')}"
+            for t in ("detections", "tracks", "zone_visits", "line_crossings")
+            if lost[t]
+        ]
         if lost["run_end"]:
             parts.append("the run's end")
         return ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else "".join(parts)
@@ -341,6 +374,11 @@ class SqlSink(Sink):
     def _raise_if_failed(self) -> None:
         if self._writer.error is not None:
             raise SinkError(self._writer.error)
+
+    def _add_scene(self, events: tuple[AnalyticsEvent, ...]) -> None:
+        visits, crossings = scene_rows(self.run_id, events, self._labels)
+        self._visits += visits
+        self._crossings += crossings
 
     def _add_tracks(self, events: tuple[TrackEvent, ...]) -> None:
         for ev in events:

@@ -24,14 +24,15 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sinks.disk import write_failure
 from sinks.sql.database import DatabaseUrl
 
 log = logging.getLogger(__name__)
 
-Table = Literal["detections", "tracks", "run_end"]
+Table = Literal["detections", "tracks", "zone_visits", "line_crossings", "run_end"]
+TABLES: tuple[Table, ...] = get_args(Table)
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,7 +52,7 @@ class RowBatch:
     @classmethod
     def from_line(cls, line: str) -> RowBatch:
         data = json.loads(line)
-        if data.get("table") not in ("detections", "tracks", "run_end"):
+        if data.get("table") not in TABLES:
             raise ValueError(f"unknown table {data.get('table')!r}")
         return cls(data["table"], list(data["rows"]))
 

@@ -22,16 +22,24 @@ from sqlalchemy import Engine, Insert, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from sinks.sql.database import DatabaseUrl, ErrorKind, disk_full, error_kind, reason
-from sinks.sql.models import Detection, Run, Track
+from sinks.sql.models import Detection, LineCrossingRow, Run, Track, ZoneVisit
 from sinks.sql.spool import Outbox, RowBatch
 
 log = logging.getLogger(__name__)
 
-_MODELS: dict[str, type[Detection] | type[Track]] = {
+RowModel = type[Detection] | type[Track] | type[ZoneVisit] | type[LineCrossingRow]
+_MODELS: dict[str, RowModel] = {
     "detections": Detection,
     "tracks": Track,
+    "zone_visits": ZoneVisit,
+    "line_crossings": LineCrossingRow,
 }
-_TIME_COLUMNS = {"detections": ("time",), "tracks": ("first_time", "last_time")}
+_TIME_COLUMNS = {
+    "detections": ("time",),
+    "tracks": ("first_time", "last_time"),
+    "zone_visits": ("entered_at", "left_at"),
+    "line_crossings": ("time",),
+}
 OUTAGE_REMINDER_S = 60.0
 """While the database stays away, the outage is logged again this often."""
 FULL_DISK_CLOSE_S = 2.0
@@ -44,7 +52,7 @@ def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
-def _insert_skipping_existing(engine: Engine, model: type[Detection] | type[Track]) -> Insert:
+def _insert_skipping_existing(engine: Engine, model: RowModel) -> Insert:
     """INSERT that skips rows whose unique key is already there (SQLite, PostgreSQL)."""
     dialect = engine.dialect.name
     if dialect == "postgresql":
@@ -78,7 +86,7 @@ class RowWriter:
         self.error: str | None = None
         """Set when a batch can never be written (constraint, data or SQL error)."""
         self.rejected: list[RowBatch] = []
-        self.rows_written = {"detections": 0, "tracks": 0}
+        self.rows_written = dict.fromkeys(_MODELS, 0)
         self.runs_ended = 0
         self.outages = 0
         """Times the database became unreachable."""

@@ -10,6 +10,7 @@ import pytest
 
 from detector import Detector, DetectorRequest
 from detector.cached_onnx import CachedOnnxDetector, bundle_path
+from detector.measured_int8 import Int8Measurement, file_digest, network_path
 from detector.options import DetectorOptions
 from pipeline.boxes import box_iou
 from pipeline.types import Frame
@@ -92,6 +93,25 @@ def test_the_bundle_is_per_calibration_clip_and_weights(tmp_path: Path) -> None:
     assert path(runtime="onnxruntime", precision="fp32", weights=str(weights)) != path(
         runtime="onnxruntime", precision="fp32"
     )
+
+
+def test_the_bundle_of_a_checkpoint_in_int8_is_per_measured_network(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(b"trained weights")
+    network = network_path(checkpoint)
+
+    def measured(network_bytes: bytes) -> Path | None:
+        network.write_bytes(network_bytes)
+        Int8Measurement(
+            file_digest(checkpoint), file_digest(network), 0.8, 0.8, 4, 8, "", True
+        ).save(checkpoint)
+        asked = DetectorRequest(model=str(checkpoint), device="cpu", precision="int8")
+        options = DetectorOptions.resolve(asked)
+        assert options.int8_network == network
+        return bundle_path(options)
+
+    first = measured(b"an int8 network")
+    assert measured(b"the int8 network of a second measurement") not in (None, first)
 
 
 def test_no_bundle_for_torch_random_weights_or_several_workers() -> None:

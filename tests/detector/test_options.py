@@ -9,7 +9,7 @@ import torch
 
 from detector import options
 from detector.errors import ModelConfigError
-from detector.options import CPU_MICRO_BATCH, DetectorOptions
+from detector.options import AUTO_BATCH_SIZE, CPU_MICRO_BATCH, DetectorOptions
 from detector.request import DetectorRequest
 
 
@@ -36,6 +36,7 @@ def test_auto_on_a_vnni_cpu_runs_the_bundled_model_in_int8_on_onnxruntime_and_sa
         "8-bit dot products (VNNI)",
         "runtime": "onnxruntime: int8 runs on onnxruntime",
         "micro_batch": "the whole batch: onnxruntime runs it at once",
+        "batch_size": "{}: {}".format(*AUTO_BATCH_SIZE[("cpu", "onnxruntime")]),
     }
 
 
@@ -45,7 +46,8 @@ def test_auto_on_a_cpu_says_why_a_model_stays_float32(
     resolved = DetectorOptions.resolve(DetectorRequest(model="ssd300_vgg16"))
     assert (resolved.runtime, resolved.precision) == ("onnxruntime", "fp32")
     assert resolved.reasons["precision"] == (
-        "fp32: int8 accuracy was measured for person_ssdlite only"
+        "fp32: int8 accuracy was measured for person_ssdlite and for the checkpoints "
+        "`python -m pipeline train` measured only"
     )
     assert resolved.reasons["runtime"].startswith("onnxruntime: about twice torch's speed")
     random = DetectorOptions.resolve(DetectorRequest(model="person_ssdlite", weights="none"))
@@ -92,13 +94,17 @@ def test_auto_on_cuda_is_fp16_autocast_with_torch_in_one_pass(cuda_present: None
         "precision": "fp16: autocast on CUDA",
         "runtime": "torch: onnxruntime runs on the CPU only",
         "micro_batch": "the whole batch: one pass on CUDA",
+        "batch_size": "{}: {}".format(*AUTO_BATCH_SIZE[("cuda", "torch")]),
     }
 
 
 def test_what_is_asked_for_is_kept_without_a_reason(onnxruntime_here: None) -> None:
-    request = DetectorRequest(device="cpu", runtime="torch", precision="fp32", micro_batch=4)
+    request = DetectorRequest(
+        device="cpu", runtime="torch", precision="fp32", micro_batch=4, batch_size=16
+    )
     resolved = DetectorOptions.resolve(request)
     assert (resolved.runtime, resolved.precision, resolved.micro_batch) == ("torch", "fp32", 4)
+    assert resolved.batch_size == 16
     assert resolved.request is request and dict(resolved.reasons) == {}
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import pytest
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from detector import DetectorRequest, ModelConfigError
@@ -38,7 +39,7 @@ def _problems(text: str) -> list[str]:
 def test_minimal_config_gets_documented_defaults(video: str) -> None:
     cfg = parse_config(f"cameras:\n  - id: lobby\n    source: {video}\n")
     assert cfg.cameras[0].id == "lobby"
-    assert cfg.detector.batch_size == 8
+    assert cfg.detector.batch_size == "auto"
     assert cfg.detector.runtime == "auto"
     assert cfg.tracker.type == "iou"
     assert cfg.sinks == []
@@ -67,8 +68,35 @@ def test_wrong_type_and_out_of_range_are_each_reported(video: str) -> None:
         "detector:\n  batch_size: many\n  score_threshold: 1.5\n"
     )
     assert len(problems) == 2
-    assert problems[0].startswith("detector.batch_size (line 5): Input should be a valid integer")
+    assert problems[0] == (
+        "detector.batch_size (line 5): must be auto or a whole number in [1, 1024], got 'many'"
+    )
     assert problems[1].startswith("detector.score_threshold (line 6): Input should be less than")
+
+
+@pytest.mark.parametrize("value", ["0", "1025", "2.5", "[8]"])
+def test_a_batch_size_neither_auto_nor_in_bounds_is_one_problem(video: str, value: str) -> None:
+    problems = _problems(
+        f"cameras:\n  - id: a\n    source: {video}\ndetector:\n  batch_size: {value}\n"
+    )
+    assert len(problems) == 1
+    assert problems[0].startswith("detector.batch_size (line 5): must be auto or a whole number")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", "auto"), ("16", 16)])
+def test_a_batch_size_auto_or_a_number_reaches_the_detector_request(
+    video: str, value: str, expected: object
+) -> None:
+    cfg = parse_config(
+        f"cameras:\n  - id: a\n    source: {video}\ndetector:\n  batch_size: {value}\n"
+    )
+    assert cfg.detector.to_request().batch_size == expected
+
+
+def test_the_shipped_configs_leave_the_batch_size_to_auto() -> None:
+    for path in sorted((ROOT / "config").glob("*.yaml")):
+        detector = (yaml.safe_load(path.read_text()) or {}).get("detector") or {}
+        assert detector.get("batch_size", "auto") == "auto", path.name
 
 
 def test_missing_source_file_names_the_camera_entry_and_its_id(video: str) -> None:
@@ -96,7 +124,7 @@ def test_sink_errors_point_inside_the_tagged_union(video: str) -> None:
         "sinks:\n  - type: video\n    crf: 99\n  - type: kafka\n  - url: x\n"
     )
     assert problems[0].startswith("sinks[0].crf (line 6): Input should be less than or equal to 51")
-    assert problems[1] == "sinks[1] (line 7): unknown type; expected one of video, live, zmq, sql, snapshots"
+    assert problems[1] == "sinks[1] (line 7): unknown type; expected one of video, live, zmq, sql, snapshots, mqtt"
     assert problems[2] == "sinks[2] (line 8): missing 'type' (video, live, zmq or sql)"
 
 
@@ -191,7 +219,10 @@ def _outside(name: str) -> list[float]:
 def test_config_and_detector_refuse_the_same_values(name: str, value: float) -> None:
     with pytest.raises(ModelConfigError, match=f"{name} must be"):
         DetectorRequest(**{name: value})  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=rf"{name}\n  Input should be (greater|less) than"):
+    within = r"Value error, must be auto or a whole number in" if name == "batch_size" else (
+        r"Input should be (greater|less) than"
+    )
+    with pytest.raises(ValueError, match=rf"{name}\n  {within}"):
         DetectorConfig(**{name: value})  # type: ignore[arg-type]
 
 

@@ -21,7 +21,16 @@ from pipeline.build import make_source
 from pipeline.config import DetectorConfig, parse_config
 from pipeline.runner import Pipeline
 from pipeline.sources import OpenedSource, RawFrame, Source
-from pipeline.types import CameraStatus, FrameResult, StreamEnd, StreamInfo, TrackEvent
+from pipeline.types import (
+    AnalyticsEvent,
+    CameraStatus,
+    FrameResult,
+    LineCrossing,
+    StreamEnd,
+    StreamInfo,
+    TrackEvent,
+    ZoneEvent,
+)
 from sinks.base import Sink
 from tests.conftest import VideoFactory
 from tests.pipeline.test_pipelining import EagerDetector
@@ -391,3 +400,82 @@ def test_a_camera_whose_source_opened_is_marked_opened(synthetic_video: VideoFac
     config = parse_config(f"cameras:\n  - id: cam\n    source: {clip}\n")
     summary = Pipeline(config, detector=EagerDetector()).run()  # type: ignore[arg-type]
     assert summary.cameras["cam"].opened
+
+
+class AnalyticsRecorder(Sink):
+    """Keeps what zones and lines saw, per camera: on frames, and at the stream's end."""
+
+    name = "analytics"
+
+    def __init__(self) -> None:
+        self.on_frames: dict[str, list[AnalyticsEvent]] = {}
+        self.at_end: dict[str, tuple[AnalyticsEvent, ...]] = {}
+
+    def write(self, result: FrameResult) -> None:
+        self.on_frames.setdefault(result.frame.camera_id, []).extend(result.analytics)
+
+    def end(self, stream_end: StreamEnd) -> None:
+        self.at_end[stream_end.camera_id] = stream_end.analytics
+
+    def close(self) -> None:
+        return None
+
+
+def test_cameras_with_zones_or_lines_get_their_events_and_the_others_none(
+    synthetic_video: VideoFactory,
+) -> None:
+    # EagerDetector's box moves right a pixel a frame: its bottom centre goes from x 30 to 69
+    clip = synthetic_video("clip.mp4", frames=40, size=(160, 120), fps=25)
+    scene = (
+        "    zones:\n"
+        "      - {id: start, units: pixel, polygon: [[0, 0], [45, 0], [45, 120], [0, 120]]}\n"
+        "      - {id: end, units: pixel, polygon: [[60, 0], [160, 0], [160, 120], [60, 120]]}\n"
+        "    lines:\n"
+        "      - {id: gate, units: pixel, points: [[50, 0], [50, 120]]}\n"
+    )
+    config = parse_config(
+        f"cameras:\n  - id: zoned\n    source: {clip}\n{scene}"
+        f"  - id: plain\n    source: {clip}\ntracker:\n  t_min: 1\n"
+    )
+    recorder = AnalyticsRecorder()
+    summary = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder]).run()  # type: ignore[arg-type]
+    assert summary.ok
+    assert recorder.on_frames["plain"] == [] and recorder.at_end["plain"] == ()
+    seen = [
+        (e.kind, e.zone_id) if isinstance(e, ZoneEvent) else ("crossed", e.line_id)
+        for e in recorder.on_frames["zoned"]
+        if isinstance(e, (ZoneEvent, LineCrossing))
+    ]
+    assert seen == [("entered", "start"), ("left", "start"), ("crossed", "gate"), ("entered", "end")]
+    closed = [e for e in recorder.at_end["zoned"] if isinstance(e, ZoneEvent)]
+    assert [(e.kind, e.zone_id, e.at_stream_end) for e in closed] == [("left", "end", True)]
+
+
+def test_a_stop_closes_the_visits_of_tracks_still_inside_a_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runner, "make_source", lambda _config: FakeCamera())
+    config = parse_config(
+        "cameras:\n  - id: live\n    source: rtsp://camera.test/stream\n"
+        "    zones:\n      - {id: all, polygon: [[0, 0], [1, 0], [1, 1], [0, 1]]}\n"
+        "tracker:\n  t_min: 1\n"
+    )
+    stop = threading.Event()
+
+    class StopAfterFiveFrames(AnalyticsRecorder):
+        def write(self, result: FrameResult) -> None:
+            super().write(result)
+            if result.frame.index == 4:
+                stop.set()
+
+    recorder = StopAfterFiveFrames()
+    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+    pipeline.stop = stop
+    summary = pipeline.run()
+    assert summary.interrupted
+    entered = [e for e in recorder.on_frames["live"] if isinstance(e, ZoneEvent)]
+    assert [e.kind for e in entered] == ["entered"]  # the one box never leaves the frame
+    closed = [e for e in recorder.at_end["live"] if isinstance(e, ZoneEvent)]
+    assert [(e.kind, e.track_id, e.at_stream_end) for e in closed] == [
+        ("left", entered[0].track_id, True)
+    ]

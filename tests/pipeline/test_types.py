@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.types import UNTRACKED, Detections, Frame, Snapshot
+from pipeline.types import UNTRACKED, Detections, Frame, LabelMap, Snapshot
 
 
 def _dets(n: int = 3) -> Detections:
@@ -117,3 +117,22 @@ def test_a_snapshot_refuses_what_is_not_an_rgb_image_and_a_frame_without_its_nam
     with pytest.raises(ValueError, match="go together"):
         Snapshot(0, (0, 0, 1, 1), crop, "d", "c/x.jpg", crop)
     assert Snapshot(0, (0, 0, 1, 1), crop, "out/", "c/x.jpg").path == "out/c/x.jpg"
+
+
+COCO_LIKE = LabelMap(("__background__", "person", "N/A", "Car", "car", ""))
+
+
+@pytest.mark.parametrize(
+    ("name", "columns"),
+    [("person", (1,)), (" PERSON ", (1,)), ("car", (3, 4)), ("N/A", ()), ("", ()), ("bus", ())],
+)
+def test_a_class_is_named_by_the_one_rule_case_and_spaces_aside(
+    name: str, columns: tuple[int, ...]
+) -> None:
+    assert COCO_LIKE.columns(name, background=0) == columns
+
+
+def test_the_background_column_and_unnamed_columns_are_no_class() -> None:
+    assert COCO_LIKE.classes(background=0) == (1, 3, 4)
+    assert COCO_LIKE.columns("__background__", background=0) == ()
+    assert COCO_LIKE.columns("__background__") == (0,)  # a model without one

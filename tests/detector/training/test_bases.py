@@ -178,3 +178,16 @@ def test_an_unknown_base_names_the_architectures(tmp_path: Path) -> None:
 def test_class_names_must_be_background_then_distinct_names(classes: tuple[str, ...]) -> None:
     with pytest.raises(ValueError, match="class"):
         trainable_model("person_ssdlite", classes)
+
+
+def test_person_base_for_person_starts_scoring_as_the_bundled_model_does(person: SSD) -> None:
+    start = trainable_model("person_ssdlite", ("background", "person")).model.eval()
+    images = torch.randint(0, 256, (2, 3, 300, 300), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        boxes, logits = start(images.float())
+        bundled_boxes, bundled_logits = person.eval()(images.float())
+    assert start.score_fn == "softmax" and person.score_fn == "sigmoid"
+    torch.testing.assert_close(boxes, bundled_boxes)
+    torch.testing.assert_close(
+        logits.softmax(-1)[..., 1], bundled_logits[..., 1].sigmoid(), atol=1e-5, rtol=1e-4
+    )

@@ -129,3 +129,13 @@ def test_a_publisher_that_refuses_the_handshake_is_named_with_the_way_out(
     assert (code, out, err.count("\n")) == (EXIT_FAILED, "", 1)
     assert err.startswith(f"error: the publisher at {endpoint} refused the connection: ")
     assert ("--server-key" in err) and ("--client-key" in err) == (server_key == "wrong")
+
+
+def test_subscribe_help_names_every_event_type(capsys: pytest.CaptureFixture[str]) -> None:
+    from sinks.event_bus.schema import EVENT_TYPES
+
+    with pytest.raises(SystemExit):
+        main(["subscribe", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for event_type in EVENT_TYPES:
+        assert event_type in help_text

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from detector.measured_int8 import MAX_MAP50_LOSS, Int8Measurement, measured_int8
+from pipeline.cli import main
 from tests.conftest import write_video
 from tests.detector.training.datasets import (
     ShapesData,
@@ -50,6 +52,7 @@ def trained(shapes: ShapesData, tmp_path_factory: pytest.TempPathFactory) -> Pat
     assert "Traceback" not in done.stderr
     assert "epoch 1/1: loss" in done.stderr and "val mAP" in done.stderr
     assert f"detector.model: {out / 'best.pt'}" in done.stderr
+    assert "int8: int8 mAP@.5 " in done.stderr and " on 4 validation images " in done.stderr
     return out
 
 
@@ -122,6 +125,48 @@ def test_evaluate_json_reports_map_per_class_and_speed_of_the_deployed_engine(
     assert set(report["per_class"]) <= set(shapes.class_names[1:])
     assert report["images"] == len(shapes.val)  # the data's own validation split
     assert report["images_per_s"] > 0 and "onnxruntime" in report["detector"].lower()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8", "auto"])
+def test_the_deployed_networks_score_what_train_measured_beside_the_checkpoint(
+    trained: Path,
+    shapes: ShapesData,
+    tmp_path: Path,
+    vnni: None,
+    capsys: pytest.CaptureFixture[str],
+    precision: str,
+) -> None:
+    best = trained / "best.pt"
+    record = json.loads((trained / "best.int8.json").read_text())
+    assert record["calibration_images"] == len(shapes.train) and record["images"] == 4
+    data = write_coco(shapes, tmp_path / "coco")
+    assert main(["evaluate", "--model", str(best), "--data", str(data), "--json",
+                 "--device", "cpu", "--precision", precision]) == 0
+    report = json.loads(capsys.readouterr().out)
+    int8 = precision == "int8" or (
+        precision == "auto" and record["fp32_map50"] - record["int8_map50"] <= MAX_MAP50_LOSS
+    )
+    assert ("int8 (measured: best.int8.onnx)" in report["detector"]) is int8
+    assert report["map50"] == pytest.approx(record["int8_map50" if int8 else "fp32_map50"])
+
+
+def test_evaluate_measures_int8_of_a_checkpoint_trained_without_a_measurement(
+    trained: Path, shapes: ShapesData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    best = tmp_path / "best.pt"
+    shutil.copyfile(trained / "best.pt", best)  # alone: as from before int8 was measured
+    data = write_coco(shapes, tmp_path / "coco")
+    assert main(["evaluate", "--model", str(best), "--data", str(data), "--measure-int8",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == len(shapes.val)
+    assert report["calibration_images"] == len(shapes.train)
+    assert measured_int8(best).measurement == Int8Measurement(
+        **{k: v for k, v in report.items() if k not in ("model", "acceptable")}
+    )
+    assert main(["evaluate", "--model", "person_ssdlite", "--data", str(data),
+                 "--measure-int8"]) == 2
+    assert "--measure-int8 measures a checkpoint file" in capsys.readouterr().err
 
 
 def test_a_trained_checkpoint_runs_in_a_config_with_its_own_class_names(

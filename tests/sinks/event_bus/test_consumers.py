@@ -109,7 +109,7 @@ def test_consumer_example_counts_people_and_reports_lost_events(endpoint: str) -
         sink = EventPublisher(endpoint, LABELS, wait_for_subscribers=1, wait_timeout_s=30)
         sink.write(result("cam1", 0, events=(TrackEvent("started", track("cam1", 1, 0, 0)),)))
         sink.write(result("cam1", 1, events=(TrackEvent("started", track("cam1", 2, 1, 1)),)))
-        sink._cameras["cam1"].next_seq += 3  # as if three events had been dropped
+        sink._events._cameras["cam1"].next_seq += 3  # as if three events had been dropped
         crop = np.zeros((4, 4, 3), np.uint8)
         snap = Snapshot(0, (0.0, 0.0, 1.0, 1.0), crop, "out/snaps", "cam1/x_1.jpg")
         sink.end(StreamEnd("cam1", 2, (TrackEvent("ended", track("cam1", 1, 0, 1), snap),)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sinks.event_bus.display import format_event
-from tests.sinks.event_bus.test_schema import every_kind_of_event
+from tests.sinks.event_bus.test_schema import analytics_events, every_kind_of_event
 
 
 def test_pretty_lines_name_camera_seq_objects_and_track_events() -> None:
@@ -20,3 +20,15 @@ def test_pretty_lines_name_camera_seq_objects_and_track_events() -> None:
         "lobby #5 frame 7: camera reconnecting: connection refused, retry in 0.5 s"
     )
     assert lines[7].endswith("lobby #0 frame -: camera connecting")
+
+
+def test_zone_and_line_events_read_as_what_happened() -> None:
+    lines = [format_event(e) for e in analytics_events()]
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "lobby #10 frame 9: person #5 entered zone door",
+        "lobby #11 frame 9: person #5 in zone door for 120.0 s",
+        "lobby #12 frame 9: person #5 left zone door after 130.0 s",
+        "lobby #13 frame 9: person #5 left zone door after 131.5 s (stream ended)",
+        "lobby #14 frame 9: person #5 crossed line entrance: in (left side to right side)",
+        "lobby #15 frame 9: zone door: 3 inside (1 car, 2 person)",
+    ]

@@ -6,6 +6,7 @@ import json
 import re
 import threading
 import time
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -17,9 +18,12 @@ from pipeline.types import (
     Detections,
     Frame,
     FrameResult,
+    LineCrossing,
     StreamEnd,
     StreamInfo,
     TrackEvent,
+    ZoneEvent,
+    ZoneOccupancy,
 )
 from sinks.base import SinkError
 from sinks.event_bus.publisher import EventPublisher
@@ -281,3 +285,27 @@ def test_describe_reports_sent_and_dropped_events(endpoint: str) -> None:
     sink.write(result("cam1", 0))
     sink.close()
     assert sink.describe() == f"zmq {endpoint}: 1 events sent, 0 dropped"
+
+
+def test_zone_and_line_events_follow_their_frame_s_track_events_in_seq(
+    endpoint: str, sub_socket: zmq.Socket[bytes]
+) -> None:
+    sink = EventPublisher(endpoint, LABELS, wait_for_subscribers=1)
+    sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
+    t = T0 + 1 / 25
+    entered = ZoneEvent("entered", "cam1", "door", 5, 1, 1, t, 0, T0, dwell_s=0.04)
+    crossed = LineCrossing("cam1", "gate", 5, 1, "in", "left", "right", 1, t)
+    started = TrackEvent("started", track("cam1", 5, 0, 1))
+    frame_1 = result("cam1", 1, boxes([[2, 3, 31, 41]], [5]), (started,))
+    sink.write(replace(frame_1, analytics=(entered, crossed)))
+    left = ZoneEvent("left", "cam1", "door", 5, 1, 1, t, 0, T0, dwell_s=0.04, at_stream_end=True)
+    empty = ZoneOccupancy("cam1", "door", (), 1, t)
+    sink.end(StreamEnd("cam1", frames=2, analytics=(left, empty)))
+    sink.close()
+
+    bodies = [body for _, body in receive(sub_socket, 6)]
+    assert [(b["type"], b["seq"], b["frame"]) for b in bodies] == [
+        ("detections", 0, 1), ("track.started", 1, 1), ("zone.entered", 2, 1),
+        ("line.crossed", 3, 1), ("zone.left", 4, 1), ("zone.occupancy", 5, 1),
+    ]
+    assert bodies[4]["at_stream_end"] is True and bodies[5]["total"] == 0

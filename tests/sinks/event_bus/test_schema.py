@@ -10,7 +10,18 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from pipeline.types import CameraStatus, Detections, Frame, Snapshot, StreamEnd, TrackSummary
+from pipeline.types import (
+    CameraStatus,
+    Detections,
+    Frame,
+    LineCrossing,
+    Snapshot,
+    StreamEnd,
+    TrackSummary,
+    ZoneEvent,
+    ZoneOccupancy,
+)
+from sinks.event_bus.scene_events import analytics_event
 from sinks.event_bus.schema import (
     EVENT_TYPES,
     SCHEMA_VERSION,
@@ -63,6 +74,27 @@ def every_kind_of_event() -> list[Event]:
             CameraStatus("lobby", "reconnecting", T0, "connection refused", 8, 2, 0, 0.5), 5, 7
         ),
         camera_status_event(CameraStatus("lobby", "connecting", T0), 0, None),
+        *analytics_events(),
+    ]
+
+
+def analytics_events() -> list[Event]:
+    """One event of each kind zones and lines send (seq 10 to 15)."""
+    visit = {"camera_id": "lobby", "zone_id": "door", "track_id": 5, "label": 1, "frame": 9,
+             "time": T0 + 0.9, "entered_frame": 3, "entered_time": T0 + 0.3}
+    return [
+        analytics_event(ZoneEvent("entered", **visit, dwell_s=0.2), LABELS, 10),
+        analytics_event(ZoneEvent("dwell", **visit, dwell_s=120.04), LABELS, 11),
+        analytics_event(ZoneEvent("left", **visit, dwell_s=130.0), LABELS, 12),
+        analytics_event(
+            ZoneEvent("left", **visit, dwell_s=131.5, at_stream_end=True), LABELS, 13
+        ),
+        analytics_event(
+            LineCrossing("lobby", "entrance", 5, 1, "in", "left", "right", 9, T0 + 0.9),
+            LABELS,
+            14,
+        ),
+        analytics_event(ZoneOccupancy("lobby", "door", ((1, 2), (2, 1)), 9, T0 + 0.9), LABELS, 15),
     ]
 
 
@@ -78,7 +110,8 @@ def test_schema_lists_every_event_type_and_requires_the_common_fields() -> None:
     assert set(schema["discriminator"]["mapping"]) == set(EVENT_TYPES)
     for name in (
         "DetectionsEvent", "TrackStartedEvent", "TrackEndedEvent", "StreamEndedEvent",
-        "CameraStatusEvent",
+        "CameraStatusEvent", "ZoneEnteredEvent", "ZoneLeftEvent", "ZoneDwellEvent",
+        "ZoneOccupancyEvent", "LineCrossedEvent",
     ):
         required = set(schema["$defs"][name]["required"])
         assert {"schema_version", "type", "camera", "seq", "time", "frame"} <= required
@@ -104,7 +137,7 @@ def test_unknown_fields_from_a_newer_publisher_are_kept() -> None:
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
-        ({"type": "zone.entered"}, "does not match any of the expected tags"),
+        ({"type": "door.opened"}, "does not match any of the expected tags"),
         ({"seq": -1}, "greater than or equal to 0"),
         ({"time": "2026-11-21 10:00:00"}, "should match pattern"),
         ({"frames": None}, "valid integer"),
@@ -115,6 +148,29 @@ def test_invalid_bodies_are_rejected(change: dict[str, object], problem: str) ->
     body = json.loads(every_kind_of_event()[4].model_dump_json())
     with pytest.raises(ValidationError, match=problem):
         parse_event({**body, **change})
+
+
+def test_zone_and_line_events_carry_names_for_labels_and_iso_times() -> None:
+    entered, dwell, left, closed, crossed, occupancy = (
+        json.loads(e.model_dump_json()) for e in analytics_events()
+    )
+    assert entered == {
+        "schema_version": SCHEMA_VERSION, "type": "zone.entered", "camera": "lobby", "seq": 10,
+        "time": "2026-11-21T10:00:00.900Z", "frame": 9, "zone": "door", "track_id": 5,
+        "label": "person", "label_id": 1, "entered_frame": 3,
+        "entered_time": "2026-11-21T10:00:00.300Z", "dwell_s": 0.2,
+    }
+    assert (dwell["type"], dwell["dwell_s"]) == ("zone.dwell", 120.04)
+    assert (left["type"], left["at_stream_end"], closed["at_stream_end"]) == (
+        "zone.left", False, True,
+    )
+    assert {k: crossed[k] for k in ("type", "line", "direction", "from_side", "to_side")} == {
+        "type": "line.crossed", "line": "entrance", "direction": "in", "from_side": "left",
+        "to_side": "right",
+    }
+    assert (occupancy["zone"], occupancy["total"], occupancy["counts"]) == (
+        "door", 3, {"person": 2, "car": 1},
+    )
 
 
 def test_non_finite_scores_are_sent_as_null() -> None:

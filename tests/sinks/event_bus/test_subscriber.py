@@ -16,13 +16,20 @@ from sinks.event_bus.schema import (
     DetectionsEvent,
     Event,
     TrackStartedEvent,
+    ZoneOccupancyEvent,
     detections_event,
     stream_ended_event,
     track_event,
 )
 from sinks.event_bus.subscriber import EventSubscriber, only_labels, subscribe
 from tests.sinks.event_bus.conftest import LABELS, RECEIVE_TIMEOUT_MS, T0, boxes, result, track
-from tests.sinks.event_bus.test_schema import dets, every_kind_of_event, frame, summary
+from tests.sinks.event_bus.test_schema import (
+    analytics_events,
+    dets,
+    every_kind_of_event,
+    frame,
+    summary,
+)
 
 
 def test_subscribe_filters_exactly_by_camera_and_type(endpoint: str) -> None:
@@ -159,5 +166,26 @@ def test_label_filter_keeps_matching_objects_and_drops_the_rest() -> None:
     started = track_event("started", summary(), LABELS, 1, 7, T0)
     assert only_labels(started, ["car"]) is None
     assert only_labels(started, ["person"]) is started
+
+
+def test_label_filter_names_classes_as_a_config_does() -> None:
+    mixed = detections_event(frame(), dets([1, 2, -1], labels=[1, 2, 2]), LABELS, seq=0)
+    cars = only_labels(mixed, [" Car"])
+    assert isinstance(cars, DetectionsEvent)
+    assert [o.label for o in cars.objects] == ["car", "car"]
+    started = track_event("started", summary(), LABELS, 1, 7, T0)
+    assert only_labels(started, ["PERSON"]) is started
     ended = every_kind_of_event()[4]
     assert only_labels(ended, ["car"]) is ended
+
+
+def test_label_filter_keeps_zone_and_line_events_of_those_labels_and_their_counts() -> None:
+    entered, dwell, left, closed, crossed, occupancy = analytics_events()  # of a person
+    for event in (entered, dwell, left, closed, crossed):
+        assert only_labels(event, ["car"]) is None
+        assert only_labels(event, ["person"]) is event
+    cars = only_labels(occupancy, ["car"])
+    assert isinstance(cars, ZoneOccupancyEvent)
+    assert (cars.counts, cars.total) == ({"car": 1}, 1)
+    nobody = only_labels(occupancy, ["dog"])
+    assert nobody is not None and (nobody.counts, nobody.total) == ({}, 0)

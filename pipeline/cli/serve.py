@@ -1,0 +1,88 @@
+"""`serve`: the HTTP API and a page over a stored database, without a running pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from pipeline.argtypes import nonempty, whole
+from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from pipeline.cli.records import DEFAULT_DB
+from pipeline.config.http import DEFAULT_HTTP_PORT
+
+TOKEN_ENV = "PIPELINE_HTTP_TOKEN"
+"""Where `serve` takes its token from without --token (kept out of `ps`)."""
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve the HTTP API and a page of runs, tracks and counts over a stored database",
+    )
+    p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help="SQLAlchemy URL")
+    p.add_argument(
+        "--host",
+        type=nonempty,
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s)",
+    )
+    p.add_argument(
+        "--port",
+        type=whole(0, 65535),
+        default=DEFAULT_HTTP_PORT,
+        help="TCP port (default: %(default)s)",
+    )
+    p.add_argument(
+        "--token",
+        type=nonempty,
+        default=None,
+        help=f"require this bearer token, 16+ characters (default: ${TOKEN_ENV} if set)",
+    )
+    p.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="serve a non-loopback --host without a token",
+    )
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from pipeline.web.app import create_app
+        from pipeline.web.server import ServerError, bind, serve_forever
+    except ImportError as exc:
+        print(f"error: serve: {exc}; pip install 'ssd-pipeline[api]'", file=sys.stderr)
+        return EXIT_USAGE
+    from sinks.live_view.access import Access, Credentials, exposure_problem
+    from sinks.sql.query import QueryError, list_runs
+
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    if token is not None and not 16 <= len(token) <= 1024:
+        print("error: --token must be 16 to 1024 characters long", file=sys.stderr)
+        return EXIT_USAGE
+    problem = exposure_problem(args.host, token is not None, args.allow_unauthenticated)
+    if problem is not None:
+        problem = problem.replace("the live view", "the API").replace("`auth`", "--token")
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        list_runs(args.db, 1)
+    except QueryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    credentials = Credentials(token=token) if token is not None else None
+    app = create_app(db=args.db, access=Access(args.host, (), credentials))
+    try:
+        sock = bind(args.host, args.port)
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"serving {args.db} at http://{shown}:{port}/ (API: /docs); Ctrl-C stops", file=sys.stderr
+    )
+    serve_forever(app, sock)
+    return EXIT_OK

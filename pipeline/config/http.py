@@ -1,0 +1,53 @@
+"""The `http:` section: the pipeline's own HTTP server (metrics, health, the API)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from pipeline.config.base import Strict
+from pipeline.config.sinks import HostName, LiveAuthConfig
+from sinks.live_view.access import exposure_problem
+
+DEFAULT_HTTP_PORT = 9464
+"""The port of the pipeline's HTTP server (9464: Prometheus exporters' range)."""
+
+
+class HttpConfig(Strict):
+    host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address to listen on; 127.0.0.1 keeps it on this machine. Any other "
+        "(0.0.0.0: all interfaces) needs `auth` or `allow_unauthenticated: true`.",
+    )
+    port: int = Field(DEFAULT_HTTP_PORT, ge=0, le=65535, description="TCP port (0: any free port).")
+    metrics: bool = Field(
+        True, description="Serve Prometheus metrics at /metrics (docs/metrics.md)."
+    )
+    api: bool = Field(
+        True,
+        description="Serve the API (docs/api.md): camera status at /api/status, and the "
+        "runs, detections, tracks and counts of the sql sink's database when there is one.",
+    )
+    allowed_hosts: tuple[HostName, ...] = Field(
+        (),
+        max_length=64,
+        description="More names the server is reached by (checked in Host and Origin); "
+        "localhost, 127.0.0.1, ::1 and `host` are always allowed.",
+    )
+    auth: LiveAuthConfig | None = Field(
+        None,
+        description="Require a password or token from every request, as the live view does "
+        "(none: no login).",
+    )
+    allow_unauthenticated: bool = Field(
+        False,
+        description="Serve a non-loopback `host` without `auth`: anyone who can reach the "
+        "port reads the metrics and the API.",
+    )
+
+    @model_validator(mode="after")
+    def _not_exposed_by_accident(self) -> HttpConfig:
+        problem = exposure_problem(self.host, self.auth is not None, self.allow_unauthenticated)
+        if problem is not None:
+            raise ValueError(problem.replace("the live view", "the HTTP server"))
+        return self

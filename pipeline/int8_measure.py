@@ -1,0 +1,90 @@
+"""A trained checkpoint's int8 network measured against float32 on its validation images,
+and kept beside it (`detector.measured_int8`), so that `precision: auto` may run it in int8.
+
+Both networks run through the engine `run` uses (ONNX Runtime on the CPU); the int8 one is
+calibrated on the checkpoint's own training images and scored with the same COCO
+evaluation as `evaluate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from detector.engine import Detector
+from detector.measured_int8 import Int8Measurement, file_digest, network_path
+from detector.models import build_model
+from detector.options import DetectorOptions, has_int8_dot_products
+from detector.quantize import CALIBRATION_FRAMES, RECIPE
+from detector.request import DetectorRequest
+from detector.training.evaluation import MAX_DETECTIONS, SCORE_FLOOR
+from detector.training.images import decode_rgb
+from detector.training.samples import Sample
+from pipeline.evaluation import evaluate_detector
+
+
+def calibration_frames(
+    train: Sequence[Sample], count: int = CALIBRATION_FRAMES
+) -> list[npt.NDArray[np.uint8]]:
+    """Up to `count` training images, spread evenly over them, as RGB [H, W, 3]."""
+    picked = np.linspace(0, len(train) - 1, min(count, len(train))).round().astype(int)
+    return [decode_rgb(train[i].image) for i in dict.fromkeys(picked.tolist())]
+
+
+def measure_int8(
+    checkpoint: Path,
+    train: Sequence[Sample],
+    val: Sequence[Sample],
+    class_names: Sequence[str],
+) -> Int8Measurement:
+    """Quantizes `checkpoint` on `train` images, scores float32 and int8 on `val` (mAP@.5),
+    and writes the int8 network and the measurement beside the checkpoint.
+
+    Raises:
+        ModelConfigError: onnxruntime is missing, or the network cannot be exported or
+            quantized.
+    """
+    model, labels = build_model(str(checkpoint))
+    request = DetectorRequest(
+        model=str(checkpoint),
+        device="cpu",
+        runtime="onnxruntime",
+        precision="fp32",
+        score_threshold=SCORE_FLOOR,
+        max_detections=MAX_DETECTIONS,
+    )
+    fp32 = Detector(model, labels, DetectorOptions.resolve(request))
+    frames = calibration_frames(train)
+    int8_options = DetectorOptions.resolve(dataclasses.replace(request, precision="int8"))
+    # Quantized here even where an earlier network is kept beside the checkpoint: that is
+    # what is measured.
+    int8 = Detector(
+        model, labels, dataclasses.replace(int8_options, int8_network=None), calibration=frames
+    )
+    assert int8.onnx_file is not None, "int8 runs on onnxruntime"
+    fp32_map50 = evaluate_detector(fp32, val, class_names).metrics.map50
+    int8_map50 = evaluate_detector(int8, val, class_names).metrics.map50
+    network = network_path(checkpoint)
+    partial = network.with_name(f".{network.name}.{os.getpid()}.partial")
+    shutil.copyfile(int8.onnx_file, partial)
+    os.replace(partial, network)
+    import onnxruntime
+
+    measurement = Int8Measurement(
+        checkpoint_sha256=file_digest(checkpoint),
+        network_sha256=file_digest(network),
+        fp32_map50=fp32_map50,
+        int8_map50=int8_map50,
+        images=len(val),
+        calibration_images=len(frames),
+        recipe=f"{RECIPE}|onnxruntime {onnxruntime.__version__}",
+        vnni=has_int8_dot_products(),
+    )
+    measurement.save(checkpoint)
+    return measurement

@@ -1,0 +1,282 @@
+"""The HTTP app: /metrics, /healthz, /api/status of a running pipeline, and /api/runs,
+detections, tracks and counts of a stored database (docs/api.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AfterValidator
+from sqlalchemy import select
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from pipeline.metrics import RunMetrics, Watched
+from pipeline.timeparse import EXAMPLES, parse_time
+from pipeline.web.models import (
+    CameraOut,
+    CountOut,
+    DetectionOut,
+    DetectionsPage,
+    HealthOut,
+    RunOut,
+    RunsPage,
+    SinkOut,
+    StatusOut,
+    TrackOut,
+    TracksPage,
+)
+from pipeline.web.page import render_page
+from sinks.live_view.access import Access
+from sinks.sql.database import DatabaseUrl
+from sinks.sql.models import Track
+from sinks.sql.query import (
+    ID_MAX,
+    CountBy,
+    DetectionQuery,
+    QueryError,
+    count_detections,
+    existing_database,
+    latest_detections,
+    list_runs,
+    list_tracks,
+)
+
+PAGE_MAX = 1000
+"""The most rows one request returns."""
+
+
+def _time(text: str | None) -> str | None:
+    """Checks a time as `query` takes it; the filter parses it again when used."""
+    if text is not None:
+        parse_time(text)
+    return text
+
+
+def _when(text: str | None) -> datetime | None:
+    return None if text is None else parse_time(text)
+
+
+Camera = Annotated[str | None, Query(min_length=1, max_length=255, description="Camera id.")]
+Label = Annotated[str | None, Query(min_length=1, max_length=128, description="Class name.")]
+RunId = Annotated[int | None, Query(ge=1, le=ID_MAX, description="runs.id")]
+MinScore = Annotated[float | None, Query(ge=0, le=1, description="Lowest score.")]
+Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Rows to return, newest first.")]
+_WHEN = f"{EXAMPLES} (the server's local time unless it ends in Z or +HH:MM), as `query` takes"
+Since = Annotated[
+    str | None,
+    Query(min_length=1, max_length=100, description=f"From this time (inclusive): {_WHEN}."),
+    AfterValidator(_time),
+]
+PathId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
+Until = Annotated[
+    str | None,
+    Query(min_length=1, max_length=100, description=f"Before this time: {_WHEN}."),
+    AfterValidator(_time),
+]
+
+
+def create_app(
+    *,
+    db: str | None = None,
+    metrics: RunMetrics | None = None,
+    serve_metrics: bool = True,
+    access: Access | None = None,
+) -> FastAPI:
+    """The app over database `db` (the /api routes of what is stored and the page, only
+    with one) and a running pipeline's `metrics` (its counts: /api/status and /healthz;
+    /metrics when `serve_metrics`); every request checked by `access` when given."""
+    app = FastAPI(
+        title="ssd-pipeline",
+        description="Metrics, health and the stored detections, tracks and runs.",
+        version="1",
+    )
+    if access is not None:
+        app.add_middleware(_AccessMiddleware, access=access)
+
+    @app.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
+    def healthz() -> JSONResponse:
+        """200 while no camera and no sink has failed (and the database can be read); 503
+        naming what failed otherwise."""
+        problems = _problems(metrics.watched()) if metrics is not None else []
+        if db is not None and metrics is None:
+            try:
+                list_runs(db, 1)
+            except QueryError as exc:
+                problems.append(str(exc))
+        body = HealthOut(ok=not problems, problems=problems)
+        return JSONResponse(body.model_dump(), status_code=503 if problems else 200)
+
+    if metrics is not None and serve_metrics:
+
+        @app.get("/metrics", response_class=PlainTextResponse)
+        def prometheus() -> Response:
+            """The run's metrics in Prometheus' text format (docs/metrics.md)."""
+            return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    if metrics is not None:
+
+        @app.get("/api/status", response_model=StatusOut)
+        def status() -> StatusOut:
+            """The running pipeline's cameras and sinks."""
+            return _status(metrics.watched())
+
+    if db is not None:
+        _add_stored_routes(app, db)
+    return app
+
+
+_UNREADABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "The database cannot be read (one line says why)."}
+}
+
+
+def _add_stored_routes(app: FastAPI, db: str) -> None:
+    """The routes over the stored runs, detections, tracks and counts of `db`."""
+
+    def stored(call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except QueryError as exc:
+            raise HTTPException(503, str(exc)) from exc
+
+    @app.get("/api/runs", response_model=RunsPage, responses=_UNREADABLE)
+    def runs(limit: Limit = 100) -> RunsPage:
+        """The last runs, newest first, with their detections and tracks counted."""
+        page = stored(list_runs, db, limit)
+        return RunsPage(total=page.total, rows=[RunOut(**r.as_dict()) for r in page.rows])
+
+    @app.get("/api/detections", response_model=DetectionsPage, responses=_UNREADABLE)
+    def detections(
+        camera: Camera = None,
+        label: Label = None,
+        run: RunId = None,
+        track: Annotated[int | None, Query(ge=1, le=ID_MAX, description="Track id.")] = None,
+        since: Since = None,
+        until: Until = None,
+        min_score: MinScore = None,
+        limit: Limit = 100,
+    ) -> DetectionsPage:
+        """The newest detections matching the filters (as `python -m pipeline query`)."""
+        q = DetectionQuery(camera, label, track, _when(since), _when(until), min_score, run, limit)
+        page = stored(latest_detections, db, q)
+        return DetectionsPage(
+            total=page.total, rows=[DetectionOut(**r.as_dict()) for r in page.rows]
+        )
+
+    @app.get("/api/tracks", response_model=TracksPage, responses=_UNREADABLE)
+    def tracks(
+        camera: Camera = None,
+        label: Label = None,
+        run: RunId = None,
+        min_score: MinScore = None,
+        limit: Limit = 100,
+    ) -> TracksPage:
+        """The finished tracks that ended last, newest first (`query --list tracks`)."""
+        q = DetectionQuery(camera=camera, label=label, run=run, min_score=min_score, limit=limit)
+        page = stored(list_tracks, db, q)
+        return TracksPage(total=page.total, rows=[TrackOut(**r.as_dict()) for r in page.rows])
+
+    @app.get(
+        "/api/tracks/{run}/{camera}/{track}/snapshot",
+        response_class=FileResponse,
+        responses={**_UNREADABLE, 404: {"description": "No such track, or no snapshot file."}},
+    )
+    def snapshot(run: PathId, camera: str, track: PathId) -> FileResponse:
+        """The JPEG of the track's best detection, when the snapshots sink wrote one."""
+        path = stored(_snapshot_path, db, run, camera, track)
+        # only a JPEG: the path comes from the database, which is not ours alone
+        if path is None or Path(path).suffix.lower() != ".jpg" or not Path(path).is_file():
+            raise HTTPException(404, "no snapshot of that track")
+        return FileResponse(path, media_type="image/jpeg")
+
+    @app.get("/api/counts", response_model=list[CountOut], responses=_UNREADABLE)
+    def counts(
+        by: Annotated[CountBy, Query(description="Count per label, camera or run.")] = "label",
+        camera: Camera = None,
+        label: Label = None,
+        run: RunId = None,
+        since: Since = None,
+        until: Until = None,
+        min_score: MinScore = None,
+    ) -> list[CountOut]:
+        """Detections and distinct tracks per label, camera or run (`query --count-by`)."""
+        q = DetectionQuery(camera, label, None, _when(since), _when(until), min_score, run)
+        rows = stored(count_detections, db, q, by)
+        return [CountOut(key=r.key, detections=r.detections, tracks=r.tracks) for r in rows]
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        """A page of the runs, the latest tracks and the counts."""
+        runs_page = stored(list_runs, db, 20)
+        tracks_page = stored(list_tracks, db, DetectionQuery(limit=24))
+        counted = stored(count_detections, db, DetectionQuery(), "label")
+        return HTMLResponse(render_page(runs_page, tracks_page, counted))
+
+
+def _snapshot_path(db: str, run: int, camera: str, track: int) -> str | None:
+    """The stored snapshot path of a track; None without a track or a path."""
+    with existing_database(DatabaseUrl(db)) as engine, engine.connect() as conn:
+        stmt = select(Track.snapshot_path).where(
+            Track.run_id == run, Track.camera == camera, Track.track_id == track
+        )
+        return conn.scalar(stmt)
+
+
+def _status(watched: Watched) -> StatusOut:
+    readers = {r.camera_id: r for r in watched.readers}
+    cameras = []
+    for camera_id, cam in watched.stats.items():
+        reader = readers.get(camera_id)
+        lost = reader.lost if reader is not None else cam.lost
+        said = f"FAILED: {cam.error}" if cam.error else f"ok until lost: {lost}" if lost else "ok"
+        cameras.append(
+            CameraOut(
+                camera=camera_id,
+                source=cam.source,
+                ok=cam.error is None,
+                status=said,
+                frames=cam.frames,
+                detections=cam.detections,
+                tracks=cam.tracks,
+                dropped=reader.dropped if reader else cam.dropped,
+                decode_errors=reader.decode_errors if reader else cam.decode_errors,
+                reconnects=reader.reconnects if reader else cam.reconnects,
+            )
+        )
+    sinks = [
+        SinkOut(
+            sink=name, ok=not s.failed, written=s.written, failed=s.unwritten, buffered=s.buffered
+        )
+        for name, s in watched.sinks.items()
+    ]
+    ok = all(c.ok for c in cameras) and all(s.ok for s in sinks)
+    return StatusOut(ok=ok, cameras=cameras, sinks=sinks)
+
+
+def _problems(watched: Watched) -> list[str]:
+    """One line per failed camera and sink."""
+    cameras = [cam.error for cam in watched.stats.values() if cam.error is not None]
+    sinks = [s.error or f"sink {name} failed" for name, s in watched.sinks.items() if s.failed]
+    return cameras + sinks
+
+
+class _AccessMiddleware(BaseHTTPMiddleware):
+    """Refuses what `Access` refuses (host, origin, credentials) as the live view does."""
+
+    def __init__(self, app: Any, access: Access) -> None:
+        super().__init__(app)
+        self.access = access
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        refusal = self.access.check(request.headers, target)
+        if refusal is not None:
+            return PlainTextResponse(
+                refusal.reason, status_code=int(refusal.status), headers=dict(refusal.headers)
+            )
+        return await call_next(request)

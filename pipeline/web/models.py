@@ -1,0 +1,106 @@
+"""The API's response bodies: what its OpenAPI description promises."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class RunOut(BaseModel):
+    id: int
+    started_at: datetime
+    ended_at: datetime | None
+    status: str = Field(description="running, finished, failed or interrupted")
+    config: str = Field(description="The config file the run was started with.")
+    hostname: str
+    detections: int
+    tracks: int
+
+
+class DetectionOut(BaseModel):
+    id: int
+    run_id: int
+    camera: str
+    frame: int
+    pts: float
+    time: datetime
+    label: str
+    label_id: int
+    score: float
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    track_id: int | None
+
+
+class TrackOut(BaseModel):
+    run_id: int
+    camera: str
+    track_id: int
+    label: str
+    first_time: datetime
+    last_time: datetime
+    frames: int
+    best_score: float
+    best_x1: float
+    best_y1: float
+    best_x2: float
+    best_y2: float
+    snapshot_path: str | None = Field(
+        None, description="Where the snapshots sink wrote its picture (none without one)."
+    )
+
+
+class CountOut(BaseModel):
+    key: str = Field(description="The label, camera or run id counted.")
+    detections: int
+    tracks: int = Field(description="Distinct confirmed tracks among those detections.")
+
+
+class RunsPage(BaseModel):
+    total: int = Field(description="Runs stored in all.")
+    rows: list[RunOut]
+
+
+class DetectionsPage(BaseModel):
+    total: int = Field(description="Detections that match, in all.")
+    rows: list[DetectionOut]
+
+
+class TracksPage(BaseModel):
+    total: int = Field(description="Tracks that match, in all.")
+    rows: list[TrackOut]
+
+
+class CameraOut(BaseModel):
+    camera: str
+    source: str
+    ok: bool = Field(description="False once the camera failed.")
+    status: str = Field(description="ok, 'ok until lost: why' or 'FAILED: why'.")
+    frames: int
+    detections: int
+    tracks: int
+    dropped: int
+    decode_errors: int
+    reconnects: int
+
+
+class SinkOut(BaseModel):
+    sink: str
+    ok: bool
+    written: int
+    failed: int = Field(description="Frame results not written because the sink failed.")
+    buffered: int
+
+
+class StatusOut(BaseModel):
+    ok: bool = Field(description="No camera and no sink has failed.")
+    cameras: list[CameraOut]
+    sinks: list[SinkOut]
+
+
+class HealthOut(BaseModel):
+    ok: bool
+    problems: list[str] = Field(description="One line per camera, sink or database at fault.")

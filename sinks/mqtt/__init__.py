@@ -1,0 +1,13 @@
+"""The MQTT sink: the run's events on an MQTT broker, per-camera state kept there
+(retained), and optionally Home Assistant discovery so that cameras appear as sensors.
+
+- `settings`: the broker's address and credentials (`BrokerSettings`), whether paho-mqtt is
+  installed; importing it does not import paho;
+- `topics`: every topic the sink writes, named in one place;
+- `connection`: `MqttConnection`, one paho client that reconnects with backoff and buffers
+  (bounded) while the broker is away;
+- `discovery`: Home Assistant's MQTT discovery messages for a camera;
+- `sink`: `MqttSink`, the `mqtt` sink.
+
+docs/integrations.md describes the topics for users.
+"""

@@ -1,0 +1,281 @@
+"""One connection to the broker that outlives the broker's absences.
+
+paho-mqtt's network thread reconnects with exponential backoff (`reconnect_min_delay_s`
+doubling up to `reconnect_max_delay_s`). While the broker is away, messages wait in a
+buffer of `buffer_size`; when it is full the oldest is dropped and counted, so that what
+reaches the broker after an outage is the most recent. State (retained messages: the
+pipeline's and each camera's status, counts, Home Assistant's discovery) is not buffered
+but kept, the latest per topic, and sent again on every (re)connection: a broker that lost
+it (restarted without persistence) gets it back, and none of it is ever dropped.
+
+With QoS 0, messages sent in the moment the broker goes away, before the connection is
+known to be lost, are lost uncounted; with QoS 1 and 2 paho keeps them until the broker
+acknowledges them and sends them again after reconnecting (QoS 1 may then deliver one
+twice; each camera's `seq` tells).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.reasoncodes import ReasonCode
+
+from sinks.base import SinkError
+from sinks.mqtt.settings import BrokerSettings
+from sinks.mqtt.topics import OFFLINE, ONLINE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Message:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class MqttConnection:
+    """A connected paho client; the constructor returns once the broker accepted it.
+
+    `will_topic` gets `online` (retained) on every connection and `offline` when the
+    connection ends, cleanly (`close`) or not (the broker sends the last will).
+
+    Raises SinkError, in one line without the password, when the broker cannot be reached,
+    does not answer within `connect_timeout_s`, or refuses the login.
+    """
+
+    def __init__(
+        self, settings: BrokerSettings, will_topic: str, *, qos: int, buffer_size: int
+    ) -> None:
+        self.settings = settings
+        self.qos = qos
+        self.buffer_size = buffer_size
+        self.published = 0
+        """Messages handed to the broker (or, QoS 1 and 2, to paho until it acknowledges)."""
+        self.dropped = 0
+        """Messages dropped because the buffer was full while the broker was away."""
+        self.undelivered = 0
+        """Messages still buffered when the connection closed (the broker still away)."""
+        self.reconnections = 0
+        self._will_topic = will_topic
+        self._lock = threading.Lock()
+        self._buffer: collections.deque[_Message] = collections.deque()
+        self._state: dict[str, bytes] = {}
+        self._connected = threading.Event()
+        self._answered = threading.Event()
+        self._refusal: str | None = None
+        self._ever_connected = False
+        self._closing = False
+        self._last_info: mqtt.MQTTMessageInfo | None = None
+        self._client = self._make_client()
+        self._connect()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """Send a message now, or buffer it while the broker is away."""
+        message = _Message(topic, payload, retain)
+        with self._lock:
+            if self._connected.is_set() and self._send(message):
+                return
+            if len(self._buffer) >= self.buffer_size:
+                self._buffer.popleft()
+                self.dropped += 1
+            self._buffer.append(message)
+
+    def set_state(self, topic: str, payload: bytes) -> None:
+        """Keep `payload` as the retained state of `topic`; sent now if connected, and
+        again after every reconnection. An unchanged state is not sent again."""
+        with self._lock:
+            if self._state.get(topic) == payload:
+                return
+            self._state[topic] = payload
+            if self._connected.is_set():
+                self._send(_Message(topic, payload, True))
+
+    def close(self, timeout_s: float) -> None:
+        """Deliver what is buffered (waiting up to `timeout_s` for a broker that is away),
+        say `offline` on the will topic, and disconnect. Idempotent."""
+        if self._closing:
+            return
+        deadline = time.monotonic() + timeout_s
+        self._connected.wait(timeout_s)
+        with self._lock:
+            self._closing = True
+            if self._connected.is_set():
+                self._send(_Message(self._will_topic, OFFLINE.encode(), True))
+            self.undelivered = len(self._buffer)
+            self._buffer.clear()
+            last = self._last_info
+        if last is not None and self._connected.is_set():
+            try:
+                last.wait_for_publish(max(0.1, deadline - time.monotonic()))
+            except (RuntimeError, ValueError) as exc:  # lost again: paho cannot deliver it
+                log.warning("mqtt sink: the last messages may not have reached the broker: %s", exc)
+        if self.undelivered:
+            log.warning(
+                "mqtt sink: %d messages not delivered: the broker at %s was away when the run "
+                "ended", self.undelivered, self.settings.who(),
+            )
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _make_client(self) -> mqtt.Client:
+        client = _new_client(self.settings, self.settings.client_id)
+        client.will_set(self._will_topic, OFFLINE, qos=self.qos, retain=True)
+        client.reconnect_delay_set(
+            max(1, round(self.settings.reconnect_min_delay_s)),
+            max(1, round(self.settings.reconnect_max_delay_s)),
+        )
+        # No cap on messages in flight or queued in paho: it then sends each at once (a
+        # capped, queued one can wait after a reconnection until the next acknowledgement),
+        # and never refuses the state and buffer sent again on reconnection. What paho holds
+        # is what the broker has not acknowledged yet: a broker that stops answering is
+        # dropped within 1.5 keep-alives, and from then on messages wait in the buffer.
+        client.max_inflight_messages_set(0)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        return client
+
+    def _connect(self) -> None:
+        _open(self._client, self.settings)
+        self._client.loop_start()
+        answered = self._answered.wait(self.settings.connect_timeout_s)
+        if answered and self._refusal is None:
+            return
+        self._client.disconnect()  # first: it ends a wait before the next attempt
+        self._client.loop_stop()
+        raise _login_failure(self.settings, self._refusal if answered else None)
+
+    def _send(self, message: _Message) -> bool:
+        """Hand a message to paho while connected; False when it must wait in the buffer
+        (the connection was lost a moment ago). Called holding the lock."""
+        info = self._client.publish(message.topic, message.payload, self.qos, message.retain)
+        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and self.qos == 0:
+            return False  # paho keeps QoS 1 and 2 messages itself and sends them again
+        self.published += 1
+        self._last_info = info
+        return True
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        properties: object,
+    ) -> None:
+        if reason.is_failure:
+            if not self._answered.is_set():
+                self._refusal = str(reason)
+                self._answered.set()
+            else:
+                log.warning("mqtt sink: %s refused the login: %s", self.settings.who(), reason)
+            return
+        with self._lock:
+            if self._closing:
+                return
+            # In this order: the pipeline online, the state, then what waited.
+            self._send(_Message(self._will_topic, ONLINE.encode(), True))
+            for topic, payload in self._state.items():
+                self._send(_Message(topic, payload, True))
+            while self._buffer:
+                self._send(self._buffer.popleft())
+            self._connected.set()
+            if self._ever_connected:
+                self.reconnections += 1
+                log.warning("mqtt sink: connected again to %s", self.settings.who())
+            self._ever_connected = True
+        self._answered.set()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        properties: object,
+    ) -> None:
+        with self._lock:
+            was_connected = self._connected.is_set()
+            self._connected.clear()
+        if was_connected and not self._closing:
+            log.warning(
+                "mqtt sink: lost the broker at %s (%s); reconnecting, buffering up to %d "
+                "messages meanwhile", self.settings.who(), reason, self.buffer_size,
+            )
+
+
+def probe_broker(settings: BrokerSettings) -> None:
+    """Log in to the broker and out again, publishing nothing; SinkError as
+    `MqttConnection` raises it when that fails. Uses its own client id, so that a run
+    using `settings.client_id` is not disconnected."""
+    client = _new_client(settings, f"{settings.client_id[:100]}-check")
+    answered = threading.Event()
+    refusals: list[str] = []
+
+    def on_connect(
+        client: mqtt.Client, userdata: object, flags: object, reason: ReasonCode, props: object
+    ) -> None:
+        if reason.is_failure:
+            refusals.append(str(reason))
+        answered.set()
+
+    client.on_connect = on_connect
+    _open(client, settings)
+    client.loop_start()
+    try:
+        if not answered.wait(settings.connect_timeout_s) or refusals:
+            raise _login_failure(settings, refusals[0] if refusals else None)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _new_client(settings: BrokerSettings, client_id: str) -> mqtt.Client:
+    """A paho client with the credentials and TLS of `settings`, not connected."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
+        protocol=mqtt.MQTTv311,
+    )
+    if settings.username is not None:
+        client.username_pw_set(settings.username, settings.password)
+    if settings.address.tls:
+        try:
+            client.tls_set(ca_certs=None if settings.ca_file is None else str(settings.ca_file))
+        except (OSError, ValueError) as exc:
+            raise SinkError(f"mqtt sink: TLS for {settings.address}: {exc}") from exc
+    client.connect_timeout = settings.connect_timeout_s
+    return client
+
+
+def _open(client: mqtt.Client, settings: BrokerSettings) -> None:
+    """Open the connection's socket (TCP, TLS); the login's answer comes to on_connect."""
+    address = settings.address
+    try:
+        client.connect(address.host, address.port, keepalive=settings.keepalive_s)
+    except OSError as exc:  # refused, unknown host, timeout, TLS handshake (ssl.SSLError)
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise SinkError(f"mqtt sink: cannot reach the broker at {settings.who()}: {why}") from exc
+
+
+def _login_failure(settings: BrokerSettings, refusal: str | None) -> SinkError:
+    """The one-line error of a login refused (`refusal`: the broker's reason) or unanswered."""
+    if refusal is None:
+        return SinkError(
+            f"mqtt sink: the broker at {settings.who()} did not accept the connection within "
+            f"{settings.connect_timeout_s:g} s"
+        )
+    hint = "; check `username` and the password in `password_env`" if settings.username else ""
+    return SinkError(
+        f"mqtt sink: the broker at {settings.who()} refused the login: {refusal}{hint}"
+    )

@@ -1,0 +1,112 @@
+"""Home Assistant's MQTT discovery: the retained `config` messages that make each camera a
+device with sensors, so that nothing is configured on Home Assistant's side.
+
+Format: https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery, a message per
+entity at `<discovery_prefix>/sensor/<node_id>/<object_id>/config`. Every entity is
+available while the pipeline is connected (`<prefix>/status`); a count is also unavailable
+while its camera is offline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from sinks.mqtt.topics import OFFLINE, ONLINE, Topics
+
+_NOT_IN_ID = re.compile(r"[^A-Za-z0-9_\-]+")
+PROJECT = "ssd-pipeline"
+
+
+def hass_id(name: str) -> str:
+    """`name` as a node or object id: Home Assistant allows letters, digits, `_` and `-`."""
+    return _NOT_IN_ID.sub("_", name) or "_"
+
+
+def _version() -> str:
+    try:
+        return version(PROJECT)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Discovery messages for the topics under `topics`, under `discovery_prefix`."""
+
+    topics: Topics
+    discovery_prefix: str = "homeassistant"
+
+    @property
+    def node_id(self) -> str:
+        return hass_id(self.topics.prefix)
+
+    def camera_status(self, camera: str) -> tuple[str, bytes]:
+        """(topic, payload) of the camera's status sensor: `online` or `offline`."""
+        object_id = f"{hass_id(camera)}_status"
+        config = {
+            "name": "Status",
+            "unique_id": f"{self.node_id}_{object_id}",
+            "state_topic": self.topics.camera_status(camera),
+            "device_class": "enum",
+            "options": [ONLINE, OFFLINE],
+            "icon": "mdi:cctv",
+            "availability_topic": self.topics.client_status,
+            **self._common(camera),
+        }
+        return self._message(object_id, config)
+
+    def count(self, camera: str, label: str) -> tuple[str, bytes]:
+        """(topic, payload) of the sensor counting `label` in the camera's latest frame."""
+        object_id = f"{hass_id(camera)}_{hass_id(label)}_count"
+        config = {
+            "name": f"{label[:1].upper()}{label[1:]} count",
+            "unique_id": f"{self.node_id}_{object_id}",
+            "state_topic": self.topics.count(camera, label),
+            "state_class": "measurement",
+            "icon": "mdi:account-multiple" if label == "person" else "mdi:counter",
+            "availability": [
+                {"topic": self.topics.client_status},
+                {"topic": self.topics.camera_status(camera)},
+            ],
+            "availability_mode": "all",
+            **self._common(camera),
+        }
+        return self._message(object_id, config)
+
+    def zone_count(self, camera: str, zone: str) -> tuple[str, bytes]:
+        """(topic, payload) of the sensor counting the tracks inside a zone of the camera."""
+        object_id = f"{hass_id(camera)}_zone_{hass_id(zone)}_count"
+        config = {
+            "name": f"Zone {zone} occupancy",
+            "unique_id": f"{self.node_id}_{object_id}",
+            "state_topic": self.topics.zone_count(camera, zone),
+            "state_class": "measurement",
+            "icon": "mdi:vector-square",
+            "availability": [
+                {"topic": self.topics.client_status},
+                {"topic": self.topics.camera_status(camera)},
+            ],
+            "availability_mode": "all",
+            **self._common(camera),
+        }
+        return self._message(object_id, config)
+
+    def _common(self, camera: str) -> dict[str, Any]:
+        return {
+            "device": {
+                "identifiers": [f"{self.node_id}_{hass_id(camera)}"],
+                "name": camera,
+                "manufacturer": PROJECT,
+                "model": "SSD camera analytics",
+                "sw_version": _version(),
+            },
+            "origin": {"name": PROJECT, "sw_version": _version()},
+        }
+
+    def _message(self, object_id: str, config: dict[str, Any]) -> tuple[str, bytes]:
+        topic = f"{self.discovery_prefix}/sensor/{self.node_id}/{object_id}/config"
+        return topic, json.dumps(config).encode()

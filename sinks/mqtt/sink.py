@@ -1,0 +1,215 @@
+"""`MqttSink`: the run's events on an MQTT broker, and each camera's state kept there.
+
+Events go to `<prefix>/<camera>/<type>` with the JSON bodies of the ZeroMQ bus
+(`sinks.event_stream`). Retained state: `<prefix>/status` (`online`, or `offline`: the
+last will), `<prefix>/<camera>/status` (`online` while the camera delivers frames) and
+`<prefix>/<camera>/count/<label>` (boxes of that label in the latest detected frame) and,
+for a camera with zones, `<prefix>/<camera>/zone/<zone>/count[/<label>]` (tracks inside).
+With Home Assistant discovery each camera appears as a device with those as sensors.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Collection, Sequence
+
+from pipeline.types import (
+    AnalyticsEvent,
+    CameraStatus,
+    Detections,
+    FrameResult,
+    LabelMap,
+    StreamEnd,
+    StreamInfo,
+    ZoneOccupancy,
+)
+from sinks.base import Sink, SinkError
+from sinks.event_bus.schema import EVENT_TYPES, Event
+from sinks.event_stream import EventStream, encode
+from sinks.mqtt.connection import MqttConnection
+from sinks.mqtt.discovery import Discovery
+from sinks.mqtt.settings import BrokerSettings
+from sinks.mqtt.topics import OFFLINE, ONLINE, Topics
+
+_ONLINE_STATES = {"streaming"}
+_OFFLINE_STATES = {"reconnecting", "stopped", "failed"}
+"""Camera states (`CameraStatus.state`) that make the camera online / offline;
+`connecting` changes nothing."""
+
+
+class MqttSink(Sink):
+    """Publishes events and state to the broker of `settings` (see the module's docstring).
+
+    `events`: the event types sent (all by default); `retain_events`: those the broker keeps
+    the latest of per topic. `count_labels`: the labels counted, announced at the camera's
+    start (unknown ones are an error); None counts every label seen, each from its first
+    box. `discovery_prefix`: Home Assistant discovery under that prefix (None: off).
+    """
+
+    name = "mqtt"
+
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        labels: LabelMap,
+        *,
+        prefix: str = "ssd-pipeline",
+        qos: int = 1,
+        events: Collection[str] = EVENT_TYPES,
+        retain_events: Collection[str] = (),
+        buffer_size: int = 10_000,
+        count_labels: Sequence[str] | None = None,
+        discovery_prefix: str | None = None,
+        close_timeout_s: float = 10.0,
+    ) -> None:
+        self.topics = Topics(prefix)
+        self._labels = labels
+        self._count_labels = None if count_labels is None else _known(count_labels, labels)
+        self._events = EventStream(labels)
+        self._sent_types = frozenset(events)
+        self._retained_types = frozenset(retain_events)
+        self._discovery = (
+            None if discovery_prefix is None else Discovery(self.topics, discovery_prefix)
+        )
+        self._close_timeout_s = close_timeout_s
+        self._counted: dict[str, set[str]] = {}
+        """Per camera seen: the labels whose count it publishes."""
+        self._zones: dict[tuple[str, str], set[str]] = {}
+        """Per (camera, zone) seen: the labels whose count inside it is published."""
+        self._connection = MqttConnection(
+            settings, self.topics.client_status, qos=qos, buffer_size=buffer_size
+        )
+        self.events_sent = 0
+        """Events handed to the connection (sent, or buffered while the broker is away)."""
+
+    @property
+    def connection(self) -> MqttConnection:
+        return self._connection
+
+    def describe(self) -> str:
+        """One line for the run summary: where, what was sent, what was lost."""
+        c = self._connection
+        line = (
+            f"mqtt {c.settings.address} under {self.topics.prefix}/: {self.events_sent} events, "
+            f"{c.dropped} dropped while the broker was away (buffer {c.buffer_size}), "
+            f"{c.reconnections} reconnection{'s' if c.reconnections != 1 else ''}"
+        )
+        if c.undelivered:
+            line += f", {c.undelivered} undelivered at the end (broker away)"
+        return line
+
+    def start(self, info: StreamInfo) -> None:
+        self._camera(info.camera_id)
+        self._camera_status(info.camera_id, ONLINE)
+
+    def write(self, result: FrameResult) -> None:
+        camera = result.frame.camera_id
+        self._camera(camera)
+        for event in self._events.frame(result):
+            self._send(event)
+        self._publish_counts(camera, result.detections)
+        self._publish_zones(result.analytics)
+
+    def status(self, status: CameraStatus) -> None:
+        self._camera(status.camera_id)
+        self._send(self._events.status(status))
+        if status.state in _ONLINE_STATES:
+            self._camera_status(status.camera_id, ONLINE)
+        elif status.state in _OFFLINE_STATES:
+            self._camera_status(status.camera_id, OFFLINE)
+
+    def end(self, stream_end: StreamEnd) -> None:
+        camera = stream_end.camera_id
+        self._camera(camera)
+        for event in self._events.end(stream_end):
+            self._send(event)
+        self._publish_counts(camera, Detections.empty())
+        self._publish_zones(stream_end.analytics)
+        for zone_camera, zone in list(self._zones):
+            if zone_camera == camera:
+                self._zone_count(ZoneOccupancy(camera, zone, (), None, 0.0))
+        self._camera_status(camera, OFFLINE)
+
+    def close(self) -> None:
+        """Every camera offline, what waits delivered (up to `close_timeout_s` for a broker
+        that is away), then `<prefix>/status` offline and the connection closed."""
+        for camera in self._counted:
+            self._camera_status(camera, OFFLINE)
+        self._connection.close(self._close_timeout_s)
+
+    def _send(self, event: Event) -> None:
+        if event.type not in self._sent_types:
+            return
+        self._connection.publish(
+            self.topics.event(event.camera, event.type),
+            encode(event),
+            retain=event.type in self._retained_types,
+        )
+        self.events_sent += 1
+
+    def _camera(self, camera: str) -> None:
+        """Announce a camera the first time it is seen: discovery, counts at 0."""
+        if camera in self._counted:
+            return
+        self._counted[camera] = set()
+        if self._discovery is not None:
+            self._connection.set_state(*self._discovery.camera_status(camera))
+        for label in self._count_labels or ():
+            self._count(camera, label, 0)
+
+    def _publish_counts(self, camera: str, detections: Detections) -> None:
+        seen = collections.Counter(self._labels.name(int(i)) for i in detections.label.tolist())
+        counted = self._counted[camera]
+        labels = self._count_labels if self._count_labels is not None else counted | set(seen)
+        for label in labels:
+            self._count(camera, label, seen.get(label, 0))
+
+    def _count(self, camera: str, label: str, count: int) -> None:
+        counted = self._counted[camera]
+        if label not in counted:
+            counted.add(label)
+            if self._discovery is not None:
+                self._connection.set_state(*self._discovery.count(camera, label))
+        self._connection.set_state(self.topics.count(camera, label), str(count).encode())
+
+    def _publish_zones(self, events: Sequence[AnalyticsEvent]) -> None:
+        for event in events:
+            if isinstance(event, ZoneOccupancy):
+                self._zone_count(event)
+
+    def _zone_count(self, occupancy: ZoneOccupancy) -> None:
+        """The zone's total and per-label counts; a label gone from it goes to 0."""
+        camera, zone = occupancy.camera_id, occupancy.zone_id
+        labels = self._zones.get((camera, zone))
+        if labels is None:
+            labels = self._zones[(camera, zone)] = set()
+            if self._discovery is not None:
+                self._connection.set_state(*self._discovery.zone_count(camera, zone))
+        counts = {self._labels.name(int(label)): int(n) for label, n in occupancy.counts}
+        labels.update(counts)
+        self._connection.set_state(
+            self.topics.zone_count(camera, zone), str(occupancy.total).encode()
+        )
+        for label in sorted(labels):
+            self._connection.set_state(
+                self.topics.zone_count(camera, zone, label), str(counts.get(label, 0)).encode()
+            )
+
+    def _camera_status(self, camera: str, payload: str) -> None:
+        self._connection.set_state(self.topics.camera_status(camera), payload.encode())
+
+
+def _known(requested: Sequence[str], labels: LabelMap) -> tuple[str, ...]:
+    """The model's spelling of each requested label; SinkError naming an unknown one."""
+    names = {name.lower(): name for name in labels.names if name}
+    known = []
+    for label in requested:
+        name = names.get(label.strip().lower())
+        if name is None:
+            shown = ", ".join(list(names.values())[:8])
+            raise SinkError(
+                f"mqtt sink: count_labels: the model has no class {label!r} (its classes "
+                f"include {shown})"
+            )
+        known.append(name)
+    return tuple(dict.fromkeys(known))

@@ -1,0 +1,213 @@
+"""Counting what zones and lines saw, from the `zone_visits` and `line_crossings` tables:
+what `query --count-by line|zone [--every PERIOD]` prints.
+
+Rows are grouped in Python after one filtered SELECT, the same on SQLite and PostgreSQL;
+periods (`every`) are aligned on whole multiples of the period since 1970-01-01 UTC (15
+minutes: :00, :15, :30, :45; one day: UTC midnight).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Engine, inspect, select
+
+from sinks.sql.database import DatabaseUrl
+from sinks.sql.models import LineCrossingRow, ZoneVisit
+from sinks.sql.query import DetectionQuery, QueryError, existing_database, iso_z
+
+MAX_PERIODS = 100_000
+"""Most periods one count may span: a finer `every` over a longer time is refused."""
+
+
+@dataclass(frozen=True)
+class _Visit:
+    camera: str
+    zone: str
+    track: tuple[int, int]
+    entered: float
+    left: float
+    dwell_s: float
+
+
+def count_crossings(
+    url: str, q: DetectionQuery, every: timedelta | None = None
+) -> list[dict[str, Any]]:
+    """Line crossings matching `q` (camera, label, run, since/until on the crossing's time)
+    per camera, line and direction, with the distinct tracks among them. With `every`:
+    per period too, from the first period with a crossing to the last, also periods with
+    none. Raises QueryError."""
+    model = LineCrossingRow
+    stmt = select(
+        model.camera, model.line, model.direction, model.time, model.run_id, model.track_id
+    )
+    for column, value in ((model.camera, q.camera), (model.label, q.label), (model.run_id, q.run)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if q.since is not None:
+        stmt = stmt.where(model.time >= q.since)
+    if q.until is not None:
+        stmt = stmt.where(model.time < q.until)
+    with _scene_database(url, model.__tablename__) as engine, engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    groups: dict[tuple[Any, ...], list[tuple[int, int]]] = defaultdict(list)
+    key: tuple[Any, ...]
+    for camera, line, direction, time, run_id, track_id in rows:
+        key = (camera, line, direction)
+        if every is not None:
+            key = (_period_start(time.timestamp(), every), *key)
+        groups[key].append((run_id, track_id))
+    if every is not None:
+        _fill_empty_periods(groups, every)
+    out = []
+    for key in sorted(groups):
+        tracks = groups[key]
+        head = {} if every is None else {"from": iso_z(_utc(key[0]))}
+        camera, line, direction = key[-3:]
+        out.append(
+            {
+                **head,
+                "camera": camera,
+                "line": line,
+                "direction": direction,
+                "crossings": len(tracks),
+                "tracks": len(set(tracks)),
+            }
+        )
+    return out
+
+
+def _fill_empty_periods(groups: dict[tuple[Any, ...], list[Any]], every: timedelta) -> None:
+    """Periods without a crossing, from the first period with one to the last, added
+    empty for each line and direction (a chart's zeros)."""
+    if not groups:
+        return
+    starts = [key[0] for key in groups]
+    _check_span(starts, every)
+    step = every.total_seconds()
+    periods = round((max(starts) - min(starts)) / step) + 1
+    for rest in {key[1:] for key in groups}:
+        for n in range(periods):
+            groups.setdefault((min(starts) + n * step, *rest), [])
+
+
+def count_visits(
+    url: str, q: DetectionQuery, every: timedelta | None = None
+) -> list[dict[str, Any]]:
+    """Finished zone visits matching `q` (camera, label, run; since/until on the time they
+    entered) per camera and zone: visits, distinct tracks, mean and longest dwell.
+
+    With `every`: per period from the first visit's to the last one's, also periods with
+    none, the visits that entered in it and `peak`, the most visits open at once in it
+    (occupancy), counted from the visits' enter and leave times. Raises QueryError.
+    """
+    model = ZoneVisit
+    stmt = select(
+        model.camera, model.zone, model.run_id, model.track_id, model.entered_at,
+        model.left_at, model.dwell_s,
+    )
+    for column, value in ((model.camera, q.camera), (model.label, q.label), (model.run_id, q.run)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if q.since is not None:
+        stmt = stmt.where(model.entered_at >= q.since)
+    if q.until is not None:
+        stmt = stmt.where(model.entered_at < q.until)
+    with _scene_database(url, model.__tablename__) as engine, engine.connect() as conn:
+        visits = [
+            _Visit(camera, zone, (run_id, track_id), entered.timestamp(), left.timestamp(), dwell)
+            for camera, zone, run_id, track_id, entered, left, dwell in conn.execute(stmt)
+        ]
+    by_zone: dict[tuple[str, str], list[_Visit]] = defaultdict(list)
+    for visit in visits:
+        by_zone[(visit.camera, visit.zone)].append(visit)
+    if every is None:
+        return [_visit_totals(*key, by_zone[key]) for key in sorted(by_zone)]
+    _check_span([_period_start(t, every) for v in visits for t in (v.entered, v.left)], every)
+    return [
+        row
+        for camera, zone in sorted(by_zone)
+        for row in _visit_periods(camera, zone, by_zone[(camera, zone)], every)
+    ]
+
+
+def _visit_totals(camera: str, zone: str, visits: list[_Visit]) -> dict[str, Any]:
+    dwell = [v.dwell_s for v in visits]
+    return {
+        "camera": camera,
+        "zone": zone,
+        "visits": len(visits),
+        "tracks": len({v.track for v in visits}),
+        "mean_dwell_s": round(sum(dwell) / len(dwell), 2),
+        "max_dwell_s": round(max(dwell), 2),
+    }
+
+
+def _visit_periods(
+    camera: str, zone: str, visits: list[_Visit], every: timedelta
+) -> list[dict[str, Any]]:
+    """Per period: visits entered, and the peak of visits open at once (a sweep over the
+    enter (+1) and leave (-1) times; a leave before an enter at the same instant)."""
+    step = every.total_seconds()
+    changes = sorted([(v.entered, 1) for v in visits] + [(v.left, -1) for v in visits])
+    first = _period_start(min(v.entered for v in visits), every)
+    last = _period_start(max(v.left for v in visits), every)
+    entered: dict[float, int] = defaultdict(int)
+    for v in visits:
+        entered[_period_start(v.entered, every)] += 1
+    rows = []
+    open_now, i = 0, 0
+    start = first
+    while start <= last:
+        peak = open_now
+        while i < len(changes) and changes[i][0] < start + step:
+            open_now += changes[i][1]
+            peak = max(peak, open_now)
+            i += 1
+        rows.append(
+            {
+                "from": iso_z(_utc(start)),
+                "camera": camera,
+                "zone": zone,
+                "entered": entered.get(start, 0),
+                "peak": peak,
+            }
+        )
+        start += step
+    return rows
+
+
+def _period_start(unix_seconds: float, every: timedelta) -> float:
+    step = every.total_seconds()
+    return (unix_seconds // step) * step
+
+
+def _check_span(starts: list[float], every: timedelta) -> None:
+    if starts and (max(starts) - min(starts)) / every.total_seconds() >= MAX_PERIODS:
+        raise QueryError(
+            f"--every {every} makes more than {MAX_PERIODS} periods for this time span: "
+            "choose a longer period or a shorter span (--since, --until)"
+        )
+
+
+def _utc(unix_seconds: float) -> datetime:
+    return datetime.fromtimestamp(unix_seconds, tz=timezone.utc)
+
+
+@contextmanager
+def _scene_database(url: str, table: str) -> Iterator[Engine]:
+    """`existing_database`, also refusing one without `table` (written before zones and
+    lines were stored)."""
+    db = DatabaseUrl(url)
+    with existing_database(db) as engine:
+        if not inspect(engine).has_table(table):
+            raise QueryError(
+                f"database {db} has no {table} table yet (run the pipeline with zones or "
+                "lines and an sql output writing to it first)"
+            )
+        yield engine

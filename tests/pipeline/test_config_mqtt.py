@@ -1,0 +1,126 @@
+"""The `mqtt` sink's config: the broker URL, the password from the environment (never
+shown), event types; what `validate` and the builder say when the sink cannot open."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.build import SinkContext, build_sink
+from pipeline.config import ConfigError, MqttSinkConfig, parse_config
+from pipeline.preflight import check_sinks
+from pipeline.types import LabelMap
+from sinks.base import SinkError
+from tests.sinks.mqtt.brokers import PrivateMosquitto
+
+SECRET = "s3cret-Hunter2-xyz"
+
+
+@pytest.fixture
+def video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    return "clip.mp4"
+
+
+def config_text(video: str, sink: str) -> str:
+    return f"cameras:\n  - id: lobby\n    source: {video}\nsinks:\n  - type: mqtt\n{sink}"
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, source="cams.yaml")
+    return caught.value.problems
+
+
+def test_defaults_reach_the_local_broker_under_ssd_pipeline(video: str) -> None:
+    (sink,) = parse_config(config_text(video, "")).sinks
+    assert isinstance(sink, MqttSinkConfig)
+    broker = sink.broker()
+    assert (str(broker.address), sink.prefix, sink.qos) == (
+        "mqtt://127.0.0.1:1883", "ssd-pipeline", 1
+    )
+    assert broker.username is None and broker.password is None
+    assert not sink.homeassistant and sink.discovery_prefix == "homeassistant"
+
+
+def test_mqtts_without_a_port_takes_8883(video: str) -> None:
+    (sink,) = parse_config(config_text(video, "    url: mqtts://broker.lan\n")).sinks
+    assert isinstance(sink, MqttSinkConfig)
+    assert (sink.broker().address.port, sink.broker().address.tls) == (8883, True)
+
+
+def test_a_password_in_the_url_is_refused_without_being_shown(video: str) -> None:
+    found = problems(config_text(video, f"    url: mqtt://user:{SECRET}@host:1883\n"))
+    assert len(found) == 1
+    assert found[0].startswith("sinks[0].url (line 6): must not hold credentials")
+    assert SECRET not in found[0]
+
+
+def test_the_password_comes_from_the_named_variable(
+    video: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = config_text(video, "    username: cam\n    password_env: MQTT_TEST_PASSWORD\n")
+    monkeypatch.delenv("MQTT_TEST_PASSWORD", raising=False)
+    assert problems(text) == [
+        "sinks[0] (line 5): the environment variable MQTT_TEST_PASSWORD (password_env) is not set"
+    ]
+    monkeypatch.setenv("MQTT_TEST_PASSWORD", SECRET)
+    (sink,) = parse_config(text).sinks
+    assert isinstance(sink, MqttSinkConfig)
+    assert sink.broker().password == SECRET
+    assert SECRET not in repr(sink.broker()) and SECRET not in repr(sink)
+
+
+def test_a_password_needs_a_user_and_tls_options_need_mqtts(
+    video: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MQTT_TEST_PASSWORD", SECRET)
+    assert problems(config_text(video, "    password_env: MQTT_TEST_PASSWORD\n")) == [
+        "sinks[0] (line 5): password_env needs a username"
+    ]
+    Path("ca.pem").write_text("x")
+    assert problems(config_text(video, "    tls_ca_file: ca.pem\n")) == [
+        "sinks[0] (line 5): tls_ca_file needs an mqtts:// url"
+    ]
+
+
+def test_unknown_event_types_and_wildcards_in_prefixes_are_named(video: str) -> None:
+    found = problems(config_text(video, "    events: [detections, track.lost]\n"))
+    assert len(found) == 1 and "unknown event type 'track.lost'" in found[0]
+    assert "sinks[0].prefix" in problems(config_text(video, "    prefix: home/+/cams\n"))[0]
+
+
+def test_without_paho_the_sink_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "paho.mqtt.client", None)  # as if not installed
+    with pytest.raises(SinkError) as caught:
+        build_sink(MqttSinkConfig(type="mqtt"), SinkContext(LabelMap(("person",))))
+    assert str(caught.value) == (
+        "mqtt sink: the mqtt sink needs paho-mqtt, which is not installed: "
+        "pip install 'ssd-pipeline[mqtt]' (or pip install paho-mqtt)"
+    )
+
+
+def test_validate_names_a_refused_login_without_the_password(
+    video: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "broker").mkdir()
+    broker = PrivateMosquitto(tmp_path / "broker", users={"cam": "the-right-one-42"})
+    broker.start()
+    try:
+        monkeypatch.setenv("MQTT_TEST_PASSWORD", SECRET)
+        text = config_text(
+            video,
+            f"    url: {broker.url}\n    username: cam\n    password_env: MQTT_TEST_PASSWORD\n",
+        )
+        # what `validate` prints after "error: CONFIG: ", and exits 1 for
+        assert check_sinks(parse_config(text).sinks) == [
+            f"sinks[0] (mqtt): the broker at {broker.url} as 'cam' refused the login: Not "
+            "authorized; check `username` and the password in `password_env`"
+        ]
+        monkeypatch.setenv("MQTT_TEST_PASSWORD", "the-right-one-42")
+        assert check_sinks(parse_config(text).sinks) == []
+    finally:
+        broker.kill()

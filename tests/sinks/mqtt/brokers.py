@@ -1,0 +1,244 @@
+"""Brokers for the MQTT tests: the machine's Mosquitto (or, where none runs, one of the
+test session's own), a private one a test may kill and restart, and a client that records
+what arrives."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+paho = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed")
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+SHARED = ("127.0.0.1", 1883)
+WAIT_S = 10.0
+
+
+def reachable(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+        return True
+    return False
+
+
+def unique_prefix() -> str:
+    """A topic prefix no other test (or run) uses."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+class PrivateMosquitto:
+    """A `mosquitto` of the test's own on a free port, with persistence in `folder` (so a
+    restart keeps retained messages and sessions, as a real deployment's does), anonymous
+    or with a password file. `kill()` is SIGKILL: the broker vanishes as in a crash."""
+
+    def __init__(
+        self, folder: Path, *, users: dict[str, str] | None = None, tls: bool = False
+    ) -> None:
+        binary = shutil.which("mosquitto") or (
+            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+        )
+        if binary is None:
+            pytest.skip("mosquitto is not installed")
+        self.binary = binary
+        self.port = free_port()
+        self.folder = folder
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "persistence true",
+            f"persistence_location {folder}/",
+            "autosave_interval 1",
+        ]
+        self.tls = tls
+        if tls:
+            self.ca_file = make_certificates(folder)
+            lines += [
+                f"cafile {self.ca_file}",
+                f"certfile {folder / 'server.pem'}",
+                f"keyfile {folder / 'server.key'}",
+            ]
+        if getpass.getuser() == "root":
+            lines.append("user root")  # else it drops to `mosquitto`, who cannot write here
+        if users:
+            passwd = shutil.which("mosquitto_passwd")
+            if passwd is None:
+                pytest.skip("mosquitto_passwd is not installed")
+            password_file = folder / "passwords"
+            for user, password in users.items():
+                create = ["-c"] if not password_file.exists() else []
+                subprocess.run(
+                    [passwd, "-b", *create, str(password_file), user, password],
+                    check=True, capture_output=True, timeout=WAIT_S,
+                )
+            lines += ["allow_anonymous false", f"password_file {password_file}"]
+        else:
+            lines.append("allow_anonymous true")
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text("\n".join(lines) + "\n")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = (self.folder / "mosquitto.log").open("ab")
+        self._process = subprocess.Popen(
+            [self.binary, "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + WAIT_S
+        while not reachable("127.0.0.1", self.port):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"private mosquitto did not start: {self.log()}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(WAIT_S)
+            self._process = None
+
+    def log(self) -> str:
+        path = self.folder / "mosquitto.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+
+def make_certificates(folder: Path) -> Path:
+    """A CA (`ca.pem`, returned) and a certificate it signed for 127.0.0.1 (`server.pem`,
+    `server.key`) in `folder`, made with openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=folder, check=True, capture_output=True, timeout=WAIT_S)
+
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA")
+    run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.cnf",
+    )
+    return folder / "ca.pem"
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+
+    @property
+    def text(self) -> str:
+        return self.payload.decode()
+
+
+class Listener:
+    """A client subscribed to `topics` (QoS 1), recording every message in `messages`.
+
+    With `session` it keeps a persistent session on the broker under that client id, so
+    that what is published while it is reconnecting is kept for it."""
+
+    def __init__(
+        self, host: str, port: int, topics: list[str], *, session: str | None = None
+    ) -> None:
+        self.messages: list[Received] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=session or f"listener-{uuid.uuid4().hex[:10]}",
+            clean_session=session is None,
+        )
+        self._client.reconnect_delay_set(1, 1)
+        self._topics = topics
+
+        def on_connect(client: object, userdata: object, flags: object, rc: object, p: object) -> None:
+            self._client.subscribe([(t, 1) for t in self._topics])
+
+        def on_subscribe(client: object, userdata: object, mid: object, rcs: object, p: object) -> None:
+            self._subscribed.set()
+
+        def on_message(client: object, userdata: object, message: paho.MQTTMessage) -> None:
+            with self._lock:
+                self.messages.append(Received(message.topic, message.payload, message.retain))
+
+        self._client.on_connect = on_connect
+        self._client.on_subscribe = on_subscribe
+        self._client.on_message = on_message
+        self._client.connect(host, port)
+        self._client.loop_start()
+        assert self._subscribed.wait(WAIT_S), "the listener could not subscribe"
+
+    def wait_for(self, condition: Callable[[list[Received]], bool], timeout: float = WAIT_S) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                got = list(self.messages)
+            if condition(got) or time.monotonic() > deadline:
+                return got
+            time.sleep(0.02)
+
+    def latest(self, topic: str) -> str | None:
+        with self._lock:
+            found = [m.text for m in self.messages if m.topic == topic]
+        return found[-1] if found else None
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def clear_retained(host: str, port: int, topics: list[str]) -> None:
+    """Remove retained messages left by a test on a broker that persists them."""
+    client = paho.Client(CallbackAPIVersion.VERSION2)
+    client.connect(host, port)
+    client.loop_start()
+    infos = [client.publish(t, b"", qos=1, retain=True) for t in topics]
+    for info in infos:
+        info.wait_for_publish(WAIT_S)
+    client.disconnect()
+    client.loop_stop()
+
+
+@contextlib.contextmanager
+def machine_broker(folder: Path) -> Iterator[tuple[str, int]]:
+    """(host, port) of the machine's Mosquitto at 127.0.0.1:1883, or, where none runs, of a
+    private one started in `folder` for as long as the context lasts."""
+    if reachable(*SHARED):
+        yield SHARED
+        return
+    private = PrivateMosquitto(folder)
+    private.start()
+    try:
+        yield ("127.0.0.1", private.port)
+    finally:
+        private.kill()
+
+
+@contextlib.contextmanager
+def listening(
+    broker: tuple[str, int], topics: Callable[[str], list[str]]
+) -> Iterator[tuple[str, Listener]]:
+    """(prefix, listener of `topics(prefix)`) for a prefix of the test's own on `broker`;
+    the retained messages the test left are removed after (the broker may persist them)."""
+    prefix = unique_prefix()
+    listener = Listener(*broker, topics(prefix))
+    try:
+        yield prefix, listener
+    finally:
+        listener.close()
+        clear_retained(*broker, sorted({m.topic for m in listener.messages}))

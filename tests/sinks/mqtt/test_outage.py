@@ -1,0 +1,104 @@
+"""The mqtt sink while its broker (a private Mosquitto) is killed and started again."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sinks.mqtt.sink import MqttSink
+from tests.sinks.mqtt.brokers import WAIT_S, Listener, PrivateMosquitto, Received
+from tests.sinks.mqtt.conftest import LABELS, broker_settings, feed, frames
+
+PREFIX = "outage"
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[PrivateMosquitto]:
+    mosquitto = PrivateMosquitto(tmp_path)
+    mosquitto.start()
+    yield mosquitto
+    mosquitto.kill()
+
+
+def until(condition: object, timeout: float = WAIT_S) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def detection_seqs(messages: list[Received]) -> list[int]:
+    return [json.loads(m.payload)["seq"] for m in messages if m.topic.endswith("/detections")]
+
+
+def crash(broker: PrivateMosquitto, listener: Listener) -> None:
+    """Kill the broker once its database holds the listener's session (SIGUSR1 saves it),
+    as a broker that persists sessions keeps them across a crash."""
+    database = broker.folder / "mosquitto.db"
+    assert broker._process is not None
+    broker._process.send_signal(signal.SIGUSR1)
+    assert until(database.exists), broker.log()
+    broker.kill()
+
+
+def test_events_sent_while_the_broker_is_away_arrive_after_it_returns(
+    broker: PrivateMosquitto,
+) -> None:
+    listener = Listener("127.0.0.1", broker.port, [f"{PREFIX}/#"], session="outage-listener")
+    sink = MqttSink(broker_settings(broker.url), LABELS, prefix=PREFIX, qos=1)
+    try:
+        feed(sink, frames("lobby", 5))
+        assert until(lambda: len(detection_seqs(listener.messages)) == 5)
+        crash(broker, listener)
+        assert until(lambda: not sink.connection.connected), "the sink did not notice"
+        feed(sink, frames("lobby", 5, first=5))  # buffered
+        broker.start()
+        assert until(lambda: sink.connection.connected), broker.log()
+        got = listener.wait_for(lambda m: set(detection_seqs(m)) >= set(range(10)))
+        assert sorted(set(detection_seqs(got))) == list(range(10))
+        assert sink.connection.dropped == 0
+        assert sink.connection.reconnections == 1
+        assert "0 dropped" in sink.describe() and "1 reconnection" in sink.describe()
+        # the state is told again to the broker that came back
+        assert listener.latest(f"{PREFIX}/status") == "online"
+    finally:
+        sink.close()
+        listener.close()
+
+
+def test_a_full_buffer_drops_the_oldest_events_and_counts_them(broker: PrivateMosquitto) -> None:
+    listener = Listener("127.0.0.1", broker.port, [f"{PREFIX}/#"], session="drops-listener")
+    sink = MqttSink(broker_settings(broker.url), LABELS, prefix=PREFIX, qos=1, buffer_size=3)
+    try:
+        feed(sink, frames("lobby", 2))
+        assert until(lambda: len(detection_seqs(listener.messages)) == 2)
+        crash(broker, listener)
+        assert until(lambda: not sink.connection.connected)
+        feed(sink, frames("lobby", 5, first=2))  # seq 2..6: room for 3
+        assert sink.connection.dropped == 2
+        broker.start()
+        got = listener.wait_for(lambda m: 6 in detection_seqs(m))
+        assert sorted(set(detection_seqs(got))) == [0, 1, 4, 5, 6]
+        assert "2 dropped while the broker was away (buffer 3)" in sink.describe()
+    finally:
+        sink.close()
+        listener.close()
+
+
+def test_what_is_still_buffered_when_the_run_ends_is_counted(broker: PrivateMosquitto) -> None:
+    sink = MqttSink(
+        broker_settings(broker.url), LABELS, prefix=PREFIX, close_timeout_s=0.2
+    )
+    broker.kill()
+    assert until(lambda: not sink.connection.connected)
+    feed(sink, frames("lobby", 3))
+    sink.close()
+    assert sink.connection.undelivered == 3
+    assert "3 undelivered at the end" in sink.describe()

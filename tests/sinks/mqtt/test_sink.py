@@ -1,0 +1,271 @@
+"""The mqtt sink on the machine's Mosquitto: events, retained state, discovery, last will."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+import zmq
+
+from pipeline.types import ZoneOccupancy
+from sinks.base import SinkError
+from sinks.event_bus.publisher import EventPublisher
+from sinks.event_bus.schema import parse_event
+from sinks.event_stream import EventStream, encode
+from sinks.mqtt.sink import MqttSink
+from tests.conftest import free_port
+from tests.pipeline.cli_runs import ROOT
+from tests.sinks.event_bus.conftest import T0
+from tests.sinks.mqtt.brokers import WAIT_S, Listener, listening, machine_broker
+from tests.sinks.mqtt.conftest import LABELS, broker_settings, camera_inputs, feed, frames
+
+Broker = tuple[str, int]
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    with machine_broker(tmp_path_factory.mktemp("mosquitto")) as address:
+        yield address
+
+
+def url(broker: Broker) -> str:
+    return f"mqtt://{broker[0]}:{broker[1]}"
+
+
+def everything(prefix: str) -> list[str]:
+    return [f"{prefix}/#"]
+
+
+def expected_events(prefix: str, cameras: list[str]) -> list[tuple[str, bytes]]:
+    """(topic, body) of every event, built by the event stream both event sinks use."""
+    stream = EventStream(LABELS)
+    out = []
+    for camera in cameras:
+        for item in camera_inputs(camera):
+            kind = type(item).__name__
+            built = (
+                stream.frame(item) if kind == "FrameResult"  # type: ignore[arg-type]
+                else [stream.status(item)] if kind == "CameraStatus"  # type: ignore[arg-type]
+                else stream.end(item) if kind == "StreamEnd"  # type: ignore[arg-type]
+                else []
+            )
+            out += [(f"{prefix}/{e.camera}/{e.type}", encode(e)) for e in built]
+    return out
+
+
+def event_messages(prefix: str, received: list) -> list[tuple[str, bytes]]:
+    state = ("/status", "/count/")
+    return [
+        (m.topic, m.payload) for m in received
+        if m.topic.startswith(prefix + "/") and not any(s in m.topic for s in state)
+        and m.topic != f"{prefix}/status"
+    ]
+
+
+def test_every_event_arrives_once_on_its_camera_and_type_topic(broker: Broker) -> None:
+    with listening(broker, everything) as (prefix, listener):
+        sink = MqttSink(broker_settings(url(broker)), LABELS, prefix=prefix)
+        for camera in ("lobby", "gate"):
+            feed(sink, camera_inputs(camera))
+        sink.close()
+        expected = expected_events(prefix, ["lobby", "gate"])
+        got = listener.wait_for(lambda m: len(event_messages(prefix, m)) >= len(expected))
+        assert event_messages(prefix, got) == expected
+        assert sink.events_sent == len(expected)
+        assert "0 dropped" in sink.describe()
+        for _, body in expected:
+            parse_event(body)  # every body is a valid event of the bus's contract
+
+
+def test_bodies_are_those_of_the_zeromq_bus(broker: Broker) -> None:
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    context = zmq.Context()
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(endpoint)
+    publisher = EventPublisher(endpoint, LABELS, wait_for_subscribers=1)
+    try:
+        with listening(broker, everything) as (prefix, listener):
+            sink = MqttSink(broker_settings(url(broker)), LABELS, prefix=prefix)
+            inputs = camera_inputs("lobby")
+            feed(sink, inputs)
+            feed(publisher, inputs)
+            sink.close()
+            zmq_bodies = []
+            while len(zmq_bodies) < publisher.sent:
+                assert sub.poll(int(WAIT_S * 1000))
+                zmq_bodies.append(sub.recv_multipart()[1])
+            got = listener.wait_for(lambda m: len(event_messages(prefix, m)) >= len(zmq_bodies))
+            assert [body for _, body in event_messages(prefix, got)] == zmq_bodies
+    finally:
+        publisher.close()
+        sub.close(0)
+        context.term()
+
+
+def test_status_and_counts_are_retained_and_follow_the_camera(broker: Broker) -> None:
+    with listening(broker, everything) as (prefix, listener):
+        sink = MqttSink(broker_settings(url(broker)), LABELS, prefix=prefix)
+        inputs = camera_inputs("lobby")
+        feed(sink, inputs[:7])  # up to frame 3: two people and a car
+        status, people, cars = (
+            f"{prefix}/lobby/status", f"{prefix}/lobby/count/person", f"{prefix}/lobby/count/car"
+        )
+        listener.wait_for(lambda m: any(x.topic == cars for x in m))
+        assert listener.latest(f"{prefix}/status") == "online"
+        assert (listener.latest(status), listener.latest(people), listener.latest(cars)) == (
+            "online", "2", "1"
+        )
+        feed(sink, inputs[7:8])  # frame 4: the car has gone
+        listener.wait_for(lambda m: [x.text for x in m if x.topic == cars][-1:] == ["0"])
+        assert listener.latest(cars) == "0"
+        feed(sink, inputs[8:])
+        sink.close()
+        # a client connecting later is told the state by the broker
+        late = Listener(*broker, everything(prefix))
+        try:
+            kept = late.wait_for(lambda m: len(m) >= 4)
+            retained = {m.topic: m.text for m in kept if m.retain}
+            assert retained == {
+                f"{prefix}/status": "offline", status: "offline", people: "0", cars: "0"
+            }
+        finally:
+            late.close()
+
+
+def test_chosen_event_types_are_sent_and_retained(broker: Broker) -> None:
+    with listening(broker, everything) as (prefix, listener):
+        sink = MqttSink(
+            broker_settings(url(broker)), LABELS, prefix=prefix,
+            events=("track.started", "stream.ended"), retain_events=("track.started",),
+        )
+        feed(sink, camera_inputs("lobby"))
+        sink.close()
+        got = listener.wait_for(lambda m: len(event_messages(prefix, m)) >= 2)
+        assert [t for t, _ in event_messages(prefix, got)] == [
+            f"{prefix}/lobby/track.started", f"{prefix}/lobby/stream.ended"
+        ]
+        late = Listener(*broker, [f"{prefix}/lobby/+"])
+        try:
+            kept = late.wait_for(lambda m: any(x.topic.endswith("track.started") for x in m))
+            assert {m.topic for m in kept if m.retain} >= {f"{prefix}/lobby/track.started"}
+            assert f"{prefix}/lobby/stream.ended" not in {m.topic for m in kept}
+        finally:
+            late.close()
+
+
+def test_home_assistant_discovers_a_status_and_a_count_sensor_per_camera(broker: Broker) -> None:
+    def topics(prefix: str) -> list[str]:
+        return [f"{prefix}/#", f"{prefix}-ha/#"]
+
+    with listening(broker, topics) as (prefix, listener):
+        sink = MqttSink(
+            broker_settings(url(broker)), LABELS, prefix=prefix,
+            count_labels=("Person",), discovery_prefix=f"{prefix}-ha",
+        )
+        feed(sink, camera_inputs("lobby")[:2])  # announced as the camera starts
+        # the node id is the prefix: letters, digits, `-` and `_` are kept as they are
+        status_topic = f"{prefix}-ha/sensor/{prefix}/lobby_status/config"
+        count_topic = f"{prefix}-ha/sensor/{prefix}/lobby_person_count/config"
+        got = listener.wait_for(lambda m: {status_topic, count_topic} <= {x.topic for x in m})
+        configs = {m.topic: json.loads(m.payload) for m in got if "-ha/" in m.topic}
+        assert set(configs) == {status_topic, count_topic}
+        status, count = configs[status_topic], configs[count_topic]
+        assert status["state_topic"] == f"{prefix}/lobby/status"
+        assert status["options"] == ["online", "offline"]
+        assert status["availability_topic"] == f"{prefix}/status"
+        assert count["state_topic"] == f"{prefix}/lobby/count/person"
+        assert count["state_class"] == "measurement"
+        assert [a["topic"] for a in count["availability"]] == [
+            f"{prefix}/status", f"{prefix}/lobby/status"
+        ]
+        assert status["device"] == count["device"]
+        assert status["device"]["name"] == "lobby"
+        assert status["unique_id"] != count["unique_id"]
+        # the states the sensors read exist from the start
+        assert listener.latest(f"{prefix}/lobby/count/person") == "0"
+        assert listener.latest(f"{prefix}/lobby/status") == "online"
+        sink.close()
+
+
+def test_without_count_labels_a_label_is_counted_from_its_first_box(broker: Broker) -> None:
+    with listening(broker, everything) as (prefix, listener):
+        sink = MqttSink(broker_settings(url(broker)), LABELS, prefix=prefix)
+        feed(sink, camera_inputs("lobby")[:4])  # frame 0: nothing seen
+        feed(sink, frames("lobby", 1, first=1))
+        sink.close()
+        gone = f"{prefix}/status"
+        got = listener.wait_for(lambda m: any(x.topic == gone and x.text == "offline" for x in m))
+        counted = sorted({m.topic.rsplit("/", 1)[1] for m in got if "/count/" in m.topic})
+        assert counted == ["person"]
+
+
+def test_an_unknown_count_label_is_refused_naming_the_classes() -> None:
+    # refused before connecting: no broker listens on port 1 of this machine
+    with pytest.raises(SinkError, match=r"count_labels: the model has no class 'dog'.*person"):
+        MqttSink(broker_settings("mqtt://127.0.0.1:1"), LABELS, count_labels=("dog",))
+
+
+WILL_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from pipeline.types import LabelMap
+    from sinks.mqtt.settings import BrokerAddress, BrokerSettings
+    from sinks.mqtt.sink import MqttSink
+    settings = BrokerSettings(BrokerAddress.parse(sys.argv[1]), client_id=sys.argv[3])
+    sink = MqttSink(settings, LabelMap(("person",)), prefix=sys.argv[2])
+    print("ready", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_the_last_will_says_offline_when_the_process_is_killed(broker: Broker) -> None:
+    with listening(broker, everything) as (prefix, listener):
+        process = subprocess.Popen(
+            [sys.executable, "-c", WILL_SCRIPT, url(broker), prefix, f"will-{prefix}"],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        )
+        try:
+            assert process.stdout is not None and process.stdout.readline() == "ready\n"
+            listener.wait_for(lambda m: any(x.topic == f"{prefix}/status" for x in m))
+            assert listener.latest(f"{prefix}/status") == "online"
+        finally:
+            process.kill()
+            process.wait(WAIT_S)
+        listener.wait_for(lambda m: m[-1].text == "offline")
+        assert listener.latest(f"{prefix}/status") == "offline"
+
+
+def test_zone_occupancy_is_kept_per_zone_and_label_and_announced(broker: Broker) -> None:
+    def topics(prefix: str) -> list[str]:
+        return [f"{prefix}/#", f"{prefix}-ha/#"]
+
+    with listening(broker, topics) as (prefix, listener):
+        sink = MqttSink(
+            broker_settings(url(broker)), LABELS, prefix=prefix, discovery_prefix=f"{prefix}-ha"
+        )
+        inputs = camera_inputs("lobby")
+        feed(sink, inputs[:3])
+        at_door = ZoneOccupancy("lobby", "door", ((1, 2), (2, 1)), 0, T0)
+        feed(sink, [replace(inputs[3], analytics=(at_door,))])
+        zone = f"{prefix}/lobby/zone/door/count"
+        listener.wait_for(lambda m: any(x.topic == f"{zone}/car" for x in m))
+        assert (listener.latest(zone), listener.latest(f"{zone}/person")) == ("3", "2")
+        assert listener.latest(f"{zone}/car") == "1"
+        car_left = ZoneOccupancy("lobby", "door", ((1, 2),), 1, T0)
+        feed(sink, [replace(inputs[4], analytics=(car_left,))])
+        listener.wait_for(lambda m: [x.text for x in m if x.topic == f"{zone}/car"][-1:] == ["0"])
+        assert (listener.latest(zone), listener.latest(f"{zone}/car")) == ("2", "0")
+        feed(sink, inputs[5:])  # the end: nobody is counted inside any more
+        sink.close()
+        listener.wait_for(lambda m: [x.text for x in m if x.topic == zone][-1:] == ["0"])
+        assert listener.latest(f"{zone}/person") == "0"
+        config_topic = f"{prefix}-ha/sensor/{prefix}/lobby_zone_door_count/config"
+        config = json.loads(next(m.payload for m in listener.messages if m.topic == config_topic))
+        assert config["state_topic"] == zone and config["name"] == "Zone door occupancy"

@@ -1,0 +1,176 @@
+"""Counting stored zone visits and line crossings (`query --count-by line|zone [--every]`),
+on SQLite and the local PostgreSQL, and retention of them."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.types import AnalyticsEvent, LineCrossing, StreamEnd, ZoneEvent
+from sinks.sql.models import LineCrossingRow, ZoneVisit
+from sinks.sql.query import DetectionQuery, QueryError
+from sinks.sql.retention import delete_older_than
+from sinks.sql.scene_query import count_crossings, count_visits
+from sinks.sql.sink import SqlSink
+from tests.sinks.sql.builders import LABELS, count, frame_result
+
+# 2026-11-21 10:00:00 UTC: a multiple of 15 minutes
+T0 = datetime(2026, 11, 21, 10, 0, tzinfo=timezone.utc).timestamp()
+MIN = 60.0
+
+
+def crossing(camera: str, line: str, track: int, direction: str, t: float) -> LineCrossing:
+    sides = ("left", "right") if direction == "in" else ("right", "left")
+    return LineCrossing(camera, line, track, 1, direction, *sides, frame=int(t - T0), time=t)
+
+
+def visit(camera: str, zone: str, track: int, entered: float, left: float) -> ZoneEvent:
+    return ZoneEvent(
+        "left", camera, zone, track, 1, frame=int(left - T0), time=left,
+        entered_frame=int(entered - T0), entered_time=entered, dwell_s=left - entered,
+    )
+
+
+def store(url: str, events: list[AnalyticsEvent]) -> SqlSink:
+    """One run whose frames carry `events`, one frame each (by time)."""
+    sink = SqlSink(url, LABELS)
+    for event in sorted(events, key=lambda e: e.time):
+        result = frame_result(event.camera_id, int(event.time - T0), event.time, [])
+        sink.write(replace(result, analytics=(event,)))
+    sink.end(StreamEnd("cam", frames=1))
+    sink.close()
+    return sink
+
+
+CROSSINGS: list[AnalyticsEvent] = [
+    crossing("cam", "door", 1, "in", T0 + 1 * MIN),
+    crossing("cam", "door", 2, "in", T0 + 2 * MIN),
+    crossing("cam", "door", 2, "out", T0 + 3 * MIN),  # the same person going back out
+    crossing("cam", "door", 3, "in", T0 + 40 * MIN),  # 10:30-10:45; nothing 10:15-10:30
+    crossing("cam", "gate", 4, "out", T0 + 5 * MIN),
+    crossing("other", "door", 5, "in", T0 + 6 * MIN),
+]
+
+
+def test_crossings_are_counted_per_line_and_direction_with_distinct_tracks(
+    sql_db_url: str,
+) -> None:
+    store(sql_db_url, CROSSINGS)
+    rows = count_crossings(sql_db_url, DetectionQuery(camera="cam"))
+    assert rows == [
+        {"camera": "cam", "line": "door", "direction": "in", "crossings": 3, "tracks": 3},
+        {"camera": "cam", "line": "door", "direction": "out", "crossings": 1, "tracks": 1},
+        {"camera": "cam", "line": "gate", "direction": "out", "crossings": 1, "tracks": 1},
+    ]
+    since = datetime.fromtimestamp(T0 + 2 * MIN, timezone.utc)
+    until = datetime.fromtimestamp(T0 + 40 * MIN, timezone.utc)
+    window = count_crossings(sql_db_url, DetectionQuery(since=since, until=until))
+    assert [(r["camera"], r["line"], r["direction"], r["crossings"]) for r in window] == [
+        ("cam", "door", "in", 1), ("cam", "door", "out", 1), ("cam", "gate", "out", 1),
+        ("other", "door", "in", 1),
+    ]
+
+
+def test_crossings_per_period_include_the_empty_periods_between(sql_db_url: str) -> None:
+    store(sql_db_url, CROSSINGS)
+    rows = count_crossings(
+        sql_db_url, DetectionQuery(camera="cam"), every=timedelta(minutes=15)
+    )
+    door_in = [(r["from"], r["crossings"]) for r in rows if (r["line"], r["direction"]) == ("door", "in")]
+    assert door_in == [
+        ("2026-11-21T10:00:00.000000Z", 2),
+        ("2026-11-21T10:15:00.000000Z", 0),
+        ("2026-11-21T10:30:00.000000Z", 1),
+    ]
+    assert len(rows) == 3 * 3  # every line and direction of the camera, every period
+
+
+def test_visits_are_counted_per_zone_with_their_dwell(sql_db_url: str) -> None:
+    store(sql_db_url, [
+        visit("cam", "bay", 1, T0 + 1 * MIN, T0 + 3 * MIN),
+        visit("cam", "bay", 2, T0 + 2 * MIN, T0 + 6 * MIN),
+        visit("cam", "bay", 2, T0 + 10 * MIN, T0 + 11 * MIN),  # the same track, again
+        visit("cam", "door", 3, T0 + 1 * MIN, T0 + 1.5 * MIN),
+    ])
+    assert count_visits(sql_db_url, DetectionQuery()) == [
+        {"camera": "cam", "zone": "bay", "visits": 3, "tracks": 2, "mean_dwell_s": 140.0,
+         "max_dwell_s": 240.0},
+        {"camera": "cam", "zone": "door", "visits": 1, "tracks": 1, "mean_dwell_s": 30.0,
+         "max_dwell_s": 30.0},
+    ]
+
+
+def test_visits_per_period_give_entries_and_the_peak_inside_at_once(sql_db_url: str) -> None:
+    store(sql_db_url, [
+        visit("cam", "bay", 1, T0 + 1 * MIN, T0 + 3 * MIN),
+        visit("cam", "bay", 2, T0 + 2 * MIN, T0 + 22 * MIN),  # spans into 10:15-10:30
+        visit("cam", "bay", 3, T0 + 4 * MIN, T0 + 5 * MIN),  # 1 left at 3: 2 at once at most
+        visit("cam", "bay", 4, T0 + 50 * MIN, T0 + 52 * MIN),
+    ])
+    rows = count_visits(sql_db_url, DetectionQuery(), every=timedelta(minutes=15))
+    assert [(r["from"][11:16], r["entered"], r["peak"]) for r in rows] == [
+        ("10:00", 3, 2),
+        ("10:15", 0, 1),  # track 2 still inside
+        ("10:30", 0, 0),
+        ("10:45", 1, 1),
+    ]
+
+
+def test_a_period_too_fine_for_the_span_is_refused(sql_db_url: str) -> None:
+    store(sql_db_url, [crossing("cam", "door", 1, "in", T0), crossing("cam", "door", 2, "in", T0 + 86_400)])
+    with pytest.raises(QueryError, match="more than 100000 periods"):
+        count_crossings(sql_db_url, DetectionQuery(), every=timedelta(seconds=0.5))
+
+
+def test_a_database_written_before_zones_and_lines_says_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    SqlSink(url, LABELS).close()
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute("DROP TABLE line_crossings")
+    with pytest.raises(QueryError, match="has no line_crossings table yet"):
+        count_crossings(url, DetectionQuery())
+
+
+def test_retention_deletes_old_visits_and_crossings(sql_db_url: str) -> None:
+    store(sql_db_url, [
+        crossing("cam", "door", 1, "in", T0),
+        crossing("cam", "door", 2, "in", T0 + 2 * MIN),
+        visit("cam", "bay", 1, T0, T0 + MIN),
+        visit("cam", "bay", 2, T0, T0 + 3 * MIN),
+    ])
+    result = delete_older_than(sql_db_url, datetime.fromtimestamp(T0 + 1.5 * MIN, timezone.utc))
+    assert (result.line_crossings, result.zone_visits) == (1, 1)
+    assert count(sql_db_url, LineCrossingRow) == 1 and count(sql_db_url, ZoneVisit) == 1
+
+
+def test_query_command_counts_crossings_per_period_as_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    store(url, CROSSINGS)
+    assert main(["query", "--db", url, "--count-by", "line", "--camera", "other", "--every", "1h",
+                 "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "from,camera,line,direction,crossings,tracks",
+        "2026-11-21T10:00:00.000000Z,other,door,in,1,1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--every", "15m"], "--every goes with --count-by line or --count-by zone"),
+        (["--count-by", "zone", "--track", "3"], "--count-by zone does not take --track"),
+        (["--count-by", "line", "--min-score", "0.5"], "--count-by line does not take --min-score"),
+    ],
+)
+def test_query_command_refuses_options_that_do_not_go_together(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], problem: str
+) -> None:
+    assert main(["query", "--db", f"sqlite:///{tmp_path / 'd.db'}", *args]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {problem}"
