@@ -106,3 +106,9 @@ def test_run_without_ray_stops_before_any_frame_with_that_line(tmp_path: Path) -
     assert out.stderr.splitlines() == [
         "error: cluster: Ray is not installed; pip install -e '.[ray]' (or pip install 'ray>=2.9')"
     ]
+
+
+def test_the_http_server_is_refused_on_a_cluster(video: Path) -> None:
+    text = config_text(video, "  engine: ray\n") + "http: {port: 9464}\n"
+    with pytest.raises(ConfigError, match="http: the HTTP server does not run on a cluster yet"):
+        parse_config(text)
