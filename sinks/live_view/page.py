@@ -96,7 +96,7 @@ function showCounts(box, cam) {
   }
   for (const l of cam.lines || []) {
     items.push(["line", l.id,
-                Object.entries(l.crossings).map(([k, n]) => k + " " + n).join(" \u00b7 ")]);
+                Object.entries(l.crossings).map(([k, n]) => k + " " + n).join(", ")]);
   }
   const key = JSON.stringify(items);
   if (box.dataset.key === key) return;
