@@ -99,23 +99,24 @@ def line_normal(line: LineShape) -> Point:
 
 
 def _draw_shapes(image: Image, scene: SceneView, thickness: int) -> None:
-    """Zone outlines, lines with an arrow each way across, and the trails, in place."""
+    """Zone outlines, lines with an arrow each way across, and the trails, in place: not
+    anti-aliased, which would cost 3 to 4 times as much (`benchmarks.analytics --draw`)."""
     for zone in scene.layout.zones:
         corners = np.rint(np.array(zone.polygon, np.float64)).astype(np.int32)
-        cv2.polylines(image, [corners], True, ZONE_COLOR, thickness, cv2.LINE_AA)
+        cv2.polylines(image, [corners], True, ZONE_COLOR, thickness, cv2.LINE_8)
     for line in scene.layout.lines:
         a, b = _px(line.a), _px(line.b)
-        cv2.line(image, a, b, LINE_COLOR, thickness, cv2.LINE_AA)
+        cv2.line(image, a, b, LINE_COLOR, thickness, cv2.LINE_8)
         for end in (a, b):
             cv2.circle(image, end, thickness + 2, LINE_COLOR, cv2.FILLED, cv2.LINE_AA)
         mid, (nx, ny), reach = _midpoint(line), line_normal(line), _arrow_length(image)
         for sign in (1, -1):
             tip = _px((mid[0] + sign * nx * reach, mid[1] + sign * ny * reach))
-            cv2.arrowedLine(image, _px(mid), tip, LINE_COLOR, thickness, cv2.LINE_AA, 0, 0.3)
+            cv2.arrowedLine(image, _px(mid), tip, LINE_COLOR, thickness, cv2.LINE_8, 0, 0.3)
     for track_id, points in scene.trails:
         if len(points) > 1:
             color = box_color(track_id, 0)
-            cv2.polylines(image, [points], False, color, thickness, cv2.LINE_AA)
+            cv2.polylines(image, [points], False, color, max(1, thickness - 1), cv2.LINE_8)
 
 
 def _draw_counts(image: Image, scene: SceneView, font_scale: float, thickness: int) -> None:
@@ -126,17 +127,17 @@ def _draw_counts(image: Image, scene: SceneView, font_scale: float, thickness: i
     crossings = scene.crossings or ((None, None),) * len(lines)
     for zone, inside in zip(zones, occupancy, strict=True):
         top = min(zone.polygon, key=lambda p: (p[1], p[0]))
-        _draw_caption(image, zone_caption(zone.id, inside), _px(top), ZONE_COLOR, font_scale)
+        _draw_label(image, zone_caption(zone.id, inside), _px(top), ZONE_COLOR, font_scale)
     for line, (forward, back) in zip(lines, crossings, strict=True):
-        _draw_caption(image, line.id, _px(line.a), LINE_COLOR, font_scale)
+        _draw_label(image, line.id, _px(line.a), LINE_COLOR, font_scale)
         mid, (nx, ny), reach = _midpoint(line), line_normal(line), _arrow_length(image)
         for sign, text in (
             (1, direction_caption(line.left_to_right, forward)),
             (-1, direction_caption(line.right_to_left, back)),
         ):
             # the label beyond the arrow's tip, wholly on the side the direction goes to
-            (tw, th), baseline = cv2.getTextSize(text, _FONT, font_scale, 1)
-            off = reach + abs(nx) * (tw + 4) / 2 + abs(ny) * (th + baseline + 4) / 2 + 2
+            th, tw = _label(text, LINE_COLOR, font_scale).shape[:2]
+            off = reach + abs(nx) * (tw + 4) / 2 + abs(ny) * (th + 4) / 2 + 2
             tip = (mid[0] + sign * nx * off, mid[1] + sign * ny * off)
             _draw_tag(image, text, _px(tip), LINE_COLOR, font_scale)
 
@@ -155,10 +156,42 @@ def _px(point: Point) -> tuple[int, int]:
 
 def _draw_tag(image: Image, text: str, center: tuple[int, int], color: Color, scale: float) -> None:
     """`text` on a filled label centred on `center` (kept inside the image)."""
+    patch = _label(text, color, scale)
+    h, w = patch.shape[:2]
+    _paste(image, patch, center[0] - w // 2, center[1] - h // 2)
+
+
+def _draw_label(
+    image: Image, text: str, corner: tuple[int, int], color: Color, scale: float
+) -> None:
+    """`text` on a filled label above `corner` (below it at the top edge), as a box's
+    caption, from the cache of labels."""
+    patch = _label(text, color, scale)
+    top = corner[1] - patch.shape[0]
+    _paste(image, patch, corner[0], top if top >= 0 else corner[1])
+
+
+@lru_cache(maxsize=256)
+def _label(text: str, color: Color, scale: float) -> Image:
+    """A filled label with `text`, drawn once: counts change rarely, and a label drawn
+    afresh costs more than the rest of the scene."""
     (tw, th), baseline = cv2.getTextSize(text, _FONT, scale, 1)
-    x = min(max(center[0] - tw // 2, 0), max(image.shape[1] - tw - 2, 0))
-    y = min(max(center[1] - th // 2, 0), max(image.shape[0] - th - baseline - 2, 0))
-    _draw_caption(image, text, (x, y + th + baseline + 2), color, scale)
+    patch = np.empty((th + baseline + 3, tw + 3, 3), np.uint8)
+    patch[:] = color
+    luminance = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
+    text_color = (0, 0, 0) if luminance > 140 else (255, 255, 255)
+    cv2.putText(patch, text, (1, th + 1), _FONT, scale, text_color, 1, cv2.LINE_AA)
+    patch.flags.writeable = False
+    return patch
+
+
+def _paste(image: Image, patch: Image, x: int, y: int) -> None:
+    """`patch` onto `image` with its top left at (x, y), moved inside the image."""
+    h, w = patch.shape[:2]
+    x = min(max(x, 0), max(image.shape[1] - w, 0))
+    y = min(max(y, 0), max(image.shape[0] - h, 0))
+    region = image[y : y + h, x : x + w]
+    region[:] = patch[: region.shape[0], : region.shape[1]]
 
 
 def _draw_caption(

@@ -10,7 +10,7 @@ detected frames (so that the trails kept stay bounded however tracks end).
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,30 @@ class SceneView:
     trails: tuple[tuple[int, npt.NDArray[np.int32]], ...] = ()
 
 
+class _Trail:
+    """A track's last `length` points, kept in an array twice as long that is shifted back
+    once full: appending and copying out cost a few microseconds, where building an array
+    from a deque of points each frame costs more than drawing it."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        self._points = np.empty((2 * length, 2), np.int32)
+        self._start = self._end = 0
+
+    def append(self, x: int, y: int) -> None:
+        if self._end == len(self._points):
+            keep = self.length - 1
+            self._points[:keep] = self._points[self._end - keep : self._end]
+            self._start, self._end = 0, keep
+        self._points[self._end] = (x, y)
+        self._end += 1
+        self._start = max(self._start, self._end - self.length)
+
+    def points(self) -> npt.NDArray[np.int32]:
+        """A copy of the points, oldest first: [K, 2]."""
+        return self._points[self._start : self._end].copy()
+
+
 class SceneOverlay:
     """One camera's counts and trails, updated frame by frame (`update`) from its results."""
 
@@ -54,7 +78,7 @@ class SceneOverlay:
         self.trail_points = trail_points
         self._occupancy: dict[str, ZoneOccupancy] = {}
         self._crossings: dict[str, Counter[str]] = {li.id: Counter() for li in layout.lines}
-        self._trails: dict[int, deque[tuple[int, int]]] = {}
+        self._trails: dict[int, _Trail] = {}
         self._last_seen: dict[int, int] = {}
         self._shown: tuple[int, ...] = ()
         self._detected = 0
@@ -73,11 +97,13 @@ class SceneOverlay:
             boxes = dets.xyxy[tracked].astype(np.float64)
             xs = boxes[:, 0] + fx * (boxes[:, 2] - boxes[:, 0])
             ys = boxes[:, 1] + fy * (boxes[:, 3] - boxes[:, 1])
-            for track_id, x, y in zip(ids, np.rint(xs).tolist(), np.rint(ys).tolist(), strict=True):
+            for track_id, x, y in zip(
+                ids, np.rint(xs).tolist(), np.rint(ys).tolist(), strict=True
+            ):
                 trail = self._trails.get(track_id)
                 if trail is None:
-                    trail = self._trails[track_id] = deque(maxlen=self.trail_points)
-                trail.append((int(x), int(y)))
+                    trail = self._trails[track_id] = _Trail(self.trail_points)
+                trail.append(int(x), int(y))
                 self._last_seen[track_id] = self._detected
         self._shown = tuple(ids)
         for event in result.track_events:
@@ -116,11 +142,7 @@ class SceneOverlay:
             (self._crossings[li.id][li.left_to_right], self._crossings[li.id][li.right_to_left])
             for li in layout.lines
         )
-        trails = tuple(
-            (t, np.array(self._trails[t], np.int32).reshape(-1, 2))
-            for t in self._shown
-            if t in self._trails
-        )
+        trails = tuple((t, self._trails[t].points()) for t in self._shown if t in self._trails)
         return SceneView(layout, occupancy, crossings, trails)
 
     def counts(self, labels: LabelMap) -> dict[str, Any]:
