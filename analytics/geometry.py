@@ -102,10 +102,10 @@ def to_pixels(point: XY, in_pixels: bool, width: int, height: int) -> XY:
 
 
 def scene_layout(
-    zones: list[Zone], lines: list[Line], anchor: XY, width: int, height: int
+    zones: list[Zone], lines: list[Line], anchor: XY | None, width: int, height: int
 ) -> SceneLayout:
     """`zones` and `lines` as drawn on a `width` x `height` frame, with the `anchor` that
-    says where a box's object is."""
+    says where a box's object is (None: none, no trails)."""
     return SceneLayout(
         tuple(
             ZoneShape(z.id, tuple(to_pixels(p, z.in_pixels, width, height) for p in z.polygon))

@@ -322,11 +322,11 @@ class LineShape:
 class SceneLayout:
     """A camera's zones and lines in pixels of its stream's frame size, and `anchor`: the
     point of a box (fractions of its width and height from its top left) that stands for
-    where its object is, which trails follow."""
+    where its object is, which trails follow (None: no trails are drawn)."""
 
     zones: tuple[ZoneShape, ...] = ()
     lines: tuple[LineShape, ...] = ()
-    anchor: Point = (0.5, 1.0)
+    anchor: Point | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from analytics import Line, Zone, scene_layout
 from pipeline.build import camera_scene
 from pipeline.config import CameraConfig
-from pipeline.types import Detections, LabelMap, SceneLayout
+from pipeline.types import Detections, LabelMap
 from sinks.draw import annotate
 from sinks.scene_overlay import SceneView
 
@@ -54,7 +54,7 @@ class SceneShapes:
 
     def draw(self, image: Image) -> Image:
         height, width = image.shape[:2]
-        layout = scene_layout(self.zones, self.lines, SceneLayout().anchor, width, height)
+        layout = scene_layout(self.zones, self.lines, None, width, height)
         return annotate(image, Detections.empty(), LabelMap(), SceneView(layout))
 
 

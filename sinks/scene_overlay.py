@@ -3,9 +3,10 @@ drawing sink keeps between frames so that each frame shows them (`sinks.draw` dr
 
 Counts come from the analytics events the frames carry: a zone shows its last
 `ZoneOccupancy` (tracks inside now), a line the `LineCrossing`s of each direction so far.
-A trail is a track's anchor point (`SceneLayout.anchor`) on its last `trail_points` detected
-frames; it is dropped when its track ends, or once the track has not been seen for that many
-detected frames (so that the trails kept stay bounded however tracks end).
+A trail is a track's anchor point (`SceneLayout.anchor`; no trails without one) on its last
+`trail_points` detected frames; it is dropped when its track ends, or once the track has not
+been seen for that many detected frames (so that the trails kept stay bounded however tracks
+end).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class SceneOverlay:
         dets = result.detections
         tracked = dets.track_id != UNTRACKED
         ids: list[int] = dets.track_id[tracked].tolist()
-        if self.trail_points:
+        if self.trail_points and self.layout.anchor is not None:
             fx, fy = self.layout.anchor
             boxes = dets.xyxy[tracked].astype(np.float64)
             xs = boxes[:, 0] + fx * (boxes[:, 2] - boxes[:, 0])

@@ -161,6 +161,7 @@ class LiveHub:
                 feed.error = stream_end.error
                 if feed.scene is not None:
                     feed.scene.count(stream_end.analytics)
+                    feed.scene.end()
             self._changed.notify_all()
 
     def close(self) -> None:

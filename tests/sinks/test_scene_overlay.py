@@ -97,3 +97,9 @@ def test_an_ended_track_loses_its_trail_and_a_stream_end_clears_them() -> None:
     assert overlay.tracks_kept == 1
     overlay.end()
     assert overlay.tracks_kept == 0 and overlay.view().trails == ()
+
+
+def test_a_layout_without_an_anchor_keeps_no_trails() -> None:
+    overlay = SceneOverlay(SceneLayout(LAYOUT.zones, LAYOUT.lines))
+    overlay.update(result(0, {1: (0, 0, 10, 10)}))
+    assert overlay.tracks_kept == 0 and overlay.view().trails == ()
