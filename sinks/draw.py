@@ -76,7 +76,7 @@ def annotate(
             font_scale,
         )
     if scene is not None:
-        _draw_counts(out, scene, font_scale, thickness + 1)
+        _draw_counts(out, scene, font_scale)
     return out
 
 
@@ -119,7 +119,7 @@ def _draw_shapes(image: Image, scene: SceneView, thickness: int) -> None:
             cv2.polylines(image, [points], False, color, max(1, thickness - 1), cv2.LINE_8)
 
 
-def _draw_counts(image: Image, scene: SceneView, font_scale: float, thickness: int) -> None:
+def _draw_counts(image: Image, scene: SceneView, font_scale: float) -> None:
     """Each zone's tracks inside at its top corner; each line's id at its first end and
     each direction's crossings at the tip of the arrow that goes that way."""
     zones, lines = scene.layout.zones, scene.layout.lines
