@@ -8,6 +8,9 @@ whatever the string, only answered as described (a 422 naming it when it is no t
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
@@ -16,6 +19,18 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
 
 from pipeline.web.app import create_app  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def subnormal_floats() -> Iterator[None]:
+    """Hypothesis refuses to generate floats where subnormals flush to zero, which a
+    detector built earlier in the same process turns on (`torch.set_flush_denormal`)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_flush_denormal(False)
+    yield
+    if torch is not None:
+        torch.set_flush_denormal(True)
 
 
 @pytest.fixture
