@@ -19,7 +19,7 @@ from sqlalchemy import Engine, inspect, select
 
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.models import LineCrossingRow, ZoneVisit
-from sinks.sql.query import DetectionQuery, QueryError, existing_database, iso_z
+from sinks.sql.query import DetectionQuery, QueryError, existing_database, iso_z, label_is
 
 MAX_PERIODS = 100_000
 """Most periods one count may span: a finer `every` over a longer time is refused."""
@@ -46,9 +46,11 @@ def count_crossings(
     stmt = select(
         model.camera, model.line, model.direction, model.time, model.run_id, model.track_id
     )
-    for column, value in ((model.camera, q.camera), (model.label, q.label), (model.run_id, q.run)):
+    for column, value in ((model.camera, q.camera), (model.run_id, q.run)):
         if value is not None:
             stmt = stmt.where(column == value)
+    if q.label is not None:
+        stmt = stmt.where(label_is(model.label, q.label))
     if q.since is not None:
         stmt = stmt.where(model.time >= q.since)
     if q.until is not None:
@@ -111,9 +113,11 @@ def count_visits(
         model.camera, model.zone, model.run_id, model.track_id, model.entered_at,
         model.left_at, model.dwell_s,
     )
-    for column, value in ((model.camera, q.camera), (model.label, q.label), (model.run_id, q.run)):
+    for column, value in ((model.camera, q.camera), (model.run_id, q.run)):
         if value is not None:
             stmt = stmt.where(column == value)
+    if q.label is not None:
+        stmt = stmt.where(label_is(model.label, q.label))
     if q.since is not None:
         stmt = stmt.where(model.entered_at >= q.since)
     if q.until is not None:
