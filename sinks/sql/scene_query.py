@@ -191,9 +191,13 @@ def _period_start(unix_seconds: float, every: timedelta) -> float:
     return (unix_seconds // step) * step
 
 
+class TooManyPeriods(QueryError):
+    """`every` too fine for the time span counted: the request's fault, not the database's."""
+
+
 def _check_span(starts: list[float], every: timedelta) -> None:
     if starts and (max(starts) - min(starts)) / every.total_seconds() >= MAX_PERIODS:
-        raise QueryError(
+        raise TooManyPeriods(
             f"--every {every} makes more than {MAX_PERIODS} periods for this time span: "
             "choose a longer period or a shorter span (--since, --until)"
         )
