@@ -19,6 +19,7 @@ from pipeline.types import (
     Detections,
     FrameResult,
     LabelMap,
+    SinkMetric,
     StreamEnd,
     StreamInfo,
     ZoneOccupancy,
@@ -97,6 +98,22 @@ class MqttSink(Sink):
         if c.undelivered:
             line += f", {c.undelivered} undelivered at the end (broker away)"
         return line
+
+    def metrics(self) -> tuple[SinkMetric, ...]:
+        """What `describe` counts, as the run goes, and what waits for the broker now."""
+        c = self._connection
+        return (
+            SinkMetric("mqtt_events_sent", "Events handed to the broker's connection (sent, "
+                       "or buffered while the broker is away).", self.events_sent),
+            SinkMetric("mqtt_buffered", "Messages waiting for the broker to come back.",
+                       c.buffered, "gauge"),
+            SinkMetric("mqtt_dropped", "Messages dropped, the oldest first, because the "
+                       "buffer was full while the broker was away.", c.dropped),
+            SinkMetric("mqtt_undelivered", "Messages still buffered when the run ended "
+                       "(the broker away): never delivered.", c.undelivered, "gauge"),
+            SinkMetric("mqtt_reconnections", "Times the connection to the broker was made "
+                       "again after it was lost.", c.reconnections),
+        )  # fmt: skip
 
     def start(self, info: StreamInfo) -> None:
         self._camera(info.camera_id)
