@@ -55,7 +55,7 @@ class DetectionQuery:
     """Filters for `query_detections`; None means "any".
 
     `since` is inclusive and `until` exclusive; naive datetimes are taken as UTC.
-    `label` is the class name (as in the `label` column), `track` a track id,
+    `label` is a class name, matched by the one label rule (`label_is`), `track` a track id,
     `run` a `runs.id` (both from 1 to `ID_MAX`), `limit` the number of rows to return
     (earliest first; 1 to `LIMIT_MAX`), `min_score` from 0 to 1. Raises ValueError naming
     what is out of bounds.
