@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.boxes import polygon_edges
+from pipeline.types import LineShape, SceneLayout, ZoneShape
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +68,13 @@ def pixel_geometry(
     """`zones` and `lines` in pixels of a `width` x `height` frame; `line_hysteresis` is a
     fraction of its diagonal. Logs those that lie wholly outside the frame."""
 
-    def px(point: XY, in_pixels: bool) -> XY:
-        return point if in_pixels else (point[0] * width, point[1] * height)
-
-    polygons = [np.array([px(p, z.in_pixels) for p in z.polygon]) for z in zones]
-    ends = [(px(li.a, li.in_pixels), px(li.b, li.in_pixels)) for li in lines]
+    polygons = [
+        np.array([to_pixels(p, z.in_pixels, width, height) for p in z.polygon]) for z in zones
+    ]
+    ends = [
+        (to_pixels(li.a, li.in_pixels, width, height), to_pixels(li.b, li.in_pixels, width, height))
+        for li in lines
+    ]
     shapes = [(f"zone {z.id}", p) for z, p in zip(zones, polygons, strict=True)]
     shapes += [(f"line {li.id}", np.array(e)) for li, e in zip(lines, ends, strict=True)]
     for name, points in shapes:
@@ -89,4 +92,34 @@ def pixel_geometry(
         ends,
         np.array([[*a, *b] for a, b in ends], np.float64).reshape(-1, 4),
         line_hysteresis * math.hypot(width, height),
+    )
+
+
+def to_pixels(point: XY, in_pixels: bool, width: int, height: int) -> XY:
+    """`point` in pixels of a `width` x `height` frame (it is a fraction of it unless
+    `in_pixels`)."""
+    return point if in_pixels else (point[0] * width, point[1] * height)
+
+
+def scene_layout(
+    zones: list[Zone], lines: list[Line], anchor: XY | None, width: int, height: int
+) -> SceneLayout:
+    """`zones` and `lines` as drawn on a `width` x `height` frame, with the `anchor` that
+    says where a box's object is (None: none, no trails)."""
+    return SceneLayout(
+        tuple(
+            ZoneShape(z.id, tuple(to_pixels(p, z.in_pixels, width, height) for p in z.polygon))
+            for z in zones
+        ),
+        tuple(
+            LineShape(
+                li.id,
+                to_pixels(li.a, li.in_pixels, width, height),
+                to_pixels(li.b, li.in_pixels, width, height),
+                li.left_to_right,
+                li.right_to_left,
+            )
+            for li in lines
+        ),
+        anchor,
     )

@@ -49,6 +49,7 @@ class _Visit:
     label: int
     first: tuple[int, float, float]
     last_inside: tuple[int, float, float]
+    seen: int  # the analyzer's update count on the last frame the track was seen inside
     run: int = 1  # frames in a row inside (before entering) or outside (after)
     inside: bool = False
     alerted: bool = False
@@ -87,12 +88,14 @@ class SceneAnalyzer:
         self._sides: list[dict[int, _Crossing]] = [{} for _ in self.lines]
         self._geometry: dict[tuple[int, int], PixelGeometry] = {}
         self._now: tuple[int, float, float] | None = None  # the last frame seen
+        self._updates = 0  # detected frames seen
         self._period_start: float | None = None
 
     def update(self, result: FrameResult) -> tuple[AnalyticsEvent, ...]:
         """What the camera's zones and lines saw on this frame."""
         frame = result.frame
         now = self._now = (frame.index, frame.wall_time, frame.pts)
+        self._updates += 1
         geometry = self._geometry.get((frame.width, frame.height))
         if geometry is None:  # once per frame size
             geometry = self._geometry[(frame.width, frame.height)] = pixel_geometry(
@@ -166,12 +169,12 @@ class SceneAnalyzer:
             visit = state.visits.get(track_id)
             if is_in:
                 if visit is None:
-                    visit = state.visits[track_id] = _Visit(label, now, now)
+                    visit = state.visits[track_id] = _Visit(label, now, now, self._updates)
                 elif visit.inside:
                     visit.run = 0  # outside frames so far were jitter
                 else:
                     visit.run += 1
-                visit.last_inside = now
+                visit.last_inside, visit.seen = now, self._updates
                 if not visit.inside and visit.run >= min_frames:
                     visit.inside, visit.run = True, 0
                     events.append(self._zone_event("entered", zone, track_id, visit, now))
@@ -242,7 +245,10 @@ class SceneAnalyzer:
         self, now: tuple[int, float, float], periodic: bool = True
     ) -> list[AnalyticsEvent]:
         """Occupancy of every zone whose counts changed (of every zone, when a period has
-        passed)."""
+        passed): its open visits whose track was seen inside on one of the last `min_frames`
+        detected frames. A track the tracker still keeps alive but no longer finds (up to
+        its `max_age`) thus stops counting as present, while its visit stays open: a person
+        lost and found again under a new track would otherwise count twice."""
         period = self.rules.occupancy_period_s
         due = False
         if periodic and period is not None:
@@ -254,7 +260,7 @@ class SceneAnalyzer:
         for zone, state in zip(self.zones, self._zones, strict=True):
             counts: dict[int, int] = {}
             for visit in state.visits.values():
-                if visit.inside:
+                if visit.inside and self._updates - visit.seen < self.rules.min_frames:
                     counts[visit.label] = counts.get(visit.label, 0) + 1
             current = tuple(sorted(counts.items()))
             if current != state.counts or due:

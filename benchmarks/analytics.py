@@ -4,9 +4,12 @@ Part one times the stages alone on synthetic crowds (seeded random walks of N pe
 frame of 768x576): the IoU tracker's `update`, then `SceneAnalyzer.update` on its output
 with 4 zones and 4 lines. Part two (`--e2e`) runs the whole pipeline on a clip, with and
 without a zone and a line, alternating the two so that both see the same machine, and
-prints the frames/s of each and their ratio.
+prints the frames/s of each and their ratio. Part three (`--draw`) times what the video and
+live view spend drawing a frame (`annotate`): boxes alone, then boxes with a zone, a line,
+their counts and every track's trail (with the `SceneOverlay` update that keeps them).
 
     python -m benchmarks.analytics [--e2e] [--clip samples/pedestrians.mp4] [--repeats 2]
+                                   [--draw]
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from analytics import Line, SceneAnalyzer, SceneRules, Zone
+from analytics import Line, SceneAnalyzer, SceneRules, Zone, scene_layout
 from pipeline.config import parse_config
 from pipeline.runner import Pipeline
-from pipeline.types import AnalyticsEvent, Detections, Frame, FrameResult
+from pipeline.types import AnalyticsEvent, Detections, Frame, FrameResult, LabelMap
+from sinks.draw import annotate
+from sinks.scene_overlay import SceneOverlay
 from trackers import IoUTracker
 
 W, H, FPS = 768, 576, 10.0
@@ -114,11 +119,40 @@ def e2e_fps(clip: Path, with_scene: bool) -> tuple[float, float]:
     return summary.frames / summary.elapsed_s, spent[0] / summary.elapsed_s
 
 
+def draw_costs(people: int, frames: int = 200, rounds: int = 7) -> tuple[float, float]:
+    """Microseconds per frame of `annotate` with the boxes alone, and with a zone, a line,
+    their counts and the trails (the overlay's update included), on tracked boxes of a
+    crowd over a 768x576 frame (the best of `rounds` runs, each kind its own best)."""
+    tracker = IoUTracker("cam")
+    image = np.random.default_rng(1).integers(0, 255, (H, W, 3), dtype=np.uint8)
+    results = []
+    for i, d in enumerate(crowd(people, frames)):
+        frame = Frame("cam", i, i / FPS, i / FPS, image)
+        tracked = tracker.update(d, frame)
+        results.append(FrameResult(frame, tracked, tuple(tracker.pop_events())))
+    layout = scene_layout(ZONES[:1], LINES[:1], RULES.anchor, W, H)
+    labels = LabelMap(("background", "person"))
+    plain, drawn = [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for r in results:
+            annotate(r.frame.image, r.detections, labels)
+        plain.append(time.perf_counter() - started)
+        overlay = SceneOverlay(layout)
+        started = time.perf_counter()
+        for r in results:
+            overlay.update(r)
+            annotate(r.frame.image, r.detections, labels, overlay.view())
+        drawn.append(time.perf_counter() - started)
+    return min(plain) / frames * 1e6, min(drawn) / frames * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--e2e", action="store_true", help="also time whole runs on --clip")
     parser.add_argument("--clip", type=Path, default=Path("samples/pedestrians.mp4"))
     parser.add_argument("--repeats", type=int, default=2, help="whole runs of each kind")
+    parser.add_argument("--draw", action="store_true", help="also time drawing the scene")
     args = parser.parse_args()
 
     print(f"stages alone, {len(ZONES)} zones and {len(LINES)} lines, frames of {W}x{H}:")
@@ -126,6 +160,13 @@ def main() -> None:
     for people in (5, 20, 50):
         tracking, analysing = stage_costs(people)
         print(f"{people:>7} {tracking:>18.0f} {analysing:>19.0f} {analysing / tracking:>6.2f}")
+    if args.draw:
+        print(f"drawing a {W}x{H} frame (annotate), boxes alone and with a zone, a line, counts")
+        print("and trails of up to 30 points:")
+        print(f"{'people':>7} {'boxes us/frame':>15} {'with scene us/frame':>20} {'ratio':>6}")
+        for people in (5, 20, 50):
+            plain, drawn = draw_costs(people)
+            print(f"{people:>7} {plain:>15.0f} {drawn:>20.0f} {drawn / plain:>6.2f}")
     if not args.e2e:
         return
     best = {False: 0.0, True: 0.0}

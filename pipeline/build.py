@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analytics import Line, SceneAnalyzer, SceneRules, Zone
+from analytics import Line, SceneAnalyzer, SceneRules, Zone, scene_layout
 from detector.cached_onnx import CachedOnnxDetector
 from detector.options import DetectorOptions
 from pipeline.config import (
@@ -37,7 +37,7 @@ from pipeline.config.scene import kept_classes, scene_label_problems
 from pipeline.readers import Backoff, FrameQueue, FrameSampler, QueuePolicy
 from pipeline.snapshots import SnapshotKeeper
 from pipeline.sources import AVSource, ImageFolderSource, Source
-from pipeline.types import LabelMap
+from pipeline.types import LabelMap, SceneLayout
 from sinks.base import Sink, SinkError
 from trackers import IoUTracker
 
@@ -159,28 +159,7 @@ def build_scene_analyzers(
         if not cam.has_scene:
             continue
         rules = rules_of(cam)
-        zones = [
-            Zone(
-                z.id,
-                tuple(z.polygon),
-                in_pixels=z.units == "pixel",
-                labels=indices(z.labels),
-                dwell_alert_s=z.dwell_alert_s,
-            )
-            for z in cam.zones
-        ]
-        lines = [
-            Line(
-                li.id,
-                li.points[0],
-                li.points[1],
-                in_pixels=li.units == "pixel",
-                labels=indices(li.labels),
-                left_to_right=li.directions.left_to_right,
-                right_to_left=li.directions.right_to_left,
-            )
-            for li in cam.lines
-        ]
+        zones, lines = camera_scene(cam, indices)
         scene_rules = SceneRules(
             rules.anchor_fractions,
             rules.line_hysteresis,
@@ -189,6 +168,44 @@ def build_scene_analyzers(
         )
         analyzers[cam.id] = SceneAnalyzer(cam.id, zones, lines, scene_rules)
     return analyzers
+
+
+def camera_scene(
+    cam: CameraConfig,
+    indices: Callable[[Sequence[str] | None], frozenset[int] | None] = lambda _: None,
+) -> tuple[list[Zone], list[Line]]:
+    """The camera's configured zones and lines; `indices` gives the class indices of a
+    zone's or line's `labels` (by default none: for drawing, which counts nothing)."""
+    zones = [
+        Zone(
+            z.id,
+            tuple(z.polygon),
+            in_pixels=z.units == "pixel",
+            labels=indices(z.labels),
+            dwell_alert_s=z.dwell_alert_s,
+        )
+        for z in cam.zones
+    ]
+    lines = [
+        Line(
+            li.id,
+            li.points[0],
+            li.points[1],
+            in_pixels=li.units == "pixel",
+            labels=indices(li.labels),
+            left_to_right=li.directions.left_to_right,
+            right_to_left=li.directions.right_to_left,
+        )
+        for li in cam.lines
+    ]
+    return zones, lines
+
+
+def stream_scene(cam: CameraConfig, rules: AnalyticsConfig, width: int, height: int) -> SceneLayout:
+    """What sinks draw of the camera's scene on its `width` x `height` frames: its zones and
+    lines in pixels, and the anchor its trails follow."""
+    zones, lines = camera_scene(cam)
+    return scene_layout(zones, lines, rules.anchor_fractions, width, height)
 
 
 def build_detector(det: DetectorConfig, announce: Callable[[str], None] | None = None) -> Detector:

@@ -26,6 +26,7 @@ from pipeline.build import (
     make_queue,
     make_sampler,
     make_source,
+    stream_scene,
 )
 from pipeline.config import CameraConfig, PipelineConfig, SqlSinkConfig
 from pipeline.metrics import RunMetrics, sink_labels
@@ -266,10 +267,12 @@ class Pipeline:
         stats = all_stats[cam.id] = CameraStats(cam.id, source.name, live=source.live)
         queue = make_queue(cam, source.live, condition)
 
+        rules = self.config.analytics_of(cam)
+
         def on_open(info: StreamInfo) -> None:
             if not source.live and reader.opened is not None:
                 stats.total_frames = reader.opened.total_frames
-            fanout.camera(info)
+            fanout.camera(replace(info, scene=stream_scene(cam, rules, info.width, info.height)))
 
         def on_status(status: CameraStatus) -> None:
             if not fanout.camera(status):

@@ -294,15 +294,55 @@ AnalyticsEvent = ZoneEvent | LineCrossing | ZoneOccupancy
 """What a camera's zones and lines saw on a frame (`FrameResult.analytics`)."""
 
 
+Point = tuple[float, float]
+"""(x, y) in frame pixels."""
+
+
+@dataclass(frozen=True)
+class ZoneShape:
+    """A zone as drawn: its id and its polygon's corners, in frame pixels."""
+
+    id: str
+    polygon: tuple[Point, ...]
+
+
+@dataclass(frozen=True)
+class LineShape:
+    """A counting line as drawn: its ends `a` and `b` in frame pixels, and the names of its
+    two directions (sides as seen on the screen walking from `a` to `b`)."""
+
+    id: str
+    a: Point
+    b: Point
+    left_to_right: str
+    right_to_left: str
+
+
+@dataclass(frozen=True)
+class SceneLayout:
+    """A camera's zones and lines in pixels of its stream's frame size, and `anchor`: the
+    point of a box (fractions of its width and height from its top left) that stands for
+    where its object is, which trails follow (None: no trails are drawn)."""
+
+    zones: tuple[ZoneShape, ...] = ()
+    lines: tuple[LineShape, ...] = ()
+    anchor: Point | None = None
+
+
 @dataclass(frozen=True)
 class StreamInfo:
-    """A camera's stream as opened by its reader; sent to sinks before its first frame."""
+    """A camera's stream as opened by its reader; sent to sinks before its first frame.
+
+    `scene`: the camera's zones and lines in pixels of `width` x `height`, for sinks that
+    draw them (None: not known, nothing is drawn beyond boxes).
+    """
 
     camera_id: str
     width: int
     height: int
     frame_rate: Fraction
     source: str
+    scene: SceneLayout | None = None
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ edge and their pixel coordinate at the bottom and right edge; short ticks every
 `PIXEL_TICK` pixels run along the top and left edges. Zones and lines may be given either
 way (pixels, or fractions of the frame, which survive a change of resolution).
 
-Configured shapes are drawn over the grid by `ShapeOverlay`s: `shape_overlays` is the hook
-that turns a camera's configured zones and lines into them (none exist yet, so it gives
-none).
+Configured shapes are drawn over the grid by `ShapeOverlay`s: `shape_overlays` turns a
+camera's configured zones and lines into one, drawn as the video and the live view draw them
+(with their names, without counts).
 """
 
 from __future__ import annotations
@@ -19,7 +19,12 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from analytics import Line, Zone, scene_layout
+from pipeline.build import camera_scene
 from pipeline.config import CameraConfig
+from pipeline.types import Detections, LabelMap
+from sinks.draw import annotate
+from sinks.scene_overlay import SceneView
 
 Image = npt.NDArray[np.uint8]
 
@@ -40,13 +45,25 @@ class ShapeOverlay(Protocol):
         ...
 
 
-def shape_overlays(camera: CameraConfig) -> list[ShapeOverlay]:
-    """The overlays of `camera`'s configured zones and lines, to draw over its grid.
+class SceneShapes:
+    """A camera's configured zones and lines, in pixels of the image they are drawn on."""
 
-    The hook for zones and lines in the camera config: none are configured yet, so none.
-    """
-    del camera  # the shapes will come from its zones and lines
-    return []
+    def __init__(self, zones: list[Zone], lines: list[Line]) -> None:
+        self.zones = zones
+        self.lines = lines
+
+    def draw(self, image: Image) -> Image:
+        height, width = image.shape[:2]
+        layout = scene_layout(self.zones, self.lines, None, width, height)
+        return annotate(image, Detections.empty(), LabelMap(), SceneView(layout))
+
+
+def shape_overlays(camera: CameraConfig) -> list[ShapeOverlay]:
+    """The overlays of `camera`'s configured zones and lines, to draw over its grid (none
+    for a camera without any)."""
+    if not camera.has_scene:
+        return []
+    return [SceneShapes(*camera_scene(camera))]
 
 
 def grid_image(image: Image, overlays: Sequence[ShapeOverlay] = ()) -> Image:

@@ -66,6 +66,11 @@ class EventStream:
         tracks = self._tracks(state, result.track_events, frame.index, frame.wall_time)
         return [detections, *tracks, *self._analytics(state, result.analytics)]
 
+    def continue_camera(self, camera_id: str, next_seq: int) -> None:
+        """Numbers `camera_id`'s next event `next_seq`: a camera that moved here from
+        another publisher (a cluster shard that died) keeps a gap-free `seq`."""
+        self._camera(camera_id).next_seq = next_seq
+
     def status(self, status: CameraStatus) -> Event:
         """The `camera.status` event of a reader's state change."""
         state = self._camera(status.camera_id)

@@ -10,12 +10,15 @@ import sys
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.argtypes import nonempty
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pipeline.config import ConfigError, PipelineConfig, load_config
 from pipeline.summary import RunSummary
+
+if TYPE_CHECKING:
+    from pipeline.cluster.run import ClusterRun
 
 
 def add_parsers(sub: Any) -> None:
@@ -60,6 +63,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"error: {args.config}: {problem}", file=sys.stderr)
         return EXIT_USAGE
     problems = check_sinks(config.sinks) + check_http(config.http)
+    if config.cluster is not None:
+        from pipeline.cluster.engine import ray_missing
+
+        problems += [p for p in [ray_missing()] if p]
     for problem in problems:
         print(f"error: {args.config}: {problem}", file=sys.stderr)
     if problems:
@@ -83,11 +90,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from detector.errors import ModelConfigError, WeightsUnavailableError
     from pipeline.build import SceneConfigError
+    from pipeline.cluster.engine import ClusterError
     from pipeline.progress import Progress
     from pipeline.runner import Pipeline
     from sinks.base import SinkError
 
-    pipeline = Pipeline(config, config_source=str(args.config))
+    pipeline: Pipeline | ClusterRun
+    if config.cluster is None:
+        pipeline = Pipeline(config, config_source=str(args.config))
+    else:
+        from pipeline.cluster.run import ClusterRun
+
+        pipeline = ClusterRun(config, config_source=str(args.config))
     received = stop_on_signals(pipeline.stop)
     progress = Progress([c.id for c in config.cameras], enabled=not args.no_progress)
     try:
@@ -103,6 +117,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     except ImportError as exc:  # the http server without the api extra
         print(f"error: http: {exc}; pip install 'ssd-pipeline[api]'", file=sys.stderr)
+        return EXIT_USAGE
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     finally:
         progress.close()

@@ -181,7 +181,8 @@ class AnalyticsConfig(Strict):
         le=10_000,
         description=(
             "Detected frames in a row a track must be inside a zone before it has entered "
-            "(and outside before it has left)."
+            "(and outside before it has left); occupancy counts the tracks seen inside on "
+            "one of the last that many detected frames."
         ),
     )
     occupancy_period_s: float | None = Field(

@@ -6,6 +6,7 @@ from pydantic import Field, model_validator
 
 from pipeline.config.base import Strict
 from pipeline.config.cameras import CameraConfig
+from pipeline.config.cluster import ClusterConfig, cluster_sink_problems
 from pipeline.config.http import HttpConfig
 from pipeline.config.scene import AnalyticsConfig
 from pipeline.config.sinks import SinkConfig, SnapshotSinkConfig
@@ -27,6 +28,10 @@ class PipelineConfig(Strict):
         description="Rules for the cameras' zones and lines (a camera's own section wins).",
     )
 
+    cluster: ClusterConfig | None = Field(
+        default=None, description="Run the cameras on a Ray cluster (none: in this process)."
+    )
+
     def analytics_of(self, camera: CameraConfig) -> AnalyticsConfig:
         """The rules `camera`'s zones and lines are judged by: its own section, else this."""
         return camera.analytics or self.analytics
@@ -45,6 +50,17 @@ class PipelineConfig(Strict):
         # The snapshot stage names each track's files after the one sink that writes them.
         if sum(isinstance(s, SnapshotSinkConfig) for s in self.sinks) > 1:
             raise ValueError("at most one sink of type snapshots")
+        return self
+
+    @model_validator(mode="after")
+    def _sinks_fit_the_cluster(self) -> PipelineConfig:
+        if self.cluster is None:
+            return self
+        problems = cluster_sink_problems(self.sinks)
+        if self.http is not None:
+            problems.append("http: the HTTP server does not run on a cluster yet")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property

@@ -137,6 +137,11 @@ class EventPublisher(Sink):
         for event in self._events.end(stream_end):
             self._send(event)
 
+    def continue_camera(self, camera_id: str, next_seq: int) -> None:
+        """Numbers `camera_id`'s next event `next_seq`: a camera that moved here from
+        another publisher (a cluster shard that died) keeps a gap-free `seq`."""
+        self._events.continue_camera(camera_id, next_seq)
+
     def close(self) -> None:
         """Close the socket, giving queued messages up to a second to get out."""
         if self._socket is not None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from pipeline.types import CameraStatus, FrameResult, LabelMap, StreamEnd, StreamInfo
 from sinks.draw import annotate
+from sinks.scene_overlay import SceneOverlay, SceneView
 
 FPS_WINDOW_S = 2.0
 """The fps shown is measured over the frames of the last this-many seconds."""
@@ -56,6 +57,9 @@ class _Feed:
     times: deque[float] = field(default_factory=deque)
     first_time: float | None = None
     encode_lock: threading.Lock = field(default_factory=threading.Lock)
+    scene: SceneOverlay | None = None
+    view: SceneView | None = None
+    """The zones, lines, counts and trails drawn on `latest` (None: boxes only)."""
 
     def fps(self, now: float) -> float:
         """Frames per second over the last `FPS_WINDOW_S` (less just after the start).
@@ -70,7 +74,8 @@ class _Feed:
             return 0.0
         return sum(1 for t in self.times if now - t <= span) / span
 
-    def info(self, now: float) -> dict[str, Any]:
+    def info(self, now: float, labels: LabelMap) -> dict[str, Any]:
+        counts = self.scene.counts(labels) if self.scene is not None else {}
         return {
             "id": self.camera_id,
             "status": self.status,
@@ -79,6 +84,8 @@ class _Feed:
             "fps": round(self.fps(now), 1) if self.status == "live" else 0.0,
             "width": self.width,
             "height": self.height,
+            "zones": counts.get("zones", []),
+            "lines": counts.get("lines", []),
         }
 
 
@@ -98,10 +105,12 @@ class LiveHub:
         with self._changed:
             feed = self._feeds.get(info.camera_id)
             if feed is None:
-                self._feeds[info.camera_id] = _Feed(info.camera_id, info.width, info.height)
+                feed = self._feeds[info.camera_id] = _Feed(info.camera_id, info.width, info.height)
             else:
                 feed.status, feed.error = "live", None
                 feed.width, feed.height = info.width, info.height
+            if info.scene is not None and (feed.scene is None or feed.scene.layout != info.scene):
+                feed.scene = SceneOverlay(info.scene)
             self._changed.notify_all()
 
     def publish(self, result: FrameResult) -> None:
@@ -112,6 +121,10 @@ class LiveHub:
             if feed is None:
                 feed = self._feeds[camera] = _Feed(camera, result.frame.width, result.frame.height)
             feed.latest = result
+            if feed.scene is not None:
+                # counted on every frame, drawn only when a viewer asks for one
+                feed.scene.update(result)
+                feed.view = None
             feed.status, feed.error = "live", None
             feed.width, feed.height = result.frame.width, result.frame.height
             feed.seq += 1
@@ -146,6 +159,9 @@ class LiveHub:
             if feed is not None:
                 feed.status = "failed" if stream_end.error else "ended"
                 feed.error = stream_end.error
+                if feed.scene is not None:
+                    feed.scene.count(stream_end.analytics)
+                    feed.scene.end()
             self._changed.notify_all()
 
     def close(self) -> None:
@@ -158,7 +174,7 @@ class LiveHub:
     def cameras(self) -> list[dict[str, Any]]:
         now = time.monotonic()
         with self._changed:
-            return [feed.info(now) for feed in self._feeds.values()]
+            return [feed.info(now, self._labels) for feed in self._feeds.values()]
 
     def has(self, camera: str) -> bool:
         with self._changed:
@@ -187,10 +203,13 @@ class LiveHub:
         with feed.encode_lock:
             with self._changed:
                 seq, result, cached = feed.seq, feed.latest, feed.jpeg
+                if feed.scene is not None and feed.view is None:
+                    feed.view = feed.scene.view()
+                view = feed.view
             if cached is not None and cached.seq == seq:
                 return cached
             assert result is not None
-            image = annotate(result.frame.image, result.detections, self._labels)
+            image = annotate(result.frame.image, result.detections, self._labels, view)
             ok, buffer = cv2.imencode(
                 ".jpg",
                 cv2.cvtColor(image, cv2.COLOR_RGB2BGR),

@@ -28,6 +28,11 @@ INDEX_HTML = b"""<!doctype html>
   .tile .fps, .tile .frames { color: #9aa0a6; font-variant-numeric: tabular-nums; }
   .tile img { display: block; width: 100%; height: auto; background: #000; }
   .tile .error { color: #ff7b72; padding: 0 10px 6px; }
+  .tile .counts { display: flex; flex-wrap: wrap; gap: 4px 14px; padding: 6px 10px;
+                  font-variant-numeric: tabular-nums; }
+  .tile .counts:empty { display: none; }
+  .tile .zone b { color: #ffb000; }
+  .tile .line b { color: #ff40ff; }
   #empty { padding: 24px; color: #9aa0a6; }
 </style>
 </head>
@@ -60,13 +65,14 @@ function addTile(cam) {
   const parts = {
     name: el("span", "name", cam.id), status: el("span", "status"),
     fps: el("span", "fps"), frames: el("span", "frames"), error: el("div", "error"),
+    counts: el("div", "counts"),
   };
   bar.append(parts.name, parts.status, parts.fps, parts.frames);
   const img = el("img", "feed");
   img.alt = "camera " + cam.id;
   if (cam.width > 0) { img.width = cam.width; img.height = cam.height; }
   img.src = "cameras/" + encodeURIComponent(cam.id) + ".mjpg" + auth;
-  tile.append(bar, img, parts.error);
+  tile.append(bar, img, parts.counts, parts.error);
   grid.append(tile);
   tiles.set(cam.id, parts);
   return parts;
@@ -78,6 +84,28 @@ function show(parts, cam) {
   parts.fps.textContent = cam.status === "live" ? cam.fps.toFixed(1) + " fps" : "";
   parts.frames.textContent = cam.frames + " frames";
   parts.error.textContent = cam.error || "";
+  showCounts(parts.counts, cam);
+}
+
+// Each zone's tracks inside now and each line's crossings per direction so far.
+function showCounts(box, cam) {
+  const items = [];
+  for (const z of cam.zones || []) {
+    const labels = Object.entries(z.by_label).map(([k, n]) => n + " " + k).join(", ");
+    items.push(["zone", z.id, z.inside + " inside" + (labels ? " (" + labels + ")" : "")]);
+  }
+  for (const l of cam.lines || []) {
+    items.push(["line", l.id,
+                Object.entries(l.crossings).map(([k, n]) => k + " " + n).join(", ")]);
+  }
+  const key = JSON.stringify(items);
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
+  box.replaceChildren(...items.map(([kind, id, text]) => {
+    const item = el("span", kind);
+    item.append(el("b", "", id), " " + text);
+    return item;
+  }));
 }
 
 async function refresh() {

@@ -28,6 +28,7 @@ from pipeline.types import FrameResult, LabelMap, StreamEnd, StreamInfo
 from sinks.base import Sink, SinkError
 from sinks.disk import RoomWatch, is_disk_full, write_failure
 from sinks.draw import annotate
+from sinks.scene_overlay import SceneOverlay
 from sinks.video.encoding import Geometry, SegmentFile, encoder_options, frames_in, keep_whole_boxes
 from sinks.video.files import WrittenFile, prune_segments, segment_path
 
@@ -44,7 +45,9 @@ ROOM_CHECK_S = 1.0
 
 
 class VideoSink(Sink):
-    """Writes each camera's frames, with boxes and captions drawn, to H.264 MP4 files.
+    """Writes each camera's frames, with boxes and captions drawn (and, for a stream with a
+    `StreamInfo.scene`, its zones and lines with their counts and each track's trail), to
+    H.264 MP4 files.
 
     `segment_s`: start a new file after this many seconds of video (None: one file per
     stream). `max_age_s` / `max_segments`: after each file is finished, delete the camera's
@@ -90,6 +93,8 @@ class VideoSink(Sink):
         self._fragmented = fragmented
         self._threads = threads or (1 if (os.cpu_count() or 1) <= 2 else 0)
         self._geometry: dict[str, Geometry] = {}
+        self._scenes: dict[str, SceneOverlay] = {}
+        """Each camera's zones, lines, counts and trails (cameras whose stream has a scene)."""
         self._open: dict[str, SegmentFile] = {}
         self._written: dict[str, list[WrittenFile]] = {}
         self._used: set[Path] = set()
@@ -171,6 +176,10 @@ class VideoSink(Sink):
                 f"{_reason(exc, self._directory)}"
             ) from exc
         self._geometry[camera] = Geometry(width, height, rate)
+        if info.scene is not None:
+            known = self._scenes.get(camera)
+            if known is None or known.layout != info.scene:
+                self._scenes[camera] = SceneOverlay(info.scene)
         self._prune(camera)
 
     def write(self, result: FrameResult) -> None:
@@ -179,11 +188,15 @@ class VideoSink(Sink):
         geometry = self._geometry.get(camera)
         if geometry is None:
             raise SinkError(f"video sink: frame for camera {camera!r} before its stream started")
+        scene = self._scenes.get(camera)
+        if scene is not None:  # counted and trailed also while the disk is full
+            scene.update(result)
         file = self._file_for(camera, geometry, frame.wall_time)
         if file is None:  # the disk is full
             self._lost[camera] += 1
             return
-        image = annotate(frame.image, result.detections, self._labels)
+        view = scene.view() if scene is not None else None
+        image = annotate(frame.image, result.detections, self._labels, view)
         try:
             file.encode(image)
         except _WRITE_ERRORS as exc:
@@ -198,6 +211,10 @@ class VideoSink(Sink):
             self._wait_for_room(camera, why)
 
     def end(self, stream_end: StreamEnd) -> None:
+        scene = self._scenes.get(stream_end.camera_id)
+        if scene is not None:
+            scene.count(stream_end.analytics)
+            scene.end()
         if stream_end.camera_id in self._open:
             self._finish(stream_end.camera_id)
         self._geometry.pop(stream_end.camera_id, None)
@@ -228,7 +245,9 @@ class VideoSink(Sink):
             self._waiting.discard(camera)
             log.warning(
                 "video sink: room again in %s; camera %r starts a new file (%d frames lost)",
-                self._directory, camera, self._lost[camera],
+                self._directory,
+                camera,
+                self._lost[camera],
             )
         file = self._open.get(camera)
         if file is not None and self._segment_full(file):
@@ -244,7 +263,9 @@ class VideoSink(Sink):
         self._room.full()
         log.warning(
             "video sink: %s; its frames are dropped (counted) until %s has %.0f MB free",
-            why, self._directory, ROOM_TO_RESUME_BYTES / 1e6,
+            why,
+            self._directory,
+            ROOM_TO_RESUME_BYTES / 1e6,
         )
 
     def _lost_text(self) -> str:
@@ -306,9 +327,7 @@ class VideoSink(Sink):
         log.info("video sink: wrote %d frames to %s", file.frames, file.path)
         self._prune(camera)
 
-    def _keep_cut_short(
-        self, camera: str, file: SegmentFile, sent: int, exc: BaseException
-    ) -> str:
+    def _keep_cut_short(self, camera: str, file: SegmentFile, sent: int, exc: BaseException) -> str:
         """Keep the whole fragments of a file an error stopped (`sent` frames handed to it),
         counting the frames it holds and those it lost; remove it if it holds none. Says
         which."""

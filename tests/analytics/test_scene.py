@@ -229,6 +229,20 @@ def test_occupancy_is_sent_on_change_with_counts_per_label() -> None:
     ]
 
 
+def test_a_track_lost_inside_stops_counting_as_present_but_its_visit_stays_open() -> None:
+    analyzer = SceneAnalyzer("cam", [SQUARE], [], RULES)
+    inside = {1: (60.0, 50.0)}
+    # frames 0-3 inside (enters at 2); 4-9 undetected (the tracker keeps it alive);
+    # 10-12 found again, inside, under its own id
+    path: list[dict[int, tuple[float, float]]] = [inside] * 4 + [{}] * 6 + [inside] * 3
+    events = run(analyzer, path)
+    occupancy = [(o.frame, o.total) for o in of(ZoneOccupancy, events)]
+    # seen on frame 3, the last of `min_frames` (3) detected frames is frame 5
+    assert occupancy == [(2, 1), (6, 0), (10, 1)]
+    zone_events = [(e.kind, e.frame) for e in of(ZoneEvent, events)]
+    assert zone_events == [("entered", 2)]  # no left, no second entry
+
+
 def test_occupancy_is_also_sent_every_period_of_stream_time() -> None:
     rules = SceneRules((0.5, 1.0), 0.05, 3, occupancy_period_s=1.0)
     analyzer = SceneAnalyzer("cam", [SQUARE], [], rules)

@@ -12,9 +12,11 @@ from pipeline.build import (
     LIVE_QUEUE_SIZE,
     build_run_detector,
     make_queue,
+    stream_scene,
 )
-from pipeline.config import CameraConfig, DetectorConfig
+from pipeline.config import AnalyticsConfig, CameraConfig, DetectorConfig
 from pipeline.readers import QueuePolicy
+from pipeline.types import LineShape, ZoneShape
 from tests.conftest import VideoFactory
 
 
@@ -53,3 +55,24 @@ def test_the_run_detector_is_described_by_the_run_not_logged_again_by_its_builde
     assert line.startswith("detector: person_ssdlite on cpu, torch, fp32, 1 worker(s)")
     assert "; precision: fp32: " in line  # an auto choice comes with its reason
     assert detector.runtime == "torch" and detector.precision == "fp32"
+
+
+def test_a_streams_scene_is_its_zones_and_lines_in_pixels_with_the_rules_anchor(
+    synthetic_video: VideoFactory,
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=1, size=(32, 32))
+    camera = CameraConfig.model_validate(
+        {
+            "id": "cam",
+            "source": str(clip),
+            "zones": [{"id": "z", "polygon": [[0.5, 0.5], [1, 0.5], [1, 1]]}],
+            "lines": [
+                {"id": "l", "points": [[10, 20], [30, 20]], "units": "pixel",
+                 "directions": {"left_to_right": "in", "right_to_left": "out"}},
+            ],
+        }
+    )
+    scene = stream_scene(camera, AnalyticsConfig(anchor="center"), 640, 480)
+    assert scene.zones == (ZoneShape("z", ((320.0, 240.0), (640.0, 240.0), (640.0, 480.0))),)
+    assert scene.lines == (LineShape("l", (10.0, 20.0), (30.0, 20.0), "in", "out"),)
+    assert scene.anchor == (0.5, 0.5)

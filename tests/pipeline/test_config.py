@@ -255,12 +255,18 @@ def test_validate_command_exit_codes(
     assert "cameras[0].fps (camera a, line 4): unknown key" in err
 
 
+VTEST = "../shared/data/vtest.avi"
+
+
 def test_shipped_configs_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     configs = sorted((ROOT / "config").glob("*.yaml"))
     assert configs, "config/ holds the example configs"
     for path in configs:
-        load_config(path)
+        # vtest-zones.yaml reads footage kept beside the project (../shared/data/vtest.avi):
+        # whether the file is there is checked only where it is
+        outside = path.name == "vtest-zones.yaml" and not (ROOT / VTEST).is_file()
+        load_config(path, check_sources=not outside)
 
 
 def config_models() -> list[type[BaseModel]]:

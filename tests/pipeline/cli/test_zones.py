@@ -1,5 +1,5 @@
 """`python -m pipeline zones` writes a camera's frame with a coordinate grid as a PNG of the
-frame's size; configured shapes are drawn over it through `shape_overlays`."""
+frame's size; the camera's configured zones and lines are drawn over it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.zone_grid import FRACTION_STEPS, grid_image
+from sinks.draw import LINE_COLOR, ZONE_COLOR
 from tests.conftest import VideoFactory
 
 
@@ -65,3 +66,27 @@ def test_overlays_are_drawn_over_the_grid_and_the_input_is_unchanged() -> None:
     assert gridded.shape == frame.shape and (frame == 30).all()
     assert tuple(gridded[50, 100]) == (255, 0, 0)  # the cross, over the middle grid lines
     assert FRACTION_STEPS == 10
+
+
+def test_the_configured_zone_and_line_are_drawn_on_the_grid(
+    tmp_path: Path, synthetic_video: VideoFactory
+) -> None:
+    video = synthetic_video("gate.mp4", frames=2, size=(320, 240), fps=10)
+    cfg = tmp_path / "cams.yaml"
+    cfg.write_text(
+        f"cameras:\n  - id: gate\n    source: {video}\n"
+        "    zones:\n      - {id: door, polygon: [[0.25, 0.25], [0.75, 0.25], [0.75, 0.75]]}\n"
+        "    lines:\n      - {id: way, points: [[20, 10], [20, 230]], units: pixel}\n"
+    )
+    out = tmp_path / "grid.png"
+    assert main(["zones", str(cfg), "--camera", "gate", "--out", str(out)]) == 0
+    png = cv2.imread(str(out))[..., ::-1].astype(int)
+
+    def drawn(y: int, x: int, color: tuple[int, int, int]) -> bool:
+        return bool(np.abs(png[y, x] - color).max() < 20)
+
+    assert drawn(60, 200, ZONE_COLOR)  # the zone's top edge, between grid lines
+    assert drawn(120, 240, ZONE_COLOR)  # its right edge
+    assert drawn(120, 160, ZONE_COLOR)  # its diagonal, from (80, 60) to (240, 180)
+    assert not drawn(130, 200, ZONE_COLOR)  # inside it
+    assert drawn(200, 20, LINE_COLOR)  # the line, in pixels

@@ -7,9 +7,23 @@ import json
 import socket
 import threading
 import time
+from dataclasses import replace
 from fractions import Fraction
 
-from pipeline.types import CameraStatus, StreamEnd, StreamInfo
+import cv2
+import numpy as np
+
+from pipeline.types import (
+    CameraStatus,
+    LineCrossing,
+    LineShape,
+    SceneLayout,
+    StreamEnd,
+    StreamInfo,
+    ZoneOccupancy,
+    ZoneShape,
+)
+from sinks.draw import LINE_COLOR, ZONE_COLOR
 from sinks.live_view.sink import LiveViewSink
 from tests.sinks.live_view.conftest import HEIGHT, WIDTH, get, moving_frame
 
@@ -67,3 +81,32 @@ def test_a_client_that_never_reads_neither_blocks_writes_nor_gets_old_frames(
     stalled.close()
     sent = received.count(b"--frame\r\n")
     assert sent < frames / 2, f"{sent} of {frames} frames sent to a client that did not read"
+
+
+def test_status_lists_each_zones_occupancy_and_each_lines_crossings_and_frames_show_them(
+    live: LiveViewSink,
+) -> None:
+    layout = SceneLayout(
+        (ZoneShape("door", ((5.0, 5.0), (100.0, 5.0), (100.0, 60.0), (5.0, 60.0))),),
+        (LineShape("gate", (200.0, 10.0), (200.0, 200.0), "in", "out"),),
+    )
+    live.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic", scene=layout))
+    live.start(StreamInfo("plain", WIDTH, HEIGHT, Fraction(25), "synthetic"))
+    first = moving_frame("lobby", 0)
+    live.write(replace(first, analytics=(ZoneOccupancy("lobby", "door", ((1, 2),), 0, 0.0),)))
+    crossed = LineCrossing("lobby", "gate", 3, 1, "in", "left", "right", frame=1, time=0.0)
+    live.write(replace(moving_frame("lobby", 1), analytics=(crossed,)))
+    live.write(moving_frame("plain", 0))
+
+    _, _, body = get(live, "/api/cameras")
+    cameras = {c["id"]: c for c in json.loads(body)["cameras"]}
+    assert cameras["lobby"]["zones"] == [{"id": "door", "inside": 2, "by_label": {"person": 2}}]
+    assert cameras["lobby"]["lines"] == [{"id": "gate", "crossings": {"in": 1, "out": 0}}]
+    assert (cameras["plain"]["zones"], cameras["plain"]["lines"]) == ([], [])
+    _, _, page = get(live, "/")
+    assert b"cam.zones" in page and b"cam.lines" in page  # the page shows them per tile
+
+    _, _, jpeg = get(live, "/cameras/lobby.jpg")
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    assert np.abs(image[30, 5].astype(int) - ZONE_COLOR).max() < 40  # the zone's left edge
+    assert np.abs(image[100, 200].astype(int) - LINE_COLOR).max() < 40

@@ -1,0 +1,151 @@
+"""The event bus of a cluster run: a ZeroMQ XSUB/XPUB forwarder in the driver.
+
+The XPUB side binds the configured `zmq` endpoint, where `python -m pipeline subscribe`
+connects as it does to a single process; the XSUB side connects to each shard's publisher
+and subscribes to everything. Events pass through unchanged (topic and JSON body), so
+each camera's `seq` is the one its shard gave it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import threading
+import time
+from collections import Counter
+
+import zmq
+
+from pipeline.config import ZmqSinkConfig
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 50
+"""How often the forwarding thread looks at its stop event."""
+
+
+class ForwarderError(RuntimeError):
+    """The forwarder cannot bind its endpoint."""
+
+
+class EventForwarder:
+    """Forwards every shard's events to `config.endpoint`, in a thread, until `close`.
+
+    `forwarded` counts the events passed on per camera, `dropped` those a subscriber
+    `send_hwm` events behind could not take.
+    """
+
+    def __init__(self, config: ZmqSinkConfig) -> None:
+        self.forwarded: Counter[str] = Counter()
+        self.dropped = 0
+        self.last_seq: dict[str, int] = {}
+        """Each camera's last `seq` forwarded."""
+        self.last_frame: dict[str, int] = {}
+        """Each camera's last frame whose events were forwarded."""
+        self._context = zmq.Context()
+        self._xpub = self._context.socket(zmq.XPUB)
+        self._xsub = self._context.socket(zmq.XSUB)
+        self._xpub.setsockopt(zmq.SNDHWM, config.send_hwm)
+        self._xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
+        if not config.isolate_subscribers:
+            self._xpub.setsockopt(zmq.XPUB_NODROP, 1)  # a full queue is counted, not silent
+        self._xsub.setsockopt(zmq.RCVHWM, 0)  # shards are never made to drop by the driver
+        try:
+            self._xpub.bind(config.endpoint)
+        except zmq.ZMQError as exc:
+            self._context.destroy(linger=0)
+            hint = " (another program uses it)" if exc.errno == errno.EADDRINUSE else ""
+            raise ForwarderError(
+                f"zmq sink: cannot bind {config.endpoint!r}{hint}: {zmq.strerror(exc.errno or 0)}"
+            ) from exc
+        self.endpoint = self._xpub.getsockopt_string(zmq.LAST_ENDPOINT) or config.endpoint
+        self._xsub.send(b"\x01")  # subscribe to every topic of every shard
+        self._subscriptions = 0
+        self._last_message = time.monotonic()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._forward, name="event-forwarder", daemon=True)
+        self._thread.start()
+
+    def connect(self, shard_endpoint: str) -> None:
+        """Takes the events of the shard publishing at `shard_endpoint` (it may bind later)."""
+        with self._lock:
+            self._xsub.connect(shard_endpoint)
+
+    def wait_for_subscribers(self, count: int, timeout_s: float) -> int:
+        """Waits until `count` subscriptions arrived on the endpoint, `timeout_s` at most;
+        returns how many did."""
+        deadline = time.monotonic() + timeout_s
+        while self._subscriptions < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self._subscriptions
+
+    def close(self, quiet_s: float = 0.5, timeout_s: float = 5.0) -> None:
+        """Stops once no event came for `quiet_s` (the shards' last ones are in transit
+        when they return), `timeout_s` at most, and closes both sockets."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and time.monotonic() - self._last_message < quiet_s:
+            time.sleep(0.05)
+        self._stop.set()
+        self._thread.join()
+        self._xsub.close(linger=0)
+        self._xpub.close(linger=1000)
+        self._context.term()
+
+    def describe(self) -> str:
+        """One line for the run summary."""
+        return (
+            f"zmq {self.endpoint} (forwarded from every shard): "
+            f"{sum(self.forwarded.values())} events sent, {self.dropped} dropped"
+        )
+
+    def _forward(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._xsub, zmq.POLLIN)
+        poller.register(self._xpub, zmq.POLLIN)
+        while not self._stop.is_set():
+            with self._lock:
+                ready = dict(poller.poll(POLL_MS))
+                if self._xpub in ready:
+                    self._take_subscriptions()
+                if self._xsub in ready:
+                    self._pass_events()
+
+    def _take_subscriptions(self) -> None:
+        while True:
+            try:
+                message = self._xpub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if message[:1] == b"\x01":
+                self._subscriptions += 1
+
+    def _pass_events(self) -> None:
+        while True:
+            try:
+                parts = self._xsub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._last_message = time.monotonic()
+            camera, seq, frame = _camera_seq_frame(parts)
+            try:
+                self._xpub.send_multipart(parts, zmq.NOBLOCK)
+                self.forwarded[camera] += 1
+                if seq is not None:
+                    self.last_seq[camera] = seq
+                if frame is not None:
+                    self.last_frame[camera] = max(frame, self.last_frame.get(camera, -1))
+            except zmq.Again:
+                self.dropped += 1
+
+
+def _camera_seq_frame(parts: list[bytes]) -> tuple[str, int | None, int | None]:
+    """An event's camera, `seq` and frame, from its body (a camera id may hold dots, so the
+    topic `<type>.<camera>` does not say where the camera starts)."""
+    try:
+        body = json.loads(parts[-1])
+        frame = body.get("frame")
+        return str(body["camera"]), int(body["seq"]), None if frame is None else int(frame)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "?", None, None

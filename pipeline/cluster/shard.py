@@ -1,0 +1,173 @@
+"""A shard: one Ray actor, on one node (next to its GPU), running today's `Pipeline` for
+the cameras the coordinator gives it. Frames never leave the node; only results do (the
+events through the driver's forwarder, the rows straight into PostgreSQL)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pipeline.cluster.resume import Resume, ResumeSink
+from pipeline.config import PipelineConfig, SqlSinkConfig, ZmqSinkConfig
+from pipeline.summary import CameraStats, RunSummary
+from sinks.base import Sink
+
+if TYPE_CHECKING:
+    from pipeline.runner import Pipeline
+
+log = logging.getLogger(__name__)
+
+STOP_POLL_S = 0.1
+"""How often a running pipeline is told of a `stop` that came to the shard."""
+
+PUBLISHER_WAIT_S = 60.0
+"""How long a shard's publisher waits for the driver's forwarder to subscribe before it
+sends (events sent before would be lost, and `seq` would show a gap)."""
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """Where a shard runs, for the start lines and `cluster status`."""
+
+    name: str
+    node_ip: str
+    node_id: str
+    pid: int
+    gpus: tuple[str, ...]
+
+    def describe(self) -> str:
+        gpus = f", GPU {','.join(self.gpus)}" if self.gpus else ""
+        return f"{self.name} on {self.node_ip} (node {self.node_id[:8]}{gpus}, pid {self.pid})"
+
+
+class Shard:
+    """Runs the cameras it is given with `Pipeline`; made a Ray actor by the coordinator
+    (with threads, so that `progress` and `stop` answer while `run` runs)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._stop = threading.Event()
+        self._stats: dict[str, CameraStats] = {}
+        self._lock = threading.Lock()
+
+    def info(self) -> ShardInfo:
+        """Where this shard runs."""
+        import ray
+
+        context = ray.get_runtime_context()
+        return ShardInfo(
+            self.name,
+            ray.util.get_node_ip_address(),
+            context.get_node_id(),
+            os.getpid(),
+            tuple(str(g) for g in context.get_accelerator_ids().get("GPU", [])),
+        )
+
+    def publisher_endpoint(self) -> str:
+        """A TCP endpoint on this node, free a moment ago, for the shard's event publisher
+        (the forwarder connects to it before the shard binds it)."""
+        ip = self.info().node_ip
+        with socket.socket() as probe:
+            probe.bind((ip, 0))
+            return f"tcp://{ip}:{probe.getsockname()[1]}"
+
+    def run(
+        self,
+        config: PipelineConfig,
+        camera_ids: Sequence[str],
+        run_config: str,
+        publisher_endpoint: str | None,
+        resume: dict[str, Resume] | None = None,
+    ) -> RunSummary:
+        """Runs `camera_ids` of `config` until they are done or `stop` is called.
+
+        `run_config` is what the SQL sink records as the run's config (the coordinator finds
+        the shard's rows by it); `resume`: cameras taken over from a dead shard.
+        """
+        from pipeline.build import SinkContext, build_run_detector, build_sink
+        from pipeline.runner import Pipeline
+
+        resume = resume or {}
+        wanted = set(camera_ids)
+        detector = build_run_detector(config.detector)
+        # The database and the event bus get only what they lack of a camera taken over;
+        # the other sinks are built by the pipeline as in one process.
+        kept = [s for s in config.sinks if not isinstance(s, SqlSinkConfig | ZmqSinkConfig)]
+        shard_config = config.model_copy(
+            update={
+                "cameras": [c for c in config.cameras if c.id in wanted],
+                "sinks": kept,
+                "cluster": None,
+                "http": None,
+            }
+        )
+        context = SinkContext(detector.labels, run_config, getattr(config.snapshots, "dir", None))
+        sinks: list[Sink] = []
+        try:
+            for sink_config in config.sinks:
+                if isinstance(sink_config, SqlSinkConfig):
+                    through = {c: r.stored_through for c, r in resume.items()}
+                    sinks.append(ResumeSink(build_sink(sink_config, context), through))
+                elif isinstance(sink_config, ZmqSinkConfig):
+                    publisher = build_sink(_for_shard(sink_config, publisher_endpoint), context)
+                    for camera_id, r in resume.items():
+                        publisher.continue_camera(camera_id, r.next_seq)  # type: ignore[attr-defined]
+                    through = {c: r.published_through for c, r in resume.items()}
+                    sinks.append(ResumeSink(publisher, through))
+        except Exception:
+            for sink in sinks:
+                sink.close()
+            raise
+        pipeline = Pipeline(
+            shard_config, config_source=run_config, detector=detector, extra_sinks=sinks
+        )
+        stopper = threading.Thread(target=self._pass_stop, args=(pipeline,), daemon=True)
+        stopper.start()
+        try:
+            summary = pipeline.run(on_progress=self._progress)
+        finally:
+            pipeline.stop.set()
+        # The shard's own publisher is the cluster's plumbing: the forwarder reports events.
+        own = f"zmq {publisher_endpoint}"
+        return dataclasses.replace(
+            summary, outputs=[o for o in summary.outputs if not o.startswith(own)]
+        )
+
+    def progress(self) -> list[CameraStats]:
+        """A copy of each camera's counts so far."""
+        with self._lock:
+            return [dataclasses.replace(s) for s in self._stats.values()]
+
+    def stop(self) -> None:
+        """Stops reading; what was read is still processed (as Ctrl-C in one process)."""
+        self._stop.set()
+
+    def _pass_stop(self, pipeline: Pipeline) -> None:
+        """Passes `stop` on to a pipeline until its run is over (it sets its own then)."""
+        while not pipeline.stop.wait(STOP_POLL_S):
+            if self._stop.is_set():
+                pipeline.stop.set()
+
+    def _progress(self, stats: CameraStats) -> None:
+        with self._lock:
+            self._stats[stats.camera_id] = stats
+
+
+def _for_shard(sink: ZmqSinkConfig, publisher_endpoint: str | None) -> ZmqSinkConfig:
+    """The event publisher as a shard runs it: bound to a port of the shard's node, where
+    the driver's forwarder takes its events, and waiting for the forwarder."""
+    if publisher_endpoint is None:
+        return sink
+    return sink.model_copy(
+        update={
+            "endpoint": publisher_endpoint,
+            "wait_for_subscribers": 1,
+            "wait_timeout_s": PUBLISHER_WAIT_S,
+        }
+    )

@@ -1,0 +1,95 @@
+"""The optional `cluster:` section: cameras sharded over a Ray cluster (docs/cluster.md).
+
+Only the section's shape is checked here; nothing imports Ray until a run uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from pipeline.config.base import Strict
+from pipeline.config.sinks import LiveSinkConfig, SinkConfig, SqlSinkConfig, ZmqSinkConfig
+
+MAX_SHARDS = 1024
+"""The most shard actors a config may ask for."""
+
+
+class ShardResourcesConfig(Strict):
+    """What each shard actor reserves on its node; passed to Ray as the actor's options,
+    so shards land where the GPUs (or custom resources) are."""
+
+    num_cpus: float = Field(
+        default=1.0, ge=0, le=1024, description="CPU cores reserved per shard (may be a fraction)."
+    )
+    num_gpus: float = Field(
+        default=0.0, ge=0, le=64, description="GPUs reserved per shard (may be a fraction)."
+    )
+    memory_mb: float | None = Field(
+        default=None, gt=0, le=16_777_216, description="Memory reserved per shard, in MB."
+    )
+    resources: dict[
+        Annotated[str, Field(min_length=1, max_length=200)],
+        Annotated[float, Field(ge=0, le=1_000_000)],
+    ] = Field(
+        default_factory=dict,
+        description="Custom Ray resources per shard, e.g. {camera_node: 1}.",
+    )
+
+
+class ClusterConfig(Strict):
+    """Run the cameras on shard actors of a Ray cluster instead of in this process."""
+
+    engine: Literal["ray"] = Field(description="The distributed engine; only Ray for now.")
+    address: str = Field(
+        default="local",
+        min_length=1,
+        max_length=2048,
+        description="'local' starts a Ray instance in this process; 'auto' joins the cluster "
+        "this machine is part of; 'ray://HOST:PORT' (or HOST:PORT) connects to a head node.",
+    )
+    shards: Literal["auto"] | Annotated[int, Field(ge=1, le=MAX_SHARDS)] = Field(
+        default="auto",
+        description="Shard actors: 'auto' is one per GPU (one per node on a cluster without "
+        "GPUs), never more than the cameras; or a number.",
+    )
+    resources_per_shard: ShardResourcesConfig = Field(
+        default_factory=ShardResourcesConfig,  # type: ignore[arg-type]
+        description="What each shard reserves on its node (num_cpus, num_gpus, memory_mb, "
+        "resources).",
+    )
+    max_restarts: int = Field(
+        default=3,
+        ge=0,
+        le=1000,
+        description="How many times the cameras of a dead shard are handed to a new one "
+        "before they are reported failed.",
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address_known(cls, value: str) -> str:
+        if value in ("local", "auto") or value.startswith("ray://") or ":" in value:
+            return value
+        raise ValueError("expected 'local', 'auto', 'ray://HOST:PORT' or 'HOST:PORT'")
+
+
+def cluster_sink_problems(sinks: Sequence[SinkConfig]) -> list[str]:
+    """Why each of `sinks` cannot run sharded over a cluster (none: all can)."""
+    problems = []
+    if sum(isinstance(s, ZmqSinkConfig) for s in sinks) > 1:
+        problems.append("a cluster run forwards the events of one zmq sink; give only one")
+    for i, sink in enumerate(sinks):
+        where = f"sinks[{i}] ({sink.type})"
+        if isinstance(sink, SqlSinkConfig) and not sink.url.startswith("postgresql"):
+            problems.append(
+                f"{where}: a cluster run needs PostgreSQL (every shard writes to one "
+                "database; SQLite cannot be shared between nodes)"
+            )
+        elif isinstance(sink, LiveSinkConfig):
+            problems.append(f"{where}: the live view does not run on a cluster yet")
+        elif isinstance(sink, ZmqSinkConfig) and sink.curve is not None:
+            problems.append(f"{where}: CURVE is not supported on a cluster yet")
+    return problems

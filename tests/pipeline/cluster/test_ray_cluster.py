@@ -1,0 +1,210 @@
+"""Cluster runs on Ray's own multi-node test cluster (`ray.cluster_utils.Cluster`): two
+nodes on this machine, each declaring one logical GPU. Every Ray test is in this module,
+sharing one cluster (starting one costs seconds)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from pipeline.config import DetectorConfig, PipelineConfig, parse_config
+from pipeline.summary import RunSummary
+from sinks.event_bus.schema import Event
+from sinks.event_bus.subscriber import EventSubscriber
+from tests.conftest import free_port, write_video
+from tests.sinks.sql.conftest import pg_schema, skip_without_pg
+
+ray = pytest.importorskip("ray")
+cluster_utils = pytest.importorskip("ray.cluster_utils")
+
+NODES = 2
+CAMERAS = 6
+FRAMES = 12
+LONG_FRAMES = 20
+DETECTIONS_PER_FRAME = 3  # score_threshold 0 and max_detections 3: every frame has 3 boxes
+DETECTOR = {
+    "model": "person_ssdlite",
+    "device": "cpu",
+    "batch_size": 4,
+    "score_threshold": 0.0,
+    "max_detections": DETECTIONS_PER_FRAME,
+}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[object]:
+    """Two nodes with one logical GPU each, and this process connected as the driver."""
+    from pipeline.build import build_run_detector
+    from pipeline.cluster.engine import runtime_env
+
+    test_cluster = cluster_utils.Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 1}
+    )
+    for _ in range(NODES - 1):
+        test_cluster.add_node(num_cpus=2, num_gpus=1)
+    test_cluster.wait_for_nodes()
+    ray.init(address=test_cluster.address, runtime_env=runtime_env(), logging_level="WARNING")
+    # The shards start together: the first builds the ONNX network for all of them.
+    build_run_detector(DetectorConfig.model_validate(DETECTOR))
+    yield test_cluster
+    ray.shutdown()
+    test_cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("clips")
+    return {f"cam{i}": write_video(folder / f"cam{i}.mp4", frames=FRAMES) for i in range(CAMERAS)}
+
+
+@pytest.fixture(scope="module")
+def long_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Clips played at their own rate (10 frames/s) for 2 s: long enough to lose a node."""
+    folder = tmp_path_factory.mktemp("long_clips")
+    return {
+        f"cam{i}": write_video(folder / f"cam{i}.mp4", frames=LONG_FRAMES) for i in range(CAMERAS)
+    }
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    skip_without_pg()
+    with pg_schema() as url:
+        yield url
+
+
+def cluster_config(
+    clips: dict[str, Path], pg_url: str, port: int, *, realtime: bool = False
+) -> PipelineConfig:
+    cams = "".join(
+        f"  - {{id: {cid}, source: {{type: file, path: '{path}', realtime: {realtime}}}}}\n"
+        for cid, path in clips.items()
+    )
+    return parse_config(
+        f"cameras:\n{cams}"
+        f"detector: {json.dumps(DETECTOR)}\n"
+        "tracker: {sigma_h: 0.0, t_min: 2}\n"
+        "sinks:\n"
+        f"  - {{type: zmq, endpoint: 'tcp://127.0.0.1:{port}', wait_for_subscribers: 1}}\n"
+        f"  - {{type: sql, url: '{pg_url}'}}\n"
+        "cluster:\n  engine: ray\n  address: auto\n"
+        "  resources_per_shard: {num_cpus: 0.5, num_gpus: 1}\n"
+    )
+
+
+def assert_each_frame_once(
+    clips: dict[str, Path], frames: int, pg_url: str, events: list[Event]
+) -> None:
+    """Every frame of every camera has its rows stored once and its detections published
+    once, and each camera's `seq` runs from 0 without a gap or a repeat."""
+    expected = {(c, f): DETECTIONS_PER_FRAME for c in clips for f in range(frames)}
+    assert rows_per_frame(pg_url) == expected
+    published: dict[str, list[int]] = defaultdict(list)
+    seqs: dict[str, list[int]] = defaultdict(list)
+    for event in events:
+        seqs[event.camera].append(event.seq)
+        if event.type == "detections":
+            published[event.camera].append(event.frame)
+    assert {c: sorted(f) for c, f in published.items()} == {c: list(range(frames)) for c in clips}
+    assert dict(seqs) == {c: list(range(len(seqs[c]))) for c in clips}
+
+
+class Collector:
+    """Every event on the endpoint, received in a thread until each camera's stream ended."""
+
+    def __init__(self, endpoint: str, cameras: int) -> None:
+        self.events: list[Event] = []
+        self.subscriber = EventSubscriber(endpoint)
+        self._cameras = cameras
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        ended = 0
+        while ended < self._cameras:
+            event = self.subscriber.receive(timeout_s=120)
+            if event is None:
+                return
+            self.events.append(event)
+            ended += event.type == "stream.ended"
+
+    def join(self) -> list[Event]:
+        self._thread.join(timeout=30)
+        self.subscriber.close()
+        return self.events
+
+
+def rows_per_frame(pg_url: str) -> Counter[tuple[str, int]]:
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT camera, frame, count(*) FROM detections GROUP BY 1, 2")
+            )
+            return Counter({(camera, frame): n for camera, frame, n in rows})
+    finally:
+        engine.dispose()
+
+
+def run_cluster(config: PipelineConfig) -> RunSummary:
+    from pipeline.cluster.run import ClusterRun
+
+    return ClusterRun(config, config_source="cluster.yaml").run()
+
+
+def test_every_frame_of_every_camera_is_processed_once_across_the_shards(
+    cluster: object, clips: dict[str, Path], pg_url: str
+) -> None:
+    port = free_port()
+    collector = Collector(f"tcp://127.0.0.1:{port}", CAMERAS)
+    summary = run_cluster(cluster_config(clips, pg_url, port))
+    events = collector.join()
+
+    assert summary.ok, summary
+    assert {c: s.frames for c, s in summary.cameras.items()} == {c: FRAMES for c in clips}
+    shards = {o.split(" on ")[0] for o in summary.outputs if o.startswith("shard-")}
+    assert len(shards) > 1, summary.outputs  # the cameras were spread over the nodes
+    assert_each_frame_once(clips, FRAMES, pg_url, events)
+
+
+# Last in the module: it takes a node away from the shared cluster.
+def test_a_node_removed_mid_run_moves_its_cameras_and_nothing_is_lost_or_repeated(
+    cluster: Any, long_clips: dict[str, Path], pg_url: str
+) -> None:
+    from pipeline.cluster.run import ClusterRun
+
+    port = free_port()
+    collector = Collector(f"tcp://127.0.0.1:{port}", CAMERAS)
+    run = ClusterRun(cluster_config(long_clips, pg_url, port, realtime=True), config_source="c")
+    outcome: dict[str, RunSummary] = {}
+    runner = threading.Thread(target=lambda: outcome.update(summary=run.run()))
+    runner.start()
+    workers = {node.node_id: node for node in cluster.worker_nodes}
+    deadline = time.monotonic() + 120
+    victim = None
+    while victim is None and time.monotonic() < deadline and runner.is_alive():
+        for shard in run.status():
+            published = [e for e in list(collector.events) if e.camera in shard.cameras]
+            if shard.info.node_id in workers and len(published) > 2 * len(shard.cameras) + 8:
+                victim = shard
+                break
+        time.sleep(0.05)
+    assert victim is not None, "no shard on a removable node got going"
+    cluster.remove_node(workers[victim.info.node_id], allow_graceful=False)
+    runner.join(timeout=180)
+    events = collector.join()
+
+    summary = outcome["summary"]
+    assert summary.ok, summary
+    assert [m for m in run.moves if m.startswith(victim.info.name)], run.moves
+    assert all(run.restarts[c] == 1 for c in victim.cameras)
+    assert {c: s.frames for c, s in summary.cameras.items()} == {c: LONG_FRAMES for c in long_clips}
+    assert_each_frame_once(long_clips, LONG_FRAMES, pg_url, events)
