@@ -386,4 +386,5 @@ def _(sc: MqttSinkConfig, context: SinkContext) -> Sink:
         count_labels=sc.count_labels,
         discovery_prefix=sc.discovery_prefix if sc.homeassistant else None,
         close_timeout_s=sc.close_timeout_s,
+        snapshots=sc.snapshots and context.snapshot_dir is not None,
     )

@@ -39,10 +39,11 @@ from pipeline.dataset_files import (
 )
 from pipeline.readers import FrameSampler
 from pipeline.sources import SourceError
+from pipeline.types import LabelMap
 from pipeline.urls import mask_credentials
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.models import Detection, Run
-from sinks.sql.query import ID_MAX, QueryError, existing_database
+from sinks.sql.query import ID_MAX, QueryError, existing_database, label_in
 
 __all__ = ["ExportError", "ExportRefused", "ExportRequest", "ExportSummary", "export_dataset"]
 
@@ -157,17 +158,20 @@ class StoredRun:
     labels: tuple[str, ...]
 
     def categories(self, wanted: Sequence[str] | None) -> tuple[str, ...]:
-        """The dataset's categories: `wanted` (each one a label of the run), else every
-        label of the run; sorted, so that category ids (1, 2, ...) follow name order."""
+        """The dataset's categories: the run's labels that `wanted` names (by the one label
+        rule, `LabelMap.key`; each one must name one), else every label of the run; sorted,
+        so that category ids (1, 2, ...) follow name order."""
         if wanted is None:
             return self.labels
-        unknown = [label for label in wanted if label not in self.labels]
+        stored = {LabelMap.key(label) for label in self.labels}
+        unknown = [label for label in wanted if LabelMap.key(label) not in stored]
         if unknown:
             raise ExportRefused(
                 f"run {self.id} stored no detections labelled {', '.join(map(repr, unknown))} "
                 f"(its labels: {', '.join(self.labels) or 'none'})"
             )
-        return tuple(sorted(set(wanted)))
+        keys = {LabelMap.key(label) for label in wanted}
+        return tuple(label for label in self.labels if LabelMap.key(label) in keys)
 
 
 class RunRows:
@@ -236,7 +240,7 @@ class RunRows:
         """`stmt` narrowed to this run's camera and the kept labels and scores."""
         stmt = stmt.where(Detection.run_id == self.run, Detection.camera == camera)
         if self.labels is not None:
-            stmt = stmt.where(Detection.label.in_(self.labels))
+            stmt = stmt.where(label_in(Detection.label, self.labels))
         if self.min_score is not None:
             stmt = stmt.where(Detection.score >= self.min_score)
         return stmt

@@ -3,7 +3,8 @@
 Counts the run keeps anyway (its cameras' `CameraStats`, readers and sink workers) are read
 when scraped by `_RunCollector`, so they always agree with the run's summary; only what
 nothing else records is observed as it happens: detector batches and their latency, frames
-detected, tracks open and each sink's capture-to-write latency.
+detected, tracks open and each sink's capture-to-write latency. A sink's counts of its own
+(the SQL spool, the MQTT buffer: `Sink.metrics`) are read at scrape time too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from pipeline.summary import CameraStats
-from pipeline.types import FrameResult, TrackEvent
+from pipeline.types import FrameResult, SinkMetric, TrackEvent
 
 PREFIX = "ssd"
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -59,6 +60,10 @@ class SinkCounts(Protocol):
 
     @property
     def buffered(self) -> int: ...
+
+    def metrics(self) -> Sequence[SinkMetric]:
+        """The sink's counts of its own (`Sink.metrics`)."""
+        ...
 
 
 @dataclass
@@ -239,9 +244,22 @@ class _RunCollector(Collector):
         up = GaugeMetricFamily(
             f"{PREFIX}_sink_ok", "1 while the sink has not failed.", labels=["sink"]
         )
+        own: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
         for name, sink in sinks.items():
             written.add_metric([name], sink.written)
             failed.add_metric([name], sink.unwritten)
             buffered.add_metric([name], sink.buffered)
             up.add_metric([name], 0 if sink.failed else 1)
+            for metric in sink.metrics():
+                family = own.get(metric.name)
+                if family is None:
+                    family = own[metric.name] = _family(metric)
+                family.add_metric([name], metric.value)
         yield from (written, failed, buffered, up)
+        yield from own.values()
+
+
+def _family(metric: SinkMetric) -> CounterMetricFamily | GaugeMetricFamily:
+    """The family of a sink's own metric: `ssd_sink_<name>`, labelled by sink."""
+    kind = CounterMetricFamily if metric.kind == "counter" else GaugeMetricFamily
+    return kind(f"{PREFIX}_sink_{metric.name}", metric.help, labels=["sink"])

@@ -405,6 +405,20 @@ RunOutcome = Literal["finished", "failed", "interrupted"]
 """How a run ended: every camera done; a camera or sink failed; stopped (Ctrl-C, SIGTERM)."""
 
 
+@dataclass(frozen=True)
+class SinkMetric:
+    """A count a sink keeps of itself (rows spooled, messages dropped...), read at each
+    scrape of the run's metrics (`Sink.metrics`); exposed as `ssd_sink_<name>` with the
+    sink's label."""
+
+    name: str
+    """snake_case, the kind of sink first: `sql_rows_spooled`."""
+    help: str
+    value: float
+    kind: Literal["counter", "gauge"] = "counter"
+    """counter: only grows during a run; gauge: goes up and down (what waits now)."""
+
+
 UNNAMED = ("", "N/A")
 """Class names of columns that are no class: COCO's models keep "N/A" for its unused ids."""
 

@@ -9,7 +9,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from pipeline.types import CameraStatus, FrameResult, RunOutcome, StreamEnd, StreamInfo
+from pipeline.types import (
+    CameraStatus,
+    FrameResult,
+    RunOutcome,
+    SinkMetric,
+    StreamEnd,
+    StreamInfo,
+)
 from sinks.base import Sink, SinkError
 
 log = logging.getLogger(__name__)
@@ -59,6 +66,10 @@ class SinkWorker:
     def buffered(self) -> int:
         """Messages waiting in the queue."""
         return self._queue.qsize()
+
+    def metrics(self) -> tuple[SinkMetric, ...]:
+        """The sink's counts of its own (`Sink.metrics`)."""
+        return self.sink.metrics()
 
     def submit(self, message: SinkMessage) -> None:
         """Queue a message for the sink; blocks while the queue is full. After the sink

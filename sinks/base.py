@@ -5,7 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from pipeline.types import CameraStatus, FrameResult, RunOutcome, StreamEnd, StreamInfo
+from pipeline.types import (
+    CameraStatus,
+    FrameResult,
+    RunOutcome,
+    SinkMetric,
+    StreamEnd,
+    StreamInfo,
+)
 
 
 class SinkError(RuntimeError):
@@ -53,6 +60,11 @@ class Sink(ABC):
         """The run summary's line for this sink: what it wrote, and where; details (one per
         file written, say) may follow on lines of their own."""
         return self.name
+
+    def metrics(self) -> tuple[SinkMetric, ...]:
+        """Counts of its own for the run's metrics (what waits, what was dropped); read from
+        the metrics server's thread while the sink runs, so only plain reads of counts."""
+        return ()
 
     def start_line(self) -> str:
         """One line for the start of the run, for what a person can use at once (where to

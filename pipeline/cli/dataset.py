@@ -64,7 +64,8 @@ def _add_export(actions: Any) -> None:
         nargs="+",
         action="extend",
         metavar="NAME",
-        help="only detections of these classes, e.g. --label person car; they are the "
+        help="only detections of these classes (case and surrounding spaces ignored), e.g. "
+        "--label person car; they are the "
         "dataset's categories (default: every label the run stored)",
     )
     p.add_argument(

@@ -42,7 +42,9 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help="SQLAlchemy URL")
     p.add_argument("--camera", type=nonempty, help="only this camera id")
-    p.add_argument("--label", type=nonempty, help="only this class, e.g. person")
+    p.add_argument(
+        "--label", type=nonempty, help="only this class, e.g. person (case and spaces aside)"
+    )
     p.add_argument(
         "--track",
         type=whole(1),

@@ -56,6 +56,12 @@ class MqttSinkConfig(Strict):
         description="Labels whose count in the latest frame is published per camera, from "
         "the start (e.g. [person, car]); none: every label seen, from its first box.",
     )
+    snapshots: bool = Field(
+        True,
+        description="With a snapshots sink: each camera's latest snapshot (the best "
+        "detection of the track that ended last) as a retained JPEG at "
+        "<prefix>/<camera>/snapshot, and an image in Home Assistant. No effect without one.",
+    )
     client_id: str = Field(
         default_factory=lambda: f"ssd-pipeline-{uuid.uuid4().hex[:10]}",
         min_length=1,
@@ -110,7 +116,8 @@ class MqttSinkConfig(Strict):
     homeassistant: bool = Field(
         False,
         description="Announce each camera to Home Assistant (MQTT discovery): a device with "
-        "a status sensor and a count sensor per label.",
+        "a status sensor, a count sensor per label, zone and line direction, and the "
+        "snapshot image.",
     )
     discovery_prefix: str = Field(
         "homeassistant",

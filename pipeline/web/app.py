@@ -3,7 +3,7 @@ detections, tracks and counts of a stored database (docs/api.md)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,19 +16,21 @@ from sqlalchemy import select
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from pipeline.metrics import RunMetrics, Watched
-from pipeline.timeparse import EXAMPLES, parse_time
+from pipeline.timeparse import EXAMPLES, parse_duration, parse_time
 from pipeline.web.models import (
     CameraOut,
     CountOut,
     DetectionOut,
     DetectionsPage,
     HealthOut,
+    LineCountOut,
     RunOut,
     RunsPage,
     SinkOut,
     StatusOut,
     TrackOut,
     TracksPage,
+    ZoneCountOut,
 )
 from pipeline.web.page import render_page
 from sinks.live_view.access import Access
@@ -45,6 +47,7 @@ from sinks.sql.query import (
     list_runs,
     list_tracks,
 )
+from sinks.sql.scene_query import TooManyPeriods, count_crossings, count_visits
 
 PAGE_MAX = 1000
 """The most rows one request returns."""
@@ -61,6 +64,17 @@ def _when(text: str | None) -> datetime | None:
     return None if text is None else parse_time(text)
 
 
+def _every(text: str | None) -> str | None:
+    """Checks a period as `query --every` takes it (15m, 1h, 1 day); parsed again when used."""
+    if text is not None:
+        parse_duration(text)
+    return text
+
+
+def _period(text: str | None) -> timedelta | None:
+    return None if text is None else parse_duration(text)
+
+
 Camera = Annotated[str | None, Query(min_length=1, max_length=255, description="Camera id.")]
 Label = Annotated[str | None, Query(min_length=1, max_length=128, description="Class name.")]
 RunId = Annotated[int | None, Query(ge=1, le=ID_MAX, description="runs.id")]
@@ -71,6 +85,16 @@ Since = Annotated[
     str | None,
     Query(min_length=1, max_length=100, description=f"From this time (inclusive): {_WHEN}."),
     AfterValidator(_time),
+]
+Every = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=100,
+        description="Per period, e.g. 15m, 1h, 1d, aligned on UTC multiples of it (as "
+        "`query --every`); each period from the first counted to the last, also empty ones.",
+    ),
+    AfterValidator(_every),
 ]
 PathId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
 Until = Annotated[
@@ -208,6 +232,60 @@ def _add_stored_routes(app: FastAPI, db: str) -> None:
         q = DetectionQuery(camera, label, None, _when(since), _when(until), min_score, run)
         rows = stored(count_detections, db, q, by)
         return [CountOut(key=r.key, detections=r.detections, tracks=r.tracks) for r in rows]
+
+    def scene_counts(count: Any, q: DetectionQuery, every: str | None) -> list[dict[str, Any]]:
+        """`count` (a scene query) of `db`; a 422 when `every` is too fine for the span."""
+        try:
+            rows: list[dict[str, Any]] = count(db, q, _period(every))
+        except TooManyPeriods as exc:
+            raise HTTPException(422, str(exc)) from exc
+        except QueryError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        return rows
+
+    _TOO_FINE: dict[int | str, dict[str, Any]] = {
+        **_UNREADABLE,
+        422: {"description": "A filter is wrong, or `every` makes too many periods."},
+    }
+
+    @app.get(
+        "/api/counts/lines",
+        response_model_exclude_none=True,  # the keys `query --format json` prints
+        response_model=list[LineCountOut],
+        responses=_TOO_FINE,
+    )
+    def line_counts(
+        camera: Camera = None,
+        label: Label = None,
+        run: RunId = None,
+        since: Since = None,
+        until: Until = None,
+        every: Every = None,
+    ) -> list[LineCountOut]:
+        """Line crossings per camera, line and direction, with distinct tracks; per period
+        with `every` (`query --count-by line [--every]`). Times filter the crossings'."""
+        q = DetectionQuery(camera, label, None, _when(since), _when(until), None, run)
+        return [LineCountOut.model_validate(r) for r in scene_counts(count_crossings, q, every)]
+
+    @app.get(
+        "/api/counts/zones",
+        response_model_exclude_none=True,  # the keys `query --format json` prints
+        response_model=list[ZoneCountOut],
+        responses=_TOO_FINE,
+    )
+    def zone_counts(
+        camera: Camera = None,
+        label: Label = None,
+        run: RunId = None,
+        since: Since = None,
+        until: Until = None,
+        every: Every = None,
+    ) -> list[ZoneCountOut]:
+        """Finished zone visits per camera and zone: visits, distinct tracks, mean and
+        longest dwell; with `every`, per period: visits entered and the peak occupancy
+        (`query --count-by zone [--every]`). Times filter the visits' entering."""
+        q = DetectionQuery(camera, label, None, _when(since), _when(until), None, run)
+        return [ZoneCountOut.model_validate(r) for r in scene_counts(count_visits, q, every)]
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:

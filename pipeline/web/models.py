@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class RunOut(BaseModel):
@@ -57,6 +57,36 @@ class CountOut(BaseModel):
     key: str = Field(description="The label, camera or run id counted.")
     detections: int
     tracks: int = Field(description="Distinct confirmed tracks among those detections.")
+
+
+_PERIOD = "Start of the period (UTC) with `every`; null without."
+
+
+class LineCountOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    period: datetime | None = Field(None, alias="from", description=_PERIOD)
+    camera: str
+    line: str
+    direction: str = Field(description="in or out, as the line's config names its sides.")
+    crossings: int
+    tracks: int = Field(description="Distinct tracks among those crossings.")
+
+
+class ZoneCountOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    period: datetime | None = Field(None, alias="from", description=_PERIOD)
+    camera: str
+    zone: str
+    visits: int | None = Field(None, description="Finished visits (without `every`).")
+    tracks: int | None = Field(None, description="Distinct tracks visiting (without `every`).")
+    mean_dwell_s: float | None = Field(None, description="Mean dwell (without `every`).")
+    max_dwell_s: float | None = Field(None, description="Longest dwell (without `every`).")
+    entered: int | None = Field(None, description="Visits entered in the period (with `every`).")
+    peak: int | None = Field(
+        None, description="Most visits open at once in the period: occupancy (with `every`)."
+    )
 
 
 class RunsPage(BaseModel):

@@ -80,6 +80,11 @@ class MqttConnection:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def buffered(self) -> int:
+        """Messages waiting for the broker to come back."""
+        return len(self._buffer)
+
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """Send a message now, or buffer it while the broker is away."""
         message = _Message(topic, payload, retain)

@@ -2,7 +2,9 @@
 device with sensors, so that nothing is configured on Home Assistant's side.
 
 Format: https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery, a message per
-entity at `<discovery_prefix>/sensor/<node_id>/<object_id>/config`. Every entity is
+entity at `<discovery_prefix>/<component>/<node_id>/<object_id>/config`: sensors, and an
+image (https://www.home-assistant.io/integrations/image.mqtt/: the JPEG bytes of a topic)
+for the latest snapshot. Every entity is
 available while the pipeline is connected (`<prefix>/status`); a count is also unavailable
 while its camera is offline.
 """
@@ -95,6 +97,34 @@ class Discovery:
         }
         return self._message(object_id, config)
 
+    def line_count(self, camera: str, line: str, direction: str) -> tuple[str, bytes]:
+        """(topic, payload) of the sensor counting a line's crossings in one direction since
+        the run started (a total that starts again at 0 with each run)."""
+        object_id = f"{hass_id(camera)}_line_{hass_id(line)}_{hass_id(direction)}_count"
+        config = {
+            "name": f"Line {line} {direction}",
+            "unique_id": f"{self.node_id}_{object_id}",
+            "state_topic": self.topics.line_count(camera, line, direction),
+            "state_class": "total_increasing",
+            "icon": "mdi:transit-transfer",
+            "availability_topic": self.topics.client_status,
+            **self._common(camera),
+        }
+        return self._message(object_id, config)
+
+    def snapshot(self, camera: str) -> tuple[str, bytes]:
+        """(topic, payload) of the image entity showing the camera's latest snapshot."""
+        object_id = f"{hass_id(camera)}_snapshot"
+        config = {
+            "name": "Snapshot",
+            "unique_id": f"{self.node_id}_{object_id}",
+            "image_topic": self.topics.snapshot(camera),
+            "content_type": "image/jpeg",
+            "availability_topic": self.topics.client_status,
+            **self._common(camera),
+        }
+        return self._message(object_id, config, component="image")
+
     def _common(self, camera: str) -> dict[str, Any]:
         return {
             "device": {
@@ -107,6 +137,8 @@ class Discovery:
             "origin": {"name": PROJECT, "sw_version": _version()},
         }
 
-    def _message(self, object_id: str, config: dict[str, Any]) -> tuple[str, bytes]:
-        topic = f"{self.discovery_prefix}/sensor/{self.node_id}/{object_id}/config"
+    def _message(
+        self, object_id: str, config: dict[str, Any], component: str = "sensor"
+    ) -> tuple[str, bytes]:
+        topic = f"{self.discovery_prefix}/{component}/{self.node_id}/{object_id}/config"
         return topic, json.dumps(config).encode()

@@ -3,15 +3,21 @@
 Events go to `<prefix>/<camera>/<type>` with the JSON bodies of the ZeroMQ bus
 (`sinks.event_stream`). Retained state: `<prefix>/status` (`online`, or `offline`: the
 last will), `<prefix>/<camera>/status` (`online` while the camera delivers frames) and
-`<prefix>/<camera>/count/<label>` (boxes of that label in the latest detected frame) and,
-for a camera with zones, `<prefix>/<camera>/zone/<zone>/count[/<label>]` (tracks inside).
-With Home Assistant discovery each camera appears as a device with those as sensors.
+`<prefix>/<camera>/count/<label>` (boxes of that label in the latest detected frame),
+for a camera with zones `<prefix>/<camera>/zone/<zone>/count[/<label>]` (tracks inside),
+for one with lines `<prefix>/<camera>/line/<line>/count/<direction>` (crossings this run),
+and with `snapshots` `<prefix>/<camera>/snapshot` (the JPEG of the latest ended track's
+best detection, which its "ended" event carries when a snapshots sink runs).
+With Home Assistant discovery each camera appears as a device with those as sensors, and
+the snapshot as an image.
 """
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
+
+import cv2
 
 from pipeline.types import (
     AnalyticsEvent,
@@ -19,8 +25,12 @@ from pipeline.types import (
     Detections,
     FrameResult,
     LabelMap,
+    LineCrossing,
+    SinkMetric,
+    Snapshot,
     StreamEnd,
     StreamInfo,
+    TrackEvent,
     ZoneOccupancy,
 )
 from sinks.base import Sink, SinkError
@@ -35,6 +45,7 @@ _ONLINE_STATES = {"streaming"}
 _OFFLINE_STATES = {"reconnecting", "stopped", "failed"}
 """Camera states (`CameraStatus.state`) that make the camera online / offline;
 `connecting` changes nothing."""
+SNAPSHOT_JPEG_QUALITY = 90
 
 
 class MqttSink(Sink):
@@ -44,6 +55,8 @@ class MqttSink(Sink):
     the latest of per topic. `count_labels`: the labels counted, announced at the camera's
     start (unknown ones are an error); None counts every label seen, each from its first
     box. `discovery_prefix`: Home Assistant discovery under that prefix (None: off).
+    `snapshots`: publish each camera's latest snapshot (announced at the camera's start; the
+    pictures come only when a snapshots sink makes the track events carry them).
     """
 
     name = "mqtt"
@@ -61,6 +74,7 @@ class MqttSink(Sink):
         count_labels: Sequence[str] | None = None,
         discovery_prefix: str | None = None,
         close_timeout_s: float = 10.0,
+        snapshots: bool = False,
     ) -> None:
         self.topics = Topics(prefix)
         self._labels = labels
@@ -76,6 +90,9 @@ class MqttSink(Sink):
         """Per camera seen: the labels whose count it publishes."""
         self._zones: dict[tuple[str, str], set[str]] = {}
         """Per (camera, zone) seen: the labels whose count inside it is published."""
+        self._snapshots = snapshots
+        self._crossings: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        """Crossings this run per (camera, line, direction) seen."""
         self._connection = MqttConnection(
             settings, self.topics.client_status, qos=qos, buffer_size=buffer_size
         )
@@ -98,6 +115,22 @@ class MqttSink(Sink):
             line += f", {c.undelivered} undelivered at the end (broker away)"
         return line
 
+    def metrics(self) -> tuple[SinkMetric, ...]:
+        """What `describe` counts, as the run goes, and what waits for the broker now."""
+        c = self._connection
+        return (
+            SinkMetric("mqtt_events_sent", "Events handed to the broker's connection (sent, "
+                       "or buffered while the broker is away).", self.events_sent),
+            SinkMetric("mqtt_buffered", "Messages waiting for the broker to come back.",
+                       c.buffered, "gauge"),
+            SinkMetric("mqtt_dropped", "Messages dropped, the oldest first, because the "
+                       "buffer was full while the broker was away.", c.dropped),
+            SinkMetric("mqtt_undelivered", "Messages still buffered when the run ended "
+                       "(the broker away): never delivered.", c.undelivered, "gauge"),
+            SinkMetric("mqtt_reconnections", "Times the connection to the broker was made "
+                       "again after it was lost.", c.reconnections),
+        )  # fmt: skip
+
     def start(self, info: StreamInfo) -> None:
         self._camera(info.camera_id)
         self._camera_status(info.camera_id, ONLINE)
@@ -109,6 +142,8 @@ class MqttSink(Sink):
             self._send(event)
         self._publish_counts(camera, result.detections)
         self._publish_zones(result.analytics)
+        self._publish_crossings(result.analytics)
+        self._publish_snapshot(result.track_events)
 
     def status(self, status: CameraStatus) -> None:
         self._camera(status.camera_id)
@@ -125,6 +160,8 @@ class MqttSink(Sink):
             self._send(event)
         self._publish_counts(camera, Detections.empty())
         self._publish_zones(stream_end.analytics)
+        self._publish_crossings(stream_end.analytics)
+        self._publish_snapshot(stream_end.track_events)
         for zone_camera, zone in list(self._zones):
             if zone_camera == camera:
                 self._zone_count(ZoneOccupancy(camera, zone, (), None, 0.0))
@@ -156,6 +193,8 @@ class MqttSink(Sink):
             self._connection.set_state(*self._discovery.camera_status(camera))
         for label in self._count_labels or ():
             self._count(camera, label, 0)
+        if self._snapshots and self._discovery is not None:
+            self._connection.set_state(*self._discovery.snapshot(camera))
 
     def _publish_counts(self, camera: str, detections: Detections) -> None:
         seen = collections.Counter(self._labels.name(int(i)) for i in detections.label.tolist())
@@ -195,8 +234,42 @@ class MqttSink(Sink):
                 self.topics.zone_count(camera, zone, label), str(counts.get(label, 0)).encode()
             )
 
+    def _publish_crossings(self, events: Sequence[AnalyticsEvent]) -> None:
+        for event in events:
+            if not isinstance(event, LineCrossing):
+                continue
+            key = (event.camera_id, event.line_id, event.direction)
+            if key not in self._crossings and self._discovery is not None:
+                self._connection.set_state(*self._discovery.line_count(*key))
+            self._crossings[key] += 1
+            self._connection.set_state(
+                self.topics.line_count(*key), str(self._crossings[key]).encode()
+            )
+
+    def _publish_snapshot(self, events: Iterable[TrackEvent]) -> None:
+        """The last snapshot among `events` (the track that ended last), as a JPEG."""
+        if not self._snapshots:
+            return
+        last = None
+        for event in events:
+            if event.kind == "ended" and event.snapshot is not None:
+                last = event
+        if last is not None and last.snapshot is not None:
+            self._connection.set_state(
+                self.topics.snapshot(last.track.camera_id), _jpeg(last.snapshot)
+            )
+
     def _camera_status(self, camera: str, payload: str) -> None:
         self._connection.set_state(self.topics.camera_status(camera), payload.encode())
+
+
+def _jpeg(snapshot: Snapshot) -> bytes:
+    """The snapshot's crop as JPEG bytes (what Home Assistant's MQTT image shows)."""
+    bgr = cv2.cvtColor(snapshot.crop, cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, SNAPSHOT_JPEG_QUALITY])
+    if not ok:
+        raise SinkError(f"mqtt sink: could not encode the snapshot {snapshot.name} as JPEG")
+    return data.tobytes()
 
 
 def _known(requested: Sequence[str], labels: LabelMap) -> tuple[str, ...]:

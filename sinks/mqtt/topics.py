@@ -45,3 +45,11 @@ class Topics:
         """Tracks inside a zone now, all labels (`label` None) or one (retained)."""
         base = f"{self.prefix}/{camera}/zone/{segment(zone)}/count"
         return base if label is None else f"{base}/{segment(label)}"
+
+    def line_count(self, camera: str, line: str, direction: str) -> str:
+        """Crossings of a line in one direction during the run, a number (retained)."""
+        return f"{self.prefix}/{camera}/line/{segment(line)}/count/{segment(direction)}"
+
+    def snapshot(self, camera: str) -> str:
+        """The JPEG of the camera's latest ended track's best detection (retained)."""
+        return f"{self.prefix}/{camera}/snapshot"

@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Generic, Literal, TypeVar
 
-from sqlalchemy import Engine, Select, func, inspect, select
+from sqlalchemy import ColumnElement, Engine, Select, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, load_only
 
+from pipeline.types import LabelMap
 from sinks.base import SinkError
 from sinks.sql.database import DatabaseUrl, make_engine, not_a_database, open_failure, reason
 from sinks.sql.models import Detection, Run, Track
@@ -26,6 +27,19 @@ ID_MAX = 2**31 - 1
 value makes it fail the query, and the SQLite driver crashes past 64 bits)."""
 LIMIT_MAX = 2**63 - 1
 """The largest row limit: what SQLite and PostgreSQL take as a LIMIT."""
+
+
+
+def label_is(column: Any, label: str) -> ColumnElement[bool]:
+    """`column` holds class `label` by the one label rule (`LabelMap.key`): case and
+    surrounding spaces aside, in SQL (lower(trim(...)); SQLite lowers ASCII letters only)."""
+    return func.lower(func.trim(column)) == LabelMap.key(label)
+
+
+def label_in(column: Any, labels: Any) -> ColumnElement[bool]:
+    """`column` holds one of `labels` by the one label rule (see `label_is`)."""
+    return func.lower(func.trim(column)).in_(sorted({LabelMap.key(x) for x in labels}))
+
 
 CountBy = Literal["label", "camera", "run"]
 COUNT_BY: tuple[CountBy, ...] = ("label", "camera", "run")
@@ -41,7 +55,7 @@ class DetectionQuery:
     """Filters for `query_detections`; None means "any".
 
     `since` is inclusive and `until` exclusive; naive datetimes are taken as UTC.
-    `label` is the class name (as in the `label` column), `track` a track id,
+    `label` is a class name, matched by the one label rule (`label_is`), `track` a track id,
     `run` a `runs.id` (both from 1 to `ID_MAX`), `limit` the number of rows to return
     (earliest first; 1 to `LIMIT_MAX`), `min_score` from 0 to 1. Raises ValueError naming
     what is out of bounds.
@@ -277,11 +291,11 @@ def list_tracks(url: str, q: DetectionQuery) -> Page[TrackRecord]:
     limit), newest first, and how many match in all."""
     conditions = [
         column == value
-        for column, value in (
-            (Track.run_id, q.run), (Track.camera, q.camera), (Track.label, q.label)
-        )
+        for column, value in ((Track.run_id, q.run), (Track.camera, q.camera))
         if value is not None
     ]
+    if q.label is not None:
+        conditions.append(label_is(Track.label, q.label))
     if q.min_score is not None:
         conditions.append(Track.best_score >= q.min_score)
     with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
@@ -344,7 +358,7 @@ def _filtered(stmt: Select[Any], q: DetectionQuery) -> Select[Any]:
     if q.camera is not None:
         stmt = stmt.where(Detection.camera == q.camera)
     if q.label is not None:
-        stmt = stmt.where(Detection.label == q.label)
+        stmt = stmt.where(label_is(Detection.label, q.label))
     if q.track is not None:
         stmt = stmt.where(Detection.track_id == q.track)
     if q.since is not None:

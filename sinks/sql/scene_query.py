@@ -19,7 +19,7 @@ from sqlalchemy import Engine, inspect, select
 
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.models import LineCrossingRow, ZoneVisit
-from sinks.sql.query import DetectionQuery, QueryError, existing_database, iso_z
+from sinks.sql.query import DetectionQuery, QueryError, existing_database, iso_z, label_is
 
 MAX_PERIODS = 100_000
 """Most periods one count may span: a finer `every` over a longer time is refused."""
@@ -46,9 +46,11 @@ def count_crossings(
     stmt = select(
         model.camera, model.line, model.direction, model.time, model.run_id, model.track_id
     )
-    for column, value in ((model.camera, q.camera), (model.label, q.label), (model.run_id, q.run)):
+    for column, value in ((model.camera, q.camera), (model.run_id, q.run)):
         if value is not None:
             stmt = stmt.where(column == value)
+    if q.label is not None:
+        stmt = stmt.where(label_is(model.label, q.label))
     if q.since is not None:
         stmt = stmt.where(model.time >= q.since)
     if q.until is not None:
@@ -111,9 +113,11 @@ def count_visits(
         model.camera, model.zone, model.run_id, model.track_id, model.entered_at,
         model.left_at, model.dwell_s,
     )
-    for column, value in ((model.camera, q.camera), (model.label, q.label), (model.run_id, q.run)):
+    for column, value in ((model.camera, q.camera), (model.run_id, q.run)):
         if value is not None:
             stmt = stmt.where(column == value)
+    if q.label is not None:
+        stmt = stmt.where(label_is(model.label, q.label))
     if q.since is not None:
         stmt = stmt.where(model.entered_at >= q.since)
     if q.until is not None:
@@ -187,9 +191,13 @@ def _period_start(unix_seconds: float, every: timedelta) -> float:
     return (unix_seconds // step) * step
 
 
+class TooManyPeriods(QueryError):
+    """`every` too fine for the time span counted: the request's fault, not the database's."""
+
+
 def _check_span(starts: list[float], every: timedelta) -> None:
     if starts and (max(starts) - min(starts)) / every.total_seconds() >= MAX_PERIODS:
-        raise QueryError(
+        raise TooManyPeriods(
             f"--every {every} makes more than {MAX_PERIODS} periods for this time span: "
             "choose a longer period or a shorter span (--since, --until)"
         )

@@ -34,6 +34,7 @@ from pipeline.types import (
     FrameResult,
     LabelMap,
     RunOutcome,
+    SinkMetric,
     StreamEnd,
     TrackEvent,
 )
@@ -48,10 +49,13 @@ from sinks.sql.database import (
 )
 from sinks.sql.models import RUN_STATUSES, Run, RunStatus
 from sinks.sql.scene_rows import scene_rows
-from sinks.sql.spool import Outbox, RowBatch, replay_spools, spool_prefix
+from sinks.sql.spool import Outbox, RowBatch, Table, replay_spools, spool_prefix
 from sinks.sql.writer import RowWriter
 
 log = logging.getLogger(__name__)
+
+_LOST_TABLES: tuple[Table, ...] = ("detections", "tracks", "zone_visits", "line_crossings")
+"""The tables whose rows `metrics` counts as lost (the run's end is no row of them)."""
 
 
 class SqlSink(Sink):
@@ -226,6 +230,25 @@ class SqlSink(Sink):
             notes.append(f"{self._left} rows not yet written kept in {self.kept_in}")
         return f"{text} ({'; '.join(notes)})" if notes else text
 
+    def metrics(self) -> tuple[SinkMetric, ...]:
+        """Rows written, waiting (in memory, in the spool file), lost and kept for the next
+        run, and outages: what `describe` counts, as the run goes."""
+        lost = self.outbox.lost
+        return (
+            SinkMetric("sql_rows_written", "Rows inserted into the database.",
+                       sum(self._writer.rows_written.values())),
+            SinkMetric("sql_rows_buffered", "Rows waiting in memory to be written.",
+                       self.outbox.memory_rows, "gauge"),
+            SinkMetric("sql_rows_spooled", "Rows waiting in the spool file on disk.",
+                       self.outbox.spooled_rows, "gauge"),
+            SinkMetric("sql_rows_lost", "Rows neither the database, memory nor the spool "
+                       "file could take (dropped).", sum(lost[t] for t in _LOST_TABLES)),
+            SinkMetric("sql_rows_kept", "Rows left unwritten in the spool file at the end of "
+                       "the run, for the next run to write.", self._left, "gauge"),
+            SinkMetric("sql_outages", "Times the database became unreachable.",
+                       self._writer.outages),
+        )  # fmt: skip
+
     def run_ended(self, outcome: RunOutcome) -> None:
         """The status `close()` records: "finished" (default), "failed" or "interrupted"."""
         if outcome not in RUN_STATUSES or outcome == "running":
@@ -364,7 +387,7 @@ class SqlSink(Sink):
         lost = self.outbox.lost
         parts = [
             f"{lost[t]} {t.replace('_', ' ')}"
-            for t in ("detections", "tracks", "zone_visits", "line_crossings")
+            for t in _LOST_TABLES
             if lost[t]
         ]
         if lost["run_end"]:

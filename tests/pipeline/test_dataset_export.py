@@ -437,3 +437,12 @@ def test_an_export_moved_whole_still_finds_its_images(recorded: Recorded, tmp_pa
     moved = Path(shutil.move(recorded.out, tmp_path / "moved"))
     _, images = exported(moved)
     assert images and all((moved / i["file_name"]).is_file() for i in images)
+
+
+def test_labels_are_matched_by_the_one_label_rule_and_keep_the_stored_name(
+    recorded: Recorded,
+) -> None:
+    export_dataset(recorded.request(labels=(" CAR ",), camera="lobby"))
+    coco, images = exported(recorded.out)
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == ["car"]
+    assert frames_of(images, "lobby") == boxed_frames(recorded.db, "lobby", "car")

@@ -18,6 +18,7 @@ from pipeline.types import FrameResult
 from sinks.base import Sink
 from tests.conftest import VideoFactory
 from tests.pipeline.test_pipelining import EagerDetector
+from tests.sinks.mqtt.brokers import listening, machine_broker
 
 pytest.importorskip("fastapi")
 
@@ -56,15 +57,19 @@ def test_metrics_scraped_during_a_run_count_what_its_summary_counts_at_the_end(
     synthetic_video: VideoFactory, tmp_path: Path
 ) -> None:
     clip = synthetic_video("clip.mp4", frames=30, size=(96, 64))
-    config = parse_config(
-        f"cameras:\n  - id: lobby\n    source: {clip}\n    detect_every: 2\n"
-        f"sinks:\n  - type: sql\n    url: sqlite:///{tmp_path / 'd.db'}\n"
-        "http:\n  port: 0\n"
-    )
-    scraper = Scraper(at=10)
-    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[scraper])  # type: ignore[arg-type]
-    scraper.url = lambda: pipeline.http_url or ""
-    summary = pipeline.run()
+    with machine_broker(tmp_path / "mosquitto") as broker, listening(
+        broker, lambda prefix: [f"{prefix}/#"]
+    ) as (prefix, _):
+        config = parse_config(
+            f"cameras:\n  - id: lobby\n    source: {clip}\n    detect_every: 2\n"
+            f"sinks:\n  - type: sql\n    url: sqlite:///{tmp_path / 'd.db'}\n"
+            f"  - type: mqtt\n    url: mqtt://{broker[0]}:{broker[1]}\n    prefix: {prefix}\n"
+            "http:\n  port: 0\n"
+        )
+        scraper = Scraper(at=10)
+        pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[scraper])  # type: ignore[arg-type]
+        scraper.url = lambda: pipeline.http_url or ""
+        summary = pipeline.run()
     assert summary.ok
 
     during = samples(scraper.scraped)
@@ -91,6 +96,17 @@ def test_metrics_scraped_during_a_run_count_what_its_summary_counts_at_the_end(
     assert after[("ssd_sink_written_total", (("sink", "sql"),))] == stats.frames
     assert after[("ssd_sink_failed_total", (("sink", "sql"),))] == 0
     assert after[("ssd_sink_ok", (("sink", "sql"),))] == 1
+    # the sinks' own counts, as their summary lines give them
+    sql, mqtt = (("sink", "sql"),), (("sink", "mqtt"),)
+    sql_line, mqtt_line = (o for o in summary.outputs if o.startswith(("sql", "mqtt")))
+    detections, tracks = map(int, re.findall(r"(\d+) (?:detections|tracks)", sql_line))
+    assert after[("ssd_sink_sql_rows_written_total", sql)] == detections + tracks > 0
+    assert after[("ssd_sink_sql_rows_lost_total", sql)] == 0
+    assert after[("ssd_sink_sql_rows_spooled", sql)] == after[("ssd_sink_sql_rows_kept", sql)] == 0
+    events = int(re.findall(r"(\d+) events", mqtt_line)[0])
+    assert after[("ssd_sink_mqtt_events_sent_total", mqtt)] == events > 0
+    assert after[("ssd_sink_mqtt_dropped_total", mqtt)] == 0  # "0 dropped"
+    assert after[("ssd_sink_mqtt_buffered", mqtt)] == 0
     e2e = (("camera", "lobby"), ("sink", "sql"))
     assert after[("ssd_end_to_end_latency_seconds_count", e2e)] == stats.frames
     assert pipeline.http_url is None  # the server closed with the run

@@ -4,6 +4,7 @@ tests, and the app over it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,12 @@ import pytest
 pytest.importorskip("fastapi")
 
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, insert
 
 from pipeline.config import parse_config
 from pipeline.runner import Pipeline
 from pipeline.web.app import create_app
+from sinks.sql.models import LineCrossingRow, ZoneVisit
 from tests.conftest import write_video
 from tests.pipeline.test_pipelining import EagerDetector
 
@@ -33,7 +36,45 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> str:
     for _ in range(2):
         summary = Pipeline(config, detector=EagerDetector()).run()  # type: ignore[arg-type]
         assert summary.ok
+    _add_scene_rows(url)
     return url
+
+
+T0 = datetime(2026, 11, 21, 10, 0, tzinfo=timezone.utc)
+
+
+def _add_scene_rows(url: str) -> None:
+    """Line crossings and zone visits of both runs, as the analytics would store them."""
+    crossings = [  # run, camera, line, track, label, direction, minutes after T0
+        (1, "door", "gate", 1, "person", "in", 1), (1, "door", "gate", 2, "person", "in", 2),
+        (1, "door", "gate", 2, "person", "out", 3), (1, "door", "gate", 3, "car", "in", 40),
+        (2, "lobby", "desk", 1, "person", "out", 5), (2, "door", "gate", 1, "Person", "in", 7),
+    ]
+    visits = [  # run, camera, zone, track, label, entered and left (minutes after T0)
+        (1, "lobby", "queue", 1, "person", 0, 20), (1, "lobby", "queue", 2, "person", 10, 50),
+        (1, "lobby", "queue", 2, "person", 55, 56), (2, "door", "porch", 4, "car", 3, 4),
+    ]
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for run, camera, line, track, label, direction, minute in crossings:
+            sides = ("left", "right") if direction == "in" else ("right", "left")
+            conn.execute(
+                insert(LineCrossingRow).values(
+                    run_id=run, camera=camera, line=line, track_id=track, label=label,
+                    label_id=1, direction=direction, from_side=sides[0], to_side=sides[1],
+                    frame=minute, time=T0 + timedelta(minutes=minute),
+                )
+            )  # fmt: skip
+        for run, camera, zone, track, label, entered, left in visits:
+            conn.execute(
+                insert(ZoneVisit).values(
+                    run_id=run, camera=camera, zone=zone, track_id=track, label=label,
+                    label_id=1, entered_frame=entered, entered_at=T0 + timedelta(minutes=entered),
+                    left_frame=left, left_at=T0 + timedelta(minutes=left),
+                    dwell_s=(left - entered) * 60.0, at_stream_end=False,
+                )
+            )  # fmt: skip
+    engine.dispose()
 
 
 @pytest.fixture

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from pipeline.cli import main
 from tests.pipeline.web.conftest import sqlite_path
 
 
@@ -155,3 +159,67 @@ def test_a_snapshot_path_that_is_no_jpeg_is_not_served(stored: str, tmp_path: Pa
         response = client.get(f"/api/tracks/{run}/{camera}/{track}/snapshot")
     assert response.status_code == 404
     assert "not for the API" not in response.text
+
+
+def test_line_counts_match_sql_and_query_per_line_and_direction(
+    client: TestClient, stored: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = client.get("/api/counts/lines").json()
+    expected = sql(
+        stored,
+        "SELECT camera, line, direction, count(*), "
+        "count(DISTINCT run_id || '/' || track_id) FROM line_crossings "
+        "GROUP BY camera, line, direction ORDER BY camera, line, direction",
+    )
+    got = [(r["camera"], r["line"], r["direction"], r["crossings"], r["tracks"]) for r in body]
+    assert got == [tuple(row) for row in expected]
+    person = client.get("/api/counts/lines", params={"label": "PERSON", "run": 1}).json()
+    assert person == [
+        {"camera": "door", "line": "gate", "direction": "in", "crossings": 2, "tracks": 2},
+        {"camera": "door", "line": "gate", "direction": "out", "crossings": 1, "tracks": 1},
+    ]
+    params = {"camera": "door", "every": "15m", "since": "2026-11-21T10:02:00Z"}
+    assert same_times(client.get("/api/counts/lines", params=params).json()) == query_json(
+        capsys, stored, "line", "--camera", "door", "--every", "15m",
+        "--since", "2026-11-21T10:02:00Z",
+    )  # fmt: skip
+
+
+def test_zone_counts_match_sql_and_query_with_peak_occupancy_per_period(
+    client: TestClient, stored: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = client.get("/api/counts/zones", params={"camera": "lobby"}).json()
+    expected = sql(
+        stored,
+        "SELECT zone, count(*), count(DISTINCT run_id || '/' || track_id), max(dwell_s) "
+        "FROM zone_visits WHERE camera = 'lobby' GROUP BY zone ORDER BY zone",
+    )
+    got = [(r["zone"], r["visits"], r["tracks"], r["max_dwell_s"]) for r in body]
+    assert got == [tuple(row) for row in expected]
+    periods = client.get("/api/counts/zones", params={"camera": "lobby", "every": "30m"}).json()
+    assert same_times(periods) == query_json(capsys, stored, "zone", "--camera", "lobby", "--every", "30m")
+    assert [(p["from"], p["entered"], p["peak"]) for p in periods] == [
+        ("2026-11-21T10:00:00Z", 2, 2), ("2026-11-21T10:30:00Z", 1, 1),
+    ]  # fmt: skip
+
+
+def test_a_period_too_fine_or_unreadable_is_answered_422(client: TestClient) -> None:
+    too_fine = client.get("/api/counts/lines", params={"every": "0.01s"})
+    assert too_fine.status_code == 422
+    assert "periods" in too_fine.json()["detail"]
+    unreadable = client.get("/api/counts/zones", params={"every": "often"})
+    assert unreadable.status_code == 422
+    assert unreadable.json()["detail"][0]["loc"] == ["query", "every"]
+
+
+def query_json(capsys: pytest.CaptureFixture[str], db: str, by: str, *args: str) -> Any:
+    """What `python -m pipeline query --count-by BY ARGS --format json` prints."""
+    capsys.readouterr()
+    assert main(["query", "--db", db, "--count-by", by, "--format", "json", *args]) == 0
+    return same_times(json.loads(capsys.readouterr().out))
+
+
+def same_times(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` with their period starts as datetimes (JSON writes them with or without
+    microseconds)."""
+    return [{**r, "from": datetime.fromisoformat(r["from"])} if "from" in r else r for r in rows]

@@ -13,6 +13,7 @@ import pytest
 from sinks.mqtt.sink import MqttSink
 from tests.sinks.mqtt.brokers import WAIT_S, Listener, PrivateMosquitto, Received
 from tests.sinks.mqtt.conftest import LABELS, broker_settings, feed, frames
+from tests.sinks.scrape import scrape_sink
 
 PREFIX = "outage"
 
@@ -83,10 +84,18 @@ def test_a_full_buffer_drops_the_oldest_events_and_counts_them(broker: PrivateMo
         assert until(lambda: not sink.connection.connected)
         feed(sink, frames("lobby", 5, first=2))  # seq 2..6: room for 3
         assert sink.connection.dropped == 2
+        during = scrape_sink(sink)
+        assert during["ssd_sink_mqtt_buffered"] == 3
+        assert during["ssd_sink_mqtt_dropped_total"] == 2
         broker.start()
         got = listener.wait_for(lambda m: 6 in detection_seqs(m))
         assert sorted(set(detection_seqs(got))) == [0, 1, 4, 5, 6]
         assert "2 dropped while the broker was away (buffer 3)" in sink.describe()
+        after = scrape_sink(sink)
+        assert after["ssd_sink_mqtt_dropped_total"] == 2
+        assert after["ssd_sink_mqtt_buffered"] == 0
+        assert after["ssd_sink_mqtt_events_sent_total"] == sink.events_sent > 0
+        assert after["ssd_sink_mqtt_reconnections_total"] == sink.connection.reconnections
     finally:
         sink.close()
         listener.close()
@@ -102,3 +111,4 @@ def test_what_is_still_buffered_when_the_run_ends_is_counted(broker: PrivateMosq
     sink.close()
     assert sink.connection.undelivered == 3
     assert "3 undelivered at the end" in sink.describe()
+    assert scrape_sink(sink)["ssd_sink_mqtt_undelivered"] == 3

@@ -9,10 +9,12 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import replace
 
+import cv2
+import numpy as np
 import pytest
 import zmq
 
-from pipeline.types import ZoneOccupancy
+from pipeline.types import LineCrossing, Snapshot, StreamEnd, TrackEvent, ZoneOccupancy
 from sinks.base import SinkError
 from sinks.event_bus.publisher import EventPublisher
 from sinks.event_bus.schema import parse_event
@@ -20,7 +22,7 @@ from sinks.event_stream import EventStream, encode
 from sinks.mqtt.sink import MqttSink
 from tests.conftest import free_port
 from tests.pipeline.cli_runs import ROOT
-from tests.sinks.event_bus.conftest import T0
+from tests.sinks.event_bus.conftest import T0, track
 from tests.sinks.mqtt.brokers import WAIT_S, Listener, listening, machine_broker
 from tests.sinks.mqtt.conftest import LABELS, broker_settings, camera_inputs, feed, frames
 
@@ -269,3 +271,96 @@ def test_zone_occupancy_is_kept_per_zone_and_label_and_announced(broker: Broker)
         config_topic = f"{prefix}-ha/sensor/{prefix}/lobby_zone_door_count/config"
         config = json.loads(next(m.payload for m in listener.messages if m.topic == config_topic))
         assert config["state_topic"] == zone and config["name"] == "Zone door occupancy"
+
+
+def picture(shade: int) -> np.ndarray:
+    """A 40x30 RGB crop: a left-to-right ramp tinted by `shade`."""
+    ramp = np.linspace(0, 200, 40, dtype=np.uint8)
+    image = np.zeros((30, 40, 3), np.uint8)
+    image[:, :, 0], image[:, :, 1], image[:, :, 2] = ramp, shade, 255 - ramp
+    return image
+
+
+def ended_with_snapshot(camera: str, track_id: int, crop: np.ndarray) -> TrackEvent:
+    shot = Snapshot(3, (1.0, 2.0, 41.0, 32.0), crop, "out/snapshots", f"{camera}/{track_id}.jpg")
+    return TrackEvent("ended", track(camera, track_id, 1, 3), shot)
+
+
+def decoded(payload: bytes) -> np.ndarray:
+    bgr = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR)
+    assert bgr is not None, "not a JPEG"
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def test_the_latest_snapshot_is_a_retained_jpeg_and_a_home_assistant_image(
+    broker: Broker,
+) -> None:
+    def topics(prefix: str) -> list[str]:
+        return [f"{prefix}/#", f"{prefix}-ha/#"]
+
+    with listening(broker, topics) as (prefix, listener):
+        sink = MqttSink(
+            broker_settings(url(broker)), LABELS, prefix=prefix,
+            discovery_prefix=f"{prefix}-ha", snapshots=True,
+        )
+        inputs = camera_inputs("lobby")
+        feed(sink, inputs[:3])
+        first, second = picture(40), picture(160)
+        feed(sink, [replace(inputs[3], track_events=(ended_with_snapshot("lobby", 1, first),))])
+        feed(sink, [StreamEnd("lobby", 6, (ended_with_snapshot("lobby", 2, second),))])
+        topic = f"{prefix}/lobby/snapshot"
+        got = listener.wait_for(lambda m: len([x for x in m if x.topic == topic]) == 2)
+        shots = [decoded(m.payload) for m in got if m.topic == topic]
+        assert [s.shape for s in shots] == [first.shape, second.shape]
+        # JPEG is lossy: each picture close to its crop, and the last one is the second
+        assert np.abs(shots[0].astype(int) - first).mean() < 4
+        assert np.abs(shots[1].astype(int) - second).mean() < 4
+        config_topic = f"{prefix}-ha/image/{prefix}/lobby_snapshot/config"
+        config = json.loads(next(m.payload for m in got if m.topic == config_topic))
+        assert config["image_topic"] == topic and config["content_type"] == "image/jpeg"
+        assert config["device"]["name"] == "lobby"
+        sink.close()
+        later = Listener(*broker, [topic])  # a client that connects later gets the last one
+        try:
+            (kept,) = later.wait_for(lambda m: len(m) == 1)
+            assert kept.retain and np.abs(decoded(kept.payload).astype(int) - second).mean() < 4
+        finally:
+            later.close()
+
+
+def test_without_the_snapshots_setting_no_picture_is_sent(broker: Broker) -> None:
+    with listening(broker, everything) as (prefix, listener):
+        sink = MqttSink(broker_settings(url(broker)), LABELS, prefix=prefix)
+        feed(sink, camera_inputs("lobby")[:3])
+        feed(sink, [StreamEnd("lobby", 6, (ended_with_snapshot("lobby", 1, picture(9)),))])
+        sink.close()
+        got = listener.wait_for(lambda m: listener.latest(f"{prefix}/status") == "offline")
+        assert listener.latest(f"{prefix}/status") == "offline"
+        assert not [m for m in got if m.topic.endswith("/snapshot")]
+
+
+def test_line_crossings_are_counted_per_direction_and_announced(broker: Broker) -> None:
+    def topics(prefix: str) -> list[str]:
+        return [f"{prefix}/#", f"{prefix}-ha/#"]
+
+    def crossed(track_id: int, direction: str, frame: int) -> LineCrossing:
+        return LineCrossing("lobby", "door", track_id, 1, direction, "left", "right", frame, T0)
+
+    with listening(broker, topics) as (prefix, listener):
+        sink = MqttSink(
+            broker_settings(url(broker)), LABELS, prefix=prefix, discovery_prefix=f"{prefix}-ha"
+        )
+        inputs = camera_inputs("lobby")
+        feed(sink, inputs[:3])
+        feed(sink, [replace(inputs[3], analytics=(crossed(1, "in", 3), crossed(2, "in", 3)))])
+        feed(sink, [replace(inputs[4], analytics=(crossed(1, "out", 4),))])
+        feed(sink, [replace(inputs[5], analytics=(crossed(3, "in", 5),))])
+        base = f"{prefix}/lobby/line/door/count"
+        listener.wait_for(lambda m: [x.text for x in m if x.topic == f"{base}/in"][-1:] == ["3"])
+        assert [m.text for m in listener.messages if m.topic == f"{base}/in"] == ["1", "2", "3"]
+        assert listener.latest(f"{base}/out") == "1"
+        config_topic = f"{prefix}-ha/sensor/{prefix}/lobby_line_door_in_count/config"
+        config = json.loads(next(m.payload for m in listener.messages if m.topic == config_topic))
+        assert config["state_topic"] == f"{base}/in"
+        assert config["state_class"] == "total_increasing"
+        sink.close()

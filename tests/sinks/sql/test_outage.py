@@ -25,6 +25,7 @@ from sinks.sql.database import DatabaseUrl
 from sinks.sql.sink import SqlSink
 from sinks.sql.spool import RowBatch, SpoolFile, spool_prefix
 from sinks.sql.writer import RowWriter
+from tests.sinks.scrape import scrape_sink
 from tests.sinks.sql.builders import (
     FAST_RETRY,
     LABELS,
@@ -174,6 +175,10 @@ def test_outage_longer_than_the_memory_buffer_spills_to_the_spool_file_and_drain
     assert sink.outbox.spooled_rows >= 300 - 12 - 6
     (spool,) = tmp_path.iterdir()
     assert spool.stat().st_size > 0
+    during = scrape_sink(sink)
+    assert during["ssd_sink_sql_rows_spooled"] == sink.outbox.spooled_rows
+    assert during["ssd_sink_sql_rows_buffered"] == sink.outbox.memory_rows
+    assert during["ssd_sink_sql_outages_total"] == 1
 
     proxy.restore()
     assert sink.flush(30)
@@ -181,6 +186,10 @@ def test_outage_longer_than_the_memory_buffer_spills_to_the_spool_file_and_drain
     sink.close()
     assert stored(direct) == expected(sink.run_id, range(0, 100))
     assert list(tmp_path.iterdir()) == []  # the spool is deleted once drained
+    after = scrape_sink(sink)
+    assert "1 outage(s) ridden out" in sink.describe()
+    assert after["ssd_sink_sql_rows_written_total"] == sum(sink.rows_written.values()) == 300
+    assert after["ssd_sink_sql_rows_spooled"] == after["ssd_sink_sql_rows_lost_total"] == 0
 
 
 def test_a_retry_after_a_commit_whose_answer_was_lost_adds_no_duplicates(
@@ -258,6 +267,10 @@ def test_rows_unwritten_at_the_end_are_kept_and_written_by_the_next_run(tmp_path
         locker.close()
     assert first.kept_in is not None and first.kept_in.exists()
     assert stored(url) == []
+    metrics = scrape_sink(first)  # what the summary says: 60 rows kept, none lost
+    assert "60 rows not yet written kept in" in first.describe()
+    assert metrics["ssd_sink_sql_rows_kept"] == 60
+    assert metrics["ssd_sink_sql_rows_lost_total"] == metrics["ssd_sink_sql_rows_written_total"] == 0
 
     second = SqlSink(url, LABELS, spool_dir=spool_dir)
     assert list(spool_dir.iterdir()) == []

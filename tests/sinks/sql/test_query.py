@@ -22,7 +22,7 @@ import sinks.sql.retention
 from pipeline.cli import main
 from pipeline.types import StreamEnd
 from sinks.base import SinkError
-from sinks.sql.models import Run
+from sinks.sql.models import Detection, Run, Track
 from sinks.sql.query import (
     ID_MAX,
     LIMIT_MAX,
@@ -504,3 +504,21 @@ def test_retention_command_on_a_missing_database_fails_with_one_line(
         capsys, "retention", "--db", f"sqlite:///{tmp_path / 'none.db'}", "--older-than", "1d"
     )
     assert code == 1 and err.count("\n") == 1 and "does not exist" in err
+
+
+@pytest.mark.parametrize("asked", ["person", "PERSON", " Person "])
+def test_label_filter_matches_stored_labels_by_the_one_label_rule(
+    two_runs: tuple[str, int, int], asked: str
+) -> None:
+    url, _, _ = two_runs
+    wanted = DetectionQuery(label="person")
+    before = (count_detections(url, wanted, "camera"), list_tracks(url, wanted).total)
+    engine = create_engine(url)
+    with engine.begin() as conn:  # as a detector naming its class "Person " stores it
+        for model in (Detection, Track):
+            conn.execute(update(model).where(model.label == "person").values(label=" Person "))
+    engine.dispose()
+    q = DetectionQuery(label=asked)
+    assert (count_detections(url, q, "camera"), list_tracks(url, q).total) == before
+    assert before[1] > 0 and before[0]
+    assert count_detections(url, DetectionQuery(label="per son"), "camera") == []

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, update
 
 from pipeline.cli import main
 from pipeline.types import AnalyticsEvent, LineCrossing, StreamEnd, ZoneEvent
@@ -174,3 +175,20 @@ def test_query_command_refuses_options_that_do_not_go_together(
 ) -> None:
     assert main(["query", "--db", f"sqlite:///{tmp_path / 'd.db'}", *args]) == 2
     assert capsys.readouterr().err.strip() == f"error: {problem}"
+
+
+def test_label_filter_matches_crossings_and_visits_by_the_one_label_rule(
+    sql_db_url: str,
+) -> None:
+    store(sql_db_url, [*CROSSINGS, visit("cam", "desk", 1, T0, T0 + MIN)])
+    wanted = DetectionQuery(label="person")
+    before = (count_crossings(sql_db_url, wanted), count_visits(sql_db_url, wanted))
+    engine = create_engine(sql_db_url)
+    with engine.begin() as conn:  # as a detector naming its class "Person " stores it
+        for model in (LineCrossingRow, ZoneVisit):
+            conn.execute(update(model).values(label=" Person "))
+    engine.dispose()
+    asked = DetectionQuery(label="PERSON")
+    assert (count_crossings(sql_db_url, asked), count_visits(sql_db_url, asked)) == before
+    assert before[0] and before[1]
+    assert count_crossings(sql_db_url, DetectionQuery(label="car")) == []
