@@ -33,6 +33,7 @@ from pipeline.config import (
     ZmqSinkConfig,
 )
 from pipeline.config.scene import kept_classes, scene_label_problems
+from pipeline.motion import MotionGate
 from pipeline.readers import Backoff, FrameQueue, FrameSampler, QueuePolicy
 from pipeline.snapshots import SnapshotKeeper
 from pipeline.sources import AVSource, ImageFolderSource, Source
@@ -97,6 +98,14 @@ def make_queue(camera: CameraConfig, live: bool, condition: threading.Condition)
 def make_sampler(camera: CameraConfig) -> FrameSampler:
     """Which of the camera's frames are detected on (`detect_every`, `max_fps`)."""
     return FrameSampler(camera.detect_every, camera.max_fps)
+
+
+def make_motion_gate(camera: CameraConfig) -> MotionGate | None:
+    """The camera's motion gate; None where `motion.enabled` is off (every frame detected)."""
+    motion = camera.motion
+    if not motion.enabled:
+        return None
+    return MotionGate(motion.threshold, motion.min_area, motion.max_skip_s)
 
 
 def make_backoff(camera: CameraConfig) -> Backoff:

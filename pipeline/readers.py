@@ -16,6 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+import numpy as np
+import numpy.typing as npt
+
+from pipeline.motion import MotionGate
 from pipeline.sources import OpenedSource, Pacer, Source, SourceError
 from pipeline.types import CameraState, CameraStatus, Frame, StreamInfo
 
@@ -183,6 +187,7 @@ class CameraReader(threading.Thread):
         on_open: OpenCallback,
         on_status: StatusCallback,
         sampler: FrameSampler | None = None,
+        motion: MotionGate | None = None,
         pass_skipped: bool = False,
         backoff: Backoff | None = None,
         loop: bool = False,
@@ -196,6 +201,7 @@ class CameraReader(threading.Thread):
         self.opened: OpenedSource | None = None
         self.reconnects = 0
         self.skipped = 0
+        self.motion_skipped = 0
         self.lost: str | None = None
         """Why a live source is down while the reader waits to reconnect; None once it
         streams again."""
@@ -203,6 +209,7 @@ class CameraReader(threading.Thread):
         self._on_open = on_open
         self._on_status = on_status
         self._sampler = sampler or FrameSampler()
+        self._motion = motion
         self._pass_skipped = pass_skipped
         self._backoff = backoff or Backoff()
         self._loop = loop
@@ -273,17 +280,26 @@ class CameraReader(threading.Thread):
             if self._pacer is not None and self._pacer.wait(pts, self._stop_event):
                 break
             self._last_pts = pts
-            detect = self._sampler.take(pts)
+            detect = self._take(raw.image, pts)
             if detect or self._pass_skipped:
                 frame = Frame(self.camera_id, self._index, pts, time.time(), raw.image)
                 if not self.queue.put(QueuedFrame(frame, detect), self._stop_event):
                     return got_frame
-            if not detect:
-                self.skipped += 1
             self._index += 1
             if self._stop_event.is_set():
                 break
         return got_frame
+
+    def _take(self, image: npt.NDArray[np.uint8], pts: float) -> bool:
+        """Whether to detect this frame: the sampler's pick, if the motion gate (where
+        there is one) saw something move. Counts what each left out."""
+        if not self._sampler.take(pts):
+            self.skipped += 1
+            return False
+        if self._motion is not None and not self._motion.take(image, pts):
+            self.motion_skipped += 1
+            return False
+        return True
 
     def _align_pts(self, first_pts: float) -> None:
         """Keep pts increasing when a source restarts (reconnection, loop)."""
