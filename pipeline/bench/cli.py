@@ -308,7 +308,7 @@ def _capacity(args: argparse.Namespace) -> int:
     detector.detect([Frame("warm-up", 0, 0.0, 0.0, image)] * detector.batch_size)
     video = None if args.no_video else VideoOutput(args.video_codec, args.video_preset,
                                                    args.video_crf)  # fmt: skip
-    motion = MotionConfig(enabled=True) if args.motion else None
+    motion = MotionConfig.model_validate({"enabled": True}) if args.motion else None
     run = CapacityRun(clip, setup, detector, video, args.trial_seconds, fps, motion)
 
     def trial(cameras: int) -> Trial:

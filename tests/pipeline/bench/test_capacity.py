@@ -183,7 +183,7 @@ def test_motion_gating_lets_a_slow_detector_keep_up_with_a_still_camera(
 ) -> None:
     # One frame looped: nothing moves, so one frame a second is detected (0.5 s each).
     clip = str(synthetic_video("still.mp4", frames=1, size=(64, 48), fps=10))
-    result = run_trial(clip, SlowDetector(), MotionConfig(enabled=True, max_skip_s=1.0))
+    result = run_trial(clip, SlowDetector(), MotionConfig.model_validate({"enabled": True, "max_skip_s": 1.0}))
     assert result.dropped == 0
     assert result.skipped > result.frames > 0
     assert result.paced
