@@ -7,15 +7,17 @@ frame, where a frame not detected carries the boxes of the last frame detected, 
 pipeline publishes it (raw detector boxes on both sides: the tracker is left out of the
 comparison). Then the cost of the motion test against a detection, per frame, in the same
 run. Then, unless `--skip-capacity`, `bench --capacity` without and with motion gating (the
-config's defaults), one after the other with the same warm detector, and their ratio.
+config's defaults), off, on, on, off with the same warm detector: on the clip, and with
+`--still` on a still scene (the clip's first frame held), where gating saves the most.
 Figures: docs/performance.md, "Motion gating".
 
-    nice -n 10 python -m benchmarks.motion [--clip ../shared/data/vtest.avi] [--skip-capacity]
+    nice -n 10 python -m benchmarks.motion [--clip PATH] [--skip-capacity] [--still]
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +28,14 @@ import av
 import cv2
 
 from detector.agreement import compare
-from pipeline.bench.capacity import LOOPED_CLIP, CapacityRun, find_capacity, format_capacity
+from pipeline.bench.capacity import (
+    LOOPED_CLIP,
+    CapacityRun,
+    Trial,
+    find_capacity,
+    format_capacity,
+    trial_line,
+)
 from pipeline.bench.end_to_end import DetectorSetup
 from pipeline.build import build_run_detector
 from pipeline.config import DetectorConfig, MotionConfig
@@ -138,31 +147,58 @@ def recall_table(reference: list[Detections], gated: list[Gated], detect_s: floa
     return lines
 
 
-def capacity(config: DetectorConfig, clip: Path, seconds: float, most: int) -> list[str]:
-    """`bench --capacity` without and with motion gating (its defaults), same detector."""
+def capacity(config: DetectorConfig, clips: dict[str, Path], seconds: float, most: int) -> None:
+    """`bench --capacity` without and with motion gating (its defaults) on each clip, one
+    after the other with the same warm detector; prints each trial as it ends."""
     detector = build_run_detector(config)
+    setup = DetectorSetup(config.model, config.weights, "cpu")
+    for name, clip in clips.items():
+        with av.open(str(clip)) as container:
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or 10)
+            image = next(container.decode(stream)).to_ndarray(format="rgb24")
+        detector.detect([Frame("warm-up", 0, 0.0, 0.0, image)] * detector.batch_size)
+        held: dict[str, list[int]] = {"off": [], "on": []}
+        for motion in (None, DEFAULTS, DEFAULTS, None):  # ABBA: drift in the load cancels
+            gating = "on" if motion else "off"
+            what = f"{name}, motion gating {gating}"
+            run = CapacityRun(str(clip), setup, detector, None, seconds, fps, motion)
+
+            def trial(cameras: int, run: CapacityRun = run, what: str = what) -> Trial:
+                result = run(cameras)
+                print(f"{what}:{trial_line(result)[1:]}", flush=True)
+                return result
+
+            result = find_capacity(trial, most)
+            held[gating].append(result.capacity)
+            print(f"{what}: {format_capacity(result)[-2].strip()}", flush=True)
+        print(f"{name}: cameras held with motion gating {held['on']}, without {held['off']}")
+
+
+def still_clip(clip: Path, out: Path, seconds: float = 10.0) -> Path:
+    """A camera watching a still scene: `clip`'s first frame, held for `seconds`, in H.264."""
     with av.open(str(clip)) as container:
         stream = container.streams.video[0]
-        fps = float(stream.average_rate or 10)
-        image = next(container.decode(stream)).to_ndarray(format="rgb24")
-    detector.detect([Frame("warm-up", 0, 0.0, 0.0, image)] * detector.batch_size)
-    setup = DetectorSetup(config.model, config.weights, "cpu")
-    lines: list[str] = []
-    held: list[int] = []
-    for motion in (None, DEFAULTS):
-        run = CapacityRun(str(clip), setup, detector, None, seconds, fps, motion)
-        result = find_capacity(run, most)
-        held.append(result.capacity)
-        lines.append("motion gating " + ("on (defaults)" if motion else "off"))
-        lines += format_capacity(result)
-    lines.append(f"cameras held, with / without motion gating: {held[1] / max(held[0], 1):.2f}")
-    return lines
+        rate = stream.average_rate or 10
+        first = next(container.decode(stream)).to_ndarray(format="rgb24")
+    with av.open(str(out), "w") as container:
+        encoded = container.add_stream("libx264", rate=rate)
+        encoded.height, encoded.width = first.shape[:2]
+        encoded.pix_fmt = "yuv420p"
+        for _ in range(int(seconds * float(rate))):
+            container.mux(encoded.encode(av.VideoFrame.from_ndarray(first, format="rgb24")))
+        container.mux(encoded.encode(None))
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clip", type=Path, default=LOOPED_CLIP, help="real footage")
     parser.add_argument("--skip-capacity", action="store_true")
+    parser.add_argument(
+        "--still", action="store_true",
+        help="capacity also on a still scene: the clip's first frame held (looped)",
+    )  # fmt: skip
     parser.add_argument("--trial-seconds", type=float, default=10.0)
     parser.add_argument("--capacity-max", type=int, default=16)
     args = parser.parse_args(argv)
@@ -175,8 +211,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{date}  {_cpu_model()}\n{described}\nclip {args.clip}, {len(reference)} frames")
     print(f"detector: {detect_s / len(reference) * 1000:.1f} ms a frame")
     print("\n".join(recall_table(reference, gated, detect_s)))
-    if not args.skip_capacity:
-        print("\n".join(capacity(config, args.clip, args.trial_seconds, args.capacity_max)))
+    if args.skip_capacity:
+        return
+    with tempfile.TemporaryDirectory(prefix="motion-bench-") as tmp:
+        clips = {args.clip.name: args.clip}
+        if args.still:
+            clips["still scene"] = still_clip(args.clip, Path(tmp) / "still.mp4")
+        capacity(config, clips, args.trial_seconds, args.capacity_max)
 
 
 def _cpu_model() -> str:

@@ -1,7 +1,7 @@
 """Motion gating: detect a camera's frame only when something moved since its last detected one.
 
 The test is cheap enough for a camera's reader thread (well under a millisecond a frame):
-the frame is thinned to about `MOTION_HEIGHT` rows of grey (every few pixels), blurred, and compared pixel by pixel
+every few pixels of the frame (about `MOTION_HEIGHT` rows), in grey, blurred, are compared
 with the frame last detected; pixels that changed by more than `threshold` grey levels are
 grown a little (dilated) to join the parts of one moving thing, and motion is a patch of
 them covering at least `min_area` of the picture. A frame is detected anyway once
