@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,11 +102,15 @@ def make_sampler(camera: CameraConfig) -> FrameSampler:
 
 
 def make_motion_gate(camera: CameraConfig) -> MotionGate | None:
-    """The camera's motion gate; None where `motion.enabled` is off (every frame detected)."""
+    """The camera's motion gate; None where `motion.enabled` is off (every frame detected).
+
+    Its phase (`MotionGate.phase_s`) comes from the camera's id: spread across cameras, and
+    the same in every run, so that a dataset export replays the run's choices."""
     motion = camera.motion
     if not motion.enabled:
         return None
-    return MotionGate(motion.threshold, motion.min_area, motion.max_skip_s)
+    phase = zlib.crc32(camera.id.encode()) / 2**32 * motion.max_skip_s
+    return MotionGate(motion.threshold, motion.min_area, motion.max_skip_s, phase)
 
 
 def make_backoff(camera: CameraConfig) -> Backoff:

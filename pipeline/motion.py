@@ -27,10 +27,18 @@ class MotionGate:
     """Whether to detect a camera's frame: something moved since the last frame detected,
     or that frame is `max_skip_s` seconds of video old (see the module)."""
 
-    def __init__(self, threshold: int, min_area: float, max_skip_s: float) -> None:
+    def __init__(
+        self, threshold: int, min_area: float, max_skip_s: float, phase_s: float = 0.0
+    ) -> None:
+        if not 0 <= phase_s <= max_skip_s:
+            raise ValueError(f"phase_s must be in [0, max_skip_s], got {phase_s}")
         self.threshold = threshold
         self.min_area = min_area
         self.max_skip_s = max_skip_s
+        self.phase_s = phase_s
+        """The first forced detection comes this much sooner: cameras that start together
+        and watch still scenes then do not all force theirs at the same moment (a burst that
+        every camera's latency would wait behind)."""
         self._reference: npt.NDArray[np.uint8] | None = None
         self._reference_pts = 0.0
 
@@ -43,7 +51,11 @@ class MotionGate:
             or self._reference.shape != small.shape
             or not 0 <= pts - self._reference_pts < self.max_skip_s
         )
-        if due or self._moved(small):
+        if due:
+            self._reference_pts = pts - (self.phase_s if self._reference is None else 0.0)
+            self._reference = small
+            return True
+        if self._moved(small):
             self._reference, self._reference_pts = small, pts
             return True
         return False

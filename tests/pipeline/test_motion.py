@@ -10,7 +10,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pipeline.config import ConfigError, parse_config
+from pipeline.build import make_motion_gate
+from pipeline.config import CameraConfig, ConfigError, parse_config
 from pipeline.motion import MotionGate
 from pipeline.runner import Pipeline
 from pipeline.types import Frame, FrameResult
@@ -46,6 +47,23 @@ def test_a_static_scene_is_detected_only_every_max_skip_s() -> None:
     rng = np.random.default_rng(1)
     images = [noisy(scene(), rng) for _ in range(30)]
     assert detected(MotionGate(25, 0.001, 0.5), images) == [0, 5, 10, 15, 20, 25]
+
+
+def test_cameras_watching_still_scenes_force_their_detections_at_different_moments() -> None:
+    rng = np.random.default_rng(1)
+    images = [noisy(scene(), rng) for _ in range(12)]
+    assert detected(MotionGate(25, 0.001, 0.5, phase_s=0.2), images) == [0, 3, 8]
+    gates = [make_motion_gate(camera(name)) for name in ("gate", "lobby", "yard")]
+    phases = {g.phase_s for g in gates if g is not None}
+    assert len(phases) == 3 and all(0 <= p < 1.0 for p in phases)
+    again = make_motion_gate(camera("gate"))
+    assert again is not None and again.phase_s == gates[0].phase_s  # type: ignore[union-attr]
+
+
+def camera(name: str) -> CameraConfig:
+    return CameraConfig.model_validate(
+        {"id": name, "source": "rtsp://192.0.2.1/s", "motion": {"enabled": True}}
+    )
 
 
 def test_an_object_moving_a_little_every_frame_is_detected_on_every_frame() -> None:
@@ -123,17 +141,22 @@ def test_a_static_camera_skips_detection_publishes_last_boxes_and_counts_the_fra
         f"    full_rate_video: {str(full_rate_video).lower()}\n"
         "    motion: {enabled: true, max_skip_s: 0.5}\n"
     )
+    gate = make_motion_gate(config.cameras[0])
+    assert gate is not None
+    # The camera's phase moves its first forced detection earlier; then one every 5 frames.
+    first = 5 - int(gate.phase_s * FPS)
+    wanted = [0, *range(first, 12, 5)]
     sink = EveryFrame()
     summary = Pipeline(config, detector=EagerDetector(), extra_sinks=[sink]).run()  # type: ignore[arg-type]
     stats = summary.cameras["cam"]
-    assert summary.ok and (stats.motion_skipped, stats.skipped) == (9, 0)
-    assert [r.frame.index for r in sink.results if r.detected] == [0, 5, 10]
+    assert summary.ok and (stats.motion_skipped, stats.skipped) == (12 - len(wanted), 0)
+    assert [r.frame.index for r in sink.results if r.detected] == wanted
     if not full_rate_video:
-        assert len(sink.results) == 3
+        assert len(sink.results) == len(wanted)
         return
     assert len(sink.results) == 12
     for result in sink.results:
-        last_detected = result.frame.index // 5 * 5
+        last_detected = max(i for i in wanted if i <= result.frame.index)
         expected = box(Frame("cam", last_detected, 0.0, 0.0, result.frame.image))
         np.testing.assert_array_equal(result.detections.xyxy, expected.xyxy)
 
