@@ -199,6 +199,9 @@ def main(argv: list[str] | None = None) -> None:
         "--still", action="store_true",
         help="capacity also on a still scene: the clip's first frame held (looped)",
     )  # fmt: skip
+    parser.add_argument(
+        "--still-only", action="store_true", help="capacity on the still scene only"
+    )
     parser.add_argument("--trial-seconds", type=float, default=10.0)
     parser.add_argument("--capacity-max", type=int, default=16)
     args = parser.parse_args(argv)
@@ -214,8 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.skip_capacity:
         return
     with tempfile.TemporaryDirectory(prefix="motion-bench-") as tmp:
-        clips = {args.clip.name: args.clip}
-        if args.still:
+        clips = {} if args.still_only else {args.clip.name: args.clip}
+        if args.still or args.still_only:
             clips["still scene"] = still_clip(args.clip, Path(tmp) / "still.mp4")
         capacity(config, clips, args.trial_seconds, args.capacity_max)
 
