@@ -8,15 +8,18 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
 
 from pipeline import build, cli
+from pipeline.bench import cli as bench_cli
 from pipeline.bench.capacity import (
     LATENCY_LIMIT_S,
     OVERLOAD,
     PACE_TOLERANCE,
+    CapacityResult,
     CapacityRun,
     LatencySink,
     Trial,
@@ -183,7 +186,36 @@ def test_motion_gating_lets_a_slow_detector_keep_up_with_a_still_camera(
 ) -> None:
     # One frame looped: nothing moves, so one frame a second is detected (0.5 s each).
     clip = str(synthetic_video("still.mp4", frames=1, size=(64, 48), fps=10))
-    result = run_trial(clip, SlowDetector(), MotionConfig.model_validate({"enabled": True, "max_skip_s": 1.0}))
+    result = run_trial(
+        clip, SlowDetector(), MotionConfig.model_validate({"enabled": True, "max_skip_s": 1.0})
+    )
     assert result.dropped == 0
     assert result.skipped > result.frames > 0
     assert result.paced
+
+
+@pytest.mark.parametrize(("flags", "enabled"), [([], None), (["--motion"], True)])
+def test_bench_capacity_motion_runs_its_trials_with_motion_gating_on(
+    synthetic_video: VideoFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    enabled: bool | None,
+) -> None:
+    runs: list[CapacityRun] = []
+
+    def recorded(*args: Any, **kwargs: Any) -> CapacityRun:
+        runs.append(CapacityRun(*args, **kwargs))
+        return runs[-1]
+
+    monkeypatch.setattr(build, "build_run_detector", lambda config, announce: EagerDetector())
+    monkeypatch.setattr(bench_cli, "CapacityRun", recorded)
+    monkeypatch.setattr(bench_cli, "find_capacity", lambda trial, most: CapacityResult(0, most))
+    clip = synthetic_video("clip.mp4", frames=2, size=(64, 48), fps=10)
+    code = cli.main(
+        ["bench", "--capacity", "--clip", str(clip), "--capacity-max", "1", "--device", "cpu",
+         "--no-video", *flags]
+    )  # fmt: skip
+    assert code == 0
+    (run,) = runs
+    assert (run.motion.enabled if run.motion is not None else None) == enabled
