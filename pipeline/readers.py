@@ -197,7 +197,9 @@ class CameraReader(threading.Thread):
     read ends the camera as failed. Live sources are reopened after any failure or end of
     stream, after a `Backoff` delay, until `stop` (or `max_attempts` failures in a row).
     Frame indices and pts keep increasing across reconnections and loops. The queue is
-    always closed when the thread ends, with the error if the camera failed.
+    always closed when the thread ends, with the error if the camera failed. Which frames
+    are detected is decided here, as they are read (`FramePicker`: `sampler`, `motion`);
+    the others are queued, flagged, only with `pass_skipped`.
     """
 
     def __init__(
