@@ -38,7 +38,8 @@ from pipeline.bench.capacity import (
 )
 from pipeline.bench.end_to_end import DetectorSetup
 from pipeline.build import build_run_detector
-from pipeline.config import DetectorConfig, MotionConfig
+from pipeline.config import DetectorConfig
+from pipeline.config.cameras import MotionConfig
 from pipeline.motion import MotionGate
 from pipeline.types import Detections, Frame
 

@@ -32,7 +32,7 @@ from pipeline.types import FrameResult, StreamInfo
 from sinks.base import Sink
 
 if TYPE_CHECKING:
-    from pipeline.config import MotionConfig
+    from pipeline.config.cameras import MotionConfig
     from pipeline.runner import FrameDetector
 
 LATENCY_LIMIT_S = 0.25

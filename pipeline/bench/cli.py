@@ -47,7 +47,8 @@ from pipeline.bench.report import (
     format_report,
     report_dict,
 )
-from pipeline.config import VIDEO_CODECS, X264_PRESETS, MotionConfig
+from pipeline.config import VIDEO_CODECS, X264_PRESETS
+from pipeline.config.cameras import MotionConfig
 from pipeline.types import Frame
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from pipeline.bench.capacity import (
     percentile_ms,
 )
 from pipeline.bench.end_to_end import DetectorSetup
-from pipeline.config import MotionConfig
+from pipeline.config.cameras import MotionConfig
 from pipeline.types import Detections, Frame, FrameResult, StreamInfo
 from tests.conftest import VideoFactory
 from tests.pipeline.test_pipelining import EagerDetector
