@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from pipeline.config import (
     ZmqSinkConfig,
 )
 from pipeline.config.scene import kept_classes, scene_label_problems
+from pipeline.motion import MotionGate
 from pipeline.readers import Backoff, FrameQueue, FrameSampler, QueuePolicy
 from pipeline.snapshots import SnapshotKeeper
 from pipeline.sources import AVSource, ImageFolderSource, Source
@@ -98,6 +100,18 @@ def make_queue(camera: CameraConfig, live: bool, condition: threading.Condition)
 def make_sampler(camera: CameraConfig) -> FrameSampler:
     """Which of the camera's frames are detected on (`detect_every`, `max_fps`)."""
     return FrameSampler(camera.detect_every, camera.max_fps)
+
+
+def make_motion_gate(camera: CameraConfig) -> MotionGate | None:
+    """The camera's motion gate; None where `motion.enabled` is off (every frame detected).
+
+    Its phase (`MotionGate.phase_s`) comes from the camera's id: spread across cameras, and
+    the same in every run, so that a dataset export replays the run's choices."""
+    motion = camera.motion
+    if not motion.enabled:
+        return None
+    phase = zlib.crc32(camera.id.encode()) / 2**32 * motion.max_skip_s
+    return MotionGate(motion.threshold, motion.min_area, motion.max_skip_s, phase)
 
 
 def make_backoff(camera: CameraConfig) -> Backoff:

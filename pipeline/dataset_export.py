@@ -37,7 +37,7 @@ from pipeline.dataset_files import (
     ExportRefused,
     StoredBox,
 )
-from pipeline.readers import FrameSampler
+from pipeline.readers import FramePicker
 from pipeline.sources import SourceError
 from pipeline.types import LabelMap
 from pipeline.urls import mask_credentials
@@ -120,13 +120,15 @@ def _export(
     cameras = CameraSources(run, request.source, request.include_empty).chosen(request.camera)
     folder = DatasetFolder(request.out)
     folder.prepare()
-    from pipeline.build import make_sampler  # imports torch: only once there is work to do
+    from pipeline.build import make_motion_gate, make_sampler  # imports torch: only if needed
 
     document = CocoDocument(categories, description=f"run {run.id} of {db}")
     for camera in cameras:
-        sampler = make_sampler(camera) if request.include_empty else None
+        picker = None
+        if request.include_empty:
+            picker = FramePicker(make_sampler(camera), make_motion_gate(camera))
         last = rows.last_frame(camera.id) if request.include_empty else None
-        chooser = FrameChooser(rows.frames_with_boxes(camera.id), request.every, sampler, last)
+        chooser = FrameChooser(rows.frames_with_boxes(camera.id), request.every, picker, last)
         written = []
         for index, image in decode_chosen(camera, chooser, on_progress):
             height, width = image.shape[:2]
@@ -265,7 +267,8 @@ def id_ranges(ids: Iterable[int]) -> str:
 class CameraSources:
     """The cameras to export, each with the source its frames are decoded from: the one in
     the run's config file, or `source` (the `--source` option) for the one camera chosen.
-    `sampled`: the cameras' `detect_every`/`max_fps` are needed, so the config is too."""
+    `sampled`: the cameras' `detect_every`/`max_fps`/`motion` are needed, so the config is
+    too."""
 
     def __init__(self, run: StoredRun, source: str | None, sampled: bool = False) -> None:
         self.run = run
@@ -385,8 +388,8 @@ def _check_there(camera: CameraConfig, *, given: bool) -> None:
 class FrameChooser:
     """Which of one camera's frames go into the dataset, decided as they are decoded.
 
-    Candidates are the frames with a kept box, and, given the run's `sampler` (the camera's
-    `detect_every`/`max_fps`), the frames it detected on up to frame `last`; every
+    Candidates are the frames with a kept box, and, given the run's `picker` (the camera's
+    `detect_every`/`max_fps`/`motion`), the frames it detected on up to frame `last`; every
     `every`-th candidate is taken, the first included.
     """
 
@@ -394,19 +397,19 @@ class FrameChooser:
         self,
         boxed: Iterable[int],
         every: int,
-        sampler: FrameSampler | None = None,
+        picker: FramePicker | None = None,
         last: int | None = None,
     ) -> None:
         self.boxed = frozenset(boxed)
         self.every = every
-        self.sampler = sampler
+        self.picker = picker
         self.last = max([-1 if last is None else last, *self.boxed])
         self._candidates = 0
 
-    def take(self, index: int, pts: float) -> bool:
-        """Whether frame `index` (at `pts` seconds) goes in; called for every frame in order
-        (the sampler counts them)."""
-        detected = self.sampler is not None and self.sampler.take(pts)
+    def take(self, index: int, pts: float, image: npt.NDArray[np.uint8]) -> bool:
+        """Whether frame `index` (`image`, at `pts` seconds) goes in; called for every frame
+        in order (the picker counts them, and its motion gate compares them)."""
+        detected = self.picker is not None and self.picker.take(image, pts)
         if index not in self.boxed and not (detected and index <= self.last):
             return False
         self._candidates += 1
@@ -435,7 +438,7 @@ def decode_chosen(
             decoded = index + 1
             if on_progress is not None:
                 on_progress(camera.id, decoded, total)
-            if chooser.take(index, raw.pts):
+            if chooser.take(index, raw.pts, raw.image):
                 yield index, raw.image
     except SourceError as exc:
         raise ExportError(f"camera {camera.id}: {exc}") from None

@@ -59,6 +59,7 @@ class Progress:
                     (cam.decode_errors, "corrupt packets/images skipped"),
                     (cam.dropped, "frames dropped to keep up"),
                     (cam.skipped, "frames not detected (max_fps/detect_every)"),
+                    (cam.motion_skipped, "frames not detected (no motion)"),
                     (cam.reconnects, "reconnections" if cam.frames else "retries"),
                 )
                 if n

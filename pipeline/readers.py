@@ -16,6 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+import numpy as np
+import numpy.typing as npt
+
+from pipeline.motion import MotionGate
 from pipeline.sources import OpenedSource, Pacer, Source, SourceError
 from pipeline.types import CameraState, CameraStatus, Frame, StreamInfo
 
@@ -159,6 +163,29 @@ class FrameSampler:
         return True
 
 
+class FramePicker:
+    """Which of a camera's frames are detected: those the sampler picks (`max_fps`,
+    `detect_every`) where the motion gate, if any, saw something move. Counts what each
+    left out; call `take` for every frame, in order."""
+
+    def __init__(self, sampler: FrameSampler, motion: MotionGate | None = None) -> None:
+        self.sampler = sampler
+        self.motion = motion
+        self.skipped = 0
+        """Frames the sampler left out."""
+        self.motion_skipped = 0
+        """Frames the sampler picked where nothing moved."""
+
+    def take(self, image: npt.NDArray[np.uint8], pts: float) -> bool:
+        if not self.sampler.take(pts):
+            self.skipped += 1
+            return False
+        if self.motion is not None and not self.motion.take(image, pts):
+            self.motion_skipped += 1
+            return False
+        return True
+
+
 StatusCallback = Callable[[CameraStatus], None]
 OpenCallback = Callable[[StreamInfo], None]
 
@@ -170,7 +197,9 @@ class CameraReader(threading.Thread):
     read ends the camera as failed. Live sources are reopened after any failure or end of
     stream, after a `Backoff` delay, until `stop` (or `max_attempts` failures in a row).
     Frame indices and pts keep increasing across reconnections and loops. The queue is
-    always closed when the thread ends, with the error if the camera failed.
+    always closed when the thread ends, with the error if the camera failed. Which frames
+    are detected is decided here, as they are read (`FramePicker`: `sampler`, `motion`);
+    the others are queued, flagged, only with `pass_skipped`.
     """
 
     def __init__(
@@ -183,6 +212,7 @@ class CameraReader(threading.Thread):
         on_open: OpenCallback,
         on_status: StatusCallback,
         sampler: FrameSampler | None = None,
+        motion: MotionGate | None = None,
         pass_skipped: bool = False,
         backoff: Backoff | None = None,
         loop: bool = False,
@@ -195,14 +225,13 @@ class CameraReader(threading.Thread):
         self.state: CameraState | None = None
         self.opened: OpenedSource | None = None
         self.reconnects = 0
-        self.skipped = 0
         self.lost: str | None = None
         """Why a live source is down while the reader waits to reconnect; None once it
         streams again."""
         self._stop_event = stop
         self._on_open = on_open
         self._on_status = on_status
-        self._sampler = sampler or FrameSampler()
+        self._picker = FramePicker(sampler or FrameSampler(), motion)
         self._pass_skipped = pass_skipped
         self._backoff = backoff or Backoff()
         self._loop = loop
@@ -290,17 +319,25 @@ class CameraReader(threading.Thread):
             if self._pacer is not None and self._pacer.wait(pts, self._stop_event):
                 break
             self._last_pts = pts
-            detect = self._sampler.take(pts)
+            detect = self._picker.take(raw.image, pts)
             if detect or self._pass_skipped:
                 frame = Frame(self.camera_id, self._index, pts, time.time(), raw.image)
                 if not self.queue.put(QueuedFrame(frame, detect), self._stop_event):
                     return got_frame
-            if not detect:
-                self.skipped += 1
             self._index += 1
             if self._stop_event.is_set():
                 break
         return got_frame
+
+    @property
+    def skipped(self) -> int:
+        """Frames not detected because `max_fps` / `detect_every` left them out."""
+        return self._picker.skipped
+
+    @property
+    def motion_skipped(self) -> int:
+        """Frames not detected because nothing moved (`motion`)."""
+        return self._picker.motion_skipped
 
     def _align_pts(self, first_pts: float) -> None:
         """Keep pts increasing when a source restarts (reconnection, loop)."""

@@ -23,6 +23,7 @@ from pipeline.build import (
     build_snapshot_keepers,
     build_tracker,
     make_backoff,
+    make_motion_gate,
     make_queue,
     make_sampler,
     make_source,
@@ -289,6 +290,7 @@ class Pipeline:
             on_open=on_open,
             on_status=on_status,
             sampler=make_sampler(cam),
+            motion=make_motion_gate(cam),
             pass_skipped=cam.full_rate_video,
             backoff=make_backoff(cam),
             loop=getattr(cam.source, "loop", False),
@@ -430,9 +432,10 @@ def _log_start_line(line: str) -> None:
 
 def _count(stats: CameraStats, reader: CameraReader) -> None:
     """Adds to a camera's `stats` what its reader counted and knows at the end of the run."""
-    stats.dropped, stats.skipped, stats.reconnects = (
+    stats.dropped, stats.skipped, stats.motion_skipped, stats.reconnects = (
         reader.queue.dropped,
         reader.skipped,
+        reader.motion_skipped,
         reader.reconnects,
     )
     stats.decode_errors = reader.source.decode_errors

@@ -19,6 +19,9 @@ class CameraStats:
     decode_errors: int = 0
     dropped: int = 0
     skipped: int = 0
+    """Frames not detected because `max_fps` / `detect_every` left them out."""
+    motion_skipped: int = 0
+    """Frames not detected because nothing moved (`motion`)."""
     reconnects: int = 0
     live: bool = False
     """A live source (a stream or a device), which connects; a file or image folder opens."""

@@ -350,9 +350,10 @@ class FrameResult:
     """Everything the pipeline knows about one frame after detection and tracking.
 
     `detected` is False for a frame skipped by frame-rate limiting (`max_fps`,
-    `detect_every`): it carries the camera's last tracked boxes and reaches only the sinks
-    that draw every frame (`Sink.wants_every_frame`). `analytics`: what the camera's zones
-    and lines saw on this frame (always empty for a camera without any).
+    `detect_every`) or motion gating (`motion`): it carries the camera's last tracked boxes
+    and reaches only the sinks that draw every frame (`Sink.wants_every_frame`).
+    `analytics`: what the camera's zones and lines saw on this frame (always empty for a
+    camera without any).
     """
 
     frame: Frame

@@ -6,7 +6,9 @@ the detector falls behind, through the real detector and sinks, for a fixed time
 extra sink (`LatencySink`) records each frame's capture-to-publish latency: from the wall
 time the frame was decoded (`Frame.wall_time`) to the moment a sink's worker hands it the
 result. A trial holds when no frame was dropped, frames reached the sinks at the cameras'
-rate, and the p99 latency stays under `LATENCY_LIMIT_S` (`Trial.held`).
+rate, and the p99 latency stays under `LATENCY_LIMIT_S` (`Trial.held`). With motion
+gating (`CapacityRun.motion`), frames where nothing moved are read but neither detected nor
+handed to the sinks: they count towards the pace, not the latency.
 
 `find_capacity` doubles N until a trial fails, then bisects between the last N held and
 the first that failed, and measures once more at `OVERLOAD` times the capacity.
@@ -30,6 +32,7 @@ from pipeline.types import FrameResult, StreamInfo
 from sinks.base import Sink
 
 if TYPE_CHECKING:
+    from pipeline.config.cameras import MotionConfig
     from pipeline.runner import FrameDetector
 
 LATENCY_LIMIT_S = 0.25
@@ -115,11 +118,16 @@ class Trial:
     """Frames the cameras' queues dropped because the detector fell behind."""
     latency_p50_ms: float
     latency_p99_ms: float
+    skipped: int = 0
+    """Frames read but not detected because nothing moved (motion gating), so not handed
+    to the sinks."""
 
     @property
     def paced(self) -> bool:
-        """At least `PACE_TOLERANCE` of the frames the cameras produced reached the sinks."""
-        return self.frames >= PACE_TOLERANCE * self.cameras * self.fps * self.seconds
+        """At least `PACE_TOLERANCE` of the frames the cameras produced were handled: they
+        reached the sinks, or motion gating left them out."""
+        handled = self.frames + self.skipped
+        return handled >= PACE_TOLERANCE * self.cameras * self.fps * self.seconds
 
     @property
     def held(self) -> bool:
@@ -190,6 +198,8 @@ class CapacityRun:
     """How long each trial reads, from the first camera's stream start."""
     fps: float = 10.0
     """The clip's frame rate: what each camera produces."""
+    motion: MotionConfig | None = None
+    """Each camera's motion gating (`CameraConfig.motion`); None: the config's default."""
 
     def __call__(self, cameras: int) -> Trial:
         """One trial of `cameras` cameras (see the module)."""
@@ -203,6 +213,7 @@ class CapacityRun:
                         "source": cam.source.model_copy(update={"realtime": True, "loop": True}),
                         "queue_policy": "drop_oldest",
                         "queue_size": CAMERA_QUEUE,
+                        **({"motion": self.motion} if self.motion is not None else {}),
                     }
                 )
                 for cam in config.cameras
@@ -227,6 +238,7 @@ class CapacityRun:
             dropped=sum(c.dropped for c in summary.cameras.values()),
             latency_p50_ms=percentile_ms(latency.latencies_s, 50),
             latency_p99_ms=percentile_ms(latency.latencies_s, 99),
+            skipped=sum(c.motion_skipped for c in summary.cameras.values()),
         )
 
 
@@ -250,4 +262,5 @@ def trial_line(t: Trial) -> str:
         f"{'held' if t.held else 'not held'}; latency p50 {t.latency_p50_ms:.0f} ms, "
         f"p99 {t.latency_p99_ms:.0f} ms; {t.dropped} dropped; {t.frames} frames reached the "
         f"sinks ({t.frames / max(t.cameras * t.seconds, 1e-9):.1f}/s per camera)"
+        + (f", {t.skipped} not detected (no motion)" if t.skipped else "")
     )

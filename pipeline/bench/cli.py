@@ -48,6 +48,7 @@ from pipeline.bench.report import (
     report_dict,
 )
 from pipeline.config import VIDEO_CODECS, X264_PRESETS
+from pipeline.config.cameras import MotionConfig
 from pipeline.types import Frame
 
 if TYPE_CHECKING:
@@ -179,6 +180,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --capacity: the most cameras tried (64)",
     )  # fmt: skip
     parser.add_argument(
+        "--motion", action="store_true",
+        help="with --capacity: each camera detects only frames where something moved "
+             "(the `motion:` settings' defaults, enabled)",
+    )  # fmt: skip
+    parser.add_argument(
         "--trial-seconds", type=number(2, 3600), default=10.0,
         help="with --capacity: seconds each trial reads (10)",
     )  # fmt: skip
@@ -303,7 +309,8 @@ def _capacity(args: argparse.Namespace) -> int:
     detector.detect([Frame("warm-up", 0, 0.0, 0.0, image)] * detector.batch_size)
     video = None if args.no_video else VideoOutput(args.video_codec, args.video_preset,
                                                    args.video_crf)  # fmt: skip
-    run = CapacityRun(clip, setup, detector, video, args.trial_seconds, fps)
+    motion = MotionConfig.model_validate({"enabled": True}) if args.motion else None
+    run = CapacityRun(clip, setup, detector, video, args.trial_seconds, fps, motion)
 
     def trial(cameras: int) -> Trial:
         result = run(cameras)

@@ -127,6 +127,31 @@ class ReconnectConfig(Strict):
     )
 
 
+class MotionConfig(Strict):
+    enabled: bool = Field(
+        False,
+        description=(
+            "Detect only frames where something moved since the last detected frame (and "
+            "one every max_skip_s); the others carry the last tracked boxes."
+        ),
+    )
+    threshold: int = Field(
+        25, ge=1, le=254, description="Grey levels (0-255) a pixel must change by to count."
+    )
+    min_area: float = Field(
+        0.001,
+        gt=0,
+        le=1,
+        description="Smallest patch of changed pixels that is motion, as a share of the picture.",
+    )
+    max_skip_s: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="Detect at least once per this many seconds of video, moving or not.",
+    )
+
+
 class CameraConfig(Strict):
     id: str = Field(
         description="Camera id: used in event topics, file names and the database.",
@@ -162,9 +187,13 @@ class CameraConfig(Strict):
     full_rate_video: bool = Field(
         False,
         description=(
-            "Frames skipped by max_fps/detect_every still go to the video sinks, drawn with "
-            "the last known tracks."
+            "Frames skipped by max_fps/detect_every/motion still go to the video sinks, drawn "
+            "with the last known tracks."
         ),
+    )
+    motion: MotionConfig = Field(
+        default_factory=MotionConfig,  # type: ignore[arg-type]
+        description="Motion gating: skip detection on frames where nothing moved.",
     )
     reconnect: ReconnectConfig = Field(
         default_factory=ReconnectConfig,  # type: ignore[arg-type]

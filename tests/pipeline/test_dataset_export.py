@@ -33,7 +33,8 @@ from pipeline.dataset_export import (
     export_dataset,
     id_ranges,
 )
-from pipeline.readers import FrameSampler
+from pipeline.motion import MotionGate
+from pipeline.readers import FramePicker, FrameSampler
 from pipeline.runner import FrameDetector, Pipeline
 from pipeline.types import Detections, Frame, LabelMap, StreamEnd
 from sinks.sql.sink import SqlSink
@@ -68,9 +69,7 @@ class RectangleDetector(FrameDetector):
             if frame.index % CAR_EVERY == 0:
                 boxes.append((*CAR_BOX, 0.4, CAR))
         rows = np.array(boxes, np.float32).reshape(-1, 6)
-        return Detections(
-            xyxy=rows[:, :4], score=rows[:, 4], label=rows[:, 5].astype(np.int64)
-        )
+        return Detections(xyxy=rows[:, :4], score=rows[:, 4], label=rows[:, 5].astype(np.int64))
 
 
 def bright_box(image: Image) -> tuple[float, float, float, float]:
@@ -133,7 +132,11 @@ def stored_rows(db: str) -> list[dict[str, Any]]:
 
 def boxed_frames(db: str, camera: str, label: str | None = None) -> list[int]:
     return sorted(
-        {r["frame"] for r in stored_rows(db) if r["camera"] == camera and label in (None, r["label"])}
+        {
+            r["frame"]
+            for r in stored_rows(db)
+            if r["camera"] == camera and label in (None, r["label"])
+        }
     )
 
 
@@ -203,8 +206,9 @@ def test_every_frame_with_boxes_is_written_as_its_own_picture_with_its_stored_bo
                 assert "track_id" not in a["attributes"]
             else:  # one number per tracked object, the same on all its images
                 key = (image["camera"], r["track_id"])
-                assert tracks.setdefault(key, a["attributes"]["track_id"]) == (
-                    a["attributes"]["track_id"]
+                assert (
+                    tracks.setdefault(key, a["attributes"]["track_id"])
+                    == (a["attributes"]["track_id"])
                 )
     assert len(tracks) >= 2 and len(set(tracks.values())) == len(tracks)  # cameras kept apart
 
@@ -259,10 +263,21 @@ def test_include_empty_adds_the_frames_detected_on_without_boxes_up_to_the_last_
 
 
 def test_frame_chooser_counts_candidates_for_every_k() -> None:
-    chooser = FrameChooser([0, 1, 5, 6, 9], every=2, sampler=FrameSampler(every=3), last=10)
-    taken = [i for i in range(12) if chooser.take(i, i / 10)]
+    picker = FramePicker(FrameSampler(every=3))
+    chooser = FrameChooser([0, 1, 5, 6, 9], every=2, picker=picker, last=10)
+    image = np.zeros((8, 8, 3), np.uint8)
+    taken = [i for i in range(12) if chooser.take(i, i / 10, image)]
     # candidates: boxed frames and, up to frame 10, the sampled frames 0, 3, 6, 9
     assert taken == [0, 3, 6]  # of 0, 1, 3, 5, 6, 9
+
+
+def test_frames_motion_gating_left_undetected_are_not_empty_examples() -> None:
+    # A still picture: the run detected frames 0 and 5 only (max_skip_s 0.5 at 10 fps);
+    # the frames between carried frame 0's boxes without anyone looking at them.
+    picker = FramePicker(FrameSampler(), MotionGate(25, 0.001, 0.5))
+    chooser = FrameChooser([], every=1, picker=picker, last=9)
+    image = np.full((120, 160, 3), 90, np.uint8)
+    assert [i for i in range(10) if chooser.take(i, i / 10, image)] == [0, 5]
 
 
 def test_id_ranges_are_short() -> None:
@@ -300,7 +315,10 @@ def test_a_request_naming_nothing_stored_is_refused_before_anything_is_written(
 def test_a_moved_video_is_named_with_the_option_that_finds_it(recorded: Recorded) -> None:
     moved = recorded.lobby.with_name("moved.mp4")
     recorded.lobby.rename(moved)
-    with pytest.raises(ExportError, match=rf"^camera lobby's video {recorded.lobby} is not there; pass --source PATH"):
+    with pytest.raises(
+        ExportError,
+        match=rf"^camera lobby's video {recorded.lobby} is not there; pass --source PATH",
+    ):
         export_dataset(recorded.request(camera="lobby"))
     assert not recorded.out.exists()
     export_dataset(recorded.request(camera="lobby", source=str(moved)))
@@ -370,7 +388,9 @@ def test_a_folder_with_other_files_is_refused_and_left_as_it_is(recorded: Record
     (recorded.out / "images").mkdir(parents=True)
     mine = recorded.out / "images" / "holiday.jpg"
     mine.write_bytes(b"a user's photo")
-    with pytest.raises(ExportRefused, match=rf"holds files an export did not write \(e.g. {mine}\)"):
+    with pytest.raises(
+        ExportRefused, match=rf"holds files an export did not write \(e.g. {mine}\)"
+    ):
         export_dataset(recorded.request())
     assert mine.read_bytes() == b"a user's photo"
     assert sorted(recorded.out.rglob("*")) == [recorded.out / "images", mine]

@@ -57,6 +57,13 @@ def test_a_camera_that_delivered_frames_and_reconnected_is_ok_with_its_reconnect
     assert "ok (1 reconnections)" in summary_of(gate)
 
 
+def test_frames_left_out_by_sampling_and_by_motion_gating_are_counted_apart() -> None:
+    lobby = CameraStats("lobby", "lobby.mp4", frames=20, opened=True, skipped=3, motion_skipped=7)
+    text = summary_of(lobby)
+    assert "3 frames not detected (max_fps/detect_every)" in text
+    assert "7 frames not detected (no motion)" in text
+
+
 def test_a_failed_camera_says_why_whatever_it_delivered() -> None:
     gate = CameraStats("gate", "x.mp4", error="camera gate: x.mp4: no such file")
     assert "FAILED: camera gate: x.mp4: no such file" in summary_of(gate)

@@ -8,15 +8,18 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
 
 from pipeline import build, cli
+from pipeline.bench import cli as bench_cli
 from pipeline.bench.capacity import (
     LATENCY_LIMIT_S,
     OVERLOAD,
     PACE_TOLERANCE,
+    CapacityResult,
     CapacityRun,
     LatencySink,
     Trial,
@@ -25,6 +28,7 @@ from pipeline.bench.capacity import (
     percentile_ms,
 )
 from pipeline.bench.end_to_end import DetectorSetup
+from pipeline.config.cameras import MotionConfig
 from pipeline.types import Detections, Frame, FrameResult, StreamInfo
 from tests.conftest import VideoFactory
 from tests.pipeline.test_pipelining import EagerDetector
@@ -91,6 +95,15 @@ def test_a_trial_holds_only_without_drops_at_pace_and_under_the_latency_limit() 
     assert not trial(4, frames=math.ceil(PACE_TOLERANCE * made) - 1).held
 
 
+def test_frames_motion_gating_left_out_count_towards_the_pace() -> None:
+    made = 4 * 100
+    short = math.ceil(PACE_TOLERANCE * made) - 1
+    assert not trial(4, frames=short).held
+    held = Trial(4, 10.0, 10.0, short, 0, 5.0, 10.0, skipped=1)
+    assert held.held
+    assert "1 not detected (no motion)" in format_capacity(find_capacity(lambda n: held, 1))[1]
+
+
 def frame(wall_time: float) -> FrameResult:
     image = np.zeros((4, 4, 3), np.uint8)
     return FrameResult(Frame("cam", 0, 0.0, wall_time, image), Detections.empty())
@@ -127,9 +140,9 @@ class SlowDetector(EagerDetector):
         return super().detect(frames)
 
 
-def run_trial(clip: str, detector: EagerDetector) -> Trial:
+def run_trial(clip: str, detector: EagerDetector, motion: MotionConfig | None = None) -> Trial:
     setup = DetectorSetup("person_ssdlite", "default", "cpu")
-    return CapacityRun(clip, setup, detector, video=None, seconds=2.0, fps=10.0)(1)
+    return CapacityRun(clip, setup, detector, None, seconds=2.0, fps=10.0, motion=motion)(1)
 
 
 def test_bench_capacity_runs_trials_of_cameras_paced_in_real_time(
@@ -166,3 +179,43 @@ def test_a_detector_slower_than_the_camera_drops_frames_and_is_not_held(
     result = run_trial(clip, SlowDetector())
     assert result.dropped > 0
     assert not result.held
+
+
+def test_motion_gating_lets_a_slow_detector_keep_up_with_a_still_camera(
+    synthetic_video: VideoFactory,
+) -> None:
+    # One frame looped: nothing moves, so one frame a second is detected (0.5 s each).
+    clip = str(synthetic_video("still.mp4", frames=1, size=(64, 48), fps=10))
+    result = run_trial(
+        clip, SlowDetector(), MotionConfig.model_validate({"enabled": True, "max_skip_s": 1.0})
+    )
+    assert result.dropped == 0
+    assert result.skipped > result.frames > 0
+    assert result.paced
+
+
+@pytest.mark.parametrize(("flags", "enabled"), [([], None), (["--motion"], True)])
+def test_bench_capacity_motion_runs_its_trials_with_motion_gating_on(
+    synthetic_video: VideoFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    enabled: bool | None,
+) -> None:
+    runs: list[CapacityRun] = []
+
+    def recorded(*args: Any, **kwargs: Any) -> CapacityRun:
+        runs.append(CapacityRun(*args, **kwargs))
+        return runs[-1]
+
+    monkeypatch.setattr(build, "build_run_detector", lambda config, announce: EagerDetector())
+    monkeypatch.setattr(bench_cli, "CapacityRun", recorded)
+    monkeypatch.setattr(bench_cli, "find_capacity", lambda trial, most: CapacityResult(0, most))
+    clip = synthetic_video("clip.mp4", frames=2, size=(64, 48), fps=10)
+    code = cli.main(
+        ["bench", "--capacity", "--clip", str(clip), "--capacity-max", "1", "--device", "cpu",
+         "--no-video", *flags]
+    )  # fmt: skip
+    assert code == 0
+    (run,) = runs
+    assert (run.motion.enabled if run.motion is not None else None) == enabled
