@@ -32,8 +32,13 @@ class ReaderCounts(Protocol):
 
     camera_id: str
     reconnects: int
-    skipped: int
     lost: str | None
+
+    @property
+    def skipped(self) -> int: ...
+
+    @property
+    def motion_skipped(self) -> int: ...
 
     @property
     def frames_decoded(self) -> int: ...
@@ -171,6 +176,8 @@ _CAMERA_COUNTERS = (
     ("frames_dropped", "Frames dropped because the camera's queue was full.", "dropped"),
     ("frames_skipped", "Frames not detected by the sampling settings (every, max_fps).",
      "skipped"),
+    ("frames_motion_skipped", "Frames not detected because nothing moved (motion gating).",
+     "motion_skipped"),
     ("decode_errors", "Packets or frames the decoder could not decode.", "decode_errors"),
     ("reconnects", "Times a live camera was reopened.", "reconnects"),
     ("detections", "Tracked boxes written to the sinks.", "detections"),
@@ -218,6 +225,7 @@ class _RunCollector(Collector):
                 "decoded": reader.frames_decoded if reader else cam.frames,
                 "dropped": reader.dropped if reader else cam.dropped,
                 "skipped": reader.skipped if reader else cam.skipped,
+                "motion_skipped": reader.motion_skipped if reader else cam.motion_skipped,
                 "decode_errors": reader.decode_errors if reader else cam.decode_errors,
                 "reconnects": reader.reconnects if reader else cam.reconnects,
             }

@@ -17,6 +17,7 @@ from pipeline.runner import Pipeline
 from pipeline.types import FrameResult
 from sinks.base import Sink
 from tests.conftest import VideoFactory
+from tests.pipeline.test_motion import static_folder
 from tests.pipeline.test_pipelining import EagerDetector
 from tests.sinks.mqtt.brokers import listening, machine_broker
 
@@ -139,3 +140,21 @@ def test_a_run_with_a_port_taken_stops_before_reading_naming_the_port(
 
 def test_sinks_of_one_kind_get_numbered_labels() -> None:
     assert sink_labels(["sql", "video", "sql", "sql"]) == ["sql", "video", "sql2", "sql3"]
+
+
+def test_frames_not_detected_for_lack_of_motion_are_counted_apart(tmp_path: Path) -> None:
+    folder = static_folder(tmp_path / "frames", 12)
+    config = parse_config(
+        "cameras:\n"
+        f"  - id: cam\n    source: {{type: images, path: {folder}, fps: 10}}\n"
+        "    motion: {enabled: true, max_skip_s: 0.5}\n"
+        "http:\n  port: 0\n"
+    )
+    pipeline = Pipeline(config, detector=EagerDetector())  # type: ignore[arg-type]
+    summary = pipeline.run()
+    stats = summary.cameras["cam"]
+    after = samples(generate_latest(pipeline.metrics.registry).decode())
+    cam = (("camera", "cam"),)
+    assert after[("ssd_frames_motion_skipped_total", cam)] == stats.motion_skipped > 0
+    assert after[("ssd_frames_skipped_total", cam)] == stats.skipped == 0
+    assert after[("ssd_frames_detected_total", cam)] == 12 - stats.motion_skipped
