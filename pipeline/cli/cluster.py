@@ -13,7 +13,9 @@ from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("cluster", help="ask a pipeline running on a Ray cluster")
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = p.add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="status: the shards of each run"
+    )
     status = actions.add_parser(
         "status", help="each shard of the running pipelines: node, GPU, cameras, frames/s, restarts"
     )
