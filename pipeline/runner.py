@@ -113,7 +113,8 @@ class Pipeline:
     decoded is still detected, tracked and written, and every camera's stream ends (its open
     tracks closed) as at the end of a file (docs/stopping.md).
 
-    `detector` and `extra_sinks` replace the configured detector / add sinks (tests, embedding).
+    `detector` and `extra_sinks` replace the configured detector / add sinks (tests, embedding);
+    `sized_sinks` adds sinks built from a config, each with its configured `queue_size`.
     """
 
     def __init__(
@@ -123,12 +124,14 @@ class Pipeline:
         config_source: str = "",
         detector: FrameDetector | None = None,
         extra_sinks: Sequence[Sink] = (),
+        sized_sinks: Sequence[tuple[Sink, int]] = (),
     ) -> None:
         self.config = config
         self.config_source = config_source
         self.stop = threading.Event()
         self._detector = detector
-        self._extra_sinks = list(extra_sinks)
+        self._extra_sinks = [(sink, EXTRA_SINK_QUEUE_SIZE) for sink in extra_sinks]
+        self._extra_sinks += sized_sinks
         self.metrics = RunMetrics()
         self.http_url: str | None = None
         """Where the `http:` server listens while `run` runs."""
@@ -161,7 +164,7 @@ class Pipeline:
             cfg.cameras, cfg.analytics_of, detector.labels, cfg.detector.labels
         )
         sinks = build_sinks(cfg.sinks, detector.labels, self.config_source)
-        sinks += [(sink, EXTRA_SINK_QUEUE_SIZE) for sink in self._extra_sinks]
+        sinks += self._extra_sinks
         for sink, _ in sinks:
             if line := sink.start_line():
                 say(line)

@@ -18,6 +18,7 @@ from pipeline.cluster.forwarder import EventForwarder, ForwarderError
 from pipeline.cluster.merge import merge_summaries
 from pipeline.cluster.resume import Resume, prepare_database, stored_through
 from pipeline.cluster.shard import Shard, ShardInfo
+from pipeline.cluster.status import RateWindow, RunStatus, ShardReport, start_board
 from pipeline.config import PipelineConfig, SqlSinkConfig, ZmqSinkConfig
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
 from sinks.base import SinkError
@@ -70,6 +71,8 @@ class ClusterRun:
         self._say: Callable[[str], None] = _log_line
         self.moves: list[str] = []
         """What moved where when a shard died, one line each (in the summary)."""
+        self._board: Any = None
+        self._rates = RateWindow()
 
     def run(
         self,
@@ -99,6 +102,7 @@ class ClusterRun:
         count = shard_count(self.cluster, ray.cluster_resources(), nodes, len(camera_ids))
         if (sql := _sql_sink(self.config)) is not None:
             prepare_database(sql.url)
+        self._board = start_board(ray, self._token.split()[-1])
         actors = self._start_shards(ray, count)
         try:
             infos = self._placed(ray, actors)
@@ -113,7 +117,7 @@ class ClusterRun:
                 if forwarder is not None:
                     forwarder.close()
         finally:
-            for actor in actors:
+            for actor in [*actors, self._board]:
                 ray.kill(actor)
         return merge_summaries(
             camera_ids,
@@ -224,9 +228,9 @@ class ClusterRun:
                     log.warning("%s", why)
                     self._alive.pop(shard.info.name, None)
                     running.update(self._take_over(ray, shard, forwarder, why, lost))
-            if on_progress is not None:
-                _pass_progress(ray, running.values(), on_progress)
             self._running = list(running.values())
+            frames = _pass_progress(ray, running.values(), on_progress)
+            self._publish(frames)
         return done, lost
 
     def _take_over(
@@ -282,6 +286,25 @@ class ClusterRun:
             for c in cameras
         }
 
+    def _publish(self, frames: dict[str, int]) -> None:
+        """Puts each live shard's report on the status board (`cluster status`)."""
+        rates = self._rates.update(time.monotonic(), frames)
+        reports = tuple(
+            ShardReport(
+                s.info.name,
+                s.info.node_ip,
+                s.info.node_id,
+                s.info.gpus,
+                s.cameras,
+                frames.get(s.info.name, 0),
+                rates.get(s.info.name, 0.0),
+                sum(self.restarts[c] for c in s.cameras),
+            )
+            for s in self.status()
+        )
+        status = RunStatus(self._token, self.config_source, time.time(), reports)
+        self._board.publish.remote(status)
+
     def status(self) -> list[ShardStatus]:
         """Each live shard's node, GPUs and cameras (those it runs now)."""
         cameras: dict[str, list[str]] = {}
@@ -301,15 +324,26 @@ class ShardStatus:
     cameras: tuple[str, ...]
 
 
-def _pass_progress(ray: Any, shards: Any, on_progress: ProgressCallback) -> None:
-    refs = [s.actor.progress.remote() for s in shards]
-    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=POLL_S)
+def _pass_progress(
+    ray: Any, shards: Any, on_progress: ProgressCallback | None
+) -> dict[str, int]:
+    """Passes each running camera's counts to `on_progress`; returns each shard's frames."""
+    named = {s.info.name: s.actor for s in shards}
+    refs = {named[name].progress.remote(): name for name in named}
+    if not refs:
+        return {}
+    ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=POLL_S)
+    frames: dict[str, int] = {}
     for ref in ready:
         try:
-            for stats in ray.get(ref):
-                on_progress(stats)
+            counts = ray.get(ref)
         except ray.exceptions.RayError:
             continue  # a shard that died is reported by its run
+        frames[refs[ref]] = sum(stats.frames for stats in counts)
+        if on_progress is not None:
+            for stats in counts:
+                on_progress(stats)
+    return frames
 
 
 def _sql_sink(config: PipelineConfig) -> SqlSinkConfig | None:

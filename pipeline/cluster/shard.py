@@ -108,24 +108,25 @@ class Shard:
             }
         )
         context = SinkContext(detector.labels, run_config, getattr(config.snapshots, "dir", None))
-        sinks: list[Sink] = []
+        sinks: list[tuple[Sink, int]] = []
         try:
             for sink_config in config.sinks:
                 if isinstance(sink_config, SqlSinkConfig):
                     through = {c: r.stored_through for c, r in resume.items()}
-                    sinks.append(ResumeSink(build_sink(sink_config, context), through))
+                    built = ResumeSink(build_sink(sink_config, context), through)
+                    sinks.append((built, sink_config.queue_size))
                 elif isinstance(sink_config, ZmqSinkConfig):
                     publisher = build_sink(_for_shard(sink_config, publisher_endpoint), context)
                     for camera_id, r in resume.items():
                         publisher.continue_camera(camera_id, r.next_seq)  # type: ignore[attr-defined]
                     through = {c: r.published_through for c, r in resume.items()}
-                    sinks.append(ResumeSink(publisher, through))
+                    sinks.append((ResumeSink(publisher, through), sink_config.queue_size))
         except Exception:
-            for sink in sinks:
+            for sink, _ in sinks:
                 sink.close()
             raise
         pipeline = Pipeline(
-            shard_config, config_source=run_config, detector=detector, extra_sinks=sinks
+            shard_config, config_source=run_config, detector=detector, sized_sinks=sinks
         )
         stopper = threading.Thread(target=self._pass_stop, args=(pipeline,), daemon=True)
         stopper.start()

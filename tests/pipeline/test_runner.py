@@ -479,3 +479,28 @@ def test_a_stop_closes_the_visits_of_tracks_still_inside_a_zone(
     assert [(e.kind, e.track_id, e.at_stream_end) for e in closed] == [
         ("left", entered[0].track_id, True)
     ]
+
+
+def test_sinks_handed_with_a_queue_size_are_buffered_by_it_the_others_by_the_default(
+    synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
+    config = parse_config(f"cameras:\n  - id: cam\n    source: {clip}\n")
+    sized, plain = AnalyticsRecorder(), AnalyticsRecorder()
+    queues: dict[int, int] = {}
+    real_worker = runner.SinkWorker
+
+    def recording_worker(sink: Sink, maxsize: int, *args: Any) -> Any:
+        queues[id(sink)] = maxsize
+        return real_worker(sink, maxsize, *args)
+
+    monkeypatch.setattr(runner, "SinkWorker", recording_worker)
+    summary = Pipeline(
+        config,
+        detector=EagerDetector(),  # type: ignore[arg-type]
+        extra_sinks=[plain],
+        sized_sinks=[(sized, 7)],
+    ).run()
+    assert summary.ok
+    assert queues == {id(plain): runner.EXTRA_SINK_QUEUE_SIZE, id(sized): 7}
+    assert list(sized.on_frames) == ["cam"]  # it was fed, as the others

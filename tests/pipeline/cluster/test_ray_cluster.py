@@ -82,7 +82,7 @@ def pg_url() -> Iterator[str]:
 
 
 def cluster_config(
-    clips: dict[str, Path], pg_url: str, port: int, *, realtime: bool = False
+    clips: dict[str, Path], pg_url: str | None, port: int, *, realtime: bool = False
 ) -> PipelineConfig:
     cams = "".join(
         f"  - {{id: {cid}, source: {{type: file, path: '{path}', realtime: {realtime}}}}}\n"
@@ -94,8 +94,8 @@ def cluster_config(
         "tracker: {sigma_h: 0.0, t_min: 2}\n"
         "sinks:\n"
         f"  - {{type: zmq, endpoint: 'tcp://127.0.0.1:{port}', wait_for_subscribers: 1}}\n"
-        f"  - {{type: sql, url: '{pg_url}'}}\n"
-        "cluster:\n  engine: ray\n  address: auto\n"
+        + (f"  - {{type: sql, url: '{pg_url}'}}\n" if pg_url else "")
+        + "cluster:\n  engine: ray\n  address: auto\n"
         "  resources_per_shard: {num_cpus: 0.5, num_gpus: 1}\n"
     )
 
@@ -173,6 +173,47 @@ def test_every_frame_of_every_camera_is_processed_once_across_the_shards(
     shards = {o.split(" on ")[0] for o in summary.outputs if o.startswith("shard-")}
     assert len(shards) > 1, summary.outputs  # the cameras were spread over the nodes
     assert_each_frame_once(clips, FRAMES, pg_url, events)
+
+
+def test_cluster_status_shows_each_shard_of_a_running_pipeline_from_the_cli(
+    cluster: object, long_clips: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+    from pipeline.cluster.run import ClusterRun
+
+    capsys.readouterr()
+    assert main(["cluster", "status"]) == 1  # nothing runs yet
+    assert "no pipeline is running" in capsys.readouterr().err
+
+    port = free_port()
+    collector = Collector(f"tcp://127.0.0.1:{port}", CAMERAS)
+    run = ClusterRun(cluster_config(long_clips, None, port, realtime=True), config_source="s.yaml")
+    runner = threading.Thread(target=run.run)
+    runner.start()
+    shown: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 120
+    while runner.is_alive() and time.monotonic() < deadline:
+        capsys.readouterr()
+        if main(["cluster", "status", "--json"]) == 0:
+            (report,) = json.loads(capsys.readouterr().out)
+            if report["config"] == "s.yaml" and any(s["frames_per_s"] > 0 for s in report["shards"]):
+                shown = report["shards"]
+                break
+        time.sleep(0.2)
+    expected = {s.info.name: (s.info.node_id, list(s.cameras)) for s in run.status()}
+    runner.join(timeout=120)
+    collector.join()
+
+    assert shown, "cluster status never showed the running shards"
+    assert {s["name"]: (s["node_id"], s["cameras"]) for s in shown} == expected
+    assert sorted(c for s in shown for c in s["cameras"]) == sorted(long_clips)
+    assert all(len(s["gpus"]) == 1 and s["restarts"] == 0 for s in shown)
+    deadline = time.monotonic() + 10  # the run is over: its board goes with it
+    while main(["cluster", "status"]) != 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    capsys.readouterr()
+    assert main(["cluster", "status"]) == 1
+    assert "no pipeline is running" in capsys.readouterr().err
 
 
 # Last in the module: it takes a node away from the shared cluster.
