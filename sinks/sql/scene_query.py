@@ -13,13 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, Select, inspect, select
 
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.models import LineCrossingRow, ZoneVisit
 from sinks.sql.query import DetectionQuery, QueryError, existing_database, iso_z, label_is
+
+_Query = TypeVar("_Query", bound=Select)  # type: ignore[type-arg]  # any row shape
 
 MAX_PERIODS = 100_000
 """Most periods one count may span: a finer `every` over a longer time is refused."""
@@ -46,15 +48,7 @@ def count_crossings(
     stmt = select(
         model.camera, model.line, model.direction, model.time, model.run_id, model.track_id
     )
-    for column, value in ((model.camera, q.camera), (model.run_id, q.run)):
-        if value is not None:
-            stmt = stmt.where(column == value)
-    if q.label is not None:
-        stmt = stmt.where(label_is(model.label, q.label))
-    if q.since is not None:
-        stmt = stmt.where(model.time >= q.since)
-    if q.until is not None:
-        stmt = stmt.where(model.time < q.until)
+    stmt = _filtered(stmt, model, model.time, q)
     with _scene_database(url, model.__tablename__) as engine, engine.connect() as conn:
         rows = conn.execute(stmt).all()
     groups: dict[tuple[Any, ...], list[tuple[int, int]]] = defaultdict(list)
@@ -82,6 +76,22 @@ def count_crossings(
             }
         )
     return out
+
+
+def _filtered(
+    stmt: _Query, model: type[LineCrossingRow] | type[ZoneVisit], time: Any, q: DetectionQuery
+) -> _Query:
+    """`stmt` restricted to `q`'s camera, run and label, and to `since`/`until` on `time`."""
+    for column, value in ((model.camera, q.camera), (model.run_id, q.run)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if q.label is not None:
+        stmt = stmt.where(label_is(model.label, q.label))
+    if q.since is not None:
+        stmt = stmt.where(time >= q.since)
+    if q.until is not None:
+        stmt = stmt.where(time < q.until)
+    return stmt
 
 
 def _fill_empty_periods(groups: dict[tuple[Any, ...], list[Any]], every: timedelta) -> None:
@@ -113,15 +123,7 @@ def count_visits(
         model.camera, model.zone, model.run_id, model.track_id, model.entered_at,
         model.left_at, model.dwell_s,
     )
-    for column, value in ((model.camera, q.camera), (model.run_id, q.run)):
-        if value is not None:
-            stmt = stmt.where(column == value)
-    if q.label is not None:
-        stmt = stmt.where(label_is(model.label, q.label))
-    if q.since is not None:
-        stmt = stmt.where(model.entered_at >= q.since)
-    if q.until is not None:
-        stmt = stmt.where(model.entered_at < q.until)
+    stmt = _filtered(stmt, model, model.entered_at, q)
     with _scene_database(url, model.__tablename__) as engine, engine.connect() as conn:
         visits = [
             _Visit(camera, zone, (run_id, track_id), entered.timestamp(), left.timestamp(), dwell)
