@@ -144,7 +144,8 @@ class SceneAnalyzer:
         for zone, state in zip(self.zones, self._zones, strict=True):
             for track_id, visit in state.visits.items():
                 if visit.inside:
-                    events.append(self._left(zone, track_id, visit, now, at_stream_end=True))
+                    left = self._zone_event("left", zone, track_id, visit, now, at_stream_end=True)
+                    events.append(left)
             state.visits.clear()
         events += self._occupancy(now, periodic=False)
         for sides in self._sides:
@@ -193,17 +194,22 @@ class SceneAnalyzer:
                 visit.run += 1
                 if visit.run >= min_frames:
                     del state.visits[track_id]
-                    events.append(self._left(zone, track_id, visit, now, at_stream_end=False))
+                    events.append(self._zone_event("left", zone, track_id, visit, now))
         return events
 
     def _zone_event(
         self,
-        kind: Literal["entered", "dwell"],
+        kind: Literal["entered", "dwell", "left"],
         zone: Zone,
         track_id: int,
         visit: _Visit,
         now: tuple[int, float, float],
+        *,
+        at_stream_end: bool = False,
     ) -> ZoneEvent:
+        """A visit's event on frame `now`; a visit that is over ("left") dwelt until the
+        last frame the track was inside, one still going until now."""
+        until = visit.last_inside if kind == "left" else now
         return ZoneEvent(
             kind,
             self.camera_id,
@@ -214,30 +220,7 @@ class SceneAnalyzer:
             time=now[1],
             entered_frame=visit.first[0],
             entered_time=visit.first[1],
-            dwell_s=max(0.0, now[2] - visit.first[2]),
-        )
-
-    def _left(
-        self,
-        zone: Zone,
-        track_id: int,
-        visit: _Visit,
-        now: tuple[int, float, float],
-        *,
-        at_stream_end: bool,
-    ) -> ZoneEvent:
-        """The visit is over; its dwell runs to the last frame the track was inside."""
-        return ZoneEvent(
-            "left",
-            self.camera_id,
-            zone.id,
-            track_id,
-            visit.label,
-            frame=now[0],
-            time=now[1],
-            entered_frame=visit.first[0],
-            entered_time=visit.first[1],
-            dwell_s=max(0.0, visit.last_inside[2] - visit.first[2]),
+            dwell_s=max(0.0, until[2] - visit.first[2]),
             at_stream_end=at_stream_end,
         )
 
@@ -274,7 +257,7 @@ class SceneAnalyzer:
         for zone, state in zip(self.zones, self._zones, strict=True):
             visit = state.visits.pop(track_id, None)
             if visit is not None and visit.inside:
-                events.append(self._left(zone, track_id, visit, now, at_stream_end=False))
+                events.append(self._zone_event("left", zone, track_id, visit, now))
         for sides in self._sides:
             sides.pop(track_id, None)
         return events
