@@ -70,11 +70,7 @@ class Discovery:
             "state_topic": self.topics.count(camera, label),
             "state_class": "measurement",
             "icon": "mdi:account-multiple" if label == "person" else "mdi:counter",
-            "availability": [
-                {"topic": self.topics.client_status},
-                {"topic": self.topics.camera_status(camera)},
-            ],
-            "availability_mode": "all",
+            **self._while_camera_online(camera),
             **self._common(camera),
         }
         return self._message(object_id, config)
@@ -88,11 +84,7 @@ class Discovery:
             "state_topic": self.topics.zone_count(camera, zone),
             "state_class": "measurement",
             "icon": "mdi:vector-square",
-            "availability": [
-                {"topic": self.topics.client_status},
-                {"topic": self.topics.camera_status(camera)},
-            ],
-            "availability_mode": "all",
+            **self._while_camera_online(camera),
             **self._common(camera),
         }
         return self._message(object_id, config)
@@ -124,6 +116,16 @@ class Discovery:
             **self._common(camera),
         }
         return self._message(object_id, config, component="image")
+
+    def _while_camera_online(self, camera: str) -> dict[str, Any]:
+        """Available while both the pipeline and the camera are online."""
+        return {
+            "availability": [
+                {"topic": self.topics.client_status},
+                {"topic": self.topics.camera_status(camera)},
+            ],
+            "availability_mode": "all",
+        }
 
     def _common(self, camera: str) -> dict[str, Any]:
         return {
