@@ -3,19 +3,27 @@ the recent tracks with their snapshots (from /api/tracks)."""
 
 from __future__ import annotations
 
-INDEX_HTML = b"""<!doctype html>
+_HEAD = b"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>ssd-pipeline live view</title>
+<title>%s</title>
 <style>
   :root { color-scheme: dark; }
   body { margin: 0; font: 14px/1.4 system-ui, sans-serif; background: #14161a; color: #e6e6e6; }
   header { display: flex; align-items: baseline; gap: 1em; padding: 10px 16px;
            background: #1d2026; border-bottom: 1px solid #2c3038; }
   header h1 { font-size: 16px; margin: 0; font-weight: 600; }
-  #state { color: #9aa0a6; }
+"""
+
+
+def _page_head(title: bytes) -> bytes:
+    """The start of a page, up to its own styles: its title and the styles both share."""
+    return _HEAD % title
+
+
+INDEX_HTML = _page_head(b"ssd-pipeline live view") + b"""  #state { color: #9aa0a6; }
   #state.down { color: #ff7b72; }
   main { display: grid; gap: 12px; padding: 12px;
          grid-template-columns: repeat(auto-fill, minmax(440px, 1fr)); }
@@ -129,19 +137,7 @@ setInterval(refresh, 1000);
 </html>
 """
 
-TRACKS_HTML = b"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>ssd-pipeline recent tracks</title>
-<style>
-  :root { color-scheme: dark; }
-  body { margin: 0; font: 14px/1.4 system-ui, sans-serif; background: #14161a; color: #e6e6e6; }
-  header { display: flex; align-items: baseline; gap: 1em; padding: 10px 16px;
-           background: #1d2026; border-bottom: 1px solid #2c3038; }
-  header h1 { font-size: 16px; margin: 0; font-weight: 600; }
-  a { color: #8ab4f8; }
+TRACKS_HTML = _page_head(b"ssd-pipeline recent tracks") + b"""  a { color: #8ab4f8; }
   main { display: grid; gap: 10px; padding: 12px;
          grid-template-columns: repeat(auto-fill, minmax(180px, 1fr)); }
   .track { background: #1d2026; border: 1px solid #2c3038; border-radius: 6px; padding: 6px; }
