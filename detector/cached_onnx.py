@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -38,6 +37,7 @@ from detector.onnx_runtime import (
 )
 from detector.options import DetectorOptions
 from detector.quantize import DEFAULT_CALIBRATION
+from detector.resize import resize_rgb
 from pipeline.types import Detections, Frame, LabelMap
 
 if TYPE_CHECKING:
@@ -178,8 +178,8 @@ class DetectedNow:
 
 class CachedOnnxDetector:
     """Frames in, one `Detections` per frame out, from a `RunBundle`'s network (see the
-    module). It detects as `detector.Detector` does with these options, but resizes with
-    OpenCV (at most a grey level from torch's uint8 resize) and post-processes in numpy.
+    module). It detects as `detector.Detector` does with these options (the same resize,
+    `detector.resize`), but post-processes in numpy.
     """
 
     pipelined = False
@@ -255,12 +255,4 @@ class CachedOnnxDetector:
 
     def model_input(self, frames: Sequence[Frame]) -> npt.NDArray[np.uint8]:
         """uint8 [B, H, W, 3] model inputs: each frame resized (bilinear) to `input_size`."""
-        height, width = self.input_size
-        return np.stack(
-            [
-                f.image
-                if f.image.shape[:2] == (height, width)
-                else cv2.resize(f.image, (width, height), interpolation=cv2.INTER_LINEAR)
-                for f in frames
-            ]
-        )
+        return np.stack([resize_rgb(f.image, self.input_size) for f in frames])

@@ -24,6 +24,7 @@ from detector.pending import ConcurrentDetections, PendingDetections
 from detector.postprocess import PACKED_COLUMNS, postprocess
 from detector.quantize import DEFAULT_CALIBRATION, calibration_images
 from detector.request import DetectorRequest, ResolvedPrecision, ResolvedRuntime
+from detector.resize import resize_rgb
 from detector.ssd import SSD
 from detector.timing import StageClock, StageTimes
 from pipeline.types import Detections, Frame, LabelMap
@@ -285,10 +286,13 @@ class Detector:
         """Same-sized RGB HxWx3 uint8 images -> [n, 3, *input_size] channels_last on the device.
 
         The pixels cross to the device as uint8 (a quarter of float32's bytes). The CPU
-        resizes uint8 directly (a SIMD kernel, many times faster than converting to float
-        first: docs/performance.md); CUDA has no uint8 bilinear kernel and converts first,
-        at no measurable cost there.
+        resizes uint8 directly with `detector.resize` (many times faster than converting to
+        float first: docs/performance.md); CUDA has no uint8 bilinear kernel and converts
+        first, at no measurable cost there.
         """
+        if self.device.type == "cpu" and not self.options.request.exact_resize:
+            # The resize every CPU path shares, the cached network's included (same boxes).
+            images = [resize_rgb(image, self.input_size) for image in images]
         pixels = _upload(images, self.device)  # [n, H, W, 3] uint8
         x = pixels.permute(0, 3, 1, 2)  # a channels_last view, no copy
         if self.device.type == "cuda" or self.options.request.exact_resize:
