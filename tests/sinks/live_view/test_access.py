@@ -240,3 +240,22 @@ def test_credentials_are_not_shown_by_repr() -> None:
     assert TOKEN not in repr(Credentials(token=TOKEN))
     with pytest.raises(ValueError, match="exactly one of password and token"):
         Credentials(password=PASSWORD, token=TOKEN)
+
+
+def test_beside_the_api_the_view_and_the_metrics_ask_for_the_same_token() -> None:
+    sink = ServedView(under="/live", auth={"token": TOKEN}, allowed_hosts=["cams.example.org"])
+    sink.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
+    sink.write(moving_frame("lobby", 0))
+    try:
+        for path in ("/", "/api/cameras", "/cameras/lobby.jpg", "/cameras/lobby.mjpg"):
+            assert status(sink, path) == 401
+            assert status(sink, path, Host="evil.example.com", Authorization=f"Bearer {TOKEN}") == 403
+        assert status(sink, f"/cameras/lobby.jpg?token={TOKEN}") == 200
+        stream = request(sink, "/cameras/lobby.mjpg", {"Authorization": f"Bearer {TOKEN}"})
+        assert read_parts(stream, 1)[0][0] == 0
+        stream.close()
+        sink.prefix = ""  # the server's own URLs
+        assert status(sink, "/metrics") == 401
+        assert status(sink, f"/metrics?token={TOKEN}", Host="cams.example.org") == 200
+    finally:
+        sink.close()
