@@ -134,7 +134,7 @@ class Pipeline:
         self._extra_sinks += sized_sinks
         self.metrics = RunMetrics()
         self.http_url: str | None = None
-        """Where the `http:` server listens while `run` runs."""
+        """Where the run's HTTP server (`PipelineConfig.server`) listens while `run` runs."""
 
     def run(
         self,
