@@ -311,16 +311,13 @@ def _(sc: VideoSinkConfig, context: SinkContext) -> Sink:
 def _(sc: LiveSinkConfig, context: SinkContext) -> Sink:
     from sinks.live_view.sink import LiveViewSink
 
+    # served by the run's server (`PipelineConfig.server`), with the host, port and access
+    # settings of this section when there is no `http:` section
     return LiveViewSink(
         context.labels,
-        host=sc.host,
-        port=sc.port,
         max_fps=sc.max_fps,
         jpeg_quality=sc.jpeg_quality,
         max_viewers=sc.max_viewers,
-        allowed_hosts=sc.allowed_hosts,
-        credentials=None if sc.auth is None else sc.auth.credentials(),
-        allow_unauthenticated=sc.allow_unauthenticated,
         snapshot_dir=context.snapshot_dir,
     )
 

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from pipeline.config import (
     DetectorConfig,
-    LiveSinkConfig,
     MqttSinkConfig,
     PipelineConfig,
     SinkConfig,
@@ -29,7 +28,6 @@ from pipeline.config import (
     VideoSinkConfig,
     ZmqSinkConfig,
 )
-from pipeline.config.http import HttpConfig
 from pipeline.config.scene import kept_classes, scene_label_problems
 
 
@@ -84,19 +82,24 @@ def check_sinks(configs: Sequence[SinkConfig]) -> list[str]:
     return problems
 
 
-def check_http(config: HttpConfig | None) -> list[str]:
-    """What would stop `run` from starting its `http:` server: its libraries missing, its
-    port held; one line each."""
-    if config is None:
+def check_server(config: PipelineConfig) -> list[str]:
+    """What would stop `run` from starting its HTTP server (`PipelineConfig.server`): its
+    libraries missing, its port held; one line each, naming the section that sets it."""
+    server = config.server()
+    if server is None:
         return []
+    live = config.live
+    where = "http" if config.http is not None or live is None else (
+        f"sinks[{config.sinks.index(live)}] (live)"
+    )
     problems = []
     try:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
-        problems.append(f"http: {exc}; pip install 'ssd-pipeline[api]'")
-    if (why := port_problem(config.host, config.port)) is not None:
-        problems.append(f"http: {why}")
+        problems.append(f"{where}: {exc}; pip install 'ssd-pipeline[api]'")
+    if (why := port_problem(server.host, server.port)) is not None:
+        problems.append(f"{where}: {why}")
     return problems
 
 
@@ -114,11 +117,6 @@ def _(config: VideoSinkConfig) -> str | None:
 @sink_problem.register
 def _(config: SnapshotSinkConfig) -> str | None:
     return folder_problem(config.dir)
-
-
-@sink_problem.register
-def _(config: LiveSinkConfig) -> str | None:
-    return port_problem(config.host, config.port)
 
 
 @sink_problem.register

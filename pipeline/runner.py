@@ -134,7 +134,7 @@ class Pipeline:
         self._extra_sinks += sized_sinks
         self.metrics = RunMetrics()
         self.http_url: str | None = None
-        """Where the `http:` server listens while `run` runs."""
+        """Where the run's HTTP server (`PipelineConfig.server`) listens while `run` runs."""
 
     def run(
         self,
@@ -165,9 +165,6 @@ class Pipeline:
         )
         sinks = build_sinks(cfg.sinks, detector.labels, self.config_source)
         sinks += self._extra_sinks
-        for sink, _ in sinks:
-            if line := sink.start_line():
-                say(line)
         labels = sink_labels([sink.name for sink, _ in sinks])
         workers = [
             SinkWorker(sink, size, functools.partial(self.metrics.written, label))
@@ -175,11 +172,14 @@ class Pipeline:
         ]
         fanout = SinkFanout(workers)
         try:
-            server = self._serve(say) if cfg.http is not None else None
+            server = self._serve(say, [sink for sink, _ in sinks])
         except BaseException:
             for worker in workers:
                 worker.close()
             raise
+        for sink, _ in sinks:
+            if line := sink.start_line():
+                say(line)
 
         stats: dict[str, CameraStats] = {}
         condition = threading.Condition()
@@ -248,15 +248,25 @@ class Pipeline:
             detector_error=detector_error,
         )
 
-    def _serve(self, say: Callable[[str], None]) -> HttpServer:
-        """Starts the `http:` server over the run's metrics and its sql sink's database."""
+    def _serve(self, say: Callable[[str], None], sinks: list[Sink]) -> HttpServer | None:
+        """Starts the run's one HTTP server, if it has one (`PipelineConfig.server`): over
+        its metrics, its sql sink's database and the sinks' routes (the live view)."""
+        config = self.config.server()
+        if config is None:
+            return None
         from pipeline.web.beside_run import start_run_server
 
-        assert self.config.http is not None
         sql = next((s for s in self.config.sinks if isinstance(s, SqlSinkConfig)), None)
-        server = start_run_server(self.config.http, self.metrics, sql.url if sql else None)
+        server = start_run_server(
+            config,
+            self.metrics,
+            sql.url if sql else None,
+            sinks,
+            sinks_at_root=self.config.http is None,  # the live sink's own server
+        )
         self.http_url = server.url
-        say(f"http server: {server.url} (metrics: {server.url}metrics)")
+        if self.config.http is not None:
+            say(f"http server: {server.url} (metrics: {server.url}metrics)")
         return server
 
     def _reader(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 from pipeline.types import (
     CameraStatus,
@@ -13,6 +14,9 @@ from pipeline.types import (
     StreamEnd,
     StreamInfo,
 )
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
 
 
 class SinkError(RuntimeError):
@@ -27,7 +31,8 @@ class Sink(ABC):
 
     The orchestrator calls, for each camera: `start` once, `write` per frame, `end` once;
     then `run_ended` and `close` once for the whole run, and `describe` for its summary
-    (`start_line` once opened, for the run's start).
+    (`start_line` once opened, for the run's start). A sink with pages of its own gives
+    their `routes`, which the run serves on its one HTTP server.
     Calls come from a single thread (the sink's worker), so implementations need no locking.
     `close` must flush and release everything, and be safe to call after a failure.
     """
@@ -70,3 +75,9 @@ class Sink(ABC):
         """One line for the start of the run, for what a person can use at once (where to
         watch, say); "" for nothing."""
         return ""
+
+    def routes(self, url: str) -> Sequence[BaseRoute]:
+        """The HTTP routes this sink serves, relative to `url` (where the run's server
+        mounts them, e.g. http://127.0.0.1:9464/live/); called once, before the first
+        camera starts, and served until after `close`. () for none."""
+        return ()

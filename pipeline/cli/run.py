@@ -51,7 +51,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     from detector.errors import ModelConfigError, WeightsUnavailableError
-    from pipeline.preflight import check_detector, check_http, check_scene_labels, check_sinks
+    from pipeline.preflight import check_detector, check_scene_labels, check_server, check_sinks
 
     try:
         classes, kept = check_detector(config.detector)
@@ -62,7 +62,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for problem in label_problems:
             print(f"error: {args.config}: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    problems = check_sinks(config.sinks) + check_http(config.http)
+    problems = check_sinks(config.sinks) + check_server(config)
     if config.cluster is not None:
         from pipeline.cluster.engine import ray_missing
 
@@ -93,6 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.cluster.engine import ClusterError
     from pipeline.progress import Progress
     from pipeline.runner import Pipeline
+    from pipeline.web import ServerError
     from sinks.base import SinkError
 
     pipeline: Pipeline | ClusterRun
@@ -112,10 +113,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except SceneConfigError as exc:
         print(f"error: {args.config}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except SinkError as exc:
+    except (SinkError, ServerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except ImportError as exc:  # the http server without the api extra
+    except ImportError as exc:  # the http server (or the live view) without the api extra
         print(f"error: http: {exc}; pip install 'ssd-pipeline[api]'", file=sys.stderr)
         return EXIT_USAGE
     except ClusterError as exc:

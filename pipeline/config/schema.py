@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from pipeline.config.base import Strict
 from pipeline.config.cameras import CameraConfig
 from pipeline.config.cluster import ClusterConfig, cluster_sink_problems
 from pipeline.config.http import HttpConfig
 from pipeline.config.scene import AnalyticsConfig
-from pipeline.config.sinks import SinkConfig, SnapshotSinkConfig
+from pipeline.config.sinks import LiveSinkConfig, SinkConfig, SnapshotSinkConfig
 from pipeline.config.stages import DetectorConfig, TrackerConfig
+
+SERVER_FIELDS = ("host", "port", "allowed_hosts", "auth", "allow_unauthenticated")
+"""The live sink's settings of the server it is on: they start the run's server when there is
+no `http:` section (and must match it when there is)."""
 
 
 class PipelineConfig(Strict):
@@ -20,8 +25,8 @@ class PipelineConfig(Strict):
     sinks: list[SinkConfig] = Field(default_factory=list, description="Where results go.")
     http: HttpConfig | None = Field(
         None,
-        description="The pipeline's HTTP server: Prometheus /metrics, /healthz and the API "
-        "(none: no server).",
+        description="The pipeline's HTTP server: Prometheus /metrics, /healthz, the API and "
+        "the live view at /live/ (none: no server, or the live sink's own).",
     )
     analytics: AnalyticsConfig = Field(
         default_factory=AnalyticsConfig,  # type: ignore[arg-type]
@@ -62,6 +67,56 @@ class PipelineConfig(Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @model_validator(mode="after")
+    def _one_live_view(self) -> PipelineConfig:
+        if sum(isinstance(s, LiveSinkConfig) for s in self.sinks) > 1:
+            raise ValueError("at most one sink of type live")
+        return self
+
+    @model_validator(mode="after")
+    def _one_server(self) -> PipelineConfig:
+        """With an `http:` section the live view is on that server: the live sink's own
+        server settings are left out, or say the same as `http:`."""
+        live = self.live
+        if self.http is None or live is None:
+            return self
+        index = self.sinks.index(live)
+        errors = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "value_error",  # the value is in the YAML line the error names
+                    "differs from http.{field}: with an `http:` section the live view is "
+                    "served by that server (at /live/); leave `{field}` out here or give "
+                    "the same",
+                    {"field": field},
+                ),
+                loc=("sinks", index, field),
+                input=None,
+            )
+            for field in SERVER_FIELDS
+            if field in live.model_fields_set and getattr(live, field) != getattr(self.http, field)
+        ]
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+    def server(self) -> HttpConfig | None:
+        """The run's one HTTP server: the `http:` section; without one, the live sink's
+        `SERVER_FIELDS` (serving the live view alone, at the root); None without either."""
+        if self.http is not None:
+            return self.http
+        live = self.live
+        if live is None:
+            return None
+        return HttpConfig(
+            **{field: getattr(live, field) for field in SERVER_FIELDS}, metrics=False, api=False
+        )
+
+    @property
+    def live(self) -> LiveSinkConfig | None:
+        """The live sink, if any."""
+        return next((s for s in self.sinks if isinstance(s, LiveSinkConfig)), None)
 
     @property
     def snapshots(self) -> SnapshotSinkConfig | None:

@@ -130,14 +130,22 @@ class LiveAuthConfig(Strict):
 
 
 class LiveSinkConfig(Strict):
+    """The live view. It is served by the run's one HTTP server: with an `http:` section,
+    that server's (at /live/; `host`, `port`, `allowed_hosts`, `auth` and
+    `allow_unauthenticated` are then left out or the same); without one, these settings
+    start it (`PipelineConfig.server`)."""
+
     type: Literal["live"] = Field(description="Live MJPEG view in the browser, with an index.")
     host: str = Field(
         "127.0.0.1",
         min_length=1,
-        description="Address to listen on; 127.0.0.1 keeps the view on this machine. Any "
-        "other (0.0.0.0: all interfaces) needs `auth` or `allow_unauthenticated: true`.",
+        description="Address to listen on (without an `http:` section); 127.0.0.1 keeps the "
+        "view on this machine. Any other (0.0.0.0: all interfaces) needs `auth` or "
+        "`allow_unauthenticated: true`.",
     )
-    port: int = Field(8080, ge=0, le=65535, description="TCP port (0: any free port).")
+    port: int = Field(
+        8080, ge=0, le=65535, description="TCP port (0: any free port; without `http:`)."
+    )
     max_fps: float = Field(
         15.0, ge=0, le=1000, description="Most frames per second sent to each viewer (0: all)."
     )
@@ -147,22 +155,24 @@ class LiveSinkConfig(Strict):
         DEFAULT_MAX_VIEWERS,
         ge=1,
         le=1000,
-        description="Most connections served at once (a browser tab takes one per camera and "
-        "one more); more are answered 503.",
+        description="Most streams served at once (a browser tab takes one per camera); more "
+        "are answered 503.",
     )
     allowed_hosts: tuple[HostName, ...] = Field(
         (),
         max_length=64,
         description="More names the view is reached by (checked in Host and Origin); "
-        "localhost, 127.0.0.1, ::1 and `host` are always allowed.",
+        "localhost, 127.0.0.1, ::1 and `host` are always allowed (without `http:`).",
     )
     auth: LiveAuthConfig | None = Field(
-        None, description="Require a password or token from every viewer (none: no login)."
+        None,
+        description="Require a password or token from every viewer (none: no login; "
+        "without `http:`).",
     )
     allow_unauthenticated: bool = Field(
         False,
         description="Serve a non-loopback `host` without `auth`: anyone who can reach the "
-        "port sees the cameras.",
+        "port sees the cameras (without `http:`).",
     )
 
     @model_validator(mode="after")

@@ -1,22 +1,25 @@
-"""The HTTP app: /metrics, /healthz, /api/status of a running pipeline, and /api/runs,
-detections, tracks and counts of a stored database (docs/api.md)."""
+"""The HTTP app: /metrics, /healthz, /api/status of a running pipeline, /api/runs,
+detections, tracks and counts of a stored database (docs/api.md), and the routes of the
+run's sinks (the live view)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi import FastAPI, HTTPException, Query, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator
 from sqlalchemy import select
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.routing import BaseRoute, Mount
 
 from pipeline.metrics import RunMetrics, Watched
 from pipeline.timeparse import EXAMPLES, parse_duration, parse_time
+from pipeline.web.access import AccessMiddleware
 from pipeline.web.models import (
     CameraOut,
     CountOut,
@@ -109,18 +112,22 @@ def create_app(
     db: str | None = None,
     metrics: RunMetrics | None = None,
     serve_metrics: bool = True,
+    serve_status: bool = True,
     access: Access | None = None,
+    mounts: Sequence[tuple[str, Sequence[BaseRoute]]] = (),
 ) -> FastAPI:
     """The app over database `db` (the /api routes of what is stored and the page, only
-    with one) and a running pipeline's `metrics` (its counts: /api/status and /healthz;
-    /metrics when `serve_metrics`); every request checked by `access` when given."""
+    with one) and a running pipeline's `metrics` (its counts: /healthz; /api/status when
+    `serve_status`, /metrics when `serve_metrics`), with each of `mounts` (a path such as
+    "/live", or "" for the root, and its routes); every request checked by `access` when
+    given."""
     app = FastAPI(
         title="ssd-pipeline",
         description="Metrics, health and the stored detections, tracks and runs.",
         version="1",
     )
     if access is not None:
-        app.add_middleware(_AccessMiddleware, access=access)
+        app.add_middleware(AccessMiddleware, access=access)
 
     @app.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
     def healthz() -> JSONResponse:
@@ -142,7 +149,7 @@ def create_app(
             """The run's metrics in Prometheus' text format (docs/metrics.md)."""
             return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    if metrics is not None:
+    if metrics is not None and serve_status:
 
         @app.get("/api/status", response_model=StatusOut)
         def status() -> StatusOut:
@@ -151,6 +158,11 @@ def create_app(
 
     if db is not None:
         _add_stored_routes(app, db)
+    for path, routes in mounts:
+        if path:
+            app.router.routes.append(Mount(path, routes=list(routes)))
+        else:
+            app.router.routes.extend(routes)
     return app
 
 
@@ -342,19 +354,3 @@ def _problems(watched: Watched) -> list[str]:
     sinks = [s.error or f"sink {name} failed" for name, s in watched.sinks.items() if s.failed]
     return cameras + sinks
 
-
-class _AccessMiddleware(BaseHTTPMiddleware):
-    """Refuses what `Access` refuses (host, origin, credentials) as the live view does."""
-
-    def __init__(self, app: Any, access: Access) -> None:
-        super().__init__(app)
-        self.access = access
-
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        refusal = self.access.check(request.headers, target)
-        if refusal is not None:
-            return PlainTextResponse(
-                refusal.reason, status_code=int(refusal.status), headers=dict(refusal.headers)
-            )
-        return await call_next(request)

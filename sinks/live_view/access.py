@@ -1,6 +1,7 @@
-"""Who may see the live view: the names it is served under, and optional credentials.
+"""Who may use the run's HTTP server (the live view, the metrics, the API): the names it is
+served under, and optional credentials.
 
-- Host (and Origin, when a browser sends one) must name the view: a loopback name, the
+- Host (and Origin, when a browser sends one) must name the server: a loopback name, the
   address it listens on, or a name the user allowed. A page of another site that makes a
   name of its own resolve to this machine (DNS rebinding) is refused, since its requests
   carry that name.
@@ -23,7 +24,7 @@ from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_MAX_VIEWERS = 32
-"""Connections served at once by default (a browser tab takes one per camera and one more)."""
+"""Streams served at once by default (a browser tab takes one per camera)."""
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 

@@ -1,16 +1,19 @@
 """The cameras' newest frames, shared by the live view's sink (writer) and its HTTP handlers.
 
 The sink's `write` only stores a reference to the newest frame of its camera, so it costs
-the same with zero or a hundred viewers. A handler waits for a frame newer than the one it
-sent last and gets it as JPEG, encoded once per frame however many handlers want it: a slow
-viewer skips frames, it never slows the pipeline.
+the same with zero or a hundred viewers. A handler awaits a frame newer than the one it
+sent last (holding no thread while it waits) and gets it as JPEG, encoded once per frame
+however many handlers want it: a slow viewer skips frames, it never slows the pipeline.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,6 +23,8 @@ import numpy as np
 from pipeline.types import CameraStatus, FrameResult, LabelMap, StreamEnd, StreamInfo
 from sinks.draw import annotate
 from sinks.scene_overlay import SceneOverlay, SceneView
+
+log = logging.getLogger(__name__)
 
 FPS_WINDOW_S = 2.0
 """The fps shown is measured over the frames of the last this-many seconds."""
@@ -41,7 +46,7 @@ class Jpeg:
 class _Feed:
     """The newest frame of one camera and what the index page shows about it.
 
-    Fields are guarded by the hub's condition; `encode_lock` makes one client encode a
+    Fields are guarded by the hub's lock; `encode_lock` makes one client encode a
     frame while the others wait for the result instead of encoding it again.
     """
 
@@ -96,13 +101,15 @@ class LiveHub:
         self._labels = labels
         self._quality = jpeg_quality
         self._feeds: dict[str, _Feed] = {}
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._waiters: set[Callable[[], None]] = set()
+        """Wake the handlers awaiting a change (guarded by `_lock`)."""
         self.closed = False
 
     # ---- writer side (the sink's thread)
 
     def start(self, info: StreamInfo) -> None:
-        with self._changed:
+        with self._lock:
             feed = self._feeds.get(info.camera_id)
             if feed is None:
                 feed = self._feeds[info.camera_id] = _Feed(info.camera_id, info.width, info.height)
@@ -111,12 +118,12 @@ class LiveHub:
                 feed.width, feed.height = info.width, info.height
             if info.scene is not None and (feed.scene is None or feed.scene.layout != info.scene):
                 feed.scene = SceneOverlay(info.scene)
-            self._changed.notify_all()
+            self._notify()
 
     def publish(self, result: FrameResult) -> None:
         camera = result.frame.camera_id
         now = time.monotonic()
-        with self._changed:
+        with self._lock:
             feed = self._feeds.get(camera)
             if feed is None:
                 feed = self._feeds[camera] = _Feed(camera, result.frame.width, result.frame.height)
@@ -134,7 +141,7 @@ class LiveHub:
                 feed.first_time = now
             while feed.times and now - feed.times[0] > FPS_WINDOW_S:
                 feed.times.popleft()
-            self._changed.notify_all()
+            self._notify()
 
     def status(self, status: CameraStatus) -> None:
         """A reader's state change: shown until frames (or the end) say otherwise."""
@@ -146,15 +153,15 @@ class LiveHub:
         state = shown.get(status.state)
         if state is None:  # "streaming" shows once frames arrive; "stopped" with the end
             return
-        with self._changed:
+        with self._lock:
             feed = self._feeds.get(status.camera_id)
             if feed is None:
                 feed = self._feeds[status.camera_id] = _Feed(status.camera_id, 0, 0)
             feed.status, feed.error = state, status.message
-            self._changed.notify_all()
+            self._notify()
 
     def end(self, stream_end: StreamEnd) -> None:
-        with self._changed:
+        with self._lock:
             feed = self._feeds.get(stream_end.camera_id)
             if feed is not None:
                 feed.status = "failed" if stream_end.error else "ended"
@@ -162,46 +169,68 @@ class LiveHub:
                 if feed.scene is not None:
                     feed.scene.count(stream_end.analytics)
                     feed.scene.end()
-            self._changed.notify_all()
+            self._notify()
 
     def close(self) -> None:
-        with self._changed:
+        with self._lock:
             self.closed = True
-            self._changed.notify_all()
+            self._notify()
 
-    # ---- reader side (HTTP handler threads)
+    def _notify(self) -> None:
+        """Wakes every awaiting handler; called with `_lock` held."""
+        for wake in self._waiters:
+            wake()
+
+    # ---- reader side (HTTP handlers, in the server's event loop)
 
     def cameras(self) -> list[dict[str, Any]]:
         now = time.monotonic()
-        with self._changed:
+        with self._lock:
             return [feed.info(now, self._labels) for feed in self._feeds.values()]
 
     def has(self, camera: str) -> bool:
-        with self._changed:
+        with self._lock:
             return camera in self._feeds
 
-    def wait_newer(self, camera: str, seen_seq: int, timeout_s: float) -> Jpeg | None:
+    async def newer(self, camera: str, seen_seq: int, timeout_s: float) -> Jpeg | None:
         """The newest frame of `camera` as JPEG once it is newer than `seen_seq`.
 
-        None when no newer frame came within `timeout_s`, or the hub closed.
+        None when no newer frame came within `timeout_s`, the camera is unknown or the hub
+        closed. Encoding runs in a worker thread, so the event loop serves others meanwhile.
         """
-        deadline = time.monotonic() + timeout_s
-        with self._changed:
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+
+        def wake() -> None:
+            try:
+                loop.call_soon_threadsafe(changed.set)
+            except RuntimeError:  # the server's loop is gone: nobody awaits any more
+                log.debug("live view: a change came after the server stopped")
+
+        deadline = loop.time() + timeout_s
+        with self._lock:
+            self._waiters.add(wake)
+        try:
             while True:
-                feed = self._feeds.get(camera)
-                if self.closed or feed is None:
+                changed.clear()
+                with self._lock:
+                    feed = self._feeds.get(camera)
+                    if self.closed or feed is None:
+                        return None
+                    if feed.latest is not None and feed.seq > seen_seq:
+                        break
+                try:
+                    await asyncio.wait_for(changed.wait(), deadline - loop.time())
+                except TimeoutError:
                     return None
-                if feed.latest is not None and feed.seq > seen_seq:
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._changed.wait(remaining)
-        return self._encoded(feed)
+        finally:
+            with self._lock:
+                self._waiters.discard(wake)
+        return await asyncio.to_thread(self._encoded, feed)
 
     def _encoded(self, feed: _Feed) -> Jpeg:
         with feed.encode_lock:
-            with self._changed:
+            with self._lock:
                 seq, result, cached = feed.seq, feed.latest, feed.jpeg
                 if feed.scene is not None and feed.view is None:
                     feed.view = feed.scene.view()
@@ -218,6 +247,6 @@ class LiveHub:
             if not ok:
                 raise RuntimeError(f"JPEG encoding failed for camera {feed.camera_id!r}")
             jpeg = Jpeg(seq, result.frame.index, np.asarray(buffer).tobytes())
-            with self._changed:
+            with self._lock:
                 feed.jpeg = jpeg
             return jpeg

@@ -173,9 +173,9 @@ function card(t) {
     const img = el("img");
     img.alt = t.label + " " + t.track_id;
     img.loading = "lazy";
-    img.src = "." + t.snapshot_url + auth;
+    img.src = t.snapshot_url + auth;
     const link = el("a");
-    link.href = "." + (t.frame_url || t.snapshot_url) + auth;
+    link.href = (t.frame_url || t.snapshot_url) + auth;
     link.append(img);
     box.append(link);
   }

@@ -23,6 +23,9 @@ SNAPSHOT_URL = "/snapshots/"
 """Where the live view serves the snapshot folder: `/snapshots/<camera>/<file>.jpg`."""
 
 
+_URLS = ("snapshot_url", "frame_url")
+
+
 def _iso(seconds: float) -> str:
     moment = datetime.fromtimestamp(seconds, timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
@@ -45,10 +48,14 @@ class RecentTracks:
             with self._lock:
                 self._rows.extend(rows)
 
-    def rows(self) -> list[dict[str, Any]]:
-        """The kept tracks, newest first."""
+    def rows(self, prefix: str = "") -> list[dict[str, Any]]:
+        """The kept tracks, newest first; their snapshot URLs under `prefix` (the path the
+        live view is served at, e.g. "/live"; "" at the root)."""
         with self._lock:
-            return list(reversed(self._rows))
+            rows = list(reversed(self._rows))
+        return [
+            {**row, **{k: prefix + row[k] for k in _URLS if row[k] is not None}} for row in rows
+        ]
 
     def _row(self, event: TrackEvent) -> dict[str, Any]:
         t, snap = event.track, event.snapshot

@@ -130,17 +130,65 @@ def test_live_view_on_a_reachable_address_with_auth_or_an_explicit_yes_is_accept
         config(
             video,
             "  - type: live\n    host: 0.0.0.0\n    allowed_hosts: [cams.example.org]\n"
-            "    auth:\n      password: ${LIVE_PASSWORD}\n"
-            "  - type: live\n    host: 0.0.0.0\n    port: 8081\n    allow_unauthenticated: true\n",
+            "    auth:\n      password: ${LIVE_PASSWORD}\n",
         )
     )
-    with_auth, open_view = cfg.sinks
+    (with_auth,) = cfg.sinks
     assert isinstance(with_auth, LiveSinkConfig) and with_auth.auth is not None
     credentials = with_auth.auth.credentials()
     assert (credentials.username, credentials.password) == ("viewer", "s3cret-enough")
     assert "s3cret-enough" not in repr(cfg) and "s3cret-enough" not in str(cfg)
     assert with_auth.allowed_hosts == ("cams.example.org",) and with_auth.max_viewers == 32
+    open_cfg = parse_config(
+        config(video, "  - type: live\n    host: 0.0.0.0\n    port: 8081\n    allow_unauthenticated: true\n")
+    )
+    (open_view,) = open_cfg.sinks
     assert isinstance(open_view, LiveSinkConfig) and open_view.allow_unauthenticated
+
+
+def test_without_an_http_section_the_live_sinks_settings_make_the_runs_server(video: Path) -> None:
+    cfg = parse_config(
+        config(video, "  - type: live\n    host: 0.0.0.0\n    port: 8081\n    allow_unauthenticated: true\n")
+    )
+    server = cfg.server()
+    assert server is not None
+    assert (server.host, server.port, server.allow_unauthenticated) == ("0.0.0.0", 8081, True)
+    assert not server.metrics and not server.api  # the live view alone
+    assert parse_config(config(video, "  - type: video\n    dir: out\n")).server() is None
+
+
+@pytest.mark.parametrize(
+    "live",
+    [
+        "  - type: live\n    max_fps: 5\n",  # nothing of the server said: it is http's
+        "  - type: live\n    host: 127.0.0.1\n    port: 9464\n",  # the same as http
+    ],
+)
+def test_with_an_http_section_the_live_view_is_on_that_server(video: Path, live: str) -> None:
+    cfg = parse_config(config(video, live) + "http:\n  port: 9464\n")
+    assert cfg.server() is cfg.http
+
+
+@pytest.mark.parametrize(
+    ("live", "field"),
+    [
+        ("  - type: live\n    port: 8080\n", "port"),
+        ("  - type: live\n    host: localhost\n", "host"),
+        ("  - type: live\n    allowed_hosts: [cams.example.org]\n", "allowed_hosts"),
+        ("  - type: live\n    auth: {token: 0123456789abcdef-token}\n", "auth"),
+    ],
+)
+def test_live_server_settings_that_differ_from_the_http_section_are_refused_at_their_yaml_path(
+    video: Path, live: str, field: str
+) -> None:
+    (found,) = problems(config(video, "  - type: video\n    dir: out\n" + live) + "http: {}\n")
+    assert found.startswith(f"sinks[1].{field} (line ") and f"differs from http.{field}" in found
+    assert "0123456789abcdef-token" not in found
+
+
+def test_two_live_sinks_are_refused(video: Path) -> None:
+    (found,) = problems(config(video, "  - type: live\n  - type: live\n    port: 8081\n"))
+    assert "at most one sink of type live" in found
 
 
 @pytest.mark.parametrize(
@@ -165,15 +213,22 @@ def test_live_view_config_builds_a_view_that_asks_for_the_password(
 ) -> None:
     import http.client
 
+    from pipeline.metrics import RunMetrics
+    from pipeline.web.beside_run import start_run_server
+
     monkeypatch.setenv("LIVE_PASSWORD", "s3cret-enough")
     cfg = parse_config(
         config(video, "  - type: live\n    port: 0\n    max_viewers: 3\n    auth:\n      password: ${LIVE_PASSWORD}\n")
     )
     sink = build_sink(cfg.sinks[0], SinkContext(LabelMap(("background", "person")), "cfg.yaml"))
+    server_config = cfg.server()
+    assert server_config is not None
+    server = start_run_server(server_config, RunMetrics(), None, [sink], sinks_at_root=True)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", int(sink.url.rsplit(":", 1)[1].strip("/")), timeout=10)  # type: ignore[attr-defined]
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         conn.request("GET", "/api/cameras")
         assert conn.getresponse().status == 401
         conn.close()
     finally:
         sink.close()
+        server.close()

@@ -1,6 +1,7 @@
-"""The live view against hostile or many clients: a cap on viewers (503 beyond it), a bound
-on the time to send a request, one log line for a client reset, Host and Origin checked
-against the view's names, optional credentials, and no exposure without them."""
+"""The live view against hostile or many clients: a cap on streams (503 beyond it), bounds
+on the time to send a request and to take what is sent, one log line for a client reset,
+Host and Origin checked against the view's names, optional credentials, and no exposure
+without them; on its own server and beside the metrics and the API."""
 
 from __future__ import annotations
 
@@ -14,31 +15,32 @@ from collections.abc import Iterator
 from fractions import Fraction
 
 import pytest
+from pydantic import ValidationError
 
-import sinks.live_view.server
+import pipeline.web.server
 from pipeline.types import StreamInfo
-from sinks.base import SinkError
 from sinks.live_view.access import Credentials
-from sinks.live_view.sink import LiveViewSink
-from tests.sinks.live_view.conftest import HEIGHT, LABELS, WIDTH, moving_frame, read_parts
+from tests.sinks.live_view.conftest import (
+    HEIGHT,
+    WIDTH,
+    ServedView,
+    moving_frame,
+    read_parts,
+)
 
 PASSWORD = "correct horse battery"
 TOKEN = "0123456789abcdef-token"
 
 
-def port_of(sink: LiveViewSink) -> int:
-    return int(sink.url.rsplit(":", 1)[1].strip("/"))
-
-
 def request(
-    sink: LiveViewSink, path: str = "/api/cameras", headers: dict[str, str] | None = None
+    sink: ServedView, path: str = "/api/cameras", headers: dict[str, str] | None = None
 ) -> http.client.HTTPResponse:
-    conn = http.client.HTTPConnection("127.0.0.1", port_of(sink), timeout=10)
-    conn.request("GET", path, headers=headers or {})
+    conn = http.client.HTTPConnection("127.0.0.1", sink.port, timeout=10)
+    conn.request("GET", sink.prefix + path, headers=headers or {})
     return conn.getresponse()
 
 
-def status(sink: LiveViewSink, path: str = "/api/cameras", **headers: str) -> int:
+def status(sink: ServedView, path: str = "/api/cameras", **headers: str) -> int:
     response = request(sink, path, headers)
     response.read()
     return response.status
@@ -48,34 +50,65 @@ def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-@pytest.fixture
-def lobby() -> Iterator[LiveViewSink]:
+@pytest.fixture(params=["", "/live"], ids=["own server", "beside the API"])
+def lobby(request: pytest.FixtureRequest) -> Iterator[ServedView]:
     """A view with one camera, at most two viewers."""
-    sink = LiveViewSink(LABELS, port=0, max_fps=0, max_viewers=2)
+    sink = ServedView(max_viewers=2, under=request.param)
     sink.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
     sink.write(moving_frame("lobby", 0))
     yield sink
     sink.close()
 
 
-def test_viewers_beyond_the_cap_get_503_and_the_others_keep_streaming(lobby: LiveViewSink) -> None:
+def test_streams_beyond_the_cap_get_503_and_the_others_keep_streaming(lobby: ServedView) -> None:
     streams = [request(lobby, "/cameras/lobby.mjpg") for _ in range(2)]
     for stream in streams:
         read_parts(stream, 1)
-    for path in ("/cameras/lobby.mjpg", "/", "/cameras/lobby.jpg"):
-        refused = request(lobby, path)
-        assert refused.status == 503 and refused.getheader("Retry-After")
-        assert b"viewers" in refused.read()
+    refused = request(lobby, "/cameras/lobby.mjpg")
+    assert refused.status == 503 and refused.getheader("Retry-After")
+    assert b"at most 2" in refused.read()
+    assert status(lobby, "/") == 200 and status(lobby, "/cameras/lobby.jpg") == 200
     lobby.write(moving_frame("lobby", 1))
     for stream in streams:
         assert read_parts(stream, 1)[0][0] == 1
 
 
-def test_a_client_that_never_finishes_its_request_is_disconnected_and_frees_its_place(
-    lobby: LiveViewSink, monkeypatch: pytest.MonkeyPatch
+def test_a_stream_that_ends_gives_its_place_back(lobby: ServedView) -> None:
+    for _ in range(3):  # more streams one after the other than the cap
+        stream = request(lobby, "/cameras/lobby.mjpg")
+        assert stream.status == 200
+        read_parts(stream, 1)
+        stream.close()
+        for _ in range(100):  # the server notices the client gone
+            if lobby.sink._routes.viewers.open == 0:
+                break
+            time.sleep(0.05)
+        assert lobby.sink._routes.viewers.open == 0
+
+
+def test_a_viewer_that_takes_nothing_is_disconnected_and_frees_its_place(
+    lobby: ServedView, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sinks.live_view.server, "HEADER_TIMEOUT_S", 0.5)
-    slow = socket.create_connection(("127.0.0.1", port_of(lobby)), timeout=10)
+    monkeypatch.setattr(pipeline.web.server, "SEND_TIMEOUT_S", 0.5)
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", lobby.port))
+    stalled.sendall(f"GET {lobby.prefix}/cameras/lobby.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    for i in range(1, 200):  # noise: far more than the socket buffers hold
+        lobby.write(moving_frame("lobby", i, noise=True))
+        if lobby.sink._routes.viewers.open == 0 and i > 1:
+            break
+        time.sleep(0.02)
+    assert lobby.sink._routes.viewers.open == 0, "the stalled viewer still holds its place"
+    stalled.close()
+    assert status(lobby, "/cameras/lobby.jpg") == 200
+
+
+def test_a_client_that_never_finishes_its_request_is_disconnected_and_frees_its_place(
+    lobby: ServedView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline.web.server, "HEADER_TIMEOUT_S", 0.5)
+    slow = socket.create_connection(("127.0.0.1", lobby.port), timeout=10)
     slow.sendall(b"GET / HTTP/1.1\r\n")
     closed = False
     for _ in range(100):  # a header line every 0.1 s, never the blank line ending them
@@ -94,16 +127,24 @@ def test_a_client_that_never_finishes_its_request_is_disconnected_and_frees_its_
     assert status(lobby) == 200 and status(lobby) == 200
 
 
-def test_listen_backlog_takes_a_crowd_of_clients(live: LiveViewSink) -> None:
-    assert live._server.request_queue_size >= 128
+def test_a_crowd_of_clients_connecting_at_once_is_served(live: ServedView) -> None:
+    crowd = [socket.create_connection(("127.0.0.1", live.port), timeout=10) for _ in range(150)]
+    try:
+        for client in crowd:
+            client.sendall(b"GET /api/cameras HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        for client in crowd:
+            assert client.recv(12) == b"HTTP/1.1 200"
+    finally:
+        for client in crowd:
+            client.close()
 
 
 def test_a_client_reset_is_logged_in_one_line_without_traceback(
-    live: LiveViewSink, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+    live: ServedView, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    caplog.set_level(logging.INFO, logger="sinks.live_view")
+    caplog.set_level(logging.INFO, logger="pipeline.web")
     for _ in range(3):
-        client = socket.create_connection(("127.0.0.1", port_of(live)), timeout=10)
+        client = socket.create_connection(("127.0.0.1", live.port), timeout=10)
         client.sendall(b"GET / HT")  # half a request, then a reset (SO_LINGER 0)
         time.sleep(0.05)
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -139,7 +180,7 @@ def test_a_client_reset_is_logged_in_one_line_without_traceback(
 )
 @pytest.mark.parametrize("path", ["/", "/api/cameras", "/cameras/lobby.jpg"])
 def test_host_and_origin_must_name_the_view(headers: dict[str, str], code: int, path: str) -> None:
-    sink = LiveViewSink(LABELS, port=0, allowed_hosts=["cams.example.org"])
+    sink = ServedView(allowed_hosts=["cams.example.org"])
     sink.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
     sink.write(moving_frame("lobby", 0))
     try:
@@ -149,7 +190,7 @@ def test_host_and_origin_must_name_the_view(headers: dict[str, str], code: int, 
 
 
 def test_listening_on_all_interfaces_allows_addresses_but_not_foreign_names() -> None:
-    sink = LiveViewSink(LABELS, host="0.0.0.0", port=0, allow_unauthenticated=True)
+    sink = ServedView(host="0.0.0.0", allow_unauthenticated=True)
     try:
         assert status(sink, Host="192.168.1.5:8080") == 200
         assert status(sink, Host="[fe80::1]") == 200
@@ -160,7 +201,7 @@ def test_listening_on_all_interfaces_allows_addresses_but_not_foreign_names() ->
 
 @pytest.mark.parametrize("path", ["/", "/api/cameras", "/cameras/lobby.jpg", "/cameras/lobby.mjpg", "/nope"])
 def test_basic_auth_is_required_on_every_path(path: str) -> None:
-    sink = LiveViewSink(LABELS, port=0, credentials=Credentials("viewer", password=PASSWORD))
+    sink = ServedView(auth={"username": "viewer", "password": PASSWORD})
     sink.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
     sink.write(moving_frame("lobby", 0))
     try:
@@ -176,7 +217,7 @@ def test_basic_auth_is_required_on_every_path(path: str) -> None:
 
 def test_token_is_accepted_as_bearer_or_query_and_never_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    sink = LiveViewSink(LABELS, port=0, credentials=Credentials(token=TOKEN))
+    sink = ServedView(auth={"token": TOKEN})
     try:
         assert status(sink) == 401
         assert status(sink, "/api/cameras?token=wrong") == 401
@@ -190,8 +231,8 @@ def test_token_is_accepted_as_bearer_or_query_and_never_logged(caplog: pytest.Lo
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1", "cams.example.org"])
 def test_a_view_reachable_from_other_machines_needs_credentials_or_an_explicit_yes(host: str) -> None:
-    with pytest.raises(SinkError, match=r"reachable from other machines.*auth.*allow_unauthenticated"):
-        LiveViewSink(LABELS, host=host, port=0)
+    with pytest.raises(ValidationError, match=r"reachable from other machines.*auth.*allow_unauthenticated"):
+        ServedView(host=host)
 
 
 def test_credentials_are_not_shown_by_repr() -> None:
@@ -199,3 +240,22 @@ def test_credentials_are_not_shown_by_repr() -> None:
     assert TOKEN not in repr(Credentials(token=TOKEN))
     with pytest.raises(ValueError, match="exactly one of password and token"):
         Credentials(password=PASSWORD, token=TOKEN)
+
+
+def test_beside_the_api_the_view_and_the_metrics_ask_for_the_same_token() -> None:
+    sink = ServedView(under="/live", auth={"token": TOKEN}, allowed_hosts=["cams.example.org"])
+    sink.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
+    sink.write(moving_frame("lobby", 0))
+    try:
+        for path in ("/", "/api/cameras", "/cameras/lobby.jpg", "/cameras/lobby.mjpg"):
+            assert status(sink, path) == 401
+            assert status(sink, path, Host="evil.example.com", Authorization=f"Bearer {TOKEN}") == 403
+        assert status(sink, f"/cameras/lobby.jpg?token={TOKEN}") == 200
+        stream = request(sink, "/cameras/lobby.mjpg", {"Authorization": f"Bearer {TOKEN}"})
+        assert read_parts(stream, 1)[0][0] == 0
+        stream.close()
+        sink.prefix = ""  # the server's own URLs
+        assert status(sink, "/metrics") == 401
+        assert status(sink, f"/metrics?token={TOKEN}", Host="cams.example.org") == 200
+    finally:
+        sink.close()

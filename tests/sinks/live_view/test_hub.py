@@ -24,11 +24,10 @@ from pipeline.types import (
     ZoneShape,
 )
 from sinks.draw import LINE_COLOR, ZONE_COLOR
-from sinks.live_view.sink import LiveViewSink
-from tests.sinks.live_view.conftest import HEIGHT, WIDTH, get, moving_frame
+from tests.sinks.live_view.conftest import HEIGHT, WIDTH, ServedView, get, moving_frame
 
 
-def test_index_and_status_list_every_camera_with_state_fps_and_frames(live: LiveViewSink) -> None:
+def test_index_and_status_list_every_camera_with_state_fps_and_frames(live: ServedView) -> None:
     live.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
     live.start(StreamInfo("gate", WIDTH, HEIGHT, Fraction(25), "synthetic"))
     live.status(CameraStatus("door", "reconnecting", time.time(), message="connection refused"))
@@ -53,13 +52,13 @@ def test_index_and_status_list_every_camera_with_state_fps_and_frames(live: Live
 
 
 def test_a_client_that_never_reads_neither_blocks_writes_nor_gets_old_frames(
-    live: LiveViewSink,
+    live: ServedView,
 ) -> None:
     live.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
     live.write(moving_frame("lobby", 0, noise=True))
     stalled = socket.socket()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stalled.connect(("127.0.0.1", int(live.url.rsplit(":", 1)[1].strip("/"))))
+    stalled.connect(("127.0.0.1", live.port))
     stalled.sendall(b"GET /cameras/lobby.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     frames = 300  # noise frames: ~100 kB of JPEG each, far more than the socket buffers hold
 
@@ -84,7 +83,7 @@ def test_a_client_that_never_reads_neither_blocks_writes_nor_gets_old_frames(
 
 
 def test_status_lists_each_zones_occupancy_and_each_lines_crossings_and_frames_show_them(
-    live: LiveViewSink,
+    live: ServedView,
 ) -> None:
     layout = SceneLayout(
         (ZoneShape("door", ((5.0, 5.0), (100.0, 5.0), (100.0, 60.0), (5.0, 60.0))),),

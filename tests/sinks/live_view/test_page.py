@@ -1,10 +1,13 @@
-"""The index page in a real headless browser: a live, moving tile per camera."""
+"""The index page in a real headless browser, served beside the API (under /live/): a live,
+moving tile per camera, with the counts of its zones and lines listed under the picture."""
 
 from __future__ import annotations
 
 import shutil
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -13,9 +16,39 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.types import StreamInfo
-from sinks.live_view.sink import LiveViewSink
-from tests.sinks.live_view.conftest import HEIGHT, WIDTH, moving_frame
+from pipeline.types import (
+    FrameResult,
+    LineCrossing,
+    LineShape,
+    SceneLayout,
+    StreamInfo,
+    ZoneOccupancy,
+    ZoneShape,
+)
+from tests.sinks.live_view.conftest import HEIGHT, WIDTH, ServedView, moving_frame
+
+LOBBY_SCENE = SceneLayout(
+    (ZoneShape("door", ((5.0, 5.0), (100.0, 5.0), (100.0, 60.0), (5.0, 60.0))),),
+    (LineShape("gate", (200.0, 10.0), (200.0, 200.0), "in", "out"),),
+)
+
+
+def lobby_frame(index: int) -> FrameResult:
+    """A lobby frame with two people in the door zone, and one crossing of the gate line
+    at frame 1."""
+    analytics: tuple[ZoneOccupancy | LineCrossing, ...] = (
+        ZoneOccupancy("lobby", "door", ((1, 2),), index, 0.0),
+    )
+    if index == 1:
+        analytics += (LineCrossing("lobby", "gate", 3, 1, "in", "left", "right", frame=1, time=0.0),)
+    return replace(moving_frame("lobby", index), analytics=analytics)
+
+
+@pytest.fixture
+def beside_api() -> Iterator[ServedView]:
+    view = ServedView(under="/live")
+    yield view
+    view.close()
 
 
 def _chrome(tmp_path: Path) -> Any:
@@ -50,17 +83,20 @@ def _wait(predicate: Any, timeout_s: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-def test_browser_shows_a_live_moving_tile_per_camera(live: LiveViewSink, tmp_path: Path) -> None:
+def test_browser_shows_a_live_moving_tile_per_camera_with_its_counts(
+    beside_api: ServedView, tmp_path: Path
+) -> None:
+    live = beside_api
     driver = _chrome(tmp_path)
     stop = threading.Event()
 
     def feed() -> None:
-        for camera in ("lobby", "gate"):
-            live.start(StreamInfo(camera, WIDTH, HEIGHT, Fraction(25), "synthetic"))
+        live.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic", scene=LOBBY_SCENE))
+        live.start(StreamInfo("gate", WIDTH, HEIGHT, Fraction(25), "synthetic"))
         for i in range(25 * 60):  # at most a minute
             if stop.is_set():
                 return
-            live.write(moving_frame("lobby", i))
+            live.write(lobby_frame(i))
             live.write(moving_frame("gate", 2 * i))
             time.sleep(0.04)
 
@@ -86,6 +122,14 @@ def test_browser_shows_a_live_moving_tile_per_camera(live: LiveViewSink, tmp_pat
             "both tiles live with an fps",
         )
         assert sorted(t[0] for t in tiles) == ["gate", "lobby"]
+        counts = driver.execute_script(
+            "return [...document.querySelectorAll('section.tile')].map(s => [s.dataset.camera,"
+            " [...s.querySelectorAll('.counts span')].map(i => [i.className, i.textContent])]);"
+        )
+        assert dict(counts) == {
+            "lobby": [["zone", "door 2 inside (2 person)"], ["line", "gate in 1, out 0"]],
+            "gate": [],  # a camera without zones or lines lists none
+        }
 
         img = driver.find_element("css selector", "section.tile[data-camera=lobby] img.feed")
         first = cv2.imdecode(np.frombuffer(img.screenshot_as_png, np.uint8), cv2.IMREAD_COLOR)

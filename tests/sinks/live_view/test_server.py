@@ -3,15 +3,21 @@ snapshot, and 404 for unknown cameras and paths."""
 
 from __future__ import annotations
 
-import http.client
 from fractions import Fraction
 
 import cv2
 import numpy as np
 
 from pipeline.types import StreamInfo
-from sinks.live_view.sink import LiveViewSink
-from tests.sinks.live_view.conftest import HEIGHT, WIDTH, get, moving_frame, read_parts
+from tests.sinks.live_view.conftest import (
+    HEIGHT,
+    WIDTH,
+    ServedView,
+    connect,
+    get,
+    moving_frame,
+    read_parts,
+)
 
 
 def decode_jpeg(data: bytes) -> np.ndarray:
@@ -20,10 +26,10 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     return image
 
 
-def test_mjpeg_stream_sends_annotated_jpeg_frames_in_order(live: LiveViewSink) -> None:
+def test_mjpeg_stream_sends_annotated_jpeg_frames_in_order(live: ServedView) -> None:
     live.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
     live.write(moving_frame("lobby", 0))
-    conn = http.client.HTTPConnection("127.0.0.1", int(live.url.rsplit(":", 1)[1].strip("/")), timeout=10)
+    conn = connect(live)
     conn.request("GET", "/cameras/lobby.mjpg")
     response = conn.getresponse()
     assert response.status == 200
@@ -44,7 +50,7 @@ def test_mjpeg_stream_sends_annotated_jpeg_frames_in_order(live: LiveViewSink) -
     assert (np.ptp(images[0][76:80, 20:50].astype(int), axis=2) > 60).any()
 
 
-def test_snapshot_is_the_newest_frame_and_unknown_cameras_are_404(live: LiveViewSink) -> None:
+def test_snapshot_is_the_newest_frame_and_unknown_cameras_are_404(live: ServedView) -> None:
     live.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
     for i in range(5):
         live.write(moving_frame("lobby", i))

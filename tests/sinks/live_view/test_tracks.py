@@ -13,11 +13,9 @@ import numpy as np
 import pytest
 
 from pipeline.types import Detections, Frame, FrameResult, Snapshot, StreamEnd, TrackEvent
-from sinks.live_view.access import Credentials
-from sinks.live_view.sink import LiveViewSink
 from sinks.live_view.tracks import snapshot_file
 from sinks.snapshot_files import frame_name, snapshot_name
-from tests.sinks.live_view.conftest import LABELS, get
+from tests.sinks.live_view.conftest import ServedView, get
 from tests.sinks.snapshots.builders import T0, summary
 
 TOKEN = "0123456789abcdef-token"
@@ -48,8 +46,11 @@ def folder(tmp_path: Path) -> Path:
     return path
 
 
-def test_recent_tracks_are_listed_newest_first_with_their_snapshot_urls(folder: Path) -> None:
-    sink = LiveViewSink(LABELS, port=0, snapshot_dir=folder)
+@pytest.mark.parametrize("under", ["", "/live"], ids=["own server", "beside the API"])
+def test_recent_tracks_are_listed_newest_first_with_their_snapshot_urls(
+    folder: Path, under: str
+) -> None:
+    sink = ServedView(snapshot_dir=folder, under=under)
     try:
         sink.write(result((ended(folder, 1),)))
         sink.end(StreamEnd("lobby", 10, (ended(folder, 2, whole=True),)))
@@ -60,10 +61,12 @@ def test_recent_tracks_are_listed_newest_first_with_their_snapshot_urls(folder: 
             ("lobby", 2, "background"), ("lobby", 1, "background")
         ]
         newest = tracks[0]
-        assert newest["snapshot_url"] == "/snapshots/" + snapshot_name("lobby", 2, T0 + 2)
+        # the URLs are where the server serves them: under the view's path
+        assert newest["snapshot_url"] == f"{under}/snapshots/" + snapshot_name("lobby", 2, T0 + 2)
+        assert newest["frame_url"].startswith(f"{under}/snapshots/")
         assert newest["frame_url"].endswith("_2-frame.jpg")
         assert tracks[1]["frame_url"] is None
-        status, headers, body = get(sink, newest["snapshot_url"])
+        status, headers, body = get(sink, newest["snapshot_url"].removeprefix(under))
         assert (status, headers["Content-Type"], body) == (200, "image/jpeg", JPEG)
         page = get(sink, "/tracks")
         assert page[0] == 200 and b"api/tracks" in page[2]
@@ -72,7 +75,7 @@ def test_recent_tracks_are_listed_newest_first_with_their_snapshot_urls(folder: 
 
 
 def test_without_a_snapshot_folder_tracks_are_listed_without_urls(folder: Path) -> None:
-    sink = LiveViewSink(LABELS, port=0)
+    sink = ServedView()
     try:
         sink.write(result((ended(folder, 1),)))
         (track,) = json.loads(get(sink, "/api/tracks")[2])["tracks"]
@@ -82,9 +85,9 @@ def test_without_a_snapshot_folder_tracks_are_listed_without_urls(folder: Path) 
         sink.close()
 
 
-def raw_get(sink: LiveViewSink, path: str) -> int:
+def raw_get(sink: ServedView, path: str) -> int:
     """The status of GET `path` sent as is (http.client would not normalise it either)."""
-    conn = http.client.HTTPConnection("127.0.0.1", int(sink.url.rsplit(":", 1)[1].strip("/")), timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", sink.port, timeout=10)
     try:
         conn.request("GET", path)
         return conn.getresponse().status
@@ -109,7 +112,7 @@ def test_paths_out_of_the_snapshot_folder_are_refused(folder: Path, path: str) -
     (folder.parent / "secret.jpg").write_bytes(b"secret")
     (folder / "lobby").mkdir()
     (folder / "lobby" / "secret.jpg").write_bytes(b"secret")
-    sink = LiveViewSink(LABELS, port=0, snapshot_dir=folder)
+    sink = ServedView(snapshot_dir=folder)
     try:
         assert raw_get(sink, path) == 404
     finally:
@@ -130,7 +133,7 @@ def test_a_link_leading_out_of_the_folder_is_refused(folder: Path) -> None:
 
 
 def test_snapshots_and_tracks_need_the_token_like_every_page(folder: Path) -> None:
-    sink = LiveViewSink(LABELS, port=0, snapshot_dir=folder, credentials=Credentials(token=TOKEN))
+    sink = ServedView(snapshot_dir=folder, auth={"token": TOKEN})
     try:
         sink.write(result((ended(folder, 1),)))
         url = "/snapshots/" + snapshot_name("lobby", 1, T0 + 1)
