@@ -292,10 +292,10 @@ def _jpeg(snapshot: Snapshot) -> bytes:
 
 def _known(requested: Sequence[str], labels: LabelMap) -> tuple[str, ...]:
     """The model's spelling of each requested label; SinkError naming an unknown one."""
-    names = {name.lower(): name for name in labels.names if name}
+    names = {LabelMap.key(name): name for name in labels.names if name}
     known = []
     for label in requested:
-        name = names.get(label.strip().lower())
+        name = names.get(LabelMap.key(label))
         if name is None:
             shown = ", ".join(list(names.values())[:8])
             raise SinkError(

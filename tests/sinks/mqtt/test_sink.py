@@ -16,6 +16,7 @@ import zmq
 
 from pipeline.types import (
     FrameResult,
+    LabelMap,
     LineCrossing,
     LineShape,
     SceneLayout,
@@ -222,6 +223,19 @@ def test_an_unknown_count_label_is_refused_naming_the_classes() -> None:
     # refused before connecting: no broker listens on port 1 of this machine
     with pytest.raises(SinkError, match=r"count_labels: the model has no class 'dog'.*person"):
         MqttSink(broker_settings("mqtt://127.0.0.1:1"), LABELS, count_labels=("dog",))
+
+
+def test_a_count_label_names_the_models_class_by_unicode_case_folding(broker: Broker) -> None:
+    with listening(broker, everything) as (prefix, listener):
+        sink = MqttSink(
+            broker_settings(url(broker)), LabelMap(("Straße",)), prefix=prefix,
+            count_labels=(" STRASSE",),
+        )
+        feed(sink, camera_inputs("lobby")[:2])  # announced at 0 as the camera starts
+        counted = f"{prefix}/lobby/count/Stra_e"  # the model's spelling, as a topic level
+        listener.wait_for(lambda m: any(x.topic == counted for x in m))
+        sink.close()
+        assert listener.latest(counted) == "0"
 
 
 WILL_SCRIPT = textwrap.dedent(
