@@ -186,7 +186,9 @@ def test_home_assistant_discovers_a_status_and_a_count_sensor_per_camera(broker:
         # the node id is the prefix: letters, digits, `-` and `_` are kept as they are
         status_topic = f"{prefix}-ha/sensor/{prefix}/lobby_status/config"
         count_topic = f"{prefix}-ha/sensor/{prefix}/lobby_person_count/config"
-        got = listener.wait_for(lambda m: {status_topic, count_topic} <= {x.topic for x in m})
+        states = {f"{prefix}/lobby/count/person", f"{prefix}/lobby/status"}  # published last
+        wanted = {status_topic, count_topic, *states}
+        got = listener.wait_for(lambda m: wanted <= {x.topic for x in m})
         configs = {m.topic: json.loads(m.payload) for m in got if "-ha/" in m.topic}
         assert set(configs) == {status_topic, count_topic}
         status, count = configs[status_topic], configs[count_topic]
