@@ -166,7 +166,7 @@ def build_scene_analyzers(
     def indices(names: Sequence[str] | None) -> frozenset[int] | None:
         if names is None:
             return None
-        return frozenset(i for name in names for i in classes[name.strip().lower()])
+        return frozenset(i for name in names for i in classes[LabelMap.key(name)])
 
     analyzers = {}
     for cam in cameras:

@@ -32,9 +32,9 @@ from pipeline.config.scene import kept_classes, scene_label_problems
 
 
 def check_detector(config: DetectorConfig) -> tuple[str, dict[str, frozenset[int]]]:
-    """The model's class count, in words, and the classes the detector reports (by
-    lower-case name, `kept_classes`), once everything `run` checks of the detector before
-    reading holds.
+    """The model's class count, in words, and the classes the detector reports (by the
+    `LabelMap.key` of their names, `kept_classes`), once everything `run` checks of the
+    detector before reading holds.
 
     Raises:
         ModelConfigError: an unknown model, a missing device, labels the model lacks, ...

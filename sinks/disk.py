@@ -1,6 +1,7 @@
 """A full disk, recognised and named: the file sinks' (video, SQLite, spool) messages say
 which file system is full and how much room it has, instead of a bare `[Errno 28]`; and
-watched (`RoomWatch`) until it has room again."""
+watched (`RoomWatch`) until it has room again. And the files retention deletes, deleted
+(`remove_old`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import errno
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -100,3 +101,26 @@ class RoomWatch:
         except OSError as exc:  # the file system went away: no room to write either
             log.debug("cannot tell the free space of %s: %s", self.path, exc.strerror)
         return self._room
+
+
+def remove_old(paths: Iterable[Path], *, sink: str, what: str) -> list[Path]:
+    """Delete the files retention no longer keeps; returns those deleted.
+
+    A file already gone is passed over; one the system refuses to delete is warned about
+    ("`sink`: cannot delete old `what` file PATH: why") and left, and the others are still
+    deleted: retention must not stop the writing.
+    """
+    deleted: list[Path] = []
+    for path in paths:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            why = write_failure(exc, path)
+            log.warning("%s: cannot delete old %s file %s: %s", sink, what, path, why)
+            continue
+        deleted.append(path)
+    if deleted:
+        log.info("%s: deleted %d old %s file(s) (retention)", sink, len(deleted), what)
+    return deleted

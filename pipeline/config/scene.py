@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from analytics import LEFT_TO_RIGHT, RIGHT_TO_LEFT
 from pipeline.boxes import polygon_area, polygon_is_simple
 from pipeline.config.base import Strict
+from pipeline.types import LabelMap
 
 Point = Annotated[
     tuple[
@@ -213,14 +214,13 @@ def kept_classes(
     names: Sequence[str], keep: Sequence[str] | None, background: int | None = None
 ) -> dict[str, frozenset[int]]:
     """The class indices of each class name the detector reports (all of the model's, or
-    those of `detector.labels`), by lower-case name: labels match without regard to case,
-    as `detector.labels` does."""
+    those of `detector.labels`), by the name's `LabelMap.key`: labels match as
+    `detector.labels` does."""
     columns: dict[str, set[int]] = {}
-    for index, name in enumerate(names):
-        if index != background and name and name != "N/A":
-            columns.setdefault(name.lower(), set()).add(index)
+    for index in LabelMap(tuple(names)).classes(background):
+        columns.setdefault(LabelMap.key(names[index]), set()).add(index)
     if keep:
-        wanted = {name.strip().lower() for name in keep}
+        wanted = {LabelMap.key(name) for name in keep}
         columns = {name: idx for name, idx in columns.items() if name in wanted}
     return {name: frozenset(idx) for name, idx in columns.items()}
 
@@ -241,7 +241,7 @@ def scene_label_problems(
         for kind, label_lists in wanted:
             for index, item_labels in enumerate(label_lists):
                 for label in item_labels or ():
-                    if label.strip().lower() not in classes:
+                    if LabelMap.key(label) not in classes:
                         problems.append(
                             f"cameras[{c}].{kind}[{index}].labels (camera {camera.id}): "
                             f"{label!r} is not a class the detector reports ({kept or 'none'})"

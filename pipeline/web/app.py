@@ -5,11 +5,12 @@ run's sinks (the live view)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -105,6 +106,30 @@ Until = Annotated[
     Query(min_length=1, max_length=100, description=f"Before this time: {_WHEN}."),
     AfterValidator(_time),
 ]
+
+
+@dataclass(frozen=True)
+class SceneCounting:
+    """The filters of a line or zone count, and its period (None: one row per key)."""
+
+    query: DetectionQuery
+    every: timedelta | None
+
+
+def _scene_counting(
+    camera: Camera = None,
+    label: Label = None,
+    run: RunId = None,
+    since: Since = None,
+    until: Until = None,
+    every: Every = None,
+) -> SceneCounting:
+    """The query parameters the line and zone counts share."""
+    q = DetectionQuery(camera, label, None, _when(since), _when(until), None, run)
+    return SceneCounting(q, _period(every))
+
+
+Counting = Annotated[SceneCounting, Depends(_scene_counting)]
 
 
 def create_app(
@@ -245,10 +270,10 @@ def _add_stored_routes(app: FastAPI, db: str) -> None:
         rows = stored(count_detections, db, q, by)
         return [CountOut(key=r.key, detections=r.detections, tracks=r.tracks) for r in rows]
 
-    def scene_counts(count: Any, q: DetectionQuery, every: str | None) -> list[dict[str, Any]]:
+    def scene_counts(count: Any, counting: SceneCounting) -> list[dict[str, Any]]:
         """`count` (a scene query) of `db`; a 422 when `every` is too fine for the span."""
         try:
-            rows: list[dict[str, Any]] = count(db, q, _period(every))
+            rows: list[dict[str, Any]] = count(db, counting.query, counting.every)
         except TooManyPeriods as exc:
             raise HTTPException(422, str(exc)) from exc
         except QueryError as exc:
@@ -266,18 +291,11 @@ def _add_stored_routes(app: FastAPI, db: str) -> None:
         response_model=list[LineCountOut],
         responses=_TOO_FINE,
     )
-    def line_counts(
-        camera: Camera = None,
-        label: Label = None,
-        run: RunId = None,
-        since: Since = None,
-        until: Until = None,
-        every: Every = None,
-    ) -> list[LineCountOut]:
+    def line_counts(counting: Counting) -> list[LineCountOut]:
         """Line crossings per camera, line and direction, with distinct tracks; per period
         with `every` (`query --count-by line [--every]`). Times filter the crossings'."""
-        q = DetectionQuery(camera, label, None, _when(since), _when(until), None, run)
-        return [LineCountOut.model_validate(r) for r in scene_counts(count_crossings, q, every)]
+        rows = scene_counts(count_crossings, counting)
+        return [LineCountOut.model_validate(r) for r in rows]
 
     @app.get(
         "/api/counts/zones",
@@ -285,19 +303,11 @@ def _add_stored_routes(app: FastAPI, db: str) -> None:
         response_model=list[ZoneCountOut],
         responses=_TOO_FINE,
     )
-    def zone_counts(
-        camera: Camera = None,
-        label: Label = None,
-        run: RunId = None,
-        since: Since = None,
-        until: Until = None,
-        every: Every = None,
-    ) -> list[ZoneCountOut]:
+    def zone_counts(counting: Counting) -> list[ZoneCountOut]:
         """Finished zone visits per camera and zone: visits, distinct tracks, mean and
         longest dwell; with `every`, per period: visits entered and the peak occupancy
         (`query --count-by zone [--every]`). Times filter the visits' entering."""
-        q = DetectionQuery(camera, label, None, _when(since), _when(until), None, run)
-        return [ZoneCountOut.model_validate(r) for r in scene_counts(count_visits, q, every)]
+        return [ZoneCountOut.model_validate(r) for r in scene_counts(count_visits, counting)]
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:

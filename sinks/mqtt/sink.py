@@ -5,7 +5,8 @@ Events go to `<prefix>/<camera>/<type>` with the JSON bodies of the ZeroMQ bus
 last will), `<prefix>/<camera>/status` (`online` while the camera delivers frames) and
 `<prefix>/<camera>/count/<label>` (boxes of that label in the latest detected frame),
 for a camera with zones `<prefix>/<camera>/zone/<zone>/count[/<label>]` (tracks inside),
-for one with lines `<prefix>/<camera>/line/<line>/count/<direction>` (crossings this run),
+for one with lines `<prefix>/<camera>/line/<line>/count/<direction>` (crossings this run;
+both kinds at 0 from the stream's start when it says its zones and lines),
 and with `snapshots` `<prefix>/<camera>/snapshot` (the JPEG of the latest ended track's
 best detection, which its "ended" event carries when a snapshots sink runs).
 With Home Assistant discovery each camera appears as a device with those as sensors, and
@@ -26,6 +27,7 @@ from pipeline.types import (
     FrameResult,
     LabelMap,
     LineCrossing,
+    SceneLayout,
     SinkMetric,
     Snapshot,
     StreamEnd,
@@ -133,6 +135,8 @@ class MqttSink(Sink):
 
     def start(self, info: StreamInfo) -> None:
         self._camera(info.camera_id)
+        if info.scene is not None:
+            self._scene(info.camera_id, info.scene)
         self._camera_status(info.camera_id, ONLINE)
 
     def write(self, result: FrameResult) -> None:
@@ -196,6 +200,17 @@ class MqttSink(Sink):
         if self._snapshots and self._discovery is not None:
             self._connection.set_state(*self._discovery.snapshot(camera))
 
+    def _scene(self, camera: str, scene: SceneLayout) -> None:
+        """Announce the camera's zones and each direction of its lines at 0, so that their
+        sensors show from the start; one already counted (a stream opened again) is kept."""
+        for zone in scene.zones:
+            if (camera, zone.id) not in self._zones:
+                self._zone_count(ZoneOccupancy(camera, zone.id, (), None, 0.0))
+        for line in scene.lines:
+            for direction in (line.left_to_right, line.right_to_left):
+                if (camera, line.id, direction) not in self._crossings:
+                    self._line_count((camera, line.id, direction), 0)
+
     def _publish_counts(self, camera: str, detections: Detections) -> None:
         seen = collections.Counter(self._labels.name(int(i)) for i in detections.label.tolist())
         counted = self._counted[camera]
@@ -239,12 +254,15 @@ class MqttSink(Sink):
             if not isinstance(event, LineCrossing):
                 continue
             key = (event.camera_id, event.line_id, event.direction)
-            if key not in self._crossings and self._discovery is not None:
-                self._connection.set_state(*self._discovery.line_count(*key))
-            self._crossings[key] += 1
-            self._connection.set_state(
-                self.topics.line_count(*key), str(self._crossings[key]).encode()
-            )
+            self._line_count(key, self._crossings[key] + 1)
+
+    def _line_count(self, key: tuple[str, str, str], count: int) -> None:
+        """A line's crossings in one direction, (camera, line, direction) `key`, announced
+        the first time."""
+        if key not in self._crossings and self._discovery is not None:
+            self._connection.set_state(*self._discovery.line_count(*key))
+        self._crossings[key] = count
+        self._connection.set_state(self.topics.line_count(*key), str(count).encode())
 
     def _publish_snapshot(self, events: Iterable[TrackEvent]) -> None:
         """The last snapshot among `events` (the track that ended last), as a JPEG."""
@@ -274,10 +292,10 @@ def _jpeg(snapshot: Snapshot) -> bytes:
 
 def _known(requested: Sequence[str], labels: LabelMap) -> tuple[str, ...]:
     """The model's spelling of each requested label; SinkError naming an unknown one."""
-    names = {name.lower(): name for name in labels.names if name}
+    names = {LabelMap.key(name): name for name in labels.names if name}
     known = []
     for label in requested:
-        name = names.get(label.strip().lower())
+        name = names.get(LabelMap.key(label))
         if name is None:
             shown = ", ".join(list(names.values())[:8])
             raise SinkError(

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sinks.disk import remove_old
 from sinks.snapshot_files import CAMERA_DIR, SNAPSHOT_FILE
 
 log = logging.getLogger(__name__)
@@ -58,27 +59,17 @@ def prune_snapshots(directory: Path, retention: Retention, now: float | None = N
     except OSError as exc:
         log.warning("snapshots sink: cannot list %s for retention: %s", directory, exc.strerror)
         return []
-    deleted: list[Path] = []
+    doomed: list[Path] = []
     kept_bytes = 0
     for rank, (mtime, size, path) in enumerate(files):
         kept_bytes += size
         too_old = retention.max_age_s is not None and now - mtime > retention.max_age_s
         too_many = retention.max_files is not None and rank >= retention.max_files
         too_big = retention.max_bytes is not None and kept_bytes > retention.max_bytes
-        if not (too_old or too_many or too_big):
-            continue
-        kept_bytes -= size
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            log.warning("snapshots sink: cannot delete old snapshot %s: %s", path, exc.strerror)
-            continue
-        deleted.append(path)
-    if deleted:
-        log.info("snapshots sink: deleted %d old snapshots (retention)", len(deleted))
-    return deleted
+        if too_old or too_many or too_big:
+            kept_bytes -= size
+            doomed.append(path)
+    return remove_old(doomed, sink="snapshots sink", what="snapshot")
 
 
 def old_snapshots(directory: Path, before: float, *, dry_run: bool = False) -> list[Path]:

@@ -3,6 +3,7 @@
 Import from the module that holds what you need (nothing is re-exported here):
 
 - `sinks.sql.sink`: `SqlSink`, the output the pipeline writes through.
+- `sinks.sql.pending_rows`: `PendingRows`, results turned into rows until a batch is due.
 - `sinks.sql.writer`: `RowWriter`, the sink's thread that inserts rows and rides out outages.
 - `sinks.sql.spool`: `RowBatch`, `Outbox` and the spool files rows wait in meanwhile.
 - `sinks.sql.query`: reading back (`query_detections`, `latest_detections`,

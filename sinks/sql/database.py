@@ -1,5 +1,5 @@
 """Opening SQL databases: the URL, engines, the schema, one-line error reasons, error kinds
-(a full disk, an unreachable database, a refusal).
+(a full disk, an unreachable database, a refusal), and class names matched in SQL.
 
 Shared by the SQL sink (`sinks.sql.sink`, `sinks.sql.writer`) and the read API
 (`sinks.sql.query`).
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, unquote
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, String, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -26,7 +26,11 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
+from pipeline.types import LabelMap
 from pipeline.urls import is_secret_parameter, mask_credentials
 from sinks.disk import file_system, is_disk_full
 from sinks.sql.models import Base, Detection, Track
@@ -223,9 +227,34 @@ def disk_full(exc: BaseException, db: DatabaseUrl) -> str:
     return f"the database server's disk is full ({reason(exc, db)})"
 
 
+class LabelKey(FunctionElement[str]):
+    """A stored class name as `LabelMap.key` matches it: in SQLite, `LabelMap.key` itself
+    (a function each connection is given); elsewhere `lower(trim(name))`, the server's
+    lower case, which is no case folding (ß stays ß)."""
+
+    type = String()
+    name = "label_key"
+    inherit_cache = True
+
+
+@compiles(LabelKey)
+def _lowered(element: LabelKey, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower(trim({compiler.process(element.clauses, **kw)}))"
+
+
+@compiles(LabelKey, "sqlite")
+def _folded(element: LabelKey, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"label_key({compiler.process(element.clauses, **kw)})"
+
+
+def _sqlite_label_key(name: str | None) -> str | None:
+    return None if name is None else LabelMap.key(name)
+
+
 def _set_up_sqlite(engine: Engine, busy_timeout_ms: int, *, wal: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.create_function("label_key", 1, _sqlite_label_key, deterministic=True)
         cur = dbapi_conn.cursor()
         try:
             # WAL lets `query` read while the pipeline writes; the timeout rides out the

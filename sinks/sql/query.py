@@ -19,7 +19,14 @@ from sqlalchemy.orm import Session, load_only
 
 from pipeline.types import LabelMap
 from sinks.base import SinkError
-from sinks.sql.database import DatabaseUrl, make_engine, not_a_database, open_failure, reason
+from sinks.sql.database import (
+    DatabaseUrl,
+    LabelKey,
+    make_engine,
+    not_a_database,
+    open_failure,
+    reason,
+)
 from sinks.sql.models import Detection, Run, Track
 
 ID_MAX = 2**31 - 1
@@ -31,14 +38,16 @@ LIMIT_MAX = 2**63 - 1
 
 
 def label_is(column: Any, label: str) -> ColumnElement[bool]:
-    """`column` holds class `label` by the one label rule (`LabelMap.key`): case and
-    surrounding spaces aside, in SQL (lower(trim(...)); SQLite lowers ASCII letters only)."""
-    return func.lower(func.trim(column)) == LabelMap.key(label)
+    """`column` holds class `label` by the one label rule (`LabelMap.key`: case and
+    surrounding spaces aside); a server that lowers instead of folding case (`LabelKey`)
+    also matches `label` lowered, so that a name such as "Straße" is found as spelled."""
+    return label_in(column, (label,))
 
 
 def label_in(column: Any, labels: Any) -> ColumnElement[bool]:
     """`column` holds one of `labels` by the one label rule (see `label_is`)."""
-    return func.lower(func.trim(column)).in_(sorted({LabelMap.key(x) for x in labels}))
+    keys = {LabelMap.key(x) for x in labels} | {x.strip().lower() for x in labels}
+    return LabelKey(column).in_(sorted(keys))
 
 
 CountBy = Literal["label", "camera", "run"]

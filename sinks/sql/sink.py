@@ -1,13 +1,14 @@
 """The SQL sink: detections, finished tracks, zone visits, line crossings and the run
 itself, as rows of a SQL database.
 
-`SqlSink` turns results into rows and hands them, in batches, to a writer thread of its own
-(`sinks.sql.writer`); the sink's `write` never waits for the database. When the database
-cannot be reached (server down, connection cut, SQLite locked), the writer keeps the batches
-(in memory up to a bound, then in a spool file: `sinks.sql.spool`) and retries with growing
-pauses; once the database is back, every batch is written, and written once: each row has a
-unique key (run, camera, frame, box index; run, camera, track id; ...) and inserts skip rows
-already there, so a batch retried after a commit whose answer was lost adds nothing twice.
+`SqlSink` turns results into rows (`sinks.sql.pending_rows`) and hands them, in batches,
+to a writer thread of its own (`sinks.sql.writer`); the sink's `write` never waits for the
+database. When the database cannot be reached (server down, connection cut, SQLite locked),
+the writer keeps the batches (in memory up to a bound, then in a spool file:
+`sinks.sql.spool`) and retries with growing pauses; once the database is back, every batch
+is written, and written once: each row has a unique key (run, camera, frame, box index;
+run, camera, track id; ...) and inserts skip rows already there, so a batch retried after a
+commit whose answer was lost adds nothing twice.
 A full disk is waited out the same way, but it is no outage: what neither the memory bound
 nor the spool can take is lost, counted per table, and reported (`describe`, `close`).
 
@@ -23,21 +24,12 @@ import socket
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from pipeline.types import (
-    AnalyticsEvent,
-    FrameResult,
-    LabelMap,
-    RunOutcome,
-    SinkMetric,
-    StreamEnd,
-    TrackEvent,
-)
+from pipeline.types import FrameResult, LabelMap, RunOutcome, SinkMetric, StreamEnd
 from sinks.base import Sink, SinkError
 from sinks.sql.database import (
     SQLITE_BUSY_TIMEOUT_MS,
@@ -48,7 +40,7 @@ from sinks.sql.database import (
     reason,
 )
 from sinks.sql.models import RUN_STATUSES, Run, RunStatus
-from sinks.sql.scene_rows import scene_rows
+from sinks.sql.pending_rows import PendingRows
 from sinks.sql.spool import Outbox, RowBatch, Table, replay_spools, spool_prefix
 from sinks.sql.writer import RowWriter
 
@@ -95,15 +87,7 @@ class SqlSink(Sink):
                 f"SqlSink buffer_rows ({buffer_rows}) must be >= batch_size ({batch_size})"
             )
         self._db = DatabaseUrl(url)
-        self._labels = labels
-        self._batch_size = batch_size
-        self._flush_interval_s = flush_interval_s
         self._close_timeout_s = close_timeout_s
-        self._detections: list[dict[str, Any]] = []
-        self._tracks: list[dict[str, Any]] = []
-        self._visits: list[dict[str, Any]] = []
-        self._crossings: list[dict[str, Any]] = []
-        self._oldest_pending: float | None = None
         self._status: RunStatus = "finished"
         self._closed = False
         self.kept_in: Path | None = None
@@ -117,6 +101,9 @@ class SqlSink(Sink):
             raise SinkError(
                 f"sql sink: cannot open database {self._db}: {open_failure(exc, self._db)}"
             ) from exc
+        self._pending = PendingRows(
+            self.run_id, labels, batch_size=batch_size, flush_interval_s=flush_interval_s
+        )
         prefix = spool_prefix(self._db)
         spool = Path(spool_dir) / f"{prefix}run{self.run_id}-{os.getpid()}.jsonl"
         self.outbox = Outbox(
@@ -138,54 +125,15 @@ class SqlSink(Sink):
     def write(self, result: FrameResult) -> None:
         """Turn the frame's boxes into rows; hand a batch to the writer when one is ready."""
         self._raise_if_failed()
-        frame, dets = result.frame, result.detections
-        boxes = dets.xyxy.tolist()
-        for obj, ((x1, y1, x2, y2), score, label, track_id) in enumerate(
-            zip(
-                boxes,
-                dets.score.tolist(),
-                dets.label.tolist(),
-                dets.track_id.tolist(),
-                strict=True,
-            )
-        ):
-            self._detections.append(
-                {
-                    "run_id": self.run_id,
-                    "camera": frame.camera_id,
-                    "frame": int(frame.index),
-                    "obj": obj,
-                    "pts": float(frame.pts),
-                    "time": float(frame.wall_time),
-                    "label": self._labels.name(label),
-                    "label_id": label,
-                    "score": score,
-                    "x1": x1,
-                    "y1": y1,
-                    "x2": x2,
-                    "y2": y2,
-                    "track_id": None if track_id < 0 else track_id,
-                }
-            )
-        self._add_tracks(result.track_events)
-        if result.analytics:
-            self._add_scene(result.analytics)
         now = time.monotonic()
-        if self._oldest_pending is None and (
-            self._detections or self._tracks or self._visits or self._crossings
-        ):
-            self._oldest_pending = now
-        if len(self._detections) >= self._batch_size or (
-            self._oldest_pending is not None
-            and now - self._oldest_pending >= self._flush_interval_s
-        ):
+        self._pending.add(result, now)
+        if self._pending.due(now):
             self._hand_off()
 
     def end(self, stream_end: StreamEnd) -> None:
         """Record the tracks and zone visits the stream's end closed, and hand everything to
         the writer."""
-        self._add_tracks(stream_end.track_events)
-        self._add_scene(stream_end.analytics)
+        self._pending.add_end(stream_end)
         self._hand_off()
         self._raise_if_failed()
 
@@ -367,20 +315,8 @@ class SqlSink(Sink):
             )
 
     def _hand_off(self) -> None:
-        while self._detections:
-            chunk = self._detections[: self._batch_size]
-            del self._detections[: self._batch_size]
-            self.outbox.put(RowBatch("detections", chunk))
-        if self._tracks:
-            self.outbox.put(RowBatch("tracks", self._tracks))
-            self._tracks = []
-        if self._visits:
-            self.outbox.put(RowBatch("zone_visits", self._visits))
-            self._visits = []
-        if self._crossings:
-            self.outbox.put(RowBatch("line_crossings", self._crossings))
-            self._crossings = []
-        self._oldest_pending = None
+        for batch in self._pending.take():
+            self.outbox.put(batch)
 
     def _lost(self) -> str:
         """What was lost, counted ("12 detections, 1 tracks and the run's end"); "" if none."""
@@ -397,41 +333,3 @@ class SqlSink(Sink):
     def _raise_if_failed(self) -> None:
         if self._writer.error is not None:
             raise SinkError(self._writer.error)
-
-    def _add_scene(self, events: tuple[AnalyticsEvent, ...]) -> None:
-        visits, crossings = scene_rows(self.run_id, events, self._labels)
-        self._visits += visits
-        self._crossings += crossings
-
-    def _add_tracks(self, events: tuple[TrackEvent, ...]) -> None:
-        for ev in events:
-            if ev.kind != "ended":
-                continue
-            t, snapshot = ev.track, ev.snapshot
-            bx1, by1, bx2, by2 = t.best_box
-            lx1, ly1, lx2, ly2 = t.last_box
-            self._tracks.append(
-                {
-                    "run_id": self.run_id,
-                    "camera": t.camera_id,
-                    "track_id": int(t.track_id),
-                    "label": self._labels.name(int(t.label)),
-                    "label_id": int(t.label),
-                    "first_frame": int(t.first_frame),
-                    "last_frame": int(t.last_frame),
-                    "first_time": float(t.first_time),
-                    "last_time": float(t.last_time),
-                    "frames": int(t.frames),
-                    "best_score": float(t.best_score),
-                    "best_x1": float(bx1),
-                    "best_y1": float(by1),
-                    "best_x2": float(bx2),
-                    "best_y2": float(by2),
-                    "last_x1": float(lx1),
-                    "last_y1": float(ly1),
-                    "last_x2": float(lx2),
-                    "last_y2": float(ly2),
-                    "snapshot_path": None if snapshot is None else snapshot.path,
-                    "snapshot_frame_path": None if snapshot is None else snapshot.frame_path,
-                }
-            )

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sinks.disk import remove_old
+
 log = logging.getLogger(__name__)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -87,18 +89,7 @@ def prune_segments(
         too_many = max_segments is not None and rank >= max_segments
         if too_old or too_many:
             doomed.append(path)
-    deleted: list[Path] = []
-    for path in doomed:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            log.warning("video sink: cannot delete old file %s: %s", path, exc.strerror)
-            continue
-        deleted.append(path)
-        log.info("video sink: deleted %s (retention)", path)
-    return deleted
+    return remove_old(doomed, sink="video sink", what="video")
 
 
 def delete_old_videos(

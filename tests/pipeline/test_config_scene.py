@@ -169,6 +169,12 @@ def test_labels_match_the_classes_the_detector_reports_without_regard_to_case() 
     assert kept_classes(COCO_LIKE.names, ["Car"], background=0) == {"car": frozenset({3})}
 
 
+def test_zone_and_line_labels_match_non_ascii_class_names_as_detector_labels_does() -> None:
+    names = ("Straße", "Café")
+    assert kept_classes(names, ["STRASSE"]) == {"strasse": frozenset({0})}
+    assert set(kept_classes(names, None)) == {"strasse", "café"}
+
+
 def test_a_zone_or_line_label_the_detector_does_not_report_is_named_at_its_path(
     video: str,
 ) -> None:

@@ -57,7 +57,10 @@ def test_summary_counts_exactly_the_video_frames_and_the_rows_lost_on_a_full_dis
             "detector:\n  batch_size: 2\n"
             f"sinks:\n  - type: video\n    dir: {disk.path / 'video'}\n"
             f"  - type: sql\n    url: {url}\n    spool_dir: {disk.path / 'spool'}\n"
-            "    batch_size: 5\n    buffer_rows: 10\n    close_timeout_s: 0.3\n"
+            # memory holds every row of the run: a writer thread that falls behind (a
+            # loaded machine) never moves rows to the spool file while the disk has room,
+            # where they would be kept, not lost, and the counts below would vary with it
+            "    batch_size: 5\n    buffer_rows: 100\n    close_timeout_s: 0.3\n"
         )
         summary = Pipeline(config, detector=DiskFillingDetector(disk, at=30)).run()
         out = io.StringIO()

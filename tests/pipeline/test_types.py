@@ -136,3 +136,12 @@ def test_the_background_column_and_unnamed_columns_are_no_class() -> None:
     assert COCO_LIKE.classes(background=0) == (1, 3, 4)
     assert COCO_LIKE.columns("__background__", background=0) == ()
     assert COCO_LIKE.columns("__background__") == (0,)  # a model without one
+
+
+def test_a_class_name_matches_by_unicode_case_folding_not_only_ascii_case() -> None:
+    labels = LabelMap(("Straße", "ÆBLE", "Σίσυφος"))
+    assert labels.columns("STRASSE") == (0,)  # ß folds to ss, which lower() leaves alone
+    assert labels.columns("strasse") == labels.columns(" straße ") == (0,)
+    assert labels.columns("æble") == (1,)
+    assert labels.columns("ΣΊΣΥΦΟΣ") == (2,)  # a final sigma folds as a sigma does
+    assert labels.columns("strase") == ()

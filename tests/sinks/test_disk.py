@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 from pathlib import Path
 
@@ -10,7 +11,15 @@ import av
 import pytest
 
 import sinks.disk
-from sinks.disk import RoomWatch, file_system, free_bytes, is_disk_full, mount_point, write_failure
+from sinks.disk import (
+    RoomWatch,
+    file_system,
+    free_bytes,
+    is_disk_full,
+    mount_point,
+    remove_old,
+    write_failure,
+)
 from tests.sinks.small_disk import small_disk
 
 
@@ -79,3 +88,31 @@ def test_free_bytes_is_what_is_left_on_the_disk(tmp_path: Path) -> None:
         before = free_bytes(disk.path / "not" / "yet")
         disk.fill(leave=300_000)
         assert before > 2_000_000 and abs(free_bytes(disk.path) - 300_000) < 8192  # pages
+
+
+def test_retention_passes_over_a_vanished_file_and_warns_once_of_one_it_may_not_delete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = [tmp_path / f"{n}.jpg" for n in range(4)]
+    for path in old:
+        path.write_bytes(b"old")
+    vanished, refused = old[0], old[2]
+    vanished.unlink()  # deleted by someone else between listing and deleting
+    real_unlink = Path.unlink
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        if self == refused:  # as root, file modes do not refuse; the system's answer is faked
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    with caplog.at_level(logging.INFO, logger="sinks.disk"):
+        deleted = remove_old(old, sink="snapshots sink", what="snapshot")
+
+    assert deleted == [old[1], old[3]]
+    assert [p.exists() for p in old] == [False, False, True, False]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [
+        f"snapshots sink: cannot delete old snapshot file {refused}: Permission denied"
+    ]
+    assert "snapshots sink: deleted 2 old snapshot file(s) (retention)" in caplog.messages

@@ -14,7 +14,19 @@ import numpy as np
 import pytest
 import zmq
 
-from pipeline.types import LineCrossing, Snapshot, StreamEnd, TrackEvent, ZoneOccupancy
+from pipeline.types import (
+    FrameResult,
+    LabelMap,
+    LineCrossing,
+    LineShape,
+    SceneLayout,
+    Snapshot,
+    StreamEnd,
+    StreamInfo,
+    TrackEvent,
+    ZoneOccupancy,
+    ZoneShape,
+)
 from sinks.base import SinkError
 from sinks.event_bus.publisher import EventPublisher
 from sinks.event_bus.schema import parse_event
@@ -174,7 +186,9 @@ def test_home_assistant_discovers_a_status_and_a_count_sensor_per_camera(broker:
         # the node id is the prefix: letters, digits, `-` and `_` are kept as they are
         status_topic = f"{prefix}-ha/sensor/{prefix}/lobby_status/config"
         count_topic = f"{prefix}-ha/sensor/{prefix}/lobby_person_count/config"
-        got = listener.wait_for(lambda m: {status_topic, count_topic} <= {x.topic for x in m})
+        states = {f"{prefix}/lobby/count/person", f"{prefix}/lobby/status"}  # published last
+        wanted = {status_topic, count_topic, *states}
+        got = listener.wait_for(lambda m: wanted <= {x.topic for x in m})
         configs = {m.topic: json.loads(m.payload) for m in got if "-ha/" in m.topic}
         assert set(configs) == {status_topic, count_topic}
         status, count = configs[status_topic], configs[count_topic]
@@ -211,6 +225,19 @@ def test_an_unknown_count_label_is_refused_naming_the_classes() -> None:
     # refused before connecting: no broker listens on port 1 of this machine
     with pytest.raises(SinkError, match=r"count_labels: the model has no class 'dog'.*person"):
         MqttSink(broker_settings("mqtt://127.0.0.1:1"), LABELS, count_labels=("dog",))
+
+
+def test_a_count_label_names_the_models_class_by_unicode_case_folding(broker: Broker) -> None:
+    with listening(broker, everything) as (prefix, listener):
+        sink = MqttSink(
+            broker_settings(url(broker)), LabelMap(("Straße",)), prefix=prefix,
+            count_labels=(" STRASSE",),
+        )
+        feed(sink, camera_inputs("lobby")[:2])  # announced at 0 as the camera starts
+        counted = f"{prefix}/lobby/count/Stra_e"  # the model's spelling, as a topic level
+        listener.wait_for(lambda m: any(x.topic == counted for x in m))
+        sink.close()
+        assert listener.latest(counted) == "0"
 
 
 WILL_SCRIPT = textwrap.dedent(
@@ -364,3 +391,53 @@ def test_line_crossings_are_counted_per_direction_and_announced(broker: Broker) 
         assert config["state_topic"] == f"{base}/in"
         assert config["state_class"] == "total_increasing"
         sink.close()
+
+
+def test_zones_and_both_directions_of_each_line_are_announced_at_0_as_the_stream_starts(
+    broker: Broker,
+) -> None:
+    def topics(prefix: str) -> list[str]:
+        return [f"{prefix}/#", f"{prefix}-ha/#"]
+
+    def crossed(direction: str, frame: int) -> LineCrossing:
+        return LineCrossing("lobby", "gate", 1, 1, direction, "left", "right", frame, T0)
+
+    scene = SceneLayout(
+        zones=(ZoneShape("door", ((0.0, 0.0), (10.0, 0.0), (10.0, 10.0))),),
+        lines=(LineShape("gate", (0.0, 5.0), (10.0, 5.0), "in", "out"),),
+    )
+    with listening(broker, topics) as (prefix, listener):
+        sink = MqttSink(
+            broker_settings(url(broker)), LABELS, prefix=prefix, discovery_prefix=f"{prefix}-ha"
+        )
+        inputs = camera_inputs("lobby")
+        opened = replace(inputs[1], scene=scene)
+        assert isinstance(opened, StreamInfo)
+        sink.start(opened)
+        zone, line = f"{prefix}/lobby/zone/door/count", f"{prefix}/lobby/line/gate/count"
+        states = [zone, f"{line}/in", f"{line}/out"]
+        configs = [
+            f"{prefix}-ha/sensor/{prefix}/lobby_{object_id}_count/config"
+            for object_id in ("zone_door", "line_gate_in", "line_gate_out")
+        ]
+        listener.wait_for(lambda m: set(states + configs) <= {x.topic for x in m})
+        # before any frame, a client connecting now (Home Assistant) is told them all
+        late = Listener(*broker, topics(prefix))
+        try:
+            kept = late.wait_for(lambda m: set(states + configs) <= {x.topic for x in m})
+            retained = {m.topic: m for m in kept if m.retain}
+            assert {t: retained[t].text for t in states} == dict.fromkeys(states, "0")
+            assert [json.loads(retained[t].payload)["state_topic"] for t in configs] == states
+        finally:
+            late.close()
+        assert isinstance(inputs[3], FrameResult) and isinstance(inputs[4], FrameResult)
+        sink.write(replace(inputs[3], analytics=(crossed("in", 0),)))
+        sink.start(opened)  # the stream opened again (a reconnection): its counts go on
+        sink.write(replace(inputs[4], analytics=(crossed("in", 1),)))
+        listener.wait_for(lambda m: [x.text for x in m if x.topic == f"{line}/in"][-1:] == ["2"])
+        sink.close()
+        assert [m.text for m in listener.messages if m.topic == f"{line}/in"] == ["0", "1", "2"]
+        assert [m.text for m in listener.messages if m.topic == f"{line}/out"] == ["0"]
+        assert [m.text for m in listener.messages if m.topic == zone] == ["0"]
+        announced = [m.topic for m in listener.messages if m.topic in configs]
+        assert sorted(announced) == sorted(configs)  # once each

@@ -52,12 +52,16 @@ def test_events_without_a_snapshot_write_nothing(tmp_path: Path) -> None:
 
 
 def write_files(sink: SnapshotSink, directory: Path, count: int) -> list[Path]:
+    """`count` snapshots, oldest first, last written 100 s apart, the newest 100 s ago: far
+    enough apart that a slow machine does not move one across an age a test sets."""
     paths = []
+    now = time.time()
     for track in range(1, count + 1):
         snap = snapshot(directory, "cam", track)
         sink.write(ended(snap, "cam", track))
         path = Path(snap.path)
-        os.utime(path, (time.time() - 1000 + track, time.time() - 1000 + track))
+        written = now - 100 * (count + 1 - track)
+        os.utime(path, (written, written))
         paths.append(path)
     return paths
 
@@ -74,7 +78,7 @@ def test_retention_by_age_and_by_size(tmp_path: Path) -> None:
     sink = SnapshotSink(tmp_path, prune_interval_s=1e9)
     paths = write_files(sink, tmp_path, 4)
     now = time.time()
-    assert sorted(prune_snapshots(tmp_path, Retention(max_age_s=1000 - 2.5), now)) == paths[:2]
+    assert sorted(prune_snapshots(tmp_path, Retention(max_age_s=250), now)) == paths[:2]
     newest = paths[-1].stat().st_size
     assert prune_snapshots(tmp_path, Retention(max_bytes=newest + 1), now) == [paths[2]]
     assert [p.exists() for p in paths] == [False, False, False, True]
@@ -110,15 +114,15 @@ def test_the_retention_command_deletes_snapshots_older_than_the_age(
 ) -> None:
     folder = tmp_path / "snaps"
     sink = SnapshotSink(folder, prune_interval_s=1e9)
-    paths = write_files(sink, folder, 3)  # written 999, 998 and 997 s ago
+    paths = write_files(sink, folder, 3)  # written 300, 200 and 100 s ago
     other = folder / "cam" / "mine.jpg"
     other.write_bytes(b"x")
     os.utime(other, (0, 0))
-    assert old_snapshots(folder, time.time() - 997.5, dry_run=True) == paths[:2]
+    assert old_snapshots(folder, time.time() - 150, dry_run=True) == paths[:2]
     assert all(p.exists() for p in paths)
     db = f"sqlite:///{tmp_path / 'det.db'}"
     SqlSink(db, LabelMap(())).close()  # a database of ours, with one run
-    code = main(["retention", "--db", db, "--older-than", "998.5s", "--snapshot-dir", str(folder)])
+    code = main(["retention", "--db", db, "--older-than", "250s", "--snapshot-dir", str(folder)])
     assert code == 0
     assert f"deleted 1 snapshot files from {folder}" in capsys.readouterr().out
     assert [p.exists() for p in paths] == [False, True, True] and other.exists()

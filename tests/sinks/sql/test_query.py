@@ -522,3 +522,28 @@ def test_label_filter_matches_stored_labels_by_the_one_label_rule(
     assert (count_detections(url, q, "camera"), list_tracks(url, q).total) == before
     assert before[1] > 0 and before[0]
     assert count_detections(url, DetectionQuery(label="per son"), "camera") == []
+
+
+def test_a_non_ascii_label_is_found_in_any_case_and_in_sqlite_by_case_folding_too(
+    two_runs: tuple[str, int, int],
+) -> None:
+    url, _, _ = two_runs
+
+    def found(label: str) -> tuple[list[Any], int]:
+        q = DetectionQuery(label=label)
+        return count_detections(url, q, "camera"), list_tracks(url, q).total
+
+    people, cars = found("person"), found("car")
+    engine = create_engine(url)
+    with engine.begin() as conn:  # as a model whose classes have such names stores them
+        for model in (Detection, Track):
+            conn.execute(update(model).where(model.label == "person").values(label="Straße"))
+            conn.execute(update(model).where(model.label == "car").values(label="ÆBLE"))
+    engine.dispose()
+
+    assert people[0] and people[1] > 0 and cars[0] and people != cars
+    for spelling in ("Straße", "straße", " STRAßE "):
+        assert found(spelling) == people
+    assert found("æble") == cars
+    # the pipeline's rule folds ß to ss; of the databases, only SQLite is taught it
+    assert found("STRASSE") == (people if url.startswith("sqlite") else ([], 0))
