@@ -138,8 +138,12 @@ def stored_rows(url: str, run_configs_like: str, cameras: Sequence[str]) -> dict
     """What the database at `url` holds of each camera (`Stored`), among the runs whose
     `config` matches `run_configs_like` (the shards of one cluster run).
     A frame without detections has no rows: resuming after the last one with rows stores
-    nothing twice and loses nothing."""
-    from sqlalchemy import bindparam, create_engine, text
+    nothing twice and loses nothing. Raises SinkError when the database cannot be read
+    (resuming blind would store the camera's frames twice)."""
+    from sqlalchemy import bindparam, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from sinks.sql.database import DatabaseUrl, make_engine, reason
 
     frames = text(
         "SELECT d.camera, max(d.frame) FROM detections d JOIN runs r ON r.id = d.run_id "
@@ -150,13 +154,19 @@ def stored_rows(url: str, run_configs_like: str, cameras: Sequence[str]) -> dict
         "WHERE r.config LIKE :runs AND t.camera IN :cameras"
     ).bindparams(bindparam("cameras", expanding=True))
     where = {"runs": run_configs_like, "cameras": list(cameras)}
-    engine = create_engine(url)
+    db = DatabaseUrl(url)
+    engine = make_engine(db)
     try:
         with engine.connect() as conn:
             through = {str(c): int(f) for c, f in conn.execute(frames, where)}
             stored: dict[str, set[int]] = {}
             for camera, track_id in conn.execute(tracks, where):
                 stored.setdefault(str(camera), set()).add(int(track_id))
+    except SQLAlchemyError as exc:
+        raise SinkError(
+            f"sql sink: cannot read what {db} holds of cameras {', '.join(cameras)} to "
+            f"resume them on another shard: {reason(exc, db)}"
+        ) from exc
     finally:
         engine.dispose()
     return {c: Stored(through.get(c, -1), frozenset(stored.get(c, ()))) for c in cameras}
@@ -166,10 +176,13 @@ def mark_lost(url: str, run_config: str, why: str) -> None:
     """Records in the database at `url` that the run of `run_config` (a dead shard's) is
     over: status `lost`, ended now, `why` as its reason. A database it cannot reach is
     logged, not raised: the cameras move on all the same."""
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
-    engine = create_engine(url)
+    from sinks.sql.database import DatabaseUrl, make_engine, reason
+
+    db = DatabaseUrl(url)
+    engine = make_engine(db)
     try:
         with engine.begin() as conn:
             conn.execute(
@@ -180,7 +193,6 @@ def mark_lost(url: str, run_config: str, why: str) -> None:
                 {"now": datetime.now(timezone.utc), "why": why, "config": run_config},
             )
     except SQLAlchemyError as exc:
-        first = " ".join(str(getattr(exc, "orig", None) or exc).split())
-        log.warning("cannot mark the run of %s lost in the database: %s", run_config, first)
+        log.warning("cannot mark the run of %s lost in %s: %s", run_config, db, reason(exc, db))
     finally:
         engine.dispose()

@@ -15,9 +15,10 @@ from pipeline.cluster.resume import ResumeSink, mark_lost, stored_rows
 from pipeline.cluster.shard import ShardInfo
 from pipeline.summary import CameraStats, RunSummary
 from pipeline.types import Detections, Frame, FrameResult, StreamEnd, TrackEvent
-from sinks.base import Sink
+from sinks.base import Sink, SinkError
 from sinks.sql.query import list_runs
 from sinks.sql.sink import SqlSink
+from tests.conftest import free_port
 from tests.sinks.sql.builders import LABELS, T0, boxes, summary
 from tests.sinks.sql.builders import frame_result as sql_frame
 from tests.sinks.sql.conftest import pg_schema, skip_without_pg
@@ -142,6 +143,16 @@ def test_each_track_of_a_camera_moved_around_a_death_is_stored_once(pg_url: str)
     )
     assert runs[dead.run_id].ended_at is not None
     assert (runs[survivor.run_id].status, runs[survivor.run_id].reason) == ("finished", None)
+
+
+def test_a_database_nothing_answers_at_stops_the_resume_in_one_line_and_the_marking_is_told(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
+    with pytest.raises(SinkError, match=r"cannot read what .* holds of cameras cam to resume"):
+        stored_rows(url, "% (cluster abc run %", ["cam"])
+    mark_lost(url, "c.yaml (cluster abc run 1 on shard-1)", "shard-1 died")
+    assert "cannot mark the run of c.yaml (cluster abc run 1 on shard-1) lost" in caplog.text
 
 
 def test_the_merged_summary_has_every_camera_and_names_each_shards_outputs() -> None:
