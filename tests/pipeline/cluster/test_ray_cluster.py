@@ -162,7 +162,7 @@ def rows_per_frame(pg_url: str) -> Counter[tuple[str, int]]:
 
 
 def runs_of(pg_url: str) -> dict[str, tuple[str, str | None]]:
-    """Each shard run's status and reason, by the shard named at the end of its config."""
+    """Each run's status and reason, by its config (which ends naming its shard)."""
     engine = create_engine(pg_url)
     try:
         with engine.connect() as conn:
