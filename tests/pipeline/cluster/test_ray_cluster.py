@@ -343,13 +343,13 @@ def test_a_live_rtsp_camera_streams_again_from_a_survivor_after_its_node_dies(
             events = list(collector.events)[after:]
             return sum(e.camera == camera and e.type == "detections" for e in events)
 
-        victim = None
+        victim = None  # the shard on the removable node, once its camera's rows are stored
         deadline = time.monotonic() + 120
         while victim is None and time.monotonic() < deadline and runner.is_alive():
             for shard in run.status():
                 if shard.info.node_id in workers and shard.cameras and published(shard.cameras[0]) >= 5:
-                    victim = shard
-            time.sleep(0.05)
+                    victim = shard if rows_by_run(pg_url, shard.cameras[0]) else None
+            time.sleep(0.2)
         assert victim is not None, "the live camera of the removable node's shard never streamed"
         (moved,) = victim.cameras
         cluster.remove_node(workers[victim.info.node_id], allow_graceful=False)
