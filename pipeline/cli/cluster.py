@@ -60,15 +60,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _connect(ray: Any, address: str) -> bool:
     """Joins the cluster as a short-lived client (no workers of its own, nothing logged);
     returns whether this call connected. A process already connected asks its own."""
-    from pipeline.cluster.engine import ClusterError
+    from pipeline.cluster.engine import ClusterError, unanswered
 
     if ray.is_initialized():
         return False
+    none_there = f"no Ray cluster at {address!r} (so no pipeline running there)"
+    if (silent := unanswered(address)) is not None:
+        raise ClusterError(f"{none_there}: {silent}")
     try:
         ray.init(address=address, logging_level="ERROR", log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ClusterError(
-            f"no Ray cluster at {address!r} (so no pipeline running there): {first}"
-        ) from exc
+        raise ClusterError(f"{none_there}: {first}") from exc
     return True

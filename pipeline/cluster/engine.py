@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,6 +15,11 @@ INSTALL_HINT = "pip install -e '.[ray]' (or pip install 'ray>=2.9')"
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """Where this copy of the project lives: shards on this machine import the same code."""
+
+
+CONNECT_TIMEOUT_S = 5.0
+"""Longest wait for the head of a cluster given by its address to answer at all (Ray
+itself retries an address nothing answers at for minutes)."""
 
 
 class ClusterError(RuntimeError):
@@ -44,6 +50,8 @@ def connect(ray: ModuleType, address: str) -> bool:
     connected (an embedding program, the tests) is used as it is."""
     if ray.is_initialized():
         return False
+    if (silent := unanswered(address)) is not None:
+        raise ClusterError(f"cluster: cannot join Ray at {address!r}: {silent}")
     options: dict[str, Any] = {"runtime_env": runtime_env()}
     if address == "local":
         options["include_dashboard"] = False
@@ -55,6 +63,24 @@ def connect(ray: ModuleType, address: str) -> bool:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(f"cluster: cannot join Ray at {address!r}: {first}") from exc
     return True
+
+
+def unanswered(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> str | None:
+    """Why nothing answers at the head of the cluster `address` names (a TCP connection
+    to it fails within `timeout_s`); None when something does, or for 'local' and an
+    'auto' without RAY_ADDRESS (Ray finds those on this machine at once)."""
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS", "")
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return None  # local, auto, or not an address: Ray says what it makes of it
+    host = host.strip("[]")  # an IPv6 address: [::1]:6379
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        return f"nothing answers at {host}:{port} within {timeout_s:g} s ({why})"
+    return None
 
 
 def runtime_env() -> dict[str, Any]:

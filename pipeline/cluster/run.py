@@ -16,7 +16,7 @@ from pipeline.cluster.assign import assign
 from pipeline.cluster.engine import ClusterError, connect, require_ray, shard_count, shard_options
 from pipeline.cluster.forwarder import EventForwarder, ForwarderError
 from pipeline.cluster.merge import merge_summaries
-from pipeline.cluster.resume import Resume, prepare_database, stored_through
+from pipeline.cluster.resume import Resume, Stored, mark_lost, prepare_database, stored_rows
 from pipeline.cluster.shard import Shard, ShardInfo
 from pipeline.cluster.status import RateWindow, RunStatus, ShardReport, start_board
 from pipeline.config import PipelineConfig, SqlSinkConfig, ZmqSinkConfig
@@ -244,6 +244,8 @@ class ClusterRun:
         """Hands the cameras of `dead` to the surviving shards (`assign`: each to the
         survivor it hashes to), files resuming after what the database and the event bus
         have; a camera moved more than `max_restarts` times, or with no survivor, is lost."""
+        if (sql := _sql_sink(self.config)) is not None:
+            mark_lost(sql.url, dead.run_config, why)
         movable = []
         for camera_id in dead.cameras:
             self.restarts[camera_id] += 1
@@ -271,7 +273,7 @@ class ClusterRun:
         files = [c for c in cameras if not self._live[c]]
         sql = _sql_sink(self.config)
         stored = (
-            stored_through(sql.url, f"% ({self._token} run %", files)
+            stored_rows(sql.url, f"% ({self._token} run %", files)
             if sql is not None and files
             else {}
         )
@@ -279,9 +281,10 @@ class ClusterRun:
         frames = forwarder.last_frame if forwarder is not None else {}
         return {
             c: Resume(
-                stored_through=stored.get(c, -1),
+                stored_through=stored.get(c, Stored()).through,
                 published_through=-1 if self._live[c] else frames.get(c, -1),
                 next_seq=seqs.get(c, -1) + 1,
+                stored_tracks=stored.get(c, Stored()).tracks,
             )
             for c in cameras
         }
@@ -302,7 +305,9 @@ class ClusterRun:
             )
             for s in self.status()
         )
-        status = RunStatus(self._token, self.config_source, time.time(), reports)
+        status = RunStatus(
+            self._token, self.config_source, time.time(), reports, tuple(self.moves)
+        )
         self._board.publish.remote(status)
 
     def status(self) -> list[ShardStatus]:

@@ -45,6 +45,8 @@ class RunStatus:
     updated: float
     """When the coordinator published it (seconds since the epoch)."""
     shards: tuple[ShardReport, ...]
+    lost: tuple[str, ...] = ()
+    """Each shard that died: why, and where its cameras went (one line each)."""
 
 
 class StatusBoard:
@@ -109,7 +111,8 @@ def read_status(ray: Any) -> list[RunStatus]:
 
 
 def format_status(runs: list[RunStatus], now: float | None = None) -> str:
-    """A table per run: shard, node, GPU, cameras, frames/s, restarts."""
+    """A table per run: shard, node, GPU, cameras, frames/s, restarts; then a line for
+    each shard that died."""
     now = time.time() if now is None else now
     blocks = []
     for run in runs:
@@ -131,6 +134,7 @@ def format_status(runs: list[RunStatus], now: float | None = None) -> str:
         lines = [
             "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
         ]
+        lines += [f"lost {line}" for line in run.lost]
         blocks.append("\n".join([head, *lines]))
     return "\n\n".join(blocks)
 

@@ -11,11 +11,15 @@ class RunOut(BaseModel):
     id: int
     started_at: datetime
     ended_at: datetime | None
-    status: str = Field(description="running, finished, failed or interrupted")
+    status: str = Field(
+        description="running, finished, failed, interrupted, or lost (a cluster shard that "
+        "died; its cameras were taken over by other runs)"
+    )
     config: str = Field(description="The config file the run was started with.")
     hostname: str
     detections: int
     tracks: int
+    reason: str | None = Field(None, description="Why the run was lost; null otherwise.")
 
 
 class DetectionOut(BaseModel):

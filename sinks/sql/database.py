@@ -33,7 +33,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from pipeline.types import LabelMap
 from pipeline.urls import is_secret_parameter, mask_credentials
 from sinks.disk import file_system, is_disk_full
-from sinks.sql.models import Base, Detection, Track
+from sinks.sql.models import RUN_STATUSES, Base, Detection, Run
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a SQLite writer or reader waits for another process's lock before failing."""
@@ -305,8 +305,10 @@ def make_engine(
     return engine
 
 
-TRACK_COLUMNS_ADDED = ("snapshot_path", "snapshot_frame_path")
-"""Nullable columns of `tracks` that older versions lack, added on open."""
+COLUMNS_ADDED = {"tracks": ("snapshot_path", "snapshot_frame_path"), "runs": ("reason",)}
+"""Nullable columns that tables of older versions lack, added on open."""
+STATUS_CHECK = "ck_runs_status"
+"""The name of the check on `runs.status` (`Base`'s naming convention)."""
 
 
 def create_schema(engine: Engine) -> None:
@@ -314,10 +316,12 @@ def create_schema(engine: Engine) -> None:
 
     Older `detections` tables lack `obj` (the box's index in its frame), which makes every
     row unique and so retried inserts idempotent; older `tracks` tables lack the snapshot
-    paths. Each is added, NULL for the old rows.
+    paths, older `runs` tables the reason and (PostgreSQL) the status `lost`. Each column
+    is added, NULL for the old rows.
     """
     Base.metadata.create_all(engine)
-    _add_track_columns(engine)
+    _add_columns(engine)
+    _allow_every_status(engine)
     columns = {c["name"] for c in inspect(engine).get_columns(Detection.__tablename__)}
     if "obj" in columns:
         return
@@ -331,13 +335,34 @@ def create_schema(engine: Engine) -> None:
         )
 
 
-def _add_track_columns(engine: Engine) -> None:
-    """Adds the `tracks` columns of `TRACK_COLUMNS_ADDED` that the table lacks."""
-    columns = {c["name"] for c in inspect(engine).get_columns(Track.__tablename__)}
-    missing = [name for name in TRACK_COLUMNS_ADDED if name not in columns]
-    if not missing:
+def _add_columns(engine: Engine) -> None:
+    """Adds the columns of `COLUMNS_ADDED` that the tables lack."""
+    for table, names in COLUMNS_ADDED.items():
+        columns = {c["name"] for c in inspect(engine).get_columns(table)}
+        missing = [name for name in names if name not in columns]
+        if not missing:
+            continue
+        with engine.begin() as conn:
+            for name in missing:
+                kind = Base.metadata.tables[table].c[name].type.compile(engine.dialect)
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
+
+
+def _allow_every_status(engine: Engine) -> None:
+    """Widens the status check of an older PostgreSQL `runs` table to every status of
+    `RUN_STATUSES` (SQLite cannot change a check; only cluster runs, on PostgreSQL, are
+    ever marked `lost`)."""
+    if engine.dialect.name != "postgresql":
         return
+    checks = inspect(engine).get_check_constraints(Run.__tablename__)
+    check = next((c for c in checks if c["name"] == STATUS_CHECK), None)
+    if check is None or all(f"'{s}'" in check["sqltext"] for s in RUN_STATUSES):
+        return
+    allowed = ", ".join(f"'{s}'" for s in RUN_STATUSES)
     with engine.begin() as conn:
-        for name in missing:
-            kind = Track.__table__.c[name].type.compile(engine.dialect)
-            conn.execute(text(f"ALTER TABLE tracks ADD COLUMN {name} {kind}"))
+        conn.execute(
+            text(
+                f"ALTER TABLE runs DROP CONSTRAINT {STATUS_CHECK}, "
+                f"ADD CONSTRAINT {STATUS_CHECK} CHECK (status IN ({allowed}))"
+            )
+        )

@@ -10,7 +10,7 @@ Times are stored as UTC and read back as timezone-aware UTC datetimes on every b
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     BigInteger,
@@ -30,8 +30,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-RunStatus = Literal["running", "finished", "failed", "interrupted"]
-RUN_STATUSES: tuple[RunStatus, ...] = ("running", "finished", "failed", "interrupted")
+RunStatus = Literal["running", "finished", "failed", "interrupted", "lost"]
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
+"""`lost`: the run's process or node died and another run took its cameras over (a cluster
+shard, docs/cluster.md); set by the coordinator, never by the run itself."""
 
 # SQLite only auto-increments a column declared exactly "INTEGER PRIMARY KEY".
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -95,6 +97,8 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(16))
     config: Mapped[str] = mapped_column(Text, default="")
     hostname: Mapped[str] = mapped_column(String(255))
+    # NULL unless the run was lost (why), and in rows of older versions
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Detection(Base):

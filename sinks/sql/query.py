@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Generic, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, Select, func, inspect, select
+from sqlalchemy import ColumnElement, Engine, Select, func, inspect, null, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, load_only
 
@@ -174,6 +174,7 @@ class RunRecord(JsonRow):
     hostname: str
     detections: int
     tracks: int
+    reason: str | None = None  # why a run was lost (status `lost`)
 
 
 @dataclass(frozen=True)
@@ -276,20 +277,22 @@ def list_runs(url: str, limit: int | None = None) -> Page[RunRecord]:
     tracks counted, and how many runs are stored."""
     detections = _count_per_run(Detection)
     tracks = _count_per_run(Track)
-    stmt = (
-        select(Run, detections.c.n, tracks.c.n)
-        .outerjoin(detections, detections.c.run_id == Run.id)
-        .outerjoin(tracks, tracks.c.run_id == Run.id)
-        .order_by(Run.started_at.desc(), Run.id.desc())
-        .limit(limit)
-    )
     with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
+        # an older runs table lacks the reason: read as NULL
+        columns = {c["name"] for c in inspect(engine).get_columns(Run.__tablename__)}
+        reason = Run.reason if "reason" in columns else null().label("reason")
+        stmt = (
+            select(Run.id, Run.started_at, Run.ended_at, Run.status, Run.config, Run.hostname,
+                   detections.c.n, tracks.c.n, reason)
+            .outerjoin(detections, detections.c.run_id == Run.id)
+            .outerjoin(tracks, tracks.c.run_id == Run.id)
+            .order_by(Run.started_at.desc(), Run.id.desc())
+            .limit(limit)
+        )  # fmt: skip
         total = session.scalar(select(func.count(Run.id))) or 0
         rows = [
-            RunRecord(
-                r.id, r.started_at, r.ended_at, r.status, r.config, r.hostname, d or 0, t or 0
-            )
-            for r, d, t in session.execute(stmt)
+            RunRecord(i, started, ended, status, config, host, d or 0, t or 0, why)
+            for i, started, ended, status, config, host, d, t, why in session.execute(stmt)
         ]
     return Page(rows, int(total))
 

@@ -24,6 +24,7 @@ import socket
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import get_args
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,11 +38,10 @@ from sinks.sql.database import (
     create_schema,
     make_engine,
     open_failure,
-    reason,
 )
-from sinks.sql.models import RUN_STATUSES, Run, RunStatus
+from sinks.sql.models import Run, RunStatus
 from sinks.sql.pending_rows import PendingRows
-from sinks.sql.spool import Outbox, RowBatch, Table, replay_spools, spool_prefix
+from sinks.sql.spool import Outbox, RowBatch, Table, spool_prefix
 from sinks.sql.writer import RowWriter
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class SqlSink(Sink):
             retry_initial_s=retry_initial_s,
             retry_max_s=retry_max_s,
         )
-        self._replay(Path(spool_dir), prefix)
+        self._writer.replay(Path(spool_dir), prefix)
 
     # -------------------------------------------------------------------- Sink
 
@@ -199,7 +199,7 @@ class SqlSink(Sink):
 
     def run_ended(self, outcome: RunOutcome) -> None:
         """The status `close()` records: "finished" (default), "failed" or "interrupted"."""
-        if outcome not in RUN_STATUSES or outcome == "running":
+        if outcome not in get_args(RunOutcome):
             raise ValueError(
                 f"run status must be one of finished, failed, interrupted; got {outcome!r}"
             )
@@ -297,22 +297,6 @@ class SqlSink(Sink):
             session.add(run)
             session.flush()
             return run.id
-
-    def _replay(self, directory: Path, prefix: str) -> None:
-        """Write the rows earlier runs left in spool files for this database."""
-        try:
-            rows, files = replay_spools(directory, prefix, self._writer.write)
-        except SQLAlchemyError as exc:
-            log.warning(
-                "sql sink: rows left by an earlier run in %s not written yet: %s",
-                directory, reason(exc, self._db),
-            )
-            return
-        if files:
-            log.warning(
-                "sql sink: wrote %d rows left by an earlier run (%s)",
-                rows, ", ".join(str(f) for f in files),
-            )
 
     def _hand_off(self) -> None:
         for batch in self._pending.take():

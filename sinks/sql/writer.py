@@ -16,14 +16,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from datetime import datetime, timezone
+from pathlib import Path
 
-from sqlalchemy import Engine, Insert, insert, update
+from sqlalchemy import Engine, Insert, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from sinks.sql.database import DatabaseUrl, ErrorKind, disk_full, error_kind, reason
 from sinks.sql.models import Detection, LineCrossingRow, Run, Track, ZoneVisit
-from sinks.sql.spool import Outbox, RowBatch
+from sinks.sql.spool import Outbox, RowBatch, replay_spools
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +147,39 @@ class RowWriter:
         with self.engine.begin() as conn:
             conn.execute(_insert_skipping_existing(self.engine, _MODELS[batch.table]), rows)
         self.rows_written[batch.table] += len(rows)
+
+    def replay(self, directory: Path, prefix: str) -> None:
+        """Writes the rows earlier runs left in spool files for this database (before any
+        of this run's own), except those of runs marked `lost`: the runs that took their
+        cameras over stored them anew, so writing them would store those frames twice."""
+        skipped: Counter[int] = Counter()
+
+        def write(batch: RowBatch, lost: set[int]) -> None:
+            rows = [r for r in batch.rows if r["run_id"] not in lost]
+            skipped.update(r["run_id"] for r in batch.rows if r["run_id"] in lost)
+            if rows:
+                self.write(RowBatch(batch.table, rows))
+
+        try:
+            with self.engine.connect() as conn:
+                lost = set(conn.scalars(select(Run.id).where(Run.status == "lost")))
+            rows, files = replay_spools(directory, prefix, lambda b: write(b, lost))
+        except SQLAlchemyError as exc:
+            log.warning(
+                "sql sink: rows left by an earlier run in %s not written yet: %s",
+                directory, reason(exc, self._db),
+            )
+            return
+        if rows > skipped.total():
+            log.warning(
+                "sql sink: wrote %d rows left by an earlier run (%s)",
+                rows - skipped.total(), ", ".join(str(f) for f in files),
+            )
+        for run_id, count in sorted(skipped.items()):
+            log.warning(
+                "sql sink: %d rows left by run %d not written: that run was lost, and the "
+                "runs that took its cameras over stored them", count, run_id,
+            )
 
     def _run(self) -> None:
         delay = self._retry_initial_s

@@ -1,6 +1,7 @@
 """Cluster runs on Ray's own multi-node test cluster (`ray.cluster_utils.Cluster`): two
 nodes on this machine, each declaring one logical GPU. Every Ray test is in this module,
-sharing one cluster (starting one costs seconds)."""
+sharing one cluster (starting one costs seconds); the tests that take a node away come last,
+each first adding one back when the one before took it."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from pipeline.cluster.assign import assign
 from pipeline.config import DetectorConfig, PipelineConfig, parse_config
 from pipeline.summary import RunSummary
 from sinks.event_bus.schema import Event
 from sinks.event_bus.subscriber import EventSubscriber
 from tests.conftest import free_port, write_video
+from tests.pipeline.test_live_sources import RtspServer, needs_rtsp
 from tests.sinks.sql.conftest import pg_schema, skip_without_pg
 
 ray = pytest.importorskip("ray")
@@ -88,8 +91,12 @@ def cluster_config(
         f"  - {{id: {cid}, source: {{type: file, path: '{path}', realtime: {realtime}}}}}\n"
         for cid, path in clips.items()
     )
+    return config_of(cams, pg_url, port)
+
+
+def config_of(cameras: str, pg_url: str | None, port: int) -> PipelineConfig:
     return parse_config(
-        f"cameras:\n{cams}"
+        f"cameras:\n{cameras}"
         f"detector: {json.dumps(DETECTOR)}\n"
         "tracker: {sigma_h: 0.0, t_min: 2}\n"
         "sinks:\n"
@@ -152,6 +159,57 @@ def rows_per_frame(pg_url: str) -> Counter[tuple[str, int]]:
             return Counter({(camera, frame): n for camera, frame, n in rows})
     finally:
         engine.dispose()
+
+
+def runs_of(pg_url: str) -> dict[str, tuple[str, str | None]]:
+    """Each run's status and reason, by its config (which ends naming its shard)."""
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT config, status, reason FROM runs ORDER BY id"))
+            return {config: (status, reason) for config, status, reason in rows}
+    finally:
+        engine.dispose()
+
+
+def rows_by_run(pg_url: str, camera: str) -> dict[str, int]:
+    """How many detections rows of `camera` each run (by its config) stored."""
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT r.config, count(*) FROM detections d JOIN runs r ON r.id = d.run_id "
+                    "WHERE d.camera = :camera GROUP BY r.config"
+                ),
+                {"camera": camera},
+            )
+            return {config: n for config, n in rows}
+    finally:
+        engine.dispose()
+
+
+def tracks_per_camera(pg_url: str) -> tuple[Counter[tuple[str, int]], set[tuple[str, int]]]:
+    """Rows per (camera, track) in `tracks`, and the (camera, track) of the stored boxes."""
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT camera, track_id FROM tracks"))
+            tracks = Counter((camera, track) for camera, track in rows)
+            boxes = conn.execute(
+                text("SELECT DISTINCT camera, track_id FROM detections WHERE track_id IS NOT NULL")
+            )
+            return tracks, {(camera, track) for camera, track in boxes}
+    finally:
+        engine.dispose()
+
+
+def with_a_worker(cluster: Any) -> dict[str, Any]:
+    """The cluster's worker nodes by id, one added when a test before took the last one."""
+    if not cluster.worker_nodes:
+        cluster.add_node(num_cpus=2, num_gpus=1)
+        cluster.wait_for_nodes()
+    return {node.node_id: node for node in cluster.worker_nodes}
 
 
 def run_cluster(config: PipelineConfig) -> RunSummary:
@@ -227,8 +285,8 @@ def test_a_node_removed_mid_run_moves_its_cameras_and_nothing_is_lost_or_repeate
     run = ClusterRun(cluster_config(long_clips, pg_url, port, realtime=True), config_source="c")
     outcome: dict[str, RunSummary] = {}
     runner = threading.Thread(target=lambda: outcome.update(summary=run.run()))
+    workers = with_a_worker(cluster)
     runner.start()
-    workers = {node.node_id: node for node in cluster.worker_nodes}
     deadline = time.monotonic() + 120
     victim = None
     while victim is None and time.monotonic() < deadline and runner.is_alive():
@@ -249,3 +307,77 @@ def test_a_node_removed_mid_run_moves_its_cameras_and_nothing_is_lost_or_repeate
     assert all(run.restarts[c] == 1 for c in victim.cameras)
     assert {c: s.frames for c, s in summary.cameras.items()} == {c: LONG_FRAMES for c in long_clips}
     assert_each_frame_once(long_clips, LONG_FRAMES, pg_url, events)
+    tracks, tracked_boxes = tracks_per_camera(pg_url)
+    assert set(tracks) == tracked_boxes and set(tracks.values()) == {1}  # each track once
+    runs = runs_of(pg_url)
+    ((config, (_, reason)),) = [(c, r) for c, r in runs.items() if r[0] == "lost"]
+    assert config.endswith(f"on {victim.info.name})")
+    assert (reason or "").startswith(f"{victim.info.describe()} died:")
+    assert {status for status, _ in runs.values()} == {"finished", "lost"}
+
+
+@needs_rtsp
+def test_a_live_rtsp_camera_streams_again_from_a_survivor_after_its_node_dies(
+    cluster: Any, pg_url: str
+) -> None:
+    from pipeline.cluster.run import ClusterRun
+
+    # one live camera per shard (assigned by their names), both on the one test stream
+    names = [f"live{i}" for i in range(8)]
+    plan = assign(names, ["shard-0", "shard-1"])
+    cameras = [plan["shard-0"][0], plan["shard-1"][0]]
+    server = RtspServer(fps=10)
+    server.start()
+    try:
+        port = free_port()
+        collector = Collector(f"tcp://127.0.0.1:{port}", len(cameras))
+        source = f"{{type: stream, url: '{server.url}', options: {{rtsp_transport: tcp}}}}"
+        config = config_of("".join(f"  - {{id: {c}, source: {source}}}\n" for c in cameras), pg_url, port)
+        run = ClusterRun(config, config_source="live.yaml")
+        outcome: dict[str, RunSummary] = {}
+        runner = threading.Thread(target=lambda: outcome.update(summary=run.run()))
+        workers = with_a_worker(cluster)
+        runner.start()
+
+        def published(camera: str, after: int = 0) -> int:
+            events = list(collector.events)[after:]
+            return sum(e.camera == camera and e.type == "detections" for e in events)
+
+        victim = None  # the shard on the removable node, once its camera's rows are stored
+        deadline = time.monotonic() + 120
+        while victim is None and time.monotonic() < deadline and runner.is_alive():
+            for shard in run.status():
+                if shard.info.node_id in workers and shard.cameras and published(shard.cameras[0]) >= 5:
+                    victim = shard if rows_by_run(pg_url, shard.cameras[0]) else None
+            time.sleep(0.2)
+        assert victim is not None, "the live camera of the removable node's shard never streamed"
+        (moved,) = victim.cameras
+        cluster.remove_node(workers[victim.info.node_id], allow_graceful=False)
+        removed_at = len(collector.events)
+        deadline = time.monotonic() + 120
+        while published(moved, removed_at) < 5 and time.monotonic() < deadline and runner.is_alive():
+            time.sleep(0.05)
+        run.stop.set()
+        runner.join(timeout=120)
+        events = collector.join()
+    finally:
+        server.kill()
+
+    assert not runner.is_alive(), "the run did not end after stop"
+    summary = outcome["summary"]
+    assert summary.interrupted and not summary.sink_errors and not summary.detector_error
+    assert all(summary.cameras[c].frames > 0 and summary.cameras[c].error is None for c in cameras)
+    assert any(
+        m.startswith(victim.info.name) and f"cameras {moved} moved to" in m for m in run.moves
+    ), run.moves
+    assert run.restarts[moved] == 1
+    assert published(moved, removed_at) >= 5, "the moved camera published nothing after the death"
+    seqs = [e.seq for e in events if e.camera == moved]
+    assert seqs == list(range(len(seqs)))  # its events go on numbered without a gap
+    by_run = rows_by_run(pg_url, moved)
+    dead = [c for c in by_run if c.endswith(f"on {victim.info.name})")]
+    survivors = [c for c in by_run if not c.endswith(f"on {victim.info.name})")]
+    assert dead and survivors, by_run  # stored before the death, and by another shard after
+    runs = runs_of(pg_url)
+    assert runs[dead[0]][0] == "lost"
+    assert {status for config, (status, _) in runs.items() if config not in dead} == {"interrupted"}

@@ -1,15 +1,27 @@
-"""A camera taken over from a dead shard: its sinks get only the frames they lack."""
+"""A camera taken over from a dead shard: its sinks get only the frames and the tracks
+they lack, and the dead shard's run is recorded as lost."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
+
 import numpy as np
+import pytest
+from sqlalchemy import create_engine, text
 
 from pipeline.cluster.merge import merge_summaries
-from pipeline.cluster.resume import ResumeSink
+from pipeline.cluster.resume import ResumeSink, mark_lost, stored_rows
 from pipeline.cluster.shard import ShardInfo
 from pipeline.summary import CameraStats, RunSummary
-from pipeline.types import Detections, Frame, FrameResult, StreamEnd
-from sinks.base import Sink
+from pipeline.types import Detections, Frame, FrameResult, StreamEnd, TrackEvent
+from sinks.base import Sink, SinkError
+from sinks.sql.query import list_runs
+from sinks.sql.sink import SqlSink
+from tests.conftest import free_port
+from tests.sinks.sql.builders import LABELS, T0, boxes, summary
+from tests.sinks.sql.builders import frame_result as sql_frame
+from tests.sinks.sql.conftest import pg_schema, skip_without_pg
 
 
 class Recorder(Sink):
@@ -17,21 +29,28 @@ class Recorder(Sink):
 
     def __init__(self) -> None:
         self.frames: list[tuple[str, int]] = []
+        self.boxes: list[tuple[str, int, int]] = []
+        self.tracks: list[tuple[str, int]] = []
         self.ended: list[str] = []
 
     def write(self, result: FrameResult) -> None:
         self.frames.append((result.frame.camera_id, result.frame.index))
+        self.boxes.append((result.frame.camera_id, result.frame.index, len(result.detections)))
+        self.tracks += [(result.frame.camera_id, e.track.track_id) for e in result.track_events]
 
     def end(self, stream_end: StreamEnd) -> None:
         self.ended.append(stream_end.camera_id)
+        self.tracks += [(stream_end.camera_id, e.track.track_id) for e in stream_end.track_events]
 
     def close(self) -> None:
         pass
 
 
-def frame_result(camera: str, index: int) -> FrameResult:
+def frame_result(camera: str, index: int, *ended: int) -> FrameResult:
+    """A frame of `camera` with no boxes, at which the tracks `ended` ended."""
     frame = Frame(camera, index, index / 10, 0.0, np.zeros((2, 2, 3), np.uint8))
-    return FrameResult(frame, Detections.empty())
+    events = tuple(TrackEvent("ended", summary(camera, t, 0, index)) for t in ended)
+    return FrameResult(frame, Detections.empty(), events)
 
 
 def test_frames_a_sink_has_are_not_given_again_and_others_pass() -> None:
@@ -43,6 +62,97 @@ def test_frames_a_sink_has_are_not_given_again_and_others_pass() -> None:
     sink.end(StreamEnd("a", 4))
     assert inner.frames == [("b", 0), ("b", 1), ("b", 2), ("a", 3), ("b", 3)]
     assert inner.ended == ["a"]
+
+
+def test_tracks_the_database_lacks_are_given_whenever_they_ended_and_those_it_has_never() -> None:
+    # The dead shard's rows of frames 0-3 are stored, but not the row of track 1, which
+    # ended at frame 2 (its batch was not committed yet); track 2's row is stored, though
+    # it ended at frame 5, after the last frame with rows (frames 4-5 had no boxes).
+    inner = Recorder()
+    sink = ResumeSink(inner, {"a": 3}, {"a": frozenset({2})})
+    for i, ended in ((0, ()), (1, ()), (2, (1,)), (3, ()), (4, ()), (5, (2,)), (6, (3,))):
+        sink.write(frame_result("a", i, *ended))
+    sink.end(StreamEnd("a", 7, (TrackEvent("ended", summary("a", 4, 6, 6)),)))
+
+    assert inner.tracks == [("a", 1), ("a", 3), ("a", 4)]
+    assert inner.frames == [("a", 2), ("a", 4), ("a", 5), ("a", 6)]  # frame 2 for its track
+
+
+def test_a_frame_the_database_has_is_given_without_its_boxes_when_it_ended_a_track() -> None:
+    inner = Recorder()
+    sink = ResumeSink(inner, {"a": 3}, {})
+    ended = (TrackEvent("ended", summary("a", 1, 0, 2)),)
+    sink.write(sql_frame("a", 1, T0, boxes(1)))
+    sink.write(sql_frame("a", 2, T0, boxes(2), ended))
+    sink.write(sql_frame("a", 4, T0, boxes(4)))
+    assert inner.boxes == [("a", 2, 0), ("a", 4, 3)] and inner.tracks == [("a", 1)]
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    skip_without_pg()
+    with pg_schema() as url:
+        yield url
+
+
+def shard_sink(url: str, run: int, shard: int) -> SqlSink:
+    return SqlSink(url, LABELS, run_config=f"c.yaml (cluster abc run {run} on shard-{shard})")
+
+
+def test_each_track_of_a_camera_moved_around_a_death_is_stored_once(pg_url: str) -> None:
+    """The dead shard stored frames 0-5 of `cam` and track 2 (ended at frame 7, after the
+    last frame with boxes), but not track 1 (ended at frame 4); the survivor processes the
+    file again from its start."""
+    ends = {4: (1,), 7: (2,), 9: (3,)}
+
+    def result(i: int) -> FrameResult:
+        events = tuple(TrackEvent("ended", summary("cam", t, 0, i)) for t in ends.get(i, ()))
+        return sql_frame("cam", i, T0 + i, boxes(i) if i <= 5 or i >= 8 else [], events)
+
+    dead = shard_sink(pg_url, 1, 1)
+    for i in range(8):
+        r = result(i)
+        dead.write(r if i != 4 else FrameResult(r.frame, r.detections))  # track 1: not stored
+    dead.close()
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:  # as a shard killed with its node leaves its run
+        conn.execute(text("UPDATE runs SET status = 'running', ended_at = NULL"))
+    mark_lost(pg_url, "c.yaml (cluster abc run 1 on shard-1)", "shard-1 on 10.0.0.8 died: gone")
+
+    (stored,) = stored_rows(pg_url, "% (cluster abc run %", ["cam"]).values()
+    assert (stored.through, stored.tracks) == (5, frozenset({2}))
+    survivor = shard_sink(pg_url, 2, 0)
+    moved = ResumeSink(survivor, {"cam": stored.through}, {"cam": stored.tracks})
+    for i in range(10):
+        moved.write(result(i))
+    moved.end(StreamEnd("cam", 10))
+    moved.close()
+
+    try:
+        with engine.connect() as conn:
+            tracks = Counter(t for (t,) in conn.execute(text("SELECT track_id FROM tracks")))
+            frames = Counter(f for (f,) in conn.execute(text("SELECT frame FROM detections")))
+    finally:
+        engine.dispose()
+    assert tracks == {1: 1, 2: 1, 3: 1}
+    assert frames == {i: 3 for i in (0, 1, 2, 3, 4, 5, 8, 9)}
+    runs = {r.id: r for r in list_runs(pg_url).rows}
+    assert (runs[dead.run_id].status, runs[dead.run_id].reason) == (
+        "lost",
+        "shard-1 on 10.0.0.8 died: gone",
+    )
+    assert runs[dead.run_id].ended_at is not None
+    assert (runs[survivor.run_id].status, runs[survivor.run_id].reason) == ("finished", None)
+
+
+def test_a_database_nothing_answers_at_stops_the_resume_in_one_line_and_the_marking_is_told(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
+    with pytest.raises(SinkError, match=r"cannot read what .* holds of cameras cam to resume"):
+        stored_rows(url, "% (cluster abc run %", ["cam"])
+    mark_lost(url, "c.yaml (cluster abc run 1 on shard-1)", "shard-1 died")
+    assert "cannot mark the run of c.yaml (cluster abc run 1 on shard-1) lost" in caplog.text
 
 
 def test_the_merged_summary_has_every_camera_and_names_each_shards_outputs() -> None:

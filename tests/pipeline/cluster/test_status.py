@@ -4,6 +4,10 @@ one line it says when Ray is missing (the running cluster is in test_ray_cluster
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +15,9 @@ from pipeline.cli import main
 from pipeline.cluster import engine
 from pipeline.cluster.engine import ClusterError
 from pipeline.cluster.status import RateWindow, RunStatus, ShardReport, format_status, status_json
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[3]
 
 SHARDS = (
     ShardReport("shard-0", "10.0.0.7", "3f2a9c1b77", ("0",), ("gate", "hall"), 120, 24.5, 0),
@@ -26,6 +33,12 @@ def test_the_table_shows_each_shard_with_node_gpu_cameras_rate_and_restarts() ->
     assert lines[1].split() == ["SHARD", "NODE", "GPU", "CAMERAS", "FRAMES/S", "RESTARTS"]
     assert lines[2].split() == ["shard-0", "10.0.0.7", "(3f2a9c1b)", "0", "gate,hall", "24.5", "0"]
     assert lines[3].split() == ["shard-1", "10.0.0.8", "(9e8d7c6b)", "-", "yard", "12.0", "2"]
+
+
+def test_the_table_ends_with_each_shard_that_died_and_where_its_cameras_went() -> None:
+    moved = "shard-2 on 10.0.0.9 (node 77aa, GPU 0, pid 12) died: gone; cameras dock moved to shard-1"
+    run = RunStatus("cluster abc", "site.yaml", 1000.0, SHARDS, (moved,))
+    assert format_status([run], now=1000.0).splitlines()[-1] == f"lost {moved}"
 
 
 def test_the_json_lists_runs_with_their_shards() -> None:
@@ -56,3 +69,18 @@ def test_without_ray_it_says_what_to_install_in_one_line(
     assert main(["cluster", "status"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install" in err and "Ray is not installed" in err
+
+
+def test_an_address_nothing_answers_at_is_one_line_and_a_failure_not_minutes_of_retries() -> None:
+    pytest.importorskip("ray")
+    address = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    # Ray alone retries such an address for minutes: the bound only makes that a failure
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "cluster", "status", "--address", address],
+        capture_output=True, text=True, timeout=60, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert f"no Ray cluster at '{address}'" in done.stderr
+    assert "nothing answers at 127.0.0.1" in done.stderr

@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from sinks.sql.database import DatabaseUrl, error_kind, reason
-from sinks.sql.query import DetectionQuery, list_tracks
+from sinks.sql.database import DatabaseUrl, create_schema, error_kind, reason
+from sinks.sql.query import DetectionQuery, list_runs, list_tracks
 from tests.sinks.sql.builders import PERSON, Box, sqlite_full_error, write_run
+from tests.sinks.sql.conftest import pg_schema, skip_without_pg
 
 
 @pytest.mark.parametrize(
@@ -158,3 +159,32 @@ def test_an_older_tracks_table_gets_the_snapshot_columns(tmp_path: Path) -> None
         rows = conn.execute(text("SELECT run_id, snapshot_path FROM tracks ORDER BY id")).all()
     engine.dispose()
     assert [tuple(r) for r in rows] == [(1, None), (2, None)]
+
+
+def test_an_older_postgresql_runs_table_gets_the_reason_and_the_status_lost() -> None:
+    skip_without_pg()
+    with pg_schema() as url:
+        run_id = write_run(url, time.time(), {"gate": [[Box(0, 0, 1, 1, 0.9, PERSON)]] * 2})
+        engine = create_engine(url)
+        try:
+            with engine.begin() as conn:  # the runs table as versions before it made it
+                conn.execute(text("ALTER TABLE runs DROP COLUMN reason"))
+                conn.execute(text("ALTER TABLE runs DROP CONSTRAINT ck_runs_status"))
+                conn.execute(
+                    text(
+                        "ALTER TABLE runs ADD CONSTRAINT ck_runs_status CHECK "
+                        "(status IN ('running', 'finished', 'failed', 'interrupted'))"
+                    )
+                )
+            (old,) = list_runs(url).rows  # a query reads it as it is
+            assert (old.status, old.reason) == ("finished", None)
+            create_schema(engine)
+            with engine.begin() as conn:
+                conn.execute(
+                    text("UPDATE runs SET status = 'lost', reason = 'its node died' WHERE id = :i"),
+                    {"i": run_id},
+                )
+            (run,) = list_runs(url).rows
+        finally:
+            engine.dispose()
+    assert (run.status, run.reason) == ("lost", "its node died")

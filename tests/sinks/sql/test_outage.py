@@ -283,6 +283,48 @@ def test_rows_unwritten_at_the_end_are_kept_and_written_by_the_next_run(tmp_path
     assert run_status(url, first.run_id) == "finished"
 
 
+def test_rows_spooled_by_a_run_marked_lost_are_not_written_by_the_next_run(
+    tmp_path: Path,
+) -> None:
+    # A cluster shard that died with rows in its spool: the coordinator marked its run
+    # lost and the runs that took its cameras over stored those frames anew.
+    db = tmp_path / "later.db"
+    url = f"sqlite:///{db}"
+    spool_dir = tmp_path / "spool"
+
+    def spooling() -> SqlSink:
+        return SqlSink(
+            url,
+            LABELS,
+            batch_size=5,
+            sqlite_busy_timeout_ms=50,
+            close_timeout_s=0.3,
+            spool_dir=spool_dir,
+            **FAST_RETRY,
+        )
+
+    lost, kept = spooling(), spooling()
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        for sink, camera in ((lost, "gate"), (kept, "hall")):
+            write_frames(sink, range(0, 4), camera=camera)
+            with pytest.raises(SinkError, match="kept in"):
+                sink.close()
+    finally:
+        locker.execute("COMMIT")
+        locker.close()
+    assert len(list(spool_dir.iterdir())) == 2 and stored(url) == []
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET status = 'lost' WHERE id = ?", (lost.run_id,))
+
+    SqlSink(url, LABELS, spool_dir=spool_dir).close()
+    assert list(spool_dir.iterdir()) == []  # both handled: one written, one set aside
+    assert stored(url) == expected(kept.run_id, range(0, 4), "hall")
+    assert run_status(url, kept.run_id) == "finished"
+    assert run_status(url, lost.run_id) == "lost"  # its spooled end changes nothing either
+
+
 def test_spool_of_a_running_pipeline_is_not_taken_by_another(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     spool_dir = tmp_path / "spool"
