@@ -147,10 +147,9 @@ def _ask(args: argparse.Namespace, request: CameraRequest) -> int:
         if connected:
             ray.shutdown()
     for line in answer.lines:
-        print(line if answer.ok else f"error: {line}", file=sys.stdout if answer.ok else sys.stderr)
-    if not answer.ok:
-        done = {"add": "added", "remove": "removed"}[request.action]
-        print(f"error: no camera was {done}", file=sys.stderr)
+        print(line)
+    for problem in answer.problems:
+        print(f"error: {problem}", file=sys.stderr)
     return EXIT_OK if answer.ok else EXIT_USAGE
 
 

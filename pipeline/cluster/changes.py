@@ -58,14 +58,19 @@ class CameraChanges:
             taken: list[tuple[int, CameraRequest]] = ray.get(
                 self._desk.take.remote(), timeout=TAKE_TIMEOUT_S
             )
-        except ray.exceptions.RayError as exc:
-            log.warning("cameras: the desk did not answer: %s", exc)
+        except ray.exceptions.GetTimeoutError:
+            return []  # busy: asked again at the next look
+        except ray.exceptions.RayError as exc:  # gone with its node: said once
+            log.warning("cameras add|remove cannot reach this run any more: %s", exc)
+            self._desk = None
             return []
         return taken
 
     def answer(self, ticket: int, answer: Answer) -> None:
         for line in answer.lines:
-            log.log(logging.INFO if answer.ok else logging.WARNING, "cameras: %s", line)
+            log.info("cameras: %s", line)
+        for problem in answer.problems:
+            log.warning("cameras: %s", problem)
         self._desk.answer.remote(ticket, answer)
 
     def add_problems(
@@ -122,7 +127,7 @@ class CameraChanges:
                     f"no camera {camera_id!r} in this run (its cameras: {', '.join(known)})"
                 )
         if problems:
-            return Answer(False, tuple(problems))
+            return Answer(problems=(*problems, "no camera was removed"))
         lines = []
         calls = []
         for camera_id in dict.fromkeys(camera_ids):
@@ -138,7 +143,7 @@ class CameraChanges:
         except ray.exceptions.RayError as exc:  # its shard died: it is not moved
             log.warning("cameras: a shard did not take the removal: %s", exc)
         self.lines += lines
-        return Answer(True, tuple(lines))
+        return Answer(tuple(lines))
 
     def settle(self, summary: RunSummary) -> RunSummary:
         """The run's summary with each change said, and without the cameras removed before

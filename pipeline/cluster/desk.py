@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pipeline.cluster.status import NAMESPACE
@@ -38,11 +38,15 @@ class CameraRequest:
 
 @dataclass(frozen=True)
 class Answer:
-    """The coordinator's answer: done (`ok`) or refused, and one line per camera or
-    problem."""
+    """The coordinator's answer: a line per camera changed, and one per problem (a
+    refused request changes no camera)."""
 
-    ok: bool
-    lines: tuple[str, ...] = field(default_factory=tuple)
+    lines: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
 class CameraDesk:

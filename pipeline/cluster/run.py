@@ -212,19 +212,25 @@ class ClusterRun:
             request.cameras, known, stopping=self.stop.is_set(), shards=len(self._alive)
         )
         if problems:
-            return Answer(False, tuple(problems))
+            return Answer(problems=(*problems, "no camera was added"))
         cameras = [*self.config.cameras, *request.cameras]
         self.config = self.config.model_copy(update={"cameras": cameras})
         self._live.update({c.id: c.live for c in request.cameras})
-        lines = []
+        lines, failed = [], []
         for name, ids in assign([c.id for c in request.cameras], list(self._alive)).items():
-            if ids:
-                shard = self._start(ray, name, ids, forwarder, {})
+            try:
+                shard = self._start(ray, name, ids, forwarder, {}) if ids else None
+            except ray.exceptions.RayError as exc:  # it died: the watch will see it
+                failed.append(f"cameras {', '.join(ids)} not added: {name} {_first_line(exc)}")
+                cameras = [c for c in self.config.cameras if c.id not in ids]
+                self.config = self.config.model_copy(update={"cameras": cameras})
+                continue
+            if shard is not None:
                 running[shard.result] = shard
                 lines.append(f"cameras {', '.join(ids)} added on {shard.info.describe()}")
                 self._say(lines[-1])
         self.changes.lines += lines
-        return Answer(True, tuple(lines))
+        return Answer(tuple(lines), tuple(failed))
 
     def _start(
         self,

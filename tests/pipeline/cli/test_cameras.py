@@ -99,7 +99,7 @@ class FakeCoordinator:
 def test_the_chosen_cameras_are_sent_validated_and_the_answer_printed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    coordinator = FakeCoordinator(Answer(True, ("cameras yard added on shard-1 on 10.0.0.8",)))
+    coordinator = FakeCoordinator(Answer(("cameras yard added on shard-1 on 10.0.0.8",)))
     coordinator.install(monkeypatch)
     cameras = tmp_path / "more.yaml"
     cameras.write_text("cameras:\n  - {id: gate, source: g.mp4}\n  - {id: yard, source: y.mp4}\n")
@@ -119,7 +119,8 @@ def test_a_refused_request_prints_each_reason_as_an_error_and_exits_2(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    FakeCoordinator(Answer(False, ("camera gate is already in this run",))).install(monkeypatch)
+    refused = Answer(problems=("camera gate is already in this run", f"no camera was {done}"))
+    FakeCoordinator(refused).install(monkeypatch)
     cameras = tmp_path / "more.yaml"
     cameras.write_text("cameras:\n  - {id: gate, source: g.mp4}\n")
     argv = ["add", "--config", str(cameras)] if action == "add" else ["remove", "gate"]

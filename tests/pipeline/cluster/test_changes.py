@@ -115,11 +115,12 @@ def test_an_unknown_finished_or_removed_camera_is_refused_and_nothing_is_stopped
     runs = [shard_run("shard-0", "gate", "old")]
     answer = done.remove(RAY, ["gate", "nope", "old", "over"], ["gate", "old", "over"], runs)
 
-    assert not answer.ok
-    assert answer.lines == (
+    assert not answer.ok and answer.lines == ()
+    assert answer.problems == (
         "no camera 'nope' in this run (its cameras: gate, old, over)",
         "camera old was removed already",
         "camera over is not running any more",
+        "no camera was removed",
     )
     assert runs[0].actor.stopped == [] and done.removed == {"old"}
 
@@ -195,3 +196,21 @@ def test_a_removed_camera_is_no_longer_shown_on_its_shard() -> None:
     run.changes.removed.add("hall")
     shown = [(s.info.name, s.cameras) for s in run.status()]
     assert shown == [("shard-0", ("gate",)), ("shard-1", ())]
+
+
+def test_a_camera_whose_shard_does_not_answer_is_not_added_and_can_be_added_again() -> None:
+    run = cluster_run("gate")
+
+    def dead(*args: Any) -> Any:
+        raise OSError("The actor died unexpectedly")
+
+    run._start = dead
+    running: dict[Any, Any] = {}
+    answer = run._add(RAY, CameraRequest("add", cameras=(camera("extra"),)), running, None)
+
+    assert answer.lines == () and running == {}
+    (problem,) = answer.problems
+    assert problem.startswith("cameras extra not added: shard-")
+    assert problem.endswith(" The actor died unexpectedly")
+    assert [c.id for c in run.config.cameras] == ["gate"]
+    assert run.changes.add_problems([camera("extra")], ["gate"], stopping=False, shards=2) == []

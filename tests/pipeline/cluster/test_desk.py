@@ -22,11 +22,11 @@ def test_a_request_waits_at_the_desk_until_the_coordinator_answers_it() -> None:
         assert request.camera_ids == ("gate",)
         assert await desk.take() == []  # taken once
         waited = not asked.done()
-        await desk.answer(ticket, Answer(True, ("camera gate removed",)))
+        await desk.answer(ticket, Answer(("camera gate removed",)))
         return waited, await asked
 
     waited, answer = asyncio.run(scenario())
-    assert waited and answer == Answer(True, ("camera gate removed",))
+    assert waited and answer == Answer(("camera gate removed",))
 
 
 def fake_ray(*names: str) -> Any:
