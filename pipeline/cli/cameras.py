@@ -84,8 +84,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         if connected:
             ray.shutdown()
     if not runs:
-        print(f"error: no pipeline is running on the Ray cluster at {args.address!r}",
-              file=sys.stderr)
+        print(
+            f"error: no pipeline is running on the Ray cluster at {args.address!r}", file=sys.stderr
+        )
         return EXIT_FAILED
     print(json.dumps(camera_rows(runs), indent=2) if args.json else format_cameras(runs))
     return EXIT_OK

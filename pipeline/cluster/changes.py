@@ -112,8 +112,9 @@ class CameraChanges:
             _, self._classes = check_detector(self._detector)
         return scene_label_problems(labelled, self._classes)
 
-    def remove(self, ray: Any, camera_ids: Sequence[str], known: Sequence[str],
-               running: Iterable[ShardRun]) -> Answer:
+    def remove(
+        self, ray: Any, camera_ids: Sequence[str], known: Sequence[str], running: Iterable[ShardRun]
+    ) -> Answer:
         """Stops `camera_ids` on their shards (all of them, or none when one cannot be)."""
         runs_of = {c: run for run in running for c in run.cameras if c not in self.removed}
         problems = []

@@ -48,10 +48,16 @@ def test_the_one_running_pipeline_is_found_whatever_else_runs_on_the_cluster() -
     ("names", "run", "said"),
     [
         ((), None, "no pipeline is running on the Ray cluster at 'auto'"),
-        (("cameras-abc", "cameras-def"), None, "2 pipelines run on the Ray cluster at 'auto' "
-         "(abc, def): say which with --run"),
-        (("cameras-abc",), "xyz", "no pipeline run 'xyz' on the Ray cluster at 'auto' "
-         "(running: abc)"),
+        (
+            ("cameras-abc", "cameras-def"),
+            None,
+            "2 pipelines run on the Ray cluster at 'auto' (abc, def): say which with --run",
+        ),
+        (
+            ("cameras-abc",),
+            "xyz",
+            "no pipeline run 'xyz' on the Ray cluster at 'auto' (running: abc)",
+        ),
     ],
 )
 def test_no_run_or_an_unclear_one_is_said_in_one_line(
