@@ -191,9 +191,9 @@ class ClusterRun:
         self, ray: Any, running: dict[Any, _Running], forwarder: EventForwarder | None
     ) -> None:
         """Answers the `cameras add|remove` requests waiting at the run's desk."""
-        known = [c.id for c in self.config.cameras]
         for ticket, request in self.changes.requests(ray):
             if request.action == "remove":
+                known = [c.id for c in self.config.cameras]  # an earlier request may add
                 answer = self.changes.remove(ray, request.camera_ids, known, running.values())
             else:
                 answer = self._add(ray, request, running, forwarder)
