@@ -251,13 +251,6 @@ class Pipeline:
             detector_error=detector_error,
         )
 
-    def stop_camera(self, camera_id: str) -> None:
-        """Stops reading one camera, before or during `run`: its stream ends as at the end
-        of a file (its open tracks end, its sinks finish it); the other cameras go on."""
-        self._stopped_cameras.add(camera_id)
-        if (stop := self._camera_stops.get(camera_id)) is not None:
-            stop.set()
-
     def _serve(self, say: Callable[[str], None]) -> HttpServer:
         """Starts the `http:` server over the run's metrics and its sql sink's database."""
         from pipeline.web.beside_run import start_run_server
@@ -313,6 +306,13 @@ class Pipeline:
             realtime=getattr(cam.source, "realtime", False),
         )
         return reader
+
+    def stop_camera(self, camera_id: str) -> None:
+        """Stops reading one camera, before or during `run`: its stream ends as at the end
+        of a file (its open tracks end, its sinks finish it); the other cameras go on."""
+        self._stopped_cameras.add(camera_id)
+        if (stop := self._camera_stops.get(camera_id)) is not None:
+            stop.set()
 
 
 @dataclass(frozen=True)
