@@ -30,6 +30,8 @@ class Progress:
             return
         bar = self._bars.get(stats.camera_id)
         if bar is None:
+            if stats.camera_id not in self._order:  # added while running (a cluster run)
+                self._order = [*self._order, stats.camera_id]
             bar = tqdm(
                 total=stats.total_frames,
                 desc=stats.camera_id,

@@ -33,6 +33,7 @@ from pipeline.config import CameraConfig, PipelineConfig, SqlSinkConfig
 from pipeline.metrics import RunMetrics, sink_labels
 from pipeline.readers import CameraReader
 from pipeline.snapshots import SnapshotKeeper
+from pipeline.stops import StopEvent
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
 from pipeline.types import (
     CameraStatus,
@@ -128,7 +129,9 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.config_source = config_source
-        self.stop = threading.Event()
+        self.stop = StopEvent()
+        self._camera_stops: dict[str, threading.Event] = {}
+        self._stopped_cameras: set[str] = set()
         self._detector = detector
         self._extra_sinks = [(sink, EXTRA_SINK_QUEUE_SIZE) for sink in extra_sinks]
         self._extra_sinks += sized_sinks
@@ -282,6 +285,9 @@ class Pipeline:
         queue = make_queue(cam, source.live, condition)
 
         rules = self.config.analytics_of(cam)
+        stop = self._camera_stops[cam.id] = self.stop.branch()
+        if cam.id in self._stopped_cameras:  # stopped before its reader was made
+            stop.set()
 
         def on_open(info: StreamInfo) -> None:
             if not source.live and reader.opened is not None:
@@ -299,7 +305,7 @@ class Pipeline:
             cam.id,
             source,
             queue,
-            self.stop,
+            stop,
             on_open=on_open,
             on_status=on_status,
             sampler=make_sampler(cam),
@@ -310,6 +316,13 @@ class Pipeline:
             realtime=getattr(cam.source, "realtime", False),
         )
         return reader
+
+    def stop_camera(self, camera_id: str) -> None:
+        """Stops reading one camera, before or during `run`: its stream ends as at the end
+        of a file (its open tracks end, its sinks finish it); the other cameras go on."""
+        self._stopped_cameras.add(camera_id)
+        if (stop := self._camera_stops.get(camera_id)) is not None:
+            stop.set()
 
 
 @dataclass(frozen=True)

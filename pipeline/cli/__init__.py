@@ -1,5 +1,5 @@
 """`python -m pipeline run|validate|subscribe|query|retention|dataset|keygen|bench|train|
-evaluate|export|zones|serve|cluster`.
+evaluate|export|zones|serve|cluster|cameras`.
 
 Each subcommand lives in its own module (`run`, `events`, `records`, `dataset`, `bench`,
 `train`, `export`, `zones`); this one
@@ -18,7 +18,19 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import bench, cluster, dataset, events, export, records, run, serve, train, zones
+from pipeline.cli import (
+    bench,
+    cameras,
+    cluster,
+    dataset,
+    events,
+    export,
+    records,
+    run,
+    serve,
+    train,
+    zones,
+)
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pipeline.urls import mask_credentials
 
@@ -108,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     zones.add_parser(sub)
     serve.add_parser(sub)
     cluster.add_parser(sub)
+    cameras.add_parser(sub)
     for command in _commands(sub):
         # SUPPRESS: given after the command, it overrides the one before; absent, it does not.
         command.add_argument(

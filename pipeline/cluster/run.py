@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.cluster.assign import assign
+from pipeline.cluster.changes import CameraChanges
+from pipeline.cluster.desk import Answer, CameraRequest
 from pipeline.cluster.engine import ClusterError, connect, require_ray, shard_count, shard_options
 from pipeline.cluster.forwarder import EventForwarder, ForwarderError
 from pipeline.cluster.merge import merge_summaries
@@ -73,6 +75,8 @@ class ClusterRun:
         """What moved where when a shard died, one line each (in the summary)."""
         self._board: Any = None
         self._rates = RateWindow()
+        self.changes = CameraChanges(config.detector)
+        """Cameras added and removed while running (`cameras add|remove`)."""
 
     def run(
         self,
@@ -103,6 +107,7 @@ class ClusterRun:
         if (sql := _sql_sink(self.config)) is not None:
             prepare_database(sql.url)
         self._board = start_board(ray, self._token.split()[-1])
+        self.changes.open(ray, self._token.split()[-1])
         actors = self._start_shards(ray, count)
         try:
             infos = self._placed(ray, actors)
@@ -117,10 +122,11 @@ class ClusterRun:
                 if forwarder is not None:
                     forwarder.close()
         finally:
+            self.changes.close(ray)
             for actor in [*actors, self._board]:
                 ray.kill(actor)
-        return merge_summaries(
-            camera_ids,
+        summary = merge_summaries(
+            [c.id for c in self.config.cameras],  # with those added while running
             done,
             elapsed_s=elapsed,
             setup_s=started - setup_started,
@@ -128,6 +134,7 @@ class ClusterRun:
             outputs=([forwarder.describe()] if forwarder is not None else []) + self.moves,
             interrupted=self.stop.is_set(),
         )
+        return self.changes.settle(summary)
 
     def _start_shards(self, ray: Any, count: int) -> list[Any]:
         remote = ray.remote(Shard).options(
@@ -180,6 +187,51 @@ class ClusterRun:
                 self._say(f"{shard.info.describe()}: cameras {', '.join(cameras)}")
         return running
 
+    def _serve_changes(
+        self, ray: Any, running: dict[Any, _Running], forwarder: EventForwarder | None
+    ) -> None:
+        """Answers the `cameras add|remove` requests waiting at the run's desk."""
+        for ticket, request in self.changes.requests(ray):
+            if request.action == "remove":
+                known = [c.id for c in self.config.cameras]  # an earlier request may add
+                answer = self.changes.remove(ray, request.camera_ids, known, running.values())
+            else:
+                answer = self._add(ray, request, running, forwarder)
+            self.changes.answer(ticket, answer)
+
+    def _add(
+        self,
+        ray: Any,
+        request: CameraRequest,
+        running: dict[Any, _Running],
+        forwarder: EventForwarder | None,
+    ) -> Answer:
+        """Runs the cameras of `request` on the shards they hash to (none moves)."""
+        known = [c.id for c in self.config.cameras]
+        problems = self.changes.add_problems(
+            request.cameras, known, stopping=self.stop.is_set(), shards=len(self._alive)
+        )
+        if problems:
+            return Answer(problems=(*problems, "no camera was added"))
+        cameras = [*self.config.cameras, *request.cameras]
+        self.config = self.config.model_copy(update={"cameras": cameras})
+        self._live.update({c.id: c.live for c in request.cameras})
+        lines, failed = [], []
+        for name, ids in assign([c.id for c in request.cameras], list(self._alive)).items():
+            try:
+                shard = self._start(ray, name, ids, forwarder, {}) if ids else None
+            except ray.exceptions.RayError as exc:  # it died: the watch will see it
+                failed.append(f"cameras {', '.join(ids)} not added: {name} {_first_line(exc)}")
+                cameras = [c for c in self.config.cameras if c.id not in ids]
+                self.config = self.config.model_copy(update={"cameras": cameras})
+                continue
+            if shard is not None:
+                running[shard.result] = shard
+                lines.append(f"cameras {', '.join(ids)} added on {shard.info.describe()}")
+                self._say(lines[-1])
+        self.changes.lines += lines
+        return Answer(tuple(lines), tuple(failed))
+
     def _start(
         self,
         ray: Any,
@@ -228,6 +280,7 @@ class ClusterRun:
                     log.warning("%s", why)
                     self._alive.pop(shard.info.name, None)
                     running.update(self._take_over(ray, shard, forwarder, why, lost))
+            self._serve_changes(ray, running, forwarder)
             self._running = list(running.values())
             frames = _pass_progress(ray, running.values(), on_progress)
             self._publish(frames)
@@ -247,7 +300,7 @@ class ClusterRun:
         if (sql := _sql_sink(self.config)) is not None:
             mark_lost(sql.url, dead.run_config, why)
         movable = []
-        for camera_id in dead.cameras:
+        for camera_id in [c for c in dead.cameras if c not in self.changes.removed]:
             self.restarts[camera_id] += 1
             if self.restarts[camera_id] > self.cluster.max_restarts or not self._alive:
                 lost[camera_id] = _lost(self.config, camera_id, why)
@@ -314,7 +367,8 @@ class ClusterRun:
         """Each live shard's node, GPUs and cameras (those it runs now)."""
         cameras: dict[str, list[str]] = {}
         for shard in self._running:
-            cameras.setdefault(shard.info.name, []).extend(shard.cameras)
+            kept = [c for c in shard.cameras if c not in self.changes.removed]
+            cameras.setdefault(shard.info.name, []).extend(kept)
         return [
             ShardStatus(info, tuple(cameras.get(name, [])))
             for name, (_, info) in sorted(self._alive.items())

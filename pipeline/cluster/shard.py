@@ -55,6 +55,9 @@ class Shard:
         self._stop = threading.Event()
         self._stats: dict[str, CameraStats] = {}
         self._lock = threading.Lock()
+        self._pipelines: dict[str, Pipeline] = {}
+        """The pipeline running each camera (`stop_camera`)."""
+        self._removed: set[str] = set()
 
     def info(self) -> ShardInfo:
         """Where this shard runs."""
@@ -129,12 +132,20 @@ class Shard:
         pipeline = Pipeline(
             shard_config, config_source=run_config, detector=detector, sized_sinks=sinks
         )
+        with self._lock:
+            self._pipelines.update(dict.fromkeys(camera_ids, pipeline))
+            for camera_id in self._removed & wanted:
+                pipeline.stop_camera(camera_id)
         stopper = threading.Thread(target=self._pass_stop, args=(pipeline,), daemon=True)
         stopper.start()
         try:
             summary = pipeline.run(on_progress=self._progress)
         finally:
             pipeline.stop.set()
+            with self._lock:
+                for camera_id in camera_ids:
+                    if self._pipelines.get(camera_id) is pipeline:
+                        del self._pipelines[camera_id]
         # The shard's own publisher is the cluster's plumbing: the forwarder reports events.
         own = f"zmq {publisher_endpoint}"
         return dataclasses.replace(
@@ -149,6 +160,15 @@ class Shard:
     def stop(self) -> None:
         """Stops reading; what was read is still processed (as Ctrl-C in one process)."""
         self._stop.set()
+
+    def stop_camera(self, camera_id: str) -> None:
+        """Stops one camera (`cameras remove`), also when its run has not begun yet: its
+        stream ends as at the end of its file; the shard's other cameras go on."""
+        with self._lock:
+            self._removed.add(camera_id)
+            pipeline = self._pipelines.get(camera_id)
+        if pipeline is not None:
+            pipeline.stop_camera(camera_id)
 
     def _pass_stop(self, pipeline: Pipeline) -> None:
         """Passes `stop` on to a pipeline until its run is over (it sets its own then)."""

@@ -98,3 +98,15 @@ def test_start_line_goes_to_stderr_even_without_progress_bars(
 def test_start_lines_never_show_a_password(capsys: pytest.CaptureFixture[str]) -> None:
     Progress(["gate"], enabled=False).started("live view: http://admin:hunter2@127.0.0.1:8080/")
     assert capsys.readouterr().err == "live view: http://admin:***@127.0.0.1:8080/\n"
+
+
+def test_a_camera_added_while_running_gets_a_bar_below_the_others() -> None:
+    progress = Progress(["lobby"], enabled=True)
+    try:
+        for camera in ("lobby", "added"):
+            stats = CameraStats(camera, f"{camera}.mp4", total_frames=10)
+            stats.frames = 4
+            progress.update(stats)
+        assert list(progress._bars) == ["lobby", "added"]  # a camera it was not told of
+    finally:
+        progress.close()

@@ -21,6 +21,7 @@ from pipeline.build import make_source
 from pipeline.config import DetectorConfig, parse_config
 from pipeline.runner import Pipeline
 from pipeline.sources import OpenedSource, RawFrame, Source
+from pipeline.stops import StopEvent
 from pipeline.types import (
     AnalyticsEvent,
     CameraStatus,
@@ -460,7 +461,7 @@ def test_a_stop_closes_the_visits_of_tracks_still_inside_a_zone(
         "    zones:\n      - {id: all, polygon: [[0, 0], [1, 0], [1, 1], [0, 1]]}\n"
         "tracker:\n  t_min: 1\n"
     )
-    stop = threading.Event()
+    stop = StopEvent()
 
     class StopAfterFiveFrames(AnalyticsRecorder):
         def write(self, result: FrameResult) -> None:
@@ -504,3 +505,48 @@ def test_sinks_handed_with_a_queue_size_are_buffered_by_it_the_others_by_the_def
     assert summary.ok
     assert queues == {id(plain): runner.EXTRA_SINK_QUEUE_SIZE, id(sized): 7}
     assert list(sized.on_frames) == ["cam"]  # it was fed, as the others
+
+
+def test_a_camera_stopped_alone_ends_as_at_the_end_of_its_file_and_the_others_go_on(
+    synthetic_video: VideoFactory,
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=50, size=(160, 120), fps=25)
+    source = f"{{type: file, path: '{clip}', realtime: true}}"
+    config = parse_config(
+        f"cameras:\n  - id: a\n    source: {source}\n  - id: b\n    source: {source}\n"
+        "tracker:\n  t_min: 1\n"
+    )
+    stop_a: list[Callable[[], None]] = []
+
+    class StopAAtItsSixthFrame(EndRecorder):
+        def write(self, result: FrameResult) -> None:
+            super().write(result)
+            if result.frame.camera_id == "a" and result.frame.index == 5:
+                stop_a[0]()
+
+    recorder = StopAAtItsSixthFrame()
+    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+    stop_a.append(lambda: pipeline.stop_camera("a"))
+    summary = pipeline.run()
+
+    assert summary.ok and not summary.interrupted, summary
+    assert {e.camera_id: e.error for e in recorder.ends} == {"a": None, "b": None}
+    assert 6 <= recorder.frames["a"] < 50  # it stopped where it was, not at its end
+    assert recorder.frames["b"] == 50
+    assert recorder.tracks("a", "ended") == recorder.tracks("a", "started") != []
+    assert summary.cameras["a"].frames == recorder.frames["a"]
+
+
+def test_a_camera_stopped_before_the_run_reads_nothing_and_the_others_everything(
+    synthetic_video: VideoFactory,
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=5, size=(64, 48))
+    config = parse_config(f"cameras:\n  - id: a\n    source: {clip}\n  - id: b\n    source: {clip}\n")
+    recorder = EndRecorder()
+    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+    pipeline.stop_camera("a")
+    summary = pipeline.run()
+
+    assert sorted(e.camera_id for e in recorder.ends) == ["a", "b"]
+    assert "a" not in recorder.frames and recorder.frames["b"] == 5
+    assert summary.cameras["a"].frames == 0 and not summary.interrupted

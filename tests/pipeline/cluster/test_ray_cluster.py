@@ -274,6 +274,96 @@ def test_cluster_status_shows_each_shard_of_a_running_pipeline_from_the_cli(
     assert "no pipeline is running" in capsys.readouterr().err
 
 
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`python -m pipeline ARGV` in this process (connected to the cluster): its exit
+    status, stdout and stderr."""
+    from pipeline.cli import main
+
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cameras_added_and_removed_while_running_are_stored_up_to_their_end_or_stop(
+    cluster: object,
+    clips: dict[str, Path],
+    long_clips: dict[str, Path],
+    tmp_path: Path,
+    pg_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pipeline.cluster.assign import shard_of
+    from pipeline.cluster.run import ClusterRun
+
+    running = {"stay": long_clips["cam0"], "gone": write_video(tmp_path / "gone.mp4", frames=80)}
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(f"cameras:\n  - {{id: extra, source: '{clips['cam1']}'}}\n")
+    port = free_port()
+    collector = Collector(f"tcp://127.0.0.1:{port}", 3)  # stay, gone and extra end
+    run = ClusterRun(cluster_config(running, pg_url, port, realtime=True), config_source="c")
+    outcome: dict[str, RunSummary] = {}
+    runner = threading.Thread(target=lambda: outcome.update(summary=run.run()))
+    runner.start()
+    deadline = time.monotonic() + 120
+    while cli(capsys, "cameras", "list")[0] != 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    code, added, _ = cli(capsys, "cameras", "add", "--config", str(extra), "extra")
+    assert code == 0, added
+    shards = sorted(s.info.name for s in run.status())
+    assert added.startswith(f"cameras extra added on {shard_of('extra', shards)} on ")
+    code, _, err = cli(capsys, "cameras", "add", "--config", str(extra))
+    assert (code, err) == (2, "error: camera extra is already in this run\n"
+                              "error: no camera was added\n")
+    code, listed, _ = cli(capsys, "cameras", "list", "--json")
+    assert code == 0 and "extra" in {row["camera"] for row in json.loads(listed)}
+    while time.monotonic() < deadline and runner.is_alive() and (
+        sum(e.camera == "gone" and e.type == "detections" for e in list(collector.events)) < 5
+    ):
+        time.sleep(0.05)
+    code, removed, _ = cli(capsys, "cameras", "remove", "gone")
+    assert code == 0 and removed.startswith("camera gone removed from shard-"), removed
+    code, _, err = cli(capsys, "cameras", "remove", "nope")
+    assert code == 2 and err.startswith("error: no camera 'nope' in this run (its cameras: ")
+    assert err.count("\n") == 2
+    runner.join(timeout=120)
+    events = collector.join()
+
+    summary = outcome["summary"]
+    assert summary.ok and not summary.interrupted, summary
+    stopped_at = summary.cameras["gone"].frames
+    assert {c: s.frames for c, s in summary.cameras.items()} == {
+        "stay": LONG_FRAMES, "gone": stopped_at, "extra": FRAMES
+    }
+    assert 5 <= stopped_at < 80
+    frames = {"stay": LONG_FRAMES, "gone": stopped_at, "extra": FRAMES}
+    expected = {(c, f): DETECTIONS_PER_FRAME for c, n in frames.items() for f in range(n)}
+    assert rows_per_frame(pg_url) == expected  # every frame up to the stop, once
+    for camera in frames:
+        ended = [e for e in events if e.camera == camera and e.type == "track.ended"]
+        started = [e for e in events if e.camera == camera and e.type == "track.started"]
+        assert len(ended) == len(started) > 0, camera
+        assert events_of(events, camera)[-1] == "stream.ended"
+    assert tracks_of(pg_url, "gone") == len(
+        [e for e in events if e.camera == "gone" and e.type == "track.ended"]
+    )
+
+
+def events_of(events: list[Event], camera: str) -> list[str]:
+    return [e.type for e in events if e.camera == camera]
+
+
+def tracks_of(pg_url: str, camera: str) -> int:
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            query = text("SELECT count(*) FROM tracks WHERE camera = :camera")
+            return int(conn.execute(query, {"camera": camera}).scalar_one())
+    finally:
+        engine.dispose()
+
+
 # Last in the module: it takes a node away from the shared cluster.
 def test_a_node_removed_mid_run_moves_its_cameras_and_nothing_is_lost_or_repeated(
     cluster: Any, long_clips: dict[str, Path], pg_url: str

@@ -1,0 +1,216 @@
+"""What the coordinator checks before adding or removing cameras, and how the summary
+says it, without Ray (adding and removing on a running cluster: test_ray_cluster.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from pipeline import preflight
+from pipeline.cluster.assign import shard_of
+from pipeline.cluster.changes import CameraChanges
+from pipeline.cluster.desk import CameraRequest
+from pipeline.cluster.shard import ShardInfo
+from pipeline.config import CameraConfig, DetectorConfig, parse_config
+from pipeline.config.cameras import CHECK_SOURCES
+from pipeline.summary import CameraStats, RunSummary
+
+RAY = SimpleNamespace(get=lambda refs, timeout: refs, exceptions=SimpleNamespace(RayError=OSError))
+
+
+def camera(camera_id: str, **fields: Any) -> CameraConfig:
+    data = {"id": camera_id, "source": f"{camera_id}.mp4", **fields}
+    return CameraConfig.model_validate(data, context={CHECK_SOURCES: False})
+
+
+@dataclass
+class FakeActor:
+    stopped: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.stop_camera = SimpleNamespace(remote=self.stopped.append)
+
+
+@dataclass
+class FakeRun:
+    actor: FakeActor
+    info: ShardInfo
+    cameras: list[str]
+
+
+def shard_run(name: str, *cameras: str) -> FakeRun:
+    return FakeRun(FakeActor(), ShardInfo(name, "10.0.0.7", "3f2a9c1b", 1, ()), list(cameras))
+
+
+def changes() -> CameraChanges:
+    return CameraChanges(DetectorConfig.model_validate({"model": "person_ssdlite"}))
+
+
+def test_an_id_the_run_has_or_had_is_refused_and_so_is_one_given_twice() -> None:
+    done = changes()
+    done.removed.add("old")
+    problems = done.add_problems(
+        [camera("gate"), camera("old"), camera("new"), camera("new")],
+        ["gate", "old"],
+        stopping=False,
+        shards=2,
+    )
+    assert problems == [
+        "camera gate is already in this run",
+        "camera old was removed from this run; add it under another id",
+        "camera new is given twice",
+    ]
+    assert done.add_problems([camera("new")], ["gate"], stopping=False, shards=2) == []
+
+
+def test_nothing_is_added_to_a_run_that_stops_or_has_no_shard_left() -> None:
+    assert changes().add_problems([camera("new")], [], stopping=True, shards=2) == [
+        "the run is stopping: no camera is added"
+    ]
+    assert changes().add_problems([camera("new")], [], stopping=False, shards=0) == [
+        "no shard is left to run a camera"
+    ]
+
+
+def test_a_zone_label_the_run_s_detector_does_not_report_is_refused_at_its_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checked: list[DetectorConfig] = []
+
+    def person_only(config: DetectorConfig) -> tuple[str, dict[str, frozenset[int]]]:
+        checked.append(config)
+        return "1 class", {"person": frozenset({1})}
+
+    monkeypatch.setattr(preflight, "check_detector", person_only)
+    zone = {"id": "lot", "polygon": [[0, 0], [1, 0], [1, 1]], "labels": ["car"]}
+    done = changes()
+    assert done.add_problems([camera("gate")], [], stopping=False, shards=1) == []
+    assert checked == []  # no labels: the detector is not built to check them
+    (problem,) = done.add_problems([camera("yard", zones=[zone])], [], stopping=False, shards=1)
+    assert problem == (
+        "cameras[0].zones[0].labels (camera yard): 'car' is not a class the detector "
+        "reports (person)"
+    )
+    assert [c.model for c in checked] == ["person_ssdlite"]
+
+
+def test_removing_stops_each_camera_on_its_shard_and_remembers_it() -> None:
+    done = changes()
+    runs = [shard_run("shard-0", "gate", "hall"), shard_run("shard-1", "yard")]
+    answer = done.remove(RAY, ["hall", "yard"], ["gate", "hall", "yard"], runs)
+
+    assert answer.ok
+    assert [r.actor.stopped for r in runs] == [["hall"], ["yard"]]
+    assert done.removed == {"hall", "yard"}
+    assert answer.lines[0].startswith("camera hall removed from shard-0 on 10.0.0.7")
+    assert list(answer.lines) == done.lines
+
+
+def test_an_unknown_finished_or_removed_camera_is_refused_and_nothing_is_stopped() -> None:
+    done = changes()
+    done.removed.add("old")
+    runs = [shard_run("shard-0", "gate", "old")]
+    answer = done.remove(RAY, ["gate", "nope", "old", "over"], ["gate", "old", "over"], runs)
+
+    assert not answer.ok and answer.lines == ()
+    assert answer.problems == (
+        "no camera 'nope' in this run (its cameras: gate, old, over)",
+        "camera old was removed already",
+        "camera over is not running any more",
+        "no camera was removed",
+    )
+    assert runs[0].actor.stopped == [] and done.removed == {"old"}
+
+
+def test_a_camera_removed_before_its_first_frame_is_not_counted_as_failed() -> None:
+    done = changes()
+    done.removed.update({"early", "late"})
+    done.lines.append("camera late removed from shard-0")
+    summary = RunSummary(
+        cameras={
+            "early": CameraStats("early", "e.mp4"),
+            "late": CameraStats("late", "l.mp4", frames=7, opened=True),
+            "gate": CameraStats("gate", "g.mp4", frames=9, opened=True),
+        },
+        elapsed_s=1.0,
+        outputs=["zmq"],
+    )
+    settled = done.settle(summary)
+
+    assert list(settled.cameras) == ["late", "gate"] and settled.ok
+    assert settled.outputs == ["zmq", "camera late removed from shard-0"]
+
+
+def cluster_run(*camera_ids: str) -> Any:
+    """A coordinator of `camera_ids` with two live shards, whose runs are recorded in
+    `started` instead of reaching Ray."""
+    from pipeline.cluster.run import ClusterRun, _Running
+
+    cams = "".join(f"  - {{id: {c}, source: {c}.mp4}}\n" for c in camera_ids)
+    config = parse_config(f"cameras:\n{cams}cluster: {{engine: ray}}\n", check_sources=False)
+    run = ClusterRun(config)
+    infos = {n: ShardInfo(n, "10.0.0.7", "3f2a9c1b", 1, ()) for n in ("shard-0", "shard-1")}
+    run._alive = {n: (FakeActor(), info) for n, info in infos.items()}
+    run.started = []
+
+    def start(ray: Any, name: str, cameras: list[str], forwarder: Any, resume: Any) -> Any:
+        run.started.append((name, cameras))
+        return _Running(run._alive[name][0], infos[name], cameras, object(), "")
+
+    run._start = start
+    return run
+
+
+def test_an_added_camera_lands_where_it_hashes_and_moves_when_its_shard_dies() -> None:
+    run = cluster_run("gate")
+    running: dict[Any, Any] = {}
+    answer = run._add(RAY, CameraRequest("add", cameras=(camera("extra"),)), running, None)
+
+    home = shard_of("extra", ["shard-0", "shard-1"])
+    assert answer.ok and run.started == [(home, ["extra"])]
+    assert [c.id for c in run.config.cameras] == ["gate", "extra"]
+    (added,) = running.values()
+    del run._alive[home]
+    run._take_over(RAY, added, None, f"{home} died", {})
+    (survivor,) = run._alive
+    assert run.started[-1] == (survivor, ["extra"]) and run.restarts["extra"] == 1
+
+
+def test_a_removed_camera_is_not_moved_when_its_shard_dies() -> None:
+    run = cluster_run("gate", "hall")
+    (dead,) = [run._start(RAY, "shard-0", ["gate", "hall"], None, {})]
+    run.changes.removed.add("hall")
+    del run._alive["shard-0"]
+    run._take_over(RAY, dead, None, "shard-0 died", {})
+
+    assert run.started[-1] == ("shard-1", ["gate"])
+    assert run.restarts["hall"] == 0
+
+
+def test_a_removed_camera_is_no_longer_shown_on_its_shard() -> None:
+    run = cluster_run("gate", "hall")
+    run._running = [run._start(RAY, "shard-0", ["gate", "hall"], None, {})]
+    run.changes.removed.add("hall")
+    shown = [(s.info.name, s.cameras) for s in run.status()]
+    assert shown == [("shard-0", ("gate",)), ("shard-1", ())]
+
+
+def test_a_camera_whose_shard_does_not_answer_is_not_added_and_can_be_added_again() -> None:
+    run = cluster_run("gate")
+
+    def dead(*args: Any) -> Any:
+        raise OSError("The actor died unexpectedly")
+
+    run._start = dead
+    running: dict[Any, Any] = {}
+    answer = run._add(RAY, CameraRequest("add", cameras=(camera("extra"),)), running, None)
+
+    assert answer.lines == () and running == {}
+    (problem,) = answer.problems
+    assert problem.startswith("cameras extra not added: shard-")
+    assert problem.endswith(" The actor died unexpectedly")
+    assert [c.id for c in run.config.cameras] == ["gate"]
+    assert run.changes.add_problems([camera("extra")], ["gate"], stopping=False, shards=2) == []
