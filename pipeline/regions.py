@@ -11,9 +11,9 @@ The rule, in one place:
 - If the regions cover more than `max_share` of the frame, the whole frame is detected.
 - Each region is detected as an image of its own. Its boxes are moved back to frame pixels,
   except those cut by one of its edges that is not the frame's (a thing only partly in the
-  crop, found whole elsewhere). The boxes of the frame last detected that lie wholly outside
-  every region (where nothing changed) are kept as they were; those inside a region are
-  replaced by what the region's detection found.
+  crop). The boxes of the frame last detected that are not wholly inside a region (where
+  nothing changed, or a thing only partly in one) are kept as they were; those wholly
+  inside one are replaced by what the region's detection found.
 """
 
 from __future__ import annotations
