@@ -9,9 +9,13 @@ comparison). Then the cost of the motion test against a detection, per frame, in
 run. Then, unless `--skip-capacity`, `bench --capacity` without and with motion gating (the
 config's defaults), off, on, on, off with the same warm detector: on the clip, and with
 `--still` on a still scene (the clip's first frame held), where gating saves the most.
-Figures: docs/performance.md, "Motion gating".
+`--crop X Y W H` takes that part of each frame as the camera's picture (recall only).
+`--regions` measures motion regions instead: every frame detected whole against a camera
+with `motion: {enabled: true, regions: true}`, frame by frame with the same detector.
+Figures: docs/performance.md, "Motion gating" and "Motion regions".
 
     nice -n 10 python -m benchmarks.motion [--clip PATH] [--skip-capacity] [--still]
+    nice -n 10 python -m benchmarks.motion --crop X Y W H | --regions [--max-share S]
 """
 
 from __future__ import annotations
