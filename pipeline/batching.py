@@ -19,7 +19,9 @@ class Batch:
     """Frames in camera order, and the cameras whose last frame is in this or an earlier batch.
 
     `items` also holds frames skipped by detection (`detect` False) that ride along to the
-    sinks drawing every frame; only `to_detect` count towards the batch size.
+    sinks drawing every frame. `to_detect`: the detector's images, in `items`' order (a
+    frame's motion regions each an image of its own, `QueuedFrame.images`); they count
+    towards the batch size.
     """
 
     items: list[QueuedFrame] = field(default_factory=list)
@@ -34,7 +36,8 @@ STOP_GRACE_S = 2.0
 class Batcher:
     """Takes frames round-robin from the cameras' queues into batches.
 
-    A batch is returned as soon as it holds `batch_size` frames, or `max_wait` seconds after
+    A batch is returned as soon as it holds `batch_size` images to detect (frames, or their
+    motion regions), or `max_wait` seconds after
     its first frame arrived, whichever comes first. Round-robin keeps one fast camera from
     filling every batch; a camera with nothing queued is never waited for.
 
@@ -136,8 +139,7 @@ class Batcher:
                 item = q.pop()
                 if item is not None:
                     batch.items.append(item)
-                    if item.detect:
-                        batch.to_detect.append(item.frame)
+                    batch.to_detect += item.images()
                     progressed = True
             if not progressed:
                 break

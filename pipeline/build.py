@@ -37,6 +37,7 @@ from pipeline.config import (
 from pipeline.config.scene import kept_classes, scene_label_problems
 from pipeline.motion import MotionGate
 from pipeline.readers import Backoff, FrameQueue, FrameSampler, QueuePolicy
+from pipeline.regions import RegionRule
 from pipeline.snapshots import SnapshotKeeper
 from pipeline.sources import AVSource, ImageFolderSource, Source
 from pipeline.types import LabelMap, SceneLayout
@@ -102,8 +103,12 @@ def make_sampler(camera: CameraConfig) -> FrameSampler:
     return FrameSampler(camera.detect_every, camera.max_fps)
 
 
-def make_motion_gate(camera: CameraConfig) -> MotionGate | None:
+def make_motion_gate(
+    camera: CameraConfig, input_size: tuple[int, int] | None = None
+) -> MotionGate | None:
     """The camera's motion gate; None where `motion.enabled` is off (every frame detected).
+    With `motion.regions`, it says which regions to detect, at least the detector's
+    `input_size` (height, width; None: any size) and of its aspect.
 
     Its phase (`MotionGate.phase_s`) comes from the camera's id: spread across cameras, and
     the same in every run, so that a dataset export replays the run's choices."""
@@ -111,7 +116,10 @@ def make_motion_gate(camera: CameraConfig) -> MotionGate | None:
     if not motion.enabled:
         return None
     phase = zlib.crc32(camera.id.encode()) / 2**32 * motion.max_skip_s
-    return MotionGate(motion.threshold, motion.min_area, motion.max_skip_s, phase)
+    rule = None
+    if motion.regions:
+        rule = RegionRule(input_size or (1, 1), motion.regions_max_share)
+    return MotionGate(motion.threshold, motion.min_area, motion.max_skip_s, phase, rule)
 
 
 def make_backoff(camera: CameraConfig) -> Backoff:

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from pipeline.motion import MotionGate
 from pipeline.sources import OpenedSource, Pacer, Source, SourceError
-from pipeline.types import CameraState, CameraStatus, Frame, StreamInfo
+from pipeline.types import CameraState, CameraStatus, Frame, Region, StreamInfo
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,19 @@ class QueuePolicy(str, Enum):
 
 @dataclass(frozen=True)
 class QueuedFrame:
-    """A decoded frame on its way to the batcher; `detect` is False for a skipped frame."""
+    """A decoded frame on its way to the batcher; `detect` is False for a skipped frame.
+    `regions`: the parts of it to detect, each an image of its own (motion regions); ()
+    for the whole frame."""
 
     frame: Frame
     detect: bool = True
+    regions: tuple[Region, ...] = ()
+
+    def images(self) -> list[Frame]:
+        """What the detector is given for this frame: its regions' crops, or itself."""
+        if not self.detect:
+            return []
+        return [r.crop(self.frame) for r in self.regions] or [self.frame]
 
 
 class FrameQueue:
@@ -177,13 +186,21 @@ class FramePicker:
         """Frames the sampler picked where nothing moved."""
 
     def take(self, image: npt.NDArray[np.uint8], pts: float) -> bool:
+        """Whether the frame is detected (see `choose`)."""
+        return self.choose(image, pts) is not None
+
+    def choose(self, image: npt.NDArray[np.uint8], pts: float) -> tuple[Region, ...] | None:
+        """What of the frame is detected: None, nothing; (), all of it; else these regions
+        (`MotionGate.choose`)."""
         if not self.sampler.take(pts):
             self.skipped += 1
-            return False
-        if self.motion is not None and not self.motion.take(image, pts):
+            return None
+        if self.motion is None:
+            return ()
+        regions = self.motion.choose(image, pts)
+        if regions is None:
             self.motion_skipped += 1
-            return False
-        return True
+        return regions
 
 
 StatusCallback = Callable[[CameraStatus], None]
@@ -319,10 +336,12 @@ class CameraReader(threading.Thread):
             if self._pacer is not None and self._pacer.wait(pts, self._stop_event):
                 break
             self._last_pts = pts
-            detect = self._picker.take(raw.image, pts)
+            regions = self._picker.choose(raw.image, pts)
+            detect = regions is not None
             if detect or self._pass_skipped:
                 frame = Frame(self.camera_id, self._index, pts, time.time(), raw.image)
-                if not self.queue.put(QueuedFrame(frame, detect), self._stop_event):
+                queued = QueuedFrame(frame, detect, regions or ())
+                if not self.queue.put(queued, self._stop_event):
                     return got_frame
             self._index += 1
             if self._stop_event.is_set():

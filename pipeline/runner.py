@@ -8,7 +8,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -31,7 +31,8 @@ from pipeline.build import (
 )
 from pipeline.config import CameraConfig, PipelineConfig, SqlSinkConfig
 from pipeline.metrics import RunMetrics, sink_labels
-from pipeline.readers import CameraReader
+from pipeline.readers import CameraReader, QueuedFrame
+from pipeline.regions import combine
 from pipeline.snapshots import SnapshotKeeper
 from pipeline.stops import StopEvent
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
@@ -102,6 +103,12 @@ class FrameDetector(Protocol):
         """Frames per batch where the config says `batch_size: auto`: a detector built from
         the config says what its options settled (`DetectorOptions.batch_size`)."""
         return 1
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """(height, width) every image is resized to, if it is one size (motion regions are
+        at least that big, and of its aspect); None: any size will do."""
+        return None
 
 
 class Pipeline:
@@ -186,7 +193,10 @@ class Pipeline:
 
         stats: dict[str, CameraStats] = {}
         condition = threading.Condition()
-        readers = [self._reader(cam, condition, fanout, stats) for cam in cfg.cameras]
+        readers = [
+            self._reader(cam, condition, fanout, stats, detector.input_size)
+            for cam in cfg.cameras
+        ]
         self.metrics.watch(stats, readers, dict(zip(labels, workers, strict=True)))
         trackers = {c.id: build_tracker(c.id, cfg.tracker) for c in cfg.cameras}
         asked = cfg.detector.batch_size
@@ -278,8 +288,10 @@ class Pipeline:
         condition: threading.Condition,
         fanout: SinkFanout,
         all_stats: dict[str, CameraStats],
+        input_size: tuple[int, int] | None,
     ) -> CameraReader:
-        """The camera's reader, its queue, and its entry in `all_stats`."""
+        """The camera's reader, its queue, and its entry in `all_stats`; `input_size`: the
+        detector's (`FrameDetector.input_size`)."""
         source = make_source(cam.source)
         stats = all_stats[cam.id] = CameraStats(cam.id, source.name, live=source.live)
         queue = make_queue(cam, source.live, condition)
@@ -309,7 +321,7 @@ class Pipeline:
             on_open=on_open,
             on_status=on_status,
             sampler=make_sampler(cam),
-            motion=make_motion_gate(cam),
+            motion=make_motion_gate(cam, input_size),
             pass_skipped=cam.full_rate_video,
             backoff=make_backoff(cam),
             loop=getattr(cam.source, "loop", False),
@@ -360,6 +372,9 @@ class DetectionLoop:
         self.stats = stats
         self.on_progress = on_progress
         self.last_tracked: dict[str, Detections] = {}
+        self.last_detected: dict[str, Detections] = {}
+        """Each camera's boxes of its last frame detected, before tracking: what a frame
+        detected in motion regions keeps outside them."""
 
     def run(self, batcher: Batcher, stop: threading.Event) -> None:
         """Processes batches, in order, until the batcher has no more.
@@ -405,7 +420,8 @@ class DetectionLoop:
         detections = iter(submitted.pending.result() if submitted.pending is not None else [])
         if submitted.pending is not None:
             latency = time.monotonic() - submitted.submitted_at
-            self.metrics.batch([f.camera_id for f in batch.to_detect], latency)
+            detected = [item.frame.camera_id for item in batch.items if item.detect]
+            self.metrics.batch(detected, latency)
         for item in batch.items:
             frame = item.frame
             cam = self.stats[frame.camera_id]
@@ -414,8 +430,10 @@ class DetectionLoop:
                 last = self.last_tracked.get(frame.camera_id, Detections.empty())
                 self.fanout.frame(FrameResult(frame, last, detected=False))
                 continue
+            found = self._found(item, detections)
+            self.last_detected[frame.camera_id] = found
             tracker = self.trackers[frame.camera_id]
-            tracked = tracker.update(next(detections), frame)
+            tracked = tracker.update(found, frame)
             self.last_tracked[frame.camera_id] = tracked
             events = tuple(tracker.pop_events())
             if (keeper := self.snapshots.get(frame.camera_id)) is not None:
@@ -432,6 +450,16 @@ class DetectionLoop:
                 self.on_progress(cam)
         for q in batch.finished:
             self._end(q.camera_id, q.error)
+
+    def _found(self, item: QueuedFrame, detections: Iterator[Detections]) -> Detections:
+        """A detected frame's boxes: the detector's, or, for a frame detected in motion
+        regions, those of its regions and the last ones outside them (`regions.combine`)."""
+        if not item.regions:
+            return next(detections)
+        frame = item.frame
+        found = [next(detections) for _ in item.regions]
+        previous = self.last_detected.get(frame.camera_id, Detections.empty())
+        return combine(previous, item.regions, found, frame.width, frame.height)
 
     def end_streams(self, error: str) -> None:
         """Ends the stream of every camera still going, with `error` (the run cannot go on):

@@ -54,6 +54,38 @@ class Frame:
         return int(self.image.shape[1])
 
 
+@dataclass(frozen=True)
+class Region:
+    """A rectangle of a frame detected on its own (motion regions): its top left corner
+    (`x`, `y`) and size, in frame pixels."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        if self.x < 0 or self.y < 0 or self.width < 1 or self.height < 1:
+            raise ValueError(f"Region must lie at x, y >= 0 with a size >= 1, got {self}")
+
+    @property
+    def area(self) -> int:
+        return self.width * self.height
+
+    def crop(self, frame: Frame) -> Frame:
+        """The region's pixels as a frame of their own (a view, not a copy)."""
+        if self.x + self.width > frame.width or self.y + self.height > frame.height:
+            raise ValueError(f"{self} is not inside a {frame.width}x{frame.height} frame")
+        image = frame.image[self.y : self.y + self.height, self.x : self.x + self.width]
+        return Frame(frame.camera_id, frame.index, frame.pts, frame.wall_time, image)
+
+    def contains(self, xyxy: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+        """Which boxes (x1, y1, x2, y2, frame pixels) lie wholly inside the region."""
+        x2, y2 = self.x + self.width, self.y + self.height
+        inside_x = (xyxy[:, 0] >= self.x) & (xyxy[:, 2] <= x2)
+        return inside_x & (xyxy[:, 1] >= self.y) & (xyxy[:, 3] <= y2)  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True, eq=False)
 class Detections:
     """Column-based boxes for one frame, checked on construction.

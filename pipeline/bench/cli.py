@@ -185,6 +185,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "(the `motion:` settings' defaults, enabled)",
     )  # fmt: skip
     parser.add_argument(
+        "--motion-regions", action="store_true",
+        help="with --capacity: as --motion, and each camera detects only the regions around "
+             "what moved (`motion: {enabled: true, regions: true}`)",
+    )  # fmt: skip
+    parser.add_argument(
         "--trial-seconds", type=number(2, 3600), default=10.0,
         help="with --capacity: seconds each trial reads (10)",
     )  # fmt: skip
@@ -309,7 +314,9 @@ def _capacity(args: argparse.Namespace) -> int:
     detector.detect([Frame("warm-up", 0, 0.0, 0.0, image)] * detector.batch_size)
     video = None if args.no_video else VideoOutput(args.video_codec, args.video_preset,
                                                    args.video_crf)  # fmt: skip
-    motion = MotionConfig.model_validate({"enabled": True}) if args.motion else None
+    motion = None
+    if args.motion or args.motion_regions:
+        motion = MotionConfig.model_validate({"enabled": True, "regions": args.motion_regions})
     run = CapacityRun(clip, setup, detector, video, args.trial_seconds, fps, motion)
 
     def trial(cameras: int) -> Trial:

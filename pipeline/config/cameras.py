@@ -150,6 +150,28 @@ class MotionConfig(Strict):
         le=3600,
         description="Detect at least once per this many seconds of video, moving or not.",
     )
+    regions: bool = Field(
+        False,
+        description=(
+            "Detect only the regions around what moved, each an image of its own, keeping "
+            "the last boxes elsewhere; the whole frame at least every max_skip_s."
+        ),
+    )
+    regions_max_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description=(
+            "With regions: detect the whole frame when the regions would cover more than "
+            "this share of it."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _regions_need_gating(self) -> MotionConfig:
+        if self.regions and not self.enabled:
+            raise ValueError("regions: true needs enabled: true (regions are where it moved)")
+        return self
 
 
 class CameraConfig(Strict):

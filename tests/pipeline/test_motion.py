@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -13,10 +14,12 @@ import pytest
 from pipeline.build import make_motion_gate
 from pipeline.config import CameraConfig, ConfigError, parse_config
 from pipeline.motion import MotionGate
+from pipeline.regions import RegionRule
 from pipeline.runner import Pipeline
-from pipeline.types import Frame, FrameResult
+from pipeline.types import Detections, Frame, FrameResult
 from sinks.base import Sink
 from tests.pipeline.test_pipelining import EagerDetector, box
+from tests.pipeline.test_regions import DarkSquares
 
 FPS = 10
 
@@ -182,6 +185,14 @@ def test_motion_gating_is_off_unless_asked(tmp_path: Path) -> None:
             "{enable: true}",
             "cameras[0].motion.enable (camera cam, line 4): unknown key (did you mean",
         ),
+        (
+            "{regions: true}",
+            "cameras[0].motion (camera cam, line 4): regions: true needs enabled: true",
+        ),
+        (
+            "{enabled: true, regions: true, regions_max_share: 1.5}",
+            "cameras[0].motion.regions_max_share (camera cam, line 4): Input should be less",
+        ),
     ],
 )
 def test_bad_motion_settings_are_named_at_their_yaml_path(
@@ -193,3 +204,91 @@ def test_bad_motion_settings_are_named_at_their_yaml_path(
         parse_config(text + f"    motion: {motion}\n", source="cams.yaml")
     assert len(info.value.problems) == 1
     assert info.value.problems[0].startswith(problem), info.value.problems
+
+
+REGIONS = RegionRule(min_size=(100, 100), max_share=0.5)
+
+
+def test_regions_around_a_moving_square_hold_where_it_was_and_where_it_is() -> None:
+    rng = np.random.default_rng(3)
+    background = scene()
+    gate = MotionGate(25, 0.001, 10.0, regions=REGIONS)
+    assert gate.choose(noisy(with_square(40, background), rng), 0.0) == ()  # the first: whole
+    (region,) = gate.choose(noisy(with_square(60, background), rng), 0.1)  # type: ignore[misc]
+    assert region.x <= 40 and region.x + region.width >= 90  # its old and new columns
+    assert region.y <= 100 and region.y + region.height >= 130
+    assert region.width == region.height >= 100  # the detector's aspect and size
+    assert gate.choose(noisy(with_square(60, background), rng), 0.2) is None  # it stopped
+
+
+def test_with_regions_the_whole_frame_is_still_detected_every_max_skip_s() -> None:
+    background = scene()
+    gate = MotionGate(25, 0.001, 0.5, regions=REGIONS)
+    chosen = [gate.choose(with_square(20 + 8 * i, background), i / FPS) for i in range(11)]
+    assert [i for i, c in enumerate(chosen) if c == ()] == [0, 5, 10]
+    assert all(c for i, c in enumerate(chosen) if i % 5)  # regions in between
+
+
+def test_with_regions_slow_change_elsewhere_adds_up_until_it_counts() -> None:
+    # A square moving fast on the left is detected in regions; a faint one creeping on the
+    # right is compared with the picture as it was when that part was last detected.
+    background = np.full((240, 320, 3), 200, np.uint8)
+    gate = MotionGate(25, 0.001, 100.0, regions=RegionRule((60, 60), max_share=0.9))
+    seen_right = []
+    for i in range(30):
+        image = with_square(10 + (i % 2) * 20, background)
+        image[100:130, 220 + i : 250 + i] = 160
+        chosen = gate.choose(image, i / FPS) or ()
+        seen_right.append(any(r.x + r.width > 220 for r in chosen))
+    assert any(seen_right[1:]) and not all(seen_right[1:])
+
+
+def moving_square_folder(folder: Path, frames: int) -> Path:
+    """A still dark square at the left and one moving right, on a bright picture."""
+    folder.mkdir()
+    for i in range(frames):
+        image = np.full((240, 320, 3), 220, np.uint8)
+        image[20:40, 20:40] = 0
+        image[150:170, 100 + 10 * i : 120 + 10 * i] = 0
+        cv2.imwrite(str(folder / f"{i:03}.png"), image)
+    return folder
+
+
+class Recording(DarkSquares):
+    """Records the size of every image it is given."""
+
+    def __init__(self) -> None:
+        self.sizes: list[tuple[int, int]] = []
+
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
+        self.sizes += [(f.height, f.width) for f in frames]
+        return super().detect(frames)
+
+
+def run_squares(tmp_path: Path, motion: str) -> tuple[list[FrameResult], Recording]:
+    folder = moving_square_folder(tmp_path / f"frames-{len(motion)}", 8)
+    config = parse_config(
+        f"cameras:\n  - id: cam\n    source: {{type: images, path: {folder}, fps: {FPS}}}\n"
+        f"    motion: {motion}\n"
+        "tracker: {t_min: 1}\n"
+    )
+    sink, detector = EveryFrame(), Recording()
+    summary = Pipeline(config, detector=detector, extra_sinks=[sink]).run()
+    assert summary.ok
+    return sink.results, detector
+
+
+def test_a_camera_detecting_regions_publishes_the_boxes_whole_frames_give_with_less_work(
+    tmp_path: Path,
+) -> None:
+    whole, whole_detector = run_squares(tmp_path, "{enabled: true, max_skip_s: 100}")
+    regions, region_detector = run_squares(
+        tmp_path, "{enabled: true, max_skip_s: 100, regions: true}"
+    )
+    assert [r.frame.index for r in regions] == [r.frame.index for r in whole] == list(range(8))
+    for a, b in zip(whole, regions, strict=True):
+        order_a, order_b = np.lexsort(a.detections.xyxy.T), np.lexsort(b.detections.xyxy.T)
+        np.testing.assert_array_equal(a.detections.xyxy[order_a], b.detections.xyxy[order_b])
+        assert len(b.detections) == 2  # the still square kept, the moving one found again
+    assert whole_detector.sizes == [(240, 320)] * 8
+    assert region_detector.sizes == [(240, 320)] + [(100, 100)] * 7

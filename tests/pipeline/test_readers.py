@@ -19,7 +19,7 @@ from pipeline.readers import (
     QueuePolicy,
 )
 from pipeline.sources import AVSource, OpenedSource, RawFrame, Source, SourceError
-from pipeline.types import CameraStatus, Frame, StreamInfo
+from pipeline.types import CameraStatus, Frame, Region, StreamInfo
 from tests.conftest import SHARED_DATA, VideoFactory
 
 
@@ -125,6 +125,20 @@ def test_skipped_frames_ride_along_without_counting_towards_the_batch() -> None:
     assert batch is not None
     assert [i.frame.index for i in batch.items] == [0, 1, 2, 3]
     assert [f.index for f in batch.to_detect] == [0, 3]
+
+
+def test_a_frames_motion_regions_are_detected_as_images_counting_towards_the_batch() -> None:
+    cond, stop = threading.Condition(), threading.Event()
+    q = FrameQueue("a", 10, QueuePolicy.BLOCK, cond)
+    image = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)
+    regions = (Region(0, 0, 4, 4), Region(4, 2, 4, 6))
+    for i in range(3):
+        q.put(QueuedFrame(Frame("a", i, i / 10, 0.0, image), True, regions if i else ()), stop)
+    batch = Batcher([q], cond, batch_size=3, max_wait=0.01).next_batch()
+    assert batch is not None
+    assert [i.frame.index for i in batch.items] == [0, 1]  # 1 image, then 2
+    assert [f.image.shape[:2] for f in batch.to_detect] == [(8, 8), (4, 4), (6, 4)]
+    np.testing.assert_array_equal(batch.to_detect[2].image, image[2:8, 4:8])
 
 
 def test_batcher_returns_a_partial_batch_after_max_wait() -> None:

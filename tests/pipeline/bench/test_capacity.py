@@ -194,13 +194,17 @@ def test_motion_gating_lets_a_slow_detector_keep_up_with_a_still_camera(
     assert result.paced
 
 
-@pytest.mark.parametrize(("flags", "enabled"), [([], None), (["--motion"], True)])
+@pytest.mark.parametrize(
+    ("flags", "enabled", "regions"),
+    [([], None, None), (["--motion"], True, False), (["--motion-regions"], True, True)],
+)
 def test_bench_capacity_motion_runs_its_trials_with_motion_gating_on(
     synthetic_video: VideoFactory,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     flags: list[str],
     enabled: bool | None,
+    regions: bool | None,
 ) -> None:
     runs: list[CapacityRun] = []
 
@@ -219,3 +223,4 @@ def test_bench_capacity_motion_runs_its_trials_with_motion_gating_on(
     assert code == 0
     (run,) = runs
     assert (run.motion.enabled if run.motion is not None else None) == enabled
+    assert (run.motion.regions if run.motion is not None else None) == regions
