@@ -338,6 +338,7 @@ class ClusterRun:
                 published_through=-1 if self._live[c] else frames.get(c, -1),
                 next_seq=seqs.get(c, -1) + 1,
                 stored_tracks=stored.get(c, Stored()).tracks,
+                stored_scene=stored.get(c, Stored()).scene,
             )
             for c in cameras
         }
