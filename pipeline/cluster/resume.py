@@ -143,8 +143,9 @@ class ResumeSink(Sink):
 def _with(
     item: _Passed, events: tuple[TrackEvent, ...], analytics: tuple[AnalyticsEvent, ...]
 ) -> _Passed:
-    """`item` with `events` and `analytics` (itself when they are its own)."""
-    if events == item.track_events and analytics == item.analytics:
+    """`item` with `events` and `analytics`, which are its own or fewer (itself when none
+    was left out)."""
+    if len(events) == len(item.track_events) and len(analytics) == len(item.analytics):
         return item
     return dataclasses.replace(item, track_events=events, analytics=analytics)
 
