@@ -96,7 +96,7 @@ class Coordinator:
                 self.say(f"{shard.info.describe()}: cameras {', '.join(cameras)}")
         return running
 
-    def serve_changes(
+    def _serve_changes(
         self, ray: Any, running: dict[Any, _Running], forwarder: EventForwarder | None
     ) -> None:
         """Answers the `cameras add|remove` requests waiting at the run's desk."""
@@ -189,7 +189,7 @@ class Coordinator:
                     log.warning("%s", why)
                     self._alive.pop(shard.info.name, None)
                     running.update(self._take_over(ray, shard, forwarder, why, lost))
-            self.serve_changes(ray, running, forwarder)
+            self._serve_changes(ray, running, forwarder)
             self._running = list(running.values())
             frames = _pass_progress(ray, running.values(), on_progress)
             self._publish(frames)
