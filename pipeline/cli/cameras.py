@@ -168,11 +168,10 @@ def _ray() -> Any:
 def _joined(ray: Any, address: str) -> bool | None:
     """Whether this call joined the cluster (then it leaves it); None once it said why it
     could not."""
-    from pipeline.cli.cluster import _connect  # as `cluster status` joins
-    from pipeline.cluster.engine import ClusterError
+    from pipeline.cluster.engine import ClusterError, join_as_client
 
     try:
-        return _connect(ray, address)
+        return join_as_client(ray, address)
     except ClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None

@@ -31,7 +31,7 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from pipeline.cluster.engine import ClusterError, require_ray
+    from pipeline.cluster.engine import ClusterError, join_as_client, require_ray
     from pipeline.cluster.status import format_status, read_status, status_json
 
     try:
@@ -40,7 +40,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        connected = _connect(ray, args.address)
+        connected = join_as_client(ray, args.address)
     except ClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -56,20 +56,3 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(status_json(runs) if args.json else format_status(runs))
     return EXIT_OK
 
-
-def _connect(ray: Any, address: str) -> bool:
-    """Joins the cluster as a short-lived client (no workers of its own, nothing logged);
-    returns whether this call connected. A process already connected asks its own."""
-    from pipeline.cluster.engine import ClusterError, unanswered
-
-    if ray.is_initialized():
-        return False
-    none_there = f"no Ray cluster at {address!r} (so no pipeline running there)"
-    if (silent := unanswered(address)) is not None:
-        raise ClusterError(f"{none_there}: {silent}")
-    try:
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ClusterError(f"{none_there}: {first}") from exc
-    return True

@@ -1,7 +1,8 @@
 """How `cameras add|remove` reach a running coordinator: a small named Ray actor, the
 run's desk, where the command leaves its request and waits for the answer, and which the
 coordinator empties as it watches its shards (twice a second). The desk belongs to the
-driver, so it ends with the run; it lives in the `NAMESPACE` of the status boards."""
+driver, so it ends with the run, and is kept on the driver's node, so that no other node's
+death ends it before; it lives in the `NAMESPACE` of the status boards."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pipeline.cluster.engine import on_driver_node
 from pipeline.cluster.status import NAMESPACE
 from pipeline.config import CameraConfig
 
@@ -81,6 +83,7 @@ class CameraDesk:
 def start_desk(ray: Any, token: str) -> Any:
     """A new desk for the run `token`, findable by `find_desk` from other processes."""
     remote = ray.remote(CameraDesk).options(
+        **on_driver_node(ray),
         name=f"{DESK_PREFIX}{token}", namespace=NAMESPACE, num_cpus=0, max_restarts=0
     )
     return remote.remote()

@@ -65,6 +65,36 @@ def connect(ray: ModuleType, address: str) -> bool:
     return True
 
 
+def join_as_client(ray: ModuleType, address: str) -> bool:
+    """Joins the cluster at `address` as a short-lived client of a command that asks a
+    running pipeline (`cluster status`, `cameras`): no workers of its own, nothing logged.
+    Returns whether this call connected (then the caller calls `ray.shutdown()`); a process
+    already connected asks its own cluster. Raises ClusterError, in one line, when no
+    cluster answers there (within `CONNECT_TIMEOUT_S` for a `HOST:PORT` address)."""
+    if ray.is_initialized():
+        return False
+    none_there = f"no Ray cluster at {address!r} (so no pipeline running there)"
+    if (silent := unanswered(address)) is not None:
+        raise ClusterError(f"{none_there}: {silent}")
+    try:
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ClusterError(f"{none_there}: {first}") from exc
+    return True
+
+
+def on_driver_node(ray: ModuleType) -> dict[str, Any]:
+    """The Ray actor options that keep an actor on the node of this process (the driver),
+    never moved elsewhere: the run's status board and desk must live as long as the driver,
+    not die with a worker node while the run goes on."""
+    strategies = ray.util.scheduling_strategies
+    node_id = ray.get_runtime_context().get_node_id()
+    return {
+        "scheduling_strategy": strategies.NodeAffinitySchedulingStrategy(node_id, soft=False)
+    }
+
+
 def unanswered(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> str | None:
     """Why nothing answers at the head of the cluster `address` names (a TCP connection
     to it fails within `timeout_s`); None when something does, or for 'local' and an

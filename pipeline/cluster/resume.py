@@ -3,8 +3,9 @@ are in the database, with its events continuing the `seq` its subscribers last s
 
 The new shard processes the file again from its start (the tracker then finds the same
 tracks), and hands the database and the event bus only the frames they do not have yet,
-and the database only the ended tracks it does not have yet (a track's row is written
-apart from its frames' rows, so the frame a track ended at says nothing about its row).
+and the database only the ended tracks, zone visits and line crossings it does not have
+yet (their rows are written apart from their frames' rows, so the frame one ended at says
+nothing about its row: each is looked up by its key).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TypeVar
 
 from pipeline.types import (
+    AnalyticsEvent,
     CameraStatus,
     Detections,
     FrameResult,
@@ -25,38 +28,45 @@ from pipeline.types import (
     TrackEvent,
 )
 from sinks.base import Sink, SinkError
+from sinks.sql.scene_rows import SceneKey, scene_key
 
 log = logging.getLogger(__name__)
+
+_Passed = TypeVar("_Passed", FrameResult, StreamEnd)
 
 
 @dataclass(frozen=True)
 class Resume:
     """A file camera's state when its shard died: the last frame whose rows are stored
-    and the last one whose events were published (-1: none), its next event's `seq`, and
-    the ids of its tracks whose rows are stored."""
+    and the last one whose events were published (-1: none), its next event's `seq`, the
+    ids of its tracks whose rows are stored, and the keys of its stored zone visits and
+    line crossings."""
 
     stored_through: int = -1
     published_through: int = -1
     next_seq: int = 0
     stored_tracks: frozenset[int] = field(default_factory=frozenset)
+    stored_scene: frozenset[SceneKey] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True)
 class Stored:
-    """What the database holds of a camera: its last frame with rows (-1: none) and the
-    ids of its tracks with a row."""
+    """What the database holds of a camera: its last frame with rows (-1: none), the ids
+    of its tracks with a row, and the keys of its zone visits and line crossings."""
 
     through: int = -1
     tracks: frozenset[int] = field(default_factory=frozenset)
+    scene: frozenset[SceneKey] = field(default_factory=frozenset)
 
 
 class ResumeSink(Sink):
     """Passes `inner` only the frames it lacks: those after each camera's last frame it
     has (`through`); everything else (stream start and end, camera status) as it comes.
 
-    With `tracks` (the database: each camera's tracks it has), the ended tracks it lacks
-    are passed whatever frame they ended at (in a frame of no boxes when it has that
-    frame), and those it has are not passed again.
+    With `tracks` and `scene` (the database: each camera's tracks, and the keys of its
+    zone visits and line crossings, it has), the ended tracks, visits and crossings it
+    lacks are passed whatever frame they happened at (in a frame of no boxes when it has
+    that frame), and those it has are not passed again.
     """
 
     def __init__(
@@ -64,41 +74,55 @@ class ResumeSink(Sink):
         inner: Sink,
         through: dict[str, int],
         tracks: dict[str, frozenset[int]] | None = None,
+        scene: dict[str, frozenset[SceneKey]] | None = None,
     ) -> None:
         self.inner = inner
         self.name = inner.name
         self.wants_every_frame = inner.wants_every_frame  # type: ignore[misc]
         self._through = dict(through)
-        self._tracks = tracks
+        self._rows_apart = tracks is not None or scene is not None
+        self._tracks = tracks or {}
+        self._scene = scene or {}
 
     def start(self, info: StreamInfo) -> None:
         self.inner.start(info)
 
     def write(self, result: FrameResult) -> None:
         camera = result.frame.camera_id
-        events = self._lacking(camera, result.track_events)
+        lacking = self._lacking(camera, result.track_events, result.analytics)
         if result.frame.index > self._through.get(camera, -1):
-            same = events is result.track_events
-            self.inner.write(result if same else dataclasses.replace(result, track_events=events))
-        elif self._tracks is not None and any(e.kind == "ended" for e in events):
+            self.inner.write(_with(result, *lacking))
+        elif self._rows_apart:
+            events, analytics = lacking
             ended = tuple(e for e in events if e.kind == "ended")
-            self.inner.write(
-                dataclasses.replace(
-                    result, detections=Detections.empty(), track_events=ended, analytics=()
+            rows = tuple(a for a in analytics if scene_key(a) is not None)
+            if ended or rows:
+                self.inner.write(
+                    dataclasses.replace(
+                        result, detections=Detections.empty(), track_events=ended, analytics=rows
+                    )
                 )
-            )
 
     def end(self, stream_end: StreamEnd) -> None:
-        events = self._lacking(stream_end.camera_id, stream_end.track_events)
-        same = events is stream_end.track_events
-        self.inner.end(stream_end if same else dataclasses.replace(stream_end, track_events=events))
+        lacking = self._lacking(
+            stream_end.camera_id, stream_end.track_events, stream_end.analytics
+        )
+        self.inner.end(_with(stream_end, *lacking))
 
-    def _lacking(self, camera: str, events: tuple[TrackEvent, ...]) -> tuple[TrackEvent, ...]:
-        """`events` less the ended tracks whose rows `inner` has."""
-        stored = self._tracks.get(camera, frozenset()) if self._tracks is not None else None
-        if not stored:
-            return events
-        return tuple(e for e in events if not (e.kind == "ended" and e.track.track_id in stored))
+    def _lacking(
+        self, camera: str, events: tuple[TrackEvent, ...], analytics: tuple[AnalyticsEvent, ...]
+    ) -> tuple[tuple[TrackEvent, ...], tuple[AnalyticsEvent, ...]]:
+        """`events` less the ended tracks whose rows `inner` has, and `analytics` less the
+        zone visits and line crossings whose rows it has."""
+        tracks = self._tracks.get(camera, frozenset())
+        if tracks:
+            events = tuple(
+                e for e in events if not (e.kind == "ended" and e.track.track_id in tracks)
+            )
+        scene = self._scene.get(camera, frozenset())
+        if scene:
+            analytics = tuple(a for a in analytics if scene_key(a) not in scene)
+        return events, analytics
 
     def status(self, status: CameraStatus) -> None:
         self.inner.status(status)
@@ -114,6 +138,16 @@ class ResumeSink(Sink):
 
     def start_line(self) -> str:
         return self.inner.start_line()
+
+
+def _with(
+    item: _Passed, events: tuple[TrackEvent, ...], analytics: tuple[AnalyticsEvent, ...]
+) -> _Passed:
+    """`item` with `events` and `analytics`, which are its own or fewer (itself when none
+    was left out)."""
+    if len(events) == len(item.track_events) and len(analytics) == len(item.analytics):
+        return item
+    return dataclasses.replace(item, track_events=events, analytics=analytics)
 
 
 def prepare_database(url: str) -> None:
@@ -135,7 +169,8 @@ def prepare_database(url: str) -> None:
 
 
 def stored_rows(url: str, run_configs_like: str, cameras: Sequence[str]) -> dict[str, Stored]:
-    """What the database at `url` holds of each camera (`Stored`), among the runs whose
+    """What the database at `url` holds of each camera (`Stored`: its last frame with
+    rows, its tracks, zone visits and line crossings), among the runs whose
     `config` matches `run_configs_like` (the shards of one cluster run).
     A frame without detections has no rows: resuming after the last one with rows stores
     nothing twice and loses nothing. Raises SinkError when the database cannot be read
@@ -153,6 +188,14 @@ def stored_rows(url: str, run_configs_like: str, cameras: Sequence[str]) -> dict
         "SELECT t.camera, t.track_id FROM tracks t JOIN runs r ON r.id = t.run_id "
         "WHERE r.config LIKE :runs AND t.camera IN :cameras"
     ).bindparams(bindparam("cameras", expanding=True))
+    visits = text(
+        "SELECT v.camera, v.zone, v.track_id, v.entered_frame FROM zone_visits v "
+        "JOIN runs r ON r.id = v.run_id WHERE r.config LIKE :runs AND v.camera IN :cameras"
+    ).bindparams(bindparam("cameras", expanding=True))
+    crossings = text(
+        "SELECT c.camera, c.line, c.track_id, c.frame FROM line_crossings c "
+        "JOIN runs r ON r.id = c.run_id WHERE r.config LIKE :runs AND c.camera IN :cameras"
+    ).bindparams(bindparam("cameras", expanding=True))
     where = {"runs": run_configs_like, "cameras": list(cameras)}
     db = DatabaseUrl(url)
     engine = make_engine(db)
@@ -162,6 +205,11 @@ def stored_rows(url: str, run_configs_like: str, cameras: Sequence[str]) -> dict
             stored: dict[str, set[int]] = {}
             for camera, track_id in conn.execute(tracks, where):
                 stored.setdefault(str(camera), set()).add(int(track_id))
+            scene: dict[str, set[SceneKey]] = {}
+            for kind, query in (("zone", visits), ("line", crossings)):
+                for camera, shape, track_id, frame in conn.execute(query, where):
+                    key = (kind, str(shape), int(track_id), int(frame))
+                    scene.setdefault(str(camera), set()).add(key)
     except SQLAlchemyError as exc:
         raise SinkError(
             f"sql sink: cannot read what {db} holds of cameras {', '.join(cameras)} to "
@@ -169,7 +217,10 @@ def stored_rows(url: str, run_configs_like: str, cameras: Sequence[str]) -> dict
         ) from exc
     finally:
         engine.dispose()
-    return {c: Stored(through.get(c, -1), frozenset(stored.get(c, ()))) for c in cameras}
+    return {
+        c: Stored(through.get(c, -1), frozenset(stored.get(c, ())), frozenset(scene.get(c, ())))
+        for c in cameras
+    }
 
 
 def mark_lost(url: str, run_config: str, why: str) -> None:

@@ -1,5 +1,7 @@
-"""The coordinator: a cluster run in the driver, with `Pipeline`'s interface (`stop`,
-`run`), so that `python -m pipeline run` runs a `cluster:` config as it runs any other."""
+"""A cluster run in the driver, with `Pipeline`'s interface (`stop`, `run`), so that
+`python -m pipeline run` runs a `cluster:` config as it runs any other: it joins the
+cluster, starts and places the shards, opens the event forwarder, hands the shards to the
+coordinator (`pipeline.cluster.coordinator`) and merges their summaries."""
 
 from __future__ import annotations
 
@@ -9,51 +11,37 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from pipeline.cluster.assign import assign
 from pipeline.cluster.changes import CameraChanges
-from pipeline.cluster.desk import Answer, CameraRequest
+from pipeline.cluster.coordinator import Coordinator, ShardStatus, sql_sink
 from pipeline.cluster.engine import ClusterError, connect, require_ray, shard_count, shard_options
 from pipeline.cluster.forwarder import EventForwarder, ForwarderError
 from pipeline.cluster.merge import merge_summaries
-from pipeline.cluster.resume import Resume, Stored, mark_lost, prepare_database, stored_rows
+from pipeline.cluster.resume import prepare_database
 from pipeline.cluster.shard import Shard, ShardInfo
-from pipeline.cluster.status import RateWindow, RunStatus, ShardReport, start_board
-from pipeline.config import PipelineConfig, SqlSinkConfig, ZmqSinkConfig
-from pipeline.summary import CameraStats, ProgressCallback, RunSummary
+from pipeline.cluster.status import start_board
+from pipeline.config import PipelineConfig, ZmqSinkConfig
+from pipeline.summary import ProgressCallback, RunSummary
 from sinks.base import SinkError
 
 log = logging.getLogger(__name__)
 
 PLACEMENT_TIMEOUT_S = 120.0
 """Longest wait for the cluster to place a shard (a node with its resources free)."""
-POLL_S = 0.5
-"""How often the coordinator looks at the shards (progress, deaths, a stop)."""
 SHARD_THREADS = 16
 """Calls a shard answers at once: its runs (its own cameras, and those it took over from
 shards that died), and progress and stop while they run."""
 
 
-@dataclass
-class _Running:
-    """A shard at work: the actor, where it is, its cameras and the pending run."""
-
-    actor: Any
-    info: ShardInfo
-    cameras: list[str]
-    result: Any
-    run_config: str
-
-
 class ClusterRun:
     """Runs a config's cameras on shard actors of a Ray cluster (docs/cluster.md).
 
-    `run` joins the cluster, starts the shards, assigns each camera to one of them
-    (`pipeline.cluster.assign`), forwards their events to the configured endpoint and
-    merges their summaries. `stop` (set by Ctrl-C) stops every shard as it stops a
-    `Pipeline`. Setup problems raise ClusterError before any frame is read.
+    `run` joins the cluster, starts the shards, has the coordinator assign each camera to
+    one of them (`pipeline.cluster.assign`) and watch them, forwards their events to the
+    configured endpoint and merges their summaries. `stop` (set by Ctrl-C) stops every
+    shard as it stops a `Pipeline`. Setup problems raise ClusterError before any frame is
+    read.
     """
 
     def __init__(self, config: PipelineConfig, *, config_source: str = "") -> None:
@@ -63,20 +51,29 @@ class ClusterRun:
         self.cluster = config.cluster
         self.config_source = config_source
         self.stop = threading.Event()
-        self.restarts: Counter[str] = Counter()
-        """How many times each camera moved to another shard (its shard died)."""
-        self._live = {c.id: c.live for c in config.cameras}
         self._token = f"cluster {uuid.uuid4().hex[:12]}"
-        self._runs = 0
-        self._alive: dict[str, tuple[Any, ShardInfo]] = {}
-        self._running: list[_Running] = []
-        self._say: Callable[[str], None] = _log_line
-        self.moves: list[str] = []
+        self.coordinator = Coordinator(
+            config, self._token, config_source, self.stop, _log_line
+        )
+
+    @property
+    def restarts(self) -> Counter[str]:
+        """How many times each camera moved to another shard (its shard died)."""
+        return self.coordinator.restarts
+
+    @property
+    def moves(self) -> list[str]:
         """What moved where when a shard died, one line each (in the summary)."""
-        self._board: Any = None
-        self._rates = RateWindow()
-        self.changes = CameraChanges(config.detector)
+        return self.coordinator.moves
+
+    @property
+    def changes(self) -> CameraChanges:
         """Cameras added and removed while running (`cameras add|remove`)."""
+        return self.coordinator.changes
+
+    def status(self) -> list[ShardStatus]:
+        """Each live shard's node, GPUs and cameras (those it runs now)."""
+        return self.coordinator.status()
 
     def run(
         self,
@@ -84,7 +81,7 @@ class ClusterRun:
         on_start: Callable[[str], None] | None = None,
     ) -> RunSummary:
         """Runs until every camera is done or `stop` is set; see `Pipeline.run`."""
-        say = self._say = on_start or _log_line
+        say = self.coordinator.say = on_start or _log_line
         setup_started = time.monotonic()
         ray = require_ray()
         connected = connect(ray, self.cluster.address)
@@ -104,29 +101,29 @@ class ClusterRun:
         camera_ids = [c.id for c in self.config.cameras]
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         count = shard_count(self.cluster, ray.cluster_resources(), nodes, len(camera_ids))
-        if (sql := _sql_sink(self.config)) is not None:
+        if (sql := sql_sink(self.config)) is not None:
             prepare_database(sql.url)
-        self._board = start_board(ray, self._token.split()[-1])
+        board = start_board(ray, self._token.split()[-1])
         self.changes.open(ray, self._token.split()[-1])
         actors = self._start_shards(ray, count)
         try:
             infos = self._placed(ray, actors)
-            plan = assign(camera_ids, [info.name for info in infos])
             forwarder = self._forwarder(say)
             try:
-                running = self._start_runs(ray, actors, infos, plan, forwarder)
+                shards = list(zip(actors, infos, strict=True))
+                running = self.coordinator.begin(ray, shards, forwarder, board)
                 started = time.monotonic()
-                done, lost = self._watch(ray, running, on_progress, forwarder)
+                done, lost = self.coordinator.watch(ray, running, on_progress, forwarder)
                 elapsed = time.monotonic() - started
             finally:
                 if forwarder is not None:
                     forwarder.close()
         finally:
             self.changes.close(ray)
-            for actor in [*actors, self._board]:
+            for actor in [*actors, board]:
                 ray.kill(actor)
         summary = merge_summaries(
-            [c.id for c in self.config.cameras],  # with those added while running
+            [c.id for c in self.coordinator.config.cameras],  # with those added while running
             done,
             elapsed_s=elapsed,
             setup_s=started - setup_started,
@@ -170,263 +167,6 @@ class ClusterRun:
             forwarder.wait_for_subscribers(zmq.wait_for_subscribers, zmq.wait_timeout_s)
         return forwarder
 
-    def _start_runs(
-        self,
-        ray: Any,
-        actors: list[Any],
-        infos: list[ShardInfo],
-        plan: dict[str, list[str]],
-        forwarder: EventForwarder | None,
-    ) -> dict[Any, _Running]:
-        self._alive = {info.name: (actor, info) for actor, info in zip(actors, infos, strict=True)}
-        running: dict[Any, _Running] = {}
-        for name, cameras in plan.items():
-            if cameras:
-                shard = self._start(ray, name, cameras, forwarder, {})
-                running[shard.result] = shard
-                self._say(f"{shard.info.describe()}: cameras {', '.join(cameras)}")
-        return running
-
-    def _serve_changes(
-        self, ray: Any, running: dict[Any, _Running], forwarder: EventForwarder | None
-    ) -> None:
-        """Answers the `cameras add|remove` requests waiting at the run's desk."""
-        for ticket, request in self.changes.requests(ray):
-            if request.action == "remove":
-                known = [c.id for c in self.config.cameras]  # an earlier request may add
-                answer = self.changes.remove(ray, request.camera_ids, known, running.values())
-            else:
-                answer = self._add(ray, request, running, forwarder)
-            self.changes.answer(ticket, answer)
-
-    def _add(
-        self,
-        ray: Any,
-        request: CameraRequest,
-        running: dict[Any, _Running],
-        forwarder: EventForwarder | None,
-    ) -> Answer:
-        """Runs the cameras of `request` on the shards they hash to (none moves)."""
-        known = [c.id for c in self.config.cameras]
-        problems = self.changes.add_problems(
-            request.cameras, known, stopping=self.stop.is_set(), shards=len(self._alive)
-        )
-        if problems:
-            return Answer(problems=(*problems, "no camera was added"))
-        cameras = [*self.config.cameras, *request.cameras]
-        self.config = self.config.model_copy(update={"cameras": cameras})
-        self._live.update({c.id: c.live for c in request.cameras})
-        lines, failed = [], []
-        for name, ids in assign([c.id for c in request.cameras], list(self._alive)).items():
-            try:
-                shard = self._start(ray, name, ids, forwarder, {}) if ids else None
-            except ray.exceptions.RayError as exc:  # it died: the watch will see it
-                failed.append(f"cameras {', '.join(ids)} not added: {name} {_first_line(exc)}")
-                cameras = [c for c in self.config.cameras if c.id not in ids]
-                self.config = self.config.model_copy(update={"cameras": cameras})
-                continue
-            if shard is not None:
-                running[shard.result] = shard
-                lines.append(f"cameras {', '.join(ids)} added on {shard.info.describe()}")
-                self._say(lines[-1])
-        self.changes.lines += lines
-        return Answer(tuple(lines), tuple(failed))
-
-    def _start(
-        self,
-        ray: Any,
-        name: str,
-        cameras: list[str],
-        forwarder: EventForwarder | None,
-        resume: dict[str, Resume],
-    ) -> _Running:
-        """Starts a run of `cameras` on the shard `name`."""
-        actor, info = self._alive[name]
-        endpoint = None
-        if forwarder is not None:
-            endpoint = ray.get(actor.publisher_endpoint.remote())
-            forwarder.connect(endpoint)
-        self._runs += 1
-        run_config = f"{self.config_source} ({self._token} run {self._runs} on {name})"
-        result = actor.run.remote(self.config, cameras, run_config, endpoint, resume)
-        return _Running(actor, info, cameras, result, run_config)
-
-    def _watch(
-        self,
-        ray: Any,
-        running: dict[Any, _Running],
-        on_progress: ProgressCallback | None,
-        forwarder: EventForwarder | None,
-    ) -> tuple[list[tuple[ShardInfo, RunSummary]], dict[str, CameraStats]]:
-        """Waits for every shard's run, passing on progress and `stop`, and hands the
-        cameras of a shard that died to the survivors."""
-        done: list[tuple[ShardInfo, RunSummary]] = []
-        lost: dict[str, CameraStats] = {}
-        stopping = False
-        while running:
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
-            if self.stop.is_set() and not stopping:
-                stopping = True
-                for shard in running.values():
-                    shard.actor.stop.remote()
-            for ref in ready:
-                shard = running.pop(ref)
-                try:
-                    done.append((shard.info, ray.get(ref)))
-                except ray.exceptions.RayTaskError as exc:
-                    raise _cause(exc) from None
-                except ray.exceptions.RayError as exc:
-                    why = f"{shard.info.describe()} died: {_first_line(exc)}"
-                    log.warning("%s", why)
-                    self._alive.pop(shard.info.name, None)
-                    running.update(self._take_over(ray, shard, forwarder, why, lost))
-            self._serve_changes(ray, running, forwarder)
-            self._running = list(running.values())
-            frames = _pass_progress(ray, running.values(), on_progress)
-            self._publish(frames)
-        return done, lost
-
-    def _take_over(
-        self,
-        ray: Any,
-        dead: _Running,
-        forwarder: EventForwarder | None,
-        why: str,
-        lost: dict[str, CameraStats],
-    ) -> list[tuple[Any, _Running]]:
-        """Hands the cameras of `dead` to the surviving shards (`assign`: each to the
-        survivor it hashes to), files resuming after what the database and the event bus
-        have; a camera moved more than `max_restarts` times, or with no survivor, is lost."""
-        if (sql := _sql_sink(self.config)) is not None:
-            mark_lost(sql.url, dead.run_config, why)
-        movable = []
-        for camera_id in [c for c in dead.cameras if c not in self.changes.removed]:
-            self.restarts[camera_id] += 1
-            if self.restarts[camera_id] > self.cluster.max_restarts or not self._alive:
-                lost[camera_id] = _lost(self.config, camera_id, why)
-            else:
-                movable.append(camera_id)
-        if not movable:
-            return []
-        resume = self._resume(dead, movable, forwarder)
-        started = []
-        for name, cameras in assign(movable, list(self._alive)).items():
-            if cameras:
-                shard = self._start(ray, name, cameras, forwarder, {c: resume[c] for c in cameras})
-                started.append((shard.result, shard))
-                moved = f"{why}; cameras {', '.join(cameras)} moved to {name}"
-                self.moves.append(moved)
-                self._say(moved)
-        return started
-
-    def _resume(
-        self, dead: _Running, cameras: list[str], forwarder: EventForwarder | None
-    ) -> dict[str, Resume]:
-        """Where each camera taken from `dead` resumes (`pipeline.cluster.resume`)."""
-        files = [c for c in cameras if not self._live[c]]
-        sql = _sql_sink(self.config)
-        stored = (
-            stored_rows(sql.url, f"% ({self._token} run %", files)
-            if sql is not None and files
-            else {}
-        )
-        seqs = forwarder.last_seq if forwarder is not None else {}
-        frames = forwarder.last_frame if forwarder is not None else {}
-        return {
-            c: Resume(
-                stored_through=stored.get(c, Stored()).through,
-                published_through=-1 if self._live[c] else frames.get(c, -1),
-                next_seq=seqs.get(c, -1) + 1,
-                stored_tracks=stored.get(c, Stored()).tracks,
-            )
-            for c in cameras
-        }
-
-    def _publish(self, frames: dict[str, int]) -> None:
-        """Puts each live shard's report on the status board (`cluster status`)."""
-        rates = self._rates.update(time.monotonic(), frames)
-        reports = tuple(
-            ShardReport(
-                s.info.name,
-                s.info.node_ip,
-                s.info.node_id,
-                s.info.gpus,
-                s.cameras,
-                frames.get(s.info.name, 0),
-                rates.get(s.info.name, 0.0),
-                sum(self.restarts[c] for c in s.cameras),
-            )
-            for s in self.status()
-        )
-        status = RunStatus(
-            self._token, self.config_source, time.time(), reports, tuple(self.moves)
-        )
-        self._board.publish.remote(status)
-
-    def status(self) -> list[ShardStatus]:
-        """Each live shard's node, GPUs and cameras (those it runs now)."""
-        cameras: dict[str, list[str]] = {}
-        for shard in self._running:
-            kept = [c for c in shard.cameras if c not in self.changes.removed]
-            cameras.setdefault(shard.info.name, []).extend(kept)
-        return [
-            ShardStatus(info, tuple(cameras.get(name, [])))
-            for name, (_, info) in sorted(self._alive.items())
-        ]
-
-
-@dataclass(frozen=True)
-class ShardStatus:
-    """A live shard and the cameras it runs now."""
-
-    info: ShardInfo
-    cameras: tuple[str, ...]
-
-
-def _pass_progress(
-    ray: Any, shards: Any, on_progress: ProgressCallback | None
-) -> dict[str, int]:
-    """Passes each running camera's counts to `on_progress`; returns each shard's frames."""
-    named = {s.info.name: s.actor for s in shards}
-    refs = {named[name].progress.remote(): name for name in named}
-    if not refs:
-        return {}
-    ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=POLL_S)
-    frames: dict[str, int] = {}
-    for ref in ready:
-        try:
-            counts = ray.get(ref)
-        except ray.exceptions.RayError:
-            continue  # a shard that died is reported by its run
-        frames[refs[ref]] = sum(stats.frames for stats in counts)
-        if on_progress is not None:
-            for stats in counts:
-                on_progress(stats)
-    return frames
-
-
-def _sql_sink(config: PipelineConfig) -> SqlSinkConfig | None:
-    return next((s for s in config.sinks if isinstance(s, SqlSinkConfig)), None)
-
 
 def _log_line(line: str) -> None:
     log.info("%s", line)
-
-
-def _cause(exc: Any) -> BaseException:
-    """The exception a shard's run raised (a detector's or sink's error, said as in one
-    process), else the Ray error itself."""
-    cause = getattr(exc, "cause", None)
-    return cause if isinstance(cause, BaseException) else exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _lost(config: PipelineConfig, camera_id: str, why: str) -> CameraStats:
-    camera = next(c for c in config.cameras if c.id == camera_id)
-    return CameraStats(
-        camera_id, str(getattr(camera.source, "path", "")), error=f"camera {camera_id}: {why}"
-    )

@@ -117,7 +117,8 @@ class Shard:
                 if isinstance(sink_config, SqlSinkConfig):
                     through = {c: r.stored_through for c, r in resume.items()}
                     tracks = {c: r.stored_tracks for c, r in resume.items()}
-                    built = ResumeSink(build_sink(sink_config, context), through, tracks)
+                    scene = {c: r.stored_scene for c, r in resume.items()}
+                    built = ResumeSink(build_sink(sink_config, context), through, tracks, scene)
                     sinks.append((built, sink_config.queue_size))
                 elif isinstance(sink_config, ZmqSinkConfig):
                     publisher = build_sink(_for_shard(sink_config, publisher_endpoint), context)

@@ -1,7 +1,8 @@
 """`cluster status`: what a running coordinator publishes about its shards, and how a second
 process finds and reads it. The coordinator keeps a small named Ray actor (a `StatusBoard`,
-in the `NAMESPACE` namespace, owned by the driver so that it ends with the run) and writes
-each shard's report to it as it watches them; `read_status` lists the boards on a cluster."""
+in the `NAMESPACE` namespace, owned by the driver so that it ends with the run, and on the
+driver's node so that no other node's death ends it before) and writes each shard's report
+to it as it watches them; `read_status` lists the boards on a cluster."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from pipeline.cluster.engine import on_driver_node
 
 NAMESPACE = "ssd-pipeline"
 """The Ray namespace of the status boards, whatever namespace the driver runs in."""
@@ -88,6 +91,7 @@ class RateWindow:
 def start_board(ray: Any, token: str) -> Any:
     """A new board for the run `token`, findable by `read_status` from other processes."""
     remote = ray.remote(StatusBoard).options(
+        **on_driver_node(ray),
         name=f"{BOARD_PREFIX}{token}", namespace=NAMESPACE, num_cpus=0, max_restarts=0
     )
     return remote.remote()

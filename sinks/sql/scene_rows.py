@@ -9,6 +9,21 @@ from typing import Any
 
 from pipeline.types import AnalyticsEvent, LabelMap, LineCrossing, ZoneEvent
 
+SceneKey = tuple[str, str, int, int]
+"""What a camera's zone visit or line crossing row is told apart by within a run (the
+tables' unique constraints): ("zone", zone, track, entered frame) or ("line", line, track,
+frame)."""
+
+
+def scene_key(event: AnalyticsEvent) -> SceneKey | None:
+    """The key of the row `event` is stored as (`scene_rows`); None when it is stored as
+    none (entering, dwell alerts, occupancy)."""
+    if isinstance(event, ZoneEvent) and event.kind == "left":
+        return ("zone", event.zone_id, int(event.track_id), int(event.entered_frame))
+    if isinstance(event, LineCrossing):
+        return ("line", event.line_id, int(event.track_id), int(event.frame))
+    return None
+
 
 def scene_rows(
     run_id: int, events: Iterable[AnalyticsEvent], labels: LabelMap
@@ -17,7 +32,9 @@ def scene_rows(
     visits: list[dict[str, Any]] = []
     crossings: list[dict[str, Any]] = []
     for event in events:
-        if isinstance(event, ZoneEvent) and event.kind == "left":
+        if scene_key(event) is None:
+            continue
+        if isinstance(event, ZoneEvent):
             visits.append(
                 {
                     "run_id": run_id,

@@ -3,6 +3,7 @@ says it, without Ray (adding and removing on a running cluster: test_ray_cluster
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -147,11 +148,11 @@ def test_a_camera_removed_before_its_first_frame_is_not_counted_as_failed() -> N
 def cluster_run(*camera_ids: str) -> Any:
     """A coordinator of `camera_ids` with two live shards, whose runs are recorded in
     `started` instead of reaching Ray."""
-    from pipeline.cluster.run import ClusterRun, _Running
+    from pipeline.cluster.coordinator import Coordinator, _Running
 
     cams = "".join(f"  - {{id: {c}, source: {c}.mp4}}\n" for c in camera_ids)
     config = parse_config(f"cameras:\n{cams}cluster: {{engine: ray}}\n", check_sources=False)
-    run = ClusterRun(config)
+    run = Coordinator(config, "cluster abc", "", threading.Event(), lambda _: None)
     infos = {n: ShardInfo(n, "10.0.0.7", "3f2a9c1b", 1, ()) for n in ("shard-0", "shard-1")}
     run._alive = {n: (FakeActor(), info) for n, info in infos.items()}
     run.started = []

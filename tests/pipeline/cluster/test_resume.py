@@ -1,8 +1,9 @@
-"""A camera taken over from a dead shard: its sinks get only the frames and the tracks
-they lack, and the dead shard's run is recorded as lost."""
+"""A camera taken over from a dead shard: its sinks get only the frames, the tracks, the
+zone visits and the line crossings they lack, and the dead shard's run is recorded as lost."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterator
 
@@ -14,7 +15,16 @@ from pipeline.cluster.merge import merge_summaries
 from pipeline.cluster.resume import ResumeSink, mark_lost, stored_rows
 from pipeline.cluster.shard import ShardInfo
 from pipeline.summary import CameraStats, RunSummary
-from pipeline.types import Detections, Frame, FrameResult, StreamEnd, TrackEvent
+from pipeline.types import (
+    AnalyticsEvent,
+    Detections,
+    Frame,
+    FrameResult,
+    LineCrossing,
+    StreamEnd,
+    TrackEvent,
+    ZoneEvent,
+)
 from sinks.base import Sink, SinkError
 from sinks.sql.query import list_runs
 from sinks.sql.sink import SqlSink
@@ -32,15 +42,19 @@ class Recorder(Sink):
         self.boxes: list[tuple[str, int, int]] = []
         self.tracks: list[tuple[str, int]] = []
         self.ended: list[str] = []
+        self.scene: list[tuple[str, int]] = []
+        """Each zone visit's or line crossing's kind and track."""
 
     def write(self, result: FrameResult) -> None:
         self.frames.append((result.frame.camera_id, result.frame.index))
         self.boxes.append((result.frame.camera_id, result.frame.index, len(result.detections)))
         self.tracks += [(result.frame.camera_id, e.track.track_id) for e in result.track_events]
+        self.scene += [(type(e).__name__, e.track_id) for e in result.analytics]  # type: ignore[union-attr]
 
     def end(self, stream_end: StreamEnd) -> None:
         self.ended.append(stream_end.camera_id)
         self.tracks += [(stream_end.camera_id, e.track.track_id) for e in stream_end.track_events]
+        self.scene += [(type(e).__name__, e.track_id) for e in stream_end.analytics]  # type: ignore[union-attr]
 
     def close(self) -> None:
         pass
@@ -88,6 +102,46 @@ def test_a_frame_the_database_has_is_given_without_its_boxes_when_it_ended_a_tra
     assert inner.boxes == [("a", 2, 0), ("a", 4, 3)] and inner.tracks == [("a", 1)]
 
 
+def visit(camera: str, track: int, entered: int, left: int, *, at_end: bool = False) -> ZoneEvent:
+    return ZoneEvent(
+        "left", camera, "door", track, 1, left, T0 + left, entered, T0 + entered, at_stream_end=at_end
+    )
+
+
+def crossing(camera: str, track: int, frame: int) -> LineCrossing:
+    return LineCrossing(camera, "gate", track, 1, "in", "left", "right", frame, T0 + frame)
+
+
+def test_visits_and_crossings_the_database_lacks_are_given_whenever_they_happened() -> None:
+    # Rows of frames 0-3 are stored, but not the visit of track 1 that ended at frame 2 nor
+    # the crossing of track 3 at frame 1 (their batch was not committed); the visit of
+    # track 2, ended at frame 5 (after the last frame with rows), and the crossing of track
+    # 4 at frame 3 are stored, as is track 5's visit cut by the stream's end.
+    inner = Recorder()
+    stored = {("zone", "door", 2, 1), ("line", "gate", 4, 3), ("zone", "door", 5, 4)}
+    sink = ResumeSink(inner, {"a": 3}, {}, {"a": frozenset(stored)})
+    scene: dict[int, tuple[AnalyticsEvent, ...]] = {
+        1: (crossing("a", 3, 1),),
+        2: (visit("a", 1, 0, 2), ZoneEvent("entered", "a", "door", 2, 1, 2, T0, 2, T0)),
+        3: (crossing("a", 4, 3),),
+        5: (visit("a", 2, 1, 5), crossing("a", 6, 5)),
+        6: (visit("a", 7, 6, 6),),
+    }
+    for i in range(7):
+        sink.write(dataclasses.replace(frame_result("a", i), analytics=scene.get(i, ())))
+    at_end = (visit("a", 5, 4, 7, at_end=True), visit("a", 8, 6, 7, at_end=True))
+    sink.end(StreamEnd("a", 7, analytics=at_end))
+
+    assert inner.scene == [
+        ("LineCrossing", 3),
+        ("ZoneEvent", 1),
+        ("LineCrossing", 6),
+        ("ZoneEvent", 7),
+        ("ZoneEvent", 8),
+    ]
+    assert inner.frames == [("a", 1), ("a", 2), ("a", 4), ("a", 5), ("a", 6)]
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     skip_without_pg()
@@ -99,15 +153,20 @@ def shard_sink(url: str, run: int, shard: int) -> SqlSink:
     return SqlSink(url, LABELS, run_config=f"c.yaml (cluster abc run {run} on shard-{shard})")
 
 
-def test_each_track_of_a_camera_moved_around_a_death_is_stored_once(pg_url: str) -> None:
-    """The dead shard stored frames 0-5 of `cam` and track 2 (ended at frame 7, after the
-    last frame with boxes), but not track 1 (ended at frame 4); the survivor processes the
-    file again from its start."""
+def test_each_track_visit_and_crossing_of_a_camera_moved_around_a_death_is_stored_once(
+    pg_url: str,
+) -> None:
+    """The dead shard stored frames 0-5 of `cam`, and track 2 with its visit and crossing
+    (at frame 7, after the last frame with boxes), but not track 1 with its visit and
+    crossing (at frame 4, their batch not committed); the survivor processes the file again
+    from its start."""
     ends = {4: (1,), 7: (2,), 9: (3,)}
 
     def result(i: int) -> FrameResult:
         events = tuple(TrackEvent("ended", summary("cam", t, 0, i)) for t in ends.get(i, ()))
-        return sql_frame("cam", i, T0 + i, boxes(i) if i <= 5 or i >= 8 else [], events)
+        scene = [a for t in ends.get(i, ()) for a in (visit("cam", t, 0, i), crossing("cam", t, i))]
+        r = sql_frame("cam", i, T0 + i, boxes(i) if i <= 5 or i >= 8 else [], events)
+        return dataclasses.replace(r, analytics=tuple(scene))
 
     dead = shard_sink(pg_url, 1, 1)
     for i in range(8):
@@ -121,8 +180,11 @@ def test_each_track_of_a_camera_moved_around_a_death_is_stored_once(pg_url: str)
 
     (stored,) = stored_rows(pg_url, "% (cluster abc run %", ["cam"]).values()
     assert (stored.through, stored.tracks) == (5, frozenset({2}))
+    assert stored.scene == {("zone", "door", 2, 0), ("line", "gate", 2, 7)}
     survivor = shard_sink(pg_url, 2, 0)
-    moved = ResumeSink(survivor, {"cam": stored.through}, {"cam": stored.tracks})
+    moved = ResumeSink(
+        survivor, {"cam": stored.through}, {"cam": stored.tracks}, {"cam": stored.scene}
+    )
     for i in range(10):
         moved.write(result(i))
     moved.end(StreamEnd("cam", 10))
@@ -132,9 +194,13 @@ def test_each_track_of_a_camera_moved_around_a_death_is_stored_once(pg_url: str)
         with engine.connect() as conn:
             tracks = Counter(t for (t,) in conn.execute(text("SELECT track_id FROM tracks")))
             frames = Counter(f for (f,) in conn.execute(text("SELECT frame FROM detections")))
+            visits = Counter(t for (t,) in conn.execute(text("SELECT track_id FROM zone_visits")))
+            crossings = Counter(
+                t for (t,) in conn.execute(text("SELECT track_id FROM line_crossings"))
+            )
     finally:
         engine.dispose()
-    assert tracks == {1: 1, 2: 1, 3: 1}
+    assert tracks == visits == crossings == {1: 1, 2: 1, 3: 1}
     assert frames == {i: 3 for i in (0, 1, 2, 3, 4, 5, 8, 9)}
     runs = {r.id: r for r in list_runs(pg_url).rows}
     assert (runs[dead.run_id].status, runs[dead.run_id].reason) == (

@@ -1,0 +1,74 @@
+"""Joining a cluster as a command's client, and where the run's small actors live, with a
+stand-in for Ray's calls (the running cluster is in test_ray_cluster.py)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from pipeline.cluster.desk import start_desk
+from pipeline.cluster.engine import ClusterError, join_as_client
+from pipeline.cluster.status import start_board
+from tests.conftest import free_port
+
+DRIVER_NODE = "3f2a9c1b" * 7
+
+
+class FakeRay:
+    """Records the options actors are started with, and the `init` calls."""
+
+    def __init__(self, *, initialized: bool = False) -> None:
+        self.options: dict[str, dict[str, Any]] = {}
+        self.inits: list[str] = []
+        self._initialized = initialized
+        self.util = pytest.importorskip("ray.util")
+
+    def is_initialized(self) -> bool:
+        return self._initialized
+
+    def init(self, address: str, **_: Any) -> None:
+        self.inits.append(address)
+
+    def get_runtime_context(self) -> Any:
+        return SimpleNamespace(get_node_id=lambda: DRIVER_NODE)
+
+    def remote(self, cls: type) -> Any:
+        def options(**given: Any) -> Any:
+            self.options[cls.__name__] = given
+            return SimpleNamespace(remote=lambda: f"actor {given['name']}")
+
+        return SimpleNamespace(options=options)
+
+
+def test_the_status_board_and_the_desk_stay_on_the_drivers_node() -> None:
+    strategies = pytest.importorskip("ray.util.scheduling_strategies")
+    ray = FakeRay()
+    assert start_board(ray, "abc") == "actor coordinator-abc"
+    assert start_desk(ray, "abc") == "actor cameras-abc"
+    for actor in ("StatusBoard", "CameraDesk"):
+        strategy = ray.options[actor]["scheduling_strategy"]
+        assert isinstance(strategy, strategies.NodeAffinitySchedulingStrategy)
+        assert (strategy.node_id, strategy.soft) == (DRIVER_NODE, False)
+
+
+def test_a_process_already_connected_asks_its_own_cluster_and_stays_connected() -> None:
+    ray = FakeRay(initialized=True)
+    assert join_as_client(ray, "auto") is False  # type: ignore[arg-type]
+    assert ray.inits == []
+
+
+def test_a_client_joins_the_address_it_is_given_and_says_it_must_leave() -> None:
+    ray = FakeRay()
+    assert join_as_client(ray, "auto") is True  # type: ignore[arg-type]
+    assert ray.inits == ["auto"]
+
+
+def test_a_client_given_an_address_nothing_answers_at_fails_in_one_line_without_joining() -> None:
+    ray = FakeRay()
+    address = f"127.0.0.1:{free_port()}"
+    with pytest.raises(ClusterError) as error:
+        join_as_client(ray, address)  # type: ignore[arg-type]
+    assert str(error.value).startswith(f"no Ray cluster at '{address}' (so no pipeline running")
+    assert "\n" not in str(error.value) and ray.inits == []
