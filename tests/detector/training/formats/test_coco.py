@@ -188,3 +188,15 @@ def test_a_bad_outline_standing_in_for_a_missing_bbox_is_named(
     assert caught.value.problems == (caught.value.problems[0],)
     assert caught.value.problems[0].startswith("train.json: annotation id 1: ")
     assert message in caught.value.problems[0]
+
+
+def test_a_folder_holding_annotations_json_is_read_as_the_coco_export_it_is(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_coco(shapes, tmp_path / "coco")
+    (root / "train.json").rename(root / "annotations.json")  # as `dataset export` names it
+    (root / "val.json").unlink()
+    data = read_dataset(root)
+    assert data.class_names == shapes.class_names and data.val == ()
+    assert [s.image.name for s in data.train] == [s.image.name for s in shapes.train]
+    assert data.train[0].origin == "annotations.json: image id 1"
