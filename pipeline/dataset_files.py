@@ -19,9 +19,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from detector.training.samples import EXPORTED_ANNOTATIONS
 from sinks.disk import write_failure
 
-ANNOTATIONS = "annotations.json"
+ANNOTATIONS = EXPORTED_ANNOTATIONS
 IMAGES = "images"
 JPEG_QUALITY = 95
 """High enough that the boxes' edges look as the model saw them; a 640x480 frame is ~60 KB."""

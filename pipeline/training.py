@@ -13,7 +13,7 @@ from detector.ssd import SSD
 from detector.training.bases import trainable_model
 from detector.training.samples import DetectionData, read_dataset, split_validation
 from detector.training.settings import TrainSettings
-from detector.training.trainer import BEST, LAST, Progress, TrainingJob
+from detector.training.trainer import BEST, FRESH_CLASS_HEAD, LAST, Progress, TrainingJob
 
 MIN_TRAIN_IMAGES = 2
 """A step needs two images at least: batch norm cannot normalise a batch of one."""
@@ -59,7 +59,8 @@ def _fresh(
         )
     settings = TrainSettings(**overrides)
     ready = trainable_model(base, dataset.class_names, settings.size)
-    return _job(dataset, data, out, settings, ready.model, ready.arch, ready.size, base)
+    return _job(dataset, data, out, settings, ready.model, ready.arch, ready.size, base,
+                ready.fresh_class_head)
 
 
 def _resumed(
@@ -95,7 +96,10 @@ def _resumed(
             f"but {data} has {list(dataset.class_names[1:])}"
         )
     base = str(extra.get("base", saved.arch))
-    job = _job(dataset, data, out, settings, saved.model, saved.arch, saved.size, base)
+    # Runs saved before the key existed gave every class head the factor.
+    fresh_head = bool(extra.get(FRESH_CLASS_HEAD, True))
+    job = _job(dataset, data, out, settings, saved.model, saved.arch, saved.size, base,
+               fresh_head)
     return job, Progress.from_dict(extra["progress"])
 
 
@@ -108,6 +112,7 @@ def _job(
     arch: str,
     size: int,
     base: str,
+    fresh_class_head: bool,
 ) -> TrainingJob:
     """The job of `model` (an `arch` network at `size`) on the dataset's split."""
     train, val = _split(dataset, settings)
@@ -122,6 +127,7 @@ def _job(
         out=out,
         base=base,
         data=str(data),
+        fresh_class_head=fresh_class_head,
     )
 
 

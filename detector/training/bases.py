@@ -38,6 +38,8 @@ class Trainable:
     model: SSD
     arch: str
     size: int
+    fresh_class_head: bool
+    """Whether the class head was made anew (False: kept, with the base's weights)."""
 
 
 def trainable_model(
@@ -108,7 +110,7 @@ def _start(
     head = SPECS[arch].class_head
     if keep_class_head:
         load_checked(model, state, source, arch)
-        return Trainable(model, arch, size)
+        return Trainable(model, arch, size, fresh_class_head=False)
     kept = {k: v for k, v in state.items() if not k.startswith(head)}
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.startswith(head)}
     problems = fit_problems(expected, {k: tuple(v.shape) for k, v in kept.items()})
@@ -117,7 +119,7 @@ def _start(
             f"weights from {source} do not fit model {arch}: {', '.join(problems)}"
         )
     model.load_state_dict(kept, strict=False)
-    return Trainable(model, arch, size)
+    return Trainable(model, arch, size, fresh_class_head=True)
 
 
 def _hub_fix(url: str) -> str:

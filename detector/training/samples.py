@@ -17,6 +17,9 @@ import numpy.typing as npt
 BACKGROUND = "background"
 """Name of class 0, which every dataset's `class_names` starts with."""
 
+EXPORTED_ANNOTATIONS = "annotations.json"
+"""The COCO file `python -m pipeline dataset export` writes into its folder: a folder
+holding it (and no train.json) is that COCO dataset."""
 SHOWN_PROBLEMS = 20
 """How many problems a `DatasetError` message lists before "and N more"."""
 
@@ -102,6 +105,7 @@ def read_dataset(path: str | Path) -> DetectionData:
 
     - a `.json` file: COCO, all of it training data;
     - a folder holding `train.json` (and optionally `val.json`): COCO;
+    - a folder holding `annotations.json` (what `dataset export` writes): COCO;
     - a `.yaml`/`.yml` file, or a folder holding `data.yaml`: YOLO;
     - a folder holding `Annotations/` and `JPEGImages/`: Pascal VOC.
 
@@ -126,11 +130,14 @@ def read_dataset(path: str | Path) -> DetectionData:
         if (root / "train.json").is_file():
             val = root / "val.json"
             return coco.read_coco(root / "train.json", val if val.is_file() else None)
+        if (root / EXPORTED_ANNOTATIONS).is_file():
+            return coco.read_coco(root / EXPORTED_ANNOTATIONS)
     else:
         raise DatasetError(["no such file or folder"], path)
     raise DatasetError(
         [
-            "not a dataset: expected a COCO .json file (or a folder with train.json), "
+            "not a dataset: expected a COCO .json file (or a folder with train.json or "
+            f"{EXPORTED_ANNOTATIONS}), "
             "a YOLO data.yaml, or a Pascal VOC folder with Annotations/ and JPEGImages/"
         ],
         path,

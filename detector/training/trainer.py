@@ -34,6 +34,9 @@ MIN_GAIN = 1e-4
 WARMUP_START = 0.001
 """The first step's rate, as a fraction of `lr`."""
 
+FRESH_CLASS_HEAD = "fresh_class_head"
+"""The checkpoint key of `TrainingJob.fresh_class_head`."""
+
 StopReason = Literal["finished", "plateau", "interrupted"]
 
 
@@ -57,6 +60,9 @@ class TrainingJob:
     """What the model started from (a base name or a checkpoint), recorded in checkpoints."""
     data: str
     """Where the images came from, recorded in checkpoints."""
+    fresh_class_head: bool
+    """Whether the class head started anew (it then learns `head_lr_factor` times faster),
+    recorded in checkpoints so that a resumed run keeps the rates it started with."""
 
 
 @dataclass
@@ -128,7 +134,7 @@ class Trainer:
             {"params": [p for n, p in named if not n.startswith(head)]},
             {
                 "params": [p for n, p in named if n.startswith(head)],
-                "lr": lr * settings.head_lr_factor_for(job.arch),
+                "lr": lr * settings.head_lr_factor_for(job.arch, job.fresh_class_head),
             },
         ]
         self.optimizer = torch.optim.SGD(
@@ -285,6 +291,7 @@ class Trainer:
             "settings": self.job.settings.model_dump(),
             "base": self.job.base,
             "data": self.job.data,
+            FRESH_CLASS_HEAD: self.job.fresh_class_head,
             "epoch": state.epoch - 1 if state.step == 0 else state.epoch,
         }
         if metrics is not None:

@@ -57,6 +57,14 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help=_help("device"))
     p.add_argument("--workers", type=whole_like(TrainSettings, "workers"), help=_help("workers"))
     p.add_argument(
+        "--int8",
+        choices=("measure", "skip"),
+        default="measure",
+        help="when training ends: measure best.pt's int8 network against float32 and keep it "
+        "beside it (measure, the default), or skip that for a quick experiment (`evaluate "
+        "--measure-int8` measures it later)",
+    )
+    p.add_argument(
         "--resume",
         action="store_true",
         help="continue the training in --out from where it stopped (its last.pt), with its "
@@ -168,7 +176,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if result.stopped_by != "interrupted" and result.best_epoch:
-        _measure_int8(job, best)
+        if args.int8 == "measure":
+            _measure_int8(job, best)
+        else:
+            print(
+                f"int8 not measured (--int8 skip): `python -m pipeline evaluate --model {best} "
+                f"--data {args.data} --measure-int8` measures it",
+                file=sys.stderr,
+            )
     if result.stopped_by == "interrupted":
         print(
             f"stopped after {result.epochs_done} full epoch(s); continue with the same "

@@ -263,6 +263,7 @@ CASES: list[tuple[str, list[str]]] = [
             ("val-fraction", ["--data", "{missing}", "--val-fraction", "1.5"]),
             ("device", ["--data", "{missing}", "--device", "tpu"]),
             ("workers-huge", ["--data", "{missing}", "--workers", BIG]),
+            ("int8-unknown", ["--data", "{missing}", "--int8", "maybe"]),
             ("resume-nothing", ["--data", "{missing}", "--resume"]),
         ]
     ],

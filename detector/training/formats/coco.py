@@ -1,8 +1,10 @@
 """COCO detection JSON: `images`, `annotations` (bbox [x, y, w, h] in pixels), `categories`.
 
 Image `file_name`s are relative to the JSON file's folder. Category ids, in ascending
-order, become labels 1..K. Crowd annotations (`iscrowd: 1`) mark regions of many objects,
-not one, and are left out, as COCO's own evaluation does.
+order, become labels 1..K. An annotation without a bbox (or with one of zero width or
+height) has the bounding box of its `segmentation` polygons. Crowd annotations
+(`iscrowd: 1`) mark regions of many objects, not one, and are left out, as COCO's own
+evaluation does.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from detector.training.formats.common import (
     clip_box,
     is_int,
     is_number,
+    polygon_box,
+    polygon_problem,
     read_text,
     shown,
 )
@@ -144,7 +148,7 @@ def _samples(
         where = f"{name}: annotation id {ann_id}" if is_int(ann_id) else f"{name}: annotations[{i}]"
         if annotation.get("iscrowd") in (1, True):
             continue
-        image_id, category, bbox = (annotation.get(k) for k in ("image_id", "category_id", "bbox"))
+        image_id, category = annotation.get("image_id"), annotation.get("category_id")
         if not is_int(image_id) or image_id not in files:
             problems.append(f"{where}: image_id {brief(image_id)} is not in images")
             continue
@@ -152,20 +156,16 @@ def _samples(
             problems.append(f"{where}: unknown class: category_id {brief(category)} is not in "
                             "categories")
             continue
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
-            got = (f"[{', '.join(brief(v) for v in bbox[:5])}]" if isinstance(bbox, list)
-                   else brief(bbox))
-            problems.append(f"{where}: bbox must be a list of 4 numbers [x, y, width, height], "
-                            f"got {got}")
+        found = _box(annotation, where, problems)
+        if found is None:
             continue
         size = files[image_id][1]
         if size is None:  # the image's problem is reported already
             continue
-        x, y, w, h = bbox
-        xyxy = (x, y, x + w, y + h)
+        xyxy, what = found
         problem = box_problem(xyxy, *size)
         if problem:
-            problems.append(f"{where}: bbox {bbox} {problem}")
+            problems.append(f"{where}: {what} {problem}")
             continue
         boxes[image_id].append(clip_box(xyxy, *size))
         classes[image_id].append(labels[category])
@@ -180,3 +180,49 @@ def _samples(
                 origin=f"{name}: image id {image_id}",
             ))
     return tuple(samples)
+
+
+Box = tuple[float, float, float, float]
+
+
+def _box(
+    annotation: Mapping[str, Any], where: str, problems: list[str]
+) -> tuple[Box, str] | None:
+    """The xyxy box of `annotation` and how messages name it, or None after adding to
+    `problems` why there is none. The box is its `bbox`; when that is missing or has no
+    width or height, the bounding box of its `segmentation` polygons, as COCO's tools
+    derive a bbox from an outline."""
+    bbox = annotation.get("bbox")
+    segmentation = annotation.get("segmentation")
+    numbers: list[float] | None = (
+        bbox if isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)
+        else None
+    )
+    if numbers is not None and ((numbers[2] != 0 and numbers[3] != 0) or not segmentation):
+        x, y, w, h = numbers
+        return (x, y, x + w, y + h), f"bbox {numbers}"
+    if numbers is None and (bbox not in (None, []) or not segmentation):
+        got = (f"[{', '.join(brief(v) for v in bbox[:5])}]" if isinstance(bbox, list)
+               else brief(bbox))
+        problems.append(f"{where}: bbox must be a list of 4 numbers [x, y, width, height], "
+                        f"got {got}")
+        return None
+    if not isinstance(segmentation, list):
+        what = "a run-length mask" if isinstance(segmentation, dict) else brief(segmentation)
+        problems.append(f"{where}: the bbox is missing or has no area, and segmentation is "
+                        f"{what}, not polygons: give the bbox [x, y, width, height]")
+        return None
+    corners: list[float] = []
+    for i, polygon in enumerate(segmentation):
+        if not (isinstance(polygon, list) and all(is_number(v) for v in polygon)):
+            problems.append(f"{where}: segmentation[{i}] must be a list of numbers "
+                            f"x1, y1, x2, y2, ...")
+            return None
+        problem = polygon_problem(polygon)
+        if problem:
+            problems.append(f"{where}: segmentation[{i}] {problem}")
+            return None
+        corners += polygon_box(polygon)
+    x1, y1, x2, y2 = polygon_box(corners)
+    shown_box = [round(v, 2) for v in (x1, y1, x2 - x1, y2 - y1)]
+    return (x1, y1, x2, y2), f"the bounding box {shown_box} of its segmentation"

@@ -110,6 +110,27 @@ def box_problem(xyxy: Sequence[float], width: int, height: int) -> str | None:
     return None
 
 
+POLYGON_MIN_POINTS = 3
+"""The fewest points an outline (a segmentation polygon) of an object has."""
+
+
+def polygon_problem(coordinates: Sequence[float]) -> str | None:
+    """What is wrong with the flat `x1 y1 x2 y2 ...` coordinates of a polygon, or None."""
+    if len(coordinates) % 2:
+        return f"has an odd number of coordinates ({len(coordinates)}): not x y pairs"
+    if len(coordinates) < 2 * POLYGON_MIN_POINTS:
+        return (f"has {len(coordinates) // 2} point(s); a polygon has "
+                f"{POLYGON_MIN_POINTS} or more")
+    return None
+
+
+def polygon_box(coordinates: Sequence[float]) -> tuple[float, float, float, float]:
+    """The xyxy bounding box of a polygon given as flat `x1 y1 x2 y2 ...` coordinates (the
+    box detection trains on, as Ultralytics' and COCO's tools derive it from an outline)."""
+    xs, ys = coordinates[0::2], coordinates[1::2]
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
 def clip_box(xyxy: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
     """The xyxy box clipped to the image."""
     x1, y1, x2, y2 = xyxy

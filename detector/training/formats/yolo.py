@@ -5,7 +5,9 @@ folder), `train` and optionally `val` (each a folder of images, searched recursi
 .txt file listing image paths relative to itself; or a list of those), `names` (a list, or
 a mapping 0..K-1 -> name) and optionally `nc` (their number). An image's label file is its
 path with the last `images` folder replaced by `labels` and the suffix by `.txt`; each line
-is `class cx cy w h`, the class counted from 0 and the box normalised to the image. An
+is `class cx cy w h`, the class counted from 0 and the box normalised to the image, or a
+segmentation line `class x1 y1 x2 y2 x3 y3 ...` (a polygon of 3 points or more, normalised),
+read as the polygon's bounding box as Ultralytics' own tools read it for detection. An
 image without a label file has no objects.
 """
 
@@ -29,10 +31,15 @@ from detector.training.formats.common import (
     clip_box,
     images_in,
     is_int,
+    polygon_box,
+    polygon_problem,
     read_text,
     shown,
 )
 from detector.training.samples import BACKGROUND, DatasetError, DetectionData, Sample
+
+LINE_FORMS = "class cx cy w h, or a polygon: class x1 y1 x2 y2 x3 y3 ..."
+"""What a label line holds, as messages say it."""
 
 
 def read_yolo(data_yaml: Path) -> DetectionData:
@@ -180,25 +187,35 @@ def _sample(
         fields = line.split()
         if not fields:
             continue
-        if len(fields) != 5:
-            problems.append(f"{name}:{n}: expected 5 numbers (class cx cy w h), got {len(fields)}")
-            continue
         try:
             values = [float(f) for f in fields]
         except ValueError:
-            problems.append(f"{name}:{n}: expected 5 numbers (class cx cy w h), got "
+            problems.append(f"{name}:{n}: expected numbers ({LINE_FORMS}), got "
                             f"{brief(line.strip())}")
             continue
-        label, cx, cy, w, h = values
+        label, coordinates = values[0], values[1:]
+        if len(coordinates) != 4:
+            shape_problem = polygon_problem(coordinates)
+            if shape_problem:
+                problems.append(f"{name}:{n}: expected {LINE_FORMS}; got {len(fields)} numbers: "
+                                f"as a polygon, it {shape_problem}")
+                continue
         if not label.is_integer() or not 0 <= label < classes:
             problems.append(f"{name}:{n}: unknown class {fields[0]} (names has {classes}: "
                             f"0..{classes - 1})")
             continue
-        xyxy = ((cx - w / 2) * width, (cy - h / 2) * height,
-                (cx + w / 2) * width, (cy + h / 2) * height)
+        if len(coordinates) == 4:
+            cx, cy, w, h = coordinates
+            xyxy = ((cx - w / 2) * width, (cy - h / 2) * height,
+                    (cx + w / 2) * width, (cy + h / 2) * height)
+            what = "box"
+        else:
+            x1, y1, x2, y2 = polygon_box(coordinates)
+            xyxy = (x1 * width, y1 * height, x2 * width, y2 * height)
+            what = "polygon's bounding box"
         problem = box_problem(xyxy, width, height)
         if problem:
-            problems.append(f"{name}:{n}: box ({' '.join(fields[1:])}) {problem}")
+            problems.append(f"{name}:{n}: {what} ({' '.join(fields[1:])}) {problem}")
             continue
         boxes.append(clip_box(xyxy, width, height))
         labels.append(int(label) + 1)

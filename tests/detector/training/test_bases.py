@@ -73,6 +73,7 @@ def test_checkpoint_base_with_the_same_classes_goes_on_with_every_weight(
     start = trainable_model(str(pets_checkpoint), PETS)
     assert (start.arch, start.size) == ("person_ssdlite", 300)
     assert_same(start.model.state_dict(), saved)
+    assert start.fresh_class_head is False
 
 
 @pytest.mark.parametrize("classes", [("background", "cat", "bird"), ("background", "cat")])
@@ -84,6 +85,7 @@ def test_checkpoint_base_for_other_classes_gets_a_new_class_head_and_keeps_the_r
     kept, head = split(start.model.state_dict(), "person_ssdlite")
     saved_kept, saved_head = split(saved, "person_ssdlite")
     assert_same(kept, saved_kept)
+    assert start.fresh_class_head is True
     # The last 1x1 conv of each class predictor: 3 boxes (first map) or 6 per cell, a
     # column per class; made anew even where the shape did not change.
     last = "head.cls.0.1.weight"

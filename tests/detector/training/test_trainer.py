@@ -12,15 +12,16 @@ from typing import Any
 import pytest
 import torch
 
-from detector.architectures import build
+from detector.architectures import SPECS, build
 from detector.checkpoints import load_checkpoint
 from detector.training.bases import trainable_model
 from detector.training.evaluation import coco_metrics
 from detector.training.history import read_history
 from detector.training.loader import SampleDataset, SampleLoader
-from detector.training.settings import TrainSettings
+from detector.training.settings import TrainSettings, recipe_for
 from detector.training.trainer import (
     BEST,
+    FRESH_CLASS_HEAD,
     LAST,
     WARMUP_START,
     Progress,
@@ -49,6 +50,7 @@ def job_for(shapes: ShapesData, out: Path, train: int = 8, **settings: Any) -> T
         out=out,
         base="person_ssdlite",
         data="shapes",
+        fresh_class_head=ready.fresh_class_head,
     )
 
 
@@ -130,6 +132,7 @@ def test_a_stopped_run_saves_the_batch_it_reached_and_resumes_there_with_its_opt
     saved = load_checkpoint(out / LAST)
     progress = Progress.from_dict(saved.extra["progress"])
     assert (progress.epoch, progress.step) == (1, 1)
+    assert saved.extra[FRESH_CLASS_HEAD] is True  # a resumed run keeps the head's rate
     momentum = first.optimizer.state_dict()["state"]
     assert momentum  # SGD's momentum buffers exist after a step
 
@@ -171,6 +174,34 @@ def test_a_resumed_run_given_more_epochs_goes_on_to_them_on_the_longer_schedule(
     history = read_history(out)
     assert [r.epoch for r in history] == [1, 2, 3]
     assert history[0].lr < history[1].lr  # the first run's rate had decayed to ~0
+
+
+@pytest.mark.parametrize(
+    ("classes", "fresh"),
+    [(("background", "person"), False), (("background", "disc", "square", "triangle"), True)],
+    ids=["person head kept", "head made anew"],
+)
+def test_only_a_class_head_made_anew_learns_faster_than_the_rest(
+    classes: tuple[str, ...], fresh: bool, shapes: ShapesData, tmp_path: Path
+) -> None:
+    ready = trainable_model("person_ssdlite", classes, None)
+    assert ready.fresh_class_head is fresh
+    job = replace(job_for(shapes, tmp_path, train=4), model=ready.model, class_names=classes,
+                  fresh_class_head=ready.fresh_class_head)
+    trainer = Trainer(job, CPU, threading.Event())
+    rest, head = trainer.optimizer.param_groups
+    head_names = {n for n, _ in ready.model.named_parameters()
+                  if n.startswith(SPECS["person_ssdlite"].class_head)}
+    head_params = {id(p) for n, p in ready.model.named_parameters() if n in head_names}
+    assert head_names and {id(p) for p in head["params"]} == head_params
+    assert not head_params & {id(p) for p in rest["params"]}
+    lr = recipe_for("person_ssdlite").lr
+    factor = recipe_for("person_ssdlite").head_lr_factor if fresh else 1.0
+    assert trainer.scheduler.base_lrs == pytest.approx([lr, lr * factor])
+    # an explicit factor holds for a kept head too
+    asked = Trainer(replace(job, settings=job.settings.model_copy(update={"head_lr_factor": 3})),
+                    CPU, threading.Event())
+    assert asked.scheduler.base_lrs == pytest.approx([lr, lr * 3])
 
 
 def test_the_schedule_is_torchs_linear_warmup_then_cosine_step_for_step() -> None:

@@ -24,7 +24,7 @@ from tests.detector.training.datasets import (
 from tests.pipeline.cli_runs import ROOT
 
 
-def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args],
         cwd=ROOT,
@@ -89,9 +89,10 @@ def test_resume_with_more_epochs_trains_on_and_refuses_fewer_than_done(
     shutil.copytree(trained, out)
     data = write_coco(shapes, tmp_path / "coco")
     more = cli("train", "--data", str(data), "--out", str(out), "--resume", "--epochs", "2",
-               "--workers", "0")
+               "--workers", "0", "--int8", "skip")
     assert more.returncode == 0, more.stderr
     assert "epoch 2/2: loss" in more.stderr and "epoch 1/" not in more.stderr
+    assert "int8 not measured (--int8 skip)" in more.stderr and "int8: " not in more.stderr
     assert [r["epoch"] for r in json.loads((out / "history.json").read_text())] == [1, 2]
     fewer = cli("train", "--data", str(data), "--out", str(out), "--resume", "--epochs", "1")
     assert fewer.returncode == 2 and "Traceback" not in fewer.stderr

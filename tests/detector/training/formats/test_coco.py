@@ -121,3 +121,82 @@ def test_a_json_larger_than_the_bound_is_refused_unread(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=re.escape("train.json: file too large")):
         read_dataset(path)
 
+
+
+def _outline(box: list[float]) -> list[float]:
+    """The diamond touching the middle of each side of the xywh `box`, as COCO's flat
+    x1, y1, x2, y2, ... list."""
+    x, y, w, h = box
+    return [x + w / 2, y, x + w, y + h / 2, x + w / 2, y + h, x, y + h / 2]
+
+
+@pytest.mark.parametrize("bbox", [None, [], [0, 0, 0, 0]], ids=["missing", "empty", "zero"])
+def test_an_annotation_without_a_bbox_has_the_bounding_box_of_its_polygons(
+    bbox: list[float] | None, shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_coco(shapes, tmp_path / "coco")
+
+    def outline_only(doc: dict[str, Any]) -> None:
+        first = doc["annotations"][0]
+        x, y, w, h = first["bbox"]
+        # two polygons, the object's halves: its box spans both
+        left, right = _outline([x, y, w / 2, h]), _outline([x + w / 2, y, w / 2, h])
+        first["segmentation"] = [left, right]
+        if bbox is None:
+            del first["bbox"]
+        else:
+            first["bbox"] = bbox
+
+    edit(root / "train.json", outline_only)
+    first = read_dataset(root).train[0]
+    np.testing.assert_allclose(first.boxes, shapes.train[0].boxes, atol=1e-4)
+    np.testing.assert_array_equal(first.labels, shapes.train[0].labels)
+
+
+def test_a_bbox_with_area_wins_over_the_segmentation(shapes: ShapesData, tmp_path: Path) -> None:
+    root = write_coco(shapes, tmp_path / "coco")
+    edit(root / "train.json",
+         lambda d: d["annotations"][0].update(segmentation=[_outline([0, 0, 5, 5])]))
+    first = read_dataset(root).train[0]
+    np.testing.assert_allclose(first.boxes, shapes.train[0].boxes, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("segmentation", "message"),
+    [([[10, 10, 20, 10, 20]], "segmentation[0] has an odd number of coordinates (5)"),
+     ([[10, 10, 20, 20]], "segmentation[0] has 2 point(s); a polygon has 3 or more"),
+     ([[10, 10, 20, 10, 20, 20], "x"], "segmentation[1] must be a list of numbers"),
+     ({"size": [240, 320], "counts": "abc"}, "segmentation is a run-length mask, not polygons"),
+     ([[10, 10, 20, 10, 20, 10]], "the bounding box [10, 10, 10, 0] of its segmentation has "
+                                  "zero or negative area"),
+     ([[10, 10, 900, 10, 20, 20]], "of its segmentation is outside the"),
+     ([], "bbox must be a list of 4 numbers [x, y, width, height], got None")],
+    ids=["odd", "two points", "not numbers", "rle", "flat", "outside", "no outline"],
+)
+def test_a_bad_outline_standing_in_for_a_missing_bbox_is_named(
+    segmentation: object, message: str, shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_coco(shapes, tmp_path / "coco")
+
+    def outline_only(doc: dict[str, Any]) -> None:
+        del doc["annotations"][0]["bbox"]
+        doc["annotations"][0]["segmentation"] = segmentation
+
+    edit(root / "train.json", outline_only)
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    assert caught.value.problems == (caught.value.problems[0],)
+    assert caught.value.problems[0].startswith("train.json: annotation id 1: ")
+    assert message in caught.value.problems[0]
+
+
+def test_a_folder_holding_annotations_json_is_read_as_the_coco_export_it_is(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_coco(shapes, tmp_path / "coco")
+    (root / "train.json").rename(root / "annotations.json")  # as `dataset export` names it
+    (root / "val.json").unlink()
+    data = read_dataset(root)
+    assert data.class_names == shapes.class_names and data.val == ()
+    assert [s.image.name for s in data.train] == [s.image.name for s in shapes.train]
+    assert data.train[0].origin == "annotations.json: image id 1"

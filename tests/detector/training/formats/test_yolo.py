@@ -131,11 +131,19 @@ def test_the_label_file_replaces_the_last_images_folder(image: str, labels: str)
 
 @pytest.mark.parametrize(
     ("line", "message"),
-    [("0 0.5 0.5 0.1", "expected 5 numbers (class cx cy w h), got 4"),
+    [("0 0.5 0.5 0.1", "got 4 numbers: as a polygon, it has an odd number of coordinates (3)"),
+     ("0 0.1 0.1 0.2 0.1 0.2", "has an odd number of coordinates (5)"),
+     ("0 0.1 0.1 0.2 0.1 0.2 0.2 0.1", "has an odd number of coordinates (7)"),
+     ("0 0.1 0.1", "has 1 point(s); a polygon has 3 or more"),
+     ("0 0.5 0.5 box 0.1", "expected numbers (class cx cy w h, or a polygon: class x1 y1"),
      ("1.5 0.5 0.5 0.1 0.1", "unknown class 1.5"),
      ("-1 0.5 0.5 0.1 0.1", "unknown class -1"),
-     ("0 nan 0.5 0.1 0.1", "has a coordinate that is not a finite number")],
-    ids=["four fields", "fractional class", "negative class", "nan"],
+     ("5 0.1 0.1 0.2 0.1 0.2 0.2", "unknown class 5"),
+     ("0 nan 0.5 0.1 0.1", "has a coordinate that is not a finite number"),
+     ("0 0.1 0.1 0.2 0.1 0.2 1.5", "polygon's bounding box (0.1 0.1 0.2 0.1 0.2 1.5) is outside")],
+    ids=["four fields", "polygon of odd length", "polygon of 3.5 points", "one point",
+         "a word", "fractional class", "negative class", "polygon of an unknown class", "nan",
+         "polygon outside"],
 )
 def test_a_bad_label_line_is_named_with_its_line(
     line: str, message: str, shapes: ShapesData, tmp_path: Path
@@ -185,3 +193,38 @@ def test_a_file_larger_than_its_bound_is_refused_unread(
         f.truncate(limit + 1)
     with pytest.raises(DatasetError, match=re.escape(f"{file}: file too large")):
         read_dataset(root)
+
+
+def _polygon_line(label: int, box: np.ndarray, width: int, height: int, beyond: float = 0) -> str:
+    """A segmentation line: the diamond touching the middle of each side of the pixel `box`,
+    its left corner `beyond` pixels further left."""
+    x1, y1, x2, y2 = box.tolist()
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    points = [(cx, y1), (x2, cy), (cx, y2), (x1 - beyond, cy)]
+    return f"{label} " + " ".join(f"{x / width!r} {y / height!r}" for x, y in points)
+
+
+def test_a_polygon_line_is_read_as_its_bounding_box(shapes: ShapesData, tmp_path: Path) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    sample = shapes.train[0]
+    lines = (root / "labels/train/0000.txt").read_text().splitlines()
+    lines[0] = _polygon_line(int(sample.labels[0]) - 1, sample.boxes[0], sample.width,
+                             sample.height)
+    (root / "labels/train/0000.txt").write_text("\n".join(lines) + "\n")
+    first = read_dataset(root).train[0]
+    np.testing.assert_allclose(first.boxes, sample.boxes, atol=1e-3)  # a box line stays one
+    np.testing.assert_array_equal(first.labels, sample.labels)
+
+
+def test_a_polygon_beyond_the_image_by_under_a_pixel_is_clipped_to_it(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    sample = shapes.train[0]
+    box = sample.boxes[0].copy()
+    box[0] = 0.0  # the box's left side on the image's edge, the polygon's corner 0.6 px out
+    (root / "labels/train/0000.txt").write_text(
+        _polygon_line(int(sample.labels[0]) - 1, box, sample.width, sample.height, beyond=0.6)
+        + "\n")
+    first = read_dataset(root).train[0]
+    np.testing.assert_allclose(first.boxes, box[None], atol=1e-3)

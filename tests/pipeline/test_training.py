@@ -1,0 +1,37 @@
+"""Setting up a training: a resumed run takes up how its class head started."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from detector.architectures import ARCHITECTURES
+from detector.checkpoints import save_checkpoint
+from detector.training.settings import TrainSettings
+from detector.training.trainer import FRESH_CLASS_HEAD, LAST, Progress
+from pipeline.training import prepare
+from pipeline.types import LabelMap
+from tests.detector.training.datasets import make_shapes_dataset, write_coco
+
+
+@pytest.mark.parametrize(
+    ("recorded", "fresh"), [({FRESH_CLASS_HEAD: False}, False), ({FRESH_CLASS_HEAD: True}, True),
+                            ({}, True)],
+    ids=["kept", "made anew", "saved before it was recorded"],
+)
+def test_a_resumed_run_keeps_whether_its_class_head_started_anew(
+    recorded: dict[str, bool], fresh: bool, tmp_path: Path
+) -> None:
+    shapes = make_shapes_dataset(tmp_path / "shapes", images=3, val=1, seed=0)
+    data = write_coco(shapes, tmp_path / "coco")
+    out = tmp_path / "run"
+    out.mkdir()
+    extra = {"settings": TrainSettings(epochs=2).model_dump(), "base": "person_ssdlite",
+             "epoch": 1, "progress": Progress(epoch=2).to_dict(), **recorded}
+    model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
+    save_checkpoint(out / LAST, model, "person_ssdlite", 300, LabelMap(shapes.class_names),
+                    extra)
+    job, progress, _ = prepare(str(data), "person_ssdlite", out, resume=True, overrides={})
+    assert job.fresh_class_head is fresh
+    assert progress is not None and progress.epoch == 2
