@@ -179,6 +179,7 @@ def build_scene_analyzers(
             rules.line_hysteresis,
             rules.min_frames,
             rules.occupancy_period_s,
+            rules.leave_frames,
         )
         analyzers[cam.id] = SceneAnalyzer(cam.id, zones, lines, scene_rules)
     return analyzers

@@ -240,7 +240,8 @@ class ZoneEvent:
     Times are Unix seconds of frames (`Frame.wall_time`); `dwell_s` is stream time (the
     frames' `pts`) from the first frame inside to the last one (so far, for "dwell").
     `at_stream_end` marks a "left" forced by the end of the stream (or a stop) while the
-    track was still inside.
+    track was still inside. `last_frame`/`last_time`: the last frame the track was seen
+    inside (for "left", some frames before `frame`; for the others, `frame` itself).
     """
 
     kind: Literal["entered", "left", "dwell"]
@@ -254,6 +255,16 @@ class ZoneEvent:
     entered_time: float
     dwell_s: float = 0.0
     at_stream_end: bool = False
+    last_frame: int | None = None
+    last_time: float | None = None
+
+    @property
+    def last_seen(self) -> tuple[int, float]:
+        """(`last_frame`, `last_time`); `frame` and `time` where they are not given."""
+        return (
+            self.frame if self.last_frame is None else self.last_frame,
+            self.time if self.last_time is None else self.last_time,
+        )
 
 
 @dataclass(frozen=True)

@@ -212,13 +212,18 @@ class ZoneEnteredEvent(_ZoneVisitFields):
 
 
 class ZoneLeftEvent(_ZoneVisitFields):
-    """A track has left a zone, its track ended, or the stream ended while it was inside."""
+    """A track has left a zone (not seen inside for `leave_frames` detected frames), its
+    track ended, or the stream ended while it was inside."""
 
     type: Literal["zone.left"] = ZONE_LEFT
     at_stream_end: bool = Field(
         description="True when the visit was closed by the end of the stream (or a stop) "
         "with the track still inside."
     )
+    last_frame: int = Field(
+        ge=0, description="The last frame the track was seen inside the zone (the visit's end)."
+    )
+    last_time: IsoTime = Field(description="Wall time of last_frame.")
 
 
 class ZoneDwellEvent(_ZoneVisitFields):

@@ -85,7 +85,11 @@ def analytics_events() -> list[Event]:
     return [
         analytics_event(ZoneEvent("entered", **visit, dwell_s=0.2), LABELS, 10),
         analytics_event(ZoneEvent("dwell", **visit, dwell_s=120.04), LABELS, 11),
-        analytics_event(ZoneEvent("left", **visit, dwell_s=130.0), LABELS, 12),
+        analytics_event(
+            ZoneEvent("left", **visit, dwell_s=130.0, last_frame=6, last_time=T0 + 0.6),
+            LABELS,
+            12,
+        ),
         analytics_event(
             ZoneEvent("left", **visit, dwell_s=131.5, at_stream_end=True), LABELS, 13
         ),
@@ -164,6 +168,9 @@ def test_zone_and_line_events_carry_names_for_labels_and_iso_times() -> None:
     assert (left["type"], left["at_stream_end"], closed["at_stream_end"]) == (
         "zone.left", False, True,
     )
+    # the last frame inside: its own for a visit that left, the event's when not given
+    assert (left["last_frame"], left["last_time"]) == (6, "2026-11-21T10:00:00.600Z")
+    assert (closed["last_frame"], closed["last_time"]) == (9, "2026-11-21T10:00:00.900Z")
     assert {k: crossed[k] for k in ("type", "line", "direction", "from_side", "to_side")} == {
         "type": "line.crossed", "line": "entrance", "direction": "in", "from_side": "left",
         "to_side": "right",
