@@ -20,7 +20,7 @@ from detector.request import DetectorRequest
 from pipeline.snapshots import SnapshotKeeper
 from pipeline.sources import AVSource
 from pipeline.types import Detections, Frame, Snapshot
-from sinks.snapshots.sink import encode_jpeg
+from sinks.snapshots.writer import encode_jpeg
 from trackers import IoUTracker
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "pedestrians.mp4"

@@ -165,6 +165,15 @@ class TrackSummary:
     """`Frame.index` of the detection with `best_score` (-1: not known)."""
 
 
+@dataclass(frozen=True)
+class SnapshotLoss:
+    """Why a snapshot's files were not written: `reason` in one line ("disk full: the
+    file system at ..."), and whether it was for want of room."""
+
+    reason: str
+    disk_full: bool
+
+
 @dataclass(frozen=True, eq=False)
 class Snapshot:
     """The picture of a track's best-scoring detection, carried by its "ended" event.
@@ -174,11 +183,13 @@ class Snapshot:
         box: the detection's box (x1, y1, x2, y2) in frame pixels.
         crop: RGB uint8 [h, w, 3], the box with a margin: a read-only copy of those pixels
             only, so that keeping it does not keep the frame.
-        frame: the whole RGB frame (read-only, shared with the frame, not copied), or None
-            when only the crop is kept.
+        frame: the whole RGB frame (read-only, shared with the frame, not copied), or its
+            JPEG bytes (when the snapshot stage held too many whole frames), or None when
+            only the crop is kept.
         directory: the folder snapshot files go to.
         name: the crop's file, relative to `directory` (`<camera>/<stamp>_<track>.jpg`).
         frame_name: the whole frame's file, relative to `directory`, when `frame` is kept.
+        lost: why its files could not be written (then none of them is there), or None.
     """
 
     frame_index: int
@@ -186,12 +197,13 @@ class Snapshot:
     crop: npt.NDArray[np.uint8]
     directory: str
     name: str
-    frame: npt.NDArray[np.uint8] | None = None
+    frame: npt.NDArray[np.uint8] | bytes | None = None
     frame_name: str | None = None
+    lost: SnapshotLoss | None = None
 
     def __post_init__(self) -> None:
         for what, image in (("crop", self.crop), ("frame", self.frame)):
-            if image is None:
+            if image is None or isinstance(image, bytes):
                 continue
             if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
                 raise TypeError(
@@ -215,6 +227,11 @@ class Snapshot:
         if self.frame_name is None:
             return None
         return f"{self.directory.rstrip('/')}/{self.frame_name}"
+
+    @property
+    def stored_paths(self) -> tuple[str | None, str | None]:
+        """(`path`, `frame_path`) as events and rows give them: both None when `lost`."""
+        return (None, None) if self.lost is not None else (self.path, self.frame_path)
 
 
 @dataclass(frozen=True)

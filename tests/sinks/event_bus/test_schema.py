@@ -16,6 +16,7 @@ from pipeline.types import (
     Frame,
     LineCrossing,
     Snapshot,
+    SnapshotLoss,
     StreamEnd,
     TrackSummary,
     ZoneEvent,
@@ -197,3 +198,16 @@ def test_track_ended_carries_its_snapshot_paths_and_null_without_one() -> None:
     assert bare["snapshot_path"] is None and bare["snapshot_frame_path"] is None
     started = json.loads(track_event("started", summary(), LABELS, 2, 7, T0, snap).model_dump_json())
     assert "snapshot_path" not in started
+    assert body["snapshot_lost"] is False and bare["snapshot_lost"] is False
+
+
+def test_a_snapshot_that_could_not_be_written_is_sent_lost_without_paths() -> None:
+    crop = np.zeros((2, 2, 3), np.uint8)
+    name = "lobby/20261121-100000-000_5.jpg"
+    lost = SnapshotLoss("disk full: the file system at /mnt (0.0 MB free of 1.0 MB)", True)
+    snap = Snapshot(7, (1.0, 2.0, 30.26, 40.0), crop, "out/snapshots", name, crop,
+                    "lobby/20261121-100000-000_5-frame.jpg", lost=lost)
+    body = json.loads(track_event("ended", summary(), LABELS, 3, 7, T0, snap).model_dump_json())
+    assert (body["snapshot_path"], body["snapshot_frame_path"], body["snapshot_lost"]) == (
+        None, None, True,
+    )
