@@ -2,9 +2,10 @@
 
 Where an object is: one anchor point of its box (the bottom centre by default: the feet of a
 person). A track enters a zone once its anchor has been inside for `min_frames` detected
-frames in a row, and leaves once it has been outside as long (or when its track ends); a
-track crosses a line when its anchor goes from more than the hysteresis on one side to more
-than the hysteresis on the other, through the segment between the line's ends.
+frames in a row, and leaves once it has not been seen inside for `leave_frames` detected
+frames (outside, or not detected at all; or when its track ends); a track crosses a line when
+its anchor goes from more than the hysteresis on one side to more than the hysteresis on
+the other, through the segment between the line's ends.
 docs/analytics.md states the rules for users.
 """
 
@@ -32,14 +33,16 @@ from pipeline.types import (
 class SceneRules:
     """`anchor`: the point of a box that stands for its object, as fractions of its width
     and height; `line_hysteresis`: the distance past a line that counts, as a fraction of
-    the frame's diagonal; `min_frames`: detected frames in a row inside (outside) a zone
-    before entering (leaving) counts; `occupancy_period_s`: stream seconds between
-    occupancy events sent even without a change (None: on change only)."""
+    the frame's diagonal; `min_frames`: detected frames in a row inside a zone before
+    entering counts; `occupancy_period_s`: stream seconds between occupancy events sent
+    even without a change (None: on change only); `leave_frames`: detected frames in a
+    row a track is not seen inside a zone before its visit ends."""
 
     anchor: XY
     line_hysteresis: float
     min_frames: int
     occupancy_period_s: float | None
+    leave_frames: int
 
 
 @dataclass
@@ -50,7 +53,7 @@ class _Visit:
     first: tuple[int, float, float]
     last_inside: tuple[int, float, float]
     seen: int  # the analyzer's update count on the last frame the track was seen inside
-    run: int = 1  # frames in a row inside (before entering) or outside (after)
+    run: int = 1  # frames in a row inside, before entering
     inside: bool = False
     alerted: bool = False
 
@@ -128,6 +131,8 @@ class SceneAnalyzer:
                 line, sides, ends, geometry.hysteresis_px, ids, labels, counted,
                 distance, point_list, now,
             )
+        for zone, state in zip(self.zones, self._zones, strict=True):
+            events += self._gone(zone, state, now)
         for ended in result.track_events:
             if ended.kind == "ended":
                 events += self._forget(ended.track.track_id, now)
@@ -171,9 +176,7 @@ class SceneAnalyzer:
             if is_in:
                 if visit is None:
                     visit = state.visits[track_id] = _Visit(label, now, now, self._updates)
-                elif visit.inside:
-                    visit.run = 0  # outside frames so far were jitter
-                else:
+                elif not visit.inside:
                     visit.run += 1
                 visit.last_inside, visit.seen = now, self._updates
                 if not visit.inside and visit.run >= min_frames:
@@ -187,14 +190,29 @@ class SceneAnalyzer:
                 ):
                     visit.alerted = True
                     events.append(self._zone_event("dwell", zone, track_id, visit, now))
-            elif visit is not None:
-                if not visit.inside:
-                    del state.visits[track_id]  # it never entered
-                    continue
-                visit.run += 1
-                if visit.run >= min_frames:
-                    del state.visits[track_id]
-                    events.append(self._zone_event("left", zone, track_id, visit, now))
+            elif visit is not None and not visit.inside:
+                del state.visits[track_id]  # it never entered
+        return events
+
+    def _gone(
+        self, zone: Zone, state: _ZoneState, now: tuple[int, float, float]
+    ) -> list[AnalyticsEvent]:
+        """The visits that are over: their track was not seen inside on the last
+        `leave_frames` detected frames (seen outside, or not detected at all). This is the
+        one rule of a visit's end: a visit is open exactly while its track was seen inside
+        on one of the last `leave_frames` detected frames. A visit still entering is
+        dropped as soon as its track is not seen inside (`_zone_step`: seen outside) or
+        missed for as long."""
+        over = [
+            track_id
+            for track_id, visit in state.visits.items()
+            if self._updates - visit.seen >= self.rules.leave_frames
+        ]
+        events: list[AnalyticsEvent] = []
+        for track_id in over:
+            visit = state.visits.pop(track_id)
+            if visit.inside:
+                events.append(self._zone_event("left", zone, track_id, visit, now))
         return events
 
     def _zone_event(
@@ -208,7 +226,7 @@ class SceneAnalyzer:
         at_stream_end: bool = False,
     ) -> ZoneEvent:
         """A visit's event on frame `now`; a visit that is over ("left") dwelt until the
-        last frame the track was inside, one still going until now."""
+        last frame the track was inside (its `last_frame`), one still going until now."""
         until = visit.last_inside if kind == "left" else now
         return ZoneEvent(
             kind,
@@ -222,16 +240,15 @@ class SceneAnalyzer:
             entered_time=visit.first[1],
             dwell_s=max(0.0, until[2] - visit.first[2]),
             at_stream_end=at_stream_end,
+            last_frame=until[0],
+            last_time=until[1],
         )
 
     def _occupancy(
         self, now: tuple[int, float, float], periodic: bool = True
     ) -> list[AnalyticsEvent]:
         """Occupancy of every zone whose counts changed (of every zone, when a period has
-        passed): its open visits whose track was seen inside on one of the last `min_frames`
-        detected frames. A track the tracker still keeps alive but no longer finds (up to
-        its `max_age`) thus stops counting as present, while its visit stays open: a person
-        lost and found again under a new track would otherwise count twice."""
+        passed): its open visits that have entered (`_gone` says when a visit is over)."""
         period = self.rules.occupancy_period_s
         due = False
         if periodic and period is not None:
@@ -243,7 +260,7 @@ class SceneAnalyzer:
         for zone, state in zip(self.zones, self._zones, strict=True):
             counts: dict[int, int] = {}
             for visit in state.visits.values():
-                if visit.inside and self._updates - visit.seen < self.rules.min_frames:
+                if visit.inside:
                     counts[visit.label] = counts.get(visit.label, 0) + 1
             current = tuple(sorted(counts.items()))
             if current != state.counts or due:

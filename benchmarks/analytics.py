@@ -29,7 +29,10 @@ from sinks.scene_overlay import SceneOverlay
 from trackers import IoUTracker
 
 W, H, FPS = 768, 576, 10.0
-RULES = SceneRules(anchor=(0.5, 1.0), line_hysteresis=0.015, min_frames=3, occupancy_period_s=None)
+RULES = SceneRules(
+    anchor=(0.5, 1.0), line_hysteresis=0.015, min_frames=3, occupancy_period_s=None,
+    leave_frames=3,
+)
 ZONES = [
     Zone("a", ((0.0, 0.45), (0.5, 0.45), (0.5, 1.0), (0.0, 1.0))),
     Zone("b", ((0.5, 0.0), (1.0, 0.0), (1.0, 0.5), (0.5, 0.5))),

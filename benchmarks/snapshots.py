@@ -20,7 +20,7 @@ from detector.request import DetectorRequest
 from pipeline.snapshots import SnapshotKeeper
 from pipeline.sources import AVSource
 from pipeline.types import Detections, Frame, Snapshot
-from sinks.snapshots.sink import encode_jpeg
+from sinks.snapshots.writer import encode_jpeg
 from trackers import IoUTracker
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "pedestrians.mp4"
@@ -96,8 +96,9 @@ def main() -> None:
     print(f"tracker alone (best of {args.repeat}):  {tracker_us:8.1f} us/frame")
     print(f"snapshot stage on top:        {stage_us:8.1f} us/frame "
           f"({stage_us / tracker_us:.2f}x the tracker, {stage_us / detect_us:.2%} of the detector)")
-    print(f"snapshots: {len(snapshots)}; most crop bytes held at once: {peak / 1e3:.0f} kB")
-    print(f"JPEG of a crop (quality 90, the sink's thread): {encode_ms:.2f} ms, "
+    print(f"snapshots: {len(snapshots)}; most bytes held at once (crops, and whole frames "
+          f"with full_frame): {peak / 1e3:.0f} kB")
+    print(f"JPEG of a crop (quality 90; encoded as written, not timed above): {encode_ms:.2f} ms, "
           f"{jpeg_bytes / max(1, len(snapshots)) / 1e3:.1f} kB on average")
 
 

@@ -42,6 +42,7 @@ from pipeline.snapshots import SnapshotKeeper
 from pipeline.sources import AVSource, ImageFolderSource, Source
 from pipeline.types import LabelMap, SceneLayout
 from sinks.base import Sink, SinkError
+from sinks.snapshots.writer import SnapshotWriter
 from trackers import IoUTracker
 
 if TYPE_CHECKING:
@@ -140,6 +141,7 @@ def build_snapshot_keepers(config: PipelineConfig) -> dict[str, SnapshotKeeper]:
     sc = config.snapshots
     if sc is None:
         return {}
+    writer = SnapshotWriter(sc.dir, quality=sc.quality)  # one for all: one disk to watch
     return {
         cam.id: SnapshotKeeper(
             cam.id,
@@ -147,6 +149,8 @@ def build_snapshot_keepers(config: PipelineConfig) -> dict[str, SnapshotKeeper]:
             margin=sc.margin,
             full_frame=sc.full_frame,
             recent_frames=config.tracker.t_min,
+            quality=sc.quality,
+            writer=writer,
         )
         for cam in config.cameras
     }
@@ -187,6 +191,7 @@ def build_scene_analyzers(
             rules.line_hysteresis,
             rules.min_frames,
             rules.occupancy_period_s,
+            rules.leave_frames,
         )
         analyzers[cam.id] = SceneAnalyzer(cam.id, zones, lines, scene_rules)
     return analyzers
@@ -377,7 +382,6 @@ def _(sc: SnapshotSinkConfig, context: SinkContext) -> Sink:
 
     return SnapshotSink(
         sc.dir,
-        quality=sc.quality,
         retention=Retention(
             max_age_s=None if sc.keep_hours is None else sc.keep_hours * 3600,
             max_files=sc.keep_files,

@@ -4,9 +4,10 @@ best-scoring detection, attached to the track's "ended" event as a `Snapshot`.
 What it keeps is cheap: per open track, a copy of the crop of its best detection so far
 (the box and a margin; never a copy of the whole frame), and per camera references to its
 last `recent_frames` detected frames, from which a track confirmed on a later frame gets
-the crop of its best detection (the tracker's `TrackSummary.best_frame`); with
-`full_frame`, also a reference (not a copy) to the frame of each open track's best
-detection, so at most one frame per open track is kept alive.
+the crop of its best detection (the tracker's `TrackSummary.best_frame`). With
+`full_frame`, the frames of the open tracks' best detections are shared by the tracks whose
+best they are, and at most `FULL_FRAMES_HELD` of them per camera are kept as pixels: beyond
+that, the oldest is encoded as JPEG once and its pixels let go.
 """
 
 from __future__ import annotations
@@ -23,21 +24,37 @@ import numpy.typing as npt
 
 from pipeline.types import Detections, Frame, Snapshot, TrackEvent
 from sinks.snapshot_files import frame_name, snapshot_name
+from sinks.snapshots.writer import SnapshotWriter, encode_jpeg
 
 log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]
 
+FULL_FRAMES_HELD = 4
+"""With `full_frame`: whole frames a camera's open tracks keep as pixels at most; the other
+best frames are held as JPEG (about a tenth of the pixels' size)."""
+
 
 @dataclass(frozen=True)
 class _Best:
-    """A track's best detection so far, and its pixels."""
+    """A track's best detection so far, and its pixels (`frame`: the `Frame.index` of the
+    whole frame it holds in the keeper's shared frames, with `full_frame`)."""
 
     score: float
     frame_index: int
     box: Box
     crop: npt.NDArray[np.uint8] | None
-    frame: npt.NDArray[np.uint8] | None
+    frame: int | None
+
+
+@dataclass
+class _Held:
+    """A whole frame some open tracks' best detections are in: its pixels (read-only, not
+    a copy), or once too many frames are held, its JPEG; `users`: those tracks."""
+
+    pixels: npt.NDArray[np.uint8] | None
+    jpeg: bytes | None
+    users: int = 0
 
 
 def crop_box(image: npt.NDArray[np.uint8], box: Box, margin: float) -> npt.NDArray[np.uint8]:
@@ -65,7 +82,9 @@ class SnapshotKeeper:
     fraction of the box size per side; `full_frame`: also keep the whole frame;
     `recent_frames`: detected frames remembered for tracks not confirmed yet (the tracker's
     `t_min`: a track's best detection before it was confirmed lies in its last `t_min`
-    detected frames).
+    detected frames); `quality`: JPEG quality of the whole frames encoded beyond
+    `frames_held`; `writer`: writes each snapshot before its event goes out (none: the
+    snapshots are only attached).
     """
 
     def __init__(
@@ -76,26 +95,46 @@ class SnapshotKeeper:
         margin: float = 0.1,
         full_frame: bool = False,
         recent_frames: int = 2,
+        quality: int = 90,
+        frames_held: int = FULL_FRAMES_HELD,
+        writer: SnapshotWriter | None = None,
     ) -> None:
         if margin < 0:
             raise ValueError(f"SnapshotKeeper margin must be >= 0, got {margin}")
         if recent_frames < 1:
             raise ValueError(f"SnapshotKeeper recent_frames must be >= 1, got {recent_frames}")
+        if frames_held < 1:
+            raise ValueError(f"SnapshotKeeper frames_held must be >= 1, got {frames_held}")
         self.camera_id = camera_id
         self.directory = str(directory)
         self.margin = margin
         self.full_frame = full_frame
+        self.quality = quality
+        self.frames_held = frames_held
+        self.writer = writer
         self._recent: deque[Frame] = deque(maxlen=recent_frames)
         self._best: dict[int, _Best] = {}
+        self._frames: dict[int, _Held] = {}  # by Frame.index, in the order first held
 
     @property
     def open_tracks(self) -> int:
         """Tracks whose best detection is kept now."""
         return len(self._best)
 
+    @property
+    def frames_as_pixels(self) -> int:
+        """Whole frames held as pixels for the open tracks (at most `frames_held`)."""
+        return sum(1 for held in self._frames.values() if held.pixels is not None)
+
     def kept_bytes(self) -> int:
-        """Bytes of crops held (frames referenced are not counted: they are not copies)."""
-        return sum(b.crop.nbytes for b in self._best.values() if b.crop is not None)
+        """Bytes of crops, whole frames' pixels and their JPEGs held for the open tracks
+        (not the `recent_frames`, which the stage only refers to for a moment)."""
+        crops = sum(b.crop.nbytes for b in self._best.values() if b.crop is not None)
+        frames = sum(
+            h.pixels.nbytes if h.pixels is not None else len(h.jpeg or b"")
+            for h in self._frames.values()
+        )
+        return crops + frames
 
     def update(
         self, frame: Frame, tracked: Detections, events: tuple[TrackEvent, ...]
@@ -111,6 +150,7 @@ class SnapshotKeeper:
             best = self._best.get(track_id)
             if best is not None and scores[row] > best.score:  # as the tracker: strictly
                 box = tuple(tracked.xyxy[row].tolist())
+                self._release(best)
                 self._best[track_id] = self._keep(frame, scores[row], box)  # type: ignore[arg-type]
         return self._ended(events)
 
@@ -118,6 +158,7 @@ class SnapshotKeeper:
         """The stream ended: `events` (the tracker's last) with snapshots; all is forgotten."""
         ended = self._ended(events)
         self._best.clear()
+        self._frames.clear()
         self._recent.clear()
         return ended
 
@@ -131,16 +172,45 @@ class SnapshotKeeper:
         self._best[track.track_id] = self._keep(frame, track.best_score, track.best_box)
 
     def _keep(self, frame: Frame, score: float, box: Box) -> _Best:
-        whole = frame.image if self.full_frame else None
-        if whole is not None and whole.flags.writeable:
-            whole = whole.view()  # a read-only view of the same pixels, not a copy
-            whole.flags.writeable = False
-        return _Best(score, frame.index, box, crop_box(frame.image, box, self.margin), whole)
+        crop = crop_box(frame.image, box, self.margin)
+        if not self.full_frame:
+            return _Best(score, frame.index, box, crop, None)
+        held = self._frames.get(frame.index)
+        if held is None:
+            pixels = frame.image
+            if pixels.flags.writeable:
+                pixels = pixels.view()  # a read-only view of the same pixels, not a copy
+                pixels.flags.writeable = False
+            held = self._frames[frame.index] = _Held(pixels, None)
+            self._encode_beyond_bound()
+        held.users += 1
+        return _Best(score, frame.index, box, crop, frame.index)
+
+    def _encode_beyond_bound(self) -> None:
+        """Past `frames_held` frames as pixels, the oldest held as pixels become JPEG."""
+        as_pixels = [h for h in self._frames.values() if h.pixels is not None]
+        for held in as_pixels[: max(0, len(as_pixels) - self.frames_held)]:
+            assert held.pixels is not None
+            held.jpeg, held.pixels = encode_jpeg(held.pixels, self.quality), None
+
+    def _release(self, best: _Best) -> None:
+        """A track no longer needs its best's whole frame: it goes with its last user."""
+        if best.frame is None:
+            return
+        held = self._frames[best.frame]
+        held.users -= 1
+        if held.users == 0:
+            del self._frames[best.frame]
 
     def _ended(self, events: tuple[TrackEvent, ...]) -> tuple[TrackEvent, ...]:
         out = []
         for event in events:
             best = self._best.pop(event.track.track_id, None) if event.kind == "ended" else None
+            whole: npt.NDArray[np.uint8] | bytes | None = None
+            if best is not None and best.frame is not None:
+                held = self._frames[best.frame]
+                whole = held.pixels if held.pixels is not None else held.jpeg
+                self._release(best)
             if best is not None and best.crop is not None and best.crop.size:
                 name = snapshot_name(self.camera_id, event.track.track_id, event.track.first_time)
                 snapshot = Snapshot(
@@ -149,9 +219,11 @@ class SnapshotKeeper:
                     crop=best.crop,
                     directory=self.directory,
                     name=name,
-                    frame=best.frame,
-                    frame_name=None if best.frame is None else frame_name(name),
+                    frame=whole,
+                    frame_name=None if whole is None else frame_name(name),
                 )
+                if self.writer is not None:
+                    snapshot = self.writer.save(snapshot)
                 event = dataclasses.replace(event, snapshot=snapshot)
             out.append(event)
         return tuple(out)

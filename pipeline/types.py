@@ -197,6 +197,15 @@ class TrackSummary:
     """`Frame.index` of the detection with `best_score` (-1: not known)."""
 
 
+@dataclass(frozen=True)
+class SnapshotLoss:
+    """Why a snapshot's files were not written: `reason` in one line ("disk full: the
+    file system at ..."), and whether it was for want of room."""
+
+    reason: str
+    disk_full: bool
+
+
 @dataclass(frozen=True, eq=False)
 class Snapshot:
     """The picture of a track's best-scoring detection, carried by its "ended" event.
@@ -206,11 +215,13 @@ class Snapshot:
         box: the detection's box (x1, y1, x2, y2) in frame pixels.
         crop: RGB uint8 [h, w, 3], the box with a margin: a read-only copy of those pixels
             only, so that keeping it does not keep the frame.
-        frame: the whole RGB frame (read-only, shared with the frame, not copied), or None
-            when only the crop is kept.
+        frame: the whole RGB frame (read-only, shared with the frame, not copied), or its
+            JPEG bytes (when the snapshot stage held too many whole frames), or None when
+            only the crop is kept.
         directory: the folder snapshot files go to.
         name: the crop's file, relative to `directory` (`<camera>/<stamp>_<track>.jpg`).
         frame_name: the whole frame's file, relative to `directory`, when `frame` is kept.
+        lost: why its files could not be written (then none of them is there), or None.
     """
 
     frame_index: int
@@ -218,12 +229,13 @@ class Snapshot:
     crop: npt.NDArray[np.uint8]
     directory: str
     name: str
-    frame: npt.NDArray[np.uint8] | None = None
+    frame: npt.NDArray[np.uint8] | bytes | None = None
     frame_name: str | None = None
+    lost: SnapshotLoss | None = None
 
     def __post_init__(self) -> None:
         for what, image in (("crop", self.crop), ("frame", self.frame)):
-            if image is None:
+            if image is None or isinstance(image, bytes):
                 continue
             if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
                 raise TypeError(
@@ -247,6 +259,11 @@ class Snapshot:
         if self.frame_name is None:
             return None
         return f"{self.directory.rstrip('/')}/{self.frame_name}"
+
+    @property
+    def stored_paths(self) -> tuple[str | None, str | None]:
+        """(`path`, `frame_path`) as events and rows give them: both None when `lost`."""
+        return (None, None) if self.lost is not None else (self.path, self.frame_path)
 
 
 @dataclass(frozen=True)
@@ -272,7 +289,8 @@ class ZoneEvent:
     Times are Unix seconds of frames (`Frame.wall_time`); `dwell_s` is stream time (the
     frames' `pts`) from the first frame inside to the last one (so far, for "dwell").
     `at_stream_end` marks a "left" forced by the end of the stream (or a stop) while the
-    track was still inside.
+    track was still inside. `last_frame`/`last_time`: the last frame the track was seen
+    inside (for "left", some frames before `frame`; for the others, `frame` itself).
     """
 
     kind: Literal["entered", "left", "dwell"]
@@ -286,6 +304,16 @@ class ZoneEvent:
     entered_time: float
     dwell_s: float = 0.0
     at_stream_end: bool = False
+    last_frame: int | None = None
+    last_time: float | None = None
+
+    @property
+    def last_seen(self) -> tuple[int, float]:
+        """(`last_frame`, `last_time`); `frame` and `time` where they are not given."""
+        return (
+            self.frame if self.last_frame is None else self.last_frame,
+            self.time if self.last_time is None else self.last_time,
+        )
 
 
 @dataclass(frozen=True)

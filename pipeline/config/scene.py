@@ -181,9 +181,19 @@ class AnalyticsConfig(Strict):
         ge=1,
         le=10_000,
         description=(
-            "Detected frames in a row a track must be inside a zone before it has entered "
-            "(and outside before it has left); occupancy counts the tracks seen inside on "
-            "one of the last that many detected frames."
+            "Detected frames in a row a track must be seen inside a zone before it has "
+            "entered."
+        ),
+    )
+    leave_frames: int = Field(
+        3,
+        ge=1,
+        le=10_000,
+        description=(
+            "Detected frames in a row a track must not be seen inside a zone (outside, or "
+            "not detected) before its visit ends (zone.left); occupancy counts the open "
+            "visits. Higher bridges longer gaps in detection; a track seen inside again "
+            "after its visit ended starts a new one."
         ),
     )
     occupancy_period_s: float | None = Field(

@@ -294,7 +294,7 @@ class SnapshotSinkConfig(Strict):
     full_frame: bool = Field(
         False,
         description="Also write the whole frame (<camera>/<UTC start>_<track>-frame.jpg); "
-        "keeps one frame in memory per open track.",
+        "open tracks' best frames are held, a few per camera as pixels, the rest as JPEG.",
     )
     margin: float = Field(
         0.1,

@@ -61,5 +61,10 @@ def _zone_visit_event(
         dwell_s=round(float(event.dwell_s), 3),
     )
     if event.kind == "left":
-        body["at_stream_end"] = event.at_stream_end
+        last_frame, last_time = event.last_seen
+        body.update(
+            at_stream_end=event.at_stream_end,
+            last_frame=int(last_frame),
+            last_time=iso_time(last_time),
+        )
     return model.model_validate(body)

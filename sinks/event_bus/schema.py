@@ -151,13 +151,19 @@ class TrackEndedEvent(_TrackFields):
     type: Literal["track.ended"] = TRACK_ENDED
     snapshot_path: str | None = Field(
         None,
-        description="File of the JPEG crop of the track's best detection, as the snapshots "
-        "sink writes it (its `dir`/<camera>/<UTC start>_<track>.jpg); null without one.",
+        description="File of the JPEG crop of the track's best detection, written before "
+        "this event was sent (the snapshots sink's `dir`/<camera>/<UTC start>_<track>.jpg); "
+        "null without that sink, or when it could not be written (snapshot_lost).",
     )
     snapshot_frame_path: str | None = Field(
         None,
         description="File of the whole frame of that detection (snapshots `full_frame`); "
         "null when not written.",
+    )
+    snapshot_lost: bool = Field(
+        False,
+        description="True when the track's snapshot could not be written (a full disk): "
+        "its paths are null.",
     )
 
 
@@ -212,13 +218,18 @@ class ZoneEnteredEvent(_ZoneVisitFields):
 
 
 class ZoneLeftEvent(_ZoneVisitFields):
-    """A track has left a zone, its track ended, or the stream ended while it was inside."""
+    """A track has left a zone (not seen inside for `leave_frames` detected frames), its
+    track ended, or the stream ended while it was inside."""
 
     type: Literal["zone.left"] = ZONE_LEFT
     at_stream_end: bool = Field(
         description="True when the visit was closed by the end of the stream (or a stop) "
         "with the track still inside."
     )
+    last_frame: int = Field(
+        ge=0, description="The last frame the track was seen inside the zone (the visit's end)."
+    )
+    last_time: IsoTime = Field(description="Wall time of last_frame.")
 
 
 class ZoneDwellEvent(_ZoneVisitFields):
@@ -403,8 +414,9 @@ def track_event(
     if kind == "started":
         return TrackStartedEvent.model_validate(body)
     body.update(
-        snapshot_path=None if snapshot is None else snapshot.path,
-        snapshot_frame_path=None if snapshot is None else snapshot.frame_path,
+        snapshot_path=None if snapshot is None else snapshot.stored_paths[0],
+        snapshot_frame_path=None if snapshot is None else snapshot.stored_paths[1],
+        snapshot_lost=snapshot is not None and snapshot.lost is not None,
     )
     return TrackEndedEvent.model_validate(body)
 

@@ -59,7 +59,7 @@ class RecentTracks:
 
     def _row(self, event: TrackEvent) -> dict[str, Any]:
         t, snap = event.track, event.snapshot
-        served = snap is not None and self._snapshots
+        served = snap is not None and snap.lost is None and self._snapshots
         return {
             "camera": t.camera_id,
             "track_id": int(t.track_id),

@@ -134,7 +134,9 @@ class PendingRows:
                     "last_y1": float(ly1),
                     "last_x2": float(lx2),
                     "last_y2": float(ly2),
-                    "snapshot_path": None if snapshot is None else snapshot.path,
-                    "snapshot_frame_path": None if snapshot is None else snapshot.frame_path,
+                    "snapshot_path": None if snapshot is None else snapshot.stored_paths[0],
+                    "snapshot_frame_path": (
+                        None if snapshot is None else snapshot.stored_paths[1]
+                    ),
                 }
             )

@@ -28,7 +28,9 @@ W, H, FPS = 200, 100, 10.0
 IMAGE = np.zeros((H, W, 3), np.uint8)
 T0 = 1_800_000_000.0
 # 0.05 of the diagonal of 200x100: 11.18 px
-RULES = SceneRules(anchor=(0.5, 1.0), line_hysteresis=0.05, min_frames=3, occupancy_period_s=None)
+RULES = SceneRules(
+    anchor=(0.5, 1.0), line_hysteresis=0.05, min_frames=3, occupancy_period_s=None, leave_frames=3
+)
 SQUARE = Zone("square", ((0.25, 0.2), (0.5, 0.2), (0.5, 0.8), (0.25, 0.8)))  # x 50-100, y 20-80
 ACROSS = Line("across", (0.5, 0.0), (0.5, 1.0))  # x = 100, drawn downwards
 
@@ -229,22 +231,60 @@ def test_occupancy_is_sent_on_change_with_counts_per_label() -> None:
     ]
 
 
-def test_a_track_lost_inside_stops_counting_as_present_but_its_visit_stays_open() -> None:
+def test_a_track_lost_inside_leaves_after_min_frames_and_starts_a_new_visit_when_found() -> None:
     analyzer = SceneAnalyzer("cam", [SQUARE], [], RULES)
     inside = {1: (60.0, 50.0)}
     # frames 0-3 inside (enters at 2); 4-9 undetected (the tracker keeps it alive);
     # 10-12 found again, inside, under its own id
     path: list[dict[int, tuple[float, float]]] = [inside] * 4 + [{}] * 6 + [inside] * 3
     events = run(analyzer, path)
+    zone_events = of(ZoneEvent, events)
+    # last seen inside on frame 3: not seen on the next 3 (min_frames) detected frames
+    assert [(e.kind, e.frame, e.entered_frame) for e in zone_events] == [
+        ("entered", 2, 0), ("left", 6, 0), ("entered", 12, 10)
+    ]
+    left = zone_events[1]
+    assert (left.last_frame, left.last_time, left.at_stream_end) == (3, T0 + 3, False)
+    assert left.dwell_s == pytest.approx(0.3)  # frames 0 to 3
     occupancy = [(o.frame, o.total) for o in of(ZoneOccupancy, events)]
-    # seen on frame 3, the last of `min_frames` (3) detected frames is frame 5
-    assert occupancy == [(2, 1), (6, 0), (10, 1)]
-    zone_events = [(e.kind, e.frame) for e in of(ZoneEvent, events)]
-    assert zone_events == [("entered", 2)]  # no left, no second entry
+    assert occupancy == [(2, 1), (6, 0), (12, 1)]  # at the zone.entered and zone.left
+
+
+def test_a_track_undetected_for_fewer_than_min_frames_stays_in_its_visit() -> None:
+    analyzer = SceneAnalyzer("cam", [SQUARE], [], RULES)
+    inside = {1: (60.0, 50.0)}
+    path: list[dict[int, tuple[float, float]]] = [inside] * 4 + [{}] * 2 + [inside] * 3
+    events = run(analyzer, path)
+    assert [(e.kind, e.frame) for e in of(ZoneEvent, events)] == [("entered", 2)]
+    assert [(o.frame, o.total) for o in of(ZoneOccupancy, events)] == [(2, 1)]
+    (left,) = of(ZoneEvent, analyzer.finish())
+    assert (left.entered_frame, left.last_frame, left.at_stream_end) == (0, 8, True)
+
+
+def test_leave_frames_bridges_a_longer_gap_in_detection() -> None:
+    rules = SceneRules((0.5, 1.0), 0.05, min_frames=3, occupancy_period_s=None, leave_frames=5)
+    analyzer = SceneAnalyzer("cam", [SQUARE], [], rules)
+    inside = {1: (60.0, 50.0)}
+    # missed on frames 4-7 (4 < 5): one visit; then outside from frame 10, left at 14
+    path: list[dict[int, tuple[float, float]]] = (
+        [inside] * 4 + [{}] * 4 + [inside] * 2 + [{1: (150.0, 50.0)}] * 6
+    )
+    events = of(ZoneEvent, run(analyzer, path))
+    assert [(e.kind, e.frame, e.last_seen[0]) for e in events] == [
+        ("entered", 2, 2), ("left", 14, 9)
+    ]
+
+
+def test_a_track_that_walks_out_leaves_with_the_last_frame_it_was_inside() -> None:
+    analyzer = SceneAnalyzer("cam", [SQUARE], [], RULES)
+    events = of(ZoneEvent, run(analyzer, walk(7, [60, 65, 70, 75, 120, 130, 140])))
+    assert [(e.kind, e.frame, e.last_seen) for e in events] == [
+        ("entered", 2, (2, T0 + 2)), ("left", 6, (3, T0 + 3))
+    ]
 
 
 def test_occupancy_is_also_sent_every_period_of_stream_time() -> None:
-    rules = SceneRules((0.5, 1.0), 0.05, 3, occupancy_period_s=1.0)
+    rules = SceneRules((0.5, 1.0), 0.05, 3, occupancy_period_s=1.0, leave_frames=3)
     analyzer = SceneAnalyzer("cam", [SQUARE], [], rules)
     occupancy = of(ZoneOccupancy, run(analyzer, [{1: (60, 50)}] * 25))
     assert [(o.frame, o.total) for o in occupancy] == [(2, 1), (10, 1), (20, 1)]
@@ -263,7 +303,7 @@ def test_pixel_and_fraction_coordinates_mean_the_same_zone() -> None:
 def test_the_anchor_decides_where_an_object_is() -> None:
     path = [{1: (75, 88)}] * 4  # box y 78-88: its top centre is inside, its bottom is not
     bottom = run(SceneAnalyzer("cam", [SQUARE], [], RULES), path)
-    top_rules = SceneRules((0.5, 0.0), 0.05, 3, None)
+    top_rules = SceneRules((0.5, 0.0), 0.05, 3, None, 3)
     top = run(SceneAnalyzer("cam", [SQUARE], [], top_rules), path)
     assert of(ZoneEvent, bottom) == []
     assert [e.kind for e in of(ZoneEvent, top)] == ["entered"]

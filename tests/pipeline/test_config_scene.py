@@ -205,6 +205,14 @@ def test_only_cameras_with_zones_or_lines_get_an_analyzer(video: str) -> None:
     assert analyzers["lobby"].lines[0].labels == frozenset({1, 3})
 
 
+def test_the_analytics_rules_reach_the_analyzer(video: str) -> None:
+    text = camera(video, "lines:\n  - {id: l, points: [[0, 0], [1, 1]]}")
+    text += "analytics: {min_frames: 2, leave_frames: 7}\n"
+    cfg = parse_config(text)
+    rules = build_scene_analyzers(cfg.cameras, cfg.analytics_of, COCO_LIKE, None)["lobby"].rules
+    assert (rules.min_frames, rules.leave_frames) == (2, 7)
+
+
 def test_validate_counts_the_zones_and_lines_it_accepted(
     video: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,10 +4,13 @@ a run, a full snapshot disk loses snapshots (counted, in one line) and nothing e
 
 from __future__ import annotations
 
+import gc
 import sqlite3
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from pipeline.config import parse_config
@@ -105,6 +108,46 @@ def test_full_frame_is_a_shared_reference_not_a_copy(tmp_path: Path) -> None:
     assert snap.frame_name is not None and snap.frame_name.endswith("-frame.jpg")
 
 
+def test_full_frames_held_for_open_tracks_are_bounded_and_the_rest_kept_as_jpeg(
+    tmp_path: Path,
+) -> None:
+    """20 open tracks, each with its best detection on a frame of its own: at most
+    `frames_held` of those frames stay alive as pixels, and every track's whole frame is
+    still the right one at its end."""
+    tracks, held = 20, 3
+    keeper = SnapshotKeeper("cam", tmp_path, full_frame=True, frames_held=held, recent_frames=1)
+    tracker = IoUTracker("cam", t_min=1)
+    xs = np.arange(tracks, dtype=np.float32) * 30  # side by side, never overlapping
+    boxes = np.stack([xs, np.full(tracks, 20), xs + 20, np.full(tracks, 80)], axis=1)
+    alive: list[weakref.ref[np.ndarray]] = []
+    for index in range(1, tracks + 1):
+        f = Frame("cam", index, index / 10, 1_800_000_000 + index / 10,
+                  np.full((120, 30 * tracks, 3), 10 * index, np.uint8))
+        scores = np.full(tracks, 0.5, np.float32)
+        scores[index - 1] = 0.9  # track `index` has its best on frame `index`
+        dets = Detections(boxes.astype(np.float32), scores, np.zeros(tracks, np.int64))
+        keeper.update(f, tracker.update(dets, f), tuple(tracker.pop_events()))
+        alive.append(weakref.ref(f.image))
+        del f
+    gc.collect()
+    frame_bytes = 120 * 30 * tracks * 3
+    # the last frame is also the one remembered for tracks not confirmed yet
+    assert sum(ref() is not None for ref in alive) <= held + 1
+    assert keeper.frames_as_pixels == held
+    assert keeper.kept_bytes() < (held + 1) * frame_bytes
+    ended = keeper.finish(tuple(tracker.finish()))
+    assert len(ended) == tracks
+    for event in ended:
+        snap = event.snapshot
+        assert snap is not None and snap.frame is not None
+        whole = snap.frame
+        if isinstance(whole, bytes):
+            whole = cv2.imdecode(np.frombuffer(whole, np.uint8), cv2.IMREAD_COLOR)
+        # the frame of its best detection: every pixel says which frame it is
+        assert abs(float(whole.mean()) - 10 * event.track.best_frame) < 2
+    assert sum(isinstance(e.snapshot.frame, bytes) for e in ended if e.snapshot) == tracks - held
+
+
 def test_started_events_pass_unchanged_and_state_is_dropped_at_the_end(tmp_path: Path) -> None:
     keeper = SnapshotKeeper("cam", tmp_path)
     events = run([0.9, 0.9, 0.9], keeper, IoUTracker("cam", t_min=2))
@@ -149,7 +192,7 @@ class HoppingDetector(FrameDetector):
         return out
 
 
-def test_a_full_disk_loses_snapshots_counted_and_the_sql_sink_keeps_every_track(
+def test_a_full_disk_loses_snapshots_counted_and_sql_stores_only_paths_of_files_written(
     tmp_path: Path, synthetic_video: VideoFactory
 ) -> None:
     clip = synthetic_video("clip.mp4", frames=60, fps=10)
@@ -165,9 +208,13 @@ def test_a_full_disk_loses_snapshots_counted_and_the_sql_sink_keeps_every_track(
         summary = Pipeline(config, detector=HoppingDetector(disk, fill_at=30)).run()
         written = len(list(folder.rglob("*.jpg")))
         disk.free()
+        files = {str(p) for p in folder.rglob("*.jpg")}
     with sqlite3.connect(db) as conn:
         paths = [p for (p,) in conn.execute("SELECT snapshot_path FROM tracks")]
-    assert len(paths) == 12 and all(paths)  # every track stored, with where its picture goes
+    assert len(paths) == 12  # every track stored
+    # with the path of its picture when it was written, and only then
+    stored = [p for p in paths if p is not None]
+    assert set(stored) == files and len(stored) == written
     (error,) = summary.sink_errors
     lost = 12 - written
     assert 0 < written < 12

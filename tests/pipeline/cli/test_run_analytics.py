@@ -67,7 +67,7 @@ def replay(
         "cam",
         [Zone("left", ((0, 0), (SPLIT, 0), (SPLIT, 1), (0, 1)), dwell_alert_s=0.5)],
         [Line("middle", (SPLIT, 0), (SPLIT, 1), left_to_right="west", right_to_left="east")],
-        SceneRules((0.5, 1.0), 0.015, 3, None),
+        SceneRules((0.5, 1.0), 0.015, 3, None, 3),
     )
     out: list[Any] = []
     image = np.zeros((size[1], size[0], 3), np.uint8)

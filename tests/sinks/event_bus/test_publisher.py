@@ -68,7 +68,7 @@ def test_events_have_every_field_and_gap_free_seq_across_types(
     fields = {
         "detections": DETECTIONS_FIELDS,
         "track.started": TRACK_FIELDS,
-        "track.ended": TRACK_FIELDS | {"snapshot_path", "snapshot_frame_path"},
+        "track.ended": TRACK_FIELDS | {"snapshot_path", "snapshot_frame_path", "snapshot_lost"},
         "stream.ended": STREAM_ENDED_FIELDS,
     }
     for body in bodies:

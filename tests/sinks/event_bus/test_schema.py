@@ -16,6 +16,7 @@ from pipeline.types import (
     Frame,
     LineCrossing,
     Snapshot,
+    SnapshotLoss,
     StreamEnd,
     TrackSummary,
     ZoneEvent,
@@ -85,7 +86,11 @@ def analytics_events() -> list[Event]:
     return [
         analytics_event(ZoneEvent("entered", **visit, dwell_s=0.2), LABELS, 10),
         analytics_event(ZoneEvent("dwell", **visit, dwell_s=120.04), LABELS, 11),
-        analytics_event(ZoneEvent("left", **visit, dwell_s=130.0), LABELS, 12),
+        analytics_event(
+            ZoneEvent("left", **visit, dwell_s=130.0, last_frame=6, last_time=T0 + 0.6),
+            LABELS,
+            12,
+        ),
         analytics_event(
             ZoneEvent("left", **visit, dwell_s=131.5, at_stream_end=True), LABELS, 13
         ),
@@ -164,6 +169,9 @@ def test_zone_and_line_events_carry_names_for_labels_and_iso_times() -> None:
     assert (left["type"], left["at_stream_end"], closed["at_stream_end"]) == (
         "zone.left", False, True,
     )
+    # the last frame inside: its own for a visit that left, the event's when not given
+    assert (left["last_frame"], left["last_time"]) == (6, "2026-11-21T10:00:00.600Z")
+    assert (closed["last_frame"], closed["last_time"]) == (9, "2026-11-21T10:00:00.900Z")
     assert {k: crossed[k] for k in ("type", "line", "direction", "from_side", "to_side")} == {
         "type": "line.crossed", "line": "entrance", "direction": "in", "from_side": "left",
         "to_side": "right",
@@ -190,3 +198,16 @@ def test_track_ended_carries_its_snapshot_paths_and_null_without_one() -> None:
     assert bare["snapshot_path"] is None and bare["snapshot_frame_path"] is None
     started = json.loads(track_event("started", summary(), LABELS, 2, 7, T0, snap).model_dump_json())
     assert "snapshot_path" not in started
+    assert body["snapshot_lost"] is False and bare["snapshot_lost"] is False
+
+
+def test_a_snapshot_that_could_not_be_written_is_sent_lost_without_paths() -> None:
+    crop = np.zeros((2, 2, 3), np.uint8)
+    name = "lobby/20261121-100000-000_5.jpg"
+    lost = SnapshotLoss("disk full: the file system at /mnt (0.0 MB free of 1.0 MB)", True)
+    snap = Snapshot(7, (1.0, 2.0, 30.26, 40.0), crop, "out/snapshots", name, crop,
+                    "lobby/20261121-100000-000_5-frame.jpg", lost=lost)
+    body = json.loads(track_event("ended", summary(), LABELS, 3, 7, T0, snap).model_dump_json())
+    assert (body["snapshot_path"], body["snapshot_frame_path"], body["snapshot_lost"]) == (
+        None, None, True,
+    )

@@ -7,13 +7,23 @@ from __future__ import annotations
 import http.client
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline.types import Detections, Frame, FrameResult, Snapshot, StreamEnd, TrackEvent
-from sinks.live_view.tracks import snapshot_file
+from pipeline.types import (
+    Detections,
+    Frame,
+    FrameResult,
+    LabelMap,
+    Snapshot,
+    SnapshotLoss,
+    StreamEnd,
+    TrackEvent,
+)
+from sinks.live_view.tracks import RecentTracks, snapshot_file
 from sinks.snapshot_files import frame_name, snapshot_name
 from tests.sinks.live_view.conftest import ServedView, get
 from tests.sinks.snapshots.builders import T0, summary
@@ -83,6 +93,18 @@ def test_without_a_snapshot_folder_tracks_are_listed_without_urls(folder: Path) 
         assert get(sink, "/snapshots/" + snapshot_name("lobby", 1, T0 + 1))[0] == 404
     finally:
         sink.close()
+
+
+def test_a_track_whose_snapshot_was_lost_is_listed_without_urls(folder: Path) -> None:
+    event = ended(folder, 1, whole=True)
+    assert event.snapshot is not None
+    lost = SnapshotLoss("disk full: the file system at /mnt (0.0 MB free of 1.0 MB)", True)
+    event = replace(event, snapshot=replace(event.snapshot, lost=lost))
+    tracks = RecentTracks(LabelMap(("background", "person")), snapshots=True)
+    tracks.add((ended(folder, 2), event))
+    lost_row, kept_row = tracks.rows()
+    assert (lost_row["track_id"], lost_row["snapshot_url"], lost_row["frame_url"]) == (1, None, None)
+    assert kept_row["snapshot_url"] is not None
 
 
 def raw_get(sink: ServedView, path: str) -> int:

@@ -35,13 +35,16 @@ def test_the_section_reaches_the_sink_and_every_camera_stage(tmp_path: Path) -> 
     assert isinstance(cfg.snapshots, SnapshotSinkConfig)
     sink = build_sink(cfg.snapshots, SinkContext(LabelMap(())))
     assert isinstance(sink, SnapshotSink)
-    assert (sink.directory, sink.quality) == (tmp_path / "snaps", 70)
+    assert sink.directory == tmp_path / "snaps"
     assert sink.retention.max_age_s == 7200 and sink.retention.max_files == 10
     assert sink.retention.max_bytes == 1_500_000
     keepers = build_snapshot_keepers(cfg)
     assert sorted(keepers) == ["a", "b"]
     assert keepers["a"].full_frame and keepers["a"].margin == 0.25
     assert keepers["a"].directory == str(tmp_path / "snaps")
+    writer = keepers["a"].writer
+    assert writer is not None and writer is keepers["b"].writer  # one disk, one watch
+    assert writer.quality == keepers["a"].quality == 70
 
 
 def test_the_live_view_serves_the_snapshots_sinks_folder(tmp_path: Path) -> None:

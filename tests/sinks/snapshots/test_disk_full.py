@@ -1,6 +1,7 @@
-"""A full disk does not stop the snapshots sink: snapshots without room are dropped and
-counted, writing goes on once there is room, and the run ends with one line naming the full
-file system. The disk is filled for real: a small tmpfs (skipped where mounting is refused).
+"""A full disk does not stop the snapshots sink: snapshots without room are lost (marked,
+their paths null where stored) and counted, writing goes on once there is room, and the run
+ends with one line naming the full file system. The disk is filled for real: a small tmpfs
+(skipped where mounting is refused).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pytest
 
 from sinks.base import SinkError
 from sinks.snapshots.sink import SnapshotSink
+from sinks.snapshots.writer import SnapshotWriter
 from tests.sinks.small_disk import SmallDisk, small_disk
 from tests.sinks.snapshots.builders import ended, snapshot
 
@@ -24,16 +26,21 @@ def disk(tmp_path: Path) -> Iterator[SmallDisk]:
 
 def test_a_full_disk_drops_and_counts_snapshots_then_writing_resumes(disk: SmallDisk) -> None:
     folder = disk.path / "snapshots"
-    sink = SnapshotSink(folder, room_check_s=0.0)
-    sink.write(ended(snapshot(folder, "cam", 1), "cam", 1))
+    sink = SnapshotSink(folder)
+    writer = SnapshotWriter(folder, room_check_s=0.0)
+    sink.write(ended(writer.save(snapshot(folder, "cam", 1)), "cam", 1))
     disk.fill()
     for track in (2, 3):
-        sink.write(ended(snapshot(folder, "cam", track, size=256), "cam", track))  # no raise
+        lost = writer.save(snapshot(folder, "cam", track, size=256, full_frame=True))
+        assert lost.lost is not None and lost.lost.disk_full
+        assert lost.stored_paths == (None, None) and not Path(lost.path).exists()
+        sink.write(ended(lost, "cam", track))  # no raise
     assert (sink.written, sink.lost) == (1, 2)
     disk.free()
-    fits = snapshot(folder, "cam", 4)
+    fits = writer.save(snapshot(folder, "cam", 4))
     sink.write(ended(fits, "cam", 4))
-    assert Path(fits.path).is_file() and sink.written == 2
+    assert Path(fits.path).is_file() and fits.stored_paths[0] == fits.path
+    assert sink.written == 2
     assert not list(folder.rglob(".*.tmp"))  # no half-written file left behind
     with pytest.raises(SinkError) as raised:
         sink.close()

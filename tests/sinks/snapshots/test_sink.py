@@ -1,11 +1,12 @@
-"""The snapshots sink writes each ended track's snapshot as JPEG at the name it carries,
-prunes by age, count and size, and never touches files it did not name; nor does the
-`retention` command."""
+"""The snapshot writer writes each ended track's snapshot as JPEG at the name it carries;
+the snapshots sink counts them, prunes by age, count and size, and never touches files it
+did not name; nor does the `retention` command."""
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -17,13 +18,15 @@ from pipeline.types import LabelMap, StreamEnd, TrackEvent
 from sinks.base import SinkError
 from sinks.snapshots.retention import Retention, old_snapshots, prune_snapshots
 from sinks.snapshots.sink import SnapshotSink
+from sinks.snapshots.writer import SnapshotWriter
 from sinks.sql.sink import SqlSink
 from tests.sinks.snapshots.builders import COLOUR, ended, snapshot, summary
 
 
 def test_the_crop_and_the_frame_are_written_as_jpeg_at_their_names(tmp_path: Path) -> None:
-    sink = SnapshotSink(tmp_path, quality=95)
-    snap = snapshot(tmp_path, "lobby", 4, full_frame=True)
+    sink = SnapshotSink(tmp_path)
+    snap = SnapshotWriter(tmp_path, quality=95).save(snapshot(tmp_path, "lobby", 4, full_frame=True))
+    assert snap.lost is None and snap.stored_paths == (snap.path, snap.frame_path)
     sink.write(ended(snap, "lobby", 4))
     sink.close()
     crop = cv2.imread(snap.path)
@@ -37,11 +40,18 @@ def test_the_crop_and_the_frame_are_written_as_jpeg_at_their_names(tmp_path: Pat
     assert not list(tmp_path.rglob(".*.tmp"))
 
 
-def test_tracks_closed_by_the_stream_end_are_written(tmp_path: Path) -> None:
+def test_a_whole_frame_already_encoded_is_written_as_it_is(tmp_path: Path) -> None:
+    encoded = cv2.imencode(".jpg", np.zeros((96, 128, 3), np.uint8))[1].tobytes()
+    snap = replace(snapshot(tmp_path, "lobby", 5, full_frame=True), frame=encoded)
+    SnapshotWriter(tmp_path).save(snap)
+    assert snap.frame_path is not None and Path(snap.frame_path).read_bytes() == encoded
+
+
+def test_tracks_closed_by_the_stream_end_are_counted(tmp_path: Path) -> None:
     sink = SnapshotSink(tmp_path)
-    snap = snapshot(tmp_path, "cam", 2)
+    snap = SnapshotWriter(tmp_path).save(snapshot(tmp_path, "cam", 2))
     sink.end(StreamEnd("cam", 10, (TrackEvent("ended", summary("cam", 2), snap),)))
-    assert Path(snap.path).is_file()
+    assert Path(snap.path).is_file() and sink.written == 1
 
 
 def test_events_without_a_snapshot_write_nothing(tmp_path: Path) -> None:
@@ -56,8 +66,9 @@ def write_files(sink: SnapshotSink, directory: Path, count: int) -> list[Path]:
     enough apart that a slow machine does not move one across an age a test sets."""
     paths = []
     now = time.time()
+    writer = SnapshotWriter(directory)
     for track in range(1, count + 1):
-        snap = snapshot(directory, "cam", track)
+        snap = writer.save(snapshot(directory, "cam", track))
         sink.write(ended(snap, "cam", track))
         path = Path(snap.path)
         written = now - 100 * (count + 1 - track)
@@ -140,6 +151,8 @@ def test_another_write_error_stops_the_sink_with_one_line_naming_the_file(tmp_pa
     sink = SnapshotSink(tmp_path)
     snap = snapshot(tmp_path, "cam", 1)
     (tmp_path / snap.name).mkdir(parents=True)  # a folder where the file should go
+    snap = SnapshotWriter(tmp_path).save(snap)
+    assert snap.lost is not None and snap.stored_paths == (None, None)
     with pytest.raises(SinkError) as raised:
         sink.write(ended(snap))
     assert str(raised.value).startswith(f"snapshots sink: cannot write {tmp_path / snap.name}: ")
