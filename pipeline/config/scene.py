@@ -186,7 +186,7 @@ class AnalyticsConfig(Strict):
         ),
     )
     leave_frames: int = Field(
-        3,
+        5,
         ge=1,
         le=10_000,
         description=(

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from analytics import Line, SceneAnalyzer, SceneRules, Zone
+from pipeline.config.scene import AnalyticsConfig
 from pipeline.types import (
     Detections,
     Frame,
@@ -61,13 +62,20 @@ def replay(
 ) -> list[tuple[Any, ...]]:
     """What a SceneAnalyzer makes of the run's stored boxes and the track ends the bus
     carried (those sent at the stream's end left to `finish`)."""
+    defaults = AnalyticsConfig()  # the run's config leaves the analytics rules at theirs
     stored = stored_boxes(db)
     last_frame = max(e["frame"] for e in events if e["type"] == "detections")
     analyzer = SceneAnalyzer(
         "cam",
         [Zone("left", ((0, 0), (SPLIT, 0), (SPLIT, 1), (0, 1)), dwell_alert_s=0.5)],
         [Line("middle", (SPLIT, 0), (SPLIT, 1), left_to_right="west", right_to_left="east")],
-        SceneRules((0.5, 1.0), 0.015, 3, None, 3),
+        SceneRules(
+            defaults.anchor_fractions,
+            defaults.line_hysteresis,
+            defaults.min_frames,
+            defaults.occupancy_period_s,
+            defaults.leave_frames,
+        ),
     )
     out: list[Any] = []
     image = np.zeros((size[1], size[0], 3), np.uint8)
