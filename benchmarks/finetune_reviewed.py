@@ -1,10 +1,10 @@
-"""The person dataset of docs/training.md's reviewed figure, rebuilt from
+"""The person dataset of docs/training.md's second figure (labels checked by eye), from
 ../shared/data/vtest.avi and the labels in benchmarks/data/vtest_people/.
 
     python -m benchmarks.finetune_reviewed --out /tmp/reviewed
     python -m pipeline evaluate --model person_ssdlite --data /tmp/reviewed --precision fp32
-    nice -n 10 python -m pipeline train --data /tmp/reviewed --out /tmp/run --epochs 4 \\
-        --lr 0.0005 --workers 1
+    nice -n 10 python -m pipeline train --data /tmp/reviewed --out /tmp/run --epochs 10 \\
+        --batch-size 8 --lr 0.0005 --workers 1
     python -m pipeline evaluate --model /tmp/run/best.pt --data /tmp/reviewed --precision fp32
 
 The frames are not shipped: this script decodes them again from the video (OpenCV's sample
