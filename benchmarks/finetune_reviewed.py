@@ -20,6 +20,7 @@ import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import av
 import numpy as np
@@ -31,11 +32,14 @@ from tests.conftest import SHARED_DATA
 
 LABELS = Path(__file__).resolve().parent / "data" / "vtest_people" / "labels.json"
 """The reviewed boxes, by split and frame number."""
+REVIEW = LABELS.parent / "review.json"
+"""What the review changed in each frame's guesses."""
 JPEG_QUALITY = 95
 """As `dataset export` writes frames."""
 
 Box = tuple[float, float, float, float]
 """x1, y1, x2, y2 in pixels of the frame."""
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class ReviewedLabels(BaseModel):
@@ -70,10 +74,62 @@ class ReviewedLabels(BaseModel):
         return self
 
 
+class Move(BaseModel):
+    """A guessed box corrected to another."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    from_: Box = Field(alias="from", description="the model's box")
+    to: Box = Field(description="the box after review")
+
+
+class FrameReview(BaseModel):
+    """What the review did to one frame's guesses."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    guesses: int = Field(ge=0, description="boxes the model guessed")
+    removed: list[Box] = Field(description="guesses on no one, or doubling a person")
+    added: list[Box] = Field(description="people the model missed")
+    moved: list[Move] = Field(description="guesses corrected to fit one person")
+
+
+class ReviewLog(BaseModel):
+    """review.json: each reviewed frame's changes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    frames: dict[int, FrameReview] = Field(description="frame number -> its changes")
+
+
+def unchecked(frames: Mapping[int, Sequence[Box]], log: ReviewLog) -> dict[int, list[Box]]:
+    """The model's guesses behind the reviewed `frames`: their boxes less the added and
+    corrected ones, plus the removed ones and the corrected ones as they were guessed."""
+    guessed: dict[int, list[Box]] = {}
+    for frame, boxes in frames.items():
+        change = log.frames[frame]
+        new = set(change.added) | {move.to for move in change.moved}
+        kept = [box for box in boxes if box not in new]
+        guessed[frame] = kept + list(change.removed) + [move.from_ for move in change.moved]
+        if len(guessed[frame]) != change.guesses:
+            raise SystemExit(f"frame {frame}: the review log gives {len(guessed[frame])} "
+                             f"guesses, it says there were {change.guesses}")
+    return guessed
+
+
 def read_labels(path: Path) -> ReviewedLabels:
     """The labels file, or SystemExit with one line saying what is wrong in it."""
+    return _read(path, ReviewedLabels)
+
+
+def read_review(path: Path) -> ReviewLog:
+    """The review log, or SystemExit with one line saying what is wrong in it."""
+    return _read(path, ReviewLog)
+
+
+def _read(path: Path, model: type[Model]) -> Model:
     try:
-        return ReviewedLabels.model_validate_json(path.read_bytes())
+        return model.model_validate_json(path.read_bytes())
     except OSError as error:
         raise SystemExit(f"{path}: cannot read: {error.strerror}") from None
     except ValidationError as error:
@@ -127,9 +183,11 @@ def decode(video: Path, wanted: Iterable[int], labels: ReviewedLabels
     return found
 
 
-def build(labels: ReviewedLabels, video: Path, out: Path) -> dict[str, int]:
-    """Writes out/train.json, out/val.json and out/images/; boxes written per split."""
-    splits = {"train": labels.train, "val": labels.val}
+def build(labels: ReviewedLabels, video: Path, out: Path,
+          train: Mapping[int, Sequence[Box]] | None = None) -> dict[str, int]:
+    """Writes out/train.json, out/val.json and out/images/; boxes written per split.
+    `train` replaces the reviewed training boxes (the unchecked guesses, for the control)."""
+    splits = {"train": labels.train if train is None else train, "val": labels.val}
     pixels = decode(video, (frame for frames in splits.values() for frame in frames), labels)
     (out / "images").mkdir(parents=True, exist_ok=True)
     for frame, image in pixels.items():
@@ -147,12 +205,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--video", type=Path, default=SHARED_DATA / "vtest.avi",
                         help="OpenCV's sample clip vtest.avi (default: ../shared/data)")
     parser.add_argument("--labels", type=Path, default=LABELS, help="the reviewed labels")
+    parser.add_argument("--review", type=Path, default=REVIEW, help="the review log")
+    parser.add_argument("--unchecked-train", action="store_true",
+                        help="train on the model's guesses as they were before review (the "
+                             "figure's control); validation keeps the checked boxes")
     parser.add_argument("--out", type=Path, required=True, help="the dataset folder to write")
     args = parser.parse_args(argv)
     if not args.video.is_file():
         raise SystemExit(f"{args.video}: no such video (OpenCV's samples/data/vtest.avi)")
     labels = read_labels(args.labels)
-    counts = build(labels, args.video, args.out)
+    train = unchecked(labels.train, read_review(args.review)) if args.unchecked_train else None
+    counts = build(labels, args.video, args.out, train)
     for split, frames in (("train", labels.train), ("val", labels.val)):
         print(f"{args.out}/{split}.json: {len(frames)} images, {counts[split]} "
               f"{labels.category} boxes", file=sys.stdout)

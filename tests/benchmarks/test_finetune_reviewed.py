@@ -11,16 +11,18 @@ from PIL import Image
 
 from benchmarks.finetune_reviewed import (
     LABELS,
+    REVIEW,
     ReviewedLabels,
+    ReviewLog,
     build,
     coco,
     image_name,
     read_labels,
+    read_review,
+    unchecked,
 )
 from detector.training.samples import read_dataset
 from tests.conftest import VideoFactory
-
-REVIEW = LABELS.parent / "review.json"
 
 
 def labels_file(tmp_path: Path, **changes: object) -> Path:
@@ -45,16 +47,31 @@ def test_shipped_labels_read_with_validation_frames_after_training_frames() -> N
 
 def test_review_log_accounts_for_every_shipped_box() -> None:
     labels = read_labels(LABELS)
-    review = json.loads(REVIEW.read_text())["frames"]
-    frames = {**labels.train, **labels.val}
-    assert set(map(int, review)) == set(frames)
-    for frame, change in review.items():
-        boxes = [list(box) for box in frames[int(frame)]]
-        assert len(boxes) == change["guesses"] - len(change["removed"]) + len(change["added"])
-        for box in change["added"] + [move["to"] for move in change["moved"]]:
-            assert box in boxes, (frame, box)
-        for box in change["removed"] + [move["from"] for move in change["moved"]]:
-            assert box not in boxes, (frame, box)
+    log = read_review(REVIEW)
+    assert set(log.frames) == set(labels.train) | set(labels.val)
+    for frames in (labels.train, labels.val):
+        guessed = unchecked(frames, log)  # refuses a frame whose counts disagree
+        for frame, change in ((f, log.frames[f]) for f in frames):
+            for box in change.added + [move.to for move in change.moved]:
+                assert box in frames[frame] and box not in guessed[frame], (frame, box)
+            for box in change.removed + [move.from_ for move in change.moved]:
+                assert box in guessed[frame] and box not in frames[frame], (frame, box)
+
+
+def test_unchecked_undoes_each_change_of_the_review() -> None:
+    kept, added, moved_to = (1.0, 1.0, 5.0, 9.0), (20.0, 1.0, 25.0, 9.0), (30.0, 1.0, 35.0, 9.0)
+    removed, moved_from = (40.0, 1.0, 45.0, 9.0), (29.0, 0.0, 37.0, 10.0)
+    log = ReviewLog.model_validate({"frames": {5: {
+        "guesses": 3, "removed": [removed], "added": [added],
+        "moved": [{"from": moved_from, "to": moved_to}]}}})
+    assert unchecked({5: [kept, added, moved_to]}, log) == {5: [kept, removed, moved_from]}
+
+
+def test_review_log_whose_count_disagrees_is_refused() -> None:
+    log = ReviewLog.model_validate(
+        {"frames": {5: {"guesses": 2, "removed": [], "added": [], "moved": []}}})
+    with pytest.raises(SystemExit, match="frame 5: the review log gives 1 guesses"):
+        unchecked({5: [(1.0, 1.0, 5.0, 9.0)]}, log)
 
 
 def test_coco_turns_corners_into_xywh_in_frame_order() -> None:
