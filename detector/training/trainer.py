@@ -114,8 +114,16 @@ class Trainer:
         stop: threading.Event,
         on_epoch: Callable[[EpochRecord, bool], None] | None = None,
         progress_bar: Callable[..., tqdm[Any]] = tqdm,
+        amp: bool | None = None,
     ) -> None:
-        """`on_epoch(record, best)` hears of every finished epoch (the command prints it)."""
+        """`on_epoch(record, best)` hears of every finished epoch (the command prints it);
+        `amp`: mixed precision on or off (None: on where it pays, on a CUDA device).
+
+        Raises:
+            ValueError: `amp` asked of a device that is not CUDA.
+        """
+        if amp and device.type != "cuda":
+            raise ValueError(f"mixed precision needs a CUDA device, not {device}")
         self.job = job
         self.on_epoch = on_epoch
         self.device = device
@@ -149,7 +157,7 @@ class Trainer:
             total=settings.epochs * self.steps_per_epoch,
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
-        self.amp = device.type == "cuda"  # mixed precision where it pays: on a GPU
+        self.amp = device.type == "cuda" if amp is None else amp
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         on_gpu = device.type == "cuda"
         self.train_batches = SampleLoader(
@@ -244,7 +252,7 @@ class Trainer:
             leave=False,
         )
         for batch in bar:
-            localisation, confidence = self._step(batch, state)
+            localisation, confidence = self.step(batch, state)
             totals[0] += localisation
             totals[1] += confidence
             done += 1
@@ -256,7 +264,13 @@ class Trainer:
         bar.close()
         return (totals[0] / max(done, 1), totals[1] / max(done, 1))
 
-    def _step(self, batch: TrainBatch, state: Progress) -> tuple[float, float]:
+    def step(self, batch: TrainBatch, state: Progress) -> tuple[float, float]:
+        """One optimiser step on `batch` (in mixed precision where `amp`); its
+        (localisation, confidence) losses. `state` only places the step in messages.
+
+        Raises:
+            TrainingDiverged: the loss was NaN or infinite.
+        """
         images = batch.images.to(self.device, non_blocking=True)
         boxes = [b.to(self.device) for b in batch.boxes]
         labels = [lab.to(self.device) for lab in batch.labels]

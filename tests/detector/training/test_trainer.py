@@ -252,3 +252,27 @@ def test_a_model_with_batch_norms_trains_on_a_set_that_leaves_one_image_over(
     trainer = Trainer(job, CPU, threading.Event())
     assert trainer.steps_per_epoch == 1
     assert trainer.fit().stopped_by == "finished"
+
+
+def test_mixed_precision_is_off_on_the_cpu_and_refused_there_when_asked(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    job = job_for(shapes, tmp_path / "out", train=4, batch_size=2)
+    trainer = Trainer(job, CPU, threading.Event())
+    assert not trainer.amp and not trainer.scaler.is_enabled()
+    assert not Trainer(job, CPU, threading.Event(), amp=False).amp
+    with pytest.raises(ValueError, match="mixed precision needs a CUDA device, not cpu"):
+        Trainer(job, CPU, threading.Event(), amp=True)
+
+
+def test_a_step_on_a_batch_lowers_its_loss_and_advances_the_schedule_by_one(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    job = job_for(shapes, tmp_path / "out", train=2, batch_size=2, warmup_epochs=0, epochs=50)
+    trainer = Trainer(job, CPU, threading.Event())
+    batch = next(iter(trainer.train_batches.epoch(1)))
+    state = Progress()
+    first = sum(trainer.step(batch, state))
+    second = sum(trainer.step(batch, state))
+    assert second < first
+    assert trainer.scheduler.last_epoch == 2 and state == Progress()  # the caller counts steps
