@@ -33,8 +33,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """The suite's options."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.gpu_suite",
-        description="The GPU suite: the CUDA tests, model-only images/s, end-to-end frames/s "
-        "and peak GPU memory, within a time budget, into one JSON file.",
+        description="The GPU suite: the CUDA tests, model-only images/s, end-to-end frames/s, "
+        "training images/s with mixed precision off and on, and peak GPU memory, within a "
+        "time budget, into one JSON file.",
     )
     parser.add_argument(
         "--out", type=nonempty, default="gpu_suite.json", help="the JSON file (gpu_suite.json)"

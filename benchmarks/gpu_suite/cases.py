@@ -1,6 +1,7 @@
 """The suite's cases, each a small class whose `run` returns its figures: the CUDA tests in
 a child pytest, model-only timing (`pipeline.bench.model_only`) and end-to-end runs
-(`pipeline.bench.end_to_end`); and the order they run in."""
+(`pipeline.bench.end_to_end`), training steps (`Trainer.step`); and the order they run
+in."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import ClassVar, Protocol
 
 from benchmarks.gpu_suite.plan import KINDS, Plan
 from benchmarks.gpu_suite.pytest_counts import TestCounts, read_junit
+from benchmarks.gpu_suite.training import TrainingResult, measure_training
 from benchmarks.gpu_suite.workbench import CaseSkipped, Workbench
 from pipeline.bench.end_to_end import DetectorSetup, bench_end_to_end
 from pipeline.bench.model_only import bench_model, bench_weights
@@ -19,7 +21,7 @@ from pipeline.bench.report import EndToEndResult, ModelResult
 CUDA_TESTS = "tests/detector/test_cuda.py"
 """The tests of the CUDA path, relative to the project's checkout (and the case's id)."""
 
-Figures = TestCounts | ModelResult | EndToEndResult
+Figures = TestCounts | ModelResult | EndToEndResult | TrainingResult
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,37 @@ class EndToEndCase:
         return Outcome(result, f"{result.frames_per_s:.1f} frames/s ({pipelined})")
 
 
+@dataclass(frozen=True)
+class TrainingCase:
+    """Images/s of the trainer's own step (`Trainer.step`) for `model` at `batch_size`,
+    mixed precision off and on (CUDA only), and that the loss stayed finite and fell."""
+
+    model: str
+    batch_size: int
+    in_process: ClassVar[bool] = True
+
+    @property
+    def id(self) -> str:
+        return f"training/{self.model}/b{self.batch_size}"
+
+    @property
+    def kind(self) -> str:
+        return "training"
+
+    def run(self, bench: Workbench) -> Outcome:
+        result = measure_training(bench, self.model, self.batch_size)
+        problem = None
+        if not (result.loss_finite and result.loss_fell):
+            runs = [r for r in (result.fp32, result.amp) if r is not None]
+            said = ", ".join(f"{r.first_loss:.3f} to {r.last_loss:.3f}" for r in runs)
+            problem = f"the loss did not fall over {result.steps} steps ({said})"
+        fastest = result.amp or result.fp32
+        headline = f"{fastest.images_per_s:.1f} images/s" + (
+            "" if result.amp_speedup is None else f" with AMP, {result.amp_speedup:.2f}x fp32"
+        )
+        return Outcome(result, headline, problem)
+
+
 def plan_cases(plan: Plan) -> list[Case]:
     """Every case of `plan`, in the order they run (`KINDS`); model cases sharing a
     detector run in a row, and compile cases the most wanted first: by precision, then
@@ -161,6 +194,11 @@ def plan_cases(plan: Plan) -> list[Case]:
             for size in plan.batch_sizes
         ]
     by_kind["end_to_end"] += [EndToEndCase(pipelining=True), EndToEndCase(pipelining=False)]
+    by_kind["training"] += [
+        TrainingCase(model, size)
+        for model in plan.training.models
+        for size in plan.training.batch_sizes
+    ]
     if "compile" in plan.runtimes:
         by_kind["compile"] += [
             ModelCase(model, "compile", precision, size)

@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-KINDS = ("tests", "model", "end_to_end", "compile")
+KINDS = ("tests", "model", "end_to_end", "training", "compile")
 """The kinds of case, in the order they run: the CUDA tests, model-only timing in eager
-torch, end to end, then model-only timing under torch.compile, last because each shape
-compiles for tens of seconds and whatever the time budget leaves of them is skipped."""
+torch, end to end, training steps, then model-only timing under torch.compile, last because
+each shape compiles for tens of seconds and whatever the time budget leaves of them is
+skipped."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,26 @@ class EndToEndPlan:
     """`detector.precision` of the runs."""
     repeat: int
     """Counted runs per case (frames/s is their median)."""
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """The training cases: the trainer's own steps on a small synthetic set, one case per
+    (model, batch size), each run with mixed precision on (CUDA only) and off."""
+
+    models: tuple[str, ...]
+    """Bases to train (person_ssdlite from its bundled weights, the others from random
+    ones: nothing downloaded)."""
+    batch_sizes: tuple[int, ...]
+    steps: int
+    """Timed steps per run, all on the same batch (so the loss must fall over them)."""
+    warmup: int
+    """Untimed steps first, at least one (cuDNN picks its kernels; the loss counts from the
+    first)."""
+
+    def __post_init__(self) -> None:
+        if self.warmup < 1 or self.steps < 1:
+            raise ValueError("a training plan takes at least one warm-up and one timed step")
 
 
 @dataclass(frozen=True)
@@ -59,6 +80,7 @@ class Plan:
     warmup: int
     """Untimed passes before a model-only figure (CUDA graphs are recorded on the second)."""
     end_to_end: EndToEndPlan
+    training: TrainingPlan
     budget_s: float
     """Seconds the suite may take on its own clock; a case that would not finish in what is
     left is skipped, and said so."""
@@ -85,11 +107,16 @@ FULL = Plan(
         model="person_ssdlite", size=(1920, 1080), copies=16, frames=None, batch_size=32,
         runtime="torch", precision="fp16", repeat=2,
     ),
+    training=TrainingPlan(
+        models=("person_ssdlite", "ssdlite320_mobilenet_v3_large"), batch_sizes=(8, 32),
+        steps=20, warmup=3,
+    ),
     # Under 8 minutes in all: Python starts before this clock does, and the last case may
     # outlast its guess.
     budget_s=420.0,
     first_guess_s=MappingProxyType(
-        {"tests": 120.0, "model": 10.0, "end_to_end": 60.0, "compile": 60.0}
+        {"tests": 120.0, "model": 10.0, "end_to_end": 60.0, "training": 30.0,
+         "compile": 60.0}
     ),
     tests_timeout_s=240.0,
     held_to_targets=True,
@@ -110,12 +137,14 @@ DRY = Plan(
         model="person_ssdlite", size=(160, 96), copies=2, frames=4, batch_size=2,
         runtime="torch", precision="fp32", repeat=1,
     ),
+    training=TrainingPlan(models=("person_ssdlite",), batch_sizes=(2,), steps=1, warmup=1),
     budget_s=120.0,
     # torch.compile takes longer per shape on a small CPU than the whole dry budget
     # (docs/performance.md, "GPU suite"): the dry run shows compile cases skipped by the
     # deadline, as the full run skips the ones its budget cannot hold.
     first_guess_s=MappingProxyType(
-        {"tests": 30.0, "model": 5.0, "end_to_end": 10.0, "compile": 600.0}
+        {"tests": 30.0, "model": 5.0, "end_to_end": 10.0, "training": 10.0,
+         "compile": 600.0}
     ),
     tests_timeout_s=120.0,
     held_to_targets=False,

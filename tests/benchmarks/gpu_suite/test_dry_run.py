@@ -69,6 +69,25 @@ def test_dry_run_runs_the_tests_model_only_and_end_to_end_on_the_cpu(
     assert not by_kind["end_to_end"][1]["figures"]["pipelined"]
 
 
+def test_dry_run_trains_with_the_trainers_step_in_fp32_and_the_loss_falls(
+    dry_report: dict[str, Any],
+) -> None:
+    plan = DRY.training
+    training = [c for c in dry_report["cases"] if c["kind"] == "training"]
+    assert [c["id"] for c in training] == [
+        f"training/{m}/b{b}" for m in plan.models for b in plan.batch_sizes
+    ]
+    for case in training:
+        figures = case["figures"]
+        assert case["status"] == "ran" and figures["steps"] == plan.warmup + plan.steps
+        assert figures["loss_finite"] and figures["loss_fell"]
+        fp32 = figures["fp32"]
+        assert fp32["amp"] is False and fp32["grad_scale"] is None
+        assert fp32["images_per_s"] > 0 and fp32["last_loss"] < fp32["first_loss"]
+        # The trainer runs mixed precision on CUDA only: on the CPU there is no AMP run.
+        assert figures["amp"] is None and figures["amp_speedup"] is None
+
+
 def test_dry_run_skips_the_compile_cases_its_budget_cannot_hold(
     dry_report: dict[str, Any],
 ) -> None:
@@ -136,3 +155,26 @@ def test_an_out_file_in_a_missing_folder_or_a_folder_is_refused_before_anything_
     assert capsys.readouterr().err == f"error: --out: folder {out.parent} does not exist\n"
     assert main(["--dry-run", "--out", str(tmp_path)]) == EXIT_USAGE
     assert capsys.readouterr().err == f"error: --out: {tmp_path} is a folder; name a file\n"
+
+
+def test_a_training_case_whose_loss_did_not_fall_is_recorded_as_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from benchmarks.gpu_suite import cases
+    from benchmarks.gpu_suite.training import measure_training
+
+    def stuck(*args: Any) -> Any:
+        result = measure_training(*args)
+        fp32 = replace(result.fp32, last_loss=result.fp32.first_loss)
+        return replace(result, fp32=fp32, loss_fell=False)
+
+    monkeypatch.setattr(cases, "measure_training", stuck)
+    out = tmp_path / "suite.json"
+    assert main(["--dry-run", "--only", "training", "--out", str(out)]) == EXIT_FAILED
+    (case,) = [c for c in json.loads(out.read_text())["cases"] if c["status"] != "skipped"]
+    assert case["id"] == "training/person_ssdlite/b2" and case["status"] == "failed"
+    steps = DRY.training.warmup + DRY.training.steps
+    assert case["reason"].startswith(f"the loss did not fall over {steps} steps (")
+    assert not case["figures"]["loss_fell"]

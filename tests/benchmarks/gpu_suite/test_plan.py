@@ -4,6 +4,7 @@ most wanted figures when the budget runs out; and a case the device cannot run."
 from __future__ import annotations
 
 import fnmatch
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_the_full_plan_covers_every_model_batch_precision_and_runtime_once() -> None:
     ids = [case.id for case in plan_cases(FULL)]
-    assert len(ids) == len(set(ids)) == 1 + 3 * 3 * 3 * 2 + 2
+    assert len(ids) == len(set(ids)) == 1 + 3 * 3 * 3 * 2 + 2 + 2 * 2
     assert ids[0] == CUDA_TESTS and (ROOT / CUDA_TESTS).is_file()
     for model in ("ssd300_vgg16", "ssdlite320_mobilenet_v3_large", "person_ssdlite"):
         for runtime in ("torch", "compile"):
@@ -27,6 +28,14 @@ def test_the_full_plan_covers_every_model_batch_precision_and_runtime_once() -> 
                 for batch in (1, 8, 64):
                     assert f"model/{model}/{runtime}/{precision}/b{batch}" in ids
     assert "end_to_end/pipelining_on" in ids and "end_to_end/pipelining_off" in ids
+    for model in ("person_ssdlite", "ssdlite320_mobilenet_v3_large"):
+        for batch in (8, 32):
+            assert f"training/{model}/b{batch}" in ids
+
+
+def test_a_training_plan_without_a_warm_up_step_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one warm-up and one timed step"):
+        replace(FULL.training, warmup=0)
 
 
 def test_cases_run_by_kind_and_compile_starts_with_the_targets_shape() -> None:
