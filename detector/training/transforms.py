@@ -7,9 +7,14 @@ Both pipelines take and return a dict {"image": tv_tensors.Image uint8 [3, H, W]
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
+
+from detector.resize import resize_rgb
 
 MEAN_PIXEL = (123, 117, 104)
 """RGB mean of ImageNet in 0..255: the "mean pixel" the SSD paper fills zoomed-out images
@@ -34,14 +39,33 @@ def train_transform(size: int) -> v2.Compose:
 
 
 def eval_transform(size: int) -> v2.Compose:
-    """Resize to `size` x `size` as the detector does at inference; boxes follow."""
-    return v2.Compose([_resize(size)])
+    """Resize to `size` x `size` exactly as the detector does at inference on the CPU
+    (`detector.resize`), so that validation during training and `evaluate` score the same
+    weights alike; boxes follow."""
+    return v2.Compose([DetectorResize(size)])
 
 
 def _resize(size: int) -> v2.Resize:
-    # Bilinear without antialiasing: what detector.engine does to every frame, so the model
-    # trains and is evaluated on pixels like those it will see.
+    # Bilinear without antialiasing, as the detector resizes (within a grey level of it), so
+    # the model trains on pixels like those it will see.
     return v2.Resize((size, size), interpolation=v2.InterpolationMode.BILINEAR, antialias=False)
+
+
+class DetectorResize(v2.Transform):
+    """Resize to `size` x `size`: images with the detector's own resize, boxes scaled."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if isinstance(inpt, tv_tensors.Image):
+            pixels = inpt.permute(1, 2, 0).numpy()  # uint8 [H, W, 3]
+            resized = resize_rgb(np.ascontiguousarray(pixels), (self.size, self.size))
+            return tv_tensors.wrap(torch.from_numpy(resized).permute(2, 0, 1), like=inpt)
+        if isinstance(inpt, tv_tensors.BoundingBoxes):
+            return v2.functional.resize(inpt, [self.size, self.size])
+        return inpt
 
 
 def transform_input(

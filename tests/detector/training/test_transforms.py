@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from torchvision import tv_tensors
 
+from detector.resize import resize_rgb
 from detector.training.transforms import eval_transform, train_transform, transform_input
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -105,3 +108,16 @@ def test_the_evaluation_transform_resizes_image_and_boxes_alike(size: int) -> No
     assert out["labels"].tolist() == list(SQUARES)
     for box in out["boxes"].tolist():
         assert box_fits_its_square(out["image"], box)
+
+
+def test_the_evaluation_transform_feeds_the_pixels_the_detector_feeds_its_network() -> None:
+    """Validation during training and `evaluate` score the same weights on the same pixels."""
+    sample = squares_image()
+    # soft edges and noise: where two bilinear kernels may round a grey level apart
+    rng = np.random.default_rng(0)
+    noisy = sample["image"].int() + torch.from_numpy(rng.integers(-40, 40, sample["image"].shape))
+    sample["image"] = tv_tensors.Image(noisy.clamp(0, 255).to(torch.uint8))
+    out = eval_transform(300)(sample)
+    hwc = sample["image"].permute(1, 2, 0).numpy()
+    want = resize_rgb(np.ascontiguousarray(hwc), (300, 300))
+    np.testing.assert_array_equal(out["image"].permute(1, 2, 0).numpy(), want)
