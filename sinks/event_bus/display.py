@@ -56,17 +56,29 @@ def format_event(event: Event) -> str:
             f"{_short_score(event.best_score)} {_short_box(event.last_box)}"
         )
     if isinstance(event, TrackEndedEvent):
+        snapshot = (
+            ", snapshot lost"
+            if event.snapshot_lost
+            else f", snapshot {event.snapshot_path}" if event.snapshot_path else ""
+        )
         return (
             f"{head}: track #{event.track_id} ended: {event.label}, {event.frames} frames "
             f"({event.first_frame}-{event.last_frame}), best {_short_score(event.best_score)}"
+            f"{snapshot}"
         )
     if isinstance(event, ZoneEnteredEvent):
         return f"{head}: {event.label} #{event.track_id} entered zone {event.zone}"
     if isinstance(event, ZoneLeftEvent):
         why = " (stream ended)" if event.at_stream_end else ""
+        # zone.left comes leave_frames detected frames after the track was last inside
+        last = (
+            f", last inside at frame {event.last_frame}"
+            if event.last_frame != event.frame
+            else ""
+        )
         return (
             f"{head}: {event.label} #{event.track_id} left zone {event.zone} after "
-            f"{event.dwell_s:.1f} s{why}"
+            f"{event.dwell_s:.1f} s{last}{why}"
         )
     if isinstance(event, ZoneDwellEvent):
         return (

@@ -27,8 +27,18 @@ def test_zone_and_line_events_read_as_what_happened() -> None:
     assert [line.split(" ", 1)[1] for line in lines] == [
         "lobby #10 frame 9: person #5 entered zone door",
         "lobby #11 frame 9: person #5 in zone door for 120.0 s",
-        "lobby #12 frame 9: person #5 left zone door after 130.0 s",
+        "lobby #12 frame 9: person #5 left zone door after 130.0 s, last inside at frame 6",
         "lobby #13 frame 9: person #5 left zone door after 131.5 s (stream ended)",
         "lobby #14 frame 9: person #5 crossed line entrance: in (left side to right side)",
         "lobby #15 frame 9: zone door: 3 inside (1 car, 2 person)",
     ]
+
+
+def test_a_track_ended_line_names_its_snapshot_or_says_it_was_lost() -> None:
+    ended = every_kind_of_event()[3]
+    with_file = ended.model_copy(update={"snapshot_path": "out/snapshots/lobby/t_5.jpg"})
+    lost = ended.model_copy(update={"snapshot_lost": True})
+    assert format_event(with_file).endswith(
+        "best 0.91, snapshot out/snapshots/lobby/t_5.jpg"
+    )
+    assert format_event(lost).endswith("best 0.91, snapshot lost")
