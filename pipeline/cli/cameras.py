@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from pipeline.argtypes import nonempty
+from pipeline.cli.cluster import ADDRESS_HELP, cluster_client, running_runs
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pipeline.config import CameraConfig, ConfigError, load_config
 
@@ -16,10 +17,6 @@ if TYPE_CHECKING:
     from pipeline.cluster.desk import CameraRequest
     from pipeline.cluster.status import RunStatus
 
-ADDRESS_HELP = (
-    "the Ray cluster: auto (the one this machine belongs to), ray://HEAD:10001 or HEAD:6379 "
-    "(default: auto)"
-)
 RUN_HELP = "the run to change (its token, as `cluster status` shows it); needed when several run"
 
 
@@ -70,23 +67,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from pipeline.cluster.status import read_status
-
-    ray = _ray()
-    if ray is None:
-        return EXIT_FAILED
-    connected = _joined(ray, args.address)
-    if connected is None:
-        return EXIT_FAILED
-    try:
-        runs = read_status(ray)
-    finally:
-        if connected:
-            ray.shutdown()
-    if not runs:
-        print(
-            f"error: no pipeline is running on the Ray cluster at {args.address!r}", file=sys.stderr
-        )
+    runs = running_runs(args.address)
+    if runs is None:
         return EXIT_FAILED
     print(json.dumps(camera_rows(runs), indent=2) if args.json else format_cameras(runs))
     return EXIT_OK
@@ -132,46 +114,16 @@ def format_cameras(runs: list[RunStatus]) -> str:
 def _ask(args: argparse.Namespace, request: CameraRequest) -> int:
     """Hands `request` to the running coordinator; prints its answer."""
     from pipeline.cluster.desk import DeskError, ask, find_desk
+    from pipeline.cluster.engine import ClusterError
 
-    ray = _ray()
-    if ray is None:
-        return EXIT_FAILED
-    connected = _joined(ray, args.address)
-    if connected is None:
-        return EXIT_FAILED
     try:
-        answer = ask(ray, find_desk(ray, args.address, args.run), request)
-    except DeskError as exc:
+        with cluster_client(args.address) as ray:
+            answer = ask(ray, find_desk(ray, args.address, args.run), request)
+    except (ClusterError, DeskError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    finally:
-        if connected:
-            ray.shutdown()
     for line in answer.lines:
         print(line)
     for problem in answer.problems:
         print(f"error: {problem}", file=sys.stderr)
     return EXIT_OK if answer.ok else EXIT_USAGE
-
-
-def _ray() -> Any:
-    """The `ray` module; None once it said what to install."""
-    from pipeline.cluster.engine import ClusterError, require_ray
-
-    try:
-        return require_ray()
-    except ClusterError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
-
-
-def _joined(ray: Any, address: str) -> bool | None:
-    """Whether this call joined the cluster (then it leaves it); None once it said why it
-    could not."""
-    from pipeline.cluster.engine import ClusterError, join_as_client
-
-    try:
-        return join_as_client(ray, address)
-    except ClusterError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
