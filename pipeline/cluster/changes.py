@@ -2,24 +2,41 @@
 checked before a camera is added, and how a camera is removed from its shard.
 
 An added camera is run on the shard it hashes to (`assign`, as at the start), in a run of
-its own beside the shard's others, as a camera moved from a dead shard is; no camera moves.
-A removed camera's shard stops reading it: its stream ends as at the end of its file, and
-failover does not bring it back.
+its own beside the shard's others, with the shard's detector, as a camera moved from a dead
+shard is; no camera moves. Its zone and line labels are checked against the class names of
+that shard's detector: nothing is built in the driver. A removed camera's shard stops
+reading it: its stream ends as at the end of its file, and failover does not bring it back.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from pipeline.cluster.desk import TAKE_TIMEOUT_S, Answer, CameraRequest, start_desk
 from pipeline.cluster.shard import ShardInfo
 from pipeline.config import CameraConfig, DetectorConfig
+from pipeline.config.scene import kept_classes, scene_label_problems
 from pipeline.summary import RunSummary
+from pipeline.types import LabelMap
 
 log = logging.getLogger(__name__)
+
+LABELS_WAIT_S = 5.0
+"""Longest wait of the coordinator for a shard's class names (a shard still building its
+detector, at the start of the run, may take longer: the command is told to ask again)."""
+
+
+class LabelsUnavailable(Exception):
+    """The class names of the detector a camera would run with cannot be had now (one
+    line: why)."""
+
+
+ShardLabels = Callable[[str], LabelMap]
+"""The class names of the detector of the shard a camera (by its id) would run on; raises
+LabelsUnavailable."""
 
 
 class ShardRun(Protocol):
@@ -74,10 +91,17 @@ class CameraChanges:
         self._desk.answer.remote(ticket, answer)
 
     def add_problems(
-        self, cameras: Sequence[CameraConfig], known: Sequence[str], *, stopping: bool, shards: int
+        self,
+        cameras: Sequence[CameraConfig],
+        known: Sequence[str],
+        *,
+        stopping: bool,
+        shards: int,
+        labels: ShardLabels,
     ) -> list[str]:
         """Why `cameras` cannot be added to a run of the cameras `known` with `shards`
-        live shards (one line each)."""
+        live shards (one line each); `labels` is asked once per run, when a camera first
+        has zone or line labels to check."""
         if stopping:
             return ["the run is stopping: no camera is added"]
         if not shards:
@@ -94,22 +118,24 @@ class CameraChanges:
             elif camera.id in seen:
                 problems.append(f"camera {camera.id} is given twice")
             seen.add(camera.id)
-        return problems + self._label_problems(cameras)
+        return problems + self._label_problems(cameras, labels)
 
-    def _label_problems(self, cameras: Sequence[CameraConfig]) -> list[str]:
-        """Zone and line labels the run's detector does not report (checked as `validate`
-        checks them: a shard would refuse the camera's run)."""
-        from pipeline.config.scene import scene_label_problems
-
+    def _label_problems(self, cameras: Sequence[CameraConfig], labels: ShardLabels) -> list[str]:
+        """Zone and line labels the run's detector does not report (checked as a shard
+        checks them: it would refuse the camera's run). Every shard builds its detector
+        from the run's one `detector:` section, so the first answer holds for the run."""
         labelled = [
             c for c in cameras if any(z.labels for z in c.zones) or any(li.labels for li in c.lines)
         ]
         if not labelled:
             return []
         if self._classes is None:
-            from pipeline.preflight import check_detector
-
-            _, self._classes = check_detector(self._detector)
+            try:
+                names = labels(labelled[0].id).names
+            except LabelsUnavailable as exc:
+                ids = ", ".join(c.id for c in labelled)
+                return [f"cannot check the zone and line labels of cameras {ids}: {exc}"]
+            self._classes = kept_classes(names, self._detector.labels)
         return scene_label_problems(labelled, self._classes)
 
     def remove(

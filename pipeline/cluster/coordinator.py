@@ -5,6 +5,7 @@ cameras of a shard that died to the survivors (`pipeline.cluster.resume`), answe
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -13,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.cluster.assign import assign
-from pipeline.cluster.changes import CameraChanges
+from pipeline.cluster.assign import assign, shard_of
+from pipeline.cluster.changes import LABELS_WAIT_S, CameraChanges, LabelsUnavailable
 from pipeline.cluster.desk import Answer, CameraRequest
 from pipeline.cluster.forwarder import EventForwarder
 from pipeline.cluster.resume import Resume, Stored, mark_lost, stored_rows
@@ -22,6 +23,7 @@ from pipeline.cluster.shard import ShardInfo
 from pipeline.cluster.status import RateWindow, RunStatus, ShardReport
 from pipeline.config import PipelineConfig, SqlSinkConfig
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
+from pipeline.types import LabelMap
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +120,11 @@ class Coordinator:
         """Runs the cameras of `request` on the shards they hash to (none moves)."""
         known = [c.id for c in self.config.cameras]
         problems = self.changes.add_problems(
-            request.cameras, known, stopping=self.stop.is_set(), shards=len(self._alive)
+            request.cameras,
+            known,
+            stopping=self.stop.is_set(),
+            shards=len(self._alive),
+            labels=functools.partial(self._shard_labels, ray),
         )
         if problems:
             return Answer(problems=(*problems, "no camera was added"))
@@ -140,6 +146,27 @@ class Coordinator:
                 self.say(lines[-1])
         self.changes.lines += lines
         return Answer(tuple(lines), tuple(failed))
+
+    def _shard_labels(self, ray: Any, camera_id: str) -> LabelMap:
+        """The class names of the detector of the shard `camera_id` hashes to (the one it
+        would run with), built there if that shard has none yet; raises LabelsUnavailable."""
+        name = shard_of(camera_id, list(self._alive))
+        actor, _ = self._alive[name]
+        try:
+            labels: LabelMap = ray.get(
+                actor.labels.remote(self.config.detector), timeout=LABELS_WAIT_S
+            )
+        except ray.exceptions.GetTimeoutError:
+            raise LabelsUnavailable(
+                f"{name} is still building its detector: add them again in a moment"
+            ) from None
+        except ray.exceptions.RayTaskError as exc:
+            raise LabelsUnavailable(
+                f"{name} cannot build its detector: {_first_line(_cause(exc))}"
+            ) from None
+        except ray.exceptions.RayError as exc:  # it died: the watch will see it
+            raise LabelsUnavailable(f"{name} {_first_line(exc)}") from None
+        return labels
 
     def _start(
         self,
@@ -283,7 +310,6 @@ class Coordinator:
             ShardStatus(info, tuple(cameras.get(name, [])))
             for name, (_, info) in sorted(self._alive.items())
         ]
-
 
 
 @dataclass(frozen=True)

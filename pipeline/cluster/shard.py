@@ -1,6 +1,8 @@
 """A shard: one Ray actor, on one node (next to its GPU), running today's `Pipeline` for
 the cameras the coordinator gives it. Frames never leave the node; only results do (the
-events through the driver's forwarder, the rows straight into PostgreSQL)."""
+events through the driver's forwarder, the rows straight into PostgreSQL). A shard builds
+its detector once, at its first run: the runs it is given later (cameras added while
+running, cameras taken over from a shard that died) use that one."""
 
 from __future__ import annotations
 
@@ -14,12 +16,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipeline.cluster.resume import Resume, ResumeSink
-from pipeline.config import PipelineConfig, SqlSinkConfig, ZmqSinkConfig
+from pipeline.config import DetectorConfig, PipelineConfig, SqlSinkConfig, ZmqSinkConfig
 from pipeline.summary import CameraStats, RunSummary
+from pipeline.types import LabelMap
 from sinks.base import Sink
 
 if TYPE_CHECKING:
-    from pipeline.runner import Pipeline
+    from pipeline.runner import FrameDetector, Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,9 @@ class Shard:
         self._pipelines: dict[str, Pipeline] = {}
         """The pipeline running each camera (`stop_camera`)."""
         self._removed: set[str] = set()
+        self._detector: tuple[DetectorConfig, FrameDetector] | None = None
+        """The shard's detector and the config it was built from (`_detector_for`)."""
+        self._building = threading.Lock()
 
     def info(self) -> ShardInfo:
         """Where this shard runs."""
@@ -80,6 +86,12 @@ class Shard:
             probe.bind((ip, 0))
             return f"tcp://{ip}:{probe.getsockname()[1]}"
 
+    def labels(self, detector: DetectorConfig) -> LabelMap:
+        """The class names of the shard's detector for `detector` (built now if the shard
+        has none yet): what the zone and line labels of a camera added to it are checked
+        against."""
+        return self._detector_for(detector).labels
+
     def run(
         self,
         config: PipelineConfig,
@@ -93,12 +105,12 @@ class Shard:
         `run_config` is what the SQL sink records as the run's config (the coordinator finds
         the shard's rows by it); `resume`: cameras taken over from a dead shard.
         """
-        from pipeline.build import SinkContext, build_run_detector, build_sink
+        from pipeline.build import SinkContext, build_sink
         from pipeline.runner import Pipeline
 
         resume = resume or {}
         wanted = set(camera_ids)
-        detector = build_run_detector(config.detector)
+        detector = self._detector_for(config.detector)
         # The database and the event bus get only what they lack of a camera taken over;
         # the other sinks are built by the pipeline as in one process.
         kept = [s for s in config.sinks if not isinstance(s, SqlSinkConfig | ZmqSinkConfig)]
@@ -170,6 +182,19 @@ class Shard:
             pipeline = self._pipelines.get(camera_id)
         if pipeline is not None:
             pipeline.stop_camera(camera_id)
+
+    def _detector_for(self, config: DetectorConfig) -> FrameDetector:
+        """The shard's detector, built from `config` by its first caller; later callers
+        with the same config (the shard's other runs) share it, and wait while it is being
+        built. A different config builds a new one, which later callers then share.
+        Concurrent runs may call the one detector at once: ONNX Runtime's sessions and
+        torch's inference take calls from several threads."""
+        from pipeline.build import build_run_detector
+
+        with self._building:
+            if self._detector is None or self._detector[0] != config:
+                self._detector = (config, build_run_detector(config))
+            return self._detector[1]
 
     def _pass_stop(self, pipeline: Pipeline) -> None:
         """Passes `stop` on to a pipeline until its run is over (it sets its own then)."""

@@ -4,22 +4,54 @@ says it, without Ray (adding and removing on a running cluster: test_ray_cluster
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from pipeline import preflight
 from pipeline.cluster.assign import shard_of
-from pipeline.cluster.changes import CameraChanges
+from pipeline.cluster.changes import CameraChanges, LabelsUnavailable
 from pipeline.cluster.desk import CameraRequest
 from pipeline.cluster.shard import ShardInfo
 from pipeline.config import CameraConfig, DetectorConfig, parse_config
 from pipeline.config.cameras import CHECK_SOURCES
 from pipeline.summary import CameraStats, RunSummary
+from pipeline.types import LabelMap
 
-RAY = SimpleNamespace(get=lambda refs, timeout: refs, exceptions=SimpleNamespace(RayError=OSError))
+
+class RayError(Exception):
+    """Ray's base error (an actor that died raises one)."""
+
+
+class GetTimeoutError(RayError):
+    """No answer in time."""
+
+
+class RayTaskError(RayError):
+    """A call that raised."""
+
+
+def passed_on(refs: Any, timeout: float) -> Any:
+    """`ray.get` of the stand-in: a call's result is its value (an error is raised)."""
+    if isinstance(refs, Exception):
+        raise refs
+    return refs
+
+
+RAY = SimpleNamespace(
+    get=passed_on,
+    exceptions=SimpleNamespace(
+        RayError=RayError, GetTimeoutError=GetTimeoutError, RayTaskError=RayTaskError
+    ),
+)
+PERSON = LabelMap(("background", "person"))
+ZONE = {"id": "lot", "polygon": [[0, 0], [1, 0], [1, 1]], "labels": ["car"]}
+
+
+def no_labels(camera_id: str) -> LabelMap:
+    raise AssertionError(f"the detector's labels were asked for camera {camera_id}")
 
 
 def camera(camera_id: str, **fields: Any) -> CameraConfig:
@@ -29,10 +61,20 @@ def camera(camera_id: str, **fields: Any) -> CameraConfig:
 
 @dataclass
 class FakeActor:
+    """A shard actor that records the cameras it is told to stop and the detector configs
+    it is asked the labels of (answering `labels`, or raising it when an error)."""
+
     stopped: list[str] = field(default_factory=list)
+    asked: list[DetectorConfig] = field(default_factory=list)
+    labels_answer: LabelMap | Exception = PERSON
 
     def __post_init__(self) -> None:
         self.stop_camera = SimpleNamespace(remote=self.stopped.append)
+        self.labels = SimpleNamespace(remote=self._labels)
+
+    def _labels(self, detector: DetectorConfig) -> LabelMap | Exception:
+        self.asked.append(detector)
+        return self.labels_answer
 
 
 @dataclass
@@ -50,52 +92,84 @@ def changes() -> CameraChanges:
     return CameraChanges(DetectorConfig.model_validate({"model": "person_ssdlite"}))
 
 
+def problems_adding(
+    done: CameraChanges,
+    cameras: list[CameraConfig],
+    known: tuple[str, ...] = (),
+    *,
+    stopping: bool = False,
+    shards: int = 2,
+    labels: Callable[[str], LabelMap] = no_labels,
+) -> list[str]:
+    return done.add_problems(cameras, known, stopping=stopping, shards=shards, labels=labels)
+
+
 def test_an_id_the_run_has_or_had_is_refused_and_so_is_one_given_twice() -> None:
     done = changes()
     done.removed.add("old")
-    problems = done.add_problems(
-        [camera("gate"), camera("old"), camera("new"), camera("new")],
-        ["gate", "old"],
-        stopping=False,
-        shards=2,
+    problems = problems_adding(
+        done, [camera("gate"), camera("old"), camera("new"), camera("new")], ("gate", "old")
     )
     assert problems == [
         "camera gate is already in this run",
         "camera old was removed from this run; add it under another id",
         "camera new is given twice",
     ]
-    assert done.add_problems([camera("new")], ["gate"], stopping=False, shards=2) == []
+    assert problems_adding(done, [camera("new")], ("gate",)) == []
 
 
 def test_nothing_is_added_to_a_run_that_stops_or_has_no_shard_left() -> None:
-    assert changes().add_problems([camera("new")], [], stopping=True, shards=2) == [
+    labelled = [camera("new", zones=[ZONE])]
+    assert problems_adding(changes(), labelled, stopping=True) == [
         "the run is stopping: no camera is added"
     ]
-    assert changes().add_problems([camera("new")], [], stopping=False, shards=0) == [
-        "no shard is left to run a camera"
-    ]
+    assert problems_adding(changes(), labelled, shards=0) == ["no shard is left to run a camera"]
 
 
-def test_a_zone_label_the_run_s_detector_does_not_report_is_refused_at_its_path(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    checked: list[DetectorConfig] = []
+def test_a_zone_label_the_detector_does_not_report_is_refused_at_its_path() -> None:
+    asked: list[str] = []
 
-    def person_only(config: DetectorConfig) -> tuple[str, dict[str, frozenset[int]]]:
-        checked.append(config)
-        return "1 class", {"person": frozenset({1})}
+    def person_only(camera_id: str) -> LabelMap:
+        asked.append(camera_id)
+        return PERSON
 
-    monkeypatch.setattr(preflight, "check_detector", person_only)
-    zone = {"id": "lot", "polygon": [[0, 0], [1, 0], [1, 1]], "labels": ["car"]}
     done = changes()
-    assert done.add_problems([camera("gate")], [], stopping=False, shards=1) == []
-    assert checked == []  # no labels: the detector is not built to check them
-    (problem,) = done.add_problems([camera("yard", zones=[zone])], [], stopping=False, shards=1)
+    assert problems_adding(done, [camera("gate")], labels=person_only) == []
+    assert asked == []  # no labels: no shard is asked
+    (problem,) = problems_adding(
+        done, [camera("gate"), camera("yard", zones=[ZONE])], labels=person_only
+    )
     assert problem == (
         "cameras[0].zones[0].labels (camera yard): 'car' is not a class the detector "
-        "reports (person)"
+        "reports (background, person)"
     )
-    assert [c.model for c in checked] == ["person_ssdlite"]
+    assert asked == ["yard"]  # the shard it would run on
+    people = {**ZONE, "labels": ["person"]}
+    assert problems_adding(done, [camera("dock", zones=[people])], labels=person_only) == []
+    assert asked == ["yard"]  # once per run: every shard has the run's one detector
+
+
+def test_labels_a_shard_cannot_give_now_refuse_the_labelled_cameras_and_are_asked_again() -> None:
+    answers: list[LabelMap | Exception] = [
+        LabelsUnavailable("shard-1 is still building its detector: add them again in a moment"),
+        PERSON,
+    ]
+
+    def building_then_ready(camera_id: str) -> LabelMap:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    done = changes()
+    cameras = [camera("gate"), camera("yard", zones=[ZONE])]
+    assert problems_adding(done, cameras, labels=building_then_ready) == [
+        "cannot check the zone and line labels of cameras yard: shard-1 is still building "
+        "its detector: add them again in a moment"
+    ]
+    (problem,) = problems_adding(done, cameras, labels=building_then_ready)
+    assert problem.endswith("'car' is not a class the detector reports (background, person)")
+    assert answers == []
 
 
 def test_removing_stops_each_camera_on_its_shard_and_remembers_it() -> None:
@@ -203,7 +277,7 @@ def test_a_camera_whose_shard_does_not_answer_is_not_added_and_can_be_added_agai
     run = cluster_run("gate")
 
     def dead(*args: Any) -> Any:
-        raise OSError("The actor died unexpectedly")
+        raise RayError("The actor died unexpectedly")
 
     run._start = dead
     running: dict[Any, Any] = {}
@@ -214,4 +288,63 @@ def test_a_camera_whose_shard_does_not_answer_is_not_added_and_can_be_added_agai
     assert problem.startswith("cameras extra not added: shard-")
     assert problem.endswith(" The actor died unexpectedly")
     assert [c.id for c in run.config.cameras] == ["gate"]
-    assert run.changes.add_problems([camera("extra")], ["gate"], stopping=False, shards=2) == []
+    assert problems_adding(run.changes, [camera("extra")], ("gate",)) == []
+
+
+def test_an_added_camera_s_labels_are_asked_of_its_shard_and_no_detector_is_built_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import detector.models
+    import pipeline.build
+
+    built: list[str] = []
+    monkeypatch.setattr(pipeline.build, "build_run_detector", lambda *a: built.append("run"))
+    monkeypatch.setattr(detector.models, "build_model", lambda *a: built.append("model"))
+    run = cluster_run("gate")
+    running: dict[Any, Any] = {}
+    request = CameraRequest("add", cameras=(camera("yard", zones=[ZONE]),))
+    answer = run._add(RAY, request, running, None)
+
+    assert answer.problems == (
+        "cameras[0].zones[0].labels (camera yard): 'car' is not a class the detector "
+        "reports (background, person)",
+        "no camera was added",
+    )
+    home = shard_of("yard", ["shard-0", "shard-1"])
+    asked = {name: actor.asked for name, (actor, _) in run._alive.items()}
+    assert asked == {n: [run.config.detector] if n == home else [] for n in asked}
+    assert built == [] and run.started == [] and running == {}
+    assert [c.id for c in run.config.cameras] == ["gate"]
+
+
+def failed_task(cause: Exception) -> RayTaskError:
+    error = RayTaskError("the task raised")
+    error.cause = cause  # type: ignore[attr-defined]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (RayError("The actor died unexpectedly."), "{home} The actor died unexpectedly."),
+        (GetTimeoutError(), "{home} is still building its detector: add them again in a moment"),
+        (
+            failed_task(FileNotFoundError("weights.pt is missing\nTraceback ...")),
+            "{home} cannot build its detector: weights.pt is missing",
+        ),
+    ],
+)
+def test_a_shard_that_cannot_give_its_labels_refuses_the_labelled_cameras_in_one_line(
+    error: Exception, said: str
+) -> None:
+    run = cluster_run("gate")
+    home = shard_of("yard", ["shard-0", "shard-1"])
+    run._alive[home][0].labels_answer = error
+    request = CameraRequest("add", cameras=(camera("yard", zones=[ZONE]),))
+    answer = run._add(RAY, request, {}, None)
+
+    assert answer.problems == (
+        "cannot check the zone and line labels of cameras yard: " + said.format(home=home),
+        "no camera was added",
+    )
+    assert run.started == []

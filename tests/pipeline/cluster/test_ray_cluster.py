@@ -294,7 +294,9 @@ def test_cameras_added_and_removed_while_running_are_stored_up_to_their_end_or_s
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from pipeline.cluster.assign import shard_of
+    from pipeline.cluster.desk import DESK_PREFIX
     from pipeline.cluster.run import ClusterRun
+    from pipeline.cluster.status import BOARD_PREFIX, NAMESPACE
 
     running = {"stay": long_clips["cam0"], "gone": write_video(tmp_path / "gone.mp4", frames=80)}
     extra = tmp_path / "extra.yaml"
@@ -306,12 +308,39 @@ def test_cameras_added_and_removed_while_running_are_stored_up_to_their_end_or_s
     runner = threading.Thread(target=lambda: outcome.update(summary=run.run()))
     runner.start()
     deadline = time.monotonic() + 120
-    while cli(capsys, "cameras", "list")[0] != 0 and time.monotonic() < deadline:
+    while (polled := cli(capsys, "cameras", "list", "--json"))[0] != 0 and (
+        time.monotonic() < deadline
+    ):
         time.sleep(0.2)
+
+    # The run's status board and desk are on the driver's node (a worker's death spares them).
+    driver = ray.get_runtime_context().get_node_id()
+    token = json.loads(polled[1])[0]["run"].split()[-1]
+    for name in (f"{BOARD_PREFIX}{token}", f"{DESK_PREFIX}{token}"):
+        actor = ray.get_actor(name, namespace=NAMESPACE)
+        node = ray.get(actor.__ray_call__.remote(lambda _: ray.get_runtime_context().get_node_id()))
+        assert node == driver, name
+    # A zone label the detector lacks is refused, as the shard the camera hashes to says
+    # (that of "stay", whose detector is built once it has detected a frame).
+    while time.monotonic() < deadline and not any(
+        e.camera == "stay" and e.type == "detections" for e in list(collector.events)
+    ):
+        time.sleep(0.05)
+    shards = sorted(s.info.name for s in run.status())
+    home = shard_of("stay", shards)
+    lot = next(f"lot{i}" for i in range(64) if shard_of(f"lot{i}", shards) == home)
+    wrong = tmp_path / "wrong.yaml"
+    zone = "{id: z, polygon: [[0, 0], [1, 0], [1, 1]], labels: [car]}"
+    wrong.write_text(f"cameras:\n  - {{id: {lot}, source: '{clips['cam2']}', zones: [{zone}]}}\n")
+    code, _, err = cli(capsys, "cameras", "add", "--config", str(wrong))
+    assert (code, err) == (
+        2,
+        f"error: cameras[0].zones[0].labels (camera {lot}): 'car' is not a class the detector "
+        "reports (background, person)\nerror: no camera was added\n",
+    )
 
     code, added, _ = cli(capsys, "cameras", "add", "--config", str(extra), "extra")
     assert code == 0, added
-    shards = sorted(s.info.name for s in run.status())
     assert added.startswith(f"cameras extra added on {shard_of('extra', shards)} on ")
     code, _, err = cli(capsys, "cameras", "add", "--config", str(extra))
     assert (code, err) == (2, "error: camera extra is already in this run\n"

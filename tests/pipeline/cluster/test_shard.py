@@ -1,0 +1,105 @@
+"""A shard's detector, without Ray: the `Shard` class in this process, its runs given
+cameras as the coordinator gives them (at the start, added while running, taken over), and
+its detector counted through the build function it uses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import pipeline.build
+from pipeline.cluster.shard import Shard
+from pipeline.config import DetectorConfig, PipelineConfig, parse_config
+from pipeline.runner import FrameDetector
+from pipeline.types import Detections, Frame, LabelMap
+from tests.conftest import write_video
+
+FRAMES = 4
+LABELS = LabelMap(("background", "person"))
+
+
+class OneBox(FrameDetector):
+    """One person box a frame."""
+
+    labels = LABELS
+
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
+        return [
+            Detections(
+                xyxy=np.array([[10, 10, 50, 60]], np.float32),
+                score=np.array([0.9], np.float32),
+                label=np.array([1], np.int64),
+            )
+            for _ in frames
+        ]
+
+
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch) -> list[DetectorConfig]:
+    """The detector configs the shard builds a detector from, in order."""
+    built: list[DetectorConfig] = []
+
+    def build(config: DetectorConfig, announce: Any = None) -> OneBox:
+        built.append(config)
+        return OneBox()
+
+    monkeypatch.setattr(pipeline.build, "build_run_detector", build)
+    return built
+
+
+def config_of(tmp_path: Path, *cameras: str, **detector: Any) -> PipelineConfig:
+    cams = "".join(
+        f"  - {{id: {c}, source: '{write_video(tmp_path / f'{c}.mp4', frames=FRAMES)}'}}\n"
+        for c in cameras
+    )
+    settings = json.dumps({"model": "person_ssdlite", **detector})
+    return parse_config(f"cameras:\n{cams}detector: {settings}\ncluster: {{engine: ray}}\n")
+
+
+def frames_of(shard: Shard, config: PipelineConfig, cameras: list[str], run: int) -> dict[str, int]:
+    summary = shard.run(config, cameras, f"c (cluster abc run {run} on shard-0)", None)
+    return {c: s.frames for c, s in summary.cameras.items()}
+
+
+def test_a_shard_builds_its_detector_once_for_every_run_it_is_given(
+    tmp_path: Path, builds: list[DetectorConfig]
+) -> None:
+    config = config_of(tmp_path, "gate", "extra", "moved")
+    shard = Shard("shard-0")
+
+    assert frames_of(shard, config, ["gate"], 1) == {"gate": FRAMES}  # its cameras at the start
+    assert frames_of(shard, config, ["extra"], 2) == {"extra": FRAMES}  # `cameras add`
+    assert frames_of(shard, config, ["moved"], 3) == {"moved": FRAMES}  # from a dead shard
+    assert builds == [config.detector]
+    assert shard.labels(config.detector) == LABELS  # `cameras add` checking zone labels
+    assert builds == [config.detector]
+
+
+def test_asking_a_new_shard_its_labels_builds_the_detector_its_first_run_then_uses(
+    tmp_path: Path, builds: list[DetectorConfig]
+) -> None:
+    config = config_of(tmp_path, "gate")
+    shard = Shard("shard-1")
+
+    assert shard.labels(config.detector) == LABELS
+    assert frames_of(shard, config, ["gate"], 1) == {"gate": FRAMES}
+    assert builds == [config.detector]
+
+
+def test_a_run_with_another_detector_config_gets_a_detector_built_from_it(
+    tmp_path: Path, builds: list[DetectorConfig]
+) -> None:
+    config = config_of(tmp_path, "gate")
+    stricter = config.model_copy(
+        update={"detector": config.detector.model_copy(update={"score_threshold": 0.9})}
+    )
+    shard = Shard("shard-0")
+    frames_of(shard, config, ["gate"], 1)
+    frames_of(shard, stricter, ["gate"], 2)
+
+    assert builds == [config.detector, stricter.detector]
