@@ -78,7 +78,7 @@ def root_route(links: Sequence[Link], views: Sequence[str]) -> Route:
 def render_index(links: Sequence[Link], request: Request) -> str:
     """A short page listing `links`, each by its path."""
     items = "".join(
-        f'<li><a href="{escape(with_token(link.path, request))}">{escape(link.path)}</a> '
+        f'<li><a href="{escape(with_token(link.path, request))}">{escape(link.path)}</a>: '
         f"{escape(link.about)}</li>"
         for link in links
     )
