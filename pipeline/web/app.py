@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Mount
 from pipeline.metrics import RunMetrics, Watched
 from pipeline.timeparse import EXAMPLES, parse_duration, parse_time
 from pipeline.web.access import AccessMiddleware
+from pipeline.web.index import Link, link_line, root_route, served_links
 from pipeline.web.models import (
     CameraOut,
     CountOut,
@@ -145,7 +146,7 @@ def create_app(
     with one) and a running pipeline's `metrics` (its counts: /healthz; /api/status when
     `serve_status`, /metrics when `serve_metrics`), with each of `mounts` (a path such as
     "/live", or "" for the root, and its routes); every request checked by `access` when
-    given."""
+    given. `/` is the page over `db`, else a mount's at the root, else `root_route`'s."""
     app = FastAPI(
         title="ssd-pipeline",
         description="Metrics, health and the stored detections, tracks and runs.",
@@ -167,22 +168,28 @@ def create_app(
         body = HealthOut(ok=not problems, problems=problems)
         return JSONResponse(body.model_dump(), status_code=503 if problems else 200)
 
-    if metrics is not None and serve_metrics:
+    serves_metrics = metrics is not None and serve_metrics
+    serves_status = metrics is not None and serve_status
+    if metrics is not None and serves_metrics:  # (not None again: for the type checker)
 
         @app.get("/metrics", response_class=PlainTextResponse)
         def prometheus() -> Response:
             """The run's metrics in Prometheus' text format (docs/metrics.md)."""
             return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    if metrics is not None and serve_status:
+    if metrics is not None and serves_status:
 
         @app.get("/api/status", response_model=StatusOut)
         def status() -> StatusOut:
             """The running pipeline's cameras and sinks."""
             return _status(metrics.watched())
 
+    views = [path for path, _ in mounts if path]
+    links = served_links(mounts=views, status=serves_status, metrics=serves_metrics)
     if db is not None:
-        _add_stored_routes(app, db)
+        _add_stored_routes(app, db, links)
+    elif all(path for path, _ in mounts):  # else a mount's own `/` is there
+        app.router.routes.append(root_route(links, views))
     for path, routes in mounts:
         if path:
             app.router.routes.append(Mount(path, routes=list(routes)))
@@ -196,8 +203,9 @@ _UNREADABLE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _add_stored_routes(app: FastAPI, db: str) -> None:
-    """The routes over the stored runs, detections, tracks and counts of `db`."""
+def _add_stored_routes(app: FastAPI, db: str, links: Sequence[Link]) -> None:
+    """The routes over the stored runs, detections, tracks and counts of `db`, and the page
+    of them at `/` (with `links` at its foot)."""
 
     def stored(call: Any, *args: Any) -> Any:
         try:
@@ -310,12 +318,13 @@ def _add_stored_routes(app: FastAPI, db: str) -> None:
         return [ZoneCountOut.model_validate(r) for r in scene_counts(count_visits, counting)]
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> HTMLResponse:
+    def page(request: Request) -> HTMLResponse:
         """A page of the runs, the latest tracks and the counts."""
         runs_page = stored(list_runs, db, 20)
         tracks_page = stored(list_tracks, db, DetectionQuery(limit=24))
         counted = stored(count_detections, db, DetectionQuery(), "label")
-        return HTMLResponse(render_page(runs_page, tracks_page, counted))
+        foot = link_line(links, request)
+        return HTMLResponse(render_page(runs_page, tracks_page, counted, foot))
 
 
 def _snapshot_path(db: str, run: int, camera: str, track: int) -> str | None:

@@ -19,8 +19,10 @@ td,th{border-bottom:1px solid #ddd;padding:.3em .8em;text-align:left}
 """
 
 
-def render_page(runs: Page[RunRecord], tracks: Page[TrackRecord], counts: list[CountRow]) -> str:
-    """The page, every stored text escaped."""
+def render_page(
+    runs: Page[RunRecord], tracks: Page[TrackRecord], counts: list[CountRow], foot: str
+) -> str:
+    """The page, every stored text escaped; `foot`: the HTML of its last line (links)."""
     run_rows = "".join(
         f"<tr><td>{r.id}</td><td>{escape(r.status)}</td><td>{_when(r.started_at)}</td>"
         f"<td>{_when(r.ended_at) if r.ended_at else ''}</td><td>{r.detections}</td>"
@@ -42,7 +44,7 @@ def render_page(runs: Page[RunRecord], tracks: Page[TrackRecord], counts: list[C
 <table><tr><th>label</th><th>detections</th><th>tracks</th></tr>{count_rows}</table>
 <h2>Latest tracks ({len(tracks.rows)} of {tracks.total})</h2>
 <div class="tracks">{cards}</div>
-<p><a href="/docs">API</a> · <a href="/healthz">health</a></p>
+<p>{foot}</p>
 </body></html>"""
 
 

@@ -8,10 +8,15 @@ pipeline's and each camera's status, counts, Home Assistant's discovery) is not 
 but kept, the latest per topic, and sent again on every (re)connection: a broker that lost
 it (restarted without persistence) gets it back, and none of it is ever dropped.
 
-With QoS 0, messages sent in the moment the broker goes away, before the connection is
-known to be lost, are lost uncounted; with QoS 1 and 2 paho keeps them until the broker
+With QoS 0, messages handed to paho in the moment the broker goes away, before the
+connection is known to be lost, are lost: those paho had not yet written to the socket
+are counted (`lost`: paho drops them when the connection breaks, and marks their
+`MQTTMessageInfo` with MQTT_ERR_CONN_LOST on reconnecting); those it had written, but the
+broker never read (the system's socket buffers), cannot be told apart from delivered ones,
+as QoS 0 has no acknowledgement. With QoS 1 and 2 paho keeps them until the broker
 acknowledges them and sends them again after reconnecting (QoS 1 may then deliver one
-twice; each camera's `seq` tells).
+twice; each camera's `seq` tells); those still unacknowledged when the connection closes
+are counted in `lost` too.
 """
 
 from __future__ import annotations
@@ -62,6 +67,10 @@ class MqttConnection:
         """Messages dropped because the buffer was full while the broker was away."""
         self.undelivered = 0
         """Messages still buffered when the connection closed (the broker still away)."""
+        self.lost = 0
+        """Messages handed to paho that never reached the broker as far as it can tell: QoS 0
+        ones it had not written to the socket when the connection broke or closed, QoS 1
+        and 2 ones the broker had not acknowledged when it closed."""
         self.reconnections = 0
         self._will_topic = will_topic
         self._lock = threading.Lock()
@@ -72,7 +81,8 @@ class MqttConnection:
         self._refusal: str | None = None
         self._ever_connected = False
         self._closing = False
-        self._last_info: mqtt.MQTTMessageInfo | None = None
+        self._handed: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
+        """What paho was given, oldest first, until it says it went out (`_settle`)."""
         self._client = self._make_client()
         self._connect()
 
@@ -119,7 +129,7 @@ class MqttConnection:
                 self._send(_Message(self._will_topic, OFFLINE.encode(), True))
             self.undelivered = len(self._buffer)
             self._buffer.clear()
-            last = self._last_info
+            last = self._handed[-1] if self._handed else None
         if last is not None and self._connected.is_set():
             try:
                 last.wait_for_publish(max(0.1, deadline - time.monotonic()))
@@ -132,6 +142,14 @@ class MqttConnection:
             )
         self._client.disconnect()
         self._client.loop_stop()
+        with self._lock:
+            lost = self._settle(unsent_lost=True)
+        if lost:
+            log.warning(
+                "mqtt sink: %d messages handed to the connection never went out (QoS %d): the "
+                "broker at %s %s", lost, self.qos, self.settings.who(),
+                "was away" if self.qos == 0 else "had not acknowledged them when the run ended",
+            )
 
     def _make_client(self) -> mqtt.Client:
         client = _new_client(self.settings, self.settings.client_id)
@@ -165,11 +183,31 @@ class MqttConnection:
         """Hand a message to paho while connected; False when it must wait in the buffer
         (the connection was lost a moment ago). Called holding the lock."""
         info = self._client.publish(message.topic, message.payload, self.qos, message.retain)
-        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and self.qos == 0:
-            return False  # paho keeps QoS 1 and 2 messages itself and sends them again
+        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
+            if self.qos == 0:
+                return False
+            # paho keeps QoS 1 and 2 messages and sends them on reconnecting; this rc, which
+            # it leaves as is, would have `is_published` raise even once they are delivered
+            info.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
         self.published += 1
-        self._last_info = info
+        self._handed.append(info)
+        self._settle()
         return True
+
+    def _settle(self, *, unsent_lost: bool = False) -> int:
+        """Forget the messages paho has sent (QoS 0: written to the socket) or had
+        acknowledged (QoS 1, 2), oldest first, counting in `lost` those it gave up on; with
+        `unsent_lost`, also every one not sent yet, which never will be. Returns how many
+        it counted. Called holding the lock."""
+        lost = 0
+        while self._handed:
+            went_out = _went_out(self._handed[0])
+            if went_out is None and not unsent_lost:
+                break
+            self._handed.popleft()
+            lost += not went_out
+        self.lost += lost
+        return lost
 
     def _on_connect(
         self,
@@ -213,11 +251,29 @@ class MqttConnection:
         with self._lock:
             was_connected = self._connected.is_set()
             self._connected.clear()
+            # paho closed the socket: a QoS 0 message it has not written is never sent
+            # (paho sends again only QoS 1 and 2 ones)
+            lost = self._settle(unsent_lost=self.qos == 0)
         if was_connected and not self._closing:
             log.warning(
-                "mqtt sink: lost the broker at %s (%s); reconnecting, buffering up to %d "
-                "messages meanwhile", self.settings.who(), reason, self.buffer_size,
+                "mqtt sink: lost the broker at %s (%s)%s; reconnecting, buffering up to %d "
+                "messages meanwhile", self.settings.who(), reason,
+                f", and with it {lost} messages not yet sent (QoS 0)" if lost else "",
+                self.buffer_size,
             )
+
+
+def _went_out(info: mqtt.MQTTMessageInfo) -> bool | None:
+    """Whether paho sent the message (QoS 0: wrote it to the socket) or the broker
+    acknowledged it (QoS 1, 2): True; False when paho gave it up (the connection lost);
+    None while neither has happened yet."""
+    try:
+        if not info.is_published():
+            return None
+    except (RuntimeError, ValueError):  # is_published raises for a message given up
+        return False
+    # paho sets `rc` before marking a message given up as published
+    return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
 def probe_broker(settings: BrokerSettings) -> None:

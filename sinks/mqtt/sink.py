@@ -113,6 +113,8 @@ class MqttSink(Sink):
             f"{c.dropped} dropped while the broker was away (buffer {c.buffer_size}), "
             f"{c.reconnections} reconnection{'s' if c.reconnections != 1 else ''}"
         )
+        if c.lost:
+            line += f", {c.lost} lost with the connection (handed to it as the broker went away)"
         if c.undelivered:
             line += f", {c.undelivered} undelivered at the end (broker away)"
         return line
@@ -127,6 +129,10 @@ class MqttSink(Sink):
                        c.buffered, "gauge"),
             SinkMetric("mqtt_dropped", "Messages dropped, the oldest first, because the "
                        "buffer was full while the broker was away.", c.dropped),
+            SinkMetric("mqtt_lost", "Messages handed to the connection that never reached "
+                       "the broker as far as it can tell: QoS 0 ones not yet sent when the "
+                       "broker went away, QoS 1 and 2 ones unacknowledged when the run ended.",
+                       c.lost),
             SinkMetric("mqtt_undelivered", "Messages still buffered when the run ended "
                        "(the broker away): never delivered.", c.undelivered, "gauge"),
             SinkMetric("mqtt_reconnections", "Times the connection to the broker was made "

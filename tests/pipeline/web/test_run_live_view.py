@@ -19,11 +19,17 @@ from tests.sinks.live_view.conftest import read_parts
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
+    status, body, _ = _answer(port, path)
+    return status, body
+
+
+def _answer(port: int, path: str) -> tuple[int, bytes, str | None]:
+    """Status, body and Location of a GET (redirects not followed)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.request("GET", path)
         response = conn.getresponse()
-        return response.status, response.read()
+        return response.status, response.read(), response.getheader("Location")
     finally:
         conn.close()
 
@@ -57,6 +63,7 @@ def test_a_run_serves_its_live_view_on_one_server_and_ends_its_streams_when_it_s
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
             seen["metrics"] = _get(port, "/metrics")[0]
+            seen["root"] = _answer(port, "/")
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             conn.request("GET", f"{view}cameras/cam.mjpg")
             response = conn.getresponse()
@@ -79,6 +86,11 @@ def test_a_run_serves_its_live_view_on_one_server_and_ends_its_streams_when_it_s
     assert seen["parts"] == 2 and seen["rest"] == b""
     assert float(seen["ended_after_s"]) < 5  # type: ignore[arg-type]
     assert seen["metrics"] == (200 if http_section else 404)
+    status, page, moved_to = seen["root"]  # type: ignore[misc]
+    if http_section:  # no sql sink: `/` leads to the live view
+        assert (status, moved_to) == (307, "/live/")
+    else:
+        assert status == 200 and b"<html" in page.lower()
     assert summary.cameras["cam"].frames > 0 and time.monotonic() - started < 60
     with pytest.raises(ConnectionError):  # the one server is gone with the run
         _get(port, view)

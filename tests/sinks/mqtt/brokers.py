@@ -41,10 +41,16 @@ def unique_prefix() -> str:
 class PrivateMosquitto:
     """A `mosquitto` of the test's own on a free port, with persistence in `folder` (so a
     restart keeps retained messages and sessions, as a real deployment's does), anonymous
-    or with a password file. `kill()` is SIGKILL: the broker vanishes as in a crash."""
+    or with a password file, and the configuration lines `options`. `kill()` is SIGKILL: the
+    broker vanishes as in a crash."""
 
     def __init__(
-        self, folder: Path, *, users: dict[str, str] | None = None, tls: bool = False
+        self,
+        folder: Path,
+        *,
+        users: dict[str, str] | None = None,
+        tls: bool = False,
+        options: tuple[str, ...] = (),
     ) -> None:
         binary = shutil.which("mosquitto") or (
             "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
@@ -59,6 +65,7 @@ class PrivateMosquitto:
             "persistence true",
             f"persistence_location {folder}/",
             "autosave_interval 1",
+            *options,
         ]
         self.tls = tls
         if tls:
@@ -150,7 +157,8 @@ class Listener:
     """A client subscribed to `topics` (QoS 1), recording every message in `messages`.
 
     With `session` it keeps a persistent session on the broker under that client id, so
-    that what is published while it is reconnecting is kept for it."""
+    that what is published while it is reconnecting is kept for it. `disconnected` is set
+    when it loses the broker: paho has then read every message the broker had sent it."""
 
     def __init__(
         self, host: str, port: int, topics: list[str], *, session: str | None = None
@@ -158,6 +166,7 @@ class Listener:
         self.messages: list[Received] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
+        self.disconnected = threading.Event()
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=session or f"listener-{uuid.uuid4().hex[:10]}",
@@ -176,7 +185,11 @@ class Listener:
             with self._lock:
                 self.messages.append(Received(message.topic, message.payload, message.retain))
 
+        def on_disconnect(client: object, userdata: object, *args: object) -> None:
+            self.disconnected.set()
+
         self._client.on_connect = on_connect
+        self._client.on_disconnect = on_disconnect
         self._client.on_subscribe = on_subscribe
         self._client.on_message = on_message
         self._client.connect(host, port)
