@@ -33,9 +33,10 @@ from pipeline.dataset_export import (
     export_dataset,
     id_ranges,
 )
+from pipeline.detection_loop import FrameDetector
 from pipeline.motion import MotionGate
 from pipeline.readers import FramePicker, FrameSampler
-from pipeline.runner import FrameDetector, Pipeline
+from pipeline.runner import Pipeline
 from pipeline.types import Detections, Frame, LabelMap, StreamEnd
 from sinks.sql.sink import SqlSink
 from tests.conftest import write_video
