@@ -31,8 +31,8 @@ from pipeline.dataset_export import (
     ExportRequest,
     FrameChooser,
     export_dataset,
-    id_ranges,
 )
+from pipeline.dataset_rows import id_ranges
 from pipeline.detection_loop import FrameDetector
 from pipeline.motion import MotionGate
 from pipeline.readers import FramePicker, FrameSampler
