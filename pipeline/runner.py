@@ -18,7 +18,6 @@ from pipeline.batching import STOP_GRACE_S, Batcher
 from pipeline.build import (
     build_run_detector,
     build_scene_analyzers,
-    build_sinks,
     build_snapshot_keepers,
     build_tracker,
     make_backoff,
@@ -32,6 +31,7 @@ from pipeline.config import CameraConfig, PipelineConfig, SqlSinkConfig
 from pipeline.detection_loop import DetectionLoop, FrameDetector
 from pipeline.metrics import RunMetrics, sink_labels
 from pipeline.readers import CameraReader
+from pipeline.sink_factory import build_sinks
 from pipeline.stops import StopEvent
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
 from pipeline.types import CameraStatus, RunOutcome, StreamInfo

@@ -93,8 +93,9 @@ class Shard:
         `run_config` is what the SQL sink records as the run's config (the coordinator finds
         the shard's rows by it); `resume`: cameras taken over from a dead shard.
         """
-        from pipeline.build import SinkContext, build_run_detector, build_sink
+        from pipeline.build import build_run_detector
         from pipeline.runner import Pipeline
+        from pipeline.sink_factory import SinkContext, build_sink
 
         resume = resume or {}
         wanted = set(camera_ids)
