@@ -20,14 +20,14 @@ from pipeline.types import (
     StreamEnd,
     TrackEvent,
 )
-from sinks.event_bus.scene_events import analytics_event
-from sinks.event_bus.schema import (
-    Event,
+from sinks.event_bus.bodies import (
     camera_status_event,
     detections_event,
     stream_ended_event,
     track_event,
 )
+from sinks.event_bus.scene_events import analytics_event
+from sinks.event_bus.schema import Event
 
 
 @dataclass

@@ -17,8 +17,8 @@ Three measurements in one run (docs/performance.md explains them and records res
 until frames are dropped or the p99 capture-to-publish latency passes 250 ms, and the
 latency at twice the N held.
 
-`clips` holds the clip helpers, `report` the results and their text and JSON forms, `cli`
-the command's options and the order the measurements run in. Figures are the median of
+`clips` holds the clip helpers, `report` the results and their text and JSON forms,
+`options` the command's options, `cli` the order the measurements run in. Figures are the median of
 `repeat` runs, with every run listed. Nothing here is a test.
 
 torch, OpenCV and the detector are imported where used: `python -m pipeline` builds this

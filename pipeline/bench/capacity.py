@@ -33,7 +33,7 @@ from sinks.base import Sink
 
 if TYPE_CHECKING:
     from pipeline.config.cameras import MotionConfig
-    from pipeline.runner import FrameDetector
+    from pipeline.detection_loop import FrameDetector
 
 LATENCY_LIMIT_S = 0.25
 """A trial holds only with its p99 capture-to-publish latency under this."""

@@ -144,8 +144,9 @@ def bench_end_to_end(
     where the detector would overlap them (`Detector.pipelined`: CUDA, or workers 2).
     """
     from detector.engine import StageTimes
-    from pipeline.build import SinkContext, build_detector, build_sink
+    from pipeline.build import build_detector
     from pipeline.runner import Pipeline
+    from pipeline.sink_factory import SinkContext, build_sink
 
     cuda = setup.device.startswith("cuda")
     runs: list[float] = []

@@ -14,7 +14,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "bench", help="measure model-only and end-to-end throughput against a naive baseline"
     )
-    from pipeline.bench.cli import add_arguments as add_bench_arguments
+    from pipeline.bench.options import add_arguments as add_bench_arguments
 
     add_bench_arguments(p)
     p.set_defaults(func=cmd_bench)

@@ -105,8 +105,8 @@ class Shard:
         `run_config` is what the SQL sink records as the run's config (the coordinator finds
         the shard's rows by it); `resume`: cameras taken over from a dead shard.
         """
-        from pipeline.build import SinkContext, build_sink
         from pipeline.runner import Pipeline
+        from pipeline.sink_factory import SinkContext, build_sink
 
         resume = resume or {}
         wanted = set(camera_ids)

@@ -4,6 +4,7 @@ in `sinks.event_bus.schema`, with every other event's)."""
 from __future__ import annotations
 
 from pipeline.types import AnalyticsEvent, LabelMap, LineCrossing, ZoneEvent, ZoneOccupancy
+from sinks.event_bus.bodies import _header, iso_time
 from sinks.event_bus.schema import (
     LINE_CROSSED,
     ZONE_OCCUPANCY,
@@ -12,8 +13,6 @@ from sinks.event_bus.schema import (
     ZoneEnteredEvent,
     ZoneLeftEvent,
     ZoneOccupancyEvent,
-    _header,
-    iso_time,
 )
 
 AnalyticsBusEvent = (

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build import SinkContext, build_sink
 from pipeline.config import ConfigError, MqttSinkConfig, parse_config
 from pipeline.preflight import check_sinks
+from pipeline.sink_factory import SinkContext, build_sink
 from pipeline.types import LabelMap
 from sinks.base import SinkError
 from tests.sinks.mqtt.brokers import PrivateMosquitto

@@ -31,11 +31,12 @@ from pipeline.dataset_export import (
     ExportRequest,
     FrameChooser,
     export_dataset,
-    id_ranges,
 )
+from pipeline.dataset_rows import id_ranges
+from pipeline.detection_loop import FrameDetector
 from pipeline.motion import MotionGate
 from pipeline.readers import FramePicker, FrameSampler
-from pipeline.runner import FrameDetector, Pipeline
+from pipeline.runner import Pipeline
 from pipeline.types import Detections, Frame, LabelMap, StreamEnd
 from sinks.sql.sink import SqlSink
 from tests.conftest import write_video

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from pipeline.config import parse_config
-from pipeline.runner import FrameDetector, Pipeline
+from pipeline.detection_loop import FrameDetector
+from pipeline.runner import Pipeline
 from pipeline.summary import RunSummary
 from pipeline.types import (
     CameraStatus,

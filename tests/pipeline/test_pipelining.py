@@ -14,8 +14,9 @@ import pytest
 
 from pipeline.batching import Batcher
 from pipeline.config import parse_config
+from pipeline.detection_loop import DetectionLoop, FrameDetector
 from pipeline.readers import FrameQueue, QueuedFrame, QueuePolicy
-from pipeline.runner import DetectionLoop, FrameDetector, Pipeline
+from pipeline.runner import Pipeline
 from pipeline.summary import CameraStats
 from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamEnd
 from pipeline.workers import SinkFanout, SinkWorker

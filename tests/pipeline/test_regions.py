@@ -9,8 +9,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from pipeline.detection_loop import FrameDetector
 from pipeline.regions import EDGE_PX, PAD_SHARE, RegionRule, combine
-from pipeline.runner import FrameDetector
 from pipeline.types import Detections, Frame, LabelMap, Region
 
 WIDTH, HEIGHT = 640, 480

@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 
 from pipeline.config import parse_config
-from pipeline.runner import FrameDetector, Pipeline
+from pipeline.detection_loop import FrameDetector
+from pipeline.runner import Pipeline
 from pipeline.snapshots import SnapshotKeeper, crop_box
 from pipeline.types import Detections, Frame, LabelMap, TrackEvent
 from sinks.snapshot_files import is_snapshot_name

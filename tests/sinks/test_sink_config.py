@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import zmq.auth
 
-from pipeline.build import SinkContext, build_sink
 from pipeline.config import (
     ConfigError,
     LiveSinkConfig,
@@ -16,6 +15,7 @@ from pipeline.config import (
     ZmqSinkConfig,
     parse_config,
 )
+from pipeline.sink_factory import SinkContext, build_sink
 from pipeline.types import LabelMap
 from sinks.base import SinkError
 from sinks.event_bus.publisher import EventPublisher

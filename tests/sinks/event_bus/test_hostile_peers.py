@@ -23,8 +23,8 @@ import zmq
 
 from pipeline.types import StreamEnd
 from sinks.base import SinkError
+from sinks.event_bus.bodies import stream_ended_event
 from sinks.event_bus.publisher import MAX_SUBSCRIPTION_BYTES, EventPublisher
-from sinks.event_bus.schema import stream_ended_event
 from sinks.event_bus.subscriber import MAX_EVENT_BYTES, EventSubscriber
 from tests.sinks.event_bus.conftest import LABELS, T0, receive, result
 

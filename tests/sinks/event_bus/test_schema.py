@@ -22,18 +22,20 @@ from pipeline.types import (
     ZoneEvent,
     ZoneOccupancy,
 )
+from sinks.event_bus.bodies import (
+    camera_status_event,
+    detections_event,
+    stream_ended_event,
+    track_event,
+)
 from sinks.event_bus.scene_events import analytics_event
 from sinks.event_bus.schema import (
     EVENT_TYPES,
     SCHEMA_VERSION,
     Event,
-    camera_status_event,
-    detections_event,
     event_json_schema,
     parse_event,
     schema_text,
-    stream_ended_event,
-    track_event,
 )
 from tests.sinks.event_bus.conftest import LABELS
 

@@ -11,16 +11,9 @@ import pytest
 import zmq
 
 from pipeline.types import StreamEnd, TrackEvent
+from sinks.event_bus.bodies import detections_event, stream_ended_event, track_event
 from sinks.event_bus.publisher import EventPublisher
-from sinks.event_bus.schema import (
-    DetectionsEvent,
-    Event,
-    TrackStartedEvent,
-    ZoneOccupancyEvent,
-    detections_event,
-    stream_ended_event,
-    track_event,
-)
+from sinks.event_bus.schema import DetectionsEvent, Event, TrackStartedEvent, ZoneOccupancyEvent
 from sinks.event_bus.subscriber import EventSubscriber, only_labels, subscribe
 from tests.sinks.event_bus.conftest import LABELS, RECEIVE_TIMEOUT_MS, T0, boxes, result, track
 from tests.sinks.event_bus.test_schema import (

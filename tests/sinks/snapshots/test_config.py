@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build import SinkContext, build_sink, build_sinks, build_snapshot_keepers
+from pipeline.build import build_snapshot_keepers
 from pipeline.config import ConfigError, SnapshotSinkConfig, parse_config
+from pipeline.sink_factory import SinkContext, build_sink, build_sinks
 from pipeline.types import LabelMap
 from sinks.live_view.sink import LiveViewSink
 from sinks.snapshots.sink import SnapshotSink
