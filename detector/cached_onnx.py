@@ -186,6 +186,7 @@ class CachedOnnxDetector:
 
     def __init__(self, bundle: RunBundle, options: DetectorOptions) -> None:
         self.labels = bundle.labels
+        self.background = bundle.decoding.background_class
         self.options = options
         self.input_size = bundle.input_size
         self.decoding = bundle.decoding

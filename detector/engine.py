@@ -65,6 +65,7 @@ class Detector:
         # weights); flushing them to zero changes no detection worth having.
         torch.set_flush_denormal(True)
         self.labels = label_map
+        self.background = model.background_class
         self.input_size = model.input_size
         selected = resolve_label_filter(options.request.labels, label_map, model.background_class)
         self.options = options

@@ -156,12 +156,14 @@ def build_scene_analyzers(
     rules_of: Callable[[CameraConfig], AnalyticsConfig],
     labels: LabelMap,
     detector_labels: Sequence[str] | None,
+    background: int | None,
 ) -> dict[str, SceneAnalyzer]:
     """A `SceneAnalyzer` for every camera with zones or lines (the others get none and pay
-    nothing); `labels` are the detector's class names, `detector_labels` its filter.
+    nothing); `labels` are the detector's class names (`background` the column that is
+    none), `detector_labels` its filter.
 
     Raises SceneConfigError for a zone or line label the detector does not report."""
-    classes = kept_classes(labels.names, detector_labels)
+    classes = kept_classes(labels.names, detector_labels, background)
     problems = scene_label_problems(cameras, classes)
     if problems:
         raise SceneConfigError("; ".join(problems))

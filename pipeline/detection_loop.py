@@ -47,6 +47,8 @@ class FrameDetector(Protocol):
     """
 
     labels: LabelMap
+    background: int | None = None
+    """The column of `labels` that is no class (SSD's background), if any."""
     pipelined: bool = False
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]: ...

@@ -107,7 +107,7 @@ class Pipeline:
         if described:
             say(described)
         analyzers = build_scene_analyzers(
-            cfg.cameras, cfg.analytics_of, detector.labels, cfg.detector.labels
+            cfg.cameras, cfg.analytics_of, detector.labels, cfg.detector.labels, detector.background
         )
         sinks = build_sinks(cfg.sinks, detector.labels, self.config_source)
         sinks += self._extra_sinks
@@ -130,8 +130,7 @@ class Pipeline:
         stats: dict[str, CameraStats] = {}
         condition = threading.Condition()
         readers = [
-            self._reader(cam, condition, fanout, stats, detector.input_size)
-            for cam in cfg.cameras
+            self._reader(cam, condition, fanout, stats, detector.input_size) for cam in cfg.cameras
         ]
         self.metrics.watch(stats, readers, dict(zip(labels, workers, strict=True)))
         trackers = {c.id: build_tracker(c.id, cfg.tracker) for c in cfg.cameras}

@@ -20,7 +20,6 @@ from pipeline.cluster.shard import ShardInfo
 from pipeline.config import CameraConfig, DetectorConfig
 from pipeline.config.scene import kept_classes, scene_label_problems
 from pipeline.summary import RunSummary
-from pipeline.types import LabelMap
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ class LabelsUnavailable(Exception):
     line: why)."""
 
 
-ShardLabels = Callable[[str], LabelMap]
+ShardLabels = Callable[[str], tuple[str, ...]]
 """The class names of the detector of the shard a camera (by its id) would run on; raises
 LabelsUnavailable."""
 
@@ -131,7 +130,7 @@ class CameraChanges:
             return []
         if self._classes is None:
             try:
-                names = labels(labelled[0].id).names
+                names = labels(labelled[0].id)
             except LabelsUnavailable as exc:
                 ids = ", ".join(c.id for c in labelled)
                 return [f"cannot check the zone and line labels of cameras {ids}: {exc}"]

@@ -23,7 +23,6 @@ from pipeline.cluster.shard import ShardInfo
 from pipeline.cluster.status import RateWindow, RunStatus, ShardReport
 from pipeline.config import PipelineConfig, SqlSinkConfig
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
-from pipeline.types import LabelMap
 
 log = logging.getLogger(__name__)
 
@@ -147,13 +146,13 @@ class Coordinator:
         self.changes.lines += lines
         return Answer(tuple(lines), tuple(failed))
 
-    def _shard_labels(self, ray: Any, camera_id: str) -> LabelMap:
+    def _shard_labels(self, ray: Any, camera_id: str) -> tuple[str, ...]:
         """The class names of the detector of the shard `camera_id` hashes to (the one it
         would run with), built there if that shard has none yet; raises LabelsUnavailable."""
         name = shard_of(camera_id, list(self._alive))
         actor, _ = self._alive[name]
         try:
-            labels: LabelMap = ray.get(
+            labels: tuple[str, ...] = ray.get(
                 actor.labels.remote(self.config.detector), timeout=LABELS_WAIT_S
             )
         except ray.exceptions.GetTimeoutError:

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from pipeline.cluster.resume import Resume, ResumeSink
 from pipeline.config import DetectorConfig, PipelineConfig, SqlSinkConfig, ZmqSinkConfig
 from pipeline.summary import CameraStats, RunSummary
-from pipeline.types import LabelMap
 from sinks.base import Sink
 
 if TYPE_CHECKING:
@@ -86,11 +85,12 @@ class Shard:
             probe.bind((ip, 0))
             return f"tcp://{ip}:{probe.getsockname()[1]}"
 
-    def labels(self, detector: DetectorConfig) -> LabelMap:
+    def labels(self, detector: DetectorConfig) -> tuple[str, ...]:
         """The class names of the shard's detector for `detector` (built now if the shard
-        has none yet): what the zone and line labels of a camera added to it are checked
-        against."""
-        return self._detector_for(detector).labels
+        has none yet), background and unnamed columns left out: what the zone and line
+        labels of a camera added to it are checked against."""
+        built = self._detector_for(detector)
+        return tuple(built.labels.names[i] for i in built.labels.classes(built.background))
 
     def run(
         self,

@@ -59,7 +59,9 @@ lines:
     assert (line.directions.left_to_right, line.directions.right_to_left) == ("in", "out")
     rules = cfg.analytics_of(cam)
     assert (rules.anchor, rules.anchor_fractions, rules.min_frames) == (
-        "bottom_center", (0.5, 1.0), 3,
+        "bottom_center",
+        (0.5, 1.0),
+        3,
     )
     assert rules.occupancy_period_s is None
     plain = parse_config(f"cameras:\n  - id: a\n    source: {video}\n")
@@ -67,13 +69,16 @@ lines:
 
 
 def test_a_camera_s_analytics_section_replaces_the_top_level_one(video: str) -> None:
-    text = camera(video, "analytics: {anchor: center}\nlines:\n  - {id: l, points: [[0, 0], [1, 1]]}")
+    text = camera(
+        video, "analytics: {anchor: center}\nlines:\n  - {id: l, points: [[0, 0], [1, 1]]}"
+    )
     text += "  - id: other\n    source: clip.mp4\nanalytics: {min_frames: 5}\n"
     cfg = parse_config(text)
     own, other = cfg.cameras
     assert (cfg.analytics_of(own).anchor, cfg.analytics_of(own).min_frames) == ("center", 3)
     assert (cfg.analytics_of(other).anchor, cfg.analytics_of(other).min_frames) == (
-        "bottom_center", 5,
+        "bottom_center",
+        5,
     )
 
 
@@ -145,9 +150,19 @@ def test_a_camera_s_analytics_section_replaces_the_top_level_one(video: str) -> 
         ),
     ],
     ids=[
-        "two-corners", "flat", "bowtie", "pixels-as-fractions", "negative", "one-point-line",
-        "three-point-line", "same-direction-names", "unknown-direction", "duplicate-id",
-        "id-with-space", "zero-dwell", "unknown-anchor",
+        "two-corners",
+        "flat",
+        "bowtie",
+        "pixels-as-fractions",
+        "negative",
+        "one-point-line",
+        "three-point-line",
+        "same-direction-names",
+        "unknown-direction",
+        "duplicate-id",
+        "id-with-space",
+        "zero-dwell",
+        "unknown-anchor",
     ],
 )
 def test_bad_zones_and_lines_are_refused_at_their_yaml_path(
@@ -193,14 +208,24 @@ def test_a_zone_or_line_label_the_detector_does_not_report_is_named_at_its_path(
         "reports (person)",
     ]
     with pytest.raises(SceneConfigError, match=r"cameras\[0\].zones\[0\].labels"):
-        build_scene_analyzers(cfg.cameras, cfg.analytics_of, COCO_LIKE, ["person"])
+        build_scene_analyzers(cfg.cameras, cfg.analytics_of, COCO_LIKE, ["person"], 0)
+
+
+def test_a_zone_labelled_with_the_background_column_is_refused(video: str) -> None:
+    cfg = parse_config(
+        camera(
+            video, "zones:\n  - {id: z, polygon: [[0, 0], [1, 0], [1, 1]], labels: [background]}"
+        )
+    )
+    with pytest.raises(SceneConfigError, match="'background' is not a class the detector reports"):
+        build_scene_analyzers(cfg.cameras, cfg.analytics_of, COCO_LIKE, None, 0)
 
 
 def test_only_cameras_with_zones_or_lines_get_an_analyzer(video: str) -> None:
     text = camera(video, "lines:\n  - {id: l, points: [[0, 0], [1, 1]], labels: [car, person]}")
     text += "  - id: plain\n    source: clip.mp4\n"
     cfg = parse_config(text)
-    analyzers = build_scene_analyzers(cfg.cameras, cfg.analytics_of, COCO_LIKE, None)
+    analyzers = build_scene_analyzers(cfg.cameras, cfg.analytics_of, COCO_LIKE, None, 0)
     assert list(analyzers) == ["lobby"]
     assert analyzers["lobby"].lines[0].labels == frozenset({1, 3})
 
@@ -209,7 +234,7 @@ def test_the_analytics_rules_reach_the_analyzer(video: str) -> None:
     text = camera(video, "lines:\n  - {id: l, points: [[0, 0], [1, 1]]}")
     text += "analytics: {min_frames: 2, leave_frames: 7}\n"
     cfg = parse_config(text)
-    rules = build_scene_analyzers(cfg.cameras, cfg.analytics_of, COCO_LIKE, None)["lobby"].rules
+    rules = build_scene_analyzers(cfg.cameras, cfg.analytics_of, COCO_LIKE, None, 0)["lobby"].rules
     assert (rules.min_frames, rules.leave_frames) == (2, 7)
 
 

@@ -18,7 +18,6 @@ from pipeline.cluster.shard import ShardInfo
 from pipeline.config import CameraConfig, DetectorConfig, parse_config
 from pipeline.config.cameras import CHECK_SOURCES
 from pipeline.summary import CameraStats, RunSummary
-from pipeline.types import LabelMap
 
 
 class RayError(Exception):
@@ -46,11 +45,11 @@ RAY = SimpleNamespace(
         RayError=RayError, GetTimeoutError=GetTimeoutError, RayTaskError=RayTaskError
     ),
 )
-PERSON = LabelMap(("background", "person"))
+PERSON = ("person",)
 ZONE = {"id": "lot", "polygon": [[0, 0], [1, 0], [1, 1]], "labels": ["car"]}
 
 
-def no_labels(camera_id: str) -> LabelMap:
+def no_labels(camera_id: str) -> tuple[str, ...]:
     raise AssertionError(f"the detector's labels were asked for camera {camera_id}")
 
 
@@ -66,13 +65,13 @@ class FakeActor:
 
     stopped: list[str] = field(default_factory=list)
     asked: list[DetectorConfig] = field(default_factory=list)
-    labels_answer: LabelMap | Exception = PERSON
+    labels_answer: tuple[str, ...] | Exception = PERSON
 
     def __post_init__(self) -> None:
         self.stop_camera = SimpleNamespace(remote=self.stopped.append)
         self.labels = SimpleNamespace(remote=self._labels)
 
-    def _labels(self, detector: DetectorConfig) -> LabelMap | Exception:
+    def _labels(self, detector: DetectorConfig) -> tuple[str, ...] | Exception:
         self.asked.append(detector)
         return self.labels_answer
 
@@ -99,7 +98,7 @@ def problems_adding(
     *,
     stopping: bool = False,
     shards: int = 2,
-    labels: Callable[[str], LabelMap] = no_labels,
+    labels: Callable[[str], tuple[str, ...]] = no_labels,
 ) -> list[str]:
     return done.add_problems(cameras, known, stopping=stopping, shards=shards, labels=labels)
 
@@ -129,7 +128,7 @@ def test_nothing_is_added_to_a_run_that_stops_or_has_no_shard_left() -> None:
 def test_a_zone_label_the_detector_does_not_report_is_refused_at_its_path() -> None:
     asked: list[str] = []
 
-    def person_only(camera_id: str) -> LabelMap:
+    def person_only(camera_id: str) -> tuple[str, ...]:
         asked.append(camera_id)
         return PERSON
 
@@ -141,7 +140,7 @@ def test_a_zone_label_the_detector_does_not_report_is_refused_at_its_path() -> N
     )
     assert problem == (
         "cameras[0].zones[0].labels (camera yard): 'car' is not a class the detector "
-        "reports (background, person)"
+        "reports (person)"
     )
     assert asked == ["yard"]  # the shard it would run on
     people = {**ZONE, "labels": ["person"]}
@@ -150,12 +149,12 @@ def test_a_zone_label_the_detector_does_not_report_is_refused_at_its_path() -> N
 
 
 def test_labels_a_shard_cannot_give_now_refuse_the_labelled_cameras_and_are_asked_again() -> None:
-    answers: list[LabelMap | Exception] = [
+    answers: list[tuple[str, ...] | Exception] = [
         LabelsUnavailable("shard-1 is still building its detector: add them again in a moment"),
         PERSON,
     ]
 
-    def building_then_ready(camera_id: str) -> LabelMap:
+    def building_then_ready(camera_id: str) -> tuple[str, ...]:
         answer = answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -168,7 +167,7 @@ def test_labels_a_shard_cannot_give_now_refuse_the_labelled_cameras_and_are_aske
         "its detector: add them again in a moment"
     ]
     (problem,) = problems_adding(done, cameras, labels=building_then_ready)
-    assert problem.endswith("'car' is not a class the detector reports (background, person)")
+    assert problem.endswith("'car' is not a class the detector reports (person)")
     assert answers == []
 
 
@@ -307,7 +306,7 @@ def test_an_added_camera_s_labels_are_asked_of_its_shard_and_no_detector_is_buil
 
     assert answer.problems == (
         "cameras[0].zones[0].labels (camera yard): 'car' is not a class the detector "
-        "reports (background, person)",
+        "reports (person)",
         "no camera was added",
     )
     home = shard_of("yard", ["shard-0", "shard-1"])

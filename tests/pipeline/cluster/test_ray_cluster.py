@@ -336,7 +336,7 @@ def test_cameras_added_and_removed_while_running_are_stored_up_to_their_end_or_s
     assert (code, err) == (
         2,
         f"error: cameras[0].zones[0].labels (camera {lot}): 'car' is not a class the detector "
-        "reports (background, person)\nerror: no camera was added\n",
+        "reports (person)\nerror: no camera was added\n",
     )
 
     code, added, _ = cli(capsys, "cameras", "add", "--config", str(extra), "extra")
