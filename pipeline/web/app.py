@@ -1,5 +1,5 @@
 """The HTTP app: /metrics, /healthz, /api/status of a running pipeline, /api/runs,
-detections, tracks and counts of a stored database (docs/api.md), and the routes of the
+detections, tracks, visits and counts of a stored database (docs/api.md), and the routes of the
 run's sinks (the live view)."""
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from pipeline.web.models import (
     StatusOut,
     TrackOut,
     TracksPage,
+    VisitOut,
+    VisitsPage,
     ZoneCountOut,
 )
 from pipeline.web.page import render_page
@@ -51,7 +53,7 @@ from sinks.sql.query import (
     list_runs,
     list_tracks,
 )
-from sinks.sql.scene_query import TooManyPeriods, count_crossings, count_visits
+from sinks.sql.scene_query import TooManyPeriods, count_crossings, count_visits, list_visits
 
 PAGE_MAX = 1000
 """The most rows one request returns."""
@@ -82,6 +84,7 @@ def _period(text: str | None) -> timedelta | None:
 Camera = Annotated[str | None, Query(min_length=1, max_length=255, description="Camera id.")]
 Label = Annotated[str | None, Query(min_length=1, max_length=128, description="Class name.")]
 RunId = Annotated[int | None, Query(ge=1, le=ID_MAX, description="runs.id")]
+TrackId = Annotated[int | None, Query(ge=1, le=ID_MAX, description="Track id.")]
 MinScore = Annotated[float | None, Query(ge=0, le=1, description="Lowest score.")]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Rows to return, newest first.")]
 _WHEN = f"{EXAMPLES} (the server's local time unless it ends in Z or +HH:MM), as `query` takes"
@@ -197,7 +200,7 @@ _UNREADABLE: dict[int | str, dict[str, Any]] = {
 
 
 def _add_stored_routes(app: FastAPI, db: str) -> None:
-    """The routes over the stored runs, detections, tracks and counts of `db`."""
+    """The routes over the stored runs, detections, tracks, visits and counts of `db`."""
 
     def stored(call: Any, *args: Any) -> Any:
         try:
@@ -216,7 +219,7 @@ def _add_stored_routes(app: FastAPI, db: str) -> None:
         camera: Camera = None,
         label: Label = None,
         run: RunId = None,
-        track: Annotated[int | None, Query(ge=1, le=ID_MAX, description="Track id.")] = None,
+        track: TrackId = None,
         since: Since = None,
         until: Until = None,
         min_score: MinScore = None,
@@ -241,6 +244,22 @@ def _add_stored_routes(app: FastAPI, db: str) -> None:
         q = DetectionQuery(camera=camera, label=label, run=run, min_score=min_score, limit=limit)
         page = stored(list_tracks, db, q)
         return TracksPage(total=page.total, rows=[TrackOut(**r.as_dict()) for r in page.rows])
+
+    @app.get("/api/visits", response_model=VisitsPage, responses=_UNREADABLE)
+    def visits(
+        camera: Camera = None,
+        label: Label = None,
+        run: RunId = None,
+        track: TrackId = None,
+        since: Since = None,
+        until: Until = None,
+        limit: Limit = 100,
+    ) -> VisitsPage:
+        """The finished zone visits that ended last, newest first (`query --list visits`);
+        times filter the visits' entering."""
+        q = DetectionQuery(camera, label, track, _when(since), _when(until), None, run, limit)
+        page = stored(list_visits, db, q)
+        return VisitsPage(total=page.total, rows=[VisitOut(**r.as_dict()) for r in page.rows])
 
     @app.get(
         "/api/tracks/{run}/{camera}/{track}/snapshot",

@@ -8,6 +8,8 @@ Import from the module that holds what you need (nothing is re-exported here):
 - `sinks.sql.spool`: `RowBatch`, `Outbox` and the spool files rows wait in meanwhile.
 - `sinks.sql.query`: reading back (`query_detections`, `latest_detections`,
   `count_detections`, `list_runs`, `list_tracks`), as the `query` command does.
+- `sinks.sql.scene_query`: the zone visits listed (`list_visits`), visits and line
+  crossings counted.
 - `sinks.sql.retention`: `delete_older_than`, as the `retention` command does.
 - `sinks.sql.database`: `DatabaseUrl`, engines, schema creation, error reasons and kinds.
 - `sinks.sql.models`: the tables (described in docs/sql.md).
