@@ -43,7 +43,7 @@ from pipeline.types import LabelMap
 from pipeline.urls import mask_credentials
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.models import Detection, Run
-from sinks.sql.query import ID_MAX, QueryError, existing_database, label_in
+from sinks.sql.reading import ID_MAX, QueryError, existing_database, label_in
 
 __all__ = ["ExportError", "ExportRefused", "ExportRequest", "ExportSummary", "export_dataset"]
 

@@ -130,7 +130,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from sinks.sql.query import DetectionQuery, QueryError
+    from sinks.sql.reading import DetectionQuery, QueryError
 
     problem = _conflict(args)
     if problem is not None:
@@ -199,13 +199,13 @@ def _select(args: argparse.Namespace, query: Any) -> _Result:
     from dataclasses import replace
 
     from sinks.sql.query import (
-        QueryError,
         count_detections,
         latest_detections,
         latest_run,
         list_runs,
         list_tracks,
     )
+    from sinks.sql.reading import QueryError
 
     if args.list == "runs":
         runs = list_runs(args.db, query.limit)
@@ -268,7 +268,7 @@ def _conflict(args: argparse.Namespace) -> str | None:
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    from sinks.sql.query import QueryError
+    from sinks.sql.reading import QueryError
     from sinks.sql.retention import delete_older_than
     from sinks.video.files import delete_old_videos
 

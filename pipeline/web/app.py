@@ -42,17 +42,8 @@ from pipeline.web.page import render_page
 from sinks.live_view.access import Access
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.models import Track
-from sinks.sql.query import (
-    ID_MAX,
-    CountBy,
-    DetectionQuery,
-    QueryError,
-    count_detections,
-    existing_database,
-    latest_detections,
-    list_runs,
-    list_tracks,
-)
+from sinks.sql.query import CountBy, count_detections, latest_detections, list_runs, list_tracks
+from sinks.sql.reading import ID_MAX, DetectionQuery, QueryError, existing_database
 from sinks.sql.scene_query import TooManyPeriods, count_crossings, count_visits, list_visits
 
 PAGE_MAX = 1000

@@ -2,7 +2,7 @@
 (a full disk, an unreachable database, a refusal), and class names matched in SQL.
 
 Shared by the SQL sink (`sinks.sql.sink`, `sinks.sql.writer`) and the read API
-(`sinks.sql.query`).
+(`sinks.sql.reading`, `sinks.sql.query`).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, Select, func, inspect, null, select
 
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.models import LineCrossingRow, ZoneVisit
-from sinks.sql.query import (
+from sinks.sql.reading import (
     DetectionQuery,
     JsonRow,
     Page,

@@ -32,7 +32,8 @@ from sinks.sql.database import (
     reason,
 )
 from sinks.sql.models import Detection, LineCrossingRow, Run, Track, ZoneVisit
-from sinks.sql.spool import Outbox, RowBatch, replay_spools
+from sinks.sql.outbox import Outbox
+from sinks.sql.spool import RowBatch, replay_spools
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pipeline.cli import main
 from pipeline.types import AnalyticsEvent, LineCrossing, StreamEnd, ZoneEvent
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.models import LineCrossingRow, ZoneVisit
-from sinks.sql.query import DetectionQuery, QueryError
+from sinks.sql.reading import DetectionQuery, QueryError
 from sinks.sql.retention import delete_older_than
 from sinks.sql.scene_query import VisitRecord, count_crossings, count_visits, list_visits
 from sinks.sql.scene_rows import scene_rows
