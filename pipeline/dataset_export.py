@@ -35,7 +35,7 @@ from pipeline.readers import FramePicker
 from pipeline.sources import SourceError
 from pipeline.urls import mask_credentials
 from sinks.sql.database import DatabaseUrl
-from sinks.sql.query import ID_MAX, QueryError, existing_database
+from sinks.sql.reading import ID_MAX, QueryError, existing_database
 
 __all__ = ["ExportError", "ExportRefused", "ExportRequest", "ExportSummary", "export_dataset"]
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, Select, func, select
 from pipeline.dataset_files import ExportRefused, StoredBox
 from pipeline.types import LabelMap
 from sinks.sql.models import Detection, Run
-from sinks.sql.query import label_in
+from sinks.sql.reading import label_in
 
 ROWS_PER_QUERY = 500
 """Frames whose boxes one query reads: SQLite takes at most 999 values in an IN list in old

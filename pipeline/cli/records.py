@@ -1,5 +1,5 @@
 """`query` and `retention`: the stored detections, printed, counted or deleted by age, and
-the stored zone visits and line crossings, counted."""
+the stored zone visits and line crossings, listed (visits) and counted."""
 
 from __future__ import annotations
 
@@ -21,15 +21,19 @@ DEFAULT_DB: str = SqlSinkConfig.model_fields["url"].default
 DEFAULT_PAGE = 50
 """Rows `query` prints without `--limit`: the newest, so that a large table does not scroll
 past; the footer says how many more there are."""
-DECIMALS = {"score": 3, "pts": 3, "x1": 1, "y1": 1, "x2": 1, "y2": 1}
+DECIMALS = {"score": 3, "pts": 3, "x1": 1, "y1": 1, "x2": 1, "y2": 1, "dwell_s": 2}
 """Decimals `query` prints of each float column (a `best_` one too), in every format:
-scores and stream times to a thousandth, boxes to a tenth of a pixel."""
-LISTS = ("runs", "tracks")
+scores and stream times to a thousandth, boxes to a tenth of a pixel, dwell to a hundredth
+of a second."""
+LISTS = ("runs", "tracks", "visits")
+OF_A_RUN = ("tracks", "visits")
+"""The `--list`s of one run: the latest unless `--run` says which."""
 SCENE_COUNTS = ("line", "zone")
 """`--count-by` values that count what zones and lines saw, not detections."""
 UNUSED_BY = {
     "runs": ("camera", "label", "track", "run", "since", "until", "min_score"),
     "tracks": ("track", "since", "until"),
+    "visits": ("min_score",),
 }
 """The filters each `--list` does not take."""
 
@@ -38,7 +42,8 @@ def add_parsers(sub: Any) -> None:
     """The `query` and `retention` subcommands."""
     p = sub.add_parser(
         "query",
-        help="print stored detections (newest first), count them, or list runs or tracks",
+        help="print stored detections (newest first), count them, or list runs, tracks or "
+        "zone visits",
     )
     p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help="SQLAlchemy URL")
     p.add_argument("--camera", type=nonempty, help="only this camera id")
@@ -85,7 +90,9 @@ def add_parsers(sub: Any) -> None:
         "--list",
         choices=LISTS,
         help="runs: the stored runs, newest first, with their detections and tracks counted; "
-        "tracks: the finished tracks of a run (the latest unless --run), newest first",
+        "tracks: the finished tracks of a run (the latest unless --run), newest first; "
+        "visits: the finished zone visits of a run (the latest unless --run), newest first, "
+        "each with the last frame its track was seen inside",
     )
     p.add_argument(
         "--format",
@@ -123,7 +130,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from sinks.sql.query import DetectionQuery, QueryError
+    from sinks.sql.reading import DetectionQuery, QueryError
 
     problem = _conflict(args)
     if problem is not None:
@@ -187,24 +194,24 @@ class _Result:
 
 
 def _select(args: argparse.Namespace, query: Any) -> _Result:
-    """The rows `args` ask for; a `--track` or `--list tracks` without `--run` is of the
-    latest run. Raises QueryError."""
+    """The rows `args` ask for; a `--track`, `--list tracks` or `--list visits` without
+    `--run` is of the latest run. Raises QueryError."""
     from dataclasses import replace
 
     from sinks.sql.query import (
-        QueryError,
         count_detections,
         latest_detections,
         latest_run,
         list_runs,
         list_tracks,
     )
+    from sinks.sql.reading import QueryError
 
     if args.list == "runs":
         runs = list_runs(args.db, query.limit)
         return _Result([r.as_dict() for r in runs.rows], "runs", runs.more)
     scope = ""
-    if query.run is None and (args.track is not None or args.list == "tracks"):
+    if query.run is None and (args.track is not None or args.list in OF_A_RUN):
         run = latest_run(args.db)
         if run is None:
             raise QueryError(f"database {args.db} holds no runs yet")
@@ -224,6 +231,11 @@ def _select(args: argparse.Namespace, query: Any) -> _Result:
     if args.list == "tracks":
         tracks = list_tracks(args.db, query)
         return _Result([t.as_dict() for t in tracks.rows], "tracks", tracks.more, scope)
+    if args.list == "visits":
+        from sinks.sql.scene_query import list_visits
+
+        visits = list_visits(args.db, query)
+        return _Result([v.as_dict() for v in visits.rows], "zone visits", visits.more, scope)
     page = latest_detections(args.db, query)
     return _Result([r.as_dict() for r in page.rows], "detections", page.more, scope)
 
@@ -256,7 +268,7 @@ def _conflict(args: argparse.Namespace) -> str | None:
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    from sinks.sql.query import QueryError
+    from sinks.sql.reading import QueryError
     from sinks.sql.retention import delete_older_than
     from sinks.video.files import delete_old_videos
 

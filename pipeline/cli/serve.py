@@ -56,7 +56,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: serve: {exc}; pip install 'ssd-pipeline[api]'", file=sys.stderr)
         return EXIT_USAGE
     from sinks.live_view.access import Access, Credentials, exposure_problem
-    from sinks.sql.query import QueryError, list_runs
+    from sinks.sql.query import list_runs
+    from sinks.sql.reading import QueryError
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
     if token is not None and not 16 <= len(token) <= 1024:

@@ -1,5 +1,5 @@
 """The HTTP app: /metrics, /healthz, /api/status of a running pipeline, /api/runs,
-detections, tracks and counts of a stored database (docs/api.md), and the routes of the
+detections, tracks, visits and counts of a stored database (docs/api.md), and the routes of the
 run's sinks (the live view)."""
 
 from __future__ import annotations
@@ -35,24 +35,17 @@ from pipeline.web.models import (
     StatusOut,
     TrackOut,
     TracksPage,
+    VisitOut,
+    VisitsPage,
     ZoneCountOut,
 )
 from pipeline.web.page import render_page
 from sinks.live_view.access import Access
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.models import Track
-from sinks.sql.query import (
-    ID_MAX,
-    CountBy,
-    DetectionQuery,
-    QueryError,
-    count_detections,
-    existing_database,
-    latest_detections,
-    list_runs,
-    list_tracks,
-)
-from sinks.sql.scene_query import TooManyPeriods, count_crossings, count_visits
+from sinks.sql.query import CountBy, count_detections, latest_detections, list_runs, list_tracks
+from sinks.sql.reading import ID_MAX, DetectionQuery, QueryError, existing_database
+from sinks.sql.scene_query import TooManyPeriods, count_crossings, count_visits, list_visits
 
 PAGE_MAX = 1000
 """The most rows one request returns."""
@@ -83,6 +76,7 @@ def _period(text: str | None) -> timedelta | None:
 Camera = Annotated[str | None, Query(min_length=1, max_length=255, description="Camera id.")]
 Label = Annotated[str | None, Query(min_length=1, max_length=128, description="Class name.")]
 RunId = Annotated[int | None, Query(ge=1, le=ID_MAX, description="runs.id")]
+TrackId = Annotated[int | None, Query(ge=1, le=ID_MAX, description="Track id.")]
 MinScore = Annotated[float | None, Query(ge=0, le=1, description="Lowest score.")]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Rows to return, newest first.")]
 _WHEN = f"{EXAMPLES} (the server's local time unless it ends in Z or +HH:MM), as `query` takes"
@@ -204,8 +198,8 @@ _UNREADABLE: dict[int | str, dict[str, Any]] = {
 
 
 def _add_stored_routes(app: FastAPI, db: str, links: Sequence[Link]) -> None:
-    """The routes over the stored runs, detections, tracks and counts of `db`, and the page
-    of them at `/` (with `links` at its foot)."""
+    """The routes over the stored runs, detections, tracks, visits and counts of `db`, and
+    the page of them at `/` (with `links` at its foot)."""
 
     def stored(call: Any, *args: Any) -> Any:
         try:
@@ -224,7 +218,7 @@ def _add_stored_routes(app: FastAPI, db: str, links: Sequence[Link]) -> None:
         camera: Camera = None,
         label: Label = None,
         run: RunId = None,
-        track: Annotated[int | None, Query(ge=1, le=ID_MAX, description="Track id.")] = None,
+        track: TrackId = None,
         since: Since = None,
         until: Until = None,
         min_score: MinScore = None,
@@ -249,6 +243,22 @@ def _add_stored_routes(app: FastAPI, db: str, links: Sequence[Link]) -> None:
         q = DetectionQuery(camera=camera, label=label, run=run, min_score=min_score, limit=limit)
         page = stored(list_tracks, db, q)
         return TracksPage(total=page.total, rows=[TrackOut(**r.as_dict()) for r in page.rows])
+
+    @app.get("/api/visits", response_model=VisitsPage, responses=_UNREADABLE)
+    def visits(
+        camera: Camera = None,
+        label: Label = None,
+        run: RunId = None,
+        track: TrackId = None,
+        since: Since = None,
+        until: Until = None,
+        limit: Limit = 100,
+    ) -> VisitsPage:
+        """The finished zone visits that ended last, newest first (`query --list visits`);
+        times filter the visits' entering."""
+        q = DetectionQuery(camera, label, track, _when(since), _when(until), None, run, limit)
+        page = stored(list_visits, db, q)
+        return VisitsPage(total=page.total, rows=[VisitOut(**r.as_dict()) for r in page.rows])
 
     @app.get(
         "/api/tracks/{run}/{camera}/{track}/snapshot",

@@ -57,6 +57,29 @@ class TrackOut(BaseModel):
     )
 
 
+class VisitOut(BaseModel):
+    run_id: int
+    camera: str
+    zone: str
+    track_id: int
+    label: str
+    entered_frame: int = Field(description="The first frame of the visit.")
+    entered_at: datetime
+    last_frame: int | None = Field(
+        description="The last frame the track was seen inside; null in rows of older versions."
+    )
+    last_time: datetime | None = Field(description="The time of `last_frame`.")
+    left_frame: int = Field(
+        description="The frame the visit was closed on: `leave_frames` detected frames "
+        "after `last_frame`, or where the track or the stream ended."
+    )
+    left_at: datetime
+    dwell_s: float = Field(description="Seconds of video inside, to `last_frame`.")
+    at_stream_end: bool = Field(
+        description="Closed by the end of the stream (or a stop) with the track inside."
+    )
+
+
 class CountOut(BaseModel):
     key: str = Field(description="The label, camera or run id counted.")
     detections: int
@@ -106,6 +129,11 @@ class DetectionsPage(BaseModel):
 class TracksPage(BaseModel):
     total: int = Field(description="Tracks that match, in all.")
     rows: list[TrackOut]
+
+
+class VisitsPage(BaseModel):
+    total: int = Field(description="Visits that match, in all.")
+    rows: list[VisitOut]
 
 
 class CameraOut(BaseModel):

@@ -7,7 +7,8 @@ from datetime import datetime
 from html import escape
 from urllib.parse import quote
 
-from sinks.sql.query import CountRow, Page, RunRecord, TrackRecord
+from sinks.sql.query import CountRow, RunRecord, TrackRecord
+from sinks.sql.reading import Page
 
 _STYLE = """
 body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}

@@ -5,9 +5,15 @@ Import from the module that holds what you need (nothing is re-exported here):
 - `sinks.sql.sink`: `SqlSink`, the output the pipeline writes through.
 - `sinks.sql.pending_rows`: `PendingRows`, results turned into rows until a batch is due.
 - `sinks.sql.writer`: `RowWriter`, the sink's thread that inserts rows and rides out outages.
-- `sinks.sql.spool`: `RowBatch`, `Outbox` and the spool files rows wait in meanwhile.
+- `sinks.sql.outbox`: `Outbox`, the rows waiting for the database, in memory and beyond
+  it in a spool file.
+- `sinks.sql.spool`: `RowBatch` and the spool files rows wait in, replayed by the next run.
+- `sinks.sql.reading`: opening a stored database to read it (`existing_database`,
+  `QueryError`), the filters (`DetectionQuery`), pages of rows.
 - `sinks.sql.query`: reading back (`query_detections`, `latest_detections`,
   `count_detections`, `list_runs`, `list_tracks`), as the `query` command does.
+- `sinks.sql.scene_query`: the zone visits listed (`list_visits`), visits and line
+  crossings counted.
 - `sinks.sql.retention`: `delete_older_than`, as the `retention` command does.
 - `sinks.sql.database`: `DatabaseUrl`, engines, schema creation, error reasons and kinds.
 - `sinks.sql.models`: the tables (described in docs/sql.md).

@@ -2,7 +2,7 @@
 (a full disk, an unreachable database, a refusal), and class names matched in SQL.
 
 Shared by the SQL sink (`sinks.sql.sink`, `sinks.sql.writer`) and the read API
-(`sinks.sql.query`).
+(`sinks.sql.reading`, `sinks.sql.query`).
 """
 
 from __future__ import annotations
@@ -305,8 +305,13 @@ def make_engine(
     return engine
 
 
-COLUMNS_ADDED = {"tracks": ("snapshot_path", "snapshot_frame_path"), "runs": ("reason",)}
-"""Nullable columns that tables of older versions lack, added on open."""
+COLUMNS_ADDED = {
+    "tracks": ("snapshot_path", "snapshot_frame_path"),
+    "runs": ("reason",),
+    "zone_visits": ("last_frame", "last_time"),
+}
+"""Nullable columns that tables of older versions lack, added on open (NULL in their rows,
+and in rows that older versions left in spool files)."""
 STATUS_CHECK = "ck_runs_status"
 """The name of the check on `runs.status` (`Base`'s naming convention)."""
 
@@ -316,8 +321,8 @@ def create_schema(engine: Engine) -> None:
 
     Older `detections` tables lack `obj` (the box's index in its frame), which makes every
     row unique and so retried inserts idempotent; older `tracks` tables lack the snapshot
-    paths, older `runs` tables the reason and (PostgreSQL) the status `lost`. Each column
-    is added, NULL for the old rows.
+    paths, older `runs` tables the reason and (PostgreSQL) the status `lost`, older
+    `zone_visits` tables the last frame inside. Each column is added, NULL for the old rows.
     """
     Base.metadata.create_all(engine)
     _add_columns(engine)

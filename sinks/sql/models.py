@@ -189,6 +189,9 @@ class ZoneVisit(Base):
     left_at: Mapped[datetime] = mapped_column(UtcDateTime())
     dwell_s: Mapped[float] = mapped_column(Float)
     at_stream_end: Mapped[bool] = mapped_column(Boolean)
+    # the last frame the track was seen inside; NULL in rows of older versions
+    last_frame: Mapped[int | None] = mapped_column(Integer)
+    last_time: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class LineCrossingRow(Base):

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, delete, func, inspect, select
 
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.models import Detection, LineCrossingRow, Run, Track, ZoneVisit
-from sinks.sql.query import existing_database
+from sinks.sql.reading import existing_database
 
 Model = type[Detection] | type[Track] | type[ZoneVisit] | type[LineCrossingRow] | type[Run]
 

@@ -1,5 +1,6 @@
-"""Counting what zones and lines saw, from the `zone_visits` and `line_crossings` tables:
-what `query --count-by line|zone [--every PERIOD]` prints.
+"""What zones and lines saw, from the `zone_visits` and `line_crossings` tables: the
+visits listed (`query --list visits`), and counted (`query --count-by line|zone [--every
+PERIOD]`).
 
 Rows are grouped in Python after one filtered SELECT, the same on SQLite and PostgreSQL;
 periods (`every`) are aligned on whole multiples of the period since 1970-01-01 UTC (15
@@ -15,11 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, inspect, select
+from sqlalchemy import Engine, Select, func, inspect, null, select
 
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.models import LineCrossingRow, ZoneVisit
-from sinks.sql.query import DetectionQuery, QueryError, existing_database, iso_z, label_is
+from sinks.sql.reading import (
+    DetectionQuery,
+    JsonRow,
+    Page,
+    QueryError,
+    existing_database,
+    iso_z,
+    label_is,
+)
 
 _Query = TypeVar("_Query", bound=Select)  # type: ignore[type-arg]  # any row shape
 
@@ -35,6 +44,55 @@ class _Visit:
     entered: float
     left: float
     dwell_s: float
+
+
+@dataclass(frozen=True)
+class VisitRecord(JsonRow):
+    """One row of the `zone_visits` table: a finished visit."""
+
+    run_id: int
+    camera: str
+    zone: str
+    track_id: int
+    label: str
+    entered_frame: int
+    entered_at: datetime
+    last_frame: int | None
+    """The last frame the track was seen inside (None in rows of older versions)."""
+    last_time: datetime | None
+    left_frame: int
+    """The frame the visit was closed on: `leave_frames` detected frames after the last."""
+    left_at: datetime
+    dwell_s: float
+    at_stream_end: bool
+
+
+def list_visits(url: str, q: DetectionQuery) -> Page[VisitRecord]:
+    """The finished zone visits matching `q` (camera, label, run, track; since/until on the
+    time they entered); the last `q.limit` to end (all without a limit), newest first, and
+    how many match in all. Raises QueryError."""
+    model = ZoneVisit
+    with _scene_database(url, model.__tablename__) as engine, engine.connect() as conn:
+        # an older table lacks the last frame inside: read as NULL
+        columns = {c["name"] for c in inspect(engine).get_columns(model.__tablename__)}
+        last = [
+            getattr(model, name) if name in columns else null().label(name)
+            for name in ("last_frame", "last_time")
+        ]
+        stmt = select(
+            model.run_id, model.camera, model.zone, model.track_id, model.label,
+            model.entered_frame, model.entered_at, *last, model.left_frame, model.left_at,
+            model.dwell_s, model.at_stream_end,
+        )  # fmt: skip
+        stmt = _filtered(stmt, model, model.entered_at, q)
+        total_stmt = _filtered(select(func.count(model.id)), model, model.entered_at, q)
+        if q.track is not None:
+            stmt = stmt.where(model.track_id == q.track)
+            total_stmt = total_stmt.where(model.track_id == q.track)
+        stmt = stmt.order_by(model.left_at.desc(), model.id.desc()).limit(q.limit)
+        total = conn.scalar(total_stmt) or 0
+        rows = [VisitRecord(*row) for row in conn.execute(stmt)]
+    return Page(rows, int(total))
 
 
 def count_crossings(

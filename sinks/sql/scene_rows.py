@@ -35,6 +35,7 @@ def scene_rows(
         if scene_key(event) is None:
             continue
         if isinstance(event, ZoneEvent):
+            last_frame, last_time = event.last_seen
             visits.append(
                 {
                     "run_id": run_id,
@@ -49,6 +50,8 @@ def scene_rows(
                     "left_at": float(event.time),
                     "dwell_s": float(event.dwell_s),
                     "at_stream_end": bool(event.at_stream_end),
+                    "last_frame": int(last_frame),
+                    "last_time": float(last_time),
                 }
             )
         elif isinstance(event, LineCrossing):

@@ -5,15 +5,15 @@ itself, as rows of a SQL database.
 to a writer thread of its own (`sinks.sql.writer`); the sink's `write` never waits for the
 database. When the database cannot be reached (server down, connection cut, SQLite locked),
 the writer keeps the batches (in memory up to a bound, then in a spool file:
-`sinks.sql.spool`) and retries with growing pauses; once the database is back, every batch
-is written, and written once: each row has a unique key (run, camera, frame, box index;
-run, camera, track id; ...) and inserts skip rows already there, so a batch retried after a
-commit whose answer was lost adds nothing twice.
+`sinks.sql.outbox`, `sinks.sql.spool`) and retries with growing pauses; once the database
+is back, every batch is written, and written once: each row has a unique key (run, camera,
+frame, box index; run, camera, track id; ...) and inserts skip rows already there, so a
+batch retried after a commit whose answer was lost adds nothing twice.
 A full disk is waited out the same way, but it is no outage: what neither the memory bound
 nor the spool can take is lost, counted per table, and reported (`describe`, `close`).
 
-Reading back (`query` command): `sinks.sql.query`. The schema lives in `sinks.sql.models`
-and is described in docs/sql.md.
+Reading back (`query` command): `sinks.sql.query`, `sinks.sql.scene_query`. The schema
+lives in `sinks.sql.models` and is described in docs/sql.md.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ from sinks.sql.database import (
     open_failure,
 )
 from sinks.sql.models import Run, RunStatus
+from sinks.sql.outbox import Outbox
 from sinks.sql.pending_rows import PendingRows
-from sinks.sql.spool import Outbox, RowBatch, Table, spool_prefix
+from sinks.sql.spool import RowBatch, Table, spool_prefix
 from sinks.sql.writer import RowWriter
 
 log = logging.getLogger(__name__)

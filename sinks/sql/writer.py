@@ -23,9 +23,17 @@ from pathlib import Path
 from sqlalchemy import Engine, Insert, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from sinks.sql.database import DatabaseUrl, ErrorKind, disk_full, error_kind, reason
+from sinks.sql.database import (
+    COLUMNS_ADDED,
+    DatabaseUrl,
+    ErrorKind,
+    disk_full,
+    error_kind,
+    reason,
+)
 from sinks.sql.models import Detection, LineCrossingRow, Run, Track, ZoneVisit
-from sinks.sql.spool import Outbox, RowBatch, replay_spools
+from sinks.sql.outbox import Outbox
+from sinks.sql.spool import RowBatch, replay_spools
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +47,7 @@ _MODELS: dict[str, RowModel] = {
 _TIME_COLUMNS = {
     "detections": ("time",),
     "tracks": ("first_time", "last_time"),
-    "zone_visits": ("entered_at", "left_at"),
+    "zone_visits": ("entered_at", "left_at", "last_time"),
     "line_crossings": ("time",),
 }
 OUTAGE_REMINDER_S = 60.0
@@ -138,12 +146,14 @@ class RowWriter:
                 )
             self.runs_ended += 1
             return
-        rows = [dict(r) for r in batch.rows]
+        # a row an older version spooled lacks the columns added since: NULL, as in its table
+        added = dict.fromkeys(COLUMNS_ADDED.get(batch.table, ()))
+        rows = [{**added, **r} for r in batch.rows]
         if not rows:
             return
         for column in _TIME_COLUMNS[batch.table]:
             for r in rows:
-                r[column] = _utc(r[column])
+                r[column] = None if r[column] is None else _utc(r[column])
         with self.engine.begin() as conn:
             conn.execute(_insert_skipping_existing(self.engine, _MODELS[batch.table]), rows)
         self.rows_written[batch.table] += len(rows)

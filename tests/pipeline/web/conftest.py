@@ -70,8 +70,9 @@ def _add_scene_rows(url: str) -> None:
                 insert(ZoneVisit).values(
                     run_id=run, camera=camera, zone=zone, track_id=track, label=label,
                     label_id=1, entered_frame=entered, entered_at=T0 + timedelta(minutes=entered),
+                    last_frame=left - 1, last_time=T0 + timedelta(minutes=left - 1),
                     left_frame=left, left_at=T0 + timedelta(minutes=left),
-                    dwell_s=(left - entered) * 60.0, at_stream_end=False,
+                    dwell_s=(left - 1 - entered) * 60.0, at_stream_end=False,
                 )
             )  # fmt: skip
     engine.dispose()

@@ -203,6 +203,31 @@ def test_zone_counts_match_sql_and_query_with_peak_occupancy_per_period(
     ]  # fmt: skip
 
 
+def test_visits_are_listed_with_their_last_frame_inside_as_query_lists_them(
+    client: TestClient, stored: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = client.get("/api/visits", params={"camera": "lobby", "run": 1}).json()
+    expected = sql(
+        stored,
+        "SELECT track_id, entered_frame, last_frame, left_frame, dwell_s FROM zone_visits "
+        "WHERE camera = 'lobby' AND run_id = 1 ORDER BY left_at DESC",
+    )
+    got = [
+        (r["track_id"], r["entered_frame"], r["last_frame"], r["left_frame"], r["dwell_s"])
+        for r in body["rows"]
+    ]
+    assert body["total"] == len(expected) == 3 and got == [tuple(row) for row in expected]
+    assert body["rows"][0]["last_time"] == "2026-11-21T10:55:00Z"  # a minute before it left
+    capsys.readouterr()
+    args = ["--list", "visits", "--camera", "lobby", "--run", "1", "--format", "json"]
+    assert main(["query", "--db", stored, *args]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    times = ("entered_at", "last_time", "left_at")
+    assert [{**r, **{k: datetime.fromisoformat(r[k]) for k in times}} for r in listed] == [
+        {**r, **{k: datetime.fromisoformat(r[k]) for k in times}} for r in body["rows"]
+    ]
+
+
 def test_a_period_too_fine_or_unreadable_is_answered_422(client: TestClient) -> None:
     too_fine = client.get("/api/counts/lines", params={"every": "0.01s"})
     assert too_fine.status_code == 422

@@ -15,7 +15,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from sinks.sql.database import DatabaseUrl, create_schema, error_kind, reason
-from sinks.sql.query import DetectionQuery, list_runs, list_tracks
+from sinks.sql.query import list_runs, list_tracks
+from sinks.sql.reading import DetectionQuery
 from tests.sinks.sql.builders import PERSON, Box, sqlite_full_error, write_run
 from tests.sinks.sql.conftest import pg_schema, skip_without_pg
 

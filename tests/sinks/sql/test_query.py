@@ -24,10 +24,6 @@ from pipeline.types import StreamEnd
 from sinks.base import SinkError
 from sinks.sql.models import Detection, Run, Track
 from sinks.sql.query import (
-    ID_MAX,
-    LIMIT_MAX,
-    DetectionQuery,
-    QueryError,
     count_detections,
     latest_detections,
     latest_run,
@@ -35,6 +31,7 @@ from sinks.sql.query import (
     list_tracks,
     query_detections,
 )
+from sinks.sql.reading import ID_MAX, LIMIT_MAX, DetectionQuery, QueryError
 from sinks.sql.retention import delete_older_than
 from sinks.sql.sink import SqlSink
 from tests.sinks.sql.builders import (

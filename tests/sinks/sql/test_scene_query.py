@@ -1,5 +1,7 @@
-"""Counting stored zone visits and line crossings (`query --count-by line|zone [--every]`),
-on SQLite and the local PostgreSQL, and retention of them."""
+"""Stored zone visits and line crossings: a visit's row (its last frame inside too, also in
+a table of an older version and in rows left in a spool file), listed (`query --list
+visits`) and counted (`query --count-by line|zone [--every]`), on SQLite and the local
+PostgreSQL, and retention of them."""
 
 from __future__ import annotations
 
@@ -9,15 +11,18 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, update
+from sqlalchemy import create_engine, text, update
 
 from pipeline.cli import main
 from pipeline.types import AnalyticsEvent, LineCrossing, StreamEnd, ZoneEvent
+from sinks.sql.database import DatabaseUrl
 from sinks.sql.models import LineCrossingRow, ZoneVisit
-from sinks.sql.query import DetectionQuery, QueryError
+from sinks.sql.reading import DetectionQuery, QueryError
 from sinks.sql.retention import delete_older_than
-from sinks.sql.scene_query import count_crossings, count_visits
+from sinks.sql.scene_query import VisitRecord, count_crossings, count_visits, list_visits
+from sinks.sql.scene_rows import scene_rows
 from sinks.sql.sink import SqlSink
+from sinks.sql.spool import RowBatch, spool_prefix
 from tests.sinks.sql.builders import LABELS, count, frame_result
 
 # 2026-11-21 10:00:00 UTC: a multiple of 15 minutes
@@ -30,10 +35,15 @@ def crossing(camera: str, line: str, track: int, direction: str, t: float) -> Li
     return LineCrossing(camera, line, track, 1, direction, *sides, frame=int(t - T0), time=t)
 
 
-def visit(camera: str, zone: str, track: int, entered: float, left: float) -> ZoneEvent:
+def visit(
+    camera: str, zone: str, track: int, entered: float, left: float, last: float | None = None
+) -> ZoneEvent:
+    """A `zone.left` event; `last`: when the track was last seen inside (`left` without)."""
     return ZoneEvent(
         "left", camera, zone, track, 1, frame=int(left - T0), time=left,
-        entered_frame=int(entered - T0), entered_time=entered, dwell_s=left - entered,
+        entered_frame=int(entered - T0), entered_time=entered,
+        dwell_s=(left if last is None else last) - entered,
+        last_frame=None if last is None else int(last - T0), last_time=last,
     )
 
 
@@ -192,3 +202,87 @@ def test_label_filter_matches_crossings_and_visits_by_the_one_label_rule(
     assert (count_crossings(sql_db_url, asked), count_visits(sql_db_url, asked)) == before
     assert before[0] and before[1]
     assert count_crossings(sql_db_url, DetectionQuery(label="car")) == []
+
+
+def utc(unix_seconds: float) -> datetime:
+    return datetime.fromtimestamp(unix_seconds, timezone.utc)
+
+
+def frames(v: VisitRecord) -> tuple[int, int | None, int]:
+    """A listed visit's first frame, last frame inside and the frame it was closed on."""
+    return (v.entered_frame, v.last_frame, v.left_frame)
+
+
+def test_a_visit_row_keeps_the_last_frame_inside_apart_from_the_frame_it_closed_on(
+    sql_db_url: str,
+) -> None:
+    store(sql_db_url, [
+        visit("cam", "bay", 1, T0 + 10, T0 + 30, last=T0 + 25),  # left 5 frames after
+        visit("cam", "bay", 2, T0 + 12, T0 + 40, last=T0 + 34),
+        visit("cam", "door", 2, T0 + 50, T0 + 60, last=T0 + 55),
+    ])  # fmt: skip
+    page = list_visits(sql_db_url, DetectionQuery(camera="cam"))
+    assert page.total == 3
+    assert [(v.zone, v.track_id, *frames(v)) for v in page.rows] == [  # the last to end first
+        ("door", 2, 50, 55, 60), ("bay", 2, 12, 34, 40), ("bay", 1, 10, 25, 30),
+    ]
+    door = page.rows[0]
+    assert (door.last_time, door.left_at, door.dwell_s) == (utc(T0 + 55), utc(T0 + 60), 5.0)
+    one = list_visits(sql_db_url, DetectionQuery(track=2, since=utc(T0 + 11), limit=1))
+    assert (one.total, [frames(v) for v in one.rows]) == (2, [(50, 55, 60)])
+
+
+def test_an_older_zone_visits_table_gets_the_last_frame_columns(sql_db_url: str) -> None:
+    store(sql_db_url, [visit("cam", "bay", 1, T0 + 10, T0 + 30, last=T0 + 25)])
+    engine = create_engine(sql_db_url)
+    with engine.begin() as conn:  # the table as versions before the last frame made it
+        conn.execute(text("ALTER TABLE zone_visits DROP COLUMN last_frame"))
+        conn.execute(text("ALTER TABLE zone_visits DROP COLUMN last_time"))
+    engine.dispose()
+    (old,) = list_visits(sql_db_url, DetectionQuery()).rows  # a query reads it as it is
+    assert frames(old) == (10, None, 30) and old.last_time is None
+    store(sql_db_url, [visit("cam", "bay", 1, T0 + 40, T0 + 60, last=T0 + 52)])  # upgrades it
+    rows = list_visits(sql_db_url, DetectionQuery()).rows
+    assert [(frames(v), v.last_time) for v in rows] == [
+        ((40, 52, 60), utc(T0 + 52)), ((10, None, 30), None),
+    ]
+
+
+def test_spooled_visits_keep_their_last_frame_and_an_older_versions_get_null(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    run = store(url, []).run_id
+    visits, _ = scene_rows(run, [visit("cam", "bay", 1, T0 + 10, T0 + 30, last=T0 + 25)], LABELS)
+    older, _ = scene_rows(run, [visit("cam", "bay", 2, T0 + 10, T0 + 40, last=T0 + 33)], LABELS)
+    for row in older:  # as a version before the last frame spooled it
+        del row["last_frame"], row["last_time"]
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    left = spool_dir / f"{spool_prefix(DatabaseUrl(url))}run{run}-1.jsonl"
+    left.write_text("".join(RowBatch("zone_visits", rows).to_line() for rows in (visits, older)))
+    SqlSink(url, LABELS, spool_dir=spool_dir).close()  # replays it
+    assert not left.exists()
+    rows = list_visits(url, DetectionQuery(run=run)).rows
+    assert [(v.track_id, *frames(v), v.last_time) for v in rows] == [
+        (2, 10, None, 40, None), (1, 10, 25, 30, utc(T0 + 25)),
+    ]
+
+
+def test_query_command_lists_the_latest_runs_visits_with_the_last_frame_inside(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    store(url, [visit("cam", "bay", 7, T0 + 10, T0 + 30, last=T0 + 25)])
+    store(url, [visit("cam", "bay", 3, T0 + 100, T0 + 130, last=T0 + 124)])
+    capsys.readouterr()
+    assert main(["query", "--db", url, "--list", "visits"]) == 0
+    header, row, footer = capsys.readouterr().out.splitlines()
+    cells = dict(zip(header.split(), row.split(), strict=True))
+    assert {k: cells[k] for k in ("run_id", "track_id", "entered_frame", "last_frame",
+                                  "left_frame", "dwell_s", "at_stream_end")} == {
+        "run_id": "2", "track_id": "3", "entered_frame": "100", "last_frame": "124",
+        "left_frame": "130", "dwell_s": "24.0", "at_stream_end": "False",
+    }  # fmt: skip
+    assert cells["last_time"] == "2026-11-21T10:02:04.000000Z"
+    assert footer == "(1 zone visits of run 2 (the latest; --run to choose), newest first)"

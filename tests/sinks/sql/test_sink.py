@@ -30,7 +30,8 @@ from pipeline.types import (
 )
 from sinks.base import SinkError
 from sinks.sql.models import Detection, LineCrossingRow, Run, Track, ZoneVisit
-from sinks.sql.query import DetectionQuery, list_tracks, query_detections
+from sinks.sql.query import list_tracks, query_detections
+from sinks.sql.reading import DetectionQuery
 from sinks.sql.sink import SqlSink
 from tests.sinks.sql.builders import (
     LABELS,

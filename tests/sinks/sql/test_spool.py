@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sinks.sql.spool import Outbox, RowBatch, replay_spools
+from sinks.sql.outbox import Outbox
+from sinks.sql.spool import RowBatch, replay_spools
 from tests.sinks.small_disk import small_disk
 
 
