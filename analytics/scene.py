@@ -1,11 +1,12 @@
 """A camera's zones and lines, watched frame by frame over its tracks.
 
 Where an object is: one anchor point of its box (the bottom centre by default: the feet of a
-person). A track enters a zone once its anchor has been inside for `min_frames` detected
-frames in a row, and leaves once it has not been seen inside for `leave_frames` detected
-frames (outside, or not detected at all; or when its track ends); a track crosses a line when
-its anchor goes from more than the hysteresis on one side to more than the hysteresis on
-the other, through the segment between the line's ends.
+person). A track enters a zone once its anchor has been seen inside on `min_frames` detected
+frames with none seen outside between them and no gap of `leave_frames` detected frames
+without it inside (the gap that ends a visit); it leaves once it has not been seen inside
+for `leave_frames` detected frames (outside, or not detected at all; or when its track
+ends). A track crosses a line when its anchor goes from more than the hysteresis on one
+side to more than the hysteresis on the other, through the segment between the line's ends.
 docs/analytics.md states the rules for users.
 """
 
@@ -33,10 +34,11 @@ from pipeline.types import (
 class SceneRules:
     """`anchor`: the point of a box that stands for its object, as fractions of its width
     and height; `line_hysteresis`: the distance past a line that counts, as a fraction of
-    the frame's diagonal; `min_frames`: detected frames in a row inside a zone before
-    entering counts; `occupancy_period_s`: stream seconds between occupancy events sent
-    even without a change (None: on change only); `leave_frames`: detected frames in a
-    row a track is not seen inside a zone before its visit ends."""
+    the frame's diagonal; `min_frames`: detected frames seen inside a zone, none seen
+    outside between them, before entering counts; `occupancy_period_s`: stream seconds
+    between occupancy events sent even without a change (None: on change only);
+    `leave_frames`: detected frames in a row a track is not seen inside a zone before its
+    visit ends (and before a visit still entering is dropped)."""
 
     anchor: XY
     line_hysteresis: float
@@ -53,7 +55,7 @@ class _Visit:
     first: tuple[int, float, float]
     last_inside: tuple[int, float, float]
     seen: int  # the analyzer's update count on the last frame the track was seen inside
-    run: int = 1  # frames in a row inside, before entering
+    run: int = 1  # detected frames seen inside so far, before entering
     inside: bool = False
     alerted: bool = False
 
@@ -169,6 +171,9 @@ class SceneAnalyzer:
         inside: list[bool],
         now: tuple[int, float, float],
     ) -> list[AnalyticsEvent]:
+        """Visits entered (and dwell alerts) on this frame. A frame seen outside drops a
+        visit still entering; a frame missed does not, as a missed detection is no sign of
+        having left (`_gone` drops it after `leave_frames` of them)."""
         events: list[AnalyticsEvent] = []
         min_frames = self.rules.min_frames
         for track_id, label, is_in in zip(ids, labels, inside, strict=True):

@@ -181,8 +181,9 @@ class AnalyticsConfig(Strict):
         ge=1,
         le=10_000,
         description=(
-            "Detected frames in a row a track must be seen inside a zone before it has "
-            "entered."
+            "Detected frames a track must be seen inside a zone before it has entered. A "
+            "frame seen outside starts the count again, as do leave_frames detected frames "
+            "in a row not seen inside; fewer frames on which it was not detected do not."
         ),
     )
     leave_frames: int = Field(
@@ -192,8 +193,8 @@ class AnalyticsConfig(Strict):
         description=(
             "Detected frames in a row a track must not be seen inside a zone (outside, or "
             "not detected) before its visit ends (zone.left); occupancy counts the open "
-            "visits. Higher bridges longer gaps in detection; a track seen inside again "
-            "after its visit ended starts a new one."
+            "visits. Higher bridges longer gaps in detection, while entering too; a track "
+            "seen inside again after its visit ended starts a new one."
         ),
     )
     occupancy_period_s: float | None = Field(

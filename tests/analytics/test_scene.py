@@ -100,6 +100,37 @@ def test_a_track_inside_for_fewer_than_min_frames_never_enters() -> None:
     assert events == []
 
 
+def test_entering_counts_min_frames_seen_inside_across_misses_shorter_than_leave_frames() -> None:
+    analyzer = SceneAnalyzer("cam", [SQUARE], [], RULES)  # min_frames 3, leave_frames 3
+    inside, missed = {7: (60.0, 50.0)}, {}
+    # inside on frames 0, 3 and 5, not detected on 1-2 and 4 (2 < 3 frames in a row)
+    path = [inside, missed, missed, inside, missed, inside, inside]
+    events = of(ZoneEvent, run(analyzer, path))
+    # entered on its 3rd frame inside, the visit dated from its first
+    assert [(e.kind, e.frame, e.entered_frame) for e in events] == [("entered", 5, 0)]
+    assert events[0].dwell_s == pytest.approx(0.5)
+
+
+def test_entering_starts_counting_again_after_a_frame_seen_outside() -> None:
+    analyzer = SceneAnalyzer("cam", [SQUARE], [], RULES)
+    # a box flickering across the zone's right edge (x = 100): never 3 frames inside
+    # without one outside between them, however many frames inside in all
+    flicker = walk(7, [99, 99, 101, 99, 99, 101, 99, 101, 99, 99, 101])
+    assert of(ZoneEvent, run(analyzer, flicker)) == []
+    # then inside on 3 frames: entered, dated from the first of them
+    events = of(ZoneEvent, run(analyzer, walk(7, [99, 99, 99]), start=11))
+    assert [(e.kind, e.frame, e.entered_frame) for e in events] == [("entered", 13, 11)]
+
+
+def test_entering_starts_counting_again_after_leave_frames_missed() -> None:
+    analyzer = SceneAnalyzer("cam", [SQUARE], [], RULES)
+    inside, missed = {7: (60.0, 50.0)}, {}
+    # inside on 0-1, missed on 2-4 (3 frames, leave_frames), inside again from 5
+    path = [inside, inside, missed, missed, missed, inside, inside, inside]
+    events = of(ZoneEvent, run(analyzer, path))
+    assert [(e.kind, e.frame, e.entered_frame) for e in events] == [("entered", 7, 5)]
+
+
 def test_jitter_at_a_zone_edge_does_not_make_a_visit_leave_and_enter_again() -> None:
     analyzer = SceneAnalyzer("cam", [SQUARE], [], RULES)
     # in for 4 frames, then alternating out/in across x = 100 (never 3 frames out in a row)
@@ -231,7 +262,7 @@ def test_occupancy_is_sent_on_change_with_counts_per_label() -> None:
     ]
 
 
-def test_a_track_lost_inside_leaves_after_min_frames_and_starts_a_new_visit_when_found() -> None:
+def test_a_track_lost_inside_leaves_after_leave_frames_and_starts_a_new_visit_when_found() -> None:
     analyzer = SceneAnalyzer("cam", [SQUARE], [], RULES)
     inside = {1: (60.0, 50.0)}
     # frames 0-3 inside (enters at 2); 4-9 undetected (the tracker keeps it alive);
@@ -239,7 +270,7 @@ def test_a_track_lost_inside_leaves_after_min_frames_and_starts_a_new_visit_when
     path: list[dict[int, tuple[float, float]]] = [inside] * 4 + [{}] * 6 + [inside] * 3
     events = run(analyzer, path)
     zone_events = of(ZoneEvent, events)
-    # last seen inside on frame 3: not seen on the next 3 (min_frames) detected frames
+    # last seen inside on frame 3: not seen on the next 3 (leave_frames) detected frames
     assert [(e.kind, e.frame, e.entered_frame) for e in zone_events] == [
         ("entered", 2, 0), ("left", 6, 0), ("entered", 12, 10)
     ]
@@ -250,7 +281,7 @@ def test_a_track_lost_inside_leaves_after_min_frames_and_starts_a_new_visit_when
     assert occupancy == [(2, 1), (6, 0), (12, 1)]  # at the zone.entered and zone.left
 
 
-def test_a_track_undetected_for_fewer_than_min_frames_stays_in_its_visit() -> None:
+def test_a_track_undetected_for_fewer_than_leave_frames_stays_in_its_visit() -> None:
     analyzer = SceneAnalyzer("cam", [SQUARE], [], RULES)
     inside = {1: (60.0, 50.0)}
     path: list[dict[int, tuple[float, float]]] = [inside] * 4 + [{}] * 2 + [inside] * 3
