@@ -171,9 +171,9 @@ class AnalyticsConfig(Strict):
         ge=0,
         le=0.5,
         description=(
-            "A crossing counts once the anchor is this far past the line, as a fraction of "
-            "the frame's diagonal (0.015: 14 px at 768x576): jitter at the line never "
-            "counts twice."
+            "A crossing counts once the anchor is more than this past the line, as a "
+            "fraction of the frame's diagonal (0.015: 14 px at 768x576): jitter within that "
+            "band of the line never counts."
         ),
     )
     min_frames: int = Field(
