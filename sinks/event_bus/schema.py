@@ -198,7 +198,8 @@ class _ZoneVisitFields(EventBase):
 
 
 class ZoneEnteredEvent(_ZoneVisitFields):
-    """A track has entered a zone (its anchor inside for `min_frames` frames in a row)."""
+    """A track has entered a zone (its anchor seen inside on `min_frames` detected frames,
+    with none seen outside between)."""
 
     type: Literal["zone.entered"] = ZONE_ENTERED
 
