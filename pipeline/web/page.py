@@ -41,8 +41,9 @@ def render_page(
         for c in counts
     )
     cards = "".join(_track_card(t, link) for t in tracks.rows)
+    # an empty icon: else the browser asks for /favicon.ico, without the page's token (401)
     return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>ssd-pipeline</title><style>{_STYLE}</style></head><body>
+<link rel="icon" href="data:,"><title>ssd-pipeline</title><style>{_STYLE}</style></head><body>
 <h1>ssd-pipeline</h1>
 <h2>Runs ({runs.total})</h2>
 <table><tr><th>run</th><th>status</th><th>started</th><th>ended</th><th>detections</th>

@@ -9,13 +9,17 @@ import http.client
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from fractions import Fraction
 from html import unescape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
+import cv2
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
@@ -24,11 +28,13 @@ from pipeline.config.http import HttpConfig
 from pipeline.config.sinks import LiveAuthConfig
 from pipeline.metrics import RunMetrics
 from pipeline.types import StreamInfo
+from pipeline.web import docs
 from pipeline.web.beside_run import start_run_server
 from pipeline.web.server import HttpServer
 from sinks.live_view.sink import LiveViewSink
 from tests.sinks.live_view.conftest import HEIGHT, LABELS, WIDTH, moving_frame
-from tests.sinks.live_view.test_tracks import JPEG, ended
+from tests.sinks.live_view.test_page import _chrome, _wait
+from tests.sinks.live_view.test_tracks import ended
 
 TOKEN = "a+b/c=d&e token-0123456789"  # characters a URL must escape
 AUTH = "?token=" + quote(TOKEN, safe="")
@@ -50,7 +56,9 @@ class Served:
         self.sink.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
         track = ended(snapshots, 1, whole=True)
         assert track.snapshot is not None and track.snapshot.frame_name is not None
-        (snapshots / track.snapshot.frame_name).write_bytes(JPEG)  # the whole frame's file
+        _, jpeg = cv2.imencode(".jpg", np.full((8, 8, 3), 200, np.uint8))
+        for name in (track.snapshot.name, track.snapshot.frame_name):  # pictures a browser shows
+            (snapshots / name).write_bytes(jpeg.tobytes())
         self.sink.write(replace(moving_frame("lobby", 0), track_events=(track,)))
 
     def get(self, target: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -182,3 +190,102 @@ def test_no_log_line_holds_a_token_of_a_page_or_what_it_links(
     assert "/live/tracks" in caplog.text  # the requests were logged, the token masked
     assert "token-0123456789" not in caplog.text
     assert quote(TOKEN, safe="") not in caplog.text
+
+
+SWAGGER_STUB = b"""
+// Swagger UI's part in the page: take the config, load the description through its
+// requestInterceptor, and keep both for the test to look at.
+window.SwaggerUIBundle = function (config) {
+  window.swaggerConfig = config;
+  const request = config.requestInterceptor({url: config.url});
+  fetch(request.url).then(r => { window.specStatus = r.status; });
+};
+SwaggerUIBundle.presets = {apis: {}};
+SwaggerUIBundle.SwaggerUIStandalonePreset = {};
+"""
+
+
+class _StubHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = SWAGGER_STUB if self.path.endswith(".js") else b""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/javascript" if body else "text/css")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # the test's own server: nothing to say
+
+
+@pytest.fixture
+def swagger_stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Swagger UI's files served by a stub on another port (its CDN is not reachable)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StubHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setattr(docs, "SWAGGER_UI", f"http://127.0.0.1:{server.server_port}/")
+    yield
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+def test_a_browser_on_pages_opened_with_a_token_loads_every_picture_request_and_link(
+    served: Served, swagger_stub: None, tmp_path: Path
+) -> None:
+    driver = _chrome(tmp_path)
+    base = f"http://127.0.0.1:{served.server.port}"
+    stop = threading.Event()
+
+    def feed() -> None:  # a browser shows a stream's frame once the next one comes
+        for index in range(1, 25 * 60):  # at most a minute
+            if stop.wait(0.04):
+                return
+            served.sink.write(moving_frame("lobby", index))
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        for page, pictures in (("/", ".track img"), ("/live/", "img.feed"),
+                               ("/live/tracks", ".track img")):  # fmt: skip
+            driver.get(base + page + AUTH)
+            _wait(
+                lambda selector=pictures: driver.execute_script(
+                    "const i = [...document.querySelectorAll(arguments[0])];"
+                    "return i.length > 0 && i.every(p => p.naturalWidth > 0);",
+                    selector,
+                ),
+                15,
+                f"the pictures of {page} to load",
+            )
+            requested = driver.execute_script(
+                "return performance.getEntriesByType('resource')"
+                ".filter(e => e.name.startsWith(location.origin))"
+                ".map(e => [e.name, e.responseStatus]);"
+            )
+            shown = driver.execute_script(  # a stream is shown, and still loading: status 0
+                "return [...document.images].filter(i => i.naturalWidth > 0)"
+                ".map(i => i.currentSrc);"
+            )
+            refused = [entry for entry in requested if entry[1] != 200 and entry[0] not in shown]
+            assert requested and refused == [], page
+            links = driver.execute_script(
+                "return [...document.querySelectorAll('a[href]')].map(a => a.href)"
+                ".filter(h => h.startsWith(location.origin + '/'));"
+            )
+            answers = {link: served.get(link.removeprefix(base))[0] for link in links}
+            assert links and set(answers.values()) == {200}, answers
+
+        driver.get(base + "/docs" + AUTH)
+        assert _wait(lambda: driver.execute_script("return window.specStatus;"), 15,
+                     "the OpenAPI description") == 200  # fmt: skip
+        tried = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "const request = swaggerConfig.requestInterceptor({url: '/api/runs?limit=1'});"
+            "fetch(request.url).then(r => done(r.status));"
+        )
+        assert tried == 200  # "Try it out"
+    finally:
+        stop.set()
+        driver.quit()
+        feeder.join(timeout=10)
