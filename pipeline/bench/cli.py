@@ -165,7 +165,8 @@ def _capacity(args: argparse.Namespace) -> int:
                           "detector": detector.describe(), "clip": clip, "fps": fps,
                           **_with_held(result)}, indent=1))  # fmt: skip
     else:
-        print(f"{date}  {where}\n{detector.describe()}\nclip {clip} at {fps:g} fps")
+        print(f"{date}  {where}\n{bench_command(args)}\n{detector.describe()}\n"
+              f"clip {clip} at {fps:g} fps")  # fmt: skip
         print("\n".join(format_capacity(result)))
     return 0
 

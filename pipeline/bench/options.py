@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -45,10 +46,22 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _shown(value: Any) -> str:
+    """A value as typed on the command line: a float without a needless `.0`."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _shown_size(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
 @dataclass(frozen=True)
 class Option:
     """One option: its flag and what `ArgumentParser.add_argument` takes for it; `switch`: a
-    flag without a value (`store_true`). `%(default)s` in `help` shows the default."""
+    flag without a value (`store_true`). `%(default)s` in `help` shows the default; `shown`
+    writes a value back as `type` reads it."""
 
     flag: str
     help: str
@@ -58,6 +71,21 @@ class Option:
     nargs: Literal["+"] | None = None
     metavar: str | None = None
     switch: bool = False
+    shown: Callable[[Any], str] = _shown
+
+    @property
+    def dest(self) -> str:
+        """The option's name in the parsed arguments."""
+        return self.flag.removeprefix("--").replace("-", "_")
+
+    def spelled(self, value: Any) -> list[str]:
+        """The words of the command line that give this option `value` (none when unset)."""
+        if self.switch:
+            return [self.flag] if value else []
+        if value is None:
+            return []
+        values = value if self.nargs else [value]
+        return [self.flag, *(self.shown(v) for v in values)]
 
     def add_to(self, parser: argparse.ArgumentParser) -> None:
         if self.switch:
@@ -81,7 +109,7 @@ OPTIONS: tuple[Option, ...] = (
            "where present)", type=nonempty),
     Option("--copies", "cameras reading the clip (%(default)s)", 1, whole(1, 1024)),
     Option("--scale", "re-encode the clip as H.264 at this size first (e.g. 1920x1080), for the "
-           "end-to-end and naive runs", type=_size, metavar="WxH"),
+           "end-to-end and naive runs", type=_size, metavar="WxH", shown=_shown_size),
     Option("--model", "end-to-end and naive model", "person_ssdlite", nonempty),
     Option("--batch-size", "end-to-end `detector.batch_size`: auto or a number (%(default)s)",
            _E2E.batch_size, _batch_size_or_auto),
@@ -141,27 +169,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def bench_command(args: argparse.Namespace) -> str:
-    """The command line that reproduces `args` (every option spelled out)."""
-    parts = ["python -m pipeline bench"]
-    for key in ("clip", "copies", "model", "batch_size", "device", "runtime", "precision",
-                "workers", "video_codec", "threads", "repeat", "min_time"):  # fmt: skip
-        parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
-    parts.append("--models " + " ".join(args.models))
-    parts.append("--batch-sizes " + " ".join(str(b) for b in args.batch_sizes))
-    if args.precisions:
-        parts.append("--precisions " + " ".join(args.precisions))
-    if args.runtimes:
-        parts.append("--runtimes " + " ".join(args.runtimes))
-    if args.scale:
-        parts.append(f"--scale {args.scale[0]}x{args.scale[1]}")
-    for key in ("video_preset", "video_crf"):
-        if getattr(args, key) is not None:
-            parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
-    if args.capacity:
-        parts.append(f"--capacity --capacity-max {args.capacity_max} "
-                     f"--trial-seconds {args.trial_seconds:g}")  # fmt: skip
-    for flag in ("no_video", "no_pipelining", "skip_model_only", "skip_end_to_end",
-                 "skip_naive", "json"):  # fmt: skip
-        if getattr(args, flag):
-            parts.append(f"--{flag.replace('_', '-')}")
-    return " ".join(parts)
+    """The command line that reproduces `args`: every option of `OPTIONS` that has a value
+    spelled out, defaults too (so that it means the same after a default changes)."""
+    words = [word for option in OPTIONS for word in option.spelled(getattr(args, option.dest))]
+    return shlex.join(["python", "-m", "pipeline", "bench", *words])

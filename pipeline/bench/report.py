@@ -106,7 +106,10 @@ def device_name(device: torch.device) -> str:
 
 def format_report(report: BenchReport) -> str:
     """The report as readable text."""
-    lines = [f"{report.date}  {report.device}  torch {report.torch}, {report.threads} threads"]
+    lines = [
+        f"{report.date}  {report.device}  torch {report.torch}, {report.threads} threads",
+        report.command,
+    ]
     if report.model_only:
         lines.append("model only (images/s, median of runs):")
         for r in report.model_only:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +22,8 @@ from starlette.routing import BaseRoute, Mount
 from pipeline.metrics import RunMetrics, Watched
 from pipeline.timeparse import EXAMPLES, parse_duration, parse_time
 from pipeline.web.access import AccessMiddleware
-from pipeline.web.index import Link, link_line, root_route, served_links
+from pipeline.web.docs import docs_route
+from pipeline.web.index import Link, link_line, root_route, served_links, with_token
 from pipeline.web.models import (
     CameraOut,
     CountOut,
@@ -145,7 +147,10 @@ def create_app(
         title="ssd-pipeline",
         description="Metrics, health and the stored detections, tracks and runs.",
         version="1",
+        docs_url=None,  # /docs is `docs_route`'s, which passes a `?token=` on
+        redoc_url=None,
     )
+    app.router.routes.append(docs_route(app))
     if access is not None:
         app.add_middleware(AccessMiddleware, access=access)
 
@@ -334,7 +339,8 @@ def _add_stored_routes(app: FastAPI, db: str, links: Sequence[Link]) -> None:
         tracks_page = stored(list_tracks, db, DetectionQuery(limit=24))
         counted = stored(count_detections, db, DetectionQuery(), "label")
         foot = link_line(links, request)
-        return HTMLResponse(render_page(runs_page, tracks_page, counted, foot))
+        link = partial(with_token, request=request)
+        return HTMLResponse(render_page(runs_page, tracks_page, counted, foot, link))
 
 
 def _snapshot_path(db: str, run: int, camera: str, track: int) -> str | None:

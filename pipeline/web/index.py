@@ -82,8 +82,9 @@ def render_index(links: Sequence[Link], request: Request) -> str:
         f"{escape(link.about)}</li>"
         for link in links
     )
+    # an empty icon: else the browser asks for /favicon.ico, without the page's token (401)
     return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>ssd-pipeline</title>
+<link rel="icon" href="data:,"><title>ssd-pipeline</title>
 <style>body{{font:14px system-ui,sans-serif;margin:1.5em;color:#222}}li{{margin:.3em 0}}</style>
 </head><body>
 <h1>ssd-pipeline</h1>

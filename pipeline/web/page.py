@@ -3,6 +3,7 @@ and the detections counted per label."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from html import escape
 from urllib.parse import quote
@@ -21,9 +22,14 @@ td,th{border-bottom:1px solid #ddd;padding:.3em .8em;text-align:left}
 
 
 def render_page(
-    runs: Page[RunRecord], tracks: Page[TrackRecord], counts: list[CountRow], foot: str
+    runs: Page[RunRecord],
+    tracks: Page[TrackRecord],
+    counts: list[CountRow],
+    foot: str,
+    link: Callable[[str], str],
 ) -> str:
-    """The page, every stored text escaped; `foot`: the HTML of its last line (links)."""
+    """The page, every stored text escaped; `foot`: the HTML of its last line (links);
+    `link`: the URL the page uses for a path of this server (with the request's token)."""
     run_rows = "".join(
         f"<tr><td>{r.id}</td><td>{escape(r.status)}</td><td>{_when(r.started_at)}</td>"
         f"<td>{_when(r.ended_at) if r.ended_at else ''}</td><td>{r.detections}</td>"
@@ -34,9 +40,10 @@ def render_page(
         f"<tr><td>{escape(c.key)}</td><td>{c.detections}</td><td>{c.tracks}</td></tr>"
         for c in counts
     )
-    cards = "".join(_track_card(t) for t in tracks.rows)
+    cards = "".join(_track_card(t, link) for t in tracks.rows)
+    # an empty icon: else the browser asks for /favicon.ico, without the page's token (401)
     return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>ssd-pipeline</title><style>{_STYLE}</style></head><body>
+<link rel="icon" href="data:,"><title>ssd-pipeline</title><style>{_STYLE}</style></head><body>
 <h1>ssd-pipeline</h1>
 <h2>Runs ({runs.total})</h2>
 <table><tr><th>run</th><th>status</th><th>started</th><th>ended</th><th>detections</th>
@@ -49,11 +56,11 @@ def render_page(
 </body></html>"""
 
 
-def _track_card(t: TrackRecord) -> str:
+def _track_card(t: TrackRecord, link: Callable[[str], str]) -> str:
     picture = ""
     if t.snapshot_path:
-        url = f"/api/tracks/{t.run_id}/{quote(t.camera, safe='')}/{t.track_id}/snapshot"
-        picture = f'<img src="{url}" alt="track {t.track_id}" loading="lazy">'
+        url = link(f"/api/tracks/{t.run_id}/{quote(t.camera, safe='')}/{t.track_id}/snapshot")
+        picture = f'<img src="{escape(url)}" alt="track {t.track_id}" loading="lazy">'
     return (
         f'<div class="track">{picture}<b>{escape(t.camera)} #{t.track_id}</b> '
         f"{escape(t.label)} {t.best_score:.2f}<br>run {t.run_id}, {t.frames} frames<br>"

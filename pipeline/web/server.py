@@ -139,6 +139,7 @@ def _config(app: ASGIApp, **options: Any) -> uvicorn.Config:
         app,
         http=BoundedH11,
         log_level="warning",
+        access_log=False,  # a request's `?token=`: only AccessMiddleware logs it, masked
         lifespan="off",
         limit_concurrency=MAX_CONNECTIONS,
         **options,
@@ -152,7 +153,7 @@ class HttpServer:
         self.sock = sock
         self.port: int = sock.getsockname()[1]
         self.url = url_of(sock)
-        self._server = uvicorn.Server(_config(app, access_log=False))
+        self._server = uvicorn.Server(_config(app))
         self._thread = threading.Thread(target=self._run, name="http-server", daemon=True)
 
     def start(self) -> HttpServer:

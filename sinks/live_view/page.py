@@ -3,11 +3,13 @@ the recent tracks with their snapshots (from /api/tracks)."""
 
 from __future__ import annotations
 
+# an empty icon: else the browser asks for /favicon.ico, without the page's token (401)
 _HEAD = b"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>%s</title>
 <style>
   :root { color-scheme: dark; }

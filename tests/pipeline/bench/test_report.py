@@ -42,9 +42,10 @@ REPORT = BenchReport(
 )
 
 
-def test_text_report_has_a_line_per_measurement() -> None:
+def test_text_report_has_the_command_and_a_line_per_measurement() -> None:
     assert format_report(REPORT).splitlines() == [
         "2026-01-02T03:04:05+00:00  Some CPU, 2 logical cores (CPU)  torch 2.0, 1 threads",
+        "python -m pipeline bench",
         "model only (images/s, median of runs):",
         "  person_ssdlite                 torch       fp32  batch   2       10.0  (9.0..11.5)",
         "end to end: 2 x clip.mp4 (96x64), person_ssdlite (torch fp32), batch 4, 1 worker(s): "
