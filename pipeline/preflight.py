@@ -122,9 +122,14 @@ def _(config: SnapshotSinkConfig) -> str | None:
 @sink_problem.register
 def _(config: ZmqSinkConfig) -> str | None:
     scheme, _, address = config.endpoint.partition("://")
+    if scheme == "ipc" and not address.startswith("@") and address != "*":
+        folder = Path(address).parent  # ZeroMQ makes the socket, never its folder
+        if not folder.is_dir():
+            return f"cannot bind {config.endpoint!r}: {folder} is not a folder"
+        return None  # a path in use: the publisher's own check at open
     host, _, port = address.rpartition(":")
     if scheme != "tcp" or not port.isdigit():
-        return None  # ipc and inproc: the publisher's own checks at open
+        return None  # inproc, or any port (*)
     return port_problem("0.0.0.0" if host == "*" else host.strip("[]"), int(port))
 
 

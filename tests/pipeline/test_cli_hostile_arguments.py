@@ -69,6 +69,8 @@ CONFIGS: dict[str, str | bytes] = {
     "cuda-index": CAMERA + "detector:\n  device: cuda:99999\n",
     "long-path": CAMERA.replace("clip.mp4", "d" * 5000),
     "not-a-mapping": "- a\n- b\n",
+    "zmq-port-over-65535": CAMERA + "sinks:\n  - {type: zmq, endpoint: 'tcp://127.0.0.1:99999'}\n",
+    "zmq-port-not-a-number": CAMERA + "sinks:\n  - {type: zmq, endpoint: 'tcp://127.0.0.1:x'}\n",
     "empty": "",
 }
 
@@ -157,6 +159,7 @@ CASES: list[tuple[str, list[str]]] = [
             (["--timeout", BIG], DEAD),
             (["--endpoint", ""], ["--timeout", "0.1"]),
             (["--endpoint", "nonsense"], ["--timeout", "0.1"]),
+            (["--endpoint", "tcp://127.0.0.1:99999"], ["--timeout", "0.1"]),
             (["--camera", ""], QUIET),
             (["--label", ""], QUIET),
             (["--type", ""], QUIET),

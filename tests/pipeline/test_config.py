@@ -128,6 +128,34 @@ def test_sink_errors_point_inside_the_tagged_union(video: str) -> None:
     assert problems[2] == "sinks[2] (line 8): missing 'type' (video, live, zmq or sql)"
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "why"),
+    [
+        ("tcp://127.0.0.1:99999", "is not a number from 0 to 65535"),  # ZeroMQ: a random port
+        ("tcp://127.0.0.1:events", "is not a number from 0 to 65535"),
+        ("tcp://127.0.0.1", "needs a host and a port"),
+        ("udp://127.0.0.1:5556", "not a ZeroMQ endpoint"),
+    ],
+)
+def test_a_zmq_endpoint_zeromq_would_misread_is_refused_at_its_path(
+    video: str, endpoint: str, why: str
+) -> None:
+    problems = _problems(
+        f"cameras:\n  - id: a\n    source: {video}\nsinks:\n  - type: zmq\n"
+        f"    endpoint: '{endpoint}'\n"
+    )
+    assert len(problems) == 1
+    assert problems[0].startswith("sinks[0].endpoint (line 6): ") and why in problems[0]
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["tcp://*:5556", "tcp://127.0.0.1:*", "tcp://[::1]:0", "ipc:///tmp/e", "inproc://e"]
+)
+def test_zmq_endpoints_zeromq_takes_are_accepted(video: str, endpoint: str) -> None:
+    text = f"cameras:\n  - id: a\n    source: {video}\nsinks:\n  - {{type: zmq, endpoint: '{endpoint}'}}\n"
+    assert parse_config(text).sinks[0].endpoint == endpoint  # type: ignore[union-attr]
+
+
 def test_duplicate_camera_ids_and_empty_camera_list_are_refused(video: str) -> None:
     problems = _problems(
         f"cameras:\n  - id: a\n    source: {video}\n  - id: a\n    source: {video}\n"

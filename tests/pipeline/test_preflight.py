@@ -65,6 +65,17 @@ def test_an_output_folder_that_cannot_be_made_is_found_by_validate(
     assert "sinks[0] (video): cannot make the folder" in err and "is not a folder" in err
 
 
+def test_an_ipc_endpoint_in_a_missing_folder_is_found_by_validate(
+    tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=1, size=(32, 32))
+    endpoint = f"ipc://{tmp_path / 'no-such-folder' / 'events'}"
+    code = validate(tmp_path, clip, f"  - {{type: zmq, endpoint: '{endpoint}'}}\n")
+    err = capsys.readouterr().err
+    assert code == EXIT_FAILED
+    assert f"sinks[0] (zmq): cannot bind '{endpoint}':" in err and "is not a folder" in err
+
+
 def test_a_database_server_that_does_not_answer_is_found_by_validate(
     tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
