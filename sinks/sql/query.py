@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import ColumnElement, Engine, Select, func, inspect, null, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import NoSuchTableError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, load_only
 
 from pipeline.types import LabelMap
@@ -205,6 +205,10 @@ def iso_z(moment: datetime) -> str:
 # ---------------------------------------------------------------------------- opening
 
 
+OURS_SINCE_THE_FIRST_VERSION = frozenset({"id", "run_id", "camera", "frame", "time", "label"})
+"""Columns of the detections table that every version wrote: without them it is another's."""
+
+
 @contextmanager
 def existing_database(db: DatabaseUrl) -> Iterator[Engine]:
     """An engine for a database the pipeline wrote to; QueryError otherwise. Disposed after.
@@ -219,19 +223,44 @@ def existing_database(db: DatabaseUrl) -> Iterator[Engine]:
         raise QueryError(f"cannot query {db}: {problem}")
     engine = _engine(db, read_only=True)
     try:
-        if not inspect(engine).has_table(Detection.__tablename__):
+        inspector = inspect(engine)
+        if not inspector.has_table(Detection.__tablename__):
             raise QueryError(
                 f"database {db} has no detections table yet "
                 "(run the pipeline with an sql output writing to it first)"
+            )
+        columns = {c["name"] for c in inspector.get_columns(Detection.__tablename__)}
+        if missing := sorted(OURS_SINCE_THE_FIRST_VERSION - columns):
+            raise QueryError(
+                f"cannot query {db}: its detections table is not this pipeline's (without "
+                f"the columns {', '.join(missing)}); left as it is"
             )
         if db.sqlite_file is not None:
             engine.dispose()
             engine = _engine(db, read_only=False)
         yield engine
     except SQLAlchemyError as exc:
-        raise QueryError(f"cannot read database {db}: {reason(exc, db)}") from exc
+        why = f"no table {exc}" if isinstance(exc, NoSuchTableError) else reason(exc, db)
+        if _foreign_tables(exc):
+            why += " (its tables are not laid out as this pipeline writes them: another program's?)"
+        raise QueryError(f"cannot read database {db}: {why}") from exc
     finally:
         engine.dispose()
+
+
+UNDEFINED_TABLE_OR_COLUMN = ("42P01", "42703")  # PostgreSQL's SQLSTATEs
+
+
+def _foreign_tables(exc: SQLAlchemyError) -> bool:
+    """Whether `exc` says a table or column the pipeline writes is missing."""
+    if isinstance(exc, NoSuchTableError):
+        return True
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) in UNDEFINED_TABLE_OR_COLUMN:
+        return True
+    return isinstance(exc, OperationalError) and str(orig).startswith(
+        ("no such table", "no such column")
+    )
 
 
 def _engine(db: DatabaseUrl, *, read_only: bool) -> Engine:
