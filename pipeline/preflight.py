@@ -179,6 +179,8 @@ def folder_problem(folder: Path) -> str | None:
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
+    if existing == folder and not folder.is_dir():
+        return f"{folder} is a file, not a folder"
     if not existing.is_dir():
         return f"cannot make the folder {folder}: {existing} is not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
