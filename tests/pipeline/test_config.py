@@ -107,6 +107,16 @@ def test_missing_source_file_names_the_camera_entry_and_its_id(video: str) -> No
     assert problems[0].startswith("cameras[1].source (camera b, line 5): file not found: no.mp4")
 
 
+def test_an_empty_source_file_is_found_by_validate_naming_the_camera(
+    video: str, tmp_path: Path
+) -> None:
+    (tmp_path / "empty.mp4").write_bytes(b"")  # a recording that never got a byte
+    problems = _problems(
+        f"cameras:\n  - id: a\n    source: {video}\n  - id: b\n    source: empty.mp4\n"
+    )
+    assert problems == ["cameras[1].source (camera b, line 5): empty file (0 bytes): empty.mp4"]
+
+
 def test_a_config_loaded_to_run_leaves_missing_sources_to_their_cameras(video: str) -> None:
     # each fails alone when its reader opens it (tests/pipeline/test_run_e2e.py)
     text = (
