@@ -138,22 +138,37 @@ def _(config: SqlSinkConfig) -> str | None:
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sinks.sql.database import DatabaseUrl, make_engine, open_failure
+    from sinks.sql.database import (
+        DatabaseUrl,
+        foreign_database,
+        foreign_tables,
+        make_engine,
+        open_failure,
+    )
 
     db = DatabaseUrl(config.url)
     if db.sqlite_file is not None:  # made by the run: its folder must be possible
-        return folder_problem(db.sqlite_file.parent) or folder_problem(config.spool_dir)
+        if problem := folder_problem(db.sqlite_file.parent) or folder_problem(config.spool_dir):
+            return problem
+        try:
+            foreign = foreign_database(db)  # read-only: the file stays as it is
+        except SQLAlchemyError as exc:
+            return f"cannot open database {db}: {open_failure(exc, db)}"
+        return None if foreign is None else f"cannot write to {db}: {foreign}"
     try:
         engine = make_engine(db)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         return f"cannot open database {db}: {open_failure(exc, db)}"
     try:
-        with engine.connect() as connection:  # reads nothing, writes nothing
+        with engine.connect() as connection:  # writes nothing
             connection.execute(text("SELECT 1"))
+        foreign = foreign_tables(engine)
     except (SQLAlchemyError, ImportError) as exc:
         return f"cannot open database {db}: {open_failure(exc, db)}"
     finally:
         engine.dispose()
+    if foreign is not None:
+        return f"cannot write to {db}: {foreign}"
     return folder_problem(config.spool_dir)
 
 

@@ -22,6 +22,7 @@ from sinks.base import SinkError
 from sinks.sql.database import (
     DatabaseUrl,
     LabelKey,
+    foreign_tables,
     make_engine,
     not_a_database,
     open_failure,
@@ -205,10 +206,6 @@ def iso_z(moment: datetime) -> str:
 # ---------------------------------------------------------------------------- opening
 
 
-OURS_SINCE_THE_FIRST_VERSION = frozenset({"id", "run_id", "camera", "frame", "time", "label"})
-"""Columns of the detections table that every version wrote: without them it is another's."""
-
-
 @contextmanager
 def existing_database(db: DatabaseUrl) -> Iterator[Engine]:
     """An engine for a database the pipeline wrote to; QueryError otherwise. Disposed after.
@@ -229,12 +226,8 @@ def existing_database(db: DatabaseUrl) -> Iterator[Engine]:
                 f"database {db} has no detections table yet "
                 "(run the pipeline with an sql output writing to it first)"
             )
-        columns = {c["name"] for c in inspector.get_columns(Detection.__tablename__)}
-        if missing := sorted(OURS_SINCE_THE_FIRST_VERSION - columns):
-            raise QueryError(
-                f"cannot query {db}: its detections table is not this pipeline's (without "
-                f"the columns {', '.join(missing)}); left as it is"
-            )
+        if (foreign := foreign_tables(engine)) is not None:
+            raise QueryError(f"cannot query {db}: {foreign}")
         if db.sqlite_file is not None:
             engine.dispose()
             engine = _engine(db, read_only=False)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,6 +76,24 @@ def test_an_ipc_endpoint_in_a_missing_folder_is_found_by_validate(
     err = capsys.readouterr().err
     assert code == EXIT_FAILED
     assert f"sinks[0] (zmq): cannot bind '{endpoint}':" in err and "is not a folder" in err
+
+
+def test_another_programs_sqlite_database_is_found_by_validate_and_left_as_it_is(
+    tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=1, size=(32, 32))
+    theirs = tmp_path / "theirs.db"
+    with contextlib.closing(sqlite3.connect(theirs)) as conn:
+        conn.execute("CREATE TABLE runs (name TEXT)")
+        conn.commit()
+    before = theirs.read_bytes()
+    code = validate(tmp_path, clip, f"  - {{type: sql, url: 'sqlite:///{theirs}'}}\n")
+    err = capsys.readouterr().err
+    assert code == EXIT_FAILED
+    assert "sinks[0] (sql): cannot write to" in err and "its runs table is not this pipeline's" in err
+    assert theirs.read_bytes() == before and sorted(p.name for p in tmp_path.glob("theirs*")) == [
+        "theirs.db"
+    ]
 
 
 def test_a_database_server_that_does_not_answer_is_found_by_validate(
