@@ -44,11 +44,14 @@ def check_detector(config: DetectorConfig) -> tuple[str, dict[str, frozenset[int
     from detector.labels import resolve_label_filter
     from detector.models import build_model
     from detector.options import DetectorOptions
+    from detector.quantize import calibration_images
     from detector.state_dicts import OFFLINE_ALTERNATIVES, hub_cache_file
     from detector.torchvision_models import pending_download
 
     request = config.to_request()
-    DetectorOptions.resolve(request)
+    options = DetectorOptions.resolve(request)
+    if options.precision == "int8" and request.calibration is not None:
+        calibration_images(request.calibration, count=1)  # run quantizes on 50 of its frames
     url = pending_download(request.model, request.weights)
     if url is not None:
         cached = hub_cache_file(url)

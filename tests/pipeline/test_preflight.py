@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import EXIT_FAILED, EXIT_OK, main
+from pipeline.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from tests.conftest import VideoFactory, free_port
 
 
@@ -121,3 +121,20 @@ def test_validate_opens_no_sink_and_creates_nothing(
     )
     assert validate(tmp_path, clip, sinks) == EXIT_OK, capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_calibration_clip_that_is_no_video_is_found_by_validate(
+    tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=1, size=(32, 32))
+    (tmp_path / "calibration.mp4").write_text("not a video")
+    config = tmp_path / "cams.yaml"
+    config.write_text(
+        f"cameras:\n  - id: cam\n    source: {clip}\n"
+        "detector: {model: person_ssdlite, device: cpu, precision: int8, "
+        f"calibration: {tmp_path / 'calibration.mp4'}}}\nsinks: []\n"
+    )
+    code = main(["validate", str(config)])  # validate said ok; run then refused it
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert "detector: cannot decode calibration clip" in err and err.count("\n") == 1
