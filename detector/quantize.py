@@ -72,8 +72,11 @@ def calibration_images(
                     images.append(frame.to_ndarray(format="rgb24", threads=1))
                     if len(images) == count:
                         break
-    except (av.FFmpegError, IndexError) as exc:
-        raise ModelConfigError(f"cannot decode calibration clip {path}: {exc}") from exc
+    except av.FFmpegError as exc:  # its str() repeats the errno and the path
+        why = exc.strerror or type(exc).__name__
+        raise ModelConfigError(f"cannot decode calibration clip {path}: {why}") from exc
+    except IndexError:
+        raise ModelConfigError(f"calibration clip {path} holds no video stream") from None
     if not images:
         raise ModelConfigError(f"calibration clip {path} holds no frames")
     return images

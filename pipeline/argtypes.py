@@ -7,8 +7,11 @@ import argparse
 import math
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 from pydantic import BaseModel
+
+from pipeline.preflight import folder_problem
 
 INT_MAX = 2**63 - 1
 """The largest count any command takes: what a C long, SQLite and PostgreSQL's bigint hold."""
@@ -70,6 +73,23 @@ def nonempty(value: str) -> str:
     """An argparse type: a string that is not empty (a path, a name, a URL)."""
     if not value.strip():
         raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
+
+def out_file(value: str) -> str:
+    """An argparse type: a file to write, in a folder that exists or can be made."""
+    path = Path(nonempty(value)).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a folder; name a file to write")
+    if (problem := folder_problem(path.parent)) is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
+def out_folder(value: str) -> str:
+    """An argparse type: a folder to write in, that exists or can be made."""
+    if (problem := folder_problem(Path(nonempty(value)))) is not None:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 

@@ -44,11 +44,14 @@ def check_detector(config: DetectorConfig) -> tuple[str, dict[str, frozenset[int
     from detector.labels import resolve_label_filter
     from detector.models import build_model
     from detector.options import DetectorOptions
+    from detector.quantize import calibration_images
     from detector.state_dicts import OFFLINE_ALTERNATIVES, hub_cache_file
     from detector.torchvision_models import pending_download
 
     request = config.to_request()
-    DetectorOptions.resolve(request)
+    options = DetectorOptions.resolve(request)
+    if options.precision == "int8" and request.calibration is not None:
+        calibration_images(request.calibration, count=1)  # run quantizes on 50 of its frames
     url = pending_download(request.model, request.weights)
     if url is not None:
         cached = hub_cache_file(url)
@@ -122,9 +125,14 @@ def _(config: SnapshotSinkConfig) -> str | None:
 @sink_problem.register
 def _(config: ZmqSinkConfig) -> str | None:
     scheme, _, address = config.endpoint.partition("://")
+    if scheme == "ipc" and not address.startswith("@") and address != "*":
+        folder = Path(address).parent  # ZeroMQ makes the socket, never its folder
+        if not folder.is_dir():
+            return f"cannot bind {config.endpoint!r}: {folder} is not a folder"
+        return None  # a path in use: the publisher's own check at open
     host, _, port = address.rpartition(":")
     if scheme != "tcp" or not port.isdigit():
-        return None  # ipc and inproc: the publisher's own checks at open
+        return None  # inproc, or any port (*)
     return port_problem("0.0.0.0" if host == "*" else host.strip("[]"), int(port))
 
 
@@ -133,22 +141,37 @@ def _(config: SqlSinkConfig) -> str | None:
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sinks.sql.database import DatabaseUrl, make_engine, open_failure
+    from sinks.sql.database import (
+        DatabaseUrl,
+        foreign_database,
+        foreign_tables,
+        make_engine,
+        open_failure,
+    )
 
     db = DatabaseUrl(config.url)
     if db.sqlite_file is not None:  # made by the run: its folder must be possible
-        return folder_problem(db.sqlite_file.parent) or folder_problem(config.spool_dir)
+        if problem := folder_problem(db.sqlite_file.parent) or folder_problem(config.spool_dir):
+            return problem
+        try:
+            foreign = foreign_database(db)  # read-only: the file stays as it is
+        except SQLAlchemyError as exc:
+            return f"cannot open database {db}: {open_failure(exc, db)}"
+        return None if foreign is None else f"cannot write to {db}: {foreign}"
     try:
         engine = make_engine(db)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         return f"cannot open database {db}: {open_failure(exc, db)}"
     try:
-        with engine.connect() as connection:  # reads nothing, writes nothing
+        with engine.connect() as connection:  # writes nothing
             connection.execute(text("SELECT 1"))
+        foreign = foreign_tables(engine)
     except (SQLAlchemyError, ImportError) as exc:
         return f"cannot open database {db}: {open_failure(exc, db)}"
     finally:
         engine.dispose()
+    if foreign is not None:
+        return f"cannot write to {db}: {foreign}"
     return folder_problem(config.spool_dir)
 
 
@@ -174,6 +197,8 @@ def folder_problem(folder: Path) -> str | None:
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
+    if existing == folder and not folder.is_dir():
+        return f"{folder} is a file, not a folder"
     if not existing.is_dir():
         return f"cannot make the folder {folder}: {existing} is not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):

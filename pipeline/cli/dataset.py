@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline.argtypes import nonempty, number, whole
+from pipeline.argtypes import nonempty, number, out_folder, whole
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pipeline.cli.records import DEFAULT_DB
 
@@ -82,7 +82,7 @@ def _add_export(actions: Any) -> None:
     )
     p.add_argument(
         "--out",
-        type=nonempty,
+        type=out_folder,
         required=True,
         metavar="DIR",
         help="folder to write images/ and annotations.json in: new, empty, or a previous "

@@ -16,6 +16,7 @@ from pipeline.cli.exit_codes import (
     EXIT_USAGE,
 )
 from pipeline.config import ZmqSinkConfig
+from sinks.event_bus.endpoints import endpoint_problem
 
 if TYPE_CHECKING:
     from sinks.event_bus.subscriber import PublisherState
@@ -25,13 +26,20 @@ DEFAULT_ENDPOINT: str = ZmqSinkConfig.model_fields["endpoint"].default
 MAX_TIMEOUT_S = 365 * 86400
 
 
+def endpoint(value: str) -> str:
+    """An argparse type: a ZeroMQ endpoint as the zmq sink's `endpoint` takes it."""
+    if (problem := endpoint_problem(value)) is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
 def add_subscribe_parser(sub: Any) -> None:
     """The `subscribe` subcommand."""
     p = sub.add_parser(
         "subscribe", help="print events from a running pipeline (readable, or JSON lines)"
     )
     p.add_argument(
-        "--endpoint", type=nonempty, default=DEFAULT_ENDPOINT, help="PUB socket to connect to"
+        "--endpoint", type=endpoint, default=DEFAULT_ENDPOINT, help="PUB socket to connect to"
     )
     p.add_argument(
         "--camera", type=nonempty, action="append", default=[],

@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-from pipeline.argtypes import nonempty, whole
+from pipeline.argtypes import nonempty, out_file, whole
 from pipeline.cli.exit_codes import EXIT_OK, EXIT_USAGE
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--out",
         required=True,
-        type=nonempty,
+        type=out_file,
         help="the file to write, e.g. model.onnx; replaced only once the new one is complete",
     )
     p.add_argument(

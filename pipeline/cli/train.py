@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.argtypes import nonempty, number, whole_like
+from pipeline.argtypes import nonempty, number, out_folder, whole_like
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:  # heavy imports at call time only: `--help` stays fast
@@ -40,7 +40,7 @@ def add_parsers(sub: Any) -> None:
         "ssd300_vgg16, ssd512_vgg16, or a checkpoint of an earlier training (default: "
         "person_ssdlite)",
     )
-    p.add_argument("--out", type=nonempty, required=True, help="folder for checkpoints and logs")
+    p.add_argument("--out", type=out_folder, required=True, help="folder for checkpoints and logs")
     p.add_argument(
         "--epochs", type=whole_like(TrainSettings, "epochs"), help=_help("epochs")
     )

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.argtypes import nonempty
+from pipeline.argtypes import nonempty, out_file
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pipeline.config import ConfigError, load_config
 
@@ -23,7 +23,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("config", type=nonempty, help="YAML config, e.g. config/cams.yaml")
     p.add_argument("--camera", required=True, type=nonempty, help="the camera's id")
     p.add_argument(
-        "--out", type=nonempty, default=None, help="PNG file to write (default: CAMERA-grid.png)"
+        "--out", type=out_file, default=None, help="PNG file to write (default: CAMERA-grid.png)"
     )
     p.add_argument(
         "--at-frame",

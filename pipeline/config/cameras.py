@@ -47,6 +47,8 @@ class FileSourceConfig(Strict):
             raise ValueError(f"not a file: {value}")
         if not os.access(path, os.R_OK):
             raise ValueError(f"file not readable: {value}")
+        if path.stat().st_size == 0:
+            raise ValueError(f"empty file (0 bytes): {value}")
         return value
 
 

@@ -16,6 +16,7 @@ from pydantic import (
 
 from pipeline.config.base import Strict
 from pipeline.config.mqtt import MqttSinkConfig
+from sinks.event_bus.endpoints import endpoint_problem
 from sinks.live_view.access import DEFAULT_MAX_VIEWERS, Credentials, exposure_problem
 
 VideoCodec = Literal["libx264", "h264_nvenc"]
@@ -187,7 +188,8 @@ class ZmqSinkConfig(Strict):
     type: Literal["zmq"] = Field(description="ZeroMQ PUB socket sending JSON events.")
     endpoint: str = Field(
         "tcp://127.0.0.1:5556",
-        pattern=r"^(tcp|ipc|inproc)://.+",
+        min_length=1,
+        max_length=4096,
         description="Address to bind, e.g. tcp://127.0.0.1:5556 (tcp://*:5556 for all interfaces).",
     )
     send_hwm: int = Field(
@@ -210,6 +212,13 @@ class ZmqSinkConfig(Strict):
     curve: ZmqCurveConfig | None = Field(
         None, description="CURVE encryption and authentication (none: plain TCP)."
     )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _a_usable_endpoint(cls, endpoint: str) -> str:
+        if (problem := endpoint_problem(endpoint)) is not None:
+            raise ValueError(problem)
+        return endpoint
 
 
 class ZmqCurveConfig(Strict):

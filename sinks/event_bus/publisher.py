@@ -99,6 +99,8 @@ class EventPublisher(Sink):
             self._release(linger_ms=0)
             if exc.errno == errno.EADDRINUSE:
                 hint = "another program (or pipeline) uses that port; choose another endpoint"
+            elif exc.errno in (errno.ENOENT, errno.ENOTDIR) and endpoint.startswith("ipc://"):
+                hint = "the socket's folder must exist"
             else:
                 hint = "expected an endpoint like 'tcp://127.0.0.1:5556' or 'ipc:///tmp/events'"
             raise SinkError(

@@ -305,6 +305,41 @@ def make_engine(
     return engine
 
 
+FIRST_VERSION_COLUMNS: dict[str, frozenset[str]] = {
+    "runs": frozenset({"id", "started_at", "status"}),
+    "detections": frozenset({"id", "run_id", "camera", "frame", "time", "label"}),
+}
+"""Columns every version wrote: a table of one of these names without them is another's."""
+
+
+def foreign_tables(engine: Engine) -> str | None:
+    """Why the tables of `engine`'s database are another program's (one of the pipeline's
+    names without the columns every version wrote); None when they are ours or missing."""
+    inspector = inspect(engine)
+    for table, needed in FIRST_VERSION_COLUMNS.items():
+        if not inspector.has_table(table):
+            continue
+        if missing := sorted(needed - {c["name"] for c in inspector.get_columns(table)}):
+            return (
+                f"its {table} table is not this pipeline's (without the columns "
+                f"{', '.join(missing)}); left as it is"
+            )
+    return None
+
+
+def foreign_database(db: DatabaseUrl) -> str | None:
+    """`foreign_tables` of `db`, read without changing it (a SQLite file keeps its journal
+    mode); None for a SQLite file the pipeline would make (missing or empty) and for one
+    that is no database at all (opening it for writing says so)."""
+    if db.sqlite_file is not None and not_a_database(db) is not None:
+        return None
+    engine = make_engine(db, read_only=True)
+    try:
+        return foreign_tables(engine)
+    finally:
+        engine.dispose()
+
+
 COLUMNS_ADDED = {
     "tracks": ("snapshot_path", "snapshot_frame_path"),
     "runs": ("reason",),

@@ -15,13 +15,14 @@ from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Engine, inspect
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import NoSuchTableError, OperationalError, SQLAlchemyError
 
 from pipeline.types import LabelMap
 from sinks.base import SinkError
 from sinks.sql.database import (
     DatabaseUrl,
     LabelKey,
+    foreign_tables,
     make_engine,
     not_a_database,
     open_failure,
@@ -132,19 +133,40 @@ def existing_database(db: DatabaseUrl) -> Iterator[Engine]:
         raise QueryError(f"cannot query {db}: {problem}")
     engine = _engine(db, read_only=True)
     try:
-        if not inspect(engine).has_table(Detection.__tablename__):
+        inspector = inspect(engine)
+        if not inspector.has_table(Detection.__tablename__):
             raise QueryError(
                 f"database {db} has no detections table yet "
                 "(run the pipeline with an sql output writing to it first)"
             )
+        if (foreign := foreign_tables(engine)) is not None:
+            raise QueryError(f"cannot query {db}: {foreign}")
         if db.sqlite_file is not None:
             engine.dispose()
             engine = _engine(db, read_only=False)
         yield engine
     except SQLAlchemyError as exc:
-        raise QueryError(f"cannot read database {db}: {reason(exc, db)}") from exc
+        why = f"no table {exc}" if isinstance(exc, NoSuchTableError) else reason(exc, db)
+        if _foreign_tables(exc):
+            why += " (its tables are not laid out as this pipeline writes them: another program's?)"
+        raise QueryError(f"cannot read database {db}: {why}") from exc
     finally:
         engine.dispose()
+
+
+UNDEFINED_TABLE_OR_COLUMN = ("42P01", "42703")  # PostgreSQL's SQLSTATEs
+
+
+def _foreign_tables(exc: SQLAlchemyError) -> bool:
+    """Whether `exc` says a table or column the pipeline writes is missing."""
+    if isinstance(exc, NoSuchTableError):
+        return True
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) in UNDEFINED_TABLE_OR_COLUMN:
+        return True
+    return isinstance(exc, OperationalError) and str(orig).startswith(
+        ("no such table", "no such column")
+    )
 
 
 def _engine(db: DatabaseUrl, *, read_only: bool) -> Engine:

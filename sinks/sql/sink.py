@@ -36,6 +36,7 @@ from sinks.sql.database import (
     SQLITE_BUSY_TIMEOUT_MS,
     DatabaseUrl,
     create_schema,
+    foreign_database,
     make_engine,
     open_failure,
 )
@@ -273,11 +274,15 @@ class SqlSink(Sink):
         try:
             if self._db.sqlite_file is not None:
                 self._db.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            foreign = foreign_database(self._db)  # before a table is made or a column added
             engine = make_engine(self._db, sqlite_busy_timeout_ms=busy_timeout_ms)
         except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
             raise SinkError(
                 f"sql sink: cannot open database {self._db}: {open_failure(exc, self._db)}"
             ) from exc
+        if foreign is not None:
+            engine.dispose()
+            raise SinkError(f"sql sink: cannot write to {self._db}: {foreign}")
         try:
             create_schema(engine)
         except (SQLAlchemyError, ImportError) as exc:

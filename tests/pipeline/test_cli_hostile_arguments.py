@@ -69,6 +69,8 @@ CONFIGS: dict[str, str | bytes] = {
     "cuda-index": CAMERA + "detector:\n  device: cuda:99999\n",
     "long-path": CAMERA.replace("clip.mp4", "d" * 5000),
     "not-a-mapping": "- a\n- b\n",
+    "zmq-port-over-65535": CAMERA + "sinks:\n  - {type: zmq, endpoint: 'tcp://127.0.0.1:99999'}\n",
+    "zmq-port-not-a-number": CAMERA + "sinks:\n  - {type: zmq, endpoint: 'tcp://127.0.0.1:x'}\n",
     "empty": "",
 }
 
@@ -157,6 +159,7 @@ CASES: list[tuple[str, list[str]]] = [
             (["--timeout", BIG], DEAD),
             (["--endpoint", ""], ["--timeout", "0.1"]),
             (["--endpoint", "nonsense"], ["--timeout", "0.1"]),
+            (["--endpoint", "tcp://127.0.0.1:99999"], ["--timeout", "0.1"]),
             (["--camera", ""], QUIET),
             (["--label", ""], QUIET),
             (["--type", ""], QUIET),
@@ -396,3 +399,25 @@ def test_output_that_cannot_be_written_ends_the_command_without_a_traceback(
     monkeypatch.setattr("sys.stdout", Unwritable(error))
     assert main(["validate", "cams.yaml"]) == code
     assert capsys.readouterr().err == message
+
+
+@pytest.mark.parametrize(
+    ("argv", "why"),
+    [
+        (["export", "--model", "person_ssdlite", "--out", "{clip}/x.onnx"], "{clip} is"),
+        (["export", "--model", "person_ssdlite", "--out", "{folder}"], "{folder} is a folder"),
+        (["zones", "cams.yaml", "--camera", "a", "--out", "{clip}/x.png"], "{clip} is"),
+        (["zones", "cams.yaml", "--camera", "a", "--out", "{folder}"], "{folder} is a folder"),
+        (["train", "--data", "{folder}", "--out", "{clip}/run"], "{clip} is"),
+        (["train", "--data", "{folder}", "--out", "{clip}"], "{clip} is"),
+        (["dataset", "export", "--run", "1", "--out", "{clip}/ds"], "{clip} is"),
+    ],
+    ids=["export-under-a-file", "export-to-a-folder", "zones-under-a-file", "zones-to-a-folder",
+         "train-under-a-file", "train-to-a-file", "dataset-export-under-a-file"],
+)  # fmt: skip
+def test_an_output_path_that_cannot_be_written_is_refused_before_any_work_naming_it(
+    argv: list[str], why: str, place: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, output = run_main([arg.format(**place) for arg in argv], capsys)
+    assert_one_line_error(code, output)  # was "File exists: ..." after building the model
+    assert code == 2 and "argument --out:" in output and why.format(**place) in output

@@ -107,6 +107,16 @@ def test_missing_source_file_names_the_camera_entry_and_its_id(video: str) -> No
     assert problems[0].startswith("cameras[1].source (camera b, line 5): file not found: no.mp4")
 
 
+def test_an_empty_source_file_is_found_by_validate_naming_the_camera(
+    video: str, tmp_path: Path
+) -> None:
+    (tmp_path / "empty.mp4").write_bytes(b"")  # a recording that never got a byte
+    problems = _problems(
+        f"cameras:\n  - id: a\n    source: {video}\n  - id: b\n    source: empty.mp4\n"
+    )
+    assert problems == ["cameras[1].source (camera b, line 5): empty file (0 bytes): empty.mp4"]
+
+
 def test_a_config_loaded_to_run_leaves_missing_sources_to_their_cameras(video: str) -> None:
     # each fails alone when its reader opens it (tests/pipeline/test_run_e2e.py)
     text = (
@@ -126,6 +136,34 @@ def test_sink_errors_point_inside_the_tagged_union(video: str) -> None:
     assert problems[0].startswith("sinks[0].crf (line 6): Input should be less than or equal to 51")
     assert problems[1] == "sinks[1] (line 7): unknown type; expected one of video, live, zmq, sql, snapshots, mqtt"
     assert problems[2] == "sinks[2] (line 8): missing 'type' (video, live, zmq or sql)"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "why"),
+    [
+        ("tcp://127.0.0.1:99999", "is not a number from 0 to 65535"),  # ZeroMQ: a random port
+        ("tcp://127.0.0.1:events", "is not a number from 0 to 65535"),
+        ("tcp://127.0.0.1", "needs a host and a port"),
+        ("udp://127.0.0.1:5556", "not a ZeroMQ endpoint"),
+    ],
+)
+def test_a_zmq_endpoint_zeromq_would_misread_is_refused_at_its_path(
+    video: str, endpoint: str, why: str
+) -> None:
+    problems = _problems(
+        f"cameras:\n  - id: a\n    source: {video}\nsinks:\n  - type: zmq\n"
+        f"    endpoint: '{endpoint}'\n"
+    )
+    assert len(problems) == 1
+    assert problems[0].startswith("sinks[0].endpoint (line 6): ") and why in problems[0]
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["tcp://*:5556", "tcp://127.0.0.1:*", "tcp://[::1]:0", "ipc:///tmp/e", "inproc://e"]
+)
+def test_zmq_endpoints_zeromq_takes_are_accepted(video: str, endpoint: str) -> None:
+    text = f"cameras:\n  - id: a\n    source: {video}\nsinks:\n  - {{type: zmq, endpoint: '{endpoint}'}}\n"
+    assert parse_config(text).sinks[0].endpoint == endpoint  # type: ignore[union-attr]
 
 
 def test_duplicate_camera_ids_and_empty_camera_list_are_refused(video: str) -> None:

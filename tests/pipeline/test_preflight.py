@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pipeline.cli import EXIT_FAILED, EXIT_OK, main
+from pipeline.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from tests.conftest import VideoFactory, free_port
 
 
@@ -65,6 +67,35 @@ def test_an_output_folder_that_cannot_be_made_is_found_by_validate(
     assert "sinks[0] (video): cannot make the folder" in err and "is not a folder" in err
 
 
+def test_an_ipc_endpoint_in_a_missing_folder_is_found_by_validate(
+    tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=1, size=(32, 32))
+    endpoint = f"ipc://{tmp_path / 'no-such-folder' / 'events'}"
+    code = validate(tmp_path, clip, f"  - {{type: zmq, endpoint: '{endpoint}'}}\n")
+    err = capsys.readouterr().err
+    assert code == EXIT_FAILED
+    assert f"sinks[0] (zmq): cannot bind '{endpoint}':" in err and "is not a folder" in err
+
+
+def test_another_programs_sqlite_database_is_found_by_validate_and_left_as_it_is(
+    tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=1, size=(32, 32))
+    theirs = tmp_path / "theirs.db"
+    with contextlib.closing(sqlite3.connect(theirs)) as conn:
+        conn.execute("CREATE TABLE runs (name TEXT)")
+        conn.commit()
+    before = theirs.read_bytes()
+    code = validate(tmp_path, clip, f"  - {{type: sql, url: 'sqlite:///{theirs}'}}\n")
+    err = capsys.readouterr().err
+    assert code == EXIT_FAILED
+    assert "sinks[0] (sql): cannot write to" in err and "its runs table is not this pipeline's" in err
+    assert theirs.read_bytes() == before and sorted(p.name for p in tmp_path.glob("theirs*")) == [
+        "theirs.db"
+    ]
+
+
 def test_a_database_server_that_does_not_answer_is_found_by_validate(
     tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -90,3 +121,20 @@ def test_validate_opens_no_sink_and_creates_nothing(
     )
     assert validate(tmp_path, clip, sinks) == EXIT_OK, capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_calibration_clip_that_is_no_video_is_found_by_validate(
+    tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=1, size=(32, 32))
+    (tmp_path / "calibration.mp4").write_text("not a video")
+    config = tmp_path / "cams.yaml"
+    config.write_text(
+        f"cameras:\n  - id: cam\n    source: {clip}\n"
+        "detector: {model: person_ssdlite, device: cpu, precision: int8, "
+        f"calibration: {tmp_path / 'calibration.mp4'}}}\nsinks: []\n"
+    )
+    code = main(["validate", str(config)])  # validate said ok; run then refused it
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert "detector: cannot decode calibration clip" in err and err.count("\n") == 1

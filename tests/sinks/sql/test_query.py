@@ -334,6 +334,43 @@ def test_query_and_retention_leave_a_foreign_sqlite_database_as_it_is(
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
 
 
+@pytest.mark.parametrize("uri", [False, True], ids=["path", "file-uri"])
+def test_a_foreign_sqlite_database_with_a_detections_table_is_named_so_and_left_as_it_is(
+    tmp_path: Path, uri: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "theirs.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE detections (body TEXT)")
+        conn.execute("INSERT INTO detections VALUES ('their row')")
+        conn.commit()
+    before = snapshot(path)
+    url = f"sqlite:///file:{path}?uri=true" if uri else f"sqlite:///{path}"
+    for args in (
+        ("query", "--db", url),
+        ("query", "--db", url, "--list", "runs"),
+        ("retention", "--db", url, "--older-than", "1d"),
+        ("serve", "--db", url, "--port", "0"),
+    ):
+        code, _, err = run_cli(capsys, *args)
+        assert code == 1 and err.count("\n") == 1, err
+        assert "its detections table is not this pipeline's" in err and "Traceback" not in err
+    assert untouched(tmp_path, path, before)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)  # not made WAL
+
+
+def test_a_database_without_the_tables_a_listing_reads_says_they_are_not_the_pipelines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "half.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # detections as ours, no runs
+        conn.execute("CREATE TABLE detections (id, run_id, camera, frame, time, label)")
+        conn.commit()
+    code, _, err = run_cli(capsys, "query", "--db", f"sqlite:///{path}", "--list", "runs")
+    assert code == 1 and err.count("\n") == 1
+    assert "runs" in err and "not laid out as this pipeline writes them" in err
+
+
 def test_query_of_missing_sqlite_file_uri_raises_and_creates_no_file(tmp_path: Path) -> None:
     db = tmp_path / "nothing.db"
     with pytest.raises(QueryError, match="does not exist"):

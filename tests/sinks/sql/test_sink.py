@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from pipeline.types import (
     LineCrossing,
@@ -233,6 +233,26 @@ def test_close_records_the_status_the_orchestrator_gives(
     (run,) = read_all(sql_db_url, Run)
     assert run["status"] == status
     assert run["ended_at"] is not None
+
+
+def test_a_sink_pointed_at_another_programs_database_refuses_it_and_changes_nothing(
+    sql_db_url: str,
+) -> None:
+    theirs = create_engine(sql_db_url)
+    with theirs.begin() as conn:
+        conn.execute(text("CREATE TABLE detections (body TEXT)"))
+        conn.execute(text("INSERT INTO detections VALUES ('their row')"))
+    with pytest.raises(SinkError, match="its detections table is not this pipeline's"):
+        SqlSink(sql_db_url, LABELS)  # it added a column, four tables, then failed
+    try:
+        assert inspect(theirs).get_table_names() == ["detections"]
+        assert [c["name"] for c in inspect(theirs).get_columns("detections")] == ["body"]
+        with theirs.connect() as conn:
+            assert conn.execute(text("SELECT body FROM detections")).all() == [("their row",)]
+            if theirs.dialect.name == "sqlite":  # not switched to WAL
+                assert conn.execute(text("PRAGMA journal_mode")).scalar() == "delete"
+    finally:
+        theirs.dispose()
 
 
 def test_run_ended_rejects_unknown_status(tmp_path: Path) -> None:
