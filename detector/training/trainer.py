@@ -61,8 +61,9 @@ class TrainingJob:
     data: str
     """Where the images came from, recorded in checkpoints."""
     fresh_class_head: bool
-    """Whether the class head started anew (it then learns `head_lr_factor` times faster),
-    recorded in checkpoints so that a resumed run keeps the rates it started with."""
+    """Whether the class head started anew (it then learns `head_lr_factor` times faster;
+    kept, the whole model learns at the recipe's `kept_head_lr`), recorded in checkpoints
+    so that a resumed run keeps the rates it started with."""
 
 
 @dataclass
@@ -135,7 +136,7 @@ class Trainer:
         self.batch_size = min(settings.batch_size_for(job.arch), len(job.train))
         self.model = job.model.to(device).train()
         self.loss = MultiBoxLoss(self.model.box_coder, self.model.anchors)
-        lr = settings.lr_for(job.arch)
+        lr = settings.lr_for(job.arch, job.fresh_class_head)
         head = SPECS[job.arch].class_head
         named = list(self.model.named_parameters())
         groups: list[dict[str, Any]] = [
@@ -279,9 +280,10 @@ class Trainer:
         parts = self.loss(box_regression.float(), class_logits.float(), boxes, labels)
         total = parts.total
         if not torch.isfinite(total):
+            job = self.job
             raise TrainingDiverged(
                 f"the loss became {float(total)} at epoch {state.epoch}, batch {state.step + 1}; "
-                f"lower --lr (it was {self.job.settings.lr_for(self.job.arch):g})"
+                f"lower --lr (it was {job.settings.lr_for(job.arch, job.fresh_class_head):g})"
             )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()

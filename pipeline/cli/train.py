@@ -242,7 +242,7 @@ def _start_line(job: TrainingJob, device: torch.device) -> str:
         f"training {job.arch} at {job.size}x{job.size} on {device} for {len(job.class_names) - 1} "
         f"class(es) ({', '.join(job.class_names[1:])}): {len(job.train)} training and "
         f"{len(job.val)} validation images, batch {s.batch_size_for(job.arch)}, "
-        f"lr {s.lr_for(job.arch):g}, {s.epochs} epoch(s); writing {job.out}"
+        f"lr {s.lr_for(job.arch, job.fresh_class_head):g}, {s.epochs} epoch(s); writing {job.out}"
     )
 
 

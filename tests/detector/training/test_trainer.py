@@ -167,7 +167,7 @@ def test_a_resumed_run_given_more_epochs_goes_on_to_them_on_the_longer_schedule(
     second = Trainer(longer, CPU, threading.Event())
     second.restore(progress)
     # 2 steps done of 6: the rate a 3-epoch run has there, not the 1-epoch run's zero
-    lr = longer.settings.lr_for(longer.arch)
+    lr = longer.settings.lr_for(longer.arch, longer.fresh_class_head)
     assert second.optimizer.param_groups[0]["lr"] == pytest.approx(lr * 0.75)
     done = second.fit(progress)
     assert done.stopped_by == "finished" and done.epochs_done == 3
@@ -181,7 +181,7 @@ def test_a_resumed_run_given_more_epochs_goes_on_to_them_on_the_longer_schedule(
     [(("background", "person"), False), (("background", "disc", "square", "triangle"), True)],
     ids=["person head kept", "head made anew"],
 )
-def test_only_a_class_head_made_anew_learns_faster_than_the_rest(
+def test_a_head_made_anew_learns_faster_and_a_kept_head_at_the_recipes_kept_rate(
     classes: tuple[str, ...], fresh: bool, shapes: ShapesData, tmp_path: Path
 ) -> None:
     ready = trainable_model("person_ssdlite", classes, None)
@@ -195,13 +195,18 @@ def test_only_a_class_head_made_anew_learns_faster_than_the_rest(
     head_params = {id(p) for n, p in ready.model.named_parameters() if n in head_names}
     assert head_names and {id(p) for p in head["params"]} == head_params
     assert not head_params & {id(p) for p in rest["params"]}
-    lr = recipe_for("person_ssdlite").lr
-    factor = recipe_for("person_ssdlite").head_lr_factor if fresh else 1.0
+    recipe = recipe_for("person_ssdlite")
+    # a kept head already knows its classes: the whole model moves slower, head included
+    lr, factor = (recipe.lr, recipe.head_lr_factor) if fresh else (recipe.kept_head_lr, 1.0)
     assert trainer.scheduler.base_lrs == pytest.approx([lr, lr * factor])
     # an explicit factor holds for a kept head too
     asked = Trainer(replace(job, settings=job.settings.model_copy(update={"head_lr_factor": 3})),
                     CPU, threading.Event())
     assert asked.scheduler.base_lrs == pytest.approx([lr, lr * 3])
+    # and an explicit rate for a head of either kind
+    given = Trainer(replace(job, settings=job.settings.model_copy(update={"lr": 0.003})),
+                    CPU, threading.Event())
+    assert given.scheduler.base_lrs == pytest.approx([0.003, 0.003 * factor])
 
 
 def test_the_schedule_is_torchs_linear_warmup_then_cosine_step_for_step() -> None:
