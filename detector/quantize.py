@@ -32,11 +32,12 @@ DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1] / "samples" / "pedestr
 CALIBRATION_FRAMES = 50
 """Frames the activation ranges are measured on; more changed nothing measurable
 (docs/performance.md)."""
-FLOAT_LAYERS: tuple[str, ...] = ("backbone.stem.", "backbone.blocks.0.")
+FLOAT_LAYERS: tuple[str, ...] = ("backbone.stem.", "backbone.blocks.0.", "backbone.blocks.1.")
 """Convolutions kept in float32 in the int8 network, by the prefix of their parameters' names
-(weight or bias): the bundled person model's stem and first block, whose quantization cost
-the most recall and precision in the per-layer sweep of `python -m benchmarks.quantization
---sweep` (docs/performance.md, "int8 accuracy"). Models named otherwise are all int8."""
+(weight or bias): the bundled person model's stem and first two blocks, whose quantization
+cost the most recall and precision in the per-layer sweep of `python -m
+benchmarks.quantization --sweep` (docs/performance.md, "int8 accuracy"). Models named
+otherwise are all int8."""
 RECIPE = f"qdq-minmax-per-channel|frames {CALIBRATION_FRAMES}|float {','.join(FLOAT_LAYERS)}"
 """Everything about how `quantize_int8` quantizes that is not in its inputs: part of the int8
 cache key (`detector.onnx_runtime`), so that a change here quantizes again."""

@@ -66,8 +66,8 @@ def clip_frames(clip: Path, frames: slice) -> list[Frame]:
     ("clip", "frames"),
     [
         # The default calibration takes every 4th of the clip's 200 frames from frame 0;
-        # these are frames 2, 6, 10, ...
-        pytest.param(DEFAULT_CALIBRATION, slice(2, None, 4), id="between-calibration-frames"),
+        # these are the 100 odd frames 1, 3, 5, ...
+        pytest.param(DEFAULT_CALIBRATION, slice(1, None, 2), id="between-calibration-frames"),
         # The sample clip is vtest.avi's first 200 frames: these are beyond it.
         pytest.param(
             VTEST,
@@ -87,8 +87,9 @@ def test_int8_finds_the_people_float32_finds(person: SSD, clip: Path, frames: sl
     result = compare(reference, candidate)
     assert result.reference > 150  # people in every frame
     # 0.98 is the bar over all of vtest.avi (docs/performance.md, "int8 accuracy"); on these
-    # 50 frames a box is half a percent, so 0.97 here, which int8 with every layer
-    # quantized fails (recall 0.953 on the first clip, precision 0.967 on the second).
+    # 50 or 100 frames a box is half or a quarter of a percent, so 0.97 here, which int8 with
+    # every layer quantized fails (recall 0.967 and 2.1 % fewer people on the first clip,
+    # precision 0.967 on the second).
     assert result.recall >= 0.97 and result.precision >= 0.97
     assert abs(result.candidate - result.reference) <= 0.02 * result.reference
     assert float(np.mean(result.ious)) >= 0.9
