@@ -3,7 +3,10 @@
 Decodes frames of a clip (the bundled sample by default), detects people on them once with
 the bundled model, then times, over the same detections, the tracker alone and the tracker
 followed by the snapshot stage (`pipeline.snapshots.SnapshotKeeper`), and prints per-frame
-figures and their same-run ratios, plus what the stage holds in memory at its peak.
+figures and their same-run ratios, plus what the stage holds in memory at its peak. Then, per
+ended track, what the pipeline's thread spends on its snapshot's files: handing them to the
+writer thread (`SnapshotWriterThread.submit`), beside encoding and writing them itself
+(`SnapshotWriter.save`).
 
     python -m benchmarks.snapshots [--clip FILE] [--frames N] [--repeat R] [--full-frame]
 """
@@ -20,7 +23,8 @@ from detector.request import DetectorRequest
 from pipeline.snapshots import SnapshotKeeper
 from pipeline.sources import AVSource
 from pipeline.types import Detections, Frame, Snapshot
-from sinks.snapshots.writer import encode_jpeg
+from sinks.snapshots.writer import SnapshotWriter, encode_jpeg
+from sinks.snapshots.writer_thread import SnapshotWriterThread
 from trackers import IoUTracker
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "pedestrians.mp4"
@@ -63,6 +67,27 @@ def run_tracker(
     return elapsed, snapshots + [e.snapshot for e in last if e.snapshot is not None], peak
 
 
+def file_costs(snapshots: list[Snapshot]) -> tuple[float, float]:
+    """Seconds per snapshot the caller spends writing it itself, and handing it to the
+    writer thread (one at a time, each written before the next is handed over)."""
+    started = time.perf_counter()
+    writer = SnapshotWriter(Path(snapshots[0].directory))
+    for snapshot in snapshots:
+        writer.save(snapshot)
+    itself = time.perf_counter() - started
+    thread = SnapshotWriterThread(writer)
+    handing = 0.0
+    try:
+        for snapshot in snapshots:
+            started = time.perf_counter()
+            pending = thread.submit(snapshot)
+            handing += time.perf_counter() - started
+            pending.wait()
+    finally:
+        thread.close()
+    return itself / len(snapshots), handing / len(snapshots)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", type=Path, default=SAMPLE)
@@ -86,6 +111,7 @@ def main() -> None:
             keeper = SnapshotKeeper("cam", Path(folder), full_frame=args.full_frame)
             seconds, snapshots, peak = run_tracker(frames, dets, keeper)
             with_stage.append(seconds)
+        itself_s, handing_s = file_costs(snapshots) if snapshots else (0.0, 0.0)
     started = time.perf_counter()
     jpeg_bytes = sum(len(encode_jpeg(s.crop, 90)) for s in snapshots)
     encode_ms = (time.perf_counter() - started) / max(1, len(snapshots)) * 1e3
@@ -100,6 +126,9 @@ def main() -> None:
           f"with full_frame): {peak / 1e3:.0f} kB")
     print(f"JPEG of a crop (quality 90; encoded as written, not timed above): {encode_ms:.2f} ms, "
           f"{jpeg_bytes / max(1, len(snapshots)) / 1e3:.1f} kB on average")
+    print(f"per ended track, on the pipeline's thread: {handing_s * 1e6:.1f} us handing its "
+          f"files to the writer thread; {itself_s * 1e6:.1f} us writing them itself "
+          f"({itself_s / max(handing_s, 1e-9):.0f}x), on a disk that answers")
 
 
 if __name__ == "__main__":

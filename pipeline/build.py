@@ -34,6 +34,7 @@ from pipeline.snapshots import SnapshotKeeper
 from pipeline.sources import AVSource, ImageFolderSource, Source
 from pipeline.types import LabelMap, SceneLayout
 from sinks.snapshots.writer import SnapshotWriter
+from sinks.snapshots.writer_thread import SnapshotWriterThread
 from trackers import IoUTracker
 
 if TYPE_CHECKING:
@@ -125,14 +126,25 @@ def build_tracker(camera_id: str, config: TrackerConfig) -> IoUTracker:
     return IoUTracker(camera_id, **config.model_dump(exclude={"type"}))
 
 
-def build_snapshot_keepers(config: PipelineConfig) -> dict[str, SnapshotKeeper]:
-    """Each camera's snapshot stage, as the snapshots sink asks (none without one). It
-    remembers the tracker's `t_min` last frames: a track's best detection before it was
-    confirmed lies in them."""
+def build_snapshot_writer(config: PipelineConfig) -> SnapshotWriterThread | None:
+    """The thread that writes the snapshots, as the snapshots sink asks (none without one):
+    one for all cameras, one disk to watch. Its owner closes it."""
+    sc = config.snapshots
+    if sc is None:
+        return None
+    writer = SnapshotWriter(sc.dir, quality=sc.quality)
+    return SnapshotWriterThread(writer, timeout_s=sc.write_timeout_s)
+
+
+def build_snapshot_keepers(
+    config: PipelineConfig, writer: SnapshotWriterThread | None
+) -> dict[str, SnapshotKeeper]:
+    """Each camera's snapshot stage, as the snapshots sink asks (none without one), with
+    `writer` to write them. It remembers the tracker's `t_min` last frames: a track's best
+    detection before it was confirmed lies in them."""
     sc = config.snapshots
     if sc is None:
         return {}
-    writer = SnapshotWriter(sc.dir, quality=sc.quality)  # one for all: one disk to watch
     return {
         cam.id: SnapshotKeeper(
             cam.id,

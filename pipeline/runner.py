@@ -19,6 +19,7 @@ from pipeline.build import (
     build_run_detector,
     build_scene_analyzers,
     build_snapshot_keepers,
+    build_snapshot_writer,
     build_tracker,
     make_backoff,
     make_motion_gate,
@@ -145,13 +146,14 @@ class Pipeline:
         started = time.monotonic()
         for reader in readers:
             reader.start()
+        snapshot_writer = build_snapshot_writer(cfg)
         loop = DetectionLoop(
             detector,
             trackers,
             fanout,
             stats,
             on_progress,
-            snapshots=build_snapshot_keepers(cfg),
+            snapshots=build_snapshot_keepers(cfg, snapshot_writer),
             analyzers=analyzers,
             metrics=self.metrics,
         )
@@ -180,6 +182,8 @@ class Pipeline:
             for worker in workers:
                 worker.run_ended(outcome)
         finally:
+            if snapshot_writer is not None:  # every stream has ended: no snapshot waits
+                snapshot_writer.close()
             for worker in workers:
                 worker.close()
             if server is not None:

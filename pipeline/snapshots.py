@@ -8,6 +8,11 @@ the crop of its best detection (the tracker's `TrackSummary.best_frame`). With
 `full_frame`, the frames of the open tracks' best detections are shared by the tracks whose
 best they are, and at most `FULL_FRAMES_HELD` of them per camera are kept as pixels: beyond
 that, the oldest is encoded as JPEG once and its pixels let go.
+
+With a writer, an ended track's event is held back until its files are written (or lost,
+or given up on at the writer's bound) and goes out with the camera's next frame after that,
+or with its stream's end: the stage never waits for a write but at the stream's end, and
+then no longer than the bound. Other events pass at once.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ import numpy.typing as npt
 
 from pipeline.types import Detections, Frame, Snapshot, TrackEvent
 from sinks.snapshot_files import frame_name, snapshot_name
-from sinks.snapshots.writer import SnapshotWriter, encode_jpeg
+from sinks.snapshots.writer import encode_jpeg
+from sinks.snapshots.writer_thread import PendingSnapshot, SnapshotWriterThread
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +90,7 @@ class SnapshotKeeper:
     `t_min`: a track's best detection before it was confirmed lies in its last `t_min`
     detected frames); `quality`: JPEG quality of the whole frames encoded beyond
     `frames_held`; `writer`: writes each snapshot before its event goes out (none: the
-    snapshots are only attached).
+    snapshots are only attached), an "ended" event waiting for it meanwhile (`waiting`).
     """
 
     def __init__(
@@ -97,7 +103,7 @@ class SnapshotKeeper:
         recent_frames: int = 2,
         quality: int = 90,
         frames_held: int = FULL_FRAMES_HELD,
-        writer: SnapshotWriter | None = None,
+        writer: SnapshotWriterThread | None = None,
     ) -> None:
         if margin < 0:
             raise ValueError(f"SnapshotKeeper margin must be >= 0, got {margin}")
@@ -115,11 +121,17 @@ class SnapshotKeeper:
         self._recent: deque[Frame] = deque(maxlen=recent_frames)
         self._best: dict[int, _Best] = {}
         self._frames: dict[int, _Held] = {}  # by Frame.index, in the order first held
+        self._waiting: list[tuple[TrackEvent, PendingSnapshot]] = []  # in the order ended
 
     @property
     def open_tracks(self) -> int:
         """Tracks whose best detection is kept now."""
         return len(self._best)
+
+    @property
+    def waiting(self) -> int:
+        """Ended tracks whose event waits for their files to be written."""
+        return len(self._waiting)
 
     @property
     def frames_as_pixels(self) -> int:
@@ -140,7 +152,9 @@ class SnapshotKeeper:
         self, frame: Frame, tracked: Detections, events: tuple[TrackEvent, ...]
     ) -> tuple[TrackEvent, ...]:
         """Keep the pixels of every track's best detection in `frame` (its boxes `tracked`);
-        returns `events` (the tracker's for this frame), the "ended" ones with a snapshot."""
+        returns the events to send with it: those of earlier frames whose snapshot has
+        settled since, then `events` (the tracker's for this frame), the "ended" ones with
+        a snapshot, but for those still being written."""
         self._recent.append(frame)
         for event in events:
             if event.kind == "started":
@@ -152,11 +166,16 @@ class SnapshotKeeper:
                 box = tuple(tracked.xyxy[row].tolist())
                 self._release(best)
                 self._best[track_id] = self._keep(frame, scores[row], box)  # type: ignore[arg-type]
-        return self._ended(events)
+        return self._settled() + self._ended(events)
 
     def finish(self, events: tuple[TrackEvent, ...]) -> tuple[TrackEvent, ...]:
-        """The stream ended: `events` (the tracker's last) with snapshots; all is forgotten."""
-        ended = self._ended(events)
+        """The stream ended: every event still held back and `events` (the tracker's last),
+        with snapshots, once written or lost (the writer's bound at the most); all is
+        forgotten."""
+        ended = self._settled() + self._ended(events)
+        waited = tuple(dataclasses.replace(e, snapshot=p.wait()) for e, p in self._waiting)
+        self._waiting.clear()
+        ended += waited
         self._best.clear()
         self._frames.clear()
         self._recent.clear()
@@ -202,28 +221,54 @@ class SnapshotKeeper:
         if held.users == 0:
             del self._frames[best.frame]
 
+    def _settled(self) -> tuple[TrackEvent, ...]:
+        """The held-back events whose snapshot was written or lost since."""
+        out, waiting = [], []
+        for event, pending in self._waiting:
+            snapshot = pending.settle()
+            if snapshot is None:
+                waiting.append((event, pending))
+            else:
+                out.append(dataclasses.replace(event, snapshot=snapshot))
+        self._waiting = waiting
+        return tuple(out)
+
     def _ended(self, events: tuple[TrackEvent, ...]) -> tuple[TrackEvent, ...]:
+        """`events` with their snapshots, but for those held back until written."""
         out = []
         for event in events:
-            best = self._best.pop(event.track.track_id, None) if event.kind == "ended" else None
-            whole: npt.NDArray[np.uint8] | bytes | None = None
-            if best is not None and best.frame is not None:
-                held = self._frames[best.frame]
-                whole = held.pixels if held.pixels is not None else held.jpeg
-                self._release(best)
-            if best is not None and best.crop is not None and best.crop.size:
-                name = snapshot_name(self.camera_id, event.track.track_id, event.track.first_time)
-                snapshot = Snapshot(
-                    frame_index=best.frame_index,
-                    box=best.box,
-                    crop=best.crop,
-                    directory=self.directory,
-                    name=name,
-                    frame=whole,
-                    frame_name=None if whole is None else frame_name(name),
-                )
-                if self.writer is not None:
-                    snapshot = self.writer.save(snapshot)
+            snapshot = self._snapshot(event) if event.kind == "ended" else None
+            if snapshot is not None and self.writer is not None:
+                pending = self.writer.submit(snapshot)
+                snapshot = pending.settle()  # lost at once, or None: being written
+                if snapshot is None:
+                    self._waiting.append((event, pending))
+                    continue
+            if snapshot is not None:
                 event = dataclasses.replace(event, snapshot=snapshot)
             out.append(event)
         return tuple(out)
+
+    def _snapshot(self, event: TrackEvent) -> Snapshot | None:
+        """The snapshot of an ended track (none when its best box was outside the frame);
+        its pixels are let go by the stage."""
+        best = self._best.pop(event.track.track_id, None)
+        if best is None:
+            return None
+        whole: npt.NDArray[np.uint8] | bytes | None = None
+        if best.frame is not None:
+            held = self._frames[best.frame]
+            whole = held.pixels if held.pixels is not None else held.jpeg
+            self._release(best)
+        if best.crop is None or not best.crop.size:
+            return None
+        name = snapshot_name(self.camera_id, event.track.track_id, event.track.first_time)
+        return Snapshot(
+            frame_index=best.frame_index,
+            box=best.box,
+            crop=best.crop,
+            directory=self.directory,
+            name=name,
+            frame=whole,
+            frame_name=None if whole is None else frame_name(name),
+        )

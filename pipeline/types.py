@@ -200,10 +200,11 @@ class TrackSummary:
 @dataclass(frozen=True)
 class SnapshotLoss:
     """Why a snapshot's files were not written: `reason` in one line ("disk full: the
-    file system at ..."), and whether it was for want of room."""
+    file system at ..."), and whether its cause may pass (`transient`: a full disk, a disk
+    that did not answer in time; the snapshots sink counts such losses and goes on)."""
 
     reason: str
-    disk_full: bool
+    transient: bool
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,6 +18,7 @@ from pipeline.config.base import Strict
 from pipeline.config.mqtt import MqttSinkConfig
 from sinks.event_bus.endpoints import endpoint_problem
 from sinks.live_view.access import DEFAULT_MAX_VIEWERS, Credentials, exposure_problem
+from sinks.snapshots.writer_thread import WRITE_TIMEOUT_S
 
 VideoCodec = Literal["libx264", "h264_nvenc"]
 VIDEO_CODECS: tuple[str, ...] = get_args(VideoCodec)
@@ -329,6 +330,14 @@ class SnapshotSinkConfig(Strict):
     )
     queue_size: int = Field(
         64, ge=1, le=100_000, description="Frames buffered for the writer."
+    )
+    write_timeout_s: float = Field(
+        WRITE_TIMEOUT_S,
+        gt=0,
+        le=60,
+        description="Longest a track's snapshot may take to write: after it, the track's "
+        "event and row go out without it (snapshot_lost) and the run goes on. The run waits "
+        "for pending snapshots this long at most when a stream ends.",
     )
 
 

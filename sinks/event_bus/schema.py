@@ -148,8 +148,8 @@ class TrackEndedEvent(_TrackFields):
     )
     snapshot_lost: bool = Field(
         False,
-        description="True when the track's snapshot could not be written (a full disk): "
-        "its paths are null.",
+        description="True when the track's snapshot could not be written (a full disk, or "
+        "a disk that did not answer within the sink's write_timeout_s): its paths are null.",
     )
 
 

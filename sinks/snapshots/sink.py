@@ -1,15 +1,17 @@
 """`SnapshotSink`: the snapshot folder of a run: its retention, and the count of the
 snapshots written and lost.
 
-The pipeline's snapshot stage writes each ended track's snapshot (`SnapshotWriter`)
-before the track's event and rows go out, and marks it `lost` when it could not; this
+The pipeline's snapshot stage has each ended track's snapshot written (`SnapshotWriter`, on
+`SnapshotWriterThread`) before the track's event and rows go out, and marks it `lost` when
+it could not be, or not in time; this
 sink deletes old files by `Retention` (at the start, then at most every
 `prune_interval_s`, and at the end) and counts.
 
 A full disk does not stop the sink, nor any other: the snapshots it has no room for are
 lost and counted, writing resumes once the disk has room, and the run ends with one line
-saying how many were lost and which file system is full. Another write error stops this
-sink alone, with one line naming the file.
+saying how many were lost and which file system is full. A disk that does not answer in
+time is counted alike. Another write error stops this sink alone, with one line naming the
+file.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ class SnapshotSink(Sink):
         self.written = 0
         """Snapshots written (a crop with its whole frame counts once)."""
         self.lost = 0
-        """Snapshots not written for want of room (marked `lost` by the snapshot stage)."""
+        """Snapshots not written for want of room or in time (marked `lost` by the
+        snapshot stage)."""
         self._loss_reason = ""
         self.deleted: list[Path] = []
         """Files removed by retention during this run."""
@@ -87,12 +90,12 @@ class SnapshotSink(Sink):
             self._prune()
 
     def _count(self, snapshot: Snapshot) -> bool:
-        """Count a snapshot the stage wrote or lost; True when written. A loss that is not
-        for want of room stops the sink."""
+        """Count a snapshot the stage wrote or lost; True when written. A loss whose cause
+        does not pass (not a full disk nor one that did not answer) stops the sink."""
         if snapshot.lost is None:
             self.written += 1
             return True
-        if not snapshot.lost.disk_full:
+        if not snapshot.lost.transient:
             raise SinkError(f"snapshots sink: {snapshot.lost.reason}")
         self.lost += 1
         self._loss_reason = snapshot.lost.reason

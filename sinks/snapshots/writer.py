@@ -1,10 +1,11 @@
 """`SnapshotWriter`: a track's snapshot files, written as the track ends, before its event
 and its SQL row go out, so that the paths they carry name files that exist.
 
-It runs in the pipeline's snapshot stage (`pipeline.snapshots.SnapshotKeeper`): a crop is a
-few kB and a fraction of a millisecond to encode and write. A full disk loses the snapshot
-(marked `lost`, its paths then null where stored) and is retried once it has room; the
-snapshots sink counts what was lost and says so in one line at the end of the run.
+It runs on the snapshot writer's thread (`writer_thread.SnapshotWriterThread`), for the
+pipeline's snapshot stage (`pipeline.snapshots.SnapshotKeeper`): a crop is a few kB and a
+fraction of a millisecond to encode and write. A full disk loses the snapshot (marked
+`lost`, its paths then null where stored) and is retried once it has room; the snapshots
+sink counts what was lost and says so in one line at the end of the run.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class SnapshotWriter:
         if not 1 <= quality <= 100:
             raise ValueError(f"SnapshotWriter quality must be in 1..100, got {quality}")
         self.quality = quality
+        self.directory = Path(directory)
         self._room = RoomWatch(
             Path(directory), min_free_bytes=ROOM_TO_RESUME_BYTES, interval_s=room_check_s
         )
@@ -79,9 +81,9 @@ class SnapshotWriter:
     def _lost(self, exc: OSError, path: Path) -> SnapshotLoss:
         why = write_failure(exc, path)
         if not is_disk_full(exc):
-            return SnapshotLoss(f"cannot write {path}: {why}", disk_full=False)
+            return SnapshotLoss(f"cannot write {path}: {why}", transient=False)
         self._room.full()
-        self._loss = SnapshotLoss(why, disk_full=True)
+        self._loss = SnapshotLoss(why, transient=True)
         log.warning(
             "snapshots: cannot write %s: %s; snapshots are lost (counted) until it has "
             "%.0f MB free", path, why, ROOM_TO_RESUME_BYTES / 1e6,

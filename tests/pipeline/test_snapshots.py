@@ -1,6 +1,8 @@
 """The snapshot stage keeps the crop of each track's best-scoring detection (also one made
-before the track was confirmed), copies only crops, and attaches them to "ended" events; in
-a run, a full snapshot disk loses snapshots (counted, in one line) and nothing else."""
+before the track was confirmed), copies only crops, and attaches them to "ended" events,
+each held back until its files are written (or lost, or past the writer's bound) while
+frames go on; in a run, a full snapshot disk loses snapshots (counted, in one line) and
+nothing else."""
 
 from __future__ import annotations
 
@@ -19,8 +21,10 @@ from pipeline.runner import Pipeline
 from pipeline.snapshots import SnapshotKeeper, crop_box
 from pipeline.types import Detections, Frame, LabelMap, TrackEvent
 from sinks.snapshot_files import is_snapshot_name
+from sinks.snapshots.writer_thread import SnapshotWriterThread
 from tests.conftest import VideoFactory
 from tests.sinks.small_disk import SmallDisk, small_disk
+from tests.sinks.snapshots.hanging import Clock, HangingWriter
 from tests.sinks.sql.builders import wait_for
 from trackers import IoUTracker
 
@@ -155,6 +159,100 @@ def test_started_events_pass_unchanged_and_state_is_dropped_at_the_end(tmp_path:
     assert [e.kind for e in events] == ["started", "ended"]
     assert events[0].snapshot is None
     assert keeper.open_tracks == 0
+
+
+def boxes_at(*xs: float) -> Detections:
+    return Detections(
+        xyxy=np.array([[x, 20, x + 30, 80] for x in xs], np.float32).reshape(-1, 4),
+        score=np.full(len(xs), 0.9, np.float32),
+        label=np.zeros(len(xs), np.int64),
+    )
+
+
+def step(keeper: SnapshotKeeper, tracker: IoUTracker, index: int, dets: Detections) -> list[TrackEvent]:
+    f = frame(index)
+    return list(keeper.update(f, tracker.update(dets, f), tuple(tracker.pop_events())))
+
+
+def test_a_hanging_write_holds_back_its_tracks_event_alone_until_the_bound(
+    tmp_path: Path,
+) -> None:
+    """Track 1's write hangs: frames go on, track 2 starts meanwhile, and track 1's "ended"
+    comes with the first frame after the bound, lost; track 2's, ending while the write
+    still hangs, is lost at once."""
+    clock = Clock()
+    hanging = HangingWriter(tmp_path, hang_on=("_1.jpg",))
+    writer = SnapshotWriterThread(hanging, timeout_s=2.0, clock=clock)
+    keeper = SnapshotKeeper("cam", tmp_path, writer=writer)
+    tracker = IoUTracker("cam", t_min=1, max_age=0)
+    try:
+        assert [e.kind for e in step(keeper, tracker, 1, boxes_at(10))] == ["started"]
+        assert step(keeper, tracker, 2, boxes_at(12)) == []
+        assert step(keeper, tracker, 3, boxes_at()) == []  # track 1 ends: its event waits
+        assert hanging.hanging.wait(10) and keeper.waiting == 1
+        events = step(keeper, tracker, 4, boxes_at(100))
+        assert [(e.kind, e.track.track_id) for e in events] == [("started", 2)]
+        assert step(keeper, tracker, 5, boxes_at(102)) == [] and keeper.waiting == 1
+        clock.advance(2.5)
+        (late,) = step(keeper, tracker, 6, boxes_at(104))
+        assert (late.kind, late.track.track_id) == ("ended", 1)
+        assert late.snapshot is not None and late.snapshot.lost is not None
+        assert late.snapshot.lost.reason == f"not written within 2 s: {tmp_path} does not answer"
+        assert late.snapshot.stored_paths == (None, None) and keeper.waiting == 0
+        (at_once,) = step(keeper, tracker, 7, boxes_at())
+        assert (at_once.kind, at_once.track.track_id) == ("ended", 2)
+        assert at_once.snapshot is not None and at_once.snapshot.lost is not None
+    finally:
+        hanging.let_go.set()
+        writer.close()
+
+
+def test_an_ended_tracks_files_exist_when_its_event_is_let_out(tmp_path: Path) -> None:
+    writer = SnapshotWriterThread(HangingWriter(tmp_path))
+    keeper = SnapshotKeeper("cam", tmp_path, full_frame=True, writer=writer)
+    tracker = IoUTracker("cam", t_min=1, max_age=0)
+    ended: list[TrackEvent] = []
+    try:
+        for index in range(1, 41):  # a new track every 4 frames, 3 of them detected
+            xs = () if index % 4 == 0 else (10 + 40 * (index // 4) % 120,)
+            for event in step(keeper, tracker, index, boxes_at(*xs)):
+                if event.kind == "ended":
+                    assert event.snapshot is not None and event.snapshot.frame_path is not None
+                    assert Path(event.snapshot.path).is_file()
+                    assert Path(event.snapshot.frame_path).is_file()
+                    ended.append(event)
+        for event in keeper.finish(tuple(tracker.finish())):
+            assert event.snapshot is not None and Path(event.snapshot.path).is_file()
+            ended.append(event)
+    finally:
+        writer.close()
+    assert sorted(e.track.track_id for e in ended) == list(range(1, 11))
+    assert all(e.snapshot is not None and e.snapshot.lost is None for e in ended)
+    assert keeper.waiting == 0
+
+
+def test_the_stream_end_waits_for_writes_under_way_but_not_past_the_bound(
+    tmp_path: Path,
+) -> None:
+    hanging = HangingWriter(tmp_path, hang_on=("_2.jpg",))
+    writer = SnapshotWriterThread(hanging, timeout_s=1.0)
+    keeper = SnapshotKeeper("cam", tmp_path, writer=writer)
+    tracker = IoUTracker("cam", t_min=1, max_age=0)
+    try:
+        step(keeper, tracker, 1, boxes_at(10, 60, 110))
+        ended = keeper.finish(tuple(tracker.finish()))
+    finally:
+        hanging.let_go.set()
+        writer.close()
+    by_track = {e.track.track_id: e.snapshot for e in ended}
+    assert sorted(by_track) == [1, 2, 3]  # none left behind
+    assert by_track[2] is not None and by_track[2].lost is not None  # it hung
+    for track in (1, 3):  # written before it, or lost for waiting behind it: never unsaid
+        snap = by_track[track]
+        assert snap is not None
+        assert (snap.lost is None) == Path(snap.path).is_file()
+    assert by_track[1] is not None and by_track[1].lost is None
+    assert keeper.waiting == 0
 
 
 def test_the_margin_widens_the_crop_within_the_frame() -> None:

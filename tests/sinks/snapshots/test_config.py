@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build import build_snapshot_keepers
+from pipeline.build import build_snapshot_keepers, build_snapshot_writer
 from pipeline.config import ConfigError, SnapshotSinkConfig, parse_config
 from pipeline.sink_factory import SinkContext, build_sink, build_sinks
 from pipeline.types import LabelMap
@@ -30,7 +30,7 @@ def test_the_section_reaches_the_sink_and_every_camera_stage(tmp_path: Path) -> 
             tmp_path,
             f"  - type: snapshots\n    dir: {tmp_path / 'snaps'}\n    full_frame: true\n"
             "    margin: 0.25\n    quality: 70\n    keep_hours: 2\n    keep_files: 10\n"
-            "    keep_mb: 1.5\n",
+            "    keep_mb: 1.5\n    write_timeout_s: 0.5\n",
         )
     )
     assert isinstance(cfg.snapshots, SnapshotSinkConfig)
@@ -39,13 +39,18 @@ def test_the_section_reaches_the_sink_and_every_camera_stage(tmp_path: Path) -> 
     assert sink.directory == tmp_path / "snaps"
     assert sink.retention.max_age_s == 7200 and sink.retention.max_files == 10
     assert sink.retention.max_bytes == 1_500_000
-    keepers = build_snapshot_keepers(cfg)
-    assert sorted(keepers) == ["a", "b"]
-    assert keepers["a"].full_frame and keepers["a"].margin == 0.25
-    assert keepers["a"].directory == str(tmp_path / "snaps")
-    writer = keepers["a"].writer
-    assert writer is not None and writer is keepers["b"].writer  # one disk, one watch
-    assert writer.quality == keepers["a"].quality == 70
+    writer = build_snapshot_writer(cfg)
+    assert writer is not None
+    try:
+        keepers = build_snapshot_keepers(cfg, writer)
+        assert sorted(keepers) == ["a", "b"]
+        assert keepers["a"].full_frame and keepers["a"].margin == 0.25
+        assert keepers["a"].directory == str(tmp_path / "snaps")
+        assert keepers["a"].writer is writer is keepers["b"].writer  # one disk, one watch
+        assert writer.writer.quality == keepers["a"].quality == 70
+        assert writer.timeout_s == 0.5
+    finally:
+        writer.close()
 
 
 def test_the_live_view_serves_the_snapshots_sinks_folder(tmp_path: Path) -> None:
@@ -64,7 +69,8 @@ def test_the_live_view_serves_the_snapshots_sinks_folder(tmp_path: Path) -> None
 
 def test_no_snapshots_sink_means_no_snapshot_stage(tmp_path: Path) -> None:
     cfg = parse_config(config(tmp_path, "  - type: live\n    port: 0\n"))
-    assert cfg.snapshots is None and build_snapshot_keepers(cfg) == {}
+    assert cfg.snapshots is None and build_snapshot_writer(cfg) is None
+    assert build_snapshot_keepers(cfg, None) == {}
 
 
 def test_two_snapshots_sinks_are_refused(tmp_path: Path) -> None:
@@ -73,7 +79,9 @@ def test_two_snapshots_sinks_are_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [("quality", "0"), ("margin", "-0.1"), ("keep_files", "0"), ("size", "1")]
+    ("key", "value"),
+    [("quality", "0"), ("margin", "-0.1"), ("keep_files", "0"), ("size", "1"),
+     ("write_timeout_s", "0"), ("write_timeout_s", "61")],
 )
 def test_bad_keys_are_refused_at_their_path(tmp_path: Path, key: str, value: str) -> None:
     with pytest.raises(ConfigError) as err:

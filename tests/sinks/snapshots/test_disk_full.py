@@ -32,7 +32,7 @@ def test_a_full_disk_drops_and_counts_snapshots_then_writing_resumes(disk: Small
     disk.fill()
     for track in (2, 3):
         lost = writer.save(snapshot(folder, "cam", track, size=256, full_frame=True))
-        assert lost.lost is not None and lost.lost.disk_full
+        assert lost.lost is not None and lost.lost.transient
         assert lost.stored_paths == (None, None) and not Path(lost.path).exists()
         sink.write(ended(lost, "cam", track))  # no raise
     assert (sink.written, sink.lost) == (1, 2)
