@@ -155,10 +155,18 @@ def prepare_database(url: str) -> None:
     raises SinkError, as the SQL sink would, when the database cannot be opened."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sinks.sql.database import DatabaseUrl, create_schema, make_engine, open_failure
+    from sinks.sql.database import (
+        DatabaseUrl,
+        create_schema,
+        foreign_database,
+        make_engine,
+        open_failure,
+    )
 
     db = DatabaseUrl(url)
     try:
+        if (foreign := foreign_database(db)) is not None:  # before a table is made
+            raise SinkError(f"sql sink: cannot write to {db}: {foreign}")
         engine = make_engine(db)
         try:
             create_schema(engine)

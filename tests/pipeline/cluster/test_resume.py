@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from pipeline.cluster.merge import merge_summaries
-from pipeline.cluster.resume import ResumeSink, mark_lost, stored_rows
+from pipeline.cluster.resume import ResumeSink, mark_lost, prepare_database, stored_rows
 from pipeline.cluster.shard import ShardInfo
 from pipeline.summary import CameraStats, RunSummary
 from pipeline.types import (
@@ -239,3 +240,18 @@ def test_the_merged_summary_has_every_camera_and_names_each_shards_outputs() -> 
     assert merged.outputs == ["shard-0 on 10.0.0.1: video out/", "shard-1 on 10.0.0.1: video out/"]
     assert merged.detector == "cpu"
     assert not merged.ok and merged.frames == 10
+
+
+def test_a_cluster_run_pointed_at_another_programs_database_refuses_it_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'theirs.db'}"
+    theirs = create_engine(url)
+    with theirs.begin() as conn:
+        conn.execute(text("CREATE TABLE detections (body TEXT)"))
+    try:
+        with pytest.raises(SinkError, match="its detections table is not this pipeline's"):
+            prepare_database(url)  # it made the pipeline's tables beside theirs
+        assert inspect(theirs).get_table_names() == ["detections"]
+    finally:
+        theirs.dispose()
