@@ -241,6 +241,8 @@ class CameraReader(threading.Thread):
         self.queue = queue
         self.state: CameraState | None = None
         self.opened: OpenedSource | None = None
+        self.tried = False
+        """Whether the source was ever asked to open (not when the stop came first)."""
         self.reconnects = 0
         self.lost: str | None = None
         """Why a live source is down while the reader waits to reconnect; None once it
@@ -293,6 +295,7 @@ class CameraReader(threading.Thread):
             error: str | None = None
             got_frames = False
             try:
+                self.tried = True
                 opened = self.source.open()
                 if self.opened is None:
                     self.opened = opened

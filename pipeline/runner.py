@@ -291,6 +291,7 @@ def _count(stats: CameraStats, reader: CameraReader) -> None:
     )
     stats.decode_errors = reader.source.decode_errors
     stats.opened = reader.opened is not None
+    stats.stopped_first = not reader.tried
     stats.lost = reader.lost
     stats.error = stats.error or reader.queue.error
 

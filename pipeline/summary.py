@@ -27,6 +27,9 @@ class CameraStats:
     """A live source (a stream or a device), which connects; a file or image folder opens."""
     opened: bool = False
     """Whether the source ever opened (a camera that never connected did not)."""
+    stopped_first: bool = False
+    """Stopped before its source was ever asked to open (the run was stopped while it was
+    being set up, or the camera was removed first): it did not fail."""
     lost: str | None = None
     """Why a live camera was down when the run ended (it was waiting to reconnect); None
     when it was not."""
@@ -39,7 +42,7 @@ class CameraStats:
         not."""
         if self.error is not None:
             return self.error
-        if self.frames:
+        if self.frames or self.stopped_first:
             return None
         verb = "connected" if self.live else "opened"
         said = f"{verb}, but delivered no frames" if self.opened else f"never {verb}"
@@ -55,6 +58,8 @@ class CameraStats:
         for a live camera down when the run ended (its frames before count)."""
         if (problem := self.problem) is not None:
             return f"FAILED: {problem}"
+        if self.stopped_first and not self.frames:
+            return "not started: stopped before it opened"
         return f"ok until lost: {self.lost}" if self.lost else "ok"
 
 

@@ -370,8 +370,7 @@ def test_each_start_line_is_said_once_the_detector_s_preparation_first(
 ) -> None:
     clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
     config = parse_config(
-        f"cameras:\n  - id: cam\n    source: {clip}\n"
-        "sinks:\n  - type: live\n    port: 0\n"
+        f"cameras:\n  - id: cam\n    source: {clip}\nsinks:\n  - type: live\n    port: 0\n"
     )
     preparing = "preparing the detector: exporting to ONNX (first run)…"
 
@@ -447,7 +446,12 @@ def test_cameras_with_zones_or_lines_get_their_events_and_the_others_none(
         for e in recorder.on_frames["zoned"]
         if isinstance(e, (ZoneEvent, LineCrossing))
     ]
-    assert seen == [("entered", "start"), ("left", "start"), ("crossed", "gate"), ("entered", "end")]
+    assert seen == [
+        ("entered", "start"),
+        ("left", "start"),
+        ("crossed", "gate"),
+        ("entered", "end"),
+    ]
     closed = [e for e in recorder.at_end["zoned"] if isinstance(e, ZoneEvent)]
     assert [(e.kind, e.zone_id, e.at_stream_end) for e in closed] == [("left", "end", True)]
 
@@ -541,7 +545,9 @@ def test_a_camera_stopped_before_the_run_reads_nothing_and_the_others_everything
     synthetic_video: VideoFactory,
 ) -> None:
     clip = synthetic_video("clip.mp4", frames=5, size=(64, 48))
-    config = parse_config(f"cameras:\n  - id: a\n    source: {clip}\n  - id: b\n    source: {clip}\n")
+    config = parse_config(
+        f"cameras:\n  - id: a\n    source: {clip}\n  - id: b\n    source: {clip}\n"
+    )
     recorder = EndRecorder()
     pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
     pipeline.stop_camera("a")
@@ -550,3 +556,39 @@ def test_a_camera_stopped_before_the_run_reads_nothing_and_the_others_everything
     assert sorted(e.camera_id for e in recorder.ends) == ["a", "b"]
     assert "a" not in recorder.frames and recorder.frames["b"] == 5
     assert summary.cameras["a"].frames == 0 and not summary.interrupted
+    assert summary.ok and summary.cameras["a"].status == "not started: stopped before it opened"
+
+
+def test_a_stop_while_the_run_is_set_up_fails_no_camera(
+    synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C while the detector is built: the files were never asked to open, so the
+    # summary must not say they never opened (FAILED, exit 1) but that the stop came first.
+    clip = synthetic_video("clip.mp4", frames=3, size=(64, 48))
+    config = parse_config(
+        f"cameras:\n  - id: a\n    source: {clip}\n  - id: b\n    source: {clip}\n"
+    )
+    pipeline = Pipeline(config)
+
+    def build_while_stopped(
+        config: DetectorConfig, announce: Callable[[str], None]
+    ) -> EagerDetector:
+        pipeline.stop.set()
+        return EagerDetector()
+
+    monkeypatch.setattr(runner, "build_run_detector", build_while_stopped)
+    summary = pipeline.run()
+    assert summary.interrupted and summary.ok
+    assert [c.status for c in summary.cameras.values()] == [
+        "not started: stopped before it opened"
+    ] * 2
+
+
+def test_a_file_camera_that_cannot_open_still_fails_after_a_stop(tmp_path: Path) -> None:
+    # Asked to open and failing is a failure whatever stops the run afterwards.
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    config = parse_config(f"cameras:\n  - id: a\n    source: {broken}\n")
+    summary = Pipeline(config, detector=EagerDetector()).run()  # type: ignore[arg-type]
+    assert not summary.ok
+    assert summary.cameras["a"].status.startswith("FAILED: camera a:")
