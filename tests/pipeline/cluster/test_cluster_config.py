@@ -27,7 +27,7 @@ def config_text(video: Path, cluster: str, sinks: str = "") -> str:
 @pytest.fixture
 def video(tmp_path: Path) -> Path:
     path = tmp_path / "clip.mp4"
-    path.write_bytes(b"")
+    path.write_bytes(b"\0")  # the config checks only that a non-empty file is there
     return path
 
 

@@ -68,7 +68,7 @@ class FakeRay:
 
 def coordinator(tmp_path: Path, max_restarts: int) -> Coordinator:
     video = tmp_path / "clip.mp4"
-    video.write_bytes(b"")
+    video.write_bytes(b"\0")  # the config checks only that a non-empty file is there
     cameras = "".join(f"  - {{id: {c}, source: '{video}'}}\n" for c in CAMERAS)
     config = parse_config(
         f"cameras:\n{cameras}sinks:\n  - {{type: zmq, endpoint: 'tcp://127.0.0.1:5999'}}\n"
