@@ -4,7 +4,9 @@
 of the script's own (started on a free port; `mosquitto` must be installed) at QoS 0, 1 and
 2, to the same broker after it was killed (messages buffered, the oldest dropped), and to
 `EventPublisher` (the zmq sink, no subscriber). Conditions alternate, each repeated; the
-median is shown, with its ratio to the zmq sink's in the same run.
+median is shown, with its ratio to the zmq sink's in the same run, and for each mqtt
+condition what its last run's connection counted as not delivered: dropped (buffer full),
+undelivered (still buffered at the end) and lost (handed to paho, never sent or acknowledged).
 
     python -m benchmarks.mqtt_sink [--frames 5000] [--repeat 3]
 
@@ -94,6 +96,12 @@ def timed_writes(sink: Sink, frames: list[FrameResult]) -> float:
     return len(frames) / elapsed
 
 
+def not_delivered(sink: MqttSink) -> str:
+    """What the closed sink's connection counted as never reaching the broker."""
+    c = sink.connection
+    return f"{c.dropped} dropped, {c.undelivered} undelivered, {c.lost} lost"
+
+
 def mqtt_sink(port: int, qos: int, buffer_size: int = 10_000_000) -> MqttSink:
     settings = BrokerSettings(
         BrokerAddress("127.0.0.1", port, False), client_id=f"bench-{uuid.uuid4().hex[:8]}"
@@ -116,9 +124,9 @@ def main() -> None:
             publisher = EventPublisher(f"tcp://127.0.0.1:{_free_port()}", LABELS)
             figures.setdefault("zmq (no subscriber)", []).append(timed_writes(publisher, frames))
             for qos in (0, 1, 2):
-                figures.setdefault(f"mqtt qos {qos}", []).append(
-                    timed_writes(mqtt_sink(port, qos), frames)
-                )
+                sink = mqtt_sink(port, qos)
+                figures.setdefault(f"mqtt qos {qos}", []).append(timed_writes(sink, frames))
+                extra[f"mqtt qos {qos}"] = not_delivered(sink)
     for _ in range(args.repeat):
         with mosquitto() as (port, process):
             sink = mqtt_sink(port, 1, buffer_size=1000)
@@ -129,9 +137,7 @@ def main() -> None:
             figures.setdefault("mqtt broker away (buffer 1000)", []).append(
                 timed_writes(sink, frames)
             )
-            extra["mqtt broker away (buffer 1000)"] = (
-                f"{sink.connection.dropped} dropped, {sink.connection.undelivered} undelivered"
-            )
+            extra["mqtt broker away (buffer 1000)"] = not_delivered(sink)
     base = statistics.median(figures["zmq (no subscriber)"])
     print(f"{args.frames} frames of {BOXES} boxes, median of {args.repeat}")
     print("| sink | frames/s | vs zmq | note |\n|---|---|---|---|")

@@ -91,7 +91,7 @@ def load_or_detect(video: Path, cache: Path) -> tuple[list[Frame], list[Detectio
 
 def track_stats(frames: list[Frame], found: list[Detections], **params: int) -> dict[str, float]:
     """Distinct ids, and mean detections and mean span (first to last frame) per track."""
-    tracker = IoUTracker("vtest", **params)  # type: ignore[arg-type]
+    tracker = IoUTracker("vtest", **params)
     ended = []
     for frame, dets in zip(frames, found, strict=True):
         tracker.update(dets, frame)

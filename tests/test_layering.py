@@ -25,12 +25,13 @@ def project_imports(path: Path) -> Iterator[tuple[int, str]]:
     (functions included: an import deferred for speed is still a dependency)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     for node in ast.walk(tree):
-        names: list[str] = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             # `from pipeline import boxes` imports pipeline.boxes, not the package
             names = [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
         for name in names:
             if name.split(".")[0] in PROJECT:
                 yield node.lineno, name

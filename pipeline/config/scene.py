@@ -261,8 +261,13 @@ def scene_label_problems(
 
 
 class CameraLike(Protocol):
-    """What `scene_label_problems` reads of a camera's config."""
+    """What `scene_label_problems` reads of a camera's config (read-only: configs are frozen)."""
 
-    id: str
-    zones: list[ZoneConfig]
-    lines: list[LineConfig]
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def zones(self) -> Sequence[ZoneConfig]: ...
+
+    @property
+    def lines(self) -> Sequence[LineConfig]: ...

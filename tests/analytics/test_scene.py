@@ -6,7 +6,7 @@ centre (the default anchor) is the point a test places.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pytest
@@ -41,7 +41,7 @@ def frame(index: int) -> Frame:
 
 def result(
     index: int,
-    tracks: dict[int, tuple[float, float]],
+    tracks: Mapping[int, tuple[float, float]],
     labels: dict[int, int] | None = None,
     ended: Sequence[int] = (),
 ) -> FrameResult:
@@ -64,7 +64,7 @@ def summary(track_id: int, index: int) -> TrackSummary:
 
 
 def run(
-    analyzer: SceneAnalyzer, path: Sequence[dict[int, tuple[float, float]]], start: int = 0
+    analyzer: SceneAnalyzer, path: Sequence[Mapping[int, tuple[float, float]]], start: int = 0
 ) -> list[AnalyticsEvent]:
     events: list[AnalyticsEvent] = []
     for i, tracks in enumerate(path, start):
@@ -102,7 +102,8 @@ def test_a_track_inside_for_fewer_than_min_frames_never_enters() -> None:
 
 def test_entering_counts_min_frames_seen_inside_across_misses_shorter_than_leave_frames() -> None:
     analyzer = SceneAnalyzer("cam", [SQUARE], [], RULES)  # min_frames 3, leave_frames 3
-    inside, missed = {7: (60.0, 50.0)}, {}
+    inside: dict[int, tuple[float, float]] = {7: (60.0, 50.0)}
+    missed: dict[int, tuple[float, float]] = {}
     # inside on frames 0, 3 and 5, not detected on 1-2 and 4 (2 < 3 frames in a row)
     path = [inside, missed, missed, inside, missed, inside, inside]
     events = of(ZoneEvent, run(analyzer, path))
@@ -124,7 +125,8 @@ def test_entering_starts_counting_again_after_a_frame_seen_outside() -> None:
 
 def test_entering_starts_counting_again_after_leave_frames_missed() -> None:
     analyzer = SceneAnalyzer("cam", [SQUARE], [], RULES)
-    inside, missed = {7: (60.0, 50.0)}, {}
+    inside: dict[int, tuple[float, float]] = {7: (60.0, 50.0)}
+    missed: dict[int, tuple[float, float]] = {}
     # inside on 0-1, missed on 2-4 (3 frames, leave_frames), inside again from 5
     path = [inside, inside, missed, missed, missed, inside, inside, inside]
     events = of(ZoneEvent, run(analyzer, path))

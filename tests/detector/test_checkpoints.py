@@ -58,8 +58,8 @@ def test_a_saved_model_loads_back_with_the_same_outputs_labels_and_extra(
         torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
     model, labels = build_model(str(saved))  # what `detector.model: best.pt` runs
     assert labels == PETS
-    ours, theirs = model.state_dict(), pets.state_dict()
-    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    our_state, their_state = model.state_dict(), pets.state_dict()
+    assert all(torch.equal(our_state[k], their_state[k]) for k in their_state)
     torch.testing.assert_close(model.anchors, pets.anchors, rtol=0, atol=0)
 
 

@@ -23,7 +23,7 @@ LABELS = LabelMap(("background", "thing"))
 def test_compiled_network_gives_the_eager_detections() -> None:
     rng = np.random.default_rng(0)
     frames = [
-        Frame("cam", i, None, 0.0, rng.integers(0, 256, (32, 40, 3), dtype=np.uint8))
+        Frame("cam", i, 0.0, 0.0, rng.integers(0, 256, (32, 40, 3), dtype=np.uint8))
         for i in range(5)  # micro-batches of 2, 2 and 1: two compiled shapes
     ]
     eager = make_detector(tiny_ssd(0), LABELS, runtime="torch", score_threshold=0.0)

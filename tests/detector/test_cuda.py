@@ -27,7 +27,7 @@ PERSON = LabelMap(("background", "person"))
 def clip_frames() -> list[Frame]:
     with av.open(str(DEFAULT_CALIBRATION)) as clip:
         images = [f.to_ndarray(format="rgb24") for f in clip.decode(video=0)][::5]
-    return [Frame("cam", i, None, 0.0, image) for i, image in enumerate(images)]
+    return [Frame("cam", i, 0.0, 0.0, image) for i, image in enumerate(images)]
 
 
 def batches(detector: Detector, frames: list[Frame], size: int = 8) -> list[Detections]:

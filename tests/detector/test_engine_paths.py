@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import cv2
 import numpy as np
@@ -20,7 +20,7 @@ from detector.engine import Detector
 from detector.errors import ModelConfigError
 from detector.networks import fold_batch_norms, prepare_model
 from detector.options import CPU_MICRO_BATCH, DetectorOptions
-from detector.request import DetectorRequest
+from detector.request import DetectorRequest, Precision
 from detector.ssd import SSD
 from detector.tf_ssd import SameConv2d
 from detector.timing import StageTimes
@@ -120,7 +120,9 @@ def test_mixed_frame_sizes_are_resized_per_group_into_one_batch(person):
 
 def test_precision_auto_is_fp16_on_cuda_and_fp32_on_the_cpu(cuda_present):
     def on_cuda(precision: str) -> DetectorOptions:
-        return DetectorOptions.resolve(DetectorRequest(device="cuda", precision=precision))
+        # "BF16" too: the request itself checks (and lower-cases) what it is given
+        asked = cast(Precision, precision)
+        return DetectorOptions.resolve(DetectorRequest(device="cuda", precision=asked))
 
     assert cpu_options().autocast_dtype is None
     assert on_cuda("fp32").autocast_dtype is None
@@ -144,7 +146,7 @@ class _RecordingTensor(torch.Tensor):
 
     calls: ClassVar[list[tuple[Any, ...]]] = []
 
-    def to(self, *args: Any, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
+    def to(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         _RecordingTensor.calls.append((args, kwargs))
         return self.as_subclass(torch.Tensor)
 
@@ -299,11 +301,11 @@ class _FakeEvent:
 class _PinnedTensor(torch.Tensor):
     """A host buffer from `torch.empty(..., pin_memory=True)`: logs `copy_`, then copies."""
 
-    log: ClassVar[list[tuple[Any, ...]]] = []
+    calls: ClassVar[list[tuple[Any, ...]]] = []  # not `log`: that is torch.Tensor.log
     current: ClassVar[list[_FakeStream]] = []
 
-    def copy_(self, src: torch.Tensor, non_blocking: bool = False) -> torch.Tensor:  # type: ignore[override]
-        self.log.append(("copy", self.current[-1], non_blocking))
+    def copy_(self, src: torch.Tensor, non_blocking: bool = False) -> torch.Tensor:
+        self.calls.append(("copy", self.current[-1], non_blocking))
         return self.as_subclass(torch.Tensor).copy_(src)
 
 
@@ -317,7 +319,7 @@ class _FakeCuda:
         self.main, self.side = _FakeStream("main", self.log), _FakeStream("side", self.log)
         self.current = [self.main]  # the current stream, innermost `torch.cuda.stream` last
         self.outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
-        _FakeEvent.log = _PinnedTensor.log = self.log
+        _FakeEvent.log = _PinnedTensor.calls = self.log
         _PinnedTensor.current = self.current
         real_empty, real_postprocess, real_forward = torch.empty, engine.postprocess, detector.forward
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from detector.box_coder import BoxCoder
 from detector.errors import ModelConfigError
 from detector.onnx_runtime import OnnxRuntimeForward, model_key
 from detector.options import DetectorOptions
-from detector.request import DetectorRequest
+from detector.request import DetectorRequest, Runtime
 from detector.ssd import SSD
 from pipeline.types import Frame, LabelMap
 from tests.detector.building import cpu_options, make_detector
@@ -66,11 +67,11 @@ def test_bundled_model_gives_the_same_detections_with_either_runtime(person: SSD
     for a, b in zip(raw_onnx, raw_torch, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     found = 0
-    for a, b in zip(with_onnx.detect(frames), with_torch.detect(frames), strict=True):
-        assert len(a) == len(b)
-        np.testing.assert_allclose(a.score, b.score, atol=1e-4)
-        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=0.05)
-        found += len(a)
+    for ours, theirs in zip(with_onnx.detect(frames), with_torch.detect(frames), strict=True):
+        assert len(ours) == len(theirs)
+        np.testing.assert_allclose(ours.score, theirs.score, atol=1e-4)
+        np.testing.assert_allclose(ours.xyxy, theirs.xyxy, atol=0.05)
+        found += len(ours)
     assert found > 5  # people in the photo
 
 
@@ -146,8 +147,10 @@ def test_key_changes_with_any_weight_and_not_with_memory_format() -> None:
     model = tiny_ssd(0)
     key = model_key(model)
     assert model_key(model.to(memory_format=torch.channels_last)) == key
+    head = model.head
+    assert isinstance(head, _TinyHead)
     with torch.no_grad():
-        model.head.conv.weight[0, 0, 0, 0] += 1e-6
+        head.conv.weight[0, 0, 0, 0] += 1e-6
     assert model_key(model) != key
 
 
@@ -237,18 +240,19 @@ def test_runtime_auto_without_the_packages_is_torch(monkeypatch: pytest.MonkeyPa
 def test_impossible_runtime_choices_are_config_errors(
     runtime: str, device: torch.device, exact: bool, message: str
 ) -> None:
+    asked = cast(Runtime, runtime)  # "tensorrt" too: the request checks what it is given
     with pytest.raises(ModelConfigError, match=message):
         DetectorOptions.resolve(
-            DetectorRequest(device=str(device), runtime=runtime, exact_resize=exact)
+            DetectorRequest(device=str(device), runtime=asked, exact_resize=exact)
         )
 
 
 @pytest.mark.parametrize(("runtime", "expected"), [("torch", "torch"), ("auto", "onnxruntime")])
-def test_config_runtime_reaches_the_detector(runtime: str, expected: str) -> None:
+def test_config_runtime_reaches_the_detector(runtime: Runtime, expected: str) -> None:
     from pipeline.build import build_detector
     from pipeline.config import DetectorConfig
 
-    config = DetectorConfig(model="person_ssdlite", device="cpu", runtime=runtime)  # type: ignore[arg-type]
+    config = DetectorConfig(model="person_ssdlite", device="cpu", runtime=runtime)
     assert build_detector(config).runtime == expected
 
 

@@ -20,7 +20,7 @@ from detector.errors import ModelConfigError
 from detector.onnx_runtime import OnnxRuntimeForward
 from detector.options import DetectorOptions, has_int8_dot_products
 from detector.quantize import DEFAULT_CALIBRATION, calibration_images
-from detector.request import DetectorRequest
+from detector.request import DetectorRequest, Precision, Runtime
 from detector.ssd import SSD
 from pipeline.types import Frame, LabelMap
 from tests.conftest import SHARED_DATA
@@ -58,7 +58,7 @@ VTEST = SHARED_DATA / "vtest.avi"
 def clip_frames(clip: Path, frames: slice) -> list[Frame]:
     with av.open(str(clip)) as video:
         images = [f.to_ndarray(format="rgb24") for f in video.decode(video=0)][frames]
-    return [Frame("cam", i, None, 0.0, image) for i, image in enumerate(images)]
+    return [Frame("cam", i, 0.0, 0.0, image) for i, image in enumerate(images)]
 
 
 @ACCURACY_NEEDS_VNNI
@@ -184,13 +184,14 @@ def test_precision_auto_is_int8_only_where_its_accuracy_was_measured(
     model: str,
     weights: str,
     device: str,
-    runtime: str,
+    runtime: Runtime,
     expected: str,
 ) -> None:
     asked = DetectorRequest(model=model, weights=weights, device=device, runtime=runtime)
     auto = DetectorOptions.resolve(asked).precision
     assert (auto == "int8") == (expected == "int8")
-    for chosen in ("fp32", "int8"):  # what the config asks for is kept (where it can run)
+    choices: tuple[Precision, ...] = ("fp32", "int8")
+    for chosen in choices:  # what the config asks for is kept (where it can run)
         if chosen == "int8" and (device == "cuda" or runtime in ("torch", "compile")):
             continue
         request = DetectorRequest(

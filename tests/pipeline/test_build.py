@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from detector import Detector
 from pipeline.build import (
     FILE_QUEUE_SIZE,
     LIVE_QUEUE_SIZE,
@@ -51,6 +52,7 @@ def test_the_run_detector_is_described_by_the_run_not_logged_again_by_its_builde
     with caplog.at_level(logging.INFO, logger="pipeline.build"):
         detector = build_run_detector(config)
     assert [r.getMessage() for r in caplog.records if r.name == "pipeline.build"] == []
+    assert isinstance(detector, Detector)  # runtime torch: never the cached ONNX one
     line = detector.describe()
     assert line.startswith("detector: person_ssdlite on cpu, torch, fp32, 1 worker(s)")
     assert "; precision: fp32: " in line  # an auto choice comes with its reason

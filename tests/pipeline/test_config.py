@@ -261,7 +261,7 @@ def test_config_and_detector_refuse_the_same_values(name: str, value: float) -> 
         r"Input should be (greater|less) than"
     )
     with pytest.raises(ValueError, match=rf"{name}\n  {within}"):
-        DetectorConfig(**{name: value})  # type: ignore[arg-type]
+        DetectorConfig(**{name: value})
 
 
 def test_config_defaults_are_the_detector_request_defaults() -> None:

@@ -68,7 +68,7 @@ def test_metrics_scraped_during_a_run_count_what_its_summary_counts_at_the_end(
             "http:\n  port: 0\n"
         )
         scraper = Scraper(at=10)
-        pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[scraper])  # type: ignore[arg-type]
+        pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[scraper])
         scraper.url = lambda: pipeline.http_url or ""
         summary = pipeline.run()
     assert summary.ok
@@ -135,7 +135,7 @@ def test_a_run_with_a_port_taken_stops_before_reading_naming_the_port(
         port = held.getsockname()[1]
         config = parse_config(f"cameras:\n  - id: cam\n    source: {clip}\nhttp:\n  port: {port}\n")
         with pytest.raises(ServerError, match=f"cannot listen on 127.0.0.1:{port}"):
-            Pipeline(config, detector=EagerDetector()).run()  # type: ignore[arg-type]
+            Pipeline(config, detector=EagerDetector()).run()
 
 
 def test_sinks_of_one_kind_get_numbered_labels() -> None:
@@ -150,7 +150,7 @@ def test_frames_not_detected_for_lack_of_motion_are_counted_apart(tmp_path: Path
         "    motion: {enabled: true, max_skip_s: 0.5}\n"
         "http:\n  port: 0\n"
     )
-    pipeline = Pipeline(config, detector=EagerDetector())  # type: ignore[arg-type]
+    pipeline = Pipeline(config, detector=EagerDetector())
     summary = pipeline.run()
     stats = summary.cameras["cam"]
     after = samples(generate_latest(pipeline.metrics.registry).decode())

@@ -150,7 +150,7 @@ def test_a_static_camera_skips_detection_publishes_last_boxes_and_counts_the_fra
     first = 5 - int(gate.phase_s * FPS)
     wanted = [0, *range(first, 12, 5)]
     sink = EveryFrame()
-    summary = Pipeline(config, detector=EagerDetector(), extra_sinks=[sink]).run()  # type: ignore[arg-type]
+    summary = Pipeline(config, detector=EagerDetector(), extra_sinks=[sink]).run()
     stats = summary.cameras["cam"]
     assert summary.ok and (stats.motion_skipped, stats.skipped) == (12 - len(wanted), 0)
     assert [r.frame.index for r in sink.results if r.detected] == wanted
@@ -168,7 +168,7 @@ def test_motion_gating_is_off_unless_asked(tmp_path: Path) -> None:
     folder = static_folder(tmp_path / "frames", 4)
     config = parse_config(f"cameras:\n  - id: cam\n    source: {{type: images, path: {folder}}}\n")
     assert not config.cameras[0].motion.enabled
-    summary = Pipeline(config, detector=EagerDetector()).run()  # type: ignore[arg-type]
+    summary = Pipeline(config, detector=EagerDetector()).run()
     assert summary.cameras["cam"].motion_skipped == 0 and summary.cameras["cam"].detections == 4
 
 

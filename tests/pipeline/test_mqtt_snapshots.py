@@ -37,7 +37,7 @@ def run(tmp_path: Path, broker: Broker, prefix: str, snapshots: str) -> Path:
         f"    prefix: {prefix}\n    events: [stream.ended]\n"
         + snapshots.format(folder=folder)
     )
-    assert Pipeline(config, detector=EagerDetector()).run().ok  # type: ignore[arg-type]
+    assert Pipeline(config, detector=EagerDetector()).run().ok
     return folder
 
 
@@ -53,7 +53,7 @@ def test_the_latest_snapshot_of_a_run_is_the_jpeg_the_snapshots_sink_wrote(
         assert sent and written, (len(sent), written, [m.topic for m in listener.messages])
         picture = cv2.imdecode(np.frombuffer(sent[-1], np.uint8), cv2.IMREAD_COLOR)
         on_disk = cv2.imread(str(written[-1]))
-        assert picture is not None and picture.shape == on_disk.shape
+        assert picture is not None and on_disk is not None and picture.shape == on_disk.shape
         assert np.abs(picture.astype(int) - on_disk).mean() < 6  # both JPEGs of one crop
 
 

@@ -177,7 +177,7 @@ class World:
         trackers = {c: IoUTracker(c) for c in self.queues}
         stats = {c: CameraStats(c, "test") for c in self.queues}
         try:
-            loop = DetectionLoop(detector, trackers, SinkFanout(workers), stats, None)  # type: ignore[arg-type]
+            loop = DetectionLoop(detector, trackers, SinkFanout(workers), stats, None)
             loop.run(self.batcher, self.stop)
         finally:
             for worker in workers:
@@ -318,7 +318,7 @@ def test_a_detector_error_ends_every_stream_the_same_way_from_detect_submit_or_r
         f"cameras:\n  - id: cam\n    source: {clip}\ndetector: {{batch_size: 2, max_wait_ms: 5}}\n"
     )
     recorder = Recorder()
-    pipeline = Pipeline(config, detector=detector, extra_sinks=[recorder])  # type: ignore[arg-type]
+    pipeline = Pipeline(config, detector=detector, extra_sinks=[recorder])
     summary = pipeline.run()
     assert not summary.ok and "detector broke" in (summary.detector_error or "")
     assert not summary.interrupted

@@ -41,7 +41,7 @@ class DarkSquares(FrameDetector):
         corners[1:] &= ~dark[:-1]
         corners[:, 1:] &= ~dark[:, :-1]
         ys, xs = np.nonzero(corners)
-        rows = [(x, y, x + 20, y + 20) for y, x in zip(ys, xs, strict=True)]
+        rows = [(x, y, x + 20, y + 20) for y, x in zip(ys.tolist(), xs.tolist(), strict=True)]
         rows = [r for r in rows if r[2] <= image.shape[1] and r[3] <= image.shape[0]]
         return boxes(*rows)
 

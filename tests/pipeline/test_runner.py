@@ -19,6 +19,7 @@ import pytest
 from pipeline import runner
 from pipeline.build import make_source
 from pipeline.config import DetectorConfig, parse_config
+from pipeline.readers import CameraReader
 from pipeline.runner import Pipeline
 from pipeline.sources import OpenedSource, RawFrame, Source
 from pipeline.stops import StopEvent
@@ -48,7 +49,7 @@ def test_opencv_keeps_to_the_calling_thread_on_machines_of_two_cores(
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     cv2.setNumThreads(3)
     try:
-        summary = Pipeline(config, detector=EagerDetector()).run()  # type: ignore[arg-type]
+        summary = Pipeline(config, detector=EagerDetector()).run()
         assert summary.ok and summary.frames == 3
         assert cv2.getNumThreads() == expected
     finally:
@@ -151,7 +152,7 @@ def test_a_stop_at_any_moment_ends_every_stream_and_every_open_track(
     config = parse_config(f"cameras:\n{cameras}tracker:\n  t_min: 1\n")
     for delay in STOP_DELAYS_S:
         recorder = EndRecorder()
-        pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+        pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])
         timer = threading.Timer(delay, pipeline.stop.set)
         timer.start()
         summary = pipeline.run()
@@ -193,7 +194,7 @@ def test_a_camera_stuck_in_its_source_does_not_hold_up_the_stop_of_the_others(
         "tracker:\n  t_min: 1\n"
     )
     recorder = EndRecorder()
-    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])
     threading.Timer(0.5, pipeline.stop.set).start()
     try:
         summary = pipeline.run()
@@ -236,7 +237,7 @@ def test_a_stop_waits_one_grace_in_all_for_a_camera_blocked_in_its_source(
         "tracker:\n  t_min: 1\n"
     )
     recorder = EndRecorder()
-    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])
     stopped_at: list[float] = []
 
     def stop() -> None:
@@ -311,10 +312,12 @@ def test_nothing_of_a_camera_reaches_the_sinks_after_its_stream_ended(
     monkeypatch.setattr(
         runner, "make_source", lambda c: stuck if c.type == "stream" else make_source(c)
     )
-    woken: list[threading.Thread] = []
+    woken: list[CameraReader] = []
     join = runner._join
 
-    def join_after_the_stuck_reader_reported(readers: list[Any], timeout_s: float) -> None:
+    def join_after_the_stuck_reader_reported(
+        readers: list[CameraReader], timeout_s: float
+    ) -> None:
         # The run goes on only once the woken reader has said all it had to say.
         for reader in readers:
             if reader.camera_id == "stuck":
@@ -328,7 +331,7 @@ def test_nothing_of_a_camera_reaches_the_sinks_after_its_stream_ended(
         "  - id: stuck\n    source: rtsp://camera.test/stream\n"
     )
     recorder = OrderRecorder(stuck.release.set)
-    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])
     threading.Timer(0.5, pipeline.stop.set).start()
     try:
         pipeline.run()
@@ -398,7 +401,7 @@ def test_each_start_line_is_said_once_the_detector_s_preparation_first(
 def test_a_camera_whose_source_opened_is_marked_opened(synthetic_video: VideoFactory) -> None:
     clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
     config = parse_config(f"cameras:\n  - id: cam\n    source: {clip}\n")
-    summary = Pipeline(config, detector=EagerDetector()).run()  # type: ignore[arg-type]
+    summary = Pipeline(config, detector=EagerDetector()).run()
     assert summary.cameras["cam"].opened
 
 
@@ -438,7 +441,7 @@ def test_cameras_with_zones_or_lines_get_their_events_and_the_others_none(
         f"  - id: plain\n    source: {clip}\ntracker:\n  t_min: 1\n"
     )
     recorder = AnalyticsRecorder()
-    summary = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder]).run()  # type: ignore[arg-type]
+    summary = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder]).run()
     assert summary.ok
     assert recorder.on_frames["plain"] == [] and recorder.at_end["plain"] == ()
     seen = [
@@ -474,7 +477,7 @@ def test_a_stop_closes_the_visits_of_tracks_still_inside_a_zone(
                 stop.set()
 
     recorder = StopAfterFiveFrames()
-    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])
     pipeline.stop = stop
     summary = pipeline.run()
     assert summary.interrupted
@@ -502,7 +505,7 @@ def test_sinks_handed_with_a_queue_size_are_buffered_by_it_the_others_by_the_def
     monkeypatch.setattr(runner, "SinkWorker", recording_worker)
     summary = Pipeline(
         config,
-        detector=EagerDetector(),  # type: ignore[arg-type]
+        detector=EagerDetector(),
         extra_sinks=[plain],
         sized_sinks=[(sized, 7)],
     ).run()
@@ -529,7 +532,7 @@ def test_a_camera_stopped_alone_ends_as_at_the_end_of_its_file_and_the_others_go
                 stop_a[0]()
 
     recorder = StopAAtItsSixthFrame()
-    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])
     stop_a.append(lambda: pipeline.stop_camera("a"))
     summary = pipeline.run()
 
@@ -549,7 +552,7 @@ def test_a_camera_stopped_before_the_run_reads_nothing_and_the_others_everything
         f"cameras:\n  - id: a\n    source: {clip}\n  - id: b\n    source: {clip}\n"
     )
     recorder = EndRecorder()
-    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])  # type: ignore[arg-type]
+    pipeline = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder])
     pipeline.stop_camera("a")
     summary = pipeline.run()
 

@@ -107,7 +107,7 @@ def test_full_frame_is_a_shared_reference_not_a_copy(tmp_path: Path) -> None:
     keeper.update(f, tracked, tuple(tracker.pop_events()))
     (end,) = keeper.finish(tuple(tracker.finish()))
     snap = end.snapshot
-    assert snap is not None and snap.frame is not None
+    assert snap is not None and isinstance(snap.frame, np.ndarray)
     assert np.shares_memory(snap.frame, f.image)
     assert not snap.frame.flags.writeable and f.image.flags.writeable
     assert snap.frame_name is not None and snap.frame_name.endswith("-frame.jpg")
@@ -145,9 +145,11 @@ def test_full_frames_held_for_open_tracks_are_bounded_and_the_rest_kept_as_jpeg(
     for event in ended:
         snap = event.snapshot
         assert snap is not None and snap.frame is not None
-        whole = snap.frame
-        if isinstance(whole, bytes):
-            whole = cv2.imdecode(np.frombuffer(whole, np.uint8), cv2.IMREAD_COLOR)
+        whole: np.ndarray | None = (
+            cv2.imdecode(np.frombuffer(snap.frame, np.uint8), cv2.IMREAD_COLOR)
+            if isinstance(snap.frame, bytes) else snap.frame
+        )
+        assert whole is not None
         # the frame of its best detection: every pixel says which frame it is
         assert abs(float(whole.mean()) - 10 * event.track.best_frame) < 2
     assert sum(isinstance(e.snapshot.frame, bytes) for e in ended if e.snapshot) == tracks - held

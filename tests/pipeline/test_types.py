@@ -103,7 +103,7 @@ def test_empty_detections() -> None:
 def test_frame_requires_rgb_uint8_image() -> None:
     Frame("cam", 0, 0.0, 0.0, np.zeros((4, 6, 3), np.uint8))
     with pytest.raises(TypeError, match="uint8"):
-        Frame("cam", 0, 0.0, 0.0, np.zeros((4, 6, 3), np.float32))  # type: ignore[arg-type]
+        Frame("cam", 0, 0.0, 0.0, np.zeros((4, 6, 3), np.float32))
     with pytest.raises(ValueError, match=r"\[H, W, 3\]"):
         Frame("cam", 0, 0.0, 0.0, np.zeros((4, 6), np.uint8))
 
@@ -111,7 +111,7 @@ def test_frame_requires_rgb_uint8_image() -> None:
 def test_a_snapshot_refuses_what_is_not_an_rgb_image_and_a_frame_without_its_name() -> None:
     crop = np.zeros((4, 4, 3), np.uint8)
     with pytest.raises(TypeError, match=r"Snapshot\.crop must be a uint8"):
-        Snapshot(0, (0, 0, 1, 1), crop.astype(np.float32), "d", "c/x.jpg")  # type: ignore[arg-type]
+        Snapshot(0, (0, 0, 1, 1), crop.astype(np.float32), "d", "c/x.jpg")
     with pytest.raises(ValueError, match=r"Snapshot\.frame must have shape \[H, W, 3\]"):
         Snapshot(0, (0, 0, 1, 1), crop, "d", "c/x.jpg", np.zeros((4, 4), np.uint8), "c/f.jpg")
     with pytest.raises(ValueError, match="go together"):

@@ -58,6 +58,7 @@ def test_dry_run_runs_the_tests_model_only_and_end_to_end_on_the_cpu(
         assert case["status"] == "ran" and case["figures"]["images_per_s"] > 0
         assert case["figures"]["runtime"] == "torch"
     e2e = DRY.end_to_end
+    assert e2e.frames is not None
     assert [c["id"] for c in by_kind["end_to_end"]] == [
         "end_to_end/pipelining_on", "end_to_end/pipelining_off"
     ]
@@ -116,7 +117,7 @@ def test_a_case_that_fails_is_recorded_and_the_next_one_runs(
     from benchmarks.gpu_suite import cases
     from pipeline.bench.model_only import bench_model
 
-    def broken_at_batch_2(detector, name, weights, precision, batch_size, *rest):  # type: ignore[no-untyped-def]
+    def broken_at_batch_2(detector, name, weights, precision, batch_size, *rest):
         if batch_size == 2:
             raise RuntimeError("out of memory\nsecond line")
         return bench_model(detector, name, weights, precision, batch_size, *rest)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +36,7 @@ class Annotated:
     labels: npt.NDArray[np.int64]
 
 
-def annotated(boxes: list[list[float]], labels: list[int]) -> Annotated:
+def annotated(boxes: Sequence[Sequence[float]], labels: list[int]) -> Annotated:
     return Annotated(
         640,
         480,
@@ -44,7 +45,9 @@ def annotated(boxes: list[list[float]], labels: list[int]) -> Annotated:
     )
 
 
-def prediction(boxes: list[list[float]], scores: list[float], labels: list[int]) -> Prediction:
+def prediction(
+    boxes: Sequence[Sequence[float]], scores: Sequence[float], labels: Sequence[int]
+) -> Prediction:
     return Prediction(
         np.array(boxes, dtype=np.float32).reshape(-1, 4),
         np.array(scores, dtype=np.float32),
@@ -52,7 +55,7 @@ def prediction(boxes: list[list[float]], scores: list[float], labels: list[int])
     )
 
 
-def iou(a: list[float], b: list[float]) -> float:
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
     w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])

@@ -52,7 +52,7 @@ def test_loss_equals_torchvision_compute_loss_for_torchvision_code_layout():
     matched = [matcher(box_iou(b, anchors)) for b in boxes]
     owner = SimpleNamespace(box_coder=TorchvisionBoxCoder(weights), neg_to_pos_ratio=3)
     theirs = TorchvisionSSD.compute_loss(
-        owner,  # type: ignore[arg-type]  # compute_loss reads only these two attributes
+        owner,  # compute_loss reads only these two attributes
         [{"boxes": b, "labels": lab} for b, lab in zip(boxes, labels, strict=True)],
         {"bbox_regression": regression, "cls_logits": logits},
         [anchors] * len(boxes),

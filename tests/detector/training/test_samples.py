@@ -20,7 +20,8 @@ from tests.detector.training.datasets import ShapesData, write_coco, write_voc, 
 
 
 def fake_samples(n: int) -> list[Sample]:
-    return [Sample(Path(f"/data/{i}.jpg"), 10, 10, np.zeros((0, 4)), np.zeros(0), f"#{i}")
+    return [Sample(Path(f"/data/{i}.jpg"), 10, 10, np.zeros((0, 4), np.float32),
+                   np.zeros(0, np.int64), f"#{i}")
             for i in range(n)]
 
 
@@ -36,7 +37,7 @@ def test_a_sample_keeps_its_own_read_only_arrays() -> None:
 
 def test_a_sample_with_more_boxes_than_labels_is_refused() -> None:
     with pytest.raises(ValueError, match="2 boxes but 1 labels"):
-        Sample(Path("/a.jpg"), 10, 10, np.zeros((2, 4)), np.array([1]), "a")
+        Sample(Path("/a.jpg"), 10, 10, np.zeros((2, 4), np.float32), np.array([1]), "a")
 
 
 @pytest.mark.parametrize("writer", [write_coco, write_voc, write_yolo])

@@ -8,6 +8,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -114,8 +115,8 @@ def test_latency_runs_from_capture_to_the_sink_after_the_warm_up() -> None:
     started: list[float] = []
     sink = LatencySink(warmup_s=2.0, clock=lambda: now[0], on_reading=lambda: started.append(1))
     sink.write(frame(999.0))  # before any stream started: not measured
-    sink.start(StreamInfo("cam", 4, 4, 10.0, "clip"))
-    sink.start(StreamInfo("cam2", 4, 4, 10.0, "clip"))
+    sink.start(StreamInfo("cam", 4, 4, Fraction(10), "clip"))
+    sink.start(StreamInfo("cam2", 4, 4, Fraction(10), "clip"))
     assert started == [1]  # once, at the first stream's start
     now[0] = 1001.5
     sink.write(frame(1001.0))  # captured within the warm-up: not measured

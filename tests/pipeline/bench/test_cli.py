@@ -101,11 +101,11 @@ def test_naive_runs_alternate_with_the_end_to_end_runs(
     order: list[str] = []
     real_run, real_naive = runner.Pipeline.run, naive.run_naive
 
-    def pipeline_run(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def pipeline_run(self, *args, **kwargs):
         order.append("end to end")
         return real_run(self, *args, **kwargs)
 
-    def naive_run(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def naive_run(*args, **kwargs):
         order.append("naive")
         return real_naive(*args, **kwargs)
 

@@ -85,7 +85,7 @@ def test_on_cuda_stages_are_timed_in_a_run_of_their_own(
     built: list[object] = []
     real_build = build.build_detector
 
-    def cpu_detector(config):  # type: ignore[no-untyped-def]
+    def cpu_detector(config):
         detector = real_build(config.model_copy(update={"device": "cpu"}))
         built.append(detector)
         return detector

@@ -10,7 +10,7 @@ from torch import nn
 
 from detector.box_coder import BoxCoder
 from detector.postprocess import postprocess
-from detector.ssd import SSD
+from detector.ssd import SSD, ScoreFn
 from pipeline.bench import naive
 from pipeline.bench.naive import naive_postprocess
 from tests.conftest import VideoFactory
@@ -23,7 +23,7 @@ def test_naive_runs_with_the_libraries_default_threads_whatever_the_pipeline_set
 
     seen: list[tuple[int, int]] = []
 
-    def naive_run(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def naive_run(*args, **kwargs):
         seen.append((torch.get_num_threads(), cv2.getNumThreads()))
         return 4, 1.0
 
@@ -45,7 +45,7 @@ def test_naive_runs_with_the_libraries_default_threads_whatever_the_pipeline_set
 
 
 @pytest.mark.parametrize("score_fn", ["softmax", "sigmoid"])
-def test_naive_postprocess_finds_what_the_batched_postprocess_finds(score_fn: str) -> None:
+def test_naive_postprocess_finds_what_the_batched_postprocess_finds(score_fn: ScoreFn) -> None:
     g = torch.Generator().manual_seed(0)
     corners = torch.rand(300, 2, generator=g) * 0.8
     anchors = torch.cat((corners, corners + 0.05 + torch.rand(300, 2, generator=g) * 0.15), 1)

@@ -79,6 +79,7 @@ def test_a_real_run_exports_from_the_folder_it_ran_in(
         frames = [f.to_ndarray(format="rgb24") for f in clip.decode(video=0)]
     for image in images:
         bgr = cv2.imread(str(out / image["file_name"]))
+        assert bgr is not None
         picture = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.int16)
         assert np.abs(picture - frames[image["frame"]]).mean() < 1.0
     boxes = [

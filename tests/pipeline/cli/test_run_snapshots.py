@@ -47,8 +47,8 @@ def test_every_ended_track_has_a_snapshot_of_its_best_box(
         assert ended[track_id]["snapshot_path"] == path
         assert ended[track_id]["snapshot_frame_path"] == frame_path
         assert is_snapshot_name(str(Path(path).relative_to(folder)))
-        crop = cv2.imread(path)
-        assert crop is not None and cv2.imread(frame_path).shape == (120, 160, 3)
+        crop, whole = cv2.imread(path), cv2.imread(frame_path)
+        assert crop is not None and whole is not None and whole.shape == (120, 160, 3)
         # the crop is the best box (as stored) widened by the margin, within the frame
         mx, my = MARGIN * (x2 - x1), MARGIN * (y2 - y1)
         width = min(160, math.ceil(x2 + mx)) - max(0, math.floor(x1 - mx))

@@ -30,7 +30,9 @@ def test_the_png_has_the_frame_size_and_the_grid(
                  "--at-frame", "3"])
     assert code == 0
     assert capsys.readouterr().out.strip() == f"{out}: frame 3 of camera gate, 320x240 pixels"
-    png = cv2.imread(str(out))[..., ::-1]  # RGB
+    bgr = cv2.imread(str(out))
+    assert bgr is not None
+    png = bgr[..., ::-1]  # RGB
     assert png.shape == (240, 320, 3)
     # the middle grid lines are drawn where the frame's middle is: yellow over dark grey
     yellow = (png[..., 0] > 150) & (png[..., 1] > 150) & (png[..., 2] < 100)
@@ -80,7 +82,9 @@ def test_the_configured_zone_and_line_are_drawn_on_the_grid(
     )
     out = tmp_path / "grid.png"
     assert main(["zones", str(cfg), "--camera", "gate", "--out", str(out)]) == 0
-    png = cv2.imread(str(out))[..., ::-1].astype(int)
+    bgr = cv2.imread(str(out))
+    assert bgr is not None
+    png = bgr[..., ::-1].astype(int)
 
     def drawn(y: int, x: int, color: tuple[int, int, int]) -> bool:
         return bool(np.abs(png[y, x] - color).max() < 20)

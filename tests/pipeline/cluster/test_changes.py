@@ -223,18 +223,21 @@ def cluster_run(*camera_ids: str) -> Any:
     `started` instead of reaching Ray."""
     from pipeline.cluster.coordinator import Coordinator, _Running
 
+    class Recording(Coordinator):
+        started: list[tuple[str, list[str]]]
+
+        def _start(
+            self, ray: Any, name: str, cameras: list[str], forwarder: Any, resume: Any
+        ) -> _Running:
+            self.started.append((name, cameras))
+            return _Running(self._alive[name][0], infos[name], cameras, object(), "")
+
     cams = "".join(f"  - {{id: {c}, source: {c}.mp4}}\n" for c in camera_ids)
     config = parse_config(f"cameras:\n{cams}cluster: {{engine: ray}}\n", check_sources=False)
-    run = Coordinator(config, "cluster abc", "", threading.Event(), lambda _: None)
+    run = Recording(config, "cluster abc", "", threading.Event(), lambda _: None)
     infos = {n: ShardInfo(n, "10.0.0.7", "3f2a9c1b", 1, ()) for n in ("shard-0", "shard-1")}
     run._alive = {n: (FakeActor(), info) for n, info in infos.items()}
     run.started = []
-
-    def start(ray: Any, name: str, cameras: list[str], forwarder: Any, resume: Any) -> Any:
-        run.started.append((name, cameras))
-        return _Running(run._alive[name][0], infos[name], cameras, object(), "")
-
-    run._start = start
     return run
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from pipeline.cluster.forwarder import EventForwarder
 from pipeline.config import ZmqSinkConfig
-from pipeline.types import Detections, Frame, FrameResult, StreamEnd
+from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamEnd
 from sinks.event_bus.publisher import EventPublisher
 from sinks.event_bus.subscriber import EventSubscriber
 from tests.conftest import free_port
@@ -26,7 +26,9 @@ def test_two_shards_events_reach_one_subscriber_with_their_own_seq() -> None:
         for _ in range(2):
             endpoint = f"tcp://127.0.0.1:{free_port()}"
             forwarder.connect(endpoint)
-            shards.append(EventPublisher(endpoint, {}, wait_for_subscribers=1, wait_timeout_s=10))
+            shards.append(
+                EventPublisher(endpoint, LabelMap(), wait_for_subscribers=1, wait_timeout_s=10)
+            )
         shards[1].continue_camera("b", 7)  # b moved here: its seq goes on
         for i in range(3):
             shards[0].write(result("a", i))

@@ -119,6 +119,7 @@ def assert_each_frame_once(
     for event in events:
         seqs[event.camera].append(event.seq)
         if event.type == "detections":
+            assert event.frame is not None
             published[event.camera].append(event.frame)
     assert {c: sorted(f) for c, f in published.items()} == {c: list(range(frames)) for c in clips}
     assert dict(seqs) == {c: list(range(len(seqs[c]))) for c in clips}

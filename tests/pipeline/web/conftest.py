@@ -34,7 +34,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> str:
         f"  - type: snapshots\n    dir: {folder / 'snapshots'}\n"
     )
     for _ in range(2):
-        summary = Pipeline(config, detector=EagerDetector()).run()  # type: ignore[arg-type]
+        summary = Pipeline(config, detector=EagerDetector()).run()
         assert summary.ok
     _add_scene_rows(url)
     return url

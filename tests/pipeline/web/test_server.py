@@ -63,7 +63,7 @@ def test_a_run_with_a_failed_camera_fails_healthz_and_its_metrics_say_which(
         f"http:\n  port: {port}\n",
         check_sources=False,
     )
-    pipeline = Pipeline(config, detector=EagerDetector())  # type: ignore[arg-type]
+    pipeline = Pipeline(config, detector=EagerDetector())
     seen: dict[str, object] = {}
 
     def watch() -> None:
@@ -89,7 +89,9 @@ def test_a_run_with_a_failed_camera_fails_healthz_and_its_metrics_say_which(
     summary = pipeline.run()
     watcher.join()
     assert not summary.ok
-    status, body = seen["healthz"]  # type: ignore[misc]
+    healthz = seen["healthz"]
+    assert isinstance(healthz, tuple)
+    status, body = healthz
     assert status == 503
     problems = json.loads(body)["problems"]
     assert problems == [summary.cameras["broken"].error]

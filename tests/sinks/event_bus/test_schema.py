@@ -4,6 +4,7 @@ the shared types."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -83,18 +84,18 @@ def every_kind_of_event() -> list[Event]:
 
 def analytics_events() -> list[Event]:
     """One event of each kind zones and lines send (seq 10 to 15)."""
-    visit = {"camera_id": "lobby", "zone_id": "door", "track_id": 5, "label": 1, "frame": 9,
-             "time": T0 + 0.9, "entered_frame": 3, "entered_time": T0 + 0.3}
+    visit = partial(ZoneEvent, camera_id="lobby", zone_id="door", track_id=5, label=1, frame=9,
+                    time=T0 + 0.9, entered_frame=3, entered_time=T0 + 0.3)
     return [
-        analytics_event(ZoneEvent("entered", **visit, dwell_s=0.2), LABELS, 10),
-        analytics_event(ZoneEvent("dwell", **visit, dwell_s=120.04), LABELS, 11),
+        analytics_event(visit("entered", dwell_s=0.2), LABELS, 10),
+        analytics_event(visit("dwell", dwell_s=120.04), LABELS, 11),
         analytics_event(
-            ZoneEvent("left", **visit, dwell_s=130.0, last_frame=6, last_time=T0 + 0.6),
+            visit("left", dwell_s=130.0, last_frame=6, last_time=T0 + 0.6),
             LABELS,
             12,
         ),
         analytics_event(
-            ZoneEvent("left", **visit, dwell_s=131.5, at_stream_end=True), LABELS, 13
+            visit("left", dwell_s=131.5, at_stream_end=True), LABELS, 13
         ),
         analytics_event(
             LineCrossing("lobby", "entrance", 5, 1, "in", "left", "right", 9, T0 + 0.9),

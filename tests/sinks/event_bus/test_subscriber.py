@@ -181,4 +181,4 @@ def test_label_filter_keeps_zone_and_line_events_of_those_labels_and_their_count
     assert isinstance(cars, ZoneOccupancyEvent)
     assert (cars.counts, cars.total) == ({"car": 1}, 1)
     nobody = only_labels(occupancy, ["dog"])
-    assert nobody is not None and (nobody.counts, nobody.total) == ({}, 0)
+    assert isinstance(nobody, ZoneOccupancyEvent) and (nobody.counts, nobody.total) == ({}, 0)

@@ -62,9 +62,11 @@ def test_a_client_that_never_reads_neither_blocks_writes_nor_gets_old_frames(
     stalled.sendall(b"GET /cameras/lobby.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     frames = 300  # noise frames: ~100 kB of JPEG each, far more than the socket buffers hold
 
-    writer = threading.Thread(
-        target=lambda: [live.write(moving_frame("lobby", i, noise=True)) for i in range(1, frames)]
-    )
+    def write_the_rest() -> None:
+        for i in range(1, frames):
+            live.write(moving_frame("lobby", i, noise=True))
+
+    writer = threading.Thread(target=write_the_rest)
     writer.start()
     writer.join(timeout=60)
     assert not writer.is_alive(), "write() blocked on a client that does not read"
@@ -106,6 +108,8 @@ def test_status_lists_each_zones_occupancy_and_each_lines_crossings_and_frames_s
     assert b"cam.zones" in page and b"cam.lines" in page  # the page shows them per tile
 
     _, _, jpeg = get(live, "/cameras/lobby.jpg")
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert bgr is not None
+    image = bgr[..., ::-1]
     assert np.abs(image[30, 5].astype(int) - ZONE_COLOR).max() < 40  # the zone's left edge
     assert np.abs(image[100, 200].astype(int) - LINE_COLOR).max() < 40

@@ -132,9 +132,15 @@ def test_browser_shows_a_live_moving_tile_per_camera_with_its_counts(
         }
 
         img = driver.find_element("css selector", "section.tile[data-camera=lobby] img.feed")
-        first = cv2.imdecode(np.frombuffer(img.screenshot_as_png, np.uint8), cv2.IMREAD_COLOR)
-        def changed() -> tuple[np.ndarray] | None:
+        def screenshot() -> np.ndarray:
             shot = cv2.imdecode(np.frombuffer(img.screenshot_as_png, np.uint8), cv2.IMREAD_COLOR)
+            assert shot is not None
+            return shot
+
+        first = screenshot()
+
+        def changed() -> tuple[np.ndarray] | None:
+            shot = screenshot()
             return None if np.array_equal(shot, first) else (shot,)
 
         (later,) = _wait(changed, 10, "the lobby tile to change")

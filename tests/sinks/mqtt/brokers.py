@@ -21,6 +21,7 @@ import pytest
 from tests.conftest import free_port
 
 paho = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed")
+from paho.mqtt.client import MQTTMessage  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 SHARED = ("127.0.0.1", 1883)
@@ -181,9 +182,9 @@ class Listener:
         def on_subscribe(client: object, userdata: object, mid: object, rcs: object, p: object) -> None:
             self._subscribed.set()
 
-        def on_message(client: object, userdata: object, message: paho.MQTTMessage) -> None:
+        def on_message(client: object, userdata: object, message: MQTTMessage) -> None:
             with self._lock:
-                self.messages.append(Received(message.topic, message.payload, message.retain))
+                self.messages.append(Received(message.topic, bytes(message.payload), message.retain))
 
         def on_disconnect(client: object, userdata: object, *args: object) -> None:
             self.disconnected.set()

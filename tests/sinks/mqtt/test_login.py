@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,10 +19,10 @@ WRONG = "wrong-Xq7-password"
 
 
 @pytest.fixture(scope="module")
-def locked_broker(tmp_path_factory: pytest.TempPathFactory) -> PrivateMosquitto:
+def locked_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateMosquitto]:
     broker = PrivateMosquitto(tmp_path_factory.mktemp("locked"), users={"pipeline": RIGHT})
     broker.start()
-    yield broker  # type: ignore[misc]
+    yield broker
     broker.kill()
 
 
@@ -74,10 +75,10 @@ def test_tls_to_a_broker_without_tls_fails_in_one_line(locked_broker: PrivateMos
 
 
 @pytest.fixture(scope="module")
-def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> PrivateMosquitto:
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateMosquitto]:
     broker = PrivateMosquitto(tmp_path_factory.mktemp("tls"), tls=True)
     broker.start()
-    yield broker  # type: ignore[misc]
+    yield broker
     broker.kill()
 
 

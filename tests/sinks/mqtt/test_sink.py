@@ -8,6 +8,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -36,9 +37,17 @@ from tests.conftest import free_port
 from tests.pipeline.cli_runs import ROOT
 from tests.sinks.event_bus.conftest import T0, track
 from tests.sinks.mqtt.brokers import WAIT_S, Listener, listening, machine_broker
-from tests.sinks.mqtt.conftest import LABELS, broker_settings, camera_inputs, feed, frames
+from tests.sinks.mqtt.conftest import (
+    LABELS,
+    Input,
+    broker_settings,
+    camera_inputs,
+    feed,
+    frames,
+)
 
 Broker = tuple[str, int]
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +58,12 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 def url(broker: Broker) -> str:
     return f"mqtt://{broker[0]}:{broker[1]}"
+
+
+def known(kind: type[T], item: Input) -> T:
+    """`item` of `camera_inputs`, which the test knows is a `kind`."""
+    assert isinstance(item, kind)
+    return item
 
 
 def everything(prefix: str) -> list[str]:
@@ -110,7 +125,7 @@ def test_bodies_are_those_of_the_zeromq_bus(broker: Broker) -> None:
             feed(sink, inputs)
             feed(publisher, inputs)
             sink.close()
-            zmq_bodies = []
+            zmq_bodies: list[bytes] = []
             while len(zmq_bodies) < publisher.sent:
                 assert sub.poll(int(WAIT_S * 1000))
                 zmq_bodies.append(sub.recv_multipart()[1])
@@ -282,13 +297,13 @@ def test_zone_occupancy_is_kept_per_zone_and_label_and_announced(broker: Broker)
         inputs = camera_inputs("lobby")
         feed(sink, inputs[:3])
         at_door = ZoneOccupancy("lobby", "door", ((1, 2), (2, 1)), 0, T0)
-        feed(sink, [replace(inputs[3], analytics=(at_door,))])
+        feed(sink, [replace(known(FrameResult, inputs[3]), analytics=(at_door,))])
         zone = f"{prefix}/lobby/zone/door/count"
         listener.wait_for(lambda m: any(x.topic == f"{zone}/car" for x in m))
         assert (listener.latest(zone), listener.latest(f"{zone}/person")) == ("3", "2")
         assert listener.latest(f"{zone}/car") == "1"
         car_left = ZoneOccupancy("lobby", "door", ((1, 2),), 1, T0)
-        feed(sink, [replace(inputs[4], analytics=(car_left,))])
+        feed(sink, [replace(known(FrameResult, inputs[4]), analytics=(car_left,))])
         listener.wait_for(lambda m: [x.text for x in m if x.topic == f"{zone}/car"][-1:] == ["0"])
         assert (listener.latest(zone), listener.latest(f"{zone}/car")) == ("2", "0")
         feed(sink, inputs[5:])  # the end: nobody is counted inside any more
@@ -333,7 +348,8 @@ def test_the_latest_snapshot_is_a_retained_jpeg_and_a_home_assistant_image(
         inputs = camera_inputs("lobby")
         feed(sink, inputs[:3])
         first, second = picture(40), picture(160)
-        feed(sink, [replace(inputs[3], track_events=(ended_with_snapshot("lobby", 1, first),))])
+        ended = (ended_with_snapshot("lobby", 1, first),)
+        feed(sink, [replace(known(FrameResult, inputs[3]), track_events=ended)])
         feed(sink, [StreamEnd("lobby", 6, (ended_with_snapshot("lobby", 2, second),))])
         topic = f"{prefix}/lobby/snapshot"
         got = listener.wait_for(lambda m: len([x for x in m if x.topic == topic]) == 2)
@@ -379,9 +395,10 @@ def test_line_crossings_are_counted_per_direction_and_announced(broker: Broker) 
         )
         inputs = camera_inputs("lobby")
         feed(sink, inputs[:3])
-        feed(sink, [replace(inputs[3], analytics=(crossed(1, "in", 3), crossed(2, "in", 3)))])
-        feed(sink, [replace(inputs[4], analytics=(crossed(1, "out", 4),))])
-        feed(sink, [replace(inputs[5], analytics=(crossed(3, "in", 5),))])
+        both_in = (crossed(1, "in", 3), crossed(2, "in", 3))
+        feed(sink, [replace(known(FrameResult, inputs[3]), analytics=both_in)])
+        feed(sink, [replace(known(FrameResult, inputs[4]), analytics=(crossed(1, "out", 4),))])
+        feed(sink, [replace(known(FrameResult, inputs[5]), analytics=(crossed(3, "in", 5),))])
         base = f"{prefix}/lobby/line/door/count"
         listener.wait_for(lambda m: [x.text for x in m if x.topic == f"{base}/in"][-1:] == ["3"])
         assert [m.text for m in listener.messages if m.topic == f"{base}/in"] == ["1", "2", "3"]
@@ -411,7 +428,7 @@ def test_zones_and_both_directions_of_each_line_are_announced_at_0_as_the_stream
             broker_settings(url(broker)), LABELS, prefix=prefix, discovery_prefix=f"{prefix}-ha"
         )
         inputs = camera_inputs("lobby")
-        opened = replace(inputs[1], scene=scene)
+        opened = replace(known(StreamInfo, inputs[1]), scene=scene)
         assert isinstance(opened, StreamInfo)
         sink.start(opened)
         zone, line = f"{prefix}/lobby/zone/door/count", f"{prefix}/lobby/line/gate/count"

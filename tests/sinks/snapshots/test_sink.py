@@ -32,6 +32,7 @@ def test_the_crop_and_the_frame_are_written_as_jpeg_at_their_names(tmp_path: Pat
     crop = cv2.imread(snap.path)
     assert snap.frame_path is not None
     whole = cv2.imread(snap.frame_path)
+    assert crop is not None and whole is not None
     assert crop.shape == snap.crop.shape and whole.shape == (96, 128, 3)
     # JPEG is lossy: close to the RGB pixels, read back as BGR
     assert np.abs(crop[..., ::-1].astype(int) - COLOUR).max() < 8

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pytest
@@ -32,7 +32,16 @@ LABELS = LabelMap(("background", "person", "car"))
 PERSON, CAR = 1, 2
 T0 = 1_700_000_000.0  # a Unix time; every offset below is exact in binary and in microseconds
 DAY = 86_400.0
-FAST_RETRY = {"retry_initial_s": 0.05, "retry_max_s": 0.2}
+
+
+class RetryDelays(TypedDict):
+    """`SqlSink`'s retry keywords."""
+
+    retry_initial_s: float
+    retry_max_s: float
+
+
+FAST_RETRY = RetryDelays(retry_initial_s=0.05, retry_max_s=0.2)
 
 
 @dataclass(frozen=True)

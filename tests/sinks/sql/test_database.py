@@ -118,7 +118,9 @@ def sqlite_locked_error(tmp_path: Path) -> OperationalError:
 
 def wrapped(orig: Exception) -> DBAPIError:
     """`orig` (a driver's error) as SQLAlchemy raises it."""
-    return DBAPIError.instance("INSERT ...", {}, orig, psycopg.Error)
+    error = DBAPIError.instance("INSERT ...", {}, orig, psycopg.Error)
+    assert isinstance(error, DBAPIError)  # typed as its base, StatementError
+    return error
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -43,6 +44,9 @@ from tests.sinks.sql.builders import (
 )
 from tests.sinks.sql.private_postgres import PrivatePostgres
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
+
 
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[SmallDisk]:
@@ -54,7 +58,14 @@ def database_on(disk: SmallDisk) -> str:
     return f"sqlite:///{disk.path / 'det.db'}"
 
 
-def open_then_fill(disk: SmallDisk, spool_dir: Path, **settings: float) -> SqlSink:
+class Timings(TypedDict, total=False):
+    """The `SqlSink` keywords a test of a full disk sets."""
+
+    flush_interval_s: float
+    close_timeout_s: float
+
+
+def open_then_fill(disk: SmallDisk, spool_dir: Path, **settings: Unpack[Timings]) -> SqlSink:
     """A sink (batches of 30 rows, 60 in memory) writing to a database on `disk`, which is
     then filled."""
     sink = SqlSink(

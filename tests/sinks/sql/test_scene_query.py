@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text, update
 
 from pipeline.cli import main
-from pipeline.types import AnalyticsEvent, LineCrossing, StreamEnd, ZoneEvent
+from pipeline.types import AnalyticsEvent, LineCrossing, Side, StreamEnd, ZoneEvent
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.models import LineCrossingRow, ZoneVisit
 from sinks.sql.reading import DetectionQuery, QueryError
@@ -31,7 +31,7 @@ MIN = 60.0
 
 
 def crossing(camera: str, line: str, track: int, direction: str, t: float) -> LineCrossing:
-    sides = ("left", "right") if direction == "in" else ("right", "left")
+    sides: tuple[Side, Side] = ("left", "right") if direction == "in" else ("right", "left")
     return LineCrossing(camera, line, track, 1, direction, *sides, frame=int(t - T0), time=t)
 
 

@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -161,11 +162,11 @@ def test_ended_tracks_from_frames_and_stream_end_become_track_rows(sql_db_url: s
 
 
 def test_finished_zone_visits_and_line_crossings_become_rows(sql_db_url: str) -> None:
-    visit = {"camera_id": "cam", "zone_id": "door", "track_id": 5, "label": 1}
-    entered = ZoneEvent("entered", **visit, frame=3, time=T0 + 3, entered_frame=1,
-                        entered_time=T0 + 1, dwell_s=0.08)
-    left = ZoneEvent("left", **visit, frame=9, time=T0 + 9, entered_frame=1,
-                     entered_time=T0 + 1, dwell_s=0.2)
+    visit = partial(ZoneEvent, camera_id="cam", zone_id="door", track_id=5, label=1)
+    entered = visit("entered", frame=3, time=T0 + 3, entered_frame=1,
+                    entered_time=T0 + 1, dwell_s=0.08)
+    left = visit("left", frame=9, time=T0 + 9, entered_frame=1,
+                 entered_time=T0 + 1, dwell_s=0.2)
     crossed = LineCrossing("cam", "gate", 5, 1, "in", "right", "left", 4, T0 + 4)
     occupancy = ZoneOccupancy("cam", "door", ((1, 1),), 3, T0 + 3)
     sink = SqlSink(sql_db_url, LABELS)
