@@ -135,7 +135,12 @@ def test_close_does_not_wait_for_a_write_hung_past_its_bound(
     assert hanging.hanging.wait(10)
     clock.advance(BOUND_S)
     closed = threading.Event()
-    closer = threading.Thread(target=lambda: (thread.close(), closed.set()), daemon=True)
+
+    def close() -> None:
+        thread.close()
+        closed.set()
+
+    closer = threading.Thread(target=close, daemon=True)
     with caplog.at_level(logging.WARNING):
         closer.start()
         assert closed.wait(10)  # the write still hangs: it is not let go before this
