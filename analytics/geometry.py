@@ -83,7 +83,10 @@ def pixel_geometry(
             log.warning(
                 "camera %s: %s lies outside the %dx%d frame: it will see nothing "
                 "(pixel coordinates of another resolution? fractions survive a change)",
-                camera_id, name, width, height,
+                camera_id,
+                name,
+                width,
+                height,
             )
     edges, starts = polygon_edges(polygons)
     return PixelGeometry(

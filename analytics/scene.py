@@ -104,8 +104,12 @@ class SceneAnalyzer:
         geometry = self._geometry.get((frame.width, frame.height))
         if geometry is None:  # once per frame size
             geometry = self._geometry[(frame.width, frame.height)] = pixel_geometry(
-                self.camera_id, self.zones, self.lines, self.rules.line_hysteresis,
-                frame.width, frame.height,
+                self.camera_id,
+                self.zones,
+                self.lines,
+                self.rules.line_hysteresis,
+                frame.width,
+                frame.height,
             )
         dets = result.detections
         tracked = dets.track_id != UNTRACKED
@@ -130,8 +134,16 @@ class SceneAnalyzer:
             if line.labels is not None:
                 counted = _counted(line.labels, label_column).tolist()
             events += self._line_step(
-                line, sides, ends, geometry.hysteresis_px, ids, labels, counted,
-                distance, point_list, now,
+                line,
+                sides,
+                ends,
+                geometry.hysteresis_px,
+                ids,
+                labels,
+                counted,
+                distance,
+                point_list,
+                now,
             )
         for zone, state in zip(self.zones, self._zones, strict=True):
             events += self._gone(zone, state, now)
@@ -332,8 +344,15 @@ class SceneAnalyzer:
         to_side: Side = "right" if after > 0 else "left"
         direction = line.left_to_right if from_side == "left" else line.right_to_left
         return LineCrossing(
-            self.camera_id, line.id, track_id, label, direction, from_side, to_side,
-            frame=now[0], time=now[1],
+            self.camera_id,
+            line.id,
+            track_id,
+            label,
+            direction,
+            from_side,
+            to_side,
+            frame=now[0],
+            time=now[1],
         )
 
 

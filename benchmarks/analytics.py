@@ -30,7 +30,10 @@ from trackers import IoUTracker
 
 W, H, FPS = 768, 576, 10.0
 RULES = SceneRules(
-    anchor=(0.5, 1.0), line_hysteresis=0.015, min_frames=3, occupancy_period_s=None,
+    anchor=(0.5, 1.0),
+    line_hysteresis=0.015,
+    min_frames=3,
+    occupancy_period_s=None,
     leave_frames=3,
 )
 ZONES = [

@@ -91,20 +91,39 @@ def label(detector: Detector, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.fl
     return xyxy[nms(xyxy, score, MERGE_IOU)].numpy()
 
 
-def write(out: Path, split: str, images: Sequence[tuple[str, npt.NDArray[np.uint8]]],
-          boxes: Sequence[npt.NDArray[np.float32]]) -> int:
+def write(
+    out: Path,
+    split: str,
+    images: Sequence[tuple[str, npt.NDArray[np.uint8]]],
+    boxes: Sequence[npt.NDArray[np.float32]],
+) -> int:
     """out/{split}.json (COCO, one class "person") and the images in out/images; box count."""
     doc: dict[str, list[dict[str, object]]] = {
-        "images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]}
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "person"}],
+    }
     for image_id, ((name, pixels), found) in enumerate(zip(images, boxes, strict=True), 1):
         Image.fromarray(pixels).save(out / "images" / name, quality=95)
-        doc["images"].append({"id": image_id, "file_name": f"images/{name}",
-                              "width": pixels.shape[1], "height": pixels.shape[0]})
+        doc["images"].append(
+            {
+                "id": image_id,
+                "file_name": f"images/{name}",
+                "width": pixels.shape[1],
+                "height": pixels.shape[0],
+            }
+        )
         for x1, y1, x2, y2 in found.tolist():
-            doc["annotations"].append({
-                "id": len(doc["annotations"]) + 1, "image_id": image_id, "category_id": 1,
-                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
-                "iscrowd": 0})
+            doc["annotations"].append(
+                {
+                    "id": len(doc["annotations"]) + 1,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": 0,
+                }
+            )
     (out / f"{split}.json").write_text(json.dumps(doc, indent=1))
     return len(doc["annotations"])
 
@@ -116,9 +135,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--video", type=Path, default=SHARED_DATA / "vtest.avi")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    detector = Detector.build(DetectorRequest(
-        model="person_ssdlite", precision="fp32", score_threshold=LABEL_SCORE
-    ))
+    detector = Detector.build(
+        DetectorRequest(model="person_ssdlite", precision="fp32", score_threshold=LABEL_SCORE)
+    )
     clip = frames(args.video, args.every)
     images = [(f"{i * args.every:05d}.jpg", pixels) for i, pixels in enumerate(clip)]
     boxes = [label(detector, pixels) for _, pixels in images]

@@ -65,12 +65,16 @@ class ReviewedLabels(BaseModel):
         for split, frames in (("train", self.train), ("val", self.val)):
             for frame, boxes in frames.items():
                 if not 0 <= frame < self.frame_count:
-                    raise ValueError(f"{split} frame {frame} is not in the "
-                                     f"{self.frame_count} frames of {self.video}")
+                    raise ValueError(
+                        f"{split} frame {frame} is not in the "
+                        f"{self.frame_count} frames of {self.video}"
+                    )
                 for x1, y1, x2, y2 in boxes:
                     if not (0 <= x1 < x2 <= self.width and 0 <= y1 < y2 <= self.height):
-                        raise ValueError(f"{split} frame {frame}: box {[x1, y1, x2, y2]} is "
-                                         f"empty or outside the {self.width}x{self.height} frame")
+                        raise ValueError(
+                            f"{split} frame {frame}: box {[x1, y1, x2, y2]} is "
+                            f"empty or outside the {self.width}x{self.height} frame"
+                        )
         return self
 
 
@@ -112,8 +116,10 @@ def unchecked(frames: Mapping[int, Sequence[Box]], log: ReviewLog) -> dict[int, 
         kept = [box for box in boxes if box not in new]
         guessed[frame] = kept + list(change.removed) + [move.from_ for move in change.moved]
         if len(guessed[frame]) != change.guesses:
-            raise SystemExit(f"frame {frame}: the review log gives {len(guessed[frame])} "
-                             f"guesses, it says there were {change.guesses}")
+            raise SystemExit(
+                f"frame {frame}: the review log gives {len(guessed[frame])} "
+                f"guesses, it says there were {change.guesses}"
+            )
     return guessed
 
 
@@ -143,25 +149,44 @@ def image_name(frame: int) -> str:
     return f"images/vtest_{frame:06d}.jpg"
 
 
-def coco(frames: Mapping[int, Sequence[Box]], category: str, width: int,
-         height: int) -> dict[str, list[dict[str, object]]]:
+def coco(
+    frames: Mapping[int, Sequence[Box]], category: str, width: int, height: int
+) -> dict[str, list[dict[str, object]]]:
     """A COCO document of `frames` (in frame order) with one category."""
     images: list[dict[str, object]] = []
     annotations: list[dict[str, object]] = []
     for image_id, frame in enumerate(sorted(frames), 1):
-        images.append({"id": image_id, "file_name": image_name(frame), "width": width,
-                       "height": height, "frame": frame})
+        images.append(
+            {
+                "id": image_id,
+                "file_name": image_name(frame),
+                "width": width,
+                "height": height,
+                "frame": frame,
+            }
+        )
         for x1, y1, x2, y2 in frames[frame]:
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
-                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
-                "iscrowd": 0, "segmentation": []})
-    return {"images": images, "annotations": annotations,
-            "categories": [{"id": 1, "name": category}]}
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": 0,
+                    "segmentation": [],
+                }
+            )
+    return {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": category}],
+    }
 
 
-def decode(video: Path, wanted: Iterable[int], labels: ReviewedLabels
-           ) -> dict[int, npt.NDArray[np.uint8]]:
+def decode(
+    video: Path, wanted: Iterable[int], labels: ReviewedLabels
+) -> dict[int, npt.NDArray[np.uint8]]:
     """The wanted frames of `video` (RGB), checked to be the clip the labels describe."""
     wanted = set(wanted)
     found: dict[int, npt.NDArray[np.uint8]] = {}
@@ -170,21 +195,26 @@ def decode(video: Path, wanted: Iterable[int], labels: ReviewedLabels
         with av.open(str(video)) as container:
             for count, frame in enumerate(container.decode(video=0), 1):
                 if (frame.width, frame.height) != (labels.width, labels.height):
-                    raise SystemExit(f"{video}: frames are {frame.width}x{frame.height}, the "
-                                     f"labels are for {labels.video} at "
-                                     f"{labels.width}x{labels.height}")
+                    raise SystemExit(
+                        f"{video}: frames are {frame.width}x{frame.height}, the "
+                        f"labels are for {labels.video} at "
+                        f"{labels.width}x{labels.height}"
+                    )
                 if count - 1 in wanted:
                     found[count - 1] = frame.to_ndarray(format="rgb24")
     except av.error.FFmpegError as error:
         raise SystemExit(f"{video}: cannot decode: {error}") from None
     if count != labels.frame_count:
-        raise SystemExit(f"{video}: {count} frames, but {labels.video} has "
-                         f"{labels.frame_count}: the labels would land on other frames")
+        raise SystemExit(
+            f"{video}: {count} frames, but {labels.video} has "
+            f"{labels.frame_count}: the labels would land on other frames"
+        )
     return found
 
 
-def build(labels: ReviewedLabels, video: Path, out: Path,
-          train: Mapping[int, Sequence[Box]] | None = None) -> dict[str, int]:
+def build(
+    labels: ReviewedLabels, video: Path, out: Path, train: Mapping[int, Sequence[Box]] | None = None
+) -> dict[str, int]:
     """Writes out/train.json, out/val.json and out/images/; boxes written per split.
     `train` replaces the reviewed training boxes (the unchecked guesses, for the control)."""
     splits = {"train": labels.train if train is None else train, "val": labels.val}
@@ -202,13 +232,20 @@ def build(labels: ReviewedLabels, video: Path, out: Path,
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--video", type=Path, default=SHARED_DATA / "vtest.avi",
-                        help="OpenCV's sample clip vtest.avi (default: ../shared/data)")
+    parser.add_argument(
+        "--video",
+        type=Path,
+        default=SHARED_DATA / "vtest.avi",
+        help="OpenCV's sample clip vtest.avi (default: ../shared/data)",
+    )
     parser.add_argument("--labels", type=Path, default=LABELS, help="the reviewed labels")
     parser.add_argument("--review", type=Path, default=REVIEW, help="the review log")
-    parser.add_argument("--unchecked-train", action="store_true",
-                        help="train on the model's guesses as they were before review (the "
-                             "figure's control); validation keeps the checked boxes")
+    parser.add_argument(
+        "--unchecked-train",
+        action="store_true",
+        help="train on the model's guesses as they were before review (the "
+        "figure's control); validation keeps the checked boxes",
+    )
     parser.add_argument("--out", type=Path, required=True, help="the dataset folder to write")
     args = parser.parse_args(argv)
     if not args.video.is_file():
@@ -217,8 +254,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     train = unchecked(labels.train, read_review(args.review)) if args.unchecked_train else None
     counts = build(labels, args.video, args.out, train)
     for split, frames in (("train", labels.train), ("val", labels.val)):
-        print(f"{args.out}/{split}.json: {len(frames)} images, {counts[split]} "
-              f"{labels.category} boxes", file=sys.stdout)
+        print(
+            f"{args.out}/{split}.json: {len(frames)} images, {counts[split]} "
+            f"{labels.category} boxes",
+            file=sys.stdout,
+        )
 
 
 if __name__ == "__main__":

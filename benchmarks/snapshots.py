@@ -102,8 +102,10 @@ def main() -> None:
     dets = [d for k in range(0, len(frames), 8) for d in detector.detect(frames[k : k + 8])]
     detect_s = time.perf_counter() - started
     n = len(frames)
-    print(f"clip {args.clip.name}: {n} frames {frames[0].width}x{frames[0].height}, "
-          f"{sum(len(d) for d in dets) / n:.1f} boxes a frame")
+    print(
+        f"clip {args.clip.name}: {n} frames {frames[0].width}x{frames[0].height}, "
+        f"{sum(len(d) for d in dets) / n:.1f} boxes a frame"
+    )
     alone, with_stage = [], []
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(args.repeat):  # interleaved, so that both see the same machine load
@@ -120,15 +122,23 @@ def main() -> None:
     detect_us = detect_s / n * 1e6
     print(f"detector (batch 8, once):     {detect_us / 1000:8.2f} ms/frame")
     print(f"tracker alone (best of {args.repeat}):  {tracker_us:8.1f} us/frame")
-    print(f"snapshot stage on top:        {stage_us:8.1f} us/frame "
-          f"({stage_us / tracker_us:.2f}x the tracker, {stage_us / detect_us:.2%} of the detector)")
-    print(f"snapshots: {len(snapshots)}; most bytes held at once (crops, and whole frames "
-          f"with full_frame): {peak / 1e3:.0f} kB")
-    print(f"JPEG of a crop (quality 90; encoded as written, not timed above): {encode_ms:.2f} ms, "
-          f"{jpeg_bytes / max(1, len(snapshots)) / 1e3:.1f} kB on average")
-    print(f"per ended track, on the pipeline's thread: {handing_s * 1e6:.1f} us handing its "
-          f"files to the writer thread; {itself_s * 1e6:.1f} us writing them itself "
-          f"({itself_s / max(handing_s, 1e-9):.0f}x), on a disk that answers")
+    print(
+        f"snapshot stage on top:        {stage_us:8.1f} us/frame "
+        f"({stage_us / tracker_us:.2f}x the tracker, {stage_us / detect_us:.2%} of the detector)"
+    )
+    print(
+        f"snapshots: {len(snapshots)}; most bytes held at once (crops, and whole frames "
+        f"with full_frame): {peak / 1e3:.0f} kB"
+    )
+    print(
+        f"JPEG of a crop (quality 90; encoded as written, not timed above): {encode_ms:.2f} ms, "
+        f"{jpeg_bytes / max(1, len(snapshots)) / 1e3:.1f} kB on average"
+    )
+    print(
+        f"per ended track, on the pipeline's thread: {handing_s * 1e6:.1f} us handing its "
+        f"files to the writer thread; {itself_s * 1e6:.1f} us writing them itself "
+        f"({itself_s / max(handing_s, 1e-9):.0f}x), on a disk that answers"
+    )
 
 
 if __name__ == "__main__":

@@ -100,8 +100,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
-    print(f"# training step, {where}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {datetime.now(timezone.utc):%Y-%m-%d}")
+    print(
+        f"# training step, {where}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {datetime.now(timezone.utc):%Y-%m-%d}"
+    )
     print("| model | input | batch | images/s | vs the first |")
     print("|---|---|---|---|---|")
     for arch in args.models:

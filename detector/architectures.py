@@ -105,9 +105,7 @@ def architecture(arch: str) -> Architecture:
     """The architecture named `arch`; ModelConfigError naming the known ones otherwise."""
     spec = SPECS.get(arch)
     if spec is None:
-        raise ModelConfigError(
-            f"unknown architecture {arch!r}; known: {', '.join(sorted(SPECS))}"
-        )
+        raise ModelConfigError(f"unknown architecture {arch!r}; known: {', '.join(sorted(SPECS))}")
     return spec
 
 
@@ -127,8 +125,7 @@ def check_size(arch: str, size: int | None) -> int:
                 f"({spec.fixed_size_because}), not {size}x{size}"
             )
         raise ModelConfigError(
-            f"{arch} takes inputs of {', '.join(map(str, spec.sizes))} pixels square, "
-            f"not {size}"
+            f"{arch} takes inputs of {', '.join(map(str, spec.sizes))} pixels square, not {size}"
         )
     return size
 

@@ -38,7 +38,7 @@ for fresh memory (docs/performance.md, "Smaller choices in the code")."""
 _CPU_BATCH = (
     1,
     "on the CPU larger batches ran no faster end to end, int8 and float32 alike, and each "
-    "frame waits for its batch (docs/performance.md, \"Batch size\")",
+    'frame waits for its batch (docs/performance.md, "Batch size")',
 )
 _CUDA_BATCH = (
     32,

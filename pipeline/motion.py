@@ -96,9 +96,7 @@ class MotionGate:
             self._reference, self._reference_pts = small, pts
         return regions
 
-    def _patches(
-        self, small: npt.NDArray[np.uint8], reference: npt.NDArray[np.uint8]
-    ) -> list[Box]:
+    def _patches(self, small: npt.NDArray[np.uint8], reference: npt.NDArray[np.uint8]) -> list[Box]:
         """The patches of motion (each at least `min_area` of the picture) from `reference`
         to `small`, in their pixels."""
         diff = cv2.absdiff(small, reference)

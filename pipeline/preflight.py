@@ -92,8 +92,10 @@ def check_server(config: PipelineConfig) -> list[str]:
     if server is None:
         return []
     live = config.live
-    where = "http" if config.http is not None or live is None else (
-        f"sinks[{config.sinks.index(live)}] (live)"
+    where = (
+        "http"
+        if config.http is not None or live is None
+        else (f"sinks[{config.sinks.index(live)}] (live)")
     )
     problems = []
     try:

@@ -54,7 +54,7 @@ class CameraStats:
 
     @property
     def status(self) -> str:
-        """"FAILED: why" for a camera that is not `ok`; else "ok", or "ok until lost: why"
+        """ "FAILED: why" for a camera that is not `ok`; else "ok", or "ok until lost: why"
         for a live camera down when the run ended (its frames before count)."""
         if (problem := self.problem) is not None:
             return f"FAILED: {problem}"

@@ -54,9 +54,7 @@ def parse_duration(text: str) -> timedelta:
             if not timedelta(seconds=seconds):
                 raise OutOfRange(f"duration too short: {_quote(text)} (under a microsecond)")
             return timedelta(seconds=seconds)
-    raise ValueError(
-        f"not a duration: {_quote(text)} (e.g. 30s, 10 minutes, 2h, 7d, 2 weeks)"
-    )
+    raise ValueError(f"not a duration: {_quote(text)} (e.g. 30s, 10 minutes, 2h, 7d, 2 weeks)")
 
 
 def parse_time(text: str, now: datetime | None = None) -> datetime:

@@ -59,8 +59,17 @@ def _fresh(
         )
     settings = TrainSettings(**overrides)
     ready = trainable_model(base, dataset.class_names, settings.size)
-    return _job(dataset, data, out, settings, ready.model, ready.arch, ready.size, base,
-                ready.fresh_class_head)
+    return _job(
+        dataset,
+        data,
+        out,
+        settings,
+        ready.model,
+        ready.arch,
+        ready.size,
+        base,
+        ready.fresh_class_head,
+    )
 
 
 def _resumed(
@@ -98,8 +107,7 @@ def _resumed(
     base = str(extra.get("base", saved.arch))
     # Runs saved before the key existed gave every class head the factor.
     fresh_head = bool(extra.get(FRESH_CLASS_HEAD, True))
-    job = _job(dataset, data, out, settings, saved.model, saved.arch, saved.size, base,
-               fresh_head)
+    job = _job(dataset, data, out, settings, saved.model, saved.arch, saved.size, base, fresh_head)
     return job, Progress.from_dict(extra["progress"])
 
 

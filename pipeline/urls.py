@@ -18,7 +18,15 @@ STREAM_SCHEMES = frozenset(
 _USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@'\"<>]*:)[^\s'\"<>]*@")
 _PARAMETER = re.compile(r"(?P<head>[?&;](?P<name>[A-Za-z0-9_.\-]+)=)(?P<value>[^&;#\s'\"<>]+)")
 SECRET_PARAMETER_WORDS = (
-    "pass", "pwd", "token", "secret", "key", "auth", "credential", "signature", "sig",
+    "pass",
+    "pwd",
+    "token",
+    "secret",
+    "key",
+    "auth",
+    "credential",
+    "signature",
+    "sig",
 )
 """A query parameter whose name contains one of these (any case) holds a secret: password,
 passwd, pwd, sslpassword, token, access_token, client_secret, key, apiKey, auth, ..."""

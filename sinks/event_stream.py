@@ -95,7 +95,12 @@ class EventStream:
     ) -> list[Event]:
         return [
             track_event(
-                event.kind, event.track, self._labels, state.take_seq(), frame_index, wall_time,
+                event.kind,
+                event.track,
+                self._labels,
+                state.take_seq(),
+                frame_index,
+                wall_time,
                 event.snapshot,
             )
             for event in events

@@ -98,9 +98,7 @@ class SceneOverlay:
             boxes = dets.xyxy[tracked].astype(np.float64)
             xs = boxes[:, 0] + fx * (boxes[:, 2] - boxes[:, 0])
             ys = boxes[:, 1] + fy * (boxes[:, 3] - boxes[:, 1])
-            for track_id, x, y in zip(
-                ids, np.rint(xs).tolist(), np.rint(ys).tolist(), strict=True
-            ):
+            for track_id, x, y in zip(ids, np.rint(xs).tolist(), np.rint(ys).tolist(), strict=True):
                 trail = self._trails.get(track_id)
                 if trail is None:
                     trail = self._trails[track_id] = _Trail(self.trail_points)

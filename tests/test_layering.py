@@ -57,7 +57,9 @@ def layering_violations(path: Path) -> list[str]:
         elif package in STAGES:
             allowed = is_within(name, package) or any(is_within(name, v) for v in VOCABULARY)
         elif package == "benchmarks":  # stand-alone scripts on the library, not the CLI
-            allowed = not is_within(name, "pipeline.cli") and not is_within(name, "pipeline.bench.cli")
+            allowed = not is_within(name, "pipeline.cli") and not is_within(
+                name, "pipeline.bench.cli"
+            )
         else:  # pipeline's upper half: anything but the command line, but the CLI itself
             allowed = (
                 not is_within(name, "pipeline.cli")

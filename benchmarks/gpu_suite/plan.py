@@ -104,19 +104,26 @@ FULL = Plan(
     min_time_s=0.3,
     warmup=3,
     end_to_end=EndToEndPlan(
-        model="person_ssdlite", size=(1920, 1080), copies=16, frames=None, batch_size=32,
-        runtime="torch", precision="fp16", repeat=2,
+        model="person_ssdlite",
+        size=(1920, 1080),
+        copies=16,
+        frames=None,
+        batch_size=32,
+        runtime="torch",
+        precision="fp16",
+        repeat=2,
     ),
     training=TrainingPlan(
-        models=("person_ssdlite", "ssdlite320_mobilenet_v3_large"), batch_sizes=(8, 32),
-        steps=20, warmup=3,
+        models=("person_ssdlite", "ssdlite320_mobilenet_v3_large"),
+        batch_sizes=(8, 32),
+        steps=20,
+        warmup=3,
     ),
     # Under 8 minutes in all: Python starts before this clock does, and the last case may
     # outlast its guess.
     budget_s=420.0,
     first_guess_s=MappingProxyType(
-        {"tests": 120.0, "model": 10.0, "end_to_end": 60.0, "training": 30.0,
-         "compile": 60.0}
+        {"tests": 120.0, "model": 10.0, "end_to_end": 60.0, "training": 30.0, "compile": 60.0}
     ),
     tests_timeout_s=240.0,
     held_to_targets=True,
@@ -134,8 +141,14 @@ DRY = Plan(
     min_time_s=0.0,
     warmup=1,
     end_to_end=EndToEndPlan(
-        model="person_ssdlite", size=(160, 96), copies=2, frames=4, batch_size=2,
-        runtime="torch", precision="fp32", repeat=1,
+        model="person_ssdlite",
+        size=(160, 96),
+        copies=2,
+        frames=4,
+        batch_size=2,
+        runtime="torch",
+        precision="fp32",
+        repeat=1,
     ),
     training=TrainingPlan(models=("person_ssdlite",), batch_sizes=(2,), steps=1, warmup=1),
     budget_s=120.0,
@@ -143,8 +156,7 @@ DRY = Plan(
     # (docs/performance.md, "GPU suite"): the dry run shows compile cases skipped by the
     # deadline, as the full run skips the ones its budget cannot hold.
     first_guess_s=MappingProxyType(
-        {"tests": 30.0, "model": 5.0, "end_to_end": 10.0, "training": 10.0,
-         "compile": 600.0}
+        {"tests": 30.0, "model": 5.0, "end_to_end": 10.0, "training": 10.0, "compile": 600.0}
     ),
     tests_timeout_s=120.0,
     held_to_targets=False,

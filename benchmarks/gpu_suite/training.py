@@ -164,4 +164,3 @@ def _sync(device: torch.device) -> None:
         import torch
 
         torch.cuda.synchronize(device)
-

@@ -42,9 +42,7 @@ class Trainable:
     """Whether the class head was made anew (False: kept, with the base's weights)."""
 
 
-def trainable_model(
-    base: str, class_names: Sequence[str], size: int | None = None
-) -> Trainable:
+def trainable_model(base: str, class_names: Sequence[str], size: int | None = None) -> Trainable:
     """`base` ready to fine-tune for `class_names`.
 
     Args:

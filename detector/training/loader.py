@@ -50,8 +50,11 @@ class TrainBatch:
 
     def pin_memory(self) -> TrainBatch:
         """The batch in page-locked memory (DataLoader's pin_memory calls this)."""
-        return TrainBatch(self.images.pin_memory(), [b.pin_memory() for b in self.boxes],
-                          [lab.pin_memory() for lab in self.labels])
+        return TrainBatch(
+            self.images.pin_memory(),
+            [b.pin_memory() for b in self.boxes],
+            [lab.pin_memory() for lab in self.labels],
+        )
 
 
 def read_image(sample: Sample) -> Tensor:
@@ -63,8 +66,12 @@ def read_image(sample: Sample) -> Tensor:
         raise DatasetError([f"{sample.origin}: {e}: {sample.image}"]) from None
     height, width = pixels.shape[:2]
     if (width, height) != (sample.width, sample.height):
-        raise DatasetError([f"{sample.origin}: image {sample.image} is {width}x{height}, "
-                            f"the annotation says {sample.width}x{sample.height}"])
+        raise DatasetError(
+            [
+                f"{sample.origin}: image {sample.image} is {width}x{height}, "
+                f"the annotation says {sample.width}x{sample.height}"
+            ]
+        )
     return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
@@ -82,9 +89,9 @@ class SampleDataset(Dataset[Item]):
     def __getitem__(self, index: int) -> Item:
         sample = self.samples[index]
         image = read_image(sample)
-        out = self.transform(transform_input(
-            image, torch.tensor(sample.boxes), torch.tensor(sample.labels)
-        ))
+        out = self.transform(
+            transform_input(image, torch.tensor(sample.boxes), torch.tensor(sample.labels))
+        )
         pixels = out["image"].as_subclass(Tensor)
         height, width = pixels.shape[-2:]
         scale = torch.tensor([width, height, width, height], dtype=torch.float32)
@@ -174,8 +181,11 @@ class _SeededOrder(Sampler[tuple[int, int]]):
     def __iter__(self) -> Iterator[tuple[int, int]]:
         generator = torch.Generator().manual_seed(self.seed * EPOCH_STRIDE + self.epoch)
         epoch_seed = int(torch.randint(0, 2**62, (), generator=generator))
-        order = (torch.randperm(self.size, generator=generator).tolist() if self.shuffle
-                 else list(range(self.size)))
+        order = (
+            torch.randperm(self.size, generator=generator).tolist()
+            if self.shuffle
+            else list(range(self.size))
+        )
         return ((epoch_seed, i) for i in order[self.skip :])
 
 

@@ -45,7 +45,10 @@ RECIPES: dict[str, BaseRecipe] = {
     # seeds): 0.00025 scored best of 0.002 to 0.000125; at 0.002 the model lost much of what
     # it knew (docs/training.md, the fourth figure).
     "person_ssdlite": BaseRecipe(
-        lr=0.002, kept_head_lr=0.00025, weight_decay=4e-5, batch_size=16,
+        lr=0.002,
+        kept_head_lr=0.00025,
+        weight_decay=4e-5,
+        batch_size=16,
         head_lr_factor=25,
     ),
     # The others' kept_head_lr: an eighth of lr, as measured for person_ssdlite; a guess.
@@ -80,12 +83,18 @@ class TrainSettings(BaseModel):
         None, ge=1, le=1024, description="images per step (default: the base model's recipe)"
     )
     lr: float | None = Field(
-        None, gt=0, le=10, description="peak learning rate of SGD (default: the recipe's, "
-        "`kept_head_lr` when the class head is kept from the base)"
+        None,
+        gt=0,
+        le=10,
+        description="peak learning rate of SGD (default: the recipe's, "
+        "`kept_head_lr` when the class head is kept from the base)",
     )
     head_lr_factor: float | None = Field(
-        None, ge=1, le=1000, description="how much faster than `lr` the class head learns "
-        "(default: the recipe's for a head made anew, 1 for a head kept from the base)"
+        None,
+        ge=1,
+        le=1000,
+        description="how much faster than `lr` the class head learns "
+        "(default: the recipe's for a head made anew, 1 for a head kept from the base)",
     )
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     weight_decay: float | None = Field(
@@ -95,8 +104,10 @@ class TrainSettings(BaseModel):
         1.0, ge=0, le=100, description="epochs over which the rate rises linearly to `lr`"
     )
     patience: int = Field(
-        10, ge=0, le=10_000, description="stop after this many epochs without a better mAP "
-        "(0: never)"
+        10,
+        ge=0,
+        le=10_000,
+        description="stop after this many epochs without a better mAP (0: never)",
     )
     seed: int = Field(0, ge=0, le=2**32 - 1, description="seed of every random choice")
     size: int | None = Field(

@@ -54,8 +54,10 @@ def split_stats(name: str, samples: Sequence[Sample], class_names: Sequence[str]
             continue
         boxes = [s.boxes[s.labels == label] for s in samples]
         found = np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32)
-        side = np.sqrt(np.clip(found[:, 2] - found[:, 0], 0, None)
-                       * np.clip(found[:, 3] - found[:, 1], 0, None))
+        side = np.sqrt(
+            np.clip(found[:, 2] - found[:, 0], 0, None)
+            * np.clip(found[:, 3] - found[:, 1], 0, None)
+        )
         bins = np.digitize(side, SIZE_EDGES[1:])  # 0 .. len(SIZE_EDGES) - 1
         classes.append(
             ClassStats(

@@ -28,14 +28,16 @@ def train_transform(size: int) -> v2.Compose:
     minimum IoUs, or the whole image (torchvision's sampler options include 1.0, "leave
     as is"); horizontal flip; resize to `size` x `size`; then boxes left without area, or
     whose centre fell outside the crop, are dropped with their labels."""
-    return v2.Compose([
-        v2.RandomPhotometricDistort(p=0.5),
-        v2.RandomZoomOut(fill={tv_tensors.Image: MEAN_PIXEL, "others": 0}, p=0.5),
-        v2.RandomIoUCrop(),
-        v2.RandomHorizontalFlip(p=0.5),
-        _resize(size),
-        v2.SanitizeBoundingBoxes(),
-    ])
+    return v2.Compose(
+        [
+            v2.RandomPhotometricDistort(p=0.5),
+            v2.RandomZoomOut(fill={tv_tensors.Image: MEAN_PIXEL, "others": 0}, p=0.5),
+            v2.RandomIoUCrop(),
+            v2.RandomHorizontalFlip(p=0.5),
+            _resize(size),
+            v2.SanitizeBoundingBoxes(),
+        ]
+    )
 
 
 def eval_transform(size: int) -> v2.Compose:

@@ -57,9 +57,7 @@ def predict(
             )
             # (height, width) of the images behind this batch's rows, in order
             shapes = torch.tensor([s[::-1] for s in sizes[len(out) : len(out) + len(batch)]])
-            out.extend(
-                detections_to_prediction(d) for d in found.scaled(shapes).to_detections()
-            )
+            out.extend(detections_to_prediction(d) for d in found.scaled(shapes).to_detections())
     finally:
         model.train(was_training)
     if len(out) != len(sizes):

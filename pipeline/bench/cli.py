@@ -60,7 +60,6 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def run_bench(args: argparse.Namespace) -> BenchReport:
     """Every measurement `args` asks for (see `pipeline.bench.options`)."""
     import torch

@@ -72,7 +72,6 @@ def running_runs(address: str) -> list[RunStatus] | None:
         print(f"error: {exc}", file=sys.stderr)
         return None
     if not runs:
-        print(f"error: no pipeline is running on the Ray cluster at {address!r}",
-              file=sys.stderr)
+        print(f"error: no pipeline is running on the Ray cluster at {address!r}", file=sys.stderr)
         return None
     return runs

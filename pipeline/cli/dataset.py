@@ -93,9 +93,7 @@ def _add_export(actions: Any) -> None:
 
 
 def _add_stats(actions: Any) -> None:
-    p = actions.add_parser(
-        "stats", help="print a labelled dataset's classes, counts and box sizes"
-    )
+    p = actions.add_parser("stats", help="print a labelled dataset's classes, counts and box sizes")
     p.add_argument(
         "data",
         type=nonempty,
@@ -164,11 +162,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
             f"{split.boxes} boxes"
         )
         width = max([len(c.name) for c in split.classes] + [5])
-        print(f"  {'class':<{width}} {'boxes':>6} {'images':>6}   box side (px): "
-              + " ".join(f"{b:>7}" for b in bins))
+        print(
+            f"  {'class':<{width}} {'boxes':>6} {'images':>6}   box side (px): "
+            + " ".join(f"{b:>7}" for b in bins)
+        )
         for c in split.classes:
-            print(f"  {c.name:<{width}} {c.boxes:>6} {c.images:>6}   {'':14} "
-                  + " ".join(f"{n:>7}" for n in c.sizes))
+            print(
+                f"  {c.name:<{width}} {c.boxes:>6} {c.images:>6}   {'':14} "
+                + " ".join(f"{n:>7}" for n in c.sizes)
+            )
     return EXIT_OK
 
 

@@ -40,9 +40,7 @@ def add_parser(sub: Any) -> None:
         help="for a model name: default (its pretrained weights), none (random) or a "
         "weights file, as `detector.weights` (default: default)",
     )
-    p.add_argument(
-        "--format", default="onnx", choices=FORMATS, help="file format (default: onnx)"
-    )
+    p.add_argument("--format", default="onnx", choices=FORMATS, help="file format (default: onnx)")
     p.add_argument(
         "--out",
         required=True,

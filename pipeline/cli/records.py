@@ -275,16 +275,15 @@ def cmd_retention(args: argparse.Namespace) -> int:
     cutoff = datetime.now(timezone.utc) - args.older_than
     verb = "would delete" if args.dry_run else "deleted"
     try:
-        result = delete_older_than(
-            args.db, cutoff, dry_run=args.dry_run, vacuum=not args.no_vacuum
-        )
+        result = delete_older_than(args.db, cutoff, dry_run=args.dry_run, vacuum=not args.no_vacuum)
     except QueryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     scene = "".join(
         f", {n} {name}"
         for n, name in (
-            (result.zone_visits, "zone visits"), (result.line_crossings, "line crossings")
+            (result.zone_visits, "zone visits"),
+            (result.line_crossings, "line crossings"),
         )
         if n
     )

@@ -41,16 +41,12 @@ def add_parsers(sub: Any) -> None:
         "person_ssdlite)",
     )
     p.add_argument("--out", type=out_folder, required=True, help="folder for checkpoints and logs")
-    p.add_argument(
-        "--epochs", type=whole_like(TrainSettings, "epochs"), help=_help("epochs")
-    )
+    p.add_argument("--epochs", type=whole_like(TrainSettings, "epochs"), help=_help("epochs"))
     p.add_argument(
         "--batch-size", type=whole_like(TrainSettings, "batch_size"), help=_help("batch_size")
     )
     p.add_argument("--lr", type=number(1e-8, 10), help=_help("lr"))
-    p.add_argument(
-        "--patience", type=whole_like(TrainSettings, "patience"), help=_help("patience")
-    )
+    p.add_argument("--patience", type=whole_like(TrainSettings, "patience"), help=_help("patience"))
     p.add_argument("--seed", type=whole_like(TrainSettings, "seed"), help=_help("seed"))
     p.add_argument("--size", type=int, choices=SIZES, help=_help("size"))
     p.add_argument("--val-fraction", type=number(0.01, 0.99), help=_help("val_fraction"))
@@ -192,9 +188,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         return 128 + received[0] if received else EXIT_INTERRUPTED
     if result.stopped_by == "plateau":
-        print(
-            f"stopped early: no better mAP in {job.settings.patience} epochs", file=sys.stderr
-        )
+        print(f"stopped early: no better mAP in {job.settings.patience} epochs", file=sys.stderr)
     return EXIT_OK
 
 
@@ -213,8 +207,9 @@ def _measure_int8(job: TrainingJob, best: Path) -> None:
     try:
         found = measure_int8(best, job.train, job.val, job.class_names)
     except (ModelConfigError, OSError) as exc:
-        print(f"int8 not measured ({exc}): `precision: auto` runs {best} in float32",
-              file=sys.stderr)
+        print(
+            f"int8 not measured ({exc}): `precision: auto` runs {best} in float32", file=sys.stderr
+        )
         return
     print(_int8_verdict(found), file=sys.stderr)
 
@@ -231,8 +226,17 @@ def _int8_verdict(found: Int8Measurement) -> str:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The training settings the command line gives (the rest keep their defaults)."""
-    names = ("epochs", "batch_size", "lr", "patience", "seed", "size", "val_fraction",
-             "device", "workers")
+    names = (
+        "epochs",
+        "batch_size",
+        "lr",
+        "patience",
+        "seed",
+        "size",
+        "val_fraction",
+        "device",
+        "workers",
+    )
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
@@ -263,8 +267,10 @@ def _evaluate_int8(
 
     checkpoint = Path(args.model).expanduser()
     if not checkpoint.is_file():
-        print(f"error: --measure-int8 measures a checkpoint file; {args.model} is none",
-              file=sys.stderr)
+        print(
+            f"error: --measure-int8 measures a checkpoint file; {args.model} is none",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     found = measure_int8(checkpoint, data.train or samples, samples, data.class_names)
     if args.json:

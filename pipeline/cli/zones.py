@@ -54,8 +54,9 @@ def cmd_zones(args: argparse.Namespace) -> int:
     camera = next((c for c in config.cameras if c.id == args.camera), None)
     if camera is None:
         known = ", ".join(c.id for c in config.cameras)
-        print(f"error: no camera {args.camera!r} in {args.config} (it has: {known})",
-              file=sys.stderr)
+        print(
+            f"error: no camera {args.camera!r} in {args.config} (it has: {known})", file=sys.stderr
+        )
         return EXIT_USAGE
 
     import cv2

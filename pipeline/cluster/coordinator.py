@@ -294,9 +294,7 @@ class Coordinator:
             )
             for s in self.status()
         )
-        status = RunStatus(
-            self._token, self.config_source, time.time(), reports, tuple(self.moves)
-        )
+        status = RunStatus(self._token, self.config_source, time.time(), reports, tuple(self.moves))
         self._board.publish.remote(status)
 
     def status(self) -> list[ShardStatus]:
@@ -319,9 +317,7 @@ class ShardStatus:
     cameras: tuple[str, ...]
 
 
-def _pass_progress(
-    ray: Any, shards: Any, on_progress: ProgressCallback | None
-) -> dict[str, int]:
+def _pass_progress(ray: Any, shards: Any, on_progress: ProgressCallback | None) -> dict[str, int]:
     """Passes each running camera's counts to `on_progress`; returns each shard's frames."""
     named = {s.info.name: s.actor for s in shards}
     refs = {named[name].progress.remote(): name for name in named}

@@ -84,7 +84,10 @@ def start_desk(ray: Any, token: str) -> Any:
     """A new desk for the run `token`, findable by `find_desk` from other processes."""
     remote = ray.remote(CameraDesk).options(
         **on_driver_node(ray),
-        name=f"{DESK_PREFIX}{token}", namespace=NAMESPACE, num_cpus=0, max_restarts=0
+        name=f"{DESK_PREFIX}{token}",
+        namespace=NAMESPACE,
+        num_cpus=0,
+        max_restarts=0,
     )
     return remote.remote()
 

@@ -90,9 +90,7 @@ def on_driver_node(ray: ModuleType) -> dict[str, Any]:
     not die with a worker node while the run goes on."""
     strategies = ray.util.scheduling_strategies
     node_id = ray.get_runtime_context().get_node_id()
-    return {
-        "scheduling_strategy": strategies.NodeAffinitySchedulingStrategy(node_id, soft=False)
-    }
+    return {"scheduling_strategy": strategies.NodeAffinitySchedulingStrategy(node_id, soft=False)}
 
 
 def unanswered(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> str | None:

@@ -104,9 +104,7 @@ class ResumeSink(Sink):
                 )
 
     def end(self, stream_end: StreamEnd) -> None:
-        lacking = self._lacking(
-            stream_end.camera_id, stream_end.track_events, stream_end.analytics
-        )
+        lacking = self._lacking(stream_end.camera_id, stream_end.track_events, stream_end.analytics)
         self.inner.end(_with(stream_end, *lacking))
 
     def _lacking(

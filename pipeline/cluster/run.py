@@ -52,9 +52,7 @@ class ClusterRun:
         self.config_source = config_source
         self.stop = threading.Event()
         self._token = f"cluster {uuid.uuid4().hex[:12]}"
-        self.coordinator = Coordinator(
-            config, self._token, config_source, self.stop, _log_line
-        )
+        self.coordinator = Coordinator(config, self._token, config_source, self.stop, _log_line)
 
     @property
     def restarts(self) -> Counter[str]:

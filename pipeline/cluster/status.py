@@ -92,7 +92,10 @@ def start_board(ray: Any, token: str) -> Any:
     """A new board for the run `token`, findable by `read_status` from other processes."""
     remote = ray.remote(StatusBoard).options(
         **on_driver_node(ray),
-        name=f"{BOARD_PREFIX}{token}", namespace=NAMESPACE, num_cpus=0, max_restarts=0
+        name=f"{BOARD_PREFIX}{token}",
+        namespace=NAMESPACE,
+        num_cpus=0,
+        max_restarts=0,
     )
     return remote.remote()
 

@@ -93,7 +93,10 @@ class MqttSinkConfig(Strict):
         "and counted in the run summary.",
     )
     keepalive_s: int = Field(
-        30, ge=5, le=3600, description="Seconds between keep-alive pings; a broker gone "
+        30,
+        ge=5,
+        le=3600,
+        description="Seconds between keep-alive pings; a broker gone "
         "silent is noticed within 1.5 times this.",
     )
     connect_timeout_s: float = Field(

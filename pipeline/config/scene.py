@@ -156,15 +156,13 @@ class LineConfig(Strict):
 class AnalyticsConfig(Strict):
     """The rules zones and lines are judged by (docs/analytics.md)."""
 
-    anchor: Literal["bottom_center", "center", "top_center", "bottom_left", "bottom_right"] = (
-        Field(
-            "bottom_center",
-            description=(
-                "The point of a box that says where its object is: bottom_center (the feet "
-                "of a person, the wheels of a car), center, top_center, bottom_left, "
-                "bottom_right."
-            ),
-        )
+    anchor: Literal["bottom_center", "center", "top_center", "bottom_left", "bottom_right"] = Field(
+        "bottom_center",
+        description=(
+            "The point of a box that says where its object is: bottom_center (the feet "
+            "of a person, the wheels of a car), center, top_center, bottom_left, "
+            "bottom_right."
+        ),
     )
     line_hysteresis: float = Field(
         0.015,

@@ -328,9 +328,7 @@ class SnapshotSinkConfig(Strict):
         le=1024 * 1024 * 1024,
         description="Keep at most this many MB of files, the newest.",
     )
-    queue_size: int = Field(
-        64, ge=1, le=100_000, description="Frames buffered for the writer."
-    )
+    queue_size: int = Field(64, ge=1, le=100_000, description="Frames buffered for the writer.")
     write_timeout_s: float = Field(
         WRITE_TIMEOUT_S,
         gt=0,
@@ -342,7 +340,11 @@ class SnapshotSinkConfig(Strict):
 
 
 SinkConfig = Annotated[
-    VideoSinkConfig | LiveSinkConfig | ZmqSinkConfig | SqlSinkConfig | SnapshotSinkConfig
+    VideoSinkConfig
+    | LiveSinkConfig
+    | ZmqSinkConfig
+    | SqlSinkConfig
+    | SnapshotSinkConfig
     | MqttSinkConfig,
     Field(discriminator="type"),
 ]

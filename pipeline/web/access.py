@@ -41,4 +41,3 @@ class AccessMiddleware:
             headers={**refusal.headers, "Cache-Control": "no-store"},
         )
         await response(scope, receive, send)
-

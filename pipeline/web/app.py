@@ -388,4 +388,3 @@ def _problems(watched: Watched) -> list[str]:
     cameras = [cam.error for cam in watched.stats.values() if cam.error is not None]
     sinks = [s.error or f"sink {name} failed" for name, s in watched.sinks.items() if s.failed]
     return cameras + sinks
-

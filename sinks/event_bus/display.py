@@ -59,7 +59,9 @@ def format_event(event: Event) -> str:
         snapshot = (
             ", snapshot lost"
             if event.snapshot_lost
-            else f", snapshot {event.snapshot_path}" if event.snapshot_path else ""
+            else f", snapshot {event.snapshot_path}"
+            if event.snapshot_path
+            else ""
         )
         return (
             f"{head}: track #{event.track_id} ended: {event.label}, {event.frames} frames "
@@ -72,9 +74,7 @@ def format_event(event: Event) -> str:
         why = " (stream ended)" if event.at_stream_end else ""
         # zone.left comes leave_frames detected frames after the track was last inside
         last = (
-            f", last inside at frame {event.last_frame}"
-            if event.last_frame != event.frame
-            else ""
+            f", last inside at frame {event.last_frame}" if event.last_frame != event.frame else ""
         )
         return (
             f"{head}: {event.label} #{event.track_id} left zone {event.zone} after "

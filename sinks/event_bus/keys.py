@@ -35,7 +35,9 @@ def read_secret_key(path: str | Path) -> bytes:
     if mode & 0o077:
         log.warning(
             "CURVE secret key file %s is readable by other users (mode %o); chmod 600 %s",
-            path, mode, path,
+            path,
+            mode,
+            path,
         )
     if secret is None:
         raise CurveKeyError(

@@ -150,7 +150,8 @@ class EventPublisher(Sink):
             if self.dropped:
                 log.warning(
                     "zmq sink: %d of %d events were dropped because a subscriber fell behind",
-                    self.dropped, self.sent + self.dropped,
+                    self.dropped,
+                    self.sent + self.dropped,
                 )
             self._release(linger_ms=1000)
 
@@ -201,7 +202,10 @@ class EventPublisher(Sink):
             if remaining_ms <= 0 or not self._socket.poll(remaining_ms, zmq.POLLIN):
                 log.warning(
                     "zmq sink: %d of %d subscribers connected to %s within %.1f s; going on",
-                    seen, count, self.endpoint, timeout_s,
+                    seen,
+                    count,
+                    self.endpoint,
+                    timeout_s,
                 )
                 return
             message = self._socket.recv()

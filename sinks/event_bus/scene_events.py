@@ -46,7 +46,9 @@ def _zone_visit_event(
     event: ZoneEvent, labels: LabelMap, seq: int
 ) -> ZoneEnteredEvent | ZoneLeftEvent | ZoneDwellEvent:
     models: dict[str, type[ZoneEnteredEvent | ZoneLeftEvent | ZoneDwellEvent]] = {
-        "entered": ZoneEnteredEvent, "left": ZoneLeftEvent, "dwell": ZoneDwellEvent
+        "entered": ZoneEnteredEvent,
+        "left": ZoneLeftEvent,
+        "dwell": ZoneDwellEvent,
     }
     model = models[event.kind]
     body = _header(f"zone.{event.kind}", event.camera_id, seq, event.frame, event.time)

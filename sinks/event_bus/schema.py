@@ -32,8 +32,16 @@ ZONE_DWELL: Final = "zone.dwell"
 ZONE_OCCUPANCY: Final = "zone.occupancy"
 LINE_CROSSED: Final = "line.crossed"
 EVENT_TYPES: tuple[str, ...] = (
-    DETECTIONS, TRACK_STARTED, TRACK_ENDED, STREAM_ENDED, CAMERA_STATUS,
-    ZONE_ENTERED, ZONE_LEFT, ZONE_DWELL, ZONE_OCCUPANCY, LINE_CROSSED,
+    DETECTIONS,
+    TRACK_STARTED,
+    TRACK_ENDED,
+    STREAM_ENDED,
+    CAMERA_STATUS,
+    ZONE_ENTERED,
+    ZONE_LEFT,
+    ZONE_DWELL,
+    ZONE_OCCUPANCY,
+    LINE_CROSSED,
 )
 
 IsoTime = Annotated[
@@ -245,8 +253,7 @@ class LineCrossedEvent(EventBase):
     label: str = Field(description="Class name of the track.")
     label_id: int = Field(description="Class index of the track.")
     direction: str = Field(
-        description="The config's name for this direction (default left_to_right or "
-        "right_to_left)."
+        description="The config's name for this direction (default left_to_right or right_to_left)."
     )
     from_side: Literal["left", "right"] = Field(
         description="The side it came from, as seen on the screen walking from the line's "

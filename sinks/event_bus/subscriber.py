@@ -182,7 +182,10 @@ class EventSubscriber:
             self.missed[event.camera] = self.missed.get(event.camera, 0) + lost
             log.warning(
                 "event bus: %d event(s) of camera %r lost (seq %d -> %d)",
-                lost, event.camera, last, event.seq,
+                lost,
+                event.camera,
+                last,
+                event.seq,
             )
 
     def _decode(self, parts: list[bytes]) -> Event | None:
@@ -196,14 +199,17 @@ class EventSubscriber:
             where = ".".join(str(p) for p in first["loc"])
             log.warning(
                 "event bus: skipped a message on %r that is not a valid event: %s%s",
-                parts[0], f"{where}: " if where else "", first["msg"],
+                parts[0],
+                f"{where}: " if where else "",
+                first["msg"],
             )
             return None
         if event.schema_version != SCHEMA_VERSION and not self._warned_version:
             self._warned_version = True
             log.warning(
                 "event bus: events have schema_version %r, this reader knows %d",
-                event.schema_version, SCHEMA_VERSION,
+                event.schema_version,
+                SCHEMA_VERSION,
             )
         return event
 

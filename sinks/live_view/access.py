@@ -126,8 +126,10 @@ class Access:
     ) -> None:
         bind = bind_host.strip("[]").lower()
         self.any_address = bind in WILDCARD_HOSTS
-        self.hosts = LOOPBACK_NAMES | {_name(h) for h in allowed_hosts} | (
-            set() if self.any_address else {bind}
+        self.hosts = (
+            LOOPBACK_NAMES
+            | {_name(h) for h in allowed_hosts}
+            | (set() if self.any_address else {bind})
         )
         self.credentials = credentials
 

@@ -25,7 +25,9 @@ def _page_head(title: bytes) -> bytes:
     return _HEAD % title
 
 
-INDEX_HTML = _page_head(b"ssd-pipeline live view") + b"""  #state { color: #9aa0a6; }
+INDEX_HTML = (
+    _page_head(b"ssd-pipeline live view")
+    + b"""  #state { color: #9aa0a6; }
   #state.down { color: #ff7b72; }
   main { display: grid; gap: 12px; padding: 12px;
          grid-template-columns: repeat(auto-fill, minmax(440px, 1fr)); }
@@ -138,8 +140,11 @@ setInterval(refresh, 1000);
 </body>
 </html>
 """
+)
 
-TRACKS_HTML = _page_head(b"ssd-pipeline recent tracks") + b"""  a { color: #8ab4f8; }
+TRACKS_HTML = (
+    _page_head(b"ssd-pipeline recent tracks")
+    + b"""  a { color: #8ab4f8; }
   main { display: grid; gap: 10px; padding: 12px;
          grid-template-columns: repeat(auto-fill, minmax(180px, 1fr)); }
   .track { background: #1d2026; border: 1px solid #2c3038; border-radius: 6px; padding: 6px; }
@@ -209,3 +214,4 @@ setInterval(refresh, 2000);
 </body>
 </html>
 """
+)

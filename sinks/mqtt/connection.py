@@ -138,7 +138,9 @@ class MqttConnection:
         if self.undelivered:
             log.warning(
                 "mqtt sink: %d messages not delivered: the broker at %s was away when the run "
-                "ended", self.undelivered, self.settings.who(),
+                "ended",
+                self.undelivered,
+                self.settings.who(),
             )
         self._client.disconnect()
         self._client.loop_stop()
@@ -147,7 +149,10 @@ class MqttConnection:
         if lost:
             log.warning(
                 "mqtt sink: %d messages handed to the connection never went out (QoS %d): the "
-                "broker at %s %s", lost, self.qos, self.settings.who(),
+                "broker at %s %s",
+                lost,
+                self.qos,
+                self.settings.who(),
                 "was away" if self.qos == 0 else "had not acknowledged them when the run ended",
             )
 
@@ -257,7 +262,9 @@ class MqttConnection:
         if was_connected and not self._closing:
             log.warning(
                 "mqtt sink: lost the broker at %s (%s)%s; reconnecting, buffering up to %d "
-                "messages meanwhile", self.settings.who(), reason,
+                "messages meanwhile",
+                self.settings.who(),
+                reason,
                 f", and with it {lost} messages not yet sent (QoS 0)" if lost else "",
                 self.buffer_size,
             )
@@ -305,7 +312,9 @@ def probe_broker(settings: BrokerSettings) -> None:
 def _new_client(settings: BrokerSettings, client_id: str) -> mqtt.Client:
     """A paho client with the credentials and TLS of `settings`, not connected."""
     client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=True,
         protocol=mqtt.MQTTv311,
     )
     if settings.username is not None:

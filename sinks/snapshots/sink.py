@@ -104,4 +104,3 @@ class SnapshotSink(Sink):
     def _prune(self) -> None:
         self._pruned_at = time.monotonic()
         self.deleted += prune_snapshots(self.directory, self.retention)
-

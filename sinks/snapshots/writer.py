@@ -86,7 +86,10 @@ class SnapshotWriter:
         self._loss = SnapshotLoss(why, transient=True)
         log.warning(
             "snapshots: cannot write %s: %s; snapshots are lost (counted) until it has "
-            "%.0f MB free", path, why, ROOM_TO_RESUME_BYTES / 1e6,
+            "%.0f MB free",
+            path,
+            why,
+            ROOM_TO_RESUME_BYTES / 1e6,
         )
         return self._loss
 

@@ -152,7 +152,9 @@ class SnapshotWriterThread:
         if self._thread.is_alive():
             log.warning(
                 "snapshots: a write to %s has not returned after %g s; the run ends without "
-                "waiting for it", self.writer.directory, self.timeout_s,
+                "waiting for it",
+                self.writer.directory,
+                self.timeout_s,
             )
 
     def _run(self) -> None:
@@ -184,7 +186,9 @@ class SnapshotWriterThread:
             took = self._clock() - (pending.deadline - self.timeout_s)
             log.warning(
                 "snapshots: %s took %.1f s to write, its track's event had gone out without "
-                "it: deleted", snapshot.path, took,
+                "it: deleted",
+                snapshot.path,
+                took,
             )
             for path in (snapshot.path, snapshot.frame_path):
                 try:

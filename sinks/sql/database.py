@@ -297,9 +297,7 @@ def make_engine(
             connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
         if "tcp_user_timeout" not in parsed.query:
             connect_args["tcp_user_timeout"] = PG_TCP_USER_TIMEOUT_MS
-    engine = create_engine(
-        parsed, pool_pre_ping=backend != "sqlite", connect_args=connect_args
-    )
+    engine = create_engine(parsed, pool_pre_ping=backend != "sqlite", connect_args=connect_args)
     if backend == "sqlite":
         _set_up_sqlite(engine, sqlite_busy_timeout_ms, wal=not read_only)
     return engine

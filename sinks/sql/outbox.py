@@ -216,7 +216,8 @@ class Outbox:
             self._loss_logged.add(kind)
             log.error(
                 "sql sink: %s; rows beyond the %d in memory are lost (counted)",
-                why, self.max_memory_rows,
+                why,
+                self.max_memory_rows,
             )
 
     def _lose(self, batches: list[RowBatch], why: str) -> None:

@@ -135,8 +135,6 @@ class PendingRows:
                     "last_x2": float(lx2),
                     "last_y2": float(ly2),
                     "snapshot_path": None if snapshot is None else snapshot.stored_paths[0],
-                    "snapshot_frame_path": (
-                        None if snapshot is None else snapshot.stored_paths[1]
-                    ),
+                    "snapshot_frame_path": (None if snapshot is None else snapshot.stored_paths[1]),
                 }
             )

@@ -219,9 +219,9 @@ def count_detections(url: str, q: DetectionQuery, by: CountBy) -> list[CountRow]
     """
     if by not in COUNT_BY:
         raise ValueError(f"cannot count by {by!r}; choose from {', '.join(COUNT_BY)}")
-    column: Any = {
-        "label": Detection.label, "camera": Detection.camera, "run": Detection.run_id
-    }[by]
+    column: Any = {"label": Detection.label, "camera": Detection.camera, "run": Detection.run_id}[
+        by
+    ]
     detections_stmt = _filtered(select(column, func.count()), q).group_by(column)
     distinct_tracks = (
         _filtered(
@@ -280,7 +280,17 @@ def _record(d: Detection) -> DetectionRecord:
 def _track_record(t: Track, snapshots: bool) -> TrackRecord:
     """`t` as a record; `snapshots`: whether its table has the snapshot columns."""
     return TrackRecord(
-        t.run_id, t.camera, t.track_id, t.label, t.first_time, t.last_time, t.frames,
-        t.best_score, t.best_x1, t.best_y1, t.best_x2, t.best_y2,
+        t.run_id,
+        t.camera,
+        t.track_id,
+        t.label,
+        t.first_time,
+        t.last_time,
+        t.frames,
+        t.best_score,
+        t.best_x1,
+        t.best_y1,
+        t.best_x2,
+        t.best_y2,
         t.snapshot_path if snapshots else None,
     )

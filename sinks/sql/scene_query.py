@@ -178,8 +178,13 @@ def count_visits(
     """
     model = ZoneVisit
     stmt = select(
-        model.camera, model.zone, model.run_id, model.track_id, model.entered_at,
-        model.left_at, model.dwell_s,
+        model.camera,
+        model.zone,
+        model.run_id,
+        model.track_id,
+        model.entered_at,
+        model.left_at,
+        model.dwell_s,
     )
     stmt = _filtered(stmt, model, model.entered_at, q)
     with _scene_database(url, model.__tablename__) as engine, engine.connect() as conn:

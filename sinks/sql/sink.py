@@ -311,11 +311,7 @@ class SqlSink(Sink):
     def _lost(self) -> str:
         """What was lost, counted ("12 detections, 1 tracks and the run's end"); "" if none."""
         lost = self.outbox.lost
-        parts = [
-            f"{lost[t]} {t.replace('_', ' ')}"
-            for t in _LOST_TABLES
-            if lost[t]
-        ]
+        parts = [f"{lost[t]} {t.replace('_', ' ')}" for t in _LOST_TABLES if lost[t]]
         if lost["run_end"]:
             parts.append("the run's end")
         return ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else "".join(parts)

@@ -177,18 +177,22 @@ class RowWriter:
         except SQLAlchemyError as exc:
             log.warning(
                 "sql sink: rows left by an earlier run in %s not written yet: %s",
-                directory, reason(exc, self._db),
+                directory,
+                reason(exc, self._db),
             )
             return
         if rows > skipped.total():
             log.warning(
                 "sql sink: wrote %d rows left by an earlier run (%s)",
-                rows - skipped.total(), ", ".join(str(f) for f in files),
+                rows - skipped.total(),
+                ", ".join(str(f) for f in files),
             )
         for run_id, count in sorted(skipped.items()):
             log.warning(
                 "sql sink: %d rows left by run %d not written: that run was lost, and the "
-                "runs that took its cameras over stored them", count, run_id,
+                "runs that took its cameras over stored them",
+                count,
+                run_id,
             )
 
     def _run(self) -> None:
@@ -246,13 +250,17 @@ class RowWriter:
             log.warning(
                 "sql sink: cannot write to %s: %s; keeping %d rows (memory holds %d, "
                 "the spool file the rest) and retrying",
-                self._db, disk_full(exc, self._db), self.outbox.pending_rows,
+                self._db,
+                disk_full(exc, self._db),
+                self.outbox.pending_rows,
                 self.outbox.max_memory_rows,
             )
         else:
             log.warning(
                 "sql sink: database %s unreachable (%s); keeping %d rows and retrying",
-                self._db, reason(exc, self._db), self.outbox.pending_rows,
+                self._db,
+                reason(exc, self._db),
+                self.outbox.pending_rows,
             )
 
     def _report_recovery(self) -> None:

@@ -46,9 +46,7 @@ def segment_pattern(camera: str) -> re.Pattern[str]:
     return re.compile(rf"^{re.escape(safe_name(camera))}_\d{{8}}-\d{{6}}(-\d+)?\.mp4$")
 
 
-def segment_path(
-    directory: Path, camera: str, wall_time: float, taken: Collection[Path]
-) -> Path:
+def segment_path(directory: Path, camera: str, wall_time: float, taken: Collection[Path]) -> Path:
     """The path of `camera`'s file whose first frame is at `wall_time` (Unix time): the
     first of `<camera>_<stamp>.mp4`, `<camera>_<stamp>-2.mp4`... neither in `taken` nor on disk.
     """
@@ -92,9 +90,7 @@ def prune_segments(
     return remove_old(doomed, sink="video sink", what="video")
 
 
-def delete_old_videos(
-    directory: str | Path, before: float, *, dry_run: bool = False
-) -> list[Path]:
+def delete_old_videos(directory: str | Path, before: float, *, dry_run: bool = False) -> list[Path]:
     """Delete the video files of the video sink in `directory` last modified before `before`.
 
     `before` is Unix time. Only files named like the sink's (`<camera>_<stamp>.mp4`) are
@@ -102,7 +98,8 @@ def delete_old_videos(
     """
     folder = Path(directory)
     old = sorted(
-        p for p in folder.iterdir()
+        p
+        for p in folder.iterdir()
         if _ANY_SEGMENT.match(p.name) and p.is_file() and p.stat().st_mtime < before
     )
     if not dry_run:

@@ -157,7 +157,9 @@ class VideoSink(Sink):
         if not rate or rate <= 0:
             log.warning(
                 "video sink: camera %r has no usable frame rate (%s); writing at %s fps",
-                camera, rate, _FALLBACK_RATE,
+                camera,
+                rate,
+                _FALLBACK_RATE,
             )
             rate = _FALLBACK_RATE
         # libx264/mp4 want a time base with a reasonable denominator.

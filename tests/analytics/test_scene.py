@@ -274,7 +274,9 @@ def test_a_track_lost_inside_leaves_after_leave_frames_and_starts_a_new_visit_wh
     zone_events = of(ZoneEvent, events)
     # last seen inside on frame 3: not seen on the next 3 (leave_frames) detected frames
     assert [(e.kind, e.frame, e.entered_frame) for e in zone_events] == [
-        ("entered", 2, 0), ("left", 6, 0), ("entered", 12, 10)
+        ("entered", 2, 0),
+        ("left", 6, 0),
+        ("entered", 12, 10),
     ]
     left = zone_events[1]
     assert (left.last_frame, left.last_time, left.at_stream_end) == (3, T0 + 3, False)
@@ -304,7 +306,8 @@ def test_leave_frames_bridges_a_longer_gap_in_detection() -> None:
     )
     events = of(ZoneEvent, run(analyzer, path))
     assert [(e.kind, e.frame, e.last_seen[0]) for e in events] == [
-        ("entered", 2, 2), ("left", 14, 9)
+        ("entered", 2, 2),
+        ("left", 14, 9),
     ]
 
 
@@ -312,7 +315,8 @@ def test_a_track_that_walks_out_leaves_with_the_last_frame_it_was_inside() -> No
     analyzer = SceneAnalyzer("cam", [SQUARE], [], RULES)
     events = of(ZoneEvent, run(analyzer, walk(7, [60, 65, 70, 75, 120, 130, 140])))
     assert [(e.kind, e.frame, e.last_seen) for e in events] == [
-        ("entered", 2, (2, T0 + 2)), ("left", 6, (3, T0 + 3))
+        ("entered", 2, (2, T0 + 2)),
+        ("left", 6, (3, T0 + 3)),
     ]
 
 
@@ -328,9 +332,11 @@ def test_pixel_and_fraction_coordinates_mean_the_same_zone() -> None:
     path = walk(1, [30, 60, 70, 80, 90, 120, 130, 140, 150])
     in_pixels = run(SceneAnalyzer("cam", [pixels], [], RULES), path)
     in_fractions = run(SceneAnalyzer("cam", [SQUARE], [], RULES), path)
-    assert [(e.kind, e.frame) for e in of(ZoneEvent, in_pixels)] == [
-        (e.kind, e.frame) for e in of(ZoneEvent, in_fractions)
-    ] == [("entered", 3), ("left", 7)]
+    assert (
+        [(e.kind, e.frame) for e in of(ZoneEvent, in_pixels)]
+        == [(e.kind, e.frame) for e in of(ZoneEvent, in_fractions)]
+        == [("entered", 3), ("left", 7)]
+    )
 
 
 def test_the_anchor_decides_where_an_object_is() -> None:

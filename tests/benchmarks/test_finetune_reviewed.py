@@ -28,8 +28,13 @@ from tests.conftest import VideoFactory
 def labels_file(tmp_path: Path, **changes: object) -> Path:
     """A labels file for a 160x120 clip of 24 frames, with `changes` to its fields."""
     doc: dict[str, object] = {
-        "video": "clip.mp4", "width": 160, "height": 120, "frame_count": 24,
-        "category": "person", "train": {"2": [[11, 30, 41, 70]]}, "val": {"20": []},
+        "video": "clip.mp4",
+        "width": 160,
+        "height": 120,
+        "frame_count": 24,
+        "category": "person",
+        "train": {"2": [[11, 30, 41, 70]]},
+        "val": {"20": []},
     }
     doc.update(changes)
     path = tmp_path / "labels.json"
@@ -61,15 +66,25 @@ def test_review_log_accounts_for_every_shipped_box() -> None:
 def test_unchecked_undoes_each_change_of_the_review() -> None:
     kept, added, moved_to = (1.0, 1.0, 5.0, 9.0), (20.0, 1.0, 25.0, 9.0), (30.0, 1.0, 35.0, 9.0)
     removed, moved_from = (40.0, 1.0, 45.0, 9.0), (29.0, 0.0, 37.0, 10.0)
-    log = ReviewLog.model_validate({"frames": {5: {
-        "guesses": 3, "removed": [removed], "added": [added],
-        "moved": [{"from": moved_from, "to": moved_to}]}}})
+    log = ReviewLog.model_validate(
+        {
+            "frames": {
+                5: {
+                    "guesses": 3,
+                    "removed": [removed],
+                    "added": [added],
+                    "moved": [{"from": moved_from, "to": moved_to}],
+                }
+            }
+        }
+    )
     assert unchecked({5: [kept, added, moved_to]}, log) == {5: [kept, removed, moved_from]}
 
 
 def test_review_log_whose_count_disagrees_is_refused() -> None:
     log = ReviewLog.model_validate(
-        {"frames": {5: {"guesses": 2, "removed": [], "added": [], "moved": []}}})
+        {"frames": {5: {"guesses": 2, "removed": [], "added": [], "moved": []}}}
+    )
     with pytest.raises(SystemExit, match="frame 5: the review log gives 1 guesses"):
         unchecked({5: [(1.0, 1.0, 5.0, 9.0)]}, log)
 
@@ -77,9 +92,17 @@ def test_review_log_whose_count_disagrees_is_refused() -> None:
 def test_coco_turns_corners_into_xywh_in_frame_order() -> None:
     doc = coco({20: [(10.0, 20.0, 30.0, 60.0)], 0: []}, "person", 160, 120)
     assert [image["file_name"] for image in doc["images"]] == [image_name(0), image_name(20)]
-    assert doc["annotations"] == [{
-        "id": 1, "image_id": 2, "category_id": 1, "bbox": [10.0, 20.0, 20.0, 40.0],
-        "area": 800.0, "iscrowd": 0, "segmentation": []}]
+    assert doc["annotations"] == [
+        {
+            "id": 1,
+            "image_id": 2,
+            "category_id": 1,
+            "bbox": [10.0, 20.0, 20.0, 40.0],
+            "area": 800.0,
+            "iscrowd": 0,
+            "segmentation": [],
+        }
+    ]
     assert doc["categories"] == [{"id": 1, "name": "person"}]
 
 
@@ -100,8 +123,9 @@ def test_rebuilt_dataset_puts_each_box_on_its_own_frame(
 ) -> None:
     # conftest's clip: a bright 30x40 rectangle at x = 5 + 3 * frame, y = 30..70
     video = synthetic_video("clip.mp4", frames=24, size=(160, 120))
-    labels = read_labels(labels_file(tmp_path, train={"2": [[11, 30, 41, 70]]},
-                                     val={"20": [[65, 30, 95, 70]]}))
+    labels = read_labels(
+        labels_file(tmp_path, train={"2": [[11, 30, 41, 70]]}, val={"20": [[65, 30, 95, 70]]})
+    )
     counts = build(labels, video, tmp_path / "data")
     data = read_dataset(tmp_path / "data")
     assert counts == {"train": 1, "val": 1}
@@ -116,9 +140,7 @@ def test_rebuilt_dataset_puts_each_box_on_its_own_frame(
         assert rows[:, x1 + 1].mean() > 150 and rows[:, x1 - 2].mean() < 60, frame
 
 
-def test_video_of_another_length_is_refused(
-    tmp_path: Path, synthetic_video: VideoFactory
-) -> None:
+def test_video_of_another_length_is_refused(tmp_path: Path, synthetic_video: VideoFactory) -> None:
     video = synthetic_video("clip.mp4", frames=23, size=(160, 120))
     labels = ReviewedLabels.model_validate_json(labels_file(tmp_path).read_bytes())
     with pytest.raises(SystemExit, match=r"23 frames, but clip\.mp4 has 24"):

@@ -63,9 +63,7 @@ def test_ssd512_has_the_papers_seven_maps_and_coco_box_scales() -> None:
     # square of scale sqrt(0.04 * 0.1).
     c, s, s2 = 4 / 512, 0.04, (0.04 * 0.1) ** 0.5
     torch.testing.assert_close(model.anchors[0], torch.tensor([c - s / 2] * 2 + [c + s / 2] * 2))
-    torch.testing.assert_close(
-        model.anchors[1], torch.tensor([c - s2 / 2] * 2 + [c + s2 / 2] * 2)
-    )
+    torch.testing.assert_close(model.anchors[1], torch.tensor([c - s2 / 2] * 2 + [c + s2 / 2] * 2))
     # The last: the 1x1 map's tall box of scale 0.9 and ratio 1:2, its height clipped to 1.
     half_w = 0.9 / 2**0.5 / 2
     torch.testing.assert_close(

@@ -51,7 +51,10 @@ def test_a_saved_model_loads_back_with_the_same_outputs_labels_and_extra(
 ) -> None:
     loaded = load_checkpoint(saved)
     assert (loaded.arch, loaded.size, loaded.labels, loaded.extra) == (
-        "person_ssdlite", 300, PETS, EXTRA
+        "person_ssdlite",
+        300,
+        PETS,
+        EXTRA,
     )
     assert not loaded.model.training and loaded.model.score_fn == "softmax"
     for ours, theirs in zip(outputs(pets), outputs(loaded.model), strict=True):
@@ -103,11 +106,14 @@ def test_a_model_that_scores_otherwise_than_a_trained_one_is_refused(
         )
 
 
-def test_extra_takes_plain_data_and_numpy_scalars_become_numbers(
-    pets: SSD, tmp_path: Path
-) -> None:
+def test_extra_takes_plain_data_and_numpy_scalars_become_numbers(pets: SSD, tmp_path: Path) -> None:
     path = tmp_path / "best.pt"
-    extra = {"map": np.float32(0.25), "epoch": np.int64(3), "ok": np.bool_(True), "sizes": (300, 320)}
+    extra = {
+        "map": np.float32(0.25),
+        "epoch": np.int64(3),
+        "ok": np.bool_(True),
+        "sizes": (300, 320),
+    }
     save_checkpoint(path, pets, "person_ssdlite", 300, PETS, extra)
     assert load_checkpoint(path).extra == {"map": 0.25, "epoch": 3, "ok": True, "sizes": [300, 320]}
     with pytest.raises(TypeError, match=r"extra\['config'\]\['data'\] is a PosixPath"):

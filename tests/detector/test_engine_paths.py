@@ -321,7 +321,11 @@ class _FakeCuda:
         self.outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         _FakeEvent.log = _PinnedTensor.calls = self.log
         _PinnedTensor.current = self.current
-        real_empty, real_postprocess, real_forward = torch.empty, engine.postprocess, detector.forward
+        real_empty, real_postprocess, real_forward = (
+            torch.empty,
+            engine.postprocess,
+            detector.forward,
+        )
 
         def fake_empty(*shape: Any, **kwargs: Any) -> torch.Tensor:
             if not kwargs.pop("pin_memory", False):

@@ -78,9 +78,7 @@ def test_weights_for_another_architecture_are_rejected_with_the_path(tmp_path: P
 
 def test_checkpoint_given_as_weights_points_to_model_setting(tmp_path: Path):
     path = tmp_path / "ckpt.pt"
-    torch.save(
-        {"format": CHECKPOINT_FORMAT, "arch": SSDLITE, "labels": [], "state_dict": {}}, path
-    )
+    torch.save({"format": CHECKPOINT_FORMAT, "arch": SSDLITE, "labels": [], "state_dict": {}}, path)
     with pytest.raises(ModelConfigError, match=r"pipeline checkpoint.*detector.model"):
         build_model(SSDLITE, str(path))
 

@@ -169,7 +169,9 @@ def test_damaged_cache_file_is_exported_again(
         torch.testing.assert_close(forward(images)[1], model(images)[1], rtol=1e-5, atol=1e-5)
 
 
-def test_unwritable_cache_folder_still_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_unwritable_cache_folder_still_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
     monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(blocker))
@@ -210,7 +212,9 @@ def test_export_failure_with_onnxruntime_asked_for_is_a_config_error(
 ) -> None:
     monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(onnx_runtime, "export_onnx", _failing_export)
-    with pytest.raises(ModelConfigError, match=r"cannot export .*frobnicate; set `detector.runtime: torch`"):
+    with pytest.raises(
+        ModelConfigError, match=r"cannot export .*frobnicate; set `detector.runtime: torch`"
+    ):
         make_detector(tiny_ssd(4), LabelMap(("bg", "thing")), runtime="onnxruntime")
 
 
@@ -271,4 +275,6 @@ def test_cache_keeps_only_the_most_recently_used_networks(
     os.utime(used, (1e9 - 10, 1e9 - 10))  # the oldest by mtime ...
     assert OnnxRuntimeForward(tiny_ssd(5), "tiny").path == used  # ... until used again
     fresh = OnnxRuntimeForward(tiny_ssd(6), "tiny").path
-    assert sorted(p.name for p in folder.glob("*.onnx")) == sorted([used.name, fresh.name, "a.onnx"])
+    assert sorted(p.name for p in folder.glob("*.onnx")) == sorted(
+        [used.name, fresh.name, "a.onnx"]
+    )

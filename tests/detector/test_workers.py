@@ -98,7 +98,9 @@ def test_stage_times_add_up_over_both_workers(person: SSD) -> None:
     assert times.prepare_s > 0 and times.forward_s > 0 and times.postprocess_s > 0
 
 
-@pytest.mark.parametrize(("cores", "workers", "threads"), [(1, 2, 1), (2, 2, 1), (8, 2, 4), (8, 1, 8)])
+@pytest.mark.parametrize(
+    ("cores", "workers", "threads"), [(1, 2, 1), (2, 2, 1), (8, 2, 4), (8, 1, 8)]
+)
 def test_workers_share_the_cores_between_their_onnxruntime_runs(
     person: SSD, monkeypatch: pytest.MonkeyPatch, cores: int, workers: int, threads: int
 ) -> None:

@@ -10,9 +10,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def write_config(
-    tmp_path: Path, cameras: dict[str, Path], port: int, subscribers: int = 1
-) -> Path:
+def write_config(tmp_path: Path, cameras: dict[str, Path], port: int, subscribers: int = 1) -> Path:
     cams = "".join(f"  - id: {cid}\n    source: {path}\n" for cid, path in cameras.items())
     config = tmp_path / "cams.yaml"
     config.write_text(

@@ -53,7 +53,9 @@ def test_points_in_polygon_agree_with_opencv_on_a_concave_polygon() -> None:
     rng = np.random.default_rng(0)
     points = rng.uniform(0, 100, size=(2000, 2))
     contour = CONCAVE.astype(np.float32).reshape(-1, 1, 2)
-    distance = np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), True) for x, y in points])
+    distance = np.array(
+        [cv2.pointPolygonTest(contour, (float(x), float(y)), True) for x, y in points]
+    )
     clear = np.abs(distance) > 1e-6  # on an edge, either answer is right
     inside = points_in_polygon(points, CONCAVE)
     assert clear.sum() > 1900
@@ -62,7 +64,9 @@ def test_points_in_polygon_agree_with_opencv_on_a_concave_polygon() -> None:
 
 def test_a_point_in_the_notch_of_a_concave_polygon_is_outside() -> None:
     assert points_in_polygon(np.array([[50, 80], [50, 30], [20, 50]]), CONCAVE).tolist() == [
-        False, True, True,
+        False,
+        True,
+        True,
     ]
 
 

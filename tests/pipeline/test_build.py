@@ -69,8 +69,12 @@ def test_a_streams_scene_is_its_zones_and_lines_in_pixels_with_the_rules_anchor(
             "source": str(clip),
             "zones": [{"id": "z", "polygon": [[0.5, 0.5], [1, 0.5], [1, 1]]}],
             "lines": [
-                {"id": "l", "points": [[10, 20], [30, 20]], "units": "pixel",
-                 "directions": {"left_to_right": "in", "right_to_left": "out"}},
+                {
+                    "id": "l",
+                    "points": [[10, 20], [30, 20]],
+                    "units": "pixel",
+                    "directions": {"left_to_right": "in", "right_to_left": "out"},
+                },
             ],
         }
     )

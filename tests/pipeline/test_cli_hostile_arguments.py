@@ -171,8 +171,10 @@ CASES: list[tuple[str, list[str]]] = [
     ],
     # dataset export: refused before a frame is decoded or a file written
     *[
-        (f"dataset-export-{option}-{what}",
-         ["dataset", "export", "--run", "1", "--out", "{folder}/ds", f"--{option}", value])
+        (
+            f"dataset-export-{option}-{what}",
+            ["dataset", "export", "--run", "1", "--out", "{folder}/ds", f"--{option}", value],
+        )
         for option, values in [
             ("run", {"huge": BIG, "negative": "-1", "zero": "0", "over-id": "99999999999"}),
             ("every", {"zero": "0", "huge": BIG, "digits": DIGITS_5000}),
@@ -181,9 +183,17 @@ CASES: list[tuple[str, list[str]]] = [
             ("label", {"empty": ""}),
             ("source", {"empty": ""}),
             ("out", {"empty": ""}),
-            ("db", {"empty": "", "nonsense": "nonsense", "folder": "sqlite:///{folder}",
-                    "missing": "sqlite:///{missing}", "not-a-database": "sqlite:///{clip}",
-                    "dead-port": "postgresql+psycopg://u:p@{dead}/x"}),
+            (
+                "db",
+                {
+                    "empty": "",
+                    "nonsense": "nonsense",
+                    "folder": "sqlite:///{folder}",
+                    "missing": "sqlite:///{missing}",
+                    "not-a-database": "sqlite:///{clip}",
+                    "dead-port": "postgresql+psycopg://u:p@{dead}/x",
+                },
+            ),
         ]
         for what, value in values.items()
     ],
@@ -281,8 +291,12 @@ CASES: list[tuple[str, list[str]]] = [
     ],
     *[
         (f"dataset-stats-{what}", ["dataset", "stats", data])
-        for what, data in [("empty", ""), ("missing", "{missing}"), ("folder", "{folder}"),
-                           ("clip", "{clip}")]
+        for what, data in [
+            ("empty", ""),
+            ("missing", "{missing}"),
+            ("folder", "{folder}"),
+            ("clip", "{clip}"),
+        ]
     ],
 ]
 

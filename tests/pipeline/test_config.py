@@ -134,7 +134,10 @@ def test_sink_errors_point_inside_the_tagged_union(video: str) -> None:
         "sinks:\n  - type: video\n    crf: 99\n  - type: kafka\n  - url: x\n"
     )
     assert problems[0].startswith("sinks[0].crf (line 6): Input should be less than or equal to 51")
-    assert problems[1] == "sinks[1] (line 7): unknown type; expected one of video, live, zmq, sql, snapshots, mqtt"
+    assert (
+        problems[1]
+        == "sinks[1] (line 7): unknown type; expected one of video, live, zmq, sql, snapshots, mqtt"
+    )
     assert problems[2] == "sinks[2] (line 8): missing 'type' (video, live, zmq or sql)"
 
 
@@ -214,7 +217,9 @@ def test_int8_is_refused_where_it_cannot_run_and_calibration_only_serves_int8(
         "detector (line 4): precision int8 runs on onnxruntime; set `detector.runtime` to "
         "auto or onnxruntime"
     ]
-    assert "int8 runs on onnxruntime" in _problems(head + "  precision: int8\n  runtime: compile\n")[0]
+    assert (
+        "int8 runs on onnxruntime" in _problems(head + "  precision: int8\n  runtime: compile\n")[0]
+    )
     assert "runs on the CPU only" in _problems(head + "  precision: int8\n  device: cuda\n")[0]
     assert "only used with precision: int8" in _problems(head + f"  calibration: {video}\n")[0]
     missing = _problems(head + "  precision: int8\n  calibration: gone.mp4\n")
@@ -252,13 +257,20 @@ def _outside(name: str) -> list[float]:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [(name, value) for name in BOUNDS if name in DetectorConfig.model_fields for value in _outside(name)],
+    [
+        (name, value)
+        for name in BOUNDS
+        if name in DetectorConfig.model_fields
+        for value in _outside(name)
+    ],
 )
 def test_config_and_detector_refuse_the_same_values(name: str, value: float) -> None:
     with pytest.raises(ModelConfigError, match=f"{name} must be"):
         DetectorRequest(**{name: value})  # type: ignore[arg-type]
-    within = r"Value error, must be auto or a whole number in" if name == "batch_size" else (
-        r"Input should be (greater|less) than"
+    within = (
+        r"Value error, must be auto or a whole number in"
+        if name == "batch_size"
+        else (r"Input should be (greater|less) than")
     )
     with pytest.raises(ValueError, match=rf"{name}\n  {within}"):
         DetectorConfig(**{name: value})
@@ -335,8 +347,14 @@ NUMBER_FIELDS = [
 def _bounds_of(model: type[BaseModel], name: str) -> tuple[float | None, float | None]:
     low = high = None
     for item in model.model_fields[name].metadata:
-        low = next((v for v in (getattr(item, "ge", None), getattr(item, "gt", None)) if v is not None), low)
-        high = next((v for v in (getattr(item, "le", None), getattr(item, "lt", None)) if v is not None), high)
+        low = next(
+            (v for v in (getattr(item, "ge", None), getattr(item, "gt", None)) if v is not None),
+            low,
+        )
+        high = next(
+            (v for v in (getattr(item, "le", None), getattr(item, "lt", None)) if v is not None),
+            high,
+        )
     return low, high
 
 
@@ -352,7 +370,8 @@ def test_every_number_in_the_config_has_bounds_that_the_run_can_hold(
 FLOAT_FIELDS = [
     (model, name)
     for model, name in NUMBER_FIELDS
-    if float in {model.model_fields[name].annotation, *get_args(model.model_fields[name].annotation)}
+    if float
+    in {model.model_fields[name].annotation, *get_args(model.model_fields[name].annotation)}
 ]
 
 
@@ -418,12 +437,17 @@ def test_one_problem_is_one_line_and_many_are_listed_up_to_a_limit(video: str) -
         parse_config("cameras:\n" + cams, source="cams.yaml")
     lines = str(many.value).splitlines()
     assert lines[0] == "cams.yaml: 500 problems"
-    assert len(lines) == 1 + MAX_PROBLEMS_SHOWN + 1 and lines[-1] == f"  ... and {500 - MAX_PROBLEMS_SHOWN} more"
+    assert (
+        len(lines) == 1 + MAX_PROBLEMS_SHOWN + 1
+        and lines[-1] == f"  ... and {500 - MAX_PROBLEMS_SHOWN} more"
+    )
     assert len(many.value.problems) == 500
 
 
 @pytest.mark.parametrize("device", ["cuda:128", "cuda:99999", "cuda:9999999999", "cuda:007"])
 def test_a_cuda_index_torch_cannot_hold_is_refused_by_validate(video: str, device: str) -> None:
-    (problem,) = _problems(f"cameras:\n  - id: a\n    source: {video}\ndetector:\n  device: {device}\n")
+    (problem,) = _problems(
+        f"cameras:\n  - id: a\n    source: {video}\ndetector:\n  device: {device}\n"
+    )
     assert problem.startswith(f"detector.device (line 5): invalid device '{device}'")
     parse_config(f"cameras:\n  - id: a\n    source: {video}\ndetector:\n  device: cuda:127\n")

@@ -40,7 +40,9 @@ def test_defaults_reach_the_local_broker_under_ssd_pipeline(video: str) -> None:
     assert isinstance(sink, MqttSinkConfig)
     broker = sink.broker()
     assert (str(broker.address), sink.prefix, sink.qos) == (
-        "mqtt://127.0.0.1:1883", "ssd-pipeline", 1
+        "mqtt://127.0.0.1:1883",
+        "ssd-pipeline",
+        1,
     )
     assert broker.username is None and broker.password is None
     assert not sink.homeassistant and sink.discovery_prefix == "homeassistant"

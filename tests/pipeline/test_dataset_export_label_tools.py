@@ -29,7 +29,9 @@ def test_label_studio_imports_every_image_box_and_class_of_an_export(
     doc = json.loads((recorded.out / "annotations.json").read_text())
     tasks_file = tmp_path / "tasks.json"
     ls_coco.convert_coco_to_ls(
-        str(recorded.out / "annotations.json"), str(tasks_file), out_type="predictions",
+        str(recorded.out / "annotations.json"),
+        str(tasks_file),
+        out_type="predictions",
         image_root_url=IMAGE_ROOT,
     )
     tasks = json.loads(tasks_file.read_text())
@@ -56,10 +58,16 @@ def test_label_studio_imports_every_image_box_and_class_of_an_export(
             ]) for r in results if r["type"] == "rectanglelabels"
         ]  # fmt: skip
         stored = [row[k] for k in ("x1", "y1", "x2", "y2")]
-        assert any(labels == [row["label"]] and box == pytest.approx(stored, abs=1e-6)
-                   for labels, box in as_read), (row, as_read)
-    rectangles = [r for task in tasks for r in task["predictions"][0]["result"]
-                  if r["type"] == "rectanglelabels"]
+        assert any(
+            labels == [row["label"]] and box == pytest.approx(stored, abs=1e-6)
+            for labels, box in as_read
+        ), (row, as_read)
+    rectangles = [
+        r
+        for task in tasks
+        for r in task["predictions"][0]["result"]
+        if r["type"] == "rectanglelabels"
+    ]
     assert len(rectangles) == len(rows) == len(doc["annotations"])
     # nothing but rectangles: an export holds boxes, not outlines
     assert all(r["type"] == "rectanglelabels" for t in tasks for r in t["predictions"][0]["result"])

@@ -58,9 +58,10 @@ def test_metrics_scraped_during_a_run_count_what_its_summary_counts_at_the_end(
     synthetic_video: VideoFactory, tmp_path: Path
 ) -> None:
     clip = synthetic_video("clip.mp4", frames=30, size=(96, 64))
-    with machine_broker(tmp_path / "mosquitto") as broker, listening(
-        broker, lambda prefix: [f"{prefix}/#"]
-    ) as (prefix, _):
+    with (
+        machine_broker(tmp_path / "mosquitto") as broker,
+        listening(broker, lambda prefix: [f"{prefix}/#"]) as (prefix, _),
+    ):
         config = parse_config(
             f"cameras:\n  - id: lobby\n    source: {clip}\n    detect_every: 2\n"
             f"sinks:\n  - type: sql\n    url: sqlite:///{tmp_path / 'd.db'}\n"

@@ -33,6 +33,8 @@ Broker = tuple[str, int]
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     with machine_broker(tmp_path_factory.mktemp("mosquitto")) as address:
         yield address
+
+
 DETECTOR = (
     # the bundled model finds no people in rectangles: keep its 3 best boxes a frame, and
     # let their low-scoring tracks be confirmed, so that there are track events too
@@ -73,7 +75,8 @@ def test_a_run_publishes_every_event_once_with_the_zeromq_bodies(
     try:
         with listening(broker, lambda prefix: [f"{prefix}/#"]) as (prefix, listener):
             config = write_config(
-                tmp_path, cameras,
+                tmp_path,
+                cameras,
                 f"  - type: zmq\n    endpoint: tcp://127.0.0.1:{port}\n"
                 "    wait_for_subscribers: 1\n"
                 f"  - type: mqtt\n    url: mqtt://{broker[0]}:{broker[1]}\n    prefix: {prefix}\n",
@@ -91,7 +94,10 @@ def test_a_run_publishes_every_event_once_with_the_zeromq_bodies(
             got = listener.wait_for(lambda m: mqtt_events(prefix, m) == bus)
             assert mqtt_events(prefix, got) == bus
             total = sum(len(v) for v in bus.values())
-            assert f"mqtt mqtt://{broker[0]}:{broker[1]} under {prefix}/: {total} events, 0 dropped" in out
+            assert (
+                f"mqtt mqtt://{broker[0]}:{broker[1]} under {prefix}/: {total} events, 0 dropped"
+                in out
+            )
             assert listener.latest(f"{prefix}/status") == "offline"  # said at the end
             assert listener.latest(f"{prefix}/lobby/status") == "offline"
     finally:
@@ -100,9 +106,7 @@ def test_a_run_publishes_every_event_once_with_the_zeromq_bodies(
 
 
 def seqs(prefix: str, messages: list[Received]) -> set[int]:
-    return {
-        json.loads(body)["seq"] for _, body in mqtt_events(prefix, messages).get("lobby", [])
-    }
+    return {json.loads(body)["seq"] for _, body in mqtt_events(prefix, messages).get("lobby", [])}
 
 
 def until(condition: object, timeout: float) -> None:

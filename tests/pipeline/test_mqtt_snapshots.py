@@ -34,8 +34,7 @@ def run(tmp_path: Path, broker: Broker, prefix: str, snapshots: str) -> Path:
     config = parse_config(
         f"cameras:\n  - id: door\n    source: {clip}\n"
         f"sinks:\n  - type: mqtt\n    url: mqtt://{broker[0]}:{broker[1]}\n"
-        f"    prefix: {prefix}\n    events: [stream.ended]\n"
-        + snapshots.format(folder=folder)
+        f"    prefix: {prefix}\n    events: [stream.ended]\n" + snapshots.format(folder=folder)
     )
     assert Pipeline(config, detector=EagerDetector()).run().ok
     return folder

@@ -90,7 +90,9 @@ def test_another_programs_sqlite_database_is_found_by_validate_and_left_as_it_is
     code = validate(tmp_path, clip, f"  - {{type: sql, url: 'sqlite:///{theirs}'}}\n")
     err = capsys.readouterr().err
     assert code == EXIT_FAILED
-    assert "sinks[0] (sql): cannot write to" in err and "its runs table is not this pipeline's" in err
+    assert (
+        "sinks[0] (sql): cannot write to" in err and "its runs table is not this pipeline's" in err
+    )
     assert theirs.read_bytes() == before and sorted(p.name for p in tmp_path.glob("theirs*")) == [
         "theirs.db"
     ]

@@ -46,7 +46,12 @@ def _reader(
     cond, stop, rec = threading.Condition(), threading.Event(), Recorder()
     queue = FrameQueue("cam", queue_size, policy, cond)
     reader = CameraReader(
-        "cam", source, queue, stop, on_open=rec.infos.append, on_status=rec.statuses.append,
+        "cam",
+        source,
+        queue,
+        stop,
+        on_open=rec.infos.append,
+        on_status=rec.statuses.append,
         **kwargs,  # type: ignore[arg-type]
     )
     return reader, rec, stop, cond
@@ -61,7 +66,9 @@ def _drain(reader: CameraReader, cond: threading.Condition) -> list[QueuedFrame]
 
 
 def test_file_reader_decodes_every_frame_in_order(synthetic_video: VideoFactory) -> None:
-    reader, rec, _, cond = _reader(AVSource(str(synthetic_video(frames=17, size=(96, 64))), live=False))
+    reader, rec, _, cond = _reader(
+        AVSource(str(synthetic_video(frames=17, size=(96, 64))), live=False)
+    )
     reader.start()
     frames = [i.frame for i in _drain(reader, cond)]
     reader.join(5)
@@ -74,7 +81,9 @@ def test_file_reader_decodes_every_frame_in_order(synthetic_video: VideoFactory)
 
 
 def test_full_queue_blocks_a_file_reader_and_loses_nothing(synthetic_video: VideoFactory) -> None:
-    reader, _, _, cond = _reader(AVSource(str(synthetic_video(frames=12)), live=False), queue_size=2)
+    reader, _, _, cond = _reader(
+        AVSource(str(synthetic_video(frames=12)), live=False), queue_size=2
+    )
     reader.start()
     time.sleep(0.5)  # the reader had time to decode everything if it did not block
     assert reader.queue.frames_in == 2
@@ -84,7 +93,9 @@ def test_full_queue_blocks_a_file_reader_and_loses_nothing(synthetic_video: Vide
 
 
 def test_stop_ends_a_blocked_reader_and_closes_its_queue(synthetic_video: VideoFactory) -> None:
-    reader, rec, stop, _ = _reader(AVSource(str(synthetic_video(frames=12)), live=False), queue_size=1)
+    reader, rec, stop, _ = _reader(
+        AVSource(str(synthetic_video(frames=12)), live=False), queue_size=1
+    )
     reader.start()
     time.sleep(0.2)
     stop.set()
@@ -113,7 +124,12 @@ def test_batcher_fills_batches_round_robin_across_cameras() -> None:
         b.put(_item("b", i), stop)
     batch = Batcher([a, b], cond, batch_size=4, max_wait=0.01).next_batch()
     assert batch is not None
-    assert [(f.camera_id, f.index) for f in batch.to_detect] == [("a", 0), ("b", 0), ("a", 1), ("b", 1)]
+    assert [(f.camera_id, f.index) for f in batch.to_detect] == [
+        ("a", 0),
+        ("b", 0),
+        ("a", 1),
+        ("b", 1),
+    ]
 
 
 def test_skipped_frames_ride_along_without_counting_towards_the_batch() -> None:
@@ -204,7 +220,9 @@ def test_ready_batch_keeps_an_incomplete_batch_and_its_deadline_for_the_next_cal
 @pytest.mark.parametrize(
     "content", [b"", b"this is not a video\n" * 50], ids=["zero-byte", "text-renamed-mp4"]
 )
-def test_unreadable_file_fails_the_camera_with_a_clear_message(tmp_path: Path, content: bytes) -> None:
+def test_unreadable_file_fails_the_camera_with_a_clear_message(
+    tmp_path: Path, content: bytes
+) -> None:
     path = tmp_path / "clip.mp4"
     path.write_bytes(content)
     reader, rec, _, cond = _reader(AVSource(str(path), live=False))
@@ -266,7 +284,9 @@ def test_realtime_file_is_paced_at_its_frame_rate(synthetic_video: VideoFactory)
     started = time.monotonic()
     reader.start()
     assert len(_drain(reader, cond)) == 6
-    assert time.monotonic() - started >= 5 / 20 * 0.9  # the last frame is due 0.25 s after the first
+    assert (
+        time.monotonic() - started >= 5 / 20 * 0.9
+    )  # the last frame is due 0.25 s after the first
 
 
 def test_detect_every_n_skips_frames_or_passes_them_flagged(synthetic_video: VideoFactory) -> None:
@@ -311,7 +331,11 @@ class FlakyLive(Source):
         self.opens = 0
 
     def open(self) -> OpenedSource:
-        step = self.plan[min(self.opens, len(self.plan) - 1)] if self.opens < len(self.plan) else "fail"
+        step = (
+            self.plan[min(self.opens, len(self.plan) - 1)]
+            if self.opens < len(self.plan)
+            else "fail"
+        )
         self.opens += 1
         if step == "fail":
             raise SourceError("cannot open rtsp://user:***@cam/1: Connection refused")
@@ -337,7 +361,13 @@ def test_live_source_reconnects_with_states_and_continuous_frames() -> None:
     stop.set()
     _drain(reader, cond)
     reader.join(5)
-    assert rec.states[:5] == ["connecting", "reconnecting", "reconnecting", "streaming", "reconnecting"]
+    assert rec.states[:5] == [
+        "connecting",
+        "reconnecting",
+        "reconnecting",
+        "streaming",
+        "reconnecting",
+    ]
     assert rec.states[5] == "streaming" and rec.states[-1] == "stopped"
     assert [f.index for f in frames] == list(range(6))
     assert np.all(np.diff([f.pts for f in frames]) > 0)  # pts keep increasing across sessions

@@ -275,8 +275,20 @@ def test_unreachable_camera_with_a_password_never_shows_it(
     collector = Collector(port, cameras=2)
     collector.start()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "--log-level", "info", "run", str(config), "--no-progress"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "--log-level",
+            "info",
+            "run",
+            str(config),
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "GATE_PASSWORD": "hunter2"},
     )
     out, err = proc.communicate(timeout=180)
@@ -284,7 +296,11 @@ def test_unreachable_camera_with_a_password_never_shows_it(
     assert proc.returncode == 1, err
     assert "camera gate: cannot open rtsp://admin:***@127.0.0.1:9/stream" in err
     assert "gave up after 2 attempts" in err
-    states = [e["state"] for _, e in collector.events if e["type"] == "camera.status" and e["camera"] == "gate"]
+    states = [
+        e["state"]
+        for _, e in collector.events
+        if e["type"] == "camera.status" and e["camera"] == "gate"
+    ]
     assert states == ["connecting", "reconnecting", "failed"]
     everything = out + err + json.dumps([e for _, e in collector.events])
     with sqlite3.connect(tmp_path / "det.db") as conn:

@@ -315,9 +315,7 @@ def test_nothing_of_a_camera_reaches_the_sinks_after_its_stream_ended(
     woken: list[CameraReader] = []
     join = runner._join
 
-    def join_after_the_stuck_reader_reported(
-        readers: list[CameraReader], timeout_s: float
-    ) -> None:
+    def join_after_the_stuck_reader_reported(readers: list[CameraReader], timeout_s: float) -> None:
         # The run goes on only once the woken reader has said all it had to say.
         for reader in readers:
             if reader.camera_id == "stuck":

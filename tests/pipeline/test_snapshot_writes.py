@@ -70,8 +70,13 @@ class Hopping(FrameDetector):
 
     labels = LabelMap(("background", "person"))
 
-    def __init__(self, disk: Disk, objects: int = 1, hop: int = 5,
-                 at_frame: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        disk: Disk,
+        objects: int = 1,
+        hop: int = 5,
+        at_frame: Callable[[int], None] | None = None,
+    ) -> None:
         self.disk = disk
         self.objects = objects
         self.hop = hop
@@ -86,11 +91,13 @@ class Hopping(FrameDetector):
                 self.at_frame(f.index)
             x = 10 + 20 * ((f.index // self.hop) % 2)
             xs = [x + 50 * k for k in range(self.objects)]
-            out.append(Detections(
-                xyxy=np.array([[x, 10, x + 20, 60] for x in xs], np.float32),
-                score=np.full(self.objects, 0.9, np.float32),
-                label=np.ones(self.objects, np.int64),
-            ))
+            out.append(
+                Detections(
+                    xyxy=np.array([[x, 10, x + 20, 60] for x in xs], np.float32),
+                    score=np.full(self.objects, 0.9, np.float32),
+                    label=np.ones(self.objects, np.int64),
+                )
+            )
         return out
 
 
@@ -121,9 +128,15 @@ class Ended(Sink):
         pass
 
 
-def run(tmp_path: Path, clip: Path, detector: Hopping, *, cameras: int = 1,
-        timeout_s: float = 0.3, before: Callable[[Pipeline], None] | None = None,
-        ) -> tuple[Pipeline, Ended, Any]:
+def run(
+    tmp_path: Path,
+    clip: Path,
+    detector: Hopping,
+    *,
+    cameras: int = 1,
+    timeout_s: float = 0.3,
+    before: Callable[[Pipeline], None] | None = None,
+) -> tuple[Pipeline, Ended, Any]:
     cams = "".join(f"  - id: cam{i}\n    source: {clip}\n" for i in range(cameras))
     config = parse_config(
         f"cameras:\n{cams}detector:\n  batch_size: 2\ntracker:\n  max_age: 0\n"
@@ -152,8 +165,10 @@ def test_a_hanging_snapshot_write_stops_no_frame_and_its_track_goes_out_lost_aft
         snap = event.snapshot
         assert snap is not None and snap.lost is not None and snap.stored_paths == (None, None)
     (error,) = summary.sink_errors
-    assert error == (f"snapshots sink: 24 snapshots lost: not written within 0.3 s: "
-                     f"{tmp_path / 'snaps'} does not answer")
+    assert error == (
+        f"snapshots sink: 24 snapshots lost: not written within 0.3 s: "
+        f"{tmp_path / 'snaps'} does not answer"
+    )
     assert not list((tmp_path / "snaps").rglob("*.jpg"))
 
 
@@ -182,8 +197,9 @@ def test_a_stop_while_snapshots_are_written_keeps_what_was_written_and_waits_for
     clip = synthetic_video("clip.mp4", frames=FRAMES, fps=10)
     hung = disk(hang_from=3, delay_s=0.02)
     holder: list[Pipeline] = []
-    detector = Hopping(hung, objects=3, hop=1000,
-                       at_frame=lambda i: holder[0].stop.set() if i == 10 else None)
+    detector = Hopping(
+        hung, objects=3, hop=1000, at_frame=lambda i: holder[0].stop.set() if i == 10 else None
+    )
     _, ended, summary = run(tmp_path, clip, detector, timeout_s=1.0, before=holder.append)
     assert summary.interrupted
     assert hung.hanging.is_set()  # the run ended while the third write hangs

@@ -33,8 +33,9 @@ H, W = 120, 160
 
 def frame(index: int) -> Frame:
     """A frame whose pixels say which frame they are from (value = index)."""
-    return Frame("cam", index, index / 10, 1_800_000_000 + index / 10,
-                 np.full((H, W, 3), index, np.uint8))
+    return Frame(
+        "cam", index, index / 10, 1_800_000_000 + index / 10, np.full((H, W, 3), index, np.uint8)
+    )
 
 
 def one_box(x: float, score: float) -> Detections:
@@ -126,8 +127,13 @@ def test_full_frames_held_for_open_tracks_are_bounded_and_the_rest_kept_as_jpeg(
     boxes = np.stack([xs, np.full(tracks, 20), xs + 20, np.full(tracks, 80)], axis=1)
     alive: list[weakref.ref[np.ndarray]] = []
     for index in range(1, tracks + 1):
-        f = Frame("cam", index, index / 10, 1_800_000_000 + index / 10,
-                  np.full((120, 30 * tracks, 3), 10 * index, np.uint8))
+        f = Frame(
+            "cam",
+            index,
+            index / 10,
+            1_800_000_000 + index / 10,
+            np.full((120, 30 * tracks, 3), 10 * index, np.uint8),
+        )
         scores = np.full(tracks, 0.5, np.float32)
         scores[index - 1] = 0.9  # track `index` has its best on frame `index`
         dets = Detections(boxes.astype(np.float32), scores, np.zeros(tracks, np.int64))
@@ -147,7 +153,8 @@ def test_full_frames_held_for_open_tracks_are_bounded_and_the_rest_kept_as_jpeg(
         assert snap is not None and snap.frame is not None
         whole: np.ndarray | None = (
             cv2.imdecode(np.frombuffer(snap.frame, np.uint8), cv2.IMREAD_COLOR)
-            if isinstance(snap.frame, bytes) else snap.frame
+            if isinstance(snap.frame, bytes)
+            else snap.frame
         )
         assert whole is not None
         # the frame of its best detection: every pixel says which frame it is
@@ -171,7 +178,9 @@ def boxes_at(*xs: float) -> Detections:
     )
 
 
-def step(keeper: SnapshotKeeper, tracker: IoUTracker, index: int, dets: Detections) -> list[TrackEvent]:
+def step(
+    keeper: SnapshotKeeper, tracker: IoUTracker, index: int, dets: Detections
+) -> list[TrackEvent]:
     f = frame(index)
     return list(keeper.update(f, tracker.update(dets, f), tuple(tracker.pop_events())))
 
@@ -319,5 +328,7 @@ def test_a_full_disk_loses_snapshots_counted_and_sql_stores_only_paths_of_files_
     (error,) = summary.sink_errors
     lost = 12 - written
     assert 0 < written < 12
-    assert error.startswith(f"snapshots sink: {lost} snapshots lost: disk full: the file system at {disk.path}")
+    assert error.startswith(
+        f"snapshots sink: {lost} snapshots lost: disk full: the file system at {disk.path}"
+    )
     assert "\n" not in error

@@ -73,12 +73,16 @@ def test_config_errors_about_sources_point_at_the_source_and_mask_passwords(
             "  - id: c\n    source: {type: file, path: missing.mp4, looop: true}\n"
         )
     problems = info.value.problems
-    assert problems[0].startswith("cameras[0].source (camera a, line 3): file not found: missing.mp4")
+    assert problems[0].startswith(
+        "cameras[0].source (camera a, line 3): file not found: missing.mp4"
+    )
     assert problems[1].startswith(
         "cameras[1].source.url (camera b, line 5): unsupported stream URL 'ftp://u:***@h/x'"
     )
     assert any(
-        p.startswith("cameras[2].source.looop (camera c, line 7): unknown key (did you mean 'loop'?)")
+        p.startswith(
+            "cameras[2].source.looop (camera c, line 7): unknown key (did you mean 'loop'?)"
+        )
         for p in problems
     )
     assert "hunter2" not in str(info.value)

@@ -16,8 +16,8 @@ from tests.detector.training.datasets import make_shapes_dataset, write_coco
 
 
 @pytest.mark.parametrize(
-    ("recorded", "fresh"), [({FRESH_CLASS_HEAD: False}, False), ({FRESH_CLASS_HEAD: True}, True),
-                            ({}, True)],
+    ("recorded", "fresh"),
+    [({FRESH_CLASS_HEAD: False}, False), ({FRESH_CLASS_HEAD: True}, True), ({}, True)],
     ids=["kept", "made anew", "saved before it was recorded"],
 )
 def test_a_resumed_run_keeps_whether_its_class_head_started_anew(
@@ -27,11 +27,15 @@ def test_a_resumed_run_keeps_whether_its_class_head_started_anew(
     data = write_coco(shapes, tmp_path / "coco")
     out = tmp_path / "run"
     out.mkdir()
-    extra = {"settings": TrainSettings(epochs=2).model_dump(), "base": "person_ssdlite",
-             "epoch": 1, "progress": Progress(epoch=2).to_dict(), **recorded}
+    extra = {
+        "settings": TrainSettings(epochs=2).model_dump(),
+        "base": "person_ssdlite",
+        "epoch": 1,
+        "progress": Progress(epoch=2).to_dict(),
+        **recorded,
+    }
     model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
-    save_checkpoint(out / LAST, model, "person_ssdlite", 300, LabelMap(shapes.class_names),
-                    extra)
+    save_checkpoint(out / LAST, model, "person_ssdlite", 300, LabelMap(shapes.class_names), extra)
     job, progress, _ = prepare(str(data), "person_ssdlite", out, resume=True, overrides={})
     assert job.fresh_class_head is fresh
     assert progress is not None and progress.epoch == 2

@@ -17,7 +17,10 @@ from pipeline.urls import mask_credentials
         ("https://api/x?a=1&client_secret=hunter2", "https://api/x?a=1&client_secret=***"),
         ("https://api/x?apiKey=hunter2&b=2", "https://api/x?apiKey=***&b=2"),
         ("postgresql://u@db/x?sslpassword=hunter2", "postgresql://u@db/x?sslpassword=***"),
-        ("s3://b/o?X-Amz-Signature=hunter2&X-Amz-Credential=hunter2", "s3://b/o?X-Amz-Signature=***&X-Amz-Credential=***"),
+        (
+            "s3://b/o?X-Amz-Signature=hunter2&X-Amz-Credential=hunter2",
+            "s3://b/o?X-Amz-Signature=***&X-Amz-Credential=***",
+        ),
         ("GET /cameras/a.mjpg?token=hunter2 HTTP/1.1", "GET /cameras/a.mjpg?token=*** HTTP/1.1"),
         ("'rtsp://cam/1?auth=hunter2'", "'rtsp://cam/1?auth=***'"),
         ("rtsp://admin:hunter2@10.0.0.5:554/s1", "rtsp://admin:***@10.0.0.5:554/s1"),
@@ -27,7 +30,10 @@ from pipeline.urls import mask_credentials
         ("rtsp://admin:hun/ter2@cam/1", "rtsp://admin:***@cam/1"),
         ("rtsp://admin:hun:ter2@cam/1", "rtsp://admin:***@cam/1"),
         ("rtsp://admin:@cam/1", "rtsp://admin:***@cam/1"),
-        ("cannot open 'rtsp://admin:hunter2@cam/1': refused", "cannot open 'rtsp://admin:***@cam/1': refused"),
+        (
+            "cannot open 'rtsp://admin:hunter2@cam/1': refused",
+            "cannot open 'rtsp://admin:***@cam/1': refused",
+        ),
     ],
 )
 def test_url_passwords_and_secret_query_parameters_are_masked(text: str, masked: str) -> None:

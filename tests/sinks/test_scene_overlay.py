@@ -76,7 +76,7 @@ def test_a_trail_follows_the_anchor_of_its_box_on_detected_frames_only() -> None
     overlay.update(result(0, {4: (10, 10, 20, 30)}))
     overlay.update(result(1, {4: (12, 10, 22, 31)}))
     overlay.update(result(2, {4: (12, 10, 22, 31)}, detected=False))
-    (track, points), = overlay.view().trails
+    ((track, points),) = overlay.view().trails
     assert track == 4 and points.tolist() == [[15, 30], [17, 31]]
 
 

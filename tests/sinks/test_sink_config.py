@@ -82,9 +82,7 @@ def test_curve_secret_key_from_the_environment_reaches_the_sink(
 
 
 def test_a_bad_curve_key_fails_the_sink_with_one_line(video: Path) -> None:
-    cfg = parse_config(
-        config(video, "  - type: zmq\n    curve:\n      secret_key: not-a-key\n")
-    )
+    cfg = parse_config(config(video, "  - type: zmq\n    curve:\n      secret_key: not-a-key\n"))
     with pytest.raises(SinkError, match=r"not a 40-character Z85 CURVE key.*keygen"):
         build_sink(cfg.sinks[0], SinkContext(LabelMap(()), "test"))
 
@@ -140,7 +138,10 @@ def test_live_view_on_a_reachable_address_with_auth_or_an_explicit_yes_is_accept
     assert "s3cret-enough" not in repr(cfg) and "s3cret-enough" not in str(cfg)
     assert with_auth.allowed_hosts == ("cams.example.org",) and with_auth.max_viewers == 32
     open_cfg = parse_config(
-        config(video, "  - type: live\n    host: 0.0.0.0\n    port: 8081\n    allow_unauthenticated: true\n")
+        config(
+            video,
+            "  - type: live\n    host: 0.0.0.0\n    port: 8081\n    allow_unauthenticated: true\n",
+        )
     )
     (open_view,) = open_cfg.sinks
     assert isinstance(open_view, LiveSinkConfig) and open_view.allow_unauthenticated
@@ -148,7 +149,10 @@ def test_live_view_on_a_reachable_address_with_auth_or_an_explicit_yes_is_accept
 
 def test_without_an_http_section_the_live_sinks_settings_make_the_runs_server(video: Path) -> None:
     cfg = parse_config(
-        config(video, "  - type: live\n    host: 0.0.0.0\n    port: 8081\n    allow_unauthenticated: true\n")
+        config(
+            video,
+            "  - type: live\n    host: 0.0.0.0\n    port: 8081\n    allow_unauthenticated: true\n",
+        )
     )
     server = cfg.server()
     assert server is not None
@@ -197,7 +201,10 @@ def test_two_live_sinks_are_refused(video: Path) -> None:
         ("password: short1", "must be 8 to 1024 characters long"),
         ("token: short-token-1", "must be 16 to 1024 characters long"),
         ("password: 123456789", "must be text"),
-        ("password: s3cret-enough\n      token: another-s3cret-token", "exactly one of password and token"),
+        (
+            "password: s3cret-enough\n      token: another-s3cret-token",
+            "exactly one of password and token",
+        ),
         ("username: viewer", "exactly one of password and token"),
     ],
 )
@@ -218,7 +225,10 @@ def test_live_view_config_builds_a_view_that_asks_for_the_password(
 
     monkeypatch.setenv("LIVE_PASSWORD", "s3cret-enough")
     cfg = parse_config(
-        config(video, "  - type: live\n    port: 0\n    max_viewers: 3\n    auth:\n      password: ${LIVE_PASSWORD}\n")
+        config(
+            video,
+            "  - type: live\n    port: 0\n    max_viewers: 3\n    auth:\n      password: ${LIVE_PASSWORD}\n",
+        )
     )
     sink = build_sink(cfg.sinks[0], SinkContext(LabelMap(("background", "person")), "cfg.yaml"))
     server_config = cfg.server()

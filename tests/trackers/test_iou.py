@@ -267,8 +267,11 @@ def _random_scene(
     xy = rng.random((n, 2)) * field
     wh = rng.random((n, 2)) * 40 + 1
     return [
-        ((float(p[0]), float(p[1]), float(p[0] + s[0]), float(p[1] + s[1])), 0.9,
-         int(rng.integers(labels)))
+        (
+            (float(p[0]), float(p[1]), float(p[0] + s[0]), float(p[1] + s[1])),
+            0.9,
+            int(rng.integers(labels)),
+        )
         for p, s in zip(xy, wh, strict=True)
     ]
 

@@ -87,8 +87,9 @@ def _load(path: Path, root: Path, problems: list[str]) -> dict[str, Any] | None:
     if not isinstance(doc, dict):
         problems.append(f"{name}: expected a JSON object at the top, got {brief(doc)}")
         return None
-    missing = [key for key in ("images", "annotations", "categories")
-               if not isinstance(doc.get(key), list)]
+    missing = [
+        key for key in ("images", "annotations", "categories") if not isinstance(doc.get(key), list)
+    ]
     if missing:
         problems.append(f"{name}: {', '.join(missing)} must be a list (COCO detection format)")
         return None
@@ -99,8 +100,11 @@ def _categories(doc: Mapping[str, Any], name: str, problems: list[str]) -> Categ
     """Category id -> name."""
     categories: Categories = {}
     for i, category in enumerate(doc["categories"]):
-        if not (isinstance(category, dict) and is_int(category.get("id"))
-                and isinstance(category.get("name"), str)):
+        if not (
+            isinstance(category, dict)
+            and is_int(category.get("id"))
+            and isinstance(category.get("name"), str)
+        ):
             problems.append(f"{name}: categories[{i}]: expected an integer id and a string name")
         elif category["id"] in categories:
             problems.append(f"{name}: category id {category['id']} appears twice")
@@ -153,8 +157,9 @@ def _samples(
             problems.append(f"{where}: image_id {brief(image_id)} is not in images")
             continue
         if not is_int(category) or category not in labels:
-            problems.append(f"{where}: unknown class: category_id {brief(category)} is not in "
-                            "categories")
+            problems.append(
+                f"{where}: unknown class: category_id {brief(category)} is not in categories"
+            )
             continue
         found = _box(annotation, where, problems)
         if found is None:
@@ -173,21 +178,23 @@ def _samples(
     samples = []
     for image_id, (path, size) in files.items():
         if size is not None:
-            samples.append(Sample(
-                image=path, width=size[0], height=size[1],
-                boxes=np.array(boxes[image_id], dtype=np.float32).reshape(-1, 4),
-                labels=np.array(classes[image_id], dtype=np.int64),
-                origin=f"{name}: image id {image_id}",
-            ))
+            samples.append(
+                Sample(
+                    image=path,
+                    width=size[0],
+                    height=size[1],
+                    boxes=np.array(boxes[image_id], dtype=np.float32).reshape(-1, 4),
+                    labels=np.array(classes[image_id], dtype=np.int64),
+                    origin=f"{name}: image id {image_id}",
+                )
+            )
     return tuple(samples)
 
 
 Box = tuple[float, float, float, float]
 
 
-def _box(
-    annotation: Mapping[str, Any], where: str, problems: list[str]
-) -> tuple[Box, str] | None:
+def _box(annotation: Mapping[str, Any], where: str, problems: list[str]) -> tuple[Box, str] | None:
     """The xyxy box of `annotation` and how messages name it, or None after adding to
     `problems` why there is none. The box is its `bbox`; when that is missing or has no
     width or height, the bounding box of its `segmentation` polygons, as COCO's tools
@@ -195,28 +202,34 @@ def _box(
     bbox = annotation.get("bbox")
     segmentation = annotation.get("segmentation")
     numbers: list[float] | None = (
-        bbox if isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)
+        bbox
+        if isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)
         else None
     )
     if numbers is not None and ((numbers[2] != 0 and numbers[3] != 0) or not segmentation):
         x, y, w, h = numbers
         return (x, y, x + w, y + h), f"bbox {numbers}"
     if numbers is None and (bbox not in (None, []) or not segmentation):
-        got = (f"[{', '.join(brief(v) for v in bbox[:5])}]" if isinstance(bbox, list)
-               else brief(bbox))
-        problems.append(f"{where}: bbox must be a list of 4 numbers [x, y, width, height], "
-                        f"got {got}")
+        got = (
+            f"[{', '.join(brief(v) for v in bbox[:5])}]" if isinstance(bbox, list) else brief(bbox)
+        )
+        problems.append(
+            f"{where}: bbox must be a list of 4 numbers [x, y, width, height], got {got}"
+        )
         return None
     if not isinstance(segmentation, list):
         what = "a run-length mask" if isinstance(segmentation, dict) else brief(segmentation)
-        problems.append(f"{where}: the bbox is missing or has no area, and segmentation is "
-                        f"{what}, not polygons: give the bbox [x, y, width, height]")
+        problems.append(
+            f"{where}: the bbox is missing or has no area, and segmentation is "
+            f"{what}, not polygons: give the bbox [x, y, width, height]"
+        )
         return None
     corners: list[float] = []
     for i, polygon in enumerate(segmentation):
         if not (isinstance(polygon, list) and all(is_number(v) for v in polygon)):
-            problems.append(f"{where}: segmentation[{i}] must be a list of numbers "
-                            f"x1, y1, x2, y2, ...")
+            problems.append(
+                f"{where}: segmentation[{i}] must be a list of numbers x1, y1, x2, y2, ..."
+            )
             return None
         problem = polygon_problem(polygon)
         if problem:

@@ -53,8 +53,9 @@ def read_bounded(path: Path, limit: int) -> bytes:
     try:
         size = path.stat().st_size
         if size > limit:
-            raise FileProblem(f"file too large ({size / MIB:.1f} MiB, the limit is "
-                              f"{limit / MIB:.0f} MiB)")
+            raise FileProblem(
+                f"file too large ({size / MIB:.1f} MiB, the limit is {limit / MIB:.0f} MiB)"
+            )
         with path.open("rb") as f:
             data = f.read(limit + 1)  # the file may have grown since stat
     except FileNotFoundError:
@@ -119,8 +120,7 @@ def polygon_problem(coordinates: Sequence[float]) -> str | None:
     if len(coordinates) % 2:
         return f"has an odd number of coordinates ({len(coordinates)}): not x y pairs"
     if len(coordinates) < 2 * POLYGON_MIN_POINTS:
-        return (f"has {len(coordinates) // 2} point(s); a polygon has "
-                f"{POLYGON_MIN_POINTS} or more")
+        return f"has {len(coordinates) // 2} point(s); a polygon has {POLYGON_MIN_POINTS} or more"
     return None
 
 
@@ -134,8 +134,12 @@ def polygon_box(coordinates: Sequence[float]) -> tuple[float, float, float, floa
 def clip_box(xyxy: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
     """The xyxy box clipped to the image."""
     x1, y1, x2, y2 = xyxy
-    return (min(max(x1, 0.0), width), min(max(y1, 0.0), height),
-            min(max(x2, 0.0), width), min(max(y2, 0.0), height))
+    return (
+        min(max(x1, 0.0), width),
+        min(max(y1, 0.0), height),
+        min(max(x2, 0.0), width),
+        min(max(y2, 0.0), height),
+    )
 
 
 def class_name_problems(names: Sequence[object]) -> list[str]:

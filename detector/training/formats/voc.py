@@ -77,6 +77,7 @@ def read_voc(root: Path) -> DetectionData:
 
 def _split(root: Path, problems: list[str]) -> tuple[list[str], list[str]]:
     """(train ids, val ids) following the module's rule."""
+
     def listed(name: str) -> list[str] | None:
         path = root / SETS / name
         if not path.is_file():
@@ -124,8 +125,10 @@ def _annotation(root: Path, image_id: str, problems: list[str]) -> _Annotation |
     if size is not None:
         width, height = _text(size, "width"), _text(size, "height")
         if not all(v.isascii() and v.isdigit() and int(v) > 0 for v in (width, height)):
-            problems.append(f"{name}:{lines[size]}: size: width and height must be positive "
-                            f"integers, got {brief(width)} and {brief(height)}")
+            problems.append(
+                f"{name}:{lines[size]}: size: width and height must be positive "
+                f"integers, got {brief(width)} and {brief(height)}"
+            )
             return None
         declared = (int(width), int(height))
     image = (root / "JPEGImages" / (_text(tree, "filename") or f"{image_id}.jpg")).resolve()
@@ -144,15 +147,19 @@ def _annotation(root: Path, image_id: str, problems: list[str]) -> _Annotation |
                 raise ValueError
             xmin, ymin, xmax, ymax = (float(_text(box, k)) for k in CORNERS)
         except ValueError:
-            problems.append(f"{where}: object {brief(label)} needs a <bndbox> with numbers xmin, "
-                            "ymin, xmax, ymax")
+            problems.append(
+                f"{where}: object {brief(label)} needs a <bndbox> with numbers xmin, "
+                "ymin, xmax, ymax"
+            )
             continue
         xyxy = (xmin - 1.0, ymin - 1.0, xmax, ymax)
         if image_size is not None:
             problem = box_problem(xyxy, *image_size)
             if problem:
-                problems.append(f"{where}: box of {brief(label)} ({xmin:g}, {ymin:g}, {xmax:g}, "
-                                f"{ymax:g}) {problem}")
+                problems.append(
+                    f"{where}: box of {brief(label)} ({xmin:g}, {ymin:g}, {xmax:g}, "
+                    f"{ymax:g}) {problem}"
+                )
                 continue
             objects.append(_Object(label, clip_box(xyxy, *image_size), where))
     if image_size is None or len(problems) > count:
@@ -212,8 +219,7 @@ def parse_xml(data: bytes) -> tuple[ET.Element, dict[ET.Element, int]]:
         lines[builder.start(tag, attributes)] = parser.CurrentLineNumber
 
     def refuse(*_: object) -> None:
-        raise FileProblem("DOCTYPE and ENTITY declarations are refused",
-                          parser.CurrentLineNumber)
+        raise FileProblem("DOCTYPE and ENTITY declarations are refused", parser.CurrentLineNumber)
 
     parser.StartElementHandler = start
     parser.EndElementHandler = builder.end

@@ -94,8 +94,9 @@ def load_yaml(text: str) -> object:
         return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        raise FileProblem(f"not valid YAML: {e.problem or e.context}",
-                          mark.line + 1 if mark else None) from None
+        raise FileProblem(
+            f"not valid YAML: {e.problem or e.context}", mark.line + 1 if mark else None
+        ) from None
     except yaml.YAMLError as e:
         raise FileProblem(f"not valid YAML: {e}") from None
     except RecursionError:
@@ -111,8 +112,10 @@ def _names(doc: dict[Any, Any], name: str, problems: list[str]) -> list[str]:
             return []
         raw = [raw[k] for k in sorted(raw)]
     if not isinstance(raw, list):
-        problems.append(f"{name}: names must be a list of class names or a mapping "
-                        f"0..K-1 -> name, got {brief(raw)}")
+        problems.append(
+            f"{name}: names must be a list of class names or a mapping "
+            f"0..K-1 -> name, got {brief(raw)}"
+        )
         return []
     found = class_name_problems(raw)
     problems += [f"{name}: names: {p}" for p in found]
@@ -152,8 +155,11 @@ def _listed(path: Path, root: Path, problems: list[str]) -> list[tuple[Path, str
     except FileProblem as e:
         problems.append(e.at(shown(path, root)))
         return []
-    return [((path.parent / line.strip()).resolve(), f"{shown(path, root)}:{n}")
-            for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    return [
+        ((path.parent / line.strip()).resolve(), f"{shown(path, root)}:{n}")
+        for n, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
 
 
 def label_path(image: Path) -> Path:
@@ -190,24 +196,32 @@ def _sample(
         try:
             values = [float(f) for f in fields]
         except ValueError:
-            problems.append(f"{name}:{n}: expected numbers ({LINE_FORMS}), got "
-                            f"{brief(line.strip())}")
+            problems.append(
+                f"{name}:{n}: expected numbers ({LINE_FORMS}), got {brief(line.strip())}"
+            )
             continue
         label, coordinates = values[0], values[1:]
         if len(coordinates) != 4:
             shape_problem = polygon_problem(coordinates)
             if shape_problem:
-                problems.append(f"{name}:{n}: expected {LINE_FORMS}; got {len(fields)} numbers: "
-                                f"as a polygon, it {shape_problem}")
+                problems.append(
+                    f"{name}:{n}: expected {LINE_FORMS}; got {len(fields)} numbers: "
+                    f"as a polygon, it {shape_problem}"
+                )
                 continue
         if not label.is_integer() or not 0 <= label < classes:
-            problems.append(f"{name}:{n}: unknown class {fields[0]} (names has {classes}: "
-                            f"0..{classes - 1})")
+            problems.append(
+                f"{name}:{n}: unknown class {fields[0]} (names has {classes}: 0..{classes - 1})"
+            )
             continue
         if len(coordinates) == 4:
             cx, cy, w, h = coordinates
-            xyxy = ((cx - w / 2) * width, (cy - h / 2) * height,
-                    (cx + w / 2) * width, (cy + h / 2) * height)
+            xyxy = (
+                (cx - w / 2) * width,
+                (cy - h / 2) * height,
+                (cx + w / 2) * width,
+                (cy + h / 2) * height,
+            )
             what = "box"
         else:
             x1, y1, x2, y2 = polygon_box(coordinates)
@@ -221,5 +235,11 @@ def _sample(
         labels.append(int(label) + 1)
     if len(problems) > count:
         return None
-    return Sample(image, width, height, np.array(boxes, np.float32).reshape(-1, 4),
-                  np.array(labels, np.int64), shown(image, root))
+    return Sample(
+        image,
+        width,
+        height,
+        np.array(boxes, np.float32).reshape(-1, 4),
+        np.array(labels, np.int64),
+        shown(image, root),
+    )

@@ -60,7 +60,8 @@ def test_dry_run_runs_the_tests_model_only_and_end_to_end_on_the_cpu(
     e2e = DRY.end_to_end
     assert e2e.frames is not None
     assert [c["id"] for c in by_kind["end_to_end"]] == [
-        "end_to_end/pipelining_on", "end_to_end/pipelining_off"
+        "end_to_end/pipelining_on",
+        "end_to_end/pipelining_off",
     ]
     for case in by_kind["end_to_end"]:
         figures = case["figures"]
@@ -124,11 +125,16 @@ def test_a_case_that_fails_is_recorded_and_the_next_one_runs(
 
     monkeypatch.setattr(cases, "bench_model", broken_at_batch_2)
     out = tmp_path / "suite.json"
-    assert main(["--dry-run", "--device", "cpu", "--only", "model", "--out", str(out)]) == EXIT_FAILED
+    assert (
+        main(["--dry-run", "--device", "cpu", "--only", "model", "--out", str(out)]) == EXIT_FAILED
+    )
     report = json.loads(out.read_text())
     statuses = {c["id"]: (c["status"], c["reason"]) for c in report["cases"]}
     assert statuses["model/person_ssdlite/torch/fp32/b1"] == ("ran", None)
-    assert statuses["model/person_ssdlite/torch/fp32/b2"] == ("failed", "RuntimeError: out of memory")
+    assert statuses["model/person_ssdlite/torch/fp32/b2"] == (
+        "failed",
+        "RuntimeError: out of memory",
+    )
     assert statuses["model/ssdlite320_mobilenet_v3_large/torch/fp32/b1"] == ("ran", None)
     assert statuses["end_to_end/pipelining_on"] == ("skipped", "left out (--only)")
     failed = next(c for c in report["cases"] if c["status"] == "failed")

@@ -44,8 +44,12 @@ def test_a_run_that_wrote_no_report_keeps_its_exit_code_and_output(tmp_path: Pat
 
 def test_a_clean_run_has_no_problem_and_keeps_no_output(tmp_path: Path) -> None:
     path = tmp_path / "junit.xml"
-    path.write_text(JUNIT.replace("<failure", "<system-out").replace("</failure>", "</system-out>")
-                    .replace("<error", "<system-err").replace("</error>", "</system-err>"))
+    path.write_text(
+        JUNIT.replace("<failure", "<system-out")
+        .replace("</failure>", "</system-out>")
+        .replace("<error", "<system-err")
+        .replace("</error>", "</system-err>")
+    )
     counts = read_junit(path, 0, "all good")
     assert (counts.passed, counts.failed, counts.errors) == (3, 0, 0)
     assert counts.problem() is None and counts.output_tail == ""

@@ -32,7 +32,9 @@ def test_a_target_takes_the_best_matching_case_that_ran() -> None:
     )  # fmt: skip
     ssd300, e2e = report.targets(held=True)
     assert (ssd300.best, ssd300.best_case, ssd300.status) == (
-        3200.0, "model/ssd300_vgg16/compile/fp16/b64", "met"
+        3200.0,
+        "model/ssd300_vgg16/compile/fp16/b64",
+        "met",
     )
     assert (e2e.best, e2e.best_case, e2e.status) == (1400.0, "end_to_end/pipelining_on", "not met")
     assert [t.at_least for t in (ssd300, e2e)] == [t.at_least for t in TARGETS]

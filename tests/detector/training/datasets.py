@@ -54,9 +54,7 @@ class ShapesData:
         return self.train + self.val
 
 
-def make_shapes_dataset(
-    root: Path, images: int = 40, val: int = 0, seed: int = 0
-) -> ShapesData:
+def make_shapes_dataset(root: Path, images: int = 40, val: int = 0, seed: int = 0) -> ShapesData:
     """`images` JPEGs in `root` (the last `val` of them for validation), drawn from `seed`."""
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -81,17 +79,33 @@ def write_coco(data: ShapesData, root: Path) -> Path:
         if name == "val" and not samples:
             continue
         doc: dict[str, list[dict[str, object]]] = {
-            "images": [], "annotations": [], "categories": categories}
+            "images": [],
+            "annotations": [],
+            "categories": categories,
+        }
         for image_id, sample in enumerate(samples, start=1):
             shutil.copy(sample.image, root / "images" / sample.image.name)
-            doc["images"].append({"id": image_id, "file_name": f"images/{sample.image.name}",
-                                  "width": sample.width, "height": sample.height})
-            for (x1, y1, x2, y2), label in zip(sample.boxes.tolist(), sample.labels.tolist(),
-                                               strict=True):
-                doc["annotations"].append({
-                    "id": len(doc["annotations"]) + 1, "image_id": image_id,
-                    "category_id": label, "bbox": [x1, y1, x2 - x1, y2 - y1],
-                    "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+            doc["images"].append(
+                {
+                    "id": image_id,
+                    "file_name": f"images/{sample.image.name}",
+                    "width": sample.width,
+                    "height": sample.height,
+                }
+            )
+            for (x1, y1, x2, y2), label in zip(
+                sample.boxes.tolist(), sample.labels.tolist(), strict=True
+            ):
+                doc["annotations"].append(
+                    {
+                        "id": len(doc["annotations"]) + 1,
+                        "image_id": image_id,
+                        "category_id": label,
+                        "bbox": [x1, y1, x2 - x1, y2 - y1],
+                        "area": (x2 - x1) * (y2 - y1),
+                        "iscrowd": 0,
+                    }
+                )
         (root / f"{name}.json").write_text(json.dumps(doc, indent=1))
     return root
 
@@ -112,7 +126,8 @@ def write_voc(data: ShapesData, root: Path, labels_txt: bool = True) -> Path:
         for sample in samples:
             shutil.copy(sample.image, root / "JPEGImages" / sample.image.name)
             (root / "Annotations" / f"{sample.image.stem}.xml").write_text(
-                _voc_xml(sample, data.class_names))
+                _voc_xml(sample, data.class_names)
+            )
     return root
 
 
@@ -125,11 +140,14 @@ def write_yolo(data: ShapesData, root: Path) -> Path:
         for sample in samples:
             shutil.copy(sample.image, root / "images" / name / sample.image.name)
             lines = []
-            for (x1, y1, x2, y2), label in zip(sample.boxes.tolist(), sample.labels.tolist(),
-                                               strict=True):
+            for (x1, y1, x2, y2), label in zip(
+                sample.boxes.tolist(), sample.labels.tolist(), strict=True
+            ):
                 w, h = sample.width, sample.height
-                lines.append(f"{label - 1} {(x1 + x2) / 2 / w!r} {(y1 + y2) / 2 / h!r} "
-                             f"{(x2 - x1) / w!r} {(y2 - y1) / h!r}\n")
+                lines.append(
+                    f"{label - 1} {(x1 + x2) / 2 / w!r} {(y1 + y2) / 2 / h!r} "
+                    f"{(x2 - x1) / w!r} {(y2 - y1) / h!r}\n"
+                )
             (root / "labels" / name / f"{sample.image.stem}.txt").write_text("".join(lines))
     doc = {"path": ".", "train": "images/train", "names": list(data.class_names[1:])}
     if data.val:
@@ -143,13 +161,16 @@ def _voc_xml(sample: Sample, class_names: tuple[str, ...]) -> str:
         f"  <object>\n    <name>{class_names[label]}</name>\n    <difficult>0</difficult>\n"
         f"    <bndbox>\n      <xmin>{x1 + 1:g}</xmin>\n      <ymin>{y1 + 1:g}</ymin>\n"
         f"      <xmax>{x2:g}</xmax>\n      <ymax>{y2:g}</ymax>\n    </bndbox>\n  </object>\n"
-        for (x1, y1, x2, y2), label in zip(sample.boxes.tolist(), sample.labels.tolist(),
-                                           strict=True)
+        for (x1, y1, x2, y2), label in zip(
+            sample.boxes.tolist(), sample.labels.tolist(), strict=True
+        )
     )
-    return (f"<annotation>\n  <folder>JPEGImages</folder>\n"
-            f"  <filename>{sample.image.name}</filename>\n"
-            f"  <size>\n    <width>{sample.width}</width>\n    <height>{sample.height}</height>\n"
-            f"    <depth>3</depth>\n  </size>\n{objects}</annotation>\n")
+    return (
+        f"<annotation>\n  <folder>JPEGImages</folder>\n"
+        f"  <filename>{sample.image.name}</filename>\n"
+        f"  <size>\n    <width>{sample.width}</width>\n    <height>{sample.height}</height>\n"
+        f"    <depth>3</depth>\n  </size>\n{objects}</annotation>\n"
+    )
 
 
 def shape_mask(label: int, side: int) -> npt.NDArray[np.bool_]:

@@ -45,7 +45,9 @@ def pets_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight person_ssdlite for (background, cat, dog), saved at 300."""
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("pets") / "best.pt"
-    save_checkpoint(path, ARCHITECTURES["person_ssdlite"](3, 300), "person_ssdlite", 300, LabelMap(PETS))
+    save_checkpoint(
+        path, ARCHITECTURES["person_ssdlite"](3, 300), "person_ssdlite", 300, LabelMap(PETS)
+    )
     return path
 
 
@@ -90,7 +92,9 @@ def test_checkpoint_base_for_other_classes_gets_a_new_class_head_and_keeps_the_r
     # column per class; made anew even where the shape did not change.
     last = "head.cls.0.1.weight"
     assert head[last].shape[0] == 3 * len(classes)
-    assert head[last].shape != saved_head[last].shape or not torch.equal(head[last], saved_head[last])
+    assert head[last].shape != saved_head[last].shape or not torch.equal(
+        head[last], saved_head[last]
+    )
 
 
 def test_checkpoint_base_at_another_size_lays_its_boxes_out_for_that_size(

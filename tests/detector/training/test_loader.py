@@ -45,9 +45,7 @@ def test_training_items_keep_boxes_within_the_unit_square(shapes: ShapesData) ->
         assert (boxes[:, 2:] > boxes[:, :2]).all()
 
 
-def test_an_image_that_no_longer_decodes_names_its_file(
-    shapes: ShapesData, tmp_path: Path
-) -> None:
+def test_an_image_that_no_longer_decodes_names_its_file(shapes: ShapesData, tmp_path: Path) -> None:
     samples = copied(shapes.train[:1], tmp_path / "images")
     samples[0].image.write_bytes(samples[0].image.read_bytes()[:200])  # truncated JPEG
     with pytest.raises(DatasetError) as caught:
@@ -84,7 +82,8 @@ def same(a: list[TrainBatch], b: list[TrainBatch]) -> bool:
         torch.equal(x.images, y.images)
         and all(torch.equal(p, q) for p, q in zip(x.boxes, y.boxes, strict=True))
         and all(torch.equal(p, q) for p, q in zip(x.labels, y.labels, strict=True))
-        for x, y in zip(a, b, strict=True))
+        for x, y in zip(a, b, strict=True)
+    )
 
 
 def test_the_same_seed_gives_the_same_batches_whatever_the_workers(shapes: ShapesData) -> None:
@@ -109,8 +108,9 @@ def test_a_broken_image_in_a_worker_is_named_without_its_traceback(
 ) -> None:
     samples = copied(shapes.train[:4], tmp_path / "images")
     samples[2].image.write_bytes(b"")
-    loader = SampleLoader(SampleDataset(samples, eval_transform(SIZE)), 2, shuffle=False,
-                          seed=0, workers=1)
+    loader = SampleLoader(
+        SampleDataset(samples, eval_transform(SIZE)), 2, shuffle=False, seed=0, workers=1
+    )
     with pytest.raises(DatasetError) as caught:
         list(loader)
     [problem] = caught.value.problems

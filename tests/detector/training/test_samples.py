@@ -20,9 +20,17 @@ from tests.detector.training.datasets import ShapesData, write_coco, write_voc, 
 
 
 def fake_samples(n: int) -> list[Sample]:
-    return [Sample(Path(f"/data/{i}.jpg"), 10, 10, np.zeros((0, 4), np.float32),
-                   np.zeros(0, np.int64), f"#{i}")
-            for i in range(n)]
+    return [
+        Sample(
+            Path(f"/data/{i}.jpg"),
+            10,
+            10,
+            np.zeros((0, 4), np.float32),
+            np.zeros(0, np.int64),
+            f"#{i}",
+        )
+        for i in range(n)
+    ]
 
 
 def test_a_sample_keeps_its_own_read_only_arrays() -> None:
@@ -77,8 +85,11 @@ def not_a_dataset(kind: str, path: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("kind", "message"),
-    [("missing", "no such file or folder"), ("empty folder", "not a dataset: expected a COCO"),
-     ("text file", "not a dataset")],
+    [
+        ("missing", "no such file or folder"),
+        ("empty folder", "not a dataset: expected a COCO"),
+        ("text file", "not a dataset"),
+    ],
 )
 def test_what_is_not_a_dataset_is_named(kind: str, message: str, tmp_path: Path) -> None:
     path = not_a_dataset(kind, tmp_path / "nothing")
@@ -157,5 +168,6 @@ def test_a_dataset_error_lists_the_first_problems_and_counts_the_rest() -> None:
 
 def test_a_dataset_error_with_one_problem_is_one_line() -> None:
     assert str(DatasetError(["a.json: annotation id 3: bad"], "d")) == (
-        "dataset d: a.json: annotation id 3: bad")
+        "dataset d: a.json: annotation id 3: bad"
+    )
     assert DatasetError("one problem").problems == ("one problem",)

@@ -29,8 +29,9 @@ def test_a_box_falls_in_the_bin_of_its_side_and_an_image_without_boxes_is_counte
 ) -> None:
     boxes = np.array([[0, 0, 10, 10], [0, 0, 40, 40], [0, 0, 300, 300]], np.float32)
     full = Sample(tmp_path / "a.jpg", 400, 400, boxes, np.array([1, 1, 1]), "a")
-    empty = Sample(tmp_path / "b.jpg", 400, 400, np.zeros((0, 4), np.float32),
-                   np.zeros(0, np.int64), "b")
+    empty = Sample(
+        tmp_path / "b.jpg", 400, 400, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), "b"
+    )
     (train,) = dataset_stats(DetectionData(("background", "thing"), (full, empty), ()))
     assert train.empty_images == 1
     (thing,) = train.classes

@@ -84,12 +84,18 @@ def test_training_lowers_the_loss_and_reaches_a_map_the_untrained_head_does_not(
 ) -> None:
     shapes = make_shapes_dataset(tmp_path / "shapes", images=32, val=8, seed=0)
     job = job_for(shapes, tmp_path / "out", train=24, epochs=4, batch_size=4, warmup_epochs=0.5)
-    val = SampleLoader(SampleDataset(shapes.val, eval_transform(job.size)), 4, shuffle=False,
-                       seed=0)
+    val = SampleLoader(
+        SampleDataset(shapes.val, eval_transform(job.size)), 4, shuffle=False, seed=0
+    )
     untrained = coco_metrics(
         shapes.val,
-        predict(job.model, (b.images for b in val), [(s.width, s.height) for s in shapes.val],
-                CPU, job.settings.eval_score_threshold),
+        predict(
+            job.model,
+            (b.images for b in val),
+            [(s.width, s.height) for s in shapes.val],
+            CPU,
+            job.settings.eval_score_threshold,
+        ),
         shapes.class_names,
     )
     heard: list[int] = []
@@ -155,8 +161,11 @@ def test_a_resumed_run_given_more_epochs_goes_on_to_them_on_the_longer_schedule(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    first = Trainer(job_for(shapes, out, train=4, epochs=1, warmup_epochs=0, batch_size=2),
-                    CPU, threading.Event())
+    first = Trainer(
+        job_for(shapes, out, train=4, epochs=1, warmup_epochs=0, batch_size=2),
+        CPU,
+        threading.Event(),
+    )
     assert first.fit().epochs_done == 1
     saved = load_checkpoint(out / LAST)
     progress = Progress.from_dict(saved.extra["progress"])
@@ -186,12 +195,19 @@ def test_a_head_made_anew_learns_faster_and_a_kept_head_at_the_recipes_kept_rate
 ) -> None:
     ready = trainable_model("person_ssdlite", classes, None)
     assert ready.fresh_class_head is fresh
-    job = replace(job_for(shapes, tmp_path, train=4), model=ready.model, class_names=classes,
-                  fresh_class_head=ready.fresh_class_head)
+    job = replace(
+        job_for(shapes, tmp_path, train=4),
+        model=ready.model,
+        class_names=classes,
+        fresh_class_head=ready.fresh_class_head,
+    )
     trainer = Trainer(job, CPU, threading.Event())
     rest, head = trainer.optimizer.param_groups
-    head_names = {n for n, _ in ready.model.named_parameters()
-                  if n.startswith(SPECS["person_ssdlite"].class_head)}
+    head_names = {
+        n
+        for n, _ in ready.model.named_parameters()
+        if n.startswith(SPECS["person_ssdlite"].class_head)
+    }
     head_params = {id(p) for n, p in ready.model.named_parameters() if n in head_names}
     assert head_names and {id(p) for p in head["params"]} == head_params
     assert not head_params & {id(p) for p in rest["params"]}
@@ -200,12 +216,16 @@ def test_a_head_made_anew_learns_faster_and_a_kept_head_at_the_recipes_kept_rate
     lr, factor = (recipe.lr, recipe.head_lr_factor) if fresh else (recipe.kept_head_lr, 1.0)
     assert trainer.scheduler.base_lrs == pytest.approx([lr, lr * factor])
     # an explicit factor holds for a kept head too
-    asked = Trainer(replace(job, settings=job.settings.model_copy(update={"head_lr_factor": 3})),
-                    CPU, threading.Event())
+    asked = Trainer(
+        replace(job, settings=job.settings.model_copy(update={"head_lr_factor": 3})),
+        CPU,
+        threading.Event(),
+    )
     assert asked.scheduler.base_lrs == pytest.approx([lr, lr * 3])
     # and an explicit rate for a head of either kind
-    given = Trainer(replace(job, settings=job.settings.model_copy(update={"lr": 0.003})),
-                    CPU, threading.Event())
+    given = Trainer(
+        replace(job, settings=job.settings.model_copy(update={"lr": 0.003})), CPU, threading.Event()
+    )
     assert given.scheduler.base_lrs == pytest.approx([0.003, 0.003 * factor])
 
 
@@ -234,9 +254,7 @@ def test_training_stops_when_map_has_not_improved_for_patience_epochs(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
     # a rate of ~0 leaves the weights, hence the mAP, where they are: no epoch improves
-    job = job_for(
-        shapes, tmp_path / "out", train=4, epochs=5, patience=1, lr=1e-8, warmup_epochs=0
-    )
+    job = job_for(shapes, tmp_path / "out", train=4, epochs=5, patience=1, lr=1e-8, warmup_epochs=0)
     result = Trainer(job, CPU, threading.Event()).fit()
     assert result.stopped_by == "plateau"
     assert result.epochs_done == 2 and result.best_epoch == 1

@@ -78,8 +78,11 @@ def test_the_training_transform_varies_and_flips() -> None:
 
 
 def test_an_image_without_objects_comes_through_the_training_transform() -> None:
-    empty = transform_input(torch.full((3, 50, 80), 90, dtype=torch.uint8),
-                            torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64))
+    empty = transform_input(
+        torch.full((3, 50, 80), 90, dtype=torch.uint8),
+        torch.zeros(0, 4),
+        torch.zeros(0, dtype=torch.int64),
+    )
     for seed in range(5):  # the IoU crop has nothing to overlap: it keeps the whole image
         torch.manual_seed(seed)
         out = train_transform(SIZE)(empty)

@@ -35,7 +35,9 @@ def test_video_preset_and_crf_reach_the_video_sink(
 ) -> None:
     clip = synthetic_video("clip.mp4", frames=8, size=(160, 120))
     options = ("--batch-size", "4", "--runtime", "torch", "--video-preset", "ultrafast")
-    reports = [end_to_end_report(capsys, clip, *options, "--video-crf", crf) for crf in ("10", "45")]
+    reports = [
+        end_to_end_report(capsys, clip, *options, "--video-crf", crf) for crf in ("10", "45")
+    ]
     fine, coarse = (r["end_to_end"] for r in reports)
     assert fine["video"] == "libx264 ultrafast crf 10"
     assert coarse["video"] == "libx264 ultrafast crf 45"

@@ -93,13 +93,19 @@ def test_a_real_run_exports_from_the_folder_it_ran_in(
     ("args", "message"),
     [
         (["--run", "2"], "error: run 2 is not in the database (runs: 1)"),
-        (["--run", "1", "--camera", "gate"],
-         "error: run 1 stored no detections of camera 'gate' (its cameras: lobby)"),
-        (["--run", "1", "--label", "car"],
-         "error: run 1 stored no detections labelled 'car' (its labels: person)"),
-        (["--run", "1", "--source", "rtsp://u:secret@127.0.0.1:9/s"],
-         "error: camera lobby reads a live source (rtsp://u:***@127.0.0.1:9/s): its frames "
-         "were not kept, so they cannot be exported"),
+        (
+            ["--run", "1", "--camera", "gate"],
+            "error: run 1 stored no detections of camera 'gate' (its cameras: lobby)",
+        ),
+        (
+            ["--run", "1", "--label", "car"],
+            "error: run 1 stored no detections labelled 'car' (its labels: person)",
+        ),
+        (
+            ["--run", "1", "--source", "rtsp://u:secret@127.0.0.1:9/s"],
+            "error: camera lobby reads a live source (rtsp://u:***@127.0.0.1:9/s): its frames "
+            "were not kept, so they cannot be exported",
+        ),
     ],
     ids=["run", "camera", "label", "live-source"],
 )

@@ -44,9 +44,7 @@ def test_a_config_without_detector_validates_offline_with_the_bundled_model(
     assert said == f"{config}: ok (1 camera(s), model person_ssdlite (1 class), sinks: none)\n"
 
 
-def test_an_unknown_model_name_is_refused(
-    config: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_an_unknown_model_name_is_refused(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, said = validate(config, "detector:\n  model: yolo_v99\n", capsys)
     assert code == 2
     assert said.startswith(f"error: {config}: detector: unknown detector model 'yolo_v99'")

@@ -57,9 +57,7 @@ def stored_boxes(db: Path) -> dict[int, list[tuple[Any, ...]]]:
     return boxes
 
 
-def replay(
-    events: list[dict[str, Any]], db: Path, size: tuple[int, int]
-) -> list[tuple[Any, ...]]:
+def replay(events: list[dict[str, Any]], db: Path, size: tuple[int, int]) -> list[tuple[Any, ...]]:
     """What a SceneAnalyzer makes of the run's stored boxes and the track ends the bus
     carried (those sent at the stream's end left to `finish`)."""
     defaults = AnalyticsConfig()  # the run's config leaves the analytics rules at theirs
@@ -174,8 +172,14 @@ def test_a_run_with_a_zone_and_a_line_sends_their_events_on_the_bus_as_they_happ
             "ORDER BY id"
         ).fetchall()
     assert visits == [
-        (e["zone"], e["track_id"], e["entered_frame"], e["frame"], pytest.approx(e["dwell_s"], abs=1e-3),
-         int(e["at_stream_end"]))
+        (
+            e["zone"],
+            e["track_id"],
+            e["entered_frame"],
+            e["frame"],
+            pytest.approx(e["dwell_s"], abs=1e-3),
+            int(e["at_stream_end"]),
+        )
         for e in events
         if e["type"] == "zone.left"
     ]

@@ -41,7 +41,9 @@ def test_a_live_camera_that_never_connected_fails_a_run_stopped_by_ctrl_c(
     assert proc.returncode == 1, "".join(said) + err
     (gate,) = [line for line in out.splitlines() if line.startswith("gate ")]
     assert gate.split()[1] == "0"
-    assert f"FAILED: camera gate: never connected: cannot open rtsp://127.0.0.1:{port}/stream" in gate, out
+    assert (
+        f"FAILED: camera gate: never connected: cannot open rtsp://127.0.0.1:{port}/stream" in gate
+    ), out
     (lobby,) = [line for line in out.splitlines() if line.startswith("lobby ")]
     assert lobby.split()[1] == "4" and lobby.endswith("ok"), out
     assert "interrupted" in out

@@ -27,8 +27,9 @@ def test_every_ended_track_has_a_snapshot_of_its_best_box(
     config = write_config(tmp_path, {"gate": video}, port)
     folder = tmp_path / "snaps"
     with config.open("a") as text:
-        text.write(f"  - type: snapshots\n    dir: {folder}\n    margin: {MARGIN}\n"
-                   "    full_frame: true\n")
+        text.write(
+            f"  - type: snapshots\n    dir: {folder}\n    margin: {MARGIN}\n    full_frame: true\n"
+        )
     proc = run_cli(config)
     out, err = proc.communicate(timeout=180)
     collector.join(30)

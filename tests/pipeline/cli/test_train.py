@@ -46,8 +46,19 @@ def trained(shapes: ShapesData, tmp_path_factory: pytest.TempPathFactory) -> Pat
     root = tmp_path_factory.mktemp("train")
     data = write_coco(shapes, root / "coco")
     out = root / "run"
-    done = cli("train", "--data", str(data), "--out", str(out), "--epochs", "1",
-               "--batch-size", "4", "--workers", "0")
+    done = cli(
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+    )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert "epoch 1/1: loss" in done.stderr and "val mAP" in done.stderr
@@ -88,8 +99,20 @@ def test_resume_with_more_epochs_trains_on_and_refuses_fewer_than_done(
     out = tmp_path / "run"
     shutil.copytree(trained, out)
     data = write_coco(shapes, tmp_path / "coco")
-    more = cli("train", "--data", str(data), "--out", str(out), "--resume", "--epochs", "2",
-               "--workers", "0", "--int8", "skip")
+    more = cli(
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--resume",
+        "--epochs",
+        "2",
+        "--workers",
+        "0",
+        "--int8",
+        "skip",
+    )
     assert more.returncode == 0, more.stderr
     assert "epoch 2/2: loss" in more.stderr and "epoch 1/" not in more.stderr
     assert "int8 not measured (--int8 skip)" in more.stderr and "int8: " not in more.stderr
@@ -118,8 +141,16 @@ def test_evaluate_json_reports_map_per_class_and_speed_of_the_deployed_engine(
     trained: Path, shapes: ShapesData, tmp_path: Path
 ) -> None:
     data = write_coco(shapes, tmp_path / "coco")
-    done = cli("evaluate", "--model", str(trained / "best.pt"), "--data", str(data),
-               "--json", "--device", "cpu")
+    done = cli(
+        "evaluate",
+        "--model",
+        str(trained / "best.pt"),
+        "--data",
+        str(data),
+        "--json",
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert 0.0 <= report["map"] <= report["map50"] <= 1.0
@@ -141,8 +172,23 @@ def test_the_deployed_networks_score_what_train_measured_beside_the_checkpoint(
     record = json.loads((trained / "best.int8.json").read_text())
     assert record["calibration_images"] == len(shapes.train) and record["images"] == 4
     data = write_coco(shapes, tmp_path / "coco")
-    assert main(["evaluate", "--model", str(best), "--data", str(data), "--json",
-                 "--device", "cpu", "--precision", precision]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(best),
+                "--data",
+                str(data),
+                "--json",
+                "--device",
+                "cpu",
+                "--precision",
+                precision,
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     int8 = precision == "int8" or (
         precision == "auto" and record["fp32_map50"] - record["int8_map50"] <= MAX_MAP50_LOSS
@@ -157,16 +203,19 @@ def test_evaluate_measures_int8_of_a_checkpoint_trained_without_a_measurement(
     best = tmp_path / "best.pt"
     shutil.copyfile(trained / "best.pt", best)  # alone: as from before int8 was measured
     data = write_coco(shapes, tmp_path / "coco")
-    assert main(["evaluate", "--model", str(best), "--data", str(data), "--measure-int8",
-                 "--json"]) == 0
+    assert (
+        main(["evaluate", "--model", str(best), "--data", str(data), "--measure-int8", "--json"])
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["images"] == len(shapes.val)
     assert report["calibration_images"] == len(shapes.train)
     assert measured_int8(best).measurement == Int8Measurement(
         **{k: v for k, v in report.items() if k not in ("model", "acceptable")}
     )
-    assert main(["evaluate", "--model", "person_ssdlite", "--data", str(data),
-                 "--measure-int8"]) == 2
+    assert (
+        main(["evaluate", "--model", "person_ssdlite", "--data", str(data), "--measure-int8"]) == 2
+    )
     assert "--measure-int8 measures a checkpoint file" in capsys.readouterr().err
 
 

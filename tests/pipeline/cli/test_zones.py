@@ -26,8 +26,18 @@ def test_the_png_has_the_frame_size_and_the_grid(
 ) -> None:
     video = synthetic_video("gate.mp4", frames=6, size=(320, 240), fps=10)
     out = tmp_path / "grid.png"
-    code = main(["zones", str(config(tmp_path, video)), "--camera", "gate", "--out", str(out),
-                 "--at-frame", "3"])
+    code = main(
+        [
+            "zones",
+            str(config(tmp_path, video)),
+            "--camera",
+            "gate",
+            "--out",
+            str(out),
+            "--at-frame",
+            "3",
+        ]
+    )
     assert code == 0
     assert capsys.readouterr().out.strip() == f"{out}: frame 3 of camera gate, 320x240 pixels"
     bgr = cv2.imread(str(out))

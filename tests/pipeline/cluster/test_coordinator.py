@@ -57,7 +57,9 @@ class FakeShard:
 class FakeRay:
     exceptions = SimpleNamespace(RayError=RayError, RayTaskError=RayTaskError)
 
-    def wait(self, refs: list[Ref], num_returns: int, timeout: float) -> tuple[list[Ref], list[Ref]]:
+    def wait(
+        self, refs: list[Ref], num_returns: int, timeout: float
+    ) -> tuple[list[Ref], list[Ref]]:
         return list(refs), []
 
     def get(self, ref: Ref, timeout: float | None = None) -> Any:
@@ -119,4 +121,3 @@ def test_a_camera_moved_more_than_max_restarts_times_is_failed_and_the_others_go
         for c, stats in lost.items()
     )
     assert [c for _, s in done for c in s.cameras] == shards[0].runs[0][0]
-

@@ -255,7 +255,9 @@ def test_cluster_status_shows_each_shard_of_a_running_pipeline_from_the_cli(
         capsys.readouterr()
         if main(["cluster", "status", "--json"]) == 0:
             (report,) = json.loads(capsys.readouterr().out)
-            if report["config"] == "s.yaml" and any(s["frames_per_s"] > 0 for s in report["shards"]):
+            if report["config"] == "s.yaml" and any(
+                s["frames_per_s"] > 0 for s in report["shards"]
+            ):
                 shown = report["shards"]
                 break
         time.sleep(0.2)
@@ -344,12 +346,16 @@ def test_cameras_added_and_removed_while_running_are_stored_up_to_their_end_or_s
     assert code == 0, added
     assert added.startswith(f"cameras extra added on {shard_of('extra', shards)} on ")
     code, _, err = cli(capsys, "cameras", "add", "--config", str(extra))
-    assert (code, err) == (2, "error: camera extra is already in this run\n"
-                              "error: no camera was added\n")
+    assert (code, err) == (
+        2,
+        "error: camera extra is already in this run\nerror: no camera was added\n",
+    )
     code, listed, _ = cli(capsys, "cameras", "list", "--json")
     assert code == 0 and "extra" in {row["camera"] for row in json.loads(listed)}
-    while time.monotonic() < deadline and runner.is_alive() and (
-        sum(e.camera == "gone" and e.type == "detections" for e in list(collector.events)) < 5
+    while (
+        time.monotonic() < deadline
+        and runner.is_alive()
+        and (sum(e.camera == "gone" and e.type == "detections" for e in list(collector.events)) < 5)
     ):
         time.sleep(0.05)
     # asked while "gone" still runs: once it is removed, the run may end before an answer
@@ -365,7 +371,9 @@ def test_cameras_added_and_removed_while_running_are_stored_up_to_their_end_or_s
     assert summary.ok and not summary.interrupted, summary
     stopped_at = summary.cameras["gone"].frames
     assert {c: s.frames for c, s in summary.cameras.items()} == {
-        "stay": LONG_FRAMES, "gone": stopped_at, "extra": FRAMES
+        "stay": LONG_FRAMES,
+        "gone": stopped_at,
+        "extra": FRAMES,
     }
     assert 5 <= stopped_at < 80
     frames = {"stay": LONG_FRAMES, "gone": stopped_at, "extra": FRAMES}
@@ -453,7 +461,9 @@ def test_a_live_rtsp_camera_streams_again_from_a_survivor_after_its_node_dies(
         port = free_port()
         collector = Collector(f"tcp://127.0.0.1:{port}", len(cameras))
         source = f"{{type: stream, url: '{server.url}', options: {{rtsp_transport: tcp}}}}"
-        config = config_of("".join(f"  - {{id: {c}, source: {source}}}\n" for c in cameras), pg_url, port)
+        config = config_of(
+            "".join(f"  - {{id: {c}, source: {source}}}\n" for c in cameras), pg_url, port
+        )
         run = ClusterRun(config, config_source="live.yaml")
         outcome: dict[str, RunSummary] = {}
         runner = threading.Thread(target=lambda: outcome.update(summary=run.run()))
@@ -468,7 +478,11 @@ def test_a_live_rtsp_camera_streams_again_from_a_survivor_after_its_node_dies(
         deadline = time.monotonic() + 120
         while victim is None and time.monotonic() < deadline and runner.is_alive():
             for shard in run.status():
-                if shard.info.node_id in workers and shard.cameras and published(shard.cameras[0]) >= 5:
+                if (
+                    shard.info.node_id in workers
+                    and shard.cameras
+                    and published(shard.cameras[0]) >= 5
+                ):
                     victim = shard if rows_by_run(pg_url, shard.cameras[0]) else None
             time.sleep(0.2)
         assert victim is not None, "the live camera of the removable node's shard never streamed"
@@ -480,7 +494,9 @@ def test_a_live_rtsp_camera_streams_again_from_a_survivor_after_its_node_dies(
         while not run.moves and time.monotonic() < deadline and runner.is_alive():
             time.sleep(0.05)
         removed_at = len(collector.events)
-        while published(moved, removed_at) < 5 and time.monotonic() < deadline and runner.is_alive():
+        while (
+            published(moved, removed_at) < 5 and time.monotonic() < deadline and runner.is_alive()
+        ):
             time.sleep(0.05)
         run.stop.set()
         runner.join(timeout=120)

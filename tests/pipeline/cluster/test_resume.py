@@ -105,7 +105,16 @@ def test_a_frame_the_database_has_is_given_without_its_boxes_when_it_ended_a_tra
 
 def visit(camera: str, track: int, entered: int, left: int, *, at_end: bool = False) -> ZoneEvent:
     return ZoneEvent(
-        "left", camera, "door", track, 1, left, T0 + left, entered, T0 + entered, at_stream_end=at_end
+        "left",
+        camera,
+        "door",
+        track,
+        1,
+        left,
+        T0 + left,
+        entered,
+        T0 + entered,
+        at_stream_end=at_end,
     )
 
 

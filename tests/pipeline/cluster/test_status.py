@@ -36,7 +36,9 @@ def test_the_table_shows_each_shard_with_node_gpu_cameras_rate_and_restarts() ->
 
 
 def test_the_table_ends_with_each_shard_that_died_and_where_its_cameras_went() -> None:
-    moved = "shard-2 on 10.0.0.9 (node 77aa, GPU 0, pid 12) died: gone; cameras dock moved to shard-1"
+    moved = (
+        "shard-2 on 10.0.0.9 (node 77aa, GPU 0, pid 12) died: gone; cameras dock moved to shard-1"
+    )
     run = RunStatus("cluster abc", "site.yaml", 1000.0, SHARDS, (moved,))
     assert format_status([run], now=1000.0).splitlines()[-1] == f"lost {moved}"
 
@@ -74,7 +76,10 @@ def test_without_ray_it_says_what_to_install_in_one_line(
 def test_an_address_nothing_answers_at_is_one_line_and_a_failure_not_minutes_of_retries() -> None:
     pytest.importorskip("ray")
     address = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     # Ray alone retries such an address for minutes: the bound only makes that a failure
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "cluster", "status", "--address", address],

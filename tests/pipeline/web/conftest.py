@@ -46,13 +46,18 @@ T0 = datetime(2026, 11, 21, 10, 0, tzinfo=timezone.utc)
 def _add_scene_rows(url: str) -> None:
     """Line crossings and zone visits of both runs, as the analytics would store them."""
     crossings = [  # run, camera, line, track, label, direction, minutes after T0
-        (1, "door", "gate", 1, "person", "in", 1), (1, "door", "gate", 2, "person", "in", 2),
-        (1, "door", "gate", 2, "person", "out", 3), (1, "door", "gate", 3, "car", "in", 40),
-        (2, "lobby", "desk", 1, "person", "out", 5), (2, "door", "gate", 1, "Person", "in", 7),
+        (1, "door", "gate", 1, "person", "in", 1),
+        (1, "door", "gate", 2, "person", "in", 2),
+        (1, "door", "gate", 2, "person", "out", 3),
+        (1, "door", "gate", 3, "car", "in", 40),
+        (2, "lobby", "desk", 1, "person", "out", 5),
+        (2, "door", "gate", 1, "Person", "in", 7),
     ]
     visits = [  # run, camera, zone, track, label, entered and left (minutes after T0)
-        (1, "lobby", "queue", 1, "person", 0, 20), (1, "lobby", "queue", 2, "person", 10, 50),
-        (1, "lobby", "queue", 2, "person", 55, 56), (2, "door", "porch", 4, "car", 3, 4),
+        (1, "lobby", "queue", 1, "person", 0, 20),
+        (1, "lobby", "queue", 2, "person", 10, 50),
+        (1, "lobby", "queue", 2, "person", 55, 56),
+        (2, "door", "porch", 4, "car", 3, 4),
     ]
     engine = create_engine(url)
     with engine.begin() as conn:

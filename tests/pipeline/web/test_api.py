@@ -197,7 +197,9 @@ def test_zone_counts_match_sql_and_query_with_peak_occupancy_per_period(
     got = [(r["zone"], r["visits"], r["tracks"], r["max_dwell_s"]) for r in body]
     assert got == [tuple(row) for row in expected]
     periods = client.get("/api/counts/zones", params={"camera": "lobby", "every": "30m"}).json()
-    assert same_times(periods) == query_json(capsys, stored, "zone", "--camera", "lobby", "--every", "30m")
+    assert same_times(periods) == query_json(
+        capsys, stored, "zone", "--camera", "lobby", "--every", "30m"
+    )
     assert [(p["from"], p["entered"], p["peak"]) for p in periods] == [
         ("2026-11-21T10:00:00Z", 2, 2), ("2026-11-21T10:30:00Z", 1, 1),
     ]  # fmt: skip

@@ -48,9 +48,7 @@ class Served:
     def __init__(self, db: str, snapshots: Path) -> None:
         metrics = RunMetrics()
         metrics.watch({}, [], {})
-        config = HttpConfig(
-            port=0, auth=LiveAuthConfig(token=TOKEN), api=True, metrics=True
-        )
+        config = HttpConfig(port=0, auth=LiveAuthConfig(token=TOKEN), api=True, metrics=True)
         self.sink = LiveViewSink(LABELS, max_fps=0, max_viewers=8, snapshot_dir=snapshots)
         self.server: HttpServer = start_run_server(config, metrics, db, [self.sink])
         self.sink.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
@@ -140,9 +138,7 @@ def requested_by_script(served: Served, page: str, html: str) -> list[str]:
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_every_url_a_page_opened_with_a_token_uses_answers_200(
-    served: Served, page: str
-) -> None:
+def test_every_url_a_page_opened_with_a_token_uses_answers_200(served: Served, page: str) -> None:
     status, body = served.get(page + AUTH)
     html = body.decode()
     assert status == 200

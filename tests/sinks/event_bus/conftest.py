@@ -90,7 +90,15 @@ def result(
 
 def track(camera: str, track_id: int, first: int, last: int) -> TrackSummary:
     return TrackSummary(
-        camera_id=camera, track_id=track_id, label=1, first_frame=first, last_frame=last,
-        first_time=T0 + first / 25, last_time=T0 + last / 25, frames=last - first + 1,
-        best_score=0.912345, best_box=(1.04, 2.0, 30.26, 40.0), last_box=(2.0, 3.0, 31.0, 41.0),
+        camera_id=camera,
+        track_id=track_id,
+        label=1,
+        first_frame=first,
+        last_frame=last,
+        first_time=T0 + first / 25,
+        last_time=T0 + last / 25,
+        frames=last - first + 1,
+        best_score=0.912345,
+        best_box=(1.04, 2.0, 30.26, 40.0),
+        last_box=(2.0, 3.0, 31.0, 41.0),
     )

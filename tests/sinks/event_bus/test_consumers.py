@@ -20,7 +20,13 @@ def _publish_in_background(endpoint: str, **sink_args: object) -> threading.Thre
     """A sink that waits for one subscriber, then sends frames with a person and a car."""
 
     def publish() -> None:
-        sink = EventPublisher(endpoint, LABELS, wait_for_subscribers=1, wait_timeout_s=20, **sink_args)  # type: ignore[arg-type]
+        sink = EventPublisher(
+            endpoint,
+            LABELS,
+            wait_for_subscribers=1,
+            wait_timeout_s=20,
+            **sink_args,  # type: ignore[arg-type]
+        )
         person_and_car = Detections(
             xyxy=np.array([[1, 2, 30, 40], [50, 2, 90, 40]], np.float32),
             score=np.array([0.9, 0.75], np.float32),
@@ -44,8 +50,19 @@ def test_subscribe_command_pretty_prints_only_the_asked_label(
 
     publisher = _publish_in_background(endpoint)
     code = main(
-        ["subscribe", "--endpoint", endpoint, "--label", "car", "--format", "pretty",
-         "--count", "3", "--timeout", "20"]
+        [
+            "subscribe",
+            "--endpoint",
+            endpoint,
+            "--label",
+            "car",
+            "--format",
+            "pretty",
+            "--count",
+            "3",
+            "--timeout",
+            "20",
+        ]
     )
     publisher.join(30)
     lines = capsys.readouterr().out.splitlines()
@@ -68,9 +85,21 @@ def test_subscribe_command_prints_json_lines_through_curve_with_key_files(
         curve_authorized_clients=curve_keys["authorized"],
     )
     code = main(
-        ["subscribe", "--endpoint", endpoint, "--format", "json", "--count", "6",
-         "--timeout", "20", "--server-key", str(curve_keys["server_public"]),
-         "--client-key", str(curve_keys["alice"])]
+        [
+            "subscribe",
+            "--endpoint",
+            endpoint,
+            "--format",
+            "json",
+            "--count",
+            "6",
+            "--timeout",
+            "20",
+            "--server-key",
+            str(curve_keys["server_public"]),
+            "--client-key",
+            str(curve_keys["alice"]),
+        ]
     )
     publisher.join(30)
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -101,9 +130,19 @@ def test_consumer_example_counts_people_and_reports_lost_events(endpoint: str) -
 
     root = Path(__file__).resolve().parents[3]
     consumer = subprocess.Popen(
-        [sys.executable, str(root / "examples" / "consume_events.py"), "--endpoint", endpoint,
-         "--camera", "cam1", "--idle-timeout", "30"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(root / "examples" / "consume_events.py"),
+            "--endpoint",
+            endpoint,
+            "--camera",
+            "cam1",
+            "--idle-timeout",
+            "30",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         sink = EventPublisher(endpoint, LABELS, wait_for_subscribers=1, wait_timeout_s=30)
@@ -120,9 +159,11 @@ def test_consumer_example_counts_people_and_reports_lost_events(endpoint: str) -
     lines = out.splitlines()
     assert consumer.returncode == 0, err
     assert [line.split(" ", 1)[1] for line in lines[:2]] == [
-        "cam1: person #1 appeared", "cam1: person #2 appeared",
+        "cam1: person #1 appeared",
+        "cam1: person #2 appeared",
     ]
     assert "warning: cam1: 3 events lost" in lines
-    assert lines[-2].endswith("cam1: person #1 gone after 2 frames (best score 0.9123), picture "
-                              "out/snaps/cam1/x_1.jpg")
+    assert lines[-2].endswith(
+        "cam1: person #1 gone after 2 frames (best score 0.9123), picture out/snaps/cam1/x_1.jpg"
+    )
     assert lines[-1] == "cam1: 2 person(s)"

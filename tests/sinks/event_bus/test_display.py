@@ -38,7 +38,5 @@ def test_a_track_ended_line_names_its_snapshot_or_says_it_was_lost() -> None:
     ended = every_kind_of_event()[3]
     with_file = ended.model_copy(update={"snapshot_path": "out/snapshots/lobby/t_5.jpg"})
     lost = ended.model_copy(update={"snapshot_lost": True})
-    assert format_event(with_file).endswith(
-        "best 0.91, snapshot out/snapshots/lobby/t_5.jpg"
-    )
+    assert format_event(with_file).endswith("best 0.91, snapshot out/snapshots/lobby/t_5.jpg")
     assert format_event(lost).endswith("best 0.91, snapshot lost")

@@ -146,9 +146,13 @@ def test_subscriber_never_takes_in_an_oversized_message(endpoint: str) -> None:
     pub.bind(endpoint)
     subscriber = EventSubscriber(endpoint)
     try:
-        huge = stream_ended_event(
-            StreamEnd("cam1", frames=0, error="x" * (MAX_EVENT_BYTES + 1)), 0, None, T0
-        ).model_dump_json().encode()
+        huge = (
+            stream_ended_event(
+                StreamEnd("cam1", frames=0, error="x" * (MAX_EVENT_BYTES + 1)), 0, None, T0
+            )
+            .model_dump_json()
+            .encode()
+        )
         for _ in range(20):  # until the subscription has arrived: the first ones are lost
             pub.send_multipart([b"stream.ended.cam1", huge])
             assert subscriber.receive(timeout_s=0.05) is None

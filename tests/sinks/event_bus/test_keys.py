@@ -56,13 +56,19 @@ def test_curve_subscriber_needs_the_server_key_and_an_authorized_client_key(
     plain.connect(endpoint)
     outsiders = [
         # right server key, but a client key the server does not know
-        EventSubscriber(endpoint, server_key=server_public, client_keys=_keys(curve_keys["mallory"])),
+        EventSubscriber(
+            endpoint, server_key=server_public, client_keys=_keys(curve_keys["mallory"])
+        ),
         # a known client key, but the wrong server key (a man in the middle's)
-        EventSubscriber(endpoint, server_key=mallory_public, client_keys=_keys(curve_keys["alice"])),
+        EventSubscriber(
+            endpoint, server_key=mallory_public, client_keys=_keys(curve_keys["alice"])
+        ),
         # right server key, a fresh key pair
         EventSubscriber(endpoint, server_key=server_public),
     ]
-    alice = EventSubscriber(endpoint, server_key=server_public, client_keys=_keys(curve_keys["alice"]))
+    alice = EventSubscriber(
+        endpoint, server_key=server_public, client_keys=_keys(curve_keys["alice"])
+    )
     try:
         sink = curve_publisher(endpoint, curve_keys["server"], curve_keys["authorized"])
         assert sink.curve_public_key == server_public.decode()
@@ -91,7 +97,10 @@ def test_a_subscriber_the_curve_publisher_turns_away_knows_it_was_refused(
     # Told apart from a publisher that is there but silent, and from no publisher at all.
     server_public = read_public_key(curve_keys["server_public"])
     keys = {
-        "unknown client": {"server_key": server_public, "client_keys": _keys(curve_keys["mallory"])},
+        "unknown client": {
+            "server_key": server_public,
+            "client_keys": _keys(curve_keys["mallory"]),
+        },
         "wrong server key": {
             "server_key": read_public_key(curve_keys["mallory"]),
             "client_keys": _keys(curve_keys["alice"]),
@@ -140,7 +149,9 @@ def test_key_files_and_z85_strings_are_read_and_bad_ones_named(
     with pytest.raises(CurveKeyError, match="not a 40-character Z85"):
         check_z85_key("tooshort", "curve.secret_key")
     with pytest.raises(SinkError, match=r"authorized_clients .* holds no client"):
-        EventPublisher("tcp://127.0.0.1:*", LABELS, curve_secret_key=secret, curve_authorized_clients=tmp_path)
+        EventPublisher(
+            "tcp://127.0.0.1:*", LABELS, curve_secret_key=secret, curve_authorized_clients=tmp_path
+        )
 
 
 def test_server_secret_key_is_read_from_a_file_or_given_inline_but_not_both(

@@ -35,8 +35,17 @@ ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 COMMON = {"schema_version", "type", "camera", "seq", "time", "frame"}
 DETECTIONS_FIELDS = COMMON | {"pts", "width", "height", "objects"}
 TRACK_FIELDS = COMMON | {
-    "track_id", "label", "label_id", "first_frame", "last_frame", "first_time", "last_time",
-    "frames", "best_score", "best_box", "last_box",
+    "track_id",
+    "label",
+    "label_id",
+    "first_frame",
+    "last_frame",
+    "first_time",
+    "last_time",
+    "frames",
+    "best_score",
+    "best_box",
+    "last_box",
 }
 STREAM_ENDED_FIELDS = COMMON | {"frames", "error"}
 
@@ -60,8 +69,13 @@ def test_events_have_every_field_and_gap_free_seq_across_types(
     bodies = [body for _, body in messages]
     assert [t for t, _ in messages] == [f"{b['type']}.cam1" for b in bodies]
     assert [b["type"] for b in bodies] == [
-        "detections", "detections", "track.started", "detections", "track.ended",
-        "track.ended", "stream.ended",
+        "detections",
+        "detections",
+        "track.started",
+        "detections",
+        "track.ended",
+        "track.ended",
+        "stream.ended",
     ]
     assert [b["seq"] for b in bodies] == list(range(7))
     assert [b["frame"] for b in bodies] == [0, 1, 1, 2, 2, 2, 2]
@@ -79,8 +93,13 @@ def test_events_have_every_field_and_gap_free_seq_across_types(
     first = bodies[0]
     assert (first["pts"], first["width"], first["height"]) == (0.0, 64, 48)
     assert first["objects"] == [
-        {"label": "person", "label_id": 1, "score": 0.9, "box": [1.0, 2.1, 30.0, 40.0],
-         "track_id": None},
+        {
+            "label": "person",
+            "label_id": 1,
+            "score": 0.9,
+            "box": [1.0, 2.1, 30.0, 40.0],
+            "track_id": None,
+        },
     ]
     assert [o["track_id"] for o in bodies[1]["objects"]] == [5, None]
     assert bodies[3]["objects"] == []
@@ -106,10 +125,15 @@ def test_camera_status_changes_are_events_in_the_cameras_seq(
 
     bodies = [body for _, body in receive(sub_socket, 3)]
     assert [(b["type"], b["seq"], b["frame"]) for b in bodies] == [
-        ("camera.status", 0, None), ("detections", 1, 0), ("camera.status", 2, 0),
+        ("camera.status", 0, None),
+        ("detections", 1, 0),
+        ("camera.status", 2, 0),
     ]
     assert {k: bodies[2][k] for k in ("state", "message", "frames", "retry_in_s")} == {
-        "state": "reconnecting", "message": "timed out", "frames": 1, "retry_in_s": 0.5,
+        "state": "reconnecting",
+        "message": "timed out",
+        "frames": 1,
+        "retry_in_s": 0.5,
     }
 
 
@@ -305,7 +329,11 @@ def test_zone_and_line_events_follow_their_frame_s_track_events_in_seq(
 
     bodies = [body for _, body in receive(sub_socket, 6)]
     assert [(b["type"], b["seq"], b["frame"]) for b in bodies] == [
-        ("detections", 0, 1), ("track.started", 1, 1), ("zone.entered", 2, 1),
-        ("line.crossed", 3, 1), ("zone.left", 4, 1), ("zone.occupancy", 5, 1),
+        ("detections", 0, 1),
+        ("track.started", 1, 1),
+        ("zone.entered", 2, 1),
+        ("line.crossed", 3, 1),
+        ("zone.left", 4, 1),
+        ("zone.occupancy", 5, 1),
     ]
     assert bodies[4]["at_stream_end"] is True and bodies[5]["total"] == 0

@@ -45,7 +45,9 @@ T0 = 1_795_255_200.0  # 2026-11-21T10:00:00Z
 
 
 def frame(index: int = 7) -> Frame:
-    return Frame("lobby", index, pts=index / 25, wall_time=T0 + 0.123, image=np.zeros((6, 8, 3), np.uint8))
+    return Frame(
+        "lobby", index, pts=index / 25, wall_time=T0 + 0.123, image=np.zeros((6, 8, 3), np.uint8)
+    )
 
 
 def dets(tracks: list[int], labels: list[int] | None = None, score: float = 0.9) -> Detections:
@@ -60,9 +62,17 @@ def dets(tracks: list[int], labels: list[int] | None = None, score: float = 0.9)
 
 def summary(track_id: int = 5) -> TrackSummary:
     return TrackSummary(
-        camera_id="lobby", track_id=track_id, label=1, first_frame=3, last_frame=7,
-        first_time=T0, last_time=T0 + 0.2, frames=5, best_score=0.91234,
-        best_box=(1.0, 2.0, 30.26, 40.0), last_box=(2.0, 3.0, 31.0, 41.0),
+        camera_id="lobby",
+        track_id=track_id,
+        label=1,
+        first_frame=3,
+        last_frame=7,
+        first_time=T0,
+        last_time=T0 + 0.2,
+        frames=5,
+        best_score=0.91234,
+        best_box=(1.0, 2.0, 30.26, 40.0),
+        last_box=(2.0, 3.0, 31.0, 41.0),
     )
 
 
@@ -84,8 +94,17 @@ def every_kind_of_event() -> list[Event]:
 
 def analytics_events() -> list[Event]:
     """One event of each kind zones and lines send (seq 10 to 15)."""
-    visit = partial(ZoneEvent, camera_id="lobby", zone_id="door", track_id=5, label=1, frame=9,
-                    time=T0 + 0.9, entered_frame=3, entered_time=T0 + 0.3)
+    visit = partial(
+        ZoneEvent,
+        camera_id="lobby",
+        zone_id="door",
+        track_id=5,
+        label=1,
+        frame=9,
+        time=T0 + 0.9,
+        entered_frame=3,
+        entered_time=T0 + 0.3,
+    )
     return [
         analytics_event(visit("entered", dwell_s=0.2), LABELS, 10),
         analytics_event(visit("dwell", dwell_s=120.04), LABELS, 11),
@@ -94,9 +113,7 @@ def analytics_events() -> list[Event]:
             LABELS,
             12,
         ),
-        analytics_event(
-            visit("left", dwell_s=131.5, at_stream_end=True), LABELS, 13
-        ),
+        analytics_event(visit("left", dwell_s=131.5, at_stream_end=True), LABELS, 13),
         analytics_event(
             LineCrossing("lobby", "entrance", 5, 1, "in", "left", "right", 9, T0 + 0.9),
             LABELS,
@@ -117,9 +134,16 @@ def test_schema_lists_every_event_type_and_requires_the_common_fields() -> None:
     schema = event_json_schema()
     assert set(schema["discriminator"]["mapping"]) == set(EVENT_TYPES)
     for name in (
-        "DetectionsEvent", "TrackStartedEvent", "TrackEndedEvent", "StreamEndedEvent",
-        "CameraStatusEvent", "ZoneEnteredEvent", "ZoneLeftEvent", "ZoneDwellEvent",
-        "ZoneOccupancyEvent", "LineCrossedEvent",
+        "DetectionsEvent",
+        "TrackStartedEvent",
+        "TrackEndedEvent",
+        "StreamEndedEvent",
+        "CameraStatusEvent",
+        "ZoneEnteredEvent",
+        "ZoneLeftEvent",
+        "ZoneDwellEvent",
+        "ZoneOccupancyEvent",
+        "LineCrossedEvent",
     ):
         required = set(schema["$defs"][name]["required"])
         assert {"schema_version", "type", "camera", "seq", "time", "frame"} <= required
@@ -163,24 +187,40 @@ def test_zone_and_line_events_carry_names_for_labels_and_iso_times() -> None:
         json.loads(e.model_dump_json()) for e in analytics_events()
     )
     assert entered == {
-        "schema_version": SCHEMA_VERSION, "type": "zone.entered", "camera": "lobby", "seq": 10,
-        "time": "2026-11-21T10:00:00.900Z", "frame": 9, "zone": "door", "track_id": 5,
-        "label": "person", "label_id": 1, "entered_frame": 3,
-        "entered_time": "2026-11-21T10:00:00.300Z", "dwell_s": 0.2,
+        "schema_version": SCHEMA_VERSION,
+        "type": "zone.entered",
+        "camera": "lobby",
+        "seq": 10,
+        "time": "2026-11-21T10:00:00.900Z",
+        "frame": 9,
+        "zone": "door",
+        "track_id": 5,
+        "label": "person",
+        "label_id": 1,
+        "entered_frame": 3,
+        "entered_time": "2026-11-21T10:00:00.300Z",
+        "dwell_s": 0.2,
     }
     assert (dwell["type"], dwell["dwell_s"]) == ("zone.dwell", 120.04)
     assert (left["type"], left["at_stream_end"], closed["at_stream_end"]) == (
-        "zone.left", False, True,
+        "zone.left",
+        False,
+        True,
     )
     # the last frame inside: its own for a visit that left, the event's when not given
     assert (left["last_frame"], left["last_time"]) == (6, "2026-11-21T10:00:00.600Z")
     assert (closed["last_frame"], closed["last_time"]) == (9, "2026-11-21T10:00:00.900Z")
     assert {k: crossed[k] for k in ("type", "line", "direction", "from_side", "to_side")} == {
-        "type": "line.crossed", "line": "entrance", "direction": "in", "from_side": "left",
+        "type": "line.crossed",
+        "line": "entrance",
+        "direction": "in",
+        "from_side": "left",
         "to_side": "right",
     }
     assert (occupancy["zone"], occupancy["total"], occupancy["counts"]) == (
-        "door", 3, {"person": 2, "car": 1},
+        "door",
+        3,
+        {"person": 2, "car": 1},
     )
 
 
@@ -192,14 +232,23 @@ def test_non_finite_scores_are_sent_as_null() -> None:
 def test_track_ended_carries_its_snapshot_paths_and_null_without_one() -> None:
     crop = np.zeros((2, 2, 3), np.uint8)
     name = "lobby/20261121-100000-000_5.jpg"
-    snap = Snapshot(7, (1.0, 2.0, 30.26, 40.0), crop, "out/snapshots", name, crop,
-                    "lobby/20261121-100000-000_5-frame.jpg")
+    snap = Snapshot(
+        7,
+        (1.0, 2.0, 30.26, 40.0),
+        crop,
+        "out/snapshots",
+        name,
+        crop,
+        "lobby/20261121-100000-000_5-frame.jpg",
+    )
     body = json.loads(track_event("ended", summary(), LABELS, 3, 7, T0, snap).model_dump_json())
     assert body["snapshot_path"] == "out/snapshots/lobby/20261121-100000-000_5.jpg"
     assert body["snapshot_frame_path"] == "out/snapshots/lobby/20261121-100000-000_5-frame.jpg"
     bare = json.loads(track_event("ended", summary(), LABELS, 3, 7, T0).model_dump_json())
     assert bare["snapshot_path"] is None and bare["snapshot_frame_path"] is None
-    started = json.loads(track_event("started", summary(), LABELS, 2, 7, T0, snap).model_dump_json())
+    started = json.loads(
+        track_event("started", summary(), LABELS, 2, 7, T0, snap).model_dump_json()
+    )
     assert "snapshot_path" not in started
     assert body["snapshot_lost"] is False and bare["snapshot_lost"] is False
 
@@ -208,9 +257,19 @@ def test_a_snapshot_that_could_not_be_written_is_sent_lost_without_paths() -> No
     crop = np.zeros((2, 2, 3), np.uint8)
     name = "lobby/20261121-100000-000_5.jpg"
     lost = SnapshotLoss("disk full: the file system at /mnt (0.0 MB free of 1.0 MB)", True)
-    snap = Snapshot(7, (1.0, 2.0, 30.26, 40.0), crop, "out/snapshots", name, crop,
-                    "lobby/20261121-100000-000_5-frame.jpg", lost=lost)
+    snap = Snapshot(
+        7,
+        (1.0, 2.0, 30.26, 40.0),
+        crop,
+        "out/snapshots",
+        name,
+        crop,
+        "lobby/20261121-100000-000_5-frame.jpg",
+        lost=lost,
+    )
     body = json.loads(track_event("ended", summary(), LABELS, 3, 7, T0, snap).model_dump_json())
     assert (body["snapshot_path"], body["snapshot_frame_path"], body["snapshot_lost"]) == (
-        None, None, True,
+        None,
+        None,
+        True,
     )

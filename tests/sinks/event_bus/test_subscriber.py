@@ -64,8 +64,14 @@ def test_subscriber_skips_messages_that_are_not_valid_events(
     pub = context.socket(zmq.XPUB)
     pub.bind(endpoint)
     good = {
-        "schema_version": 1, "type": "stream.ended", "camera": "cam1", "seq": 0,
-        "time": "2026-11-21T10:00:00.123Z", "frame": None, "frames": 0, "error": None,
+        "schema_version": 1,
+        "type": "stream.ended",
+        "camera": "cam1",
+        "seq": 0,
+        "time": "2026-11-21T10:00:00.123Z",
+        "frame": None,
+        "frames": 0,
+        "error": None,
     }
     try:
         with EventSubscriber(endpoint) as subscriber:
@@ -130,9 +136,10 @@ def test_subscriber_counts_events_lost_in_transit_per_camera(endpoint: str) -> N
         pub.send_multipart([f"stream.ended.{camera}".encode(), event.model_dump_json().encode()])
 
     try:
-        with EventSubscriber(endpoint) as everything, EventSubscriber(
-            endpoint, types=["stream.ended"]
-        ) as filtered:
+        with (
+            EventSubscriber(endpoint) as everything,
+            EventSubscriber(endpoint, types=["stream.ended"]) as filtered,
+        ):
             for _ in range(2):
                 assert pub.poll(RECEIVE_TIMEOUT_MS), "subscription did not arrive"
                 pub.recv()

@@ -93,7 +93,9 @@ def test_a_viewer_that_takes_nothing_is_disconnected_and_frees_its_place(
     stalled = socket.socket()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.connect(("127.0.0.1", lobby.port))
-    stalled.sendall(f"GET {lobby.prefix}/cameras/lobby.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    stalled.sendall(
+        f"GET {lobby.prefix}/cameras/lobby.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    )
     for i in range(1, 200):  # noise: far more than the socket buffers hold
         lobby.write(moving_frame("lobby", i, noise=True))
         if lobby.sink._routes.viewers.open == 0 and i > 1:
@@ -131,7 +133,9 @@ def test_a_crowd_of_clients_connecting_at_once_is_served(live: ServedView) -> No
     crowd = [socket.create_connection(("127.0.0.1", live.port), timeout=10) for _ in range(150)]
     try:
         for client in crowd:
-            client.sendall(b"GET /api/cameras HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            client.sendall(
+                b"GET /api/cameras HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            )
         for client in crowd:
             assert client.recv(12) == b"HTTP/1.1 200"
     finally:
@@ -199,15 +203,24 @@ def test_listening_on_all_interfaces_allows_addresses_but_not_foreign_names() ->
         sink.close()
 
 
-@pytest.mark.parametrize("path", ["/", "/api/cameras", "/cameras/lobby.jpg", "/cameras/lobby.mjpg", "/nope"])
+@pytest.mark.parametrize(
+    "path", ["/", "/api/cameras", "/cameras/lobby.jpg", "/cameras/lobby.mjpg", "/nope"]
+)
 def test_basic_auth_is_required_on_every_path(path: str) -> None:
     sink = ServedView(auth={"username": "viewer", "password": PASSWORD})
     sink.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
     sink.write(moving_frame("lobby", 0))
     try:
         refused = request(sink, path)
-        assert refused.status == 401 and refused.getheader("WWW-Authenticate", "").startswith("Basic")
-        for wrong in (basic("viewer", "wrong"), basic("intruder", PASSWORD), "Basic !!!", f"Bearer {PASSWORD}"):
+        assert refused.status == 401 and refused.getheader("WWW-Authenticate", "").startswith(
+            "Basic"
+        )
+        for wrong in (
+            basic("viewer", "wrong"),
+            basic("intruder", PASSWORD),
+            "Basic !!!",
+            f"Bearer {PASSWORD}",
+        ):
             assert status(sink, path, Authorization=wrong) == 401
         ok = request(sink, path, {"Authorization": basic("viewer", PASSWORD)})
         assert ok.status == (404 if path == "/nope" else 200)
@@ -215,7 +228,9 @@ def test_basic_auth_is_required_on_every_path(path: str) -> None:
         sink.close()
 
 
-def test_token_is_accepted_as_bearer_or_query_and_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_token_is_accepted_as_bearer_or_query_and_never_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG)
     sink = ServedView(auth={"token": TOKEN})
     try:
@@ -230,8 +245,12 @@ def test_token_is_accepted_as_bearer_or_query_and_never_logged(caplog: pytest.Lo
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1", "cams.example.org"])
-def test_a_view_reachable_from_other_machines_needs_credentials_or_an_explicit_yes(host: str) -> None:
-    with pytest.raises(ValidationError, match=r"reachable from other machines.*auth.*allow_unauthenticated"):
+def test_a_view_reachable_from_other_machines_needs_credentials_or_an_explicit_yes(
+    host: str,
+) -> None:
+    with pytest.raises(
+        ValidationError, match=r"reachable from other machines.*auth.*allow_unauthenticated"
+    ):
         ServedView(host=host)
 
 
@@ -249,7 +268,9 @@ def test_beside_the_api_the_view_and_the_metrics_ask_for_the_same_token() -> Non
     try:
         for path in ("/", "/api/cameras", "/cameras/lobby.jpg", "/cameras/lobby.mjpg"):
             assert status(sink, path) == 401
-            assert status(sink, path, Host="evil.example.com", Authorization=f"Bearer {TOKEN}") == 403
+            assert (
+                status(sink, path, Host="evil.example.com", Authorization=f"Bearer {TOKEN}") == 403
+            )
         assert status(sink, f"/cameras/lobby.jpg?token={TOKEN}") == 200
         stream = request(sink, "/cameras/lobby.mjpg", {"Authorization": f"Bearer {TOKEN}"})
         assert read_parts(stream, 1)[0][0] == 0

@@ -40,7 +40,9 @@ def lobby_frame(index: int) -> FrameResult:
         ZoneOccupancy("lobby", "door", ((1, 2),), index, 0.0),
     )
     if index == 1:
-        analytics += (LineCrossing("lobby", "gate", 3, 1, "in", "left", "right", frame=1, time=0.0),)
+        analytics += (
+            LineCrossing("lobby", "gate", 3, 1, "in", "left", "right", frame=1, time=0.0),
+        )
     return replace(moving_frame("lobby", index), analytics=analytics)
 
 
@@ -62,9 +64,16 @@ def _chrome(tmp_path: Path) -> Any:
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for arg in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--window-size=1100,700",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1100,700",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
     ):
         options.add_argument(arg)
@@ -132,6 +141,7 @@ def test_browser_shows_a_live_moving_tile_per_camera_with_its_counts(
         }
 
         img = driver.find_element("css selector", "section.tile[data-camera=lobby] img.feed")
+
         def screenshot() -> np.ndarray:
             shot = cv2.imdecode(np.frombuffer(img.screenshot_as_png, np.uint8), cv2.IMREAD_COLOR)
             assert shot is not None
@@ -145,6 +155,7 @@ def test_browser_shows_a_live_moving_tile_per_camera_with_its_counts(
 
         (later,) = _wait(changed, 10, "the lobby tile to change")
         assert first.shape == later.shape and first.shape[0] > 100
+
         # the white square moved: its columns differ between the two screenshots
         def square_columns(image: np.ndarray) -> set[int]:
             rows = image[int(image.shape[0] * 0.38) : int(image.shape[0] * 0.55)]  # y 90..130

@@ -61,7 +61,9 @@ def test_closing_with_a_viewer_that_reads_nothing_does_not_wait_for_it(live: Ser
 
 def test_port_in_use_is_one_error_naming_the_address(live: ServedView) -> None:
     held = live.port
-    with pytest.raises(ServerError, match=rf"cannot listen on 127\.0\.0\.1:{held}.*set another `port`"):
+    with pytest.raises(
+        ServerError, match=rf"cannot listen on 127\.0\.0\.1:{held}.*set another `port`"
+    ):
         from pipeline.config.http import HttpConfig
         from pipeline.metrics import RunMetrics
         from pipeline.web.beside_run import start_run_server

@@ -68,7 +68,8 @@ def test_recent_tracks_are_listed_newest_first_with_their_snapshot_urls(
         tracks = json.loads(body)["tracks"]
         assert status == 200 and headers["Content-Type"] == "application/json"
         assert [(t["camera"], t["track_id"], t["label"]) for t in tracks] == [
-            ("lobby", 2, "background"), ("lobby", 1, "background")
+            ("lobby", 2, "background"),
+            ("lobby", 1, "background"),
         ]
         newest = tracks[0]
         # the URLs are where the server serves them: under the view's path
@@ -103,7 +104,11 @@ def test_a_track_whose_snapshot_was_lost_is_listed_without_urls(folder: Path) ->
     tracks = RecentTracks(LabelMap(("background", "person")), snapshots=True)
     tracks.add((ended(folder, 2), event))
     lost_row, kept_row = tracks.rows()
-    assert (lost_row["track_id"], lost_row["snapshot_url"], lost_row["frame_url"]) == (1, None, None)
+    assert (lost_row["track_id"], lost_row["snapshot_url"], lost_row["frame_url"]) == (
+        1,
+        None,
+        None,
+    )
     assert kept_row["snapshot_url"] is not None
 
 

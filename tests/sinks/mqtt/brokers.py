@@ -87,7 +87,9 @@ class PrivateMosquitto:
                 create = ["-c"] if not password_file.exists() else []
                 subprocess.run(
                     [passwd, "-b", *create, str(password_file), user, password],
-                    check=True, capture_output=True, timeout=WAIT_S,
+                    check=True,
+                    capture_output=True,
+                    timeout=WAIT_S,
                 )
             lines += ["allow_anonymous false", f"password_file {password_file}"]
         else:
@@ -131,14 +133,41 @@ def make_certificates(folder: Path) -> Path:
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 
     def run(*args: str) -> None:
-        subprocess.run([openssl, *args], cwd=folder, check=True, capture_output=True, timeout=WAIT_S)
+        subprocess.run(
+            [openssl, *args], cwd=folder, check=True, capture_output=True, timeout=WAIT_S
+        )
 
-    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA")
+    run(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test CA",
+    )
     run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
     (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
     run(
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.cnf",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
     )
     return folder / "ca.pem"
 
@@ -176,15 +205,21 @@ class Listener:
         self._client.reconnect_delay_set(1, 1)
         self._topics = topics
 
-        def on_connect(client: object, userdata: object, flags: object, rc: object, p: object) -> None:
+        def on_connect(
+            client: object, userdata: object, flags: object, rc: object, p: object
+        ) -> None:
             self._client.subscribe([(t, 1) for t in self._topics])
 
-        def on_subscribe(client: object, userdata: object, mid: object, rcs: object, p: object) -> None:
+        def on_subscribe(
+            client: object, userdata: object, mid: object, rcs: object, p: object
+        ) -> None:
             self._subscribed.set()
 
         def on_message(client: object, userdata: object, message: MQTTMessage) -> None:
             with self._lock:
-                self.messages.append(Received(message.topic, bytes(message.payload), message.retain))
+                self.messages.append(
+                    Received(message.topic, bytes(message.payload), message.retain)
+                )
 
         def on_disconnect(client: object, userdata: object, *args: object) -> None:
             self.disconnected.set()
@@ -197,7 +232,9 @@ class Listener:
         self._client.loop_start()
         assert self._subscribed.wait(WAIT_S), "the listener could not subscribe"
 
-    def wait_for(self, condition: Callable[[list[Received]], bool], timeout: float = WAIT_S) -> list[Received]:
+    def wait_for(
+        self, condition: Callable[[list[Received]], bool], timeout: float = WAIT_S
+    ) -> list[Received]:
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:

@@ -34,8 +34,9 @@ def test_a_wrong_password_is_one_line_without_the_password(
     with pytest.raises(SinkError) as caught:
         MqttSink(settings, LABELS)
     message = str(caught.value)
-    assert message.startswith(f"mqtt sink: the broker at {locked_broker.url} as 'pipeline' "
-                              "refused the login: ")
+    assert message.startswith(
+        f"mqtt sink: the broker at {locked_broker.url} as 'pipeline' refused the login: "
+    )
     assert "password_env" in message and "\n" not in message
     assert WRONG not in message and WRONG not in repr(settings)
     with pytest.raises(SinkError, match="refused the login"):
@@ -61,7 +62,9 @@ def test_the_right_password_logs_in(locked_broker: PrivateMosquitto) -> None:
 
 def test_a_broker_nobody_runs_is_one_line() -> None:
     url = f"mqtt://127.0.0.1:{free_port()}"
-    with pytest.raises(SinkError, match=rf"^mqtt sink: cannot reach the broker at {url}: .*refused"):
+    with pytest.raises(
+        SinkError, match=rf"^mqtt sink: cannot reach the broker at {url}: .*refused"
+    ):
         MqttSink(broker_settings(url), LABELS)
 
 
@@ -70,8 +73,6 @@ def test_tls_to_a_broker_without_tls_fails_in_one_line(locked_broker: PrivateMos
     with pytest.raises(SinkError, match=rf"^mqtt sink: .*{url}") as caught:
         MqttSink(broker_settings(url, connect_timeout_s=2.0), LABELS)
     assert "\n" not in str(caught.value)
-
-
 
 
 @pytest.fixture(scope="module")

@@ -102,9 +102,7 @@ def test_a_full_buffer_drops_the_oldest_events_and_counts_them(broker: PrivateMo
 
 
 def test_what_is_still_buffered_when_the_run_ends_is_counted(broker: PrivateMosquitto) -> None:
-    sink = MqttSink(
-        broker_settings(broker.url), LABELS, prefix=PREFIX, close_timeout_s=0.2
-    )
+    sink = MqttSink(broker_settings(broker.url), LABELS, prefix=PREFIX, close_timeout_s=0.2)
     broker.kill()
     assert until(lambda: not sink.connection.connected)
     feed(sink, frames("lobby", 3))
@@ -112,7 +110,6 @@ def test_what_is_still_buffered_when_the_run_ends_is_counted(broker: PrivateMosq
     assert sink.connection.undelivered == 3
     assert "3 undelivered at the end" in sink.describe()
     assert scrape_sink(sink)["ssd_sink_mqtt_undelivered"] == 3
-
 
 
 def socket_buffers_max() -> int:

@@ -78,9 +78,12 @@ def expected_events(prefix: str, cameras: list[str]) -> list[tuple[str, bytes]]:
         for item in camera_inputs(camera):
             kind = type(item).__name__
             built = (
-                stream.frame(item) if kind == "FrameResult"  # type: ignore[arg-type]
-                else [stream.status(item)] if kind == "CameraStatus"  # type: ignore[arg-type]
-                else stream.end(item) if kind == "StreamEnd"  # type: ignore[arg-type]
+                stream.frame(item)  # type: ignore[arg-type]
+                if kind == "FrameResult"
+                else [stream.status(item)]  # type: ignore[arg-type]
+                if kind == "CameraStatus"
+                else stream.end(item)  # type: ignore[arg-type]
+                if kind == "StreamEnd"
                 else []
             )
             out += [(f"{prefix}/{e.camera}/{e.type}", encode(e)) for e in built]
@@ -90,8 +93,10 @@ def expected_events(prefix: str, cameras: list[str]) -> list[tuple[str, bytes]]:
 def event_messages(prefix: str, received: list) -> list[tuple[str, bytes]]:
     state = ("/status", "/count/")
     return [
-        (m.topic, m.payload) for m in received
-        if m.topic.startswith(prefix + "/") and not any(s in m.topic for s in state)
+        (m.topic, m.payload)
+        for m in received
+        if m.topic.startswith(prefix + "/")
+        and not any(s in m.topic for s in state)
         and m.topic != f"{prefix}/status"
     ]
 
@@ -143,12 +148,16 @@ def test_status_and_counts_are_retained_and_follow_the_camera(broker: Broker) ->
         inputs = camera_inputs("lobby")
         feed(sink, inputs[:7])  # up to frame 3: two people and a car
         status, people, cars = (
-            f"{prefix}/lobby/status", f"{prefix}/lobby/count/person", f"{prefix}/lobby/count/car"
+            f"{prefix}/lobby/status",
+            f"{prefix}/lobby/count/person",
+            f"{prefix}/lobby/count/car",
         )
         listener.wait_for(lambda m: any(x.topic == cars for x in m))
         assert listener.latest(f"{prefix}/status") == "online"
         assert (listener.latest(status), listener.latest(people), listener.latest(cars)) == (
-            "online", "2", "1"
+            "online",
+            "2",
+            "1",
         )
         feed(sink, inputs[7:8])  # frame 4: the car has gone
         listener.wait_for(lambda m: [x.text for x in m if x.topic == cars][-1:] == ["0"])
@@ -161,7 +170,10 @@ def test_status_and_counts_are_retained_and_follow_the_camera(broker: Broker) ->
             kept = late.wait_for(lambda m: len(m) >= 4)
             retained = {m.topic: m.text for m in kept if m.retain}
             assert retained == {
-                f"{prefix}/status": "offline", status: "offline", people: "0", cars: "0"
+                f"{prefix}/status": "offline",
+                status: "offline",
+                people: "0",
+                cars: "0",
             }
         finally:
             late.close()
@@ -170,14 +182,18 @@ def test_status_and_counts_are_retained_and_follow_the_camera(broker: Broker) ->
 def test_chosen_event_types_are_sent_and_retained(broker: Broker) -> None:
     with listening(broker, everything) as (prefix, listener):
         sink = MqttSink(
-            broker_settings(url(broker)), LABELS, prefix=prefix,
-            events=("track.started", "stream.ended"), retain_events=("track.started",),
+            broker_settings(url(broker)),
+            LABELS,
+            prefix=prefix,
+            events=("track.started", "stream.ended"),
+            retain_events=("track.started",),
         )
         feed(sink, camera_inputs("lobby"))
         sink.close()
         got = listener.wait_for(lambda m: len(event_messages(prefix, m)) >= 2)
         assert [t for t, _ in event_messages(prefix, got)] == [
-            f"{prefix}/lobby/track.started", f"{prefix}/lobby/stream.ended"
+            f"{prefix}/lobby/track.started",
+            f"{prefix}/lobby/stream.ended",
         ]
         late = Listener(*broker, [f"{prefix}/lobby/+"])
         try:
@@ -194,8 +210,11 @@ def test_home_assistant_discovers_a_status_and_a_count_sensor_per_camera(broker:
 
     with listening(broker, topics) as (prefix, listener):
         sink = MqttSink(
-            broker_settings(url(broker)), LABELS, prefix=prefix,
-            count_labels=("Person",), discovery_prefix=f"{prefix}-ha",
+            broker_settings(url(broker)),
+            LABELS,
+            prefix=prefix,
+            count_labels=("Person",),
+            discovery_prefix=f"{prefix}-ha",
         )
         feed(sink, camera_inputs("lobby")[:2])  # announced as the camera starts
         # the node id is the prefix: letters, digits, `-` and `_` are kept as they are
@@ -213,7 +232,8 @@ def test_home_assistant_discovers_a_status_and_a_count_sensor_per_camera(broker:
         assert count["state_topic"] == f"{prefix}/lobby/count/person"
         assert count["state_class"] == "measurement"
         assert [a["topic"] for a in count["availability"]] == [
-            f"{prefix}/status", f"{prefix}/lobby/status"
+            f"{prefix}/status",
+            f"{prefix}/lobby/status",
         ]
         assert status["device"] == count["device"]
         assert status["device"]["name"] == "lobby"
@@ -245,7 +265,9 @@ def test_an_unknown_count_label_is_refused_naming_the_classes() -> None:
 def test_a_count_label_names_the_models_class_by_unicode_case_folding(broker: Broker) -> None:
     with listening(broker, everything) as (prefix, listener):
         sink = MqttSink(
-            broker_settings(url(broker)), LabelMap(("Straße",)), prefix=prefix,
+            broker_settings(url(broker)),
+            LabelMap(("Straße",)),
+            prefix=prefix,
             count_labels=(" STRASSE",),
         )
         feed(sink, camera_inputs("lobby")[:2])  # announced at 0 as the camera starts
@@ -273,7 +295,9 @@ def test_the_last_will_says_offline_when_the_process_is_killed(broker: Broker) -
     with listening(broker, everything) as (prefix, listener):
         process = subprocess.Popen(
             [sys.executable, "-c", WILL_SCRIPT, url(broker), prefix, f"will-{prefix}"],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         try:
             assert process.stdout is not None and process.stdout.readline() == "ready\n"
@@ -342,8 +366,11 @@ def test_the_latest_snapshot_is_a_retained_jpeg_and_a_home_assistant_image(
 
     with listening(broker, topics) as (prefix, listener):
         sink = MqttSink(
-            broker_settings(url(broker)), LABELS, prefix=prefix,
-            discovery_prefix=f"{prefix}-ha", snapshots=True,
+            broker_settings(url(broker)),
+            LABELS,
+            prefix=prefix,
+            discovery_prefix=f"{prefix}-ha",
+            snapshots=True,
         )
         inputs = camera_inputs("lobby")
         feed(sink, inputs[:3])

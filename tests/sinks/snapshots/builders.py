@@ -19,14 +19,22 @@ def summary(camera: str, track_id: int) -> TrackSummary:
     return TrackSummary(camera, track_id, 0, 1, 5, T0, T0 + 1, 5, 0.9, box, box, 3)
 
 
-def snapshot(directory: Path, camera: str, track_id: int, *, full_frame: bool = False,
-             size: int = 32) -> Snapshot:
+def snapshot(
+    directory: Path, camera: str, track_id: int, *, full_frame: bool = False, size: int = 32
+) -> Snapshot:
     crop = np.empty((size, size, 3), np.uint8)
     crop[:] = COLOUR  # one colour, distinct per channel: JPEG keeps it, and its order
     whole = np.zeros((96, 128, 3), np.uint8) if full_frame else None
     name = snapshot_name(camera, track_id, T0 + track_id)
-    return Snapshot(3, (10.0, 10.0, 40.0, 70.0), crop, str(directory), name, whole,
-                    frame_name(name) if full_frame else None)
+    return Snapshot(
+        3,
+        (10.0, 10.0, 40.0, 70.0),
+        crop,
+        str(directory),
+        name,
+        whole,
+        frame_name(name) if full_frame else None,
+    )
 
 
 def ended(snap: Snapshot | None, camera: str = "cam", track_id: int = 1) -> FrameResult:

@@ -80,8 +80,14 @@ def test_two_snapshots_sinks_are_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("quality", "0"), ("margin", "-0.1"), ("keep_files", "0"), ("size", "1"),
-     ("write_timeout_s", "0"), ("write_timeout_s", "61")],
+    [
+        ("quality", "0"),
+        ("margin", "-0.1"),
+        ("keep_files", "0"),
+        ("size", "1"),
+        ("write_timeout_s", "0"),
+        ("write_timeout_s", "61"),
+    ],
 )
 def test_bad_keys_are_refused_at_their_path(tmp_path: Path, key: str, value: str) -> None:
     with pytest.raises(ConfigError) as err:

@@ -25,7 +25,9 @@ from tests.sinks.snapshots.builders import COLOUR, ended, snapshot, summary
 
 def test_the_crop_and_the_frame_are_written_as_jpeg_at_their_names(tmp_path: Path) -> None:
     sink = SnapshotSink(tmp_path)
-    snap = SnapshotWriter(tmp_path, quality=95).save(snapshot(tmp_path, "lobby", 4, full_frame=True))
+    snap = SnapshotWriter(tmp_path, quality=95).save(
+        snapshot(tmp_path, "lobby", 4, full_frame=True)
+    )
     assert snap.lost is None and snap.stored_paths == (snap.path, snap.frame_path)
     sink.write(ended(snap, "lobby", 4))
     sink.close()
@@ -145,7 +147,9 @@ def test_a_folder_that_cannot_be_made_is_one_line_at_open(tmp_path: Path) -> Non
     blocker.write_bytes(b"x")
     with pytest.raises(SinkError) as raised:
         SnapshotSink(blocker / "snaps")
-    assert str(raised.value) == f"snapshots sink: cannot create {blocker / 'snaps'}: Not a directory"
+    assert (
+        str(raised.value) == f"snapshots sink: cannot create {blocker / 'snaps'}: Not a directory"
+    )
 
 
 def test_another_write_error_stops_the_sink_with_one_line_naming_the_file(tmp_path: Path) -> None:

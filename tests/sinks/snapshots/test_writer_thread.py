@@ -113,8 +113,13 @@ def test_a_snapshot_that_cannot_be_encoded_is_lost_alone_and_the_writer_goes_on(
     tmp_path: Path, clock: Clock
 ) -> None:
     good = snapshot(tmp_path, "cam", 2)
-    bad = Snapshot(3, good.box, np.zeros((4, 70_000, 3), np.uint8), str(tmp_path),
-                   snapshot(tmp_path, "cam", 1).name)  # wider than JPEG allows
+    bad = Snapshot(
+        3,
+        good.box,
+        np.zeros((4, 70_000, 3), np.uint8),
+        str(tmp_path),
+        snapshot(tmp_path, "cam", 1).name,
+    )  # wider than JPEG allows
     thread = started(HangingWriter(tmp_path), clock)
     try:
         lost = thread.submit(bad).wait()

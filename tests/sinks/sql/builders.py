@@ -174,9 +174,17 @@ def write_run(url: str, start: float, frames: dict[str, list[list[Box]]]) -> int
             sink.write(frame_result(camera, i, start + i, boxes))
         n = len(boxes_per_frame)
         track = TrackSummary(
-            camera_id=camera, track_id=1, label=PERSON, first_frame=0, last_frame=n - 1,
-            first_time=start, last_time=start + n - 1, frames=n, best_score=0.9,
-            best_box=(0.0, 0.0, 1.0, 1.0), last_box=(0.0, 0.0, 1.0, 1.0),
+            camera_id=camera,
+            track_id=1,
+            label=PERSON,
+            first_frame=0,
+            last_frame=n - 1,
+            first_time=start,
+            last_time=start + n - 1,
+            frames=n,
+            best_score=0.9,
+            best_box=(0.0, 0.0, 1.0, 1.0),
+            last_box=(0.0, 0.0, 1.0, 1.0),
         )
         sink.end(StreamEnd(camera, len(boxes_per_frame), (TrackEvent("ended", track),)))
     sink.close()

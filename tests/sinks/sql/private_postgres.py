@@ -49,7 +49,13 @@ class PrivatePostgres:
             os.chown(folder, owner.pw_uid, owner.pw_gid)
         if template is None:
             self._run(
-                str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
                 "--no-sync",
             )
         else:

@@ -34,11 +34,20 @@ from tests.sinks.sql.conftest import pg_schema, skip_without_pg
             "postgresql+psycopg://u@db/x?sslmode=require&sslpassword=***",
         ),
         ("postgresql+psycopg://u:s3c@ret@db/x", "postgresql+psycopg://u:***@db/x"),
-        ("postgresql+psycopg://u@db:notaport/x?password=s3cret", "postgresql+psycopg://u@db:notaport/x?password=***"),
+        (
+            "postgresql+psycopg://u@db:notaport/x?password=s3cret",
+            "postgresql+psycopg://u@db:notaport/x?password=***",
+        ),
     ],
     ids=[
-        "valid", "bad-port", "unparsable", "no-password", "password-parameter",
-        "sslpassword-parameter", "at-in-password", "parameter-of-unparsable",
+        "valid",
+        "bad-port",
+        "unparsable",
+        "no-password",
+        "password-parameter",
+        "sslpassword-parameter",
+        "at-in-password",
+        "parameter-of-unparsable",
     ],
 )
 def test_database_url_shows_only_the_masked_form(url: str, masked: str) -> None:

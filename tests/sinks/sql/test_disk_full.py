@@ -112,7 +112,10 @@ def test_a_full_disk_is_reported_once_not_as_an_outage_and_nothing_waiting_is_lo
     (said_full, said_back) = sql_records(caplog)
     assert said_full.startswith(f"sql sink: cannot write to {url}: disk full: ")
     assert f"the file system at {mount_point(tmp_path)}" in said_full
-    assert re.search(r"; keeping \d+ rows \(memory holds 20000, the spool file the rest\) and retrying$", said_full)
+    assert re.search(
+        r"; keeping \d+ rows \(memory holds 20000, the spool file the rest\) and retrying$",
+        said_full,
+    )
     assert said_back.startswith(f"sql sink: room again for {url} after ")
     assert sink.describe() == f"sql {url}: 60 detections, 0 tracks written (disk full 1 time(s))"
 
@@ -326,8 +329,6 @@ def test_postgresql_out_of_disk_is_a_full_disk_not_an_outage_and_its_rows_are_wr
     assert (sink.disk_full, sink.outages) == (1, 0)
     assert sink.describe() == f"sql {url}: 900 detections, 0 tracks written (disk full 1 time(s))"
     (full, back) = sql_records(caplog)
-    assert full.startswith(
-        f"sql sink: cannot write to {url}: the database server's disk is full ("
-    )
+    assert full.startswith(f"sql sink: cannot write to {url}: the database server's disk is full (")
     assert "No space left on device" in full
     assert back.startswith(f"sql sink: room again for {url} after ")

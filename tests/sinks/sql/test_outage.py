@@ -270,7 +270,9 @@ def test_rows_unwritten_at_the_end_are_kept_and_written_by_the_next_run(tmp_path
     metrics = scrape_sink(first)  # what the summary says: 60 rows kept, none lost
     assert "60 rows not yet written kept in" in first.describe()
     assert metrics["ssd_sink_sql_rows_kept"] == 60
-    assert metrics["ssd_sink_sql_rows_lost_total"] == metrics["ssd_sink_sql_rows_written_total"] == 0
+    assert (
+        metrics["ssd_sink_sql_rows_lost_total"] == metrics["ssd_sink_sql_rows_written_total"] == 0
+    )
 
     second = SqlSink(url, LABELS, spool_dir=spool_dir)
     assert list(spool_dir.iterdir()) == []

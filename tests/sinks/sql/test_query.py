@@ -210,7 +210,9 @@ def test_query_limit_must_be_positive() -> None:
 
 
 @pytest.mark.parametrize("value", ["most+1", 2**63, 10**30, -(2**63) - 1, -1, 0])
-@pytest.mark.parametrize(("name", "most"), [("track", ID_MAX), ("run", ID_MAX), ("limit", LIMIT_MAX)])
+@pytest.mark.parametrize(
+    ("name", "most"), [("track", ID_MAX), ("run", ID_MAX), ("limit", LIMIT_MAX)]
+)
 def test_an_id_or_limit_the_database_cannot_hold_is_refused_before_it_is_asked(
     name: str, most: int, value: int | str
 ) -> None:
@@ -403,8 +405,10 @@ def two_runs(sql_db_url: str) -> tuple[str, int, int]:
         conn.execute(
             update(Run)
             .where(Run.id == old)
-            .values(started_at=datetime.fromtimestamp(now - 10 * DAY, timezone.utc),
-                    ended_at=datetime.fromtimestamp(now - 10 * DAY + 5, timezone.utc))
+            .values(
+                started_at=datetime.fromtimestamp(now - 10 * DAY, timezone.utc),
+                ended_at=datetime.fromtimestamp(now - 10 * DAY + 5, timezone.utc),
+            )
         )
     engine.dispose()
     recent = write_run(
@@ -478,8 +482,16 @@ def test_query_command_counts_by_camera_since_a_relative_time(
 ) -> None:
     url, _, _ = two_runs
     code, out, _ = run_cli(
-        capsys, "query", "--db", url, "--since", "2 days ago", "--count-by", "camera",
-        "--format", "json",
+        capsys,
+        "query",
+        "--db",
+        url,
+        "--since",
+        "2 days ago",
+        "--count-by",
+        "camera",
+        "--format",
+        "json",
     )
     assert code == 0
     assert json.loads(out) == [
@@ -516,7 +528,14 @@ def test_retention_command_deletes_records_and_old_video_files(
     new_video.write_bytes(b"x")
 
     code, out, _ = run_cli(
-        capsys, "retention", "--db", url, "--older-than", "7d", "--video-dir", str(videos),
+        capsys,
+        "retention",
+        "--db",
+        url,
+        "--older-than",
+        "7d",
+        "--video-dir",
+        str(videos),
         "--dry-run",
     )
     assert code == 0 and "would delete 10 detections, 1 tracks" in out

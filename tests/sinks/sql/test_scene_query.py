@@ -40,10 +40,18 @@ def visit(
 ) -> ZoneEvent:
     """A `zone.left` event; `last`: when the track was last seen inside (`left` without)."""
     return ZoneEvent(
-        "left", camera, zone, track, 1, frame=int(left - T0), time=left,
-        entered_frame=int(entered - T0), entered_time=entered,
+        "left",
+        camera,
+        zone,
+        track,
+        1,
+        frame=int(left - T0),
+        time=left,
+        entered_frame=int(entered - T0),
+        entered_time=entered,
         dwell_s=(left if last is None else last) - entered,
-        last_frame=None if last is None else int(last - T0), last_time=last,
+        last_frame=None if last is None else int(last - T0),
+        last_time=last,
     )
 
 
@@ -82,17 +90,19 @@ def test_crossings_are_counted_per_line_and_direction_with_distinct_tracks(
     until = datetime.fromtimestamp(T0 + 40 * MIN, timezone.utc)
     window = count_crossings(sql_db_url, DetectionQuery(since=since, until=until))
     assert [(r["camera"], r["line"], r["direction"], r["crossings"]) for r in window] == [
-        ("cam", "door", "in", 1), ("cam", "door", "out", 1), ("cam", "gate", "out", 1),
+        ("cam", "door", "in", 1),
+        ("cam", "door", "out", 1),
+        ("cam", "gate", "out", 1),
         ("other", "door", "in", 1),
     ]
 
 
 def test_crossings_per_period_include_the_empty_periods_between(sql_db_url: str) -> None:
     store(sql_db_url, CROSSINGS)
-    rows = count_crossings(
-        sql_db_url, DetectionQuery(camera="cam"), every=timedelta(minutes=15)
-    )
-    door_in = [(r["from"], r["crossings"]) for r in rows if (r["line"], r["direction"]) == ("door", "in")]
+    rows = count_crossings(sql_db_url, DetectionQuery(camera="cam"), every=timedelta(minutes=15))
+    door_in = [
+        (r["from"], r["crossings"]) for r in rows if (r["line"], r["direction"]) == ("door", "in")
+    ]
     assert door_in == [
         ("2026-11-21T10:00:00.000000Z", 2),
         ("2026-11-21T10:15:00.000000Z", 0),
@@ -102,27 +112,45 @@ def test_crossings_per_period_include_the_empty_periods_between(sql_db_url: str)
 
 
 def test_visits_are_counted_per_zone_with_their_dwell(sql_db_url: str) -> None:
-    store(sql_db_url, [
-        visit("cam", "bay", 1, T0 + 1 * MIN, T0 + 3 * MIN),
-        visit("cam", "bay", 2, T0 + 2 * MIN, T0 + 6 * MIN),
-        visit("cam", "bay", 2, T0 + 10 * MIN, T0 + 11 * MIN),  # the same track, again
-        visit("cam", "door", 3, T0 + 1 * MIN, T0 + 1.5 * MIN),
-    ])
+    store(
+        sql_db_url,
+        [
+            visit("cam", "bay", 1, T0 + 1 * MIN, T0 + 3 * MIN),
+            visit("cam", "bay", 2, T0 + 2 * MIN, T0 + 6 * MIN),
+            visit("cam", "bay", 2, T0 + 10 * MIN, T0 + 11 * MIN),  # the same track, again
+            visit("cam", "door", 3, T0 + 1 * MIN, T0 + 1.5 * MIN),
+        ],
+    )
     assert count_visits(sql_db_url, DetectionQuery()) == [
-        {"camera": "cam", "zone": "bay", "visits": 3, "tracks": 2, "mean_dwell_s": 140.0,
-         "max_dwell_s": 240.0},
-        {"camera": "cam", "zone": "door", "visits": 1, "tracks": 1, "mean_dwell_s": 30.0,
-         "max_dwell_s": 30.0},
+        {
+            "camera": "cam",
+            "zone": "bay",
+            "visits": 3,
+            "tracks": 2,
+            "mean_dwell_s": 140.0,
+            "max_dwell_s": 240.0,
+        },
+        {
+            "camera": "cam",
+            "zone": "door",
+            "visits": 1,
+            "tracks": 1,
+            "mean_dwell_s": 30.0,
+            "max_dwell_s": 30.0,
+        },
     ]
 
 
 def test_visits_per_period_give_entries_and_the_peak_inside_at_once(sql_db_url: str) -> None:
-    store(sql_db_url, [
-        visit("cam", "bay", 1, T0 + 1 * MIN, T0 + 3 * MIN),
-        visit("cam", "bay", 2, T0 + 2 * MIN, T0 + 22 * MIN),  # spans into 10:15-10:30
-        visit("cam", "bay", 3, T0 + 4 * MIN, T0 + 5 * MIN),  # 1 left at 3: 2 at once at most
-        visit("cam", "bay", 4, T0 + 50 * MIN, T0 + 52 * MIN),
-    ])
+    store(
+        sql_db_url,
+        [
+            visit("cam", "bay", 1, T0 + 1 * MIN, T0 + 3 * MIN),
+            visit("cam", "bay", 2, T0 + 2 * MIN, T0 + 22 * MIN),  # spans into 10:15-10:30
+            visit("cam", "bay", 3, T0 + 4 * MIN, T0 + 5 * MIN),  # 1 left at 3: 2 at once at most
+            visit("cam", "bay", 4, T0 + 50 * MIN, T0 + 52 * MIN),
+        ],
+    )
     rows = count_visits(sql_db_url, DetectionQuery(), every=timedelta(minutes=15))
     assert [(r["from"][11:16], r["entered"], r["peak"]) for r in rows] == [
         ("10:00", 3, 2),
@@ -133,7 +161,10 @@ def test_visits_per_period_give_entries_and_the_peak_inside_at_once(sql_db_url: 
 
 
 def test_a_period_too_fine_for_the_span_is_refused(sql_db_url: str) -> None:
-    store(sql_db_url, [crossing("cam", "door", 1, "in", T0), crossing("cam", "door", 2, "in", T0 + 86_400)])
+    store(
+        sql_db_url,
+        [crossing("cam", "door", 1, "in", T0), crossing("cam", "door", 2, "in", T0 + 86_400)],
+    )
     with pytest.raises(QueryError, match="more than 100000 periods"):
         count_crossings(sql_db_url, DetectionQuery(), every=timedelta(seconds=0.5))
 
@@ -148,12 +179,15 @@ def test_a_database_written_before_zones_and_lines_says_so(tmp_path: Path) -> No
 
 
 def test_retention_deletes_old_visits_and_crossings(sql_db_url: str) -> None:
-    store(sql_db_url, [
-        crossing("cam", "door", 1, "in", T0),
-        crossing("cam", "door", 2, "in", T0 + 2 * MIN),
-        visit("cam", "bay", 1, T0, T0 + MIN),
-        visit("cam", "bay", 2, T0, T0 + 3 * MIN),
-    ])
+    store(
+        sql_db_url,
+        [
+            crossing("cam", "door", 1, "in", T0),
+            crossing("cam", "door", 2, "in", T0 + 2 * MIN),
+            visit("cam", "bay", 1, T0, T0 + MIN),
+            visit("cam", "bay", 2, T0, T0 + 3 * MIN),
+        ],
+    )
     result = delete_older_than(sql_db_url, datetime.fromtimestamp(T0 + 1.5 * MIN, timezone.utc))
     assert (result.line_crossings, result.zone_visits) == (1, 1)
     assert count(sql_db_url, LineCrossingRow) == 1 and count(sql_db_url, ZoneVisit) == 1
@@ -164,8 +198,24 @@ def test_query_command_counts_crossings_per_period_as_csv(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'd.db'}"
     store(url, CROSSINGS)
-    assert main(["query", "--db", url, "--count-by", "line", "--camera", "other", "--every", "1h",
-                 "--format", "csv"]) == 0
+    assert (
+        main(
+            [
+                "query",
+                "--db",
+                url,
+                "--count-by",
+                "line",
+                "--camera",
+                "other",
+                "--every",
+                "1h",
+                "--format",
+                "csv",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.splitlines() == [
         "from,camera,line,direction,crossings,tracks",
         "2026-11-21T10:00:00.000000Z,other,door,in,1,1",
@@ -224,7 +274,9 @@ def test_a_visit_row_keeps_the_last_frame_inside_apart_from_the_frame_it_closed_
     page = list_visits(sql_db_url, DetectionQuery(camera="cam"))
     assert page.total == 3
     assert [(v.zone, v.track_id, *frames(v)) for v in page.rows] == [  # the last to end first
-        ("door", 2, 50, 55, 60), ("bay", 2, 12, 34, 40), ("bay", 1, 10, 25, 30),
+        ("door", 2, 50, 55, 60),
+        ("bay", 2, 12, 34, 40),
+        ("bay", 1, 10, 25, 30),
     ]
     door = page.rows[0]
     assert (door.last_time, door.left_at, door.dwell_s) == (utc(T0 + 55), utc(T0 + 60), 5.0)
@@ -244,7 +296,8 @@ def test_an_older_zone_visits_table_gets_the_last_frame_columns(sql_db_url: str)
     store(sql_db_url, [visit("cam", "bay", 1, T0 + 40, T0 + 60, last=T0 + 52)])  # upgrades it
     rows = list_visits(sql_db_url, DetectionQuery()).rows
     assert [(frames(v), v.last_time) for v in rows] == [
-        ((40, 52, 60), utc(T0 + 52)), ((10, None, 30), None),
+        ((40, 52, 60), utc(T0 + 52)),
+        ((10, None, 30), None),
     ]
 
 
@@ -265,7 +318,8 @@ def test_spooled_visits_keep_their_last_frame_and_an_older_versions_get_null(
     assert not left.exists()
     rows = list_visits(url, DetectionQuery(run=run)).rows
     assert [(v.track_id, *frames(v), v.last_time) for v in rows] == [
-        (2, 10, None, 40, None), (1, 10, 25, 30, utc(T0 + 25)),
+        (2, 10, None, 40, None),
+        (1, 10, 25, 30, utc(T0 + 25)),
     ]
 
 

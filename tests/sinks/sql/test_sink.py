@@ -163,36 +163,76 @@ def test_ended_tracks_from_frames_and_stream_end_become_track_rows(sql_db_url: s
 
 def test_finished_zone_visits_and_line_crossings_become_rows(sql_db_url: str) -> None:
     visit = partial(ZoneEvent, camera_id="cam", zone_id="door", track_id=5, label=1)
-    entered = visit("entered", frame=3, time=T0 + 3, entered_frame=1,
-                    entered_time=T0 + 1, dwell_s=0.08)
-    left = visit("left", frame=9, time=T0 + 9, entered_frame=1,
-                 entered_time=T0 + 1, dwell_s=0.2)
+    entered = visit(
+        "entered", frame=3, time=T0 + 3, entered_frame=1, entered_time=T0 + 1, dwell_s=0.08
+    )
+    left = visit("left", frame=9, time=T0 + 9, entered_frame=1, entered_time=T0 + 1, dwell_s=0.2)
     crossed = LineCrossing("cam", "gate", 5, 1, "in", "right", "left", 4, T0 + 4)
     occupancy = ZoneOccupancy("cam", "door", ((1, 1),), 3, T0 + 3)
     sink = SqlSink(sql_db_url, LABELS)
     sink.write(replace(frame_result("cam", 3, T0 + 3, []), analytics=(entered, occupancy)))
     sink.write(replace(frame_result("cam", 4, T0 + 4, []), analytics=(crossed,)))
     sink.write(replace(frame_result("cam", 9, T0 + 9, []), analytics=(left,)))
-    still_in = ZoneEvent("left", "cam", "door", 6, 1, frame=9, time=T0 + 9, entered_frame=7,
-                         entered_time=T0 + 7, dwell_s=0.08, at_stream_end=True)
+    still_in = ZoneEvent(
+        "left",
+        "cam",
+        "door",
+        6,
+        1,
+        frame=9,
+        time=T0 + 9,
+        entered_frame=7,
+        entered_time=T0 + 7,
+        dwell_s=0.08,
+        at_stream_end=True,
+    )
     sink.end(StreamEnd("cam", frames=10, analytics=(still_in,)))
     sink.close()
 
     visits = read_all(sql_db_url, ZoneVisit)
     assert [
-        (v["zone"], v["track_id"], v["label"], v["entered_frame"], v["entered_at"],
-         v["left_frame"], v["left_at"], v["dwell_s"], v["at_stream_end"])
+        (
+            v["zone"],
+            v["track_id"],
+            v["label"],
+            v["entered_frame"],
+            v["entered_at"],
+            v["left_frame"],
+            v["left_at"],
+            v["dwell_s"],
+            v["at_stream_end"],
+        )
         for v in visits
     ] == [
         ("door", 5, "person", 1, utc(T0 + 1), 9, utc(T0 + 9), 0.2, False),
         ("door", 6, "person", 7, utc(T0 + 7), 9, utc(T0 + 9), 0.08, True),
     ]
     (crossing,) = read_all(sql_db_url, LineCrossingRow)
-    assert {k: crossing[k] for k in ("run_id", "camera", "line", "track_id", "label",
-                                     "direction", "from_side", "to_side", "frame", "time")} == {
-        "run_id": sink.run_id, "camera": "cam", "line": "gate", "track_id": 5,
-        "label": "person", "direction": "in", "from_side": "right", "to_side": "left",
-        "frame": 4, "time": utc(T0 + 4),
+    assert {
+        k: crossing[k]
+        for k in (
+            "run_id",
+            "camera",
+            "line",
+            "track_id",
+            "label",
+            "direction",
+            "from_side",
+            "to_side",
+            "frame",
+            "time",
+        )
+    } == {
+        "run_id": sink.run_id,
+        "camera": "cam",
+        "line": "gate",
+        "track_id": 5,
+        "label": "person",
+        "direction": "in",
+        "from_side": "right",
+        "to_side": "left",
+        "frame": 4,
+        "time": utc(T0 + 4),
     }
     assert "2 zone visits, 1 line crossings written" in sink.describe()
 

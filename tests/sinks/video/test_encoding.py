@@ -135,7 +135,9 @@ def test_hard_kill_leaves_a_playable_file_only_when_fragmented(
 def test_x264_settings_map_onto_nvenc_options() -> None:
     assert encoder_options("libx264", 23, "veryfast") == {"crf": "23", "preset": "veryfast"}
     assert encoder_options("h264_nvenc", 28, "veryfast") == {
-        "rc": "vbr", "cq": "28", "preset": "p3"
+        "rc": "vbr",
+        "cq": "28",
+        "preset": "p3",
     }
     assert encoder_options("h264_nvenc", 23, "slower")["preset"] == "p7"
 

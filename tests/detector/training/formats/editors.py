@@ -116,8 +116,11 @@ class YoloEditor:
         x1, y1, x2, y2 = xyxy
         w, h = IMAGE_SIZE
         label = (root / self.labels).read_text().split()[0]
-        self._set_first_line(root, f"{label} {(x1 + x2) / 2 / w!r} {(y1 + y2) / 2 / h!r} "
-                                   f"{(x2 - x1) / w!r} {(y2 - y1) / h!r}")
+        self._set_first_line(
+            root,
+            f"{label} {(x1 + x2) / 2 / w!r} {(y1 + y2) / 2 / h!r} "
+            f"{(x2 - x1) / w!r} {(y2 - y1) / h!r}",
+        )
         return f"{self.labels}:1"
 
     def set_first_class(self, root: Path) -> str:

@@ -66,8 +66,10 @@ def test_an_image_without_annotations_is_kept_with_no_boxes(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
     root = write_coco(shapes, tmp_path / "coco")
-    edit(root / "train.json",
-         lambda d: d.update(annotations=[a for a in d["annotations"] if a["image_id"] != 1]))
+    edit(
+        root / "train.json",
+        lambda d: d.update(annotations=[a for a in d["annotations"] if a["image_id"] != 1]),
+    )
     first = read_dataset(root).train[0]
     assert first.boxes.shape == (0, 4) and first.labels.shape == (0,)
 
@@ -99,11 +101,16 @@ def test_an_image_id_listed_twice_is_named(shapes: ShapesData, tmp_path: Path) -
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("[1, 2]", "expected a JSON object at the top, got a list"),
-     ('{"images": []}', "annotations, categories must be a list"),
-     ('{"images": [], "annotations": [], "categories": [{"id": "1", "name": "a"}]}',
-      "categories[0]: expected an integer id"),
-     ("1" * 5000, "not usable JSON"), ("[" * 100_000 + "]" * 100_000, "not usable JSON")],
+    [
+        ("[1, 2]", "expected a JSON object at the top, got a list"),
+        ('{"images": []}', "annotations, categories must be a list"),
+        (
+            '{"images": [], "annotations": [], "categories": [{"id": "1", "name": "a"}]}',
+            "categories[0]: expected an integer id",
+        ),
+        ("1" * 5000, "not usable JSON"),
+        ("[" * 100_000 + "]" * 100_000, "not usable JSON"),
+    ],
     ids=["list", "missing keys", "string id", "huge integer", "nested too deeply"],
 )
 def test_json_that_is_not_coco_detection_is_named(
@@ -120,7 +127,6 @@ def test_a_json_larger_than_the_bound_is_refused_unread(tmp_path: Path) -> None:
         f.truncate(MAX_JSON_BYTES + 1)  # sparse: no disk used
     with pytest.raises(DatasetError, match=re.escape("train.json: file too large")):
         read_dataset(path)
-
 
 
 def _outline(box: list[float]) -> list[float]:
@@ -155,22 +161,28 @@ def test_an_annotation_without_a_bbox_has_the_bounding_box_of_its_polygons(
 
 def test_a_bbox_with_area_wins_over_the_segmentation(shapes: ShapesData, tmp_path: Path) -> None:
     root = write_coco(shapes, tmp_path / "coco")
-    edit(root / "train.json",
-         lambda d: d["annotations"][0].update(segmentation=[_outline([0, 0, 5, 5])]))
+    edit(
+        root / "train.json",
+        lambda d: d["annotations"][0].update(segmentation=[_outline([0, 0, 5, 5])]),
+    )
     first = read_dataset(root).train[0]
     np.testing.assert_allclose(first.boxes, shapes.train[0].boxes, atol=1e-4)
 
 
 @pytest.mark.parametrize(
     ("segmentation", "message"),
-    [([[10, 10, 20, 10, 20]], "segmentation[0] has an odd number of coordinates (5)"),
-     ([[10, 10, 20, 20]], "segmentation[0] has 2 point(s); a polygon has 3 or more"),
-     ([[10, 10, 20, 10, 20, 20], "x"], "segmentation[1] must be a list of numbers"),
-     ({"size": [240, 320], "counts": "abc"}, "segmentation is a run-length mask, not polygons"),
-     ([[10, 10, 20, 10, 20, 10]], "the bounding box [10, 10, 10, 0] of its segmentation has "
-                                  "zero or negative area"),
-     ([[10, 10, 900, 10, 20, 20]], "of its segmentation is outside the"),
-     ([], "bbox must be a list of 4 numbers [x, y, width, height], got None")],
+    [
+        ([[10, 10, 20, 10, 20]], "segmentation[0] has an odd number of coordinates (5)"),
+        ([[10, 10, 20, 20]], "segmentation[0] has 2 point(s); a polygon has 3 or more"),
+        ([[10, 10, 20, 10, 20, 20], "x"], "segmentation[1] must be a list of numbers"),
+        ({"size": [240, 320], "counts": "abc"}, "segmentation is a run-length mask, not polygons"),
+        (
+            [[10, 10, 20, 10, 20, 10]],
+            "the bounding box [10, 10, 10, 0] of its segmentation has zero or negative area",
+        ),
+        ([[10, 10, 900, 10, 20, 20]], "of its segmentation is outside the"),
+        ([], "bbox must be a list of 4 numbers [x, y, width, height], got None"),
+    ],
     ids=["odd", "two points", "not numbers", "rle", "flat", "outside", "no outline"],
 )
 def test_a_bad_outline_standing_in_for_a_missing_bbox_is_named(

@@ -47,7 +47,8 @@ def test_a_box_outside_the_image_is_named(
 
 @every_format
 @pytest.mark.parametrize(
-    "xyxy", [(50, 50, 50, 80), (60, 50, 40, 80), (50, 70, 90, 69)],
+    "xyxy",
+    [(50, 50, 50, 80), (60, 50, 40, 80), (50, 70, 90, 69)],
     ids=["zero width", "negative width", "negative height"],
 )
 def test_a_box_without_area_is_named(

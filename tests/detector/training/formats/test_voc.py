@@ -52,8 +52,9 @@ def test_trainval_alone_makes_every_image_a_training_one(
 ) -> None:
     root = write_voc(shapes, tmp_path / "voc")
     sets = root / "ImageSets/Main"
-    (sets / "trainval.txt").write_text((sets / "train.txt").read_text()
-                                       + (sets / "val.txt").read_text())
+    (sets / "trainval.txt").write_text(
+        (sets / "train.txt").read_text() + (sets / "val.txt").read_text()
+    )
     (sets / "train.txt").unlink()
     (sets / "val.txt").unlink()
     data = read_dataset(root)
@@ -104,7 +105,8 @@ def test_without_labels_txt_the_classes_are_the_names_seen_sorted(
     for read, sample in zip(data.train, shapes.train, strict=True):
         names = [shapes.class_names[label] for label in sample.labels]
         assert [data.class_names[label] for label in read.labels] == [
-            renamed.get(n, n) for n in names]
+            renamed.get(n, n) for n in names
+        ]
 
 
 def test_labels_txt_orders_the_classes(shapes: ShapesData, tmp_path: Path) -> None:
@@ -114,7 +116,8 @@ def test_labels_txt_orders_the_classes(shapes: ShapesData, tmp_path: Path) -> No
     assert data.class_names == ("background", "triangle", "square", "disc", "hexagon")
     first = shapes.train[0]
     assert [data.class_names[label] for label in data.train[0].labels] == [
-        shapes.class_names[label] for label in first.labels]
+        shapes.class_names[label] for label in first.labels
+    ]
 
 
 def test_an_annotation_without_size_takes_the_image_size(
@@ -130,8 +133,7 @@ def test_an_annotation_without_size_takes_the_image_size(
 def test_difficult_objects_are_kept(shapes: ShapesData, tmp_path: Path) -> None:
     root = write_voc(shapes, tmp_path / "voc")
     xml = root / "Annotations/0000.xml"
-    xml.write_text(xml.read_text().replace("<difficult>0</difficult>",
-                                           "<difficult>1</difficult>"))
+    xml.write_text(xml.read_text().replace("<difficult>0</difficult>", "<difficult>1</difficult>"))
     assert len(read_dataset(root).train[0].boxes) == len(shapes.train[0].boxes)
 
 
@@ -140,8 +142,9 @@ def test_xml_lines_are_those_of_the_elements() -> None:
     assert [lines[e] for e in root.iter()] == [1, 2, 4, 5]
 
 
-@pytest.mark.parametrize("document", [BILLION_LAUGHS, EXTERNAL_ENTITY],
-                         ids=["entity expansion", "external entity"])
+@pytest.mark.parametrize(
+    "document", [BILLION_LAUGHS, EXTERNAL_ENTITY], ids=["entity expansion", "external entity"]
+)
 def test_xml_with_entity_declarations_is_refused(
     document: str, shapes: ShapesData, tmp_path: Path
 ) -> None:

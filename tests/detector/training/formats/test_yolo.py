@@ -37,8 +37,7 @@ def edit_yaml(root: Path, **changes: object) -> None:
 def test_yolo_reads_back_the_boxes_written(shapes: ShapesData, tmp_path: Path) -> None:
     data = read_dataset(write_yolo(shapes, tmp_path / "yolo"))
     assert data.class_names == shapes.class_names
-    for name, part, written in (("train", data.train, shapes.train),
-                                ("val", data.val, shapes.val)):
+    for name, part, written in (("train", data.train, shapes.train), ("val", data.val, shapes.val)):
         assert len(part) == len(written)
         for read, sample in zip(part, written, strict=True):
             assert read.image == tmp_path / "yolo" / "images" / name / sample.image.name
@@ -56,17 +55,28 @@ def test_names_may_be_a_mapping_from_class_index(shapes: ShapesData, tmp_path: P
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"names": {0: "disc", 2: "square"}}, "names: the keys of a mapping must be 0..1"),
-     ({"names": "disc"}, "names must be a list of class names or a mapping"),
-     ({"names": ["disc", "disc"]}, "names: class name 'disc' appears twice"),
-     ({"names": ["background", "disc"]}, "names: class name 'background' is reserved"),
-     ({"names": ["disc", ["nested"]]}, "names: class name a list is not a non-empty string"),
-     ({"nc": 5}, "nc is 5 but names has 3 classes"),
-     ({"train": "images/nowhere"}, "train: no such folder or .txt list: images/nowhere"),
-     ({"train": 3}, "train must be a path or a list of paths, got 3"),
-     ({"path": ["x"]}, "path must be a string, got a list")],
-    ids=["gap in mapping", "names a string", "duplicate", "background", "nested", "nc",
-         "missing train folder", "train a number", "path a list"],
+    [
+        ({"names": {0: "disc", 2: "square"}}, "names: the keys of a mapping must be 0..1"),
+        ({"names": "disc"}, "names must be a list of class names or a mapping"),
+        ({"names": ["disc", "disc"]}, "names: class name 'disc' appears twice"),
+        ({"names": ["background", "disc"]}, "names: class name 'background' is reserved"),
+        ({"names": ["disc", ["nested"]]}, "names: class name a list is not a non-empty string"),
+        ({"nc": 5}, "nc is 5 but names has 3 classes"),
+        ({"train": "images/nowhere"}, "train: no such folder or .txt list: images/nowhere"),
+        ({"train": 3}, "train must be a path or a list of paths, got 3"),
+        ({"path": ["x"]}, "path must be a string, got a list"),
+    ],
+    ids=[
+        "gap in mapping",
+        "names a string",
+        "duplicate",
+        "background",
+        "nested",
+        "nc",
+        "missing train folder",
+        "train a number",
+        "path a list",
+    ],
 )
 def test_a_bad_data_yaml_value_is_named(
     changes: dict[str, object], message: str, shapes: ShapesData, tmp_path: Path
@@ -86,9 +96,7 @@ def test_a_data_yaml_without_train_is_named(shapes: ShapesData, tmp_path: Path) 
         read_dataset(root)
 
 
-def test_an_image_without_a_label_file_has_no_objects(
-    shapes: ShapesData, tmp_path: Path
-) -> None:
+def test_an_image_without_a_label_file_has_no_objects(shapes: ShapesData, tmp_path: Path) -> None:
     root = write_yolo(shapes, tmp_path / "yolo")
     (root / "labels/train/0001.txt").unlink()
     data = read_dataset(root)
@@ -96,13 +104,12 @@ def test_an_image_without_a_label_file_has_no_objects(
     np.testing.assert_allclose(data.train[0].boxes, shapes.train[0].boxes, atol=1e-3)
 
 
-def test_a_path_key_and_list_files_locate_the_images(
-    shapes: ShapesData, tmp_path: Path
-) -> None:
+def test_a_path_key_and_list_files_locate_the_images(shapes: ShapesData, tmp_path: Path) -> None:
     data_root = write_yolo(shapes, tmp_path / "datasets" / "shapes")
     (data_root / "lists").mkdir()
     (data_root / "lists" / "train.txt").write_text(
-        "".join(f"../images/train/{s.image.name}\n" for s in shapes.train[:3]))
+        "".join(f"../images/train/{s.image.name}\n" for s in shapes.train[:3])
+    )
     config = tmp_path / "configs" / "shapes.yaml"
     config.parent.mkdir()
     shutil.move(data_root / "data.yaml", config)
@@ -121,9 +128,11 @@ def test_train_and_val_may_be_lists_of_folders(shapes: ShapesData, tmp_path: Pat
 
 @pytest.mark.parametrize(
     ("image", "labels"),
-    [("/d/images/train/a.jpg", "/d/labels/train/a.txt"),
-     ("/images/d/images/x/a.b.png", "/images/d/labels/x/a.b.txt"),
-     ("/d/photos/a.jpg", "/d/photos/a.txt")],
+    [
+        ("/d/images/train/a.jpg", "/d/labels/train/a.txt"),
+        ("/images/d/images/x/a.b.png", "/images/d/labels/x/a.b.txt"),
+        ("/d/photos/a.jpg", "/d/photos/a.txt"),
+    ],
 )
 def test_the_label_file_replaces_the_last_images_folder(image: str, labels: str) -> None:
     assert label_path(Path(image)) == Path(labels)
@@ -131,19 +140,33 @@ def test_the_label_file_replaces_the_last_images_folder(image: str, labels: str)
 
 @pytest.mark.parametrize(
     ("line", "message"),
-    [("0 0.5 0.5 0.1", "got 4 numbers: as a polygon, it has an odd number of coordinates (3)"),
-     ("0 0.1 0.1 0.2 0.1 0.2", "has an odd number of coordinates (5)"),
-     ("0 0.1 0.1 0.2 0.1 0.2 0.2 0.1", "has an odd number of coordinates (7)"),
-     ("0 0.1 0.1", "has 1 point(s); a polygon has 3 or more"),
-     ("0 0.5 0.5 box 0.1", "expected numbers (class cx cy w h, or a polygon: class x1 y1"),
-     ("1.5 0.5 0.5 0.1 0.1", "unknown class 1.5"),
-     ("-1 0.5 0.5 0.1 0.1", "unknown class -1"),
-     ("5 0.1 0.1 0.2 0.1 0.2 0.2", "unknown class 5"),
-     ("0 nan 0.5 0.1 0.1", "has a coordinate that is not a finite number"),
-     ("0 0.1 0.1 0.2 0.1 0.2 1.5", "polygon's bounding box (0.1 0.1 0.2 0.1 0.2 1.5) is outside")],
-    ids=["four fields", "polygon of odd length", "polygon of 3.5 points", "one point",
-         "a word", "fractional class", "negative class", "polygon of an unknown class", "nan",
-         "polygon outside"],
+    [
+        ("0 0.5 0.5 0.1", "got 4 numbers: as a polygon, it has an odd number of coordinates (3)"),
+        ("0 0.1 0.1 0.2 0.1 0.2", "has an odd number of coordinates (5)"),
+        ("0 0.1 0.1 0.2 0.1 0.2 0.2 0.1", "has an odd number of coordinates (7)"),
+        ("0 0.1 0.1", "has 1 point(s); a polygon has 3 or more"),
+        ("0 0.5 0.5 box 0.1", "expected numbers (class cx cy w h, or a polygon: class x1 y1"),
+        ("1.5 0.5 0.5 0.1 0.1", "unknown class 1.5"),
+        ("-1 0.5 0.5 0.1 0.1", "unknown class -1"),
+        ("5 0.1 0.1 0.2 0.1 0.2 0.2", "unknown class 5"),
+        ("0 nan 0.5 0.1 0.1", "has a coordinate that is not a finite number"),
+        (
+            "0 0.1 0.1 0.2 0.1 0.2 1.5",
+            "polygon's bounding box (0.1 0.1 0.2 0.1 0.2 1.5) is outside",
+        ),
+    ],
+    ids=[
+        "four fields",
+        "polygon of odd length",
+        "polygon of 3.5 points",
+        "one point",
+        "a word",
+        "fractional class",
+        "negative class",
+        "polygon of an unknown class",
+        "nan",
+        "polygon outside",
+    ],
 )
 def test_a_bad_label_line_is_named_with_its_line(
     line: str, message: str, shapes: ShapesData, tmp_path: Path
@@ -166,7 +189,8 @@ def test_many_problems_are_all_kept_and_the_message_counts_the_rest(
     with pytest.raises(DatasetError) as caught:
         read_dataset(root)
     assert caught.value.problems == tuple(
-        f"labels/train/0000.txt:{n}: unknown class 9 (names has 3: 0..2)" for n in range(1, 31))
+        f"labels/train/0000.txt:{n}: unknown class 9 (names has 3: 0..2)" for n in range(1, 31)
+    )
     assert str(caught.value).splitlines()[-1] == f"  and {30 - SHOWN_PROBLEMS} more"
 
 
@@ -208,8 +232,9 @@ def test_a_polygon_line_is_read_as_its_bounding_box(shapes: ShapesData, tmp_path
     root = write_yolo(shapes, tmp_path / "yolo")
     sample = shapes.train[0]
     lines = (root / "labels/train/0000.txt").read_text().splitlines()
-    lines[0] = _polygon_line(int(sample.labels[0]) - 1, sample.boxes[0], sample.width,
-                             sample.height)
+    lines[0] = _polygon_line(
+        int(sample.labels[0]) - 1, sample.boxes[0], sample.width, sample.height
+    )
     (root / "labels/train/0000.txt").write_text("\n".join(lines) + "\n")
     first = read_dataset(root).train[0]
     np.testing.assert_allclose(first.boxes, sample.boxes, atol=1e-3)  # a box line stays one
@@ -225,6 +250,7 @@ def test_a_polygon_beyond_the_image_by_under_a_pixel_is_clipped_to_it(
     box[0] = 0.0  # the box's left side on the image's edge, the polygon's corner 0.6 px out
     (root / "labels/train/0000.txt").write_text(
         _polygon_line(int(sample.labels[0]) - 1, box, sample.width, sample.height, beyond=0.6)
-        + "\n")
+        + "\n"
+    )
     first = read_dataset(root).train[0]
     np.testing.assert_allclose(first.boxes, box[None], atol=1e-3)
