@@ -143,7 +143,7 @@ def _image_detections(
     kept = np.asarray(
         cv2.dnn.NMSBoxesBatched(
             xywh.astype(np.float64),  # type: ignore[arg-type]
-            top_scores,  # type: ignore[arg-type]
+            top_scores,
             label.astype(np.int32),  # type: ignore[arg-type]
             -1.0,
             nms_threshold,

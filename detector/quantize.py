@@ -104,7 +104,7 @@ def quantize_int8(
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    class Frames(CalibrationDataReader):  # type: ignore[misc]  # untyped base class
+    class Frames(CalibrationDataReader):
         def __init__(self) -> None:
             self.batches: Iterator[npt.NDArray[np.uint8]] = iter(np.split(inputs, len(inputs)))
 

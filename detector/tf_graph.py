@@ -149,9 +149,9 @@ def _tensor(buf: bytes) -> npt.NDArray[np.generic]:
             assert isinstance(value, bytes)
             content = value
         elif num == 5:  # float_val
-            values = [*values, *_floats(value, wire)]  # type: ignore[list-item]
+            values = [*values, *_floats(value, wire)]
         elif num in (7, 10, 11, 13):  # int_val, int64_val, bool_val, half_val (as uint16 bits)
-            values = [*values, *_varints(value)]  # type: ignore[list-item]
+            values = [*values, *_varints(value)]
     if dtype_num == _DT_STRING:
         return np.zeros(shape, dtype=np.object_)
     if dtype_num not in _DTYPES:

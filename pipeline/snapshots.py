@@ -165,7 +165,7 @@ class SnapshotKeeper:
             if best is not None and scores[row] > best.score:  # as the tracker: strictly
                 box = tuple(tracked.xyxy[row].tolist())
                 self._release(best)
-                self._best[track_id] = self._keep(frame, scores[row], box)  # type: ignore[arg-type]
+                self._best[track_id] = self._keep(frame, scores[row], box)
         return self._settled() + self._ended(events)
 
     def finish(self, events: tuple[TrackEvent, ...]) -> tuple[TrackEvent, ...]:

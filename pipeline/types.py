@@ -83,7 +83,7 @@ class Region:
         """Which boxes (x1, y1, x2, y2, frame pixels) lie wholly inside the region."""
         x2, y2 = self.x + self.width, self.y + self.height
         inside_x = (xyxy[:, 0] >= self.x) & (xyxy[:, 2] <= x2)
-        return inside_x & (xyxy[:, 1] >= self.y) & (xyxy[:, 3] <= y2)  # type: ignore[no-any-return]
+        return inside_x & (xyxy[:, 1] >= self.y) & (xyxy[:, 3] <= y2)
 
 
 @dataclass(frozen=True, eq=False)

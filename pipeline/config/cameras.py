@@ -216,11 +216,11 @@ class CameraConfig(Strict):
         ),
     )
     motion: MotionConfig = Field(
-        default_factory=MotionConfig,  # type: ignore[arg-type]
+        default_factory=MotionConfig,
         description="Motion gating: skip detection on frames where nothing moved.",
     )
     reconnect: ReconnectConfig = Field(
-        default_factory=ReconnectConfig,  # type: ignore[arg-type]
+        default_factory=ReconnectConfig,
         description="Retry policy of live sources.",
     )
     zones: list[ZoneConfig] = Field(

@@ -56,7 +56,7 @@ class ClusterConfig(Strict):
         "GPUs), never more than the cameras; or a number.",
     )
     resources_per_shard: ShardResourcesConfig = Field(
-        default_factory=ShardResourcesConfig,  # type: ignore[arg-type]
+        default_factory=ShardResourcesConfig,
         description="What each shard reserves on its node (num_cpus, num_gpus, memory_mb, "
         "resources).",
     )

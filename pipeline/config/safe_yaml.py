@@ -84,7 +84,7 @@ class _Bounded(Composer, SafeConstructor, Resolver):
         event = self.peek_event()  # type: ignore[attr-defined]
         mark: Any = event.start_mark
         if isinstance(event, yaml.AliasEvent):
-            named = self.anchors.get(event.anchor)  # type: ignore[arg-type]
+            named = self.anchors.get(event.anchor)
             if named is not None and id(named) not in self._values:
                 raise YamlRefused(
                     problem=f"alias *{event.anchor} is inside what it names (no end to it)",
@@ -138,7 +138,7 @@ class _Bounded(Composer, SafeConstructor, Resolver):
                     problem_mark=key_node.start_mark,
                 )
             first_line[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+        return super().construct_mapping(node, deep=deep)
 
 
 def _too_many(mark: Any) -> YamlRefused:

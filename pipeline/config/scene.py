@@ -136,7 +136,7 @@ class LineConfig(Strict):
         None, min_length=1, description="Only objects of these class names; all when absent."
     )
     directions: LineDirections = Field(
-        default_factory=LineDirections,  # type: ignore[arg-type]
+        default_factory=LineDirections,
         description="The names crossings get, e.g. {left_to_right: out, right_to_left: in}.",
     )
 

@@ -20,8 +20,8 @@ no `http:` section (and must match it when there is)."""
 
 class PipelineConfig(Strict):
     cameras: list[CameraConfig] = Field(min_length=1, description="Video sources to process.")
-    detector: DetectorConfig = Field(default_factory=DetectorConfig)  # type: ignore[arg-type]
-    tracker: TrackerConfig = Field(default_factory=TrackerConfig)  # type: ignore[arg-type]
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     sinks: list[SinkConfig] = Field(default_factory=list, description="Where results go.")
     http: HttpConfig | None = Field(
         None,
@@ -29,7 +29,7 @@ class PipelineConfig(Strict):
         "the live view at /live/ (none: no server, or the live sink's own).",
     )
     analytics: AnalyticsConfig = Field(
-        default_factory=AnalyticsConfig,  # type: ignore[arg-type]
+        default_factory=AnalyticsConfig,
         description="Rules for the cameras' zones and lines (a camera's own section wins).",
     )
 

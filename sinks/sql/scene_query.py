@@ -30,7 +30,7 @@ from sinks.sql.reading import (
     label_is,
 )
 
-_Query = TypeVar("_Query", bound=Select)  # type: ignore[type-arg]  # any row shape
+_Query = TypeVar("_Query", bound=Select)  # any row shape
 
 MAX_PERIODS = 100_000
 """Most periods one count may span: a finer `every` over a longer time is refused."""

@@ -590,6 +590,6 @@ def test_a_file_camera_that_cannot_open_still_fails_after_a_stop(tmp_path: Path)
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     config = parse_config(f"cameras:\n  - id: a\n    source: {broken}\n")
-    summary = Pipeline(config, detector=EagerDetector()).run()  # type: ignore[arg-type]
+    summary = Pipeline(config, detector=EagerDetector()).run()
     assert not summary.ok
     assert summary.cameras["a"].status.startswith("FAILED: camera a:")
