@@ -36,17 +36,18 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_validate)
 
 
-def _load(path: str, *, check_sources: bool = True) -> PipelineConfig | None:
-    """The config at `path`; None once the reasons it cannot be used are printed."""
+def _load(path: str, *, check_sources: bool) -> PipelineConfig | None:
+    """The config at `path`; None once the reasons it cannot be used are printed.
+    `check_sources`: `validate`'s look at what each source on disk holds (else none)."""
     try:
-        return load_config(path, check_sources=check_sources)
+        return load_config(path, check_sources=check_sources, probe_sources=check_sources)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args.config, check_sources=True)
     if config is None:
         return EXIT_USAGE
 
