@@ -51,7 +51,7 @@ def calibration_images(
     Raises:
         ModelConfigError: the file is missing, cannot be decoded, or holds no frames.
     """
-    import av
+    from detector.clip_frames import NotAVideoError, sample_frames
 
     path = Path(clip).expanduser()
     if not path.is_file():
@@ -60,27 +60,9 @@ def calibration_images(
             "like the footage the model will see"
         )
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            # Every k-th frame, k from the declared length (absent in some containers: then
-            # the first `count` frames).
-            step = max(1, (stream.frames or count) // count)
-            images = []
-            for i, frame in enumerate(container.decode(stream)):
-                if i % step == 0:
-                    # One swscale thread, as the readers use (pipeline.sources): PyAV
-                    # otherwise starts and joins a thread per core for every frame.
-                    images.append(frame.to_ndarray(format="rgb24", threads=1))
-                    if len(images) == count:
-                        break
-    except av.FFmpegError as exc:  # its str() repeats the errno and the path
-        why = exc.strerror or type(exc).__name__
-        raise ModelConfigError(f"cannot decode calibration clip {path}: {why}") from exc
-    except IndexError:
-        raise ModelConfigError(f"calibration clip {path} holds no video stream") from None
-    if not images:
-        raise ModelConfigError(f"calibration clip {path} holds no frames")
-    return images
+        return sample_frames(path, count)
+    except NotAVideoError as exc:
+        raise ModelConfigError(f"calibration clip {path}: {exc}") from None
 
 
 def quantize_int8(

@@ -29,6 +29,21 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
 
+def image_files(pattern: str) -> list[Path]:
+    """The images of the folder or glob `pattern`, in name order: files with a suffix in
+    `IMAGE_SUFFIXES` (any case)."""
+    path = Path(pattern)
+    candidates = (
+        sorted(path.iterdir()) if path.is_dir() else sorted(Path(p) for p in glob.glob(pattern))
+    )
+    return [p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+
+
+def no_images(pattern: str) -> str:
+    """Why an image source has nothing to read: one line naming the suffixes looked for."""
+    return f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {pattern}"
+
+
 class SourceError(RuntimeError):
     """A source cannot be opened or read; the message is one line, credentials masked."""
 
@@ -178,15 +193,9 @@ class ImageFolderSource(Source):
         self._files: list[Path] = []
 
     def open(self) -> OpenedSource:
-        path = Path(self.pattern)
-        candidates = (
-            sorted(path.iterdir())
-            if path.is_dir()
-            else sorted(Path(p) for p in glob.glob(self.pattern))
-        )
-        self._files = [p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+        self._files = image_files(self.pattern)
         if not self._files:
-            raise SourceError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {self.pattern}")
+            raise SourceError(no_images(self.pattern))
         first = self._read(self._files[0])
         if first is None:
             raise SourceError(f"cannot read the image {self._files[0]}")

@@ -13,7 +13,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from pipeline.argtypes import nonempty
-from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, stopped_by
 from pipeline.config import ConfigError, PipelineConfig, load_config
 from pipeline.summary import RunSummary
 
@@ -36,17 +36,18 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_validate)
 
 
-def _load(path: str, *, check_sources: bool = True) -> PipelineConfig | None:
-    """The config at `path`; None once the reasons it cannot be used are printed."""
+def _load(path: str, *, check_sources: bool) -> PipelineConfig | None:
+    """The config at `path`; None once the reasons it cannot be used are printed.
+    `check_sources`: `validate`'s look at what each source on disk holds (else none)."""
     try:
-        return load_config(path, check_sources=check_sources)
+        return load_config(path, check_sources=check_sources, probe_sources=check_sources)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args.config, check_sources=True)
     if config is None:
         return EXIT_USAGE
 
@@ -131,11 +132,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def run_exit_status(summary: RunSummary, stop_signal: int | None) -> int:
     """`run`'s exit status: EXIT_FAILED when anything failed (`RunSummary.ok`: a camera
     marked FAILED in the summary, a sink, the detector), whatever stopped the run; else
-    128 + the signal that stopped it (the shell's convention), else EXIT_OK."""
+    `stopped_by` the signal that stopped it, else EXIT_OK."""
     if not summary.ok:
         return EXIT_FAILED
     if summary.interrupted:
-        return 128 + (stop_signal or signal.SIGINT)
+        return stopped_by(stop_signal or signal.SIGINT)
     return EXIT_OK
 
 
@@ -168,7 +169,7 @@ def stop_on_signals(
             _say(f"\n{name}: stopping; {doing} (again to force)\n")
         elif now - first_at[0] >= FORCE_AFTER_S:
             _say("\nforced exit\n")
-            os._exit(128 + signum)
+            os._exit(stopped_by(signum))
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from typing import Any
 
 from pipeline.argtypes import nonempty, whole
-from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, stopped_by
 from pipeline.cli.records import DEFAULT_DB
 from pipeline.config.http import DEFAULT_HTTP_PORT
 
@@ -85,5 +86,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(
         f"serving {args.db} at http://{shown}:{port}/ (API: /docs); Ctrl-C stops", file=sys.stderr
     )
-    serve_forever(app, sock)
-    return EXIT_OK
+    from pipeline.cli.run import stop_on_signals
+
+    stop = threading.Event()
+    received = stop_on_signals(stop, doing="closing connections")
+    serve_forever(app, sock, stop)
+    return stopped_by(received[0]) if received else EXIT_OK

@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.argtypes import nonempty, number, out_folder, whole_like
-from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from pipeline.cli.exit_codes import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    stopped_by,
+)
 
 if TYPE_CHECKING:  # heavy imports at call time only: `--help` stays fast
     import torch
@@ -186,7 +192,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"command and --resume",
             file=sys.stderr,
         )
-        return 128 + received[0] if received else EXIT_INTERRUPTED
+        return stopped_by(received[0]) if received else EXIT_INTERRUPTED
     if result.stopped_by == "plateau":
         print(f"stopped early: no better mAP in {job.settings.patience} epochs", file=sys.stderr)
     return EXIT_OK

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from pipeline.config.base import Strict
+from pipeline.config.safe_yaml import short_repr
 from pipeline.config.scene import AnalyticsConfig, LineConfig, ZoneConfig, check_scene_ids
 from pipeline.urls import STREAM_SCHEMES, infer_kind, mask_credentials
 
@@ -22,9 +23,20 @@ when its reader opens it, like a camera whose file is unreadable, and the others
 """
 
 
+PROBE_SOURCES = "probe_sources"
+"""Validation context key: True also opens each file source and decodes its first frame, and
+looks for an image in each image source, as their readers would (only `validate` does: it
+takes a file the size of a frame or two, and tests' stand-in files hold no video)."""
+
+
 def checks_sources(info: ValidationInfo) -> bool:
     """Whether this validation checks that sources on disk exist (it does by default)."""
     return bool((info.context or {}).get(CHECK_SOURCES, True))
+
+
+def probes_sources(info: ValidationInfo) -> bool:
+    """Whether this validation reads what sources on disk hold (it does not by default)."""
+    return checks_sources(info) and bool((info.context or {}).get(PROBE_SOURCES, False))
 
 
 class FileSourceConfig(Strict):
@@ -41,14 +53,22 @@ class FileSourceConfig(Strict):
         if not checks_sources(info):
             return value
         path = Path(value).expanduser()
+        shown = short_repr(value)  # one line, whatever the path holds (a newline from ${ENV})
         if not path.exists():
-            raise ValueError(f"file not found: {value} (relative to {Path.cwd()})")
+            raise ValueError(f"file not found: {shown} (relative to {short_repr(str(Path.cwd()))})")
         if not path.is_file():
-            raise ValueError(f"not a file: {value}")
+            raise ValueError(f"not a file: {shown}")
         if not os.access(path, os.R_OK):
-            raise ValueError(f"file not readable: {value}")
+            raise ValueError(f"file not readable: {shown}")
         if path.stat().st_size == 0:
-            raise ValueError(f"empty file (0 bytes): {value}")
+            raise ValueError(f"empty file (0 bytes): {shown}")
+        if probes_sources(info):
+            from detector.clip_frames import NotAVideoError, sample_frames
+
+            try:
+                sample_frames(path, count=1)
+            except NotAVideoError as exc:
+                raise ValueError(f"not a video ({exc}): {shown}") from None
         return value
 
 
@@ -102,9 +122,15 @@ class ImagesSourceConfig(Strict):
     @field_validator("path")
     @classmethod
     def _has_images(cls, value: str, info: ValidationInfo) -> str:
-        matches = Path(value).is_dir() or next(glob.iglob(value), None) is not None
-        if checks_sources(info) and not matches:
-            raise ValueError(f"no such folder, and no file matches: {value}")
+        if not checks_sources(info):
+            return value
+        if not Path(value).is_dir() and next(glob.iglob(value), None) is None:
+            raise ValueError(f"no such folder, and no file matches: {short_repr(value)}")
+        if probes_sources(info):
+            from pipeline.sources import image_files, no_images
+
+            if not image_files(value):
+                raise ValueError(no_images(short_repr(value)))
         return value
 
 

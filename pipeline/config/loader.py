@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from pipeline.config import safe_yaml
-from pipeline.config.cameras import CHECK_SOURCES
+from pipeline.config.cameras import CHECK_SOURCES, PROBE_SOURCES
 from pipeline.config.schema import PipelineConfig
 from pipeline.urls import mask_credentials
 
@@ -47,11 +47,14 @@ class ConfigError(ValueError):
         super().__init__("\n".join(lines))
 
 
-def load_config(path: str | Path, *, check_sources: bool = True) -> PipelineConfig:
+def load_config(
+    path: str | Path, *, check_sources: bool = True, probe_sources: bool = False
+) -> PipelineConfig:
     """Read, expand and validate a YAML config; raises ConfigError naming every bad field.
 
     `check_sources=False` leaves out whether source files and folders exist: a run reports a
-    missing one as that camera's failure instead.
+    missing one as that camera's failure instead. `probe_sources=True` also checks that
+    each file source is a video and each image source holds an image (`PROBE_SOURCES`).
     """
     path = Path(path)
     try:
@@ -72,11 +75,17 @@ def load_config(path: str | Path, *, check_sources: bool = True) -> PipelineConf
         raise ConfigError(
             str(path), [f"line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})"]
         ) from None
-    return parse_config(text, source=str(path), check_sources=check_sources)
+    return parse_config(
+        text, source=str(path), check_sources=check_sources, probe_sources=probe_sources
+    )
 
 
 def parse_config(
-    text: str, source: str = "<config>", *, check_sources: bool = True
+    text: str,
+    source: str = "<config>",
+    *,
+    check_sources: bool = True,
+    probe_sources: bool = False,
 ) -> PipelineConfig:
     """Expand and validate YAML `text`; raises ConfigError naming every bad field."""
     try:
@@ -92,7 +101,7 @@ def parse_config(
         f"{_where(loc, root)}: environment variable {name} is not set"
         for loc, name in unset.items()
     ]
-    context = {CHECK_SOURCES: check_sources}
+    context = {CHECK_SOURCES: check_sources, PROBE_SOURCES: probe_sources}
     try:
         config = PipelineConfig.model_validate(data, context=context)
     except ValidationError as exc:

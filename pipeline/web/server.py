@@ -8,10 +8,12 @@ disconnected; uvicorn itself bounds neither.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import h11
@@ -172,6 +174,22 @@ class HttpServer:
         self.sock.close()
 
 
-def serve_forever(app: ASGIApp, sock: socket.socket) -> None:
-    """Serves until Ctrl-C (uvicorn's own signal handling)."""
-    uvicorn.Server(_config(app)).run(sockets=[sock])
+class _StoppedByEvent(uvicorn.Server):
+    """uvicorn's server in the foreground, stopping when `stop` is set; signals are left to
+    the command's own handlers (`pipeline.cli.run.stop_on_signals`), which set it."""
+
+    def __init__(self, config: uvicorn.Config, stop: threading.Event) -> None:
+        super().__init__(config)
+        self._stop = stop
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def on_tick(self, counter: int) -> bool:
+        return await super().on_tick(counter) or self._stop.is_set()
+
+
+def serve_forever(app: ASGIApp, sock: socket.socket, stop: threading.Event) -> None:
+    """Serves on `sock` until `stop` is set (checked ten times a second), then closes."""
+    _StoppedByEvent(_config(app), stop).run(sockets=[sock])

@@ -292,5 +292,5 @@ def test_unusable_calibration_clip_is_named(tmp_path: Path) -> None:
         calibration_images(tmp_path / "gone.mp4")
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"not a video" * 100)
-    with pytest.raises(ModelConfigError, match=r"cannot decode calibration clip .*garbage.mp4"):
+    with pytest.raises(ModelConfigError, match=r"calibration clip .*garbage.mp4: cannot decode it"):
         calibration_images(garbage)

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.config import safe_yaml
-from tests.conftest import free_port
+from tests.conftest import VideoFactory, free_port
 
 BIG = "9" * 30
 DIGITS_5000 = "9" * 5000  # more than Python turns into an int from text
@@ -366,8 +366,12 @@ def test_a_config_that_cannot_be_used_ends_in_one_error_line(
 
 
 def test_odd_but_valid_paths_work_and_print_without_a_traceback(
-    place: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    place: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    synthetic_video: VideoFactory,
 ) -> None:
+    synthetic_video("clip.mp4", frames=1, size=(16, 16))  # `validate` decodes its frame
     config = Path(place["not_utf8"])
     config.write_text(CAMERA)
     code, output = run_main(["validate", str(config)], capsys)
@@ -408,8 +412,9 @@ class Unwritable(io.StringIO):
 )
 def test_output_that_cannot_be_written_ends_the_command_without_a_traceback(
     place: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-    error: OSError, code: int, message: str,
+    error: OSError, code: int, message: str, synthetic_video: VideoFactory,
 ) -> None:  # fmt: skip
+    synthetic_video("clip.mp4", frames=1, size=(16, 16))  # `validate` decodes its frame
     monkeypatch.setattr("sys.stdout", Unwritable(error))
     assert main(["validate", "cams.yaml"]) == code
     assert capsys.readouterr().err == message

@@ -19,14 +19,15 @@ from pipeline.config import (
     parse_config,
 )
 from pipeline.config.loader import MAX_PROBLEM_CHARS, MAX_PROBLEMS_SHOWN
+from tests.conftest import VideoFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synthetic_video: VideoFactory) -> str:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "clip.mp4").write_bytes(b"x")
+    synthetic_video("clip.mp4", frames=1, size=(16, 16))  # `validate` decodes its frame
     return "clip.mp4"
 
 
@@ -104,7 +105,7 @@ def test_missing_source_file_names_the_camera_entry_and_its_id(video: str) -> No
         f"cameras:\n  - id: a\n    source: {video}\n  - id: b\n    source: no.mp4\n"
     )
     assert len(problems) == 1
-    assert problems[0].startswith("cameras[1].source (camera b, line 5): file not found: no.mp4")
+    assert problems[0].startswith("cameras[1].source (camera b, line 5): file not found: 'no.mp4'")
 
 
 def test_an_empty_source_file_is_found_by_validate_naming_the_camera(
@@ -114,7 +115,7 @@ def test_an_empty_source_file_is_found_by_validate_naming_the_camera(
     problems = _problems(
         f"cameras:\n  - id: a\n    source: {video}\n  - id: b\n    source: empty.mp4\n"
     )
-    assert problems == ["cameras[1].source (camera b, line 5): empty file (0 bytes): empty.mp4"]
+    assert problems == ["cameras[1].source (camera b, line 5): empty file (0 bytes): 'empty.mp4'"]
 
 
 def test_a_config_loaded_to_run_leaves_missing_sources_to_their_cameras(video: str) -> None:

@@ -13,15 +13,16 @@ from pipeline.config import ConfigError, load_config, parse_config
 from pipeline.config.scene import kept_classes, scene_label_problems
 from pipeline.preflight import check_detector, check_scene_labels
 from pipeline.types import LabelMap
+from tests.conftest import VideoFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 COCO_LIKE = LabelMap(("background", "person", "bicycle", "car"))
 
 
 @pytest.fixture
-def video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synthetic_video: VideoFactory) -> str:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "clip.mp4").write_bytes(b"x")
+    synthetic_video("clip.mp4", frames=1, size=(16, 16))  # `validate` decodes its frame
     return "clip.mp4"
 
 

@@ -139,4 +139,6 @@ def test_a_calibration_clip_that_is_no_video_is_found_by_validate(
     code = main(["validate", str(config)])  # validate said ok; run then refused it
     err = capsys.readouterr().err
     assert code == EXIT_USAGE
-    assert "detector: cannot decode calibration clip" in err and err.count("\n") == 1
+    assert (
+        "detector: calibration clip" in err and "cannot decode it" in err and err.count("\n") == 1
+    )

@@ -74,7 +74,7 @@ def test_config_errors_about_sources_point_at_the_source_and_mask_passwords(
         )
     problems = info.value.problems
     assert problems[0].startswith(
-        "cameras[0].source (camera a, line 3): file not found: missing.mp4"
+        "cameras[0].source (camera a, line 3): file not found: 'missing.mp4'"
     )
     assert problems[1].startswith(
         "cameras[1].source.url (camera b, line 5): unsupported stream URL 'ftp://u:***@h/x'"

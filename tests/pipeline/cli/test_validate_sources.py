@@ -1,0 +1,104 @@
+"""`validate` finds a source `run` could not read: a file that is not a video, an image
+folder without an image, each at its camera's YAML path, on one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import EXIT_USAGE, main
+from pipeline.config import ConfigError, load_config
+from tests.conftest import VideoFactory
+
+
+@pytest.fixture
+def cams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synthetic_video: VideoFactory) -> Path:
+    """cams.yaml in the working folder, its first camera a real video; the test adds more."""
+    monkeypatch.chdir(tmp_path)
+    synthetic_video("good.mp4", frames=2, size=(32, 32))
+    return tmp_path / "cams.yaml"
+
+
+def validate_errors(config: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    assert main(["validate", str(config)]) == EXIT_USAGE
+    return capsys.readouterr().err.splitlines()
+
+
+def test_validate_refuses_a_text_file_named_like_a_video_at_its_camera(
+    cams: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("clip.mp4").write_text("a shopping list, not a recording\n")
+    cams.write_text("cameras:\n  - id: a\n    source: good.mp4\n  - id: b\n    source: clip.mp4\n")
+    errors = validate_errors(cams, capsys)
+    assert len(errors) == 1
+    assert errors[0].startswith(
+        f"error: {cams}: cameras[1].source (camera b, line 5): not a video (cannot decode it: "
+    )
+    assert errors[0].endswith("): 'clip.mp4'")
+
+
+def test_validate_refuses_a_file_source_with_no_video_stream(
+    cams: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import av
+
+    with av.open("sound.wav", "w") as container:  # a real file FFmpeg reads: audio only
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame(format="s16", layout="mono", samples=800)
+        frame.planes[0].update(bytes(1600))
+        frame.sample_rate = 8000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:  # type: ignore[attr-defined]
+            container.mux(packet)
+    cams.write_text("cameras:\n  - id: a\n    source: {type: file, path: sound.wav}\n")
+    errors = validate_errors(cams, capsys)
+    assert errors == [
+        f"error: {cams}: cameras[0].source.path (camera a, line 3): "
+        "not a video (it holds no video stream): 'sound.wav'"
+    ]
+
+
+@pytest.mark.parametrize("source", ["frames", "'frames/*.txt'"])
+def test_validate_refuses_an_image_source_holding_no_image(
+    cams: Path, capsys: pytest.CaptureFixture[str], source: str
+) -> None:
+    Path("frames").mkdir()
+    Path("frames/notes.txt").write_text("no picture here")
+    Path("frames/0001.jpg").mkdir()  # a folder named like an image is no image
+    cams.write_text(
+        "cameras:\n  - id: a\n    source: good.mp4\n"
+        f"  - id: b\n    source: {{type: images, path: {source}}}\n"
+    )
+    errors = validate_errors(cams, capsys)
+    assert len(errors) == 1
+    assert errors[0].startswith(f"error: {cams}: cameras[1].source.path (camera b, line 5): ")
+    assert "no images (.bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp) in 'frames" in errors[0]
+
+
+def test_validate_takes_a_video_and_a_folder_of_images(cams: Path) -> None:
+    Path("frames").mkdir()
+    Path("frames/0001.PNG").write_bytes(b"\x89PNG")  # found by suffix; not decoded
+    cams.write_text("cameras:\n  - id: a\n    source: good.mp4\n  - id: b\n    source: frames/\n")
+    config = load_config(cams, probe_sources=True)
+    assert [c.id for c in config.cameras] == ["a", "b"]
+
+
+def test_run_leaves_a_file_that_is_not_a_video_to_its_camera(cams: Path) -> None:
+    Path("clip.mp4").write_text("not a video")  # the camera fails alone when read
+    cams.write_text("cameras:\n  - id: a\n    source: clip.mp4\n")
+    assert load_config(cams, check_sources=False).cameras[0].id == "a"
+    assert load_config(cams).cameras[0].id == "a"  # nothing decoded unless probed
+
+
+def test_a_source_path_with_a_newline_is_named_on_one_line(
+    cams: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLIP", "recordings/\nmonday.mp4")
+    cams.write_text("cameras:\n  - id: a\n    source: '${CLIP}'\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(cams)
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith(
+        f"{cams}: cameras[0].source (camera a, line 3): "
+        "file not found: 'recordings/\\nmonday.mp4' (relative to "
+    )
