@@ -41,4 +41,4 @@ def sample_frames(path: Path, count: int) -> list[npt.NDArray[np.uint8]]:
         raise NotAVideoError(f"cannot decode it: {exc.strerror or type(exc).__name__}") from None
     if not images:
         raise NotAVideoError("it holds no frames")
-    return images  # type: ignore[return-value]
+    return images

@@ -48,7 +48,7 @@ def test_validate_refuses_a_file_source_with_no_video_stream(
         frame = av.AudioFrame(format="s16", layout="mono", samples=800)
         frame.planes[0].update(bytes(1600))
         frame.sample_rate = 8000
-        for packet in [*stream.encode(frame), *stream.encode(None)]:  # type: ignore[attr-defined]
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
             container.mux(packet)
     cams.write_text("cameras:\n  - id: a\n    source: {type: file, path: sound.wav}\n")
     errors = validate_errors(cams, capsys)
