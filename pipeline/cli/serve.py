@@ -90,5 +90,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     received = stop_on_signals(stop, doing="closing connections")
-    serve_forever(app, sock, stop)
+    try:
+        serve_forever(app, sock, stop)
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     return stopped_by(received[0]) if received else EXIT_OK

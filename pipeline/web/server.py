@@ -191,5 +191,12 @@ class _StoppedByEvent(uvicorn.Server):
 
 
 def serve_forever(app: ASGIApp, sock: socket.socket, stop: threading.Event) -> None:
-    """Serves on `sock` until `stop` is set (checked ten times a second), then closes."""
-    _StoppedByEvent(_config(app), stop).run(sockets=[sock])
+    """Serves on `sock` until `stop` is set (checked ten times a second), then closes;
+    ServerError when uvicorn cannot start serving on it."""
+    server = _StoppedByEvent(_config(app), stop)
+    try:
+        server.run(sockets=[sock])
+    except (OSError, ValueError) as exc:
+        raise ServerError(f"http server: cannot serve on the bound socket: {exc}") from exc
+    if not server.started:
+        raise ServerError("http server: uvicorn stopped before it started serving")

@@ -171,3 +171,19 @@ def test_validate_names_the_http_port_another_program_holds(
         assert main(["validate", str(config)]) == 1
     stderr = capsys.readouterr().err
     assert f"http: cannot listen on 127.0.0.1:{port}" in stderr
+
+
+def test_serve_fails_in_one_line_when_uvicorn_cannot_serve_the_bound_socket(
+    stored: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.web import server
+
+    def unservable(host: str, port: int) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # uvicorn needs a stream
+        sock.bind((host, port))
+        return sock
+
+    monkeypatch.setattr(server, "bind", unservable)
+    assert main(["serve", "--db", stored, "--port", "0"]) == 1
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith("error: http server: cannot serve on the bound socket: ")
