@@ -64,16 +64,34 @@ class Batcher:
         self._batch = Batch()  # being filled; kept between calls
         self._deadline: float | None = None  # when `_batch` is due, from its first frame
         self._cut_off_at: float | None = None  # when queues still open after a stop close
+        self._woken = False
 
-    def next_batch(self, stop: threading.Event | None = None) -> Batch | None:
-        """The next batch; None once every queue is finished."""
+    def next_batch(
+        self, stop: threading.Event | None = None, *, until: float | None = None
+    ) -> Batch | None:
+        """The next batch; None once every queue is finished. An empty batch (no items, no
+        ends) when none is due by `until` (a `time.monotonic()` time) or after `wake`: the
+        caller has something to do between frames; frames taken stay for the next call."""
         with self._cond:
             while not self._fill():
+                if self._woken or (until is not None and time.monotonic() >= until):
+                    self._woken = False
+                    return Batch()
                 if stop is not None and stop.is_set():
                     self._cut_off_after_grace()
-                timeout = 0.1 if self._deadline is None else self._deadline - time.monotonic()
+                now = time.monotonic()
+                timeout = 0.1 if self._deadline is None else self._deadline - now
+                if until is not None:
+                    timeout = min(timeout, until - now)
                 self._cond.wait(max(timeout, 0.0))
             return self._hand_out()
+
+    def wake(self) -> None:
+        """Makes `next_batch`, waiting now or called next, return an empty batch if no batch
+        is due; from any thread."""
+        with self._cond:
+            self._woken = True
+            self._cond.notify_all()
 
     def ready_batch(self) -> Batch | None:
         """The next batch if it is complete now, without waiting; None if it is not (or if
@@ -125,6 +143,7 @@ class Batcher:
     def _hand_out(self) -> Batch | None:
         """The batch built so far (None if it is empty), and a fresh one to fill next."""
         batch, self._batch, self._deadline = self._batch, Batch(), None
+        self._woken = False  # what woke it is seen to after this batch
         if not batch.items and not batch.finished:
             return None
         return batch

@@ -126,14 +126,17 @@ def build_tracker(camera_id: str, config: TrackerConfig) -> IoUTracker:
     return IoUTracker(camera_id, **config.model_dump(exclude={"type"}))
 
 
-def build_snapshot_writer(config: PipelineConfig) -> SnapshotWriterThread | None:
+def build_snapshot_writer(
+    config: PipelineConfig, on_settled: Callable[[], None] | None = None
+) -> SnapshotWriterThread | None:
     """The thread that writes the snapshots, as the snapshots sink asks (none without one):
-    one for all cameras, one disk to watch. Its owner closes it."""
+    one for all cameras, one disk to watch; `on_settled` after each write (`Batcher.wake`:
+    the held event goes out at once). Its owner closes it."""
     sc = config.snapshots
     if sc is None:
         return None
     writer = SnapshotWriter(sc.dir, quality=sc.quality)
-    return SnapshotWriterThread(writer, timeout_s=sc.write_timeout_s)
+    return SnapshotWriterThread(writer, timeout_s=sc.write_timeout_s, on_settled=on_settled)
 
 
 def build_snapshot_keepers(

@@ -15,7 +15,14 @@ from pipeline.readers import QueuedFrame
 from pipeline.regions import combine
 from pipeline.snapshots import SnapshotKeeper
 from pipeline.summary import CameraStats, ProgressCallback
-from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamEnd
+from pipeline.types import (
+    Detections,
+    Frame,
+    FrameResult,
+    HeldTrackEvents,
+    LabelMap,
+    StreamEnd,
+)
 from pipeline.workers import SinkFanout
 from trackers import IoUTracker
 
@@ -119,13 +126,20 @@ class DetectionLoop:
         With a pipelined detector, batch k+1 is submitted before batch k is collected, but
         only when k+1 is complete already: a batch in flight never waits for the next one
         to arrive. At most one batch is in flight; it is collected before the loop blocks.
+
+        While it waits for frames, the loop wakes when a snapshot's files are written
+        (`Batcher.wake`) or its write's bound passes, and lets out the "ended" events held
+        for them (`HeldTrackEvents`): a camera whose frames stop still tells its tracks ended.
         """
         in_flight: _Submitted | None = None
         while True:
             if in_flight is None:
-                batch = batcher.next_batch(stop)
+                batch = batcher.next_batch(stop, until=self._next_deadline())
                 if batch is None:
                     return
+                if not batch.items and not batch.finished:  # woken between frames
+                    self._release_held()
+                    continue
             else:
                 batch = batcher.ready_batch()
                 if batch is None:
@@ -173,20 +187,37 @@ class DetectionLoop:
             tracked = tracker.update(found, frame)
             self.last_tracked[frame.camera_id] = tracked
             events = tuple(tracker.pop_events())
-            if (keeper := self.snapshots.get(frame.camera_id)) is not None:
-                events = keeper.update(frame, tracked, events)
             result = FrameResult(frame, tracked, events)
             analyzer = self.analyzers.get(frame.camera_id)
-            if analyzer is not None:
+            if analyzer is not None:  # a track leaves its zones as it ends, not once written
                 result = replace(result, analytics=analyzer.update(result))
+            if (keeper := self.snapshots.get(frame.camera_id)) is not None:
+                events = keeper.update(frame, tracked, events)
+                result = replace(result, track_events=events)
             self.fanout.frame(result)
             self.metrics.track_events(frame.camera_id, events)
             cam.detections += len(tracked)
             cam.tracks += sum(1 for e in events if e.kind == "started")
             if self.on_progress is not None:
                 self.on_progress(cam)
+        self._release_held()
         for q in batch.finished:
             self._end(q.camera_id, q.error)
+
+    def _release_held(self) -> None:
+        """Hands out, camera by camera, the held "ended" events whose snapshot has settled
+        since their camera's last frame."""
+        for camera_id, keeper in self.snapshots.items():
+            if keeper.waiting and (released := keeper.release()):
+                self.metrics.track_events(camera_id, released)
+                self.fanout.held(HeldTrackEvents(camera_id, released))
+
+    def _next_deadline(self) -> float | None:
+        """When the first held event's snapshot write is given up on, if any is held."""
+        return min(
+            (d for k in self.snapshots.values() if (d := k.next_deadline) is not None),
+            default=None,
+        )
 
     def _found(self, item: QueuedFrame, detections: Iterator[Detections]) -> Detections:
         """A detected frame's boxes: the detector's, or, for a frame detected in motion

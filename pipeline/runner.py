@@ -146,7 +146,7 @@ class Pipeline:
         started = time.monotonic()
         for reader in readers:
             reader.start()
-        snapshot_writer = build_snapshot_writer(cfg)
+        snapshot_writer = build_snapshot_writer(cfg, on_settled=batcher.wake)
         loop = DetectionLoop(
             detector,
             trackers,

@@ -10,9 +10,10 @@ best they are, and at most `FULL_FRAMES_HELD` of them per camera are kept as pix
 that, the oldest is encoded as JPEG once and its pixels let go.
 
 With a writer, an ended track's event is held back until its files are written (or lost,
-or given up on at the writer's bound) and goes out with the camera's next frame after that,
-or with its stream's end: the stage never waits for a write but at the stream's end, and
-then no longer than the bound. Other events pass at once.
+or given up on at the writer's bound), then goes out with the camera's next frame, or on
+its own (`release`) once settled when no frame comes first, or with its stream's end: the
+stage never waits for a write but at the stream's end, and then no longer than the bound.
+Other events pass at once.
 """
 
 from __future__ import annotations
@@ -134,6 +135,12 @@ class SnapshotKeeper:
         return len(self._waiting)
 
     @property
+    def next_deadline(self) -> float | None:
+        """When the first held event's write is given up on (the writer's clock, by default
+        `time.monotonic()`), if any event is held."""
+        return min((p.deadline for _, p in self._waiting), default=None)
+
+    @property
     def frames_as_pixels(self) -> int:
         """Whole frames held as pixels for the open tracks (at most `frames_held`)."""
         return sum(1 for held in self._frames.values() if held.pixels is not None)
@@ -180,6 +187,12 @@ class SnapshotKeeper:
         self._frames.clear()
         self._recent.clear()
         return ended
+
+    def release(self) -> tuple[TrackEvent, ...]:
+        """The held events whose snapshot was written or lost (or given up on) since, with
+        it, in the order their tracks ended; for when no frame of the camera comes to carry
+        them."""
+        return self._settled()
 
     def _start(self, event: TrackEvent) -> None:
         track = event.track

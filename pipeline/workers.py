@@ -12,6 +12,7 @@ from typing import Final
 from pipeline.types import (
     CameraStatus,
     FrameResult,
+    HeldTrackEvents,
     RunOutcome,
     SinkMetric,
     StreamEnd,
@@ -21,7 +22,7 @@ from sinks.base import Sink, SinkError
 
 log = logging.getLogger(__name__)
 
-SinkMessage = StreamInfo | FrameResult | StreamEnd | CameraStatus
+SinkMessage = StreamInfo | FrameResult | HeldTrackEvents | StreamEnd | CameraStatus
 _CLOSE: Final = object()
 
 
@@ -122,6 +123,8 @@ class SinkWorker:
                     self.written += 1
                     if self._on_written is not None:
                         self._on_written(message)
+                elif isinstance(message, HeldTrackEvents):
+                    self.sink.held_events(message)
                 elif isinstance(message, StreamInfo):
                     self.sink.start(message)
                 elif isinstance(message, StreamEnd):
@@ -171,8 +174,8 @@ class SinkFanout:
 
     `StreamEnd` is a camera's last message (docs/events.md). A reader cut off at a stop
     (stuck in its source) may wake up after its stream has ended and report (opened,
-    streaming, stopped): that is dropped. Frame results come from the detection loop, which
-    ends the streams itself, so they need no check.
+    streaming, stopped): that is dropped. Frame results and held events come from the
+    detection loop, which ends the streams itself, so they need no check.
     """
 
     def __init__(self, workers: Sequence[SinkWorker]) -> None:
@@ -186,6 +189,11 @@ class SinkFanout:
         draw every frame."""
         for worker in self.workers if result.detected else self._every_frame:
             worker.submit(result)
+
+    def held(self, held: HeldTrackEvents) -> None:
+        """A camera's held "ended" events, let out between its frames: to every sink."""
+        for worker in self.workers:
+            worker.submit(held)
 
     def camera(self, message: StreamInfo | CameraStatus) -> bool:
         """What a camera's reader reports; False, and nothing handed out, once the camera's

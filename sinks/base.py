@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, ClassVar
 from pipeline.types import (
     CameraStatus,
     FrameResult,
+    HeldTrackEvents,
     RunOutcome,
     SinkMetric,
     StreamEnd,
@@ -29,7 +30,8 @@ class SinkError(RuntimeError):
 class Sink(ABC):
     """Consumes results, camera by camera, in frame order per camera.
 
-    The orchestrator calls, for each camera: `start` once, `write` per frame, `end` once;
+    The orchestrator calls, for each camera: `start` once, `write` per frame (and
+    `held_events` between frames, for "ended" events held for their snapshot), `end` once;
     then `run_ended` and `close` once for the whole run, and `describe` for its summary
     (`start_line` once opened, for the run's start). A sink with pages of its own gives
     their `routes`, which the run serves on its one HTTP server.
@@ -47,6 +49,11 @@ class Sink(ABC):
     @abstractmethod
     def write(self, result: FrameResult) -> None:
         """One processed frame."""
+
+    def held_events(self, held: HeldTrackEvents) -> None:  # noqa: B027 - optional hook
+        """A camera's "ended" track events held until their snapshot's files were written
+        (or lost), between its frames; a sink that records track events takes them as a
+        frame's."""
 
     def end(self, stream_end: StreamEnd) -> None:  # noqa: B027 - optional hook
         """A camera's stream is over (normally or with `stream_end.error`)."""

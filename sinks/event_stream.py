@@ -1,9 +1,9 @@
 """The events a run produces, camera by camera, as the bodies every event sink sends.
 
-`EventStream` turns what a sink is given (frame results, camera status changes, stream
-ends) into the models of `sinks.event_bus.schema`, numbering each camera's events with
-`seq`. The ZeroMQ bus and the MQTT sink both send these bodies (`encode`), so a consumer
-reads the same JSON whichever transport it listens to.
+`EventStream` turns what a sink is given (frame results, held track events, camera
+status changes, stream ends) into the models of `sinks.event_bus.schema`, numbering each
+camera's events with `seq`. The ZeroMQ bus and the MQTT sink both send these bodies
+(`encode`), so a consumer reads the same JSON whichever transport it listens to.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pipeline.types import (
     AnalyticsEvent,
     CameraStatus,
     FrameResult,
+    HeldTrackEvents,
     LabelMap,
     StreamEnd,
     TrackEvent,
@@ -65,6 +66,13 @@ class EventStream:
         detections = detections_event(frame, result.detections, self._labels, state.take_seq())
         tracks = self._tracks(state, result.track_events, frame.index, frame.wall_time)
         return [detections, *tracks, *self._analytics(state, result.analytics)]
+
+    def held(self, held: HeldTrackEvents) -> list[Event]:
+        """The `track.ended` events let out between frames, at the camera's last frame
+        (as those a stream's end closes)."""
+        state = self._camera(held.camera_id)
+        wall_time = state.last_time if state.last_time is not None else time.time()
+        return self._tracks(state, held.track_events, state.last_frame, wall_time)
 
     def continue_camera(self, camera_id: str, next_seq: int) -> None:
         """Numbers `camera_id`'s next event `next_seq`: a camera that moved here from

@@ -22,6 +22,7 @@ from pipeline.types import (
     CameraStatus,
     Detections,
     FrameResult,
+    HeldTrackEvents,
     RunOutcome,
     StreamEnd,
     StreamInfo,
@@ -83,12 +84,14 @@ class ResumeSink(Sink):
         self._rows_apart = tracks is not None or scene is not None
         self._tracks = tracks or {}
         self._scene = scene or {}
+        self._last: dict[str, int] = {}  # each camera's last frame given
 
     def start(self, info: StreamInfo) -> None:
         self.inner.start(info)
 
     def write(self, result: FrameResult) -> None:
         camera = result.frame.camera_id
+        self._last[camera] = result.frame.index
         lacking = self._lacking(camera, result.track_events, result.analytics)
         if result.frame.index > self._through.get(camera, -1):
             self.inner.write(_with(result, *lacking))
@@ -102,6 +105,16 @@ class ResumeSink(Sink):
                         result, detections=Detections.empty(), track_events=ended, analytics=rows
                     )
                 )
+
+    def held_events(self, held: HeldTrackEvents) -> None:
+        """Held events go out between the camera's last frame and its next: passed as the
+        next frame's would be (that frame is after `through` when the last one is not
+        before it), or, with the rows apart, those whose rows `inner` lacks."""
+        camera = held.camera_id
+        if self._last.get(camera, -1) >= self._through.get(camera, -1) or self._rows_apart:
+            events, _ = self._lacking(camera, held.track_events, ())
+            if events:
+                self.inner.held_events(dataclasses.replace(held, track_events=events))
 
     def end(self, stream_end: StreamEnd) -> None:
         lacking = self._lacking(stream_end.camera_id, stream_end.track_events, stream_end.analytics)

@@ -28,7 +28,7 @@ from typing import cast
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from pipeline.types import CameraStatus, FrameResult, LabelMap, StreamEnd
+from pipeline.types import CameraStatus, FrameResult, HeldTrackEvents, LabelMap, StreamEnd
 from sinks.base import Sink, SinkError
 from sinks.event_bus.keys import CurveKeyError, check_z85_key
 from sinks.event_bus.schema import Event, topic
@@ -130,6 +130,10 @@ class EventPublisher(Sink):
 
     def write(self, result: FrameResult) -> None:
         for event in self._events.frame(result):
+            self._send(event)
+
+    def held_events(self, held: HeldTrackEvents) -> None:
+        for event in self._events.held(held):
             self._send(event)
 
     def status(self, status: CameraStatus) -> None:

@@ -12,7 +12,14 @@ from pathlib import Path
 
 from starlette.routing import BaseRoute
 
-from pipeline.types import CameraStatus, FrameResult, LabelMap, StreamEnd, StreamInfo
+from pipeline.types import (
+    CameraStatus,
+    FrameResult,
+    HeldTrackEvents,
+    LabelMap,
+    StreamEnd,
+    StreamInfo,
+)
 from sinks.base import Sink
 from sinks.live_view.access import DEFAULT_MAX_VIEWERS
 from sinks.live_view.hub import LiveHub
@@ -76,6 +83,9 @@ class LiveViewSink(Sink):
     def write(self, result: FrameResult) -> None:
         self.hub.publish(result)
         self.tracks.add(result.track_events)
+
+    def held_events(self, held: HeldTrackEvents) -> None:
+        self.tracks.add(held.track_events)
 
     def status(self, status: CameraStatus) -> None:
         self.hub.status(status)

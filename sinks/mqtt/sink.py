@@ -25,6 +25,7 @@ from pipeline.types import (
     CameraStatus,
     Detections,
     FrameResult,
+    HeldTrackEvents,
     LabelMap,
     LineCrossing,
     SceneLayout,
@@ -154,6 +155,12 @@ class MqttSink(Sink):
         self._publish_zones(result.analytics)
         self._publish_crossings(result.analytics)
         self._publish_snapshot(result.track_events)
+
+    def held_events(self, held: HeldTrackEvents) -> None:
+        self._camera(held.camera_id)
+        for event in self._events.held(held):
+            self._send(event)
+        self._publish_snapshot(held.track_events)
 
     def status(self, status: CameraStatus) -> None:
         self._camera(status.camera_id)

@@ -20,7 +20,7 @@ import logging
 import time
 from pathlib import Path
 
-from pipeline.types import FrameResult, Snapshot, StreamEnd, TrackEvent
+from pipeline.types import FrameResult, HeldTrackEvents, Snapshot, StreamEnd, TrackEvent
 from sinks.base import Sink, SinkError
 from sinks.disk import write_failure
 from sinks.snapshots.retention import Retention, prune_snapshots
@@ -69,6 +69,9 @@ class SnapshotSink(Sink):
 
     def write(self, result: FrameResult) -> None:
         self._save_all(result.track_events)
+
+    def held_events(self, held: HeldTrackEvents) -> None:
+        self._save_all(held.track_events)
 
     def end(self, stream_end: StreamEnd) -> None:
         self._save_all(stream_end.track_events)

@@ -91,7 +91,9 @@ class PendingSnapshot:
 
 class SnapshotWriterThread:
     """`writer` on a thread of its own behind a queue of `queue_size` snapshots; each has
-    `timeout_s` to be written. `close` stops it."""
+    `timeout_s` to be written; `on_settled` is called (on the thread) after each write's
+    outcome is known, so that whoever holds its event can let it out at once. `close`
+    stops it."""
 
     def __init__(
         self,
@@ -100,6 +102,7 @@ class SnapshotWriterThread:
         timeout_s: float = WRITE_TIMEOUT_S,
         queue_size: int = QUEUE_SIZE,
         clock: Callable[[], float] = time.monotonic,
+        on_settled: Callable[[], None] | None = None,
     ) -> None:
         if not timeout_s > 0:
             raise ValueError(f"SnapshotWriterThread timeout_s must be > 0, got {timeout_s}")
@@ -109,6 +112,7 @@ class SnapshotWriterThread:
         self.timeout_s = timeout_s
         self.queue_size = queue_size
         self._clock = clock
+        self._on_settled = on_settled
         self._queue: queue.Queue[PendingSnapshot | None] = queue.Queue(queue_size)
         self._stop = threading.Event()
         self._busy_since: float | None = None  # when the write under way began
@@ -182,7 +186,10 @@ class SnapshotWriterThread:
             outcome = _lose(snapshot, f"cannot write {snapshot.path}: {why}", transient=False)
         finally:
             self._busy_since = None
-        if not pending.end(outcome) and outcome.lost is None:
+        settled = pending.end(outcome)
+        if settled and self._on_settled is not None:
+            self._on_settled()
+        if not settled and outcome.lost is None:
             took = self._clock() - (pending.deadline - self.timeout_s)
             log.warning(
                 "snapshots: %s took %.1f s to write, its track's event had gone out without "

@@ -73,6 +73,10 @@ class PendingRows:
         self._add_tracks(stream_end.track_events)
         self._add_scene(stream_end.analytics)
 
+    def add_tracks(self, events: tuple[TrackEvent, ...]) -> None:
+        """The rows of the tracks among `events` that ended (held events, between frames)."""
+        self._add_tracks(events)
+
     def due(self, now: float) -> bool:
         """Whether a batch of detections waits, or the oldest row has waited long enough."""
         return len(self._detections) >= self._batch_size or (

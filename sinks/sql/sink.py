@@ -30,7 +30,14 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from pipeline.types import FrameResult, LabelMap, RunOutcome, SinkMetric, StreamEnd
+from pipeline.types import (
+    FrameResult,
+    HeldTrackEvents,
+    LabelMap,
+    RunOutcome,
+    SinkMetric,
+    StreamEnd,
+)
 from sinks.base import Sink, SinkError
 from sinks.sql.database import (
     SQLITE_BUSY_TIMEOUT_MS,
@@ -131,6 +138,13 @@ class SqlSink(Sink):
         self._pending.add(result, now)
         if self._pending.due(now):
             self._hand_off()
+
+    def held_events(self, held: HeldTrackEvents) -> None:
+        """Record the rows of tracks whose event was held for its snapshot, and hand them to
+        the writer at once: no frame of their camera may come to make them due."""
+        self._raise_if_failed()
+        self._pending.add_tracks(held.track_events)
+        self._hand_off()
 
     def end(self, stream_end: StreamEnd) -> None:
         """Record the tracks and zone visits the stream's end closed, and hand everything to

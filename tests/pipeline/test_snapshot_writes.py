@@ -5,9 +5,12 @@ written and does not wait for a write that hangs."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
@@ -15,10 +18,20 @@ import numpy as np
 import pytest
 
 import sinks.snapshots.writer as writer_module
+from pipeline import runner
 from pipeline.config import parse_config
 from pipeline.detection_loop import FrameDetector
 from pipeline.runner import Pipeline
-from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamEnd, TrackEvent
+from pipeline.sources import OpenedSource, RawFrame, Source
+from pipeline.types import (
+    Detections,
+    Frame,
+    FrameResult,
+    HeldTrackEvents,
+    LabelMap,
+    StreamEnd,
+    TrackEvent,
+)
 from sinks.base import Sink
 from tests.conftest import VideoFactory
 from tests.sinks.snapshots.hanging import LET_GO_S
@@ -112,6 +125,9 @@ class Ended(Sink):
 
     def write(self, result: FrameResult) -> None:
         self._got(result.frame.camera_id, result.track_events)
+
+    def held_events(self, held: HeldTrackEvents) -> None:
+        self._got(held.camera_id, held.track_events)
 
     def end(self, stream_end: StreamEnd) -> None:
         self._got(stream_end.camera_id, stream_end.track_events)
@@ -210,3 +226,147 @@ def test_a_stop_while_snapshots_are_written_keeps_what_was_written_and_waits_for
     assert len(written) == 2  # the two written: kept, and named
     assert len(lost) == 1 and lost[0].startswith("not written within 1 s")  # the one hung
     assert {s.path for s in written} == {str(p) for p in (tmp_path / "snaps").rglob("*.jpg")}
+
+
+class Pausing(Source):
+    """A live camera: `frames` frames, then nothing until `resume` is set, blocked in its
+    read (`blocks`) or, its stream ended, in reopening (a reconnection under way)."""
+
+    live = True
+
+    def __init__(self, frames: int, blocks: bool) -> None:
+        super().__init__("rtsp://camera.test/stream")
+        self.count, self.blocks = frames, blocks
+        self.opened = 0
+        self.paused = threading.Event()
+        self.resume = threading.Event()
+
+    def open(self) -> OpenedSource:
+        self.opened += 1
+        if self.opened > 1:
+            self.paused.set()
+            self.resume.wait(LET_GO_S)
+        return OpenedSource(160, 120, Fraction(25))
+
+    def frames(self) -> Iterator[RawFrame]:
+        for index in range(self.count if self.opened == 1 else 0):
+            time.sleep(0.02)  # a live queue drops frames when behind
+            yield RawFrame(np.zeros((120, 160, 3), np.uint8), index / 25)
+        if self.blocks:
+            self.paused.set()
+            self.resume.wait(LET_GO_S)
+
+    def close(self) -> None:
+        return None
+
+
+class Gone(FrameDetector):
+    """One person on frames before `until`, nobody after."""
+
+    labels = LabelMap(("background", "person"))
+
+    def __init__(self, until: int) -> None:
+        self.until = until
+
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
+        return [
+            Detections(
+                xyxy=np.array([[10, 10, 40, 60]] * (f.index < self.until), np.float32).reshape(
+                    -1, 4
+                ),
+                score=np.full(int(f.index < self.until), 0.9, np.float32),
+                label=np.ones(int(f.index < self.until), np.int64),
+            )
+            for f in frames
+        ]
+
+
+class Messages(Ended):
+    """`Ended`, and what reached the sink in order: ("frame", index), ("held", kinds), ("end",
+    kinds); `heard` is set when an "ended" event arrives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[tuple[str, object]] = []
+        self.heard = threading.Event()
+
+    def write(self, result: FrameResult) -> None:
+        self.order.append(("frame", result.frame.index))
+        super().write(result)
+
+    def held_events(self, held: HeldTrackEvents) -> None:
+        self.order.append(("held", [e.kind for e in held.track_events]))
+        super().held_events(held)
+
+    def end(self, stream_end: StreamEnd) -> None:
+        self.order.append(("end", [e.kind for e in stream_end.track_events]))
+        super().end(stream_end)
+
+    def _got(self, camera: str, events: tuple[TrackEvent, ...]) -> None:
+        super()._got(camera, events)
+        if any(e.kind == "ended" for e in events):
+            self.heard.set()
+
+
+@pytest.mark.parametrize("blocks", [True, False], ids=["source-blocks", "reconnecting"])
+@pytest.mark.parametrize("hangs", [False, True], ids=["written", "lost"])
+def test_a_camera_whose_frames_stop_still_tells_and_stores_that_its_track_ended(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    disk: Callable[..., Disk],
+    blocks: bool,
+    hangs: bool,
+) -> None:
+    """The track ends on the camera's last frame (5); then it delivers nothing (blocked in its
+    source, or reconnecting): its "ended" event and SQL row still come, once the file is
+    written or, the disk hanging, lost at the bound, while the camera has no frame."""
+    disk(hang_from=1 if hangs else None)
+    source = Pausing(frames=6, blocks=blocks)
+    monkeypatch.setattr(runner, "make_source", lambda c: source)
+    db = tmp_path / "rows.db"
+    config = parse_config(
+        "cameras:\n  - id: cam\n    source: rtsp://camera.test/stream\n"
+        "    reconnect: {initial_delay_s: 0.01}\n"
+        "tracker:\n  t_min: 1\n  max_age: 0\n"
+        f"sinks:\n  - type: snapshots\n    dir: {tmp_path / 'snaps'}\n"
+        "    write_timeout_s: 0.3\n"
+        f"  - type: sql\n    url: sqlite:///{db}\n    flush_interval_s: 600\n"
+    )
+    messages = Messages()
+    pipeline = Pipeline(config, detector=Gone(until=5), extra_sinks=[messages])
+    run = threading.Thread(target=pipeline.run)
+    run.start()
+    try:
+        assert messages.heard.wait(10), "no track.ended while the camera had no frame"
+        stored = _track_rows(db)
+        assert source.paused.wait(10)
+    finally:
+        pipeline.stop.set()
+        source.resume.set()
+        run.join(10)
+    ((event, existed),) = messages.ended
+    assert event.snapshot is not None
+    if hangs:
+        assert event.snapshot.lost is not None and event.snapshot.stored_paths == (None, None)
+        assert stored == [(1, None)]
+    else:
+        assert event.snapshot.lost is None and existed
+        assert stored == [(1, event.snapshot.path)]
+    # after every frame of the camera, before its end; once
+    frames = [("frame", i) for i in range(6)]
+    assert messages.order == [*frames, ("held", ["ended"]), ("end", [])]
+    assert messages.kinds == {("cam", 1): ["started", "ended"]}
+
+
+def _track_rows(db: Path) -> list[tuple[int, str | None]]:
+    """The tracks table's (track_id, snapshot_path) once it has a row (10 s at most)."""
+    for _ in range(1000):
+        with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+            try:
+                rows = list(conn.execute("SELECT track_id, snapshot_path FROM tracks"))
+            except sqlite3.OperationalError:  # the table is not there yet
+                rows = []
+        if rows:
+            return rows
+        time.sleep(0.01)
+    return []
