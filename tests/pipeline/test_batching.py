@@ -59,3 +59,31 @@ def test_a_closed_queue_refuses_frames_and_keeps_the_first_reason_it_ended() -> 
         assert not queue.put(_item("cam", 0), stop)
         queue.close("reading failed after the stream ended")
         assert len(queue) == 0 and queue.frames_in == 0 and queue.error is None
+
+
+def test_a_wake_or_a_time_due_returns_an_empty_batch_and_frames_taken_stay_for_the_next() -> None:
+    cond, stop = threading.Condition(), threading.Event()
+    queue = FrameQueue("cam", 4, QueuePolicy.BLOCK, cond)
+    queue.put(_item("cam", 0), stop)  # one frame of a batch of two: not due for a minute
+    batcher = Batcher([queue], cond, batch_size=2, max_wait=60)
+    threading.Timer(0.05, batcher.wake).start()  # a snapshot written, meanwhile
+    woken = batcher.next_batch(stop)
+    assert woken is not None and not woken.items and not woken.finished
+    due = batcher.next_batch(stop, until=time.monotonic() + 0.05)  # a write's bound
+    assert due is not None and not due.items and not due.finished
+    queue.put(_item("cam", 1), stop)
+    batch = batcher.next_batch(stop)
+    assert batch is not None and [i.frame.index for i in batch.items] == [0, 1]
+
+
+def test_a_wake_while_a_batch_is_due_hands_out_the_batch_and_is_spent_with_it() -> None:
+    cond, stop = threading.Condition(), threading.Event()
+    queue = FrameQueue("cam", 4, QueuePolicy.BLOCK, cond)
+    queue.put(_item("cam", 0), stop)
+    batcher = Batcher([queue], cond, batch_size=1, max_wait=60)
+    batcher.wake()
+    batch = batcher.next_batch(stop)
+    assert batch is not None and [i.frame.index for i in batch.items] == [0]
+    threading.Timer(0.05, lambda: queue.put(_item("cam", 1), stop)).start()
+    batch = batcher.next_batch(stop)  # waits for the frame: the wake is spent
+    assert batch is not None and [i.frame.index for i in batch.items] == [1]

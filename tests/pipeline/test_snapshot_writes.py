@@ -23,6 +23,7 @@ from pipeline.config import parse_config
 from pipeline.detection_loop import FrameDetector
 from pipeline.runner import Pipeline
 from pipeline.sources import OpenedSource, RawFrame, Source
+from pipeline.summary import RunSummary
 from pipeline.types import (
     Detections,
     Frame,
@@ -334,7 +335,8 @@ def test_a_camera_whose_frames_stop_still_tells_and_stores_that_its_track_ended(
     )
     messages = Messages()
     pipeline = Pipeline(config, detector=Gone(until=5), extra_sinks=[messages])
-    run = threading.Thread(target=pipeline.run)
+    summaries: list[RunSummary] = []
+    run = threading.Thread(target=lambda: summaries.append(pipeline.run()))
     run.start()
     try:
         assert messages.heard.wait(10), "no track.ended while the camera had no frame"
@@ -346,12 +348,15 @@ def test_a_camera_whose_frames_stop_still_tells_and_stores_that_its_track_ended(
         run.join(10)
     ((event, existed),) = messages.ended
     assert event.snapshot is not None
+    errors = [e for e in summaries[0].sink_errors if "lost" in e]  # the snapshots sink's count
     if hangs:
         assert event.snapshot.lost is not None and event.snapshot.stored_paths == (None, None)
         assert stored == [(1, None)]
+        assert len(errors) == 1 and errors[0].startswith("snapshots sink: 1 snapshots lost")
     else:
         assert event.snapshot.lost is None and existed
         assert stored == [(1, event.snapshot.path)]
+        assert errors == []
     # after every frame of the camera, before its end; once
     frames = [("frame", i) for i in range(6)]
     assert messages.order == [*frames, ("held", ["ended"]), ("end", [])]

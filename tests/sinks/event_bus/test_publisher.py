@@ -18,6 +18,7 @@ from pipeline.types import (
     Detections,
     Frame,
     FrameResult,
+    HeldTrackEvents,
     LineCrossing,
     StreamEnd,
     StreamInfo,
@@ -165,6 +166,27 @@ def test_interleaved_cameras_keep_separate_seq(
     assert seq == {"a": [0, 1, 2, 3, 4], "b": [0, 1, 2]}
     ended_b = next(b for b in bodies if b["camera"] == "b" and b["type"] == "stream.ended")
     assert (ended_b["frame"], ended_b["error"]) == (1, "camera unplugged")
+
+
+def test_held_track_ended_goes_out_between_frames_at_the_last_frame_in_the_cameras_seq(
+    endpoint: str, sub_socket: zmq.Socket[bytes]
+) -> None:
+    sink = EventPublisher(endpoint, LABELS, wait_for_subscribers=1)
+    sink.write(result("cam1", 0, events=(TrackEvent("started", track("cam1", 1, 0, 0)),)))
+    sink.write(result("cam1", 1))  # the track ended here; its snapshot is being written
+    sink.held_events(HeldTrackEvents("cam1", (TrackEvent("ended", track("cam1", 1, 0, 0)),)))
+    sink.end(StreamEnd("cam1", frames=2))
+    sink.close()
+
+    bodies = [body for _, body in receive(sub_socket, 5)]
+    assert [(b["type"], b["seq"], b["frame"]) for b in bodies] == [
+        ("detections", 0, 0),
+        ("track.started", 1, 0),
+        ("detections", 2, 1),
+        ("track.ended", 3, 1),
+        ("stream.ended", 4, 1),
+    ]
+    assert bodies[3]["time"] == bodies[2]["time"]  # the last frame's: no frame came since
 
 
 def test_stream_that_ended_before_its_first_frame_sends_stream_ended_without_frame(

@@ -11,6 +11,7 @@ from pipeline.types import (
     CameraStatus,
     Detections,
     FrameResult,
+    HeldTrackEvents,
     StreamEnd,
     StreamInfo,
     TrackEvent,
@@ -22,7 +23,7 @@ from tests.sinks.event_bus.conftest import LABELS, T0, result, track
 __all__ = ["LABELS", "Input", "broker_settings", "camera_inputs", "feed"]
 
 PERSON, CAR = 1, 2
-Input = StreamInfo | FrameResult | CameraStatus | StreamEnd
+Input = StreamInfo | FrameResult | HeldTrackEvents | CameraStatus | StreamEnd
 
 
 def broker_settings(url: str, **kwargs: object) -> BrokerSettings:
@@ -77,6 +78,8 @@ def feed(sink: Sink, inputs: list[Input]) -> None:
             sink.start(item)
         elif isinstance(item, FrameResult):
             sink.write(item)
+        elif isinstance(item, HeldTrackEvents):
+            sink.held_events(item)
         elif isinstance(item, CameraStatus):
             sink.status(item)
         else:

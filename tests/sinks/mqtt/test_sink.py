@@ -17,6 +17,7 @@ import zmq
 
 from pipeline.types import (
     FrameResult,
+    HeldTrackEvents,
     LabelMap,
     LineCrossing,
     LineShape,
@@ -374,17 +375,18 @@ def test_the_latest_snapshot_is_a_retained_jpeg_and_a_home_assistant_image(
         )
         inputs = camera_inputs("lobby")
         feed(sink, inputs[:3])
-        first, second = picture(40), picture(160)
+        first, held, second = picture(40), picture(100), picture(160)
         ended = (ended_with_snapshot("lobby", 1, first),)
         feed(sink, [replace(known(FrameResult, inputs[3]), track_events=ended)])
+        feed(sink, [HeldTrackEvents("lobby", (ended_with_snapshot("lobby", 3, held),))])
         feed(sink, [StreamEnd("lobby", 6, (ended_with_snapshot("lobby", 2, second),))])
         topic = f"{prefix}/lobby/snapshot"
-        got = listener.wait_for(lambda m: len([x for x in m if x.topic == topic]) == 2)
+        got = listener.wait_for(lambda m: len([x for x in m if x.topic == topic]) == 3)
         shots = [decoded(m.payload) for m in got if m.topic == topic]
-        assert [s.shape for s in shots] == [first.shape, second.shape]
+        assert [s.shape for s in shots] == [first.shape, held.shape, second.shape]
         # JPEG is lossy: each picture close to its crop, and the last one is the second
-        assert np.abs(shots[0].astype(int) - first).mean() < 4
-        assert np.abs(shots[1].astype(int) - second).mean() < 4
+        for shot, crop in zip(shots, (first, held, second), strict=True):
+            assert np.abs(shot.astype(int) - crop).mean() < 4
         config_topic = f"{prefix}-ha/image/{prefix}/lobby_snapshot/config"
         config = json.loads(next(m.payload for m in got if m.topic == config_topic))
         assert config["image_topic"] == topic and config["content_type"] == "image/jpeg"

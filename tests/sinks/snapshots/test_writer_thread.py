@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,7 +35,7 @@ def hanging(tmp_path: Path) -> Iterator[HangingWriter]:
     writer.let_go.set()
 
 
-def started(writer: HangingWriter, clock: Clock, **kwargs: int) -> SnapshotWriterThread:
+def started(writer: HangingWriter, clock: Clock, **kwargs: Any) -> SnapshotWriterThread:
     return SnapshotWriterThread(writer, timeout_s=BOUND_S, clock=clock, **kwargs)
 
 
@@ -51,6 +52,35 @@ def test_a_snapshot_is_written_on_the_writer_thread_and_settles_with_its_paths(
     assert written.frame_path is not None and Path(written.frame_path).is_file()
     assert Path(written.path).is_file() and written.stored_paths[0] == written.path
     assert writer.threads == ["snapshot-writer"]
+
+
+def test_whoever_holds_the_event_is_told_when_a_write_settles_but_not_of_one_given_up(
+    tmp_path: Path, clock: Clock, hanging: HangingWriter
+) -> None:
+    settled: list[Snapshot | None] = []
+    told = threading.Event()
+    pendings = []
+
+    def on_settled() -> None:  # as the detection loop: the outcome is there when told
+        settled.append(pendings[-1].settle())
+        told.set()
+
+    thread = started(hanging, clock, on_settled=on_settled)
+    try:
+        pendings.append(thread.submit(snapshot(tmp_path, "cam", 2)))
+        assert told.wait(10)
+        told.clear()
+        pendings.append(thread.submit(snapshot(tmp_path, "cam", 1)))  # hangs
+        assert hanging.hanging.wait(10)
+        clock.advance(BOUND_S)
+        assert pendings[-1].settle() is not None  # given up on: its event went out lost
+        hanging.let_go.set()
+        assert hanging.returned.wait(10)
+    finally:
+        thread.close()
+    assert not told.is_set()  # the late outcome is nobody's news
+    (written,) = settled
+    assert written is not None and written.lost is None and Path(written.path).is_file()
 
 
 def test_a_write_that_hangs_is_given_up_at_the_bound_and_leaves_no_file(

@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from pipeline.types import (
+    HeldTrackEvents,
     LineCrossing,
     Snapshot,
     StreamEnd,
@@ -159,6 +160,19 @@ def test_ended_tracks_from_frames_and_stream_end_become_track_rows(sql_db_url: s
         assert row["best_score"] == t.best_score
         assert (row["best_x1"], row["best_y1"], row["best_x2"], row["best_y2"]) == t.best_box
         assert (row["last_x1"], row["last_y1"], row["last_x2"], row["last_y2"]) == t.last_box
+
+
+def test_held_ended_tracks_are_stored_at_once_without_waiting_for_another_frame(
+    sql_db_url: str,
+) -> None:
+    # their camera's frames may have stopped: no later write would make the rows due
+    sink = SqlSink(sql_db_url, LABELS, batch_size=100, flush_interval_s=3600)
+    sink.write(frame_result("cam", 3, T0, [Box(0, 0, 1, 1, 0.5, 1)]))
+    sink.held_events(HeldTrackEvents("cam", (TrackEvent("ended", summary("cam", 2, 0, 3)),)))
+    assert sink.outbox.wait_empty(10)
+    assert [r["track_id"] for r in read_all(sql_db_url, Track)] == [2]
+    assert count(sql_db_url, Detection) == 1  # the frame's rows waiting went with them
+    sink.close()
 
 
 def test_finished_zone_visits_and_line_crossings_become_rows(sql_db_url: str) -> None:
