@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.types import Snapshot
 from sinks.snapshots.writer import SnapshotWriter
-from sinks.snapshots.writer_thread import SnapshotWriterThread
+from sinks.snapshots.writer_thread import PendingSnapshot, SnapshotWriterThread
 from tests.sinks.snapshots.builders import snapshot
 from tests.sinks.snapshots.hanging import Clock, HangingWriter
 from tests.sinks.sql.builders import wait_for
@@ -59,7 +59,7 @@ def test_whoever_holds_the_event_is_told_when_a_write_settles_but_not_of_one_giv
 ) -> None:
     settled: list[Snapshot | None] = []
     told = threading.Event()
-    pendings = []
+    pendings: list[PendingSnapshot] = []
 
     def on_settled() -> None:  # as the detection loop: the outcome is there when told
         settled.append(pendings[-1].settle())
