@@ -428,8 +428,8 @@ class FrameResult:
 class HeldTrackEvents:
     """A camera's "ended" track events that were held back until their snapshot's files
     were written (or lost), going out between its frames: after the frame results already
-    handed out, before its next one (or its `StreamEnd`). Held events that settle before
-    the camera's next detected frame go out this way, so that a camera whose frames stop
+    handed out, before its next one (or its `StreamEnd`). Held events settled while no
+    frame of the camera is being processed go out so, so that a camera whose frames stop
     (reconnecting, a still scene under motion gating) still tells that its tracks ended."""
 
     camera_id: str
