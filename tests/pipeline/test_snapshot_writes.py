@@ -6,6 +6,7 @@ written and does not wait for a write that hangs."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sqlite3
 import threading
 import time
@@ -261,8 +262,27 @@ class Pausing(Source):
         return None
 
 
+class Busy(Source):
+    """A live camera whose frames never stop coming: the detection loop never waits."""
+
+    live = True
+
+    def __init__(self) -> None:
+        super().__init__("rtsp://camera.test/busy")
+
+    def open(self) -> OpenedSource:
+        return OpenedSource(160, 120, Fraction(25))
+
+    def frames(self) -> Iterator[RawFrame]:
+        for index in itertools.count():
+            yield RawFrame(np.zeros((120, 160, 3), np.uint8), index / 25)
+
+    def close(self) -> None:
+        return None
+
+
 class Gone(FrameDetector):
-    """One person on frames before `until`, nobody after."""
+    """One person on camera "cam"'s frames before `until`, nobody after nor elsewhere."""
 
     labels = LabelMap(("background", "person"))
 
@@ -270,21 +290,22 @@ class Gone(FrameDetector):
         self.until = until
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
-        return [
-            Detections(
-                xyxy=np.array([[10, 10, 40, 60]] * (f.index < self.until), np.float32).reshape(
-                    -1, 4
-                ),
-                score=np.full(int(f.index < self.until), 0.9, np.float32),
-                label=np.ones(int(f.index < self.until), np.int64),
+        out = []
+        for f in frames:
+            n = int(f.camera_id == "cam" and f.index < self.until)
+            out.append(
+                Detections(
+                    xyxy=np.array([[10, 10, 40, 60]] * n, np.float32).reshape(n, 4),
+                    score=np.full(n, 0.9, np.float32),
+                    label=np.ones(n, np.int64),
+                )
             )
-            for f in frames
-        ]
+        return out
 
 
 class Messages(Ended):
-    """`Ended`, and what reached the sink in order: ("frame", index), ("held", kinds), ("end",
-    kinds); `heard` is set when an "ended" event arrives."""
+    """`Ended`, and what of camera "cam" reached the sink in order: ("frame", index),
+    ("held", kinds), ("end", kinds); `heard` is set when an "ended" event arrives."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -292,7 +313,8 @@ class Messages(Ended):
         self.heard = threading.Event()
 
     def write(self, result: FrameResult) -> None:
-        self.order.append(("frame", result.frame.index))
+        if result.frame.camera_id == "cam":
+            self.order.append(("frame", result.frame.index))
         super().write(result)
 
     def held_events(self, held: HeldTrackEvents) -> None:
@@ -300,7 +322,8 @@ class Messages(Ended):
         super().held_events(held)
 
     def end(self, stream_end: StreamEnd) -> None:
-        self.order.append(("end", [e.kind for e in stream_end.track_events]))
+        if stream_end.camera_id == "cam":
+            self.order.append(("end", [e.kind for e in stream_end.track_events]))
         super().end(stream_end)
 
     def _got(self, camera: str, events: tuple[TrackEvent, ...]) -> None:
@@ -309,25 +332,29 @@ class Messages(Ended):
             self.heard.set()
 
 
-@pytest.mark.parametrize("blocks", [True, False], ids=["source-blocks", "reconnecting"])
+@pytest.mark.parametrize("pause", ["source-blocks", "reconnecting", "another-camera-busy"])
 @pytest.mark.parametrize("hangs", [False, True], ids=["written", "lost"])
 def test_a_camera_whose_frames_stop_still_tells_and_stores_that_its_track_ended(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     disk: Callable[..., Disk],
-    blocks: bool,
+    pause: str,
     hangs: bool,
 ) -> None:
     """The track ends on the camera's last frame (5); then it delivers nothing (blocked in its
-    source, or reconnecting): its "ended" event and SQL row still come, once the file is
-    written or, the disk hanging, lost at the bound, while the camera has no frame."""
+    source, or reconnecting; another camera's frames keeping the run busy or not): its
+    "ended" event and SQL row still come, once the file is written or, the disk hanging,
+    lost at the bound, while the camera has no frame."""
     disk(hang_from=1 if hangs else None)
-    source = Pausing(frames=6, blocks=blocks)
-    monkeypatch.setattr(runner, "make_source", lambda c: source)
+    source = Pausing(frames=6, blocks=pause != "reconnecting")
+    sources = {source.name: source, "rtsp://camera.test/busy": Busy()}
+    monkeypatch.setattr(runner, "make_source", lambda c: sources[c.url])
+    busy = "  - id: busy\n    source: rtsp://camera.test/busy\n"
     db = tmp_path / "rows.db"
     config = parse_config(
         "cameras:\n  - id: cam\n    source: rtsp://camera.test/stream\n"
         "    reconnect: {initial_delay_s: 0.01}\n"
+        f"{busy if pause == 'another-camera-busy' else ''}"
         "tracker:\n  t_min: 1\n  max_age: 0\n"
         f"sinks:\n  - type: snapshots\n    dir: {tmp_path / 'snaps'}\n"
         "    write_timeout_s: 0.3\n"
