@@ -127,9 +127,10 @@ class DetectionLoop:
         only when k+1 is complete already: a batch in flight never waits for the next one
         to arrive. At most one batch is in flight; it is collected before the loop blocks.
 
-        While it waits for frames, the loop wakes when a snapshot's files are written
-        (`Batcher.wake`) or its write's bound passes, and lets out the "ended" events held
-        for them (`HeldTrackEvents`): a camera whose frames stop still tells its tracks ended.
+        The "ended" events held for their snapshot go out once it settles (`HeldTrackEvents`),
+        after each batch and, while the loop waits for frames, as soon as a write settles
+        (`Batcher.wake`) or its bound passes: a camera whose frames stop still tells its
+        tracks ended.
         """
         in_flight: _Submitted | None = None
         while True:
