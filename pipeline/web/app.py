@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Mount
 
 from pipeline.metrics import RunMetrics, Watched
 from pipeline.web.access import AccessMiddleware
-from pipeline.web.docs import docs_route
+from pipeline.web.docs import docs_routes
 from pipeline.web.index import Link, link_line, root_route, served_links, with_token
 from pipeline.web.models import (
     CameraOut,
@@ -38,6 +38,7 @@ from pipeline.web.models import (
 )
 from pipeline.web.page import render_page
 from pipeline.web.params import Counting, Limit, PathId, SceneCounting, filters
+from pipeline.web.swagger_ui import served_folder
 from sinks.live_view.access import Access
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.models import Track
@@ -54,20 +55,22 @@ def create_app(
     serve_status: bool = True,
     access: Access | None = None,
     mounts: Sequence[tuple[str, Sequence[BaseRoute]]] = (),
+    swagger_ui: Path | None = None,
 ) -> FastAPI:
     """The app over database `db` (the /api routes of what is stored and the page, only
     with one) and a running pipeline's `metrics` (its counts: /healthz; /api/status when
     `serve_status`, /metrics when `serve_metrics`), with each of `mounts` (a path such as
     "/live", or "" for the root, and its routes); every request checked by `access` when
-    given. `/` is the page over `db`, else a mount's at the root, else `root_route`'s."""
+    given. `/` is the page over `db`, else a mount's at the root, else `root_route`'s;
+    `/docs` loads Swagger UI from the folder `swagger_ui` (`served_folder`)."""
     app = FastAPI(
         title="ssd-pipeline",
         description="Metrics, health and the stored detections, tracks and runs.",
         version="1",
-        docs_url=None,  # /docs is `docs_route`'s, which passes a `?token=` on
+        docs_url=None,  # /docs: `docs_routes`, which passes a `?token=` on
         redoc_url=None,
     )
-    app.router.routes.append(docs_route(app))
+    app.router.routes.extend(docs_routes(app, served_folder(swagger_ui)))
     if access is not None:
         app.add_middleware(AccessMiddleware, access=access)
 
