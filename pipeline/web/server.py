@@ -139,6 +139,15 @@ class BoundedH11(H11Protocol):
             self.transport.abort()
 
 
+_CANNOT_SERVE = "http server: cannot serve on the bound socket: "
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, in one line: an OSError's own words, else its kind too."""
+    text = str(exc).replace("\n", " ")
+    return text if isinstance(exc, OSError) else f"{type(exc).__name__}: {text}"
+
+
 def _config(app: ASGIApp, **options: Any) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -182,14 +191,14 @@ class HttpServer:
             self._server.run(sockets=[self.sock])
             why = "uvicorn stopped"
         except (Exception, SystemExit) as exc:  # SystemExit: uvicorn's own way to give up
-            why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, OSError) else str(exc)
+            why = _reason(exc)
         if self._closing:
             return
         if self._server.started:
             self.error = f"http server failed: {why}; it serves nothing more in this run"
             log.error("%s", self.error)
         else:
-            self.error = f"http server: cannot serve on the bound socket: {why}"
+            self.error = _CANNOT_SERVE + why
 
     def close(self) -> None:
         self._closing = True
@@ -221,6 +230,6 @@ def serve_forever(app: ASGIApp, sock: socket.socket, stop: threading.Event) -> N
     try:
         server.run(sockets=[sock])
     except (OSError, ValueError) as exc:
-        raise ServerError(f"http server: cannot serve on the bound socket: {exc}") from exc
+        raise ServerError(_CANNOT_SERVE + _reason(exc)) from exc
     if not server.started:
         raise ServerError("http server: uvicorn stopped before it started serving")
