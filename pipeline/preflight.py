@@ -88,24 +88,35 @@ def check_sinks(configs: Sequence[SinkConfig]) -> list[str]:
 def check_server(config: PipelineConfig) -> list[str]:
     """What would stop `run` from starting its HTTP server (`PipelineConfig.server`): its
     libraries missing, its port held; one line each, naming the section that sets it."""
-    server = config.server()
-    if server is None:
+    if config.server() is None:
         return []
-    live = config.live
-    where = (
-        "http"
-        if config.http is not None or live is None
-        else (f"sinks[{config.sinks.index(live)}] (live)")
-    )
     problems = []
     try:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
-        problems.append(f"{where}: {exc}; pip install 'ssd-pipeline[api]'")
-    if (why := port_problem(server.host, server.port)) is not None:
-        problems.append(f"{where}: {why}")
+        problems.append(f"{_server_section(config)}: {exc}; pip install 'ssd-pipeline[api]'")
+    if (why := server_port_problem(config)) is not None:
+        problems.append(why)
     return problems
+
+
+def server_port_problem(config: PipelineConfig) -> str | None:
+    """Why `run`'s HTTP server could not listen now (its port held, say), naming the section
+    that sets it; None when it could, or when there is no server."""
+    server = config.server()
+    if server is None:
+        return None
+    why = port_problem(server.host, server.port)
+    return None if why is None else f"{_server_section(config)}: {why}"
+
+
+def _server_section(config: PipelineConfig) -> str:
+    """The section of the config that sets the run's HTTP server."""
+    live = config.live
+    if config.http is not None or live is None:
+        return "http"
+    return f"sinks[{config.sinks.index(live)}] (live)"
 
 
 @functools.singledispatch

@@ -101,3 +101,5 @@ class Progress:
             out.write(f"  {summary.detector_error}\n")
         for err in summary.sink_errors:
             out.write(f"  sink error: {err}\n")
+        if summary.server_error:
+            out.write(f"  {summary.server_error}\n")

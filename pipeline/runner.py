@@ -158,6 +158,7 @@ class Pipeline:
             metrics=self.metrics,
         )
         detector_error: str | None = None
+        server_error: str | None = None
         try:
             try:
                 loop.run(batcher, self.stop)
@@ -188,6 +189,7 @@ class Pipeline:
                 worker.close()
             if server is not None:
                 server.close()
+                server_error = server.error
                 self.http_url = None
         return RunSummary(
             cameras=stats,
@@ -198,6 +200,7 @@ class Pipeline:
             interrupted=interrupted,
             detector=described,
             detector_error=detector_error,
+            server_error=server_error,
         )
 
     def _serve(self, say: Callable[[str], None], sinks: list[Sink]) -> HttpServer | None:

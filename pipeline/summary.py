@@ -80,12 +80,17 @@ class RunSummary:
     """What ran the detector, and why each `auto` choice came out so (one line)."""
     detector_error: str | None = None
     """Why detection stopped the run early (one line); None when it did not."""
+    server_error: str | None = None
+    """Why the run's HTTP server stopped serving during the run (one line); None when it did
+    not (or there was none)."""
 
     @property
     def ok(self) -> bool:
-        """Nothing failed: the detector, every sink, and every camera (`CameraStats.ok`)."""
+        """Nothing failed: the detector, every sink, every camera (`CameraStats.ok`) and the
+        HTTP server."""
         return (
             self.detector_error is None
+            and self.server_error is None
             and not self.sink_errors
             and all(c.ok for c in self.cameras.values())
         )

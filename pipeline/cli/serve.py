@@ -6,12 +6,14 @@ import argparse
 import os
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from pipeline.argtypes import nonempty, whole
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, stopped_by
 from pipeline.cli.records import DEFAULT_DB
 from pipeline.config.http import DEFAULT_HTTP_PORT
+from pipeline.web.swagger_ui import folder_problem
 
 TOKEN_ENV = "PIPELINE_HTTP_TOKEN"
 """Where `serve` takes its token from without --token (kept out of `ps`)."""
@@ -46,7 +48,24 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="serve a non-loopback --host without a token",
     )
+    p.add_argument(
+        "--swagger-ui",
+        type=_swagger_folder,
+        default=None,
+        metavar="FOLDER",
+        help="send /docs Swagger UI's swagger-ui-bundle.js and swagger-ui.css from FOLDER "
+        "(npm's swagger-ui-dist 5+), for a browser without internet (default: the copy the "
+        "api extra installs, else the browser loads them from cdn.jsdelivr.net)",
+    )
     p.set_defaults(func=cmd_serve)
+
+
+def _swagger_folder(value: str) -> Path:
+    """An argparse type: a folder holding Swagger UI's files (`folder_problem`)."""
+    folder = Path(nonempty(value)).expanduser()
+    if (problem := folder_problem(folder)) is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return folder
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -75,7 +94,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     credentials = Credentials(token=token) if token is not None else None
-    app = create_app(db=args.db, access=Access(args.host, (), credentials))
+    access = Access(args.host, (), credentials)
+    app = create_app(db=args.db, access=access, swagger_ui=args.swagger_ui)
     try:
         sock = bind(args.host, args.port)
     except ServerError as exc:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import Strict
 from pipeline.config.sinks import HostName, LiveAuthConfig
+from pipeline.web.swagger_ui import folder_problem
 from sinks.live_view.access import exposure_problem
 
 DEFAULT_HTTP_PORT = 9464
@@ -44,6 +47,24 @@ class HttpConfig(Strict):
         description="Serve a non-loopback `host` without `auth`: anyone who can reach the "
         "port reads the metrics and the API.",
     )
+
+    swagger_ui: Path | None = Field(
+        None,
+        description="Folder holding Swagger UI's swagger-ui-bundle.js and swagger-ui.css "
+        "(npm's swagger-ui-dist, version 5 or later), which the server sends for /docs so that "
+        "it works without internet. None: the copy the `api` extra installs, else the browser "
+        "loads them from cdn.jsdelivr.net.",
+    )
+
+    @field_validator("swagger_ui")
+    @classmethod
+    def _swagger_ui_files_exist(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        folder = value.expanduser()
+        if (problem := folder_problem(folder)) is not None:
+            raise ValueError(problem)
+        return folder
 
     @model_validator(mode="after")
     def _not_exposed_by_accident(self) -> HttpConfig:

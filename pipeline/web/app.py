@@ -5,24 +5,19 @@ run's sinks (the live view)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi import Path as PathParam
+from fastapi import FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import AfterValidator
 from sqlalchemy import select
 from starlette.routing import BaseRoute, Mount
 
 from pipeline.metrics import RunMetrics, Watched
-from pipeline.timeparse import EXAMPLES, parse_duration, parse_time
 from pipeline.web.access import AccessMiddleware
-from pipeline.web.docs import docs_route
+from pipeline.web.docs import docs_routes
 from pipeline.web.index import Link, link_line, root_route, served_links, with_token
 from pipeline.web.models import (
     CameraOut,
@@ -42,91 +37,14 @@ from pipeline.web.models import (
     ZoneCountOut,
 )
 from pipeline.web.page import render_page
+from pipeline.web.params import Counting, Limit, PathId, SceneCounting, filters
+from pipeline.web.swagger_ui import served_folder
 from sinks.live_view.access import Access
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.models import Track
 from sinks.sql.query import CountBy, count_detections, latest_detections, list_runs, list_tracks
-from sinks.sql.reading import ID_MAX, DetectionQuery, QueryError, existing_database
+from sinks.sql.reading import DetectionQuery, QueryError, existing_database
 from sinks.sql.scene_query import TooManyPeriods, count_crossings, count_visits, list_visits
-
-PAGE_MAX = 1000
-"""The most rows one request returns."""
-
-
-def _time(text: str | None) -> str | None:
-    """Checks a time as `query` takes it; the filter parses it again when used."""
-    if text is not None:
-        parse_time(text)
-    return text
-
-
-def _when(text: str | None) -> datetime | None:
-    return None if text is None else parse_time(text)
-
-
-def _every(text: str | None) -> str | None:
-    """Checks a period as `query --every` takes it (15m, 1h, 1 day); parsed again when used."""
-    if text is not None:
-        parse_duration(text)
-    return text
-
-
-def _period(text: str | None) -> timedelta | None:
-    return None if text is None else parse_duration(text)
-
-
-Camera = Annotated[str | None, Query(min_length=1, max_length=255, description="Camera id.")]
-Label = Annotated[str | None, Query(min_length=1, max_length=128, description="Class name.")]
-RunId = Annotated[int | None, Query(ge=1, le=ID_MAX, description="runs.id")]
-TrackId = Annotated[int | None, Query(ge=1, le=ID_MAX, description="Track id.")]
-MinScore = Annotated[float | None, Query(ge=0, le=1, description="Lowest score.")]
-Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Rows to return, newest first.")]
-_WHEN = f"{EXAMPLES} (the server's local time unless it ends in Z or +HH:MM), as `query` takes"
-Since = Annotated[
-    str | None,
-    Query(min_length=1, max_length=100, description=f"From this time (inclusive): {_WHEN}."),
-    AfterValidator(_time),
-]
-Every = Annotated[
-    str | None,
-    Query(
-        min_length=1,
-        max_length=100,
-        description="Per period, e.g. 15m, 1h, 1d, aligned on UTC multiples of it (as "
-        "`query --every`); each period from the first counted to the last, also empty ones.",
-    ),
-    AfterValidator(_every),
-]
-PathId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
-Until = Annotated[
-    str | None,
-    Query(min_length=1, max_length=100, description=f"Before this time: {_WHEN}."),
-    AfterValidator(_time),
-]
-
-
-@dataclass(frozen=True)
-class SceneCounting:
-    """The filters of a line or zone count, and its period (None: one row per key)."""
-
-    query: DetectionQuery
-    every: timedelta | None
-
-
-def _scene_counting(
-    camera: Camera = None,
-    label: Label = None,
-    run: RunId = None,
-    since: Since = None,
-    until: Until = None,
-    every: Every = None,
-) -> SceneCounting:
-    """The query parameters the line and zone counts share."""
-    q = DetectionQuery(camera, label, None, _when(since), _when(until), None, run)
-    return SceneCounting(q, _period(every))
-
-
-Counting = Annotated[SceneCounting, Depends(_scene_counting)]
 
 
 def create_app(
@@ -137,20 +55,22 @@ def create_app(
     serve_status: bool = True,
     access: Access | None = None,
     mounts: Sequence[tuple[str, Sequence[BaseRoute]]] = (),
+    swagger_ui: Path | None = None,
 ) -> FastAPI:
     """The app over database `db` (the /api routes of what is stored and the page, only
     with one) and a running pipeline's `metrics` (its counts: /healthz; /api/status when
     `serve_status`, /metrics when `serve_metrics`), with each of `mounts` (a path such as
     "/live", or "" for the root, and its routes); every request checked by `access` when
-    given. `/` is the page over `db`, else a mount's at the root, else `root_route`'s."""
+    given. `/` is the page over `db`, else a mount's at the root, else `root_route`'s;
+    `/docs` loads Swagger UI from the folder `swagger_ui` (`served_folder`)."""
     app = FastAPI(
         title="ssd-pipeline",
         description="Metrics, health and the stored detections, tracks and runs.",
         version="1",
-        docs_url=None,  # /docs is `docs_route`'s, which passes a `?token=` on
+        docs_url=None,  # /docs: `docs_routes`, which passes a `?token=` on
         redoc_url=None,
     )
-    app.router.routes.append(docs_route(app))
+    app.router.routes.extend(docs_routes(app, served_folder(swagger_ui)))
     if access is not None:
         app.add_middleware(AccessMiddleware, access=access)
 
@@ -220,17 +140,12 @@ def _add_stored_routes(app: FastAPI, db: str, links: Sequence[Link]) -> None:
 
     @app.get("/api/detections", response_model=DetectionsPage, responses=_UNREADABLE)
     def detections(
-        camera: Camera = None,
-        label: Label = None,
-        run: RunId = None,
-        track: TrackId = None,
-        since: Since = None,
-        until: Until = None,
-        min_score: MinScore = None,
-        limit: Limit = 100,
+        q: Annotated[
+            DetectionQuery,
+            filters("camera", "label", "run", "track", "since", "until", "min_score", "limit"),
+        ],
     ) -> DetectionsPage:
         """The newest detections matching the filters (as `python -m pipeline query`)."""
-        q = DetectionQuery(camera, label, track, _when(since), _when(until), min_score, run, limit)
         page = stored(latest_detections, db, q)
         return DetectionsPage(
             total=page.total, rows=[DetectionOut(**r.as_dict()) for r in page.rows]
@@ -238,30 +153,20 @@ def _add_stored_routes(app: FastAPI, db: str, links: Sequence[Link]) -> None:
 
     @app.get("/api/tracks", response_model=TracksPage, responses=_UNREADABLE)
     def tracks(
-        camera: Camera = None,
-        label: Label = None,
-        run: RunId = None,
-        min_score: MinScore = None,
-        limit: Limit = 100,
+        q: Annotated[DetectionQuery, filters("camera", "label", "run", "min_score", "limit")],
     ) -> TracksPage:
         """The finished tracks that ended last, newest first (`query --list tracks`)."""
-        q = DetectionQuery(camera=camera, label=label, run=run, min_score=min_score, limit=limit)
         page = stored(list_tracks, db, q)
         return TracksPage(total=page.total, rows=[TrackOut(**r.as_dict()) for r in page.rows])
 
     @app.get("/api/visits", response_model=VisitsPage, responses=_UNREADABLE)
     def visits(
-        camera: Camera = None,
-        label: Label = None,
-        run: RunId = None,
-        track: TrackId = None,
-        since: Since = None,
-        until: Until = None,
-        limit: Limit = 100,
+        q: Annotated[
+            DetectionQuery, filters("camera", "label", "run", "track", "since", "until", "limit")
+        ],
     ) -> VisitsPage:
         """The finished zone visits that ended last, newest first (`query --list visits`);
         times filter the visits' entering."""
-        q = DetectionQuery(camera, label, track, _when(since), _when(until), None, run, limit)
         page = stored(list_visits, db, q)
         return VisitsPage(total=page.total, rows=[VisitOut(**r.as_dict()) for r in page.rows])
 
@@ -280,16 +185,12 @@ def _add_stored_routes(app: FastAPI, db: str, links: Sequence[Link]) -> None:
 
     @app.get("/api/counts", response_model=list[CountOut], responses=_UNREADABLE)
     def counts(
+        q: Annotated[
+            DetectionQuery, filters("camera", "label", "run", "since", "until", "min_score")
+        ],
         by: Annotated[CountBy, Query(description="Count per label, camera or run.")] = "label",
-        camera: Camera = None,
-        label: Label = None,
-        run: RunId = None,
-        since: Since = None,
-        until: Until = None,
-        min_score: MinScore = None,
     ) -> list[CountOut]:
         """Detections and distinct tracks per label, camera or run (`query --count-by`)."""
-        q = DetectionQuery(camera, label, None, _when(since), _when(until), min_score, run)
         rows = stored(count_detections, db, q, by)
         return [CountOut(key=r.key, detections=r.detections, tracks=r.tracks) for r in rows]
 

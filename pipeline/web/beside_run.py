@@ -39,6 +39,7 @@ def start_run_server(
             serve_status=config.api,
             access=Access(config.host, config.allowed_hosts, credentials),
             mounts=mounts,
+            swagger_ui=config.swagger_ui,
         )
         return HttpServer(app, sock).start()
     except BaseException:

@@ -13,6 +13,7 @@ import errno
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 5.0
 """How long `close` waits for the server's thread."""
+START_TIMEOUT_S = 10.0
+"""How long `HttpServer.start` waits for uvicorn to serve before it gives up."""
 CLOSE_GRACE_S = 1.0
 """When the server stops, a response still being sent after this long (a stream to a
 client that reads nothing, say) is cut off, so that stopping never waits on a client."""
@@ -136,6 +139,15 @@ class BoundedH11(H11Protocol):
             self.transport.abort()
 
 
+_CANNOT_SERVE = "http server: cannot serve on the bound socket: "
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, in one line: an OSError's own words, else its kind too."""
+    text = str(exc).replace("\n", " ")
+    return text if isinstance(exc, OSError) else f"{type(exc).__name__}: {text}"
+
+
 def _config(app: ASGIApp, **options: Any) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -155,20 +167,41 @@ class HttpServer:
         self.sock = sock
         self.port: int = sock.getsockname()[1]
         self.url = url_of(sock)
+        self.error: str | None = None
+        """Why the server stopped serving before `close` (one line, logged when it did)."""
         self._server = uvicorn.Server(_config(app))
         self._thread = threading.Thread(target=self._run, name="http-server", daemon=True)
+        self._closing = False
 
     def start(self) -> HttpServer:
+        """Returns once uvicorn serves; ServerError (the socket closed) when it cannot."""
         self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.close()
+                raise ServerError(
+                    self.error or f"http server: not serving after {START_TIMEOUT_S:.0f} s"
+                )
+            self._thread.join(0.01)
         return self
 
     def _run(self) -> None:
         try:
             self._server.run(sockets=[self.sock])
-        except Exception:
-            log.exception("http server stopped")
+            why = "uvicorn stopped"
+        except (Exception, SystemExit) as exc:  # SystemExit: uvicorn's own way to give up
+            why = _reason(exc)
+        if self._closing:
+            return
+        if self._server.started:
+            self.error = f"http server failed: {why}; it serves nothing more in this run"
+            log.error("%s", self.error)
+        else:
+            self.error = _CANNOT_SERVE + why
 
     def close(self) -> None:
+        self._closing = True
         self._server.should_exit = True
         self._thread.join(STOP_TIMEOUT_S)
         self.sock.close()
@@ -197,6 +230,6 @@ def serve_forever(app: ASGIApp, sock: socket.socket, stop: threading.Event) -> N
     try:
         server.run(sockets=[sock])
     except (OSError, ValueError) as exc:
-        raise ServerError(f"http server: cannot serve on the bound socket: {exc}") from exc
+        raise ServerError(_CANNOT_SERVE + _reason(exc)) from exc
     if not server.started:
         raise ServerError("http server: uvicorn stopped before it started serving")

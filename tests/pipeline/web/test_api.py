@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -250,3 +251,14 @@ def same_times(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`rows` with their period starts as datetimes (JSON writes them with or without
     microseconds)."""
     return [{**r, "from": datetime.fromisoformat(r["from"])} if "from" in r else r for r in rows]
+
+
+def test_each_endpoint_takes_the_filters_docs_api_lists_in_that_order(client: TestClient) -> None:
+    doc = (Path(__file__).parents[3] / "docs" / "api.md").read_text()
+    listed = dict(re.findall(r"`GET (/api/[\w/]+)\?([\w=&|\\]+)`", doc))
+    described = client.get("/openapi.json").json()["paths"]
+    assert len(listed) == 7
+    for path, query in listed.items():
+        names = [part.split("=")[0] for part in query.split("&")]
+        parameters = described[path]["get"]["parameters"]
+        assert [p["name"] for p in parameters if p["in"] == "query"] == names, path

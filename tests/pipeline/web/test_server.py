@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import socket
@@ -187,3 +188,71 @@ def test_serve_fails_in_one_line_when_uvicorn_cannot_serve_the_bound_socket(
     assert main(["serve", "--db", stored, "--port", "0"]) == 1
     error = capsys.readouterr().err.splitlines()[-1]
     assert error.startswith("error: http server: cannot serve on the bound socket: ")
+
+
+def test_run_refuses_an_http_port_another_program_holds_before_preparing_the_detector(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def prepares(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the run went on to prepare the detector")
+
+    monkeypatch.setattr(Pipeline, "run", prepares)
+    clip = write_video(tmp_path / "clip.mp4", frames=2, size=(64, 48))
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        config = tmp_path / "cams.yaml"
+        config.write_text(f"cameras:\n  - id: cam\n    source: {clip}\nhttp:\n  port: {port}\n")
+        assert main(["run", str(config), "--no-progress"]) == 1
+    stderr = capsys.readouterr().err
+    assert stderr == f"error: http: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
+def test_a_run_whose_server_cannot_serve_its_socket_stops_before_reading_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.web import beside_run
+    from pipeline.web.server import ServerError
+
+    def unservable(host: str, port: int) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # uvicorn needs a stream
+        sock.bind((host, port))
+        return sock
+
+    monkeypatch.setattr(beside_run, "bind", unservable)
+    clip = write_video(tmp_path / "clip.mp4", frames=2, size=(64, 48))
+    config = parse_config(f"cameras:\n  - id: cam\n    source: {clip}\nhttp:\n  port: 0\n")
+    with pytest.raises(ServerError) as refused:
+        Pipeline(config, detector=EagerDetector()).run()
+    assert str(refused.value).startswith("http server: cannot serve on the bound socket: ")
+    assert "\n" not in str(refused.value)
+
+
+def test_a_server_failing_during_the_run_is_failed_in_the_summary_and_the_cameras_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from pipeline.cli.run import run_exit_status
+    from pipeline.progress import Progress
+
+    async def breaks(self: uvicorn.Server) -> None:
+        raise RuntimeError("the event loop broke")
+
+    monkeypatch.setattr(uvicorn.Server, "main_loop", breaks)  # once it serves
+    clip = write_video(tmp_path / "clip.mp4", frames=6, size=(64, 48))
+    config = parse_config(
+        f"cameras:\n  - id: cam\n    source: {clip}\nhttp:\n  port: {free_port()}\n"
+        f"sinks:\n  - type: video\n    dir: {tmp_path / 'video'}\n"
+    )
+    summary = Pipeline(config, detector=EagerDetector()).run()
+    assert summary.frames == 6 and all(c.ok for c in summary.cameras.values())
+    assert not summary.sink_errors and len(list((tmp_path / "video").glob("*.mp4"))) == 1
+    assert summary.server_error == (
+        "http server failed: RuntimeError: the event loop broke; it serves nothing more in this run"
+    )
+    assert not summary.ok and run_exit_status(summary, None) == 1
+    printed = io.StringIO()
+    Progress(["cam"], enabled=False).print_summary(summary, printed)
+    assert f"  {summary.server_error}\n" in printed.getvalue()

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from fractions import Fraction
 from html import unescape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
@@ -28,7 +27,6 @@ from pipeline.config.http import HttpConfig
 from pipeline.config.sinks import LiveAuthConfig
 from pipeline.metrics import RunMetrics
 from pipeline.types import StreamInfo
-from pipeline.web import docs
 from pipeline.web.beside_run import start_run_server
 from pipeline.web.server import HttpServer
 from sinks.live_view.sink import LiveViewSink
@@ -42,13 +40,16 @@ PAGES = ["/", "/docs", "/live/", "/live/tracks"]
 
 
 class Served:
-    """A run's server with a token: the stored runs (with snapshots), the metrics and the
-    live view of camera `lobby` with one ended track and its snapshot."""
+    """A run's server with a token: the stored runs (with snapshots), the metrics, the
+    live view of camera `lobby` with one ended track and its snapshot, and `/docs` with a
+    stand-in for Swagger UI (`SWAGGER_STUB`)."""
 
-    def __init__(self, db: str, snapshots: Path) -> None:
+    def __init__(self, db: str, snapshots: Path, swagger_ui: Path) -> None:
         metrics = RunMetrics()
         metrics.watch({}, [], {})
-        config = HttpConfig(port=0, auth=LiveAuthConfig(token=TOKEN), api=True, metrics=True)
+        config = HttpConfig(
+            port=0, auth=LiveAuthConfig(token=TOKEN), api=True, metrics=True, swagger_ui=swagger_ui
+        )
         self.sink = LiveViewSink(LABELS, max_fps=0, max_viewers=8, snapshot_dir=snapshots)
         self.server: HttpServer = start_run_server(config, metrics, db, [self.sink])
         self.sink.start(StreamInfo("lobby", WIDTH, HEIGHT, Fraction(25), "synthetic"))
@@ -80,7 +81,7 @@ class Served:
 def served(stored: str, tmp_path: Path) -> Iterator[Served]:
     folder = tmp_path / "snapshots"
     folder.mkdir()
-    server = Served(stored, folder)
+    server = Served(stored, folder, swagger_stub(tmp_path / "swagger-ui"))
     yield server
     server.close()
 
@@ -117,10 +118,11 @@ def requested_by_script(served: Served, page: str, html: str) -> list[str]:
     """What the page's script requests, with the token it reads from the page's address
     appended as the script appends it: the literal `fetch(...)` and `url:` targets, the
     links it sets, and the URLs it builds from what those answer (streams, snapshots, API
-    operations)."""
+    operations), and the files it loads (Swagger UI's)."""
     script = _script(html)
     targets = re.findall(r'fetch\("([^"]+)"', script) + re.findall(r'url: "([^"]+)"', script)
     urls = same_origin(page, targets)
+    loaded = same_origin(page, re.findall(r'withToken\("([^"]+)"\)', script))  # /docs' files
     links = same_origin(page, [target for _, target in _SET_LINK.findall(script)])
     built = []
     for url in urls:
@@ -134,7 +136,7 @@ def requested_by_script(served: Served, page: str, html: str) -> list[str]:
         for path, operations in answer.get("paths", {}).items():
             if "get" in operations and "{" not in path:  # "Try it out" without parameters
                 built.append(path)
-    return [url + AUTH for url in urls + links + same_origin(page, built)]
+    return [url + AUTH for url in urls + loaded + links + same_origin(page, built)]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -201,33 +203,16 @@ SwaggerUIBundle.SwaggerUIStandalonePreset = {};
 """
 
 
-class _StubHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = SWAGGER_STUB if self.path.endswith(".js") else b""
-        self.send_response(200)
-        self.send_header("Content-Type", "text/javascript" if body else "text/css")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # the test's own server: nothing to say
-
-
-@pytest.fixture
-def swagger_stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Swagger UI's files served by a stub on another port (its CDN is not reachable)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _StubHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setattr(docs, "SWAGGER_UI", f"http://127.0.0.1:{server.server_port}/")
-    yield
-    server.shutdown()
-    thread.join(timeout=10)
+def swagger_stub(folder: Path) -> Path:
+    """`folder`, made, holding `SWAGGER_STUB` as Swagger UI's files."""
+    folder.mkdir()
+    (folder / "swagger-ui-bundle.js").write_bytes(SWAGGER_STUB)
+    (folder / "swagger-ui.css").write_text("#swagger-ui { color: #123; }\n")
+    return folder
 
 
 def test_a_browser_on_pages_opened_with_a_token_loads_every_picture_request_and_link(
-    served: Served, swagger_stub: None, tmp_path: Path
+    served: Served, tmp_path: Path
 ) -> None:
     driver = _chrome(tmp_path)
     base = f"http://127.0.0.1:{served.server.port}"

@@ -1,0 +1,132 @@
+"""The query parameters of the stored-data endpoints (docs/api.md), with their bounds, and
+the FastAPI dependencies that gather them into one query."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Query
+from fastapi import Path as PathParam
+from pydantic import AfterValidator
+
+from pipeline.timeparse import EXAMPLES, parse_duration, parse_time
+from sinks.sql.reading import ID_MAX, DetectionQuery
+
+PAGE_MAX = 1000
+"""The most rows one request returns."""
+
+
+def _time(text: str | None) -> str | None:
+    """Checks a time as `query` takes it; `_query` parses it again when used."""
+    if text is not None:
+        parse_time(text)
+    return text
+
+
+def _every(text: str | None) -> str | None:
+    """Checks a period as `query --every` takes it (15m, 1h, 1 day); parsed again when used."""
+    if text is not None:
+        parse_duration(text)
+    return text
+
+
+Camera = Annotated[str | None, Query(min_length=1, max_length=255, description="Camera id.")]
+Label = Annotated[str | None, Query(min_length=1, max_length=128, description="Class name.")]
+RunId = Annotated[int | None, Query(ge=1, le=ID_MAX, description="runs.id")]
+TrackId = Annotated[int | None, Query(ge=1, le=ID_MAX, description="Track id.")]
+MinScore = Annotated[float | None, Query(ge=0, le=1, description="Lowest score.")]
+Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Rows to return, newest first.")]
+_WHEN = f"{EXAMPLES} (the server's local time unless it ends in Z or +HH:MM), as `query` takes"
+Since = Annotated[
+    str | None,
+    Query(min_length=1, max_length=100, description=f"From this time (inclusive): {_WHEN}."),
+    AfterValidator(_time),
+]
+Until = Annotated[
+    str | None,
+    Query(min_length=1, max_length=100, description=f"Before this time: {_WHEN}."),
+    AfterValidator(_time),
+]
+Every = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=100,
+        description="Per period, e.g. 15m, 1h, 1d, aligned on UTC multiples of it (as "
+        "`query --every`); each period from the first counted to the last, also empty ones.",
+    ),
+    AfterValidator(_every),
+]
+PathId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
+
+
+_FILTERS: dict[str, tuple[Any, Any]] = {
+    "camera": (Camera, None),
+    "label": (Label, None),
+    "run": (RunId, None),
+    "track": (TrackId, None),
+    "since": (Since, None),
+    "until": (Until, None),
+    "min_score": (MinScore, None),
+    "limit": (Limit, 100),
+}
+"""The filters of the stored rows (`DetectionQuery`'s fields): each one's parameter and
+default, in the order the endpoints list them."""
+
+
+def _query(**given: Any) -> DetectionQuery:
+    """The query of the filters `given`, their times parsed."""
+    for name in ("since", "until"):
+        if given.get(name) is not None:
+            given[name] = parse_time(given[name])
+    return DetectionQuery(**given)
+
+
+def filters(*names: str) -> Any:
+    """A dependency that takes the query parameters `names` (of `_FILTERS`, in its order)
+    and gives them as one `DetectionQuery`; the others are None (any)."""
+    unknown = set(names) - _FILTERS.keys()
+    if unknown:
+        raise ValueError(f"no such filter: {', '.join(sorted(unknown))}")
+
+    def query(**given: Any) -> DetectionQuery:
+        return _query(**given)
+
+    # FastAPI reads the parameters from the signature: `names` with their types and defaults
+    query.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind
+            )
+            for name, (kind, default) in _FILTERS.items()
+            if name in names
+        ]
+    )
+    return Depends(query)
+
+
+@dataclass(frozen=True)
+class SceneCounting:
+    """The filters of a line or zone count, and its period (None: one row per key)."""
+
+    query: DetectionQuery
+    every: timedelta | None
+
+
+def _scene_counting(
+    camera: Camera = None,
+    label: Label = None,
+    run: RunId = None,
+    since: Since = None,
+    until: Until = None,
+    every: Every = None,
+) -> SceneCounting:
+    """The query parameters the line and zone counts share."""
+    query = _query(camera=camera, label=label, run=run, since=since, until=until)
+    return SceneCounting(query, None if every is None else parse_duration(every))
+
+
+Counting = Annotated[SceneCounting, Depends(_scene_counting)]
