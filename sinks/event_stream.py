@@ -27,6 +27,7 @@ from sinks.event_bus.bodies import (
     stream_ended_event,
     track_event,
 )
+from sinks.event_bus.resumption import Published
 from sinks.event_bus.scene_events import analytics_event
 from sinks.event_bus.schema import Event
 
@@ -38,6 +39,8 @@ class _CameraState:
     next_seq: int = 0
     last_frame: int | None = None
     last_time: float | None = None
+    published: Published | None = None
+    """What subscribers have of a camera resumed here (`EventStream.resume_camera`)."""
 
     def take_seq(self) -> int:
         seq = self.next_seq
@@ -63,36 +66,68 @@ class EventStream:
         state = self._camera(frame.camera_id)
         state.last_frame = frame.index
         state.last_time = frame.wall_time
+        if state.published is not None and frame.index < state.published.frame:
+            return []  # a resumed camera's frame its subscribers have whole
+        first = state.next_seq
         detections = detections_event(frame, result.detections, self._labels, state.take_seq())
         tracks = self._tracks(state, result.track_events, frame.index, frame.wall_time)
-        return [detections, *tracks, *self._analytics(state, result.analytics)]
+        events = [detections, *tracks, *self._analytics(state, result.analytics)]
+        return self._unseen(state, first, events, frame.index)
 
     def held(self, held: HeldTrackEvents) -> list[Event]:
         """The `track.ended` events let out between frames, at the camera's last frame
-        (as those a stream's end closes)."""
+        (as those a stream's end closes); for a resumed camera, those its subscribers lack."""
         state = self._camera(held.camera_id)
         wall_time = state.last_time if state.last_time is not None else time.time()
-        return self._tracks(state, held.track_events, state.last_frame, wall_time)
+        first = state.next_seq
+        events = self._tracks(state, held.track_events, state.last_frame, wall_time)
+        last = -1 if state.last_frame is None else state.last_frame
+        return self._unseen(state, first, events, last)
 
-    def continue_camera(self, camera_id: str, next_seq: int) -> None:
-        """Numbers `camera_id`'s next event `next_seq`: a camera that moved here from
-        another publisher (a cluster shard that died) keeps a gap-free `seq`."""
-        self._camera(camera_id).next_seq = next_seq
+    def resume_camera(self, camera_id: str, next_seq: int, published: Published) -> None:
+        """Builds `camera_id`'s events as if from its start but gives only those its
+        subscribers lack (`published`), numbered from `next_seq`: a camera moved here from
+        another publisher (a cluster shard that died) goes on without a loss, a repeat or
+        a gap in `seq`."""
+        state = self._camera(camera_id)
+        state.next_seq = next_seq
+        state.published = published
 
-    def status(self, status: CameraStatus) -> Event:
-        """The `camera.status` event of a reader's state change."""
+    def status(self, status: CameraStatus) -> list[Event]:
+        """The `camera.status` event of a reader's state change (none for a resumed
+        camera's state its subscribers were told already)."""
         state = self._camera(status.camera_id)
-        return camera_status_event(status, state.take_seq(), state.last_frame)
+        first = state.next_seq
+        event = camera_status_event(status, state.take_seq(), state.last_frame)
+        return self._unseen(state, first, [event], None)
 
     def end(self, stream_end: StreamEnd) -> list[Event]:
         """The track events of the tracks closed by the end, the zone visits it closed, then
         `stream.ended`."""
         state = self._camera(stream_end.camera_id)
         wall_time = state.last_time if state.last_time is not None else time.time()
+        first = state.next_seq
         tracks = self._tracks(state, stream_end.track_events, state.last_frame, wall_time)
         analytics = self._analytics(state, stream_end.analytics)
         ended = stream_ended_event(stream_end, state.take_seq(), state.last_frame, wall_time)
-        return [*tracks, *analytics, ended]
+        last = -1 if state.last_frame is None else state.last_frame
+        return self._unseen(state, first, [*tracks, *analytics, ended], last)
+
+    def _unseen(
+        self, state: _CameraState, first: int, events: list[Event], frame: int | None
+    ) -> list[Event]:
+        """`events` (numbered from `first`) less those the subscribers of a resumed camera
+        have, renumbered from `first`. `frame`: the frame they belong to (None: statuses,
+        which are told once per state); a later frame than the last one subscribers got
+        is sent whole."""
+        published = state.published
+        if published is None or (frame is not None and frame > published.frame):
+            return events
+        kept = [e for e in events if not published.has(e)]
+        if len(kept) == len(events):
+            return events
+        state.next_seq = first
+        return [e.model_copy(update={"seq": state.take_seq()}) for e in kept]
 
     def _tracks(
         self,

@@ -23,6 +23,7 @@ from pipeline.cluster.shard import ShardInfo
 from pipeline.cluster.status import RateWindow, RunStatus, ShardReport
 from pipeline.config import PipelineConfig, SqlSinkConfig
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
+from sinks.event_bus.resumption import Published
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +33,15 @@ POLL_S = 0.5
 
 @dataclass
 class _Running:
-    """A shard at work: the actor, where it is, its cameras and the pending run."""
+    """A shard at work: the actor, where it is, its cameras, the pending run and where
+    the run publishes its events (None without a `zmq` sink)."""
 
     actor: Any
     info: ShardInfo
     cameras: list[str]
     result: Any
     run_config: str
+    endpoint: str | None = None
 
 
 class Coordinator:
@@ -184,7 +187,7 @@ class Coordinator:
         self._runs += 1
         run_config = f"{self.config_source} ({self._token} run {self._runs} on {name})"
         result = actor.run.remote(self.config, cameras, run_config, endpoint, resume)
-        return _Running(actor, info, cameras, result, run_config)
+        return _Running(actor, info, cameras, result, run_config, endpoint)
 
     def watch(
         self,
@@ -214,6 +217,8 @@ class Coordinator:
                     why = f"{shard.info.describe()} died: {_first_line(exc)}"
                     log.warning("%s", why)
                     self._alive.pop(shard.info.name, None)
+                    if forwarder is not None and shard.endpoint is not None:
+                        forwarder.retire(shard.endpoint)  # before its cameras' events are read
                     running.update(self._take_over(ray, shard, forwarder, why, lost))
             self._serve_changes(ray, running, forwarder)
             self._running = list(running.values())
@@ -266,11 +271,11 @@ class Coordinator:
             else {}
         )
         seqs = forwarder.last_seq if forwarder is not None else {}
-        frames = forwarder.last_frame if forwarder is not None else {}
+        published = forwarder.published if forwarder is not None else {}
         return {
             c: Resume(
                 stored_through=stored.get(c, Stored()).through,
-                published_through=-1 if self._live[c] else frames.get(c, -1),
+                published=Published() if self._live[c] else published.get(c, Published()),
                 next_seq=seqs.get(c, -1) + 1,
                 stored_tracks=stored.get(c, Stored()).tracks,
                 stored_scene=stored.get(c, Stored()).scene,

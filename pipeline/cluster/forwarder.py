@@ -3,7 +3,8 @@
 The XPUB side binds the configured `zmq` endpoint, where `python -m pipeline subscribe`
 connects as it does to a single process; the XSUB side connects to each shard's publisher
 and subscribes to everything. Events pass through unchanged (topic and JSON body), so
-each camera's `seq` is the one its shard gave it.
+each camera's `seq` is the one its shard gave it. It keeps what subscribers have of each
+camera (`published`, `last_seq`): where a camera moved off a dead shard resumes.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import logging
 import threading
 import time
 from collections import Counter
+from typing import Any
 
 import zmq
 
 from pipeline.config import ZmqSinkConfig
+from sinks.event_bus.resumption import Published
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +36,17 @@ class EventForwarder:
     """Forwards every shard's events to `config.endpoint`, in a thread, until `close`.
 
     `forwarded` counts the events passed on per camera, `dropped` those a subscriber
-    `send_hwm` events behind could not take.
+    `send_hwm` events behind could not take (lost for subscribers, as in one process: the
+    bookkeeping below counts them as passed on, and subscribers see the gap in `seq`).
     """
 
     def __init__(self, config: ZmqSinkConfig) -> None:
         self.forwarded: Counter[str] = Counter()
         self.dropped = 0
         self.last_seq: dict[str, int] = {}
-        """Each camera's last `seq` forwarded."""
-        self.last_frame: dict[str, int] = {}
-        """Each camera's last frame whose events were forwarded."""
+        """Each camera's last `seq` passed on."""
+        self.published: dict[str, Published] = {}
+        """What subscribers have of each camera's stream."""
         self._context = zmq.Context()
         self._xpub = self._context.socket(zmq.XPUB)
         self._xsub = self._context.socket(zmq.XSUB)
@@ -72,6 +76,16 @@ class EventForwarder:
         """Takes the events of the shard publishing at `shard_endpoint` (it may bind later)."""
         with self._lock:
             self._xsub.connect(shard_endpoint)
+
+    def retire(self, shard_endpoint: str) -> None:
+        """Takes no more events from the shard at `shard_endpoint` (it died): what it sent
+        and was not passed on yet is dropped, so `published` and `last_seq` of its cameras
+        stay as subscribers have them while another shard resumes them."""
+        with self._lock:
+            try:
+                self._xsub.disconnect(shard_endpoint)
+            except zmq.ZMQError as exc:  # not connected (any more): nothing comes from it
+                log.debug("forwarder: %s not disconnected: %s", shard_endpoint, exc)
 
     def wait_for_subscribers(self, count: int, timeout_s: float) -> int:
         """Waits until `count` subscriptions arrived on the endpoint, `timeout_s` at most;
@@ -128,24 +142,31 @@ class EventForwarder:
             except zmq.Again:
                 return
             self._last_message = time.monotonic()
-            camera, seq, frame = _camera_seq_frame(parts)
+            body = _body(parts)
+            camera = "?" if body is None else body["camera"]
             try:
                 self._xpub.send_multipart(parts, zmq.NOBLOCK)
                 self.forwarded[camera] += 1
-                if seq is not None:
-                    self.last_seq[camera] = seq
-                if frame is not None:
-                    self.last_frame[camera] = max(frame, self.last_frame.get(camera, -1))
             except zmq.Again:
                 self.dropped += 1
+            if body is not None:
+                self.last_seq[camera] = int(body["seq"])
+                self.published[camera] = self.published.get(camera, Published()).after(body)
 
 
-def _camera_seq_frame(parts: list[bytes]) -> tuple[str, int | None, int | None]:
-    """An event's camera, `seq` and frame, from its body (a camera id may hold dots, so the
-    topic `<type>.<camera>` does not say where the camera starts)."""
+def _body(parts: list[bytes]) -> dict[str, Any] | None:
+    """An event's JSON body (a camera id may hold dots, so the topic `<type>.<camera>`
+    does not say where the camera starts); None for a message that is not an event."""
     try:
         body = json.loads(parts[-1])
-        frame = body.get("frame")
-        return str(body["camera"]), int(body["seq"]), None if frame is None else int(frame)
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return "?", None, None
+    except ValueError:
+        return None
+    if (
+        isinstance(body, dict)
+        and isinstance(body.get("type"), str)
+        and isinstance(body.get("camera"), str)
+        and isinstance(body.get("seq"), int)
+        and isinstance(body.get("frame"), int | None)
+    ):
+        return body
+    return None

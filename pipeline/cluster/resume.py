@@ -1,11 +1,13 @@
 """Where a camera taken over from a dead shard resumes: after the last frame whose rows
-are in the database, with its events continuing the `seq` its subscribers last saw.
+are in the database, and after the last event its subscribers got, with its events
+continuing the `seq` they last saw.
 
 The new shard processes the file again from its start (the tracker then finds the same
-tracks), and hands the database and the event bus only the frames they do not have yet,
-and the database only the ended tracks, zone visits and line crossings it does not have
-yet (their rows are written apart from their frames' rows, so the frame one ended at says
-nothing about its row: each is looked up by its key).
+tracks), and hands the database only the frames it does not have yet, and only the ended
+tracks, zone visits and line crossings it does not have yet (their rows are written apart
+from their frames' rows, so the frame one ended at says nothing about its row: each is
+looked up by its key). The event bus gets only the events its subscribers lack, each known
+by its own key (`sinks.event_bus.resumption`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pipeline.types import (
     TrackEvent,
 )
 from sinks.base import Sink, SinkError
+from sinks.event_bus.resumption import Published
 from sinks.sql.scene_rows import SceneKey, scene_key
 
 log = logging.getLogger(__name__)
@@ -38,13 +41,13 @@ _Passed = TypeVar("_Passed", FrameResult, StreamEnd)
 
 @dataclass(frozen=True)
 class Resume:
-    """A file camera's state when its shard died: the last frame whose rows are stored
-    and the last one whose events were published (-1: none), its next event's `seq`, the
-    ids of its tracks whose rows are stored, and the keys of its stored zone visits and
-    line crossings."""
+    """A camera's state when its shard died: the last frame whose rows are stored (-1:
+    none), what its subscribers have of its events (a live camera's stream starts again:
+    nothing), its next event's `seq`, the ids of its tracks whose rows are stored, and the
+    keys of its stored zone visits and line crossings."""
 
     stored_through: int = -1
-    published_through: int = -1
+    published: Published = field(default_factory=Published)
     next_seq: int = 0
     stored_tracks: frozenset[int] = field(default_factory=frozenset)
     stored_scene: frozenset[SceneKey] = field(default_factory=frozenset)

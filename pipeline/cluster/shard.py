@@ -135,9 +135,8 @@ class Shard:
                 elif isinstance(sink_config, ZmqSinkConfig):
                     publisher = build_sink(_for_shard(sink_config, publisher_endpoint), context)
                     for camera_id, r in resume.items():
-                        publisher.continue_camera(camera_id, r.next_seq)  # type: ignore[attr-defined]
-                    through = {c: r.published_through for c, r in resume.items()}
-                    sinks.append((ResumeSink(publisher, through), sink_config.queue_size))
+                        publisher.resume_camera(camera_id, r.next_seq, r.published)  # type: ignore[attr-defined]
+                    sinks.append((publisher, sink_config.queue_size))
         except Exception:
             for sink, _ in sinks:
                 sink.close()

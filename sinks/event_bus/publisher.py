@@ -31,6 +31,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from pipeline.types import CameraStatus, FrameResult, HeldTrackEvents, LabelMap, StreamEnd
 from sinks.base import Sink, SinkError
 from sinks.event_bus.keys import CurveKeyError, check_z85_key
+from sinks.event_bus.resumption import Published
 from sinks.event_bus.schema import Event, topic
 from sinks.event_stream import EventStream, encode
 
@@ -137,16 +138,18 @@ class EventPublisher(Sink):
             self._send(event)
 
     def status(self, status: CameraStatus) -> None:
-        self._send(self._events.status(status))
+        for event in self._events.status(status):
+            self._send(event)
 
     def end(self, stream_end: StreamEnd) -> None:
         for event in self._events.end(stream_end):
             self._send(event)
 
-    def continue_camera(self, camera_id: str, next_seq: int) -> None:
-        """Numbers `camera_id`'s next event `next_seq`: a camera that moved here from
-        another publisher (a cluster shard that died) keeps a gap-free `seq`."""
-        self._events.continue_camera(camera_id, next_seq)
+    def resume_camera(self, camera_id: str, next_seq: int, published: Published) -> None:
+        """Sends of `camera_id` only the events its subscribers lack (`published`), numbered
+        from `next_seq`: a camera moved here from another publisher (a cluster shard that
+        died) is processed again from its start (`EventStream.resume_camera`)."""
+        self._events.resume_camera(camera_id, next_seq, published)
 
     def close(self) -> None:
         """Close the socket, giving queued messages up to a second to get out."""

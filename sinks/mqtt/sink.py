@@ -164,7 +164,8 @@ class MqttSink(Sink):
 
     def status(self, status: CameraStatus) -> None:
         self._camera(status.camera_id)
-        self._send(self._events.status(status))
+        for event in self._events.status(status):
+            self._send(event)
         if status.state in _ONLINE_STATES:
             self._camera_status(status.camera_id, ONLINE)
         elif status.state in _OFFLINE_STATES:

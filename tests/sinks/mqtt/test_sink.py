@@ -81,7 +81,7 @@ def expected_events(prefix: str, cameras: list[str]) -> list[tuple[str, bytes]]:
             built = (
                 stream.frame(item)  # type: ignore[arg-type]
                 if kind == "FrameResult"
-                else [stream.status(item)]  # type: ignore[arg-type]
+                else stream.status(item)  # type: ignore[arg-type]
                 if kind == "CameraStatus"
                 else stream.end(item)  # type: ignore[arg-type]
                 if kind == "StreamEnd"
