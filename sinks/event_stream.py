@@ -79,9 +79,11 @@ class EventStream:
         (as those a stream's end closes); for a resumed camera, those its subscribers lack."""
         state = self._camera(held.camera_id)
         wall_time = state.last_time if state.last_time is not None else time.time()
+        last = -1 if state.last_frame is None else state.last_frame
+        if state.published is not None and last < state.published.frame:
+            return []  # held after a frame before the last one its subscribers have whole
         first = state.next_seq
         events = self._tracks(state, held.track_events, state.last_frame, wall_time)
-        last = -1 if state.last_frame is None else state.last_frame
         return self._unseen(state, first, events, last)
 
     def resume_camera(self, camera_id: str, next_seq: int, published: Published) -> None:

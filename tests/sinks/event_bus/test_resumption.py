@@ -16,6 +16,7 @@ from pipeline.types import (
     Detections,
     Frame,
     FrameResult,
+    HeldTrackEvents,
     LineCrossing,
     StreamEnd,
     TrackEvent,
@@ -28,7 +29,7 @@ from sinks.event_stream import EventStream, encode
 from tests.sinks.event_bus.conftest import LABELS, T0
 
 CAMERA = "gate"
-Message = FrameResult | CameraStatus | StreamEnd
+Message = FrameResult | CameraStatus | StreamEnd | HeldTrackEvents
 
 
 def frame(index: int, tracks: Sequence[TrackEvent] = (), scene: Sequence[Any] = ()) -> FrameResult:
@@ -90,7 +91,8 @@ MESSAGES: list[Message] = [
     frame(1, [track("started", 2, 1, 1)], [zone("entered", 1, 1, 1), crossing(2, 1)]),
     frame(2, [track("ended", 1, 0, 1)], [zone("left", 1, 2, 1), occupancy(2, 0)]),
     status("stopped", 5),
-    frame(3, [], [zone("entered", 2, 3, 3), zone("dwell", 2, 3, 3)]),
+    frame(3, [track("started", 3, 3, 3)], [zone("entered", 2, 3, 3), zone("dwell", 2, 3, 3)]),
+    HeldTrackEvents(CAMERA, (track("ended", 3, 3, 3),)),  # let out after its snapshot
     frame(4),
     StreamEnd(
         CAMERA,
@@ -109,6 +111,8 @@ def events(stream: EventStream, messages: Sequence[Message]) -> list[dict[str, A
             built += stream.frame(message)
         elif isinstance(message, StreamEnd):
             built += stream.end(message)
+        elif isinstance(message, HeldTrackEvents):
+            built += stream.held(message)
         else:
             built += stream.status(message)
     return [json.loads(encode(event)) for event in built]
