@@ -46,8 +46,8 @@ from pipeline.bench.end_to_end import DetectorSetup
 from pipeline.build import build_run_detector
 from pipeline.config import DetectorConfig
 from pipeline.config.cameras import MotionConfig
+from pipeline.frame_queue import QueuedFrame
 from pipeline.motion import MotionGate
-from pipeline.readers import QueuedFrame
 from pipeline.regions import RegionRule, combine
 from pipeline.types import Detections, Frame, Region
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pipeline.readers import FrameQueue, QueuedFrame
+from pipeline.frame_queue import FrameQueue, QueuedFrame
 from pipeline.types import Frame
 
 log = logging.getLogger(__name__)

@@ -27,8 +27,9 @@ from pipeline.config import (
     TrackerConfig,
 )
 from pipeline.config.scene import kept_classes, scene_label_problems
+from pipeline.frame_queue import FrameQueue, QueuePolicy
 from pipeline.motion import MotionGate
-from pipeline.readers import Backoff, FrameQueue, FrameSampler, QueuePolicy
+from pipeline.readers import Backoff, FrameSampler
 from pipeline.regions import RegionRule
 from pipeline.snapshots import SnapshotKeeper
 from pipeline.sources import AVSource, ImageFolderSource, Source

@@ -10,8 +10,8 @@ from typing import Protocol
 
 from analytics import SceneAnalyzer
 from pipeline.batching import Batch, Batcher
+from pipeline.frame_queue import QueuedFrame
 from pipeline.metrics import RunMetrics
-from pipeline.readers import QueuedFrame
 from pipeline.regions import combine
 from pipeline.snapshots import SnapshotKeeper
 from pipeline.summary import CameraStats, ProgressCallback

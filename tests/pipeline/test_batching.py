@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from pipeline.batching import Batch, Batcher
-from pipeline.readers import FrameQueue, QueuedFrame, QueuePolicy
+from pipeline.frame_queue import FrameQueue, QueuedFrame, QueuePolicy
 from pipeline.types import Frame
 
 

@@ -16,7 +16,7 @@ from pipeline.build import (
     stream_scene,
 )
 from pipeline.config import AnalyticsConfig, CameraConfig, DetectorConfig
-from pipeline.readers import QueuePolicy
+from pipeline.frame_queue import QueuePolicy
 from pipeline.types import LineShape, ZoneShape
 from tests.conftest import VideoFactory
 

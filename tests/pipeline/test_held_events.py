@@ -11,7 +11,7 @@ import numpy as np
 
 from pipeline.batching import Batcher
 from pipeline.detection_loop import DetectionLoop, FrameDetector
-from pipeline.readers import FrameQueue, QueuedFrame, QueuePolicy
+from pipeline.frame_queue import FrameQueue, QueuedFrame, QueuePolicy
 from pipeline.snapshots import SnapshotKeeper
 from pipeline.summary import CameraStats
 from pipeline.types import Detections, Frame, FrameResult, HeldTrackEvents, LabelMap, StreamEnd

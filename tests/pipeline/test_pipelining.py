@@ -15,7 +15,7 @@ import pytest
 from pipeline.batching import Batcher
 from pipeline.config import parse_config
 from pipeline.detection_loop import DetectionLoop, FrameDetector
-from pipeline.readers import FrameQueue, QueuedFrame, QueuePolicy
+from pipeline.frame_queue import FrameQueue, QueuedFrame, QueuePolicy
 from pipeline.runner import Pipeline
 from pipeline.summary import CameraStats
 from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamEnd

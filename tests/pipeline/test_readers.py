@@ -10,14 +10,8 @@ import numpy as np
 import pytest
 
 from pipeline.batching import Batcher
-from pipeline.readers import (
-    Backoff,
-    CameraReader,
-    FrameQueue,
-    FrameSampler,
-    QueuedFrame,
-    QueuePolicy,
-)
+from pipeline.frame_queue import FrameQueue, QueuedFrame, QueuePolicy
+from pipeline.readers import Backoff, CameraReader, FrameSampler
 from pipeline.sources import AVSource, OpenedSource, RawFrame, Source, SourceError
 from pipeline.types import CameraStatus, Frame, Region, StreamInfo
 from tests.conftest import SHARED_DATA, VideoFactory
@@ -103,15 +97,6 @@ def test_stop_ends_a_blocked_reader_and_closes_its_queue(synthetic_video: VideoF
     assert not reader.is_alive()
     assert len(reader.queue) == 1 and reader.queue.error is None
     assert rec.states[-1] == "stopped"
-
-
-def test_drop_oldest_queue_keeps_the_newest_frames_and_counts_drops() -> None:
-    q = FrameQueue("live", 3, QueuePolicy.DROP_OLDEST, threading.Condition())
-    stop = threading.Event()
-    for i in range(10):
-        assert q.put(_item("live", i), stop)
-    assert q.dropped == 7
-    assert [q.pop().frame.index for _ in range(3)] == [7, 8, 9]  # type: ignore[union-attr]
 
 
 def test_batcher_fills_batches_round_robin_across_cameras() -> None:

@@ -18,7 +18,8 @@ from pipeline.config import (
     StreamSourceConfig,
     parse_config,
 )
-from pipeline.readers import CameraReader, FrameQueue, QueuePolicy
+from pipeline.frame_queue import FrameQueue, QueuePolicy
+from pipeline.readers import CameraReader
 from pipeline.sources import AVSource, ImageFolderSource, SourceError
 from pipeline.types import CameraStatus
 from pipeline.urls import infer_kind

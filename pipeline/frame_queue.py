@@ -1,0 +1,124 @@
+"""A camera's bounded queue of decoded frames, between its reader thread and the batcher.
+
+Every queue of a run shares one condition with the batcher, which waits on it for a frame
+of any camera; what a full queue does with a new frame is its `QueuePolicy`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+from pipeline.types import Frame, Region
+
+
+class QueuePolicy(str, Enum):
+    """What a full queue does with a new frame."""
+
+    BLOCK = "block"  # the producer waits: nothing is lost (files)
+    DROP_OLDEST = "drop_oldest"  # the oldest frame goes: latency stays bounded (live sources)
+
+
+@dataclass(frozen=True)
+class QueuedFrame:
+    """A decoded frame on its way to the batcher; `detect` is False for a skipped frame.
+    `regions`: the parts of it to detect, each an image of its own (motion regions); ()
+    for the whole frame."""
+
+    frame: Frame
+    detect: bool = True
+    regions: tuple[Region, ...] = ()
+
+    def images(self) -> list[Frame]:
+        """What the detector is given for this frame: its regions' crops, or itself."""
+        if not self.detect:
+            return []
+        return [r.crop(self.frame) for r in self.regions] or [self.frame]
+
+
+class FrameQueue:
+    """A bounded FIFO of one camera's frames, sharing a condition with the batcher.
+
+    All queues of a run share one `threading.Condition`, so the batcher can wait for a frame
+    from any camera without polling.
+    """
+
+    def __init__(
+        self, camera_id: str, maxsize: int, policy: QueuePolicy, condition: threading.Condition
+    ) -> None:
+        if maxsize < 1:
+            raise ValueError(f"queue size must be >= 1, got {maxsize}")
+        self.camera_id = camera_id
+        self.maxsize = maxsize
+        self.policy = policy
+        self.frames_in = 0
+        self.dropped = 0
+        self.error: str | None = None
+        self._items: deque[QueuedFrame] = deque()
+        self._closed = False
+        self._cut_off = False
+        self._cond = condition
+
+    def put(self, item: QueuedFrame, stop: threading.Event) -> bool:
+        """Queue a frame; False if it was not queued: the queue is closed, or `stop` was set
+        while waiting for room."""
+        with self._cond:
+            while not self._closed and len(self._items) >= self.maxsize:
+                if self.policy is QueuePolicy.DROP_OLDEST:
+                    self._items.popleft()
+                    self.dropped += 1
+                    break
+                if stop.is_set():
+                    return False
+                self._cond.wait(0.1)  # woken by the batcher taking frames; timeout to see `stop`
+            if self._closed:
+                return False
+            self._items.append(item)
+            self.frames_in += 1
+            self._cond.notify_all()
+            return True
+
+    def close(self, error: str | None = None) -> None:
+        """No more frames will come; `error` says why if the source failed.
+
+        The first close counts: a stream already ended (or cut off at a stop) stays as it was.
+        """
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self.error = error
+            self._cond.notify_all()
+
+    def cut_off(self) -> None:
+        """Closes the queue on behalf of a reader that did not end its stream in time (stuck
+        in its source); nothing it queues later is taken. No-op on a closed queue."""
+        with self._cond:
+            if self._closed:
+                return
+            self._cut_off = True
+            self.close()
+
+    @property
+    def closed(self) -> bool:
+        """No more frames will be queued (some may still be waiting to be taken)."""
+        return self._closed
+
+    @property
+    def was_cut_off(self) -> bool:
+        """Closed by `cut_off`: its reader was left behind, still in its source."""
+        return self._cut_off
+
+    # The methods below are called with the shared condition held (by the batcher).
+    def pop(self) -> QueuedFrame | None:
+        return self._items.popleft() if self._items else None
+
+    @property
+    def finished(self) -> bool:
+        """Closed and drained: every frame it will ever hold has been taken."""
+        return self._closed and not self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
