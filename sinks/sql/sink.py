@@ -65,10 +65,10 @@ class SqlSink(Sink):
 
     Rows are handed to the writer thread `batch_size` at a time, or when the oldest has
     waited `flush_interval_s`, whether or not more frames come (the writer's thread keeps
-    that time); each batch is one transaction. While the database is away,
-    up to `buffer_rows` rows wait in memory and the rest in a spool file under `spool_dir`
-    (at most `spool_max_mb`); `close` waits up to `close_timeout_s` for them to be written
-    (a full disk: at most `FULL_DISK_CLOSE_S`).
+    that time); each batch is one transaction. While the database is away, up to
+    `buffer_rows` rows wait in memory and the rest in a spool file under `spool_dir` (at
+    most `spool_max_mb`); `close` waits up to `close_timeout_s` for them to be written (a
+    full disk: at most `FULL_DISK_CLOSE_S`).
     Rows still unwritten then stay in the spool file, and the next run writing to the same
     database writes them first.
     """
