@@ -1,7 +1,8 @@
 """What the SQL writer has yet to write: a bounded memory queue that spills to a file.
 
-The sink's thread `put`s batches; the writer thread `peek`s the oldest, inserts it, and
-marks it `done` only once committed, so a batch whose insert failed is tried again. While
+The sink `put`s batches (from its own thread, or from the writer's when rows have waited
+their flush interval); the writer thread `peek`s the oldest, inserts it, and marks it
+`done` only once committed, so a batch whose insert failed is tried again. While
 the memory queue holds `max_memory_rows` rows (the database is away, or slower than the
 pipeline), new batches are appended to a JSON-lines spool file (`sinks.sql.spool`)
 instead, and read back in order once the memory queue is empty. Batches are first in,
@@ -25,12 +26,12 @@ log = logging.getLogger(__name__)
 class Outbox:
     """Batches waiting for the database, oldest first, at most `max_memory_rows` in memory.
 
-    Thread-safe: one producer (`put`) and one consumer (`peek`/`done`). Batches beyond the
-    memory bound go to `spool_path` (created when first needed). A batch the spool cannot
-    take (beyond `max_spool_bytes`, disk full, any write error) waits in memory if there is
-    room, and is lost otherwise: counted per table in `lost`, the first reason kept in
-    `loss_reason`, each kind of reason logged once. Only the run's end, one row, is never
-    turned away: it always has a place in memory.
+    Thread-safe: `put` from any thread (in the order its callers keep), one consumer
+    (`peek`/`done`). Batches beyond the memory bound go to `spool_path` (created when first
+    needed). A batch the spool cannot take (beyond `max_spool_bytes`, disk full, any write
+    error) waits in memory if there is room, and is lost otherwise: counted per table in
+    `lost`, the first reason kept in `loss_reason`, each kind of reason logged once. Only
+    the run's end, one row, is never turned away: it always has a place in memory.
     """
 
     def __init__(self, spool_path: Path, *, max_memory_rows: int, max_spool_bytes: int) -> None:

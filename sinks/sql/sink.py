@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,10 +64,11 @@ class SqlSink(Sink):
     """Writes every detection, every ended track and the run's own row to a SQL database.
 
     Rows are handed to the writer thread `batch_size` at a time, or when the oldest has
-    waited `flush_interval_s`; each batch is one transaction. While the database is away,
-    up to `buffer_rows` rows wait in memory and the rest in a spool file under `spool_dir`
-    (at most `spool_max_mb`); `close` waits up to `close_timeout_s` for them to be written
-    (a full disk: at most `FULL_DISK_CLOSE_S`).
+    waited `flush_interval_s`, whether or not more frames come (the writer's thread keeps
+    that time); each batch is one transaction. While the database is away, up to
+    `buffer_rows` rows wait in memory and the rest in a spool file under `spool_dir` (at
+    most `spool_max_mb`); `close` waits up to `close_timeout_s` for them to be written (a
+    full disk: at most `FULL_DISK_CLOSE_S`).
     Rows still unwritten then stay in the spool file, and the next run writing to the same
     database writes them first.
     """
@@ -102,6 +104,9 @@ class SqlSink(Sink):
         self.kept_in: Path | None = None
         """The spool file holding rows that could not be written by the end of the run."""
         self._left = 0
+        self._handing = threading.Lock()
+        """Held while rows are added or handed over: the sink's calls and the writer's
+        thread both hand them over, in one order."""
         self._engine = self._open(sqlite_busy_timeout_ms)
         try:
             self.run_id = self._start_run(run_config)
@@ -126,6 +131,7 @@ class SqlSink(Sink):
             db=self._db,
             retry_initial_s=retry_initial_s,
             retry_max_s=retry_max_s,
+            hand_over_due=self._hand_over_due,
         )
         self._writer.replay(Path(spool_dir), prefix)
 
@@ -135,22 +141,29 @@ class SqlSink(Sink):
         """Turn the frame's boxes into rows; hand a batch to the writer when one is ready."""
         self._raise_if_failed()
         now = time.monotonic()
-        self._pending.add(result, now)
-        if self._pending.due(now):
-            self._hand_off()
+        with self._handing:
+            idle = self._pending.due_in(now) is None
+            self._pending.add(result, now)
+            due_in = self._pending.due_in(now)
+            if due_in == 0:
+                self._hand_off()
+            elif idle and due_in is not None:
+                self.outbox.wake()  # the writer times these rows' wait
 
     def held_events(self, held: HeldTrackEvents) -> None:
         """Record the rows of tracks whose event was held for its snapshot, and hand them to
         the writer at once: no frame of their camera may come to make them due."""
         self._raise_if_failed()
-        self._pending.add_tracks(held.track_events)
-        self._hand_off()
+        with self._handing:
+            self._pending.add_tracks(held.track_events)
+            self._hand_off()
 
     def end(self, stream_end: StreamEnd) -> None:
         """Record the tracks and zone visits the stream's end closed, and hand everything to
         the writer."""
-        self._pending.add_end(stream_end)
-        self._hand_off()
+        with self._handing:
+            self._pending.add_end(stream_end)
+            self._hand_off()
         self._raise_if_failed()
 
     @property
@@ -226,7 +239,8 @@ class SqlSink(Sink):
 
         Returns False when rows are still waiting after `timeout_s` (database away).
         """
-        self._hand_off()
+        with self._handing:
+            self._hand_off()
         return self.outbox.wait_empty(timeout_s)
 
     def close(self, status: RunOutcome | None = None) -> None:
@@ -244,7 +258,8 @@ class SqlSink(Sink):
         if status is not None:
             self.run_ended(status)
         try:
-            self._hand_off()
+            with self._handing:
+                self._hand_off()
             failed = self._writer.error is not None or sum(self.outbox.lost.values()) > 0
             final = "failed" if failed else self._status
             self.outbox.put(
@@ -319,8 +334,18 @@ class SqlSink(Sink):
             return run.id
 
     def _hand_off(self) -> None:
+        """Every waiting row to the writer, oldest first; `_handing` held."""
         for batch in self._pending.take():
             self.outbox.put(batch)
+
+    def _hand_over_due(self) -> float | None:
+        """The writer's clock: hand over the rows that are due; seconds until the next are
+        (None: no row waits)."""
+        with self._handing:
+            now = time.monotonic()
+            if self._pending.due_in(now) == 0:
+                self._hand_off()
+            return self._pending.due_in(now)
 
     def _lost(self) -> str:
         """What was lost, counted ("12 detections, 1 tracks and the run's end"); "" if none."""

@@ -9,6 +9,11 @@ outage and a full disk are each logged when they begin and when they end (an out
 every `OUTAGE_REMINDER_S`), and counted apart. A batch the database refuses for good is
 set aside (`rejected`) and reported (`error`). When the run ends, an outage is waited out
 for the sink's `close_timeout_s`, a full disk for at most `FULL_DISK_CLOSE_S`.
+
+The thread also keeps the sink's flush interval: between batches it hands over the rows
+that have waited long enough (`hand_over_due`), so that rows a frame left waiting are
+written in time even when no frame follows (a camera reconnecting or blocked, a still
+scene under motion gating).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -56,6 +62,8 @@ FULL_DISK_CLOSE_S = 2.0
 """When the run ends, the longest wait for a full disk to have room (`close_timeout_s` when
 that is shorter): unlike a database that is away, a full disk seldom frees itself in
 seconds, and what is left is kept in the spool file (or lost, and counted) all the same."""
+_LOOK_AGAIN_S = 0.5
+"""With nothing to write and no row waiting, how often the thread looks for a close."""
 
 
 def _utc(seconds: float) -> datetime:
@@ -80,6 +88,9 @@ class RowWriter:
     """The thread that writes the outbox's batches, retrying while the database is away.
 
     Starts on construction; `stop` ends it. `db` names the database in messages (masked).
+    `hand_over_due` puts the sink's rows that are due into the outbox and returns the
+    seconds until the next are due (None: no row waits); the thread calls it between
+    batches, and the sink wakes it (`Outbox.wake`) when rows begin to wait.
     """
 
     def __init__(
@@ -90,9 +101,11 @@ class RowWriter:
         db: DatabaseUrl,
         retry_initial_s: float,
         retry_max_s: float,
+        hand_over_due: Callable[[], float | None],
     ) -> None:
         self.engine = engine
         self.outbox = outbox
+        self._hand_over_due = hand_over_due
         self.error: str | None = None
         """Set when a batch can never be written (constraint, data or SQL error)."""
         self.rejected: list[RowBatch] = []
@@ -200,7 +213,10 @@ class RowWriter:
         while True:
             if self._closing.is_set() and self.outbox.is_empty():
                 return
-            batch = self.outbox.peek(0.5)
+            next_due = self._hand_over_due()
+            batch = self.outbox.peek(
+                _LOOK_AGAIN_S if next_due is None else min(next_due, _LOOK_AGAIN_S)
+            )
             if batch is None:
                 continue
             try:

@@ -243,6 +243,36 @@ def test_locked_sqlite_database_is_waited_for_without_blocking_the_pipeline(
     assert run_status(url, sink.run_id) == "finished"
 
 
+def test_rows_of_frames_that_stopped_during_an_outage_are_written_once_it_ends_unprompted(
+    tmp_path: Path,
+) -> None:
+    # the camera's frames stop while SQLite is locked: nothing more reaches the sink, and
+    # its rows still go to the database, once, when the lock is gone
+    db = tmp_path / "locked.db"
+    url = f"sqlite:///{db}"
+    sink = SqlSink(
+        url,
+        LABELS,
+        batch_size=500,
+        flush_interval_s=0.02,
+        sqlite_busy_timeout_ms=50,
+        spool_dir=tmp_path / "spool",
+        **FAST_RETRY,
+    )
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        write_frames(sink, range(0, 10))
+        wait_for(lambda: sink.outages == 1, "the writer to hit the lock")
+    finally:
+        locker.execute("COMMIT")
+        locker.close()
+    wait_for(lambda: stored(url) == expected(sink.run_id, range(0, 10)), "the rows, unprompted")
+    sink.close()
+    assert stored(url) == expected(sink.run_id, range(0, 10))
+    assert "1 outage(s) ridden out" in sink.describe()
+
+
 def test_rows_unwritten_at_the_end_are_kept_and_written_by_the_next_run(tmp_path: Path) -> None:
     db = tmp_path / "later.db"
     url = f"sqlite:///{db}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -22,7 +21,6 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from pipeline.types import (
-    HeldTrackEvents,
     LineCrossing,
     Snapshot,
     StreamEnd,
@@ -89,47 +87,6 @@ def test_untracked_detections_are_stored_with_null_track_id(sql_db_url: str) -> 
     assert [row["track_id"] for row in read_all(sql_db_url, Detection)] == [None, 4]
 
 
-def test_detections_are_handed_to_the_writer_once_batch_size_rows_wait_and_the_rest_on_end(
-    sql_db_url: str,
-) -> None:
-    two = [Box(0, 0, 1, 1, 0.5, 1), Box(0, 0, 2, 2, 0.5, 1)]
-    sink = SqlSink(sql_db_url, LABELS, batch_size=3, flush_interval_s=3600)
-    sink.write(frame_result("cam", 0, T0, two))
-    assert sink.outbox.wait_empty(10)
-    assert count(sql_db_url, Detection) == 0
-    sink.write(frame_result("cam", 1, T0 + 1, two))
-    assert sink.outbox.wait_empty(10)
-    assert count(sql_db_url, Detection) == 4
-    sink.write(frame_result("cam", 2, T0 + 2, two[:1]))
-    assert sink.outbox.wait_empty(10)
-    assert count(sql_db_url, Detection) == 4
-    sink.end(StreamEnd(camera_id="cam", frames=3))
-    assert sink.outbox.wait_empty(10)
-    assert count(sql_db_url, Detection) == 5
-    sink.close()
-    assert count(sql_db_url, Detection) == 5
-
-
-def test_rows_older_than_flush_interval_are_handed_over_with_the_next_frame(
-    sql_db_url: str,
-) -> None:
-    sink = SqlSink(sql_db_url, LABELS, batch_size=100, flush_interval_s=0.05)
-    sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1)]))
-    time.sleep(0.1)
-    sink.write(frame_result("cam", 1, T0, [Box(0, 0, 1, 1, 0.5, 1)]))
-    assert sink.outbox.wait_empty(10)
-    assert count(sql_db_url, Detection) == 2
-    sink.close()
-
-
-def test_close_inserts_the_rows_left_in_the_buffer(sql_db_url: str) -> None:
-    sink = SqlSink(sql_db_url, LABELS)
-    sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1), Box(0, 0, 2, 2, 0.5, 2)]))
-    assert count(sql_db_url, Detection) == 0
-    sink.close()
-    assert count(sql_db_url, Detection) == 2
-
-
 def test_ended_tracks_from_frames_and_stream_end_become_track_rows(sql_db_url: str) -> None:
     early, late = summary("cam", 2, 0, 3), summary("cam", 5, 1, 4)
     sink = SqlSink(sql_db_url, LABELS)
@@ -160,19 +117,6 @@ def test_ended_tracks_from_frames_and_stream_end_become_track_rows(sql_db_url: s
         assert row["best_score"] == t.best_score
         assert (row["best_x1"], row["best_y1"], row["best_x2"], row["best_y2"]) == t.best_box
         assert (row["last_x1"], row["last_y1"], row["last_x2"], row["last_y2"]) == t.last_box
-
-
-def test_held_ended_tracks_are_stored_at_once_without_waiting_for_another_frame(
-    sql_db_url: str,
-) -> None:
-    # their camera's frames may have stopped: no later write would make the rows due
-    sink = SqlSink(sql_db_url, LABELS, batch_size=100, flush_interval_s=3600)
-    sink.write(frame_result("cam", 3, T0, [Box(0, 0, 1, 1, 0.5, 1)]))
-    sink.held_events(HeldTrackEvents("cam", (TrackEvent("ended", summary("cam", 2, 0, 3)),)))
-    assert sink.outbox.wait_empty(10)
-    assert [r["track_id"] for r in read_all(sql_db_url, Track)] == [2]
-    assert count(sql_db_url, Detection) == 1  # the frame's rows waiting went with them
-    sink.close()
 
 
 def test_finished_zone_visits_and_line_crossings_become_rows(sql_db_url: str) -> None:
