@@ -167,6 +167,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     received = stop_on_signals(stop, doing="saving where training stands")
     try:
         result = Trainer(job, device, stop, on_epoch=say_epoch).fit(progress)
+    except DatasetError as exc:  # an image whose header read well but whose pixels do not
+        _print_problems(exc)
+        return EXIT_USAGE
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

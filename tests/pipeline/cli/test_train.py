@@ -137,6 +137,23 @@ def test_train_names_every_bad_annotation_and_trains_nothing(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_jpeg_cut_short_that_only_decoding_finds_is_one_error_not_a_traceback(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    data = write_coco(shapes, tmp_path / "coco")
+    image = data / json.loads((data / "train.json").read_text())["images"][0]["file_name"]
+    image.write_bytes(image.read_bytes()[:3000])  # its header (the size) still reads
+    out = tmp_path / "out"
+    done = cli("train", "--data", str(data), "--out", str(out), "--epochs", "1", "--int8", "skip")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    (error,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith(
+        "error: dataset: train.json: image id 1: unreadable image (OSError: image file is truncated"
+    )
+    assert error.endswith(f": {image}")
+    assert not (out / "last.pt").exists()
+
+
 def test_evaluate_json_reports_map_per_class_and_speed_of_the_deployed_engine(
     trained: Path, shapes: ShapesData, tmp_path: Path
 ) -> None:
