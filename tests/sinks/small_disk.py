@@ -48,11 +48,13 @@ class SmallDisk:
 
 
 @contextmanager
-def small_disk(folder: Path, size: str, *, owner: str | None = None) -> Iterator[SmallDisk]:
+def small_disk(
+    folder: Path, size: str, *, owner: str | None = None, read_only: bool = False
+) -> Iterator[SmallDisk]:
     """A tmpfs of `size` (mount's syntax: "2m") on `folder`, its root owned by the user
-    `owner` (None: by us), unmounted after."""
+    `owner` (None: by us), mounted read-only if `read_only`, unmounted after."""
     folder.mkdir(parents=True, exist_ok=True)
-    options = f"size={size},mode=0755"
+    options = f"size={size},mode=0755" + (",ro" if read_only else "")
     if owner is not None:
         user = pwd.getpwnam(owner)
         options += f",uid={user.pw_uid},gid={user.pw_gid}"
