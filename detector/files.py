@@ -14,8 +14,8 @@ def write_whole(file: Path, write: Callable[[Path], object]) -> None:
 
     Raises:
         OSError: the file system's error (ENOSPC, EROFS, ...) naming `file`, also where
-            the writer wrapped it in a RuntimeError (torch.save's zip writer does) or
-            dropped the name (onnx.save does).
+            the writer wrapped it in a RuntimeError (torch.save's zip writer does),
+            dropped the name (onnx.save does) or named the partial file.
     """
     file.parent.mkdir(parents=True, exist_ok=True)
     partial = file.with_name(f".{file.name}.{os.getpid()}.partial")
@@ -25,7 +25,11 @@ def write_whole(file: Path, write: Callable[[Path], object]) -> None:
     except BaseException as exc:  # Ctrl-C included: no partial file left behind, then re-raised
         partial.unlink(missing_ok=True)
         system = exc if isinstance(exc, OSError) else exc.__context__
-        unnamed = isinstance(system, OSError) and system.errno and not system.filename
+        unnamed = (
+            isinstance(system, OSError)
+            and system.errno
+            and system.filename in (None, str(partial), partial)  # the user's is `file`
+        )
         if unnamed and isinstance(exc, OSError | RuntimeError):
             assert isinstance(system, OSError)
             raise OSError(system.errno, system.strerror, str(file)) from exc

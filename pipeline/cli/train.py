@@ -273,12 +273,18 @@ def _evaluate_int8(
     from dataclasses import asdict
 
     from pipeline.int8_measure import measure_int8
+    from pipeline.preflight import folder_problem
 
     checkpoint = Path(args.model).expanduser()
     if not checkpoint.is_file():
         print(
             f"error: --measure-int8 measures a checkpoint file; {args.model} is none",
             file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if (problem := folder_problem(checkpoint.parent)) is not None:  # before minutes of work
+        print(
+            f"error: --measure-int8 keeps its files beside {args.model}: {problem}", file=sys.stderr
         )
         return EXIT_USAGE
     found = measure_int8(checkpoint, data.train or samples, samples, data.class_names)

@@ -42,6 +42,10 @@ class SmallDisk:
     def free(self) -> None:
         self.filler.unlink()
 
+    def make_read_only(self) -> None:
+        """Remount it read-only, what it holds kept."""
+        subprocess.run(["mount", "-o", "remount,ro", str(self.path)], check=True)
+
     def free_bytes(self) -> int:
         st = os.statvfs(self.path)
         return st.f_bavail * st.f_frsize
