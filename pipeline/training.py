@@ -92,7 +92,9 @@ def _resumed(
             f"--resume continues with the stopped run's settings; drop {', '.join(changed)} "
             f"(only --device, --workers and --epochs may change)"
         )
-    done = int(extra.get("epoch", 0))
+    done = extra.get("epoch", 0)
+    if not isinstance(done, int) or isinstance(done, bool):
+        raise TrainingSetupError(_damaged(last, f"epoch: {type(done).__name__}, not an integer"))
     if overrides.get("epochs", done) < done:
         raise TrainingSetupError(
             f"--resume: {last} has {done} epoch(s) done; --epochs must be {done} or more"
@@ -104,10 +106,7 @@ def _resumed(
     except ValidationError as exc:  # a file edited, or another program's
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"])
-        raise TrainingSetupError(
-            f"--resume: {last} holds a training state this version cannot use ({where}: "
-            f"{error['msg']}); start without --resume, into another --out"
-        ) from None
+        raise TrainingSetupError(_damaged(last, f"{where}: {error['msg']}")) from None
     names = tuple(saved.labels.names)
     if names != dataset.class_names:
         raise TrainingSetupError(
@@ -119,6 +118,14 @@ def _resumed(
     fresh_head = bool(extra.get(FRESH_CLASS_HEAD, True))
     job = _job(dataset, data, out, settings, saved.model, saved.arch, saved.size, base, fresh_head)
     return job, progress
+
+
+def _damaged(last: Path, why: str) -> str:
+    """Why --resume cannot take up the training state in `last`."""
+    return (
+        f"--resume: {last} holds a training state this version cannot use ({why}); start "
+        f"without --resume, into another --out"
+    )
 
 
 def _job(

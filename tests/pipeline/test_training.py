@@ -47,8 +47,9 @@ def test_a_resumed_run_keeps_whether_its_class_head_started_anew(
     [
         ({"lr": "fast"}, Progress(epoch=2).to_dict(), "(lr: Input should be a valid number"),
         ({}, {**Progress(epoch=2).to_dict(), "epoch": "two"}, "(epoch: Input should be a valid"),
+        ({"epoch": "one"}, Progress(epoch=2).to_dict(), "(epoch: str, not an integer)"),
     ],
-    ids=["settings", "progress"],
+    ids=["settings", "progress", "epochs done"],
 )
 def test_a_last_checkpoint_with_a_damaged_training_state_is_refused_in_one_line(
     settings: dict[str, object], progress: dict[str, object], said: str, tmp_path: Path
@@ -57,8 +58,11 @@ def test_a_last_checkpoint_with_a_damaged_training_state_is_refused_in_one_line(
     data = write_coco(shapes, tmp_path / "coco")
     out = tmp_path / "run"
     extra = {
-        "settings": {**TrainSettings(epochs=2).model_dump(), **settings},
-        "epoch": 1,
+        "settings": {
+            **TrainSettings(epochs=2).model_dump(),
+            **{k: v for k, v in settings.items() if k != "epoch"},
+        },
+        "epoch": settings.get("epoch", 1),
         "progress": progress,
     }
     model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
