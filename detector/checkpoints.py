@@ -24,6 +24,7 @@ from torch import Tensor
 
 from detector.architectures import SPECS, build, check_size
 from detector.errors import ModelConfigError
+from detector.files import write_whole
 from detector.models import MODELS
 from detector.ssd import SSD
 from detector.state_dicts import PIPELINE_CHECKPOINT, fit_problems, load_checked, load_file
@@ -107,10 +108,15 @@ def load_checkpoint(path: str | os.PathLike[str]) -> LoadedCheckpoint:
                 f"{file} is a checkpoint of format {version}, newer than this version reads "
                 f"({V1_FORMAT}, {CHECKPOINT_FORMAT}); upgrade ssd-pipeline to run it"
             )
+        plain = (
+            f"; to use a plain state_dict, set `detector.model` to its architecture and "
+            f"`detector.weights: {file}`"
+            if isinstance(data, Mapping)
+            else ""
+        )
         raise ModelConfigError(
             f"{file} is not a checkpoint saved by this pipeline (`python -m pipeline train` "
-            f"writes them); to use a plain state_dict, set `detector.model` to its "
-            f"architecture and `detector.weights: {file}`"
+            f"writes them){plain}"
         )
     assert isinstance(data, Mapping)
     arch = _field(data, "arch", str, file)
@@ -246,14 +252,11 @@ def _plain(value: Any, where: str) -> Any:
 
 def _write_atomically(file: Path, data: Mapping[str, Any]) -> None:
     """`torch.save(data)` to a file beside `file`, flushed to disk, then renamed over it."""
-    file.parent.mkdir(parents=True, exist_ok=True)
-    partial = file.with_name(f".{file.name}.{os.getpid()}.partial")
-    try:
+
+    def save(partial: Path) -> None:
         with open(partial, "wb") as out:
             torch.save(dict(data), out)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(partial, file)
-    except BaseException:  # Ctrl-C included: no partial file left behind, then re-raised
-        partial.unlink(missing_ok=True)
-        raise
+
+    write_whole(file, save)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from detector.files import write_whole
 
 MAX_MAP50_LOSS = 0.01
 """The most mAP@.5 (absolute, 0..1) int8 may lose against float32 on a checkpoint's
@@ -85,10 +86,8 @@ class Int8Measurement:
 
     def save(self, checkpoint: Path) -> None:
         """Writes the record beside `checkpoint` (`record_path`), whole or not at all."""
-        path = record_path(checkpoint)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        partial.write_text(json.dumps({"format": RECORD_FORMAT, **asdict(self)}, indent=1))
-        os.replace(partial, path)
+        text = json.dumps({"format": RECORD_FORMAT, **asdict(self)}, indent=1)
+        write_whole(record_path(checkpoint), lambda partial: partial.write_text(text))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 import onnx
 import torch
 
+from detector.files import write_whole
 from detector.networks import prepare_model
 from detector.onnx_runtime import cached_export
 from detector.ssd import SSD
@@ -65,12 +66,5 @@ def write_onnx(model: SSD, labels: LabelMap, path: str | os.PathLike[str]) -> Pa
     cached, _ = cached_export(prepared, f"the model ({height}x{width} input)", EXPORT_FIX)
     graph = onnx.load(str(cached))
     onnx.helper.set_model_props(graph, onnx_metadata(model, labels))
-    file.parent.mkdir(parents=True, exist_ok=True)
-    partial = file.with_name(f".{file.name}.{os.getpid()}.partial")
-    try:
-        onnx.save(graph, str(partial))
-        os.replace(partial, file)
-    except BaseException:  # Ctrl-C included: no partial file left behind, then re-raised
-        partial.unlink(missing_ok=True)
-        raise
+    write_whole(file, lambda partial: onnx.save(graph, str(partial)))
     return file

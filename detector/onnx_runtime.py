@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detector.errors import ModelConfigError
+from detector.files import write_whole
 from detector.options import ONNXRUNTIME_INSTALL, ONNXRUNTIME_PACKAGES, onnxruntime_available
 from detector.quantize import RECIPE, quantize_int8
 
@@ -277,12 +278,9 @@ def _write_cached(path: Path, write: Callable[[Path], None], action: str, fix: s
     Raises:
         ModelConfigError: "cannot {action}: {why}; {fix}", the partial file removed.
     """
-    partial = path.with_name(f"{path.stem}.{os.getpid()}.partial")
-    try:
-        write(partial)
-        os.replace(partial, path)
+    try:  # Ctrl-C too leaves no partial file, which no pruning would ever delete
+        write_whole(path, write)
     except Exception as exc:  # the exporter and quantizer raise many types; all mean the same
-        partial.unlink(missing_ok=True)
         raise ModelConfigError(f"cannot {action}: {_first_line(exc)}; {fix}") from exc
     prune(path.parent, keep=path)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
@@ -22,7 +23,9 @@ PIPELINE_CHECKPOINT = "ssd-pipeline/"
 
 
 def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
+    """`error` in one line, its first sentence only (torch follows a corrupt file's with
+    a paragraph of advice)."""
+    text = " ".join(str(error).split()).split(". ")[0]
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
@@ -77,7 +80,9 @@ def load_file(
     A file torch cannot read raises `error`: "cannot read {what} {file} (...){hint}".
     """
     try:
-        return torch.load(file, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a pickle of another program: the error says it
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # torch's message is a paragraph on weights_only
         why = "not a file of torch.save, or one holding objects other than tensors and data"
         raise error(f"cannot read {what} {file} ({why}){hint}") from exc

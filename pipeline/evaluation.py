@@ -23,6 +23,9 @@ from detector.training.images import UnreadableImage, decode_rgb
 from detector.training.samples import DatasetError, Sample
 from pipeline.types import Detections, Frame, LabelMap
 
+SHOWN_CLASSES = 10
+"""How many of a model's classes a message names before "and N more"."""
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -62,9 +65,19 @@ def evaluate_detector(
     """Runs `detector` over `samples` (in batches of `batch_size`) and scores it with COCO mAP.
 
     A model class is matched to a dataset class by name (`LabelMap.columns`); a dataset
-    class the model does not know scores 0 AP.
+    class the model does not know scores 0 AP. DatasetError when the model knows none of
+    them: every AP would be 0, saying nothing of the model.
     """
-    translate = label_translation(detector.labels, class_names, detector.model.background_class)
+    background = detector.model.background_class
+    translate = label_translation(detector.labels, class_names, background)
+    if not (translate > 0).any():
+        detects = [detector.labels.names[i] for i in detector.labels.classes(background)]
+        shown = ", ".join(detects[:SHOWN_CLASSES])
+        more = f" and {len(detects) - SHOWN_CLASSES} more" if len(detects) > SHOWN_CLASSES else ""
+        raise DatasetError(
+            f"none of its classes ({', '.join(class_names[1:])}) is one the model detects "
+            f"({shown}{more}); evaluate a model trained on them"
+        )
     predictions: list[Prediction] = []
     seconds = 0.0
     for start in range(0, len(samples), batch_size):

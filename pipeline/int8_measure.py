@@ -9,7 +9,6 @@ evaluation as `evaluate`.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detector.engine import Detector
+from detector.files import write_whole
 from detector.measured_int8 import Int8Measurement, file_digest, network_path
 from detector.models import build_model
 from detector.options import DetectorOptions, has_int8_dot_products
@@ -67,13 +67,12 @@ def measure_int8(
     int8 = Detector(
         model, labels, dataclasses.replace(int8_options, int8_network=None), calibration=frames
     )
-    assert int8.onnx_file is not None, "int8 runs on onnxruntime"
+    onnx_file = int8.onnx_file
+    assert onnx_file is not None, "int8 runs on onnxruntime"
     fp32_map50 = evaluate_detector(fp32, val, class_names).metrics.map50
     int8_map50 = evaluate_detector(int8, val, class_names).metrics.map50
     network = network_path(checkpoint)
-    partial = network.with_name(f".{network.name}.{os.getpid()}.partial")
-    shutil.copyfile(int8.onnx_file, partial)
-    os.replace(partial, network)
+    write_whole(network, lambda partial: shutil.copyfile(onnx_file, partial))
     import onnxruntime
 
     measurement = Int8Measurement(

@@ -216,7 +216,9 @@ def folder_problem(folder: Path) -> str | None:
         return f"cannot make the folder {folder}: {existing} is not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
         verb = "write in" if existing == folder else "make"
-        return f"cannot {verb} the folder {folder}: permission denied"
+        read_only = os.statvfs(existing).f_flag & os.ST_RDONLY  # even root may not write
+        why = "read-only file system" if read_only else "permission denied"
+        return f"cannot {verb} the folder {folder}: {why}"
     return None
 
 

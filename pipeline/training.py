@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from detector.checkpoints import load_checkpoint
 from detector.ssd import SSD
@@ -80,7 +81,7 @@ def _resumed(
         raise TrainingSetupError(f"--resume: {last} not found; start without --resume")
     saved = load_checkpoint(last)
     extra = saved.extra
-    if "progress" not in extra or "settings" not in extra:
+    if not isinstance(extra.get("progress"), dict) or not isinstance(extra.get("settings"), dict):
         raise TrainingSetupError(f"--resume: {last} holds no training state to resume")
     saved_settings = dict(extra["settings"])
     changed = sorted(
@@ -91,13 +92,21 @@ def _resumed(
             f"--resume continues with the stopped run's settings; drop {', '.join(changed)} "
             f"(only --device, --workers and --epochs may change)"
         )
-    done = int(extra.get("epoch", 0))
+    done = extra.get("epoch", 0)
+    if not isinstance(done, int) or isinstance(done, bool):
+        raise TrainingSetupError(_damaged(last, f"epoch: {type(done).__name__}, not an integer"))
     if overrides.get("epochs", done) < done:
         raise TrainingSetupError(
             f"--resume: {last} has {done} epoch(s) done; --epochs must be {done} or more"
         )
     moved = {k: v for k, v in overrides.items() if k in RESUMABLE}
-    settings = TrainSettings(**{**saved_settings, **moved})
+    try:
+        settings = TrainSettings(**{**saved_settings, **moved})
+        progress = Progress.from_dict(extra["progress"])
+    except ValidationError as exc:  # a file edited, or another program's
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        raise TrainingSetupError(_damaged(last, f"{where}: {error['msg']}")) from None
     names = tuple(saved.labels.names)
     if names != dataset.class_names:
         raise TrainingSetupError(
@@ -108,7 +117,15 @@ def _resumed(
     # Runs saved before the key existed gave every class head the factor.
     fresh_head = bool(extra.get(FRESH_CLASS_HEAD, True))
     job = _job(dataset, data, out, settings, saved.model, saved.arch, saved.size, base, fresh_head)
-    return job, Progress.from_dict(extra["progress"])
+    return job, progress
+
+
+def _damaged(last: Path, why: str) -> str:
+    """Why --resume cannot take up the training state in `last`."""
+    return (
+        f"--resume: {last} holds a training state this version cannot use ({why}); start "
+        f"without --resume, into another --out"
+    )
 
 
 def _job(

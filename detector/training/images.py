@@ -7,6 +7,7 @@ are drawn on the turned image. Sizes and pixels here are those of the turned ima
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
+BROKEN_LINK = "a broken symbolic link (or a loop of them)"
+"""What a path is that exists but leads to no file or folder."""
 SWAPS_SIDES = (5, 6, 7, 8)
 """EXIF orientations that turn the image by 90 degrees (width and height swap)."""
 
@@ -42,11 +45,20 @@ def decode_rgb(path: Path) -> npt.NDArray[np.uint8]:
             raise UnreadableImage(f"unreadable image ({type(e).__name__}: {e})") from None
 
 
+def _not_an_image(path: Path) -> str:
+    """Why `path`, which is no file, is not an image, in a few words."""
+    if path.is_dir():
+        return "a folder, not an image"
+    if os.path.lexists(path):  # a link that leads nowhere: is_file() followed it
+        return BROKEN_LINK
+    return "missing image"
+
+
 @contextmanager
 def _opened(path: Path) -> Iterator[Image.Image]:
     """The PIL image at `path`, its header read; UnreadableImage if it will not open."""
     if not path.is_file():
-        raise UnreadableImage("missing image")
+        raise UnreadableImage(_not_an_image(path))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -7,12 +7,15 @@ the readers live in `detector.training.formats`), checks every annotation and re
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+
+from detector.training.images import BROKEN_LINK
 
 BACKGROUND = "background"
 """Name of class 0, which every dataset's `class_names` starts with."""
@@ -40,12 +43,18 @@ class DatasetError(ValueError):
     def _message(self) -> str:
         where = f"dataset {self.dataset}" if self.dataset else "dataset"
         if len(self.problems) == 1:
-            return f"{where}: {self.problems[0]}"
+            return _one_line(f"{where}: {self.problems[0]}")
         lines = [f"{where}: {len(self.problems)} problems"]
         lines += [f"  {p}" for p in self.problems[:SHOWN_PROBLEMS]]
         if len(self.problems) > SHOWN_PROBLEMS:
             lines.append(f"  and {len(self.problems) - SHOWN_PROBLEMS} more")
-        return "\n".join(lines)
+        return "\n".join(_one_line(line) for line in lines)
+
+
+def _one_line(text: str) -> str:
+    """`text` with the characters a terminal would not print as they are (a newline or an
+    escape sequence in a file name) written as Python escapes: one problem, one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,7 +142,9 @@ def read_dataset(path: str | Path) -> DetectionData:
         if (root / EXPORTED_ANNOTATIONS).is_file():
             return coco.read_coco(root / EXPORTED_ANNOTATIONS)
     else:
-        raise DatasetError(["no such file or folder"], path)
+        raise DatasetError(
+            [BROKEN_LINK if os.path.lexists(root) else "no such file or folder"], path
+        )
     raise DatasetError(
         [
             "not a dataset: expected a COCO .json file (or a folder with train.json or "

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from pydantic import TypeAdapter
 from tqdm import tqdm
 
 from detector.architectures import SPECS
@@ -88,11 +89,12 @@ class Progress:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Progress:
+        """The progress `to_dict` gave; pydantic's ValidationError when a field is of
+        another type (a file edited, or of another program)."""
         values = dict(data)
         # Files saved before the schedule became a function of the step also hold its state.
         values.pop("scheduler", None)
-        values["history"] = [EpochRecord.from_dict(r) for r in values.get("history", [])]
-        return cls(**values)
+        return TypeAdapter(cls).validate_python(values)
 
 
 @dataclass(frozen=True)

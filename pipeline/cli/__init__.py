@@ -62,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C where a command has no way of its own to stop
+        _drop_stdout()
+        print(f"\ninterrupted: {args.command} stopped before it finished", file=sys.stderr)
         return EXIT_INTERRUPTED
     return code
 

@@ -167,6 +167,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     received = stop_on_signals(stop, doing="saving where training stands")
     try:
         result = Trainer(job, device, stop, on_epoch=say_epoch).fit(progress)
+    except DatasetError as exc:  # an image whose header read well but whose pixels do not
+        _print_problems(exc)
+        return EXIT_USAGE
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -270,12 +273,18 @@ def _evaluate_int8(
     from dataclasses import asdict
 
     from pipeline.int8_measure import measure_int8
+    from pipeline.preflight import folder_problem
 
     checkpoint = Path(args.model).expanduser()
     if not checkpoint.is_file():
         print(
             f"error: --measure-int8 measures a checkpoint file; {args.model} is none",
             file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if (problem := folder_problem(checkpoint.parent)) is not None:  # before minutes of work
+        print(
+            f"error: --measure-int8 keeps its files beside {args.model}: {problem}", file=sys.stderr
         )
         return EXIT_USAGE
     found = measure_int8(checkpoint, data.train or samples, samples, data.class_names)

@@ -154,6 +154,9 @@ class Outbox:
             if self._spool is None:
                 self._spool = SpoolFile(self.spool_path)
             spooled = self._spool.unread_lines()
+            if not self._spool.on_disk():  # its folder was removed during the run
+                self._spool.close(delete=False)
+                self._spool = SpoolFile(self.spool_path)
         except OSError as exc:
             self._lose_lines(memory, exc)
             return self._close_spool()

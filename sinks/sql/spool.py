@@ -116,6 +116,10 @@ class SpoolFile:
     def sync(self) -> None:
         os.fsync(self._fd)
 
+    def on_disk(self) -> bool:
+        """Whether a name still leads to the file (it was not deleted while open)."""
+        return os.fstat(self._fd).st_nlink > 0
+
     def close(self, *, delete: bool) -> None:
         os.close(self._fd)  # closing releases the lock
         if delete:

@@ -126,6 +126,8 @@ class RowWriter:
         self._close_timeout_s = 0.0
         self.waited_s = 0.0
         """How long the close waited for the trouble that was left when it gave up."""
+        self._file = _identity(db.sqlite_file)
+        """The SQLite file the engine opened: rows go to it even once it is deleted."""
         self._closing = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sql-writer", daemon=True)
@@ -219,12 +221,19 @@ class RowWriter:
             )
             if batch is None:
                 continue
+            if self._file is not None and _identity(self._db.sqlite_file) != self._file:
+                self._reject(
+                    batch,
+                    f"its file {self._db.sqlite_file} was deleted or replaced while the run "
+                    f"wrote to it (with the rows written before)",
+                )
+                continue
             try:
                 self.write(batch)
             except SQLAlchemyError as exc:
                 kind = error_kind(exc)
                 if kind == "refused":
-                    self._reject(batch, exc)
+                    self._reject(batch, reason(exc, self._db))
                     continue
                 self._report_trouble(kind, exc)
                 pause = delay
@@ -291,13 +300,25 @@ class RowWriter:
         log.warning(message, self._db, took, self.outbox.pending_rows)
         self.trouble = None
 
-    def _reject(self, batch: RowBatch, exc: SQLAlchemyError) -> None:
-        """A batch the database refuses for good: kept aside (spooled at close), reported."""
+    def _reject(self, batch: RowBatch, why: str) -> None:
+        """A batch the database refuses for good (`why`): kept aside (spooled at close),
+        reported."""
         self.rejected.append(batch)
         self.outbox.done(batch)
         if self.error is None:
             self.error = (
                 f"sql sink: cannot insert {len(batch.rows)} rows into table {batch.table} "
-                f"of {self._db}: {reason(exc, self._db)}"
+                f"of {self._db}: {why}"
             )
             log.error("%s", self.error)
+
+
+def _identity(file: Path | None) -> tuple[int, int] | None:
+    """(device, inode) of `file`; None for no file, or none there now."""
+    if file is None:
+        return None
+    try:
+        stat = file.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino

@@ -15,6 +15,7 @@ new file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -288,11 +289,15 @@ class VideoSink(Sink):
         path = segment_path(self._directory, camera, wall_time, self._used)
         self._used.add(path)
         try:
+            if not self._directory.is_dir():  # removed while the run wrote into it
+                log.warning("video sink: %s is gone; making it again", self._directory)
+                self._directory.mkdir(parents=True, exist_ok=True)
             file = SegmentFile(
                 path, geometry, self._codec, self._options, self._fragmented, self._threads
             )
         except _WRITE_ERRORS as exc:
-            path.unlink(missing_ok=True)  # the container may have created it, empty
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # none there
+                path.unlink()  # the container may have created it, empty
             if is_disk_full(exc):
                 self._loss_reason = self._loss_reason or _reason(exc, path)
                 self._wait_for_room(camera, f"cannot open {path}: {_reason(exc, path)}")
@@ -324,6 +329,15 @@ class VideoSink(Sink):
             if not is_disk_full(exc):
                 raise SinkError(f"video sink: {why}") from exc
             self._wait_for_room(camera, why)
+            return
+        if not file.path.exists():  # its folder was removed: the frames went with the file
+            self._lost[camera] += file.frames
+            self._loss_reason = self._loss_reason or f"{file.path} was deleted while written"
+            log.warning(
+                "video sink: %s was deleted while written; its %d frames are lost",
+                file.path,
+                file.frames,
+            )
             return
         self._written.setdefault(camera, []).append(WrittenFile(file.path, file.frames))
         log.info("video sink: wrote %d frames to %s", file.frames, file.path)

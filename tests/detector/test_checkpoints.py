@@ -3,6 +3,9 @@ that could not be loaded is refused, and a damaged or foreign file is one line."
 
 from __future__ import annotations
 
+import errno
+import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ from detector.options import DetectorOptions
 from detector.request import DetectorRequest
 from detector.ssd import SSD
 from pipeline.types import LabelMap
+from tests.sinks.small_disk import small_disk
 
 PETS = LabelMap(("background", "cat", "dog"))
 EXTRA = {"config": {"epochs": 2, "data": "pets/train.json"}, "epoch": 1, "metrics": {"map": 0.5}}
@@ -128,6 +132,40 @@ def test_a_truncated_checkpoint_is_refused_in_one_line(saved: Path) -> None:
     message = str(info.value)
     assert message.startswith(f"cannot read model checkpoint {saved}") and "\n" not in message
     assert "damaged" in message
+    assert "If you are seeing this error" not in message  # torch's paragraph of advice
+
+
+def test_a_pickle_of_another_program_is_refused_without_torchs_warning(tmp_path: Path) -> None:
+    path = tmp_path / "other.pt"
+    path.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warned of the protocol on stderr, before the error
+        with pytest.raises(ModelConfigError, match=r"not a file of torch\.save"):
+            load_checkpoint(path)
+
+
+def test_a_file_holding_no_mapping_is_not_offered_the_state_dict_advice(tmp_path: Path) -> None:
+    path = tmp_path / "list.pt"
+    torch.save([1, 2, 3], path)
+    with pytest.raises(ModelConfigError) as info:
+        load_checkpoint(path)
+    assert str(info.value) == (
+        f"{path} is not a checkpoint saved by this pipeline (`python -m pipeline train` writes them)"
+    )
+
+
+def test_a_full_disk_while_saving_names_the_checkpoint_and_leaves_the_previous_one(
+    pets: SSD, tmp_path: Path
+) -> None:
+    with small_disk(tmp_path / "disk", "16m") as disk:
+        path = disk.path / "run" / "best.pt"
+        save_checkpoint(path, pets, "person_ssdlite", 300, PETS, EXTRA)
+        disk.fill(leave=100_000)  # torch.save's zip writer met ENOSPC as a RuntimeError
+        with pytest.raises(OSError) as info:
+            save_checkpoint(path, pets, "person_ssdlite", 300, PETS, {"epoch": 2})
+        assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(path))
+        assert load_checkpoint(path).extra["epoch"] == 1
+        assert sorted(p.name for p in path.parent.iterdir()) == ["best.pt"]
 
 
 @pytest.mark.parametrize(

@@ -218,6 +218,20 @@ def test_export_failure_with_onnxruntime_asked_for_is_a_config_error(
         make_detector(tiny_ssd(4), LabelMap(("bg", "thing")), runtime="onnxruntime")
 
 
+def test_ctrl_c_during_an_export_leaves_no_partial_file_in_the_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def interrupted(model: SSD, path: Path) -> None:
+        path.write_bytes(b"half a network")
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(onnx_runtime, "export_onnx", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        make_detector(tiny_ssd(4), LabelMap(("bg", "thing")), runtime="onnxruntime")
+    assert list((tmp_path / "onnx").iterdir()) == []  # it was kept, and never pruned
+
+
 def test_runtime_auto_is_onnxruntime_on_the_cpu_and_torch_on_cuda(cuda_present: None) -> None:
     assert cpu_options(runtime="auto").runtime == "onnxruntime"
     assert DetectorOptions.resolve(DetectorRequest(device="cuda")).runtime == "torch"

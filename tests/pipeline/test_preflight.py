@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from pipeline.preflight import folder_problem
 from tests.conftest import VideoFactory, free_port
+from tests.sinks.small_disk import small_disk
 
 
 @pytest.fixture
@@ -142,3 +144,17 @@ def test_a_calibration_clip_that_is_no_video_is_found_by_validate(
     assert (
         "detector: calibration clip" in err and "cannot decode it" in err and err.count("\n") == 1
     )
+
+
+def test_an_output_folder_on_a_read_only_file_system_is_said_to_be_read_only(
+    tmp_path: Path,
+) -> None:
+    with small_disk(
+        tmp_path / "disk", "1m", read_only=True
+    ) as disk:  # root may write anywhere else
+        assert folder_problem(disk.path / "out") == (
+            f"cannot make the folder {disk.path / 'out'}: read-only file system"
+        )
+        assert folder_problem(disk.path) == (
+            f"cannot write in the folder {disk.path}: read-only file system"
+        )

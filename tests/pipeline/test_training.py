@@ -1,4 +1,5 @@
-"""Setting up a training: a resumed run takes up how its class head started."""
+"""Setting up a training: a resumed run takes up how its class head started, and refuses
+a training state it cannot use."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from detector.architectures import ARCHITECTURES
 from detector.checkpoints import save_checkpoint
 from detector.training.settings import TrainSettings
 from detector.training.trainer import FRESH_CLASS_HEAD, LAST, Progress
-from pipeline.training import prepare
+from pipeline.training import TrainingSetupError, prepare
 from pipeline.types import LabelMap
 from tests.detector.training.datasets import make_shapes_dataset, write_coco
 
@@ -39,3 +40,35 @@ def test_a_resumed_run_keeps_whether_its_class_head_started_anew(
     job, progress, _ = prepare(str(data), "person_ssdlite", out, resume=True, overrides={})
     assert job.fresh_class_head is fresh
     assert progress is not None and progress.epoch == 2
+
+
+@pytest.mark.parametrize(
+    ("settings", "progress", "said"),
+    [
+        ({"lr": "fast"}, Progress(epoch=2).to_dict(), "(lr: Input should be a valid number"),
+        ({}, {**Progress(epoch=2).to_dict(), "epoch": "two"}, "(epoch: Input should be a valid"),
+        ({"epoch": "one"}, Progress(epoch=2).to_dict(), "(epoch: str, not an integer)"),
+    ],
+    ids=["settings", "progress", "epochs done"],
+)
+def test_a_last_checkpoint_with_a_damaged_training_state_is_refused_in_one_line(
+    settings: dict[str, object], progress: dict[str, object], said: str, tmp_path: Path
+) -> None:
+    shapes = make_shapes_dataset(tmp_path / "shapes", images=3, val=1, seed=0)
+    data = write_coco(shapes, tmp_path / "coco")
+    out = tmp_path / "run"
+    extra = {
+        "settings": {
+            **TrainSettings(epochs=2).model_dump(),
+            **{k: v for k, v in settings.items() if k != "epoch"},
+        },
+        "epoch": settings.get("epoch", 1),
+        "progress": progress,
+    }
+    model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
+    save_checkpoint(out / LAST, model, "person_ssdlite", 300, LabelMap(shapes.class_names), extra)
+    with pytest.raises(TrainingSetupError) as info:  # the progress's raised TypeError in fit
+        prepare(str(data), "person_ssdlite", out, resume=True, overrides={})
+    message = str(info.value)
+    assert message.startswith(f"--resume: {out / LAST} holds a training state this version")
+    assert said in message and "\n" not in message

@@ -42,17 +42,23 @@ class SmallDisk:
     def free(self) -> None:
         self.filler.unlink()
 
+    def make_read_only(self) -> None:
+        """Remount it read-only, what it holds kept."""
+        subprocess.run(["mount", "-o", "remount,ro", str(self.path)], check=True)
+
     def free_bytes(self) -> int:
         st = os.statvfs(self.path)
         return st.f_bavail * st.f_frsize
 
 
 @contextmanager
-def small_disk(folder: Path, size: str, *, owner: str | None = None) -> Iterator[SmallDisk]:
+def small_disk(
+    folder: Path, size: str, *, owner: str | None = None, read_only: bool = False
+) -> Iterator[SmallDisk]:
     """A tmpfs of `size` (mount's syntax: "2m") on `folder`, its root owned by the user
-    `owner` (None: by us), unmounted after."""
+    `owner` (None: by us), mounted read-only if `read_only`, unmounted after."""
     folder.mkdir(parents=True, exist_ok=True)
-    options = f"size={size},mode=0755"
+    options = f"size={size},mode=0755" + (",ro" if read_only else "")
     if owner is not None:
         user = pwd.getpwnam(owner)
         options += f",uid={user.pw_uid},gid={user.pw_gid}"

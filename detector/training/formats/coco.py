@@ -29,6 +29,7 @@ from detector.training.formats.common import (
     polygon_box,
     polygon_problem,
     read_text,
+    resolved,
     shown,
 )
 from detector.training.samples import BACKGROUND, DatasetError, DetectionData, Sample
@@ -139,7 +140,7 @@ def _samples(
                 problems.append(f"{where}: width and height must be positive integers")
                 continue
             declared = (width, height)
-        path = (root / file_name).resolve()
+        path = resolved(root / file_name)
         files[image_id] = (path, checked_size(path, declared, where, root, problems))
 
     boxes: dict[int, list[tuple[float, ...]]] = {image_id: [] for image_id in files}

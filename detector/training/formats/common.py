@@ -48,6 +48,16 @@ def shown(path: Path, root: Path) -> str:
         return str(path)
 
 
+def resolved(path: Path) -> Path:
+    """`path` made absolute, its symbolic links followed where they lead somewhere: a loop
+    of links (or a NUL in a listed name) is kept as it is written, for the image check to
+    refuse it, where `Path.resolve` would raise."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError):  # RuntimeError: Python 3.11's symlink loop
+        return Path(os.path.abspath(path))
+
+
 def read_bounded(path: Path, limit: int) -> bytes:
     """The bytes of `path`, refused (FileProblem) when missing, unreadable or over `limit`."""
     try:

@@ -29,6 +29,7 @@ from detector.training.formats.common import (
     clip_box,
     read_bounded,
     read_text,
+    resolved,
 )
 from detector.training.samples import BACKGROUND, DatasetError, DetectionData, Sample
 
@@ -131,7 +132,7 @@ def _annotation(root: Path, image_id: str, problems: list[str]) -> _Annotation |
             )
             return None
         declared = (int(width), int(height))
-    image = (root / "JPEGImages" / (_text(tree, "filename") or f"{image_id}.jpg")).resolve()
+    image = resolved(root / "JPEGImages" / (_text(tree, "filename") or f"{image_id}.jpg"))
     image_size = checked_size(image, declared, name, root, problems)
 
     objects = []

@@ -34,6 +34,7 @@ from detector.training.formats.common import (
     polygon_box,
     polygon_problem,
     read_text,
+    resolved,
     shown,
 )
 from detector.training.samples import BACKGROUND, DatasetError, DetectionData, Sample
@@ -58,7 +59,7 @@ def read_yolo(data_yaml: Path) -> DetectionData:
     base = root
     if "path" in doc:
         if isinstance(doc["path"], str):
-            base = (base / doc["path"]).resolve()
+            base = resolved(base / doc["path"])
         else:
             problems.append(f"{name}: path must be a string, got {brief(doc['path'])}")
     if "train" not in doc:
@@ -140,7 +141,7 @@ def _images(
             continue
         path = base / entry
         if path.is_dir():
-            found += [(p.resolve(), f"{name}: {key}") for p in images_in(path)]
+            found += [(resolved(p), f"{name}: {key}") for p in images_in(path)]
         elif path.is_file() and path.suffix.lower() == ".txt":
             found += _listed(path, root, problems)
         else:
@@ -156,7 +157,7 @@ def _listed(path: Path, root: Path, problems: list[str]) -> list[tuple[Path, str
         problems.append(e.at(shown(path, root)))
         return []
     return [
-        ((path.parent / line.strip()).resolve(), f"{shown(path, root)}:{n}")
+        (resolved(path.parent / line.strip()), f"{shown(path, root)}:{n}")
         for n, line in enumerate(text.splitlines(), start=1)
         if line.strip()
     ]

@@ -80,6 +80,9 @@ def not_a_dataset(kind: str, path: Path) -> Path:
     elif kind == "text file":
         path = path.with_suffix(".txt")
         path.write_text("x")
+    elif kind == "loop of links":
+        path = path.with_suffix(".json")
+        path.symlink_to(path.name)
     return path
 
 
@@ -89,6 +92,7 @@ def not_a_dataset(kind: str, path: Path) -> Path:
         ("missing", "no such file or folder"),
         ("empty folder", "not a dataset: expected a COCO"),
         ("text file", "not a dataset"),
+        ("loop of links", "a broken symbolic link"),
     ],
 )
 def test_what_is_not_a_dataset_is_named(kind: str, message: str, tmp_path: Path) -> None:
@@ -171,3 +175,13 @@ def test_a_dataset_error_with_one_problem_is_one_line() -> None:
         "dataset d: a.json: annotation id 3: bad"
     )
     assert DatasetError("one problem").problems == ("one problem",)
+
+
+@pytest.mark.parametrize("single", [True, False], ids=["one problem", "a list"])
+def test_a_newline_or_escape_in_a_file_name_stays_on_its_problem_line(single: bool) -> None:
+    problems = ["train.json: image id 1: missing image: images/a\nb\x1b[31m.jpg"]
+    if not single:
+        problems.append("train.json: image id 2: missing image: images/c.jpg")
+    message = str(DatasetError(problems, "data\rset"))
+    assert message.count("\n") == len(problems) - (1 if single else 0)
+    assert "images/a\\nb\\x1b[31m.jpg" in message and "data\\rset" in message

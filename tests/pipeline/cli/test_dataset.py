@@ -152,6 +152,22 @@ def test_a_full_disk_ends_in_one_line_and_leaves_no_annotations(
         assert export(capsys, "--run", "1", "--out", str(out))[0] == 0
 
 
+def test_ctrl_c_during_an_export_says_it_is_unfinished_and_how_to_finish_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("pipeline.dataset_export.export_dataset", interrupted)
+    out = tmp_path / "ds"
+    code, printed, err = export(capsys, "--run", "1", "--out", str(out), "--no-progress")
+    assert (code, printed) == (130, "")
+    assert err == (
+        f"\ninterrupted: the export into {out} is not finished; run the same command again "
+        "to write it whole\n"
+    )
+
+
 def test_log_level_works_after_dataset_export() -> None:
     args = ["dataset", "export", "--run", "1", "--out", "ds"]
     parse = build_parser().parse_args

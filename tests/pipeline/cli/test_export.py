@@ -1,5 +1,6 @@
 """`export`: the ONNX file runs in ONNX Runtime as the model runs in torch, its metadata
-decodes its outputs, and what cannot be exported is one error line, nothing written."""
+decodes its outputs, and what cannot be exported (a full disk too) is one error line, nothing
+written."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from detector.onnx_export import METADATA_FORMAT
 from detector.ssd import SSD
 from pipeline.cli import main
 from pipeline.types import LabelMap
+from tests.sinks.small_disk import small_disk
 
 ort = pytest.importorskip("onnxruntime")
 PETS = LabelMap(("background", "cat", "dog"))
@@ -112,3 +114,17 @@ def test_what_cannot_be_exported_is_one_error_line_and_no_file(
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
     assert said in err
     assert not out.exists()
+
+
+def test_a_full_disk_is_one_error_line_naming_the_file_and_leaves_no_partial_file(
+    tiny: SSD, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        disk.fill(leave=100)  # onnx.save's error named no file
+        out = disk.path / "tiny.onnx"
+        code = main(["export", "--model", "tiny_pets", "--out", str(out)])
+        assert (code, capsys.readouterr().err) == (
+            1,
+            f"error: No space left on device: {out}\n",
+        )
+        assert sorted(p.name for p in disk.path.iterdir()) == ["filler"]

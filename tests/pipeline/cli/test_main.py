@@ -1,4 +1,5 @@
-"""The command line as a whole: `--version`, global options anywhere, help for everything."""
+"""The command line as a whole: `--version`, global options anywhere, help for everything,
+Ctrl-C in a command that does not stop on its own."""
 
 from __future__ import annotations
 
@@ -59,3 +60,15 @@ def test_a_malformed_log_call_does_not_end_the_run_through_the_password_filter()
         "x", logging.INFO, __file__, 1, "%s", ("rtsp://u:secret@127.0.0.1/s",), None
     )
     assert MaskCredentials().filter(masked) and "secret" not in masked.getMessage()
+
+
+def test_ctrl_c_in_a_command_is_one_line_and_exit_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(data: object) -> object:
+        raise KeyboardInterrupt  # as in `evaluate` reading its images
+
+    monkeypatch.setattr("detector.training.samples.read_dataset", interrupted)
+    assert main(["evaluate", "--model", "person_ssdlite", "--data", "coco.json"]) == 130
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", "\ninterrupted: evaluate stopped before it finished\n")

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from detector.architectures import ARCHITECTURES
+from detector.checkpoints import save_checkpoint
 from detector.measured_int8 import MAX_MAP50_LOSS, Int8Measurement, measured_int8
 from pipeline.cli import main
+from pipeline.types import LabelMap
 from tests.conftest import write_video
 from tests.detector.training.datasets import (
     ShapesData,
@@ -22,6 +25,7 @@ from tests.detector.training.datasets import (
     write_yolo,
 )
 from tests.pipeline.cli_runs import ROOT
+from tests.sinks.small_disk import small_disk
 
 
 def cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -135,6 +139,40 @@ def test_train_names_every_bad_annotation_and_trains_nothing(
     assert "Traceback" not in done.stderr
     assert "annotation id 1" in done.stderr and "annotation id 2" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_jpeg_cut_short_that_only_decoding_finds_is_one_error_not_a_traceback(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    data = write_coco(shapes, tmp_path / "coco")
+    image = data / json.loads((data / "train.json").read_text())["images"][0]["file_name"]
+    image.write_bytes(image.read_bytes()[:3000])  # its header (the size) still reads
+    out = tmp_path / "out"
+    done = cli("train", "--data", str(data), "--out", str(out), "--epochs", "1", "--int8", "skip")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    (error,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith(
+        "error: dataset: train.json: image id 1: unreadable image (OSError: image file is truncated"
+    )
+    assert error.endswith(f": {image}")
+    assert not (out / "last.pt").exists()
+
+
+def test_measure_int8_beside_a_checkpoint_on_a_read_only_disk_is_refused_before_measuring(
+    shapes: ShapesData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_coco(shapes, tmp_path / "coco")
+    model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
+    with small_disk(tmp_path / "disk", "16m") as disk:
+        best = disk.path / "best.pt"
+        save_checkpoint(best, model, "person_ssdlite", 300, LabelMap(shapes.class_names))
+        disk.make_read_only()  # the int8 files were refused after minutes of measuring
+        code = main(["evaluate", "--model", str(best), "--data", str(data), "--measure-int8"])
+        assert (code, capsys.readouterr().err) == (
+            2,
+            f"error: --measure-int8 keeps its files beside {best}: cannot write in the folder "
+            f"{disk.path}: read-only file system\n",
+        )
 
 
 def test_evaluate_json_reports_map_per_class_and_speed_of_the_deployed_engine(

@@ -8,6 +8,7 @@ and are skipped only when the server cannot be reached.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import threading
 from dataclasses import replace
@@ -290,6 +291,29 @@ def test_rows_the_database_refuses_fail_the_sink_and_are_kept_in_the_spool(
     assert sink.kept_in is not None
     kept = [json.loads(line) for line in sink.kept_in.read_text().splitlines()]
     assert [(b["table"], [r["frame"] for r in b["rows"]]) for b in kept] == [("detections", [1])]
+
+
+def test_rows_after_the_sqlite_folder_vanishes_fail_the_sink_and_are_kept_in_the_spool(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "db" / "det.db"
+    sink = SqlSink(f"sqlite:///{database}", LABELS, batch_size=1, spool_dir=tmp_path / "spool")
+    sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
+    assert sink.flush(10)
+    shutil.rmtree(database.parent)  # the open file took rows on, deleted: a silent loss
+    sink.write(frame_result("cam", 1, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
+    sink.flush(10)
+    with pytest.raises(SinkError, match="was deleted or replaced while the run wrote") as err:
+        sink.write(frame_result("cam", 2, T0, []))
+    assert str(database) in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(SinkError, match="rows kept in"):
+        sink.close()
+    assert sink.kept_in is not None
+    kept = [json.loads(line) for line in sink.kept_in.read_text().splitlines()]
+    assert [(b["table"], [r.get("frame") for r in b["rows"]]) for b in kept] == [
+        ("detections", [1]),
+        ("run_end", [None]),
+    ]
 
 
 def test_sqlite_parent_directory_is_created_and_wal_is_enabled(tmp_path: Path) -> None:

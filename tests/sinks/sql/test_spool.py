@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from sinks.sql.outbox import Outbox
@@ -40,6 +41,25 @@ def test_batches_beyond_the_memory_bound_are_spooled_and_all_come_back_in_order(
     assert [first.rows[0]["n"], *drain(outbox)] == list(range(9))
     assert outbox.is_empty() and outbox.pending_rows == 0
     assert outbox.persist() is None and not (tmp_path / "spool.jsonl").exists()
+
+
+def test_a_spool_whose_folder_vanished_mid_run_is_written_anew_whole_at_the_end(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "spool" / "spool.jsonl"
+    outbox = Outbox(path, max_memory_rows=2, max_spool_bytes=1 << 20)
+    for n in range(4):
+        outbox.put(batch(n))
+    shutil.rmtree(path.parent)  # the open file took the rows on, deleted
+    outbox.put(batch(4))
+    assert outbox.persist() == path
+    assert [RowBatch.from_line(line).rows[0]["n"] for line in path.read_text().splitlines()] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
 
 
 def test_a_full_spool_drops_and_counts_rows(tmp_path: Path) -> None:

@@ -96,7 +96,8 @@ def test_file_error_while_writing_raises_sink_error_naming_camera_and_file(
     directory = tmp_path / "videos"
     sink = VideoSink(directory, LABELS)
     sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
-    shutil.rmtree(directory)  # PyAV creates the file on the first frame, which now fails
+    shutil.rmtree(directory)
+    directory.write_text("")  # a file in its place: PyAV creates the file on the first frame
 
     with pytest.raises(SinkError) as excinfo:
         for i in range(50):
@@ -105,6 +106,26 @@ def test_file_error_while_writing_raises_sink_error_naming_camera_and_file(
     assert "'cam1'" in message and f"cam1_{STAMP0}.mp4" in message
     assert "\n" not in message
     sink.close()  # safe after the failure
+
+
+def test_a_folder_removed_mid_run_is_made_again_and_the_frames_deleted_with_it_are_counted(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "videos"
+    sink = VideoSink(directory, LABELS, segment_s=1.0)  # 25 frames a file
+    sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
+    for i in range(60):
+        if i == 10:
+            shutil.rmtree(directory)  # the open file took frames on, deleted
+        sink.write(frame_result("cam1", i, moving_square(i, 64, 48)))
+    with pytest.raises(SinkError) as excinfo:
+        sink.close()
+    gone = directory / f"cam1_{STAMP0}.mp4"
+    assert str(excinfo.value) == (
+        f"video sink: 25 frames lost (camera 'cam1' 25): {gone} was deleted while written"
+    )
+    assert [len(decode(path)[0]) for path in sink.files["cam1"]] == [25, 10]
+    assert sorted(directory.iterdir()) == sink.files["cam1"]
 
 
 def test_unknown_codec_raises_sink_error_naming_camera_and_codec(tmp_path: Path) -> None:

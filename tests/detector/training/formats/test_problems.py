@@ -139,3 +139,27 @@ def test_every_problem_is_listed_not_just_the_first(
     assert len(problems) == 2, problems
     assert sum(p.startswith(f"{class_place}: unknown class") for p in problems) == 1
     assert sum("missing image" in p and second.name in p for p in problems) == 1
+
+
+@every_format
+def test_an_image_that_is_a_loop_of_symbolic_links_is_named_not_a_crash(
+    editor, shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = editor.write(shapes, tmp_path / "data")
+    image, place = editor.first_image(root)
+    image.unlink()
+    image.symlink_to(image.name)  # resolving it raised RuntimeError("Symlink loop")
+    problem = the_problem(root)
+    assert problem.startswith(f"{place}: a broken symbolic link (or a loop of them)")
+    assert image.name in problem
+
+
+@pytest.mark.parametrize("editor", SIZED, ids=lambda e: e.name)
+def test_a_folder_where_an_image_should_be_is_named_a_folder_not_missing(
+    editor, shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = editor.write(shapes, tmp_path / "data")
+    image, place = editor.first_image(root)
+    image.unlink()
+    image.mkdir()
+    assert the_problem(root).startswith(f"{place}: a folder, not an image")
