@@ -154,13 +154,8 @@ def _(config: SqlSinkConfig) -> str | None:
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sinks.sql.database import (
-        DatabaseUrl,
-        foreign_database,
-        foreign_tables,
-        make_engine,
-        open_failure,
-    )
+    from sinks.sql.database import DatabaseUrl, make_engine, open_failure
+    from sinks.sql.schema import foreign_database, foreign_tables
 
     db = DatabaseUrl(config.url)
     if db.sqlite_file is not None:  # made by the run: its folder must be possible

@@ -169,13 +169,8 @@ def prepare_database(url: str) -> None:
     raises SinkError, as the SQL sink would, when the database cannot be opened."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sinks.sql.database import (
-        DatabaseUrl,
-        create_schema,
-        foreign_database,
-        make_engine,
-        open_failure,
-    )
+    from sinks.sql.database import DatabaseUrl, make_engine, open_failure
+    from sinks.sql.schema import create_schema, foreign_database
 
     db = DatabaseUrl(url)
     try:

@@ -22,13 +22,13 @@ from sinks.base import SinkError
 from sinks.sql.database import (
     DatabaseUrl,
     LabelKey,
-    foreign_tables,
     make_engine,
     not_a_database,
     open_failure,
     reason,
 )
 from sinks.sql.models import Detection
+from sinks.sql.schema import foreign_tables
 
 ID_MAX = 2**31 - 1
 """The largest run and track id: the columns are INTEGER, 32 bits in PostgreSQL (a bigger

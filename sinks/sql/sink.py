@@ -40,17 +40,11 @@ from pipeline.types import (
     StreamEnd,
 )
 from sinks.base import Sink, SinkError
-from sinks.sql.database import (
-    SQLITE_BUSY_TIMEOUT_MS,
-    DatabaseUrl,
-    create_schema,
-    foreign_database,
-    make_engine,
-    open_failure,
-)
+from sinks.sql.database import SQLITE_BUSY_TIMEOUT_MS, DatabaseUrl, make_engine, open_failure
 from sinks.sql.models import Run, RunStatus
 from sinks.sql.outbox import Outbox
 from sinks.sql.pending_rows import PendingRows
+from sinks.sql.schema import create_schema, foreign_database
 from sinks.sql.spool import RowBatch, Table, spool_prefix
 from sinks.sql.writer import RowWriter
 

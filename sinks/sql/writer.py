@@ -29,16 +29,10 @@ from pathlib import Path
 from sqlalchemy import Engine, Insert, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from sinks.sql.database import (
-    COLUMNS_ADDED,
-    DatabaseUrl,
-    ErrorKind,
-    disk_full,
-    error_kind,
-    reason,
-)
+from sinks.sql.database import DatabaseUrl, ErrorKind, disk_full, error_kind, reason
 from sinks.sql.models import Detection, LineCrossingRow, Run, Track, ZoneVisit
 from sinks.sql.outbox import Outbox
+from sinks.sql.schema import COLUMNS_ADDED
 from sinks.sql.spool import RowBatch, replay_spools
 
 log = logging.getLogger(__name__)

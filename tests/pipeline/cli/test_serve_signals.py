@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sinks.sql.database import DatabaseUrl, create_schema, make_engine
+from sinks.sql.database import DatabaseUrl, make_engine
+from sinks.sql.schema import create_schema
 from tests.conftest import free_port
 from tests.pipeline.cli_runs import ROOT
 
