@@ -229,18 +229,18 @@ def test_non_finite_scores_are_sent_as_null() -> None:
     assert json.loads(event.model_dump_json())["objects"][0]["score"] is None
 
 
-def test_track_ended_carries_its_snapshot_paths_and_null_without_one() -> None:
+def snapshot(lost: SnapshotLoss | None = None) -> Snapshot:
+    """Track 7's snapshot under out/snapshots/lobby/, its crop and its frame (or `lost`)."""
     crop = np.zeros((2, 2, 3), np.uint8)
-    name = "lobby/20261121-100000-000_5.jpg"
-    snap = Snapshot(
-        7,
-        (1.0, 2.0, 30.26, 40.0),
-        crop,
-        "out/snapshots",
-        name,
-        crop,
-        "lobby/20261121-100000-000_5-frame.jpg",
-    )
+    name = "lobby/20261121-100000-000_5"
+    return Snapshot(
+        7, (1.0, 2.0, 30.26, 40.0), crop, "out/snapshots", f"{name}.jpg", crop,
+        f"{name}-frame.jpg", lost=lost,
+    )  # fmt: skip
+
+
+def test_track_ended_carries_its_snapshot_paths_and_null_without_one() -> None:
+    snap = snapshot()
     body = json.loads(track_event("ended", summary(), LABELS, 3, 7, T0, snap).model_dump_json())
     assert body["snapshot_path"] == "out/snapshots/lobby/20261121-100000-000_5.jpg"
     assert body["snapshot_frame_path"] == "out/snapshots/lobby/20261121-100000-000_5-frame.jpg"
@@ -254,19 +254,8 @@ def test_track_ended_carries_its_snapshot_paths_and_null_without_one() -> None:
 
 
 def test_a_snapshot_that_could_not_be_written_is_sent_lost_without_paths() -> None:
-    crop = np.zeros((2, 2, 3), np.uint8)
-    name = "lobby/20261121-100000-000_5.jpg"
     lost = SnapshotLoss("disk full: the file system at /mnt (0.0 MB free of 1.0 MB)", True)
-    snap = Snapshot(
-        7,
-        (1.0, 2.0, 30.26, 40.0),
-        crop,
-        "out/snapshots",
-        name,
-        crop,
-        "lobby/20261121-100000-000_5-frame.jpg",
-        lost=lost,
-    )
+    snap = snapshot(lost)
     body = json.loads(track_event("ended", summary(), LABELS, 3, 7, T0, snap).model_dump_json())
     assert (body["snapshot_path"], body["snapshot_frame_path"], body["snapshot_lost"]) == (
         None,
