@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 
 SinkMessage = StreamInfo | FrameResult | HeldTrackEvents | StreamEnd | CameraStatus
 _CLOSE: Final = object()
+TICK_S = 0.25
+"""How often a worker calls its sink's `tick`: between messages, whether or not they come
+(a camera's frames may stop while another's keep the queue busy)."""
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,10 @@ class SinkWorker:
     """Feeds one sink from a bounded queue in a thread of its own.
 
     `submit` blocks while the queue is full, so a slow sink slows the pipeline rather than
-    losing results. If the sink raises, the worker records the error (`error`), closes the
-    sink, and from then on discards what it is given: one broken output never stalls the
-    others. The main loop reads `error` to report it.
+    losing results. Every `TICK_S` it calls the sink's `tick`, between messages. If the sink
+    raises, the worker records the error (`error`), closes the sink, and from then on
+    discards what it is given: one broken output never stalls the others. The main loop
+    reads `error` to report it.
     """
 
     def __init__(
@@ -114,25 +119,20 @@ class SinkWorker:
 
     def _run(self) -> None:
         try:
+            next_tick = time.monotonic() + TICK_S
             while True:
-                message = self._queue.get()
+                try:
+                    message = self._queue.get(timeout=max(0.0, next_tick - time.monotonic()))
+                except queue.Empty:
+                    message = None
                 if message is _CLOSE:
                     break
-                if isinstance(message, FrameResult):
-                    self.sink.write(message)
-                    self.written += 1
-                    if self._on_written is not None:
-                        self._on_written(message)
-                elif isinstance(message, HeldTrackEvents):
-                    self.sink.held_events(message)
-                elif isinstance(message, StreamInfo):
-                    self.sink.start(message)
-                elif isinstance(message, StreamEnd):
-                    self.sink.end(message)
-                elif isinstance(message, CameraStatus):
-                    self.sink.status(message)
-                elif isinstance(message, _RunEnded):
-                    self.sink.run_ended(message.outcome)
+                if message is not None:
+                    self._hand(message)
+                now = time.monotonic()
+                if now >= next_tick:
+                    self.sink.tick()
+                    next_tick = now + TICK_S
         except Exception as exc:
             self._fail(exc)
         finally:
@@ -140,6 +140,24 @@ class SinkWorker:
                 self.sink.close()
             except Exception as exc:
                 self._fail(exc)
+
+    def _hand(self, message: object) -> None:
+        """Pass one message to the sink's method for it."""
+        if isinstance(message, FrameResult):
+            self.sink.write(message)
+            self.written += 1
+            if self._on_written is not None:
+                self._on_written(message)
+        elif isinstance(message, HeldTrackEvents):
+            self.sink.held_events(message)
+        elif isinstance(message, StreamInfo):
+            self.sink.start(message)
+        elif isinstance(message, StreamEnd):
+            self.sink.end(message)
+        elif isinstance(message, CameraStatus):
+            self.sink.status(message)
+        elif isinstance(message, _RunEnded):
+            self.sink.run_ended(message.outcome)
 
     def _fail(self, exc: Exception) -> None:
         if self.error is None:

@@ -33,7 +33,8 @@ class Sink(ABC):
     The orchestrator calls, for each camera: `start` once, `write` per frame (and
     `held_events` between frames, for "ended" events held for their snapshot), `end` once;
     then `run_ended` and `close` once for the whole run, and `describe` for its summary
-    (`start_line` once opened, for the run's start). A sink with pages of its own gives
+    (`start_line` once opened, for the run's start). Between those calls, `tick` comes every
+    fraction of a second, whether or not frames come. A sink with pages of its own gives
     their `routes`, which the run serves on its one HTTP server.
     Calls come from a single thread (the sink's worker), so implementations need no locking.
     `close` must flush and release everything, and be safe to call after a failure.
@@ -54,6 +55,11 @@ class Sink(ABC):
         """A camera's "ended" track events held until their snapshot's files were written
         (or lost), between its frames; a sink that records track events takes them as a
         frame's."""
+
+    def tick(self) -> None:  # noqa: B027 - optional hook
+        """Time has passed (about `pipeline.workers.TICK_S`, between two other calls or
+        none): for what is due with time rather than with a message, such as writing out
+        a camera whose frames stopped."""
 
     def end(self, stream_end: StreamEnd) -> None:  # noqa: B027 - optional hook
         """A camera's stream is over (normally or with `stream_end.error`)."""

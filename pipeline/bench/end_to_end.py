@@ -59,6 +59,11 @@ class TimedSink(Sink):
     def status(self, status: CameraStatus) -> None:
         self.inner.status(status)
 
+    def tick(self) -> None:
+        started = time.perf_counter()
+        self.inner.tick()
+        self.busy_s += time.perf_counter() - started
+
     def close(self) -> None:
         started = time.perf_counter()
         self.inner.close()

@@ -119,6 +119,9 @@ class ResumeSink(Sink):
             if events:
                 self.inner.held_events(dataclasses.replace(held, track_events=events))
 
+    def tick(self) -> None:
+        self.inner.tick()
+
     def end(self, stream_end: StreamEnd) -> None:
         lacking = self._lacking(stream_end.camera_id, stream_end.track_events, stream_end.analytics)
         self.inner.end(_with(stream_end, *lacking))

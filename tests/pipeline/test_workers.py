@@ -79,3 +79,47 @@ def test_a_failed_sink_is_named_once_and_every_result_it_never_got_is_counted(
     # 10 results: one written, one failed in the writing (the error), 8 never handed over
     assert worker.unwritten == 8
     assert worker.summary_error == f"{message} (8 frame results after it not written)"
+
+
+class Ticked(Sink):
+    """Sets `ticked` on its first tick; its tick raises `error` when given one."""
+
+    name = "ticking"
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.ticked = threading.Event()
+
+    def write(self, result: FrameResult) -> None:
+        return None
+
+    def tick(self) -> None:
+        self.ticked.set()
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        return None
+
+
+def test_a_sink_is_ticked_while_messages_keep_its_queue_busy() -> None:
+    sink = Ticked()
+    worker = SinkWorker(sink, 4)
+    try:
+        # a message every 5 ms: the queue is never empty for long (another camera's frames)
+        for result in results(1000):
+            if sink.ticked.is_set():
+                break
+            worker.submit(result)
+            sink.ticked.wait(0.005)
+    finally:
+        worker.close(timeout=5)
+    assert sink.ticked.is_set() and worker.written > 0
+
+
+def test_a_sink_whose_tick_fails_is_reported_like_a_failed_write() -> None:
+    sink = Ticked(SinkError("ticking sink: disk gone"))
+    worker = SinkWorker(sink, 2)
+    assert sink.ticked.wait(5)
+    worker.close(timeout=5)
+    assert worker.failed and worker.error == "ticking sink: disk gone"

@@ -46,6 +46,7 @@ class Recorder(Sink):
         self.ended: list[str] = []
         self.scene: list[tuple[str, int]] = []
         """Each zone visit's or line crossing's kind and track."""
+        self.ticks = 0
 
     def write(self, result: FrameResult) -> None:
         self.frames.append((result.frame.camera_id, result.frame.index))
@@ -60,6 +61,9 @@ class Recorder(Sink):
         self.ended.append(stream_end.camera_id)
         self.tracks += [(stream_end.camera_id, e.track.track_id) for e in stream_end.track_events]
         self.scene += [(type(e).__name__, e.track_id) for e in stream_end.analytics]  # type: ignore[union-attr]
+
+    def tick(self) -> None:
+        self.ticks += 1
 
     def close(self) -> None:
         pass
@@ -81,6 +85,14 @@ def test_frames_a_sink_has_are_not_given_again_and_others_pass() -> None:
     sink.end(StreamEnd("a", 4))
     assert inner.frames == [("b", 0), ("b", 1), ("b", 2), ("a", 3), ("b", 3)]
     assert inner.ended == ["a"]
+
+
+def test_ticks_reach_the_sink_of_a_resumed_camera() -> None:
+    # the video sink writes out a camera whose frames stopped on its tick
+    inner = Recorder()
+    sink = ResumeSink(inner, {"a": 2})
+    sink.tick()
+    assert inner.ticks == 1
 
 
 def test_tracks_the_database_lacks_are_given_whenever_they_ended_and_those_it_has_never() -> None:
