@@ -11,8 +11,8 @@ one: H.264 with yuv420p needs it), and resized to it if it is smaller.
 FFmpeg does not report every write that fails (those of a fragmented MP4's last fragment,
 written when the file is finished, go unreported on a full disk), so the file is written
 through `CheckedFile`, which keeps the first failure for `SegmentFile` to raise. A file such a
-failure cut short is trimmed back to its last whole fragment (`keep_whole_boxes`), and the
-frames it still holds counted (`frames_in`).
+failure cut short is trimmed back to its last whole fragment (`cut_back`), and the frames it
+still holds counted (`frames_in`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import av
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from sinks.disk import write_failure
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,32 @@ def frames_in(path: Path) -> int:
     except (av.FFmpegError, OSError, ValueError) as exc:
         log.debug("video sink: %s readable up to frame %d: %s", path, count, exc)
     return count
+
+
+def cut_back(path: Path) -> tuple[int, str]:
+    """Cut a file an error stopped back to what plays (`keep_whole_boxes`), or remove it
+    when nothing does: the frames it holds, and what became of it."""
+    try:
+        keep_whole_boxes(path)
+    except OSError as trim_error:
+        why = failure_reason(trim_error, path)
+        log.warning("video sink: cannot trim %s to its whole fragments: %s", path, why)
+    held = frames_in(path)
+    if held:
+        return held, f"the file is kept, playable up to where it stopped ({held} frames)"
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as unlink_error:
+        why = failure_reason(unlink_error, path)
+        return 0, f"the file holds no frame, and cannot be removed: {why}"
+    return 0, "the file held no frame and was removed"
+
+
+def failure_reason(exc: BaseException, path: Path) -> str:
+    """Why writing `path` failed, in a few words ("disk full: the file system at ...")."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return write_failure(exc, path)
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class SegmentFile:

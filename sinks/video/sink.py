@@ -7,6 +7,9 @@ its last column and/or row (161x121 is written as 160x120). A frame whose size d
 the size the camera started with is resized to it. How a file is encoded:
 `sinks.video.encoding`; how files are named and pruned: `sinks.video.files`.
 
+A camera whose frames stop has its file finished (on `tick`) once they have stopped
+(`sinks.video.stalls`); its next frame starts a new file.
+
 A full disk does not stop the sink: the file it cut short is kept (up to its last whole
 fragment) and counted, the camera's frames are dropped and counted while the disk stays
 full, and once the disk has room again (checked every `room_check_s`) the camera starts a
@@ -19,7 +22,9 @@ import contextlib
 import logging
 import math
 import os
+import time
 from collections import Counter
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,11 +32,18 @@ import av
 
 from pipeline.types import FrameResult, LabelMap, StreamEnd, StreamInfo
 from sinks.base import Sink, SinkError
-from sinks.disk import RoomWatch, is_disk_full, write_failure
+from sinks.disk import RoomWatch, is_disk_full
 from sinks.draw import annotate
 from sinks.scene_overlay import SceneOverlay
-from sinks.video.encoding import Geometry, SegmentFile, encoder_options, frames_in, keep_whole_boxes
+from sinks.video.encoding import (
+    Geometry,
+    SegmentFile,
+    cut_back,
+    encoder_options,
+    failure_reason,
+)
 from sinks.video.files import WrittenFile, prune_segments, segment_path
+from sinks.video.stalls import StallWatch
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +68,8 @@ class VideoSink(Sink):
     `fragmented`: write fragmented MP4 (playable after a crash); False for a classic MP4.
     `threads`: encoder threads per file; 0 is one on machines with at most 2 cores (x264's
     extra threads cost more CPU than they save there; docs/performance.md), FFmpeg's choice
-    elsewhere. `room_check_s`: how often a full disk's free space is checked.
+    elsewhere. `room_check_s`: how often a full disk's free space is checked. `clock`: the
+    seconds that tell when a camera's frames have stopped.
     """
 
     name = "video"
@@ -76,6 +89,7 @@ class VideoSink(Sink):
         fragmented: bool = True,
         threads: int = 0,
         room_check_s: float = ROOM_CHECK_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if threads < 0:
             raise ValueError(f"VideoSink threads must be >= 0, got {threads}")
@@ -106,6 +120,7 @@ class VideoSink(Sink):
         )
         self._waiting: set[str] = set()
         """Cameras whose frames are dropped until the full disk has room again."""
+        self._stalls = StallWatch(clock)
         self.deleted: list[Path] = []
         """Files removed by retention during this run."""
 
@@ -176,7 +191,7 @@ class VideoSink(Sink):
         except OSError as exc:
             raise SinkError(
                 f"video sink: cannot create output directory {self._directory}: "
-                f"{_reason(exc, self._directory)}"
+                f"{failure_reason(exc, self._directory)}"
             ) from exc
         self._geometry[camera] = Geometry(width, height, rate)
         if info.scene is not None:
@@ -191,6 +206,7 @@ class VideoSink(Sink):
         geometry = self._geometry.get(camera)
         if geometry is None:
             raise SinkError(f"video sink: frame for camera {camera!r} before its stream started")
+        self._stalls.frame(camera)
         scene = self._scenes.get(camera)
         if scene is not None:  # counted and trailed also while the disk is full
             scene.update(result)
@@ -206,12 +222,25 @@ class VideoSink(Sink):
             del self._open[camera]
             file.abandon()
             why = (
-                f"cannot write camera {camera!r} to {file.path}: {_reason(exc, file.path)}; "
+                f"cannot write camera {camera!r} to {file.path}: "
+                f"{failure_reason(exc, file.path)}; "
                 f"{self._keep_cut_short(camera, file, file.frames + 1, exc)}"
             )
             if not is_disk_full(exc):
                 raise SinkError(f"video sink: {why}") from exc
             self._wait_for_room(camera, why)
+
+    def tick(self) -> None:
+        """Finish the files of the cameras whose frames have stopped: their last frames go to
+        disk (the encoder's delayed ones too); the next frame starts a new file."""
+        for camera in self._stalls.stalled(self._open):
+            log.info(
+                "video sink: camera %r has had no frame for %.1f s; its file is finished, "
+                "its next frame starts a new one",
+                camera,
+                self._stalls.idle_s(camera),
+            )
+            self._finish(camera)
 
     def end(self, stream_end: StreamEnd) -> None:
         scene = self._scenes.get(stream_end.camera_id)
@@ -299,8 +328,8 @@ class VideoSink(Sink):
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # none there
                 path.unlink()  # the container may have created it, empty
             if is_disk_full(exc):
-                self._loss_reason = self._loss_reason or _reason(exc, path)
-                self._wait_for_room(camera, f"cannot open {path}: {_reason(exc, path)}")
+                self._loss_reason = self._loss_reason or failure_reason(exc, path)
+                self._wait_for_room(camera, f"cannot open {path}: {failure_reason(exc, path)}")
                 return None
             hint = (
                 " (NVENC needs an NVIDIA GPU with a video encoder, which the H100, H200 and "
@@ -310,7 +339,7 @@ class VideoSink(Sink):
             )
             raise SinkError(
                 f"video sink: cannot open {path} for camera {camera!r} "
-                f"with codec {self._codec!r}: {_reason(exc, path)}{hint}"
+                f"with codec {self._codec!r}: {failure_reason(exc, path)}{hint}"
             ) from exc
         self._open[camera] = file
         return file
@@ -323,7 +352,8 @@ class VideoSink(Sink):
             file.finish()
         except _WRITE_ERRORS as exc:
             why = (
-                f"cannot finish {file.path} for camera {camera!r}: {_reason(exc, file.path)}; "
+                f"cannot finish {file.path} for camera {camera!r}: "
+                f"{failure_reason(exc, file.path)}; "
                 f"{self._keep_cut_short(camera, file, file.frames, exc)}"
             )
             if not is_disk_full(exc):
@@ -344,26 +374,14 @@ class VideoSink(Sink):
         self._prune(camera)
 
     def _keep_cut_short(self, camera: str, file: SegmentFile, sent: int, exc: BaseException) -> str:
-        """Keep the whole fragments of a file an error stopped (`sent` frames handed to it),
-        counting the frames it holds and those it lost; remove it if it holds none. Says
-        which."""
-        self._loss_reason = self._loss_reason or _reason(exc, file.path)
-        try:
-            keep_whole_boxes(file.path)
-        except OSError as trim_error:
-            why = _reason(trim_error, file.path)
-            log.warning("video sink: cannot trim %s to its whole fragments: %s", file.path, why)
-        held = frames_in(file.path)
+        """Keep what plays of a file an error stopped (`sent` frames handed to it), counting
+        the frames it holds and those it lost. Says what became of the file."""
+        self._loss_reason = self._loss_reason or failure_reason(exc, file.path)
+        held, fate = cut_back(file.path)
         self._lost[camera] += sent - held
         if held:
             self._written.setdefault(camera, []).append(WrittenFile(file.path, held, True))
-            return f"the file is kept, playable up to where it stopped ({held} frames)"
-        try:
-            file.path.unlink(missing_ok=True)
-        except OSError as unlink_error:
-            why = _reason(unlink_error, file.path)
-            return f"the file holds no frame, and cannot be removed: {why}"
-        return "the file held no frame and was removed"
+        return fate
 
     def _prune(self, camera: str) -> None:
         """Delete the camera's finished files that retention no longer keeps."""
@@ -375,9 +393,3 @@ class VideoSink(Sink):
             max_segments=self._max_segments,
             keep=open_file.path if open_file is not None else None,
         )
-
-
-def _reason(exc: BaseException, path: Path) -> str:
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return write_failure(exc, path)  # "disk full: the file system at ..." when it is
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,0 +1,92 @@
+"""A camera whose frames stop has its file finished on the sink's tick, every frame in it (the
+encoder's delayed ones too), once they have stopped for `STALL_S` and for a few of its gaps
+between frames; its next frame starts a new file, and other cameras' files go on."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+from pipeline.types import StreamInfo
+from sinks.video.sink import VideoSink
+from sinks.video.stalls import STALL_S
+from tests.sinks.video.conftest import LABELS, decode, frame_result, moving_square, square_left_edge
+
+
+class Clock:
+    """Seconds that pass only when the test says."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _write(sink: VideoSink, camera: str, index: int) -> None:
+    sink.write(frame_result(camera, index, moving_square(index % 15, 96, 64)))
+
+
+def test_a_camera_whose_frames_stop_has_its_file_finished_with_every_frame_and_goes_on_in_a_new_one(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    # veryfast holds frames back in the encoder (B-frames, look-ahead): those are written too
+    sink = VideoSink(tmp_path, LABELS, preset="veryfast", clock=clock)
+    sink.start(StreamInfo("gate", 96, 64, Fraction(25), source="synthetic"))
+    for i in range(30):
+        clock.now = i * 0.04
+        _write(sink, "gate", i)
+    last = clock.now
+    clock.now = last + 0.9 * STALL_S
+    sink.tick()
+    assert sink.records == {}  # not stopped yet: the file is still open
+
+    clock.now = last + 1.1 * STALL_S
+    sink.tick()
+    [finished] = sink.records["gate"]
+    images, _ = decode(finished.path)
+    assert finished.frames == len(images) == 30
+    assert [square_left_edge(im) for im in images] == [5 * (i % 15) for i in range(30)]
+
+    clock.now += 60.0
+    _write(sink, "gate", 30)
+    sink.close()
+    first, second = sink.records["gate"]
+    assert first == finished and second.path != first.path
+    assert second.frames == len(decode(second.path)[0]) == 1
+
+
+def test_frames_that_come_seldom_stay_in_one_file(tmp_path: Path) -> None:
+    clock = Clock()
+    sink = VideoSink(tmp_path, LABELS, clock=clock)
+    sink.start(StreamInfo("lapse", 96, 64, Fraction(25), source="synthetic"))
+    for i in range(6):  # one frame every 2.5 s (max_fps 0.4), ticks between
+        for tick in range(10):
+            clock.now = 2.5 * i + tick * 0.25
+            if tick == 0:
+                _write(sink, "lapse", i)
+            sink.tick()
+    sink.close()
+    # the first frame has no gap to go by: STALL_S without a frame finishes its file
+    assert [f.frames for f in sink.records["lapse"]] == [1, 5]
+
+
+def test_a_stalled_camera_is_finished_while_another_camera_goes_on_in_its_file(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    sink = VideoSink(tmp_path, LABELS, clock=clock)
+    for camera in ("stalls", "goes_on"):
+        sink.start(StreamInfo(camera, 96, 64, Fraction(25), source="synthetic"))
+    for i in range(100):
+        clock.now = i * 0.04
+        _write(sink, "goes_on", i)
+        if i < 10:
+            _write(sink, "stalls", i)
+        sink.tick()
+    assert [f.frames for f in sink.records["stalls"]] == [10]
+    assert "goes_on" not in sink.records  # still open
+    sink.close()
+    assert [f.frames for f in sink.records["goes_on"]] == [100]
+    assert [f.frames for f in sink.records["stalls"]] == [10]
