@@ -94,3 +94,49 @@ class Sink(ABC):
         mounts them, e.g. http://127.0.0.1:9464/live/); called once, before the first
         camera starts, and served until after `close`. () for none."""
         return ()
+
+
+class ForwardingSink(Sink):
+    """A sink that wraps another (`inner`): every call goes to `inner` unless the wrapper
+    overrides it, so a hook added to `Sink` reaches wrapped sinks too."""
+
+    def __init__(self, inner: Sink) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.wants_every_frame = inner.wants_every_frame  # type: ignore[misc]
+
+    def start(self, info: StreamInfo) -> None:
+        self.inner.start(info)
+
+    def write(self, result: FrameResult) -> None:
+        self.inner.write(result)
+
+    def held_events(self, held: HeldTrackEvents) -> None:
+        self.inner.held_events(held)
+
+    def tick(self) -> None:
+        self.inner.tick()
+
+    def end(self, stream_end: StreamEnd) -> None:
+        self.inner.end(stream_end)
+
+    def status(self, status: CameraStatus) -> None:
+        self.inner.status(status)
+
+    def run_ended(self, outcome: RunOutcome) -> None:
+        self.inner.run_ended(outcome)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def metrics(self) -> tuple[SinkMetric, ...]:
+        return self.inner.metrics()
+
+    def start_line(self) -> str:
+        return self.inner.start_line()
+
+    def routes(self, url: str) -> Sequence[BaseRoute]:
+        return self.inner.routes(url)

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Literal
 from pipeline.bench.clips import decode_ms_per_frame, frame_size
 from pipeline.bench.report import EndToEndResult
 from pipeline.config import DetectorConfig, PipelineConfig, VideoSinkConfig
-from pipeline.types import CameraStatus, FrameResult, StreamEnd, StreamInfo
-from sinks.base import Sink
+from pipeline.types import FrameResult, StreamEnd
+from sinks.base import ForwardingSink, Sink
 
 if TYPE_CHECKING:
     from detector.engine import StageTimes
@@ -32,18 +32,13 @@ class BenchError(RuntimeError):
     """A benchmark run failed (a camera or a sink of the end-to-end pipeline)."""
 
 
-class TimedSink(Sink):
+class TimedSink(ForwardingSink):
     """A sink that adds up the time its inner sink spends in `write` (its worker's busy time)."""
 
     def __init__(self, inner: Sink) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.wants_every_frame = inner.wants_every_frame  # type: ignore[misc]
+        super().__init__(inner)
         self.busy_s = 0.0
         self.frames = 0
-
-    def start(self, info: StreamInfo) -> None:
-        self.inner.start(info)
 
     def write(self, result: FrameResult) -> None:
         started = time.perf_counter()
@@ -55,9 +50,6 @@ class TimedSink(Sink):
         started = time.perf_counter()
         self.inner.end(stream_end)
         self.busy_s += time.perf_counter() - started
-
-    def status(self, status: CameraStatus) -> None:
-        self.inner.status(status)
 
     def tick(self) -> None:
         started = time.perf_counter()

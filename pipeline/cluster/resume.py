@@ -21,16 +21,13 @@ from typing import TypeVar
 
 from pipeline.types import (
     AnalyticsEvent,
-    CameraStatus,
     Detections,
     FrameResult,
     HeldTrackEvents,
-    RunOutcome,
     StreamEnd,
-    StreamInfo,
     TrackEvent,
 )
-from sinks.base import Sink, SinkError
+from sinks.base import ForwardingSink, Sink, SinkError
 from sinks.event_bus.resumption import Published
 from sinks.sql.scene_rows import SceneKey, scene_key
 
@@ -63,7 +60,7 @@ class Stored:
     scene: frozenset[SceneKey] = field(default_factory=frozenset)
 
 
-class ResumeSink(Sink):
+class ResumeSink(ForwardingSink):
     """Passes `inner` only the frames it lacks: those after each camera's last frame it
     has (`through`); everything else (stream start and end, camera status) as it comes.
 
@@ -80,17 +77,12 @@ class ResumeSink(Sink):
         tracks: dict[str, frozenset[int]] | None = None,
         scene: dict[str, frozenset[SceneKey]] | None = None,
     ) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.wants_every_frame = inner.wants_every_frame  # type: ignore[misc]
+        super().__init__(inner)
         self._through = dict(through)
         self._rows_apart = tracks is not None or scene is not None
         self._tracks = tracks or {}
         self._scene = scene or {}
         self._last: dict[str, int] = {}  # each camera's last frame given
-
-    def start(self, info: StreamInfo) -> None:
-        self.inner.start(info)
 
     def write(self, result: FrameResult) -> None:
         camera = result.frame.camera_id
@@ -119,9 +111,6 @@ class ResumeSink(Sink):
             if events:
                 self.inner.held_events(dataclasses.replace(held, track_events=events))
 
-    def tick(self) -> None:
-        self.inner.tick()
-
     def end(self, stream_end: StreamEnd) -> None:
         lacking = self._lacking(stream_end.camera_id, stream_end.track_events, stream_end.analytics)
         self.inner.end(_with(stream_end, *lacking))
@@ -140,21 +129,6 @@ class ResumeSink(Sink):
         if scene:
             analytics = tuple(a for a in analytics if scene_key(a) not in scene)
         return events, analytics
-
-    def status(self, status: CameraStatus) -> None:
-        self.inner.status(status)
-
-    def run_ended(self, outcome: RunOutcome) -> None:
-        self.inner.run_ended(outcome)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def describe(self) -> str:
-        return self.inner.describe()
-
-    def start_line(self) -> str:
-        return self.inner.start_line()
 
 
 def _with(
