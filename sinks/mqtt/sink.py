@@ -37,6 +37,7 @@ from pipeline.types import (
     ZoneOccupancy,
 )
 from sinks.base import Sink, SinkError
+from sinks.event_bus.resumption import Published
 from sinks.event_bus.schema import EVENT_TYPES, Event
 from sinks.event_stream import EventStream, encode
 from sinks.mqtt.connection import MqttConnection
@@ -184,6 +185,12 @@ class MqttSink(Sink):
             if zone_camera == camera:
                 self._zone_count(ZoneOccupancy(camera, zone, (), None, 0.0))
         self._camera_status(camera, OFFLINE)
+
+    def resume_camera(self, camera_id: str, next_seq: int, published: Published) -> None:
+        """Sends of `camera_id` only the events its subscribers lack (`published`), numbered
+        from `next_seq`, as the event bus does for a camera moved here from a cluster shard
+        that died (`EventStream.resume_camera`); its state topics are published as they come."""
+        self._events.resume_camera(camera_id, next_seq, published)
 
     def close(self) -> None:
         """Every camera offline, what waits delivered (up to `close_timeout_s` for a broker
