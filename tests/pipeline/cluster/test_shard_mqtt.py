@@ -86,16 +86,30 @@ def ended(prefix: str, listener: Listener, since: int = 0) -> list[Received]:
     return listener.wait_for(over)[since:]
 
 
-@pytest.mark.parametrize("cut", [1, 5, 9])
+def cut_at(whole: list[dict[str, Any]], where: str) -> int:
+    """How many of the camera's events its subscribers got when its shard died `where`."""
+    types = [e["type"] for e in whole]
+    return {
+        "after its first event": 1,
+        "within a frame": types.index("track.started"),  # its frame's detections out
+        "between frames": types.index("detections", types.index("track.started")) + 2,
+        "before its stream ended": len(whole) - 1,
+    }[where]
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["after its first event", "within a frame", "between frames", "before its stream ended"],
+)
 def test_a_moved_file_camera_goes_on_on_mqtt_from_where_its_subscribers_were_cut_off(
-    tmp_path: Path, broker: Broker, cut: int
+    tmp_path: Path, broker: Broker, where: str
 ) -> None:
     with listening(broker, lambda p: [f"{p}/#"]) as (prefix, listener):
         config = cluster_config(tmp_path, broker, prefix)
         run_on(Shard("shard-0"), config, 1, {})
         whole = events(prefix, ended(prefix, listener))
         assert [e["seq"] for e in whole] == list(range(len(whole)))
-        assert 0 < cut < len(whole)
+        cut = cut_at(whole, where)
 
         # shard-0 died once subscribers had its first `cut` events (the forwarder's record)
         published = Published()
