@@ -133,7 +133,8 @@ class Shard:
                 "http": None,
             }
         )
-        context = SinkContext(detector.labels, run_config, getattr(config.snapshots, "dir", None))
+        snapshot_dir = getattr(config.snapshots, "dir", None)
+        context = SinkContext(detector.labels, run_config, snapshot_dir, shard=True)
         sinks: list[tuple[Sink, int]] = []
         try:
             for sink_config in config.sinks:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import pipeline.build
+from pipeline.cluster.mqtt_status import PipelineStatus
 from pipeline.cluster.resume import Resume
 from pipeline.cluster.shard import Shard
 from pipeline.config import DetectorConfig, MqttSinkConfig, PipelineConfig, parse_config
@@ -76,12 +77,12 @@ def run_on(shard: Shard, config: PipelineConfig, run: int, resume: dict[str, Res
 
 def ended(prefix: str, listener: Listener, since: int = 0) -> list[Received]:
     """What the listener got after its first `since` messages, once the camera's
-    `stream.ended` and then the run's `offline` came (its sink's last message)."""
+    `stream.ended` and then its counts at 0 came (its sink's last message)."""
 
     def over(got: list[Received]) -> bool:
         topics = [m.topic for m in got[since:]]
         end = f"{prefix}/gate/stream.ended"
-        return end in topics and f"{prefix}/status" in topics[topics.index(end) :]
+        return end in topics and f"{prefix}/gate/count/person" in topics[topics.index(end) :]
 
     return listener.wait_for(over)[since:]
 
@@ -126,7 +127,6 @@ def test_a_moved_file_camera_goes_on_on_mqtt_from_where_its_subscribers_were_cut
         assert [e["seq"] for e in got] == list(range(cut, len(whole)))
         assert listener.latest(f"{prefix}/gate/status") == "offline"
         assert listener.latest(f"{prefix}/gate/count/person") == "0"
-        assert listener.latest(f"{prefix}/status") == "offline"
 
 
 def test_each_run_of_each_shard_logs_in_to_the_broker_under_a_client_id_of_its_own(
@@ -154,3 +154,23 @@ def test_each_run_of_each_shard_logs_in_to_the_broker_under_a_client_id_of_its_o
     assert len(set(client_ids)) == 3
     (mqtt,) = [s for s in config.sinks if isinstance(s, MqttSinkConfig)]
     assert all(c.startswith(f"{mqtt.client_id}-") for c in client_ids)
+
+
+def test_the_runs_status_is_the_drivers_and_a_shard_done_or_dead_leaves_it_online(
+    tmp_path: Path, broker: Broker
+) -> None:
+    with listening(broker, lambda p: [f"{p}/#"]) as (prefix, listener):
+        config = cluster_config(tmp_path, broker, prefix)
+        status = PipelineStatus(config)
+        try:
+            run_on(Shard("shard-0"), config, 1, {})  # its cameras done: its sink closed
+            ended(prefix, listener)
+        finally:
+            status.close()
+        said = listener.wait_for(lambda got: len(statuses(prefix, got)) == 2)
+
+    assert statuses(prefix, said) == ["online", "offline"]
+
+
+def statuses(prefix: str, messages: list[Received]) -> list[str]:
+    return [m.text for m in messages if m.topic == f"{prefix}/status"]
