@@ -1,4 +1,5 @@
-"""The run's own `<prefix>/status` on MQTT for a cluster run, said by the driver.
+"""The run's own `<prefix>/status` on MQTT for a cluster run, said by the driver, and
+`<prefix>/<camera>/status` of a camera lost with its shard.
 
 Each shard's `mqtt` sink publishes its cameras and leaves `<prefix>/status` alone: were
 every shard's connection to say it (and leave it as its last will), one shard finishing
@@ -16,6 +17,7 @@ from sinks.base import SinkError
 
 if TYPE_CHECKING:
     from sinks.mqtt.connection import MqttConnection
+    from sinks.mqtt.topics import Topics
 
 
 class PipelineStatus:
@@ -24,23 +26,31 @@ class PipelineStatus:
     SinkError, as the sink would, when a broker cannot be reached."""
 
     def __init__(self, config: PipelineConfig) -> None:
-        self._open: list[tuple[MqttConnection, float]] = []
+        self._open: list[tuple[MqttConnection, Topics, float]] = []
         try:
             for sink in config.sinks:
                 if isinstance(sink, MqttSinkConfig):
-                    self._open.append((_connect(sink), sink.close_timeout_s))
+                    self._open.append((*_connect(sink), sink.close_timeout_s))
         except SinkError:
             self.close()
             raise
 
+    def camera_offline(self, camera_id: str) -> None:
+        """`offline` on `<prefix>/<camera>/status`: a camera lost with its shard (which
+        left it `online`) and not moved to another."""
+        from sinks.mqtt.topics import OFFLINE
+
+        for connection, topics, _ in self._open:
+            connection.set_state(topics.camera_status(camera_id), OFFLINE.encode())
+
     def close(self) -> None:
         """`offline` on each, and the connections closed."""
         while self._open:
-            connection, timeout_s = self._open.pop()
+            connection, _, timeout_s = self._open.pop()
             connection.close(timeout_s)
 
 
-def _connect(sink: MqttSinkConfig) -> MqttConnection:
+def _connect(sink: MqttSinkConfig) -> tuple[MqttConnection, Topics]:
     from sinks.mqtt.settings import paho_missing
 
     if (missing := paho_missing()) is not None:
@@ -49,6 +59,8 @@ def _connect(sink: MqttSinkConfig) -> MqttConnection:
     from sinks.mqtt.topics import Topics
 
     settings = dataclasses.replace(sink.broker(), client_id=f"{sink.client_id}-driver")
-    return MqttConnection(
-        settings, Topics(sink.prefix).client_status, qos=sink.qos, buffer_size=sink.buffer_size
+    topics = Topics(sink.prefix)
+    connection = MqttConnection(
+        settings, topics.client_status, qos=sink.qos, buffer_size=sink.buffer_size
     )
+    return connection, topics

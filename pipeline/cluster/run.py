@@ -103,6 +103,7 @@ class ClusterRun:
         if (sql := sql_sink(self.config)) is not None:
             prepare_database(sql.url)
         mqtt_status = PipelineStatus(self.config)
+        self.coordinator.on_lost = mqtt_status.camera_offline  # its dead shard cannot say it
         try:
             return self._run_shards(ray, count, say, on_progress, setup_started)
         finally:

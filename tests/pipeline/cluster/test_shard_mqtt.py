@@ -165,11 +165,13 @@ def test_the_runs_status_is_the_drivers_and_a_shard_done_or_dead_leaves_it_onlin
         try:
             run_on(Shard("shard-0"), config, 1, {})  # its cameras done: its sink closed
             ended(prefix, listener)
+            status.camera_offline("yard")  # lost with its shard, which had said it online
         finally:
             status.close()
         said = listener.wait_for(lambda got: len(statuses(prefix, got)) == 2)
 
     assert statuses(prefix, said) == ["online", "offline"]
+    assert listener.latest(f"{prefix}/yard/status") == "offline"
 
 
 def statuses(prefix: str, messages: list[Received]) -> list[str]:
