@@ -117,6 +117,8 @@ class ClusterRun:
         on_progress: ProgressCallback | None,
         setup_started: float,
     ) -> RunSummary:
+        """Starts `count` shards, runs the cameras on them until done and merges their
+        summaries; the shards and the run's actors are gone when it returns."""
         board = start_board(ray, self._token.split()[-1])
         self.changes.open(ray, self._token.split()[-1])
         actors = self._start_shards(ray, count)
