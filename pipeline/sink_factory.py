@@ -42,11 +42,14 @@ def build_sinks(
 class SinkContext:
     """What a sink is built with besides its own section: the detector's class names, the
     config file's name (the SQL sink records it with the run), and the snapshots sink's
-    folder (the live view serves the snapshots from it), if there is one."""
+    folder (the live view serves the snapshots from it), if there is one; `shard`: built
+    by a cluster's shard, whose driver says what concerns the whole run (the pipeline's
+    MQTT status)."""
 
     labels: LabelMap
     run_config: str = ""
     snapshot_dir: Path | None = None
+    shard: bool = False
 
 
 # Each builder imports its sink where it is used, so that a run without a sink kind never
@@ -165,4 +168,5 @@ def _(sc: MqttSinkConfig, context: SinkContext) -> Sink:
         discovery_prefix=sc.discovery_prefix if sc.homeassistant else None,
         close_timeout_s=sc.close_timeout_s,
         snapshots=sc.snapshots and context.snapshot_dir is not None,
+        pipeline_status=not context.shard,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from pipeline.types import (
     AnalyticsEvent,
@@ -30,6 +31,14 @@ from sinks.event_bus.bodies import (
 from sinks.event_bus.resumption import Published
 from sinks.event_bus.scene_events import analytics_event
 from sinks.event_bus.schema import Event
+
+
+@runtime_checkable
+class ResumesCameras(Protocol):
+    """A sink sending `EventStream` events, which a camera moved to it from another
+    publisher (a cluster shard that died) can resume on (`EventStream.resume_camera`)."""
+
+    def resume_camera(self, camera_id: str, next_seq: int, published: Published) -> None: ...
 
 
 @dataclass

@@ -67,6 +67,8 @@ class Coordinator:
         self.config_source = config_source
         self.stop = stop
         self.say = say
+        self.on_lost: Callable[[str], None] = lambda camera_id: None
+        """Told each camera that is lost (its shard died and it cannot move)."""
         self.restarts: Counter[str] = Counter()
         """How many times each camera moved to another shard (its shard died)."""
         self.moves: list[str] = []
@@ -244,6 +246,7 @@ class Coordinator:
             self.restarts[camera_id] += 1
             if self.restarts[camera_id] > self.cluster.max_restarts or not self._alive:
                 lost[camera_id] = _lost(self.config, camera_id, why)
+                self.on_lost(camera_id)
             else:
                 movable.append(camera_id)
         if not movable:

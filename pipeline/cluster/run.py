@@ -18,6 +18,7 @@ from pipeline.cluster.coordinator import Coordinator, ShardStatus, sql_sink
 from pipeline.cluster.engine import ClusterError, connect, require_ray, shard_count, shard_options
 from pipeline.cluster.forwarder import EventForwarder, ForwarderError
 from pipeline.cluster.merge import merge_summaries
+from pipeline.cluster.mqtt_status import PipelineStatus
 from pipeline.cluster.resume import prepare_database
 from pipeline.cluster.shard import Shard, ShardInfo
 from pipeline.cluster.status import start_board
@@ -101,6 +102,23 @@ class ClusterRun:
         count = shard_count(self.cluster, ray.cluster_resources(), nodes, len(camera_ids))
         if (sql := sql_sink(self.config)) is not None:
             prepare_database(sql.url)
+        mqtt_status = PipelineStatus(self.config)
+        self.coordinator.on_lost = mqtt_status.camera_offline  # its dead shard cannot say it
+        try:
+            return self._run_shards(ray, count, say, on_progress, setup_started)
+        finally:
+            mqtt_status.close()  # after every shard's sinks: the run is over
+
+    def _run_shards(
+        self,
+        ray: Any,
+        count: int,
+        say: Callable[[str], None],
+        on_progress: ProgressCallback | None,
+        setup_started: float,
+    ) -> RunSummary:
+        """Starts `count` shards, runs the cameras on them until done and merges their
+        summaries; the shards and the run's actors are gone when it returns."""
         board = start_board(ray, self._token.split()[-1])
         self.changes.open(ray, self._token.split()[-1])
         actors = self._start_shards(ray, count)

@@ -7,6 +7,7 @@ running, cameras taken over from a shard that died) use that one."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import os
 import socket
@@ -16,9 +17,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipeline.cluster.resume import Resume, ResumeSink
-from pipeline.config import DetectorConfig, PipelineConfig, SqlSinkConfig, ZmqSinkConfig
+from pipeline.config import (
+    DetectorConfig,
+    MqttSinkConfig,
+    PipelineConfig,
+    SqlSinkConfig,
+    ZmqSinkConfig,
+)
 from pipeline.summary import CameraStats, RunSummary
 from sinks.base import Sink
+from sinks.event_stream import ResumesCameras
 
 if TYPE_CHECKING:
     from pipeline.runner import FrameDetector, Pipeline
@@ -63,6 +71,8 @@ class Shard:
         self._detector: tuple[DetectorConfig, FrameDetector] | None = None
         """The shard's detector and the config it was built from (`_detector_for`)."""
         self._building = threading.Lock()
+        self._runs = itertools.count(1)
+        """Numbers the shard's runs (each one's MQTT client id)."""
 
     def info(self) -> ShardInfo:
         """Where this shard runs."""
@@ -111,9 +121,10 @@ class Shard:
         resume = resume or {}
         wanted = set(camera_ids)
         detector = self._detector_for(config.detector)
-        # The database and the event bus get only what they lack of a camera taken over;
-        # the other sinks are built by the pipeline as in one process.
-        kept = [s for s in config.sinks if not isinstance(s, SqlSinkConfig | ZmqSinkConfig)]
+        run = next(self._runs)
+        # The database and the event sinks (the bus, MQTT) get only what they lack of a
+        # camera taken over; the other sinks are built by the pipeline as in one process.
+        kept = [s for s in config.sinks if not isinstance(s, SqlSinkConfig | EventSinkConfig)]
         shard_config = config.model_copy(
             update={
                 "cameras": [c for c in config.cameras if c.id in wanted],
@@ -122,7 +133,8 @@ class Shard:
                 "http": None,
             }
         )
-        context = SinkContext(detector.labels, run_config, getattr(config.snapshots, "dir", None))
+        snapshot_dir = getattr(config.snapshots, "dir", None)
+        context = SinkContext(detector.labels, run_config, snapshot_dir, shard=True)
         sinks: list[tuple[Sink, int]] = []
         try:
             for sink_config in config.sinks:
@@ -132,11 +144,15 @@ class Shard:
                     scene = {c: r.stored_scene for c, r in resume.items()}
                     built = ResumeSink(build_sink(sink_config, context), through, tracks, scene)
                     sinks.append((built, sink_config.queue_size))
-                elif isinstance(sink_config, ZmqSinkConfig):
-                    publisher = build_sink(_for_shard(sink_config, publisher_endpoint), context)
+                elif isinstance(sink_config, EventSinkConfig):
+                    shard_sink = _for_shard(sink_config, publisher_endpoint, f"{self.name}-{run}")
+                    events = build_sink(shard_sink, context)
+                    sinks.append((events, sink_config.queue_size))
+                    assert isinstance(events, ResumesCameras)
                     for camera_id, r in resume.items():
-                        publisher.resume_camera(camera_id, r.next_seq, r.published)  # type: ignore[attr-defined]
-                    sinks.append((publisher, sink_config.queue_size))
+                        # MQTT's events are the bus's, numbered alike: the forwarder's
+                        # record of the bus's subscribers is where both resume
+                        events.resume_camera(camera_id, r.next_seq, r.published)
         except Exception:
             for sink, _ in sinks:
                 sink.close()
@@ -206,9 +222,18 @@ class Shard:
             self._stats[stats.camera_id] = stats
 
 
-def _for_shard(sink: ZmqSinkConfig, publisher_endpoint: str | None) -> ZmqSinkConfig:
-    """The event publisher as a shard runs it: bound to a port of the shard's node, where
-    the driver's forwarder takes its events, and waiting for the forwarder."""
+EventSinkConfig = ZmqSinkConfig | MqttSinkConfig
+"""The sinks sending each camera's events (`sinks.event_stream`): a shard builds them
+itself, to resume the cameras it takes over on them."""
+
+
+def _for_shard(sink: EventSinkConfig, publisher_endpoint: str | None, run: str) -> EventSinkConfig:
+    """An event sink as a shard's run `run` runs it. The event publisher: bound to a port
+    of the shard's node, where the driver's forwarder takes its events, and waiting for the
+    forwarder. MQTT: under a client id of the run's own (a broker disconnects a client
+    when another logs in under its id)."""
+    if isinstance(sink, MqttSinkConfig):
+        return sink.model_copy(update={"client_id": f"{sink.client_id}-{run}"})
     if publisher_endpoint is None:
         return sink
     return sink.model_copy(

@@ -11,7 +11,13 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from pipeline.config.base import Strict
-from pipeline.config.sinks import LiveSinkConfig, SinkConfig, SqlSinkConfig, ZmqSinkConfig
+from pipeline.config.sinks import (
+    LiveSinkConfig,
+    MqttSinkConfig,
+    SinkConfig,
+    SqlSinkConfig,
+    ZmqSinkConfig,
+)
 
 MAX_SHARDS = 1024
 """The most shard actors a config may ask for."""
@@ -92,4 +98,12 @@ def cluster_sink_problems(sinks: Sequence[SinkConfig]) -> list[str]:
             problems.append(f"{where}: the live view does not run on a cluster yet")
         elif isinstance(sink, ZmqSinkConfig) and sink.curve is not None:
             problems.append(f"{where}: CURVE is not supported on a cluster yet")
+        elif isinstance(sink, MqttSinkConfig) and not any(
+            isinstance(s, ZmqSinkConfig) for s in sinks
+        ):
+            problems.append(
+                f"{where}: on a cluster the mqtt sink needs a zmq sink too (e.g. type: zmq, "
+                "endpoint: 'tcp://127.0.0.1:5556'): a camera moved off a shard that died "
+                "goes on, on MQTT, after the events the bus's subscribers got"
+            )
     return problems

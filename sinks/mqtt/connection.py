@@ -49,14 +49,15 @@ class MqttConnection:
     """A connected paho client; the constructor returns once the broker accepted it.
 
     `will_topic` gets `online` (retained) on every connection and `offline` when the
-    connection ends, cleanly (`close`) or not (the broker sends the last will).
+    connection ends, cleanly (`close`) or not (the broker sends the last will); None: no
+    will, and nothing said there (another connection says it).
 
     Raises SinkError, in one line without the password, when the broker cannot be reached,
     does not answer within `connect_timeout_s`, or refuses the login.
     """
 
     def __init__(
-        self, settings: BrokerSettings, will_topic: str, *, qos: int, buffer_size: int
+        self, settings: BrokerSettings, will_topic: str | None, *, qos: int, buffer_size: int
     ) -> None:
         self.settings = settings
         self.qos = qos
@@ -125,7 +126,7 @@ class MqttConnection:
         self._connected.wait(timeout_s)
         with self._lock:
             self._closing = True
-            if self._connected.is_set():
+            if self._connected.is_set() and self._will_topic is not None:
                 self._send(_Message(self._will_topic, OFFLINE.encode(), True))
             self.undelivered = len(self._buffer)
             self._buffer.clear()
@@ -158,7 +159,8 @@ class MqttConnection:
 
     def _make_client(self) -> mqtt.Client:
         client = _new_client(self.settings, self.settings.client_id)
-        client.will_set(self._will_topic, OFFLINE, qos=self.qos, retain=True)
+        if self._will_topic is not None:
+            client.will_set(self._will_topic, OFFLINE, qos=self.qos, retain=True)
         client.reconnect_delay_set(
             max(1, round(self.settings.reconnect_min_delay_s)),
             max(1, round(self.settings.reconnect_max_delay_s)),
@@ -233,7 +235,8 @@ class MqttConnection:
             if self._closing:
                 return
             # In this order: the pipeline online, the state, then what waited.
-            self._send(_Message(self._will_topic, ONLINE.encode(), True))
+            if self._will_topic is not None:
+                self._send(_Message(self._will_topic, ONLINE.encode(), True))
             for topic, payload in self._state.items():
                 self._send(_Message(topic, payload, True))
             while self._buffer:

@@ -37,6 +37,7 @@ from pipeline.types import (
     ZoneOccupancy,
 )
 from sinks.base import Sink, SinkError
+from sinks.event_bus.resumption import Published
 from sinks.event_bus.schema import EVENT_TYPES, Event
 from sinks.event_stream import EventStream, encode
 from sinks.mqtt.connection import MqttConnection
@@ -60,6 +61,8 @@ class MqttSink(Sink):
     box. `discovery_prefix`: Home Assistant discovery under that prefix (None: off).
     `snapshots`: publish each camera's latest snapshot (announced at the camera's start; the
     pictures come only when a snapshots sink makes the track events carry them).
+    `pipeline_status`: say `<prefix>/status` (`online`, `offline`, the last will); False
+    where another connection says it (a cluster's driver, for all its shards).
     """
 
     name = "mqtt"
@@ -78,6 +81,7 @@ class MqttSink(Sink):
         discovery_prefix: str | None = None,
         close_timeout_s: float = 10.0,
         snapshots: bool = False,
+        pipeline_status: bool = True,
     ) -> None:
         self.topics = Topics(prefix)
         self._labels = labels
@@ -97,7 +101,10 @@ class MqttSink(Sink):
         self._crossings: collections.Counter[tuple[str, str, str]] = collections.Counter()
         """Crossings this run per (camera, line, direction) seen."""
         self._connection = MqttConnection(
-            settings, self.topics.client_status, qos=qos, buffer_size=buffer_size
+            settings,
+            self.topics.client_status if pipeline_status else None,
+            qos=qos,
+            buffer_size=buffer_size,
         )
         self.events_sent = 0
         """Events handed to the connection (sent, or buffered while the broker is away)."""
@@ -185,9 +192,16 @@ class MqttSink(Sink):
                 self._zone_count(ZoneOccupancy(camera, zone, (), None, 0.0))
         self._camera_status(camera, OFFLINE)
 
+    def resume_camera(self, camera_id: str, next_seq: int, published: Published) -> None:
+        """Sends of `camera_id` only the events its subscribers lack (`published`), numbered
+        from `next_seq`, as the event bus does for a camera moved here from a cluster shard
+        that died (`EventStream.resume_camera`); its state topics are published as they come."""
+        self._events.resume_camera(camera_id, next_seq, published)
+
     def close(self) -> None:
         """Every camera offline, what waits delivered (up to `close_timeout_s` for a broker
-        that is away), then `<prefix>/status` offline and the connection closed."""
+        that is away), then `<prefix>/status` offline (`pipeline_status`) and the
+        connection closed."""
         for camera in self._counted:
             self._camera_status(camera, OFFLINE)
         self._connection.close(self._close_timeout_s)

@@ -112,3 +112,15 @@ def test_the_http_server_is_refused_on_a_cluster(video: Path) -> None:
     text = config_text(video, "  engine: ray\n") + "http: {port: 9464}\n"
     with pytest.raises(ConfigError, match="http: the HTTP server does not run on a cluster yet"):
         parse_config(text)
+
+
+def test_an_mqtt_sink_without_a_zmq_sink_is_refused_on_a_cluster_at_its_place(
+    video: Path,
+) -> None:
+    mqtt = "  - {type: mqtt, url: 'mqtt://127.0.0.1:1883'}"
+    with pytest.raises(ConfigError) as refused:
+        parse_config(config_text(video, "  engine: ray\n", f"{mqtt}\n"))
+    assert len(str(refused.value).splitlines()) == 1
+    assert "sinks[0] (mqtt): on a cluster the mqtt sink needs a zmq sink too" in str(refused.value)
+    zmq = "  - {type: zmq, endpoint: 'tcp://127.0.0.1:5556'}"
+    assert parse_config(config_text(video, "  engine: ray\n", f"{mqtt}\n{zmq}\n")).cluster

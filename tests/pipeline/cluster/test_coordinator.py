@@ -79,11 +79,16 @@ def coordinator(tmp_path: Path, max_restarts: int) -> Coordinator:
     return Coordinator(config, "cluster abc", "c.yaml", threading.Event(), lambda _: None)
 
 
-def run_with_a_death(tmp_path: Path, max_restarts: int) -> tuple[Coordinator, Any, list[str]]:
-    """Runs the cameras on shard-0 and shard-1; the first run of shard-1 dies."""
+def run_with_a_death(
+    tmp_path: Path, max_restarts: int, told: list[str] | None = None
+) -> tuple[Coordinator, Any, list[str]]:
+    """Runs the cameras on shard-0 and shard-1; the first run of shard-1 dies. `told`: the
+    cameras the coordinator said lost."""
+    told = [] if told is None else told
     fake = FakeRay()
     shards = [FakeShard("shard-0"), FakeShard("shard-1", dies=True)]
     coord = coordinator(tmp_path, max_restarts)
+    coord.on_lost = told.append
     board = SimpleNamespace(publish=SimpleNamespace(remote=lambda status: None))
     running = coord.begin(fake, [(s, s.info) for s in shards], None, board)
     done, lost = coord.watch(fake, running, None, None)
@@ -112,10 +117,11 @@ def test_the_cameras_of_a_dead_shard_run_again_on_the_survivor_from_their_start(
 def test_a_camera_moved_more_than_max_restarts_times_is_failed_and_the_others_go_on(
     tmp_path: Path,
 ) -> None:
-    coord, (shards, done, lost), moved = run_with_a_death(tmp_path, max_restarts=0)
+    told: list[str] = []
+    coord, (shards, done, lost), moved = run_with_a_death(tmp_path, max_restarts=0, told=told)
 
     assert len(shards[0].runs) == 1 and coord.moves == []
-    assert sorted(lost) == sorted(moved)
+    assert sorted(lost) == sorted(moved) == sorted(told)  # their MQTT status: offline
     assert all(
         stats.error is not None and stats.error.startswith(f"camera {c}: shard-1 on ")
         for c, stats in lost.items()
