@@ -178,6 +178,7 @@ def test_sigterm_during_an_export_keeps_the_images_written_and_says_how_to_finis
             os.kill(os.getpid(), signal.SIGTERM)  # as `kill` or a process manager does
 
     monkeypatch.setattr("pipeline.cli.dataset._ProgressBar.update", terminated_midway)
+    before = signal.getsignal(signal.SIGTERM)
     out = tmp_path / "ds"
     code, printed, err = export(capsys, "--run", "1", "--out", str(out))
     assert (code, printed) == (143, "")
@@ -186,7 +187,7 @@ def test_sigterm_during_an_export_keeps_the_images_written_and_says_how_to_finis
         "to write it whole\n"
     )
     assert list((out / "images").iterdir()) and not (out / "annotations.json").exists()
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back as it was
+    assert signal.getsignal(signal.SIGTERM) is before  # put back as it was
 
 
 def test_log_level_works_after_dataset_export() -> None:
