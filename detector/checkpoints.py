@@ -84,11 +84,31 @@ def save_checkpoint(
     _write_atomically(Path(path).expanduser(), data)
 
 
+class ForeignCheckpoint(ModelConfigError):
+    """A file that loads but that this pipeline did not save as a checkpoint; `plain` when it
+    is a plain mapping (a state_dict, say), whose message says how a config can use it."""
+
+    def __init__(self, file: Path, plain: bool) -> None:
+        advice = (
+            f"; to use a plain state_dict, set `detector.model` to its architecture and "
+            f"`detector.weights: {file}`"
+            if plain
+            else ""
+        )
+        super().__init__(
+            f"{file} is not a checkpoint saved by this pipeline (`python -m pipeline train` "
+            f"writes them){advice}"
+        )
+        self.file = file
+        self.plain = plain
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> LoadedCheckpoint:
     """The model saved by `save_checkpoint` at `path`, rebuilt in eval mode on the CPU.
 
     Raises:
-        ModelConfigError: a missing, truncated, foreign or damaged file, in one line.
+        ModelConfigError: a missing, truncated, foreign (ForeignCheckpoint) or damaged
+            file, in one line.
     """
     file = Path(path).expanduser()
     if not file.is_file():
@@ -108,16 +128,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> LoadedCheckpoint:
                 f"{file} is a checkpoint of format {version}, newer than this version reads "
                 f"({V1_FORMAT}, {CHECKPOINT_FORMAT}); upgrade ssd-pipeline to run it"
             )
-        plain = (
-            f"; to use a plain state_dict, set `detector.model` to its architecture and "
-            f"`detector.weights: {file}`"
-            if isinstance(data, Mapping)
-            else ""
-        )
-        raise ModelConfigError(
-            f"{file} is not a checkpoint saved by this pipeline (`python -m pipeline train` "
-            f"writes them){plain}"
-        )
+        raise ForeignCheckpoint(file, plain=isinstance(data, Mapping))
     assert isinstance(data, Mapping)
     arch = _field(data, "arch", str, file)
     size = _field(data, "size", int, file)

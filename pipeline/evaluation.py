@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from detector.engine import Detector
+from detector.models import build_model
+from detector.options import DetectorOptions
+from detector.request import DetectorRequest
 from detector.training.evaluation import (
     Metrics,
     Prediction,
@@ -56,6 +59,34 @@ def label_translation(
     return translate
 
 
+def scored_columns(
+    model: LabelMap, background: int | None, class_names: Sequence[str]
+) -> np.ndarray:
+    """`label_translation` of the model's columns into the dataset's labels; DatasetError
+    when the model knows none of the dataset's classes: every AP would be 0, saying nothing
+    of the model."""
+    translate = label_translation(model, class_names, background)
+    if not (translate > 0).any():
+        detects = [model.names[i] for i in model.classes(background)]
+        shown = ", ".join(detects[:SHOWN_CLASSES])
+        more = f" and {len(detects) - SHOWN_CLASSES} more" if len(detects) > SHOWN_CLASSES else ""
+        raise DatasetError(
+            f"none of its classes ({', '.join(class_names[1:])}) is one the model detects "
+            f"({shown}{more}); evaluate a model trained on them"
+        )
+    return translate
+
+
+def build_detector(request: DetectorRequest, class_names: Sequence[str]) -> Detector:
+    """The detector of `request` for data of `class_names`: its model built and checked
+    against the data (`scored_columns`) before the engine is prepared, which may export
+    and quantize the network first (half a minute or more)."""
+    options = DetectorOptions.resolve(request)  # a bad device fails before the model is built
+    model, labels = build_model(request.model, request.weights)
+    scored_columns(labels, model.background_class, class_names)
+    return Detector(model, labels, options)
+
+
 def evaluate_detector(
     detector: Detector,
     samples: Sequence[Sample],
@@ -65,19 +96,10 @@ def evaluate_detector(
     """Runs `detector` over `samples` (in batches of `batch_size`) and scores it with COCO mAP.
 
     A model class is matched to a dataset class by name (`LabelMap.columns`); a dataset
-    class the model does not know scores 0 AP. DatasetError when the model knows none of
-    them: every AP would be 0, saying nothing of the model.
+    class the model does not know scores 0 AP; DatasetError when it knows none of them
+    (`scored_columns`).
     """
-    background = detector.model.background_class
-    translate = label_translation(detector.labels, class_names, background)
-    if not (translate > 0).any():
-        detects = [detector.labels.names[i] for i in detector.labels.classes(background)]
-        shown = ", ".join(detects[:SHOWN_CLASSES])
-        more = f" and {len(detects) - SHOWN_CLASSES} more" if len(detects) > SHOWN_CLASSES else ""
-        raise DatasetError(
-            f"none of its classes ({', '.join(class_names[1:])}) is one the model detects "
-            f"({shown}{more}); evaluate a model trained on them"
-        )
+    translate = scored_columns(detector.labels, detector.model.background_class, class_names)
     predictions: list[Prediction] = []
     seconds = 0.0
     for start in range(0, len(samples), batch_size):

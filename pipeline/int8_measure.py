@@ -26,7 +26,7 @@ from detector.request import DetectorRequest
 from detector.training.evaluation import MAX_DETECTIONS, SCORE_FLOOR
 from detector.training.images import decode_rgb
 from detector.training.samples import Sample
-from pipeline.evaluation import evaluate_detector
+from pipeline.evaluation import evaluate_detector, scored_columns
 
 
 def calibration_frames(
@@ -49,8 +49,10 @@ def measure_int8(
     Raises:
         ModelConfigError: onnxruntime is missing, or the network cannot be exported or
             quantized.
+        DatasetError: the model detects none of `class_names` (before any of that work).
     """
     model, labels = build_model(str(checkpoint))
+    scored_columns(labels, model.background_class, class_names)  # before minutes of work
     request = DetectorRequest(
         model=str(checkpoint),
         device="cpu",

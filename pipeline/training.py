@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 
-from detector.checkpoints import load_checkpoint
+from detector.checkpoints import ForeignCheckpoint, load_checkpoint
 from detector.ssd import SSD
 from detector.training.bases import trainable_model
 from detector.training.samples import DetectionData, read_dataset, split_validation
@@ -77,9 +77,21 @@ def _resumed(
     dataset: DetectionData, data: str, out: Path, overrides: dict[str, Any]
 ) -> tuple[TrainingJob, Progress]:
     last = out / LAST
+    if last.is_dir():
+        raise TrainingSetupError(
+            f"--resume: {last} is a folder, not the checkpoint train saves there; move it "
+            "away, or start without --resume into another --out"
+        )
     if not last.is_file():
         raise TrainingSetupError(f"--resume: {last} not found; start without --resume")
-    saved = load_checkpoint(last)
+    try:
+        saved = load_checkpoint(last)
+    except ForeignCheckpoint as exc:  # its advice is for a config's `detector.weights`
+        plain = " (a plain state_dict?)" if exc.plain else ""
+        raise TrainingSetupError(
+            f"--resume: {last} is not a checkpoint train saved{plain}: it holds no training "
+            "state to resume; start without --resume, into another --out"
+        ) from None
     extra = saved.extra
     if not isinstance(extra.get("progress"), dict) or not isinstance(extra.get("settings"), dict):
         raise TrainingSetupError(f"--resume: {last} holds no training state to resume")

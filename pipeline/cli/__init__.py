@@ -16,7 +16,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
 
 from pipeline.cli import (
     bench,
@@ -31,7 +33,14 @@ from pipeline.cli import (
     train,
     zones,
 )
-from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from pipeline.cli.exit_codes import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Terminated,
+    interrupted_status,
+)
 from pipeline.urls import mask_credentials
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "MaskCredentials", "main"]
@@ -51,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(stream, io.TextIOWrapper):  # a path of non-UTF-8 bytes is printed
             stream.reconfigure(errors="backslashreplace")
     try:
-        code: int = args.func(args)
+        with _sigterm_as_ctrl_c():
+            code: int = args.func(args)
         sys.stdout.flush()
     except BrokenPipeError:  # the reader left (`| head`): end quietly, as SIGPIPE would
         _drop_stdout()
@@ -62,11 +72,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:  # Ctrl-C where a command has no way of its own to stop
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM where a command has no stop of its own
         _drop_stdout()
         print(f"\ninterrupted: {args.command} stopped before it finished", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return interrupted_status(exc)
     return code
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (`kill`, `timeout`, a process manager) stops every command as Ctrl-C does:
+    it raises `Terminated`, a KeyboardInterrupt, in the main thread. Commands with a stop of
+    their own (`run`, `serve`, `train`) replace this handler with theirs."""
+    if threading.current_thread() is not threading.main_thread():  # signals cannot be set
+        yield
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _drop_stdout() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.argtypes import nonempty, number, out_folder, whole
-from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, interrupted_status
 from pipeline.cli.records import DEFAULT_DB
 
 
@@ -129,13 +129,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM
         print(
             f"\ninterrupted: the export into {args.out} is not finished; run the same "
             f"command again to write it whole",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return interrupted_status(exc)
     finally:
         progress.close()
     empty = f" ({summary.empty_images} without detections)" if summary.empty_images else ""

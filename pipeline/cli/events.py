@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 from pipeline.argtypes import name, nonempty, number, whole
 from pipeline.cli.exit_codes import (
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     EXIT_NO_EVENTS,
     EXIT_OK,
     EXIT_USAGE,
+    interrupted_status,
 )
 from pipeline.config import ZmqSinkConfig
 from sinks.event_bus.endpoints import endpoint_problem
@@ -132,8 +132,8 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     except (ValueError, CurveKeyError) as exc:  # bad type, endpoint or key
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:  # how a user ends an open-ended subscription
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # how a user ends an open-ended subscription
+        return interrupted_status(exc)
     return _timed_out(args, seen, publisher, secured=server_key is not None)
 
 

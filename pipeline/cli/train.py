@@ -296,12 +296,11 @@ def _evaluate_int8(
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from detector.engine import Detector
     from detector.errors import ModelConfigError, WeightsUnavailableError
     from detector.request import DetectorRequest
     from detector.training.evaluation import MAX_DETECTIONS, SCORE_FLOOR
     from detector.training.samples import DatasetError, read_dataset
-    from pipeline.evaluation import evaluate_detector
+    from pipeline.evaluation import build_detector, evaluate_detector
 
     try:
         data = read_dataset(args.data)
@@ -324,7 +323,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             score_threshold=SCORE_FLOOR,
             max_detections=MAX_DETECTIONS,
         )
-        detector = Detector.build(request)
+        detector = build_detector(request, data.class_names)
         result = evaluate_detector(detector, samples, data.class_names)
     except DatasetError as exc:
         _print_problems(exc)

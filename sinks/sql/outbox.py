@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter, deque
+from collections.abc import Callable
 from pathlib import Path
 
 from sinks.disk import write_failure
@@ -122,12 +123,16 @@ class Outbox:
         with self._changed:
             self._changed.notify_all()
 
-    def wait_empty(self, timeout_s: float | None) -> bool:
-        """Wait until every batch is done; False if some are left after `timeout_s`."""
+    def wait_empty(
+        self, timeout_s: float | None, unless: Callable[[], bool] = lambda: False
+    ) -> bool:
+        """Wait until every batch is done; False if some are left after `timeout_s`, or
+        as soon as `unless()` (checked when woken: `wake`) says none will be."""
         with self._changed:
-            return self._changed.wait_for(
-                lambda: not self._memory and not self._has_spooled(), timeout_s
+            self._changed.wait_for(
+                lambda: (not self._memory and not self._has_spooled()) or unless(), timeout_s
             )
+            return not self._memory and not self._has_spooled()
 
     def persist(self) -> Path | None:
         """Move what is left to the spool file and close it (the run is over).

@@ -231,11 +231,12 @@ class SqlSink(Sink):
     def flush(self, timeout_s: float | None = None) -> bool:
         """Hand over every buffered row and wait until all are written.
 
-        Returns False when rows are still waiting after `timeout_s` (database away).
+        Returns False when rows are still waiting after `timeout_s` (database away), or
+        at once when none will be written (the SQLite file deleted).
         """
         with self._handing:
             self._hand_off()
-        return self.outbox.wait_empty(timeout_s)
+        return self.outbox.wait_empty(timeout_s, unless=lambda: self._writer.file_gone)
 
     def close(self, status: RunOutcome | None = None) -> None:
         """Write everything, record the run's end and status, release the database.

@@ -7,8 +7,11 @@ and is tried again after growing pauses; inserts skip rows whose unique key is a
 there, so a batch retried after a commit whose answer was lost adds nothing twice. An
 outage and a full disk are each logged when they begin and when they end (an outage also
 every `OUTAGE_REMINDER_S`), and counted apart. A batch the database refuses for good is
-set aside (`rejected`) and reported (`error`). When the run ends, an outage is waited out
-for the sink's `close_timeout_s`, a full disk for at most `FULL_DISK_CLOSE_S`.
+set aside (`rejected`) and reported (`error`). A SQLite file deleted (or replaced) during
+the run is reported the same way, and nothing more is written: the batches stay in the
+outbox, within its memory bound and spool file, for the close to keep. When the run ends,
+an outage is waited out for the sink's `close_timeout_s`, a full disk for at most
+`FULL_DISK_CLOSE_S`.
 
 The thread also keeps the sink's flush interval: between batches it hands over the rows
 that have waited long enough (`hand_over_due`), so that rows a frame left waiting are
@@ -122,6 +125,8 @@ class RowWriter:
         """How long the close waited for the trouble that was left when it gave up."""
         self._file = _identity(db.sqlite_file)
         """The SQLite file the engine opened: rows go to it even once it is deleted."""
+        self.file_gone = False
+        """Whether that file was deleted or replaced: the writer then writes nothing more."""
         self._closing = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sql-writer", daemon=True)
@@ -207,7 +212,7 @@ class RowWriter:
     def _run(self) -> None:
         delay = self._retry_initial_s
         while True:
-            if self._closing.is_set() and self.outbox.is_empty():
+            if self._closing.is_set() and (self.outbox.is_empty() or self.file_gone):
                 return
             next_due = self._hand_over_due()
             batch = self.outbox.peek(
@@ -215,12 +220,20 @@ class RowWriter:
             )
             if batch is None:
                 continue
-            if self._file is not None and _identity(self._db.sqlite_file) != self._file:
-                self._reject(
-                    batch,
-                    f"its file {self._db.sqlite_file} was deleted or replaced while the run "
-                    f"wrote to it (with the rows written before)",
-                )
+            if self.file_gone or (
+                self._file is not None and _identity(self._db.sqlite_file) != self._file
+            ):
+                # For good: nothing more is written, and the batches stay in the outbox,
+                # its memory bound kept (the rest in the spool file), for close to keep.
+                if not self.file_gone:
+                    self.file_gone = True
+                    self.outbox.wake()  # a flush waiting for the outbox to empty
+                    self._fail(
+                        batch,
+                        f"its file {self._db.sqlite_file} was deleted or replaced while the "
+                        f"run wrote to it (with the rows written before)",
+                    )
+                self._closing.wait(_LOOK_AGAIN_S)
                 continue
             try:
                 self.write(batch)
@@ -299,6 +312,10 @@ class RowWriter:
         reported."""
         self.rejected.append(batch)
         self.outbox.done(batch)
+        self._fail(batch, why)
+
+    def _fail(self, batch: RowBatch, why: str) -> None:
+        """Report, once, that `batch` cannot be written (`why`): the sink fails."""
         if self.error is None:
             self.error = (
                 f"sql sink: cannot insert {len(batch.rows)} rows into table {batch.table} "

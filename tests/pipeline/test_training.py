@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from detector.architectures import ARCHITECTURES
 from detector.checkpoints import save_checkpoint
@@ -72,3 +73,35 @@ def test_a_last_checkpoint_with_a_damaged_training_state_is_refused_in_one_line(
     message = str(info.value)
     assert message.startswith(f"--resume: {out / LAST} holds a training state this version")
     assert said in message and "\n" not in message
+
+
+def test_resume_from_a_plain_state_dict_says_it_holds_no_training_state(
+    tmp_path: Path,
+) -> None:
+    shapes = make_shapes_dataset(tmp_path / "shapes", images=3, val=1, seed=0)
+    data = write_coco(shapes, tmp_path / "coco")
+    out = tmp_path / "run"
+    out.mkdir()
+    model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
+    torch.save(model.state_dict(), out / LAST)
+    with pytest.raises(TrainingSetupError) as info:
+        prepare(str(data), "person_ssdlite", out, resume=True, overrides={})
+    assert str(info.value) == (
+        f"--resume: {out / LAST} is not a checkpoint train saved (a plain state_dict?): it "
+        "holds no training state to resume; start without --resume, into another --out"
+    )  # not the advice to set a config's `detector.weights` to it
+
+
+def test_resume_from_a_folder_named_last_pt_says_it_is_a_folder_not_missing(
+    tmp_path: Path,
+) -> None:
+    shapes = make_shapes_dataset(tmp_path / "shapes", images=3, val=1, seed=0)
+    data = write_coco(shapes, tmp_path / "coco")
+    out = tmp_path / "run"
+    (out / LAST).mkdir(parents=True)
+    with pytest.raises(TrainingSetupError) as info:
+        prepare(str(data), "person_ssdlite", out, resume=True, overrides={})
+    assert str(info.value) == (
+        f"--resume: {out / LAST} is a folder, not the checkpoint train saves there; move it "
+        "away, or start without --resume into another --out"
+    )

@@ -29,6 +29,7 @@ from detector.training.formats.common import (
     polygon_box,
     polygon_problem,
     read_text,
+    repeated_images,
     resolved,
     shown,
 )
@@ -62,6 +63,7 @@ def read_coco(train_json: Path, val_json: Path | None = None) -> DetectionData:
     labels = {category: label for label, category in enumerate(sorted(categories), start=1)}
     train = _samples(train_doc, name, labels, root, problems)
     val = () if val_doc is None else _samples(val_doc, val_name, labels, root, problems)
+    problems += repeated_images(((s.image, s.origin) for s in train + val), root)
     if not train and not problems:
         problems.append(f"{name}: no images")
     if problems:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TypeGuard
 
@@ -56,6 +56,20 @@ def resolved(path: Path) -> Path:
         return path.resolve()
     except (OSError, RuntimeError, ValueError):  # RuntimeError: Python 3.11's symlink loop
         return Path(os.path.abspath(path))
+
+
+def repeated_images(listed: Iterable[tuple[Path, str]], root: Path) -> list[str]:
+    """A problem for each image file in `listed` ((resolved path, where it is listed)) that
+    was listed before, naming both places. One image twice in a dataset is a mistake: in
+    training and validation both, it flatters the validation score."""
+    first: dict[Path, str] = {}
+    problems = []
+    for path, where in listed:
+        if path in first:
+            problems.append(f"{where}: the same image file as {first[path]} ({shown(path, root)})")
+        else:
+            first[path] = where
+    return problems
 
 
 def read_bounded(path: Path, limit: int) -> bytes:

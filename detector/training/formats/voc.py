@@ -29,6 +29,7 @@ from detector.training.formats.common import (
     clip_box,
     read_bounded,
     read_text,
+    repeated_images,
     resolved,
 )
 from detector.training.samples import BACKGROUND, DatasetError, DetectionData, Sample
@@ -59,6 +60,7 @@ def read_voc(root: Path) -> DetectionData:
     train_ids, val_ids = _split(root, problems)
     train = [a for i in train_ids if (a := _annotation(root, i, problems))]
     val = [a for i in val_ids if (a := _annotation(root, i, problems))]
+    problems += repeated_images(((a.image, a.origin) for a in train + val), root)
     names = _class_names(root, train + val, problems)
     if not train_ids and not problems:
         problems.append("no training images (no Annotations/*.xml, or empty image sets)")
@@ -88,15 +90,19 @@ def _split(root: Path, problems: list[str]) -> tuple[list[str], list[str]]:
         except FileProblem as e:
             problems.append(e.at(f"{SETS}/{name}"))
             return []
-        ids = []
+        ids: dict[str, int] = {}  # id -> the line listing it
         for n, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 image_id = line.split()[0]
-                if (root / "Annotations" / f"{image_id}.xml").is_file():
-                    ids.append(image_id)
+                if image_id in ids:
+                    problems.append(
+                        f"{SETS}/{name}:{n}: {image_id} is listed on line {ids[image_id]} too"
+                    )
+                elif (root / "Annotations" / f"{image_id}.xml").is_file():
+                    ids[image_id] = n
                 else:
                     problems.append(f"{SETS}/{name}:{n}: no Annotations/{image_id}.xml")
-        return ids
+        return list(ids)
 
     val = listed("val.txt") or []
     train = listed("train.txt")

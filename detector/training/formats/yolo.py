@@ -34,6 +34,7 @@ from detector.training.formats.common import (
     polygon_box,
     polygon_problem,
     read_text,
+    repeated_images,
     resolved,
     shown,
 )
@@ -66,6 +67,7 @@ def read_yolo(data_yaml: Path) -> DetectionData:
         problems.append(f"{name}: train is missing (a folder of images or a list file)")
     train = _images(doc.get("train"), "train", name, base, root, problems)
     val = _images(doc.get("val"), "val", name, base, root, problems)
+    problems += repeated_images(train + val, root)
     if problems:
         raise DatasetError(problems, root)
 

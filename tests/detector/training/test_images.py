@@ -1,4 +1,5 @@
-"""Images are seen upright: a photo's EXIF orientation turns its size and pixels."""
+"""Images are seen upright: a photo's EXIF orientation turns its size and pixels; a JPEG
+cut short is found by reading its header and last bytes, without decoding it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.training.images import UnreadableImage, decode_rgb, image_size
+from detector.training.images import CUT_SHORT, UnreadableImage, decode_rgb, image_size
 from detector.training.loader import SampleDataset
 from detector.training.samples import read_dataset
 from detector.training.transforms import eval_transform
@@ -59,3 +60,36 @@ def test_a_turned_photo_in_a_dataset_trains_upright(tmp_path: Path) -> None:
     assert sample.boxes.tolist() == [[10, 15, 30, 45]]
     image, _, _ = SampleDataset([sample], eval_transform(32))[0]
     assert image.shape == (3, 32, 32)
+
+
+def with_thumbnail(path: Path) -> bytes:
+    """The bytes of a JPEG at `path` whose header holds a thumbnail, a JPEG of its own with
+    its own end marker (as cameras store one in EXIF); written to `path`."""
+    photo(path, None)
+    thumbnail = path.with_suffix(".thumb.jpg")
+    photo(thumbnail, None)
+    embedded = thumbnail.read_bytes()
+    segment = b"\xff\xe1" + (len(embedded) + 2).to_bytes(2, "big") + embedded
+    whole = path.read_bytes()
+    path.write_bytes(whole[:2] + segment + whole[2:])
+    return path.read_bytes()
+
+
+def test_a_jpeg_cut_short_is_unreadable_from_its_size_on_though_its_header_reads(
+    tmp_path: Path,
+) -> None:
+    whole = with_thumbnail(tmp_path / "a.jpg")
+    assert image_size(tmp_path / "a.jpg") == (60, 40)
+    (tmp_path / "a.jpg").write_bytes(whole[: len(whole) - 20])  # the thumbnail's end kept
+    with pytest.raises(UnreadableImage) as caught:
+        image_size(tmp_path / "a.jpg")
+    assert str(caught.value) == CUT_SHORT
+
+
+def test_a_jpeg_with_more_after_its_end_is_whole(tmp_path: Path) -> None:
+    whole = with_thumbnail(tmp_path / "a.jpg")
+    rng = np.random.default_rng(0)
+    after = rng.integers(0, 256, 100_000, dtype=np.uint8).tobytes() + b"\xff\xda\x00"
+    (tmp_path / "a.jpg").write_bytes(whole + after)  # a motion photo's video, say
+    assert image_size(tmp_path / "a.jpg") == (60, 40)
+    assert decode_rgb(tmp_path / "a.jpg").shape == (40, 60, 3)

@@ -5,6 +5,8 @@ codes, one-line errors, help, and a full disk."""
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,6 +168,26 @@ def test_ctrl_c_during_an_export_says_it_is_unfinished_and_how_to_finish_it(
         f"\ninterrupted: the export into {out} is not finished; run the same command again "
         "to write it whole\n"
     )
+
+
+def test_sigterm_during_an_export_keeps_the_images_written_and_says_how_to_finish(
+    here: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def terminated_midway(bar: object, camera: str, decoded: int, total: int) -> None:
+        if decoded == FRAMES // 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill` or a process manager does
+
+    monkeypatch.setattr("pipeline.cli.dataset._ProgressBar.update", terminated_midway)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "ds"
+    code, printed, err = export(capsys, "--run", "1", "--out", str(out))
+    assert (code, printed) == (143, "")
+    assert err == (
+        f"\ninterrupted: the export into {out} is not finished; run the same command again "
+        "to write it whole\n"
+    )
+    assert list((out / "images").iterdir()) and not (out / "annotations.json").exists()
+    assert signal.getsignal(signal.SIGTERM) is before  # put back as it was
 
 
 def test_log_level_works_after_dataset_export() -> None:

@@ -1,11 +1,14 @@
 """The command line as a whole: `--version`, global options anywhere, help for everything,
-Ctrl-C in a command that does not stop on its own."""
+Ctrl-C and SIGTERM in a command that does not stop on its own."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
 import logging
+import os
+import signal
+import time
 
 import pytest
 
@@ -72,3 +75,19 @@ def test_ctrl_c_in_a_command_is_one_line_and_exit_130(
     assert main(["evaluate", "--model", "person_ssdlite", "--data", "coco.json"]) == 130
     out, err = capsys.readouterr()
     assert (out, err) == ("", "\ninterrupted: evaluate stopped before it finished\n")
+
+
+def test_sigterm_in_a_command_is_the_same_line_as_ctrl_c_and_exit_143(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def terminated(data: object) -> object:
+        os.kill(os.getpid(), signal.SIGTERM)  # `kill` while `evaluate` reads its images
+        time.sleep(30)  # the handler's exception ends it at once
+        raise AssertionError("SIGTERM did not stop the command")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr("detector.training.samples.read_dataset", terminated)
+    assert main(["evaluate", "--model", "person_ssdlite", "--data", "coco.json"]) == 143
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", "\ninterrupted: evaluate stopped before it finished\n")
+    assert signal.getsignal(signal.SIGTERM) is before  # the test process's own, back

@@ -15,6 +15,7 @@ import pytest
 from detector.architectures import ARCHITECTURES
 from detector.checkpoints import save_checkpoint
 from detector.measured_int8 import MAX_MAP50_LOSS, Int8Measurement, measured_int8
+from detector.training.images import CUT_SHORT
 from pipeline.cli import main
 from pipeline.types import LabelMap
 from tests.conftest import write_video
@@ -141,21 +142,64 @@ def test_train_names_every_bad_annotation_and_trains_nothing(
     assert not (tmp_path / "out").exists()
 
 
-def test_a_jpeg_cut_short_that_only_decoding_finds_is_one_error_not_a_traceback(
+def cut_short(data: Path, count: int) -> list[Path]:
+    """The first `count` training images of the COCO folder `data`, cut short as a copy
+    that did not finish leaves them (their header, with the size, still reads)."""
+    images = json.loads((data / "train.json").read_text())["images"][:count]
+    paths = [data / image["file_name"] for image in images]
+    for path in paths:
+        path.write_bytes(path.read_bytes()[:3000])
+    return paths
+
+
+def test_every_jpeg_cut_short_is_named_before_training_starts(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
     data = write_coco(shapes, tmp_path / "coco")
-    image = data / json.loads((data / "train.json").read_text())["images"][0]["file_name"]
-    image.write_bytes(image.read_bytes()[:3000])  # its header (the size) still reads
+    first, second = cut_short(data, 2)
     out = tmp_path / "out"
     done = cli("train", "--data", str(data), "--out", str(out), "--epochs", "1", "--int8", "skip")
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    (error,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert error.startswith(
-        "error: dataset: train.json: image id 1: unreadable image (OSError: image file is truncated"
+    assert done.stderr == (
+        f"error: dataset {data.resolve()}: 2 problems\n"
+        f"  train.json: image id 1: {CUT_SHORT}: images/{first.name}\n"
+        f"  train.json: image id 2: {CUT_SHORT}: images/{second.name}\n"
     )
-    assert error.endswith(f": {image}")
-    assert not (out / "last.pt").exists()
+    assert not out.exists()
+
+
+@pytest.fixture
+def no_detector_prepared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Preparing a detector (an ONNX export, a quantization: half a minute) fails the test."""
+
+    def prepared(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the detector was prepared before the data was checked")
+
+    monkeypatch.setattr("detector.engine.Detector.__init__", prepared)
+
+
+@pytest.mark.usefixtures("no_detector_prepared")
+def test_evaluate_names_every_jpeg_cut_short_before_preparing_the_detector(
+    shapes: ShapesData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_coco(shapes, tmp_path / "coco")
+    first, second = cut_short(data, 2)
+    assert main(["evaluate", "--model", "person_ssdlite", "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert f"image id 1: {CUT_SHORT}: images/{first.name}\n" in err
+    assert f"image id 2: {CUT_SHORT}: images/{second.name}\n" in err
+
+
+@pytest.mark.usefixtures("no_detector_prepared")
+def test_evaluate_refuses_data_without_the_models_classes_before_preparing_the_detector(
+    shapes: ShapesData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_coco(shapes, tmp_path / "coco")  # discs, squares, triangles; no person
+    assert main(["evaluate", "--model", "person_ssdlite", "--data", str(data)]) == 2
+    assert capsys.readouterr().err == (
+        "error: dataset: none of its classes (disc, square, triangle) is one the model "
+        "detects (person); evaluate a model trained on them\n"
+    )
 
 
 def test_measure_int8_beside_a_checkpoint_on_a_read_only_disk_is_refused_before_measuring(

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import OperationalError
 
 from pipeline.types import (
     LineCrossing,
@@ -34,7 +35,10 @@ from sinks.sql.models import Detection, LineCrossingRow, Run, Track, ZoneVisit
 from sinks.sql.query import list_tracks, query_detections
 from sinks.sql.reading import DetectionQuery
 from sinks.sql.sink import SqlSink
+from sinks.sql.spool import RowBatch
+from sinks.sql.writer import RowWriter
 from tests.sinks.sql.builders import (
+    FAST_RETRY,
     LABELS,
     T0,
     Box,
@@ -314,6 +318,41 @@ def test_rows_after_the_sqlite_folder_vanishes_fail_the_sink_and_are_kept_in_the
         ("detections", [1]),
         ("run_end", [None]),
     ]
+
+
+def test_rows_waiting_when_the_sqlite_file_is_deleted_stay_within_the_memory_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "db" / "det.db"
+    sink = SqlSink(
+        f"sqlite:///{database}",
+        LABELS,
+        batch_size=1,
+        buffer_rows=4,
+        spool_dir=tmp_path / "spool",
+        **FAST_RETRY,
+    )
+    box = Box(0, 0, 1, 1, 0.5, 1, 3)
+    sink.write(frame_result("cam", 0, T0, [box]))
+    assert sink.flush(10)
+
+    def locked(self: RowWriter, batch: RowBatch) -> None:
+        raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+
+    with monkeypatch.context() as patch:  # a backlog: 4 rows in memory, the rest spooled
+        patch.setattr(RowWriter, "write", locked)
+        for index in range(1, 201):
+            sink.write(frame_result("cam", index, T0, [box]))
+        assert not sink.flush(0.0)
+        shutil.rmtree(database.parent)
+    assert not sink.flush(30)  # at once: the writer found the file gone, and keeps the rows
+    assert sink.outbox.memory_rows <= 4 and sink.outbox.pending_rows == 200
+    with pytest.raises(SinkError, match="was deleted or replaced while the run wrote"):
+        sink.close()
+    assert sink.kept_in is not None
+    kept = [json.loads(line) for line in sink.kept_in.read_text().splitlines()]
+    frames = [r["frame"] for b in kept if b["table"] == "detections" for r in b["rows"]]
+    assert sorted(frames) == list(range(1, 201))
 
 
 def test_sqlite_parent_directory_is_created_and_wal_is_enabled(tmp_path: Path) -> None:

@@ -58,6 +58,15 @@ class CocoEditor:
         self._edit(root, lambda d: d["annotations"][0].update(bbox="10 10 5 5"))
         return "train.json: annotation id 1"
 
+    def train_on_a_validation_image(self, root: Path) -> str:
+        """Lists the first validation image for training too; returns the problem."""
+        image = json.loads((root / "val.json").read_text())["images"][0]
+        self._edit(root, lambda d: d["images"].append({**image, "id": 99}))
+        return (
+            "val.json: image id 1: the same image file as train.json: image id 99 "
+            f"({image['file_name']})"
+        )
+
 
 class VocEditor:
     name = "voc"
@@ -99,6 +108,18 @@ class VocEditor:
     def break_type(self, root: Path) -> str:
         self._edit(root, "<xmin>[^<]*</xmin>", "<xmin>left</xmin>")
         return f"{self.xml}:{self._object_line(root)}"
+
+    def train_on_a_validation_image(self, root: Path) -> str:
+        """A training annotation of its own for the first validation image."""
+        first = (root / "ImageSets/Main/val.txt").read_text().split()[0]
+        xml = (root / f"Annotations/{first}.xml").read_text()
+        (root / "Annotations/extra.xml").write_text(xml)
+        with (root / "ImageSets/Main/train.txt").open("a") as listed:
+            listed.write("extra\n")
+        return (
+            f"Annotations/{first}.xml: the same image file as Annotations/extra.xml "
+            f"(JPEGImages/{first}.jpg)"
+        )
 
 
 class YoloEditor:
@@ -146,6 +167,14 @@ class YoloEditor:
     def break_type(self, root: Path) -> str:
         self._set_first_line(root, "0 0.5 half 0.1 0.1")
         return f"{self.labels}:1"
+
+    def train_on_a_validation_image(self, root: Path) -> str:
+        """Validation from a list that names a training image too."""
+        first = sorted(p.name for p in (root / "images/val").iterdir())[0]
+        (root / "val.txt").write_text(f"images/val/{first}\nimages/train/0000.jpg\n")
+        text = (root / "data.yaml").read_text().replace("val: images/val", "val: val.txt")
+        (root / "data.yaml").write_text(text)
+        return "val.txt:2: the same image file as data.yaml: train (images/train/0000.jpg)"
 
 
 EDITORS = (CocoEditor(), VocEditor(), YoloEditor())

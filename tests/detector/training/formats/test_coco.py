@@ -212,3 +212,15 @@ def test_a_folder_holding_annotations_json_is_read_as_the_coco_export_it_is(
     assert data.class_names == shapes.class_names and data.val == ()
     assert [s.image.name for s in data.train] == [s.image.name for s in shapes.train]
     assert data.train[0].origin == "annotations.json: image id 1"
+
+
+def test_one_image_file_under_two_coco_ids_is_refused_naming_both(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_coco(shapes, tmp_path / "coco")
+    edit(root / "train.json", lambda d: d["images"].append({**d["images"][0], "id": 99}))
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    assert caught.value.problems == (
+        "train.json: image id 99: the same image file as train.json: image id 1 (images/0000.jpg)",
+    )

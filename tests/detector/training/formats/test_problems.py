@@ -163,3 +163,13 @@ def test_a_folder_where_an_image_should_be_is_named_a_folder_not_missing(
     image.unlink()
     image.mkdir()
     assert the_problem(root).startswith(f"{place}: a folder, not an image")
+
+
+@every_format
+def test_an_image_in_both_training_and_validation_is_refused_naming_both_places(
+    editor, shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = editor.write(shapes, tmp_path / "data")
+    assert len(read_dataset(root).val) == len(shapes.val)  # apart, as written
+    problem = editor.train_on_a_validation_image(root)
+    assert the_problem(root) == problem

@@ -168,3 +168,17 @@ def test_an_xml_file_larger_than_the_bound_is_refused_unread(
         f.truncate(MAX_XML_BYTES + 1)
     with pytest.raises(DatasetError, match=re.escape("Annotations/0000.xml: file too large")):
         read_dataset(root)
+
+
+def test_a_voc_image_id_listed_twice_is_refused_naming_both_lines(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_voc(shapes, tmp_path / "voc")
+    with (root / "ImageSets/Main/train.txt").open("a") as listed:
+        listed.write("0000\n")
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    line = len(shapes.train) + 1
+    assert caught.value.problems == (
+        f"ImageSets/Main/train.txt:{line}: 0000 is listed on line 1 too",
+    )

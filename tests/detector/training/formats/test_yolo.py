@@ -122,7 +122,7 @@ def test_a_path_key_and_list_files_locate_the_images(shapes: ShapesData, tmp_pat
 
 def test_train_and_val_may_be_lists_of_folders(shapes: ShapesData, tmp_path: Path) -> None:
     root = write_yolo(shapes, tmp_path / "yolo")
-    edit_yaml(root, train=["images/train", "images/val"])
+    edit_yaml(root, train=["images/train", "images/val"], val=None)  # val's images trained on
     assert len(read_dataset(root).train) == len(shapes.samples)
 
 
@@ -254,3 +254,19 @@ def test_a_polygon_beyond_the_image_by_under_a_pixel_is_clipped_to_it(
     )
     first = read_dataset(root).train[0]
     np.testing.assert_allclose(first.boxes, box[None], atol=1e-3)
+
+
+def test_an_image_listed_twice_in_a_yolo_list_is_refused_naming_both_lines(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    (root / "train.txt").write_text(
+        "images/train/0001.jpg\nimages/train/0000.jpg\n./images/train/0001.jpg\n"
+    )
+    text = (root / "data.yaml").read_text().replace("train: images/train", "train: train.txt")
+    (root / "data.yaml").write_text(text)
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    assert caught.value.problems == (
+        "train.txt:3: the same image file as train.txt:1 (images/train/0001.jpg)",
+    )
