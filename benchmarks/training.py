@@ -58,14 +58,17 @@ def step_rate(arch: str, batch: int, device: torch.device, steps: int, warmup: i
     return steps * batch / (time.perf_counter() - began)
 
 
-def augmentation_rate(data: str, size: int, images: int) -> float:
-    """Images/s of reading and augmenting `images` training images of `data` on one core."""
+def augmentation_rate(data: str, arch: str, images: int) -> float:
+    """Images/s of reading and augmenting `images` training images of `data` for `arch`
+    (its input size and smallest default box) on one core."""
     from detector.training.loader import SampleDataset
     from detector.training.samples import read_dataset
-    from detector.training.transforms import train_transform
+    from detector.training.transforms import smallest_default_box, train_transform
 
+    size = DEFAULT_SIZE[arch]
+    smallest = smallest_default_box(ARCHITECTURES[arch](3, size).anchors)
     samples = read_dataset(data).train[:images]
-    dataset = SampleDataset(samples, train_transform(size))
+    dataset = SampleDataset(samples, train_transform(size, smallest))
     began = time.perf_counter()
     for i in range(len(dataset)):
         dataset[i]
@@ -115,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"| {arch} | {size} | {batch} | {rate:.1f} | {rate / first:.2f}x |", flush=True)
     if args.data:
         for arch in args.models:
-            rate = augmentation_rate(args.data, DEFAULT_SIZE[arch], 64)
+            rate = augmentation_rate(args.data, arch, 64)
             print(f"augmentation at {DEFAULT_SIZE[arch]}: {rate:.1f} images/s on one core")
 
 

@@ -14,7 +14,9 @@ from typing import Any
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """What one epoch did. Losses are means over its steps; mAP is on the validation images."""
+    """What one epoch did. Losses are means over its steps; mAP is on the validation images.
+    Epoch 0 is the starting weights, scored before any step: its rate is 0, and its losses
+    and speed are NaN (empty in the CSV, null in the JSON)."""
 
     epoch: int
     lr: float
@@ -29,7 +31,7 @@ class EpochRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EpochRecord:
         epoch, *measures = (data[name] for name in COLUMNS)
-        return cls(int(epoch), *(float(m) for m in measures))
+        return cls(int(epoch), *(math.nan if m in (None, "") else float(m) for m in measures))
 
 
 COLUMNS = tuple(f.name for f in fields(EpochRecord))
@@ -37,7 +39,8 @@ COLUMNS = tuple(f.name for f in fields(EpochRecord))
 
 def write_history(records: list[EpochRecord], folder: Path) -> None:
     """`history.csv` and `history.json` in `folder`, replaced whole (never half-written)."""
-    rows = [asdict(r) for r in records]
+    # NaN is not JSON; null (and an empty CSV cell) says "not measured" to any reader.
+    rows = [{k: _or_none(v) for k, v in asdict(r).items()} for r in records]
     _replace(folder / "history.json", json.dumps(rows, indent=1) + "\n")
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
@@ -80,6 +83,10 @@ def plot_history(records: list[EpochRecord], file: Path) -> None:
     fig.savefig(tmp, format="png")
     plt.close(fig)
     os.replace(tmp, file)
+
+
+def _or_none(value: float) -> float | None:
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _or_nan(value: float) -> float:

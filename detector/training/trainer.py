@@ -24,7 +24,7 @@ from detector.training.loader import SampleDataset, SampleLoader, TrainBatch
 from detector.training.loss import MultiBoxLoss
 from detector.training.samples import Sample
 from detector.training.settings import TrainSettings
-from detector.training.transforms import eval_transform, train_transform
+from detector.training.transforms import eval_transform, smallest_default_box, train_transform
 from detector.training.validation import predict
 from pipeline.types import LabelMap
 
@@ -72,7 +72,7 @@ class Progress:
     """Where a run stands: saved in `last.pt` and read back by `--resume`."""
 
     epoch: int = 1
-    """The epoch in progress (1-based)."""
+    """The epoch in progress (1-based; epoch 0 scores the starting weights)."""
     step: int = 0
     """Batches of that epoch already done."""
     best_map: float = -1.0
@@ -103,7 +103,14 @@ class TrainingResult:
     epochs_done: int
     best_map: float
     best_epoch: int
+    """0: no epoch beat the starting weights of a class head kept from the base, which
+    `best.pt` then holds."""
     out: Path
+
+    @property
+    def saved_best(self) -> bool:
+        """Whether `best.pt` was written (mAP is -1 where no validation box was scored)."""
+        return self.best_map >= 0
 
 
 class Trainer:
@@ -164,7 +171,10 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         on_gpu = device.type == "cuda"
         self.train_batches = SampleLoader(
-            SampleDataset(job.train, train_transform(job.size)),
+            SampleDataset(
+                job.train,
+                train_transform(job.size, smallest_default_box(self.model.anchors.cpu())),
+            ),
             self.batch_size,
             shuffle=True,
             seed=settings.seed,
@@ -188,6 +198,8 @@ class Trainer:
         self.job.out.mkdir(parents=True, exist_ok=True)
         epochs = self.job.settings.epochs
         patience = self.job.settings.patience
+        if state.epoch == 1 and state.step == 0 and not state.history:
+            self._score_start(state)
         while state.epoch <= epochs:
             started = time.perf_counter()
             means = self._train_epoch(state)
@@ -207,25 +219,54 @@ class Trainer:
                 seconds=seconds,
                 images_per_s=len(self.job.train) / seconds,
             )
-            state.history.append(record)
-            improved = metrics.map > state.best_map + MIN_GAIN
-            if improved:
-                state.best_map, state.best_epoch, state.stale_epochs = metrics.map, state.epoch, 0
-            else:
-                state.stale_epochs += 1
-            if self.on_epoch is not None:
-                self.on_epoch(record, improved)
             state.epoch, state.step = state.epoch + 1, 0
-            if improved:
-                self._save(BEST, state, metrics=asdict(metrics))
-            self._save(LAST, state)
-            write_history(state.history, self.job.out)
-            plot_history(state.history, self.job.out / "history.png")
+            self._keep(record, metrics, state)
             if patience and state.stale_epochs >= patience:
                 return self._result("plateau", state)
             if self.stop.is_set():
                 return self._result("interrupted", state)
         return self._result("finished", state)
+
+    def _score_start(self, state: Progress) -> None:
+        """Epoch 0: the starting weights' validation mAP, in the history and the plot, so
+        that the user sees where training started. With a class head kept from the base
+        (its own classes) it runs for `best.pt` too: a training that only loses what the
+        base knew leaves `best.pt` as good as the base. A head made anew scores noise
+        there; the trained weights are what a user of it wants, whatever their mAP."""
+        started = time.perf_counter()
+        metrics = self._validate()
+        nothing = math.nan  # no step taken: no training loss, rate or speed
+        record = EpochRecord(
+            epoch=0,
+            lr=0.0,
+            loss=nothing,
+            localisation=nothing,
+            confidence=nothing,
+            map=metrics.map,
+            map50=metrics.map50,
+            seconds=time.perf_counter() - started,
+            images_per_s=nothing,
+        )
+        self._keep(record, metrics, state)
+
+    def _keep(self, record: EpochRecord, metrics: Metrics, state: Progress) -> None:
+        """Record the epoch just done (`state.epoch` already the next one): its row in the
+        history and the plot, `best.pt` if it is the best so far, and `last.pt`."""
+        state.history.append(record)
+        trained = record.epoch > 0
+        runs = trained or not self.job.fresh_class_head
+        improved = runs and metrics.map > state.best_map + MIN_GAIN
+        if improved:
+            state.best_map, state.best_epoch, state.stale_epochs = metrics.map, record.epoch, 0
+        elif trained:
+            state.stale_epochs += 1
+        if self.on_epoch is not None:
+            self.on_epoch(record, improved)
+        if improved:
+            self._save(BEST, state, metrics=asdict(metrics))
+        self._save(LAST, state)
+        write_history(state.history, self.job.out)
+        plot_history(state.history, self.job.out / "history.png")
 
     def restore(self, state: Progress) -> None:
         """Take up the optimiser and loss scale a stopped run saved in `state`, and the

@@ -154,14 +154,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pipeline.cli.run import stop_on_signals
 
     def say_epoch(record: EpochRecord, best: bool) -> None:
-        print(
-            f"epoch {record.epoch}/{job.settings.epochs}: loss {record.loss:.4f} "
-            f"(localisation {record.localisation:.4f}, confidence {record.confidence:.4f}), "
-            f"val mAP {record.map:.3f}, mAP@.5 {record.map50:.3f}, "
-            f"{record.images_per_s:.1f} images/s{'  best so far' if best else ''}",
-            file=sys.stderr,
-            flush=True,
-        )
+        scores = f"val mAP {record.map:.3f}, mAP@.5 {record.map50:.3f}"
+        if record.epoch == 0:
+            line = f"epoch 0 (the starting weights, before any step): {scores}"
+        else:
+            line = (
+                f"epoch {record.epoch}/{job.settings.epochs}: loss {record.loss:.4f} "
+                f"(localisation {record.localisation:.4f}, confidence "
+                f"{record.confidence:.4f}), {scores}, {record.images_per_s:.1f} images/s"
+                f"{'  best so far' if best else ''}"
+            )
+        print(line, file=sys.stderr, flush=True)
 
     print(_start_line(job, device), file=sys.stderr, flush=True)
     received = stop_on_signals(stop, doing="saving where training stands")
@@ -174,13 +177,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     best = job.out / "best.pt"
-    if result.best_epoch:
+    if result.saved_best and result.best_epoch == 0:
+        print(
+            f"no epoch beat the starting weights (val mAP {result.best_map:.3f}): {best} holds "
+            f"them unchanged; a lower --lr or more images may help",
+            file=sys.stderr,
+        )
+    elif result.saved_best:
         print(
             f"best: val mAP {result.best_map:.3f} at epoch {result.best_epoch}, saved as {best}; "
             f"deploy it with `detector.model: {best}` in a config",
             file=sys.stderr,
         )
-    if result.stopped_by != "interrupted" and result.best_epoch:
+    if result.stopped_by != "interrupted" and result.saved_best:
         if args.int8 == "measure":
             _measure_int8(job, best)
         else:

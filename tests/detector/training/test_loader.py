@@ -17,6 +17,8 @@ from tests.detector.training.datasets import ShapesData
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SIZE = 64
+SMALLEST_BOX = 0.1
+"""The side of the smallest default box, as a fraction of the input's (the bundled model's)."""
 
 
 def copied(samples: tuple[Sample, ...], folder: Path) -> list[Sample]:
@@ -36,7 +38,7 @@ def test_an_item_is_the_resized_image_with_normalised_boxes(shapes: ShapesData) 
 
 
 def test_training_items_keep_boxes_within_the_unit_square(shapes: ShapesData) -> None:
-    dataset = SampleDataset(shapes.train, train_transform(SIZE))
+    dataset = SampleDataset(shapes.train, train_transform(SIZE, SMALLEST_BOX))
     torch.manual_seed(0)
     for i in range(len(dataset)):
         image, boxes, labels = dataset[i]
@@ -73,7 +75,7 @@ def test_collate_stacks_images_and_keeps_boxes_per_image(shapes: ShapesData) -> 
 
 
 def batches(seed: int, workers: int, shapes: ShapesData) -> list[TrainBatch]:
-    dataset = SampleDataset(shapes.train[:6], train_transform(SIZE))
+    dataset = SampleDataset(shapes.train[:6], train_transform(SIZE, SMALLEST_BOX))
     return list(SampleLoader(dataset, 4, shuffle=True, seed=seed, workers=workers))
 
 
@@ -96,7 +98,7 @@ def test_the_same_seed_gives_the_same_batches_whatever_the_workers(shapes: Shape
 
 
 def test_each_epoch_draws_new_augmentations(shapes: ShapesData) -> None:
-    dataset = SampleDataset(shapes.train[:4], train_transform(SIZE))
+    dataset = SampleDataset(shapes.train[:4], train_transform(SIZE, SMALLEST_BOX))
     loader = SampleLoader(dataset, 4, shuffle=False, seed=0)
     assert len(loader) == 1
     first, second = next(iter(loader)), next(iter(loader))

@@ -3,21 +3,25 @@ weights with what they need, logs every epoch, and resumes a stopped run exactly
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
+import detector.training.trainer as trainer_module
 from detector.architectures import SPECS, build
 from detector.checkpoints import load_checkpoint
 from detector.training.bases import trainable_model
 from detector.training.evaluation import coco_metrics
 from detector.training.history import read_history
 from detector.training.loader import SampleDataset, SampleLoader
+from detector.training.samples import Sample
 from detector.training.settings import TrainSettings, recipe_for
 from detector.training.trainer import (
     BEST,
@@ -29,7 +33,7 @@ from detector.training.trainer import (
     TrainingJob,
     WarmupCosine,
 )
-from detector.training.transforms import eval_transform
+from detector.training.transforms import eval_transform, train_transform
 from detector.training.validation import predict
 from tests.detector.training.datasets import ShapesData, make_shapes_dataset
 
@@ -102,10 +106,13 @@ def test_training_lowers_the_loss_and_reaches_a_map_the_untrained_head_does_not(
     result = Trainer(job, CPU, threading.Event(), on_epoch=lambda r, _: heard.append(r.epoch)).fit()
 
     assert result.stopped_by == "finished" and result.epochs_done == 4
-    assert heard == [1, 2, 3, 4]
+    assert heard == [0, 1, 2, 3, 4]  # epoch 0: the starting weights, scored first
     history = read_history(job.out)
-    assert [r.epoch for r in history] == [1, 2, 3, 4]
-    assert history[-1].loss < history[0].loss
+    assert [r.epoch for r in history] == [0, 1, 2, 3, 4]
+    assert history[0].map50 == pytest.approx(untrained.map50)
+    assert math.isnan(history[0].loss) and history[0].lr == 0  # no step taken
+    assert history[-1].loss < history[1].loss
+    assert result.best_epoch > 0  # a head made anew: its random start never is `best.pt`
     best_map50 = max(r.map50 for r in history)
     assert best_map50 >= LEARNED_MAP50 > untrained.map50
     best = load_checkpoint(job.out / BEST)
@@ -118,7 +125,8 @@ def test_training_lowers_the_loss_and_reaches_a_map_the_untrained_head_does_not(
         assert (job.out / name).stat().st_size > 0
     assert (job.out / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     header, *rows = (job.out / "history.csv").read_text().splitlines()
-    assert header.split(",")[:3] == ["epoch", "lr", "loss"] and len(rows) == 4
+    assert header.split(",")[:3] == ["epoch", "lr", "loss"] and len(rows) == 5
+    assert rows[0].startswith("0,0.0,,")  # epoch 0's losses: not measured, left empty
 
 
 def test_a_stopped_run_saves_the_batch_it_reached_and_resumes_there_with_its_optimiser(
@@ -154,7 +162,7 @@ def test_a_stopped_run_saves_the_batch_it_reached_and_resumes_there_with_its_opt
     assert second.scheduler.last_epoch == 1  # one step of the schedule was taken
     done = second.fit(progress)
     assert done.stopped_by == "finished" and done.epochs_done == 2
-    assert [r.epoch for r in read_history(out)] == [1, 2]
+    assert [r.epoch for r in read_history(out)] == [0, 1, 2]  # epoch 0 scored once
 
 
 def test_a_resumed_run_given_more_epochs_goes_on_to_them_on_the_longer_schedule(
@@ -181,8 +189,8 @@ def test_a_resumed_run_given_more_epochs_goes_on_to_them_on_the_longer_schedule(
     done = second.fit(progress)
     assert done.stopped_by == "finished" and done.epochs_done == 3
     history = read_history(out)
-    assert [r.epoch for r in history] == [1, 2, 3]
-    assert history[0].lr < history[1].lr  # the first run's rate had decayed to ~0
+    assert [r.epoch for r in history] == [0, 1, 2, 3]
+    assert history[1].lr < history[2].lr  # the first run's rate had decayed to ~0
 
 
 @pytest.mark.parametrize(
@@ -227,6 +235,55 @@ def test_a_head_made_anew_learns_faster_and_a_kept_head_at_the_recipes_kept_rate
         replace(job, settings=job.settings.model_copy(update={"lr": 0.003})), CPU, threading.Event()
     )
     assert given.scheduler.base_lrs == pytest.approx([0.003, 0.003 * factor])
+
+
+def test_a_kept_head_that_no_epoch_improves_leaves_the_starting_weights_as_best(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    """Fine-tuning a model for its own classes never leaves a `best.pt` that scores below
+    the model it started from: the starting weights are epoch 0's candidate."""
+    people = ("background", "person")
+    ready = trainable_model("person_ssdlite", people, None)
+    assert not ready.fresh_class_head
+    start = {k: v.clone() for k, v in ready.model.state_dict().items()}
+    job = replace(
+        job_for(shapes, tmp_path / "out", train=4, epochs=2, lr=1e-8, warmup_epochs=0),
+        model=ready.model,
+        class_names=people,
+        train=as_people(shapes.train[:4]),
+        val=as_people(shapes.val),
+        fresh_class_head=False,
+    )
+    # a rate of ~0: no epoch scores better than the start
+    result = Trainer(job, CPU, threading.Event()).fit()
+    assert result.stopped_by == "finished" and result.epochs_done == 2
+    assert result.best_epoch == 0 and result.saved_best
+    history = read_history(job.out)
+    assert [r.epoch for r in history] == [0, 1, 2]
+    best = load_checkpoint(job.out / BEST)
+    assert best.extra["epoch"] == 0
+    assert best.extra["metrics"]["map"] == pytest.approx(history[0].map)
+    saved = best.model.state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in start.items())
+
+
+def as_people(samples: tuple[Sample, ...]) -> tuple[Sample, ...]:
+    """`samples` with every box a person (class 1)."""
+    return tuple(replace(s, labels=np.ones_like(s.labels)) for s in samples)
+
+
+def test_the_training_images_are_zoomed_out_no_further_than_the_models_smallest_default_box(
+    shapes: ShapesData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[int, float]] = []
+
+    def spy(size: int, smallest_box: float) -> Any:
+        asked.append((size, smallest_box))
+        return train_transform(size, smallest_box)
+
+    monkeypatch.setattr(trainer_module, "train_transform", spy)
+    Trainer(job_for(shapes, tmp_path, train=4), CPU, threading.Event())
+    assert asked == [(300, pytest.approx(0.1))]  # the bundled model's 30 of 300 pixels
 
 
 def test_the_schedule_is_torchs_linear_warmup_then_cosine_step_for_step() -> None:

@@ -66,6 +66,7 @@ def trained(shapes: ShapesData, tmp_path_factory: pytest.TempPathFactory) -> Pat
     )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
+    assert "epoch 0 (the starting weights, before any step): val mAP" in done.stderr
     assert "epoch 1/1: loss" in done.stderr and "val mAP" in done.stderr
     assert f"detector.model: {out / 'best.pt'}" in done.stderr
     assert "int8: int8 mAP@.5 " in done.stderr and " on 4 validation images " in done.stderr
@@ -75,7 +76,8 @@ def trained(shapes: ShapesData, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def test_train_leaves_the_best_checkpoint_its_history_and_a_plot(trained: Path) -> None:
     for name in ("best.pt", "last.pt", "history.csv", "history.json", "history.png"):
         assert (trained / name).stat().st_size > 0, name
-    (record,) = json.loads((trained / "history.json").read_text())
+    start, record = json.loads((trained / "history.json").read_text())
+    assert start["epoch"] == 0 and start["loss"] is None and start["map"] >= 0
     assert record["epoch"] == 1 and record["loss"] > 0
 
 
@@ -120,8 +122,9 @@ def test_resume_with_more_epochs_trains_on_and_refuses_fewer_than_done(
     )
     assert more.returncode == 0, more.stderr
     assert "epoch 2/2: loss" in more.stderr and "epoch 1/" not in more.stderr
+    assert "epoch 0 (" not in more.stderr  # the start was scored once, by the first run
     assert "int8 not measured (--int8 skip)" in more.stderr and "int8: " not in more.stderr
-    assert [r["epoch"] for r in json.loads((out / "history.json").read_text())] == [1, 2]
+    assert [r["epoch"] for r in json.loads((out / "history.json").read_text())] == [0, 1, 2]
     fewer = cli("train", "--data", str(data), "--out", str(out), "--resume", "--epochs", "1")
     assert fewer.returncode == 2 and "Traceback" not in fewer.stderr
     assert "2 epoch(s) done; --epochs must be 2 or more" in fewer.stderr
