@@ -8,76 +8,17 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from pipeline import runner
 from pipeline.config import parse_config
-from pipeline.detection_loop import FrameDetector
 from pipeline.runner import Pipeline
-from pipeline.sources import OpenedSource, RawFrame, Source
 from pipeline.summary import RunSummary
-from pipeline.types import Detections, Frame, LabelMap
+from tests.pipeline.stalling import OneBox, Stalling
 
 FRAMES = 8
-LET_GO_S = 30.0
-"""A stalled source lets go by itself after this long, so that a failing test ends."""
-
-
-class Stalling(Source):
-    """A live camera: `FRAMES` frames, then nothing until `resume` is set, blocked in its
-    read or, its stream ended, in reopening (a reconnection under way)."""
-
-    live = True
-
-    def __init__(self, blocks: bool) -> None:
-        super().__init__("rtsp://camera.test/stream")
-        self.blocks = blocks
-        self.opened = 0
-        self.stalled = threading.Event()
-        self.resume = threading.Event()
-
-    def open(self) -> OpenedSource:
-        self.opened += 1
-        if self.opened > 1:
-            self.stalled.set()
-            self.resume.wait(LET_GO_S)
-        return OpenedSource(160, 120, Fraction(25))
-
-    def frames(self) -> Iterator[RawFrame]:
-        for index in range(FRAMES if self.opened == 1 else 0):
-            time.sleep(0.02)  # a live queue drops frames when behind
-            yield RawFrame(np.zeros((120, 160, 3), np.uint8), index / 25)
-        if self.blocks:
-            self.stalled.set()
-            self.resume.wait(LET_GO_S)
-
-    def close(self) -> None:
-        return None
-
-
-class OneBox(FrameDetector):
-    """One person on every frame; `seen`: the indices of the frames detected, in order."""
-
-    labels = LabelMap(("background", "person"))
-
-    def __init__(self) -> None:
-        self.seen: list[int] = []
-
-    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
-        self.seen += [f.index for f in frames]
-        return [
-            Detections(
-                xyxy=np.array([[10, 10, 40, 60]], np.float32),
-                score=np.full(1, 0.9, np.float32),
-                label=np.ones(1, np.int64),
-            )
-            for _ in frames
-        ]
 
 
 def _stored_frames(db: Path) -> list[int]:
@@ -93,7 +34,7 @@ def _stored_frames(db: Path) -> list[int]:
 def test_a_camera_whose_frames_stop_has_its_last_rows_stored_while_the_run_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pause: str
 ) -> None:
-    source = Stalling(blocks=pause == "source-blocks")
+    source = Stalling(blocks=pause == "source-blocks", frames=FRAMES)
     monkeypatch.setattr(runner, "make_source", lambda c: source)
     db = tmp_path / "rows.db"
     config = parse_config(

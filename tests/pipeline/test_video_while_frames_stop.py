@@ -7,89 +7,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 
 from pipeline import runner
 from pipeline.config import parse_config
-from pipeline.detection_loop import FrameDetector
 from pipeline.runner import Pipeline
-from pipeline.sources import OpenedSource, RawFrame, Source
 from pipeline.summary import RunSummary
-from pipeline.types import Detections, Frame, LabelMap
 from sinks.video.encoding import frames_in
+from tests.pipeline.stalling import OneBox, Stalling
 
 FRAMES = 30
 """Frames before the stall, and after it: more than one fragment (25 frames at 25 fps), so
 that a fragment is on disk and the next one is still being filled when the frames stop."""
-LET_GO_S = 30.0
-"""A stalled source lets go by itself after this long, so that a failing test ends."""
-
-
-class Stalling(Source):
-    """A live camera: `FRAMES` frames, then nothing until `resume` is set, blocked in its
-    read or, its stream ended, in reopening (a reconnection under way); then `FRAMES` more
-    frames, then none."""
-
-    live = True
-
-    def __init__(self, blocks: bool) -> None:
-        super().__init__("rtsp://camera.test/stream")
-        self.blocks = blocks
-        self.opened = 0
-        self.stalled = threading.Event()
-        self.resume = threading.Event()
-
-    def open(self) -> OpenedSource:
-        self.opened += 1
-        if self.opened == 2:
-            self.stalled.set()
-            self.resume.wait(LET_GO_S)
-        return OpenedSource(160, 120, Fraction(25))
-
-    def frames(self) -> Iterator[RawFrame]:
-        if self.opened == 1:
-            yield from self._frames(0)
-            if self.blocks:
-                self.stalled.set()
-                self.resume.wait(LET_GO_S)
-                yield from self._frames(FRAMES)
-        elif self.opened == 2:
-            yield from self._frames(FRAMES)
-
-    def _frames(self, first: int) -> Iterator[RawFrame]:
-        for index in range(first, first + FRAMES):
-            time.sleep(0.02)  # a live queue drops frames when behind
-            image = np.full((120, 160, 3), index * 4 % 256, np.uint8)
-            yield RawFrame(image, index / 25)
-
-    def close(self) -> None:
-        return None
-
-
-class OneBox(FrameDetector):
-    """One person on every frame; `seen`: how many frames were detected."""
-
-    labels = LabelMap(("background", "person"))
-
-    def __init__(self) -> None:
-        self.seen = 0
-
-    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
-        self.seen += len(frames)
-        return [
-            Detections(
-                xyxy=np.array([[10, 10, 40, 60]], np.float32),
-                score=np.full(1, 0.9, np.float32),
-                label=np.ones(1, np.int64),
-            )
-            for _ in frames
-        ]
 
 
 def _frames_on_disk(folder: Path) -> int:
@@ -106,7 +38,7 @@ def _timestamps(path: Path) -> list[float]:
 def test_a_camera_whose_frames_stop_has_its_video_to_the_last_frame_on_disk_while_the_run_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pause: str
 ) -> None:
-    source = Stalling(blocks=pause == "source-blocks")
+    source = Stalling(blocks=pause == "source-blocks", frames=FRAMES, again=FRAMES)
     monkeypatch.setattr(runner, "make_source", lambda c: source)
     folder = tmp_path / "video"
     config = parse_config(
@@ -124,14 +56,14 @@ def test_a_camera_whose_frames_stop_has_its_video_to_the_last_frame_on_disk_whil
         on_disk = 0
         for _ in range(200):  # 10 s at most
             on_disk = _frames_on_disk(folder)
-            if on_disk and on_disk == detector.seen:
+            if on_disk and on_disk == len(detector.seen):
                 break
             time.sleep(0.05)
         still_running = run.is_alive() and not source.resume.is_set()
-        before = detector.seen
+        before = len(detector.seen)
         source.resume.set()
         for _ in range(200):  # the frames after the stall, 10 s at most
-            if detector.seen >= before + FRAMES // 2:
+            if len(detector.seen) >= before + FRAMES // 2:
                 break
             time.sleep(0.05)
     finally:
@@ -143,7 +75,7 @@ def test_a_camera_whose_frames_stop_has_its_video_to_the_last_frame_on_disk_whil
     assert summaries and summaries[0].sink_errors == []
     files = sorted(folder.glob("*.mp4"))
     assert len(files) == 2  # the frames after the stall in a file of their own
-    assert _frames_on_disk(folder) == detector.seen
+    assert _frames_on_disk(folder) == len(detector.seen)
     for path in files:
         stamps = _timestamps(path)
         assert stamps == pytest.approx([i / 25 for i in range(len(stamps))])
