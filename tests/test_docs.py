@@ -1,0 +1,94 @@
+"""The user documentation against the code it describes: README's command lines name only
+options the commands take, and every relative link of README.md, docs/ and benchmarks/
+points to a file (and heading) that exists."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = sorted(
+    [ROOT / "README.md", ROOT / "benchmarks" / "README.md", *(ROOT / "docs").glob("*.md")]
+)
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
+
+
+def readme_command_lines() -> list[tuple[list[str], set[str]]]:
+    """(command words, options) of each command in README's "Commands" block; a line that
+    starts with spaces goes on the command above it."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Commands", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands: list[tuple[list[str], set[str]]] = []
+    for line in block.splitlines():
+        usage = line.split("#", 1)[0]
+        if usage.startswith("python -m pipeline"):
+            words = [w for w in usage.split()[3:] if re.fullmatch(r"[a-z]+", w)][:2]
+            commands.append((words, set()))
+        if commands:
+            commands[-1][1].update(re.findall(r"(--[a-z][a-z0-9-]*)", usage))
+    return commands
+
+
+def subcommand(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:
+    """The parser of `words` (`dataset export`), as deep as they name subcommands."""
+    for word in words:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or word not in subs[0].choices:
+            break
+        parser = subs[0].choices[word]
+    return parser
+
+
+def test_readme_command_lines_name_only_options_their_commands_take() -> None:
+    parser = build_parser()
+    commands = readme_command_lines()
+    assert len(commands) > 10
+    wrong = []
+    for words, options in commands:
+        command = subcommand(parser, words)
+        known = {flag for action in command._actions for flag in action.option_strings}
+        wrong += [f"{' '.join(words)} {option}" for option in sorted(options - known)]
+    assert wrong == []
+
+
+def test_readme_lists_every_command() -> None:
+    parser = build_parser()
+    listed = {words[0] for words, _ in readme_command_lines() if words}
+    commands = subcommand(parser, [])._actions
+    choices = next(a for a in commands if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(choices) - listed == set()
+
+
+def anchors(page: Path) -> set[str]:
+    """GitHub's anchors of the headings of `page`: lower case, punctuation dropped, spaces
+    made dashes, a repeated heading numbered."""
+    seen: dict[str, int] = {}
+    found = set()
+    for heading in re.findall(r"^#+ (.+)$", FENCE.sub("", page.read_text("utf-8")), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        found.add(slug if count == 0 else f"{slug}-{count}")
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_point_to_existing_files_and_headings(page: Path) -> None:
+    text = FENCE.sub("", page.read_text(encoding="utf-8"))
+    broken = []
+    for target in LINK.findall(text):
+        if re.match(r"[a-z]+:", target):  # https:, mailto:
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        missing = not linked.exists()
+        if missing or (anchor and linked.suffix == ".md" and anchor not in anchors(linked)):
+            broken.append(target)
+    assert broken == []
