@@ -1,6 +1,6 @@
 """The user documentation against the code it describes: README's command lines name only
-options the commands take, and every relative link of README.md, docs/ and benchmarks/
-points to a file (and heading) that exists."""
+options the commands take, every relative link of README.md, docs/ and benchmarks/ points
+to a file (and heading) that exists, and every config example in them is a valid config."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline.cli import build_parser
+from pipeline.config.loader import ConfigError, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted(
@@ -92,3 +94,41 @@ def test_relative_links_point_to_existing_files_and_headings(page: Path) -> None
         if missing or (anchor and linked.suffix == ".md" and anchor not in anchors(linked)):
             broken.append(target)
     assert broken == []
+
+
+SECTIONS = {"cameras", "detector", "tracker", "analytics", "sinks", "http", "cluster"}
+YAML_BLOCK = re.compile(r"^```ya?ml\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def config_examples() -> list[tuple[str, str]]:
+    """(page:line, text) of each YAML block of the docs made only of config sections; one
+    without `cameras:` gets a camera, so that its sections are checked."""
+    found = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for block in YAML_BLOCK.finditer(text):
+            data = yaml.safe_load(block.group(1))
+            if not isinstance(data, dict) or not set(data) <= SECTIONS:
+                continue
+            example = block.group(1)
+            if "cameras" not in data:
+                example = "cameras: [{id: cam, source: clip.mp4}]\n" + example
+            line = text[: block.start()].count("\n") + 1
+            found.append((f"{page.relative_to(ROOT)}:{line}", example))
+    return found
+
+
+EXAMPLES = config_examples()
+
+
+@pytest.mark.parametrize("example", [e for _, e in EXAMPLES], ids=[w for w, _ in EXAMPLES])
+def test_config_examples_in_the_docs_are_valid_configs(
+    example: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in re.findall(r"\$\{(\w+)", example):
+        monkeypatch.setenv(name, "x")
+    try:
+        parse_config(example, check_sources=False)
+    except ConfigError as exc:
+        # the files an example names (a checkpoint, a key) are the reader's own
+        assert [p for p in exc.problems if "not found" not in p] == []
