@@ -1,10 +1,12 @@
-"""The user documentation against the code it describes: README's command lines name only
-options the commands take, every relative link of README.md, docs/ and benchmarks/ points
-to a file (and heading) that exists, and every config example in them is a valid config."""
+"""The user documentation against the code it describes: the command lines of README.md,
+docs/ and benchmarks/README.md name only options the commands take, README lists every
+command, every relative link in them points to a file (and heading) that exists, and
+every config example in them is a valid config."""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 from pathlib import Path
 
@@ -20,6 +22,8 @@ PAGES = sorted(
 )
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
+PIPE = re.compile(r"\s\|\s+(?=[a-z])")
+"""A shell pipe (`| head`), not a choice (`pretty|json`, `[--limit N | --all]`)."""
 
 
 def readme_command_lines() -> list[tuple[list[str], set[str]]]:
@@ -31,11 +35,16 @@ def readme_command_lines() -> list[tuple[list[str], set[str]]]:
     for line in block.splitlines():
         usage = line.split("#", 1)[0]
         if usage.startswith("python -m pipeline"):
-            words = [w for w in usage.split()[3:] if re.fullmatch(r"[a-z]+", w)][:2]
+            words = command_words(usage)
             commands.append((words, set()))
         if commands:
             commands[-1][1].update(re.findall(r"(--[a-z][a-z0-9-]*)", usage))
     return commands
+
+
+def command_words(usage: str) -> list[str]:
+    """The command's words in `usage` (`dataset export`), before its first argument."""
+    return list(itertools.takewhile(lambda w: w.isalpha(), usage.split()[3:]))[:2]
 
 
 def subcommand(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:
@@ -48,15 +57,37 @@ def subcommand(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Ar
     return parser
 
 
-def test_readme_command_lines_name_only_options_their_commands_take() -> None:
+def documented_commands() -> list[tuple[str, str]]:
+    """(page:line, command line) of each `python -m pipeline ...` in the pages: in code
+    blocks, with its indented continuation lines, and inline; up to a pipe or comment."""
+    found = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for block in re.finditer(r"^```[a-z]*\n(.*?)^```", text, re.DOTALL | re.MULTILINE):
+            first = text[: block.start()].count("\n") + 2
+            for n, line in enumerate(block.group(1).splitlines()):
+                usage = PIPE.split(line.split(" #", 1)[0], 1)[0].strip()
+                if "python -m pipeline" in usage:
+                    usage = usage[usage.index("python -m pipeline") :]
+                    found.append((f"{page.relative_to(ROOT)}:{first + n}", usage))
+                elif found and line.startswith(" ") and usage.startswith(("[", "--")):
+                    found[-1] = (found[-1][0], f"{found[-1][1]} {usage}")
+        for span in re.finditer(r"`(python -m pipeline [^`]*)`", FENCE.sub("", text)):
+            found.append((str(page.relative_to(ROOT)), PIPE.split(span.group(1), 1)[0]))
+    return found
+
+
+def test_documented_command_lines_name_only_options_their_commands_take() -> None:
     parser = build_parser()
-    commands = readme_command_lines()
-    assert len(commands) > 10
+    commands = documented_commands()
+    assert len(commands) > 50
     wrong = []
-    for words, options in commands:
+    for where, usage in commands:
+        words = command_words(usage)
         command = subcommand(parser, words)
         known = {flag for action in command._actions for flag in action.option_strings}
-        wrong += [f"{' '.join(words)} {option}" for option in sorted(options - known)]
+        options = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", usage))
+        wrong += [f"{where}: {' '.join(words)} {option}" for option in sorted(options - known)]
     assert wrong == []
 
 
