@@ -268,6 +268,7 @@ class CameraReader(threading.Thread):
             height=opened.height,
             frame_rate=opened.frame_rate,
             source=self.source.name,
+            live=self.source.live,
         )
 
     def _set_state(

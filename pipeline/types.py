@@ -395,7 +395,9 @@ class StreamInfo:
     """A camera's stream as opened by its reader; sent to sinks before its first frame.
 
     `scene`: the camera's zones and lines in pixels of `width` x `height`, for sinks that
-    draw them (None: not known, nothing is drawn beyond boxes).
+    draw them (None: not known, nothing is drawn beyond boxes). `live`: a stream or a device,
+    whose frames may stop while the run goes on (reconnecting); a file's frames stop only
+    at its end.
     """
 
     camera_id: str
@@ -404,6 +406,7 @@ class StreamInfo:
     frame_rate: Fraction
     source: str
     scene: SceneLayout | None = None
+    live: bool = False
 
 
 @dataclass(frozen=True)

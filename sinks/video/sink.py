@@ -166,6 +166,8 @@ class VideoSink(Sink):
 
     def start(self, info: StreamInfo) -> None:
         camera = info.camera_id
+        if info.live:
+            self._stalls.watch(camera)
         if camera in self._open:  # a live camera that reconnected: a new file
             log.info("video sink: camera %r started again; starting a new file", camera)
             self._finish(camera)

@@ -4,12 +4,15 @@ camera's file, so that its last frames are on disk rather than waiting in memory
 frame that may not come.
 
 A camera's frames have stopped once none has come for `STALL_S` and for `GAPS` times the
-gap before its last frame, `MAX_WAIT_S` at most: frames that come seldom (`max_fps` without
-`full_rate_video`, a frame every few seconds) keep one file.
+largest gap between its last `RECENT` frames, `MAX_WAIT_S` at most: frames that come seldom
+(`max_fps` without `full_rate_video`, a frame every few seconds) or in batches far apart (a
+slow detector) keep one file. Only live cameras are watched (`watch`): a file's frames stop
+only at its end, which finishes its file anyway.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 
 STALL_S = 2.0
@@ -17,7 +20,11 @@ STALL_S = 2.0
 fragments' length, so that a live stream's hiccup, or the frame a second that motion gating
 detects in a still scene (its default `max_skip_s`), does not split a file."""
 GAPS = 3
-"""A camera's frames have stopped once none has come for this many times the last gap."""
+"""A camera's frames have stopped once none has come for this many times its largest recent
+gap."""
+RECENT = 64
+"""Frames whose gaps count: a detector's batches (8 frames at once, then none for as long as
+the next batch takes) span several of them."""
 MAX_WAIT_S = 30.0
 """The longest wait for a camera's next frame, however far apart its frames came."""
 
@@ -27,14 +34,24 @@ class StallWatch:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
+        self._watched: set[str] = set()
         self._last: dict[str, float] = {}
+        self._gaps: dict[str, deque[float]] = {}
         self._wait: dict[str, float] = {}
+
+    def watch(self, camera: str) -> None:
+        """`camera`'s frames may stop while the run goes on (a live camera)."""
+        self._watched.add(camera)
 
     def frame(self, camera: str) -> None:
         """A frame of `camera` came now."""
+        if camera not in self._watched:
+            return
         now = self._clock()
-        gap = now - self._last.get(camera, now)
-        self._wait[camera] = min(MAX_WAIT_S, max(STALL_S, GAPS * gap))
+        gaps = self._gaps.setdefault(camera, deque(maxlen=RECENT))
+        if camera in self._last:
+            gaps.append(now - self._last[camera])
+        self._wait[camera] = min(MAX_WAIT_S, max(STALL_S, GAPS * max(gaps, default=0.0)))
         self._last[camera] = now
 
     def stalled(self, cameras: Iterable[str]) -> list[str]:

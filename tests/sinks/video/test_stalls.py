@@ -33,7 +33,7 @@ def test_a_camera_whose_frames_stop_has_its_file_finished_with_every_frame_and_g
     clock = Clock()
     # veryfast holds frames back in the encoder (B-frames, look-ahead): those are written too
     sink = VideoSink(tmp_path, LABELS, preset="veryfast", clock=clock)
-    sink.start(StreamInfo("gate", 96, 64, Fraction(25), source="synthetic"))
+    sink.start(StreamInfo("gate", 96, 64, Fraction(25), source="synthetic", live=True))
     for i in range(30):
         clock.now = i * 0.04
         _write(sink, "gate", i)
@@ -60,7 +60,7 @@ def test_a_camera_whose_frames_stop_has_its_file_finished_with_every_frame_and_g
 def test_frames_that_come_seldom_stay_in_one_file(tmp_path: Path) -> None:
     clock = Clock()
     sink = VideoSink(tmp_path, LABELS, clock=clock)
-    sink.start(StreamInfo("lapse", 96, 64, Fraction(25), source="synthetic"))
+    sink.start(StreamInfo("lapse", 96, 64, Fraction(25), source="synthetic", live=True))
     for i in range(6):  # one frame every 2.5 s (max_fps 0.4), ticks between
         for tick in range(10):
             clock.now = 2.5 * i + tick * 0.25
@@ -78,7 +78,7 @@ def test_a_stalled_camera_is_finished_while_another_camera_goes_on_in_its_file(
     clock = Clock()
     sink = VideoSink(tmp_path, LABELS, clock=clock)
     for camera in ("stalls", "goes_on"):
-        sink.start(StreamInfo(camera, 96, 64, Fraction(25), source="synthetic"))
+        sink.start(StreamInfo(camera, 96, 64, Fraction(25), source="synthetic", live=True))
     for i in range(100):
         clock.now = i * 0.04
         _write(sink, "goes_on", i)
@@ -90,3 +90,42 @@ def test_a_stalled_camera_is_finished_while_another_camera_goes_on_in_its_file(
     sink.close()
     assert [f.frames for f in sink.records["goes_on"]] == [100]
     assert [f.frames for f in sink.records["stalls"]] == [10]
+
+
+def test_a_live_camera_whose_frames_come_in_batches_far_apart_keeps_one_file(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    sink = VideoSink(tmp_path, LABELS, clock=clock)
+    sink.start(StreamInfo("slow", 96, 64, Fraction(25), source="synthetic", live=True))
+    index = 0
+    for batch in range(6):  # a slow detector: 8 frames at once every 2.5 s, ticks between
+        for tick in range(10):
+            clock.now = 2.5 * batch + tick * 0.25
+            if tick == 0:
+                for _ in range(8):
+                    _write(sink, "slow", index)
+                    index += 1
+            sink.tick()
+    sink.close()
+    # the first batch's frames came with no gap: its wait is STALL_S, so one split at most
+    assert sum(f.frames for f in sink.records["slow"]) == 48
+    assert len(sink.records["slow"]) <= 2
+    assert sink.records["slow"][-1].frames >= 40
+
+
+def test_a_file_cameras_frames_that_stop_keep_its_file_open_until_its_end(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    sink = VideoSink(tmp_path, LABELS, clock=clock)
+    sink.start(StreamInfo("clip", 96, 64, Fraction(25), source="synthetic"))
+    for i in range(10):
+        clock.now = i * 0.04
+        _write(sink, "clip", i)
+    clock.now = 10 * STALL_S  # the detector slow, or the run paused
+    sink.tick()
+    assert "clip" not in sink.records  # still open
+    _write(sink, "clip", 10)
+    sink.close()
+    assert [f.frames for f in sink.records["clip"]] == [11]
