@@ -253,6 +253,8 @@ class RowWriter:
                 self._wake.clear()
                 delay = min(delay * 2, self._retry_max_s)
                 continue
+            if self._file is not None and _identity(self._db.sqlite_file) != self._file:
+                continue  # committed into a file deleted meanwhile: kept like the rest
             self.outbox.done(batch)
             self._report_recovery()
             delay = self._retry_initial_s

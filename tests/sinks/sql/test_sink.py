@@ -430,3 +430,32 @@ def test_an_ended_track_row_holds_its_snapshot_paths(tmp_path: Path) -> None:
     assert rows[2].snapshot_path is None and rows[2].snapshot_frame_path is None
     listed = {t.track_id: t.snapshot_path for t in list_tracks(url, DetectionQuery()).rows}
     assert listed == {1: f"out/snaps/{name}", 2: None}
+
+
+def test_a_batch_committed_while_its_sqlite_file_is_deleted_is_kept_not_counted_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "db" / "det.db"
+    sink = SqlSink(
+        f"sqlite:///{database}", LABELS, batch_size=1, spool_dir=tmp_path / "spool", **FAST_RETRY
+    )
+    box = Box(0, 0, 1, 1, 0.5, 1, 3)
+    sink.write(frame_result("cam", 0, T0, [box]))
+    assert sink.flush(10)
+    real_write = RowWriter.write
+
+    def deleted_during(self: RowWriter, batch: RowBatch) -> None:
+        if database.parent.exists():  # gone between the writer's look and its commit
+            shutil.rmtree(database.parent)
+        real_write(self, batch)
+
+    monkeypatch.setattr(RowWriter, "write", deleted_during)
+    for index in range(1, 4):
+        sink.write(frame_result("cam", index, T0, [box]))
+    assert not sink.flush(30)
+    with pytest.raises(SinkError, match="was deleted or replaced while the run wrote"):
+        sink.close()
+    assert sink.kept_in is not None
+    kept = [json.loads(line) for line in sink.kept_in.read_text().splitlines()]
+    frames = [r["frame"] for b in kept if b["table"] == "detections" for r in b["rows"]]
+    assert sorted(frames) == [1, 2, 3]
