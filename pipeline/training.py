@@ -96,6 +96,10 @@ def _resumed(
     if not isinstance(extra.get("progress"), dict) or not isinstance(extra.get("settings"), dict):
         raise TrainingSetupError(f"--resume: {last} holds no training state to resume")
     saved_settings = dict(extra["settings"])
+    if "warmup_epochs" in saved_settings:
+        raise TrainingSetupError(
+            _damaged(last, "its warm-up was counted in epochs; it is now counted in steps")
+        )
     changed = sorted(
         k for k, v in overrides.items() if k not in RESUMABLE and saved_settings.get(k) != v
     )

@@ -123,7 +123,7 @@ def _job(arch: str, samples: tuple[Sample, ...], out: Path) -> TrainingJob:
     else:
         model, fresh = ARCHITECTURES[arch](len(CLASS_NAMES), size), True
     settings = TrainSettings.model_validate(
-        {"batch_size": len(samples), "workers": 0, "warmup_epochs": 0,
+        {"batch_size": len(samples), "workers": 0, "warmup_steps": 0,
          "epochs": LONG_SCHEDULE_EPOCHS}
     )  # fmt: skip
     return TrainingJob(

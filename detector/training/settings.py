@@ -13,6 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detector.training.evaluation import SCORE_FLOOR
 
+WARMUP_SHARE = 0.1
+"""The largest part of a run the warm-up takes. Counted in steps, not epochs, as detection
+recipes count it (mmdetection's SSD: 500 iterations from a thousandth of the rate;
+torchvision's references: up to 1000): an epoch is one step on 25 images in batches of 16,
+where the whole warm-up was one step at a thousandth of the rate, and thousands of steps on
+a large dataset, a long stretch at a low rate. The cap keeps a short fine-tuning mostly at
+its rate."""
+
 
 @dataclass(frozen=True)
 class BaseRecipe:
@@ -101,8 +109,12 @@ class TrainSettings(BaseModel):
     weight_decay: float | None = Field(
         None, ge=0, le=1, description="L2 weight decay (default: the recipe's)"
     )
-    warmup_epochs: float = Field(
-        1.0, ge=0, le=100, description="epochs over which the rate rises linearly to `lr`"
+    warmup_steps: int = Field(
+        500,
+        ge=0,
+        le=100_000,
+        description="optimiser steps over which the rate rises linearly from a thousandth "
+        "to `lr`, at most a tenth of the run's steps",
     )
     patience: int = Field(
         10,
@@ -142,6 +154,11 @@ class TrainSettings(BaseModel):
         if self.head_lr_factor is not None:
             return self.head_lr_factor
         return recipe_for(arch).head_lr_factor if fresh_head else 1.0
+
+    def warmup_for(self, total_steps: int) -> int:
+        """The warm-up's steps in a run of `total_steps`: `warmup_steps`, at most
+        `WARMUP_SHARE` of the run."""
+        return min(self.warmup_steps, round(total_steps * WARMUP_SHARE))
 
     def weight_decay_for(self, arch: str) -> float:
         return self.weight_decay if self.weight_decay is not None else recipe_for(arch).weight_decay

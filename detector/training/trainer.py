@@ -162,10 +162,8 @@ class Trainer:
             weight_decay=settings.weight_decay_for(job.arch),
         )
         self.steps_per_epoch = len(job.train) // self.batch_size
-        self.schedule = WarmupCosine(
-            warmup=round(settings.warmup_epochs * self.steps_per_epoch),
-            total=settings.epochs * self.steps_per_epoch,
-        )
+        total = settings.epochs * self.steps_per_epoch
+        self.schedule = WarmupCosine(warmup=settings.warmup_for(total), total=total)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
         self.amp = device.type == "cuda" if amp is None else amp
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)

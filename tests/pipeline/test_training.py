@@ -49,8 +49,13 @@ def test_a_resumed_run_keeps_whether_its_class_head_started_anew(
         ({"lr": "fast"}, Progress(epoch=2).to_dict(), "(lr: Input should be a valid number"),
         ({}, {**Progress(epoch=2).to_dict(), "epoch": "two"}, "(epoch: Input should be a valid"),
         ({"epoch": "one"}, Progress(epoch=2).to_dict(), "(epoch: str, not an integer)"),
+        (
+            {"warmup_epochs": 1.0},
+            Progress(epoch=2).to_dict(),
+            "(its warm-up was counted in epochs; it is now counted in steps)",
+        ),
     ],
-    ids=["settings", "progress", "epochs done"],
+    ids=["settings", "progress", "epochs done", "warm-up counted in epochs"],
 )
 def test_a_last_checkpoint_with_a_damaged_training_state_is_refused_in_one_line(
     settings: dict[str, object], progress: dict[str, object], said: str, tmp_path: Path

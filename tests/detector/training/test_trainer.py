@@ -87,7 +87,7 @@ def test_training_lowers_the_loss_and_reaches_a_map_the_untrained_head_does_not(
     tmp_path: Path,
 ) -> None:
     shapes = make_shapes_dataset(tmp_path / "shapes", images=32, val=8, seed=0)
-    job = job_for(shapes, tmp_path / "out", train=24, epochs=4, batch_size=4, warmup_epochs=0.5)
+    job = job_for(shapes, tmp_path / "out", train=24, epochs=4, batch_size=4, warmup_steps=2)
     val = SampleLoader(
         SampleDataset(shapes.val, eval_transform(job.size)), 4, shuffle=False, seed=0
     )
@@ -135,7 +135,7 @@ def test_a_stopped_run_saves_the_batch_it_reached_and_resumes_there_with_its_opt
     out = tmp_path / "out"
     stop = threading.Event()
     first = Trainer(
-        job_for(shapes, out, train=4, epochs=2, warmup_epochs=0, batch_size=2),
+        job_for(shapes, out, train=4, epochs=2, warmup_steps=0, batch_size=2),
         CPU,
         stop,
         progress_bar=lambda items, **_: StopAfter(items, stop, batches=1),
@@ -151,7 +151,7 @@ def test_a_stopped_run_saves_the_batch_it_reached_and_resumes_there_with_its_opt
     assert momentum  # SGD's momentum buffers exist after a step
 
     again = replace(
-        job_for(shapes, out, train=4, epochs=2, warmup_epochs=0, batch_size=2), model=saved.model
+        job_for(shapes, out, train=4, epochs=2, warmup_steps=0, batch_size=2), model=saved.model
     )
     second = Trainer(again, CPU, threading.Event())
     second.restore(progress)
@@ -170,7 +170,7 @@ def test_a_resumed_run_given_more_epochs_goes_on_to_them_on_the_longer_schedule(
 ) -> None:
     out = tmp_path / "out"
     first = Trainer(
-        job_for(shapes, out, train=4, epochs=1, warmup_epochs=0, batch_size=2),
+        job_for(shapes, out, train=4, epochs=1, warmup_steps=0, batch_size=2),
         CPU,
         threading.Event(),
     )
@@ -179,7 +179,7 @@ def test_a_resumed_run_given_more_epochs_goes_on_to_them_on_the_longer_schedule(
     progress = Progress.from_dict(saved.extra["progress"])
 
     longer = replace(
-        job_for(shapes, out, train=4, epochs=3, warmup_epochs=0, batch_size=2), model=saved.model
+        job_for(shapes, out, train=4, epochs=3, warmup_steps=0, batch_size=2), model=saved.model
     )
     second = Trainer(longer, CPU, threading.Event())
     second.restore(progress)
@@ -247,7 +247,7 @@ def test_a_kept_head_that_no_epoch_improves_leaves_the_starting_weights_as_best(
     assert not ready.fresh_class_head
     start = {k: v.clone() for k, v in ready.model.state_dict().items()}
     job = replace(
-        job_for(shapes, tmp_path / "out", train=4, epochs=2, lr=1e-8, warmup_epochs=0),
+        job_for(shapes, tmp_path / "out", train=4, epochs=2, lr=1e-8, warmup_steps=0),
         model=ready.model,
         class_names=people,
         train=as_people(shapes.train[:4]),
@@ -286,6 +286,73 @@ def test_the_training_images_are_zoomed_out_no_further_than_the_models_smallest_
     assert asked == [(300, pytest.approx(0.1))]  # the bundled model's 30 of 300 pixels
 
 
+def rates(trainer: Trainer) -> list[float]:
+    """The learning rate of each parameter group now."""
+    return [group["lr"] for group in trainer.optimizer.param_groups]
+
+
+@pytest.mark.parametrize("images", [4, 8], ids=["2 steps an epoch", "4 steps an epoch"])
+def test_the_warmup_ramps_the_rate_over_its_steps_whatever_the_epoch_size(
+    images: int, shapes: ShapesData, tmp_path: Path
+) -> None:
+    job = job_for(shapes, tmp_path / "out", train=images, batch_size=2, warmup_steps=3, epochs=20)
+    trainer = Trainer(job, CPU, threading.Event())
+    peak = list(trainer.scheduler.base_lrs)  # the rates after the warm-up
+    batch = next(iter(trainer.train_batches.epoch(1)))
+    seen = []
+    for _ in range(4):
+        seen.append(rates(trainer))
+        trainer.step(batch, Progress())
+    for step, factor in enumerate(
+        [WARMUP_START, *(WARMUP_START + (1 - WARMUP_START) * k / 3 for k in (1, 2)), 1.0]
+    ):
+        assert seen[step] == pytest.approx([p * factor for p in peak]), step
+
+
+def test_a_short_run_warms_up_over_a_tenth_of_its_steps_at_most(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    # 80 steps in all (4 an epoch): the default warm-up of hundreds of steps would leave
+    # the whole run below its rate; a tenth of it is 8 steps, two epochs
+    job = job_for(shapes, tmp_path / "out", train=8, batch_size=2, epochs=20)
+    trainer = Trainer(job, CPU, threading.Event())
+    peak = list(trainer.scheduler.base_lrs)
+    trainer.restore(Progress(epoch=2))
+    half = WARMUP_START + (1 - WARMUP_START) * 4 / 8
+    assert rates(trainer) == pytest.approx([p * half for p in peak])
+    trainer.restore(Progress(epoch=3))
+    assert rates(trainer) == pytest.approx(peak)
+
+
+def test_a_run_stopped_in_its_warmup_resumes_on_the_same_rate_for_its_next_steps(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    settings: dict[str, Any] = {"train": 8, "batch_size": 2, "warmup_steps": 4, "epochs": 10}
+    stop = threading.Event()
+    first = Trainer(
+        job_for(shapes, out, **settings),
+        CPU,
+        stop,
+        progress_bar=lambda items, **_: StopAfter(items, stop, batches=3),
+    )
+    peak = list(first.scheduler.base_lrs)
+    assert first.fit().stopped_by == "interrupted"
+    saved = load_checkpoint(out / LAST)
+    progress = Progress.from_dict(saved.extra["progress"])
+    assert (progress.epoch, progress.step) == (1, 3)
+
+    second = Trainer(
+        replace(job_for(shapes, out, **settings), model=saved.model), CPU, threading.Event()
+    )
+    second.restore(progress)
+    factor = WARMUP_START + (1 - WARMUP_START) * 3 / 4
+    assert rates(second) == pytest.approx([p * factor for p in peak])
+    batch = next(iter(second.train_batches.epoch(1)))
+    second.step(batch, progress)
+    assert rates(second) == pytest.approx(peak)  # the warm-up's 4 steps done: the full rate
+
+
 def test_the_schedule_is_torchs_linear_warmup_then_cosine_step_for_step() -> None:
     warmup, total = 5, 20
     param = torch.nn.Parameter(torch.zeros(1))
@@ -311,7 +378,7 @@ def test_training_stops_when_map_has_not_improved_for_patience_epochs(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
     # a rate of ~0 leaves the weights, hence the mAP, where they are: no epoch improves
-    job = job_for(shapes, tmp_path / "out", train=4, epochs=5, patience=1, lr=1e-8, warmup_epochs=0)
+    job = job_for(shapes, tmp_path / "out", train=4, epochs=5, patience=1, lr=1e-8, warmup_steps=0)
     result = Trainer(job, CPU, threading.Event()).fit()
     assert result.stopped_by == "plateau"
     assert result.epochs_done == 2 and result.best_epoch == 1
@@ -324,7 +391,7 @@ def test_a_model_with_batch_norms_trains_on_a_set_that_leaves_one_image_over(
     # (one value per channel on the 1x1 feature map): whole batches only
     arch = "ssdlite320_mobilenet_v3_large"
     job = replace(
-        job_for(shapes, tmp_path / "out", train=5, epochs=1, warmup_epochs=0),
+        job_for(shapes, tmp_path / "out", train=5, epochs=1, warmup_steps=0),
         model=build(arch, len(shapes.class_names), 320),
         arch=arch,
         size=320,
@@ -348,7 +415,7 @@ def test_mixed_precision_is_off_on_the_cpu_and_refused_there_when_asked(
 def test_a_step_on_a_batch_lowers_its_loss_and_advances_the_schedule_by_one(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
-    job = job_for(shapes, tmp_path / "out", train=2, batch_size=2, warmup_epochs=0, epochs=50)
+    job = job_for(shapes, tmp_path / "out", train=2, batch_size=2, warmup_steps=0, epochs=50)
     trainer = Trainer(job, CPU, threading.Event())
     batch = next(iter(trainer.train_batches.epoch(1)))
     state = Progress()
