@@ -10,7 +10,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,7 +21,6 @@ from pipeline import runner
 from pipeline.config import parse_config
 from pipeline.detection_loop import FrameDetector
 from pipeline.runner import Pipeline
-from pipeline.sources import OpenedSource, RawFrame, Source
 from pipeline.summary import RunSummary
 from pipeline.types import (
     Detections,
@@ -35,6 +33,7 @@ from pipeline.types import (
 )
 from sinks.base import Sink
 from tests.conftest import VideoFactory
+from tests.pipeline.stalling import Stalling
 from tests.sinks.snapshots.hanging import LET_GO_S
 
 FRAMES = 60
@@ -229,38 +228,6 @@ def test_a_stop_while_snapshots_are_written_keeps_what_was_written_and_waits_for
     assert {s.path for s in written} == {str(p) for p in (tmp_path / "snaps").rglob("*.jpg")}
 
 
-class Pausing(Source):
-    """A live camera: `frames` frames, then nothing until `resume` is set, blocked in its
-    read (`blocks`) or, its stream ended, in reopening (a reconnection under way)."""
-
-    live = True
-
-    def __init__(self, frames: int, blocks: bool) -> None:
-        super().__init__("rtsp://camera.test/stream")
-        self.count, self.blocks = frames, blocks
-        self.opened = 0
-        self.paused = threading.Event()
-        self.resume = threading.Event()
-
-    def open(self) -> OpenedSource:
-        self.opened += 1
-        if self.opened > 1:
-            self.paused.set()
-            self.resume.wait(LET_GO_S)
-        return OpenedSource(160, 120, Fraction(25))
-
-    def frames(self) -> Iterator[RawFrame]:
-        for index in range(self.count if self.opened == 1 else 0):
-            time.sleep(0.02)  # a live queue drops frames when behind
-            yield RawFrame(np.zeros((120, 160, 3), np.uint8), index / 25)
-        if self.blocks:
-            self.paused.set()
-            self.resume.wait(LET_GO_S)
-
-    def close(self) -> None:
-        return None
-
-
 class Gone(FrameDetector):
     """One person on camera "cam"'s frames before `until`, nobody after nor elsewhere."""
 
@@ -325,7 +292,7 @@ def test_a_camera_whose_frames_stop_still_tells_and_stores_that_its_track_ended(
     source, or reconnecting): its "ended" event and SQL row still come, once the file is
     written or, the disk hanging, lost at the bound, while the camera has no frame."""
     disk(hang_from=1 if hangs else None)
-    source = Pausing(frames=6, blocks=pause != "reconnecting")
+    source = Stalling(blocks=pause != "reconnecting", frames=6)
     monkeypatch.setattr(runner, "make_source", lambda c: source)
     db = tmp_path / "rows.db"
     config = parse_config(
@@ -344,7 +311,7 @@ def test_a_camera_whose_frames_stop_still_tells_and_stores_that_its_track_ended(
     try:
         assert messages.heard.wait(10), "no track.ended while the camera had no frame"
         stored = _track_rows(db)
-        assert source.paused.wait(10)
+        assert source.stalled.wait(10)
     finally:
         pipeline.stop.set()
         source.resume.set()
