@@ -1,5 +1,6 @@
-"""A live camera whose frames stop, and a detector that finds one person on every frame:
-for tests of what a run writes while a camera sends nothing."""
+"""A live camera whose frames stop, a detector that finds one person on every frame, and a
+run in a thread of its own: for tests of what a run writes while a camera sends nothing;
+and `people`, the boxes a test detector finds."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from fractions import Fraction
 import numpy as np
 
 from pipeline.detection_loop import FrameDetector
+from pipeline.runner import Pipeline
 from pipeline.sources import OpenedSource, RawFrame, Source
+from pipeline.summary import RunSummary
 from pipeline.types import Detections, Frame, LabelMap
 
 LET_GO_S = 30.0
@@ -63,6 +66,20 @@ class Stalling(Source):
             yield RawFrame(image, index / 25)
 
 
+PERSON = (10.0, 10.0, 40.0, 60.0)
+"""Where `people` puts a person unless told: x1, y1, x2, y2 in pixels."""
+
+
+def people(count: int = 1, box: tuple[float, float, float, float] = PERSON) -> Detections:
+    """`count` people (label 1, score 0.9), all at `box`: what a test detector finds on a
+    frame (`people(0)`: nobody)."""
+    return Detections(
+        xyxy=np.array([box] * count, np.float32).reshape(count, 4),
+        score=np.full(count, 0.9, np.float32),
+        label=np.ones(count, np.int64),
+    )
+
+
 class OneBox(FrameDetector):
     """One person on every frame; `seen`: the indices of the frames detected, in order."""
 
@@ -73,11 +90,32 @@ class OneBox(FrameDetector):
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
         self.seen += [f.index for f in frames]
-        return [
-            Detections(
-                xyxy=np.array([[10, 10, 40, 60]], np.float32),
-                score=np.full(1, 0.9, np.float32),
-                label=np.ones(1, np.int64),
-            )
-            for _ in frames
-        ]
+        return [people() for _ in frames]
+
+
+class Running:
+    """`pipeline.run()` in a thread of its own while in the `with` block; leaving it stops the
+    run, lets `source` go and waits for the run (10 s at most). `summary`: the run's, once
+    it has ended."""
+
+    def __init__(self, pipeline: Pipeline, source: Stalling) -> None:
+        self.pipeline = pipeline
+        self.source = source
+        self.summary: RunSummary | None = None
+        self._thread = threading.Thread(target=self._run)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def __enter__(self) -> Running:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pipeline.stop.set()
+        self.source.resume.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        self.summary = self.pipeline.run()

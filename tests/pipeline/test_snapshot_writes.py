@@ -21,7 +21,6 @@ from pipeline import runner
 from pipeline.config import parse_config
 from pipeline.detection_loop import FrameDetector
 from pipeline.runner import Pipeline
-from pipeline.summary import RunSummary
 from pipeline.types import (
     Detections,
     Frame,
@@ -33,7 +32,7 @@ from pipeline.types import (
 )
 from sinks.base import Sink
 from tests.conftest import VideoFactory
-from tests.pipeline.stalling import Stalling
+from tests.pipeline.stalling import Running, Stalling, people
 from tests.sinks.snapshots.hanging import LET_GO_S
 
 FRAMES = 60
@@ -237,17 +236,7 @@ class Gone(FrameDetector):
         self.until = until
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
-        out = []
-        for f in frames:
-            n = int(f.camera_id == "cam" and f.index < self.until)
-            out.append(
-                Detections(
-                    xyxy=np.array([[10, 10, 40, 60]] * n, np.float32).reshape(n, 4),
-                    score=np.full(n, 0.9, np.float32),
-                    label=np.ones(n, np.int64),
-                )
-            )
-        return out
+        return [people(int(f.camera_id == "cam" and f.index < self.until)) for f in frames]
 
 
 class Messages(Ended):
@@ -304,21 +293,14 @@ def test_a_camera_whose_frames_stop_still_tells_and_stores_that_its_track_ended(
         f"  - type: sql\n    url: sqlite:///{db}\n    flush_interval_s: 600\n"
     )
     messages = Messages()
-    pipeline = Pipeline(config, detector=Gone(until=5), extra_sinks=[messages])
-    summaries: list[RunSummary] = []
-    run = threading.Thread(target=lambda: summaries.append(pipeline.run()))
-    run.start()
-    try:
+    with Running(Pipeline(config, detector=Gone(until=5), extra_sinks=[messages]), source) as run:
         assert messages.heard.wait(10), "no track.ended while the camera had no frame"
         stored = _track_rows(db)
         assert source.stalled.wait(10)
-    finally:
-        pipeline.stop.set()
-        source.resume.set()
-        run.join(10)
+    assert run.summary is not None
     ((event, existed),) = messages.ended
     assert event.snapshot is not None
-    errors = [e for e in summaries[0].sink_errors if "lost" in e]  # the snapshots sink's count
+    errors = [e for e in run.summary.sink_errors if "lost" in e]  # the snapshots sink's count
     if hangs:
         assert event.snapshot.lost is not None and event.snapshot.stored_paths == (None, None)
         assert stored == [(1, None)]

@@ -23,6 +23,7 @@ from pipeline.types import Detections, Frame, LabelMap, TrackEvent
 from sinks.snapshot_files import is_snapshot_name
 from sinks.snapshots.writer_thread import SnapshotWriterThread
 from tests.conftest import VideoFactory
+from tests.pipeline.stalling import people
 from tests.sinks.small_disk import SmallDisk, small_disk
 from tests.sinks.snapshots.hanging import Clock, HangingWriter
 from tests.sinks.sql.builders import wait_for
@@ -289,17 +290,8 @@ class HoppingDetector(FrameDetector):
             wait_for(lambda: any(self.disk.path.rglob("*.jpg")), "a snapshot on the disk")
             self.disk.fill()
             self.filled = True
-        out = []
-        for f in frames:
-            x = 10 + 30 * ((f.index // 5) % 4)
-            out.append(
-                Detections(
-                    xyxy=np.array([[x, 10, x + 20, 60]], np.float32),
-                    score=np.array([0.9], np.float32),
-                    label=np.array([1], np.int64),
-                )
-            )
-        return out
+        xs = [10 + 30 * ((f.index // 5) % 4) for f in frames]
+        return [people(box=(x, 10, x + 20, 60)) for x in xs]
 
 
 def test_a_full_disk_loses_snapshots_counted_and_sql_stores_only_paths_of_files_written(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -15,8 +14,7 @@ import pytest
 from pipeline import runner
 from pipeline.config import parse_config
 from pipeline.runner import Pipeline
-from pipeline.summary import RunSummary
-from tests.pipeline.stalling import OneBox, Stalling
+from tests.pipeline.stalling import OneBox, Running, Stalling
 
 FRAMES = 8
 
@@ -43,11 +41,7 @@ def test_a_camera_whose_frames_stop_has_its_last_rows_stored_while_the_run_goes_
         f"sinks:\n  - type: sql\n    url: sqlite:///{db}\n    flush_interval_s: 0.1\n"
     )
     detector = OneBox()
-    pipeline = Pipeline(config, detector=detector)
-    summaries: list[RunSummary] = []
-    run = threading.Thread(target=lambda: summaries.append(pipeline.run()))
-    run.start()
-    try:
+    with Running(Pipeline(config, detector=detector), source) as run:
         assert source.stalled.wait(10), "the camera never stalled"
         stored: list[int] = []
         for _ in range(500):  # 10 s at most; a row waits 0.1 s
@@ -55,12 +49,8 @@ def test_a_camera_whose_frames_stop_has_its_last_rows_stored_while_the_run_goes_
             if stored and stored == detector.seen:
                 break
             time.sleep(0.02)
-        still_running = run.is_alive() and not source.resume.is_set()
-    finally:
-        pipeline.stop.set()
-        source.resume.set()
-        run.join(10)
+        still_running = run.alive and not source.resume.is_set()
     assert still_running
     assert detector.seen and stored == detector.seen
-    assert summaries and summaries[0].sink_errors == []
+    assert run.summary is not None and run.summary.sink_errors == []
     assert _stored_frames(db) == stored  # the end of the run stored none twice

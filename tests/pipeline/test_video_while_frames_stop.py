@@ -5,7 +5,6 @@ files together hold every frame once, each file's timestamps 0, 1/fps, 2/fps..."
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -15,9 +14,8 @@ import pytest
 from pipeline import runner
 from pipeline.config import parse_config
 from pipeline.runner import Pipeline
-from pipeline.summary import RunSummary
 from sinks.video.encoding import frames_in
-from tests.pipeline.stalling import OneBox, Stalling
+from tests.pipeline.stalling import OneBox, Running, Stalling
 
 FRAMES = 30
 """Frames before the stall, and after it: more than one fragment (25 frames at 25 fps), so
@@ -47,11 +45,7 @@ def test_a_camera_whose_frames_stop_has_its_video_to_the_last_frame_on_disk_whil
         f"sinks:\n  - type: video\n    dir: {folder}\n"
     )
     detector = OneBox()
-    pipeline = Pipeline(config, detector=detector)
-    summaries: list[RunSummary] = []
-    run = threading.Thread(target=lambda: summaries.append(pipeline.run()))
-    run.start()
-    try:
+    with Running(Pipeline(config, detector=detector), source) as run:
         assert source.stalled.wait(10), "the camera never stalled"
         on_disk = 0
         for _ in range(200):  # 10 s at most
@@ -59,20 +53,16 @@ def test_a_camera_whose_frames_stop_has_its_video_to_the_last_frame_on_disk_whil
             if on_disk and on_disk == len(detector.seen):
                 break
             time.sleep(0.05)
-        still_running = run.is_alive() and not source.resume.is_set()
+        still_running = run.alive and not source.resume.is_set()
         before = len(detector.seen)
         source.resume.set()
         for _ in range(200):  # the frames after the stall, 10 s at most
             if len(detector.seen) >= before + FRAMES // 2:
                 break
             time.sleep(0.05)
-    finally:
-        pipeline.stop.set()
-        source.resume.set()
-        run.join(10)
     assert still_running
     assert before > 0 and on_disk == before
-    assert summaries and summaries[0].sink_errors == []
+    assert run.summary is not None and run.summary.sink_errors == []
     files = sorted(folder.glob("*.mp4"))
     assert len(files) == 2  # the frames after the stall in a file of their own
     assert _frames_on_disk(folder) == len(detector.seen)
