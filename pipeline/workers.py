@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from pipeline.types import (
@@ -18,8 +18,9 @@ from pipeline.types import (
     SinkMetric,
     StreamEnd,
     StreamInfo,
+    TrackEvent,
 )
-from sinks.base import Sink, SinkError
+from sinks.base import ForwardingSink, Sink, SinkError
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,45 @@ class _RunEnded:
     outcome: RunOutcome
 
 
+class HeldWithNextFrame(ForwardingSink):
+    """A sink without a `held_events` of its own (`Sink.takes_held_events`): a camera's held
+    events wait here and go first among the track events of its next frame's result, or of
+    its stream's end, so that a sink recording track events from `write` (and `end`) has
+    every one of them."""
+
+    def __init__(self, inner: Sink) -> None:
+        super().__init__(inner)
+        self._waiting: dict[str, tuple[TrackEvent, ...]] = {}
+
+    def held_events(self, held: HeldTrackEvents) -> None:
+        camera = held.camera_id
+        self._waiting[camera] = self._waiting.get(camera, ()) + held.track_events
+
+    def takes_held_events(self) -> bool:
+        return True
+
+    def write(self, result: FrameResult) -> None:
+        waiting = self._waiting.pop(result.frame.camera_id, ())
+        if waiting:
+            result = replace(result, track_events=waiting + result.track_events)
+        self.inner.write(result)
+
+    def end(self, stream_end: StreamEnd) -> None:
+        waiting = self._waiting.pop(stream_end.camera_id, ())
+        if waiting:
+            stream_end = replace(stream_end, track_events=waiting + stream_end.track_events)
+        self.inner.end(stream_end)
+
+
 class SinkWorker:
     """Feeds one sink from a bounded queue in a thread of its own.
 
     `submit` blocks while the queue is full, so a slow sink slows the pipeline rather than
-    losing results. Every `TICK_S` it calls the sink's `tick`, between messages. If the sink
-    raises, the worker records the error (`error`), closes the sink, and from then on
-    discards what it is given: one broken output never stalls the others. The main loop
-    reads `error` to report it.
+    losing results. Every `TICK_S` it calls the sink's `tick`, between messages. A sink
+    without a `held_events` of its own gets held events with its camera's next frame
+    (`HeldWithNextFrame`). If the sink raises, the worker records the error (`error`),
+    closes the sink, and from then on discards what it is given: one broken output never
+    stalls the others. The main loop reads `error` to report it.
     """
 
     def __init__(
@@ -51,7 +83,7 @@ class SinkWorker:
         maxsize: int,
         on_written: Callable[[FrameResult], None] | None = None,
     ) -> None:
-        self.sink = sink
+        self.sink = sink if sink.takes_held_events() else HeldWithNextFrame(sink)
         self.error: str | None = None
         self.written = 0
         """Frames' results the sink has written."""

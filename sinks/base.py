@@ -31,7 +31,8 @@ class Sink(ABC):
     """Consumes results, camera by camera, in frame order per camera.
 
     The orchestrator calls, for each camera: `start` once, `write` per frame (and
-    `held_events` between frames, for "ended" events held for their snapshot), `end` once;
+    `held_events` between frames, for "ended" events held for their snapshot, or those
+    events in the next `write` for a sink without one: `takes_held_events`), `end` once;
     then `run_ended` and `close` once for the whole run, and `describe` for its summary
     (`start_line` once opened, for the run's start). Between those calls, `tick` comes every
     fraction of a second, whether or not frames come. A sink with pages of its own gives
@@ -53,8 +54,23 @@ class Sink(ABC):
 
     def held_events(self, held: HeldTrackEvents) -> None:  # noqa: B027 - optional hook
         """A camera's "ended" track events held until their snapshot's files were written
-        (or lost), between its frames; a sink that records track events takes them as a
-        frame's."""
+        (or lost), between its frames, as soon as they settle; a sink that records track
+        events takes them as a frame's. Called only for a sink that has a `held_events` of
+        its own (`takes_held_events`)."""
+
+    def takes_held_events(self) -> bool:
+        """Whether held events come to this sink through `held_events`: only when it has
+        one of its own. Any other sink finds them first among the track events of its
+        camera's next `write`, or of its `end` when no frame comes before it.
+
+        The pipeline cannot tell a sink that records track events from one that ignores
+        them: a default that dropped held events would lose "ended" events of a sink that
+        records them from `write` without knowing of `held_events`, and a warning would
+        bother every sink that ignores them. Handed on with the next frame, they are never
+        lost and never noticed where nobody looks; only later, which a sink that wants them
+        at once (a camera whose frames stop) avoids by implementing `held_events`.
+        """
+        return type(self).held_events is not Sink.held_events
 
     def tick(self) -> None:  # noqa: B027 - optional hook
         """Time has passed (about `pipeline.workers.TICK_S`, between two other calls or
@@ -113,6 +129,9 @@ class ForwardingSink(Sink):
 
     def held_events(self, held: HeldTrackEvents) -> None:
         self.inner.held_events(held)
+
+    def takes_held_events(self) -> bool:
+        return self.inner.takes_held_events()
 
     def tick(self) -> None:
         self.inner.tick()

@@ -1,5 +1,6 @@
 """The detection loop hands a track's "ended" event held for its snapshot to the sinks as
-soon as the snapshot settles, between frames, also while other cameras keep it busy."""
+soon as the snapshot settles, between frames, also while other cameras keep it busy; in a
+run, a sink of one's own that records track events from its frames alone has every one."""
 
 from __future__ import annotations
 
@@ -10,15 +11,27 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.batching import Batcher
+from pipeline.config import parse_config
 from pipeline.detection_loop import DetectionLoop, FrameDetector
 from pipeline.frame_queue import FrameQueue, QueuedFrame, QueuePolicy
+from pipeline.runner import Pipeline
 from pipeline.snapshots import SnapshotKeeper
 from pipeline.summary import CameraStats
-from pipeline.types import Detections, Frame, FrameResult, HeldTrackEvents, LabelMap, StreamEnd
+from pipeline.types import (
+    Detections,
+    Frame,
+    FrameResult,
+    HeldTrackEvents,
+    LabelMap,
+    StreamEnd,
+    TrackEvent,
+)
 from pipeline.workers import SinkFanout, SinkWorker
 from sinks.base import Sink
 from sinks.snapshots.writer import SnapshotWriter
 from sinks.snapshots.writer_thread import SnapshotWriterThread
+from tests.conftest import VideoFactory
+from tests.pipeline.stalling import people
 from trackers import IoUTracker
 
 BUSY_FRAMES = 40
@@ -63,14 +76,7 @@ class Scripted(FrameDetector):
                 assert self.settled.wait(10), "the snapshot was never written"
             if f.camera_id == "busy" and f.index == BUSY_FRAMES - 1:
                 self.cam.close()
-            n = int(f.camera_id == "cam" and f.index < 5)
-            out.append(
-                Detections(
-                    xyxy=np.array([[10, 10, 40, 60]] * n, np.float32).reshape(n, 4),
-                    score=np.full(n, 0.9, np.float32),
-                    label=np.ones(n, np.int64),
-                )
-            )
+            out.append(people(int(f.camera_id == "cam" and f.index < 5)))
         return out
 
 
@@ -126,3 +132,77 @@ def test_a_held_event_goes_out_once_written_while_another_cameras_frames_keep_co
         ("held", "cam", [1]),
         ("end", "cam", None),
     ]
+
+
+class Hopping(FrameDetector):
+    """One person, who jumps to a new place every 5 frames: a new track each time."""
+
+    labels = LabelMap(("background", "person"))
+
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
+        xs = [10 + 30 * ((f.index // 5) % 2) for f in frames]
+        return [people(box=(x, 10, x + 20, 60)) for x in xs]
+
+
+class FromFrames(Sink):
+    """A sink of one's own that records track events from `write` and `end` and knows
+    nothing of `held_events`: each track's event kinds, and its "ended" events."""
+
+    name = "mine"
+
+    def __init__(self) -> None:
+        self.kinds: dict[tuple[str, int], list[str]] = {}
+        self.ended: list[TrackEvent] = []
+
+    def write(self, result: FrameResult) -> None:
+        self._got(result.frame.camera_id, result.track_events)
+
+    def end(self, stream_end: StreamEnd) -> None:
+        self._got(stream_end.camera_id, stream_end.track_events)
+
+    def _got(self, camera: str, events: tuple[TrackEvent, ...]) -> None:
+        for event in events:
+            self.kinds.setdefault((camera, event.track.track_id), []).append(event.kind)
+            self.ended += [event] if event.kind == "ended" else []
+
+    def close(self) -> None:
+        return None
+
+
+class Counts(Sink):
+    """A sink of one's own that ignores track events: (camera, frame, people) per frame."""
+
+    name = "counts"
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, int, int]] = []
+
+    def write(self, result: FrameResult) -> None:
+        self.rows.append((result.frame.camera_id, result.frame.index, len(result.detections)))
+
+    def close(self) -> None:
+        return None
+
+
+def test_a_sink_that_records_track_events_from_its_frames_alone_has_every_ended_one(
+    tmp_path: Path, synthetic_video: VideoFactory
+) -> None:
+    """Snapshots on: a track's "ended" event is held until its file is written, and a sink
+    without `held_events` finds it in its camera's next frame (or its end); a sink that
+    ignores track events sees nothing more than its frames."""
+    clip = synthetic_video("clip.mp4", frames=40, fps=10)
+    config = parse_config(
+        f"cameras:\n  - id: a\n    source: {clip}\n  - id: b\n    source: {clip}\n"
+        "tracker:\n  t_min: 1\n  max_age: 0\n"
+        f"sinks:\n  - type: snapshots\n    dir: {tmp_path / 'snaps'}\n"
+        "    write_timeout_s: 10\n"
+    )
+    mine, counts = FromFrames(), Counts()
+    summary = Pipeline(config, detector=Hopping(), extra_sinks=[mine, counts]).run()
+    assert summary.sink_errors == []
+    assert len(mine.kinds) == 2 * 8  # 8 tracks a camera, each started and ended once
+    assert all(kinds == ["started", "ended"] for kinds in mine.kinds.values())
+    for event in mine.ended:
+        assert event.snapshot is not None and event.snapshot.lost is None
+        assert Path(event.snapshot.path).is_file()
+    assert sorted(counts.rows) == [(c, i, 1) for c in "ab" for i in range(40)]

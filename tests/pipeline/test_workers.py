@@ -1,5 +1,6 @@
 """Sink workers: a closed worker never makes its producer wait; a failed sink is reported
-once, with every result it never got counted."""
+once, with every result it never got counted; held "ended" events reach a sink without a
+`held_events` of its own in its camera's next frame or its end."""
 
 from __future__ import annotations
 
@@ -8,9 +9,17 @@ import threading
 import numpy as np
 import pytest
 
-from pipeline.types import Detections, Frame, FrameResult
+from pipeline.types import (
+    Detections,
+    Frame,
+    FrameResult,
+    HeldTrackEvents,
+    StreamEnd,
+    TrackEvent,
+    TrackSummary,
+)
 from pipeline.workers import SinkWorker
-from sinks.base import Sink, SinkError
+from sinks.base import ForwardingSink, Sink, SinkError
 
 
 class Quiet(Sink):
@@ -123,3 +132,92 @@ def test_a_sink_whose_tick_fails_is_reported_like_a_failed_write() -> None:
     assert sink.ticked.wait(5)
     worker.close(timeout=5)
     assert worker.failed and worker.error == "ticking sink: disk gone"
+
+
+class FromFrames(Sink):
+    """Records the track events of each `write` and `end`, and knows nothing of
+    `held_events`: ("frame", camera, index, track ids) and ("end", camera, track ids)."""
+
+    name = "from-frames"
+
+    def __init__(self) -> None:
+        self.got: list[tuple[object, ...]] = []
+
+    def write(self, result: FrameResult) -> None:
+        ids = [e.track.track_id for e in result.track_events]
+        self.got.append(("frame", result.frame.camera_id, result.frame.index, ids))
+
+    def end(self, stream_end: StreamEnd) -> None:
+        self.got.append(
+            ("end", stream_end.camera_id, [e.track.track_id for e in stream_end.track_events])
+        )
+
+    def close(self) -> None:
+        return None
+
+
+class TakesHeld(FromFrames):
+    """`FromFrames`, with a `held_events` of its own: ("held", camera, track ids)."""
+
+    def held_events(self, held: HeldTrackEvents) -> None:
+        self.got.append(("held", held.camera_id, [e.track.track_id for e in held.track_events]))
+
+
+def ended(camera: str, track_id: int) -> TrackEvent:
+    box = (0.0, 0.0, 1.0, 1.0)
+    summary = TrackSummary(camera, track_id, 1, 0, 0, 0.0, 0.0, 1, 0.9, box, box)
+    return TrackEvent("ended", summary)
+
+
+def frame(camera: str, index: int, *track_ids: int) -> FrameResult:
+    image = np.zeros((8, 8, 3), np.uint8)
+    events = tuple(ended(camera, t) for t in track_ids)
+    return FrameResult(Frame(camera, index, index / 25, 0.0, image), Detections.empty(), events)
+
+
+def feed(sink: Sink) -> None:
+    """Camera "a": frame 0, held track 1, frame 1 (which ends track 2), held track 3, its
+    end; camera "b": held track 7 between its frames 0 and 1."""
+    worker = SinkWorker(sink, 16)
+    worker.submit(frame("a", 0))
+    worker.submit(frame("b", 0))
+    worker.submit(HeldTrackEvents("a", (ended("a", 1),)))
+    worker.submit(HeldTrackEvents("b", (ended("b", 7),)))
+    worker.submit(frame("a", 1, 2))
+    worker.submit(HeldTrackEvents("a", (ended("a", 3),)))
+    worker.submit(frame("b", 1))
+    worker.submit(StreamEnd("a", 2, (ended("a", 4),)))
+    worker.close(timeout=5)
+    assert worker.error is None
+
+
+def test_a_sink_without_held_events_finds_them_first_in_its_cameras_next_frame_or_end() -> None:
+    bare, wrapped = FromFrames(), FromFrames()
+    feed(bare)
+    feed(ForwardingSink(wrapped))  # a wrapper passes on what its sink takes
+    assert (
+        bare.got
+        == wrapped.got
+        == [
+            ("frame", "a", 0, []),
+            ("frame", "b", 0, []),
+            ("frame", "a", 1, [1, 2]),
+            ("frame", "b", 1, [7]),
+            ("end", "a", [3, 4]),
+        ]
+    )
+
+
+def test_a_sink_with_held_events_of_its_own_gets_them_there_and_only_there() -> None:
+    sink = TakesHeld()
+    feed(sink)
+    assert sink.got == [
+        ("frame", "a", 0, []),
+        ("frame", "b", 0, []),
+        ("held", "a", [1]),
+        ("held", "b", [7]),
+        ("frame", "a", 1, [2]),
+        ("held", "a", [3]),
+        ("frame", "b", 1, []),
+        ("end", "a", [4]),
+    ]
