@@ -84,7 +84,7 @@ class Sink(ABC):
         """A camera's reader changed state (connecting, streaming, reconnecting, ...)."""
 
     def run_ended(self, outcome: RunOutcome) -> None:  # noqa: B027 - optional hook
-        """How the run ended; called once, before `close`, from the orchestrator's thread."""
+        """How the run ended; called once, after every camera's `end`, before `close`."""
 
     @abstractmethod
     def close(self) -> None:
