@@ -10,7 +10,6 @@ import csv
 import functools
 import itertools
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,8 @@ import pipeline.config
 import pipeline.runner
 from pipeline.cli import build_parser
 from pipeline.config.loader import ConfigError, parse_config
-from pipeline.detection_loop import FrameDetector
-from pipeline.types import Detections, Frame, LabelMap
 from tests.conftest import VideoFactory
-from tests.pipeline.stalling import people
+from tests.pipeline.stalling import Hopping
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted(
@@ -175,16 +172,6 @@ def test_config_examples_in_the_docs_are_valid_configs(
 
 
 PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
-
-
-class Hopping(FrameDetector):
-    """One person, who jumps to a new place every 5 frames: a new track each time."""
-
-    labels = LabelMap(("background", "person"))
-
-    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
-        xs = [10 + 30 * ((f.index // 5) % 2) for f in frames]
-        return [people(box=(x, 10, x + 20, 60)) for x in xs]
 
 
 def test_the_sink_guides_example_runs_as_written(

@@ -1,6 +1,6 @@
 """A live camera whose frames stop, a detector that finds one person on every frame, and a
 run in a thread of its own: for tests of what a run writes while a camera sends nothing;
-and `people`, the boxes a test detector finds."""
+and `people`, the boxes a test detector finds (`Hopping`: one person, new tracks)."""
 
 from __future__ import annotations
 
@@ -91,6 +91,16 @@ class OneBox(FrameDetector):
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
         self.seen += [f.index for f in frames]
         return [people() for _ in frames]
+
+
+class Hopping(FrameDetector):
+    """One person, who jumps to a new place every 5 frames: a new track each time."""
+
+    labels = LabelMap(("background", "person"))
+
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
+        xs = [10 + 30 * ((f.index // 5) % 2) for f in frames]
+        return [people(box=(x, 10, x + 20, 60)) for x in xs]
 
 
 class Running:

@@ -31,7 +31,7 @@ from sinks.base import Sink
 from sinks.snapshots.writer import SnapshotWriter
 from sinks.snapshots.writer_thread import SnapshotWriterThread
 from tests.conftest import VideoFactory
-from tests.pipeline.stalling import people
+from tests.pipeline.stalling import Hopping, people
 from trackers import IoUTracker
 
 BUSY_FRAMES = 40
@@ -132,16 +132,6 @@ def test_a_held_event_goes_out_once_written_while_another_cameras_frames_keep_co
         ("held", "cam", [1]),
         ("end", "cam", None),
     ]
-
-
-class Hopping(FrameDetector):
-    """One person, who jumps to a new place every 5 frames: a new track each time."""
-
-    labels = LabelMap(("background", "person"))
-
-    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
-        xs = [10 + 30 * ((f.index // 5) % 2) for f in frames]
-        return [people(box=(x, 10, x + 20, 60)) for x in xs]
 
 
 class FromFrames(Sink):
