@@ -8,6 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from pipeline.types import StreamInfo
+from sinks.video.encoding import Encoding
 from sinks.video.sink import VideoSink
 from sinks.video.stalls import STALL_S
 from tests.sinks.video.conftest import LABELS, decode, frame_result, moving_square, square_left_edge
@@ -32,7 +33,7 @@ def test_a_camera_whose_frames_stop_has_its_file_finished_with_every_frame_and_g
 ) -> None:
     clock = Clock()
     # veryfast holds frames back in the encoder (B-frames, look-ahead): those are written too
-    sink = VideoSink(tmp_path, LABELS, preset="veryfast", clock=clock)
+    sink = VideoSink(tmp_path, LABELS, encoding=Encoding(preset="veryfast"), clock=clock)
     sink.start(StreamInfo("gate", 96, 64, Fraction(25), source="synthetic", live=True))
     for i in range(30):
         clock.now = i * 0.04
