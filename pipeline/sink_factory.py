@@ -62,20 +62,17 @@ def build_sink(config: object, context: SinkContext) -> Sink:
 
 @build_sink.register
 def _(sc: VideoSinkConfig, context: SinkContext) -> Sink:
+    from sinks.video.encoding import Encoding
+    from sinks.video.files import Rotation
     from sinks.video.sink import VideoSink
 
-    return VideoSink(
-        sc.dir,
-        context.labels,
-        codec=sc.codec,
-        crf=sc.crf,
-        preset=sc.preset,
+    encoding = Encoding(sc.codec, sc.crf, sc.preset, sc.fragmented, sc.threads)
+    rotation = Rotation(
         segment_s=None if sc.segment_minutes is None else sc.segment_minutes * 60,
         max_age_s=None if sc.keep_hours is None else sc.keep_hours * 3600,
         max_segments=sc.keep_files,
-        fragmented=sc.fragmented,
-        threads=sc.threads,
     )
+    return VideoSink(sc.dir, context.labels, encoding=encoding, rotation=rotation)
 
 
 @build_sink.register

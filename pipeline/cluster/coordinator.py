@@ -1,7 +1,8 @@
 """The coordinator's watch over a cluster run's shards, in the driver: it starts runs of
 cameras on the live shards, waits for them, passes on progress and `stop`, hands the
 cameras of a shard that died to the survivors (`pipeline.cluster.resume`), answers
-`cameras add|remove` and publishes the status board (docs/cluster.md)."""
+`cameras add|remove` and publishes the status board (docs/cluster.md). A camera whose
+stream had ended before its shard died is not moved (`pipeline.cluster.ended`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 from pipeline.cluster.assign import assign, shard_of
 from pipeline.cluster.changes import LABELS_WAIT_S, CameraChanges, LabelsUnavailable
 from pipeline.cluster.desk import Answer, CameraRequest
+from pipeline.cluster.ended import ended_cameras, final_stats
 from pipeline.cluster.forwarder import EventForwarder
 from pipeline.cluster.resume import Resume, Stored, mark_lost, stored_rows
 from pipeline.cluster.shard import ShardInfo
@@ -76,12 +78,16 @@ class Coordinator:
         self.changes = CameraChanges(config.detector)
         """Cameras added and removed while running (`cameras add|remove`)."""
         self._token = token
+        self._runs_like = f"% ({token} run %"
+        """The SQL `LIKE` pattern of the configs of this run's shards' runs (`_start`)."""
         self._live = {c.id: c.live for c in config.cameras}
         self._runs = 0
         self._alive: dict[str, tuple[Any, ShardInfo]] = {}
         self._running: list[_Running] = []
         self._board: Any = None
         self._rates = RateWindow()
+        self._last: dict[str, CameraStats] = {}
+        """Each camera's counts as its shard last reported them."""
 
     def begin(
         self,
@@ -199,9 +205,11 @@ class Coordinator:
         forwarder: EventForwarder | None,
     ) -> tuple[list[tuple[ShardInfo, RunSummary]], dict[str, CameraStats]]:
         """Waits for every shard's run, passing on progress and `stop`, and hands the
-        cameras of a shard that died to the survivors."""
+        cameras of a shard that died to the survivors. Returns the runs' summaries, and
+        the counts of the cameras of dead shards that no run reports: those lost, and
+        those that had ended."""
         done: list[tuple[ShardInfo, RunSummary]] = []
-        lost: dict[str, CameraStats] = {}
+        unreported: dict[str, CameraStats] = {}
         stopping = False
         while running:
             ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
@@ -221,12 +229,12 @@ class Coordinator:
                     self._alive.pop(shard.info.name, None)
                     if forwarder is not None and shard.endpoint is not None:
                         forwarder.retire(shard.endpoint)  # before its cameras' events are read
-                    running.update(self._take_over(ray, shard, forwarder, why, lost))
+                    running.update(self._take_over(ray, shard, forwarder, why, unreported))
             self._serve_changes(ray, running, forwarder)
             self._running = list(running.values())
-            frames = _pass_progress(ray, running.values(), on_progress)
+            frames = _pass_progress(ray, running.values(), on_progress, self._last)
             self._publish(frames)
-        return done, lost
+        return done, unreported
 
     def _take_over(
         self,
@@ -234,18 +242,31 @@ class Coordinator:
         dead: _Running,
         forwarder: EventForwarder | None,
         why: str,
-        lost: dict[str, CameraStats],
+        unreported: dict[str, CameraStats],
     ) -> list[tuple[Any, _Running]]:
         """Hands the cameras of `dead` to the surviving shards (`assign`: each to the
         survivor it hashes to), files resuming after what the database and the event bus
-        have; a camera moved more than `max_restarts` times, or with no survivor, is lost."""
-        if (sql := sql_sink(self.config)) is not None:
+        have; a camera moved more than `max_restarts` times, or with no survivor, is lost.
+        A camera whose stream had ended stays where it is, its counts in `unreported`."""
+        sql = sql_sink(self.config)
+        if sql is not None:
             mark_lost(sql.url, dead.run_config, why)
+        kept = [c for c in dead.cameras if c not in self.changes.removed]
+        ends = forwarder.ends.ended if forwarder is not None else {}
+        sql_url = sql.url if sql is not None else None
+        ended = ended_cameras(kept, ends, self._live, sql_url, self._runs_like)
+        for camera_id, end in ended.items():
+            unreported[camera_id] = final_stats(
+                camera_id, end, self._last.get(camera_id), _source(self.config, camera_id)
+            )
+        if ended:
+            self.moves.append(f"{why}; cameras {', '.join(ended)} had ended: not moved")
+            self.say(self.moves[-1])
         movable = []
-        for camera_id in [c for c in dead.cameras if c not in self.changes.removed]:
+        for camera_id in [c for c in kept if c not in ended]:
             self.restarts[camera_id] += 1
             if self.restarts[camera_id] > self.cluster.max_restarts or not self._alive:
-                lost[camera_id] = _lost(self.config, camera_id, why)
+                unreported[camera_id] = _lost(self.config, camera_id, why)
                 self.on_lost(camera_id)
             else:
                 movable.append(camera_id)
@@ -268,11 +289,7 @@ class Coordinator:
         """Where each camera taken from `dead` resumes (`pipeline.cluster.resume`)."""
         files = [c for c in cameras if not self._live[c]]
         sql = sql_sink(self.config)
-        stored = (
-            stored_rows(sql.url, f"% ({self._token} run %", files)
-            if sql is not None and files
-            else {}
-        )
+        stored = stored_rows(sql.url, self._runs_like, files) if sql is not None and files else {}
         seqs = forwarder.last_seq if forwarder is not None else {}
         published = forwarder.published if forwarder is not None else {}
         return {
@@ -325,8 +342,11 @@ class ShardStatus:
     cameras: tuple[str, ...]
 
 
-def _pass_progress(ray: Any, shards: Any, on_progress: ProgressCallback | None) -> dict[str, int]:
-    """Passes each running camera's counts to `on_progress`; returns each shard's frames."""
+def _pass_progress(
+    ray: Any, shards: Any, on_progress: ProgressCallback | None, last: dict[str, CameraStats]
+) -> dict[str, int]:
+    """Passes each running camera's counts to `on_progress`, and keeps them in `last`;
+    returns each shard's frames."""
     named = {s.info.name: s.actor for s in shards}
     refs = {named[name].progress.remote(): name for name in named}
     if not refs:
@@ -339,6 +359,7 @@ def _pass_progress(ray: Any, shards: Any, on_progress: ProgressCallback | None) 
         except ray.exceptions.RayError:
             continue  # a shard that died is reported by its run
         frames[refs[ref]] = sum(stats.frames for stats in counts)
+        last.update((stats.camera_id, stats) for stats in counts)
         if on_progress is not None:
             for stats in counts:
                 on_progress(stats)
@@ -362,8 +383,10 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _lost(config: PipelineConfig, camera_id: str, why: str) -> CameraStats:
+def _source(config: PipelineConfig, camera_id: str) -> str:
     camera = next(c for c in config.cameras if c.id == camera_id)
-    return CameraStats(
-        camera_id, str(getattr(camera.source, "path", "")), error=f"camera {camera_id}: {why}"
-    )
+    return str(getattr(camera.source, "path", ""))
+
+
+def _lost(config: PipelineConfig, camera_id: str, why: str) -> CameraStats:
+    return CameraStats(camera_id, _source(config, camera_id), error=f"camera {camera_id}: {why}")

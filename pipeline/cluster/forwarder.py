@@ -4,7 +4,8 @@ The XPUB side binds the configured `zmq` endpoint, where `python -m pipeline sub
 connects as it does to a single process; the XSUB side connects to each shard's publisher
 and subscribes to everything. Events pass through unchanged (topic and JSON body), so
 each camera's `seq` is the one its shard gave it. It keeps what subscribers have of each
-camera (`published`, `last_seq`): where a camera moved off a dead shard resumes.
+camera (`published`, `last_seq`): where a camera moved off a dead shard resumes; and
+which cameras' streams ended (`ends`): those are not moved.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import zmq
 
+from pipeline.cluster.ended import StreamEnds
 from pipeline.config import ZmqSinkConfig
 from sinks.event_bus.resumption import Published
 
@@ -47,6 +49,8 @@ class EventForwarder:
         """Each camera's last `seq` passed on."""
         self.published: dict[str, Published] = {}
         """What subscribers have of each camera's stream."""
+        self.ends = StreamEnds()
+        """The cameras whose `stream.ended` was passed on."""
         self._context = zmq.Context()
         self._xpub = self._context.socket(zmq.XPUB)
         self._xsub = self._context.socket(zmq.XSUB)
@@ -152,6 +156,7 @@ class EventForwarder:
             if body is not None:
                 self.last_seq[camera] = int(body["seq"])
                 self.published[camera] = self.published.get(camera, Published()).after(body)
+                self.ends.seen(body)
 
 
 def _body(parts: list[bytes]) -> dict[str, Any] | None:

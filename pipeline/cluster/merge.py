@@ -14,15 +14,16 @@ def merge_summaries(
     *,
     elapsed_s: float,
     setup_s: float,
-    lost: dict[str, CameraStats],
+    unreported: dict[str, CameraStats],
     outputs: Sequence[str] = (),
     errors: Sequence[str] = (),
     interrupted: bool = False,
 ) -> RunSummary:
-    """The cluster run's summary: every camera once (`lost`: those no shard reported),
+    """The cluster run's summary: every camera once (`unreported`: those no shard's summary has:
+    lost with their shard, or ended on a shard that died since),
     each shard's outputs named after it (its files are on its node), the driver's own
     `outputs` (the event forwarder) and `errors`."""
-    cameras: dict[str, CameraStats] = dict(lost)
+    cameras: dict[str, CameraStats] = dict(unreported)
     shard_outputs: list[str] = []
     sink_errors = list(errors)
     detectors: dict[str, list[str]] = {}

@@ -129,7 +129,7 @@ class ClusterRun:
                 shards = list(zip(actors, infos, strict=True))
                 running = self.coordinator.begin(ray, shards, forwarder, board)
                 started = time.monotonic()
-                done, lost = self.coordinator.watch(ray, running, on_progress, forwarder)
+                done, unreported = self.coordinator.watch(ray, running, on_progress, forwarder)
                 elapsed = time.monotonic() - started
             finally:
                 if forwarder is not None:
@@ -143,7 +143,7 @@ class ClusterRun:
             done,
             elapsed_s=elapsed,
             setup_s=started - setup_started,
-            lost=lost,
+            unreported=unreported,
             outputs=([forwarder.describe()] if forwarder is not None else []) + self.moves,
             interrupted=self.stop.is_set(),
         )

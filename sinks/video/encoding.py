@@ -1,4 +1,5 @@
-"""Encoding one MP4 file with PyAV: the encoder's options and the file being written.
+"""Encoding one MP4 file with PyAV: how a camera's files are encoded (`Encoding`) and the
+file being written.
 
 Frame `k` of a file gets pts `k` in units of 1/frame_rate, so a file has exactly one frame per
 input frame at the input's frame rate, whatever the input's own timestamps were.
@@ -51,6 +52,36 @@ def encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
     if codec.endswith("_nvenc"):
         return {"rc": "vbr", "cq": str(crf), "preset": NVENC_PRESETS.get(preset, "p4")}
     return {"crf": str(crf), "preset": preset}
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How the video sink encodes its files: the H.264 encoder (`codec`: libx264, or an
+    NVENC one), its quality (`crf`: lower is better and larger; NVENC's cq) and speed
+    (`preset`, x264's names), fragmented MP4 (playable after a crash) or a classic one,
+    and the encoder's threads per file (`threads`, 0: `encoder_threads` chooses)."""
+
+    codec: str = "libx264"
+    crf: int = 23
+    preset: str = "ultrafast"
+    fragmented: bool = True
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ValueError(f"video encoding threads must be >= 0, got {self.threads}")
+
+    @property
+    def options(self) -> dict[str, str]:
+        """The encoder's FFmpeg options (`encoder_options`)."""
+        return encoder_options(self.codec, self.crf, self.preset)
+
+    @property
+    def encoder_threads(self) -> int:
+        """The encoder's threads per file: `threads`, or for 0 one on machines with at most 2
+        cores (x264's extra threads cost more CPU than they save there; docs/performance.md),
+        else 0, FFmpeg's choice."""
+        return self.threads or (1 if (os.cpu_count() or 1) <= 2 else 0)
 
 
 @dataclass(frozen=True)
@@ -151,15 +182,7 @@ def failure_reason(exc: BaseException, path: Path) -> str:
 class SegmentFile:
     """One open MP4: encoder, container and frame counter."""
 
-    def __init__(
-        self,
-        path: Path,
-        geometry: Geometry,
-        codec: str,
-        options: dict[str, str],
-        fragmented: bool,
-        threads: int = 0,
-    ) -> None:
+    def __init__(self, path: Path, geometry: Geometry, encoding: Encoding) -> None:
         self.path = path
         self.geometry = geometry
         self.frames = 0
@@ -170,7 +193,7 @@ class SegmentFile:
                 # Hand each finished fragment to the OS at once, not when a 32 kB buffer fills.
                 "flush_packets": "1",
             }
-            if fragmented
+            if encoding.fragmented
             else {}
         )
         self.file = CheckedFile(path, "w")
@@ -180,17 +203,17 @@ class SegmentFile:
             self.file.close()
             raise
         try:
-            stream = self.container.add_stream(codec, rate=geometry.rate)
+            stream = self.container.add_stream(encoding.codec, rate=geometry.rate)
             if not isinstance(stream, av.VideoStream):
-                raise ValueError(f"{codec!r} is not a video codec")
+                raise ValueError(f"{encoding.codec!r} is not a video codec")
             self.stream = stream
             self.stream.width = geometry.width
             self.stream.height = geometry.height
             self.stream.pix_fmt = "yuv420p"
             self.stream.codec_context.time_base = 1 / geometry.rate
-            stream_options: dict[str, object] = dict(options)
+            stream_options: dict[str, object] = dict(encoding.options)
             self.stream.options = stream_options
-            if threads:
+            if threads := encoding.encoder_threads:
                 self.stream.codec_context.thread_count = threads
             # Open the encoder now, not at the first frame: a codec that cannot run here
             # (NVENC without an NVIDIA GPU) fails as "cannot open", naming the codec.

@@ -1,5 +1,5 @@
-"""The video files: their names, what each holds (`WrittenFile`), and retention: which of
-them to delete.
+"""The video files: their names, what each holds (`WrittenFile`), when one is full and which
+of them to delete (`Rotation`).
 
 Files are `<directory>/<camera_id>_<start %Y%m%d-%H%M%S>.mp4`, the start being the wall time
 (local) of the file's first frame; characters of the camera id that are unsafe in file names
@@ -10,11 +10,13 @@ files named so.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from fractions import Fraction
 from pathlib import Path
 
 from sinks.disk import remove_old
@@ -34,6 +36,40 @@ class WrittenFile:
     path: Path
     frames: int
     cut_short: bool = False
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """When a camera's file is full and which of its finished files are kept: a new file
+    after `segment_s` seconds of video (None: one file per stream); once a file is
+    finished, the camera's files last modified more than `max_age_s` ago, and all but its
+    `max_segments` newest, are deleted (None: no such limit)."""
+
+    segment_s: float | None = None
+    max_age_s: float | None = None
+    max_segments: int | None = None
+
+    def __post_init__(self) -> None:
+        for what, value in (("segment_s", self.segment_s), ("max_age_s", self.max_age_s)):
+            if value is not None and not value > 0:
+                raise ValueError(f"video rotation {what} must be > 0, got {value}")
+        if self.max_segments is not None and self.max_segments < 1:
+            raise ValueError(f"video rotation max_segments must be >= 1, got {self.max_segments}")
+
+    def full(self, frames: int, rate: Fraction) -> bool:
+        """Whether a file holding `frames` frames at `rate` frames/s is full (one frame at
+        least)."""
+        return self.segment_s is not None and frames >= max(1, math.ceil(self.segment_s * rate))
+
+    def prune(self, directory: Path, camera: str, keep: Path | None) -> list[Path]:
+        """Deletes `camera`'s files in `directory` no longer kept (`prune_segments`)."""
+        return prune_segments(
+            directory,
+            camera,
+            max_age_s=self.max_age_s,
+            max_segments=self.max_segments,
+            keep=keep,
+        )
 
 
 def safe_name(camera: str) -> str:

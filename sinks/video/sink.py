@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -35,14 +33,8 @@ from sinks.base import Sink, SinkError
 from sinks.disk import RoomWatch, is_disk_full
 from sinks.draw import annotate
 from sinks.scene_overlay import SceneOverlay
-from sinks.video.encoding import (
-    Geometry,
-    SegmentFile,
-    cut_back,
-    encoder_options,
-    failure_reason,
-)
-from sinks.video.files import WrittenFile, prune_segments, segment_path
+from sinks.video.encoding import Encoding, Geometry, SegmentFile, cut_back, failure_reason
+from sinks.video.files import Rotation, WrittenFile, segment_path
 from sinks.video.stalls import StallWatch
 
 log = logging.getLogger(__name__)
@@ -55,21 +47,19 @@ ROOM_TO_RESUME_BYTES = 16_000_000
 seconds of video, so that the few kB a deleted file frees do not start a file that dies at once."""
 ROOM_CHECK_S = 1.0
 """While the disk is full, its free space is checked at most this often."""
+DEFAULT_ENCODING = Encoding()
+ONE_FILE_PER_STREAM = Rotation()
+"""A file per stream, none deleted."""
 
 
 class VideoSink(Sink):
     """Writes each camera's frames, with boxes and captions drawn (and, for a stream with a
     `StreamInfo.scene`, its zones and lines with their counts and each track's trail), to
-    H.264 MP4 files.
+    H.264 MP4 files in `directory`.
 
-    `segment_s`: start a new file after this many seconds of video (None: one file per
-    stream). `max_age_s` / `max_segments`: after each file is finished, delete the camera's
-    files last modified more than `max_age_s` ago, and all but its `max_segments` newest.
-    `fragmented`: write fragmented MP4 (playable after a crash); False for a classic MP4.
-    `threads`: encoder threads per file; 0 is one on machines with at most 2 cores (x264's
-    extra threads cost more CPU than they save there; docs/performance.md), FFmpeg's choice
-    elsewhere. `room_check_s`: how often a full disk's free space is checked. `clock`: the
-    seconds that tell when a camera's frames have stopped.
+    `encoding`: how the files are encoded; `rotation`: when a file is full and which
+    finished files are kept. `room_check_s`: how often a full disk's free space is
+    checked. `clock`: the seconds that tell when a camera's frames have stopped.
     """
 
     name = "video"
@@ -80,33 +70,15 @@ class VideoSink(Sink):
         directory: Path,
         labels: LabelMap,
         *,
-        codec: str = "libx264",
-        crf: int = 23,
-        preset: str = "ultrafast",
-        segment_s: float | None = None,
-        max_age_s: float | None = None,
-        max_segments: int | None = None,
-        fragmented: bool = True,
-        threads: int = 0,
+        encoding: Encoding = DEFAULT_ENCODING,
+        rotation: Rotation = ONE_FILE_PER_STREAM,
         room_check_s: float = ROOM_CHECK_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if threads < 0:
-            raise ValueError(f"VideoSink threads must be >= 0, got {threads}")
-        for what, value in (("segment_s", segment_s), ("max_age_s", max_age_s)):
-            if value is not None and not value > 0:
-                raise ValueError(f"VideoSink {what} must be > 0, got {value}")
-        if max_segments is not None and max_segments < 1:
-            raise ValueError(f"VideoSink max_segments must be >= 1, got {max_segments}")
         self._directory = Path(directory)
         self._labels = labels
-        self._codec = codec
-        self._options = encoder_options(codec, crf, preset)
-        self._segment_s = segment_s
-        self._max_age_s = max_age_s
-        self._max_segments = max_segments
-        self._fragmented = fragmented
-        self._threads = threads or (1 if (os.cpu_count() or 1) <= 2 else 0)
+        self.encoding = encoding
+        self.rotation = rotation
         self._geometry: dict[str, Geometry] = {}
         self._scenes: dict[str, SceneOverlay] = {}
         """Each camera's zones, lines, counts and trails (cameras whose stream has a scene)."""
@@ -284,7 +256,7 @@ class VideoSink(Sink):
                 self._lost[camera],
             )
         file = self._open.get(camera)
-        if file is not None and self._segment_full(file):
+        if file is not None and self.rotation.full(file.frames, file.geometry.rate):
             self._finish(camera)
             file = None
         if camera in self._waiting:  # finishing the segment met the full disk
@@ -307,12 +279,6 @@ class VideoSink(Sink):
         cameras = ", ".join(f"camera {c!r} {n}" for c, n in self._lost.items() if n)
         return f"{self._lost.total()} frames lost ({cameras})"
 
-    def _segment_full(self, file: SegmentFile) -> bool:
-        if self._segment_s is None:
-            return False
-        limit = max(1, math.ceil(self._segment_s * file.geometry.rate))
-        return file.frames >= limit
-
     def _open_segment(
         self, camera: str, geometry: Geometry, wall_time: float
     ) -> SegmentFile | None:
@@ -323,9 +289,7 @@ class VideoSink(Sink):
             if not self._directory.is_dir():  # removed while the run wrote into it
                 log.warning("video sink: %s is gone; making it again", self._directory)
                 self._directory.mkdir(parents=True, exist_ok=True)
-            file = SegmentFile(
-                path, geometry, self._codec, self._options, self._fragmented, self._threads
-            )
+            file = SegmentFile(path, geometry, self.encoding)
         except _WRITE_ERRORS as exc:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # none there
                 path.unlink()  # the container may have created it, empty
@@ -336,12 +300,12 @@ class VideoSink(Sink):
             hint = (
                 " (NVENC needs an NVIDIA GPU with a video encoder, which the H100, H200 and "
                 "A100 lack, and its driver; codec libx264 encodes on the CPU)"
-                if "nvenc" in self._codec
+                if "nvenc" in self.encoding.codec
                 else ""
             )
             raise SinkError(
                 f"video sink: cannot open {path} for camera {camera!r} "
-                f"with codec {self._codec!r}: {failure_reason(exc, path)}{hint}"
+                f"with codec {self.encoding.codec!r}: {failure_reason(exc, path)}{hint}"
             ) from exc
         self._open[camera] = file
         return file
@@ -388,10 +352,5 @@ class VideoSink(Sink):
     def _prune(self, camera: str) -> None:
         """Delete the camera's finished files that retention no longer keeps."""
         open_file = self._open.get(camera)
-        self.deleted += prune_segments(
-            self._directory,
-            camera,
-            max_age_s=self._max_age_s,
-            max_segments=self._max_segments,
-            keep=open_file.path if open_file is not None else None,
-        )
+        keep = open_file.path if open_file is not None else None
+        self.deleted += self.rotation.prune(self._directory, camera, keep)

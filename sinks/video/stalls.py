@@ -6,7 +6,10 @@ frame that may not come.
 A camera's frames have stopped once none has come for `STALL_S` and for `GAPS` times the
 largest gap between its last `RECENT` frames, `MAX_WAIT_S` at most: frames that come seldom
 (`max_fps` without `full_rate_video`, a frame every few seconds) or in batches far apart (a
-slow detector) keep one file. Only live cameras are watched (`watch`): a file's frames stop
+slow detector) keep one file. The wait from its stream's start to its first frame counts as
+a gap: a slow detector's first batch comes about as long after the start as its next batch
+after it, and its frames come with no gap between them. Its first frame, with no gap between
+frames yet, waits `MAX_WAIT_S`. Only live cameras are watched (`watch`): a file's frames stop
 only at its end, which finishes its file anyway.
 """
 
@@ -40,8 +43,11 @@ class StallWatch:
         self._wait: dict[str, float] = {}
 
     def watch(self, camera: str) -> None:
-        """`camera`'s frames may stop while the run goes on (a live camera)."""
+        """`camera`'s stream starts now (again, after a reconnect), and its frames may stop
+        while the run goes on (a live camera)."""
         self._watched.add(camera)
+        self._last[camera] = self._clock()  # the wait for its first frame is a gap
+        self._wait[camera] = MAX_WAIT_S
 
     def frame(self, camera: str) -> None:
         """A frame of `camera` came now."""
@@ -49,9 +55,9 @@ class StallWatch:
             return
         now = self._clock()
         gaps = self._gaps.setdefault(camera, deque(maxlen=RECENT))
-        if camera in self._last:
-            gaps.append(now - self._last[camera])
-        self._wait[camera] = min(MAX_WAIT_S, max(STALL_S, GAPS * max(gaps, default=0.0)))
+        gaps.append(now - self._last[camera])
+        if len(gaps) > 1:  # a gap between two of its frames is known
+            self._wait[camera] = min(MAX_WAIT_S, max(STALL_S, GAPS * max(gaps)))
         self._last[camera] = now
 
     def stalled(self, cameras: Iterable[str]) -> list[str]:
@@ -60,7 +66,7 @@ class StallWatch:
         return [
             camera
             for camera in cameras
-            if camera in self._last and now - self._last[camera] > self._wait[camera]
+            if camera in self._watched and now - self._last[camera] > self._wait[camera]
         ]
 
     def idle_s(self, camera: str) -> float:

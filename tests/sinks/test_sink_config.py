@@ -62,6 +62,28 @@ def test_every_sink_kind_parses_with_its_options(video: Path, tmp_path: Path) ->
     assert isinstance(sql_cfg, SqlSinkConfig) and sql_cfg.close_timeout_s == 30
 
 
+def test_the_video_sections_settings_reach_the_sink_its_times_in_seconds(
+    video: Path, tmp_path: Path
+) -> None:
+    from sinks.video.encoding import Encoding
+    from sinks.video.files import Rotation
+    from sinks.video.sink import VideoSink
+
+    cfg = parse_config(
+        config(
+            video,
+            f"  - type: video\n    dir: {tmp_path / 'out'}\n    segment_minutes: 10\n"
+            "    keep_hours: 48\n    keep_files: 20\n    crf: 30\n    preset: veryfast\n"
+            "    fragmented: false\n    threads: 3\n",
+        )
+    )
+    sink = build_sink(cfg.sinks[0], SinkContext(LabelMap(()), "test"))
+    assert isinstance(sink, VideoSink)
+    assert sink.encoding == Encoding("libx264", 30, "veryfast", fragmented=False, threads=3)
+    assert sink.rotation == Rotation(segment_s=600, max_age_s=48 * 3600, max_segments=20)
+    sink.close()
+
+
 def test_curve_secret_key_from_the_environment_reaches_the_sink(
     video: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

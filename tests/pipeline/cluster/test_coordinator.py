@@ -5,16 +5,28 @@ test_ray_cluster.py)."""
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
+import pytest
+
 from pipeline.cluster.assign import assign
 from pipeline.cluster.coordinator import Coordinator
+from pipeline.cluster.forwarder import EventForwarder
 from pipeline.cluster.resume import Resume
 from pipeline.cluster.shard import ShardInfo
-from pipeline.config import parse_config
+from pipeline.config import ZmqSinkConfig, parse_config
 from pipeline.summary import CameraStats, RunSummary
+from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamEnd, TrackEvent
+from sinks.event_bus.publisher import EventPublisher
+from sinks.sql.sink import SqlSink
+from tests.conftest import free_port
+from tests.sinks.sql.builders import summary
+from tests.sinks.sql.conftest import pg_schema, skip_without_pg
 
 CAMERAS = ("gate", "hall", "yard", "dock")
 
@@ -44,6 +56,9 @@ class FakeShard:
         self.run = SimpleNamespace(remote=self._run)
         self.progress = SimpleNamespace(remote=lambda: Ref([]))
         self.stop = SimpleNamespace(remote=lambda: Ref())
+        # where its events would be published (nothing binds it: the forwarder just waits)
+        endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.publisher_endpoint = SimpleNamespace(remote=lambda: Ref(endpoint))
 
     def _run(self, config: Any, cameras: list[str], run_config: str, _: Any, resume: Any) -> Ref:
         self.runs.append((list(cameras), dict(resume)))
@@ -68,30 +83,35 @@ class FakeRay:
         return ref.value
 
 
-def coordinator(tmp_path: Path, max_restarts: int) -> Coordinator:
+def coordinator(tmp_path: Path, max_restarts: int, sql_url: str | None = None) -> Coordinator:
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"\0")  # the config checks only that a non-empty file is there
     cameras = "".join(f"  - {{id: {c}, source: '{video}'}}\n" for c in CAMERAS)
+    sql = f"  - {{type: sql, url: '{sql_url}'}}\n" if sql_url else ""
     config = parse_config(
         f"cameras:\n{cameras}sinks:\n  - {{type: zmq, endpoint: 'tcp://127.0.0.1:5999'}}\n"
-        f"cluster:\n  engine: ray\n  max_restarts: {max_restarts}\n"
+        f"{sql}cluster:\n  engine: ray\n  max_restarts: {max_restarts}\n"
     )
     return Coordinator(config, "cluster abc", "c.yaml", threading.Event(), lambda _: None)
 
 
 def run_with_a_death(
-    tmp_path: Path, max_restarts: int, told: list[str] | None = None
+    tmp_path: Path,
+    max_restarts: int,
+    told: list[str] | None = None,
+    forwarder: EventForwarder | None = None,
+    sql_url: str | None = None,
 ) -> tuple[Coordinator, Any, list[str]]:
     """Runs the cameras on shard-0 and shard-1; the first run of shard-1 dies. `told`: the
-    cameras the coordinator said lost."""
+    cameras the coordinator said lost; `forwarder`: the run's event bus."""
     told = [] if told is None else told
     fake = FakeRay()
     shards = [FakeShard("shard-0"), FakeShard("shard-1", dies=True)]
-    coord = coordinator(tmp_path, max_restarts)
+    coord = coordinator(tmp_path, max_restarts, sql_url)
     coord.on_lost = told.append
     board = SimpleNamespace(publish=SimpleNamespace(remote=lambda status: None))
-    running = coord.begin(fake, [(s, s.info) for s in shards], None, board)
-    done, lost = coord.watch(fake, running, None, None)
+    running = coord.begin(fake, [(s, s.info) for s in shards], forwarder, board)
+    done, lost = coord.watch(fake, running, None, forwarder)
     moved = assign(list(CAMERAS), ["shard-0", "shard-1"])["shard-1"]
     return coord, (shards, done, lost), moved
 
@@ -127,3 +147,94 @@ def test_a_camera_moved_more_than_max_restarts_times_is_failed_and_the_others_go
         for c, stats in lost.items()
     )
     assert [c for _, s in done for c in s.cameras] == shards[0].runs[0][0]
+
+
+@pytest.fixture
+def forwarder() -> Iterator[EventForwarder]:
+    """The run's event bus, on a free port."""
+    forwarder = EventForwarder(ZmqSinkConfig(type="zmq", endpoint="tcp://127.0.0.1:0"))
+    yield forwarder
+    forwarder.close(quiet_s=0.0)
+
+
+ENDED = assign(list(CAMERAS), ["shard-0", "shard-1"])["shard-1"][0]
+"""A camera of the shard that dies, whose file is over before it dies."""
+RUN_OF_SHARD_1 = "c.yaml (cluster abc run 2 on shard-1)"
+"""The config the dead shard's run records in the database (`Coordinator._start`)."""
+
+
+def frame(camera: str, index: int) -> FrameResult:
+    image = np.zeros((4, 4, 3), np.uint8)
+    return FrameResult(Frame(camera, index, index / 10, 0.0, image), Detections.empty())
+
+
+def end_of(camera: str, frames: int) -> StreamEnd:
+    """The stream's end, which closes its one track (a row in the database)."""
+    return StreamEnd(camera, frames, (TrackEvent("ended", summary(camera, 1, 0, frames - 1)),))
+
+
+def ended_on_the_bus(forwarder: EventForwarder, camera: str, frames: int) -> None:
+    """`camera`'s frames and end, passed on by `forwarder` as the dead shard sent them."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    forwarder.connect(endpoint)
+    publisher = EventPublisher(endpoint, LabelMap(), wait_for_subscribers=1, wait_timeout_s=10)
+    for i in range(frames):
+        publisher.write(frame(camera, i))
+    publisher.end(end_of(camera, frames))
+    publisher.close()
+    deadline = time.monotonic() + 10
+    while camera not in forwarder.ends.ended and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert forwarder.ends.ended[camera].frames == frames
+
+
+def test_a_camera_whose_stream_ended_before_its_shard_died_is_not_moved_the_others_are(
+    tmp_path: Path, forwarder: EventForwarder
+) -> None:
+    ended_on_the_bus(forwarder, ENDED, frames=5)
+    coord, (shards, done, unreported), moved = run_with_a_death(
+        tmp_path, max_restarts=1, forwarder=forwarder
+    )
+
+    others = [c for c in moved if c != ENDED]
+    assert others, "the hash gave shard-1 one camera only: pick other ids"
+    (_, _), (again, resume) = shards[0].runs
+    assert again == others  # decoded again: all but the one that had ended
+    assert set(resume) == set(others)
+    assert coord.restarts[ENDED] == 0 and all(coord.restarts[c] == 1 for c in others)
+    stats = unreported[ENDED]  # counted as its end told subscribers, not failed
+    assert (stats.frames, stats.error, stats.ok) == (5, None, True)
+    assert sorted([*unreported, *(c for _, s in done for c in s.cameras)]) == sorted(CAMERAS)
+    assert coord.moves[0] == (
+        f"{shards[1].info.describe()} died: The actor died unexpectedly before finishing "
+        f"this task.; cameras {ENDED} had ended: not moved"
+    )
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    skip_without_pg()
+    with pg_schema() as url:
+        yield url
+
+
+@pytest.mark.parametrize("stored", [True, False], ids=["rows stored", "rows on their way"])
+def test_an_ended_camera_is_moved_only_while_the_database_lacks_rows_its_events_announced(
+    tmp_path: Path, forwarder: EventForwarder, pg_url: str, stored: bool
+) -> None:
+    sql = SqlSink(pg_url, LabelMap(), run_config=RUN_OF_SHARD_1, spool_dir=tmp_path / "spool")
+    if stored:  # else its end's track row was still with the dead shard's writer
+        for i in range(5):
+            sql.write(frame(ENDED, i))
+        sql.end(end_of(ENDED, 5))
+    sql.close()
+    ended_on_the_bus(forwarder, ENDED, frames=5)
+    _, (shards, _, unreported), _ = run_with_a_death(
+        tmp_path, max_restarts=1, forwarder=forwarder, sql_url=pg_url
+    )
+
+    (_, _), (again, resume) = shards[0].runs
+    assert (ENDED in again) is not stored
+    assert (ENDED in unreported) is stored
+    if not stored:  # resumed where the bus and the database are: it sends nothing again
+        assert resume[ENDED].published.frame == 4 and resume[ENDED].next_seq == 7

@@ -280,7 +280,7 @@ def test_the_merged_summary_has_every_camera_and_names_each_shards_outputs() -> 
         [shard("shard-0", "a"), shard("shard-1", "b")],
         elapsed_s=2.0,
         setup_s=0.5,
-        lost=lost,
+        unreported=lost,
     )
     assert list(merged.cameras) == ["a", "b", "c"]
     assert merged.outputs == ["shard-0 on 10.0.0.1: video out/", "shard-1 on 10.0.0.1: video out/"]

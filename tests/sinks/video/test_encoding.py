@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.types import StreamEnd, StreamInfo
 from sinks.base import SinkError
-from sinks.video.encoding import encoder_options
+from sinks.video.encoding import Encoding, encoder_options
 from sinks.video.sink import VideoSink
 from tests.sinks.video.conftest import (
     LABELS,
@@ -36,7 +36,7 @@ def test_colours_survive_the_encode(tmp_path: Path, threads: int) -> None:
     image = np.zeros((96, 128, 3), np.uint8)
     for k, colour in enumerate(colours):
         image[(k // 2) * 48 : (k // 2 + 1) * 48, (k % 2) * 64 : (k % 2 + 1) * 64] = colour
-    sink = VideoSink(tmp_path, LABELS, crf=12, threads=threads)
+    sink = VideoSink(tmp_path, LABELS, encoding=Encoding(crf=12, threads=threads))
     sink.start(StreamInfo("cam", 128, 96, Fraction(10), source="synthetic"))
     for i in range(3):
         sink.write(frame_result("cam", i, image))
@@ -83,7 +83,7 @@ def test_mp4_has_one_frame_per_written_frame_at_input_rate_and_size(
 
 def test_a_classic_mp4_gets_its_index_at_the_end(tmp_path: Path) -> None:
     # the muxer goes back to the file's start to finish it: the file it writes must seek
-    sink = VideoSink(tmp_path, LABELS, fragmented=False)
+    sink = VideoSink(tmp_path, LABELS, encoding=Encoding(fragmented=False))
     write_stream(sink, "cam1", 12, 64, 48, Fraction(25))
     sink.close()
 
@@ -97,9 +97,10 @@ import os, signal, sys
 from fractions import Fraction
 import numpy as np
 from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamInfo
+from sinks.video.encoding import Encoding
 from sinks.video.sink import VideoSink
 
-sink = VideoSink(sys.argv[1], LabelMap(()), fragmented=sys.argv[2] == "1")
+sink = VideoSink(sys.argv[1], LabelMap(()), encoding=Encoding(fragmented=sys.argv[2] == "1"))
 sink.start(StreamInfo("cam1", 160, 120, Fraction(25), "synthetic"))
 for i in range(int(sys.argv[3])):
     image = np.random.default_rng(i).integers(0, 255, (120, 160, 3), dtype=np.uint8)
@@ -147,7 +148,7 @@ def test_x264_settings_map_onto_nvenc_options() -> None:
     reason="needs FFmpeg with NVENC on a machine without an NVIDIA GPU",
 )
 def test_an_encoder_that_cannot_run_here_fails_when_the_file_opens(tmp_path: Path) -> None:
-    sink = VideoSink(tmp_path, LABELS, codec="h264_nvenc")
+    sink = VideoSink(tmp_path, LABELS, encoding=Encoding(codec="h264_nvenc"))
     sink.start(StreamInfo("cam", 160, 120, Fraction(25), "test"))
     with pytest.raises(SinkError, match=r"cannot open .*cam_.*\.mp4 for camera 'cam' with codec "
                        r"'h264_nvenc': .*\(NVENC needs an NVIDIA GPU with a video encoder, which the H100, "

@@ -9,7 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from pipeline.types import StreamInfo
-from sinks.video.files import delete_old_videos
+from sinks.video.files import Rotation, delete_old_videos
 from sinks.video.sink import VideoSink
 from tests.sinks.video.conftest import LABELS, write_stream
 
@@ -25,7 +25,7 @@ def _old_file(directory: Path, name: str, age_s: float) -> Path:
 def test_retention_keeps_only_the_newest_files_of_the_camera(tmp_path: Path) -> None:
     other_camera = _old_file(tmp_path, "cam10_20200101-000000.mp4", 10)
     unrelated = _old_file(tmp_path, "notes.txt", 10)
-    sink = VideoSink(tmp_path, LABELS, segment_s=0.5, max_segments=2)
+    sink = VideoSink(tmp_path, LABELS, rotation=Rotation(segment_s=0.5, max_segments=2))
     write_stream(sink, "cam1", 25, 64, 48, Fraction(10))  # 5 files of 5 frames
     sink.close()
 
@@ -40,7 +40,7 @@ def test_retention_deletes_files_older_than_max_age_when_a_camera_starts(tmp_pat
     stale_2 = _old_file(tmp_path, "cam1_20200101-000000-2.mp4", 2 * 3600)
     recent = _old_file(tmp_path, "cam1_20200102-000000.mp4", 600)
     other_camera = _old_file(tmp_path, "cam2_20200101-000000.mp4", 3 * 3600)
-    sink = VideoSink(tmp_path, LABELS, max_age_s=3600)
+    sink = VideoSink(tmp_path, LABELS, rotation=Rotation(max_age_s=3600))
     sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
 
     assert sorted(sink.deleted) == sorted([stale, stale_2])

@@ -11,7 +11,8 @@ import pytest
 
 from pipeline.types import StreamEnd, StreamInfo
 from sinks.base import SinkError
-from sinks.video.files import segment_pattern
+from sinks.video.encoding import Encoding
+from sinks.video.files import Rotation, segment_pattern
 from sinks.video.sink import VideoSink
 from tests.sinks.video.conftest import (
     LABELS,
@@ -24,9 +25,21 @@ from tests.sinks.video.conftest import (
 )
 
 
-def test_negative_encoder_threads_are_refused(tmp_path: Path) -> None:
+def test_negative_encoder_threads_are_refused() -> None:
     with pytest.raises(ValueError, match="threads"):
-        VideoSink(tmp_path, LABELS, threads=-1)
+        Encoding(threads=-1)
+
+
+@pytest.mark.parametrize(
+    ("rotation", "named"),
+    [({"segment_s": 0.0}, "segment_s"), ({"max_age_s": -1.0}, "max_age_s"),
+     ({"max_segments": 0}, "max_segments")],
+)  # fmt: skip
+def test_a_rotation_that_would_never_keep_a_file_is_refused(
+    rotation: dict[str, float], named: str
+) -> None:
+    with pytest.raises(ValueError, match=named):
+        Rotation(**rotation)  # type: ignore[arg-type]
 
 
 def test_file_is_named_after_camera_and_first_frame_time_in_a_created_directory(
@@ -112,7 +125,7 @@ def test_a_folder_removed_mid_run_is_made_again_and_the_frames_deleted_with_it_a
     tmp_path: Path,
 ) -> None:
     directory = tmp_path / "videos"
-    sink = VideoSink(directory, LABELS, segment_s=1.0)  # 25 frames a file
+    sink = VideoSink(directory, LABELS, rotation=Rotation(segment_s=1.0))  # 25 frames a file
     sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
     for i in range(60):
         if i == 10:
@@ -129,7 +142,7 @@ def test_a_folder_removed_mid_run_is_made_again_and_the_frames_deleted_with_it_a
 
 
 def test_unknown_codec_raises_sink_error_naming_camera_and_codec(tmp_path: Path) -> None:
-    sink = VideoSink(tmp_path, LABELS, codec="no-such-codec")
+    sink = VideoSink(tmp_path, LABELS, encoding=Encoding(codec="no-such-codec"))
 
     sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
     with pytest.raises(SinkError, match=r"'cam1'.*'no-such-codec'"):
@@ -138,7 +151,7 @@ def test_unknown_codec_raises_sink_error_naming_camera_and_codec(tmp_path: Path)
 
 
 def test_segments_rotate_after_segment_s_of_video_and_keep_every_frame(tmp_path: Path) -> None:
-    sink = VideoSink(tmp_path, LABELS, segment_s=1.0)
+    sink = VideoSink(tmp_path, LABELS, rotation=Rotation(segment_s=1.0))
     write_stream(sink, "cam1", 25, 160, 64, Fraction(10))  # 2.5 s of video at 10 fps
     sink.end(StreamEnd("cam1", frames=25))
     sink.close()

@@ -1,6 +1,7 @@
 """A camera whose frames stop has its file finished on the sink's tick, every frame in it (the
 encoder's delayed ones too), once they have stopped for `STALL_S` and for a few of its gaps
-between frames; its next frame starts a new file, and other cameras' files go on."""
+between frames (the wait for its first frame one of them; its first frame alone waits
+`MAX_WAIT_S`); its next frame starts a new file, and other cameras' files go on."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from fractions import Fraction
 from pathlib import Path
 
 from pipeline.types import StreamInfo
+from sinks.video.encoding import Encoding
 from sinks.video.sink import VideoSink
-from sinks.video.stalls import STALL_S
+from sinks.video.stalls import MAX_WAIT_S, STALL_S
 from tests.sinks.video.conftest import LABELS, decode, frame_result, moving_square, square_left_edge
 
 
@@ -32,7 +34,7 @@ def test_a_camera_whose_frames_stop_has_its_file_finished_with_every_frame_and_g
 ) -> None:
     clock = Clock()
     # veryfast holds frames back in the encoder (B-frames, look-ahead): those are written too
-    sink = VideoSink(tmp_path, LABELS, preset="veryfast", clock=clock)
+    sink = VideoSink(tmp_path, LABELS, encoding=Encoding(preset="veryfast"), clock=clock)
     sink.start(StreamInfo("gate", 96, 64, Fraction(25), source="synthetic", live=True))
     for i in range(30):
         clock.now = i * 0.04
@@ -68,8 +70,25 @@ def test_frames_that_come_seldom_stay_in_one_file(tmp_path: Path) -> None:
                 _write(sink, "lapse", i)
             sink.tick()
     sink.close()
-    # the first frame has no gap to go by: STALL_S without a frame finishes its file
-    assert [f.frames for f in sink.records["lapse"]] == [1, 5]
+    # the first frame, with no gap to go by, waits for the second rather than STALL_S
+    assert [f.frames for f in sink.records["lapse"]] == [6]
+
+
+def test_a_live_cameras_first_frame_alone_has_its_file_finished_after_the_longest_wait(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    sink = VideoSink(tmp_path, LABELS, clock=clock)
+    sink.start(StreamInfo("once", 96, 64, Fraction(25), source="synthetic", live=True))
+    clock.now = 0.1
+    _write(sink, "once", 0)
+    clock.now = 0.1 + 0.9 * MAX_WAIT_S
+    sink.tick()
+    assert sink.records == {}  # no gap to go by yet: still open
+    clock.now = 0.1 + 1.1 * MAX_WAIT_S
+    sink.tick()
+    assert [f.frames for f in sink.records["once"]] == [1]
+    sink.close()
 
 
 def test_a_stalled_camera_is_finished_while_another_camera_goes_on_in_its_file(
@@ -99,7 +118,7 @@ def test_a_live_camera_whose_frames_come_in_batches_far_apart_keeps_one_file(
     sink = VideoSink(tmp_path, LABELS, clock=clock)
     sink.start(StreamInfo("slow", 96, 64, Fraction(25), source="synthetic", live=True))
     index = 0
-    for batch in range(6):  # a slow detector: 8 frames at once every 2.5 s, ticks between
+    for batch in range(1, 7):  # a slow detector: 8 frames at once every 2.5 s, ticks between
         for tick in range(10):
             clock.now = 2.5 * batch + tick * 0.25
             if tick == 0:
@@ -108,10 +127,8 @@ def test_a_live_camera_whose_frames_come_in_batches_far_apart_keeps_one_file(
                     index += 1
             sink.tick()
     sink.close()
-    # the first batch's frames came with no gap: its wait is STALL_S, so one split at most
-    assert sum(f.frames for f in sink.records["slow"]) == 48
-    assert len(sink.records["slow"]) <= 2
-    assert sink.records["slow"][-1].frames >= 40
+    # the first batch's frames came with no gap between them, but 2.5 s after the start
+    assert [f.frames for f in sink.records["slow"]] == [48]
 
 
 def test_a_file_cameras_frames_that_stop_keep_its_file_open_until_its_end(
