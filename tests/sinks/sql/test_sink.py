@@ -7,6 +7,7 @@ and are skipped only when the server cannot be reached.
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import sqlite3
@@ -32,6 +33,7 @@ from pipeline.types import (
 )
 from sinks.base import SinkError
 from sinks.sql.models import Detection, LineCrossingRow, Run, Track, ZoneVisit
+from sinks.sql.outbox import Outbox
 from sinks.sql.query import list_tracks, query_detections
 from sinks.sql.reading import DetectionQuery
 from sinks.sql.sink import SqlSink
@@ -353,6 +355,67 @@ def test_rows_waiting_when_the_sqlite_file_is_deleted_stay_within_the_memory_bou
     kept = [json.loads(line) for line in sink.kept_in.read_text().splitlines()]
     frames = [r["frame"] for b in kept if b["table"] == "detections" for r in b["rows"]]
     assert sorted(frames) == list(range(1, 201))
+
+
+def _kept_frames(sink: SqlSink) -> list[tuple[str, list[Any]]]:
+    """(table, frames) of each batch the closed sink kept in its spool file."""
+    assert sink.kept_in is not None
+    kept = [json.loads(line) for line in sink.kept_in.read_text().splitlines()]
+    return [(b["table"], [r.get("frame") for r in b["rows"]]) for b in kept]
+
+
+def test_an_error_of_the_writer_not_the_databases_fails_the_sink_in_one_line_and_keeps_the_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'det.db'}"
+    sink = SqlSink(url, LABELS, batch_size=10, spool_dir=tmp_path / "spool")
+    for index in range(3):
+        sink.write(frame_result("cam", index, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
+
+    def broken(self: RowWriter, batch: RowBatch) -> None:
+        raise TypeError("float() argument must be a string or a real number,\n not 'NoneType'")
+
+    monkeypatch.setattr(RowWriter, "write", broken)
+    assert not sink.flush(30)  # at once: the writer stopped, and keeps the rows
+    with pytest.raises(SinkError) as err:
+        sink.tick()  # the camera's frames may have stopped: a tick says it all the same
+    assert str(err.value) == (
+        f"sql sink: cannot insert 3 rows into table detections of {url}: TypeError: "
+        "float() argument must be a string or a real number, not 'NoneType'"
+    )
+    with pytest.raises(SinkError, match=r"TypeError: .*; rows kept in") as closed:
+        sink.close()
+    assert "\n" not in str(closed.value)
+    assert _kept_frames(sink) == [("detections", [0, 1, 2]), ("run_end", [None])]
+
+
+def test_an_error_of_the_writer_between_inserts_fails_the_sink_and_keeps_the_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = tmp_path / "spool"
+    armed = threading.Event()
+    peek = Outbox.peek
+
+    def unreadable(self: Outbox, timeout_s: float) -> RowBatch | None:
+        batch = peek(self, timeout_s)
+        if batch is not None and armed.is_set():  # a spooled batch the disk fails to give
+            raise OSError(errno.EIO, "Input/output error", str(self.spool_path))
+        return batch
+
+    monkeypatch.setattr(Outbox, "peek", unreadable)
+    url = f"sqlite:///{tmp_path / 'det.db'}"
+    sink = SqlSink(url, LABELS, batch_size=10, spool_dir=spool)
+    for index in range(3):
+        sink.write(frame_result("cam", index, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
+    armed.set()
+    assert not sink.flush(30)
+    with pytest.raises(SinkError) as err:
+        sink.write(frame_result("cam", 3, T0, []))
+    assert str(err.value).startswith(f"sql sink: writing to {url} stopped: OSError: [Errno 5]")
+    assert "\n" not in str(err.value)
+    with pytest.raises(SinkError, match="rows kept in"):
+        sink.close()
+    assert _kept_frames(sink) == [("detections", [0, 1, 2]), ("run_end", [None])]
 
 
 def test_sqlite_parent_directory_is_created_and_wal_is_enabled(tmp_path: Path) -> None:
