@@ -272,7 +272,9 @@ class SqlSinkConfig(Strict):
         description="Rows kept in memory while the database is away; more go to the spool.",
     )
     spool_dir: Path = Field(
-        Path("out/spool"), description="Folder for rows waiting for the database."
+        Path("out/spool"),
+        description="Folder for rows waiting for the database (and, in refused/, rows it "
+        "refused for good).",
     )
     spool_max_mb: float = Field(
         1024,

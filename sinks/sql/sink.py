@@ -44,6 +44,7 @@ from sinks.sql.database import SQLITE_BUSY_TIMEOUT_MS, DatabaseUrl, make_engine,
 from sinks.sql.models import Run, RunStatus
 from sinks.sql.outbox import Outbox
 from sinks.sql.pending_rows import PendingRows
+from sinks.sql.refused import REFUSED_FOLDER, RefusedFile
 from sinks.sql.schema import create_schema, foreign_database
 from sinks.sql.spool import RowBatch, Table, spool_prefix
 from sinks.sql.writer import RowWriter
@@ -112,18 +113,19 @@ class SqlSink(Sink):
             self.run_id, labels, batch_size=batch_size, flush_interval_s=flush_interval_s
         )
         prefix = spool_prefix(self._db)
-        spool = Path(spool_dir) / f"{prefix}run{self.run_id}-{os.getpid()}.jsonl"
+        name = f"{prefix}run{self.run_id}-{os.getpid()}.jsonl"
+        max_bytes = int(spool_max_mb * 1024 * 1024)
         self.outbox = Outbox(
-            spool,
-            max_memory_rows=buffer_rows,
-            max_spool_bytes=int(spool_max_mb * 1024 * 1024),
+            Path(spool_dir) / name, max_memory_rows=buffer_rows, max_spool_bytes=max_bytes
         )
+        self._refused = RefusedFile(Path(spool_dir) / REFUSED_FOLDER / name, max_bytes=max_bytes)
         self._writer = RowWriter(
             self._engine,
             self.outbox,
             db=self._db,
             retry_initial_s=retry_initial_s,
             retry_max_s=retry_max_s,
+            refused=self._refused,
         )
         self._writer.replay(Path(spool_dir), prefix)
 
@@ -134,7 +136,7 @@ class SqlSink(Sink):
         self._raise_if_failed()
         now = self._clock()
         self._pending.add(result, now)
-        if self._pending.due_in(now) == 0:
+        if self._pending.is_due(now):
             self._hand_off()
 
     def held_events(self, held: HeldTrackEvents) -> None:
@@ -149,7 +151,7 @@ class SqlSink(Sink):
         came to make them due (a camera reconnecting or blocked, a still scene under motion
         gating)."""
         self._raise_if_failed()
-        if self._pending.due_in(self._clock()) == 0:
+        if self._pending.is_due(self._clock()):
             self._hand_off()
 
     def end(self, stream_end: StreamEnd) -> None:
@@ -262,8 +264,7 @@ class SqlSink(Sink):
                 )
             )
             self._writer.stop(self._close_timeout_s)
-            for batch in self._writer.rejected:
-                self.outbox.put(batch)  # spooled below with what is left, for inspection
+            self._refused.close()
             self.kept_in = self.outbox.persist()
             # what is kept, less the run's own end (one row) when that too is kept
             end_kept = self._writer.runs_ended == 0 and not self.outbox.lost["run_end"]
@@ -275,8 +276,9 @@ class SqlSink(Sink):
         if lost:
             problems.append(f"{lost} lost: {self.outbox.loss_reason}")
         if self._writer.error is not None:
-            refused = self._writer.error.removeprefix("sql sink: ")
-            problems.append(f"{refused}; rows kept in {self.kept_in}")
+            problems.append(self._writer.error.removeprefix("sql sink: "))
+            if self.kept_in is not None:
+                problems.append(f"rows kept in {self.kept_in}")
         elif self.kept_in is not None:
             still = (
                 f"the disk holding {self._db} still full"

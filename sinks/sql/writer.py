@@ -7,11 +7,12 @@ and is tried again after growing pauses; inserts skip rows whose unique key is a
 there, so a batch retried after a commit whose answer was lost adds nothing twice. An
 outage and a full disk are each logged when they begin and when they end (an outage also
 every `OUTAGE_REMINDER_S`), and counted apart. A batch the database refuses for good is
-set aside (`rejected`) and reported (`error`). A SQLite file deleted (or replaced) during
-the run, or an error of any other kind (not the database's), is reported the same way, and
-the writer stops (`halted`): nothing more is written, and the batches stay in the outbox,
-within its memory bound and spool file, for the close to keep. When the run ends, an outage
-is waited out for the sink's `close_timeout_s`, a full disk for at most `FULL_DISK_CLOSE_S`.
+set aside in the file of refused rows (`sinks.sql.refused`) and reported (`error`). A
+SQLite file deleted (or replaced) during the run, or an error of any other kind (not the
+database's), is reported the same way, and the writer stops (`halted`): nothing more is
+written, and the batches stay in the outbox, within its memory bound and spool file, for
+the close to keep. When the run ends, an outage is waited out for the sink's
+`close_timeout_s`, a full disk for at most `FULL_DISK_CLOSE_S`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sinks.sql.database import DatabaseUrl, ErrorKind, disk_full, error_kind, reason
 from sinks.sql.models import Detection, LineCrossingRow, Run, Track, ZoneVisit
 from sinks.sql.outbox import Outbox
+from sinks.sql.refused import RefusedFile
 from sinks.sql.schema import COLUMNS_ADDED
 from sinks.sql.spool import RowBatch, replay_spools
 
@@ -78,7 +80,8 @@ def _insert_skipping_existing(engine: Engine, model: RowModel) -> Insert:
 class RowWriter:
     """The thread that writes the outbox's batches, retrying while the database is away.
 
-    Starts on construction; `stop` ends it. `db` names the database in messages (masked).
+    Starts on construction; `stop` ends it. `db` names the database in messages (masked);
+    `refused` takes the batches it refuses for good.
     """
 
     def __init__(
@@ -89,13 +92,14 @@ class RowWriter:
         db: DatabaseUrl,
         retry_initial_s: float,
         retry_max_s: float,
+        refused: RefusedFile,
     ) -> None:
         self.engine = engine
         self.outbox = outbox
+        self.refused = refused
         self.error: str | None = None
         """Set when a batch can never be written (constraint, data or SQL error), or the
         writer stopped (`halted`)."""
-        self.rejected: list[RowBatch] = []
         self.rows_written = dict.fromkeys(_MODELS, 0)
         self.runs_ended = 0
         self.outages = 0
@@ -306,11 +310,16 @@ class RowWriter:
         self.trouble = None
 
     def _reject(self, batch: RowBatch, why: str) -> None:
-        """A batch the database refuses for good (`why`): kept aside (spooled at close),
-        reported."""
-        self.rejected.append(batch)
-        self.outbox.done(batch)
-        self._report(self._cannot_insert(batch, why))
+        """A batch the database refuses for good (`why`): set aside in the file of refused
+        rows (lost, and counted, when that cannot take it), reported."""
+        failure = self.refused.add(batch)
+        if failure is None:
+            where = f"its rows set aside in {self.refused.path}"
+        else:
+            self.outbox.lose(batch, failure)
+            where = f"its rows lost: {failure}"
+        self._report(self._cannot_insert(batch, f"{why}; {where}"))
+        self.outbox.done(batch)  # last: a flush waiting for it finds the sink failed
 
     def _halt(self, error: str) -> None:
         """Stop for good, reporting `error`: nothing more is written, and the outbox keeps

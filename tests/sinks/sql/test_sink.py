@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
+import re
 import shutil
 import sqlite3
 import threading
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from pipeline.types import (
     LineCrossing,
@@ -276,10 +278,11 @@ def test_second_close_does_nothing(tmp_path: Path) -> None:
     assert [r["status"] for r in read_all(url, Run)] == ["finished"]
 
 
-def test_rows_the_database_refuses_fail_the_sink_and_are_kept_in_the_spool(
-    sql_db_url: str, tmp_path: Path
+def test_rows_the_database_refuses_fail_the_sink_and_are_set_aside_in_a_file_no_run_replays(
+    sql_db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sink = SqlSink(sql_db_url, LABELS, batch_size=1, spool_dir=tmp_path / "spool")
+    spool_dir = tmp_path / "spool"
+    sink = SqlSink(sql_db_url, LABELS, batch_size=1, spool_dir=spool_dir)
     sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
     assert sink.flush(10)
     engine = create_engine(sql_db_url)
@@ -291,12 +294,66 @@ def test_rows_the_database_refuses_fail_the_sink_and_are_kept_in_the_spool(
     sink.flush(10)
     with pytest.raises(SinkError, match="table detections") as err:
         sink.write(frame_result("cam", 2, T0, []))
+    (refused,) = (spool_dir / "refused").iterdir()
+    assert str(err.value).endswith(f"; its rows set aside in {refused}")
     assert "\n" not in str(err.value)
-    with pytest.raises(SinkError, match="rows kept in") as err:
+    with pytest.raises(SinkError, match=f"set aside in {re.escape(str(refused))}$"):
         sink.close()
-    assert sink.kept_in is not None
-    kept = [json.loads(line) for line in sink.kept_in.read_text().splitlines()]
+    assert sink.kept_in is None  # the rest was written
+    kept = [json.loads(line) for line in refused.read_text().splitlines()]
     assert [(b["table"], [r["frame"] for r in b["rows"]]) for b in kept] == [("detections", [1])]
+
+    # written again they would be refused again, and hold up the rows of every later spool
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sinks.sql"):
+        SqlSink(sql_db_url, LABELS, spool_dir=spool_dir).close()
+    assert [r.getMessage() for r in caplog.records] == []
+    assert [json.loads(line) for line in refused.read_text().splitlines()] == kept
+
+
+def test_refused_rows_beyond_the_size_of_their_file_are_lost_and_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'det.db'}"
+    sink = SqlSink(url, LABELS, batch_size=1, spool_dir=tmp_path / "spool", spool_max_mb=1e-6)
+
+    def refuse(self: RowWriter, batch: RowBatch) -> None:
+        if batch.table == "detections":
+            raise IntegrityError("INSERT", {}, sqlite3.IntegrityError("CHECK constraint failed"))
+
+    monkeypatch.setattr(RowWriter, "write", refuse)
+    sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
+    assert sink.flush(10)
+    with pytest.raises(SinkError) as err:
+        sink.close()
+    refused = tmp_path / "spool" / "refused"
+    assert str(err.value).startswith(
+        f"sql sink: 1 detections lost: the file of refused rows {refused}/"
+    )
+    assert "its size limit (1 bytes)" in str(err.value)
+    assert "CHECK constraint failed; its rows lost: the file of refused rows" in str(err.value)
+    assert {m.name: m.value for m in sink.metrics()}["sql_rows_lost"] == 1
+
+
+def test_refused_rows_moved_into_the_spool_folder_are_written_by_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, spool_dir = f"sqlite:///{tmp_path / 'det.db'}", tmp_path / "spool"
+    sink = SqlSink(url, LABELS, spool_dir=spool_dir)
+
+    def refuse(self: RowWriter, batch: RowBatch) -> None:
+        raise IntegrityError("INSERT", {}, sqlite3.IntegrityError("CHECK constraint failed"))
+
+    with monkeypatch.context() as patch:  # the cause, fixed once the run is over
+        patch.setattr(RowWriter, "write", refuse)
+        sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
+        with pytest.raises(SinkError, match="set aside in"):
+            sink.close()
+    (refused,) = (spool_dir / "refused").iterdir()
+    refused.rename(spool_dir / refused.name)
+    SqlSink(url, LABELS, spool_dir=spool_dir).close()
+    assert [(r["run_id"], r["frame"]) for r in read_all(url, Detection)] == [(sink.run_id, 0)]
+    assert list(spool_dir.glob("*.jsonl")) == []
 
 
 def test_rows_after_the_sqlite_folder_vanishes_fail_the_sink_and_are_kept_in_the_spool(
