@@ -278,8 +278,8 @@ def test_second_close_does_nothing(tmp_path: Path) -> None:
     assert [r["status"] for r in read_all(url, Run)] == ["finished"]
 
 
-def test_rows_the_database_refuses_fail_the_sink_and_are_set_aside_in_a_file_no_run_replays(
-    sql_db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_rows_the_database_refuses_fail_the_sink_and_are_set_aside_in_a_file_of_their_own(
+    sql_db_url: str, tmp_path: Path
 ) -> None:
     spool_dir = tmp_path / "spool"
     sink = SqlSink(sql_db_url, LABELS, batch_size=1, spool_dir=spool_dir)
@@ -303,12 +303,33 @@ def test_rows_the_database_refuses_fail_the_sink_and_are_set_aside_in_a_file_no_
     kept = [json.loads(line) for line in refused.read_text().splitlines()]
     assert [(b["table"], [r["frame"] for r in b["rows"]]) for b in kept] == [("detections", [1])]
 
-    # written again they would be refused again, and hold up the rows of every later spool
+
+def test_refused_rows_are_not_written_again_by_the_next_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # written again they would be refused again, run after run, and stop the replay of the
+    # spool files after theirs
+    url, spool_dir = f"sqlite:///{tmp_path / 'det.db'}", tmp_path / "spool"
+    sink = SqlSink(url, LABELS, batch_size=1, spool_dir=spool_dir)
+    engine = create_engine(url)
+    with engine.begin() as conn:  # a rule of the database's own refuses frame 1 for good
+        conn.execute(
+            text(
+                "CREATE TRIGGER no_frame_1 BEFORE INSERT ON detections WHEN NEW.frame = 1 "
+                "BEGIN SELECT RAISE(ABORT, 'frame 1 refused'); END"
+            )
+        )
+    engine.dispose()
+    for index in range(2):
+        sink.write(frame_result("cam", index, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
+        sink.flush(10)
+    with pytest.raises(SinkError, match="frame 1 refused; its rows set aside in"):
+        sink.close()
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="sinks.sql"):
-        SqlSink(sql_db_url, LABELS, spool_dir=spool_dir).close()
+        SqlSink(url, LABELS, spool_dir=spool_dir).close()
     assert [r.getMessage() for r in caplog.records] == []
-    assert [json.loads(line) for line in refused.read_text().splitlines()] == kept
+    assert [r["frame"] for r in read_all(url, Detection)] == [0]
 
 
 def test_refused_rows_beyond_the_size_of_their_file_are_lost_and_counted(
