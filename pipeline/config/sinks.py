@@ -259,7 +259,11 @@ class SqlSinkConfig(Strict):
     batch_size: int = Field(500, ge=1, le=100_000, description="Rows per insert.")
     queue_size: int = Field(256, ge=1, le=100_000, description="Frames buffered for the writer.")
     flush_interval_s: float = Field(
-        1.0, gt=0, le=3600, description="Longest time a row waits before it is written."
+        1.0,
+        gt=0,
+        le=3600,
+        description="Rows are written once the oldest has waited this long, whether or not "
+        "more frames come (docs/sql.md gives the bound).",
     )
     buffer_rows: int = Field(
         20_000,
@@ -268,7 +272,9 @@ class SqlSinkConfig(Strict):
         description="Rows kept in memory while the database is away; more go to the spool.",
     )
     spool_dir: Path = Field(
-        Path("out/spool"), description="Folder for rows waiting for the database."
+        Path("out/spool"),
+        description="Folder for rows waiting for the database (and, in refused/, rows it "
+        "refused for good).",
     )
     spool_max_mb: float = Field(
         1024,

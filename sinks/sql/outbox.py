@@ -1,11 +1,10 @@
 """What the SQL writer has yet to write: a bounded memory queue that spills to a file.
 
-The sink `put`s batches (from its own thread, or from the writer's when rows have waited
-their flush interval); the writer thread `peek`s the oldest, inserts it, and marks it
-`done` only once committed, so a batch whose insert failed is tried again. While
-the memory queue holds `max_memory_rows` rows (the database is away, or slower than the
-pipeline), new batches are appended to a JSON-lines spool file (`sinks.sql.spool`)
-instead, and read back in order once the memory queue is empty. Batches are first in,
+The sink `put`s batches; the writer thread `peek`s the oldest, inserts it, and marks it
+`done` only once committed, so a batch whose insert failed is tried again. While the
+memory queue holds `max_memory_rows` rows (the database is away, or slower than the
+pipeline), new batches are appended to a JSON-lines spool file (`sinks.sql.spool`) instead,
+and read back in order once the memory queue is empty. Batches are first in,
 first out throughout. What is left when the run ends stays in the spool file, for the next
 run to write (`persist`).
 """
@@ -146,6 +145,12 @@ class Outbox:
             kept_in = self._persist()
             self.kept_rows = rows - (self.lost.total() - lost) if kept_in is not None else 0
             return kept_in
+
+    def lose(self, batch: RowBatch, why: str) -> None:
+        """`batch`, taken out of the outbox, cannot be kept (`why`, one line): counted as
+        lost; the caller reports it."""
+        with self._changed:
+            self._lose([batch], why)
 
     def _persist(self) -> Path | None:
         """`persist`, the lock held."""

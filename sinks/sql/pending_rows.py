@@ -14,9 +14,8 @@ from sinks.sql.spool import RowBatch, Table
 class PendingRows:
     """The rows of one run not handed to the writer yet.
 
-    A hand-off is due once `batch_size` detection rows wait, or the oldest row has waited
-    `flush_interval_s` (`due_in` says when, for a clock that hands them over when no more
-    frames come); detections are then taken `batch_size` at a time.
+    A hand-off is due (`is_due`) once `batch_size` detection rows wait, or the oldest row
+    has waited `flush_interval_s`; detections are then taken `batch_size` at a time.
     """
 
     def __init__(
@@ -78,14 +77,12 @@ class PendingRows:
         """The rows of the tracks among `events` that ended (held events, between frames)."""
         self._add_tracks(events)
 
-    def due_in(self, now: float) -> float | None:
-        """Seconds from `now` until a hand-off is due: 0 once a batch of detections waits or
-        the oldest row has waited `flush_interval_s`; None while no row waits."""
+    def is_due(self, now: float) -> bool:
+        """Whether a hand-off is due at `now`: a batch of detections waits, or the oldest
+        row has waited `flush_interval_s`."""
         if len(self._detections) >= self._batch_size:
-            return 0.0
-        if self._oldest is None:
-            return None
-        return max(0.0, self._oldest + self._flush_interval_s - now)
+            return True
+        return self._oldest is not None and self._oldest + self._flush_interval_s <= now
 
     def take(self) -> list[RowBatch]:
         """Every waiting row, as batches (detections `batch_size` at a time); none wait after."""

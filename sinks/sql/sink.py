@@ -21,8 +21,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import get_args
@@ -44,6 +44,7 @@ from sinks.sql.database import SQLITE_BUSY_TIMEOUT_MS, DatabaseUrl, make_engine,
 from sinks.sql.models import Run, RunStatus
 from sinks.sql.outbox import Outbox
 from sinks.sql.pending_rows import PendingRows
+from sinks.sql.refused import REFUSED_FOLDER, RefusedFile
 from sinks.sql.schema import create_schema, foreign_database
 from sinks.sql.spool import RowBatch, Table, spool_prefix
 from sinks.sql.writer import RowWriter
@@ -57,12 +58,12 @@ _LOST_TABLES: tuple[Table, ...] = ("detections", "tracks", "zone_visits", "line_
 class SqlSink(Sink):
     """Writes every detection, every ended track and the run's own row to a SQL database.
 
-    Rows are handed to the writer thread `batch_size` at a time, or when the oldest has
-    waited `flush_interval_s`, whether or not more frames come (the writer's thread keeps
-    that time); each batch is one transaction. While the database is away, up to
-    `buffer_rows` rows wait in memory and the rest in a spool file under `spool_dir` (at
-    most `spool_max_mb`); `close` waits up to `close_timeout_s` for them to be written (a
-    full disk: at most `FULL_DISK_CLOSE_S`).
+    Rows are handed to the writer thread `batch_size` at a time, or once the oldest has
+    waited `flush_interval_s` (seconds of `clock`): at a frame's `write`, or at the first
+    `tick` after that when no frame comes; each batch is one transaction. While the
+    database is away, up to `buffer_rows` rows wait in memory and the rest in a spool file
+    under `spool_dir` (at most `spool_max_mb`); `close` waits up to `close_timeout_s` for
+    them to be written (a full disk: at most `FULL_DISK_CLOSE_S`).
     Rows still unwritten then stay in the spool file, and the next run writing to the same
     database writes them first.
     """
@@ -84,6 +85,7 @@ class SqlSink(Sink):
         retry_initial_s: float = 0.5,
         retry_max_s: float = 10.0,
         sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"SqlSink batch_size must be >= 1, got {batch_size}")
@@ -98,9 +100,7 @@ class SqlSink(Sink):
         self.kept_in: Path | None = None
         """The spool file holding rows that could not be written by the end of the run."""
         self._left = 0
-        self._handing = threading.Lock()
-        """Held while rows are added or handed over: the sink's calls and the writer's
-        thread both hand them over, in one order."""
+        self._clock = clock
         self._engine = self._open(sqlite_busy_timeout_ms)
         try:
             self.run_id = self._start_run(run_config)
@@ -113,19 +113,19 @@ class SqlSink(Sink):
             self.run_id, labels, batch_size=batch_size, flush_interval_s=flush_interval_s
         )
         prefix = spool_prefix(self._db)
-        spool = Path(spool_dir) / f"{prefix}run{self.run_id}-{os.getpid()}.jsonl"
+        name = f"{prefix}run{self.run_id}-{os.getpid()}.jsonl"
+        max_bytes = int(spool_max_mb * 1024 * 1024)
         self.outbox = Outbox(
-            spool,
-            max_memory_rows=buffer_rows,
-            max_spool_bytes=int(spool_max_mb * 1024 * 1024),
+            Path(spool_dir) / name, max_memory_rows=buffer_rows, max_spool_bytes=max_bytes
         )
+        self._refused = RefusedFile(Path(spool_dir) / REFUSED_FOLDER / name, max_bytes=max_bytes)
         self._writer = RowWriter(
             self._engine,
             self.outbox,
             db=self._db,
             retry_initial_s=retry_initial_s,
             retry_max_s=retry_max_s,
-            hand_over_due=self._hand_over_due,
+            refused=self._refused,
         )
         self._writer.replay(Path(spool_dir), prefix)
 
@@ -134,30 +134,31 @@ class SqlSink(Sink):
     def write(self, result: FrameResult) -> None:
         """Turn the frame's boxes into rows; hand a batch to the writer when one is ready."""
         self._raise_if_failed()
-        now = time.monotonic()
-        with self._handing:
-            idle = self._pending.due_in(now) is None
-            self._pending.add(result, now)
-            due_in = self._pending.due_in(now)
-            if due_in == 0:
-                self._hand_off()
-            elif idle and due_in is not None:
-                self.outbox.wake()  # the writer times these rows' wait
+        now = self._clock()
+        self._pending.add(result, now)
+        if self._pending.is_due(now):
+            self._hand_off()
 
     def held_events(self, held: HeldTrackEvents) -> None:
         """Record the rows of tracks whose event was held for its snapshot, and hand them to
         the writer at once: no frame of their camera may come to make them due."""
         self._raise_if_failed()
-        with self._handing:
-            self._pending.add_tracks(held.track_events)
+        self._pending.add_tracks(held.track_events)
+        self._hand_off()
+
+    def tick(self) -> None:
+        """Hand the rows that have waited `flush_interval_s` to the writer, though no frame
+        came to make them due (a camera reconnecting or blocked, a still scene under motion
+        gating)."""
+        self._raise_if_failed()
+        if self._pending.is_due(self._clock()):
             self._hand_off()
 
     def end(self, stream_end: StreamEnd) -> None:
         """Record the tracks and zone visits the stream's end closed, and hand everything to
         the writer."""
-        with self._handing:
-            self._pending.add_end(stream_end)
-            self._hand_off()
+        self._pending.add_end(stream_end)
+        self._hand_off()
         self._raise_if_failed()
 
     @property
@@ -232,11 +233,11 @@ class SqlSink(Sink):
         """Hand over every buffered row and wait until all are written.
 
         Returns False when rows are still waiting after `timeout_s` (database away), or
-        at once when none will be written (the SQLite file deleted).
+        at once when none will be written (the writer stopped: the SQLite file deleted, an
+        unexpected error).
         """
-        with self._handing:
-            self._hand_off()
-        return self.outbox.wait_empty(timeout_s, unless=lambda: self._writer.file_gone)
+        self._hand_off()
+        return self.outbox.wait_empty(timeout_s, unless=lambda: self._writer.halted)
 
     def close(self, status: RunOutcome | None = None) -> None:
         """Write everything, record the run's end and status, release the database.
@@ -253,8 +254,7 @@ class SqlSink(Sink):
         if status is not None:
             self.run_ended(status)
         try:
-            with self._handing:
-                self._hand_off()
+            self._hand_off()
             failed = self._writer.error is not None or sum(self.outbox.lost.values()) > 0
             final = "failed" if failed else self._status
             self.outbox.put(
@@ -264,8 +264,7 @@ class SqlSink(Sink):
                 )
             )
             self._writer.stop(self._close_timeout_s)
-            for batch in self._writer.rejected:
-                self.outbox.put(batch)  # spooled below with what is left, for inspection
+            self._refused.close()
             self.kept_in = self.outbox.persist()
             # what is kept, less the run's own end (one row) when that too is kept
             end_kept = self._writer.runs_ended == 0 and not self.outbox.lost["run_end"]
@@ -277,8 +276,9 @@ class SqlSink(Sink):
         if lost:
             problems.append(f"{lost} lost: {self.outbox.loss_reason}")
         if self._writer.error is not None:
-            refused = self._writer.error.removeprefix("sql sink: ")
-            problems.append(f"{refused}; rows kept in {self.kept_in}")
+            problems.append(self._writer.error.removeprefix("sql sink: "))
+            if self.kept_in is not None:
+                problems.append(f"rows kept in {self.kept_in}")
         elif self.kept_in is not None:
             still = (
                 f"the disk holding {self._db} still full"
@@ -329,18 +329,9 @@ class SqlSink(Sink):
             return run.id
 
     def _hand_off(self) -> None:
-        """Every waiting row to the writer, oldest first; `_handing` held."""
+        """Every waiting row to the writer, oldest first."""
         for batch in self._pending.take():
             self.outbox.put(batch)
-
-    def _hand_over_due(self) -> float | None:
-        """The writer's clock: hand over the rows that are due; seconds until the next are
-        (None: no row waits)."""
-        with self._handing:
-            now = time.monotonic()
-            if self._pending.due_in(now) == 0:
-                self._hand_off()
-            return self._pending.due_in(now)
 
     def _lost(self) -> str:
         """What was lost, counted ("12 detections, 1 tracks and the run's end"); "" if none."""

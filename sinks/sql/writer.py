@@ -7,16 +7,12 @@ and is tried again after growing pauses; inserts skip rows whose unique key is a
 there, so a batch retried after a commit whose answer was lost adds nothing twice. An
 outage and a full disk are each logged when they begin and when they end (an outage also
 every `OUTAGE_REMINDER_S`), and counted apart. A batch the database refuses for good is
-set aside (`rejected`) and reported (`error`). A SQLite file deleted (or replaced) during
-the run is reported the same way, and nothing more is written: the batches stay in the
-outbox, within its memory bound and spool file, for the close to keep. When the run ends,
-an outage is waited out for the sink's `close_timeout_s`, a full disk for at most
-`FULL_DISK_CLOSE_S`.
-
-The thread also keeps the sink's flush interval: between batches it hands over the rows
-that have waited long enough (`hand_over_due`), so that rows a frame left waiting are
-written in time even when no frame follows (a camera reconnecting or blocked, a still
-scene under motion gating).
+set aside in the file of refused rows (`sinks.sql.refused`) and reported (`error`). A
+SQLite file deleted (or replaced) during the run, or an error of any other kind (not the
+database's), is reported the same way, and the writer stops (`halted`): nothing more is
+written, and the batches stay in the outbox, within its memory bound and spool file, for
+the close to keep. When the run ends, an outage is waited out for the sink's
+`close_timeout_s`, a full disk for at most `FULL_DISK_CLOSE_S`.
 """
 
 from __future__ import annotations
@@ -25,7 +21,6 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -35,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sinks.sql.database import DatabaseUrl, ErrorKind, disk_full, error_kind, reason
 from sinks.sql.models import Detection, LineCrossingRow, Run, Track, ZoneVisit
 from sinks.sql.outbox import Outbox
+from sinks.sql.refused import RefusedFile
 from sinks.sql.schema import COLUMNS_ADDED
 from sinks.sql.spool import RowBatch, replay_spools
 
@@ -60,7 +56,7 @@ FULL_DISK_CLOSE_S = 2.0
 that is shorter): unlike a database that is away, a full disk seldom frees itself in
 seconds, and what is left is kept in the spool file (or lost, and counted) all the same."""
 _LOOK_AGAIN_S = 0.5
-"""With nothing to write and no row waiting, how often the thread looks for a close."""
+"""With nothing to write, how often the thread looks for a close."""
 
 
 def _utc(seconds: float) -> datetime:
@@ -84,10 +80,8 @@ def _insert_skipping_existing(engine: Engine, model: RowModel) -> Insert:
 class RowWriter:
     """The thread that writes the outbox's batches, retrying while the database is away.
 
-    Starts on construction; `stop` ends it. `db` names the database in messages (masked).
-    `hand_over_due` puts the sink's rows that are due into the outbox and returns the
-    seconds until the next are due (None: no row waits); the thread calls it between
-    batches, and the sink wakes it (`Outbox.wake`) when rows begin to wait.
+    Starts on construction; `stop` ends it. `db` names the database in messages (masked);
+    `refused` takes the batches it refuses for good.
     """
 
     def __init__(
@@ -98,14 +92,14 @@ class RowWriter:
         db: DatabaseUrl,
         retry_initial_s: float,
         retry_max_s: float,
-        hand_over_due: Callable[[], float | None],
+        refused: RefusedFile,
     ) -> None:
         self.engine = engine
         self.outbox = outbox
-        self._hand_over_due = hand_over_due
+        self.refused = refused
         self.error: str | None = None
-        """Set when a batch can never be written (constraint, data or SQL error)."""
-        self.rejected: list[RowBatch] = []
+        """Set when a batch can never be written (constraint, data or SQL error), or the
+        writer stopped (`halted`)."""
         self.rows_written = dict.fromkeys(_MODELS, 0)
         self.runs_ended = 0
         self.outages = 0
@@ -125,8 +119,9 @@ class RowWriter:
         """How long the close waited for the trouble that was left when it gave up."""
         self._file = _identity(db.sqlite_file)
         """The SQLite file the engine opened: rows go to it even once it is deleted."""
-        self.file_gone = False
-        """Whether that file was deleted or replaced: the writer then writes nothing more."""
+        self.halted = False
+        """Whether the writer stopped for good (that file deleted or replaced, an unexpected
+        error): it writes nothing more, and the outbox keeps its batches."""
         self._closing = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sql-writer", daemon=True)
@@ -210,31 +205,31 @@ class RowWriter:
             )
 
     def _run(self) -> None:
+        try:
+            self._write_until_closed()
+        except Exception as exc:
+            # Not the database's (those are caught where written): a fault retrying would
+            # meet again, say a spooled batch unreadable. Stop, and keep what is left.
+            self._halt(f"sql sink: writing to {self._db} stopped: {_one_line(exc)}")
+            log.debug("sql sink: the writer's error", exc_info=exc)
+
+    def _write_until_closed(self) -> None:
         delay = self._retry_initial_s
         while True:
-            if self._closing.is_set() and (self.outbox.is_empty() or self.file_gone):
+            if self._closing.is_set() and self.outbox.is_empty():
                 return
-            next_due = self._hand_over_due()
-            batch = self.outbox.peek(
-                _LOOK_AGAIN_S if next_due is None else min(next_due, _LOOK_AGAIN_S)
-            )
+            batch = self.outbox.peek(_LOOK_AGAIN_S)
             if batch is None:
                 continue
-            if self.file_gone or (
-                self._file is not None and _identity(self._db.sqlite_file) != self._file
-            ):
-                # For good: nothing more is written, and the batches stay in the outbox,
-                # its memory bound kept (the rest in the spool file), for close to keep.
-                if not self.file_gone:
-                    self.file_gone = True
-                    self.outbox.wake()  # a flush waiting for the outbox to empty
-                    self._fail(
+            if self._file is not None and _identity(self._db.sqlite_file) != self._file:
+                self._halt(
+                    self._cannot_insert(
                         batch,
                         f"its file {self._db.sqlite_file} was deleted or replaced while the "
                         f"run wrote to it (with the rows written before)",
                     )
-                self._closing.wait(_LOOK_AGAIN_S)
-                continue
+                )
+                return
             try:
                 self.write(batch)
             except SQLAlchemyError as exc:
@@ -253,6 +248,11 @@ class RowWriter:
                 self._wake.clear()
                 delay = min(delay * 2, self._retry_max_s)
                 continue
+            except Exception as exc:
+                # a row the insert cannot take (a bug): every retry would fail alike
+                self._halt(self._cannot_insert(batch, _one_line(exc)))
+                log.debug("sql sink: the writer's error", exc_info=exc)
+                return
             if self._file is not None and _identity(self._db.sqlite_file) != self._file:
                 continue  # committed into a file deleted meanwhile: kept like the rest
             self.outbox.done(batch)
@@ -310,20 +310,40 @@ class RowWriter:
         self.trouble = None
 
     def _reject(self, batch: RowBatch, why: str) -> None:
-        """A batch the database refuses for good (`why`): kept aside (spooled at close),
-        reported."""
-        self.rejected.append(batch)
-        self.outbox.done(batch)
-        self._fail(batch, why)
+        """A batch the database refuses for good (`why`): set aside in the file of refused
+        rows (lost, and counted, when that cannot take it), reported."""
+        failure = self.refused.add(batch)
+        if failure is None:
+            where = f"its rows set aside in {self.refused.path}"
+        else:
+            self.outbox.lose(batch, failure)
+            where = f"its rows lost: {failure}"
+        self._report(self._cannot_insert(batch, f"{why}; {where}"))
+        self.outbox.done(batch)  # last: a flush waiting for it finds the sink failed
 
-    def _fail(self, batch: RowBatch, why: str) -> None:
-        """Report, once, that `batch` cannot be written (`why`): the sink fails."""
+    def _halt(self, error: str) -> None:
+        """Stop for good, reporting `error`: nothing more is written, and the outbox keeps
+        its batches, its memory bound kept (the rest in the spool file), for close to keep."""
+        self.halted = True
+        self._report(error)
+        self.outbox.wake()  # a flush waiting for the outbox to empty
+
+    def _cannot_insert(self, batch: RowBatch, why: str) -> str:
+        return (
+            f"sql sink: cannot insert {len(batch.rows)} rows into table {batch.table} "
+            f"of {self._db}: {why}"
+        )
+
+    def _report(self, error: str) -> None:
+        """Report, once, what keeps rows from being written: the sink fails."""
         if self.error is None:
-            self.error = (
-                f"sql sink: cannot insert {len(batch.rows)} rows into table {batch.table} "
-                f"of {self._db}: {why}"
-            )
+            self.error = error
             log.error("%s", self.error)
+
+
+def _one_line(exc: Exception) -> str:
+    """The error as "TypeError: what it says", on one line."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 def _identity(file: Path | None) -> tuple[int, int] | None:

@@ -1,20 +1,17 @@
 """When SqlSink hands its rows to the writer and they are committed: `batch_size` at a
-time, once the oldest has waited `flush_interval_s` (whether or not another frame comes),
-held ended tracks at once, the rest at the end; in frame order. Against SQLite in tmp_path
-and the local PostgreSQL (see conftest.py).
+time, once the oldest has waited `flush_interval_s` (at the next frame, or at a tick when
+none comes), held ended tracks at once, the rest at the end; in frame order. Against
+SQLite in tmp_path and the local PostgreSQL (see conftest.py).
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from pipeline.types import HeldTrackEvents, StreamEnd, TrackEvent
 from sinks.sql.models import Detection, Track
-from sinks.sql.outbox import Outbox
 from sinks.sql.sink import SqlSink
 from sinks.sql.spool import RowBatch
 from sinks.sql.writer import RowWriter
@@ -22,11 +19,11 @@ from tests.sinks.sql.builders import (
     LABELS,
     T0,
     Box,
+    Clock,
     count,
     frame_result,
     read_all,
     summary,
-    wait_for,
 )
 
 
@@ -51,30 +48,29 @@ def test_detections_are_handed_to_the_writer_once_batch_size_rows_wait_and_the_r
     assert count(sql_db_url, Detection) == 5
 
 
-def test_rows_older_than_flush_interval_are_stored_when_no_other_frame_comes(
+def test_rows_that_waited_flush_interval_are_stored_at_a_tick_when_no_other_frame_comes(
     sql_db_url: str,
 ) -> None:
-    # the camera's frames stopped (reconnecting, blocked): nothing more reaches the sink
-    sink = SqlSink(sql_db_url, LABELS, batch_size=100, flush_interval_s=0.05)
+    # the camera's frames stopped (reconnecting, blocked): only the worker's ticks come
+    clock = Clock()
+    sink = SqlSink(sql_db_url, LABELS, batch_size=100, flush_interval_s=1.0, clock=clock)
     sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1), Box(0, 0, 2, 2, 0.5, 2)]))
-    wait_for(lambda: count(sql_db_url, Detection) == 2, "the rows without a later frame")
+    clock.advance(0.9)
+    sink.tick()
+    assert sink.outbox.wait_empty(10)
+    assert count(sql_db_url, Detection) == 0  # not due yet
+    clock.advance(0.1)
+    sink.tick()
+    assert sink.outbox.wait_empty(10)
+    assert count(sql_db_url, Detection) == 2
     sink.close()
     assert count(sql_db_url, Detection) == 2
 
 
-def test_rows_are_committed_in_frame_order_whether_a_frame_or_the_clock_hands_them_over(
+def test_rows_are_committed_in_frame_order_whether_a_frame_or_a_tick_hands_them_over(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # a camera's last stored frame says every earlier frame is stored (cluster resume);
-    # the writer's clock, slow to hand its rows over, meets the frames that follow them
-    put = Outbox.put
-
-    def slow_put(self: Outbox, batch: RowBatch) -> None:
-        if threading.current_thread().name == "sql-writer":
-            time.sleep(0.01)
-        put(self, batch)
-
-    monkeypatch.setattr(Outbox, "put", slow_put)
+    # a camera's last stored frame says every earlier frame is stored (cluster resume)
     committed: list[int] = []
     write = RowWriter.write
 
@@ -84,10 +80,13 @@ def test_rows_are_committed_in_frame_order_whether_a_frame_or_the_clock_hands_th
 
     monkeypatch.setattr(RowWriter, "write", record)
     url = f"sqlite:///{tmp_path / 'order.db'}"
-    sink = SqlSink(url, LABELS, batch_size=1000, flush_interval_s=0.001)
+    clock = Clock()
+    sink = SqlSink(url, LABELS, batch_size=1000, flush_interval_s=0.01, clock=clock)
     for i in range(100):
         sink.write(frame_result("cam", i, T0 + i, [Box(0, 0, 1, 1, 0.5, 1)]))
-        time.sleep(0.002)  # the clock's due in between
+        clock.advance(0.004)
+        if i % 2:
+            sink.tick()  # due now and then between frames, at a frame other times
     sink.close()
     assert committed == list(range(100))
 

@@ -30,6 +30,7 @@ from tests.sinks.sql.builders import (
     FAST_RETRY,
     LABELS,
     T0,
+    Clock,
     expected,
     frame_result,
     run_status,
@@ -246,23 +247,27 @@ def test_locked_sqlite_database_is_waited_for_without_blocking_the_pipeline(
 def test_rows_of_frames_that_stopped_during_an_outage_are_written_once_it_ends_unprompted(
     tmp_path: Path,
 ) -> None:
-    # the camera's frames stop while SQLite is locked: nothing more reaches the sink, and
-    # its rows still go to the database, once, when the lock is gone
+    # the camera's frames stop while SQLite is locked: only ticks reach the sink, and its
+    # rows still go to the database, once, when the lock is gone
     db = tmp_path / "locked.db"
     url = f"sqlite:///{db}"
+    clock = Clock()
     sink = SqlSink(
         url,
         LABELS,
         batch_size=500,
-        flush_interval_s=0.02,
+        flush_interval_s=1.0,
         sqlite_busy_timeout_ms=50,
         spool_dir=tmp_path / "spool",
+        clock=clock,
         **FAST_RETRY,
     )
     locker = sqlite3.connect(db, isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")
     try:
         write_frames(sink, range(0, 10))
+        clock.advance(1.0)
+        sink.tick()
         wait_for(lambda: sink.outages == 1, "the writer to hit the lock")
     finally:
         locker.execute("COMMIT")

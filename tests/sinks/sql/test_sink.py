@@ -7,7 +7,10 @@ and are skipped only when the server cannot be reached.
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import re
 import shutil
 import sqlite3
 import threading
@@ -20,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from pipeline.types import (
     LineCrossing,
@@ -32,6 +35,7 @@ from pipeline.types import (
 )
 from sinks.base import SinkError
 from sinks.sql.models import Detection, LineCrossingRow, Run, Track, ZoneVisit
+from sinks.sql.outbox import Outbox
 from sinks.sql.query import list_tracks, query_detections
 from sinks.sql.reading import DetectionQuery
 from sinks.sql.sink import SqlSink
@@ -274,10 +278,11 @@ def test_second_close_does_nothing(tmp_path: Path) -> None:
     assert [r["status"] for r in read_all(url, Run)] == ["finished"]
 
 
-def test_rows_the_database_refuses_fail_the_sink_and_are_kept_in_the_spool(
+def test_rows_the_database_refuses_fail_the_sink_and_are_set_aside_in_a_file_of_their_own(
     sql_db_url: str, tmp_path: Path
 ) -> None:
-    sink = SqlSink(sql_db_url, LABELS, batch_size=1, spool_dir=tmp_path / "spool")
+    spool_dir = tmp_path / "spool"
+    sink = SqlSink(sql_db_url, LABELS, batch_size=1, spool_dir=spool_dir)
     sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
     assert sink.flush(10)
     engine = create_engine(sql_db_url)
@@ -289,12 +294,87 @@ def test_rows_the_database_refuses_fail_the_sink_and_are_kept_in_the_spool(
     sink.flush(10)
     with pytest.raises(SinkError, match="table detections") as err:
         sink.write(frame_result("cam", 2, T0, []))
+    (refused,) = (spool_dir / "refused").iterdir()
+    assert str(err.value).endswith(f"; its rows set aside in {refused}")
     assert "\n" not in str(err.value)
-    with pytest.raises(SinkError, match="rows kept in") as err:
+    with pytest.raises(SinkError, match=f"set aside in {re.escape(str(refused))}$"):
         sink.close()
-    assert sink.kept_in is not None
-    kept = [json.loads(line) for line in sink.kept_in.read_text().splitlines()]
+    assert sink.kept_in is None  # the rest was written
+    kept = [json.loads(line) for line in refused.read_text().splitlines()]
     assert [(b["table"], [r["frame"] for r in b["rows"]]) for b in kept] == [("detections", [1])]
+
+
+def test_refused_rows_are_not_written_again_by_the_next_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # written again they would be refused again, run after run, and stop the replay of the
+    # spool files after theirs
+    url, spool_dir = f"sqlite:///{tmp_path / 'det.db'}", tmp_path / "spool"
+    sink = SqlSink(url, LABELS, batch_size=1, spool_dir=spool_dir)
+    engine = create_engine(url)
+    with engine.begin() as conn:  # a rule of the database's own refuses frame 1 for good
+        conn.execute(
+            text(
+                "CREATE TRIGGER no_frame_1 BEFORE INSERT ON detections WHEN NEW.frame = 1 "
+                "BEGIN SELECT RAISE(ABORT, 'frame 1 refused'); END"
+            )
+        )
+    engine.dispose()
+    for index in range(2):
+        sink.write(frame_result("cam", index, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
+        sink.flush(10)
+    with pytest.raises(SinkError, match="frame 1 refused; its rows set aside in"):
+        sink.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sinks.sql"):
+        SqlSink(url, LABELS, spool_dir=spool_dir).close()
+    assert [r.getMessage() for r in caplog.records] == []
+    assert [r["frame"] for r in read_all(url, Detection)] == [0]
+
+
+def test_refused_rows_beyond_the_size_of_their_file_are_lost_and_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'det.db'}"
+    sink = SqlSink(url, LABELS, batch_size=1, spool_dir=tmp_path / "spool", spool_max_mb=1e-6)
+
+    def refuse(self: RowWriter, batch: RowBatch) -> None:
+        if batch.table == "detections":
+            raise IntegrityError("INSERT", {}, sqlite3.IntegrityError("CHECK constraint failed"))
+
+    monkeypatch.setattr(RowWriter, "write", refuse)
+    sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
+    assert sink.flush(10)
+    with pytest.raises(SinkError) as err:
+        sink.close()
+    refused = tmp_path / "spool" / "refused"
+    assert str(err.value).startswith(
+        f"sql sink: 1 detections lost: the file of refused rows {refused}/"
+    )
+    assert "its size limit (1 bytes)" in str(err.value)
+    assert "CHECK constraint failed; its rows lost: the file of refused rows" in str(err.value)
+    assert {m.name: m.value for m in sink.metrics()}["sql_rows_lost"] == 1
+
+
+def test_refused_rows_moved_into_the_spool_folder_are_written_by_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, spool_dir = f"sqlite:///{tmp_path / 'det.db'}", tmp_path / "spool"
+    sink = SqlSink(url, LABELS, spool_dir=spool_dir)
+
+    def refuse(self: RowWriter, batch: RowBatch) -> None:
+        raise IntegrityError("INSERT", {}, sqlite3.IntegrityError("CHECK constraint failed"))
+
+    with monkeypatch.context() as patch:  # the cause, fixed once the run is over
+        patch.setattr(RowWriter, "write", refuse)
+        sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
+        with pytest.raises(SinkError, match="set aside in"):
+            sink.close()
+    (refused,) = (spool_dir / "refused").iterdir()
+    refused.rename(spool_dir / refused.name)
+    SqlSink(url, LABELS, spool_dir=spool_dir).close()
+    assert [(r["run_id"], r["frame"]) for r in read_all(url, Detection)] == [(sink.run_id, 0)]
+    assert list(spool_dir.glob("*.jsonl")) == []
 
 
 def test_rows_after_the_sqlite_folder_vanishes_fail_the_sink_and_are_kept_in_the_spool(
@@ -353,6 +433,67 @@ def test_rows_waiting_when_the_sqlite_file_is_deleted_stay_within_the_memory_bou
     kept = [json.loads(line) for line in sink.kept_in.read_text().splitlines()]
     frames = [r["frame"] for b in kept if b["table"] == "detections" for r in b["rows"]]
     assert sorted(frames) == list(range(1, 201))
+
+
+def _kept_frames(sink: SqlSink) -> list[tuple[str, list[Any]]]:
+    """(table, frames) of each batch the closed sink kept in its spool file."""
+    assert sink.kept_in is not None
+    kept = [json.loads(line) for line in sink.kept_in.read_text().splitlines()]
+    return [(b["table"], [r.get("frame") for r in b["rows"]]) for b in kept]
+
+
+def test_an_error_of_the_writer_not_the_databases_fails_the_sink_in_one_line_and_keeps_the_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'det.db'}"
+    sink = SqlSink(url, LABELS, batch_size=10, spool_dir=tmp_path / "spool")
+    for index in range(3):
+        sink.write(frame_result("cam", index, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
+
+    def broken(self: RowWriter, batch: RowBatch) -> None:
+        raise TypeError("float() argument must be a string or a real number,\n not 'NoneType'")
+
+    monkeypatch.setattr(RowWriter, "write", broken)
+    assert not sink.flush(30)  # at once: the writer stopped, and keeps the rows
+    with pytest.raises(SinkError) as err:
+        sink.tick()  # the camera's frames may have stopped: a tick says it all the same
+    assert str(err.value) == (
+        f"sql sink: cannot insert 3 rows into table detections of {url}: TypeError: "
+        "float() argument must be a string or a real number, not 'NoneType'"
+    )
+    with pytest.raises(SinkError, match=r"TypeError: .*; rows kept in") as closed:
+        sink.close()
+    assert "\n" not in str(closed.value)
+    assert _kept_frames(sink) == [("detections", [0, 1, 2]), ("run_end", [None])]
+
+
+def test_an_error_of_the_writer_between_inserts_fails_the_sink_and_keeps_the_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = tmp_path / "spool"
+    armed = threading.Event()
+    peek = Outbox.peek
+
+    def unreadable(self: Outbox, timeout_s: float) -> RowBatch | None:
+        batch = peek(self, timeout_s)
+        if batch is not None and armed.is_set():  # a spooled batch the disk fails to give
+            raise OSError(errno.EIO, "Input/output error", str(self.spool_path))
+        return batch
+
+    monkeypatch.setattr(Outbox, "peek", unreadable)
+    url = f"sqlite:///{tmp_path / 'det.db'}"
+    sink = SqlSink(url, LABELS, batch_size=10, spool_dir=spool)
+    for index in range(3):
+        sink.write(frame_result("cam", index, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
+    armed.set()
+    assert not sink.flush(30)
+    with pytest.raises(SinkError) as err:
+        sink.write(frame_result("cam", 3, T0, []))
+    assert str(err.value).startswith(f"sql sink: writing to {url} stopped: OSError: [Errno 5]")
+    assert "\n" not in str(err.value)
+    with pytest.raises(SinkError, match="rows kept in"):
+        sink.close()
+    assert _kept_frames(sink) == [("detections", [0, 1, 2]), ("run_end", [None])]
 
 
 def test_sqlite_parent_directory_is_created_and_wal_is_enabled(tmp_path: Path) -> None:

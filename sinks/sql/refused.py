@@ -1,0 +1,66 @@
+"""The batches the database refuses for good (a constraint or data error), set aside.
+
+They go, as JSON lines in the spool file's format (`sinks.sql.spool`), to a file of their
+own in a folder no run replays (`REFUSED_FOLDER` under the spool folder): written again,
+they would be refused again, and stop the replay of every spool file after theirs. A person
+who fixed the cause moves the file into the spool folder, and the next run writes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sinks.disk import write_failure
+from sinks.sql.spool import RowBatch, SpoolFile
+
+log = logging.getLogger(__name__)
+
+REFUSED_FOLDER = "refused"
+"""The folder, under the spool folder, of the files of refused rows."""
+
+
+class RefusedFile:
+    """Refused batches appended to `path` (created when first needed), at most `max_bytes`.
+
+    Used by one thread at a time (the writer's, then the sink's `close`).
+    """
+
+    def __init__(self, path: Path, *, max_bytes: int) -> None:
+        self.path = path
+        self.rows = 0
+        """Rows set aside in the file."""
+        self._max_bytes = max_bytes
+        self._file: SpoolFile | None = None
+
+    def add(self, batch: RowBatch) -> str | None:
+        """Append `batch`: None once it is in the file, else why it could not be (the file
+        would pass `max_bytes`, a write error), in one line."""
+        line = batch.to_line().encode()
+        size = 0 if self._file is None else self._file.size
+        if size + len(line) > self._max_bytes:
+            limit = f"its size limit ({self._max_bytes} bytes)"
+            return f"the file of refused rows {self.path} reached {limit}"
+        try:
+            if self._file is None:
+                self._file = SpoolFile(self.path)
+            self._file.append_line(line)
+        except OSError as exc:
+            why = write_failure(exc, self.path)
+            return f"cannot write the file of refused rows {self.path}: {why}"
+        self.rows += len(batch.rows)
+        return None
+
+    def close(self) -> None:
+        """Write the file out and close it (it stays, for a person to look at)."""
+        file, self._file = self._file, None
+        if file is None:
+            return
+        try:
+            file.sync()
+        except OSError as exc:  # what the system still held for the file may be lost
+            log.error(
+                "sql sink: %s may be incomplete: %s", self.path, write_failure(exc, self.path)
+            )
+        finally:
+            file.close(delete=False)
