@@ -89,6 +89,10 @@ class Run(Base):
         CheckConstraint(
             "status IN (" + ", ".join(f"'{s}'" for s in RUN_STATUSES) + ")", name="status"
         ),
+        # SQLite otherwise hands the id of the newest run, once deleted (`retention`), to
+        # the next run, and rows of the deleted run still in a spool would join that one.
+        # (A runs table made before this keeps SQLite's reuse: SQLite cannot alter it.)
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -83,3 +83,16 @@ def test_an_older_postgresql_runs_table_gets_the_reason_and_the_status_lost() ->
         finally:
             engine.dispose()
     assert (run.status, run.reason) == ("lost", "its node died")
+
+
+def test_a_deleted_newest_run_id_is_never_given_to_the_next_run(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    write_run(url, time.time(), {"gate": [[Box(0, 0, 1, 1, 0.9, PERSON)]]})
+    engine = create_engine(url)
+    with engine.begin() as conn:  # what `retention` does to a run with no rows left
+        conn.execute(text("DELETE FROM detections"))
+        conn.execute(text("DELETE FROM tracks"))
+        conn.execute(text("DELETE FROM runs"))
+    engine.dispose()
+    write_run(url, time.time(), {"gate": [[Box(0, 0, 1, 1, 0.9, PERSON)]]})
+    assert [run.id for run in list_runs(url).rows] == [2]
