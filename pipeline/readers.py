@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import numpy.typing as npt
@@ -90,6 +91,15 @@ class FramePicker:
         if regions is None:
             self.motion_skipped += 1
         return regions
+
+    def longest_gap_s(self, frame_rate: Fraction) -> float | None:
+        """The longest wait, in seconds of the stream, between two frames it picks: every
+        `every`-th, `max_fps`, and a still scene's one every `max_skip_s` (None: it picks
+        every frame)."""
+        gaps = [self.sampler.min_gap, self.motion.max_skip_s if self.motion else 0.0]
+        if self.sampler.every > 1 and frame_rate > 0:
+            gaps.append(float(self.sampler.every / frame_rate))
+        return max(gaps) or None
 
 
 StatusCallback = Callable[[CameraStatus], None]
@@ -269,6 +279,9 @@ class CameraReader(threading.Thread):
             frame_rate=opened.frame_rate,
             source=self.source.name,
             live=self.source.live,
+            frame_gap_s=None
+            if self._pass_skipped
+            else self._picker.longest_gap_s(opened.frame_rate),
         )
 
     def _set_state(

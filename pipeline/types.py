@@ -397,7 +397,9 @@ class StreamInfo:
     `scene`: the camera's zones and lines in pixels of `width` x `height`, for sinks that
     draw them (None: not known, nothing is drawn beyond boxes). `live`: a stream or a device,
     whose frames may stop while the run goes on (reconnecting); a file's frames stop only
-    at its end.
+    at its end. `frame_gap_s`: the longest wait, in seconds of the stream, between two of its
+    frames that reach the sinks that draw every frame, when frame-rate limiting or motion
+    gating leave frames out of them (None: every frame reaches them, 1 / `frame_rate` apart).
     """
 
     camera_id: str
@@ -407,6 +409,7 @@ class StreamInfo:
     source: str
     scene: SceneLayout | None = None
     live: bool = False
+    frame_gap_s: float | None = None
 
 
 @dataclass(frozen=True)

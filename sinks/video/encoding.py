@@ -4,10 +4,12 @@ file being written.
 Frame `k` of a file gets pts `k` in units of 1/frame_rate, so a file has exactly one frame per
 input frame at the input's frame rate, whatever the input's own timestamps were.
 
-Files are fragmented MP4 by default (a fragment per second of video, flushed as written): a
-file stays playable up to its last second even when the process is killed; a normal end
-writes the index that makes it seekable. An image is cropped to the file's size (an even
-one: H.264 with yuv420p needs it), and resized to it if it is smaller.
+Files are fragmented MP4 by default (flushed as written): a file stays playable up to its
+last fragment even when the process is killed; a normal end writes the index that makes it
+seekable. A fragment is a second of video, or, when frames come further apart than the
+video's frame rate (`fragment_us`), as many frames as come in about a second of wall time,
+which the encoder then holds none of. An image is cropped to the file's size (an even one:
+H.264 with yuv420p needs it), and resized to it if it is smaller.
 
 FFmpeg does not report every write that fails (those of a fragmented MP4's last fragment,
 written when the file is finished, go unreported on a full disk), so the file is written
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -35,7 +38,8 @@ from sinks.disk import write_failure
 log = logging.getLogger(__name__)
 
 FRAGMENT_US = 1_000_000
-"""Length of one MP4 fragment in microseconds: at most this much video is lost on a kill."""
+"""Length of one MP4 fragment in microseconds, of video and of the wall time its frames take
+to come: at most about this much is lost on a kill."""
 
 
 NVENC_PRESETS = {
@@ -45,13 +49,28 @@ NVENC_PRESETS = {
 """x264 preset names -> NVENC's p1 (fastest) .. p7 (best compression)."""
 
 
-def encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+def encoder_options(codec: str, crf: int, preset: str, no_delay: bool = False) -> dict[str, str]:
     """FFmpeg options for `codec` from the x264-style quality and speed settings: libx264
     takes them as they are; NVENC gets constant quality `crf` (`cq`) and the matching
-    p1..p7 preset."""
+    p1..p7 preset. `no_delay`: each frame's packet comes out as the frame goes in (no
+    B-frames, look-ahead or frame threads, which hold frames back), for frames that come
+    seldom: a frame held back a few seconds is not on disk for those seconds."""
     if codec.endswith("_nvenc"):
-        return {"rc": "vbr", "cq": str(crf), "preset": NVENC_PRESETS.get(preset, "p4")}
-    return {"crf": str(crf), "preset": preset}
+        options = {"rc": "vbr", "cq": str(crf), "preset": NVENC_PRESETS.get(preset, "p4")}
+        return options | ({"zerolatency": "1", "delay": "0"} if no_delay else {})
+    return {"crf": str(crf), "preset": preset} | ({"tune": "zerolatency"} if no_delay else {})
+
+
+def fragment_us(rate: Fraction, frame_gap_s: float | None) -> int:
+    """The fragments' length (FFmpeg's `frag_duration`, microseconds of video) of a file at
+    `rate` frames a second of video whose frames come `frame_gap_s` seconds apart (None: no
+    further apart than its frame rate): `FRAGMENT_US`, or, when that much video would take
+    longer to come, as many frames as come in `FRAGMENT_US`, one at least. FFmpeg writes a
+    fragment when the next frame comes that long after its first."""
+    if not frame_gap_s:
+        return FRAGMENT_US
+    frames = max(1, math.floor(FRAGMENT_US / 1e6 / frame_gap_s))
+    return min(FRAGMENT_US, math.floor(Fraction(frames * 1_000_000) / rate))
 
 
 @dataclass(frozen=True)
@@ -71,10 +90,9 @@ class Encoding:
         if self.threads < 0:
             raise ValueError(f"video encoding threads must be >= 0, got {self.threads}")
 
-    @property
-    def options(self) -> dict[str, str]:
+    def options(self, no_delay: bool = False) -> dict[str, str]:
         """The encoder's FFmpeg options (`encoder_options`)."""
-        return encoder_options(self.codec, self.crf, self.preset)
+        return encoder_options(self.codec, self.crf, self.preset, no_delay)
 
     @property
     def encoder_threads(self) -> int:
@@ -86,11 +104,14 @@ class Encoding:
 
 @dataclass(frozen=True)
 class Geometry:
-    """What every file of one camera's stream shares."""
+    """What every file of one camera's stream shares: its size, its frames a second of video
+    and how far apart (seconds of the stream) its frames reach the sink at most, when frames
+    are left out (`StreamInfo.frame_gap_s`; None: none is)."""
 
     width: int
     height: int
     rate: Fraction
+    frame_gap_s: float | None = None
 
 
 class CheckedFile(io.FileIO):
@@ -180,16 +201,23 @@ def failure_reason(exc: BaseException, path: Path) -> str:
 
 
 class SegmentFile:
-    """One open MP4: encoder, container and frame counter."""
+    """One open MP4: encoder, container and frame counter; fragments of `fragment_length_us`
+    (`fragment_us`)."""
 
-    def __init__(self, path: Path, geometry: Geometry, encoding: Encoding) -> None:
+    def __init__(
+        self,
+        path: Path,
+        geometry: Geometry,
+        encoding: Encoding,
+        fragment_length_us: int = FRAGMENT_US,
+    ) -> None:
         self.path = path
         self.geometry = geometry
         self.frames = 0
         container_options = (
             {
                 "movflags": "empty_moov+default_base_moof",
-                "frag_duration": str(FRAGMENT_US),
+                "frag_duration": str(fragment_length_us),
                 # Hand each finished fragment to the OS at once, not when a 32 kB buffer fills.
                 "flush_packets": "1",
             }
@@ -211,7 +239,11 @@ class SegmentFile:
             self.stream.height = geometry.height
             self.stream.pix_fmt = "yuv420p"
             self.stream.codec_context.time_base = 1 / geometry.rate
-            stream_options: dict[str, object] = dict(encoding.options)
+            # Fragments shorter than a second of video: frames come seldom, and each must
+            # reach its fragment as it comes rather than wait in the encoder.
+            stream_options: dict[str, object] = dict(
+                encoding.options(no_delay=fragment_length_us < FRAGMENT_US)
+            )
             self.stream.options = stream_options
             if threads := encoding.encoder_threads:
                 self.stream.codec_context.thread_count = threads

@@ -8,7 +8,10 @@ the size the camera started with is resized to it. How a file is encoded:
 `sinks.video.encoding`; how files are named and pruned: `sinks.video.files`.
 
 A camera whose frames stop has its file finished (on `tick`) once they have stopped
-(`sinks.video.stalls`); its next frame starts a new file.
+(`sinks.video.stalls`); its next frame starts a new file. A file's fragments are chosen when
+it starts from how far apart the camera's frames come (its stream's `frame_gap_s` and its
+recent gaps, the longer), so that a kill loses about a second of wall time
+(`sinks.video.encoding.fragment_us`).
 
 A full disk does not stop the sink: the file it cut short is kept (up to its last whole
 fragment) and counted, the camera's frames are dropped and counted while the disk stays
@@ -33,7 +36,14 @@ from sinks.base import Sink, SinkError
 from sinks.disk import RoomWatch, is_disk_full
 from sinks.draw import annotate
 from sinks.scene_overlay import SceneOverlay
-from sinks.video.encoding import Encoding, Geometry, SegmentFile, cut_back, failure_reason
+from sinks.video.encoding import (
+    Encoding,
+    Geometry,
+    SegmentFile,
+    cut_back,
+    failure_reason,
+    fragment_us,
+)
 from sinks.video.files import Rotation, WrittenFile, segment_path
 from sinks.video.stalls import StallWatch
 
@@ -167,7 +177,7 @@ class VideoSink(Sink):
                 f"video sink: cannot create output directory {self._directory}: "
                 f"{failure_reason(exc, self._directory)}"
             ) from exc
-        self._geometry[camera] = Geometry(width, height, rate)
+        self._geometry[camera] = Geometry(width, height, rate, info.frame_gap_s)
         if info.scene is not None:
             known = self._scenes.get(camera)
             if known is None or known.layout != info.scene:
@@ -289,7 +299,8 @@ class VideoSink(Sink):
             if not self._directory.is_dir():  # removed while the run wrote into it
                 log.warning("video sink: %s is gone; making it again", self._directory)
                 self._directory.mkdir(parents=True, exist_ok=True)
-            file = SegmentFile(path, geometry, self.encoding)
+            fragment = fragment_us(geometry.rate, self._frame_gap_s(camera, geometry))
+            file = SegmentFile(path, geometry, self.encoding, fragment)
         except _WRITE_ERRORS as exc:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # none there
                 path.unlink()  # the container may have created it, empty
@@ -309,6 +320,13 @@ class VideoSink(Sink):
             ) from exc
         self._open[camera] = file
         return file
+
+    def _frame_gap_s(self, camera: str, geometry: Geometry) -> float | None:
+        """How far apart in wall time the camera's frames come: the longer of what its stream
+        says (a live stream's seconds are wall seconds; a file's go by at least as fast) and
+        what they did lately (a slow detector); None: no further apart than its frame rate."""
+        gaps = (geometry.frame_gap_s, self._stalls.frame_gap_s(camera))
+        return max((gap for gap in gaps if gap is not None), default=None)
 
     def _finish(self, camera: str) -> None:
         """Finish the camera's file; a full disk cuts it short (and the camera waits for

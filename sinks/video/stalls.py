@@ -41,6 +41,10 @@ class StallWatch:
         self._last: dict[str, float] = {}
         self._gaps: dict[str, deque[float]] = {}
         self._wait: dict[str, float] = {}
+        self._between: dict[str, deque[float]] = {}
+        """Each camera's recent gaps between two of its frames, not the waits for its first
+        frame nor those after its frames had stopped."""
+        self._starting: set[str] = set()
 
     def watch(self, camera: str) -> None:
         """`camera`'s stream starts now (again, after a reconnect), and its frames may stop
@@ -48,14 +52,19 @@ class StallWatch:
         self._watched.add(camera)
         self._last[camera] = self._clock()  # the wait for its first frame is a gap
         self._wait[camera] = MAX_WAIT_S
+        self._starting.add(camera)
 
     def frame(self, camera: str) -> None:
         """A frame of `camera` came now."""
         if camera not in self._watched:
             return
         now = self._clock()
+        gap = now - self._last[camera]
         gaps = self._gaps.setdefault(camera, deque(maxlen=RECENT))
-        gaps.append(now - self._last[camera])
+        gaps.append(gap)
+        if camera not in self._starting and gap <= self._wait[camera]:  # not after a stop
+            self._between.setdefault(camera, deque(maxlen=RECENT)).append(gap)
+        self._starting.discard(camera)
         if len(gaps) > 1:  # a gap between two of its frames is known
             self._wait[camera] = min(MAX_WAIT_S, max(STALL_S, GAPS * max(gaps)))
         self._last[camera] = now
@@ -68,6 +77,13 @@ class StallWatch:
             for camera in cameras
             if camera in self._watched and now - self._last[camera] > self._wait[camera]
         ]
+
+    def frame_gap_s(self, camera: str) -> float | None:
+        """The mean gap between the camera's last `RECENT` frames, the waits for its first
+        frame after a start and those after its frames had stopped not counted (None: none
+        known, or the camera is not watched)."""
+        gaps = self._between.get(camera)
+        return sum(gaps) / len(gaps) if gaps else None
 
     def idle_s(self, camera: str) -> float:
         """Seconds since the camera's last frame."""

@@ -5,12 +5,14 @@ import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from pipeline.batching import Batcher
 from pipeline.frame_queue import FrameQueue, QueuedFrame, QueuePolicy
+from pipeline.motion import MotionGate
 from pipeline.readers import Backoff, CameraReader, FrameSampler
 from pipeline.sources import AVSource, OpenedSource, RawFrame, Source, SourceError
 from pipeline.types import CameraStatus, Frame, Region, StreamInfo
@@ -287,6 +289,28 @@ def test_detect_every_n_skips_frames_or_passes_them_flagged(synthetic_video: Vid
     items = _drain(reader, cond)
     assert [i.frame.index for i in items] == list(range(10))
     assert [i.frame.index for i in items if i.detect] == [0, 3, 6, 9]
+
+
+def test_a_stream_tells_how_far_apart_the_frames_its_sinks_get_come(
+    synthetic_video: VideoFactory,
+) -> None:
+    path = str(synthetic_video(frames=4))
+    gaps = []
+    settings: list[dict[str, Any]] = [
+        {},
+        {"sampler": FrameSampler(every=3)},
+        {"sampler": FrameSampler(every=3), "pass_skipped": True},
+        {"sampler": FrameSampler(max_fps=0.5)},
+        {"sampler": FrameSampler(every=3), "motion": MotionGate(25, 0.001, max_skip_s=4.0)},
+    ]
+    for kwargs in settings:
+        reader, rec, _, cond = _reader(AVSource(path, live=False), **kwargs)
+        reader.start()
+        _drain(reader, cond)
+        [info] = rec.infos
+        gaps.append(info.frame_gap_s)
+    # None: every frame; every 3rd of 10 fps; skipped ones passed; max_fps; a still scene
+    assert gaps == [None, pytest.approx(0.3), None, 2.0, 4.0]
 
 
 def test_max_fps_keeps_frames_at_most_that_often() -> None:

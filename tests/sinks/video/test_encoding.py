@@ -143,6 +143,12 @@ def test_x264_settings_map_onto_nvenc_options() -> None:
     assert encoder_options("h264_nvenc", 23, "slower")["preset"] == "p7"
 
 
+def test_an_encoder_for_frames_that_come_seldom_holds_none_back() -> None:
+    assert encoder_options("libx264", 23, "veryfast", no_delay=True)["tune"] == "zerolatency"
+    nvenc = encoder_options("h264_nvenc", 23, "veryfast", no_delay=True)
+    assert (nvenc["zerolatency"], nvenc["delay"]) == ("1", "0")
+
+
 @pytest.mark.skipif(
     "h264_nvenc" not in av.codecs_available or shutil.which("nvidia-smi") is not None,
     reason="needs FFmpeg with NVENC on a machine without an NVIDIA GPU",
