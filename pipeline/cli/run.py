@@ -7,8 +7,9 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -110,10 +111,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         from pipeline.cluster.run import ClusterRun
 
         pipeline = ClusterRun(config, config_source=str(args.config))
-    received = stop_on_signals(pipeline.stop)
     progress = Progress([c.id for c in config.cameras], enabled=not args.no_progress)
     try:
-        summary = pipeline.run(on_progress=progress.update, on_start=progress.started)
+        with stop_on_signals(pipeline.stop) as received:
+            summary = pipeline.run(on_progress=progress.update, on_start=progress.started)
     except (ModelConfigError, WeightsUnavailableError) as exc:
         print(f"error: detector: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -151,18 +152,24 @@ FORCE_AFTER_S = 0.5
 managers signal a process and its group at once: that is one request to stop, not two."""
 
 
+@contextlib.contextmanager
 def stop_on_signals(
     stop: Any,
     clock: Callable[[], float] = time.monotonic,
     doing: str = "finishing queued frames",
-) -> list[int]:
-    """First SIGINT/SIGTERM: set `stop` and say what the command is `doing` to stop well
-    (`run` stops reading and finishes what is decoded). Another one at least `FORCE_AFTER_S`
-    later (a person pressing Ctrl-C again): exit at once.
+) -> Iterator[list[int]]:
+    """While in the block, first SIGINT/SIGTERM: set `stop` and say what the command is
+    `doing` to stop well (`run` stops reading and finishes what is decoded). Another one at
+    least `FORCE_AFTER_S` later (a person pressing Ctrl-C again): exit at once. On leaving
+    the block the handlers found on entering it are back (a program that calls a command
+    keeps its own).
 
-    Returns the list the signals taken as the request to stop are appended to.
+    Yields the list the signals taken as the request to stop are appended to.
     """
     received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # only the main thread may set handlers: the caller's stay, and stop it
+        return
     first_at: list[float] = []
 
     def handler(signum: int, _frame: FrameType | None) -> None:
@@ -177,9 +184,13 @@ def stop_on_signals(
             _say("\nforced exit\n")
             os._exit(stopped_by(signum))
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    return received
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for signum, was in previous.items():
+            # None: a handler not set from Python; the default is the nearest to it
+            signal.signal(signum, signal.SIG_DFL if was is None else was)
 
 
 def _say(text: str) -> None:
