@@ -31,9 +31,15 @@ def add_parsers(sub: Any) -> None:
 
     p = sub.add_parser(
         "validate",
-        help="check a config as run would before reading a frame, naming every bad field",
+        help="check a config as run would before reading a frame, naming every bad field, "
+        "and decode each video file to its end, naming damaged stretches",
     )
     p.add_argument("config", type=nonempty, help="YAML config, e.g. config/cams.yaml")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="decode only the first frame of each video file, not the whole file",
+    )
     p.set_defaults(func=cmd_validate)
 
 
@@ -69,10 +75,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
         from pipeline.cluster.engine import ray_missing
 
         problems += [p for p in [ray_missing()] if p]
+    if not args.quick:
+        problems += _decode_files(config)
     for problem in problems:
         print(f"error: {args.config}: {problem}", file=sys.stderr)
     if problems:
-        return EXIT_FAILED  # as run exits when a sink cannot open
+        return EXIT_FAILED  # as run exits when a sink cannot open, or a camera fails
     zones = sum(len(c.zones) for c in config.cameras)
     lines = sum(len(c.lines) for c in config.cameras)
     scene = f" with {zones} zone(s) and {lines} line(s)" if zones or lines else ""
@@ -82,6 +90,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{', '.join(s.type for s in config.sinks) or 'none'})"
     )
     return EXIT_OK
+
+
+def _decode_files(config: PipelineConfig) -> list[str]:
+    """Decodes each file camera's whole file: prints a line per damaged one that run plays
+    all the same; returns one per file that run would stop reading (its camera failing)."""
+    from pipeline.decode_check import decode_cameras
+
+    problems = []
+    for camera_id, found in decode_cameras(config.cameras).items():
+        if (damage := found.damage()) is None:
+            continue
+        if found.playable:
+            print(f"camera {camera_id!r}: {damage}")
+        else:
+            problems.append(f"camera {camera_id!r}: {damage}")
+    return problems
 
 
 def cmd_run(args: argparse.Namespace) -> int:
