@@ -125,3 +125,39 @@ def test_a_ticket_ends_after_its_lifetime_and_another_server_refuses_it() -> Non
 )  # fmt: skip
 def test_what_is_not_a_ticket_is_refused_without_an_exception(authorization: str | None) -> None:
     assert not DocsTickets().accepts("GET", authorization)
+
+
+def test_a_browser_given_the_page_for_a_header_token_shows_the_api(
+    stored: str, tmp_path: Path
+) -> None:
+    from pipeline.web import swagger_ui
+    from tests.pipeline.web.test_docs import serve
+    from tests.sinks.live_view.test_page import _chrome, _wait
+
+    if swagger_ui.packaged_folder() is None:
+        pytest.skip("fastapi-offline (in the api extra) is not installed")
+    server = serve(stored, None)
+    driver = _chrome(tmp_path)
+    try:
+        # A browser sends a header it is given with the page alone (an extension, a proxy):
+        # here the page is fetched with it, then shown, as the browser would show it.
+        driver.get(server.url + "docs/swagger-ui.css")  # this server's origin, no token
+        driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch('/docs', {headers: {Authorization: 'Bearer ' + arguments[0]}})"
+            ".then(r => r.text()).then(html => {"
+            "  document.open(); document.write(html); document.close(); done(); });",
+            TOKEN,
+        )
+        shown = _wait(
+            lambda: driver.execute_script(
+                "return [...document.querySelectorAll('.opblock-summary-path')]"
+                ".map(e => e.getAttribute('data-path'));"
+            ),
+            30,
+            "Swagger UI to list the operations",
+        )
+        assert "/api/detections" in shown
+    finally:
+        driver.quit()
+        server.close()
