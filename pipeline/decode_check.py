@@ -35,7 +35,7 @@ class FileDecode:
     corrupt_from_s: float | None = None
     corrupt_to_s: float | None = None
     last_s: float = 0.0
-    """When the last frame decoded is shown."""
+    """When the latest frame decoded is shown."""
     failure: str | None = None
     """Why reading ended before the end of the file (`run` fails the camera there)."""
     stopped_at_s: float | None = None
@@ -123,7 +123,8 @@ def decode_file(
     try:
         for frame in source.decoded(on_corrupt=corrupt):
             frames += 1
-            last_s = float(frame.time) if frame.time is not None else last_s
+            # max: frames of packed B-frames come out of order (see AVSource.frames)
+            last_s = max(last_s, float(frame.time)) if frame.time is not None else last_s
             pending += 1
             if pending == PROGRESS_EVERY and on_frames is not None:
                 on_frames(pending)
