@@ -50,7 +50,10 @@ class Progress:
             bar.close()
         self._bars.clear()
 
-    def print_summary(self, summary: RunSummary, out: TextIO = sys.stdout) -> None:
+    def print_summary(self, summary: RunSummary, out: TextIO | None = None) -> None:
+        """The summary table on `out`: stdout as it is now (a program may have replaced it
+        since this module was imported), when not given."""
+        out = out or sys.stdout
         elapsed = max(summary.elapsed_s, 1e-9)
         rows = [("camera", "frames", "fps", "detections", "tracks", "status")]
         for cam in summary.cameras.values():

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -138,34 +138,49 @@ class AVSource(Source):
         return OpenedSource(ctx.width, ctx.height, self._rate, stream.frames or None)
 
     def frames(self) -> Iterator[RawFrame]:
-        container = self._container
-        if container is None:
-            raise SourceError(f"{self.name} is not open")
-        stream = container.streams.video[0]
         last_pts = -1.0
         # Some containers (AVI with packed B-frames) stamp frames out of order; such a stream
         # is timed by frame count instead, so pts always increase.
         by_count = False
+        for vframe in self.decoded():
+            by_count = by_count or vframe.time is None or vframe.time <= last_pts
+            step = float(1 / self._rate)
+            pts = max(0.0, last_pts + step) if by_count else float(vframe.time)
+            last_pts = pts
+            # One swscale thread: PyAV >= 17 otherwise starts and joins a thread per
+            # core for every frame (its cost: docs/performance.md, "What changed").
+            try:
+                image = vframe.to_ndarray(format="rgb24", threads=1)
+            except (av.error.FFmpegError, OSError) as exc:
+                raise SourceError(f"reading {self.name} failed: {self._reason(exc)}") from None
+            yield RawFrame(image, pts)  # type: ignore[arg-type]
+
+    def decoded(
+        self, on_corrupt: Callable[[float | None], None] | None = None
+    ) -> Iterator[av.VideoFrame]:
+        """The video stream's frames as FFmpeg decodes them, before any conversion: what
+        `frames` reads, so that `validate` checks a file as `run` reads it. A packet FFmpeg
+        refuses as invalid data is skipped (counted in `decode_errors`, and passed to
+        `on_corrupt` with its time in seconds, None when it has none); any other error
+        ends the reading with SourceError."""
+        container = self._container
+        if container is None:
+            raise SourceError(f"{self.name} is not open")
+        stream = container.streams.video[0]
         try:
             for packet in container.demux(stream):
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError as exc:
                     self.decode_errors += 1
-                    if self.decode_errors <= 3:
+                    if on_corrupt is not None:
+                        on_corrupt(_seconds(packet))
+                    elif self.decode_errors <= 3:
                         log.warning(
                             "%s: skipped a corrupt packet (%s)", self.name, self._reason(exc)
                         )
                     continue
-                for vframe in decoded:
-                    by_count = by_count or vframe.time is None or vframe.time <= last_pts
-                    step = float(1 / self._rate)
-                    pts = max(0.0, last_pts + step) if by_count else float(vframe.time)
-                    last_pts = pts
-                    # One swscale thread: PyAV >= 17 otherwise starts and joins a thread per
-                    # core for every frame (its cost: docs/performance.md, "What changed").
-                    image = vframe.to_ndarray(format="rgb24", threads=1)
-                    yield RawFrame(image, pts)  # type: ignore[arg-type]
+                yield from decoded
         except (av.error.FFmpegError, OSError) as exc:
             raise SourceError(f"reading {self.name} failed: {self._reason(exc)}") from None
 
@@ -181,6 +196,14 @@ class AVSource(Source):
             lines = str(exc).strip().splitlines()
             text = lines[0] if lines else type(exc).__name__
         return mask_credentials(text.replace(self.url, self.name))
+
+
+def _seconds(packet: av.Packet) -> float | None:
+    """When `packet` is to be shown (else decoded), in seconds; None when it says neither."""
+    stamp = packet.pts if packet.pts is not None else packet.dts
+    if stamp is None or packet.time_base is None:
+        return None
+    return float(stamp * packet.time_base)
 
 
 class ImageFolderSource(Source):

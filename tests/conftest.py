@@ -47,6 +47,18 @@ def write_video(
     return path
 
 
+def damaged_video(path: Path, frames: int = 60, damage: int = 1500) -> Path:
+    """`write_video`'s MP4 (MPEG-4 part 2, whose decoder refuses a damaged packet rather than
+    guessing it: a count to compare), 6 s at 10 fps, with `damage` bytes of noise written
+    over the middle of the file (about a dozen frames' packets)."""
+    write_video(path, frames=frames, codec="mpeg4")
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + damage] = np.random.default_rng(7).bytes(damage)
+    path.write_bytes(bytes(data))
+    return path
+
+
 @pytest.fixture
 def synthetic_video(tmp_path: Path) -> VideoFactory:
     """Factory: synthetic_video("name.mp4", frames=24, size=(160, 120), fps=10) -> path."""

@@ -19,6 +19,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from types import FrameType
+from typing import NoReturn
 
 from pipeline.cli import (
     bench,
@@ -126,8 +127,18 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_LEVEL_HELP = "what the log on stderr shows (default: warning); before or after the command"
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """A parser (and, as argparse makes them of the parent's class, its commands' parsers)
+    that refuses bad arguments in one line, `error: --out: why (see ... --help)`, instead
+    of its usage block and then the reason: the reason is what the user needs to read."""
+
+    def error(self, message: str) -> NoReturn:
+        message = message.removeprefix("argument ")
+        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="python -m pipeline",
         description="Real-time video analytics: SSD detection, IoU tracking, video/ZeroMQ/SQL.",
     )

@@ -7,8 +7,9 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -30,9 +31,15 @@ def add_parsers(sub: Any) -> None:
 
     p = sub.add_parser(
         "validate",
-        help="check a config as run would before reading a frame, naming every bad field",
+        help="check a config as run would before reading a frame, naming every bad field, "
+        "and decode each video file to its end, naming damaged stretches",
     )
     p.add_argument("config", type=nonempty, help="YAML config, e.g. config/cams.yaml")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="decode only the first frame of each video file, not the whole file",
+    )
     p.set_defaults(func=cmd_validate)
 
 
@@ -68,10 +75,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
         from pipeline.cluster.engine import ray_missing
 
         problems += [p for p in [ray_missing()] if p]
+    if not args.quick:
+        problems += _decode_files(config)
     for problem in problems:
         print(f"error: {args.config}: {problem}", file=sys.stderr)
     if problems:
-        return EXIT_FAILED  # as run exits when a sink cannot open
+        return EXIT_FAILED  # as run exits when a sink cannot open, or a camera fails
     zones = sum(len(c.zones) for c in config.cameras)
     lines = sum(len(c.lines) for c in config.cameras)
     scene = f" with {zones} zone(s) and {lines} line(s)" if zones or lines else ""
@@ -81,6 +90,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{', '.join(s.type for s in config.sinks) or 'none'})"
     )
     return EXIT_OK
+
+
+def _decode_files(config: PipelineConfig) -> list[str]:
+    """Decodes each file camera's whole file: prints a line per damaged one that run plays
+    all the same; returns one per file that run would stop reading (its camera failing)."""
+    from pipeline.decode_check import decode_cameras
+
+    problems = []
+    for camera_id, found in decode_cameras(config.cameras).items():
+        if (damage := found.damage()) is None:
+            continue
+        if found.playable:
+            print(f"camera {camera_id!r}: {damage}")
+        else:
+            problems.append(f"camera {camera_id!r}: {damage}")
+    return problems
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -110,10 +135,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         from pipeline.cluster.run import ClusterRun
 
         pipeline = ClusterRun(config, config_source=str(args.config))
-    received = stop_on_signals(pipeline.stop)
     progress = Progress([c.id for c in config.cameras], enabled=not args.no_progress)
     try:
-        summary = pipeline.run(on_progress=progress.update, on_start=progress.started)
+        with stop_on_signals(pipeline.stop) as received:
+            summary = pipeline.run(on_progress=progress.update, on_start=progress.started)
     except (ModelConfigError, WeightsUnavailableError) as exc:
         print(f"error: detector: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -151,18 +176,24 @@ FORCE_AFTER_S = 0.5
 managers signal a process and its group at once: that is one request to stop, not two."""
 
 
+@contextlib.contextmanager
 def stop_on_signals(
     stop: Any,
     clock: Callable[[], float] = time.monotonic,
     doing: str = "finishing queued frames",
-) -> list[int]:
-    """First SIGINT/SIGTERM: set `stop` and say what the command is `doing` to stop well
-    (`run` stops reading and finishes what is decoded). Another one at least `FORCE_AFTER_S`
-    later (a person pressing Ctrl-C again): exit at once.
+) -> Iterator[list[int]]:
+    """While in the block, first SIGINT/SIGTERM: set `stop` and say what the command is
+    `doing` to stop well (`run` stops reading and finishes what is decoded). Another one at
+    least `FORCE_AFTER_S` later (a person pressing Ctrl-C again): exit at once. On leaving
+    the block the handlers found on entering it are back (a program that calls a command
+    keeps its own).
 
-    Returns the list the signals taken as the request to stop are appended to.
+    Yields the list the signals taken as the request to stop are appended to.
     """
     received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # only the main thread may set handlers: the caller's stay, and stop it
+        return
     first_at: list[float] = []
 
     def handler(signum: int, _frame: FrameType | None) -> None:
@@ -177,9 +208,13 @@ def stop_on_signals(
             _say("\nforced exit\n")
             os._exit(stopped_by(signum))
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    return received
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for signum, was in previous.items():
+            # None: a handler not set from Python; the default is the nearest to it
+            signal.signal(signum, signal.SIG_DFL if was is None else was)
 
 
 def _say(text: str) -> None:

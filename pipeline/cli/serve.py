@@ -109,9 +109,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pipeline.cli.run import stop_on_signals
 
     stop = threading.Event()
-    received = stop_on_signals(stop, doing="closing connections")
     try:
-        serve_forever(app, sock, stop)
+        with stop_on_signals(stop, doing="closing connections") as received:
+            serve_forever(app, sock, stop)
     except ServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -167,9 +167,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     print(_start_line(job, device), file=sys.stderr, flush=True)
-    received = stop_on_signals(stop, doing="saving where training stands")
     try:
-        result = Trainer(job, device, stop, on_epoch=say_epoch).fit(progress)
+        # the block ends with the training: a Ctrl-C during int8's measurement after it
+        # interrupts that as in any command without a stop of its own
+        with stop_on_signals(stop, doing="saving where training stands") as received:
+            result = Trainer(job, device, stop, on_epoch=say_epoch).fit(progress)
     except DatasetError as exc:  # an image whose header read well but whose pixels do not
         _print_problems(exc)
         return EXIT_USAGE

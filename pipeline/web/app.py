@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Mount
 
 from pipeline.metrics import RunMetrics, Watched
 from pipeline.web.access import AccessMiddleware
-from pipeline.web.docs import docs_routes
+from pipeline.web.docs import ASSET_PATHS, docs_routes
 from pipeline.web.index import Link, link_line, root_route, served_links, with_token
 from pipeline.web.models import (
     CameraOut,
@@ -39,6 +39,7 @@ from pipeline.web.models import (
 from pipeline.web.page import render_page
 from pipeline.web.params import Counting, Limit, PathId, SceneCounting, filters
 from pipeline.web.swagger_ui import served_folder
+from pipeline.web.tickets import DocsTickets
 from sinks.live_view.access import Access
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.models import Track
@@ -70,9 +71,10 @@ def create_app(
         docs_url=None,  # /docs: `docs_routes`, which passes a `?token=` on
         redoc_url=None,
     )
-    app.router.routes.extend(docs_routes(app, served_folder(swagger_ui)))
+    tickets = DocsTickets() if access is not None and access.credentials is not None else None
+    app.router.routes.extend(docs_routes(app, served_folder(swagger_ui), tickets))
     if access is not None:
-        app.add_middleware(AccessMiddleware, access=access)
+        app.add_middleware(AccessMiddleware, access=access, public=ASSET_PATHS, tickets=tickets)
 
     @app.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
     def healthz() -> JSONResponse:

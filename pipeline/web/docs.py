@@ -1,12 +1,18 @@
-"""`/docs`: the API's interactive documentation (Swagger UI), for a user of `?token=` too,
-and without internet when the server has Swagger UI's files (`swagger_ui.served_folder`).
+"""`/docs`: the API's interactive documentation (Swagger UI), for a user of `?token=` or
+of `Authorization: Bearer` too, and without internet when the server has Swagger UI's files
+(`swagger_ui.served_folder`).
 
 FastAPI's own page fetches the OpenAPI description and sends each "Try it out" request
 without the `?token=` the page was opened with, so behind a token both fail (401). This
 page's script passes the token of its own address on to every request it makes to this
-server (Swagger UI's own files included); the token is never written into the page, which
-is the same for every user. When Swagger UI cannot be loaded (no internet for its CDN), the
-page says so, and where the OpenAPI description is, instead of staying blank.
+server (Swagger UI's own files included); the token is never written into the page. A page
+asked for with the token in a header gets a short-lived ticket instead (`tickets`), which
+its script sends in the header of its requests to the API. Swagger UI's files are served
+without credentials (`ASSET_PATHS`): a browser loads them without the page's header, and
+they are swagger-ui-dist's public files, the same on every server, telling nothing of this
+one; the OpenAPI description and the API stay behind the token. When Swagger UI cannot be
+loaded (no internet for its CDN), the page says so, and where the OpenAPI description is,
+instead of staying blank.
 """
 
 from __future__ import annotations
@@ -22,11 +28,14 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from pipeline.web import swagger_ui
+from pipeline.web.tickets import DocsTickets
 
 log = logging.getLogger(__name__)
 
 ASSETS = "/docs/"
 """Where the server sends Swagger UI's files from its folder."""
+ASSET_PATHS = frozenset(ASSETS + name for name in swagger_ui.FILES)
+"""The paths of Swagger UI's files, served without credentials (see the module's doc)."""
 LOAD_TIMEOUT_MS = 15_000
 """How long the page waits for Swagger UI before it says that it cannot load it (the message
 goes when it loads later)."""
@@ -58,6 +67,15 @@ function withToken(target) {{
   }}
   return url.href;
 }}
+// A page asked for with "Authorization: Bearer": a short-lived ticket, sent in that header
+// (never in a URL) by Swagger UI's requests to this server.
+const ticket = {ticket};
+function withTicket(request) {{
+  if (ticket && new URL(request.url, location.href).origin === location.origin) {{
+    request.headers = {{ ...request.headers, Authorization: "Bearer " + ticket }};
+  }}
+  return request;
+}}
 document.getElementById("spec-link").href = withToken({spec});
 function show(loaded) {{
   document.getElementById("swagger-ui").hidden = !loaded;
@@ -77,7 +95,10 @@ bundle.onload = () => {{
   SwaggerUIBundle({{
     url: {spec},
     dom_id: "#swagger-ui",
-    requestInterceptor: (request) => {{ request.url = withToken(request.url); return request; }},
+    requestInterceptor: (request) => {{
+      request.url = withToken(request.url);
+      return withTicket(request);
+    }},
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
     layout: "BaseLayout",
     deepLinking: true,
@@ -108,9 +129,14 @@ def _js(text: str) -> str:
     return json.dumps(text).replace("</", "<\\/")
 
 
-def docs_routes(app: FastAPI, folder: Path | None) -> list[Route]:
+def _js_or_null(text: str | None) -> str:
+    return "null" if text is None else _js(text)
+
+
+def docs_routes(app: FastAPI, folder: Path | None, tickets: DocsTickets | None) -> list[Route]:
     """`/docs` over `app`'s OpenAPI description (not part of it), with Swagger UI's files
-    from `folder` (sent at `ASSETS`), or from `swagger_ui.CDN` when None."""
+    from `folder` (sent at `ASSETS`), or from `swagger_ui.CDN` when None; a page asked for
+    with a bearer token holds a ticket of `tickets` (when given: the server has a token)."""
 
     async def docs(request: Request) -> Response:
         root = request.scope.get("root_path", "").rstrip("/")
@@ -128,8 +154,11 @@ def docs_routes(app: FastAPI, folder: Path | None) -> list[Route]:
             js=_js(js),
             css=_js(css),
             timeout=LOAD_TIMEOUT_MS,
+            ticket=_js_or_null(
+                tickets.for_page(request.headers.get("Authorization")) if tickets else None
+            ),
         )
-        return HTMLResponse(page)
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})  # it may hold a ticket
 
     routes = [Route("/docs", docs, methods=["GET"])]
     if folder is not None:

@@ -439,4 +439,4 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_any_work_naming
 ) -> None:
     code, output = run_main([arg.format(**place) for arg in argv], capsys)
     assert_one_line_error(code, output)  # was "File exists: ..." after building the model
-    assert code == 2 and "argument --out:" in output and why.format(**place) in output
+    assert code == 2 and output.startswith("error: --out: ") and why.format(**place) in output

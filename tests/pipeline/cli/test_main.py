@@ -91,3 +91,28 @@ def test_sigterm_in_a_command_is_the_same_line_as_ctrl_c_and_exit_143(
     out, err = capsys.readouterr()
     assert (out, err) == ("", "\ninterrupted: evaluate stopped before it finished\n")
     assert signal.getsignal(signal.SIGTERM) is before  # the test process's own, back
+
+
+@pytest.mark.parametrize(
+    ("argv", "starts"),
+    [
+        (["export", "--model", "person_ssdlite", "--out", "/dev/null/x.onnx"], "error: --out: "),
+        (["train", "--data", ".", "--epochs", "-1"], "error: --epochs: must be from 1"),
+        (["run"], "error: the following arguments are required: config"),
+        (["dataset", "export", "--run", "x", "--out", "ds"], "error: --run: not a whole number"),
+        (["query", "--limit", "many"], "error: --limit: "),
+        (["validate", "cams.yaml", "--log-level", "loud"], "error: --log-level: invalid choice"),
+        (["no-such-command"], "error: COMMAND: invalid choice: 'no-such-command'"),
+    ],
+    ids=["export-out", "train-epochs", "run-no-config", "dataset-export-run", "query-limit",
+         "validate-log-level", "unknown-command"],
+)  # fmt: skip
+def test_a_refused_argument_is_one_error_line_without_the_usage_block(
+    argv: list[str], starts: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 2 and out == ""
+    assert err.startswith(starts) and err.count("\n") == 1, err
+    assert "usage:" not in err and err.endswith("--help`)\n")

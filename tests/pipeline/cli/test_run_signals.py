@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from pipeline.cli import main
 from pipeline.cli.run import FORCE_AFTER_S, stop_on_signals
+from tests.conftest import VideoFactory
 
 
 class Clock:
@@ -42,10 +46,10 @@ def test_a_signal_delivered_several_times_at_once_is_one_request_to_stop(
     exits: list[int], signals: tuple[signal.Signals, ...]
 ) -> None:
     stop, clock = threading.Event(), Clock()
-    received = stop_on_signals(stop, clock)
-    for sig in signals:
-        os.kill(os.getpid(), sig)
-        clock.now += FORCE_AFTER_S / 10
+    with stop_on_signals(stop, clock) as received:
+        for sig in signals:
+            os.kill(os.getpid(), sig)
+            clock.now += FORCE_AFTER_S / 10
     assert stop.is_set()
     assert received == [signals[0]]
     assert exits == []
@@ -53,10 +57,59 @@ def test_a_signal_delivered_several_times_at_once_is_one_request_to_stop(
 
 def test_a_second_ctrl_c_a_moment_later_forces_the_exit(exits: list[int]) -> None:
     stop, clock = threading.Event(), Clock()
-    received = stop_on_signals(stop, clock)
-    os.kill(os.getpid(), signal.SIGINT)
-    assert stop.is_set() and exits == []
-    clock.now += FORCE_AFTER_S
-    os.kill(os.getpid(), signal.SIGINT)
+    with stop_on_signals(stop, clock) as received:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.is_set() and exits == []
+        clock.now += FORCE_AFTER_S
+        os.kill(os.getpid(), signal.SIGINT)
     assert exits == [128 + signal.SIGINT]
     assert received == [signal.SIGINT]
+
+
+def own_handler(signum: int, _frame: object) -> None:
+    """A handler of the program that calls a command (an embedder, a test runner)."""
+
+
+@pytest.mark.parametrize("ends", ["returning", "raising"])
+def test_the_handlers_found_before_are_back_after_the_block(exits: list[int], ends: str) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, own_handler)
+    with contextlib.suppress(RuntimeError), stop_on_signals(threading.Event()):
+        assert signal.getsignal(signal.SIGINT) is not own_handler
+        if ends == "raising":
+            raise RuntimeError("the command failed")
+    assert signal.getsignal(signal.SIGINT) is own_handler
+    assert signal.getsignal(signal.SIGTERM) is own_handler
+
+
+def test_outside_the_main_thread_the_block_leaves_the_handlers_as_they_are() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    failed: list[BaseException] = []
+
+    def command() -> None:
+        try:
+            with stop_on_signals(threading.Event()) as received:
+                assert received == [] and signal.getsignal(signal.SIGINT) is before
+        except BaseException as exc:  # surfaced by the assert below
+            failed.append(exc)
+
+    thread = threading.Thread(target=command)
+    thread.start()
+    thread.join()
+    assert failed == []
+
+
+def test_run_called_from_python_gives_back_the_callers_handlers(
+    exits: list[int], tmp_path: Path, synthetic_video: VideoFactory
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
+    config = tmp_path / "cams.yaml"
+    config.write_text(
+        f"cameras:\n  - id: lobby\n    source: {clip}\n"
+        "detector:\n  model: person_ssdlite\n  weights: none\n  device: cpu\n  runtime: torch\n"
+    )
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, own_handler)
+    assert main(["run", str(config), "--no-progress"]) == 0
+    assert signal.getsignal(signal.SIGINT) is own_handler  # was run's own, left behind
+    assert signal.getsignal(signal.SIGTERM) is own_handler

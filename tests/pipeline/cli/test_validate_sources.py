@@ -1,15 +1,19 @@
 """`validate` finds a source `run` could not read: a file that is not a video, an image
-folder without an image, each at its camera's YAML path, on one line."""
+folder without an image, each at its camera's YAML path, on one line; and, decoding each
+video file to its end, the damage `run` would skip or stop at."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pipeline.cli import EXIT_USAGE, main
 from pipeline.config import ConfigError, load_config
-from tests.conftest import VideoFactory
+from pipeline.sources import AVSource, SourceError
+from tests.conftest import VideoFactory, damaged_video, write_video
 
 
 @pytest.fixture
@@ -101,4 +105,60 @@ def test_a_source_path_with_a_newline_is_named_on_one_line(
     assert str(info.value).startswith(
         f"{cams}: cameras[0].source (camera a, line 3): "
         "file not found: 'recordings/\\nmonday.mp4' (relative to "
+    )
+
+
+DETECTOR = "detector:\n  model: person_ssdlite\n  weights: none\n  device: cpu\n  runtime: torch\n"
+
+
+def test_validate_and_run_agree_on_the_damaged_packets_of_a_file(
+    cams: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damaged_video(Path("damaged.mp4"))
+    cams.write_text(f"cameras:\n  - id: lobby\n    source: damaged.mp4\n{DETECTOR}")
+    assert main(["validate", str(cams)]) == 0
+    out, err = capsys.readouterr()
+    said = re.fullmatch(
+        r"camera 'lobby': damaged\.mp4: (\d+) damaged packets between 00:00:0\d and 00:00:0\d; "
+        r"playable \(run skips them: (\d+) frames decode of the 60 it declares\)\n"
+        rf"{re.escape(str(cams))}: ok .*\n",
+        out,
+    )
+    assert said is not None, out
+    assert err == ""  # no progress bar off a terminal
+    assert main(["run", str(cams), "--no-progress"]) == 0
+    (lobby,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("lobby")]
+    assert lobby.split()[1] == said[2]  # the frames run processed
+    assert f"ok ({said[1]} corrupt packets/images skipped)" in lobby
+
+
+def test_validate_quick_decodes_only_the_first_frame(
+    cams: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damaged_video(Path("damaged.mp4"))
+    cams.write_text(f"cameras:\n  - id: lobby\n    source: damaged.mp4\n{DETECTOR}")
+    assert main(["validate", str(cams), "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{cams}: ok (1 camera(s)") and out.count("\n") == 1
+
+
+def test_a_file_whose_reading_stops_midway_fails_validate_as_its_camera_would_fail_run(
+    cams: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read_frames = AVSource.decoded
+
+    def stops(self: AVSource, on_corrupt: object = None) -> Iterator[object]:
+        for index, frame in enumerate(read_frames(self)):
+            if index == 12:  # as a disk that fails under the file, at 1.2 s
+                raise SourceError(f"reading {self.name} failed: Input/output error")
+            yield frame
+
+    monkeypatch.setattr(AVSource, "decoded", stops)
+    cams.write_text(f"cameras:\n  - id: a\n    source: good.mp4\n{DETECTOR}")
+    Path("good.mp4").unlink()
+    write_video(Path("good.mp4"), frames=30)
+    assert main(["validate", str(cams)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {cams}: camera 'a': good.mp4: reading stops at 00:00:01, after 12 frames: "
+        "Input/output error; run fails this camera there\n"
     )
