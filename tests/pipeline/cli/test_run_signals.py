@@ -10,14 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from pipeline.cli.run import FORCE_AFTER_S, stop_on_signals
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import Clock
 
 
 @pytest.fixture
@@ -41,7 +34,7 @@ def exits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 def test_a_signal_delivered_several_times_at_once_is_one_request_to_stop(
     exits: list[int], signals: tuple[signal.Signals, ...]
 ) -> None:
-    stop, clock = threading.Event(), Clock()
+    stop, clock = threading.Event(), Clock(100.0)
     received = stop_on_signals(stop, clock)
     for sig in signals:
         os.kill(os.getpid(), sig)
@@ -52,7 +45,7 @@ def test_a_signal_delivered_several_times_at_once_is_one_request_to_stop(
 
 
 def test_a_second_ctrl_c_a_moment_later_forces_the_exit(exits: list[int]) -> None:
-    stop, clock = threading.Event(), Clock()
+    stop, clock = threading.Event(), Clock(100.0)
     received = stop_on_signals(stop, clock)
     os.kill(os.getpid(), signal.SIGINT)
     assert stop.is_set() and exits == []
