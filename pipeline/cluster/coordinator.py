@@ -1,15 +1,15 @@
 """The coordinator's watch over a cluster run's shards, in the driver: it starts runs of
 cameras on the live shards, waits for them, passes on progress and `stop`, hands the
 cameras of a shard that died to the survivors (`pipeline.cluster.resume`), answers
-`cameras add|remove` and publishes the status board (docs/cluster.md). A camera whose
-stream had ended before its shard died is not moved (`pipeline.cluster.ended`)."""
+`cameras add|remove` and publishes the status board (`pipeline.cluster.reporting`,
+docs/cluster.md). A camera whose stream had ended before its shard died is not moved
+(`pipeline.cluster.ended`)."""
 
 from __future__ import annotations
 
 import functools
 import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,9 +20,9 @@ from pipeline.cluster.changes import LABELS_WAIT_S, CameraChanges, LabelsUnavail
 from pipeline.cluster.desk import Answer, CameraRequest
 from pipeline.cluster.ended import ended_cameras, final_stats
 from pipeline.cluster.forwarder import EventForwarder
+from pipeline.cluster.reporting import BoardReporter, ShardStatus, pass_progress
 from pipeline.cluster.resume import Resume, Stored, mark_lost, stored_rows
 from pipeline.cluster.shard import ShardInfo
-from pipeline.cluster.status import RateWindow, RunStatus, ShardReport
 from pipeline.config import PipelineConfig, SqlSinkConfig
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
 from sinks.event_bus.resumption import Published
@@ -84,8 +84,8 @@ class Coordinator:
         self._runs = 0
         self._alive: dict[str, tuple[Any, ShardInfo]] = {}
         self._running: list[_Running] = []
-        self._board: Any = None
-        self._rates = RateWindow()
+        self._reporter = BoardReporter(None, token, config_source)
+        """Publishes to the run's status board, given to `begin`."""
         self._last: dict[str, CameraStats] = {}
         """Each camera's counts as its shard last reported them."""
 
@@ -97,7 +97,7 @@ class Coordinator:
         board: Any,
     ) -> dict[Any, _Running]:
         """Starts the cameras of each shard (`assign`); returns the runs, for `watch`."""
-        self._board = board
+        self._reporter = BoardReporter(board, self._token, self.config_source)
         self._alive = {info.name: (actor, info) for actor, info in shards}
         plan = assign([c.id for c in self.config.cameras], list(self._alive))
         running: dict[Any, _Running] = {}
@@ -232,8 +232,9 @@ class Coordinator:
                     running.update(self._take_over(ray, shard, forwarder, why, unreported))
             self._serve_changes(ray, running, forwarder)
             self._running = list(running.values())
-            frames = _pass_progress(ray, running.values(), on_progress, self._last)
-            self._publish(frames)
+            actors = {s.info.name: s.actor for s in running.values()}
+            frames = pass_progress(ray, actors, on_progress, self._last, POLL_S)
+            self._reporter.publish(self.status(), frames, self.restarts, self.moves)
         return done, unreported
 
     def _take_over(
@@ -303,25 +304,6 @@ class Coordinator:
             for c in cameras
         }
 
-    def _publish(self, frames: dict[str, int]) -> None:
-        """Puts each live shard's report on the status board (`cluster status`)."""
-        rates = self._rates.update(time.monotonic(), frames)
-        reports = tuple(
-            ShardReport(
-                s.info.name,
-                s.info.node_ip,
-                s.info.node_id,
-                s.info.gpus,
-                s.cameras,
-                frames.get(s.info.name, 0),
-                rates.get(s.info.name, 0.0),
-                sum(self.restarts[c] for c in s.cameras),
-            )
-            for s in self.status()
-        )
-        status = RunStatus(self._token, self.config_source, time.time(), reports, tuple(self.moves))
-        self._board.publish.remote(status)
-
     def status(self) -> list[ShardStatus]:
         """Each live shard's node, GPUs and cameras (those it runs now)."""
         cameras: dict[str, list[str]] = {}
@@ -332,38 +314,6 @@ class Coordinator:
             ShardStatus(info, tuple(cameras.get(name, [])))
             for name, (_, info) in sorted(self._alive.items())
         ]
-
-
-@dataclass(frozen=True)
-class ShardStatus:
-    """A live shard and the cameras it runs now."""
-
-    info: ShardInfo
-    cameras: tuple[str, ...]
-
-
-def _pass_progress(
-    ray: Any, shards: Any, on_progress: ProgressCallback | None, last: dict[str, CameraStats]
-) -> dict[str, int]:
-    """Passes each running camera's counts to `on_progress`, and keeps them in `last`;
-    returns each shard's frames."""
-    named = {s.info.name: s.actor for s in shards}
-    refs = {named[name].progress.remote(): name for name in named}
-    if not refs:
-        return {}
-    ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=POLL_S)
-    frames: dict[str, int] = {}
-    for ref in ready:
-        try:
-            counts = ray.get(ref)
-        except ray.exceptions.RayError:
-            continue  # a shard that died is reported by its run
-        frames[refs[ref]] = sum(stats.frames for stats in counts)
-        last.update((stats.camera_id, stats) for stats in counts)
-        if on_progress is not None:
-            for stats in counts:
-                on_progress(stats)
-    return frames
 
 
 def sql_sink(config: PipelineConfig) -> SqlSinkConfig | None:

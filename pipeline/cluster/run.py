@@ -14,11 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.cluster.changes import CameraChanges
-from pipeline.cluster.coordinator import Coordinator, ShardStatus, sql_sink
+from pipeline.cluster.coordinator import Coordinator, sql_sink
 from pipeline.cluster.engine import ClusterError, connect, require_ray, shard_count, shard_options
 from pipeline.cluster.forwarder import EventForwarder, ForwarderError
 from pipeline.cluster.merge import merge_summaries
 from pipeline.cluster.mqtt_status import PipelineStatus
+from pipeline.cluster.reporting import ShardStatus
 from pipeline.cluster.resume import prepare_database
 from pipeline.cluster.shard import Shard, ShardInfo
 from pipeline.cluster.status import start_board

@@ -9,6 +9,7 @@ who fixed the cause moves the file into the spool folder, and the next run write
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from sinks.disk import write_failure
@@ -23,7 +24,9 @@ REFUSED_FOLDER = "refused"
 class RefusedFile:
     """Refused batches appended to `path` (created when first needed), at most `max_bytes`.
 
-    Used by one thread at a time (the writer's, then the sink's `close`).
+    Thread-safe: the writer's thread adds, the sink's `close` closes, maybe while a writer
+    it gave up on still writes. Once closed, the file takes nothing more: a batch refused
+    later is turned away, never written into a file reopened that no one would close.
     """
 
     def __init__(self, path: Path, *, max_bytes: int) -> None:
@@ -32,35 +35,43 @@ class RefusedFile:
         """Rows set aside in the file."""
         self._max_bytes = max_bytes
         self._file: SpoolFile | None = None
+        self._closed = False
+        self._lock = threading.Lock()
 
     def add(self, batch: RowBatch) -> str | None:
         """Append `batch`: None once it is in the file, else why it could not be (the file
-        would pass `max_bytes`, a write error), in one line."""
+        closed, or it would pass `max_bytes`, a write error), in one line."""
         line = batch.to_line().encode()
-        size = 0 if self._file is None else self._file.size
-        if size + len(line) > self._max_bytes:
-            limit = f"its size limit ({self._max_bytes} bytes)"
-            return f"the file of refused rows {self.path} reached {limit}"
-        try:
-            if self._file is None:
-                self._file = SpoolFile(self.path)
-            self._file.append_line(line)
-        except OSError as exc:
-            why = write_failure(exc, self.path)
-            return f"cannot write the file of refused rows {self.path}: {why}"
-        self.rows += len(batch.rows)
-        return None
+        with self._lock:
+            if self._closed:
+                return f"the file of refused rows {self.path} was closed: the run had ended"
+            size = 0 if self._file is None else self._file.size
+            if size + len(line) > self._max_bytes:
+                limit = f"its size limit ({self._max_bytes} bytes)"
+                return f"the file of refused rows {self.path} reached {limit}"
+            try:
+                if self._file is None:
+                    self._file = SpoolFile(self.path)
+                self._file.append_line(line)
+            except OSError as exc:
+                why = write_failure(exc, self.path)
+                return f"cannot write the file of refused rows {self.path}: {why}"
+            self.rows += len(batch.rows)
+            return None
 
     def close(self) -> None:
-        """Write the file out and close it (it stays, for a person to look at)."""
-        file, self._file = self._file, None
-        if file is None:
-            return
-        try:
-            file.sync()
-        except OSError as exc:  # what the system still held for the file may be lost
-            log.error(
-                "sql sink: %s may be incomplete: %s", self.path, write_failure(exc, self.path)
-            )
-        finally:
-            file.close(delete=False)
+        """Write the file out and close it (it stays, for a person to look at); it takes
+        nothing more."""
+        with self._lock:
+            self._closed = True
+            file, self._file = self._file, None
+            if file is None:
+                return
+            try:
+                file.sync()
+            except OSError as exc:  # what the system still held for the file may be lost
+                log.error(
+                    "sql sink: %s may be incomplete: %s", self.path, write_failure(exc, self.path)
+                )
+            finally:
+                file.close(delete=False)

@@ -203,8 +203,8 @@ class SqlSink(Sink):
         return f"{text} ({'; '.join(notes)})" if notes else text
 
     def metrics(self) -> tuple[SinkMetric, ...]:
-        """Rows written, waiting (in memory, in the spool file), lost and kept for the next
-        run, and outages: what `describe` counts, as the run goes."""
+        """Rows written, waiting (in memory, in the spool file), lost, refused (set aside in
+        the file of refused rows) and kept for the next run, and outages, as the run goes."""
         lost = self.outbox.lost
         return (
             SinkMetric("sql_rows_written", "Rows inserted into the database.",
@@ -215,6 +215,8 @@ class SqlSink(Sink):
                        self.outbox.spooled_rows, "gauge"),
             SinkMetric("sql_rows_lost", "Rows neither the database, memory nor the spool "
                        "file could take (dropped).", sum(lost[t] for t in _LOST_TABLES)),
+            SinkMetric("sql_rows_refused", "Rows the database refused for good, set aside "
+                       "in the file of refused rows.", self._refused.rows),
             SinkMetric("sql_rows_kept", "Rows left unwritten in the spool file at the end of "
                        "the run, for the next run to write.", self._left, "gauge"),
             SinkMetric("sql_outages", "Times the database became unreachable.",

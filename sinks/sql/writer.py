@@ -55,6 +55,9 @@ FULL_DISK_CLOSE_S = 2.0
 """When the run ends, the longest wait for a full disk to have room (`close_timeout_s` when
 that is shorter): unlike a database that is away, a full disk seldom frees itself in
 seconds, and what is left is kept in the spool file (or lost, and counted) all the same."""
+STOP_GRACE_S = 5.0
+"""How much longer than the close's wait `stop` waits for the thread to end (a transaction
+under way) before giving up on it."""
 _LOOK_AGAIN_S = 0.5
 """With nothing to write, how often the thread looks for a close."""
 
@@ -135,7 +138,7 @@ class RowWriter:
         self._closing.set()
         self._wake.set()
         self.outbox.wake()
-        self._thread.join(timeout_s + 5.0)
+        self._thread.join(timeout_s + STOP_GRACE_S)
         if self._thread.is_alive():
             log.error("sql sink: writer still busy with %s after %.0f s", self._db, timeout_s)
 

@@ -22,10 +22,11 @@ from pipeline.snapshots import SnapshotKeeper, crop_box
 from pipeline.types import Detections, Frame, LabelMap, TrackEvent
 from sinks.snapshot_files import is_snapshot_name
 from sinks.snapshots.writer_thread import SnapshotWriterThread
+from tests.clock import Clock
 from tests.conftest import VideoFactory
 from tests.pipeline.stalling import people
 from tests.sinks.small_disk import SmallDisk, small_disk
-from tests.sinks.snapshots.hanging import Clock, HangingWriter
+from tests.sinks.snapshots.hanging import HangingWriter
 from tests.sinks.sql.builders import wait_for
 from trackers import IoUTracker
 

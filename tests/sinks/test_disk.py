@@ -20,6 +20,7 @@ from sinks.disk import (
     remove_old,
     write_failure,
 )
+from tests.clock import Clock
 from tests.sinks.small_disk import small_disk
 
 
@@ -61,25 +62,25 @@ def test_other_write_failures_keep_the_systems_words() -> None:
 def test_a_full_disk_is_asked_for_room_at_most_once_per_interval_and_only_while_full(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    now, free, asked = [100.0], [0], []
+    clock, free, asked = Clock(100.0), [0], []
 
     def system_says(path: Path) -> int:
-        asked.append(now[0])
+        asked.append(clock.now)
         return free[0]
 
     monkeypatch.setattr(sinks.disk, "free_bytes", system_says)
-    watch = RoomWatch(tmp_path, min_free_bytes=100, interval_s=5, clock=lambda: now[0])
+    watch = RoomWatch(tmp_path, min_free_bytes=100, interval_s=5, clock=clock)
     assert watch.has_room() and asked == []  # no write has failed: nothing to ask
     watch.full()
-    for now[0] in (100.0, 104.9, 105.0, 106.0, 109.9):
+    for clock.now in (100.0, 104.9, 105.0, 106.0, 109.9):
         assert not watch.has_room()
     assert asked == [105.0]
     free[0] = 99
-    now[0] = 110.0
+    clock.now = 110.0
     assert not watch.has_room()
     free[0] = 100
-    for now[0] in (114.0, 115.0, 116.0):
-        assert watch.has_room() is (now[0] >= 115.0)
+    for clock.now in (114.0, 115.0, 116.0):
+        assert watch.has_room() is (clock.now >= 115.0)
     assert asked == [105.0, 110.0, 115.0]
 
 

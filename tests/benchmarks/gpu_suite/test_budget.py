@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from benchmarks.gpu_suite.budget import Deadline
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import Clock
 
 
 def test_a_case_starts_only_where_its_first_guess_fits_in_what_is_left() -> None:
-    clock = FakeClock()
+    clock = Clock(100.0)
     deadline = Deadline(60.0, {"model": 10.0, "compile": 50.0}, clock=clock)
     assert deadline.why_not("model") is None and deadline.why_not("compile") is None
     clock.now += 15
@@ -24,7 +17,7 @@ def test_a_case_starts_only_where_its_first_guess_fits_in_what_is_left() -> None
 
 
 def test_after_a_case_ran_its_kind_is_expected_to_take_the_longest_seen() -> None:
-    clock = FakeClock()
+    clock = Clock(100.0)
     deadline = Deadline(60.0, {"compile": 50.0, "model": 10.0}, clock=clock)
     deadline.ran("compile", 5.0)  # the first replaces the guess
     clock.now += 50
@@ -36,7 +29,7 @@ def test_after_a_case_ran_its_kind_is_expected_to_take_the_longest_seen() -> Non
 
 
 def test_past_the_deadline_no_case_starts_and_none_is_said_to_have_negative_time() -> None:
-    clock = FakeClock()
+    clock = Clock(100.0)
     deadline = Deadline(10.0, {"tests": 0.0}, clock=clock, started=clock.now - 30)
     assert deadline.left_s() == -20.0
     assert deadline.why_not("tests") == (

@@ -31,6 +31,7 @@ from pipeline.bench.capacity import (
 from pipeline.bench.end_to_end import DetectorSetup
 from pipeline.config.cameras import MotionConfig
 from pipeline.types import Detections, Frame, FrameResult, StreamInfo
+from tests.clock import Clock
 from tests.conftest import VideoFactory
 from tests.pipeline.test_pipelining import EagerDetector
 
@@ -111,19 +112,19 @@ def frame(wall_time: float) -> FrameResult:
 
 
 def test_latency_runs_from_capture_to_the_sink_after_the_warm_up() -> None:
-    now = [1000.0]
+    clock = Clock(1000.0)
     started: list[float] = []
-    sink = LatencySink(warmup_s=2.0, clock=lambda: now[0], on_reading=lambda: started.append(1))
+    sink = LatencySink(warmup_s=2.0, clock=clock, on_reading=lambda: started.append(1))
     sink.write(frame(999.0))  # before any stream started: not measured
     sink.start(StreamInfo("cam", 4, 4, Fraction(10), "clip"))
     sink.start(StreamInfo("cam2", 4, 4, Fraction(10), "clip"))
     assert started == [1]  # once, at the first stream's start
-    now[0] = 1001.5
+    clock.now = 1001.5
     sink.write(frame(1001.0))  # captured within the warm-up: not measured
     latencies_ms = [3.0, 250.0, 40.0, 7.5]
     for i, ms in enumerate(latencies_ms):
         captured = 1002.0 + i
-        now[0] = captured + ms / 1000
+        clock.now = captured + ms / 1000
         sink.write(frame(captured))
     assert sink.frames == 6
     assert sink.latencies_s == pytest.approx([ms / 1000 for ms in latencies_ms])

@@ -13,15 +13,8 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.cli.run import FORCE_AFTER_S, stop_on_signals
+from tests.clock import Clock
 from tests.conftest import VideoFactory
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -45,7 +38,7 @@ def exits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 def test_a_signal_delivered_several_times_at_once_is_one_request_to_stop(
     exits: list[int], signals: tuple[signal.Signals, ...]
 ) -> None:
-    stop, clock = threading.Event(), Clock()
+    stop, clock = threading.Event(), Clock(100.0)
     with stop_on_signals(stop, clock) as received:
         for sig in signals:
             os.kill(os.getpid(), sig)
@@ -56,7 +49,7 @@ def test_a_signal_delivered_several_times_at_once_is_one_request_to_stop(
 
 
 def test_a_second_ctrl_c_a_moment_later_forces_the_exit(exits: list[int]) -> None:
-    stop, clock = threading.Event(), Clock()
+    stop, clock = threading.Event(), Clock(100.0)
     with stop_on_signals(stop, clock) as received:
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.is_set() and exits == []

@@ -1,5 +1,5 @@
-"""A snapshot writer whose writes hang until the test lets them go, and a clock the test
-moves: what the tests of the writer thread and of the snapshot stage share."""
+"""A snapshot writer whose writes hang until the test lets them go: what the tests of the
+writer thread and of the snapshot stage share."""
 
 from __future__ import annotations
 
@@ -12,19 +12,6 @@ from sinks.snapshots.writer import SnapshotWriter
 LET_GO_S = 30.0
 """A hanging write lets go by itself after this long, so that a test that waits for the
 wrong thing fails instead of hanging for ever."""
-
-
-class Clock:
-    """A monotonic clock that moves only when told (`advance`)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class HangingWriter(SnapshotWriter):

@@ -16,8 +16,9 @@ import pytest
 from pipeline.types import Snapshot
 from sinks.snapshots.writer import SnapshotWriter
 from sinks.snapshots.writer_thread import PendingSnapshot, SnapshotWriterThread
+from tests.clock import Clock
 from tests.sinks.snapshots.builders import snapshot
-from tests.sinks.snapshots.hanging import Clock, HangingWriter
+from tests.sinks.snapshots.hanging import HangingWriter
 from tests.sinks.sql.builders import wait_for
 
 BOUND_S = 2.0

@@ -44,19 +44,6 @@ class RetryDelays(TypedDict):
 FAST_RETRY = RetryDelays(retry_initial_s=0.05, retry_max_s=0.2)
 
 
-class Clock:
-    """The sink's monotonic clock, moved only by the test (`advance`)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @dataclass(frozen=True)
 class Box:
     """One detection as the test gives it."""

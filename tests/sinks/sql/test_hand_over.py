@@ -15,11 +15,11 @@ from sinks.sql.models import Detection, Track
 from sinks.sql.sink import SqlSink
 from sinks.sql.spool import RowBatch
 from sinks.sql.writer import RowWriter
+from tests.clock import Clock
 from tests.sinks.sql.builders import (
     LABELS,
     T0,
     Box,
-    Clock,
     count,
     frame_result,
     read_all,

@@ -25,12 +25,12 @@ from sinks.sql.database import DatabaseUrl
 from sinks.sql.sink import SqlSink
 from sinks.sql.spool import RowBatch, SpoolFile, spool_prefix
 from sinks.sql.writer import RowWriter
+from tests.clock import Clock
 from tests.sinks.scrape import scrape_sink
 from tests.sinks.sql.builders import (
     FAST_RETRY,
     LABELS,
     T0,
-    Clock,
     expected,
     frame_result,
     run_status,

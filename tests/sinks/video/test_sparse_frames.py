@@ -13,8 +13,8 @@ import pytest
 from pipeline.types import StreamInfo
 from sinks.video.encoding import FRAGMENT_US, Encoding, fragment_us
 from sinks.video.sink import VideoSink
+from tests.clock import Clock
 from tests.sinks.video.conftest import LABELS, decode, frame_result, moving_square, square_left_edge
-from tests.sinks.video.test_stalls import Clock
 
 RATE = Fraction(25)
 
@@ -33,7 +33,7 @@ def _edges_on_disk(path: Path) -> list[int]:
 def test_a_max_fps_camera_has_every_frame_but_the_last_on_disk_as_it_comes(
     tmp_path: Path, preset: str
 ) -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     sink = VideoSink(tmp_path, LABELS, encoding=Encoding(preset=preset), clock=clock)
     # max_fps: 1 without full_rate_video: a frame a second of a 25 fps stream
     sink.start(StreamInfo("lapse", 96, 64, RATE, "synthetic", live=True, frame_gap_s=1.0))
@@ -45,7 +45,7 @@ def test_a_max_fps_camera_has_every_frame_but_the_last_on_disk_as_it_comes(
 
 
 def test_frames_that_came_seldom_give_the_next_file_short_fragments(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     sink = VideoSink(tmp_path, LABELS, clock=clock)
     # every frame of the stream reaches the sink, but only one a second (a slow detector)
     sink.start(StreamInfo("slow", 96, 64, RATE, "synthetic", live=True))
@@ -62,7 +62,7 @@ def test_frames_that_came_seldom_give_the_next_file_short_fragments(tmp_path: Pa
 
 
 def test_frames_at_the_videos_rate_keep_fragments_of_a_second(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     sink = VideoSink(tmp_path, LABELS, clock=clock)
     sink.start(StreamInfo("lobby", 96, 64, RATE, "synthetic", live=True))
     for i in range(40):
@@ -75,7 +75,7 @@ def test_frames_at_the_videos_rate_keep_fragments_of_a_second(tmp_path: Path) ->
 def test_a_camera_at_the_videos_rate_keeps_fragments_of_a_second_after_its_frames_stopped(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     sink = VideoSink(tmp_path, LABELS, clock=clock)
     sink.start(StreamInfo("lobby", 96, 64, RATE, "synthetic", live=True))
     for i in range(30):

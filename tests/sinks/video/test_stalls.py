@@ -12,17 +12,8 @@ from pipeline.types import StreamInfo
 from sinks.video.encoding import Encoding
 from sinks.video.sink import VideoSink
 from sinks.video.stalls import MAX_WAIT_S, STALL_S
+from tests.clock import Clock
 from tests.sinks.video.conftest import LABELS, decode, frame_result, moving_square, square_left_edge
-
-
-class Clock:
-    """Seconds that pass only when the test says."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _write(sink: VideoSink, camera: str, index: int) -> None:
@@ -32,7 +23,7 @@ def _write(sink: VideoSink, camera: str, index: int) -> None:
 def test_a_camera_whose_frames_stop_has_its_file_finished_with_every_frame_and_goes_on_in_a_new_one(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     # veryfast holds frames back in the encoder (B-frames, look-ahead): those are written too
     sink = VideoSink(tmp_path, LABELS, encoding=Encoding(preset="veryfast"), clock=clock)
     sink.start(StreamInfo("gate", 96, 64, Fraction(25), source="synthetic", live=True))
@@ -60,7 +51,7 @@ def test_a_camera_whose_frames_stop_has_its_file_finished_with_every_frame_and_g
 
 
 def test_frames_that_come_seldom_stay_in_one_file(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     sink = VideoSink(tmp_path, LABELS, clock=clock)
     sink.start(StreamInfo("lapse", 96, 64, Fraction(25), source="synthetic", live=True))
     for i in range(6):  # one frame every 2.5 s (max_fps 0.4), ticks between
@@ -77,7 +68,7 @@ def test_frames_that_come_seldom_stay_in_one_file(tmp_path: Path) -> None:
 def test_a_live_cameras_first_frame_alone_has_its_file_finished_after_the_longest_wait(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     sink = VideoSink(tmp_path, LABELS, clock=clock)
     sink.start(StreamInfo("once", 96, 64, Fraction(25), source="synthetic", live=True))
     clock.now = 0.1
@@ -94,7 +85,7 @@ def test_a_live_cameras_first_frame_alone_has_its_file_finished_after_the_longes
 def test_a_stalled_camera_is_finished_while_another_camera_goes_on_in_its_file(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     sink = VideoSink(tmp_path, LABELS, clock=clock)
     for camera in ("stalls", "goes_on"):
         sink.start(StreamInfo(camera, 96, 64, Fraction(25), source="synthetic", live=True))
@@ -114,7 +105,7 @@ def test_a_stalled_camera_is_finished_while_another_camera_goes_on_in_its_file(
 def test_a_live_camera_whose_frames_come_in_batches_far_apart_keeps_one_file(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     sink = VideoSink(tmp_path, LABELS, clock=clock)
     sink.start(StreamInfo("slow", 96, 64, Fraction(25), source="synthetic", live=True))
     index = 0
@@ -134,7 +125,7 @@ def test_a_live_camera_whose_frames_come_in_batches_far_apart_keeps_one_file(
 def test_a_file_cameras_frames_that_stop_keep_its_file_open_until_its_end(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     sink = VideoSink(tmp_path, LABELS, clock=clock)
     sink.start(StreamInfo("clip", 96, 64, Fraction(25), source="synthetic"))
     for i in range(10):
