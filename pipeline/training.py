@@ -59,7 +59,7 @@ def _fresh(
             f"{out} already holds a training; add --resume to continue it, or choose another --out"
         )
     settings = TrainSettings(**overrides)
-    ready = trainable_model(base, dataset.class_names, settings.size)
+    ready = trainable_model(base, dataset.class_names, settings.size, seed=settings.seed)
     return _job(
         dataset,
         data,

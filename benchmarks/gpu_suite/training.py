@@ -117,15 +117,15 @@ def _job(arch: str, samples: tuple[Sample, ...], out: Path) -> TrainingJob:
     from detector.training.trainer import TrainingJob
 
     size = DEFAULT_SIZE[arch]
-    if arch == BUNDLED:
-        ready = trainable_model(arch, CLASS_NAMES, size)
-        model, fresh = ready.model, ready.fresh_class_head
-    else:
-        model, fresh = ARCHITECTURES[arch](len(CLASS_NAMES), size), True
     settings = TrainSettings.model_validate(
         {"batch_size": len(samples), "workers": 0, "warmup_steps": 0,
          "epochs": LONG_SCHEDULE_EPOCHS}
     )  # fmt: skip
+    if arch == BUNDLED:
+        ready = trainable_model(arch, CLASS_NAMES, size, seed=settings.seed)
+        model, fresh = ready.model, ready.fresh_class_head
+    else:
+        model, fresh = ARCHITECTURES[arch](len(CLASS_NAMES), size), True
     return TrainingJob(
         model, arch, size, CLASS_NAMES, samples, (), settings, out, arch, "synthetic", fresh
     )

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import Tensor
 from torchvision.models import VGG16_Weights
 
@@ -42,14 +43,19 @@ class Trainable:
     """Whether the class head was made anew (False: kept, with the base's weights)."""
 
 
-def trainable_model(base: str, class_names: Sequence[str], size: int | None = None) -> Trainable:
-    """`base` ready to fine-tune for `class_names`.
+def trainable_model(
+    base: str, class_names: Sequence[str], size: int | None = None, *, seed: int
+) -> Trainable:
+    """`base` ready to fine-tune for `class_names`, every weight it makes anew (the class
+    head; ssd512_vgg16's layers beyond VGG16) drawn from `seed`, the process's own torch
+    RNG left as it was: the same seed starts from the same weights in every run.
 
     Args:
         base: an architecture name (see `detector.architectures.SPECS`), or the path of a
             checkpoint to go on from.
         class_names: ("background", c1, ..., cK): the class_logits columns to train.
         size: input side; None: the architecture's default, or the checkpoint's size.
+        seed: the seed of the weights made anew (`TrainSettings.seed`).
 
     Raises:
         ModelConfigError: an unknown base, a size its architecture does not take, or a
@@ -59,6 +65,15 @@ def trainable_model(base: str, class_names: Sequence[str], size: int | None = No
         ValueError: `class_names` not as above.
     """
     names = _class_names(class_names)
+    # torch draws initial weights from its process-wide RNG, seeded at random in each
+    # process: unseeded, two runs of one command started from different class heads.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _ready(base, names, size)
+
+
+def _ready(base: str, names: tuple[str, ...], size: int | None) -> Trainable:
+    """`trainable_model` under the RNG it seeded."""
     if base in SPECS:
         size = check_size(base, size)
         state, source, pretrained_names = PRETRAINED[base]()

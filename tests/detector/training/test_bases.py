@@ -51,11 +51,28 @@ def pets_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def test_the_seed_alone_chooses_the_weights_of_a_class_head_made_anew() -> None:
+    torch.manual_seed(1)  # the process's own RNG, in another state before each call
+    first = trainable_model("person_ssdlite", PETS, seed=7).model.state_dict()
+    torch.manual_seed(2)
+    before = torch.get_rng_state()
+    again = trainable_model("person_ssdlite", PETS, seed=7).model.state_dict()
+    assert torch.equal(torch.get_rng_state(), before)  # nothing drawn from it
+    other = trainable_model("person_ssdlite", PETS, seed=8).model.state_dict()
+
+    assert_same(first, again)
+    kept, head = split(first, "person_ssdlite")
+    other_kept, other_head = split(other, "person_ssdlite")
+    assert_same(kept, other_kept)  # the bundled layers whatever the seed
+    weights = [k for k in head if k.endswith("weight")]
+    assert weights and all(not torch.equal(head[k], other_head[k]) for k in weights)
+
+
 @pytest.mark.parametrize("size", [None, 512])
 def test_person_base_keeps_the_bundled_backbone_and_box_head_and_makes_a_class_head(
     person: SSD, size: int | None
 ) -> None:
-    start = trainable_model("person_ssdlite", PETS, size)
+    start = trainable_model("person_ssdlite", PETS, size, seed=0)
     assert (start.arch, start.size) == ("person_ssdlite", size or 300)
     assert start.model.input_size == (start.size, start.size)
     kept, head = split(start.model.state_dict(), "person_ssdlite")
@@ -72,7 +89,7 @@ def test_checkpoint_base_with_the_same_classes_goes_on_with_every_weight(
     pets_checkpoint: Path,
 ) -> None:
     saved = torch.load(pets_checkpoint, weights_only=True)["state_dict"]
-    start = trainable_model(str(pets_checkpoint), PETS)
+    start = trainable_model(str(pets_checkpoint), PETS, seed=0)
     assert (start.arch, start.size) == ("person_ssdlite", 300)
     assert_same(start.model.state_dict(), saved)
     assert start.fresh_class_head is False
@@ -83,7 +100,7 @@ def test_checkpoint_base_for_other_classes_gets_a_new_class_head_and_keeps_the_r
     pets_checkpoint: Path, classes: tuple[str, ...]
 ) -> None:
     saved = torch.load(pets_checkpoint, weights_only=True)["state_dict"]
-    start = trainable_model(str(pets_checkpoint), classes)
+    start = trainable_model(str(pets_checkpoint), classes, seed=0)
     kept, head = split(start.model.state_dict(), "person_ssdlite")
     saved_kept, saved_head = split(saved, "person_ssdlite")
     assert_same(kept, saved_kept)
@@ -101,7 +118,7 @@ def test_checkpoint_base_at_another_size_lays_its_boxes_out_for_that_size(
     pets_checkpoint: Path,
 ) -> None:
     saved = torch.load(pets_checkpoint, weights_only=True)["state_dict"]
-    start = trainable_model(str(pets_checkpoint), PETS, 512)
+    start = trainable_model(str(pets_checkpoint), PETS, 512, seed=0)
     assert (start.size, start.model.input_size) == (512, (512, 512))
     assert start.model.num_anchors == ARCHITECTURES["person_ssdlite"](3, 512).num_anchors
     assert_same(start.model.state_dict(), saved)
@@ -131,7 +148,7 @@ def test_torchvision_base_starts_from_the_coco_weights_in_the_hub_cache(
     cached.parent.mkdir(parents=True)
     torch.save(coco, cached)
 
-    start = trainable_model(SSDLITE, PETS, 300)
+    start = trainable_model(SSDLITE, PETS, 300, seed=0)
     assert asked == [] and start.model.input_size == (300, 300)
     kept, head = split(start.model.state_dict(), SSDLITE)
     # Our SSD wraps torchvision's backbone and head, one level down.
@@ -155,7 +172,7 @@ def test_offline_base_without_cached_weights_says_where_to_put_them(
 ) -> None:
     asked = refuse_downloads(monkeypatch, tmp_path)
     with pytest.raises(WeightsUnavailableError) as info:
-        trainable_model(base, PETS)
+        trainable_model(base, PETS, seed=0)
     message = str(info.value)
     assert asked == [url]
     assert url in message and "name resolution" in message and "\n" not in message
@@ -167,15 +184,15 @@ def test_a_size_the_base_does_not_take_is_refused_before_any_weights_are_read(
 ) -> None:
     asked = refuse_downloads(monkeypatch, tmp_path)
     with pytest.raises(ModelConfigError, match="ssd300_vgg16 takes 300x300 inputs only"):
-        trainable_model("ssd300_vgg16", PETS, 512)
+        trainable_model("ssd300_vgg16", PETS, 512, seed=0)
     assert asked == []
 
 
 def test_an_unknown_base_names_the_architectures(tmp_path: Path) -> None:
     with pytest.raises(ModelConfigError, match=r"unknown base 'yolo'.*person_ssdlite"):
-        trainable_model("yolo", PETS)
+        trainable_model("yolo", PETS, seed=0)
     with pytest.raises(ModelConfigError, match=r"nope\.pt"):
-        trainable_model(str(tmp_path / "nope.pt"), PETS)
+        trainable_model(str(tmp_path / "nope.pt"), PETS, seed=0)
 
 
 @pytest.mark.parametrize(
@@ -183,11 +200,11 @@ def test_an_unknown_base_names_the_architectures(tmp_path: Path) -> None:
 )
 def test_class_names_must_be_background_then_distinct_names(classes: tuple[str, ...]) -> None:
     with pytest.raises(ValueError, match="class"):
-        trainable_model("person_ssdlite", classes)
+        trainable_model("person_ssdlite", classes, seed=0)
 
 
 def test_person_base_for_person_starts_scoring_as_the_bundled_model_does(person: SSD) -> None:
-    start = trainable_model("person_ssdlite", ("background", "person")).model.eval()
+    start = trainable_model("person_ssdlite", ("background", "person"), seed=0).model.eval()
     images = torch.randint(0, 256, (2, 3, 300, 300), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         boxes, logits = start(images.float())

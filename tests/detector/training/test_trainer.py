@@ -42,7 +42,8 @@ CPU = torch.device("cpu")
 
 def job_for(shapes: ShapesData, out: Path, train: int = 8, **settings: Any) -> TrainingJob:
     """A job on the first `train` training images of `shapes` (fewer: a quicker test)."""
-    ready = trainable_model("person_ssdlite", shapes.class_names, None)
+    chosen = TrainSettings(**{"batch_size": 4, "workers": 0, **settings})
+    ready = trainable_model("person_ssdlite", shapes.class_names, None, seed=chosen.seed)
     return TrainingJob(
         model=ready.model,
         arch=ready.arch,
@@ -50,7 +51,7 @@ def job_for(shapes: ShapesData, out: Path, train: int = 8, **settings: Any) -> T
         class_names=shapes.class_names,
         train=shapes.train[:train],
         val=shapes.val,
-        settings=TrainSettings(**{"batch_size": 4, "workers": 0, **settings}),
+        settings=chosen,
         out=out,
         base="person_ssdlite",
         data="shapes",
@@ -201,7 +202,7 @@ def test_a_resumed_run_given_more_epochs_goes_on_to_them_on_the_longer_schedule(
 def test_a_head_made_anew_learns_faster_and_a_kept_head_at_the_recipes_kept_rate(
     classes: tuple[str, ...], fresh: bool, shapes: ShapesData, tmp_path: Path
 ) -> None:
-    ready = trainable_model("person_ssdlite", classes, None)
+    ready = trainable_model("person_ssdlite", classes, None, seed=0)
     assert ready.fresh_class_head is fresh
     job = replace(
         job_for(shapes, tmp_path, train=4),
@@ -243,7 +244,7 @@ def test_a_kept_head_that_no_epoch_improves_leaves_the_starting_weights_as_best(
     """Fine-tuning a model for its own classes never leaves a `best.pt` that scores below
     the model it started from: the starting weights are epoch 0's candidate."""
     people = ("background", "person")
-    ready = trainable_model("person_ssdlite", people, None)
+    ready = trainable_model("person_ssdlite", people, None, seed=0)
     assert not ready.fresh_class_head
     start = {k: v.clone() for k, v in ready.model.state_dict().items()}
     job = replace(
@@ -410,6 +411,21 @@ def test_mixed_precision_is_off_on_the_cpu_and_refused_there_when_asked(
     assert not Trainer(job, CPU, threading.Event(), amp=False).amp
     with pytest.raises(ValueError, match="mixed precision needs a CUDA device, not cpu"):
         Trainer(job, CPU, threading.Event(), amp=True)
+
+
+def test_two_runs_with_one_seed_take_the_same_first_step_and_another_seed_does_not(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    def first_step(seed: int) -> tuple[float, float]:
+        job = job_for(shapes, tmp_path / str(seed), train=2, batch_size=2, seed=seed)
+        trainer = Trainer(job, CPU, threading.Event())
+        return trainer.step(next(iter(trainer.train_batches.epoch(1))), Progress())
+
+    torch.manual_seed(1)  # the process's own RNG, in another state before each run
+    first = first_step(3)
+    torch.manual_seed(2)
+    assert first_step(3) == first
+    assert first_step(4) != first
 
 
 def test_a_step_on_a_batch_lowers_its_loss_and_advances_the_schedule_by_one(
