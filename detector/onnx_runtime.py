@@ -10,10 +10,12 @@ except in a run from the cache (`detector.cached_onnx`), which never imports it.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -244,6 +246,9 @@ def cached_export(
         return path, False
     if (problem := _unwritable(folder)) is not None:  # caching is an optimisation: run on
         folder = Path(tempfile.mkdtemp(prefix="ssd-pipeline-onnx-"))
+        # the sessions hold the network in memory: the files go with the process, not
+        # left behind, a network per run, in the temp folder
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
         log.warning("cannot %s; exporting to %s for this run only", problem, folder)
         path = folder / path.name
     _preparing(

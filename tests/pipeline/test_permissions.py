@@ -191,9 +191,10 @@ def test_a_read_only_onnx_cache_costs_a_warning_not_the_run(tmp_path: Path, clip
     db = tmp_path / "det.db"
     detector = DETECTOR.replace("runtime: torch", "runtime: onnxruntime\n  precision: fp32")
     file = config(tmp_path, {"cam": clip}, sql_sink(db), detector)
-    done = run_unprivileged(
-        "run", str(file), "--no-progress", env={"SSD_PIPELINE_CACHE": str(locked)}
-    )
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {"SSD_PIPELINE_CACHE": str(locked), "TMPDIR": str(temp)}
+    done = run_unprivileged("run", str(file), "--no-progress", env=env)
 
     assert "Traceback" not in done.stderr and error_lines(done.stderr) == [], done.stderr
     warnings = [line for line in done.stderr.splitlines() if " WARNING " in line]
@@ -204,3 +205,4 @@ def test_a_read_only_onnx_cache_costs_a_warning_not_the_run(tmp_path: Path, clip
     assert "detector: person_ssdlite on cpu, onnxruntime, fp32" in done.stdout
     assert stored(db) == {"cam": FRAMES}
     assert list((locked / "onnx").glob("*")) == []
+    assert list(temp.glob("ssd-pipeline-onnx-*")) == []  # the run's network went with it
