@@ -216,7 +216,10 @@ class CachedOnnxDetector:
         the next run to start from; a failure to save costs only that."""
         try:
             path = bundle_path(options)
-            if path is not None:
+            if path is not None and not os.access(path.parent, os.W_OK | os.X_OK):
+                # a read-only cache: the network's export already said so, once
+                log.debug("cannot keep the detector's bundle in %s", path.parent)
+            elif path is not None:
                 RunBundle.of(model, labels, onnx).save(path)
                 prune(path.parent, keep=path, pattern=BUNDLE_PATTERN)
         except (OSError, ValueError) as exc:

@@ -10,10 +10,12 @@ except in a run from the cache (`detector.cached_onnx`), which never imports it.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -242,11 +244,12 @@ def cached_export(
     if path.is_file():
         touch(path)  # most recently used: the last to be pruned
         return path, False
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    if (problem := _unwritable(folder)) is not None:  # caching is an optimisation: run on
         folder = Path(tempfile.mkdtemp(prefix="ssd-pipeline-onnx-"))
-        log.warning("cannot create %s (%s); exporting to %s", path.parent, exc, folder)
+        # the sessions hold the network in memory: the files go with the process, not
+        # left behind, a network per run, in the temp folder
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        log.warning("cannot %s; exporting to %s for this run only", problem, folder)
         path = folder / path.name
     _preparing(
         f"exporting {name} to ONNX for onnxruntime, once per set of weights "
@@ -260,6 +263,18 @@ def cached_export(
         fix,
     )
     return path, True
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why networks cannot be cached in `folder` (made if missing), checked before an export
+    that takes minutes; None when they can."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"create the ONNX cache {folder} ({exc.strerror or exc})"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"write in the ONNX cache {folder} (permission denied)"
+    return None
 
 
 def _preparing(what: str, announce: Announce | None) -> None:

@@ -77,12 +77,18 @@ def load_file(
 ) -> object:
     """`torch.load` of a weights file, safely (weights_only) onto the CPU.
 
-    A file torch cannot read raises `error`: "cannot read {what} {file} (...){hint}".
+    A file torch cannot read raises `error`: "cannot read {what} {file} (...){hint}"; one
+    the file system refuses (no permission, an I/O error) "cannot read {what} {file}: why",
+    without `hint`, which is about the file's contents.
     """
     try:
         with warnings.catch_warnings():  # a pickle of another program: the error says it
             warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
             return torch.load(file, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        if exc.errno is None:  # not the file system's: torch's own, on the contents
+            raise error(f"cannot read {what} {file} ({_one_line(exc)}){hint}") from exc
+        raise error(f"cannot read {what} {file}: {(exc.strerror or str(exc)).lower()}") from exc
     except pickle.UnpicklingError as exc:  # torch's message is a paragraph on weights_only
         why = "not a file of torch.save, or one holding objects other than tensors and data"
         raise error(f"cannot read {what} {file} ({why}){hint}") from exc

@@ -161,6 +161,8 @@ def _(config: SqlSinkConfig) -> str | None:
     if db.sqlite_file is not None:  # made by the run: its folder must be possible
         if problem := folder_problem(db.sqlite_file.parent) or folder_problem(config.spool_dir):
             return problem
+        if db.sqlite_file.is_file() and not os.access(db.sqlite_file, os.W_OK):
+            return f"cannot write to {db}: the file is read-only"
         try:
             foreign = foreign_database(db)  # read-only: the file stays as it is
         except SQLAlchemyError as exc:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from pipeline.config.base import Strict
-from pipeline.config.safe_yaml import short_repr
+from pipeline.config.safe_yaml import path_repr
 from pipeline.config.scene import AnalyticsConfig, LineConfig, ZoneConfig, check_scene_ids
 from pipeline.urls import STREAM_SCHEMES, infer_kind, mask_credentials
 
@@ -53,9 +53,9 @@ class FileSourceConfig(Strict):
         if not checks_sources(info):
             return value
         path = Path(value).expanduser()
-        shown = short_repr(value)  # one line, whatever the path holds (a newline from ${ENV})
+        shown = path_repr(value)  # one line, whatever the path holds (a newline from ${ENV})
         if not path.exists():
-            raise ValueError(f"file not found: {shown} (relative to {short_repr(str(Path.cwd()))})")
+            raise ValueError(f"file not found: {shown} (relative to {path_repr(str(Path.cwd()))})")
         if not path.is_file():
             raise ValueError(f"not a file: {shown}")
         if not os.access(path, os.R_OK):
@@ -125,12 +125,12 @@ class ImagesSourceConfig(Strict):
         if not checks_sources(info):
             return value
         if not Path(value).is_dir() and next(glob.iglob(value), None) is None:
-            raise ValueError(f"no such folder, and no file matches: {short_repr(value)}")
+            raise ValueError(f"no such folder, and no file matches: {path_repr(value)}")
         if probes_sources(info):
             from pipeline.sources import image_files, no_images
 
             if not image_files(value):
-                raise ValueError(no_images(short_repr(value)))
+                raise ValueError(no_images(path_repr(value)))
         return value
 
 

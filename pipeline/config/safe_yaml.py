@@ -34,6 +34,8 @@ as all it names (10,000 cameras are 50,000)."""
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 60
+_PATH = reprlib.Repr()
+_PATH.maxstring = 4096  # PATH_MAX: a path the system opens is shown whole
 
 
 class YamlRefused(yaml.MarkedYAMLError):
@@ -61,6 +63,12 @@ def check_size(size: int) -> None:
 def short_repr(value: object) -> str:
     """repr() of a value quoted in a message: a long one by its start and end only."""
     return _SHORT.repr(value)
+
+
+def path_repr(path: str) -> str:
+    """repr() of a path quoted in a message: whole, so that the user can tell which file,
+    on one line; one longer than any the system opens by its start and end only."""
+    return _PATH.repr(path)
 
 
 class _Bounded(Composer, SafeConstructor, Resolver):

@@ -1,0 +1,208 @@
+"""Files and folders the user may not read or write: each ends in one error line naming
+what is wrong, never a traceback, and what else can run runs on.
+
+The commands run with file modes binding them, root included (`tests.pipeline.unprivileged`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from detector.architectures import ARCHITECTURES
+from detector.checkpoints import save_checkpoint
+from pipeline.types import LabelMap
+from tests.conftest import write_video
+from tests.detector.training.datasets import make_shapes_dataset, write_coco
+from tests.pipeline.unprivileged import error_lines, read_only, run_unprivileged, unreadable
+
+DETECTOR = (
+    # the bundled model finds no people in rectangles: keep its 3 best boxes a frame
+    "detector:\n  device: cpu\n  runtime: torch\n  batch_size: 4\n"
+    "  score_threshold: 0.0\n  max_detections: 3\n"
+)
+FRAMES = 8
+
+
+def config(tmp_path: Path, cameras: dict[str, Path], sinks: str, detector: str = DETECTOR) -> Path:
+    cams = "".join(f"  - id: {cid}\n    source: {path}\n" for cid, path in cameras.items())
+    file = tmp_path / "cams.yaml"
+    file.write_text(f"cameras:\n{cams}{detector}sinks:\n{sinks}")
+    return file
+
+
+def sql_sink(db: Path) -> str:
+    return f"  - type: sql\n    url: sqlite:///{db}\n"
+
+
+def stored(db: Path) -> dict[str, int]:
+    """The frames with detections the run stored in `db`, per camera."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT camera, count(DISTINCT frame) FROM detections GROUP BY camera"
+        ).fetchall()
+    return dict(rows)
+
+
+def assert_one_error(stderr: str, *naming: str) -> str:
+    """The one error line of `stderr`, which names each of `naming`; no traceback."""
+    assert "Traceback" not in stderr, stderr
+    lines = error_lines(stderr)
+    assert len(lines) == 1, stderr
+    assert all(name in lines[0] for name in naming), lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    return write_video(tmp_path / "clip.mp4", frames=FRAMES)
+
+
+def test_run_with_an_unwritable_video_folder_names_it_and_the_sql_sink_stores_every_frame(
+    tmp_path: Path, clip: Path
+) -> None:
+    folder = read_only(tmp_path / "out") / "video"
+    db = tmp_path / "det.db"
+    sinks = f"  - type: video\n    dir: {folder}\n" + sql_sink(db)
+    done = run_unprivileged("run", str(config(tmp_path, {"cam": clip}, sinks)), "--no-progress")
+
+    line = assert_one_error(done.stderr, str(folder), "video sink", "Permission denied")
+    assert done.returncode == 1, done.stderr
+    assert f"sink error: {line.split(' ERROR pipeline.workers: ')[1]}" in done.stdout
+    assert stored(db) == {"cam": FRAMES}
+
+
+@pytest.mark.parametrize("locked", ["file", "folder"])
+def test_run_with_a_read_only_sqlite_database_ends_in_one_line_naming_it(
+    tmp_path: Path, clip: Path, locked: str
+) -> None:
+    folder = tmp_path / "db"
+    folder.mkdir()
+    db = folder / "det.db"
+    sqlite3.connect(db).close()
+    read_only(folder) if locked == "folder" else db.chmod(0o444)
+    done = run_unprivileged(
+        "run", str(config(tmp_path, {"cam": clip}, sql_sink(db))), "--no-progress"
+    )
+
+    line = assert_one_error(done.stderr, f"sqlite:///{db}", "readonly database")
+    assert line.startswith("error: sql sink: cannot open database")
+    assert done.returncode == 1
+
+
+@pytest.mark.parametrize("locked", ["file", "folder"])
+def test_validate_with_a_read_only_sqlite_database_names_it(tmp_path: Path, locked: str) -> None:
+    folder = tmp_path / "db"
+    folder.mkdir()
+    db = folder / "det.db"
+    sqlite3.connect(db).close()
+    read_only(folder) if locked == "folder" else db.chmod(0o444)
+    file = config(tmp_path, {"cam": write_video(tmp_path / "clip.mp4")}, sql_sink(db))
+    done = run_unprivileged("validate", str(file))
+
+    why = f"the folder {folder}: permission denied" if locked == "folder" else "read-only"
+    assert_one_error(done.stderr, f"{file}: sinks[0] (sql): cannot write", why)
+    assert done.returncode == 1
+
+
+def test_run_with_an_unreadable_video_fails_that_camera_alone(tmp_path: Path, clip: Path) -> None:
+    hidden = unreadable(write_video(tmp_path / "hidden.mp4", frames=FRAMES))
+    db = tmp_path / "det.db"
+    cameras = {"hidden": hidden, "open": clip}
+    done = run_unprivileged("run", str(config(tmp_path, cameras, sql_sink(db))), "--no-progress")
+
+    assert_one_error(done.stderr, f"camera hidden: cannot open {hidden}: Permission denied")
+    assert done.returncode == 1
+    assert stored(db) == {"open": FRAMES}
+
+
+def test_validate_with_an_unreadable_video_names_the_file(tmp_path: Path, clip: Path) -> None:
+    hidden = unreadable(write_video(tmp_path / "hidden.mp4", frames=FRAMES))
+    file = config(tmp_path, {"hidden": hidden}, sql_sink(tmp_path / "det.db"))
+    done = run_unprivileged("validate", str(file))
+
+    assert_one_error(done.stderr, f"file not readable: '{hidden}'")
+    assert done.returncode == 2
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_an_unreadable_checkpoint_is_named_as_unreadable_not_as_damaged(
+    tmp_path: Path, clip: Path, command: str
+) -> None:
+    checkpoint = tmp_path / "best.pt"
+    model = ARCHITECTURES["person_ssdlite"](3, 300)
+    save_checkpoint(checkpoint, model, "person_ssdlite", 300, LabelMap(("bg", "cat", "dog")), {})
+    unreadable(checkpoint)
+    detector = DETECTOR.replace("cpu\n", f"cpu\n  model: {checkpoint}\n", 1)
+    file = config(tmp_path, {"cam": clip}, sql_sink(tmp_path / "det.db"), detector)
+    done = run_unprivileged(command, str(file), *(["--no-progress"] if command == "run" else []))
+
+    line = assert_one_error(done.stderr, f"cannot read model checkpoint {checkpoint}: ")
+    assert line.endswith(": permission denied") and "damaged" not in line
+    assert done.returncode == 2
+    assert not (tmp_path / "det.db").exists()
+
+
+@pytest.fixture(scope="module")
+def coco(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A COCO dataset of 4 shapes images, 2 for validation: its train.json."""
+    shapes = make_shapes_dataset(tmp_path_factory.mktemp("shapes"), images=4, val=2)
+    return write_coco(shapes, tmp_path_factory.mktemp("coco")) / "train.json"
+
+
+@pytest.mark.parametrize("new", [True, False])
+def test_train_into_an_unwritable_folder_stops_before_training(
+    tmp_path: Path, coco: Path, new: bool
+) -> None:
+    locked = read_only(tmp_path / "locked")
+    folder = locked / "run" if new else locked
+    done = run_unprivileged(
+        "train", "--data", str(coco), "--out", str(folder), "--epochs", "1", "--workers", "0"
+    )
+
+    verb = "make" if new else "write in"
+    assert_one_error(done.stderr, f"--out: cannot {verb} the folder {folder}: permission denied")
+    assert done.returncode == 2 and "val mAP" not in done.stderr
+
+
+@pytest.mark.parametrize("new", [True, False])
+def test_dataset_export_into_an_unwritable_folder_ends_in_one_line(
+    tmp_path: Path, new: bool
+) -> None:
+    locked = read_only(tmp_path / "locked")
+    folder = locked / "ds" if new else locked
+    done = run_unprivileged(
+        "dataset", "export", "--db", f"sqlite:///{tmp_path / 'det.db'}", "--run", "1",
+        "--out", str(folder), "--no-progress",
+    )  # fmt: skip
+
+    verb = "make" if new else "write in"
+    assert_one_error(done.stderr, f"--out: cannot {verb} the folder {folder}: permission denied")
+    assert done.returncode == 2
+
+
+def test_a_read_only_onnx_cache_costs_a_warning_not_the_run(tmp_path: Path, clip: Path) -> None:
+    """The network is exported for this run alone, and onnxruntime runs it: caching is an
+    optimisation. (A cache folder that cannot be made takes the same way.)"""
+    locked = tmp_path / "cache"
+    read_only(locked / "onnx")
+    db = tmp_path / "det.db"
+    detector = DETECTOR.replace("runtime: torch", "runtime: onnxruntime\n  precision: fp32")
+    file = config(tmp_path, {"cam": clip}, sql_sink(db), detector)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {"SSD_PIPELINE_CACHE": str(locked), "TMPDIR": str(temp)}
+    done = run_unprivileged("run", str(file), "--no-progress", env=env)
+
+    assert "Traceback" not in done.stderr and error_lines(done.stderr) == [], done.stderr
+    warnings = [line for line in done.stderr.splitlines() if " WARNING " in line]
+    assert len(warnings) == 1, done.stderr
+    assert f"the ONNX cache {locked / 'onnx'} (" in warnings[0]
+    assert "for this run only" in warnings[0]
+    assert done.returncode == 0
+    assert "detector: person_ssdlite on cpu, onnxruntime, fp32" in done.stdout
+    assert stored(db) == {"cam": FRAMES}
+    assert list((locked / "onnx").glob("*")) == []
+    assert list(temp.glob("ssd-pipeline-onnx-*")) == []  # the run's network went with it
