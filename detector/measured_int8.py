@@ -61,8 +61,8 @@ class Int8Measurement:
     recipe: str
     """How it was quantized (`detector.quantize.RECIPE`) and with which onnxruntime."""
     vnni: bool
-    """Whether the CPU that measured it had 8-bit dot products (without them onnxruntime's
-    sums can saturate, so the int8 score may be lower than VNNI CPUs get)."""
+    """Whether the CPU that measured it had 8-bit dot products (without them the sessions
+    take ONNX Runtime's exact kernel, `detector.onnx_runtime.open_session`)."""
 
     @property
     def loss(self) -> float:

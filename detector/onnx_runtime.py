@@ -27,7 +27,12 @@ import numpy.typing as npt
 
 from detector.errors import ModelConfigError
 from detector.files import write_whole
-from detector.options import ONNXRUNTIME_INSTALL, ONNXRUNTIME_PACKAGES, onnxruntime_available
+from detector.options import (
+    ONNXRUNTIME_INSTALL,
+    ONNXRUNTIME_PACKAGES,
+    has_int8_dot_products,
+    onnxruntime_available,
+)
 from detector.quantize import RECIPE, quantize_int8
 
 if TYPE_CHECKING:  # torch is imported where a network is exported or hashed, not to run one
@@ -76,6 +81,12 @@ def open_session(path: Path, threads: int | None = None) -> Any:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # Denormal floats are many times slower; flushing them changes no detection.
     options.add_session_config_entry("session.set_denormal_as_zero", "1")
+    if not has_int8_dot_products():
+        # Without VNNI, ONNX Runtime's default u8s8 kernel sums in 16 bits, which saturate:
+        # person_ssdlite's int8 network lost 6 % of vtest.avi's people on an AVX2 EPYC. The
+        # exact kernel gives the VNNI CPUs' detections, still 1.1x float32's speed there
+        # (docs/performance.md, "int8 accuracy"). Float32 networks have no int8 kernels.
+        options.add_session_config_entry("session.x64quantprecision", "1")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 

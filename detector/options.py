@@ -81,9 +81,9 @@ def gpu_device_nodes() -> bool:
 def has_int8_dot_products(cpuinfo: str | None = None) -> bool:
     """Whether the CPU has 8-bit dot-product instructions (AVX-512 VNNI or AVX-VNNI), read
     from `cpuinfo` (the text of /proc/cpuinfo; None: this machine's, False where there is
-    none). Every int8 figure in docs/performance.md comes from such CPUs. Without them ONNX
-    Runtime multiplies uint8 by int8 with an instruction whose 16-bit sums can saturate (its
-    quantization docs), which `detector.quantize` does not guard against, and int8 gains less.
+    none). Without them ONNX Runtime's default int8 kernel sums in 16 bits, which saturate,
+    so sessions there take its exact kernel (`detector.onnx_runtime.open_session`), and
+    int8 gains too little for `precision: auto` (docs/performance.md, "int8 accuracy").
     """
     if cpuinfo is None:
         return _this_cpu_has_int8_dot_products()
