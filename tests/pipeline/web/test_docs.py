@@ -8,6 +8,7 @@ import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,14 +151,7 @@ def test_a_browser_without_internet_shows_the_api_with_the_packaged_swagger_ui(
     driver = _chrome(tmp_path)
     try:
         driver.get(server.url + "docs" + AUTH)
-        shown = _wait(
-            lambda: driver.execute_script(
-                "return [...document.querySelectorAll('.opblock-summary-path')]"
-                ".map(e => e.getAttribute('data-path'));"
-            ),
-            30,
-            "Swagger UI to list the operations",
-        )
+        shown = listed_operations(driver)
         assert "/api/detections" in shown and "/api/counts/lines" in shown
         assert driver.find_element("id", "unavailable").is_displayed() is False
         loaded = driver.execute_script(
@@ -167,3 +161,16 @@ def test_a_browser_without_internet_shows_the_api_with_the_packaged_swagger_ui(
     finally:
         driver.quit()
         server.close()
+
+
+def listed_operations(driver: Any) -> list[str]:
+    """The paths Swagger UI lists on the page `driver` shows, once it lists any (30 s)."""
+    shown: list[str] = _wait(
+        lambda: driver.execute_script(
+            "return [...document.querySelectorAll('.opblock-summary-path')]"
+            ".map(e => e.getAttribute('data-path'));"
+        ),
+        30,
+        "Swagger UI to list the operations",
+    )
+    return shown

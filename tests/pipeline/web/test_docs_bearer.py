@@ -126,8 +126,8 @@ def test_a_browser_given_the_page_for_a_header_token_shows_the_api(
     stored: str, tmp_path: Path
 ) -> None:
     from pipeline.web import swagger_ui
-    from tests.pipeline.web.test_docs import serve
-    from tests.sinks.live_view.test_page import _chrome, _wait
+    from tests.pipeline.web.test_docs import listed_operations, serve
+    from tests.sinks.live_view.test_page import _chrome
 
     if swagger_ui.packaged_folder() is None:
         pytest.skip("fastapi-offline (in the api extra) is not installed")
@@ -144,14 +144,7 @@ def test_a_browser_given_the_page_for_a_header_token_shows_the_api(
             "  document.open(); document.write(html); document.close(); done(); });",
             TOKEN,
         )
-        shown = _wait(
-            lambda: driver.execute_script(
-                "return [...document.querySelectorAll('.opblock-summary-path')]"
-                ".map(e => e.getAttribute('data-path'));"
-            ),
-            30,
-            "Swagger UI to list the operations",
-        )
+        shown = listed_operations(driver)
         assert "/api/detections" in shown
     finally:
         driver.quit()
