@@ -29,6 +29,7 @@ from pipeline.config import (
     ZmqSinkConfig,
 )
 from pipeline.config.scene import kept_classes, scene_label_problems
+from sinks.disk import folder_problem
 
 
 def check_detector(config: DetectorConfig) -> tuple[str, dict[str, frozenset[int]]]:
@@ -198,24 +199,6 @@ def _(config: MqttSinkConfig) -> str | None:
         probe_broker(config.broker())
     except SinkError as exc:
         return str(exc).removeprefix("mqtt sink: ")
-    return None
-
-
-def folder_problem(folder: Path) -> str | None:
-    """Why files could not be written in `folder` (made if missing); None when they could."""
-    folder = Path(folder).expanduser()
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing == folder and not folder.is_dir():
-        return f"{folder} is a file, not a folder"
-    if not existing.is_dir():
-        return f"cannot make the folder {folder}: {existing} is not a folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        verb = "write in" if existing == folder else "make"
-        read_only = os.statvfs(existing).f_flag & os.ST_RDONLY  # even root may not write
-        why = "read-only file system" if read_only else "permission denied"
-        return f"cannot {verb} the folder {folder}: {why}"
     return None
 
 

@@ -23,7 +23,11 @@ if TYPE_CHECKING:
 class SinkError(RuntimeError):
     """A sink cannot go on (disk full, database unreachable, port in use...).
 
-    The message is one line naming the sink and what is wrong.
+    The message is one line naming the sink and what is wrong. Raised while the sink is
+    built, before any frame is read, it stops the run at its start: for what will not go
+    away by itself (an output folder that cannot be written: `sinks.disk.open_folder`), so
+    nothing captured is lost; raised from a hook, it stops that sink alone and the run goes
+    on (docs/stopping.md).
     """
 
 

@@ -1,7 +1,8 @@
 """A full disk, recognised and named: the file sinks' (video, SQLite, spool) messages say
 which file system is full and how much room it has, instead of a bare `[Errno 28]`; and
-watched (`RoomWatch`) until it has room again. And the files retention deletes, deleted
-(`remove_old`)."""
+watched (`RoomWatch`) until it has room again. An output folder that could never be
+written, found when a sink opens (`open_folder`, `folder_problem`). And the files retention
+deletes, deleted (`remove_old`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from sinks.base import SinkError
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,34 @@ def write_failure(exc: OSError, path: Path) -> str:
     if is_disk_full(exc):
         return f"disk full: {file_system(path)}"
     return " ".join((exc.strerror or str(exc) or type(exc).__name__).split())
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why files could not be written in `folder` (made if missing); None when they could."""
+    folder = Path(folder).expanduser()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing == folder and not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if not existing.is_dir():
+        return f"cannot make the folder {folder}: {existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        verb = "write in" if existing == folder else "make"
+        read_only = os.statvfs(existing).f_flag & os.ST_RDONLY  # even root may not write
+        why = "read-only file system" if read_only else "permission denied"
+        return f"cannot {verb} the folder {folder}: {why}"
+    return None
+
+
+def open_folder(folder: Path, sink: str) -> None:
+    """What a sink that writes files in `folder` checks when it opens: a folder it could
+    never write in (one that cannot be made, or that the user may not write in) is a
+    `SinkError` naming the sink and the folder, so the run stops before it reads a frame
+    and nothing is lost (docs/sinks.md, "Errors"). Nothing is created: the sink makes the
+    folder when it writes its first file."""
+    if (problem := folder_problem(folder)) is not None:
+        raise SinkError(f"{sink} sink: {problem}")
 
 
 def free_bytes(path: Path) -> int:

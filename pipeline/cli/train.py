@@ -284,7 +284,7 @@ def _evaluate_int8(
     from dataclasses import asdict
 
     from pipeline.int8_measure import measure_int8
-    from pipeline.preflight import folder_problem
+    from sinks.disk import folder_problem
 
     checkpoint = Path(args.model).expanduser()
     if not checkpoint.is_file():

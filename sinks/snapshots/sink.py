@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pipeline.types import FrameResult, HeldTrackEvents, Snapshot, StreamEnd, TrackEvent
 from sinks.base import Sink, SinkError
-from sinks.disk import write_failure
+from sinks.disk import open_folder, write_failure
 from sinks.snapshots.retention import Retention, prune_snapshots
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class SnapshotSink(Sink):
         self._loss_reason = ""
         self.deleted: list[Path] = []
         """Files removed by retention during this run."""
+        open_folder(self.directory, self.name)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -40,6 +40,7 @@ from pipeline.types import (
     StreamEnd,
 )
 from sinks.base import Sink, SinkError
+from sinks.disk import open_folder
 from sinks.sql.database import SQLITE_BUSY_TIMEOUT_MS, DatabaseUrl, make_engine, open_failure
 from sinks.sql.models import Run, RunStatus
 from sinks.sql.outbox import Outbox
@@ -101,6 +102,7 @@ class SqlSink(Sink):
         """The spool file holding rows that could not be written by the end of the run."""
         self._left = 0
         self._clock = clock
+        open_folder(Path(spool_dir), self.name)  # rows wait there while the database is away
         self._engine = self._open(sqlite_busy_timeout_ms)
         try:
             self.run_id = self._start_run(run_config)

@@ -33,7 +33,7 @@ import av
 
 from pipeline.types import FrameResult, LabelMap, StreamEnd, StreamInfo
 from sinks.base import Sink, SinkError
-from sinks.disk import RoomWatch, is_disk_full
+from sinks.disk import RoomWatch, is_disk_full, open_folder
 from sinks.draw import annotate
 from sinks.scene_overlay import SceneOverlay
 from sinks.video.encoding import (
@@ -67,6 +67,7 @@ class VideoSink(Sink):
     `StreamInfo.scene`, its zones and lines with their counts and each track's trail), to
     H.264 MP4 files in `directory`.
 
+    A `directory` that could never be written stops the sink as it opens (`open_folder`).
     `encoding`: how the files are encoded; `rotation`: when a file is full and which
     finished files are kept. `room_check_s`: how often a full disk's free space is
     checked. `clock`: the seconds that tell when a camera's frames have stopped.
@@ -86,6 +87,7 @@ class VideoSink(Sink):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._directory = Path(directory)
+        open_folder(self._directory, self.name)  # made with the first file
         self._labels = labels
         self.encoding = encoding
         self.rotation = rotation

@@ -60,18 +60,43 @@ def clip(tmp_path: Path) -> Path:
     return write_video(tmp_path / "clip.mp4", frames=FRAMES)
 
 
-def test_run_with_an_unwritable_video_folder_names_it_and_the_sql_sink_stores_every_frame(
-    tmp_path: Path, clip: Path
+@pytest.mark.parametrize(("kind", "new"), [("video", False), ("video", True), ("snapshots", False)])
+def test_run_with_an_unwritable_output_folder_stops_at_start_naming_sink_and_folder(
+    tmp_path: Path, clip: Path, kind: str, new: bool
 ) -> None:
-    folder = read_only(tmp_path / "out") / "video"
+    locked = read_only(tmp_path / "out")
+    folder = locked / kind if new else locked
     db = tmp_path / "det.db"
-    sinks = f"  - type: video\n    dir: {folder}\n" + sql_sink(db)
+    sinks = sql_sink(db) + f"  - type: {kind}\n    dir: {folder}\n"
     done = run_unprivileged("run", str(config(tmp_path, {"cam": clip}, sinks)), "--no-progress")
 
-    line = assert_one_error(done.stderr, str(folder), "video sink", "Permission denied")
-    assert done.returncode == 1, done.stderr
-    assert f"sink error: {line.split(' ERROR pipeline.workers: ')[1]}" in done.stdout
-    assert stored(db) == {"cam": FRAMES}
+    verb = "make" if new else "write in"
+    line = assert_one_error(done.stderr, f"{kind} sink: cannot {verb} the folder {folder}: ")
+    assert line.startswith("error: ") and line.endswith(": permission denied")
+    assert done.returncode == 1
+    assert "frames/s" not in done.stdout  # no closing summary: no frame was read
+    assert stored(db) == {}  # the sql sink opened before it, and closed with no frame
+
+
+def test_a_video_folder_made_read_only_mid_run_fails_the_video_sink_alone(
+    tmp_path: Path,
+) -> None:
+    clip = write_video(tmp_path / "long.mp4", frames=30, fps=10)
+    folder = tmp_path / "video"
+    db = tmp_path / "det.db"
+    sinks = (  # a file each 0.6 s of video (6 frames): new files open after the lock
+        f"  - type: video\n    dir: {folder}\n    segment_minutes: 0.01\n" + sql_sink(db)
+    )
+    file = config(tmp_path, {"cam": clip}, sinks, "detector:\n  batch_size: 2\n")
+    done = run_unprivileged(str(file), str(folder), "12", module="tests.pipeline.locked_mid_run")
+
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    errors = done.stdout.splitlines()
+    assert len(errors) == 1 and errors[0].startswith("video sink: cannot open "), done.stdout
+    assert str(folder) in errors[0] and ": Permission denied (" in errors[0], errors[0]
+    assert stored(db) == {"cam": 30}  # the sql sink went on with every frame
+    assert len(list(folder.glob("*.mp4"))) >= 1  # what was written before is kept
 
 
 @pytest.mark.parametrize("locked", ["file", "folder"])

@@ -28,12 +28,15 @@ DROP = ("--bounding-set=-dac_override,-dac_read_search,-fowner",)
 
 
 def run_unprivileged(
-    *args: str, env: Mapping[str, str] | None = None, timeout: float = 600
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    module: str = "pipeline",
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m pipeline *args` from the repository, file modes binding it (see the module);
-    `env` is added to this process's environment."""
+    """`python -m pipeline *args` (or another `module`) from the repository, file modes
+    binding it (see the module); `env` is added to this process's environment."""
     return subprocess.run(
-        [*_prefix(), sys.executable, "-m", "pipeline", *args],
+        [*_prefix(), sys.executable, "-m", module, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -147,8 +147,8 @@ def test_a_folder_that_cannot_be_made_is_one_line_at_open(tmp_path: Path) -> Non
     blocker.write_bytes(b"x")
     with pytest.raises(SinkError) as raised:
         SnapshotSink(blocker / "snaps")
-    assert (
-        str(raised.value) == f"snapshots sink: cannot create {blocker / 'snaps'}: Not a directory"
+    assert str(raised.value) == (
+        f"snapshots sink: cannot make the folder {blocker / 'snaps'}: {blocker} is not a folder"
     )
 
 

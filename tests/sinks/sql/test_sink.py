@@ -523,6 +523,19 @@ def test_unusable_url_raises_sink_error_with_password_masked(url: str) -> None:
     assert msg.startswith("sql sink: cannot open database")
 
 
+def test_a_spool_folder_that_cannot_be_made_stops_the_sink_as_it_opens(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    db = tmp_path / "det.db"
+    with pytest.raises(SinkError) as err:
+        SqlSink(f"sqlite:///{db}", LABELS, spool_dir=blocker / "spool")
+
+    assert str(err.value) == (
+        f"sql sink: cannot make the folder {blocker / 'spool'}: {blocker} is not a folder"
+    )
+    assert not db.exists()  # stopped before the database was opened
+
+
 def test_unreachable_url_error_names_host_port_and_masks_password() -> None:
     with pytest.raises(SinkError) as err:
         SqlSink("postgresql+psycopg://u:s3cret@127.0.0.1:1/x", LABELS)

@@ -93,14 +93,30 @@ def test_camera_started_twice_in_a_run_gets_a_second_file(tmp_path: Path) -> Non
     assert len(decode(sink.paths["cam1"])[0]) == 6
 
 
-def test_unwritable_output_directory_raises_sink_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("blocked", ["file", "file's folder"])
+def test_a_folder_that_cannot_be_made_stops_the_sink_as_it_opens_with_one_line(
+    tmp_path: Path, blocked: str
+) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
-    sink = VideoSink(blocker / "videos", LABELS)
+    folder = blocker if blocked == "file" else blocker / "videos"
+    with pytest.raises(SinkError) as raised:
+        VideoSink(folder, LABELS)
 
-    with pytest.raises(SinkError, match="not-a-dir"):
-        sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
+    assert str(raised.value) == (
+        f"video sink: {blocker} is a file, not a folder"
+        if blocked == "file"
+        else f"video sink: cannot make the folder {folder}: {blocker} is not a folder"
+    )
+
+
+def test_opening_creates_nothing_the_first_file_makes_the_folder(tmp_path: Path) -> None:
+    directory = tmp_path / "out" / "videos"
+    sink = VideoSink(directory, LABELS)
+    assert not (tmp_path / "out").exists()
+    write_stream(sink, "lobby", 2, 64, 48, Fraction(25))
     sink.close()
+    assert list(directory.iterdir()) == [sink.paths["lobby"]]
 
 
 def test_file_error_while_writing_raises_sink_error_naming_camera_and_file(
