@@ -8,7 +8,14 @@ registry and the engine are imported on first use.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
+
+# ONNX Runtime's Linux and macOS wheels start Microsoft's telemetry as they are imported: a
+# session file (`.ses`) in the temp folder, a device id under ~/.cache/Microsoft, events
+# uploaded. Off unless the user asks for it (ORT_DISABLE_TELEMETRY=0); every import of
+# onnxruntime in the project comes after this package's (README, "Models").
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 from detector.errors import ModelConfigError, WeightsUnavailableError
 from detector.options import DetectorOptions, DetectorRequest

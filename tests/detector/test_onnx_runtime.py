@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import cast
 
@@ -292,3 +294,30 @@ def test_cache_keeps_only_the_most_recently_used_networks(
     assert sorted(p.name for p in folder.glob("*.onnx")) == sorted(
         [used.name, fresh.name, "a.onnx"]
     )
+
+
+def _temp_files_of_importing(tmp_path: Path, code: str, **env: str) -> list[str]:
+    """The names `python -c code` leaves in a temp folder of its own (TMPDIR), with `env`
+    added to this environment less any ORT_DISABLE_TELEMETRY of its own."""
+    temp = tmp_path / f"temp{len(list(tmp_path.iterdir()))}"
+    temp.mkdir()
+    base = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    subprocess.run(
+        [sys.executable, "-c", code],
+        env={**base, "TMPDIR": str(temp), **env},
+        cwd=Path(__file__).resolve().parents[2],
+        check=True,
+        timeout=120,
+    )
+    return sorted(p.name for p in temp.iterdir())
+
+
+def test_importing_onnxruntime_through_the_detector_leaves_no_telemetry_file(
+    tmp_path: Path,
+) -> None:
+    on = _temp_files_of_importing(
+        tmp_path, "import detector, onnxruntime", ORT_DISABLE_TELEMETRY="0"
+    )
+    if ".ses" not in on:
+        pytest.skip("this onnxruntime build writes no telemetry session file")
+    assert _temp_files_of_importing(tmp_path, "import detector, onnxruntime") == []
