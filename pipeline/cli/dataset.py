@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.argtypes import nonempty, number, out_folder, whole
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, interrupted_status
-from pipeline.cli.records import DEFAULT_DB
+from pipeline.cli.records import DB_HELP, DEFAULT_DB
 
 
 def add_parsers(sub: Any) -> None:
@@ -42,7 +42,7 @@ def _add_export(actions: Any) -> None:
         help="write a run's frames and stored detections as a COCO dataset that labelling "
         "tools (CVAT, Label Studio) import",
     )
-    p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help="SQLAlchemy URL")
+    p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help=DB_HELP)
     p.add_argument(
         "--run", type=whole(1), required=True, help="the run to export (see query --list runs)"
     )

@@ -18,6 +18,7 @@ from pipeline.config import SqlSinkConfig
 
 DEFAULT_DB: str = SqlSinkConfig.model_fields["url"].default
 """The database the commands read: the one the `sql` sink writes by default."""
+DB_HELP = f"SQLAlchemy URL (default: {DEFAULT_DB}, where the sql sink writes by default)"
 DEFAULT_PAGE = 50
 """Rows `query` prints without `--limit`: the newest, so that a large table does not scroll
 past; the footer says how many more there are."""
@@ -45,7 +46,7 @@ def add_parsers(sub: Any) -> None:
         help="print stored detections (newest first), count them, or list runs, tracks or "
         "zone visits",
     )
-    p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help="SQLAlchemy URL")
+    p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help=DB_HELP)
     p.add_argument("--camera", type=nonempty, help="only this camera id")
     p.add_argument(
         "--label", type=nonempty, help="only this class, e.g. person (case and spaces aside)"
@@ -106,7 +107,7 @@ def add_parsers(sub: Any) -> None:
         "retention",
         help="delete stored records (and video files, snapshots) older than an age",
     )
-    p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help="SQLAlchemy URL")
+    p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help=DB_HELP)
     p.add_argument(
         "--older-than",
         required=True,

@@ -11,7 +11,7 @@ from typing import Any
 
 from pipeline.argtypes import nonempty, whole
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, stopped_by
-from pipeline.cli.records import DEFAULT_DB
+from pipeline.cli.records import DB_HELP, DEFAULT_DB
 from pipeline.config.http import DEFAULT_HTTP_PORT
 from pipeline.web.swagger_ui import folder_problem
 
@@ -24,7 +24,7 @@ def add_parser(sub: Any) -> None:
         "serve",
         help="serve the HTTP API and a page of runs, tracks and counts over a stored database",
     )
-    p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help="SQLAlchemy URL")
+    p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help=DB_HELP)
     p.add_argument(
         "--host",
         type=nonempty,

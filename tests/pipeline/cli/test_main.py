@@ -51,6 +51,17 @@ def test_every_command_and_option_has_help() -> None:
     assert missing == []
 
 
+@pytest.mark.parametrize("command", [["query"], ["retention"], ["serve"], ["dataset", "export"]])
+def test_every_db_option_names_the_database_it_reads_by_default(command: list[str]) -> None:
+    parser = _commands()[command[0]]
+    for name in command[1:]:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name]
+    db = next(a for a in parser._actions if a.dest == "db")
+    assert db.default == "sqlite:///out/detections.db"
+    assert db.help is not None and db.default in db.help
+
+
 def _help_of(parser: argparse.ArgumentParser, name: str) -> str | None:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return next((c.help for c in sub._choices_actions if c.dest == name), None)
