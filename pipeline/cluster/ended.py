@@ -18,13 +18,13 @@ from sinks.event_bus.schema import DETECTIONS, LINE_CROSSED, STREAM_ENDED, TRACK
 
 @dataclass(frozen=True)
 class Ended:
-    """A camera's stream as subscribers have it once it ended: the frames it delivered,
-    why it ended early (None: it did not), the last frame whose `detections` had boxes
-    (-1: none), and how many tracks, zone visits and line crossings ended in it (the rows
-    a database holds of it)."""
+    """A camera's stream as subscribers have it once it ended (so far, while it runs): the
+    frames it delivered (counted by its end), why it ended early (None: it did not), the
+    last frame whose `detections` had boxes (-1: none), and how many tracks, zone visits
+    and line crossings ended in it (the rows a database holds of it)."""
 
-    frames: int
-    error: str | None
+    frames: int = 0
+    error: str | None = None
     last_boxed: int = -1
     tracks: int = 0
     scene: int = 0
@@ -38,25 +38,19 @@ class Ended:
         )
 
 
-@dataclass(frozen=True)
-class _Counts:
-    last_boxed: int = -1
-    tracks: int = 0
-    scene: int = 0
-
-
 class StreamEnds:
     """Follows each camera's events as the forwarder passes them on (`seen`, from one
     thread); `ended` holds the cameras whose `stream.ended` was passed on."""
 
     def __init__(self) -> None:
         self.ended: dict[str, Ended] = {}
-        self._counts: dict[str, _Counts] = {}
+        self._counts: dict[str, Ended] = {}
+        """Each camera's counts so far, its end's frames and error not known yet."""
 
     def seen(self, body: Mapping[str, Any]) -> None:
         """Counts one event (a JSON body with `type`, `camera` and `frame`)."""
         camera, kind = body["camera"], body["type"]
-        counts = self._counts.get(camera, _Counts())
+        counts = self._counts.get(camera, Ended())
         if kind == DETECTIONS and body.get("objects"):
             counts = dataclasses.replace(counts, last_boxed=int(body["frame"]))
         elif kind == TRACK_ENDED:
@@ -64,8 +58,8 @@ class StreamEnds:
         elif kind in (ZONE_LEFT, LINE_CROSSED):
             counts = dataclasses.replace(counts, scene=counts.scene + 1)
         elif kind == STREAM_ENDED:
-            self.ended[camera] = Ended(
-                int(body.get("frames") or 0), body.get("error"), **dataclasses.asdict(counts)
+            self.ended[camera] = dataclasses.replace(
+                counts, frames=int(body.get("frames") or 0), error=body.get("error")
             )
         self._counts[camera] = counts
 
