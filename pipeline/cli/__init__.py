@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pipeline.cli import (
     bench,
@@ -132,9 +132,31 @@ class OneLineErrors(argparse.ArgumentParser):
     that refuses bad arguments in one line, `error: --out: why (see ... --help)`, instead
     of its usage block and then the reason: the reason is what the user needs to read."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _CommandsRefuseWhatTheyDoNotKnow)
+
     def error(self, message: str) -> NoReturn:
         message = message.removeprefix("argument ")
         self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+class _CommandsRefuseWhatTheyDoNotKnow(argparse._SubParsersAction):
+    """A command's parser refuses the arguments it does not know itself, so that the error
+    points to that command's `--help`, not (as argparse leaves them to) the top one's."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        unknown = vars(namespace).pop(argparse._UNRECOGNIZED_ARGS_ATTR, None)
+        if unknown and values:
+            command = self._name_parser_map[values[0]]
+            command.error(f"unrecognized arguments: {' '.join(unknown)}")
 
 
 def build_parser() -> argparse.ArgumentParser:

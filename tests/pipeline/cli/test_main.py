@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +128,53 @@ def test_a_refused_argument_is_one_error_line_without_the_usage_block(
     assert exit_.value.code == 2 and out == ""
     assert err.startswith(starts) and err.count("\n") == 1, err
     assert "usage:" not in err and err.endswith("--help`)\n")
+
+
+def _leaf_commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> list[tuple[str, ...]]:
+    """The paths of every command that takes no further command: `query`, `dataset export`."""
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    if sub is None:
+        return [path]
+    return [
+        leaf
+        for name, command in sub.choices.items()
+        for leaf in _leaf_commands(command, (*path, name))
+    ]
+
+
+GIVEN = {"--older-than": "1d"}
+"""Required options that "1" does not satisfy, and a value that does."""
+
+
+def _required(command: argparse.ArgumentParser) -> list[str]:
+    """Arguments that satisfy what `command` requires: "1" unless `GIVEN` says otherwise."""
+    given: list[str] = []
+    for action in command._actions:
+        if not action.option_strings:
+            given.append("1")
+        elif action.required:
+            option = action.option_strings[0]
+            given += [option, GIVEN.get(option, "1")]
+    return given
+
+
+@pytest.mark.parametrize("path", _leaf_commands(build_parser()), ids=" ".join)
+def test_an_unknown_argument_points_to_the_help_of_its_own_command(
+    path: tuple[str, ...], capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)  # where a required output path of "1" could be written
+    command = build_parser()
+    for name in path:
+        sub = next(a for a in command._actions if isinstance(a, argparse._SubParsersAction))
+        command = sub.choices[name]
+    with pytest.raises(SystemExit) as exit_:
+        main([*path, *_required(command), "--bogus"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err == (
+        f"error: unrecognized arguments: --bogus (see `python -m pipeline {' '.join(path)} "
+        "--help`)\n"
+    )
