@@ -34,8 +34,9 @@ from pipeline.dataset_rows import RunRows, StoredRun
 from pipeline.readers import FramePicker
 from pipeline.sources import SourceError
 from pipeline.urls import mask_credentials
+from sinks.sql.bounds import ID_MAX
 from sinks.sql.database import DatabaseUrl
-from sinks.sql.reading import ID_MAX, QueryError, existing_database
+from sinks.sql.reading import QueryError, existing_database
 
 __all__ = ["ExportError", "ExportRefused", "ExportRequest", "ExportSummary", "export_dataset"]
 

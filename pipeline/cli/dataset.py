@@ -18,6 +18,7 @@ from typing import Any
 from pipeline.argtypes import nonempty, number, out_folder, whole
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, interrupted_status
 from pipeline.cli.records import DB_HELP, DEFAULT_DB
+from sinks.sql.bounds import ID_MAX
 
 
 def add_parsers(sub: Any) -> None:
@@ -44,7 +45,10 @@ def _add_export(actions: Any) -> None:
     )
     p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help=DB_HELP)
     p.add_argument(
-        "--run", type=whole(1), required=True, help="the run to export (see query --list runs)"
+        "--run",
+        type=whole(1, ID_MAX),
+        required=True,
+        help="the run to export (see query --list runs)",
     )
     p.add_argument("--camera", type=nonempty, help="only this camera (default: every camera)")
     p.add_argument(

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from pipeline.argtypes import nonempty, number, whole
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pipeline.config import SqlSinkConfig
+from sinks.sql.bounds import ID_MAX, LIMIT_MAX
 
 DEFAULT_DB: str = SqlSinkConfig.model_fields["url"].default
 """The database the commands read: the one the `sql` sink writes by default."""
@@ -53,10 +54,10 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument(
         "--track",
-        type=whole(1),
+        type=whole(1, ID_MAX),
         help="only this track; track ids are per run: of the latest run unless --run says which",
     )
-    p.add_argument("--run", type=whole(1), help="only this run id (see --list runs)")
+    p.add_argument("--run", type=whole(1, ID_MAX), help="only this run id (see --list runs)")
     p.add_argument(
         "--since",
         type=_timestamp,
@@ -69,7 +70,7 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument(
         "--limit",
-        type=whole(1),
+        type=whole(1, LIMIT_MAX),
         default=None,
         help=f"print the newest N rows (default: {DEFAULT_PAGE}); how many more there are is said",
     )

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.argtypes import nonempty, out_file
+from pipeline.argtypes import nonempty, out_file, whole
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pipeline.config import ConfigError, load_config
 
@@ -27,22 +27,12 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--at-frame",
-        type=_skip,
+        type=whole(0, MAX_SKIP),
         default=0,
         metavar="N",
         help="the camera's N-th frame, counting from 0 (default 0: the first)",
     )
     p.set_defaults(func=cmd_zones)
-
-
-def _skip(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 0 <= value <= MAX_SKIP:
-        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_SKIP}, got {value}")
-    return value
 
 
 def cmd_zones(args: argparse.Namespace) -> int:

@@ -13,7 +13,8 @@ from fastapi import Path as PathParam
 from pydantic import AfterValidator
 
 from pipeline.timeparse import EXAMPLES, parse_duration, parse_time
-from sinks.sql.reading import ID_MAX, DetectionQuery
+from sinks.sql.bounds import ID_MAX
+from sinks.sql.reading import DetectionQuery
 
 PAGE_MAX = 1000
 """The most rows one request returns."""

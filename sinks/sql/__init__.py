@@ -17,4 +17,5 @@ Import from the module that holds what you need (nothing is re-exported here):
 - `sinks.sql.retention`: `delete_older_than`, as the `retention` command does.
 - `sinks.sql.database`: `DatabaseUrl`, engines, schema creation, error reasons and kinds.
 - `sinks.sql.models`: the tables (described in docs/sql.md).
+- `sinks.sql.bounds`: what their columns hold (`ID_MAX`, `LIMIT_MAX`), without SQLAlchemy.
 """

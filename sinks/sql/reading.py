@@ -19,6 +19,7 @@ from sqlalchemy.exc import NoSuchTableError, OperationalError, SQLAlchemyError
 
 from pipeline.types import LabelMap
 from sinks.base import SinkError
+from sinks.sql.bounds import ID_MAX, LIMIT_MAX
 from sinks.sql.database import (
     DatabaseUrl,
     LabelKey,
@@ -29,12 +30,6 @@ from sinks.sql.database import (
 )
 from sinks.sql.models import Detection
 from sinks.sql.schema import foreign_tables
-
-ID_MAX = 2**31 - 1
-"""The largest run and track id: the columns are INTEGER, 32 bits in PostgreSQL (a bigger
-value makes it fail the query, and the SQLite driver crashes past 64 bits)."""
-LIMIT_MAX = 2**63 - 1
-"""The largest row limit: what SQLite and PostgreSQL take as a LIMIT."""
 
 
 def label_is(column: Any, label: str) -> ColumnElement[bool]:

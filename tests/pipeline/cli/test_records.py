@@ -146,3 +146,23 @@ def test_a_track_without_any_run_stored_says_so(
     engine.dispose()
     code, _, err = query(capsys, "--db", url, "--track", "1")
     assert code == 1 and err == f"error: database {url} holds no runs yet\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["query", "--track"], "--track"),
+        (["query", "--run"], "--run"),
+        (["dataset", "export", "--out", "ds", "--run"], "--run"),
+    ],
+    ids=["query-track", "query-run", "dataset-export-run"],
+)
+@pytest.mark.parametrize("value", ["0", "2147483648"])
+def test_a_stored_id_is_refused_with_the_bound_its_column_holds(
+    argv: list[str], option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.startswith(f"error: {option}: must be from 1 to 2147483647, got '{value}'"), err

@@ -22,6 +22,7 @@ import sinks.sql.retention
 from pipeline.cli import main
 from pipeline.types import StreamEnd
 from sinks.base import SinkError
+from sinks.sql.bounds import ID_MAX, LIMIT_MAX
 from sinks.sql.models import Detection, Run, Track
 from sinks.sql.query import (
     count_detections,
@@ -31,7 +32,7 @@ from sinks.sql.query import (
     list_tracks,
     query_detections,
 )
-from sinks.sql.reading import ID_MAX, LIMIT_MAX, DetectionQuery, QueryError
+from sinks.sql.reading import DetectionQuery, QueryError
 from sinks.sql.retention import delete_older_than
 from sinks.sql.sink import SqlSink
 from tests.sinks.sql.builders import (

@@ -1,0 +1,11 @@
+"""The bounds of what the stored tables hold, free of SQLAlchemy so that the command line
+(its argument types) states them without importing it."""
+
+from __future__ import annotations
+
+ID_MAX = 2**31 - 1
+"""The largest run and track id: their columns (`sinks.sql.models`) are INTEGER, 32 bits in
+PostgreSQL (a bigger value makes it fail the query, and the SQLite driver crashes past 64
+bits)."""
+LIMIT_MAX = 2**63 - 1
+"""The largest row limit: what SQLite and PostgreSQL take as a LIMIT."""
