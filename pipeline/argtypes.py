@@ -7,6 +7,7 @@ import argparse
 import math
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -43,8 +44,9 @@ def whole_like(model: type[BaseModel], name: str) -> Callable[[str], int]:
     return whole(int(low), int(high))
 
 
-def number(low: float, high: float) -> Callable[[str], float]:
-    """An argparse type: a finite number from `low` to `high`."""
+def number(low: float, high: float, unit: str = "") -> Callable[[str], float]:
+    """An argparse type: a finite number from `low` to `high`; `unit` follows the bounds in
+    its message (" seconds (1 hour)")."""
 
     def parse(text: str) -> float:
         try:
@@ -53,11 +55,37 @@ def number(low: float, high: float) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"not a number: {_quote(text)}") from None
         if not (math.isfinite(value) and low <= value <= high):
             raise argparse.ArgumentTypeError(
-                f"must be from {low:g} to {high:g}, got {_quote(text)}"
+                f"must be from {plain(low)} to {plain(high)}{unit}, got {_quote(text)}"
             )
         return value
 
     return parse
+
+
+def seconds(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number of seconds from `low` to `high`, its upper bound
+    also said in the largest unit it is a whole number of ("3600 seconds (1 hour)")."""
+    return number(low, high, f" seconds{_in_words(high)}")
+
+
+def plain(value: float) -> str:
+    """`value` as a person writes it: 31536000, 0.5, 0.00000001, never 3.1536e+07."""
+    value = float(value)  # an int bound too
+    if value.is_integer():
+        return str(int(value))
+    return format(Decimal(repr(value)), "f")
+
+
+TIME_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
+"""The units `seconds` restates a bound in, largest first."""
+
+
+def _in_words(value: float) -> str:
+    for unit, size in TIME_UNITS:
+        if value >= size and value % size == 0:
+            count = int(value // size)
+            return f" ({count} {unit}{'' if count == 1 else 's'})"
+    return ""
 
 
 def name(value: str) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from detector.request import BOUNDS
-from pipeline.argtypes import nonempty, number, whole
+from pipeline.argtypes import nonempty, seconds, whole
 from pipeline.bench.capacity import LATENCY_LIMIT_S, LOOPED_CLIP, OVERLOAD
 from pipeline.bench.clips import DEFAULT_CLIP
 from pipeline.bench.end_to_end import DetectorSetup, VideoOutput
@@ -143,7 +143,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--threads", "torch intra-op threads (default: cores - 1, at least 1: the decoder "
            "and the sinks need the rest; docs/performance.md)", 0, whole(0, 4096)),
     Option("--repeat", "runs per figure (%(default)s)", 3, whole(1, 1000)),
-    Option("--min-time", "least seconds per model-only run (%(default)s)", 1.0, number(0, 3600)),
+    Option("--min-time", "least seconds per model-only run (%(default)s)", 1.0, seconds(0, 3600)),
     _switch("--skip-model-only", "leave out the model-only measurement"),
     _switch("--skip-end-to-end", "leave out the end-to-end measurement"),
     _switch("--skip-naive", "leave out the naive per-frame baseline"),
@@ -157,7 +157,7 @@ OPTIONS: tuple[Option, ...] = (
     _switch("--motion-regions", "with --capacity: as --motion, and each camera detects only the "
             "regions around what moved (`motion: {enabled: true, regions: true}`)"),
     Option("--trial-seconds", "with --capacity: seconds each trial reads (%(default)g)", 10.0,
-           number(2, 3600)),
+           seconds(2, 3600)),
 )  # fmt: skip
 """Every option of the command, in the order `--help` lists them."""
 

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from pipeline.argtypes import name, nonempty, number, whole
+from pipeline.argtypes import name, nonempty, plain, seconds, whole
 from pipeline.cli.exit_codes import (
     EXIT_FAILED,
     EXIT_NO_EVENTS,
@@ -61,7 +61,7 @@ def add_subscribe_parser(sub: Any) -> None:
     )
     p.add_argument("--count", type=whole(1), default=None, help="exit after N events")
     p.add_argument(
-        "--timeout", type=number(0, MAX_TIMEOUT_S), default=None,
+        "--timeout", type=seconds(0, MAX_TIMEOUT_S), default=None,
         help="exit after N idle seconds (at most a year)",
     )  # fmt: skip
     p.add_argument(
@@ -116,7 +116,9 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
             client_keys=client_keys,
         ) as subscriber:
             if sys.stderr.isatty():  # a person is watching: say what nothing-yet means
-                limit = "" if args.timeout is None else f", at most {args.timeout:g} s without one"
+                limit = (
+                    "" if args.timeout is None else f", at most {plain(args.timeout)} s without one"
+                )
                 print(
                     f"waiting for {_wanted(args)}{limit}; Ctrl-C stops", file=sys.stderr, flush=True
                 )
@@ -145,7 +147,7 @@ def _timed_out(
     if publisher == "absent":
         print(
             f"error: no publisher at {args.endpoint}: nothing accepted the connection in "
-            f"{args.timeout:g} s (is the pipeline running, with a zmq sink bound there?)",
+            f"{plain(args.timeout)} s (is the pipeline running, with a zmq sink bound there?)",
             file=sys.stderr,
         )
         return EXIT_FAILED
@@ -162,11 +164,11 @@ def _timed_out(
         return EXIT_FAILED
     if seen == 0:
         left = "; the publisher has gone" if publisher == "gone" else ""
-        print(f"no {_wanted(args)} in {args.timeout:g} s{left}", file=sys.stderr)
+        print(f"no {_wanted(args)} in {plain(args.timeout)} s{left}", file=sys.stderr)
         return EXIT_NO_EVENTS
     if args.count is not None:
         print(
-            f"only {seen} of {args.count} {_wanted(args)} before {args.timeout:g} s passed "
+            f"only {seen} of {args.count} {_wanted(args)} before {plain(args.timeout)} s passed "
             "without one",
             file=sys.stderr,
         )

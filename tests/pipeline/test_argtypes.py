@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 
-from pipeline.argtypes import INT_MAX, name, nonempty, number, whole, whole_like
+from pipeline.argtypes import INT_MAX, name, nonempty, number, plain, seconds, whole, whole_like
 from pipeline.config import VideoSinkConfig
 
 
@@ -28,6 +29,40 @@ def test_number_refuses_what_is_not_a_finite_number_in_its_bounds(text: str) -> 
     with pytest.raises(argparse.ArgumentTypeError) as info:
         number(0, 1)(text)
     assert len(str(info.value)) < 100
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "says"),
+    [
+        (0, 365 * 86400, "from 0 to 31536000,"),
+        (1e-8, 10, "from 0.00000001 to 10,"),
+        (0.01, 0.99, "from 0.01 to 0.99,"),
+        (0, 1e20, "from 0 to 100000000000000000000,"),
+    ],
+)
+def test_number_says_its_bounds_as_a_person_writes_them(low: float, high: float, says: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=f"^must be {says} got '-1'$"):
+        number(low, high)("-1")
+
+
+@pytest.mark.parametrize(
+    ("high", "says"),
+    [
+        (365 * 86400, "31536000 seconds (365 days)"),
+        (3600, "3600 seconds (1 hour)"),
+        (5400, "5400 seconds (90 minutes)"),
+        (59, "59 seconds"),
+        (90.5, "90.5 seconds"),
+    ],
+)
+def test_seconds_also_says_its_upper_bound_in_the_largest_whole_unit(
+    high: float, says: str
+) -> None:
+    with pytest.raises(
+        argparse.ArgumentTypeError, match=rf"^must be from 0 to {re.escape(says)}, "
+    ):
+        seconds(0, high)("1e12")
+    assert seconds(0, high)(plain(high)) == high
 
 
 def test_whole_like_takes_the_bounds_of_the_config_field() -> None:

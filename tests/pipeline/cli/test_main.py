@@ -115,9 +115,11 @@ def test_sigterm_in_a_command_is_the_same_line_as_ctrl_c_and_exit_143(
         (["query", "--limit", "many"], "error: --limit: "),
         (["validate", "cams.yaml", "--log-level", "loud"], "error: --log-level: invalid choice"),
         (["no-such-command"], "error: COMMAND: invalid choice: 'no-such-command'"),
+        (["subscribe", "--timeout", "1e12"],
+         "error: --timeout: must be from 0 to 31536000 seconds (365 days), got '1e12'"),
     ],
     ids=["export-out", "train-epochs", "run-no-config", "dataset-export-run", "query-limit",
-         "validate-log-level", "unknown-command"],
+         "validate-log-level", "unknown-command", "subscribe-timeout"],
 )  # fmt: skip
 def test_a_refused_argument_is_one_error_line_without_the_usage_block(
     argv: list[str], starts: str, capsys: pytest.CaptureFixture[str]
