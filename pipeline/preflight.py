@@ -29,7 +29,7 @@ from pipeline.config import (
     ZmqSinkConfig,
 )
 from pipeline.config.scene import kept_classes, scene_label_problems
-from sinks.disk import folder_problem
+from sinks.disk import folder_problem, open_folder
 
 
 def check_detector(config: DetectorConfig) -> tuple[str, dict[str, frozenset[int]]]:
@@ -120,20 +120,43 @@ def _server_section(config: PipelineConfig) -> str:
     return f"sinks[{config.sinks.index(live)}] (live)"
 
 
+def check_output_folders(configs: Sequence[SinkConfig]) -> None:
+    """Raises the `SinkError` the first sink whose output folder could never be written
+    would raise as it opens (`open_folder`): `run` asks before it prepares the detector (a
+    first run's export takes many seconds), so that the one line comes at once."""
+    for config in configs:
+        for folder in output_folders(config):
+            open_folder(folder, config.type)
+
+
+@functools.singledispatch
+def output_folders(config: object) -> tuple[Path, ...]:
+    """The folders the sink `config` describes writes its files in, which it checks as it
+    opens (`open_folder`); () for a sink that writes no files of its own."""
+    return ()
+
+
+@output_folders.register
+def _(config: VideoSinkConfig | SnapshotSinkConfig) -> tuple[Path, ...]:
+    return (config.dir,)
+
+
+@output_folders.register
+def _(config: SqlSinkConfig) -> tuple[Path, ...]:
+    return (config.spool_dir,)  # rows wait there while the database is away
+
+
 @functools.singledispatch
 def sink_problem(config: object) -> str | None:
-    """Why the sink `config` describes could not open here; None when nothing is known."""
-    return None
+    """Why the sink `config` describes could not open here; None when nothing is known.
+    Its output folders unless the sink's own says more."""
+    return _folders_problem(config)
 
 
-@sink_problem.register
-def _(config: VideoSinkConfig) -> str | None:
-    return folder_problem(config.dir)
-
-
-@sink_problem.register
-def _(config: SnapshotSinkConfig) -> str | None:
-    return folder_problem(config.dir)
+def _folders_problem(config: object) -> str | None:
+    """Why files could not be written in one of the sink's `output_folders`; None if they
+    could in each."""
+    return next(filter(None, map(folder_problem, output_folders(config))), None)
 
 
 @sink_problem.register
@@ -160,7 +183,7 @@ def _(config: SqlSinkConfig) -> str | None:
 
     db = DatabaseUrl(config.url)
     if db.sqlite_file is not None:  # made by the run: its folder must be possible
-        if problem := folder_problem(db.sqlite_file.parent) or folder_problem(config.spool_dir):
+        if problem := folder_problem(db.sqlite_file.parent) or _folders_problem(config):
             return problem
         if db.sqlite_file.is_file() and not os.access(db.sqlite_file, os.W_OK):
             return f"cannot write to {db}: the file is read-only"
@@ -183,7 +206,7 @@ def _(config: SqlSinkConfig) -> str | None:
         engine.dispose()
     if foreign is not None:
         return f"cannot write to {db}: {foreign}"
-    return folder_problem(config.spool_dir)
+    return _folders_problem(config)
 
 
 @sink_problem.register

@@ -31,6 +31,7 @@ from pipeline.build import (
 from pipeline.config import CameraConfig, PipelineConfig, SqlSinkConfig
 from pipeline.detection_loop import DetectionLoop, FrameDetector
 from pipeline.metrics import RunMetrics, sink_labels
+from pipeline.preflight import check_output_folders
 from pipeline.readers import CameraReader
 from pipeline.sink_factory import build_sinks
 from pipeline.stops import StopEvent
@@ -51,8 +52,10 @@ EXTRA_SINK_QUEUE_SIZE = 256
 class Pipeline:
     """Composes the stages described by a config and runs them until every source is done.
 
-    `run` builds the detector first (so missing weights fail before any frame is read), then
-    the sinks, then starts one reader per camera. A camera that fails is reported and ended
+    `run` checks the sinks' output folders first (`check_output_folders`: one that could
+    never be written stops it before the detector's preparation), builds the detector (so
+    missing weights fail before any frame is read), then the sinks, then starts one reader
+    per camera. A camera that fails is reported and ended
     (live ones reconnect); the others keep running, and the batcher never waits for a
     camera that has nothing. `stop` (set by Ctrl-C) makes the readers stop; what was already
     decoded is still detected, tracked and written, and every camera's stream ends (its open
@@ -103,6 +106,7 @@ class Pipeline:
             # OpenCV's pool (the video sink's colour conversion and drawing) spins after each
             # call, which on 2 cores costs more than the call (docs/performance.md).
             cv2.setNumThreads(1)
+        check_output_folders(cfg.sinks)  # at once, not after a first run's export
         detector = self._detector or build_run_detector(cfg.detector, say)
         described = detector.describe()
         if described:

@@ -69,6 +69,40 @@ def test_an_output_folder_that_cannot_be_made_is_found_by_validate(
     assert "sinks[0] (video): cannot make the folder" in err and "is not a folder" in err
 
 
+@pytest.mark.parametrize(
+    ("kind", "field"), [("video", "dir"), ("snapshots", "dir"), ("sql", "spool_dir")]
+)
+def test_run_refuses_an_output_folder_it_could_never_write_before_building_the_detector(
+    tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, kind: str, field: str,
+) -> None:  # fmt: skip
+    built: list[object] = []
+
+    def build(*args: object) -> None:  # a first run's ONNX export takes many seconds here
+        built.append(args)
+        raise AssertionError("the detector was built")
+
+    monkeypatch.setattr("pipeline.runner.build_run_detector", build)
+    clip = synthetic_video("clip.mp4", frames=1, size=(32, 32))
+    (tmp_path / "a-file").write_text("not a folder")
+    folder = tmp_path / "a-file" / kind
+    db = tmp_path / "det.db"
+    extra = f", url: 'sqlite:///{db}'" if kind == "sql" else ""
+    config = tmp_path / "cams.yaml"
+    config.write_text(
+        f"cameras:\n  - id: cam\n    source: {clip}\n"
+        f"sinks:\n  - {{type: {kind}, {field}: {folder}{extra}}}\n"
+    )
+    code = main(["run", "--no-progress", str(config)])
+    out, err = capsys.readouterr()
+    assert (code, built, out) == (EXIT_FAILED, [], "")
+    assert err == (
+        f"error: {kind} sink: cannot make the folder {folder}: {tmp_path / 'a-file'} is not a "
+        "folder\n"
+    )
+    assert not db.exists()  # no sink opened
+
+
 def test_an_ipc_endpoint_in_a_missing_folder_is_found_by_validate(
     tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
