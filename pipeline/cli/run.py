@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 from pipeline.argtypes import nonempty
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, stopped_by
 from pipeline.config import ConfigError, PipelineConfig, load_config
+from pipeline.config.cameras import FileProbe
 from pipeline.summary import RunSummary
 
 if TYPE_CHECKING:
     from pipeline.cluster.run import ClusterRun
+    from pipeline.decode_check import WholeDecodes
 
 
 def add_parsers(sub: Any) -> None:
@@ -43,18 +45,33 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_validate)
 
 
-def _load(path: str, *, check_sources: bool) -> PipelineConfig | None:
+def _load(
+    path: str, *, check_sources: bool, file_probe: FileProbe | None = None
+) -> PipelineConfig | None:
     """The config at `path`; None once the reasons it cannot be used are printed.
-    `check_sources`: `validate`'s look at what each source on disk holds (else none)."""
+    `check_sources`: `validate`'s look at what each source on disk holds (else none), each
+    file's by `file_probe` when given."""
     try:
-        return load_config(path, check_sources=check_sources, probe_sources=check_sources)
+        return load_config(
+            path, check_sources=check_sources, probe_sources=check_sources, file_probe=file_probe
+        )
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    config = _load(args.config, check_sources=True)
+    from pipeline.decode_check import WholeDecodes
+
+    # Each file is opened once: its first frame checked with the config, the rest decoded
+    # once everything else is checked (not at all with --quick).
+    with WholeDecodes() as decodes:
+        return _validate(args, None if args.quick else decodes)
+
+
+def _validate(args: argparse.Namespace, decodes: WholeDecodes | None) -> int:
+    """`validate`; `decodes`: the whole files' decoders (None: each file's first frame)."""
+    config = _load(args.config, check_sources=True, file_probe=decodes.probe if decodes else None)
     if config is None:
         return EXIT_USAGE
 
@@ -75,8 +92,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         from pipeline.cluster.engine import ray_missing
 
         problems += [p for p in [ray_missing()] if p]
-    if not args.quick:
-        problems += _decode_files(config)
+    if decodes is not None:
+        problems += _decode_files(config, decodes)
     for problem in problems:
         print(f"error: {args.config}: {problem}", file=sys.stderr)
     if problems:
@@ -92,13 +109,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _decode_files(config: PipelineConfig) -> list[str]:
+def _decode_files(config: PipelineConfig, decodes: WholeDecodes) -> list[str]:
     """Decodes each file camera's whole file: prints a line per damaged one that run plays
     all the same; returns one per file that run would stop reading (its camera failing)."""
     from pipeline.decode_check import decode_cameras
 
     problems = []
-    for camera_id, found in decode_cameras(config.cameras).items():
+    for camera_id, found in decode_cameras(config.cameras, decodes).items():
         if (damage := found.damage()) is None:
             continue
         if found.playable:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,6 +28,24 @@ PROBE_SOURCES = "probe_sources"
 """Validation context key: True also opens each file source and decodes its first frame, and
 looks for an image in each image source, as their readers would (only `validate` does: it
 takes a file the size of a frame or two, and tests' stand-in files hold no video)."""
+
+
+FileProbe = Callable[[str], None]
+"""Checks that the file at a path (as the config names it) is a video: raises NotAVideoError
+saying why not."""
+
+FILE_PROBE = "file_probe"
+"""Validation context key: the `FileProbe` of file sources, when sources are probed:
+`probe_first_frame` unless `validate` hands the start of its whole decode
+(`pipeline.decode_check`), so that it opens each file once."""
+
+
+def probe_first_frame(path: str) -> None:
+    """Decodes the first frame of the video file at `path`; raises NotAVideoError saying why
+    it cannot."""
+    from detector.clip_frames import sample_frames
+
+    sample_frames(Path(path).expanduser(), count=1)
 
 
 def checks_sources(info: ValidationInfo) -> bool:
@@ -63,10 +82,11 @@ class FileSourceConfig(Strict):
         if path.stat().st_size == 0:
             raise ValueError(f"empty file (0 bytes): {shown}")
         if probes_sources(info):
-            from detector.clip_frames import NotAVideoError, sample_frames
+            from detector.clip_frames import NotAVideoError
 
+            probe = (info.context or {}).get(FILE_PROBE, probe_first_frame)
             try:
-                sample_frames(path, count=1)
+                probe(value)
             except NotAVideoError as exc:
                 raise ValueError(f"not a video ({exc}): {shown}") from None
         return value

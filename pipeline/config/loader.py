@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from pipeline.config import safe_yaml
-from pipeline.config.cameras import CHECK_SOURCES, PROBE_SOURCES
+from pipeline.config.cameras import CHECK_SOURCES, FILE_PROBE, PROBE_SOURCES, FileProbe
 from pipeline.config.schema import PipelineConfig
 from pipeline.urls import mask_credentials
 
@@ -48,13 +48,18 @@ class ConfigError(ValueError):
 
 
 def load_config(
-    path: str | Path, *, check_sources: bool = True, probe_sources: bool = False
+    path: str | Path,
+    *,
+    check_sources: bool = True,
+    probe_sources: bool = False,
+    file_probe: FileProbe | None = None,
 ) -> PipelineConfig:
     """Read, expand and validate a YAML config; raises ConfigError naming every bad field.
 
     `check_sources=False` leaves out whether source files and folders exist: a run reports a
     missing one as that camera's failure instead. `probe_sources=True` also checks that
-    each file source is a video and each image source holds an image (`PROBE_SOURCES`).
+    each file source is a video and each image source holds an image (`PROBE_SOURCES`),
+    the files by `file_probe` when given (`FILE_PROBE`).
     """
     path = Path(path)
     try:
@@ -76,7 +81,11 @@ def load_config(
             str(path), [f"line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})"]
         ) from None
     return parse_config(
-        text, source=str(path), check_sources=check_sources, probe_sources=probe_sources
+        text,
+        source=str(path),
+        check_sources=check_sources,
+        probe_sources=probe_sources,
+        file_probe=file_probe,
     )
 
 
@@ -86,6 +95,7 @@ def parse_config(
     *,
     check_sources: bool = True,
     probe_sources: bool = False,
+    file_probe: FileProbe | None = None,
 ) -> PipelineConfig:
     """Expand and validate YAML `text`; raises ConfigError naming every bad field."""
     try:
@@ -101,7 +111,9 @@ def parse_config(
         f"{_where(loc, root)}: environment variable {name} is not set"
         for loc, name in unset.items()
     ]
-    context = {CHECK_SOURCES: check_sources, PROBE_SOURCES: probe_sources}
+    context: dict[str, object] = {CHECK_SOURCES: check_sources, PROBE_SOURCES: probe_sources}
+    if file_probe is not None:
+        context[FILE_PROBE] = file_probe
     try:
         config = PipelineConfig.model_validate(data, context=context)
     except ValidationError as exc:

@@ -162,3 +162,41 @@ def test_a_file_whose_reading_stops_midway_fails_validate_as_its_camera_would_fa
         f"error: {cams}: camera 'a': good.mp4: reading stops at 00:00:01, after 12 frames: "
         "Input/output error; run fails this camera there\n"
     )
+
+
+@pytest.mark.parametrize("quick", [False, True], ids=["whole", "quick"])
+def test_validate_opens_each_video_file_once(
+    cams: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, quick: bool
+) -> None:
+    import av
+
+    damaged_video(Path("damaged.mp4"))  # its damage is found: the whole file is decoded
+    opened: list[str] = []
+    av_open = av.open
+
+    def counted(file: object, *args: object, **kwargs: object) -> object:
+        opened.append(str(file))
+        return av_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(av, "open", counted)
+    cams.write_text(
+        "cameras:\n  - id: a\n    source: damaged.mp4\n  - id: b\n    source: good.mp4\n"
+        f"  - id: c\n    source: good.mp4\n{DETECTOR}"
+    )
+    assert main(["validate", str(cams), *(["--quick"] if quick else [])]) == 0
+    out = capsys.readouterr().out
+    assert sorted(opened) == sorted(["damaged.mp4", "good.mp4", *(["good.mp4"] if quick else [])])
+    assert ("camera 'a': damaged.mp4: " in out) is not quick
+
+
+@pytest.mark.parametrize(
+    "content", [b"a shopping list, not a recording\n", b""], ids=["text", "empty"]
+)
+def test_validate_says_a_file_is_no_video_in_the_same_words_with_or_without_quick(
+    cams: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    Path("clip.mp4").write_bytes(content)
+    cams.write_text("cameras:\n  - id: a\n    source: good.mp4\n  - id: b\n    source: clip.mp4\n")
+    whole = validate_errors(cams, capsys)
+    assert main(["validate", str(cams), "--quick"]) == EXIT_USAGE
+    assert capsys.readouterr().err.splitlines() == whole and len(whole) == 1
