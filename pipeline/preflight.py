@@ -7,7 +7,8 @@ CPU (its weights read and fitted, as `run` does, without the engine's export) so
 model's own class names. Sinks are not opened, which has effects (tables created, ports
 held): what would stop them opening is checked instead (a port another program holds, a
 folder that cannot be made, a database server that does not answer, an MQTT broker that
-does not accept the login).
+does not accept the login). `run` itself asks `check_output_folders` before it prepares
+the detector.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,8 +175,8 @@ def test_validate_opens_each_video_file_once(
     opened: list[str] = []
     av_open = av.open
 
-    def counted(file: object, *args: object, **kwargs: object) -> object:
-        opened.append(str(file))
+    def counted(file: str, *args: Any, **kwargs: Any) -> Any:
+        opened.append(file)
         return av_open(file, *args, **kwargs)
 
     monkeypatch.setattr(av, "open", counted)
