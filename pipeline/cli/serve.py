@@ -9,10 +9,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pipeline.argtypes import nonempty, whole
+from pipeline.argtypes import nonempty, whole_like
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, stopped_by
 from pipeline.cli.records import DB_HELP, DEFAULT_DB
-from pipeline.config.http import DEFAULT_HTTP_PORT
+from pipeline.config.http import DEFAULT_HTTP_PORT, HttpConfig
 from pipeline.web.swagger_ui import folder_problem
 
 TOKEN_ENV = "PIPELINE_HTTP_TOKEN"
@@ -33,7 +33,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--port",
-        type=whole(0, 65535),
+        type=whole_like(HttpConfig, "port"),
         default=DEFAULT_HTTP_PORT,
         help="TCP port (default: %(default)s)",
     )

@@ -117,9 +117,10 @@ def test_sigterm_in_a_command_is_the_same_line_as_ctrl_c_and_exit_143(
         (["no-such-command"], "error: COMMAND: invalid choice: 'no-such-command'"),
         (["subscribe", "--timeout", "1e12"],
          "error: --timeout: must be from 0 to 31536000 seconds (365 days), got '1e12'"),
+        (["serve", "--port", "70000"], "error: --port: must be from 0 to 65535, got '70000'"),
     ],
     ids=["export-out", "train-epochs", "run-no-config", "dataset-export-run", "query-limit",
-         "validate-log-level", "unknown-command", "subscribe-timeout"],
+         "validate-log-level", "unknown-command", "subscribe-timeout", "serve-port"],
 )  # fmt: skip
 def test_a_refused_argument_is_one_error_line_without_the_usage_block(
     argv: list[str], starts: str, capsys: pytest.CaptureFixture[str]
