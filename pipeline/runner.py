@@ -56,9 +56,10 @@ class Pipeline:
     never be written stops it before the detector's preparation), builds the detector (so
     missing weights fail before any frame is read), then the sinks, then starts one reader
     per camera. A camera that fails is reported and ended (live ones reconnect); the others
-    keep running, and the batcher never waits for a camera that has nothing. `stop` (set by Ctrl-C) makes the readers stop; what was already
-    decoded is still detected, tracked and written, and every camera's stream ends (its open
-    tracks closed) as at the end of a file (docs/stopping.md).
+    keep running, and the batcher never waits for a camera that has nothing. `stop` (set
+    by Ctrl-C) makes the readers stop; what was already decoded is still detected, tracked
+    and written, and every camera's stream ends (its open tracks closed) as at the end of a
+    file (docs/stopping.md).
 
     `detector` and `extra_sinks` replace the configured detector / add sinks (tests, embedding);
     `sized_sinks` adds sinks built from a config, each with its configured `queue_size`.
