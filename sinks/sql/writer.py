@@ -198,16 +198,35 @@ class RowWriter:
     def replay(self, directory: Path, prefix: str) -> None:
         """Writes the rows earlier runs left in spool files for this database (before any
         of this run's own), except those of runs marked `lost`: the runs that took their
-        cameras over stored them anew, so writing them would store those frames twice."""
+        cameras over stored them anew, so writing them would store those frames twice.
+        A batch the database refuses for good is set aside in this run's file of refused
+        rows, so that the rest of its file is written."""
         skipped: Counter[int] = Counter()
+        set_aside = 0
 
         def write(batch: RowBatch, lost: set[int]) -> None:
+            nonlocal set_aside
             rows = [r for r in batch.rows if r["run_id"] not in lost]
             skipped.update(r["run_id"] for r in batch.rows if r["run_id"] in lost)
-            if rows:
-                kept = RowBatch(batch.table, rows)
+            if not rows:
+                return
+            kept = RowBatch(batch.table, rows)
+            try:
                 self.write(kept)
-                self._count(kept)
+            except SQLAlchemyError as exc:
+                if error_kind(exc) != "refused" or self.refused.add(kept) is not None:
+                    raise  # the file stays, for a later run
+                set_aside += len(rows)
+                log.error(
+                    "sql sink: %d rows into table %s left by an earlier run refused (%s); "
+                    "set aside in %s",
+                    len(rows),
+                    kept.table,
+                    reason(exc, self._db),
+                    self.refused.path,
+                )
+                return
+            self._count(kept)
 
         try:
             with self.engine.connect() as conn:
@@ -220,10 +239,11 @@ class RowWriter:
                 reason(exc, self._db),
             )
             return
-        if rows > skipped.total():
+        written = rows - skipped.total() - set_aside
+        if written:
             log.warning(
                 "sql sink: wrote %d rows left by an earlier run (%s)",
-                rows - skipped.total(),
+                written,
                 ", ".join(str(f) for f in files),
             )
         for run_id, count in sorted(skipped.items()):

@@ -145,6 +145,36 @@ def test_a_refusal_after_the_close_gave_up_on_a_busy_writer_leaves_the_rows_kept
     )
 
 
+def test_a_batch_the_database_refuses_in_a_spool_file_is_set_aside_and_the_rest_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
+    url = f"sqlite:///{database}"
+    monkeypatch.setattr(sinks.sql.writer, "STOP_GRACE_S", GRACE_S)
+    first = SqlSink(
+        url,
+        LABELS,
+        batch_size=1,
+        spool_dir=spool_dir,
+        close_timeout_s=0.0,
+        sqlite_busy_timeout_ms=int(BUSY_S * 1000),
+    )
+    with _locked(database):
+        _write_one_box_frames(first, range(3))
+        with pytest.raises(SinkError, match="3 rows kept in"):
+            first.close()  # frames 0-2 and the run's end kept
+    wait_for(lambda: stored(url) != [], "the late commit of frame 0")
+    _refuse_frame(url, 1)  # the database now refuses a kept row for good
+
+    second = SqlSink(url, LABELS, spool_dir=spool_dir)
+    second.close()
+    assert [row[2] for row in stored(url)] == [0, 2]
+    (refused,) = (spool_dir / "refused").iterdir()
+    assert _frames(refused) == [("detections", [1])]
+    assert run_status(url, first.run_id) == "finished"  # the rest of its file was written
+    assert list(spool_dir.glob("*.jsonl")) == []
+
+
 def test_a_batch_committed_after_the_close_gave_up_on_the_writer_is_counted_once_as_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
