@@ -156,15 +156,19 @@ class Outbox:
         self._spool_head = None
         if not memory and not ends and not self._has_spooled():
             return self._close_spool()
+        spooled: list[bytes] = []
         try:
             if self._spool is None:
                 self._spool = SpoolFile(self.spool_path)
             spooled = self._spool.unread_lines()
             if not self._spool.on_disk():  # its folder was removed during the run
-                self._spool.close(delete=False)
+                gone, self._spool = self._spool, None
+                gone.close(delete=False)
                 self._spool = SpoolFile(self.spool_path)
         except OSError as exc:
-            self._lose_lines([*memory, *ends], exc)
+            # lost: what no spool file holds, the lines read from one no name leads to too
+            orphans = spooled if self._spool is None else []
+            self._lose_lines([*memory, *orphans, *ends], exc)
             return self._close_spool()
         # oldest first, the run's end last: a replay records the run's end once its rows are
         # in, and a full disk that loses any row loses the end too (the run stays "running")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -230,3 +231,32 @@ def test_the_runs_end_is_the_last_line_kept_after_rows_in_memory_and_in_the_spoo
     kept = _frames(sink.kept_in)
     assert kept[-1] == ("run_end", [None])  # replayed last, once the rows are in
     assert sorted(f for table, frames in kept[:-1] for f in frames) == [0, 1, 2, 3, 4]
+
+
+def test_rows_of_a_spool_file_whose_folder_is_gone_for_good_are_counted_lost_at_the_close(
+    tmp_path: Path,
+) -> None:
+    database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
+    sink = SqlSink(
+        f"sqlite:///{database}",
+        LABELS,
+        batch_size=1,
+        buffer_rows=2,
+        spool_dir=spool_dir,
+        close_timeout_s=0.2,
+        sqlite_busy_timeout_ms=20,
+        retry_initial_s=0.05,
+    )
+    with _locked(database):
+        _write_one_box_frames(sink, range(5))  # 2 rows in memory, 3 in the spool file
+        assert sink.outbox.spooled_rows == 3
+        shutil.rmtree(spool_dir)
+        spool_dir.write_text("")  # a file where its folder was: no spool file can be made
+        with pytest.raises(SinkError) as closed:
+            sink.close()
+    assert sink.kept_in is None
+    assert str(closed.value).startswith(
+        f"sql sink: 5 detections and the run's end lost: cannot write the spool file "
+        f"{sink.outbox.spool_path}: "
+    )
+    assert _accounts(sink) == {"written": 0, "kept": 0, "refused": 0, "lost": 5}
