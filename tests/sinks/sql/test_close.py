@@ -30,8 +30,9 @@ from tests.sinks.sql.builders import LABELS, T0, Box, frame_result, run_status, 
 BUSY_S = 30.0
 """How long the writer waits for a lock (its busy timeout): far longer than any test holds
 one, so that it is busy, not failing, while the test holds it."""
-GRACE_S = 0.2
-"""The close's wait for a writer under way (STOP_GRACE_S), made short."""
+GRACE_S = 1.0
+"""The close's wait for a writer under way (STOP_GRACE_S), made short; long enough for the
+writer to be in its insert, waiting on the lock, when the close gives up on it."""
 
 
 def _refuse_frame(url: str, frame: int) -> None:
