@@ -287,7 +287,8 @@ class SqlSinkConfig(Strict):
         ge=0,
         le=86_400,
         description="At the end, how long to wait for an unreachable database (a full disk: "
-        "at most 2 s); the rest stays in the spool for the next run.",
+        "at most 2 s; a batch under way: 5 s more); the rest stays in the spool for the next "
+        "run.",
     )
 
     @model_validator(mode="after")

@@ -106,11 +106,6 @@ class Outbox:
                 self._spool.consumed(self._spool_head[1])
                 self._spooled_rows -= len(batch.rows)
                 self._spool_head = None
-            else:
-                # Only after persist() took everything over (a writer still busy when the
-                # run's close gave up on it): the batch is in the spool and its replay skips
-                # the rows this write already stored.
-                log.debug("sql sink: a batch written after the outbox was persisted")
             self._changed.notify_all()
 
     def is_empty(self) -> bool:
@@ -154,23 +149,30 @@ class Outbox:
 
     def _persist(self) -> Path | None:
         """`persist`, the lock held."""
-        memory = [b.to_line().encode() for b in self._memory]
+        memory = [b.to_line().encode() for b in self._memory if b.table != "run_end"]
+        ends = [b.to_line().encode() for b in self._memory if b.table == "run_end"]
         self._memory.clear()
         self._memory_rows = 0
         self._spool_head = None
-        if not memory and not self._has_spooled():
+        if not memory and not ends and not self._has_spooled():
             return self._close_spool()
+        spooled: list[bytes] = []
         try:
             if self._spool is None:
                 self._spool = SpoolFile(self.spool_path)
             spooled = self._spool.unread_lines()
             if not self._spool.on_disk():  # its folder was removed during the run
-                self._spool.close(delete=False)
+                gone, self._spool = self._spool, None
+                gone.close(delete=False)
                 self._spool = SpoolFile(self.spool_path)
         except OSError as exc:
-            self._lose_lines(memory, exc)
+            # lost: what no spool file holds, the lines read from one no name leads to too
+            orphans = spooled if self._spool is None else []
+            self._lose_lines([*memory, *orphans, *ends], exc)
             return self._close_spool()
-        lines = [*memory, *spooled]  # oldest first
+        # oldest first, the run's end last: a replay records the run's end once its rows are
+        # in, and a full disk that loses any row loses the end too (the run stays "running")
+        lines = [*memory, *spooled, *ends]
         self._spool.clear()
         for i, line in enumerate(lines):
             try:

@@ -33,6 +33,8 @@ class RefusedFile:
         self.path = path
         self.rows = 0
         """Rows set aside in the file."""
+        self.batches = 0
+        """Batches set aside in the file."""
         self._max_bytes = max_bytes
         self._file: SpoolFile | None = None
         self._closed = False
@@ -57,6 +59,7 @@ class RefusedFile:
                 why = write_failure(exc, self.path)
                 return f"cannot write the file of refused rows {self.path}: {why}"
             self.rows += len(batch.rows)
+            self.batches += 1
             return None
 
     def close(self) -> None:

@@ -198,6 +198,8 @@ class SqlSink(Sink):
             notes.append(f"{self._writer.outages} outage(s){ridden_out}")
         if self._writer.disk_full:
             notes.append(f"disk full {self._writer.disk_full} time(s)")
+        if self._refused.rows:
+            notes.append(f"{self._refused.rows} refused, set aside in {self._refused.path}")
         if lost:
             notes.append(f"{lost} lost")
         if self.kept_in is not None:
@@ -247,10 +249,11 @@ class SqlSink(Sink):
         """Write everything, record the run's end and status, release the database.
 
         Waits up to `close_timeout_s` for an unreachable database (a full disk: at most
-        `FULL_DISK_CLOSE_S`); what is still unwritten then is kept in the spool file
-        (`kept_in`), and SinkError says so, and what was lost, counted. Idempotent.
-        `status` overrides `run_ended`; a batch the database refused, or rows lost, make it
-        "failed".
+        `FULL_DISK_CLOSE_S`), and `STOP_GRACE_S` more for a batch under way; what is still
+        unwritten then, that batch included, is kept in the spool file (`kept_in`), and
+        SinkError says so, and why. Every row is then counted once (`describe`, `metrics`):
+        written, kept, refused (set aside) or lost. Idempotent. `status` overrides
+        `run_ended`; a batch the database refused, or rows lost, make it "failed".
         """
         if self._closed:
             return
@@ -259,15 +262,7 @@ class SqlSink(Sink):
             self.run_ended(status)
         try:
             self._hand_off()
-            failed = self._writer.error is not None or sum(self.outbox.lost.values()) > 0
-            final = "failed" if failed else self._status
-            self.outbox.put(
-                RowBatch(
-                    "run_end",
-                    [{"run_id": self.run_id, "ended_at": time.time(), "status": final}],
-                )
-            )
-            self._writer.stop(self._close_timeout_s)
+            self._writer.stop(self._close_timeout_s, last=self._run_end)
             self._refused.close()
             self.kept_in = self.outbox.persist()
             # what is kept, less the run's own end (one row) when that too is kept
@@ -281,18 +276,13 @@ class SqlSink(Sink):
             problems.append(f"{lost} lost: {self.outbox.loss_reason}")
         if self._writer.error is not None:
             problems.append(self._writer.error.removeprefix("sql sink: "))
-            if self.kept_in is not None:
-                problems.append(f"rows kept in {self.kept_in}")
-        elif self.kept_in is not None:
-            still = (
-                f"the disk holding {self._db} still full"
-                if self._writer.trouble == "disk full"
-                else f"database {self._db} still unreachable"
-            )
-            problems.append(
-                f"{still} after {self._writer.waited_s:g} s; {self._left} rows kept in "
-                f"{self.kept_in} are written by the next run to this database"
-            )
+        if self._refused.batches > 1:  # the error names the first
+            problems.append(f"{self._refused.rows} rows refused in all")
+        if self.kept_in is not None:
+            kept = f"{self._left} rows kept in {self.kept_in}"
+            if not self._writer.halted:
+                kept = f"{self._gave_up()}; {kept} are written by the next run to this database"
+            problems.append(kept)
         if problems:
             raise SinkError(f"sql sink: {'; '.join(problems)}")
 
@@ -336,6 +326,26 @@ class SqlSink(Sink):
         """Every waiting row to the writer, oldest first."""
         for batch in self._pending.take():
             self.outbox.put(batch)
+
+    def _run_end(self) -> RowBatch:
+        """The run's own end, its row's time and status: "failed" when a batch was refused,
+        the writer stopped or rows were lost (made once everything else is written, or
+        kept)."""
+        failed = self._writer.error is not None or self.outbox.lost.total() > 0
+        final = "failed" if failed else self._status
+        return RowBatch(
+            "run_end", [{"run_id": self.run_id, "ended_at": time.time(), "status": final}]
+        )
+
+    def _gave_up(self) -> str:
+        """Why the close stopped waiting with rows unwritten, and after how long."""
+        if self._writer.trouble == "disk full":
+            why = f"the disk holding {self._db} still full"
+        elif self._writer.trouble == "unreachable":  # the last attempt could not get through
+            why = f"database {self._db} still unreachable"
+        else:
+            why = f"writer still busy with {self._db}"  # a slow batch, under way
+        return f"{why} after {self._writer.waited_s:g} s"
 
     def _lost(self) -> str:
         """What was lost, counted ("12 detections, 1 tracks and the run's end"); "" if none."""

@@ -12,7 +12,10 @@ SQLite file deleted (or replaced) during the run, or an error of any other kind 
 database's), is reported the same way, and the writer stops (`halted`): nothing more is
 written, and the batches stay in the outbox, within its memory bound and spool file, for
 the close to keep. When the run ends, an outage is waited out for the sink's
-`close_timeout_s`, a full disk for at most `FULL_DISK_CLOSE_S`.
+`close_timeout_s`, a full disk for at most `FULL_DISK_CLOSE_S`; the run's own end is written
+last, made once everything else is written (or kept). A thread still busy with a batch when
+the close stops waiting is given up on (`abandoned`): what it does after changes nothing,
+neither counts nor files, and the batch stays the outbox's, kept like the rest.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -119,31 +123,48 @@ class RowWriter:
         self._closing_at = 0.0
         self._close_timeout_s = 0.0
         self.waited_s = 0.0
-        """How long the close waited for the trouble that was left when it gave up."""
+        """How long the close waited, when it gave up: for the trouble that was left, or for
+        a thread still busy (`abandoned`)."""
         self._file = _identity(db.sqlite_file)
         """The SQLite file the engine opened: rows go to it even once it is deleted."""
         self.halted = False
         """Whether the writer stopped for good (that file deleted or replaced, an unexpected
         error): it writes nothing more, and the outbox keeps its batches."""
+        self.abandoned = False
+        """Whether the close stopped waiting for the thread, still busy with a batch: what the
+        thread does after changes neither the counts nor the outbox."""
+        self._last: Callable[[], RowBatch] | None = None
+        self._settling = threading.Lock()
+        """Held while the thread settles a batch's outcome, and while `stop` gives up on it."""
         self._closing = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sql-writer", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout_s: float) -> None:
-        """Write what is left, retrying for at most `timeout_s` (a full disk: at most
-        `FULL_DISK_CLOSE_S`), then end the thread."""
+    def stop(self, timeout_s: float, last: Callable[[], RowBatch]) -> None:
+        """Write what is left, then `last()` (the run's end, made once everything else is
+        written), retrying for at most `timeout_s` (a full disk: at most `FULL_DISK_CLOSE_S`),
+        then end the thread.
+
+        A thread still busy `STOP_GRACE_S` later is given up on (`abandoned`, `waited_s`).
+        `last()` is in the outbox when this returns: written, or left there with the rest.
+        """
+        self._last = last
         self._closing_at = time.monotonic()
         self._close_timeout_s = timeout_s
         self._closing.set()
         self._wake.set()
         self.outbox.wake()
         self._thread.join(timeout_s + STOP_GRACE_S)
-        if self._thread.is_alive():
-            log.error("sql sink: writer still busy with %s after %.0f s", self._db, timeout_s)
+        with self._settling:
+            if self._thread.is_alive():
+                self.abandoned = True
+                self.waited_s = timeout_s + STOP_GRACE_S
+            self._put_last()
 
     def write(self, batch: RowBatch) -> None:
-        """Write one batch now, in the calling thread, as one transaction.
+        """Write one batch now, in the calling thread, as one transaction (not counted:
+        `_count` does that once its outcome is settled).
 
         The thread writes the outbox's batches with it; the sink, the rows earlier runs
         left (before handing over any of its own). Raises SQLAlchemyError.
@@ -156,7 +177,6 @@ class RowWriter:
                     .where(Run.id == row["run_id"])
                     .values(ended_at=_utc(row["ended_at"]), status=row["status"])
                 )
-            self.runs_ended += 1
             return
         # a row an older version spooled lacks the columns added since: NULL, as in its table
         added = dict.fromkeys(COLUMNS_ADDED.get(batch.table, ()))
@@ -168,19 +188,45 @@ class RowWriter:
                 r[column] = None if r[column] is None else _utc(r[column])
         with self.engine.begin() as conn:
             conn.execute(_insert_skipping_existing(self.engine, _MODELS[batch.table]), rows)
-        self.rows_written[batch.table] += len(rows)
+
+    def _count(self, batch: RowBatch) -> None:
+        if batch.table == "run_end":
+            self.runs_ended += 1
+        else:
+            self.rows_written[batch.table] += len(batch.rows)
 
     def replay(self, directory: Path, prefix: str) -> None:
         """Writes the rows earlier runs left in spool files for this database (before any
         of this run's own), except those of runs marked `lost`: the runs that took their
-        cameras over stored them anew, so writing them would store those frames twice."""
+        cameras over stored them anew, so writing them would store those frames twice.
+        A batch the database refuses for good is set aside in this run's file of refused
+        rows, so that the rest of its file is written."""
         skipped: Counter[int] = Counter()
+        set_aside = 0
 
         def write(batch: RowBatch, lost: set[int]) -> None:
+            nonlocal set_aside
             rows = [r for r in batch.rows if r["run_id"] not in lost]
             skipped.update(r["run_id"] for r in batch.rows if r["run_id"] in lost)
-            if rows:
-                self.write(RowBatch(batch.table, rows))
+            if not rows:
+                return
+            kept = RowBatch(batch.table, rows)
+            try:
+                self.write(kept)
+            except SQLAlchemyError as exc:
+                if error_kind(exc) != "refused" or self.refused.add(kept) is not None:
+                    raise  # the file stays, for a later run
+                set_aside += len(rows)
+                log.error(
+                    "sql sink: %d rows into table %s left by an earlier run refused (%s); "
+                    "set aside in %s",
+                    len(rows),
+                    kept.table,
+                    reason(exc, self._db),
+                    self.refused.path,
+                )
+                return
+            self._count(kept)
 
         try:
             with self.engine.connect() as conn:
@@ -193,10 +239,11 @@ class RowWriter:
                 reason(exc, self._db),
             )
             return
-        if rows > skipped.total():
+        written = rows - skipped.total() - set_aside
+        if written:
             log.warning(
                 "sql sink: wrote %d rows left by an earlier run (%s)",
-                rows - skipped.total(),
+                written,
                 ", ".join(str(f) for f in files),
             )
         for run_id, count in sorted(skipped.items()):
@@ -213,54 +260,111 @@ class RowWriter:
         except Exception as exc:
             # Not the database's (those are caught where written): a fault retrying would
             # meet again, say a spooled batch unreadable. Stop, and keep what is left.
-            self._halt(f"sql sink: writing to {self._db} stopped: {_one_line(exc)}")
+            with self._settling:
+                if not self.abandoned:
+                    self._halt(f"sql sink: writing to {self._db} stopped: {_one_line(exc)}")
             log.debug("sql sink: the writer's error", exc_info=exc)
 
     def _write_until_closed(self) -> None:
         delay = self._retry_initial_s
         while True:
             if self._closing.is_set() and self.outbox.is_empty():
-                return
+                with self._settling:
+                    if self._last is None or self.abandoned:
+                        return
+                    self._put_last()
             batch = self.outbox.peek(_LOOK_AGAIN_S)
             if batch is None:
                 continue
-            if self._file is not None and _identity(self._db.sqlite_file) != self._file:
-                self._halt(
-                    self._cannot_insert(
-                        batch,
-                        f"its file {self._db.sqlite_file} was deleted or replaced while the "
-                        f"run wrote to it (with the rows written before)",
-                    )
-                )
+            failure = self._attempt(batch)
+            with self._settling:
+                if self.abandoned:
+                    self._report_late(batch, failure)
+                    return
+                kind = self._settle(batch, failure)
+            if self.halted:
                 return
-            try:
-                self.write(batch)
-            except SQLAlchemyError as exc:
-                kind = error_kind(exc)
-                if kind == "refused":
-                    self._reject(batch, reason(exc, self._db))
-                    continue
-                self._report_trouble(kind, exc)
-                pause = delay
-                if self._closing.is_set():
-                    left = self._close_wait_left(kind)
-                    if left <= 0:
-                        return
-                    pause = min(pause, left)
-                self._wake.wait(pause)
-                self._wake.clear()
-                delay = min(delay * 2, self._retry_max_s)
+            if kind is None:
+                delay = self._retry_initial_s
                 continue
-            except Exception as exc:
-                # a row the insert cannot take (a bug): every retry would fail alike
-                self._halt(self._cannot_insert(batch, _one_line(exc)))
-                log.debug("sql sink: the writer's error", exc_info=exc)
-                return
-            if self._file is not None and _identity(self._db.sqlite_file) != self._file:
-                continue  # committed into a file deleted meanwhile: kept like the rest
-            self.outbox.done(batch)
-            self._report_recovery()
-            delay = self._retry_initial_s
+            pause = delay
+            if self._closing.is_set():
+                left = self._close_wait_left(kind)
+                if left <= 0:
+                    return
+                pause = min(pause, left)
+            self._wake.wait(pause)
+            self._wake.clear()
+            delay = min(delay * 2, self._retry_max_s)
+
+    def _attempt(self, batch: RowBatch) -> Exception | None:
+        """Insert `batch`: None once committed, else what kept it out."""
+        if self._file_replaced():
+            return _FileReplaced(
+                f"its file {self._db.sqlite_file} was deleted or replaced while the run wrote "
+                "to it (with the rows written before)"
+            )
+        try:
+            self.write(batch)
+        except Exception as exc:  # settled, and reported, by `_settle`
+            return exc
+        return None
+
+    def _settle(self, batch: RowBatch, failure: Exception | None) -> ErrorKind | None:
+        """Count, set aside or report `batch` after an attempt that met `failure` (None:
+        committed). Returns the trouble to wait out before trying it again, if any."""
+        if isinstance(failure, _FileReplaced):
+            self._halt(self._cannot_insert(batch, str(failure)))
+            return None
+        if isinstance(failure, SQLAlchemyError):
+            kind = error_kind(failure)
+            if kind != "refused":
+                self._report_trouble(kind, failure)
+                return kind
+            self._report_recovery()  # the database answered
+            self._reject(batch, reason(failure, self._db))
+            return None
+        if failure is not None:
+            # a row the insert cannot take (a bug): every retry would fail alike
+            self._halt(self._cannot_insert(batch, _one_line(failure)))
+            log.debug("sql sink: the writer's error", exc_info=failure)
+            return None
+        if self._file_replaced():
+            return None  # committed into a file deleted meanwhile: kept like the rest
+        self._count(batch)
+        self.outbox.done(batch)
+        self._report_recovery()
+        return None
+
+    def _put_last(self) -> None:
+        """Hand the outbox the run's end (`stop`'s `last`), if not yet; `_settling` held."""
+        last, self._last = self._last, None
+        if last is not None:
+            self.outbox.put(last())
+
+    def _file_replaced(self) -> bool:
+        """Whether the SQLite file the engine opened is no longer the one at its path."""
+        return self._file is not None and _identity(self._db.sqlite_file) != self._file
+
+    def _report_late(self, batch: RowBatch, failure: Exception | None) -> None:
+        """What became of the batch the thread was busy with when the close gave up on it:
+        nothing changes for it, the close kept it with the rest."""
+        if failure is None:
+            outcome = "were committed after all; the next run skips them"
+        elif isinstance(failure, SQLAlchemyError):
+            outcome = f"were not written ({reason(failure, self._db)})"
+        elif isinstance(failure, _FileReplaced):
+            outcome = f"were not written ({failure})"
+        else:
+            outcome = f"were not written ({_one_line(failure)})"
+        log.warning(
+            "sql sink: the %d rows into table %s the writer was busy with when the run's close "
+            "stopped waiting %s; the close kept them in the spool file %s",
+            len(batch.rows),
+            batch.table,
+            outcome,
+            self.outbox.spool_path,
+        )
 
     def _close_wait_left(self, kind: ErrorKind) -> float:
         """Seconds the close still waits for trouble of `kind`; <= 0: it gives up."""
@@ -342,6 +446,11 @@ class RowWriter:
         if self.error is None:
             self.error = error
             log.error("%s", self.error)
+
+
+class _FileReplaced(Exception):
+    """The SQLite file the engine opened is gone from its path (the message says so): no
+    insert was tried."""
 
 
 def _one_line(exc: Exception) -> str:

@@ -153,6 +153,30 @@ def test_postgresql_connection_cut_mid_run_loses_nothing_and_duplicates_nothing(
     assert sink.kept_in is None and list(tmp_path.iterdir()) == []
 
 
+def test_a_close_on_a_database_that_refuses_connections_says_unreachable_and_keeps_the_rows(
+    pg_proxy: tuple[TcpProxy, str, str], tmp_path: Path
+) -> None:
+    proxy, url, direct = pg_proxy
+    sink = SqlSink(url, LABELS, batch_size=3, close_timeout_s=0.3, spool_dir=tmp_path, **FAST_RETRY)
+    write_frames(sink, range(0, 2))
+    assert sink.flush(20)
+    proxy.cut()  # connections refused from now on
+    write_frames(sink, range(2, 6))
+    with pytest.raises(SinkError) as closed:
+        sink.close()
+    assert sink.kept_in is not None
+    assert str(closed.value) == (
+        f"sql sink: database {DatabaseUrl(url)} still unreachable after 0.3 s; 12 rows kept "
+        f"in {sink.kept_in} are written by the next run to this database"
+    )
+    metrics = scrape_sink(sink)
+    assert (metrics["ssd_sink_sql_rows_written_total"], metrics["ssd_sink_sql_rows_kept"]) == (
+        6,
+        12,
+    )
+    assert stored(direct) == expected(sink.run_id, range(0, 2))
+
+
 def test_outage_longer_than_the_memory_buffer_spills_to_the_spool_file_and_drains_it(
     pg_proxy: tuple[TcpProxy, str, str], tmp_path: Path
 ) -> None:

@@ -1,24 +1,21 @@
 """The file of refused rows: the batches the database refuses for good are set aside in it
-and counted; once the run's close has closed it, a batch refused later (by a writer the
-close gave up on) is lost and counted, and the file is not opened again."""
+and counted; once the run's close has closed it, it takes nothing more and is not opened
+again (a batch refused after the close gave up on the writer: tests/sinks/sql/test_close.py)."""
 
 from __future__ import annotations
 
-import logging
 import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-import sinks.sql.writer
 from sinks.base import SinkError
 from sinks.sql.refused import RefusedFile
 from sinks.sql.sink import SqlSink
 from sinks.sql.spool import RowBatch
 from sinks.sql.writer import RowWriter
-from tests.sinks.sql.builders import LABELS, T0, Box, frame_result, wait_for
+from tests.sinks.sql.builders import LABELS, T0, Box, frame_result
 
 LET_GO_S = 30.0
 """A held write lets go by itself after this long, so that a test waiting for the wrong
@@ -66,41 +63,3 @@ def test_rows_the_database_refuses_are_counted_as_refused_not_lost(
     assert metrics["sql_rows_refused"] == 2  # frame 1's two boxes
     assert metrics["sql_rows_lost"] == 0
     assert metrics["sql_rows_written"] == 1  # frame 0's box
-
-
-def test_a_refusal_after_the_close_gave_up_on_a_busy_writer_is_lost_and_reopens_no_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    url, spool_dir = f"sqlite:///{tmp_path / 'det.db'}", tmp_path / "spool"
-    monkeypatch.setattr(sinks.sql.writer, "STOP_GRACE_S", 0.0)
-    sink = SqlSink(url, LABELS, batch_size=1, spool_dir=spool_dir, close_timeout_s=0.0)
-    busy, let_go = threading.Event(), threading.Event()
-    written = RowWriter.write
-
-    def refuse_late(self: RowWriter, batch: RowBatch) -> None:
-        if batch.table != "detections":
-            written(self, batch)
-            return
-        busy.set()
-        let_go.wait(LET_GO_S)
-        raise _refusal()
-
-    monkeypatch.setattr(RowWriter, "write", refuse_late)
-    sink.write(frame_result("cam", 0, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
-    assert busy.wait(LET_GO_S)
-    with pytest.raises(SinkError, match="rows kept in"):
-        sink.close()  # gives up on the writer, still busy, and closes the file of refused rows
-    caplog.clear()
-    with caplog.at_level(logging.ERROR, logger="sinks.sql"):
-        let_go.set()
-        wait_for(lambda: caplog.records != [], "the late refusal to be reported")
-    [error] = [r.getMessage() for r in caplog.records]
-    assert not (spool_dir / "refused").exists()  # not reopened, so nothing left open
-    assert _metrics(sink)["sql_rows_lost"] == 1
-    assert _metrics(sink)["sql_rows_refused"] == 0
-    assert error.startswith("sql sink: cannot insert 1 rows into table detections of ")
-    assert error.endswith(
-        "CHECK constraint failed; its rows lost: the file of refused rows "
-        f"{spool_dir / 'refused' / sink.outbox.spool_path.name} was closed: the run had ended"
-    )
-    assert "\n" not in error

@@ -461,7 +461,7 @@ def test_an_error_of_the_writer_not_the_databases_fails_the_sink_in_one_line_and
         f"sql sink: cannot insert 3 rows into table detections of {url}: TypeError: "
         "float() argument must be a string or a real number, not 'NoneType'"
     )
-    with pytest.raises(SinkError, match=r"TypeError: .*; rows kept in") as closed:
+    with pytest.raises(SinkError, match=r"TypeError: .*; 3 rows kept in") as closed:
         sink.close()
     assert "\n" not in str(closed.value)
     assert _kept_frames(sink) == [("detections", [0, 1, 2]), ("run_end", [None])]
