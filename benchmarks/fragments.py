@@ -3,13 +3,15 @@
     python -m benchmarks.fragments [--clip ../shared/data/vtest.avi] [--kill-after 8]
 
 Size: the clip's frames written as the video sink writes them (libx264, crf 23, `--preset`
-ultrafast, 25 frames a second of video), with one-second fragments (frames at the video's rate) and
-with the one-frame fragments and undelayed encoder of frames a second apart (`max_fps: 1`),
-for every frame of the clip and for one frame a second of it (`--every`); kB per frame and
-the same-run ratio. Kill: a child process writes frames a second apart in wall time through
-`VideoSink` (a 25 fps live camera with `max_fps: 1`, then the same camera as if every frame
-came at its rate) and is killed with SIGKILL after `--kill-after` frames; how many of them
-its file plays.
+ultrafast, 25 frames a second of video) for each way a camera's frames come (`LAYOUTS`):
+one-second fragments (frames at the video's rate); the one-frame fragments and undelayed
+encoder of frames a second apart (`max_fps: 1`); a motion-gated camera's one-frame
+fragments with the encoder's delay kept. For every frame of the clip (`--frames` at most)
+and for one frame a second of it (`--every`); kB per frame and the same-run ratio to
+one-second fragments. Kill: a child process writes frames `--interval` apart in wall time
+through `VideoSink` (`--preset`; a 25 fps live camera with `max_fps: 1`, a motion-gated one
+in a still scene, then the same camera as if every frame came at its rate) and is killed
+with SIGKILL after `--kill-after` frames; how many of them its file plays.
 """
 
 from __future__ import annotations
@@ -29,28 +31,51 @@ import numpy as np
 from benchmarks.encoders import Image, read_rgb
 from pipeline.bench.clips import DEFAULT_CLIP
 from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamInfo
-from sinks.video.encoding import FRAGMENT_US, Encoding, Geometry, SegmentFile, frames_in
-from sinks.video.encoding import fragment_us as fragment_length
+from sinks.video.encoding import Encoding, Geometry, Pacing, SegmentFile, frames_in
 from sinks.video.sink import VideoSink
 
 RATE = Fraction(25)
+LAYOUTS = {
+    "one-second fragments": Pacing(),
+    "max_fps 1 (encoder undelayed)": Pacing(frame_gap_s=1.0),
+    "motion gating": Pacing(still_gap_s=1.0),
+}
+"""How a camera's frames come -> the fragments and encoder delay its files get."""
+KILLED = {
+    "max_fps 1 (frames 1 s apart)": Pacing(frame_gap_s=1.0),
+    "gated, still (1 s apart)": Pacing(still_gap_s=1.0),
+    "as if at the video's rate": Pacing(),
+}
 
 
-def written_kb(frames: Sequence[Image], path: Path, fragment_us: int, preset: str) -> float:
-    """kB per frame of `frames` written with fragments of `fragment_us`."""
+def written_kb(frames: Sequence[Image], path: Path, pacing: Pacing, preset: str) -> float:
+    """kB per frame of `frames` written as a camera paced so gets them."""
     height, width = frames[0].shape[:2]
     encoding = Encoding(preset=preset, threads=1)
-    file = SegmentFile(path, Geometry(width, height, RATE), encoding, fragment_us)
+    file = SegmentFile(path, Geometry(width, height, RATE), encoding, pacing)
     for image in frames:
         file.encode(image)
     file.finish()
     return path.stat().st_size / 1000 / len(frames)
 
 
-def child(directory: Path, gap_s: float | None, interval_s: float) -> None:
+def child(directory: Path, pacing: Pacing, interval_s: float, preset: str) -> None:
     """Write frames `interval_s` apart through a `VideoSink` until killed, saying each."""
-    sink = VideoSink(directory, LabelMap(("background", "person")))
-    sink.start(StreamInfo("cam", 160, 120, RATE, "synthetic", live=True, frame_gap_s=gap_s))
+    sink = VideoSink(
+        directory, LabelMap(("background", "person")), encoding=Encoding(preset=preset)
+    )
+    sink.start(
+        StreamInfo(
+            "cam",
+            160,
+            120,
+            RATE,
+            "synthetic",
+            live=True,
+            frame_gap_s=pacing.frame_gap_s,
+            still_gap_s=pacing.still_gap_s,
+        )
+    )
     for index in range(10_000):
         image = np.zeros((120, 160, 3), np.uint8)
         image[40:60, index % 140 : index % 140 + 20] = 255
@@ -60,11 +85,13 @@ def child(directory: Path, gap_s: float | None, interval_s: float) -> None:
         time.sleep(interval_s)
 
 
-def killed_after(frames: int, gap_s: float | None, interval_s: float) -> int:
+def killed_after(frames: int, pacing: Pacing, interval_s: float, preset: str) -> int:
     """Frames that play of a file whose writer was killed after writing `frames`."""
     with tempfile.TemporaryDirectory(prefix="ssd-fragments-") as tmp:
         argv = [sys.executable, "-m", "benchmarks.fragments", "--child", tmp]
-        argv += ["--interval", str(interval_s)] + (["--gap", str(gap_s)] if gap_s else [])
+        argv += ["--interval", str(interval_s), "--preset", preset]
+        argv += ["--gap", str(pacing.frame_gap_s)] if pacing.frame_gap_s else []
+        argv += ["--still", str(pacing.still_gap_s)] if pacing.still_gap_s else []
         with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
             assert proc.stdout is not None
             for line in proc.stdout:
@@ -78,36 +105,38 @@ def killed_after(frames: int, gap_s: float | None, interval_s: float) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", default=DEFAULT_CLIP)
+    parser.add_argument("--frames", type=int, default=100_000, help="of the clip, at most")
     parser.add_argument("--every", type=int, default=10, help="a frame a second of the clip")
     parser.add_argument("--preset", default="ultrafast", help="x264 preset (the sink's default)")
     parser.add_argument("--kill-after", type=int, default=8)
-    parser.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument("--interval", type=float, default=1.0, help="between frames, killed")
     parser.add_argument("--gap", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--still", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.kill_after < 1:
-        parser.error(f"--kill-after must be at least 1, got {args.kill_after}")
+    for name in ("frames", "every", "kill_after"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.child is not None:
-        child(args.child, args.gap, args.interval)
+        child(args.child, Pacing(args.gap, args.still), args.interval, args.preset)
         return 0
-    frames = read_rgb(args.clip, 100_000)
+    frames = read_rgb(args.clip, args.frames)
     height, width = frames[0].shape[:2]
     print(f"{args.clip}: {len(frames)} frames {width}x{height}, {args.preset}, {RATE} fps")
-    one_frame = fragment_length(RATE, 1.0)
     with tempfile.TemporaryDirectory(prefix="ssd-fragments-") as tmp:
         for name, chosen in [
             ("every frame", frames),
             (f"every {args.every}th", frames[:: args.every]),
         ]:
-            second = written_kb(chosen, Path(tmp) / "second.mp4", FRAGMENT_US, args.preset)
-            each = written_kb(chosen, Path(tmp) / "each.mp4", one_frame, args.preset)
-            extra = 1000 * (each - second)
-            print(f"  {name:14} ({len(chosen)} frames): one-second fragments "
-                  f"{second:6.2f} kB/frame, a fragment a frame {each:6.2f} kB/frame: "
-                  f"x{each / second:.4f} ({extra:+.0f} bytes a frame)")  # fmt: skip
+            print(f"  {name} ({len(chosen)} frames):")
+            base = None
+            for layout, pacing in LAYOUTS.items():
+                kb = written_kb(chosen, Path(tmp) / "out.mp4", pacing, args.preset)
+                base = base or kb
+                print(f"    {layout:30} {kb:6.2f} kB/frame  x{kb / base:.3f}")
     print(f"killed after {args.kill_after} frames {args.interval} s apart:")
-    for name, gap in [("max_fps 1 (frames 1 s apart)", 1.0), ("as if at the video's rate", None)]:
-        plays = killed_after(args.kill_after, gap, args.interval)
+    for name, pacing in KILLED.items():
+        plays = killed_after(args.kill_after, pacing, args.interval, args.preset)
         print(f"  {name:30} {plays} frames play, {args.kill_after - plays} lost")
     return 0
 

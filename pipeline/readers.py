@@ -92,14 +92,19 @@ class FramePicker:
             self.motion_skipped += 1
         return regions
 
-    def longest_gap_s(self, frame_rate: Fraction) -> float | None:
-        """The longest wait, in seconds of the stream, between two frames it picks: every
-        `every`-th, `max_fps`, and a still scene's one every `max_skip_s` (None: it picks
-        every frame)."""
-        gaps = [self.sampler.min_gap, self.motion.max_skip_s if self.motion else 0.0]
+    def frame_gap_s(self, frame_rate: Fraction) -> float | None:
+        """The wait, in seconds of the stream, between two frames it picks whatever the scene
+        does: every `every`-th, `max_fps` (None: every frame, as far as the sampler goes)."""
+        gaps = [self.sampler.min_gap]
         if self.sampler.every > 1 and frame_rate > 0:
             gaps.append(float(self.sampler.every / frame_rate))
         return max(gaps) or None
+
+    @property
+    def still_gap_s(self) -> float | None:
+        """The longest wait, in seconds of the stream, between two frames it picks while
+        the scene is still: a frame every `max_skip_s` (None: no motion gating)."""
+        return self.motion.max_skip_s if self.motion else None
 
 
 StatusCallback = Callable[[CameraStatus], None]
@@ -279,9 +284,8 @@ class CameraReader(threading.Thread):
             frame_rate=opened.frame_rate,
             source=self.source.name,
             live=self.source.live,
-            frame_gap_s=None
-            if self._pass_skipped
-            else self._picker.longest_gap_s(opened.frame_rate),
+            frame_gap_s=None if self._pass_skipped else self._picker.frame_gap_s(opened.frame_rate),
+            still_gap_s=None if self._pass_skipped else self._picker.still_gap_s,
         )
 
     def _set_state(

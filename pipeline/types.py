@@ -397,9 +397,11 @@ class StreamInfo:
     `scene`: the camera's zones and lines in pixels of `width` x `height`, for sinks that
     draw them (None: not known, nothing is drawn beyond boxes). `live`: a stream or a device,
     whose frames may stop while the run goes on (reconnecting); a file's frames stop only
-    at its end. `frame_gap_s`: the longest wait, in seconds of the stream, between two of its
-    frames that reach the sinks that draw every frame, when frame-rate limiting or motion
-    gating leave frames out of them (None: every frame reaches them, 1 / `frame_rate` apart).
+    at its end. For the sinks that draw every frame, when frames are left out of them:
+    `frame_gap_s`, the wait, in seconds of the stream, between two of its frames that reach
+    them, always, as frame-rate limiting (`max_fps`, `detect_every`) leaves the others out
+    (None: 1 / `frame_rate`); `still_gap_s`, the longest such wait while motion gating finds
+    the scene still (None: no gating), its frames coming `frame_gap_s` apart while things move.
     """
 
     camera_id: str
@@ -410,6 +412,7 @@ class StreamInfo:
     scene: SceneLayout | None = None
     live: bool = False
     frame_gap_s: float | None = None
+    still_gap_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ input frame at the input's frame rate, whatever the input's own timestamps were.
 Files are fragmented MP4 by default (flushed as written): a file stays playable up to its
 last fragment even when the process is killed; a normal end writes the index that makes it
 seekable. A fragment is a second of video, or, when frames come further apart than the
-video's frame rate (`fragment_us`), as many frames as come in about a second of wall time,
-which the encoder then holds none of. An image is cropped to the file's size (an even one:
+video's frame rate (`fragment_us`), as many frames as come in about a second of wall time;
+the encoder holds none of them back when every frame comes that far apart, but does for a
+motion-gated camera's (`Pacing`). An image is cropped to the file's size (an even one:
 H.264 with yuv420p needs it), and resized to it if it is smaller.
 
 FFmpeg does not report every write that fails (those of a fragmented MP4's last fragment,
@@ -74,6 +75,30 @@ def fragment_us(rate: Fraction, frame_gap_s: float | None) -> int:
 
 
 @dataclass(frozen=True)
+class Pacing:
+    """How far apart in wall time a camera's frames come to one file: `frame_gap_s`, always
+    (frame-rate limiting, a slow detector; None: no further apart than the video's frame
+    rate), and `still_gap_s`, at most, while motion gating finds the scene still (None: no
+    gating). Settles the file's fragments, and whether its encoder may hold frames back."""
+
+    frame_gap_s: float | None = None
+    still_gap_s: float | None = None
+
+    def fragment_us(self, rate: Fraction) -> int:
+        """The fragments' length: for the longest gap (`fragment_us`), so that a still
+        scene's frame is on disk, at the latest, when the next one comes."""
+        gaps = [gap for gap in (self.frame_gap_s, self.still_gap_s) if gap]
+        return fragment_us(rate, max(gaps, default=None))
+
+    def no_delay(self, rate: Fraction) -> bool:
+        """Whether the encoder must hold no frame back: every frame comes further apart than
+        the video's frame rate. A gated camera's frames come at that rate whenever something
+        moves, where B-frames and look-ahead keep its files up to 44 % smaller at slower
+        presets; in a still scene its encoder holds back a few frames of it (docs/video.md)."""
+        return fragment_us(rate, self.frame_gap_s) < FRAGMENT_US
+
+
+@dataclass(frozen=True)
 class Encoding:
     """How the video sink encodes its files: the H.264 encoder (`codec`: libx264, or an
     NVENC one), its quality (`crf`: lower is better and larger; NVENC's cq) and speed
@@ -105,13 +130,13 @@ class Encoding:
 @dataclass(frozen=True)
 class Geometry:
     """What every file of one camera's stream shares: its size, its frames a second of video
-    and how far apart (seconds of the stream) its frames reach the sink at most, when frames
-    are left out (`StreamInfo.frame_gap_s`; None: none is)."""
+    and how far apart (seconds of the stream) its settings leave its frames (`StreamInfo`'s
+    `frame_gap_s` and `still_gap_s`)."""
 
     width: int
     height: int
     rate: Fraction
-    frame_gap_s: float | None = None
+    pacing: Pacing = Pacing()
 
 
 class CheckedFile(io.FileIO):
@@ -201,19 +226,18 @@ def failure_reason(exc: BaseException, path: Path) -> str:
 
 
 class SegmentFile:
-    """One open MP4: encoder, container and frame counter; fragments of `fragment_length_us`
-    (`fragment_us`)."""
+    """One open MP4: encoder, container and frame counter; its fragments and encoder delay
+    are those of `pacing`, how far apart its frames come (`Pacing`). FFmpeg fixes a
+    fragment's length, in seconds of video, when the file opens (`frag_duration`): ending
+    one on demand takes `av_write_frame(NULL)`, which PyAV does not offer."""
 
     def __init__(
-        self,
-        path: Path,
-        geometry: Geometry,
-        encoding: Encoding,
-        fragment_length_us: int = FRAGMENT_US,
+        self, path: Path, geometry: Geometry, encoding: Encoding, pacing: Pacing = Pacing()
     ) -> None:
         self.path = path
         self.geometry = geometry
         self.frames = 0
+        fragment_length_us = pacing.fragment_us(geometry.rate)
         container_options = (
             {
                 "movflags": "empty_moov+default_base_moof",
@@ -239,10 +263,8 @@ class SegmentFile:
             self.stream.height = geometry.height
             self.stream.pix_fmt = "yuv420p"
             self.stream.codec_context.time_base = 1 / geometry.rate
-            # Fragments shorter than a second of video: frames come seldom, and each must
-            # reach its fragment as it comes rather than wait in the encoder.
             stream_options: dict[str, object] = dict(
-                encoding.options(no_delay=fragment_length_us < FRAGMENT_US)
+                encoding.options(no_delay=pacing.no_delay(geometry.rate))
             )
             self.stream.options = stream_options
             if threads := encoding.encoder_threads:

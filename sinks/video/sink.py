@@ -9,9 +9,10 @@ the size the camera started with is resized to it. How a file is encoded:
 
 A camera whose frames stop has its file finished (on `tick`) once they have stopped
 (`sinks.video.stalls`); its next frame starts a new file. A file's fragments are chosen when
-it starts from how far apart the camera's frames come (its stream's `frame_gap_s` and its
-recent gaps, the longer), so that a kill loses about a second of wall time
-(`sinks.video.encoding.fragment_us`).
+it starts from how far apart the camera's frames come (its stream's `frame_gap_s` and
+`still_gap_s`, and its recent gaps), so that a kill loses about a second of wall time, or
+in a motion-gated camera's still scene the few frames its encoder holds back
+(`sinks.video.encoding.Pacing`).
 
 A full disk does not stop the sink: the file it cut short is kept (up to its last whole
 fragment) and counted, the camera's frames are dropped and counted while the disk stays
@@ -39,10 +40,10 @@ from sinks.scene_overlay import SceneOverlay
 from sinks.video.encoding import (
     Encoding,
     Geometry,
+    Pacing,
     SegmentFile,
     cut_back,
     failure_reason,
-    fragment_us,
 )
 from sinks.video.files import Rotation, WrittenFile, segment_path
 from sinks.video.stalls import StallWatch
@@ -179,7 +180,8 @@ class VideoSink(Sink):
                 f"video sink: cannot create output directory {self._directory}: "
                 f"{failure_reason(exc, self._directory)}"
             ) from exc
-        self._geometry[camera] = Geometry(width, height, rate, info.frame_gap_s)
+        pacing = Pacing(info.frame_gap_s, info.still_gap_s)
+        self._geometry[camera] = Geometry(width, height, rate, pacing)
         if info.scene is not None:
             known = self._scenes.get(camera)
             if known is None or known.layout != info.scene:
@@ -301,8 +303,7 @@ class VideoSink(Sink):
             if not self._directory.is_dir():  # removed while the run wrote into it
                 log.warning("video sink: %s is gone; making it again", self._directory)
                 self._directory.mkdir(parents=True, exist_ok=True)
-            fragment = fragment_us(geometry.rate, self._frame_gap_s(camera, geometry))
-            file = SegmentFile(path, geometry, self.encoding, fragment)
+            file = SegmentFile(path, geometry, self.encoding, self._pacing(camera, geometry))
         except _WRITE_ERRORS as exc:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # none there
                 path.unlink()  # the container may have created it, empty
@@ -323,12 +324,18 @@ class VideoSink(Sink):
         self._open[camera] = file
         return file
 
-    def _frame_gap_s(self, camera: str, geometry: Geometry) -> float | None:
-        """How far apart in wall time the camera's frames come: the longer of what its stream
-        says (a live stream's seconds are wall seconds; a file's go by at least as fast) and
-        what they did lately (a slow detector); None: no further apart than its frame rate."""
-        gaps = (geometry.frame_gap_s, self._stalls.frame_gap_s(camera))
-        return max((gap for gap in gaps if gap is not None), default=None)
+    def _pacing(self, camera: str, geometry: Geometry) -> Pacing:
+        """How far apart in wall time the camera's frames come to its next file: what its
+        stream says (a live stream's seconds are wall seconds; a file's go by at least as
+        fast), or what they did lately when that is longer (a slow detector). A gated
+        camera's recent gaps are those of its still scenes as much as its detector's: they
+        count only as gaps while the scene is still."""
+        stated, seen = geometry.pacing, self._stalls.frame_gap_s(camera)
+        if seen is None:
+            return stated
+        if stated.still_gap_s is not None:
+            return Pacing(stated.frame_gap_s, max(stated.still_gap_s, seen))
+        return Pacing(max(stated.frame_gap_s or 0.0, seen), None)
 
     def _finish(self, camera: str) -> None:
         """Finish the camera's file; a full disk cuts it short (and the camera waits for

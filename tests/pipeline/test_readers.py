@@ -301,6 +301,7 @@ def test_a_stream_tells_how_far_apart_the_frames_its_sinks_get_come(
         {"sampler": FrameSampler(every=3)},
         {"sampler": FrameSampler(every=3), "pass_skipped": True},
         {"sampler": FrameSampler(max_fps=0.5)},
+        {"motion": MotionGate(25, 0.001, max_skip_s=4.0)},
         {"sampler": FrameSampler(every=3), "motion": MotionGate(25, 0.001, max_skip_s=4.0)},
     ]
     for kwargs in settings:
@@ -308,9 +309,17 @@ def test_a_stream_tells_how_far_apart_the_frames_its_sinks_get_come(
         reader.start()
         _drain(reader, cond)
         [info] = rec.infos
-        gaps.append(info.frame_gap_s)
-    # None: every frame; every 3rd of 10 fps; skipped ones passed; max_fps; a still scene
-    assert gaps == [None, pytest.approx(0.3), None, 2.0, 4.0]
+        gaps.append((info.frame_gap_s, info.still_gap_s))
+    # every frame; every 3rd of 10 fps; skipped ones passed; max_fps; every frame while
+    # things move and a still scene's one every 4 s; every 3rd, and a still scene's every 4 s
+    assert gaps == [
+        (None, None),
+        (pytest.approx(0.3), None),
+        (None, None),
+        (2.0, None),
+        (None, 4.0),
+        (pytest.approx(0.3), 4.0),
+    ]
 
 
 def test_max_fps_keeps_frames_at_most_that_often() -> None:

@@ -1,4 +1,5 @@
-"""What the video sink tests share: frames of a moving square, writing a stream, decoding."""
+"""What the video sink tests share: frames of a moving square, writing a stream, decoding,
+reading a file's fragments."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.frame import PictureType
 
 from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamInfo
 from sinks.video.sink import VideoSink
@@ -48,3 +50,31 @@ def decode(path: Path) -> tuple[list[np.ndarray], Fraction | None]:
 def square_left_edge(image: np.ndarray) -> int:
     bright_columns = np.flatnonzero(image[45:55].mean(axis=(0, 2)) > 128)
     return int(bright_columns[0])
+
+
+def _boxes(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The MP4 boxes laid end to end in `data`: (type, body)."""
+    boxes, offset = [], 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        boxes.append((data[offset + 4 : offset + 8], data[offset + 8 : offset + size]))
+        offset += size
+    return boxes
+
+
+def fragment_frames(path: Path) -> list[int]:
+    """The frames in each of the file's fragments, in order (each `moof`'s `trun` counts)."""
+    counts = []
+    for kind, moof in _boxes(path.read_bytes()):
+        if kind == b"moof":
+            for traf_kind, traf in _boxes(moof):
+                for run_kind, run in _boxes(traf) if traf_kind == b"traf" else []:
+                    if run_kind == b"trun":  # version and flags, then the sample count
+                        counts.append(int.from_bytes(run[4:8], "big"))
+    return counts
+
+
+def picture_types(path: Path) -> set[str]:
+    """The kinds of picture the file's frames are ("I", "P", "B")."""
+    with av.open(str(path)) as container:
+        return {PictureType(frame.pict_type).name for frame in container.decode(video=0)}

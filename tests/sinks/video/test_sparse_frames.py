@@ -1,7 +1,9 @@
 """Frames that come seldom do not wait in memory: a file's fragments hold as many frames as
 come in about a second of wall time (one at least), its encoder holding none back, so what is
 on disk plays up to the last frame but one; frames at the video's own rate keep fragments of
-a second of video."""
+a second of video. A motion-gated camera, whose frames come at the video's rate while things
+move, gets a fragment a frame and keeps the encoder's B-frames and look-ahead. A file's
+fragments are settled when it opens: frames that slow down change its camera's next file."""
 
 from __future__ import annotations
 
@@ -11,10 +13,19 @@ from pathlib import Path
 import pytest
 
 from pipeline.types import StreamInfo
-from sinks.video.encoding import FRAGMENT_US, Encoding, fragment_us
+from sinks.video.encoding import FRAGMENT_US, Encoding, Pacing, fragment_us
+from sinks.video.files import Rotation
 from sinks.video.sink import VideoSink
 from tests.clock import Clock
-from tests.sinks.video.conftest import LABELS, decode, frame_result, moving_square, square_left_edge
+from tests.sinks.video.conftest import (
+    LABELS,
+    decode,
+    fragment_frames,
+    frame_result,
+    moving_square,
+    picture_types,
+    square_left_edge,
+)
 
 RATE = Fraction(25)
 
@@ -95,3 +106,55 @@ def test_fragments_hold_a_second_of_video_or_the_frames_of_a_second_of_wall_time
     assert fragment_us(RATE, 0.2) == 200_000  # 5 frames, 5 x 40 ms
     assert fragment_us(RATE, 1.0) == fragment_us(RATE, 30.0) == 40_000  # one frame
     assert fragment_us(Fraction(30000, 1001), 0.5) == 66_733  # 2 frames, rounded down
+
+
+def test_a_motion_gated_camera_gets_a_fragment_a_frame_and_keeps_b_frames_in_every_file(
+    tmp_path: Path,
+) -> None:
+    clock = Clock(0.0)
+    sink = VideoSink(
+        tmp_path,
+        LABELS,
+        encoding=Encoding(preset="veryfast"),
+        rotation=Rotation(segment_s=2.0),  # 50 frames a file
+        clock=clock,
+    )
+    # motion gating without full_rate_video: a still scene's frame a second, else all
+    sink.start(StreamInfo("gated", 96, 64, RATE, "synthetic", live=True, still_gap_s=1.0))
+    for i in range(20):  # still: the next file opens with gaps of about 0.4 s seen
+        _write(sink, clock, "gated", i, at=float(i))
+    for i in range(20, 100):  # things move
+        _write(sink, clock, "gated", i, at=20 + (i - 20) / 25)
+    sink.close()
+    files = [f.path for f in sink.records["gated"]]
+    assert len(files) == 2
+    for path in files:
+        assert fragment_frames(path) == [1] * 50
+        assert "B" in picture_types(path)
+
+
+def test_only_frames_that_always_come_seldom_make_the_encoder_hold_none_back() -> None:
+    # the encoder holds no frame back: B-frames wait for a later frame
+    assert Pacing(frame_gap_s=1.0).no_delay(RATE)
+    assert not Pacing(still_gap_s=1.0).no_delay(RATE)
+    assert not Pacing(frame_gap_s=0.04, still_gap_s=1.0).no_delay(RATE)
+    assert Pacing(frame_gap_s=0.5, still_gap_s=1.0).no_delay(RATE)
+
+
+def test_a_camera_whose_frames_slow_down_keeps_its_files_fragments_until_its_next_file(
+    tmp_path: Path,
+) -> None:
+    clock = Clock(0.0)
+    rotation = Rotation(segment_s=4.0)  # 100 frames a file
+    sink = VideoSink(tmp_path, LABELS, rotation=rotation, clock=clock)
+    sink.start(StreamInfo("slowing", 96, 64, RATE, "synthetic", live=True))
+    for i in range(50):  # every frame of the camera, as it comes
+        _write(sink, clock, "slowing", i, at=i / 25)
+    for i in range(50, 150):  # its detector slows to 2 frames a second
+        _write(sink, clock, "slowing", i, at=2 + (i - 50) / 2)
+    sink.close()
+    first, second = (f.path for f in sink.records["slowing"])
+    # a fragment is a second of video to the first file's end: 25 frames, 12.5 s of wall time
+    assert fragment_frames(first) == [25] * 4
+    # the next file's: the frames that came in about a second lately (gaps of 0.4 s, mean)
+    assert fragment_frames(second) == [2] * 25
