@@ -84,8 +84,8 @@ class Coordinator:
         self._runs = 0
         self._alive: dict[str, tuple[Any, ShardInfo]] = {}
         self._running: list[_Running] = []
-        self._reporter = BoardReporter(None, token, config_source)
-        """Publishes to the run's status board, given to `begin`."""
+        self._reporter: BoardReporter | None = None
+        """Publishes to the run's status board (`begin` builds it)."""
         self._reported = Reported()
         """Each camera's counts, and whether its stream ended, as its shard last told."""
 
@@ -208,6 +208,9 @@ class Coordinator:
         cameras of a shard that died to the survivors. Returns the runs' summaries, and
         the counts of the cameras of dead shards that no run reports: those lost, and
         those that had ended."""
+        reporter = self._reporter
+        if reporter is None:
+            raise RuntimeError("Coordinator.watch before begin")
         done: list[tuple[ShardInfo, RunSummary]] = []
         unreported: dict[str, CameraStats] = {}
         stopping = False
@@ -234,7 +237,7 @@ class Coordinator:
             self._running = list(running.values())
             actors = {s.info.name: s.actor for s in running.values()}
             frames = pass_progress(ray, actors, on_progress, self._reported, POLL_S)
-            self._reporter.publish(self.status(), frames, self.restarts, self.moves)
+            reporter.publish(self.status(), frames, self.restarts, self.moves)
         return done, unreported
 
     def _take_over(
