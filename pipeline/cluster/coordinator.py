@@ -2,8 +2,8 @@
 cameras on the live shards, waits for them, passes on progress and `stop`, hands the
 cameras of a shard that died to the survivors (`pipeline.cluster.resume`), answers
 `cameras add|remove` and publishes the status board (`pipeline.cluster.reporting`,
-docs/cluster.md). A camera whose stream had ended before its shard died is not moved
-(`pipeline.cluster.ended`)."""
+docs/cluster.md). A camera whose stream had ended before its shard died, as the shard
+told, is not moved (`pipeline.cluster.ended`)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pipeline.cluster.changes import LABELS_WAIT_S, CameraChanges, LabelsUnavail
 from pipeline.cluster.desk import Answer, CameraRequest
 from pipeline.cluster.ended import ended_cameras, final_stats
 from pipeline.cluster.forwarder import EventForwarder
-from pipeline.cluster.reporting import BoardReporter, ShardStatus, pass_progress
+from pipeline.cluster.reporting import BoardReporter, Reported, ShardStatus, pass_progress
 from pipeline.cluster.resume import Resume, Stored, mark_lost, stored_rows
 from pipeline.cluster.shard import ShardInfo
 from pipeline.config import PipelineConfig, SqlSinkConfig
@@ -84,10 +84,10 @@ class Coordinator:
         self._runs = 0
         self._alive: dict[str, tuple[Any, ShardInfo]] = {}
         self._running: list[_Running] = []
-        self._reporter = BoardReporter(None, token, config_source)
-        """Publishes to the run's status board, given to `begin`."""
-        self._last: dict[str, CameraStats] = {}
-        """Each camera's counts as its shard last reported them."""
+        self._reporter: BoardReporter | None = None
+        """Publishes to the run's status board (`begin` builds it)."""
+        self._reported = Reported()
+        """Each camera's counts, and whether its stream ended, as its shard last told."""
 
     def begin(
         self,
@@ -208,6 +208,9 @@ class Coordinator:
         cameras of a shard that died to the survivors. Returns the runs' summaries, and
         the counts of the cameras of dead shards that no run reports: those lost, and
         those that had ended."""
+        reporter = self._reporter
+        if reporter is None:
+            raise RuntimeError("Coordinator.watch before begin")
         done: list[tuple[ShardInfo, RunSummary]] = []
         unreported: dict[str, CameraStats] = {}
         stopping = False
@@ -233,8 +236,8 @@ class Coordinator:
             self._serve_changes(ray, running, forwarder)
             self._running = list(running.values())
             actors = {s.info.name: s.actor for s in running.values()}
-            frames = pass_progress(ray, actors, on_progress, self._last, POLL_S)
-            self._reporter.publish(self.status(), frames, self.restarts, self.moves)
+            frames = pass_progress(ray, actors, on_progress, self._reported, POLL_S)
+            reporter.publish(self.status(), frames, self.restarts, self.moves)
         return done, unreported
 
     def _take_over(
@@ -248,23 +251,27 @@ class Coordinator:
         """Hands the cameras of `dead` to the surviving shards (`assign`: each to the
         survivor it hashes to), files resuming after what the database and the event bus
         have; a camera moved more than `max_restarts` times, or with no survivor, is lost.
-        A camera whose stream had ended stays where it is, its counts in `unreported`."""
+        A camera whose stream had ended (`ended_cameras`) stays where it is, its counts in
+        `unreported`."""
         sql = sql_sink(self.config)
         if sql is not None:
             mark_lost(sql.url, dead.run_config, why)
         kept = [c for c in dead.cameras if c not in self.changes.removed]
-        ends = forwarder.ends.ended if forwarder is not None else {}
+        on_bus = forwarder.ended if forwarder is not None else None
         sql_url = sql.url if sql is not None else None
-        ended = ended_cameras(kept, ends, self._live, sql_url, self._runs_like)
+        ends = self._reported.ended
+        ended = ended_cameras(kept, ends, on_bus, self._live, sql_url, self._runs_like)
         for camera_id, end in ended.items():
+            last = self._reported.counts.get(camera_id)
             unreported[camera_id] = final_stats(
-                camera_id, end, self._last.get(camera_id), _source(self.config, camera_id)
+                camera_id, end, last, _source(self.config, camera_id)
             )
         if ended:
             self.moves.append(f"{why}; cameras {', '.join(ended)} had ended: not moved")
             self.say(self.moves[-1])
         movable = []
         for camera_id in [c for c in kept if c not in ended]:
+            ends.pop(camera_id, None)  # its stream starts again
             self.restarts[camera_id] += 1
             if self.restarts[camera_id] > self.cluster.max_restarts or not self._alive:
                 unreported[camera_id] = _lost(self.config, camera_id, why)

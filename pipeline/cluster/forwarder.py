@@ -5,7 +5,8 @@ connects as it does to a single process; the XSUB side connects to each shard's 
 and subscribes to everything. Events pass through unchanged (topic and JSON body), so
 each camera's `seq` is the one its shard gave it. It keeps what subscribers have of each
 camera (`published`, `last_seq`): where a camera moved off a dead shard resumes; and
-which cameras' streams ended (`ends`): those are not moved.
+the cameras whose `stream.ended` subscribers have (`ended`): an ended camera is not moved
+unless they lack it.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from typing import Any
 
 import zmq
 
-from pipeline.cluster.ended import StreamEnds
 from pipeline.config import ZmqSinkConfig
 from sinks.event_bus.resumption import Published
+from sinks.event_bus.schema import STREAM_ENDED
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class EventForwarder:
         """Each camera's last `seq` passed on."""
         self.published: dict[str, Published] = {}
         """What subscribers have of each camera's stream."""
-        self.ends = StreamEnds()
+        self.ended: set[str] = set()
         """The cameras whose `stream.ended` was passed on."""
         self._context = zmq.Context()
         self._xpub = self._context.socket(zmq.XPUB)
@@ -156,7 +157,8 @@ class EventForwarder:
             if body is not None:
                 self.last_seq[camera] = int(body["seq"])
                 self.published[camera] = self.published.get(camera, Published()).after(body)
-                self.ends.seen(body)
+                if body["type"] == STREAM_ENDED:
+                    self.ended.add(camera)
 
 
 def _body(parts: list[bytes]) -> dict[str, Any] | None:

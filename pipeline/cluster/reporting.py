@@ -1,15 +1,17 @@
 """What the coordinator passes on of its shards as it watches them: each camera's counts to
-the run's progress callback (`pass_progress`), each live shard's report to the run's status
-board (`BoardReporter`, read by `cluster status`)."""
+the run's progress callback (`pass_progress`, which keeps what they told in `Reported`),
+each live shard's report to the run's status board (`BoardReporter`, read by `cluster
+status`)."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.cluster.shard import ShardInfo
+from pipeline.cluster.ended import Ended
+from pipeline.cluster.shard import ShardInfo, ShardProgress
 from pipeline.cluster.status import RateWindow, RunStatus, ShardReport
 from pipeline.summary import CameraStats, ProgressCallback
 
@@ -22,16 +24,25 @@ class ShardStatus:
     cameras: tuple[str, ...]
 
 
+@dataclass
+class Reported:
+    """What the shards last told of their cameras (`Shard.progress`): each one's counts,
+    and each one whose stream ended."""
+
+    counts: dict[str, CameraStats] = field(default_factory=dict)
+    ended: dict[str, Ended] = field(default_factory=dict)
+
+
 def pass_progress(
     ray: Any,
     shards: dict[str, Any],
     on_progress: ProgressCallback | None,
-    last: dict[str, CameraStats],
+    reported: Reported,
     timeout_s: float,
 ) -> dict[str, int]:
     """Passes the counts of each running camera of `shards` (actors by shard name) to
-    `on_progress`, and keeps them in `last`; returns each shard's frames (those that
-    answered within `timeout_s`)."""
+    `on_progress`, and keeps what they told in `reported`; returns each shard's frames
+    (those that answered within `timeout_s`)."""
     refs = {actor.progress.remote(): name for name, actor in shards.items()}
     if not refs:
         return {}
@@ -39,13 +50,14 @@ def pass_progress(
     frames: dict[str, int] = {}
     for ref in ready:
         try:
-            counts = ray.get(ref)
+            progress: ShardProgress = ray.get(ref)
         except ray.exceptions.RayError:
             continue  # a shard that died is reported by its run
-        frames[refs[ref]] = sum(stats.frames for stats in counts)
-        last.update((stats.camera_id, stats) for stats in counts)
+        frames[refs[ref]] = sum(stats.frames for stats in progress.counts)
+        reported.counts.update((stats.camera_id, stats) for stats in progress.counts)
+        reported.ended.update(progress.ended)
         if on_progress is not None:
-            for stats in counts:
+            for stats in progress.counts:
                 on_progress(stats)
     return frames
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pipeline.cluster.ended import Ended, StreamTally
 from pipeline.cluster.resume import Resume, ResumeSink
 from pipeline.config import (
     DetectorConfig,
@@ -56,6 +57,16 @@ class ShardInfo:
         return f"{self.name} on {self.node_ip} (node {self.node_id[:8]}{gpus}, pid {self.pid})"
 
 
+@dataclass(frozen=True)
+class ShardProgress:
+    """What a shard tells of its cameras as they run: each one's counts so far, and each
+    one whose stream ended, as its `StreamTally` counted it (whatever sinks the config
+    has)."""
+
+    counts: tuple[CameraStats, ...]
+    ended: dict[str, Ended]
+
+
 class Shard:
     """Runs the cameras it is given with `Pipeline`; made a Ray actor by the coordinator
     (with threads, so that `progress` and `stop` answer while `run` runs)."""
@@ -64,6 +75,8 @@ class Shard:
         self.name = name
         self._stop = threading.Event()
         self._stats: dict[str, CameraStats] = {}
+        self._ended: dict[str, Ended] = {}
+        """The cameras whose stream ended, in any of the shard's runs."""
         self._lock = threading.Lock()
         self._pipelines: dict[str, Pipeline] = {}
         """The pipeline running each camera (`stop_camera`)."""
@@ -157,8 +170,13 @@ class Shard:
             for sink, _ in sinks:
                 sink.close()
             raise
+        tally = StreamTally(self._stream_ended)
         pipeline = Pipeline(
-            shard_config, config_source=run_config, detector=detector, sized_sinks=sinks
+            shard_config,
+            config_source=run_config,
+            detector=detector,
+            extra_sinks=[tally],
+            sized_sinks=sinks,
         )
         with self._lock:
             self._pipelines.update(dict.fromkeys(camera_ids, pipeline))
@@ -174,16 +192,17 @@ class Shard:
                 for camera_id in camera_ids:
                     if self._pipelines.get(camera_id) is pipeline:
                         del self._pipelines[camera_id]
-        # The shard's own publisher is the cluster's plumbing: the forwarder reports events.
+        # The shard's own publisher and tally are the cluster's plumbing: the forwarder
+        # reports events.
         own = f"zmq {publisher_endpoint}"
-        return dataclasses.replace(
-            summary, outputs=[o for o in summary.outputs if not o.startswith(own)]
-        )
+        outputs = [o for o in summary.outputs if not o.startswith(own) and o != tally.describe()]
+        return dataclasses.replace(summary, outputs=outputs)
 
-    def progress(self) -> list[CameraStats]:
-        """A copy of each camera's counts so far."""
+    def progress(self) -> ShardProgress:
+        """A copy of each camera's counts so far, and the cameras whose stream ended."""
         with self._lock:
-            return [dataclasses.replace(s) for s in self._stats.values()]
+            counts = tuple(dataclasses.replace(s) for s in self._stats.values())
+            return ShardProgress(counts, dict(self._ended))
 
     def stop(self) -> None:
         """Stops reading; what was read is still processed (as Ctrl-C in one process)."""
@@ -220,6 +239,10 @@ class Shard:
     def _progress(self, stats: CameraStats) -> None:
         with self._lock:
             self._stats[stats.camera_id] = stats
+
+    def _stream_ended(self, camera_id: str, ended: Ended) -> None:
+        with self._lock:
+            self._ended[camera_id] = ended
 
 
 EventSinkConfig = ZmqSinkConfig | MqttSinkConfig

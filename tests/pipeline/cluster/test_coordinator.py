@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,9 +16,10 @@ import pytest
 
 from pipeline.cluster.assign import assign
 from pipeline.cluster.coordinator import Coordinator
+from pipeline.cluster.ended import Ended, StreamTally
 from pipeline.cluster.forwarder import EventForwarder
 from pipeline.cluster.resume import Resume
-from pipeline.cluster.shard import ShardInfo
+from pipeline.cluster.shard import ShardInfo, ShardProgress
 from pipeline.config import ZmqSinkConfig, parse_config
 from pipeline.summary import CameraStats, RunSummary
 from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamEnd, TrackEvent
@@ -40,21 +41,30 @@ class RayTaskError(RayError):
 
 
 class Ref:
-    """A finished call: its value, or the error getting it raises."""
+    """A call: its value, or the error getting it raises, once `ready` (at once)."""
 
-    def __init__(self, value: Any = None, error: Exception | None = None) -> None:
-        self.value, self.error = value, error
+    def __init__(
+        self,
+        value: Any = None,
+        error: Exception | None = None,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.value, self.error, self.ready = value, error, ready
 
 
 class FakeShard:
-    """A shard actor whose runs finish at once, or die when `dies` (once)."""
+    """A shard actor whose runs finish at once, or die when `dies` (once, after the
+    coordinator asked its progress once); its progress tells `ended`, the cameras whose
+    stream ended."""
 
     def __init__(self, name: str, *, dies: bool = False) -> None:
         self.info = ShardInfo(name, "10.0.0.7", "ab" * 28, 7, ())
         self.runs: list[tuple[list[str], dict[str, Resume]]] = []
+        self.ended: dict[str, Ended] = {}
         self._dies = dies
+        self._asked = False
         self.run = SimpleNamespace(remote=self._run)
-        self.progress = SimpleNamespace(remote=lambda: Ref([]))
+        self.progress = SimpleNamespace(remote=self._progress)
         self.stop = SimpleNamespace(remote=lambda: Ref())
         # where its events would be published (nothing binds it: the forwarder just waits)
         endpoint = f"tcp://127.0.0.1:{free_port()}"
@@ -64,9 +74,14 @@ class FakeShard:
         self.runs.append((list(cameras), dict(resume)))
         if self._dies:
             self._dies = False
-            return Ref(error=RayError("The actor died unexpectedly before finishing this task."))
+            died = RayError("The actor died unexpectedly before finishing this task.")
+            return Ref(error=died, ready=lambda: self._asked)
         stats = {c: CameraStats(c, f"{c}.mp4", frames=3) for c in cameras}
         return Ref(RunSummary(stats, 1.0))
+
+    def _progress(self) -> Ref:
+        self._asked = True
+        return Ref(ShardProgress((), dict(self.ended)))
 
 
 class FakeRay:
@@ -75,7 +90,8 @@ class FakeRay:
     def wait(
         self, refs: list[Ref], num_returns: int, timeout: float
     ) -> tuple[list[Ref], list[Ref]]:
-        return list(refs), []
+        ready = [r for r in refs if r.ready()]
+        return ready, [r for r in refs if r not in ready]
 
     def get(self, ref: Ref, timeout: float | None = None) -> Any:
         if ref.error is not None:
@@ -83,14 +99,17 @@ class FakeRay:
         return ref.value
 
 
-def coordinator(tmp_path: Path, max_restarts: int, sql_url: str | None = None) -> Coordinator:
+def coordinator(
+    tmp_path: Path, max_restarts: int, sql_url: str | None = None, bus: bool = True
+) -> Coordinator:
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"\0")  # the config checks only that a non-empty file is there
     cameras = "".join(f"  - {{id: {c}, source: '{video}'}}\n" for c in CAMERAS)
+    zmq = "  - {type: zmq, endpoint: 'tcp://127.0.0.1:5999'}\n" if bus else ""
     sql = f"  - {{type: sql, url: '{sql_url}'}}\n" if sql_url else ""
+    sinks = f"sinks:\n{zmq}{sql}" if zmq or sql else ""
     config = parse_config(
-        f"cameras:\n{cameras}sinks:\n  - {{type: zmq, endpoint: 'tcp://127.0.0.1:5999'}}\n"
-        f"{sql}cluster:\n  engine: ray\n  max_restarts: {max_restarts}\n"
+        f"cameras:\n{cameras}{sinks}cluster:\n  engine: ray\n  max_restarts: {max_restarts}\n"
     )
     return Coordinator(config, "cluster abc", "c.yaml", threading.Event(), lambda _: None)
 
@@ -101,13 +120,17 @@ def run_with_a_death(
     told: list[str] | None = None,
     forwarder: EventForwarder | None = None,
     sql_url: str | None = None,
+    ended: dict[str, Ended] | None = None,
+    bus: bool = True,
 ) -> tuple[Coordinator, Any, list[str]]:
     """Runs the cameras on shard-0 and shard-1; the first run of shard-1 dies. `told`: the
-    cameras the coordinator said lost; `forwarder`: the run's event bus."""
+    cameras the coordinator said lost; `forwarder`: the run's event bus; `ended`: the
+    cameras whose stream shard-1 told ended before it died; `bus`: a `zmq` sink."""
     told = [] if told is None else told
     fake = FakeRay()
     shards = [FakeShard("shard-0"), FakeShard("shard-1", dies=True)]
-    coord = coordinator(tmp_path, max_restarts, sql_url)
+    shards[1].ended = ended or {}
+    coord = coordinator(tmp_path, max_restarts, sql_url, bus)
     coord.on_lost = told.append
     board = SimpleNamespace(publish=SimpleNamespace(remote=lambda status: None))
     running = coord.begin(fake, [(s, s.info) for s in shards], forwarder, board)
@@ -173,6 +196,16 @@ def end_of(camera: str, frames: int) -> StreamEnd:
     return StreamEnd(camera, frames, (TrackEvent("ended", summary(camera, 1, 0, frames - 1)),))
 
 
+def tallied(camera: str, frames: int) -> Ended:
+    """`camera`'s stream of `frames` frames and its end, as its shard's tally tells it."""
+    told: dict[str, Ended] = {}
+    tally = StreamTally(told.__setitem__)
+    for i in range(frames):
+        tally.write(frame(camera, i))
+    tally.end(end_of(camera, frames))
+    return told[camera]
+
+
 def ended_on_the_bus(forwarder: EventForwarder, camera: str, frames: int) -> None:
     """`camera`'s frames and end, passed on by `forwarder` as the dead shard sent them."""
     endpoint = f"tcp://127.0.0.1:{free_port()}"
@@ -183,9 +216,23 @@ def ended_on_the_bus(forwarder: EventForwarder, camera: str, frames: int) -> Non
     publisher.end(end_of(camera, frames))
     publisher.close()
     deadline = time.monotonic() + 10
-    while camera not in forwarder.ends.ended and time.monotonic() < deadline:
+    while camera not in forwarder.ended and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert forwarder.ends.ended[camera].frames == frames
+    assert camera in forwarder.ended
+
+
+def assert_ended_not_moved(coord: Coordinator, shards: list[FakeShard], moved: list[str]) -> None:
+    """ENDED stayed on dead shard-1; the other cameras it ran moved to shard-0."""
+    others = [c for c in moved if c != ENDED]
+    assert others, "the hash gave shard-1 one camera only: pick other ids"
+    (_, _), (again, resume) = shards[0].runs
+    assert again == others  # decoded again: all but the one that had ended
+    assert set(resume) == set(others)
+    assert coord.restarts[ENDED] == 0 and all(coord.restarts[c] == 1 for c in others)
+    assert coord.moves[0] == (
+        f"{shards[1].info.describe()} died: The actor died unexpectedly before finishing "
+        f"this task.; cameras {ENDED} had ended: not moved"
+    )
 
 
 def test_a_camera_whose_stream_ended_before_its_shard_died_is_not_moved_the_others_are(
@@ -193,22 +240,34 @@ def test_a_camera_whose_stream_ended_before_its_shard_died_is_not_moved_the_othe
 ) -> None:
     ended_on_the_bus(forwarder, ENDED, frames=5)
     coord, (shards, done, unreported), moved = run_with_a_death(
-        tmp_path, max_restarts=1, forwarder=forwarder
+        tmp_path, max_restarts=1, forwarder=forwarder, ended={ENDED: tallied(ENDED, 5)}
     )
 
-    others = [c for c in moved if c != ENDED]
-    assert others, "the hash gave shard-1 one camera only: pick other ids"
-    (_, _), (again, resume) = shards[0].runs
-    assert again == others  # decoded again: all but the one that had ended
-    assert set(resume) == set(others)
-    assert coord.restarts[ENDED] == 0 and all(coord.restarts[c] == 1 for c in others)
-    stats = unreported[ENDED]  # counted as its end told subscribers, not failed
+    assert_ended_not_moved(coord, shards, moved)
+    stats = unreported[ENDED]  # counted as its end told, not failed
     assert (stats.frames, stats.error, stats.ok) == (5, None, True)
     assert sorted([*unreported, *(c for _, s in done for c in s.cameras)]) == sorted(CAMERAS)
-    assert coord.moves[0] == (
-        f"{shards[1].info.describe()} died: The actor died unexpectedly before finishing "
-        f"this task.; cameras {ENDED} had ended: not moved"
+
+
+def test_without_a_zmq_sink_a_camera_its_shard_told_ended_is_not_moved(tmp_path: Path) -> None:
+    coord, (shards, done, unreported), moved = run_with_a_death(
+        tmp_path, max_restarts=1, ended={ENDED: tallied(ENDED, 5)}, bus=False
     )
+
+    assert_ended_not_moved(coord, shards, moved)
+    assert (unreported[ENDED].frames, unreported[ENDED].ok) == (5, True)
+    assert sorted([*unreported, *(c for _, s in done for c in s.cameras)]) == sorted(CAMERAS)
+
+
+def test_an_ended_camera_is_moved_while_the_bus_has_not_passed_its_end_on(
+    tmp_path: Path, forwarder: EventForwarder
+) -> None:
+    _, (shards, _, unreported), moved = run_with_a_death(
+        tmp_path, max_restarts=1, forwarder=forwarder, ended={ENDED: tallied(ENDED, 5)}
+    )
+
+    (_, _), (again, _) = shards[0].runs
+    assert again == moved and ENDED not in unreported  # its events were still on their way
 
 
 @pytest.fixture
@@ -218,9 +277,10 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
+@pytest.mark.parametrize("bus", [True, False], ids=["with the bus", "without"])
 @pytest.mark.parametrize("stored", [True, False], ids=["rows stored", "rows on their way"])
-def test_an_ended_camera_is_moved_only_while_the_database_lacks_rows_its_events_announced(
-    tmp_path: Path, forwarder: EventForwarder, pg_url: str, stored: bool
+def test_an_ended_camera_is_moved_only_while_the_database_lacks_rows_its_stream_announced(
+    tmp_path: Path, forwarder: EventForwarder, pg_url: str, stored: bool, bus: bool
 ) -> None:
     sql = SqlSink(pg_url, LabelMap(), run_config=RUN_OF_SHARD_1, spool_dir=tmp_path / "spool")
     if stored:  # else its end's track row was still with the dead shard's writer
@@ -228,13 +288,21 @@ def test_an_ended_camera_is_moved_only_while_the_database_lacks_rows_its_events_
             sql.write(frame(ENDED, i))
         sql.end(end_of(ENDED, 5))
     sql.close()
-    ended_on_the_bus(forwarder, ENDED, frames=5)
+    if bus:
+        ended_on_the_bus(forwarder, ENDED, frames=5)
     _, (shards, _, unreported), _ = run_with_a_death(
-        tmp_path, max_restarts=1, forwarder=forwarder, sql_url=pg_url
+        tmp_path,
+        max_restarts=1,
+        forwarder=forwarder if bus else None,
+        sql_url=pg_url,
+        ended={ENDED: tallied(ENDED, 5)},
+        bus=bus,
     )
 
     (_, _), (again, resume) = shards[0].runs
     assert (ENDED in again) is not stored
     assert (ENDED in unreported) is stored
     if not stored:  # resumed where the bus and the database are: it sends nothing again
-        assert resume[ENDED].published.frame == 4 and resume[ENDED].next_seq == 7
+        assert resume[ENDED].stored_through == -1 and not resume[ENDED].stored_tracks
+        if bus:
+            assert resume[ENDED].published.frame == 4 and resume[ENDED].next_seq == 7

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from types import SimpleNamespace
 
-from pipeline.cluster.reporting import BoardReporter, ShardStatus, pass_progress
-from pipeline.cluster.shard import ShardInfo
+from pipeline.cluster.ended import Ended
+from pipeline.cluster.reporting import BoardReporter, Reported, ShardStatus, pass_progress
+from pipeline.cluster.shard import ShardInfo, ShardProgress
 from pipeline.cluster.status import RunStatus
 from pipeline.summary import CameraStats
 from tests.pipeline.cluster.test_coordinator import FakeRay, RayError, Ref
@@ -17,19 +18,22 @@ def _actor(progress: Ref) -> SimpleNamespace:
     return SimpleNamespace(progress=SimpleNamespace(remote=lambda: progress))
 
 
-def test_progress_passes_on_each_cameras_counts_and_skips_a_shard_that_died() -> None:
-    counts = [CameraStats("gate", "gate.mp4", frames=5), CameraStats("hall", "hall.mp4", frames=2)]
+def test_progress_passes_on_each_cameras_counts_keeps_the_ends_and_skips_a_shard_that_died() -> (
+    None
+):
+    counts = (CameraStats("gate", "gate.mp4", frames=5), CameraStats("hall", "hall.mp4", frames=2))
+    ended = {"gate": Ended(frames=5, last_boxed=3)}
     actors = {
-        "shard-0": _actor(Ref(counts)),
+        "shard-0": _actor(Ref(ShardProgress(counts, ended))),
         "shard-1": _actor(Ref(error=RayError("The actor died unexpectedly."))),
     }
     told: list[CameraStats] = []
-    last: dict[str, CameraStats] = {}
-    frames = pass_progress(FakeRay(), actors, told.append, last, timeout_s=0.5)
+    reported = Reported()
+    frames = pass_progress(FakeRay(), actors, told.append, reported, timeout_s=0.5)
     assert frames == {"shard-0": 7}
-    assert told == counts
-    assert last == {"gate": counts[0], "hall": counts[1]}
-    assert pass_progress(FakeRay(), {}, told.append, last, timeout_s=0.5) == {}
+    assert told == list(counts)
+    assert reported == Reported({"gate": counts[0], "hall": counts[1]}, ended)
+    assert pass_progress(FakeRay(), {}, told.append, reported, timeout_s=0.5) == {}
 
 
 def test_the_board_gets_each_live_shard_with_its_frames_restarts_and_the_moves() -> None:

@@ -104,3 +104,22 @@ def test_a_run_with_another_detector_config_gets_a_detector_built_from_it(
     frames_of(shard, stricter, ["gate"], 2)
 
     assert builds == [config.detector, stricter.detector]
+
+
+def test_a_shard_tells_each_camera_whose_stream_ended_whatever_sinks_the_config_has(
+    tmp_path: Path, builds: list[DetectorConfig]
+) -> None:
+    config = config_of(tmp_path, "gate", "yard")
+    shard = Shard("shard-0")
+    assert shard.progress().ended == {}
+
+    summary = shard.run(config, ["gate"], "c (cluster abc run 1 on shard-0)", None)
+    ended = shard.progress().ended
+    assert list(ended) == ["gate"]  # yard is not its
+    assert (ended["gate"].frames, ended["gate"].error, ended["gate"].last_boxed) == (
+        FRAMES,
+        None,
+        FRAMES - 1,  # a box every frame
+    )
+    assert not any("tally" in o for o in summary.outputs)
+    assert [s.frames for s in shard.progress().counts] == [FRAMES]
