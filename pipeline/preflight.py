@@ -29,7 +29,7 @@ from pipeline.config import (
     ZmqSinkConfig,
 )
 from pipeline.config.scene import kept_classes, scene_label_problems
-from sinks.disk import folder_problem
+from pipeline.folders import folder_problem
 
 
 def check_detector(config: DetectorConfig) -> tuple[str, dict[str, frozenset[int]]]:
