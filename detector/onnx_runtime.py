@@ -34,6 +34,7 @@ from detector.options import (
     onnxruntime_available,
 )
 from detector.quantize import RECIPE, quantize_int8
+from pipeline.folders import folder_problem
 
 if TYPE_CHECKING:  # torch is imported where a network is exported or hashed, not to run one
     from torch import Tensor
@@ -255,12 +256,12 @@ def cached_export(
     if path.is_file():
         touch(path)  # most recently used: the last to be pruned
         return path, False
-    if (problem := _unwritable(folder)) is not None:  # caching is an optimisation: run on
+    if (problem := folder_problem(folder)) is not None:  # caching is an optimisation: run on
         folder = Path(tempfile.mkdtemp(prefix="ssd-pipeline-onnx-"))
         # the sessions hold the network in memory: the files go with the process, not
         # left behind, a network per run, in the temp folder
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        log.warning("cannot %s; exporting to %s for this run only", problem, folder)
+        log.warning("ONNX cache: %s; exporting to %s for this run only", problem, folder)
         path = folder / path.name
     _preparing(
         f"exporting {name} to ONNX for onnxruntime, once per set of weights "
@@ -274,18 +275,6 @@ def cached_export(
         fix,
     )
     return path, True
-
-
-def _unwritable(folder: Path) -> str | None:
-    """Why networks cannot be cached in `folder` (made if missing), checked before an export
-    that takes minutes; None when they can."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        return f"create the ONNX cache {folder} ({exc.strerror or exc})"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"write in the ONNX cache {folder} (permission denied)"
-    return None
 
 
 def _preparing(what: str, announce: Announce | None) -> None:

@@ -30,7 +30,8 @@ from pipeline.config import (
     ZmqSinkConfig,
 )
 from pipeline.config.scene import kept_classes, scene_label_problems
-from sinks.disk import folder_problem, open_folder
+from pipeline.folders import folder_problem
+from sinks.disk import open_folder
 
 
 def check_detector(config: DetectorConfig) -> tuple[str, dict[str, frozenset[int]]]:

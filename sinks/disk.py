@@ -1,8 +1,8 @@
 """A full disk, recognised and named: the file sinks' (video, SQLite, spool) messages say
 which file system is full and how much room it has, instead of a bare `[Errno 28]`; and
 watched (`RoomWatch`) until it has room again. An output folder that could never be
-written, found when a sink opens (`open_folder`, `folder_problem`). And the files retention
-deletes, deleted (`remove_old`)."""
+written, found when a sink opens (`open_folder`, with `pipeline.folders`' check). And the
+files retention deletes, deleted (`remove_old`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from pipeline.folders import folder_problem
 from sinks.base import SinkError
 
 log = logging.getLogger(__name__)
@@ -54,24 +55,6 @@ def write_failure(exc: OSError, path: Path) -> str:
     if is_disk_full(exc):
         return f"disk full: {file_system(path)}"
     return " ".join((exc.strerror or str(exc) or type(exc).__name__).split())
-
-
-def folder_problem(folder: Path) -> str | None:
-    """Why files could not be written in `folder` (made if missing); None when they could."""
-    folder = Path(folder).expanduser()
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing == folder and not folder.is_dir():
-        return f"{folder} is a file, not a folder"
-    if not existing.is_dir():
-        return f"cannot make the folder {folder}: {existing} is not a folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        verb = "write in" if existing == folder else "make"
-        read_only = os.statvfs(existing).f_flag & os.ST_RDONLY  # even root may not write
-        why = "read-only file system" if read_only else "permission denied"
-        return f"cannot {verb} the folder {folder}: {why}"
-    return None
 
 
 def open_folder(folder: Path, sink: str) -> None:

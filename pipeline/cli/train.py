@@ -283,8 +283,8 @@ def _evaluate_int8(
     calibrated on the data's training images (else on `samples`), and kept beside it."""
     from dataclasses import asdict
 
+    from pipeline.folders import folder_problem
     from pipeline.int8_measure import measure_int8
-    from sinks.disk import folder_problem
 
     checkpoint = Path(args.model).expanduser()
     if not checkpoint.is_file():

@@ -172,13 +172,19 @@ def test_damaged_cache_file_is_exported_again(
 
 
 def test_unwritable_cache_folder_still_runs(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
     monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(blocker))
-    forward = OnnxRuntimeForward(tiny_ssd(3), "tiny")
+    with caplog.at_level(logging.WARNING):
+        forward = OnnxRuntimeForward(tiny_ssd(3), "tiny")
     assert forward.path.is_file() and blocker not in forward.path.parents
+    # the sinks' words for a folder that cannot be made, naming the cache
+    assert (
+        f"ONNX cache: cannot make the folder {blocker / 'onnx'}: {blocker} is not a folder; "
+        f"exporting to {forward.path.parent} for this run only"
+    ) in caplog.text
 
 
 def _failing_export(model: SSD, path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
-from sinks.disk import folder_problem
+from pipeline.folders import folder_problem
 from tests.conftest import VideoFactory, free_port
 from tests.sinks.small_disk import small_disk
 
