@@ -13,7 +13,7 @@ from pipeline.argtypes import nonempty, whole_like
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, stopped_by
 from pipeline.cli.records import DB_HELP, DEFAULT_DB
 from pipeline.config.http import DEFAULT_HTTP_PORT, HttpConfig
-from pipeline.web.swagger_ui import folder_problem
+from pipeline.web.swagger_ui import swagger_files_problem
 
 TOKEN_ENV = "PIPELINE_HTTP_TOKEN"
 """Where `serve` takes its token from without --token (kept out of `ps`)."""
@@ -61,9 +61,9 @@ def add_parser(sub: Any) -> None:
 
 
 def _swagger_folder(value: str) -> Path:
-    """An argparse type: a folder holding Swagger UI's files (`folder_problem`)."""
+    """An argparse type: a folder holding Swagger UI's files (`swagger_files_problem`)."""
     folder = Path(nonempty(value)).expanduser()
-    if (problem := folder_problem(folder)) is not None:
+    if (problem := swagger_files_problem(folder)) is not None:
         raise argparse.ArgumentTypeError(problem)
     return folder
 

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import Strict
 from pipeline.config.sinks import HostName, LiveAuthConfig
-from pipeline.web.swagger_ui import folder_problem
+from pipeline.web.swagger_ui import swagger_files_problem
 from sinks.live_view.access import exposure_problem
 
 DEFAULT_HTTP_PORT = 9464
@@ -62,7 +62,7 @@ class HttpConfig(Strict):
         if value is None:
             return None
         folder = value.expanduser()
-        if (problem := folder_problem(folder)) is not None:
+        if (problem := swagger_files_problem(folder)) is not None:
             raise ValueError(problem)
         return folder
 

@@ -16,7 +16,7 @@ PACKAGE = "fastapi_offline"
 """The package (`fastapi-offline`, in the `api` extra) whose `static/` folder holds a copy."""
 
 
-def folder_problem(folder: Path) -> str | None:
+def swagger_files_problem(folder: Path) -> str | None:
     """Why `folder` cannot give /docs Swagger UI (not a folder, a file missing); None when
     it can."""
     if not folder.is_dir():
@@ -36,7 +36,7 @@ def packaged_folder() -> Path | None:
     if spec is None or spec.origin is None:
         return None
     folder = Path(spec.origin).parent / "static"
-    return folder if folder_problem(folder) is None else None
+    return folder if swagger_files_problem(folder) is None else None
 
 
 def served_folder(configured: Path | None) -> Path | None:
