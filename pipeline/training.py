@@ -100,6 +100,9 @@ def _resumed(
         raise TrainingSetupError(
             _damaged(last, "its warm-up was counted in epochs; it is now counted in steps")
         )
+    # Runs saved before `min_steps` existed took their epochs alone: they resume on that
+    # schedule, not on a longer one the setting would give them now.
+    saved_settings.setdefault("min_steps", 0)
     changed = sorted(
         k for k, v in overrides.items() if k not in RESUMABLE and saved_settings.get(k) != v
     )

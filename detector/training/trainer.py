@@ -114,8 +114,9 @@ class TrainingResult:
 
 
 class Trainer:
-    """Fits `job.model` on `device` until the epochs are done, mAP stops improving for
-    `patience` epochs, or `stop` is set (then `last.pt` holds the exact step to resume)."""
+    """Fits `job.model` on `device` until the epochs are done (at least `min_steps` steps),
+    mAP stops improving for `patience` epochs after those steps, or `stop` is set (then
+    `last.pt` holds the exact step to resume)."""
 
     def __init__(
         self,
@@ -162,7 +163,9 @@ class Trainer:
             weight_decay=settings.weight_decay_for(job.arch),
         )
         self.steps_per_epoch = len(job.train) // self.batch_size
-        total = settings.epochs * self.steps_per_epoch
+        self.epochs = settings.epochs_for(self.steps_per_epoch)
+        """The epochs this run takes: `epochs`, more on a set too small for `min_steps`."""
+        total = self.epochs * self.steps_per_epoch
         self.schedule = WarmupCosine(warmup=settings.warmup_for(total), total=total)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
         self.amp = device.type == "cuda" if amp is None else amp
@@ -194,11 +197,9 @@ class Trainer:
         state = progress or Progress()
         self.restore(state)
         self.job.out.mkdir(parents=True, exist_ok=True)
-        epochs = self.job.settings.epochs
-        patience = self.job.settings.patience
         if state.epoch == 1 and state.step == 0 and not state.history:
             self._score_start(state)
-        while state.epoch <= epochs:
+        while state.epoch <= self.epochs:
             started = time.perf_counter()
             means = self._train_epoch(state)
             if means is None:  # stopped mid-epoch: `last.pt` has the step
@@ -219,7 +220,8 @@ class Trainer:
             )
             state.epoch, state.step = state.epoch + 1, 0
             self._keep(record, metrics, state)
-            if patience and state.stale_epochs >= patience:
+            steps_done = (state.epoch - 1) * self.steps_per_epoch
+            if self.job.settings.may_stop_early(state.stale_epochs, steps_done):
                 return self._result("plateau", state)
             if self.stop.is_set():
                 return self._result("interrupted", state)
@@ -289,7 +291,7 @@ class Trainer:
             batches,
             total=self.steps_per_epoch,
             initial=state.step,
-            desc=f"epoch {state.epoch}/{self.job.settings.epochs}",
+            desc=f"epoch {state.epoch}/{self.epochs}",
             unit="batch",
             leave=False,
         )

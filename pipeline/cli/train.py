@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # heavy imports at call time only: `--help` stays fast
 
     from detector.measured_int8 import Int8Measurement
     from detector.training.samples import DetectionData, Sample
-    from detector.training.trainer import TrainingJob
+    from detector.training.trainer import Trainer, TrainingJob
 
 SIZES = (300, 320, 512)
 """Input sizes `--size` offers; each base model takes those its architecture supports."""
@@ -53,6 +53,9 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--lr", type=number(1e-8, 10), help=_help("lr"))
     p.add_argument("--patience", type=whole_like(TrainSettings, "patience"), help=_help("patience"))
+    p.add_argument(
+        "--min-steps", type=whole_like(TrainSettings, "min_steps"), help=_help("min_steps")
+    )
     p.add_argument("--seed", type=whole_like(TrainSettings, "seed"), help=_help("seed"))
     p.add_argument("--size", type=int, choices=SIZES, help=_help("size"))
     p.add_argument("--val-fraction", type=number(0.01, 0.99), help=_help("val_fraction"))
@@ -159,19 +162,20 @@ def cmd_train(args: argparse.Namespace) -> int:
             line = f"epoch 0 (the starting weights, before any step): {scores}"
         else:
             line = (
-                f"epoch {record.epoch}/{job.settings.epochs}: loss {record.loss:.4f} "
+                f"epoch {record.epoch}/{trainer.epochs}: loss {record.loss:.4f} "
                 f"(localisation {record.localisation:.4f}, confidence "
                 f"{record.confidence:.4f}), {scores}, {record.images_per_s:.1f} images/s"
                 f"{'  best so far' if best else ''}"
             )
         print(line, file=sys.stderr, flush=True)
 
-    print(_start_line(job, device), file=sys.stderr, flush=True)
+    trainer = Trainer(job, device, stop, on_epoch=say_epoch)
+    print(_start_line(job, device, trainer), file=sys.stderr, flush=True)
     try:
         # the block ends with the training: a Ctrl-C during int8's measurement after it
         # interrupts that as in any command without a stop of its own
         with stop_on_signals(stop, doing="saving where training stands") as received:
-            result = Trainer(job, device, stop, on_epoch=say_epoch).fit(progress)
+            result = trainer.fit(progress)
     except DatasetError as exc:  # an image whose header read well but whose pixels do not
         _print_problems(exc)
         return EXIT_USAGE
@@ -251,6 +255,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size",
         "lr",
         "patience",
+        "min_steps",
         "seed",
         "size",
         "val_fraction",
@@ -260,13 +265,18 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
-def _start_line(job: TrainingJob, device: torch.device) -> str:
+def _start_line(job: TrainingJob, device: torch.device, trainer: Trainer) -> str:
     s = job.settings
+    epochs = f"{trainer.epochs} epoch(s)"
+    if trainer.epochs > s.epochs:
+        epochs += (
+            f" of {trainer.steps_per_epoch} step(s), not {s.epochs}: --min-steps {s.min_steps}"
+        )
     return (
         f"training {job.arch} at {job.size}x{job.size} on {device} for {len(job.class_names) - 1} "
         f"class(es) ({', '.join(job.class_names[1:])}): {len(job.train)} training and "
         f"{len(job.val)} validation images, batch {s.batch_size_for(job.arch)}, "
-        f"lr {s.lr_for(job.arch, job.fresh_class_head):g}, {s.epochs} epoch(s); writing {job.out}"
+        f"lr {s.lr_for(job.arch, job.fresh_class_head):g}, {epochs}; writing {job.out}"
     )
 
 

@@ -44,6 +44,31 @@ def test_a_resumed_run_keeps_whether_its_class_head_started_anew(
 
 
 @pytest.mark.parametrize(
+    ("saved", "min_steps"),
+    [({"min_steps": 7}, 7), ({}, 0)],
+    ids=["its own", "saved before the setting: its epochs alone"],
+)
+def test_a_resumed_run_keeps_the_min_steps_it_started_with(
+    saved: dict[str, int], min_steps: int, tmp_path: Path
+) -> None:
+    shapes = make_shapes_dataset(tmp_path / "shapes", images=3, val=1, seed=0)
+    data = write_coco(shapes, tmp_path / "coco")
+    out = tmp_path / "run"
+    settings = {k: v for k, v in TrainSettings(epochs=2).model_dump().items() if k != "min_steps"}
+    extra = {
+        "settings": {**settings, **saved},
+        "epoch": 1,
+        "progress": Progress(epoch=2).to_dict(),
+    }
+    model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
+    save_checkpoint(out / LAST, model, "person_ssdlite", 300, LabelMap(shapes.class_names), extra)
+    job, _, _ = prepare(str(data), "person_ssdlite", out, resume=True, overrides={})
+    assert job.settings.min_steps == min_steps
+    with pytest.raises(TrainingSetupError, match="drop min_steps"):
+        prepare(str(data), "person_ssdlite", out, resume=True, overrides={"min_steps": 9})
+
+
+@pytest.mark.parametrize(
     ("settings", "progress", "said"),
     [
         ({"lr": "fast"}, Progress(epoch=2).to_dict(), "(lr: Input should be a valid number"),

@@ -41,8 +41,9 @@ CPU = torch.device("cpu")
 
 
 def job_for(shapes: ShapesData, out: Path, train: int = 8, **settings: Any) -> TrainingJob:
-    """A job on the first `train` training images of `shapes` (fewer: a quicker test)."""
-    chosen = TrainSettings(**{"batch_size": 4, "workers": 0, **settings})
+    """A job on the first `train` training images of `shapes` (fewer: a quicker test), of
+    `epochs` alone unless `min_steps` is given."""
+    chosen = TrainSettings(**{"batch_size": 4, "workers": 0, "min_steps": 0, **settings})
     ready = trainable_model("person_ssdlite", shapes.class_names, None, seed=chosen.seed)
     return TrainingJob(
         model=ready.model,
@@ -383,6 +384,80 @@ def test_training_stops_when_map_has_not_improved_for_patience_epochs(
     result = Trainer(job, CPU, threading.Event()).fit()
     assert result.stopped_by == "plateau"
     assert result.epochs_done == 2 and result.best_epoch == 1
+
+
+def test_a_set_too_small_for_min_steps_trains_more_epochs_to_reach_them_on_one_schedule(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    # 4 images in batches of 2: 2 steps an epoch, so 1 epoch would be 2 steps of 5
+    job = job_for(shapes, tmp_path / "out", train=4, batch_size=2, epochs=1, min_steps=5)
+    trainer = Trainer(job, CPU, threading.Event())
+    assert trainer.epochs == 3
+    result = trainer.fit()
+    assert result.stopped_by == "finished" and result.epochs_done == 3
+    assert trainer.scheduler.last_epoch == 6  # optimiser steps taken, the 5 at least
+    history = read_history(job.out)
+    assert [r.epoch for r in history] == [0, 1, 2, 3]
+    # the cosine ends at the last of the 6 steps, not at the 2 that 1 epoch would have made
+    assert history[1].lr > history[2].lr > history[3].lr == pytest.approx(0, abs=1e-12)
+    assert history[1].lr > 0.5 * trainer.scheduler.base_lrs[0]  # the rest of the model
+
+
+def test_early_stop_does_not_fire_before_min_steps_are_done(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    # a rate of ~0: no epoch improves, so a patience of 1 would stop after epoch 2 (4
+    # steps); 6 steps at least take 3 epochs first
+    job = job_for(
+        shapes,
+        tmp_path / "out",
+        train=4,
+        batch_size=2,
+        epochs=10,
+        patience=1,
+        lr=1e-8,
+        warmup_steps=0,
+        min_steps=6,
+    )
+    result = Trainer(job, CPU, threading.Event()).fit()
+    assert result.stopped_by == "plateau"
+    assert result.epochs_done == 3 and result.best_epoch == 1
+
+
+def test_a_run_stopped_before_its_min_steps_resumes_at_its_step_and_goes_on_to_them(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    settings: dict[str, Any] = {
+        "train": 4,
+        "batch_size": 2,
+        "epochs": 1,
+        "min_steps": 6,
+        "warmup_steps": 0,
+    }
+    stop = threading.Event()
+    epochs_begun: list[int] = []
+
+    def stop_in_epoch_2(items: Iterable[Any], **_: Any) -> StopAfter:
+        epochs_begun.append(len(epochs_begun) + 1)
+        return StopAfter(items, stop, batches=1 if len(epochs_begun) == 2 else 0)  # 0: never
+
+    first = Trainer(job_for(shapes, out, **settings), CPU, stop, progress_bar=stop_in_epoch_2)
+    assert first.fit().stopped_by == "interrupted"
+    saved = load_checkpoint(out / LAST)
+    progress = Progress.from_dict(saved.extra["progress"])
+    assert (progress.epoch, progress.step) == (2, 1)  # 3 steps of the 6 done
+    assert saved.extra["settings"]["min_steps"] == 6
+
+    second = Trainer(
+        replace(job_for(shapes, out, **settings), model=saved.model), CPU, threading.Event()
+    )
+    second.restore(progress)
+    assert second.epochs == 3 and second.scheduler.last_epoch == 3
+    done = second.fit(progress)
+    assert done.stopped_by == "finished" and done.epochs_done == 3
+    assert second.scheduler.last_epoch == 6
+    assert [r.epoch for r in read_history(out)] == [0, 1, 2, 3]
 
 
 def test_a_model_with_batch_norms_trains_on_a_set_that_leaves_one_image_over(

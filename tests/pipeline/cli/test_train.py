@@ -61,6 +61,8 @@ def trained(shapes: ShapesData, tmp_path_factory: pytest.TempPathFactory) -> Pat
         "1",
         "--batch-size",
         "4",
+        "--min-steps",
+        "0",
         "--workers",
         "0",
     )
@@ -128,6 +130,54 @@ def test_resume_with_more_epochs_trains_on_and_refuses_fewer_than_done(
     fewer = cli("train", "--data", str(data), "--out", str(out), "--resume", "--epochs", "1")
     assert fewer.returncode == 2 and "Traceback" not in fewer.stderr
     assert "2 epoch(s) done; --epochs must be 2 or more" in fewer.stderr
+
+
+def test_a_set_too_small_for_min_steps_trains_the_epochs_that_reach_them(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    data = write_coco(shapes, tmp_path / "coco")
+    out = tmp_path / "run"
+    done = cli(
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--min-steps",
+        "3",
+        "--workers",
+        "0",
+        "--int8",
+        "skip",
+    )
+    assert done.returncode == 0, done.stderr
+    # 8 images in batches of 4: 2 steps an epoch, so 2 epochs make the 3 steps
+    assert "2 epoch(s) of 2 step(s), not 1: --min-steps 3;" in done.stderr
+    assert "epoch 1/2: loss" in done.stderr and "epoch 2/2: loss" in done.stderr
+    assert [r["epoch"] for r in json.loads((out / "history.json").read_text())] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("-1", "must be from 0 to 1000000, got '-1'"),
+        ("1000001", "must be from 0 to 1000000, got '1000001'"),
+        ("many", "not a whole number: 'many'"),
+    ],
+    ids=["negative", "too many", "not a number"],
+)
+def test_min_steps_out_of_bounds_is_one_error_line(
+    given: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--data", ".", "--out", "run", "--min-steps", given])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err == f"error: --min-steps: {said} (see `python -m pipeline train --help`)\n", err
 
 
 def test_train_names_every_bad_annotation_and_trains_nothing(
