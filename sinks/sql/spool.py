@@ -58,6 +58,8 @@ class RowBatch:
         rows = data.get("rows")
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise ValueError('"rows" is not a list of objects')
+        if not all(isinstance(r.get("run_id"), int) for r in rows):
+            raise ValueError('a row without a "run_id"')
         return cls(data["table"], rows)
 
 

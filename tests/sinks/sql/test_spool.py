@@ -13,7 +13,7 @@ from tests.sinks.small_disk import small_disk
 
 
 def batch(n: int, rows: int = 2) -> RowBatch:
-    return RowBatch("detections", [{"n": n, "k": k} for k in range(rows)])
+    return RowBatch("detections", [{"run_id": 1, "n": n, "k": k} for k in range(rows)])
 
 
 def drain(outbox: Outbox, stop_at: int | None = None) -> list[int]:
@@ -102,9 +102,17 @@ def test_persisted_batches_are_replayed_and_a_line_cut_by_a_crash_is_set_aside(
         b'{"table": "detections", "rows": "ab"}',
         b'{"table": "cats", "rows": []}',
         b'{"table": "detections", "rows": [1]}',
+        b'{"table": "detections", "rows": [{"frame": 1}]}',
         b"\xff\xfe",
     ],
-    ids=["a list", "rows not a list", "unknown table", "a row not an object", "not UTF-8"],
+    ids=[
+        "a list",
+        "rows not a list",
+        "unknown table",
+        "a row not an object",
+        "a row without its run",
+        "not UTF-8",
+    ],
 )
 def test_a_leftover_spool_line_of_the_wrong_shape_is_set_aside_as_it_was_and_the_rest_written(
     tmp_path: Path, damaged: bytes
