@@ -51,9 +51,13 @@ def file_system(path: Path) -> str:
 
 def write_failure(exc: OSError, path: Path) -> str:
     """Why writing `path` failed, in one line: "disk full: the file system at ..." when it
-    is, else the system's own words."""
+    is, the folder check's words when a file stands where a folder of its path should be,
+    else the system's own words."""
     if is_disk_full(exc):
         return f"disk full: {file_system(path)}"
+    in_the_way = exc.errno in (errno.EEXIST, errno.ENOTDIR)
+    if in_the_way and (problem := folder_problem(path.parent)) is not None:
+        return problem
     return " ".join((exc.strerror or str(exc) or type(exc).__name__).split())
 
 

@@ -6,7 +6,8 @@ memory queue holds `max_memory_rows` rows (the database is away, or slower than 
 pipeline), new batches are appended to a JSON-lines spool file (`sinks.sql.spool`) instead,
 and read back in order once the memory queue is empty. Batches are first in,
 first out throughout. What is left when the run ends stays in the spool file, for the next
-run to write (`persist`).
+run to write (`persist`). A spool line that cannot be read back (damaged while the run went
+on) is set aside (`sinks.sql.spool.UnreadableLine`), its rows counted in `unreadable_rows`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sinks.disk import write_failure
-from sinks.sql.spool import RowBatch, SpoolFile, Table
+from sinks.sql.spool import RowBatch, SpoolFile, Table, UnreadableLine
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ class Outbox:
         self.loss_reason: str | None = None
         self.kept_rows = 0
         """Rows `persist` left in the spool file."""
+        self.unreadable_rows = 0
+        """Rows of spool lines that could not be read back, set aside (`UnreadableLine`)."""
+        self.unreadable_in: Path | None = None
+        """The file they are set aside in; None while none could be."""
         self._max_spool_bytes = max_spool_bytes
         self._loss_logged: set[str] = set()
         self._memory: deque[RowBatch] = deque()
@@ -49,6 +54,9 @@ class Outbox:
         self._spool: SpoolFile | None = None
         self._spool_head: tuple[RowBatch, int] | None = None
         self._spooled_rows = 0
+        self._line_rows: deque[int] = deque()
+        """The rows of each unread spool line, oldest first: a line that cannot be read
+        back says nothing of its own."""
         self._changed = threading.Condition()
 
     @property
@@ -89,8 +97,9 @@ class Outbox:
             assert self._spool is not None
             while self._spool_head is None and self._spool.unread > 0:
                 batch, next_offset = self._spool.read_next()
-                if batch is None:
+                if isinstance(batch, UnreadableLine):
                     self._spool.consumed(next_offset)
+                    self._set_aside(batch)
                 else:
                     self._spool_head = (batch, next_offset)
             return None if self._spool_head is None else self._spool_head[0]
@@ -104,7 +113,7 @@ class Outbox:
             elif self._spool_head is not None and self._spool_head[0] is batch:
                 assert self._spool is not None
                 self._spool.consumed(self._spool_head[1])
-                self._spooled_rows -= len(batch.rows)
+                self._spooled_rows -= self._line_rows.popleft()
                 self._spool_head = None
             self._changed.notify_all()
 
@@ -186,6 +195,7 @@ class Outbox:
         """Close the spool file, deleted when it holds nothing; its path if it holds rows."""
         spool, self._spool = self._spool, None
         self._spooled_rows = 0
+        self._line_rows.clear()
         if spool is None:
             return None
         kept = spool.unread > 0
@@ -221,6 +231,15 @@ class Outbox:
             self._turn_away(batch, f"errno {exc.errno}", self._spool_failure(exc))
             return
         self._spooled_rows += len(batch.rows)
+        self._line_rows.append(len(batch.rows))
+
+    def _set_aside(self, line: UnreadableLine) -> None:
+        """A spool line read back unreadable (consumed): set aside, its rows counted."""
+        rows = self._line_rows.popleft()
+        self._spooled_rows -= rows
+        self.unreadable_rows += rows
+        if line.set_aside():
+            self.unreadable_in = line.aside
 
     def _turn_away(self, batch: RowBatch, kind: str, why: str) -> None:
         """A batch the spool cannot take: kept in memory where there is room, else lost."""

@@ -32,17 +32,20 @@ class RefusedFile:
     def __init__(self, path: Path, *, max_bytes: int) -> None:
         self.path = path
         self.rows = 0
-        """Rows set aside in the file."""
+        """This run's rows set aside in the file."""
         self.batches = 0
-        """Batches set aside in the file."""
+        """This run's batches set aside in the file."""
+        self.replayed_rows = 0
+        """Rows earlier runs left in spool files set aside in the file."""
         self._max_bytes = max_bytes
         self._file: SpoolFile | None = None
         self._closed = False
         self._lock = threading.Lock()
 
-    def add(self, batch: RowBatch) -> str | None:
-        """Append `batch`: None once it is in the file, else why it could not be (the file
-        closed, or it would pass `max_bytes`, a write error), in one line."""
+    def add(self, batch: RowBatch, *, replayed: bool = False) -> str | None:
+        """Append `batch` (`replayed`: left by an earlier run): None once it is in the file,
+        else why it could not be (the file closed, or it would pass `max_bytes`, a write
+        error), in one line."""
         line = batch.to_line().encode()
         with self._lock:
             if self._closed:
@@ -58,8 +61,11 @@ class RefusedFile:
             except OSError as exc:
                 why = write_failure(exc, self.path)
                 return f"cannot write the file of refused rows {self.path}: {why}"
-            self.rows += len(batch.rows)
-            self.batches += 1
+            if replayed:
+                self.replayed_rows += len(batch.rows)
+            else:
+                self.rows += len(batch.rows)
+                self.batches += 1
             return None
 
     def close(self) -> None:

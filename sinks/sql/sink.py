@@ -175,8 +175,9 @@ class SqlSink(Sink):
 
     @property
     def rows_written(self) -> dict[str, int]:
-        """Rows inserted so far per table ("detections", "tracks", "zone_visits",
-        "line_crossings"), retries not counted."""
+        """This run's rows inserted so far per table ("detections", "tracks",
+        "zone_visits", "line_crossings"), retries not counted; rows earlier runs left in
+        spool files, written first, are not counted here."""
         return dict(self._writer.rows_written)
 
     def describe(self) -> str:
@@ -200,15 +201,20 @@ class SqlSink(Sink):
             notes.append(f"disk full {self._writer.disk_full} time(s)")
         if self._refused.rows:
             notes.append(f"{self._refused.rows} refused, set aside in {self._refused.path}")
+        if unreadable := self._unreadable():
+            notes.append(unreadable)
         if lost:
             notes.append(f"{lost} lost")
         if self.kept_in is not None:
             notes.append(f"{self._left} rows not yet written kept in {self.kept_in}")
+        if earlier := self._replayed():
+            notes.append(earlier)
         return f"{text} ({'; '.join(notes)})" if notes else text
 
     def metrics(self) -> tuple[SinkMetric, ...]:
         """Rows written, waiting (in memory, in the spool file), lost, refused (set aside in
-        the file of refused rows) and kept for the next run, and outages, as the run goes."""
+        the file of refused rows), unreadable in the spool file (set aside) and kept for the
+        next run, rows earlier runs left written, and outages, as the run goes."""
         lost = self.outbox.lost
         return (
             SinkMetric("sql_rows_written", "Rows inserted into the database.",
@@ -221,8 +227,13 @@ class SqlSink(Sink):
                        "file could take (dropped).", sum(lost[t] for t in _LOST_TABLES)),
             SinkMetric("sql_rows_refused", "Rows the database refused for good, set aside "
                        "in the file of refused rows.", self._refused.rows),
+            SinkMetric("sql_rows_unreadable", "Rows of spool file lines that could not be "
+                       "read back, set aside under spool_dir/unreadable/.",
+                       self.outbox.unreadable_rows),
             SinkMetric("sql_rows_kept", "Rows left unwritten in the spool file at the end of "
                        "the run, for the next run to write.", self._left, "gauge"),
+            SinkMetric("sql_rows_replayed", "Rows earlier runs left in spool files, written "
+                       "by this run before its own.", self._writer.rows_replayed),
             SinkMetric("sql_outages", "Times the database became unreachable.",
                        self._writer.outages),
         )  # fmt: skip
@@ -278,6 +289,8 @@ class SqlSink(Sink):
             problems.append(self._writer.error.removeprefix("sql sink: "))
         if self._refused.batches > 1:  # the error names the first
             problems.append(f"{self._refused.rows} rows refused in all")
+        if unreadable := self._unreadable():
+            problems.append(unreadable)
         if self.kept_in is not None:
             kept = f"{self._left} rows kept in {self.kept_in}"
             if not self._writer.halted:
@@ -331,7 +344,11 @@ class SqlSink(Sink):
         """The run's own end, its row's time and status: "failed" when a batch was refused,
         the writer stopped or rows were lost (made once everything else is written, or
         kept)."""
-        failed = self._writer.error is not None or self.outbox.lost.total() > 0
+        failed = (
+            self._writer.error is not None
+            or self.outbox.lost.total() > 0
+            or self.outbox.unreadable_rows > 0
+        )
         final = "failed" if failed else self._status
         return RowBatch(
             "run_end", [{"run_id": self.run_id, "ended_at": time.time(), "status": final}]
@@ -346,6 +363,25 @@ class SqlSink(Sink):
         else:
             why = f"writer still busy with {self._db}"  # a slow batch, under way
         return f"{why} after {self._writer.waited_s:g} s"
+
+    def _unreadable(self) -> str:
+        """The rows of spool lines that could not be read back, and where they are; "" if
+        none."""
+        rows, aside = self.outbox.unreadable_rows, self.outbox.unreadable_in
+        if not rows:
+            return ""
+        if aside is None:
+            return f"{rows} rows unreadable in the spool file, not kept (the log says why)"
+        return f"{rows} rows unreadable in the spool file, set aside in {aside}"
+
+    def _replayed(self) -> str:
+        """The rows earlier runs left in spool files that this run wrote first, or set
+        aside; "" if none."""
+        written, refused = self._writer.rows_replayed, self._refused.replayed_rows
+        parts = [f"{written} written"] if written else []
+        if refused:
+            parts.append(f"{refused} refused, set aside in {self._refused.path}")
+        return f"left by an earlier run: {', '.join(parts)}" if parts else ""
 
     def _lost(self) -> str:
         """What was lost, counted ("12 detections, 1 tracks and the run's end"); "" if none."""

@@ -5,7 +5,9 @@ file of them, appended to and read back from the front (the outbox's overflow,
 `sinks.sql.outbox`). A spool file left by a run that could not reach its database before
 it ended is replayed by the next run writing to the same database (`replay_spools`;
 `spool_prefix` names a database's files). Files are locked (flock) by the process writing
-them, so a running pipeline's spool is never taken by another one.
+them, so a running pipeline's spool is never taken by another one. A line that is no batch
+(cut short by a crash, damaged) is set aside, as it is, in `UNREADABLE_FOLDER`
+(`UnreadableLine`), and the rest of its file is written.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from sinks.disk import write_failure
 from sinks.sql.database import DatabaseUrl
 
 log = logging.getLogger(__name__)
 
 Table = Literal["detections", "tracks", "zone_visits", "line_crossings", "run_end"]
 TABLES: tuple[Table, ...] = get_args(Table)
+UNREADABLE_FOLDER = "unreadable"
+"""The folder, under the spool folder, of the spool lines that could not be read back."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,10 +49,65 @@ class RowBatch:
 
     @classmethod
     def from_line(cls, line: str) -> RowBatch:
+        """The batch of a spool line; ValueError, saying why, for a line that is none."""
         data = json.loads(line)
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not an object")
         if data.get("table") not in TABLES:
             raise ValueError(f"unknown table {data.get('table')!r}")
-        return cls(data["table"], list(data["rows"]))
+        rows = data.get("rows")
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValueError('"rows" is not a list of objects')
+        if not all(isinstance(r.get("run_id"), int) for r in rows):
+            raise ValueError('a row without a "run_id"')
+        return cls(data["table"], rows)
+
+
+@dataclass(frozen=True)
+class UnreadableLine:
+    """A line of the spool file `spool` (its `number`th, from 1) that is no batch: cut short
+    by a crash, or damaged. It is set aside as it is, never dropped: a person who mends it
+    moves the file into the spool folder, and the next run writes it."""
+
+    spool: Path
+    number: int
+    text: bytes
+    why: str
+
+    @property
+    def aside(self) -> Path:
+        """The file it is set aside in: the spool file's name, in `UNREADABLE_FOLDER`."""
+        return self.spool.parent / UNREADABLE_FOLDER / self.spool.name
+
+    def set_aside(self) -> bool:
+        """Append the line to `aside`, and log, in one line, what became of it; whether it
+        is kept there."""
+        text = self.text if self.text.endswith(b"\n") else self.text + b"\n"
+        try:
+            self.aside.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.aside, "ab") as file:
+                file.write(text)
+                file.flush()
+                os.fsync(file.fileno())
+        except OSError as exc:
+            why = write_failure(exc, self.aside)
+            log.error(
+                "sql sink: %s; it could not be kept: cannot write %s: %s", self, self.aside, why
+            )
+            return False
+        log.error("sql sink: %s; kept as it was in %s", self, self.aside)
+        return True
+
+    def __str__(self) -> str:
+        return f"line {self.number} of {self.spool} unreadable ({self.why})"
+
+    @classmethod
+    def read(cls, spool: Path, number: int, text: bytes) -> RowBatch | UnreadableLine:
+        """The batch of line `number` of `spool`, or that line, unreadable."""
+        try:
+            return RowBatch.from_line(text.decode())
+        except ValueError as exc:  # bad UTF-8 or JSON, or no batch's shape
+            return cls(spool, number, text, " ".join(str(exc).split()))
 
 
 class SpoolFile:
@@ -67,6 +127,8 @@ class SpoolFile:
             os.close(self._fd)
             raise
         self.read_offset = 0
+        self.lines_read = 0
+        """Lines before `read_offset`."""
         self.unread = 0
         self.size = os.fstat(self._fd).st_size
 
@@ -85,17 +147,15 @@ class SpoolFile:
         self.size += written
         self.unread += 1
 
-    def read_next(self) -> tuple[RowBatch | None, int]:
-        """The batch at the read offset (None if unreadable) and the offset after it."""
+    def read_next(self) -> tuple[RowBatch | UnreadableLine, int]:
+        """The batch at the read offset (or its line, unreadable) and the offset after it."""
         line = self._line_at(self.read_offset)
-        try:
-            return RowBatch.from_line(line.decode()), self.read_offset + len(line)
-        except (ValueError, KeyError, TypeError) as exc:
-            log.error("sql sink: unreadable line in %s skipped: %s", self.path, exc)
-            return None, self.read_offset + len(line)
+        next_offset = self.read_offset + len(line)
+        return UnreadableLine.read(self.path, self.lines_read + 1, line), next_offset
 
     def consumed(self, next_offset: int) -> None:
         self.read_offset = next_offset
+        self.lines_read += 1
         self.unread -= 1
         if self.unread == 0:  # all written: start the file over instead of growing it
             self.clear()
@@ -111,7 +171,7 @@ class SpoolFile:
 
     def clear(self) -> None:
         os.ftruncate(self._fd, 0)
-        self.read_offset, self.unread, self.size = 0, 0, 0
+        self.read_offset, self.lines_read, self.unread, self.size = 0, 0, 0, 0
 
     def sync(self) -> None:
         os.fsync(self._fd)
@@ -159,14 +219,15 @@ def replay_spools(
     """Write the batches of spool files left by earlier runs; delete each file once done.
 
     Files another process holds (locked) are left alone. `write` raising stops the replay
-    of that file (it is kept, to be replayed later) and is re-raised. Returns the number
-    of rows written and the files replayed.
+    of that file (it is kept, to be replayed later) and is re-raised. An unreadable line is
+    set aside (`UnreadableLine`) and logged; a file with one that could not be is kept.
+    Returns the number of rows written and the files replayed.
     """
     rows = 0
     replayed: list[Path] = []
     for path in leftover_spools(directory, prefix):
         try:
-            spool = open(path, "r+", encoding="utf-8")  # noqa: SIM115 - closed below
+            spool = open(path, "rb+")  # noqa: SIM115 - closed below
         except OSError as exc:
             log.warning("sql sink: cannot open leftover spool %s: %s", path, exc.strerror)
             continue
@@ -175,18 +236,18 @@ def replay_spools(
                 fcntl.flock(spool.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # a running pipeline's own spool
+            all_kept = True
             for number, line in enumerate(spool, start=1):
                 if not line.strip():
                     continue
-                try:
-                    batch = RowBatch.from_line(line)
-                except (ValueError, KeyError, TypeError) as exc:
-                    # A line cut short by a crash; the rest of the file is still good.
-                    log.error("sql sink: %s line %d unreadable, skipped: %s", path, number, exc)
+                batch = UnreadableLine.read(path, number, line)
+                if isinstance(batch, UnreadableLine):  # the rest of the file is still good
+                    all_kept = batch.set_aside() and all_kept
                     continue
                 write(batch)
                 rows += len(batch.rows)
-            path.unlink()
+            if all_kept:
+                path.unlink()
             replayed.append(path)
         finally:
             spool.close()

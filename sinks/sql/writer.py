@@ -108,7 +108,10 @@ class RowWriter:
         """Set when a batch can never be written (constraint, data or SQL error), or the
         writer stopped (`halted`)."""
         self.rows_written = dict.fromkeys(_MODELS, 0)
+        """This run's rows inserted, per table."""
         self.runs_ended = 0
+        self.rows_replayed = 0
+        """Rows earlier runs left in spool files inserted (`replay`), run ends not counted."""
         self.outages = 0
         """Times the database became unreachable."""
         self.disk_full = 0
@@ -214,7 +217,10 @@ class RowWriter:
             try:
                 self.write(kept)
             except SQLAlchemyError as exc:
-                if error_kind(exc) != "refused" or self.refused.add(kept) is not None:
+                if (
+                    error_kind(exc) != "refused"
+                    or self.refused.add(kept, replayed=True) is not None
+                ):
                     raise  # the file stays, for a later run
                 set_aside += len(rows)
                 log.error(
@@ -226,7 +232,8 @@ class RowWriter:
                     self.refused.path,
                 )
                 return
-            self._count(kept)
+            if kept.table != "run_end":
+                self.rows_replayed += len(rows)
 
         try:
             with self.engine.connect() as conn:

@@ -54,6 +54,16 @@ def test_a_full_disk_names_its_mount_point_and_room_also_for_a_file_not_yet_crea
         assert message == f"disk full: the file system at {disk.path} (0.0 MB free of 2.1 MB)"
 
 
+@pytest.mark.parametrize("number", [errno.EEXIST, errno.ENOTDIR])
+def test_a_file_where_a_folder_of_the_path_should_be_is_named_in_the_folder_checks_words(
+    tmp_path: Path, number: int
+) -> None:
+    folder = tmp_path / "spool"
+    folder.write_text("")
+    exc = OSError(number, os.strerror(number))
+    assert write_failure(exc, folder / "rows.jsonl") == f"{folder} is a file, not a folder"
+
+
 def test_other_write_failures_keep_the_systems_words() -> None:
     exc = OSError(errno.EACCES, "Permission denied")
     assert write_failure(exc, Path("/x/y")) == "Permission denied"

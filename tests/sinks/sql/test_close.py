@@ -256,8 +256,47 @@ def test_rows_of_a_spool_file_whose_folder_is_gone_for_good_are_counted_lost_at_
         with pytest.raises(SinkError) as closed:
             sink.close()
     assert sink.kept_in is None
-    assert str(closed.value).startswith(
+    assert str(closed.value) == (
         f"sql sink: 5 detections and the run's end lost: cannot write the spool file "
-        f"{sink.outbox.spool_path}: "
+        f"{sink.outbox.spool_path}: {spool_dir} is a file, not a folder"
     )
     assert _accounts(sink) == {"written": 0, "kept": 0, "refused": 0, "lost": 5}
+
+
+def test_a_spool_line_damaged_during_the_run_is_counted_unreadable_not_kept_and_fails_the_run(
+    tmp_path: Path,
+) -> None:
+    database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
+    url = f"sqlite:///{database}"
+    sink = SqlSink(
+        url,
+        LABELS,
+        batch_size=1,
+        buffer_rows=1,
+        spool_dir=spool_dir,
+        sqlite_busy_timeout_ms=20,
+        retry_initial_s=0.05,
+    )
+    with _locked(database):
+        _write_one_box_frames(sink, range(4))  # frame 0 in memory, 1-3 in the spool file
+        spool = sink.outbox.spool_path
+        line_1 = len(spool.read_bytes().splitlines(keepends=True)[0])
+        with spool.open("r+b") as f:  # the line of frame 2 damaged on the disk
+            f.seek(line_1)
+            f.write(b"#")
+    with pytest.raises(SinkError) as closed:
+        sink.close()
+    aside = spool_dir / "unreadable" / spool.name
+    assert str(closed.value) == (
+        f"sql sink: 1 rows unreadable in the spool file, set aside in {aside}"
+    )
+    assert [row[2] for row in stored(url)] == [0, 1, 3]
+    assert aside.read_bytes().startswith(b"#")
+    m = scrape_sink(sink)
+    assert _accounts(sink) == {"written": 3, "kept": 0, "refused": 0, "lost": 0}
+    assert m["ssd_sink_sql_rows_unreadable_total"] == 1
+    assert run_status(url, sink.run_id) == "failed"
+    assert sink.describe() == (
+        f"sql {url}: 3 detections, 0 tracks written (1 rows unreadable in the spool file, "
+        f"set aside in {aside})"
+    )

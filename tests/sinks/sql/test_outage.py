@@ -340,6 +340,13 @@ def test_rows_unwritten_at_the_end_are_kept_and_written_by_the_next_run(tmp_path
     assert stored(url) == sorted(
         expected(first.run_id, range(0, 20)) + expected(second.run_id, range(0, 5), "cam2")
     )
+    # "written" is the run's own rows; those the first run left are counted apart
+    metrics = scrape_sink(second)
+    assert metrics["ssd_sink_sql_rows_written_total"] == 15
+    assert metrics["ssd_sink_sql_rows_replayed_total"] == 60
+    assert second.describe() == (
+        f"sql {url}: 15 detections, 0 tracks written (left by an earlier run: 60 written)"
+    )
     # the first run's end was spooled too: its row says how it ended
     assert run_status(url, first.run_id) == "finished"
 

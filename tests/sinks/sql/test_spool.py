@@ -5,18 +5,21 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from sinks.sql.outbox import Outbox
-from sinks.sql.spool import RowBatch, replay_spools
+from sinks.sql.spool import UNREADABLE_FOLDER, RowBatch, replay_spools
 from tests.sinks.small_disk import small_disk
 
 
 def batch(n: int, rows: int = 2) -> RowBatch:
-    return RowBatch("detections", [{"n": n, "k": k} for k in range(rows)])
+    return RowBatch("detections", [{"run_id": 1, "n": n, "k": k} for k in range(rows)])
 
 
-def drain(outbox: Outbox) -> list[int]:
+def drain(outbox: Outbox, stop_at: int | None = None) -> list[int]:
+    """The batches written, in order, up to (not with) the one numbered `stop_at`."""
     taken = []
-    while (b := outbox.peek(0)) is not None:
+    while (b := outbox.peek(0)) is not None and b.rows[0]["n"] != stop_at:
         taken.append(b.rows[0]["n"])
         outbox.done(b)
     return taken
@@ -70,20 +73,80 @@ def test_a_full_spool_drops_and_counts_rows(tmp_path: Path) -> None:
     assert outbox.pending_rows + outbox.lost["detections"] == 20
 
 
-def test_persisted_batches_are_replayed_and_a_line_cut_by_a_crash_is_skipped(
-    tmp_path: Path,
+def test_persisted_batches_are_replayed_and_a_line_cut_by_a_crash_is_set_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     outbox = Outbox(tmp_path / "sql-x-run1.jsonl", max_memory_rows=4, max_spool_bytes=1 << 20)
     for n in range(4):
         outbox.put(batch(n))
     kept = outbox.persist()
     assert kept is not None
+    cut = '{"table": "detections", "rows": [{"n": 9'  # the process died here
     with kept.open("a") as f:
-        f.write('{"table": "detections", "rows": [{"n": 9')  # the process died here
+        f.write(cut)
     replayed: list[int] = []
     rows, files = replay_spools(tmp_path, "sql-x-", lambda b: replayed.append(b.rows[0]["n"]))
     assert replayed == [0, 1, 2, 3] and rows == 8
     assert files == [kept] and not kept.exists()
+    aside = tmp_path / UNREADABLE_FOLDER / kept.name
+    assert aside.read_text() == cut + "\n"
+    [said] = [r.getMessage() for r in caplog.records]
+    assert said.startswith(f"sql sink: line 5 of {kept} unreadable (")
+    assert said.endswith(f"); kept as it was in {aside}")
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        b"[1, 2]",
+        b'{"table": "detections", "rows": "ab"}',
+        b'{"table": "cats", "rows": []}',
+        b'{"table": "detections", "rows": [1]}',
+        b'{"table": "detections", "rows": [{"frame": 1}]}',
+        b"\xff\xfe",
+    ],
+    ids=[
+        "a list",
+        "rows not a list",
+        "unknown table",
+        "a row not an object",
+        "a row without its run",
+        "not UTF-8",
+    ],
+)
+def test_a_leftover_spool_line_of_the_wrong_shape_is_set_aside_as_it_was_and_the_rest_written(
+    tmp_path: Path, damaged: bytes
+) -> None:
+    spool = tmp_path / "sql-x-run1.jsonl"
+    spool.write_bytes(batch(0).to_line().encode() + damaged + b"\n" + batch(1).to_line().encode())
+    replayed: list[int] = []
+    rows, _ = replay_spools(tmp_path, "sql-x-", lambda b: replayed.append(b.rows[0]["n"]))
+    assert replayed == [0, 1] and rows == 4 and not spool.exists()
+    assert (tmp_path / UNREADABLE_FOLDER / spool.name).read_bytes() == damaged + b"\n"
+
+
+def test_a_spool_line_damaged_during_the_run_is_set_aside_and_counted_once_not_as_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    outbox = Outbox(tmp_path / "spool.jsonl", max_memory_rows=2, max_spool_bytes=1 << 20)
+    for n in range(4):
+        outbox.put(batch(n))  # 0 in memory, 1-3 in the spool file
+    lines = outbox.spool_path.read_bytes().splitlines(keepends=True)
+    damaged = b"#" + lines[1][1:]
+    with outbox.spool_path.open("r+b") as f:  # the file the outbox holds open
+        f.seek(len(lines[0]))
+        f.write(damaged)
+    assert drain(outbox, stop_at=3) == [0, 1]  # batch 3 read, not yet written
+    assert (outbox.spooled_rows, outbox.unreadable_rows) == (2, 2)
+    aside = tmp_path / UNREADABLE_FOLDER / "spool.jsonl"
+    assert outbox.unreadable_in == aside and aside.read_bytes() == damaged
+    [said] = [r.getMessage() for r in caplog.records]
+    assert said.startswith(f"sql sink: line 2 of {outbox.spool_path} unreadable (")
+    assert said.endswith(f"); kept as it was in {aside}")
+    assert outbox.persist() == outbox.spool_path
+    assert outbox.kept_rows == 2  # batch 3: each row in one count
+    [kept] = outbox.spool_path.read_text().splitlines()
+    assert RowBatch.from_line(kept).rows[0]["n"] == 3
 
 
 def test_a_spool_write_cut_short_by_a_full_disk_leaves_no_partial_line_and_is_counted(
