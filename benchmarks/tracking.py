@@ -6,6 +6,7 @@ tracker gets the same input and py-motmetrics scores what it returns. See
 benchmarks/README.md for how to run it and docs/tracking.md for the results.
 
     python -m benchmarks.tracking --rf-trackers /tmp/rf_trackers
+    python -m benchmarks.tracking --pairs
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -266,6 +268,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-baselines", action="store_true", help="skip SORT and ByteTrack")
     parser.add_argument("--sweep", action="store_true", help="grid over the tracker's parameters")
     parser.add_argument(
+        "--pairs",
+        action="store_true",
+        help="only time overlapping_pairs for 13 tracks x 6 detections, numpy and loop",
+    )
+    parser.add_argument(
         "--tiles",
         type=int,
         default=4,
@@ -274,6 +281,9 @@ def main(argv: list[str] | None = None) -> None:
     for name, default in (("jitter", 0.05), ("miss", 0.10), ("burst-rate", 0.02), ("fp-rate", 1.0)):
         parser.add_argument(f"--{name}", type=float, default=default, help="noise model")
     args = parser.parse_args(argv)
+    if args.pairs:
+        print(pair_costs(tracks=13, detections=6))
+        return
 
     noise = NoiseModel(
         jitter=args.jitter, miss=args.miss, burst_rate=args.burst_rate, fp_rate=args.fp_rate
@@ -330,6 +340,33 @@ def main(argv: list[str] | None = None) -> None:
             for tracker, seconds, _ in results:
                 speed.append(Run(tracker, name, seed, seconds, frames[name]))
         print(speed_ratios(speed, f"sequences tiled {args.tiles}× (seed 0)"))
+
+
+def pair_costs(tracks: int, detections: int, calls: int = 20_000) -> str:
+    """µs per `overlapping_pairs` call through numpy and through the scalar loop, one
+    frame of people-sized boxes, fastest of 5 timings of `calls` calls each."""
+    rng = np.random.default_rng(0)
+    corners = rng.uniform((0, 0), (700, 450), size=(tracks, 2))
+    boxes = [(x, y, x + 60.0, y + 120.0) for x, y in corners.tolist()]
+    dets = [((x1 + 3, y1 - 2, x2 + 5, y2 + 1), 0.9, 1) for x1, y1, x2, y2 in boxes[:detections]]
+    labels = [1] * tracks
+
+    def per_call(dense_pairs: int) -> float:
+        with patched(DENSE_PAIRS=dense_pairs):
+            best = min(
+                timeit.repeat(
+                    lambda: iou_module.overlapping_pairs(boxes, labels, dets, 0.3),
+                    number=calls,
+                    repeat=5,
+                )
+            )
+        return best / calls * 1e6
+
+    numpy_us, loop_us = per_call(0), per_call(tracks * detections)
+    return (
+        f"overlapping_pairs, {tracks} tracks x {detections} detections: "
+        f"numpy {numpy_us:.1f} µs, loop {loop_us:.1f} µs (numpy / loop {numpy_us / loop_us:.1f})"
+    )
 
 
 def speed_ratios(runs: list[Run], what: str) -> str:
