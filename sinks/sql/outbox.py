@@ -54,9 +54,9 @@ class Outbox:
         self._spool: SpoolFile | None = None
         self._spool_head: tuple[RowBatch, int] | None = None
         self._spooled_rows = 0
-        self._line_rows: deque[int] = deque()
-        """The rows of each unread spool line, oldest first: a line that cannot be read
-        back says nothing of its own."""
+        self._line_rows: deque[tuple[Table, int]] = deque()
+        """The table and rows of each unread spool line, oldest first: a line that cannot
+        be read back says nothing of its own."""
         self._changed = threading.Condition()
 
     @property
@@ -113,7 +113,7 @@ class Outbox:
             elif self._spool_head is not None and self._spool_head[0] is batch:
                 assert self._spool is not None
                 self._spool.consumed(self._spool_head[1])
-                self._spooled_rows -= self._line_rows.popleft()
+                self._spooled_rows -= self._line_rows.popleft()[1]
                 self._spool_head = None
             self._changed.notify_all()
 
@@ -158,8 +158,15 @@ class Outbox:
 
     def _persist(self) -> Path | None:
         """`persist`, the lock held."""
-        memory = [b.to_line().encode() for b in self._memory if b.table != "run_end"]
-        ends = [b.to_line().encode() for b in self._memory if b.table == "run_end"]
+        row_batches = [b for b in self._memory if b.table != "run_end"]
+        end_batches = [b for b in self._memory if b.table == "run_end"]
+        memory = [b.to_line().encode() for b in row_batches]
+        ends = [b.to_line().encode() for b in end_batches]
+        # what each line holds, as known when it was written rather than read back: a line
+        # damaged on the disk is lost as the rows it held, not as a parse error
+        memory_sizes = [(b.table, len(b.rows)) for b in row_batches]
+        end_sizes = [(b.table, len(b.rows)) for b in end_batches]
+        spooled_sizes = list(self._line_rows)
         self._memory.clear()
         self._memory_rows = 0
         self._spool_head = None
@@ -176,18 +183,19 @@ class Outbox:
                 self._spool = SpoolFile(self.spool_path)
         except OSError as exc:
             # lost: what no spool file holds, the lines read from one no name leads to too
-            orphans = spooled if self._spool is None else []
-            self._lose_lines([*memory, *orphans, *ends], exc)
+            orphans = spooled_sizes if self._spool is None else []
+            self._lose_lines([*memory_sizes, *orphans, *end_sizes], exc)
             return self._close_spool()
         # oldest first, the run's end last: a replay records the run's end once its rows are
         # in, and a full disk that loses any row loses the end too (the run stays "running")
         lines = [*memory, *spooled, *ends]
+        sizes = [*memory_sizes, *spooled_sizes, *end_sizes]
         self._spool.clear()
         for i, line in enumerate(lines):
             try:
                 self._spool.append_line(line)
             except OSError as exc:
-                self._lose_lines(lines[i:], exc)
+                self._lose_lines(sizes[i:], exc)
                 break
         return self._close_spool()
 
@@ -231,11 +239,11 @@ class Outbox:
             self._turn_away(batch, f"errno {exc.errno}", self._spool_failure(exc))
             return
         self._spooled_rows += len(batch.rows)
-        self._line_rows.append(len(batch.rows))
+        self._line_rows.append((batch.table, len(batch.rows)))
 
     def _set_aside(self, line: UnreadableLine) -> None:
         """A spool line read back unreadable (consumed): set aside, its rows counted."""
-        rows = self._line_rows.popleft()
+        rows = self._line_rows.popleft()[1]
         self._spooled_rows -= rows
         self.unreadable_rows += rows
         if line.set_aside():
@@ -260,8 +268,11 @@ class Outbox:
             self.lost[batch.table] += len(batch.rows)
         self.loss_reason = self.loss_reason or why
 
-    def _lose_lines(self, lines: list[bytes], exc: OSError) -> None:
-        self._lose([RowBatch.from_line(line.decode()) for line in lines], self._spool_failure(exc))
+    def _lose_lines(self, sizes: list[tuple[Table, int]], exc: OSError) -> None:
+        """Spool lines no file could take, as (table, rows) each: lost."""
+        for table, rows in sizes:
+            self.lost[table] += rows
+        self.loss_reason = self.loss_reason or self._spool_failure(exc)
 
     def _spool_failure(self, exc: OSError) -> str:
         why = write_failure(exc, self.spool_path)

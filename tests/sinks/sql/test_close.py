@@ -263,6 +263,36 @@ def test_rows_of_a_spool_file_whose_folder_is_gone_for_good_are_counted_lost_at_
     assert _accounts(sink) == {"written": 0, "kept": 0, "refused": 0, "lost": 5}
 
 
+def test_a_damaged_spool_line_whose_folder_is_gone_for_good_is_counted_lost_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
+    sink = SqlSink(
+        f"sqlite:///{database}",
+        LABELS,
+        batch_size=1,
+        buffer_rows=2,
+        spool_dir=spool_dir,
+        close_timeout_s=0.2,
+        sqlite_busy_timeout_ms=20,
+        retry_initial_s=0.05,
+    )
+    with _locked(database):
+        _write_one_box_frames(sink, range(5))  # 2 rows in memory, 3 in the spool file
+        spool = sink.outbox.spool_path
+        with spool.open("r+b") as f:  # its first line damaged on the disk
+            f.write(b"#")
+        shutil.rmtree(spool_dir)
+        spool_dir.write_text("")  # a file where its folder was: no spool file can be made
+        with pytest.raises(SinkError) as closed:
+            sink.close()
+    assert str(closed.value) == (
+        f"sql sink: 5 detections and the run's end lost: cannot write the spool file "
+        f"{spool}: {spool_dir} is a file, not a folder"
+    )
+    assert _accounts(sink) == {"written": 0, "kept": 0, "refused": 0, "lost": 5}
+
+
 def test_a_spool_line_damaged_during_the_run_is_counted_unreadable_not_kept_and_fails_the_run(
     tmp_path: Path,
 ) -> None:
