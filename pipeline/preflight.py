@@ -7,8 +7,8 @@ CPU (its weights read and fitted, as `run` does, without the engine's export) so
 model's own class names. Sinks are not opened, which has effects (tables created, ports
 held): what would stop them opening is checked instead (a port another program holds, a
 folder that cannot be made, a database server that does not answer, an MQTT broker that
-does not accept the login). `run` itself asks `check_output_folders` before it prepares
-the detector.
+does not accept the login). `run`, and each shard of a cluster run, ask `check_before_work`
+before they prepare the detector.
 """
 
 from __future__ import annotations
@@ -122,13 +122,45 @@ def _server_section(config: PipelineConfig) -> str:
     return f"sinks[{config.sinks.index(live)}] (live)"
 
 
-def check_output_folders(configs: Sequence[SinkConfig]) -> None:
-    """Raises the `SinkError` the first sink whose output folder could never be written
-    would raise as it opens (`open_folder`): `run` asks before it prepares the detector (a
-    first run's export takes many seconds), so that the one line comes at once."""
-    for config in configs:
-        for folder in output_folders(config):
-            open_folder(folder, config.type)
+def check_before_work(config: PipelineConfig) -> None:
+    """What must hold before any work, checked at once: `run` and each shard of a cluster
+    run ask before they prepare the detector (a first run's export takes many seconds), so
+    that the one line comes first.
+
+    Raises:
+        ServerError: the run's HTTP server could not listen (`server_port_problem`).
+        SinkError: a sink could never open (`check_sink_before_work`): an output folder
+            it could never write, a SQLite database it may not write.
+    """
+    from pipeline.web import ServerError
+
+    if (problem := server_port_problem(config)) is not None:
+        raise ServerError(problem)
+    for sink in config.sinks:
+        check_sink_before_work(sink)
+
+
+@functools.singledispatch
+def check_sink_before_work(config: SinkConfig) -> None:
+    """Raises the `SinkError` the sink `config` describes would raise as it opens, where
+    that is known at once without changing anything: an output folder it could never write
+    (`open_folder`), and what its own check adds."""
+    _open_folders(config)
+
+
+@check_sink_before_work.register
+def _(config: SqlSinkConfig) -> None:
+    from sinks.sql.sink import check_database
+
+    _open_folders(config)  # the spool first, as the sink opens
+    check_database(config.url)  # a read-only SQLite file or folder, another program's
+
+
+def _open_folders(config: SinkConfig) -> None:
+    """Raises the `SinkError` of the first of the sink's `output_folders` it could never
+    write."""
+    for folder in output_folders(config):
+        open_folder(folder, config.type)
 
 
 @functools.singledispatch

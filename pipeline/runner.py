@@ -31,7 +31,7 @@ from pipeline.build import (
 from pipeline.config import CameraConfig, PipelineConfig, SqlSinkConfig
 from pipeline.detection_loop import DetectionLoop, FrameDetector
 from pipeline.metrics import RunMetrics, sink_labels
-from pipeline.preflight import check_output_folders
+from pipeline.preflight import check_before_work
 from pipeline.readers import CameraReader
 from pipeline.sink_factory import build_sinks
 from pipeline.stops import StopEvent
@@ -52,14 +52,14 @@ EXTRA_SINK_QUEUE_SIZE = 256
 class Pipeline:
     """Composes the stages described by a config and runs them until every source is done.
 
-    `run` checks the sinks' output folders first (`check_output_folders`: one that could
-    never be written stops it before the detector's preparation), builds the detector (so
-    missing weights fail before any frame is read), then the sinks, then starts one reader
-    per camera. A camera that fails is reported and ended (live ones reconnect); the others
-    keep running, and the batcher never waits for a camera that has nothing. `stop` (set
-    by Ctrl-C) makes the readers stop; what was already decoded is still detected, tracked
-    and written, and every camera's stream ends (its open tracks closed) as at the end of a
-    file (docs/stopping.md).
+    `run` checks first what must hold before any work (`check_before_work`: its HTTP
+    server's port, the sinks' output folders, a SQLite file it may not write), builds the
+    detector (so missing weights fail before any frame is read), then the sinks, then
+    starts one reader per camera. A camera that fails is reported and ended (live ones
+    reconnect); the others keep running, and the batcher never waits for a camera that has
+    nothing. `stop` (set by Ctrl-C) makes the readers stop; what was already decoded is
+    still detected, tracked and written, and every camera's stream ends (its open tracks
+    closed) as at the end of a file (docs/stopping.md).
 
     `detector` and `extra_sinks` replace the configured detector / add sinks (tests, embedding);
     `sized_sinks` adds sinks built from a config, each with its configured `queue_size`.
@@ -106,7 +106,7 @@ class Pipeline:
             # OpenCV's pool (the video sink's colour conversion and drawing) spins after each
             # call, which on 2 cores costs more than the call (docs/performance.md).
             cv2.setNumThreads(1)
-        check_output_folders(cfg.sinks)  # at once, not after a first run's export
+        check_before_work(cfg)  # at once, not after a first run's export
         detector = self._detector or build_run_detector(cfg.detector, say)
         described = detector.describe()
         if described:

@@ -1,4 +1,5 @@
-"""What a source string names, and how to show a URL without its credentials.
+"""What a source string names, how to show a URL without its credentials, and the highest
+port an address may name.
 
 A leaf module that imports nothing from the project: part of the vocabulary every layer may
 use (the config, the readers, the sinks, the CLI's log filter).
@@ -9,6 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+MAX_PORT = 65535
+"""The highest TCP port (port numbers are 16 bits); 0 asks a listening server for any free
+one, and only there means anything."""
 STREAM_SCHEMES = frozenset(
     {"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "tcp", "udp", "srt", "rtp"}
 )

@@ -141,12 +141,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     pipeline: Pipeline | ClusterRun
     if config.cluster is None:
-        from pipeline.preflight import server_port_problem
-
-        # at once, not after the detector is prepared (a first run's export: minutes)
-        if (problem := server_port_problem(config)) is not None:
-            print(f"error: {problem}", file=sys.stderr)
-            return EXIT_FAILED
         pipeline = Pipeline(config, config_source=str(args.config))
     else:
         from pipeline.cluster.run import ClusterRun

@@ -125,6 +125,7 @@ class ClusterRun:
         actors = self._start_shards(ray, count)
         try:
             infos = self._placed(ray, actors)
+            self._check_before_work(ray, actors)
             forwarder = self._forwarder(say)
             try:
                 shards = list(zip(actors, infos, strict=True))
@@ -170,6 +171,14 @@ class ClusterRun:
                 f"{shard_options(self.cluster.resources_per_shard)} free"
             )
         return list(ray.get(refs))
+
+    def _check_before_work(self, ray: Any, actors: list[Any]) -> None:
+        """Raises the `SinkError` of the first shard that could not start its work (a sink's
+        output folder it could never write, on its node), before any shard builds its
+        detector (`Shard.problem_before_work`)."""
+        problems = ray.get([a.problem_before_work.remote(self.config) for a in actors])
+        if (problem := next(filter(None, problems), None)) is not None:
+            raise SinkError(problem)
 
     def _forwarder(self, say: Callable[[str], None]) -> EventForwarder | None:
         zmq = next((s for s in self.config.sinks if isinstance(s, ZmqSinkConfig)), None)

@@ -26,7 +26,7 @@ from pipeline.config import (
     ZmqSinkConfig,
 )
 from pipeline.summary import CameraStats, RunSummary
-from sinks.base import Sink
+from sinks.base import Sink, SinkError
 from sinks.event_stream import ResumesCameras
 
 if TYPE_CHECKING:
@@ -115,6 +115,19 @@ class Shard:
         built = self._detector_for(detector)
         return tuple(built.labels.names[i] for i in built.labels.classes(built.background))
 
+    def problem_before_work(self, config: PipelineConfig) -> str | None:
+        """The one line `check_before_work` says of `config` on this shard's node (a sink's
+        output folder is written there); None when the shard could start its work. The
+        driver asks each shard before any builds its detector."""
+        from pipeline.preflight import check_before_work
+        from pipeline.web import ServerError
+
+        try:
+            check_before_work(config)
+        except (SinkError, ServerError) as exc:
+            return str(exc)
+        return None
+
     def run(
         self,
         config: PipelineConfig,
@@ -128,11 +141,13 @@ class Shard:
         `run_config` is what the SQL sink records as the run's config (the coordinator finds
         the shard's rows by it); `resume`: cameras taken over from a dead shard.
         """
+        from pipeline.preflight import check_before_work
         from pipeline.runner import Pipeline
         from pipeline.sink_factory import SinkContext, build_sink
 
         resume = resume or {}
         wanted = set(camera_ids)
+        check_before_work(config)  # every sink's folders, the shard's own included
         detector = self._detector_for(config.detector)
         run = next(self._runs)
         # The database and the event sinks (the bus, MQTT) get only what they lack of a

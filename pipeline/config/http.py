@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import Strict
 from pipeline.config.sinks import HostName, LiveAuthConfig
+from pipeline.urls import MAX_PORT
 from pipeline.web.swagger_ui import swagger_files_problem
 from sinks.live_view.access import exposure_problem
 
@@ -22,7 +23,9 @@ class HttpConfig(Strict):
         description="Address to listen on; 127.0.0.1 keeps it on this machine. Any other "
         "(0.0.0.0: all interfaces) needs `auth` or `allow_unauthenticated: true`.",
     )
-    port: int = Field(DEFAULT_HTTP_PORT, ge=0, le=65535, description="TCP port (0: any free port).")
+    port: int = Field(
+        DEFAULT_HTTP_PORT, ge=0, le=MAX_PORT, description="TCP port (0: any free port)."
+    )
     metrics: bool = Field(
         True, description="Serve Prometheus metrics at /metrics (docs/metrics.md)."
     )

@@ -16,6 +16,7 @@ from pydantic import (
 
 from pipeline.config.base import Strict
 from pipeline.config.mqtt import MqttSinkConfig
+from pipeline.urls import MAX_PORT
 from sinks.event_bus.endpoints import endpoint_problem
 from sinks.live_view.access import DEFAULT_MAX_VIEWERS, Credentials, exposure_problem
 from sinks.snapshots.writer_thread import WRITE_TIMEOUT_S
@@ -146,7 +147,7 @@ class LiveSinkConfig(Strict):
         "`allow_unauthenticated: true`.",
     )
     port: int = Field(
-        8080, ge=0, le=65535, description="TCP port (0: any free port; without `http:`)."
+        8080, ge=0, le=MAX_PORT, description="TCP port (0: any free port; without `http:`)."
     )
     max_fps: float = Field(
         15.0, ge=0, le=1000, description="Most frames per second sent to each viewer (0: all)."

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-MAX_PORT = 65535
+from pipeline.urls import MAX_PORT
+
 _TRANSPORT = re.compile(r"^(?P<transport>tcp|ipc|inproc)://(?P<address>.+)$", re.DOTALL)
 EXAMPLES = "e.g. tcp://127.0.0.1:5556, tcp://*:5556 or ipc:///tmp/events"
 

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.urls import MAX_PORT
+
 INSTALL_HINT = "pip install 'ssd-pipeline[mqtt]' (or pip install paho-mqtt)"
 """What to install for the mqtt sink."""
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -46,8 +48,8 @@ class BrokerAddress:
             raise ValueError("expected mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS")
         scheme = match["scheme"]
         port = int(match["port"]) if match["port"] else DEFAULT_PORTS[scheme]
-        if not 1 <= port <= 65535:
-            raise ValueError(f"port {port} is not in 1..65535")
+        if not 1 <= port <= MAX_PORT:
+            raise ValueError(f"port {port} is not in 1..{MAX_PORT}")
         return cls(match["host"].strip("[]"), port, scheme == "mqtts")
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ Shared by the SQL sink (`sinks.sql.sink`, `sinks.sql.writer`) and the read API
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,6 +160,41 @@ def not_a_database(db: DatabaseUrl) -> str | None:
     if header != SQLITE_HEADER:
         what = "is empty" if info.st_size == 0 else "holds something else"
         return f"{path} {what}: not a SQLite database (left as it is)"
+    return None
+
+
+SQLITE_READONLY = 8
+"""SQLite's primary result code for a write the file, or its folder, does not allow
+(sqlite3.h); extended codes keep it in their low byte."""
+
+
+def sqlite_write_refused(db: DatabaseUrl) -> sqlite3.Error | None:
+    """SQLite's own error writing to `db`'s existing database file when it may not (the
+    file or its folder read-only); None when it may, and when that cannot be known yet (no
+    file, no SQLite database, a lock): opening it for writing says so then. Found by a write
+    rolled back: the file is left as it was."""
+    path = db.sqlite_file
+    if path is None or not_a_database(db) is not None:
+        return None
+    try:
+        connection = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=0, isolation_level=None
+        )
+    except sqlite3.Error:
+        return None
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        connection.execute(f"PRAGMA user_version = {int(version)}")  # writes what is there
+    except sqlite3.Error as exc:
+        code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+        if code is not None and code & 0xFF == SQLITE_READONLY:
+            return exc
+        return None
+    finally:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        connection.close()
     return None
 
 

@@ -17,6 +17,7 @@ from pipeline.types import LabelMap
 from tests.conftest import write_video
 from tests.detector.training.datasets import make_shapes_dataset, write_coco
 from tests.pipeline.unprivileged import error_lines, read_only, run_unprivileged, unreadable
+from tests.pipeline.without_detector import DETECTOR_BUILT
 
 DETECTOR = (
     # the bundled model finds no people in rectangles: keep its 3 best boxes a frame
@@ -100,21 +101,28 @@ def test_a_video_folder_made_read_only_mid_run_fails_the_video_sink_alone(
 
 
 @pytest.mark.parametrize("locked", ["file", "folder"])
-def test_run_with_a_read_only_sqlite_database_ends_in_one_line_naming_it(
+def test_run_with_a_read_only_sqlite_database_ends_in_one_line_naming_it_before_the_detector(
     tmp_path: Path, clip: Path, locked: str
 ) -> None:
     folder = tmp_path / "db"
     folder.mkdir()
     db = folder / "det.db"
-    sqlite3.connect(db).close()
+    with sqlite3.connect(db) as made:
+        made.execute("PRAGMA user_version = 7")
+    before = db.read_bytes()
     read_only(folder) if locked == "folder" else db.chmod(0o444)
     done = run_unprivileged(
-        "run", str(config(tmp_path, {"cam": clip}, sql_sink(db))), "--no-progress"
+        "run",
+        str(config(tmp_path, {"cam": clip}, sql_sink(db))),
+        "--no-progress",
+        module="tests.pipeline.without_detector",  # a first run's export takes seconds
     )
 
+    assert DETECTOR_BUILT not in done.stderr, done.stderr
     line = assert_one_error(done.stderr, f"sqlite:///{db}", "readonly database")
     assert line.startswith("error: sql sink: cannot open database")
     assert done.returncode == 1
+    assert db.read_bytes() == before and sorted(folder.iterdir()) == [db]  # left as it was
 
 
 @pytest.mark.parametrize("locked", ["file", "folder"])

@@ -103,6 +103,49 @@ def test_run_refuses_an_output_folder_it_could_never_write_before_building_the_d
     assert not db.exists()  # no sink opened
 
 
+def test_run_refuses_another_programs_sqlite_database_before_building_the_detector(
+    tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    def build(*args: object) -> None:
+        raise AssertionError("the detector was built")
+
+    monkeypatch.setattr("pipeline.runner.build_run_detector", build)
+    clip = synthetic_video("clip.mp4", frames=1, size=(32, 32))
+    theirs = tmp_path / "theirs.db"
+    with contextlib.closing(sqlite3.connect(theirs)) as conn:
+        conn.execute("CREATE TABLE runs (name TEXT)")
+        conn.commit()
+    before = theirs.read_bytes()
+    config = tmp_path / "cams.yaml"
+    config.write_text(
+        f"cameras:\n  - id: cam\n    source: {clip}\n"
+        f"sinks:\n  - {{type: sql, url: 'sqlite:///{theirs}', spool_dir: {tmp_path / 'spool'}}}\n"
+    )
+    code = main(["run", "--no-progress", str(config)])
+    out, err = capsys.readouterr()
+    assert (code, out) == (EXIT_FAILED, "")
+    assert err.startswith(f"error: sql sink: cannot write to sqlite:///{theirs}: ")
+    assert "its runs table is not this pipeline's" in err and err.count("\n") == 1
+    assert theirs.read_bytes() == before and sorted(tmp_path.glob("theirs*")) == [theirs]
+
+
+def test_run_leaves_its_own_sqlite_database_as_it_was_when_checking_it_can_write(
+    tmp_path: Path,
+) -> None:
+    from sinks.sql.database import DatabaseUrl, sqlite_write_refused
+
+    db = tmp_path / "det.db"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA user_version = 3")
+        conn.execute("CREATE TABLE t (x INTEGER)")
+        conn.commit()
+    before = db.read_bytes()
+    assert sqlite_write_refused(DatabaseUrl(f"sqlite:///{db}")) is None
+    assert sqlite_write_refused(DatabaseUrl(f"sqlite:///{tmp_path / 'new.db'}")) is None
+    assert db.read_bytes() == before and sorted(tmp_path.iterdir()) == [db]
+
+
 def test_an_ipc_endpoint_in_a_missing_folder_is_found_by_validate(
     tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -305,6 +305,29 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def test_a_cluster_run_refuses_an_output_folder_it_could_never_write_before_any_shard_starts(
+    cluster: object, clips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    folder = tmp_path / "a-file" / "video"
+    cams = "".join(f"  - {{id: {cid}, source: '{path}'}}\n" for cid, path in clips.items())
+    config = tmp_path / "cluster.yaml"
+    config.write_text(
+        f"cameras:\n{cams}detector: {json.dumps(DETECTOR)}\n"
+        f"sinks:\n  - {{type: video, dir: '{folder}'}}\n"
+        "cluster:\n  engine: ray\n  address: auto\n"
+        "  resources_per_shard: {num_cpus: 0.5, num_gpus: 1}\n"
+    )
+    code, out, err = cli(capsys, "run", "--no-progress", str(config))
+
+    assert (code, out) == (1, "")
+    # the one line alone: no shard was given its cameras (and with them its detector)
+    assert err == (
+        f"error: video sink: cannot make the folder {folder}: {tmp_path / 'a-file'} is not a "
+        "folder\n"
+    )
+
+
 def test_cameras_added_and_removed_while_running_are_stored_up_to_their_end_or_stop(
     cluster: object,
     clips: dict[str, Path],

@@ -17,6 +17,7 @@ from pipeline.cluster.shard import Shard
 from pipeline.config import DetectorConfig, PipelineConfig, parse_config
 from pipeline.runner import FrameDetector
 from pipeline.types import Detections, Frame, LabelMap
+from sinks.base import SinkError
 from tests.conftest import write_video
 
 FRAMES = 4
@@ -123,3 +124,37 @@ def test_a_shard_tells_each_camera_whose_stream_ended_whatever_sinks_the_config_
     )
     assert not any("tally" in o for o in summary.outputs)
     assert [s.frames for s in shard.progress().counts] == [FRAMES]
+
+
+@pytest.mark.parametrize("kind", ["video", "snapshots"])
+def test_a_shard_refuses_an_output_folder_it_could_never_write_before_building_its_detector(
+    tmp_path: Path, builds: list[DetectorConfig], kind: str
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    folder = tmp_path / "a-file" / kind
+    clip = write_video(tmp_path / "gate.mp4", frames=FRAMES)
+    config = parse_config(
+        f"cameras:\n  - {{id: gate, source: '{clip}'}}\n"
+        f"sinks:\n  - {{type: {kind}, dir: '{folder}'}}\ncluster: {{engine: ray}}\n"
+    )
+    line = f"{kind} sink: cannot make the folder {folder}: {tmp_path / 'a-file'} is not a folder"
+    shard = Shard("shard-0")
+
+    assert shard.problem_before_work(config) == line  # what the driver asks each shard first
+    with pytest.raises(SinkError) as refused:
+        shard.run(config, ["gate"], "c (cluster abc run 1 on shard-0)", None)
+    assert str(refused.value) == line
+    assert builds == []
+
+
+def test_a_shard_that_could_write_every_output_folder_has_no_problem_before_work(
+    tmp_path: Path,
+) -> None:
+    clip = write_video(tmp_path / "gate.mp4", frames=FRAMES)
+    config = parse_config(
+        f"cameras:\n  - {{id: gate, source: '{clip}'}}\n"
+        f"sinks:\n  - {{type: video, dir: '{tmp_path / 'new' / 'video'}'}}\n"
+        "cluster: {engine: ray}\n"
+    )
+    assert Shard("shard-0").problem_before_work(config) is None
+    assert not (tmp_path / "new").exists()  # checked, not made

@@ -196,7 +196,7 @@ def test_run_refuses_an_http_port_another_program_holds_before_preparing_the_det
     def prepares(*args: object, **kwargs: object) -> None:
         raise AssertionError("the run went on to prepare the detector")
 
-    monkeypatch.setattr(Pipeline, "run", prepares)
+    monkeypatch.setattr("pipeline.runner.build_run_detector", prepares)
     clip = write_video(tmp_path / "clip.mp4", frames=2, size=(64, 48))
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
