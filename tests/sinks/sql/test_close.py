@@ -82,6 +82,33 @@ def _write_one_box_frames(sink: SqlSink, frames: range) -> None:
         sink.write(frame_result("cam", i, T0 + i, [Box(i, 0, i + 1, 1, 0.5, 1)]))
 
 
+def _busy_writer_sink(url: str, spool_dir: Path) -> SqlSink:
+    """A sink that writes each frame alone and gives up on a busy writer at once."""
+    return SqlSink(
+        url,
+        LABELS,
+        batch_size=1,
+        spool_dir=spool_dir,
+        close_timeout_s=0.0,
+        sqlite_busy_timeout_ms=int(BUSY_S * 1000),
+    )
+
+
+def _spilling_sink(database: Path, spool_dir: Path) -> SqlSink:
+    """A sink that holds 2 rows in memory, spools the rest while `database` is locked, and
+    gives up on it soon at the close."""
+    return SqlSink(
+        f"sqlite:///{database}",
+        LABELS,
+        batch_size=1,
+        buffer_rows=2,
+        spool_dir=spool_dir,
+        close_timeout_s=0.2,
+        sqlite_busy_timeout_ms=20,
+        retry_initial_s=0.05,
+    )
+
+
 def test_a_batch_refused_during_the_close_is_counted_refused_and_the_run_failed(
     tmp_path: Path,
 ) -> None:
@@ -112,14 +139,7 @@ def test_a_refusal_after_the_close_gave_up_on_a_busy_writer_leaves_the_rows_kept
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
     url = f"sqlite:///{database}"
     monkeypatch.setattr(sinks.sql.writer, "STOP_GRACE_S", GRACE_S)
-    sink = SqlSink(
-        url,
-        LABELS,
-        batch_size=1,
-        spool_dir=spool_dir,
-        close_timeout_s=0.0,
-        sqlite_busy_timeout_ms=int(BUSY_S * 1000),
-    )
+    sink = _busy_writer_sink(url, spool_dir)
     _refuse_frame(url, 0)
     with _locked(database):
         _write_one_box_frames(sink, range(2))  # the writer waits on the lock with frame 0
@@ -153,14 +173,7 @@ def test_a_batch_the_database_refuses_in_a_spool_file_is_set_aside_and_the_rest_
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
     url = f"sqlite:///{database}"
     monkeypatch.setattr(sinks.sql.writer, "STOP_GRACE_S", GRACE_S)
-    first = SqlSink(
-        url,
-        LABELS,
-        batch_size=1,
-        spool_dir=spool_dir,
-        close_timeout_s=0.0,
-        sqlite_busy_timeout_ms=int(BUSY_S * 1000),
-    )
+    first = _busy_writer_sink(url, spool_dir)
     with _locked(database):
         _write_one_box_frames(first, range(3))
         with pytest.raises(SinkError, match="3 rows kept in"):
@@ -183,14 +196,7 @@ def test_a_batch_committed_after_the_close_gave_up_on_the_writer_is_counted_once
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
     url = f"sqlite:///{database}"
     monkeypatch.setattr(sinks.sql.writer, "STOP_GRACE_S", GRACE_S)
-    sink = SqlSink(
-        url,
-        LABELS,
-        batch_size=1,
-        spool_dir=spool_dir,
-        close_timeout_s=0.0,
-        sqlite_busy_timeout_ms=int(BUSY_S * 1000),
-    )
+    sink = _busy_writer_sink(url, spool_dir)
     with _locked(database):
         _write_one_box_frames(sink, range(3))
         with pytest.raises(SinkError) as closed:
@@ -214,16 +220,7 @@ def test_the_runs_end_is_the_last_line_kept_after_rows_in_memory_and_in_the_spoo
     tmp_path: Path,
 ) -> None:
     database = tmp_path / "det.db"
-    sink = SqlSink(
-        f"sqlite:///{database}",
-        LABELS,
-        batch_size=1,
-        buffer_rows=2,
-        spool_dir=tmp_path / "spool",
-        close_timeout_s=0.2,
-        sqlite_busy_timeout_ms=20,
-        retry_initial_s=0.05,
-    )
+    sink = _spilling_sink(database, tmp_path / "spool")
     with _locked(database):
         _write_one_box_frames(sink, range(5))  # 2 rows in memory, 3 in the spool file
         with pytest.raises(SinkError, match="still unreachable"):
@@ -238,16 +235,7 @@ def test_rows_of_a_spool_file_whose_folder_is_gone_for_good_are_counted_lost_at_
     tmp_path: Path,
 ) -> None:
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
-    sink = SqlSink(
-        f"sqlite:///{database}",
-        LABELS,
-        batch_size=1,
-        buffer_rows=2,
-        spool_dir=spool_dir,
-        close_timeout_s=0.2,
-        sqlite_busy_timeout_ms=20,
-        retry_initial_s=0.05,
-    )
+    sink = _spilling_sink(database, spool_dir)
     with _locked(database):
         _write_one_box_frames(sink, range(5))  # 2 rows in memory, 3 in the spool file
         assert sink.outbox.spooled_rows == 3
@@ -267,16 +255,7 @@ def test_a_damaged_spool_line_whose_folder_is_gone_for_good_is_counted_lost_not_
     tmp_path: Path,
 ) -> None:
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
-    sink = SqlSink(
-        f"sqlite:///{database}",
-        LABELS,
-        batch_size=1,
-        buffer_rows=2,
-        spool_dir=spool_dir,
-        close_timeout_s=0.2,
-        sqlite_busy_timeout_ms=20,
-        retry_initial_s=0.05,
-    )
+    sink = _spilling_sink(database, spool_dir)
     with _locked(database):
         _write_one_box_frames(sink, range(5))  # 2 rows in memory, 3 in the spool file
         spool = sink.outbox.spool_path
