@@ -13,6 +13,7 @@ before they prepare the detector.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import socket
@@ -149,11 +150,22 @@ def check_sink_before_work(config: SinkConfig) -> None:
 
 
 @check_sink_before_work.register
+def _(config: ZmqSinkConfig) -> None:
+    from sinks.event_bus.publisher import bind_error
+
+    address = _tcp_address(config)
+    if address is not None and _port_in_use(*address):
+        raise bind_error(config.endpoint, errno.EADDRINUSE)
+    # Anything else (an interface name for a host, an ipc path) is ZeroMQ's to judge as
+    # the sink binds; `validate` says more (`sink_problem`).
+
+
+@check_sink_before_work.register
 def _(config: SqlSinkConfig) -> None:
-    from sinks.sql.sink import check_database
+    from sinks.sql.opening import check_database
 
     _open_folders(config)  # the spool first, as the sink opens
-    check_database(config.url)  # a read-only SQLite file or folder, another program's
+    check_database(config.url)  # a SQLite file it may not write, or not make
 
 
 def _open_folders(config: SinkConfig) -> None:
@@ -201,10 +213,18 @@ def _(config: ZmqSinkConfig) -> str | None:
         if not folder.is_dir():
             return f"cannot bind {config.endpoint!r}: {folder} is not a folder"
         return None  # a path in use: the publisher's own check at open
+    tcp = _tcp_address(config)
+    return None if tcp is None else port_problem(*tcp)  # None: inproc, or any port (*)
+
+
+def _tcp_address(config: ZmqSinkConfig) -> tuple[str, int] | None:
+    """The host and port a zmq sink's tcp endpoint binds (`*`: every address); None for
+    another transport, or for any port (`*`)."""
+    scheme, _, address = config.endpoint.partition("://")
     host, _, port = address.rpartition(":")
     if scheme != "tcp" or not port.isdigit():
-        return None  # inproc, or any port (*)
-    return port_problem("0.0.0.0" if host == "*" else host.strip("[]"), int(port))
+        return None
+    return "0.0.0.0" if host == "*" else host.strip("[]"), int(port)
 
 
 @sink_problem.register
@@ -262,6 +282,20 @@ def _(config: MqttSinkConfig) -> str | None:
 def port_problem(host: str, port: int) -> str | None:
     """Why a server could not listen on `host`:`port` now (another program holds the port,
     an address this machine does not have); None when it could. Port 0 takes any."""
+    exc = _bind_failure(host, port)
+    return None if exc is None else f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    """Whether another program holds `host`:`port` now (a host this machine cannot bind,
+    an interface name say, is not this)."""
+    exc = _bind_failure(host, port)
+    return exc is not None and exc.errno == errno.EADDRINUSE
+
+
+def _bind_failure(host: str, port: int) -> OSError | None:
+    """The error a server listening on `host`:`port` now would meet; None when it could.
+    Port 0 takes any."""
     if port == 0:
         return None
     try:
@@ -270,5 +304,5 @@ def port_problem(host: str, port: int) -> str | None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
             probe.bind((host, port))
     except OSError as exc:
-        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        return exc
     return None

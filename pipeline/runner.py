@@ -90,8 +90,14 @@ class Pipeline:
         self,
         on_progress: ProgressCallback | None = None,
         on_start: Callable[[str], None] | None = None,
+        *,
+        checked: bool = False,
     ) -> RunSummary:
         """Runs until every camera is done or `stop` is set.
+
+        `checked`: `check_before_work` already holds for this config (a cluster's shard
+        checks its whole config before it opens the sinks it hands over), so it is not
+        asked again.
 
         `on_start` gets, one by one as they happen before reading begins, the lines a person
         waiting wants at once: what a first run of the detector prepares (an ONNX export,
@@ -106,7 +112,8 @@ class Pipeline:
             # OpenCV's pool (the video sink's colour conversion and drawing) spins after each
             # call, which on 2 cores costs more than the call (docs/performance.md).
             cv2.setNumThreads(1)
-        check_before_work(cfg)  # at once, not after a first run's export
+        if not checked:
+            check_before_work(cfg)  # at once, not after a first run's export
         detector = self._detector or build_run_detector(cfg.detector, say)
         described = detector.describe()
         if described:

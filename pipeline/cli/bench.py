@@ -26,6 +26,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from detector.errors import ModelConfigError, WeightsUnavailableError
     from pipeline.bench.cli import main as bench_main
     from pipeline.bench.end_to_end import BenchError
+    from sinks.base import SinkError
 
     try:
         return bench_main(args)
@@ -36,6 +37,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for error in exc.errors():
             print(f"error: {error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
         return EXIT_USAGE
-    except BenchError as exc:
+    except (BenchError, SinkError) as exc:  # a sink that could not open: as `run` says it
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -146,20 +146,21 @@ def prepare_database(url: str) -> None:
     raises SinkError, as the SQL sink would, when the database cannot be opened."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sinks.sql.database import DatabaseUrl, make_engine, open_failure
+    from sinks.sql.database import DatabaseUrl, make_engine
+    from sinks.sql.opening import cannot_open, cannot_write
     from sinks.sql.schema import create_schema, foreign_database
 
     db = DatabaseUrl(url)
     try:
         if (foreign := foreign_database(db)) is not None:  # before a table is made
-            raise SinkError(f"sql sink: cannot write to {db}: {foreign}")
+            raise cannot_write(db, foreign)
         engine = make_engine(db)
         try:
             create_schema(engine)
         finally:
             engine.dispose()
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise SinkError(f"sql sink: cannot open database {db}: {open_failure(exc, db)}") from exc
+        raise cannot_open(db, exc) from exc
 
 
 def stored_rows(url: str, run_configs_like: str, cameras: Sequence[str]) -> dict[str, Stored]:

@@ -24,6 +24,7 @@ from pipeline.cluster.resume import prepare_database
 from pipeline.cluster.shard import Shard, ShardInfo
 from pipeline.cluster.status import start_board
 from pipeline.config import PipelineConfig, ZmqSinkConfig
+from pipeline.preflight import check_sink_before_work
 from pipeline.summary import ProgressCallback, RunSummary
 from sinks.base import SinkError
 
@@ -84,6 +85,8 @@ class ClusterRun:
         say = self.coordinator.say = on_start or _log_line
         setup_started = time.monotonic()
         ray = require_ray()
+        if (zmq := _zmq_sink(self.config)) is not None:
+            check_sink_before_work(zmq)  # its endpoint is the forwarder's, bound here
         connected = connect(ray, self.cluster.address)
         try:
             return self._run(ray, say, on_progress, setup_started)
@@ -98,34 +101,22 @@ class ClusterRun:
         on_progress: ProgressCallback | None,
         setup_started: float,
     ) -> RunSummary:
+        """Starts the shards, runs the cameras on them until done and merges their
+        summaries; the shards and the run's actors are gone when it returns."""
         camera_ids = [c.id for c in self.config.cameras]
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         count = shard_count(self.cluster, ray.cluster_resources(), nodes, len(camera_ids))
-        if (sql := sql_sink(self.config)) is not None:
-            prepare_database(sql.url)
-        mqtt_status = PipelineStatus(self.config)
-        self.coordinator.on_lost = mqtt_status.camera_offline  # its dead shard cannot say it
-        try:
-            return self._run_shards(ray, count, say, on_progress, setup_started)
-        finally:
-            mqtt_status.close()  # after every shard's sinks: the run is over
-
-    def _run_shards(
-        self,
-        ray: Any,
-        count: int,
-        say: Callable[[str], None],
-        on_progress: ProgressCallback | None,
-        setup_started: float,
-    ) -> RunSummary:
-        """Starts `count` shards, runs the cameras on them until done and merges their
-        summaries; the shards and the run's actors are gone when it returns."""
         board = start_board(ray, self._token.split()[-1])
         self.changes.open(ray, self._token.split()[-1])
         actors = self._start_shards(ray, count)
+        mqtt_status: PipelineStatus | None = None
         try:
             infos = self._placed(ray, actors)
-            self._check_before_work(ray, actors)
+            self._check_before_work(ray, actors)  # before the database or a broker is touched
+            if (sql := sql_sink(self.config)) is not None:
+                prepare_database(sql.url)
+            mqtt_status = PipelineStatus(self.config)
+            self.coordinator.on_lost = mqtt_status.camera_offline  # a dead shard cannot say it
             forwarder = self._forwarder(say)
             try:
                 shards = list(zip(actors, infos, strict=True))
@@ -140,6 +131,8 @@ class ClusterRun:
             self.changes.close(ray)
             for actor in [*actors, board]:
                 ray.kill(actor)
+            if mqtt_status is not None:
+                mqtt_status.close()  # after every shard's sinks: the run is over
         summary = merge_summaries(
             [c.id for c in self.coordinator.config.cameras],  # with those added while running
             done,
@@ -181,7 +174,7 @@ class ClusterRun:
             raise SinkError(problem)
 
     def _forwarder(self, say: Callable[[str], None]) -> EventForwarder | None:
-        zmq = next((s for s in self.config.sinks if isinstance(s, ZmqSinkConfig)), None)
+        zmq = _zmq_sink(self.config)
         if zmq is None:
             return None
         try:
@@ -192,6 +185,11 @@ class ClusterRun:
         if zmq.wait_for_subscribers:
             forwarder.wait_for_subscribers(zmq.wait_for_subscribers, zmq.wait_timeout_s)
         return forwarder
+
+
+def _zmq_sink(config: PipelineConfig) -> ZmqSinkConfig | None:
+    """The config's `zmq` sink: the forwarder binds its endpoint (docs/cluster.md)."""
+    return next((s for s in config.sinks if isinstance(s, ZmqSinkConfig)), None)
 
 
 def _log_line(line: str) -> None:

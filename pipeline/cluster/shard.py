@@ -123,7 +123,7 @@ class Shard:
         from pipeline.web import ServerError
 
         try:
-            check_before_work(config)
+            check_before_work(_checked_here(config))
         except (SinkError, ServerError) as exc:
             return str(exc)
         return None
@@ -147,7 +147,7 @@ class Shard:
 
         resume = resume or {}
         wanted = set(camera_ids)
-        check_before_work(config)  # every sink's folders, the shard's own included
+        check_before_work(_checked_here(config))  # every sink's folders, on this node
         detector = self._detector_for(config.detector)
         run = next(self._runs)
         # The database and the event sinks (the bus, MQTT) get only what they lack of a
@@ -200,7 +200,7 @@ class Shard:
         stopper = threading.Thread(target=self._pass_stop, args=(pipeline,), daemon=True)
         stopper.start()
         try:
-            summary = pipeline.run(on_progress=self._progress)
+            summary = pipeline.run(on_progress=self._progress, checked=True)
         finally:
             pipeline.stop.set()
             with self._lock:
@@ -281,3 +281,10 @@ def _for_shard(sink: EventSinkConfig, publisher_endpoint: str | None, run: str) 
             "wait_timeout_s": PUBLISHER_WAIT_S,
         }
     )
+
+
+def _checked_here(config: PipelineConfig) -> PipelineConfig:
+    """What a shard checks of `config` before its work, on its node: all but the `zmq`
+    sinks, whose endpoint the driver's forwarder binds (and the driver checks)."""
+    sinks = [s for s in config.sinks if not isinstance(s, ZmqSinkConfig)]
+    return config.model_copy(update={"sinks": sinks})

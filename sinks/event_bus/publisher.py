@@ -98,15 +98,7 @@ class EventPublisher(Sink):
             self._socket.bind(endpoint)
         except zmq.ZMQError as exc:
             self._release(linger_ms=0)
-            if exc.errno == errno.EADDRINUSE:
-                hint = "another program (or pipeline) uses that port; choose another endpoint"
-            elif exc.errno in (errno.ENOENT, errno.ENOTDIR) and endpoint.startswith("ipc://"):
-                hint = "the socket's folder must exist"
-            else:
-                hint = "expected an endpoint like 'tcp://127.0.0.1:5556' or 'ipc:///tmp/events'"
-            raise SinkError(
-                f"zmq sink: cannot bind {endpoint!r}: {zmq.strerror(exc.errno or 0)}; {hint}"
-            ) from exc
+            raise bind_error(endpoint, exc.errno or 0) from exc
         except (CurveKeyError, OSError) as exc:
             self._release(linger_ms=0)
             raise SinkError(f"zmq sink: CURVE keys for {endpoint!r}: {exc}") from exc
@@ -229,6 +221,18 @@ class EventPublisher(Sink):
             self._auth = None
         # Our own context: term() waits at most the linger for queued messages.
         self._context.term()
+
+
+def bind_error(endpoint: str, error: int) -> SinkError:
+    """The one line saying why binding `endpoint` failed with the errno `error`, and what to
+    do (the port held, the ipc socket's folder missing, a malformed endpoint)."""
+    if error == errno.EADDRINUSE:
+        hint = "another program (or pipeline) uses that port; choose another endpoint"
+    elif error in (errno.ENOENT, errno.ENOTDIR) and endpoint.startswith("ipc://"):
+        hint = "the socket's folder must exist"
+    else:
+        hint = "expected an endpoint like 'tcp://127.0.0.1:5556' or 'ipc:///tmp/events'"
+    return SinkError(f"zmq sink: cannot bind {endpoint!r}: {zmq.strerror(error)}; {hint}")
 
 
 def _refuse_ipc_path_in_use(endpoint: str) -> None:

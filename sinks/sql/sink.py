@@ -41,14 +41,9 @@ from pipeline.types import (
 )
 from sinks.base import Sink, SinkError
 from sinks.disk import open_folder
-from sinks.sql.database import (
-    SQLITE_BUSY_TIMEOUT_MS,
-    DatabaseUrl,
-    make_engine,
-    open_failure,
-    sqlite_write_refused,
-)
+from sinks.sql.database import SQLITE_BUSY_TIMEOUT_MS, DatabaseUrl, make_engine
 from sinks.sql.models import Run, RunStatus
+from sinks.sql.opening import cannot_open, cannot_write
 from sinks.sql.outbox import Outbox
 from sinks.sql.pending_rows import PendingRows
 from sinks.sql.refused import REFUSED_FOLDER, RefusedFile
@@ -394,31 +389,3 @@ class SqlSink(Sink):
     def _raise_if_failed(self) -> None:
         if self._writer.error is not None:
             raise SinkError(self._writer.error)
-
-
-def check_database(url: str) -> None:
-    """Raises the `SinkError` `SqlSink` would raise opening `url` where that is known at
-    once: a SQLite file of another program's, or one it may not write (the file or its
-    folder read-only); nothing is changed. A database server is not asked (`validate` asks
-    it): it may answer by the time the sink opens."""
-    db = DatabaseUrl(url)
-    if db.sqlite_file is None:
-        return
-    try:
-        foreign = foreign_database(db)  # read-only: the file stays as it is
-    except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
-        raise cannot_open(db, exc) from exc
-    if foreign is not None:
-        raise cannot_write(db, foreign)
-    if (refused := sqlite_write_refused(db)) is not None:
-        raise cannot_open(db, refused)
-
-
-def cannot_open(db: DatabaseUrl, exc: BaseException) -> SinkError:
-    """The sink's one line for a database it cannot open, and why (`open_failure`)."""
-    return SinkError(f"sql sink: cannot open database {db}: {open_failure(exc, db)}")
-
-
-def cannot_write(db: DatabaseUrl, foreign: str) -> SinkError:
-    """The sink's one line for another program's database (`foreign_database`)."""
-    return SinkError(f"sql sink: cannot write to {db}: {foreign}")

@@ -130,6 +130,65 @@ def test_run_refuses_another_programs_sqlite_database_before_building_the_detect
     assert theirs.read_bytes() == before and sorted(tmp_path.glob("theirs*")) == [theirs]
 
 
+def _run_without_a_detector(
+    tmp_path: Path, clip: Path, sinks: str, monkeypatch: pytest.MonkeyPatch
+) -> int:
+    """`run` on `clip` with `sinks`, failing the test if it gets as far as the detector."""
+
+    def build(*args: object) -> None:  # a first run's ONNX export takes many seconds here
+        raise AssertionError("the detector was built")
+
+    monkeypatch.setattr("pipeline.runner.build_run_detector", build)
+    config = tmp_path / "cams.yaml"
+    config.write_text(f"cameras:\n  - id: cam\n    source: {clip}\nsinks:\n{sinks}")
+    return main(["run", "--no-progress", str(config)])
+
+
+def test_run_refuses_a_zmq_port_another_program_holds_before_building_the_detector(
+    tmp_path: Path, synthetic_video: VideoFactory, held_port: int,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    clip = synthetic_video("clip.mp4", frames=1, size=(32, 32))
+    endpoint = f"tcp://127.0.0.1:{held_port}"
+    code = _run_without_a_detector(
+        tmp_path, clip, f"  - {{type: zmq, endpoint: '{endpoint}'}}\n", monkeypatch
+    )
+    out, err = capsys.readouterr()
+    assert (code, out) == (EXIT_FAILED, "")
+    assert err == (
+        f"error: zmq sink: cannot bind '{endpoint}': Address already in use; another program "
+        "(or pipeline) uses that port; choose another endpoint\n"
+    )
+
+
+def test_a_zmq_host_given_by_interface_name_is_left_to_zeromq_before_work() -> None:
+    from pipeline.config import ZmqSinkConfig
+    from pipeline.preflight import check_sink_before_work
+
+    # ZeroMQ binds `tcp://lo:PORT` on the interface's address; no socket call knows "lo".
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    check_sink_before_work(ZmqSinkConfig(type="zmq", endpoint=f"tcp://lo:{port}"))
+
+
+def test_run_refuses_a_sqlite_database_in_a_folder_that_cannot_be_made_before_the_detector(
+    tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    clip = synthetic_video("clip.mp4", frames=1, size=(32, 32))
+    (tmp_path / "a-file").write_text("not a folder")
+    db = tmp_path / "a-file" / "db" / "det.db"
+    sink = f"  - {{type: sql, url: 'sqlite:///{db}', spool_dir: {tmp_path / 'spool'}}}\n"
+    code = _run_without_a_detector(tmp_path, clip, sink, monkeypatch)
+    out, err = capsys.readouterr()
+    assert (code, out) == (EXIT_FAILED, "")
+    assert err == (
+        f"error: sql sink: cannot open database sqlite:///{db}: cannot make the folder "
+        f"{db.parent}: {tmp_path / 'a-file'} is not a folder\n"
+    )
+
+
 def test_run_leaves_its_own_sqlite_database_as_it_was_when_checking_it_can_write(
     tmp_path: Path,
 ) -> None:

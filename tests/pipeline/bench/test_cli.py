@@ -90,6 +90,32 @@ def test_bench_options_that_make_no_valid_pipeline_are_refused_in_one_line(
     assert err.startswith("error: ") and named in err and "Traceback" not in err
 
 
+def test_bench_with_a_sink_that_cannot_open_says_so_in_one_line(
+    synthetic_video: VideoFactory,
+    tmp_path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.bench import end_to_end
+    from pipeline.config import VideoSinkConfig
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(
+        end_to_end.VideoOutput,
+        "config",
+        lambda self, folder: VideoSinkConfig(type="video", dir=blocker / "video"),
+    )
+    clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
+    argv = ["bench", "--skip-model-only", "--skip-naive", "--clip", str(clip), "--repeat", "1",
+            "--device", "cpu", "--runtime", "torch"]  # fmt: skip
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_FAILED
+    assert err.startswith("error: video sink: ") and str(blocker) in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
 def test_naive_runs_alternate_with_the_end_to_end_runs(
     synthetic_video: VideoFactory,
     capsys: pytest.CaptureFixture[str],

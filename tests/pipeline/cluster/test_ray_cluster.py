@@ -310,18 +310,21 @@ def test_a_cluster_run_refuses_an_output_folder_it_could_never_write_before_any_
 ) -> None:
     (tmp_path / "a-file").write_text("not a folder")
     folder = tmp_path / "a-file" / "video"
+    nobody = f"postgresql://127.0.0.1:{free_port()}/test"  # a database server that is down
     cams = "".join(f"  - {{id: {cid}, source: '{path}'}}\n" for cid, path in clips.items())
     config = tmp_path / "cluster.yaml"
     config.write_text(
         f"cameras:\n{cams}detector: {json.dumps(DETECTOR)}\n"
         f"sinks:\n  - {{type: video, dir: '{folder}'}}\n"
+        f"  - {{type: sql, url: '{nobody}', spool_dir: '{tmp_path / 'spool'}'}}\n"
         "cluster:\n  engine: ray\n  address: auto\n"
         "  resources_per_shard: {num_cpus: 0.5, num_gpus: 1}\n"
     )
     code, out, err = cli(capsys, "run", "--no-progress", str(config))
 
     assert (code, out) == (1, "")
-    # the one line alone: no shard was given its cameras (and with them its detector)
+    # the one line alone: no shard was given its cameras (and with them its detector), and
+    # the shards were asked before the driver opened the database
     assert err == (
         f"error: video sink: cannot make the folder {folder}: {tmp_path / 'a-file'} is not a "
         "folder\n"

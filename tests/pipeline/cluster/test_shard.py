@@ -5,12 +5,14 @@ its detector counted through the build function it uses."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import zmq
 
 import pipeline.build
 from pipeline.cluster.shard import Shard
@@ -18,7 +20,7 @@ from pipeline.config import DetectorConfig, PipelineConfig, parse_config
 from pipeline.runner import FrameDetector
 from pipeline.types import Detections, Frame, LabelMap
 from sinks.base import SinkError
-from tests.conftest import write_video
+from tests.conftest import free_port, write_video
 
 FRAMES = 4
 LABELS = LabelMap(("background", "person"))
@@ -158,3 +160,45 @@ def test_a_shard_that_could_write_every_output_folder_has_no_problem_before_work
     )
     assert Shard("shard-0").problem_before_work(config) is None
     assert not (tmp_path / "new").exists()  # checked, not made
+
+
+def test_a_shard_leaves_the_zmq_endpoint_to_the_driver_whose_forwarder_holds_it(
+    tmp_path: Path, builds: list[DetectorConfig]
+) -> None:
+    clip = write_video(tmp_path / "gate.mp4", frames=FRAMES)
+    with socket.socket() as forwarder:  # the driver's, bound before the shards run
+        forwarder.bind(("127.0.0.1", 0))
+        forwarder.listen()
+        endpoint = f"tcp://127.0.0.1:{forwarder.getsockname()[1]}"
+        config = parse_config(
+            f"cameras:\n  - {{id: gate, source: '{clip}'}}\n"
+            f"sinks:\n  - {{type: zmq, endpoint: '{endpoint}'}}\ncluster: {{engine: ray}}\n"
+        )
+        shard = Shard("shard-0")
+        assert shard.problem_before_work(config) is None
+        publisher = f"tcp://127.0.0.1:{free_port()}"
+        with zmq.Context() as context, context.socket(zmq.SUB) as subscriber:
+            subscriber.connect(publisher)  # as the forwarder does, for the shard's wait
+            subscriber.subscribe(b"")
+            summary = shard.run(config, ["gate"], "c (cluster abc run 1 on shard-0)", publisher)
+    assert summary.cameras["gate"].frames == FRAMES
+
+
+def test_a_shard_checks_its_config_once_before_its_run(
+    tmp_path: Path, builds: list[DetectorConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.preflight
+    import pipeline.runner
+
+    checked: list[PipelineConfig] = []
+    real = pipeline.preflight.check_before_work
+
+    def check(config: PipelineConfig) -> None:
+        checked.append(config)
+        real(config)
+
+    monkeypatch.setattr(pipeline.preflight, "check_before_work", check)
+    monkeypatch.setattr(pipeline.runner, "check_before_work", check)
+    config = config_of(tmp_path, "gate")
+    assert frames_of(Shard("shard-0"), config, ["gate"], 1) == {"gate": FRAMES}
+    assert len(checked) == 1
