@@ -12,24 +12,20 @@ batch retried after a commit whose answer was lost adds nothing twice.
 A full disk is waited out the same way, but it is no outage: what neither the memory bound
 nor the spool can take is lost, counted per table, and reported (`describe`, `close`).
 
-Reading back (`query` command): `sinks.sql.query`, `sinks.sql.scene_query`. The schema
-lives in `sinks.sql.models` and is described in docs/sql.md.
+Opening the database: `sinks.sql.opening`; rows earlier runs left in spool files, written
+first: `sinks.sql.replay`. Reading back (`query` command): `sinks.sql.query`,
+`sinks.sql.scene_query`. The schema lives in `sinks.sql.models` and is described in
+docs/sql.md.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import get_args
-
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from pipeline.types import (
     FrameResult,
@@ -41,18 +37,14 @@ from pipeline.types import (
 )
 from sinks.base import Sink, SinkError
 from sinks.disk import open_folder
-from sinks.sql.database import (
-    SQLITE_BUSY_TIMEOUT_MS,
-    DatabaseUrl,
-    make_engine,
-    open_failure,
-    sqlite_write_refused,
-)
-from sinks.sql.models import Run, RunStatus
+from sinks.sql.database import SQLITE_BUSY_TIMEOUT_MS, DatabaseUrl
+from sinks.sql.models import RunStatus
+from sinks.sql.opening import check_database as check_database  # where callers look for it
+from sinks.sql.opening import open_database, start_run
 from sinks.sql.outbox import Outbox
 from sinks.sql.pending_rows import PendingRows
 from sinks.sql.refused import REFUSED_FOLDER, RefusedFile
-from sinks.sql.schema import create_schema, foreign_database
+from sinks.sql.replay import SpoolReplay
 from sinks.sql.spool import RowBatch, Table, spool_prefix
 from sinks.sql.writer import RowWriter
 
@@ -109,12 +101,8 @@ class SqlSink(Sink):
         self._left = 0
         self._clock = clock
         open_folder(Path(spool_dir), self.name)  # rows wait there while the database is away
-        self._engine = self._open(sqlite_busy_timeout_ms)
-        try:
-            self.run_id = self._start_run(run_config)
-        except (SQLAlchemyError, ImportError) as exc:
-            self._engine.dispose()
-            raise cannot_open(self._db, exc) from exc
+        self._engine = open_database(self._db, sqlite_busy_timeout_ms)
+        self.run_id = start_run(self._engine, self._db, run_config)
         self._pending = PendingRows(
             self.run_id, labels, batch_size=batch_size, flush_interval_s=flush_interval_s
         )
@@ -133,7 +121,8 @@ class SqlSink(Sink):
             retry_max_s=retry_max_s,
             refused=self._refused,
         )
-        self._writer.replay(Path(spool_dir), prefix)
+        self._replay = SpoolReplay(self._writer, self._refused, self._db)
+        self._replay.run(Path(spool_dir), prefix)
 
     # -------------------------------------------------------------------- Sink
 
@@ -211,14 +200,15 @@ class SqlSink(Sink):
             notes.append(f"{lost} lost")
         if self.kept_in is not None:
             notes.append(f"{self._left} rows not yet written kept in {self.kept_in}")
-        if earlier := self._replayed():
+        if earlier := self._replay.summary():
             notes.append(earlier)
         return f"{text} ({'; '.join(notes)})" if notes else text
 
     def metrics(self) -> tuple[SinkMetric, ...]:
         """Rows written, waiting (in memory, in the spool file), lost, refused (set aside in
         the file of refused rows), unreadable in the spool file (set aside) and kept for the
-        next run, rows earlier runs left written, and outages, as the run goes."""
+        next run, outages, and rows earlier runs left written or already stored, as the run
+        goes."""
         lost = self.outbox.lost
         return (
             SinkMetric("sql_rows_written", "Rows inserted into the database.",
@@ -236,10 +226,9 @@ class SqlSink(Sink):
                        self.outbox.unreadable_rows),
             SinkMetric("sql_rows_kept", "Rows left unwritten in the spool file at the end of "
                        "the run, for the next run to write.", self._left, "gauge"),
-            SinkMetric("sql_rows_replayed", "Rows earlier runs left in spool files, written "
-                       "by this run before its own.", self._writer.rows_replayed),
             SinkMetric("sql_outages", "Times the database became unreachable.",
                        self._writer.outages),
+            *self._replay.metrics(),
         )  # fmt: skip
 
     def run_ended(self, outcome: RunOutcome) -> None:
@@ -305,36 +294,6 @@ class SqlSink(Sink):
 
     # -------------------------------------------------------------------- internals
 
-    def _open(self, busy_timeout_ms: int) -> Engine:
-        try:
-            if self._db.sqlite_file is not None:
-                self._db.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
-            foreign = foreign_database(self._db)  # before a table is made or a column added
-            engine = make_engine(self._db, sqlite_busy_timeout_ms=busy_timeout_ms)
-        except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
-            raise cannot_open(self._db, exc) from exc
-        if foreign is not None:
-            engine.dispose()
-            raise cannot_write(self._db, foreign)
-        try:
-            create_schema(engine)
-        except (SQLAlchemyError, ImportError) as exc:
-            engine.dispose()
-            raise cannot_open(self._db, exc) from exc
-        return engine
-
-    def _start_run(self, run_config: str) -> int:
-        with Session(self._engine) as session, session.begin():
-            run = Run(
-                started_at=datetime.now(timezone.utc),
-                status="running",
-                config=run_config,
-                hostname=socket.gethostname(),
-            )
-            session.add(run)
-            session.flush()
-            return run.id
-
     def _hand_off(self) -> None:
         """Every waiting row to the writer, oldest first."""
         for batch in self._pending.take():
@@ -374,15 +333,6 @@ class SqlSink(Sink):
             return f"{rows} rows unreadable in the spool file, not kept (the log says why)"
         return f"{rows} rows unreadable in the spool file, set aside in {aside}"
 
-    def _replayed(self) -> str:
-        """The rows earlier runs left in spool files that this run wrote first, or set
-        aside; "" if none."""
-        written, refused = self._writer.rows_replayed, self._refused.replayed_rows
-        parts = [f"{written} written"] if written else []
-        if refused:
-            parts.append(f"{refused} refused, set aside in {self._refused.path}")
-        return f"left by an earlier run: {', '.join(parts)}" if parts else ""
-
     def _lost(self) -> str:
         """What was lost, counted ("12 detections, 1 tracks and the run's end"); "" if none."""
         lost = self.outbox.lost
@@ -394,31 +344,3 @@ class SqlSink(Sink):
     def _raise_if_failed(self) -> None:
         if self._writer.error is not None:
             raise SinkError(self._writer.error)
-
-
-def check_database(url: str) -> None:
-    """Raises the `SinkError` `SqlSink` would raise opening `url` where that is known at
-    once: a SQLite file of another program's, or one it may not write (the file or its
-    folder read-only); nothing is changed. A database server is not asked (`validate` asks
-    it): it may answer by the time the sink opens."""
-    db = DatabaseUrl(url)
-    if db.sqlite_file is None:
-        return
-    try:
-        foreign = foreign_database(db)  # read-only: the file stays as it is
-    except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
-        raise cannot_open(db, exc) from exc
-    if foreign is not None:
-        raise cannot_write(db, foreign)
-    if (refused := sqlite_write_refused(db)) is not None:
-        raise cannot_open(db, refused)
-
-
-def cannot_open(db: DatabaseUrl, exc: BaseException) -> SinkError:
-    """The sink's one line for a database it cannot open, and why (`open_failure`)."""
-    return SinkError(f"sql sink: cannot open database {db}: {open_failure(exc, db)}")
-
-
-def cannot_write(db: DatabaseUrl, foreign: str) -> SinkError:
-    """The sink's one line for another program's database (`foreign_database`)."""
-    return SinkError(f"sql sink: cannot write to {db}: {foreign}")
