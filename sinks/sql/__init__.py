@@ -7,7 +7,11 @@ Import from the module that holds what you need (nothing is re-exported here):
 - `sinks.sql.writer`: `RowWriter`, the sink's thread that inserts rows and rides out outages.
 - `sinks.sql.outbox`: `Outbox`, the rows waiting for the database, in memory and beyond
   it in a spool file.
-- `sinks.sql.spool`: `RowBatch` and the spool files rows wait in, replayed by the next run.
+- `sinks.sql.opening`: the database opened for the sink (`open_database`, `start_run`,
+  `check_database`).
+- `sinks.sql.spool`: `RowBatch` and the spool files rows wait in.
+- `sinks.sql.replay`: `SpoolReplay`, the spool files earlier runs left, written by the next
+  run.
 - `sinks.sql.reading`: opening a stored database to read it (`existing_database`,
   `QueryError`), the filters (`DetectionQuery`), pages of rows.
 - `sinks.sql.query`: reading back (`query_detections`, `latest_detections`,

@@ -1,15 +1,61 @@
-"""What stops the SQL sink opening its database, said in one line each: checked at once
-before any work (`check_database`), and raised as the sink opens (`cannot_open`,
-`cannot_write`)."""
+"""Opening the SQL sink's database: the engine, the tables made where missing, the run's own
+row; and the one-line errors when that cannot be done (another program's database, a file
+or folder it may not write, a server that does not answer)."""
 
 from __future__ import annotations
 
+import socket
+from datetime import datetime, timezone
+
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from pipeline.folders import folder_problem
 from sinks.base import SinkError
-from sinks.sql.database import DatabaseUrl, open_failure, sqlite_write_refused
-from sinks.sql.schema import foreign_database
+from sinks.sql.database import DatabaseUrl, make_engine, open_failure, sqlite_write_refused
+from sinks.sql.models import Run
+from sinks.sql.schema import create_schema, foreign_database
+
+
+def open_database(db: DatabaseUrl, busy_timeout_ms: int) -> Engine:
+    """An engine for `db`, its tables made where missing; SinkError, in one line, when the
+    database cannot be opened or is another program's."""
+    try:
+        if db.sqlite_file is not None:
+            db.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+        foreign = foreign_database(db)  # before a table is made or a column added
+        engine = make_engine(db, sqlite_busy_timeout_ms=busy_timeout_ms)
+    except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
+        raise cannot_open(db, exc) from exc
+    if foreign is not None:
+        engine.dispose()
+        raise cannot_write(db, foreign)
+    try:
+        create_schema(engine)
+    except (SQLAlchemyError, ImportError) as exc:
+        engine.dispose()
+        raise cannot_open(db, exc) from exc
+    return engine
+
+
+def start_run(engine: Engine, db: DatabaseUrl, run_config: str) -> int:
+    """The id of the run's new row ("running"); SinkError (the engine disposed of) when it
+    cannot be added."""
+    try:
+        with Session(engine) as session, session.begin():
+            run = Run(
+                started_at=datetime.now(timezone.utc),
+                status="running",
+                config=run_config,
+                hostname=socket.gethostname(),
+            )
+            session.add(run)
+            session.flush()
+            return run.id
+    except (SQLAlchemyError, ImportError) as exc:
+        engine.dispose()
+        raise cannot_open(db, exc) from exc
 
 
 def check_database(url: str) -> None:

@@ -12,24 +12,20 @@ batch retried after a commit whose answer was lost adds nothing twice.
 A full disk is waited out the same way, but it is no outage: what neither the memory bound
 nor the spool can take is lost, counted per table, and reported (`describe`, `close`).
 
-Reading back (`query` command): `sinks.sql.query`, `sinks.sql.scene_query`. The schema
-lives in `sinks.sql.models` and is described in docs/sql.md.
+Opening the database: `sinks.sql.opening`; rows earlier runs left in spool files, written
+first: `sinks.sql.replay`. Reading back (`query` command): `sinks.sql.query`,
+`sinks.sql.scene_query`. The schema lives in `sinks.sql.models` and is described in
+docs/sql.md.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import get_args
-
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from pipeline.types import (
     FrameResult,
@@ -41,13 +37,13 @@ from pipeline.types import (
 )
 from sinks.base import Sink, SinkError
 from sinks.disk import open_folder
-from sinks.sql.database import SQLITE_BUSY_TIMEOUT_MS, DatabaseUrl, make_engine
-from sinks.sql.models import Run, RunStatus
-from sinks.sql.opening import cannot_open, cannot_write
+from sinks.sql.database import SQLITE_BUSY_TIMEOUT_MS, DatabaseUrl
+from sinks.sql.models import RunStatus
+from sinks.sql.opening import open_database, start_run
 from sinks.sql.outbox import Outbox
 from sinks.sql.pending_rows import PendingRows
 from sinks.sql.refused import REFUSED_FOLDER, RefusedFile
-from sinks.sql.schema import create_schema, foreign_database
+from sinks.sql.replay import SpoolReplay
 from sinks.sql.spool import RowBatch, Table, spool_prefix
 from sinks.sql.writer import RowWriter
 
@@ -104,12 +100,8 @@ class SqlSink(Sink):
         self._left = 0
         self._clock = clock
         open_folder(Path(spool_dir), self.name)  # rows wait there while the database is away
-        self._engine = self._open(sqlite_busy_timeout_ms)
-        try:
-            self.run_id = self._start_run(run_config)
-        except (SQLAlchemyError, ImportError) as exc:
-            self._engine.dispose()
-            raise cannot_open(self._db, exc) from exc
+        self._engine = open_database(self._db, sqlite_busy_timeout_ms)
+        self.run_id = start_run(self._engine, self._db, run_config)
         self._pending = PendingRows(
             self.run_id, labels, batch_size=batch_size, flush_interval_s=flush_interval_s
         )
@@ -128,7 +120,8 @@ class SqlSink(Sink):
             retry_max_s=retry_max_s,
             refused=self._refused,
         )
-        self._writer.replay(Path(spool_dir), prefix)
+        self._replay = SpoolReplay(self._writer, self._refused, self._db)
+        self._replay.run(Path(spool_dir), prefix)
 
     # -------------------------------------------------------------------- Sink
 
@@ -206,14 +199,15 @@ class SqlSink(Sink):
             notes.append(f"{lost} lost")
         if self.kept_in is not None:
             notes.append(f"{self._left} rows not yet written kept in {self.kept_in}")
-        if earlier := self._replayed():
+        if earlier := self._replay.summary():
             notes.append(earlier)
         return f"{text} ({'; '.join(notes)})" if notes else text
 
     def metrics(self) -> tuple[SinkMetric, ...]:
         """Rows written, waiting (in memory, in the spool file), lost, refused (set aside in
         the file of refused rows), unreadable in the spool file (set aside) and kept for the
-        next run, rows earlier runs left written, and outages, as the run goes."""
+        next run, outages, and rows earlier runs left written or already stored, as the run
+        goes."""
         lost = self.outbox.lost
         return (
             SinkMetric("sql_rows_written", "Rows inserted into the database.",
@@ -231,10 +225,9 @@ class SqlSink(Sink):
                        self.outbox.unreadable_rows),
             SinkMetric("sql_rows_kept", "Rows left unwritten in the spool file at the end of "
                        "the run, for the next run to write.", self._left, "gauge"),
-            SinkMetric("sql_rows_replayed", "Rows earlier runs left in spool files, written "
-                       "by this run before its own.", self._writer.rows_replayed),
             SinkMetric("sql_outages", "Times the database became unreachable.",
                        self._writer.outages),
+            *self._replay.metrics(),
         )  # fmt: skip
 
     def run_ended(self, outcome: RunOutcome) -> None:
@@ -300,36 +293,6 @@ class SqlSink(Sink):
 
     # -------------------------------------------------------------------- internals
 
-    def _open(self, busy_timeout_ms: int) -> Engine:
-        try:
-            if self._db.sqlite_file is not None:
-                self._db.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
-            foreign = foreign_database(self._db)  # before a table is made or a column added
-            engine = make_engine(self._db, sqlite_busy_timeout_ms=busy_timeout_ms)
-        except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
-            raise cannot_open(self._db, exc) from exc
-        if foreign is not None:
-            engine.dispose()
-            raise cannot_write(self._db, foreign)
-        try:
-            create_schema(engine)
-        except (SQLAlchemyError, ImportError) as exc:
-            engine.dispose()
-            raise cannot_open(self._db, exc) from exc
-        return engine
-
-    def _start_run(self, run_config: str) -> int:
-        with Session(self._engine) as session, session.begin():
-            run = Run(
-                started_at=datetime.now(timezone.utc),
-                status="running",
-                config=run_config,
-                hostname=socket.gethostname(),
-            )
-            session.add(run)
-            session.flush()
-            return run.id
-
     def _hand_off(self) -> None:
         """Every waiting row to the writer, oldest first."""
         for batch in self._pending.take():
@@ -368,15 +331,6 @@ class SqlSink(Sink):
         if aside is None:
             return f"{rows} rows unreadable in the spool file, not kept (the log says why)"
         return f"{rows} rows unreadable in the spool file, set aside in {aside}"
-
-    def _replayed(self) -> str:
-        """The rows earlier runs left in spool files that this run wrote first, or set
-        aside; "" if none."""
-        written, refused = self._writer.rows_replayed, self._refused.replayed_rows
-        parts = [f"{written} written"] if written else []
-        if refused:
-            parts.append(f"{refused} refused, set aside in {self._refused.path}")
-        return f"left by an earlier run: {', '.join(parts)}" if parts else ""
 
     def _lost(self) -> str:
         """What was lost, counted ("12 detections, 1 tracks and the run's end"); "" if none."""

@@ -3,7 +3,7 @@
 `RowBatch` is a batch of rows for one table, and its line in a spool file; `SpoolFile` a
 file of them, appended to and read back from the front (the outbox's overflow,
 `sinks.sql.outbox`). A spool file left by a run that could not reach its database before
-it ended is replayed by the next run writing to the same database (`replay_spools`;
+it ended is replayed by the next run writing to the same database (`sinks.sql.replay`;
 `spool_prefix` names a database's files). Files are locked (flock) by the process writing
 them, so a running pipeline's spool is never taken by another one. A line that is no batch
 (cut short by a crash, damaged) is set aside, as it is, in `UNREADABLE_FOLDER`
@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -203,52 +202,3 @@ def spool_prefix(db: DatabaseUrl) -> str:
     """File-name prefix of the spool files of one database (same for every run using it)."""
     key = str(db.sqlite_file.resolve()) if db.sqlite_file is not None else db.masked
     return f"sql-{hashlib.sha1(key.encode()).hexdigest()[:12]}-"
-
-
-def leftover_spools(directory: Path, prefix: str) -> Iterator[Path]:
-    """Spool files named `<prefix>*.jsonl` in `directory`, oldest first."""
-    if not directory.is_dir():
-        return iter(())
-    files = sorted(directory.glob(f"{prefix}*.jsonl"), key=lambda p: p.stat().st_mtime)
-    return iter(files)
-
-
-def replay_spools(
-    directory: Path, prefix: str, write: Callable[[RowBatch], None]
-) -> tuple[int, list[Path]]:
-    """Write the batches of spool files left by earlier runs; delete each file once done.
-
-    Files another process holds (locked) are left alone. `write` raising stops the replay
-    of that file (it is kept, to be replayed later) and is re-raised. An unreadable line is
-    set aside (`UnreadableLine`) and logged; a file with one that could not be is kept.
-    Returns the number of rows written and the files replayed.
-    """
-    rows = 0
-    replayed: list[Path] = []
-    for path in leftover_spools(directory, prefix):
-        try:
-            spool = open(path, "rb+")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            log.warning("sql sink: cannot open leftover spool %s: %s", path, exc.strerror)
-            continue
-        try:
-            try:
-                fcntl.flock(spool.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # a running pipeline's own spool
-            all_kept = True
-            for number, line in enumerate(spool, start=1):
-                if not line.strip():
-                    continue
-                batch = UnreadableLine.read(path, number, line)
-                if isinstance(batch, UnreadableLine):  # the rest of the file is still good
-                    all_kept = batch.set_aside() and all_kept
-                    continue
-                write(batch)
-                rows += len(batch.rows)
-            if all_kept:
-                path.unlink()
-            replayed.append(path)
-        finally:
-            spool.close()
-    return rows, replayed

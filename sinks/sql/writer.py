@@ -23,12 +23,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Engine, Insert, insert, select, update
+from sqlalchemy import Engine, Insert, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from sinks.sql.database import DatabaseUrl, ErrorKind, disk_full, error_kind, reason
@@ -36,7 +35,7 @@ from sinks.sql.models import Detection, LineCrossingRow, Run, Track, ZoneVisit
 from sinks.sql.outbox import Outbox
 from sinks.sql.refused import RefusedFile
 from sinks.sql.schema import COLUMNS_ADDED
-from sinks.sql.spool import RowBatch, replay_spools
+from sinks.sql.spool import RowBatch
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +109,6 @@ class RowWriter:
         self.rows_written = dict.fromkeys(_MODELS, 0)
         """This run's rows inserted, per table."""
         self.runs_ended = 0
-        self.rows_replayed = 0
-        """Rows earlier runs left in spool files inserted (`replay`), run ends not counted."""
         self.outages = 0
         """Times the database became unreachable."""
         self.disk_full = 0
@@ -165,12 +162,14 @@ class RowWriter:
                 self.waited_s = timeout_s + STOP_GRACE_S
             self._put_last()
 
-    def write(self, batch: RowBatch) -> None:
+    def write(self, batch: RowBatch) -> int:
         """Write one batch now, in the calling thread, as one transaction (not counted:
-        `_count` does that once its outcome is settled).
+        `_count` does that once its outcome is settled); the rows inserted, less those
+        whose key was already there (a run's end: 0).
 
-        The thread writes the outbox's batches with it; the sink, the rows earlier runs
-        left (before handing over any of its own). Raises SQLAlchemyError.
+        The thread writes the outbox's batches with it; `sinks.sql.replay`, the rows
+        earlier runs left (before the sink hands over any of its own). Raises
+        SQLAlchemyError.
         """
         if batch.table == "run_end":
             (row,) = batch.rows
@@ -180,86 +179,26 @@ class RowWriter:
                     .where(Run.id == row["run_id"])
                     .values(ended_at=_utc(row["ended_at"]), status=row["status"])
                 )
-            return
+            return 0
         # a row an older version spooled lacks the columns added since: NULL, as in its table
         added = dict.fromkeys(COLUMNS_ADDED.get(batch.table, ()))
         rows = [{**added, **r} for r in batch.rows]
         if not rows:
-            return
+            return 0
         for column in _TIME_COLUMNS[batch.table]:
             for r in rows:
                 r[column] = None if r[column] is None else _utc(r[column])
+        insert_rows = _insert_skipping_existing(self.engine, _MODELS[batch.table])
         with self.engine.begin() as conn:
-            conn.execute(_insert_skipping_existing(self.engine, _MODELS[batch.table]), rows)
+            # the driver's count of an executemany is kept only when asked for
+            result = conn.execute(insert_rows.execution_options(preserve_rowcount=True), rows)
+        return len(rows) if result.rowcount < 0 else result.rowcount  # < 0: not known
 
     def _count(self, batch: RowBatch) -> None:
         if batch.table == "run_end":
             self.runs_ended += 1
         else:
             self.rows_written[batch.table] += len(batch.rows)
-
-    def replay(self, directory: Path, prefix: str) -> None:
-        """Writes the rows earlier runs left in spool files for this database (before any
-        of this run's own), except those of runs marked `lost`: the runs that took their
-        cameras over stored them anew, so writing them would store those frames twice.
-        A batch the database refuses for good is set aside in this run's file of refused
-        rows, so that the rest of its file is written."""
-        skipped: Counter[int] = Counter()
-        set_aside = 0
-
-        def write(batch: RowBatch, lost: set[int]) -> None:
-            nonlocal set_aside
-            rows = [r for r in batch.rows if r["run_id"] not in lost]
-            skipped.update(r["run_id"] for r in batch.rows if r["run_id"] in lost)
-            if not rows:
-                return
-            kept = RowBatch(batch.table, rows)
-            try:
-                self.write(kept)
-            except SQLAlchemyError as exc:
-                if (
-                    error_kind(exc) != "refused"
-                    or self.refused.add(kept, replayed=True) is not None
-                ):
-                    raise  # the file stays, for a later run
-                set_aside += len(rows)
-                log.error(
-                    "sql sink: %d rows into table %s left by an earlier run refused (%s); "
-                    "set aside in %s",
-                    len(rows),
-                    kept.table,
-                    reason(exc, self._db),
-                    self.refused.path,
-                )
-                return
-            if kept.table != "run_end":
-                self.rows_replayed += len(rows)
-
-        try:
-            with self.engine.connect() as conn:
-                lost = set(conn.scalars(select(Run.id).where(Run.status == "lost")))
-            rows, files = replay_spools(directory, prefix, lambda b: write(b, lost))
-        except SQLAlchemyError as exc:
-            log.warning(
-                "sql sink: rows left by an earlier run in %s not written yet: %s",
-                directory,
-                reason(exc, self._db),
-            )
-            return
-        written = rows - skipped.total() - set_aside
-        if written:
-            log.warning(
-                "sql sink: wrote %d rows left by an earlier run (%s)",
-                written,
-                ", ".join(str(f) for f in files),
-            )
-        for run_id, count in sorted(skipped.items()):
-            log.warning(
-                "sql sink: %d rows left by run %d not written: that run was lost, and the "
-                "runs that took its cameras over stored them",
-                count,
-                run_id,
-            )
 
     def _run(self) -> None:
         try:

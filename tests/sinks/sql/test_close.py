@@ -190,7 +190,7 @@ def test_a_batch_the_database_refuses_in_a_spool_file_is_set_aside_and_the_rest_
     assert list(spool_dir.glob("*.jsonl")) == []
 
 
-def test_a_batch_committed_after_the_close_gave_up_on_the_writer_is_counted_once_as_kept(
+def test_a_batch_committed_after_the_close_gave_up_is_kept_then_counted_once_as_already_stored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
@@ -210,8 +210,13 @@ def test_a_batch_committed_after_the_close_gave_up_on_the_writer_is_counted_once
     assert "were committed after all; the next run skips them" in caplog.records[0].getMessage()
     assert "writer still busy with" in str(closed.value)
 
-    SqlSink(url, LABELS, spool_dir=spool_dir).close()  # the next run writes what was kept
+    later = SqlSink(url, LABELS, spool_dir=spool_dir)
+    later.close()  # the next run writes what was kept: frame 0 is there already
     assert [row[2] for row in stored(url)] == [0, 1, 2]  # frame 0 once
+    metrics = scrape_sink(later)
+    assert metrics["ssd_sink_sql_rows_replayed_total"] == 2
+    assert metrics["ssd_sink_sql_rows_already_stored_total"] == 1
+    assert "(left by an earlier run: 2 written, 1 already stored)" in later.describe()
     assert run_status(url, sink.run_id) == "finished"
     assert list(spool_dir.glob("*.jsonl")) == []
 

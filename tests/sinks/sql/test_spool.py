@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sinks.sql.outbox import Outbox
-from sinks.sql.spool import UNREADABLE_FOLDER, RowBatch, replay_spools
+from sinks.sql.spool import UNREADABLE_FOLDER, RowBatch
 from tests.sinks.small_disk import small_disk
 
 
@@ -71,58 +71,6 @@ def test_a_full_spool_drops_and_counts_rows(tmp_path: Path) -> None:
         outbox.put(batch(n))
     assert outbox.lost["detections"] > 0
     assert outbox.pending_rows + outbox.lost["detections"] == 20
-
-
-def test_persisted_batches_are_replayed_and_a_line_cut_by_a_crash_is_set_aside(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    outbox = Outbox(tmp_path / "sql-x-run1.jsonl", max_memory_rows=4, max_spool_bytes=1 << 20)
-    for n in range(4):
-        outbox.put(batch(n))
-    kept = outbox.persist()
-    assert kept is not None
-    cut = '{"table": "detections", "rows": [{"n": 9'  # the process died here
-    with kept.open("a") as f:
-        f.write(cut)
-    replayed: list[int] = []
-    rows, files = replay_spools(tmp_path, "sql-x-", lambda b: replayed.append(b.rows[0]["n"]))
-    assert replayed == [0, 1, 2, 3] and rows == 8
-    assert files == [kept] and not kept.exists()
-    aside = tmp_path / UNREADABLE_FOLDER / kept.name
-    assert aside.read_text() == cut + "\n"
-    [said] = [r.getMessage() for r in caplog.records]
-    assert said.startswith(f"sql sink: line 5 of {kept} unreadable (")
-    assert said.endswith(f"); kept as it was in {aside}")
-
-
-@pytest.mark.parametrize(
-    "damaged",
-    [
-        b"[1, 2]",
-        b'{"table": "detections", "rows": "ab"}',
-        b'{"table": "cats", "rows": []}',
-        b'{"table": "detections", "rows": [1]}',
-        b'{"table": "detections", "rows": [{"frame": 1}]}',
-        b"\xff\xfe",
-    ],
-    ids=[
-        "a list",
-        "rows not a list",
-        "unknown table",
-        "a row not an object",
-        "a row without its run",
-        "not UTF-8",
-    ],
-)
-def test_a_leftover_spool_line_of_the_wrong_shape_is_set_aside_as_it_was_and_the_rest_written(
-    tmp_path: Path, damaged: bytes
-) -> None:
-    spool = tmp_path / "sql-x-run1.jsonl"
-    spool.write_bytes(batch(0).to_line().encode() + damaged + b"\n" + batch(1).to_line().encode())
-    replayed: list[int] = []
-    rows, _ = replay_spools(tmp_path, "sql-x-", lambda b: replayed.append(b.rows[0]["n"]))
-    assert replayed == [0, 1] and rows == 4 and not spool.exists()
-    assert (tmp_path / UNREADABLE_FOLDER / spool.name).read_bytes() == damaged + b"\n"
 
 
 def test_a_spool_line_damaged_during_the_run_is_set_aside_and_counted_once_not_as_kept(
