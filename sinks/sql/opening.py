@@ -60,14 +60,15 @@ def start_run(engine: Engine, db: DatabaseUrl, run_config: str) -> int:
 
 def check_database(url: str) -> None:
     """Raises the `SinkError` `SqlSink` would raise opening `url` where that is known at
-    once: a SQLite file in a folder that cannot be made, a file of another program's, or
-    one it may not write (the file or its folder read-only); nothing is changed. A database
+    once: a new SQLite file it could not make (its folder read-only, or not makeable), an
+    existing one of another program's, or one it may not write (SQLite's own words, the
+    file or its folder read-only); nothing is changed. A database
     server is not asked (`validate` asks it): it may answer by the time the sink opens."""
     db = DatabaseUrl(url)
     if db.sqlite_file is None:
         return
-    if (problem := folder_problem(db.sqlite_file.parent)) is not None:
-        raise SinkError(f"sql sink: cannot open database {db}: {problem}")
+    if not db.sqlite_file.exists() and (problem := folder_problem(db.sqlite_file.parent)):
+        raise SinkError(f"sql sink: cannot open database {db}: {problem}")  # cannot make it
     try:
         foreign = foreign_database(db)  # read-only: the file stays as it is
     except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
