@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import os
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -232,20 +231,18 @@ def _(config: SqlSinkConfig) -> str | None:
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
+    from sinks.base import SinkError
     from sinks.sql.database import DatabaseUrl, make_engine, open_failure
-    from sinks.sql.schema import foreign_database, foreign_tables
+    from sinks.sql.opening import check_database
+    from sinks.sql.schema import foreign_tables
 
     db = DatabaseUrl(config.url)
-    if db.sqlite_file is not None:  # made by the run: its folder must be possible
-        if problem := folder_problem(db.sqlite_file.parent) or _folders_problem(config):
-            return problem
-        if db.sqlite_file.is_file() and not os.access(db.sqlite_file, os.W_OK):
-            return f"cannot write to {db}: the file is read-only"
+    if db.sqlite_file is not None:
         try:
-            foreign = foreign_database(db)  # read-only: the file stays as it is
-        except SQLAlchemyError as exc:
-            return f"cannot open database {db}: {open_failure(exc, db)}"
-        return None if foreign is None else f"cannot write to {db}: {foreign}"
+            check_database(config.url)  # as `run` checks it
+        except SinkError as exc:
+            return str(exc).removeprefix("sql sink: ")
+        return _folders_problem(config)
     try:
         engine = make_engine(db)
     except (SQLAlchemyError, ImportError, ValueError) as exc:

@@ -171,11 +171,13 @@ SQLITE_READONLY = 8
 def sqlite_write_refused(db: DatabaseUrl) -> sqlite3.Error | None:
     """SQLite's own error writing to `db`'s existing database file when it may not (the
     file or its folder read-only); None when it may, and when that cannot be known yet (no
-    file, no SQLite database, a lock): opening it for writing says so then. Found by a write
+    file, another program's, a lock): opening it for writing says so then. Found by a write
     rolled back: the file is left as it was."""
     path = db.sqlite_file
-    if path is None or not_a_database(db) is not None:
+    if path is None or not path.is_file():
         return None
+    if path.stat().st_size > 0 and not_a_database(db) is not None:
+        return None  # another program's file (`foreign_database`); an empty one SQLite takes
     try:
         connection = sqlite3.connect(
             f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=0, isolation_level=None
