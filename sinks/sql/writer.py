@@ -24,34 +24,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Engine, Insert, insert, update
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from sinks.sql.database import DatabaseUrl, ErrorKind, disk_full, error_kind, reason
-from sinks.sql.models import Detection, LineCrossingRow, Run, Track, ZoneVisit
+from sinks.sql.inserts import ROW_TABLES, insert_batch
 from sinks.sql.outbox import Outbox
 from sinks.sql.refused import RefusedFile
-from sinks.sql.schema import COLUMNS_ADDED
 from sinks.sql.spool import RowBatch
 
 log = logging.getLogger(__name__)
 
-RowModel = type[Detection] | type[Track] | type[ZoneVisit] | type[LineCrossingRow]
-_MODELS: dict[str, RowModel] = {
-    "detections": Detection,
-    "tracks": Track,
-    "zone_visits": ZoneVisit,
-    "line_crossings": LineCrossingRow,
-}
-_TIME_COLUMNS = {
-    "detections": ("time",),
-    "tracks": ("first_time", "last_time"),
-    "zone_visits": ("entered_at", "left_at", "last_time"),
-    "line_crossings": ("time",),
-}
 OUTAGE_REMINDER_S = 60.0
 """While the database stays away, the outage is logged again this often."""
 FULL_DISK_CLOSE_S = 2.0
@@ -63,24 +48,6 @@ STOP_GRACE_S = 5.0
 under way) before giving up on it."""
 _LOOK_AGAIN_S = 0.5
 """With nothing to write, how often the thread looks for a close."""
-
-
-def _utc(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
-
-
-def _insert_skipping_existing(engine: Engine, model: RowModel) -> Insert:
-    """INSERT that skips rows whose unique key is already there (SQLite, PostgreSQL)."""
-    dialect = engine.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(model).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(model).on_conflict_do_nothing()
-    return insert(model)  # other backends: no duplicate protection on retry
 
 
 class RowWriter:
@@ -106,7 +73,7 @@ class RowWriter:
         self.error: str | None = None
         """Set when a batch can never be written (constraint, data or SQL error), or the
         writer stopped (`halted`)."""
-        self.rows_written = dict.fromkeys(_MODELS, 0)
+        self.rows_written = dict.fromkeys(ROW_TABLES, 0)
         """This run's rows inserted, per table."""
         self.runs_ended = 0
         self.outages = 0
@@ -171,28 +138,7 @@ class RowWriter:
         earlier runs left (before the sink hands over any of its own). Raises
         SQLAlchemyError.
         """
-        if batch.table == "run_end":
-            (row,) = batch.rows
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(Run)
-                    .where(Run.id == row["run_id"])
-                    .values(ended_at=_utc(row["ended_at"]), status=row["status"])
-                )
-            return 0
-        # a row an older version spooled lacks the columns added since: NULL, as in its table
-        added = dict.fromkeys(COLUMNS_ADDED.get(batch.table, ()))
-        rows = [{**added, **r} for r in batch.rows]
-        if not rows:
-            return 0
-        for column in _TIME_COLUMNS[batch.table]:
-            for r in rows:
-                r[column] = None if r[column] is None else _utc(r[column])
-        insert_rows = _insert_skipping_existing(self.engine, _MODELS[batch.table])
-        with self.engine.begin() as conn:
-            # the driver's count of an executemany is kept only when asked for
-            result = conn.execute(insert_rows.execution_options(preserve_rowcount=True), rows)
-        return len(rows) if result.rowcount < 0 else result.rowcount  # < 0: not known
+        return insert_batch(self.engine, batch)
 
     def _count(self, batch: RowBatch) -> None:
         if batch.table == "run_end":
