@@ -254,3 +254,37 @@ def sqlite_full_error(tmp_path: Path) -> OperationalError:
         return info.value
     finally:
         engine.dispose()
+
+
+def refuse_frame(url: str, frame: int) -> None:
+    """A rule of the database's own: a detection row of `frame` is refused for good."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"CREATE TRIGGER no_frame_{frame} BEFORE INSERT ON detections "
+                f"WHEN NEW.frame = {frame} BEGIN SELECT RAISE(ABORT, 'frame {frame} refused'); END"
+            )
+        )
+    engine.dispose()
+
+
+def spooled_detection(run_id: int, frame: int, camera: str = "cam") -> dict[str, Any]:
+    """A detection row of `camera` at `frame` (one frame a second from T0), as a spool
+    file holds it."""
+    return {
+        "run_id": run_id,
+        "camera": camera,
+        "frame": frame,
+        "obj": 0,
+        "pts": frame / 25,
+        "time": T0 + frame,
+        "label": "person",
+        "label_id": 1,
+        "score": 0.5,
+        "x1": 1.0,
+        "y1": 2.0,
+        "x2": 3.0,
+        "y2": 4.0,
+        "track_id": None,
+    }

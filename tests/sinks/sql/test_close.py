@@ -18,14 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
 import sinks.sql.writer
 from sinks.base import SinkError
 from sinks.sql.sink import SqlSink
 from tests.clock import Clock
 from tests.sinks.scrape import scrape_sink
-from tests.sinks.sql.builders import LABELS, T0, Box, frame_result, run_status, stored, wait_for
+from tests.sinks.sql.builders import (
+    LABELS,
+    T0,
+    Box,
+    frame_result,
+    refuse_frame,
+    run_status,
+    stored,
+    wait_for,
+)
 
 BUSY_S = 30.0
 """How long the writer waits for a lock (its busy timeout): far longer than any test holds
@@ -33,19 +41,6 @@ one, so that it is busy, not failing, while the test holds it."""
 GRACE_S = 1.0
 """The close's wait for a writer under way (STOP_GRACE_S), made short; long enough for the
 writer to be in its insert, waiting on the lock, when the close gives up on it."""
-
-
-def _refuse_frame(url: str, frame: int) -> None:
-    """A rule of the database's own: a row of `frame` is refused for good."""
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                f"CREATE TRIGGER no_frame_{frame} BEFORE INSERT ON detections "
-                f"WHEN NEW.frame = {frame} BEGIN SELECT RAISE(ABORT, 'frame {frame} refused'); END"
-            )
-        )
-    engine.dispose()
 
 
 @contextmanager
@@ -114,7 +109,7 @@ def test_a_batch_refused_during_the_close_is_counted_refused_and_the_run_failed(
 ) -> None:
     url, spool_dir = f"sqlite:///{tmp_path / 'det.db'}", tmp_path / "spool"
     sink = SqlSink(url, LABELS, batch_size=3, spool_dir=spool_dir, clock=Clock())
-    _refuse_frame(url, 4)
+    refuse_frame(url, 4)
     _write_one_box_frames(sink, range(5))  # frames 0-2 handed over; 3 and 4 wait for the close
     with pytest.raises(SinkError) as closed:
         sink.close()
@@ -140,7 +135,7 @@ def test_a_refusal_after_the_close_gave_up_on_a_busy_writer_leaves_the_rows_kept
     url = f"sqlite:///{database}"
     monkeypatch.setattr(sinks.sql.writer, "STOP_GRACE_S", GRACE_S)
     sink = _busy_writer_sink(url, spool_dir)
-    _refuse_frame(url, 0)
+    refuse_frame(url, 0)
     with _locked(database):
         _write_one_box_frames(sink, range(2))  # the writer waits on the lock with frame 0
         with pytest.raises(SinkError) as closed:
@@ -179,7 +174,7 @@ def test_a_batch_the_database_refuses_in_a_spool_file_is_set_aside_and_the_rest_
         with pytest.raises(SinkError, match="3 rows kept in"):
             first.close()  # frames 0-2 and the run's end kept
     wait_for(lambda: stored(url) != [], "the late commit of frame 0")
-    _refuse_frame(url, 1)  # the database now refuses a kept row for good
+    refuse_frame(url, 1)  # the database now refuses a kept row for good
 
     second = SqlSink(url, LABELS, spool_dir=spool_dir)
     second.close()

@@ -34,6 +34,7 @@ from tests.sinks.sql.builders import (
     expected,
     frame_result,
     run_status,
+    spooled_detection,
     stored,
     summary,
     wait_for,
@@ -398,22 +399,7 @@ def test_spool_of_a_running_pipeline_is_not_taken_by_another(tmp_path: Path) -> 
     spool_dir = tmp_path / "spool"
     first = SqlSink(url, LABELS, spool_dir=spool_dir)
     first.close()
-    row = {
-        "run_id": first.run_id,
-        "camera": "cam",
-        "frame": 0,
-        "obj": 0,
-        "pts": 0.0,
-        "time": T0,
-        "label": "person",
-        "label_id": 1,
-        "score": 0.5,
-        "x1": 1.0,
-        "y1": 2.0,
-        "x2": 3.0,
-        "y2": 4.0,
-        "track_id": None,
-    }
+    row = spooled_detection(first.run_id, 0)
     # another pipeline, still running, holds (locks) its spool file for this database
     held = SpoolFile(spool_dir / f"{spool_prefix(DatabaseUrl(url))}run99-1.jsonl")
     held.append(RowBatch("detections", [row]))

@@ -8,10 +8,8 @@ import fcntl
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.outbox import Outbox
@@ -19,27 +17,15 @@ from sinks.sql.replay import replay_spools
 from sinks.sql.sink import SqlSink
 from sinks.sql.spool import UNREADABLE_FOLDER, RowBatch, spool_prefix
 from tests.sinks.scrape import scrape_sink
-from tests.sinks.sql.builders import LABELS, T0, Box, frame_result, stored
-
-
-def _row(run_id: int, frame: int) -> dict[str, Any]:
-    """A detection row of camera "cam", as a spool file holds it."""
-    return {
-        "run_id": run_id,
-        "camera": "cam",
-        "frame": frame,
-        "obj": 0,
-        "pts": frame / 25,
-        "time": T0 + frame,
-        "label": "person",
-        "label_id": 1,
-        "score": 0.5,
-        "x1": 1.0,
-        "y1": 2.0,
-        "x2": 3.0,
-        "y2": 4.0,
-        "track_id": None,
-    }
+from tests.sinks.sql.builders import (
+    LABELS,
+    T0,
+    Box,
+    frame_result,
+    refuse_frame,
+    spooled_detection,
+    stored,
+)
 
 
 def _spool(url: str, spool_dir: Path, *lines: str) -> Path:
@@ -66,7 +52,7 @@ def test_rows_committed_late_and_replayed_count_once_as_already_stored_not_as_wr
     for frame in range(2):  # committed after that run had kept them in its spool file
         earlier.write(frame_result("cam", frame, T0 + frame, [Box(1, 2, 3, 4, 0.5, 1)]))
     earlier.close()
-    rows = [_row(earlier.run_id, frame) for frame in range(5)]
+    rows = [spooled_detection(earlier.run_id, frame) for frame in range(5)]
     _spool(sql_db_url, spool_dir, RowBatch("detections", rows).to_line())
 
     later = SqlSink(sql_db_url, LABELS, spool_dir=spool_dir)
@@ -85,20 +71,12 @@ def test_a_spool_file_kept_for_a_line_it_could_not_set_aside_gives_no_line_twice
 ) -> None:
     url, spool_dir = f"sqlite:///{tmp_path / 'det.db'}", tmp_path / "spool"
     SqlSink(url, LABELS, spool_dir=spool_dir).close()  # run 1
-    engine = create_engine(url)
-    with engine.begin() as conn:  # a rule of the database's own refuses frame 1 for good
-        conn.execute(
-            text(
-                "CREATE TRIGGER no_frame_1 BEFORE INSERT ON detections WHEN NEW.frame = 1 "
-                "BEGIN SELECT RAISE(ABORT, 'frame 1 refused'); END"
-            )
-        )
-    engine.dispose()
+    refuse_frame(url, 1)
     spool = _spool(
         url,
         spool_dir,
-        RowBatch("detections", [_row(1, 0)]).to_line(),
-        RowBatch("detections", [_row(1, 1)]).to_line(),
+        RowBatch("detections", [spooled_detection(1, 0)]).to_line(),
+        RowBatch("detections", [spooled_detection(1, 1)]).to_line(),
         '{"table": "detections", "rows": [{"cut sho\n',
     )
     blocker = spool_dir / "unreadable"

@@ -51,6 +51,7 @@ from tests.sinks.sql.builders import (
     frame_result,
     read_all,
     record_key,
+    refuse_frame,
     summary,
     utc,
 )
@@ -311,15 +312,7 @@ def test_refused_rows_are_not_written_again_by_the_next_run(
     # spool files after theirs
     url, spool_dir = f"sqlite:///{tmp_path / 'det.db'}", tmp_path / "spool"
     sink = SqlSink(url, LABELS, batch_size=1, spool_dir=spool_dir)
-    engine = create_engine(url)
-    with engine.begin() as conn:  # a rule of the database's own refuses frame 1 for good
-        conn.execute(
-            text(
-                "CREATE TRIGGER no_frame_1 BEFORE INSERT ON detections WHEN NEW.frame = 1 "
-                "BEGIN SELECT RAISE(ABORT, 'frame 1 refused'); END"
-            )
-        )
-    engine.dispose()
+    refuse_frame(url, 1)  # a rule of the database's own
     for index in range(2):
         sink.write(frame_result("cam", index, T0, [Box(0, 0, 1, 1, 0.5, 1, 3)]))
         sink.flush(10)
