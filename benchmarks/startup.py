@@ -15,7 +15,10 @@ breakdown (`python -X importtime`, self time summed per top-level package) follo
     python -m benchmarks.startup --rounds 7 --config my.yaml
 
 The config's sinks write into a temporary folder (its relative `source:` paths are read
-from the checkout), and a ZeroMQ sink gets a free port, so that runs do not collide.
+from the checkout), and a ZeroMQ sink gets a free port, so that runs do not collide. A
+baseline that refuses the config (an older commit that predates a key of today's, such as
+`batch_size: auto`) runs its own copy of the config's path at that commit instead, and the
+benchmark says so in one line.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import re
 import socket
 import statistics
@@ -32,11 +34,13 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from benchmarks.machine import machine_line
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "STARTUP-BENCH first-detection"
@@ -58,6 +62,14 @@ progress.Progress.update = update
 sys.argv = ["pipeline", "run", sys.argv[1], "--no-progress"]
 runpy.run_module("pipeline", run_name="__main__", alter_sys=True)
 """
+
+
+class RunFailed(SystemExit):
+    """A run of the command failed; `reason` is the last line it wrote (its error)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -113,7 +125,11 @@ def run_once(checkout: Path, config: Path) -> Run:
     proc.returncode = os.waitstatus_to_exitcode(status)
     found = re.search(rf"{MARK} ([0-9.]+)", stderr)
     if proc.returncode != 0 or found is None:
-        raise SystemExit(f"{checkout}: the run failed ({proc.returncode}):\n{stderr[-2000:]}")
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        raise RunFailed(
+            f"{checkout}: the run failed ({proc.returncode}):\n{stderr[-2000:]}",
+            lines[-1].strip() if lines else f"exit status {proc.returncode}",
+        )
     # ru_maxrss is in KiB on Linux.
     return Run(float(found.group(1)) - started, wall, usage.ru_maxrss / 1024)
 
@@ -158,12 +174,23 @@ def checkout_of(ref: str) -> Iterator[Path]:
         )
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
+def warm_up(
+    checkout: Path,
+    ours: Path,
+    theirs: Path | None,
+    run: Callable[[Path, Path], Run] = run_once,
+) -> tuple[Path, str | None]:
+    """One warm-up run (it fills the network cache) with the config `checkout` runs: `ours`,
+    else, where `checkout` refuses it, `theirs` (its own copy; None: it has none), with a
+    line that says so. Raises RunFailed where neither runs."""
+    try:
+        run(checkout, ours)
+        return ours, None
+    except RunFailed as refused:
+        if theirs is None:
+            raise
+        run(checkout, theirs)
+        return theirs, refused.reason
 
 
 def main() -> None:
@@ -182,14 +209,22 @@ def main() -> None:
             baseline = stack.enter_context(checkout_of(args.baseline))
             checkouts = {args.baseline: baseline, **checkouts}
         out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="startup-out-")))
+        print(machine_line())
+        print(f"command: python -m pipeline run {args.config} (a warm-up run first)\n")
         configs = {}
         for i, (name, path) in enumerate(checkouts.items()):
-            (out / str(i)).mkdir()
-            configs[name] = bench_config((ROOT / args.config).resolve(), path, out / str(i))
-        print(f"{cpu_model()}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M %Z')}")
-        print(f"command: python -m pipeline run {args.config} (a warm-up run first)\n")
-        for name, path in checkouts.items():
-            run_once(path, configs[name])  # fills the network cache
+            (out / str(i) / "own").mkdir(parents=True)
+            ours = bench_config((ROOT / args.config).resolve(), path, out / str(i))
+            own = path / args.config
+            theirs = None
+            if path != ROOT and own.is_file():
+                theirs = bench_config(own, path, out / str(i) / "own")
+            configs[name], refused = warm_up(path, ours, theirs)
+            if refused is not None:
+                print(
+                    f"{name} refuses this checkout's {args.config} ({refused}): it runs its own "
+                    f"{args.config}, so the ratios compare different configs\n"
+                )
         runs: dict[str, list[Run]] = {name: [] for name in checkouts}
         for _ in range(args.rounds):
             for name, path in checkouts.items():

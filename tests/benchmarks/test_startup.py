@@ -1,0 +1,52 @@
+"""The start-up benchmark's choice of config: a baseline that refuses today's runs its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from benchmarks.startup import Run, RunFailed, warm_up
+
+OURS, THEIRS, CHECKOUT = Path("ours.yaml"), Path("theirs.yaml"), Path("/old")
+REFUSAL = "error: cams.yaml: detector.batch_size: 'auto' is not an integer"
+
+
+def accepting(*accepted: Path) -> tuple[list[Path], Callable[[Path, Path], Run]]:
+    """A stand-in for run_once that runs only `accepted` configs, and the configs it was given."""
+    tried: list[Path] = []
+
+    def run(checkout: Path, config: Path) -> Run:
+        tried.append(config)
+        if config not in accepted:
+            raise RunFailed("the run failed", REFUSAL)
+        return Run(1.0, 2.0, 300.0)
+
+    return tried, run
+
+
+def test_a_checkout_that_accepts_todays_config_runs_it() -> None:
+    tried, run = accepting(OURS, THEIRS)
+    assert warm_up(CHECKOUT, OURS, THEIRS, run) == (OURS, None)
+    assert tried == [OURS]
+
+
+def test_a_checkout_that_refuses_todays_config_runs_its_own_and_says_why() -> None:
+    tried, run = accepting(THEIRS)
+    assert warm_up(CHECKOUT, OURS, THEIRS, run) == (THEIRS, REFUSAL)
+    assert tried == [OURS, THEIRS]
+
+
+def test_a_checkout_without_its_own_config_fails_with_the_refusal() -> None:
+    _, run = accepting()
+    with pytest.raises(RunFailed) as failed:
+        warm_up(CHECKOUT, OURS, None, run)
+    assert failed.value.reason == REFUSAL
+
+
+def test_a_checkout_that_refuses_both_configs_fails() -> None:
+    tried, run = accepting()
+    with pytest.raises(RunFailed):
+        warm_up(CHECKOUT, OURS, THEIRS, run)
+    assert tried == [OURS, THEIRS]
