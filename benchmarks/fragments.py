@@ -4,14 +4,15 @@
 
 Size: the clip's frames written as the video sink writes them (libx264, crf 23, `--preset`
 ultrafast, 25 frames a second of video) for each way a camera's frames come (`LAYOUTS`):
-one-second fragments (frames at the video's rate); the one-frame fragments and undelayed
-encoder of frames a second apart (`max_fps: 1`); a motion-gated camera's one-frame
-fragments with the encoder's delay kept. For every frame of the clip (`--frames` at most)
-and for one frame a second of it (`--every`); kB per frame and the same-run ratio to
-one-second fragments. Kill: a child process writes frames `--interval` apart in wall time
-through `VideoSink` (`--preset`; a 25 fps live camera with `max_fps: 1`, a motion-gated one
-in a still scene, then the same camera as if every frame came at its rate) and is killed
-with SIGKILL after `--kill-after` frames; how many of them its file plays.
+one-second fragments (a file camera's frames at the video's rate); the one-frame fragments
+and undelayed encoder of frames a second apart (`max_fps: 1`); a live or motion-gated
+camera's one-frame fragments with the encoder's delay kept. For every frame of the clip
+(`--frames` at most) and for one frame a second of it (`--every`); kB per frame and the
+same-run ratio to one-second fragments. Kill: a child process writes frames `--interval`
+apart in wall time through `VideoSink` (`--preset`; a 25 fps live camera with `max_fps: 1`,
+a motion-gated one in a still scene, a live one whose detector fell that far behind after
+its file opened, then the same camera as if it were a file's, with one-second fragments)
+and is killed with SIGKILL after `--kill-after` frames; how many of them its file plays.
 """
 
 from __future__ import annotations
@@ -38,13 +39,14 @@ RATE = Fraction(25)
 LAYOUTS = {
     "one-second fragments": Pacing(),
     "max_fps 1 (encoder undelayed)": Pacing(frame_gap_s=1.0),
-    "motion gating": Pacing(still_gap_s=1.0),
+    "live camera, motion gating": Pacing(live=True),
 }
 """How a camera's frames come -> the fragments and encoder delay its files get."""
 KILLED = {
-    "max_fps 1 (frames 1 s apart)": Pacing(frame_gap_s=1.0),
-    "gated, still (1 s apart)": Pacing(still_gap_s=1.0),
-    "as if at the video's rate": Pacing(),
+    "max_fps 1 (frames 1 s apart)": Pacing(frame_gap_s=1.0, live=True),
+    "gated, still (1 s apart)": Pacing(still_gap_s=1.0, live=True),
+    "live, fell behind to 1 s apart": Pacing(live=True),
+    "one-second fragments (file)": Pacing(),
 }
 
 
@@ -71,7 +73,7 @@ def child(directory: Path, pacing: Pacing, interval_s: float, preset: str) -> No
             120,
             RATE,
             "synthetic",
-            live=True,
+            live=pacing.live,
             frame_gap_s=pacing.frame_gap_s,
             still_gap_s=pacing.still_gap_s,
         )
@@ -92,6 +94,7 @@ def killed_after(frames: int, pacing: Pacing, interval_s: float, preset: str) ->
         argv += ["--interval", str(interval_s), "--preset", preset]
         argv += ["--gap", str(pacing.frame_gap_s)] if pacing.frame_gap_s else []
         argv += ["--still", str(pacing.still_gap_s)] if pacing.still_gap_s else []
+        argv += ["--live"] if pacing.live else []
         with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
             assert proc.stdout is not None
             for line in proc.stdout:
@@ -112,13 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=1.0, help="between frames, killed")
     parser.add_argument("--gap", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--still", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--live", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in ("frames", "every", "kill_after"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.child is not None:
-        child(args.child, Pacing(args.gap, args.still), args.interval, args.preset)
+        child(args.child, Pacing(args.gap, args.still, args.live), args.interval, args.preset)
         return 0
     frames = read_rgb(args.clip, args.frames)
     height, width = frames[0].shape[:2]

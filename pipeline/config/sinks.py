@@ -78,7 +78,10 @@ class VideoSinkConfig(Strict):
     )
     fragmented: bool = Field(
         True,
-        description="Fragmented MP4: playable up to its last second even after a crash.",
+        description=(
+            "Fragmented MP4: playable after a crash up to a live camera's last few frames "
+            "(those its encoder holds back), a file's last second."
+        ),
     )
 
 

@@ -6,11 +6,12 @@ input frame at the input's frame rate, whatever the input's own timestamps were.
 
 Files are fragmented MP4 by default (flushed as written): a file stays playable up to its
 last fragment even when the process is killed; a normal end writes the index that makes it
-seekable. A fragment is a second of video, or, when frames come further apart than the
-video's frame rate (`fragment_us`), as many frames as come in about a second of wall time;
-the encoder holds none of them back when every frame comes that far apart, but does for a
-motion-gated camera's (`Pacing`). An image is cropped to the file's size (an even one:
-H.264 with yuv420p needs it), and resized to it if it is smaller.
+seekable. A live camera's fragment is a frame (its frames may slow down after its file
+opened); a file's is a second of video, or, when frames come further apart than the video's
+frame rate (`fragment_us`), as many frames as come in about a second of wall time. The
+encoder holds no frame back when every frame comes that far apart, but does for a live or
+motion-gated camera's at the video's rate (`Pacing`). An image is cropped to the file's size
+(an even one: H.264 with yuv420p needs it), and resized to it if it is smaller.
 
 FFmpeg does not report every write that fails (those of a fragmented MP4's last fragment,
 written when the file is finished, go unreported on a full disk), so the file is written
@@ -62,16 +63,21 @@ def encoder_options(codec: str, crf: int, preset: str, no_delay: bool = False) -
     return {"crf": str(crf), "preset": preset} | ({"tune": "zerolatency"} if no_delay else {})
 
 
-def fragment_us(rate: Fraction, frame_gap_s: float | None) -> int:
-    """The fragments' length (FFmpeg's `frag_duration`, microseconds of video) of a file at
-    `rate` frames a second of video whose frames come `frame_gap_s` seconds apart (None: no
-    further apart than its frame rate): `FRAGMENT_US`, or, when that much video would take
-    longer to come, as many frames as come in `FRAGMENT_US`, one at least. FFmpeg writes a
+def frames_us(rate: Fraction, frames: int) -> int:
+    """Fragments of `frames` frames at `rate` frames a second of video, `FRAGMENT_US` at
+    most: their length in microseconds of video (FFmpeg's `frag_duration`). FFmpeg writes a
     fragment when the next frame comes that long after its first."""
+    return min(FRAGMENT_US, math.floor(Fraction(frames * 1_000_000) / rate))
+
+
+def fragment_us(rate: Fraction, frame_gap_s: float | None) -> int:
+    """The fragments' length (microseconds of video) of a file at `rate` frames a second of
+    video whose frames come `frame_gap_s` seconds apart (None: no further apart than its
+    frame rate): `FRAGMENT_US`, or, when that much video would take longer to come, as many
+    frames as come in `FRAGMENT_US`, one at least (`frames_us`)."""
     if not frame_gap_s:
         return FRAGMENT_US
-    frames = max(1, math.floor(FRAGMENT_US / 1e6 / frame_gap_s))
-    return min(FRAGMENT_US, math.floor(Fraction(frames * 1_000_000) / rate))
+    return frames_us(rate, max(1, math.floor(FRAGMENT_US / 1e6 / frame_gap_s)))
 
 
 @dataclass(frozen=True)
@@ -79,14 +85,21 @@ class Pacing:
     """How far apart in wall time a camera's frames come to one file: `frame_gap_s`, always
     (frame-rate limiting, a slow detector; None: no further apart than the video's frame
     rate), and `still_gap_s`, at most, while motion gating finds the scene still (None: no
-    gating). Settles the file's fragments, and whether its encoder may hold frames back."""
+    gating); `live`: a live camera's, which can come further apart than they did when its
+    file opened (a detector falling behind). Settles the file's fragments, and whether its
+    encoder may hold frames back."""
 
     frame_gap_s: float | None = None
     still_gap_s: float | None = None
+    live: bool = False
 
     def fragment_us(self, rate: Fraction) -> int:
-        """The fragments' length: for the longest gap (`fragment_us`), so that a still
-        scene's frame is on disk, at the latest, when the next one comes."""
+        """The fragments' length: a live camera's a frame, since a file's fragments are
+        fixed when it opens and a second of video can take far longer to come later; a
+        file's for the longest gap (`fragment_us`), so that a still scene's frame is on
+        disk, at the latest, when the next one comes."""
+        if self.live:
+            return frames_us(rate, 1)
         gaps = [gap for gap in (self.frame_gap_s, self.still_gap_s) if gap]
         return fragment_us(rate, max(gaps, default=None))
 
@@ -131,7 +144,7 @@ class Encoding:
 class Geometry:
     """What every file of one camera's stream shares: its size, its frames a second of video
     and how far apart (seconds of the stream) its settings leave its frames (`StreamInfo`'s
-    `frame_gap_s` and `still_gap_s`)."""
+    `frame_gap_s` and `still_gap_s`), and whether it is live."""
 
     width: int
     height: int

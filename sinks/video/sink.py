@@ -8,11 +8,12 @@ the size the camera started with is resized to it. How a file is encoded:
 `sinks.video.encoding`; how files are named and pruned: `sinks.video.files`.
 
 A camera whose frames stop has its file finished (on `tick`) once they have stopped
-(`sinks.video.stalls`); its next frame starts a new file. A file's fragments are chosen when
-it starts from how far apart the camera's frames come (its stream's `frame_gap_s` and
-`still_gap_s`, and its recent gaps), so that a kill loses about a second of wall time, or
-in a motion-gated camera's still scene the few frames its encoder holds back
-(`sinks.video.encoding.Pacing`).
+(`sinks.video.stalls`); its next frame starts a new file. A live camera's file has a
+fragment a frame, so that a kill loses only the few frames its encoder holds back; a file
+camera's fragments are chosen from how far apart its frames come (its stream's
+`frame_gap_s`), so that a kill loses about a second of wall time; whether the encoder may
+hold frames back, from the stream's `frame_gap_s` and `still_gap_s` and a live camera's
+recent gaps (`sinks.video.encoding.Pacing`).
 
 A full disk does not stop the sink: the file it cut short is kept (up to its last whole
 fragment) and counted, the camera's frames are dropped and counted while the disk stays
@@ -27,6 +28,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -180,7 +182,7 @@ class VideoSink(Sink):
                 f"video sink: cannot create output directory {self._directory}: "
                 f"{failure_reason(exc, self._directory)}"
             ) from exc
-        pacing = Pacing(info.frame_gap_s, info.still_gap_s)
+        pacing = Pacing(info.frame_gap_s, info.still_gap_s, info.live)
         self._geometry[camera] = Geometry(width, height, rate, pacing)
         if info.scene is not None:
             known = self._scenes.get(camera)
@@ -334,8 +336,8 @@ class VideoSink(Sink):
         if seen is None:
             return stated
         if stated.still_gap_s is not None:
-            return Pacing(stated.frame_gap_s, max(stated.still_gap_s, seen))
-        return Pacing(max(stated.frame_gap_s or 0.0, seen), None)
+            return replace(stated, still_gap_s=max(stated.still_gap_s, seen))
+        return replace(stated, frame_gap_s=max(stated.frame_gap_s or 0.0, seen))
 
     def _finish(self, camera: str) -> None:
         """Finish the camera's file; a full disk cuts it short (and the camera waits for

@@ -1,5 +1,6 @@
 """Each file has one frame per written frame at the input's rate and size, keeps its colours,
-survives a kill when fragmented, and opens its encoder with the file; x264 settings map to NVENC."""
+survives a kill when fragmented (a live camera's losing only the frames its encoder holds
+back), and opens its encoder with the file; x264 settings map to NVENC."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ import pytest
 
 from pipeline.types import StreamEnd, StreamInfo
 from sinks.base import SinkError
-from sinks.video.encoding import Encoding, encoder_options
+from sinks.video.encoding import Encoding, encoder_options, frames_in
 from sinks.video.sink import VideoSink
 from tests.sinks.video.conftest import (
     LABELS,
     decode,
+    fragment_frames,
     frame_result,
     moving_square,
     square_left_edge,
@@ -100,13 +102,55 @@ from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamInfo
 from sinks.video.encoding import Encoding
 from sinks.video.sink import VideoSink
 
-sink = VideoSink(sys.argv[1], LabelMap(()), encoding=Encoding(fragmented=sys.argv[2] == "1"))
-sink.start(StreamInfo("cam1", 160, 120, Fraction(25), "synthetic"))
-for i in range(int(sys.argv[3])):
+fragmented, written, live, preset = sys.argv[2] == "1", int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
+encoding = Encoding(preset=preset, fragmented=fragmented, threads=1)
+sink = VideoSink(sys.argv[1], LabelMap(()), encoding=encoding)
+sink.start(StreamInfo("cam1", 160, 120, Fraction(25), "synthetic", live=live))
+for i in range(written):
     image = np.random.default_rng(i).integers(0, 255, (120, 160, 3), dtype=np.uint8)
     sink.write(FrameResult(Frame("cam1", i, i / 25, 1.8e9 + i / 25, image), Detections.empty()))
 os.kill(os.getpid(), signal.SIGKILL)  # no close(): the process dies with the file open
 """
+
+
+def _killed_writer(
+    folder: Path,
+    written: int,
+    fragmented: bool = True,
+    live: bool = False,
+    preset: str = "ultrafast",
+) -> Path:
+    """The file a writer killed with SIGKILL after `written` random frames at 25 fps left."""
+    argv = [str(folder), str(int(fragmented)), str(written), str(int(live)), preset]
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITER, *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    (path,) = folder.glob("cam1_*.mp4")
+    return path
+
+
+def _held_back(preset: str, frames: int) -> int:
+    """How many of `frames` random frames libx264 at `preset` (one thread, as the killed
+    writer's) holds back: not yet out as packets when the last one went in."""
+    context = av.CodecContext.create("libx264", "w")
+    assert isinstance(context, av.VideoCodecContext)
+    context.width, context.height, context.pix_fmt = 160, 120, "yuv420p"
+    context.time_base = Fraction(1, 25)
+    context.options = Encoding(preset=preset).options()
+    context.thread_count = 1
+    context.open()
+    out = 0
+    for i in range(frames):
+        yuv = np.random.default_rng(i).integers(0, 255, (180, 160), dtype=np.uint8)
+        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        frame.pts = i
+        out += len(context.encode(frame))
+    return frames - out
 
 
 @pytest.mark.parametrize("fragmented", [True, False], ids=["fragmented", "classic"])
@@ -114,15 +158,7 @@ def test_hard_kill_leaves_a_playable_file_only_when_fragmented(
     tmp_path: Path, fragmented: bool
 ) -> None:
     written = 100  # 4 s at 25 fps
-    proc = subprocess.run(
-        [sys.executable, "-c", _KILLED_WRITER, str(tmp_path), str(int(fragmented)), str(written)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    (path,) = tmp_path.glob("cam1_*.mp4")
+    path = _killed_writer(tmp_path, written, fragmented)
     if not fragmented:
         with pytest.raises(av.FFmpegError):
             decode(path)
@@ -131,6 +167,19 @@ def test_hard_kill_leaves_a_playable_file_only_when_fragmented(
     # Lost: at most the fragment being filled (1 s) and the encoder's look-ahead.
     assert written - 25 - 20 <= len(images) < written
     assert rate == Fraction(25)
+
+
+@pytest.mark.parametrize("preset", ["ultrafast", "veryfast"])  # veryfast: B-frames, look-ahead
+def test_a_killed_live_camera_loses_only_the_frames_its_encoder_held_back(
+    tmp_path: Path, preset: str
+) -> None:
+    written = 100  # 4 s at 25 fps: frames at the video's rate, the encoder's delay kept
+    path = _killed_writer(tmp_path, written, live=True, preset=preset)
+    # and the last frame out of the encoder: its fragment is written when the next one comes
+    lost = _held_back(preset, written) + 1
+    assert lost < 25  # a one-second fragment would lose more
+    assert frames_in(path) == written - lost
+    assert fragment_frames(path) == [1] * (written - lost)
 
 
 def test_x264_settings_map_onto_nvenc_options() -> None:

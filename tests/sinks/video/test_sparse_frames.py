@@ -1,9 +1,10 @@
-"""Frames that come seldom do not wait in memory: a file's fragments hold as many frames as
-come in about a second of wall time (one at least), its encoder holding none back, so what is
-on disk plays up to the last frame but one; frames at the video's own rate keep fragments of
-a second of video. A motion-gated camera, whose frames come at the video's rate while things
-move, gets a fragment a frame and keeps the encoder's B-frames and look-ahead. A file's
-fragments are settled when it opens: frames that slow down change its camera's next file."""
+"""Frames that come seldom do not wait in memory. A live camera's file has a fragment a frame
+(its frames can slow down after the file opened, whose fragments are settled then), keeping
+the encoder's B-frames and look-ahead while its frames come at the video's rate; a file
+camera's fragments hold a second of video, or as many frames as come in about a second of
+wall time (one at least). Where every frame comes seldom the encoder holds none back, so what
+is on disk plays up to the last frame but one; frames that slow down change that for the
+camera's next file."""
 
 from __future__ import annotations
 
@@ -72,33 +73,49 @@ def test_frames_that_came_seldom_give_the_next_file_short_fragments(tmp_path: Pa
     sink.close()
 
 
-def test_frames_at_the_videos_rate_keep_fragments_of_a_second(tmp_path: Path) -> None:
-    clock = Clock(0.0)
-    sink = VideoSink(tmp_path, LABELS, clock=clock)
-    sink.start(StreamInfo("lobby", 96, 64, RATE, "synthetic", live=True))
-    for i in range(40):
-        _write(sink, clock, "lobby", i, at=i / 25)
-    [path] = tmp_path.glob("lobby_*.mp4")
-    assert len(_edges_on_disk(path)) == 25  # one whole fragment: the second second is open
-    sink.close()
-
-
-def test_a_camera_at_the_videos_rate_keeps_fragments_of_a_second_after_its_frames_stopped(
+def test_a_file_cameras_frames_at_the_videos_rate_keep_fragments_of_a_second(
     tmp_path: Path,
 ) -> None:
     clock = Clock(0.0)
     sink = VideoSink(tmp_path, LABELS, clock=clock)
+    sink.start(StreamInfo("clip", 96, 64, RATE, "synthetic"))
+    for i in range(60):
+        _write(sink, clock, "clip", i, at=i / 25)
+    sink.close()
+    [path] = tmp_path.glob("clip_*.mp4")
+    assert fragment_frames(path) == [25, 25, 10]
+
+
+def test_a_live_camera_at_the_videos_rate_gets_a_fragment_a_frame_and_keeps_b_frames(
+    tmp_path: Path,
+) -> None:
+    clock = Clock(0.0)
+    sink = VideoSink(tmp_path, LABELS, encoding=Encoding(preset="veryfast"), clock=clock)
+    sink.start(StreamInfo("lobby", 96, 64, RATE, "synthetic", live=True))
+    for i in range(60):
+        _write(sink, clock, "lobby", i, at=i / 25)
+    sink.close()
+    [path] = tmp_path.glob("lobby_*.mp4")
+    assert fragment_frames(path) == [1] * 60
+    assert "B" in picture_types(path)
+
+
+def test_a_live_camera_at_the_videos_rate_keeps_its_encoders_delay_after_its_frames_stopped(
+    tmp_path: Path,
+) -> None:
+    clock = Clock(0.0)
+    sink = VideoSink(tmp_path, LABELS, encoding=Encoding(preset="veryfast"), clock=clock)
     sink.start(StreamInfo("lobby", 96, 64, RATE, "synthetic", live=True))
     for i in range(30):
         _write(sink, clock, "lobby", i, at=i / 25)
     clock.now = 6.0
     sink.tick()  # its frames stopped: the wait until the next one is no gap between frames
-    [first] = sink.records["lobby"]
     for i in range(30, 70):
         _write(sink, clock, "lobby", i, at=6.0 + i / 25)
-    [path] = [p for p in tmp_path.glob("lobby_*.mp4") if p != first.path]
-    assert len(_edges_on_disk(path)) == 25
     sink.close()
+    _, second = (f.path for f in sink.records["lobby"])
+    assert fragment_frames(second) == [1] * 40
+    assert "B" in picture_types(second)
 
 
 def test_fragments_hold_a_second_of_video_or_the_frames_of_a_second_of_wall_time() -> None:
@@ -141,12 +158,13 @@ def test_only_frames_that_always_come_seldom_make_the_encoder_hold_none_back() -
     assert Pacing(frame_gap_s=0.5, still_gap_s=1.0).no_delay(RATE)
 
 
-def test_a_camera_whose_frames_slow_down_keeps_its_files_fragments_until_its_next_file(
+def test_a_live_camera_whose_frames_slow_down_has_a_fragment_a_frame_in_every_file(
     tmp_path: Path,
 ) -> None:
     clock = Clock(0.0)
     rotation = Rotation(segment_s=4.0)  # 100 frames a file
-    sink = VideoSink(tmp_path, LABELS, rotation=rotation, clock=clock)
+    encoding = Encoding(preset="veryfast")
+    sink = VideoSink(tmp_path, LABELS, encoding=encoding, rotation=rotation, clock=clock)
     sink.start(StreamInfo("slowing", 96, 64, RATE, "synthetic", live=True))
     for i in range(50):  # every frame of the camera, as it comes
         _write(sink, clock, "slowing", i, at=i / 25)
@@ -154,7 +172,10 @@ def test_a_camera_whose_frames_slow_down_keeps_its_files_fragments_until_its_nex
         _write(sink, clock, "slowing", i, at=2 + (i - 50) / 2)
     sink.close()
     first, second = (f.path for f in sink.records["slowing"])
-    # a fragment is a second of video to the first file's end: 25 frames, 12.5 s of wall time
-    assert fragment_frames(first) == [25] * 4
-    # the next file's: the frames that came in about a second lately (gaps of 0.4 s, mean)
-    assert fragment_frames(second) == [2] * 25
+    # a frame each also once its frames slowed down: at 2 a second a kill loses no 25 frames
+    assert fragment_frames(first) == [1] * 100
+    assert fragment_frames(second) == [1] * 50
+    # the first file's encoder, opened for frames at the video's rate, kept its delay; the
+    # next file's, opened once frames came seldom, holds none back
+    assert "B" in picture_types(first)
+    assert "B" not in picture_types(second)
