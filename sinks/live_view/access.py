@@ -14,7 +14,6 @@ served under, and optional credentials.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import ipaddress
 from collections.abc import Iterable, Mapping
@@ -78,7 +77,7 @@ class Credentials:
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode()
             user, _, password = decoded.partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (a character past ASCII too), or not UTF-8
             return False
         assert self.password is not None
         # both compared, always: the time taken tells nothing of which one was wrong

@@ -246,6 +246,19 @@ def test_basic_auth_is_required_on_every_path(path: str) -> None:
         sink.close()
 
 
+def test_a_basic_header_past_ascii_is_refused_without_a_server_error(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Base64 is ASCII: `Basic é` was a 500 with a traceback."""
+    sink = ServedView(auth={"username": "viewer", "password": PASSWORD})
+    try:
+        assert status(sink, Authorization="Basic \xe9") == 401
+        assert status(sink, Authorization=basic("viewer", PASSWORD)) == 200
+    finally:
+        sink.close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_token_is_accepted_as_bearer_or_query_and_never_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
