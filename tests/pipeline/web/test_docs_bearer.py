@@ -149,3 +149,13 @@ def test_a_browser_given_the_page_for_a_header_token_shows_the_api(
     finally:
         driver.quit()
         server.close()
+
+
+def test_a_ticket_whose_time_has_a_digit_past_ascii_is_refused_not_a_server_error(
+    client: TestClient,
+) -> None:
+    """A header is read as Latin-1, where "²" (0xB2) is a digit that `int` refuses: it was a
+    500 with a traceback, before any credentials."""
+    forged = {"Authorization": b"Bearer docs-ticket.\xb2.ab"}
+    assert client.get("/api/runs", headers=forged).status_code == 401
+    assert not DocsTickets().accepts("GET", "Bearer docs-ticket.\u00b2.ab")
