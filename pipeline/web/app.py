@@ -37,7 +37,7 @@ from pipeline.web.models import (
     ZoneCountOut,
 )
 from pipeline.web.page import render_page
-from pipeline.web.params import Counting, Limit, PathId, SceneCounting, filters
+from pipeline.web.params import Counting, Limit, PathCamera, PathId, SceneCounting, filters
 from pipeline.web.swagger_ui import served_folder
 from pipeline.web.tickets import DocsTickets
 from sinks.live_view.access import Access
@@ -177,7 +177,7 @@ def _add_stored_routes(app: FastAPI, db: str, links: Sequence[Link]) -> None:
         response_class=FileResponse,
         responses={**_UNREADABLE, 404: {"description": "No such track, or no snapshot file."}},
     )
-    def snapshot(run: PathId, camera: str, track: PathId) -> FileResponse:
+    def snapshot(run: PathId, camera: PathCamera, track: PathId) -> FileResponse:
         """The JPEG of the track's best detection, when the snapshots sink wrote one."""
         path = stored(_snapshot_path, db, run, camera, track)
         # only a JPEG: the path comes from the database, which is not ours alone
