@@ -16,7 +16,7 @@ from sqlalchemy import select
 from starlette.routing import BaseRoute, Mount
 
 from pipeline.metrics import RunMetrics, Watched
-from pipeline.web.access import AccessMiddleware
+from pipeline.web.access import AccessMiddleware, describe_access
 from pipeline.web.docs import ASSET_PATHS, docs_routes
 from pipeline.web.index import Link, link_line, root_route, served_links, with_token
 from pipeline.web.models import (
@@ -75,6 +75,7 @@ def create_app(
     app.router.routes.extend(docs_routes(app, served_folder(swagger_ui), tickets))
     if access is not None:
         app.add_middleware(AccessMiddleware, access=access, public=ASSET_PATHS, tickets=tickets)
+        describe_access(app, access)
 
     @app.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
     def healthz() -> JSONResponse:
