@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from typing import Any
 
+from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -61,3 +63,36 @@ class AccessMiddleware:
             headers={**refusal.headers, "Cache-Control": "no-store"},
         )
         await response(scope, receive, send)
+
+
+_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "The server's token."},
+    "token": {"type": "apiKey", "in": "query", "name": "token", "description": "The same."},
+    "basic": {"type": "http", "scheme": "basic", "description": "The user and password."},
+}
+
+
+def describe_access(app: FastAPI, access: Access) -> None:
+    """`app`'s OpenAPI description says what `AccessMiddleware` answers before any route:
+    403 to a Host or Origin `access` does not allow; with credentials, 401 without them,
+    and how they are sent (the security schemes)."""
+    describe = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = describe()  # FastAPI keeps it as `app.openapi_schema`: changed in place
+        refusals = {"403": {"description": "The Host or Origin names no allowed host."}}
+        credentials = access.credentials
+        if credentials is not None:
+            refusals["401"] = {"description": "No credentials, or wrong ones."}
+            names = ["basic"] if credentials.token is None else ["bearer", "token"]
+            components = schema.setdefault("components", {})
+            components["securitySchemes"] = {name: _SCHEMES[name] for name in names}
+            schema["security"] = [{name: []} for name in names]  # either one
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                operation.setdefault("responses", {}).update(refusals)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

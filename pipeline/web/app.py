@@ -16,7 +16,7 @@ from sqlalchemy import select
 from starlette.routing import BaseRoute, Mount
 
 from pipeline.metrics import RunMetrics, Watched
-from pipeline.web.access import AccessMiddleware
+from pipeline.web.access import AccessMiddleware, describe_access
 from pipeline.web.docs import ASSET_PATHS, docs_routes
 from pipeline.web.index import Link, link_line, root_route, served_links, with_token
 from pipeline.web.models import (
@@ -37,7 +37,7 @@ from pipeline.web.models import (
     ZoneCountOut,
 )
 from pipeline.web.page import render_page
-from pipeline.web.params import Counting, Limit, PathId, SceneCounting, filters
+from pipeline.web.params import Counting, Limit, PathCamera, PathId, SceneCounting, filters
 from pipeline.web.swagger_ui import served_folder
 from pipeline.web.tickets import DocsTickets
 from sinks.live_view.access import Access
@@ -75,6 +75,7 @@ def create_app(
     app.router.routes.extend(docs_routes(app, served_folder(swagger_ui), tickets))
     if access is not None:
         app.add_middleware(AccessMiddleware, access=access, public=ASSET_PATHS, tickets=tickets)
+        describe_access(app, access)
 
     @app.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
     def healthz() -> JSONResponse:
@@ -177,7 +178,7 @@ def _add_stored_routes(app: FastAPI, db: str, links: Sequence[Link]) -> None:
         response_class=FileResponse,
         responses={**_UNREADABLE, 404: {"description": "No such track, or no snapshot file."}},
     )
-    def snapshot(run: PathId, camera: str, track: PathId) -> FileResponse:
+    def snapshot(run: PathId, camera: PathCamera, track: PathId) -> FileResponse:
         """The JPEG of the track's best detection, when the snapshots sink wrote one."""
         path = stored(_snapshot_path, db, run, camera, track)
         # only a JPEG: the path comes from the database, which is not ours alone

@@ -13,7 +13,7 @@ from fastapi import Path as PathParam
 from pydantic import AfterValidator
 
 from pipeline.timeparse import EXAMPLES, parse_duration, parse_time
-from sinks.sql.bounds import ID_MAX
+from sinks.sql.bounds import ID_MAX, TEXT_PATTERN
 from sinks.sql.reading import DetectionQuery
 
 PAGE_MAX = 1000
@@ -34,8 +34,17 @@ def _every(text: str | None) -> str | None:
     return text
 
 
-Camera = Annotated[str | None, Query(min_length=1, max_length=255, description="Camera id.")]
-Label = Annotated[str | None, Query(min_length=1, max_length=128, description="Class name.")]
+CAMERA_MAX = 255
+"""The longest camera id a query names: what the tables' camera columns hold."""
+_CAMERA = "Camera id (no NUL character)."
+Camera = Annotated[
+    str | None,
+    Query(min_length=1, max_length=CAMERA_MAX, pattern=TEXT_PATTERN, description=_CAMERA),
+]
+Label = Annotated[
+    str | None,
+    Query(min_length=1, max_length=128, pattern=TEXT_PATTERN, description="Class name (no NUL)."),
+]
 RunId = Annotated[int | None, Query(ge=1, le=ID_MAX, description="runs.id")]
 TrackId = Annotated[int | None, Query(ge=1, le=ID_MAX, description="Track id.")]
 MinScore = Annotated[float | None, Query(ge=0, le=1, description="Lowest score.")]
@@ -62,6 +71,9 @@ Every = Annotated[
     AfterValidator(_every),
 ]
 PathId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
+PathCamera = Annotated[
+    str, PathParam(min_length=1, max_length=CAMERA_MAX, pattern=TEXT_PATTERN, description=_CAMERA)
+]
 
 
 _FILTERS: dict[str, tuple[Any, Any]] = {

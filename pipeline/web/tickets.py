@@ -53,7 +53,9 @@ class DocsTickets:
         if method.upper() not in READ_METHODS or scheme.lower() != "bearer":
             return False
         expires, _, signature = value.strip().removeprefix(PREFIX).partition(".")
-        if not value.strip().startswith(PREFIX) or not (expires.isdigit() and len(expires) < 16):
+        # ASCII digits only: `isdigit` takes "²" too, which `int` refuses
+        digits = expires.isascii() and expires.isdigit()
+        if not value.strip().startswith(PREFIX) or not (digits and len(expires) < 16):
             return False
         if not hmac.compare_digest(signature.encode(), self._sign(int(expires)).encode()):
             return False

@@ -14,7 +14,6 @@ served under, and optional credentials.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import ipaddress
 from collections.abc import Iterable, Mapping
@@ -78,7 +77,7 @@ class Credentials:
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode()
             user, _, password = decoded.partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (a character past ASCII too), or not UTF-8
             return False
         assert self.password is not None
         # both compared, always: the time taken tells nothing of which one was wrong
@@ -139,12 +138,12 @@ class Access:
         if host is not None and not self._allowed(_name(host)):
             return Refusal(HTTPStatus.FORBIDDEN, "host not allowed (see allowed_hosts)")
         origin = headers.get("Origin")
-        if origin is not None:
-            parts = urlsplit(origin.strip())
-            if parts.scheme not in ("http", "https") or not self._allowed(parts.hostname or ""):
-                return Refusal(HTTPStatus.FORBIDDEN, "origin not allowed (see allowed_hosts)")
+        if origin is not None and not self._allowed_origin(origin):
+            return Refusal(HTTPStatus.FORBIDDEN, "origin not allowed (see allowed_hosts)")
+        # not urlsplit: a path such as `//[::1/x` would be read as a (malformed) host
+        query = path.partition("?")[2].partition("#")[0]
         if self.credentials is not None and not self.credentials.accept(
-            headers.get("Authorization"), urlsplit(path).query
+            headers.get("Authorization"), query
         ):
             return Refusal(
                 HTTPStatus.UNAUTHORIZED,
@@ -152,6 +151,16 @@ class Access:
                 {"WWW-Authenticate": self.credentials.challenge()},
             )
         return None
+
+    def _allowed_origin(self, origin: str) -> bool:
+        """Whether an Origin header names an http(s) page of an allowed host; one that is no
+        URL (`http://[::1`) is not."""
+        try:
+            parts = urlsplit(origin.strip())
+            hostname = parts.hostname
+        except ValueError:
+            return False
+        return parts.scheme in ("http", "https") and self._allowed(hostname or "")
 
     def _allowed(self, name: str) -> bool:
         if name in self.hosts:

@@ -9,3 +9,6 @@ PostgreSQL (a bigger value makes it fail the query, and the SQLite driver crashe
 bits)."""
 LIMIT_MAX = 2**63 - 1
 """The largest row limit: what SQLite and PostgreSQL take as a LIMIT."""
+TEXT_PATTERN = r"^[^\x00]*$"
+"""Text the tables' string columns (camera, label) hold: no NUL character, which
+PostgreSQL's text cannot hold and refuses in a query."""

@@ -90,6 +90,25 @@ def test_bad_filters_are_answered_422_naming_the_parameter(client: TestClient) -
     assert client.get("/api/counts", params={"by": "colour"}).status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("path", "where"),
+    [
+        ("/api/detections?camera=a%00b", ["query", "camera"]),
+        ("/api/tracks?label=%00", ["query", "label"]),
+        ("/api/counts/zones?camera=%00", ["query", "camera"]),
+        ("/api/tracks/1/lobby%00/1/snapshot", ["path", "camera"]),
+    ],
+)
+def test_a_nul_in_a_camera_or_label_is_answered_422_naming_it_not_503(
+    client: TestClient, path: str, where: list[str]
+) -> None:
+    """PostgreSQL refuses a query with a NUL in its text: that was a 503 saying the
+    database cannot be read, while it could."""
+    response = client.get(path)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == where
+
+
 def test_healthz_of_serve_answers_503_when_the_database_cannot_be_read(tmp_path: Path) -> None:
     from pipeline.web.app import create_app
 

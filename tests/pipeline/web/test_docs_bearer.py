@@ -149,3 +149,35 @@ def test_a_browser_given_the_page_for_a_header_token_shows_the_api(
     finally:
         driver.quit()
         server.close()
+
+
+def test_a_ticket_whose_time_has_a_digit_past_ascii_is_refused_not_a_server_error(
+    client: TestClient,
+) -> None:
+    """A header is read as Latin-1, where "²" (0xB2) is a digit that `int` refuses: it was a
+    500 with a traceback, before any credentials."""
+    forged = {"Authorization": b"Bearer docs-ticket.\xb2.ab"}
+    assert client.get("/api/runs", headers=forged).status_code == 401
+    assert not DocsTickets().accepts("GET", "Bearer docs-ticket.\u00b2.ab")
+
+
+@pytest.mark.parametrize(
+    ("credentials", "schemes"),
+    [(Credentials(token=TOKEN), ["bearer", "token"]), (Credentials(password=TOKEN), ["basic"])],
+    ids=["token", "password"],
+)
+def test_the_description_names_the_credentials_and_the_refusals_of_every_operation(
+    stored: str, credentials: Credentials, schemes: list[str]
+) -> None:
+    access = Access("127.0.0.1", (), credentials)
+    with TestClient(create_app(db=stored, access=access), base_url="http://127.0.0.1") as client:
+        if credentials.token is None:
+            described = client.get("/openapi.json", auth=("viewer", TOKEN))
+        else:
+            described = client.get("/openapi.json", headers=bearer(TOKEN))
+        spec = described.json()
+    assert spec["security"] == [{name: []} for name in schemes]
+    assert sorted(spec["components"]["securitySchemes"]) == sorted(schemes)
+    operations = [op for path in spec["paths"].values() for op in path.values()]
+    assert len(operations) == 9
+    assert all({"401", "403"} <= op["responses"].keys() for op in operations)

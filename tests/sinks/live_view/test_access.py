@@ -193,6 +193,24 @@ def test_host_and_origin_must_name_the_view(headers: dict[str, str], code: int, 
         sink.close()
 
 
+@pytest.mark.parametrize("under", ["", "/live"], ids=["own server", "beside the API"])
+def test_an_origin_or_a_path_that_is_no_url_is_refused_without_a_server_error(
+    under: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`http://[::1` is no URL (an unclosed IPv6 address), and a path starting `//[` reads
+    as one with such a host: each was a 500 with a traceback."""
+    sink = ServedView(auth={"token": TOKEN}, under=under)
+    bearer = f"Bearer {TOKEN}"
+    try:
+        assert status(sink, Origin="http://[::1", Authorization=bearer) == 403
+        assert status(sink, "//[::1/api/cameras", Authorization=bearer) == 404
+        assert status(sink, "//[::1/api/cameras") == 401
+        assert status(sink, f"//[::1/api/cameras?token={TOKEN}") == 404
+    finally:
+        sink.close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_listening_on_all_interfaces_allows_addresses_but_not_foreign_names() -> None:
     sink = ServedView(host="0.0.0.0", allow_unauthenticated=True)
     try:
@@ -226,6 +244,19 @@ def test_basic_auth_is_required_on_every_path(path: str) -> None:
         assert ok.status == (404 if path == "/nope" else 200)
     finally:
         sink.close()
+
+
+def test_a_basic_header_past_ascii_is_refused_without_a_server_error(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Base64 is ASCII: `Basic é` was a 500 with a traceback."""
+    sink = ServedView(auth={"username": "viewer", "password": PASSWORD})
+    try:
+        assert status(sink, Authorization="Basic \xe9") == 401
+        assert status(sink, Authorization=basic("viewer", PASSWORD)) == 200
+    finally:
+        sink.close()
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_token_is_accepted_as_bearer_or_query_and_never_logged(
