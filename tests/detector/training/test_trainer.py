@@ -386,6 +386,41 @@ def test_training_stops_when_map_has_not_improved_for_patience_epochs(
     assert result.epochs_done == 2 and result.best_epoch == 1
 
 
+@pytest.mark.parametrize(
+    ("images", "batch_size", "epochs", "min_steps", "taken"),
+    [
+        (8, 4, 1, 3, (4, 2, 2)),
+        (8, 4, 1, 0, (4, 2, 1)),
+        (5, 4, 1, 0, (4, 1, 1)),
+        (3, None, 30, 100, (3, 1, 100)),
+        (1600, None, 30, 100, (16, 100, 30)),
+        (640, None, 3, 100, (16, 40, 3)),
+    ],
+    ids=[
+        "small set: more epochs for min-steps",
+        "min-steps 0: the epochs alone",
+        "whole batches only",
+        "fewer images than the recipe's batch",
+        "large set: the epochs make the steps",
+        "min-steps reached in the epochs asked",
+    ],
+)
+def test_a_job_takes_its_batch_then_its_steps_an_epoch_then_the_epochs_min_steps_need(
+    shapes: ShapesData,
+    tmp_path: Path,
+    images: int,
+    batch_size: int | None,
+    epochs: int,
+    min_steps: int,
+    taken: tuple[int, int, int],
+) -> None:
+    job = job_for(shapes, tmp_path, batch_size=batch_size, epochs=epochs, min_steps=min_steps)
+    job = replace(job, train=(shapes.train * images)[:images])  # recipe batch: 16
+    assert (job.batch_size, job.steps_per_epoch, job.epochs) == taken
+    trainer = Trainer(job, CPU, threading.Event())
+    assert (trainer.batch_size, trainer.steps_per_epoch, trainer.epochs) == taken
+
+
 def test_a_set_too_small_for_min_steps_trains_more_epochs_to_reach_them_on_one_schedule(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
