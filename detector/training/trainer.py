@@ -235,7 +235,8 @@ class Trainer:
             state.epoch, state.step = state.epoch + 1, 0
             self._keep(record, metrics, state)
             steps_done = (state.epoch - 1) * self.steps_per_epoch
-            if self.job.settings.may_stop_early(state.stale_epochs, steps_done):
+            last = state.epoch > self.epochs  # a run that did all its epochs did not stop early
+            if not last and self.job.settings.may_stop_early(state.stale_epochs, steps_done):
                 return self._result("plateau", state)
             if self.stop.is_set():
                 return self._result("interrupted", state)

@@ -459,6 +459,26 @@ def test_early_stop_does_not_fire_before_min_steps_are_done(
     assert result.epochs_done == 3 and result.best_epoch == 1
 
 
+def test_a_run_whose_patience_runs_out_at_its_last_epoch_finished_rather_than_stopped_early(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    # a rate of ~0: no epoch improves; 6 steps take all 3 epochs, after which patience 1 is
+    # long spent, yet no epoch was left to skip
+    job = job_for(
+        shapes,
+        tmp_path / "out",
+        train=4,
+        batch_size=2,
+        epochs=1,
+        patience=1,
+        lr=1e-8,
+        warmup_steps=0,
+        min_steps=6,
+    )
+    result = Trainer(job, CPU, threading.Event()).fit()
+    assert result.stopped_by == "finished" and result.epochs_done == 3
+
+
 def test_a_run_stopped_before_its_min_steps_resumes_at_its_step_and_goes_on_to_them(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
