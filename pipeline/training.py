@@ -19,7 +19,8 @@ from detector.training.trainer import BEST, FRESH_CLASS_HEAD, LAST, Progress, Tr
 MIN_TRAIN_IMAGES = 2
 """A step needs two images at least: batch norm cannot normalise a batch of one."""
 RESUMABLE = ("device", "workers", "epochs")
-"""Settings a resumed run may change: where it runs, and how long (epochs may only grow)."""
+"""Settings a resumed run may change: where it runs, and how long (never fewer epochs than it
+takes to the epochs done)."""
 
 
 class TrainingSetupError(ValueError):
@@ -114,10 +115,6 @@ def _resumed(
     done = extra.get("epoch", 0)
     if not isinstance(done, int) or isinstance(done, bool):
         raise TrainingSetupError(_damaged(last, f"epoch: {type(done).__name__}, not an integer"))
-    if overrides.get("epochs", done) < done:
-        raise TrainingSetupError(
-            f"--resume: {last} has {done} epoch(s) done; --epochs must be {done} or more"
-        )
     moved = {k: v for k, v in overrides.items() if k in RESUMABLE}
     try:
         settings = TrainSettings(**{**saved_settings, **moved})
@@ -136,6 +133,12 @@ def _resumed(
     # Runs saved before the key existed gave every class head the factor.
     fresh_head = bool(extra.get(FRESH_CLASS_HEAD, True))
     job = _job(dataset, data, out, settings, saved.model, saved.arch, saved.size, base, fresh_head)
+    if job.epochs < done:  # the epochs it takes: --min-steps may raise --epochs
+        raised = f" (--min-steps {settings.min_steps})" if job.epochs > settings.epochs else ""
+        raise TrainingSetupError(
+            f"--resume: {last} has {done} epoch(s) done, but --epochs {settings.epochs} takes "
+            f"{job.epochs}{raised}; --epochs must be {done} or more"
+        )
     return job, progress
 
 

@@ -66,6 +66,23 @@ class TrainingJob:
     kept, the whole model learns at the recipe's `kept_head_lr`), recorded in checkpoints
     so that a resumed run keeps the rates it started with."""
 
+    @property
+    def batch_size(self) -> int:
+        """Images a step: the setting's (else the recipe's), at most the training images."""
+        return min(self.settings.batch_size_for(self.arch), len(self.train))
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps an epoch: whole batches only, as a last batch of one image would
+        make batch norm fail (one value per channel on the smallest feature maps) and give
+        one image a whole step's weight."""
+        return len(self.train) // self.batch_size
+
+    @property
+    def epochs(self) -> int:
+        """The epochs this run takes: `epochs`, more on a set too small for `min_steps`."""
+        return self.settings.epochs_for(self.steps_per_epoch)
+
 
 @dataclass
 class Progress:
@@ -141,9 +158,7 @@ class Trainer:
         self.stop = stop
         self.progress_bar = progress_bar
         settings = job.settings
-        # Whole batches only: a last batch of one image would make batch norm fail (one value
-        # per channel on the smallest feature maps) and give one image a whole step's weight.
-        self.batch_size = min(settings.batch_size_for(job.arch), len(job.train))
+        self.batch_size = job.batch_size
         self.model = job.model.to(device).train()
         self.loss = MultiBoxLoss(self.model.box_coder, self.model.anchors)
         lr = settings.lr_for(job.arch, job.fresh_class_head)
@@ -162,9 +177,8 @@ class Trainer:
             momentum=settings.momentum,
             weight_decay=settings.weight_decay_for(job.arch),
         )
-        self.steps_per_epoch = len(job.train) // self.batch_size
-        self.epochs = settings.epochs_for(self.steps_per_epoch)
-        """The epochs this run takes: `epochs`, more on a set too small for `min_steps`."""
+        self.steps_per_epoch = job.steps_per_epoch
+        self.epochs = job.epochs
         total = self.epochs * self.steps_per_epoch
         self.schedule = WarmupCosine(warmup=settings.warmup_for(total), total=total)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
@@ -221,7 +235,8 @@ class Trainer:
             state.epoch, state.step = state.epoch + 1, 0
             self._keep(record, metrics, state)
             steps_done = (state.epoch - 1) * self.steps_per_epoch
-            if self.job.settings.may_stop_early(state.stale_epochs, steps_done):
+            last = state.epoch > self.epochs  # a run that did all its epochs did not stop early
+            if not last and self.job.settings.may_stop_early(state.stale_epochs, steps_done):
                 return self._result("plateau", state)
             if self.stop.is_set():
                 return self._result("interrupted", state)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # heavy imports at call time only: `--help` stays fast
 
     from detector.measured_int8 import Int8Measurement
     from detector.training.samples import DetectionData, Sample
-    from detector.training.trainer import Trainer, TrainingJob
+    from detector.training.trainer import TrainingJob
 
 SIZES = (300, 320, 512)
 """Input sizes `--size` offers; each base model takes those its architecture supports."""
@@ -73,7 +73,8 @@ def add_parsers(sub: Any) -> None:
         "--resume",
         action="store_true",
         help="continue the training in --out from where it stopped (its last.pt), with its "
-        "settings; --device and --workers may change",
+        "settings; --device, --workers and --epochs may change (never to fewer epochs than "
+        "done, counted as --min-steps raises them)",
     )
     p.set_defaults(func=cmd_train)
 
@@ -162,7 +163,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             line = f"epoch 0 (the starting weights, before any step): {scores}"
         else:
             line = (
-                f"epoch {record.epoch}/{trainer.epochs}: loss {record.loss:.4f} "
+                f"epoch {record.epoch}/{job.epochs}: loss {record.loss:.4f} "
                 f"(localisation {record.localisation:.4f}, confidence "
                 f"{record.confidence:.4f}), {scores}, {record.images_per_s:.1f} images/s"
                 f"{'  best so far' if best else ''}"
@@ -170,7 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     trainer = Trainer(job, device, stop, on_epoch=say_epoch)
-    print(_start_line(job, device, trainer), file=sys.stderr, flush=True)
+    print(_start_line(job, device), file=sys.stderr, flush=True)
     try:
         # the block ends with the training: a Ctrl-C during int8's measurement after it
         # interrupts that as in any command without a stop of its own
@@ -265,17 +266,15 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
-def _start_line(job: TrainingJob, device: torch.device, trainer: Trainer) -> str:
+def _start_line(job: TrainingJob, device: torch.device) -> str:
     s = job.settings
-    epochs = f"{trainer.epochs} epoch(s)"
-    if trainer.epochs > s.epochs:
-        epochs += (
-            f" of {trainer.steps_per_epoch} step(s), not {s.epochs}: --min-steps {s.min_steps}"
-        )
+    epochs = f"{job.epochs} epoch(s)"
+    if job.epochs > s.epochs:
+        epochs += f" of {job.steps_per_epoch} step(s), not {s.epochs}: --min-steps {s.min_steps}"
     return (
         f"training {job.arch} at {job.size}x{job.size} on {device} for {len(job.class_names) - 1} "
         f"class(es) ({', '.join(job.class_names[1:])}): {len(job.train)} training and "
-        f"{len(job.val)} validation images, batch {s.batch_size_for(job.arch)}, "
+        f"{len(job.val)} validation images, batch {job.batch_size}, "
         f"lr {s.lr_for(job.arch, job.fresh_class_head):g}, {epochs}; writing {job.out}"
     )
 

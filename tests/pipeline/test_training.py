@@ -1,20 +1,27 @@
-"""Setting up a training: a resumed run takes up how its class head started, and refuses
-a training state it cannot use."""
+"""Setting up a training: a resumed run takes up how its class head started, weighs
+`--epochs` as the run takes it, and refuses a training state it cannot use."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from detector.architectures import ARCHITECTURES
 from detector.checkpoints import save_checkpoint
+from detector.training.history import read_history
 from detector.training.settings import TrainSettings
-from detector.training.trainer import FRESH_CLASS_HEAD, LAST, Progress
+from detector.training.trainer import FRESH_CLASS_HEAD, LAST, Progress, Trainer
 from pipeline.training import TrainingSetupError, prepare
 from pipeline.types import LabelMap
 from tests.detector.training.datasets import make_shapes_dataset, write_coco
+from tests.detector.training.test_trainer import StopAfter
+
+CPU = torch.device("cpu")
 
 
 @pytest.mark.parametrize(
@@ -135,3 +142,60 @@ def test_resume_from_a_folder_named_last_pt_says_it_is_a_folder_not_missing(
         f"--resume: {out / LAST} is a folder, not the checkpoint train saves there; move it "
         "away, or start without --resume into another --out"
     )
+
+
+def test_resume_with_fewer_epochs_than_done_goes_on_to_the_epochs_min_steps_raised_them_to(
+    tmp_path: Path,
+) -> None:
+    shapes = make_shapes_dataset(tmp_path / "shapes", images=5, val=1, seed=0)
+    data = str(write_coco(shapes, tmp_path / "coco"))
+    out = tmp_path / "run"
+    # 4 images in batches of 2: 2 steps an epoch, so 8 steps take 4 epochs, not the 1 asked
+    asked = {"epochs": 1, "batch_size": 2, "min_steps": 8, "workers": 0, "warmup_steps": 0}
+    job, _, _ = prepare(data, "person_ssdlite", out, resume=False, overrides=asked)
+    assert job.epochs == 4
+    stop = threading.Event()
+    begun: list[int] = []
+
+    def stop_at_the_end_of_epoch_3(items: Iterable[Any], **_: Any) -> StopAfter:
+        begun.append(len(begun) + 1)
+        return StopAfter(items, stop, batches=2 if len(begun) == 3 else 0)  # 0: never
+
+    first = Trainer(job, CPU, stop, progress_bar=stop_at_the_end_of_epoch_3).fit()
+    assert first.stopped_by == "interrupted" and first.epochs_done == 3
+
+    # --epochs 2: fewer than the 3 done, more than the 1 asked; with --min-steps 8 it takes 4
+    job, progress, _ = prepare(data, "person_ssdlite", out, resume=True, overrides={"epochs": 2})
+    assert job.settings.epochs == 2 and job.epochs == 4
+    assert progress is not None and (progress.epoch, progress.step) == (4, 0)
+    trainer = Trainer(job, CPU, threading.Event())
+    done = trainer.fit(progress)
+    assert done.stopped_by == "finished" and done.epochs_done == 4
+    assert trainer.scheduler.last_epoch == 8  # the 8 steps of one schedule, not 2 more epochs
+    assert [r.epoch for r in read_history(out)] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("saved", "epochs", "takes"),
+    [({"min_steps": 4}, 3, "3"), ({"min_steps": 8}, 1, "4 (--min-steps 8)")],
+    ids=["min-steps made no more epochs", "min-steps raised them, to fewer than done"],
+)
+def test_resume_with_epochs_the_run_takes_fewer_of_than_done_is_refused_in_one_line(
+    saved: dict[str, int], epochs: int, takes: str, tmp_path: Path
+) -> None:
+    shapes = make_shapes_dataset(tmp_path / "shapes", images=5, val=1, seed=0)
+    data = write_coco(shapes, tmp_path / "coco")
+    out = tmp_path / "run"
+    # 4 images in batches of 2: 2 steps an epoch; the 6 epochs asked were more than min-steps
+    settings = TrainSettings(epochs=6, batch_size=2, workers=0, **saved).model_dump()
+    extra = {"settings": settings, "epoch": 5, "progress": Progress(epoch=6).to_dict()}
+    model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
+    save_checkpoint(out / LAST, model, "person_ssdlite", 300, LabelMap(shapes.class_names), extra)
+    with pytest.raises(TrainingSetupError) as info:
+        prepare(str(data), "person_ssdlite", out, resume=True, overrides={"epochs": epochs})
+    assert str(info.value) == (
+        f"--resume: {out / LAST} has 5 epoch(s) done, but --epochs {epochs} takes {takes}; "
+        "--epochs must be 5 or more"
+    )
+    job, _, _ = prepare(str(data), "person_ssdlite", out, resume=True, overrides={"epochs": 5})
+    assert job.epochs == 5

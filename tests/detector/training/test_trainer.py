@@ -386,6 +386,41 @@ def test_training_stops_when_map_has_not_improved_for_patience_epochs(
     assert result.epochs_done == 2 and result.best_epoch == 1
 
 
+@pytest.mark.parametrize(
+    ("images", "batch_size", "epochs", "min_steps", "taken"),
+    [
+        (8, 4, 1, 3, (4, 2, 2)),
+        (8, 4, 1, 0, (4, 2, 1)),
+        (5, 4, 1, 0, (4, 1, 1)),
+        (3, None, 30, 100, (3, 1, 100)),
+        (1600, None, 30, 100, (16, 100, 30)),
+        (640, None, 3, 100, (16, 40, 3)),
+    ],
+    ids=[
+        "small set: more epochs for min-steps",
+        "min-steps 0: the epochs alone",
+        "whole batches only",
+        "fewer images than the recipe's batch",
+        "large set: the epochs make the steps",
+        "min-steps reached in the epochs asked",
+    ],
+)
+def test_a_job_takes_its_batch_then_its_steps_an_epoch_then_the_epochs_min_steps_need(
+    shapes: ShapesData,
+    tmp_path: Path,
+    images: int,
+    batch_size: int | None,
+    epochs: int,
+    min_steps: int,
+    taken: tuple[int, int, int],
+) -> None:
+    job = job_for(shapes, tmp_path, batch_size=batch_size, epochs=epochs, min_steps=min_steps)
+    job = replace(job, train=(shapes.train * images)[:images])  # recipe batch: 16
+    assert (job.batch_size, job.steps_per_epoch, job.epochs) == taken
+    trainer = Trainer(job, CPU, threading.Event())
+    assert (trainer.batch_size, trainer.steps_per_epoch, trainer.epochs) == taken
+
+
 def test_a_set_too_small_for_min_steps_trains_more_epochs_to_reach_them_on_one_schedule(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
@@ -422,6 +457,26 @@ def test_early_stop_does_not_fire_before_min_steps_are_done(
     result = Trainer(job, CPU, threading.Event()).fit()
     assert result.stopped_by == "plateau"
     assert result.epochs_done == 3 and result.best_epoch == 1
+
+
+def test_a_run_whose_patience_runs_out_at_its_last_epoch_finished_rather_than_stopped_early(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    # a rate of ~0: no epoch improves; 6 steps take all 3 epochs, after which patience 1 is
+    # long spent, yet no epoch was left to skip
+    job = job_for(
+        shapes,
+        tmp_path / "out",
+        train=4,
+        batch_size=2,
+        epochs=1,
+        patience=1,
+        lr=1e-8,
+        warmup_steps=0,
+        min_steps=6,
+    )
+    result = Trainer(job, CPU, threading.Event()).fit()
+    assert result.stopped_by == "finished" and result.epochs_done == 3
 
 
 def test_a_run_stopped_before_its_min_steps_resumes_at_its_step_and_goes_on_to_them(

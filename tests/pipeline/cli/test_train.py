@@ -129,7 +129,10 @@ def test_resume_with_more_epochs_trains_on_and_refuses_fewer_than_done(
     assert [r["epoch"] for r in json.loads((out / "history.json").read_text())] == [0, 1, 2]
     fewer = cli("train", "--data", str(data), "--out", str(out), "--resume", "--epochs", "1")
     assert fewer.returncode == 2 and "Traceback" not in fewer.stderr
-    assert "2 epoch(s) done; --epochs must be 2 or more" in fewer.stderr
+    assert fewer.stderr.splitlines() == [
+        f"error: --resume: {out / 'last.pt'} has 2 epoch(s) done, but --epochs 1 takes 1; "
+        "--epochs must be 2 or more"
+    ]
 
 
 def test_a_set_too_small_for_min_steps_trains_the_epochs_that_reach_them(
