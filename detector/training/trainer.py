@@ -23,6 +23,7 @@ from detector.training.history import EpochRecord, plot_history, write_history
 from detector.training.loader import SampleDataset, SampleLoader, TrainBatch
 from detector.training.loss import MultiBoxLoss
 from detector.training.samples import Sample
+from detector.training.schedule import WarmupCosine
 from detector.training.settings import TrainSettings
 from detector.training.transforms import eval_transform, smallest_default_box, train_transform
 from detector.training.validation import predict
@@ -32,8 +33,6 @@ BEST, LAST = "best.pt", "last.pt"
 """File names in the output folder: the best validation mAP so far, and where to resume."""
 MIN_GAIN = 1e-4
 """A mAP better by less than this is no improvement (patience counts on)."""
-WARMUP_START = 0.001
-"""The first step's rate, as a fraction of `lr`."""
 
 FRESH_CLASS_HEAD = "fresh_class_head"
 """The checkpoint key of `TrainingJob.fresh_class_head`."""
@@ -388,19 +387,3 @@ class Trainer:
     def _result(self, reason: StopReason, state: Progress) -> TrainingResult:
         done = state.epoch - 1
         return TrainingResult(reason, done, state.best_map, state.best_epoch, self.job.out)
-
-
-@dataclass(frozen=True)
-class WarmupCosine:
-    """The rate's factor at a step: a linear rise from `WARMUP_START` over `warmup` steps,
-    then a cosine decay to zero at step `total`. A function of the step alone, so that a
-    resumed run that was given more epochs follows the longer schedule from where it is."""
-
-    warmup: int
-    total: int
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return WARMUP_START + (1.0 - WARMUP_START) * step / self.warmup
-        done = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
-        return 0.5 * (1.0 + math.cos(math.pi * done))

@@ -19,7 +19,7 @@ from detector.training.trainer import FRESH_CLASS_HEAD, LAST, Progress, Trainer
 from pipeline.training import TrainingSetupError, prepare
 from pipeline.types import LabelMap
 from tests.detector.training.datasets import make_shapes_dataset, write_coco
-from tests.detector.training.test_trainer import StopAfter
+from tests.detector.training.stopping import StopAfter
 
 CPU = torch.device("cpu")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,20 +22,20 @@ from detector.training.evaluation import coco_metrics
 from detector.training.history import read_history
 from detector.training.loader import SampleDataset, SampleLoader
 from detector.training.samples import Sample
+from detector.training.schedule import WARMUP_START, WarmupCosine
 from detector.training.settings import TrainSettings, recipe_for
 from detector.training.trainer import (
     BEST,
     FRESH_CLASS_HEAD,
     LAST,
-    WARMUP_START,
     Progress,
     Trainer,
     TrainingJob,
-    WarmupCosine,
 )
 from detector.training.transforms import eval_transform, train_transform
 from detector.training.validation import predict
 from tests.detector.training.datasets import ShapesData, make_shapes_dataset
+from tests.detector.training.stopping import StopAfter
 
 CPU = torch.device("cpu")
 
@@ -58,25 +58,6 @@ def job_for(shapes: ShapesData, out: Path, train: int = 8, **settings: Any) -> T
         data="shapes",
         fresh_class_head=ready.fresh_class_head,
     )
-
-
-class StopAfter:
-    """A progress bar that sets `stop` once `batches` batches went by."""
-
-    def __init__(self, items: Iterable[Any], stop: threading.Event, batches: int) -> None:
-        self.items, self.stop, self.batches = items, stop, batches
-
-    def __iter__(self) -> Iterator[Any]:
-        for seen, item in enumerate(self.items, start=1):
-            if seen == self.batches:
-                self.stop.set()
-            yield item
-
-    def set_postfix(self, **_: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 LEARNED_MAP50 = 0.05
