@@ -17,9 +17,10 @@ from datetime import datetime, timezone
 
 _STAMP = "%Y%m%d-%H%M%S"
 
-CAMERA_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# \Z, not $: $ also matches before a trailing newline
+CAMERA_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 """A camera's folder: a camera id as the config allows it."""
-SNAPSHOT_FILE = re.compile(r"^\d{8}-\d{6}-\d{3}_\d{1,19}(-frame)?\.jpg$")
+SNAPSHOT_FILE = re.compile(r"^\d{8}-\d{6}-\d{3}_\d{1,19}(-frame)?\.jpg\Z")
 """A snapshot file's name within its camera's folder (crop or whole frame)."""
 
 
