@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _STAMP = "%Y%m%d-%H%M%S"
-_ANY_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+_\d{8}-\d{6}(-\d+)?\.mp4$")
+_ANY_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+_\d{8}-\d{6}(-\d+)?\.mp4\Z")  # \Z: not before a newline
 
 
 @dataclass(frozen=True)

@@ -52,9 +52,10 @@ def test_delete_old_videos_removes_only_video_files_older_than_the_cutoff(tmp_pa
     old = _old_file(tmp_path, "gate_20200101-000000.mp4", 7200)
     new = _old_file(tmp_path, "gate_20200101-010000.mp4", 60)
     not_ours = _old_file(tmp_path, "holiday.mp4", 7200)
+    named_alike = _old_file(tmp_path, "gate_20200101-000000.mp4\n", 7200)  # not the sink's
     cutoff = time.time() - 3600
 
     assert delete_old_videos(tmp_path, cutoff, dry_run=True) == [old]
     assert old.exists()
     assert delete_old_videos(tmp_path, cutoff) == [old]
-    assert sorted(tmp_path.iterdir()) == sorted([new, not_ours])
+    assert sorted(tmp_path.iterdir()) == sorted([new, not_ours, named_alike])
