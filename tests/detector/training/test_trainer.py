@@ -419,22 +419,27 @@ def test_a_set_too_small_for_min_steps_trains_more_epochs_to_reach_them_on_one_s
     assert history[1].lr > 0.5 * trainer.scheduler.base_lrs[0]  # the rest of the model
 
 
-def test_early_stop_does_not_fire_before_min_steps_are_done(
-    shapes: ShapesData, tmp_path: Path
-) -> None:
-    # a rate of ~0: no epoch improves, so a patience of 1 would stop after epoch 2 (4
-    # steps); 6 steps at least take 3 epochs first
-    job = job_for(
+def _never_improving(shapes: ShapesData, out: Path, epochs: int) -> TrainingJob:
+    """A job of 2 steps an epoch, 6 at least (`min_steps`), and patience 1, at a rate of ~0:
+    no epoch improves on the last."""
+    return job_for(
         shapes,
-        tmp_path / "out",
+        out,
         train=4,
         batch_size=2,
-        epochs=10,
+        epochs=epochs,
         patience=1,
         lr=1e-8,
         warmup_steps=0,
         min_steps=6,
     )
+
+
+def test_early_stop_does_not_fire_before_min_steps_are_done(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    # a patience of 1 would stop after epoch 2 (4 steps); 6 steps at least take 3 epochs first
+    job = _never_improving(shapes, tmp_path / "out", epochs=10)
     result = Trainer(job, CPU, threading.Event()).fit()
     assert result.stopped_by == "plateau"
     assert result.epochs_done == 3 and result.best_epoch == 1
@@ -443,19 +448,8 @@ def test_early_stop_does_not_fire_before_min_steps_are_done(
 def test_a_run_whose_patience_runs_out_at_its_last_epoch_finished_rather_than_stopped_early(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
-    # a rate of ~0: no epoch improves; 6 steps take all 3 epochs, after which patience 1 is
-    # long spent, yet no epoch was left to skip
-    job = job_for(
-        shapes,
-        tmp_path / "out",
-        train=4,
-        batch_size=2,
-        epochs=1,
-        patience=1,
-        lr=1e-8,
-        warmup_steps=0,
-        min_steps=6,
-    )
+    # 6 steps take all 3 epochs, after which patience 1 is long spent, yet no epoch was left
+    job = _never_improving(shapes, tmp_path / "out", epochs=1)
     result = Trainer(job, CPU, threading.Event()).fit()
     assert result.stopped_by == "finished" and result.epochs_done == 3
 
