@@ -48,6 +48,18 @@ def shown(path: Path, root: Path) -> str:
         return str(path)
 
 
+SHOWN_NAME_CHARS = 160
+"""The longest file name a message shows whole; a longer one is cut in the middle."""
+
+
+def clipped(name: str) -> str:
+    """`name` for a one-line message: cut in the middle past `SHOWN_NAME_CHARS`."""
+    if len(name) <= SHOWN_NAME_CHARS:
+        return name
+    keep = SHOWN_NAME_CHARS // 2
+    return f"{name[:keep]}...({len(name)} characters)...{name[-keep // 2 :]}"
+
+
 def resolved(path: Path) -> Path:
     """`path` made absolute, its symbolic links followed where they lead somewhere: a loop
     of links (or a NUL in a listed name) is kept as it is written, for the image check to
@@ -108,7 +120,7 @@ def checked_size(
     try:
         actual = image_size(path)
     except UnreadableImage as e:
-        problems.append(f"{where}: {e}: {shown(path, root)}")
+        problems.append(f"{where}: {e}: {clipped(shown(path, root))}")
         return None
     if declared is not None and declared != actual:
         problems.append(
