@@ -250,3 +250,15 @@ def test_a_device_listed_as_an_image_is_named_not_a_regular_file(
     assert problem == (
         "train.json: image id 1: not a regular file (a device or a pipe), not an image: /dev/zero"
     )
+
+
+def test_an_iscrowd_other_than_0_or_1_is_named_not_read_as_one_object(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_coco(shapes, tmp_path / "coco")
+    edit(root / "train.json", lambda d: d["annotations"][0].update(iscrowd="1"))
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    assert caught.value.problems == (
+        "train.json: annotation id 1: iscrowd must be 0 or 1, got '1'",
+    )
