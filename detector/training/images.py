@@ -7,8 +7,10 @@ are drawn on the turned image. Sizes and pixels here are those of the turned ima
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import stat
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,20 +88,29 @@ def _first_scan(data: mmap.mmap) -> int | None:
     return len(data)
 
 
-def _not_an_image(path: Path) -> str:
-    """Why `path`, which is no file, is not an image, in a few words."""
-    if path.is_dir():
+def _not_an_image(path: Path) -> str | None:
+    """Why `path` is no image file, in a few words, or None when it is a regular file."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, ValueError):  # ValueError: a NUL in the name
+        return BROKEN_LINK if os.path.lexists(path) else "missing image"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return BROKEN_LINK
+        return f"cannot be read ({e.strerror or e})"  # e.g. a name too long for the system
+    if stat.S_ISDIR(mode):
         return "a folder, not an image"
-    if os.path.lexists(path):  # a link that leads nowhere: is_file() followed it
-        return BROKEN_LINK
-    return "missing image"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a device or a pipe), not an image"
+    return None
 
 
 @contextmanager
 def _opened(path: Path) -> Iterator[Image.Image]:
     """The PIL image at `path`, its header read; UnreadableImage if it will not open."""
-    if not path.is_file():
-        raise UnreadableImage(_not_an_image(path))
+    why_not = _not_an_image(path)
+    if why_not:
+        raise UnreadableImage(why_not)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

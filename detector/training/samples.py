@@ -142,9 +142,7 @@ def read_dataset(path: str | Path) -> DetectionData:
         if (root / EXPORTED_ANNOTATIONS).is_file():
             return coco.read_coco(root / EXPORTED_ANNOTATIONS)
     else:
-        raise DatasetError(
-            [BROKEN_LINK if os.path.lexists(root) else "no such file or folder"], path
-        )
+        raise DatasetError([_neither_file_nor_folder(root)], path)
     raise DatasetError(
         [
             "not a dataset: expected a COCO .json file (or a folder with train.json or "
@@ -153,6 +151,15 @@ def read_dataset(path: str | Path) -> DetectionData:
         ],
         path,
     )
+
+
+def _neither_file_nor_folder(path: Path) -> str:
+    """Why `path`, which is no file or folder, is not a dataset, in a few words."""
+    if not os.path.lexists(path):
+        return "no such file or folder"
+    if path.is_symlink() and not path.exists():
+        return BROKEN_LINK
+    return "not a regular file or folder (a device or a pipe)"
 
 
 def split_validation(

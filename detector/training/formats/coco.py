@@ -153,7 +153,12 @@ def _samples(
             continue
         ann_id = annotation.get("id")
         where = f"{name}: annotation id {ann_id}" if is_int(ann_id) else f"{name}: annotations[{i}]"
-        if annotation.get("iscrowd") in (1, True):
+        crowd = annotation.get("iscrowd")
+        crowd = 0 if crowd is None else crowd  # missing or null: one object
+        if crowd not in (0, 1):  # True and False are 1 and 0, as COCO's own tools read them
+            problems.append(f"{where}: iscrowd must be 0 or 1, got {brief(crowd)}")
+            continue
+        if crowd == 1:
             continue
         image_id, category = annotation.get("image_id"), annotation.get("category_id")
         if not is_int(image_id) or image_id not in files:

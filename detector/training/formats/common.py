@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TypeGuard
@@ -48,6 +49,19 @@ def shown(path: Path, root: Path) -> str:
         return str(path)
 
 
+SHOWN_NAME_CHARS = 160
+"""The longest file name a message shows whole; a longer one is cut in the middle."""
+
+
+def clipped(name: str) -> str:
+    """`name` (a file name, a field of a line) for a one-line message: cut in the middle
+    past `SHOWN_NAME_CHARS`."""
+    if len(name) <= SHOWN_NAME_CHARS:
+        return name
+    keep = SHOWN_NAME_CHARS // 2
+    return f"{name[:keep]}...({len(name)} characters)...{name[-keep // 2 :]}"
+
+
 def resolved(path: Path) -> Path:
     """`path` made absolute, its symbolic links followed where they lead somewhere: a loop
     of links (or a NUL in a listed name) is kept as it is written, for the image check to
@@ -72,10 +86,16 @@ def repeated_images(listed: Iterable[tuple[Path, str]], root: Path) -> list[str]
     return problems
 
 
+_NOT_A_FILE = "not a regular file (a folder, a device or a pipe)"
+
+
 def read_bounded(path: Path, limit: int) -> bytes:
     """The bytes of `path`, refused (FileProblem) when missing, unreadable or over `limit`."""
     try:
-        size = path.stat().st_size
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):  # a pipe would block the read until written
+            raise FileProblem(_NOT_A_FILE)
+        size = status.st_size
         if size > limit:
             raise FileProblem(
                 f"file too large ({size / MIB:.1f} MiB, the limit is {limit / MIB:.0f} MiB)"
@@ -108,7 +128,7 @@ def checked_size(
     try:
         actual = image_size(path)
     except UnreadableImage as e:
-        problems.append(f"{where}: {e}: {shown(path, root)}")
+        problems.append(f"{where}: {e}: {clipped(shown(path, root))}")
         return None
     if declared is not None and declared != actual:
         problems.append(

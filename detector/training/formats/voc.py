@@ -11,6 +11,7 @@ marked `difficult` are kept.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -33,6 +34,9 @@ from detector.training.formats.common import (
     resolved,
 )
 from detector.training.samples import BACKGROUND, DatasetError, DetectionData, Sample
+
+MAX_SIDE_DIGITS = 9
+"""The most digits of a <size> width or height: no image is a billion pixels wide."""
 
 SETS = "ImageSets/Main"
 CORNERS = ("xmin", "ymin", "xmax", "ymax")
@@ -98,7 +102,7 @@ def _split(root: Path, problems: list[str]) -> tuple[list[str], list[str]]:
                     problems.append(
                         f"{SETS}/{name}:{n}: {image_id} is listed on line {ids[image_id]} too"
                     )
-                elif (root / "Annotations" / f"{image_id}.xml").is_file():
+                elif os.path.lexists(root / "Annotations" / f"{image_id}.xml"):
                     ids[image_id] = n
                 else:
                     problems.append(f"{SETS}/{name}:{n}: no Annotations/{image_id}.xml")
@@ -131,7 +135,7 @@ def _annotation(root: Path, image_id: str, problems: list[str]) -> _Annotation |
     size = tree.find("size")
     if size is not None:
         width, height = _text(size, "width"), _text(size, "height")
-        if not all(v.isascii() and v.isdigit() and int(v) > 0 for v in (width, height)):
+        if not all(_is_side(v) for v in (width, height)):
             problems.append(
                 f"{name}:{lines[size]}: size: width and height must be positive "
                 f"integers, got {brief(width)} and {brief(height)}"
@@ -208,6 +212,12 @@ def _text(element: ET.Element, child: str) -> str:
     """Stripped text of `element`'s first `child`, "" if there is none."""
     found = element.find(child)
     return (found.text or "").strip() if found is not None else ""
+
+
+def _is_side(text: str) -> bool:
+    """Whether `text` is a positive integer of at most `MAX_SIDE_DIGITS` digits (int() would
+    refuse one of over 4300)."""
+    return text.isascii() and text.isdigit() and len(text) <= MAX_SIDE_DIGITS and int(text) > 0
 
 
 def parse_xml(data: bytes) -> tuple[ET.Element, dict[ET.Element, int]]:

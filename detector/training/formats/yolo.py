@@ -13,6 +13,7 @@ image without a label file has no objects.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from detector.training.formats.common import (
     checked_size,
     class_name_problems,
     clip_box,
+    clipped,
     images_in,
     is_int,
     polygon_box,
@@ -186,7 +188,9 @@ def _sample(
     labels_file = label_path(image)
     name = shown(labels_file, root)
     try:
-        text = read_text(labels_file, MAX_LABEL_BYTES) if labels_file.is_file() else ""
+        # lexists: a label file that is a folder, a pipe or a loop of links is a problem,
+        # not an image without objects
+        text = read_text(labels_file, MAX_LABEL_BYTES) if os.path.lexists(labels_file) else ""
     except FileProblem as e:
         problems.append(e.at(name))
         return None
@@ -214,7 +218,8 @@ def _sample(
                 continue
         if not label.is_integer() or not 0 <= label < classes:
             problems.append(
-                f"{name}:{n}: unknown class {fields[0]} (names has {classes}: 0..{classes - 1})"
+                f"{name}:{n}: unknown class {clipped(fields[0])} "
+                f"(names has {classes}: 0..{classes - 1})"
             )
             continue
         if len(coordinates) == 4:
@@ -232,7 +237,7 @@ def _sample(
             what = "polygon's bounding box"
         problem = box_problem(xyxy, width, height)
         if problem:
-            problems.append(f"{name}:{n}: {what} ({' '.join(fields[1:])}) {problem}")
+            problems.append(f"{name}:{n}: {what} ({clipped(' '.join(fields[1:]))}) {problem}")
             continue
         boxes.append(clip_box(xyxy, width, height))
         labels.append(int(label) + 1)

@@ -3,6 +3,7 @@ cut short is found by reading its header and last bytes, without decoding it."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,17 @@ def test_a_photo_without_orientation_is_as_stored(tmp_path: Path) -> None:
 def test_a_missing_image_is_said_to_be_missing(tmp_path: Path) -> None:
     with pytest.raises(UnreadableImage, match="missing image"):
         image_size(tmp_path / "nowhere.jpg")
+
+
+def test_a_pipe_is_named_not_a_regular_file_not_a_broken_link(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with pytest.raises(UnreadableImage, match="not a regular file"):
+        image_size(tmp_path / "pipe.jpg")
+
+
+def test_a_name_too_long_for_the_system_is_unreadable_not_an_oserror(tmp_path: Path) -> None:
+    with pytest.raises(UnreadableImage, match=r"cannot be read \(File name too long\)"):
+        decode_rgb(tmp_path / ("x" * 300 + ".jpg"))
 
 
 def test_a_turned_photo_in_a_dataset_trains_upright(tmp_path: Path) -> None:

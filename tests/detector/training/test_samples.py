@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -83,6 +84,9 @@ def not_a_dataset(kind: str, path: Path) -> Path:
     elif kind == "loop of links":
         path = path.with_suffix(".json")
         path.symlink_to(path.name)
+    elif kind == "pipe":
+        path = path.with_suffix(".json")
+        os.mkfifo(path)
     return path
 
 
@@ -93,6 +97,7 @@ def not_a_dataset(kind: str, path: Path) -> Path:
         ("empty folder", "not a dataset: expected a COCO"),
         ("text file", "not a dataset"),
         ("loop of links", "a broken symbolic link"),
+        ("pipe", r"not a regular file or folder \(a device or a pipe\)"),
     ],
 )
 def test_what_is_not_a_dataset_is_named(kind: str, message: str, tmp_path: Path) -> None:

@@ -224,3 +224,41 @@ def test_one_image_file_under_two_coco_ids_is_refused_naming_both(
     assert caught.value.problems == (
         "train.json: image id 99: the same image file as train.json: image id 1 (images/0000.jpg)",
     )
+
+
+def test_an_image_name_too_long_for_the_system_is_named_in_one_short_line(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_coco(shapes, tmp_path / "coco")
+    edit(root / "train.json", lambda d: d["images"][0].update(file_name="x" * 100_000 + ".jpg"))
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    (problem,) = caught.value.problems
+    assert problem.startswith("train.json: image id 1: cannot be read (File name too long): x")
+    assert "(100004 characters)" in problem
+    assert len(problem) < 300
+
+
+def test_a_device_listed_as_an_image_is_named_not_a_regular_file(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_coco(shapes, tmp_path / "coco")
+    edit(root / "train.json", lambda d: d["images"][0].update(file_name="/dev/zero"))
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    (problem,) = caught.value.problems
+    assert problem == (
+        "train.json: image id 1: not a regular file (a device or a pipe), not an image: /dev/zero"
+    )
+
+
+def test_an_iscrowd_other_than_0_or_1_is_named_not_read_as_one_object(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_coco(shapes, tmp_path / "coco")
+    edit(root / "train.json", lambda d: d["annotations"][0].update(iscrowd="1"))
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    assert caught.value.problems == (
+        "train.json: annotation id 1: iscrowd must be 0 or 1, got '1'",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -181,4 +182,30 @@ def test_a_voc_image_id_listed_twice_is_refused_naming_both_lines(
     line = len(shapes.train) + 1
     assert caught.value.problems == (
         f"ImageSets/Main/train.txt:{line}: 0000 is listed on line 1 too",
+    )
+
+
+def test_a_size_of_thousands_of_digits_is_named_not_raised(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_voc(shapes, tmp_path / "voc")
+    xml = root / "Annotations/0000.xml"
+    xml.write_text(re.sub(r"<width>\d+</width>", f"<width>{'9' * 5000}</width>", xml.read_text()))
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    (problem,) = caught.value.problems
+    assert re.match(r"Annotations/0000\.xml:\d+: size: width and height must be positive", problem)
+    assert len(problem) < 200
+
+
+def test_an_annotation_that_is_a_pipe_is_refused_not_waited_on(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_voc(shapes, tmp_path / "voc")
+    (root / "Annotations/0000.xml").unlink()
+    os.mkfifo(root / "Annotations/0000.xml")  # reading it would block until someone writes
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    assert caught.value.problems == (
+        "Annotations/0000.xml: not a regular file (a folder, a device or a pipe)",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -270,3 +271,33 @@ def test_an_image_listed_twice_in_a_yolo_list_is_refused_naming_both_lines(
     assert caught.value.problems == (
         "train.txt:3: the same image file as train.txt:1 (images/train/0001.jpg)",
     )
+
+
+@pytest.mark.parametrize("kind", ["folder", "pipe", "loop of links"])
+def test_a_label_file_that_cannot_be_read_is_named_not_taken_for_no_objects(
+    kind: str, shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    labels = root / "labels/train/0001.txt"
+    labels.unlink()
+    {"folder": labels.mkdir, "pipe": lambda: os.mkfifo(labels)}.get(
+        kind, lambda: labels.symlink_to(labels.name)
+    )()
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    (problem,) = caught.value.problems
+    assert problem.startswith("labels/train/0001.txt: ")
+    assert "not a regular file" in problem or "symbolic links" in problem
+
+
+def test_a_class_of_thousands_of_digits_is_shown_cut_in_one_short_line(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    (root / "labels/train/0001.txt").write_text("9" * 5000 + " 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    (problem,) = caught.value.problems
+    assert problem.startswith("labels/train/0001.txt:1: unknown class 999")
+    assert "...(5000 characters)..." in problem
+    assert len(problem) < 300
