@@ -214,11 +214,11 @@ class EventSubscriber:
             event = parse_event(parts[1])
         except ValidationError as exc:
             errors = exc.errors(include_url=False, include_context=False, include_input=False)
-            first = errors[0] if errors else {"msg": str(exc), "loc": ()}
-            where = ".".join(str(p) for p in first["loc"])
+            problem = errors[0]["msg"] if errors else str(exc)
+            if errors and (where := ".".join(str(p) for p in errors[0]["loc"])):
+                problem = f"{where}: {problem}"
             self._skips.skipped(
-                f"a message on {parts[0][:SKIP_LINE_CHARS]!r} that is not a valid event: "
-                + (f"{where}: {first['msg']}" if where else first["msg"])
+                f"a message on {parts[0][:SKIP_LINE_CHARS]!r} that is not a valid event: {problem}"
             )
             return None
         if event.schema_version != SCHEMA_VERSION and not self._warned_version:
