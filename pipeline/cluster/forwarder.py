@@ -22,6 +22,7 @@ from typing import Any
 import zmq
 
 from pipeline.config import ZmqSinkConfig
+from sinks.event_bus.publisher import MAX_SUBSCRIPTION_BYTES
 from sinks.event_bus.resumption import Published
 from sinks.event_bus.schema import STREAM_ENDED
 
@@ -55,6 +56,8 @@ class EventForwarder:
         self._context = zmq.Context()
         self._xpub = self._context.socket(zmq.XPUB)
         self._xsub = self._context.socket(zmq.XSUB)
+        # Its peers are anyone who can reach the endpoint, as for one process's publisher.
+        self._xpub.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)
         self._xpub.setsockopt(zmq.SNDHWM, config.send_hwm)
         self._xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
         if not config.isolate_subscribers:

@@ -41,6 +41,16 @@ MAX_EVENT_BYTES = 16 * 2**20
 """The largest message a subscriber accepts; events are far smaller (a detections event is
 about 150 bytes per object). ZeroMQ drops a publisher announcing more, for good: it is not
 the pipeline."""
+MAX_QUEUED_EVENTS = 16
+"""The events ZeroMQ holds for a subscriber that has not read them yet (its RCVHWM): with
+events of up to MAX_EVENT_BYTES, a publisher flooding large ones costs at most 256 MiB.
+Further events wait in the connection's buffers, then in the publisher's queue."""
+SKIPS_LOGGED = 10
+"""Skipped messages logged one line each; after them, one line per SKIP_SUMMARY_S counts
+them, so that a publisher flooding garbage does not flood the log."""
+SKIP_SUMMARY_S = 10.0
+SKIP_LINE_CHARS = 200
+"""How much of a skipped message's topic and of its first problem a log line quotes."""
 
 PublisherState = Literal["absent", "connected", "gone", "refused"]
 """What a subscriber knows of its publisher: "absent" (nothing accepted the connection yet),
@@ -89,6 +99,7 @@ class EventSubscriber:
         self._last_seq: dict[str, int] = {}
         self._warned_version = False
         self._publisher: PublisherState = "absent"
+        self._skips = _SkipLog()
         self._context = zmq.Context()
         self._socket: zmq.Socket[bytes] = self._context.socket(zmq.SUB)
         # Before connecting, so that no event of the connection is missed.
@@ -98,6 +109,7 @@ class EventSubscriber:
         self._poller.register(self._monitor, zmq.POLLIN)
         try:
             self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_EVENT_BYTES)
+            self._socket.setsockopt(zmq.RCVHWM, MAX_QUEUED_EVENTS)
             if server_key is not None:
                 public, secret = client_keys or zmq.curve_keypair()
                 self._socket.curve_serverkey = server_key
@@ -138,7 +150,13 @@ class EventSubscriber:
         self._read_monitor()
         return self._publisher
 
+    @property
+    def skipped(self) -> int:
+        """How many messages were skipped as not valid events."""
+        return self._skips.count
+
     def close(self) -> None:
+        self._skips.flush()
         if not self._socket.closed:
             self._socket.disable_monitor()
             self._monitor.close(linger=0)
@@ -190,18 +208,17 @@ class EventSubscriber:
 
     def _decode(self, parts: list[bytes]) -> Event | None:
         if len(parts) != 2:
-            log.warning("event bus: skipped a message with %d frames (expected 2)", len(parts))
+            self._skips.skipped(f"a message with {len(parts)} frames (expected 2)")
             return None
         try:
             event = parse_event(parts[1])
         except ValidationError as exc:
-            first = exc.errors()[0] if exc.errors() else {"msg": str(exc), "loc": ()}
-            where = ".".join(str(p) for p in first["loc"])
-            log.warning(
-                "event bus: skipped a message on %r that is not a valid event: %s%s",
-                parts[0],
-                f"{where}: " if where else "",
-                first["msg"],
+            errors = exc.errors(include_url=False, include_context=False, include_input=False)
+            problem = errors[0]["msg"] if errors else str(exc)
+            if errors and (where := ".".join(str(p) for p in errors[0]["loc"])):
+                problem = f"{where}: {problem}"
+            self._skips.skipped(
+                f"a message on {parts[0][:SKIP_LINE_CHARS]!r} that is not a valid event: {problem}"
             )
             return None
         if event.schema_version != SCHEMA_VERSION and not self._warned_version:
@@ -212,6 +229,41 @@ class EventSubscriber:
                 SCHEMA_VERSION,
             )
         return event
+
+
+class _SkipLog:
+    """Logs messages skipped as not valid events: the first SKIPS_LOGGED one line each,
+    then one line per SKIP_SUMMARY_S with their count (and `flush` for the rest)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._unlogged = 0
+        self._last = ""
+        self._since = time.monotonic()
+
+    def skipped(self, what: str) -> None:
+        self.count += 1
+        what = what if len(what) <= SKIP_LINE_CHARS else what[:SKIP_LINE_CHARS] + "..."
+        if self.count <= SKIPS_LOGGED:
+            more = "; further ones are counted" if self.count == SKIPS_LOGGED else ""
+            log.warning("event bus: skipped %s%s", what, more)
+            self._since = time.monotonic()
+            return
+        self._unlogged += 1
+        self._last = what
+        if time.monotonic() - self._since >= SKIP_SUMMARY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Logs the count of skipped messages not logged yet, if any."""
+        if self._unlogged:
+            log.warning(
+                "event bus: skipped %d more message(s) that are not valid events; the last: %s",
+                self._unlogged,
+                self._last,
+            )
+        self._unlogged = 0
+        self._since = time.monotonic()
 
 
 def subscribe(

@@ -3,11 +3,14 @@ subscribers have of each camera, where a camera moved off a dead shard resumes."
 
 from __future__ import annotations
 
+import contextlib
+import struct
 import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import zmq
 
 from pipeline.cluster.forwarder import EventForwarder
 from pipeline.config import ZmqSinkConfig
@@ -17,6 +20,7 @@ from sinks.event_bus.resumption import Published
 from sinks.event_bus.schema import Event
 from sinks.event_bus.subscriber import EventSubscriber
 from tests.conftest import free_port
+from tests.sinks.event_bus.test_hostile_peers import closed_by_server, zmtp_sub_peer
 from tests.sinks.sql.builders import summary
 
 
@@ -117,3 +121,40 @@ def test_a_dead_shards_events_that_come_after_it_is_retired_are_not_passed_on(
     survivor.close()
     assert [(e.frame, e.seq) for e in events] == [(1, 1)]
     assert driver.forwarded == {"a": 2}
+
+
+def test_a_peer_declaring_a_huge_frame_to_the_forwarder_is_dropped_and_events_flow_on(
+    forwarder: tuple[EventForwarder, EventSubscriber],
+) -> None:
+    fwd, subscriber = forwarder
+    peer = zmtp_sub_peer(fwd.endpoint)
+    try:
+        peer.sendall(b"\x02" + struct.pack(">Q", 2**30))  # a long frame announcing 1 GiB
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # already dropped
+            peer.sendall(b"\x01" * 2**20)
+        assert closed_by_server(peer)
+    finally:
+        peer.close()
+    publisher = shard(fwd)
+    publisher.write(result("cam1", 0))
+    assert [e.type for e in receive(subscriber, 1)] == ["detections"]
+    publisher.close()
+
+
+def test_garbage_subscription_frames_leave_the_forwarder_serving(
+    forwarder: tuple[EventForwarder, EventSubscriber],
+) -> None:
+    fwd, subscriber = forwarder
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    rogue = context.socket(zmq.XSUB)
+    rogue.connect(fwd.endpoint)
+    for frame in (b"", b"\x00", b"\x05junk", b"\xff" * 4000, b"\x01" + b"a" * 4000):
+        rogue.send(frame)
+    publisher = shard(fwd)
+    try:
+        publisher.write(result("cam1", 0))
+        assert [e.type for e in receive(subscriber, 1)] == ["detections"]
+    finally:
+        publisher.close()
+        rogue.close(linger=0)
+        context.term()

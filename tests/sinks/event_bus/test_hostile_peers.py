@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -295,3 +296,39 @@ def test_a_publisher_sending_64_mb_costs_the_subscriber_no_memory_and_is_dropped
         context.term()
     assert subscriber.process.returncode == 0
     assert grown < RSS_GROWTH_MAX, f"the subscriber grew by {grown / 2**20:.1f} MiB"
+
+
+def test_a_publisher_flooding_large_events_on_a_subscriber_not_reading_costs_bounded_memory(
+    endpoint: str,
+) -> None:
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    pub = context.socket(zmq.PUB)
+    pub.setsockopt(zmq.SNDHWM, 200)
+    pub.bind(endpoint)
+    body = b'"' + b"x" * (4 * 2**20) + b'"'  # within MAX_EVENT_BYTES; one buffer, sent 100 times
+    try:
+        with EventSubscriber(endpoint) as subscriber:
+            for _ in range(100):  # until the subscription arrived: sent, not yet read
+                pub.send_multipart([b"detections.cam1", b"{}"])
+                if subscriber.receive(timeout_s=0.05) is None and subscriber.skipped:
+                    break
+            before = _rss()
+            for _ in range(100):
+                pub.send_multipart([b"detections.cam1", body], copy=False)
+            deadline = time.monotonic() + 3  # the time 400 MiB take on loopback, amply
+            while time.monotonic() < deadline and _rss() - before < 200 * 2**20:
+                time.sleep(0.05)
+            grown = _rss() - before
+            assert subscriber.receive(timeout_s=0.5) is None  # reads what was held, skips it
+    finally:
+        pub.close(linger=0)
+        context.term()
+    assert grown < 200 * 2**20, f"the subscriber holds {grown / 2**20:.0f} MiB of unread events"
+
+
+def _rss() -> int:
+    """This process's resident memory (VmRSS), in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")

@@ -4,6 +4,8 @@ the shared types."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -262,3 +264,32 @@ def test_a_snapshot_that_could_not_be_written_is_sent_lost_without_paths() -> No
         None,
         True,
     )
+
+
+@pytest.mark.parametrize(
+    "body", [b"{not json", b"\xff\xfe\xfa", b"", b'{"seq": NaN}', b"[1, 2]", b"42"]
+)
+def test_a_body_that_is_not_a_json_object_is_a_validation_error(body: bytes) -> None:
+    with pytest.raises(ValidationError):
+        parse_event(body)
+
+
+def test_a_large_object_body_is_rejected_in_memory_a_few_times_its_size() -> None:
+    # pydantic's JSON mode held a 13 MB object of many keys in 1.3 GB while rejecting it
+    code = (
+        "import json, resource\n"
+        "from pydantic import ValidationError\n"
+        "from sinks.event_bus.schema import parse_event\n"
+        "body = json.dumps({'type': 'detections', **{f'k{i}': [i] * 3 for i in range(100_000)}})\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        "    parse_event(body.encode())\n"
+        "except ValidationError:\n"
+        "    pass\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024, len(body))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    grown, size = map(int, out.split())
+    assert grown < 10 * size, f"rejecting {size} bytes took {grown / 2**20:.0f} MiB"

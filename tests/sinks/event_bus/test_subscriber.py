@@ -14,7 +14,13 @@ from pipeline.types import StreamEnd, TrackEvent
 from sinks.event_bus.bodies import detections_event, stream_ended_event, track_event
 from sinks.event_bus.publisher import EventPublisher
 from sinks.event_bus.schema import DetectionsEvent, Event, TrackStartedEvent, ZoneOccupancyEvent
-from sinks.event_bus.subscriber import EventSubscriber, only_labels, subscribe
+from sinks.event_bus.subscriber import (
+    SKIP_LINE_CHARS,
+    SKIPS_LOGGED,
+    EventSubscriber,
+    only_labels,
+    subscribe,
+)
 from tests.sinks.event_bus.conftest import LABELS, RECEIVE_TIMEOUT_MS, T0, boxes, result, track
 from tests.sinks.event_bus.test_schema import (
     analytics_events,
@@ -91,6 +97,58 @@ def test_subscriber_skips_messages_that_are_not_valid_events(
         pub.close(linger=0)
         context.term()
     assert sum("skipped a message" in r.getMessage() for r in caplog.records) == 5
+
+
+def test_a_publisher_flooding_invalid_messages_gets_ten_log_lines_then_a_count(
+    endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    context = zmq.Context()
+    pub = context.socket(zmq.XPUB)
+    pub.bind(endpoint)
+    try:
+        with EventSubscriber(endpoint) as subscriber:
+            assert pub.poll(RECEIVE_TIMEOUT_MS), "subscription did not arrive"
+            pub.recv()
+            for i in range(500):
+                pub.send_multipart([b"detections.cam1", f"garbage {i}".encode()])
+            pub.send_multipart(
+                [
+                    b"stream.ended.cam1",
+                    stream_ended_event(StreamEnd("cam1", frames=0), 0, None, T0)
+                    .model_dump_json()
+                    .encode(),
+                ]
+            )
+            assert subscriber.receive(timeout_s=5.0) is not None
+            assert subscriber.skipped == 500
+    finally:
+        pub.close(linger=0)
+        context.term()
+    lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(lines) == SKIPS_LOGGED + 1
+    assert "further ones are counted" in lines[SKIPS_LOGGED - 1]
+    assert lines[-1].startswith(f"event bus: skipped {500 - SKIPS_LOGGED} more message(s)")
+
+
+def test_a_message_with_a_huge_topic_and_type_is_skipped_in_one_short_line(
+    endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    context = zmq.Context()
+    pub = context.socket(zmq.XPUB)
+    pub.bind(endpoint)
+    huge = "x" * 2**20
+    try:
+        with EventSubscriber(endpoint) as subscriber:
+            assert pub.poll(RECEIVE_TIMEOUT_MS), "subscription did not arrive"
+            pub.recv()
+            pub.send_multipart([huge.encode(), json.dumps({"type": huge}).encode()])
+            assert subscriber.receive(timeout_s=0.5) is None
+            assert subscriber.skipped == 1
+    finally:
+        pub.close(linger=0)
+        context.term()
+    (line,) = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(line) < 2 * SKIP_LINE_CHARS
 
 
 def test_subscriber_knows_whether_a_publisher_was_ever_there(endpoint: str) -> None:
