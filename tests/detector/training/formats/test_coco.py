@@ -21,6 +21,15 @@ def edit(path: Path, change: Any) -> None:
     path.write_text(json.dumps(doc))
 
 
+def problems_with(shapes: ShapesData, tmp_path: Path, change: Any) -> tuple[str, ...]:
+    """What reading a COCO dataset of `shapes` says once `change` edited its train.json."""
+    root = write_coco(shapes, tmp_path / "coco")
+    edit(root / "train.json", change)
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    return caught.value.problems
+
+
 def test_coco_reads_back_the_boxes_written(shapes: ShapesData, tmp_path: Path) -> None:
     data = read_dataset(write_coco(shapes, tmp_path / "coco"))
     assert data.class_names == shapes.class_names
@@ -217,11 +226,10 @@ def test_a_folder_holding_annotations_json_is_read_as_the_coco_export_it_is(
 def test_one_image_file_under_two_coco_ids_is_refused_naming_both(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
-    root = write_coco(shapes, tmp_path / "coco")
-    edit(root / "train.json", lambda d: d["images"].append({**d["images"][0], "id": 99}))
-    with pytest.raises(DatasetError) as caught:
-        read_dataset(root)
-    assert caught.value.problems == (
+    problems = problems_with(
+        shapes, tmp_path, lambda d: d["images"].append({**d["images"][0], "id": 99})
+    )
+    assert problems == (
         "train.json: image id 99: the same image file as train.json: image id 1 (images/0000.jpg)",
     )
 
@@ -229,11 +237,10 @@ def test_one_image_file_under_two_coco_ids_is_refused_naming_both(
 def test_an_image_name_too_long_for_the_system_is_named_in_one_short_line(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
-    root = write_coco(shapes, tmp_path / "coco")
-    edit(root / "train.json", lambda d: d["images"][0].update(file_name="x" * 100_000 + ".jpg"))
-    with pytest.raises(DatasetError) as caught:
-        read_dataset(root)
-    (problem,) = caught.value.problems
+    problems = problems_with(
+        shapes, tmp_path, lambda d: d["images"][0].update(file_name="x" * 100_000 + ".jpg")
+    )
+    (problem,) = problems
     assert problem.startswith("train.json: image id 1: cannot be read (File name too long): x")
     assert "(100004 characters)" in problem
     assert len(problem) < 300
@@ -242,11 +249,10 @@ def test_an_image_name_too_long_for_the_system_is_named_in_one_short_line(
 def test_a_device_listed_as_an_image_is_named_not_a_regular_file(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
-    root = write_coco(shapes, tmp_path / "coco")
-    edit(root / "train.json", lambda d: d["images"][0].update(file_name="/dev/zero"))
-    with pytest.raises(DatasetError) as caught:
-        read_dataset(root)
-    (problem,) = caught.value.problems
+    problems = problems_with(
+        shapes, tmp_path, lambda d: d["images"][0].update(file_name="/dev/zero")
+    )
+    (problem,) = problems
     assert problem == (
         "train.json: image id 1: not a regular file (a device or a pipe), not an image: /dev/zero"
     )
@@ -255,10 +261,5 @@ def test_a_device_listed_as_an_image_is_named_not_a_regular_file(
 def test_an_iscrowd_other_than_0_or_1_is_named_not_read_as_one_object(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
-    root = write_coco(shapes, tmp_path / "coco")
-    edit(root / "train.json", lambda d: d["annotations"][0].update(iscrowd="1"))
-    with pytest.raises(DatasetError) as caught:
-        read_dataset(root)
-    assert caught.value.problems == (
-        "train.json: annotation id 1: iscrowd must be 0 or 1, got '1'",
-    )
+    problems = problems_with(shapes, tmp_path, lambda d: d["annotations"][0].update(iscrowd="1"))
+    assert problems == ("train.json: annotation id 1: iscrowd must be 0 or 1, got '1'",)
