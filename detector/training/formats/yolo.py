@@ -177,6 +177,20 @@ def label_path(image: Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
+def _label_text(labels_file: Path, root: Path) -> str:
+    """The text of an image's label file; "" when there is none (an image without objects).
+    FileProblem for one that cannot be read, or whose folder is a file: a label file that
+    is a folder, a pipe or a loop of links is a problem, not an image without objects."""
+    if os.path.lexists(labels_file):
+        return read_text(labels_file, MAX_LABEL_BYTES)
+    folder = labels_file.parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise FileProblem(f"cannot be read: {shown(folder, root)} is not a folder")
+    return ""
+
+
 def _sample(
     image: Path, where: str, classes: int, root: Path, problems: list[str]
 ) -> Sample | None:
@@ -188,9 +202,7 @@ def _sample(
     labels_file = label_path(image)
     name = shown(labels_file, root)
     try:
-        # lexists: a label file that is a folder, a pipe or a loop of links is a problem,
-        # not an image without objects
-        text = read_text(labels_file, MAX_LABEL_BYTES) if os.path.lexists(labels_file) else ""
+        text = _label_text(labels_file, root)
     except FileProblem as e:
         problems.append(e.at(name))
         return None

@@ -290,6 +290,23 @@ def test_a_label_file_that_cannot_be_read_is_named_not_taken_for_no_objects(
     assert "not a regular file" in problem or "symbolic links" in problem
 
 
+def test_a_labels_folder_that_is_a_file_is_named_not_taken_for_images_without_objects(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    shutil.rmtree(root / "labels/train")
+    (root / "labels/train").write_text("not a folder")
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    problems = caught.value.problems
+    assert len(problems) == len(shapes.train)
+    assert all(
+        p.startswith("labels/train/")
+        and p.endswith(": cannot be read: labels/train is not a folder")
+        for p in problems
+    ), problems
+
+
 def test_a_class_of_thousands_of_digits_is_shown_cut_in_one_short_line(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
