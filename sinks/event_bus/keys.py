@@ -52,6 +52,11 @@ def read_public_key(value: str | Path) -> bytes:
     text = str(value).strip()
     if _Z85_KEY.match(text) and not Path(text).exists():
         return text.encode()
+    if not Path(text).exists():
+        raise CurveKeyError(
+            f"{text!r} is neither a 40-character Z85 CURVE key ({len(text)} characters) nor a "
+            "key file (make keys with `python -m pipeline keygen DIR`)"
+        )
     public, _secret = _load_certificate(Path(text))
     return public
 

@@ -144,8 +144,10 @@ def test_key_files_and_z85_strings_are_read_and_bad_ones_named(
     assert read_public_key(public.decode()) == public
     with pytest.raises(CurveKeyError, match=r"only a public key.*key_secret"):
         read_secret_key(curve_keys["server_public"])
-    with pytest.raises(CurveKeyError, match=r"key file not found: .*nope\.key"):
+    with pytest.raises(CurveKeyError, match=r"nope\.key' is neither a 40-character .* nor a key"):
         read_public_key(tmp_path / "nope.key")
+    with pytest.raises(CurveKeyError, match=r"'abc' is neither a 40-character Z85 CURVE key \(3 "):
+        read_public_key("abc")  # a key mistyped is not called a missing file
     with pytest.raises(CurveKeyError, match="not a 40-character Z85"):
         check_z85_key("tooshort", "curve.secret_key")
     with pytest.raises(SinkError, match=r"authorized_clients .* holds no client"):
