@@ -329,14 +329,12 @@ class VideoSink(Sink):
     def _pacing(self, camera: str, geometry: Geometry) -> Pacing:
         """How far apart in wall time the camera's frames come to its next file: what its
         stream says (a live stream's seconds are wall seconds; a file's go by at least as
-        fast), or what they did lately when that is longer (a slow detector). A gated
-        camera's recent gaps are those of its still scenes as much as its detector's: they
-        count only as gaps while the scene is still."""
+        fast), or, for a live camera, what they did lately when that is longer (a slow
+        detector). A gated camera's recent gaps are those of its still scenes as much as
+        its detector's, so they do not count (its fragments are a frame each anyway)."""
         stated, seen = geometry.pacing, self._stalls.frame_gap_s(camera)
-        if seen is None:
+        if seen is None or stated.still_gap_s is not None:
             return stated
-        if stated.still_gap_s is not None:
-            return replace(stated, still_gap_s=max(stated.still_gap_s, seen))
         return replace(stated, frame_gap_s=max(stated.frame_gap_s or 0.0, seen))
 
     def _finish(self, camera: str) -> None:
