@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
 
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.outbox import Outbox
@@ -71,6 +72,29 @@ def test_rows_committed_late_and_replayed_count_once_as_already_stored_not_as_wr
     assert metrics["ssd_sink_sql_rows_written_total"] == 0  # the run's own
     assert later.describe().endswith("(left by an earlier run: 3 written, 2 already stored)")
     assert list(spool_dir.glob("*.jsonl")) == []
+
+
+def test_rows_committed_late_are_refused_as_duplicates_where_inserts_are_plain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, spool_dir = f"sqlite:///{tmp_path / 'det.db'}", tmp_path / "spool"
+    earlier = SqlSink(url, LABELS, spool_dir=spool_dir)
+    earlier.write(frame_result("cam", 0, T0, [Box(1, 2, 3, 4, 0.5, 1)]))
+    earlier.close()
+    line = RowBatch("detections", [spooled_detection(earlier.run_id, 0)]).to_line()
+    _spool(url, spool_dir, line)
+    # what a database other than SQLite and PostgreSQL gets: no rows skipped
+    monkeypatch.setattr("sinks.sql.inserts._insert_skipping_existing", lambda _, m: insert(m))
+
+    later = SqlSink(url, LABELS, spool_dir=spool_dir)
+    later.close()
+    assert [row[2] for row in stored(url)] == [0]  # not stored twice
+    (refused,) = (spool_dir / "refused").iterdir()
+    assert refused.read_text() == line
+    metrics = scrape_sink(later)
+    assert metrics["ssd_sink_sql_rows_already_stored_total"] == 0
+    assert metrics["ssd_sink_sql_rows_replayed_refused_total"] == 1
+    assert later.describe().endswith(f"(left by an earlier run: 1 refused, set aside in {refused})")
 
 
 def test_a_spool_file_kept_for_a_line_it_could_not_set_aside_gives_no_line_twice(
