@@ -71,4 +71,6 @@ def _insert_skipping_existing(engine: Engine, model: RowModel) -> Insert:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert(model).on_conflict_do_nothing()
-    return insert(model)  # other backends: no duplicate protection on retry
+    # other backends: no duplicate protection on retry; a row already there breaks its
+    # unique key, and the batch is refused (set aside), though its rows are stored
+    return insert(model)

@@ -4,10 +4,12 @@ They go, as JSON lines in the spool file's format (`sinks.sql.spool`), to a file
 own in a folder no run replays (`REFUSED_FOLDER` under the spool folder): written again,
 they would be refused again, and stop the replay of every spool file after theirs. A person
 who fixed the cause moves the file into the spool folder, and the next run writes it.
+`set_aside_lines` finds the batches already set aside for a database, by their line.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from pathlib import Path
@@ -35,17 +37,16 @@ class RefusedFile:
         """This run's rows set aside in the file."""
         self.batches = 0
         """This run's batches set aside in the file."""
-        self.replayed_rows = 0
-        """Rows earlier runs left in spool files set aside in the file."""
         self._max_bytes = max_bytes
         self._file: SpoolFile | None = None
         self._closed = False
         self._lock = threading.Lock()
 
     def add(self, batch: RowBatch, *, replayed: bool = False) -> str | None:
-        """Append `batch` (`replayed`: left by an earlier run): None once it is in the file,
-        else why it could not be (the file closed, or it would pass `max_bytes`, a write
-        error), in one line."""
+        """Append `batch`: None once it is in the file, else why it could not be (the file
+        closed, or it would pass `max_bytes`, a write error), in one line. `replayed`: a
+        batch an earlier run left in a spool file, not counted as this run's, and written
+        out at once."""
         line = batch.to_line().encode()
         with self._lock:
             if self._closed:
@@ -58,12 +59,12 @@ class RefusedFile:
                 if self._file is None:
                     self._file = SpoolFile(self.path)
                 self._file.append_line(line)
+                if replayed:  # its spool line is blanked next: a power cut must not keep
+                    self._file.sync()  # the blank and lose the batch
             except OSError as exc:
                 why = write_failure(exc, self.path)
                 return f"cannot write the file of refused rows {self.path}: {why}"
-            if replayed:
-                self.replayed_rows += len(batch.rows)
-            else:
+            if not replayed:
                 self.rows += len(batch.rows)
                 self.batches += 1
             return None
@@ -84,3 +85,24 @@ class RefusedFile:
                 )
             finally:
                 file.close(delete=False)
+
+
+def line_key(line: bytes) -> bytes:
+    """The key `set_aside_lines` finds a batch's line (`RowBatch.to_line`) by."""
+    return hashlib.blake2b(line, digest_size=16).digest()
+
+
+def set_aside_lines(folder: Path, prefix: str) -> dict[bytes, Path]:
+    """The lines of the files of refused rows named `prefix`* (one database's) in `folder`,
+    by `line_key`, each with its file. A file that cannot be read is left out (logged):
+    its batches may then be set aside once more, never lost."""
+    lines: dict[bytes, Path] = {}
+    for path in sorted(folder.glob(f"{prefix}*.jsonl")):
+        try:
+            with open(path, "rb") as file:
+                for line in file:
+                    lines.setdefault(line_key(line), path)
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            log.warning("sql sink: cannot read the file of refused rows %s: %s", path, why)
+    return lines

@@ -8,6 +8,11 @@ blanked in place, so that a file kept because a later line could not be done nev
 the same line twice. A file whose every line is done is deleted. Inserts skip rows whose key
 is already there (a batch committed after its run stopped waiting for it): those are counted
 as already stored, not as written (`SpoolReplay`).
+
+A run killed after a batch was done with but before its line was blanked leaves that line
+for the next run, once more. Rows it wrote are then found stored (already stored); a batch
+it set aside is found in its file of refused rows, and counted as refused but not set aside
+again.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from pipeline.types import SinkMetric
 from sinks.sql.database import DatabaseUrl, error_kind, reason
 from sinks.sql.models import Run
-from sinks.sql.refused import RefusedFile
+from sinks.sql.refused import RefusedFile, line_key, set_aside_lines
 from sinks.sql.spool import RowBatch, UnreadableLine
 from sinks.sql.writer import RowWriter
 
@@ -35,25 +40,33 @@ log = logging.getLogger(__name__)
 
 class SpoolReplay:
     """Writes the rows earlier runs left for the database `writer` writes to, and counts
-    them: `written` (inserted now), `already_stored` (their key already there), refused (set
-    aside in `refused`, counted there as `replayed_rows`)."""
+    them: `written` (inserted now), `already_stored` (their key already there), `refused`
+    (set aside in `refused`, or found set aside already in an earlier run's file)."""
 
     def __init__(self, writer: RowWriter, refused: RefusedFile, db: DatabaseUrl) -> None:
         self.written = 0
         """Rows earlier runs left, inserted by this run (run ends not counted)."""
         self.already_stored = 0
         """Rows earlier runs left that the database already held (committed late), skipped."""
+        self.refused: Counter[Path] = Counter()
+        """Rows earlier runs left that the database refused, per file of refused rows they
+        are in: `refused`'s, or an earlier run's that had set them aside already."""
         self._writer = writer
         self._refused = refused
         self._db = db
         self._skipped: Counter[int] = Counter()
         self._lost: set[int] = set()
+        self._prefix = ""
+        self._set_aside: dict[bytes, Path] | None = None
+        """The lines of this database's files of refused rows (`set_aside_lines`), read at
+        the first refusal."""
 
     def run(self, directory: Path, prefix: str) -> None:
         """Write the rows of `directory`'s spool files named `prefix`*, except those of runs
         marked lost: the runs that took their cameras over stored them anew. A batch the
         database refuses for good is set aside in the file of refused rows, so that the rest
         of its file is written; the database unreachable stops the replay (logged)."""
+        self._prefix = prefix
         try:
             with self._writer.engine.connect() as conn:
                 self._lost = set(conn.scalars(select(Run.id).where(Run.status == "lost")))
@@ -85,8 +98,9 @@ class SpoolReplay:
         parts = [f"{self.written} written"] if self.written else []
         if self.already_stored:
             parts.append(f"{self.already_stored} already stored")
-        if refused := self._refused.replayed_rows:
-            parts.append(f"{refused} refused, set aside in {self._refused.path}")
+        for path, rows in self.refused.items():
+            already = "" if path == self._refused.path else "already "
+            parts.append(f"{rows} refused, {already}set aside in {path}")
         return f"left by an earlier run: {', '.join(parts)}" if parts else ""
 
     def metrics(self) -> tuple[SinkMetric, ...]:
@@ -102,6 +116,12 @@ class SpoolReplay:
                 "(committed after their run stopped waiting), not written again.",
                 self.already_stored,
             ),
+            SinkMetric(
+                "sql_rows_replayed_refused",
+                "Rows earlier runs left in spool files that the database refused, set aside "
+                "in a file of refused rows (or found there already), not written.",
+                self.refused.total(),
+            ),
         )
 
     def _write(self, batch: RowBatch) -> None:
@@ -113,20 +133,42 @@ class SpoolReplay:
         try:
             inserted = self._writer.write(kept)
         except SQLAlchemyError as exc:
-            if error_kind(exc) != "refused" or self._refused.add(kept, replayed=True) is not None:
+            if error_kind(exc) != "refused" or (aside := self._set_aside_once(kept)) is None:
                 raise  # the file stays, for a later run
+            self.refused[aside] += len(rows)
             log.error(
-                "sql sink: %d rows into table %s left by an earlier run refused (%s); "
-                "set aside in %s",
+                "sql sink: %d rows into table %s left by an earlier run refused (%s); %s %s",
                 len(rows),
                 kept.table,
                 reason(exc, self._db),
-                self._refused.path,
+                "set aside in" if aside == self._refused.path else "already set aside in",
+                aside,
             )
             return
         if kept.table != "run_end":
             self.written += inserted
             self.already_stored += len(rows) - inserted
+
+    def _set_aside_once(self, batch: RowBatch) -> Path | None:
+        """The file of refused rows `batch` is in: set aside now, or found there already;
+        None when it could not be set aside.
+
+        A batch is looked for first, by its line, in the files of refused rows: a run
+        killed after setting it aside but before blanking its spool line left that line,
+        to be refused again. (Blanking the line first instead would lose the batch to a
+        kill between the two.) Its line is its key: the rows of a spool line, less those of
+        runs marked lost, written out the same way by every run.
+        """
+        line = batch.to_line().encode()
+        if self._set_aside is None:
+            self._set_aside = set_aside_lines(self._refused.path.parent, self._prefix)
+        key = line_key(line)
+        if (earlier := self._set_aside.get(key)) is not None:
+            return earlier
+        if self._refused.add(batch, replayed=True) is not None:
+            return None
+        self._set_aside[key] = self._refused.path
+        return self._refused.path
 
 
 def leftover_spools(directory: Path, prefix: str) -> list[Path]:

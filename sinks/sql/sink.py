@@ -8,7 +8,8 @@ the writer keeps the batches (in memory up to a bound, then in a spool file:
 `sinks.sql.outbox`, `sinks.sql.spool`) and retries with growing pauses; once the database
 is back, every batch is written, and written once: each row has a unique key (run, camera,
 frame, box index; run, camera, track id; ...) and inserts skip rows already there, so a
-batch retried after a commit whose answer was lost adds nothing twice.
+batch retried after a commit whose answer was lost adds nothing twice (SQLite, PostgreSQL;
+other databases refuse it as a duplicate, `sinks.sql.inserts`).
 A full disk is waited out the same way, but it is no outage: what neither the memory bound
 nor the spool can take is lost, counted per table, and reported (`describe`, `close`).
 

@@ -1,15 +1,21 @@
 """The rows earlier runs left in spool files: written by the next run, each counted once
-(written, already stored, refused), each line done with never coming back, and a file
-another run took meanwhile left alone without a word."""
+(written, already stored, refused), each line done with never coming back (and, when a run
+was killed before it could blank it, counted once and set aside once all the same), and a
+file another run took meanwhile left alone without a word."""
 
 from __future__ import annotations
 
 import fcntl
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
 
 from sinks.sql.database import DatabaseUrl
 from sinks.sql.outbox import Outbox
@@ -26,6 +32,8 @@ from tests.sinks.sql.builders import (
     spooled_detection,
     stored,
 )
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _spool(url: str, spool_dir: Path, *lines: str) -> Path:
@@ -66,6 +74,29 @@ def test_rows_committed_late_and_replayed_count_once_as_already_stored_not_as_wr
     assert list(spool_dir.glob("*.jsonl")) == []
 
 
+def test_rows_committed_late_are_refused_as_duplicates_where_inserts_are_plain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, spool_dir = f"sqlite:///{tmp_path / 'det.db'}", tmp_path / "spool"
+    earlier = SqlSink(url, LABELS, spool_dir=spool_dir)
+    earlier.write(frame_result("cam", 0, T0, [Box(1, 2, 3, 4, 0.5, 1)]))
+    earlier.close()
+    line = RowBatch("detections", [spooled_detection(earlier.run_id, 0)]).to_line()
+    _spool(url, spool_dir, line)
+    # what a database other than SQLite and PostgreSQL gets: no rows skipped
+    monkeypatch.setattr("sinks.sql.inserts._insert_skipping_existing", lambda _, m: insert(m))
+
+    later = SqlSink(url, LABELS, spool_dir=spool_dir)
+    later.close()
+    assert [row[2] for row in stored(url)] == [0]  # not stored twice
+    (refused,) = (spool_dir / "refused").iterdir()
+    assert refused.read_text() == line
+    metrics = scrape_sink(later)
+    assert metrics["ssd_sink_sql_rows_already_stored_total"] == 0
+    assert metrics["ssd_sink_sql_rows_replayed_refused_total"] == 1
+    assert later.describe().endswith(f"(left by an earlier run: 1 refused, set aside in {refused})")
+
+
 def test_a_spool_file_kept_for_a_line_it_could_not_set_aside_gives_no_line_twice(
     tmp_path: Path,
 ) -> None:
@@ -100,6 +131,119 @@ def test_a_spool_file_kept_for_a_line_it_could_not_set_aside_gives_no_line_twice
     assert not spool.exists()
     assert (spool_dir / "unreadable" / spool.name).read_text().startswith('{"table"')
     assert [row[2] for row in stored(url)] == [0]
+
+
+_KILLED_REPLAY = """
+import os, signal, sys
+from pathlib import Path
+from sinks.sql import replay
+from sinks.sql.sink import SqlSink
+from tests.sinks.sql.builders import LABELS
+
+url, spool_dir, done = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+blank = replay._Blanking.line
+lines = []
+
+def killed_before_blanking(self, line, *, finished):
+    lines.append(line)
+    if len(lines) == done:  # that line written or set aside, and not blanked
+        os.kill(os.getpid(), signal.SIGKILL)
+    blank(self, line, finished=finished)
+
+replay._Blanking.line = killed_before_blanking
+SqlSink(url, LABELS, spool_dir=spool_dir)
+"""
+
+
+def _killed_replay(url: str, spool_dir: Path, done: int) -> None:
+    """A run killed (SIGKILL) while it wrote the spool files earlier runs left: once it
+    was done with `done` lines, before it blanked the last of them."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_REPLAY, url, str(spool_dir), str(done)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+
+def test_rows_a_killed_run_wrote_before_blanking_their_lines_count_once_as_already_stored(
+    tmp_path: Path,
+) -> None:
+    url, spool_dir = f"sqlite:///{tmp_path / 'det.db'}", tmp_path / "spool"
+    SqlSink(url, LABELS, spool_dir=spool_dir).close()  # run 1
+    lines = [RowBatch("detections", [spooled_detection(1, f)]).to_line() for f in range(3)]
+    spool = _spool(url, spool_dir, *lines)
+    _killed_replay(url, spool_dir, done=2)
+    assert spool.read_text().splitlines()[1:] == [line.strip() for line in lines[1:]]
+
+    later = SqlSink(url, LABELS, spool_dir=spool_dir)
+    later.close()
+    assert [row[2] for row in stored(url)] == [0, 1, 2]
+    metrics = scrape_sink(later)
+    assert metrics["ssd_sink_sql_rows_replayed_total"] == 1  # frame 2
+    assert metrics["ssd_sink_sql_rows_already_stored_total"] == 1  # frame 1, written when killed
+    assert metrics["ssd_sink_sql_rows_replayed_refused_total"] == 0
+    assert later.describe().endswith("(left by an earlier run: 1 written, 1 already stored)")
+    assert not spool.exists()
+
+
+def test_a_batch_a_killed_run_set_aside_before_blanking_its_line_is_not_set_aside_again(
+    tmp_path: Path,
+) -> None:
+    url, spool_dir = f"sqlite:///{tmp_path / 'det.db'}", tmp_path / "spool"
+    SqlSink(url, LABELS, spool_dir=spool_dir).close()  # run 1
+    refuse_frame(url, 1)
+    lines = [RowBatch("detections", [spooled_detection(1, f)]).to_line() for f in range(3)]
+    spool = _spool(url, spool_dir, *lines)
+    _killed_replay(url, spool_dir, done=2)
+    (aside,) = (spool_dir / "refused").iterdir()  # the killed run's
+    assert _frames(aside) == [1]
+    assert spool.read_text().splitlines()[1] == lines[1].strip()  # not blanked
+
+    later = SqlSink(url, LABELS, spool_dir=spool_dir)
+    later.close()
+    assert list((spool_dir / "refused").iterdir()) == [aside]
+    assert _frames(aside) == [1]  # once
+    assert [row[2] for row in stored(url)] == [0, 2]
+    metrics = scrape_sink(later)
+    assert metrics["ssd_sink_sql_rows_replayed_total"] == 1  # frame 2
+    assert metrics["ssd_sink_sql_rows_already_stored_total"] == 0
+    assert metrics["ssd_sink_sql_rows_replayed_refused_total"] == 1
+    assert metrics["ssd_sink_sql_rows_refused_total"] == 0  # none of the run's own
+    assert later.describe().endswith(
+        f"(left by an earlier run: 1 written, 1 refused, already set aside in {aside})"
+    )
+    assert not spool.exists()
+
+
+def test_a_refused_batch_is_written_out_before_its_spool_line_is_blanked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, spool_dir = f"sqlite:///{tmp_path / 'det.db'}", tmp_path / "spool"
+    SqlSink(url, LABELS, spool_dir=spool_dir).close()  # run 1
+    refuse_frame(url, 0)
+    _spool(url, spool_dir, RowBatch("detections", [spooled_detection(1, 0)]).to_line())
+    synced: list[str] = []
+    sync = os.fsync
+
+    def recorded(fd: int) -> None:
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")).parent.name)
+        sync(fd)
+
+    monkeypatch.setattr("os.fsync", recorded)
+    blank = os.pwrite
+
+    def blanking(fd: int, data: bytes, offset: int) -> int:
+        if not data.strip():
+            synced.append("blank")
+        return blank(fd, data, offset)
+
+    monkeypatch.setattr("sinks.sql.replay.os.pwrite", blanking)
+    SqlSink(url, LABELS, spool_dir=spool_dir).close()
+    # a power cut after the spool file is written out keeps the batch: set aside first
+    assert synced[:3] == ["refused", "blank", "spool"]
 
 
 def test_persisted_batches_are_replayed_and_a_line_cut_by_a_crash_is_set_aside(
