@@ -281,11 +281,11 @@ class VideoSink(Sink):
         slowed_gap_s = self._slowdowns.slowed_gap_s(camera) if file is not None else None
         if slowed_gap_s is not None:
             log.info(
-                "video sink: camera %r's frames have slowed down to %.1f a second (its video "
-                "has %s); its file is finished, and the next one's encoder holds no frame back",
+                "video sink: camera %r has slowed down to %.1f frames a second (its video: "
+                "%g fps); its file is finished, and the next one's encoder holds no frame back",
                 camera,
                 1 / slowed_gap_s,
-                geometry.rate,
+                float(geometry.rate),
             )
         full = file is not None and self.rotation.full(file.frames, file.geometry.rate)
         if slowed_gap_s or full:

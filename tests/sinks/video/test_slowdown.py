@@ -6,6 +6,7 @@ at most."""
 
 from __future__ import annotations
 
+import logging
 from fractions import Fraction
 from pathlib import Path
 
@@ -39,8 +40,9 @@ def _finished(sink: VideoSink, camera: str) -> list[WrittenFile]:
 
 
 def test_a_live_camera_whose_frames_slow_down_ends_its_file_and_holds_none_back_in_the_next(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="sinks.video.sink")
     clock = Clock(0.0)
     sink = _live(tmp_path, clock, "lobby")
     for i in range(100):  # every frame of the camera, as it comes
@@ -64,6 +66,8 @@ def test_a_live_camera_whose_frames_slow_down_ends_its_file_and_holds_none_back_
     assert edges_on_disk(second.path) == _edges(first.frames, 130)
     assert "B" in picture_types(first.path)
     assert "B" not in picture_types(second.path)
+    [said] = [r.getMessage() for r in caplog.records if "slowed" in r.getMessage()]
+    assert said.startswith("video sink: camera 'lobby' has slowed down to ")
 
 
 def test_a_live_camera_whose_frames_stop_for_a_second_keeps_its_file(tmp_path: Path) -> None:
