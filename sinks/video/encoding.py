@@ -256,7 +256,6 @@ class SegmentFile:
     ) -> None:
         self.path = path
         self.geometry = geometry
-        self.pacing = pacing
         self.frames = 0
         fragment_length_us = pacing.fragment_us(geometry.rate)
         container_options = (
