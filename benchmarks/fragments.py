@@ -12,7 +12,8 @@ same-run ratio to one-second fragments. Kill: a child process writes frames `--i
 apart in wall time through `VideoSink` (`--preset`; a 25 fps live camera with `max_fps: 1`,
 a motion-gated one in a still scene, a live one whose detector fell that far behind after
 its file opened, then the same camera as if it were a file's, with one-second fragments)
-and is killed with SIGKILL after `--kill-after` frames; how many of them its file plays.
+and is killed with SIGKILL after `--kill-after` frames; how many of them its files play (a
+live camera whose frames slowed down has its file finished and goes on in a new one).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def child(directory: Path, pacing: Pacing, interval_s: float, preset: str) -> No
 
 
 def killed_after(frames: int, pacing: Pacing, interval_s: float, preset: str) -> int:
-    """Frames that play of a file whose writer was killed after writing `frames`."""
+    """Frames that play of the files of a writer killed after writing `frames`."""
     with tempfile.TemporaryDirectory(prefix="ssd-fragments-") as tmp:
         argv = [sys.executable, "-m", "benchmarks.fragments", "--child", tmp]
         argv += ["--interval", str(interval_s), "--preset", preset]
@@ -101,8 +102,8 @@ def killed_after(frames: int, pacing: Pacing, interval_s: float, preset: str) ->
                 if int(line) == frames:
                     break
             proc.send_signal(signal.SIGKILL)
-        [path] = Path(tmp).glob("cam_*.mp4")
-        return frames_in(path)
+        # the camera's file, and the next one when it slowed down and ended the first
+        return sum(frames_in(path) for path in Path(tmp).glob("cam_*.mp4"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

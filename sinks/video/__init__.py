@@ -5,6 +5,8 @@
 - `files`: the files' names, the pattern that recognises them, and retention (a camera's
   old files while it records; `delete_old_videos` for `python -m pipeline retention`);
 - `sink`: `VideoSink`, the `video` sink: a file per camera and segment.
+- `stalls`, `slowdown`: whether a live camera's frames have stopped, or clearly slowed
+  down, either of which ends its file.
 
 docs/video.md describes the output for users.
 """

@@ -110,6 +110,13 @@ class Pacing:
         presets; in a still scene its encoder holds back a few frames of it (docs/video.md)."""
         return fragment_us(rate, self.frame_gap_s) < FRAGMENT_US
 
+    def holds_back_live_frames(self, rate: Fraction) -> bool:
+        """Whether the encoder holds back frames of a live camera that is not motion-gated:
+        frames that slow down after the file opened (a detector falling behind) then end the
+        file early (`sinks.video.slowdown`). A gated camera's frames slow down in each still
+        scene, where its encoder's delay is meant (`no_delay`)."""
+        return self.live and self.still_gap_s is None and not self.no_delay(rate)
+
 
 @dataclass(frozen=True)
 class Encoding:

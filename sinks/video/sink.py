@@ -13,7 +13,9 @@ fragment a frame, so that a kill loses only the few frames its encoder holds bac
 camera's fragments are chosen from how far apart its frames come (its stream's
 `frame_gap_s`), so that a kill loses about a second of wall time; whether the encoder may
 hold frames back, from the stream's `frame_gap_s` and `still_gap_s` and a live camera's
-recent gaps (`sinks.video.encoding.Pacing`).
+recent gaps (`sinks.video.encoding.Pacing`). A live camera whose frames clearly slow down
+while its encoder holds frames back has its file finished there, and the next one opened
+with an encoder that holds none back (`sinks.video.slowdown`).
 
 A full disk does not stop the sink: the file it cut short is kept (up to its last whole
 fragment) and counted, the camera's frames are dropped and counted while the disk stays
@@ -48,6 +50,7 @@ from sinks.video.encoding import (
     failure_reason,
 )
 from sinks.video.files import Rotation, WrittenFile, segment_path
+from sinks.video.slowdown import SlowdownWatch
 from sinks.video.stalls import StallWatch
 
 log = logging.getLogger(__name__)
@@ -108,6 +111,7 @@ class VideoSink(Sink):
         self._waiting: set[str] = set()
         """Cameras whose frames are dropped until the full disk has room again."""
         self._stalls = StallWatch(clock)
+        self._slowdowns = SlowdownWatch(clock)
         self.deleted: list[Path] = []
         """Files removed by retention during this run."""
 
@@ -197,6 +201,7 @@ class VideoSink(Sink):
         if geometry is None:
             raise SinkError(f"video sink: frame for camera {camera!r} before its stream started")
         self._stalls.frame(camera)
+        self._slowdowns.frame(camera)
         scene = self._scenes.get(camera)
         if scene is not None:  # counted and trailed also while the disk is full
             scene.update(result)
@@ -259,8 +264,9 @@ class VideoSink(Sink):
     # -------------------------------------------------------------------- internals
 
     def _file_for(self, camera: str, geometry: Geometry, wall_time: float) -> SegmentFile | None:
-        """The file the camera's next frame goes to (a new one when the segment is full, or
-        when the disk has room again); None while the disk is full."""
+        """The file the camera's next frame goes to (a new one when the segment is full, when
+        the camera's frames have slowed down, or when the disk has room again); None while
+        the disk is full."""
         if camera in self._waiting:
             if not self._room.has_room():
                 return None
@@ -272,12 +278,22 @@ class VideoSink(Sink):
                 self._lost[camera],
             )
         file = self._open.get(camera)
-        if file is not None and self.rotation.full(file.frames, file.geometry.rate):
+        slowed_gap_s = self._slowdowns.slowed_gap_s(camera) if file is not None else None
+        if slowed_gap_s is not None:
+            log.info(
+                "video sink: camera %r has slowed down to %.1f frames a second (its video: "
+                "%g fps); its file is finished, and the next one's encoder holds no frame back",
+                camera,
+                1 / slowed_gap_s,
+                float(geometry.rate),
+            )
+        full = file is not None and self.rotation.full(file.frames, file.geometry.rate)
+        if slowed_gap_s or full:
             self._finish(camera)
             file = None
         if camera in self._waiting:  # finishing the segment met the full disk
             return None
-        return file if file is not None else self._open_segment(camera, geometry, wall_time)
+        return file or self._open_segment(camera, geometry, wall_time, slowed_gap_s)
 
     def _wait_for_room(self, camera: str, why: str) -> None:
         """The full disk stopped the camera's file: drop its frames until there is room."""
@@ -296,16 +312,18 @@ class VideoSink(Sink):
         return f"{self._lost.total()} frames lost ({cameras})"
 
     def _open_segment(
-        self, camera: str, geometry: Geometry, wall_time: float
+        self, camera: str, geometry: Geometry, wall_time: float, slowed_gap_s: float | None
     ) -> SegmentFile | None:
-        """The camera's new file; None when the disk is too full to create it."""
+        """The camera's new file (`slowed_gap_s`: how far apart the frames that ended the
+        last one came, `_pacing`); None when the disk is too full to create it."""
         path = segment_path(self._directory, camera, wall_time, self._used)
         self._used.add(path)
         try:
             if not self._directory.is_dir():  # removed while the run wrote into it
                 log.warning("video sink: %s is gone; making it again", self._directory)
                 self._directory.mkdir(parents=True, exist_ok=True)
-            file = SegmentFile(path, geometry, self.encoding, self._pacing(camera, geometry))
+            pacing = self._pacing(camera, geometry, slowed_gap_s)
+            file = SegmentFile(path, geometry, self.encoding, pacing)
         except _WRITE_ERRORS as exc:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # none there
                 path.unlink()  # the container may have created it, empty
@@ -324,15 +342,22 @@ class VideoSink(Sink):
                 f"with codec {self.encoding.codec!r}: {failure_reason(exc, path)}{hint}"
             ) from exc
         self._open[camera] = file
+        if pacing.holds_back_live_frames(geometry.rate):
+            self._slowdowns.watch(camera, geometry.rate)
+        else:
+            self._slowdowns.forget(camera)
         return file
 
-    def _pacing(self, camera: str, geometry: Geometry) -> Pacing:
+    def _pacing(self, camera: str, geometry: Geometry, slowed_gap_s: float | None) -> Pacing:
         """How far apart in wall time the camera's frames come to its next file: what its
         stream says (a live stream's seconds are wall seconds; a file's go by at least as
         fast), or, for a live camera, what they did lately when that is longer (a slow
-        detector). A gated camera's recent gaps are those of its still scenes as much as
+        detector), or what they did when they slowed down (`slowed_gap_s`, which ended its
+        last file). A gated camera's recent gaps are those of its still scenes as much as
         its detector's, so they do not count (its fragments are a frame each anyway)."""
-        stated, seen = geometry.pacing, self._stalls.frame_gap_s(camera)
+        stated = geometry.pacing
+        gaps = (self._stalls.frame_gap_s(camera), slowed_gap_s)
+        seen = max((gap for gap in gaps if gap is not None), default=None)
         if seen is None or stated.still_gap_s is not None:
             return stated
         return replace(stated, frame_gap_s=max(stated.frame_gap_s or 0.0, seen))

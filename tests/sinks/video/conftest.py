@@ -13,6 +13,7 @@ from av.video.frame import PictureType
 
 from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamInfo
 from sinks.video.sink import VideoSink
+from tests.clock import Clock
 
 LABELS = LabelMap(("background", "person", "car"))
 WALL0 = 1.8e9  # wall time of frame 0 in these tests
@@ -30,6 +31,12 @@ def moving_square(index: int, width: int, height: int) -> np.ndarray:
 def frame_result(camera: str, index: int, image: np.ndarray) -> FrameResult:
     frame = Frame(camera, index, pts=index * 0.04, wall_time=WALL0 + index * 0.04, image=image)
     return FrameResult(frame=frame, detections=Detections.empty())
+
+
+def write_at(sink: VideoSink, clock: Clock, camera: str, index: int, at: float) -> None:
+    """Frame `index` of a 96x64 camera (the square at 5 * (index % 15)) comes at `at`."""
+    clock.now = at
+    sink.write(frame_result(camera, index, moving_square(index % 15, 96, 64)))
 
 
 def write_stream(
@@ -50,6 +57,11 @@ def decode(path: Path) -> tuple[list[np.ndarray], Fraction | None]:
 def square_left_edge(image: np.ndarray) -> int:
     bright_columns = np.flatnonzero(image[45:55].mean(axis=(0, 2)) > 128)
     return int(bright_columns[0])
+
+
+def edges_on_disk(path: Path) -> list[int]:
+    """Where the square is in each frame the file, as written so far, plays."""
+    return [square_left_edge(image) for image in decode(path)[0]]
 
 
 def _boxes(data: bytes) -> list[tuple[bytes, bytes]]:

@@ -3,8 +3,8 @@
 the encoder's B-frames and look-ahead while its frames come at the video's rate; a file
 camera's fragments hold a second of video, or as many frames as come in about a second of
 wall time (one at least). Where every frame comes seldom the encoder holds none back, so what
-is on disk plays up to the last frame but one; frames that slow down change that for the
-camera's next file."""
+is on disk plays up to the last frame but one; a live camera's frames that slow down change
+that for its next file, which they start (test_slowdown.py)."""
 
 from __future__ import annotations
 
@@ -20,25 +20,13 @@ from sinks.video.sink import VideoSink
 from tests.clock import Clock
 from tests.sinks.video.conftest import (
     LABELS,
-    decode,
+    edges_on_disk,
     fragment_frames,
-    frame_result,
-    moving_square,
     picture_types,
-    square_left_edge,
+    write_at,
 )
 
 RATE = Fraction(25)
-
-
-def _write(sink: VideoSink, clock: Clock, camera: str, index: int, at: float) -> None:
-    clock.now = at
-    sink.write(frame_result(camera, index, moving_square(index % 15, 96, 64)))
-
-
-def _edges_on_disk(path: Path) -> list[int]:
-    """Where the square is in each frame the file, as written so far, plays."""
-    return [square_left_edge(image) for image in decode(path)[0]]
 
 
 @pytest.mark.parametrize("preset", ["ultrafast", "veryfast"])  # veryfast: B-frames, look-ahead
@@ -50,9 +38,9 @@ def test_a_max_fps_camera_has_every_frame_but_the_last_on_disk_as_it_comes(
     # max_fps: 1 without full_rate_video: a frame a second of a 25 fps stream
     sink.start(StreamInfo("lapse", 96, 64, RATE, "synthetic", live=True, frame_gap_s=1.0))
     for i in range(8):
-        _write(sink, clock, "lapse", i, at=float(i))
+        write_at(sink, clock, "lapse", i, at=float(i))
         [path] = tmp_path.glob("lapse_*.mp4")
-        assert _edges_on_disk(path) == [5 * (k % 15) for k in range(i)]
+        assert edges_on_disk(path) == [5 * (k % 15) for k in range(i)]
     sink.close()
 
 
@@ -62,14 +50,14 @@ def test_frames_that_came_seldom_give_the_next_file_short_fragments(tmp_path: Pa
     # every frame of the stream reaches the sink, but only one a second (a slow detector)
     sink.start(StreamInfo("slow", 96, 64, RATE, "synthetic", live=True))
     for i in range(4):
-        _write(sink, clock, "slow", i, at=float(i))
+        write_at(sink, clock, "slow", i, at=float(i))
     clock.now = 10.0
     sink.tick()  # its frames stopped: the file is finished, the gaps seen are kept
     [first] = sink.records["slow"]
     for i in range(4, 10):
-        _write(sink, clock, "slow", i, at=6.0 + i)
+        write_at(sink, clock, "slow", i, at=6.0 + i)
         [path] = [p for p in tmp_path.glob("slow_*.mp4") if p != first.path]
-        assert _edges_on_disk(path) == [5 * (k % 15) for k in range(4, i)]
+        assert edges_on_disk(path) == [5 * (k % 15) for k in range(4, i)]
     sink.close()
 
 
@@ -80,7 +68,7 @@ def test_a_file_cameras_frames_at_the_videos_rate_keep_fragments_of_a_second(
     sink = VideoSink(tmp_path, LABELS, clock=clock)
     sink.start(StreamInfo("clip", 96, 64, RATE, "synthetic"))
     for i in range(60):
-        _write(sink, clock, "clip", i, at=i / 25)
+        write_at(sink, clock, "clip", i, at=i / 25)
     sink.close()
     [path] = tmp_path.glob("clip_*.mp4")
     assert fragment_frames(path) == [25, 25, 10]
@@ -93,7 +81,7 @@ def test_a_live_camera_at_the_videos_rate_gets_a_fragment_a_frame_and_keeps_b_fr
     sink = VideoSink(tmp_path, LABELS, encoding=Encoding(preset="veryfast"), clock=clock)
     sink.start(StreamInfo("lobby", 96, 64, RATE, "synthetic", live=True))
     for i in range(60):
-        _write(sink, clock, "lobby", i, at=i / 25)
+        write_at(sink, clock, "lobby", i, at=i / 25)
     sink.close()
     [path] = tmp_path.glob("lobby_*.mp4")
     assert fragment_frames(path) == [1] * 60
@@ -107,11 +95,11 @@ def test_a_live_camera_at_the_videos_rate_keeps_its_encoders_delay_after_its_fra
     sink = VideoSink(tmp_path, LABELS, encoding=Encoding(preset="veryfast"), clock=clock)
     sink.start(StreamInfo("lobby", 96, 64, RATE, "synthetic", live=True))
     for i in range(30):
-        _write(sink, clock, "lobby", i, at=i / 25)
+        write_at(sink, clock, "lobby", i, at=i / 25)
     clock.now = 6.0
     sink.tick()  # its frames stopped: the wait until the next one is no gap between frames
     for i in range(30, 70):
-        _write(sink, clock, "lobby", i, at=6.0 + i / 25)
+        write_at(sink, clock, "lobby", i, at=6.0 + i / 25)
     sink.close()
     _, second = (f.path for f in sink.records["lobby"])
     assert fragment_frames(second) == [1] * 40
@@ -139,9 +127,9 @@ def test_a_motion_gated_camera_gets_a_fragment_a_frame_and_keeps_b_frames_in_eve
     # motion gating without full_rate_video: a still scene's frame a second, else all
     sink.start(StreamInfo("gated", 96, 64, RATE, "synthetic", live=True, still_gap_s=1.0))
     for i in range(20):  # still: the next file opens with gaps of about 0.4 s seen
-        _write(sink, clock, "gated", i, at=float(i))
+        write_at(sink, clock, "gated", i, at=float(i))
     for i in range(20, 100):  # things move
-        _write(sink, clock, "gated", i, at=20 + (i - 20) / 25)
+        write_at(sink, clock, "gated", i, at=20 + (i - 20) / 25)
     sink.close()
     files = [f.path for f in sink.records["gated"]]
     assert len(files) == 2
@@ -167,15 +155,16 @@ def test_a_live_camera_whose_frames_slow_down_has_a_fragment_a_frame_in_every_fi
     sink = VideoSink(tmp_path, LABELS, encoding=encoding, rotation=rotation, clock=clock)
     sink.start(StreamInfo("slowing", 96, 64, RATE, "synthetic", live=True))
     for i in range(50):  # every frame of the camera, as it comes
-        _write(sink, clock, "slowing", i, at=i / 25)
+        write_at(sink, clock, "slowing", i, at=i / 25)
     for i in range(50, 150):  # its detector slows to 2 frames a second
-        _write(sink, clock, "slowing", i, at=2 + (i - 50) / 2)
+        write_at(sink, clock, "slowing", i, at=2 + (i - 50) / 2)
     sink.close()
-    first, second = (f.path for f in sink.records["slowing"])
+    first, second = sink.records["slowing"]
+    assert first.frames + second.frames == 150
     # a frame each also once its frames slowed down: at 2 a second a kill loses no 25 frames
-    assert fragment_frames(first) == [1] * 100
-    assert fragment_frames(second) == [1] * 50
-    # the first file's encoder, opened for frames at the video's rate, kept its delay; the
+    assert fragment_frames(first.path) == [1] * first.frames
+    assert fragment_frames(second.path) == [1] * second.frames
+    # the first file's encoder, opened for frames at the video's rate, held frames back; the
     # next file's, opened once frames came seldom, holds none back
-    assert "B" in picture_types(first)
-    assert "B" not in picture_types(second)
+    assert "B" in picture_types(first.path)
+    assert "B" not in picture_types(second.path)

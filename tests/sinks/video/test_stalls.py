@@ -5,12 +5,14 @@ between frames (the wait for its first frame one of them; its first frame alone 
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from pathlib import Path
 
 from pipeline.types import StreamInfo
 from sinks.video.encoding import Encoding
 from sinks.video.sink import VideoSink
+from sinks.video.slowdown import SLOW_S
 from sinks.video.stalls import MAX_WAIT_S, STALL_S
 from tests.clock import Clock
 from tests.sinks.video.conftest import LABELS, decode, frame_result, moving_square, square_left_edge
@@ -53,7 +55,8 @@ def test_a_camera_whose_frames_stop_has_its_file_finished_with_every_frame_and_g
 def test_frames_that_come_seldom_stay_in_one_file(tmp_path: Path) -> None:
     clock = Clock(0.0)
     sink = VideoSink(tmp_path, LABELS, clock=clock)
-    sink.start(StreamInfo("lapse", 96, 64, Fraction(25), source="synthetic", live=True))
+    lapse = StreamInfo("lapse", 96, 64, Fraction(25), "synthetic", live=True, frame_gap_s=2.5)
+    sink.start(lapse)
     for i in range(6):  # one frame every 2.5 s (max_fps 0.4), ticks between
         for tick in range(10):
             clock.now = 2.5 * i + tick * 0.25
@@ -118,8 +121,12 @@ def test_a_live_camera_whose_frames_come_in_batches_far_apart_keeps_one_file(
                     index += 1
             sink.tick()
     sink.close()
-    # the first batch's frames came with no gap between them, but 2.5 s after the start
-    assert [f.frames for f in sink.records["slow"]] == [48]
+    # the first batch's frames came with no gap between them, but 2.5 s after the start, and
+    # no wait between batches ended a file; the first one, opened before any gap was known
+    # with an encoder that holds frames back, ended once the frames had clearly come slower
+    # than the video's frame rate, after SLOW_S (test_slowdown.py)
+    first_file = 8 * math.ceil(SLOW_S / 2.5)  # the batches before SLOW_S had passed
+    assert [f.frames for f in sink.records["slow"]] == [first_file, 48 - first_file]
 
 
 def test_a_file_cameras_frames_that_stop_keep_its_file_open_until_its_end(
