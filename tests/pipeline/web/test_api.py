@@ -99,14 +99,17 @@ def test_bad_filters_are_answered_422_naming_the_parameter(client: TestClient) -
         ("/api/tracks/1/lobby%00/1/snapshot", ["path", "camera"]),
     ],
 )
-def test_a_nul_in_a_camera_or_label_is_answered_422_naming_it_not_503(
+def test_a_nul_in_a_camera_or_label_is_answered_422_saying_so_not_503(
     client: TestClient, path: str, where: list[str]
 ) -> None:
     """PostgreSQL refuses a query with a NUL in its text: that was a 503 saying the
-    database cannot be read, while it could."""
+    database cannot be read, while it could; then a 422 in pydantic's words of a regular
+    expression ("String should match pattern '^[^\\x00]*$'")."""
     response = client.get(path)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == where
+    [error] = response.json()["detail"]
+    assert error["loc"] == where
+    assert error["msg"] == f"{where[1]} must not contain a NUL character"
 
 
 def test_healthz_of_serve_answers_503_when_the_database_cannot_be_read(tmp_path: Path) -> None:
