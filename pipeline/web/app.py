@@ -4,6 +4,7 @@ run's sinks (the live view)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -117,7 +118,24 @@ def create_app(
             app.router.routes.append(Mount(path, routes=list(routes)))
         else:
             app.router.routes.extend(routes)
+    match_to_the_end(app.router.routes)
     return app
+
+
+def match_to_the_end(routes: Sequence[BaseRoute]) -> None:
+    """Each of `routes` (those of a mount too) matches a path to its very end (`\\Z`).
+
+    Starlette ends its patterns in `$`, which also matches before a trailing newline: a
+    path with `%0A` after it was answered as the path, a file served by its name with a
+    newline after it. Now such a path is answered 404, as any other that no route takes."""
+    for route in routes:
+        regex: re.Pattern[str] | None = getattr(route, "path_regex", None)
+        if regex is not None and regex.pattern.endswith("$"):
+            route.path_regex = re.compile(  # type: ignore[attr-defined]
+                regex.pattern.removesuffix("$") + r"\Z", regex.flags
+            )
+        if isinstance(route, Mount):
+            match_to_the_end(route.routes)
 
 
 _UNREADABLE: dict[int | str, dict[str, Any]] = {

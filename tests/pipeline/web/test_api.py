@@ -70,6 +70,19 @@ def test_tracks_and_their_snapshots_are_served_from_their_rows(
     assert client.get(f"/api/tracks/{run}/lobby/{track + 1000}/snapshot").status_code == 404
 
 
+def test_a_path_with_a_trailing_newline_is_404_not_the_path_without(
+    client: TestClient, stored: str
+) -> None:
+    """Starlette's routes end in `$`, which matches before a trailing newline too: the
+    snapshot's path with `%0A` after it was sent the picture, `/healthz%0A` the health."""
+    run, track = sql(stored, "SELECT run_id, track_id FROM tracks WHERE camera = 'lobby'")[0]
+    for path in (f"/api/tracks/{run}/lobby/{track}/snapshot", "/healthz", "/api/runs", "/docs"):
+        assert client.get(path).status_code == 200
+        response = client.get(path + "%0A")
+        assert response.status_code == 404, path
+        assert response.json() == client.get("/no-such-path").json()
+
+
 def test_counts_per_label_and_camera_match_sql(client: TestClient, stored: str) -> None:
     for by, column in (("label", "label"), ("camera", "camera"), ("run", "run_id")):
         body = client.get("/api/counts", params={"by": by}).json()
