@@ -37,6 +37,7 @@ from pipeline.web.models import (
     VisitsPage,
     ZoneCountOut,
 )
+from pipeline.web.openapi import describe_routes
 from pipeline.web.page import render_page
 from pipeline.web.params import Counting, Limit, PathCamera, PathId, SceneCounting, filters
 from pipeline.web.swagger_ui import served_folder
@@ -62,12 +63,14 @@ def create_app(
     """The app over database `db` (the /api routes of what is stored and the page, only
     with one) and a running pipeline's `metrics` (its counts: /healthz; /api/status when
     `serve_status`, /metrics when `serve_metrics`), with each of `mounts` (a path such as
-    "/live", or "" for the root, and its routes); every request checked by `access` when
+    "/live", or "" for the root, and its routes, in the OpenAPI description as their
+    endpoints describe them: `describe_routes`); every request checked by `access` when
     given. `/` is the page over `db`, else a mount's at the root, else `root_route`'s;
     `/docs` loads Swagger UI from the folder `swagger_ui` (`served_folder`)."""
     app = FastAPI(
         title="ssd-pipeline",
-        description="Metrics, health and the stored detections, tracks and runs.",
+        description="Metrics, health, the stored detections, tracks and runs, and the live "
+        "view of a run.",
         version="1",
         docs_url=None,  # /docs: `docs_routes`, which passes a `?token=` on
         redoc_url=None,
@@ -76,7 +79,6 @@ def create_app(
     app.router.routes.extend(docs_routes(app, served_folder(swagger_ui), tickets))
     if access is not None:
         app.add_middleware(AccessMiddleware, access=access, public=ASSET_PATHS, tickets=tickets)
-        describe_access(app, access)
 
     @app.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
     def healthz() -> JSONResponse:
@@ -113,12 +115,16 @@ def create_app(
         _add_stored_routes(app, db, links)
     elif all(path for path, _ in mounts):  # else a mount's own `/` is there
         app.router.routes.append(root_route(links, views))
-    for path, routes in mounts:
-        if path:
-            app.router.routes.append(Mount(path, routes=list(routes)))
-        else:
-            app.router.routes.extend(routes)
+    served = [
+        route
+        for path, routes in mounts
+        for route in ([Mount(path, routes=list(routes))] if path else routes)
+    ]
+    app.router.routes.extend(served)
     match_to_the_end(app.router.routes)
+    describe_routes(app, served)
+    if access is not None:  # after: what it answers before any route holds for these too
+        describe_access(app, access)
     return app
 
 
