@@ -4,6 +4,7 @@ run's sinks (the live view)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -36,6 +37,7 @@ from pipeline.web.models import (
     VisitsPage,
     ZoneCountOut,
 )
+from pipeline.web.openapi import describe_routes
 from pipeline.web.page import render_page
 from pipeline.web.params import Counting, Limit, PathCamera, PathId, SceneCounting, filters
 from pipeline.web.swagger_ui import served_folder
@@ -61,12 +63,14 @@ def create_app(
     """The app over database `db` (the /api routes of what is stored and the page, only
     with one) and a running pipeline's `metrics` (its counts: /healthz; /api/status when
     `serve_status`, /metrics when `serve_metrics`), with each of `mounts` (a path such as
-    "/live", or "" for the root, and its routes); every request checked by `access` when
+    "/live", or "" for the root, and its routes, in the OpenAPI description as their
+    endpoints describe them: `describe_routes`); every request checked by `access` when
     given. `/` is the page over `db`, else a mount's at the root, else `root_route`'s;
     `/docs` loads Swagger UI from the folder `swagger_ui` (`served_folder`)."""
     app = FastAPI(
         title="ssd-pipeline",
-        description="Metrics, health and the stored detections, tracks and runs.",
+        description="Metrics, health, the stored detections, tracks and runs, and the live "
+        "view of a run.",
         version="1",
         docs_url=None,  # /docs: `docs_routes`, which passes a `?token=` on
         redoc_url=None,
@@ -75,7 +79,6 @@ def create_app(
     app.router.routes.extend(docs_routes(app, served_folder(swagger_ui), tickets))
     if access is not None:
         app.add_middleware(AccessMiddleware, access=access, public=ASSET_PATHS, tickets=tickets)
-        describe_access(app, access)
 
     @app.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
     def healthz() -> JSONResponse:
@@ -112,12 +115,33 @@ def create_app(
         _add_stored_routes(app, db, links)
     elif all(path for path, _ in mounts):  # else a mount's own `/` is there
         app.router.routes.append(root_route(links, views))
-    for path, routes in mounts:
-        if path:
-            app.router.routes.append(Mount(path, routes=list(routes)))
-        else:
-            app.router.routes.extend(routes)
+    served = [
+        route
+        for path, routes in mounts
+        for route in ([Mount(path, routes=list(routes))] if path else routes)
+    ]
+    app.router.routes.extend(served)
+    match_to_the_end(app.router.routes)
+    describe_routes(app, served)
+    if access is not None:  # after: what it answers before any route holds for these too
+        describe_access(app, access)
     return app
+
+
+def match_to_the_end(routes: Sequence[BaseRoute]) -> None:
+    """Each of `routes` (those of a mount too) matches a path to its very end (`\\Z`).
+
+    Starlette ends its patterns in `$`, which also matches before a trailing newline: a
+    path with `%0A` after it was answered as the path, a file served by its name with a
+    newline after it. Now such a path is answered 404, as any other that no route takes."""
+    for route in routes:
+        regex: re.Pattern[str] | None = getattr(route, "path_regex", None)
+        if regex is not None and regex.pattern.endswith("$"):
+            route.path_regex = re.compile(  # type: ignore[attr-defined]
+                regex.pattern.removesuffix("$") + r"\Z", regex.flags
+            )
+        if isinstance(route, Mount):
+            match_to_the_end(route.routes)
 
 
 _UNREADABLE: dict[int | str, dict[str, Any]] = {

@@ -4,6 +4,7 @@ the FastAPI dependencies that gather them into one query."""
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Query
 from fastapi import Path as PathParam
 from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
 from pipeline.timeparse import EXAMPLES, parse_duration, parse_time
 from sinks.sql.bounds import ID_MAX, TEXT_PATTERN
@@ -34,16 +36,35 @@ def _every(text: str | None) -> str | None:
     return text
 
 
+def _stored_text(name: str) -> AfterValidator:
+    """The rule of the text parameters the tables' string columns are searched by: no NUL
+    (`TEXT_PATTERN`, which the OpenAPI description states), refused in those words, with
+    the parameter named, rather than in pydantic's words of a regular expression."""
+
+    def check(text: str | None) -> str | None:
+        if text is not None and re.fullmatch(TEXT_PATTERN, text) is None:
+            raise PydanticCustomError("nul_character", f"{name} must not contain a NUL character")
+        return text
+
+    return AfterValidator(check)
+
+
+_NO_NUL = {"pattern": TEXT_PATTERN}
+"""`_stored_text`'s rule, as the OpenAPI description states it."""
 CAMERA_MAX = 255
 """The longest camera id a query names: what the tables' camera columns hold."""
 _CAMERA = "Camera id (no NUL character)."
 Camera = Annotated[
     str | None,
-    Query(min_length=1, max_length=CAMERA_MAX, pattern=TEXT_PATTERN, description=_CAMERA),
+    Query(min_length=1, max_length=CAMERA_MAX, json_schema_extra=_NO_NUL, description=_CAMERA),
+    _stored_text("camera"),
 ]
 Label = Annotated[
     str | None,
-    Query(min_length=1, max_length=128, pattern=TEXT_PATTERN, description="Class name (no NUL)."),
+    Query(
+        min_length=1, max_length=128, json_schema_extra=_NO_NUL, description="Class name (no NUL)."
+    ),
+    _stored_text("label"),
 ]
 RunId = Annotated[int | None, Query(ge=1, le=ID_MAX, description="runs.id")]
 TrackId = Annotated[int | None, Query(ge=1, le=ID_MAX, description="Track id.")]
@@ -72,7 +93,9 @@ Every = Annotated[
 ]
 PathId = Annotated[int, PathParam(ge=1, le=ID_MAX)]
 PathCamera = Annotated[
-    str, PathParam(min_length=1, max_length=CAMERA_MAX, pattern=TEXT_PATTERN, description=_CAMERA)
+    str,
+    PathParam(min_length=1, max_length=CAMERA_MAX, json_schema_extra=_NO_NUL, description=_CAMERA),
+    _stored_text("camera"),
 ]
 
 

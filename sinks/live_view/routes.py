@@ -11,6 +11,9 @@ Endpoints (see docs/live-view.md), relative to where they are mounted:
 Each JPEG part carries `X-Frame-Index`, the index of the frame in its stream. At most
 `max_viewers` streams are served at once (more are answered 503). Who may ask (Host, Origin,
 credentials) and how long a client may take are the server's to enforce.
+
+Each endpoint's docstring holds its OpenAPI operation after `---`, as Starlette's schemas
+read it: the server joins them to the OpenAPI description of its API.
 """
 
 from __future__ import annotations
@@ -111,7 +114,7 @@ class LiveRoutes:
     def routes(self) -> list[Route]:
         return [
             Route("/", self.index),
-            Route("/index.html", self.index),
+            Route("/index.html", self.index, include_in_schema=False),  # the same page
             Route("/api/cameras", self.cameras),
             Route("/cameras/{camera}.mjpg", self.stream),
             Route("/cameras/{camera}.jpg", self.newest),
@@ -121,15 +124,97 @@ class LiveRoutes:
         ]
 
     async def index(self, request: Request) -> Response:
+        """The index page.
+        ---
+        summary: The live view's page
+        description: A tile per camera with its live picture, status, frame rate and counts.
+        responses:
+          "200": {description: The page., content: {text/html: {schema: {type: string}}}}
+        """
         return _html(INDEX_HTML)
 
     async def tracks_page(self, request: Request) -> Response:
+        """The page of the recent tracks.
+        ---
+        summary: The page of the recent tracks
+        description: The tracks that ended last during this run, each with its snapshot.
+        responses:
+          "200": {description: The page., content: {text/html: {schema: {type: string}}}}
+        """
         return _html(TRACKS_HTML)
 
     async def cameras(self, request: Request) -> Response:
+        """The cameras with their status, frame rate and counts.
+        ---
+        summary: The cameras of the run, as the page shows them
+        responses:
+          "200":
+            description: >-
+              Each camera's status, frames, frames per second over the last 2 s, size, and
+              the counts of its zones (tracks inside now) and lines (crossings per
+              direction).
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [cameras]
+                  properties:
+                    cameras:
+                      type: array
+                      items:
+                        type: object
+                        required: [id, status, error, frames, fps, width, height, zones, lines]
+                        properties:
+                          id: {type: string}
+                          status: {enum: [connecting, live, reconnecting, ended, failed]}
+                          error: {type: [string, "null"]}
+                          frames: {type: integer}
+                          fps: {type: number}
+                          width: {type: integer}
+                          height: {type: integer}
+                          zones:
+                            type: array
+                            items:
+                              type: object
+                              required: [id, inside, by_label]
+                              properties:
+                                id: {type: string}
+                                inside: {type: integer}
+                                by_label: {type: object, additionalProperties: {type: integer}}
+                          lines:
+                            type: array
+                            items:
+                              type: object
+                              required: [id, crossings]
+                              properties:
+                                id: {type: string}
+                                crossings: {type: object, additionalProperties: {type: integer}}
+        """
         return _json({"cameras": self.hub.cameras()})
 
     async def stream(self, request: Request) -> Response:
+        """A camera's frames as MJPEG, until the run ends.
+        ---
+        summary: A camera's annotated frames as MJPEG
+        description: >-
+          A multipart/x-mixed-replace stream of JPEG parts, each with `X-Frame-Index`, the
+          newest frame each time, until the run ends or the viewer goes.
+        parameters:
+          - {name: camera, in: path, required: true, schema: {type: string},
+             description: Camera id.}
+        responses:
+          "200":
+            description: The stream (it ends with the run).
+            content: {multipart/x-mixed-replace: {schema: {type: string}}}
+          "404":
+            description: >-
+              No such camera (a line of text); JSON for a path no route takes (a `/` in the id).
+            content: {text/plain: {schema: {type: string}}, application/json: {}}
+          "503":
+            description: Too many viewers (`max_viewers`); try again after `Retry-After`.
+            headers: {Retry-After: {schema: {type: integer}, description: Seconds.}}
+            content: {text/plain: {schema: {type: string}}}
+        """
         camera = request.path_params["camera"]
         if not self.hub.has(camera):
             return _text(404, f"no camera {camera!r}")
@@ -160,6 +245,25 @@ class LiveRoutes:
                 await asyncio.sleep(pause)
 
     async def newest(self, request: Request) -> Response:
+        """A camera's newest frame.
+        ---
+        summary: A camera's newest annotated frame
+        parameters:
+          - {name: camera, in: path, required: true, schema: {type: string},
+             description: Camera id.}
+        responses:
+          "200":
+            description: The frame, with its index in the stream in `X-Frame-Index`.
+            headers: {X-Frame-Index: {schema: {type: integer}, description: The frame's index.}}
+            content: {image/jpeg: {schema: {type: string, format: binary}}}
+          "404":
+            description: >-
+              No such camera (a line of text); JSON for a path no route takes (a `/` in the id).
+            content: {text/plain: {schema: {type: string}}, application/json: {}}
+          "503":
+            description: No frame yet (none within 5 s), or the run has ended.
+            content: {text/plain: {schema: {type: string}}}
+        """
         camera = request.path_params["camera"]
         if not self.hub.has(camera):
             return _text(404, f"no camera {camera!r}")
@@ -170,10 +274,60 @@ class LiveRoutes:
         return Response(jpeg.data, 200, headers, "image/jpeg")
 
     async def recent_tracks(self, request: Request) -> Response:
+        """The recent ended tracks.
+        ---
+        summary: The tracks that ended last during this run, newest first
+        responses:
+          "200":
+            description: >-
+              The last 200 tracks that ended; the URLs are paths on this server, null
+              without a snapshots sink or when the snapshot could not be written.
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [tracks]
+                  properties:
+                    tracks:
+                      type: array
+                      items:
+                        type: object
+                        required: [camera, track_id, label, first_time, last_time, frames,
+                                   best_score, snapshot_url, frame_url]
+                        properties:
+                          camera: {type: string}
+                          track_id: {type: integer}
+                          label: {type: string}
+                          first_time: {type: string, format: date-time}
+                          last_time: {type: string, format: date-time}
+                          frames: {type: integer}
+                          best_score: {type: number}
+                          snapshot_url: {type: [string, "null"]}
+                          frame_url: {type: [string, "null"]}
+        """
         # the snapshot URLs are absolute: under the path the routes are mounted at
         return _json({"tracks": self.tracks.rows(request.scope.get("root_path", ""))})
 
     async def track_snapshot(self, request: Request) -> Response:
+        """A track's snapshot file.
+        ---
+        summary: A track's snapshot, from the snapshots sink's folder
+        parameters:
+          - name: name
+            in: path
+            required: true
+            schema: {type: string}
+            description: "`<camera>/<file>.jpg`, as the snapshots sink names it."
+        responses:
+          "200":
+            description: The JPEG.
+            content: {image/jpeg: {schema: {type: string, format: binary}}}
+          "404":
+            description: >-
+              No snapshot of that name, or no snapshots sink (a line of text); JSON for a
+              path no route takes (a newline in the name).
+            content: {text/plain: {schema: {type: string}}, application/json: {}}
+        """
         name = request.path_params["name"]
         root = self.snapshot_dir
         found = None if root is None else snapshot_file(root, name)

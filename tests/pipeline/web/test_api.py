@@ -70,6 +70,19 @@ def test_tracks_and_their_snapshots_are_served_from_their_rows(
     assert client.get(f"/api/tracks/{run}/lobby/{track + 1000}/snapshot").status_code == 404
 
 
+def test_a_path_with_a_trailing_newline_is_404_not_the_path_without(
+    client: TestClient, stored: str
+) -> None:
+    """Starlette's routes end in `$`, which matches before a trailing newline too: the
+    snapshot's path with `%0A` after it was sent the picture, `/healthz%0A` the health."""
+    run, track = sql(stored, "SELECT run_id, track_id FROM tracks WHERE camera = 'lobby'")[0]
+    for path in (f"/api/tracks/{run}/lobby/{track}/snapshot", "/healthz", "/api/runs", "/docs"):
+        assert client.get(path).status_code == 200
+        response = client.get(path + "%0A")
+        assert response.status_code == 404, path
+        assert response.json() == client.get("/no-such-path").json()
+
+
 def test_counts_per_label_and_camera_match_sql(client: TestClient, stored: str) -> None:
     for by, column in (("label", "label"), ("camera", "camera"), ("run", "run_id")):
         body = client.get("/api/counts", params={"by": by}).json()
@@ -99,14 +112,17 @@ def test_bad_filters_are_answered_422_naming_the_parameter(client: TestClient) -
         ("/api/tracks/1/lobby%00/1/snapshot", ["path", "camera"]),
     ],
 )
-def test_a_nul_in_a_camera_or_label_is_answered_422_naming_it_not_503(
+def test_a_nul_in_a_camera_or_label_is_answered_422_saying_so_not_503(
     client: TestClient, path: str, where: list[str]
 ) -> None:
     """PostgreSQL refuses a query with a NUL in its text: that was a 503 saying the
-    database cannot be read, while it could."""
+    database cannot be read, while it could; then a 422 in pydantic's words of a regular
+    expression ("String should match pattern '^[^\\x00]*$'")."""
     response = client.get(path)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == where
+    [error] = response.json()["detail"]
+    assert error["loc"] == where
+    assert error["msg"] == f"{where[1]} must not contain a NUL character"
 
 
 def test_healthz_of_serve_answers_503_when_the_database_cannot_be_read(tmp_path: Path) -> None:

@@ -146,6 +146,23 @@ def test_paths_out_of_the_snapshot_folder_are_refused(folder: Path, path: str) -
         sink.close()
 
 
+@pytest.mark.parametrize("under", ["", "/live"], ids=["own server", "beside the API"])
+def test_a_snapshot_name_with_a_trailing_newline_is_404_not_that_snapshot(
+    folder: Path, under: str
+) -> None:
+    """Starlette's routes end in `$`, which matches before a trailing newline too: the
+    name `<camera>/<file>.jpg\\n` was served the file `<camera>/<file>.jpg`."""
+    sink = ServedView(snapshot_dir=folder, under=under)
+    try:
+        sink.write(result((ended(folder, 1),)))
+        url = f"{under}/snapshots/" + snapshot_name("lobby", 1, T0 + 1)
+        assert raw_get(sink, url) == 200
+        for tail in ("%0A", "%0a", "%0D%0A", "%0A%0A"):
+            assert raw_get(sink, url + tail) == 404, tail
+    finally:
+        sink.close()
+
+
 def test_a_link_leading_out_of_the_folder_is_refused(folder: Path) -> None:
     outside = folder.parent / "secret.jpg"
     outside.write_bytes(b"secret")
