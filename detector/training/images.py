@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import re
 import stat
 import warnings
 from collections.abc import Iterator
@@ -27,6 +28,15 @@ SWAPS_SIDES = (5, 6, 7, 8)
 JPEG_END = b"\xff\xd9"
 """The marker a whole JPEG ends with (EOI); its compressed data cannot hold these bytes."""
 CUT_SHORT = "a JPEG cut short (a copy or download that did not finish?)"
+CORRUPT = "a corrupt JPEG: garbage in its compressed data"
+SCAN_START = 0xDA
+"""The second byte of the marker that starts a scan (SOS)."""
+BETWEEN_SCANS = frozenset((0xC4, 0xCC, SCAN_START, 0xDB, 0xDC, 0xDD, 0xFE, *range(0xE0, 0xF0)))
+"""Second bytes of the markers of the segments that may end a scan: tables (DHT, DAC,
+DQT), the next scan, a line count (DNL), a restart interval (DRI), a comment, APPn."""
+_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+"""A marker in a scan's compressed data: 0xFF not followed by 0x00 (a stuffed 0xFF byte),
+a restart marker's second byte (0xD0-0xD7, within the scan) or 0xFF (a fill byte)."""
 
 
 class UnreadableImage(Exception):
@@ -46,8 +56,15 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 def decode_rgb(path: Path) -> npt.NDArray[np.uint8]:
-    """The upright pixels of the image at `path`, RGB uint8 [H, W, 3]."""
+    """The upright pixels of the image at `path`, RGB uint8 [H, W, 3]. UnreadableImage also
+    for a JPEG whose compressed data holds a marker where none can be (`CORRUPT`), which
+    Pillow decodes to grey or noise without a word, or refuses as a "broken data stream".
+    Garbage without such a marker is not found: Pillow ignores the warnings of libjpeg."""
     with _opened(path) as image:
+        if image.format == "JPEG":
+            stray = _stray_marker(path)
+            if stray is not None:
+                raise UnreadableImage(f"{CORRUPT} at byte {stray}")
         try:
             return np.array(ImageOps.exif_transpose(image).convert("RGB"))
         except (OSError, ValueError, Image.DecompressionBombError) as e:
@@ -66,6 +83,32 @@ def _cut_short(jpeg: Path) -> bool:
         with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
             scan = _first_scan(data)
             return scan is not None and data.find(JPEG_END, scan) < 0
+
+
+def _stray_marker(jpeg: Path) -> int | None:
+    """Where the first marker in the JPEG file `jpeg` lies that cannot be where it is: in a
+    scan's compressed data, a marker can only end the scan, followed by the end of the
+    image or by segments that may come between scans, each ending where the next marker
+    begins. None when there is none (also when the file is cut short before its end
+    marker: `_cut_short` tells that)."""
+    with jpeg.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        at = _first_scan(data)
+        while at is not None and at + 4 <= len(data):
+            marker = data[at + 1]
+            if marker == JPEG_END[1]:
+                return None  # what follows the end (a motion photo's video) is not looked at
+            if data[at] != 0xFF or marker not in BETWEEN_SCANS:
+                return at
+            segment, at = at, at + 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+            if at > len(data):  # the segment's length runs past the file's end marker
+                return segment if data.find(JPEG_END, segment) >= 0 else None
+            if marker == SCAN_START:
+                found = _MARKER.search(data, at)  # at C speed: no Python loop over the data
+                at = found.start() if found else None
+            else:
+                while data[at : at + 2] == b"\xff\xff":  # fill bytes before a marker
+                    at += 1
+        return None
 
 
 def _first_scan(data: mmap.mmap) -> int | None:

@@ -1,5 +1,6 @@
 """Images are seen upright: a photo's EXIF orientation turns its size and pixels; a JPEG
-cut short is found by reading its header and last bytes, without decoding it."""
+cut short is found by reading its header and last bytes, without decoding it; garbage in a
+JPEG's compressed data is named when it is decoded."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.training.images import CUT_SHORT, UnreadableImage, decode_rgb, image_size
+from detector.training.images import (
+    CORRUPT,
+    CUT_SHORT,
+    UnreadableImage,
+    decode_rgb,
+    image_size,
+)
 from detector.training.loader import SampleDataset
-from detector.training.samples import read_dataset
+from detector.training.samples import DatasetError, read_dataset
 from detector.training.transforms import eval_transform
 
 ORIENTATION = 0x0112
@@ -105,3 +112,72 @@ def test_a_jpeg_with_more_after_its_end_is_whole(tmp_path: Path) -> None:
     (tmp_path / "a.jpg").write_bytes(whole + after)  # a motion photo's video, say
     assert image_size(tmp_path / "a.jpg") == (60, 40)
     assert decode_rgb(tmp_path / "a.jpg").shape == (40, 60, 3)
+
+
+def textured(path: Path, **options: object) -> bytes:
+    """A 160x120 JPEG of noisy gradients written to `path` (its compressed data some
+    kilobytes, as a photo's); its bytes."""
+    y, x = np.mgrid[0:120, 0:160]
+    pixels = np.stack([x * 1.5, y * 2.0, (x + y) * 0.9], axis=-1)
+    pixels += np.random.default_rng(0).integers(0, 40, pixels.shape)
+    Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(path, quality=90, **options)
+    return path.read_bytes()
+
+
+def with_garbage(jpeg: bytes) -> bytes:
+    """`jpeg` with 512 random bytes, as a bad sector or a broken copy leaves them, written
+    over the middle of its compressed data."""
+    scan = jpeg.index(b"\xff\xda")
+    start = scan + 2 + int.from_bytes(jpeg[scan + 2 : scan + 4], "big")
+    middle = (start + len(jpeg)) // 2 - 256
+    garbage = np.random.default_rng(1).integers(0, 256, 512, dtype=np.uint8).tobytes()
+    return jpeg[:middle] + garbage + jpeg[middle + 512 :]
+
+
+def test_a_jpeg_with_garbage_in_its_compressed_data_is_named_corrupt_when_decoded(
+    tmp_path: Path,
+) -> None:
+    whole = textured(tmp_path / "a.jpg")
+    (tmp_path / "a.jpg").write_bytes(with_garbage(whole))
+    assert image_size(tmp_path / "a.jpg") == (160, 120)  # its header is whole
+    with pytest.raises(UnreadableImage) as caught:
+        decode_rgb(tmp_path / "a.jpg")
+    assert str(caught.value).startswith(f"{CORRUPT} at byte ")
+
+
+def test_a_corrupt_jpeg_in_a_dataset_stops_training_naming_its_file(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    whole = textured(tmp_path / "images" / "a.jpg")
+    (tmp_path / "data.yaml").write_text("train: images\nnames: [thing]\n")
+    [sample] = read_dataset(tmp_path).train
+    sample.image.write_bytes(with_garbage(whole))
+    with pytest.raises(DatasetError) as caught:
+        SampleDataset([sample], eval_transform(32))[0]
+    [problem] = caught.value.problems
+    assert problem.startswith(f"images/a.jpg: {CORRUPT} at byte ")
+    assert problem.endswith(f": {sample.image}") and "\n" not in problem
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"progressive": True},
+        {"restart_marker_rows": 1},
+        {"progressive": True, "restart_marker_blocks": 3},
+        {"optimize": True, "comment": b"\xff\xd9 in a comment"},
+    ],
+    ids=["progressive", "restart markers", "progressive with restart markers", "comment"],
+)
+def test_a_whole_jpeg_of_many_scans_or_restart_markers_is_not_taken_for_corrupt(
+    options: dict[str, object], tmp_path: Path
+) -> None:
+    textured(tmp_path / "a.jpg", **options)
+    assert decode_rgb(tmp_path / "a.jpg").shape == (120, 160, 3)
+
+
+def test_a_jpeg_cut_short_is_still_unreadable_when_decoded_not_corrupt(tmp_path: Path) -> None:
+    whole = textured(tmp_path / "a.jpg")
+    (tmp_path / "a.jpg").write_bytes(whole[: len(whole) * 2 // 3])
+    with pytest.raises(UnreadableImage) as caught:
+        decode_rgb(tmp_path / "a.jpg")
+    assert str(caught.value).startswith("unreadable image (OSError: image file is truncated")
