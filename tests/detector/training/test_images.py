@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -114,7 +115,7 @@ def test_a_jpeg_with_more_after_its_end_is_whole(tmp_path: Path) -> None:
     assert decode_rgb(tmp_path / "a.jpg").shape == (40, 60, 3)
 
 
-def textured(path: Path, **options: object) -> bytes:
+def textured(path: Path, **options: Any) -> bytes:
     """A 160x120 JPEG of noisy gradients written to `path` (its compressed data some
     kilobytes, as a photo's); its bytes."""
     y, x = np.mgrid[0:120, 0:160]
@@ -169,7 +170,7 @@ def test_a_corrupt_jpeg_in_a_dataset_stops_training_naming_its_file(tmp_path: Pa
     ids=["progressive", "restart markers", "progressive with restart markers", "comment"],
 )
 def test_a_whole_jpeg_of_many_scans_or_restart_markers_is_not_taken_for_corrupt(
-    options: dict[str, object], tmp_path: Path
+    options: dict[str, Any], tmp_path: Path
 ) -> None:
     textured(tmp_path / "a.jpg", **options)
     assert decode_rgb(tmp_path / "a.jpg").shape == (120, 160, 3)
