@@ -61,11 +61,10 @@ def decode_rgb(path: Path) -> npt.NDArray[np.uint8]:
     Pillow decodes to grey or noise without a word, or refuses as a "broken data stream".
     Garbage without such a marker is not found: Pillow ignores the warnings of libjpeg."""
     with _opened(path) as image:
-        if image.format == "JPEG":
-            stray = _stray_marker(path)
+        try:
+            stray = _stray_marker(path) if image.format == "JPEG" else None
             if stray is not None:
                 raise UnreadableImage(f"{CORRUPT} at byte {stray}")
-        try:
             return np.array(ImageOps.exif_transpose(image).convert("RGB"))
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise UnreadableImage(f"unreadable image ({type(e).__name__}: {e})") from None

@@ -199,6 +199,17 @@ def test_many_problems_are_all_kept_and_the_message_counts_the_rest(
     assert str(caught.value).splitlines()[-1] == f"  and {30 - SHOWN_PROBLEMS} more"
 
 
+@pytest.mark.parametrize("end", ["\r\n", "\r", "\n"], ids=["CRLF", "CR", "LF"])
+def test_label_lines_end_as_python_splits_lines(
+    end: str, shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    labels = root / "labels/train/0000.txt"
+    labels.write_bytes(labels.read_text().replace("\n", end).encode())
+    first = read_dataset(root).train[0]
+    np.testing.assert_allclose(first.boxes, shapes.train[0].boxes, atol=1e-3)
+
+
 def test_a_label_line_longer_than_its_bound_is_refused_naming_its_line(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
