@@ -12,13 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.training.images import (
-    CORRUPT,
-    CUT_SHORT,
-    UnreadableImage,
-    decode_rgb,
-    image_size,
-)
+from detector.training.images import CUT_SHORT, UnreadableImage, decode_rgb, image_size
+from detector.training.jpeg import CORRUPT
 from detector.training.loader import SampleDataset
 from detector.training.samples import DatasetError, read_dataset
 from detector.training.transforms import eval_transform
@@ -125,25 +120,39 @@ def textured(path: Path, **options: Any) -> bytes:
     return path.read_bytes()
 
 
-def with_garbage(jpeg: bytes) -> bytes:
-    """`jpeg` with 512 random bytes, as a bad sector or a broken copy leaves them, written
-    over the middle of its compressed data."""
+def with_garbage(jpeg: bytes, garbage: bytes) -> bytes:
+    """`jpeg` with `garbage` written over the middle of its compressed data."""
     scan = jpeg.index(b"\xff\xda")
     start = scan + 2 + int.from_bytes(jpeg[scan + 2 : scan + 4], "big")
-    middle = (start + len(jpeg)) // 2 - 256
-    garbage = np.random.default_rng(1).integers(0, 256, 512, dtype=np.uint8).tobytes()
-    return jpeg[:middle] + garbage + jpeg[middle + 512 :]
+    middle = (start + len(jpeg) - len(garbage)) // 2
+    return jpeg[:middle] + garbage + jpeg[middle + len(garbage) :]
 
 
-def test_a_jpeg_with_garbage_in_its_compressed_data_is_named_corrupt_when_decoded(
+def random_bytes(count: int, seed: int, high: int = 256) -> bytes:
+    """`count` random bytes below `high`, as a bad sector or a broken copy leaves them."""
+    return np.random.default_rng(seed).integers(0, high, count, dtype=np.uint8).tobytes()
+
+
+def test_garbage_holding_a_marker_in_a_jpeg_is_named_corrupt_where_it_lies(
     tmp_path: Path,
 ) -> None:
-    whole = textured(tmp_path / "a.jpg")
-    (tmp_path / "a.jpg").write_bytes(with_garbage(whole))
+    garbage = random_bytes(512, seed=1)
+    (tmp_path / "a.jpg").write_bytes(with_garbage(textured(tmp_path / "a.jpg"), garbage))
     assert image_size(tmp_path / "a.jpg") == (160, 120)  # its header is whole
+    Image.open(tmp_path / "a.jpg").load()  # Pillow decodes it without a word
     with pytest.raises(UnreadableImage) as caught:
         decode_rgb(tmp_path / "a.jpg")
     assert str(caught.value).startswith(f"{CORRUPT} at byte ")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_garbage_without_a_marker_in_a_jpeg_is_named_corrupt(seed: int, tmp_path: Path) -> None:
+    garbage = random_bytes(64, seed, high=0xFF)  # no 0xFF: no marker, nothing stuffed
+    (tmp_path / "a.jpg").write_bytes(with_garbage(textured(tmp_path / "a.jpg"), garbage))
+    Image.open(tmp_path / "a.jpg").load()  # Pillow decodes it without a word
+    with pytest.raises(UnreadableImage) as caught:
+        decode_rgb(tmp_path / "a.jpg")
+    assert str(caught.value) == f"{CORRUPT} (its image was complete before its data ended)"
 
 
 def test_a_corrupt_jpeg_in_a_dataset_stops_training_naming_its_file(tmp_path: Path) -> None:
@@ -151,11 +160,11 @@ def test_a_corrupt_jpeg_in_a_dataset_stops_training_naming_its_file(tmp_path: Pa
     whole = textured(tmp_path / "images" / "a.jpg")
     (tmp_path / "data.yaml").write_text("train: images\nnames: [thing]\n")
     [sample] = read_dataset(tmp_path).train
-    sample.image.write_bytes(with_garbage(whole))
+    sample.image.write_bytes(with_garbage(whole, random_bytes(64, seed=0, high=0xFF)))
     with pytest.raises(DatasetError) as caught:
         SampleDataset([sample], eval_transform(32))[0]
     [problem] = caught.value.problems
-    assert problem.startswith(f"images/a.jpg: {CORRUPT} at byte ")
+    assert problem.startswith(f"images/a.jpg: {CORRUPT} (")
     assert problem.endswith(f": {sample.image}") and "\n" not in problem
 
 
