@@ -109,6 +109,14 @@ class DetectionData:
             raise ValueError(f"class_names must start with {BACKGROUND!r}: {self.class_names}")
 
 
+def dataset_folder(path: str | Path) -> Path:
+    """The folder of the dataset at `path`, absolute, links followed: `path` when it is a
+    folder, else the folder of its file (COCO JSON, data.yaml). Messages name files
+    relative to it."""
+    folder = Path(path)
+    return (folder if folder.is_dir() else folder.parent).resolve()
+
+
 def read_dataset(path: str | Path) -> DetectionData:
     """The dataset at `path`, its format detected from what is there:
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -35,19 +36,29 @@ class SplitStats:
     images: int
     empty_images: int
     classes: tuple[ClassStats, ...]
+    outside: int = 0
+    """Images whose file lies outside the dataset's folder, by its path or a symbolic link
+    on the way: allowed (images are often kept apart from their annotations), but worth
+    knowing of a dataset from elsewhere."""
 
     @property
     def boxes(self) -> int:
         return sum(c.boxes for c in self.classes)
 
 
-def dataset_stats(data: DetectionData) -> tuple[SplitStats, ...]:
-    """Counts for the training images and, when the data has them, the validation ones."""
+def dataset_stats(data: DetectionData, folder: Path | None = None) -> tuple[SplitStats, ...]:
+    """Counts for the training images and, when the data has them, the validation ones;
+    `outside` counts those not under `folder` (an absolute path, links followed), if given."""
     splits = [("train", data.train)] + ([("val", data.val)] if data.val else [])
-    return tuple(split_stats(name, samples, data.class_names) for name, samples in splits)
+    return tuple(split_stats(name, samples, data.class_names, folder) for name, samples in splits)
 
 
-def split_stats(name: str, samples: Sequence[Sample], class_names: Sequence[str]) -> SplitStats:
+def split_stats(
+    name: str,
+    samples: Sequence[Sample],
+    class_names: Sequence[str],
+    folder: Path | None = None,
+) -> SplitStats:
     classes = []
     for label, class_name in enumerate(class_names):
         if label == 0:
@@ -68,4 +79,5 @@ def split_stats(name: str, samples: Sequence[Sample], class_names: Sequence[str]
             )
         )
     empty = sum(1 for s in samples if len(s.labels) == 0)
-    return SplitStats(name, len(samples), empty, tuple(classes))
+    outside = 0 if folder is None else sum(not s.image.is_relative_to(folder) for s in samples)
+    return SplitStats(name, len(samples), empty, tuple(classes), outside)

@@ -154,23 +154,27 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from detector.training.samples import DatasetError, read_dataset
+    from detector.training.samples import DatasetError, dataset_folder, read_dataset
     from detector.training.stats import SIZE_EDGES, dataset_stats
 
     try:
-        splits = dataset_stats(read_dataset(args.data))
+        data = read_dataset(args.data)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    folder = dataset_folder(args.data)
+    splits = dataset_stats(data, folder)
     if args.json:
-        print(json.dumps({"size_edges": SIZE_EDGES, "splits": [asdict(s) for s in splits]}))
+        splits_json = [asdict(s) for s in splits]
+        print(json.dumps({"folder": str(folder), "size_edges": SIZE_EDGES, "splits": splits_json}))
         return EXIT_OK
     bins = [f"{low}-{high}" for low, high in itertools.pairwise(SIZE_EDGES)]
     bins.append(f"{SIZE_EDGES[-1]}+")
     for split in splits:
+        outside = f"; {split.outside} of them outside {folder}" if split.outside else ""
         print(
             f"{split.name}: {split.images} images ({split.empty_images} without boxes), "
-            f"{split.boxes} boxes"
+            f"{split.boxes} boxes{outside}"
         )
         width = max([len(c.name) for c in split.classes] + [5])
         print(

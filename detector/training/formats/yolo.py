@@ -14,6 +14,9 @@ image without a label file has no objects.
 from __future__ import annotations
 
 import os
+import re
+from array import array
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from detector.training.formats.common import (
     MAX_LABEL_BYTES,
     MAX_LIST_BYTES,
     MAX_YAML_BYTES,
+    MIB,
     FileProblem,
     box_problem,
     brief,
@@ -44,6 +48,17 @@ from detector.training.samples import BACKGROUND, DatasetError, DetectionData, S
 
 LINE_FORMS = "class cx cy w h, or a polygon: class x1 y1 x2 y2 x3 y3 ..."
 """What a label line holds, as messages say it."""
+MAX_LINE_CHARS = 1 * MIB
+"""The longest label line read. A polygon traced pixel by pixel round a whole 4K frame
+(12,000 points, about 220 KB as Ultralytics writes them) fits four times over; reading
+splits a line into a Python string and a float per number, some 30 times the line's size
+in memory: 520 MB for a 16 MiB label file of one line."""
+MAX_LINE_PROBLEMS = 100
+"""The most bad lines listed for one label file; the rest are counted. A file with more is
+not a label file of this format, and a problem listed costs some 200 bytes: 2 GB for a
+16 MiB file of 8 million one-character lines."""
+_LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+"""What ends a line: what `str.splitlines` cuts at, as Ultralytics reads label files."""
 
 
 def read_yolo(data_yaml: Path) -> DetectionData:
@@ -198,7 +213,6 @@ def _sample(
     size = checked_size(image, None, where, root, problems)
     if size is None:
         return None
-    width, height = size
     labels_file = label_path(image)
     name = shown(labels_file, root)
     try:
@@ -206,60 +220,90 @@ def _sample(
     except FileProblem as e:
         problems.append(e.at(name))
         return None
-    count = len(problems)
-    boxes, labels = [], []
-    for n, line in enumerate(text.splitlines(), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        try:
-            values = [float(f) for f in fields]
-        except ValueError:
-            problems.append(
-                f"{name}:{n}: expected numbers ({LINE_FORMS}), got {brief(line.strip())}"
+    boxes, labels = _Boxes(*size), array("q")
+    bad = 0
+    for n, start, end in _lines(text):
+        if end - start > MAX_LINE_CHARS:
+            problem: str | None = (
+                f"line too long ({end - start} characters, the limit is {MAX_LINE_CHARS})"
             )
-            continue
-        label, coordinates = values[0], values[1:]
-        if len(coordinates) != 4:
-            shape_problem = polygon_problem(coordinates)
-            if shape_problem:
-                problems.append(
-                    f"{name}:{n}: expected {LINE_FORMS}; got {len(fields)} numbers: "
-                    f"as a polygon, it {shape_problem}"
-                )
-                continue
-        if not label.is_integer() or not 0 <= label < classes:
-            problems.append(
-                f"{name}:{n}: unknown class {clipped(fields[0])} "
-                f"(names has {classes}: 0..{classes - 1})"
-            )
-            continue
-        if len(coordinates) == 4:
-            cx, cy, w, h = coordinates
-            xyxy = (
-                (cx - w / 2) * width,
-                (cy - h / 2) * height,
-                (cx + w / 2) * width,
-                (cy + h / 2) * height,
-            )
-            what = "box"
         else:
-            x1, y1, x2, y2 = polygon_box(coordinates)
-            xyxy = (x1 * width, y1 * height, x2 * width, y2 * height)
-            what = "polygon's bounding box"
-        problem = box_problem(xyxy, width, height)
+            problem = _read_line(text[start:end], classes, boxes, labels)
         if problem:
-            problems.append(f"{name}:{n}: {what} ({clipped(' '.join(fields[1:]))}) {problem}")
-            continue
-        boxes.append(clip_box(xyxy, width, height))
-        labels.append(int(label) + 1)
-    if len(problems) > count:
+            bad += 1
+            if bad <= MAX_LINE_PROBLEMS:
+                problems.append(f"{name}:{n}: {problem}")
+    if bad > MAX_LINE_PROBLEMS:
+        problems.append(f"{name}: {bad - MAX_LINE_PROBLEMS} more bad lines, not listed")
+    if bad:
         return None
     return Sample(
         image,
-        width,
-        height,
-        np.array(boxes, np.float32).reshape(-1, 4),
-        np.array(labels, np.int64),
+        size[0],
+        size[1],
+        np.frombuffer(boxes.xyxy, np.float32).reshape(-1, 4),  # not copied
+        np.frombuffer(labels, np.int64),
         shown(image, root),
     )
+
+
+def _lines(text: str) -> Iterator[tuple[int, int, int]]:
+    """(number from 1, start, end) of each line of `text`, cut as `str.splitlines` cuts
+    them, one at a time: a list of them all costs some 60 bytes a line more than the text."""
+    start, n = 0, 0
+    for n, brk in enumerate(_LINE_BREAK.finditer(text), start=1):
+        yield n, start, brk.start()
+        start = brk.end()
+    if start < len(text):
+        yield n + 1, start, len(text)
+
+
+class _Boxes:
+    """Pixel boxes of one `width` x `height` image, as they are read: float32 x1 y1 x2 y2
+    one after another (a Python tuple of floats costs 170 bytes a box, this 16)."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        self.xyxy = array("f")
+
+
+def _read_line(line: str, classes: int, boxes: _Boxes, labels: array[int]) -> str | None:
+    """Adds the box of a label line to `boxes` and its class to `labels`; what is wrong
+    with the line instead, if anything (None also for a blank line)."""
+    fields = line.split()
+    if not fields:
+        return None
+    try:
+        values = [float(f) for f in fields]
+    except ValueError:
+        return f"expected numbers ({LINE_FORMS}), got {brief(line.strip())}"
+    label, coordinates = values[0], values[1:]
+    if len(coordinates) != 4:
+        shape_problem = polygon_problem(coordinates)
+        if shape_problem:
+            return (
+                f"expected {LINE_FORMS}; got {len(fields)} numbers: "
+                f"as a polygon, it {shape_problem}"
+            )
+    if not label.is_integer() or not 0 <= label < classes:
+        return f"unknown class {clipped(fields[0])} (names has {classes}: 0..{classes - 1})"
+    width, height = boxes.width, boxes.height
+    if len(coordinates) == 4:
+        cx, cy, w, h = coordinates
+        xyxy = (
+            (cx - w / 2) * width,
+            (cy - h / 2) * height,
+            (cx + w / 2) * width,
+            (cy + h / 2) * height,
+        )
+        what = "box"
+    else:
+        x1, y1, x2, y2 = polygon_box(coordinates)
+        xyxy = (x1 * width, y1 * height, x2 * width, y2 * height)
+        what = "polygon's bounding box"
+    problem = box_problem(xyxy, width, height)
+    if problem:
+        return f"{what} ({clipped(' '.join(fields[1:]))}) {problem}"
+    boxes.xyxy.extend(clip_box(xyxy, width, height))
+    labels.append(int(label) + 1)
+    return None

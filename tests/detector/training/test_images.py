@@ -1,18 +1,21 @@
 """Images are seen upright: a photo's EXIF orientation turns its size and pixels; a JPEG
-cut short is found by reading its header and last bytes, without decoding it."""
+cut short is found by reading its header and last bytes, without decoding it; garbage in a
+JPEG's compressed data is named when it is decoded."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from detector.training.images import CUT_SHORT, UnreadableImage, decode_rgb, image_size
+from detector.training.jpeg import CORRUPT
 from detector.training.loader import SampleDataset
-from detector.training.samples import read_dataset
+from detector.training.samples import DatasetError, read_dataset
 from detector.training.transforms import eval_transform
 
 ORIENTATION = 0x0112
@@ -105,3 +108,86 @@ def test_a_jpeg_with_more_after_its_end_is_whole(tmp_path: Path) -> None:
     (tmp_path / "a.jpg").write_bytes(whole + after)  # a motion photo's video, say
     assert image_size(tmp_path / "a.jpg") == (60, 40)
     assert decode_rgb(tmp_path / "a.jpg").shape == (40, 60, 3)
+
+
+def textured(path: Path, **options: Any) -> bytes:
+    """A 160x120 JPEG of noisy gradients written to `path` (its compressed data some
+    kilobytes, as a photo's); its bytes."""
+    y, x = np.mgrid[0:120, 0:160]
+    pixels = np.stack([x * 1.5, y * 2.0, (x + y) * 0.9], axis=-1)
+    pixels += np.random.default_rng(0).integers(0, 40, pixels.shape)
+    Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(path, quality=90, **options)
+    return path.read_bytes()
+
+
+def with_garbage(jpeg: bytes, garbage: bytes) -> bytes:
+    """`jpeg` with `garbage` written over the middle of its compressed data."""
+    scan = jpeg.index(b"\xff\xda")
+    start = scan + 2 + int.from_bytes(jpeg[scan + 2 : scan + 4], "big")
+    middle = (start + len(jpeg) - len(garbage)) // 2
+    return jpeg[:middle] + garbage + jpeg[middle + len(garbage) :]
+
+
+def random_bytes(count: int, seed: int, high: int = 256) -> bytes:
+    """`count` random bytes below `high`, as a bad sector or a broken copy leaves them."""
+    return np.random.default_rng(seed).integers(0, high, count, dtype=np.uint8).tobytes()
+
+
+def test_garbage_holding_a_marker_in_a_jpeg_is_named_corrupt_where_it_lies(
+    tmp_path: Path,
+) -> None:
+    garbage = random_bytes(512, seed=1)
+    (tmp_path / "a.jpg").write_bytes(with_garbage(textured(tmp_path / "a.jpg"), garbage))
+    assert image_size(tmp_path / "a.jpg") == (160, 120)  # its header is whole
+    Image.open(tmp_path / "a.jpg").load()  # Pillow decodes it without a word
+    with pytest.raises(UnreadableImage) as caught:
+        decode_rgb(tmp_path / "a.jpg")
+    assert str(caught.value).startswith(f"{CORRUPT} at byte ")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_garbage_without_a_marker_in_a_jpeg_is_named_corrupt(seed: int, tmp_path: Path) -> None:
+    garbage = random_bytes(64, seed, high=0xFF)  # no 0xFF: no marker, nothing stuffed
+    (tmp_path / "a.jpg").write_bytes(with_garbage(textured(tmp_path / "a.jpg"), garbage))
+    Image.open(tmp_path / "a.jpg").load()  # Pillow decodes it without a word
+    with pytest.raises(UnreadableImage) as caught:
+        decode_rgb(tmp_path / "a.jpg")
+    assert str(caught.value) == f"{CORRUPT} (its image was complete before its data ended)"
+
+
+def test_a_corrupt_jpeg_in_a_dataset_stops_training_naming_its_file(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    whole = textured(tmp_path / "images" / "a.jpg")
+    (tmp_path / "data.yaml").write_text("train: images\nnames: [thing]\n")
+    [sample] = read_dataset(tmp_path).train
+    sample.image.write_bytes(with_garbage(whole, random_bytes(64, seed=0, high=0xFF)))
+    with pytest.raises(DatasetError) as caught:
+        SampleDataset([sample], eval_transform(32))[0]
+    [problem] = caught.value.problems
+    assert problem.startswith(f"images/a.jpg: {CORRUPT} (")
+    assert problem.endswith(f": {sample.image}") and "\n" not in problem
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"progressive": True},
+        {"restart_marker_rows": 1},
+        {"progressive": True, "restart_marker_blocks": 3},
+        {"optimize": True, "comment": b"\xff\xd9 in a comment"},
+    ],
+    ids=["progressive", "restart markers", "progressive with restart markers", "comment"],
+)
+def test_a_whole_jpeg_of_many_scans_or_restart_markers_is_not_taken_for_corrupt(
+    options: dict[str, Any], tmp_path: Path
+) -> None:
+    textured(tmp_path / "a.jpg", **options)
+    assert decode_rgb(tmp_path / "a.jpg").shape == (120, 160, 3)
+
+
+def test_a_jpeg_cut_short_is_still_unreadable_when_decoded_not_corrupt(tmp_path: Path) -> None:
+    whole = textured(tmp_path / "a.jpg")
+    (tmp_path / "a.jpg").write_bytes(whole[: len(whole) * 2 // 3])
+    with pytest.raises(UnreadableImage) as caught:
+        decode_rgb(tmp_path / "a.jpg")
+    assert str(caught.value).startswith("unreadable image (OSError: image file is truncated")

@@ -39,3 +39,19 @@ def test_a_box_falls_in_the_bin_of_its_side_and_an_image_without_boxes_is_counte
     for side in (10, 40, 300):
         expected[max(i for i, edge in enumerate(SIZE_EDGES) if side >= edge)] += 1
     assert list(thing.sizes) == expected
+
+
+def test_images_outside_the_folder_by_path_or_link_are_counted(tmp_path: Path) -> None:
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    (tmp_path / "data" / "linked").symlink_to(tmp_path / "elsewhere")
+    none = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+    images = [
+        tmp_path / "data" / "images" / "in.jpg",
+        tmp_path / "elsewhere" / "out.jpg",  # a COCO file_name "../elsewhere/out.jpg"
+        (tmp_path / "data" / "linked" / "out.jpg").resolve(),  # as the readers resolve it
+    ]
+    samples = tuple(Sample(image, 40, 30, *none, image.name) for image in images)
+    data = DetectionData(("background", "thing"), samples, ())
+    assert dataset_stats(data)[0].outside == 0  # no folder given, nothing counted
+    (train,) = dataset_stats(data, (tmp_path / "data").resolve())
+    assert (train.images, train.outside) == (3, 2)

@@ -5,6 +5,7 @@ codes, one-line errors, help, and a full disk."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sqlite3
@@ -15,6 +16,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 from pycocotools.coco import COCO
 
 from pipeline.cli import build_parser, main
@@ -213,3 +215,29 @@ def test_every_dataset_action_and_option_has_help() -> None:
         if not a.help
     ]
     assert missing == []
+
+
+def test_stats_says_how_many_images_lie_outside_the_dataset_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    (tmp_path / "shared").mkdir()
+    Image.new("RGB", (40, 30)).save(tmp_path / "data" / "images" / "a.png")
+    Image.new("RGB", (40, 30)).save(tmp_path / "shared" / "b.png")
+    doc = {
+        "images": [
+            {"id": 1, "file_name": "images/a.png", "width": 40, "height": 30},
+            {"id": 2, "file_name": "../shared/b.png", "width": 40, "height": 30},
+        ],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    (tmp_path / "data" / "train.json").write_text(json.dumps(doc))
+    data = str(tmp_path / "data" / "train.json")
+    assert main(["dataset", "stats", data]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    folder = (tmp_path / "data").resolve()
+    assert first == f"train: 2 images (2 without boxes), 0 boxes; 1 of them outside {folder}"
+    assert main(["dataset", "stats", data, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["folder"] == str(folder) and printed["splits"][0]["outside"] == 1

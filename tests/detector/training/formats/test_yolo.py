@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from detector.training.formats.common import MAX_LABEL_BYTES, MAX_YAML_BYTES
-from detector.training.formats.yolo import label_path
+from detector.training.formats.yolo import MAX_LINE_CHARS, MAX_LINE_PROBLEMS, label_path
 from detector.training.samples import SHOWN_PROBLEMS, DatasetError, read_dataset
 from tests.detector.training.datasets import ShapesData, write_yolo
 
@@ -193,6 +197,97 @@ def test_many_problems_are_all_kept_and_the_message_counts_the_rest(
         f"labels/train/0000.txt:{n}: unknown class 9 (names has 3: 0..2)" for n in range(1, 31)
     )
     assert str(caught.value).splitlines()[-1] == f"  and {30 - SHOWN_PROBLEMS} more"
+
+
+@pytest.mark.parametrize("end", ["\r\n", "\r", "\n"], ids=["CRLF", "CR", "LF"])
+def test_label_lines_end_as_python_splits_lines(
+    end: str, shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    labels = root / "labels/train/0000.txt"
+    labels.write_bytes(labels.read_text().replace("\n", end).encode())
+    first = read_dataset(root).train[0]
+    np.testing.assert_allclose(first.boxes, shapes.train[0].boxes, atol=1e-3)
+
+
+def test_a_label_line_longer_than_its_bound_is_refused_naming_its_line(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    long_line = "0" + " 0.5" * (MAX_LINE_CHARS // 4)
+    (root / "labels/train/0001.txt").write_text("0 0.5 0.5 0.1 0.1\n" + long_line + "\n")
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    assert caught.value.problems == (
+        f"labels/train/0001.txt:2: line too long ({len(long_line)} characters, "
+        f"the limit is {MAX_LINE_CHARS})",
+    )
+
+
+def test_a_polygon_traced_round_a_whole_4k_frame_is_within_the_line_bound(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    # a point per pixel of the frame's edge, as a pixel-wise mask's outline has them
+    top = [(x / 3840, 0.0) for x in range(3840)]
+    right = [(1.0, y / 2160) for y in range(2160)]
+    points = top + right + [(1 - x, 1.0) for x, _ in top] + [(0.0, 1 - y) for _, y in right]
+    line = "0 " + " ".join(f"{x:.6f} {y:.6f}" for x, y in points)
+    (root / "labels/train/0001.txt").write_text(line + "\n")
+    sample = read_dataset(root).train[1]
+    assert sample.boxes.tolist() == [[0.0, 0.0, sample.width, sample.height]]
+
+
+def test_a_label_file_of_many_bad_lines_lists_the_first_and_counts_the_rest(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    (root / "labels/train/0001.txt").write_text("x\n" * (MAX_LINE_PROBLEMS + 50))
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    problems = caught.value.problems
+    assert len(problems) == MAX_LINE_PROBLEMS + 1
+    last_listed = f"labels/train/0001.txt:{MAX_LINE_PROBLEMS}: expected numbers"
+    assert problems[MAX_LINE_PROBLEMS - 1].startswith(last_listed)
+    assert problems[-1] == "labels/train/0001.txt: 50 more bad lines, not listed"
+
+
+PEAK_MEMORY = """
+import re, sys
+from pathlib import Path
+from PIL import Image
+from detector.training.samples import read_dataset
+Image.init()  # the image plugins, imported on the first image read
+def kib(field):  # VmHWM: the peak resident memory of this process since its exec
+    return int(re.search(field + r":\\s+(\\d+) kB", Path("/proc/self/status").read_text())[1])
+before = kib("VmRSS")
+boxes = len(read_dataset(sys.argv[1]).train[0].labels)
+print(boxes, kib("VmHWM") - before)
+"""
+
+
+def test_a_large_label_file_costs_memory_of_its_boxes_not_many_times_its_size(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    Image.new("RGB", (64, 48)).save(tmp_path / "images/a.png")
+    (tmp_path / "data.yaml").write_text("train: images\nnames: [thing]\n")
+    line = "0 0.5 0.5 0.25 0.25\n"
+    size = 1 << 20
+    (tmp_path / "labels/a.txt").write_text(line * (size // len(line)))
+    run = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(PEAK_MEMORY), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[4],
+    )
+    boxes, peak_kib = map(int, run.stdout.split())
+    assert boxes == size // len(line)
+    # the file's bytes and text and 24 bytes a box came to about 5 times its size; a
+    # Python list of boxes to 20 times
+    assert peak_kib * 1024 < 10 * size, f"reading took {peak_kib} KiB more"
 
 
 def test_a_yaml_alias_bomb_is_refused(tmp_path: Path) -> None:

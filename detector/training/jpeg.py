@@ -1,0 +1,168 @@
+"""JPEG files checked by their structure where Pillow does not look: cut short, or with
+garbage in their compressed data.
+
+Pillow decodes a JPEG cut short or with garbage in it to grey or noise, or refuses it as a
+"broken data stream"; libjpeg warns of most such garbage ("Corrupt JPEG data"), but Pillow
+ignores its warnings. What is checked here costs a look at the file's last bytes, a search
+of its compressed data for markers (at C speed), and whether the decoder asks for its last
+bytes: no second decoding.
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, TypeVar, cast
+
+from PIL import Image
+
+Decoded = TypeVar("Decoded")
+
+JPEG_END = b"\xff\xd9"
+"""The marker a whole JPEG ends with (EOI); its compressed data cannot hold these bytes."""
+CUT_SHORT = "a JPEG cut short (a copy or download that did not finish?)"
+CORRUPT = "a corrupt JPEG: garbage in its compressed data"
+SCAN_START = 0xDA
+"""The second byte of the marker that starts a scan (SOS)."""
+BETWEEN_SCANS = frozenset((0xC4, 0xCC, SCAN_START, 0xDB, 0xDC, 0xDD, 0xFE, *range(0xE0, 0xF0)))
+"""Second bytes of the markers of the segments that may end a scan: tables (DHT, DAC,
+DQT), the next scan, a line count (DNL), a restart interval (DRI), a comment, APPn."""
+_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+"""A marker in a scan's compressed data: 0xFF not followed by 0x00 (a stuffed 0xFF byte),
+a restart marker's second byte (0xD0-0xD7, within the scan) or 0xFF (a fill byte)."""
+HELD_BACK = 16
+"""Bytes at the end of a JPEG's compressed data that its decoder must ask for: one that
+completes the image without them has been thrown out of step by garbage (libjpeg: "N
+extraneous bytes before marker 0xd9"). A few bytes more than the image needs, which some
+encoders leave, are let pass."""
+
+
+class CorruptJpeg(Exception):
+    """A JPEG with garbage in its compressed data; the message says where."""
+
+
+def cut_short(jpeg: Path) -> bool:
+    """Whether the JPEG file `jpeg` lacks its end marker after its first scan. Reads its
+    last bytes only, unless more follows the marker (a motion photo's video, padding):
+    then the file, from its first scan on."""
+    with jpeg.open("rb") as file:
+        size = file.seek(0, os.SEEK_END)
+        file.seek(max(0, size - 64))
+        if file.read().rstrip(b"\0").endswith(JPEG_END):
+            return False
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            scan = first_scan(data)
+            return scan is not None and data.find(JPEG_END, scan) < 0
+
+
+def decode_checked(jpeg: Path, decode: Callable[[Image.Image], Decoded]) -> Decoded:
+    """`decode` of the JPEG file `jpeg`, opened anew; CorruptJpeg when its compressed data
+    holds a marker that cannot be where it is, or its decoder completes the image before
+    the last `HELD_BACK` bytes of the data. A file cut short is left to Pillow to refuse."""
+    with _mapped(jpeg) as data:
+        span = compressed_span(data)
+        held = _HeldBack(data, max(span[0], span[1] - HELD_BACK) if span else len(data))
+        # IO[bytes] as Pillow reads it; not buffered, which would read on past `hold`
+        with Image.open(cast(IO[bytes], held)) as image:
+            decoded = decode(image)
+        if span and not held.asked:
+            raise CorruptJpeg(f"{CORRUPT} (its image was complete before its data ended)")
+        return decoded
+
+
+@contextmanager
+def _mapped(path: Path) -> Iterator[mmap.mmap]:
+    """The bytes of the file at `path`, mapped read-only, not copied."""
+    with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        yield data
+
+
+def compressed_span(data: mmap.mmap) -> tuple[int, int] | None:
+    """(start, end) of the compressed data of the JPEG `data`: from where its first scan's
+    data begins to where its last one ends, before its end marker (and any fill bytes).
+    None when it is cut short before its end marker, or its header is malformed (decoding
+    says so). CorruptJpeg where a marker lies that cannot be where it is: in a scan's
+    compressed data, a marker can only end the scan, followed by the end marker or by
+    segments that may come between scans, each ending where the next marker begins."""
+    at, start = first_scan(data), None
+    while at is not None and at + 2 <= len(data):
+        marker = data[at + 1]
+        if data[at] == 0xFF and marker == JPEG_END[1] and start is not None:
+            while data[at - 1] == 0xFF:  # fill bytes before the marker
+                at -= 1
+            return start, at  # what follows (a motion photo's video) is not looked at
+        if data[at] != 0xFF or marker not in BETWEEN_SCANS:
+            raise CorruptJpeg(f"{CORRUPT} at byte {at}")
+        if at + 4 > len(data):
+            return None
+        segment, at = at, at + 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+        if at > len(data):  # the segment's length runs past the file's end marker
+            if data.find(JPEG_END, segment) >= 0:
+                raise CorruptJpeg(f"{CORRUPT} at byte {segment}")
+            return None
+        if marker == SCAN_START:
+            start = at if start is None else start
+            found = _MARKER.search(data, at)  # at C speed: no Python loop over the data
+            at = found.start() if found else None
+        else:
+            while data[at : at + 2] == b"\xff\xff":  # fill bytes before a marker
+                at += 1
+    return None
+
+
+def first_scan(data: mmap.mmap) -> int | None:
+    """Where the first scan (SOS marker) of the JPEG `data` begins: past the header
+    segments, whose embedded thumbnails hold end markers of their own; the end of `data`
+    when it ends before one; None when a segment is malformed (decoding will say)."""
+    at = 2  # past the start marker
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+        elif marker == SCAN_START:
+            return at
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            at += 2
+        else:
+            at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return len(data)
+
+
+class _HeldBack(io.RawIOBase):
+    """The bytes of a file as its decoder reads them, a read stopping short at `hold` (the
+    decoder asks again for what follows): `asked` tells whether it ever read past."""
+
+    def __init__(self, data: mmap.mmap, hold: int) -> None:
+        super().__init__()
+        self.data, self.hold, self.at, self.asked = data, hold, 0, False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.at
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.at, os.SEEK_END: len(self.data)}[whence]
+        self.at = max(0, base + offset)
+        return self.at
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        end = min(self.at + len(buffer), len(self.data))
+        if self.at < self.hold < end:
+            end = self.hold
+        count = max(0, end - self.at)
+        memoryview(buffer)[:count] = self.data[self.at : self.at + count]
+        self.at += count
+        self.asked = self.asked or self.at > self.hold
+        return count
