@@ -105,7 +105,9 @@ def evaluate_detector(
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
         frames = [
-            Frame(camera_id="evaluate", index=start + i, pts=0.0, wall_time=0.0, image=_rgb(s))
+            Frame(
+                camera_id="evaluate", index=start + i, pts=0.0, wall_time=0.0, image=sample_rgb(s)
+            )
             for i, s in enumerate(chunk)
         ]
         began = time.perf_counter()
@@ -124,8 +126,9 @@ def _prediction(found: Detections, translate: np.ndarray) -> Prediction:
     )
 
 
-def _rgb(sample: Sample) -> np.ndarray:
-    """The upright pixels of `sample.image`, uint8 [H, W, 3] RGB, as training reads them."""
+def sample_rgb(sample: Sample) -> np.ndarray:
+    """The upright pixels of `sample.image`, uint8 [H, W, 3] RGB, as training reads them;
+    DatasetError naming the image if it cannot be decoded."""
     try:
         return decode_rgb(sample.image)
     except UnreadableImage as error:

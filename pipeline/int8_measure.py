@@ -24,17 +24,17 @@ from detector.options import DetectorOptions, has_int8_dot_products
 from detector.quantize import CALIBRATION_FRAMES, RECIPE
 from detector.request import DetectorRequest
 from detector.training.evaluation import MAX_DETECTIONS, SCORE_FLOOR
-from detector.training.images import decode_rgb
 from detector.training.samples import Sample
-from pipeline.evaluation import evaluate_detector, scored_columns
+from pipeline.evaluation import evaluate_detector, sample_rgb, scored_columns
 
 
 def calibration_frames(
     train: Sequence[Sample], count: int = CALIBRATION_FRAMES
 ) -> list[npt.NDArray[np.uint8]]:
-    """Up to `count` training images, spread evenly over them, as RGB [H, W, 3]."""
+    """Up to `count` training images, spread evenly over them, as RGB [H, W, 3];
+    DatasetError naming one that cannot be decoded."""
     picked = np.linspace(0, len(train) - 1, min(count, len(train))).round().astype(int)
-    return [decode_rgb(train[i].image) for i in dict.fromkeys(picked.tolist())]
+    return [sample_rgb(train[i]) for i in dict.fromkeys(picked.tolist())]
 
 
 def measure_int8(
@@ -49,7 +49,8 @@ def measure_int8(
     Raises:
         ModelConfigError: onnxruntime is missing, or the network cannot be exported or
             quantized.
-        DatasetError: the model detects none of `class_names` (before any of that work).
+        DatasetError: the model detects none of `class_names` (before any of that work), or
+            an image cannot be decoded (named).
     """
     model, labels = build_model(str(checkpoint))
     scored_columns(labels, model.background_class, class_names)  # before minutes of work

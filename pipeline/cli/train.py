@@ -221,6 +221,7 @@ def _measure_int8(job: TrainingJob, best: Path) -> None:
     """Measures `best`'s int8 network against float32 and says what `precision: auto` will
     run; a failure costs only int8 (the checkpoint runs in float32)."""
     from detector.errors import ModelConfigError
+    from detector.training.samples import DatasetError
     from pipeline.int8_measure import measure_int8
 
     print(
@@ -231,7 +232,7 @@ def _measure_int8(job: TrainingJob, best: Path) -> None:
     )
     try:
         found = measure_int8(best, job.train, job.val, job.class_names)
-    except (ModelConfigError, OSError) as exc:
+    except (ModelConfigError, DatasetError, OSError) as exc:
         print(
             f"int8 not measured ({exc}): `precision: auto` runs {best} in float32", file=sys.stderr
         )

@@ -17,6 +17,7 @@ from detector.training.jpeg import CORRUPT
 from detector.training.loader import SampleDataset
 from detector.training.samples import DatasetError, read_dataset
 from detector.training.transforms import eval_transform
+from tests.detector.training.corrupt import random_bytes, with_garbage
 
 ORIENTATION = 0x0112
 TURNED_RIGHT = 6  # "rotate 90 degrees clockwise to display"
@@ -118,19 +119,6 @@ def textured(path: Path, **options: Any) -> bytes:
     pixels += np.random.default_rng(0).integers(0, 40, pixels.shape)
     Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(path, quality=90, **options)
     return path.read_bytes()
-
-
-def with_garbage(jpeg: bytes, garbage: bytes) -> bytes:
-    """`jpeg` with `garbage` written over the middle of its compressed data."""
-    scan = jpeg.index(b"\xff\xda")
-    start = scan + 2 + int.from_bytes(jpeg[scan + 2 : scan + 4], "big")
-    middle = (start + len(jpeg) - len(garbage)) // 2
-    return jpeg[:middle] + garbage + jpeg[middle + len(garbage) :]
-
-
-def random_bytes(count: int, seed: int, high: int = 256) -> bytes:
-    """`count` random bytes below `high`, as a bad sector or a broken copy leaves them."""
-    return np.random.default_rng(seed).integers(0, high, count, dtype=np.uint8).tobytes()
 
 
 def test_garbage_holding_a_marker_in_a_jpeg_is_named_corrupt_where_it_lies(

@@ -1,0 +1,18 @@
+"""Damage as a bad sector or a broken copy leaves it in an image file."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def with_garbage(jpeg: bytes, garbage: bytes) -> bytes:
+    """`jpeg` with `garbage` written over the middle of its compressed data."""
+    scan = jpeg.index(b"\xff\xda")
+    start = scan + 2 + int.from_bytes(jpeg[scan + 2 : scan + 4], "big")
+    middle = (start + len(jpeg) - len(garbage)) // 2
+    return jpeg[:middle] + garbage + jpeg[middle + len(garbage) :]
+
+
+def random_bytes(count: int, seed: int, high: int = 256) -> bytes:
+    """`count` random bytes below `high`, as a bad sector or a broken copy leaves them."""
+    return np.random.default_rng(seed).integers(0, high, count, dtype=np.uint8).tobytes()
