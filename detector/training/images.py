@@ -8,6 +8,8 @@ are drawn on the turned image. Sizes and pixels here are those of the turned ima
 from __future__ import annotations
 
 import errno
+import functools
+import logging
 import os
 import stat
 import warnings
@@ -19,7 +21,9 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
-from detector.training.jpeg import CUT_SHORT, CorruptJpeg, cut_short, decode_checked
+from detector.training.jpeg import CUT_SHORT, cut_short, decode_checked
+
+log = logging.getLogger(__name__)
 
 BROKEN_LINK = "a broken symbolic link (or a loop of them)"
 """What a path is that exists but leads to no file or folder."""
@@ -38,23 +42,38 @@ def image_size(path: Path) -> tuple[int, int]:
         if image.format == "JPEG" and cut_short(path):
             raise UnreadableImage(CUT_SHORT)
         width, height = image.size
-        if image.getexif().get(0x0112) in SWAPS_SIDES:
+        try:
+            orientation = image.getexif().get(0x0112)  # a PNG's may follow its pixels: decoded
+        except (OSError, ValueError) as e:
+            raise UnreadableImage(f"unreadable image ({type(e).__name__}: {e})") from None
+        if orientation in SWAPS_SIDES:
             return height, width
         return width, height
 
 
 def decode_rgb(path: Path) -> npt.NDArray[np.uint8]:
-    """The upright pixels of the image at `path`, RGB uint8 [H, W, 3]. UnreadableImage also
-    for a JPEG with garbage in its compressed data (`jpeg.CORRUPT`)."""
+    """The upright pixels of the image at `path`, RGB uint8 [H, W, 3]. A JPEG with garbage
+    in its compressed data (`jpeg.CORRUPT`) is decoded as libjpeg decodes it, and named in
+    a warning, once (`warn_corrupt`)."""
     with _opened(path) as image:
         try:
-            if image.format == "JPEG":
-                return decode_checked(path, _upright_rgb)
-            return _upright_rgb(image)
-        except CorruptJpeg as e:
-            raise UnreadableImage(str(e)) from None
+            if image.format != "JPEG":
+                return _upright_rgb(image)
+            pixels, problem = decode_checked(path, _upright_rgb)
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise UnreadableImage(f"unreadable image ({type(e).__name__}: {e})") from None
+    if problem is not None:
+        warn_corrupt(path, problem)
+    return pixels
+
+
+@functools.cache
+def warn_corrupt(path: Path, problem: str) -> None:
+    """Names a JPEG with garbage in its compressed data, once a process (the loader's
+    workers each once). Training goes on with it as decoded, as other tools do (libjpeg
+    only warns): datasets in wide use hold a few such files,
+    and a few wrong blocks in one image cost less than a run refused."""
+    log.warning("%s: %s; used as it decodes (copy it again if it was broken)", path, problem)
 
 
 def _upright_rgb(image: Image.Image) -> npt.NDArray[np.uint8]:

@@ -60,19 +60,25 @@ def cut_short(jpeg: Path) -> bool:
             return scan is not None and data.find(JPEG_END, scan) < 0
 
 
-def decode_checked(jpeg: Path, decode: Callable[[Image.Image], Decoded]) -> Decoded:
-    """`decode` of the JPEG file `jpeg`, opened anew; CorruptJpeg when its compressed data
-    holds a marker that cannot be where it is, or its decoder completes the image before
-    the last `HELD_BACK` bytes of the data. A file cut short is left to Pillow to refuse."""
+def decode_checked(
+    jpeg: Path, decode: Callable[[Image.Image], Decoded]
+) -> tuple[Decoded, str | None]:
+    """`decode` of the JPEG file `jpeg`, opened anew, and what is wrong with its compressed
+    data (None: nothing found): a marker that cannot be where it is, or its decoder
+    completing the image before the last `HELD_BACK` bytes of the data. A file cut short,
+    or one the decoder refuses, is left to Pillow to refuse."""
     with _mapped(jpeg) as data:
-        span = compressed_span(data)
+        try:
+            span, problem = compressed_span(data), None
+        except CorruptJpeg as e:
+            span, problem = None, str(e)
         held = _HeldBack(data, max(span[0], span[1] - HELD_BACK) if span else len(data))
         # IO[bytes] as Pillow reads it; not buffered, which would read on past `hold`
         with Image.open(cast(IO[bytes], held)) as image:
             decoded = decode(image)
         if span and not held.asked:
-            raise CorruptJpeg(f"{CORRUPT} (its image was complete before its data ended)")
-        return decoded
+            problem = f"{CORRUPT} (its image was complete before its data ended)"
+        return decoded, problem
 
 
 @contextmanager

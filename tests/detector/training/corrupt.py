@@ -16,3 +16,10 @@ def with_garbage(jpeg: bytes, garbage: bytes) -> bytes:
 def random_bytes(count: int, seed: int, high: int = 256) -> bytes:
     """`count` random bytes below `high`, as a bad sector or a broken copy leaves them."""
     return np.random.default_rng(seed).integers(0, high, count, dtype=np.uint8).tobytes()
+
+
+def broken_huffman_tables(jpeg: bytes) -> bytes:
+    """`jpeg` with its first Huffman table's code counts overwritten past what any table
+    holds: its header reads, its decoder refuses it ("Bogus Huffman table definition")."""
+    table = jpeg.index(b"\xff\xc4") + 5  # past the marker, length, and class and id byte
+    return jpeg[:table] + b"\xff" * 16 + jpeg[table + 16 :]

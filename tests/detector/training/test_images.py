@@ -10,14 +10,21 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from detector.training.images import CUT_SHORT, UnreadableImage, decode_rgb, image_size
+from detector.training.images import (
+    CUT_SHORT,
+    UnreadableImage,
+    decode_rgb,
+    image_size,
+    warn_corrupt,
+)
 from detector.training.jpeg import CORRUPT
 from detector.training.loader import SampleDataset
 from detector.training.samples import DatasetError, read_dataset
 from detector.training.transforms import eval_transform
-from tests.detector.training.corrupt import random_bytes, with_garbage
+from tests.detector.training.corrupt import broken_huffman_tables, random_bytes, with_garbage
 
 ORIENTATION = 0x0112
 TURNED_RIGHT = 6  # "rotate 90 degrees clockwise to display"
@@ -121,38 +128,68 @@ def textured(path: Path, **options: Any) -> bytes:
     return path.read_bytes()
 
 
-def test_garbage_holding_a_marker_in_a_jpeg_is_named_corrupt_where_it_lies(
-    tmp_path: Path,
+def corrupt_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The warnings naming corrupt JPEGs."""
+    return [r.getMessage() for r in caplog.records if CORRUPT in r.getMessage()]
+
+
+@pytest.fixture(autouse=True)
+def _each_test_warns_anew() -> None:
+    warn_corrupt.cache_clear()  # once a process: a file named in one test, again in the next
+
+
+def test_garbage_holding_a_marker_in_a_jpeg_is_named_where_it_lies_and_decoded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     garbage = random_bytes(512, seed=1)
     (tmp_path / "a.jpg").write_bytes(with_garbage(textured(tmp_path / "a.jpg"), garbage))
     assert image_size(tmp_path / "a.jpg") == (160, 120)  # its header is whole
-    Image.open(tmp_path / "a.jpg").load()  # Pillow decodes it without a word
-    with pytest.raises(UnreadableImage) as caught:
-        decode_rgb(tmp_path / "a.jpg")
-    assert str(caught.value).startswith(f"{CORRUPT} at byte ")
+    decoded = np.array(Image.open(tmp_path / "a.jpg").convert("RGB"))  # Pillow: not a word
+    assert np.array_equal(decode_rgb(tmp_path / "a.jpg"), decoded)
+    [warning] = corrupt_warnings(caplog)
+    assert warning.startswith(f"{tmp_path / 'a.jpg'}: {CORRUPT} at byte ")
+    assert warning.endswith("; used as it decodes (copy it again if it was broken)")
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_garbage_without_a_marker_in_a_jpeg_is_named_corrupt(seed: int, tmp_path: Path) -> None:
+def test_garbage_without_a_marker_in_a_jpeg_is_named_and_decoded(
+    seed: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     garbage = random_bytes(64, seed, high=0xFF)  # no 0xFF: no marker, nothing stuffed
     (tmp_path / "a.jpg").write_bytes(with_garbage(textured(tmp_path / "a.jpg"), garbage))
     Image.open(tmp_path / "a.jpg").load()  # Pillow decodes it without a word
-    with pytest.raises(UnreadableImage) as caught:
-        decode_rgb(tmp_path / "a.jpg")
-    assert str(caught.value) == f"{CORRUPT} (its image was complete before its data ended)"
+    assert decode_rgb(tmp_path / "a.jpg").shape == (120, 160, 3)
+    assert corrupt_warnings(caplog) == [
+        f"{tmp_path / 'a.jpg'}: {CORRUPT} (its image was complete before its data ended); "
+        "used as it decodes (copy it again if it was broken)"
+    ]
 
 
-def test_a_corrupt_jpeg_in_a_dataset_stops_training_naming_its_file(tmp_path: Path) -> None:
+def test_a_corrupt_jpeg_in_a_dataset_is_named_once_and_trained_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / "images").mkdir()
     whole = textured(tmp_path / "images" / "a.jpg")
     (tmp_path / "data.yaml").write_text("train: images\nnames: [thing]\n")
     [sample] = read_dataset(tmp_path).train
     sample.image.write_bytes(with_garbage(whole, random_bytes(64, seed=0, high=0xFF)))
+    dataset = SampleDataset([sample], eval_transform(32))
+    first, again = dataset[0], dataset[0]  # each epoch decodes it anew
+    assert torch.equal(first[0], again[0])
+    [warning] = corrupt_warnings(caplog)
+    assert warning.startswith(f"{sample.image}: {CORRUPT} (")
+
+
+def test_a_jpeg_too_broken_to_decode_stops_training_naming_its_file(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    whole = textured(tmp_path / "images" / "a.jpg")
+    (tmp_path / "data.yaml").write_text("train: images\nnames: [thing]\n")
+    [sample] = read_dataset(tmp_path).train
+    sample.image.write_bytes(broken_huffman_tables(whole))
     with pytest.raises(DatasetError) as caught:
         SampleDataset([sample], eval_transform(32))[0]
     [problem] = caught.value.problems
-    assert problem.startswith(f"images/a.jpg: {CORRUPT} (")
+    assert problem.startswith("images/a.jpg: unreadable image (OSError: ")
     assert problem.endswith(f": {sample.image}") and "\n" not in problem
 
 
@@ -179,3 +216,18 @@ def test_a_jpeg_cut_short_is_still_unreadable_when_decoded_not_corrupt(tmp_path:
     with pytest.raises(UnreadableImage) as caught:
         decode_rgb(tmp_path / "a.jpg")
     assert str(caught.value).startswith("unreadable image (OSError: image file is truncated")
+
+
+def test_a_png_whose_pixels_are_broken_is_unreadable_when_its_size_is_read(
+    tmp_path: Path,
+) -> None:
+    pixels = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    whole = (tmp_path / "a.png").read_bytes()
+    middle = len(whole) // 2  # in its compressed pixels; its header is whole
+    (tmp_path / "a.png").write_bytes(whole[:middle] + bytes(64) + whole[middle + 64 :])
+    with pytest.raises(UnreadableImage) as caught:  # Pillow looks for EXIF after the pixels
+        image_size(tmp_path / "a.png")
+    assert str(caught.value) == (
+        "unreadable image (OSError: broken data stream when reading image file)"
+    )
