@@ -293,7 +293,9 @@ class VideoSink(Sink):
             file = None
         if camera in self._waiting:  # finishing the segment met the full disk
             return None
-        return file or self._open_segment(camera, geometry, wall_time, slowed_gap_s)
+        if file is not None:
+            return file
+        return self._open_segment(camera, geometry, wall_time, slowed_gap_s)
 
     def _wait_for_room(self, camera: str, why: str) -> None:
         """The full disk stopped the camera's file: drop its frames until there is room."""
