@@ -98,6 +98,13 @@ class Progress:
     optimizer: dict[str, Any] | None = None
     scaler: dict[str, Any] | None = None
 
+    @property
+    def least_epochs(self) -> int:
+        """The fewest epochs a run resumed from here can take: those done, and the one it
+        stopped in, whose first `step` batches are in the weights already and which resuming
+        finishes from the next batch (a run cannot end before it)."""
+        return self.epoch if self.step else self.epoch - 1
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["history"] = [asdict(r) for r in self.history]
@@ -122,6 +129,9 @@ class TrainingResult:
     """0: no epoch beat the starting weights of a class head kept from the base, which
     `best.pt` then holds."""
     out: Path
+    step: int = 0
+    """Batches done of the epoch it stopped in, which `--resume` finishes (0: it stopped
+    between epochs)."""
 
     @property
     def saved_best(self) -> bool:
@@ -386,4 +396,6 @@ class Trainer:
 
     def _result(self, reason: StopReason, state: Progress) -> TrainingResult:
         done = state.epoch - 1
-        return TrainingResult(reason, done, state.best_map, state.best_epoch, self.job.out)
+        return TrainingResult(
+            reason, done, state.best_map, state.best_epoch, self.job.out, state.step
+        )
