@@ -148,6 +148,11 @@ def test_a_stopped_run_saves_the_batch_it_reached_and_resumes_there_with_its_opt
     assert [r.epoch for r in read_history(out)] == [0, 1, 2]  # epoch 0 scored once
 
 
+def test_an_epoch_stopped_in_counts_among_the_epochs_a_resumed_run_must_take() -> None:
+    assert Progress(epoch=5, step=0).least_epochs == 4  # stopped between epochs 4 and 5
+    assert Progress(epoch=5, step=3).least_epochs == 5  # 3 batches of epoch 5 in the weights
+
+
 def test_a_resumed_run_given_more_epochs_goes_on_to_them_on_the_longer_schedule(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
