@@ -246,7 +246,7 @@ class Trainer:
                 seconds=seconds,
                 images_per_s=len(self.job.train) / seconds,
             )
-            state.epoch, state.step, state.losses, state.seconds = state.epoch + 1, 0, [], 0
+            state.epoch, state.step, state.losses, state.seconds = state.epoch + 1, 0, [], 0.0
             self._keep(record, metrics, state)
             steps_done = (state.epoch - 1) * self.steps_per_epoch
             last = state.epoch > self.epochs  # a run that did all its epochs did not stop early
