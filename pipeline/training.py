@@ -112,9 +112,6 @@ def _resumed(
             f"--resume continues with the stopped run's settings; drop {', '.join(changed)} "
             f"(only --device, --workers and --epochs may change)"
         )
-    done = extra.get("epoch", 0)
-    if not isinstance(done, int) or isinstance(done, bool):
-        raise TrainingSetupError(_damaged(last, f"epoch: {type(done).__name__}, not an integer"))
     moved = {k: v for k, v in overrides.items() if k in RESUMABLE}
     try:
         settings = TrainSettings(**{**saved_settings, **moved})
@@ -133,13 +130,25 @@ def _resumed(
     # Runs saved before the key existed gave every class head the factor.
     fresh_head = bool(extra.get(FRESH_CLASS_HEAD, True))
     job = _job(dataset, data, out, settings, saved.model, saved.arch, saved.size, base, fresh_head)
-    if job.epochs < done:  # the epochs it takes: --min-steps may raise --epochs
-        raised = f" (--min-steps {settings.min_steps})" if job.epochs > settings.epochs else ""
-        raise TrainingSetupError(
-            f"--resume: {last} has {done} epoch(s) done, but --epochs {settings.epochs} takes "
-            f"{job.epochs}{raised}; --epochs must be {done} or more"
-        )
+    if job.epochs < progress.least_epochs:  # the epochs it takes: --min-steps may raise them
+        raise TrainingSetupError(_too_few_epochs(last, job, progress))
     return job, progress
+
+
+def _too_few_epochs(last: Path, job: TrainingJob, progress: Progress) -> str:
+    """Why `job` cannot resume `progress`: its epochs end before the epoch reached."""
+    settings = job.settings
+    raised = f" (--min-steps {settings.min_steps})" if job.epochs > settings.epochs else ""
+    done = f"{progress.epoch - 1} epoch(s) done"
+    if progress.step:
+        done += (
+            f" and epoch {progress.epoch} begun ({progress.step} of its {job.steps_per_epoch} "
+            f"batches, already in the weights: resuming finishes it)"
+        )
+    return (
+        f"--resume: {last} has {done}, but --epochs {settings.epochs} takes {job.epochs}"
+        f"{raised}; --epochs must be {progress.least_epochs} or more"
+    )
 
 
 def _damaged(last: Path, why: str) -> str:

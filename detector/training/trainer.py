@@ -91,12 +91,23 @@ class Progress:
     """The epoch in progress (1-based; epoch 0 scores the starting weights)."""
     step: int = 0
     """Batches of that epoch already done."""
+    losses: list[tuple[float, float]] = field(default_factory=list)
+    """Those batches' (localisation, confidence) losses, and the `seconds` spent on them:
+    the epoch's record, once a resumed run finishes it, is of all its batches."""
+    seconds: float = 0.0
     best_map: float = -1.0
     best_epoch: int = 0
     stale_epochs: int = 0
     history: list[EpochRecord] = field(default_factory=list)
     optimizer: dict[str, Any] | None = None
     scaler: dict[str, Any] | None = None
+
+    @property
+    def least_epochs(self) -> int:
+        """The fewest epochs a run resumed from here can take: those done, and the one it
+        stopped in, whose first `step` batches are in the weights already and which resuming
+        finishes from the next batch (a run cannot end before it)."""
+        return self.epoch if self.step else self.epoch - 1
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -122,6 +133,9 @@ class TrainingResult:
     """0: no epoch beat the starting weights of a class head kept from the base, which
     `best.pt` then holds."""
     out: Path
+    step: int = 0
+    """Batches done of the epoch it stopped in, which `--resume` finishes (0: it stopped
+    between epochs)."""
 
     @property
     def saved_best(self) -> bool:
@@ -216,10 +230,11 @@ class Trainer:
             started = time.perf_counter()
             means = self._train_epoch(state)
             if means is None:  # stopped mid-epoch: `last.pt` has the step
+                state.seconds += time.perf_counter() - started
                 self._save(LAST, state)
                 return self._result("interrupted", state)
             metrics = self._validate()
-            seconds = time.perf_counter() - started
+            seconds = state.seconds + time.perf_counter() - started
             record = EpochRecord(
                 epoch=state.epoch,
                 lr=self.optimizer.param_groups[0]["lr"],
@@ -231,7 +246,7 @@ class Trainer:
                 seconds=seconds,
                 images_per_s=len(self.job.train) / seconds,
             )
-            state.epoch, state.step = state.epoch + 1, 0
+            state.epoch, state.step, state.losses, state.seconds = state.epoch + 1, 0, [], 0.0
             self._keep(record, metrics, state)
             steps_done = (state.epoch - 1) * self.steps_per_epoch
             last = state.epoch > self.epochs  # a run that did all its epochs did not stop early
@@ -299,8 +314,7 @@ class Trainer:
         """One epoch from `state.step`; the mean (localisation, confidence) losses of its
         steps, or None when `stop` was set (`state` then says where it stopped)."""
         batches = self.train_batches.epoch(state.epoch, skip=state.step)
-        totals = [0.0, 0.0]
-        done = 0
+        totals = [sum(parts) for parts in zip(*state.losses, strict=True)] or [0.0, 0.0]
         bar = self.progress_bar(
             batches,
             total=self.steps_per_epoch,
@@ -313,14 +327,15 @@ class Trainer:
             localisation, confidence = self.step(batch, state)
             totals[0] += localisation
             totals[1] += confidence
-            done += 1
             state.step += 1
-            bar.set_postfix(loss=f"{(totals[0] + totals[1]) / done:.3f}")
+            state.losses.append((localisation, confidence))
+            bar.set_postfix(loss=f"{(totals[0] + totals[1]) / len(state.losses):.3f}")
             if self.stop.is_set() and state.step < self.steps_per_epoch:
                 bar.close()
                 return None
         bar.close()
-        return (totals[0] / max(done, 1), totals[1] / max(done, 1))
+        done = max(len(state.losses), 1)  # a file saved before they were kept has fewer
+        return (totals[0] / done, totals[1] / done)
 
     def step(self, batch: TrainBatch, state: Progress) -> tuple[float, float]:
         """One optimiser step on `batch` (in mixed precision where `amp`); its
@@ -386,4 +401,6 @@ class Trainer:
 
     def _result(self, reason: StopReason, state: Progress) -> TrainingResult:
         done = state.epoch - 1
-        return TrainingResult(reason, done, state.best_map, state.best_epoch, self.job.out)
+        return TrainingResult(
+            reason, done, state.best_map, state.best_epoch, self.job.out, state.step
+        )

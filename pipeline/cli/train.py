@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # heavy imports at call time only: `--help` stays fast
 
     from detector.measured_int8 import Int8Measurement
     from detector.training.samples import DetectionData, Sample
-    from detector.training.trainer import TrainingJob
+    from detector.training.trainer import Progress, TrainingJob, TrainingResult
 
 SIZES = (300, 320, 512)
 """Input sizes `--size` offers; each base model takes those its architecture supports."""
@@ -74,7 +74,8 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="continue the training in --out from where it stopped (its last.pt), with its "
         "settings; --device, --workers and --epochs may change (never to fewer epochs than "
-        "done, counted as --min-steps raises them)",
+        "done, counted as --min-steps raises them; an epoch stopped in counts, as resuming "
+        "finishes it)",
     )
     p.set_defaults(func=cmd_train)
 
@@ -172,6 +173,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     trainer = Trainer(job, device, stop, on_epoch=say_epoch)
     print(_start_line(job, device), file=sys.stderr, flush=True)
+    if progress is not None and progress.epoch <= job.epochs:
+        print(_resume_line(job, progress), file=sys.stderr, flush=True)
     try:
         # the block ends with the training: a Ctrl-C during int8's measurement after it
         # interrupts that as in any command without a stop of its own
@@ -206,11 +209,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     if result.stopped_by == "interrupted":
-        print(
-            f"stopped after {result.epochs_done} full epoch(s); continue with the same "
-            f"command and --resume",
-            file=sys.stderr,
-        )
+        print(_stopped_line(job, result), file=sys.stderr)
         return stopped_by(received[0]) if received else EXIT_INTERRUPTED
     if result.stopped_by == "plateau":
         print(f"stopped early: no better mAP in {job.settings.patience} epochs", file=sys.stderr)
@@ -278,6 +277,28 @@ def _start_line(job: TrainingJob, device: torch.device) -> str:
         f"{len(job.val)} validation images, batch {job.batch_size}, "
         f"lr {s.lr_for(job.arch, job.fresh_class_head):g}, {epochs}; writing {job.out}"
     )
+
+
+def _resume_line(job: TrainingJob, progress: Progress) -> str:
+    """Where a resumed run takes up: an epoch stopped in is finished, not begun again."""
+    done = f"{progress.epoch - 1} epoch(s) done"
+    if not progress.step:
+        return f"resuming at epoch {progress.epoch}/{job.epochs} ({done})"
+    return (
+        f"resuming in epoch {progress.epoch}/{job.epochs} at batch {progress.step + 1} of "
+        f"{job.steps_per_epoch} ({done}; the stopped epoch is finished, not begun again)"
+    )
+
+
+def _stopped_line(job: TrainingJob, result: TrainingResult) -> str:
+    """What a stop left: the epochs done, and how far into the next one `--resume` goes on."""
+    line = f"stopped after {result.epochs_done} full epoch(s)"
+    if result.step:
+        line += (
+            f" and {result.step} of the {job.steps_per_epoch} batches of epoch "
+            f"{result.epochs_done + 1}"
+        )
+    return f"{line}; continue with the same command and --resume"
 
 
 def _print_problems(exc: Exception) -> None:

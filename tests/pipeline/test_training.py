@@ -80,14 +80,13 @@ def test_a_resumed_run_keeps_the_min_steps_it_started_with(
     [
         ({"lr": "fast"}, Progress(epoch=2).to_dict(), "(lr: Input should be a valid number"),
         ({}, {**Progress(epoch=2).to_dict(), "epoch": "two"}, "(epoch: Input should be a valid"),
-        ({"epoch": "one"}, Progress(epoch=2).to_dict(), "(epoch: str, not an integer)"),
         (
             {"warmup_epochs": 1.0},
             Progress(epoch=2).to_dict(),
             "(its warm-up was counted in epochs; it is now counted in steps)",
         ),
     ],
-    ids=["settings", "progress", "epochs done", "warm-up counted in epochs"],
+    ids=["settings", "progress", "warm-up counted in epochs"],
 )
 def test_a_last_checkpoint_with_a_damaged_training_state_is_refused_in_one_line(
     settings: dict[str, object], progress: dict[str, object], said: str, tmp_path: Path
@@ -98,9 +97,9 @@ def test_a_last_checkpoint_with_a_damaged_training_state_is_refused_in_one_line(
     extra = {
         "settings": {
             **TrainSettings(epochs=2).model_dump(),
-            **{k: v for k, v in settings.items() if k != "epoch"},
+            **settings,
         },
-        "epoch": settings.get("epoch", 1),
+        "epoch": 1,
         "progress": progress,
     }
     model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
@@ -199,3 +198,41 @@ def test_resume_with_epochs_the_run_takes_fewer_of_than_done_is_refused_in_one_l
     )
     job, _, _ = prepare(str(data), "person_ssdlite", out, resume=True, overrides={"epochs": 5})
     assert job.epochs == 5
+
+
+def test_resume_counts_the_epoch_a_run_stopped_in_as_begun_not_done_and_finishes_it(
+    tmp_path: Path,
+) -> None:
+    shapes = make_shapes_dataset(tmp_path / "shapes", images=5, val=1, seed=0)
+    data = str(write_coco(shapes, tmp_path / "coco"))
+    out = tmp_path / "run"
+    # 4 images in batches of 2: 2 steps an epoch; stopped after the first batch of epoch 2
+    asked = {"epochs": 3, "batch_size": 2, "min_steps": 0, "workers": 0, "warmup_steps": 0}
+    job, _, _ = prepare(data, "person_ssdlite", out, resume=False, overrides=asked)
+    stop = threading.Event()
+    begun: list[int] = []
+
+    def stop_in_epoch_2(items: Iterable[Any], **_: Any) -> StopAfter:
+        begun.append(len(begun) + 1)
+        return StopAfter(items, stop, batches=1 if len(begun) == 2 else 0)  # 0: never
+
+    first = Trainer(job, CPU, stop, progress_bar=stop_in_epoch_2).fit()
+    assert (first.stopped_by, first.epochs_done, first.step) == ("interrupted", 1, 1)
+
+    # --epochs 1 would end with a step of epoch 2 in the weights, trained but never validated
+    with pytest.raises(TrainingSetupError) as info:
+        prepare(data, "person_ssdlite", out, resume=True, overrides={"epochs": 1})
+    assert str(info.value) == (
+        f"--resume: {out / LAST} has 1 epoch(s) done and epoch 2 begun (1 of its 2 batches, "
+        "already in the weights: resuming finishes it), but --epochs 1 takes 1; "
+        "--epochs must be 2 or more"
+    )
+    job, progress, _ = prepare(data, "person_ssdlite", out, resume=True, overrides={"epochs": 2})
+    assert progress is not None and (progress.epoch, progress.step) == (2, 1)
+    trainer = Trainer(job, CPU, threading.Event())
+    trainer.restore(progress)
+    assert trainer.scheduler.last_epoch == 3
+    done = trainer.fit(progress)
+    assert (done.stopped_by, done.epochs_done, done.step) == ("finished", 2, 0)
+    assert trainer.scheduler.last_epoch == 4  # the one batch left, not epoch 2 begun again
+    assert [r.epoch for r in read_history(out)] == [0, 1, 2]

@@ -148,6 +148,48 @@ def test_a_stopped_run_saves_the_batch_it_reached_and_resumes_there_with_its_opt
     assert [r.epoch for r in read_history(out)] == [0, 1, 2]  # epoch 0 scored once
 
 
+def test_an_epoch_stopped_in_counts_among_the_epochs_a_resumed_run_must_take() -> None:
+    assert Progress(epoch=5, step=0).least_epochs == 4  # stopped between epochs 4 and 5
+    assert Progress(epoch=5, step=3).least_epochs == 5  # 3 batches of epoch 5 in the weights
+
+
+def test_the_record_of_an_epoch_a_resumed_run_finishes_is_of_all_its_batches(
+    shapes: ShapesData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    settings: dict[str, Any] = {"train": 4, "epochs": 1, "warmup_steps": 0, "batch_size": 2}
+    stop = threading.Event()
+    first = Trainer(
+        job_for(shapes, out, **settings),
+        CPU,
+        stop,
+        progress_bar=lambda items, **_: StopAfter(items, stop, batches=1),
+    )
+    assert first.fit().stopped_by == "interrupted"
+    saved = load_checkpoint(out / LAST)
+    stopped = Progress.from_dict(saved.extra["progress"])
+    assert stopped.step == 1 and len(stopped.losses) == 1 and stopped.seconds > 0
+
+    second = Trainer(
+        replace(job_for(shapes, out, **settings), model=saved.model), CPU, threading.Event()
+    )
+    after: list[tuple[float, float]] = []
+    take_step = second.step
+
+    def step(batch: Any, state: Progress) -> tuple[float, float]:
+        after.append(take_step(batch, state))
+        return after[-1]
+
+    monkeypatch.setattr(second, "step", step)
+    assert second.fit(Progress.from_dict(saved.extra["progress"])).epochs_done == 1
+    assert len(after) == 1  # the batch left, not the epoch begun again
+    record = read_history(out)[1]
+    (before,) = stopped.losses
+    assert record.localisation == pytest.approx((before[0] + after[0][0]) / 2)
+    assert record.confidence == pytest.approx((before[1] + after[0][1]) / 2)
+    assert record.seconds > stopped.seconds  # the time before the stop counts in
+
+
 def test_a_resumed_run_given_more_epochs_goes_on_to_them_on_the_longer_schedule(
     shapes: ShapesData, tmp_path: Path
 ) -> None:

@@ -8,15 +8,20 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import detector.training.trainer as trainer_module
 from detector.architectures import ARCHITECTURES
 from detector.checkpoints import save_checkpoint
 from detector.measured_int8 import MAX_MAP50_LOSS, Int8Measurement, measured_int8
 from detector.training.images import CUT_SHORT
+from detector.training.trainer import TrainingJob
 from pipeline.cli import main
+from pipeline.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pipeline.types import LabelMap
 from tests.conftest import write_video
 from tests.detector.training.corrupt import broken_huffman_tables
@@ -26,6 +31,7 @@ from tests.detector.training.datasets import (
     write_coco,
     write_yolo,
 )
+from tests.detector.training.stopping import StopAfter
 from tests.pipeline.cli_runs import ROOT
 from tests.sinks.small_disk import small_disk
 
@@ -134,6 +140,52 @@ def test_resume_with_more_epochs_trains_on_and_refuses_fewer_than_done(
         f"error: --resume: {out / 'last.pt'} has 2 epoch(s) done, but --epochs 1 takes 1; "
         "--epochs must be 2 or more"
     ]
+
+
+def test_a_run_stopped_mid_epoch_says_how_far_it_got_and_resume_finishes_that_epoch(
+    shapes: ShapesData,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    class StoppedInEpoch2(trainer_module.Trainer):
+        """Stops after the first batch of epoch 2, as a Ctrl-C there would."""
+
+        def __init__(self, job: TrainingJob, device: Any, stop: Any, **kwargs: Any) -> None:
+            begun: list[int] = []
+
+            def bar(items: Iterable[Any], **_: Any) -> StopAfter:
+                begun.append(len(begun) + 1)
+                return StopAfter(items, stop, batches=1 if len(begun) == 2 else 0)  # 0: never
+
+            super().__init__(job, device, stop, progress_bar=bar, **kwargs)
+
+    data, out = str(write_coco(shapes, tmp_path / "coco")), str(tmp_path / "run")
+    args = ["train", "--data", data, "--out", out, "--workers", "0", "--int8", "skip"]
+    with monkeypatch.context() as patched:
+        patched.setattr(trainer_module, "Trainer", StoppedInEpoch2)
+        # 8 images in batches of 4: 2 steps an epoch
+        code = main([*args, "--epochs", "3", "--batch-size", "4", "--min-steps", "0"])
+    assert code == EXIT_INTERRUPTED
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "stopped after 1 full epoch(s) and 1 of the 2 batches of epoch 2; continue with the "
+        "same command and --resume"
+    )
+
+    assert main([*args, "--resume", "--epochs", "1"]) == EXIT_USAGE
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --resume: {out}/last.pt has 1 epoch(s) done and epoch 2 begun (1 of its 2 "
+        "batches, already in the weights: resuming finishes it), but --epochs 1 takes 1; "
+        "--epochs must be 2 or more"
+    ]
+    assert main([*args, "--resume", "--epochs", "2"]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert (
+        "resuming in epoch 2/2 at batch 2 of 2 (1 epoch(s) done; the stopped epoch is "
+        "finished, not begun again)\n" in err
+    )
+    assert "epoch 2/2: loss" in err and "epoch 1/" not in err
+    assert [r["epoch"] for r in json.loads(Path(out, "history.json").read_text())] == [0, 1, 2]
 
 
 def test_a_set_too_small_for_min_steps_trains_the_epochs_that_reach_them(
