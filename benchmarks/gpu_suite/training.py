@@ -88,7 +88,8 @@ def measure_training(bench: Workbench, model: str, batch_size: int) -> TrainingR
 
 def _timed_run(bench: Workbench, job: TrainingJob, amp: bool) -> TrainingRun:
     """`plan.warmup` untimed then `plan.steps` timed steps of a trainer of `job`."""
-    from detector.training.trainer import Progress, Trainer
+    from detector.training.progress import Progress
+    from detector.training.trainer import Trainer
 
     plan = bench.plan.training
     trainer = Trainer(job, bench.device, threading.Event(), amp=amp)

@@ -7,12 +7,11 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import TypeAdapter
 from tqdm import tqdm
 
 from detector.architectures import SPECS
@@ -22,6 +21,7 @@ from detector.training.evaluation import Metrics, coco_metrics
 from detector.training.history import EpochRecord, plot_history, write_history
 from detector.training.loader import SampleDataset, SampleLoader, TrainBatch
 from detector.training.loss import MultiBoxLoss
+from detector.training.progress import Progress
 from detector.training.samples import Sample
 from detector.training.schedule import WarmupCosine
 from detector.training.settings import TrainSettings
@@ -81,47 +81,6 @@ class TrainingJob:
     def epochs(self) -> int:
         """The epochs this run takes: `epochs`, more on a set too small for `min_steps`."""
         return self.settings.epochs_for(self.steps_per_epoch)
-
-
-@dataclass
-class Progress:
-    """Where a run stands: saved in `last.pt` and read back by `--resume`."""
-
-    epoch: int = 1
-    """The epoch in progress (1-based; epoch 0 scores the starting weights)."""
-    step: int = 0
-    """Batches of that epoch already done."""
-    losses: list[tuple[float, float]] = field(default_factory=list)
-    """Those batches' (localisation, confidence) losses, and the `seconds` spent on them:
-    the epoch's record, once a resumed run finishes it, is of all its batches."""
-    seconds: float = 0.0
-    best_map: float = -1.0
-    best_epoch: int = 0
-    stale_epochs: int = 0
-    history: list[EpochRecord] = field(default_factory=list)
-    optimizer: dict[str, Any] | None = None
-    scaler: dict[str, Any] | None = None
-
-    @property
-    def least_epochs(self) -> int:
-        """The fewest epochs a run resumed from here can take: those done, and the one it
-        stopped in, whose first `step` batches are in the weights already and which resuming
-        finishes from the next batch (a run cannot end before it)."""
-        return self.epoch if self.step else self.epoch - 1
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["history"] = [asdict(r) for r in self.history]
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Progress:
-        """The progress `to_dict` gave; pydantic's ValidationError when a field is of
-        another type (a file edited, or of another program)."""
-        values = dict(data)
-        # Files saved before the schedule became a function of the step also hold its state.
-        values.pop("scheduler", None)
-        return TypeAdapter(cls).validate_python(values)
 
 
 @dataclass(frozen=True)

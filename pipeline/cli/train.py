@@ -22,8 +22,9 @@ if TYPE_CHECKING:  # heavy imports at call time only: `--help` stays fast
     import torch
 
     from detector.measured_int8 import Int8Measurement
+    from detector.training.progress import Progress
     from detector.training.samples import DetectionData, Sample
-    from detector.training.trainer import Progress, TrainingJob, TrainingResult
+    from detector.training.trainer import TrainingJob, TrainingResult
 
 SIZES = (300, 320, 512)
 """Input sizes `--size` offers; each base model takes those its architecture supports."""
