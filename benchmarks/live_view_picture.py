@@ -157,6 +157,7 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
 def chrome(profile: Path) -> Any:
     """Debian's Chromium, headless, through chromedriver, showing pages at `WINDOW`."""
     from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "chromium"
@@ -176,12 +177,23 @@ def chrome(profile: Path) -> Any:
         options.add_argument(arg)
     options.page_load_strategy = "eager"  # MJPEG images never finish loading
     service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
-    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        driver = webdriver.Chrome(options=options, service=service)
+    except WebDriverException as exc:
+        why = browser_said(exc)
+        raise SystemExit(f"cannot start Chromium through chromedriver: {why}") from None
     # the window's size includes what a headed window would draw around the page: the
     # page itself is given WINDOW
     metrics = {"width": WINDOW[0], "height": WINDOW[1], "deviceScaleFactor": 1, "mobile": False}
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
     return driver
+
+
+def browser_said(exc: Exception) -> str:
+    """The first line of what selenium (a `WebDriverException`) or the browser said: its
+    messages run on into the driver's stack trace."""
+    said = str(getattr(exc, "msg", None) or "").strip()
+    return said.splitlines()[0] if said else type(exc).__name__
 
 
 def screenshot(driver: Any, out: Path) -> tuple[int, int]:
@@ -273,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(str(exc)) from None
     if (problem := browser_problem()) is not None:
         raise SystemExit(problem)
+    from selenium.common.exceptions import WebDriverException  # there: browser_problem
+
     camera_id = args.camera or config.cameras[0].id
     if camera_id not in {c.id for c in config.cameras}:
         parser.error(f"--camera: the config has no camera {camera_id}")
@@ -289,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
                 (width, height), shown = steady_screenshot(
                     driver, view, camera_id, after, args.out, args.after_s + WAIT_S
                 )
+            except WebDriverException as exc:  # a page whose elements were renamed, say
+                raise SystemExit(f"the browser: {browser_said(exc)}") from None
             finally:
                 driver.quit()
         finally:

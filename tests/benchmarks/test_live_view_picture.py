@@ -90,3 +90,24 @@ def test_a_missing_browser_is_refused_in_one_line_before_the_run(
         "Debian's chromium and chromium-driver are not installed "
         "(apt-get install -y chromium chromium-driver)"
     )
+
+
+def test_a_browser_that_does_not_start_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.common.exceptions import SessionNotCreatedException
+
+    def fails(**_: object) -> None:
+        raise SessionNotCreatedException(
+            "session not created: Chrome failed to start: exited normally.\n"
+            "  (DevToolsActivePort file doesn't exist)\nStacktrace:\n#0 0x55d0 <unknown>"
+        )
+
+    monkeypatch.setattr(webdriver, "Chrome", fails)
+    with pytest.raises(SystemExit) as exc:
+        live_view_picture.chrome(tmp_path / "profile")
+    assert exc.value.code == (
+        "cannot start Chromium through chromedriver: session not created: Chrome failed to "
+        "start: exited normally."
+    )
