@@ -103,18 +103,14 @@ class DetectionData:
     class_names: tuple[str, ...]
     train: tuple[Sample, ...]
     val: tuple[Sample, ...]
+    folder: Path | None = None
+    """The dataset's folder, absolute, links followed, that messages name its files relative
+    to (the folder of its COCO JSON or data.yaml, the VOC folder); None for data made in
+    code."""
 
     def __post_init__(self) -> None:
         if not self.class_names or self.class_names[0] != BACKGROUND:
             raise ValueError(f"class_names must start with {BACKGROUND!r}: {self.class_names}")
-
-
-def dataset_folder(path: str | Path) -> Path:
-    """The folder of the dataset at `path`, absolute, links followed: `path` when it is a
-    folder, else the folder of its file (COCO JSON, data.yaml). Messages name files
-    relative to it."""
-    folder = Path(path)
-    return (folder if folder.is_dir() else folder.parent).resolve()
 
 
 def read_dataset(path: str | Path) -> DetectionData:

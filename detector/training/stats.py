@@ -46,11 +46,13 @@ class SplitStats:
         return sum(c.boxes for c in self.classes)
 
 
-def dataset_stats(data: DetectionData, folder: Path | None = None) -> tuple[SplitStats, ...]:
+def dataset_stats(data: DetectionData) -> tuple[SplitStats, ...]:
     """Counts for the training images and, when the data has them, the validation ones;
-    `outside` counts those not under `folder` (an absolute path, links followed), if given."""
+    `outside` counts those not under the data's `folder`, when it has one."""
     splits = [("train", data.train)] + ([("val", data.val)] if data.val else [])
-    return tuple(split_stats(name, samples, data.class_names, folder) for name, samples in splits)
+    return tuple(
+        split_stats(name, samples, data.class_names, data.folder) for name, samples in splits
+    )
 
 
 def split_stats(

@@ -154,7 +154,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from detector.training.samples import DatasetError, dataset_folder, read_dataset
+    from detector.training.samples import DatasetError, read_dataset
     from detector.training.stats import SIZE_EDGES, dataset_stats
 
     try:
@@ -162,8 +162,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    folder = dataset_folder(args.data)
-    splits = dataset_stats(data, folder)
+    folder, splits = data.folder, dataset_stats(data)
     if args.json:
         splits_json = [asdict(s) for s in splits]
         print(json.dumps({"folder": str(folder), "size_edges": SIZE_EDGES, "splits": splits_json}))

@@ -69,7 +69,7 @@ def read_coco(train_json: Path, val_json: Path | None = None) -> DetectionData:
     if problems:
         raise DatasetError(problems, root)
     class_names = (BACKGROUND, *(categories[c] for c in sorted(categories)))
-    return DetectionData(class_names=class_names, train=train, val=val)
+    return DetectionData(class_names=class_names, train=train, val=val, folder=root)
 
 
 def _load(path: Path, root: Path, problems: list[str]) -> dict[str, Any] | None:

@@ -79,6 +79,7 @@ def read_voc(root: Path) -> DetectionData:
         class_names=(BACKGROUND, *names),
         train=tuple(_sample(a, labels) for a in train),
         val=tuple(_sample(a, labels) for a in val),
+        folder=root,
     )
 
 

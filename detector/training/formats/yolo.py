@@ -94,7 +94,7 @@ def read_yolo(data_yaml: Path) -> DetectionData:
         problems.append(f"{name}: train: no images found")
     if problems:
         raise DatasetError(problems, root)
-    return DetectionData((BACKGROUND, *names), train_samples, val_samples)
+    return DetectionData((BACKGROUND, *names), train_samples, val_samples, root)
 
 
 class _NoAliasLoader(yaml.SafeLoader):

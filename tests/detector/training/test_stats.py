@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -53,5 +54,5 @@ def test_images_outside_the_folder_by_path_or_link_are_counted(tmp_path: Path) -
     samples = tuple(Sample(image, 40, 30, *none, image.name) for image in images)
     data = DetectionData(("background", "thing"), samples, ())
     assert dataset_stats(data)[0].outside == 0  # no folder given, nothing counted
-    (train,) = dataset_stats(data, (tmp_path / "data").resolve())
+    (train,) = dataset_stats(replace(data, folder=(tmp_path / "data").resolve()))
     assert (train.images, train.outside) == (3, 2)
