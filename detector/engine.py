@@ -166,11 +166,14 @@ class Detector:
             return PendingDetections(torch.zeros((0, PACKED_COLUMNS)), 0)
         clock = StageClock(self.stage_times, self.device)
         sizes = [(f.height, f.width) for f in frames]
+        count, rows = len(frames), self.options.forward_rows(len(frames))
         with torch.inference_mode():
-            images = self._model_input(frames)
+            images = _padded(self._model_input(frames), rows)
             clock.lap("prepare_s")
             with self.autocast():
                 box_regression, class_logits = self.forward(images)
+            if rows > count:  # the padding's rows are dropped before post-processing
+                box_regression, class_logits = box_regression[:count], class_logits[:count]
             clock.lap("forward_s")
             clock.count(len(frames))
             if self._side_stream is not None:
@@ -317,6 +320,17 @@ def _upload(images: list[npt.NDArray[np.uint8]], device: torch.device) -> Tensor
         np.stack(images, out=host.numpy())
         return host.to(device, non_blocking=True)
     return torch.from_numpy(np.stack(images))
+
+
+def _padded(images: Tensor, rows: int) -> Tensor:
+    """Model inputs [n, 3, H, W] followed by `rows` - n black images: [rows, 3, H, W], on
+    the same device, channels_last (`images` itself where `rows` is n). Each image's
+    outputs do not depend on the others in the batch, so the padding changes no detection."""
+    missing = rows - images.shape[0]
+    if missing <= 0:
+        return images
+    black = images.new_zeros((missing, *images.shape[1:]))
+    return torch.cat([images, black]).contiguous(memory_format=torch.channels_last)
 
 
 def _to_device(host: Tensor, device: torch.device) -> Tensor:

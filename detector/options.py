@@ -178,6 +178,19 @@ class DetectorOptions:
             + "".join(f"; {field}: {why}" for field, why in self.reasons.items())
         )
 
+    def forward_rows(self, frames: int) -> int:
+        """Rows of the forward pass that detects a batch of `frames` frames.
+
+        On CUDA the next power of two, at most the batch size (or `frames` where more): a
+        run's batches vary in size, and cuDNN's autotuning and `torch.compile` work once per
+        input shape, so padding bounds a run to about log2(batch size) + 1 shapes
+        (docs/performance.md, "Padded batches on CUDA"). On the CPU `frames`: padding would
+        cost real work there.
+        """
+        if self.device_name == "cpu" or frames <= 1:
+            return frames
+        return max(frames, min(1 << (frames - 1).bit_length(), self.batch_size))
+
     @property
     def autocast_dtype(self) -> torch.dtype | None:
         """The autocast dtype of fp16 and bf16 (CUDA); None for fp32, and for int8, whose

@@ -65,3 +65,16 @@ def test_batches_in_flight_give_what_detect_gives(person: SSD, clip_frames: list
         np.testing.assert_array_equal(a.label, b.label)
         np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
         np.testing.assert_allclose(a.score, b.score, atol=1e-4)
+
+
+def test_a_padded_batch_gives_each_frame_its_own_detections(
+    person: SSD, clip_frames: list[Frame]
+) -> None:
+    detector = make_detector(person, PERSON, device="cuda", precision="fp32", batch_size=8)
+    assert detector.options.forward_rows(3) == 4  # one black image pads the batch
+    together = detector.detect(clip_frames[:3])
+    for frame, got in zip(clip_frames[:3], together, strict=True):
+        (alone,) = detector.detect([frame])
+        np.testing.assert_array_equal(got.label, alone.label)
+        np.testing.assert_allclose(got.xyxy, alone.xyxy, atol=1e-2)
+        np.testing.assert_allclose(got.score, alone.score, atol=1e-3)

@@ -99,6 +99,45 @@ def test_cpu_uses_small_micro_batches_and_cuda_one_pass(person, monkeypatch):
     assert DetectorOptions.resolve(DetectorRequest(device="cuda")).micro_batch is None
 
 
+def test_cuda_pads_batches_to_powers_of_two_up_to_the_batch_size(cuda_present):
+    options = DetectorOptions.resolve(DetectorRequest(device="cuda", batch_size=32))
+    rows = [options.forward_rows(n) for n in range(1, 41)]
+    assert rows[:9] == [1, 2, 4, 4, 8, 8, 8, 8, 16]
+    assert sorted(set(rows[:32])) == [1, 2, 4, 8, 16, 32]  # 32 batch sizes, 6 shapes
+    assert rows[32:] == list(range(33, 41))  # more frames than a batch: never fewer rows
+
+
+def test_a_batch_size_that_is_no_power_of_two_is_the_largest_shape(cuda_present):
+    options = DetectorOptions.resolve(DetectorRequest(device="cuda", batch_size=24))
+    assert [options.forward_rows(n) for n in (9, 16, 17, 24)] == [16, 16, 24, 24]
+
+
+def test_cpu_forward_passes_take_the_frames_unpadded():
+    assert [cpu_options().forward_rows(n) for n in (1, 3, 7, 9)] == [1, 3, 7, 9]
+
+
+def test_padding_a_batch_changes_no_frames_detections(person, monkeypatch):
+    detector = make_detector(person, PERSON, score_threshold=0.05, runtime="torch")
+    batch = photo_frames(3)
+    alone = detector.detect(batch)
+    rows: list[int] = []
+    forward = detector.forward
+
+    def counted(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows.append(images.shape[0])
+        return forward(images)
+
+    monkeypatch.setattr(detector, "forward", counted)
+    monkeypatch.setattr(DetectorOptions, "forward_rows", lambda self, frames: 8)
+    padded = detector.detect(batch)
+    assert rows == [8]
+    assert sum(len(d) for d in alone) > 0
+    for a, b in zip(alone, padded, strict=True):
+        np.testing.assert_array_equal(a.label, b.label)
+        np.testing.assert_allclose(a.score, b.score, rtol=1e-5)
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
+
+
 def test_uint8_resize_is_within_one_grey_level_of_float_resize(person):
     batch = frames(3, 576, 768)
     fast = make_detector(person, PERSON)._model_input(batch)
