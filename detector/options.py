@@ -63,6 +63,10 @@ INT8_BY_DEFAULT: frozenset[str] = frozenset({"person_ssdlite"})
 8-bit dot products: their int8 accuracy against float32 was measured there
 (docs/performance.md, "int8 accuracy"). A checkpoint does where `train` measured its int8
 network within `detector.measured_int8.MAX_MAP50_LOSS` of float32."""
+FP32_ON_CUDA: frozenset[str] = frozenset({"ssdlite320_mobilenet_v3_large"})
+"""Registered models that `precision: auto` runs in float32 on CUDA, fp16 autocast being
+the rule there: they ran faster in float32 (TF32 convolutions) than in fp16 at batch 1, 8
+and 64 on an NVIDIA H200 (1.32-1.83x; docs/performance.md, "Measured on an NVIDIA H200")."""
 INT8_DOT_PRODUCT_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
 """x86 CPU flags (Linux's /proc/cpuinfo names) of 8-bit dot-product instructions."""
 ONNXRUNTIME_PACKAGES = ("onnxruntime", "onnx", "onnxscript")
@@ -301,6 +305,8 @@ def _precision(
     """What the network computes in, and why where the request said "auto"."""
     if request.precision != "auto":
         return request.precision, None
+    if device_type == "cuda" and request.model in FP32_ON_CUDA:
+        return "fp32", f"fp32: {request.model} ran faster in float32 than fp16 on CUDA"
     if device_type == "cuda":
         return "fp16", "fp16: autocast on CUDA"
     measured, why_not = _int8_accuracy(request, evidence)

@@ -124,7 +124,8 @@ class DetectorRequest:
     runtime: Runtime = "auto"
     """What runs the network; auto: onnxruntime on the CPU where installed, else torch."""
     precision: Precision = "auto"
-    """auto: fp16 on CUDA; int8 for `INT8_BY_DEFAULT` on CPUs with VNNI; fp32 otherwise."""
+    """auto: fp16 on CUDA (fp32 for `FP32_ON_CUDA`); int8 for `INT8_BY_DEFAULT` on CPUs with
+    VNNI; fp32 otherwise."""
     workers: int = 1
     """Batches detected at once, each on its own thread (2 needs onnxruntime on the CPU)."""
     batch_size: int | Literal["auto"] = "auto"

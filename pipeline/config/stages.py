@@ -67,7 +67,8 @@ class DetectorConfig(Strict):
     precision: Precision = Field(
         DEFAULTS.precision,
         description=(
-            "Arithmetic of the network. auto: fp16 autocast on CUDA; int8 on CPUs with VNNI "
+            "Arithmetic of the network. auto: fp16 autocast on CUDA (fp32 for "
+            "ssdlite320_mobilenet_v3_large, measured faster so); int8 on CPUs with VNNI "
             "where its int8 accuracy was measured: person_ssdlite's bundled weights, and "
             "checkpoints whose int8 network `train` measured within "
             f"{MAX_MAP50_LOSS:g} mAP@.5 of float32; fp32 otherwise. "

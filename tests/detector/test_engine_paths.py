@@ -169,6 +169,14 @@ def test_precision_auto_is_fp16_on_cuda_and_fp32_on_the_cpu(cuda_present):
     assert on_cuda("BF16").autocast_dtype == torch.bfloat16
 
 
+def test_precision_auto_on_cuda_is_fp32_for_a_model_measured_faster_in_fp32(cuda_present):
+    asked = DetectorRequest(device="cuda", model="ssdlite320_mobilenet_v3_large")
+    options = DetectorOptions.resolve(asked)
+    assert options.precision == "fp32"
+    assert "faster in float32" in options.reasons["precision"]
+    assert DetectorOptions.resolve(DetectorRequest(device="cuda")).precision == "fp16"
+
+
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_half_precision_on_the_cpu_is_a_config_error(precision):
     with pytest.raises(ModelConfigError, match=f"precision {precision} needs a CUDA device"):
