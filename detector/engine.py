@@ -64,6 +64,10 @@ class Detector:
         # Denormal floats make CPU convolutions many times slower (seen with random
         # weights); flushing them to zero changes no detection worth having.
         torch.set_flush_denormal(True)
+        if options.device.type == "cuda":
+            # cuDNN times its kernels once per input shape and keeps the fastest; padded
+            # batches (`DetectorOptions.forward_rows`) leave a run few shapes to time.
+            torch.backends.cudnn.benchmark = True
         self.labels = label_map
         self.background = model.background_class
         self.input_size = model.input_size

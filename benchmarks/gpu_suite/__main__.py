@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     deadline = Deadline(plan.budget_s, plan.first_guess_s, started=started)
     device = bench_device(plan.device)
-    configure_torch(device)
+    configure_torch()
     ran_on = environment(device)
     report = SuiteReport(
         command=shlex.join(["python", "-m", "benchmarks.gpu_suite", *argv]), plan=plan.name,

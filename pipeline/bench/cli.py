@@ -66,7 +66,7 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
 
     default_threads = torch.get_num_threads()  # what a first script gets: for the naive run
     device = bench_device(args.device)
-    configure_torch(device, args.threads)
+    configure_torch(args.threads)
     args.clip = args.clip or DEFAULT_CLIP
     clip = str(Path(args.clip).expanduser())
     if not args.skip_end_to_end and not Path(clip).is_file():

@@ -35,16 +35,15 @@ def bench_weights(model: str) -> str:
     return "default" if model == "person_ssdlite" else "none"
 
 
-def configure_torch(device: torch.device, threads: int = 0) -> None:
+def configure_torch(threads: int = 0) -> None:
     """torch set up for timing: `threads` intra-op threads (0: cores - 1, at least 1: the
     decoder and the sinks need the rest; docs/performance.md), denormals flushed (random
-    weights make them; see Pipeline.run), cuDNN autotuning on CUDA."""
+    weights make them; see Pipeline.run). A CUDA detector turns cuDNN's autotuning on
+    itself (`detector.engine.Detector`)."""
     import torch
 
     torch.set_flush_denormal(True)
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 2) - 1))
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick kernels
 
 
 def bench_model(

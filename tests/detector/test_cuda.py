@@ -78,3 +78,11 @@ def test_a_padded_batch_gives_each_frame_its_own_detections(
         np.testing.assert_array_equal(got.label, alone.label)
         np.testing.assert_allclose(got.xyxy, alone.xyxy, atol=1e-2)
         np.testing.assert_allclose(got.score, alone.score, atol=1e-3)
+
+
+def test_a_cuda_detector_turns_cudnn_autotuning_on(
+    person: SSD, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    make_detector(person, PERSON, device="cuda")
+    assert torch.backends.cudnn.benchmark

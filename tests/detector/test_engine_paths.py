@@ -138,6 +138,12 @@ def test_padding_a_batch_changes_no_frames_detections(person, monkeypatch):
         np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
 
 
+def test_a_cpu_detector_leaves_cudnn_autotuning_alone(person, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    make_detector(person, PERSON)
+    assert torch.backends.cudnn.benchmark is False
+
+
 def test_uint8_resize_is_within_one_grey_level_of_float_resize(person):
     batch = frames(3, 576, 768)
     fast = make_detector(person, PERSON)._model_input(batch)
