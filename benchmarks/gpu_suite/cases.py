@@ -121,7 +121,10 @@ class ModelCase:
 @dataclass(frozen=True)
 class EndToEndCase:
     """frames/s of the real pipeline (`pipeline.bench.end_to_end`) on the plan's cameras,
-    without the video sink (H100/H200 have no video encoder), pipelining on or off."""
+    without the video sink (H100/H200 have no video encoder), pipelining on or off, cuDNN's
+    autotuning off as `run` has it. The pipelining-on case also times the stages (one
+    extra run on CUDA); timed stage by stage, batches never overlap, so the pipelining-off
+    case would only time the same again."""
 
     pipelining: bool
     in_process: ClassVar[bool] = True
@@ -141,12 +144,23 @@ class EndToEndCase:
             e2e.model, bench_weights(e2e.model), str(bench.device), e2e.runtime, e2e.precision,
             e2e.batch_size,
         )  # fmt: skip
-        result = bench_end_to_end(
-            bench.end_to_end_clip(), e2e.copies, setup, e2e.repeat, video=None,
-            pipelining=self.pipelining,
-        )  # fmt: skip
-        pipelined = "pipelined" if result.pipelined else "not pipelined"
-        return Outcome(result, f"{result.frames_per_s:.1f} frames/s ({pipelined})")
+        with bench.autotuning(False):
+            result = bench_end_to_end(
+                bench.end_to_end_clip(), e2e.copies, setup, e2e.repeat, video=None,
+                pipelining=self.pipelining, stages=self.pipelining,
+            )  # fmt: skip
+        return Outcome(result, end_to_end_headline(result))
+
+
+def end_to_end_headline(result: EndToEndResult) -> str:
+    """frames/s (the median of the runs), whether pipelined, and the slowest and fastest
+    run where there were several: one H200 run of a case measured 425 frames/s, the next
+    170."""
+    pipelined = "pipelined" if result.pipelined else "not pipelined"
+    spread = (
+        f", runs {min(result.runs):.1f} to {max(result.runs):.1f}" if len(result.runs) > 1 else ""
+    )
+    return f"{result.frames_per_s:.1f} frames/s ({pipelined}{spread})"
 
 
 @dataclass(frozen=True)
@@ -167,7 +181,8 @@ class TrainingCase:
         return "training"
 
     def run(self, bench: Workbench) -> Outcome:
-        result = measure_training(bench, self.model, self.batch_size)
+        with bench.autotuning(False):  # as `train` runs
+            result = measure_training(bench, self.model, self.batch_size)
         problem = None
         if not (result.loss_finite and result.loss_fell):
             runs = [r for r in (result.fp32, result.amp) if r is not None]
@@ -181,9 +196,10 @@ class TrainingCase:
 
 
 def plan_cases(plan: Plan) -> list[Case]:
-    """Every case of `plan`, in the order they run (`KINDS`); model cases sharing a
-    detector run in a row, and compile cases the most wanted first: by precision, then
-    model, then the largest batch."""
+    """Every case of `plan`, in the order they run: tier by tier (`case_tier`), and within
+    a tier by kind (`KINDS`); eager cases sharing a detector run in a row, compile cases by
+    precision, then model, then the largest batch first, training cases the largest batch
+    first."""
     by_kind: dict[str, list[Case]] = {kind: [] for kind in KINDS}
     by_kind["tests"].append(CudaTestsCase())
     if "torch" in plan.runtimes:
@@ -196,8 +212,8 @@ def plan_cases(plan: Plan) -> list[Case]:
     by_kind["end_to_end"] += [EndToEndCase(pipelining=True), EndToEndCase(pipelining=False)]
     by_kind["training"] += [
         TrainingCase(model, size)
+        for size in sorted(plan.training.batch_sizes, reverse=True)
         for model in plan.training.models
-        for size in plan.training.batch_sizes
     ]
     if "compile" in plan.runtimes:
         by_kind["compile"] += [
@@ -206,4 +222,22 @@ def plan_cases(plan: Plan) -> list[Case]:
             for model in plan.models
             for size in sorted(plan.batch_sizes, reverse=True)
         ]
-    return [case for kind in KINDS for case in by_kind[kind]]
+    ordered = [case for kind in KINDS for case in by_kind[kind]]
+    return sorted(ordered, key=lambda case: case_tier(case, plan))  # stable: kinds stay in order
+
+
+def case_tier(case: Case, plan: Plan) -> int:
+    """1 for the cases every run must measure, 2 for the next most wanted, 3 for the rest;
+    a budget too short for all of them skips the last tiers. 1: the tests, both end-to-end
+    cases, training at the largest batch, eager model-only cases in the first precision,
+    and compile's at the first precision and the largest batch (the SSD300 target's
+    shape). 2: eager cases at the largest batch, training at the smaller ones, compile's in
+    the first precision. 3: eager and compile cases in the other precisions."""
+    if isinstance(case, TrainingCase):
+        return 1 if case.batch_size == max(plan.training.batch_sizes) else 2
+    if not isinstance(case, ModelCase):
+        return 1
+    first, largest = case.precision == plan.precisions[0], case.batch_size == max(plan.batch_sizes)
+    if case.runtime == "compile":
+        return 1 if first and largest else 2 if first else 3
+    return 1 if first else 2 if largest else 3

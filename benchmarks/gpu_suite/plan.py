@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 KINDS = ("tests", "model", "end_to_end", "training", "compile")
-"""The kinds of case, in the order they run: the CUDA tests, model-only timing in eager
-torch, end to end, training steps, then model-only timing under torch.compile, last because
-each shape compiles for tens of seconds and whatever the time budget leaves of them is
-skipped."""
+"""The kinds of case, in the order they run within a tier (`cases.case_tier`: the cases
+every run must measure first, then the next most wanted, then the rest): the CUDA tests,
+model-only timing in eager torch, end to end, training steps, then model-only timing under
+torch.compile, last because each shape compiles for 10-30 s."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class TrainingPlan:
     """Bases to train (person_ssdlite from its bundled weights, the others from random
     ones: nothing downloaded)."""
     batch_sizes: tuple[int, ...]
+    """The largest runs in the first tier, the others in the second."""
     steps: int
     """Timed steps per run, all on the same batch (so the loss must fall over them)."""
     warmup: int
@@ -70,9 +71,11 @@ class Plan:
     """Model-only runtimes: "torch" (eager) and "compile" (torch.compile; CUDA graphs on
     CUDA)."""
     precisions: tuple[str, ...]
-    """Model-only precisions, the most wanted first (the compile cases run in this order)."""
+    """Model-only precisions, the most wanted first: the first runs in the first tier, the
+    others later (`cases.case_tier`)."""
     batch_sizes: tuple[int, ...]
-    """Model-only batch sizes (the compile cases run the largest first)."""
+    """Model-only batch sizes: compile runs the largest first, and at the largest the other
+    precisions run a tier before their smaller batches."""
     repeat: int
     """Timed runs per model-only figure (the figure is their median)."""
     min_time_s: float
@@ -111,7 +114,7 @@ FULL = Plan(
         batch_size=32,
         runtime="torch",
         precision="fp16",
-        repeat=2,
+        repeat=3,  # one H200 run measured 425 frames/s, the next 170: the median of three
     ),
     training=TrainingPlan(
         models=("person_ssdlite", "ssdlite320_mobilenet_v3_large"),
@@ -122,8 +125,11 @@ FULL = Plan(
     # Under 8 minutes in all: Python starts before this clock does, and the last case may
     # outlast its guess.
     budget_s=420.0,
+    # The longest case of each kind on an H200 (16-core Xeon host), 2026-12-04; end to end
+    # with its three runs and the pipelining-on case's stage run (about 16 s a run). What
+    # the tier-1 cases come to by these figures: docs/performance.md, "GPU suite".
     first_guess_s=MappingProxyType(
-        {"tests": 120.0, "model": 10.0, "end_to_end": 60.0, "training": 30.0, "compile": 60.0}
+        {"tests": 30.0, "model": 11.0, "end_to_end": 65.0, "training": 70.0, "compile": 30.0}
     ),
     tests_timeout_s=240.0,
     held_to_targets=True,

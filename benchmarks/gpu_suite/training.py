@@ -3,10 +3,11 @@ mixed precision on and off in the same run, on the plan's device."""
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,13 +68,15 @@ class TrainingResult:
 
 def measure_training(bench: Workbench, model: str, batch_size: int) -> TrainingResult:
     """`Trainer.step` of `model` at `batch_size` on the plan's device: mixed precision off,
-    then on (CUDA only), each from a fresh model on the same batch."""
+    then on (CUDA only), each from its own copy of the same starting model, on the same
+    batch."""
     from detector.architectures import DEFAULT_SIZE  # torch: imported once a case runs
 
     bench.release()  # the model-only detector's memory is not this case's
     samples = synthetic_samples(bench.scratch / "training", batch_size)
+    start = _job(model, samples, bench.scratch / "training-out")  # built once, on the CPU
     runs = [
-        _timed_run(bench, _job(model, samples, bench.scratch / "training-out"), amp)
+        _timed_run(bench, replace(start, model=copy.deepcopy(start.model)), amp)
         for amp in [False] + ([True] if bench.device.type == "cuda" else [])
     ]
     fp32, amp = runs[0], (runs[1] if len(runs) > 1 else None)

@@ -1,9 +1,12 @@
-"""What the suite's cases share: the plan, the deadline, the detector being timed (one at a
-time), the end-to-end clip, a scratch folder, and the device's peak memory."""
+"""What the suite's cases share: the plan, the deadline, the models built so far, the
+detector being timed (one at a time), the end-to-end clip, a scratch folder, cuDNN's
+autotuning, and the device's peak memory."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +20,8 @@ if TYPE_CHECKING:
     import torch
 
     from detector.engine import Detector
+    from detector.ssd import SSD
+    from pipeline.types import LabelMap
 
 MIB = 1024 * 1024
 
@@ -41,11 +46,14 @@ class Workbench:
         self.scratch = scratch
         self._detector: Detector | None = None
         self._key: tuple[str, str, str] | None = None
+        self._models: dict[str, tuple[SSD, LabelMap]] = {}
         self._scaled: str | None = None
 
     def detector(self, model: str, runtime: str, precision: str) -> Detector:
-        """The detector of (model, runtime, precision) on the plan's device, built once for
-        the cases in a row that share it; the one before is let go first.
+        """The detector of (model, runtime, precision) on the plan's device, made once for
+        the cases in a row that share it (the one before is let go first), from the model
+        built at its first case and kept on the CPU: each detector runs its own prepared
+        copy of it, as `Detector.build` would give it.
 
         Raises:
             CaseSkipped: the combination cannot run here (`ModelConfigError`'s message).
@@ -53,6 +61,8 @@ class Workbench:
         import torch
 
         from detector.engine import Detector
+        from detector.models import build_model
+        from detector.options import DetectorOptions
         from detector.request import DetectorRequest
 
         key = (model, runtime, precision)
@@ -68,20 +78,45 @@ class Workbench:
                 model=model, weights=bench_weights(model), device=str(self.device),
                 runtime=runtime, precision=precision,  # type: ignore[arg-type]
             )  # fmt: skip
-            self._detector = Detector.build(request)
+            options = DetectorOptions.resolve(request)
+            if model not in self._models:  # ssd300_vgg16's random init alone takes seconds
+                self._models[model] = build_model(request.model, request.weights)
+            network, labels = self._models[model]
+            self._detector = Detector(network, labels, options)
         except ModelConfigError as error:
             raise CaseSkipped(f"cannot run here: {error}") from None
         self._key = key
         return self._detector
 
     def release(self) -> None:
-        """Lets the detector go, and hands its device memory back."""
+        """Lets the detector go, and hands its device memory back (a compiled one's CUDA
+        graphs' too, which the next case's peak memory would otherwise count)."""
+        compiled = self._key is not None and self._key[1] == "compile"
         self._detector, self._key = None, None
+        if compiled:
+            import torch
+
+            torch.compiler.reset()
         gc.collect()
         if self.device.type == "cuda":
             import torch
 
             torch.cuda.empty_cache()
+
+    @contextlib.contextmanager
+    def autotuning(self, on: bool) -> Iterator[None]:
+        """cuDNN's autotuning (`torch.backends.cudnn.benchmark`) on or off for a case, as it
+        was after. Model-only cases time their fixed shapes with it on, as `bench` does;
+        the pipeline and the trainer run with it off, and a pipeline's batches vary in
+        size, each new one tuned for seconds in the middle of a timed run."""
+        import torch
+
+        was = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = on
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.benchmark = was
 
     def end_to_end_clip(self) -> str:
         """The bundled clip re-encoded at the end-to-end size (made once)."""

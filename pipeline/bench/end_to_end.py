@@ -129,6 +129,7 @@ def bench_end_to_end(
     video: VideoOutput | None = VideoOutput(),
     between: Callable[[], object] | None = None,
     pipelining: bool = True,
+    stages: bool = True,
 ) -> EndToEndResult:
     """frames/s of the whole pipeline with its real sinks; stage busy times of the last run.
 
@@ -139,6 +140,7 @@ def bench_end_to_end(
     counted run: the naive baseline's runs go there, so that both see the same state of a
     shared machine. `pipelining` False collects each batch before the next is submitted,
     where the detector would overlap them (`Detector.pipelined`: CUDA, or workers 2).
+    `stages` False times no stage (no extra run on CUDA): `stages_ms_per_frame` is empty.
     """
     from detector.engine import StageTimes
     from pipeline.build import build_detector
@@ -147,13 +149,13 @@ def bench_end_to_end(
 
     cuda = setup.device.startswith("cuda")
     runs: list[float] = []
-    stages: dict[str, float] = {}
+    busy: dict[str, float] = {}
     frames, seconds, ran_on, workers, precision = 0, 0.0, setup.runtime, 1, setup.precision
     pipelined, batch_size = False, 0
     video_kb, video_settings = 0.0, ""
-    for run in range(repeat + 1 if cuda else repeat):
+    for run in range(repeat + 1 if cuda and stages else repeat):
         counted = run < repeat
-        timed = not cuda or not counted
+        timed = stages and (not cuda or not counted)
         with tempfile.TemporaryDirectory(prefix="ssd-bench-") as tmp:
             config = pipeline_config(clip, copies, setup, Path(tmp), video)
             video_settings = _video_settings(config)
@@ -177,8 +179,9 @@ def bench_end_to_end(
                 if between is not None:
                     between()
             if detector.stage_times is not None:
-                stages = _stages_ms_per_frame(detector.stage_times, sinks)
-    stages["decode (separate pass)"] = decode_ms_per_frame(clip)[0]
+                busy = _stages_ms_per_frame(detector.stage_times, sinks)
+    if stages:
+        busy["decode (separate pass)"] = decode_ms_per_frame(clip)[0]
     return EndToEndResult(
         clip=clip,
         frame_size=frame_size(clip),
@@ -191,7 +194,7 @@ def bench_end_to_end(
         seconds=seconds,
         frames_per_s=statistics.median(runs),
         runs=runs,
-        stages_ms_per_frame=stages,
+        stages_ms_per_frame=busy,
         video=video_settings,
         video_kb_per_frame=video_kb,
         workers=workers,

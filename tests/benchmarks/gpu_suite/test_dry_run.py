@@ -68,7 +68,10 @@ def test_dry_run_runs_the_tests_model_only_and_end_to_end_on_the_cpu(
         assert case["status"] == "ran" and figures["frames"] == e2e.copies * e2e.frames
         assert figures["frame_size"] == f"{e2e.size[0]}x{e2e.size[1]}"
         assert figures["video"] == "none" and figures["frames_per_s"] > 0
-    assert not by_kind["end_to_end"][1]["figures"]["pipelined"]
+    on, off = (case["figures"] for case in by_kind["end_to_end"])
+    assert not off["pipelined"]
+    # The stages are timed once: timed stage by stage, batches overlap in neither case.
+    assert on["stages_ms_per_frame"]["detect_forward"] > 0 and off["stages_ms_per_frame"] == {}
 
 
 def test_dry_run_trains_with_the_trainers_step_in_fp32_and_the_loss_falls(
