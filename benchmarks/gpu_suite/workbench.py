@@ -106,9 +106,8 @@ class Workbench:
     @contextlib.contextmanager
     def autotuning(self, on: bool) -> Iterator[None]:
         """cuDNN's autotuning (`torch.backends.cudnn.benchmark`) on or off for a case, as it
-        was after. Model-only cases time their fixed shapes with it on, as `bench` does;
-        the pipeline and the trainer run with it off, and a pipeline's batches vary in
-        size, each new one tuned for seconds in the middle of a timed run."""
+        was after. Model-only cases time their fixed shapes with it on, as a CUDA detector
+        runs; the trainer runs with it off."""
         import torch
 
         was = torch.backends.cudnn.benchmark
