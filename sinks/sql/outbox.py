@@ -7,7 +7,9 @@ pipeline), new batches are appended to a JSON-lines spool file (`sinks.sql.spool
 and read back in order once the memory queue is empty. Batches are first in,
 first out throughout. What is left when the run ends stays in the spool file, for the next
 run to write (`persist`). A spool line that cannot be read back (damaged while the run went
-on) is set aside (`sinks.sql.spool.UnreadableLine`), its rows counted in `unreadable_rows`.
+on) is set aside (`sinks.sql.spool.UnreadableLine`), its rows counted in `unreadable_rows`;
+should the run be killed before it is done with the file, the next run, replaying it, finds
+that line set aside already (`sinks.sql.spool.SetAside`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sinks.disk import write_failure
-from sinks.sql.spool import RowBatch, SpoolFile, Table, UnreadableLine
+from sinks.sql.spool import RowBatch, SetAside, SpoolFile, Table, UnreadableLine
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class Outbox:
         self._memory_rows = 0
         self._spool: SpoolFile | None = None
         self._spool_head: tuple[RowBatch, int] | None = None
+        self._unreadable = SetAside.unreadable(spool_path)
         self._spooled_rows = 0
         self._line_rows: deque[tuple[Table, int]] = deque()
         """The table and rows of each unread spool line, oldest first: a line that cannot
@@ -246,7 +249,7 @@ class Outbox:
         rows = self._line_rows.popleft()[1]
         self._spooled_rows -= rows
         self.unreadable_rows += rows
-        if line.set_aside():
+        if line.set_aside(self._unreadable):
             self.unreadable_in = line.aside
 
     def _turn_away(self, batch: RowBatch, kind: str, why: str) -> None:

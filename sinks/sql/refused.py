@@ -4,12 +4,12 @@ They go, as JSON lines in the spool file's format (`sinks.sql.spool`), to a file
 own in a folder no run replays (`REFUSED_FOLDER` under the spool folder): written again,
 they would be refused again, and stop the replay of every spool file after theirs. A person
 who fixed the cause moves the file into the spool folder, and the next run writes it.
-`set_aside_lines` finds the batches already set aside for a database, by their line.
+The batches already set aside for a database are found by their line
+(`sinks.sql.spool.SetAside`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from pathlib import Path
@@ -85,24 +85,3 @@ class RefusedFile:
                 )
             finally:
                 file.close(delete=False)
-
-
-def line_key(line: bytes) -> bytes:
-    """The key `set_aside_lines` finds a batch's line (`RowBatch.to_line`) by."""
-    return hashlib.blake2b(line, digest_size=16).digest()
-
-
-def set_aside_lines(folder: Path, prefix: str) -> dict[bytes, Path]:
-    """The lines of the files of refused rows named `prefix`* (one database's) in `folder`,
-    by `line_key`, each with its file. A file that cannot be read is left out (logged):
-    its batches may then be set aside once more, never lost."""
-    lines: dict[bytes, Path] = {}
-    for path in sorted(folder.glob(f"{prefix}*.jsonl")):
-        try:
-            with open(path, "rb") as file:
-                for line in file:
-                    lines.setdefault(line_key(line), path)
-        except OSError as exc:
-            why = exc.strerror or type(exc).__name__
-            log.warning("sql sink: cannot read the file of refused rows %s: %s", path, why)
-    return lines

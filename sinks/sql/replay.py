@@ -12,12 +12,14 @@ as already stored, not as written (`SpoolReplay`).
 A run killed after a batch was done with but before its line was blanked leaves that line
 for the next run, once more. Rows it wrote are then found stored (already stored); a batch
 it set aside is found in its file of refused rows, and counted as refused but not set aside
-again.
+again; an unreadable line it set aside is found in its file of unreadable lines, and not set
+aside again (`SetAside`).
 """
 
 from __future__ import annotations
 
 import fcntl
+import glob
 import logging
 import os
 from collections import Counter
@@ -31,8 +33,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from pipeline.types import SinkMetric
 from sinks.sql.database import DatabaseUrl, error_kind, reason
 from sinks.sql.models import Run
-from sinks.sql.refused import RefusedFile, line_key, set_aside_lines
-from sinks.sql.spool import RowBatch, UnreadableLine
+from sinks.sql.refused import RefusedFile
+from sinks.sql.spool import RowBatch, SetAside, UnreadableLine
 from sinks.sql.writer import RowWriter
 
 log = logging.getLogger(__name__)
@@ -56,17 +58,15 @@ class SpoolReplay:
         self._db = db
         self._skipped: Counter[int] = Counter()
         self._lost: set[int] = set()
-        self._prefix = ""
-        self._set_aside: dict[bytes, Path] | None = None
-        """The lines of this database's files of refused rows (`set_aside_lines`), read at
-        the first refusal."""
+        self._set_aside: SetAside | None = None
+        """The batches in this database's files of refused rows."""
 
     def run(self, directory: Path, prefix: str) -> None:
         """Write the rows of `directory`'s spool files named `prefix`*, except those of runs
         marked lost: the runs that took their cameras over stored them anew. A batch the
         database refuses for good is set aside in the file of refused rows, so that the rest
         of its file is written; the database unreachable stops the replay (logged)."""
-        self._prefix = prefix
+        self._set_aside = SetAside(self._refused.path.parent, f"{glob.escape(prefix)}*.jsonl")
         try:
             with self._writer.engine.connect() as conn:
                 self._lost = set(conn.scalars(select(Run.id).where(Run.status == "lost")))
@@ -150,25 +150,20 @@ class SpoolReplay:
             self.already_stored += len(rows) - inserted
 
     def _set_aside_once(self, batch: RowBatch) -> Path | None:
-        """The file of refused rows `batch` is in: set aside now, or found there already;
-        None when it could not be set aside.
+        """The file of refused rows `batch` is in: set aside now, or found there already
+        (`SetAside.once`); None when it could not be set aside.
 
-        A batch is looked for first, by its line, in the files of refused rows: a run
-        killed after setting it aside but before blanking its spool line left that line,
-        to be refused again. (Blanking the line first instead would lose the batch to a
-        kill between the two.) Its line is its key: the rows of a spool line, less those of
-        runs marked lost, written out the same way by every run.
+        Its line is its key: the rows of a spool line, less those of runs marked lost,
+        written out the same way by every run.
         """
-        line = batch.to_line().encode()
-        if self._set_aside is None:
-            self._set_aside = set_aside_lines(self._refused.path.parent, self._prefix)
-        key = line_key(line)
-        if (earlier := self._set_aside.get(key)) is not None:
-            return earlier
-        if self._refused.add(batch, replayed=True) is not None:
-            return None
-        self._set_aside[key] = self._refused.path
-        return self._refused.path
+        assert self._set_aside is not None  # set by `run`, the only caller
+
+        def set_aside() -> Path | None:
+            refused = self._refused.add(batch, replayed=True) is None
+            return self._refused.path if refused else None
+
+        found = self._set_aside.once(batch.to_line().encode(), set_aside)
+        return None if found is None else found[0]
 
 
 def leftover_spools(directory: Path, prefix: str) -> list[Path]:
@@ -193,7 +188,8 @@ def replay_spools(
     Files another process holds (locked), or took and deleted meanwhile, are left alone.
     Each line done with is blanked in place. `write` raising stops the replay of that file
     (it is kept, to be replayed later) and is re-raised. An unreadable line is set aside
-    (`UnreadableLine`) and logged; a file with one that could not be is kept.
+    (`UnreadableLine`), unless found set aside already, and logged; a file with one that
+    could not be is kept.
     Returns the number of rows handed to `write` and the files replayed.
     """
     rows = 0
@@ -214,6 +210,7 @@ def replay_spools(
             if os.fstat(spool.fileno()).st_nlink == 0:
                 continue  # another run replayed and deleted it before letting go
             done = _Blanking(spool)
+            unreadable = SetAside.unreadable(path)
             try:
                 for number, line in enumerate(spool, start=1):
                     if not line.strip():
@@ -221,7 +218,7 @@ def replay_spools(
                         continue
                     batch = UnreadableLine.read(path, number, line)
                     if isinstance(batch, UnreadableLine):  # the rest of the file is still good
-                        done.line(line, finished=batch.set_aside())
+                        done.line(line, finished=batch.set_aside(unreadable))
                         continue
                     write(batch)
                     done.line(line, finished=True)

@@ -7,16 +7,19 @@ it ended is replayed by the next run writing to the same database (`sinks.sql.re
 `spool_prefix` names a database's files). Files are locked (flock) by the process writing
 them, so a running pipeline's spool is never taken by another one. A line that is no batch
 (cut short by a crash, damaged) is set aside, as it is, in `UNREADABLE_FOLDER`
-(`UnreadableLine`), and the rest of its file is written.
+(`UnreadableLine`), and the rest of its file is written. `SetAside` finds the lines already
+set aside, by their line, so that each is set aside once, even by a run killed in between.
 """
 
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -78,14 +81,28 @@ class UnreadableLine:
         """The file it is set aside in: the spool file's name, in `UNREADABLE_FOLDER`."""
         return self.spool.parent / UNREADABLE_FOLDER / self.spool.name
 
-    def set_aside(self) -> bool:
-        """Append the line to `aside`, and log, in one line, what became of it; whether it
-        is kept there."""
-        text = self.text if self.text.endswith(b"\n") else self.text + b"\n"
+    @property
+    def line(self) -> bytes:
+        """The line as it is set aside: its text, newline-ended."""
+        return self.text if self.text.endswith(b"\n") else self.text + b"\n"
+
+    def set_aside(self, earlier: SetAside) -> bool:
+        """Append the line to `aside`, unless `earlier` finds it set aside already, and log,
+        in one line, what became of it; whether it is kept there."""
+        found = earlier.once(self.line, self._append)
+        if found is None:
+            return False
+        aside, already = found
+        where = "already set aside in" if already else "set aside as it was in"
+        log.error("sql sink: %s; %s %s", self, where, aside)
+        return True
+
+    def _append(self) -> Path | None:
+        """Append the line to `aside`, written out to the disk: `aside`, or None (logged)."""
         try:
             self.aside.parent.mkdir(parents=True, exist_ok=True)
             with open(self.aside, "ab") as file:
-                file.write(text)
+                file.write(self.line)
                 file.flush()
                 os.fsync(file.fileno())
         except OSError as exc:
@@ -93,9 +110,8 @@ class UnreadableLine:
             log.error(
                 "sql sink: %s; it could not be kept: cannot write %s: %s", self, self.aside, why
             )
-            return False
-        log.error("sql sink: %s; kept as it was in %s", self, self.aside)
-        return True
+            return None
+        return self.aside
 
     def __str__(self) -> str:
         return f"line {self.number} of {self.spool} unreadable ({self.why})"
@@ -107,6 +123,64 @@ class UnreadableLine:
             return RowBatch.from_line(text.decode())
         except ValueError as exc:  # bad UTF-8 or JSON, or no batch's shape
             return cls(spool, number, text, " ".join(str(exc).split()))
+
+
+def line_key(line: bytes) -> bytes:
+    """The key `SetAside` finds a line by."""
+    return hashlib.blake2b(line, digest_size=16).digest()
+
+
+class SetAside:
+    """The spool lines set aside in the files of `folder` that `pattern` (a glob) names,
+    found by their line, so that each is set aside once (`once`).
+
+    A run killed after it set a line aside but before it blanked the line in its spool file
+    (`sinks.sql.replay`), or before it was done with its own spool file (`sinks.sql.outbox`),
+    leaves that line to the next run, which finds it here instead of setting it aside again.
+    The files are read at the first `once`; one that cannot be read is left out (logged):
+    its lines may then be set aside once more, never lost.
+    """
+
+    def __init__(self, folder: Path, pattern: str) -> None:
+        self._folder = folder
+        self._pattern = pattern
+        self._lines: dict[bytes, Path] | None = None
+
+    @classmethod
+    def unreadable(cls, spool: Path) -> SetAside:
+        """The lines of `spool` set aside unreadable (`UnreadableLine.aside`)."""
+        return cls(spool.parent / UNREADABLE_FOLDER, glob.escape(spool.name))
+
+    def once(self, line: bytes, set_aside: Callable[[], Path | None]) -> tuple[Path, bool] | None:
+        """The file `line` is set aside in, and whether it was there already; None when it
+        could not be set aside.
+
+        A line not found is set aside by `set_aside()`, which returns its file (None if it
+        could not), the line written out to the disk: its spool line is blanked next, and a
+        power cut must not keep the blank and lose the line. (Blanking first instead would
+        lose it to a kill between the two.)
+        """
+        if self._lines is None:
+            self._lines = self._read()
+        key = line_key(line)
+        if (earlier := self._lines.get(key)) is not None:
+            return earlier, True
+        if (aside := set_aside()) is None:
+            return None
+        self._lines[key] = aside
+        return aside, False
+
+    def _read(self) -> dict[bytes, Path]:
+        lines: dict[bytes, Path] = {}
+        for path in sorted(self._folder.glob(self._pattern)):
+            try:
+                with open(path, "rb") as file:
+                    for line in file:
+                        lines.setdefault(line_key(line), path)
+            except OSError as exc:
+                why = exc.strerror or type(exc).__name__
+                log.warning("sql sink: cannot read the lines set aside in %s: %s", path, why)
+        return lines
 
 
 class SpoolFile:

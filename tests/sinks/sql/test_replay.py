@@ -218,6 +218,113 @@ def test_a_batch_a_killed_run_set_aside_before_blanking_its_line_is_not_set_asid
     assert not spool.exists()
 
 
+@pytest.mark.parametrize(
+    ("unreadable", "done"),
+    [(1, 2), (2, 3)],
+    ids=["damaged mid-file", "cut short at the end"],
+)
+def test_an_unreadable_line_a_killed_run_set_aside_before_blanking_it_is_not_set_aside_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, unreadable: int, done: int
+) -> None:
+    url, spool_dir = f"sqlite:///{tmp_path / 'det.db'}", tmp_path / "spool"
+    SqlSink(url, LABELS, spool_dir=spool_dir).close()  # run 1
+    lines = [RowBatch("detections", [spooled_detection(1, f)]).to_line() for f in range(3)]
+    cut = '{"table": "detections", "rows": [{"cut sho'  # no newline when last: a crash
+    lines[unreadable] = cut if unreadable == len(lines) - 1 else cut + "\n"
+    spool = _spool(url, spool_dir, *lines)
+    _killed_replay(url, spool_dir, done=done)
+    aside = spool_dir / UNREADABLE_FOLDER / spool.name  # the killed run's
+    assert aside.read_text() == cut + "\n"
+    assert spool.read_text().splitlines()[unreadable] == cut  # not blanked
+
+    later = SqlSink(url, LABELS, spool_dir=spool_dir)
+    later.close()
+    assert list((spool_dir / UNREADABLE_FOLDER).iterdir()) == [aside]
+    assert aside.read_text() == cut + "\n"  # once
+    [said] = [r.getMessage() for r in caplog.records if r.name == "sinks.sql.spool"]
+    assert said.startswith(f"sql sink: line {unreadable + 1} of {spool} unreadable (")
+    assert said.endswith(f"); already set aside in {aside}")
+    assert [row[2] for row in stored(url)] == [f for f in range(3) if f != unreadable]
+    metrics = scrape_sink(later)
+    assert metrics["ssd_sink_sql_rows_replayed_total"] == 2 - unreadable  # the lines after it
+    assert metrics["ssd_sink_sql_rows_already_stored_total"] == 0  # blanked when killed
+    assert not spool.exists()
+
+
+_KILLED_OUTBOX = """
+import os, signal, sys
+from pathlib import Path
+from sinks.sql.outbox import Outbox
+from sinks.sql.spool import RowBatch
+
+spool = Path(sys.argv[1])
+outbox = Outbox(spool, max_memory_rows=0, max_spool_bytes=1 << 20)
+for n in range(3):
+    outbox.put(RowBatch("detections", [{"run_id": 1, "n": n}]))
+first = spool.read_bytes().splitlines(keepends=True)[0]
+with spool.open("r+b") as f:  # the second line damaged on the disk
+    f.seek(len(first))
+    f.write(b"#")
+outbox.done(outbox.peek(0))  # batch 0 written
+outbox.peek(0)  # line 2 set aside; batch 2 read
+os.kill(os.getpid(), signal.SIGKILL)  # before the run's end could keep what is left
+"""
+
+
+def test_a_line_of_its_own_spool_file_a_killed_run_set_aside_is_not_set_aside_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = tmp_path / "sql-x-run1.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_OUTBOX, str(spool)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    damaged = spool.read_bytes().splitlines(keepends=True)[1]
+    assert damaged.startswith(b"#")
+    aside = tmp_path / UNREADABLE_FOLDER / spool.name
+    assert aside.read_bytes() == damaged
+    caplog.clear()
+
+    replayed: list[int] = []
+    replay_spools(tmp_path, "sql-x-", lambda b: replayed.append(b.rows[0]["n"]))
+    assert replayed == [0, 2]  # batch 0 again: a database finds it stored
+    assert aside.read_bytes() == damaged  # once
+    [said] = [r.getMessage() for r in caplog.records]
+    assert said.startswith(f"sql sink: line 2 of {spool} unreadable (")
+    assert said.endswith(f"); already set aside in {aside}")
+    assert not spool.exists()
+
+
+def test_an_unreadable_line_is_written_out_where_it_is_set_aside_before_it_is_blanked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = tmp_path / "sql-x-run1.jsonl"
+    spool.write_bytes(batch(0).to_line().encode() + b"#damaged\n" + batch(1).to_line().encode())
+    synced: list[str] = []
+    sync = os.fsync
+
+    def recorded(fd: int) -> None:
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")).parent.name)
+        sync(fd)
+
+    monkeypatch.setattr("os.fsync", recorded)
+    blank = os.pwrite
+
+    def blanking(fd: int, data: bytes, offset: int) -> int:
+        if not data.strip():
+            synced.append("blank")
+        return blank(fd, data, offset)
+
+    monkeypatch.setattr("sinks.sql.replay.os.pwrite", blanking)
+    replay_spools(tmp_path, "sql-x-", lambda _: None)
+    # a power cut after the spool file is written out keeps the line: set aside first
+    assert synced == ["blank", UNREADABLE_FOLDER, "blank", "blank", tmp_path.name]
+
+
 def test_a_refused_batch_is_written_out_before_its_spool_line_is_blanked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -265,7 +372,7 @@ def test_persisted_batches_are_replayed_and_a_line_cut_by_a_crash_is_set_aside(
     assert aside.read_text() == cut + "\n"
     [said] = [r.getMessage() for r in caplog.records]
     assert said.startswith(f"sql sink: line 5 of {kept} unreadable (")
-    assert said.endswith(f"); kept as it was in {aside}")
+    assert said.endswith(f"); set aside as it was in {aside}")
 
 
 @pytest.mark.parametrize(

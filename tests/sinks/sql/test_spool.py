@@ -90,7 +90,7 @@ def test_a_spool_line_damaged_during_the_run_is_set_aside_and_counted_once_not_a
     assert outbox.unreadable_in == aside and aside.read_bytes() == damaged
     [said] = [r.getMessage() for r in caplog.records]
     assert said.startswith(f"sql sink: line 2 of {outbox.spool_path} unreadable (")
-    assert said.endswith(f"); kept as it was in {aside}")
+    assert said.endswith(f"); set aside as it was in {aside}")
     assert outbox.persist() == outbox.spool_path
     assert outbox.kept_rows == 2  # batch 3: each row in one count
     [kept] = outbox.spool_path.read_text().splitlines()
