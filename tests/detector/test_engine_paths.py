@@ -25,7 +25,7 @@ from detector.ssd import SSD
 from detector.tf_ssd import SameConv2d
 from detector.timing import StageTimes
 from detector.torchvision_models import from_torchvision
-from pipeline.types import Frame, LabelMap
+from pipeline.types import Detections, Frame, LabelMap
 from tests.detector import random_models
 from tests.detector.building import cpu_options, make_detector
 
@@ -76,16 +76,21 @@ def photo_frames(count: int) -> list[Frame]:
     return [Frame("cam", i, 0.0, 0.0, rgb[i * 20 :, i * 30 :].copy()) for i in range(count)]
 
 
+def assert_close_detections(expected: list[Detections], got: list[Detections]) -> None:
+    """Each frame's boxes, labels and scores the same, up to float rounding."""
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a.label, b.label)
+        np.testing.assert_allclose(a.score, b.score, rtol=1e-5)
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
+
+
 def test_micro_batches_give_the_detections_of_one_pass(person):
     batch = photo_frames(5)
     options = {"score_threshold": 0.05, "runtime": "torch"}  # onnxruntime takes whole batches
     whole = make_detector(person, PERSON, micro_batch=8, **options).detect(batch)
     split = make_detector(person, PERSON, micro_batch=2, **options).detect(batch)
     assert sum(len(d) for d in whole) > 0
-    for a, b in zip(whole, split, strict=True):
-        np.testing.assert_array_equal(a.label, b.label)
-        np.testing.assert_allclose(a.score, b.score, rtol=1e-5)
-        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
+    assert_close_detections(whole, split)
 
 
 def test_cpu_uses_small_micro_batches_and_cuda_one_pass(person, monkeypatch):
@@ -132,10 +137,7 @@ def test_padding_a_batch_changes_no_frames_detections(person, monkeypatch):
     padded = detector.detect(batch)
     assert rows == [8]
     assert sum(len(d) for d in alone) > 0
-    for a, b in zip(alone, padded, strict=True):
-        np.testing.assert_array_equal(a.label, b.label)
-        np.testing.assert_allclose(a.score, b.score, rtol=1e-5)
-        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
+    assert_close_detections(alone, padded)
 
 
 def test_a_cpu_detector_leaves_cudnn_autotuning_alone(person, monkeypatch):

@@ -299,27 +299,32 @@ def test_a_line_of_its_own_spool_file_a_killed_run_set_aside_is_not_set_aside_ag
     assert not spool.exists()
 
 
-def test_an_unreadable_line_is_written_out_where_it_is_set_aside_before_it_is_blanked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    spool = tmp_path / "sql-x-run1.jsonl"
-    spool.write_bytes(batch(0).to_line().encode() + b"#damaged\n" + batch(1).to_line().encode())
+def _syncs_and_blanks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The list to which each fsync adds its file's folder name, and each blanking of a
+    spool line "blank", in the order they happen."""
     synced: list[str] = []
-    sync = os.fsync
+    sync, write = os.fsync, os.pwrite
 
     def recorded(fd: int) -> None:
         synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")).parent.name)
         sync(fd)
 
-    monkeypatch.setattr("os.fsync", recorded)
-    blank = os.pwrite
-
     def blanking(fd: int, data: bytes, offset: int) -> int:
         if not data.strip():
             synced.append("blank")
-        return blank(fd, data, offset)
+        return write(fd, data, offset)
 
+    monkeypatch.setattr("os.fsync", recorded)
     monkeypatch.setattr("sinks.sql.replay.os.pwrite", blanking)
+    return synced
+
+
+def test_an_unreadable_line_is_written_out_where_it_is_set_aside_before_it_is_blanked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = tmp_path / "sql-x-run1.jsonl"
+    spool.write_bytes(batch(0).to_line().encode() + b"#damaged\n" + batch(1).to_line().encode())
+    synced = _syncs_and_blanks(monkeypatch)
     replay_spools(tmp_path, "sql-x-", lambda _: None)
     # a power cut after the spool file is written out keeps the line: set aside first
     assert synced == ["blank", UNREADABLE_FOLDER, "blank", "blank", tmp_path.name]
@@ -332,22 +337,7 @@ def test_a_refused_batch_is_written_out_before_its_spool_line_is_blanked(
     SqlSink(url, LABELS, spool_dir=spool_dir).close()  # run 1
     refuse_frame(url, 0)
     _spool(url, spool_dir, RowBatch("detections", [spooled_detection(1, 0)]).to_line())
-    synced: list[str] = []
-    sync = os.fsync
-
-    def recorded(fd: int) -> None:
-        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")).parent.name)
-        sync(fd)
-
-    monkeypatch.setattr("os.fsync", recorded)
-    blank = os.pwrite
-
-    def blanking(fd: int, data: bytes, offset: int) -> int:
-        if not data.strip():
-            synced.append("blank")
-        return blank(fd, data, offset)
-
-    monkeypatch.setattr("sinks.sql.replay.os.pwrite", blanking)
+    synced = _syncs_and_blanks(monkeypatch)
     SqlSink(url, LABELS, spool_dir=spool_dir).close()
     # a power cut after the spool file is written out keeps the batch: set aside first
     assert synced[:3] == ["refused", "blank", "spool"]
