@@ -19,9 +19,9 @@ from detector.training.trainer import BEST, FRESH_CLASS_HEAD, LAST, TrainingJob
 
 MIN_TRAIN_IMAGES = 2
 """A step needs two images at least: batch norm cannot normalise a batch of one."""
-RESUMABLE = ("device", "workers", "epochs")
-"""Settings a resumed run may change: where it runs, and how long (never fewer epochs than it
-takes to the epochs done)."""
+RESUMABLE = ("device", "amp", "workers", "epochs")
+"""Settings a resumed run may change: where and in which precision it runs, and how long
+(never fewer epochs than it takes to the epochs done)."""
 
 
 class TrainingSetupError(ValueError):
@@ -41,7 +41,13 @@ def prepare(
         job, progress = _resumed(dataset, data, out, overrides)
     else:
         job, progress = _fresh(dataset, data, base, out, overrides), None
-    return job, progress, resolve_device(job.settings.device)
+    device = resolve_device(job.settings.device)
+    if job.settings.amp == "on" and device.type != "cuda":
+        raise TrainingSetupError(
+            f"--amp on: mixed precision needs a CUDA device, and this training runs on {device}; "
+            "use --amp auto or off"
+        )
+    return job, progress, device
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -111,7 +117,7 @@ def _resumed(
     if changed:
         raise TrainingSetupError(
             f"--resume continues with the stopped run's settings; drop {', '.join(changed)} "
-            f"(only --device, --workers and --epochs may change)"
+            f"(only --device, --amp, --workers and --epochs may change)"
         )
     moved = {k: v for k, v in overrides.items() if k in RESUMABLE}
     try:

@@ -28,6 +28,9 @@ class Progress:
     history: list[EpochRecord] = field(default_factory=list)
     optimizer: dict[str, Any] | None = None
     scaler: dict[str, Any] | None = None
+    skipped_steps: int = 0
+    """Batches whose step the loss scaler skipped (inf or NaN gradients in mixed precision):
+    the schedule did not advance on them, and a resumed run takes it up where it was."""
 
     @property
     def least_epochs(self) -> int:

@@ -149,6 +149,11 @@ class TrainSettings(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto: CUDA when torch sees a GPU, else the CPU"
     )
+    amp: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="mixed precision (float16 autocast with a loss scaler): auto trains in it "
+        "on a CUDA device and in float32 on the CPU; on needs a CUDA device",
+    )
     workers: int = Field(
         2, ge=0, le=64, description="processes decoding and augmenting images (0: in the loop)"
     )
@@ -186,6 +191,10 @@ class TrainSettings(BaseModel):
         """Whether `stale_epochs` epochs without a better mAP end a run `steps_done` steps
         in: `patience` of them, once `min_steps` steps are done."""
         return 0 < self.patience <= stale_epochs and steps_done >= self.min_steps
+
+    def amp_on(self, device_type: str) -> bool:
+        """Whether a run on a `device_type` device ("cuda", "cpu") trains in mixed precision."""
+        return self.amp == "on" or (self.amp == "auto" and device_type == "cuda")
 
     def weight_decay_for(self, arch: str) -> float:
         return self.weight_decay if self.weight_decay is not None else recipe_for(arch).weight_decay

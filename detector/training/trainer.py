@@ -262,12 +262,16 @@ class Trainer:
         raised: the rate then follows a run started with that many)."""
         if state.optimizer is not None:
             self.optimizer.load_state_dict(state.optimizer)
-        steps_done = (state.epoch - 1) * self.steps_per_epoch + state.step
-        self.scheduler.last_epoch = steps_done
+        scheduled = self._steps_done(state) - state.skipped_steps
+        self.scheduler.last_epoch = scheduled
         for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
-            group["lr"] = base * self.schedule(steps_done)
+            group["lr"] = base * self.schedule(scheduled)
         if state.scaler is not None:
             self.scaler.load_state_dict(state.scaler)
+
+    def _steps_done(self, state: Progress) -> int:
+        """Batches trained on up to `state`, steps the loss scaler skipped among them."""
+        return (state.epoch - 1) * self.steps_per_epoch + state.step
 
     def _train_epoch(self, state: Progress) -> tuple[float, float] | None:
         """One epoch from `state.step`; the mean (localisation, confidence) losses of its
@@ -297,7 +301,8 @@ class Trainer:
         return (totals[0] / done, totals[1] / done)
 
     def step(self, batch: TrainBatch, state: Progress) -> tuple[float, float]:
-        """One optimiser step on `batch` (in mixed precision where `amp`); its
+        """One optimiser step on `batch` (in mixed precision where `amp`; a step the loss
+        scaler skips for inf or NaN gradients leaves the schedule where it was); its
         (localisation, confidence) losses. `state` only places the step in messages.
 
         Raises:
@@ -316,11 +321,15 @@ class Trainer:
                 f"the loss became {float(total)} at epoch {state.epoch}, batch {state.step + 1}; "
                 f"lower --lr (it was {job.settings.lr_for(job.arch, job.fresh_class_head):g})"
             )
+        scale = self.scaler.get_scale()  # read where the loss check waited for the GPU anyway
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.scheduler.step()
+        # The scaler lowers its scale exactly when it skipped the optimiser's step for inf or
+        # NaN gradients (mixed precision's first steps, often): the schedule waits for a step.
+        if self.scaler.get_scale() >= scale:
+            self.scheduler.step()
         return float(parts.localisation.detach()), float(parts.confidence.detach())
 
     def _validate(self) -> Metrics:
@@ -348,6 +357,7 @@ class Trainer:
                 state,
                 optimizer=self.optimizer.state_dict(),
                 scaler=self.scaler.state_dict(),
+                skipped_steps=self._steps_done(state) - self.scheduler.last_epoch,
             ).to_dict()
         save_checkpoint(
             self.job.out / name,

@@ -61,6 +61,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--size", type=int, choices=SIZES, help=_help("size"))
     p.add_argument("--val-fraction", type=number(0.01, 0.99), help=_help("val_fraction"))
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help=_help("device"))
+    p.add_argument("--amp", choices=("auto", "on", "off"), help=_help("amp"))
     p.add_argument("--workers", type=whole_like(TrainSettings, "workers"), help=_help("workers"))
     p.add_argument(
         "--int8",
@@ -74,7 +75,7 @@ def add_parsers(sub: Any) -> None:
         "--resume",
         action="store_true",
         help="continue the training in --out from where it stopped (its last.pt), with its "
-        "settings; --device, --workers and --epochs may change (never to fewer epochs than "
+        "settings; --device, --amp, --workers and --epochs may change (never to fewer epochs than "
         "done, counted as --min-steps raises them; an epoch stopped in counts, as resuming "
         "finishes it)",
     )
@@ -172,7 +173,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         print(line, file=sys.stderr, flush=True)
 
-    trainer = Trainer(job, device, stop, on_epoch=say_epoch)
+    trainer = Trainer(job, device, stop, on_epoch=say_epoch, amp=job.settings.amp_on(device.type))
     print(_start_line(job, device), file=sys.stderr, flush=True)
     if progress is not None and progress.epoch <= job.epochs:
         print(_resume_line(job, progress), file=sys.stderr, flush=True)
@@ -262,6 +263,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "size",
         "val_fraction",
         "device",
+        "amp",
         "workers",
     )
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
@@ -272,8 +274,10 @@ def _start_line(job: TrainingJob, device: torch.device) -> str:
     epochs = f"{job.epochs} epoch(s)"
     if job.epochs > s.epochs:
         epochs += f" of {job.steps_per_epoch} step(s), not {s.epochs}: --min-steps {s.min_steps}"
+    precision = "mixed precision" if s.amp_on(device.type) else "float32"
     return (
-        f"training {job.arch} at {job.size}x{job.size} on {device} for {len(job.class_names) - 1} "
+        f"training {job.arch} at {job.size}x{job.size} on {device} in {precision} (--amp "
+        f"{s.amp}) for {len(job.class_names) - 1} "
         f"class(es) ({', '.join(job.class_names[1:])}): {len(job.train)} training and "
         f"{len(job.val)} validation images, batch {job.batch_size}, "
         f"lr {s.lr_for(job.arch, job.fresh_class_head):g}, {epochs}; writing {job.out}"

@@ -237,3 +237,41 @@ def test_resume_counts_the_epoch_a_run_stopped_in_as_begun_not_done_and_finishes
     assert (done.stopped_by, done.epochs_done, done.step) == ("finished", 2, 0)
     assert trainer.scheduler.last_epoch == 4  # the one batch left, not epoch 2 begun again
     assert [r.epoch for r in read_history(out)] == [0, 1, 2]
+
+
+def test_mixed_precision_asked_of_a_training_on_the_cpu_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    shapes = make_shapes_dataset(tmp_path / "shapes", images=3, val=1, seed=0)
+    data = write_coco(shapes, tmp_path / "coco")
+    with pytest.raises(TrainingSetupError) as refused:
+        prepare(
+            str(data),
+            "person_ssdlite",
+            tmp_path / "run",
+            resume=False,
+            overrides={"amp": "on", "device": "cpu"},
+        )
+    assert str(refused.value) == (
+        "--amp on: mixed precision needs a CUDA device, and this training runs on cpu; "
+        "use --amp auto or off"
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "amp"),
+    [({}, "auto"), ({"amp": "off"}, "off")],
+    ids=["as saved before it was recorded", "changed"],
+)
+def test_a_resumed_run_may_change_its_precision(
+    overrides: dict[str, Any], amp: str, tmp_path: Path
+) -> None:
+    shapes = make_shapes_dataset(tmp_path / "shapes", images=3, val=1, seed=0)
+    data = write_coco(shapes, tmp_path / "coco")
+    out = tmp_path / "run"
+    settings = {k: v for k, v in TrainSettings(epochs=2).model_dump().items() if k != "amp"}
+    extra = {"settings": settings, "epoch": 1, "progress": Progress(epoch=2).to_dict()}
+    model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
+    save_checkpoint(out / LAST, model, "person_ssdlite", 300, LabelMap(shapes.class_names), extra)
+    job, _, _ = prepare(str(data), "person_ssdlite", out, resume=True, overrides=overrides)
+    assert job.settings.amp == amp

@@ -50,3 +50,25 @@ def test_the_default_leaves_a_few_hundred_images_training_and_stopping_as_before
     assert settings.epochs_for(steps_per_epoch) == settings.epochs
     earliest = settings.patience + 1  # epoch 1 the best, then `patience` stale ones
     assert settings.may_stop_early(settings.patience, earliest * steps_per_epoch)
+
+
+@pytest.mark.parametrize(
+    ("amp", "device_type", "on"),
+    [
+        ("auto", "cuda", True),
+        ("auto", "cpu", False),
+        ("off", "cuda", False),
+        ("off", "cpu", False),
+        ("on", "cuda", True),
+    ],
+)
+def test_mixed_precision_is_on_where_asked_or_by_default_on_a_cuda_device(
+    amp: str, device_type: str, on: bool
+) -> None:
+    assert TrainSettings.model_validate({"amp": amp}).amp_on(device_type) is on
+
+
+def test_mixed_precision_is_auto_unless_asked_and_takes_no_other_word() -> None:
+    assert TrainSettings().amp == "auto"
+    with pytest.raises(ValueError, match="amp"):
+        TrainSettings.model_validate({"amp": "fast"})

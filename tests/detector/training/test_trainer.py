@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -586,3 +587,64 @@ def test_a_step_on_a_batch_lowers_its_loss_and_advances_the_schedule_by_one(
     second = sum(trainer.step(batch, state))
     assert second < first
     assert trainer.scheduler.last_epoch == 2 and state == Progress()  # the caller counts steps
+
+
+LARGEST_SCALE = torch.finfo(torch.float32).max
+BACKOFF = 2.0**-112
+"""The scale after one backoff is then about 2**16, mixed precision's usual."""
+
+
+def overflowing_scaler() -> torch.amp.GradScaler:
+    """A loss scaler, on the CPU, whose first scale is the largest float32: a gradient above
+    1 overflows (the shapes' first step has a few, up to 1.28), and the scaler skips the
+    step as mixed precision's first steps on a GPU often do. Backed off, it overflows none."""
+    return torch.amp.GradScaler("cpu", init_scale=LARGEST_SCALE, backoff_factor=BACKOFF)
+
+
+def test_a_step_the_loss_scaler_skips_leaves_the_weights_and_the_schedule_where_they_were(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    job = job_for(shapes, tmp_path / "out", train=2, batch_size=2, warmup_steps=4, epochs=50)
+    trainer = Trainer(job, CPU, threading.Event())
+    trainer.scaler = overflowing_scaler()
+    batch = next(iter(trainer.train_batches.epoch(1)))
+    weights = [p.detach().clone() for p in trainer.model.parameters()]
+    first_rates = rates(trainer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "lr_scheduler.step() before optimizer.step()"
+        trainer.step(batch, Progress())
+        assert trainer.scaler.get_scale() == pytest.approx(LARGEST_SCALE * BACKOFF)  # inf found
+        assert all(
+            torch.equal(p, w) for p, w in zip(trainer.model.parameters(), weights, strict=True)
+        )
+        assert trainer.scheduler.last_epoch == 0 and rates(trainer) == first_rates
+        trainer.step(batch, Progress())
+    assert not all(
+        torch.equal(p, w) for p, w in zip(trainer.model.parameters(), weights, strict=True)
+    )
+    assert trainer.scheduler.last_epoch == 1
+    assert all(now > then for now, then in zip(rates(trainer), first_rates, strict=True))
+
+
+def test_a_run_resumed_after_a_skipped_step_takes_up_the_schedule_where_it_was(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    settings: dict[str, Any] = {"train": 8, "batch_size": 2, "warmup_steps": 4, "epochs": 10}
+    stop = threading.Event()
+    first = Trainer(
+        job_for(shapes, out, **settings),
+        CPU,
+        stop,
+        progress_bar=lambda items, **_: StopAfter(items, stop, batches=3),
+    )
+    first.scaler = overflowing_scaler()
+    assert first.fit().stopped_by == "interrupted"
+    assert first.scheduler.last_epoch == 2  # 3 batches, the first one's step skipped
+    progress = Progress.from_dict(load_checkpoint(out / LAST).extra["progress"])
+    assert (progress.step, progress.skipped_steps) == (3, 1)
+
+    second = Trainer(job_for(shapes, out, **settings), CPU, threading.Event())
+    second.restore(progress)
+    assert second.scheduler.last_epoch == 2
+    assert rates(second) == pytest.approx(rates(first))

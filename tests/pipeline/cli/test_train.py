@@ -16,7 +16,7 @@ import pytest
 
 import detector.training.trainer as trainer_module
 from detector.architectures import ARCHITECTURES
-from detector.checkpoints import save_checkpoint
+from detector.checkpoints import load_checkpoint, save_checkpoint
 from detector.measured_int8 import MAX_MAP50_LOSS, Int8Measurement, measured_int8
 from detector.training.images import CUT_SHORT
 from detector.training.trainer import TrainingJob
@@ -75,6 +75,7 @@ def trained(shapes: ShapesData, tmp_path_factory: pytest.TempPathFactory) -> Pat
     )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
+    assert " on cpu in float32 (--amp auto) for " in done.stderr
     assert "epoch 0 (the starting weights, before any step): val mAP" in done.stderr
     assert "epoch 1/1: loss" in done.stderr and "val mAP" in done.stderr
     assert f"detector.model: {out / 'best.pt'}" in done.stderr
@@ -128,8 +129,12 @@ def test_resume_with_more_epochs_trains_on_and_refuses_fewer_than_done(
         "0",
         "--int8",
         "skip",
+        "--amp",
+        "off",
     )
     assert more.returncode == 0, more.stderr
+    assert " on cpu in float32 (--amp off) " in more.stderr
+    assert load_checkpoint(out / "last.pt").extra["settings"]["amp"] == "off"
     assert "epoch 2/2: loss" in more.stderr and "epoch 1/" not in more.stderr
     assert "epoch 0 (" not in more.stderr  # the start was scored once, by the first run
     assert "int8 not measured (--int8 skip)" in more.stderr and "int8: " not in more.stderr
@@ -234,6 +239,32 @@ def test_min_steps_out_of_bounds_is_one_error_line(
     err = capsys.readouterr().err
     assert exit_.value.code == 2
     assert err == f"error: --min-steps: {said} (see `python -m pipeline train --help`)\n", err
+
+
+def test_amp_other_than_auto_on_or_off_is_one_error_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--data", ".", "--out", "run", "--amp", "fast"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: --amp: invalid choice: 'fast' (choose from 'auto', 'on', 'off') "
+        "(see `python -m pipeline train --help`)\n"
+    )
+
+
+def test_amp_on_for_a_training_on_the_cpu_is_one_error_line_and_trains_nothing(
+    shapes: ShapesData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_coco(shapes, tmp_path / "coco")
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--out", str(out), "--device", "cpu", "--amp", "on"]
+    assert main(argv) == EXIT_USAGE
+    assert capsys.readouterr().err.splitlines() == [
+        "error: --amp on: mixed precision needs a CUDA device, and this training runs on cpu; "
+        "use --amp auto or off"
+    ]
+    assert not (out / "last.pt").exists()
 
 
 def test_train_names_every_bad_annotation_and_trains_nothing(
