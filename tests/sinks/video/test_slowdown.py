@@ -42,7 +42,7 @@ def _finished(sink: VideoSink, camera: str) -> list[WrittenFile]:
 def test_a_live_camera_whose_frames_slow_down_ends_its_file_and_holds_none_back_in_the_next(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="sinks.video.sink")
+    caplog.set_level(logging.INFO, logger="sinks.video")
     clock = Clock(0.0)
     sink = _live(tmp_path, clock, "lobby")
     for i in range(100):  # every frame of the camera, as it comes
