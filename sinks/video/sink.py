@@ -213,9 +213,11 @@ class VideoSink(Sink):
         if scene is not None:
             scene.count(stream_end.analytics)
             scene.end()
-        if self._segments.is_open(stream_end.camera_id):
-            self._segments.finish(stream_end.camera_id)
-        self._geometry.pop(stream_end.camera_id, None)
+        try:
+            if self._segments.is_open(stream_end.camera_id):
+                self._segments.finish(stream_end.camera_id)
+        finally:  # ended even where finishing failed: a later frame is refused, not written
+            self._geometry.pop(stream_end.camera_id, None)
 
     def close(self) -> None:
         """Finalise every camera still open; raises the first failure after trying all, or

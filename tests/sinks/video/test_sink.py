@@ -3,6 +3,7 @@ failures as SinkError naming the camera and the file."""
 
 from __future__ import annotations
 
+import errno
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from pipeline.types import StreamEnd, StreamInfo
 from sinks.base import SinkError
-from sinks.video.encoding import Encoding
+from sinks.video.encoding import Encoding, SegmentFile
 from sinks.video.files import Rotation, segment_pattern
 from sinks.video.sink import VideoSink
 from tests.sinks.video.conftest import (
@@ -135,6 +136,24 @@ def test_file_error_while_writing_raises_sink_error_naming_camera_and_file(
     assert "'cam1'" in message and f"cam1_{STAMP0}.mp4" in message
     assert "\n" not in message
     sink.close()  # safe after the failure
+
+
+def test_a_stream_whose_file_failed_to_finish_is_ended_and_refuses_later_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = VideoSink(tmp_path, LABELS)
+    sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
+    for i in range(3):
+        sink.write(frame_result("cam1", i, moving_square(i, 64, 48)))
+
+    def failing(self: SegmentFile) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(SegmentFile, "finish", failing)
+    with pytest.raises(SinkError, match="cannot finish"):
+        sink.end(StreamEnd("cam1", frames=3))
+    with pytest.raises(SinkError, match="before its stream started"):
+        sink.write(frame_result("cam1", 3, moving_square(3, 64, 48)))
 
 
 def test_a_folder_removed_mid_run_is_made_again_and_the_frames_deleted_with_it_are_counted(
