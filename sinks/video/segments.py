@@ -140,7 +140,8 @@ class Segments:
                 return None
             self._waiting.discard(camera)
             log.warning(
-                "video sink: room again in %s; camera %r starts a new file (%d frames lost)",
+                "video sink: room again in %s; camera %r starts a new file "
+                "(%d of its frames lost so far)",
                 self._directory,
                 camera,
                 self._lost[camera],
