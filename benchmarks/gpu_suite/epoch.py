@@ -61,7 +61,7 @@ class EpochResult:
     workers: int
     device: str
     amp: bool
-    """Whether the trainer ran mixed precision (train turns it on on CUDA)."""
+    """Whether the trainer ran mixed precision (`--amp auto`: on CUDA)."""
     command: str
     """The `python -m pipeline train` command the child ran (its paths are gone)."""
     epoch_seconds: float
@@ -161,7 +161,7 @@ def train_arguments(plan: EpochPlan, data: Path, out: Path, device: str) -> list
     would get more), no int8 measurement after them (CPU work, not an epoch's)."""
     args = ["--data", str(data), "--model", plan.model, "--out", str(out),
             "--epochs", str(plan.epochs), "--min-steps", "0", "--device", device,
-            "--int8", "skip"]  # fmt: skip
+            "--amp", plan.amp, "--int8", "skip"]  # fmt: skip
     if plan.batch_size is not None:
         args += ["--batch-size", str(plan.batch_size)]
     if plan.workers is not None:

@@ -76,6 +76,8 @@ class EpochPlan:
     """None: the base's recipe (16 for person_ssdlite), as train has it."""
     workers: int | None
     """None: train's default (2)."""
+    amp: str
+    """train's `--amp`: auto (its default: mixed precision on CUDA), on or off."""
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.train_images < 2 or self.val_images < 1:
@@ -162,6 +164,7 @@ FULL = Plan(
         epochs=2,
         batch_size=None,
         workers=None,
+        amp="auto",
     ),
     # Under 8 minutes in all: Python starts before this clock does, and the last case may
     # outlast its guess.
@@ -215,6 +218,7 @@ DRY = Plan(
         epochs=2,
         batch_size=2,
         workers=0,  # two workers' start costs seconds on a 2-core CPU; the GPU plan has them
+        amp="auto",
     ),
     budget_s=120.0,
     # torch.compile takes longer per shape on a small CPU than the whole dry budget

@@ -69,6 +69,7 @@ def test_the_full_plans_dataset_is_hundreds_of_640x480_images_at_trains_defaults
     assert "--batch-size" not in args and "--workers" not in args  # train's defaults
     assert args[args.index("--min-steps") + 1] == "0"  # the epochs asked, not more
     assert args[args.index("--device") + 1] == "cuda"
+    assert args[args.index("--amp") + 1] == "auto"  # train's default: mixed precision on CUDA
 
 
 def test_the_record_takes_each_epochs_time_from_the_log_and_the_last_as_the_steady_one(
