@@ -5,10 +5,12 @@ It runs the CUDA tests (`tests/detector/test_cuda.py`, in a child pytest), model
 images/s of SSD300-VGG16, SSDLite320 and the bundled person SSDLite at batch 1/8/64 in
 fp32/fp16/bf16, eager and compiled (`pipeline.bench.model_only`), end-to-end frames/s of
 16 cameras at 1080p without the video sink, pipelining on and off
-(`pipeline.bench.end_to_end`), and the peak GPU memory of each case; then holds the figures
-to the targets (`plan.TARGETS`). A time budget skips, and says so, the cases it cannot
+(`pipeline.bench.end_to_end`), the trainer's steps and whole epochs of `python -m pipeline
+train`, and the peak GPU memory of each case; then holds the figures to the targets
+(`plan.TARGETS`). A time budget skips, and says so, the cases it cannot
 hold. `--dry-run` runs the same code on the CPU with tiny sizes in seconds (the tests do).
 
-`plan` says what runs, `cases` how each case runs, `workbench` what they share, `budget`
-the deadline, `suite` the loop, `report` the JSON, `pytest_counts` the tests' results.
+`plan` says what runs, `cases` how each case runs (`training` and `epoch`, with
+`train_child`, the training cases'), `workbench` what they share, `budget` the deadline,
+`suite` the loop, `report` the JSON, `pytest_counts` the tests' results.
 """

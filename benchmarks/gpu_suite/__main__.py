@@ -34,8 +34,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.gpu_suite",
         description="The GPU suite: the CUDA tests, model-only images/s, end-to-end frames/s, "
-        "training images/s with mixed precision off and on, and peak GPU memory, within a "
-        "time budget, into one JSON file.",
+        "training images/s with mixed precision off and on, training epochs of `train`, and "
+        "peak GPU memory, within a time budget, into one JSON file.",
     )
     parser.add_argument(
         "--out", type=nonempty, default="gpu_suite.json", help="the JSON file (gpu_suite.json)"

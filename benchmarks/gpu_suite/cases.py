@@ -1,7 +1,7 @@
 """The suite's cases, each a small class whose `run` returns its figures: the CUDA tests in
 a child pytest, model-only timing (`pipeline.bench.model_only`) and end-to-end runs
-(`pipeline.bench.end_to_end`), training steps (`Trainer.step`); and the order they run
-in."""
+(`pipeline.bench.end_to_end`), training steps (`Trainer.step`), whole training epochs
+(`python -m pipeline train` in a child process); and the order they run in."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+from benchmarks.gpu_suite.epoch import EpochResult, measure_epochs
 from benchmarks.gpu_suite.plan import KINDS, Plan
 from benchmarks.gpu_suite.pytest_counts import TestCounts, read_junit
 from benchmarks.gpu_suite.training import TrainingResult, measure_training
@@ -21,7 +22,7 @@ from pipeline.bench.report import EndToEndResult, ModelResult
 CUDA_TESTS = "tests/detector/test_cuda.py"
 """The tests of the CUDA path, relative to the project's checkout (and the case's id)."""
 
-Figures = TestCounts | ModelResult | EndToEndResult | TrainingResult
+Figures = TestCounts | ModelResult | EndToEndResult | TrainingResult | EpochResult
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Outcome:
     headline: str
     """The main figure in words ("3120.5 images/s")."""
     problem: str | None = None
+    peak_gpu_memory_mib: float | None = None
+    """A case run in a process of its own: the peak GPU memory that process measured."""
 
 
 class Case(Protocol):
@@ -194,6 +197,47 @@ class TrainingCase:
         return Outcome(result, headline, problem)
 
 
+@dataclass(frozen=True)
+class TrainingEpochCase:
+    """The plan's epochs of `python -m pipeline train` (`epoch.measure_epochs`) on a dataset
+    of JPEGs it writes, in a child process: an epoch's seconds and images/s by the trainer's
+    log, data loading, augmentation and validation included; and that the loss was finite."""
+
+    model: str
+    in_process: ClassVar[bool] = False
+
+    @property
+    def id(self) -> str:
+        return f"training_epoch/{self.model}"
+
+    @property
+    def kind(self) -> str:
+        return "training_epoch"
+
+    def run(self, bench: Workbench) -> Outcome:
+        bench.release()  # the GPU memory the child needs is not the suite's to hold
+        result = measure_epochs(bench)
+        problem = None
+        if not result.loss_finite:
+            problem = "the loss was not finite: " + ", ".join(f"{e.loss}" for e in result.epochs)
+        return Outcome(result, epoch_headline(result), problem, result.peak_gpu_memory_mib)
+
+
+def epoch_headline(result: EpochResult) -> str:
+    """The last epoch's seconds and images/s, its validation's seconds, and the first
+    epoch's extra where there were several."""
+    first = (
+        ""
+        if result.first_epoch_extra_seconds is None
+        else f", first epoch {result.first_epoch_extra_seconds:+.1f} s"
+    )
+    return (
+        f"{result.epoch_seconds:.1f} s an epoch of {result.train_images} images "
+        f"({result.images_per_s:.1f} images/s, validation {result.validation_seconds:.1f} s"
+        f"{first})"
+    )
+
+
 def plan_cases(plan: Plan) -> list[Case]:
     """Every case of `plan`, in the order they run: tier by tier (`case_tier`), and within
     a tier by kind (`KINDS`); eager cases sharing a detector run in a row, compile cases by
@@ -214,6 +258,7 @@ def plan_cases(plan: Plan) -> list[Case]:
         for size in sorted(plan.training.batch_sizes, reverse=True)
         for model in plan.training.models
     ]
+    by_kind["training_epoch"].append(TrainingEpochCase(plan.epoch.model))
     if "compile" in plan.runtimes:
         by_kind["compile"] += [
             ModelCase(model, "compile", precision, size)
@@ -228,12 +273,15 @@ def plan_cases(plan: Plan) -> list[Case]:
 def case_tier(case: Case, plan: Plan) -> int:
     """1 for the cases every run must measure, 2 for the next most wanted, 3 for the rest;
     a budget too short for all of them skips the last tiers. 1: the tests, both end-to-end
-    cases, training at the largest batch, eager model-only cases in the first precision,
-    and compile's at the first precision and the largest batch (the SSD300 target's
-    shape). 2: eager cases at the largest batch, training at the smaller ones, compile's in
-    the first precision. 3: eager and compile cases in the other precisions."""
+    cases, training steps of the first base at the largest batch, the training epochs,
+    eager model-only cases in the first precision, and compile's at the first precision and
+    the largest batch (the SSD300 target's shape). 2: eager cases at the largest batch, the
+    other training steps, compile's in the first precision. 3: eager and compile cases in
+    the other precisions."""
     if isinstance(case, TrainingCase):
-        return 1 if case.batch_size == max(plan.training.batch_sizes) else 2
+        training = plan.training
+        first = case.model == training.models[0]
+        return 1 if first and case.batch_size == max(training.batch_sizes) else 2
     if not isinstance(case, ModelCase):
         return 1
     first, largest = case.precision == plan.precisions[0], case.batch_size == max(plan.batch_sizes)

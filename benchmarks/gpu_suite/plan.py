@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-KINDS = ("tests", "model", "end_to_end", "training", "compile")
+KINDS = ("tests", "model", "end_to_end", "training", "training_epoch", "compile")
 """The kinds of case, in the order they run within a tier (`cases.case_tier`: the cases
 every run must measure first, then the next most wanted, then the rest): the CUDA tests,
-model-only timing in eager torch, end to end, training steps, then model-only timing under
-torch.compile, last because each shape compiles for 10-30 s."""
+model-only timing in eager torch, end to end, training steps, whole training epochs, then
+model-only timing under torch.compile, last because each shape compiles for 10-30 s."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,36 @@ class TrainingPlan:
 
 
 @dataclass(frozen=True)
+class EpochPlan:
+    """The training-epoch case: `python -m pipeline train` in a child process, on a COCO
+    dataset the case writes (frames of the clip at `image_size`, each with 1-3 solid boxes
+    labelled person), for `epochs` epochs with train's defaults otherwise (data loading,
+    augmentation, validation and checkpoints included)."""
+
+    model: str
+    image_size: tuple[int, int]
+    """W, H of each JPEG."""
+    train_images: int
+    val_images: int
+    epochs: int
+    """The first epoch also pays what is paid once (the loader's workers start, kernels
+    load): from two on, the last one is a steady epoch and the first one's extra shows."""
+    batch_size: int | None
+    """None: the base's recipe (16 for person_ssdlite), as train has it."""
+    workers: int | None
+    """None: train's default (2)."""
+    amp: str
+    """train's `--amp`: auto (its default: mixed precision on CUDA), on or off."""
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.train_images < 2 or self.val_images < 1:
+            raise ValueError(
+                "a training-epoch plan takes one epoch, two training and one validation "
+                "image at least"
+            )
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything the suite runs, and the time it has for it."""
 
@@ -84,6 +114,7 @@ class Plan:
     """Untimed passes before a model-only figure (CUDA graphs are recorded on the second)."""
     end_to_end: EndToEndPlan
     training: TrainingPlan
+    epoch: EpochPlan
     budget_s: float
     """Seconds the suite may take on its own clock; a case that would not finish in what is
     left is skipped, and said so."""
@@ -122,14 +153,36 @@ FULL = Plan(
         steps=20,
         warmup=3,
     ),
+    # 512 images at batch 16: 32 steps an epoch, a few seconds on an H200 (its training
+    # step ran 575 images/s at batch 32), where two loader workers decoding and augmenting
+    # 640x480 JPEGs may be the limit, as they are in a real training.
+    epoch=EpochPlan(
+        model="person_ssdlite",
+        image_size=(640, 480),
+        train_images=512,
+        val_images=128,
+        epochs=2,
+        batch_size=None,
+        workers=None,
+        amp="auto",
+    ),
     # Under 8 minutes in all: Python starts before this clock does, and the last case may
     # outlast its guess.
     budget_s=420.0,
     # The longest case of each kind on an H200 (16-core Xeon host), 2026-12-04; end to end
-    # with its three runs and the pipelining-on case's stage run (about 16 s a run). What
-    # the tier-1 cases come to by these figures: docs/performance.md, "GPU suite".
+    # with its three runs and the pipelining-on case's stage run (about 16 s a run); the
+    # training epoch's a guess, not run on a GPU yet (writing 640 JPEGs, the child's start,
+    # epoch 0's validation, two epochs). What the tier-1 cases come to by these figures:
+    # docs/performance.md, "GPU suite".
     first_guess_s=MappingProxyType(
-        {"tests": 30.0, "model": 11.0, "end_to_end": 65.0, "training": 70.0, "compile": 30.0}
+        {
+            "tests": 30.0,
+            "model": 11.0,
+            "end_to_end": 65.0,
+            "training": 70.0,
+            "training_epoch": 45.0,
+            "compile": 30.0,
+        }
     ),
     tests_timeout_s=240.0,
     held_to_targets=True,
@@ -157,12 +210,29 @@ DRY = Plan(
         repeat=1,
     ),
     training=TrainingPlan(models=("person_ssdlite",), batch_sizes=(2,), steps=1, warmup=1),
+    epoch=EpochPlan(
+        model="person_ssdlite",
+        image_size=(160, 120),
+        train_images=4,
+        val_images=2,
+        epochs=2,
+        batch_size=2,
+        workers=0,  # two workers' start costs seconds on a 2-core CPU; the GPU plan has them
+        amp="auto",
+    ),
     budget_s=120.0,
     # torch.compile takes longer per shape on a small CPU than the whole dry budget
     # (docs/performance.md, "GPU suite"): the dry run shows compile cases skipped by the
     # deadline, as the full run skips the ones its budget cannot hold.
     first_guess_s=MappingProxyType(
-        {"tests": 30.0, "model": 5.0, "end_to_end": 10.0, "training": 10.0, "compile": 600.0}
+        {
+            "tests": 30.0,
+            "model": 5.0,
+            "end_to_end": 10.0,
+            "training": 10.0,
+            "training_epoch": 30.0,
+            "compile": 600.0,
+        }
     ),
     tests_timeout_s=120.0,
     held_to_targets=False,

@@ -38,8 +38,8 @@ class CaseRecord:
     seconds: float = 0.0
     """Wall time of the case, set-up (model build, compilation) included."""
     peak_gpu_memory_mib: float | None = None
-    """Most GPU memory torch held during the case; None on the CPU and for the tests,
-    which run in a process of their own."""
+    """Most GPU memory torch held during the case (a training epoch: in its child
+    process); None on the CPU and for the tests, which run in a process of their own."""
     figures: dict[str, Any] | None = None
     """What it measured (`pipeline.bench.report`'s results, or the tests' counts)."""
     traceback: str | None = None

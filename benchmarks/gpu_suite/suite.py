@@ -64,7 +64,8 @@ class Suite:
         self.bench.deadline.ran(case.kind, seconds)
         return CaseRecord(
             case.id, case.kind, "failed" if outcome.problem else "ran", outcome.problem,
-            seconds, self.bench.peak_memory_mib() if case.in_process else None,
+            seconds,
+            self.bench.peak_memory_mib() if case.in_process else outcome.peak_gpu_memory_mib,
             asdict(outcome.figures), headline=outcome.headline,
         )  # fmt: skip
 

@@ -93,6 +93,31 @@ def test_dry_run_trains_with_the_trainers_step_in_fp32_and_the_loss_falls(
         assert figures["amp"] is None and figures["amp_speedup"] is None
 
 
+def test_dry_run_trains_epochs_with_the_train_command_and_records_them_by_its_log(
+    dry_report: dict[str, Any],
+) -> None:
+    plan = DRY.epoch
+    (case,) = [c for c in dry_report["cases"] if c["kind"] == "training_epoch"]
+    assert case["id"] == f"training_epoch/{plan.model}" and case["status"] == "ran"
+    figures = case["figures"]
+    assert figures["train_images"] == plan.train_images
+    assert figures["val_images"] == plan.val_images
+    assert figures["image_size"] == f"{plan.image_size[0]}x{plan.image_size[1]}"
+    assert figures["batch_size"] == plan.batch_size and figures["workers"] == plan.workers
+    assert figures["steps_per_epoch"] == plan.train_images // (plan.batch_size or 1)
+    assert figures["device"] == "cpu" and figures["amp"] is False
+    assert figures["peak_gpu_memory_mib"] is None and figures["loss_finite"]
+    assert [e["epoch"] for e in figures["epochs"]] == list(range(1, plan.epochs + 1))
+    last = figures["epochs"][-1]
+    assert figures["epoch_seconds"] == last["seconds"] > last["validation_seconds"] > 0
+    assert figures["images_per_s"] == pytest.approx(plan.train_images / last["seconds"])
+    assert figures["first_epoch_extra_seconds"] is not None
+    assert figures["start_validation_seconds"] > 0 and figures["setup_seconds"] > 0
+    assert figures["process_seconds"] > figures["setup_seconds"] + figures["epoch_seconds"]
+    assert figures["command"].startswith("python -m pipeline train --data ")
+    assert case["headline"].startswith(f"{last['seconds']:.1f} s an epoch of ")
+
+
 def test_dry_run_skips_the_compile_cases_its_budget_cannot_hold(
     dry_report: dict[str, Any],
 ) -> None:

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_the_full_plan_covers_every_model_batch_precision_and_runtime_once() -> None:
     ids = [case.id for case in plan_cases(FULL)]
-    assert len(ids) == len(set(ids)) == 1 + 3 * 3 * 3 * 2 + 2 + 2 * 2
+    assert len(ids) == len(set(ids)) == 1 + 3 * 3 * 3 * 2 + 2 + 2 * 2 + 1
     assert ids[0] == CUDA_TESTS and (ROOT / CUDA_TESTS).is_file()
     for model in ("ssd300_vgg16", "ssdlite320_mobilenet_v3_large", "person_ssdlite"):
         for runtime in ("torch", "compile"):
@@ -32,6 +32,7 @@ def test_the_full_plan_covers_every_model_batch_precision_and_runtime_once() -> 
     for model in ("person_ssdlite", "ssdlite320_mobilenet_v3_large"):
         for batch in (8, 32):
             assert f"training/{model}/b{batch}" in ids
+    assert "training_epoch/person_ssdlite" in ids
 
 
 def test_a_training_plan_without_a_warm_up_step_is_refused() -> None:
@@ -49,6 +50,8 @@ def test_every_kinds_first_tier_runs_before_any_other_case_each_tier_by_kind() -
     first = {case.id for case in cases if case_tier(case, FULL) == 1}
     assert {case.kind for case in cases if case.id in first} == set(KINDS)
     assert {"end_to_end/pipelining_on", "end_to_end/pipelining_off"} <= first
+    assert {"training/person_ssdlite/b32", "training_epoch/person_ssdlite"} <= first
+    assert "training/ssdlite320_mobilenet_v3_large/b32" not in first
     for model in FULL.models:
         assert {f"model/{model}/torch/fp16/b{b}" for b in FULL.batch_sizes} <= first
         assert f"model/{model}/compile/fp16/b64" in first
