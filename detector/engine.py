@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from detector.errors import ModelConfigError
+from detector.host_copy import HostCopy, copy_threads
 from detector.labels import resolve_label_filter
 from detector.models import build_model
 from detector.networks import Network, open_network, prepare_model
@@ -47,7 +48,8 @@ class Detector:
             (the pause it causes); without it, the log is told.
 
     The engine works on a private copy of `model` (batch norms folded, channels_last).
-    Frames travel to the device as uint8 (pinned memory and a non-blocking copy on CUDA);
+    Frames travel to the device as uint8 (on CUDA: stacked into pinned memory by a few
+    threads, `detector.host_copy`, then copied without blocking);
     resizing to the model's input happens there, batched per frame size, and detections
     come back to the host in one copy per batch. With `options.workers` > 1, `submit` hands
     each batch to a worker thread and returns (`pipelined`).
@@ -73,6 +75,8 @@ class Detector:
         self.input_size = model.input_size
         selected = resolve_label_filter(options.request.labels, label_map, model.background_class)
         self.options = options
+        self._host_copy = HostCopy(copy_threads() if options.device.type == "cuda" else 1)
+        """CUDA: the threads that stack a batch's frames into pinned memory (`_upload`)."""
         self.model = prepare_model(model, options.device)
         self.network: Network
         self.network, self.options = open_network(
@@ -301,7 +305,7 @@ class Detector:
         if self.device.type == "cpu" and not self.options.request.exact_resize:
             # The resize every CPU path shares, the cached network's included (same boxes).
             images = [resize_rgb(image, self.input_size) for image in images]
-        pixels = _upload(images, self.device)  # [n, H, W, 3] uint8
+        pixels = _upload(images, self.device, self._host_copy)  # [n, H, W, 3] uint8
         x = pixels.permute(0, 3, 1, 2)  # a channels_last view, no copy
         if self.device.type == "cuda" or self.options.request.exact_resize:
             x = x.float()
@@ -312,16 +316,18 @@ class Detector:
         return x.contiguous(memory_format=torch.channels_last)
 
 
-def _upload(images: list[npt.NDArray[np.uint8]], device: torch.device) -> Tensor:
+def _upload(
+    images: list[npt.NDArray[np.uint8]], device: torch.device, host_copy: HostCopy
+) -> Tensor:
     """Same-sized HxWx3 uint8 images -> uint8 [n, H, W, 3] on `device`, copied once.
 
-    For CUDA the batch is stacked into pinned (page-locked) host memory, so the copy to the
-    device is a DMA transfer that does not block the host thread.
+    For CUDA the batch is stacked into pinned (page-locked) host memory by `host_copy`'s
+    threads, so the copy to the device is a DMA transfer that does not block the host thread.
     """
     shape = (len(images), *images[0].shape)
     if device.type == "cuda":
         host = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
-        np.stack(images, out=host.numpy())
+        host_copy.stack(images, host.numpy())
         return host.to(device, non_blocking=True)
     return torch.from_numpy(np.stack(images))
 

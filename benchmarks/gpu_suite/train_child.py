@@ -8,6 +8,7 @@ each validation's seconds) and the process's peak GPU memory, as JSON in a file.
 from __future__ import annotations
 
 import json
+import runpy
 import sys
 import time
 from collections.abc import Sequence
@@ -25,7 +26,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from detector.training import trainer as trainer_module
     from detector.training.evaluation import Metrics
-    from pipeline.cli import main as pipeline_main
 
     seen: dict[str, Any] = {}
     validations: list[float] = []
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # `train` imports the class when it runs: it makes this one.
     trainer_module.Trainer = ObservedTrainer  # type: ignore[misc]
-    code = pipeline_main(["train", *train_args])
+    code = _run_pipeline(["train", *train_args])
     cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
     data = {
         "exit_code": code,
@@ -63,6 +63,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     Path(report).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     return code
+
+
+def _run_pipeline(args: list[str]) -> int:
+    """`python -m pipeline ARGS` in this process, as a user runs it; its exit status."""
+    argv = sys.argv
+    sys.argv = ["pipeline", *args]
+    try:
+        runpy.run_module("pipeline", run_name="__main__", alter_sys=True)
+    except SystemExit as stop:
+        code = stop.code
+        return code if isinstance(code, int) else 0 if code is None else 1
+    finally:
+        sys.argv = argv
+    return 0
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from detector import engine
 from detector.engine import Detector
 from detector.errors import ModelConfigError
+from detector.host_copy import HostCopy
 from detector.networks import fold_batch_norms, prepare_model
 from detector.options import CPU_MICRO_BATCH, DetectorOptions
 from detector.request import DetectorRequest, Precision
@@ -206,7 +207,21 @@ class _RecordingTensor(torch.Tensor):
         return self.as_subclass(torch.Tensor)
 
 
-def test_cuda_upload_stacks_into_pinned_memory_and_copies_without_blocking(monkeypatch):
+class _RecordingHostCopy(HostCopy):
+    """A `HostCopy` that records the arrays it stacks into."""
+
+    def __init__(self, threads: int) -> None:
+        super().__init__(threads)
+        self.outs: list[np.ndarray] = []
+
+    def stack(self, images: Any, out: np.ndarray) -> np.ndarray:
+        self.outs.append(out)
+        return super().stack(images, out)
+
+
+def test_cuda_upload_stacks_into_pinned_memory_on_the_copy_threads_and_copies_without_blocking(
+    monkeypatch,
+):
     pinned: list[bool] = []
     real_empty = torch.empty
 
@@ -216,17 +231,25 @@ def test_cuda_upload_stacks_into_pinned_memory_and_copies_without_blocking(monke
 
     monkeypatch.setattr(torch, "empty", fake_empty)
     _RecordingTensor.calls = []
-    images = [f.image for f in frames(2, 12, 16)]
-    out = engine._upload(images, CUDA)
+    images = [f.image for f in frames(3, 12, 16)]
+    host_copy = _RecordingHostCopy(2)
+    try:
+        out = engine._upload(images, CUDA, host_copy)
+    finally:
+        host_copy.close()
     assert pinned == [True]
     assert _RecordingTensor.calls == [((CUDA,), {"non_blocking": True})]
+    (stacked_into,) = host_copy.outs  # the pinned buffer itself, not a copy of it
+    assert np.shares_memory(stacked_into, out.numpy())
     np.testing.assert_array_equal(out.numpy(), np.stack(images))
 
 
-def test_cpu_upload_uses_no_pinned_memory(monkeypatch):
+def test_cpu_upload_uses_no_pinned_memory_and_no_copy_threads(monkeypatch):
     monkeypatch.setattr(torch, "empty", pytest.fail)  # the CPU path must not allocate pinned
     images = [f.image for f in frames(2, 12, 16)]
-    out = engine._upload(images, CPU)
+    host_copy = _RecordingHostCopy(1)
+    out = engine._upload(images, CPU, host_copy)
+    assert host_copy.outs == []
     assert out.dtype == torch.uint8 and not out.is_pinned()
     np.testing.assert_array_equal(out.numpy(), np.stack(images))
 
@@ -322,6 +345,11 @@ def test_cpu_submit_post_processes_at_once(person, monkeypatch):
 def test_a_cpu_detector_with_one_worker_does_not_pipeline(person):
     detector = make_detector(person, PERSON, workers=1)
     assert detector.pipelined is False and detector._side_stream is None
+
+
+def test_a_cpu_detector_starts_no_copy_threads(person):
+    detector = make_detector(person, PERSON, runtime="torch")
+    assert detector._host_copy.threads == 1 and detector._host_copy._pool is None
 
 
 class _FakeStream:
