@@ -50,8 +50,10 @@ READ_AHEAD = 8
 them (libjpeg reads up to 64 bits ahead; of 800 whole JPEGs, it read at most 7): one that
 asks for more ran out of data (libjpeg: "Corrupt JPEG data: premature end of data
 segment") and decodes the rest of its image grey. They are given as zero bytes, the zero
-bits libjpeg pads with. Only a decoder that stops when its image is complete tells this:
-that of a JPEG of one Huffman-coded scan, as Pillow reads it."""
+bits libjpeg pads with: a JPEG that ran out within them (in its last block or so) passes,
+those blocks decoded from zero bits where libjpeg leaves all but the first grey. Only a
+decoder that stops when its image is complete tells this: that of a JPEG of one
+Huffman-coded scan, as Pillow reads it."""
 ONE_SCAN_FRAMES = frozenset((0xC0, 0xC1))
 """Second bytes of the markers that start the frames of Huffman-coded sequential JPEGs
 (SOF0 baseline, SOF1 extended); a progressive (SOF2) or arithmetic-coded one is not
