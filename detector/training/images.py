@@ -21,12 +21,15 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
-from detector.training.jpeg import CUT_SHORT, cut_short, decode_checked
+from detector.training.jpeg import CUT_SHORT, CorruptJpeg, cut_short, decode_checked
 
 log = logging.getLogger(__name__)
 
 BROKEN_LINK = "a broken symbolic link (or a loop of them)"
 """What a path is that exists but leads to no file or folder."""
+JPEGS = ("JPEG", "MPO")
+"""Pillow's formats of JPEG files: an MPO (a camera's multi-picture file: a JPEG with more
+images after its end) is checked, and decoded, as its first image."""
 SWAPS_SIDES = (5, 6, 7, 8)
 """EXIF orientations that turn the image by 90 degrees (width and height swap)."""
 
@@ -39,7 +42,7 @@ def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of the upright image at `path`, from its header. UnreadableImage
     also for a JPEG cut short, which only decoding would find otherwise."""
     with _opened(path) as image:
-        if image.format == "JPEG" and cut_short(path):
+        if image.format in JPEGS and cut_short(path):
             raise UnreadableImage(CUT_SHORT)
         width, height = image.size
         try:
@@ -53,15 +56,18 @@ def image_size(path: Path) -> tuple[int, int]:
 
 def decode_rgb(path: Path) -> npt.NDArray[np.uint8]:
     """The upright pixels of the image at `path`, RGB uint8 [H, W, 3]. A JPEG with garbage
-    in its compressed data (`jpeg.CORRUPT`) is decoded as libjpeg decodes it, and named in
-    a warning, once (`warn_corrupt`)."""
+    in its compressed data (`jpeg.CORRUPT`), or data that ends early (`jpeg.ENDS_EARLY`),
+    is decoded as libjpeg decodes it, and named in a warning, once (`warn_corrupt`); one
+    too broken to decode is UnreadableImage saying where its garbage lies."""
     with _opened(path) as image:
         try:
-            if image.format != "JPEG":
+            if image.format not in JPEGS:
                 return _upright_rgb(image)
             pixels, problem = decode_checked(path, _upright_rgb)
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise UnreadableImage(f"unreadable image ({type(e).__name__}: {e})") from None
+        except CorruptJpeg as e:
+            raise UnreadableImage(f"unreadable image: {e}") from None
     if problem is not None:
         warn_corrupt(path, problem)
     return pixels
@@ -69,10 +75,10 @@ def decode_rgb(path: Path) -> npt.NDArray[np.uint8]:
 
 @functools.cache
 def warn_corrupt(path: Path, problem: str) -> None:
-    """Names a JPEG with garbage in its compressed data, once a process (the loader's
-    workers each once). Training goes on with it as decoded, as other tools do (libjpeg
-    only warns): datasets in wide use hold a few such files,
-    and a few wrong blocks in one image cost less than a run refused."""
+    """Names a JPEG with garbage in its compressed data, or data that ends before its
+    image, once a process (the loader's workers each once). Training goes on with it as
+    decoded, as other tools do (libjpeg only warns): datasets in wide use hold a few such
+    files, and a few wrong blocks in one image cost less than a run refused."""
     log.warning("%s: %s; used as it decodes (copy it again if it was broken)", path, problem)
 
 

@@ -1,11 +1,15 @@
-"""JPEG files checked by their structure where Pillow does not look: cut short, or with
-garbage in their compressed data.
+"""JPEG files checked by their structure where Pillow does not look: cut short, with
+garbage in their compressed data, or with compressed data that ends before their image.
 
 Pillow decodes a JPEG cut short or with garbage in it to grey or noise, or refuses it as a
 "broken data stream"; libjpeg warns of most such garbage ("Corrupt JPEG data"), but Pillow
 ignores its warnings. What is checked here costs a look at the file's last bytes, a search
-of its compressed data for markers (at C speed), and whether the decoder asks for its last
-bytes: no second decoding.
+of its compressed data for markers (at C speed), and how far into its data the decoder
+reads: no second decoding, but of a file found damaged.
+
+The decoder of a JPEG of several scans (a progressive one) reads all of them before it
+decodes a pixel, so how far it reads tells nothing there: in such a JPEG only a marker
+where none can be is found, not garbage without one, nor data that ends early.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TypeVar, cast
+from typing import IO, NamedTuple, TypeVar, cast
 
 from PIL import Image
 
@@ -27,6 +31,7 @@ JPEG_END = b"\xff\xd9"
 """The marker a whole JPEG ends with (EOI); its compressed data cannot hold these bytes."""
 CUT_SHORT = "a JPEG cut short (a copy or download that did not finish?)"
 CORRUPT = "a corrupt JPEG: garbage in its compressed data"
+ENDS_EARLY = "a corrupt JPEG: its compressed data ends before its image does (the rest is grey)"
 SCAN_START = 0xDA
 """The second byte of the marker that starts a scan (SOS)."""
 BETWEEN_SCANS = frozenset((0xC4, 0xCC, SCAN_START, 0xDB, 0xDC, 0xDD, 0xFE, *range(0xE0, 0xF0)))
@@ -40,10 +45,27 @@ HELD_BACK = 16
 completes the image without them has been thrown out of step by garbage (libjpeg: "N
 extraneous bytes before marker 0xd9"). A few bytes more than the image needs, which some
 encoders leave, are let pass."""
+READ_AHEAD = 8
+"""Bytes past the end of a JPEG's compressed data that its decoder may read without needing
+them (libjpeg reads up to 64 bits ahead; of 800 whole JPEGs, it read at most 7): one that
+asks for more ran out of data (libjpeg: "Corrupt JPEG data: premature end of data
+segment") and decodes the rest of its image grey. They are given as zero bytes, the zero
+bits libjpeg pads with: a JPEG that ran out within them (in its last block or so) passes,
+those blocks decoded from zero bits where libjpeg leaves all but the first grey. Only a
+decoder that stops when its image is complete tells this: that of a JPEG of one
+Huffman-coded scan, as Pillow reads it."""
+ONE_SCAN_FRAMES = frozenset((0xC0, 0xC1))
+"""Second bytes of the markers that start the frames of Huffman-coded sequential JPEGs
+(SOF0 baseline, SOF1 extended); a progressive (SOF2) or arithmetic-coded one is not
+checked for data that ends early."""
 
 
 class CorruptJpeg(Exception):
     """A JPEG with garbage in its compressed data; the message says where."""
+
+
+class _RanOut(Exception):
+    """The decoder of a JPEG asked for more than its compressed data holds."""
 
 
 def cut_short(jpeg: Path) -> bool:
@@ -64,18 +86,29 @@ def decode_checked(
     jpeg: Path, decode: Callable[[Image.Image], Decoded]
 ) -> tuple[Decoded, str | None]:
     """`decode` of the JPEG file `jpeg`, opened anew, and what is wrong with its compressed
-    data (None: nothing found): a marker that cannot be where it is, or its decoder
-    completing the image before the last `HELD_BACK` bytes of the data. A file cut short,
-    or one the decoder refuses, is left to Pillow to refuse."""
+    data (None: nothing found): a marker that cannot be where it is, its decoder completing
+    the image before the last `HELD_BACK` bytes of the data, or (one scan) asking for more
+    than `READ_AHEAD` bytes past its end. A file cut short, or one the decoder refuses, is
+    left to Pillow to refuse (CorruptJpeg with Pillow's reason where garbage was found)."""
     with _mapped(jpeg) as data:
         try:
             span, problem = compressed_span(data), None
         except CorruptJpeg as e:
             span, problem = None, str(e)
-        held = _HeldBack(data, max(span[0], span[1] - HELD_BACK) if span else len(data))
-        # IO[bytes] as Pillow reads it; not buffered, which would read on past `hold`
-        with Image.open(cast(IO[bytes], held)) as image:
-            decoded = decode(image)
+        held = _HeldBack(data, span)
+        try:
+            # IO[bytes] as Pillow reads it; not buffered, which would read on past a hold
+            with Image.open(cast(IO[bytes], held)) as image:
+                decoded = decode(image)
+        except _RanOut:
+            with Image.open(jpeg) as image:  # as Pillow decodes it, the rest grey
+                return decode(image), ENDS_EARLY
+        except (OSError, ValueError) as e:
+            if problem is None:
+                raise
+            raise CorruptJpeg(
+                f"{problem}; too broken to decode ({type(e).__name__}: {e})"
+            ) from None
         if span and not held.asked:
             problem = f"{CORRUPT} (its image was complete before its data ended)"
         return decoded, problem
@@ -88,20 +121,29 @@ def _mapped(path: Path) -> Iterator[mmap.mmap]:
         yield data
 
 
-def compressed_span(data: mmap.mmap) -> tuple[int, int] | None:
-    """(start, end) of the compressed data of the JPEG `data`: from where its first scan's
-    data begins to where its last one ends, before its end marker (and any fill bytes).
-    None when it is cut short before its end marker, or its header is malformed (decoding
-    says so). CorruptJpeg where a marker lies that cannot be where it is: in a scan's
+class Span(NamedTuple):
+    """Where the compressed data of a JPEG lies, and whether its decoder stops as soon as
+    its image is complete (one Huffman-coded scan)."""
+
+    start: int
+    end: int
+    one_scan: bool
+
+
+def compressed_span(data: mmap.mmap) -> Span | None:
+    """Where the compressed data of the JPEG `data` lies: from where its first scan's data
+    begins to where its last one ends, before the marker (and any fill bytes) after it. None
+    when it is cut short before its end marker, or its header is malformed (decoding says
+    so). CorruptJpeg where a marker lies that cannot be where it is: in a scan's
     compressed data, a marker can only end the scan, followed by the end marker or by
     segments that may come between scans, each ending where the next marker begins."""
-    at, start = first_scan(data), None
+    at, frame = _header(data)
+    start, end, scans = None, 0, 0
     while at is not None and at + 2 <= len(data):
         marker = data[at + 1]
         if data[at] == 0xFF and marker == JPEG_END[1] and start is not None:
-            while data[at - 1] == 0xFF:  # fill bytes before the marker
-                at -= 1
-            return start, at  # what follows (a motion photo's video) is not looked at
+            # what follows (a motion photo's video, an MPO's next image) is not looked at
+            return Span(start, end, scans == 1 and frame in ONE_SCAN_FRAMES)
         if data[at] != 0xFF or marker not in BETWEEN_SCANS:
             raise CorruptJpeg(f"{CORRUPT} at byte {at}")
         if at + 4 > len(data):
@@ -112,9 +154,14 @@ def compressed_span(data: mmap.mmap) -> tuple[int, int] | None:
                 raise CorruptJpeg(f"{CORRUPT} at byte {segment}")
             return None
         if marker == SCAN_START:
-            start = at if start is None else start
+            start, scans = at if start is None else start, scans + 1
             found = _MARKER.search(data, at)  # at C speed: no Python loop over the data
-            at = found.start() if found else None
+            if found is None:
+                return None
+            scan, at = at, found.start()
+            end = at
+            while end > scan and data[end - 1] == 0xFF:  # fill bytes before the marker
+                end -= 1
         else:
             while data[at : at + 2] == b"\xff\xff":  # fill bytes before a marker
                 at += 1
@@ -125,29 +172,42 @@ def first_scan(data: mmap.mmap) -> int | None:
     """Where the first scan (SOS marker) of the JPEG `data` begins: past the header
     segments, whose embedded thumbnails hold end markers of their own; the end of `data`
     when it ends before one; None when a segment is malformed (decoding will say)."""
-    at = 2  # past the start marker
+    return _header(data)[0]
+
+
+def _header(data: mmap.mmap) -> tuple[int | None, int | None]:
+    """`first_scan` of the JPEG `data`, and the second byte of the marker of its frame
+    (SOFn) before it (None: none seen)."""
+    at, frame = 2, None  # past the start marker
     while at + 4 <= len(data):
         if data[at] != 0xFF:
-            return None
+            return None, frame
         marker = data[at + 1]
         if marker == 0xFF:  # fill byte
             at += 1
         elif marker == SCAN_START:
-            return at
+            return at, frame
         elif marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
             at += 2
         else:
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # not DHT, DAC
+                frame = marker
             at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
-    return len(data)
+    return len(data), frame
 
 
 class _HeldBack(io.RawIOBase):
-    """The bytes of a file as its decoder reads them, a read stopping short at `hold` (the
-    decoder asks again for what follows): `asked` tells whether it ever read past."""
+    """The bytes of a JPEG file as its decoder reads them, a read stopping short `HELD_BACK`
+    bytes before the end of its compressed data `span` (the decoder asks again for what
+    follows): `asked` tells whether it ever read past. Past the end of the data of one
+    scan, `READ_AHEAD` zero bytes (no marker; an image complete reads them unused) and
+    then _RanOut: the decoder needs more than the data holds."""
 
-    def __init__(self, data: mmap.mmap, hold: int) -> None:
+    def __init__(self, data: mmap.mmap, span: Span | None) -> None:
         super().__init__()
-        self.data, self.hold, self.at, self.asked = data, hold, 0, False
+        self.data, self.at, self.asked = data, 0, False
+        self.hold = max(span.start, span.end - HELD_BACK) if span else len(data)
+        self.end = span.end if span and span.one_scan else None
 
     def readable(self) -> bool:
         return True
@@ -165,10 +225,18 @@ class _HeldBack(io.RawIOBase):
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         end = min(self.at + len(buffer), len(self.data))
+        if self.end is not None:
+            if self.at >= self.end + READ_AHEAD and len(buffer):
+                raise _RanOut
+            end = min(self.at + len(buffer), self.end + READ_AHEAD)
         if self.at < self.hold < end:
             end = self.hold
         count = max(0, end - self.at)
-        memoryview(buffer)[:count] = self.data[self.at : self.at + count]
+        view = memoryview(buffer)
+        data_end = min(end, len(self.data) if self.end is None else self.end)
+        copied = max(0, data_end - self.at)
+        view[:copied] = self.data[self.at : self.at + copied]
+        view[copied:count] = bytes(count - copied)  # zero bits, as libjpeg pads with
         self.at += count
         self.asked = self.asked or self.at > self.hold
         return count

@@ -5,12 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 
-def with_garbage(jpeg: bytes, garbage: bytes) -> bytes:
-    """`jpeg` with `garbage` written over the middle of its compressed data."""
+def with_garbage(jpeg: bytes, garbage: bytes, end: int | None = None) -> bytes:
+    """`jpeg` with `garbage` written over the middle of its compressed data (of its first
+    image: before `end`, where more images follow)."""
     scan = jpeg.index(b"\xff\xda")
     start = scan + 2 + int.from_bytes(jpeg[scan + 2 : scan + 4], "big")
-    middle = (start + len(jpeg) - len(garbage)) // 2
+    middle = (start + (len(jpeg) if end is None else end) - len(garbage)) // 2
     return jpeg[:middle] + garbage + jpeg[middle + len(garbage) :]
+
+
+def ending_early(jpeg: bytes, kept: int) -> bytes:
+    """`jpeg` cut after `kept` bytes and given its end marker back, as a copy or a tool
+    that closes what it could not write: a whole file whose compressed data ends early."""
+    return jpeg[:kept].rstrip(b"\xff") + b"\xff\xd9"  # no fill byte left to be a marker
 
 
 def random_bytes(count: int, seed: int, high: int = 256) -> bytes:

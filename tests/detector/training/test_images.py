@@ -1,9 +1,11 @@
 """Images are seen upright: a photo's EXIF orientation turns its size and pixels; a JPEG
 cut short is found by reading its header and last bytes, without decoding it; garbage in a
-JPEG's compressed data is named when it is decoded."""
+JPEG's compressed data, or data that ends before its image, is named when it is decoded;
+an MPO is used as its first image."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -20,11 +22,16 @@ from detector.training.images import (
     image_size,
     warn_corrupt,
 )
-from detector.training.jpeg import CORRUPT
+from detector.training.jpeg import CORRUPT, ENDS_EARLY
 from detector.training.loader import SampleDataset
 from detector.training.samples import DatasetError, read_dataset
 from detector.training.transforms import eval_transform
-from tests.detector.training.corrupt import broken_huffman_tables, random_bytes, with_garbage
+from tests.detector.training.corrupt import (
+    broken_huffman_tables,
+    ending_early,
+    random_bytes,
+    with_garbage,
+)
 
 ORIENTATION = 0x0112
 TURNED_RIGHT = 6  # "rotate 90 degrees clockwise to display"
@@ -124,13 +131,23 @@ def textured(path: Path, **options: Any) -> bytes:
     y, x = np.mgrid[0:120, 0:160]
     pixels = np.stack([x * 1.5, y * 2.0, (x + y) * 0.9], axis=-1)
     pixels += np.random.default_rng(0).integers(0, 40, pixels.shape)
-    Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(path, quality=90, **options)
+    Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(path, **{"quality": 90, **options})
     return path.read_bytes()
 
 
 def corrupt_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     """The warnings naming corrupt JPEGs."""
-    return [r.getMessage() for r in caplog.records if CORRUPT in r.getMessage()]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if CORRUPT in r.getMessage() or ENDS_EARLY in r.getMessage()
+    ]
+
+
+def pillow_rgb(path: Path) -> np.ndarray:
+    """The pixels of the image at `path` as Pillow decodes them, not a word said."""
+    with Image.open(path) as image:
+        return np.array(image.convert("RGB"))
 
 
 @pytest.fixture(autouse=True)
@@ -196,18 +213,109 @@ def test_a_jpeg_too_broken_to_decode_stops_training_naming_its_file(tmp_path: Pa
 @pytest.mark.parametrize(
     "options",
     [
+        {},
         {"progressive": True},
         {"restart_marker_rows": 1},
         {"progressive": True, "restart_marker_blocks": 3},
         {"optimize": True, "comment": b"\xff\xd9 in a comment"},
+        {"subsampling": 0, "quality": 100},
     ],
-    ids=["progressive", "restart markers", "progressive with restart markers", "comment"],
+    ids=[
+        "baseline",
+        "progressive",
+        "restart markers",
+        "progressive with restart markers",
+        "comment",
+        "no subsampling",
+    ],
 )
 def test_a_whole_jpeg_of_many_scans_or_restart_markers_is_not_taken_for_corrupt(
-    options: dict[str, Any], tmp_path: Path
+    options: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     textured(tmp_path / "a.jpg", **options)
+    assert np.array_equal(decode_rgb(tmp_path / "a.jpg"), pillow_rgb(tmp_path / "a.jpg"))
+    assert corrupt_warnings(caplog) == []
+
+
+def test_a_whole_jpeg_with_a_segment_between_its_scan_and_its_end_is_not_taken_for_corrupt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    whole = textured(tmp_path / "a.jpg")
+    text = b"written after the scan, longer than the bytes held back"
+    comment = b"\xff\xfe" + (len(text) + 2).to_bytes(2, "big") + text
+    (tmp_path / "a.jpg").write_bytes(whole[:-2] + comment + whole[-2:])
+    assert np.array_equal(decode_rgb(tmp_path / "a.jpg"), pillow_rgb(tmp_path / "a.jpg"))
+    assert corrupt_warnings(caplog) == []
+
+
+@pytest.mark.parametrize("kept", [2 / 3, 0.995], ids=["a third lost", "its last bytes lost"])
+@pytest.mark.parametrize(
+    "options", [{}, {"restart_marker_rows": 1}], ids=["baseline", "restart markers"]
+)
+def test_a_jpeg_whose_data_ends_early_is_named_and_decoded_as_pillow_decodes_it(
+    kept: float, options: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    whole = textured(tmp_path / "a.jpg", **options)
+    (tmp_path / "a.jpg").write_bytes(ending_early(whole, int(len(whole) * kept)))
+    assert image_size(tmp_path / "a.jpg") == (160, 120)  # it has its end marker
+    decoded = pillow_rgb(tmp_path / "a.jpg")  # grey where its data ran out
+    assert np.array_equal(decode_rgb(tmp_path / "a.jpg"), decoded)
+    assert corrupt_warnings(caplog) == [
+        f"{tmp_path / 'a.jpg'}: {ENDS_EARLY}; used as it decodes (copy it again if it was broken)"
+    ]
+
+
+def test_a_progressive_jpeg_cut_short_is_unreadable_from_its_size_on(tmp_path: Path) -> None:
+    whole = textured(tmp_path / "a.jpg", progressive=True)
+    (tmp_path / "a.jpg").write_bytes(whole[: len(whole) * 2 // 3])
+    with pytest.raises(UnreadableImage) as caught:
+        image_size(tmp_path / "a.jpg")
+    assert str(caught.value) == CUT_SHORT
+
+
+def test_garbage_holding_a_marker_in_a_progressive_jpeg_is_named_where_it_lies(
+    tmp_path: Path,
+) -> None:
+    whole = textured(tmp_path / "a.jpg", progressive=True)
+    (tmp_path / "a.jpg").write_bytes(with_garbage(whole, random_bytes(512, seed=1)))
+    assert image_size(tmp_path / "a.jpg") == (160, 120)
+    with pytest.raises(OSError):
+        pillow_rgb(tmp_path / "a.jpg")  # its decoder reads the marker as a segment, and stops
+    with pytest.raises(UnreadableImage) as caught:
+        decode_rgb(tmp_path / "a.jpg")
+    assert str(caught.value).startswith(f"unreadable image: {CORRUPT} at byte ")
+    assert "; too broken to decode (OSError: " in str(caught.value)
+
+
+def mpo(path: Path) -> bytes:
+    """A multi-picture file (MPO, as stereo and phone cameras write): the 160x120 JPEG of
+    `textured` and a second, 40x30 one after its end; its bytes, written to `path`."""
+    first = Image.open(io.BytesIO(textured(path)))
+    second = Image.new("RGB", (40, 30), (200, 30, 30))
+    first.save(path, format="MPO", save_all=True, append_images=[second], quality=90)
+    return path.read_bytes()
+
+
+def test_an_mpo_is_used_as_its_first_image_not_taken_for_corrupt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    mpo(tmp_path / "a.jpg")
+    assert Image.open(tmp_path / "a.jpg").format == "MPO"
+    assert image_size(tmp_path / "a.jpg") == (160, 120)
+    assert np.array_equal(decode_rgb(tmp_path / "a.jpg"), pillow_rgb(tmp_path / "a.jpg"))
+    assert corrupt_warnings(caplog) == []
+
+
+def test_garbage_in_the_first_image_of_an_mpo_is_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    whole = mpo(tmp_path / "a.jpg")
+    first_end = Image.open(tmp_path / "a.jpg").mpinfo[0xB002][0]["Size"]
+    garbage = random_bytes(64, seed=0, high=0xFF)
+    (tmp_path / "a.jpg").write_bytes(with_garbage(whole, garbage, end=first_end))
     assert decode_rgb(tmp_path / "a.jpg").shape == (120, 160, 3)
+    [warning] = corrupt_warnings(caplog)
+    assert warning.startswith(f"{tmp_path / 'a.jpg'}: {CORRUPT} (")
 
 
 def test_a_jpeg_cut_short_is_still_unreadable_when_decoded_not_corrupt(tmp_path: Path) -> None:
