@@ -50,8 +50,9 @@ class Detector:
     The engine works on a private copy of `model` (batch norms folded, channels_last).
     Frames travel to the device as uint8 (on CUDA: stacked into pinned memory by a few
     threads, `detector.host_copy`, then copied without blocking);
-    resizing to the model's input happens there, batched per frame size, and detections
-    come back to the host in one copy per batch. With `options.workers` > 1, `submit` hands
+    resizing to the model's input happens there, batched per frame size (on CUDA padded to
+    few batch sizes, `DetectorOptions.forward_rows`), and detections come back to the host
+    in one copy per batch. With `options.workers` > 1, `submit` hands
     each batch to a worker thread and returns (`pipelined`).
     """
 
