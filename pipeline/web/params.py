@@ -14,7 +14,13 @@ from fastapi import Path as PathParam
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
-from pipeline.timeparse import EXAMPLES, parse_duration, parse_time
+from pipeline.timeparse import (
+    DURATION_PATTERN,
+    EXAMPLES,
+    TIME_PATTERN,
+    parse_duration,
+    parse_time,
+)
 from sinks.sql.bounds import ID_MAX, TEXT_PATTERN
 from sinks.sql.reading import DetectionQuery
 
@@ -71,14 +77,26 @@ TrackId = Annotated[int | None, Query(ge=1, le=ID_MAX, description="Track id.")]
 MinScore = Annotated[float | None, Query(ge=0, le=1, description="Lowest score.")]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Rows to return, newest first.")]
 _WHEN = f"{EXAMPLES} (the server's local time unless it ends in Z or +HH:MM), as `query` takes"
+# patterns stated, not checked by pydantic: the parsers check them, and refuse in their words
+_TIME = {"pattern": TIME_PATTERN}
 Since = Annotated[
     str | None,
-    Query(min_length=1, max_length=100, description=f"From this time (inclusive): {_WHEN}."),
+    Query(
+        min_length=1,
+        max_length=100,
+        json_schema_extra=_TIME,
+        description=f"From this time (inclusive): {_WHEN}.",
+    ),
     AfterValidator(_time),
 ]
 Until = Annotated[
     str | None,
-    Query(min_length=1, max_length=100, description=f"Before this time: {_WHEN}."),
+    Query(
+        min_length=1,
+        max_length=100,
+        json_schema_extra=_TIME,
+        description=f"Before this time: {_WHEN}.",
+    ),
     AfterValidator(_time),
 ]
 Every = Annotated[
@@ -86,6 +104,7 @@ Every = Annotated[
     Query(
         min_length=1,
         max_length=100,
+        json_schema_extra={"pattern": DURATION_PATTERN},
         description="Per period, e.g. 15m, 1h, 1d, aligned on UTC multiples of it (as "
         "`query --every`); each period from the first counted to the last, also empty ones.",
     ),

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pipeline.timeparse import MAX_DURATION, OutOfRange, parse_duration, parse_time
+from pipeline.timeparse import (
+    DURATION_PATTERN,
+    MAX_DURATION,
+    TIME_PATTERN,
+    OutOfRange,
+    parse_duration,
+    parse_time,
+)
 
 NOW = datetime(2026, 11, 21, 10, 30, 15, tzinfo=timezone.utc)
 
@@ -110,3 +121,94 @@ def test_a_long_text_is_quoted_by_its_start_only() -> None:
     with pytest.raises(ValueError) as info:
         parse_time("x" * 100_000, now=NOW)
     assert len(str(info.value)) < 200
+
+
+ACCEPTED_TIMES = [
+    "10 minutes ago", "10min ago", "2h", "2h30m ago", "1.5 days ago", "3 weeks", "now", "Now",
+    "2026-11-21T09:00:00Z", "2026-11-21T11:00+02:00", "today", "yesterday", "yesterday 18:30",
+    "2026-11-20T08:15", "2026-11-20", "36525 days ago", "10 Minutes AGO", "today 8:05:09",
+    "2026-11-21 10:00:00.123", "2026-11-21t10:00:00.123456z", "2026-11-21T10-05:00",
+    "2000-02-29", "2024-02-29T23:59:59", "2026-12-31", "0001-01-01T00:00Z", "1h, 30m ago",
+]  # fmt: skip
+REFUSED_TIMES = [
+    "tomorrow", "10 parsecs ago", "", "2026-13-01", "today 25:00", "ago", "x" * 1000,
+    "2h ago ago", ",2h", "0s", "0h 30m ago", "now ago", "2026-11-21Z", "2026-02-29",
+    "1900-02-29", "2026-04-31", "0000-01-01", "2026-11-21T24:00", "2026-11-21T10:00:60",
+    "2026-11-21T10:00:00.1234", "2026-11-21T10:00+24:00", "2026-11-21  10:00", "20261121",
+    "2h\n", "\u0662h", "2h\t30m",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", ACCEPTED_TIMES)
+def test_the_time_pattern_matches_every_time_taken(text: str) -> None:
+    assert re.fullmatch(TIME_PATTERN, text)
+    parse_time(text, now=NOW)
+
+
+@pytest.mark.parametrize("text", REFUSED_TIMES)
+def test_what_the_time_pattern_does_not_match_is_refused_as_no_time(text: str) -> None:
+    assert re.fullmatch(TIME_PATTERN, text) is None
+    with pytest.raises(ValueError, match="not a time") as refused:
+        parse_time(text, now=NOW)
+    assert not isinstance(refused.value, OutOfRange)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["30d", "12 hours", "2 weeks", "1h30m", "90s", "1H, 30m", " 0.5 Days ", "1w 2d 3h 4m 5s"],
+)
+def test_the_duration_pattern_matches_every_duration_taken(text: str) -> None:
+    assert re.fullmatch(DURATION_PATTERN, text)
+    parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0d",
+        "10",
+        "-3d",
+        "5 parsecs",
+        "d",
+        "3d 4",
+        "0h30m",
+        "1h 0m",
+        "2h ago",
+        "1h,",
+        "1e3s",
+        "1s" * 6,
+    ],
+)
+def test_what_the_duration_pattern_does_not_match_is_refused_as_no_duration(text: str) -> None:
+    assert re.fullmatch(DURATION_PATTERN, text) is None
+    with pytest.raises(ValueError, match="not a duration") as refused:
+        parse_duration(text)
+    assert not isinstance(refused.value, OutOfRange)
+
+
+@pytest.mark.parametrize(
+    "text", ["36526d", "9" * 400 + " weeks", "0.0000001s", "0001-01-01T00:00+01:00"]
+)
+def test_what_is_out_of_range_matches_the_pattern_and_is_refused_as_out_of_range(
+    text: str,
+) -> None:
+    """The bounds no pattern states: the one refusal of a text that matches it."""
+    assert re.fullmatch(TIME_PATTERN, text)
+    with pytest.raises(OutOfRange):
+        parse_time(text, now=NOW)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.from_regex(TIME_PATTERN, fullmatch=True))
+def test_every_text_the_time_pattern_matches_is_a_time_or_out_of_range(text: str) -> None:
+    with contextlib.suppress(OutOfRange):
+        parse_time(text, now=NOW)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.from_regex(DURATION_PATTERN, fullmatch=True))
+def test_every_text_the_duration_pattern_matches_is_a_duration_or_out_of_range(
+    text: str,
+) -> None:
+    with contextlib.suppress(OutOfRange):
+        assert parse_duration(text) > timedelta(0)
