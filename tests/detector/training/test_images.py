@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, MpoImagePlugin
 
 from detector.training.images import (
     CUT_SHORT,
@@ -310,7 +310,10 @@ def test_garbage_in_the_first_image_of_an_mpo_is_named(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     whole = mpo(tmp_path / "a.jpg")
-    first_end = Image.open(tmp_path / "a.jpg").mpinfo[0xB002][0]["Size"]
+    with Image.open(tmp_path / "a.jpg") as opened:
+        assert isinstance(opened, MpoImagePlugin.MpoImageFile)
+        assert opened.mpinfo is not None
+        first_end = opened.mpinfo[0xB002][0]["Size"]  # the first image's length in bytes
     garbage = random_bytes(64, seed=0, high=0xFF)
     (tmp_path / "a.jpg").write_bytes(with_garbage(whole, garbage, end=first_end))
     assert decode_rgb(tmp_path / "a.jpg").shape == (120, 160, 3)

@@ -11,7 +11,7 @@ unless beyond the bounds a pattern cannot state (`beyond_what_a_pattern_states`)
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -98,15 +98,18 @@ def beyond_what_a_pattern_states(query: dict[str, object], response: object) -> 
     detail = response.json()["detail"]  # type: ignore[attr-defined]
     if isinstance(detail, str):
         return "periods for this time span" in detail  # `TooManyPeriods`
-    parsers = {"since": parse_time, "until": parse_time, "every": parse_duration}
+    parsers: dict[str, Callable[[str], object]] = {
+        "since": parse_time, "until": parse_time, "every": parse_duration,
+    }  # fmt: skip
     for name, parse in parsers.items():
-        if isinstance(query.get(name), str):
+        value = query.get(name)
+        if isinstance(value, str):
             try:
-                parse(query[name])
+                parse(value)
             except OutOfRange:
                 return True
-            except ValueError:
-                pass
+            except ValueError:  # malformed: the check's own business, not out of range
+                continue
     return False
 
 
@@ -131,6 +134,10 @@ def test_a_request_without_the_token_is_answered_401_as_the_description_says(
     case: object,
 ) -> None:
     """The 401 of a server with a token was in no operation's description."""
+    headers = case.headers or {}  # type: ignore[attr-defined]
+    # An Origin is checked before the token (403 for one naming no allowed host, an empty
+    # one too); schemathesis sometimes sends an empty one.
+    case.headers = {k: v for k, v in headers.items() if k.lower() != "origin"}  # type: ignore[attr-defined]
     response = case.call()  # type: ignore[attr-defined]
     assert response.status_code == 401
     case.validate_response(response)  # type: ignore[attr-defined]
