@@ -172,7 +172,7 @@ def test_the_record_of_an_epoch_a_resumed_run_finishes_is_of_all_its_batches(
     assert stopped.step == 1 and len(stopped.losses) == 1 and stopped.seconds > 0
 
     second = Trainer(
-        replace(job_for(shapes, out, **settings), model=saved.model), CPU, threading.Event()
+        replace(job_for(shapes, out, **WARMING_UP), model=saved.model), CPU, threading.Event()
     )
     after: list[tuple[float, float]] = []
     take_step = second.step
@@ -350,18 +350,26 @@ def test_a_short_run_warms_up_over_a_tenth_of_its_steps_at_most(
     assert rates(trainer) == pytest.approx(peak)
 
 
-def test_a_run_stopped_in_its_warmup_resumes_on_the_same_rate_for_its_next_steps(
-    shapes: ShapesData, tmp_path: Path
-) -> None:
-    out = tmp_path / "out"
-    settings: dict[str, Any] = {"train": 8, "batch_size": 2, "warmup_steps": 4, "epochs": 10}
+WARMING_UP: dict[str, Any] = {"train": 8, "batch_size": 2, "warmup_steps": 4, "epochs": 10}
+"""A job whose warm-up outlasts the 3 batches `stopped_after_three_batches` runs."""
+
+
+def stopped_after_three_batches(shapes: ShapesData, out: Path) -> Trainer:
+    """A trainer of a `WARMING_UP` job into `out` whose first epoch stops after 3 batches."""
     stop = threading.Event()
-    first = Trainer(
-        job_for(shapes, out, **settings),
+    return Trainer(
+        job_for(shapes, out, **WARMING_UP),
         CPU,
         stop,
         progress_bar=lambda items, **_: StopAfter(items, stop, batches=3),
     )
+
+
+def test_a_run_stopped_in_its_warmup_resumes_on_the_same_rate_for_its_next_steps(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    first = stopped_after_three_batches(shapes, out)
     peak = list(first.scheduler.base_lrs)
     assert first.fit().stopped_by == "interrupted"
     saved = load_checkpoint(out / LAST)
@@ -369,7 +377,7 @@ def test_a_run_stopped_in_its_warmup_resumes_on_the_same_rate_for_its_next_steps
     assert (progress.epoch, progress.step) == (1, 3)
 
     second = Trainer(
-        replace(job_for(shapes, out, **settings), model=saved.model), CPU, threading.Event()
+        replace(job_for(shapes, out, **WARMING_UP), model=saved.model), CPU, threading.Event()
     )
     second.restore(progress)
     factor = WARMUP_START + (1 - WARMUP_START) * 3 / 4
@@ -523,7 +531,7 @@ def test_a_run_stopped_before_its_min_steps_resumes_at_its_step_and_goes_on_to_t
     assert saved.extra["settings"]["min_steps"] == 6
 
     second = Trainer(
-        replace(job_for(shapes, out, **settings), model=saved.model), CPU, threading.Event()
+        replace(job_for(shapes, out, **WARMING_UP), model=saved.model), CPU, threading.Event()
     )
     second.restore(progress)
     assert second.epochs == 3 and second.scheduler.last_epoch == 3
@@ -630,21 +638,14 @@ def test_a_run_resumed_after_a_skipped_step_takes_up_the_schedule_where_it_was(
     shapes: ShapesData, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    settings: dict[str, Any] = {"train": 8, "batch_size": 2, "warmup_steps": 4, "epochs": 10}
-    stop = threading.Event()
-    first = Trainer(
-        job_for(shapes, out, **settings),
-        CPU,
-        stop,
-        progress_bar=lambda items, **_: StopAfter(items, stop, batches=3),
-    )
+    first = stopped_after_three_batches(shapes, out)
     first.scaler = overflowing_scaler()
     assert first.fit().stopped_by == "interrupted"
     assert first.scheduler.last_epoch == 2  # 3 batches, the first one's step skipped
     progress = Progress.from_dict(load_checkpoint(out / LAST).extra["progress"])
     assert (progress.step, progress.skipped_steps) == (3, 1)
 
-    second = Trainer(job_for(shapes, out, **settings), CPU, threading.Event())
+    second = Trainer(job_for(shapes, out, **WARMING_UP), CPU, threading.Event())
     second.restore(progress)
     assert second.scheduler.last_epoch == 2
     assert rates(second) == pytest.approx(rates(first))
