@@ -178,14 +178,8 @@ class Segments:
         except _WRITE_ERRORS as exc:
             del self._open[camera]
             file.abandon()
-            why = (
-                f"cannot write camera {camera!r} to {file.path}: "
-                f"{failure_reason(exc, file.path)}; "
-                f"{self._keep_cut_short(camera, file, file.frames + 1, exc)}"
-            )
-            if not is_disk_full(exc):
-                raise SinkError(f"video sink: {why}") from exc
-            self._wait_for_room(camera, why)
+            doing = f"cannot write camera {camera!r} to {file.path}"
+            self._failed(camera, file, file.frames + 1, exc, doing)
 
     def finish(self, camera: str) -> None:
         """Finish the camera's open file; a full disk cuts it short (and the camera waits for
@@ -194,14 +188,8 @@ class Segments:
         try:
             file.finish()
         except _WRITE_ERRORS as exc:
-            why = (
-                f"cannot finish {file.path} for camera {camera!r}: "
-                f"{failure_reason(exc, file.path)}; "
-                f"{self._keep_cut_short(camera, file, file.frames, exc)}"
-            )
-            if not is_disk_full(exc):
-                raise SinkError(f"video sink: {why}") from exc
-            self._wait_for_room(camera, why)
+            doing = f"cannot finish {file.path} for camera {camera!r}"
+            self._failed(camera, file, file.frames, exc, doing)
             return
         if not file.path.exists():  # its folder was removed: the frames went with the file
             self._lost[camera] += file.frames
@@ -215,6 +203,19 @@ class Segments:
         self._written.setdefault(camera, []).append(WrittenFile(file.path, file.frames))
         log.info("video sink: wrote %d frames to %s", file.frames, file.path)
         self.prune(camera)
+
+    def _failed(
+        self, camera: str, file: SegmentFile, frames: int, exc: Exception, doing: str
+    ) -> None:
+        """After `doing` failed with `exc`: keeps what `file` holds of its `frames`; a full
+        disk has the camera wait for room, any other failure raises SinkError."""
+        why = (
+            f"{doing}: {failure_reason(exc, file.path)}; "
+            f"{self._keep_cut_short(camera, file, frames, exc)}"
+        )
+        if not is_disk_full(exc):
+            raise SinkError(f"video sink: {why}") from exc
+        self._wait_for_room(camera, why)
 
     def close(self) -> None:
         """Finalise every camera still open; raises the first failure after trying all, or
