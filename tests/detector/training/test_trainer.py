@@ -172,7 +172,7 @@ def test_the_record_of_an_epoch_a_resumed_run_finishes_is_of_all_its_batches(
     assert stopped.step == 1 and len(stopped.losses) == 1 and stopped.seconds > 0
 
     second = Trainer(
-        replace(job_for(shapes, out, **WARMING_UP), model=saved.model), CPU, threading.Event()
+        replace(job_for(shapes, out, **settings), model=saved.model), CPU, threading.Event()
     )
     after: list[tuple[float, float]] = []
     take_step = second.step
@@ -531,7 +531,7 @@ def test_a_run_stopped_before_its_min_steps_resumes_at_its_step_and_goes_on_to_t
     assert saved.extra["settings"]["min_steps"] == 6
 
     second = Trainer(
-        replace(job_for(shapes, out, **WARMING_UP), model=saved.model), CPU, threading.Event()
+        replace(job_for(shapes, out, **settings), model=saved.model), CPU, threading.Event()
     )
     second.restore(progress)
     assert second.epochs == 3 and second.scheduler.last_epoch == 3
