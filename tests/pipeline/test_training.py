@@ -19,10 +19,24 @@ from detector.training.settings import TrainSettings
 from detector.training.trainer import FRESH_CLASS_HEAD, LAST, Trainer
 from pipeline.training import TrainingSetupError, prepare
 from pipeline.types import LabelMap
-from tests.detector.training.datasets import make_shapes_dataset, write_coco
+from tests.detector.training.datasets import ShapesData, make_shapes_dataset, write_coco
 from tests.detector.training.stopping import StopAfter
 
 CPU = torch.device("cpu")
+
+
+def coco_shapes(tmp_path: Path, images: int) -> tuple[ShapesData, str]:
+    """A shapes dataset of `images` images (one of them for validation) and the path of its
+    COCO file, in `tmp_path`."""
+    shapes = make_shapes_dataset(tmp_path / "shapes", images=images, val=1, seed=0)
+    return shapes, str(write_coco(shapes, tmp_path / "coco"))
+
+
+def save_last(out: Path, shapes: ShapesData, extra: dict[str, Any]) -> None:
+    """A person_ssdlite checkpoint for `shapes`' classes saved as `out`'s last, with `extra`
+    (the training state `train` keeps)."""
+    model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
+    save_checkpoint(out / LAST, model, "person_ssdlite", 300, LabelMap(shapes.class_names), extra)
 
 
 @pytest.mark.parametrize(
@@ -33,8 +47,7 @@ CPU = torch.device("cpu")
 def test_a_resumed_run_keeps_whether_its_class_head_started_anew(
     recorded: dict[str, bool], fresh: bool, tmp_path: Path
 ) -> None:
-    shapes = make_shapes_dataset(tmp_path / "shapes", images=3, val=1, seed=0)
-    data = write_coco(shapes, tmp_path / "coco")
+    shapes, data = coco_shapes(tmp_path, images=3)
     out = tmp_path / "run"
     out.mkdir()
     extra = {
@@ -44,8 +57,7 @@ def test_a_resumed_run_keeps_whether_its_class_head_started_anew(
         "progress": Progress(epoch=2).to_dict(),
         **recorded,
     }
-    model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
-    save_checkpoint(out / LAST, model, "person_ssdlite", 300, LabelMap(shapes.class_names), extra)
+    save_last(out, shapes, extra)
     job, progress, _ = prepare(str(data), "person_ssdlite", out, resume=True, overrides={})
     assert job.fresh_class_head is fresh
     assert progress is not None and progress.epoch == 2
@@ -59,8 +71,7 @@ def test_a_resumed_run_keeps_whether_its_class_head_started_anew(
 def test_a_resumed_run_keeps_the_min_steps_it_started_with(
     saved: dict[str, int], min_steps: int, tmp_path: Path
 ) -> None:
-    shapes = make_shapes_dataset(tmp_path / "shapes", images=3, val=1, seed=0)
-    data = write_coco(shapes, tmp_path / "coco")
+    shapes, data = coco_shapes(tmp_path, images=3)
     out = tmp_path / "run"
     settings = {k: v for k, v in TrainSettings(epochs=2).model_dump().items() if k != "min_steps"}
     extra = {
@@ -68,8 +79,7 @@ def test_a_resumed_run_keeps_the_min_steps_it_started_with(
         "epoch": 1,
         "progress": Progress(epoch=2).to_dict(),
     }
-    model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
-    save_checkpoint(out / LAST, model, "person_ssdlite", 300, LabelMap(shapes.class_names), extra)
+    save_last(out, shapes, extra)
     job, _, _ = prepare(str(data), "person_ssdlite", out, resume=True, overrides={})
     assert job.settings.min_steps == min_steps
     with pytest.raises(TrainingSetupError, match="drop min_steps"):
@@ -92,8 +102,7 @@ def test_a_resumed_run_keeps_the_min_steps_it_started_with(
 def test_a_last_checkpoint_with_a_damaged_training_state_is_refused_in_one_line(
     settings: dict[str, object], progress: dict[str, object], said: str, tmp_path: Path
 ) -> None:
-    shapes = make_shapes_dataset(tmp_path / "shapes", images=3, val=1, seed=0)
-    data = write_coco(shapes, tmp_path / "coco")
+    shapes, data = coco_shapes(tmp_path, images=3)
     out = tmp_path / "run"
     extra = {
         "settings": {
@@ -103,8 +112,7 @@ def test_a_last_checkpoint_with_a_damaged_training_state_is_refused_in_one_line(
         "epoch": 1,
         "progress": progress,
     }
-    model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
-    save_checkpoint(out / LAST, model, "person_ssdlite", 300, LabelMap(shapes.class_names), extra)
+    save_last(out, shapes, extra)
     with pytest.raises(TrainingSetupError) as info:  # the progress's raised TypeError in fit
         prepare(str(data), "person_ssdlite", out, resume=True, overrides={})
     message = str(info.value)
@@ -115,8 +123,7 @@ def test_a_last_checkpoint_with_a_damaged_training_state_is_refused_in_one_line(
 def test_resume_from_a_plain_state_dict_says_it_holds_no_training_state(
     tmp_path: Path,
 ) -> None:
-    shapes = make_shapes_dataset(tmp_path / "shapes", images=3, val=1, seed=0)
-    data = write_coco(shapes, tmp_path / "coco")
+    shapes, data = coco_shapes(tmp_path, images=3)
     out = tmp_path / "run"
     out.mkdir()
     model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
@@ -132,8 +139,7 @@ def test_resume_from_a_plain_state_dict_says_it_holds_no_training_state(
 def test_resume_from_a_folder_named_last_pt_says_it_is_a_folder_not_missing(
     tmp_path: Path,
 ) -> None:
-    shapes = make_shapes_dataset(tmp_path / "shapes", images=3, val=1, seed=0)
-    data = write_coco(shapes, tmp_path / "coco")
+    _shapes, data = coco_shapes(tmp_path, images=3)
     out = tmp_path / "run"
     (out / LAST).mkdir(parents=True)
     with pytest.raises(TrainingSetupError) as info:
@@ -147,8 +153,7 @@ def test_resume_from_a_folder_named_last_pt_says_it_is_a_folder_not_missing(
 def test_resume_with_fewer_epochs_than_done_goes_on_to_the_epochs_min_steps_raised_them_to(
     tmp_path: Path,
 ) -> None:
-    shapes = make_shapes_dataset(tmp_path / "shapes", images=5, val=1, seed=0)
-    data = str(write_coco(shapes, tmp_path / "coco"))
+    _shapes, data = coco_shapes(tmp_path, images=5)
     out = tmp_path / "run"
     # 4 images in batches of 2: 2 steps an epoch, so 8 steps take 4 epochs, not the 1 asked
     asked = {"epochs": 1, "batch_size": 2, "min_steps": 8, "workers": 0, "warmup_steps": 0}
@@ -183,14 +188,12 @@ def test_resume_with_fewer_epochs_than_done_goes_on_to_the_epochs_min_steps_rais
 def test_resume_with_epochs_the_run_takes_fewer_of_than_done_is_refused_in_one_line(
     saved: dict[str, int], epochs: int, takes: str, tmp_path: Path
 ) -> None:
-    shapes = make_shapes_dataset(tmp_path / "shapes", images=5, val=1, seed=0)
-    data = write_coco(shapes, tmp_path / "coco")
+    shapes, data = coco_shapes(tmp_path, images=5)
     out = tmp_path / "run"
     # 4 images in batches of 2: 2 steps an epoch; the 6 epochs asked were more than min-steps
     settings = TrainSettings(epochs=6, batch_size=2, workers=0, **saved).model_dump()
     extra = {"settings": settings, "epoch": 5, "progress": Progress(epoch=6).to_dict()}
-    model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
-    save_checkpoint(out / LAST, model, "person_ssdlite", 300, LabelMap(shapes.class_names), extra)
+    save_last(out, shapes, extra)
     with pytest.raises(TrainingSetupError) as info:
         prepare(str(data), "person_ssdlite", out, resume=True, overrides={"epochs": epochs})
     assert str(info.value) == (
@@ -204,8 +207,7 @@ def test_resume_with_epochs_the_run_takes_fewer_of_than_done_is_refused_in_one_l
 def test_resume_counts_the_epoch_a_run_stopped_in_as_begun_not_done_and_finishes_it(
     tmp_path: Path,
 ) -> None:
-    shapes = make_shapes_dataset(tmp_path / "shapes", images=5, val=1, seed=0)
-    data = str(write_coco(shapes, tmp_path / "coco"))
+    _shapes, data = coco_shapes(tmp_path, images=5)
     out = tmp_path / "run"
     # 4 images in batches of 2: 2 steps an epoch; stopped after the first batch of epoch 2
     asked = {"epochs": 3, "batch_size": 2, "min_steps": 0, "workers": 0, "warmup_steps": 0}
@@ -242,8 +244,7 @@ def test_resume_counts_the_epoch_a_run_stopped_in_as_begun_not_done_and_finishes
 def test_mixed_precision_asked_of_a_training_on_the_cpu_is_refused_in_one_line(
     tmp_path: Path,
 ) -> None:
-    shapes = make_shapes_dataset(tmp_path / "shapes", images=3, val=1, seed=0)
-    data = write_coco(shapes, tmp_path / "coco")
+    _shapes, data = coco_shapes(tmp_path, images=3)
     with pytest.raises(TrainingSetupError) as refused:
         prepare(
             str(data),
@@ -266,12 +267,10 @@ def test_mixed_precision_asked_of_a_training_on_the_cpu_is_refused_in_one_line(
 def test_a_resumed_run_may_change_its_precision(
     overrides: dict[str, Any], amp: str, tmp_path: Path
 ) -> None:
-    shapes = make_shapes_dataset(tmp_path / "shapes", images=3, val=1, seed=0)
-    data = write_coco(shapes, tmp_path / "coco")
+    shapes, data = coco_shapes(tmp_path, images=3)
     out = tmp_path / "run"
     settings = {k: v for k, v in TrainSettings(epochs=2).model_dump().items() if k != "amp"}
     extra = {"settings": settings, "epoch": 1, "progress": Progress(epoch=2).to_dict()}
-    model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
-    save_checkpoint(out / LAST, model, "person_ssdlite", 300, LabelMap(shapes.class_names), extra)
+    save_last(out, shapes, extra)
     job, _, _ = prepare(str(data), "person_ssdlite", out, resume=True, overrides=overrides)
     assert job.settings.amp == amp
