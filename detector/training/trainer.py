@@ -117,12 +117,15 @@ class Trainer:
         amp: bool | None = None,
     ) -> None:
         """`on_epoch(record, best)` hears of every finished epoch (the command prints it);
-        `amp`: mixed precision on or off (None: on where it pays, on a CUDA device).
+        `amp`: mixed precision on or off (None: as the job's `--amp` says,
+        `TrainSettings.amp_on`).
 
         Raises:
-            ValueError: `amp` asked of a device that is not CUDA.
+            ValueError: mixed precision (`amp`, or the job's `--amp on`) on a device that is
+                not CUDA.
         """
-        if amp and device.type != "cuda":
+        self.amp = job.settings.amp_on(device.type) if amp is None else amp
+        if self.amp and device.type != "cuda":
             raise ValueError(f"mixed precision needs a CUDA device, not {device}")
         self.job = job
         self.on_epoch = on_epoch
@@ -154,7 +157,6 @@ class Trainer:
         total = self.epochs * self.steps_per_epoch
         self.schedule = WarmupCosine(warmup=settings.warmup_for(total), total=total)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
-        self.amp = device.type == "cuda" if amp is None else amp
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         on_gpu = device.type == "cuda"
         self.train_batches = SampleLoader(

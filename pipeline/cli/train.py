@@ -173,7 +173,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         print(line, file=sys.stderr, flush=True)
 
-    trainer = Trainer(job, device, stop, on_epoch=say_epoch, amp=job.settings.amp_on(device.type))
+    trainer = Trainer(job, device, stop, on_epoch=say_epoch)
     print(_start_line(job, device), file=sys.stderr, flush=True)
     if progress is not None and progress.epoch <= job.epochs:
         print(_resume_line(job, progress), file=sys.stderr, flush=True)

@@ -567,6 +567,9 @@ def test_mixed_precision_is_off_on_the_cpu_and_refused_there_when_asked(
     assert not Trainer(job, CPU, threading.Event(), amp=False).amp
     with pytest.raises(ValueError, match="mixed precision needs a CUDA device, not cpu"):
         Trainer(job, CPU, threading.Event(), amp=True)
+    on = job_for(shapes, tmp_path / "out", train=4, batch_size=2, amp="on")
+    with pytest.raises(ValueError, match="mixed precision needs a CUDA device, not cpu"):
+        Trainer(on, CPU, threading.Event())  # the job's --amp on, as the trainer takes it
 
 
 def test_two_runs_with_one_seed_take_the_same_first_step_and_another_seed_does_not(
