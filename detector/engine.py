@@ -184,7 +184,7 @@ class Detector:
             if rows > count:  # the padding's rows are dropped before post-processing
                 box_regression, class_logits = box_regression[:count], class_logits[:count]
             clock.lap("forward_s")
-            clock.count(len(frames))
+            clock.count(count)
             if self._side_stream is not None:
                 forwarded = torch.cuda.Event()
                 forwarded.record(torch.cuda.current_stream(self.device))
