@@ -257,6 +257,12 @@ class CachedOnnxDetector:
         """`detect(frames)`, done at once (nothing runs beside the caller)."""
         return DetectedNow(self.detect(frames))
 
+    def model_image(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        """`image` (RGB uint8 [H, W, 3]) resized as `model_input` resizes it: uint8
+        [*input_size, 3], for a camera's reader thread to make ahead (`Frame.model_image`)."""
+        return resize_rgb(image, self.input_size)
+
     def model_input(self, frames: Sequence[Frame]) -> npt.NDArray[np.uint8]:
-        """uint8 [B, H, W, 3] model inputs: each frame resized (bilinear) to `input_size`."""
-        return np.stack([resize_rgb(f.image, self.input_size) for f in frames])
+        """uint8 [B, H, W, 3] model inputs: each frame resized (bilinear) to `input_size`
+        (its `model_image` where it has one)."""
+        return np.stack([self.model_image(f.image_for(self.input_size)) for f in frames])

@@ -48,12 +48,12 @@ class Detector:
             (the pause it causes); without it, the log is told.
 
     The engine works on a private copy of `model` (batch norms folded, channels_last).
-    Frames travel to the device as uint8 (on CUDA: stacked into pinned memory by a few
-    threads, `detector.host_copy`, then copied without blocking);
-    resizing to the model's input happens there, batched per frame size (on CUDA padded to
-    few batch sizes, `DetectorOptions.forward_rows`), and detections come back to the host
-    in one copy per batch. With `options.workers` > 1, `submit` hands
-    each batch to a worker thread and returns (`pipelined`).
+    Frames are resized to the model's input on the host, uint8 (`detector.resize`; by the
+    cameras' reader threads where a frame carries its `model_image`), and travel to the
+    device so (on CUDA: stacked into pinned memory by a few threads, `detector.host_copy`,
+    then copied without blocking; batches padded to few sizes, `DetectorOptions.forward_rows`);
+    detections come back to the host in one copy per batch. With `options.workers` > 1,
+    `submit` hands each batch to a worker thread and returns (`pipelined`).
     """
 
     def __init__(
@@ -277,15 +277,28 @@ class Detector:
         inputs = torch.cat([self._resized([image]) for image in images])
         return np.ascontiguousarray(inputs.numpy())
 
+    def model_image(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8] | None:
+        """`image` (RGB uint8 [H, W, 3]) resized as `detect` resizes it for the network:
+        uint8 [*input_size, 3], for a camera's reader thread to make (`Frame.model_image`)
+        so that the detector's thread only stacks small images. None with `exact_resize`,
+        which resizes float pixels on the device."""
+        if self.options.request.exact_resize:
+            return None
+        return resize_rgb(image, self.input_size)
+
     def _model_input(self, frames: Sequence[Frame]) -> Tensor:
         """[B, 3, *input_size] channels_last on the device, 0..255: uint8 on the CPU, float
-        on CUDA; frames are resized per size group."""
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, frame in enumerate(frames):
-            groups.setdefault((frame.height, frame.width), []).append(i)
+        on CUDA. Each frame's `model_image` is used where it has one; the others are resized
+        here (with `exact_resize`: every frame's `image`, on the device, per size group)."""
+        if not self.options.request.exact_resize:
+            return self._resized([f.image_for(self.input_size) for f in frames])
+        images = [f.image for f in frames]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, image in enumerate(images):
+            groups.setdefault(image.shape, []).append(i)
         if len(groups) == 1:
-            return self._resized([f.image for f in frames])
-        parts = [(rows, self._resized([frames[i].image for i in rows])) for rows in groups.values()]
+            return self._resized(images)
+        parts = [(rows, self._resized([images[i] for i in rows])) for rows in groups.values()]
         out = torch.empty(
             (len(frames), 3, *self.input_size),
             dtype=parts[0][1].dtype,
@@ -296,19 +309,22 @@ class Detector:
         return out
 
     def _resized(self, images: list[npt.NDArray[np.uint8]]) -> Tensor:
-        """Same-sized RGB HxWx3 uint8 images -> [n, 3, *input_size] channels_last on the device.
+        """RGB HxWx3 uint8 images (of one size with `exact_resize`) -> [n, 3, *input_size]
+        channels_last on the device.
 
-        The pixels cross to the device as uint8 (a quarter of float32's bytes). The CPU
-        resizes uint8 directly with `detector.resize` (many times faster than converting to
-        float first: docs/performance.md); CUDA has no uint8 bilinear kernel and converts
-        first, at no measurable cost there.
+        Every device resizes uint8 pixels on the host with `detector.resize` (many times
+        faster than converting to float first: docs/performance.md), so the network sees the
+        same pixels on the CPU and on CUDA, and only input-sized images cross to the device
+        (a 1080p frame is 20 times the bytes of a 320x320 input: copying full frames was the
+        detector thread's limit on a GPU, docs/performance.md). `exact_resize` resizes float
+        pixels on the device instead, as torchvision's transform does.
         """
-        if self.device.type == "cpu" and not self.options.request.exact_resize:
-            # The resize every CPU path shares, the cached network's included (same boxes).
+        exact = self.options.request.exact_resize
+        if not exact:
             images = [resize_rgb(image, self.input_size) for image in images]
         pixels = _upload(images, self.device, self._host_copy)  # [n, H, W, 3] uint8
         x = pixels.permute(0, 3, 1, 2)  # a channels_last view, no copy
-        if self.device.type == "cuda" or self.options.request.exact_resize:
+        if self.device.type == "cuda" or exact:
             x = x.float()
         if tuple(x.shape[-2:]) != self.input_size:
             x = F.interpolate(

@@ -147,8 +147,9 @@ class DetectorRequest:
     """Images per torch forward pass (None: `CPU_MICRO_BATCH` on the CPU, the whole batch on
     CUDA; ONNX Runtime always takes the whole batch); post-processing runs once per batch."""
     exact_resize: bool = False
-    """On the CPU, resize in float32 exactly as torchvision's transform does (~10x slower);
-    by default the CPU resizes uint8 pixels, at most 1 grey level off. Needs runtime torch."""
+    """Resize in float32 on the device exactly as torchvision's transform does (~10x slower
+    on the CPU); by default every device is fed uint8 pixels resized on the host, at most 1
+    grey level off. Needs runtime torch."""
 
     def __post_init__(self) -> None:
         # The Python API takes "Torch" or " FP16" too; the config spells them lower-case.

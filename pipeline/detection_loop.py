@@ -8,6 +8,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from analytics import SceneAnalyzer
 from pipeline.batching import Batch, Batcher
 from pipeline.frame_queue import QueuedFrame
@@ -78,6 +81,12 @@ class FrameDetector(Protocol):
     def input_size(self) -> tuple[int, int] | None:
         """(height, width) every image is resized to, if it is one size (motion regions are
         at least that big, and of its aspect); None: any size will do."""
+        return None
+
+    def model_image(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8] | None:
+        """`image` (RGB uint8 [H, W, 3]) as the detector resizes it, for a camera's reader
+        thread to make ahead (`Frame.model_image`); None (the default): the detector
+        resizes frames itself."""
         return None
 
 

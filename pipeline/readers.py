@@ -109,6 +109,8 @@ class FramePicker:
 
 StatusCallback = Callable[[CameraStatus], None]
 OpenCallback = Callable[[StreamInfo], None]
+ModelImage = Callable[[npt.NDArray[np.uint8]], "npt.NDArray[np.uint8] | None"]
+"""A frame's image as the detector will resize it, or None (`FrameDetector.model_image`)."""
 
 
 class CameraReader(threading.Thread):
@@ -120,7 +122,9 @@ class CameraReader(threading.Thread):
     Frame indices and pts keep increasing across reconnections and loops. The queue is
     always closed when the thread ends, with the error if the camera failed. Which frames
     are detected is decided here, as they are read (`FramePicker`: `sampler`, `motion`);
-    the others are queued, flagged, only with `pass_skipped`.
+    the others are queued, flagged, only with `pass_skipped`. A frame detected whole is
+    given its `model_image` here (`model_image`, the detector's), so that resizing runs on
+    the cameras' threads rather than on the detector's.
     """
 
     def __init__(
@@ -138,6 +142,7 @@ class CameraReader(threading.Thread):
         backoff: Backoff | None = None,
         loop: bool = False,
         realtime: bool = False,
+        model_image: ModelImage | None = None,
     ) -> None:
         super().__init__(name=f"reader-{camera_id}", daemon=True)
         self.camera_id = camera_id
@@ -159,6 +164,7 @@ class CameraReader(threading.Thread):
         self._backoff = backoff or Backoff()
         self._loop = loop
         self._pacer = Pacer() if realtime else None
+        self._model_image = model_image
         self._index = 0
         self._last_pts = -1.0
         self._pts_offset = 0.0
@@ -246,7 +252,10 @@ class CameraReader(threading.Thread):
             regions = self._picker.choose(raw.image, pts)
             detect = regions is not None
             if detect or self._pass_skipped:
-                frame = Frame(self.camera_id, self._index, pts, time.time(), raw.image)
+                resized = None
+                if regions == () and self._model_image is not None:  # detected whole
+                    resized = self._model_image(raw.image)
+                frame = Frame(self.camera_id, self._index, pts, time.time(), raw.image, resized)
                 queued = QueuedFrame(frame, detect, regions or ())
                 if not self.queue.put(queued, self._stop_event):
                     return got_frame

@@ -141,9 +141,7 @@ class Pipeline:
 
         stats: dict[str, CameraStats] = {}
         condition = threading.Condition()
-        readers = [
-            self._reader(cam, condition, fanout, stats, detector.input_size) for cam in cfg.cameras
-        ]
+        readers = [self._reader(cam, condition, fanout, stats, detector) for cam in cfg.cameras]
         self.metrics.watch(stats, readers, dict(zip(labels, workers, strict=True)))
         trackers = {c.id: build_tracker(c.id, cfg.tracker) for c in cfg.cameras}
         asked = cfg.detector.batch_size
@@ -241,10 +239,11 @@ class Pipeline:
         condition: threading.Condition,
         fanout: SinkFanout,
         all_stats: dict[str, CameraStats],
-        input_size: tuple[int, int] | None,
+        detector: FrameDetector,
     ) -> CameraReader:
-        """The camera's reader, its queue, and its entry in `all_stats`; `input_size`: the
-        detector's (`FrameDetector.input_size`)."""
+        """The camera's reader, its queue, and its entry in `all_stats`; the reader resizes
+        the frames it reads as `detector` will (`FrameDetector.model_image`), and sizes
+        motion regions for it (`FrameDetector.input_size`)."""
         source = make_source(cam.source)
         stats = all_stats[cam.id] = CameraStats(cam.id, source.name, live=source.live)
         queue = make_queue(cam, source.live, condition)
@@ -274,11 +273,12 @@ class Pipeline:
             on_open=on_open,
             on_status=on_status,
             sampler=make_sampler(cam),
-            motion=make_motion_gate(cam, input_size),
+            motion=make_motion_gate(cam, detector.input_size),
             pass_skipped=cam.full_rate_video,
             backoff=make_backoff(cam),
             loop=getattr(cam.source, "loop", False),
             realtime=getattr(cam.source, "realtime", False),
+            model_image=detector.model_image,
         )
         return reader
 

@@ -28,6 +28,10 @@ class Frame:
         pts: presentation time in seconds from the start of the stream.
         wall_time: Unix time (seconds) at which the frame was decoded.
         image: RGB uint8 array, shape [H, W, 3].
+        model_image: `image` already resized for the detector's network (RGB uint8
+            [h, w, 3]), made on the camera's reader thread so that the detector's thread
+            need not; None: the detector resizes `image` itself. Boxes are still in `image`'s
+            pixels.
     """
 
     camera_id: str
@@ -35,13 +39,12 @@ class Frame:
     pts: float
     wall_time: float
     image: npt.NDArray[np.uint8]
+    model_image: npt.NDArray[np.uint8] | None = None
 
     def __post_init__(self) -> None:
-        img = self.image
-        if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
-            raise TypeError(f"Frame.image must be a uint8 numpy array, got {_describe(img)}")
-        if img.ndim != 3 or img.shape[2] != 3:
-            raise ValueError(f"Frame.image must have shape [H, W, 3], got {list(img.shape)}")
+        _check_image("image", self.image)
+        if self.model_image is not None:
+            _check_image("model_image", self.model_image)
         if self.index < 0:
             raise ValueError(f"Frame.index must be >= 0, got {self.index}")
 
@@ -52,6 +55,13 @@ class Frame:
     @property
     def width(self) -> int:
         return int(self.image.shape[1])
+
+    def image_for(self, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
+        """The pixels to resize to `size` (h, w) for a network: `model_image` where it has
+        that size (made ahead for that network), else `image`."""
+        if self.model_image is not None and self.model_image.shape[:2] == size:
+            return self.model_image
+        return self.image
 
 
 @dataclass(frozen=True)
@@ -537,6 +547,14 @@ class LabelMap:
             for i, name in enumerate(self.names)
             if i != background and name.strip() not in UNNAMED
         )
+
+
+def _check_image(name: str, img: object) -> None:
+    """Raises unless `img` is an RGB uint8 array [H, W, 3] (`Frame.image` and its kin)."""
+    if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
+        raise TypeError(f"Frame.{name} must be a uint8 numpy array, got {_describe(img)}")
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"Frame.{name} must have shape [H, W, 3], got {list(img.shape)}")
 
 
 def _describe(value: object) -> str:
