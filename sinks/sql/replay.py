@@ -7,13 +7,15 @@ A spool file is kept by a run that could not reach its database before it ended
 blanked in place, so that a file kept because a later line could not be done never gives
 the same line twice. A file whose every line is done is deleted. Inserts skip rows whose key
 is already there (a batch committed after its run stopped waiting for it): those are counted
-as already stored, not as written (`SpoolReplay`).
+as already stored, not as written (`SpoolReplay`). A line that cannot be read (cut short
+by a crash, damaged) is set aside (`UnreadableLine`) and counted as a line: its rows cannot
+be known.
 
 A run killed after a batch was done with but before its line was blanked leaves that line
 for the next run, once more. Rows it wrote are then found stored (already stored); a batch
 it set aside is found in its file of refused rows, and counted as refused but not set aside
-again; an unreadable line it set aside is found in its file of unreadable lines, and not set
-aside again (`SetAside`).
+again; an unreadable line it set aside is found in its file of unreadable lines, and counted
+but not set aside again (`SetAside`): the killed run summed up neither.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ log = logging.getLogger(__name__)
 class SpoolReplay:
     """Writes the rows earlier runs left for the database `writer` writes to, and counts
     them: `written` (inserted now), `already_stored` (their key already there), `refused`
-    (set aside in `refused`, or found set aside already in an earlier run's file)."""
+    (set aside in `refused`, or found set aside already in an earlier run's file); and the
+    lines it could not read, set aside (`unreadable`)."""
 
     def __init__(self, writer: RowWriter, refused: RefusedFile, db: DatabaseUrl) -> None:
         self.written = 0
@@ -53,6 +56,11 @@ class SpoolReplay:
         self.refused: Counter[Path] = Counter()
         """Rows earlier runs left that the database refused, per file of refused rows they
         are in: `refused`'s, or an earlier run's that had set them aside already."""
+        self.unreadable: Counter[Path] = Counter()
+        """Lines of the files earlier runs left that could not be read (cut short, damaged),
+        set aside now or found set aside already, per file they are set aside in. A line
+        that could not be set aside is not counted: its file is kept, and the run that sets
+        it aside counts it."""
         self._writer = writer
         self._refused = refused
         self._db = db
@@ -70,7 +78,7 @@ class SpoolReplay:
         try:
             with self._writer.engine.connect() as conn:
                 self._lost = set(conn.scalars(select(Run.id).where(Run.status == "lost")))
-            _, files = replay_spools(directory, prefix, self._write)
+            _, files = replay_spools(directory, prefix, self._write, self._set_aside_unreadable)
         except SQLAlchemyError as exc:
             log.warning(
                 "sql sink: rows left by an earlier run in %s not written yet: %s",
@@ -101,6 +109,8 @@ class SpoolReplay:
         for path, rows in self.refused.items():
             already = "" if path == self._refused.path else "already "
             parts.append(f"{rows} refused, {already}set aside in {path}")
+        for path, lines in self.unreadable.items():
+            parts.append(f"{lines} lines unreadable, set aside in {path}")
         return f"left by an earlier run: {', '.join(parts)}" if parts else ""
 
     def metrics(self) -> tuple[SinkMetric, ...]:
@@ -121,6 +131,13 @@ class SpoolReplay:
                 "Rows earlier runs left in spool files that the database refused, set aside "
                 "in a file of refused rows (or found there already), not written.",
                 self.refused.total(),
+            ),
+            SinkMetric(
+                "sql_lines_replayed_unreadable",
+                "Lines of spool files earlier runs left that could not be read (cut short, "
+                "damaged), set aside under spool_dir/unreadable/ (or found there already); "
+                "their rows, unknown, are in no other count.",
+                self.unreadable.total(),
             ),
         )
 
@@ -148,6 +165,9 @@ class SpoolReplay:
         if kept.table != "run_end":
             self.written += inserted
             self.already_stored += len(rows) - inserted
+
+    def _set_aside_unreadable(self, line: UnreadableLine) -> None:
+        self.unreadable[line.aside] += 1
 
     def _set_aside_once(self, batch: RowBatch) -> Path | None:
         """The file of refused rows `batch` is in: set aside now, or found there already
@@ -181,15 +201,18 @@ def leftover_spools(directory: Path, prefix: str) -> list[Path]:
 
 
 def replay_spools(
-    directory: Path, prefix: str, write: Callable[[RowBatch], None]
+    directory: Path,
+    prefix: str,
+    write: Callable[[RowBatch], None],
+    set_aside: Callable[[UnreadableLine], None],
 ) -> tuple[int, list[Path]]:
     """Write the batches of spool files left by earlier runs; delete each file once done.
 
     Files another process holds (locked), or took and deleted meanwhile, are left alone.
     Each line done with is blanked in place. `write` raising stops the replay of that file
     (it is kept, to be replayed later) and is re-raised. An unreadable line is set aside
-    (`UnreadableLine`), unless found set aside already, and logged; a file with one that
-    could not be is kept.
+    (`UnreadableLine`), unless found set aside already, logged, and handed to `set_aside`;
+    a file with one that could not be set aside is kept (that line not handed over).
     Returns the number of rows handed to `write` and the files replayed.
     """
     rows = 0
@@ -210,7 +233,7 @@ def replay_spools(
             if os.fstat(spool.fileno()).st_nlink == 0:
                 continue  # another run replayed and deleted it before letting go
             done = _Blanking(spool)
-            unreadable = SetAside.unreadable(path)
+            earlier = SetAside.unreadable(path)
             try:
                 for number, line in enumerate(spool, start=1):
                     if not line.strip():
@@ -218,7 +241,10 @@ def replay_spools(
                         continue
                     batch = UnreadableLine.read(path, number, line)
                     if isinstance(batch, UnreadableLine):  # the rest of the file is still good
-                        done.line(line, finished=batch.set_aside(unreadable))
+                        kept = batch.set_aside(earlier)
+                        if kept:
+                            set_aside(batch)
+                        done.line(line, finished=kept)
                         continue
                     write(batch)
                     done.line(line, finished=True)

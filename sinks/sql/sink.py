@@ -207,8 +207,8 @@ class SqlSink(Sink):
     def metrics(self) -> tuple[SinkMetric, ...]:
         """Rows written, waiting (in memory, in the spool file), lost, refused (set aside in
         the file of refused rows), unreadable in the spool file (set aside) and kept for the
-        next run, outages, and rows earlier runs left written or already stored, as the run
-        goes."""
+        next run, outages, and what earlier runs left: rows written, already stored or
+        refused, lines unreadable (set aside), as the run goes."""
         lost = self.outbox.lost
         return (
             SinkMetric("sql_rows_written", "Rows inserted into the database.",

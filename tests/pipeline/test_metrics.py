@@ -16,10 +16,14 @@ from pipeline.metrics import sink_labels
 from pipeline.runner import Pipeline
 from pipeline.types import FrameResult
 from sinks.base import Sink
+from sinks.sql.database import DatabaseUrl
+from sinks.sql.sink import SqlSink
+from sinks.sql.spool import UNREADABLE_FOLDER, RowBatch, spool_prefix
 from tests.conftest import VideoFactory
 from tests.pipeline.test_motion import static_folder
-from tests.pipeline.test_pipelining import EagerDetector
+from tests.pipeline.test_pipelining import LABELS, EagerDetector
 from tests.sinks.mqtt.brokers import listening, machine_broker
+from tests.sinks.sql.builders import spooled_detection, stored
 
 pytest.importorskip("fastapi")
 
@@ -159,3 +163,41 @@ def test_frames_not_detected_for_lack_of_motion_are_counted_apart(tmp_path: Path
     assert after[("ssd_frames_motion_skipped_total", cam)] == stats.motion_skipped > 0
     assert after[("ssd_frames_skipped_total", cam)] == stats.skipped == 0
     assert after[("ssd_frames_detected_total", cam)] == 12 - stats.motion_skipped
+
+
+def test_unreadable_lines_an_earlier_run_left_are_counted_in_the_summary_and_metrics_once(
+    tmp_path: Path,
+) -> None:
+    url, spool_dir = f"sqlite:///{tmp_path / 'd.db'}", tmp_path / "spool"
+    SqlSink(url, LABELS, spool_dir=spool_dir).close()  # the earlier run, 1
+    lines = [RowBatch("detections", [spooled_detection(1, f)]).to_line() for f in range(4)]
+    damaged, cut = lines[1].replace(",", ";", 1), lines[3][:30]  # cut: the run died there
+    spool = spool_dir / f"{spool_prefix(DatabaseUrl(url))}run1-1.jsonl"
+    spool_dir.mkdir(exist_ok=True)
+    spool.write_text(lines[0] + damaged + lines[2] + cut)
+    aside = spool_dir / UNREADABLE_FOLDER / spool.name
+    folder = static_folder(tmp_path / "frames", 3)
+    config = parse_config(
+        f"cameras:\n  - id: cam\n    source: {{type: images, path: {folder}, fps: 10}}\n"
+        f"sinks:\n  - type: sql\n    url: {url}\n    spool_dir: {spool_dir}\n"
+    )
+
+    def run() -> tuple[str, float]:
+        """The run's summary line of the sql sink, and its count of lines set aside."""
+        pipeline = Pipeline(config, detector=EagerDetector())
+        summary = pipeline.run()
+        assert summary.ok  # lines an earlier run left fail no later run
+        after = samples(generate_latest(pipeline.metrics.registry).decode())
+        (sql_line,) = (o for o in summary.outputs if o.startswith("sql"))
+        return sql_line, after[("ssd_sink_sql_lines_replayed_unreadable_total", (("sink", "sql"),))]
+
+    sql_line, unreadable = run()
+    assert sql_line.endswith(
+        f"(left by an earlier run: 2 written, 2 lines unreadable, set aside in {aside})"
+    )
+    assert unreadable == 2
+    assert aside.read_text() == damaged + cut + "\n" and not spool.exists()
+    assert sorted({row[2] for row in stored(url) if row[0] == 1}) == [0, 2]
+
+    sql_line, unreadable = run()  # set aside once, and counted by the run that did
+    assert "earlier run" not in sql_line and unreadable == 0

@@ -21,7 +21,7 @@ from sinks.sql.database import DatabaseUrl
 from sinks.sql.outbox import Outbox
 from sinks.sql.replay import replay_spools
 from sinks.sql.sink import SqlSink
-from sinks.sql.spool import UNREADABLE_FOLDER, RowBatch, spool_prefix
+from sinks.sql.spool import UNREADABLE_FOLDER, RowBatch, UnreadableLine, spool_prefix
 from tests.sinks.scrape import scrape_sink
 from tests.sinks.sql.builders import (
     LABELS,
@@ -118,19 +118,66 @@ def test_a_spool_file_kept_for_a_line_it_could_not_set_aside_gives_no_line_twice
     assert spool.exists()  # kept: its unreadable line is nowhere else
     (refused,) = (spool_dir / "refused").iterdir()
     assert _frames(refused) == [1]
-    assert first.describe().endswith(
+    assert first.describe().endswith(  # the line not set aside is not counted yet
         f"(left by an earlier run: 1 written, 1 refused, set aside in {refused})"
     )
+    assert scrape_sink(first)["ssd_sink_sql_lines_replayed_unreadable_total"] == 0
 
     blocker.unlink()
     second = SqlSink(url, LABELS, spool_dir=spool_dir)
     second.close()
     assert list((spool_dir / "refused").iterdir()) == [refused]  # frame 1 not set aside again
-    assert scrape_sink(second)["ssd_sink_sql_rows_already_stored_total"] == 0  # frame 0 done
-    assert second.describe() == f"sql {url}: 0 detections, 0 tracks written"
+    metrics = scrape_sink(second)
+    assert metrics["ssd_sink_sql_rows_already_stored_total"] == 0  # frame 0 done
+    assert metrics["ssd_sink_sql_lines_replayed_unreadable_total"] == 1  # by the run that did
+    aside = spool_dir / UNREADABLE_FOLDER / spool.name
+    assert second.describe() == (
+        f"sql {url}: 0 detections, 0 tracks written "
+        f"(left by an earlier run: 1 lines unreadable, set aside in {aside})"
+    )
     assert not spool.exists()
-    assert (spool_dir / "unreadable" / spool.name).read_text().startswith('{"table"')
+    assert aside.read_text().startswith('{"table"')
     assert [row[2] for row in stored(url)] == [0]
+
+
+def test_an_earlier_runs_unreadable_lines_are_set_aside_counted_once_and_every_readable_row_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, spool_dir = f"sqlite:///{tmp_path / 'det.db'}", tmp_path / "spool"
+    SqlSink(url, LABELS, spool_dir=spool_dir).close()  # run 1
+    lines = [RowBatch("detections", [spooled_detection(1, f)]).to_line() for f in range(5)]
+    damaged = lines[1].replace(",", ";", 1)  # a byte damaged on the disk
+    cut = lines[4][:30]  # the run died while writing it: no newline
+    spool = _spool(url, spool_dir, lines[0], damaged, lines[2], lines[3], cut)
+
+    later = SqlSink(url, LABELS, spool_dir=spool_dir)
+    later.close()  # no error: the lines are not this run's
+    assert [row[2] for row in stored(url)] == [0, 2, 3]
+    aside = spool_dir / UNREADABLE_FOLDER / spool.name
+    assert aside.read_text() == damaged + cut + "\n"
+    assert not spool.exists()
+    said = [r for r in caplog.records if r.name == "sinks.sql.spool"]
+    assert [r.getMessage().split(" unreadable (")[0] for r in said] == [
+        f"sql sink: line 2 of {spool}",
+        f"sql sink: line 5 of {spool}",
+    ]
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in said)
+    assert later.describe() == (
+        f"sql {url}: 0 detections, 0 tracks written (left by an earlier run: 3 written, "
+        f"2 lines unreadable, set aside in {aside})"
+    )
+    metrics = scrape_sink(later)
+    assert metrics["ssd_sink_sql_rows_replayed_total"] == 3
+    assert metrics["ssd_sink_sql_lines_replayed_unreadable_total"] == 2
+    assert metrics["ssd_sink_sql_rows_unreadable_total"] == 0  # none of the run's own
+
+    caplog.clear()
+    again = SqlSink(url, LABELS, spool_dir=spool_dir)
+    again.close()
+    assert again.describe() == f"sql {url}: 0 detections, 0 tracks written"
+    assert scrape_sink(again)["ssd_sink_sql_lines_replayed_unreadable_total"] == 0
+    assert aside.read_text() == damaged + cut + "\n"  # not set aside twice
+    assert [r for r in caplog.records if r.name == "sinks.sql.spool"] == []
 
 
 _KILLED_REPLAY = """
@@ -248,6 +295,9 @@ def test_an_unreadable_line_a_killed_run_set_aside_before_blanking_it_is_not_set
     metrics = scrape_sink(later)
     assert metrics["ssd_sink_sql_rows_replayed_total"] == 2 - unreadable  # the lines after it
     assert metrics["ssd_sink_sql_rows_already_stored_total"] == 0  # blanked when killed
+    # counted by this run, as a refused batch found set aside is: the killed run summed up none
+    assert metrics["ssd_sink_sql_lines_replayed_unreadable_total"] == 1
+    assert later.describe().endswith(f"1 lines unreadable, set aside in {aside})")
     assert not spool.exists()
 
 
@@ -290,8 +340,10 @@ def test_a_line_of_its_own_spool_file_a_killed_run_set_aside_is_not_set_aside_ag
     caplog.clear()
 
     replayed: list[int] = []
-    replay_spools(tmp_path, "sql-x-", lambda b: replayed.append(b.rows[0]["n"]))
+    aside_lines: list[UnreadableLine] = []
+    replay_spools(tmp_path, "sql-x-", lambda b: replayed.append(b.rows[0]["n"]), aside_lines.append)
     assert replayed == [0, 2]  # batch 0 again: a database finds it stored
+    assert [line.number for line in aside_lines] == [2]  # counted: the killed run summed up none
     assert aside.read_bytes() == damaged  # once
     [said] = [r.getMessage() for r in caplog.records]
     assert said.startswith(f"sql sink: line 2 of {spool} unreadable (")
@@ -325,7 +377,7 @@ def test_an_unreadable_line_is_written_out_where_it_is_set_aside_before_it_is_bl
     spool = tmp_path / "sql-x-run1.jsonl"
     spool.write_bytes(batch(0).to_line().encode() + b"#damaged\n" + batch(1).to_line().encode())
     synced = _syncs_and_blanks(monkeypatch)
-    replay_spools(tmp_path, "sql-x-", lambda _: None)
+    replay_spools(tmp_path, "sql-x-", lambda _: None, lambda _: None)
     # a power cut after the spool file is written out keeps the line: set aside first
     assert synced == ["blank", UNREADABLE_FOLDER, "blank", "blank", tmp_path.name]
 
@@ -355,8 +407,12 @@ def test_persisted_batches_are_replayed_and_a_line_cut_by_a_crash_is_set_aside(
     with kept.open("a") as f:
         f.write(cut)
     replayed: list[int] = []
-    rows, files = replay_spools(tmp_path, "sql-x-", lambda b: replayed.append(b.rows[0]["n"]))
+    aside_lines: list[UnreadableLine] = []
+    rows, files = replay_spools(
+        tmp_path, "sql-x-", lambda b: replayed.append(b.rows[0]["n"]), aside_lines.append
+    )
     assert replayed == [0, 1, 2, 3] and rows == 8
+    assert [line.number for line in aside_lines] == [5]
     assert files == [kept] and not kept.exists()
     aside = tmp_path / UNREADABLE_FOLDER / kept.name
     assert aside.read_text() == cut + "\n"
@@ -390,8 +446,12 @@ def test_a_leftover_spool_line_of_the_wrong_shape_is_set_aside_as_it_was_and_the
     spool = tmp_path / "sql-x-run1.jsonl"
     spool.write_bytes(batch(0).to_line().encode() + damaged + b"\n" + batch(1).to_line().encode())
     replayed: list[int] = []
-    rows, _ = replay_spools(tmp_path, "sql-x-", lambda b: replayed.append(b.rows[0]["n"]))
+    aside_lines: list[UnreadableLine] = []
+    rows, _ = replay_spools(
+        tmp_path, "sql-x-", lambda b: replayed.append(b.rows[0]["n"]), aside_lines.append
+    )
     assert replayed == [0, 1] and rows == 4 and not spool.exists()
+    assert [(line.number, line.text) for line in aside_lines] == [(2, damaged + b"\n")]
     assert (tmp_path / UNREADABLE_FOLDER / spool.name).read_bytes() == damaged + b"\n"
 
 
@@ -403,7 +463,7 @@ def test_a_spool_file_another_run_took_meanwhile_is_skipped_without_a_word(
     monkeypatch.setattr("sinks.sql.replay.leftover_spools", lambda *_: [gone, left])
     written: list[RowBatch] = []
     with caplog.at_level(logging.DEBUG, logger="sinks.sql"):
-        rows, files = replay_spools(tmp_path, "sql-x-", written.append)
+        rows, files = replay_spools(tmp_path, "sql-x-", written.append, lambda _: None)
     assert (rows, files) == (1, [left]) and len(written) == 1
     assert caplog.records == []
     assert not left.exists()
@@ -423,5 +483,5 @@ def test_a_spool_file_another_run_deleted_while_this_one_waited_for_it_is_not_wr
     monkeypatch.setattr("sinks.sql.replay.fcntl.flock", taken_first)
     written: list[RowBatch] = []
     with caplog.at_level(logging.DEBUG, logger="sinks.sql"):
-        assert replay_spools(tmp_path, "sql-x-", written.append) == (0, [])
+        assert replay_spools(tmp_path, "sql-x-", written.append, lambda _: None) == (0, [])
     assert written == [] and caplog.records == []
