@@ -471,3 +471,50 @@ def test_a_reader_asleep_in_pacing_or_backoff_ends_its_stream_at_once_at_a_stop(
     assert not reader.is_alive()
     assert reader.queue.closed and reader.queue.error is None
     assert rec.states[-1] == "stopped"
+
+
+class _RegionsOnOddFrames(MotionGate):
+    """A motion gate that has every odd frame detected in one region, the others whole."""
+
+    def __init__(self) -> None:
+        super().__init__(25, 0.001, max_skip_s=4.0)
+        self._count = 0
+
+    def choose(self, image: np.ndarray, pts: float) -> tuple[Region, ...] | None:
+        self._count += 1
+        return (Region(0, 0, 8, 8),) if self._count % 2 == 0 else ()
+
+
+def _halved(image: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(image[::2, ::2])
+
+
+def test_frames_detected_whole_carry_the_detectors_model_image_made_by_their_reader(
+    synthetic_video: VideoFactory,
+) -> None:
+    """The reader's thread resizes for the detector; frames detected in motion regions or
+    not detected (passed along for the video) have nothing to resize ahead."""
+    path = str(synthetic_video(frames=8))
+    reader, _, _, cond = _reader(
+        AVSource(path, live=False),
+        sampler=FrameSampler(every=2),
+        pass_skipped=True,
+        motion=_RegionsOnOddFrames(),
+        model_image=_halved,
+    )
+    reader.start()
+    items = _drain(reader, cond)
+    assert [i.frame.index for i in items] == list(range(8))
+    whole = [i for i in items if i.detect and not i.regions]
+    in_regions = [i for i in items if i.detect and i.regions]
+    assert [i.frame.index for i in whole] == [0, 4] and [i.frame.index for i in in_regions] == [
+        2,
+        6,
+    ]
+    for item in whole:
+        assert item.frame.model_image is not None
+        np.testing.assert_array_equal(item.frame.model_image, _halved(item.frame.image))
+    assert all(i.frame.model_image is None for i in items if i not in whole)
+    reader, _, _, cond = _reader(AVSource(path, live=False))  # no detector to resize for
+    reader.start()
+    assert all(i.frame.model_image is None for i in _drain(reader, cond))

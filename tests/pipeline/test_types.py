@@ -108,6 +108,20 @@ def test_frame_requires_rgb_uint8_image() -> None:
         Frame("cam", 0, 0.0, 0.0, np.zeros((4, 6), np.uint8))
 
 
+def test_a_frames_model_image_is_checked_and_used_only_at_its_own_size() -> None:
+    image = np.zeros((240, 320, 3), np.uint8)
+    with pytest.raises(TypeError, match=r"Frame\.model_image must be a uint8"):
+        Frame("c", 0, 0.0, 0.0, image, np.zeros((32, 32, 3), np.float32))
+    with pytest.raises(ValueError, match=r"Frame\.model_image must have shape \[H, W, 3\]"):
+        Frame("c", 0, 0.0, 0.0, image, np.zeros((32, 32), np.uint8))
+    small = np.ones((32, 48, 3), np.uint8)
+    frame = Frame("c", 0, 0.0, 0.0, image, small)
+    assert frame.image_for((32, 48)) is small
+    assert frame.image_for((48, 32)) is image  # made for another network
+    assert (frame.width, frame.height) == (320, 240)  # boxes stay in the image's pixels
+    assert Frame("c", 0, 0.0, 0.0, image).image_for((32, 48)) is image
+
+
 def test_a_snapshot_refuses_what_is_not_an_rgb_image_and_a_frame_without_its_name() -> None:
     crop = np.zeros((4, 4, 3), np.uint8)
     with pytest.raises(TypeError, match=r"Snapshot\.crop must be a uint8"):
