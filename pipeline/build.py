@@ -262,13 +262,18 @@ def build_run_detector(
     cached = CachedOnnxDetector.open(DetectorOptions.resolve(det.to_request()))
     if cached is not None:
         return cached
-    import torch
-
     detector = build_detector(det, announce)
     if (onnx := detector.onnx_file) is not None:
         CachedOnnxDetector.keep(detector.options, detector.model, detector.labels, onnx)
+    leave_a_core(detector)
+    return detector
+
+
+def leave_a_core(detector: Detector) -> None:
+    """On the CPU, torch's pool gets every core but one, as a run sets it."""
     if detector.device.type == "cpu":
+        import torch
+
         # With every core in torch's pool, decoding, encoding and the sinks slow inference
         # many times on a busy machine (docs/performance.md).
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-    return detector
