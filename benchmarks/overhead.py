@@ -1,0 +1,147 @@
+"""The pipeline's own cost per frame: everything but the network, with a detector that
+costs nothing.
+
+On a GPU the network is cheap (0.43 ms a frame for the bundled model on an NVIDIA H200) and
+every thread's Python work (decoding loops, batching, tracking, the sinks) shares one
+interpreter lock, so that work, not the GPU, bounds frames/s. This runs the real pipeline
+(`Pipeline`: readers, batcher, IoU tracker, sink threads) on `--cameras` cameras reading a
+tiny synthetic clip (decoding costs little), with a detector that returns `--boxes` boxes
+a frame moving across the image at once, and prints frames/s and the process's CPU-ms per
+frame for each sink set: none, ZeroMQ, ZeroMQ + SQLite (the GPU suite's end-to-end sinks),
+the rounds interleaved.
+
+    python -m benchmarks.overhead [--cameras 16] [--frames 200] [--boxes 4] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from benchmarks.machine import machine_line
+from pipeline.config import PipelineConfig
+from pipeline.detection_loop import FrameDetector
+from pipeline.runner import Pipeline
+from pipeline.types import Detections, Frame, LabelMap
+
+SIZE = (160, 96)
+"""Width, height of the synthetic clip: small, so that decoding costs little."""
+BATCH = 32
+
+
+class InstantDetector(FrameDetector):
+    """`boxes` person boxes a frame, drifting with the frame's index so that tracks go on."""
+
+    labels = LabelMap(("background", "person"))
+    background = 0
+
+    def __init__(self, boxes: int) -> None:
+        self.boxes = boxes
+
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
+        return [self._found(f) for f in frames]
+
+    def _found(self, frame: Frame) -> Detections:
+        k = np.arange(self.boxes, dtype=np.float32)
+        x = (k * 30 + frame.index % 50) % max(1, frame.width - 20)
+        xyxy = np.stack([x, k * 5, x + 20, k * 5 + 40], axis=1).astype(np.float32)
+        return Detections(xyxy, np.full(self.boxes, 0.9, np.float32), np.ones(self.boxes, np.int64))
+
+    @property
+    def batch_size(self) -> int:
+        return BATCH
+
+
+def write_clip(path: Path, frames: int) -> None:
+    """An H.264 clip of `frames` frames of noise-free moving gradients at 25 frames/s."""
+    width, height = SIZE
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(25))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        ramp = np.linspace(0, 255, width, dtype=np.float32)
+        for i in range(frames):
+            row = ((ramp + 3 * i) % 256).astype(np.uint8)
+            image = np.repeat(np.repeat(row[None, :, None], height, 0), 3, 2)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def config(clip: Path, cameras: int, sinks: list[dict[str, Any]]) -> PipelineConfig:
+    return PipelineConfig.model_validate(
+        {
+            "cameras": [{"id": f"cam{i}", "source": str(clip)} for i in range(cameras)],
+            "detector": {"batch_size": BATCH},
+            "tracker": {"type": "iou"},
+            "sinks": sinks,
+        }
+    )
+
+
+SINKS: dict[str, Any] = {
+    "no sink": lambda out: [],
+    "ZeroMQ": lambda out: [{"type": "zmq", "endpoint": "tcp://127.0.0.1:*"}],
+    "ZeroMQ + SQLite": lambda out: [
+        {"type": "zmq", "endpoint": "tcp://127.0.0.1:*"},
+        {"type": "sql", "url": "sqlite:///" + str(out / "detections.db")},
+    ],
+}
+
+
+def run_once(clip: Path, cameras: int, boxes: int, sinks: str) -> tuple[int, float, float]:
+    """Frames, wall seconds and process CPU seconds of one run."""
+    with tempfile.TemporaryDirectory(prefix="ssd-overhead-") as tmp:
+        cfg = config(clip, cameras, SINKS[sinks](Path(tmp)))
+        pipeline = Pipeline(cfg, detector=InstantDetector(boxes))
+        start, start_cpu = time.perf_counter(), time.process_time()
+        summary = pipeline.run(on_start=lambda line: None)
+        wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    frames = sum(c.frames for c in summary.cameras.values())
+    return frames, wall, cpu
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cameras", type=int, default=16, help="cameras (16)")
+    parser.add_argument("--frames", type=int, default=200, help="frames per camera (200)")
+    parser.add_argument("--boxes", type=int, default=4, help="boxes a frame (4)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (3)")
+    parser.add_argument("--sinks", nargs="+", choices=list(SINKS), default=list(SINKS))
+    args = parser.parse_args(argv)
+    rates: dict[str, list[float]] = {name: [] for name in args.sinks}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in args.sinks}
+    with tempfile.TemporaryDirectory(prefix="ssd-overhead-clip-") as tmp:
+        clip = Path(tmp) / "clip.mp4"
+        write_clip(clip, args.frames)
+        for _ in range(args.repeat):
+            for name in args.sinks:
+                frames, wall, cpu = run_once(clip, args.cameras, args.boxes, name)
+                rates[name].append(frames / wall)
+                cpu_ms[name].append(1e3 * cpu / frames)
+    print(machine_line())
+    width, height = SIZE
+    print(
+        f"{args.cameras} cameras x {args.frames} frames of {width}x{height}, {args.boxes} boxes "
+        f"a frame from a detector that costs nothing, batch {BATCH}; median of {args.repeat}"
+    )
+    print(f"  {'sinks':<16} {'frames/s':>9} {'runs':>22} {'CPU-ms/frame':>13}")
+    for name in args.sinks:
+        runs = ", ".join(f"{r:.0f}" for r in rates[name])
+        print(
+            f"  {name:<16} {statistics.median(rates[name]):>9.0f} {runs:>22} "
+            f"{statistics.median(cpu_ms[name]):>13.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
