@@ -3,25 +3,35 @@
 `EventPublisher.write` of frames from 16 cameras (1920x1080; the pixels do not matter) with
 0, 4 or 16 tracked boxes each, and a track event on every 10th frame, to a PUB socket bound
 on 127.0.0.1 at a free port, with no subscriber and with one reading everything (in a thread
-of its own, not counted). Conditions alternate, each repeated; the median is shown. The
-figure is the writing thread's CPU time (`time.thread_time`) per frame: the Python work
-that holds the interpreter lock, as in a run. `--profile` also prints where it goes
-(cProfile, 4 boxes a frame, no subscriber).
+of its own, not counted). The figure is the writing thread's CPU time (`time.thread_time`)
+per frame: the Python work that holds the interpreter lock, as in a run. Each round runs
+every condition in a fresh process; with `--baseline REF` the commit REF (exported with
+`git archive` into a temporary folder) runs its rounds in turn with this checkout's, and the
+ratios are printed. The median of the rounds is shown. `--profile` also prints where this
+checkout's time goes (cProfile, 4 boxes a frame, no subscriber).
 
-    python -m benchmarks.event_bus_cost [--frames 3000] [--repeat 5] [--profile]
+    python -m benchmarks.event_bus_cost [--frames 3000] [--rounds 5] [--baseline REF] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
+import json
+import os
 import pstats
 import socket
 import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import zmq
@@ -37,6 +47,7 @@ from pipeline.types import (
 )
 from sinks.event_bus.publisher import EventPublisher
 
+ROOT = Path(__file__).resolve().parents[1]
 LABELS = LabelMap(("background", "person"))
 CAMERAS = 16
 BOXES = (0, 4, 16)
@@ -140,34 +151,91 @@ def profile(results: list[FrameResult], top: int) -> None:
     pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
 
 
+def one_round(frames: int) -> dict[str, list[float]]:
+    """Every condition once, in this process: {"boxes/subscriber": [CPU ms, wall ms]}."""
+    measured = {}
+    for boxes in BOXES:
+        results = frame_results(frames, boxes)
+        for kind in SUBSCRIBERS:
+            cpu, wall, _sent = cpu_ms_per_frame(results, kind)
+            measured[f"{boxes}/{kind}"] = [cpu, wall]
+    return measured
+
+
+def round_in(checkout: Path, frames: int) -> dict[str, list[float]]:
+    """`one_round` in a fresh Python importing the project from `checkout` (this script's
+    measuring code, the sink's code of `checkout`)."""
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", "--frames", str(frames)],
+        cwd=checkout,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@contextmanager
+def exported(ref: str) -> Iterator[Path]:
+    """The files of the commit `ref` in a temporary folder (`git archive`), removed after."""
+    with tempfile.TemporaryDirectory(prefix="event-bus-cost-") as folder:
+        archive = Path(folder) / "tree.tar"
+        with archive.open("wb") as out:
+            subprocess.run(["git", "-C", str(ROOT), "archive", ref], stdout=out, check=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(Path(folder) / "tree", filter="data")
+        yield Path(folder) / "tree"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=3000, help="frames per timed run")
-    parser.add_argument("--repeat", type=int, default=5, help="runs per condition")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per checkout")
+    parser.add_argument("--baseline", help="a git commit measured beside this checkout, in turn")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile table")
     parser.add_argument("--top", type=int, default=15, help="rows of the profile")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        print(json.dumps(one_round(args.frames)))
+        return
 
     print(machine_line())
     print(
         f"zmq sink write(): {args.frames} frames of {CAMERAS} cameras (1920x1080), "
-        f"a track event every 10th frame; median of {args.repeat} runs"
+        f"a track event every 10th frame; CPU ms per frame of the writing thread, "
+        f"median of {args.rounds} rounds (wall ms in brackets)"
     )
-    results = {boxes: frame_results(args.frames, boxes) for boxes in BOXES}
-    runs: dict[tuple[int, str], list[tuple[float, float, int]]] = {
-        (boxes, kind): [] for boxes in BOXES for kind in SUBSCRIBERS
-    }
-    for _ in range(args.repeat):
-        for boxes, kind in runs:
-            runs[boxes, kind].append(cpu_ms_per_frame(results[boxes], kind))
-    print(f"  {'boxes':>5} {'subscriber':<10} {'CPU ms/frame':>12} {'min-max':>13} {'wall ms':>8}")
-    for (boxes, kind), measured in runs.items():
-        cpu = [m[0] for m in measured]
-        wall = statistics.median(m[1] for m in measured)
-        spread = f"{min(cpu):.4f}-{max(cpu):.4f}"
-        print(f"  {boxes:>5} {kind:<10} {statistics.median(cpu):>12.4f} {spread:>13} {wall:>8.4f}")
+    with contextlib.ExitStack() as stack:
+        checkouts = {"this checkout": ROOT}
+        if args.baseline:
+            checkouts = {args.baseline: stack.enter_context(exported(args.baseline)), **checkouts}
+        rounds: dict[str, list[dict[str, list[float]]]] = {name: [] for name in checkouts}
+        for _ in range(args.rounds):
+            for name, checkout in checkouts.items():
+                rounds[name].append(round_in(checkout, args.frames))
+    _table(rounds, args.baseline)
     if args.profile:
-        profile(results[4], args.top)
+        profile(frame_results(args.frames, 4), args.top)
+
+
+def _table(rounds: dict[str, list[dict[str, list[float]]]], baseline: str | None) -> None:
+    names = list(rounds)
+    header = "".join(f"{name:>22}" for name in names)
+    print(f"  {'boxes/subscriber':<16}{header}{'  ratio' if baseline else ''}")
+    for condition in rounds[names[0]][0]:
+        cells, medians = "", []
+        for name in names:
+            cpu = statistics.median(r[condition][0] for r in rounds[name])
+            wall = statistics.median(r[condition][1] for r in rounds[name])
+            medians.append(cpu)
+            cells += f"{cpu:>12.4f} ({wall:.4f})"
+        ratio = f"  {medians[-1] / medians[0]:.2f}x" if baseline else ""
+        print(f"  {condition:<16}{cells}{ratio}")
+    if baseline:
+        print(f"  ratio: this checkout / {baseline}, CPU time")
 
 
 if __name__ == "__main__":
