@@ -1,17 +1,25 @@
 """The events a run produces, camera by camera, as the bodies every event sink sends.
 
 `EventStream` turns what a sink is given (frame results, held track events, camera
-status changes, stream ends) into the models of `sinks.event_bus.schema`, numbering each
-camera's events with `seq`. The ZeroMQ bus and the MQTT sink both send these bodies
-(`encode`), so a consumer reads the same JSON whichever transport it listens to.
+status changes, stream ends) into `BusEvent`s, the fields of the models of
+`sinks.event_bus.schema`, numbering each camera's events with `seq`. The ZeroMQ bus and the
+MQTT sink both send these bodies (`encode`), so a consumer reads the same JSON whichever
+transport it listens to.
+
+Every frame's `detections` event is built as its fields directly (`detections_fields`):
+checking and serialising its model took longer than building the fields (docs/performance.md,
+"The ZeroMQ sink's CPU time per frame"). Its bytes are the model's: the same pydantic
+serializer writes them, and tests compare the two on random detections.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+import pydantic_core
 
 from pipeline.types import (
     AnalyticsEvent,
@@ -24,13 +32,36 @@ from pipeline.types import (
 )
 from sinks.event_bus.bodies import (
     camera_status_event,
-    detections_event,
+    detections_fields,
     stream_ended_event,
     track_event,
 )
 from sinks.event_bus.resumption import Published
 from sinks.event_bus.scene_events import analytics_event
 from sinks.event_bus.schema import Event
+
+
+@dataclass(frozen=True, eq=False)
+class BusEvent:
+    """One event as the event sinks send it: the fields of its JSON object, in the order
+    and with the values its model (`sinks.event_bus.schema`) gives them."""
+
+    fields: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, model: Event) -> BusEvent:
+        return cls(model.model_dump())
+
+    @property
+    def type(self) -> str:
+        return str(self.fields["type"])
+
+    @property
+    def camera(self) -> str:
+        return str(self.fields["camera"])
+
+    def renumbered(self, seq: int) -> BusEvent:
+        return BusEvent({**self.fields, "seq": seq})
 
 
 @runtime_checkable
@@ -68,7 +99,7 @@ class EventStream:
         self._labels = labels
         self._cameras: dict[str, _CameraState] = {}
 
-    def frame(self, result: FrameResult) -> list[Event]:
+    def frame(self, result: FrameResult) -> list[BusEvent]:
         """The `detections` event of a frame, then its track events, then what its zones
         and lines saw."""
         frame = result.frame
@@ -78,12 +109,14 @@ class EventStream:
         if state.published is not None and frame.index < state.published.frame:
             return []  # a resumed camera's frame its subscribers have whole
         first = state.next_seq
-        detections = detections_event(frame, result.detections, self._labels, state.take_seq())
+        detections = BusEvent(
+            detections_fields(frame, result.detections, self._labels, state.take_seq())
+        )
         tracks = self._tracks(state, result.track_events, frame.index, frame.wall_time)
         events = [detections, *tracks, *self._analytics(state, result.analytics)]
         return self._unseen(state, first, events, frame.index)
 
-    def held(self, held: HeldTrackEvents) -> list[Event]:
+    def held(self, held: HeldTrackEvents) -> list[BusEvent]:
         """The `track.ended` events let out between frames, at the camera's last frame
         (as those a stream's end closes); for a resumed camera, those its subscribers lack."""
         state = self._camera(held.camera_id)
@@ -104,15 +137,15 @@ class EventStream:
         state.next_seq = next_seq
         state.published = published
 
-    def status(self, status: CameraStatus) -> list[Event]:
+    def status(self, status: CameraStatus) -> list[BusEvent]:
         """The `camera.status` event of a reader's state change (none for a resumed
         camera's state its subscribers were told already)."""
         state = self._camera(status.camera_id)
         first = state.next_seq
-        event = camera_status_event(status, state.take_seq(), state.last_frame)
+        event = BusEvent.of(camera_status_event(status, state.take_seq(), state.last_frame))
         return self._unseen(state, first, [event], None)
 
-    def end(self, stream_end: StreamEnd) -> list[Event]:
+    def end(self, stream_end: StreamEnd) -> list[BusEvent]:
         """The track events of the tracks closed by the end, the zone visits it closed, then
         `stream.ended`."""
         state = self._camera(stream_end.camera_id)
@@ -120,13 +153,15 @@ class EventStream:
         first = state.next_seq
         tracks = self._tracks(state, stream_end.track_events, state.last_frame, wall_time)
         analytics = self._analytics(state, stream_end.analytics)
-        ended = stream_ended_event(stream_end, state.take_seq(), state.last_frame, wall_time)
+        ended = BusEvent.of(
+            stream_ended_event(stream_end, state.take_seq(), state.last_frame, wall_time)
+        )
         last = -1 if state.last_frame is None else state.last_frame
         return self._unseen(state, first, [*tracks, *analytics, ended], last)
 
     def _unseen(
-        self, state: _CameraState, first: int, events: list[Event], frame: int | None
-    ) -> list[Event]:
+        self, state: _CameraState, first: int, events: list[BusEvent], frame: int | None
+    ) -> list[BusEvent]:
         """`events` (numbered from `first`) less those the subscribers of a resumed camera
         have, renumbered from `first`. `frame`: the frame they belong to (None: statuses,
         which are told once per state); a later frame than the last one subscribers got
@@ -134,11 +169,11 @@ class EventStream:
         published = state.published
         if published is None or (frame is not None and frame > published.frame):
             return events
-        kept = [e for e in events if not published.has(e)]
+        kept = [e for e in events if not published.has(e.fields)]
         if len(kept) == len(events):
             return events
         state.next_seq = first
-        return [e.model_copy(update={"seq": state.take_seq()}) for e in kept]
+        return [e.renumbered(state.take_seq()) for e in kept]
 
     def _tracks(
         self,
@@ -146,22 +181,26 @@ class EventStream:
         events: Sequence[TrackEvent],
         frame_index: int | None,
         wall_time: float,
-    ) -> list[Event]:
+    ) -> list[BusEvent]:
         return [
-            track_event(
-                event.kind,
-                event.track,
-                self._labels,
-                state.take_seq(),
-                frame_index,
-                wall_time,
-                event.snapshot,
+            BusEvent.of(
+                track_event(
+                    event.kind,
+                    event.track,
+                    self._labels,
+                    state.take_seq(),
+                    frame_index,
+                    wall_time,
+                    event.snapshot,
+                )
             )
             for event in events
         ]
 
-    def _analytics(self, state: _CameraState, events: Sequence[AnalyticsEvent]) -> list[Event]:
-        return [analytics_event(event, self._labels, state.take_seq()) for event in events]
+    def _analytics(self, state: _CameraState, events: Sequence[AnalyticsEvent]) -> list[BusEvent]:
+        return [
+            BusEvent.of(analytics_event(event, self._labels, state.take_seq())) for event in events
+        ]
 
     def _camera(self, camera: str) -> _CameraState:
         state = self._cameras.get(camera)
@@ -170,6 +209,7 @@ class EventStream:
         return state
 
 
-def encode(event: Event) -> bytes:
-    """The JSON body of an event, as every event sink sends it (UTF-8)."""
-    return event.model_dump_json().encode()
+def encode(event: BusEvent) -> bytes:
+    """The JSON body of an event, as every event sink sends it (UTF-8): what its model's
+    `model_dump_json` writes (non-finite numbers as null, as the models' default)."""
+    return pydantic_core.to_json(event.fields, inf_nan_mode="null")

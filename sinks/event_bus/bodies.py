@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from pipeline.types import (
     UNTRACKED,
@@ -33,9 +37,25 @@ from sinks.event_bus.schema import (
 
 
 def iso_time(unix_seconds: float) -> str:
-    """Unix seconds as ISO-8601 UTC with milliseconds, e.g. '2026-11-21T10:00:00.123Z'."""
+    """Unix seconds as ISO-8601 UTC with milliseconds, e.g. '2026-11-21T10:00:00.123Z'.
+
+    The same text as `datetime.fromtimestamp(t, timezone.utc).isoformat(timespec=
+    "milliseconds")`, with the date and time of day formatted once per second.
+    """
+    # As datetime.fromtimestamp does: the fraction rounded to microseconds, half to even.
+    fraction, whole = math.modf(unix_seconds)
+    micro = round(fraction * 1e6)
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    elif micro < 0:
+        whole, micro = whole - 1, micro + 1_000_000
+    return f"{_iso_second(int(whole))}.{micro // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=256)
+def _iso_second(unix_seconds: int) -> str:
     moment = datetime.fromtimestamp(unix_seconds, tz=timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.isoformat(timespec="seconds").removesuffix("+00:00")
 
 
 def _header(
@@ -61,39 +81,65 @@ def _score(value: float) -> float | None:
     return round(value, 4) if math.isfinite(value) else None
 
 
+def _rounded(column: npt.NDArray[np.float32], digits: int) -> list[Any]:
+    """`round(float(v), digits)` of every value of a float32 column, as (nested) lists.
+
+    numpy rounds as rint(v * 10**digits) / 10**digits, which is Python's correctly rounded
+    `round` whenever v * 10**digits is exact in float64: for float32 values (24-bit
+    mantissas) with up to 12 digits (5**12 < 2**29). Non-finite values stay as they are.
+    """
+    if column.dtype != np.float32:
+        raise TypeError(f"expected a float32 column, got {column.dtype}")
+    return column.astype(np.float64).round(digits).tolist()
+
+
 def detection_objects(detections: Detections, labels: LabelMap) -> list[dict[str, Any]]:
     """The `objects` list of a detections event, one entry per box."""
-    # Columns as Python lists first: far faster than iterating numpy scalars.
+    if not len(detections):
+        return []
+    label_ids = detections.label.tolist()
+    names = {label: labels.name(label) for label in set(label_ids)}
+    isfinite = math.isfinite
+    # JSON has no NaN; a non-finite score is sent as null rather than as invalid JSON.
     return [
         {
-            "label": labels.name(label),
+            "label": names[label],
             "label_id": label,
-            "score": _score(score),
-            "box": _box(xyxy),
+            "score": score if isfinite(score) else None,
+            "box": box,
             "track_id": None if track_id == UNTRACKED else track_id,
         }
-        for xyxy, score, label, track_id in zip(
-            detections.xyxy.tolist(),
-            detections.score.tolist(),
-            detections.label.tolist(),
+        for box, score, label, track_id in zip(
+            _rounded(detections.xyxy, 1),
+            _rounded(detections.score, 4),
+            label_ids,
             detections.track_id.tolist(),
             strict=True,
         )
     ]
 
 
-def detections_event(
+def detections_fields(
     frame: Frame, detections: Detections, labels: LabelMap, seq: int
-) -> DetectionsEvent:
-    """The `detections` event of one frame (sent even when there are no boxes)."""
-    body = _header(DETECTIONS, frame.camera_id, seq, frame.index, frame.wall_time)
+) -> dict[str, Any]:
+    """The fields of a frame's `detections` event (sent even when there are no boxes), as
+    `detections_event(...).model_dump()` gives them, without building the model: this one
+    is sent for every frame of every camera."""
+    body = _header(DETECTIONS, frame.camera_id, seq, int(frame.index), frame.wall_time)
     body.update(
-        pts=frame.pts,
+        pts=float(frame.pts),
         width=frame.width,
         height=frame.height,
         objects=detection_objects(detections, labels),
     )
-    return DetectionsEvent.model_validate(body)
+    return body
+
+
+def detections_event(
+    frame: Frame, detections: Detections, labels: LabelMap, seq: int
+) -> DetectionsEvent:
+    """The `detections` event of one frame (sent even when there are no boxes)."""
+    return DetectionsEvent.model_validate(detections_fields(frame, detections, labels, seq))
 
 
 def track_event(

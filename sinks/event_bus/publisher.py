@@ -32,14 +32,21 @@ from pipeline.types import CameraStatus, FrameResult, HeldTrackEvents, LabelMap,
 from sinks.base import Sink, SinkError
 from sinks.event_bus.keys import CurveKeyError, check_z85_key
 from sinks.event_bus.resumption import Published
-from sinks.event_bus.schema import Event, topic
-from sinks.event_stream import EventStream, encode
+from sinks.event_bus.schema import topic
+from sinks.event_stream import BusEvent, EventStream, encode
 
 log = logging.getLogger(__name__)
 
 MAX_SUBSCRIPTION_BYTES = 4096
 """The largest message a peer may send: subscribers only send subscriptions (a byte and a
 topic prefix). A peer announcing more is disconnected before anything is allocated."""
+
+# pyzmq's flags as plain ints: combining and passing its enums costs a few microseconds a
+# message, more than the send itself.
+_NOBLOCK = int(zmq.NOBLOCK)
+_SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 
 
 class EventPublisher(Sink):
@@ -122,20 +129,16 @@ class EventPublisher(Sink):
         return f"zmq {self.bound_endpoint}{secured}: {self.sent} events sent, {dropped}"
 
     def write(self, result: FrameResult) -> None:
-        for event in self._events.frame(result):
-            self._send(event)
+        self._send_all(self._events.frame(result))
 
     def held_events(self, held: HeldTrackEvents) -> None:
-        for event in self._events.held(held):
-            self._send(event)
+        self._send_all(self._events.held(held))
 
     def status(self, status: CameraStatus) -> None:
-        for event in self._events.status(status):
-            self._send(event)
+        self._send_all(self._events.status(status))
 
     def end(self, stream_end: StreamEnd) -> None:
-        for event in self._events.end(stream_end):
-            self._send(event)
+        self._send_all(self._events.end(stream_end))
 
     def resume_camera(self, camera_id: str, next_seq: int, published: Published) -> None:
         """Sends of `camera_id` only the events its subscribers lack (`published`), numbered
@@ -154,13 +157,22 @@ class EventPublisher(Sink):
                 )
             self._release(linger_ms=1000)
 
-    def _send(self, event: Event) -> None:
+    def _send_all(self, events: list[BusEvent]) -> None:
+        if not events:
+            return
         if self._socket is None:
             raise SinkError(f"zmq sink: event sent after the sink at {self.endpoint!r} closed")
         self._drain_subscriptions()
-        parts = [topic(event.type, event.camera).encode(), encode(event)]
+        for event in events:
+            self._send(self._socket, event)
+
+    def _send(self, sock: zmq.Socket[bytes], event: BusEvent) -> None:
+        # Two sends rather than send_multipart, whose flag and type checks cost more than
+        # the sends; the same to ZeroMQ: a message's parts are queued all or none (EAGAIN
+        # comes on the first part only).
         try:
-            self._socket.send_multipart(parts, flags=zmq.NOBLOCK)
+            sock.send(topic(event.type, event.camera).encode(), _SNDMORE_NOBLOCK)
+            sock.send(encode(event), _NOBLOCK)
         except zmq.Again:
             self.dropped += 1
             return
@@ -189,8 +201,8 @@ class EventPublisher(Sink):
     def _drain_subscriptions(self) -> None:
         """Read pending (un)subscription messages, which XPUB would otherwise keep queued."""
         assert self._socket is not None
-        while cast(int, self._socket.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-            self._socket.recv(zmq.NOBLOCK)
+        while cast(int, self._socket.getsockopt(_EVENTS)) & _POLLIN:
+            self._socket.recv(_NOBLOCK)
 
     def _wait_for_subscribers(self, count: int, timeout_s: float) -> None:
         assert self._socket is not None

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sinks.event_bus.schema import CAMERA_STATUS, DETECTIONS, Event
+from sinks.event_bus.schema import CAMERA_STATUS, DETECTIONS
 
 EventKey = tuple[Any, ...]
 """What tells an event from every other one of its camera's stream (`event_key`)."""
@@ -59,7 +59,8 @@ class Published:
             return dataclasses.replace(self, frame=int(event["frame"]), keys=frozenset({key}))
         return dataclasses.replace(self, keys=self.keys | {key})
 
-    def has(self, event: Event) -> bool:
-        """Whether subscribers have `event`, an event of the frame `frame` (or a status)."""
-        key = event_key(dict(event))
+    def has(self, event: Mapping[str, Any]) -> bool:
+        """Whether subscribers have `event` (its fields), an event of the frame `frame` (or
+        a status)."""
+        key = event_key(event)
         return key in (self.states if key[0] == CAMERA_STATUS else self.keys)

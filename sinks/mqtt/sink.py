@@ -38,8 +38,8 @@ from pipeline.types import (
 )
 from sinks.base import Sink, SinkError
 from sinks.event_bus.resumption import Published
-from sinks.event_bus.schema import EVENT_TYPES, Event
-from sinks.event_stream import EventStream, encode
+from sinks.event_bus.schema import EVENT_TYPES
+from sinks.event_stream import BusEvent, EventStream, encode
 from sinks.mqtt.connection import MqttConnection
 from sinks.mqtt.discovery import Discovery
 from sinks.mqtt.settings import BrokerSettings
@@ -206,7 +206,7 @@ class MqttSink(Sink):
             self._camera_status(camera, OFFLINE)
         self._connection.close(self._close_timeout_s)
 
-    def _send(self, event: Event) -> None:
+    def _send(self, event: BusEvent) -> None:
         if event.type not in self._sent_types:
             return
         self._connection.publish(
