@@ -185,12 +185,16 @@ class DetectorOptions:
     def forward_rows(self, frames: int) -> int:
         """Rows of the forward pass that detects a batch of `frames` frames.
 
-        On CUDA the next power of two, at most the batch size (or `frames` where more): a
-        run's batches vary in size, and cuDNN's autotuning and `torch.compile` work once per
-        input shape, so padding bounds a run to about log2(batch size) + 1 shapes
-        (docs/performance.md, "Padded batches on CUDA"). On the CPU `frames`: padding would
-        cost real work there.
+        A run's batches vary in size, and cuDNN's autotuning and `torch.compile` work once
+        per input shape (docs/performance.md, "Padded batches on CUDA"). Under `compile`,
+        on any device, the batch size: one shape, compiled once, where each other one would
+        stall the run for tens of seconds (minutes on a small CPU). Otherwise on CUDA the
+        next power of two, at most the batch size, which bounds a run to about
+        log2(batch size) + 1 shapes; on the CPU `frames`: padding would cost real work
+        there. Never fewer than `frames`.
         """
+        if self.runtime == "compile":
+            return max(frames, self.batch_size)
         if self.device_name == "cpu" or frames <= 1:
             return frames
         return max(frames, min(1 << (frames - 1).bit_length(), self.batch_size))

@@ -59,7 +59,8 @@ class DetectorConfig(Strict):
         DEFAULTS.runtime,
         description=(
             "What runs the network: torch; compile (torch.compile, with CUDA graphs on CUDA: "
-            "faster once compiled, tens of seconds per batch size at every start); or "
+            "faster once compiled; every batch is padded to batch_size, so it compiles once, "
+            "for tens of seconds, at the first batch of every start); or "
             "onnxruntime (CPU only; about twice as fast there, the network exported to ONNX "
             "once and cached). auto: onnxruntime on the CPU when installed, torch otherwise."
         ),

@@ -118,6 +118,15 @@ def test_a_batch_size_that_is_no_power_of_two_is_the_largest_shape(cuda_present)
     assert [options.forward_rows(n) for n in (9, 16, 17, 24)] == [16, 16, 24, 24]
 
 
+def test_compiled_networks_take_every_batch_padded_to_the_batch_size(cuda_present):
+    """One shape, compiled once: any other batch size would compile again mid-run."""
+    for device in ("cuda", "cpu"):
+        options = DetectorOptions.resolve(
+            DetectorRequest(device=device, runtime="compile", batch_size=8)
+        )
+        assert [options.forward_rows(n) for n in (1, 3, 8, 9)] == [8, 8, 8, 9]
+
+
 def test_cpu_forward_passes_take_the_frames_unpadded():
     assert [cpu_options().forward_rows(n) for n in (1, 3, 7, 9)] == [1, 3, 7, 9]
 
