@@ -109,7 +109,7 @@ class FramePicker:
 
 StatusCallback = Callable[[CameraStatus], None]
 OpenCallback = Callable[[StreamInfo], None]
-ModelImage = Callable[[npt.NDArray[np.uint8]], "npt.NDArray[np.uint8] | None"]
+ModelImage = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8] | None]
 """A frame's image as the detector will resize it, or None (`FrameDetector.model_image`)."""
 
 
