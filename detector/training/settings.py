@@ -52,7 +52,7 @@ class BaseRecipe:
     knew."""
     amp_on_cuda: bool
     """Whether `--amp auto` trains it in mixed precision on a CUDA device (always in
-    float32 on the CPU): whichever stepped faster on a GPU."""
+    float32 on the CPU); what each recipe's choice rests on is said beside it."""
 
 
 RECIPES: dict[str, BaseRecipe] = {
