@@ -224,8 +224,8 @@ class TrainingEpochCase:
 
 
 def epoch_headline(result: EpochResult) -> str:
-    """The last epoch's seconds and images/s, its validation's seconds, and the first
-    epoch's extra where there were several."""
+    """The last epoch's seconds and images/s, the precision it trained in, its validation's
+    seconds, and the first epoch's extra where there were several."""
     first = (
         ""
         if result.first_epoch_extra_seconds is None
@@ -233,7 +233,8 @@ def epoch_headline(result: EpochResult) -> str:
     )
     return (
         f"{result.epoch_seconds:.1f} s an epoch of {result.train_images} images "
-        f"({result.images_per_s:.1f} images/s, validation {result.validation_seconds:.1f} s"
+        f"({result.images_per_s:.1f} images/s in {'mixed precision' if result.amp else 'float32'}, "
+        f"validation {result.validation_seconds:.1f} s"
         f"{first})"
     )
 

@@ -61,7 +61,8 @@ class EpochResult:
     workers: int
     device: str
     amp: bool
-    """Whether the trainer ran mixed precision (`--amp auto`: on CUDA)."""
+    """Whether the trainer ran mixed precision (`--amp auto`: as the base's recipe says on
+    CUDA, float32 for person_ssdlite; float32 on the CPU)."""
     command: str
     """The `python -m pipeline train` command the child ran (its paths are gone)."""
     epoch_seconds: float

@@ -50,6 +50,9 @@ class BaseRecipe:
     the base (its own classes) is trained already and learns at `kept_head_lr`, like the
     rest: fine-tuning the bundled person model for `person` at 25x lost much of what it
     knew."""
+    amp_on_cuda: bool
+    """Whether `--amp auto` trains it in mixed precision on a CUDA device (always in
+    float32 on the CPU); what each recipe's choice rests on is said beside it."""
 
 
 RECIPES: dict[str, BaseRecipe] = {
@@ -62,28 +65,52 @@ RECIPES: dict[str, BaseRecipe] = {
     # steps, two seeds): 0.001 scored best of 0.002 to 0.000125 with both; 0.002 lost much
     # of what the model knew on the way, with one seed most of it (docs/training.md, the
     # fourth figure).
+    # Float32 on CUDA: the trainer's step ran slower in mixed precision on an NVIDIA H200,
+    # 0.66 and 0.69x float32's images/s at batch 8 (two runs), 0.92x at batch 32
+    # (docs/training.md, "On a GPU").
     "person_ssdlite": BaseRecipe(
         lr=0.002,
         kept_head_lr=0.001,
         weight_decay=4e-5,
         batch_size=16,
         head_lr_factor=25,
+        amp_on_cuda=False,
     ),
     # The others' kept_head_lr: half of lr, as measured for person_ssdlite; a guess.
     # MobileNetV3 SSDLite with its batch norms: torchvision's recipe rate, scaled to batch 16.
+    # Float32 on CUDA: mixed precision stepped at 0.93x float32's images/s at batch 8 and
+    # 0.77x at batch 32 on an NVIDIA H200 (docs/training.md, "On a GPU").
     "ssdlite320_mobilenet_v3_large": BaseRecipe(
-        lr=0.01, kept_head_lr=0.005, weight_decay=4e-5, batch_size=16, head_lr_factor=10
+        lr=0.01,
+        kept_head_lr=0.005,
+        weight_decay=4e-5,
+        batch_size=16,
+        head_lr_factor=10,
+        amp_on_cuda=False,
     ),
     # VGG16 SSD: the paper's 1e-3 order and 5e-4 decay; big activations, smaller batches.
+    # Mixed precision on CUDA: not measured in training; in inference SSD300 ran 1.45x
+    # faster in float16 than in float32 at batch 64 on an NVIDIA H200 (docs/performance.md).
     "ssd300_vgg16": BaseRecipe(
-        lr=0.002, kept_head_lr=0.001, weight_decay=5e-4, batch_size=8, head_lr_factor=10
+        lr=0.002,
+        kept_head_lr=0.001,
+        weight_decay=5e-4,
+        batch_size=8,
+        head_lr_factor=10,
+        amp_on_cuda=True,
     ),
     "ssd512_vgg16": BaseRecipe(
-        lr=0.002, kept_head_lr=0.001, weight_decay=5e-4, batch_size=4, head_lr_factor=10
+        lr=0.002,
+        kept_head_lr=0.001,
+        weight_decay=5e-4,
+        batch_size=4,
+        head_lr_factor=10,
+        amp_on_cuda=True,
     ),
 }
-FALLBACK_RECIPE = RECIPES["person_ssdlite"]
-"""For a base given as a checkpoint whose architecture has no recipe of its own."""
+FALLBACK_BASE = "person_ssdlite"
+"""Whose recipe a base given as a checkpoint follows when its architecture has none."""
+FALLBACK_RECIPE = RECIPES[FALLBACK_BASE]
 
 
 def recipe_for(arch: str) -> BaseRecipe:
@@ -152,7 +179,9 @@ class TrainSettings(BaseModel):
     amp: Literal["auto", "on", "off"] = Field(
         "auto",
         description="mixed precision (float16 autocast with a loss scaler): auto trains in it "
-        "on a CUDA device and in float32 on the CPU; on needs a CUDA device",
+        "on a CUDA device as the base's recipe says (the SSD300/SSD512 VGG16 bases; the "
+        "SSDLite bases stepped faster in float32 on an H200), and in float32 on the CPU; "
+        "on forces it and needs a CUDA device",
     )
     workers: int = Field(
         2, ge=0, le=64, description="processes decoding and augmenting images (0: in the loop)"
@@ -192,9 +221,28 @@ class TrainSettings(BaseModel):
         in: `patience` of them, once `min_steps` steps are done."""
         return 0 < self.patience <= stale_epochs and steps_done >= self.min_steps
 
-    def amp_on(self, device_type: str) -> bool:
-        """Whether a run on a `device_type` device ("cuda", "cpu") trains in mixed precision."""
-        return self.amp == "on" or (self.amp == "auto" and device_type == "cuda")
+    def amp_on(self, device_type: str, arch: str) -> bool:
+        """Whether a run of base `arch` on a `device_type` device ("cuda", "cpu") trains in
+        mixed precision (`amp_choice`)."""
+        return self.amp_choice(device_type, arch)[0]
+
+    def amp_choice(self, device_type: str, arch: str) -> tuple[bool, str]:
+        """Whether a run of base `arch` on a `device_type` device trains in mixed precision,
+        and why, in a few words for the start line: `--amp on` or off as asked, auto on CUDA
+        where `arch`'s recipe says so."""
+        if self.amp != "auto":
+            return self.amp == "on", f"--amp {self.amp}"
+        if device_type != "cuda":
+            return False, "--amp auto: mixed precision only on CUDA"
+        if recipe_for(arch).amp_on_cuda:
+            return True, (
+                f"--amp auto: mixed precision on CUDA for {arch}, not timed against float32 "
+                "in training"
+            )
+        measured = arch if arch in RECIPES else f"{arch} follows {FALLBACK_BASE}, which"
+        return False, (
+            f"--amp auto: {measured} trained faster in float32 than in mixed precision on CUDA"
+        )
 
     def weight_decay_for(self, arch: str) -> float:
         return self.weight_decay if self.weight_decay is not None else recipe_for(arch).weight_decay

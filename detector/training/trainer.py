@@ -117,14 +117,14 @@ class Trainer:
         amp: bool | None = None,
     ) -> None:
         """`on_epoch(record, best)` hears of every finished epoch (the command prints it);
-        `amp`: mixed precision on or off (None: as the job's `--amp` says,
-        `TrainSettings.amp_on`).
+        `amp`: mixed precision on or off (None: as the job's `--amp` and its base's recipe
+        say, `TrainSettings.amp_on`).
 
         Raises:
             ValueError: mixed precision (`amp`, or the job's `--amp on`) on a device that is
                 not CUDA.
         """
-        self.amp = job.settings.amp_on(device.type) if amp is None else amp
+        self.amp = job.settings.amp_on(device.type, job.arch) if amp is None else amp
         if self.amp and device.type != "cuda":
             raise ValueError(f"mixed precision needs a CUDA device, not {device}")
         self.job = job

@@ -274,10 +274,10 @@ def _start_line(job: TrainingJob, device: torch.device) -> str:
     epochs = f"{job.epochs} epoch(s)"
     if job.epochs > s.epochs:
         epochs += f" of {job.steps_per_epoch} step(s), not {s.epochs}: --min-steps {s.min_steps}"
-    precision = "mixed precision" if s.amp_on(device.type) else "float32"
+    amp, why = s.amp_choice(device.type, job.arch)
     return (
-        f"training {job.arch} at {job.size}x{job.size} on {device} in {precision} (--amp "
-        f"{s.amp}) for {len(job.class_names) - 1} "
+        f"training {job.arch} at {job.size}x{job.size} on {device} in "
+        f"{'mixed precision' if amp else 'float32'} ({why}) for {len(job.class_names) - 1} "
         f"class(es) ({', '.join(job.class_names[1:])}): {len(job.train)} training and "
         f"{len(job.val)} validation images, batch {job.batch_size}, "
         f"lr {s.lr_for(job.arch, job.fresh_class_head):g}, {epochs}; writing {job.out}"

@@ -69,7 +69,7 @@ def test_the_full_plans_dataset_is_hundreds_of_640x480_images_at_trains_defaults
     assert "--batch-size" not in args and "--workers" not in args  # train's defaults
     assert args[args.index("--min-steps") + 1] == "0"  # the epochs asked, not more
     assert args[args.index("--device") + 1] == "cuda"
-    assert args[args.index("--amp") + 1] == "auto"  # train's default: mixed precision on CUDA
+    assert args[args.index("--amp") + 1] == "auto"  # train's default: the base's recipe
 
 
 def test_the_record_takes_each_epochs_time_from_the_log_and_the_last_as_the_steady_one(
@@ -86,6 +86,9 @@ def test_the_record_takes_each_epochs_time_from_the_log_and_the_last_as_the_stea
     assert result.first_epoch_extra_seconds == 3.0 and result.start_validation_seconds == 1.5
     assert result.loss_finite and result.device == "cpu" and not result.amp
     assert result.command.startswith("python -m pipeline train --data ")
+    assert cases.epoch_headline(result) == (
+        "6.0 s an epoch of 4 images (0.7 images/s in float32, validation 0.8 s, first epoch +3.0 s)"
+    )
 
 
 def test_a_log_without_every_epoch_asked_is_refused(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
-"""The training settings' rules: how many epochs a run takes, and when it may stop early."""
+"""The training settings' rules: how many epochs a run takes, when it may stop early, and
+whether it trains in mixed precision."""
 
 from __future__ import annotations
 
 import pytest
 
-from detector.training.settings import TrainSettings
+from detector.architectures import SPECS
+from detector.training.settings import FALLBACK_RECIPE, RECIPES, TrainSettings
 
 
 @pytest.mark.parametrize(
@@ -52,20 +54,60 @@ def test_the_default_leaves_a_few_hundred_images_training_and_stopping_as_before
     assert settings.may_stop_early(settings.patience, earliest * steps_per_epoch)
 
 
-@pytest.mark.parametrize(
-    ("amp", "device_type", "on"),
-    [
-        ("auto", "cuda", True),
-        ("auto", "cpu", False),
-        ("off", "cuda", False),
-        ("off", "cpu", False),
-        ("on", "cuda", True),
-    ],
-)
-def test_mixed_precision_is_on_where_asked_or_by_default_on_a_cuda_device(
-    amp: str, device_type: str, on: bool
+SSDLITE_BASES = ("person_ssdlite", "ssdlite320_mobilenet_v3_large")
+VGG_BASES = ("ssd300_vgg16", "ssd512_vgg16")
+
+
+@pytest.mark.parametrize("arch", SSDLITE_BASES)
+def test_auto_trains_the_ssdlite_bases_in_float32_on_cuda_where_they_stepped_faster(
+    arch: str,
 ) -> None:
-    assert TrainSettings.model_validate({"amp": amp}).amp_on(device_type) is on
+    assert TrainSettings().amp_choice("cuda", arch) == (
+        False,
+        f"--amp auto: {arch} trained faster in float32 than in mixed precision on CUDA",
+    )
+
+
+@pytest.mark.parametrize("arch", VGG_BASES)
+def test_auto_trains_the_vgg_bases_in_mixed_precision_on_cuda_and_says_it_is_untimed(
+    arch: str,
+) -> None:
+    assert TrainSettings().amp_choice("cuda", arch) == (
+        True,
+        f"--amp auto: mixed precision on CUDA for {arch}, not timed against float32 in training",
+    )
+
+
+@pytest.mark.parametrize("arch", SSDLITE_BASES + VGG_BASES)
+def test_auto_trains_every_base_in_float32_on_the_cpu(arch: str) -> None:
+    assert TrainSettings().amp_choice("cpu", arch) == (
+        False,
+        "--amp auto: mixed precision only on CUDA",
+    )
+
+
+@pytest.mark.parametrize("arch", SSDLITE_BASES + VGG_BASES)
+@pytest.mark.parametrize("device_type", ["cuda", "cpu"])
+def test_amp_on_or_off_overrides_the_recipe_and_says_it_was_asked(
+    arch: str, device_type: str
+) -> None:
+    assert TrainSettings(amp="on").amp_choice(device_type, arch) == (True, "--amp on")
+    assert TrainSettings(amp="off").amp_choice(device_type, arch) == (False, "--amp off")
+    assert TrainSettings(amp="on").amp_on(device_type, arch)
+    assert not TrainSettings(amp="off").amp_on(device_type, arch)
+
+
+def test_every_base_model_has_a_recipe_of_its_own_not_the_fallback() -> None:
+    assert set(RECIPES) == set(SPECS) == {*SSDLITE_BASES, *VGG_BASES}
+
+
+def test_an_architecture_without_a_recipe_follows_the_person_models_and_says_so() -> None:
+    assert not FALLBACK_RECIPE.amp_on_cuda
+    assert TrainSettings().amp_choice("cuda", "unknown_arch") == (
+        False,
+        "--amp auto: unknown_arch follows person_ssdlite, which trained faster in float32 "
+        "than in mixed precision on CUDA",
+    )
 
 
 def test_mixed_precision_is_auto_unless_asked_and_takes_no_other_word() -> None:

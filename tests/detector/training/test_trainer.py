@@ -572,6 +572,24 @@ def test_mixed_precision_is_off_on_the_cpu_and_refused_there_when_asked(
         Trainer(on, CPU, threading.Event())  # the job's --amp on, as the trainer takes it
 
 
+def test_the_trainer_runs_the_precision_resolved_for_its_device_and_base(
+    shapes: ShapesData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No CUDA here: the resolution is faked to choose mixed precision for this job's base
+    on the CPU alone, and the trainer, following it, refuses the CPU."""
+    job = job_for(shapes, tmp_path / "out", train=4, batch_size=2)
+    asked: list[tuple[str, str]] = []
+
+    def choice(settings: TrainSettings, device_type: str, arch: str) -> tuple[bool, str]:
+        asked.append((device_type, arch))
+        return arch == job.arch, "faked"
+
+    monkeypatch.setattr(TrainSettings, "amp_choice", choice)
+    with pytest.raises(ValueError, match="mixed precision needs a CUDA device, not cpu"):
+        Trainer(job, CPU, threading.Event())
+    assert asked == [("cpu", "person_ssdlite")]
+
+
 def test_two_runs_with_one_seed_take_the_same_first_step_and_another_seed_does_not(
     shapes: ShapesData, tmp_path: Path
 ) -> None:

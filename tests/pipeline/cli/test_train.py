@@ -13,15 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 import detector.training.trainer as trainer_module
 from detector.architectures import ARCHITECTURES
 from detector.checkpoints import load_checkpoint, save_checkpoint
 from detector.measured_int8 import MAX_MAP50_LOSS, Int8Measurement, measured_int8
 from detector.training.images import CUT_SHORT
+from detector.training.settings import TrainSettings
 from detector.training.trainer import TrainingJob
 from pipeline.cli import main
 from pipeline.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from pipeline.cli.train import _start_line
 from pipeline.types import LabelMap
 from tests.conftest import write_video
 from tests.detector.training.corrupt import broken_huffman_tables
@@ -75,7 +78,7 @@ def trained(shapes: ShapesData, tmp_path_factory: pytest.TempPathFactory) -> Pat
     )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
-    assert " on cpu in float32 (--amp auto) for " in done.stderr
+    assert " on cpu in float32 (--amp auto: mixed precision only on CUDA) for " in done.stderr
     assert "epoch 0 (the starting weights, before any step): val mAP" in done.stderr
     assert "epoch 1/1: loss" in done.stderr and "val mAP" in done.stderr
     assert f"detector.model: {out / 'best.pt'}" in done.stderr
@@ -265,6 +268,67 @@ def test_amp_on_for_a_training_on_the_cpu_is_one_error_line_and_trains_nothing(
         "use --amp auto or off"
     ]
     assert not (out / "last.pt").exists()
+
+
+def start_line_job(shapes: ShapesData, arch: str, tmp_path: Path, amp: str) -> TrainingJob:
+    """A job of base `arch` as the start line reads it (its model, never run, is the person
+    SSDLite's: the line reads the base's name, not the network)."""
+    return TrainingJob(
+        model=ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300),
+        arch=arch,
+        size=300,
+        class_names=shapes.class_names,
+        train=shapes.train,
+        val=shapes.val,
+        settings=TrainSettings.model_validate({"amp": amp, "batch_size": 4}),
+        out=tmp_path / "run",
+        base=arch,
+        data="shapes",
+        fresh_class_head=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("arch", "device", "amp", "said"),
+    [
+        (
+            "person_ssdlite",
+            "cuda",
+            "auto",
+            " on cuda in float32 (--amp auto: person_ssdlite trained faster in float32 than in "
+            "mixed precision on CUDA) for ",
+        ),
+        (
+            "ssdlite320_mobilenet_v3_large",
+            "cuda",
+            "auto",
+            " on cuda in float32 (--amp auto: ssdlite320_mobilenet_v3_large trained faster in "
+            "float32 than in mixed precision on CUDA) for ",
+        ),
+        (
+            "ssd300_vgg16",
+            "cuda",
+            "auto",
+            " on cuda in mixed precision (--amp auto: mixed precision on CUDA for ssd300_vgg16, "
+            "not timed against float32 in training) for ",
+        ),
+        ("person_ssdlite", "cuda", "on", " on cuda in mixed precision (--amp on) for "),
+        ("ssd512_vgg16", "cuda", "off", " on cuda in float32 (--amp off) for "),
+        (
+            "ssd512_vgg16",
+            "cpu",
+            "auto",
+            " on cpu in float32 (--amp auto: mixed precision only on CUDA) for ",
+        ),
+    ],
+)
+def test_the_start_line_says_the_precision_and_why_in_one_line(
+    shapes: ShapesData, tmp_path: Path, arch: str, device: str, amp: str, said: str
+) -> None:
+    """CUDA is only named here: the line is made, nothing runs on it."""
+    line = _start_line(start_line_job(shapes, arch, tmp_path, amp), torch.device(device))
+    assert said in line and line.startswith(f"training {arch} at 300x300")
+    assert "\n" not in line
 
 
 def test_train_names_every_bad_annotation_and_trains_nothing(
