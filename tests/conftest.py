@@ -91,4 +91,4 @@ def vnni(monkeypatch: pytest.MonkeyPatch) -> None:
     whatever CPU runs the tests."""
     from detector import options
 
-    monkeypatch.setattr(options, "has_int8_dot_products", lambda: True)
+    monkeypatch.setattr(options, "has_int8_dot_products", lambda cpuinfo=None: True)

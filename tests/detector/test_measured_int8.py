@@ -124,7 +124,7 @@ def test_without_a_record_auto_says_where_it_looked_and_who_writes_one(
 def test_a_measured_checkpoint_still_needs_8_bit_dot_products_for_auto_int8(
     checkpoint: Path, onnxruntime_here: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(options, "has_int8_dot_products", lambda: False)
+    monkeypatch.setattr(options, "has_int8_dot_products", lambda cpuinfo=None: False)
     measured(checkpoint, fp32=0.8, int8=0.8)
     resolved = auto(checkpoint)
     assert resolved.precision == "fp32"

@@ -59,7 +59,7 @@ def test_auto_on_a_cpu_says_why_a_model_stays_float32(
 def test_auto_on_a_cpu_without_vnni_stays_float32(
     no_cuda: None, onnxruntime_here: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(options, "has_int8_dot_products", lambda: False)
+    monkeypatch.setattr(options, "has_int8_dot_products", lambda cpuinfo=None: False)
     resolved = DetectorOptions.resolve(DetectorRequest(model="person_ssdlite"))
     assert resolved.precision == "fp32"
     assert "no 8-bit dot products" in resolved.reasons["precision"]

@@ -211,7 +211,7 @@ def test_precision_auto_stays_float32_on_cpus_without_8_bit_dot_products(
 ) -> None:
     # int8's accuracy was measured on VNNI CPUs only; without VNNI ONNX Runtime's u8s8
     # products can saturate.
-    monkeypatch.setattr(options, "has_int8_dot_products", lambda: False)
+    monkeypatch.setattr(options, "has_int8_dot_products", lambda cpuinfo=None: False)
     assert cpu_options(model="person_ssdlite").precision == "fp32"
     assert Detector.build(DetectorRequest(model="person_ssdlite", device="cpu")).precision == "fp32"
     assert cpu_options(model="person_ssdlite", precision="int8").precision == (
