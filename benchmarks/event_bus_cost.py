@@ -21,21 +21,19 @@ import cProfile
 import json
 import os
 import pstats
-import socket
 import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import zmq
 
+from benchmarks.event_bus import _endpoint, subscriber
 from benchmarks.machine import machine_line
 from pipeline.types import (
     Detections,
@@ -52,12 +50,6 @@ LABELS = LabelMap(("background", "person"))
 CAMERAS = 16
 BOXES = (0, 4, 16)
 SUBSCRIBERS = ("none", "reader")
-
-
-def _endpoint() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
 
 
 def frame_results(frames: int, boxes: int, seed: int = 0) -> list[FrameResult]:
@@ -89,36 +81,6 @@ def frame_results(frames: int, boxes: int, seed: int = 0) -> list[FrameResult]:
         frame = Frame(camera, index, index / 25, wall_time, image)
         results.append(FrameResult(frame, detections, events))
     return results
-
-
-@contextmanager
-def subscriber(endpoint: str, kind: str) -> Iterator[Callable[[], int]]:
-    """None, or a SUB socket reading everything in a thread; yields "how many were read"."""
-    if kind == "none":
-        yield lambda: 0
-        return
-    context = zmq.Context()
-    sock = context.socket(zmq.SUB)
-    sock.setsockopt(zmq.SUBSCRIBE, b"")
-    sock.connect(endpoint)
-    read = [0]
-    stop = threading.Event()
-
-    def drain() -> None:
-        while not stop.is_set():
-            if sock.poll(50):
-                sock.recv_multipart()
-                read[0] += 1
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        yield lambda: read[0]
-    finally:
-        stop.set()
-        reader.join()
-        sock.close(linger=0)
-        context.term()
 
 
 def cpu_ms_per_frame(results: list[FrameResult], kind: str) -> tuple[float, float, int]:
@@ -189,7 +151,7 @@ def exported(ref: str) -> Iterator[Path]:
         yield Path(folder) / "tree"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=3000, help="frames per timed run")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per checkout")
@@ -197,7 +159,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also print a cProfile table")
     parser.add_argument("--top", type=int, default=15, help="rows of the profile")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(one_round(args.frames)))
         return
