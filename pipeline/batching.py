@@ -109,11 +109,9 @@ class Batcher:
         Call with the condition held.
         """
         batch = self._batch
-        took = self._take(batch)
+        self._take(batch)  # each queue wakes its producer if it waits for room
         batch.finished += [q for q in self._queues if q.finished]
         self._queues = [q for q in self._queues if not q.finished]
-        if took:
-            self._cond.notify_all()  # room for producers blocked on a full queue
         if len(batch.to_detect) >= self.batch_size or not self._queues:
             return True
         if (batch.finished or batch.items) and not batch.to_detect:
@@ -148,8 +146,7 @@ class Batcher:
             return None
         return batch
 
-    def _take(self, batch: Batch) -> bool:
-        took = False
+    def _take(self, batch: Batch) -> None:
         while len(batch.to_detect) < self.batch_size:
             progressed = False
             for q in self._queues:
@@ -162,5 +159,3 @@ class Batcher:
                     progressed = True
             if not progressed:
                 break
-            took = True
-        return took

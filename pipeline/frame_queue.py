@@ -1,7 +1,9 @@
 """A camera's bounded queue of decoded frames, between its reader thread and the batcher.
 
 Every queue of a run shares one condition with the batcher, which waits on it for a frame
-of any camera; what a full queue does with a new frame is its `QueuePolicy`.
+of any camera; what a full queue does with a new frame is its `QueuePolicy`. A reader
+waiting for room waits on its own queue's condition, over the same lock, so that taking a
+camera's frames wakes that camera's reader only, not every camera's.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ class FrameQueue:
     """A bounded FIFO of one camera's frames, sharing a condition with the batcher.
 
     All queues of a run share one `threading.Condition`, so the batcher can wait for a frame
-    from any camera without polling.
+    from any camera without polling. A producer blocked on a full queue waits on the
+    queue's own condition (`room`, on the shared condition's lock), which `pop` and `close`
+    notify: with many cameras, one shared condition woke every blocked reader for each batch.
     """
 
     def __init__(
@@ -60,6 +64,8 @@ class FrameQueue:
         self._closed = False
         self._cut_off = False
         self._cond = condition
+        # A condition takes any lock that acquires and releases: the shared condition is one.
+        self._room = threading.Condition(condition)  # type: ignore[arg-type]
 
     def put(self, item: QueuedFrame, stop: threading.Event) -> bool:
         """Queue a frame; False if it was not queued: the queue is closed, or `stop` was set
@@ -72,7 +78,7 @@ class FrameQueue:
                     break
                 if stop.is_set():
                     return False
-                self._cond.wait(0.1)  # woken by the batcher taking frames; timeout to see `stop`
+                self._room.wait(0.1)  # woken by `pop` and `close`; timeout to see `stop`
             if self._closed:
                 return False
             self._items.append(item)
@@ -91,6 +97,7 @@ class FrameQueue:
             self._closed = True
             self.error = error
             self._cond.notify_all()
+            self._room.notify_all()
 
     def cut_off(self) -> None:
         """Closes the queue on behalf of a reader that did not end its stream in time (stuck
@@ -113,7 +120,11 @@ class FrameQueue:
 
     # The methods below are called with the shared condition held (by the batcher).
     def pop(self) -> QueuedFrame | None:
-        return self._items.popleft() if self._items else None
+        """The oldest frame, if any; wakes the producer if it waits for room."""
+        if not self._items:
+            return None
+        self._room.notify()
+        return self._items.popleft()
 
     @property
     def finished(self) -> bool:
