@@ -257,6 +257,10 @@ class CachedOnnxDetector:
         """`detect(frames)`, done at once (nothing runs beside the caller)."""
         return DetectedNow(self.detect(frames))
 
+    def close(self) -> None:
+        """Nothing to end: it starts no threads of its own (ONNX Runtime's pool ends with
+        its session)."""
+
     def model_image(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         """`image` (RGB uint8 [H, W, 3]) resized as `model_input` resizes it: uint8
         [*input_size, 3], for a camera's reader thread to make ahead (`Frame.model_image`)."""

@@ -122,6 +122,13 @@ class Detector:
         """One line: the model, what runs it where, and why (`DetectorOptions.describe`)."""
         return self.options.describe()
 
+    def close(self) -> None:
+        """Ends the detector's threads (the workers of `submit`, the host copy's), waiting
+        for a batch still being detected; detecting after this fails."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self._host_copy.close()
+
     @property
     def device(self) -> torch.device:
         """Where the network runs."""

@@ -83,6 +83,11 @@ class FrameDetector(Protocol):
         at least that big, and of its aspect); None: any size will do."""
         return None
 
+    def close(self) -> None:
+        """Lets go of what the detector holds beyond itself (threads); the run that built
+        the detector calls it once it is done with it. Nothing by default."""
+        return None
+
     def model_image(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8] | None:
         """`image` (RGB uint8 [H, W, 3]) as the detector resizes it, for a camera's reader
         thread to make ahead (`Frame.model_image`); None (the default): the detector

@@ -192,6 +192,8 @@ class Pipeline:
             for worker in workers:
                 worker.run_ended(outcome)
         finally:
+            if self._detector is None:  # built for this run: its threads end with it
+                detector.close()
             if snapshot_writer is not None:  # every stream has ended: no snapshot waits
                 snapshot_writer.close()
             for worker in workers:

@@ -92,6 +92,8 @@ class Workbench:
         """Lets the detector go, and hands its device memory back (a compiled one's CUDA
         graphs' too, which the next case's peak memory would otherwise count)."""
         compiled = self._key is not None and self._key[1] == "compile"
+        if self._detector is not None:
+            self._detector.close()  # its host-copy threads, which GC would end later
         self._detector, self._key = None, None
         if compiled:
             import torch

@@ -165,7 +165,10 @@ def bench_end_to_end(
             context = SinkContext(detector.labels, "<bench>")
             sinks = [TimedSink(build_sink(sc, context)) for sc in config.sinks]
             bare = config.model_copy(update={"sinks": []})
-            summary = Pipeline(bare, detector=detector, extra_sinks=sinks).run()
+            try:
+                summary = Pipeline(bare, detector=detector, extra_sinks=sinks).run()
+            finally:
+                detector.close()  # a detector per run: its threads end with it
             if not summary.ok:
                 errors = [p for c in summary.cameras.values() if (p := c.problem)]
                 raise BenchError(f"bench run failed: {'; '.join(errors + summary.sink_errors)}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,7 +16,7 @@ from detector.errors import ModelConfigError
 from detector.ssd import SSD
 from detector.timing import StageTimes
 from pipeline.config import ConfigError, parse_config
-from pipeline.types import LabelMap
+from pipeline.types import Frame, LabelMap
 from tests.detector.building import make_detector
 from tests.detector.test_engine_paths import assert_same_detections, two_batches
 
@@ -136,3 +137,16 @@ def test_bad_workers_in_the_config_name_the_detector_section(lines: str, message
     with pytest.raises(ConfigError) as error:
         parse_config(text, source="cams.yaml")
     assert message in str(error.value) and "detector" in str(error.value)
+
+
+def test_closing_a_detector_ends_its_worker_threads(person: SSD) -> None:
+    """A run that built its detector closes it at its end: no worker thread outlives it."""
+    two = detector(person, 2)
+    frame = Frame("cam", 0, 0.0, 0.0, np.zeros((48, 64, 3), np.uint8))
+    assert len(two.submit([frame]).result()) == 1
+    workers = [t for t in threading.enumerate() if t.name.startswith("detect")]
+    assert workers
+    two.close()
+    assert not any(t.is_alive() for t in workers)
+    with pytest.raises(RuntimeError):
+        two.submit([frame])

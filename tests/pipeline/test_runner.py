@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,8 @@ from pipeline.stops import StopEvent
 from pipeline.types import (
     AnalyticsEvent,
     CameraStatus,
+    Detections,
+    Frame,
     FrameResult,
     LineCrossing,
     StreamEnd,
@@ -394,6 +396,38 @@ def test_each_start_line_is_said_once_the_detector_s_preparation_first(
     for line in (preparing, "detector: eager, for tests", "live view: http://127.0.0.1:"):
         (record,) = [r for r in caplog.records if line in r.getMessage()]
         assert record.levelno == logging.INFO
+
+
+class ClosingDetector(EagerDetector):
+    """Counts its `close` calls, and whether frames came after one."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__(fail_at)
+        self.closed = 0
+        self.detected_after_close = False
+
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
+        self.detected_after_close = self.detected_after_close or self.closed > 0
+        return super().detect(frames)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+@pytest.mark.parametrize("fail_at", [None, 1])
+def test_a_run_closes_the_detector_it_built_once_done_and_never_one_it_was_given(
+    synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch, fail_at: int | None
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=4, size=(64, 48))
+    config = parse_config(f"cameras:\n  - id: cam\n    source: {clip}\n")
+    built = ClosingDetector(fail_at)
+    monkeypatch.setattr(runner, "build_run_detector", lambda config, announce: built)
+    summary = Pipeline(config).run()
+    assert summary.ok == (fail_at is None)  # a detector that failed is closed all the same
+    assert built.closed == 1 and not built.detected_after_close
+    given = ClosingDetector()
+    assert Pipeline(config, detector=given).run().ok
+    assert given.closed == 0  # whoever made it may use it again
 
 
 def test_a_camera_whose_source_opened_is_marked_opened(synthetic_video: VideoFactory) -> None:
