@@ -23,7 +23,7 @@ import copy
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -74,11 +74,11 @@ def run_factor(
 ) -> FactorRun:
     """`steps` trainer steps on `batch` from a copy of `start`'s model, the class head at
     the rate times `factor`."""
-    job = TrainingJob(
-        copy.deepcopy(start.model), start.arch, start.size, start.class_names, start.train,
-        start.val, start.settings.model_copy(update={"head_lr_factor": factor}), start.out,
-        start.base, start.data, start.fresh_class_head,
-    )  # fmt: skip
+    job = replace(
+        start,
+        model=copy.deepcopy(start.model),
+        settings=start.settings.model_copy(update={"head_lr_factor": factor}),
+    )
     trainer = Trainer(job, device, threading.Event(), amp=False)
     state = Progress()
     losses: list[tuple[float, float]] = []
