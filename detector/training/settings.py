@@ -59,8 +59,9 @@ RECIPES: dict[str, BaseRecipe] = {
     # The bundled SSDLite has its batch norms folded into the convolutions: nothing
     # renormalises its activations, and 0.01 diverged on the test shapes where 0.002 learned
     # steadily (docs/training.md).
-    # Its fresh class head at 25x: on 8 shape images without augmentation, the confidence
-    # loss fell from 5.6 to 5.3 in 40 steps at 1x, to 3.7 at 10x and to 0.3 at 50x.
+    # Its fresh class head at 25x: on one batch of 8 shape images without augmentation, 40
+    # steps took the confidence loss from 5.65 to 5.28 at 1x, 3.57 at 10x, 1.29 at 25x and
+    # 0.19 at 50x, all finite (benchmarks/head_lr.py; docs/training.md, `BASE`).
     # Its kept head (fine-tuned for person on the reviewed vtest frames at batch 16, 10
     # steps, two seeds): 0.001 scored best of 0.002 to 0.000125 with both; 0.002 lost much
     # of what the model knew on the way, with one seed most of it (docs/training.md, the
