@@ -112,7 +112,9 @@ def prune_segments(
     pattern = segment_pattern(camera)
     try:
         candidates = [p for p in directory.iterdir() if pattern.match(p.name) and p != keep]
-        aged = sorted(((p.stat().st_mtime, p) for p in candidates), reverse=True)
+        aged = sorted(
+            ((p.stat().st_mtime, p) for p in candidates), key=_written_order, reverse=True
+        )
     except OSError as exc:
         log.warning("video sink: cannot list %s for retention: %s", directory, exc)
         return []
@@ -124,6 +126,16 @@ def prune_segments(
         if too_old or too_many:
             doomed.append(path)
     return remove_old(doomed, sink="video sink", what="video")
+
+
+def _written_order(entry: tuple[float, Path]) -> tuple[float, str, int]:
+    """Sort key of (mtime, file) in the order the files were written: by modification
+    time, then, for files last written within the same clock tick, by name as
+    `segment_path` gives them: the first frame's stamp, then the plain name before `-2`,
+    `-3`..."""
+    mtime, path = entry
+    day, clock, *n = path.stem.rpartition("_")[2].split("-")
+    return mtime, day + clock, int(n[0]) if n else 1
 
 
 def delete_old_videos(directory: str | Path, before: float, *, dry_run: bool = False) -> list[Path]:

@@ -59,3 +59,20 @@ def test_delete_old_videos_removes_only_video_files_older_than_the_cutoff(tmp_pa
     assert old.exists()
     assert delete_old_videos(tmp_path, cutoff) == [old]
     assert sorted(tmp_path.iterdir()) == sorted([new, not_ours, named_alike])
+
+
+def test_retention_of_files_written_within_one_clock_tick_keeps_the_last_written(
+    tmp_path: Path,
+) -> None:
+    """Files whose modification times are equal (a coarse file-system clock, or written
+    fast) are ordered as they were named: stamp, then the plain name before -2, -3."""
+    names = ["cam1_20270115-080000.mp4", "cam1_20270115-080000-2.mp4",
+             "cam1_20270115-080000-10.mp4", "cam1_20270115-080001.mp4"]  # fmt: skip
+    then = time.time() - 5
+    for name in names:
+        (tmp_path / name).write_bytes(b"video")
+        os.utime(tmp_path / name, (then, then))
+    rotation = Rotation(max_segments=2)
+    deleted = rotation.prune(tmp_path, "cam1", keep=None)
+    assert sorted(p.name for p in deleted) == sorted(names[:2])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])
