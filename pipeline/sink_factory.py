@@ -66,7 +66,7 @@ def _(sc: VideoSinkConfig, context: SinkContext) -> Sink:
     from sinks.video.files import Rotation
     from sinks.video.sink import VideoSink
 
-    encoding = Encoding(sc.codec, sc.crf, sc.preset, sc.fragmented, sc.threads)
+    encoding = Encoding(sc.codec, sc.crf, sc.preset, sc.fragmented, sc.threads, sc.width)
     rotation = Rotation(
         segment_s=None if sc.segment_minutes is None else sc.segment_minutes * 60,
         max_age_s=None if sc.keep_hours is None else sc.keep_hours * 3600,

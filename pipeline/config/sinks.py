@@ -60,6 +60,16 @@ class VideoSinkConfig(Strict):
             "threads cost more CPU than they save there), FFmpeg's choice elsewhere."
         ),
     )
+    width: int | None = Field(
+        None,
+        ge=16,
+        le=7680,
+        description=(
+            "Scale the annotated video down to this width (even; its height keeps the "
+            "frame's aspect), never up: H.264 costs in proportion to the pixels. Detection "
+            "is not affected. none: the camera's size."
+        ),
+    )
     queue_size: int = Field(64, ge=1, le=4096, description="Frames buffered for the encoder.")
     segment_minutes: float | None = Field(
         None,
@@ -83,6 +93,13 @@ class VideoSinkConfig(Strict):
             "(those its encoder holds back), a file's last second."
         ),
     )
+
+    @field_validator("width")
+    @classmethod
+    def _even_width(cls, value: int | None) -> int | None:
+        if value is not None and value % 2:
+            raise ValueError(f"{value} is odd: H.264 video takes even sizes")
+        return value
 
 
 HostName = Annotated[

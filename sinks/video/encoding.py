@@ -130,10 +130,22 @@ class Encoding:
     preset: str = "ultrafast"
     fragmented: bool = True
     threads: int = 0
+    width: int | None = None
+    """The files' width: larger frames are scaled down to it (`size_for`); None: theirs."""
 
     def __post_init__(self) -> None:
         if self.threads < 0:
             raise ValueError(f"video encoding threads must be >= 0, got {self.threads}")
+        if self.width is not None and (self.width < 2 or self.width % 2):
+            raise ValueError(f"video width must be even and at least 2, got {self.width}")
+
+    def size_for(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of the files of frames of `width` x `height`: even (H.264 4:2:0
+        takes even sizes; an odd row or column is cropped), and scaled down to `width`
+        where that is smaller, the height in the frame's aspect, even."""
+        if self.width is None or self.width >= width - width % 2:
+            return width - width % 2, height - height % 2
+        return self.width, max(2, 2 * round(self.width * height / width / 2))
 
     def options(self, no_delay: bool = False) -> dict[str, str]:
         """The encoder's FFmpeg options (`encoder_options`)."""
@@ -299,8 +311,10 @@ class SegmentFile:
     def encode(self, image: npt.NDArray[np.uint8]) -> None:
         """Encode one RGB uint8 [H, W, 3] image as the next frame."""
         g = self.geometry
-        image = image[: g.height, : g.width]
-        if image.shape[0] != g.height or image.shape[1] != g.width:
+        height, width = image.shape[:2]
+        if (width - width % 2, height - height % 2) == (g.width, g.height):
+            image = image[: g.height, : g.width]  # an odd row or column cropped
+        else:  # scaled to the file's size (`Encoding.size_for`)
             resized = cv2.resize(image, (g.width, g.height), interpolation=cv2.INTER_AREA)
             image = np.asarray(resized, dtype=np.uint8)
         # OpenCV's SIMD RGB -> YUV 4:2:0 (BT.601, the same as FFmpeg's default here) is about

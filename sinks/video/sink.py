@@ -156,7 +156,7 @@ class VideoSink(Sink):
             rate = _FALLBACK_RATE
         # libx264/mp4 want a time base with a reasonable denominator.
         rate = Fraction(rate).limit_denominator(1001 * 1000)
-        width, height = info.width - info.width % 2, info.height - info.height % 2
+        width, height = self.encoding.size_for(info.width, info.height)
         if width <= 0 or height <= 0:
             raise SinkError(
                 f"video sink: camera {camera!r} has size {info.width}x{info.height}; "

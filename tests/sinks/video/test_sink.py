@@ -8,6 +8,7 @@ import shutil
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.types import StreamEnd, StreamInfo
@@ -197,3 +198,26 @@ def test_segments_rotate_after_segment_s_of_video_and_keep_every_frame(tmp_path:
     # each file starts where the previous one stopped: the square is at 5 px per frame
     firsts = [square_left_edge(decode(f)[0][0]) for f in files]
     assert all(abs(edge - 5 * start) <= 2 for edge, start in zip(firsts, (0, 10, 20), strict=True))
+
+
+def test_a_video_width_scales_the_annotated_frames_down_in_their_aspect(tmp_path: Path) -> None:
+    sink = VideoSink(tmp_path, LABELS, encoding=Encoding(width=48))
+    write_stream(sink, "wide", 4, 192, 128, Fraction(25))  # 192x128 -> 48x32
+    write_stream(sink, "small", 2, 40, 30, Fraction(25))  # narrower than 48: never enlarged
+    sink.close()
+    images, _ = decode(sink.paths["wide"])
+    assert [image.shape for image in images] == [(32, 48, 3)] * 4
+    # the same picture, a quarter of the size: the square (rows 40-60, from x = 5 * index,
+    # 20 wide) in rows 10-15, from x / 4, 5 wide
+    edges = [int(np.flatnonzero(image[11:14].mean(axis=(0, 2)) > 128)[0]) for image in images]
+    assert edges == pytest.approx([0, 1.25, 2.5, 3.75], abs=1)
+    small, _ = decode(sink.paths["small"])
+    assert [image.shape for image in small] == [(30, 40, 3)] * 2
+
+
+def test_a_video_width_must_be_even() -> None:
+    for width in (47, 0):
+        with pytest.raises(ValueError, match="even"):
+            Encoding(width=width)
+    assert Encoding(width=640).size_for(1920, 1081) == (640, 360)
+    assert Encoding().size_for(767, 575) == (766, 574)  # an odd row or column cropped
