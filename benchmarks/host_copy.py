@@ -24,17 +24,13 @@ import numpy as np
 
 from benchmarks.machine import machine_line
 from detector.host_copy import HostCopy, copy_threads
-
-
-def _size(text: str) -> tuple[int, int]:
-    width, _, height = text.partition("x")
-    return int(width), int(height)
+from pipeline.argtypes import frame_size
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=32, help="frames per batch (32)")
-    parser.add_argument("--size", type=_size, default=(1920, 1080), help="WxH (1920x1080)")
+    parser.add_argument("--size", type=frame_size, default=(1920, 1080), help="WxH (1920x1080)")
     parser.add_argument(
         "--threads",
         type=int,

@@ -30,15 +30,11 @@ from detector.engine import Detector
 from detector.quantize import DEFAULT_CALIBRATION
 from detector.request import DetectorRequest
 from detector.timing import StageTimes
+from pipeline.argtypes import frame_size
 from pipeline.build import leave_a_core
 from pipeline.types import Detections, Frame
 
 STAGES = ("prepare_s", "forward_s", "postprocess_s")
-
-
-def _size(text: str) -> tuple[int, int]:
-    width, _, height = text.partition("x")
-    return int(width), int(height)
 
 
 def _timed(detector: Detector, frames: list[Frame]) -> tuple[list[Detections], StageTimes, float]:
@@ -60,7 +56,7 @@ def _same(a: list[Detections], b: list[Detections]) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=_size, default=(1920, 1080), help="WxH (1920x1080)")
+    parser.add_argument("--size", type=frame_size, default=(1920, 1080), help="WxH (1920x1080)")
     parser.add_argument("--batch", type=int, default=32, help="frames per batch (32)")
     parser.add_argument("--repeat", type=int, default=7, help="rounds (7)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (auto)")

@@ -30,6 +30,7 @@ from detector.agreement import compare
 from detector.engine import Detector
 from detector.quantize import DEFAULT_CALIBRATION
 from detector.request import DetectorRequest
+from pipeline.argtypes import frame_size
 from pipeline.types import Detections, Frame
 
 VTEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "vtest.avi"
@@ -57,11 +58,6 @@ def scaled(
 
 def _full(decoded: av.VideoFrame) -> npt.NDArray[np.uint8]:
     return np.asarray(decoded.to_ndarray(format="rgb24"), np.uint8)
-
-
-def _size(text: str) -> tuple[int, int]:
-    width, _, height = text.partition("x")
-    return int(width), int(height)
 
 
 def detect_clip(
@@ -98,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         default=VTEST if VTEST.is_file() else DEFAULT_CALIBRATION,
         help="video file (default vtest.avi where present, else the bundled sample clip)",
     )
-    parser.add_argument("--sizes", type=_size, nargs="+", default=[(640, 480), (384, 288)])
+    parser.add_argument("--sizes", type=frame_size, nargs="+", default=[(640, 480), (384, 288)])
     parser.add_argument("--every", type=int, default=2, help="detect every Nth frame (2)")
     parser.add_argument("--precision", default="fp32", help="as in the config (fp32)")
     args = parser.parse_args(argv)

@@ -18,6 +18,25 @@ INT_MAX = 2**63 - 1
 """The largest count any command takes: what a C long, SQLite and PostgreSQL's bigint hold."""
 
 
+MAX_SIDE = 16384
+"""`frame_size`: the widest and highest frame (what H.264 encodes)."""
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """An argparse type: a frame size "WxH", both even (H.264 4:2:0), from 2 to `MAX_SIDE`."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected WxH such as 1920x1080, got {text[:40]!r}"
+        ) from None
+    if not (2 <= width <= MAX_SIDE and 2 <= height <= MAX_SIDE) or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(
+            f"width and height must be even, from 2 to {MAX_SIDE}, got {text[:40]!r}"
+        )
+    return width, height
+
+
 def whole(low: int, high: int = INT_MAX) -> Callable[[str], int]:
     """An argparse type: an integer from `low` to `high`."""
 

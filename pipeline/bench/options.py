@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from detector.request import BOUNDS
-from pipeline.argtypes import nonempty, seconds, whole
+from pipeline.argtypes import frame_size, nonempty, seconds, whole
 from pipeline.bench.capacity import LATENCY_LIMIT_S, LOOPED_CLIP, OVERLOAD
 from pipeline.bench.clips import DEFAULT_CLIP
 from pipeline.bench.end_to_end import DetectorSetup, VideoOutput
@@ -22,28 +22,11 @@ DEFAULT_MODELS = ("person_ssdlite", "ssdlite320_mobilenet_v3_large", "ssd300_vgg
 _BATCH = BOUNDS["batch_size"]
 BATCH_SIZE = whole(int(_BATCH.ge or 1), int(_BATCH.le or 1))
 """A batch size within the detector's bounds."""
-MAX_SIDE = 16384
-"""`--scale`: the widest and highest frame (what H.264 encodes)."""
 
 
 def _batch_size_or_auto(text: str) -> int | Literal["auto"]:
     """argparse type of --batch-size: "auto" or a batch size."""
     return "auto" if text.strip().lower() == "auto" else BATCH_SIZE(text)
-
-
-def _size(text: str) -> tuple[int, int]:
-    """argparse type of --scale: "WxH", both even (H.264 4:2:0)."""
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected WxH such as 1920x1080, got {text[:40]!r}"
-        ) from None
-    if not (2 <= width <= MAX_SIDE and 2 <= height <= MAX_SIDE) or width % 2 or height % 2:
-        raise argparse.ArgumentTypeError(
-            f"width and height must be even, from 2 to {MAX_SIDE}, got {text[:40]!r}"
-        )
-    return width, height
 
 
 def _shown(value: Any) -> str:
@@ -109,7 +92,7 @@ OPTIONS: tuple[Option, ...] = (
            "where present)", type=nonempty),
     Option("--copies", "cameras reading the clip (%(default)s)", 1, whole(1, 1024)),
     Option("--scale", "re-encode the clip as H.264 at this size first (e.g. 1920x1080), for the "
-           "end-to-end and naive runs", type=_size, metavar="WxH", shown=_shown_size),
+           "end-to-end and naive runs", type=frame_size, metavar="WxH", shown=_shown_size),
     Option("--model", "end-to-end and naive model", "person_ssdlite", nonempty),
     Option("--batch-size", "end-to-end `detector.batch_size`: auto or a number (%(default)s)",
            _E2E.batch_size, _batch_size_or_auto),
