@@ -42,9 +42,9 @@ class Frame:
     model_image: npt.NDArray[np.uint8] | None = None
 
     def __post_init__(self) -> None:
-        _check_image("image", self.image)
+        _check_image("Frame.image", self.image)
         if self.model_image is not None:
-            _check_image("model_image", self.model_image)
+            _check_image("Frame.model_image", self.model_image)
         if self.index < 0:
             raise ValueError(f"Frame.index must be >= 0, got {self.index}")
 
@@ -246,16 +246,8 @@ class Snapshot:
 
     def __post_init__(self) -> None:
         for what, image in (("crop", self.crop), ("frame", self.frame)):
-            if image is None or isinstance(image, bytes):
-                continue
-            if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-                raise TypeError(
-                    f"Snapshot.{what} must be a uint8 numpy array, got {_describe(image)}"
-                )
-            if image.ndim != 3 or image.shape[2] != 3:
-                raise ValueError(
-                    f"Snapshot.{what} must have shape [H, W, 3], got {list(image.shape)}"
-                )
+            if image is not None and not isinstance(image, bytes):
+                _check_image(f"Snapshot.{what}", image)
         if (self.frame is None) != (self.frame_name is None):
             raise ValueError("Snapshot.frame and Snapshot.frame_name go together")
 
@@ -550,11 +542,12 @@ class LabelMap:
 
 
 def _check_image(name: str, img: object) -> None:
-    """Raises unless `img` is an RGB uint8 array [H, W, 3] (`Frame.image` and its kin)."""
+    """Raises unless `img` is an RGB uint8 array [H, W, 3]; `name`: what it is, e.g.
+    "Frame.image"."""
     if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
-        raise TypeError(f"Frame.{name} must be a uint8 numpy array, got {_describe(img)}")
+        raise TypeError(f"{name} must be a uint8 numpy array, got {_describe(img)}")
     if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"Frame.{name} must have shape [H, W, 3], got {list(img.shape)}")
+        raise ValueError(f"{name} must have shape [H, W, 3], got {list(img.shape)}")
 
 
 def _describe(value: object) -> str:
