@@ -269,11 +269,16 @@ def build_run_detector(
     return detector
 
 
+def torch_cpu_threads() -> int:
+    """torch's intra-op threads on the CPU beside a pipeline: every core but one, at least
+    one. With every core in torch's pool, decoding, encoding and the sinks slow inference
+    many times on a busy machine (docs/performance.md)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 def leave_a_core(detector: Detector) -> None:
-    """On the CPU, torch's pool gets every core but one, as a run sets it."""
+    """On the CPU, torch's pool gets `torch_cpu_threads`, as a run sets it."""
     if detector.device.type == "cpu":
         import torch
 
-        # With every core in torch's pool, decoding, encoding and the sinks slow inference
-        # many times on a busy machine (docs/performance.md).
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+        torch.set_num_threads(torch_cpu_threads())

@@ -3,7 +3,6 @@ of a model to time."""
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -36,14 +35,16 @@ def bench_weights(model: str) -> str:
 
 
 def configure_torch(threads: int = 0) -> None:
-    """torch set up for timing: `threads` intra-op threads (0: cores - 1, at least 1: the
-    decoder and the sinks need the rest; docs/performance.md), denormals flushed (random
+    """torch set up for timing: `threads` intra-op threads (0: a run's,
+    `pipeline.build.torch_cpu_threads`), denormals flushed (random
     weights make them; see Pipeline.run). A CUDA detector turns cuDNN's autotuning on
     itself (`detector.engine.Detector`)."""
     import torch
 
+    from pipeline.build import torch_cpu_threads
+
     torch.set_flush_denormal(True)
-    torch.set_num_threads(threads or max(1, (os.cpu_count() or 2) - 1))
+    torch.set_num_threads(threads or torch_cpu_threads())
 
 
 def bench_model(
