@@ -71,14 +71,20 @@ def _header(
     }
 
 
+BOX_DIGITS = 1
+"""Decimals of a box's pixel coordinates in events."""
+SCORE_DIGITS = 4
+"""Decimals of a score in events."""
+
+
 def _box(xyxy: Sequence[float]) -> list[float]:
-    return [round(float(v), 1) for v in xyxy]
+    return [round(float(v), BOX_DIGITS) for v in xyxy]
 
 
 def _score(value: float) -> float | None:
     # JSON has no NaN; a non-finite score is sent as null rather than as invalid JSON.
     value = float(value)
-    return round(value, 4) if math.isfinite(value) else None
+    return round(value, SCORE_DIGITS) if math.isfinite(value) else None
 
 
 def _rounded(column: npt.NDArray[np.float32], digits: int) -> list[Any]:
@@ -99,8 +105,7 @@ def detection_objects(detections: Detections, labels: LabelMap) -> list[dict[str
         return []
     label_ids = detections.label.tolist()
     names = {label: labels.name(label) for label in set(label_ids)}
-    isfinite = math.isfinite
-    # JSON has no NaN; a non-finite score is sent as null rather than as invalid JSON.
+    isfinite = math.isfinite  # as `_score`, a column at a time
     return [
         {
             "label": names[label],
@@ -110,8 +115,8 @@ def detection_objects(detections: Detections, labels: LabelMap) -> list[dict[str
             "track_id": None if track_id == UNTRACKED else track_id,
         }
         for box, score, label, track_id in zip(
-            _rounded(detections.xyxy, 1),
-            _rounded(detections.score, 4),
+            _rounded(detections.xyxy, BOX_DIGITS),
+            _rounded(detections.score, SCORE_DIGITS),
             label_ids,
             detections.track_id.tolist(),
             strict=True,
