@@ -24,6 +24,12 @@ RESUMABLE = ("device", "amp", "workers", "epochs")
 (never fewer epochs than it takes to the epochs done)."""
 
 
+def _options(names: tuple[str, ...]) -> str:
+    """Settings as the command's options: "--device, --amp and --epochs"."""
+    flags = [f"--{name.replace('_', '-')}" for name in names]
+    return f"{', '.join(flags[:-1])} and {flags[-1]}" if len(flags) > 1 else flags[0]
+
+
 class TrainingSetupError(ValueError):
     """A training that cannot start as asked (the message says what to change)."""
 
@@ -117,7 +123,7 @@ def _resumed(
     if changed:
         raise TrainingSetupError(
             f"--resume continues with the stopped run's settings; drop {', '.join(changed)} "
-            f"(only --device, --amp, --workers and --epochs may change)"
+            f"(only {_options(RESUMABLE)} may change)"
         )
     moved = {k: v for k, v in overrides.items() if k in RESUMABLE}
     try:
