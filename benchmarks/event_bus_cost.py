@@ -19,16 +19,9 @@ import argparse
 import contextlib
 import cProfile
 import json
-import os
 import pstats
 import statistics
-import subprocess
-import sys
-import tarfile
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +38,6 @@ from pipeline.types import (
 )
 from sinks.event_bus.publisher import EventPublisher
 
-ROOT = Path(__file__).resolve().parents[1]
 LABELS = LabelMap(("background", "person"))
 CAMERAS = 16
 BOXES = (0, 4, 16)
@@ -127,28 +119,10 @@ def one_round(frames: int) -> dict[str, list[float]]:
 def round_in(checkout: Path, frames: int) -> dict[str, list[float]]:
     """`one_round` in a fresh Python importing the project from `checkout` (this script's
     measuring code, the sink's code of `checkout`)."""
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", "--frames", str(frames)],
-        cwd=checkout,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(done.stdout.splitlines()[-1])
+    from benchmarks.checkouts import child_round  # the parent's only: see that module
 
-
-@contextmanager
-def exported(ref: str) -> Iterator[Path]:
-    """The files of the commit `ref` in a temporary folder (`git archive`), removed after."""
-    with tempfile.TemporaryDirectory(prefix="event-bus-cost-") as folder:
-        archive = Path(folder) / "tree.tar"
-        with archive.open("wb") as out:
-            subprocess.run(["git", "-C", str(ROOT), "archive", ref], stdout=out, check=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(Path(folder) / "tree", filter="data")
-        yield Path(folder) / "tree"
+    result: dict[str, list[float]] = child_round(__file__, checkout, ["--frames", str(frames)])
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -170,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
         f"a track event every 10th frame; CPU ms per frame of the writing thread, "
         f"median of {args.rounds} rounds (wall ms in brackets)"
     )
+    from benchmarks.checkouts import ROOT, exported
+
     with contextlib.ExitStack() as stack:
         checkouts = {"this checkout": ROOT}
         if args.baseline:

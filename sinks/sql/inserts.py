@@ -1,12 +1,20 @@
 """One batch of rows (or a run's end) written as one transaction: the inserts skip rows
 whose unique key is already there (SQLite, PostgreSQL), so a batch written twice adds
-nothing twice, and say how many rows were new."""
+nothing twice, and say how many rows were new.
+
+On SQLite a batch goes to the driver as plain tuples (`_SqliteInsert`): SQLAlchemy's own
+executemany converts each value of each row on its own, and that Python work, holding the
+interpreter lock, was about a fifth of a GPU pipeline's (benchmarks/overhead.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from typing import Any
 
-from sqlalchemy import Engine, Insert, insert, update
+from sqlalchemy import Dialect, Engine, Insert, insert, update
+from sqlalchemy.exc import StatementError
 
 from sinks.sql.models import Detection, LineCrossingRow, Run, Track, ZoneVisit
 from sinks.sql.schema import COLUMNS_ADDED
@@ -46,10 +54,13 @@ def insert_batch(engine: Engine, batch: RowBatch) -> int:
     rows = [{**added, **r} for r in batch.rows]
     if not rows:
         return 0
+    model = MODELS[batch.table]
+    if engine.dialect.name == "sqlite":
+        return _SqliteInsert(engine.dialect, model, tuple(rows[0])).write(engine, rows)
     for column in _TIME_COLUMNS[batch.table]:
         for r in rows:
             r[column] = None if r[column] is None else _utc(r[column])
-    insert_rows = _insert_skipping_existing(engine, MODELS[batch.table])
+    insert_rows = _insert_skipping_existing(engine.dialect, model)
     with engine.begin() as conn:
         # the driver's count of an executemany is kept only when asked for
         result = conn.execute(insert_rows.execution_options(preserve_rowcount=True), rows)
@@ -60,14 +71,62 @@ def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
-def _insert_skipping_existing(engine: Engine, model: RowModel) -> Insert:
+class _SqliteInsert:
+    """`_insert_skipping_existing` of one table and its columns, compiled for SQLite's
+    driver (about 0.2 ms: a third of a microsecond a row of a full batch). Values go through
+    the same conversions as in SQLAlchemy's own insert (its bind processors), a column at a
+    time, so that what is stored is the same."""
+
+    def __init__(self, dialect: Dialect, model: RowModel, keys: tuple[str, ...]) -> None:
+        compiled = _insert_skipping_existing(dialect, model).compile(
+            dialect=dialect, column_keys=list(keys)
+        )
+        self.sql = str(compiled)
+        self.keys: Sequence[str] = compiled.positiontup or ()
+        columns = model.__table__.columns
+        self.processors: dict[str, Callable[[Any], Any]] = {}
+        for key in self.keys:
+            process = columns[key].type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                self.processors[key] = process
+        self.times = frozenset(_TIME_COLUMNS[model.__tablename__])
+
+    def write(self, engine: Engine, rows: list[dict[str, Any]]) -> int:
+        """Inserts `rows` (JSON-ready, times as Unix seconds) in one transaction: the rows
+        that were new."""
+        try:
+            columns = [self._column(key, [r[key] for r in rows]) for key in self.keys]
+        except (KeyError, TypeError, ValueError) as exc:
+            # as SQLAlchemy's own insert says of a value it cannot take: the batch is refused
+            raise StatementError(
+                f"a value the row cannot take: {exc!r}", self.sql, None, exc
+            ) from exc
+        with engine.begin() as conn:
+            result = conn.exec_driver_sql(
+                self.sql,
+                list(zip(*columns, strict=True)),
+                execution_options={"preserve_rowcount": True},
+            )
+        return len(rows) if result.rowcount < 0 else result.rowcount  # < 0: not known
+
+    def _column(self, key: str, values: list[Any]) -> list[Any]:
+        process = self.processors.get(key)
+        if key in self.times and process is not None:
+            # the rows of one frame share its time: each distinct one is converted once
+            stored = {v: None if v is None else process(_utc(v)) for v in set(values)}
+            return [stored[v] for v in values]
+        if process is None:
+            return values
+        return [None if v is None else process(v) for v in values]
+
+
+def _insert_skipping_existing(dialect: Dialect, model: RowModel) -> Insert:
     """INSERT that skips rows whose unique key is already there (SQLite, PostgreSQL)."""
-    dialect = engine.dialect.name
-    if dialect == "postgresql":
+    if dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert(model).on_conflict_do_nothing()
-    if dialect == "sqlite":
+    if dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert(model).on_conflict_do_nothing()

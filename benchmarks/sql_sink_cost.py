@@ -1,0 +1,105 @@
+"""What the SQL sink costs the process, per frame, writing to a SQLite file.
+
+`SqlSink.write` of frames from 16 cameras with 4 or 16 tracked boxes each and a track event
+on every 10th frame (the ZeroMQ cost benchmark's frames, `benchmarks.event_bus_cost`), then
+`close`, which waits for the writer thread to store every row. Figures are CPU ms per frame:
+of the thread calling `write` (the rows gathered), and of the whole process (that and the
+writer thread's inserts). Part of the writer's time is SQLite's own, which does not hold
+the interpreter lock; the rest competes with every other thread of a run for it. Each round
+runs every condition in a fresh process; with `--baseline REF` the commit REF runs its
+rounds in turn with this checkout's, and the ratios are printed.
+
+    python -m benchmarks.sql_sink_cost [--frames 4000] [--rounds 5] [--baseline REF]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.event_bus_cost import LABELS, frame_results
+from benchmarks.machine import machine_line
+from sinks.sql.sink import SqlSink
+
+BOXES = (4, 16)
+WARM_UP = 100
+"""Frames written (and stored) before the timed ones."""
+
+
+def cpu_ms_per_frame(folder: Path, frames: int, boxes: int) -> tuple[float, float, int]:
+    """(CPU ms per frame of the calling thread, of the process, detection rows stored)."""
+    results = frame_results(frames + WARM_UP, boxes)
+    sink = SqlSink(f"sqlite:///{folder / 'detections.db'}", LABELS, spool_dir=folder / "spool")
+    for result in results[:WARM_UP]:
+        sink.write(result)
+    sink.flush(30)
+    caller, process = time.thread_time(), time.process_time()
+    for result in results[WARM_UP:]:
+        sink.write(result)
+    caller = time.thread_time() - caller
+    sink.close()
+    process = time.process_time() - process
+    stored = sink.rows_written["detections"]
+    return caller / frames * 1e3, process / frames * 1e3, stored
+
+
+def one_round(frames: int) -> dict[str, list[float]]:
+    """Every condition once, in this process: {"boxes": [caller CPU ms, process CPU ms]}."""
+    measured = {}
+    for boxes in BOXES:
+        with tempfile.TemporaryDirectory(prefix="sql-sink-cost-") as folder:
+            caller, process, stored = cpu_ms_per_frame(Path(folder), frames, boxes)
+        if stored != (frames + WARM_UP) * boxes:
+            raise SystemExit(f"{stored} detection rows stored, not {(frames + WARM_UP) * boxes}")
+        measured[str(boxes)] = [caller, process]
+    return measured
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=4000, help="frames per timed run")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per checkout")
+    parser.add_argument("--baseline", help="a git commit measured beside this checkout, in turn")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(one_round(args.frames)))
+        return
+    from benchmarks.checkouts import ROOT, child_round, exported  # the parent's only
+
+    print(machine_line())
+    print(
+        f"sql sink write() + close() to SQLite: {args.frames} frames of 16 cameras, a track "
+        f"event every 10th frame; CPU ms per frame, median of {args.rounds} rounds"
+    )
+    with contextlib.ExitStack() as stack:
+        checkouts = {"this checkout": ROOT}
+        if args.baseline:
+            checkouts = {args.baseline: stack.enter_context(exported(args.baseline)), **checkouts}
+        rounds: dict[str, list[dict[str, list[float]]]] = {name: [] for name in checkouts}
+        for _ in range(args.rounds):
+            for name, checkout in checkouts.items():
+                rounds[name].append(child_round(__file__, checkout, ["--frames", str(args.frames)]))
+    header = "".join(f"{name + ' caller':>24}{'process':>10}" for name in rounds)
+    ratio = "  process ratio" if args.baseline else ""
+    print(f"  {'boxes':<6}{header}{ratio}")
+    for boxes in map(str, BOXES):
+        medians = {
+            name: [statistics.median(r[boxes][k] for r in runs) for k in (0, 1)]
+            for name, runs in rounds.items()
+        }
+        columns = list(medians.values())
+        cells = "".join(f"{caller:>24.4f}{process:>10.4f}" for caller, process in columns)
+        shown = f"  {columns[-1][1] / columns[0][1]:.2f}x" if args.baseline else ""
+        print(f"  {boxes:<6}{cells}{shown}")
+    if args.baseline:
+        print(f"  process ratio: this checkout / {args.baseline}")
+
+
+if __name__ == "__main__":
+    main()

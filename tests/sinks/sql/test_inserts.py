@@ -1,0 +1,117 @@
+"""A batch of rows is written as SQLAlchemy's own insert would write it, once."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, String, insert, text
+from sqlalchemy.exc import StatementError
+
+from sinks.sql.database import DatabaseUrl, make_engine
+from sinks.sql.inserts import MODELS, RowModel, insert_batch
+from sinks.sql.models import Base, Run
+from sinks.sql.spool import RowBatch
+
+T0 = 1.8e9
+
+
+def _engine(path: Path) -> Engine:
+    engine = make_engine(DatabaseUrl(f"sqlite:///{path}"))
+    Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Run).values(id=1, started_at=datetime.now(timezone.utc), status="running",
+                               hostname="h")
+        )  # fmt: skip
+    return engine
+
+
+def _rows(model: RowModel, count: int, seed: int) -> list[dict[str, Any]]:
+    """`count` JSON-ready rows for every column of `model` but its id: times as Unix seconds
+    with microseconds, a few shared by several rows, odd floats, Unicode, NULL where allowed."""
+    rng = random.Random(seed)
+    rows = []
+    for n in range(count):
+        row: dict[str, Any] = {}
+        for column in model.__table__.columns:
+            kind = column.type
+            if column.primary_key:
+                continue
+            if column.nullable and rng.random() < 0.3:
+                value: Any = None
+            elif column.key == "run_id":
+                value = 1
+            elif isinstance(kind, DateTime) or hasattr(kind, "impl"):
+                value = T0 + (n // 3) * 0.040001 + rng.choice((0.0, 1e-6, 0.5))
+            elif isinstance(kind, Boolean):
+                value = rng.random() < 0.5
+            elif isinstance(kind, Integer):
+                value = (
+                    n if column.key in ("frame", "obj", "track_id") else rng.randrange(-5, 10**6)
+                )
+            elif isinstance(kind, Float):
+                value = rng.choice((0.1, 1 / 3, -0.0, 1e300, 1919.99951171875, rng.random()))
+            elif isinstance(kind, String):
+                value = rng.choice(("person", "gabelstapler é ☃", "cam-1", ""))
+            else:
+                raise AssertionError(f"a column type the test does not make: {kind!r}")
+            row[column.key] = value
+        rows.append(row)
+    return rows
+
+
+def _stored(engine: Engine, table: str) -> list[tuple[Any, ...]]:
+    """Every row of `table` with each value's SQLite storage class, as stored."""
+    with engine.connect() as conn:
+        names = [r[1] for r in conn.execute(text(f"PRAGMA table_info({table})"))]
+        typed = ", ".join(f"{n}, typeof({n})" for n in names)
+        return [tuple(r) for r in conn.execute(text(f"SELECT {typed} FROM {table} ORDER BY id"))]
+
+
+@pytest.mark.parametrize("table", sorted(MODELS))
+def test_a_batch_on_sqlite_is_stored_as_sqlalchemys_own_insert_stores_it(
+    tmp_path: Path, table: str
+) -> None:
+    model = MODELS[table]
+    rows = _rows(model, 40, seed=len(table))
+    ours, theirs = _engine(tmp_path / "ours.db"), _engine(tmp_path / "theirs.db")
+    assert insert_batch(ours, RowBatch(table, [dict(r) for r in rows])) == len(rows)  # type: ignore[arg-type]
+    time_columns = {c.key for c in model.__table__.columns if hasattr(c.type, "impl")}
+    with theirs.begin() as conn:
+        conn.execute(
+            insert(model),
+            [
+                {k: (datetime.fromtimestamp(v, timezone.utc) if k in time_columns and v is not None
+                     else v) for k, v in r.items()}
+                for r in rows
+            ],
+        )  # fmt: skip
+    assert _stored(ours, table) == _stored(theirs, table)
+
+
+def test_a_detection_batch_written_again_adds_no_row_and_counts_none_new(tmp_path: Path) -> None:
+    engine = _engine(tmp_path / "det.db")
+    rows = _rows(MODELS["detections"], 10, seed=1)
+    assert insert_batch(engine, RowBatch("detections", rows[:6])) == 6
+    assert insert_batch(engine, RowBatch("detections", rows)) == 4
+    assert len(_stored(engine, "detections")) == 10
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [{"x1": "abc"}, {"time": "yesterday"}],
+    ids=["a float that is text", "a time that is text"],
+)
+def test_a_row_with_a_value_its_column_cannot_take_is_refused_as_a_database_error(
+    tmp_path: Path, damage: dict[str, Any]
+) -> None:
+    engine = _engine(tmp_path / "det.db")
+    rows = _rows(MODELS["detections"], 3, seed=2)
+    rows[1].update(damage)
+    with pytest.raises(StatementError):
+        insert_batch(engine, RowBatch("detections", rows))
+    assert _stored(engine, "detections") == []
