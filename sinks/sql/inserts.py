@@ -4,7 +4,8 @@ nothing twice, and say how many rows were new.
 
 On SQLite a batch goes to the driver as plain tuples (`_SqliteInsert`): SQLAlchemy's own
 executemany converts each value of each row on its own, and that Python work, holding the
-interpreter lock, was about a fifth of a GPU pipeline's (benchmarks/overhead.py).
+interpreter lock, was a quarter of a fast pipeline's (docs/performance.md, "The SQL sink's
+inserts on SQLite").
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Dialect, Engine, Insert, insert, update
+from sqlalchemy import CursorResult, Dialect, Engine, Insert, insert, update
 from sqlalchemy.exc import StatementError
 
 from sinks.sql.models import Detection, LineCrossingRow, Run, Track, ZoneVisit
@@ -64,7 +65,12 @@ def insert_batch(engine: Engine, batch: RowBatch) -> int:
     with engine.begin() as conn:
         # the driver's count of an executemany is kept only when asked for
         result = conn.execute(insert_rows.execution_options(preserve_rowcount=True), rows)
-    return len(rows) if result.rowcount < 0 else result.rowcount  # < 0: not known
+    return _new_rows(result, rows)
+
+
+def _new_rows(result: CursorResult[Any], rows: list[dict[str, Any]]) -> int:
+    """The rows an executemany inserted: the driver's count, all of them where it has none."""
+    return len(rows) if result.rowcount < 0 else result.rowcount
 
 
 def _utc(seconds: float) -> datetime:
@@ -107,7 +113,7 @@ class _SqliteInsert:
                 list(zip(*columns, strict=True)),
                 execution_options={"preserve_rowcount": True},
             )
-        return len(rows) if result.rowcount < 0 else result.rowcount  # < 0: not known
+        return _new_rows(result, rows)
 
     def _column(self, key: str, values: list[Any]) -> list[Any]:
         process = self.processors.get(key)
