@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from sinks.sql.database import DatabaseUrl, ErrorKind, disk_full, error_kind, reason
-from sinks.sql.inserts import ROW_TABLES, insert_batch
+from sinks.sql.inserts import ROW_TABLES, BatchInserts
 from sinks.sql.outbox import Outbox
 from sinks.sql.refused import RefusedFile
 from sinks.sql.spool import RowBatch
@@ -68,6 +68,7 @@ class RowWriter:
         refused: RefusedFile,
     ) -> None:
         self.engine = engine
+        self._inserts = BatchInserts(engine)
         self.outbox = outbox
         self.refused = refused
         self.error: str | None = None
@@ -138,7 +139,7 @@ class RowWriter:
         earlier runs left (before the sink hands over any of its own). Raises
         SQLAlchemyError.
         """
-        return insert_batch(self.engine, batch)
+        return self._inserts.write(batch)
 
     def _count(self, batch: RowBatch) -> None:
         if batch.table == "run_end":

@@ -1,4 +1,5 @@
-"""A batch of rows is written as SQLAlchemy's own insert would write it, once."""
+"""A batch of rows is written as SQLAlchemy's own insert would write it, once, however
+many statements it takes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, String, insert
 from sqlalchemy.exc import StatementError
 
 from sinks.sql.database import DatabaseUrl, make_engine
-from sinks.sql.inserts import MODELS, RowModel, insert_batch
+from sinks.sql.inserts import MODELS, SQLITE_PARAMETERS, BatchInserts, RowModel
 from sinks.sql.models import Base, Run
 from sinks.sql.spool import RowBatch
 
@@ -77,9 +78,12 @@ def test_a_batch_on_sqlite_is_stored_as_sqlalchemys_own_insert_stores_it(
     tmp_path: Path, table: str
 ) -> None:
     model = MODELS[table]
-    rows = _rows(model, 40, seed=len(table))
+    # rows for several statements of many rows, and some left for the statement of one
+    per_statement = SQLITE_PARAMETERS // (len(model.__table__.columns) - 1)
+    rows = _rows(model, 3 * per_statement + 5, seed=len(table))
     ours, theirs = _engine(tmp_path / "ours.db"), _engine(tmp_path / "theirs.db")
-    assert insert_batch(ours, RowBatch(table, [dict(r) for r in rows])) == len(rows)  # type: ignore[arg-type]
+    written = BatchInserts(ours).write(RowBatch(table, [dict(r) for r in rows]))  # type: ignore[arg-type]
+    assert written == len(rows)
     time_columns = {c.key for c in model.__table__.columns if hasattr(c.type, "impl")}
     with theirs.begin() as conn:
         conn.execute(
@@ -93,12 +97,17 @@ def test_a_batch_on_sqlite_is_stored_as_sqlalchemys_own_insert_stores_it(
     assert _stored(ours, table) == _stored(theirs, table)
 
 
-def test_a_detection_batch_written_again_adds_no_row_and_counts_none_new(tmp_path: Path) -> None:
-    engine = _engine(tmp_path / "det.db")
-    rows = _rows(MODELS["detections"], 10, seed=1)
-    assert insert_batch(engine, RowBatch("detections", rows[:6])) == 6
-    assert insert_batch(engine, RowBatch("detections", rows)) == 4
-    assert len(_stored(engine, "detections")) == 10
+def test_a_detection_batch_written_again_adds_no_row_and_counts_only_the_new_ones(
+    tmp_path: Path,
+) -> None:
+    inserts = BatchInserts(_engine(tmp_path / "det.db"))
+    rows = _rows(MODELS["detections"], 300, seed=1)
+    for n, row in enumerate(rows):
+        row["obj"] = n  # NULL only in rows of older versions, and no key then
+    assert inserts.write(RowBatch("detections", rows[100:200])) == 100
+    assert inserts.write(RowBatch("detections", rows)) == 200
+    assert inserts.write(RowBatch("detections", rows[:3])) == 0
+    assert len(_stored(inserts.engine, "detections")) == 300
 
 
 @pytest.mark.parametrize(
@@ -109,9 +118,9 @@ def test_a_detection_batch_written_again_adds_no_row_and_counts_none_new(tmp_pat
 def test_a_row_with_a_value_its_column_cannot_take_is_refused_as_a_database_error(
     tmp_path: Path, damage: dict[str, Any]
 ) -> None:
-    engine = _engine(tmp_path / "det.db")
-    rows = _rows(MODELS["detections"], 3, seed=2)
-    rows[1].update(damage)
+    inserts = BatchInserts(_engine(tmp_path / "det.db"))
+    rows = _rows(MODELS["detections"], 200, seed=2)
+    rows[150].update(damage)
     with pytest.raises(StatementError):
-        insert_batch(engine, RowBatch("detections", rows))
-    assert _stored(engine, "detections") == []
+        inserts.write(RowBatch("detections", rows))
+    assert _stored(inserts.engine, "detections") == []
