@@ -65,19 +65,20 @@ class BatchInserts:
                     .values(ended_at=_utc(row["ended_at"]), status=row["status"])
                 )
             return 0
+        if not batch.rows:
+            return 0
         # a row an older version spooled lacks the columns added since: NULL, as in its table
         added = dict.fromkeys(COLUMNS_ADDED.get(batch.table, ()))
-        rows = [{**added, **r} for r in batch.rows]
-        if not rows:
-            return 0
         model = MODELS[batch.table]
         if self.engine.dialect.name == "sqlite":
+            rows = [{**added, **r} for r in batch.rows] if added else batch.rows
             keys = tuple(rows[0])
             insert_rows = self._sqlite.get((batch.table, keys))
             if insert_rows is None:
                 insert_rows = _SqliteInsert(self.engine.dialect, model, keys)
                 self._sqlite[batch.table, keys] = insert_rows
             return insert_rows.write(self.engine, rows)
+        rows = [{**added, **r} for r in batch.rows]  # copies: their times are converted
         for column in _TIME_COLUMNS[batch.table]:
             for r in rows:
                 r[column] = None if r[column] is None else _utc(r[column])
