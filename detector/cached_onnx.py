@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detector.labels import resolve_label_filter
+from detector.non_finite import NonFiniteWarning
 from detector.numpy_postprocess import Decoding, postprocess_numpy
 from detector.onnx_runtime import (
     INPUT,
@@ -194,6 +195,7 @@ class CachedOnnxDetector:
         selected = resolve_label_filter(options.request.labels, bundle.labels, background)
         self.classes = None if selected is None else np.asarray(selected, dtype=np.int64)
         self.session: Any = open_session(bundle.onnx, threads_per_worker(options.workers))
+        self._non_finite = NonFiniteWarning(options.request.model)
 
     @classmethod
     def open(cls, options: DetectorOptions) -> CachedOnnxDetector | None:
@@ -241,7 +243,7 @@ class CachedOnnxDetector:
         pixels = np.ascontiguousarray(self.model_input(frames).transpose(0, 3, 1, 2))
         box_regression, class_logits = self.session.run(list(OUTPUTS), {INPUT: pixels})
         asked = self.options.request
-        return postprocess_numpy(
+        detections, non_finite = postprocess_numpy(
             box_regression,
             class_logits,
             self.decoding,
@@ -252,6 +254,8 @@ class CachedOnnxDetector:
             pre_nms_top_k=asked.pre_nms_top_k,
             classes=self.classes,
         )
+        self._non_finite.note(non_finite)
+        return detections
 
     def submit(self, frames: Sequence[Frame]) -> DetectedNow:
         """`detect(frames)`, done at once (nothing runs beside the caller)."""

@@ -19,6 +19,7 @@ from detector.host_copy import HostCopy, copy_threads
 from detector.labels import resolve_label_filter
 from detector.models import build_model
 from detector.networks import Network, open_network, prepare_model
+from detector.non_finite import NonFiniteWarning
 from detector.onnx_runtime import Announce, OnnxRuntimeForward
 from detector.options import DetectorOptions
 from detector.pending import ConcurrentDetections, PendingDetections
@@ -93,6 +94,7 @@ class Detector:
         self.classes: Tensor | None = (
             None if selected is None else torch.tensor(selected, device=self.device)
         )
+        self._non_finite = NonFiniteWarning(options.request.model)
         self.stage_times: StageTimes | None = None
         """Set to a `StageTimes` to have `detect` add up its time per stage (benchmarks)."""
         self._side_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
@@ -226,6 +228,7 @@ class Detector:
             pre_nms_top_k=asked.pre_nms_top_k,
             classes=self.classes,
         )
+        self._non_finite.note(result.non_finite)
         scale = _to_device(torch.tensor(sizes, dtype=torch.float32), self.device)
         return result.scaled(scale).packed()
 

@@ -92,14 +92,15 @@ def postprocess_numpy(
     max_detections: int,
     pre_nms_top_k: int,
     classes: Ints | None = None,
-) -> list[Detections]:
+) -> tuple[list[Detections], int]:
     """One `Detections` per image, boxes in its pixels: what `postprocess(...).scaled(sizes)`
     gives, for outputs box_regression [B, A, 4] and class_logits [B, A, C] of images whose
-    (H, W) are `sizes`. The arguments are `detector.postprocess.postprocess`'s."""
-    boxes = np.clip(decoding.boxes(box_regression), 0.0, 1.0)  # [B, A, 4]
+    (H, W) are `sizes`; and its `non_finite` count. The arguments are
+    `detector.postprocess.postprocess`'s."""
+    boxes = decoding.boxes(box_regression)  # [B, A, 4], not clipped yet
     columns = decoding.reportable(class_logits.shape[-1], classes)
     scores = decoding.scores(class_logits)[..., columns]  # [B, A, K]
-    return [
+    found = [
         _image_detections(
             boxes[i],
             scores[i],
@@ -112,6 +113,7 @@ def postprocess_numpy(
         )
         for i, size in enumerate(sizes)
     ]
+    return [detections for detections, _ in found], sum(dropped for _, dropped in found)
 
 
 def _image_detections(
@@ -124,26 +126,30 @@ def _image_detections(
     nms_threshold: float,
     max_detections: int,
     pre_nms_top_k: int,
-) -> Detections:
-    """One image's detections: boxes [A, 4] normalised, scores [A, K] of the `columns`."""
+) -> tuple[Detections, int]:
+    """One image's detections, and how many of its candidates were dropped as not finite:
+    boxes [A, 4] normalised, not clipped, scores [A, K] of the `columns`."""
     flat = scores.ravel()
     k = min(pre_nms_top_k, flat.size)
     if k == 0:
-        return Detections.empty()
+        return Detections.empty(), 0
     top = np.argpartition(-flat, k - 1)[:k]
     top = top[np.argsort(-flat[top], kind="stable")]
-    top = top[reaches_threshold(flat[top], score_threshold)]
-    top_scores = flat[top]
     anchor, label = np.divmod(top, len(columns))
-    label = columns[label]
-    candidates = boxes[anchor]
+    top_boxes, top_scores = boxes[anchor], flat[top]
+    # NaN or infinite outputs go before NMS, and before clipping (`postprocess`'s rule).
+    finite = np.isfinite(top_boxes).all(axis=1) & np.isfinite(top_scores)
+    keep = np.logical_and(reaches_threshold(top_scores, score_threshold), finite)
+    top_scores = top_scores[keep]
+    label = columns[label[keep]]
+    candidates = np.clip(top_boxes[keep], 0.0, 1.0)
     xywh = np.concatenate((candidates[:, :2], candidates[:, 2:] - candidates[:, :2]), axis=1)
     # Candidates are already above the score threshold: OpenCV's own (score > -1) keeps all.
     # OpenCV's stubs say sequences; its binding takes arrays.
     kept = np.asarray(
         cv2.dnn.NMSBoxesBatched(
             xywh.astype(np.float64),  # type: ignore[arg-type]
-            top_scores,
+            top_scores,  # type: ignore[arg-type]
             label.astype(np.int32),  # type: ignore[arg-type]
             -1.0,
             nms_threshold,
@@ -154,8 +160,9 @@ def _image_detections(
     height, width = size
     limit = np.asarray((width, height, width, height), dtype=np.float32)
     xyxy = np.minimum(np.maximum(candidates[kept] * limit, 0.0), limit)
-    return Detections(
+    detections = Detections(
         xyxy=np.ascontiguousarray(xyxy, dtype=np.float32),
         score=np.ascontiguousarray(top_scores[kept], dtype=np.float32),
         label=label[kept].astype(np.int64),
     )
+    return detections, int(np.count_nonzero(~finite))

@@ -28,6 +28,8 @@ class BatchDetections:
     Attributes:
         boxes: float32 [N, 4]; scores: float32 [N]; labels: int64 [N] (class_logits column);
         image_index: int64 [N], position of the image in the batch; batch_size: B.
+        non_finite: (box, class) candidates of the images' top `pre_nms_top_k` dropped because
+            their box or score was NaN or infinite.
     """
 
     boxes: Tensor
@@ -35,13 +37,16 @@ class BatchDetections:
     labels: Tensor
     image_index: Tensor
     batch_size: int
+    non_finite: int = 0
 
     def scaled(self, sizes: Tensor) -> BatchDetections:
         """Normalised boxes -> pixels of each image, clipped to it; sizes: [B, 2] (H, W)."""
         wh = sizes.to(device=self.boxes.device, dtype=self.boxes.dtype).flip(-1)
         limit = wh.repeat(1, 2)[self.image_index]
         boxes = torch.minimum((self.boxes * limit).clamp_min(0.0), limit)
-        return BatchDetections(boxes, self.scores, self.labels, self.image_index, self.batch_size)
+        return BatchDetections(
+            boxes, self.scores, self.labels, self.image_index, self.batch_size, self.non_finite
+        )
 
     def packed(self) -> Tensor:
         """float32 [N, PACKED_COLUMNS] on the detections' device, every column in one tensor
@@ -112,7 +117,8 @@ def postprocess(
         class_logits: float [B, A, C].
         score_fn: "softmax" over the C columns, or per-column "sigmoid".
         background_class: column never reported (None if the model has none).
-        score_threshold: keep (box, class) pairs scoring at least this (`reaches_threshold`).
+        score_threshold: keep (box, class) pairs scoring at least this (`reaches_threshold`);
+            a pair whose box or score is NaN or infinite is dropped (counted in `non_finite`).
         nms_threshold: IoU above which a lower-scoring box of the same image and class goes.
         max_detections: at most this many detections per image.
         pre_nms_top_k: at most this many (box, class) pairs per image enter NMS.
@@ -126,7 +132,7 @@ def postprocess(
 
     batch, _, num_classes = class_logits.shape
     device = class_logits.device
-    boxes = box_coder.decode(box_regression, anchors).clamp(0.0, 1.0)  # [B, A, 4]
+    boxes = box_coder.decode(box_regression, anchors)  # [B, A, 4], not clipped yet
     if score_fn == "softmax":
         scores = torch.softmax(class_logits.float(), dim=-1)
     else:
@@ -143,14 +149,17 @@ def postprocess(
     flat = scores.reshape(batch, -1)
     k = min(pre_nms_top_k, flat.shape[1])
     top_scores, top_index = flat.topk(k, dim=1)  # [B, k]
-    keep = reaches_threshold(top_scores, score_threshold)
     num_kept_classes = classes.numel()
     top_anchor = torch.div(top_index, num_kept_classes, rounding_mode="floor")
     top_label = classes[top_index % num_kept_classes]
     top_boxes = boxes.gather(1, top_anchor[..., None].expand(-1, -1, 4))  # [B, k, 4]
+    # A diverged network's NaN or infinite outputs go before NMS, which they would upset
+    # (checked before clipping, which would make an infinite box look like a real one).
+    finite = torch.isfinite(top_boxes).all(-1) & torch.isfinite(top_scores)
+    keep = reaches_threshold(top_scores, score_threshold) & finite
     image = torch.arange(batch, device=device)[:, None].expand(-1, k)
 
-    cand_boxes = top_boxes[keep]
+    cand_boxes = top_boxes[keep].clamp(0.0, 1.0)
     cand_scores = top_scores[keep]
     cand_labels = top_label[keep]
     cand_image = image[keep]
@@ -171,4 +180,5 @@ def postprocess(
         labels=cand_labels[final],
         image_index=cand_image[final],
         batch_size=batch,
+        non_finite=int((~finite).sum()),  # read after NMS, which the host waits for anyway
     )

@@ -101,8 +101,8 @@ class Detections:
     """Column-based boxes for one frame, checked on construction.
 
     Attributes:
-        xyxy: float32 [N, 4], (x1, y1, x2, y2) in frame pixels.
-        score: float32 [N], confidence in [0, 1].
+        xyxy: float32 [N, 4], (x1, y1, x2, y2) in frame pixels, finite.
+        score: float32 [N], confidence in [0, 1], finite.
         label: int64 [N], class index into the detector's label names.
         track_id: int64 [N], confirmed track id or `UNTRACKED` (-1).
 
@@ -128,6 +128,8 @@ class Detections:
         n = xyxy.shape[0]
         for name, col in (("score", score), ("label", label), ("track_id", track_id)):
             _check_rows(name, col, n)
+        _check_finite("xyxy", xyxy)
+        _check_finite("score", score)
         # Columns are frozen so that a stage cannot change what another stage still holds.
         for arr in (xyxy, score, label, track_id):
             arr.flags.writeable = False
@@ -562,6 +564,14 @@ def _check_rows(name: str, column: np.ndarray, n: int) -> None:
         raise ValueError(
             f"Detections.{name} must have shape [{n}] to match xyxy, got {list(column.shape)}"
         )
+
+
+def _check_finite(name: str, column: np.ndarray) -> None:
+    """A float column holds no NaN or infinity: sinks could not encode them, nor trackers
+    compare them."""
+    if not np.isfinite(column).all():
+        at = tuple(np.argwhere(~np.isfinite(column))[0])
+        raise ValueError(f"Detections.{name} must be finite, got {column[at]} in row {at[0]}")
 
 
 def _column(name: str, value: object, dtype: type[np.generic]) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -62,6 +64,39 @@ def test_cached_detector_finds_exactly_the_boxes_the_detector_finds_on_the_sampl
         np.testing.assert_array_equal(have.label, want.label)
         found += len(want)
     assert found >= 8  # the clip has people to find
+
+
+class NanBoxesForTheFirstFrame:
+    """An ONNX Runtime session whose network gives NaN box codes for the batch's first frame."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        box_regression, class_logits = self.session.run(outputs, feeds)
+        box_regression = box_regression.copy()
+        box_regression[0] = np.nan
+        return [box_regression, class_logits]
+
+
+def test_boxes_the_cached_network_gives_as_nan_are_dropped_and_said_once(
+    onnx_detector: Detector, caplog: pytest.LogCaptureFixture
+) -> None:
+    cached = CachedOnnxDetector.open(onnx_detector.options)
+    assert cached is not None
+    frames = sample_frames(3)
+    before = cached.detect(frames)
+    assert all(len(d) > 0 for d in before)
+    cached.session = NanBoxesForTheFirstFrame(cached.session)
+    with caplog.at_level(logging.WARNING, logger="detector"):
+        for _ in range(2):
+            after = cached.detect(frames)
+            assert len(after[0]) == 0
+            for have, want in zip(after[1:], before[1:], strict=True):
+                np.testing.assert_array_equal(have.xyxy, want.xyxy)
+    (said,) = [r.getMessage() for r in caplog.records]  # two batches, one warning
+    assert said.startswith(f"model {onnx_detector.options.request.model} produced ")
+    assert "boxes with non-finite coordinates or scores" in said
 
 
 def test_a_damaged_bundle_is_not_used(fp32_onnx: DetectorOptions) -> None:

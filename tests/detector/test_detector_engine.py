@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -146,3 +149,40 @@ def test_invalid_device_name_is_a_config_error(ssdlite: SSD):
 
 def test_no_frames_gives_no_results(ssdlite: SSD):
     assert make_detector(ssdlite, LABELS).detect([]) == []
+
+
+def test_a_box_the_network_gives_as_nan_is_dropped_and_said_once_naming_the_model(
+    ssdlite: SSD, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    detector = make_detector(ssdlite, LABELS, score_threshold=0.0, max_detections=5)
+    frames = [frame(240, 320, 0), frame(240, 320, 1)]
+    before = detector.detect(frames)
+    forward = detector.forward
+
+    def nan_for_the_best_anchor_of_the_first_frame(
+        images: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        box_regression, class_logits = (t.clone() for t in forward(images))
+        assert ssdlite.score_fn == "softmax" and ssdlite.background_class == 0
+        best = torch.softmax(class_logits[0], -1)[:, 1:].max(-1).values.argmax()
+        box_regression[0, best] = torch.nan  # the anchor of the first frame's best box
+        return box_regression, class_logits
+
+    monkeypatch.setattr(detector, "forward", nan_for_the_best_anchor_of_the_first_frame)
+    with caplog.at_level(logging.WARNING, logger="detector"):
+        after = detector.detect(frames)
+        again = detector.detect(frames)
+    for got in (after, again):
+        # the best box is gone; every other box still comes out (the first frame may gain
+        # one: a box the best one suppressed, or the next best)
+        kept = got[0].xyxy.tolist()
+        assert before[0].xyxy[0].tolist() not in kept
+        assert all(box in kept for box in before[0].xyxy[1:].tolist())
+        np.testing.assert_array_equal(got[1].xyxy, before[1].xyxy)  # the other frame's
+    (said,) = [r.getMessage() for r in caplog.records]  # two batches, one warning
+    assert re.fullmatch(
+        r"model ssdlite320_mobilenet_v3_large produced \d+ boxes with non-finite coordinates "
+        r"or scores \(NaN or infinity\); they were dropped, as any later ones will be "
+        r"\(said once\)",
+        said,
+    )

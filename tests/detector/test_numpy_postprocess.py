@@ -84,7 +84,7 @@ def test_numpy_postprocess_matches_torchvision_on_random_outputs(
     }
     expected = torch_detections(anchors, codes, logits, coder, score_fn, classes, **asked)
     decoding = Decoding(anchors, coder.weights, coder.yx_order, coder.clamp, score_fn, 0)  # type: ignore[arg-type]
-    got = postprocess_numpy(
+    got, non_finite = postprocess_numpy(
         codes,
         logits,
         decoding,
@@ -96,6 +96,7 @@ def test_numpy_postprocess_matches_torchvision_on_random_outputs(
         pre_nms_top_k=int(asked["pre_nms_top_k"]),
     )
     assert sum(len(d) for d in expected) > 10  # the case has detections to compare
+    assert non_finite == 0
     assert any(len(d) < int(asked["pre_nms_top_k"]) for d in expected)
     for want, have in zip(expected, got, strict=True):
         # boxes of equal score may come in either order: compare in one order
@@ -109,7 +110,7 @@ def test_numpy_postprocess_matches_torchvision_on_random_outputs(
 def test_numpy_postprocess_of_no_candidates_is_empty() -> None:
     anchors, codes, logits = random_outputs(5)
     decoding = Decoding(anchors, (10.0, 10.0, 5.0, 5.0), False, None, "sigmoid", 0)
-    got = postprocess_numpy(
+    got, non_finite = postprocess_numpy(
         codes,
         np.full_like(logits, -30.0),
         decoding,
@@ -119,4 +120,43 @@ def test_numpy_postprocess_of_no_candidates_is_empty() -> None:
         max_detections=100,
         pre_nms_top_k=1000,
     )
-    assert [len(d) for d in got] == [0, 0, 0]
+    assert [len(d) for d in got] == [0, 0, 0] and non_finite == 0
+
+
+def test_numpy_postprocess_drops_and_counts_boxes_that_are_not_finite_as_torch_does() -> None:
+    anchors, codes, logits = random_outputs(6)
+    rng = np.random.default_rng(6)
+    broken = rng.choice(codes.shape[1], 60, replace=False)
+    codes[0, broken[:20], 0] = np.nan
+    codes[1, broken[20:40], 2] = np.inf  # a width code: exp overflows, the box is infinite
+    codes[2, broken[40:], 1] = -np.inf
+    coder = BoxCoder((10.0, 10.0, 5.0, 5.0), clamp=None)
+    asked = {"score_threshold": 0.3, "nms_threshold": 0.5, "max_detections": 100}
+    # every (anchor, class) pair is a candidate, so both count the same ones
+    top_k = codes.shape[1] * logits.shape[2]
+    expected = postprocess(
+        torch.from_numpy(codes),
+        torch.from_numpy(logits),
+        anchors=torch.from_numpy(anchors),
+        box_coder=coder,
+        score_fn="sigmoid",
+        background_class=0,
+        pre_nms_top_k=top_k,
+        **asked,  # type: ignore[arg-type]
+    )
+    decoding = Decoding(anchors, coder.weights, coder.yx_order, coder.clamp, "sigmoid", 0)  # type: ignore[arg-type]
+    got, non_finite = postprocess_numpy(
+        codes,
+        logits,
+        decoding,
+        SIZES,
+        pre_nms_top_k=top_k,
+        **asked,  # type: ignore[arg-type]
+    )
+    assert non_finite == expected.non_finite == 60 * (logits.shape[2] - 1)
+    want = unpack_detections(
+        expected.scaled(torch.tensor(SIZES, dtype=torch.float32)).packed().numpy(), len(SIZES)
+    )
+    assert all(len(d) > 0 for d in got)
+    for w, h in zip(want, got, strict=True):
+        np.testing.assert_allclose(np.sort(h.score), np.sort(w.score), rtol=1e-5)

@@ -29,8 +29,13 @@ def sigmoid_logits(
     return logits
 
 
-def run(anchors: torch.Tensor, logits: torch.Tensor, **overrides: Any) -> BatchDetections:
-    """postprocess with zero regressions, so every box decodes to its anchor."""
+def run(
+    anchors: torch.Tensor,
+    logits: torch.Tensor,
+    regression: torch.Tensor | None = None,
+    **overrides: Any,
+) -> BatchDetections:
+    """postprocess, with zero regressions unless given, so every box decodes to its anchor."""
     params: dict[str, Any] = {
         "anchors": anchors,
         "box_coder": BoxCoder(),
@@ -42,7 +47,8 @@ def run(anchors: torch.Tensor, logits: torch.Tensor, **overrides: Any) -> BatchD
         "pre_nms_top_k": 1000,
     }
     params.update(overrides)
-    regression = torch.zeros(logits.shape[0], anchors.shape[0], 4)
+    if regression is None:
+        regression = torch.zeros(logits.shape[0], anchors.shape[0], 4)
     return postprocess(regression, logits, **params)
 
 
@@ -185,3 +191,25 @@ def test_no_candidates_gives_empty_detections_for_every_image(score_fn: str):
     logits = torch.zeros(2, 4, NUM_CLASSES)
     per_image = run(APART, logits, score_fn=score_fn, score_threshold=0.9).to_detections()
     assert [len(d) for d in per_image] == [0, 0]
+
+
+@pytest.mark.parametrize("code", [math.nan, math.inf, -math.inf])
+def test_a_box_that_is_not_finite_is_dropped_before_nms_and_counted(code: float):
+    logits = sigmoid_logits(1, 4, {(0, 0, 1): 0.9, (0, 2, 1): 0.8, (0, 1, 2): 0.7})
+    assert rows(run(APART, logits)) == [(0, 1, 0.9), (0, 2, 0.7)]  # anchor 2 suppressed
+    regression = torch.zeros(1, 4, 4)
+    regression[0, 0, 0] = code  # anchor 0's x: its box is NaN or infinite
+    result = run(APART, logits, regression)
+    # anchor 0 goes before NMS, so the box it suppressed is reported
+    assert rows(result) == [(0, 1, 0.8), (0, 2, 0.7)]
+    torch.testing.assert_close(result.boxes[0], APART[2])
+    assert result.non_finite == NUM_CLASSES - 1  # anchor 0 with each reportable class
+    assert run(APART, logits).non_finite == 0
+
+
+def test_nan_scores_are_dropped_and_counted():
+    logits = sigmoid_logits(1, 4, {(0, 0, 1): 0.9, (0, 1, 2): 0.7})
+    logits[0, 1, 2] = math.nan
+    result = run(APART, logits)
+    assert rows(result) == [(0, 1, 0.9)]
+    assert result.non_finite == 1

@@ -84,6 +84,19 @@ def test_bad_columns_are_refused_on_construction(field: str, value: object, erro
         Detections(**columns)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("column", ["xyxy", "score"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_nan_and_infinite_boxes_and_scores_are_refused_naming_the_column(
+    column: str, value: float
+) -> None:
+    xyxy, score = np.ones((3, 4), np.float32), np.full(3, 0.5, np.float32)
+    (xyxy if column == "xyxy" else score)[2] = value
+    with pytest.raises(
+        ValueError, match=rf"Detections\.{column} must be finite, got {value} in row 2"
+    ):
+        Detections(xyxy=xyxy, score=score, label=np.zeros(3, np.int64))
+
+
 def test_detections_keep_their_own_read_only_copy() -> None:
     xyxy = np.zeros((1, 4), np.float32)
     d = Detections(xyxy=xyxy, score=np.ones(1, np.float32), label=np.zeros(1, np.int64))

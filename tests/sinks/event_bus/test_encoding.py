@@ -79,19 +79,17 @@ def reference_body(frame: Frame, detections: Detections, labels: LabelMap, seq: 
 
 def random_column(rng: np.random.Generator, shape: tuple[int, ...], scale: float) -> np.ndarray:
     """float32 values of all sizes, with ties of the rounding (k/20, k/20000) and a few
-    non-finite ones."""
+    extreme ones (a `Detections` holds no NaN or infinity)."""
     values = rng.uniform(-0.1, 1.1, shape) * scale * 10.0 ** rng.integers(-6, 6, shape)
     ties = rng.integers(-40000, 40000, shape) / rng.choice([20, 20000], shape)
     values = np.where(rng.random(shape) < 0.3, ties, values)
-    odd = rng.choice([np.nan, np.inf, -np.inf, 3.4e38, 1e-30, -0.0], shape)
+    odd = rng.choice([3.4e38, -3.4e38, 1e-30, -0.0], shape)
     return np.where(rng.random(shape) < 0.05, odd, values).astype(np.float32)
 
 
-def random_detections(rng: np.random.Generator, finite_boxes: bool = False) -> Detections:
+def random_detections(rng: np.random.Generator) -> Detections:
     n = int(rng.choice([0, 1, 4, 16, 40]))
     xyxy = random_column(rng, (n, 4), 1000.0)
-    if finite_boxes:
-        xyxy[~np.isfinite(xyxy)] = 0.0
     track_id = rng.integers(0, 2**40, n)
     track_id[rng.random(n) < 0.3] = UNTRACKED
     return Detections(
@@ -120,8 +118,7 @@ def test_detections_bytes_equal_the_models_on_random_detections() -> None:
         expected = reference_body(frame, detections, ODD_LABELS, seq)
         sent = encode(BusEvent(detections_fields(frame, detections, ODD_LABELS, seq)))
         assert sent == expected, f"case {case}"
-        if np.isfinite(detections.xyxy).all():
-            parse_event(sent)  # a valid event (a box's NaN or infinity is sent as null)
+        parse_event(sent)  # a valid event
 
 
 @pytest.mark.parametrize(
@@ -160,7 +157,7 @@ def test_every_event_a_stream_builds_is_its_models_json() -> None:
     built = [
         event
         for _ in range(20)
-        for event in stream.frame(FrameResult(random_frame(rng), random_detections(rng, True)))
+        for event in stream.frame(FrameResult(random_frame(rng), random_detections(rng)))
     ]
     scenario = EventStream(ODD_LABELS)  # every event type, the test of resumption's
     for message in MESSAGES:

@@ -52,11 +52,11 @@ def frame(index: int = 7) -> Frame:
     )
 
 
-def dets(tracks: list[int], labels: list[int] | None = None, score: float = 0.9) -> Detections:
+def dets(tracks: list[int], labels: list[int] | None = None) -> Detections:
     n = len(tracks)
     return Detections(
         xyxy=np.array([[2.0, 3.04, 31.0, 41.0]] * n, np.float32).reshape(n, 4),
-        score=np.full(n, score, np.float32),
+        score=np.full(n, 0.9, np.float32),
         label=np.array(labels or [1] * n, np.int64),
         track_id=np.array(tracks, np.int64),
     )
@@ -224,11 +224,6 @@ def test_zone_and_line_events_carry_names_for_labels_and_iso_times() -> None:
         3,
         {"person": 2, "car": 1},
     )
-
-
-def test_non_finite_scores_are_sent_as_null() -> None:
-    event = detections_event(frame(), dets([-1], score=float("nan")), LABELS, seq=0)
-    assert json.loads(event.model_dump_json())["objects"][0]["score"] is None
 
 
 def snapshot(lost: SnapshotLoss | None = None) -> Snapshot:
