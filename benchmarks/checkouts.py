@@ -38,8 +38,14 @@ def child_round(script: str, checkout: Path, args: list[str]) -> Any:
     """`script --child ARGS` run in a fresh Python importing the project from `checkout`:
     the JSON of the last line it prints."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
+    # run_path, not `python script`: that would put the script's folder first on the path,
+    # where benchmarks/analytics.py would stand for the `analytics` package
+    run = (
+        "import runpy, sys; sys.argv = sys.argv[1:]; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
     done = subprocess.run(
-        [sys.executable, script, "--child", *args],
+        [sys.executable, "-c", run, script, "--child", *args],
         cwd=checkout,
         env=env,
         check=True,

@@ -24,9 +24,12 @@ from pathlib import Path
 
 from benchmarks.event_bus_cost import LABELS, frame_results
 from benchmarks.machine import machine_line
+from pipeline.config import SqlSinkConfig
 from sinks.sql.sink import SqlSink
 
 BOXES = (4, 16)
+BATCH_ROWS: int = SqlSinkConfig.model_fields["batch_size"].default
+"""Rows a batch, as a config that does not say."""
 WARM_UP = 100
 """Frames written (and stored) before the timed ones."""
 
@@ -37,7 +40,7 @@ def cpu_ms_per_frame(folder: Path, frames: int, boxes: int) -> tuple[float, floa
     # frames come faster than real time: rows wait in memory, not in the spool file
     sink = SqlSink(
         f"sqlite:///{folder / 'detections.db'}", LABELS, spool_dir=folder / "spool",
-        buffer_rows=(frames + WARM_UP) * boxes,
+        buffer_rows=max(BATCH_ROWS, (frames + WARM_UP) * boxes),
     )  # fmt: skip
     for result in results[:WARM_UP]:
         sink.write(result)
