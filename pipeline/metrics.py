@@ -119,6 +119,10 @@ class RunMetrics:
             registry=self.registry,
         )
         self.registry.register(_RunCollector(self))
+        # Each frame's series, looked up once: `labels()` costs twice what it then records,
+        # on every frame (sink threads may add a series at once: `labels()` gives them one).
+        self._latency: dict[tuple[str, str], Histogram] = {}
+        self._detected: dict[str, Counter] = {}
 
     def watch(
         self,
@@ -143,7 +147,10 @@ class RunMetrics:
         self.batch_size.observe(len(camera_ids))
         self.detector_latency.observe(latency_s)
         for camera_id in camera_ids:
-            self.detected.labels(camera_id).inc()
+            counter = self._detected.get(camera_id)
+            if counter is None:
+                counter = self._detected[camera_id] = self.detected.labels(camera_id)
+            counter.inc()
 
     def track_events(self, camera_id: str, events: Iterable[TrackEvent]) -> None:
         """A camera's tracks started and ended."""
@@ -154,9 +161,12 @@ class RunMetrics:
     def written(self, sink: str, result: FrameResult) -> None:
         """`sink` has written a frame's result."""
         frame = result.frame
-        self.end_to_end.labels(frame.camera_id, sink).observe(
-            max(0.0, time.time() - frame.wall_time)
-        )
+        histogram = self._latency.get((frame.camera_id, sink))
+        if histogram is None:
+            histogram = self._latency[frame.camera_id, sink] = self.end_to_end.labels(
+                frame.camera_id, sink
+            )
+        histogram.observe(max(0.0, time.time() - frame.wall_time))
 
 
 def sink_labels(names: Sequence[str]) -> list[str]:
