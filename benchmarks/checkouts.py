@@ -8,6 +8,7 @@ module in the parent only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -53,3 +54,20 @@ def child_round(script: str, checkout: Path, args: list[str]) -> Any:
         text=True,
     )
     return json.loads(done.stdout.splitlines()[-1])
+
+
+def rounds_in_turn(
+    script: str, args: list[str], rounds: int, baseline: str | None
+) -> dict[str, list[Any]]:
+    """`rounds` rounds of `script` (`child_round`) in this checkout and, each just before,
+    in the commit `baseline` when one is given: {"this checkout" or `baseline`: each round's
+    JSON}, the baseline first."""
+    with contextlib.ExitStack() as stack:
+        checkouts = {"this checkout": ROOT}
+        if baseline:
+            checkouts = {baseline: stack.enter_context(exported(baseline)), **checkouts}
+        results: dict[str, list[Any]] = {name: [] for name in checkouts}
+        for _ in range(rounds):
+            for name, checkout in checkouts.items():
+                results[name].append(child_round(script, checkout, args))
+    return results

@@ -16,13 +16,11 @@ checkout's time goes (cProfile, 4 boxes a frame, no subscriber).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import json
 import pstats
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -116,15 +114,6 @@ def one_round(frames: int) -> dict[str, list[float]]:
     return measured
 
 
-def round_in(checkout: Path, frames: int) -> dict[str, list[float]]:
-    """`one_round` in a fresh Python importing the project from `checkout` (this script's
-    measuring code, the sink's code of `checkout`)."""
-    from benchmarks.checkouts import child_round  # the parent's only: see that module
-
-    result: dict[str, list[float]] = child_round(__file__, checkout, ["--frames", str(frames)])
-    return result
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=3000, help="frames per timed run")
@@ -144,16 +133,9 @@ def main(argv: list[str] | None = None) -> None:
         f"a track event every 10th frame; CPU ms per frame of the writing thread, "
         f"median of {args.rounds} rounds (wall ms in brackets)"
     )
-    from benchmarks.checkouts import ROOT, exported
+    from benchmarks.checkouts import rounds_in_turn  # the parent's only: see that module
 
-    with contextlib.ExitStack() as stack:
-        checkouts = {"this checkout": ROOT}
-        if args.baseline:
-            checkouts = {args.baseline: stack.enter_context(exported(args.baseline)), **checkouts}
-        rounds: dict[str, list[dict[str, list[float]]]] = {name: [] for name in checkouts}
-        for _ in range(args.rounds):
-            for name, checkout in checkouts.items():
-                rounds[name].append(round_in(checkout, args.frames))
+    rounds = rounds_in_turn(__file__, ["--frames", str(args.frames)], args.rounds, args.baseline)
     _table(rounds, args.baseline)
     if args.profile:
         profile(frame_results(args.frames, 4), args.top)

@@ -15,7 +15,6 @@ rounds in turn with this checkout's, and the ratios are printed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import tempfile
@@ -77,21 +76,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         print(json.dumps(one_round(args.frames)))
         return
-    from benchmarks.checkouts import ROOT, child_round, exported  # the parent's only
+    from benchmarks.checkouts import rounds_in_turn  # the parent's only: see that module
 
     print(machine_line())
     print(
         f"sql sink write() + close() to SQLite: {args.frames} frames of 16 cameras, a track "
         f"event every 10th frame; CPU ms per frame, median of {args.rounds} rounds"
     )
-    with contextlib.ExitStack() as stack:
-        checkouts = {"this checkout": ROOT}
-        if args.baseline:
-            checkouts = {args.baseline: stack.enter_context(exported(args.baseline)), **checkouts}
-        rounds: dict[str, list[dict[str, list[float]]]] = {name: [] for name in checkouts}
-        for _ in range(args.rounds):
-            for name, checkout in checkouts.items():
-                rounds[name].append(child_round(__file__, checkout, ["--frames", str(args.frames)]))
+    rounds = rounds_in_turn(__file__, ["--frames", str(args.frames)], args.rounds, args.baseline)
     header = "".join(f"{name + ' caller':>24}{'process':>10}" for name in rounds)
     ratio = "  process ratio" if args.baseline else ""
     print(f"  {'boxes':<6}{header}{ratio}")
