@@ -133,6 +133,7 @@ def _image_detections(
     k = min(pre_nms_top_k, flat.size)
     if k == 0:
         return Detections.empty(), 0
+    # numpy's partition and sort rank NaN last, as `top_k_nan_last` does for torch
     top = np.argpartition(-flat, k - 1)[:k]
     top = top[np.argsort(-flat[top], kind="stable")]
     anchor, label = np.divmod(top, len(columns))

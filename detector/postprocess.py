@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,8 @@ class BatchDetections:
         boxes: float32 [N, 4]; scores: float32 [N]; labels: int64 [N] (class_logits column);
         image_index: int64 [N], position of the image in the batch; batch_size: B.
         non_finite: (box, class) candidates of the images' top `pre_nms_top_k` dropped because
-            their box or score was NaN or infinite.
+            their box or score was NaN or infinite. NaN scores rank last, so they are counted
+            only in an image with fewer than `pre_nms_top_k` scores that are numbers.
     """
 
     boxes: Tensor
@@ -96,6 +98,23 @@ def reportable_classes(
     return torch.cat((columns[:background_class], columns[background_class + 1 :]))
 
 
+def top_k_nan_last(flat: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The k highest scores [B, k] of each row of flat [B, M], in decreasing order, and their
+    indices [B, k]; NaN ranks below every number, as in numpy's sort, so that a row has NaN
+    among its top k only where it has fewer than k numbers.
+
+    torch's own `topk` ranks NaN above everything: a network giving NaN for some anchors
+    would fill the top k with them and push its real boxes out.
+    """
+    top_scores, top_index = flat.topk(k, dim=1)
+    # A row's NaN are among its top k (torch ranks them first), so this sees any NaN in
+    # `flat`; the one `bool` is a host sync on CUDA, and the redo is paid only with NaN.
+    if not bool(top_scores.isnan().any()):
+        return top_scores, top_index
+    top_index = flat.masked_fill(flat.isnan(), -math.inf).topk(k, dim=1).indices
+    return flat.gather(1, top_index), top_index  # the NaN scores, not -inf, so still counted
+
+
 def postprocess(
     box_regression: Tensor,
     class_logits: Tensor,
@@ -121,7 +140,8 @@ def postprocess(
             a pair whose box or score is NaN or infinite is dropped (counted in `non_finite`).
         nms_threshold: IoU above which a lower-scoring box of the same image and class goes.
         max_detections: at most this many detections per image.
-        pre_nms_top_k: at most this many (box, class) pairs per image enter NMS.
+        pre_nms_top_k: at most this many (box, class) pairs per image enter NMS: its highest
+            scores, NaN ranked last (`top_k_nan_last`).
         classes: int64 columns that may be reported (label filter); default: all but the
             background column. The background column is never reported.
 
@@ -148,7 +168,7 @@ def postprocess(
     # One top-k over all (anchor, class) pairs of each image.
     flat = scores.reshape(batch, -1)
     k = min(pre_nms_top_k, flat.shape[1])
-    top_scores, top_index = flat.topk(k, dim=1)  # [B, k]
+    top_scores, top_index = top_k_nan_last(flat, k)  # [B, k]
     num_kept_classes = classes.numel()
     top_anchor = torch.div(top_index, num_kept_classes, rounding_mode="floor")
     top_label = classes[top_index % num_kept_classes]

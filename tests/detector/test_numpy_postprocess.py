@@ -42,7 +42,8 @@ def torch_detections(
     score_fn: str,
     classes: np.ndarray | None,
     **settings: float,
-) -> list[Detections]:
+) -> tuple[list[Detections], int]:
+    """What `postprocess` gives, scaled to `SIZES` and unpacked, and its `non_finite`."""
     result = postprocess(
         torch.from_numpy(codes),
         torch.from_numpy(logits),
@@ -54,7 +55,7 @@ def torch_detections(
         **settings,  # type: ignore[arg-type]
     )
     scaled = result.scaled(torch.tensor(SIZES, dtype=torch.float32))
-    return unpack_detections(scaled.packed().numpy(), len(SIZES))
+    return unpack_detections(scaled.packed().numpy(), len(SIZES)), result.non_finite
 
 
 @pytest.mark.parametrize(
@@ -82,7 +83,7 @@ def test_numpy_postprocess_matches_torchvision_on_random_outputs(
         "pre_nms_top_k": 1000,
         **settings,
     }
-    expected = torch_detections(anchors, codes, logits, coder, score_fn, classes, **asked)
+    expected, counted = torch_detections(anchors, codes, logits, coder, score_fn, classes, **asked)
     decoding = Decoding(anchors, coder.weights, coder.yx_order, coder.clamp, score_fn, 0)  # type: ignore[arg-type]
     got, non_finite = postprocess_numpy(
         codes,
@@ -96,8 +97,12 @@ def test_numpy_postprocess_matches_torchvision_on_random_outputs(
         pre_nms_top_k=int(asked["pre_nms_top_k"]),
     )
     assert sum(len(d) for d in expected) > 10  # the case has detections to compare
-    assert non_finite == 0
+    assert non_finite == counted == 0
     assert any(len(d) < int(asked["pre_nms_top_k"]) for d in expected)
+    assert_same_detections(expected, got)
+
+
+def assert_same_detections(expected: list[Detections], got: list[Detections]) -> None:
     for want, have in zip(expected, got, strict=True):
         # boxes of equal score may come in either order: compare in one order
         w = np.lexsort((want.xyxy[:, 1], want.xyxy[:, 0], -want.score, want.label))
@@ -160,3 +165,31 @@ def test_numpy_postprocess_drops_and_counts_boxes_that_are_not_finite_as_torch_d
     assert all(len(d) > 0 for d in got)
     for w, h in zip(want, got, strict=True):
         np.testing.assert_allclose(np.sort(h.score), np.sort(w.score), rtol=1e-5)
+
+
+@pytest.mark.parametrize("score_fn", ["sigmoid", "softmax"])
+def test_nan_scores_rank_last_in_both_so_both_keep_the_real_boxes_and_count_alike(
+    score_fn: str,
+) -> None:
+    anchors, codes, logits = random_outputs(7)
+    # image 0: 1000 NaN scores, 200 numbers; image 2: 1180 NaN, 20 numbers (2 classes each)
+    logits[0, 100:] = np.nan
+    logits[2, 10:] = np.nan
+    coder = BoxCoder()
+    asked = {"score_threshold": 0.2, "nms_threshold": 0.5, "max_detections": 100}
+    top_k = 100
+    expected, counted = torch_detections(
+        anchors, codes, logits, coder, score_fn, None, pre_nms_top_k=top_k, **asked
+    )
+    decoding = Decoding(anchors, coder.weights, coder.yx_order, coder.clamp, score_fn, 0)  # type: ignore[arg-type]
+    got, non_finite = postprocess_numpy(
+        codes,
+        logits,
+        decoding,
+        SIZES,
+        pre_nms_top_k=top_k,
+        **asked,  # type: ignore[arg-type]
+    )
+    assert non_finite == counted == top_k - 20  # image 2's top k: its 20 numbers, then NaN
+    assert all(len(d) > 0 for d in expected)
+    assert_same_detections(expected, got)

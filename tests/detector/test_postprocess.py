@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from detector.box_coder import BoxCoder
-from detector.postprocess import BatchDetections, postprocess
+from detector.postprocess import BatchDetections, postprocess, top_k_nan_last
 
 NUM_CLASSES = 4  # column 0 is background
 
@@ -213,3 +213,28 @@ def test_nan_scores_are_dropped_and_counted():
     result = run(APART, logits)
     assert rows(result) == [(0, 1, 0.9)]
     assert result.non_finite == 1
+
+
+def test_nan_scores_rank_last_so_they_do_not_push_real_boxes_out_of_the_top_k():
+    logits = sigmoid_logits(2, 4, {(0, 0, 1): 0.9, (0, 1, 3): 0.8, (1, 3, 2): 0.6})
+    logits[0, 2:] = math.nan  # 6 NaN scores in image 0, 6 numbers; 3 enter NMS
+    result = run(APART, logits, pre_nms_top_k=3)
+    assert rows(result) == [(0, 1, 0.9), (0, 3, 0.8), (1, 2, 0.6)]
+    assert result.non_finite == 0  # image 0's top 3 are numbers
+
+
+def test_nan_scores_enter_the_top_k_only_where_too_few_scores_are_numbers():
+    logits = sigmoid_logits(1, 4, {(0, 0, 1): 0.9})
+    logits[0, 1:] = math.nan  # 9 NaN scores, 3 numbers: the top 5 hold 2 NaN
+    result = run(APART, logits, pre_nms_top_k=5)
+    assert rows(result) == [(0, 1, 0.9)]
+    assert result.non_finite == 2
+
+
+def test_top_k_nan_last_ranks_nan_below_every_number_and_keeps_it():
+    flat = torch.tensor([[0.2, math.nan, 0.9, math.nan, 0.1], [0.3, 0.5, 0.4, 0.1, 0.2]])
+    scores, index = top_k_nan_last(flat, 4)
+    assert index[0, :3].tolist() == [2, 0, 4] and int(index[0, 3]) in (1, 3)
+    assert index[1].tolist() == [1, 2, 0, 4]
+    assert bool(scores[0, 3].isnan())
+    torch.testing.assert_close(scores[:, :3], torch.tensor([[0.9, 0.2, 0.1], [0.5, 0.4, 0.3]]))
