@@ -14,20 +14,11 @@ from detector.ssd import SSD
 from detector.training.bases import trainable_model
 from detector.training.progress import Progress
 from detector.training.samples import DetectionData, read_dataset, split_validation
-from detector.training.settings import TrainSettings
+from detector.training.settings import RESUMABLE, TrainSettings, as_options
 from detector.training.trainer import BEST, FRESH_CLASS_HEAD, LAST, TrainingJob
 
 MIN_TRAIN_IMAGES = 2
 """A step needs two images at least: batch norm cannot normalise a batch of one."""
-RESUMABLE = ("device", "amp", "workers", "epochs")
-"""Settings a resumed run may change: where and in which precision it runs, and how long
-(never fewer epochs than it takes to the epochs done)."""
-
-
-def _options(names: tuple[str, ...]) -> str:
-    """Settings as the command's options: "--device, --amp and --epochs"."""
-    flags = [f"--{name.replace('_', '-')}" for name in names]
-    return f"{', '.join(flags[:-1])} and {flags[-1]}" if len(flags) > 1 else flags[0]
 
 
 class TrainingSetupError(ValueError):
@@ -123,7 +114,7 @@ def _resumed(
     if changed:
         raise TrainingSetupError(
             f"--resume continues with the stopped run's settings; drop {', '.join(changed)} "
-            f"(only {_options(RESUMABLE)} may change)"
+            f"(only {as_options(RESUMABLE)} may change)"
         )
     moved = {k: v for k, v in overrides.items() if k in RESUMABLE}
     try:

@@ -114,6 +114,17 @@ FALLBACK_BASE = "person_ssdlite"
 FALLBACK_RECIPE = RECIPES[FALLBACK_BASE]
 
 
+RESUMABLE = ("device", "amp", "workers", "epochs")
+"""Settings a resumed run may change: where and in which precision it runs, and how long
+(never fewer epochs than it takes to the epochs done)."""
+
+
+def as_options(names: tuple[str, ...]) -> str:
+    """Settings as the command's options: "--device, --amp and --epochs"."""
+    flags = [f"--{name.replace('_', '-')}" for name in names]
+    return f"{', '.join(flags[:-1])} and {flags[-1]}" if len(flags) > 1 else flags[0]
+
+
 def recipe_for(arch: str) -> BaseRecipe:
     """The defaults for fine-tuning architecture `arch`."""
     return RECIPES.get(arch, FALLBACK_RECIPE)

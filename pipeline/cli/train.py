@@ -32,7 +32,7 @@ SIZES = (300, 320, 512)
 
 def add_parsers(sub: Any) -> None:
     """The `train` and `evaluate` subcommands."""
-    from detector.training.settings import TrainSettings
+    from detector.training.settings import RESUMABLE, TrainSettings, as_options
 
     p = sub.add_parser(
         "train",
@@ -75,8 +75,8 @@ def add_parsers(sub: Any) -> None:
         "--resume",
         action="store_true",
         help="continue the training in --out from where it stopped (its last.pt), with its "
-        "settings; --device, --amp, --workers and --epochs may change (never to fewer epochs than "
-        "done, counted as --min-steps raises them; an epoch stopped in counts, as resuming "
+        f"settings; {as_options(RESUMABLE)} may change (never to fewer epochs than done, "
+        "counted as --min-steps raises them; an epoch stopped in counts, as resuming "
         "finishes it)",
     )
     p.set_defaults(func=cmd_train)

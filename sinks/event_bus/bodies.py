@@ -82,7 +82,8 @@ def _box(xyxy: Sequence[float]) -> list[float]:
 
 
 def _score(value: float) -> float | None:
-    # JSON has no NaN; a non-finite score is sent as null rather than as invalid JSON.
+    # JSON has no NaN; a non-finite score is sent as null rather than as invalid JSON. Only
+    # tracks' scores come here: a `TrackSummary` is not checked for them as `Detections` is.
     value = float(value)
     return round(value, SCORE_DIGITS) if math.isfinite(value) else None
 
@@ -92,7 +93,7 @@ def _rounded(column: npt.NDArray[np.float32], digits: int) -> list[Any]:
 
     numpy rounds as rint(v * 10**digits) / 10**digits, which is Python's correctly rounded
     `round` whenever v * 10**digits is exact in float64: for float32 values (24-bit
-    mantissas) with up to 12 digits (5**12 < 2**29). Non-finite values stay as they are.
+    mantissas) with up to 12 digits (5**12 < 2**29).
     """
     if column.dtype != np.float32:
         raise TypeError(f"expected a float32 column, got {column.dtype}")
@@ -105,12 +106,11 @@ def detection_objects(detections: Detections, labels: LabelMap) -> list[dict[str
         return []
     label_ids = detections.label.tolist()
     names = {label: labels.name(label) for label in set(label_ids)}
-    isfinite = math.isfinite  # as `_score`, a column at a time
     return [
         {
             "label": names[label],
             "label_id": label,
-            "score": score if isfinite(score) else None,
+            "score": score,
             "box": box,
             "track_id": None if track_id == UNTRACKED else track_id,
         }

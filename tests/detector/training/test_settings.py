@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from detector.architectures import SPECS
-from detector.training.settings import FALLBACK_RECIPE, RECIPES, TrainSettings
+from detector.training.settings import (
+    FALLBACK_RECIPE,
+    RECIPES,
+    RESUMABLE,
+    TrainSettings,
+    as_options,
+)
 
 
 @pytest.mark.parametrize(
@@ -114,3 +120,12 @@ def test_mixed_precision_is_auto_unless_asked_and_takes_no_other_word() -> None:
     assert TrainSettings().amp == "auto"
     with pytest.raises(ValueError, match="amp"):
         TrainSettings.model_validate({"amp": "fast"})
+
+
+def test_settings_read_as_the_commands_options_in_a_list() -> None:
+    assert as_options(("epochs",)) == "--epochs"
+    assert as_options(("batch_size", "amp", "epochs")) == "--batch-size, --amp and --epochs"
+
+
+def test_every_setting_a_resume_may_change_is_a_setting() -> None:
+    assert set(RESUMABLE) <= set(TrainSettings.model_fields)

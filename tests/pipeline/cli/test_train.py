@@ -3,6 +3,7 @@ saved with what deploying it needs, measured, and run by `run` under its own cla
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import sqlite3
@@ -20,9 +21,9 @@ from detector.architectures import ARCHITECTURES
 from detector.checkpoints import load_checkpoint, save_checkpoint
 from detector.measured_int8 import MAX_MAP50_LOSS, Int8Measurement, measured_int8
 from detector.training.images import CUT_SHORT
-from detector.training.settings import TrainSettings
+from detector.training.settings import RESUMABLE, TrainSettings
 from detector.training.trainer import TrainingJob
-from pipeline.cli import main
+from pipeline.cli import build_parser, main
 from pipeline.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pipeline.cli.train import _start_line
 from pipeline.types import LabelMap
@@ -102,6 +103,41 @@ def test_train_refuses_to_write_over_an_earlier_training_without_resume(
     assert done.returncode == 2
     assert "already holds a training" in done.stderr and "--resume" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+HELP_AND_REPORT = (
+    "import sys\n"
+    "from pipeline.cli import main\n"
+    "try:\n"
+    "    main(['train', '--help'])\n"
+    "except SystemExit:\n"
+    "    pass\n"
+    "print('torch imported:', 'torch' in sys.modules)\n"
+)
+
+
+def _resume_help() -> str:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    resume = next(a for a in sub.choices["train"]._actions if a.dest == "resume")
+    assert resume.help is not None
+    return resume.help
+
+
+def test_resume_help_names_every_setting_a_resume_may_change() -> None:
+    help_ = _resume_help()
+    assert [n for n in RESUMABLE if f"--{n.replace('_', '-')}" not in help_] == []
+
+
+def test_train_help_never_imports_torch() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-c", HELP_AND_REPORT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "--resume" in shown.stdout, shown.stderr
+    assert "torch imported: False" in shown.stdout
 
 
 def test_resume_of_a_finished_training_changes_nothing_and_refuses_other_settings(

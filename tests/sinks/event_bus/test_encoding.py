@@ -57,7 +57,7 @@ def reference_body(frame: Frame, detections: Detections, labels: LabelMap, seq: 
             {
                 "label": labels.name(label),
                 "label_id": label,
-                "score": round(score, 4) if math.isfinite(score) else None,
+                "score": round(score, 4),
                 "box": [round(v, 1) for v in xyxy],
                 "track_id": None if track_id == UNTRACKED else track_id,
             }
