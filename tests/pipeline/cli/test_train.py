@@ -128,6 +128,12 @@ def test_resume_help_names_every_setting_a_resume_may_change() -> None:
     assert [n for n in RESUMABLE if f"--{n.replace('_', '-')}" not in help_] == []
 
 
+def test_the_training_guide_names_exactly_the_settings_a_resume_may_change() -> None:
+    guide = " ".join((ROOT / "docs" / "training.md").read_text().split())
+    flags = [f"`--{n.replace('_', '-')}`" for n in RESUMABLE]
+    assert f"only {', '.join(flags[:-1])} and {flags[-1]} may change" in guide
+
+
 def test_train_help_never_imports_torch() -> None:
     shown = subprocess.run(
         [sys.executable, "-c", HELP_AND_REPORT],
