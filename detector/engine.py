@@ -120,6 +120,14 @@ class Detector:
         model, label_map = build_model(request.model, request.weights)
         return cls(model, label_map, options, announce=announce)
 
+    def warm_up(self) -> None:
+        """Detects batches of black frames of the network's input size, of each size of
+        `DetectorOptions.warm_up_batches` (none on the CPU unless compiled)."""
+        height, width = self.input_size
+        black = np.zeros((height, width, 3), dtype=np.uint8)
+        for count in self.options.warm_up_batches():
+            self.detect([Frame("warm-up", i, 0.0, 0.0, black) for i in range(count)])
+
     def describe(self) -> str:
         """One line: the model, what runs it where, and why (`DetectorOptions.describe`)."""
         return self.options.describe()

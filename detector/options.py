@@ -182,6 +182,18 @@ class DetectorOptions:
             + "".join(f"; {field}: {why}" for field, why in self.reasons.items())
         )
 
+    def warm_up_batches(self) -> list[int]:
+        """Frames of each batch to detect before a run, so that each forward shape it can
+        use (`forward_rows`) is autotuned by cuDNN, or compiled, in set-up rather than at
+        the run's first batches: on CUDA one batch of each padded size; under `compile`
+        one batch (padded to the batch size); none on the CPU otherwise, where a shape
+        costs nothing the first time and set-up time counts (docs/performance.md)."""
+        if self.runtime == "compile":
+            return [1]
+        if self.device_name == "cpu":
+            return []
+        return sorted({self.forward_rows(frames) for frames in range(1, self.batch_size + 1)})
+
     def forward_rows(self, frames: int) -> int:
         """Rows of the forward pass that detects a batch of `frames` frames.
 

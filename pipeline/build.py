@@ -245,11 +245,21 @@ def stream_scene(cam: CameraConfig, rules: AnalyticsConfig, width: int, height: 
 
 
 def build_detector(det: DetectorConfig, announce: Callable[[str], None] | None = None) -> Detector:
-    """The detector a config describes; `announce` is told of a first run's ONNX export or
-    int8 quantization before it starts (`detector.Detector`)."""
+    """The detector a config describes, warmed up for a run (`Detector.warm_up`); `announce`
+    is told of a first run's ONNX export or int8 quantization before it starts
+    (`detector.Detector`), and of the warm-up."""
     from detector import Detector
 
-    return Detector.build(det.to_request(), announce)
+    detector = Detector.build(det.to_request(), announce)
+    if batches := detector.options.warm_up_batches():
+        if announce is not None:
+            sizes = ", ".join(map(str, batches))
+            announce(
+                f"preparing the detector: one batch of black frames of each size a run uses "
+                f"({sizes}), so that its kernels are tuned or compiled before the first frame…"
+            )
+        detector.warm_up()
+    return detector
 
 
 def build_run_detector(

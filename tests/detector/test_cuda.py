@@ -102,3 +102,15 @@ def test_frames_resized_ahead_give_what_frames_resized_by_the_detector_give(
         np.testing.assert_array_equal(a.label, b.label)
         np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
         np.testing.assert_allclose(a.score, b.score, atol=1e-4)
+
+
+def test_a_warm_up_runs_each_padded_batch_size_and_changes_no_detections(
+    person: SSD, clip_frames: list[Frame]
+) -> None:
+    detector = make_detector(person, PERSON, device="cuda", precision="fp32", batch_size=8)
+    assert detector.options.warm_up_batches() == [1, 2, 4, 8]
+    before = detector.detect(clip_frames[:8])
+    detector.warm_up()
+    for a, b in zip(before, detector.detect(clip_frames[:8]), strict=True):
+        np.testing.assert_array_equal(a.label, b.label)
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)

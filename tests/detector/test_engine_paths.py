@@ -131,6 +131,44 @@ def test_cpu_forward_passes_take_the_frames_unpadded():
     assert [cpu_options().forward_rows(n) for n in (1, 3, 7, 9)] == [1, 3, 7, 9]
 
 
+def test_a_cuda_detector_warms_up_with_a_batch_of_each_padded_size(cuda_present):
+    for batch_size, sizes in ((32, [1, 2, 4, 8, 16, 32]), (24, [1, 2, 4, 8, 16, 24]), (1, [1])):
+        asked = DetectorRequest(device="cuda", batch_size=batch_size)
+        assert DetectorOptions.resolve(asked).warm_up_batches() == sizes
+
+
+def test_a_compiled_network_warms_up_with_one_batch_padded_to_the_batch_size(cuda_present):
+    for device in ("cuda", "cpu"):
+        asked = DetectorRequest(device=device, runtime="compile", batch_size=8)
+        options = DetectorOptions.resolve(asked)
+        assert [options.forward_rows(n) for n in options.warm_up_batches()] == [8]
+
+
+def test_a_cpu_detector_is_not_warmed_up():
+    assert cpu_options().warm_up_batches() == []
+
+
+def test_warming_up_detects_a_batch_of_each_size_and_changes_no_frames_detections(
+    person, monkeypatch
+):
+    detector = make_detector(person, PERSON, score_threshold=0.05, runtime="torch")
+    batch = photo_frames(3)
+    before = detector.detect(batch)
+    rows: list[int] = []
+    forward = detector.forward
+
+    def counted(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows.append(images.shape[0])
+        return forward(images)
+
+    monkeypatch.setattr(detector, "forward", counted)
+    monkeypatch.setattr(DetectorOptions, "warm_up_batches", lambda self: [1, 2, 4])
+    detector.warm_up()
+    assert rows == [1, 2, 4]
+    assert sum(len(d) for d in before) > 0
+    assert_close_detections(before, detector.detect(batch))
+
+
 def test_padding_a_batch_changes_no_frames_detections(person, monkeypatch):
     detector = make_detector(person, PERSON, score_threshold=0.05, runtime="torch")
     batch = photo_frames(3)

@@ -11,6 +11,7 @@ from detector import Detector
 from pipeline.build import (
     FILE_QUEUE_SIZE,
     LIVE_QUEUE_SIZE,
+    build_detector,
     build_run_detector,
     make_queue,
     stream_scene,
@@ -82,3 +83,28 @@ def test_a_streams_scene_is_its_zones_and_lines_in_pixels_with_the_rules_anchor(
     assert scene.zones == (ZoneShape("z", ((320.0, 240.0), (640.0, 240.0), (640.0, 480.0))),)
     assert scene.lines == (LineShape("l", (10.0, 20.0), (30.0, 20.0), "in", "out"),)
     assert scene.anchor == (0.5, 0.5)
+
+
+def test_a_detector_built_for_a_run_is_warmed_up_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from detector.options import DetectorOptions
+
+    warmed: list[int] = []
+    said: list[str] = []
+    monkeypatch.setattr(DetectorOptions, "warm_up_batches", lambda self: [1, 2])
+    monkeypatch.setattr(
+        Detector, "warm_up", lambda self: warmed.extend(self.options.warm_up_batches())
+    )
+    config = DetectorConfig.model_validate({"runtime": "torch", "precision": "fp32"})
+    build_detector(config, said.append).close()
+    assert warmed == [1, 2]
+    assert [line for line in said if "each size a run uses (1, 2)" in line] != []
+
+
+def test_a_cpu_detector_built_for_a_run_is_not_warmed_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Detector, "warm_up", lambda self: pytest.fail("warmed up on the CPU"))
+    said: list[str] = []
+    config = DetectorConfig.model_validate({"runtime": "torch", "precision": "fp32"})
+    build_detector(config, said.append).close()
+    assert not any("each size a run uses" in line for line in said)
