@@ -318,9 +318,9 @@ class Trainer:
         parts = self.loss(box_regression.float(), class_logits.float(), boxes, labels)
         total = parts.total
         if not torch.isfinite(total):
-            job = self.job
+            job, value = self.job, float(total.detach())  # detached: no warning from torch
             raise TrainingDiverged(
-                f"the loss became {float(total)} at epoch {state.epoch}, batch {state.step + 1}; "
+                f"the loss became {value} at epoch {state.epoch}, batch {state.step + 1}; "
                 f"lower --lr (it was {job.settings.lr_for(job.arch, job.fresh_class_head):g})"
             )
         scale = self.scaler.get_scale()  # read where the loss check waited for the GPU anyway
