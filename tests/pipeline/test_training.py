@@ -96,8 +96,30 @@ def test_a_resumed_run_keeps_the_min_steps_it_started_with(
             Progress(epoch=2).to_dict(),
             "(its warm-up was counted in epochs; it is now counted in steps)",
         ),
+        (
+            {},
+            {**Progress(epoch=2).to_dict(), "epoch": 0},
+            "(progress.epoch is 0; epochs count from 1)",
+        ),
+        (
+            {},
+            {**Progress(epoch=1).to_dict(), "step": 5},
+            "(progress.step is 5, but an epoch of this data is 1 batch(es): did the data change?)",
+        ),
+        (
+            {},
+            {**Progress(epoch=2).to_dict(), "skipped_steps": 9},
+            "(progress.skipped_steps is 9, not from 0 to the 1 step(s) done)",
+        ),
     ],
-    ids=["settings", "progress", "warm-up counted in epochs"],
+    ids=[
+        "settings",
+        "progress",
+        "warm-up counted in epochs",
+        "epoch before the first",
+        "step beyond the epoch's batches",
+        "more skipped steps than done",
+    ],
 )
 def test_a_last_checkpoint_with_a_damaged_training_state_is_refused_in_one_line(
     settings: dict[str, object], progress: dict[str, object], said: str, tmp_path: Path
