@@ -10,6 +10,11 @@ from pydantic import TypeAdapter
 from detector.training.history import EpochRecord
 
 
+class DamagedProgress(ValueError):
+    """A saved training state whose optimiser or loss scale does not fit the run resuming it
+    (a file edited, or another program's); the message says why."""
+
+
 @dataclass
 class Progress:
     """Where a run stands: saved in `last.pt` and read back by `--resume`."""

@@ -131,9 +131,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from detector.errors import ModelConfigError, WeightsUnavailableError
+    from detector.training.progress import DamagedProgress
     from detector.training.samples import DatasetError
-    from detector.training.trainer import TrainingDiverged
-    from pipeline.training import TrainingSetupError, prepare
+    from detector.training.trainer import LAST, TrainingDiverged
+    from pipeline.training import TrainingSetupError, damaged_state, prepare
 
     stop = threading.Event()
     try:
@@ -184,6 +185,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             result = trainer.fit(progress)
     except DatasetError as exc:  # an image whose header read well but whose pixels do not
         _print_problems(exc)
+        return EXIT_USAGE
+    except DamagedProgress as exc:  # a resumed optimiser's state, taken up before any step
+        print(f"error: {damaged_state(job.out / LAST, str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
