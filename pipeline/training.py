@@ -205,4 +205,14 @@ def _split(dataset: DetectionData, settings: TrainSettings) -> tuple[Any, Any]:
             f"{len(train)} and {len(val)}; "
             f"add images or change --val-fraction"
         )
+    if not any(len(sample.boxes) for sample in val):  # mAP, which picks best.pt, needs one
+        instead = (
+            "label boxes in the data's validation images"
+            if dataset.val
+            else "label more images, or hold out others (--seed, --val-fraction)"
+        )
+        raise TrainingSetupError(
+            f"none of the {len(val)} validation image(s) holds a box, so no mAP can be measured "
+            f"on them to choose best.pt: {instead}"
+        )
     return train, val

@@ -364,6 +364,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not samples:
             print(f"error: {args.data} has no {args.split} images", file=sys.stderr)
             return EXIT_USAGE
+        if not any(len(sample.boxes) for sample in samples):  # before the model is prepared
+            print(
+                f"error: none of the {len(samples)} images of {args.data} evaluated (--split "
+                f"{args.split}) holds a box to score the model against",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
         if args.measure_int8:
             return _evaluate_int8(args, data, samples)
         request = DetectorRequest(

@@ -19,7 +19,12 @@ from detector.training.settings import TrainSettings
 from detector.training.trainer import FRESH_CLASS_HEAD, LAST, Trainer
 from pipeline.training import TrainingSetupError, prepare
 from pipeline.types import LabelMap
-from tests.detector.training.datasets import ShapesData, make_shapes_dataset, write_coco
+from tests.detector.training.datasets import (
+    ShapesData,
+    make_shapes_dataset,
+    val_without_boxes,
+    write_coco,
+)
 from tests.detector.training.stopping import StopAfter
 
 CPU = torch.device("cpu")
@@ -296,3 +301,18 @@ def test_a_resumed_run_may_change_its_precision(
     save_last(out, shapes, extra)
     job, _, _ = prepare(str(data), "person_ssdlite", out, resume=True, overrides=overrides)
     assert job.settings.amp == amp
+
+
+def test_validation_images_without_a_box_are_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    shapes = val_without_boxes(make_shapes_dataset(tmp_path / "shapes", images=4, val=2, seed=0))
+    data = str(write_coco(shapes, tmp_path / "coco"))
+    out = tmp_path / "run"
+    with pytest.raises(TrainingSetupError) as refused:
+        prepare(data, "person_ssdlite", out, resume=False, overrides={})
+    assert str(refused.value) == (
+        "none of the 2 validation image(s) holds a box, so no mAP can be measured on them to "
+        "choose best.pt: label boxes in the data's validation images"
+    )
+    assert not out.exists()

@@ -22,17 +22,20 @@ from detector.architectures import ARCHITECTURES
 from detector.checkpoints import load_checkpoint, save_checkpoint
 from detector.measured_int8 import MAX_MAP50_LOSS, Int8Measurement, measured_int8
 from detector.training.images import CUT_SHORT
+from detector.training.progress import Progress
 from detector.training.settings import RESUMABLE, TrainSettings
-from detector.training.trainer import TrainingJob
+from detector.training.trainer import LAST, Trainer, TrainingJob
 from pipeline.cli import build_parser, main
 from pipeline.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pipeline.cli.train import _start_line
+from pipeline.training import prepare
 from pipeline.types import LabelMap
 from tests.conftest import write_video
 from tests.detector.training.corrupt import broken_huffman_tables
 from tests.detector.training.datasets import (
     ShapesData,
     make_shapes_dataset,
+    val_without_boxes,
     write_coco,
     write_yolo,
 )
@@ -379,10 +382,6 @@ def test_resume_from_an_optimiser_state_that_does_not_fit_the_model_is_one_error
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from detector.training.progress import Progress
-    from detector.training.trainer import LAST, Trainer
-    from pipeline.training import prepare
-
     data = str(write_coco(shapes, tmp_path / "coco"))
     out = tmp_path / "run"
     settings = TrainSettings(epochs=2, batch_size=4, min_steps=0, workers=0, device="cpu")
@@ -486,6 +485,19 @@ def test_evaluate_refuses_data_without_the_models_classes_before_preparing_the_d
     assert capsys.readouterr().err == (
         "error: dataset: none of its classes (disc, square, triangle) is one the model "
         "detects (person); evaluate a model trained on them\n"
+    )
+
+
+@pytest.mark.parametrize("measure", [[], ["--measure-int8"]], ids=["map", "int8"])
+def test_evaluate_on_images_without_a_box_is_one_error_line_not_a_traceback(
+    measure: list[str], shapes: ShapesData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_coco(val_without_boxes(shapes), tmp_path / "coco")
+    args = ["evaluate", "--model", "person_ssdlite", "--data", str(data), *measure]
+    assert main(args) == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        f"error: none of the 4 images of {data} evaluated (--split auto) holds a box to score "
+        "the model against\n"
     )
 
 
