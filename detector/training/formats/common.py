@@ -11,6 +11,7 @@ from typing import TypeGuard
 
 from detector.training.images import UnreadableImage, image_size
 from detector.training.samples import BACKGROUND
+from pipeline.types import LabelMap
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 # Bounds on what a reader loads into memory, each well above what real datasets hold
@@ -196,12 +197,26 @@ def class_name_problems(names: Sequence[object]) -> list[str]:
             problems.append(f"class name {brief(name)} is not a non-empty string")
         elif name == BACKGROUND:
             problems.append(f"class name {BACKGROUND!r} is reserved for class 0")
-    seen: set[str] = set()
+    return problems + repeated_class_names([n for n in names if isinstance(n, str)])
+
+
+def repeated_class_names(names: Sequence[str]) -> list[str]:
+    """Class names given twice, or twice by the one rule that matches a class name wherever
+    a person names one (`LabelMap.key`: case and surrounding spaces aside): `evaluate` and a
+    config's `labels:` could not tell such classes apart."""
+    problems = []
+    first: dict[str, str] = {}
     for name in names:
-        if isinstance(name, str):
-            if name in seen:
-                problems.append(f"class name {name!r} appears twice")
-            seen.add(name)
+        key = LabelMap.key(name)
+        if key not in first:
+            first[key] = name
+        elif first[key] == name:
+            problems.append(f"class name {name!r} appears twice")
+        else:
+            problems.append(
+                f"class names {first[key]!r} and {name!r} are one class where a class is named "
+                f"(case and surrounding spaces aside, as in `labels:` and `evaluate`)"
+            )
     return problems
 
 

@@ -30,6 +30,7 @@ from detector.training.formats.common import (
     clip_box,
     read_bounded,
     read_text,
+    repeated_class_names,
     repeated_images,
     resolved,
 )
@@ -193,6 +194,7 @@ def _class_names(root: Path, annotations: list[_Annotation], problems: list[str]
     names = sorted({obj.name for a in annotations for obj in a.objects})
     if BACKGROUND in names:
         problems.append(f"an object is named {BACKGROUND!r}, the name reserved for class 0")
+    problems += [f"object names: {p}" for p in repeated_class_names(names)]
     if not names and annotations:
         problems.append("no objects in any annotation (and no labels.txt naming the classes)")
     return names
