@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import stat
+import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TypeGuard
@@ -197,7 +198,18 @@ def class_name_problems(names: Sequence[object]) -> list[str]:
             problems.append(f"class name {brief(name)} is not a non-empty string")
         elif name == BACKGROUND:
             problems.append(f"class name {BACKGROUND!r} is reserved for class 0")
+        elif (control := control_problem(name)) is not None:
+            problems.append(control)
     return problems + repeated_class_names([n for n in names if isinstance(n, str)])
+
+
+def control_problem(name: str) -> str | None:
+    """Why `name` cannot name a class for the control characters in it (a newline would
+    split every one-line message naming the class, and no `labels:` could spell it), or
+    None."""
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        return f"class name {brief(name)} holds a control character (a newline, a tab...)"
+    return None
 
 
 def repeated_class_names(names: Sequence[str]) -> list[str]:

@@ -69,6 +69,10 @@ def test_names_may_be_a_mapping_from_class_index(shapes: ShapesData, tmp_path: P
             "names: class names 'disc' and 'Disc ' are one class where a class is named "
             "(case and surrounding spaces aside, as in `labels:` and `evaluate`)",
         ),
+        (
+            {"names": ["disc", "two\nlines"]},
+            "names: class name 'two\\nlines' holds a control character (a newline, a tab...)",
+        ),
         ({"names": ["background", "disc"]}, "names: class name 'background' is reserved"),
         ({"names": ["disc", ["nested"]]}, "names: class name a list is not a non-empty string"),
         ({"nc": 5}, "nc is 5 but names has 3 classes"),
@@ -81,6 +85,7 @@ def test_names_may_be_a_mapping_from_class_index(shapes: ShapesData, tmp_path: P
         "names a string",
         "duplicate",
         "duplicate but for case and spaces",
+        "control character",
         "background",
         "nested",
         "nc",
