@@ -328,40 +328,6 @@ def start_line_job(shapes: ShapesData, arch: str, tmp_path: Path, amp: str) -> T
     )
 
 
-@pytest.mark.parametrize(
-    ("arch", "device", "amp", "said"),
-    [
-        (
-            "person_ssdlite",
-            "cuda",
-            "auto",
-            " on cuda in float32 (--amp auto: person_ssdlite trained faster in float32 than in "
-            "mixed precision on CUDA) for ",
-        ),
-        (
-            "ssdlite320_mobilenet_v3_large",
-            "cuda",
-            "auto",
-            " on cuda in float32 (--amp auto: ssdlite320_mobilenet_v3_large trained faster in "
-            "float32 than in mixed precision on CUDA) for ",
-        ),
-        (
-            "ssd300_vgg16",
-            "cuda",
-            "auto",
-            " on cuda in mixed precision (--amp auto: mixed precision on CUDA for ssd300_vgg16, "
-            "not timed against float32 in training) for ",
-        ),
-        ("person_ssdlite", "cuda", "on", " on cuda in mixed precision (--amp on) for "),
-        ("ssd512_vgg16", "cuda", "off", " on cuda in float32 (--amp off) for "),
-        (
-            "ssd512_vgg16",
-            "cpu",
-            "auto",
-            " on cpu in float32 (--amp auto: mixed precision only on CUDA) for ",
-        ),
-    ],
-)
 def _with_momentum_of_shape_7(groups: dict[str, Any]) -> dict[str, Any]:
     return {"state": {0: {"momentum_buffer": torch.zeros(7)}}, "param_groups": groups}
 
@@ -404,6 +370,40 @@ def test_resume_from_an_optimiser_state_that_does_not_fit_the_model_is_one_error
     assert sorted(p.name for p in out.iterdir()) == written  # nothing trained nor saved
 
 
+@pytest.mark.parametrize(
+    ("arch", "device", "amp", "said"),
+    [
+        (
+            "person_ssdlite",
+            "cuda",
+            "auto",
+            " on cuda in float32 (--amp auto: person_ssdlite trained faster in float32 than in "
+            "mixed precision on CUDA) for ",
+        ),
+        (
+            "ssdlite320_mobilenet_v3_large",
+            "cuda",
+            "auto",
+            " on cuda in float32 (--amp auto: ssdlite320_mobilenet_v3_large trained faster in "
+            "float32 than in mixed precision on CUDA) for ",
+        ),
+        (
+            "ssd300_vgg16",
+            "cuda",
+            "auto",
+            " on cuda in mixed precision (--amp auto: mixed precision on CUDA for ssd300_vgg16, "
+            "not timed against float32 in training) for ",
+        ),
+        ("person_ssdlite", "cuda", "on", " on cuda in mixed precision (--amp on) for "),
+        ("ssd512_vgg16", "cuda", "off", " on cuda in float32 (--amp off) for "),
+        (
+            "ssd512_vgg16",
+            "cpu",
+            "auto",
+            " on cpu in float32 (--amp auto: mixed precision only on CUDA) for ",
+        ),
+    ],
+)
 def test_the_start_line_says_the_precision_and_why_in_one_line(
     shapes: ShapesData, tmp_path: Path, arch: str, device: str, amp: str, said: str
 ) -> None:
