@@ -108,9 +108,15 @@ def load_checkpoint(path: str | os.PathLike[str]) -> LoadedCheckpoint:
 
     Raises:
         ModelConfigError: a missing, truncated, foreign (ForeignCheckpoint) or damaged
-            file, in one line.
+            file, or a folder, in one line.
     """
     file = Path(path).expanduser()
+    if file.is_dir():
+        from detector.training.trainer import BEST  # the error's path alone: a heavy import
+
+        best = file / BEST
+        kept = f"; the checkpoint a training keeps in it is {best}" if best.is_file() else ""
+        raise ModelConfigError(f"model checkpoint {file} is a folder, not a file{kept}")
     if not file.is_file():
         raise ModelConfigError(f"model checkpoint not found: {file}")
     data = load_file(

@@ -81,6 +81,8 @@ def _checkpoint(model: str, weights: str) -> tuple[SSD, LabelMap, str]:
     from detector.checkpoints import load_checkpoint
 
     path = Path(model).expanduser()
+    if path.is_dir():  # a training's folder, say: refused naming the checkpoint in it
+        load_checkpoint(path)
     if path.is_file():
         if weights.strip().lower() != "default":
             raise ModelConfigError(

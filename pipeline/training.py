@@ -103,7 +103,7 @@ def _resumed(
     saved_settings = dict(extra["settings"])
     if "warmup_epochs" in saved_settings:
         raise TrainingSetupError(
-            _damaged(last, "its warm-up was counted in epochs; it is now counted in steps")
+            damaged_state(last, "its warm-up was counted in epochs; it is now counted in steps")
         )
     # Runs saved before `min_steps` existed took their epochs alone: they resume on that
     # schedule, not on a longer one the setting would give them now.
@@ -123,7 +123,7 @@ def _resumed(
     except ValidationError as exc:  # a file edited, or another program's
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"])
-        raise TrainingSetupError(_damaged(last, f"{where}: {error['msg']}")) from None
+        raise TrainingSetupError(damaged_state(last, f"{where}: {error['msg']}")) from None
     names = tuple(saved.labels.names)
     if names != dataset.class_names:
         raise TrainingSetupError(
@@ -134,6 +134,8 @@ def _resumed(
     # Runs saved before the key existed gave every class head the factor.
     fresh_head = bool(extra.get(FRESH_CLASS_HEAD, True))
     job = _job(dataset, data, out, settings, saved.model, saved.arch, saved.size, base, fresh_head)
+    if (why := progress.problem(job.steps_per_epoch)) is not None:
+        raise TrainingSetupError(damaged_state(last, why))
     if job.epochs < progress.least_epochs:  # the epochs it takes: --min-steps may raise them
         raise TrainingSetupError(_too_few_epochs(last, job, progress))
     return job, progress
@@ -155,7 +157,7 @@ def _too_few_epochs(last: Path, job: TrainingJob, progress: Progress) -> str:
     )
 
 
-def _damaged(last: Path, why: str) -> str:
+def damaged_state(last: Path, why: str) -> str:
     """Why --resume cannot take up the training state in `last`."""
     return (
         f"--resume: {last} holds a training state this version cannot use ({why}); start "
@@ -202,5 +204,15 @@ def _split(dataset: DetectionData, settings: TrainSettings) -> tuple[Any, Any]:
             f"need {MIN_TRAIN_IMAGES} training images and 1 validation image at least: got "
             f"{len(train)} and {len(val)}; "
             f"add images or change --val-fraction"
+        )
+    if not any(len(sample.boxes) for sample in val):  # mAP, which picks best.pt, needs one
+        instead = (
+            "label boxes in the data's validation images"
+            if dataset.val
+            else "label more images, or hold out others (--seed, --val-fraction)"
+        )
+        raise TrainingSetupError(
+            f"none of the {len(val)} validation image(s) holds a box, so no mAP can be measured "
+            f"on them to choose best.pt: {instead}"
         )
     return train, val

@@ -79,7 +79,7 @@ def _ready(base: str, names: tuple[str, ...], size: int | None) -> Trainable:
         state, source, pretrained_names = PRETRAINED[base]()
         return _start(base, names, size, state, source, pretrained_names == names)
     path = Path(base).expanduser()
-    if not path.is_file():
+    if not path.is_file() and not path.is_dir():  # a folder: load_checkpoint says what is in it
         raise ModelConfigError(
             f"unknown base {base!r}: neither an architecture ({', '.join(sorted(SPECS))}) "
             f"nor an existing checkpoint file"

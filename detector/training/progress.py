@@ -10,6 +10,11 @@ from pydantic import TypeAdapter
 from detector.training.history import EpochRecord
 
 
+class DamagedProgress(ValueError):
+    """A saved training state whose optimiser or loss scale does not fit the run resuming it
+    (a file edited, or another program's); the message says why."""
+
+
 @dataclass
 class Progress:
     """Where a run stands: saved in `last.pt` and read back by `--resume`."""
@@ -38,6 +43,26 @@ class Progress:
         stopped in, whose first `step` batches are in the weights already and which resuming
         finishes from the next batch (a run cannot end before it)."""
         return self.epoch if self.step else self.epoch - 1
+
+    def problem(self, steps_per_epoch: int) -> str | None:
+        """Why a run of `steps_per_epoch` batches an epoch cannot take up from here (a file
+        edited, another program's, or data that changed since), or None."""
+        if self.epoch < 1:
+            return f"progress.epoch is {self.epoch}; epochs count from 1"
+        if not 0 <= self.step < steps_per_epoch:
+            return (
+                f"progress.step is {self.step}, but an epoch of this data is {steps_per_epoch} "
+                f"batch(es): did the data change?"
+            )
+        if len(self.losses) > self.step:  # fewer: a file saved before they were kept
+            return f"progress.losses holds {len(self.losses)}, more than its {self.step} step(s)"
+        done = (self.epoch - 1) * steps_per_epoch + self.step
+        if not 0 <= self.skipped_steps <= done:
+            return (
+                f"progress.skipped_steps is {self.skipped_steps}, not from 0 to the {done} "
+                f"step(s) done"
+            )
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -21,7 +21,7 @@ from detector.training.evaluation import Metrics, coco_metrics
 from detector.training.history import EpochRecord, plot_history, write_history
 from detector.training.loader import SampleDataset, SampleLoader, TrainBatch
 from detector.training.loss import MultiBoxLoss
-from detector.training.progress import Progress
+from detector.training.progress import DamagedProgress, Progress
 from detector.training.samples import Sample
 from detector.training.schedule import WarmupCosine
 from detector.training.settings import TrainSettings
@@ -181,7 +181,13 @@ class Trainer:
         )
 
     def fit(self, progress: Progress | None = None) -> TrainingResult:
-        """Train from `progress` (a resumed run) or from the start."""
+        """Train from `progress` (a resumed run) or from the start.
+
+        Raises:
+            DamagedProgress: `progress`'s optimiser or loss scale does not fit (before any
+                step, nothing written).
+            TrainingDiverged: the loss was NaN or infinite.
+        """
         state = progress or Progress()
         self.restore(state)
         self.job.out.mkdir(parents=True, exist_ok=True)
@@ -261,15 +267,39 @@ class Trainer:
     def restore(self, state: Progress) -> None:
         """Take up the optimiser and loss scale a stopped run saved in `state`, and the
         schedule where its steps left it (of this job's epochs, which a resumed run may have
-        raised: the rate then follows a run started with that many)."""
+        raised: the rate then follows a run started with that many).
+
+        Raises:
+            DamagedProgress: the saved optimiser or loss scale does not fit this run.
+        """
         if state.optimizer is not None:
-            self.optimizer.load_state_dict(state.optimizer)
+            self._restore_optimizer(state.optimizer)
         scheduled = self._steps_done(state) - state.skipped_steps
         self.scheduler.last_epoch = scheduled
         for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
             group["lr"] = base * self.schedule(scheduled)
         if state.scaler is not None:
-            self.scaler.load_state_dict(state.scaler)
+            try:
+                self.scaler.load_state_dict(state.scaler)
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise DamagedProgress(f"its loss scale does not load: {exc}") from None
+
+    def _restore_optimizer(self, saved: dict[str, Any]) -> None:
+        """The optimiser's saved state, refused (DamagedProgress) where it does not fit this
+        model's parameters: torch would fail at the first step, or train on wrong momenta."""
+        try:
+            self.optimizer.load_state_dict(saved)
+        except KeyError as exc:
+            raise DamagedProgress(f"its optimiser state has no {exc.args[0]!r}") from None
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise DamagedProgress(f"its optimiser state does not fit the model: {exc}") from None
+        for param, kept in self.optimizer.state.items():
+            for name, value in kept.items():
+                if isinstance(value, torch.Tensor) and value.dim() and value.shape != param.shape:
+                    raise DamagedProgress(
+                        f"its optimiser's {name} of shape {list(value.shape)} does not fit "
+                        f"a parameter of shape {list(param.shape)}"
+                    )
 
     def _steps_done(self, state: Progress) -> int:
         """Batches trained on up to `state`, steps the loss scaler skipped among them."""
@@ -318,9 +348,9 @@ class Trainer:
         parts = self.loss(box_regression.float(), class_logits.float(), boxes, labels)
         total = parts.total
         if not torch.isfinite(total):
-            job = self.job
+            job, value = self.job, float(total.detach())  # detached: no warning from torch
             raise TrainingDiverged(
-                f"the loss became {float(total)} at epoch {state.epoch}, batch {state.step + 1}; "
+                f"the loss became {value} at epoch {state.epoch}, batch {state.step + 1}; "
                 f"lower --lr (it was {job.settings.lr_for(job.arch, job.fresh_class_head):g})"
             )
         scale = self.scaler.get_scale()  # read where the loss check waited for the GPU anyway

@@ -34,7 +34,7 @@ def train_transform(size: int, smallest_box: float) -> v2.Compose:
         [
             v2.RandomPhotometricDistort(p=0.5),
             BoundedZoomOut(smallest_box, fill={tv_tensors.Image: MEAN_PIXEL, "others": 0}),
-            v2.RandomIoUCrop(),
+            IoUCrop(),
             v2.RandomHorizontalFlip(p=0.5),
             _resize(size),
             v2.SanitizeBoundingBoxes(),
@@ -82,6 +82,18 @@ class BoundedZoomOut(v2.RandomZoomOut):
         left = int((canvas_width - width) * where[0])
         top = int((canvas_height - height) * where[1])
         return {"padding": [left, top, canvas_width - width - left, canvas_height - height - top]}
+
+
+class IoUCrop(v2.RandomIoUCrop):
+    """`v2.RandomIoUCrop`, leaving as is an image too small to crop: under 1/`min_scale`
+    pixels on a side (3 at the default 0.3), torchvision's draws a crop 0 pixels high and
+    divides by its height (ZeroDivisionError)."""
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = next(i for i in flat_inputs if isinstance(i, tv_tensors.Image)).shape[-2:]
+        if min(height, width) * self.min_scale < 1:
+            return {}  # torchvision's "leave as is"
+        return dict(super().make_params(flat_inputs))
 
 
 def smallest_default_box(anchors: torch.Tensor) -> float:

@@ -131,9 +131,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from detector.errors import ModelConfigError, WeightsUnavailableError
+    from detector.training.progress import DamagedProgress
     from detector.training.samples import DatasetError
-    from detector.training.trainer import TrainingDiverged
-    from pipeline.training import TrainingSetupError, prepare
+    from detector.training.trainer import LAST, TrainingDiverged
+    from pipeline.training import TrainingSetupError, damaged_state, prepare
 
     stop = threading.Event()
     try:
@@ -184,6 +185,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             result = trainer.fit(progress)
     except DatasetError as exc:  # an image whose header read well but whose pixels do not
         _print_problems(exc)
+        return EXIT_USAGE
+    except DamagedProgress as exc:  # a resumed optimiser's state, taken up before any step
+        print(f"error: {damaged_state(job.out / LAST, str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -359,6 +363,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         }[args.split]
         if not samples:
             print(f"error: {args.data} has no {args.split} images", file=sys.stderr)
+            return EXIT_USAGE
+        if not any(len(sample.boxes) for sample in samples):  # before the model is prepared
+            print(
+                f"error: none of the {len(samples)} images of {args.data} evaluated (--split "
+                f"{args.split}) holds a box to score the model against",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
         if args.measure_int8:
             return _evaluate_int8(args, data, samples)

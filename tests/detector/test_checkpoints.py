@@ -200,3 +200,21 @@ def test_a_checkpoint_without_an_int8_measurement_runs_in_float32_on_a_vnni_cpu(
     assert trained.reasons["precision"].startswith(
         f"fp32: no int8 measurement beside it ({saved.stem}.int8.json)"
     )
+
+
+def test_a_training_folder_given_as_the_model_is_refused_naming_its_best_pt(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(ModelConfigError) as empty:
+        build_model(str(run))
+    assert str(empty.value) == f"model checkpoint {run} is a folder, not a file"
+    model = ARCHITECTURES["person_ssdlite"](2, 300)
+    save_checkpoint(run / "best.pt", model, "person_ssdlite", 300, LabelMap(("background", "x")))
+    with pytest.raises(ModelConfigError) as trained:
+        build_model(str(run))
+    assert str(trained.value) == (
+        f"model checkpoint {run} is a folder, not a file; the checkpoint a training keeps in "
+        f"it is {run / 'best.pt'}"
+    )

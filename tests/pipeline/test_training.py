@@ -19,7 +19,12 @@ from detector.training.settings import TrainSettings
 from detector.training.trainer import FRESH_CLASS_HEAD, LAST, Trainer
 from pipeline.training import TrainingSetupError, prepare
 from pipeline.types import LabelMap
-from tests.detector.training.datasets import ShapesData, make_shapes_dataset, write_coco
+from tests.detector.training.datasets import (
+    ShapesData,
+    make_shapes_dataset,
+    val_without_boxes,
+    write_coco,
+)
 from tests.detector.training.stopping import StopAfter
 
 CPU = torch.device("cpu")
@@ -96,8 +101,30 @@ def test_a_resumed_run_keeps_the_min_steps_it_started_with(
             Progress(epoch=2).to_dict(),
             "(its warm-up was counted in epochs; it is now counted in steps)",
         ),
+        (
+            {},
+            {**Progress(epoch=2).to_dict(), "epoch": 0},
+            "(progress.epoch is 0; epochs count from 1)",
+        ),
+        (
+            {},
+            {**Progress(epoch=1).to_dict(), "step": 5},
+            "(progress.step is 5, but an epoch of this data is 1 batch(es): did the data change?)",
+        ),
+        (
+            {},
+            {**Progress(epoch=2).to_dict(), "skipped_steps": 9},
+            "(progress.skipped_steps is 9, not from 0 to the 1 step(s) done)",
+        ),
     ],
-    ids=["settings", "progress", "warm-up counted in epochs"],
+    ids=[
+        "settings",
+        "progress",
+        "warm-up counted in epochs",
+        "epoch before the first",
+        "step beyond the epoch's batches",
+        "more skipped steps than done",
+    ],
 )
 def test_a_last_checkpoint_with_a_damaged_training_state_is_refused_in_one_line(
     settings: dict[str, object], progress: dict[str, object], said: str, tmp_path: Path
@@ -274,3 +301,18 @@ def test_a_resumed_run_may_change_its_precision(
     save_last(out, shapes, extra)
     job, _, _ = prepare(str(data), "person_ssdlite", out, resume=True, overrides=overrides)
     assert job.settings.amp == amp
+
+
+def test_validation_images_without_a_box_are_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    shapes = val_without_boxes(make_shapes_dataset(tmp_path / "shapes", images=4, val=2, seed=0))
+    data = str(write_coco(shapes, tmp_path / "coco"))
+    out = tmp_path / "run"
+    with pytest.raises(TrainingSetupError) as refused:
+        prepare(data, "person_ssdlite", out, resume=False, overrides={})
+    assert str(refused.value) == (
+        "none of the 2 validation image(s) holds a box, so no mAP can be measured on them to "
+        "choose best.pt: label boxes in the data's validation images"
+    )
+    assert not out.exists()

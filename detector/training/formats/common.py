@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import os
 import stat
+import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TypeGuard
 
 from detector.training.images import UnreadableImage, image_size
 from detector.training.samples import BACKGROUND
+from pipeline.types import LabelMap
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 # Bounds on what a reader loads into memory, each well above what real datasets hold
@@ -196,12 +198,37 @@ def class_name_problems(names: Sequence[object]) -> list[str]:
             problems.append(f"class name {brief(name)} is not a non-empty string")
         elif name == BACKGROUND:
             problems.append(f"class name {BACKGROUND!r} is reserved for class 0")
-    seen: set[str] = set()
+        elif (control := control_problem(name)) is not None:
+            problems.append(control)
+    return problems + repeated_class_names([n for n in names if isinstance(n, str)])
+
+
+def control_problem(name: str) -> str | None:
+    """Why `name` cannot name a class for the control characters in it (a newline would
+    split every one-line message naming the class, and no `labels:` could spell it), or
+    None."""
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        return f"class name {brief(name)} holds a control character (a newline, a tab...)"
+    return None
+
+
+def repeated_class_names(names: Sequence[str]) -> list[str]:
+    """Class names given twice, or twice by the one rule that matches a class name wherever
+    a person names one (`LabelMap.key`: case and surrounding spaces aside): `evaluate` and a
+    config's `labels:` could not tell such classes apart."""
+    problems = []
+    first: dict[str, str] = {}
     for name in names:
-        if isinstance(name, str):
-            if name in seen:
-                problems.append(f"class name {name!r} appears twice")
-            seen.add(name)
+        key = LabelMap.key(name)
+        if key not in first:
+            first[key] = name
+        elif first[key] == name:
+            problems.append(f"class name {name!r} appears twice")
+        else:
+            problems.append(
+                f"class names {first[key]!r} and {name!r} are one class where a class is named "
+                f"(case and surrounding spaces aside, as in `labels:` and `evaluate`)"
+            )
     return problems
 
 

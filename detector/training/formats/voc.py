@@ -28,8 +28,10 @@ from detector.training.formats.common import (
     checked_size,
     class_name_problems,
     clip_box,
+    control_problem,
     read_bounded,
     read_text,
+    repeated_class_names,
     repeated_images,
     resolved,
 )
@@ -193,6 +195,9 @@ def _class_names(root: Path, annotations: list[_Annotation], problems: list[str]
     names = sorted({obj.name for a in annotations for obj in a.objects})
     if BACKGROUND in names:
         problems.append(f"an object is named {BACKGROUND!r}, the name reserved for class 0")
+    controls = (control_problem(name) for name in names)
+    problems += [f"object names: {p}" for p in controls if p is not None]
+    problems += [f"object names: {p}" for p in repeated_class_names(names)]
     if not names and annotations:
         problems.append("no objects in any annotation (and no labels.txt naming the classes)")
     return names

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
@@ -68,6 +68,13 @@ def make_shapes_dataset(root: Path, images: int = 40, val: int = 0, seed: int = 
         samples.append(Sample(path.resolve(), *IMAGE_SIZE, boxes, labels, f"shapes {path.name}"))
     cut = images - val
     return ShapesData(CLASS_NAMES, tuple(samples[:cut]), tuple(samples[cut:]))
+
+
+def val_without_boxes(data: ShapesData) -> ShapesData:
+    """`data` whose validation images hold no box (negative examples only)."""
+    empty = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+    val = tuple(replace(s, boxes=empty[0], labels=empty[1]) for s in data.val)
+    return replace(data, val=val)
 
 
 def write_coco(data: ShapesData, root: Path) -> Path:

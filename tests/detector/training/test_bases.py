@@ -188,6 +188,13 @@ def test_a_size_the_base_does_not_take_is_refused_before_any_weights_are_read(
     assert asked == []
 
 
+def test_a_folder_as_the_base_is_refused_as_a_folder_not_as_an_unknown_name(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ModelConfigError, match=r"^model checkpoint .* is a folder, not a file"):
+        trainable_model(str(tmp_path), PETS, seed=0)  # an earlier training's --out, say
+
+
 def test_an_unknown_base_names_the_architectures(tmp_path: Path) -> None:
     with pytest.raises(ModelConfigError, match=r"unknown base 'yolo'.*person_ssdlite"):
         trainable_model("yolo", PETS, seed=0)

@@ -31,6 +31,7 @@ from detector.training.trainer import (
     LAST,
     Progress,
     Trainer,
+    TrainingDiverged,
     TrainingJob,
 )
 from detector.training.transforms import eval_transform, train_transform
@@ -616,6 +617,21 @@ def test_a_step_on_a_batch_lowers_its_loss_and_advances_the_schedule_by_one(
     second = sum(trainer.step(batch, state))
     assert second < first
     assert trainer.scheduler.last_epoch == 2 and state == Progress()  # the caller counts steps
+
+
+def test_a_loss_gone_nan_is_one_error_without_a_warning_from_torch_before_it(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    job = job_for(shapes, tmp_path / "out", train=2, batch_size=2)
+    trainer = Trainer(job, CPU, threading.Event())
+    with torch.no_grad():
+        for p in trainer.model.parameters():
+            p.fill_(math.nan)
+    batch = next(iter(trainer.train_batches.epoch(1)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "Converting a tensor with requires_grad=True"
+        with pytest.raises(TrainingDiverged, match=r"^the loss became nan at epoch 1, batch 1; "):
+            trainer.step(batch, Progress())
 
 
 LARGEST_SCALE = torch.finfo(torch.float32).max

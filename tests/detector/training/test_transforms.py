@@ -98,6 +98,22 @@ def test_an_image_without_objects_comes_through_the_training_transform() -> None
         assert out["boxes"].shape == (0, 4) and out["labels"].shape == (0,)
 
 
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (2, 3), (3, 2)])
+def test_an_image_of_a_few_pixels_comes_through_the_training_transform_uncropped(
+    height: int, width: int
+) -> None:
+    tiny = transform_input(
+        torch.full((3, height, width), 90, dtype=torch.uint8),
+        torch.tensor([[0.0, 0.0, width, height]]),
+        torch.tensor([WHITE]),
+    )
+    for seed in range(20):  # torchvision's crop divided by a crop of 0 pixels high
+        torch.manual_seed(seed)
+        out = train_transform(SIZE, SMALLEST_BOX)(tiny)
+        assert out["image"].shape == (3, SIZE, SIZE)
+        assert out["labels"].tolist() == [WHITE]
+
+
 def test_boxes_without_area_are_dropped_with_their_labels() -> None:
     sample = squares_image()
     boxes = torch.cat([sample["boxes"], torch.tensor([[40.0, 40.0, 40.0, 70.0]])])

@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,17 +22,20 @@ from detector.architectures import ARCHITECTURES
 from detector.checkpoints import load_checkpoint, save_checkpoint
 from detector.measured_int8 import MAX_MAP50_LOSS, Int8Measurement, measured_int8
 from detector.training.images import CUT_SHORT
+from detector.training.progress import Progress
 from detector.training.settings import RESUMABLE, TrainSettings
-from detector.training.trainer import TrainingJob
+from detector.training.trainer import LAST, Trainer, TrainingJob
 from pipeline.cli import build_parser, main
 from pipeline.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pipeline.cli.train import _start_line
+from pipeline.training import prepare
 from pipeline.types import LabelMap
 from tests.conftest import write_video
 from tests.detector.training.corrupt import broken_huffman_tables
 from tests.detector.training.datasets import (
     ShapesData,
     make_shapes_dataset,
+    val_without_boxes,
     write_coco,
     write_yolo,
 )
@@ -330,6 +334,48 @@ def start_line_job(shapes: ShapesData, arch: str, tmp_path: Path, amp: str) -> T
     )
 
 
+def _with_momentum_of_shape_7(groups: dict[str, Any]) -> dict[str, Any]:
+    return {"state": {0: {"momentum_buffer": torch.zeros(7)}}, "param_groups": groups}
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "said"),
+    [
+        (lambda groups: {"state": {}, "param_groups": []}, "does not fit the model: loaded "),
+        (lambda groups: {"state": {}}, "(its optimiser state has no 'param_groups')"),
+        (_with_momentum_of_shape_7, "(its optimiser's momentum_buffer of shape [7] does not fit "),
+    ],
+    ids=["no parameter groups", "no param_groups key", "a momentum of another shape"],
+)
+def test_resume_from_an_optimiser_state_that_does_not_fit_the_model_is_one_error_line(
+    optimizer: Any,
+    said: str,
+    shapes: ShapesData,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = str(write_coco(shapes, tmp_path / "coco"))
+    out = tmp_path / "run"
+    settings = TrainSettings(epochs=2, batch_size=4, min_steps=0, workers=0, device="cpu")
+    model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
+    extra = {"settings": settings.model_dump(), "progress": Progress(epoch=2).to_dict()}
+    save_checkpoint(out / LAST, model, "person_ssdlite", 300, LabelMap(shapes.class_names), extra)
+    job, _, _ = prepare(data, "person_ssdlite", out, resume=True, overrides={})
+    groups = Trainer(job, torch.device("cpu"), threading.Event()).optimizer.state_dict()
+    extra["progress"] = Progress(epoch=2, optimizer=optimizer(groups["param_groups"])).to_dict()
+    save_checkpoint(out / LAST, model, "person_ssdlite", 300, LabelMap(shapes.class_names), extra)
+    written = sorted(p.name for p in out.iterdir())
+
+    code = main(["train", "--data", data, "--out", str(out), "--resume", "--int8", "skip"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert "Traceback" not in err
+    last_line = err.splitlines()[-1]
+    assert last_line.startswith(f"error: --resume: {out / LAST} holds a training state ")
+    assert said in last_line and last_line.endswith("start without --resume, into another --out")
+    assert sorted(p.name for p in out.iterdir()) == written  # nothing trained nor saved
+
+
 @pytest.mark.parametrize(
     ("arch", "device", "amp", "said"),
     [
@@ -445,6 +491,19 @@ def test_evaluate_refuses_data_without_the_models_classes_before_preparing_the_d
     assert capsys.readouterr().err == (
         "error: dataset: none of its classes (disc, square, triangle) is one the model "
         "detects (person); evaluate a model trained on them\n"
+    )
+
+
+@pytest.mark.parametrize("measure", [[], ["--measure-int8"]], ids=["map", "int8"])
+def test_evaluate_on_images_without_a_box_is_one_error_line_not_a_traceback(
+    measure: list[str], shapes: ShapesData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_coco(val_without_boxes(shapes), tmp_path / "coco")
+    args = ["evaluate", "--model", "person_ssdlite", "--data", str(data), *measure]
+    assert main(args) == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        f"error: none of the 4 images of {data} evaluated (--split auto) holds a box to score "
+        "the model against\n"
     )
 
 

@@ -64,6 +64,15 @@ def test_names_may_be_a_mapping_from_class_index(shapes: ShapesData, tmp_path: P
         ({"names": {0: "disc", 2: "square"}}, "names: the keys of a mapping must be 0..1"),
         ({"names": "disc"}, "names must be a list of class names or a mapping"),
         ({"names": ["disc", "disc"]}, "names: class name 'disc' appears twice"),
+        (
+            {"names": ["disc", "Disc ", "square"]},
+            "names: class names 'disc' and 'Disc ' are one class where a class is named "
+            "(case and surrounding spaces aside, as in `labels:` and `evaluate`)",
+        ),
+        (
+            {"names": ["disc", "two\nlines"]},
+            "names: class name 'two\\nlines' holds a control character (a newline, a tab...)",
+        ),
         ({"names": ["background", "disc"]}, "names: class name 'background' is reserved"),
         ({"names": ["disc", ["nested"]]}, "names: class name a list is not a non-empty string"),
         ({"nc": 5}, "nc is 5 but names has 3 classes"),
@@ -75,6 +84,8 @@ def test_names_may_be_a_mapping_from_class_index(shapes: ShapesData, tmp_path: P
         "gap in mapping",
         "names a string",
         "duplicate",
+        "duplicate but for case and spaces",
+        "control character",
         "background",
         "nested",
         "nc",
