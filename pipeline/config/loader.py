@@ -111,6 +111,8 @@ def parse_config(
         f"{_where(loc, root)}: environment variable {name} is not set"
         for loc, name in unset.items()
     ]
+    nul = _nul_strings(data, ())
+    problems += [f"{_where(loc, root)}: {NUL_PROBLEM}" for loc in nul]
     context: dict[str, object] = {CHECK_SOURCES: check_sources, PROBE_SOURCES: probe_sources}
     if file_probe is not None:
         context[FILE_PROBE] = file_probe
@@ -119,7 +121,7 @@ def parse_config(
     except ValidationError as exc:
         for err in exc.errors():
             loc = _yaml_loc(err["loc"], data)
-            if loc not in unset:  # already reported as the unset variable it came from
+            if loc not in unset and loc not in nul:  # already reported as what it came from
                 problems.append(_describe(err, loc, data, root))
     except OSError as exc:  # a path the file system will not look up, e.g. a name too long
         name = safe_yaml.short_repr(exc.filename)
@@ -144,6 +146,20 @@ def _clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+NUL_PROBLEM = "holds a NUL character (\\0), which no path, URL or name may hold"
+"""Why a string with "\\0" (a YAML escape) is refused: the operating system cuts or refuses
+such a path, which would otherwise fail only once a sink opens it, mid-run."""
+
+
+def _nul_strings(value: Any, loc: tuple[str | int, ...]) -> list[tuple[str | int, ...]]:
+    """The paths of the strings in `value` that hold a NUL character."""
+    if isinstance(value, dict):
+        return [found for k, v in value.items() for found in _nul_strings(v, (*loc, k))]
+    if isinstance(value, list):
+        return [found for i, v in enumerate(value) for found in _nul_strings(v, (*loc, i))]
+    return [loc] if isinstance(value, str) and "\0" in value else []
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -18,7 +18,7 @@ from pipeline.config import (
     load_config,
     parse_config,
 )
-from pipeline.config.loader import MAX_PROBLEM_CHARS, MAX_PROBLEMS_SHOWN
+from pipeline.config.loader import MAX_PROBLEM_CHARS, MAX_PROBLEMS_SHOWN, NUL_PROBLEM
 from tests.conftest import VideoFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -452,3 +452,21 @@ def test_a_cuda_index_torch_cannot_hold_is_refused_by_validate(video: str, devic
     )
     assert problem.startswith(f"detector.device (line 5): invalid device '{device}'")
     parse_config(f"cameras:\n  - id: a\n    source: {video}\ndetector:\n  device: cuda:127\n")
+
+
+@pytest.mark.parametrize(
+    ("entry", "where"),
+    [
+        ('sinks:\n  - type: snapshots\n    dir: "out/\\0x"\n', "sinks[0].dir (line 6)"),
+        ('sinks:\n  - type: video\n    dir: "out/\\0x"\n', "sinks[0].dir (line 6)"),
+        ('sinks:\n  - type: sql\n    spool_dir: "sp\\0ol"\n', "sinks[0].spool_dir (line 6)"),
+        ('detector:\n  weights: "w\\0.pt"\n', "detector.weights (line 5)"),
+    ],
+    ids=["snapshots", "video", "spool", "weights"],
+)
+def test_a_nul_character_in_a_path_is_refused_at_its_path_not_left_to_crash_the_run(
+    video: str, entry: str, where: str
+) -> None:
+    assert _problems(f"cameras:\n  - id: a\n    source: {video}\n{entry}") == [
+        f"{where}: {NUL_PROBLEM}"
+    ]
