@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipeline.argtypes import nonempty, number, whole
+from pipeline.argtypes import in_folder, nonempty, number, whole
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pipeline.config import SqlSinkConfig
 from sinks.sql.bounds import ID_MAX, LIMIT_MAX
@@ -117,12 +117,12 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument(
         "--video-dir",
-        type=nonempty,
+        type=in_folder,
         help="also delete the MP4 files of the video output in this folder, e.g. out/video",
     )
     p.add_argument(
         "--snapshot-dir",
-        type=nonempty,
+        type=in_folder,
         help="also delete the track snapshots of the snapshots output in this folder, "
         "e.g. out/snapshots",
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, delete
 
-from pipeline.cli import main
+from pipeline.cli import EXIT_USAGE, main
 from pipeline.cli.records import DEFAULT_PAGE
 from sinks.sql.models import Run
 from tests.sinks.sql.builders import CAR, PERSON, Box, write_run
@@ -166,3 +166,20 @@ def test_a_stored_id_is_refused_with_the_bound_its_column_holds(
     err = capsys.readouterr().err
     assert exit_.value.code == 2
     assert err.startswith(f"error: {option}: must be from 1 to 2147483647, got '{value}'"), err
+
+
+@pytest.mark.parametrize("option", ["--video-dir", "--snapshot-dir"])
+def test_retention_refuses_a_folder_that_is_not_one_before_deleting_any_row(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    before = query(capsys, "--db", db, "--count-by", "camera")
+    for folder in (tmp_path / "no-such-folder", tmp_path / "a-file"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["retention", "--db", db, "--older-than", "30m", option, str(folder)])
+        out, err = capsys.readouterr()
+        assert (exit_.value.code, out) == (EXIT_USAGE, "") and err.count("\n") == 1
+        assert err.startswith(f"error: {option}: ") and str(folder) in err
+    assert query(capsys, "--db", db, "--count-by", "camera") == before
+    main(["retention", "--db", db, "--older-than", "30m"])  # which the rows were old enough for
+    assert query(capsys, "--db", db, "--count-by", "camera") != before
