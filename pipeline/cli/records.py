@@ -181,10 +181,12 @@ class _Result:
     noun: str
     more: int = 0
     scope: str = ""
+    counted: str = "detections"
+    """What the groups (`--count-by`) count."""
 
     def nothing(self) -> str:
         """What the table says when no row matches."""
-        return f"no {'detections' if self.noun == 'groups' else self.noun}{self.scope}"
+        return f"no {self.counted if self.noun == 'groups' else self.noun}{self.scope}"
 
     def footer(self) -> str:
         shown = f"{len(self.rows)} {self.noun}{self.scope}"
@@ -225,8 +227,11 @@ def _select(args: argparse.Namespace, query: Any) -> _Result:
     if args.count_by in SCENE_COUNTS:
         from sinks.sql.scene_query import count_crossings, count_visits
 
-        count = count_crossings if args.count_by == "line" else count_visits
-        return _Result(count(args.db, query, args.every), "groups")
+        if args.count_by == "line":
+            return _Result(
+                count_crossings(args.db, query, args.every), "groups", counted="line crossings"
+            )
+        return _Result(count_visits(args.db, query, args.every), "groups", counted="zone visits")
     if args.count_by:
         counts = count_detections(args.db, query, args.count_by)
         return _Result([c.as_dict(args.count_by) for c in counts], "groups")

@@ -183,3 +183,17 @@ def test_retention_refuses_a_folder_that_is_not_one_before_deleting_any_row(
     assert query(capsys, "--db", db, "--count-by", "camera") == before
     main(["retention", "--db", db, "--older-than", "30m"])  # which the rows were old enough for
     assert query(capsys, "--db", db, "--count-by", "camera") != before
+
+
+@pytest.mark.parametrize(
+    ("by", "says"), [("zone", "no zone visits"), ("line", "no line crossings")]
+)
+def test_counting_zones_or_lines_that_saw_nothing_says_what_it_counted(
+    db: str, capsys: pytest.CaptureFixture[str], by: str, says: str
+) -> None:
+    assert query(capsys, "--db", db, "--count-by", by) == (0, f"{says}\n", "")
+    assert query(capsys, "--db", db, "--count-by", "camera", "--camera", "nowhere") == (
+        0,
+        "no detections\n",
+        "",
+    )
