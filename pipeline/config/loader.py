@@ -10,6 +10,7 @@ import difflib
 import os
 import re
 from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, get_args
 
@@ -214,7 +215,25 @@ def _describe(err: Any, loc: tuple[str | int, ...], data: Any, root: Any) -> str
         if kind.startswith("value_error") or isinstance(got, (dict, list))
         else f" (got {safe_yaml.short_repr(got)})"
     )
+    text = _text_of(loc, root) if kind == "string_type" and type(got) in _YAML_KINDS else ""
+    if text:
+        shown += f": YAML reads {text!r} as a {_YAML_KINDS[type(got)]}; quote it"
     return f"{_where(loc, root)}: {msg}{shown}"
+
+
+_YAML_KINDS = {bool: "yes/no value", int: "number", float: "number", date: "date", datetime: "date"}
+"""What YAML made of unquoted text that a text field was given: `on`, `1.0`, `2026-01-01`."""
+
+
+def _text_of(loc: Sequence[str | int], root: Any) -> str:
+    """The text at `loc` as the YAML file writes it."""
+    node = root
+    for part in loc:
+        found = _child_node(node, part)
+        if found is None:
+            return ""
+        node = found[0]
+    return str(getattr(node, "value", ""))
 
 
 def _yaml_loc(loc: Sequence[str | int], data: Any) -> tuple[str | int, ...]:

@@ -470,3 +470,16 @@ def test_a_nul_character_in_a_path_is_refused_at_its_path_not_left_to_crash_the_
     assert _problems(f"cameras:\n  - id: a\n    source: {video}\n{entry}") == [
         f"{where}: {NUL_PROBLEM}"
     ]
+
+
+@pytest.mark.parametrize(
+    ("written", "kind"),
+    [("on", "yes/no value"), ("1.0", "number"), ("12", "number"), ("2026-01-01", "date")],
+)
+def test_text_that_yaml_reads_as_another_type_is_told_to_be_quoted(
+    video: str, written: str, kind: str
+) -> None:
+    (problem,) = _problems(f"cameras:\n  - id: {written}\n    source: {video}\n")
+    assert problem.startswith("cameras[0].id (line 2): Input should be a valid string (got ")
+    assert problem.endswith(f": YAML reads {written!r} as a {kind}; quote it")
+    parse_config(f"cameras:\n  - id: '{written}'\n    source: {video}\n")
