@@ -63,27 +63,28 @@ def load_config(
     the files by `file_probe` when given (`FILE_PROBE`).
     """
     path = Path(path)
+    shown = safe_yaml.shown_path(str(path))
     try:
         if not path.is_file():  # a folder, a FIFO that would block, /dev/zero that never ends
             why = "no such file" if not path.exists() else "not a regular file"
-            raise ConfigError(str(path), [f"cannot read the file: {why}"])
+            raise ConfigError(shown, [f"cannot read the file: {why}"])
         with path.open("rb") as file:
             raw = file.read(safe_yaml.MAX_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from None
+        raise ConfigError(shown, [f"cannot read the file: {exc.strerror or exc}"]) from None
     try:
         safe_yaml.check_size(len(raw))
         text = raw.decode("utf-8")
     except safe_yaml.YamlRefused as exc:
-        raise ConfigError(str(path), [_yaml_problem(exc)]) from None
+        raise ConfigError(shown, [_yaml_problem(exc)]) from None
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(
-            str(path), [f"line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})"]
+            shown, [f"line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})"]
         ) from None
     return parse_config(
         text,
-        source=str(path),
+        source=shown,
         check_sources=check_sources,
         probe_sources=probe_sources,
         file_probe=file_probe,

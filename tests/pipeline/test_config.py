@@ -306,6 +306,23 @@ def test_validate_command_exit_codes(
     assert "cameras[0].fps (camera a, line 4): unknown key" in err
 
 
+@pytest.mark.parametrize("name", ["cams\nx.yaml", "cams\x1b[31m.yaml"], ids=["newline", "escape"])
+def test_a_config_path_that_would_not_print_on_one_line_is_shown_escaped(
+    video: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    config = tmp_path / name
+    config.write_text(f"cameras:\n  - id: a\n    source: {video}\n")
+    assert main(["validate", str(config)]) == 0
+    assert capsys.readouterr().out.startswith(f"{str(config)!r}: ok (1 camera(s)")
+    config.write_text(f"cameras:\n  - id: a\n    source: {video}\n    fps: 3\n")
+    assert main(["validate", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {str(config)!r}: cameras[0].fps") and err.count("\n") == 1
+    assert main(["run", str(tmp_path / name.replace("cams", "gone"))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: '") and err.count("\n") == 1 and "\x1b" not in err
+
+
 VTEST = "../shared/data/vtest.avi"
 
 
