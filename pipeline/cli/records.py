@@ -251,6 +251,11 @@ def _conflict(args: argparse.Namespace) -> str | None:
     """Why the options given cannot go together; None when they can."""
     if args.all and args.limit is not None:
         return "--all and --limit exclude each other"
+    if args.since is not None and args.until is not None and args.since > args.until:
+        return (
+            f"--since ({args.since:%Y-%m-%d %H:%M:%S} UTC) is after --until "
+            f"({args.until:%Y-%m-%d %H:%M:%S} UTC): no time is in between"
+        )
     if args.list and args.count_by:
         return "--list and --count-by exclude each other"
     if args.every is not None and args.count_by not in SCENE_COUNTS:

@@ -197,3 +197,20 @@ def test_counting_zones_or_lines_that_saw_nothing_says_what_it_counted(
         "no detections\n",
         "",
     )
+
+
+def test_a_since_after_until_is_refused_in_one_line_not_answered_with_no_rows(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = query(
+        capsys, "--db", db, "--since", "2026-11-21T10:00Z", "--until", "2026-11-21T09:00Z"
+    )
+    assert (code, out) == (EXIT_USAGE, "")
+    assert err == (
+        "error: --since (2026-11-21 10:00:00 UTC) is after --until (2026-11-21 09:00:00 UTC): "
+        "no time is in between\n"
+    )
+    code, out, _ = query(capsys, "--db", db, "--since", "3h", "--until", "30m")
+    assert code == 0 and out.endswith(
+        "(50 detections, newest first; 73 more: --limit N or --all to see them)\n"
+    )
