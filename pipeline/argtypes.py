@@ -140,5 +140,21 @@ def out_folder(value: str) -> str:
     return value
 
 
-def _quote(value: str) -> str:
-    return repr(value if len(value) <= 40 else f"{value[:40]}...")
+def in_folder(value: str) -> str:
+    """An argparse type: a folder that exists, to read or clean (not one to make)."""
+    path = Path(nonempty(value)).expanduser()
+    try:
+        if path.is_dir():
+            return value
+        why = "not a folder" if path.exists() else "no such folder"
+    except OSError as exc:  # a name too long to look up
+        why = f"cannot look it up ({exc.strerror or exc})"
+    raise argparse.ArgumentTypeError(f"{why}: {_quote(value, PATH_SHOWN)}")
+
+
+PATH_SHOWN = 300
+"""The longest path a message shows whole (a name, a number: the first 40 characters)."""
+
+
+def _quote(value: str, limit: int = 40) -> str:
+    return repr(value if len(value) <= limit else f"{value[:limit]}...")

@@ -44,6 +44,18 @@ def no_images(pattern: str) -> str:
     return f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {pattern}"
 
 
+def unreadable_first_image(name: str) -> str:
+    """Why an image source cannot start: its first image, which sets the frame size, is
+    not one OpenCV reads (a later one is skipped)."""
+    return f"cannot read the image {name}, the first, which sets the frame size"
+
+
+def read_image(path: Path) -> npt.NDArray[np.uint8] | None:
+    """The image at `path` as RGB uint8 [H, W, 3]; None when OpenCV cannot read it."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # type: ignore[return-value]
+
+
 class SourceError(RuntimeError):
     """A source cannot be opened or read; the message is one line, credentials masked."""
 
@@ -219,9 +231,9 @@ class ImageFolderSource(Source):
         self._files = image_files(self.pattern)
         if not self._files:
             raise SourceError(no_images(self.pattern))
-        first = self._read(self._files[0])
+        first = read_image(self._files[0])
         if first is None:
-            raise SourceError(f"cannot read the image {self._files[0]}")
+            raise SourceError(unreadable_first_image(str(self._files[0])))
         height, width = first.shape[:2]
         return OpenedSource(
             width, height, Fraction(self.fps).limit_denominator(1001), len(self._files)
@@ -229,7 +241,7 @@ class ImageFolderSource(Source):
 
     def frames(self) -> Iterator[RawFrame]:
         for index, path in enumerate(self._files):
-            image = self._read(path)
+            image = read_image(path)
             if image is None:
                 self.decode_errors += 1
                 log.warning("%s: skipped unreadable image %s", self.name, path.name)
@@ -238,11 +250,6 @@ class ImageFolderSource(Source):
 
     def close(self) -> None:
         self._files = []
-
-    @staticmethod
-    def _read(path: Path) -> npt.NDArray[np.uint8] | None:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # type: ignore[return-value]
 
 
 class Pacer:

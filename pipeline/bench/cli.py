@@ -69,8 +69,9 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
     configure_torch(args.threads)
     args.clip = args.clip or DEFAULT_CLIP
     clip = str(Path(args.clip).expanduser())
-    if not args.skip_end_to_end and not Path(clip).is_file():
-        raise FileNotFoundError(f"clip not found: {clip}; pass --clip PATH to a video file")
+    if not args.skip_end_to_end:  # checked before the model-only runs, which take minutes
+        clip = _video_clip(args.clip)
+        _check_end_to_end(args, device)
 
     results = [] if args.skip_model_only else _model_only(args, device)
     end_to_end, naive = None, None
@@ -92,6 +93,37 @@ def run_bench(args: argparse.Namespace) -> BenchReport:
         speedup_vs_naive=speedup,
         speedup_runs=speedups,
     )
+
+
+def _video_clip(path: str) -> str:
+    """`path`, expanded, once its first frame decodes. Raises FileNotFoundError or
+    NotAVideoError, in one line naming the clip, when it does not."""
+    from detector.clip_frames import NotAVideoError, sample_frames
+
+    clip = Path(path).expanduser()
+    if not clip.is_file():
+        raise FileNotFoundError(f"clip not found: {clip}; pass --clip PATH to a video file")
+    try:
+        sample_frames(clip, count=1)
+    except NotAVideoError as exc:
+        raise NotAVideoError(
+            f"clip {clip} is not a video ({exc}); pass --clip PATH to a video file"
+        ) from None
+    return str(clip)
+
+
+def _check_end_to_end(args: argparse.Namespace, device: torch.device) -> None:
+    """Raises what `run` would say of the end-to-end detector and video sink the options
+    describe (ValidationError, ModelConfigError, WeightsUnavailableError)."""
+    from pipeline.preflight import check_detector
+
+    setup = DetectorSetup(
+        args.model, bench_weights(args.model), str(device), args.runtime, args.precision,
+        args.batch_size, args.workers,
+    )  # fmt: skip
+    check_detector(setup.config())
+    if not args.no_video:
+        VideoOutput(args.video_codec, args.video_preset, args.video_crf).config(Path("out"))
 
 
 def _model_only(args: argparse.Namespace, device: torch.device) -> list[ModelResult]:
@@ -130,9 +162,7 @@ def _capacity(args: argparse.Namespace) -> int:
     from pipeline.build import build_run_detector
 
     args.clip = args.clip or capacity_clip()
-    clip = str(Path(args.clip).expanduser())
-    if not Path(clip).is_file():
-        raise FileNotFoundError(f"clip not found: {clip}; pass --clip PATH to a video file")
+    clip = _video_clip(args.clip)
     with av.open(clip) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or 10)

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from detector.request import BOUNDS
-from pipeline.argtypes import frame_size, nonempty, seconds, whole
+from pipeline.argtypes import frame_size, nonempty, seconds, whole, whole_like
 from pipeline.bench.capacity import LATENCY_LIMIT_S, LOOPED_CLIP, OVERLOAD
 from pipeline.bench.clips import DEFAULT_CLIP
 from pipeline.bench.end_to_end import DetectorSetup, VideoOutput
 from pipeline.bench.model_only import PRECISION_CHOICES, RUNTIME_CHOICES
-from pipeline.config import VIDEO_CODECS, X264_PRESETS
+from pipeline.config import VIDEO_CODECS, X264_PRESETS, VideoSinkConfig
 
 WORKER_CHOICES = tuple(range(int(BOUNDS["workers"].ge or 1), int(BOUNDS["workers"].le or 1) + 1))
 """`--workers`: every count the detector takes."""
@@ -22,6 +22,8 @@ DEFAULT_MODELS = ("person_ssdlite", "ssdlite320_mobilenet_v3_large", "ssd300_vgg
 _BATCH = BOUNDS["batch_size"]
 BATCH_SIZE = whole(int(_BATCH.ge or 1), int(_BATCH.le or 1))
 """A batch size within the detector's bounds."""
+VIDEO_CRF = whole_like(VideoSinkConfig, "crf")
+"""A `crf` within the video sink's bounds."""
 
 
 def _batch_size_or_auto(text: str) -> int | Literal["auto"]:
@@ -114,8 +116,8 @@ OPTIONS: tuple[Option, ...] = (
             "the last is collected)"),
     Option("--video-preset", "the video sink's `preset` (default: the sink's default)",
            choices=X264_PRESETS),
-    Option("--video-crf", "the video sink's `crf` (default: the sink's default)", type=int,
-           metavar="0..51"),
+    Option("--video-crf", "the video sink's `crf` (default: the sink's default)",
+           type=VIDEO_CRF, metavar="0..51"),
     Option("--runtime", "end-to-end runtime, as `detector.runtime` (%(default)s)",
            _E2E.runtime, choices=("auto", *RUNTIME_CHOICES)),
     Option("--precision", "end-to-end precision, as `detector.precision` (%(default)s)",

@@ -23,6 +23,7 @@ def add_parser(sub: Any) -> None:
 def cmd_bench(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from detector.clip_frames import NotAVideoError
     from detector.errors import ModelConfigError, WeightsUnavailableError
     from pipeline.bench.cli import main as bench_main
     from pipeline.bench.end_to_end import BenchError
@@ -30,10 +31,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     try:
         return bench_main(args)
-    except (ModelConfigError, WeightsUnavailableError, FileNotFoundError) as exc:
+    except (ModelConfigError, WeightsUnavailableError, FileNotFoundError, NotAVideoError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except ValidationError as exc:  # options that make no valid config, e.g. --video-crf 99
+    except ValidationError as exc:  # options making no valid config: --workers 2 --runtime torch
         for error in exc.errors():
             print(f"error: {error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
         return EXIT_USAGE

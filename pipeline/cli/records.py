@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipeline.argtypes import nonempty, number, whole
+from pipeline.argtypes import in_folder, nonempty, number, whole
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pipeline.config import SqlSinkConfig
 from sinks.sql.bounds import ID_MAX, LIMIT_MAX
@@ -117,12 +117,12 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument(
         "--video-dir",
-        type=nonempty,
+        type=in_folder,
         help="also delete the MP4 files of the video output in this folder, e.g. out/video",
     )
     p.add_argument(
         "--snapshot-dir",
-        type=nonempty,
+        type=in_folder,
         help="also delete the track snapshots of the snapshots output in this folder, "
         "e.g. out/snapshots",
     )
@@ -181,10 +181,12 @@ class _Result:
     noun: str
     more: int = 0
     scope: str = ""
+    counted: str = "detections"
+    """What the groups (`--count-by`) count."""
 
     def nothing(self) -> str:
         """What the table says when no row matches."""
-        return f"no {'detections' if self.noun == 'groups' else self.noun}{self.scope}"
+        return f"no {self.counted if self.noun == 'groups' else self.noun}{self.scope}"
 
     def footer(self) -> str:
         shown = f"{len(self.rows)} {self.noun}{self.scope}"
@@ -225,8 +227,11 @@ def _select(args: argparse.Namespace, query: Any) -> _Result:
     if args.count_by in SCENE_COUNTS:
         from sinks.sql.scene_query import count_crossings, count_visits
 
-        count = count_crossings if args.count_by == "line" else count_visits
-        return _Result(count(args.db, query, args.every), "groups")
+        if args.count_by == "line":
+            return _Result(
+                count_crossings(args.db, query, args.every), "groups", counted="line crossings"
+            )
+        return _Result(count_visits(args.db, query, args.every), "groups", counted="zone visits")
     if args.count_by:
         counts = count_detections(args.db, query, args.count_by)
         return _Result([c.as_dict(args.count_by) for c in counts], "groups")
@@ -246,6 +251,11 @@ def _conflict(args: argparse.Namespace) -> str | None:
     """Why the options given cannot go together; None when they can."""
     if args.all and args.limit is not None:
         return "--all and --limit exclude each other"
+    if args.since is not None and args.until is not None and args.since > args.until:
+        return (
+            f"--since ({args.since:%Y-%m-%d %H:%M:%S} UTC) is after --until "
+            f"({args.until:%Y-%m-%d %H:%M:%S} UTC): no time is in between"
+        )
     if args.list and args.count_by:
         return "--list and --count-by exclude each other"
     if args.every is not None and args.count_by not in SCENE_COUNTS:

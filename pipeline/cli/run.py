@@ -17,6 +17,7 @@ from pipeline.argtypes import nonempty
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, stopped_by
 from pipeline.config import ConfigError, PipelineConfig, load_config
 from pipeline.config.cameras import FileProbe
+from pipeline.config.safe_yaml import shown_path
 from pipeline.summary import RunSummary
 
 if TYPE_CHECKING:
@@ -81,11 +82,11 @@ def _validate(args: argparse.Namespace, decodes: WholeDecodes | None) -> int:
     try:
         classes, kept = check_detector(config.detector)
     except (ModelConfigError, WeightsUnavailableError) as exc:
-        print(f"error: {args.config}: detector: {exc}", file=sys.stderr)
+        print(f"error: {shown_path(args.config)}: detector: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if label_problems := check_scene_labels(config, kept):
         for problem in label_problems:
-            print(f"error: {args.config}: {problem}", file=sys.stderr)
+            print(f"error: {shown_path(args.config)}: {problem}", file=sys.stderr)
         return EXIT_USAGE
     problems = check_sinks(config.sinks) + check_server(config)
     if config.cluster is not None:
@@ -95,14 +96,14 @@ def _validate(args: argparse.Namespace, decodes: WholeDecodes | None) -> int:
     if decodes is not None:
         problems += _decode_files(config, decodes)
     for problem in problems:
-        print(f"error: {args.config}: {problem}", file=sys.stderr)
+        print(f"error: {shown_path(args.config)}: {problem}", file=sys.stderr)
     if problems:
         return EXIT_FAILED  # as run exits when a sink cannot open, or a camera fails
     zones = sum(len(c.zones) for c in config.cameras)
     lines = sum(len(c.lines) for c in config.cameras)
     scene = f" with {zones} zone(s) and {lines} line(s)" if zones or lines else ""
     print(
-        f"{args.config}: ok ({len(config.cameras)} camera(s){scene}, model "
+        f"{shown_path(args.config)}: ok ({len(config.cameras)} camera(s){scene}, model "
         f"{config.detector.model} ({classes}), sinks: "
         f"{', '.join(s.type for s in config.sinks) or 'none'})"
     )
@@ -154,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: detector: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except SceneConfigError as exc:
-        print(f"error: {args.config}: {exc}", file=sys.stderr)
+        print(f"error: {shown_path(args.config)}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (SinkError, ServerError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -26,7 +26,7 @@ when its reader opens it, like a camera whose file is unreadable, and the others
 
 PROBE_SOURCES = "probe_sources"
 """Validation context key: True also opens each file source and decodes its first frame, and
-looks for an image in each image source, as their readers would (only `validate` does: it
+reads the first image of each image source, as their readers would (only `validate` does: it
 takes a file the size of a frame or two, and tests' stand-in files hold no video)."""
 
 
@@ -147,10 +147,13 @@ class ImagesSourceConfig(Strict):
         if not Path(value).is_dir() and next(glob.iglob(value), None) is None:
             raise ValueError(f"no such folder, and no file matches: {path_repr(value)}")
         if probes_sources(info):
-            from pipeline.sources import image_files, no_images
+            from pipeline.sources import image_files, no_images, read_image, unreadable_first_image
 
-            if not image_files(value):
+            files = image_files(value)
+            if not files:
                 raise ValueError(no_images(path_repr(value)))
+            if read_image(files[0]) is None:
+                raise ValueError(unreadable_first_image(path_repr(str(files[0]))))
         return value
 
 

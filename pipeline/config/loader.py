@@ -10,6 +10,7 @@ import difflib
 import os
 import re
 from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, get_args
 
@@ -62,27 +63,28 @@ def load_config(
     the files by `file_probe` when given (`FILE_PROBE`).
     """
     path = Path(path)
+    shown = safe_yaml.shown_path(str(path))
     try:
         if not path.is_file():  # a folder, a FIFO that would block, /dev/zero that never ends
             why = "no such file" if not path.exists() else "not a regular file"
-            raise ConfigError(str(path), [f"cannot read the file: {why}"])
+            raise ConfigError(shown, [f"cannot read the file: {why}"])
         with path.open("rb") as file:
             raw = file.read(safe_yaml.MAX_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from None
+        raise ConfigError(shown, [f"cannot read the file: {exc.strerror or exc}"]) from None
     try:
         safe_yaml.check_size(len(raw))
         text = raw.decode("utf-8")
     except safe_yaml.YamlRefused as exc:
-        raise ConfigError(str(path), [_yaml_problem(exc)]) from None
+        raise ConfigError(shown, [_yaml_problem(exc)]) from None
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(
-            str(path), [f"line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})"]
+            shown, [f"line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})"]
         ) from None
     return parse_config(
         text,
-        source=str(path),
+        source=shown,
         check_sources=check_sources,
         probe_sources=probe_sources,
         file_probe=file_probe,
@@ -111,6 +113,8 @@ def parse_config(
         f"{_where(loc, root)}: environment variable {name} is not set"
         for loc, name in unset.items()
     ]
+    nul = _nul_strings(data, ())
+    problems += [f"{_where(loc, root)}: {NUL_PROBLEM}" for loc in nul]
     context: dict[str, object] = {CHECK_SOURCES: check_sources, PROBE_SOURCES: probe_sources}
     if file_probe is not None:
         context[FILE_PROBE] = file_probe
@@ -119,7 +123,7 @@ def parse_config(
     except ValidationError as exc:
         for err in exc.errors():
             loc = _yaml_loc(err["loc"], data)
-            if loc not in unset:  # already reported as the unset variable it came from
+            if loc not in unset and loc not in nul:  # already reported as what it came from
                 problems.append(_describe(err, loc, data, root))
     except OSError as exc:  # a path the file system will not look up, e.g. a name too long
         name = safe_yaml.short_repr(exc.filename)
@@ -144,6 +148,20 @@ def _clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+NUL_PROBLEM = "holds a NUL character (\\0), which no path, URL or name may hold"
+"""Why a string with "\\0" (a YAML escape) is refused: the operating system cuts or refuses
+such a path, which would otherwise fail only once a sink opens it, mid-run."""
+
+
+def _nul_strings(value: Any, loc: tuple[str | int, ...]) -> list[tuple[str | int, ...]]:
+    """The paths of the strings in `value` that hold a NUL character."""
+    if isinstance(value, dict):
+        return [found for k, v in value.items() for found in _nul_strings(v, (*loc, k))]
+    if isinstance(value, list):
+        return [found for i, v in enumerate(value) for found in _nul_strings(v, (*loc, i))]
+    return [loc] if isinstance(value, str) and "\0" in value else []
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -198,7 +216,25 @@ def _describe(err: Any, loc: tuple[str | int, ...], data: Any, root: Any) -> str
         if kind.startswith("value_error") or isinstance(got, (dict, list))
         else f" (got {safe_yaml.short_repr(got)})"
     )
+    text = _text_of(loc, root) if kind == "string_type" and type(got) in _YAML_KINDS else ""
+    if text:
+        shown += f": YAML reads {text!r} as a {_YAML_KINDS[type(got)]}; quote it"
     return f"{_where(loc, root)}: {msg}{shown}"
+
+
+_YAML_KINDS = {bool: "yes/no value", int: "number", float: "number", date: "date", datetime: "date"}
+"""What YAML made of unquoted text that a text field was given: `on`, `1.0`, `2026-01-01`."""
+
+
+def _text_of(loc: Sequence[str | int], root: Any) -> str:
+    """The text at `loc` as the YAML file writes it."""
+    node = root
+    for part in loc:
+        found = _child_node(node, part)
+        if found is None:
+            return ""
+        node = found[0]
+    return str(getattr(node, "value", ""))
 
 
 def _yaml_loc(loc: Sequence[str | int], data: Any) -> tuple[str | int, ...]:

@@ -71,6 +71,12 @@ def path_repr(path: str) -> str:
     return _PATH.repr(path)
 
 
+def shown_path(path: str) -> str:
+    """A path as a message names it: as typed when that prints on one line, else its
+    `path_repr` (a newline, a terminal escape, bytes that are not UTF-8)."""
+    return path if path.isprintable() else path_repr(path)
+
+
 class _Bounded(Composer, SafeConstructor, Resolver):
     """SafeLoader's composing and constructing, with a nesting limit, a budget of values
     counting aliases expanded, no alias inside what it names, and no duplicate keys."""

@@ -352,7 +352,7 @@ class SnapshotSinkConfig(Strict):
     )
     keep_mb: float | None = Field(
         None,
-        gt=0,
+        ge=1e-6,  # one byte: the sink counts whole bytes
         le=1024 * 1024 * 1024,
         description="Keep at most this many MB of files, the newest.",
     )

@@ -131,9 +131,8 @@ def _write_certificate(path: Path, public: bytes, secret: bytes | None) -> None:
 
 def _load_certificate(path: Path) -> tuple[bytes, bytes | None]:
     if not path.is_file():
-        raise CurveKeyError(
-            f"key file not found: {path} (make keys with `python -m pipeline keygen DIR`)"
-        )
+        what = "not a key file, a folder" if path.is_dir() else "key file not found"
+        raise CurveKeyError(f"{what}: {path} (make keys with `python -m pipeline keygen DIR`)")
     try:
         public, secret = zmq.auth.load_certificate(path)
     except (ValueError, OSError) as exc:

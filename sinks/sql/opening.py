@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 from datetime import datetime, timezone
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -13,7 +14,13 @@ from sqlalchemy.orm import Session
 
 from pipeline.folders import folder_problem
 from sinks.base import SinkError
-from sinks.sql.database import DatabaseUrl, make_engine, open_failure, sqlite_write_refused
+from sinks.sql.database import (
+    DatabaseUrl,
+    make_engine,
+    not_a_database,
+    open_failure,
+    sqlite_write_refused,
+)
 from sinks.sql.models import Run
 from sinks.sql.schema import create_schema, foreign_database
 
@@ -60,8 +67,9 @@ def start_run(engine: Engine, db: DatabaseUrl, run_config: str) -> int:
 
 def check_database(url: str) -> None:
     """Raises the `SinkError` `SqlSink` would raise opening `url` where that is known at
-    once: a new SQLite file it could not make (its folder read-only, or not makeable), an
-    existing one of another program's, or one it may not write (SQLite's own words, the
+    once: a new SQLite file it could not make (its folder read-only, or not makeable), a
+    path that holds a folder or a file that is no database, an existing one of another
+    program's, or one it may not write (SQLite's own words, the
     file or its folder read-only); nothing is changed. A database
     server is not asked (`validate` asks it): it may answer by the time the sink opens."""
     db = DatabaseUrl(url)
@@ -69,6 +77,8 @@ def check_database(url: str) -> None:
         return
     if not db.sqlite_file.exists() and (problem := folder_problem(db.sqlite_file.parent)):
         raise SinkError(f"sql sink: cannot open database {db}: {problem}")  # cannot make it
+    if _holds_something(db.sqlite_file) and (other := not_a_database(db)) is not None:
+        raise SinkError(f"sql sink: cannot open database {db}: {other}")
     try:
         foreign = foreign_database(db)  # read-only: the file stays as it is
     except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
@@ -77,6 +87,14 @@ def check_database(url: str) -> None:
         raise cannot_write(db, foreign)
     if (refused := sqlite_write_refused(db)) is not None:
         raise cannot_open(db, refused)
+
+
+def _holds_something(path: Path) -> bool:
+    """Whether `path` is more than a file SQLite would make a database of (missing, empty)."""
+    try:
+        return path.is_dir() or (path.exists() and path.stat().st_size > 0)
+    except OSError:
+        return False  # opening it says why
 
 
 def cannot_open(db: DatabaseUrl, exc: BaseException) -> SinkError:

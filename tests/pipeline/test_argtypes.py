@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 
 import pytest
 
-from pipeline.argtypes import INT_MAX, name, nonempty, number, plain, seconds, whole, whole_like
+from pipeline.argtypes import (
+    INT_MAX,
+    in_folder,
+    name,
+    nonempty,
+    number,
+    plain,
+    seconds,
+    whole,
+    whole_like,
+)
 from pipeline.config import VideoSinkConfig
 
 
@@ -83,3 +94,15 @@ def test_nonempty_refuses_blank_text(text: str) -> None:
 def test_name_refuses_what_is_not_a_plain_file_name(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="a file name"):
         name(text)
+
+
+def test_in_folder_takes_a_folder_and_names_what_else_it_got(tmp_path: Path) -> None:
+    assert in_folder(str(tmp_path)) == str(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^not a folder: '.*a-file'$"):
+        in_folder(str(tmp_path / "a-file"))
+    for missing in (str(tmp_path / "gone"), "a\0b"):
+        with pytest.raises(argparse.ArgumentTypeError, match=r"^no such folder: "):
+            in_folder(missing)
+    with pytest.raises(argparse.ArgumentTypeError, match=r"File name too long\): 'd{300}\.\.\.'$"):
+        in_folder("d" * 5000)

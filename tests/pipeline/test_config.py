@@ -18,7 +18,7 @@ from pipeline.config import (
     load_config,
     parse_config,
 )
-from pipeline.config.loader import MAX_PROBLEM_CHARS, MAX_PROBLEMS_SHOWN
+from pipeline.config.loader import MAX_PROBLEM_CHARS, MAX_PROBLEMS_SHOWN, NUL_PROBLEM
 from tests.conftest import VideoFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -306,6 +306,23 @@ def test_validate_command_exit_codes(
     assert "cameras[0].fps (camera a, line 4): unknown key" in err
 
 
+@pytest.mark.parametrize("name", ["cams\nx.yaml", "cams\x1b[31m.yaml"], ids=["newline", "escape"])
+def test_a_config_path_that_would_not_print_on_one_line_is_shown_escaped(
+    video: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    config = tmp_path / name
+    config.write_text(f"cameras:\n  - id: a\n    source: {video}\n")
+    assert main(["validate", str(config)]) == 0
+    assert capsys.readouterr().out.startswith(f"{str(config)!r}: ok (1 camera(s)")
+    config.write_text(f"cameras:\n  - id: a\n    source: {video}\n    fps: 3\n")
+    assert main(["validate", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {str(config)!r}: cameras[0].fps") and err.count("\n") == 1
+    assert main(["run", str(tmp_path / name.replace("cams", "gone"))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: '") and err.count("\n") == 1 and "\x1b" not in err
+
+
 VTEST = "../shared/data/vtest.avi"
 
 
@@ -452,3 +469,34 @@ def test_a_cuda_index_torch_cannot_hold_is_refused_by_validate(video: str, devic
     )
     assert problem.startswith(f"detector.device (line 5): invalid device '{device}'")
     parse_config(f"cameras:\n  - id: a\n    source: {video}\ndetector:\n  device: cuda:127\n")
+
+
+@pytest.mark.parametrize(
+    ("entry", "where"),
+    [
+        ('sinks:\n  - type: snapshots\n    dir: "out/\\0x"\n', "sinks[0].dir (line 6)"),
+        ('sinks:\n  - type: video\n    dir: "out/\\0x"\n', "sinks[0].dir (line 6)"),
+        ('sinks:\n  - type: sql\n    spool_dir: "sp\\0ol"\n', "sinks[0].spool_dir (line 6)"),
+        ('detector:\n  weights: "w\\0.pt"\n', "detector.weights (line 5)"),
+    ],
+    ids=["snapshots", "video", "spool", "weights"],
+)
+def test_a_nul_character_in_a_path_is_refused_at_its_path_not_left_to_crash_the_run(
+    video: str, entry: str, where: str
+) -> None:
+    assert _problems(f"cameras:\n  - id: a\n    source: {video}\n{entry}") == [
+        f"{where}: {NUL_PROBLEM}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("written", "kind"),
+    [("on", "yes/no value"), ("1.0", "number"), ("12", "number"), ("2026-01-01", "date")],
+)
+def test_text_that_yaml_reads_as_another_type_is_told_to_be_quoted(
+    video: str, written: str, kind: str
+) -> None:
+    (problem,) = _problems(f"cameras:\n  - id: {written}\n    source: {video}\n")
+    assert problem.startswith("cameras[0].id (line 2): Input should be a valid string (got ")
+    assert problem.endswith(f": YAML reads {written!r} as a {kind}; quote it")
+    parse_config(f"cameras:\n  - id: '{written}'\n    source: {video}\n")

@@ -294,3 +294,26 @@ def test_an_output_folder_on_a_read_only_file_system_is_said_to_be_read_only(
         assert folder_problem(disk.path) == (
             f"cannot write in the folder {disk.path}: read-only file system"
         )
+
+
+@pytest.mark.parametrize("what", ["folder", "text file"])
+def test_a_sqlite_url_naming_a_folder_or_a_file_that_is_no_database_is_found_by_validate_and_run(
+    tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, what: str,
+) -> None:  # fmt: skip
+    clip = synthetic_video("clip.mp4", frames=1, size=(32, 32))
+    db = tmp_path / "detections.db"
+    if what == "folder":
+        db.mkdir()
+    else:
+        db.write_text("notes, not a database\n")
+    sink = f"  - {{type: sql, url: 'sqlite:///{db}', spool_dir: {tmp_path / 'spool'}}}\n"
+    assert validate(tmp_path, clip, sink) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert f"sinks[0] (sql): cannot open database sqlite:///{db}: {db} " in err
+    assert "not a SQLite database" in err and err.count("\n") == 1
+    assert _run_without_a_detector(tmp_path, clip, sink, monkeypatch) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: sql sink: cannot open database sqlite:///{db}: {db} ")
+    assert "not a SQLite database" in err and err.count("\n") == 1
+    assert db.is_dir() if what == "folder" else db.read_text() == "notes, not a database\n"

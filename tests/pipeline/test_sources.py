@@ -119,6 +119,25 @@ def test_image_folder_source_reads_images_in_name_order_and_skips_bad_ones(tmp_p
         ImageFolderSource(str(tmp_path / "*.gif"), fps=5).open()
 
 
+def test_an_image_source_whose_first_image_is_unreadable_is_refused_by_validate_as_by_run(
+    tmp_path: Path,
+) -> None:
+    from pipeline.config import ConfigError
+
+    (tmp_path / "f000.jpg").write_bytes(b"not an image")
+    cv2.imwrite(str(tmp_path / "f001.png"), np.zeros((24, 32, 3), np.uint8))
+    with pytest.raises(SourceError, match=r"cannot read the image .*f000.jpg, the first"):
+        ImageFolderSource(str(tmp_path), fps=5).open()
+    text = f"cameras:\n  - id: a\n    source: {{type: images, path: '{tmp_path}'}}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, probe_sources=True)
+    assert info.value.problems == [
+        f"cameras[0].source.path (camera a, line 3): cannot read the image "
+        f"'{tmp_path / 'f000.jpg'}', the first, which sets the frame size"
+    ]
+    parse_config(text)  # `run` leaves it to the camera, which fails alone
+
+
 def test_device_source_opens_v4l2_with_the_configured_capture_options(
     tmp_path: Path, synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -74,20 +74,64 @@ def test_bench_without_a_clip_says_which_file_is_missing(
 
 @pytest.mark.parametrize(
     ("options", "named"),
-    [(["--workers", "2", "--runtime", "torch"], "workers 2"), (["--video-crf", "99"], "51")],
+    [
+        (["--workers", "2", "--runtime", "torch"], "workers 2"),
+        (["--precision", "int8", "--runtime", "torch"], "int8 runs on onnxruntime"),
+        (["--model", "nope"], "unknown detector model 'nope'"),
+    ],
 )
 def test_bench_options_that_make_no_valid_pipeline_are_refused_in_one_line(
     synthetic_video: VideoFactory,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     options: list[str],
     named: str,
 ) -> None:
     clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
-    argv = ["bench", "--skip-model-only", "--clip", str(clip), "--device", "cpu", *options]
-    code = cli.main(argv)
+    monkeypatch.setattr("pipeline.bench.cli._model_only", _measured)
+    code = cli.main(["bench", "--clip", str(clip), "--device", "cpu", *options])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE  # before the model-only runs, which take minutes
+    assert err.startswith("error: ") and named in err and err.count("\n") == 1
+
+
+def _measured(*args: object) -> None:
+    raise AssertionError("the model-only runs were measured")
+
+
+def test_a_video_crf_out_of_the_sinks_bounds_is_refused_naming_the_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["bench", "--video-crf", "99"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == cli.EXIT_USAGE
+    assert (
+        err
+        == "error: --video-crf: must be from 0 to 51, got '99' (see `python -m pipeline bench --help`)\n"
+    )
+
+
+@pytest.mark.parametrize("capacity", [[], ["--capacity"]], ids=["bench", "capacity"])
+@pytest.mark.parametrize("content", [b"", b"not a video"], ids=["no-stream", "garbage"])
+def test_a_clip_that_is_no_video_is_refused_in_one_line_before_any_measurement(
+    tmp_path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    synthetic_video: VideoFactory,
+    capacity: list[str],
+    content: bytes,
+) -> None:
+    clip = tmp_path / "clip.mp4"
+    if content:
+        clip.write_bytes(content)
+    else:  # a container with no video stream: the start of a real file
+        clip.write_bytes(synthetic_video("whole.mp4", frames=2, size=(64, 48)).read_bytes()[:40])
+    monkeypatch.setattr("pipeline.bench.cli._model_only", _measured)
+    code = cli.main(["bench", "--clip", str(clip), "--device", "cpu", *capacity])
     err = capsys.readouterr().err
     assert code == cli.EXIT_USAGE
-    assert err.startswith("error: ") and named in err and "Traceback" not in err
+    assert err.startswith(f"error: clip {clip} is not a video (") and err.count("\n") == 1
 
 
 def test_bench_with_a_sink_that_cannot_open_says_so_in_one_line(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, delete
 
-from pipeline.cli import main
+from pipeline.cli import EXIT_USAGE, main
 from pipeline.cli.records import DEFAULT_PAGE
 from sinks.sql.models import Run
 from tests.sinks.sql.builders import CAR, PERSON, Box, write_run
@@ -166,3 +166,51 @@ def test_a_stored_id_is_refused_with_the_bound_its_column_holds(
     err = capsys.readouterr().err
     assert exit_.value.code == 2
     assert err.startswith(f"error: {option}: must be from 1 to 2147483647, got '{value}'"), err
+
+
+@pytest.mark.parametrize("option", ["--video-dir", "--snapshot-dir"])
+def test_retention_refuses_a_folder_that_is_not_one_before_deleting_any_row(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    before = query(capsys, "--db", db, "--count-by", "camera")
+    for folder in (tmp_path / "no-such-folder", tmp_path / "a-file"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["retention", "--db", db, "--older-than", "30m", option, str(folder)])
+        out, err = capsys.readouterr()
+        assert (exit_.value.code, out) == (EXIT_USAGE, "") and err.count("\n") == 1
+        assert err.startswith(f"error: {option}: ") and str(folder) in err
+    assert query(capsys, "--db", db, "--count-by", "camera") == before
+    main(["retention", "--db", db, "--older-than", "30m"])  # which the rows were old enough for
+    assert query(capsys, "--db", db, "--count-by", "camera") != before
+
+
+@pytest.mark.parametrize(
+    ("by", "says"), [("zone", "no zone visits"), ("line", "no line crossings")]
+)
+def test_counting_zones_or_lines_that_saw_nothing_says_what_it_counted(
+    db: str, capsys: pytest.CaptureFixture[str], by: str, says: str
+) -> None:
+    assert query(capsys, "--db", db, "--count-by", by) == (0, f"{says}\n", "")
+    assert query(capsys, "--db", db, "--count-by", "camera", "--camera", "nowhere") == (
+        0,
+        "no detections\n",
+        "",
+    )
+
+
+def test_a_since_after_until_is_refused_in_one_line_not_answered_with_no_rows(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = query(
+        capsys, "--db", db, "--since", "2026-11-21T10:00Z", "--until", "2026-11-21T09:00Z"
+    )
+    assert (code, out) == (EXIT_USAGE, "")
+    assert err == (
+        "error: --since (2026-11-21 10:00:00 UTC) is after --until (2026-11-21 09:00:00 UTC): "
+        "no time is in between\n"
+    )
+    code, out, _ = query(capsys, "--db", db, "--since", "3h", "--until", "30m")
+    assert code == 0 and out.endswith(
+        "(50 detections, newest first; 73 more: --limit N or --all to see them)\n"
+    )

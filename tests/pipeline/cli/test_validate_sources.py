@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 
 from pipeline.cli import EXIT_USAGE, main
@@ -82,7 +84,8 @@ def test_validate_refuses_an_image_source_holding_no_image(
 
 def test_validate_takes_a_video_and_a_folder_of_images(cams: Path) -> None:
     Path("frames").mkdir()
-    Path("frames/0001.PNG").write_bytes(b"\x89PNG")  # found by suffix; not decoded
+    cv2.imwrite("frames/0001.PNG", np.zeros((24, 32, 3), np.uint8))  # any case of suffix
+    Path("frames/0002.png").write_bytes(b"\x89PNG")  # not the first: run skips it
     cams.write_text("cameras:\n  - id: a\n    source: good.mp4\n  - id: b\n    source: frames/\n")
     config = load_config(cams, probe_sources=True)
     assert [c.id for c in config.cameras] == ["a", "b"]

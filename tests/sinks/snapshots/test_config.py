@@ -93,3 +93,21 @@ def test_bad_keys_are_refused_at_their_path(tmp_path: Path, key: str, value: str
     with pytest.raises(ConfigError) as err:
         parse_config(config(tmp_path, f"  - type: snapshots\n    {key}: {value}\n"))
     assert any("sinks[0]" in p and key in p for p in err.value.problems)
+
+
+def test_a_keep_mb_below_one_byte_is_refused_at_its_path_not_left_to_crash_the_run(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            config(tmp_path, f"  - type: snapshots\n    dir: {tmp_path}\n    keep_mb: 1e-9\n")
+        )
+    (problem,) = info.value.problems
+    assert problem.startswith("sinks[0].keep_mb (line 11): Input should be greater than or equal")
+    cfg = parse_config(
+        config(tmp_path, f"  - type: snapshots\n    dir: {tmp_path}\n    keep_mb: 1e-6\n")
+    )
+    assert cfg.snapshots is not None
+    sink = build_sink(cfg.snapshots, SinkContext(LabelMap(())))
+    assert isinstance(sink, SnapshotSink) and sink.retention.max_bytes == 1
+    sink.close()
