@@ -148,12 +148,8 @@ def test_a_cpu_detector_is_not_warmed_up():
     assert cpu_options().warm_up_batches() == []
 
 
-def test_warming_up_detects_a_batch_of_each_size_and_changes_no_frames_detections(
-    person, monkeypatch
-):
-    detector = make_detector(person, PERSON, score_threshold=0.05, runtime="torch")
-    batch = photo_frames(3)
-    before = detector.detect(batch)
+def forward_rows_seen(detector: Detector, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The rows of each forward pass `detector` runs from now on, as they come."""
     rows: list[int] = []
     forward = detector.forward
 
@@ -162,6 +158,16 @@ def test_warming_up_detects_a_batch_of_each_size_and_changes_no_frames_detection
         return forward(images)
 
     monkeypatch.setattr(detector, "forward", counted)
+    return rows
+
+
+def test_warming_up_detects_a_batch_of_each_size_and_changes_no_frames_detections(
+    person, monkeypatch
+):
+    detector = make_detector(person, PERSON, score_threshold=0.05, runtime="torch")
+    batch = photo_frames(3)
+    before = detector.detect(batch)
+    rows = forward_rows_seen(detector, monkeypatch)
     monkeypatch.setattr(DetectorOptions, "warm_up_batches", lambda self: [1, 2, 4])
     detector.warm_up()
     assert rows == [1, 2, 4]
@@ -173,14 +179,7 @@ def test_padding_a_batch_changes_no_frames_detections(person, monkeypatch):
     detector = make_detector(person, PERSON, score_threshold=0.05, runtime="torch")
     batch = photo_frames(3)
     alone = detector.detect(batch)
-    rows: list[int] = []
-    forward = detector.forward
-
-    def counted(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        rows.append(images.shape[0])
-        return forward(images)
-
-    monkeypatch.setattr(detector, "forward", counted)
+    rows = forward_rows_seen(detector, monkeypatch)
     monkeypatch.setattr(DetectorOptions, "forward_rows", lambda self, frames: 8)
     padded = detector.detect(batch)
     assert rows == [8]
