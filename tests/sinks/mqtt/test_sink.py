@@ -37,7 +37,7 @@ from sinks.mqtt.sink import MqttSink
 from tests.conftest import free_port
 from tests.pipeline.cli_runs import ROOT
 from tests.sinks.event_bus.conftest import T0, track
-from tests.sinks.mqtt.brokers import WAIT_S, Listener, listening, machine_broker
+from tests.sinks.mqtt.brokers import WAIT_S, Listener, Received, listening, machine_broker
 from tests.sinks.mqtt.conftest import (
     LABELS,
     Input,
@@ -324,17 +324,27 @@ def test_zone_occupancy_is_kept_per_zone_and_label_and_announced(broker: Broker)
         at_door = ZoneOccupancy("lobby", "door", ((1, 2), (2, 1)), 0, T0)
         feed(sink, [replace(known(FrameResult, inputs[3]), analytics=(at_door,))])
         zone = f"{prefix}/lobby/zone/door/count"
-        listener.wait_for(lambda m: any(x.topic == f"{zone}/car" for x in m))
-        assert (listener.latest(zone), listener.latest(f"{zone}/person")) == ("3", "2")
-        assert listener.latest(f"{zone}/car") == "1"
+
+        def counts_once(total: str, person: str, car: str) -> tuple[str | None, ...]:
+            """The latest total, person and car counts, once they are these (or the wait is
+            over): the total is published first, then each label's, so none alone says that
+            the others have come."""
+            expected = {zone: total, f"{zone}/person": person, f"{zone}/car": car}
+
+            def arrived(messages: list[Received]) -> bool:
+                latest = {x.topic: x.text for x in messages if x.topic in expected}
+                return latest == expected
+
+            listener.wait_for(arrived)
+            return tuple(listener.latest(topic) for topic in expected)
+
+        assert counts_once("3", "2", "1") == ("3", "2", "1")
         car_left = ZoneOccupancy("lobby", "door", ((1, 2),), 1, T0)
         feed(sink, [replace(known(FrameResult, inputs[4]), analytics=(car_left,))])
-        listener.wait_for(lambda m: [x.text for x in m if x.topic == f"{zone}/car"][-1:] == ["0"])
-        assert (listener.latest(zone), listener.latest(f"{zone}/car")) == ("2", "0")
+        assert counts_once("2", "2", "0") == ("2", "2", "0")
         feed(sink, inputs[5:])  # the end: nobody is counted inside any more
         sink.close()
-        listener.wait_for(lambda m: [x.text for x in m if x.topic == zone][-1:] == ["0"])
-        assert listener.latest(f"{zone}/person") == "0"
+        assert counts_once("0", "0", "0") == ("0", "0", "0")
         config_topic = f"{prefix}-ha/sensor/{prefix}/lobby_zone_door_count/config"
         config = json.loads(next(m.payload for m in listener.messages if m.topic == config_topic))
         assert config["state_topic"] == zone and config["name"] == "Zone door occupancy"
