@@ -153,7 +153,13 @@ def test_status_and_counts_are_retained_and_follow_the_camera(broker: Broker) ->
             f"{prefix}/lobby/count/person",
             f"{prefix}/lobby/count/car",
         )
-        listener.wait_for(lambda m: any(x.topic == cars for x in m))
+        # each label's count is published in the labels' order (car, then person)
+        listener.wait_for(
+            lambda m: (
+                [x.text for x in m if x.topic == people][-1:] == ["2"]
+                and [x.text for x in m if x.topic == cars][-1:] == ["1"]
+            )
+        )
         assert listener.latest(f"{prefix}/status") == "online"
         assert (listener.latest(status), listener.latest(people), listener.latest(cars)) == (
             "online",
