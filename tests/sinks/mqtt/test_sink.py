@@ -153,7 +153,7 @@ def test_status_and_counts_are_retained_and_follow_the_camera(broker: Broker) ->
             f"{prefix}/lobby/count/person",
             f"{prefix}/lobby/count/car",
         )
-        # each label's count is published in the labels' order (car, then person)
+        # each label's count is published in turn, in no fixed order: wait for both
         listener.wait_for(
             lambda m: (
                 [x.text for x in m if x.topic == people][-1:] == ["2"]
