@@ -14,16 +14,14 @@ from pipeline.types import (
     Detections,
     Frame,
     FrameResult,
-    HeldTrackEvents,
     LabelMap,
-    StreamEnd,
     TrackSummary,
 )
 from sinks.event_bus.bodies import detections_fields, iso_time, track_event
 from sinks.event_bus.schema import EVENT_TYPES, DetectionsEvent, parse_event
 from sinks.event_stream import BusEvent, EventStream, encode
 from tests.sinks.event_bus.conftest import T0
-from tests.sinks.event_bus.test_resumption import MESSAGES
+from tests.sinks.event_bus.test_resumption import MESSAGES, built_events
 
 # Unicode, JSON's escapes, control characters, a line separator, and unnamed classes.
 ODD_LABELS = LabelMap(
@@ -159,16 +157,7 @@ def test_every_event_a_stream_builds_is_its_models_json() -> None:
         for _ in range(20)
         for event in stream.frame(FrameResult(random_frame(rng), random_detections(rng)))
     ]
-    scenario = EventStream(ODD_LABELS)  # every event type, the test of resumption's
-    for message in MESSAGES:
-        if isinstance(message, FrameResult):
-            built += scenario.frame(message)
-        elif isinstance(message, StreamEnd):
-            built += scenario.end(message)
-        elif isinstance(message, HeldTrackEvents):
-            built += scenario.held(message)
-        else:
-            built += scenario.status(message)
+    built += built_events(EventStream(ODD_LABELS), MESSAGES)  # every type: resumption's
     assert {event.type for event in built} == set(EVENT_TYPES)
     for event in built:
         body = encode(event)

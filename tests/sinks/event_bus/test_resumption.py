@@ -25,7 +25,7 @@ from pipeline.types import (
     ZoneOccupancy,
 )
 from sinks.event_bus.resumption import Published, event_key
-from sinks.event_stream import EventStream, encode
+from sinks.event_stream import BusEvent, EventStream, encode
 from tests.sinks.event_bus.conftest import LABELS, T0
 
 CAMERA = "gate"
@@ -103,9 +103,9 @@ MESSAGES: list[Message] = [
 ]
 
 
-def events(stream: EventStream, messages: Sequence[Message]) -> list[dict[str, Any]]:
-    """The bodies `stream` builds of `messages`, as subscribers receive them."""
-    built = []
+def built_events(stream: EventStream, messages: Sequence[Message]) -> list[BusEvent]:
+    """The events `stream` builds of `messages`, in order."""
+    built: list[BusEvent] = []
     for message in messages:
         if isinstance(message, FrameResult):
             built += stream.frame(message)
@@ -115,7 +115,12 @@ def events(stream: EventStream, messages: Sequence[Message]) -> list[dict[str, A
             built += stream.held(message)
         else:
             built += stream.status(message)
-    return [json.loads(encode(event)) for event in built]
+    return built
+
+
+def events(stream: EventStream, messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """The bodies `stream` builds of `messages`, as subscribers receive them."""
+    return [json.loads(encode(event)) for event in built_events(stream, messages)]
 
 
 def resumed(passed_on: list[dict[str, Any]]) -> list[dict[str, Any]]:
