@@ -58,6 +58,30 @@ def torch_detections(
     return unpack_detections(scaled.packed().numpy(), len(SIZES)), result.non_finite
 
 
+def numpy_detections(
+    anchors: np.ndarray,
+    codes: np.ndarray,
+    logits: np.ndarray,
+    coder: BoxCoder,
+    score_fn: str,
+    classes: np.ndarray | None,
+    **settings: float,
+) -> tuple[list[Detections], int]:
+    """What `postprocess_numpy` gives for the same arguments as `torch_detections`."""
+    decoding = Decoding(anchors, coder.weights, coder.yx_order, coder.clamp, score_fn, 0)  # type: ignore[arg-type]
+    return postprocess_numpy(
+        codes,
+        logits,
+        decoding,
+        SIZES,
+        classes=classes,
+        score_threshold=settings["score_threshold"],
+        nms_threshold=settings["nms_threshold"],
+        max_detections=int(settings["max_detections"]),
+        pre_nms_top_k=int(settings["pre_nms_top_k"]),
+    )
+
+
 @pytest.mark.parametrize(
     ("seed", "coder", "score_fn", "classes", "settings"),
     [
@@ -84,18 +108,7 @@ def test_numpy_postprocess_matches_torchvision_on_random_outputs(
         **settings,
     }
     expected, counted = torch_detections(anchors, codes, logits, coder, score_fn, classes, **asked)
-    decoding = Decoding(anchors, coder.weights, coder.yx_order, coder.clamp, score_fn, 0)  # type: ignore[arg-type]
-    got, non_finite = postprocess_numpy(
-        codes,
-        logits,
-        decoding,
-        SIZES,
-        classes=classes,
-        score_threshold=asked["score_threshold"],
-        nms_threshold=asked["nms_threshold"],
-        max_detections=int(asked["max_detections"]),
-        pre_nms_top_k=int(asked["pre_nms_top_k"]),
-    )
+    got, non_finite = numpy_detections(anchors, codes, logits, coder, score_fn, classes, **asked)
     assert sum(len(d) for d in expected) > 10  # the case has detections to compare
     assert non_finite == counted == 0
     assert any(len(d) < int(asked["pre_nms_top_k"]) for d in expected)
@@ -136,32 +149,16 @@ def test_numpy_postprocess_drops_and_counts_boxes_that_are_not_finite_as_torch_d
     codes[1, broken[20:40], 2] = np.inf  # a width code: exp overflows, the box is infinite
     codes[2, broken[40:], 1] = -np.inf
     coder = BoxCoder((10.0, 10.0, 5.0, 5.0), clamp=None)
-    asked = {"score_threshold": 0.3, "nms_threshold": 0.5, "max_detections": 100}
     # every (anchor, class) pair is a candidate, so both count the same ones
-    top_k = codes.shape[1] * logits.shape[2]
-    expected = postprocess(
-        torch.from_numpy(codes),
-        torch.from_numpy(logits),
-        anchors=torch.from_numpy(anchors),
-        box_coder=coder,
-        score_fn="sigmoid",
-        background_class=0,
-        pre_nms_top_k=top_k,
-        **asked,  # type: ignore[arg-type]
-    )
-    decoding = Decoding(anchors, coder.weights, coder.yx_order, coder.clamp, "sigmoid", 0)  # type: ignore[arg-type]
-    got, non_finite = postprocess_numpy(
-        codes,
-        logits,
-        decoding,
-        SIZES,
-        pre_nms_top_k=top_k,
-        **asked,  # type: ignore[arg-type]
-    )
-    assert non_finite == expected.non_finite == 60 * (logits.shape[2] - 1)
-    want = unpack_detections(
-        expected.scaled(torch.tensor(SIZES, dtype=torch.float32)).packed().numpy(), len(SIZES)
-    )
+    asked = {
+        "score_threshold": 0.3,
+        "nms_threshold": 0.5,
+        "max_detections": 100,
+        "pre_nms_top_k": codes.shape[1] * logits.shape[2],
+    }
+    want, counted = torch_detections(anchors, codes, logits, coder, "sigmoid", None, **asked)
+    got, non_finite = numpy_detections(anchors, codes, logits, coder, "sigmoid", None, **asked)
+    assert non_finite == counted == 60 * (logits.shape[2] - 1)
     assert all(len(d) > 0 for d in got)
     for w, h in zip(want, got, strict=True):
         np.testing.assert_allclose(np.sort(h.score), np.sort(w.score), rtol=1e-5)
@@ -176,20 +173,15 @@ def test_nan_scores_rank_last_in_both_so_both_keep_the_real_boxes_and_count_alik
     logits[0, 100:] = np.nan
     logits[2, 10:] = np.nan
     coder = BoxCoder()
-    asked = {"score_threshold": 0.2, "nms_threshold": 0.5, "max_detections": 100}
     top_k = 100
-    expected, counted = torch_detections(
-        anchors, codes, logits, coder, score_fn, None, pre_nms_top_k=top_k, **asked
-    )
-    decoding = Decoding(anchors, coder.weights, coder.yx_order, coder.clamp, score_fn, 0)  # type: ignore[arg-type]
-    got, non_finite = postprocess_numpy(
-        codes,
-        logits,
-        decoding,
-        SIZES,
-        pre_nms_top_k=top_k,
-        **asked,  # type: ignore[arg-type]
-    )
+    asked = {
+        "score_threshold": 0.2,
+        "nms_threshold": 0.5,
+        "max_detections": 100,
+        "pre_nms_top_k": top_k,
+    }
+    expected, counted = torch_detections(anchors, codes, logits, coder, score_fn, None, **asked)
+    got, non_finite = numpy_detections(anchors, codes, logits, coder, score_fn, None, **asked)
     assert non_finite == counted == top_k - 20  # image 2's top k: its 20 numbers, then NaN
     assert all(len(d) > 0 for d in expected)
     assert_same_detections(expected, got)
