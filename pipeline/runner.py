@@ -30,6 +30,7 @@ from pipeline.build import (
 )
 from pipeline.config import CameraConfig, PipelineConfig, SqlSinkConfig
 from pipeline.detection_loop import DetectionLoop, FrameDetector
+from pipeline.frame_memory import keep_freed_frames
 from pipeline.metrics import RunMetrics, sink_labels
 from pipeline.preflight import check_before_work
 from pipeline.readers import CameraReader
@@ -112,6 +113,7 @@ class Pipeline:
             # OpenCV's pool (the video sink's colour conversion and drawing) spins after each
             # call, which on 2 cores costs more than the call (docs/performance.md).
             cv2.setNumThreads(1)
+        keep_freed_frames()
         if not checked:
             check_before_work(cfg)  # at once, not after a first run's export
         detector = self._detector or build_run_detector(cfg.detector, say)
