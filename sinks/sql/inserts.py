@@ -7,8 +7,8 @@ many rows a statement (`_SqliteInsert`, `_PsycopgInsert`). SQLAlchemy's own exec
 converts each value of each row on its own, holding the interpreter lock, and the drivers
 handle each row in Python too: on SQLite that Python work was a quarter of a busy
 pipeline's time under the lock, and the writer, waiting for the lock at each row, fell
-behind and sent most rows through the spool file; on PostgreSQL the writer's Python time
-per row fell to a third (docs/performance.md, "The SQL sink's inserts on SQLite", "... on
+behind and sent most rows through the spool file; on PostgreSQL the process's CPU time per
+row fell to a third (docs/performance.md, "The SQL sink's inserts on SQLite", "... on
 PostgreSQL"). Other databases and drivers keep SQLAlchemy's insert.
 """
 
