@@ -211,6 +211,8 @@ class _PsycopgInsert(_PlainInsert):
     def _insert(self, conn: Connection, values: list[tuple[Any, ...]]) -> int:
         import psycopg
 
+        # SQLAlchemy runs them on a cursor of the connection's factory: its errors wrapped, a
+        # lost connection dropped from the pool, as for its own statements
         driver = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
         usual, driver.cursor_factory = driver.cursor_factory, psycopg.RawCursor
         try:
