@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, String, insert, text
+from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, String, event, insert, text
 from sqlalchemy.exc import StatementError
 
 from sinks.sql.database import DatabaseUrl, make_engine
@@ -176,3 +176,33 @@ def test_a_row_with_a_value_its_column_cannot_take_is_refused_as_a_database_erro
     with pytest.raises(StatementError):
         inserts.write(RowBatch("detections", rows))
     assert _stored(inserts.engine, "detections") == []
+
+
+def test_a_batch_goes_to_the_database_in_a_few_statements_not_one_a_row(
+    new_database: NewDatabase,
+) -> None:
+    engine = new_database()
+    executed: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: executed.append(a[2]))
+    rows = _rows(MODELS["detections"], 500, seed=3)
+    assert BatchInserts(engine).write(RowBatch("detections", rows)) == 500
+    inserts = [s for s in executed if s.startswith("INSERT")]
+    if engine.dialect.name == "sqlite":  # 7 statements of 71 rows, and one of a row for 3
+        assert len(inserts) == 500 // _rows_a_statement(engine, MODELS["detections"]) + 1
+    else:  # 256 + 128 + 64 + 32 + 16 + 4
+        assert len(inserts) == 6
+
+
+@pytest.mark.parametrize("new_database", ["postgresql"], indirect=True)
+def test_with_a_psycopg_older_than_3_2_a_batch_on_postgresql_goes_through_sqlalchemys_insert(
+    new_database: NewDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = new_database()
+    monkeypatch.delattr(engine.dialect.dbapi, "RawCursor")
+    inserts = BatchInserts(engine)
+    rows = _rows(MODELS["detections"], 300, seed=4)
+    for n, row in enumerate(rows):
+        row["obj"] = n  # a key to each row
+    assert inserts.write(RowBatch("detections", rows[100:])) == 200
+    assert inserts.write(RowBatch("detections", rows)) == 100
+    assert len(_stored(engine, "detections")) == 300
