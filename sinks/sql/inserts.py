@@ -2,22 +2,26 @@
 whose unique key is already there (SQLite, PostgreSQL), so a batch written twice adds
 nothing twice, and say how many rows were new.
 
-On SQLite a batch goes to the driver as plain values, many rows a statement
-(`_SqliteInsert`). SQLAlchemy's own executemany converts each value of each row on its own,
-and the driver lets go of the interpreter lock and takes it back for every row: in a busy
-pipeline that Python work was a quarter of the lock's time, and the writer, waiting for the
-lock at each row, fell behind and sent most rows through the spool file
-(docs/performance.md, "The SQL sink's inserts on SQLite").
+On SQLite and on PostgreSQL through psycopg 3 a batch goes to the driver as plain values,
+many rows a statement (`_SqliteInsert`, `_PsycopgInsert`). SQLAlchemy's own executemany
+converts each value of each row on its own, holding the interpreter lock, and the drivers
+handle each row in Python too: on SQLite that Python work was a quarter of a busy
+pipeline's time under the lock, and the writer, waiting for the lock at each row, fell
+behind and sent most rows through the spool file; on PostgreSQL the process's CPU time per
+row fell to a third (docs/performance.md, "The SQL sink's inserts on SQLite", "... on
+PostgreSQL"). Other databases and drivers keep SQLAlchemy's insert.
 """
 
 from __future__ import annotations
 
+import copy
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from itertools import chain
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import CursorResult, Dialect, Engine, Insert, insert, update
+from sqlalchemy import Connection, CursorResult, Dialect, Engine, Insert, insert, update
 from sqlalchemy.exc import StatementError
 
 from sinks.sql.models import Detection, LineCrossingRow, Run, Track, ZoneVisit
@@ -43,15 +47,30 @@ ROW_TABLES = tuple(MODELS)
 
 SQLITE_PARAMETERS = 999
 """The most values one SQLite statement takes wherever it was built (SQLite before 3.32)."""
+POSTGRESQL_PARAMETERS = 65_535
+"""The most values one PostgreSQL statement takes (its protocol counts them in 16 bits)."""
+_PARAMETER = re.compile(r"\?|\$\d+")
+"""A value's mark in a statement (`?`, or numbered: `$1`)."""
 
 
 class BatchInserts:
-    """Writes batches to `engine`'s database, each as one transaction; on SQLite, each
-    table's statements are compiled once."""
+    """Writes batches to `engine`'s database, each as one transaction; on SQLite and on
+    PostgreSQL through psycopg, each table's statements are made once."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._sqlite: dict[tuple[str, tuple[str, ...]], _SqliteInsert] = {}
+        dialect = engine.dialect
+        psycopg = (dialect.name, dialect.driver) == ("postgresql", "psycopg")
+        self._plain = (
+            _SqliteInsert
+            if dialect.name == "sqlite"
+            else _PsycopgInsert
+            if psycopg and hasattr(dialect.dbapi, "RawCursor")  # psycopg 3.2 and later
+            else None
+        )
+        """How this database's batches go to the driver as plain values; None: SQLAlchemy's
+        own insert (other databases and drivers)."""
+        self._inserts: dict[tuple[str, tuple[str, ...]], _PlainInsert] = {}
 
     def write(self, batch: RowBatch) -> int:
         """Writes `batch`: the rows inserted, less those whose key was already there (a
@@ -70,13 +89,13 @@ class BatchInserts:
         # a row an older version spooled lacks the columns added since: NULL, as in its table
         added = dict.fromkeys(COLUMNS_ADDED.get(batch.table, ()))
         model = MODELS[batch.table]
-        if self.engine.dialect.name == "sqlite":
+        if self._plain is not None:
             rows = [{**added, **r} for r in batch.rows] if added else batch.rows
             keys = tuple(rows[0])
-            insert_rows = self._sqlite.get((batch.table, keys))
+            insert_rows = self._inserts.get((batch.table, keys))
             if insert_rows is None:
-                insert_rows = _SqliteInsert(self.engine.dialect, model, keys)
-                self._sqlite[batch.table, keys] = insert_rows
+                insert_rows = self._plain(self.engine.dialect, model, keys)
+                self._inserts[batch.table, keys] = insert_rows
             return insert_rows.write(self.engine, rows)
         rows = [{**added, **r} for r in batch.rows]  # copies: their times are converted
         for column in _TIME_COLUMNS[batch.table]:
@@ -98,21 +117,21 @@ def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
-class _SqliteInsert:
-    """`_insert_skipping_existing` of one table and its columns for SQLite's driver: one
-    statement for `chunk` rows at a time, one for a row. Values go through the same
-    conversions as in SQLAlchemy's own insert (its bind processors), a column at a time, so
-    that what is stored is the same."""
+class _PlainInsert:
+    """`_insert_skipping_existing` of one table and its columns, handed to the driver as
+    plain values, many rows a statement. Values go through the same conversions as in
+    SQLAlchemy's own insert (its bind processors), a column at a time, so that what is
+    stored is the same. `dialect` compiles the statements: a positional paramstyle."""
+
+    PARAMETERS = 0
+    """The most values one statement takes."""
 
     def __init__(self, dialect: Dialect, model: RowModel, keys: tuple[str, ...]) -> None:
-        self._dialect, self._model = dialect, model
-        compiled = _insert_skipping_existing(dialect, model).compile(
-            dialect=dialect, column_keys=list(keys)
-        )
-        self.one_row = str(compiled)
-        self.keys: Sequence[str] = compiled.positiontup or ()
-        self.chunk = max(1, SQLITE_PARAMETERS // max(1, len(self.keys)))
-        self._chunk_sql: str | None = None
+        self._sql = _RowsSql(dialect, model, keys)
+        self.one_row = self._sql.one_row
+        self.keys = self._sql.keys
+        self.chunk = max(1, self.PARAMETERS // max(1, len(self.keys)))
+        """The most rows one statement takes."""
         columns = model.__table__.columns
         self.processors: dict[str, Callable[[Any], Any]] = {}
         for key in self.keys:
@@ -132,35 +151,12 @@ class _SqliteInsert:
                 f"a value the row cannot take: {exc!r}", self.one_row, None, exc
             ) from exc
         values = list(zip(*columns, strict=True))
-        whole = len(values) - len(values) % self.chunk
-        inserted = 0
         with engine.begin() as conn:
-            for start in range(0, whole, self.chunk):
-                chunk = values[start : start + self.chunk]
-                result = conn.exec_driver_sql(self._chunk_statement(), tuple(chain(*chunk)))
-                inserted += _new_rows(result, len(chunk))
-            if whole < len(values):
-                result = conn.exec_driver_sql(
-                    self.one_row, values[whole:], execution_options={"preserve_rowcount": True}
-                )
-                inserted += _new_rows(result, len(values) - whole)
-        return inserted
+            return self._insert(conn, values)
 
-    def _chunk_statement(self) -> str:
-        """The statement of `chunk` rows, compiled at its first use (tens of milliseconds)."""
-        if self._chunk_sql is None:
-            rows = [dict.fromkeys(self.keys)] * self.chunk
-            compiled = (
-                _insert_skipping_existing(self._dialect, self._model)
-                .values(rows)
-                .compile(dialect=self._dialect)
-            )
-            # its values are taken row after row, each row's in `keys`' order
-            expected = [f"{key}_m{i}" for i in range(self.chunk) for key in self.keys]
-            if list(compiled.positiontup or ()) != expected:
-                raise RuntimeError("SQLAlchemy's multi-row insert orders its values otherwise")
-            self._chunk_sql = str(compiled)
-        return self._chunk_sql
+    def _insert(self, conn: Connection, values: list[tuple[Any, ...]]) -> int:
+        """Inserts the rows' `values` (each row's in `keys`' order): the rows that were new."""
+        raise NotImplementedError
 
     def _column(self, key: str, values: list[Any]) -> list[Any]:
         process = self.processors.get(key)
@@ -171,6 +167,127 @@ class _SqliteInsert:
         if process is None:
             return values
         return [None if v is None else process(v) for v in values]
+
+
+class _SqliteInsert(_PlainInsert):
+    """On SQLite: one statement for `chunk` rows at a time (999 values), and one for a row,
+    run for each row left (the driver's executemany)."""
+
+    PARAMETERS = SQLITE_PARAMETERS
+
+    def _insert(self, conn: Connection, values: list[tuple[Any, ...]]) -> int:
+        whole = len(values) - len(values) % self.chunk
+        inserted = 0
+        for start in range(0, whole, self.chunk):
+            chunk = values[start : start + self.chunk]
+            result = conn.exec_driver_sql(self._sql.rows(self.chunk), tuple(chain(*chunk)))
+            inserted += _new_rows(result, len(chunk))
+        if whole < len(values):
+            result = conn.exec_driver_sql(
+                self.one_row, values[whole:], execution_options={"preserve_rowcount": True}
+            )
+            inserted += _new_rows(result, len(values) - whole)
+        return inserted
+
+
+class _PsycopgInsert(_PlainInsert):
+    """On PostgreSQL through psycopg 3: statements of a power of two rows, as many of the
+    largest within `chunk` (65,535 values) as the rows fill, then one for each binary digit
+    of what is left (500 rows: 256, 128, 64, 32, 16 and 4), so that a run repeats a few
+    statements, which psycopg has the server prepare once they repeat.
+
+    Their parameters are PostgreSQL's own ($1, $2, …), run by psycopg's `RawCursor`: its
+    usual cursor turns %s into them, and does so anew at every execution of a statement
+    over 4 KiB, which costs more than the rest of the insert."""
+
+    PARAMETERS = POSTGRESQL_PARAMETERS
+
+    def __init__(self, dialect: Dialect, model: RowModel, keys: tuple[str, ...]) -> None:
+        numbered = copy.copy(dialect)  # the engine's, compiling with numbered parameters
+        numbered.paramstyle, numbered.positional = "numeric_dollar", True
+        super().__init__(numbered, model, keys)
+        self.chunk = 1 << (self.chunk.bit_length() - 1)
+
+    def _insert(self, conn: Connection, values: list[tuple[Any, ...]]) -> int:
+        import psycopg
+
+        # SQLAlchemy runs them on a cursor of the connection's factory: its errors wrapped, a
+        # lost connection dropped from the pool, as for its own statements
+        driver = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
+        usual, driver.cursor_factory = driver.cursor_factory, psycopg.RawCursor
+        try:
+            inserted = start = 0
+            while start < len(values):
+                rows = min(self.chunk, 1 << ((len(values) - start).bit_length() - 1))
+                part = tuple(chain(*values[start : start + rows]))
+                inserted += _new_rows(conn.exec_driver_sql(self._sql.rows(rows), part), rows)
+                start += rows
+        finally:
+            driver.cursor_factory = usual
+        return inserted
+
+
+class _RowsSql:
+    """The text of `_insert_skipping_existing` of one table and its columns for any number
+    of rows, as SQLAlchemy compiles it for `dialect` (a positional paramstyle): its text for
+    one row, that row's values repeated (renumbered where parameters are numbered).
+    SQLAlchemy's own compiling takes a quarter of a second for 256 rows of 14 values,
+    holding the interpreter lock; the text made here is checked against it for 3 rows."""
+
+    def __init__(self, dialect: Dialect, model: RowModel, keys: tuple[str, ...]) -> None:
+        self._dialect, self._model = dialect, model
+        statement = _insert_skipping_existing(dialect, model)
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
+        self.one_row = str(compiled)
+        self.keys: Sequence[str] = compiled.positiontup or ()
+        """The columns in the order of the statement's values."""
+        start = self.one_row.index(" VALUES (") + len(" VALUES ")
+        end = self.one_row.rindex(")") + 1
+        self._head, self._tail = self.one_row[:start], self.one_row[end:]
+        self._between = _PARAMETER.split(self.one_row[start:end])
+        """A row's text around its values."""
+        self._numbered = dialect.paramstyle == "numeric_dollar"
+        self._texts: dict[int, str] = {}
+        self._checked = False
+
+    def rows(self, count: int) -> str:
+        """The statement of `count` rows; its values are taken row after row, each row's in
+        `keys`' order."""
+        text = self._texts.get(count)
+        if text is None:
+            if not self._checked:
+                self._check()
+            text = self._texts[count] = self._render(count)
+        return text
+
+    def _render(self, count: int) -> str:
+        width = len(self.keys)
+        rows = []
+        for row in range(count):
+            marks = (
+                [f"${row * width + n}" for n in range(1, width + 1)]
+                if self._numbered
+                else ["?"] * width
+            )
+            marks.append("")  # after the row's last value
+            rows.append("".join(chain(*zip(self._between, marks, strict=True))))
+        return self._head + ", ".join(rows) + self._tail
+
+    def _check(self) -> None:
+        """Raises RuntimeError unless SQLAlchemy's own statement of 3 rows is the one
+        `_render` makes, its values in the same order."""
+        if len(self._between) != len(self.keys) + 1:
+            raise RuntimeError("SQLAlchemy's insert has other parameters than its columns")
+        rows = [dict.fromkeys(self.keys)] * 3
+        compiled = (
+            _insert_skipping_existing(self._dialect, self._model)
+            .values(rows)
+            .compile(dialect=self._dialect)
+        )
+        expected = [f"{key}_m{i}" for i in range(3) for key in self.keys]
+        if list(compiled.positiontup or ()) != expected or str(compiled) != self._render(3):
+            raise RuntimeError("SQLAlchemy's multi-row insert is written otherwise")
+        self._checked = True
 
 
 def _insert_skipping_existing(dialect: Dialect, model: RowModel) -> Insert:

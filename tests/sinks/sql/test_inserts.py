@@ -1,39 +1,76 @@
 """A batch of rows is written as SQLAlchemy's own insert would write it, once, however
-many statements it takes."""
+many statements it takes: on SQLite, and on PostgreSQL (the local server, skipped when it
+cannot be reached)."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import random
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, String, insert, text
+from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, String, event, insert, text
 from sqlalchemy.exc import StatementError
 
 from sinks.sql.database import DatabaseUrl, make_engine
-from sinks.sql.inserts import MODELS, SQLITE_PARAMETERS, BatchInserts, RowModel
+from sinks.sql.inserts import (
+    MODELS,
+    POSTGRESQL_PARAMETERS,
+    SQLITE_PARAMETERS,
+    BatchInserts,
+    RowModel,
+)
 from sinks.sql.models import Base, Run
 from sinks.sql.spool import RowBatch
+from tests.sinks.sql.conftest import pg_schema, skip_without_pg
 
 T0 = 1.8e9
 
+NewDatabase = Callable[[], Engine]
+"""A new database with the tables, and run 1."""
 
-def _engine(path: Path) -> Engine:
-    engine = make_engine(DatabaseUrl(f"sqlite:///{path}"))
-    Base.metadata.create_all(engine)
-    with engine.begin() as conn:
-        conn.execute(
-            insert(Run).values(id=1, started_at=datetime.now(timezone.utc), status="running",
-                               hostname="h")
-        )  # fmt: skip
-    return engine
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NewDatabase]:
+    """New SQLite files, or new schemas of the local PostgreSQL (dropped after)."""
+    if request.param == "postgresql":
+        skip_without_pg()
+    files = itertools.count()
+    with contextlib.ExitStack() as made:
+
+        def new() -> Engine:
+            if request.param == "sqlite":
+                url = f"sqlite:///{tmp_path / f'{next(files)}.db'}"
+            else:
+                url = made.enter_context(pg_schema())
+            engine = make_engine(DatabaseUrl(url))
+            made.callback(engine.dispose)  # before its schema is dropped
+            Base.metadata.create_all(engine)
+            with engine.begin() as conn:
+                conn.execute(
+                    insert(Run).values(id=1, started_at=datetime.now(timezone.utc),
+                                       status="running", hostname="h")
+                )  # fmt: skip
+            return engine
+
+        yield new
+
+
+def _rows_a_statement(engine: Engine, model: RowModel) -> int:
+    """The most rows one of the writer's statements takes on `engine`'s database."""
+    values = len(model.__table__.columns) - 1
+    if engine.dialect.name == "sqlite":
+        return SQLITE_PARAMETERS // values
+    return 1 << ((POSTGRESQL_PARAMETERS // values).bit_length() - 1)  # a power of two
 
 
 def _rows(model: RowModel, count: int, seed: int) -> list[dict[str, Any]]:
     """`count` JSON-ready rows for every column of `model` but its id: times as Unix seconds
-    with microseconds, a few shared by several rows, odd floats, Unicode, NULL where allowed."""
+    with microseconds, a few shared by several rows, odd floats, Unicode (as long as its column takes), NULL where allowed."""
     rng = random.Random(seed)
     rows = []
     for n in range(count):
@@ -57,7 +94,7 @@ def _rows(model: RowModel, count: int, seed: int) -> list[dict[str, Any]]:
             elif isinstance(kind, Float):
                 value = rng.choice((0.1, 1 / 3, -0.0, 1e300, 1919.99951171875, rng.random()))
             elif isinstance(kind, String):
-                value = rng.choice(("person", "gabelstapler é ☃", "cam-1", ""))
+                value = rng.choice(("person", "gabelstapler é ☃", "cam-1", ""))[: kind.length]
             else:
                 raise AssertionError(f"a column type the test does not make: {kind!r}")
             row[column.key] = value
@@ -66,22 +103,37 @@ def _rows(model: RowModel, count: int, seed: int) -> list[dict[str, Any]]:
 
 
 def _stored(engine: Engine, table: str) -> list[tuple[Any, ...]]:
-    """Every row of `table` with each value's SQLite storage class, as stored."""
+    """Every row of `table` as stored, each value with its SQLite storage class, or on
+    PostgreSQL its text (every digit of a float, its sign, a time's microseconds)."""
     with engine.connect() as conn:
-        names = [r[1] for r in conn.execute(text(f"PRAGMA table_info({table})"))]
-        typed = ", ".join(f"{n}, typeof({n})" for n in names)
+        if engine.dialect.name == "sqlite":
+            names = [r[1] for r in conn.execute(text(f"PRAGMA table_info({table})"))]
+            typed = ", ".join(f"{n}, typeof({n})" for n in names)
+        else:
+            names = list(
+                conn.scalars(
+                    text(
+                        "SELECT column_name FROM information_schema.columns WHERE table_name = "
+                        ":table AND table_schema = current_schema() ORDER BY ordinal_position"
+                    ),
+                    {"table": table},
+                )
+            )
+            typed = ", ".join(f"{n}, {n}::text AS {n}_text" for n in names)
         return [tuple(r) for r in conn.execute(text(f"SELECT {typed} FROM {table} ORDER BY id"))]
 
 
 @pytest.mark.parametrize("table", sorted(MODELS))
-def test_a_batch_on_sqlite_is_stored_as_sqlalchemys_own_insert_stores_it(
-    tmp_path: Path, table: str
+def test_a_batch_is_stored_as_sqlalchemys_own_insert_stores_it(
+    new_database: NewDatabase, table: str
 ) -> None:
     model = MODELS[table]
-    # rows for several statements of many rows, and some left for the statement of one
-    per_statement = SQLITE_PARAMETERS // (len(model.__table__.columns) - 1)
-    rows = _rows(model, 3 * per_statement + 5, seed=len(table))
-    ours, theirs = _engine(tmp_path / "ours.db"), _engine(tmp_path / "theirs.db")
+    ours, theirs = new_database(), new_database()
+    # rows for several statements of many rows, and some left (SQLite: for the statement of
+    # one; PostgreSQL: for one statement of each power of two it holds, 2**8 + 2**2 + 1)
+    per_statement = _rows_a_statement(ours, model)
+    left = 5 if ours.dialect.name == "sqlite" else 261
+    rows = _rows(model, 3 * per_statement + left, seed=len(table))
     written = BatchInserts(ours).write(RowBatch(table, [dict(r) for r in rows]))  # type: ignore[arg-type]
     assert written == len(rows)
     time_columns = {c.key for c in model.__table__.columns if hasattr(c.type, "impl")}
@@ -98,9 +150,9 @@ def test_a_batch_on_sqlite_is_stored_as_sqlalchemys_own_insert_stores_it(
 
 
 def test_a_detection_batch_written_again_adds_no_row_and_counts_only_the_new_ones(
-    tmp_path: Path,
+    new_database: NewDatabase,
 ) -> None:
-    inserts = BatchInserts(_engine(tmp_path / "det.db"))
+    inserts = BatchInserts(new_database())
     rows = _rows(MODELS["detections"], 300, seed=1)
     for n, row in enumerate(rows):
         row["obj"] = n  # NULL only in rows of older versions, and no key then
@@ -116,11 +168,41 @@ def test_a_detection_batch_written_again_adds_no_row_and_counts_only_the_new_one
     ids=["a float that is text", "a time that is text"],
 )
 def test_a_row_with_a_value_its_column_cannot_take_is_refused_as_a_database_error(
-    tmp_path: Path, damage: dict[str, Any]
+    new_database: NewDatabase, damage: dict[str, Any]
 ) -> None:
-    inserts = BatchInserts(_engine(tmp_path / "det.db"))
+    inserts = BatchInserts(new_database())
     rows = _rows(MODELS["detections"], 200, seed=2)
     rows[150].update(damage)
     with pytest.raises(StatementError):
         inserts.write(RowBatch("detections", rows))
     assert _stored(inserts.engine, "detections") == []
+
+
+def test_a_batch_goes_to_the_database_in_a_few_statements_not_one_a_row(
+    new_database: NewDatabase,
+) -> None:
+    engine = new_database()
+    executed: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: executed.append(a[2]))
+    rows = _rows(MODELS["detections"], 500, seed=3)
+    assert BatchInserts(engine).write(RowBatch("detections", rows)) == 500
+    inserts = [s for s in executed if s.startswith("INSERT")]
+    if engine.dialect.name == "sqlite":  # 7 statements of 71 rows, and one of a row for 3
+        assert len(inserts) == 500 // _rows_a_statement(engine, MODELS["detections"]) + 1
+    else:  # 256 + 128 + 64 + 32 + 16 + 4
+        assert len(inserts) == 6
+
+
+@pytest.mark.parametrize("new_database", ["postgresql"], indirect=True)
+def test_with_a_psycopg_older_than_3_2_a_batch_on_postgresql_goes_through_sqlalchemys_insert(
+    new_database: NewDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = new_database()
+    monkeypatch.delattr(engine.dialect.dbapi, "RawCursor")
+    inserts = BatchInserts(engine)
+    rows = _rows(MODELS["detections"], 300, seed=4)
+    for n, row in enumerate(rows):
+        row["obj"] = n  # a key to each row
+    assert inserts.write(RowBatch("detections", rows[100:])) == 200
+    assert inserts.write(RowBatch("detections", rows)) == 100
+    assert len(_stored(engine, "detections")) == 300
