@@ -80,8 +80,13 @@ def test_a_user_s_own_malloc_settings_are_left_to_rule() -> None:
 def test_a_run_keeps_freed_frame_memory(
     synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[None] = []
-    monkeypatch.setattr(runner, "keep_freed_frames", lambda: calls.append(None) or True)
+    calls: list[str] = []
+
+    def keep_freed_frames() -> bool:
+        calls.append("kept")
+        return True
+
+    monkeypatch.setattr(runner, "keep_freed_frames", keep_freed_frames)
     clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
     config = parse_config(f"cameras:\n  - id: cam\n    source: {clip}\n")
     assert runner.Pipeline(config, detector=EagerDetector()).run().ok
