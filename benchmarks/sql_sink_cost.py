@@ -15,7 +15,6 @@ rounds in turn with this checkout's, and the ratios are printed.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -67,23 +66,19 @@ def one_round(frames: int) -> dict[str, list[float]]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from benchmarks.checkouts import add_round_options, rounds_in_turn  # see that module
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=4000, help="frames per timed run")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per checkout")
-    parser.add_argument("--baseline", help="a git commit measured beside this checkout, in turn")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    add_round_options(parser)
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(one_round(args.frames)))
-        return
-    from benchmarks.checkouts import rounds_in_turn  # the parent's only: see that module
 
     print(machine_line())
     print(
         f"sql sink write() + close() to SQLite: {args.frames} frames of 16 cameras, a track "
         f"event every 10th frame; CPU ms per frame, median of {args.rounds} rounds"
     )
-    rounds = rounds_in_turn(__file__, ["--frames", str(args.frames)], args.rounds, args.baseline)
+    rounds = rounds_in_turn(__file__, [args.frames], args.rounds, args.baseline)
     header = "".join(f"{name + ' caller':>24}{'process':>10}" for name in rounds)
     ratio = "  process ratio" if args.baseline else ""
     print(f"  {'boxes':<6}{header}{ratio}")
