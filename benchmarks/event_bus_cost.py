@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import pstats
 import statistics
 import time
@@ -115,17 +114,14 @@ def one_round(frames: int) -> dict[str, list[float]]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from benchmarks.checkouts import add_round_options, rounds_in_turn  # see that module
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=3000, help="frames per timed run")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per checkout")
-    parser.add_argument("--baseline", help="a git commit measured beside this checkout, in turn")
+    add_round_options(parser)
     parser.add_argument("--profile", action="store_true", help="also print a cProfile table")
     parser.add_argument("--top", type=int, default=15, help="rows of the profile")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(one_round(args.frames)))
-        return
 
     print(machine_line())
     print(
@@ -133,9 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         f"a track event every 10th frame; CPU ms per frame of the writing thread, "
         f"median of {args.rounds} rounds (wall ms in brackets)"
     )
-    from benchmarks.checkouts import rounds_in_turn  # the parent's only: see that module
-
-    rounds = rounds_in_turn(__file__, ["--frames", str(args.frames)], args.rounds, args.baseline)
+    rounds = rounds_in_turn(__file__, [args.frames], args.rounds, args.baseline)
     _table(rounds, args.baseline)
     if args.profile:
         profile(frame_results(args.frames, 4), args.top)

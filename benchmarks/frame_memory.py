@@ -15,7 +15,6 @@ checkout's, and the ratios are printed.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import tempfile
@@ -70,7 +69,7 @@ def write_clip(path: Path, frames: int) -> None:
             out.mux(packet)
 
 
-def one_round(clip: Path, cameras: int) -> dict[str, float]:
+def one_round(clip: str, cameras: int) -> dict[str, float]:
     """One run in this process: frames/s, process CPU ms a frame, page faults a frame (memory
     written for the first time) and peak resident MB."""
     with tempfile.TemporaryDirectory(prefix="ssd-frame-memory-") as tmp:
@@ -102,18 +101,13 @@ def one_round(clip: Path, cameras: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from benchmarks.checkouts import add_round_options, rounds_in_turn  # see that module
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cameras", type=int, default=8, help="cameras (8)")
     parser.add_argument("--frames", type=int, default=100, help="frames per camera (100)")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per checkout (5)")
-    parser.add_argument("--baseline", help="a git commit measured beside this checkout, in turn")
-    parser.add_argument("--child", help=argparse.SUPPRESS)  # the clip a child round reads
+    add_round_options(parser)
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(one_round(Path(args.child), args.cameras)))
-        return
-    from benchmarks.checkouts import rounds_in_turn  # the parent's only: see that module
-
     print(machine_line())
     width, height = SIZE
     print(
@@ -124,10 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="ssd-frame-memory-clip-") as tmp:
         clip = Path(tmp) / "clip.mp4"
         write_clip(clip, args.frames)
-        # the clip is the value of `--child`, which child_round puts before these arguments
-        rounds = rounds_in_turn(
-            __file__, [str(clip), "--cameras", str(args.cameras)], args.rounds, args.baseline
-        )
+        rounds = rounds_in_turn(__file__, [str(clip), args.cameras], args.rounds, args.baseline)
     names = list(rounds)
     print(
         f"  {'':<14}" + "".join(f"{name:>16}" for name in names) + ("  ratio" * bool(args.baseline))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import tempfile
@@ -146,10 +145,11 @@ def one_round(frames: int, url: str | None) -> dict[str, list[float]]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from benchmarks.checkouts import add_round_options, rounds_in_turn  # see that module
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=4000, help="frames per timed run")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per checkout")
-    parser.add_argument("--baseline", help="a git commit measured beside this checkout, in turn")
+    add_round_options(parser)
     parser.add_argument(
         "--url",
         type=local_postgres,
@@ -157,12 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         "(each condition in a schema of its own, dropped after), e.g. "
         f"postgresql+psycopg://postgres@{LOCAL_HOST}:5432/test",
     )
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(one_round(args.frames, args.url)))
-        return
-    from benchmarks.checkouts import rounds_in_turn  # the parent's only: see that module
 
     print(machine_line())
     target = "SQLite" if args.url is None else f"PostgreSQL at {make_url(args.url)}"
@@ -170,8 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         f"sql sink write() + close() to {target}: {args.frames} frames of 16 cameras, a track "
         f"event every 10th frame; CPU ms per frame, median of {args.rounds} rounds"
     )
-    child_args = ["--frames", str(args.frames), *(["--url", args.url] if args.url else [])]
-    rounds = rounds_in_turn(__file__, child_args, args.rounds, args.baseline)
+    rounds = rounds_in_turn(__file__, [args.frames, args.url], args.rounds, args.baseline)
     shown = (0, 1) if args.url is None else (0, 1, 2)  # SQLite: no server
     names = ("caller", "process", "server")
     header = "".join(

@@ -6,8 +6,9 @@ network cache) and reports, per checkout: seconds from the command to the first 
 detected, the whole run's wall time, and its peak RSS (`os.wait4`). The first detected frame
 is marked by a small prelude that wraps the run's progress callback (called once per
 detected frame, in every version of the run command), so that an older checkout can be
-measured unchanged. Checkouts are measured in turn, round after round (load on the machine
-hits all alike), and the ratios are of medians measured in the same run. An import-time
+measured unchanged. A baseline commit is exported by `git archive` into a temporary folder
+(`benchmarks.checkouts`); checkouts are measured in turn, round after round (load on the
+machine hits all alike), and the ratios are of medians measured in the same run. An import-time
 breakdown (`python -X importtime`, self time summed per top-level package) follows.
 
     python -m benchmarks.startup                       # this checkout, config/cams.yaml
@@ -34,15 +35,15 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from benchmarks.checkouts import ROOT, THIS, add_round_options, checkouts, in_turn
 from benchmarks.machine import machine_line
 
-ROOT = Path(__file__).resolve().parents[1]
 MARK = "STARTUP-BENCH first-detection"
 PRELUDE = f"""
 import runpy, sys, time
@@ -155,25 +156,6 @@ def import_breakdown(checkout: Path, config: Path, top: int) -> list[tuple[str, 
     return [("(all)", sum(per_package.values())), *ranked[:top]]
 
 
-@contextlib.contextmanager
-def checkout_of(ref: str) -> Iterator[Path]:
-    """A detached worktree of the commit `ref`, removed afterwards."""
-    folder = Path(tempfile.mkdtemp(prefix="startup-bench-"))
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder), ref],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield folder
-    finally:
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)],
-            check=False,
-            capture_output=True,
-        )
-
-
 def warm_up(
     checkout: Path,
     ours: Path,
@@ -193,26 +175,20 @@ def warm_up(
         return theirs, refused.reason
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("config/cams.yaml"))
-    parser.add_argument("--rounds", type=int, default=5, help="timed runs per checkout")
-    parser.add_argument(
-        "--baseline", help="a git commit (e.g. main) measured beside this checkout, in turn"
-    )
+    add_round_options(parser)
     parser.add_argument("--top", type=int, default=10, help="packages in the import breakdown")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     with contextlib.ExitStack() as stack:
-        checkouts = {"this checkout": ROOT}
-        if args.baseline:
-            baseline = stack.enter_context(checkout_of(args.baseline))
-            checkouts = {args.baseline: baseline, **checkouts}
+        folders = stack.enter_context(checkouts(args.baseline))
         out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="startup-out-")))
         print(machine_line())
         print(f"command: python -m pipeline run {args.config} (a warm-up run first)\n")
         configs = {}
-        for i, (name, path) in enumerate(checkouts.items()):
+        for i, (name, path) in enumerate(folders.items()):
             (out / str(i) / "own").mkdir(parents=True)
             ours = bench_config((ROOT / args.config).resolve(), path, out / str(i))
             own = path / args.config
@@ -225,10 +201,7 @@ def main() -> None:
                     f"{name} refuses this checkout's {args.config} ({refused}): it runs its own "
                     f"{args.config}, so the ratios compare different configs\n"
                 )
-        runs: dict[str, list[Run]] = {name: [] for name in checkouts}
-        for _ in range(args.rounds):
-            for name, path in checkouts.items():
-                runs[name].append(run_once(path, configs[name]))
+        runs = in_turn(folders, args.rounds, lambda name, path: run_once(path, configs[name]))
 
         medians = {
             name: Run(
@@ -245,14 +218,14 @@ def main() -> None:
                 f"{m.peak_rss_mb:>7.0f} MB   (medians of {args.rounds})"
             )
         if args.baseline:
-            base, this = medians[args.baseline], medians["this checkout"]
+            base, this = medians[args.baseline], medians[THIS]
             print(
                 f"\nthis checkout / {args.baseline}: first detection "
                 f"{this.first_detection_s / base.first_detection_s:.2f}x, wall "
                 f"{this.wall_s / base.wall_s:.2f}x, "
                 f"peak RSS {this.peak_rss_mb / base.peak_rss_mb:.2f}x"
             )
-        for name, path in checkouts.items():
+        for name, path in folders.items():
             print(f"\nimports of {name} (s, self time per top-level package, one run):")
             for package, seconds in import_breakdown(path, configs[name], args.top):
                 print(f"  {package:<24} {seconds:6.2f}")

@@ -95,7 +95,7 @@ def postprocess_numpy(
 ) -> tuple[list[Detections], int]:
     """One `Detections` per image, boxes in its pixels: what `postprocess(...).scaled(sizes)`
     gives, for outputs box_regression [B, A, 4] and class_logits [B, A, C] of images whose
-    (H, W) are `sizes`; and its `non_finite` count. The arguments are
+    (H, W) are `sizes`; and its `non_finite` count (`non_finite_pairs`). The arguments are
     `detector.postprocess.postprocess`'s."""
     boxes = decoding.boxes(box_regression)  # [B, A, 4], not clipped yet
     columns = decoding.reportable(class_logits.shape[-1], classes)
@@ -113,7 +113,16 @@ def postprocess_numpy(
         )
         for i, size in enumerate(sizes)
     ]
-    return [detections for detections, _ in found], sum(dropped for _, dropped in found)
+    any_nan = any(nan for _, nan in found)  # scores are in [0, 1] or NaN
+    non_finite = non_finite_pairs(boxes, scores) if any_nan or not np.isfinite(boxes).all() else 0
+    return [detections for detections, _ in found], non_finite
+
+
+def non_finite_pairs(boxes: Floats, scores: Floats) -> int:
+    """How many (box, class) pairs of boxes [..., A, 4] and their scores [..., A, K] have a
+    box or a score that is NaN or infinite (`detector.postprocess.non_finite_pairs`)."""
+    bad_box = ~np.isfinite(boxes).all(axis=-1, keepdims=True)  # [..., A, 1]
+    return int(np.count_nonzero(bad_box | ~np.isfinite(scores)))
 
 
 def _image_detections(
@@ -126,18 +135,26 @@ def _image_detections(
     nms_threshold: float,
     max_detections: int,
     pre_nms_top_k: int,
-) -> tuple[Detections, int]:
-    """One image's detections, and how many of its candidates were dropped as not finite:
-    boxes [A, 4] normalised, not clipped, scores [A, K] of the `columns`."""
+) -> tuple[Detections, bool]:
+    """One image's detections, and whether its scores hold NaN: boxes [A, 4] normalised, not
+    clipped, scores [A, K] of the `columns`."""
     flat = scores.ravel()
     k = min(pre_nms_top_k, flat.size)
     if k == 0:
-        return Detections.empty(), 0
-    # numpy's partition and sort rank NaN last, as `top_k_nan_last` does for torch
-    top = np.argpartition(-flat, k - 1)[:k]
-    top = top[np.argsort(-flat[top], kind="stable")]
+        return Detections.empty(), False
+    # numpy's partition ranks NaN above every number, so any NaN shows among the k highest;
+    # only then are they partitioned again with NaN last, as `top_k_nan_last` does for
+    # torch (a NaN left among the top k means the image has fewer than k numbers)
+    top = np.argpartition(flat, flat.size - k)[flat.size - k :]
+    top_scores = flat[top]
+    any_nan = bool(np.isnan(top_scores).any())
+    if any_nan:
+        top = np.argpartition(-flat, k - 1)[:k]
+        top_scores = flat[top]
+    order = np.argsort(-top_scores, kind="stable")
+    top, top_scores = top[order], top_scores[order]
     anchor, label = np.divmod(top, len(columns))
-    top_boxes, top_scores = boxes[anchor], flat[top]
+    top_boxes = boxes[anchor]
     # NaN or infinite outputs go before NMS, and before clipping (`postprocess`'s rule).
     finite = np.isfinite(top_boxes).all(axis=1) & np.isfinite(top_scores)
     keep = np.logical_and(reaches_threshold(top_scores, score_threshold), finite)
@@ -166,4 +183,4 @@ def _image_detections(
         score=np.ascontiguousarray(top_scores[kept], dtype=np.float32),
         label=label[kept].astype(np.int64),
     )
-    return detections, int(np.count_nonzero(~finite))
+    return detections, any_nan

@@ -29,9 +29,9 @@ class BatchDetections:
     Attributes:
         boxes: float32 [N, 4]; scores: float32 [N]; labels: int64 [N] (class_logits column);
         image_index: int64 [N], position of the image in the batch; batch_size: B.
-        non_finite: (box, class) candidates of the images' top `pre_nms_top_k` dropped because
-            their box or score was NaN or infinite. NaN scores rank last, so they are counted
-            only in an image with fewer than `pre_nms_top_k` scores that are numbers.
+        non_finite: (box, class) pairs of the batch, among all its anchors and reportable
+            classes, whose box or score was NaN or infinite (`non_finite_pairs`); those that
+            reached an image's top `pre_nms_top_k` were dropped before NMS.
     """
 
     boxes: Tensor
@@ -98,10 +98,17 @@ def reportable_classes(
     return torch.cat((columns[:background_class], columns[background_class + 1 :]))
 
 
-def top_k_nan_last(flat: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """The k highest scores [B, k] of each row of flat [B, M], in decreasing order, and their
-    indices [B, k]; NaN ranks below every number, as in numpy's sort, so that a row has NaN
-    among its top k only where it has fewer than k numbers.
+def non_finite_pairs(boxes: Tensor, scores: Tensor) -> int:
+    """How many (box, class) pairs of boxes [..., A, 4] and their scores [..., A, K] have a
+    box or a score that is NaN or infinite."""
+    bad_box = ~torch.isfinite(boxes).all(-1)
+    return int((bad_box[..., None] | ~torch.isfinite(scores)).sum())
+
+
+def top_k_nan_last(flat: Tensor, k: int) -> tuple[Tensor, Tensor, bool]:
+    """The k highest scores [B, k] of each row of flat [B, M], in decreasing order, their
+    indices [B, k], and whether `flat` holds NaN; NaN ranks below every number, as in numpy's
+    sort, so that a row has NaN among its top k only where it has fewer than k numbers.
 
     torch's own `topk` ranks NaN above everything: a network giving NaN for some anchors
     would fill the top k with them and push its real boxes out.
@@ -110,9 +117,9 @@ def top_k_nan_last(flat: Tensor, k: int) -> tuple[Tensor, Tensor]:
     # A row's NaN are among its top k (torch ranks them first), so this sees any NaN in
     # `flat`; the one `bool` is a host sync on CUDA, and the redo is paid only with NaN.
     if not bool(top_scores.isnan().any()):
-        return top_scores, top_index
+        return top_scores, top_index, False
     top_index = flat.masked_fill(flat.isnan(), -math.inf).topk(k, dim=1).indices
-    return flat.gather(1, top_index), top_index  # the NaN scores, not -inf, so still counted
+    return flat.gather(1, top_index), top_index, True  # the NaN scores, not -inf: dropped
 
 
 def postprocess(
@@ -137,7 +144,8 @@ def postprocess(
         score_fn: "softmax" over the C columns, or per-column "sigmoid".
         background_class: column never reported (None if the model has none).
         score_threshold: keep (box, class) pairs scoring at least this (`reaches_threshold`);
-            a pair whose box or score is NaN or infinite is dropped (counted in `non_finite`).
+            a pair whose box or score is NaN or infinite is dropped (all such pairs of the
+            batch, candidates or not, are counted in `non_finite`).
         nms_threshold: IoU above which a lower-scoring box of the same image and class goes.
         max_detections: at most this many detections per image.
         pre_nms_top_k: at most this many (box, class) pairs per image enter NMS: its highest
@@ -168,7 +176,10 @@ def postprocess(
     # One top-k over all (anchor, class) pairs of each image.
     flat = scores.reshape(batch, -1)
     k = min(pre_nms_top_k, flat.shape[1])
-    top_scores, top_index = top_k_nan_last(flat, k)  # [B, k]
+    top_scores, top_index, any_nan = top_k_nan_last(flat, k)  # [B, k]; scores: [0, 1] or NaN
+    # Any box that is not finite makes the sum so (a finite sum that overflows only costs
+    # the exact count below); read after NMS, which the host waits for anyway.
+    any_bad_box = ~torch.isfinite(boxes.sum(dtype=torch.float32))
     num_kept_classes = classes.numel()
     top_anchor = torch.div(top_index, num_kept_classes, rounding_mode="floor")
     top_label = classes[top_index % num_kept_classes]
@@ -194,11 +205,12 @@ def postprocess(
     first_row = torch.cumsum(counts, 0) - counts
     rank = torch.arange(by_image.numel(), device=device) - first_row[image_of_row]
     final = by_image[rank < max_detections]
+    non_finite = non_finite_pairs(boxes, scores) if any_nan or bool(any_bad_box) else 0
     return BatchDetections(
         boxes=cand_boxes[final],
         scores=cand_scores[final],
         labels=cand_labels[final],
         image_index=cand_image[final],
         batch_size=batch,
-        non_finite=int((~finite).sum()),  # read after NMS, which the host waits for anyway
+        non_finite=non_finite,
     )

@@ -56,9 +56,10 @@ def image_size(path: Path) -> tuple[int, int]:
 
 def decode_rgb(path: Path) -> npt.NDArray[np.uint8]:
     """The upright pixels of the image at `path`, RGB uint8 [H, W, 3]. A JPEG with garbage
-    in its compressed data (`jpeg.CORRUPT`), or data that ends early (`jpeg.ENDS_EARLY`),
-    is decoded as libjpeg decodes it, and named in a warning, once (`warn_corrupt`); one
-    too broken to decode is UnreadableImage saying where its garbage lies."""
+    in its compressed data (`jpeg.CORRUPT`), or data that ends early (`jpeg.ENDS_EARLY`,
+    `jpeg.SCANS_MISSING`), is decoded as libjpeg decodes it, and named in a warning, once
+    (`warn_corrupt`); one too broken to decode is UnreadableImage saying where its garbage
+    lies."""
     with _opened(path) as image:
         try:
             if image.format not in JPEGS:

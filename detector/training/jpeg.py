@@ -4,12 +4,17 @@ garbage in their compressed data, or with compressed data that ends before their
 Pillow decodes a JPEG cut short or with garbage in it to grey or noise, or refuses it as a
 "broken data stream"; libjpeg warns of most such garbage ("Corrupt JPEG data"), but Pillow
 ignores its warnings. What is checked here costs a look at the file's last bytes, a search
-of its compressed data for markers (at C speed), and how far into its data the decoder
-reads: no second decoding, but of a file found damaged.
+of its compressed data for markers (at C speed), a read of its scan headers, and how far
+into its data the decoder reads: no second decoding, but of a file found damaged.
 
 The decoder of a JPEG of several scans (a progressive one) reads all of them before it
-decodes a pixel, so how far it reads tells nothing there: in such a JPEG only a marker
-where none can be is found, not garbage without one, nor data that ends early.
+decodes a pixel, so how far it reads tells nothing there: in such a JPEG a marker where
+none can be is found, and data that ends before its last scan (its scan headers leave
+coefficients without their last bits), but not garbage without a marker, nor data that
+ends early within its last scan. libjpeg warns of those, and Pillow neither raises nor
+tells (`ImageFile.LOAD_TRUNCATED_IMAGES`, off, is about files whose bytes run out: those
+are found as cut short); finding them would take a decoder that tells its warnings, and a
+second decoding.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ JPEG_END = b"\xff\xd9"
 CUT_SHORT = "a JPEG cut short (a copy or download that did not finish?)"
 CORRUPT = "a corrupt JPEG: garbage in its compressed data"
 ENDS_EARLY = "a corrupt JPEG: its compressed data ends before its image does (the rest is grey)"
+SCANS_MISSING = (
+    "a corrupt JPEG: its compressed data ends before its last scans (its image lacks the "
+    "detail or colour they add)"
+)
 SCAN_START = 0xDA
 """The second byte of the marker that starts a scan (SOS)."""
 BETWEEN_SCANS = frozenset((0xC4, 0xCC, SCAN_START, 0xDB, 0xDC, 0xDD, 0xFE, *range(0xE0, 0xF0)))
@@ -56,8 +65,13 @@ decoder that stops when its image is complete tells this: that of a JPEG of one
 Huffman-coded scan, as Pillow reads it."""
 ONE_SCAN_FRAMES = frozenset((0xC0, 0xC1))
 """Second bytes of the markers that start the frames of Huffman-coded sequential JPEGs
-(SOF0 baseline, SOF1 extended); a progressive (SOF2) or arithmetic-coded one is not
-checked for data that ends early."""
+(SOF0 baseline, SOF1 extended); a progressive (SOF2) or arithmetic-coded one is checked
+for data that ends early only by its scans (`SCANS_MISSING`)."""
+DCT_FRAMES = frozenset((0xC0, 0xC1, 0xC2, 0xC9, 0xCA))
+"""Second bytes of the markers that start frames of 64 coefficients a block, not
+hierarchical: those whose scans are checked for coefficients left without their last bits
+(`SCANS_MISSING`)."""
+ALL_COEFFICIENTS = (1 << 64) - 1
 
 
 class CorruptJpeg(Exception):
@@ -87,8 +101,9 @@ def decode_checked(
 ) -> tuple[Decoded, str | None]:
     """`decode` of the JPEG file `jpeg`, opened anew, and what is wrong with its compressed
     data (None: nothing found): a marker that cannot be where it is, its decoder completing
-    the image before the last `HELD_BACK` bytes of the data, or (one scan) asking for more
-    than `READ_AHEAD` bytes past its end. A file cut short, or one the decoder refuses, is
+    the image before the last `HELD_BACK` bytes of the data, (one scan) asking for more
+    than `READ_AHEAD` bytes past its end, or its scans ending before its image has every
+    coefficient's last bit. A file cut short, or one the decoder refuses, is
     left to Pillow to refuse (CorruptJpeg with Pillow's reason where garbage was found)."""
     with _mapped(jpeg) as data:
         try:
@@ -111,6 +126,8 @@ def decode_checked(
             ) from None
         if span and not held.asked:
             problem = f"{CORRUPT} (its image was complete before its data ended)"
+        elif span and not span.complete:
+            problem = SCANS_MISSING
         return decoded, problem
 
 
@@ -122,12 +139,14 @@ def _mapped(path: Path) -> Iterator[mmap.mmap]:
 
 
 class Span(NamedTuple):
-    """Where the compressed data of a JPEG lies, and whether its decoder stops as soon as
-    its image is complete (one Huffman-coded scan)."""
+    """Where the compressed data of a JPEG lies, whether its decoder stops as soon as its
+    image is complete (one Huffman-coded scan), and whether its scans give every coefficient
+    of every component its last bit (a JPEG that ends before its last scans does not)."""
 
     start: int
     end: int
     one_scan: bool
+    complete: bool = True
 
 
 def compressed_span(data: mmap.mmap) -> Span | None:
@@ -137,13 +156,17 @@ def compressed_span(data: mmap.mmap) -> Span | None:
     so). CorruptJpeg where a marker lies that cannot be where it is: in a scan's
     compressed data, a marker can only end the scan, followed by the end marker or by
     segments that may come between scans, each ending where the next marker begins."""
-    at, frame = _header(data)
+    at, frame, components = _header(data)
     start, end, scans = None, 0, 0
+    done = dict.fromkeys(components, 0)  # component: its coefficients given their last bit
     while at is not None and at + 2 <= len(data):
         marker = data[at + 1]
         if data[at] == 0xFF and marker == JPEG_END[1] and start is not None:
             # what follows (a motion photo's video, an MPO's next image) is not looked at
-            return Span(start, end, scans == 1 and frame in ONE_SCAN_FRAMES)
+            complete = frame not in DCT_FRAMES or all(
+                bits & ALL_COEFFICIENTS == ALL_COEFFICIENTS for bits in done.values()
+            )
+            return Span(start, end, scans == 1 and frame in ONE_SCAN_FRAMES, complete)
         if data[at] != 0xFF or marker not in BETWEEN_SCANS:
             raise CorruptJpeg(f"{CORRUPT} at byte {at}")
         if at + 4 > len(data):
@@ -155,6 +178,7 @@ def compressed_span(data: mmap.mmap) -> Span | None:
             return None
         if marker == SCAN_START:
             start, scans = at if start is None else start, scans + 1
+            _note_scan(data[segment + 4 : at], done)
             found = _MARKER.search(data, at)  # at C speed: no Python loop over the data
             if found is None:
                 return None
@@ -168,6 +192,19 @@ def compressed_span(data: mmap.mmap) -> Span | None:
     return None
 
 
+def _note_scan(header: bytes, done: dict[int, int]) -> None:
+    """Marks in `done` the coefficients that the scan of `header` (its SOS segment past the
+    length) gives their last bit: Ss to Se of its components, where its Al is 0."""
+    count = header[0] if header else 0
+    if len(header) < 4 + 2 * count or header[3 + 2 * count] & 0x0F:
+        return
+    first, last = header[1 + 2 * count], header[2 + 2 * count]
+    bits = (1 << (last + 1)) - (1 << first) if first <= last else 0
+    for component in header[1 : 1 + 2 * count : 2]:
+        if component in done:
+            done[component] |= bits
+
+
 def first_scan(data: mmap.mmap) -> int | None:
     """Where the first scan (SOS marker) of the JPEG `data` begins: past the header
     segments, whose embedded thumbnails hold end markers of their own; the end of `data`
@@ -175,25 +212,27 @@ def first_scan(data: mmap.mmap) -> int | None:
     return _header(data)[0]
 
 
-def _header(data: mmap.mmap) -> tuple[int | None, int | None]:
-    """`first_scan` of the JPEG `data`, and the second byte of the marker of its frame
-    (SOFn) before it (None: none seen)."""
-    at, frame = 2, None  # past the start marker
+def _header(data: mmap.mmap) -> tuple[int | None, int | None, bytes]:
+    """`first_scan` of the JPEG `data`, the second byte of the marker of its frame (SOFn)
+    before it (None: none seen), and the ids of the frame's components."""
+    at, frame, components = 2, None, b""  # past the start marker
     while at + 4 <= len(data):
         if data[at] != 0xFF:
-            return None, frame
+            return None, frame, components
         marker = data[at + 1]
         if marker == 0xFF:  # fill byte
             at += 1
         elif marker == SCAN_START:
-            return at, frame
+            return at, frame, components
         elif marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
             at += 2
         else:
             if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # not DHT, DAC
                 frame = marker
+                # length, precision, height, width, count, then (id, sampling, table) each
+                components = data[at + 10 : at + 10 + 3 * data[at + 9] : 3]
             at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
-    return len(data), frame
+    return len(data), frame, components
 
 
 class _HeldBack(io.RawIOBase):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,17 +67,33 @@ def test_cached_detector_finds_exactly_the_boxes_the_detector_finds_on_the_sampl
     assert found >= 8  # the clip has people to find
 
 
-class NanBoxesForTheFirstFrame:
-    """An ONNX Runtime session whose network gives NaN box codes for the batch's first frame."""
+Outputs = tuple[np.ndarray, np.ndarray]
 
-    def __init__(self, session: Any) -> None:
+
+class AlteredOutputs:
+    """An ONNX Runtime session whose network's outputs (box_regression, class_logits) pass
+    through `alter` (on copies) before post-processing."""
+
+    def __init__(self, session: Any, alter: Callable[[Outputs], None]) -> None:
         self.session = session
+        self.alter = alter
 
     def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        box_regression, class_logits = self.session.run(outputs, feeds)
-        box_regression = box_regression.copy()
-        box_regression[0] = np.nan
+        box_regression, class_logits = (o.copy() for o in self.session.run(outputs, feeds))
+        self.alter((box_regression, class_logits))
         return [box_regression, class_logits]
+
+
+def nan_boxes_for_the_first_frame(outputs: Outputs) -> None:
+    outputs[0][0] = np.nan
+
+
+def nan_scores_for_the_first_frames_worst_anchors(outputs: Outputs) -> None:
+    """NaN class logits for the 100 anchors of the first frame that score lowest: far below
+    its best `pre_nms_top_k`."""
+    class_logits = outputs[1]
+    worst = np.argsort(class_logits[0, :, 1])[:100]  # the person column
+    class_logits[0, worst] = np.nan
 
 
 def test_boxes_the_cached_network_gives_as_nan_are_dropped_and_said_once(
@@ -87,7 +104,7 @@ def test_boxes_the_cached_network_gives_as_nan_are_dropped_and_said_once(
     frames = sample_frames(3)
     before = cached.detect(frames)
     assert all(len(d) > 0 for d in before)
-    cached.session = NanBoxesForTheFirstFrame(cached.session)
+    cached.session = AlteredOutputs(cached.session, nan_boxes_for_the_first_frame)
     with caplog.at_level(logging.WARNING, logger="detector"):
         for _ in range(2):
             after = cached.detect(frames)
@@ -97,6 +114,24 @@ def test_boxes_the_cached_network_gives_as_nan_are_dropped_and_said_once(
     (said,) = [r.getMessage() for r in caplog.records]  # two batches, one warning
     assert said.startswith(f"model {onnx_detector.options.request.model} produced ")
     assert "boxes with non-finite coordinates or scores" in said
+
+
+def test_nan_scores_outside_the_best_candidates_change_no_box_and_are_said(
+    onnx_detector: Detector, caplog: pytest.LogCaptureFixture
+) -> None:
+    cached = CachedOnnxDetector.open(onnx_detector.options)
+    assert cached is not None
+    assert onnx_detector.options.request.pre_nms_top_k < 1917 - 100  # the model's anchors
+    frames = sample_frames(2)
+    before = cached.detect(frames)
+    cached.session = AlteredOutputs(cached.session, nan_scores_for_the_first_frames_worst_anchors)
+    with caplog.at_level(logging.WARNING, logger="detector"):
+        after = cached.detect(frames)
+    for have, want in zip(after, before, strict=True):
+        np.testing.assert_array_equal(have.xyxy, want.xyxy)
+        np.testing.assert_array_equal(have.score, want.score)
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert said.startswith(f"model {onnx_detector.options.request.model} produced 100 boxes ")
 
 
 def test_a_damaged_bundle_is_not_used(fp32_onnx: DetectorOptions) -> None:

@@ -220,7 +220,7 @@ def test_nan_scores_rank_last_so_they_do_not_push_real_boxes_out_of_the_top_k():
     logits[0, 2:] = math.nan  # 6 NaN scores in image 0, 6 numbers; 3 enter NMS
     result = run(APART, logits, pre_nms_top_k=3)
     assert rows(result) == [(0, 1, 0.9), (0, 3, 0.8), (1, 2, 0.6)]
-    assert result.non_finite == 0  # image 0's top 3 are numbers
+    assert result.non_finite == 6  # counted, though image 0's top 3 are numbers
 
 
 def test_nan_scores_enter_the_top_k_only_where_too_few_scores_are_numbers():
@@ -228,13 +228,33 @@ def test_nan_scores_enter_the_top_k_only_where_too_few_scores_are_numbers():
     logits[0, 1:] = math.nan  # 9 NaN scores, 3 numbers: the top 5 hold 2 NaN
     result = run(APART, logits, pre_nms_top_k=5)
     assert rows(result) == [(0, 1, 0.9)]
-    assert result.non_finite == 2
+    assert result.non_finite == 9  # every NaN score, in the top 5 or not
+
+
+@pytest.mark.parametrize("code", [math.nan, math.inf])
+def test_a_box_that_is_not_finite_outside_the_top_k_is_counted(code: float):
+    logits = sigmoid_logits(2, 4, {(0, 0, 1): 0.9, (1, 1, 2): 0.8})
+    regression = torch.zeros(2, 4, 4)
+    regression[1, 3, 0] = code  # image 1, anchor 3's x: scores ~0, far from its top 2
+    result = run(APART, logits, regression, pre_nms_top_k=2)
+    assert rows(result) == [(0, 1, 0.9), (1, 2, 0.8)]
+    assert result.non_finite == NUM_CLASSES - 1  # the anchor with each reportable class
+    assert run(APART, logits, pre_nms_top_k=2).non_finite == 0
+
+
+def test_a_finite_batch_whose_boxes_sum_past_float32_counts_nothing():
+    logits = sigmoid_logits(1, 4, {(0, 0, 1): 0.9})
+    anchors = APART * 3e38  # each box finite, their sum not
+    assert not torch.isfinite(anchors.sum())
+    assert run(anchors, logits).non_finite == 0
 
 
 def test_top_k_nan_last_ranks_nan_below_every_number_and_keeps_it():
     flat = torch.tensor([[0.2, math.nan, 0.9, math.nan, 0.1], [0.3, 0.5, 0.4, 0.1, 0.2]])
-    scores, index = top_k_nan_last(flat, 4)
+    scores, index, any_nan = top_k_nan_last(flat, 4)
+    assert any_nan
     assert index[0, :3].tolist() == [2, 0, 4] and int(index[0, 3]) in (1, 3)
     assert index[1].tolist() == [1, 2, 0, 4]
     assert bool(scores[0, 3].isnan())
     torch.testing.assert_close(scores[:, :3], torch.tensor([[0.9, 0.2, 0.1], [0.5, 0.4, 0.3]]))
+    assert top_k_nan_last(flat[1:], 4)[2] is False

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from detector.training.images import (
     image_size,
     warn_corrupt,
 )
-from detector.training.jpeg import CORRUPT, ENDS_EARLY
+from detector.training.jpeg import CORRUPT, ENDS_EARLY, SCANS_MISSING
 from detector.training.loader import SampleDataset
 from detector.training.samples import DatasetError, read_dataset
 from detector.training.transforms import eval_transform
@@ -140,7 +141,7 @@ def corrupt_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if CORRUPT in r.getMessage() or ENDS_EARLY in r.getMessage()
+        if any(problem in r.getMessage() for problem in (CORRUPT, ENDS_EARLY, SCANS_MISSING))
     ]
 
 
@@ -285,6 +286,49 @@ def test_garbage_holding_a_marker_in_a_progressive_jpeg_is_named_where_it_lies(
         decode_rgb(tmp_path / "a.jpg")
     assert str(caught.value).startswith(f"unreadable image: {CORRUPT} at byte ")
     assert "; too broken to decode (OSError: " in str(caught.value)
+
+
+def scan_middles(jpeg: bytes) -> list[int]:
+    """The byte in the middle of the compressed data of each scan of `jpeg`."""
+    middles = []
+    for found in re.finditer(rb"\xff\xda", jpeg):
+        start = found.start() + 2 + int.from_bytes(jpeg[found.start() + 2 :][:2], "big")
+        end = re.compile(rb"\xff[^\x00\xd0-\xd7]").search(jpeg, start)
+        assert end is not None
+        middles.append((start + end.start()) // 2)
+    return middles
+
+
+@pytest.mark.parametrize("options", [{}, {"restart_marker_blocks": 3}], ids=["", "restart markers"])
+def test_a_progressive_jpeg_whose_data_ends_before_its_last_scan_is_named_and_decoded(
+    options: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    whole = textured(tmp_path / "a.jpg", progressive=True, **options)
+    (tmp_path / "a.jpg").write_bytes(ending_early(whole, scan_middles(whole)[-2]))
+    assert image_size(tmp_path / "a.jpg") == (160, 120)  # it has its end marker
+    assert np.array_equal(decode_rgb(tmp_path / "a.jpg"), pillow_rgb(tmp_path / "a.jpg"))
+    assert corrupt_warnings(caplog) == [
+        f"{tmp_path / 'a.jpg'}: {SCANS_MISSING}; used as it decodes (copy it again if it was "
+        "broken)"
+    ]
+
+
+@pytest.mark.parametrize("damage", ["ends early", "garbage"])
+def test_a_progressive_jpeg_damaged_within_its_last_scan_is_used_as_it_decodes_unnamed(
+    damage: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a known limit: Pillow tells nothing of it, and its decoder reads every scan anyway
+    whole = textured(tmp_path / "whole.jpg", progressive=True)
+    middle = scan_middles(whole)[-1]
+    if damage == "ends early":
+        broken = ending_early(whole, middle)
+    else:  # no 0xFF byte: no marker
+        broken = whole[:middle] + random_bytes(256, seed=1, high=255) + whole[middle + 256 :]
+    (tmp_path / "a.jpg").write_bytes(broken)
+    decoded = decode_rgb(tmp_path / "a.jpg")
+    assert np.array_equal(decoded, pillow_rgb(tmp_path / "a.jpg"))
+    assert not np.array_equal(decoded, pillow_rgb(tmp_path / "whole.jpg"))
+    assert corrupt_warnings(caplog) == []
 
 
 def mpo(path: Path) -> bytes:
