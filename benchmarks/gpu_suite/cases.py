@@ -12,6 +12,7 @@ from typing import ClassVar, Protocol
 
 from benchmarks.gpu_suite.epoch import EpochResult, measure_epochs
 from benchmarks.gpu_suite.plan import KINDS, Plan
+from benchmarks.gpu_suite.processes import ProcessesResult, measure_processes
 from benchmarks.gpu_suite.pytest_counts import TestCounts, read_junit
 from benchmarks.gpu_suite.training import TrainingResult, measure_training
 from benchmarks.gpu_suite.workbench import CaseSkipped, Workbench
@@ -22,7 +23,7 @@ from pipeline.bench.report import EndToEndResult, ModelResult
 CUDA_TESTS = "tests/detector/test_cuda.py"
 """The tests of the CUDA path, relative to the project's checkout (and the case's id)."""
 
-Figures = TestCounts | ModelResult | EndToEndResult | TrainingResult | EpochResult
+Figures = TestCounts | ModelResult | EndToEndResult | ProcessesResult | TrainingResult | EpochResult
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,38 @@ class EndToEndCase:
         return Outcome(result, end_to_end_headline(result))
 
 
+@dataclass(frozen=True)
+class EndToEndProcessesCase:
+    """frames/s of the end-to-end cameras split over `processes` processes sharing the
+    device (`processes.measure_processes`), pipelined, no stage timed."""
+
+    processes: int
+    in_process: ClassVar[bool] = False
+
+    @property
+    def id(self) -> str:
+        return f"end_to_end/processes_{self.processes}"
+
+    @property
+    def kind(self) -> str:
+        return "end_to_end"
+
+    def run(self, bench: Workbench) -> Outcome:
+        bench.release()  # each process holds a detector of its own
+        e2e = bench.plan.end_to_end
+        setup = DetectorSetup(
+            e2e.model, bench_weights(e2e.model), str(bench.device), e2e.runtime, e2e.precision,
+            e2e.batch_size,
+        )  # fmt: skip
+        result = measure_processes(
+            bench.end_to_end_clip(), e2e.copies, self.processes, setup, e2e.repeat,
+            max(30.0, bench.deadline.left_s()),
+        )  # fmt: skip
+        spread = ", ".join(f"{fps:.1f}" for fps in result.per_process_frames_per_s)
+        headline = f"{result.frames_per_s:.1f} frames/s in {self.processes} processes ({spread})"
+        return Outcome(result, headline, peak_gpu_memory_mib=result.peak_gpu_memory_mib)
+
+
 def end_to_end_headline(result: EndToEndResult) -> str:
     """frames/s (the median of the runs), whether pipelined, and the slowest and fastest
     run where there were several: one H200 run of a case measured 425 frames/s, the next
@@ -254,6 +287,8 @@ def plan_cases(plan: Plan) -> list[Case]:
             for size in plan.batch_sizes
         ]
     by_kind["end_to_end"] += [EndToEndCase(pipelining=True), EndToEndCase(pipelining=False)]
+    if plan.end_to_end.processes > 1:
+        by_kind["end_to_end"].append(EndToEndProcessesCase(plan.end_to_end.processes))
     by_kind["training"] += [
         TrainingCase(model, size)
         for size in sorted(plan.training.batch_sizes, reverse=True)
@@ -273,7 +308,7 @@ def plan_cases(plan: Plan) -> list[Case]:
 
 def case_tier(case: Case, plan: Plan) -> int:
     """1 for the cases every run must measure, 2 for the next most wanted, 3 for the rest;
-    a budget too short for all of them skips the last tiers. 1: the tests, both end-to-end
+    a budget too short for all of them skips the last tiers. 1: the tests, the end-to-end
     cases, training steps of the first base at the largest batch, the training epochs,
     eager model-only cases in the first precision, and compile's at the first precision and
     the largest batch (the SSD300 target's shape). 2: eager cases at the largest batch, the

@@ -34,6 +34,13 @@ class EndToEndPlan:
     """`detector.precision` of the runs."""
     repeat: int
     """Counted runs per case (frames/s is their median)."""
+    processes: int
+    """Processes the cameras are split over in the several-processes case, each with an
+    interpreter lock of its own, sharing the device (1: no such case)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.processes <= self.copies:
+            raise ValueError("an end-to-end plan splits its cameras over 1 to `copies` processes")
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,10 @@ FULL = Plan(
         runtime="torch",
         precision="fp16",
         repeat=3,  # one H200 run measured 425 frames/s, the next 170: the median of three
+        # Python work of every thread shares one interpreter lock, which at 1,500 frames/s
+        # leaves 0.67 ms a frame (docs/performance.md, "The pipeline's own cost per frame"):
+        # four processes of four cameras have four.
+        processes=4,
     ),
     training=TrainingPlan(
         models=("person_ssdlite", "ssdlite320_mobilenet_v3_large"),
@@ -210,6 +221,7 @@ DRY = Plan(
         runtime="torch",
         precision="fp32",
         repeat=1,
+        processes=2,
     ),
     training=TrainingPlan(models=("person_ssdlite",), batch_sizes=(2,), steps=1, warmup=1),
     epoch=EpochPlan(

@@ -59,19 +59,24 @@ def test_dry_run_runs_the_tests_model_only_and_end_to_end_on_the_cpu(
         assert case["figures"]["runtime"] == "torch"
     e2e = DRY.end_to_end
     assert e2e.frames is not None
-    assert [c["id"] for c in by_kind["end_to_end"]] == [
-        "end_to_end/pipelining_on",
-        "end_to_end/pipelining_off",
-    ]
-    for case in by_kind["end_to_end"]:
+    *pipelined, processes = by_kind["end_to_end"]
+    assert [c["id"] for c in pipelined] == ["end_to_end/pipelining_on", "end_to_end/pipelining_off"]
+    for case in pipelined:
         figures = case["figures"]
         assert case["status"] == "ran" and figures["frames"] == e2e.copies * e2e.frames
         assert figures["frame_size"] == f"{e2e.size[0]}x{e2e.size[1]}"
         assert figures["video"] == "none" and figures["frames_per_s"] > 0
-    on, off = (case["figures"] for case in by_kind["end_to_end"])
+    on, off = (case["figures"] for case in pipelined)
     assert not off["pipelined"]
     # The stages are timed once: timed stage by stage, batches overlap in neither case.
     assert on["stages_ms_per_frame"]["detect_forward"] > 0 and off["stages_ms_per_frame"] == {}
+    # The same cameras split over processes, each reading its share: every frame counted.
+    assert processes["id"] == f"end_to_end/processes_{e2e.processes}"
+    split = processes["figures"]
+    assert processes["status"] == "ran" and split["frames"] == e2e.copies * e2e.frames
+    assert split["processes"] == e2e.processes and split["cameras"] == e2e.copies
+    assert len(split["per_process_frames_per_s"]) == e2e.processes
+    assert split["frames_per_s"] == pytest.approx(split["frames"] / split["seconds"])
 
 
 def test_dry_run_trains_with_the_trainers_step_in_fp32_and_the_loss_falls(

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_the_full_plan_covers_every_model_batch_precision_and_runtime_once() -> None:
     ids = [case.id for case in plan_cases(FULL)]
-    assert len(ids) == len(set(ids)) == 1 + 3 * 3 * 3 * 2 + 2 + 2 * 2 + 1
+    assert len(ids) == len(set(ids)) == 1 + 3 * 3 * 3 * 2 + 3 + 2 * 2 + 1
     assert ids[0] == CUDA_TESTS and (ROOT / CUDA_TESTS).is_file()
     for model in ("ssd300_vgg16", "ssdlite320_mobilenet_v3_large", "person_ssdlite"):
         for runtime in ("torch", "compile"):
@@ -29,10 +29,19 @@ def test_the_full_plan_covers_every_model_batch_precision_and_runtime_once() -> 
                 for batch in (1, 8, 64):
                     assert f"model/{model}/{runtime}/{precision}/b{batch}" in ids
     assert "end_to_end/pipelining_on" in ids and "end_to_end/pipelining_off" in ids
+    assert f"end_to_end/processes_{FULL.end_to_end.processes}" in ids
     for model in ("person_ssdlite", "ssdlite320_mobilenet_v3_large"):
         for batch in (8, 32):
             assert f"training/{model}/b{batch}" in ids
     assert "training_epoch/person_ssdlite" in ids
+
+
+@pytest.mark.parametrize("processes", [0, FULL.end_to_end.copies + 1])
+def test_an_end_to_end_plan_splitting_its_cameras_over_too_few_or_many_processes_is_refused(
+    processes: int,
+) -> None:
+    with pytest.raises(ValueError, match="over 1 to `copies` processes"):
+        replace(FULL.end_to_end, processes=processes)
 
 
 def test_a_training_plan_without_a_warm_up_step_is_refused() -> None:
