@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from pipeline.config.base import Strict
-from pipeline.config.safe_yaml import path_repr
+from pipeline.config.safe_yaml import path_repr, short_repr
 from pipeline.config.scene import AnalyticsConfig, LineConfig, ZoneConfig, check_scene_ids
 from pipeline.urls import STREAM_SCHEMES, infer_kind, mask_credentials
 
@@ -287,15 +287,19 @@ class CameraConfig(Strict):
         description="This camera's rules for zones and lines, instead of the top-level ones.",
     )
 
-    @model_validator(mode="before")
+    @field_validator("source", mode="before")
     @classmethod
-    def _source_string_to_mapping(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("source"), str):
-            source = data["source"]
-            kind = infer_kind(source)
-            field = "url" if kind == "stream" else "path"
-            data = {**data, "source": {"type": kind, field: source}}
-        return data
+    def _source_string_to_mapping(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            kind = infer_kind(value)
+            return {"type": kind, "url" if kind == "stream" else "path": value}
+        if not isinstance(value, dict):
+            raise ValueError(
+                "a source is a path or URL string (video file, stream URL, /dev/videoN, "
+                "image folder or glob) or a mapping with `type:` (file, stream, device, "
+                f"images); got {short_repr(value)}"
+            )
+        return value
 
     @field_validator("id")
     @classmethod

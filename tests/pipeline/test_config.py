@@ -118,6 +118,16 @@ def test_an_empty_source_file_is_found_by_validate_naming_the_camera(
     assert problems == ["cameras[1].source (camera b, line 5): empty file (0 bytes): 'empty.mp4'"]
 
 
+@pytest.mark.parametrize("written", ["123", "1.5", "yes", "[a.mp4]", "null"])
+def test_a_source_neither_text_nor_a_mapping_is_told_what_a_source_may_be(
+    video: str, written: str
+) -> None:
+    (problem,) = _problems(f"cameras:\n  - id: a\n    source: {written}\n")
+    assert problem.startswith("cameras[0].source (camera a, line 3): a source is ")
+    assert "path or URL" in problem and "mapping with `type:`" in problem
+    assert "dictionary" not in problem
+
+
 def test_a_config_loaded_to_run_leaves_missing_sources_to_their_cameras(video: str) -> None:
     # each fails alone when its reader opens it (tests/pipeline/test_run_e2e.py)
     text = (
