@@ -211,15 +211,40 @@ def open_failure(exc: BaseException, db: DatabaseUrl) -> str:
     """Why `db` cannot be opened, with a hint on how to fix it."""
     why = reason(exc, db)
     if isinstance(exc, ImportError):
-        return (
-            f"database driver not installed ({why}); install it, e.g. "
-            "pip install 'psycopg[binary]' and use postgresql+psycopg://user@host/db"
-        )
+        return _missing_driver(exc, db, why)
     if isinstance(exc, (NoSuchModuleError, ArgumentError, ValueError)):
         return f"{why} ({URL_FORMS})"
     if error_kind(exc) == "disk full" and db.sqlite_file is not None:
         return f"{why} ({disk_full(exc, db)})"
     return why
+
+
+DRIVER_PACKAGES = {
+    "MySQLdb": "mysqlclient",
+    "mysql": "mysql-connector-python",
+    "psycopg": "'psycopg[binary]'",
+    "psycopg2": "psycopg2-binary",
+    "cx_Oracle": "cx_Oracle",
+}
+"""What to pip install for a driver module whose package is named otherwise (else: its name)."""
+
+PSYCOPG_HINT = "pip install 'psycopg[binary]' and use postgresql+psycopg://user@host/db"
+
+
+def _missing_driver(exc: ImportError, db: DatabaseUrl, why: str) -> str:
+    """'database driver for <backend> not installed (why)', and how to install the module
+    `exc` found missing (for PostgreSQL: or psycopg, the driver the pipeline is tested with)."""
+    try:
+        backend: str | None = db.connect_url().get_backend_name()
+    except (SQLAlchemyError, ValueError):
+        backend = None
+    message = f"database driver for {backend or 'the URL'} not installed ({why})"
+    module = (exc.name or "").split(".", 1)[0]
+    if module:
+        message += f"; install it: pip install {DRIVER_PACKAGES.get(module, module)}"
+    if backend == "postgresql" and module != "psycopg":
+        message += f"; or {PSYCOPG_HINT}"
+    return message
 
 
 URL_FORMS = "expected e.g. sqlite:///out/detections.db or postgresql+psycopg://user@host/db"
