@@ -9,6 +9,7 @@ Shared by the SQL sink (`sinks.sql.sink`, `sinks.sql.writer`) and the read API
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import stat
 from dataclasses import dataclass, field
@@ -88,10 +89,11 @@ class DatabaseUrl:
         return self._parsed
 
     def scrub(self, message: str) -> str:
-        """`message` with this URL, and its credentials wherever they stand, masked."""
+        """`message` with this URL, and its credentials wherever they stand as whole words,
+        masked (a one-letter password leaves the words holding its letter readable)."""
         message = message.replace(self._raw, self.masked)
         for secret in self._secrets():
-            message = message.replace(secret, "***")
+            message = _whole(secret).sub("***", message)
         return mask_credentials(message)
 
     def _secrets(self) -> list[str]:
@@ -103,6 +105,14 @@ class DatabaseUrl:
             if is_secret_parameter(name):
                 secrets += [value] if isinstance(value, str) else list(value)
         return sorted((s for s in secrets if s), key=len, reverse=True)
+
+
+def _whole(secret: str) -> re.Pattern[str]:
+    """`secret` where it stands as a whole, not inside a word: a password `p` is masked in
+    `password=p` but not in `import` (a whole word is what a driver's message quotes)."""
+    before = r"(?<!\w)" if re.match(r"\w", secret[0]) else ""
+    after = r"(?!\w)" if re.match(r"\w", secret[-1]) else ""
+    return re.compile(before + re.escape(secret) + after)
 
 
 def _mask_unparsable(url: str) -> str:

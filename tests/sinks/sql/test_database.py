@@ -62,6 +62,28 @@ def test_database_url_keeps_the_password_for_connecting_and_scrubs_it_from_reaso
         DatabaseUrl("not a url u:s3cret@").connect_url()
 
 
+@pytest.mark.parametrize("password", ["p", "ab", "s3cret", "correct-horse-battery-staple"])
+def test_a_short_password_is_masked_where_it_stands_not_inside_the_words_of_a_reason(
+    password: str,
+) -> None:
+    db = DatabaseUrl(f"postgresql+psycopg://u:{password}@db/x?sslpassword={password}")
+    exc = ValueError(
+        f"import of psycopg halted; connection to postgresql+psycopg://u:{password}@db/x "
+        f"failed: password={password} host=db sslpassword='{password}': "
+        f'"{password}" rejected for user u; {password} wrong'
+    )
+    assert reason(exc, db) == (
+        "import of psycopg halted; connection to postgresql+psycopg://u:***@db/x "
+        "failed: password=*** host=db sslpassword='***': \"***\" rejected for user u; *** wrong"
+    )
+
+
+def test_a_password_in_the_url_of_a_reason_is_masked_whatever_its_length() -> None:
+    db = DatabaseUrl("postgresql+psycopg://u:p@db/x")
+    exc = ValueError("cannot connect to postgresql+psycopg://u:p@db:5432/x (postgres)")
+    assert reason(exc, db) == "cannot connect to postgresql+psycopg://u:***@db:5432/x (postgres)"
+
+
 def test_database_url_scrubs_secret_query_parameters_from_reasons() -> None:
     db = DatabaseUrl("postgresql+psycopg://u@db/x?password=s3cret&application_name=pipeline")
     assert db.connect_url().query["password"] == "s3cret"
