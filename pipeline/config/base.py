@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+ONE_BYTE_MB = 1e-6
+"""The smallest size a `*_mb` field takes: one byte. Sizes are counted in whole bytes, so a
+smaller one would be 0 bytes: no room at all (every spooled row lost, every snapshot
+deleted), not the small room it reads as."""
+
 
 class Strict(BaseModel):
     """A config section: `extra="forbid"` (a misspelt key is an error), frozen.

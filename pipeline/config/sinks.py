@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline.config.base import Strict
+from pipeline.config.base import ONE_BYTE_MB, Strict
 from pipeline.config.mqtt import MqttSinkConfig
 from pipeline.urls import MAX_PORT
 from sinks.event_bus.endpoints import endpoint_problem
@@ -299,7 +299,7 @@ class SqlSinkConfig(Strict):
     )
     spool_max_mb: float = Field(
         1024,
-        gt=0,
+        ge=ONE_BYTE_MB,
         le=1024 * 1024,
         description="Largest spool file (at most 1 TiB); rows beyond it are dropped and counted.",
     )
@@ -352,7 +352,7 @@ class SnapshotSinkConfig(Strict):
     )
     keep_mb: float | None = Field(
         None,
-        ge=1e-6,  # one byte: the sink counts whole bytes
+        ge=ONE_BYTE_MB,
         le=1024 * 1024 * 1024,
         description="Keep at most this many MB of files, the newest.",
     )

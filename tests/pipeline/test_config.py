@@ -18,6 +18,7 @@ from pipeline.config import (
     load_config,
     parse_config,
 )
+from pipeline.config.base import ONE_BYTE_MB
 from pipeline.config.loader import MAX_PROBLEM_CHARS, MAX_PROBLEMS_SHOWN, NUL_PROBLEM
 from tests.conftest import VideoFactory
 
@@ -393,6 +394,44 @@ def test_every_number_in_the_config_has_bounds_that_the_run_can_hold(
     low, high = _bounds_of(model, name)
     assert low is not None and high is not None, f"{model.__name__}.{name} needs both bounds"
     assert high < 2**31, f"{model.__name__}.{name} could overflow what uses it"
+
+
+SIZE_FIELDS = [(model, name) for model, name in NUMBER_FIELDS if name.endswith("_mb")]
+
+
+def test_the_sizes_in_mb_are_the_spool_the_snapshots_and_a_shards_memory() -> None:
+    assert {name for _, name in SIZE_FIELDS} == {"spool_max_mb", "keep_mb", "memory_mb"}
+
+
+@pytest.mark.parametrize(("model", "name"), SIZE_FIELDS, ids=lambda v: getattr(v, "__name__", v))
+def test_every_size_in_mb_below_one_byte_is_refused_not_counted_as_no_room(
+    model: type[BaseModel], name: str
+) -> None:
+    def errors_at_the_field(value: float) -> list[str]:
+        with pytest.raises(ValidationError) as info:  # other required fields are missing
+            model.model_validate({name: value, "no such key": 1})
+        return [e["type"] for e in info.value.errors() if e["loc"] == (name,)]
+
+    assert errors_at_the_field(1e-300) == errors_at_the_field(9e-7) == ["greater_than_equal"]
+    assert errors_at_the_field(ONE_BYTE_MB) == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "where"),
+    [
+        ("sinks:\n  - type: sql\n    spool_max_mb: 1e-300\n", "sinks[0].spool_max_mb (line 6)"),
+        (
+            "cluster:\n  engine: ray\n  resources_per_shard:\n    memory_mb: 1e-300\n",
+            "cluster.resources_per_shard.memory_mb (line 7)",
+        ),
+    ],
+    ids=["spool", "memory"],
+)
+def test_a_size_below_one_byte_is_refused_at_its_yaml_path(
+    video: str, entry: str, where: str
+) -> None:
+    (problem,) = _problems(f"cameras:\n  - id: a\n    source: {video}\n{entry}")
+    assert problem.startswith(f"{where}: Input should be greater than or equal to 0.000001 (")
 
 
 FLOAT_FIELDS = [
