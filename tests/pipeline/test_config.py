@@ -488,11 +488,54 @@ def test_a_huge_value_is_shown_by_its_start_in_one_short_line(video: str, entry:
     assert len(str(info.value)) < 2 * (MAX_PROBLEM_CHARS + 40)
 
 
-def test_a_path_the_file_system_refuses_to_look_up_is_a_problem_not_a_crash(video: str) -> None:
-    long_name = "d" * 5000  # longer than any file name: stat() fails with ENAMETOOLONG
-    for source in (f"{long_name}.mp4", f"{{type: images, path: {long_name}}}"):
-        with pytest.raises(ConfigError, match=r"cannot check the path 'ddd.*': File name too long"):
-            parse_config(f"cameras:\n  - id: a\n    source: {source}\n")
+@pytest.mark.parametrize("check_sources", [True, False], ids=["validate", "run"])
+@pytest.mark.parametrize(
+    ("entry", "where"),
+    [
+        ("sinks:\n  - type: video\n    dir: out/{name}\n", "sinks[0].dir (line 6)"),
+        ("sinks:\n  - type: snapshots\n    dir: out/{name}\n", "sinks[0].dir (line 6)"),
+        ("sinks:\n  - type: sql\n    spool_dir: out/{name}\n", "sinks[0].spool_dir (line 6)"),
+        ("sinks:\n  - type: sql\n    url: sqlite:///out/{name}/x.db\n", "sinks[0].url (line 6)"),
+        ("detector:\n  weights: w/{name}/x.pt\n", "detector.weights (line 5)"),
+        ("detector:\n  calibration: c/{name}/x.mp4\n", "detector.calibration (line 5)"),
+    ],
+    ids=["video", "snapshots", "spool", "sqlite", "weights", "calibration"],
+)
+def test_a_name_too_long_for_the_file_system_is_refused_at_its_yaml_path(
+    video: str, entry: str, where: str, check_sources: bool
+) -> None:
+    name = "d" * 300  # longer than any file system's names: ENAMETOOLONG
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            f"cameras:\n  - id: a\n    source: {video}\n" + entry.format(name=name),
+            check_sources=check_sources,
+        )
+    (problem,) = info.value.problems
+    assert problem.startswith(
+        f"{where}: too long for the file system (a name in it is 300 bytes long; the file "
+        "system takes at most 255): '"
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "where"),
+    [
+        ("{name}.mp4", "cameras[1].source (camera b, line 5)"),
+        ("{{type: images, path: 'x/{name}/*.jpg'}}", "cameras[1].source.path (camera b, line 5)"),
+        ("{{type: images, path: {long_name}}}", "cameras[1].source.path (camera b, line 5)"),
+    ],
+    ids=["file", "images", "images-5000"],
+)
+def test_a_source_name_too_long_for_the_file_system_is_refused_at_its_yaml_path(
+    video: str, source: str, where: str
+) -> None:
+    text = f"cameras:\n  - id: a\n    source: {video}\n  - id: b\n    source: {source}\n"
+    text = text.format(name="d" * 300, long_name="d" * 5000)  # 5000: no stat() crash
+    (problem,) = _problems(text)
+    assert problem.startswith(f"{where}: too long for the file system (a name in it is ")
+    with pytest.raises(ConfigError) as run:  # as a NUL character is: no name for a file
+        parse_config(text, check_sources=False)
+    assert run.value.problems == [problem]
 
 
 def test_one_problem_is_one_line_and_many_are_listed_up_to_a_limit(video: str) -> None:
