@@ -520,6 +520,22 @@ def test_evaluate_refuses_data_without_the_models_classes_before_preparing_the_d
     )
 
 
+@pytest.mark.parametrize("measure_int8", [False, True], ids=["evaluate", "measure-int8"])
+def test_evaluate_of_an_onnx_file_says_it_cannot_and_what_to_give_not_a_damaged_checkpoint(
+    shapes: ShapesData, tmp_path: Path, capsys: pytest.CaptureFixture[str], measure_int8: bool
+) -> None:
+    from detector.onnx_export import write_onnx
+
+    data = str(write_coco(shapes, tmp_path / "coco"))
+    model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
+    onnx = write_onnx(model, LabelMap(shapes.class_names), tmp_path / "shapes.onnx")
+    more = ["--measure-int8"] if measure_int8 else []
+    assert main(["evaluate", "--model", str(onnx), "--data", data, *more]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {onnx} is an ONNX file ") and err.count("\n") == 1
+    assert "damaged" not in err and "a .pt file" in err and "or a model name: " in err
+
+
 @pytest.mark.parametrize("measure", [[], ["--measure-int8"]], ids=["map", "int8"])
 def test_evaluate_on_images_without_a_box_is_one_error_line_not_a_traceback(
     measure: list[str], shapes: ShapesData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
