@@ -119,12 +119,22 @@ def load_checkpoint(path: str | os.PathLike[str]) -> LoadedCheckpoint:
         raise ModelConfigError(f"model checkpoint {file} is a folder, not a file{kept}")
     if not file.is_file():
         raise ModelConfigError(f"model checkpoint not found: {file}")
-    data = load_file(
-        file,
-        "model checkpoint",
-        hint="; it is damaged (a copy cut short?) or not a checkpoint",
-        error=ModelConfigError,
-    )
+    try:
+        data = load_file(
+            file,
+            "model checkpoint",
+            hint="; it is damaged (a copy cut short?) or not a checkpoint",
+            error=ModelConfigError,
+        )
+    except ModelConfigError:
+        if file.suffix.lower() == ".onnx":  # what `export` writes, taken for a model
+            raise ModelConfigError(
+                f"{file} is an ONNX file (as `python -m pipeline export` writes, to run outside "
+                "this pipeline), which the pipeline does not load as a model; give the "
+                "checkpoint it was exported from (a .pt file, such as the best.pt `python -m "
+                f"pipeline train` writes) or a model name: {', '.join(sorted(MODELS))}"
+            ) from None
+        raise
     version = data.get("format") if isinstance(data, Mapping) else None
     if version == V1_FORMAT:
         return _load_v1(file, data)  # type: ignore[arg-type]

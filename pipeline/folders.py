@@ -1,6 +1,6 @@
 """Whether files could be written in a folder: the one check, and the one wording, of every
 layer that writes files (the sinks' output folders, the detector's ONNX cache, the CLI's
---out and checkpoint folders).
+--out and checkpoint folders); and whether a path is too long a name for the file system.
 
 A leaf module that imports nothing from the project: part of the vocabulary every layer may
 use.
@@ -29,3 +29,36 @@ def folder_problem(folder: Path) -> str | None:
         why = "read-only file system" if read_only else "permission denied"
         return f"cannot {verb} the folder {folder}: {why}"
     return None
+
+
+NAME_MAX = 255
+"""Longest name in a folder, in bytes, where the file system does not say (Linux's)."""
+PATH_MAX = 4096
+"""Longest path, in bytes with its terminating NUL, where the system does not say."""
+
+
+def name_problem(path: Path | str) -> str | None:
+    """Why the system would refuse `path` for a name too long (ENAMETOOLONG); None when it
+    would not. Found from the text: a lookup stops at a missing folder above it first."""
+    path = Path(path).expanduser()
+    name_max, path_max = _limits(path)
+    longest = max((len(os.fsencode(part)) for part in path.parts), default=0)
+    if longest > name_max:
+        return f"a name in it is {longest} bytes long; the file system takes at most {name_max}"
+    size = len(os.fsencode(path))
+    if size >= path_max:
+        return f"it is {size} bytes long; the system takes at most {path_max - 1}"
+    return None
+
+
+def _limits(path: Path) -> tuple[int, int]:
+    """NAME_MAX and PATH_MAX of the file system holding `path` (its nearest folder that
+    exists)."""
+    for folder in (path, *path.parents):
+        try:
+            name_max = os.pathconf(folder, "PC_NAME_MAX")
+            path_max = os.pathconf(folder, "PC_PATH_MAX")
+        except (OSError, ValueError):  # missing, too long itself, or no such limit
+            continue
+        return name_max if name_max > 0 else NAME_MAX, path_max if path_max > 0 else PATH_MAX
+    return NAME_MAX, PATH_MAX

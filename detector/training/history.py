@@ -6,10 +6,11 @@ import csv
 import io
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from detector.files import write_whole
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,10 @@ def plot_history(records: list[EpochRecord], file: Path) -> None:
     right.set_ylim(0, 1)
     right.legend()
     fig.tight_layout()
-    tmp = file.with_name(file.name + ".tmp")
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    os.replace(tmp, file)
+    try:
+        write_whole(file, lambda partial: fig.savefig(partial, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def _or_none(value: float) -> float | None:
@@ -94,6 +95,4 @@ def _or_nan(value: float) -> float:
 
 
 def _replace(file: Path, text: str) -> None:
-    tmp = file.with_name(file.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, file)
+    write_whole(file, lambda partial: partial.write_text(text, encoding="utf-8"))

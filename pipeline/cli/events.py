@@ -16,7 +16,7 @@ from pipeline.cli.exit_codes import (
     interrupted_status,
 )
 from pipeline.config import ZmqSinkConfig
-from sinks.event_bus.endpoints import endpoint_problem
+from sinks.event_bus.endpoints import connect_problem
 
 if TYPE_CHECKING:
     from sinks.event_bus.subscriber import PublisherState
@@ -27,8 +27,9 @@ MAX_TIMEOUT_S = 365 * 86400
 
 
 def endpoint(value: str) -> str:
-    """An argparse type: a ZeroMQ endpoint as the zmq sink's `endpoint` takes it."""
-    if (problem := endpoint_problem(value)) is not None:
+    """An argparse type: a ZeroMQ endpoint a publisher in another process can be reached
+    at (no inproc://, no wildcard)."""
+    if (problem := connect_problem(value)) is not None:
         raise argparse.ArgumentTypeError(problem)
     return value
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from typing import Any
 
@@ -57,6 +58,17 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_export)
 
 
+_CONFIG_KEY = re.compile(r"`detector\.(model|weights)(?:: ([^`]*))?`")
+
+
+def as_options(message: str) -> str:
+    """A detector's error as this command's options say it: its advice names the config's
+    keys (`detector.weights: x.pth`), which here are options (`--weights x.pth`)."""
+    return _CONFIG_KEY.sub(
+        lambda key: f"`--{key[1]}{'' if key[2] is None else ' ' + key[2]}`", message
+    )
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from detector.errors import ModelConfigError, WeightsUnavailableError
     from detector.models import build_model
@@ -67,7 +79,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         out = write_onnx(model, labels, args.out)
     except (ModelConfigError, WeightsUnavailableError) as exc:
         log.debug("export failed", exc_info=True)
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {as_options(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     (height, width), boxes = model.input_size, model.num_anchors
     print(

@@ -175,6 +175,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     trainer = Trainer(job, device, stop, on_epoch=say_epoch)
+    if progress is not None:
+        try:  # refused before the start line, not after it (`fit` takes it up again)
+            trainer.restore(progress)
+        except DamagedProgress as exc:
+            print(f"error: {damaged_state(job.out / LAST, str(exc))}", file=sys.stderr)
+            return EXIT_USAGE
     print(_start_line(job, device), file=sys.stderr, flush=True)
     if progress is not None and progress.epoch <= job.epochs:
         print(_resume_line(job, progress), file=sys.stderr, flush=True)

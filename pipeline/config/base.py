@@ -3,7 +3,18 @@ frozen once validated."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from pipeline.config.safe_yaml import short_repr
+from pipeline.folders import name_problem
+
+ONE_BYTE_MB = 1e-6
+"""The smallest size a `*_mb` field takes: one byte. Sizes are counted in whole bytes, so a
+smaller one would be 0 bytes: no room at all (every spooled row lost, every snapshot
+deleted), not the small room it reads as."""
 
 
 class Strict(BaseModel):
@@ -15,3 +26,15 @@ class Strict(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def name_fits(path: str) -> str:
+    """`path`, when it is not too long a name for the file system; raises ValueError saying
+    so (at its YAML path) when it is, instead of the OSError of whatever opens it later."""
+    if (why := name_problem(path)) is not None:
+        raise ValueError(f"too long for the file system ({why}): {short_repr(path)}")
+    return path
+
+
+FsPath = Annotated[Path, AfterValidator(lambda path: Path(name_fits(str(path))))]
+"""A file or folder the config names: refused when too long a name (`name_fits`)."""

@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from pipeline.config.base import Strict
-from pipeline.config.safe_yaml import path_repr
+from pipeline.config.base import Strict, name_fits
+from pipeline.config.safe_yaml import path_repr, short_repr
 from pipeline.config.scene import AnalyticsConfig, LineConfig, ZoneConfig, check_scene_ids
 from pipeline.urls import STREAM_SCHEMES, infer_kind, mask_credentials
 
@@ -70,8 +70,8 @@ class FileSourceConfig(Strict):
     @classmethod
     def _readable_file(cls, value: str, info: ValidationInfo) -> str:
         if not checks_sources(info):
-            return value
-        path = Path(value).expanduser()
+            return name_fits(value)
+        path = Path(name_fits(value)).expanduser()
         shown = path_repr(value)  # one line, whatever the path holds (a newline from ${ENV})
         if not path.exists():
             raise ValueError(f"file not found: {shown} (relative to {path_repr(str(Path.cwd()))})")
@@ -143,8 +143,8 @@ class ImagesSourceConfig(Strict):
     @classmethod
     def _has_images(cls, value: str, info: ValidationInfo) -> str:
         if not checks_sources(info):
-            return value
-        if not Path(value).is_dir() and next(glob.iglob(value), None) is None:
+            return name_fits(value)
+        if not Path(name_fits(value)).is_dir() and next(glob.iglob(value), None) is None:
             raise ValueError(f"no such folder, and no file matches: {path_repr(value)}")
         if probes_sources(info):
             from pipeline.sources import image_files, no_images, read_image, unreadable_first_image
@@ -287,15 +287,19 @@ class CameraConfig(Strict):
         description="This camera's rules for zones and lines, instead of the top-level ones.",
     )
 
-    @model_validator(mode="before")
+    @field_validator("source", mode="before")
     @classmethod
-    def _source_string_to_mapping(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("source"), str):
-            source = data["source"]
-            kind = infer_kind(source)
-            field = "url" if kind == "stream" else "path"
-            data = {**data, "source": {"type": kind, field: source}}
-        return data
+    def _source_string_to_mapping(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            kind = infer_kind(name_fits(value))  # which looks the name up
+            return {"type": kind, "url" if kind == "stream" else "path": value}
+        if not isinstance(value, dict):
+            raise ValueError(
+                "a source is a path or URL string (video file, stream URL, /dev/videoN, "
+                "image folder or glob) or a mapping with `type:` (file, stream, device, "
+                f"images); got {short_repr(value)}"
+            )
+        return value
 
     @field_validator("id")
     @classmethod

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from pipeline.config.base import Strict
+from pipeline.config.base import ONE_BYTE_MB, Strict
 from pipeline.config.sinks import (
     LiveSinkConfig,
     MqttSinkConfig,
@@ -34,7 +34,10 @@ class ShardResourcesConfig(Strict):
         default=0.0, ge=0, le=64, description="GPUs reserved per shard (may be a fraction)."
     )
     memory_mb: float | None = Field(
-        default=None, gt=0, le=16_777_216, description="Memory reserved per shard, in MB."
+        default=None,
+        ge=ONE_BYTE_MB,
+        le=16_777_216,
+        description="Memory reserved per shard, in MB.",
     )
     resources: dict[
         Annotated[str, Field(min_length=1, max_length=200)],

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.config.base import Strict
+from pipeline.config.base import FsPath, Strict
 from pipeline.config.sinks import HostName, LiveAuthConfig
 from pipeline.urls import MAX_PORT
 from pipeline.web.swagger_ui import swagger_files_problem
@@ -51,7 +51,7 @@ class HttpConfig(Strict):
         "port reads the metrics and the API.",
     )
 
-    swagger_ui: Path | None = Field(
+    swagger_ui: FsPath | None = Field(
         None,
         description="Folder holding Swagger UI's swagger-ui-bundle.js and swagger-ui.css "
         "(npm's swagger-ui-dist, version 5 or later), which the server sends for /docs so that "

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.config.base import Strict
+from pipeline.config.base import FsPath, Strict
 from sinks.event_bus.schema import EVENT_TYPES
 from sinks.mqtt.settings import BrokerAddress, BrokerSettings
 
@@ -80,7 +79,7 @@ class MqttSinkConfig(Strict):
         description="Name of the environment variable holding the password (with username). "
         "The password is never shown.",
     )
-    tls_ca_file: Path | None = Field(
+    tls_ca_file: FsPath | None = Field(
         None,
         description="CA certificates (PEM) the broker's certificate is checked with, for "
         "mqtts:// (none: the system's).",

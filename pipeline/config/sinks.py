@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline.config.base import Strict
+from pipeline.config.base import ONE_BYTE_MB, FsPath, Strict, name_fits
 from pipeline.config.mqtt import MqttSinkConfig
 from pipeline.urls import MAX_PORT
 from sinks.event_bus.endpoints import endpoint_problem
@@ -33,7 +33,7 @@ X264_PRESETS: tuple[str, ...] = get_args(X264Preset)
 
 class VideoSinkConfig(Strict):
     type: Literal["video"] = Field(description="Annotated H.264 MP4, one file per camera.")
-    dir: Path = Field(Path("out/video"), description="Folder for the MP4 files.")
+    dir: FsPath = Field(Path("out/video"), description="Folder for the MP4 files.")
     codec: VideoCodec = Field(
         "libx264",
         description=(
@@ -244,7 +244,7 @@ class ZmqSinkConfig(Strict):
 
 
 class ZmqCurveConfig(Strict):
-    secret_key_file: Path | None = Field(
+    secret_key_file: FsPath | None = Field(
         None, description="The server's .key_secret file (python -m pipeline keygen DIR)."
     )
     secret_key: str | None = Field(
@@ -252,7 +252,7 @@ class ZmqCurveConfig(Strict):
         min_length=1,
         description="The server's secret key (40 Z85 characters); use ${ENV_VAR}.",
     )
-    authorized_clients: Path | None = Field(
+    authorized_clients: FsPath | None = Field(
         None,
         description="Folder of client public .key files; only those clients may subscribe.",
     )
@@ -292,14 +292,14 @@ class SqlSinkConfig(Strict):
         le=10_000_000,
         description="Rows kept in memory while the database is away; more go to the spool.",
     )
-    spool_dir: Path = Field(
+    spool_dir: FsPath = Field(
         Path("out/spool"),
         description="Folder for rows waiting for the database (and, in refused/, rows it "
         "refused for good).",
     )
     spool_max_mb: float = Field(
         1024,
-        gt=0,
+        ge=ONE_BYTE_MB,
         le=1024 * 1024,
         description="Largest spool file (at most 1 TiB); rows beyond it are dropped and counted.",
     )
@@ -311,6 +311,16 @@ class SqlSinkConfig(Strict):
         "at most 2 s; a batch under way: 5 s more); the rest stays in the spool for the next "
         "run.",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _sqlite_file_name_fits(cls, url: str) -> str:
+        from sinks.sql.database import DatabaseUrl  # SQLAlchemy: only for a sql sink
+
+        file = DatabaseUrl(url).sqlite_file
+        if file is not None:
+            name_fits(str(file))
+        return url
 
     @model_validator(mode="after")
     def _buffer_holds_a_batch(self) -> SqlSinkConfig:
@@ -325,7 +335,7 @@ class SnapshotSinkConfig(Strict):
     type: Literal["snapshots"] = Field(
         description="A JPEG of each track's best-scoring detection (docs/snapshots.md)."
     )
-    dir: Path = Field(
+    dir: FsPath = Field(
         Path("out/snapshots"),
         description="Folder for the snapshots: <camera>/<UTC start>_<track>.jpg in it.",
     )
@@ -352,7 +362,7 @@ class SnapshotSinkConfig(Strict):
     )
     keep_mb: float | None = Field(
         None,
-        ge=1e-6,  # one byte: the sink counts whole bytes
+        ge=ONE_BYTE_MB,
         le=1024 * 1024 * 1024,
         description="Keep at most this many MB of files, the newest.",
     )

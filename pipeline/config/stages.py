@@ -18,7 +18,7 @@ from pydantic import (
 from detector.errors import ModelConfigError
 from detector.measured_int8 import MAX_MAP50_LOSS
 from detector.request import BOUNDS, DEFAULTS, DetectorRequest, Precision, Runtime, check_device
-from pipeline.config.base import Strict
+from pipeline.config.base import FsPath, Strict, name_fits
 
 BATCHER_KEYS = frozenset({"max_wait_ms"})
 """The keys of the `detector:` section that are the batcher's; the others make the request."""
@@ -77,7 +77,7 @@ class DetectorConfig(Strict):
             "for slightly fewer detections (figures in docs/performance.md)."
         ),
     )
-    calibration: Path | None = Field(
+    calibration: FsPath | None = Field(
         DEFAULTS.calibration,
         description=(
             "For precision int8: a video file like the cameras' footage, on whose frames the "
@@ -167,7 +167,7 @@ class DetectorConfig(Strict):
     @field_validator("weights")
     @classmethod
     def _weights_file_exists(cls, value: str) -> str:
-        if value not in ("default", "none") and not Path(value).expanduser().is_file():
+        if value not in ("default", "none") and not Path(name_fits(value)).expanduser().is_file():
             raise ValueError(f"weights must be 'default', 'none' or an existing file: {value}")
         return value
 

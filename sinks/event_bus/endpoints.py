@@ -33,3 +33,29 @@ def endpoint_problem(endpoint: str) -> str | None:
     if not (port.isascii() and port.isdigit()) or int(port) > MAX_PORT:
         return f"port {port!r} of {endpoint!r} is not a number from 0 to {MAX_PORT} (or *)"
     return None
+
+
+def connect_problem(endpoint: str) -> str | None:
+    """Why a subscriber in another process could never hear a publisher at `endpoint` (one
+    `endpoint_problem` finds usable to bind); None when it could."""
+    if (problem := endpoint_problem(endpoint)) is not None:
+        return problem
+    transport, _, address = endpoint.partition("://")
+    host, _, port = address.rpartition(":")
+    why = None
+    if transport == "inproc":
+        why = "inproc:// reaches only the process that binds it"
+    elif transport == "ipc" and address == "*":
+        why = "ipc://* (a name of ZeroMQ's choosing) is for binding"
+    elif transport == "tcp" and host == "*":
+        why = "'*' (every address) is for binding"
+    elif transport == "tcp" and port == "*":
+        why = "port * (any port) is for binding"
+    elif transport == "tcp" and int(port) == 0:
+        why = "port 0 (any port) is for binding"
+    if why is None:
+        return None
+    return (
+        f"cannot subscribe to {endpoint!r}: {why}; give the address the publisher is reached "
+        "at from here, e.g. tcp://127.0.0.1:5556 or ipc:///tmp/events"
+    )

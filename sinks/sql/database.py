@@ -9,6 +9,7 @@ Shared by the SQL sink (`sinks.sql.sink`, `sinks.sql.writer`) and the read API
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import stat
 from dataclasses import dataclass, field
@@ -88,10 +89,11 @@ class DatabaseUrl:
         return self._parsed
 
     def scrub(self, message: str) -> str:
-        """`message` with this URL, and its credentials wherever they stand, masked."""
+        """`message` with this URL, and its credentials wherever they stand as whole words,
+        masked (a one-letter password leaves the words holding its letter readable)."""
         message = message.replace(self._raw, self.masked)
         for secret in self._secrets():
-            message = message.replace(secret, "***")
+            message = _whole(secret).sub("***", message)
         return mask_credentials(message)
 
     def _secrets(self) -> list[str]:
@@ -103,6 +105,14 @@ class DatabaseUrl:
             if is_secret_parameter(name):
                 secrets += [value] if isinstance(value, str) else list(value)
         return sorted((s for s in secrets if s), key=len, reverse=True)
+
+
+def _whole(secret: str) -> re.Pattern[str]:
+    """`secret` where it stands as a whole, not inside a word: a password `p` is masked in
+    `password=p` but not in `import` (a whole word is what a driver's message quotes)."""
+    before = r"(?<!\w)" if re.match(r"\w", secret[0]) else ""
+    after = r"(?!\w)" if re.match(r"\w", secret[-1]) else ""
+    return re.compile(before + re.escape(secret) + after)
 
 
 def _mask_unparsable(url: str) -> str:
@@ -211,15 +221,40 @@ def open_failure(exc: BaseException, db: DatabaseUrl) -> str:
     """Why `db` cannot be opened, with a hint on how to fix it."""
     why = reason(exc, db)
     if isinstance(exc, ImportError):
-        return (
-            f"database driver not installed ({why}); install it, e.g. "
-            "pip install 'psycopg[binary]' and use postgresql+psycopg://user@host/db"
-        )
+        return _missing_driver(exc, db, why)
     if isinstance(exc, (NoSuchModuleError, ArgumentError, ValueError)):
         return f"{why} ({URL_FORMS})"
     if error_kind(exc) == "disk full" and db.sqlite_file is not None:
         return f"{why} ({disk_full(exc, db)})"
     return why
+
+
+DRIVER_PACKAGES = {
+    "MySQLdb": "mysqlclient",
+    "mysql": "mysql-connector-python",
+    "psycopg": "'psycopg[binary]'",
+    "psycopg2": "psycopg2-binary",
+    "cx_Oracle": "cx_Oracle",
+}
+"""What to pip install for a driver module whose package is named otherwise (else: its name)."""
+
+PSYCOPG_HINT = "pip install 'psycopg[binary]' and use postgresql+psycopg://user@host/db"
+
+
+def _missing_driver(exc: ImportError, db: DatabaseUrl, why: str) -> str:
+    """'database driver for <backend> not installed (why)', and how to install the module
+    `exc` found missing (for PostgreSQL: or psycopg, the driver the pipeline is tested with)."""
+    try:
+        backend: str | None = db.connect_url().get_backend_name()
+    except (SQLAlchemyError, ValueError):
+        backend = None
+    message = f"database driver for {backend or 'the URL'} not installed ({why})"
+    module = (exc.name or "").split(".", 1)[0]
+    if module:
+        message += f"; install it: pip install {DRIVER_PACKAGES.get(module, module)}"
+    if backend == "postgresql" and module != "psycopg":
+        message += f"; or {PSYCOPG_HINT}"
+    return message
 
 
 URL_FORMS = "expected e.g. sqlite:///out/detections.db or postgresql+psycopg://user@host/db"

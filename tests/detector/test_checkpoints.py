@@ -218,3 +218,20 @@ def test_a_training_folder_given_as_the_model_is_refused_naming_its_best_pt(
         f"model checkpoint {run} is a folder, not a file; the checkpoint a training keeps in "
         f"it is {run / 'best.pt'}"
     )
+
+
+def test_an_onnx_file_given_as_the_model_is_refused_as_one_not_as_a_damaged_checkpoint(
+    pets: SSD, tmp_path: Path
+) -> None:
+    from detector.onnx_export import write_onnx
+
+    exported = write_onnx(pets, PETS, tmp_path / "pets.onnx")
+    with pytest.raises(ModelConfigError) as info:
+        build_model(str(exported))
+    message = str(info.value)
+    assert message.startswith(f"{exported} is an ONNX file ") and "\n" not in message
+    assert "damaged" not in message
+    assert "give the checkpoint it was exported from (a .pt file" in message
+    assert message.endswith(
+        "or a model name: person_ssdlite, ssd300_vgg16, ssdlite320_mobilenet_v3_large"
+    )

@@ -18,6 +18,7 @@ from pipeline.config import (
     load_config,
     parse_config,
 )
+from pipeline.config.base import ONE_BYTE_MB
 from pipeline.config.loader import MAX_PROBLEM_CHARS, MAX_PROBLEMS_SHOWN, NUL_PROBLEM
 from tests.conftest import VideoFactory
 
@@ -116,6 +117,16 @@ def test_an_empty_source_file_is_found_by_validate_naming_the_camera(
         f"cameras:\n  - id: a\n    source: {video}\n  - id: b\n    source: empty.mp4\n"
     )
     assert problems == ["cameras[1].source (camera b, line 5): empty file (0 bytes): 'empty.mp4'"]
+
+
+@pytest.mark.parametrize("written", ["123", "1.5", "yes", "[a.mp4]", "null"])
+def test_a_source_neither_text_nor_a_mapping_is_told_what_a_source_may_be(
+    video: str, written: str
+) -> None:
+    (problem,) = _problems(f"cameras:\n  - id: a\n    source: {written}\n")
+    assert problem.startswith("cameras[0].source (camera a, line 3): a source is ")
+    assert "path or URL" in problem and "mapping with `type:`" in problem
+    assert "dictionary" not in problem
 
 
 def test_a_config_loaded_to_run_leaves_missing_sources_to_their_cameras(video: str) -> None:
@@ -385,6 +396,44 @@ def test_every_number_in_the_config_has_bounds_that_the_run_can_hold(
     assert high < 2**31, f"{model.__name__}.{name} could overflow what uses it"
 
 
+SIZE_FIELDS = [(model, name) for model, name in NUMBER_FIELDS if name.endswith("_mb")]
+
+
+def test_the_sizes_in_mb_are_the_spool_the_snapshots_and_a_shards_memory() -> None:
+    assert {name for _, name in SIZE_FIELDS} == {"spool_max_mb", "keep_mb", "memory_mb"}
+
+
+@pytest.mark.parametrize(("model", "name"), SIZE_FIELDS, ids=lambda v: getattr(v, "__name__", v))
+def test_every_size_in_mb_below_one_byte_is_refused_not_counted_as_no_room(
+    model: type[BaseModel], name: str
+) -> None:
+    def errors_at_the_field(value: float) -> list[str]:
+        with pytest.raises(ValidationError) as info:  # other required fields are missing
+            model.model_validate({name: value, "no such key": 1})
+        return [e["type"] for e in info.value.errors() if e["loc"] == (name,)]
+
+    assert errors_at_the_field(1e-300) == errors_at_the_field(9e-7) == ["greater_than_equal"]
+    assert errors_at_the_field(ONE_BYTE_MB) == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "where"),
+    [
+        ("sinks:\n  - type: sql\n    spool_max_mb: 1e-300\n", "sinks[0].spool_max_mb (line 6)"),
+        (
+            "cluster:\n  engine: ray\n  resources_per_shard:\n    memory_mb: 1e-300\n",
+            "cluster.resources_per_shard.memory_mb (line 7)",
+        ),
+    ],
+    ids=["spool", "memory"],
+)
+def test_a_size_below_one_byte_is_refused_at_its_yaml_path(
+    video: str, entry: str, where: str
+) -> None:
+    (problem,) = _problems(f"cameras:\n  - id: a\n    source: {video}\n{entry}")
+    assert problem.startswith(f"{where}: Input should be greater than or equal to 0.000001 (")
+
+
 FLOAT_FIELDS = [
     (model, name)
     for model, name in NUMBER_FIELDS
@@ -439,11 +488,54 @@ def test_a_huge_value_is_shown_by_its_start_in_one_short_line(video: str, entry:
     assert len(str(info.value)) < 2 * (MAX_PROBLEM_CHARS + 40)
 
 
-def test_a_path_the_file_system_refuses_to_look_up_is_a_problem_not_a_crash(video: str) -> None:
-    long_name = "d" * 5000  # longer than any file name: stat() fails with ENAMETOOLONG
-    for source in (f"{long_name}.mp4", f"{{type: images, path: {long_name}}}"):
-        with pytest.raises(ConfigError, match=r"cannot check the path 'ddd.*': File name too long"):
-            parse_config(f"cameras:\n  - id: a\n    source: {source}\n")
+@pytest.mark.parametrize("check_sources", [True, False], ids=["validate", "run"])
+@pytest.mark.parametrize(
+    ("entry", "where"),
+    [
+        ("sinks:\n  - type: video\n    dir: out/{name}\n", "sinks[0].dir (line 6)"),
+        ("sinks:\n  - type: snapshots\n    dir: out/{name}\n", "sinks[0].dir (line 6)"),
+        ("sinks:\n  - type: sql\n    spool_dir: out/{name}\n", "sinks[0].spool_dir (line 6)"),
+        ("sinks:\n  - type: sql\n    url: sqlite:///out/{name}/x.db\n", "sinks[0].url (line 6)"),
+        ("detector:\n  weights: w/{name}/x.pt\n", "detector.weights (line 5)"),
+        ("detector:\n  calibration: c/{name}/x.mp4\n", "detector.calibration (line 5)"),
+    ],
+    ids=["video", "snapshots", "spool", "sqlite", "weights", "calibration"],
+)
+def test_a_name_too_long_for_the_file_system_is_refused_at_its_yaml_path(
+    video: str, entry: str, where: str, check_sources: bool
+) -> None:
+    name = "d" * 300  # longer than any file system's names: ENAMETOOLONG
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            f"cameras:\n  - id: a\n    source: {video}\n" + entry.format(name=name),
+            check_sources=check_sources,
+        )
+    (problem,) = info.value.problems
+    assert problem.startswith(
+        f"{where}: too long for the file system (a name in it is 300 bytes long; the file "
+        "system takes at most 255): '"
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "where"),
+    [
+        ("{name}.mp4", "cameras[1].source (camera b, line 5)"),
+        ("{{type: images, path: 'x/{name}/*.jpg'}}", "cameras[1].source.path (camera b, line 5)"),
+        ("{{type: images, path: {long_name}}}", "cameras[1].source.path (camera b, line 5)"),
+    ],
+    ids=["file", "images", "images-5000"],
+)
+def test_a_source_name_too_long_for_the_file_system_is_refused_at_its_yaml_path(
+    video: str, source: str, where: str
+) -> None:
+    text = f"cameras:\n  - id: a\n    source: {video}\n  - id: b\n    source: {source}\n"
+    text = text.format(name="d" * 300, long_name="d" * 5000)  # 5000: no stat() crash
+    (problem,) = _problems(text)
+    assert problem.startswith(f"{where}: too long for the file system (a name in it is ")
+    with pytest.raises(ConfigError) as run:  # as a NUL character is: no name for a file
+        parse_config(text, check_sources=False)
+    assert run.value.problems == [problem]
 
 
 def test_one_problem_is_one_line_and_many_are_listed_up_to_a_limit(video: str) -> None:

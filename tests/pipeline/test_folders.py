@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.folders import folder_problem
+from pipeline.folders import folder_problem, name_problem
 
 
 def test_a_writable_folder_and_a_missing_one_under_it_have_no_problem(tmp_path: Path) -> None:
@@ -48,3 +48,24 @@ def test_a_folder_the_user_may_not_write_in_says_whether_it_was_to_be_made(
     monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)
     folder = tmp_path / child if child else tmp_path
     assert folder_problem(folder) == f"cannot {verb} the folder {folder}: permission denied"
+
+
+def test_a_name_longer_than_the_file_system_takes_is_found_without_its_folders_existing(
+    tmp_path: Path,
+) -> None:
+    name_max = os.pathconf(tmp_path, "PC_NAME_MAX")
+    long_name = "d" * (name_max + 1)
+    assert name_problem(tmp_path / "missing" / long_name / "x") == (
+        f"a name in it is {name_max + 1} bytes long; the file system takes at most {name_max}"
+    )
+    assert name_problem(Path(long_name)) is not None  # relative to the working folder
+    assert name_problem(tmp_path / "missing" / ("d" * name_max)) is None
+    assert name_problem("é" * (name_max // 2 + 1)) is not None  # bytes, not characters
+
+
+def test_a_path_longer_than_the_system_takes_is_found(tmp_path: Path) -> None:
+    path_max = os.pathconf(tmp_path, "PC_PATH_MAX")
+    deep = tmp_path.joinpath(*["d" * 200] * (path_max // 200 + 1))
+    assert name_problem(deep) == (
+        f"it is {len(os.fsencode(deep))} bytes long; the system takes at most {path_max - 1}"
+    )

@@ -12,7 +12,7 @@ import pytest
 import zmq
 
 from pipeline.cli import main
-from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_NO_EVENTS, EXIT_OK
+from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_NO_EVENTS, EXIT_OK, EXIT_USAGE
 from pipeline.types import LabelMap
 from sinks.event_bus.publisher import EventPublisher
 from tests.conftest import free_port
@@ -89,6 +89,27 @@ def test_nobody_publishing_at_the_endpoint_is_an_error_not_an_empty_result(
     assert (code, out) == (EXIT_FAILED, "")
     assert err.startswith(f"error: no publisher at {endpoint}: nothing accepted the connection")
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "why"),
+    [
+        ("inproc://x", "inproc:// reaches only the process that binds it"),
+        ("tcp://*:5556", "'*' (every address) is for binding"),
+        ("tcp://127.0.0.1:*", "port * (any port) is for binding"),
+        ("tcp://127.0.0.1:0", "port 0 (any port) is for binding"),
+        ("ipc://*", "ipc://* (a name of ZeroMQ's choosing) is for binding"),
+    ],
+    ids=["inproc", "any-host", "any-port", "port-0", "any-ipc"],
+)
+def test_an_endpoint_no_other_process_can_publish_to_is_refused_at_once_in_one_line(
+    endpoint: str, why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["subscribe", "--endpoint", endpoint, "--timeout", "30"])
+    out, err = capsys.readouterr()
+    assert (info.value.code, out, err.count("\n")) == (EXIT_USAGE, "", 1)
+    assert err.startswith(f"error: --endpoint: cannot subscribe to {endpoint!r}: {why}")
 
 
 def test_the_count_reached_is_success(endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -116,6 +116,46 @@ def test_what_cannot_be_exported_is_one_error_line_and_no_file(
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("model", "weights", "said"),
+    [
+        ("{ckpt}", "x.pth", "holding its own weights; remove `--weights` (got 'x.pth') or "),
+        (
+            "ssdlite320_mobilenet_v3_large",
+            "{tmp}/missing.pth",
+            "weights file not found: {tmp}/missing.pth; set `--weights` to an existing .pth file",
+        ),
+        (
+            "ssdlite320_mobilenet_v3_large",
+            "{ckpt}",
+            "{ckpt} is a pipeline checkpoint, not a state_dict; set `--model {ckpt}` instead of "
+            "`--weights`",
+        ),
+        ("{ckpt}x", "default", "model checkpoint not found: {ckpt}x; set `--model` to "),
+    ],
+    ids=["checkpoint-and-weights", "missing-weights", "checkpoint-as-weights", "no-checkpoint"],
+)
+def test_a_weights_or_model_error_names_the_option_not_the_config_key(
+    pets_checkpoint: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    model: str,
+    weights: str,
+    said: str,
+) -> None:
+    def filled(text: str) -> str:
+        return text.format(ckpt=pets_checkpoint, tmp=tmp_path)
+
+    out = tmp_path / "out.onnx"
+    code = main(
+        ["export", "--model", filled(model), "--weights", filled(weights), "--out", str(out)]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert filled(said) in err and "detector." not in err
+    assert not out.exists()
+
+
 def test_a_full_disk_is_one_error_line_naming_the_file_and_leaves_no_partial_file(
     tiny: SSD, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -347,13 +347,9 @@ def _with_momentum_of_shape_7(groups: dict[str, Any]) -> dict[str, Any]:
     ],
     ids=["no parameter groups", "no param_groups key", "a momentum of another shape"],
 )
-def test_resume_from_an_optimiser_state_that_does_not_fit_the_model_is_one_error_line(
-    optimizer: Any,
-    said: str,
-    shapes: ShapesData,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def _damaged_resume(shapes: ShapesData, tmp_path: Path, optimizer: Any) -> tuple[str, Path]:
+    """A COCO set and an --out whose last.pt holds `optimizer(param_groups)` as its
+    optimiser state; (the data, the folder)."""
     data = str(write_coco(shapes, tmp_path / "coco"))
     out = tmp_path / "run"
     settings = TrainSettings(epochs=2, batch_size=4, min_steps=0, workers=0, device="cpu")
@@ -364,6 +360,26 @@ def test_resume_from_an_optimiser_state_that_does_not_fit_the_model_is_one_error
     groups = Trainer(job, torch.device("cpu"), threading.Event()).optimizer.state_dict()
     extra["progress"] = Progress(epoch=2, optimizer=optimizer(groups["param_groups"])).to_dict()
     save_checkpoint(out / LAST, model, "person_ssdlite", 300, LabelMap(shapes.class_names), extra)
+    return data, out
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "said"),
+    [
+        (lambda groups: {"state": {}, "param_groups": []}, "does not fit the model: loaded "),
+        (lambda groups: {"state": {}}, "(its optimiser state has no 'param_groups')"),
+        (_with_momentum_of_shape_7, "(its optimiser's momentum_buffer of shape [7] does not fit "),
+    ],
+    ids=["no parameter groups", "no param_groups key", "a momentum of another shape"],
+)
+def test_resume_from_an_optimiser_state_that_does_not_fit_the_model_is_one_error_line(
+    optimizer: Any,
+    said: str,
+    shapes: ShapesData,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data, out = _damaged_resume(shapes, tmp_path, optimizer)
     written = sorted(p.name for p in out.iterdir())
 
     code = main(["train", "--data", data, "--out", str(out), "--resume", "--int8", "skip"])
@@ -374,6 +390,16 @@ def test_resume_from_an_optimiser_state_that_does_not_fit_the_model_is_one_error
     assert last_line.startswith(f"error: --resume: {out / LAST} holds a training state ")
     assert said in last_line and last_line.endswith("start without --resume, into another --out")
     assert sorted(p.name for p in out.iterdir()) == written  # nothing trained nor saved
+
+
+def test_a_damaged_resume_is_refused_before_the_training_start_line_is_printed(
+    shapes: ShapesData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, out = _damaged_resume(shapes, tmp_path, _with_momentum_of_shape_7)
+    code = main(["train", "--data", data, "--out", str(out), "--resume", "--int8", "skip"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert err.count("\n") == 1 and err.startswith(f"error: --resume: {out / LAST} holds ")
 
 
 @pytest.mark.parametrize(
@@ -492,6 +518,22 @@ def test_evaluate_refuses_data_without_the_models_classes_before_preparing_the_d
         "error: dataset: none of its classes (disc, square, triangle) is one the model "
         "detects (person); evaluate a model trained on them\n"
     )
+
+
+@pytest.mark.parametrize("measure_int8", [False, True], ids=["evaluate", "measure-int8"])
+def test_evaluate_of_an_onnx_file_says_it_cannot_and_what_to_give_not_a_damaged_checkpoint(
+    shapes: ShapesData, tmp_path: Path, capsys: pytest.CaptureFixture[str], measure_int8: bool
+) -> None:
+    from detector.onnx_export import write_onnx
+
+    data = str(write_coco(shapes, tmp_path / "coco"))
+    model = ARCHITECTURES["person_ssdlite"](len(shapes.class_names), 300)
+    onnx = write_onnx(model, LabelMap(shapes.class_names), tmp_path / "shapes.onnx")
+    more = ["--measure-int8"] if measure_int8 else []
+    assert main(["evaluate", "--model", str(onnx), "--data", data, *more]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {onnx} is an ONNX file ") and err.count("\n") == 1
+    assert "damaged" not in err and "a .pt file" in err and "or a model name: " in err
 
 
 @pytest.mark.parametrize("measure", [[], ["--measure-int8"]], ids=["map", "int8"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from sinks.sql.database import DatabaseUrl, error_kind, reason
+from sinks.sql.database import DatabaseUrl, error_kind, make_engine, open_failure, reason
 from tests.sinks.sql.builders import sqlite_full_error
 
 
@@ -61,12 +62,60 @@ def test_database_url_keeps_the_password_for_connecting_and_scrubs_it_from_reaso
         DatabaseUrl("not a url u:s3cret@").connect_url()
 
 
+@pytest.mark.parametrize("password", ["p", "ab", "s3cret", "correct-horse-battery-staple"])
+def test_a_short_password_is_masked_where_it_stands_not_inside_the_words_of_a_reason(
+    password: str,
+) -> None:
+    db = DatabaseUrl(f"postgresql+psycopg://u:{password}@db/x?sslpassword={password}")
+    exc = ValueError(
+        f"import of psycopg halted; connection to postgresql+psycopg://u:{password}@db/x "
+        f"failed: password={password} host=db sslpassword='{password}': "
+        f'"{password}" rejected for user u; {password} wrong'
+    )
+    assert reason(exc, db) == (
+        "import of psycopg halted; connection to postgresql+psycopg://u:***@db/x "
+        "failed: password=*** host=db sslpassword='***': \"***\" rejected for user u; *** wrong"
+    )
+
+
+def test_a_password_in_the_url_of_a_reason_is_masked_whatever_its_length() -> None:
+    db = DatabaseUrl("postgresql+psycopg://u:p@db/x")
+    exc = ValueError("cannot connect to postgresql+psycopg://u:p@db:5432/x (postgres)")
+    assert reason(exc, db) == "cannot connect to postgresql+psycopg://u:***@db:5432/x (postgres)"
+
+
 def test_database_url_scrubs_secret_query_parameters_from_reasons() -> None:
     db = DatabaseUrl("postgresql+psycopg://u@db/x?password=s3cret&application_name=pipeline")
     assert db.connect_url().query["password"] == "s3cret"
     exc = ValueError('invalid dsn: "password=s3cret host=db": s3cret rejected')
     assert "s3cret" not in reason(exc, db)
     assert "application_name=pipeline" in str(db)
+
+
+@pytest.mark.parametrize(
+    ("url", "module", "install"),
+    [
+        ("mysql://u:s3cret@db/x", "MySQLdb", "pip install mysqlclient"),
+        ("mysql+pymysql://u:s3cret@db/x", "pymysql", "pip install pymysql"),
+        ("mssql+pyodbc://u:s3cret@db/x", "pyodbc", "pip install pyodbc"),
+        ("oracle+oracledb://u:s3cret@db/x", "oracledb", "pip install oracledb"),
+        ("postgresql+psycopg2://u:s3cret@db/x", "psycopg2", "pip install psycopg2-binary"),
+    ],
+    ids=["mysql", "pymysql", "mssql", "oracle", "psycopg2"],
+)
+def test_a_missing_database_driver_names_the_driver_of_the_url_dialect(
+    monkeypatch: pytest.MonkeyPatch, url: str, module: str, install: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` fails: not installed
+    db = DatabaseUrl(url)
+    with pytest.raises(ImportError) as info:
+        make_engine(db)
+    dialect = url.split(":", 1)[0].split("+", 1)[0]
+    message = open_failure(info.value, db)
+    assert message.startswith(f"database driver for {dialect} not installed (")
+    assert message.endswith(f"install it: {install}") or f"install it: {install};" in message
+    assert ("psycopg[binary]" in message) == dialect.startswith("postgresql")
+    assert "\n" not in message
 
 
 @pytest.mark.parametrize(
