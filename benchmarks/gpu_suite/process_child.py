@@ -6,8 +6,8 @@ go, so that every process reads frames over the same seconds.
 
 Lines on stdout, each `MARK` then JSON: {"ready": true} once the detector is built and
 before each run; after each run {"frames", "elapsed_s", "ended"} (`ended`: Unix seconds at
-the end, `elapsed_s`: the seconds it read for) and, after the last, the peak GPU memory.
-Every other line the pipeline prints goes to stderr.
+the end, `elapsed_s`: the seconds it read for) and, after the last, the peak GPU memory;
+{"error": one line} where it failed. Every other line it prints goes to stderr.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import json
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 MARK = "@process@ "
 """What starts a line meant for the parent."""
@@ -27,6 +28,19 @@ MIB = 1024 * 1024
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings: dict[str, Any] = json.loads((sys.argv[1:] if argv is None else argv)[0])
+    say = sys.stdout
+    sys.stdout = sys.stderr  # the pipeline's own prints must not look like ours
+    try:
+        return _runs(settings, say)
+    except Exception as error:  # told to the parent in one line; the traceback to stderr
+        traceback.print_exc()
+        _tell(say, {"error": f"{type(error).__name__}: {' '.join(str(error).split())}"})
+        return 1
+
+
+def _runs(settings: dict[str, Any], say: IO[str]) -> int:
+    """The runs `settings` asks for, each when the parent says go; what they measured, on
+    `say`."""
     import torch
 
     from pipeline.bench.end_to_end import DetectorSetup, pipeline_config
@@ -34,8 +48,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.runner import Pipeline
 
     setup = DetectorSetup(**settings["setup"])
-    say = sys.stdout
-    sys.stdout = sys.stderr  # the pipeline's own prints must not look like ours
     detector = None
     try:
         for _ in range(settings["repeat"]):
@@ -51,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ended = time.time()
             if not summary.ok:
                 problems = [p for c in summary.cameras.values() if (p := c.problem)]
-                raise SystemExit(f"run failed: {'; '.join(problems + summary.sink_errors)}")
+                raise RuntimeError(f"run failed: {'; '.join(problems + summary.sink_errors)}")
             _tell(say, {"frames": summary.frames, "elapsed_s": summary.elapsed_s, "ended": ended})
     finally:
         if detector is not None:
@@ -62,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _tell(out: Any, message: dict[str, Any]) -> None:
+def _tell(out: IO[str], message: dict[str, Any]) -> None:
     out.write(MARK + json.dumps(message) + "\n")
     out.flush()
 

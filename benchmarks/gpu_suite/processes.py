@@ -107,12 +107,14 @@ def _one_run(children: list[subprocess.Popen[str]], errors: IO[str]) -> list[Pro
 
 
 def _message(child: subprocess.Popen[str], errors: IO[str]) -> dict[str, Any]:
-    """The next line `child` meant for this process; RuntimeError with its last error
-    line where it ended instead."""
+    """The next line `child` meant for this process; RuntimeError with the error it told,
+    or its last error line where it ended without a word."""
     assert child.stdout is not None
     for line in child.stdout:
         if line.startswith(MARK):
             message: dict[str, Any] = json.loads(line[len(MARK) :])
+            if "error" in message:
+                raise RuntimeError(f"a process of the case failed: {message['error']}")
             return message
     code = child.wait()
     errors.seek(0)
