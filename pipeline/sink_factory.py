@@ -16,6 +16,7 @@ from pipeline.config import (
     VideoSinkConfig,
     ZmqSinkConfig,
 )
+from pipeline.config.base import mb_bytes
 from pipeline.types import LabelMap
 from sinks.base import Sink, SinkError
 
@@ -125,7 +126,7 @@ def _(sc: SqlSinkConfig, context: SinkContext) -> Sink:
         flush_interval_s=sc.flush_interval_s,
         buffer_rows=sc.buffer_rows,
         spool_dir=sc.spool_dir,
-        spool_max_mb=sc.spool_max_mb,
+        spool_max_bytes=mb_bytes(sc.spool_max_mb),
         close_timeout_s=sc.close_timeout_s,
     )
 
@@ -140,7 +141,7 @@ def _(sc: SnapshotSinkConfig, context: SinkContext) -> Sink:
         retention=Retention(
             max_age_s=None if sc.keep_hours is None else sc.keep_hours * 3600,
             max_files=sc.keep_files,
-            max_bytes=None if sc.keep_mb is None else int(sc.keep_mb * 1e6),
+            max_bytes=None if sc.keep_mb is None else mb_bytes(sc.keep_mb),
         ),
     )
 

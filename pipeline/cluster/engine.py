@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from pipeline.config.base import mb_bytes
 from pipeline.config.cluster import ClusterConfig, ShardResourcesConfig
 
 INSTALL_HINT = "pip install -e '.[ray]' (or pip install 'ray>=2.9')"
@@ -123,7 +124,7 @@ def shard_options(resources: ShardResourcesConfig) -> dict[str, Any]:
     """The Ray actor options that reserve `resources` for a shard."""
     options: dict[str, Any] = {"num_cpus": resources.num_cpus, "num_gpus": resources.num_gpus}
     if resources.memory_mb is not None:
-        options["memory"] = int(resources.memory_mb * 1024 * 1024)
+        options["memory"] = mb_bytes(resources.memory_mb)
     if resources.resources:
         options["resources"] = dict(resources.resources)
     return options

@@ -11,10 +11,18 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 from pipeline.config.safe_yaml import short_repr
 from pipeline.folders import name_problem
 
-ONE_BYTE_MB = 1e-6
+BYTES_PER_MB = 1_000_000
+"""What one MB of a `*_mb` field is: a million bytes, as the messages on free disk space
+count them."""
+ONE_BYTE_MB = 1 / BYTES_PER_MB
 """The smallest size a `*_mb` field takes: one byte. Sizes are counted in whole bytes, so a
 smaller one would be 0 bytes: no room at all (every spooled row lost, every snapshot
 deleted), not the small room it reads as."""
+
+
+def mb_bytes(mb: float) -> int:
+    """The whole bytes of a `*_mb` field's value."""
+    return int(mb * BYTES_PER_MB)
 
 
 class Strict(BaseModel):

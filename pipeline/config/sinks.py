@@ -300,8 +300,9 @@ class SqlSinkConfig(Strict):
     spool_max_mb: float = Field(
         1024,
         ge=ONE_BYTE_MB,
-        le=1024 * 1024,
-        description="Largest spool file (at most 1 TiB); rows beyond it are dropped and counted.",
+        le=1_000_000,
+        description="Largest spool file, in MB (at most 1 TB); rows beyond it are dropped and "
+        "counted.",
     )
     close_timeout_s: float = Field(
         30.0,

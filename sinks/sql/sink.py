@@ -61,7 +61,7 @@ class SqlSink(Sink):
     waited `flush_interval_s` (seconds of `clock`): at a frame's `write`, or at the first
     `tick` after that when no frame comes; each batch is one transaction. While the
     database is away, up to `buffer_rows` rows wait in memory and the rest in a spool file
-    under `spool_dir` (at most `spool_max_mb`); `close` waits up to `close_timeout_s` for
+    under `spool_dir` (at most `spool_max_bytes`); `close` waits up to `close_timeout_s` for
     them to be written (a full disk: at most `FULL_DISK_CLOSE_S`).
     Rows still unwritten then stay in the spool file, and the next run writing to the same
     database writes them first.
@@ -79,7 +79,7 @@ class SqlSink(Sink):
         flush_interval_s: float = 1.0,
         buffer_rows: int = 20_000,
         spool_dir: Path = Path("out/spool"),
-        spool_max_mb: float = 1024.0,
+        spool_max_bytes: int = 1024 * 1_000_000,
         close_timeout_s: float = 30.0,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 10.0,
@@ -108,11 +108,11 @@ class SqlSink(Sink):
         )
         prefix = spool_prefix(self._db)
         name = f"{prefix}run{self.run_id}-{os.getpid()}.jsonl"
-        max_bytes = int(spool_max_mb * 1024 * 1024)
         self.outbox = Outbox(
-            Path(spool_dir) / name, max_memory_rows=buffer_rows, max_spool_bytes=max_bytes
+            Path(spool_dir) / name, max_memory_rows=buffer_rows, max_spool_bytes=spool_max_bytes
         )
-        self._refused = RefusedFile(Path(spool_dir) / REFUSED_FOLDER / name, max_bytes=max_bytes)
+        refused = Path(spool_dir) / REFUSED_FOLDER / name
+        self._refused = RefusedFile(refused, max_bytes=spool_max_bytes)
         self._writer = RowWriter(
             self._engine,
             self.outbox,

@@ -329,7 +329,7 @@ def test_refused_rows_beyond_the_size_of_their_file_are_lost_and_counted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"sqlite:///{tmp_path / 'det.db'}"
-    sink = SqlSink(url, LABELS, batch_size=1, spool_dir=tmp_path / "spool", spool_max_mb=1e-6)
+    sink = SqlSink(url, LABELS, batch_size=1, spool_dir=tmp_path / "spool", spool_max_bytes=1)
 
     def refuse(self: RowWriter, batch: RowBatch) -> None:
         if batch.table == "detections":
