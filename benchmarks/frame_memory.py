@@ -19,15 +19,13 @@ import resource
 import statistics
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import numpy.typing as npt
 
 from benchmarks.machine import machine_line
-from benchmarks.overhead import InstantDetector
+from benchmarks.overhead import InstantDetector, write_clip
 from detector.resize import resize_rgb
 from pipeline.config import PipelineConfig
 from pipeline.runner import Pipeline
@@ -51,22 +49,6 @@ class ResizingDetector(InstantDetector):
 
     def model_image(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         return resize_rgb(image, MODEL_SIZE)
-
-
-def write_clip(path: Path, frames: int) -> None:
-    """An H.264 clip of `frames` frames of moving gradients at 25 frames/s, `SIZE`."""
-    width, height = SIZE
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=Fraction(25))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        ramp = np.linspace(0, 255, width, dtype=np.float32)
-        for i in range(frames):
-            row = ((ramp + 3 * i) % 256).astype(np.uint8)
-            image = np.repeat(np.repeat(row[None, :, None], height, 0), 3, 2)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
 
 
 def one_round(clip: str, cameras: int) -> dict[str, float]:
@@ -117,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     with tempfile.TemporaryDirectory(prefix="ssd-frame-memory-clip-") as tmp:
         clip = Path(tmp) / "clip.mp4"
-        write_clip(clip, args.frames)
+        write_clip(clip, args.frames, SIZE)  # this checkout's, in the parent only
         rounds = rounds_in_turn(__file__, [str(clip), args.cameras], args.rounds, args.baseline)
     names = list(rounds)
     print(

@@ -61,9 +61,10 @@ class InstantDetector(FrameDetector):
         return BATCH
 
 
-def write_clip(path: Path, frames: int) -> None:
-    """An H.264 clip of `frames` frames of noise-free moving gradients at 25 frames/s."""
-    width, height = SIZE
+def write_clip(path: Path, frames: int, size: tuple[int, int] = SIZE) -> None:
+    """An H.264 clip of `frames` frames of noise-free moving gradients at 25 frames/s, `size`
+    (width, height)."""
+    width, height = size
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=Fraction(25))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"

@@ -143,11 +143,7 @@ class EndToEndCase:
 
     def run(self, bench: Workbench) -> Outcome:
         bench.release()  # the model-only detector's memory is not this case's
-        e2e = bench.plan.end_to_end
-        setup = DetectorSetup(
-            e2e.model, bench_weights(e2e.model), str(bench.device), e2e.runtime, e2e.precision,
-            e2e.batch_size,
-        )  # fmt: skip
+        e2e, setup = bench.plan.end_to_end, end_to_end_setup(bench)
         result = bench_end_to_end(
             bench.end_to_end_clip(), e2e.copies, setup, e2e.repeat, video=None,
             pipelining=self.pipelining, stages=self.pipelining,
@@ -173,11 +169,7 @@ class EndToEndProcessesCase:
 
     def run(self, bench: Workbench) -> Outcome:
         bench.release()  # each process holds a detector of its own
-        e2e = bench.plan.end_to_end
-        setup = DetectorSetup(
-            e2e.model, bench_weights(e2e.model), str(bench.device), e2e.runtime, e2e.precision,
-            e2e.batch_size,
-        )  # fmt: skip
+        e2e, setup = bench.plan.end_to_end, end_to_end_setup(bench)
         result = measure_processes(
             bench.end_to_end_clip(), e2e.copies, self.processes, setup, e2e.repeat,
             max(30.0, bench.deadline.left_s()),
@@ -185,6 +177,15 @@ class EndToEndProcessesCase:
         spread = ", ".join(f"{fps:.1f}" for fps in result.per_process_frames_per_s)
         headline = f"{result.frames_per_s:.1f} frames/s in {self.processes} processes ({spread})"
         return Outcome(result, headline, peak_gpu_memory_mib=result.peak_gpu_memory_mib)
+
+
+def end_to_end_setup(bench: Workbench) -> DetectorSetup:
+    """The end-to-end cases' detector, as the plan has it, on the suite's device."""
+    e2e = bench.plan.end_to_end
+    return DetectorSetup(
+        e2e.model, bench_weights(e2e.model), str(bench.device), e2e.runtime, e2e.precision,
+        e2e.batch_size,
+    )  # fmt: skip
 
 
 def end_to_end_headline(result: EndToEndResult) -> str:

@@ -338,15 +338,6 @@ def _with_momentum_of_shape_7(groups: dict[str, Any]) -> dict[str, Any]:
     return {"state": {0: {"momentum_buffer": torch.zeros(7)}}, "param_groups": groups}
 
 
-@pytest.mark.parametrize(
-    ("optimizer", "said"),
-    [
-        (lambda groups: {"state": {}, "param_groups": []}, "does not fit the model: loaded "),
-        (lambda groups: {"state": {}}, "(its optimiser state has no 'param_groups')"),
-        (_with_momentum_of_shape_7, "(its optimiser's momentum_buffer of shape [7] does not fit "),
-    ],
-    ids=["no parameter groups", "no param_groups key", "a momentum of another shape"],
-)
 def _damaged_resume(shapes: ShapesData, tmp_path: Path, optimizer: Any) -> tuple[str, Path]:
     """A COCO set and an --out whose last.pt holds `optimizer(param_groups)` as its
     optimiser state; (the data, the folder)."""
