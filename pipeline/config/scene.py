@@ -18,6 +18,8 @@ from analytics import LEFT_TO_RIGHT, RIGHT_TO_LEFT
 from pipeline.boxes import polygon_area, polygon_is_simple
 from pipeline.config.base import Strict
 from pipeline.types import LabelMap
+from sinks.mqtt.discovery import hass_id
+from sinks.mqtt.topics import segment
 
 Point = Annotated[
     tuple[
@@ -117,6 +119,14 @@ class LineDirections(Strict):
     def _distinct(self) -> LineDirections:
         if self.left_to_right == self.right_to_left:
             raise ValueError(f"both directions are named {self.left_to_right!r}")
+        for as_id in (segment, hass_id):  # a direction's count is published under this name
+            if as_id(self.left_to_right) == as_id(self.right_to_left):
+                raise ValueError(
+                    f"both directions are {as_id(self.left_to_right)!r} in MQTT topics and "
+                    f"Home Assistant ids ({self.left_to_right!r}, {self.right_to_left!r}), "
+                    "where anything but letters, digits, '_' and '-' is '_': name them "
+                    "apart by those"
+                )
         return self
 
 
