@@ -77,9 +77,23 @@ class ClusterConfig(Strict):
     @field_validator("address")
     @classmethod
     def _address_known(cls, value: str) -> str:
-        if value in ("local", "auto") or value.startswith("ray://") or ":" in value:
-            return value
-        raise ValueError("expected 'local', 'auto', 'ray://HOST:PORT' or 'HOST:PORT'")
+        if (problem := address_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
+
+
+def address_problem(address: str) -> str | None:
+    """Why `address` names no Ray cluster (None when it does): 'local', 'auto',
+    'ray://HOST[:PORT]' or 'HOST:PORT'. (Ray itself logs a traceback for an empty host.)"""
+    if address in ("local", "auto"):
+        return None
+    rest = address.removeprefix("ray://")
+    host, colon, port = rest.rpartition(":")
+    if not colon and rest != address:
+        host, port = rest, "10001"  # ray://HOST: Ray Client's own port
+    if host.strip("[]") and port.isdigit() and 1 <= int(port) <= 65535:
+        return None
+    return "expected 'local', 'auto', 'ray://HOST:PORT' or 'HOST:PORT' (a host and a port number)"
 
 
 def cluster_sink_problems(sinks: Sequence[SinkConfig]) -> list[str]:
