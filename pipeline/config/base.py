@@ -3,6 +3,8 @@ frozen once validated."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -15,3 +17,8 @@ class Strict(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def yaml_path(loc: Sequence[str | int]) -> str:
+    """A place in the config as errors name it: `sinks[0].endpoint`."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
