@@ -9,9 +9,11 @@ from pipeline.config.base import Strict, yaml_path
 from pipeline.config.cameras import CameraConfig
 from pipeline.config.cluster import ClusterConfig, cluster_sink_problems
 from pipeline.config.http import HttpConfig
+from pipeline.config.mqtt import MqttSinkConfig
 from pipeline.config.scene import AnalyticsConfig
 from pipeline.config.sinks import LiveSinkConfig, SinkConfig, SnapshotSinkConfig, ZmqSinkConfig
 from pipeline.config.stages import DetectorConfig, TrackerConfig
+from sinks.mqtt.discovery import hass_id
 
 SERVER_FIELDS = ("host", "port", "allowed_hosts", "auth", "allow_unauthenticated")
 """The live sink's settings of the server it is on: they start the run's server when there is
@@ -123,6 +125,40 @@ class PipelineConfig(Strict):
                     )
                 )
             seen.append((loc, host, port))
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+    @model_validator(mode="after")
+    def _home_assistant_ids_apart(self) -> PipelineConfig:
+        """With MQTT discovery two cameras (or zones, or lines of a camera) whose ids Home
+        Assistant writes alike would be one device (or sensor) there."""
+        if not any(isinstance(s, MqttSinkConfig) and s.homeassistant for s in self.sinks):
+            return self
+        named: list[tuple[tuple[str | int, ...], str, list[str]]] = [
+            (("cameras",), "camera", [c.id for c in self.cameras])
+        ]
+        for c, cam in enumerate(self.cameras):
+            named.append((("cameras", c, "zones"), "zone", [z.id for z in cam.zones]))
+            named.append((("cameras", c, "lines"), "line", [li.id for li in cam.lines]))
+        errors = []
+        for where, kind, ids in named:
+            first: dict[str, str] = {}
+            for index, item in enumerate(ids):
+                was = first.setdefault(hass_id(item), item)
+                if was != item:
+                    why = (
+                        f"{item!r} is {hass_id(item)!r} in Home Assistant ids, as {kind} "
+                        f"{was!r} is (anything but letters, digits, '_' and '-' is '_'): "
+                        "name them apart by those, or leave homeassistant off"
+                    )
+                    errors.append(
+                        InitErrorDetails(
+                            type=PydanticCustomError("value_error", why),
+                            loc=(*where, index, "id"),
+                            input=None,
+                        )
+                    )
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self

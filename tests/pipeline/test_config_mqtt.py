@@ -148,3 +148,21 @@ def test_validate_refuses_count_labels_the_model_lacks_at_their_yaml_path(
         f"error: {config}: sinks[0].count_labels[1] (mqtt): 'car' is not a class the "
         "detector reports (person)"
     )
+
+
+def test_ids_home_assistant_writes_alike_are_refused_with_homeassistant(video: str) -> None:
+    text = (
+        f"cameras:\n  - id: gate.1\n    source: {video}\n  - id: gate_1\n    source: {video}\n"
+        "    zones:\n      - {id: z.a, polygon: [[0, 0], [1, 0], [1, 1]]}\n"
+        "      - {id: z_a, polygon: [[0, 0], [1, 0], [1, 1]]}\n"
+        "sinks:\n  - {type: mqtt, homeassistant: true}\n"
+    )
+    assert problems(text) == [
+        "cameras[1].id (line 4): 'gate_1' is 'gate_1' in Home Assistant ids, "
+        "as camera 'gate.1' is (anything but letters, digits, '_' and '-' is '_'): name "
+        "them apart by those, or leave homeassistant off",
+        "cameras[1].zones[1].id (camera gate_1, line 8): 'z_a' is 'z_a' in Home Assistant "
+        "ids, as zone 'z.a' is (anything but letters, digits, '_' and '-' is '_'): name "
+        "them apart by those, or leave homeassistant off",
+    ]
+    assert parse_config(text.replace("homeassistant: true", "homeassistant: false"))
