@@ -29,7 +29,7 @@ from pipeline.config import (
     VideoSinkConfig,
     ZmqSinkConfig,
 )
-from pipeline.config.scene import kept_classes, scene_label_problems
+from pipeline.config.scene import kept_classes, scene_label_problems, unknown_label
 from pipeline.folders import folder_problem
 from sinks.disk import open_folder
 
@@ -75,6 +75,18 @@ def check_scene_labels(config: PipelineConfig, classes: dict[str, frozenset[int]
     """One line per zone or line label that names no class the detector reports, at its
     YAML path (`classes` from `check_detector`)."""
     return scene_label_problems(config.cameras, classes)
+
+
+def check_count_labels(config: PipelineConfig, classes: dict[str, frozenset[int]]) -> list[str]:
+    """One line per `count_labels` entry of an mqtt sink that names no class the detector
+    reports, at its YAML path (`classes` from `check_detector`); the sink refuses it too."""
+    return [
+        f"sinks[{s}].count_labels[{i}] (mqtt): {problem}"
+        for s, sink in enumerate(config.sinks)
+        if isinstance(sink, MqttSinkConfig)
+        for i, label in enumerate(sink.count_labels or ())
+        if (problem := unknown_label(label, classes)) is not None
+    ]
 
 
 def check_sinks(configs: Sequence[SinkConfig]) -> list[str]:

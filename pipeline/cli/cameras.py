@@ -9,7 +9,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from pipeline.argtypes import nonempty
-from pipeline.cli.cluster import ADDRESS_HELP, cluster_client, running_runs
+from pipeline.cli.cluster import ADDRESS_HELP, cluster_address, cluster_client, running_runs
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pipeline.config import CameraConfig, ConfigError, load_config
 
@@ -44,7 +44,7 @@ def add_parser(sub: Any) -> None:
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=cmd_list)
     for action in (add, remove, listing):
-        action.add_argument("--address", type=nonempty, default="auto", help=ADDRESS_HELP)
+        action.add_argument("--address", type=cluster_address, default="auto", help=ADDRESS_HELP)
     for action in (add, remove):
         action.add_argument("--run", type=nonempty, default=None, help=RUN_HELP)
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.argtypes import nonempty
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK
+from pipeline.config.cluster import address_problem
 
 if TYPE_CHECKING:
     from pipeline.cluster.status import RunStatus
@@ -21,6 +22,13 @@ ADDRESS_HELP = (
 )
 
 
+def cluster_address(text: str) -> str:
+    """An argparse type: the address of a Ray cluster, as `cluster.address` takes it."""
+    if (problem := address_problem(nonempty(text))) is not None:
+        raise argparse.ArgumentTypeError(f"{problem}, got {text[:80]!r}")
+    return text
+
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("cluster", help="ask a pipeline running on a Ray cluster")
     actions = p.add_subparsers(
@@ -29,7 +37,7 @@ def add_parser(sub: Any) -> None:
     status = actions.add_parser(
         "status", help="each shard of the running pipelines: node, GPU, cameras, frames/s, restarts"
     )
-    status.add_argument("--address", type=nonempty, default="auto", help=ADDRESS_HELP)
+    status.add_argument("--address", type=cluster_address, default="auto", help=ADDRESS_HELP)
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.set_defaults(func=cmd_status)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import socket
+import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -58,11 +60,16 @@ def connect(ray: ModuleType, address: str) -> bool:
         options["include_dashboard"] = False
     else:
         options["address"] = address
+    ours = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(logging_level="WARNING", **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(f"cluster: cannot join Ray at {address!r}: {first}") from exc
+    finally:
+        # Ray's init sets a SIGTERM handler that exits at once: the run's own stops well
+        if ours is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, ours)
     return True
 
 

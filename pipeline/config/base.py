@@ -3,6 +3,7 @@ frozen once validated."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -46,3 +47,8 @@ def name_fits(path: str) -> str:
 
 FsPath = Annotated[Path, AfterValidator(lambda path: Path(name_fits(str(path))))]
 """A file or folder the config names: refused when too long a name (`name_fits`)."""
+
+
+def yaml_path(loc: Sequence[str | int]) -> str:
+    """A place in the config as errors name it: `sinks[0].endpoint`."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from pipeline.config.base import ONE_BYTE_MB, Strict
 from pipeline.config.sinks import (
@@ -21,16 +21,30 @@ from pipeline.config.sinks import (
 
 MAX_SHARDS = 1024
 """The most shard actors a config may ask for."""
+RESOURCE_UNIT = 0.0001
+"""The smallest fraction of a resource Ray reserves (it refuses a smaller one but 0)."""
+
+
+def _in_units(value: float) -> float:
+    if 0 < value < RESOURCE_UNIT:
+        raise ValueError(
+            f"must be 0 or at least {RESOURCE_UNIT:g} (the smallest fraction of a resource "
+            "Ray reserves)"
+        )
+    return value
+
+
+Quantity = AfterValidator(_in_units)
 
 
 class ShardResourcesConfig(Strict):
     """What each shard actor reserves on its node; passed to Ray as the actor's options,
     so shards land where the GPUs (or custom resources) are."""
 
-    num_cpus: float = Field(
+    num_cpus: Annotated[float, Quantity] = Field(
         default=1.0, ge=0, le=1024, description="CPU cores reserved per shard (may be a fraction)."
     )
-    num_gpus: float = Field(
+    num_gpus: Annotated[float, Quantity] = Field(
         default=0.0, ge=0, le=64, description="GPUs reserved per shard (may be a fraction)."
     )
     memory_mb: float | None = Field(
@@ -41,11 +55,20 @@ class ShardResourcesConfig(Strict):
     )
     resources: dict[
         Annotated[str, Field(min_length=1, max_length=200)],
-        Annotated[float, Field(ge=0, le=1_000_000)],
+        Annotated[float, Field(ge=0, le=1_000_000), Quantity],
     ] = Field(
         default_factory=dict,
         description="Custom Ray resources per shard, e.g. {camera_node: 1}.",
     )
+
+    @field_validator("resources")
+    @classmethod
+    def _custom_only(cls, value: dict[str, float]) -> dict[str, float]:
+        if reserved := sorted({"CPU", "GPU"} & set(value)):
+            raise ValueError(
+                f"{' and '.join(reserved)}: reserved with num_cpus and num_gpus, not here"
+            )
+        return value
 
 
 class ClusterConfig(Strict):
@@ -80,9 +103,23 @@ class ClusterConfig(Strict):
     @field_validator("address")
     @classmethod
     def _address_known(cls, value: str) -> str:
-        if value in ("local", "auto") or value.startswith("ray://") or ":" in value:
-            return value
-        raise ValueError("expected 'local', 'auto', 'ray://HOST:PORT' or 'HOST:PORT'")
+        if (problem := address_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
+
+
+def address_problem(address: str) -> str | None:
+    """Why `address` names no Ray cluster (None when it does): 'local', 'auto',
+    'ray://HOST[:PORT]' or 'HOST:PORT'. (Ray itself logs a traceback for an empty host.)"""
+    if address in ("local", "auto"):
+        return None
+    rest = address.removeprefix("ray://")
+    host, colon, port = rest.rpartition(":")
+    if not colon and rest != address:
+        host, port = rest, "10001"  # ray://HOST: Ray Client's own port
+    if host.strip("[]") and port.isdigit() and 1 <= int(port) <= 65535:
+        return None
+    return "expected 'local', 'auto', 'ray://HOST:PORT' or 'HOST:PORT' (a host and a port number)"
 
 
 def cluster_sink_problems(sinks: Sequence[SinkConfig]) -> list[str]:

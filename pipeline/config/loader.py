@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from pipeline.config import safe_yaml
+from pipeline.config.base import yaml_path
 from pipeline.config.cameras import CHECK_SOURCES, FILE_PROBE, PROBE_SOURCES, FileProbe
 from pipeline.config.schema import PipelineConfig
 from pipeline.urls import mask_credentials
@@ -296,7 +297,7 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 
 def _where(loc: Sequence[str | int], root: Any) -> str:
-    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    text = yaml_path(loc)
     line = _line_of(loc, root)
     camera = _camera_id(loc, root)
     notes = [f"camera {camera}"] if camera else []

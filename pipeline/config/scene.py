@@ -18,6 +18,8 @@ from analytics import LEFT_TO_RIGHT, RIGHT_TO_LEFT
 from pipeline.boxes import polygon_area, polygon_is_simple
 from pipeline.config.base import Strict
 from pipeline.types import LabelMap
+from sinks.mqtt.discovery import hass_id
+from sinks.mqtt.topics import segment
 
 Point = Annotated[
     tuple[
@@ -117,6 +119,14 @@ class LineDirections(Strict):
     def _distinct(self) -> LineDirections:
         if self.left_to_right == self.right_to_left:
             raise ValueError(f"both directions are named {self.left_to_right!r}")
+        for as_id in (segment, hass_id):  # a direction's count is published under this name
+            if as_id(self.left_to_right) == as_id(self.right_to_left):
+                raise ValueError(
+                    f"both directions are {as_id(self.left_to_right)!r} in MQTT topics and "
+                    f"Home Assistant ids ({self.left_to_right!r}, {self.right_to_left!r}), "
+                    "where anything but letters, digits, '_' and '-' is '_': name them "
+                    "apart by those"
+                )
         return self
 
 
@@ -239,8 +249,6 @@ def scene_label_problems(
 ) -> list[str]:
     """One line, at its YAML path, per zone or line label that names no class the detector
     reports (such a zone or line would never see anything)."""
-    shown = sorted(classes)
-    kept = ", ".join(shown[:8]) + (f", ... ({len(shown)} in all)" if len(shown) > 8 else "")
     problems = []
     for c, camera in enumerate(cameras):
         wanted: list[tuple[str, list[list[str] | None]]] = [
@@ -250,12 +258,21 @@ def scene_label_problems(
         for kind, label_lists in wanted:
             for index, item_labels in enumerate(label_lists):
                 for label in item_labels or ():
-                    if LabelMap.key(label) not in classes:
+                    if (problem := unknown_label(label, classes)) is not None:
                         problems.append(
-                            f"cameras[{c}].{kind}[{index}].labels (camera {camera.id}): "
-                            f"{label!r} is not a class the detector reports ({kept or 'none'})"
+                            f"cameras[{c}].{kind}[{index}].labels (camera {camera.id}): {problem}"
                         )
     return problems
+
+
+def unknown_label(label: str, classes: dict[str, frozenset[int]]) -> str | None:
+    """Why `label` names no class of `classes` (`kept_classes`), or None when it names one,
+    without regard to case."""
+    if LabelMap.key(label) in classes:
+        return None
+    shown = sorted(classes)
+    kept = ", ".join(shown[:8]) + (f", ... ({len(shown)} in all)" if len(shown) > 8 else "")
+    return f"{label!r} is not a class the detector reports ({kept or 'none'})"
 
 
 class CameraLike(Protocol):

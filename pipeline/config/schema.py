@@ -5,13 +5,15 @@ from __future__ import annotations
 from pydantic import Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from pipeline.config.base import Strict
+from pipeline.config.base import Strict, yaml_path
 from pipeline.config.cameras import CameraConfig
 from pipeline.config.cluster import ClusterConfig, cluster_sink_problems
 from pipeline.config.http import HttpConfig
+from pipeline.config.mqtt import MqttSinkConfig
 from pipeline.config.scene import AnalyticsConfig
-from pipeline.config.sinks import LiveSinkConfig, SinkConfig, SnapshotSinkConfig
+from pipeline.config.sinks import LiveSinkConfig, SinkConfig, SnapshotSinkConfig, ZmqSinkConfig
 from pipeline.config.stages import DetectorConfig, TrackerConfig
+from sinks.mqtt.discovery import hass_id
 
 SERVER_FIELDS = ("host", "port", "allowed_hosts", "auth", "allow_unauthenticated")
 """The live sink's settings of the server it is on: they start the run's server when there is
@@ -101,6 +103,86 @@ class PipelineConfig(Strict):
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
 
+    @model_validator(mode="after")
+    def _ports_used_once(self) -> PipelineConfig:
+        """The run's HTTP server and zmq sinks each listen on a port of their own (a port
+        another program holds is `validate`'s to find)."""
+        errors = []
+        seen: list[tuple[tuple[str | int, ...], str, int]] = []
+        for loc, host, port in self._listeners():
+            first = next((f for f, h, p in seen if p == port and _same_address(h, host)), None)
+            if first is not None:
+                errors.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "value_error",
+                            "port {port} is also the port of {first}: the run listens on "
+                            "each port once; give each its own",
+                            {"port": port, "first": yaml_path(first)},
+                        ),
+                        loc=loc,
+                        input=None,
+                    )
+                )
+            seen.append((loc, host, port))
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+    @model_validator(mode="after")
+    def _home_assistant_ids_apart(self) -> PipelineConfig:
+        """With MQTT discovery two cameras (or zones, or lines of a camera) whose ids Home
+        Assistant writes alike would be one device (or sensor) there."""
+        if not any(isinstance(s, MqttSinkConfig) and s.homeassistant for s in self.sinks):
+            return self
+        named: list[tuple[tuple[str | int, ...], str, list[str]]] = [
+            (("cameras",), "camera", [c.id for c in self.cameras])
+        ]
+        for c, cam in enumerate(self.cameras):
+            named.append((("cameras", c, "zones"), "zone", [z.id for z in cam.zones]))
+            named.append((("cameras", c, "lines"), "line", [li.id for li in cam.lines]))
+        errors = []
+        for where, kind, ids in named:
+            first: dict[str, str] = {}
+            for index, item in enumerate(ids):
+                was = first.setdefault(hass_id(item), item)
+                if was != item:
+                    why = (
+                        f"{item!r} is {hass_id(item)!r} in Home Assistant ids, as {kind} "
+                        f"{was!r} is (anything but letters, digits, '_' and '-' is '_'): "
+                        "name them apart by those, or leave homeassistant off"
+                    )
+                    errors.append(
+                        InitErrorDetails(
+                            type=PydanticCustomError("value_error", why),
+                            loc=(*where, index, "id"),
+                            input=None,
+                        )
+                    )
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+    def _listeners(self) -> list[tuple[tuple[str | int, ...], str, int]]:
+        """Where the run listens on a TCP port of its choosing (not 0: any free one): the
+        YAML path that sets it, the host and the port."""
+        found: list[tuple[tuple[str | int, ...], str, int]] = []
+        server = self.server()
+        if server is not None and server.port:
+            live = self.live
+            where: tuple[str | int, ...] = (
+                ("http", "port")
+                if self.http is not None or live is None
+                else ("sinks", self.sinks.index(live), "port")
+            )
+            found.append((where, server.host, server.port))
+        for index, sink in enumerate(self.sinks):
+            if isinstance(sink, ZmqSinkConfig) and sink.endpoint.startswith("tcp://"):
+                host, _, port = sink.endpoint.removeprefix("tcp://").rpartition(":")
+                if port.isdigit() and int(port):
+                    found.append((("sinks", index, "endpoint"), host.strip("[]"), int(port)))
+        return found
+
     def server(self) -> HttpConfig | None:
         """The run's one HTTP server: the `http:` section; without one, the live sink's
         `SERVER_FIELDS` (serving the live view alone, at the root); None without either."""
@@ -122,3 +204,11 @@ class PipelineConfig(Strict):
     def snapshots(self) -> SnapshotSinkConfig | None:
         """The snapshots sink, if any: the pipeline keeps track snapshots only for it."""
         return next((s for s in self.sinks if isinstance(s, SnapshotSinkConfig)), None)
+
+
+_ANY_ADDRESS = ("*", "0.0.0.0", "::", "")
+
+
+def _same_address(a: str, b: str) -> bool:
+    """Whether servers on hosts `a` and `b` would want one socket (either on every address)."""
+    return a == b or a in _ANY_ADDRESS or b in _ANY_ADDRESS

@@ -84,6 +84,9 @@ class MqttConnection:
         self._closing = False
         self._handed: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
         """What paho was given, oldest first, until it says it went out (`_settle`)."""
+        self._settling = threading.Lock()
+        """Held to settle `_handed`: never while calling paho, which may report a lost
+        connection holding a lock of its own that `_send` (holding `_lock`) waits for."""
         self._client = self._make_client()
         self._connect()
 
@@ -205,15 +208,16 @@ class MqttConnection:
         """Forget the messages paho has sent (QoS 0: written to the socket) or had
         acknowledged (QoS 1, 2), oldest first, counting in `lost` those it gave up on; with
         `unsent_lost`, also every one not sent yet, which never will be. Returns how many
-        it counted. Called holding the lock."""
+        it counted."""
         lost = 0
-        while self._handed:
-            went_out = _went_out(self._handed[0])
-            if went_out is None and not unsent_lost:
-                break
-            self._handed.popleft()
-            lost += not went_out
-        self.lost += lost
+        with self._settling:
+            while self._handed:
+                went_out = _went_out(self._handed[0])
+                if went_out is None and not unsent_lost:
+                    break
+                self._handed.popleft()
+                lost += not went_out
+            self.lost += lost
         return lost
 
     def _on_connect(
@@ -256,12 +260,13 @@ class MqttConnection:
         reason: ReasonCode,
         properties: object,
     ) -> None:
-        with self._lock:
-            was_connected = self._connected.is_set()
-            self._connected.clear()
-            # paho closed the socket: a QoS 0 message it has not written is never sent
-            # (paho sends again only QoS 1 and 2 ones)
-            lost = self._settle(unsent_lost=self.qos == 0)
+        # Not holding `_lock`: paho may call this holding its lock on outgoing messages
+        # (sending them again after a CONNACK), which a `_send` holding `_lock` waits for.
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        # paho closed the socket: a QoS 0 message it has not written is never sent
+        # (paho sends again only QoS 1 and 2 ones)
+        lost = self._settle(unsent_lost=self.qos == 0)
         if was_connected and not self._closing:
             log.warning(
                 "mqtt sink: lost the broker at %s (%s)%s; reconnecting, buffering up to %d "

@@ -181,6 +181,37 @@ def test_zmq_endpoints_zeromq_takes_are_accepted(video: str, endpoint: str) -> N
     assert parse_config(text).sinks[0].endpoint == endpoint  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("more", "expected"),
+    [
+        (
+            "http: {port: 9484}\nsinks:\n  - {type: zmq, endpoint: 'tcp://127.0.0.1:9484'}\n",
+            "sinks[0].endpoint (line 6): port 9484 is also the port of http.port: the run "
+            "listens on each port once; give each its own",
+        ),
+        (
+            "sinks:\n  - {type: live, port: 9485}\n  - {type: zmq, endpoint: 'tcp://*:9485'}\n",
+            "sinks[1].endpoint (line 6): port 9485 is also the port of sinks[0].port: the run "
+            "listens on each port once; give each its own",
+        ),
+    ],
+)
+def test_two_servers_of_the_run_on_one_port_are_refused_at_the_second(
+    video: str, more: str, expected: str
+) -> None:
+    problems = _problems(f"cameras:\n  - id: a\n    source: {video}\n{more}")
+    assert problems == [expected]
+
+
+def test_servers_of_the_run_on_one_port_of_different_addresses_are_accepted(video: str) -> None:
+    text = (
+        f"cameras:\n  - id: a\n    source: {video}\nhttp: {{port: 9484}}\nsinks:\n"
+        "  - {type: zmq, endpoint: 'tcp://127.0.0.2:9484'}\n"
+        "  - {type: zmq, endpoint: 'tcp://127.0.0.1:0'}\n  - {type: zmq, endpoint: 'tcp://127.0.0.1:0'}\n"
+    )
+    assert len(parse_config(text).sinks) == 3
+
+
 def test_duplicate_camera_ids_and_empty_camera_list_are_refused(video: str) -> None:
     problems = _problems(
         f"cameras:\n  - id: a\n    source: {video}\n  - id: a\n    source: {video}\n"

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.cli import main
 from pipeline.config import ConfigError, MqttSinkConfig, parse_config
 from pipeline.preflight import check_sinks
 from pipeline.sink_factory import SinkContext, build_sink
 from pipeline.types import LabelMap
 from sinks.base import SinkError
+from tests.conftest import VideoFactory
 from tests.sinks.mqtt.brokers import PrivateMosquitto
 
 SECRET = "s3cret-Hunter2-xyz"
@@ -126,3 +128,41 @@ def test_validate_names_a_refused_login_without_the_password(
         assert check_sinks(parse_config(text).sinks) == []
     finally:
         broker.kill()
+
+
+def test_validate_refuses_count_labels_the_model_lacks_at_their_yaml_path(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    synthetic_video: VideoFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    synthetic_video("clip.mp4", frames=1, size=(16, 16))
+    config = tmp_path / "cams.yaml"
+    config.write_text(
+        config_text("clip.mp4", "    url: mqtt://127.0.0.1:1\n    count_labels: [Person, car]\n")
+        + "detector: {device: cpu}\n"
+    )
+    assert main(["validate", "--quick", str(config)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {config}: sinks[0].count_labels[1] (mqtt): 'car' is not a class the "
+        "detector reports (person)"
+    )
+
+
+def test_ids_home_assistant_writes_alike_are_refused_with_homeassistant(video: str) -> None:
+    text = (
+        f"cameras:\n  - id: gate.1\n    source: {video}\n  - id: gate_1\n    source: {video}\n"
+        "    zones:\n      - {id: z.a, polygon: [[0, 0], [1, 0], [1, 1]]}\n"
+        "      - {id: z_a, polygon: [[0, 0], [1, 0], [1, 1]]}\n"
+        "sinks:\n  - {type: mqtt, homeassistant: true}\n"
+    )
+    assert problems(text) == [
+        "cameras[1].id (line 4): 'gate_1' is 'gate_1' in Home Assistant ids, "
+        "as camera 'gate.1' is (anything but letters, digits, '_' and '-' is '_'): name "
+        "them apart by those, or leave homeassistant off",
+        "cameras[1].zones[1].id (camera gate_1, line 8): 'z_a' is 'z_a' in Home Assistant "
+        "ids, as zone 'z.a' is (anything but letters, digits, '_' and '-' is '_'): name "
+        "them apart by those, or leave homeassistant off",
+    ]
+    assert parse_config(text.replace("homeassistant: true", "homeassistant: false"))

@@ -125,6 +125,13 @@ def test_a_camera_s_analytics_section_replaces_the_top_level_one(video: str) -> 
             "cameras[0].lines[0].directions (camera lobby, line 5): both directions are named 'in'",
         ),
         (
+            "lines:\n  - {id: l, points: [[0, 0], [1, 1]], directions: {left_to_right: 'in+', "
+            "right_to_left: 'in#'}}",
+            "cameras[0].lines[0].directions (camera lobby, line 5): both directions are "
+            "'in_' in MQTT topics and Home Assistant ids ('in+', 'in#'), where anything but "
+            "letters, digits, '_' and '-' is '_': name them apart by those",
+        ),
+        (
             "lines:\n  - {id: l, points: [[0, 0], [1, 1]], directions: {up: in}}",
             "cameras[0].lines[0].directions.up (camera lobby, line 5): unknown key; allowed: "
             "left_to_right, right_to_left",
@@ -159,6 +166,7 @@ def test_a_camera_s_analytics_section_replaces_the_top_level_one(video: str) -> 
         "one-point-line",
         "three-point-line",
         "same-direction-names",
+        "direction-names-the-same-as-topic-levels",
         "unknown-direction",
         "duplicate-id",
         "id-with-space",

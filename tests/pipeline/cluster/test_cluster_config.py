@@ -57,8 +57,23 @@ def test_the_cluster_section_gets_its_defaults(video: Path) -> None:
         ("  engine: spark\n", "cluster.engine"),
         ("  engine: ray\n  shards: 0\n", "cluster.shards"),
         ("  engine: ray\n  address: somewhere\n", "cluster.address"),
+        ("  engine: ray\n  address: ':6379'\n", "cluster.address.*a host and a port"),
+        ("  engine: ray\n  address: '127.0.0.1:abc'\n", "cluster.address.*a host and a port"),
+        ("  engine: ray\n  address: 'ray://'\n", "cluster.address.*a host and a port"),
         ("  engine: ray\n  resources_per_shard: {num_gpus: -1}\n", "num_gpus"),
         ("  engine: ray\n  resources_per_shard: {gpus: 1}\n", "gpus"),
+        (
+            "  engine: ray\n  resources_per_shard: {resources: {CPU: 1}}\n",
+            r"cluster.resources_per_shard.resources .*num_cpus and num_gpus",
+        ),
+        (
+            "  engine: ray\n  resources_per_shard: {num_cpus: 0.00001}\n",
+            r"cluster.resources_per_shard.num_cpus .*0 or at least 0.0001",
+        ),
+        (
+            "  engine: ray\n  resources_per_shard: {resources: {camera_node: 0.00001}}\n",
+            r"cluster.resources_per_shard.resources.camera_node .*0 or at least 0.0001",
+        ),
     ],
 )
 def test_a_bad_cluster_field_is_named(video: Path, cluster: str, said: str) -> None:

@@ -3,13 +3,15 @@ stand-in for Ray's calls (the running cluster is in test_ray_cluster.py)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import signal
+import sys
+from types import FrameType, SimpleNamespace
 from typing import Any
 
 import pytest
 
 from pipeline.cluster.desk import start_desk
-from pipeline.cluster.engine import ClusterError, join_as_client
+from pipeline.cluster.engine import ClusterError, connect, join_as_client
 from pipeline.cluster.status import start_board
 from tests.conftest import free_port
 
@@ -72,3 +74,26 @@ def test_a_client_given_an_address_nothing_answers_at_fails_in_one_line_without_
         join_as_client(ray, address)  # type: ignore[arg-type]
     assert str(error.value).startswith(f"no Ray cluster at '{address}' (so no pipeline running")
     assert "\n" not in str(error.value) and ray.inits == []
+
+
+class RayTakingSigterm(FakeRay):
+    """`init` sets a SIGTERM handler of its own, as Ray's does (one that exits at once)."""
+
+    def init(self, address: str = "local", **_: Any) -> None:
+        super().init(address)
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+
+
+def test_joining_the_cluster_keeps_the_run_s_own_sigterm_handler() -> None:
+    """`run` stops well on SIGTERM (every shard finishes what it read) only while its own
+    handler is the one called; Ray's `init` sets one that exits the driver at once."""
+
+    def ours(signum: int, frame: FrameType | None) -> None:
+        raise AssertionError("not called here")
+
+    before = signal.signal(signal.SIGTERM, ours)
+    try:
+        assert connect(RayTakingSigterm(), "auto") is True  # type: ignore[arg-type]
+        assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -156,6 +156,16 @@ def test_serve_refuses_to_listen_beyond_loopback_without_a_token(
     assert "--token" in stderr and stderr.count("\n") == 1
 
 
+def test_serve_refusing_a_host_names_its_own_options_not_the_configs(
+    stored: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--db", stored, "--host", "0.0.0.0"]) == 2
+    stderr = capsys.readouterr().err
+    assert "--allow-unauthenticated" in stderr and "PIPELINE_HTTP_TOKEN" in stderr
+    assert "allow_unauthenticated:" not in stderr and "LIVE_PASSWORD" not in stderr
+    assert "cameras" not in stderr  # serve shows stored data, no camera
+
+
 def test_validate_names_the_http_port_another_program_holds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
