@@ -83,9 +83,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if token is not None and not 16 <= len(token) <= 1024:
         print("error: --token must be 16 to 1024 characters long", file=sys.stderr)
         return EXIT_USAGE
-    problem = exposure_problem(args.host, token is not None, args.allow_unauthenticated)
+    problem = exposure_problem(
+        args.host,
+        token is not None,
+        args.allow_unauthenticated,
+        served="the API",
+        credentials=f"--token (or ${TOKEN_ENV})",
+        opt_out="--allow-unauthenticated",
+    )
     if problem is not None:
-        problem = problem.replace("the live view", "the API").replace("`auth`", "--token")
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:

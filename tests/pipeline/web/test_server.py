@@ -154,6 +154,9 @@ def test_serve_refuses_to_listen_beyond_loopback_without_a_token(
     assert main(["serve", "--db", stored, "--host", "0.0.0.0"]) == 2
     stderr = capsys.readouterr().err
     assert "--token" in stderr and stderr.count("\n") == 1
+    # what serve takes, not the config's words (`allow_unauthenticated: true`, `auth`)
+    assert "--allow-unauthenticated" in stderr
+    assert "allow_unauthenticated" not in stderr and "auth`" not in stderr
 
 
 def test_validate_names_the_http_port_another_program_holds(
