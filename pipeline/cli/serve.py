@@ -83,13 +83,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if token is not None and not 16 <= len(token) <= 1024:
         print("error: --token must be 16 to 1024 characters long", file=sys.stderr)
         return EXIT_USAGE
-    if exposure_problem(args.host, token is not None, args.allow_unauthenticated) is not None:
-        print(
-            f"error: --host {args.host!r} makes the API reachable from other machines, and "
-            f"it has no token: give one in ${TOKEN_ENV} (or --token), or "
-            "--allow-unauthenticated to show the stored data to anyone who can reach the port",
-            file=sys.stderr,
-        )
+    problem = exposure_problem(
+        args.host,
+        token is not None,
+        args.allow_unauthenticated,
+        served="the API",
+        credentials=f"--token (or ${TOKEN_ENV})",
+        opt_out="--allow-unauthenticated",
+    )
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
         list_runs(args.db, 1)

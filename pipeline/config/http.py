@@ -71,7 +71,9 @@ class HttpConfig(Strict):
 
     @model_validator(mode="after")
     def _not_exposed_by_accident(self) -> HttpConfig:
-        problem = exposure_problem(self.host, self.auth is not None, self.allow_unauthenticated)
+        problem = exposure_problem(
+            self.host, self.auth is not None, self.allow_unauthenticated, served="the HTTP server"
+        )
         if problem is not None:
-            raise ValueError(problem.replace("the live view", "the HTTP server"))
+            raise ValueError(problem)
         return self

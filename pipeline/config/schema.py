@@ -20,6 +20,15 @@ SERVER_FIELDS = ("host", "port", "allowed_hosts", "auth", "allow_unauthenticated
 no `http:` section (and must match it when there is)."""
 
 
+def refused_at(loc: tuple[str | int, ...], message: str) -> ValidationError:
+    """`message` as a config error at `loc` (the YAML path whose line it names), for a
+    problem a whole-config check finds in one entry."""
+    error = PydanticCustomError("value_error", "{message}", {"message": message})
+    return ValidationError.from_exception_data(
+        "PipelineConfig", [InitErrorDetails(type=error, loc=loc, input=None)]
+    )
+
+
 class PipelineConfig(Strict):
     cameras: list[CameraConfig] = Field(min_length=1, description="Video sources to process.")
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
@@ -46,17 +55,16 @@ class PipelineConfig(Strict):
     @model_validator(mode="after")
     def _camera_ids_unique(self) -> PipelineConfig:
         seen: set[str] = set()
-        for cam in self.cameras:
+        for i, cam in enumerate(self.cameras):
             if cam.id in seen:
-                raise ValueError(f"camera id {cam.id!r} is used twice")
+                raise refused_at(("cameras", i, "id"), f"camera id {cam.id!r} is used twice")
             seen.add(cam.id)
         return self
 
     @model_validator(mode="after")
     def _one_snapshots_sink(self) -> PipelineConfig:
         # The snapshot stage names each track's files after the one sink that writes them.
-        if sum(isinstance(s, SnapshotSinkConfig) for s in self.sinks) > 1:
-            raise ValueError("at most one sink of type snapshots")
+        _at_most_one(self.sinks, SnapshotSinkConfig, "snapshots")
         return self
 
     @model_validator(mode="after")
@@ -66,14 +74,13 @@ class PipelineConfig(Strict):
         problems = cluster_sink_problems(self.sinks)
         if self.http is not None:
             problems.append("http: the HTTP server does not run on a cluster yet")
-        if problems:
-            raise ValueError("; ".join(problems))
+        if problems:  # each names its sink; the `cluster:` section is what refuses them
+            raise refused_at(("cluster",), "; ".join(problems))
         return self
 
     @model_validator(mode="after")
     def _one_live_view(self) -> PipelineConfig:
-        if sum(isinstance(s, LiveSinkConfig) for s in self.sinks) > 1:
-            raise ValueError("at most one sink of type live")
+        _at_most_one(self.sinks, LiveSinkConfig, "live")
         return self
 
     @model_validator(mode="after")
@@ -212,3 +219,12 @@ _ANY_ADDRESS = ("*", "0.0.0.0", "::", "")
 def _same_address(a: str, b: str) -> bool:
     """Whether servers on hosts `a` and `b` would want one socket (either on every address)."""
     return a == b or a in _ANY_ADDRESS or b in _ANY_ADDRESS
+
+
+def _at_most_one(
+    sinks: list[SinkConfig], kind: type[LiveSinkConfig | SnapshotSinkConfig], name: str
+) -> None:
+    """Refuses a second sink of `kind`, at its place in `sinks`."""
+    places = [i for i, sink in enumerate(sinks) if isinstance(sink, kind)]
+    if len(places) > 1:
+        raise refused_at(("sinks", places[1]), f"at most one sink of type {name}")

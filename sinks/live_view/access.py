@@ -39,14 +39,22 @@ def is_loopback(host: str) -> bool:
         return False  # a name: it may resolve to any address
 
 
-def exposure_problem(host: str, has_credentials: bool, allow_unauthenticated: bool) -> str | None:
-    """Why the view must not listen on `host` as configured, or None."""
+def exposure_problem(
+    host: str,
+    has_credentials: bool,
+    allow_unauthenticated: bool,
+    *,
+    served: str = "the live view",
+    credentials: str = "`auth` (a password or token, e.g. ${LIVE_PASSWORD})",
+    opt_out: str = "`allow_unauthenticated: true`",
+) -> str | None:
+    """Why the view (or what else is `served`) must not listen on `host` as configured, or
+    None; `credentials` and `opt_out` are the settings that allow it, in the user's words."""
     if is_loopback(host) or has_credentials or allow_unauthenticated:
         return None
     return (
-        f"host {host!r} makes the live view reachable from other machines, and it has no "
-        "`auth`: set `auth` (a password or token, e.g. ${LIVE_PASSWORD}), or "
-        "`allow_unauthenticated: true` to show the cameras to anyone who can reach the port"
+        f"host {host!r} makes {served} reachable from other machines without credentials: "
+        f"set {credentials}, or {opt_out} to show it to anyone who can reach the port"
     )
 
 

@@ -220,6 +220,15 @@ def test_duplicate_camera_ids_and_empty_camera_list_are_refused(video: str) -> N
     assert _problems("cameras: []\n")[0].startswith("cameras (line 1): List should have at least 1")
 
 
+def test_a_problem_between_entries_names_the_entry_that_repeats_and_its_line(video: str) -> None:
+    cameras = f"cameras:\n  - id: a\n    source: {video}\n  - id: a\n    source: {video}\n"
+    assert _problems(cameras)[0] == "cameras[1].id (line 4): camera id 'a' is used twice"
+    for kind in ("snapshots", "live"):
+        sinks = f"sinks:\n  - type: {kind}\n  - type: {kind}\n"
+        twice = f"cameras:\n  - id: a\n    source: {video}\n{sinks}"
+        assert _problems(twice)[0] == f"sinks[1] (line 6): at most one sink of type {kind}"
+
+
 def test_bad_camera_id_and_device_get_plain_messages(video: str) -> None:
     problems = _problems(
         f"cameras:\n  - id: 'my cam'\n    source: {video}\ndetector:\n  device: gpu\n"

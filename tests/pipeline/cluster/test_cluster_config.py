@@ -83,8 +83,11 @@ def test_a_bad_cluster_field_is_named(video: Path, cluster: str, said: str) -> N
 
 def test_sqlite_is_refused_on_a_cluster_with_the_reason(tmp_path: Path, video: Path) -> None:
     sinks = f"  - {{type: sql, url: 'sqlite:///{tmp_path / 'd.db'}'}}"
-    with pytest.raises(ConfigError, match=r"sinks\[0\] \(sql\): a cluster run needs PostgreSQL"):
+    with pytest.raises(
+        ConfigError, match=r"sinks\[0\] \(sql\): a cluster run needs PostgreSQL"
+    ) as refused:
         parse_config(config_text(video, "  engine: ray\n", sinks))
+    assert refused.value.problems[0].startswith("cluster (line 6): sinks[0] (sql): ")
 
 
 def test_auto_shards_are_one_per_gpu_else_one_per_node_and_no_more_than_cameras() -> None:

@@ -154,6 +154,9 @@ def test_serve_refuses_to_listen_beyond_loopback_without_a_token(
     assert main(["serve", "--db", stored, "--host", "0.0.0.0"]) == 2
     stderr = capsys.readouterr().err
     assert "--token" in stderr and stderr.count("\n") == 1
+    # what serve takes, not the config's words (`allow_unauthenticated: true`, `auth`)
+    assert "--allow-unauthenticated" in stderr
+    assert "allow_unauthenticated" not in stderr and "auth`" not in stderr
 
 
 def test_serve_refusing_a_host_names_its_own_options_not_the_configs(
