@@ -142,36 +142,54 @@ def polygon_area(polygon: npt.NDArray[np.floating]) -> float:
 def polygon_is_simple(polygon: npt.NDArray[np.floating]) -> bool:
     """Whether no two edges of `polygon` [M, 2] cross or touch, but neighbours at their
     shared corner (a figure-eight is not simple)."""
-    poly = [tuple(map(float, p)) for p in np.asarray(polygon, np.float64).reshape(-1, 2)]
+    poly = np.asarray(polygon, np.float64).reshape(-1, 2)
     m = len(poly)
-    edges = [(poly[i], poly[(i + 1) % m]) for i in range(m)]
-    for i in range(m):
-        for j in range(i + 1, m):
-            if j == i + 1 or (i == 0 and j == m - 1):
-                continue  # neighbours share a corner
-            if _segments_touch(*edges[i], *edges[j]):
-                return False
+    a, b = poly, np.roll(poly, -1, axis=0)  # edge k runs from a[k] to b[k]
+    # Every edge i against every later edge j, a block of rows at a time: a polygon of many
+    # corners stays within a bounded number of pairs in memory, and few pairs are computed
+    # twice or for nothing (j <= i + 1).
+    rows = max(1, min(_PAIRS_PER_BLOCK // max(m, 1), 128))
+    for first in range(0, m, rows):
+        i = np.arange(first, min(first + rows, m))[:, None]  # [R, 1]
+        j = np.arange(first + 2, m)[None, :]  # [1, C]
+        pairs = (j > i + 1) & ~((i == 0) & (j == m - 1))  # later edges, neighbours skipped
+        if pairs.any() and (_segments_touch(a[i], b[i], a[j], b[j]) & pairs).any():
+            return False
     return True
 
 
-def _segments_touch(
-    p1: tuple[float, ...], p2: tuple[float, ...], p3: tuple[float, ...], p4: tuple[float, ...]
-) -> bool:
-    def orient(a: tuple[float, ...], b: tuple[float, ...], c: tuple[float, ...]) -> float:
-        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+_PAIRS_PER_BLOCK = 2_000_000
 
-    def on(a: tuple[float, ...], b: tuple[float, ...], c: tuple[float, ...]) -> bool:
-        return min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= c[1] <= max(
-            a[1], b[1]
+
+def _segments_touch(
+    p1: FloatArray, p2: FloatArray, p3: FloatArray, p4: FloatArray
+) -> npt.NDArray[np.bool_]:
+    """Whether segment p1-p2 crosses or touches segment p3-p4, for broadcast arrays of points
+    [..., 2]: a proper crossing, or an end of one lying on the other."""
+
+    def orient(a: FloatArray, b: FloatArray, c: FloatArray) -> FloatArray:
+        return np.asarray(
+            (b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1])
+            - (b[..., 1] - a[..., 1]) * (c[..., 0] - a[..., 0])
         )
+
+    def between(lo: FloatArray, hi: FloatArray, v: FloatArray) -> npt.NDArray[np.bool_]:
+        # Python's min/max order (the first unless the second is strictly smaller/larger),
+        # so that a NaN coordinate gets the answer it always got.
+        low, high = np.where(hi < lo, hi, lo), np.where(hi > lo, hi, lo)
+        return np.asarray((low <= v) & (v <= high))
+
+    def on(a: FloatArray, b: FloatArray, c: FloatArray) -> npt.NDArray[np.bool_]:
+        return between(a[..., 0], b[..., 0], c[..., 0]) & between(a[..., 1], b[..., 1], c[..., 1])
 
     d1, d2 = orient(p3, p4, p1), orient(p3, p4, p2)
     d3, d4 = orient(p1, p2, p3), orient(p1, p2, p4)
-    if ((d1 > 0) != (d2 > 0)) and ((d3 > 0) != (d4 > 0)) and d1 and d2 and d3 and d4:
-        return True
-    return (
-        (d1 == 0 and on(p3, p4, p1))
-        or (d2 == 0 and on(p3, p4, p2))
-        or (d3 == 0 and on(p1, p2, p3))
-        or (d4 == 0 and on(p1, p2, p4))
+    crossing = ((d1 > 0) != (d2 > 0)) & ((d3 > 0) != (d4 > 0))
+    crossing &= (d1 != 0) & (d2 != 0) & (d3 != 0) & (d4 != 0)
+    return np.asarray(
+        crossing
+        | ((d1 == 0) & on(p3, p4, p1))
+        | ((d2 == 0) & on(p3, p4, p2))
+        | ((d3 == 0) & on(p1, p2, p3))
+        | ((d4 == 0) & on(p1, p2, p4))
     )

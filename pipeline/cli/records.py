@@ -208,6 +208,7 @@ def _select(args: argparse.Namespace, query: Any) -> _Result:
         latest_run,
         list_runs,
         list_tracks,
+        run_is_stored,
     )
     from sinks.sql.reading import QueryError
 
@@ -221,6 +222,8 @@ def _select(args: argparse.Namespace, query: Any) -> _Result:
             raise QueryError(f"database {args.db} holds no runs yet")
         query, scope = replace(query, run=run), f" of run {run} (the latest; --run to choose)"
     elif query.run is not None:
+        if not run_is_stored(args.db, query.run):
+            raise QueryError(_no_such_run(args.db, query.run))
         scope = f" of run {query.run}"
     if args.track is not None:
         scope = f" of track {args.track}{scope}"
@@ -245,6 +248,20 @@ def _select(args: argparse.Namespace, query: Any) -> _Result:
         return _Result([v.as_dict() for v in visits.rows], "zone visits", visits.more, scope)
     page = latest_detections(args.db, query)
     return _Result([r.as_dict() for r in page.rows], "detections", page.more, scope)
+
+
+def _no_such_run(db: str, run: int) -> str:
+    """Why `--run` names no run of `db`, and which runs it holds."""
+    from sinks.sql.query import stored_runs
+
+    stored = stored_runs(db)
+    if stored.count == 0:
+        return f"--run {run}: database {db} holds no runs yet"
+    if stored.count == 1:
+        held = f"its one run is {stored.highest}"
+    else:
+        held = f"it holds {stored.count} runs, ids {stored.lowest} to {stored.highest}"
+    return f"--run {run}: no such run in database {db} ({held}; --list runs lists them)"
 
 
 def _conflict(args: argparse.Namespace) -> str | None:

@@ -97,8 +97,10 @@ def _validate(args: argparse.Namespace, decodes: WholeDecodes | None) -> int:
     problems = check_sinks(config.sinks) + check_server(config)
     if config.cluster is not None:
         from pipeline.cluster.engine import ray_missing
+        from pipeline.cluster.local import local_resources_problem, this_machine
 
-        problems += [p for p in [ray_missing()] if p]
+        fit = local_resources_problem(config.cluster, this_machine(), len(config.cameras))
+        problems += [p for p in [ray_missing(), fit] if p]
     if decodes is not None:
         problems += _decode_files(config, decodes)
     for problem in problems:

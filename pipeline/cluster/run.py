@@ -17,6 +17,7 @@ from pipeline.cluster.changes import CameraChanges
 from pipeline.cluster.coordinator import Coordinator, sql_sink
 from pipeline.cluster.engine import ClusterError, connect, require_ray, shard_count, shard_options
 from pipeline.cluster.forwarder import EventForwarder, ForwarderError
+from pipeline.cluster.local import local_resources_problem, this_machine
 from pipeline.cluster.merge import merge_summaries
 from pipeline.cluster.mqtt_status import PipelineStatus
 from pipeline.cluster.reporting import ShardStatus
@@ -85,6 +86,10 @@ class ClusterRun:
         say = self.coordinator.say = on_start or _log_line
         setup_started = time.monotonic()
         ray = require_ray()
+        if not ray.is_initialized():  # a Ray this run starts: `address: local` is this machine
+            machine = this_machine()
+            if problem := local_resources_problem(self.cluster, machine, len(self.config.cameras)):
+                raise ClusterError(problem)
         if (zmq := _zmq_sink(self.config)) is not None:
             check_sink_before_work(zmq)  # its endpoint is the forwarder's, bound here
         connected = connect(ray, self.cluster.address)

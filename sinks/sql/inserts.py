@@ -15,6 +15,7 @@ PostgreSQL"). Other databases and drivers keep SQLAlchemy's insert.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -198,7 +199,11 @@ class _PsycopgInsert(_PlainInsert):
 
     Their parameters are PostgreSQL's own ($1, $2, …), run by psycopg's `RawCursor`: its
     usual cursor turns %s into them, and does so anew at every execution of a statement
-    over 4 KiB, which costs more than the rest of the insert."""
+    over 4 KiB, which costs more than the rest of the insert. Python ints go as int8
+    whatever their size: psycopg would send each as the smallest of int2, int4 and int8
+    that holds it, and a statement whose parameter types change from batch to batch is
+    never prepared. The server converts them to each column's type on insert, as it did
+    the smaller ones; an int beyond int8 goes as psycopg sends it by default."""
 
     PARAMETERS = POSTGRESQL_PARAMETERS
 
@@ -214,17 +219,38 @@ class _PsycopgInsert(_PlainInsert):
         # SQLAlchemy runs them on a cursor of the connection's factory: its errors wrapped, a
         # lost connection dropped from the pool, as for its own statements
         driver = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
-        usual, driver.cursor_factory = driver.cursor_factory, psycopg.RawCursor
+        usual = driver.cursor_factory
         try:
             inserted = start = 0
             while start < len(values):
                 rows = min(self.chunk, 1 << ((len(values) - start).bit_length() - 1))
                 part = tuple(chain(*values[start : start + rows]))
-                inserted += _new_rows(conn.exec_driver_sql(self._sql.rows(rows), part), rows)
+                driver.cursor_factory = _int8_raw_cursor()
+                try:
+                    result = conn.exec_driver_sql(self._sql.rows(rows), part)
+                except OverflowError:  # an int beyond int8, refused before it was sent
+                    driver.cursor_factory = psycopg.RawCursor
+                    result = conn.exec_driver_sql(self._sql.rows(rows), part)
+                inserted += _new_rows(result, rows)
                 start += rows
         finally:
             driver.cursor_factory = usual
         return inserted
+
+
+@functools.cache
+def _int8_raw_cursor() -> Any:
+    """A cursor factory of psycopg's `RawCursor` that sends every Python int as int8."""
+    import psycopg
+    from psycopg.types.numeric import Int8BinaryDumper
+
+    def cursor(connection: Any, *, row_factory: Any = None) -> psycopg.RawCursor[Any]:
+        made = psycopg.RawCursor(connection, row_factory=row_factory)
+        # the cursor's own copy of the connection's adapters: other statements unchanged
+        made.adapters.register_dumper(int, Int8BinaryDumper)
+        return made
+
+    return cursor
 
 
 class _RowsSql:

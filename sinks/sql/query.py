@@ -146,6 +146,30 @@ def latest_run(url: str) -> int | None:
     return None if found is None else int(found)
 
 
+def run_is_stored(url: str, run: int) -> bool:
+    """Whether the database holds the run with id `run`."""
+    with existing_database(DatabaseUrl(url)) as engine, engine.connect() as conn:
+        return conn.scalar(select(Run.id).where(Run.id == run)) is not None
+
+
+@dataclass(frozen=True)
+class StoredRuns:
+    """How many runs a database holds, and their lowest and highest ids (None without runs)."""
+
+    count: int
+    lowest: int | None
+    highest: int | None
+
+
+def stored_runs(url: str) -> StoredRuns:
+    """How many runs the database holds, and the span of their ids."""
+    with existing_database(DatabaseUrl(url)) as engine, engine.connect() as conn:
+        count, lowest, highest = conn.execute(
+            select(func.count(Run.id), func.min(Run.id), func.max(Run.id))
+        ).one()
+    return StoredRuns(int(count), lowest, highest)
+
+
 def list_runs(url: str, limit: int | None = None) -> Page[RunRecord]:
     """The last `limit` runs (all without one), newest first, with their detections and
     tracks counted, and how many runs are stored."""

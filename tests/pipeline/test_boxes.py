@@ -8,6 +8,7 @@ import pytest
 import torch
 from torchvision.ops import box_iou as torch_box_iou
 
+from pipeline import boxes
 from pipeline.boxes import (
     anchor_points,
     box_iou,
@@ -104,6 +105,75 @@ def test_polygon_area_and_simplicity() -> None:
     assert polygon_is_simple(square) and polygon_is_simple(CONCAVE)
     assert not polygon_is_simple(bowtie)
     assert not polygon_is_simple(np.array([[0, 0], [4, 0], [4, 4], [2, 0], [0, 4]]))  # touches
+
+
+def _reference_is_simple(polygon: np.ndarray) -> bool:
+    """The edge-by-edge loop `polygon_is_simple` was written as, kept as its reference."""
+    poly = [tuple(map(float, p)) for p in np.asarray(polygon, np.float64).reshape(-1, 2)]
+    m = len(poly)
+    edges = [(poly[i], poly[(i + 1) % m]) for i in range(m)]
+
+    def orient(a: tuple[float, ...], b: tuple[float, ...], c: tuple[float, ...]) -> float:
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    def on(a: tuple[float, ...], b: tuple[float, ...], c: tuple[float, ...]) -> bool:
+        return min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= c[1] <= max(
+            a[1], b[1]
+        )
+
+    def touch(
+        p1: tuple[float, ...], p2: tuple[float, ...], p3: tuple[float, ...], p4: tuple[float, ...]
+    ) -> bool:
+        d1, d2 = orient(p3, p4, p1), orient(p3, p4, p2)
+        d3, d4 = orient(p1, p2, p3), orient(p1, p2, p4)
+        if ((d1 > 0) != (d2 > 0)) and ((d3 > 0) != (d4 > 0)) and d1 and d2 and d3 and d4:
+            return True
+        return bool(
+            (d1 == 0 and on(p3, p4, p1))
+            or (d2 == 0 and on(p3, p4, p2))
+            or (d3 == 0 and on(p1, p2, p3))
+            or (d4 == 0 and on(p1, p2, p4))
+        )
+
+    for i in range(m):
+        for j in range(i + 1, m):
+            if j == i + 1 or (i == 0 and j == m - 1):
+                continue
+            if touch(*edges[i], *edges[j]):
+                return False
+    return True
+
+
+def _random_polygons(rng: np.random.Generator) -> list[np.ndarray]:
+    polygons = []
+    for _ in range(150):  # random points: mostly crossing
+        polygons.append(rng.random((int(rng.integers(1, 12)), 2)))
+    for _ in range(150):  # star-shaped, simple unless rounding makes corners meet
+        n = int(rng.integers(3, 40))
+        angles = np.sort(rng.random(n)) * 2 * np.pi
+        radii = rng.uniform(0.2, 1.0, n)
+        star = np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
+        polygons.append(star if rng.random() < 0.5 else np.round(star * 6))
+    for _ in range(400):  # small integer grids: repeated corners, collinear and touching edges
+        n = int(rng.integers(3, 9))
+        polygons.append(rng.integers(0, 4, (n, 2)).astype(np.float64))
+    return polygons
+
+
+def test_polygon_is_simple_gives_the_edge_by_edge_loop_s_answer_on_random_polygons() -> None:
+    rng = np.random.default_rng(7)
+    polygons = _random_polygons(rng)
+    answers = [_reference_is_simple(p) for p in polygons]
+    assert [polygon_is_simple(p) for p in polygons] == answers
+    assert 50 < sum(answers) < len(answers) - 50  # both answers well represented
+
+
+def test_polygon_is_simple_in_small_blocks_of_edge_pairs_gives_the_same_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(boxes, "_PAIRS_PER_BLOCK", 3)  # a block of one row of edges
+    polygons = _random_polygons(np.random.default_rng(8))
+    assert [polygon_is_simple(p) for p in polygons] == [_reference_is_simple(p) for p in polygons]
 
 
 def test_points_in_several_polygons_at_once_are_each_polygon_s_answer() -> None:

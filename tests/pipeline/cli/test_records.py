@@ -214,3 +214,29 @@ def test_a_since_after_until_is_refused_in_one_line_not_answered_with_no_rows(
     assert code == 0 and out.endswith(
         "(50 detections, newest first; 73 more: --limit N or --all to see them)\n"
     )
+
+
+@pytest.mark.parametrize(
+    "args", [["--list", "tracks"], ["--list", "visits"], ["--count-by", "label"], []]
+)
+def test_a_run_that_does_not_exist_is_refused_naming_the_runs_there_are(
+    db: str, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    code, out, err = query(capsys, "--db", db, "--run", "99", *args)
+    assert code == 1 and out == ""
+    assert err == (
+        f"error: --run 99: no such run in database {db} "
+        "(it holds 2 runs, ids 1 to 2; --list runs lists them)\n"
+    )
+
+
+def test_a_run_of_a_database_with_one_run_names_that_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    write_run(url, time.time(), {"gate": [[BOX]]})
+    code, _, err = query(capsys, "--db", url, "--run", "2", "--list", "tracks")
+    assert code == 1
+    assert err == (
+        f"error: --run 2: no such run in database {url} (its one run is 1; --list runs lists them)\n"
+    )

@@ -24,7 +24,7 @@ from sinks.sql.inserts import (
     BatchInserts,
     RowModel,
 )
-from sinks.sql.models import Base, Run
+from sinks.sql.models import Base, Detection, Run
 from sinks.sql.spool import RowBatch
 from tests.sinks.sql.conftest import pg_schema, skip_without_pg
 
@@ -206,3 +206,49 @@ def test_with_a_psycopg_older_than_3_2_a_batch_on_postgresql_goes_through_sqlalc
     assert inserts.write(RowBatch("detections", rows[100:])) == 200
     assert inserts.write(RowBatch("detections", rows)) == 100
     assert len(_stored(engine, "detections")) == 300
+
+
+@pytest.mark.parametrize("new_database", ["postgresql"], indirect=True)
+def test_on_postgresql_batches_of_small_and_large_ints_share_one_prepared_statement(
+    new_database: NewDatabase,
+) -> None:
+    """psycopg sends an int as int2, int4 or int8 by its size, and has the server prepare a
+    statement only once its text and parameter types repeat: the writer's ints are all
+    int8, so batches whose ints differ in size still repeat one statement."""
+    engine = new_database()
+    inserts = BatchInserts(engine)
+    for n in range(12):  # psycopg prepares a statement at its 5th execution
+        (row,) = _rows(MODELS["detections"], 1, seed=n)
+        big = n % 2 == 1
+        row.update(frame=n + (100_000 if big else 0), label_id=40_000 if big else 1,
+                   track_id=2_000_000_000 if big else 2, obj=n)  # fmt: skip
+        assert inserts.write(RowBatch("detections", [row])) == 1
+    with engine.connect() as conn:
+        prepared = conn.exec_driver_sql(
+            "SELECT parameter_types::text FROM pg_prepared_statements "
+            "WHERE starts_with(statement, 'INSERT INTO detections')"
+        ).all()
+    assert len(prepared) == 1
+    (types,) = prepared[0]
+    assert "smallint" not in types and "integer" not in types and "bigint" in types
+    assert len(_stored(engine, "detections")) == 12
+
+
+@pytest.mark.parametrize("new_database", ["postgresql"], indirect=True)
+def test_on_postgresql_an_int_beyond_int8_is_written_as_sqlalchemys_own_insert_writes_it(
+    new_database: NewDatabase,
+) -> None:
+    """Refused by the server in an integer column, stored as a float in a float column."""
+    ours, theirs = new_database(), new_database()
+    rows = _rows(MODELS["detections"], 3, seed=5)
+    rows[1]["x1"] = 10**30
+    BatchInserts(ours).write(RowBatch("detections", [dict(r) for r in rows]))
+    with theirs.begin() as conn:
+        conn.execute(
+            insert(Detection),
+            [{**r, "time": datetime.fromtimestamp(r["time"], timezone.utc)} for r in rows],
+        )
+    assert _stored(ours, "detections") == _stored(theirs, "detections")
+    rows[2]["frame"] = -(10**20)
+    with pytest.raises(StatementError):
+        BatchInserts(ours).write(RowBatch("detections", rows))
