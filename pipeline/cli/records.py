@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from pipeline.argtypes import in_folder, nonempty, number, whole
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pipeline.config import SqlSinkConfig
+from pipeline.urls import mask_credentials
 from sinks.sql.bounds import ID_MAX, LIMIT_MAX
 
 DEFAULT_DB: str = SqlSinkConfig.model_fields["url"].default
@@ -155,7 +156,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     try:
         result = _select(args, query)
     except QueryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {mask_credentials(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     rows = [_rounded(row) for row in result.rows]
     if args.format == "json":
@@ -306,7 +307,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
     try:
         result = delete_older_than(args.db, cutoff, dry_run=args.dry_run, vacuum=not args.no_vacuum)
     except QueryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {mask_credentials(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     scene = "".join(
         f", {n} {name}"

@@ -9,12 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, delete
+from sqlalchemy import create_engine, delete, make_url
 
 from pipeline.cli import EXIT_USAGE, main
 from pipeline.cli.records import DEFAULT_PAGE
 from sinks.sql.models import Run
 from tests.sinks.sql.builders import CAR, PERSON, Box, write_run
+from tests.sinks.sql.conftest import pg_schema, skip_without_pg
 
 BOX = Box(0.123456, 1.98765, 10.55555, 20.33333, 0.912345, PERSON, 3)
 """A tracked person whose score and coordinates have more digits than anyone reads."""
@@ -228,6 +229,19 @@ def test_a_run_that_does_not_exist_is_refused_naming_the_runs_there_are(
         f"error: --run 99: no such run in database {db} "
         "(it holds 2 runs, ids 1 to 2; --list runs lists them)\n"
     )
+
+
+def test_a_run_that_does_not_exist_is_refused_without_the_database_s_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    skip_without_pg()
+    with pg_schema() as url:
+        write_run(url, time.time(), {"gate": [[BOX]]})
+        with_password = make_url(url).set(password="s3cret-pw")  # trust: not checked
+        shown = with_password.render_as_string(hide_password=False)
+        code, _, err = query(capsys, "--db", shown, "--run", "99", "--list", "tracks")
+    assert code == 1 and "no such run" in err
+    assert "s3cret-pw" not in err and ":***@" in err
 
 
 def test_a_run_of_a_database_with_one_run_names_that_run(
