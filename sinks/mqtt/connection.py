@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -87,6 +88,8 @@ class MqttConnection:
         self._settling = threading.Lock()
         """Held to settle `_handed`: never while calling paho, which may report a lost
         connection holding a lock of its own that `_send` (holding `_lock`) waits for."""
+        self._socket_error: str | None = None
+        """The socket's error that paho last reported (ECONNRESET, say), this connection."""
         self._client = self._make_client()
         self._connect()
 
@@ -177,6 +180,7 @@ class MqttConnection:
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_log = self._on_log
         return client
 
     def _connect(self) -> None:
@@ -235,6 +239,7 @@ class MqttConnection:
             else:
                 log.warning("mqtt sink: %s refused the login: %s", self.settings.who(), reason)
             return
+        self._socket_error = None
         with self._lock:
             if self._closing:
                 return
@@ -272,10 +277,41 @@ class MqttConnection:
                 "mqtt sink: lost the broker at %s (%s)%s; reconnecting, buffering up to %d "
                 "messages meanwhile",
                 self.settings.who(),
-                reason,
+                _why_lost(reason, self._socket_error, self.settings.keepalive_s),
                 f", and with it {lost} messages not yet sent (QoS 0)" if lost else "",
                 self.buffer_size,
             )
+
+    def _on_log(self, client: mqtt.Client, userdata: object, level: int, text: str) -> None:
+        # paho tells a socket's error (the connection reset, a timeout) only in its log,
+        # before it reports the connection lost
+        if level == mqtt.MQTT_LOG_ERR and (match := _SOCKET_ERROR.match(text)):
+            self._socket_error = match["why"]
+
+
+_SOCKET_ERROR = re.compile(
+    r"^(?:failed to receive on socket|failed to send on socket|timeout on socket): "
+    r"(?:\[Errno -?\d+\] )?(?P<why>.+)$"
+)
+"""paho's log line of a socket's error, and the error's words without its number."""
+
+
+def _why_lost(reason: ReasonCode, socket_error: str | None, keepalive_s: int) -> str:
+    """Why the connection was lost, in words a user can act on: paho's `reason` reads
+    "Unspecified error" for a socket closed or broken, whichever."""
+    if socket_error is not None:
+        return f"the connection broke: {socket_error}"
+    if reason == "Keep alive timeout":
+        return (
+            f"no answer from it within the keep-alive ({keepalive_s} s, `keepalive_s`): the "
+            "broker or the network stopped answering"
+        )
+    if reason == "Unspecified error":  # paho read the end of the stream: the broker closed it
+        return (
+            "the broker closed the connection: it stopped, or refused a message (one larger "
+            "than its message_size_limit or max_packet_size, say); its log says which"
+        )
+    return str(reason)
 
 
 def _went_out(info: mqtt.MQTTMessageInfo) -> bool | None:
