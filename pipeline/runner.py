@@ -128,7 +128,7 @@ class Pipeline:
         analyzers = build_scene_analyzers(
             cfg.cameras, cfg.analytics_of, detector.labels, cfg.detector.labels, detector.background
         )
-        sinks = build_sinks(cfg.sinks, detector.labels, self.config_source)
+        sinks = build_sinks(cfg.sinks, detector.labels, self.config_source, self.stop)
         sinks += self._extra_sinks
         labels = sink_labels([sink.name for sink, _ in sinks])
         workers = [

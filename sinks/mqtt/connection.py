@@ -38,6 +38,9 @@ from sinks.mqtt.topics import OFFLINE, ONLINE
 
 log = logging.getLogger(__name__)
 
+_STOP_POLL_S = 0.05
+"""How often the wait for the broker's first answer looks at the run's stop."""
+
 
 @dataclass(frozen=True)
 class _Message:
@@ -54,11 +57,19 @@ class MqttConnection:
     will, and nothing said there (another connection says it).
 
     Raises SinkError, in one line without the password, when the broker cannot be reached,
-    does not answer within `connect_timeout_s`, or refuses the login.
+    does not answer within `connect_timeout_s`, or refuses the login. `stop` (the run's)
+    ends that wait at once: the connection is then given up (`stopped_waiting`), keeps
+    what it is given without sending it, and closes at once.
     """
 
     def __init__(
-        self, settings: BrokerSettings, will_topic: str | None, *, qos: int, buffer_size: int
+        self,
+        settings: BrokerSettings,
+        will_topic: str | None,
+        *,
+        qos: int,
+        buffer_size: int,
+        stop: threading.Event | None = None,
     ) -> None:
         self.settings = settings
         self.qos = qos
@@ -74,6 +85,9 @@ class MqttConnection:
         ones it had not written to the socket when the connection broke or closed, QoS 1
         and 2 ones the broker had not acknowledged when it closed."""
         self.reconnections = 0
+        self.stopped_waiting = False
+        """The run stopped before the broker accepted the connection: it was given up."""
+        self._stop = stop
         self._will_topic = will_topic
         self._lock = threading.Lock()
         self._buffer: collections.deque[_Message] = collections.deque()
@@ -127,6 +141,11 @@ class MqttConnection:
         """Deliver what is buffered (waiting up to `timeout_s` for a broker that is away),
         say `offline` on the will topic, and disconnect. Idempotent."""
         if self._closing:
+            return
+        if self.stopped_waiting:  # no connection: nothing can be delivered
+            self._closing = True
+            self.undelivered = len(self._buffer)
+            self._buffer.clear()
             return
         deadline = time.monotonic() + timeout_s
         self._connected.wait(timeout_s)
@@ -186,12 +205,31 @@ class MqttConnection:
     def _connect(self) -> None:
         _open(self._client, self.settings)
         self._client.loop_start()
-        answered = self._answered.wait(self.settings.connect_timeout_s)
+        answered = self._wait_for_answer()
         if answered and self._refusal is None:
             return
         self._client.disconnect()  # first: it ends a wait before the next attempt
         self._client.loop_stop()
+        if not answered and self._stop is not None and self._stop.is_set():
+            self.stopped_waiting = True
+            log.warning(
+                "mqtt sink: the run stopped while waiting for the broker at %s to accept the "
+                "connection; nothing is sent to it",
+                self.settings.who(),
+            )
+            return
         raise _login_failure(self.settings, self._refusal if answered else None)
+
+    def _wait_for_answer(self) -> bool:
+        """Waits up to `connect_timeout_s` for the broker's answer to the login, or until
+        the run's stop; whether it answered."""
+        deadline = time.monotonic() + self.settings.connect_timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if self._answered.wait(max(0.0, min(_STOP_POLL_S, remaining))):
+                return True
+            if remaining <= 0 or (self._stop is not None and self._stop.is_set()):
+                return False
 
     def _send(self, message: _Message) -> bool:
         """Hand a message to paho while connected; False when it must wait in the buffer

@@ -308,6 +308,8 @@ class SilentBroker:
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._server.getsockname()[1])
         self._clients: list[socket.socket] = []
+        self.connected = threading.Event()
+        """Set once a client has connected."""
         self._closed = False
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -322,6 +324,7 @@ class SilentBroker:
             except OSError:
                 return
             self._clients.append(client)
+            self.connected.set()
             threading.Thread(target=self._read, args=(client,), daemon=True).start()
 
     def _read(self, client: socket.socket) -> None:
