@@ -33,6 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from sinks.base import SinkError
+from sinks.mqtt.packets import packet_size
 from sinks.mqtt.settings import BrokerSettings
 from sinks.mqtt.topics import OFFLINE, ONLINE
 
@@ -84,6 +85,10 @@ class MqttConnection:
         """Messages handed to paho that never reached the broker as far as it can tell: QoS 0
         ones it had not written to the socket when the connection broke or closed, QoS 1
         and 2 ones the broker had not acknowledged when it closed."""
+        self.oversized = 0
+        """Messages dropped unsent: their packet is larger than the broker takes
+        (`BrokerSettings.max_packet_bytes`), and would get the connection closed."""
+        self._oversized_topics: set[str] = set()
         self.reconnections = 0
         self.stopped_waiting = False
         """The run stopped before the broker accepted the connection: it was given up."""
@@ -120,6 +125,8 @@ class MqttConnection:
         """Send a message now, or buffer it while the broker is away."""
         message = _Message(topic, payload, retain)
         with self._lock:
+            if not self._fits(message):
+                return
             if self._connected.is_set() and self._send(message):
                 return
             if len(self._buffer) >= self.buffer_size:
@@ -131,11 +138,12 @@ class MqttConnection:
         """Keep `payload` as the retained state of `topic`; sent now if connected, and
         again after every reconnection. An unchanged state is not sent again."""
         with self._lock:
-            if self._state.get(topic) == payload:
+            message = _Message(topic, payload, True)
+            if self._state.get(topic) == payload or not self._fits(message):
                 return
             self._state[topic] = payload
             if self._connected.is_set():
-                self._send(_Message(topic, payload, True))
+                self._send(message)
 
     def close(self, timeout_s: float) -> None:
         """Deliver what is buffered (waiting up to `timeout_s` for a broker that is away),
@@ -230,6 +238,24 @@ class MqttConnection:
                 return True
             if remaining <= 0 or (self._stop is not None and self._stop.is_set()):
                 return False
+
+    def _fits(self, message: _Message) -> bool:
+        """Whether the broker takes `message`'s packet; if not, it is counted in
+        `oversized`, with a warning the first time for its topic. Called holding the lock."""
+        size = packet_size(message.topic, message.payload, self.qos)
+        if size <= self.settings.max_packet_bytes:
+            return True
+        self.oversized += 1
+        if message.topic not in self._oversized_topics:
+            self._oversized_topics.add(message.topic)
+            log.warning(
+                "mqtt sink: a message of %d bytes to %s is dropped: larger than the %d bytes "
+                "the broker takes (max_packet_kb); later ones there too are only counted",
+                size,
+                message.topic,
+                self.settings.max_packet_bytes,
+            )
+        return False
 
     def _send(self, message: _Message) -> bool:
         """Hand a message to paho while connected; False when it must wait in the buffer

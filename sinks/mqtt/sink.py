@@ -129,6 +129,8 @@ class MqttSink(Sink):
             line += f", {c.lost} lost with the connection (handed to it as the broker went away)"
         if c.undelivered:
             line += f", {c.undelivered} undelivered at the end (broker away)"
+        if c.oversized:
+            line += f", {c.oversized} too large for the broker (max_packet_kb)"
         if c.stopped_waiting:
             line += ", never connected: the run stopped while waiting for the broker"
         return line
@@ -149,6 +151,8 @@ class MqttSink(Sink):
                        c.lost),
             SinkMetric("mqtt_undelivered", "Messages still buffered when the run ended "
                        "(the broker away): never delivered.", c.undelivered, "gauge"),
+            SinkMetric("mqtt_oversized", "Messages dropped unsent because they are larger "
+                       "than the broker takes (max_packet_kb).", c.oversized),
             SinkMetric("mqtt_reconnections", "Times the connection to the broker was made "
                        "again after it was lost.", c.reconnections),
         )  # fmt: skip

@@ -191,3 +191,11 @@ def test_run_refuses_count_labels_that_detector_labels_filters_out_before_openin
     assert str(refused.value) == (
         "sinks[0].count_labels[1] (mqtt): 'car' is not a class the detector reports (person)"
     )
+
+
+def test_max_packet_kb_is_the_largest_packet_the_sink_sends_in_bytes(video: str) -> None:
+    (sink,) = parse_config(config_text(video, "    max_packet_kb: 256\n")).sinks
+    assert isinstance(sink, MqttSinkConfig)
+    assert sink.broker().max_packet_bytes == 256 * 1024
+    assert problems(config_text(video, "    max_packet_kb: 0\n"))
+    assert problems(config_text(video, "    max_packet_kb: 262145\n"))  # over MQTT's limit
