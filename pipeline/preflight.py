@@ -281,7 +281,7 @@ def _(config: MqttSinkConfig) -> str | None:
     if (missing := paho_missing()) is not None:
         return missing
     from sinks.base import SinkError
-    from sinks.mqtt.connection import probe_broker
+    from sinks.mqtt.login import probe_broker
 
     try:  # logs in and out: publishes nothing, subscribes to nothing
         probe_broker(config.broker())

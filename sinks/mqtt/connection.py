@@ -22,17 +22,18 @@ are counted in `lost` too.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from sinks.base import SinkError
+from sinks.mqtt.disconnects import SOCKET_ERROR, why_lost
+from sinks.mqtt.login import login_failure, new_client, open_socket
 from sinks.mqtt.packets import packet_size
 from sinks.mqtt.settings import BrokerSettings
 from sinks.mqtt.topics import OFFLINE, ONLINE
@@ -40,6 +41,9 @@ from sinks.mqtt.topics import OFFLINE, ONLINE
 log = logging.getLogger(__name__)
 
 _STOP_POLL_S = 0.05
+_QUICK_LOSS_S = 5.0
+"""A connection lost within this of its start was lost right after the reconnection sent
+again what the broker had not acknowledged."""
 """How often the wait for the broker's first answer looks at the run's stop."""
 
 
@@ -89,6 +93,12 @@ class MqttConnection:
         """Messages dropped unsent: their packet is larger than the broker takes
         (`BrokerSettings.max_packet_bytes`), and would get the connection closed."""
         self._oversized_topics: set[str] = set()
+        self._connected_at = 0.0
+        self._suspect: mqtt.MQTTMessageInfo | None = None
+        """The largest message the broker had not acknowledged when the connection was last
+        lost (QoS 1, 2)."""
+        self._give_up: mqtt.MQTTMessageInfo | None = None
+        """A message the broker dropped the connection for twice: not to be sent again."""
         self.reconnections = 0
         self.stopped_waiting = False
         """The run stopped before the broker accepted the connection: it was given up."""
@@ -191,7 +201,7 @@ class MqttConnection:
             )
 
     def _make_client(self) -> mqtt.Client:
-        client = _new_client(self.settings, self.settings.client_id)
+        client = new_client(self.settings, self.settings.client_id)
         if self._will_topic is not None:
             client.will_set(self._will_topic, OFFLINE, qos=self.qos, retain=True)
         client.reconnect_delay_set(
@@ -211,7 +221,7 @@ class MqttConnection:
         return client
 
     def _connect(self) -> None:
-        _open(self._client, self.settings)
+        open_socket(self._client, self.settings)
         self._client.loop_start()
         answered = self._wait_for_answer()
         if answered and self._refusal is None:
@@ -226,7 +236,7 @@ class MqttConnection:
                 self.settings.who(),
             )
             return
-        raise _login_failure(self.settings, self._refusal if answered else None)
+        raise login_failure(self.settings, self._refusal if answered else None)
 
     def _wait_for_answer(self) -> bool:
         """Waits up to `connect_timeout_s` for the broker's answer to the login, or until
@@ -304,7 +314,9 @@ class MqttConnection:
                 log.warning("mqtt sink: %s refused the login: %s", self.settings.who(), reason)
             return
         self._socket_error = None
+        self._connected_at = time.monotonic()
         with self._lock:
+            self._drop_given_up(client)
             if self._closing:
                 return
             # In this order: the pipeline online, the state, then what waited.
@@ -337,45 +349,66 @@ class MqttConnection:
         # (paho sends again only QoS 1 and 2 ones)
         lost = self._settle(unsent_lost=self.qos == 0)
         if was_connected and not self._closing:
+            self._suspect_oversized(client)
             log.warning(
                 "mqtt sink: lost the broker at %s (%s)%s; reconnecting, buffering up to %d "
                 "messages meanwhile",
                 self.settings.who(),
-                _why_lost(reason, self._socket_error, self.settings.keepalive_s),
+                why_lost(reason, self._socket_error, self.settings.keepalive_s),
                 f", and with it {lost} messages not yet sent (QoS 0)" if lost else "",
                 self.buffer_size,
             )
 
+    def _suspect_oversized(self, client: mqtt.Client) -> None:
+        """On losing the broker: the largest message it had not acknowledged (QoS 1, 2),
+        the same at this loss and the last, which came right after the reconnection sent
+        it again, is taken for one the broker drops the client for (larger than its limit,
+        which MQTT 3.1.1 does not tell): `_on_connect` gives it up. The largest, not the
+        oldest: the broker's acknowledgements of those before it may be cut off with the
+        connection."""
+        largest = None
+        if self.qos:
+            with client._out_message_mutex:  # paho may hold it here: it is re-entrant
+                largest = max(
+                    client._out_messages.values(),
+                    key=lambda m: len(m.topic) + len(m.payload),
+                    default=None,
+                )
+        suspect = None if largest is None else largest.info
+        quick = time.monotonic() - self._connected_at < _QUICK_LOSS_S
+        if suspect is not None and suspect is self._suspect and quick:
+            self._give_up = suspect
+        self._suspect = suspect
+
+    def _drop_given_up(self, client: mqtt.Client) -> None:
+        """Takes the message to give up (`_give_up`) from paho before it sends it again,
+        counting it in `oversized`. paho has no call for it: its own table of outgoing
+        messages, which it sends again after on_connect returns, under its own lock. Called
+        holding `_lock`."""
+        info, self._give_up = self._give_up, None
+        if info is None:
+            return
+        with client._out_message_mutex:
+            message = client._out_messages.pop(info.mid, None)
+        if message is None:  # acknowledged meanwhile
+            return
+        with self._settling, contextlib.suppress(ValueError):  # ValueError: settled as lost
+            self._handed.remove(info)
+        self._suspect = None
+        self.oversized += 1
+        log.warning(
+            "mqtt sink: gave up on a message of %d bytes to %s: the broker closed the "
+            "connection as it came, twice; larger than the broker takes? Set max_packet_kb "
+            "to its limit",
+            packet_size(message.topic, message.payload, self.qos),
+            message.topic,
+        )
+
     def _on_log(self, client: mqtt.Client, userdata: object, level: int, text: str) -> None:
         # paho tells a socket's error (the connection reset, a timeout) only in its log,
         # before it reports the connection lost
-        if level == mqtt.MQTT_LOG_ERR and (match := _SOCKET_ERROR.match(text)):
+        if level == mqtt.MQTT_LOG_ERR and (match := SOCKET_ERROR.match(text)):
             self._socket_error = match["why"]
-
-
-_SOCKET_ERROR = re.compile(
-    r"^(?:failed to receive on socket|failed to send on socket|timeout on socket): "
-    r"(?:\[Errno -?\d+\] )?(?P<why>.+)$"
-)
-"""paho's log line of a socket's error, and the error's words without its number."""
-
-
-def _why_lost(reason: ReasonCode, socket_error: str | None, keepalive_s: int) -> str:
-    """Why the connection was lost, in words a user can act on: paho's `reason` reads
-    "Unspecified error" for a socket closed or broken, whichever."""
-    if socket_error is not None:
-        return f"the connection broke: {socket_error}"
-    if reason == "Keep alive timeout":
-        return (
-            f"no answer from it within the keep-alive ({keepalive_s} s, `keepalive_s`): the "
-            "broker or the network stopped answering"
-        )
-    if reason == "Unspecified error":  # paho read the end of the stream: the broker closed it
-        return (
-            "the broker closed the connection: it stopped, or refused a message (one larger "
-            "than its message_size_limit or max_packet_size, say); its log says which"
-        )
-    return str(reason)
 
 
 def _went_out(info: mqtt.MQTTMessageInfo) -> bool | None:
@@ -389,71 +422,3 @@ def _went_out(info: mqtt.MQTTMessageInfo) -> bool | None:
         return False
     # paho sets `rc` before marking a message given up as published
     return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
-
-
-def probe_broker(settings: BrokerSettings) -> None:
-    """Log in to the broker and out again, publishing nothing; SinkError as
-    `MqttConnection` raises it when that fails. Uses its own client id, so that a run
-    using `settings.client_id` is not disconnected."""
-    client = _new_client(settings, f"{settings.client_id[:100]}-check")
-    answered = threading.Event()
-    refusals: list[str] = []
-
-    def on_connect(
-        client: mqtt.Client, userdata: object, flags: object, reason: ReasonCode, props: object
-    ) -> None:
-        if reason.is_failure:
-            refusals.append(str(reason))
-        answered.set()
-
-    client.on_connect = on_connect
-    _open(client, settings)
-    client.loop_start()
-    try:
-        if not answered.wait(settings.connect_timeout_s) or refusals:
-            raise _login_failure(settings, refusals[0] if refusals else None)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
-def _new_client(settings: BrokerSettings, client_id: str) -> mqtt.Client:
-    """A paho client with the credentials and TLS of `settings`, not connected."""
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        clean_session=True,
-        protocol=mqtt.MQTTv311,
-    )
-    if settings.username is not None:
-        client.username_pw_set(settings.username, settings.password)
-    if settings.address.tls:
-        try:
-            client.tls_set(ca_certs=None if settings.ca_file is None else str(settings.ca_file))
-        except (OSError, ValueError) as exc:
-            raise SinkError(f"mqtt sink: TLS for {settings.address}: {exc}") from exc
-    client.connect_timeout = settings.connect_timeout_s
-    return client
-
-
-def _open(client: mqtt.Client, settings: BrokerSettings) -> None:
-    """Open the connection's socket (TCP, TLS); the login's answer comes to on_connect."""
-    address = settings.address
-    try:
-        client.connect(address.host, address.port, keepalive=settings.keepalive_s)
-    except OSError as exc:  # refused, unknown host, timeout, TLS handshake (ssl.SSLError)
-        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise SinkError(f"mqtt sink: cannot reach the broker at {settings.who()}: {why}") from exc
-
-
-def _login_failure(settings: BrokerSettings, refusal: str | None) -> SinkError:
-    """The one-line error of a login refused (`refusal`: the broker's reason) or unanswered."""
-    if refusal is None:
-        return SinkError(
-            f"mqtt sink: the broker at {settings.who()} did not accept the connection within "
-            f"{settings.connect_timeout_s:g} s"
-        )
-    hint = "; check `username` and the password in `password_env`" if settings.username else ""
-    return SinkError(
-        f"mqtt sink: the broker at {settings.who()} refused the login: {refusal}{hint}"
-    )

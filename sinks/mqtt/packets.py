@@ -10,7 +10,7 @@ MAX_PACKET_BYTES = 1 + 4 + MAX_REMAINING_LENGTH
 """The largest packet MQTT allows: type byte, the length's 4 bytes, the body."""
 
 
-def packet_size(topic: str, payload: bytes, qos: int) -> int:
+def packet_size(topic: str, payload: bytes | bytearray, qos: int) -> int:
     """Bytes of the PUBLISH packet that sends `payload` to `topic`: the type byte, the
     remaining length (1 to 4 bytes), the topic with its 2-byte length, the 2-byte packet id
     of QoS 1 and 2, the payload."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from sinks.mqtt.connection import MqttConnection
 from sinks.mqtt.packets import packet_size
 from sinks.mqtt.sink import MqttSink
 from tests.sinks.mqtt.brokers import Listener, PrivateMosquitto
@@ -61,3 +62,32 @@ def test_a_message_over_the_broker_s_max_packet_size_is_dropped_and_counted_not_
     finally:
         sink.close()
         listener.close()
+
+
+def test_a_message_the_broker_drops_the_client_for_twice_is_given_up_without_max_packet_kb(
+    broker: PrivateMosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The broker's limit below `max_packet_kb` (it cannot be learnt in MQTT 3.1.1): the
+    broker closes the connection as the message comes, and again right after the
+    reconnection sends it again; then the sink gives up on it."""
+    caplog.set_level(logging.WARNING, "sinks.mqtt.connection")
+    listener = Listener("127.0.0.1", broker.port, ["big/#"])
+    connection = MqttConnection(broker_settings(broker.url), None, qos=1, buffer_size=10)
+    try:
+        connection.publish("big/small/1", b"1")
+        connection.publish("big/huge", b"x" * 10_000)
+        connection.publish("big/small/2", b"2")
+        got = listener.wait_for(lambda m: {"big/small/1", "big/small/2"} <= {x.topic for x in m})
+        assert {"big/small/1", "big/small/2"} <= {x.topic for x in got}, broker.log()
+        assert connection.oversized == 1
+        reconnections = connection.reconnections
+        time.sleep(1.5)  # the reconnection delay: a loss would have come again by now
+        assert connection.reconnections == reconnections <= 2
+    finally:
+        connection.close(2)
+        listener.close()
+    assert not [x for x in got if x.topic == "big/huge"]
+    assert connection.lost == 0
+    (warning,) = [r.getMessage() for r in caplog.records if "gave up" in r.getMessage()]
+    size = packet_size("big/huge", b"x" * 10_000, 1)
+    assert f"gave up on a message of {size} bytes to big/huge" in warning
