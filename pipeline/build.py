@@ -164,7 +164,8 @@ def build_snapshot_keepers(
 
 
 class SceneConfigError(ValueError):
-    """A camera's zones or lines cannot be built: the message says where and why."""
+    """A label of the config names no class the detector reports (a zone's, a line's, an
+    mqtt sink's `count_labels`: `pipeline.preflight.check_labels`): the message says where."""
 
 
 def build_scene_analyzers(

@@ -71,15 +71,17 @@ def check_detector(config: DetectorConfig) -> tuple[str, dict[str, frozenset[int
     return f"{classes} class{'es' if classes != 1 else ''}", kept
 
 
-def check_scene_labels(config: PipelineConfig, classes: dict[str, frozenset[int]]) -> list[str]:
-    """One line per zone or line label that names no class the detector reports, at its
-    YAML path (`classes` from `check_detector`)."""
-    return scene_label_problems(config.cameras, classes)
+def check_labels(config: PipelineConfig, classes: dict[str, frozenset[int]]) -> list[str]:
+    """One line, at its YAML path, per label of the config that names no class the detector
+    reports (`classes`: `kept_classes`, after `detector.labels`): a zone's or line's, an
+    mqtt sink's `count_labels`. `validate` says them, and `run` refuses them once its
+    detector is built, before any sink opens."""
+    return scene_label_problems(config.cameras, classes) + _count_label_problems(config, classes)
 
 
-def check_count_labels(config: PipelineConfig, classes: dict[str, frozenset[int]]) -> list[str]:
+def _count_label_problems(config: PipelineConfig, classes: dict[str, frozenset[int]]) -> list[str]:
     """One line per `count_labels` entry of an mqtt sink that names no class the detector
-    reports, at its YAML path (`classes` from `check_detector`); the sink refuses it too."""
+    reports (a count that would stay 0), at its YAML path."""
     return [
         f"sinks[{s}].count_labels[{i}] (mqtt): {problem}"
         for s, sink in enumerate(config.sinks)
@@ -279,7 +281,7 @@ def _(config: MqttSinkConfig) -> str | None:
     if (missing := paho_missing()) is not None:
         return missing
     from sinks.base import SinkError
-    from sinks.mqtt.connection import probe_broker
+    from sinks.mqtt.login import probe_broker
 
     try:  # logs in and out: publishes nothing, subscribes to nothing
         probe_broker(config.broker())

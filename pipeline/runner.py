@@ -16,6 +16,7 @@ import cv2
 
 from pipeline.batching import STOP_GRACE_S, Batcher
 from pipeline.build import (
+    SceneConfigError,
     build_run_detector,
     build_scene_analyzers,
     build_snapshot_keepers,
@@ -29,10 +30,11 @@ from pipeline.build import (
     stream_scene,
 )
 from pipeline.config import CameraConfig, PipelineConfig, SqlSinkConfig
+from pipeline.config.scene import kept_classes
 from pipeline.detection_loop import DetectionLoop, FrameDetector
 from pipeline.frame_memory import keep_freed_frames
 from pipeline.metrics import RunMetrics, sink_labels
-from pipeline.preflight import check_before_work
+from pipeline.preflight import check_before_work, check_labels
 from pipeline.readers import CameraReader
 from pipeline.sink_factory import build_sinks
 from pipeline.stops import StopEvent
@@ -120,10 +122,13 @@ class Pipeline:
         described = detector.describe()
         if described:
             say(described)
+        classes = kept_classes(detector.labels.names, cfg.detector.labels, detector.background)
+        if label_problems := check_labels(cfg, classes):  # before any sink opens
+            raise SceneConfigError("; ".join(label_problems))
         analyzers = build_scene_analyzers(
             cfg.cameras, cfg.analytics_of, detector.labels, cfg.detector.labels, detector.background
         )
-        sinks = build_sinks(cfg.sinks, detector.labels, self.config_source)
+        sinks = build_sinks(cfg.sinks, detector.labels, self.config_source, self.stop)
         sinks += self._extra_sinks
         labels = sink_labels([sink.name for sink, _ in sinks])
         workers = [

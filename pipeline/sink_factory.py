@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +23,16 @@ from sinks.base import Sink, SinkError
 
 
 def build_sinks(
-    configs: Sequence[SinkConfig], labels: LabelMap, run_config: str
+    configs: Sequence[SinkConfig],
+    labels: LabelMap,
+    run_config: str,
+    stop: threading.Event | None = None,
 ) -> list[tuple[Sink, int]]:
     """Every configured sink, opened, with its queue size; on failure the ones opened so far
-    are closed and the SinkError goes on."""
+    are closed and the SinkError goes on. `stop`: the run's (`SinkContext.stop`)."""
     built: list[tuple[Sink, int]] = []
     snapshots = next((c.dir for c in configs if isinstance(c, SnapshotSinkConfig)), None)
-    context = SinkContext(labels, run_config, snapshots)
+    context = SinkContext(labels, run_config, snapshots, stop=stop)
     try:
         for config in configs:
             built.append((build_sink(config, context), config.queue_size))
@@ -45,12 +49,14 @@ class SinkContext:
     config file's name (the SQL sink records it with the run), and the snapshots sink's
     folder (the live view serves the snapshots from it), if there is one; `shard`: built
     by a cluster's shard, whose driver says what concerns the whole run (the pipeline's
-    MQTT status)."""
+    MQTT status); `stop`: the run's stop, which ends a sink's wait as it opens (for an MQTT
+    broker that does not answer)."""
 
     labels: LabelMap
     run_config: str = ""
     snapshot_dir: Path | None = None
     shard: bool = False
+    stop: threading.Event | None = None
 
 
 # Each builder imports its sink where it is used, so that a run without a sink kind never
@@ -167,4 +173,5 @@ def _(sc: MqttSinkConfig, context: SinkContext) -> Sink:
         close_timeout_s=sc.close_timeout_s,
         snapshots=sc.snapshots and context.snapshot_dir is not None,
         pipeline_status=not context.shard,
+        stop=context.stop,
     )

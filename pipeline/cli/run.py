@@ -77,20 +77,14 @@ def _validate(args: argparse.Namespace, decodes: WholeDecodes | None) -> int:
         return EXIT_USAGE
 
     from detector.errors import ModelConfigError, WeightsUnavailableError
-    from pipeline.preflight import (
-        check_count_labels,
-        check_detector,
-        check_scene_labels,
-        check_server,
-        check_sinks,
-    )
+    from pipeline.preflight import check_detector, check_labels, check_server, check_sinks
 
     try:
         classes, kept = check_detector(config.detector)
     except (ModelConfigError, WeightsUnavailableError) as exc:
         print(f"error: {shown_path(args.config)}: detector: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if label_problems := check_scene_labels(config, kept) + check_count_labels(config, kept):
+    if label_problems := check_labels(config, kept):
         for problem in label_problems:
             print(f"error: {shown_path(args.config)}: {problem}", file=sys.stderr)
         return EXIT_USAGE

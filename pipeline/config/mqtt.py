@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import FsPath, Strict
 from sinks.event_bus.schema import EVENT_TYPES
+from sinks.mqtt.packets import MAX_PACKET_BYTES
 from sinks.mqtt.settings import BrokerAddress, BrokerSettings
 
 TOPIC_PATH = r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$"
@@ -90,6 +91,15 @@ class MqttSinkConfig(Strict):
         le=10_000_000,
         description="Messages kept while the broker is away; beyond, the oldest are dropped "
         "and counted in the run summary.",
+    )
+    max_packet_kb: int = Field(
+        8192,
+        ge=1,
+        le=MAX_PACKET_BYTES // 1024,
+        description="Largest message the sink sends, in KiB, its topic and headers "
+        "included: set it to the broker's limit (Mosquitto's max_packet_size; none by "
+        "default). A larger message (a snapshot, say) is dropped and counted, as a broker "
+        "drops a client that sends one, again at each reconnection.",
     )
     keepalive_s: int = Field(
         30,
@@ -172,4 +182,5 @@ class MqttSinkConfig(Strict):
             keepalive_s=self.keepalive_s,
             connect_timeout_s=self.connect_timeout_s,
             reconnect_max_delay_s=self.reconnect_max_delay_s,
+            max_packet_bytes=self.max_packet_kb * 1024,
         )

@@ -6,6 +6,9 @@
 - `topics`: every topic the sink writes, named in one place;
 - `connection`: `MqttConnection`, one paho client that reconnects with backoff and buffers
   (bounded) while the broker is away;
+- `login`: the paho client made and its socket opened, the login's failure in one line;
+- `packets`: the size of a message's packet, which brokers limit;
+- `disconnects`: why a connection was lost, in words a user can act on;
 - `discovery`: Home Assistant's MQTT discovery messages for a camera;
 - `sink`: `MqttSink`, the `mqtt` sink.
 

@@ -22,20 +22,29 @@ are counted in `lost` too.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from sinks.base import SinkError
+from sinks.mqtt.disconnects import SOCKET_ERROR, why_lost
+from sinks.mqtt.login import login_failure, new_client, open_socket
+from sinks.mqtt.packets import packet_size
 from sinks.mqtt.settings import BrokerSettings
 from sinks.mqtt.topics import OFFLINE, ONLINE
 
 log = logging.getLogger(__name__)
+
+_STOP_POLL_S = 0.05
+_QUICK_LOSS_S = 5.0
+"""A connection lost within this of its start was lost right after the reconnection sent
+again what the broker had not acknowledged."""
+"""How often the wait for the broker's first answer looks at the run's stop."""
 
 
 @dataclass(frozen=True)
@@ -53,11 +62,19 @@ class MqttConnection:
     will, and nothing said there (another connection says it).
 
     Raises SinkError, in one line without the password, when the broker cannot be reached,
-    does not answer within `connect_timeout_s`, or refuses the login.
+    does not answer within `connect_timeout_s`, or refuses the login. `stop` (the run's)
+    ends that wait at once: the connection is then given up (`stopped_waiting`), keeps
+    what it is given without sending it, and closes at once.
     """
 
     def __init__(
-        self, settings: BrokerSettings, will_topic: str | None, *, qos: int, buffer_size: int
+        self,
+        settings: BrokerSettings,
+        will_topic: str | None,
+        *,
+        qos: int,
+        buffer_size: int,
+        stop: threading.Event | None = None,
     ) -> None:
         self.settings = settings
         self.qos = qos
@@ -72,7 +89,20 @@ class MqttConnection:
         """Messages handed to paho that never reached the broker as far as it can tell: QoS 0
         ones it had not written to the socket when the connection broke or closed, QoS 1
         and 2 ones the broker had not acknowledged when it closed."""
+        self.oversized = 0
+        """Messages dropped unsent: their packet is larger than the broker takes
+        (`BrokerSettings.max_packet_bytes`), and would get the connection closed."""
+        self._oversized_topics: set[str] = set()
+        self._connected_at = 0.0
+        self._suspect: mqtt.MQTTMessageInfo | None = None
+        """The largest message the broker had not acknowledged when the connection was last
+        lost (QoS 1, 2)."""
+        self._give_up: mqtt.MQTTMessageInfo | None = None
+        """A message the broker dropped the connection for twice: not to be sent again."""
         self.reconnections = 0
+        self.stopped_waiting = False
+        """The run stopped before the broker accepted the connection: it was given up."""
+        self._stop = stop
         self._will_topic = will_topic
         self._lock = threading.Lock()
         self._buffer: collections.deque[_Message] = collections.deque()
@@ -87,6 +117,8 @@ class MqttConnection:
         self._settling = threading.Lock()
         """Held to settle `_handed`: never while calling paho, which may report a lost
         connection holding a lock of its own that `_send` (holding `_lock`) waits for."""
+        self._socket_error: str | None = None
+        """The socket's error that paho last reported (ECONNRESET, say), this connection."""
         self._client = self._make_client()
         self._connect()
 
@@ -103,6 +135,8 @@ class MqttConnection:
         """Send a message now, or buffer it while the broker is away."""
         message = _Message(topic, payload, retain)
         with self._lock:
+            if not self._fits(message):
+                return
             if self._connected.is_set() and self._send(message):
                 return
             if len(self._buffer) >= self.buffer_size:
@@ -114,16 +148,22 @@ class MqttConnection:
         """Keep `payload` as the retained state of `topic`; sent now if connected, and
         again after every reconnection. An unchanged state is not sent again."""
         with self._lock:
-            if self._state.get(topic) == payload:
+            message = _Message(topic, payload, True)
+            if self._state.get(topic) == payload or not self._fits(message):
                 return
             self._state[topic] = payload
             if self._connected.is_set():
-                self._send(_Message(topic, payload, True))
+                self._send(message)
 
     def close(self, timeout_s: float) -> None:
         """Deliver what is buffered (waiting up to `timeout_s` for a broker that is away),
         say `offline` on the will topic, and disconnect. Idempotent."""
         if self._closing:
+            return
+        if self.stopped_waiting:  # no connection: nothing can be delivered
+            self._closing = True
+            self.undelivered = len(self._buffer)
+            self._buffer.clear()
             return
         deadline = time.monotonic() + timeout_s
         self._connected.wait(timeout_s)
@@ -161,7 +201,7 @@ class MqttConnection:
             )
 
     def _make_client(self) -> mqtt.Client:
-        client = _new_client(self.settings, self.settings.client_id)
+        client = new_client(self.settings, self.settings.client_id)
         if self._will_topic is not None:
             client.will_set(self._will_topic, OFFLINE, qos=self.qos, retain=True)
         client.reconnect_delay_set(
@@ -177,17 +217,55 @@ class MqttConnection:
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_log = self._on_log
         return client
 
     def _connect(self) -> None:
-        _open(self._client, self.settings)
+        open_socket(self._client, self.settings)
         self._client.loop_start()
-        answered = self._answered.wait(self.settings.connect_timeout_s)
+        answered = self._wait_for_answer()
         if answered and self._refusal is None:
             return
         self._client.disconnect()  # first: it ends a wait before the next attempt
         self._client.loop_stop()
-        raise _login_failure(self.settings, self._refusal if answered else None)
+        if not answered and self._stop is not None and self._stop.is_set():
+            self.stopped_waiting = True
+            log.warning(
+                "mqtt sink: the run stopped while waiting for the broker at %s to accept the "
+                "connection; nothing is sent to it",
+                self.settings.who(),
+            )
+            return
+        raise login_failure(self.settings, self._refusal if answered else None)
+
+    def _wait_for_answer(self) -> bool:
+        """Waits up to `connect_timeout_s` for the broker's answer to the login, or until
+        the run's stop; whether it answered."""
+        deadline = time.monotonic() + self.settings.connect_timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if self._answered.wait(max(0.0, min(_STOP_POLL_S, remaining))):
+                return True
+            if remaining <= 0 or (self._stop is not None and self._stop.is_set()):
+                return False
+
+    def _fits(self, message: _Message) -> bool:
+        """Whether the broker takes `message`'s packet; if not, it is counted in
+        `oversized`, with a warning the first time for its topic. Called holding the lock."""
+        size = packet_size(message.topic, message.payload, self.qos)
+        if size <= self.settings.max_packet_bytes:
+            return True
+        self.oversized += 1
+        if message.topic not in self._oversized_topics:
+            self._oversized_topics.add(message.topic)
+            log.warning(
+                "mqtt sink: a message of %d bytes to %s is dropped: larger than the %d bytes "
+                "the broker takes (max_packet_kb); later ones there too are only counted",
+                size,
+                message.topic,
+                self.settings.max_packet_bytes,
+            )
+        return False
 
     def _send(self, message: _Message) -> bool:
         """Hand a message to paho while connected; False when it must wait in the buffer
@@ -235,7 +313,10 @@ class MqttConnection:
             else:
                 log.warning("mqtt sink: %s refused the login: %s", self.settings.who(), reason)
             return
+        self._socket_error = None
+        self._connected_at = time.monotonic()
         with self._lock:
+            self._drop_given_up(client)
             if self._closing:
                 return
             # In this order: the pipeline online, the state, then what waited.
@@ -268,14 +349,66 @@ class MqttConnection:
         # (paho sends again only QoS 1 and 2 ones)
         lost = self._settle(unsent_lost=self.qos == 0)
         if was_connected and not self._closing:
+            self._suspect_oversized(client)
             log.warning(
                 "mqtt sink: lost the broker at %s (%s)%s; reconnecting, buffering up to %d "
                 "messages meanwhile",
                 self.settings.who(),
-                reason,
+                why_lost(reason, self._socket_error, self.settings.keepalive_s),
                 f", and with it {lost} messages not yet sent (QoS 0)" if lost else "",
                 self.buffer_size,
             )
+
+    def _suspect_oversized(self, client: mqtt.Client) -> None:
+        """On losing the broker: the largest message it had not acknowledged (QoS 1, 2),
+        the same at this loss and the last, which came right after the reconnection sent
+        it again, is taken for one the broker drops the client for (larger than its limit,
+        which MQTT 3.1.1 does not tell): `_on_connect` gives it up. The largest, not the
+        oldest: the broker's acknowledgements of those before it may be cut off with the
+        connection."""
+        largest = None
+        if self.qos:
+            with client._out_message_mutex:  # paho may hold it here: it is re-entrant
+                largest = max(
+                    client._out_messages.values(),
+                    key=lambda m: len(m.topic) + len(m.payload),
+                    default=None,
+                )
+        suspect = None if largest is None else largest.info
+        quick = time.monotonic() - self._connected_at < _QUICK_LOSS_S
+        if suspect is not None and suspect is self._suspect and quick:
+            self._give_up = suspect
+        self._suspect = suspect
+
+    def _drop_given_up(self, client: mqtt.Client) -> None:
+        """Takes the message to give up (`_give_up`) from paho before it sends it again,
+        counting it in `oversized`. paho has no call for it: its own table of outgoing
+        messages, which it sends again after on_connect returns, under its own lock. Called
+        holding `_lock`."""
+        info, self._give_up = self._give_up, None
+        if info is None:
+            return
+        with client._out_message_mutex:
+            message = client._out_messages.pop(info.mid, None)
+        if message is None:  # acknowledged meanwhile
+            return
+        with self._settling, contextlib.suppress(ValueError):  # ValueError: settled as lost
+            self._handed.remove(info)
+        self._suspect = None
+        self.oversized += 1
+        log.warning(
+            "mqtt sink: gave up on a message of %d bytes to %s: the broker closed the "
+            "connection as it came, twice; larger than the broker takes? Set max_packet_kb "
+            "to its limit",
+            packet_size(message.topic, message.payload, self.qos),
+            message.topic,
+        )
+
+    def _on_log(self, client: mqtt.Client, userdata: object, level: int, text: str) -> None:
+        # paho tells a socket's error (the connection reset, a timeout) only in its log,
+        # before it reports the connection lost
+        if level == mqtt.MQTT_LOG_ERR and (match := SOCKET_ERROR.match(text)):
+            self._socket_error = match["why"]
 
 
 def _went_out(info: mqtt.MQTTMessageInfo) -> bool | None:
@@ -289,71 +422,3 @@ def _went_out(info: mqtt.MQTTMessageInfo) -> bool | None:
         return False
     # paho sets `rc` before marking a message given up as published
     return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
-
-
-def probe_broker(settings: BrokerSettings) -> None:
-    """Log in to the broker and out again, publishing nothing; SinkError as
-    `MqttConnection` raises it when that fails. Uses its own client id, so that a run
-    using `settings.client_id` is not disconnected."""
-    client = _new_client(settings, f"{settings.client_id[:100]}-check")
-    answered = threading.Event()
-    refusals: list[str] = []
-
-    def on_connect(
-        client: mqtt.Client, userdata: object, flags: object, reason: ReasonCode, props: object
-    ) -> None:
-        if reason.is_failure:
-            refusals.append(str(reason))
-        answered.set()
-
-    client.on_connect = on_connect
-    _open(client, settings)
-    client.loop_start()
-    try:
-        if not answered.wait(settings.connect_timeout_s) or refusals:
-            raise _login_failure(settings, refusals[0] if refusals else None)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
-def _new_client(settings: BrokerSettings, client_id: str) -> mqtt.Client:
-    """A paho client with the credentials and TLS of `settings`, not connected."""
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        clean_session=True,
-        protocol=mqtt.MQTTv311,
-    )
-    if settings.username is not None:
-        client.username_pw_set(settings.username, settings.password)
-    if settings.address.tls:
-        try:
-            client.tls_set(ca_certs=None if settings.ca_file is None else str(settings.ca_file))
-        except (OSError, ValueError) as exc:
-            raise SinkError(f"mqtt sink: TLS for {settings.address}: {exc}") from exc
-    client.connect_timeout = settings.connect_timeout_s
-    return client
-
-
-def _open(client: mqtt.Client, settings: BrokerSettings) -> None:
-    """Open the connection's socket (TCP, TLS); the login's answer comes to on_connect."""
-    address = settings.address
-    try:
-        client.connect(address.host, address.port, keepalive=settings.keepalive_s)
-    except OSError as exc:  # refused, unknown host, timeout, TLS handshake (ssl.SSLError)
-        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise SinkError(f"mqtt sink: cannot reach the broker at {settings.who()}: {why}") from exc
-
-
-def _login_failure(settings: BrokerSettings, refusal: str | None) -> SinkError:
-    """The one-line error of a login refused (`refusal`: the broker's reason) or unanswered."""
-    if refusal is None:
-        return SinkError(
-            f"mqtt sink: the broker at {settings.who()} did not accept the connection within "
-            f"{settings.connect_timeout_s:g} s"
-        )
-    hint = "; check `username` and the password in `password_env`" if settings.username else ""
-    return SinkError(
-        f"mqtt sink: the broker at {settings.who()} refused the login: {refusal}{hint}"
-    )

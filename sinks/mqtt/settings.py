@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.urls import MAX_PORT
+from sinks.mqtt.packets import MAX_PACKET_BYTES
 
 INSTALL_HINT = "pip install 'ssd-pipeline[mqtt]' (or pip install paho-mqtt)"
 """What to install for the mqtt sink."""
@@ -71,6 +72,8 @@ class BrokerSettings:
     connect_timeout_s: float = 10.0
     reconnect_min_delay_s: float = 1.0
     reconnect_max_delay_s: float = 60.0
+    max_packet_bytes: int = MAX_PACKET_BYTES
+    """The largest packet the broker takes: a message in a larger one is dropped, unsent."""
 
     def who(self) -> str:
         """The broker and user, for messages: never the password."""

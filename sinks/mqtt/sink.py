@@ -16,6 +16,7 @@ the snapshot as an image.
 from __future__ import annotations
 
 import collections
+import threading
 from collections.abc import Collection, Iterable, Sequence
 
 import cv2
@@ -62,7 +63,8 @@ class MqttSink(Sink):
     `snapshots`: publish each camera's latest snapshot (announced at the camera's start; the
     pictures come only when a snapshots sink makes the track events carry them).
     `pipeline_status`: say `<prefix>/status` (`online`, `offline`, the last will); False
-    where another connection says it (a cluster's driver, for all its shards).
+    where another connection says it (a cluster's driver, for all its shards). `stop`: the
+    run's, which ends the wait for the broker at the start (`MqttConnection`).
     """
 
     name = "mqtt"
@@ -82,6 +84,7 @@ class MqttSink(Sink):
         close_timeout_s: float = 10.0,
         snapshots: bool = False,
         pipeline_status: bool = True,
+        stop: threading.Event | None = None,
     ) -> None:
         self.topics = Topics(prefix)
         self._labels = labels
@@ -105,6 +108,7 @@ class MqttSink(Sink):
             self.topics.client_status if pipeline_status else None,
             qos=qos,
             buffer_size=buffer_size,
+            stop=stop,
         )
         self.events_sent = 0
         """Events handed to the connection (sent, or buffered while the broker is away)."""
@@ -125,6 +129,10 @@ class MqttSink(Sink):
             line += f", {c.lost} lost with the connection (handed to it as the broker went away)"
         if c.undelivered:
             line += f", {c.undelivered} undelivered at the end (broker away)"
+        if c.oversized:
+            line += f", {c.oversized} too large for the broker (max_packet_kb)"
+        if c.stopped_waiting:
+            line += ", never connected: the run stopped while waiting for the broker"
         return line
 
     def metrics(self) -> tuple[SinkMetric, ...]:
@@ -143,6 +151,8 @@ class MqttSink(Sink):
                        c.lost),
             SinkMetric("mqtt_undelivered", "Messages still buffered when the run ended "
                        "(the broker away): never delivered.", c.undelivered, "gauge"),
+            SinkMetric("mqtt_oversized", "Messages dropped unsent because they are larger "
+                       "than the broker takes (max_packet_kb).", c.oversized),
             SinkMetric("mqtt_reconnections", "Times the connection to the broker was made "
                        "again after it was lost.", c.reconnections),
         )  # fmt: skip

@@ -8,13 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.build import SceneConfigError
 from pipeline.cli import main
 from pipeline.config import ConfigError, MqttSinkConfig, parse_config
 from pipeline.preflight import check_sinks
+from pipeline.runner import Pipeline
 from pipeline.sink_factory import SinkContext, build_sink
 from pipeline.types import LabelMap
 from sinks.base import SinkError
 from tests.conftest import VideoFactory
+from tests.pipeline.test_pipelining import EagerDetector
 from tests.sinks.mqtt.brokers import PrivateMosquitto
 
 SECRET = "s3cret-Hunter2-xyz"
@@ -166,3 +169,33 @@ def test_ids_home_assistant_writes_alike_are_refused_with_homeassistant(video: s
         "them apart by those, or leave homeassistant off",
     ]
     assert parse_config(text.replace("homeassistant: true", "homeassistant: false"))
+
+
+class PersonCarDetector(EagerDetector):
+    """A model with the classes person and car."""
+
+    labels = LabelMap(("background", "person", "car"))
+    background = 0
+
+
+def test_run_refuses_count_labels_that_detector_labels_filters_out_before_opening_the_sink(
+    video: str,
+) -> None:
+    # the model has `car`, but `detector.labels` keeps only people: the count would stay 0
+    config = parse_config(
+        config_text(video, "    url: mqtt://127.0.0.1:1\n    count_labels: [Person, car]\n")
+        + "detector: {labels: [person]}\n"
+    )
+    with pytest.raises(SceneConfigError) as refused:  # not SinkError: port 1 was never tried
+        Pipeline(config, detector=PersonCarDetector()).run()
+    assert str(refused.value) == (
+        "sinks[0].count_labels[1] (mqtt): 'car' is not a class the detector reports (person)"
+    )
+
+
+def test_max_packet_kb_is_the_largest_packet_the_sink_sends_in_bytes(video: str) -> None:
+    (sink,) = parse_config(config_text(video, "    max_packet_kb: 256\n")).sinks
+    assert isinstance(sink, MqttSinkConfig)
+    assert sink.broker().max_packet_bytes == 256 * 1024
+    assert problems(config_text(video, "    max_packet_kb: 0\n"))
+    assert problems(config_text(video, "    max_packet_kb: 262145\n"))  # over MQTT's limit

@@ -11,7 +11,7 @@ from pipeline.build import SceneConfigError, build_scene_analyzers
 from pipeline.cli import main
 from pipeline.config import ConfigError, load_config, parse_config
 from pipeline.config.scene import kept_classes, scene_label_problems
-from pipeline.preflight import check_detector, check_scene_labels
+from pipeline.preflight import check_detector, check_labels
 from pipeline.types import LabelMap
 from tests.conftest import VideoFactory
 
@@ -290,4 +290,4 @@ def test_the_example_zones_config_is_valid_with_the_bundled_model(
     cfg = load_config("config/zones.yaml")
     assert [(c.id, len(c.zones), len(c.lines)) for c in cfg.cameras] == [("lobby", 1, 1)]
     _, classes = check_detector(cfg.detector)
-    assert check_scene_labels(cfg, classes) == []
+    assert check_labels(cfg, classes) == []

@@ -8,6 +8,7 @@ import contextlib
 import getpass
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -293,3 +294,58 @@ def listening(
     finally:
         listener.close()
         clear_retained(*broker, sorted({m.topic for m in listener.messages}))
+
+
+class SilentBroker:
+    """A TCP server on a free port of 127.0.0.1 that takes connections and reads what comes;
+    with `accept_login` it answers the first packet (the client's CONNECT) with a CONNACK
+    that accepts it, then says nothing more (no PINGRESP); without, it never answers. With
+    `reset_after_s` too, it then resets the connection (TCP RST) that long after the login."""
+
+    def __init__(self, *, accept_login: bool = False, reset_after_s: float | None = None) -> None:
+        self._accept_login = accept_login
+        self._reset_after_s = reset_after_s
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        self._clients: list[socket.socket] = []
+        self.connected = threading.Event()
+        """Set once a client has connected."""
+        self._closed = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            self._clients.append(client)
+            self.connected.set()
+            threading.Thread(target=self._read, args=(client,), daemon=True).start()
+
+    def _read(self, client: socket.socket) -> None:
+        answered = not self._accept_login
+        with contextlib.suppress(OSError):
+            while client.recv(65536):
+                if not answered:
+                    client.sendall(b"\x20\x02\x00\x00")  # CONNACK: session absent, accepted
+                    answered = True
+                    if self._reset_after_s is not None:
+                        time.sleep(self._reset_after_s)
+                        # no lingering: close sends RST, not FIN
+                        client.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
+                        client.close()
+                        return
+
+    def close(self) -> None:
+        self._closed = True
+        self._server.close()
+        for client in self._clients:
+            with contextlib.suppress(OSError):
+                client.close()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from sinks.base import SinkError
-from sinks.mqtt.connection import probe_broker
+from sinks.mqtt.login import probe_broker
 from sinks.mqtt.sink import MqttSink
 from tests.conftest import free_port
 from tests.sinks.mqtt.brokers import PrivateMosquitto

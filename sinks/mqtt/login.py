@@ -1,0 +1,81 @@
+"""A paho client for the broker of `BrokerSettings`, its socket opened, and the one line
+that says why the login failed; `probe_broker` logs in and out (for `validate`)."""
+
+from __future__ import annotations
+
+import threading
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from sinks.base import SinkError
+from sinks.mqtt.settings import BrokerSettings
+
+
+def probe_broker(settings: BrokerSettings) -> None:
+    """Log in to the broker and out again, publishing nothing; SinkError as
+    `MqttConnection` raises it when that fails. Uses its own client id, so that a run
+    using `settings.client_id` is not disconnected."""
+    client = new_client(settings, f"{settings.client_id[:100]}-check")
+    answered = threading.Event()
+    refusals: list[str] = []
+
+    def on_connect(
+        client: mqtt.Client, userdata: object, flags: object, reason: ReasonCode, props: object
+    ) -> None:
+        if reason.is_failure:
+            refusals.append(str(reason))
+        answered.set()
+
+    client.on_connect = on_connect
+    open_socket(client, settings)
+    client.loop_start()
+    try:
+        if not answered.wait(settings.connect_timeout_s) or refusals:
+            raise login_failure(settings, refusals[0] if refusals else None)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def new_client(settings: BrokerSettings, client_id: str) -> mqtt.Client:
+    """A paho client with the credentials and TLS of `settings`, not connected."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=True,
+        protocol=mqtt.MQTTv311,
+    )
+    if settings.username is not None:
+        client.username_pw_set(settings.username, settings.password)
+    if settings.address.tls:
+        try:
+            client.tls_set(ca_certs=None if settings.ca_file is None else str(settings.ca_file))
+        except (OSError, ValueError) as exc:
+            raise SinkError(f"mqtt sink: TLS for {settings.address}: {exc}") from exc
+    client.connect_timeout = settings.connect_timeout_s
+    return client
+
+
+def open_socket(client: mqtt.Client, settings: BrokerSettings) -> None:
+    """Open the connection's socket (TCP, TLS); the login's answer comes to on_connect."""
+    address = settings.address
+    try:
+        client.connect(address.host, address.port, keepalive=settings.keepalive_s)
+    except OSError as exc:  # refused, unknown host, timeout, TLS handshake (ssl.SSLError)
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise SinkError(f"mqtt sink: cannot reach the broker at {settings.who()}: {why}") from exc
+
+
+def login_failure(settings: BrokerSettings, refusal: str | None) -> SinkError:
+    """The one-line error of a login refused (`refusal`: the broker's reason) or unanswered."""
+    if refusal is None:
+        return SinkError(
+            f"mqtt sink: the broker at {settings.who()} did not accept the connection within "
+            f"{settings.connect_timeout_s:g} s"
+        )
+    hint = "; check `username` and the password in `password_env`" if settings.username else ""
+    return SinkError(
+        f"mqtt sink: the broker at {settings.who()} refused the login: {refusal}{hint}"
+    )

@@ -1,0 +1,93 @@
+"""A message larger than the broker takes: dropped and counted, not sent again forever
+(a broker drops a client that sends a packet over its max_packet_size, and paho sends
+unacknowledged QoS 1 and 2 messages again on every reconnection)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sinks.mqtt.connection import MqttConnection
+from sinks.mqtt.packets import packet_size
+from sinks.mqtt.sink import MqttSink
+from tests.sinks.mqtt.brokers import Listener, PrivateMosquitto
+from tests.sinks.mqtt.conftest import LABELS, broker_settings, feed, frames
+from tests.sinks.scrape import scrape_sink
+
+BROKER_MAX_PACKET = 4096
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[PrivateMosquitto]:
+    mosquitto = PrivateMosquitto(tmp_path, options=(f"max_packet_size {BROKER_MAX_PACKET}",))
+    mosquitto.start()
+    yield mosquitto
+    mosquitto.kill()
+
+
+def test_packet_size_counts_the_topic_the_headers_and_the_packet_id_of_qos_1_and_2() -> None:
+    # fixed header 1 + remaining length (1 byte up to 127), topic length 2 + topic, id 2
+    assert packet_size("a/b", b"x" * 10, qos=0) == 1 + 1 + 2 + 3 + 10
+    assert packet_size("a/b", b"x" * 10, qos=1) == 1 + 1 + 2 + 3 + 2 + 10
+    assert packet_size("t", b"x" * 200, qos=1) == 1 + 2 + 2 + 1 + 2 + 200
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_a_message_over_the_broker_s_max_packet_size_is_dropped_and_counted_not_resent_forever(
+    broker: PrivateMosquitto, caplog: pytest.LogCaptureFixture, qos: int
+) -> None:
+    caplog.set_level(logging.WARNING, "sinks.mqtt.connection")
+    listener = Listener("127.0.0.1", broker.port, ["big/#"])
+    settings = broker_settings(broker.url, max_packet_bytes=BROKER_MAX_PACKET)
+    sink = MqttSink(settings, LABELS, prefix="big", qos=qos, close_timeout_s=2)
+    try:
+        feed(sink, frames("lobby", 1))
+        sink.connection.publish("big/lobby/huge", b"x" * 10_000)
+        feed(sink, frames("lobby", 1, first=1))
+        got = listener.wait_for(lambda m: sum(x.topic == "big/lobby/detections" for x in m) == 2)
+        time.sleep(0.3)  # a dropped connection would show by now
+        assert sum(x.topic == "big/lobby/detections" for x in got) == 2
+        assert not [x for x in got if x.topic == "big/lobby/huge"]
+        assert sink.connection.reconnections == 0
+        assert sink.connection.oversized == 1
+        assert scrape_sink(sink)["ssd_sink_mqtt_oversized_total"] == 1
+        assert "1 too large for the broker (max_packet_kb)" in sink.describe()
+        (warning,) = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+        size = packet_size("big/lobby/huge", b"x" * 10_000, qos)
+        assert f"a message of {size} bytes to big/lobby/huge is dropped" in warning
+    finally:
+        sink.close()
+        listener.close()
+
+
+def test_a_message_the_broker_drops_the_client_for_twice_is_given_up_without_max_packet_kb(
+    broker: PrivateMosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The broker's limit below `max_packet_kb` (it cannot be learnt in MQTT 3.1.1): the
+    broker closes the connection as the message comes, and again right after the
+    reconnection sends it again; then the sink gives up on it."""
+    caplog.set_level(logging.WARNING, "sinks.mqtt.connection")
+    listener = Listener("127.0.0.1", broker.port, ["big/#"])
+    connection = MqttConnection(broker_settings(broker.url), None, qos=1, buffer_size=10)
+    try:
+        connection.publish("big/small/1", b"1")
+        connection.publish("big/huge", b"x" * 10_000)
+        connection.publish("big/small/2", b"2")
+        got = listener.wait_for(lambda m: {"big/small/1", "big/small/2"} <= {x.topic for x in m})
+        assert {"big/small/1", "big/small/2"} <= {x.topic for x in got}, broker.log()
+        assert connection.oversized == 1
+        reconnections = connection.reconnections
+        time.sleep(1.5)  # the reconnection delay: a loss would have come again by now
+        assert connection.reconnections == reconnections <= 2
+    finally:
+        connection.close(2)
+        listener.close()
+    assert not [x for x in got if x.topic == "big/huge"]
+    assert connection.lost == 0
+    (warning,) = [r.getMessage() for r in caplog.records if "gave up" in r.getMessage()]
+    size = packet_size("big/huge", b"x" * 10_000, 1)
+    assert f"gave up on a message of {size} bytes to big/huge" in warning
