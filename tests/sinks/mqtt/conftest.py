@@ -1,11 +1,15 @@
-"""What the MQTT sink tests share: sink settings, and a camera's life to feed a sink."""
+"""What the MQTT sink tests share: sink settings, a camera's life to feed a sink, and a
+private broker (`broker`; a module needing another one defines its own)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pipeline.types import (
     CameraStatus,
@@ -19,11 +23,21 @@ from pipeline.types import (
 from sinks.base import Sink
 from sinks.mqtt.settings import BrokerAddress, BrokerSettings
 from tests.sinks.event_bus.conftest import LABELS, T0, result, track
+from tests.sinks.mqtt.brokers import PrivateMosquitto
 
 __all__ = ["LABELS", "Input", "broker_settings", "camera_inputs", "feed"]
 
 PERSON, CAR = 1, 2
 Input = StreamInfo | FrameResult | HeldTrackEvents | CameraStatus | StreamEnd
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[PrivateMosquitto]:
+    """A Mosquitto of the test's own, killed after it."""
+    mosquitto = PrivateMosquitto(tmp_path)
+    mosquitto.start()
+    yield mosquitto
+    mosquitto.kill()
 
 
 def broker_settings(url: str, **kwargs: object) -> BrokerSettings:

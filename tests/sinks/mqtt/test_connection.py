@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from paho.mqtt.client import DisconnectFlags
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
@@ -14,14 +11,6 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sinks.mqtt.connection import MqttConnection
 from tests.sinks.mqtt.brokers import WAIT_S, PrivateMosquitto
 from tests.sinks.mqtt.conftest import broker_settings
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[PrivateMosquitto]:
-    mosquitto = PrivateMosquitto(tmp_path)
-    mosquitto.start()
-    yield mosquitto
-    mosquitto.kill()
 
 
 def test_a_publish_and_a_disconnect_paho_reports_holding_its_message_lock_do_not_deadlock(

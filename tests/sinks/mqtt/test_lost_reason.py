@@ -5,22 +5,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from sinks.mqtt.connection import MqttConnection
 from tests.sinks.mqtt.brokers import WAIT_S, PrivateMosquitto, SilentBroker
 from tests.sinks.mqtt.conftest import broker_settings
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[PrivateMosquitto]:
-    mosquitto = PrivateMosquitto(tmp_path)
-    mosquitto.start()
-    yield mosquitto
-    mosquitto.kill()
 
 
 def lost_lines(caplog: pytest.LogCaptureFixture, connection: MqttConnection) -> list[str]:

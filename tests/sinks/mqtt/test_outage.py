@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,6 @@ from tests.sinks.mqtt.conftest import LABELS, broker_settings, feed, frames
 from tests.sinks.scrape import scrape_sink
 
 PREFIX = "outage"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[PrivateMosquitto]:
-    mosquitto = PrivateMosquitto(tmp_path)
-    mosquitto.start()
-    yield mosquitto
-    mosquitto.kill()
 
 
 def until(condition: object, timeout: float = WAIT_S) -> bool:
