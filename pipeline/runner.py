@@ -3,6 +3,7 @@ analyzers) -> sink workers."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -119,62 +120,70 @@ class Pipeline:
         if not checked:
             check_before_work(cfg)  # at once, not after a first run's export
         detector = self._detector or build_run_detector(cfg.detector, say)
-        described = detector.describe()
-        if described:
-            say(described)
-        classes = kept_classes(detector.labels.names, cfg.detector.labels, detector.background)
-        if label_problems := check_labels(cfg, classes):  # before any sink opens
-            raise SceneConfigError("; ".join(label_problems))
-        analyzers = build_scene_analyzers(
-            cfg.cameras, cfg.analytics_of, detector.labels, cfg.detector.labels, detector.background
-        )
-        sinks = build_sinks(cfg.sinks, detector.labels, self.config_source, self.stop)
-        sinks += self._extra_sinks
-        labels = sink_labels([sink.name for sink, _ in sinks])
-        workers = [
-            SinkWorker(sink, size, functools.partial(self.metrics.written, label))
-            for (sink, size), label in zip(sinks, labels, strict=True)
-        ]
-        fanout = SinkFanout(workers)
-        try:
-            server = self._serve(say, [sink for sink, _ in sinks])
-        except BaseException:
-            for worker in workers:
-                worker.close()
-            raise
-        for sink, _ in sinks:
-            if line := sink.start_line():
-                say(line)
+        with contextlib.ExitStack() as set_up:  # a detector built here is closed if set-up fails
+            if self._detector is None:
+                set_up.callback(detector.close)
+            described = detector.describe()
+            if described:
+                say(described)
+            classes = kept_classes(detector.labels.names, cfg.detector.labels, detector.background)
+            if label_problems := check_labels(cfg, classes):  # before any sink opens
+                raise SceneConfigError("; ".join(label_problems))
+            analyzers = build_scene_analyzers(
+                cfg.cameras,
+                cfg.analytics_of,
+                detector.labels,
+                cfg.detector.labels,
+                detector.background,
+            )
+            sinks = build_sinks(cfg.sinks, detector.labels, self.config_source, self.stop)
+            sinks += self._extra_sinks
+            labels = sink_labels([sink.name for sink, _ in sinks])
+            workers = [
+                SinkWorker(sink, size, functools.partial(self.metrics.written, label))
+                for (sink, size), label in zip(sinks, labels, strict=True)
+            ]
+            fanout = SinkFanout(workers)
+            try:
+                server = self._serve(say, [sink for sink, _ in sinks])
+            except BaseException:
+                for worker in workers:
+                    worker.close()
+                raise
+            for sink, _ in sinks:
+                if line := sink.start_line():
+                    say(line)
 
-        stats: dict[str, CameraStats] = {}
-        condition = threading.Condition()
-        readers = [self._reader(cam, condition, fanout, stats, detector) for cam in cfg.cameras]
-        self.metrics.watch(stats, readers, dict(zip(labels, workers, strict=True)))
-        trackers = {c.id: build_tracker(c.id, cfg.tracker) for c in cfg.cameras}
-        asked = cfg.detector.batch_size
-        batcher = Batcher(
-            [r.queue for r in readers],
-            condition,
-            detector.batch_size if asked == "auto" else asked,
-            cfg.detector.max_wait_ms / 1000,
-            STOP_GRACE_S,
-        )
-        started = time.monotonic()
-        for reader in readers:
-            reader.start()
-        snapshot_writer = build_snapshot_writer(cfg, on_settled=batcher.wake)
-        loop = DetectionLoop(
-            detector,
-            trackers,
-            fanout,
-            stats,
-            on_progress,
-            snapshots=build_snapshot_keepers(cfg, snapshot_writer),
-            analyzers=analyzers,
-            metrics=self.metrics,
-        )
-        detector_error: str | None = None
-        server_error: str | None = None
+            stats: dict[str, CameraStats] = {}
+            condition = threading.Condition()
+            readers = [self._reader(cam, condition, fanout, stats, detector) for cam in cfg.cameras]
+            self.metrics.watch(stats, readers, dict(zip(labels, workers, strict=True)))
+            trackers = {c.id: build_tracker(c.id, cfg.tracker) for c in cfg.cameras}
+            asked = cfg.detector.batch_size
+            batcher = Batcher(
+                [r.queue for r in readers],
+                condition,
+                detector.batch_size if asked == "auto" else asked,
+                cfg.detector.max_wait_ms / 1000,
+                STOP_GRACE_S,
+            )
+            started = time.monotonic()
+            for reader in readers:
+                reader.start()
+            snapshot_writer = build_snapshot_writer(cfg, on_settled=batcher.wake)
+            loop = DetectionLoop(
+                detector,
+                trackers,
+                fanout,
+                stats,
+                on_progress,
+                snapshots=build_snapshot_keepers(cfg, snapshot_writer),
+                analyzers=analyzers,
+                metrics=self.metrics,
+            )
+            detector_error: str | None = None
+            server_error: str | None = None
+            set_up.pop_all()  # from here the run's own `finally` closes what it built
         try:
             try:
                 loop.run(batcher, self.stop)

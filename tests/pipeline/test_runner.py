@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from pipeline import runner
-from pipeline.build import make_source
+from pipeline.build import SceneConfigError, make_source
 from pipeline.config import DetectorConfig, parse_config
 from pipeline.readers import CameraReader
 from pipeline.runner import Pipeline
@@ -428,6 +428,23 @@ def test_a_run_closes_the_detector_it_built_once_done_and_never_one_it_was_given
     given = ClosingDetector()
     assert Pipeline(config, detector=given).run().ok
     assert given.closed == 0  # whoever made it may use it again
+
+
+def test_a_run_whose_set_up_fails_closes_the_detector_it_built_and_never_one_it_was_given(
+    synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
+    zone = "    zones:\n      - {id: z, polygon: [[0, 0], [1, 0], [1, 1]], labels: [truck]}\n"
+    config = parse_config(f"cameras:\n  - id: cam\n    source: {clip}\n{zone}")
+    built = ClosingDetector()
+    monkeypatch.setattr(runner, "build_run_detector", lambda config, announce: built)
+    with pytest.raises(SceneConfigError, match="'truck' is not a class the detector reports"):
+        Pipeline(config).run()
+    assert built.closed == 1  # its threads do not outlive the refused run
+    given = ClosingDetector()
+    with pytest.raises(SceneConfigError):
+        Pipeline(config, detector=given).run()
+    assert given.closed == 0
 
 
 def test_a_camera_whose_source_opened_is_marked_opened(synthetic_video: VideoFactory) -> None:
