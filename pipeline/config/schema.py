@@ -20,13 +20,11 @@ SERVER_FIELDS = ("host", "port", "allowed_hosts", "auth", "allow_unauthenticated
 no `http:` section (and must match it when there is)."""
 
 
-def refused_at(loc: tuple[str | int, ...], message: str) -> ValidationError:
+def problem_at(loc: tuple[str | int, ...], message: str) -> InitErrorDetails:
     """`message` as a config error at `loc` (the YAML path whose line it names), for a
     problem a whole-config check finds in one entry."""
     error = PydanticCustomError("value_error", "{message}", {"message": message})
-    return ValidationError.from_exception_data(
-        "PipelineConfig", [InitErrorDetails(type=error, loc=loc, input=None)]
-    )
+    return InitErrorDetails(type=error, loc=loc, input=None)
 
 
 class PipelineConfig(Strict):
@@ -53,45 +51,51 @@ class PipelineConfig(Strict):
         return camera.analytics or self.analytics
 
     @model_validator(mode="after")
-    def _camera_ids_unique(self) -> PipelineConfig:
+    def _whole_config(self) -> PipelineConfig:
+        """What no one section can check: every problem found, each at its place, at once."""
+        errors = [
+            *self._camera_ids_unique(),
+            # The snapshot stage names each track's files after the one sink that writes them.
+            *_at_most_one(self.sinks, SnapshotSinkConfig, "snapshots"),
+            *self._sinks_fit_the_cluster(),
+            *_at_most_one(self.sinks, LiveSinkConfig, "live"),
+            *self._one_server(),
+            *self._ports_used_once(),
+            *self._home_assistant_ids_apart(),
+        ]
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+    def _camera_ids_unique(self) -> list[InitErrorDetails]:
         seen: set[str] = set()
+        errors = []
         for i, cam in enumerate(self.cameras):
             if cam.id in seen:
-                raise refused_at(("cameras", i, "id"), f"camera id {cam.id!r} is used twice")
+                errors.append(
+                    problem_at(("cameras", i, "id"), f"camera id {cam.id!r} is used twice")
+                )
             seen.add(cam.id)
-        return self
+        return errors
 
-    @model_validator(mode="after")
-    def _one_snapshots_sink(self) -> PipelineConfig:
-        # The snapshot stage names each track's files after the one sink that writes them.
-        _at_most_one(self.sinks, SnapshotSinkConfig, "snapshots")
-        return self
-
-    @model_validator(mode="after")
-    def _sinks_fit_the_cluster(self) -> PipelineConfig:
+    def _sinks_fit_the_cluster(self) -> list[InitErrorDetails]:
         if self.cluster is None:
-            return self
+            return []
         problems = cluster_sink_problems(self.sinks)
         if self.http is not None:
             problems.append("http: the HTTP server does not run on a cluster yet")
         if problems:  # each names its sink; the `cluster:` section is what refuses them
-            raise refused_at(("cluster",), "; ".join(problems))
-        return self
+            return [problem_at(("cluster",), "; ".join(problems))]
+        return []
 
-    @model_validator(mode="after")
-    def _one_live_view(self) -> PipelineConfig:
-        _at_most_one(self.sinks, LiveSinkConfig, "live")
-        return self
-
-    @model_validator(mode="after")
-    def _one_server(self) -> PipelineConfig:
+    def _one_server(self) -> list[InitErrorDetails]:
         """With an `http:` section the live view is on that server: the live sink's own
         server settings are left out, or say the same as `http:`."""
         live = self.live
         if self.http is None or live is None:
-            return self
+            return []
         index = self.sinks.index(live)
-        errors = [
+        return [
             InitErrorDetails(
                 type=PydanticCustomError(
                     "value_error",  # the value is in the YAML line the error names
@@ -106,12 +110,8 @@ class PipelineConfig(Strict):
             for field in SERVER_FIELDS
             if field in live.model_fields_set and getattr(live, field) != getattr(self.http, field)
         ]
-        if errors:
-            raise ValidationError.from_exception_data(type(self).__name__, errors)
-        return self
 
-    @model_validator(mode="after")
-    def _ports_used_once(self) -> PipelineConfig:
+    def _ports_used_once(self) -> list[InitErrorDetails]:
         """The run's HTTP server and zmq sinks each listen on a port of their own (a port
         another program holds is `validate`'s to find)."""
         errors = []
@@ -132,16 +132,13 @@ class PipelineConfig(Strict):
                     )
                 )
             seen.append((loc, host, port))
-        if errors:
-            raise ValidationError.from_exception_data(type(self).__name__, errors)
-        return self
+        return errors
 
-    @model_validator(mode="after")
-    def _home_assistant_ids_apart(self) -> PipelineConfig:
+    def _home_assistant_ids_apart(self) -> list[InitErrorDetails]:
         """With MQTT discovery two cameras (or zones, or lines of a camera) whose ids Home
         Assistant writes alike would be one device (or sensor) there."""
         if not any(isinstance(s, MqttSinkConfig) and s.homeassistant for s in self.sinks):
-            return self
+            return []
         named: list[tuple[tuple[str | int, ...], str, list[str]]] = [
             (("cameras",), "camera", [c.id for c in self.cameras])
         ]
@@ -166,9 +163,7 @@ class PipelineConfig(Strict):
                             input=None,
                         )
                     )
-        if errors:
-            raise ValidationError.from_exception_data(type(self).__name__, errors)
-        return self
+        return errors
 
     def _listeners(self) -> list[tuple[tuple[str | int, ...], str, int]]:
         """Where the run listens on a TCP port of its choosing (not 0: any free one): the
@@ -223,8 +218,7 @@ def _same_address(a: str, b: str) -> bool:
 
 def _at_most_one(
     sinks: list[SinkConfig], kind: type[LiveSinkConfig | SnapshotSinkConfig], name: str
-) -> None:
-    """Refuses a second sink of `kind`, at its place in `sinks`."""
+) -> list[InitErrorDetails]:
+    """A second sink of `kind` (and any after it) refused at its place in `sinks`."""
     places = [i for i, sink in enumerate(sinks) if isinstance(sink, kind)]
-    if len(places) > 1:
-        raise refused_at(("sinks", places[1]), f"at most one sink of type {name}")
+    return [problem_at(("sinks", i), f"at most one sink of type {name}") for i in places[1:]]

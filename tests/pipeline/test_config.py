@@ -229,6 +229,22 @@ def test_a_problem_between_entries_names_the_entry_that_repeats_and_its_line(vid
         assert _problems(twice)[0] == f"sinks[1] (line 6): at most one sink of type {kind}"
 
 
+def test_every_problem_between_entries_is_named_at_once_not_only_the_first(video: str) -> None:
+    camera = f"  - id: a\n    source: {video}\n"
+    sinks = (
+        "sinks:\n  - type: snapshots\n  - type: snapshots\n"
+        "  - {type: zmq, endpoint: 'tcp://127.0.0.1:5599'}\n"
+        "  - {type: zmq, endpoint: 'tcp://127.0.0.1:5599'}\n"
+    )
+    assert _problems(f"cameras:\n{camera}{camera}{camera}{sinks}") == [
+        "cameras[1].id (line 4): camera id 'a' is used twice",
+        "cameras[2].id (line 6): camera id 'a' is used twice",
+        "sinks[1] (line 10): at most one sink of type snapshots",
+        "sinks[3].endpoint (line 12): port 5599 is also the port of sinks[2].endpoint: the run "
+        "listens on each port once; give each its own",
+    ]
+
+
 def test_bad_camera_id_and_device_get_plain_messages(video: str) -> None:
     problems = _problems(
         f"cameras:\n  - id: 'my cam'\n    source: {video}\ndetector:\n  device: gpu\n"
