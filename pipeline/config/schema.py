@@ -96,16 +96,10 @@ class PipelineConfig(Strict):
             return []
         index = self.sinks.index(live)
         return [
-            InitErrorDetails(
-                type=PydanticCustomError(
-                    "value_error",  # the value is in the YAML line the error names
-                    "differs from http.{field}: with an `http:` section the live view is "
-                    "served by that server (at /live/); leave `{field}` out here or give "
-                    "the same",
-                    {"field": field},
-                ),
-                loc=("sinks", index, field),
-                input=None,
+            problem_at(
+                ("sinks", index, field),  # the value is in the YAML line the error names
+                f"differs from http.{field}: with an `http:` section the live view is served "
+                f"by that server (at /live/); leave `{field}` out here or give the same",
             )
             for field in SERVER_FIELDS
             if field in live.model_fields_set and getattr(live, field) != getattr(self.http, field)
@@ -120,15 +114,10 @@ class PipelineConfig(Strict):
             first = next((f for f, h, p in seen if p == port and _same_address(h, host)), None)
             if first is not None:
                 errors.append(
-                    InitErrorDetails(
-                        type=PydanticCustomError(
-                            "value_error",
-                            "port {port} is also the port of {first}: the run listens on "
-                            "each port once; give each its own",
-                            {"port": port, "first": yaml_path(first)},
-                        ),
-                        loc=loc,
-                        input=None,
+                    problem_at(
+                        loc,
+                        f"port {port} is also the port of {yaml_path(first)}: the run listens "
+                        "on each port once; give each its own",
                     )
                 )
             seen.append((loc, host, port))
@@ -156,13 +145,7 @@ class PipelineConfig(Strict):
                         f"{was!r} is (anything but letters, digits, '_' and '-' is '_'): "
                         "name them apart by those, or leave homeassistant off"
                     )
-                    errors.append(
-                        InitErrorDetails(
-                            type=PydanticCustomError("value_error", why),
-                            loc=(*where, index, "id"),
-                            input=None,
-                        )
-                    )
+                    errors.append(problem_at((*where, index, "id"), why))
         return errors
 
     def _listeners(self) -> list[tuple[tuple[str | int, ...], str, int]]:
