@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from itertools import chain
@@ -118,7 +119,7 @@ def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
-class _PlainInsert:
+class _PlainInsert(ABC):
     """`_insert_skipping_existing` of one table and its columns, handed to the driver as
     plain values, many rows a statement. Values go through the same conversions as in
     SQLAlchemy's own insert (its bind processors), a column at a time, so that what is
@@ -155,9 +156,9 @@ class _PlainInsert:
         with engine.begin() as conn:
             return self._insert(conn, values)
 
+    @abstractmethod
     def _insert(self, conn: Connection, values: list[tuple[Any, ...]]) -> int:
         """Inserts the rows' `values` (each row's in `keys`' order): the rows that were new."""
-        raise NotImplementedError
 
     def _column(self, key: str, values: list[Any]) -> list[Any]:
         process = self.processors.get(key)
