@@ -110,31 +110,30 @@ def test_without_labels_txt_the_classes_are_the_names_seen_sorted(
         ]
 
 
-def test_object_names_alike_but_for_case_are_refused_as_one_class_named_twice(
-    shapes: ShapesData, tmp_path: Path
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        (
+            "Disc",
+            "object names: class names 'Disc' and 'disc' are one class where a class is named "
+            "(case and surrounding spaces aside, as in `labels:` and `evaluate`)",
+        ),
+        (
+            "di&#10;sc",
+            "object names: class name 'di\\nsc' holds a control character (a newline, a tab...)",
+        ),
+    ],
+    ids=["alike but for case: one class named twice", "a control character"],
+)
+def test_an_object_name_a_class_cannot_have_is_refused(
+    shapes: ShapesData, tmp_path: Path, name: str, problem: str
 ) -> None:
     root = write_voc(shapes, tmp_path / "voc", labels_txt=False)
     first = sorted((root / "Annotations").iterdir())[0]
-    first.write_text(first.read_text().replace("<name>disc</name>", "<name>Disc</name>"))
+    first.write_text(first.read_text().replace("<name>disc</name>", f"<name>{name}</name>"))
     with pytest.raises(DatasetError) as refused:
         read_dataset(root)
-    assert refused.value.problems == (
-        "object names: class names 'Disc' and 'disc' are one class where a class is named "
-        "(case and surrounding spaces aside, as in `labels:` and `evaluate`)",
-    )
-
-
-def test_an_object_name_with_a_control_character_is_refused(
-    shapes: ShapesData, tmp_path: Path
-) -> None:
-    root = write_voc(shapes, tmp_path / "voc", labels_txt=False)
-    first = sorted((root / "Annotations").iterdir())[0]
-    first.write_text(first.read_text().replace("<name>disc</name>", "<name>di&#10;sc</name>"))
-    with pytest.raises(DatasetError) as refused:
-        read_dataset(root)
-    assert refused.value.problems == (
-        "object names: class name 'di\\nsc' holds a control character (a newline, a tab...)",
-    )
+    assert refused.value.problems == (problem,)
 
 
 def test_labels_txt_orders_the_classes(shapes: ShapesData, tmp_path: Path) -> None:
