@@ -17,6 +17,10 @@ as QoS 0 has no acknowledgement. With QoS 1 and 2 paho keeps them until the brok
 acknowledges them and sends them again after reconnecting (QoS 1 may then deliver one
 twice; each camera's `seq` tells); those still unacknowledged when the connection closes
 are counted in `lost` too.
+
+Each connection (the first, each reconnection) is given `connect_timeout_s`, also by a
+host that never answers it (`sinks.mqtt.sockets`); the first ends at once on the run's
+stop, a reconnection when the connection closes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -33,18 +38,21 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from sinks.mqtt.disconnects import SOCKET_ERROR, why_lost
-from sinks.mqtt.login import login_failure, new_client, open_socket
+from sinks.mqtt.login import CancellableClient, login_failure, new_client, open_socket
 from sinks.mqtt.packets import packet_size
 from sinks.mqtt.settings import BrokerSettings
+from sinks.mqtt.sockets import Cancelled
 from sinks.mqtt.topics import OFFLINE, ONLINE
 
 log = logging.getLogger(__name__)
 
 _STOP_POLL_S = 0.05
+"""How often the wait for the broker's first answer looks at the run's stop."""
+_DISCONNECT_GRACE_S = 1.0
+"""At the end, how long the broker gets to take the DISCONNECT after `close`'s timeout."""
 _QUICK_LOSS_S = 5.0
 """A connection lost within this of its start was lost right after the reconnection sent
 again what the broker had not acknowledged."""
-"""How often the wait for the broker's first answer looks at the run's stop."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,8 @@ class MqttConnection:
         self._buffer: collections.deque[_Message] = collections.deque()
         self._state: dict[str, bytes] = {}
         self._connected = threading.Event()
+        self._disconnected = threading.Event()
+        """Set while paho has no connection open (from its report of the loss or end)."""
         self._answered = threading.Event()
         self._refusal: str | None = None
         self._ever_connected = False
@@ -157,7 +167,10 @@ class MqttConnection:
 
     def close(self, timeout_s: float) -> None:
         """Deliver what is buffered (waiting up to `timeout_s` for a broker that is away),
-        say `offline` on the will topic, and disconnect. Idempotent."""
+        say `offline` on the will topic, and disconnect; what did not reach the broker is
+        said in one warning line. A reconnection under way then ends at once, and a broker
+        that stopped reading gets `_DISCONNECT_GRACE_S` more, not its keep-alive.
+        Idempotent."""
         if self._closing:
             return
         if self.stopped_waiting:  # no connection: nothing can be delivered
@@ -168,7 +181,7 @@ class MqttConnection:
         deadline = time.monotonic() + timeout_s
         self._connected.wait(timeout_s)
         with self._lock:
-            self._closing = True
+            self._closing = True  # from here a reconnection under way ends (TCP)
             if self._connected.is_set() and self._will_topic is not None:
                 self._send(_Message(self._will_topic, OFFLINE.encode(), True))
             self.undelivered = len(self._buffer)
@@ -179,29 +192,45 @@ class MqttConnection:
                 last.wait_for_publish(max(0.1, deadline - time.monotonic()))
             except (RuntimeError, ValueError) as exc:  # lost again: paho cannot deliver it
                 log.warning("mqtt sink: the last messages may not have reached the broker: %s", exc)
-        if self.undelivered:
-            log.warning(
-                "mqtt sink: %d messages not delivered: the broker at %s was away when the run "
-                "ended",
-                self.undelivered,
-                self.settings.who(),
-            )
         self._client.disconnect()
+        if not self._disconnected.wait(max(_DISCONNECT_GRACE_S, deadline - time.monotonic())):
+            self._cut()
         self._client.loop_stop()
         with self._lock:
             lost = self._settle(unsent_lost=True)
-        if lost:
-            log.warning(
-                "mqtt sink: %d messages handed to the connection never went out (QoS %d): the "
-                "broker at %s %s",
-                lost,
-                self.qos,
-                self.settings.who(),
-                "was away" if self.qos == 0 else "had not acknowledged them when the run ended",
-            )
+        self._say_undelivered(lost)
 
-    def _make_client(self) -> mqtt.Client:
-        client = new_client(self.settings, self.settings.client_id)
+    def _cut(self) -> None:
+        """Shut the socket of a connection that does not end: the broker stopped reading,
+        and paho's DISCONNECT waits behind what it has not taken; paho's network thread then
+        ends at once (rather than at the keep-alive's end)."""
+        sock = self._client.socket()
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _say_undelivered(self, lost: int) -> None:
+        """The one warning line of what never reached the broker when the run ended:
+        `undelivered` still buffered, `lost` handed to the connection."""
+        if not self.undelivered and not lost:
+            return
+        parts = []
+        if self.undelivered:
+            parts.append(f"{self.undelivered} still buffered, the broker away")
+        if lost:
+            parts.append(
+                f"{lost} handed to the connection "
+                + ("and not yet sent" if self.qos == 0 else "and not acknowledged")
+            )
+        log.warning(
+            "mqtt sink: %d messages never reached the broker at %s when the run ended: %s",
+            self.undelivered + lost,
+            self.settings.who(),
+            "; ".join(parts),
+        )
+
+    def _make_client(self) -> CancellableClient:
+        client = new_client(self.settings, self.settings.client_id, self._give_up_connecting)
         if self._will_topic is not None:
             client.will_set(self._will_topic, OFFLINE, qos=self.qos, retain=True)
         client.reconnect_delay_set(
@@ -221,33 +250,48 @@ class MqttConnection:
         return client
 
     def _connect(self) -> None:
-        open_socket(self._client, self.settings)
+        deadline = time.monotonic() + self.settings.connect_timeout_s
+        try:
+            open_socket(self._client, self.settings)
+        except Cancelled:
+            self._stopped_waiting()
+            return
         self._client.loop_start()
-        answered = self._wait_for_answer()
+        answered = self._wait_for_answer(deadline)
         if answered and self._refusal is None:
             return
         self._client.disconnect()  # first: it ends a wait before the next attempt
         self._client.loop_stop()
         if not answered and self._stop is not None and self._stop.is_set():
-            self.stopped_waiting = True
-            log.warning(
-                "mqtt sink: the run stopped while waiting for the broker at %s to accept the "
-                "connection; nothing is sent to it",
-                self.settings.who(),
-            )
+            self._stopped_waiting()
             return
         raise login_failure(self.settings, self._refusal if answered else None)
 
-    def _wait_for_answer(self) -> bool:
-        """Waits up to `connect_timeout_s` for the broker's answer to the login, or until
-        the run's stop; whether it answered."""
-        deadline = time.monotonic() + self.settings.connect_timeout_s
+    def _stopped_waiting(self) -> None:
+        self.stopped_waiting = True
+        log.warning(
+            "mqtt sink: the run stopped while waiting for the broker at %s to accept the "
+            "connection; nothing is sent to it",
+            self.settings.who(),
+        )
+
+    def _wait_for_answer(self, deadline: float) -> bool:
+        """Waits until `deadline` for the broker's answer to the login, or until the run's
+        stop; whether it answered."""
         while True:
             remaining = deadline - time.monotonic()
             if self._answered.wait(max(0.0, min(_STOP_POLL_S, remaining))):
                 return True
             if remaining <= 0 or (self._stop is not None and self._stop.is_set()):
                 return False
+
+    def _give_up_connecting(self) -> bool:
+        """Whether a TCP connection under way (paho's network thread's, or the first) is to
+        end now: the connection is closing, or the run stopped before the broker first
+        answered."""
+        if self._closing:
+            return True
+        return not self._answered.is_set() and self._stop is not None and self._stop.is_set()
 
     def _fits(self, message: _Message) -> bool:
         """Whether the broker takes `message`'s packet; if not, it is counted in
@@ -314,6 +358,7 @@ class MqttConnection:
                 log.warning("mqtt sink: %s refused the login: %s", self.settings.who(), reason)
             return
         self._socket_error = None
+        self._disconnected.clear()
         self._connected_at = time.monotonic()
         with self._lock:
             self._drop_given_up(client)
@@ -345,6 +390,7 @@ class MqttConnection:
         # (sending them again after a CONNACK), which a `_send` holding `_lock` waits for.
         was_connected = self._connected.is_set()
         self._connected.clear()
+        self._disconnected.set()
         # paho closed the socket: a QoS 0 message it has not written is never sent
         # (paho sends again only QoS 1 and 2 ones)
         lost = self._settle(unsent_lost=self.qos == 0)

@@ -349,3 +349,39 @@ class SilentBroker:
         for client in self._clients:
             with contextlib.suppress(OSError):
                 client.close()
+
+
+class BlackHole:
+    """A port of 127.0.0.1 (`port`, free, or one given) where a TCP connection is never
+    answered, as on a host behind a firewall that drops it: Linux drops the SYN of a
+    connection to a listening socket whose accept queue is full, and this one's (listen(0))
+    is filled at once and never accepted from."""
+
+    def __init__(self, port: int = 0) -> None:
+        self._server = socket.socket()
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server.bind(("127.0.0.1", port))
+        self._server.listen(0)
+        self.port = int(self._server.getsockname()[1])
+        self._fillers: list[socket.socket] = []
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", self.port))
+            self._fillers.append(filler)
+        probe = socket.socket()
+        probe.settimeout(0.3)
+        try:
+            with contextlib.suppress(TimeoutError):
+                probe.connect(("127.0.0.1", self.port))
+                pytest.skip("this system answers a connection to a full accept queue")
+        finally:
+            probe.close()
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        for sock in [*self._fillers, self._server]:
+            sock.close()
