@@ -40,6 +40,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sinks.mqtt.disconnects import SOCKET_ERROR, why_lost
 from sinks.mqtt.login import CancellableClient, login_failure, new_client, open_socket
 from sinks.mqtt.packets import packet_size
+from sinks.mqtt.refused import TooLarge
 from sinks.mqtt.settings import BrokerSettings
 from sinks.mqtt.sockets import Cancelled
 from sinks.mqtt.topics import OFFLINE, ONLINE
@@ -50,9 +51,6 @@ _STOP_POLL_S = 0.05
 """How often the wait for the broker's first answer looks at the run's stop."""
 _DISCONNECT_GRACE_S = 1.0
 """At the end, how long the broker gets to take the DISCONNECT after `close`'s timeout."""
-_QUICK_LOSS_S = 5.0
-"""A connection lost within this of its start was lost right after the reconnection sent
-again what the broker had not acknowledged."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +58,14 @@ class _Message:
     topic: str
     payload: bytes
     retain: bool
+
+
+@dataclass(frozen=True)
+class _Handed:
+    """A message handed to paho, and its packet's bytes."""
+
+    info: mqtt.MQTTMessageInfo
+    size: int
 
 
 class MqttConnection:
@@ -102,11 +108,7 @@ class MqttConnection:
         (`BrokerSettings.max_packet_bytes`), and would get the connection closed."""
         self._oversized_topics: set[str] = set()
         self._connected_at = 0.0
-        self._suspect: mqtt.MQTTMessageInfo | None = None
-        """The largest message the broker had not acknowledged when the connection was last
-        lost (QoS 1, 2)."""
-        self._give_up: mqtt.MQTTMessageInfo | None = None
-        """A message the broker dropped the connection for twice: not to be sent again."""
+        self._too_large = TooLarge(qos)
         self.reconnections = 0
         self.stopped_waiting = False
         """The run stopped before the broker accepted the connection: it was given up."""
@@ -122,7 +124,7 @@ class MqttConnection:
         self._refusal: str | None = None
         self._ever_connected = False
         self._closing = False
-        self._handed: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
+        self._handed: collections.deque[_Handed] = collections.deque()
         """What paho was given, oldest first, until it says it went out (`_settle`)."""
         self._settling = threading.Lock()
         """Held to settle `_handed`: never while calling paho, which may report a lost
@@ -186,7 +188,7 @@ class MqttConnection:
                 self._send(_Message(self._will_topic, OFFLINE.encode(), True))
             self.undelivered = len(self._buffer)
             self._buffer.clear()
-            last = self._handed[-1] if self._handed else None
+            last = self._handed[-1].info if self._handed else None
         if last is not None and self._connected.is_set():
             try:
                 last.wait_for_publish(max(0.1, deadline - time.monotonic()))
@@ -322,7 +324,8 @@ class MqttConnection:
             # it leaves as is, would have `is_published` raise even once they are delivered
             info.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
         self.published += 1
-        self._handed.append(info)
+        size = packet_size(message.topic, message.payload, self.qos)
+        self._handed.append(_Handed(info, size))
         self._settle()
         return True
 
@@ -334,11 +337,14 @@ class MqttConnection:
         lost = 0
         with self._settling:
             while self._handed:
-                went_out = _went_out(self._handed[0])
+                went_out = _went_out(self._handed[0].info)
                 if went_out is None and not unsent_lost:
                     break
-                self._handed.popleft()
-                lost += not went_out
+                handed = self._handed.popleft()
+                if went_out:
+                    self._too_large.took(handed.size)
+                else:
+                    lost += 1
             self.lost += lost
         return lost
 
@@ -395,7 +401,11 @@ class MqttConnection:
         # (paho sends again only QoS 1 and 2 ones)
         lost = self._settle(unsent_lost=self.qos == 0)
         if was_connected and not self._closing:
-            self._suspect_oversized(client)
+            with self._settling:  # acknowledged after one still waiting: not settled yet
+                for handed in self._handed:
+                    if _went_out(handed.info):
+                        self._too_large.took(handed.size)
+            self._too_large.lost(client, time.monotonic() - self._connected_at)
             log.warning(
                 "mqtt sink: lost the broker at %s (%s)%s; reconnecting, buffering up to %d "
                 "messages meanwhile",
@@ -405,49 +415,27 @@ class MqttConnection:
                 self.buffer_size,
             )
 
-    def _suspect_oversized(self, client: mqtt.Client) -> None:
-        """On losing the broker: the largest message it had not acknowledged (QoS 1, 2),
-        the same at this loss and the last, which came right after the reconnection sent
-        it again, is taken for one the broker drops the client for (larger than its limit,
-        which MQTT 3.1.1 does not tell): `_on_connect` gives it up. The largest, not the
-        oldest: the broker's acknowledgements of those before it may be cut off with the
-        connection."""
-        largest = None
-        if self.qos:
-            with client._out_message_mutex:  # paho may hold it here: it is re-entrant
-                largest = max(
-                    client._out_messages.values(),
-                    key=lambda m: len(m.topic) + len(m.payload),
-                    default=None,
-                )
-        suspect = None if largest is None else largest.info
-        quick = time.monotonic() - self._connected_at < _QUICK_LOSS_S
-        if suspect is not None and suspect is self._suspect and quick:
-            self._give_up = suspect
-        self._suspect = suspect
-
     def _drop_given_up(self, client: mqtt.Client) -> None:
-        """Takes the message to give up (`_give_up`) from paho before it sends it again,
-        counting it in `oversized`. paho has no call for it: its own table of outgoing
-        messages, which it sends again after on_connect returns, under its own lock. Called
-        holding `_lock`."""
-        info, self._give_up = self._give_up, None
-        if info is None:
+        """Gives up the message the broker keeps dropping the connection for, if any
+        (`TooLarge`), before paho sends it again, counting it in `oversized`: taken from
+        paho with its copies, and no longer the state of its topic (sent again at every
+        reconnection, ahead of what waited). Called holding `_lock`."""
+        given_up = self._too_large.take(client)
+        if given_up is None:
             return
-        with client._out_message_mutex:
-            message = client._out_messages.pop(info.mid, None)
-        if message is None:  # acknowledged meanwhile
-            return
-        with self._settling, contextlib.suppress(ValueError):  # ValueError: settled as lost
-            self._handed.remove(info)
-        self._suspect = None
+        with self._settling:
+            self._handed = collections.deque(
+                h for h in self._handed if all(h.info is not i for i in given_up.infos)
+            )
+        if self._state.get(given_up.topic) == given_up.payload:
+            del self._state[given_up.topic]
         self.oversized += 1
         log.warning(
             "mqtt sink: gave up on a message of %d bytes to %s: the broker closed the "
             "connection as it came, twice; larger than the broker takes? Set max_packet_kb "
             "to its limit",
-            packet_size(message.topic, message.payload, self.qos),
-            message.topic,
+            given_up.size,
+            given_up.topic,
         )
 
     def _on_log(self, client: mqtt.Client, userdata: object, level: int, text: str) -> None:
