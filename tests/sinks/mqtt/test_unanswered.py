@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -138,3 +140,34 @@ def test_a_broker_that_stopped_reading_does_not_hold_up_the_run_s_end_until_its_
         f"mqtt sink: 200 messages never reached the broker at {settings.who()} when the run "
         "ended: 200 handed to the connection and not acknowledged"
     ]
+
+
+@pytest.fixture
+def silent_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """Name look-ups that do not answer until the event is set (at the test's end)."""
+    answer = threading.Event()
+    look_up = socket.getaddrinfo
+
+    def silent(*args: Any, **kwargs: Any) -> Any:
+        answer.wait(WAIT_S)
+        return look_up(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent)
+    yield answer
+    answer.set()
+
+
+def test_connect_tcp_gives_up_on_a_name_the_dns_does_not_answer_within_its_timeout(
+    silent_dns: threading.Event,
+) -> None:
+    with pytest.raises(NoAnswer, match=r"its name not found within 0\.3 s"):
+        connect_tcp("broker.example", 1883, 0.3, lambda: False)
+
+
+def test_connect_tcp_looking_up_a_name_ends_at_once_when_cancelled(
+    silent_dns: threading.Event,
+) -> None:
+    stop = threading.Event()
+    threading.Timer(0.1, stop.set).start()
+    with pytest.raises(Cancelled):
+        connect_tcp("broker.example", 1883, LONG_S, stop.is_set)
