@@ -38,6 +38,7 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from sinks.mqtt.disconnects import SOCKET_ERROR, why_lost
+from sinks.mqtt.handed import Handed
 from sinks.mqtt.login import CancellableClient, login_failure, new_client, open_socket
 from sinks.mqtt.packets import packet_size
 from sinks.mqtt.refused import TooLarge
@@ -58,14 +59,6 @@ class _Message:
     topic: str
     payload: bytes
     retain: bool
-
-
-@dataclass(frozen=True)
-class _Handed:
-    """A message handed to paho, and its packet's bytes."""
-
-    info: mqtt.MQTTMessageInfo
-    size: int
 
 
 class MqttConnection:
@@ -99,16 +92,13 @@ class MqttConnection:
         """Messages dropped because the buffer was full while the broker was away."""
         self.undelivered = 0
         """Messages still buffered when the connection closed (the broker still away)."""
-        self.lost = 0
-        """Messages handed to paho that never reached the broker as far as it can tell: QoS 0
-        ones it had not written to the socket when the connection broke or closed, QoS 1
-        and 2 ones the broker had not acknowledged when it closed."""
         self.oversized = 0
         """Messages dropped unsent: their packet is larger than the broker takes
         (`BrokerSettings.max_packet_bytes`), and would get the connection closed."""
         self._oversized_topics: set[str] = set()
         self._connected_at = 0.0
         self._too_large = TooLarge(qos)
+        self._handed = Handed(self._too_large)
         self.reconnections = 0
         self.stopped_waiting = False
         """The run stopped before the broker accepted the connection: it was given up."""
@@ -124,15 +114,17 @@ class MqttConnection:
         self._refusal: str | None = None
         self._ever_connected = False
         self._closing = False
-        self._handed: collections.deque[_Handed] = collections.deque()
-        """What paho was given, oldest first, until it says it went out (`_settle`)."""
-        self._settling = threading.Lock()
-        """Held to settle `_handed`: never while calling paho, which may report a lost
-        connection holding a lock of its own that `_send` (holding `_lock`) waits for."""
         self._socket_error: str | None = None
         """The socket's error that paho last reported (ECONNRESET, say), this connection."""
         self._client = self._make_client()
         self._connect()
+
+    @property
+    def lost(self) -> int:
+        """Messages handed to paho that never reached the broker as far as it can tell: QoS 0
+        ones it had not written to the socket when the connection broke or closed, QoS 1
+        and 2 ones the broker had not acknowledged when it closed."""
+        return self._handed.lost
 
     @property
     def connected(self) -> bool:
@@ -188,7 +180,7 @@ class MqttConnection:
                 self._send(_Message(self._will_topic, OFFLINE.encode(), True))
             self.undelivered = len(self._buffer)
             self._buffer.clear()
-            last = self._handed[-1].info if self._handed else None
+            last = self._handed.last()
         if last is not None and self._connected.is_set():
             try:
                 last.wait_for_publish(max(0.1, deadline - time.monotonic()))
@@ -199,7 +191,7 @@ class MqttConnection:
             self._cut()
         self._client.loop_stop()
         with self._lock:
-            lost = self._settle(unsent_lost=True)
+            lost = self._handed.settle(unsent_lost=True)
         self._say_undelivered(lost)
 
     def _cut(self) -> None:
@@ -324,29 +316,8 @@ class MqttConnection:
             # it leaves as is, would have `is_published` raise even once they are delivered
             info.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
         self.published += 1
-        size = packet_size(message.topic, message.payload, self.qos)
-        self._handed.append(_Handed(info, size))
-        self._settle()
+        self._handed.add(info, packet_size(message.topic, message.payload, self.qos))
         return True
-
-    def _settle(self, *, unsent_lost: bool = False) -> int:
-        """Forget the messages paho has sent (QoS 0: written to the socket) or had
-        acknowledged (QoS 1, 2), oldest first, counting in `lost` those it gave up on; with
-        `unsent_lost`, also every one not sent yet, which never will be. Returns how many
-        it counted."""
-        lost = 0
-        with self._settling:
-            while self._handed:
-                went_out = _went_out(self._handed[0].info)
-                if went_out is None and not unsent_lost:
-                    break
-                handed = self._handed.popleft()
-                if went_out:
-                    self._too_large.took(handed.size)
-                else:
-                    lost += 1
-            self.lost += lost
-        return lost
 
     def _on_connect(
         self,
@@ -399,12 +370,9 @@ class MqttConnection:
         self._disconnected.set()
         # paho closed the socket: a QoS 0 message it has not written is never sent
         # (paho sends again only QoS 1 and 2 ones)
-        lost = self._settle(unsent_lost=self.qos == 0)
+        lost = self._handed.settle(unsent_lost=self.qos == 0)
         if was_connected and not self._closing:
-            with self._settling:  # acknowledged after one still waiting: not settled yet
-                for handed in self._handed:
-                    if _went_out(handed.info):
-                        self._too_large.took(handed.size)
+            self._handed.note_taken()
             self._too_large.lost(client, time.monotonic() - self._connected_at)
             log.warning(
                 "mqtt sink: lost the broker at %s (%s)%s; reconnecting, buffering up to %d "
@@ -423,10 +391,7 @@ class MqttConnection:
         given_up = self._too_large.take(client)
         if given_up is None:
             return
-        with self._settling:
-            self._handed = collections.deque(
-                h for h in self._handed if all(h.info is not i for i in given_up.infos)
-            )
+        self._handed.forget(given_up.infos)
         if self._state.get(given_up.topic) == given_up.payload:
             del self._state[given_up.topic]
         self.oversized += 1
@@ -443,16 +408,3 @@ class MqttConnection:
         # before it reports the connection lost
         if level == mqtt.MQTT_LOG_ERR and (match := SOCKET_ERROR.match(text)):
             self._socket_error = match["why"]
-
-
-def _went_out(info: mqtt.MQTTMessageInfo) -> bool | None:
-    """Whether paho sent the message (QoS 0: wrote it to the socket) or the broker
-    acknowledged it (QoS 1, 2): True; False when paho gave it up (the connection lost);
-    None while neither has happened yet."""
-    try:
-        if not info.is_published():
-            return None
-    except (RuntimeError, ValueError):  # is_published raises for a message given up
-        return False
-    # paho sets `rc` before marking a message given up as published
-    return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
