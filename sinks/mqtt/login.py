@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
@@ -51,10 +52,11 @@ def probe_broker(settings: BrokerSettings) -> None:
         answered.set()
 
     client.on_connect = on_connect
+    deadline = time.monotonic() + settings.connect_timeout_s  # the connection and the login
     open_socket(client, settings)
     client.loop_start()
     try:
-        if not answered.wait(settings.connect_timeout_s) or refusals:
+        if not answered.wait(max(0.0, deadline - time.monotonic())) or refusals:
             raise login_failure(settings, refusals[0] if refusals else None)
     finally:
         client.disconnect()

@@ -16,6 +16,7 @@ import pytest
 
 from sinks.base import SinkError
 from sinks.mqtt.connection import MqttConnection
+from sinks.mqtt.login import probe_broker
 from sinks.mqtt.sink import MqttSink
 from sinks.mqtt.sockets import Cancelled, NoAnswer, connect_tcp
 from tests.sinks.mqtt.brokers import WAIT_S, BlackHole, PrivateMosquitto
@@ -171,3 +172,10 @@ def test_connect_tcp_looking_up_a_name_ends_at_once_when_cancelled(
     threading.Timer(0.1, stop.set).start()
     with pytest.raises(Cancelled):
         connect_tcp("broker.example", 1883, LONG_S, stop.is_set)
+
+
+def test_validate_s_check_of_a_broker_that_never_answers_says_no_answer(
+    black_hole: BlackHole,
+) -> None:
+    with pytest.raises(SinkError, match=r"no answer within 0\.3 s \(connect_timeout_s\)"):
+        probe_broker(broker_settings(black_hole.url, connect_timeout_s=0.3))
