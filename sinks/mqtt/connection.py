@@ -201,7 +201,8 @@ class MqttConnection:
         sock = self._client.socket()
         if isinstance(sock, socket.socket):
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                # the plain socket's: TLS's own drops its state while paho's thread uses it
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     def _say_undelivered(self, lost: int) -> None:
         """The one warning line of what never reached the broker when the run ended:

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -117,24 +118,29 @@ def test_a_reconnection_to_a_broker_host_gone_silent_does_not_hold_up_the_run_s_
     ]
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
 def test_a_broker_that_stopped_reading_does_not_hold_up_the_run_s_end_until_its_keep_alive(
-    broker: PrivateMosquitto, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, tls: bool
 ) -> None:
     """A frozen broker (SIGSTOP) reads nothing: the socket's buffers fill and the DISCONNECT
     cannot go out; paho would wait for the keep-alive (60 s here) to give up."""
     caplog.set_level(logging.WARNING, "sinks.mqtt.connection")
-    settings = broker_settings(broker.url, keepalive_s=60)
-    connection = MqttConnection(settings, None, qos=1, buffer_size=10)
-    assert broker._process is not None
-    broker._process.send_signal(signal.SIGSTOP)
+    broker = PrivateMosquitto(tmp_path, tls=tls)
+    broker.start()
     try:
+        settings = broker_settings(
+            broker.url, keepalive_s=60, ca_file=broker.ca_file if tls else None
+        )
+        connection = MqttConnection(settings, None, qos=1, buffer_size=10)
+        assert broker._process is not None
+        broker._process.send_signal(signal.SIGSTOP)
         for _ in range(200):  # more than the socket buffers hold
             connection.publish("t/big", b"x" * 65536)
         started = time.monotonic()
         connection.close(0.2)
         assert time.monotonic() - started < 0.2 + 0.1 + 3
     finally:
-        broker._process.send_signal(signal.SIGCONT)
+        broker.kill()
     assert connection.lost == 200
     ends = [r.getMessage() for r in caplog.records if "when the run ended" in r.getMessage()]
     assert ends == [
