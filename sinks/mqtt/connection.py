@@ -318,6 +318,7 @@ class MqttConnection:
             info.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
         self.published += 1
         self._handed.add(info, packet_size(message.topic, message.payload, self.qos))
+        self._too_large.sent(message.topic, message.payload)
         return True
 
     def _on_connect(

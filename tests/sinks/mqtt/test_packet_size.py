@@ -148,3 +148,31 @@ def test_a_message_no_larger_than_one_the_broker_took_is_not_given_up_on_two_oth
         connection.close(2)
         relay.close()
         listener.close()
+
+
+def test_with_qos_0_a_retained_state_over_the_broker_s_limit_is_given_up_not_sent_forever(
+    broker: PrivateMosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """QoS 0: paho sends nothing again, but the sink sends the states again at every
+    reconnection, the one too large first among them."""
+    caplog.set_level(logging.WARNING, "sinks.mqtt.connection")
+    listener = Listener("127.0.0.1", broker.port, ["big/#"])
+    connection = MqttConnection(broker_settings(broker.url), None, qos=0, buffer_size=10)
+    try:
+        connection.set_state("big/count", b"1")
+        assert listener.wait_for(lambda m: "big/count" in {x.topic for x in m})
+        connection.set_state("big/snapshot", b"x" * 10_000)
+        assert until(lambda: connection.oversized == 1), broker.log()
+        assert until(lambda: connection.connected)
+        connection.publish("big/small", b"1")
+        got = listener.wait_for(lambda m: "big/small" in {x.topic for x in m})
+        assert "big/small" in {x.topic for x in got}, broker.log()
+        reconnections = connection.reconnections
+        time.sleep(1.5)  # the reconnection delay: a loss would have come again by now
+        assert connection.reconnections == reconnections <= 3
+    finally:
+        connection.close(2)
+        listener.close()
+    assert not [x for x in got if x.topic == "big/snapshot"]
+    gave_up = [r.getMessage() for r in caplog.records if "gave up" in r.getMessage()]
+    assert len(gave_up) == 1 and "to big/snapshot" in gave_up[0]
