@@ -43,13 +43,11 @@ from sinks.mqtt.login import CancellableClient, login_failure, new_client, open_
 from sinks.mqtt.packets import packet_size
 from sinks.mqtt.refused import TooLarge
 from sinks.mqtt.settings import BrokerSettings
-from sinks.mqtt.sockets import Cancelled
+from sinks.mqtt.sockets import POLL_S, Cancelled
 from sinks.mqtt.topics import OFFLINE, ONLINE
 
 log = logging.getLogger(__name__)
 
-_STOP_POLL_S = 0.05
-"""How often the wait for the broker's first answer looks at the run's stop."""
 _DISCONNECT_GRACE_S = 1.0
 """At the end, how long the broker gets to take the DISCONNECT after `close`'s timeout."""
 
@@ -275,7 +273,7 @@ class MqttConnection:
         stop; whether it answered."""
         while True:
             remaining = deadline - time.monotonic()
-            if self._answered.wait(max(0.0, min(_STOP_POLL_S, remaining))):
+            if self._answered.wait(max(0.0, min(POLL_S, remaining))):
                 return True
             if remaining <= 0 or (self._stop is not None and self._stop.is_set()):
                 return False

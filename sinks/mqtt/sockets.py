@@ -20,7 +20,8 @@ _AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
 """One of `socket.getaddrinfo`'s answers."""
 
 POLL_S = 0.05
-"""How often a connection under way looks at whether to end (`cancelled`)."""
+"""How often a wait for the broker (a connection under way, the login's answer) looks at
+whether to end."""
 _UNDER_WAY = {0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY}
 
 
