@@ -109,7 +109,11 @@ class MqttSinkConfig(Strict):
         "silent is noticed within 1.5 times this.",
     )
     connect_timeout_s: float = Field(
-        10.0, gt=0, le=600, description="Longest wait for the broker at the start."
+        10.0,
+        gt=0,
+        le=600,
+        description="Longest wait for the broker at the start (the connection and the "
+        "login together), and for each reconnection's connection.",
     )
     reconnect_max_delay_s: float = Field(
         60.0,

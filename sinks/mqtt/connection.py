@@ -17,6 +17,10 @@ as QoS 0 has no acknowledgement. With QoS 1 and 2 paho keeps them until the brok
 acknowledges them and sends them again after reconnecting (QoS 1 may then deliver one
 twice; each camera's `seq` tells); those still unacknowledged when the connection closes
 are counted in `lost` too.
+
+Each connection (the first, each reconnection) is given `connect_timeout_s`, also by a
+host that never answers it (`sinks.mqtt.sockets`); the first ends at once on the run's
+stop, a reconnection when the connection closes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -33,18 +38,18 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from sinks.mqtt.disconnects import SOCKET_ERROR, why_lost
-from sinks.mqtt.login import login_failure, new_client, open_socket
+from sinks.mqtt.handed import Handed
+from sinks.mqtt.login import CancellableClient, login_failure, new_client, open_socket
 from sinks.mqtt.packets import packet_size
+from sinks.mqtt.refused import TooLarge
 from sinks.mqtt.settings import BrokerSettings
+from sinks.mqtt.sockets import POLL_S, Cancelled
 from sinks.mqtt.topics import OFFLINE, ONLINE
 
 log = logging.getLogger(__name__)
 
-_STOP_POLL_S = 0.05
-_QUICK_LOSS_S = 5.0
-"""A connection lost within this of its start was lost right after the reconnection sent
-again what the broker had not acknowledged."""
-"""How often the wait for the broker's first answer looks at the run's stop."""
+_DISCONNECT_GRACE_S = 1.0
+"""At the end, how long the broker gets to take the DISCONNECT after `close`'s timeout."""
 
 
 @dataclass(frozen=True)
@@ -85,20 +90,13 @@ class MqttConnection:
         """Messages dropped because the buffer was full while the broker was away."""
         self.undelivered = 0
         """Messages still buffered when the connection closed (the broker still away)."""
-        self.lost = 0
-        """Messages handed to paho that never reached the broker as far as it can tell: QoS 0
-        ones it had not written to the socket when the connection broke or closed, QoS 1
-        and 2 ones the broker had not acknowledged when it closed."""
         self.oversized = 0
         """Messages dropped unsent: their packet is larger than the broker takes
         (`BrokerSettings.max_packet_bytes`), and would get the connection closed."""
         self._oversized_topics: set[str] = set()
         self._connected_at = 0.0
-        self._suspect: mqtt.MQTTMessageInfo | None = None
-        """The largest message the broker had not acknowledged when the connection was last
-        lost (QoS 1, 2)."""
-        self._give_up: mqtt.MQTTMessageInfo | None = None
-        """A message the broker dropped the connection for twice: not to be sent again."""
+        self._too_large = TooLarge(qos)
+        self._handed = Handed(self._too_large)
         self.reconnections = 0
         self.stopped_waiting = False
         """The run stopped before the broker accepted the connection: it was given up."""
@@ -108,19 +106,23 @@ class MqttConnection:
         self._buffer: collections.deque[_Message] = collections.deque()
         self._state: dict[str, bytes] = {}
         self._connected = threading.Event()
+        self._disconnected = threading.Event()
+        """Set while paho has no connection open (from its report of the loss or end)."""
         self._answered = threading.Event()
         self._refusal: str | None = None
         self._ever_connected = False
         self._closing = False
-        self._handed: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
-        """What paho was given, oldest first, until it says it went out (`_settle`)."""
-        self._settling = threading.Lock()
-        """Held to settle `_handed`: never while calling paho, which may report a lost
-        connection holding a lock of its own that `_send` (holding `_lock`) waits for."""
         self._socket_error: str | None = None
         """The socket's error that paho last reported (ECONNRESET, say), this connection."""
         self._client = self._make_client()
         self._connect()
+
+    @property
+    def lost(self) -> int:
+        """Messages handed to paho that never reached the broker as far as it can tell: QoS 0
+        ones it had not written to the socket when the connection broke or closed, QoS 1
+        and 2 ones the broker had not acknowledged when it closed."""
+        return self._handed.lost
 
     @property
     def connected(self) -> bool:
@@ -157,7 +159,10 @@ class MqttConnection:
 
     def close(self, timeout_s: float) -> None:
         """Deliver what is buffered (waiting up to `timeout_s` for a broker that is away),
-        say `offline` on the will topic, and disconnect. Idempotent."""
+        say `offline` on the will topic, and disconnect; what did not reach the broker is
+        said in one warning line. A reconnection under way then ends at once, and a broker
+        that stopped reading gets `_DISCONNECT_GRACE_S` more, not its keep-alive.
+        Idempotent."""
         if self._closing:
             return
         if self.stopped_waiting:  # no connection: nothing can be delivered
@@ -168,40 +173,57 @@ class MqttConnection:
         deadline = time.monotonic() + timeout_s
         self._connected.wait(timeout_s)
         with self._lock:
-            self._closing = True
+            self._closing = True  # from here a reconnection under way ends (TCP)
             if self._connected.is_set() and self._will_topic is not None:
                 self._send(_Message(self._will_topic, OFFLINE.encode(), True))
             self.undelivered = len(self._buffer)
             self._buffer.clear()
-            last = self._handed[-1] if self._handed else None
+            last = self._handed.last()
         if last is not None and self._connected.is_set():
             try:
                 last.wait_for_publish(max(0.1, deadline - time.monotonic()))
             except (RuntimeError, ValueError) as exc:  # lost again: paho cannot deliver it
                 log.warning("mqtt sink: the last messages may not have reached the broker: %s", exc)
-        if self.undelivered:
-            log.warning(
-                "mqtt sink: %d messages not delivered: the broker at %s was away when the run "
-                "ended",
-                self.undelivered,
-                self.settings.who(),
-            )
         self._client.disconnect()
+        if not self._disconnected.wait(max(_DISCONNECT_GRACE_S, deadline - time.monotonic())):
+            self._cut()
         self._client.loop_stop()
         with self._lock:
-            lost = self._settle(unsent_lost=True)
-        if lost:
-            log.warning(
-                "mqtt sink: %d messages handed to the connection never went out (QoS %d): the "
-                "broker at %s %s",
-                lost,
-                self.qos,
-                self.settings.who(),
-                "was away" if self.qos == 0 else "had not acknowledged them when the run ended",
-            )
+            lost = self._handed.settle(unsent_lost=True)
+        self._say_undelivered(lost)
 
-    def _make_client(self) -> mqtt.Client:
-        client = new_client(self.settings, self.settings.client_id)
+    def _cut(self) -> None:
+        """Shut the socket of a connection that does not end: the broker stopped reading,
+        and paho's DISCONNECT waits behind what it has not taken; paho's network thread then
+        ends at once (rather than at the keep-alive's end)."""
+        sock = self._client.socket()
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                # the plain socket's: TLS's own drops its state while paho's thread uses it
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def _say_undelivered(self, lost: int) -> None:
+        """The one warning line of what never reached the broker when the run ended:
+        `undelivered` still buffered, `lost` handed to the connection."""
+        if not self.undelivered and not lost:
+            return
+        parts = []
+        if self.undelivered:
+            parts.append(f"{self.undelivered} still buffered, the broker away")
+        if lost:
+            parts.append(
+                f"{lost} handed to the connection "
+                + ("and not yet sent" if self.qos == 0 else "and not acknowledged")
+            )
+        log.warning(
+            "mqtt sink: %d messages never reached the broker at %s when the run ended: %s",
+            self.undelivered + lost,
+            self.settings.who(),
+            "; ".join(parts),
+        )
+
+    def _make_client(self) -> CancellableClient:
+        client = new_client(self.settings, self.settings.client_id, self._give_up_connecting)
         if self._will_topic is not None:
             client.will_set(self._will_topic, OFFLINE, qos=self.qos, retain=True)
         client.reconnect_delay_set(
@@ -221,33 +243,48 @@ class MqttConnection:
         return client
 
     def _connect(self) -> None:
-        open_socket(self._client, self.settings)
+        deadline = time.monotonic() + self.settings.connect_timeout_s
+        try:
+            open_socket(self._client, self.settings)
+        except Cancelled:
+            self._stopped_waiting()
+            return
         self._client.loop_start()
-        answered = self._wait_for_answer()
+        answered = self._wait_for_answer(deadline)
         if answered and self._refusal is None:
             return
         self._client.disconnect()  # first: it ends a wait before the next attempt
         self._client.loop_stop()
         if not answered and self._stop is not None and self._stop.is_set():
-            self.stopped_waiting = True
-            log.warning(
-                "mqtt sink: the run stopped while waiting for the broker at %s to accept the "
-                "connection; nothing is sent to it",
-                self.settings.who(),
-            )
+            self._stopped_waiting()
             return
         raise login_failure(self.settings, self._refusal if answered else None)
 
-    def _wait_for_answer(self) -> bool:
-        """Waits up to `connect_timeout_s` for the broker's answer to the login, or until
-        the run's stop; whether it answered."""
-        deadline = time.monotonic() + self.settings.connect_timeout_s
+    def _stopped_waiting(self) -> None:
+        self.stopped_waiting = True
+        log.warning(
+            "mqtt sink: the run stopped while waiting for the broker at %s to accept the "
+            "connection; nothing is sent to it",
+            self.settings.who(),
+        )
+
+    def _wait_for_answer(self, deadline: float) -> bool:
+        """Waits until `deadline` for the broker's answer to the login, or until the run's
+        stop; whether it answered."""
         while True:
             remaining = deadline - time.monotonic()
-            if self._answered.wait(max(0.0, min(_STOP_POLL_S, remaining))):
+            if self._answered.wait(max(0.0, min(POLL_S, remaining))):
                 return True
             if remaining <= 0 or (self._stop is not None and self._stop.is_set()):
                 return False
+
+    def _give_up_connecting(self) -> bool:
+        """Whether a TCP connection under way (paho's network thread's, or the first) is to
+        end now: the connection is closing, or the run stopped before the broker first
+        answered."""
+        if self._closing:
+            return True
+        return not self._answered.is_set() and self._stop is not None and self._stop.is_set()
 
     def _fits(self, message: _Message) -> bool:
         """Whether the broker takes `message`'s packet; if not, it is counted in
@@ -278,25 +315,9 @@ class MqttConnection:
             # it leaves as is, would have `is_published` raise even once they are delivered
             info.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
         self.published += 1
-        self._handed.append(info)
-        self._settle()
+        self._handed.add(info, packet_size(message.topic, message.payload, self.qos))
+        self._too_large.sent(message.topic, message.payload)
         return True
-
-    def _settle(self, *, unsent_lost: bool = False) -> int:
-        """Forget the messages paho has sent (QoS 0: written to the socket) or had
-        acknowledged (QoS 1, 2), oldest first, counting in `lost` those it gave up on; with
-        `unsent_lost`, also every one not sent yet, which never will be. Returns how many
-        it counted."""
-        lost = 0
-        with self._settling:
-            while self._handed:
-                went_out = _went_out(self._handed[0])
-                if went_out is None and not unsent_lost:
-                    break
-                self._handed.popleft()
-                lost += not went_out
-            self.lost += lost
-        return lost
 
     def _on_connect(
         self,
@@ -314,6 +335,7 @@ class MqttConnection:
                 log.warning("mqtt sink: %s refused the login: %s", self.settings.who(), reason)
             return
         self._socket_error = None
+        self._disconnected.clear()
         self._connected_at = time.monotonic()
         with self._lock:
             self._drop_given_up(client)
@@ -345,11 +367,13 @@ class MqttConnection:
         # (sending them again after a CONNACK), which a `_send` holding `_lock` waits for.
         was_connected = self._connected.is_set()
         self._connected.clear()
+        self._disconnected.set()
         # paho closed the socket: a QoS 0 message it has not written is never sent
         # (paho sends again only QoS 1 and 2 ones)
-        lost = self._settle(unsent_lost=self.qos == 0)
+        lost = self._handed.settle(unsent_lost=self.qos == 0)
         if was_connected and not self._closing:
-            self._suspect_oversized(client)
+            self._handed.note_taken()
+            self._too_large.lost(client, time.monotonic() - self._connected_at)
             log.warning(
                 "mqtt sink: lost the broker at %s (%s)%s; reconnecting, buffering up to %d "
                 "messages meanwhile",
@@ -359,49 +383,24 @@ class MqttConnection:
                 self.buffer_size,
             )
 
-    def _suspect_oversized(self, client: mqtt.Client) -> None:
-        """On losing the broker: the largest message it had not acknowledged (QoS 1, 2),
-        the same at this loss and the last, which came right after the reconnection sent
-        it again, is taken for one the broker drops the client for (larger than its limit,
-        which MQTT 3.1.1 does not tell): `_on_connect` gives it up. The largest, not the
-        oldest: the broker's acknowledgements of those before it may be cut off with the
-        connection."""
-        largest = None
-        if self.qos:
-            with client._out_message_mutex:  # paho may hold it here: it is re-entrant
-                largest = max(
-                    client._out_messages.values(),
-                    key=lambda m: len(m.topic) + len(m.payload),
-                    default=None,
-                )
-        suspect = None if largest is None else largest.info
-        quick = time.monotonic() - self._connected_at < _QUICK_LOSS_S
-        if suspect is not None and suspect is self._suspect and quick:
-            self._give_up = suspect
-        self._suspect = suspect
-
     def _drop_given_up(self, client: mqtt.Client) -> None:
-        """Takes the message to give up (`_give_up`) from paho before it sends it again,
-        counting it in `oversized`. paho has no call for it: its own table of outgoing
-        messages, which it sends again after on_connect returns, under its own lock. Called
-        holding `_lock`."""
-        info, self._give_up = self._give_up, None
-        if info is None:
+        """Gives up the message the broker keeps dropping the connection for, if any
+        (`TooLarge`), before paho sends it again, counting it in `oversized`: taken from
+        paho with its copies, and no longer the state of its topic (sent again at every
+        reconnection, ahead of what waited). Called holding `_lock`."""
+        given_up = self._too_large.take(client)
+        if given_up is None:
             return
-        with client._out_message_mutex:
-            message = client._out_messages.pop(info.mid, None)
-        if message is None:  # acknowledged meanwhile
-            return
-        with self._settling, contextlib.suppress(ValueError):  # ValueError: settled as lost
-            self._handed.remove(info)
-        self._suspect = None
+        self._handed.forget(given_up.infos)
+        if self._state.get(given_up.topic) == given_up.payload:
+            del self._state[given_up.topic]
         self.oversized += 1
         log.warning(
             "mqtt sink: gave up on a message of %d bytes to %s: the broker closed the "
             "connection as it came, twice; larger than the broker takes? Set max_packet_kb "
             "to its limit",
-            packet_size(message.topic, message.payload, self.qos),
-            message.topic,
+            given_up.size,
+            given_up.topic,
         )
 
     def _on_log(self, client: mqtt.Client, userdata: object, level: int, text: str) -> None:
@@ -409,16 +408,3 @@ class MqttConnection:
         # before it reports the connection lost
         if level == mqtt.MQTT_LOG_ERR and (match := SOCKET_ERROR.match(text)):
             self._socket_error = match["why"]
-
-
-def _went_out(info: mqtt.MQTTMessageInfo) -> bool | None:
-    """Whether paho sent the message (QoS 0: wrote it to the socket) or the broker
-    acknowledged it (QoS 1, 2): True; False when paho gave it up (the connection lost);
-    None while neither has happened yet."""
-    try:
-        if not info.is_published():
-            return None
-    except (RuntimeError, ValueError):  # is_published raises for a message given up
-        return False
-    # paho sets `rc` before marking a message given up as published
-    return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS

@@ -3,7 +3,10 @@ that says why the login failed; `probe_broker` logs in and out (for `validate`).
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -11,6 +14,26 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from sinks.base import SinkError
 from sinks.mqtt.settings import BrokerSettings
+from sinks.mqtt.sockets import Cancelled, connect_tcp
+
+
+def _never() -> bool:
+    return False
+
+
+class CancellableClient(mqtt.Client):
+    """paho's client, whose TCP connections (the first and each reconnection) are
+    `connect_tcp`'s: given up within its `connect_timeout`, and at once when `cancelled()`.
+    paho has no call for it: `_create_socket_connection` is where every paho 2.x makes
+    them; through a SOCKS or HTTP proxy paho's own."""
+
+    cancelled: Callable[[], bool] = staticmethod(_never)
+
+    def _create_socket_connection(self) -> socket.socket:
+        if self._get_proxy():
+            return super()._create_socket_connection()
+        source = (self._bind_address, self._bind_port)
+        return connect_tcp(self._host, self._port, self._connect_timeout, self.cancelled, source)
 
 
 def probe_broker(settings: BrokerSettings) -> None:
@@ -29,19 +52,23 @@ def probe_broker(settings: BrokerSettings) -> None:
         answered.set()
 
     client.on_connect = on_connect
+    deadline = time.monotonic() + settings.connect_timeout_s  # the connection and the login
     open_socket(client, settings)
     client.loop_start()
     try:
-        if not answered.wait(settings.connect_timeout_s) or refusals:
+        if not answered.wait(max(0.0, deadline - time.monotonic())) or refusals:
             raise login_failure(settings, refusals[0] if refusals else None)
     finally:
         client.disconnect()
         client.loop_stop()
 
 
-def new_client(settings: BrokerSettings, client_id: str) -> mqtt.Client:
-    """A paho client with the credentials and TLS of `settings`, not connected."""
-    client = mqtt.Client(
+def new_client(
+    settings: BrokerSettings, client_id: str, cancelled: Callable[[], bool] = _never
+) -> CancellableClient:
+    """A paho client with the credentials and TLS of `settings`, not connected; a connection
+    under way (TCP) ends when `cancelled()`."""
+    client = CancellableClient(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         clean_session=True,
@@ -55,15 +82,19 @@ def new_client(settings: BrokerSettings, client_id: str) -> mqtt.Client:
         except (OSError, ValueError) as exc:
             raise SinkError(f"mqtt sink: TLS for {settings.address}: {exc}") from exc
     client.connect_timeout = settings.connect_timeout_s
+    client.cancelled = cancelled
     return client
 
 
 def open_socket(client: mqtt.Client, settings: BrokerSettings) -> None:
-    """Open the connection's socket (TCP, TLS); the login's answer comes to on_connect."""
+    """Open the connection's socket (TCP, TLS); the login's answer comes to on_connect.
+    Cancelled, as it is, when the client's wait was to end."""
     address = settings.address
     try:
         client.connect(address.host, address.port, keepalive=settings.keepalive_s)
-    except OSError as exc:  # refused, unknown host, timeout, TLS handshake (ssl.SSLError)
+    except Cancelled:
+        raise
+    except OSError as exc:  # refused, unknown host, no answer, TLS handshake (ssl.SSLError)
         why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise SinkError(f"mqtt sink: cannot reach the broker at {settings.who()}: {why}") from exc
 

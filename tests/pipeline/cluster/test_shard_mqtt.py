@@ -5,6 +5,7 @@ Mosquitto (or a private one) on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,13 @@ from sinks.event_bus.schema import EVENT_TYPES
 from sinks.mqtt.settings import BrokerSettings
 from tests.conftest import free_port, write_video
 from tests.pipeline.cluster.test_shard import OneBox
-from tests.sinks.mqtt.brokers import Listener, Received, listening, machine_broker
+from tests.sinks.mqtt.brokers import (
+    BlackHole,
+    Listener,
+    Received,
+    listening,
+    machine_broker,
+)
 
 if TYPE_CHECKING:
     from sinks.mqtt.connection import MqttConnection
@@ -176,3 +183,19 @@ def test_the_runs_status_is_the_drivers_and_a_shard_done_or_dead_leaves_it_onlin
 
 def statuses(prefix: str, messages: list[Received]) -> list[str]:
     return [m.text for m in messages if m.topic == f"{prefix}/status"]
+
+
+def test_the_driver_s_wait_for_a_broker_that_never_answers_ends_at_once_on_the_run_s_stop(
+    tmp_path: Path,
+) -> None:
+    hole = BlackHole()
+    stop = threading.Event()
+    stop.set()  # Ctrl-C while the driver connects
+    try:
+        config = cluster_config(tmp_path, ("127.0.0.1", hole.port), "stopped")
+        status = PipelineStatus(config, stop)
+    finally:
+        hole.close()
+    ((connection, _, _),) = status._open
+    assert connection.stopped_waiting
+    status.close()

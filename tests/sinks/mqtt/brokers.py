@@ -349,3 +349,95 @@ class SilentBroker:
         for client in self._clients:
             with contextlib.suppress(OSError):
                 client.close()
+
+
+class BlackHole:
+    """A port of 127.0.0.1 (`port`, free, or one given) where a TCP connection is never
+    answered, as on a host behind a firewall that drops it: Linux drops the SYN of a
+    connection to a listening socket whose accept queue is full, and this one's (listen(0))
+    is filled at once and never accepted from."""
+
+    def __init__(self, port: int = 0) -> None:
+        self._server = socket.socket()
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server.bind(("127.0.0.1", port))
+        self._server.listen(0)
+        self.port = int(self._server.getsockname()[1])
+        self._fillers: list[socket.socket] = []
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", self.port))
+            self._fillers.append(filler)
+        probe = socket.socket()
+        probe.settimeout(0.3)
+        try:
+            with contextlib.suppress(TimeoutError):
+                probe.connect(("127.0.0.1", self.port))
+                pytest.skip("this system answers a connection to a full accept queue")
+        finally:
+            probe.close()
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        for sock in [*self._fillers, self._server]:
+            sock.close()
+
+
+class Relay:
+    """A TCP relay on a free port of 127.0.0.1 to the broker at `port`, standing for the
+    network between the sink and its broker. While `holding`, what a client sends after its
+    first packet (the CONNECT) is dropped: the broker answers the login and never gets the
+    rest, as from a network that stalls. `cut()` closes every connection through it, as a
+    broker that restarts or a network that resets them does."""
+
+    def __init__(self, port: int) -> None:
+        self._target = ("127.0.0.1", port)
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        self.holding = False
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            broker = socket.create_connection(self._target)
+            with self._lock:
+                self._open += [client, broker]
+            threading.Thread(target=self._pump, args=(client, broker, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(broker, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, from_client: bool) -> None:
+        first = True
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if not (from_client and self.holding and not first):
+                    target.sendall(data)
+                first = False
+        for sock in (source, target):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        with self._lock:
+            sockets, self._open = self._open, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self._server.close()
+        self.cut()

@@ -14,8 +14,9 @@ import pytest
 from sinks.mqtt.connection import MqttConnection
 from sinks.mqtt.packets import packet_size
 from sinks.mqtt.sink import MqttSink
-from tests.sinks.mqtt.brokers import Listener, PrivateMosquitto
+from tests.sinks.mqtt.brokers import Listener, PrivateMosquitto, Relay
 from tests.sinks.mqtt.conftest import LABELS, broker_settings, feed, frames
+from tests.sinks.mqtt.test_outage import until
 from tests.sinks.scrape import scrape_sink
 
 BROKER_MAX_PACKET = 4096
@@ -91,3 +92,87 @@ def test_a_message_the_broker_drops_the_client_for_twice_is_given_up_without_max
     (warning,) = [r.getMessage() for r in caplog.records if "gave up" in r.getMessage()]
     size = packet_size("big/huge", b"x" * 10_000, 1)
     assert f"gave up on a message of {size} bytes to big/huge" in warning
+
+
+def test_a_retained_state_over_the_broker_s_limit_is_given_up_not_sent_again_at_reconnections(
+    broker: PrivateMosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A state (a snapshot, say) is sent again on every reconnection, as a new message, ahead
+    of what waited: once given up, it must not be, nor its copies paho holds, or the broker
+    drops every connection at it and nothing behind it ever arrives."""
+    caplog.set_level(logging.WARNING, "sinks.mqtt.connection")
+    listener = Listener("127.0.0.1", broker.port, ["big/#"])
+    connection = MqttConnection(broker_settings(broker.url), None, qos=1, buffer_size=10)
+    try:
+        connection.set_state("big/snapshot", b"x" * 10_000)
+        connection.publish("big/small", b"1")
+        got = listener.wait_for(lambda m: "big/small" in {x.topic for x in m})
+        assert "big/small" in {x.topic for x in got}, broker.log()
+        assert connection.oversized == 1
+        reconnections = connection.reconnections
+        time.sleep(1.5)  # the reconnection delay: a loss would have come again by now
+        assert connection.reconnections == reconnections <= 2
+    finally:
+        connection.close(2)
+        listener.close()
+    assert not [x for x in got if x.topic == "big/snapshot"]
+    assert connection.lost == 0
+    gave_up = [r.getMessage() for r in caplog.records if "gave up" in r.getMessage()]
+    assert len(gave_up) == 1 and "to big/snapshot" in gave_up[0]
+
+
+def test_a_message_no_larger_than_one_the_broker_took_is_not_given_up_on_two_other_drops(
+    broker: PrivateMosquitto,
+) -> None:
+    """The connection dropped twice in a row, the second right after the reconnection, with
+    the same message unacknowledged both times, for another reason than its size (a network
+    that stalls and resets connections, a broker restarting): a message no larger than one
+    the broker acknowledged is within its limit, and is delivered once the network is back."""
+    listener = Listener("127.0.0.1", broker.port, ["big/#"])
+    relay = Relay(broker.port)
+    connection = MqttConnection(broker_settings(relay.url), None, qos=1, buffer_size=10)
+    try:
+        connection.publish("big/taken", b"t" * 3000)
+        assert listener.wait_for(lambda m: "big/taken" in {x.topic for x in m})
+        relay.holding = True
+        connection.publish("big/innocent", b"i" * 2000)
+        for drop in (1, 2):
+            relay.cut()
+            assert until(lambda: connection.reconnections == drop), broker.log()  # noqa: B023
+        relay.holding = False
+        relay.cut()
+        got = listener.wait_for(lambda m: "big/innocent" in {x.topic for x in m})
+        assert "big/innocent" in {x.topic for x in got}
+        assert connection.oversized == 0
+    finally:
+        connection.close(2)
+        relay.close()
+        listener.close()
+
+
+def test_with_qos_0_a_retained_state_over_the_broker_s_limit_is_given_up_not_sent_forever(
+    broker: PrivateMosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """QoS 0: paho sends nothing again, but the sink sends the states again at every
+    reconnection, the one too large first among them."""
+    caplog.set_level(logging.WARNING, "sinks.mqtt.connection")
+    listener = Listener("127.0.0.1", broker.port, ["big/#"])
+    connection = MqttConnection(broker_settings(broker.url), None, qos=0, buffer_size=10)
+    try:
+        connection.set_state("big/count", b"1")
+        assert listener.wait_for(lambda m: "big/count" in {x.topic for x in m})
+        connection.set_state("big/snapshot", b"x" * 10_000)
+        assert until(lambda: connection.oversized == 1), broker.log()
+        assert until(lambda: connection.connected)
+        connection.publish("big/small", b"1")
+        got = listener.wait_for(lambda m: "big/small" in {x.topic for x in m})
+        assert "big/small" in {x.topic for x in got}, broker.log()
+        reconnections = connection.reconnections
+        time.sleep(1.5)  # the reconnection delay: a loss would have come again by now
+        assert connection.reconnections == reconnections <= 3
+    finally:
+        connection.close(2)
+        listener.close()
+    assert not [x for x in got if x.topic == "big/snapshot"]
+    gave_up = [r.getMessage() for r in caplog.records if "gave up" in r.getMessage()]
+    assert len(gave_up) == 1 and "to big/snapshot" in gave_up[0]
