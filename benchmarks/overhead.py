@@ -7,10 +7,12 @@ interpreter lock, so that work, not the GPU, bounds frames/s. This runs the real
 (`Pipeline`: readers, batcher, IoU tracker, sink threads) on `--cameras` cameras reading a
 tiny synthetic clip (decoding costs little), with a detector that returns `--boxes` boxes
 a frame moving across the image at once, and prints frames/s and the process's CPU-ms per
-frame for each sink set: none, ZeroMQ, ZeroMQ + SQLite (the GPU suite's end-to-end sinks),
-the rounds interleaved.
+frame for each sink set: none, ZeroMQ, ZeroMQ + SQLite (the GPU suite's end-to-end sinks).
+Each round runs every sink set in a fresh process; with `--baseline REF` the commit REF runs
+its rounds in turn with this checkout's, and the ratios (this checkout / REF) are printed.
 
-    python -m benchmarks.overhead [--cameras 16] [--frames 200] [--boxes 4] [--repeat 3]
+    python -m benchmarks.overhead [--cameras 16] [--frames 200] [--boxes 4] [--rounds 5]
+        [--baseline REF] [--sinks ...]
 """
 
 from __future__ import annotations
@@ -111,37 +113,56 @@ def run_once(clip: Path, cameras: int, boxes: int, sinks: str) -> tuple[int, flo
     return frames, wall, cpu
 
 
+def one_round(clip: str, cameras: int, boxes: int, sinks: list[str]) -> dict[str, Any]:
+    """One run of each sink set in this process: {sink set: {"fps": frames/s, "cpu_ms":
+    process CPU-ms a frame}}."""
+    figures = {}
+    for name in sinks:
+        frames, wall, cpu = run_once(Path(clip), cameras, boxes, name)
+        figures[name] = {"fps": frames / wall, "cpu_ms": 1e3 * cpu / frames}
+    return figures
+
+
+ROWS = (("fps", "frames/s", "{:.0f}"), ("cpu_ms", "CPU-ms a frame", "{:.3f}"))
+"""What a round measures of each sink set: its key, its name and its format."""
+
+
 def main(argv: list[str] | None = None) -> None:
+    from benchmarks.checkouts import add_round_options, rounds_in_turn  # see that module
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cameras", type=int, default=16, help="cameras (16)")
     parser.add_argument("--frames", type=int, default=200, help="frames per camera (200)")
     parser.add_argument("--boxes", type=int, default=4, help="boxes a frame (4)")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds (3)")
     parser.add_argument("--sinks", nargs="+", choices=list(SINKS), default=list(SINKS))
+    add_round_options(parser)
     args = parser.parse_args(argv)
-    rates: dict[str, list[float]] = {name: [] for name in args.sinks}
-    cpu_ms: dict[str, list[float]] = {name: [] for name in args.sinks}
-    with tempfile.TemporaryDirectory(prefix="ssd-overhead-clip-") as tmp:
-        clip = Path(tmp) / "clip.mp4"
-        write_clip(clip, args.frames)
-        for _ in range(args.repeat):
-            for name in args.sinks:
-                frames, wall, cpu = run_once(clip, args.cameras, args.boxes, name)
-                rates[name].append(frames / wall)
-                cpu_ms[name].append(1e3 * cpu / frames)
     print(machine_line())
     width, height = SIZE
     print(
         f"{args.cameras} cameras x {args.frames} frames of {width}x{height}, {args.boxes} boxes "
-        f"a frame from a detector that costs nothing, batch {BATCH}; median of {args.repeat}"
+        f"a frame from a detector that costs nothing, batch {BATCH}; median of {args.rounds} "
+        "rounds"
     )
-    print(f"  {'sinks':<16} {'frames/s':>9} {'runs':>22} {'CPU-ms/frame':>13}")
-    for name in args.sinks:
-        runs = ", ".join(f"{r:.0f}" for r in rates[name])
-        print(
-            f"  {name:<16} {statistics.median(rates[name]):>9.0f} {runs:>22} "
-            f"{statistics.median(cpu_ms[name]):>13.3f}"
-        )
+    with tempfile.TemporaryDirectory(prefix="ssd-overhead-clip-") as tmp:
+        clip = Path(tmp) / "clip.mp4"
+        write_clip(clip, args.frames)  # this checkout's, in the parent only
+        round_args = [str(clip), args.cameras, args.boxes, args.sinks]
+        rounds = rounds_in_turn(__file__, round_args, args.rounds, args.baseline)
+    names = list(rounds)
+    ratio = "  ratio" * bool(args.baseline)
+    print(f"  {'sinks':<16} {'':<15}" + "".join(f"{name:>15}" for name in names) + ratio)
+    for sinks in args.sinks:
+        for key, label, form in ROWS:
+            runs = [[r[sinks][key] for r in rounds[name]] for name in names]
+            medians = [statistics.median(r) for r in runs]
+            row = f"  {sinks:<16} {label:<15}" + "".join(f"{form.format(m):>15}" for m in medians)
+            if args.baseline:
+                row += f"  {medians[-1] / medians[0]:.2f}x"
+            listed = "; ".join(", ".join(form.format(v) for v in r) for r in runs)
+            print(f"{row}  runs: {listed}")
+    if args.baseline:
+        print(f"  ratio: this checkout / {args.baseline}")
 
 
 if __name__ == "__main__":
