@@ -40,3 +40,12 @@ def test_the_free_detector_finds_its_boxes_inside_every_frame() -> None:
         (found,) = detector.detect([frame])
         assert len(found) == 4
         assert (found.xyxy[:, 2] <= 160).all() and (found.xyxy[:, 3] <= 96).all()
+
+
+def test_the_free_detector_s_boxes_move_with_the_frame_and_come_back_every_50_frames() -> None:
+    detector = overhead.InstantDetector(boxes=2)
+    image = np.zeros((96, 160, 3), np.uint8)
+    first, moved, again = detector.detect([Frame("cam", i, 0.0, 0.0, image) for i in (0, 1, 50)])
+    np.testing.assert_array_equal(moved.xyxy[:, 0], first.xyxy[:, 0] + 1)
+    np.testing.assert_array_equal(again.xyxy, first.xyxy)
+    assert again is not first
