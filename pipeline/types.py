@@ -131,6 +131,7 @@ class Detections:
             _check_rows(name, col, n)
         _check_finite("xyxy", xyxy)
         _check_finite("score", score)
+        _read_only(xyxy, score, label, track_id)
         _set_columns(self, xyxy, score, label, track_id)
 
     @classmethod
@@ -143,9 +144,9 @@ class Detections:
     ) -> Detections:
         """Detections of columns that hold what the constructor checks already: taken from
         a `Detections` (rows selected, or its other columns kept beside a new column
-        checked on its own), so nothing is checked again. Only this class builds with it:
-        every `Detections` anyone else builds goes through the constructor's checks, so
-        "checked on construction" holds for all of them. Made read-only here."""
+        checked on its own), so nothing is checked again; they must be read-only already.
+        Only this class builds with it: every `Detections` anyone else builds goes through
+        the constructor's checks, so "checked on construction" holds for all of them."""
         new = object.__new__(cls)
         _set_columns(new, xyxy, score, label, track_id)
         return new
@@ -172,6 +173,7 @@ class Detections:
         columns = (self.xyxy[index], self.score[index], self.label[index], self.track_id[index])
         if isinstance(index, slice) or (isinstance(index, np.ndarray) and index.ndim == 1):
             # rows of checked columns, in their shapes: nothing to check again
+            _read_only(*columns)
             return Detections._of_checked(*columns)
         return Detections(*columns)
 
@@ -183,6 +185,7 @@ class Detections:
         """
         track_id = _column("track_id", track_id, np.int64)
         _check_rows("track_id", track_id, len(self))
+        _read_only(track_id)
         return Detections._of_checked(self.xyxy, self.score, self.label, track_id)
 
 
@@ -580,7 +583,7 @@ def _column(name: str, value: object, dtype: type[np.generic]) -> np.ndarray:
         raise TypeError(
             f"Detections.{name} must have dtype {np.dtype(dtype).name}, got {value.dtype.name}"
         )
-    # A private copy, made read-only by `_set_columns`: the caller may go on using (and
+    # A private copy, made read-only once checked: the caller may go on using (and
     # changing) its own array.
     return np.array(value, dtype=dtype, copy=True)
 
@@ -592,14 +595,17 @@ def _set_columns(
     label: npt.NDArray[np.int64],
     track_id: npt.NDArray[np.int64],
 ) -> None:
-    """Sets the columns of a `Detections` being built, read-only."""
-    # Columns are frozen so that a stage cannot change what another stage still holds.
-    for column in (xyxy, score, label, track_id):
-        column.setflags(write=False)
+    """Sets the columns of a `Detections` being built (read-only ones: `_read_only`)."""
     object.__setattr__(detections, "xyxy", xyxy)
     object.__setattr__(detections, "score", score)
     object.__setattr__(detections, "label", label)
     object.__setattr__(detections, "track_id", track_id)
+
+
+def _read_only(*columns: np.ndarray) -> None:
+    # Columns are frozen so that a stage cannot change what another stage still holds.
+    for column in columns:
+        column.flags.writeable = False
 
 
 _EMPTY = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
