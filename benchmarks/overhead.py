@@ -7,10 +7,12 @@ interpreter lock, so that work, not the GPU, bounds frames/s. This runs the real
 (`Pipeline`: readers, batcher, IoU tracker, sink threads) on `--cameras` cameras reading a
 tiny synthetic clip (decoding costs little), with a detector that returns `--boxes` boxes
 a frame moving across the image at once, and prints frames/s and the process's CPU-ms per
-frame for each sink set: none, ZeroMQ, ZeroMQ + SQLite (the GPU suite's end-to-end sinks),
-the rounds interleaved.
+frame for each sink set: none, ZeroMQ, ZeroMQ + SQLite (the GPU suite's end-to-end sinks).
+Each round runs every sink set in a fresh process; with `--baseline REF` the commit REF runs
+its rounds in turn with this checkout's, and the ratios (this checkout / REF) are printed.
 
-    python -m benchmarks.overhead [--cameras 16] [--frames 200] [--boxes 4] [--repeat 3]
+    python -m benchmarks.overhead [--cameras 16] [--frames 200] [--boxes 4] [--rounds 5]
+        [--baseline REF] [--sinks ...]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 import av
 import numpy as np
+import numpy.typing as npt
 
 from benchmarks.machine import machine_line
 from pipeline.config import PipelineConfig
@@ -39,22 +42,36 @@ BATCH = 32
 
 
 class InstantDetector(FrameDetector):
-    """`boxes` person boxes a frame, drifting with the frame's index so that tracks go on."""
+    """`boxes` person boxes a frame, drifting with the frame's index so that tracks go on.
+
+    Each frame's boxes are a new `Detections`, built (and checked) as a detector's own
+    would be; their columns are worked out once per position (50 of them), so that the
+    detector costs little beside the pipeline it feeds.
+    """
 
     labels = LabelMap(("background", "person"))
     background = 0
 
     def __init__(self, boxes: int) -> None:
         self.boxes = boxes
+        self._score = np.full(boxes, 0.9, np.float32)
+        self._label = np.ones(boxes, np.int64)
+        self._xyxy: dict[tuple[int, int], npt.NDArray[np.float32]] = {}
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
         return [self._found(f) for f in frames]
 
     def _found(self, frame: Frame) -> Detections:
+        at = (frame.index % 50, frame.width)
+        xyxy = self._xyxy.get(at)
+        if xyxy is None:
+            xyxy = self._xyxy[at] = self._boxes_at(*at)
+        return Detections(xyxy, self._score, self._label)
+
+    def _boxes_at(self, step: int, width: int) -> npt.NDArray[np.float32]:
         k = np.arange(self.boxes, dtype=np.float32)
-        x = (k * 30 + frame.index % 50) % max(1, frame.width - 20)
-        xyxy = np.stack([x, k * 5, x + 20, k * 5 + 40], axis=1).astype(np.float32)
-        return Detections(xyxy, np.full(self.boxes, 0.9, np.float32), np.ones(self.boxes, np.int64))
+        x = (k * 30 + step) % max(1, width - 20)
+        return np.stack([x, k * 5, x + 20, k * 5 + 40], axis=1).astype(np.float32)
 
     @property
     def batch_size(self) -> int:
@@ -111,37 +128,56 @@ def run_once(clip: Path, cameras: int, boxes: int, sinks: str) -> tuple[int, flo
     return frames, wall, cpu
 
 
+def one_round(clip: str, cameras: int, boxes: int, sinks: list[str]) -> dict[str, Any]:
+    """One run of each sink set in this process: {sink set: {"fps": frames/s, "cpu_ms":
+    process CPU-ms a frame}}."""
+    figures = {}
+    for name in sinks:
+        frames, wall, cpu = run_once(Path(clip), cameras, boxes, name)
+        figures[name] = {"fps": frames / wall, "cpu_ms": 1e3 * cpu / frames}
+    return figures
+
+
+ROWS = (("fps", "frames/s", "{:.0f}"), ("cpu_ms", "CPU-ms a frame", "{:.3f}"))
+"""What a round measures of each sink set: its key, its name and its format."""
+
+
 def main(argv: list[str] | None = None) -> None:
+    from benchmarks.checkouts import add_round_options, rounds_in_turn  # see that module
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cameras", type=int, default=16, help="cameras (16)")
     parser.add_argument("--frames", type=int, default=200, help="frames per camera (200)")
     parser.add_argument("--boxes", type=int, default=4, help="boxes a frame (4)")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds (3)")
     parser.add_argument("--sinks", nargs="+", choices=list(SINKS), default=list(SINKS))
+    add_round_options(parser)
     args = parser.parse_args(argv)
-    rates: dict[str, list[float]] = {name: [] for name in args.sinks}
-    cpu_ms: dict[str, list[float]] = {name: [] for name in args.sinks}
-    with tempfile.TemporaryDirectory(prefix="ssd-overhead-clip-") as tmp:
-        clip = Path(tmp) / "clip.mp4"
-        write_clip(clip, args.frames)
-        for _ in range(args.repeat):
-            for name in args.sinks:
-                frames, wall, cpu = run_once(clip, args.cameras, args.boxes, name)
-                rates[name].append(frames / wall)
-                cpu_ms[name].append(1e3 * cpu / frames)
     print(machine_line())
     width, height = SIZE
     print(
         f"{args.cameras} cameras x {args.frames} frames of {width}x{height}, {args.boxes} boxes "
-        f"a frame from a detector that costs nothing, batch {BATCH}; median of {args.repeat}"
+        f"a frame from a detector that costs nothing, batch {BATCH}; median of {args.rounds} "
+        "rounds"
     )
-    print(f"  {'sinks':<16} {'frames/s':>9} {'runs':>22} {'CPU-ms/frame':>13}")
-    for name in args.sinks:
-        runs = ", ".join(f"{r:.0f}" for r in rates[name])
-        print(
-            f"  {name:<16} {statistics.median(rates[name]):>9.0f} {runs:>22} "
-            f"{statistics.median(cpu_ms[name]):>13.3f}"
-        )
+    with tempfile.TemporaryDirectory(prefix="ssd-overhead-clip-") as tmp:
+        clip = Path(tmp) / "clip.mp4"
+        write_clip(clip, args.frames)  # this checkout's, in the parent only
+        round_args = [str(clip), args.cameras, args.boxes, args.sinks]
+        rounds = rounds_in_turn(__file__, round_args, args.rounds, args.baseline)
+    names = list(rounds)
+    ratio = "  ratio" * bool(args.baseline)
+    print(f"  {'sinks':<16} {'':<15}" + "".join(f"{name:>15}" for name in names) + ratio)
+    for sinks in args.sinks:
+        for key, label, form in ROWS:
+            runs = [[r[sinks][key] for r in rounds[name]] for name in names]
+            medians = [statistics.median(r) for r in runs]
+            row = f"  {sinks:<16} {label:<15}" + "".join(f"{form.format(m):>15}" for m in medians)
+            if args.baseline:
+                row += f"  {medians[-1] / medians[0]:.2f}x"
+            listed = "; ".join(", ".join(form.format(v) for v in r) for r in runs)
+            print(f"{row}  runs: {listed}")
+    if args.baseline:
+        print(f"  ratio: this checkout / {args.baseline}")
 
 
 if __name__ == "__main__":

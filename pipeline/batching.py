@@ -110,8 +110,9 @@ class Batcher:
         """
         batch = self._batch
         self._take(batch)  # each queue wakes its producer if it waits for room
-        batch.finished += [q for q in self._queues if q.finished]
-        self._queues = [q for q in self._queues if not q.finished]
+        if finished := [q for q in self._queues if q.finished]:
+            batch.finished += finished
+            self._queues = [q for q in self._queues if not q.finished]
         if len(batch.to_detect) >= self.batch_size or not self._queues:
             return True
         if (batch.finished or batch.items) and not batch.to_detect:

@@ -210,9 +210,10 @@ class DetectionLoop:
                 events = keeper.update(frame, tracked, events)
                 result = replace(result, track_events=events)
             self.fanout.frame(result)
-            self.metrics.track_events(frame.camera_id, events)
             cam.detections += len(tracked)
-            cam.tracks += sum(1 for e in events if e.kind == "started")
+            if events:  # most frames have none
+                self.metrics.track_events(frame.camera_id, events)
+                cam.tracks += sum(1 for e in events if e.kind == "started")
             if self.on_progress is not None:
                 self.on_progress(cam)
         self._release_held()

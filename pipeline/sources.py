@@ -154,10 +154,11 @@ class AVSource(Source):
         # Some containers (AVI with packed B-frames) stamp frames out of order; such a stream
         # is timed by frame count instead, so pts always increase.
         by_count = False
+        step = float(1 / self._rate)  # once: a Fraction's division costs microseconds
         for vframe in self.decoded():
-            by_count = by_count or vframe.time is None or vframe.time <= last_pts
-            step = float(1 / self._rate)
-            pts = max(0.0, last_pts + step) if by_count else float(vframe.time)
+            stamp = vframe.time
+            by_count = by_count or stamp is None or stamp <= last_pts
+            pts = max(0.0, last_pts + step) if by_count else float(stamp)
             last_pts = pts
             # One swscale thread: PyAV >= 17 otherwise starts and joins a thread per
             # core for every frame (its cost: docs/performance.md, "What changed").

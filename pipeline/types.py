@@ -98,7 +98,8 @@ class Region:
 
 @dataclass(frozen=True, eq=False)
 class Detections:
-    """Column-based boxes for one frame, checked on construction.
+    """Column-based boxes for one frame, checked on construction (those its own methods
+    derive from checked columns, rows selected or new track ids, are not checked twice).
 
     Attributes:
         xyxy: float32 [N, 4], (x1, y1, x2, y2) in frame pixels, finite.
@@ -130,21 +131,30 @@ class Detections:
             _check_rows(name, col, n)
         _check_finite("xyxy", xyxy)
         _check_finite("score", score)
-        # Columns are frozen so that a stage cannot change what another stage still holds.
-        for arr in (xyxy, score, label, track_id):
-            arr.flags.writeable = False
-        object.__setattr__(self, "xyxy", xyxy)
-        object.__setattr__(self, "score", score)
-        object.__setattr__(self, "label", label)
-        object.__setattr__(self, "track_id", track_id)
+        _read_only(xyxy, score, label, track_id)
+        _set_columns(self, xyxy, score, label, track_id)
+
+    @classmethod
+    def _of_checked(
+        cls,
+        xyxy: npt.NDArray[np.float32],
+        score: npt.NDArray[np.float32],
+        label: npt.NDArray[np.int64],
+        track_id: npt.NDArray[np.int64],
+    ) -> Detections:
+        """Detections of columns that hold what the constructor checks already: taken from
+        a `Detections` (rows selected, or its other columns kept beside a new column
+        checked on its own), so nothing is checked again; they must be read-only already.
+        Only this class builds with it: every `Detections` anyone else builds goes through
+        the constructor's checks, so "checked on construction" holds for all of them."""
+        new = object.__new__(cls)
+        _set_columns(new, xyxy, score, label, track_id)
+        return new
 
     @classmethod
     def empty(cls) -> Detections:
-        return cls(
-            xyxy=np.zeros((0, 4), np.float32),
-            score=np.zeros(0, np.float32),
-            label=np.zeros(0, np.int64),
-        )
+        """No boxes (one shared instance: its columns are read-only, like every one's)."""
+        return _EMPTY
 
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
@@ -160,12 +170,12 @@ class Detections:
             raise IndexError(
                 f"boolean mask of shape {list(index.shape)} for {len(self)} detections"
             )
-        return Detections(
-            xyxy=self.xyxy[index],
-            score=self.score[index],
-            label=self.label[index],
-            track_id=self.track_id[index],
-        )
+        columns = (self.xyxy[index], self.score[index], self.label[index], self.track_id[index])
+        if isinstance(index, slice) or (isinstance(index, np.ndarray) and index.ndim == 1):
+            # rows of checked columns, in their shapes: nothing to check again
+            _read_only(*columns)
+            return Detections._of_checked(*columns)
+        return Detections(*columns)
 
     def with_track_ids(self, track_id: npt.NDArray[np.int64]) -> Detections:
         """These boxes with `track_id` replaced, as a new `Detections`.
@@ -175,16 +185,8 @@ class Detections:
         """
         track_id = _column("track_id", track_id, np.int64)
         _check_rows("track_id", track_id, len(self))
-        track_id.flags.writeable = False
-        new = object.__new__(Detections)
-        for name, value in (
-            ("xyxy", self.xyxy),
-            ("score", self.score),
-            ("label", self.label),
-            ("track_id", track_id),
-        ):
-            object.__setattr__(new, name, value)
-        return new
+        _read_only(track_id)
+        return Detections._of_checked(self.xyxy, self.score, self.label, track_id)
 
 
 @dataclass(frozen=True)
@@ -581,5 +583,29 @@ def _column(name: str, value: object, dtype: type[np.generic]) -> np.ndarray:
         raise TypeError(
             f"Detections.{name} must have dtype {np.dtype(dtype).name}, got {value.dtype.name}"
         )
-    # A private, read-only copy: the caller may go on using (and changing) its own array.
+    # A private copy, made read-only once checked: the caller may go on using (and
+    # changing) its own array.
     return np.array(value, dtype=dtype, copy=True)
+
+
+def _set_columns(
+    detections: Detections,
+    xyxy: npt.NDArray[np.float32],
+    score: npt.NDArray[np.float32],
+    label: npt.NDArray[np.int64],
+    track_id: npt.NDArray[np.int64],
+) -> None:
+    """Sets the columns of a `Detections` being built (read-only ones: `_read_only`)."""
+    object.__setattr__(detections, "xyxy", xyxy)
+    object.__setattr__(detections, "score", score)
+    object.__setattr__(detections, "label", label)
+    object.__setattr__(detections, "track_id", track_id)
+
+
+def _read_only(*columns: np.ndarray) -> None:
+    # Columns are frozen so that a stage cannot change what another stage still holds.
+    for column in columns:
+        column.flags.writeable = False
+
+
+_EMPTY = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))

@@ -56,6 +56,27 @@ def test_with_track_ids_keeps_its_own_read_only_copy_of_the_ids() -> None:
     np.testing.assert_array_equal(tracked.xyxy, d.xyxy)
 
 
+@pytest.mark.parametrize(
+    "index", [np.array([True, False, True, True]), np.array([3, 0]), slice(1, 3)]
+)
+def test_selected_rows_keep_every_column_read_only_and_apart_from_the_original(
+    index: np.ndarray | slice,
+) -> None:
+    d = _dets(4).with_track_ids(np.array([7, -1, 9, -1], np.int64))
+    kept = d[index]
+    for name in ("xyxy", "score", "label", "track_id"):
+        np.testing.assert_array_equal(getattr(kept, name), getattr(d, name)[index])
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(kept, name)[0] = 0
+    assert kept.with_track_ids(np.zeros(len(kept), np.int64)).track_id.tolist() == [0] * len(kept)
+    assert d.track_id.tolist() == [7, -1, 9, -1]
+
+
+def test_an_index_that_does_not_select_rows_is_refused_as_columns_of_the_wrong_shape() -> None:
+    with pytest.raises(ValueError, match=r"shape \[N, 4\]"):
+        _dets(3)[np.array([[0, 1], [1, 2]])]
+
+
 def test_mask_of_wrong_length_is_refused() -> None:
     with pytest.raises(IndexError, match="boolean mask"):
         _dets(3)[np.array([True, False])]
@@ -110,7 +131,15 @@ def test_empty_detections() -> None:
     d = Detections.empty()
     assert len(d) == 0
     assert d.xyxy.shape == (0, 4)
+    assert (d.score.dtype, d.label.dtype, d.track_id.dtype) == (np.float32, np.int64, np.int64)
     assert len(d[d.score > 0.5]) == 0
+
+
+def test_empty_detections_are_shared_and_none_can_change_them() -> None:
+    d = Detections.empty()
+    assert Detections.empty() is d
+    for column in (d.xyxy, d.score, d.label, d.track_id):
+        assert not column.flags.writeable
 
 
 def test_frame_requires_rgb_uint8_image() -> None:
