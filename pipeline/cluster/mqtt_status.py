@@ -10,6 +10,7 @@ Assistant would show every camera unavailable.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import TYPE_CHECKING
 
 from pipeline.config import MqttSinkConfig, PipelineConfig
@@ -23,14 +24,16 @@ if TYPE_CHECKING:
 class PipelineStatus:
     """`online` on `<prefix>/status` of each `mqtt` sink of `config` from now, `offline` at
     `close` or, as the last will, when the driver dies or loses the broker. Raises
-    SinkError, as the sink would, when a broker cannot be reached."""
+    SinkError, as the sink would, when a broker cannot be reached. `stop`: the run's,
+    which ends the wait for a broker that does not answer, as it ends the sink's
+    (`MqttConnection`): nothing is said there then."""
 
-    def __init__(self, config: PipelineConfig) -> None:
+    def __init__(self, config: PipelineConfig, stop: threading.Event | None = None) -> None:
         self._open: list[tuple[MqttConnection, Topics, float]] = []
         try:
             for sink in config.sinks:
                 if isinstance(sink, MqttSinkConfig):
-                    self._open.append((*_connect(sink), sink.close_timeout_s))
+                    self._open.append((*_connect(sink, stop), sink.close_timeout_s))
         except SinkError:
             self.close()
             raise
@@ -50,7 +53,7 @@ class PipelineStatus:
             connection.close(timeout_s)
 
 
-def _connect(sink: MqttSinkConfig) -> tuple[MqttConnection, Topics]:
+def _connect(sink: MqttSinkConfig, stop: threading.Event | None) -> tuple[MqttConnection, Topics]:
     from sinks.mqtt.settings import paho_missing
 
     if (missing := paho_missing()) is not None:
@@ -61,6 +64,6 @@ def _connect(sink: MqttSinkConfig) -> tuple[MqttConnection, Topics]:
     settings = dataclasses.replace(sink.broker(), client_id=f"{sink.client_id}-driver")
     topics = Topics(sink.prefix)
     connection = MqttConnection(
-        settings, topics.client_status, qos=sink.qos, buffer_size=sink.buffer_size
+        settings, topics.client_status, qos=sink.qos, buffer_size=sink.buffer_size, stop=stop
     )
     return connection, topics

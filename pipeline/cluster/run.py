@@ -120,7 +120,7 @@ class ClusterRun:
             self._check_before_work(ray, actors)  # before the database or a broker is touched
             if (sql := sql_sink(self.config)) is not None:
                 prepare_database(sql.url)
-            mqtt_status = PipelineStatus(self.config)
+            mqtt_status = PipelineStatus(self.config, self.stop)
             self.coordinator.on_lost = mqtt_status.camera_offline  # a dead shard cannot say it
             forwarder = self._forwarder(say)
             try:
