@@ -24,9 +24,8 @@ if TYPE_CHECKING:
 class PipelineStatus:
     """`online` on `<prefix>/status` of each `mqtt` sink of `config` from now, `offline` at
     `close` or, as the last will, when the driver dies or loses the broker. Raises
-    SinkError, as the sink would, when a broker cannot be reached. `stop`: the run's,
-    which ends the wait for a broker that does not answer, as it ends the sink's
-    (`MqttConnection`): nothing is said there then."""
+    SinkError, as the sink would, when a broker cannot be reached; `stop` (the run's) ends
+    the wait for one at once, as it does the sink's."""
 
     def __init__(self, config: PipelineConfig, stop: threading.Event | None = None) -> None:
         self._open: list[tuple[MqttConnection, Topics, float]] = []

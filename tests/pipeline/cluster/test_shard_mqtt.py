@@ -1,12 +1,10 @@
 """A shard's MQTT sink, without Ray: a file camera moved off a dead shard is published on
 MQTT from where its subscribers were cut off, as on the event bus; the machine's
-Mosquitto (or a private one) on 127.0.0.1. The run's stop ends the shard's and the driver's
-wait for a broker that never answers."""
+Mosquitto (or a private one) on 127.0.0.1."""
 
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,20 +17,12 @@ from pipeline.cluster.mqtt_status import PipelineStatus
 from pipeline.cluster.resume import Resume
 from pipeline.cluster.shard import Shard
 from pipeline.config import DetectorConfig, MqttSinkConfig, PipelineConfig, parse_config
-from pipeline.summary import RunSummary
 from sinks.event_bus.resumption import Published, event_key
 from sinks.event_bus.schema import EVENT_TYPES
 from sinks.mqtt.settings import BrokerSettings
 from tests.conftest import free_port, write_video
 from tests.pipeline.cluster.test_shard import OneBox
-from tests.sinks.mqtt.brokers import (
-    WAIT_S,
-    Listener,
-    Received,
-    SilentBroker,
-    listening,
-    machine_broker,
-)
+from tests.sinks.mqtt.brokers import Listener, Received, listening, machine_broker
 
 if TYPE_CHECKING:
     from sinks.mqtt.connection import MqttConnection
@@ -56,16 +46,15 @@ def one_box(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline.build, "build_run_detector", build)
 
 
-def cluster_config(
-    tmp_path: Path, broker: Broker, prefix: str, mqtt: str = "count_labels: [person]"
-) -> PipelineConfig:
+def cluster_config(tmp_path: Path, broker: Broker, prefix: str) -> PipelineConfig:
     video = write_video(tmp_path / "gate.mp4", frames=FRAMES)
     return parse_config(
         f"cameras:\n  - {{id: gate, source: '{video}'}}\n"
         "detector: {model: person_ssdlite}\n"
         "sinks:\n"
         f"  - {{type: zmq, endpoint: 'tcp://127.0.0.1:{free_port()}'}}\n"
-        f"  - {{type: mqtt, url: 'mqtt://{broker[0]}:{broker[1]}', prefix: {prefix}, {mqtt}}}\n"
+        f"  - {{type: mqtt, url: 'mqtt://{broker[0]}:{broker[1]}', prefix: {prefix},"
+        " count_labels: [person]}\n"
         "cluster: {engine: ray}\n"
     )
 
@@ -187,62 +176,3 @@ def test_the_runs_status_is_the_drivers_and_a_shard_done_or_dead_leaves_it_onlin
 
 def statuses(prefix: str, messages: list[Received]) -> list[str]:
     return [m.text for m in messages if m.topic == f"{prefix}/status"]
-
-
-@pytest.fixture
-def silent() -> Iterator[SilentBroker]:
-    """A broker that takes the connection and never answers the login."""
-    broker = SilentBroker()
-    yield broker
-    broker.close()
-
-
-def silent_config(tmp_path: Path, silent: SilentBroker) -> PipelineConfig:
-    return cluster_config(
-        tmp_path, ("127.0.0.1", silent.port), "silent", mqtt="connect_timeout_s: 600"
-    )
-
-
-def test_a_shards_stop_ends_its_mqtt_sinks_wait_for_a_silent_broker_and_its_run_ends_stopped(
-    tmp_path: Path, silent: SilentBroker, caplog: pytest.LogCaptureFixture
-) -> None:
-    shard = Shard("shard-0")
-    summaries: list[RunSummary] = []
-    run = threading.Thread(
-        target=lambda: summaries.append(
-            shard.run(silent_config(tmp_path, silent), ["gate"], "c (run 1 on shard-0)", None)
-        ),
-        daemon=True,
-    )
-    run.start()
-    assert silent.connected.wait(WAIT_S), "the shard's sink never connected"
-    shard.stop()  # what the coordinator does at the run's stop
-    run.join(WAIT_S)  # not connect_timeout_s (600 s)
-
-    assert not run.is_alive(), "the shard still waits for the broker"
-    (summary,) = summaries
-    assert summary.interrupted and summary.ok
-    (line,) = [o for o in summary.outputs if o.startswith("mqtt ")]
-    assert line.endswith("never connected: the run stopped while waiting for the broker")
-    assert "stopped while waiting for the broker" in caplog.text
-
-
-def test_the_drivers_run_status_stops_waiting_for_a_silent_broker_at_the_runs_stop(
-    tmp_path: Path, silent: SilentBroker, caplog: pytest.LogCaptureFixture
-) -> None:
-    stop = threading.Event()
-    made: list[PipelineStatus] = []
-    connect = threading.Thread(
-        target=lambda: made.append(PipelineStatus(silent_config(tmp_path, silent), stop)),
-        daemon=True,
-    )
-    connect.start()
-    assert silent.connected.wait(WAIT_S), "the driver never connected"
-    stop.set()  # the driver's Ctrl-C
-    connect.join(WAIT_S)  # not connect_timeout_s (600 s)
-
-    assert not connect.is_alive(), "the driver still waits for the broker"
-    (status,) = made
-    status.camera_offline("gate")  # kept, never sent
-    status.close()  # at once: nothing can be delivered
-    assert "stopped while waiting for the broker" in caplog.text
