@@ -55,11 +55,11 @@ def connect(ray: ModuleType, address: str) -> bool:
         return False
     if (silent := unanswered(address)) is not None:
         raise ClusterError(f"cluster: cannot join Ray at {address!r}: {silent}")
-    options: dict[str, Any] = {"runtime_env": runtime_env()}
+    # "local" given as such: without an address `ray.init` joins the cluster RAY_ADDRESS or
+    # the last `ray start` on this machine names (waiting minutes for one that is gone)
+    options: dict[str, Any] = {"runtime_env": runtime_env(), "address": address}
     if address == "local":
         options["include_dashboard"] = False
-    else:
-        options["address"] = address
     ours = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(logging_level="WARNING", **options)

@@ -1,70 +1,86 @@
 """Whether the shards of an `address: local` cluster fit on this machine: the one-node Ray
-a run starts for itself has this machine's CPUs, GPUs and memory and no custom resources,
-all known before Ray starts. A shard that cannot fit would otherwise wait for Ray to place
-it until `PLACEMENT_TIMEOUT_S`, and then be reported without its YAML path."""
+a run starts for itself has the CPUs, GPUs and memory Ray finds on this machine and no
+custom resources, all known before Ray starts. A shard that cannot fit would otherwise wait
+for Ray to place it until `PLACEMENT_TIMEOUT_S`, and then be reported without its YAML
+path."""
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 from pipeline.cluster.engine import shard_count
 from pipeline.config.base import BYTES_PER_MB
 from pipeline.config.cluster import ClusterConfig
 
-NVIDIA_GPU_NODE = re.compile(r"nvidia\d+")
-"""An NVIDIA GPU's device file in /dev (nvidia0, nvidia1, …): one per GPU."""
+LOCAL_NODE_IP = "127.0.0.1"
+"""The address Ray's node resolution is given (it only names the node's own resource)."""
 
 
 @dataclass(frozen=True)
 class MachineResources:
-    """What a one-node Ray started on this machine has to reserve: CPU cores, GPUs (None
-    where they cannot be counted without starting CUDA) and memory in MB."""
+    """What a one-node Ray on this machine offers shards: CPU cores, GPUs, and its `memory`
+    resource (what actors reserve) in MB."""
 
-    cpus: int
-    gpus: int | None
+    cpus: float
+    gpus: float
     memory_mb: float
 
 
-def this_machine() -> MachineResources:
-    """This machine's `MachineResources`, read without starting Ray or CUDA."""
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return MachineResources(os.cpu_count() or 1, _gpus(), memory / BYTES_PER_MB)
+def this_machine() -> MachineResources | None:
+    """What `ray.init()` would offer here, as Ray itself resolves a new node's resources,
+    without starting Ray or CUDA: its CPU count (that of the container's cgroup, if any),
+    its GPUs (NVIDIA's as NVML counts them, less those CUDA_VISIBLE_DEVICES hides), and
+    its `memory`: the memory free now less the share Ray keeps for its object store (30 %
+    by default). None where Ray is not installed, cannot start here, or resolves a node
+    elsewhere than the Ray versions known here: placement is then left to Ray."""
+    try:
+        spec = _ray_node_spec()
+    # ImportError, AttributeError, TypeError: Ray's private resolution moved or changed;
+    # ValueError: too little memory for Ray to start (it says so itself)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
+    return MachineResources(
+        float(spec.num_cpus), float(spec.num_gpus), float(spec.memory) / BYTES_PER_MB
+    )
 
 
-def _gpus(dev: Path = Path("/dev"), env: Mapping[str, str] = os.environ) -> int | None:
-    from detector.options import gpu_device_nodes
+def _ray_node_spec() -> Any:
+    """Ray's own resolution of the resources of a node it starts, with nothing given (what
+    `ray.init()` does): ray/_private/resource_and_label_spec.py, ray/_private/resource_spec.py
+    in older Rays. Both are Ray's private modules, hence the fallbacks around this call."""
+    spec: Any
+    try:
+        from ray._private.resource_and_label_spec import ResourceAndLabelSpec
 
-    if not gpu_device_nodes():
-        return 0  # no GPU device file: neither torch nor Ray sees a GPU
-    names = [p.name for p in dev.iterdir()] if dev.is_dir() else []
-    if any(name in ("kfd", "dxg") for name in names):
-        return None  # AMD or WSL: not counted from device files
-    return gpu_count(names, env.get("CUDA_VISIBLE_DEVICES"))
+        spec = ResourceAndLabelSpec()
+    except ImportError:
+        from ray._private.resource_spec import ResourceSpec
+
+        spec = ResourceSpec()
+    return spec.resolve(is_head=True, node_ip_address=LOCAL_NODE_IP)
 
 
-def gpu_count(dev_names: Iterable[str], visible: str | None) -> int:
-    """The NVIDIA GPUs of a machine whose /dev holds `dev_names`, as Ray counts them: those
-    CUDA_VISIBLE_DEVICES (`visible`) names where it is set."""
-    present = sum(1 for name in dev_names if NVIDIA_GPU_NODE.fullmatch(name))
-    if visible is None:
-        return present
-    return min(present, len([d for d in visible.split(",") if d.strip()]))
+def started_ray(ray: Any) -> MachineResources:
+    """What the Ray this process joined offers, as it says now (`cluster_resources`): the
+    figures `this_machine` foresaw, but for the memory freed or taken since, Ray's own
+    processes among it."""
+    offered = ray.cluster_resources()
+    return MachineResources(
+        offered.get("CPU", 0.0), offered.get("GPU", 0.0), offered.get("memory", 0.0) / BYTES_PER_MB
+    )
 
 
 def local_resources_problem(
-    config: ClusterConfig, machine: MachineResources, cameras: int
+    config: ClusterConfig, machine: MachineResources | None, cameras: int
 ) -> str | None:
     """Why the shards of `config` cannot all be placed on the one-node Ray that
-    `address: local` starts on `machine` (None when they can, or for another address):
-    one line at the resource's YAML path, saying what the machine has."""
-    if config.address != "local":
+    `address: local` starts on `machine` (None when they can, for another address, or
+    when what the machine offers is not known): one line at the resource's YAML path,
+    saying what Ray offers."""
+    if config.address != "local" or machine is None:
         return None
-    gpus = {} if machine.gpus is None else {"GPU": float(machine.gpus)}
-    shards = shard_count(config, gpus, 1, cameras)
+    shards = shard_count(config, {"GPU": machine.gpus}, 1, cameras)
     per_shard = config.resources_per_shard
     where = "cluster.resources_per_shard"
     for custom, amount in per_shard.resources.items():
@@ -73,20 +89,26 @@ def local_resources_problem(
                 f"{where}.resources.{custom}: a local Ray (address: local) has no custom "
                 "resources; give them to the nodes of a cluster (ray start --resources)"
             )
-    wanted: list[tuple[str, float, float | None, str]] = [
-        ("num_gpus", per_shard.num_gpus, machine.gpus, "GPU(s)"),
-        ("num_cpus", per_shard.num_cpus, machine.cpus, "CPU core(s)"),
-        ("memory_mb", per_shard.memory_mb or 0.0, machine.memory_mb, "MB of memory"),
+    wanted = [
+        ("num_gpus", per_shard.num_gpus, machine.gpus, "GPU(s)", ""),
+        ("num_cpus", per_shard.num_cpus, machine.cpus, "CPU core(s)", ""),
+        (
+            "memory_mb",
+            per_shard.memory_mb or 0.0,
+            machine.memory_mb,
+            "MB of memory",
+            " (the memory free, less its object store)",
+        ),
     ]
-    for field, each, has, unit in wanted:
-        if has is None or each * shards <= has:
+    for field, each, has, unit, which in wanted:
+        if each * shards <= has:
             continue
         asked = _amount(each)
         if shards > 1:
             asked = f"{shards} shards × {asked} = {_amount(each * shards)}"
         return (
-            f"{where}.{field}: {asked} {unit} asked for, but this machine has {_amount(has)} "
-            "(address: local starts Ray on this machine alone)"
+            f"{where}.{field}: {asked} {unit} asked for, but Ray on this machine offers "
+            f"{_amount(has)}{which} (address: local starts Ray on this machine alone)"
         )
     return None
 

@@ -17,7 +17,12 @@ from pipeline.cluster.changes import CameraChanges
 from pipeline.cluster.coordinator import Coordinator, sql_sink
 from pipeline.cluster.engine import ClusterError, connect, require_ray, shard_count, shard_options
 from pipeline.cluster.forwarder import EventForwarder, ForwarderError
-from pipeline.cluster.local import local_resources_problem, this_machine
+from pipeline.cluster.local import (
+    MachineResources,
+    local_resources_problem,
+    started_ray,
+    this_machine,
+)
 from pipeline.cluster.merge import merge_summaries
 from pipeline.cluster.mqtt_status import PipelineStatus
 from pipeline.cluster.reporting import ShardStatus
@@ -87,13 +92,13 @@ class ClusterRun:
         setup_started = time.monotonic()
         ray = require_ray()
         if not ray.is_initialized():  # a Ray this run starts: `address: local` is this machine
-            machine = this_machine()
-            if problem := local_resources_problem(self.cluster, machine, len(self.config.cameras)):
-                raise ClusterError(problem)
+            self._check_fit(this_machine())
         if (zmq := _zmq_sink(self.config)) is not None:
             check_sink_before_work(zmq)  # its endpoint is the forwarder's, bound here
         connected = connect(ray, self.cluster.address)
         try:
+            if connected:  # what it offers now (memory was taken or freed since)
+                self._check_fit(started_ray(ray))
             return self._run(ray, say, on_progress, setup_started)
         finally:
             if connected:
@@ -148,6 +153,12 @@ class ClusterRun:
             interrupted=self.stop.is_set(),
         )
         return self.changes.settle(summary)
+
+    def _check_fit(self, machine: MachineResources | None) -> None:
+        """Raises ClusterError when the shards of an `address: local` run cannot all be
+        placed on `machine` (`local_resources_problem`), rather than wait for Ray."""
+        if problem := local_resources_problem(self.cluster, machine, len(self.config.cameras)):
+            raise ClusterError(problem)
 
     def _start_shards(self, ray: Any, count: int) -> list[Any]:
         remote = ray.remote(Shard).options(

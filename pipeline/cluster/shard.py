@@ -162,7 +162,10 @@ class Shard:
             }
         )
         snapshot_dir = getattr(config.snapshots, "dir", None)
-        context = SinkContext(detector.labels, run_config, snapshot_dir, shard=True)
+        # `stop` ends a sink's wait for a broker that does not answer, as in one process
+        context = SinkContext(
+            detector.labels, run_config, snapshot_dir, shard=True, stop=self._stop
+        )
         sinks: list[tuple[Sink, int]] = []
         try:
             for sink_config in config.sinks:
@@ -197,6 +200,8 @@ class Shard:
             self._pipelines.update(dict.fromkeys(camera_ids, pipeline))
             for camera_id in self._removed & wanted:
                 pipeline.stop_camera(camera_id)
+        if self._stop.is_set():  # stopped while its sinks opened: it reads nothing
+            pipeline.stop.set()
         stopper = threading.Thread(target=self._pass_stop, args=(pipeline,), daemon=True)
         stopper.start()
         try:

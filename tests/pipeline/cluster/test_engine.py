@@ -61,6 +61,17 @@ def test_a_process_already_connected_asks_its_own_cluster_and_stays_connected() 
     assert ray.inits == []
 
 
+def test_a_local_run_starts_a_ray_of_its_own_rather_than_join_one_ray_start_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without an address, `ray.init` joins the cluster RAY_ADDRESS or the last `ray start`
+    names, not the one-node Ray `address: local` promises (and the fit was checked for)."""
+    monkeypatch.setenv("RAY_ADDRESS", "192.0.2.1:6379")
+    ray = FakeRay()
+    assert connect(ray, "local") is True  # type: ignore[arg-type]
+    assert ray.inits == ["local"]
+
+
 def test_a_client_joins_the_address_it_is_given_and_says_it_must_leave() -> None:
     ray = FakeRay()
     assert join_as_client(ray, "auto") is True  # type: ignore[arg-type]

@@ -1,8 +1,10 @@
 """An `address: local` cluster whose shards cannot fit on this machine is refused at once,
-at the resource's YAML path, from the config and what the machine has (no Ray started)."""
+at the resource's YAML path, from the config and what Ray offers on this machine: as Ray
+resolves it before it starts, and as the Ray started says."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,11 @@ import pytest
 import pipeline.cluster.run
 from pipeline.cli import EXIT_FAILED, main
 from pipeline.cluster.engine import ClusterError
-from pipeline.cluster.local import MachineResources, gpu_count, local_resources_problem
+from pipeline.cluster.local import (
+    MachineResources,
+    local_resources_problem,
+    this_machine,
+)
 from pipeline.cluster.run import ClusterRun
 from pipeline.config import parse_config
 from pipeline.config.cluster import ClusterConfig
@@ -28,16 +34,16 @@ def cluster(**section: Any) -> ClusterConfig:
 def test_a_gpu_per_shard_on_a_machine_without_one_is_refused_at_num_gpus() -> None:
     config = cluster(resources_per_shard={"num_gpus": 1})
     assert local_resources_problem(config, NO_GPU, cameras=3) == (
-        "cluster.resources_per_shard.num_gpus: 1 GPU(s) asked for, but this machine has 0 "
-        "(address: local starts Ray on this machine alone)"
+        "cluster.resources_per_shard.num_gpus: 1 GPU(s) asked for, but Ray on this machine "
+        "offers 0 (address: local starts Ray on this machine alone)"
     )
 
 
 def test_more_shards_than_the_machine_s_gpus_hold_are_refused_with_the_sum() -> None:
     config = cluster(shards=2, resources_per_shard={"num_gpus": 1})
     assert local_resources_problem(config, ONE_GPU, cameras=3) == (
-        "cluster.resources_per_shard.num_gpus: 2 shards × 1 = 2 GPU(s) asked for, but this "
-        "machine has 1 (address: local starts Ray on this machine alone)"
+        "cluster.resources_per_shard.num_gpus: 2 shards × 1 = 2 GPU(s) asked for, but Ray on "
+        "this machine offers 1 (address: local starts Ray on this machine alone)"
     )
     # no more shards than cameras: one camera, one shard, which fits
     assert local_resources_problem(config, ONE_GPU, cameras=1) is None
@@ -50,8 +56,8 @@ def test_more_shards_than_the_machine_s_gpus_hold_are_refused_with_the_sum() -> 
 @pytest.mark.parametrize(
     ("resources", "message"),
     [
-        ({"num_cpus": 4}, "num_cpus: 4 CPU core(s) asked for, but this machine has 2 "),
-        ({"memory_mb": 20_000.5}, "memory_mb: 20000.5 MB of memory asked for, but this machine has 16000 "),
+        ({"num_cpus": 4}, "num_cpus: 4 CPU core(s) asked for, but Ray on this machine offers 2 ("),
+        ({"memory_mb": 20_000.5}, "memory_mb: 20000.5 MB of memory asked for, but Ray on this machine offers 16000 (the memory free, less its object store) ("),
         ({"resources": {"camera_node": 1}}, "resources.camera_node: a local Ray (address: local) has no custom resources"),
     ],
 )  # fmt: skip
@@ -63,22 +69,42 @@ def test_cpus_memory_or_custom_resources_a_local_ray_lacks_are_refused_at_their_
     assert problem.startswith(f"cluster.resources_per_shard.{message}")
 
 
-def test_a_remote_cluster_or_gpus_that_cannot_be_counted_are_left_to_ray() -> None:
+def test_a_remote_cluster_or_a_machine_ray_cannot_tell_of_is_left_to_ray() -> None:
     gpu = {"resources_per_shard": {"num_gpus": 1, "resources": {"camera_node": 1}}}
     for address in ("auto", "ray://head:10001", "head:6379"):
         assert local_resources_problem(cluster(address=address, **gpu), NO_GPU, 1) is None
-    uncounted = MachineResources(cpus=2, gpus=None, memory_mb=16_000)
-    assert (
-        local_resources_problem(cluster(resources_per_shard={"num_gpus": 1}), uncounted, 1) is None
-    )
+    # Ray not installed (`validate` says so), or its figures not found where they were
+    assert local_resources_problem(cluster(resources_per_shard={"num_gpus": 1}), None, 1) is None
 
 
-def test_gpus_are_counted_from_nvidia_device_files_and_cuda_visible_devices() -> None:
-    dev = ["null", "nvidiactl", "nvidia0", "nvidia1", "nvidia-uvm", "nvidia-modeset"]
-    assert gpu_count(dev, None) == 2
-    assert gpu_count(dev, "1") == 1
-    assert gpu_count(dev, "") == 0
-    assert gpu_count(dev, "0,1,2,3") == 2
+@pytest.mark.parametrize("field", ["num_cpus", "num_gpus", "memory_mb"])
+def test_a_shard_just_over_what_ray_offers_here_is_refused_and_one_just_under_accepted(
+    field: str,
+) -> None:
+    pytest.importorskip("ray")
+    machine = this_machine()  # Ray's own figures for the node it would start, not started
+    assert machine is not None
+    has = {"num_cpus": machine.cpus, "num_gpus": machine.gpus, "memory_mb": machine.memory_mb}
+    if has[field] < 1:
+        pytest.skip(f"Ray offers no {field} on this machine")
+    over = cluster(shards=1, resources_per_shard={field: has[field] + 0.01})
+    problem = local_resources_problem(over, machine, cameras=1)
+    assert problem is not None and "\n" not in problem
+    assert problem.startswith(f"cluster.resources_per_shard.{field}: ")
+    assert f"Ray on this machine offers {has[field]:.4f}".rstrip("0").rstrip(".") in problem
+    under = cluster(shards=1, resources_per_shard={field: has[field] - 0.01})
+    assert local_resources_problem(under, machine, cameras=1) is None
+
+
+def test_ray_offers_its_own_cpu_count_and_less_memory_than_the_machine_has() -> None:
+    """os.cpu_count() is the host's; Ray's is the container's (its cgroup's CPU quota), and
+    it keeps part of the free memory for its object store."""
+    ray_utils = pytest.importorskip("ray._private.utils")
+    machine = this_machine()
+    assert machine is not None
+    assert machine.cpus == ray_utils.get_num_cpus()
+    total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e6
+    assert 0 < machine.memory_mb < total_mb
 
 
 class NotStartedRay:
@@ -91,11 +117,11 @@ class NotStartedRay:
         return self.initialized
 
 
-def _config(tmp_path: Path) -> Any:
+def _config(tmp_path: Path, resources: str = "{num_gpus: 1}") -> Any:
     clip = write_video(tmp_path / "gate.mp4", frames=2)
     return parse_config(
         f"cameras:\n  - {{id: gate, source: '{clip}'}}\n"
-        "cluster: {engine: ray, resources_per_shard: {num_gpus: 1}}\n"
+        f"cluster: {{engine: ray, resources_per_shard: {resources}}}\n"
     )
 
 
@@ -129,6 +155,45 @@ def test_run_in_a_process_already_connected_to_ray_leaves_placement_to_it(
         ClusterRun(_config(tmp_path)).run()
 
 
+class StartedRay(NotStartedRay):
+    """A Ray this process starts (`connect`), offering less memory than foreseen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shut_down = False
+
+    def cluster_resources(self) -> dict[str, float]:
+        return {"CPU": 16.0, "GPU": 1.0, "memory": 3_000e6, "object_store_memory": 1_000e6}
+
+    def shutdown(self) -> None:
+        self.shut_down = True
+
+
+def test_run_refuses_at_once_a_shard_the_started_ray_offers_less_memory_for_than_foreseen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray's own processes take memory before it counts what is free: a shard that fitted
+    the figures foreseen by a hair is refused, not left to wait out the placement timeout."""
+
+    def placed(*args: object) -> None:
+        raise AssertionError("the shards were started")
+
+    started = StartedRay()
+    monkeypatch.setattr(pipeline.cluster.run, "require_ray", lambda: started)
+    foreseen = MachineResources(cpus=16, gpus=1, memory_mb=3_050)
+    monkeypatch.setattr(pipeline.cluster.run, "this_machine", lambda: foreseen)
+    monkeypatch.setattr(pipeline.cluster.run, "connect", lambda *args: True)
+    monkeypatch.setattr(ClusterRun, "_run", placed)
+    config = _config(tmp_path, "{num_gpus: 1, memory_mb: 3020}")  # fits what was foreseen
+    with pytest.raises(ClusterError) as refused:
+        ClusterRun(config).run()
+    assert str(refused.value).startswith(
+        "cluster.resources_per_shard.memory_mb: 3020 MB of memory asked for, but Ray on this "
+        "machine offers 3000 (the memory free, less its object store)"
+    )
+    assert started.shut_down
+
+
 def test_validate_refuses_a_local_cluster_s_unplaceable_shard_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -145,6 +210,6 @@ def test_validate_refuses_a_local_cluster_s_unplaceable_shard_in_one_line(
     assert main(["validate", "cams.yaml", "--quick"]) == EXIT_FAILED
     err = capsys.readouterr().err
     assert err.splitlines() == [
-        "error: cams.yaml: cluster.resources_per_shard.num_gpus: 2 GPU(s) asked for, but this "
-        "machine has 0 (address: local starts Ray on this machine alone)"
+        "error: cams.yaml: cluster.resources_per_shard.num_gpus: 2 GPU(s) asked for, but Ray on "
+        "this machine offers 0 (address: local starts Ray on this machine alone)"
     ]

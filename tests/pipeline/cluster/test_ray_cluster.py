@@ -470,6 +470,46 @@ def test_the_status_board_and_the_desk_run_on_the_drivers_node_where_ray_would_n
             ray.kill(actor)
 
 
+def test_a_stop_while_the_driver_and_the_shards_wait_for_a_silent_mqtt_broker_ends_the_run(
+    cluster: Any, clips: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    from pipeline.cluster.run import ClusterRun
+    from tests.sinks.mqtt.brokers import SilentBroker  # skips the test without paho-mqtt
+
+    with_a_worker(cluster)
+    silent = SilentBroker()  # takes every connection, never answers the login
+    cams = "".join(f"  - {{id: {c}, source: '{clips[c]}'}}\n" for c in ["cam0", "cam1"])
+    config = parse_config(
+        f"cameras:\n{cams}detector: {json.dumps(DETECTOR)}\n"
+        "sinks:\n"
+        f"  - {{type: zmq, endpoint: 'tcp://127.0.0.1:{free_port()}'}}\n"
+        f"  - {{type: mqtt, url: '{silent.url}', connect_timeout_s: 600}}\n"
+        "cluster:\n  engine: ray\n  address: auto\n"
+        "  resources_per_shard: {num_cpus: 0.5, num_gpus: 1}\n"
+    )
+    run = ClusterRun(config, config_source="silent.yaml")
+    outcome: dict[str, RunSummary] = {}
+    runner = threading.Thread(target=lambda: outcome.update(summary=run.run()), daemon=True)
+    runner.start()
+    try:
+        assert silent.connected.wait(120), "the driver never connected"
+        run.stop.set()  # what Ctrl-C does
+        # the shards, started after the driver's wait, meet the silent broker stopping
+        runner.join(60)  # not connect_timeout_s (600 s)
+    finally:
+        silent.close()
+
+    assert not runner.is_alive(), "the run still waits for the broker"
+    summary = outcome["summary"]
+    assert summary.interrupted and summary.ok
+    assert "stopped while waiting for the broker" in caplog.text  # the driver's status
+    said = [o for o in summary.outputs if " mqtt " in o]
+    assert len(said) == 2, summary.outputs  # each shard's sink
+    assert all(
+        o.endswith("never connected: the run stopped while waiting for the broker") for o in said
+    )
+
+
 def events_of(events: list[Event], camera: str) -> list[str]:
     return [e.type for e in events if e.camera == camera]
 

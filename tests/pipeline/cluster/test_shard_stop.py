@@ -1,0 +1,61 @@
+"""A shard's stop while its `mqtt` sink waits at the start for a broker that takes the
+connection and never answers, without Ray: the `Shard` class in this process."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pipeline.build
+from pipeline.cluster.shard import Shard
+from pipeline.config import DetectorConfig, parse_config
+from pipeline.summary import RunSummary
+from tests.conftest import free_port, write_video
+from tests.pipeline.cluster.test_shard import OneBox
+from tests.sinks.mqtt.brokers import WAIT_S, SilentBroker
+
+
+@pytest.fixture(autouse=True)
+def one_box(monkeypatch: pytest.MonkeyPatch) -> None:
+    def build(config: DetectorConfig, announce: Any = None) -> OneBox:
+        return OneBox()
+
+    monkeypatch.setattr(pipeline.build, "build_run_detector", build)
+
+
+def test_a_shards_stop_ends_its_mqtt_sinks_wait_for_a_silent_broker_and_its_run_ends_stopped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    silent = SilentBroker()  # takes the connection, never answers the login
+    video = write_video(tmp_path / "gate.mp4", frames=8)
+    config = parse_config(
+        f"cameras:\n  - {{id: gate, source: '{video}'}}\n"
+        "detector: {model: person_ssdlite}\n"
+        "sinks:\n"
+        f"  - {{type: zmq, endpoint: 'tcp://127.0.0.1:{free_port()}'}}\n"
+        f"  - {{type: mqtt, url: '{silent.url}', connect_timeout_s: 600}}\n"
+        "cluster: {engine: ray}\n"
+    )
+    shard = Shard("shard-0")
+    summaries: list[RunSummary] = []
+    run = threading.Thread(
+        target=lambda: summaries.append(shard.run(config, ["gate"], "c (run 1 on shard-0)", None)),
+        daemon=True,
+    )
+    run.start()
+    try:
+        assert silent.connected.wait(WAIT_S), "the shard's sink never connected"
+        shard.stop()  # what the coordinator does at the run's stop
+        run.join(WAIT_S)  # not connect_timeout_s (600 s)
+    finally:
+        silent.close()
+
+    assert not run.is_alive(), "the shard still waits for the broker"
+    (summary,) = summaries
+    assert summary.interrupted and summary.ok  # its file not read on: stopped, not failed
+    (line,) = [o for o in summary.outputs if o.startswith("mqtt ")]
+    assert line.endswith("never connected: the run stopped while waiting for the broker")
+    assert "stopped while waiting for the broker" in caplog.text
