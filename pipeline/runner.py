@@ -119,7 +119,13 @@ class Pipeline:
         keep_freed_frames()
         if not checked:
             check_before_work(cfg)  # at once, not after a first run's export
-        detector = self._detector or build_run_detector(cfg.detector, say)
+        try:
+            with self.stop.raising():  # a first run's export takes many seconds: a stop ends it
+                detector = self._detector or build_run_detector(cfg.detector, say)
+        except KeyboardInterrupt:
+            if not self.stop.is_set():
+                raise  # not a stop of this run's (Python's own Ctrl-C): the caller's
+            return self._stopped_in_setup(time.monotonic() - setup_started)
         with contextlib.ExitStack() as set_up:  # a detector built here is closed if set-up fails
             if self._detector is None:
                 set_up.callback(detector.close)
@@ -229,6 +235,15 @@ class Pipeline:
             detector_error=detector_error,
             server_error=server_error,
         )
+
+    def _stopped_in_setup(self, setup_s: float) -> RunSummary:
+        """The summary of a run stopped while its detector was being built: no sink opened,
+        no camera asked to open, nothing captured."""
+        cameras = {
+            c.id: CameraStats(c.id, make_source(c.source).name, stopped_first=True)
+            for c in self.config.cameras
+        }
+        return RunSummary(cameras=cameras, elapsed_s=0.0, setup_s=setup_s, interrupted=True)
 
     def _serve(self, say: Callable[[str], None], sinks: list[Sink]) -> HttpServer | None:
         """Starts the run's one HTTP server, if it has one (`PipelineConfig.server`): over
