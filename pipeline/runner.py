@@ -340,6 +340,7 @@ def _count(stats: CameraStats, reader: CameraReader) -> None:
     stats.opened = reader.opened is not None
     stats.stopped_first = not reader.tried
     stats.lost = reader.lost
+    stats.short = reader.short
     stats.error = stats.error or reader.queue.error
 
 
