@@ -120,8 +120,7 @@ class Pipeline:
         if not checked:
             check_before_work(cfg)  # at once, not after a first run's export
         try:
-            with self.stop.raising():  # a first run's export takes many seconds: a stop ends it
-                detector = self._detector or build_run_detector(cfg.detector, say)
+            detector = self._detector or self._build_detector(say)
         except KeyboardInterrupt:
             if not self.stop.is_set():
                 raise  # not a stop of this run's (Python's own Ctrl-C): the caller's
@@ -235,6 +234,12 @@ class Pipeline:
             detector_error=detector_error,
             server_error=server_error,
         )
+
+    def _build_detector(self, say: Callable[[str], None]) -> FrameDetector:
+        """The configured detector; a stop while it is built (a first run's ONNX export and
+        int8 calibration take many seconds) raises KeyboardInterrupt in this thread."""
+        with self.stop.raising():
+            return build_run_detector(self.config.detector, say)
 
     def _stopped_in_setup(self, setup_s: float) -> RunSummary:
         """The summary of a run stopped while its detector was being built: no sink opened,
