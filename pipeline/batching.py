@@ -148,9 +148,12 @@ class Batcher:
         return batch
 
     def _take(self, batch: Batch) -> None:
+        """Fills `batch` a frame per camera in turn. A camera taken from goes to the back of
+        the turn, which carries over to the next batch: with batches smaller than the
+        cameras, each camera gets its turn, not only the first ones with frames queued."""
         while len(batch.to_detect) < self.batch_size:
             progressed = False
-            for q in self._queues:
+            for q in list(self._queues):
                 if len(batch.to_detect) >= self.batch_size:
                     break
                 item = q.pop()
@@ -158,5 +161,7 @@ class Batcher:
                     batch.items.append(item)
                     batch.to_detect += item.images()
                     progressed = True
+                    self._queues.remove(q)
+                    self._queues.append(q)
             if not progressed:
                 break

@@ -156,6 +156,9 @@ class CameraReader(threading.Thread):
         self.lost: str | None = None
         """Why a live source is down while the reader waits to reconnect; None once it
         streams again."""
+        self.short: str | None = None
+        """How far short of the frames it declares a file ended (cut short or damaged, say);
+        None when it did not, or did not end by itself."""
         self._stop_event = stop
         self._on_open = on_open
         self._on_status = on_status
@@ -221,6 +224,7 @@ class CameraReader(threading.Thread):
                 if error is None and self._loop and got_frames:
                     continue
                 if error is None:
+                    self.short = self._short_of_declared()
                     break
                 return self._fail(error)
             reason = error or f"{self.source.name}: end of stream"
@@ -235,6 +239,20 @@ class CameraReader(threading.Thread):
                 break
         self._set_state("stopped")
         return None
+
+    def _short_of_declared(self) -> str | None:
+        """At the end of a file: how many of the frames it declares never came, logged.
+        Frames of the damaged packets skipped (`decode_errors`, said apart) are not among
+        them."""
+        declared = self.opened.total_frames if self.opened is not None else None
+        if declared is None:
+            return None
+        never = declared - self._index - self.source.decode_errors
+        if never <= 0:
+            return None
+        short = f"{never} of the {declared} frames {self.source.name} declares never came"
+        log.warning("camera %s: %s (python -m pipeline validate says where)", self.camera_id, short)
+        return short
 
     def _read(self) -> bool:
         """Queue the source's frames; True if at least one frame came."""

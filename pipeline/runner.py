@@ -119,7 +119,12 @@ class Pipeline:
         keep_freed_frames()
         if not checked:
             check_before_work(cfg)  # at once, not after a first run's export
-        detector = self._detector or build_run_detector(cfg.detector, say)
+        try:
+            detector = self._detector or self._build_detector(say)
+        except KeyboardInterrupt:
+            if not self.stop.is_set():
+                raise  # not a stop of this run's (Python's own Ctrl-C): the caller's
+            return self._stopped_in_setup(time.monotonic() - setup_started)
         with contextlib.ExitStack() as set_up:  # a detector built here is closed if set-up fails
             if self._detector is None:
                 set_up.callback(detector.close)
@@ -230,6 +235,21 @@ class Pipeline:
             server_error=server_error,
         )
 
+    def _build_detector(self, say: Callable[[str], None]) -> FrameDetector:
+        """The configured detector; a stop while it is built (a first run's ONNX export and
+        int8 calibration take many seconds) raises KeyboardInterrupt in this thread."""
+        with self.stop.raising():
+            return build_run_detector(self.config.detector, say)
+
+    def _stopped_in_setup(self, setup_s: float) -> RunSummary:
+        """The summary of a run stopped while its detector was being built: no sink opened,
+        no camera asked to open, nothing captured."""
+        cameras = {
+            c.id: CameraStats(c.id, make_source(c.source).name, stopped_first=True)
+            for c in self.config.cameras
+        }
+        return RunSummary(cameras=cameras, elapsed_s=0.0, setup_s=setup_s, interrupted=True)
+
     def _serve(self, say: Callable[[str], None], sinks: list[Sink]) -> HttpServer | None:
         """Starts the run's one HTTP server, if it has one (`PipelineConfig.server`): over
         its metrics, its sql sink's database and the sinks' routes (the live view)."""
@@ -325,6 +345,7 @@ def _count(stats: CameraStats, reader: CameraReader) -> None:
     stats.opened = reader.opened is not None
     stats.stopped_first = not reader.tried
     stats.lost = reader.lost
+    stats.short = reader.short
     stats.error = stats.error or reader.queue.error
 
 

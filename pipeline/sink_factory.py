@@ -117,6 +117,7 @@ def _(sc: ZmqSinkConfig, context: SinkContext) -> Sink:
         curve_secret_key=secret,
         curve_authorized_clients=None if sc.curve is None else sc.curve.authorized_clients,
         isolate_subscribers=sc.isolate_subscribers,
+        stop=context.stop,
     )
 
 

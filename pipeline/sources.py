@@ -125,6 +125,7 @@ class AVSource(Source):
 
     def open(self) -> OpenedSource:
         self.close()
+        started = time.monotonic()
         try:
             container = av.open(
                 self.url,
@@ -134,7 +135,8 @@ class AVSource(Source):
                 timeout=self.timeout_s,
             )
         except (av.error.FFmpegError, OSError) as exc:
-            raise SourceError(f"cannot open {self.name}: {self._reason(exc)}") from None
+            waited = time.monotonic() - started
+            raise SourceError(f"cannot open {self.name}: {self._reason(exc, waited)}") from None
         if not container.streams.video:
             container.close()
             raise SourceError(f"{self.name} has no video stream")
@@ -202,7 +204,13 @@ class AVSource(Source):
             self._container.close()
             self._container = None
 
-    def _reason(self, exc: BaseException) -> str:
+    def _reason(self, exc: BaseException, waited_s: float = 0.0) -> str:
+        """`exc` in words; a source that did not answer within `timeout_s` (FFmpeg ends that
+        wait as an "Immediate exit requested", or, for RTSP, as "Invalid data") says so.
+        `waited_s`: how long the failed call took."""
+        timeout = self.timeout_s
+        if timeout is not None and (isinstance(exc, av.error.ExitError) or waited_s >= timeout):
+            return f"no answer within {timeout:g} s (timeout_s)"
         if isinstance(exc, av.error.FFmpegError):
             text = exc.strerror or type(exc).__name__
         else:

@@ -3,7 +3,9 @@ and one camera can be stopped alone (`Pipeline.stop_camera`)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
 
 class StopEvent(threading.Event):
@@ -13,6 +15,7 @@ class StopEvent(threading.Event):
         super().__init__()
         self._branches: list[threading.Event] = []
         self._guard = threading.RLock()  # a signal handler may set it while branch() runs
+        self._raising_in: int | None = None  # the thread in `raising`'s block
 
     def branch(self) -> threading.Event:
         """A new event set when this one is (at once, if it is already), or on its own."""
@@ -29,3 +32,18 @@ class StopEvent(threading.Event):
             branches = list(self._branches)
         for event in branches:
             event.set()
+        if self._raising_in == threading.get_ident():
+            raise KeyboardInterrupt  # a signal handler's, run in that thread: out of the block
+
+    @contextlib.contextmanager
+    def raising(self) -> Iterator[None]:
+        """While in the block, setting the event in the thread that runs it (a signal
+        handler does, in the main thread) also raises KeyboardInterrupt there: for work
+        that never looks at the event and may take many seconds (a first run's ONNX export
+        and int8 calibration), which a stop cuts short instead of waiting for it. Set from
+        another thread, the event is only set."""
+        self._raising_in = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._raising_in = None

@@ -33,6 +33,8 @@ class CameraStats:
     lost: str | None = None
     """Why a live camera was down when the run ended (it was waiting to reconnect); None
     when it was not."""
+    short: str | None = None
+    """How far short of the frames it declares a file ended (`CameraReader.short`)."""
     error: str | None = None
 
     @property
@@ -60,6 +62,8 @@ class CameraStats:
             return f"FAILED: {problem}"
         if self.stopped_first and not self.frames:
             return "not started: stopped before it opened"
+        if self.short:
+            return f"ok, cut short: {self.short}"
         return f"ok until lost: {self.lost}" if self.lost else "ok"
 
 

@@ -308,6 +308,8 @@ class Trainer:
     def _train_epoch(self, state: Progress) -> tuple[float, float] | None:
         """One epoch from `state.step`; the mean (localisation, confidence) losses of its
         steps, or None when `stop` was set (`state` then says where it stopped)."""
+        if self.stop.is_set():  # it came while the starting weights were scored
+            return None
         batches = self.train_batches.epoch(state.epoch, skip=state.step)
         totals = [sum(parts) for parts in zip(*state.losses, strict=True)] or [0.0, 0.0]
         bar = self.progress_bar(

@@ -215,9 +215,9 @@ def stop_on_signals(
         if not first_at:
             first_at.append(now)
             received.append(signum)
-            stop.set()
             name = signal.Signals(signum).name
             _say(f"\n{name}: stopping; {doing} (again to force)\n")
+            stop.set()  # last: it may raise, to end work that never looks at it
         elif now - first_at[0] >= FORCE_AFTER_S:
             _say("\nforced exit\n")
             os._exit(stopped_by(signum))

@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import stat
+import threading
 import time
 from pathlib import Path
 from typing import cast
@@ -41,6 +42,9 @@ MAX_SUBSCRIPTION_BYTES = 4096
 """The largest message a peer may send: subscribers only send subscriptions (a byte and a
 topic prefix). A peer announcing more is disconnected before anything is allocated."""
 
+STOP_POLL_MS = 100
+"""How often the wait for subscribers looks at the run's stop."""
+
 # pyzmq's flags as plain ints: combining and passing its enums costs a few microseconds a
 # message, more than the send itself.
 _NOBLOCK = int(zmq.NOBLOCK)
@@ -52,8 +56,9 @@ _POLLIN = int(zmq.POLLIN)
 class EventPublisher(Sink):
     """Publishes detections and track events as JSON on an XPUB socket bound at `endpoint`.
 
-    With `wait_for_subscribers > 0` the constructor waits (up to `wait_timeout_s`) until
-    that many subscription messages arrived, so those subscribers get every event.
+    With `wait_for_subscribers > 0` the constructor waits (up to `wait_timeout_s`, or until
+    `stop` is set) until that many subscription messages arrived, so those subscribers get
+    every event.
     A subscriber `send_hwm` events behind makes the sink drop new events, for every
     subscriber, and count them in `dropped`. With `isolate_subscribers` only the slow
     subscriber loses events (the others get all); the sink cannot count those drops then,
@@ -77,6 +82,7 @@ class EventPublisher(Sink):
         curve_secret_key: bytes | None = None,
         curve_authorized_clients: Path | None = None,
         isolate_subscribers: bool = False,
+        stop: threading.Event | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.isolate_subscribers = isolate_subscribers
@@ -116,7 +122,7 @@ class EventPublisher(Sink):
         self.bound_endpoint = last or endpoint
         """The endpoint actually bound, e.g. with the port chosen for 'tcp://127.0.0.1:*'."""
         if wait_for_subscribers > 0:
-            self._wait_for_subscribers(wait_for_subscribers, wait_timeout_s)
+            self._wait_for_subscribers(wait_for_subscribers, wait_timeout_s, stop)
 
     def describe(self) -> str:
         """One line for the run summary: where events went and how many were dropped."""
@@ -204,13 +210,20 @@ class EventPublisher(Sink):
         while cast(int, self._socket.getsockopt(_EVENTS)) & _POLLIN:
             self._socket.recv(_NOBLOCK)
 
-    def _wait_for_subscribers(self, count: int, timeout_s: float) -> None:
+    def _wait_for_subscribers(
+        self, count: int, timeout_s: float, stop: threading.Event | None
+    ) -> None:
+        """Waits for `count` subscriptions, `timeout_s` at most; `stop` (the run's: Ctrl-C)
+        ends the wait at once."""
         assert self._socket is not None
         seen = 0
         deadline = time.monotonic() + timeout_s
         while seen < count:
+            if stop is not None and stop.is_set():
+                log.info("zmq sink: the run stopped while waiting for subscribers")
+                return
             remaining_ms = int((deadline - time.monotonic()) * 1000)
-            if remaining_ms <= 0 or not self._socket.poll(remaining_ms, zmq.POLLIN):
+            if remaining_ms <= 0:
                 log.warning(
                     "zmq sink: %d of %d subscribers connected to %s within %.1f s; going on",
                     seen,
@@ -219,6 +232,8 @@ class EventPublisher(Sink):
                     timeout_s,
                 )
                 return
+            if not self._socket.poll(min(remaining_ms, STOP_POLL_MS), zmq.POLLIN):
+                continue
             message = self._socket.recv()
             if message[:1] == b"\x01":  # 1 = subscribe, 0 = unsubscribe
                 seen += 1

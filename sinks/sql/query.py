@@ -117,6 +117,10 @@ class TrackRecord(JsonRow):
 
 # ---------------------------------------------------------------------------- queries
 
+FETCH_ROWS = 10_000
+"""Rows fetched from the database at a time. The driver fetches a whole result in one call,
+which Ctrl-C cannot interrupt: millions of rows (`query --all`) took many seconds to stop."""
+
 
 def query_detections(url: str, q: DetectionQuery) -> list[DetectionRecord]:
     """Detections matching `q`, ordered by time then id.
@@ -126,7 +130,7 @@ def query_detections(url: str, q: DetectionQuery) -> list[DetectionRecord]:
     """
     with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
         stmt = _filtered(select(Detection), q).order_by(Detection.time, Detection.id)
-        rows = session.scalars(stmt.limit(q.limit)).all()
+        rows = session.scalars(_chunked(stmt.limit(q.limit))).all()
         return [_record(d) for d in rows]
 
 
@@ -136,7 +140,8 @@ def latest_detections(url: str, q: DetectionQuery) -> Page[DetectionRecord]:
     with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
         total = session.scalar(_filtered(select(func.count(Detection.id)), q)) or 0
         stmt = _filtered(select(Detection), q).order_by(Detection.time.desc(), Detection.id.desc())
-        return Page([_record(d) for d in session.scalars(stmt.limit(q.limit))], int(total))
+        rows = [_record(d) for d in session.scalars(_chunked(stmt.limit(q.limit)))]
+        return Page(rows, int(total))
 
 
 def latest_run(url: str) -> int | None:
@@ -227,7 +232,8 @@ def list_tracks(url: str, q: DetectionQuery) -> Page[TrackRecord]:
             .order_by(Track.last_time.desc(), Track.id.desc())
         )
         total = session.scalar(select(func.count(Track.id)).where(*conditions)) or 0
-        rows = [_track_record(t, snapshots) for t in session.scalars(stmt.limit(q.limit))]
+        chunks = session.scalars(_chunked(stmt.limit(q.limit)))
+        rows = [_track_record(t, snapshots) for t in chunks]
     return Page(rows, int(total))
 
 
@@ -318,3 +324,8 @@ def _track_record(t: Track, snapshots: bool) -> TrackRecord:
         t.best_y2,
         t.snapshot_path if snapshots else None,
     )
+
+
+def _chunked(stmt: Select[Any]) -> Select[Any]:
+    """`stmt` fetched `FETCH_ROWS` at a time, so that Ctrl-C stops it between two fetches."""
+    return stmt.execution_options(yield_per=FETCH_ROWS)

@@ -87,3 +87,27 @@ def test_a_wake_while_a_batch_is_due_hands_out_the_batch_and_is_spent_with_it() 
     threading.Timer(0.05, lambda: queue.put(_item("cam", 1), stop)).start()
     batch = batcher.next_batch(stop)  # waits for the frame: the wake is spent
     assert batch is not None and [i.frame.index for i in batch.items] == [1]
+
+
+def test_batches_smaller_than_the_cameras_take_turns_so_no_busy_camera_starves_another() -> None:
+    # With batch_size 1 (the CPU's), every batch used to be the first camera's for as long
+    # as it had a frame queued: a second camera got none until the first file ended.
+    cond, stop = threading.Condition(), threading.Event()
+    queues = [FrameQueue(cam, 10, QueuePolicy.BLOCK, cond) for cam in "abc"]
+    for q in queues:
+        for i in range(4):
+            q.put(_item(q.camera_id, i), stop)
+    batcher = Batcher(queues, cond, batch_size=2, max_wait=0.01)
+    taken = []
+    for _ in range(6):
+        batch = batcher.next_batch(stop)
+        assert batch is not None
+        taken.append([(f.camera_id, f.index) for f in batch.to_detect])
+    assert taken == [
+        [("a", 0), ("b", 0)],
+        [("c", 0), ("a", 1)],
+        [("b", 1), ("c", 1)],
+        [("a", 2), ("b", 2)],
+        [("c", 2), ("a", 3)],
+        [("b", 3), ("c", 3)],
+    ]

@@ -235,6 +235,26 @@ def test_truncated_file_ends_cleanly_with_the_frames_before_the_cut(
     assert [f.index for f in frames] == list(range(len(frames)))
 
 
+@pytest.mark.parametrize("kept", [1.0, 0.8], ids=["whole", "cut-short"])
+def test_a_file_that_ends_before_the_frames_it_declares_says_how_many_never_came(
+    synthetic_video: VideoFactory, tmp_path: Path, kept: float
+) -> None:
+    # A recording cut short (a copy that did not finish) used to end as "ok", silently.
+    data = synthetic_video("full.avi", frames=40).read_bytes()  # AVI declares its frames
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: int(len(data) * kept)])
+    reader, rec, _, cond = _reader(AVSource(str(cut), live=False))
+    reader.start()
+    frames = len(_drain(reader, cond))
+    reader.join(5)
+    assert rec.states[-1] == "stopped" and reader.queue.error is None
+    if kept == 1.0:
+        assert frames == 40 and reader.short is None
+    else:
+        assert 0 < frames < 40
+        assert reader.short == f"{40 - frames} of the 40 frames {cut} declares never came"
+
+
 @pytest.mark.skipif(not (SHARED_DATA / "Megamind_bugy.avi").exists(), reason="needs ../shared/data")
 def test_corrupted_file_is_decoded_to_the_end() -> None:
     reader, rec, _, cond = _reader(AVSource(str(SHARED_DATA / "Megamind_bugy.avi"), live=False), 16)

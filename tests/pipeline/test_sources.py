@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +206,38 @@ def test_log_lines_never_show_passwords(caplog: pytest.LogCaptureFixture) -> Non
     )
     assert handler.filter(record)
     assert record.getMessage() == "failed rtsp://a:***@h/1"
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """The port of a server that accepts connections and never sends a byte (a camera hung
+    after its TCP handshake)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    done = threading.Event()
+
+    def accept() -> None:
+        while not done.is_set():
+            with contextlib.suppress(OSError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        done.set()
+        server.close()
+        for conn in held:
+            conn.close()
+
+
+@pytest.mark.parametrize("scheme", ["rtsp", "http", "tcp"])
+def test_a_stream_that_accepts_and_never_answers_is_said_to_give_no_answer_in_timeout_s(
+    silent_server: int, scheme: str
+) -> None:
+    # FFmpeg's own words for this were "Immediate exit requested" or "Invalid data found".
+    url = f"{scheme}://127.0.0.1:{silent_server}/cam"
+    with pytest.raises(SourceError) as info:
+        AVSource(url, live=True, timeout_s=0.2).open()
+    assert str(info.value) == f"cannot open {url}: no answer within 0.2 s (timeout_s)"

@@ -14,6 +14,8 @@ from pipeline.summary import CameraStats, RunSummary
 
 LOST = "cannot open rtsp://127.0.0.1:9/stream: Connection refused"
 
+SHORT = "600 of the 800 frames clip.mp4 declares never came"
+
 STATES = {
     "never connected": CameraStats("gate", "rtsp://x/1", live=True, reconnects=5, lost=LOST),
     "connected, no frame": CameraStats("gate", "rtsp://x/1", live=True, opened=True),
@@ -24,6 +26,7 @@ STATES = {
     "file of undecodable frames": CameraStats("lobby", "clip.mp4", opened=True, decode_errors=7),
     "failed": CameraStats("gate", "rtsp://x/1", live=True, frames=9, error="camera gate: gave up"),
     "ended normally": CameraStats("lobby", "clip.mp4", opened=True, frames=200),
+    "file cut short": CameraStats("lobby", "clip.mp4", opened=True, frames=200, short=SHORT),
 }
 FAILING = {
     "never connected",
@@ -70,6 +73,11 @@ def test_a_camera_that_never_connected_says_why_it_could_not() -> None:
 def test_a_camera_lost_before_the_end_says_so_after_its_frames() -> None:
     line = summary_line(STATES["connected then lost"])
     assert line.endswith(f"ok until lost: {LOST} (3 reconnections)")
+
+
+def test_a_file_that_ended_short_of_the_frames_it_declares_says_so_and_did_not_fail() -> None:
+    line = summary_line(STATES["file cut short"])
+    assert line.endswith(f"ok, cut short: {SHORT}")
 
 
 def test_one_camera_without_a_frame_makes_the_whole_run_not_ok() -> None:

@@ -150,6 +150,27 @@ def test_a_stopped_run_saves_the_batch_it_reached_and_resumes_there_with_its_opt
     assert [r.epoch for r in read_history(out)] == [0, 1, 2]  # epoch 0 scored once
 
 
+def test_a_stop_while_the_starting_weights_are_scored_takes_no_step(
+    shapes: ShapesData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C during epoch 0's validation used to train a batch of epoch 1 before stopping.
+    out, stop = tmp_path / "out", threading.Event()
+    trainer = Trainer(job_for(shapes, out, train=4, epochs=2, batch_size=2), CPU, stop)
+    score_start = trainer._score_start
+
+    def stopped_while_scoring(state: Progress) -> None:
+        score_start(state)
+        stop.set()
+
+    monkeypatch.setattr(trainer, "_score_start", stopped_while_scoring)
+    monkeypatch.setattr(trainer, "step", lambda *_: pytest.fail("a step after the stop"))
+    result = trainer.fit()
+    assert result.stopped_by == "interrupted" and result.epochs_done == 0
+    progress = Progress.from_dict(load_checkpoint(out / LAST).extra["progress"])
+    assert (progress.epoch, progress.step) == (1, 0)
+    assert [r.epoch for r in read_history(out)] == [0]
+
+
 def test_an_epoch_stopped_in_counts_among_the_epochs_a_resumed_run_must_take() -> None:
     assert Progress(epoch=5, step=0).least_epochs == 4  # stopped between epochs 4 and 5
     assert Progress(epoch=5, step=3).least_epochs == 5  # 3 batches of epoch 5 in the weights

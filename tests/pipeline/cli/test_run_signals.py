@@ -6,11 +6,13 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from pipeline import runner
 from pipeline.cli import main
 from pipeline.cli.run import FORCE_AFTER_S, stop_on_signals
 from tests.clock import Clock
@@ -106,3 +108,37 @@ def test_run_called_from_python_gives_back_the_callers_handlers(
     assert main(["run", str(config), "--no-progress"]) == 0
     assert signal.getsignal(signal.SIGINT) is own_handler  # was run's own, left behind
     assert signal.getsignal(signal.SIGTERM) is own_handler
+
+
+def test_ctrl_c_while_the_detector_is_prepared_ends_that_at_once_and_opens_no_output(
+    exits: list[int],
+    tmp_path: Path,
+    synthetic_video: VideoFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A first run's ONNX export and int8 calibration take many seconds and never look at
+    # the stop: Ctrl-C there used to wait for them, then open every output for nothing.
+    clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
+    db = tmp_path / "out" / "det.db"
+    config = tmp_path / "cams.yaml"
+    config.write_text(
+        f"cameras:\n  - id: lobby\n    source: {clip}\n"
+        f"sinks:\n  - type: sql\n    url: sqlite:///{db}\n"
+    )
+    finished: list[bool] = []
+
+    def endless_export(*_args: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # Python runs the handler between two of these sleeps
+            time.sleep(0.001)
+        finished.append(True)
+        raise AssertionError("the stop did not end the detector's preparation")
+
+    monkeypatch.setattr(runner, "build_run_detector", endless_export)
+    assert main(["run", str(config), "--no-progress"]) == 128 + signal.SIGINT
+    out = capsys.readouterr()
+    assert finished == [] and exits == []
+    assert "lobby" in out.out and "not started: stopped before it opened" in out.out
+    assert "Traceback" not in out.err
+    assert not db.exists()  # no sink opened: no run recorded as begun and stopped

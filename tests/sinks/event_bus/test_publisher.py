@@ -359,3 +359,28 @@ def test_zone_and_line_events_follow_their_frame_s_track_events_in_seq(
         ("zone.occupancy", 5, 1),
     ]
     assert bodies[4]["at_stream_end"] is True and bodies[5]["total"] == 0
+
+
+class SetAfterOneLook(threading.Event):
+    """A stop that comes while the sink waits: unset the first time it is looked at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looks = 0
+
+    def is_set(self) -> bool:
+        self.looks += 1
+        return self.looks > 1
+
+
+def test_a_stop_ends_the_wait_for_subscribers_at_once(
+    endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Ctrl-C used to wait out `wait_timeout_s` (up to an hour) before the run could stop.
+    caplog.set_level("INFO", logger="sinks.event_bus.publisher")
+    stop = SetAfterOneLook()
+    sink = EventPublisher(endpoint, LABELS, wait_for_subscribers=1, wait_timeout_s=30, stop=stop)
+    sink.close()
+    assert stop.looks == 2
+    assert "the run stopped while waiting for subscribers" in caplog.text
+    assert "going on" not in caplog.text
