@@ -50,23 +50,30 @@ FILE_QUEUE_SIZE = 32
 
 
 @functools.singledispatch
-def make_source(source: object) -> Source:
-    """The `Source` a camera's `source:` entry describes."""
+def make_source(source: object, decoder_threads: int = 0) -> Source:
+    """The `Source` a camera's `source:` entry describes; `decoder_threads`: FFmpeg's decoder
+    threads for a video (0: FFmpeg's choice; `decoder_threads_for` says how many a run uses)."""
     raise TypeError(f"unknown source config {type(source).__name__}")
 
 
 @make_source.register
-def _(src: FileSourceConfig) -> Source:
-    return AVSource(src.path, live=False)
+def _(src: FileSourceConfig, decoder_threads: int = 0) -> Source:
+    return AVSource(src.path, live=False, decoder_threads=decoder_threads)
 
 
 @make_source.register
-def _(src: StreamSourceConfig) -> Source:
-    return AVSource(src.url, live=True, options=src.options, timeout_s=src.timeout_s)
+def _(src: StreamSourceConfig, decoder_threads: int = 0) -> Source:
+    return AVSource(
+        src.url,
+        live=True,
+        options=src.options,
+        timeout_s=src.timeout_s,
+        decoder_threads=decoder_threads,
+    )
 
 
 @make_source.register
-def _(src: DeviceSourceConfig) -> Source:
+def _(src: DeviceSourceConfig, decoder_threads: int = 0) -> Source:
     options = dict(src.options)
     if src.width and src.height:
         options.setdefault("video_size", f"{src.width}x{src.height}")
@@ -74,11 +81,18 @@ def _(src: DeviceSourceConfig) -> Source:
         options.setdefault("framerate", f"{src.fps:g}")
     if src.input_format:
         options.setdefault("input_format", src.input_format)
-    return AVSource(src.path, live=True, format="v4l2", options=options, timeout_s=src.timeout_s)
+    return AVSource(
+        src.path,
+        live=True,
+        format="v4l2",
+        options=options,
+        timeout_s=src.timeout_s,
+        decoder_threads=decoder_threads,
+    )
 
 
 @make_source.register
-def _(src: ImagesSourceConfig) -> Source:
+def _(src: ImagesSourceConfig, decoder_threads: int = 0) -> Source:
     return ImageFolderSource(src.path, src.fps)
 
 

@@ -38,6 +38,7 @@ from pipeline.metrics import RunMetrics, sink_labels
 from pipeline.preflight import check_before_work, check_labels
 from pipeline.readers import CameraReader
 from pipeline.sink_factory import build_sinks
+from pipeline.sources import decoder_threads_for
 from pipeline.stops import StopEvent
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
 from pipeline.types import CameraStatus, RunOutcome, StreamInfo
@@ -282,7 +283,7 @@ class Pipeline:
         """The camera's reader, its queue, and its entry in `all_stats`; the reader resizes
         the frames it reads as `detector` will (`FrameDetector.model_image`), and sizes
         motion regions for it (`FrameDetector.input_size`)."""
-        source = make_source(cam.source)
+        source = make_source(cam.source, decoder_threads_for(len(self.config.cameras)))
         stats = all_stats[cam.id] = CameraStats(cam.id, source.name, live=source.live)
         queue = make_queue(cam, source.live, condition)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -54,6 +55,16 @@ def read_image(path: Path) -> npt.NDArray[np.uint8] | None:
     """The image at `path` as RGB uint8 [H, W, 3]; None when OpenCV cannot read it."""
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # type: ignore[return-value]
+
+
+def decoder_threads_for(cameras: int, cores: int | None = None) -> int:
+    """Threads for each camera's decoder when `cameras` decode at once on `cores` cores (None:
+    this machine's): one once there are at least as many cameras as cores, since FFmpeg's own
+    threads (a core and one more per decoder) then cost a little CPU and delay every frame;
+    0, FFmpeg's choice, otherwise, so that a few cameras decode fast. Figures: docs/performance.md,
+    "Decoder threads"."""
+    cores = cores or os.cpu_count() or 1
+    return 1 if cameras >= cores else 0
 
 
 class SourceError(RuntimeError):
@@ -113,8 +124,11 @@ class AVSource(Source):
         format: str | None = None,
         options: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
+        decoder_threads: int = 0,
     ) -> None:
         super().__init__(mask_credentials(url))
+        self.decoder_threads = decoder_threads
+        """FFmpeg's decoder threads; 0: its choice (`decoder_threads_for`)."""
         self.url = url
         self.live = live
         self.format = format
@@ -146,6 +160,8 @@ class AVSource(Source):
             container.close()
             raise SourceError(f"{self.name}: the video stream has no frame size")
         stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg; releases the GIL
+        if self.decoder_threads:
+            stream.thread_count = self.decoder_threads
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
         self._rate = Fraction(rate)
         self._container = container

@@ -149,7 +149,7 @@ def test_a_stop_at_any_moment_ends_every_stream_and_every_open_track(
         "live": "rtsp://camera.test/stream",
     }[kind]
     if kind == "live":
-        monkeypatch.setattr(runner, "make_source", lambda _config: FakeCamera())
+        monkeypatch.setattr(runner, "make_source", lambda _config, *_: FakeCamera())
     cameras = "".join(f"  - id: {c}\n    source: {source}\n" for c in ("a", "b"))
     config = parse_config(f"cameras:\n{cameras}tracker:\n  t_min: 1\n")
     for delay in STOP_DELAYS_S:
@@ -188,7 +188,7 @@ def test_a_camera_stuck_in_its_source_does_not_hold_up_the_stop_of_the_others(
     stuck = StuckCamera()
     monkeypatch.setattr(runner, "STOP_GRACE_S", 0.2)
     monkeypatch.setattr(
-        runner, "make_source", lambda c: stuck if c.type == "stream" else make_source(c)
+        runner, "make_source", lambda c, t=0: stuck if c.type == "stream" else make_source(c, t)
     )
     config = parse_config(
         f"cameras:\n  - id: file\n    source: {{type: file, path: '{clip}', realtime: true}}\n"
@@ -231,7 +231,7 @@ def test_a_stop_waits_one_grace_in_all_for_a_camera_blocked_in_its_source(
     blocked = BlockedCamera()
     monkeypatch.setattr(runner, "STOP_GRACE_S", grace)
     monkeypatch.setattr(
-        runner, "make_source", lambda c: blocked if c.type == "stream" else make_source(c)
+        runner, "make_source", lambda c, t=0: blocked if c.type == "stream" else make_source(c, t)
     )
     config = parse_config(
         f"cameras:\n  - id: file\n    source: {{type: file, path: '{clip}', realtime: true}}\n"
@@ -312,7 +312,7 @@ def test_nothing_of_a_camera_reaches_the_sinks_after_its_stream_ended(
     stuck = StuckCamera() if stuck_in == "read" else StuckInOpen()
     monkeypatch.setattr(runner, "STOP_GRACE_S", 0.2)
     monkeypatch.setattr(
-        runner, "make_source", lambda c: stuck if c.type == "stream" else make_source(c)
+        runner, "make_source", lambda c, t=0: stuck if c.type == "stream" else make_source(c, t)
     )
     woken: list[CameraReader] = []
     join = runner._join
@@ -511,7 +511,7 @@ def test_cameras_with_zones_or_lines_get_their_events_and_the_others_none(
 def test_a_stop_closes_the_visits_of_tracks_still_inside_a_zone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(runner, "make_source", lambda _config: FakeCamera())
+    monkeypatch.setattr(runner, "make_source", lambda _config, *_: FakeCamera())
     config = parse_config(
         "cameras:\n  - id: live\n    source: rtsp://camera.test/stream\n"
         "    zones:\n      - {id: all, polygon: [[0, 0], [1, 0], [1, 1], [0, 1]]}\n"
@@ -644,3 +644,24 @@ def test_a_file_camera_that_cannot_open_still_fails_after_a_stop(tmp_path: Path)
     summary = Pipeline(config, detector=EagerDetector()).run()
     assert not summary.ok
     assert summary.cameras["a"].status.startswith("FAILED: camera a:")
+
+
+@pytest.mark.parametrize(("cores", "threads"), [(2, 1), (3, 0)])
+def test_each_camera_decodes_with_the_threads_the_rule_gives_for_the_run_s_cameras(
+    synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch, cores: int, threads: int
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=3, size=(64, 48))
+    config = parse_config(
+        f"cameras:\n  - id: a\n    source: {clip}\n  - id: b\n    source: {clip}\n"
+    )
+    given: list[int] = []
+
+    def recording_make_source(source: Any, decoder_threads: int = 0) -> Source:
+        given.append(decoder_threads)
+        return make_source(source, decoder_threads)
+
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(runner, "make_source", recording_make_source)
+    summary = Pipeline(config, detector=EagerDetector()).run()
+    assert summary.ok and summary.frames == 6
+    assert given == [threads, threads]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from pipeline.config import (
 )
 from pipeline.frame_queue import FrameQueue, QueuePolicy
 from pipeline.readers import CameraReader
-from pipeline.sources import AVSource, ImageFolderSource, SourceError
+from pipeline.sources import AVSource, ImageFolderSource, SourceError, decoder_threads_for
 from pipeline.types import CameraStatus
 from pipeline.urls import infer_kind
 from tests.conftest import VideoFactory
@@ -241,3 +242,42 @@ def test_a_stream_that_accepts_and_never_answers_is_said_to_give_no_answer_in_ti
     with pytest.raises(SourceError) as info:
         AVSource(url, live=True, timeout_s=0.2).open()
     assert str(info.value) == f"cannot open {url}: no answer within 0.2 s (timeout_s)"
+
+
+@pytest.mark.parametrize(
+    ("cameras", "cores", "threads"),
+    [(1, 2, 0), (1, 16, 0), (15, 16, 0), (2, 2, 1), (16, 16, 1), (16, 2, 1), (3, 1, 1)],
+)
+def test_decoders_get_one_thread_once_cameras_match_the_cores_and_ffmpeg_s_choice_before(
+    cameras: int, cores: int, threads: int
+) -> None:
+    assert decoder_threads_for(cameras, cores) == threads
+
+
+def test_the_decoder_rule_counts_this_machine_s_cores_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert [decoder_threads_for(n) for n in (3, 4)] == [0, 1]
+
+
+@pytest.mark.parametrize(("threads", "expected"), [(0, 0), (1, 1), (2, 2)])
+def test_a_video_source_opens_its_decoder_with_the_threads_it_is_given(
+    synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch, threads: int, expected: int
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=3, size=(64, 48))
+    opened: list[Any] = []
+    real_open = av.open
+
+    def spying_open(url: str, **kwargs: Any) -> Any:
+        opened.append(real_open(url, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(av, "open", spying_open)
+    cfg = parse_config(f"cameras:\n  - id: cam\n    source: {clip}\n")
+    source = make_source(cfg.cameras[0].source, threads)
+    source.open()
+    stream = opened[0].streams.video[0]
+    assert (stream.thread_type.name, stream.thread_count) == ("AUTO", expected)  # 0: FFmpeg's
+    assert len(list(source.frames())) == 3
+    source.close()

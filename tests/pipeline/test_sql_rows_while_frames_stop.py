@@ -33,7 +33,7 @@ def test_a_camera_whose_frames_stop_has_its_last_rows_stored_while_the_run_goes_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pause: str
 ) -> None:
     source = Stalling(blocks=pause == "source-blocks", frames=FRAMES)
-    monkeypatch.setattr(runner, "make_source", lambda c: source)
+    monkeypatch.setattr(runner, "make_source", lambda c, *_: source)
     db = tmp_path / "rows.db"
     config = parse_config(
         "cameras:\n  - id: cam\n    source: rtsp://camera.test/stream\n"
