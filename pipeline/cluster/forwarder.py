@@ -95,11 +95,15 @@ class EventForwarder:
             except zmq.ZMQError as exc:  # not connected (any more): nothing comes from it
                 log.debug("forwarder: %s not disconnected: %s", shard_endpoint, exc)
 
-    def wait_for_subscribers(self, count: int, timeout_s: float) -> int:
+    def wait_for_subscribers(
+        self, count: int, timeout_s: float, stop: threading.Event | None = None
+    ) -> int:
         """Waits until `count` subscriptions arrived on the endpoint, `timeout_s` at most;
-        returns how many did."""
+        `stop` (the run's: Ctrl-C) ends the wait at once. Returns how many arrived."""
         deadline = time.monotonic() + timeout_s
         while self._subscriptions < count and time.monotonic() < deadline:
+            if stop is not None and stop.is_set():
+                break
             time.sleep(0.02)
         return self._subscriptions
 

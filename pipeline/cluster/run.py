@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.cluster.changes import CameraChanges
-from pipeline.cluster.coordinator import Coordinator, sql_sink
+from pipeline.cluster.coordinator import POLL_S, Coordinator, not_started, sql_sink
 from pipeline.cluster.engine import ClusterError, connect, require_ray, shard_count, shard_options
 from pipeline.cluster.forwarder import EventForwarder, ForwarderError
 from pipeline.cluster.local import (
@@ -43,14 +43,19 @@ SHARD_THREADS = 16
 shards that died), and progress and stop while they run."""
 
 
+class _Stopped(Exception):
+    """The run's stop came while the driver set the run up: nothing further starts."""
+
+
 class ClusterRun:
     """Runs a config's cameras on shard actors of a Ray cluster (docs/cluster.md).
 
     `run` joins the cluster, starts the shards, has the coordinator assign each camera to
     one of them (`pipeline.cluster.assign`) and watch them, forwards their events to the
     configured endpoint and merges their summaries. `stop` (set by Ctrl-C) stops every
-    shard as it stops a `Pipeline`. Setup problems raise ClusterError before any frame is
-    read.
+    shard as it stops a `Pipeline`; set while the driver sets the run up (joining Ray,
+    placing the shards, waiting for a broker or subscribers), it ends the run there, with
+    every camera not started. Setup problems raise ClusterError before any frame is read.
     """
 
     def __init__(self, config: PipelineConfig, *, config_source: str = "") -> None:
@@ -95,14 +100,30 @@ class ClusterRun:
             self._check_fit(this_machine())
         if (zmq := _zmq_sink(self.config)) is not None:
             check_sink_before_work(zmq)  # its endpoint is the forwarder's, bound here
-        connected = connect(ray, self.cluster.address)
         try:
-            if connected:  # what it offers now (memory was taken or freed since)
-                self._check_fit(started_ray(ray))
-            return self._run(ray, say, on_progress, setup_started)
-        finally:
-            if connected:
-                ray.shutdown()
+            self._unless_stopped()
+            connected = connect(ray, self.cluster.address)
+            try:
+                if connected:  # what it offers now (memory was taken or freed since)
+                    self._check_fit(started_ray(ray))
+                return self._run(ray, say, on_progress, setup_started)
+            finally:
+                if connected:
+                    ray.shutdown()
+        except _Stopped:
+            return RunSummary(
+                cameras=not_started(self.config),
+                elapsed_s=0.0,
+                setup_s=time.monotonic() - setup_started,
+                interrupted=True,
+            )
+
+    def _unless_stopped(self) -> None:
+        """Raises _Stopped when the run's stop is set: checked before each step of the
+        set-up, so that a stop during one starts nothing further (no shard builds its
+        detector, a first run's ONNX export and int8 calibration included)."""
+        if self.stop.is_set():
+            raise _Stopped
 
     def _run(
         self,
@@ -113,6 +134,7 @@ class ClusterRun:
     ) -> RunSummary:
         """Starts the shards, runs the cameras on them until done and merges their
         summaries; the shards and the run's actors are gone when it returns."""
+        self._unless_stopped()  # Ray took its time to start
         camera_ids = [c.id for c in self.config.cameras]
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         count = shard_count(self.cluster, ray.cluster_resources(), nodes, len(camera_ids))
@@ -123,12 +145,14 @@ class ClusterRun:
         try:
             infos = self._placed(ray, actors)
             self._check_before_work(ray, actors)  # before the database or a broker is touched
+            self._unless_stopped()
             if (sql := sql_sink(self.config)) is not None:
                 prepare_database(sql.url)
             mqtt_status = PipelineStatus(self.config, self.stop)
             self.coordinator.on_lost = mqtt_status.camera_offline  # a dead shard cannot say it
             forwarder = self._forwarder(say)
             try:
+                self._unless_stopped()  # the broker's or the subscribers' wait ended by it
                 shards = list(zip(actors, infos, strict=True))
                 running = self.coordinator.begin(ray, shards, forwarder, board)
                 started = time.monotonic()
@@ -170,9 +194,16 @@ class ClusterRun:
         return [remote.remote(f"shard-{i}") for i in range(count)]
 
     def _placed(self, ray: Any, actors: list[Any]) -> list[ShardInfo]:
-        """Where each shard landed; ClusterError when the cluster cannot place them all."""
+        """Where each shard landed; ClusterError when the cluster cannot place them all
+        within PLACEMENT_TIMEOUT_S. Waits in steps of POLL_S: a stop meanwhile raises
+        _Stopped at once."""
         refs = [a.info.remote() for a in actors]
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=PLACEMENT_TIMEOUT_S)
+        deadline = time.monotonic() + PLACEMENT_TIMEOUT_S
+        ready: list[Any] = []
+        while len(ready) < len(refs) and (left := deadline - time.monotonic()) > 0:
+            self._unless_stopped()
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=min(POLL_S, left))
+        self._unless_stopped()
         if len(ready) < len(refs):
             raise ClusterError(
                 f"cluster: {len(refs) - len(ready)} of {len(refs)} shards could not be placed "
@@ -199,7 +230,7 @@ class ClusterRun:
             raise SinkError(str(exc)) from exc
         say(f"events of every shard: {forwarder.endpoint}")
         if zmq.wait_for_subscribers:
-            forwarder.wait_for_subscribers(zmq.wait_for_subscribers, zmq.wait_timeout_s)
+            forwarder.wait_for_subscribers(zmq.wait_for_subscribers, zmq.wait_timeout_s, self.stop)
         return forwarder
 
 

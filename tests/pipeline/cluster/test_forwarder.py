@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import threading
 import time
 from collections.abc import Iterator
 
@@ -158,3 +159,13 @@ def test_garbage_subscription_frames_leave_the_forwarder_serving(
         publisher.close()
         rogue.close(linger=0)
         context.term()
+
+
+def test_a_stop_ends_the_drivers_wait_for_subscribers_rather_than_wait_timeout_s() -> None:
+    forwarder = EventForwarder(ZmqSinkConfig(type="zmq", endpoint="tcp://127.0.0.1:0"))
+    stop = threading.Event()
+    stop.set()  # Ctrl-C while the driver waits (wait_timeout_s may be an hour)
+    try:
+        assert forwarder.wait_for_subscribers(1, timeout_s=3600.0, stop=stop) == 0
+    finally:
+        forwarder.close(quiet_s=0.0)

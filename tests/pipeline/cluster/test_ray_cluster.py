@@ -6,6 +6,8 @@ each first adding one back when the one before took it."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 from collections import Counter, defaultdict
@@ -470,9 +472,11 @@ def test_the_status_board_and_the_desk_run_on_the_drivers_node_where_ray_would_n
             ray.kill(actor)
 
 
-def test_a_stop_while_the_driver_and_the_shards_wait_for_a_silent_mqtt_broker_ends_the_run(
+def test_a_stop_while_the_driver_waits_for_a_silent_mqtt_broker_ends_the_run_unstarted(
     cluster: Any, clips: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Started after the driver's wait, each shard would build its detector (a first run's
+    ONNX export and int8 calibration) before it met the stop; they are not started."""
     from pipeline.cluster.run import ClusterRun
     from tests.sinks.mqtt.brokers import SilentBroker  # skips the test without paho-mqtt
 
@@ -494,7 +498,6 @@ def test_a_stop_while_the_driver_and_the_shards_wait_for_a_silent_mqtt_broker_en
     try:
         assert silent.connected.wait(120), "the driver never connected"
         run.stop.set()  # what Ctrl-C does
-        # the shards, started after the driver's wait, meet the silent broker stopping
         runner.join(60)  # not connect_timeout_s (600 s)
     finally:
         silent.close()
@@ -503,11 +506,52 @@ def test_a_stop_while_the_driver_and_the_shards_wait_for_a_silent_mqtt_broker_en
     summary = outcome["summary"]
     assert summary.interrupted and summary.ok
     assert "stopped while waiting for the broker" in caplog.text  # the driver's status
-    said = [o for o in summary.outputs if " mqtt " in o]
-    assert len(said) == 2, summary.outputs  # each shard's sink
-    assert all(
-        o.endswith("never connected: the run stopped while waiting for the broker") for o in said
+    assert summary.outputs == []  # no shard ran, so no shard's sink is reported
+    assert {s.status for s in summary.cameras.values()} == {"not started: stopped before it opened"}
+
+
+def test_sigterm_while_a_shard_waits_for_resources_no_node_has_ends_the_run_stopped(
+    cluster: Any,
+    clips: dict[str, Path],
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ray keeps a shard it cannot place waiting (the driver gives up after
+    PLACEMENT_TIMEOUT_S, 120 s): SIGTERM then ends the run at once, stopped."""
+    import pipeline.cluster.run
+    from pipeline.cluster.run import ClusterRun
+
+    config = tmp_path / "unplaceable.yaml"
+    config.write_text(
+        f"cameras:\n  - {{id: cam0, source: '{clips['cam0']}'}}\n"
+        f"detector: {json.dumps(DETECTOR)}\n"
+        "cluster:\n  engine: ray\n  address: auto\n"
+        "  resources_per_shard: {num_cpus: 0.5, resources: {no_such_node: 1}}\n"
     )
+    waiting = threading.Event()
+    placed = ClusterRun._placed
+
+    def placing(run: ClusterRun, ray: Any, actors: list[Any]) -> Any:
+        waiting.set()
+        return placed(run, ray, actors)
+
+    monkeypatch.setattr(pipeline.cluster.run.ClusterRun, "_placed", placing)
+
+    def terminate_once_waiting() -> None:
+        if waiting.wait(120):
+            os.kill(os.getpid(), signal.SIGTERM)  # what a service manager sends
+
+    signaller = threading.Thread(target=terminate_once_waiting, daemon=True)
+    signaller.start()
+    code, out, err = cli(capfd, "run", "--no-progress", str(config))
+    signaller.join()
+
+    assert waiting.is_set(), "the shard was never waited for"
+    assert code == 143, (out, err)
+    assert err.strip() == "SIGTERM: stopping; finishing queued frames (again to force)"
+    assert "cam0" in out and "not started: stopped before it opened" in out
+    assert "interrupted" in out
 
 
 def events_of(events: list[Event], camera: str) -> list[str]:
