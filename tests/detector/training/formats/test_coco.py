@@ -263,3 +263,30 @@ def test_an_iscrowd_other_than_0_or_1_is_named_not_read_as_one_object(
 ) -> None:
     problems = problems_with(shapes, tmp_path, lambda d: d["annotations"][0].update(iscrowd="1"))
     assert problems == ("train.json: annotation id 1: iscrowd must be 0 or 1, got '1'",)
+
+
+def test_a_bbox_integer_beyond_floats_range_is_named_not_a_traceback(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    huge = 10**400  # JSON integers have no bound; a float has (about 1.8e308)
+    problems = problems_with(
+        shapes, tmp_path, lambda d: d["annotations"][0].update(bbox=[1, 1, huge, 5])
+    )
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        "train.json: annotation id 1: bbox must be a list of 4 numbers [x, y, width, height], "
+        "got [1, 1, 1000"
+    )
+    assert len(problems[0]) < 200
+
+
+def test_a_polygon_integer_beyond_floats_range_is_named_not_a_traceback(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    outline = [1, 1, 10**400, 1, 3, 3]
+    problems = problems_with(
+        shapes, tmp_path, lambda d: d["annotations"][0].update(bbox=None, segmentation=[outline])
+    )
+    assert problems == (
+        "train.json: annotation id 1: segmentation[0] must be a list of numbers x1, y1, x2, y2, ...",
+    )
