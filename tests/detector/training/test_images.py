@@ -403,5 +403,5 @@ def test_a_16_bit_greyscale_png_decodes_to_its_top_8_bits_not_clipped_to_white(
 @pytest.mark.parametrize("mode", ["F", "I"])
 def test_a_32_bit_image_is_named_unreadable_at_its_header(tmp_path: Path, mode: str) -> None:
     Image.new(mode, (60, 40)).save(tmp_path / "wide.tif")
-    with pytest.raises(UnreadableImage, match="^a 32-bit .* image, not one of 8 or 16 bits"):
+    with pytest.raises(UnreadableImage, match=r"^a 32-bit .* image, not one of 8 or 16 bits"):
         image_size(tmp_path / "wide.tif")
