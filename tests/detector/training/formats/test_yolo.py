@@ -313,6 +313,24 @@ def test_yaml_nested_too_deeply_is_refused(tmp_path: Path) -> None:
         read_dataset(tmp_path)
 
 
+def test_a_yaml_integer_of_thousands_of_digits_is_named_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "data.yaml").write_text("train: images\nnames: [a]\nnc: " + "9" * 5000 + "\n")
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(tmp_path)
+    (problem,) = caught.value.problems
+    assert problem.startswith("data.yaml:3: not valid YAML: cannot read '9999")
+    assert len(problem) < 200
+
+
+def test_a_data_yaml_key_given_twice_is_named_not_the_last_taken(tmp_path: Path) -> None:
+    (tmp_path / "data.yaml").write_text("train: images\nnames: [a]\nnames: [b, c]\n")
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(tmp_path)
+    assert caught.value.problems == (
+        "data.yaml:3: not valid YAML: duplicate key 'names' (first on line 2)",
+    )
+
+
 @pytest.mark.parametrize(
     ("file", "limit"), [("data.yaml", MAX_YAML_BYTES), ("labels/train/0000.txt", MAX_LABEL_BYTES)]
 )
