@@ -18,6 +18,11 @@ KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 # Bounds on what a reader loads into memory, each well above what real datasets hold
 # (COCO 2017's train annotations are 448 MiB; a VOC or YOLO file is a few KiB).
 MAX_JSON_BYTES = 1 * GIB
+MAX_JSON_CONTAINERS = 16_000_000
+"""Arrays and objects a COCO JSON file may hold (counted as its `[` and `{` characters,
+before it is parsed). Each costs some 60 bytes parsed, against 3 bytes written (`[],`): a
+file of little else would take 25 times its size in memory. COCO 2017's training
+annotations hold some 4 million."""
 MAX_YAML_BYTES = 1 * MIB
 MAX_XML_BYTES = 1 * MIB
 MAX_LABEL_BYTES = 16 * MIB

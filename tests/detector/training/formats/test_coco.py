@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from detector.training.formats import coco
 from detector.training.formats.common import MAX_JSON_BYTES
 from detector.training.samples import DatasetError, read_dataset
 from tests.detector.training.datasets import ShapesData, write_coco
@@ -289,4 +290,20 @@ def test_a_polygon_integer_beyond_floats_range_is_named_not_a_traceback(
     )
     assert problems == (
         "train.json: annotation id 1: segmentation[0] must be a list of numbers x1, y1, x2, y2, ...",
+    )
+
+
+def test_a_json_of_too_many_arrays_and_objects_is_refused_before_it_is_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(coco, "MAX_JSON_CONTAINERS", 100)
+    path = tmp_path / "train.json"
+    path.write_text(
+        '{"images": [], "annotations": [], "categories": [], "x": [' + "[]," * 97 + "[]]}"
+    )
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(path)
+    assert caught.value.problems == (
+        "train.json: too many JSON arrays and objects (103, the limit is 100), "
+        "each taking memory many times its few characters",
     )
