@@ -292,10 +292,17 @@ def parse_event(body: bytes | str | dict[str, Any]) -> Event:
     try:
         decoded = json.loads(body, parse_constant=_no_constant)
     except ValueError as exc:  # also bytes that are not UTF-8
-        raise ValidationError.from_exception_data(
-            "Event", [{"type": "json_invalid", "loc": (), "input": "", "ctx": {"error": str(exc)}}]
-        ) from None
+        raise _invalid_json(str(exc)) from None
+    except RecursionError:  # "[[[[..." from a hostile publisher: 1 kB is enough
+        raise _invalid_json("nested too deeply") from None
     return EVENT_ADAPTER.validate_python(decoded)
+
+
+def _invalid_json(error: str) -> ValidationError:
+    """The ValidationError of a body that is not usable JSON, for the reason `error`."""
+    return ValidationError.from_exception_data(
+        "Event", [{"type": "json_invalid", "loc": (), "input": "", "ctx": {"error": error}}]
+    )
 
 
 def _no_constant(name: str) -> None:
