@@ -169,7 +169,7 @@ def _body(parts: list[bytes]) -> dict[str, Any] | None:
     does not say where the camera starts); None for a message that is not an event."""
     try:
         body = json.loads(parts[-1])
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deeply
         return None
     if (
         isinstance(body, dict)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import zmq
 
-from pipeline.cluster.forwarder import EventForwarder
+from pipeline.cluster.forwarder import EventForwarder, _body
 from pipeline.config import ZmqSinkConfig
 from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamEnd, TrackEvent
 from sinks.event_bus.publisher import EventPublisher
@@ -158,3 +158,11 @@ def test_garbage_subscription_frames_leave_the_forwarder_serving(
         publisher.close()
         rogue.close(linger=0)
         context.term()
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b"\xff\xfe\x00", b"{not json"])
+def test_a_shard_message_nested_too_deeply_or_not_json_is_passed_on_as_no_event(
+    body: bytes,
+) -> None:
+    # a RecursionError here would end the forwarder's thread, and every shard's events
+    assert _body([b"detections.a", body]) is None
