@@ -102,6 +102,10 @@ class Source(ABC):
         """Release the source; safe to call when it is not open."""
 
 
+WEB = ("http://", "https://")
+"""URL schemes whose servers answer a wrong path, or a login, with a web page, not video."""
+
+
 class AVSource(Source):
     """Anything FFmpeg opens through PyAV: files, network URLs, V4L2 devices."""
 
@@ -134,7 +138,7 @@ class AVSource(Source):
                 timeout=self.timeout_s,
             )
         except (av.error.FFmpegError, OSError) as exc:
-            raise SourceError(f"cannot open {self.name}: {self._reason(exc)}") from None
+            raise SourceError(f"cannot open {self.name}: {self._why_not(exc)}") from None
         if not container.streams.video:
             container.close()
             raise SourceError(f"{self.name} has no video stream")
@@ -201,6 +205,14 @@ class AVSource(Source):
         if self._container is not None:
             self._container.close()
             self._container = None
+
+    def _why_not(self, exc: BaseException) -> str:
+        """Why the source did not open: `_reason`, and for a web server's answer that is
+        no video, what it most likely is."""
+        reason = self._reason(exc)
+        if isinstance(exc, av.error.InvalidDataError) and self.url.lower().startswith(WEB):
+            return f"{reason}: the server answered with no video (a web page? check the URL)"
+        return reason
 
     def _reason(self, exc: BaseException) -> str:
         if isinstance(exc, av.error.FFmpegError):
