@@ -12,7 +12,7 @@ from typing import TypeGuard
 
 from detector.training.images import UnreadableImage, image_size
 from detector.training.samples import BACKGROUND
-from pipeline.types import LabelMap
+from pipeline.types import CLASS_NAME_MAX, LabelMap
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 # Bounds on what a reader loads into memory, each well above what real datasets hold
@@ -205,6 +205,11 @@ def class_name_problems(names: Sequence[object]) -> list[str]:
             problems.append(f"class name {BACKGROUND!r} is reserved for class 0")
         elif (control := control_problem(name)) is not None:
             problems.append(control)
+        elif len(name) > CLASS_NAME_MAX:
+            problems.append(
+                f"class name {brief(name)} is {len(name)} characters long; the most is "
+                f"{CLASS_NAME_MAX} (what the SQL tables' label column holds)"
+            )
     return problems + repeated_class_names([n for n in names if isinstance(n, str)])
 
 

@@ -74,6 +74,11 @@ def test_names_may_be_a_mapping_from_class_index(shapes: ShapesData, tmp_path: P
             "names: class name 'two\\nlines' holds a control character (a newline, a tab...)",
         ),
         ({"names": ["background", "disc"]}, "names: class name 'background' is reserved"),
+        (
+            {"names": ["disc", "x" * 129]},
+            f"names: class name '{'x' * 56}... is 129 characters long; the most is 128 "
+            "(what the SQL tables' label column holds)",
+        ),
         ({"names": ["disc", ["nested"]]}, "names: class name a list is not a non-empty string"),
         ({"nc": 5}, "nc is 5 but names has 3 classes"),
         ({"train": "images/nowhere"}, "train: no such folder or .txt list: images/nowhere"),
@@ -87,6 +92,7 @@ def test_names_may_be_a_mapping_from_class_index(shapes: ShapesData, tmp_path: P
         "duplicate but for case and spaces",
         "control character",
         "background",
+        "longer than the SQL label column",
         "nested",
         "nc",
         "missing train folder",
