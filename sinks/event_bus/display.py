@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
@@ -21,7 +22,9 @@ from sinks.event_bus.schema import (
 
 
 def _local_clock(iso: str) -> str:
-    moment = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone()
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    with contextlib.suppress(OverflowError):  # 9999-12-31T23:59Z east of Greenwich: in UTC
+        moment = moment.astimezone()
     return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
 from sinks.event_bus.display import format_event
 from tests.sinks.event_bus.test_schema import analytics_events, every_kind_of_event
 
@@ -55,3 +59,16 @@ def test_control_characters_from_a_publisher_are_shown_escaped_never_sent_to_the
         "lob\\nby #5 frame 7: camera reconnecting: "
         "\\x1b[2J\\x1b]0;owned\\x07refused\\x9b, retry in 0.5 s"
     )
+
+
+def test_the_last_millisecond_of_year_9999_shows_in_utc_where_local_time_is_in_10000(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        ended = every_kind_of_event()[5].model_copy(update={"time": "9999-12-31T23:59:59.999Z"})
+        assert format_event(ended) == "23:59:59.999 lobby #0 frame -: stream ended after 0 frames"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
