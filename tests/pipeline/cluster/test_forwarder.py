@@ -160,9 +160,19 @@ def test_garbage_subscription_frames_leave_the_forwarder_serving(
         context.term()
 
 
-@pytest.mark.parametrize("body", [b"[" * 100_000, b"\xff\xfe\x00", b"{not json"])
-def test_a_shard_message_nested_too_deeply_or_not_json_is_passed_on_as_no_event(
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000,
+        b"\xff\xfe\x00",
+        b"{not json",
+        b'{"type": "track.started", "camera": "a", "seq": 1, "frame": 1, "track_id": [1]}',
+        b'{"type": "camera.status", "camera": "a", "seq": 1, "frame": null, "state": {}}',
+    ],
+)
+def test_a_shard_message_not_json_or_not_an_event_is_passed_on_as_no_event(
     body: bytes,
 ) -> None:
-    # a RecursionError here would end the forwarder's thread, and every shard's events
+    # a RecursionError or an unhashable key here would end the forwarder's thread, and every
+    # shard's events with it
     assert _body([b"detections.a", body]) is None
