@@ -113,6 +113,10 @@ class Source(ABC):
         """Release the source; safe to call when it is not open."""
 
 
+WEB = ("http://", "https://")
+"""URL schemes whose servers answer a wrong path, or a login, with a web page, not video."""
+
+
 class AVSource(Source):
     """Anything FFmpeg opens through PyAV: files, network URLs, V4L2 devices."""
 
@@ -150,7 +154,7 @@ class AVSource(Source):
             )
         except (av.error.FFmpegError, OSError) as exc:
             waited = time.monotonic() - started
-            raise SourceError(f"cannot open {self.name}: {self._reason(exc, waited)}") from None
+            raise SourceError(f"cannot open {self.name}: {self._why_not(exc, waited)}") from None
         if not container.streams.video:
             container.close()
             raise SourceError(f"{self.name} has no video stream")
@@ -219,6 +223,14 @@ class AVSource(Source):
         if self._container is not None:
             self._container.close()
             self._container = None
+
+    def _why_not(self, exc: BaseException, waited_s: float) -> str:
+        """Why the source did not open: `_reason`, and for a web server's answer that is
+        no video, what it most likely is."""
+        reason = self._reason(exc, waited_s)
+        if isinstance(exc, av.error.InvalidDataError) and self.url.lower().startswith(WEB):
+            return f"{reason}: the server answered with no video (a web page? check the URL)"
+        return reason
 
     def _reason(self, exc: BaseException, waited_s: float = 0.0) -> str:
         """`exc` in words; a source that did not answer within `timeout_s` (FFmpeg ends that

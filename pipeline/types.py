@@ -512,6 +512,11 @@ UNNAMED = ("", "N/A")
 """Class names of columns that are no class: COCO's models keep "N/A" for its unused ids."""
 
 
+CLASS_NAME_MAX = 128
+"""The longest class name: what the SQL tables' label columns hold (PostgreSQL refuses a
+longer one), so a dataset's classes are refused past it before a model is trained on them."""
+
+
 @dataclass(frozen=True)
 class LabelMap:
     """Class names of a detector, indexed by `Detections.label`."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
 
 from detector.training.jpeg import CUT_SHORT, CorruptJpeg, cut_short, decode_checked
 
@@ -30,6 +30,13 @@ BROKEN_LINK = "a broken symbolic link (or a loop of them)"
 JPEGS = ("JPEG", "MPO")
 """Pillow's formats of JPEG files: an MPO (a camera's multi-picture file: a JPEG with more
 images after its end) is checked, and decoded, as its first image."""
+SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+"""Pillow's modes of 16-bit greyscale images (PNG, TIFF; "I" as older Pillow versions opened
+them, 32-bit "I" images being refused on opening): decoded to their top 8 bits, as OpenCV's
+imread (and so `run` on a folder of images) reads them; Pillow's own conversion to RGB
+clips them instead, turning all but the darkest pixels white."""
+WIDE_MODES = {"I": "32-bit integer", "F": "32-bit floating-point"}
+"""Pillow's modes of images with no one way to 8-bit colour (their range is not stated)."""
 SWAPS_SIDES = (5, 6, 7, 8)
 """EXIF orientations that turn the image by 90 degrees (width and height swap)."""
 
@@ -85,7 +92,11 @@ def warn_corrupt(path: Path, problem: str) -> None:
 
 def _upright_rgb(image: Image.Image) -> npt.NDArray[np.uint8]:
     """The pixels of `image`, decoded, turned upright, RGB uint8 [H, W, 3]."""
-    return np.array(ImageOps.exif_transpose(image).convert("RGB"))
+    upright = ImageOps.exif_transpose(image)
+    if upright.mode in SIXTEEN_BIT_GREY:
+        top = (np.asarray(upright).astype(np.uint16) >> 8).astype(np.uint8)
+        return np.repeat(top[..., None], 3, axis=2)
+    return np.array(upright.convert("RGB"))
 
 
 def _not_an_image(path: Path) -> str | None:
@@ -105,6 +116,17 @@ def _not_an_image(path: Path) -> str | None:
     return None
 
 
+def _stored_in_16_bits(image: Image.Image) -> bool:
+    """Whether `image`'s file stores 16-bit pixels (its decoder's raw mode says so)."""
+    tiles = image.tile if isinstance(image, ImageFile.ImageFile) else []
+    for tile in tiles:
+        args = tile[3]  # (codec, extents, offset, args); args: the raw mode, or it first
+        rawmode = args if isinstance(args, str) else (args or ("",))[0]
+        if "16" not in str(rawmode):
+            return False
+    return bool(tiles)
+
+
 @contextmanager
 def _opened(path: Path) -> Iterator[Image.Image]:
     """The PIL image at `path`, its header read; UnreadableImage if it will not open."""
@@ -118,4 +140,9 @@ def _opened(path: Path) -> Iterator[Image.Image]:
     except (OSError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
         raise UnreadableImage(f"unreadable image ({type(e).__name__}: {e})") from None
     with image:
+        if image.mode in WIDE_MODES and not _stored_in_16_bits(image):
+            raise UnreadableImage(
+                f"a {WIDE_MODES[image.mode]} image, not one of 8 or 16 bits a channel: "
+                "convert it to 8 bits"
+            )
         yield image

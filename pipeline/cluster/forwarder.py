@@ -23,7 +23,7 @@ import zmq
 
 from pipeline.config import ZmqSinkConfig
 from sinks.event_bus.publisher import MAX_SUBSCRIPTION_BYTES
-from sinks.event_bus.resumption import Published
+from sinks.event_bus.resumption import Published, event_key
 from sinks.event_bus.schema import STREAM_ENDED
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def _body(parts: list[bytes]) -> dict[str, Any] | None:
     does not say where the camera starts); None for a message that is not an event."""
     try:
         body = json.loads(parts[-1])
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deeply
         return None
     if (
         isinstance(body, dict)
@@ -182,5 +182,9 @@ def _body(parts: list[bytes]) -> dict[str, Any] | None:
         and isinstance(body.get("seq"), int)
         and isinstance(body.get("frame"), int | None)
     ):
+        try:
+            hash(event_key(body))
+        except TypeError:  # a list or an object where a frame, track id or name should be
+            return None
         return body
     return None

@@ -21,6 +21,7 @@ from pipeline.timeparse import (
     parse_duration,
     parse_time,
 )
+from pipeline.types import CLASS_NAME_MAX
 from sinks.sql.bounds import ID_MAX, TEXT_PATTERN
 from sinks.sql.reading import DetectionQuery
 
@@ -68,7 +69,10 @@ Camera = Annotated[
 Label = Annotated[
     str | None,
     Query(
-        min_length=1, max_length=128, json_schema_extra=_NO_NUL, description="Class name (no NUL)."
+        min_length=1,
+        max_length=CLASS_NAME_MAX,
+        json_schema_extra=_NO_NUL,
+        description="Class name (no NUL).",
     ),
     _stored_text("label"),
 ]

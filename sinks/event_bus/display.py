@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -20,7 +22,9 @@ from sinks.event_bus.schema import (
 
 
 def _local_clock(iso: str) -> str:
-    moment = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone()
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    with contextlib.suppress(OverflowError):  # 9999-12-31T23:59Z east of Greenwich: in UTC
+        moment = moment.astimezone()
     return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
@@ -36,7 +40,24 @@ def format_event(event: Event) -> str:
     """One human-readable line, times in local time, e.g.
 
     `10:00:00.123 lobby #5021 frame 1234: 2 objects: person 0.93 #7 [100,120,180,300], ...`
+
+    Control characters in it are shown escaped (`\\n`, `\\x1b`): its names and messages
+    come from whoever publishes, and a terminal would act on them.
     """
+    return _escaped(_line(event))
+
+
+def _escaped(line: str) -> str:
+    """`line` with its control characters (Unicode category Cc) as Python escapes."""
+    if line.isprintable():
+        return line
+    return "".join(
+        c.encode("unicode_escape").decode() if unicodedata.category(c) == "Cc" else c for c in line
+    )
+
+
+def _line(event: Event) -> str:
+    """`format_event`'s line, as the event's fields spell it."""
     frame = "-" if event.frame is None else str(event.frame)
     head = f"{_local_clock(event.time)} {event.camera} #{event.seq} frame {frame}"
     if isinstance(event, DetectionsEvent):

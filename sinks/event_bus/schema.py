@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
 """Version of the event bodies; raised when a field is removed or changes meaning."""
@@ -44,8 +46,19 @@ EVENT_TYPES: tuple[str, ...] = (
     LINE_CROSSED,
 )
 
+
+def _real_time(text: str) -> str:
+    """`text` if it names an instant (the pattern lets 2026-13-45 through), else refused."""
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise PydanticCustomError("time", "not a real time: {why}", {"why": str(exc)}) from None
+    return text
+
+
 IsoTime = Annotated[
     str,
+    AfterValidator(_real_time),
     Field(
         pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$",
         json_schema_extra={"format": "date-time"},
@@ -292,10 +305,17 @@ def parse_event(body: bytes | str | dict[str, Any]) -> Event:
     try:
         decoded = json.loads(body, parse_constant=_no_constant)
     except ValueError as exc:  # also bytes that are not UTF-8
-        raise ValidationError.from_exception_data(
-            "Event", [{"type": "json_invalid", "loc": (), "input": "", "ctx": {"error": str(exc)}}]
-        ) from None
+        raise _invalid_json(str(exc)) from None
+    except RecursionError:  # "[[[[..." from a hostile publisher: 1 kB is enough
+        raise _invalid_json("nested too deeply") from None
     return EVENT_ADAPTER.validate_python(decoded)
+
+
+def _invalid_json(error: str) -> ValidationError:
+    """The ValidationError of a body that is not usable JSON, for the reason `error`."""
+    return ValidationError.from_exception_data(
+        "Event", [{"type": "json_invalid", "loc": (), "input": "", "ctx": {"error": error}}]
+    )
 
 
 def _no_constant(name: str) -> None:

@@ -30,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from pipeline.types import CLASS_NAME_MAX
+
 RunStatus = Literal["running", "finished", "failed", "interrupted", "lost"]
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 """`lost`: the run's process or node died and another run took its cameras over (a cluster
@@ -125,7 +127,7 @@ class Detection(Base):
     obj: Mapped[int | None] = mapped_column(Integer)  # NULL only in rows of older versions
     pts: Mapped[float] = mapped_column(Float)
     time: Mapped[datetime] = mapped_column(UtcDateTime())
-    label: Mapped[str] = mapped_column(String(128))
+    label: Mapped[str] = mapped_column(String(CLASS_NAME_MAX))
     label_id: Mapped[int] = mapped_column(Integer)
     score: Mapped[float] = mapped_column(Float)
     x1: Mapped[float] = mapped_column(Float)
@@ -148,7 +150,7 @@ class Track(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
     camera: Mapped[str] = mapped_column(String(255))
     track_id: Mapped[int] = mapped_column(Integer)
-    label: Mapped[str] = mapped_column(String(128))
+    label: Mapped[str] = mapped_column(String(CLASS_NAME_MAX))
     label_id: Mapped[int] = mapped_column(Integer)
     first_frame: Mapped[int] = mapped_column(Integer)
     last_frame: Mapped[int] = mapped_column(Integer)
@@ -185,7 +187,7 @@ class ZoneVisit(Base):
     camera: Mapped[str] = mapped_column(String(255))
     zone: Mapped[str] = mapped_column(String(64))
     track_id: Mapped[int] = mapped_column(Integer)
-    label: Mapped[str] = mapped_column(String(128))
+    label: Mapped[str] = mapped_column(String(CLASS_NAME_MAX))
     label_id: Mapped[int] = mapped_column(Integer)
     entered_frame: Mapped[int] = mapped_column(Integer)
     entered_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -213,7 +215,7 @@ class LineCrossingRow(Base):
     camera: Mapped[str] = mapped_column(String(255))
     line: Mapped[str] = mapped_column(String(64))
     track_id: Mapped[int] = mapped_column(Integer)
-    label: Mapped[str] = mapped_column(String(128))
+    label: Mapped[str] = mapped_column(String(CLASS_NAME_MAX))
     label_id: Mapped[int] = mapped_column(Integer)
     direction: Mapped[str] = mapped_column(String(64))
     from_side: Mapped[str] = mapped_column(String(5))

@@ -33,7 +33,9 @@ from sinks.sql.reading import (
 _Query = TypeVar("_Query", bound=Select)  # any row shape
 
 MAX_PERIODS = 100_000
-"""Most periods one count may span: a finer `every` over a longer time is refused."""
+"""Most rows a count by period may return: its periods times the lines and directions (or
+zones) counted, each of which has a row in every period. A finer `every` over a longer time
+is refused, as one request would otherwise build millions of rows in the server."""
 
 
 @dataclass(frozen=True)
@@ -158,10 +160,11 @@ def _fill_empty_periods(groups: dict[tuple[Any, ...], list[Any]], every: timedel
     if not groups:
         return
     starts = [key[0] for key in groups]
-    _check_span(starts, every)
+    lines = {key[1:] for key in groups}
+    _check_span(starts, every, len(lines), "lines and directions")
     step = every.total_seconds()
     periods = round((max(starts) - min(starts)) / step) + 1
-    for rest in {key[1:] for key in groups}:
+    for rest in lines:
         for n in range(periods):
             groups.setdefault((min(starts) + n * step, *rest), [])
 
@@ -197,7 +200,8 @@ def count_visits(
         by_zone[(visit.camera, visit.zone)].append(visit)
     if every is None:
         return [_visit_totals(*key, by_zone[key]) for key in sorted(by_zone)]
-    _check_span([_period_start(t, every) for v in visits for t in (v.entered, v.left)], every)
+    starts = [_period_start(t, every) for v in visits for t in (v.entered, v.left)]
+    _check_span(starts, every, len(by_zone), "zones")
     return [
         row
         for camera, zone in sorted(by_zone)
@@ -260,12 +264,25 @@ class TooManyPeriods(QueryError):
     """`every` too fine for the time span counted: the request's fault, not the database's."""
 
 
-def _check_span(starts: list[float], every: timedelta) -> None:
-    if starts and (max(starts) - min(starts)) / every.total_seconds() >= MAX_PERIODS:
+def _check_span(starts: list[float], every: timedelta, groups: int, what: str) -> None:
+    """TooManyPeriods when the periods from the first of `starts` to the last, times the
+    `groups` (`what`: lines and directions, zones) that each have a row in every period,
+    are more than MAX_PERIODS."""
+    if not starts:
+        return
+    periods = round((max(starts) - min(starts)) / every.total_seconds()) + 1
+    if periods * groups <= MAX_PERIODS:
+        return
+    if groups == 1:
         raise TooManyPeriods(
             f"--every {every} makes more than {MAX_PERIODS} periods for this time span: "
             "choose a longer period or a shorter span (--since, --until)"
         )
+    raise TooManyPeriods(
+        f"--every {every} makes more than {MAX_PERIODS} periods for this time span, counted "
+        f"for each of {groups} {what} ({periods * groups:,} rows): choose a longer period, "
+        "a shorter span (--since, --until) or fewer cameras (--camera)"
+    )
 
 
 def _utc(unix_seconds: float) -> datetime:

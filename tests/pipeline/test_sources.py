@@ -281,3 +281,32 @@ def test_a_video_source_opens_its_decoder_with_the_threads_it_is_given(
     assert (stream.thread_type.name, stream.thread_count) == ("AUTO", expected)  # 0: FFmpeg's
     assert len(list(source.frames())) == 3
     source.close()
+
+
+def test_a_web_page_where_a_camera_should_answer_is_named_as_no_video() -> None:
+    # a camera's login page, or a wrong path on its web server: 200, HTML, then closed
+    page = b"<html><body>" + b"<p>Please log in</p>" * 100 + b"</body></html>"
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
+        b"Connection: close\r\n\r\n" % len(page) + page
+    )
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        with server:
+            client, _ = server.accept()
+            with client:
+                client.recv(65536)
+                client.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    source = AVSource(f"http://user:secret@127.0.0.1:{port}/video", live=True, timeout_s=5)
+    with pytest.raises(SourceError) as caught:
+        source.open()
+    thread.join(5)
+    assert str(caught.value) == (
+        f"cannot open http://user:***@127.0.0.1:{port}/video: Invalid data found when "
+        "processing input: the server answered with no video (a web page? check the URL)"
+    )

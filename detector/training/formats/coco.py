@@ -18,6 +18,7 @@ import numpy as np
 
 from detector.training.formats.common import (
     MAX_JSON_BYTES,
+    MAX_JSON_CONTAINERS,
     FileProblem,
     box_problem,
     brief,
@@ -77,7 +78,15 @@ def _load(path: Path, root: Path, problems: list[str]) -> dict[str, Any] | None:
     after adding to `problems` why not."""
     name = shown(path, root)
     try:
-        doc = json.loads(read_text(path, MAX_JSON_BYTES))
+        text = read_text(path, MAX_JSON_BYTES)
+        containers = text.count("[") + text.count("{")
+        if containers > MAX_JSON_CONTAINERS:
+            problems.append(
+                f"{name}: too many JSON arrays and objects ({containers:,}, the limit is "
+                f"{MAX_JSON_CONTAINERS:,}), each taking memory many times its few characters"
+            )
+            return None
+        doc = json.loads(text)
     except FileProblem as e:
         problems.append(e.at(name))
         return None

@@ -12,12 +12,17 @@ from typing import TypeGuard
 
 from detector.training.images import UnreadableImage, image_size
 from detector.training.samples import BACKGROUND
-from pipeline.types import LabelMap
+from pipeline.types import CLASS_NAME_MAX, LabelMap
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 # Bounds on what a reader loads into memory, each well above what real datasets hold
 # (COCO 2017's train annotations are 448 MiB; a VOC or YOLO file is a few KiB).
 MAX_JSON_BYTES = 1 * GIB
+MAX_JSON_CONTAINERS = 16_000_000
+"""Arrays and objects a COCO JSON file may hold (counted as its `[` and `{` characters,
+before it is parsed). Each costs some 60 bytes parsed, against 3 bytes written (`[],`): a
+file of little else would take 25 times its size in memory. COCO 2017's training
+annotations hold some 4 million."""
 MAX_YAML_BYTES = 1 * MIB
 MAX_XML_BYTES = 1 * MIB
 MAX_LABEL_BYTES = 16 * MIB
@@ -200,6 +205,11 @@ def class_name_problems(names: Sequence[object]) -> list[str]:
             problems.append(f"class name {BACKGROUND!r} is reserved for class 0")
         elif (control := control_problem(name)) is not None:
             problems.append(control)
+        elif len(name) > CLASS_NAME_MAX:
+            problems.append(
+                f"class name {brief(name)} is {len(name)} characters long; the most is "
+                f"{CLASS_NAME_MAX} (what the SQL tables' label column holds)"
+            )
     return problems + repeated_class_names([n for n in names if isinstance(n, str)])
 
 
@@ -246,8 +256,14 @@ def is_int(value: object) -> TypeGuard[int]:
 
 
 def is_number(value: object) -> TypeGuard[float]:
-    """Whether `value` is a finite JSON/YAML number (not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """Whether `value` is a finite JSON/YAML number (not a bool) that a float holds: an
+    integer beyond float's range (JSON sets none) is not."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def images_in(folder: Path) -> list[Path]:

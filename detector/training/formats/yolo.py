@@ -98,14 +98,39 @@ def read_yolo(data_yaml: Path) -> DetectionData:
 
 
 class _NoAliasLoader(yaml.SafeLoader):
-    """yaml.SafeLoader refusing aliases: a data.yaml needs none, and nested aliases expand
-    to an exponentially large document for whoever walks it (the YAML "billion laughs")."""
+    """yaml.SafeLoader refusing aliases (a data.yaml needs none, and nested aliases expand
+    to an exponentially large document for whoever walks it: the YAML "billion laughs"),
+    keys given twice, and values Python cannot hold, each named at its line."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark
             raise FileProblem("YAML aliases (*name) are refused", mark.line + 1)
         return super().compose_node(parent, index)
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as e:  # e.g. an integer of over 4300 digits
+            raise yaml.constructor.ConstructorError(
+                problem=f"cannot read {brief(node.value)} as {node.tag.rsplit(':', 1)[-1]}: "
+                f"{str(e).split(';')[0]}",
+                problem_mark=node.start_mark,
+            ) from None
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # SafeLoader refuses a list or mapping as a key
+            key = self.construct_object(key_node)
+            if key in first_line:  # PyYAML would keep the last silently
+                raise yaml.constructor.ConstructorError(
+                    problem=f"duplicate key {brief(key)} (first on line {first_line[key]})",
+                    problem_mark=key_node.start_mark,
+                )
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_yaml(text: str) -> object:

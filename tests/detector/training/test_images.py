@@ -386,3 +386,22 @@ def test_a_png_whose_pixels_are_broken_is_unreadable_when_its_size_is_read(
     assert str(caught.value) == (
         "unreadable image (OSError: broken data stream when reading image file)"
     )
+
+
+def test_a_16_bit_greyscale_png_decodes_to_its_top_8_bits_not_clipped_to_white(
+    tmp_path: Path,
+) -> None:
+    ramp = (np.arange(40 * 60).reshape(40, 60) * 27).astype(np.uint16)  # 0..63_693
+    Image.fromarray(ramp).save(tmp_path / "grey16.png")
+    assert Image.open(tmp_path / "grey16.png").mode == "I;16"
+    assert image_size(tmp_path / "grey16.png") == (60, 40)
+    pixels = decode_rgb(tmp_path / "grey16.png")
+    assert pixels.shape == (40, 60, 3)
+    np.testing.assert_array_equal(pixels[..., 1], (ramp >> 8).astype(np.uint8))
+
+
+@pytest.mark.parametrize("mode", ["F", "I"])
+def test_a_32_bit_image_is_named_unreadable_at_its_header(tmp_path: Path, mode: str) -> None:
+    Image.new(mode, (60, 40)).save(tmp_path / "wide.tif")
+    with pytest.raises(UnreadableImage, match=r"^a 32-bit .* image, not one of 8 or 16 bits"):
+        image_size(tmp_path / "wide.tif")

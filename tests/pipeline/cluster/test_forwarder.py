@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import zmq
 
-from pipeline.cluster.forwarder import EventForwarder
+from pipeline.cluster.forwarder import EventForwarder, _body
 from pipeline.config import ZmqSinkConfig
 from pipeline.types import Detections, Frame, FrameResult, LabelMap, StreamEnd, TrackEvent
 from sinks.event_bus.publisher import EventPublisher
@@ -169,3 +169,21 @@ def test_a_stop_ends_the_drivers_wait_for_subscribers_rather_than_wait_timeout_s
         assert forwarder.wait_for_subscribers(1, timeout_s=3600.0, stop=stop) == 0
     finally:
         forwarder.close(quiet_s=0.0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000,
+        b"\xff\xfe\x00",
+        b"{not json",
+        b'{"type": "track.started", "camera": "a", "seq": 1, "frame": 1, "track_id": [1]}',
+        b'{"type": "camera.status", "camera": "a", "seq": 1, "frame": null, "state": {}}',
+    ],
+)
+def test_a_shard_message_not_json_or_not_an_event_is_passed_on_as_no_event(
+    body: bytes,
+) -> None:
+    # a RecursionError or an unhashable key here would end the forwarder's thread, and every
+    # shard's events with it
+    assert _body([b"detections.a", body]) is None

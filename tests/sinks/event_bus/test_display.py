@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
 from sinks.event_bus.display import format_event
 from tests.sinks.event_bus.test_schema import analytics_events, every_kind_of_event
 
@@ -40,3 +44,31 @@ def test_a_track_ended_line_names_its_snapshot_or_says_it_was_lost() -> None:
     lost = ended.model_copy(update={"snapshot_lost": True})
     assert format_event(with_file).endswith("best 0.91, snapshot out/snapshots/lobby/t_5.jpg")
     assert format_event(lost).endswith("best 0.91, snapshot lost")
+
+
+def test_control_characters_from_a_publisher_are_shown_escaped_never_sent_to_the_terminal() -> None:
+    # a newline would split the line; ESC starts a terminal escape sequence (clear the
+    # screen, retitle the window, write the clipboard)
+    status = every_kind_of_event()[6]
+    hostile = status.model_copy(
+        update={"camera": "lob\nby", "message": "\x1b[2J\x1b]0;owned\x07refused\x9b"}
+    )
+    line = format_event(hostile)
+    assert "\n" not in line and "\x1b" not in line and "\x07" not in line
+    assert line.split(" ", 1)[1] == (
+        "lob\\nby #5 frame 7: camera reconnecting: "
+        "\\x1b[2J\\x1b]0;owned\\x07refused\\x9b, retry in 0.5 s"
+    )
+
+
+def test_the_last_millisecond_of_year_9999_shows_in_utc_where_local_time_is_in_10000(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        ended = every_kind_of_event()[5].model_copy(update={"time": "9999-12-31T23:59:59.999Z"})
+        assert format_event(ended) == "23:59:59.999 lobby #0 frame -: stream ended after 0 frames"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -269,6 +269,30 @@ def test_a_body_that_is_not_a_json_object_is_a_validation_error(body: bytes) -> 
         parse_event(body)
 
 
+def test_a_time_of_its_pattern_that_is_no_real_time_is_a_validation_error() -> None:
+    body = {
+        "schema_version": 1,
+        "type": "stream.ended",
+        "camera": "cam1",
+        "seq": 0,
+        "time": "2026-13-45T10:00:00.123Z",
+        "frame": None,
+        "frames": 0,
+        "error": None,
+    }
+    with pytest.raises(ValidationError, match=r"time\n  not a real time: month must be in 1\.\.12"):
+        parse_event(json.dumps(body).encode())
+
+
+@pytest.mark.parametrize("opening", [b"[", b'{"a": '], ids=["arrays", "objects"])
+def test_a_body_nested_too_deeply_is_a_validation_error_not_a_recursion_error(
+    opening: bytes,
+) -> None:
+    # 100 kB, well within the subscriber's bound on a message
+    with pytest.raises(ValidationError, match="nested too deeply"):
+        parse_event(opening * 100_000)
+
+
 def test_a_large_object_body_is_rejected_in_memory_a_few_times_its_size() -> None:
     # pydantic's JSON mode held a 13 MB object of many keys in 1.3 GB while rejecting it
     code = (

@@ -86,6 +86,8 @@ def test_subscriber_skips_messages_that_are_not_valid_events(
             pub.send_multipart([b"detections.cam1", b"{not json"])
             pub.send_multipart([b"detections.cam1", b"{}", b"extra frame"])
             pub.send_multipart([b"detections.cam1", b"[1, 2]"])
+            pub.send_multipart([b"detections.cam1", b"[" * 100_000])  # nested too deeply
+            pub.send_multipart([b"\xff\xfe", b"\xff\xfe\x00\x80"])  # not UTF-8
             pub.send_multipart([b"detections.cam1", json.dumps({**good, "seq": -1}).encode()])
             missing = {k: v for k, v in good.items() if k != "frames"}
             pub.send_multipart([b"stream.ended.cam1", json.dumps(missing).encode()])
@@ -96,7 +98,7 @@ def test_subscriber_skips_messages_that_are_not_valid_events(
     finally:
         pub.close(linger=0)
         context.term()
-    assert sum("skipped a message" in r.getMessage() for r in caplog.records) == 5
+    assert sum("skipped a message" in r.getMessage() for r in caplog.records) == 7
 
 
 def test_a_publisher_flooding_invalid_messages_gets_ten_log_lines_then_a_count(

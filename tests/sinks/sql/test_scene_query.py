@@ -169,6 +169,23 @@ def test_a_period_too_fine_for_the_span_is_refused(sql_db_url: str) -> None:
         count_crossings(sql_db_url, DetectionQuery(), every=timedelta(seconds=0.5))
 
 
+def test_periods_times_the_lines_counted_over_the_bound_are_refused_not_built(
+    sql_db_url: str,
+) -> None:
+    # 40,001 periods of one second each, for 3 lines: 120,003 rows, most of them empty
+    events: list[AnalyticsEvent] = []
+    for line in ("door", "gate", "ramp"):
+        events += [crossing("cam", line, 1, "in", T0), crossing("cam", line, 2, "in", T0 + 40_000)]
+    store(sql_db_url, sorted(events, key=lambda e: e.time))
+    with pytest.raises(QueryError) as caught:
+        count_crossings(sql_db_url, DetectionQuery(), every=timedelta(seconds=1))
+    assert str(caught.value) == (
+        "--every 0:00:01 makes more than 100000 periods for this time span, counted for each "
+        "of 3 lines and directions (120,003 rows): choose a longer period, a shorter span "
+        "(--since, --until) or fewer cameras (--camera)"
+    )
+
+
 def test_a_database_written_before_zones_and_lines_says_so(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     SqlSink(url, LABELS).close()

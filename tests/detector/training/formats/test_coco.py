@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from detector.training.formats import coco
 from detector.training.formats.common import MAX_JSON_BYTES
 from detector.training.samples import DatasetError, read_dataset
 from tests.detector.training.datasets import ShapesData, write_coco
@@ -263,3 +264,46 @@ def test_an_iscrowd_other_than_0_or_1_is_named_not_read_as_one_object(
 ) -> None:
     problems = problems_with(shapes, tmp_path, lambda d: d["annotations"][0].update(iscrowd="1"))
     assert problems == ("train.json: annotation id 1: iscrowd must be 0 or 1, got '1'",)
+
+
+def test_a_bbox_integer_beyond_floats_range_is_named_not_a_traceback(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    huge = 10**400  # JSON integers have no bound; a float has (about 1.8e308)
+    problems = problems_with(
+        shapes, tmp_path, lambda d: d["annotations"][0].update(bbox=[1, 1, huge, 5])
+    )
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        "train.json: annotation id 1: bbox must be a list of 4 numbers [x, y, width, height], "
+        "got [1, 1, 1000"
+    )
+    assert len(problems[0]) < 200
+
+
+def test_a_polygon_integer_beyond_floats_range_is_named_not_a_traceback(
+    shapes: ShapesData, tmp_path: Path
+) -> None:
+    outline = [1, 1, 10**400, 1, 3, 3]
+    problems = problems_with(
+        shapes, tmp_path, lambda d: d["annotations"][0].update(bbox=None, segmentation=[outline])
+    )
+    assert problems == (
+        "train.json: annotation id 1: segmentation[0] must be a list of numbers x1, y1, x2, y2, ...",
+    )
+
+
+def test_a_json_of_too_many_arrays_and_objects_is_refused_before_it_is_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(coco, "MAX_JSON_CONTAINERS", 100)
+    path = tmp_path / "train.json"
+    path.write_text(
+        '{"images": [], "annotations": [], "categories": [], "x": [' + "[]," * 97 + "[]]}"
+    )
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(path)
+    assert caught.value.problems == (
+        "train.json: too many JSON arrays and objects (103, the limit is 100), "
+        "each taking memory many times its few characters",
+    )

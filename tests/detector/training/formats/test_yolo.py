@@ -74,6 +74,11 @@ def test_names_may_be_a_mapping_from_class_index(shapes: ShapesData, tmp_path: P
             "names: class name 'two\\nlines' holds a control character (a newline, a tab...)",
         ),
         ({"names": ["background", "disc"]}, "names: class name 'background' is reserved"),
+        (
+            {"names": ["disc", "x" * 129]},
+            f"names: class name '{'x' * 56}... is 129 characters long; the most is 128 "
+            "(what the SQL tables' label column holds)",
+        ),
         ({"names": ["disc", ["nested"]]}, "names: class name a list is not a non-empty string"),
         ({"nc": 5}, "nc is 5 but names has 3 classes"),
         ({"train": "images/nowhere"}, "train: no such folder or .txt list: images/nowhere"),
@@ -87,6 +92,7 @@ def test_names_may_be_a_mapping_from_class_index(shapes: ShapesData, tmp_path: P
         "duplicate but for case and spaces",
         "control character",
         "background",
+        "longer than the SQL label column",
         "nested",
         "nc",
         "missing train folder",
@@ -311,6 +317,24 @@ def test_yaml_nested_too_deeply_is_refused(tmp_path: Path) -> None:
     (tmp_path / "data.yaml").write_text("names: " + "[" * 50_000 + "]" * 50_000 + "\n")
     with pytest.raises(DatasetError, match=re.escape("data.yaml: not usable YAML: nested too")):
         read_dataset(tmp_path)
+
+
+def test_a_yaml_integer_of_thousands_of_digits_is_named_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "data.yaml").write_text("train: images\nnames: [a]\nnc: " + "9" * 5000 + "\n")
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(tmp_path)
+    (problem,) = caught.value.problems
+    assert problem.startswith("data.yaml:3: not valid YAML: cannot read '9999")
+    assert len(problem) < 200
+
+
+def test_a_data_yaml_key_given_twice_is_named_not_the_last_taken(tmp_path: Path) -> None:
+    (tmp_path / "data.yaml").write_text("train: images\nnames: [a]\nnames: [b, c]\n")
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(tmp_path)
+    assert caught.value.problems == (
+        "data.yaml:3: not valid YAML: duplicate key 'names' (first on line 2)",
+    )
 
 
 @pytest.mark.parametrize(
