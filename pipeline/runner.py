@@ -42,7 +42,7 @@ from pipeline.stops import StopEvent
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
 from pipeline.types import CameraStatus, RunOutcome, StreamInfo
 from pipeline.workers import SinkFanout, SinkWorker
-from sinks.base import Sink
+from sinks.base import Sink, SinkStopped
 
 if TYPE_CHECKING:
     from pipeline.web.server import HttpServer
@@ -141,7 +141,10 @@ class Pipeline:
                 cfg.detector.labels,
                 detector.background,
             )
-            sinks = build_sinks(cfg.sinks, detector.labels, self.config_source, self.stop)
+            try:
+                sinks = build_sinks(cfg.sinks, detector.labels, self.config_source, self.stop)
+            except SinkStopped:  # its opening ended by the stop: nothing opened is left
+                return self._stopped_in_setup(time.monotonic() - setup_started)
             sinks += self._extra_sinks
             labels = sink_labels([sink.name for sink, _ in sinks])
             workers = [
