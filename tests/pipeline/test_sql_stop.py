@@ -158,6 +158,6 @@ def test_sigterm_while_the_sql_sink_connects_exits_143_without_an_error_line(
     threading.Thread(target=terminate_once_connected, daemon=True).start()
     assert main(["run", str(config), "--no-progress"]) == 128 + signal.SIGTERM
     out, err = capfd.readouterr()
-    assert "SIGTERM: stopping" in err
+    assert "SIGTERM: stopping; ending the outputs' opening; no frame is read" in err
     assert "error" not in err and "Traceback" not in err
     assert "not started: stopped before it opened" in out
