@@ -8,6 +8,7 @@ What every query shares (opening, filters, pages) is in `sinks.sql.reading`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from sinks.sql.reading import (
     DetectionQuery,
     JsonRow,
     Page,
+    Streamed,
     existing_database,
     iso_z,
     label_is,
@@ -138,10 +140,33 @@ def latest_detections(url: str, q: DetectionQuery) -> Page[DetectionRecord]:
     """The newest `q.limit` detections matching `q` (all without a limit), newest first,
     and how many match in all."""
     with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
-        total = session.scalar(_filtered(select(func.count(Detection.id)), q)) or 0
-        stmt = _filtered(select(Detection), q).order_by(Detection.time.desc(), Detection.id.desc())
-        rows = [_record(d) for d in session.scalars(_chunked(stmt.limit(q.limit)))]
+        total = session.scalar(_count_matching(q)) or 0
+        rows = [_record(d) for d in session.scalars(_newest_first(q))]
         return Page(rows, int(total))
+
+
+def stream_latest_detections(url: str, q: DetectionQuery) -> Streamed[DetectionRecord]:
+    """The rows of `latest_detections`, read as they are iterated: for `query --all`, whose
+    millions of rows would not fit in memory. Counted first, so that a database that cannot
+    be read raises QueryError here, before any row is printed."""
+    with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
+        total = session.scalar(_count_matching(q)) or 0
+    return Streamed(_stream_newest_first(url, q), int(total))
+
+
+def _stream_newest_first(url: str, q: DetectionQuery) -> Iterator[DetectionRecord]:
+    with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
+        for d in session.scalars(_newest_first(q)):
+            yield _record(d)
+
+
+def _count_matching(q: DetectionQuery) -> Select[Any]:
+    return _filtered(select(func.count(Detection.id)), q)
+
+
+def _newest_first(q: DetectionQuery) -> Select[Any]:
+    stmt = _filtered(select(Detection), q).order_by(Detection.time.desc(), Detection.id.desc())
+    return _chunked(stmt.limit(q.limit))
 
 
 def latest_run(url: str) -> int | None:
