@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from sinks.sql.opening import OPENING_THREAD
 from sinks.sql.schema import create_schema
 from tests.conftest import VideoFactory
 from tests.pipeline.test_pipelining import EagerDetector
+from tests.sinks.sql.silent_postgres import SilentPostgres
 
 WAIT_S = 4.0
 """Under the 5 s PostgreSQL connect timeout and the 10 s SQLite busy timeout."""
@@ -32,25 +32,11 @@ WAIT_S = 4.0
 def silent_server() -> Iterator[tuple[str, threading.Event]]:
     """A PostgreSQL URL whose server takes the connection and never answers, and an event
     set once it took one."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    taken: list[socket.socket] = []
-    connected = threading.Event()
-
-    def accept() -> None:
-        try:
-            taken.append(listener.accept()[0])
-            connected.set()
-        except OSError:
-            pass  # closed by the fixture
-
-    threading.Thread(target=accept, daemon=True).start()
-    port = listener.getsockname()[1]
+    server = SilentPostgres()
     try:
-        yield f"postgresql://test@127.0.0.1:{port}/test?connect_timeout=600", connected
+        yield server.url, server.connected
     finally:
-        for conn in taken:
-            conn.close()  # the abandoned connect fails at once
-        listener.close()
+        server.close()  # the abandoned connect fails at once
 
 
 def _stopped_run(pipeline: Pipeline, opening: Callable[[], bool]) -> RunSummary:
