@@ -43,6 +43,9 @@ def open_run(
     if stop is None:
         engine = open_database(db, busy_timeout_ms)
         return engine, start_run(engine, db, run_config)
+    stopped = SinkStopped(f"sql sink: the run stopped while opening the database {db}")
+    if stop.is_set():  # during an earlier sink's opening
+        raise stopped
     guard = threading.Lock()
     done = threading.Event()
     opened: list[tuple[Engine, int]] = []
@@ -73,7 +76,7 @@ def open_run(
                 if opened:
                     break  # opened all the same: the run goes on to its stop
                 abandoned.append(True)
-            raise SinkStopped(f"sql sink: the run stopped while opening the database {db}")
+            raise stopped
     if failed:
         raise failed[0]
     return opened[0]
