@@ -221,9 +221,9 @@ def _select(args: argparse.Namespace, query: Any) -> _Result:
         count_detections,
         latest_run,
         list_runs,
-        list_tracks,
         run_is_stored,
         stream_latest_detections,
+        stream_tracks,
     )
     from sinks.sql.reading import QueryError
 
@@ -254,8 +254,8 @@ def _select(args: argparse.Namespace, query: Any) -> _Result:
         counts = count_detections(args.db, query, args.count_by)
         return _Result([c.as_dict(args.count_by) for c in counts], "groups")
     if args.list == "tracks":
-        tracks = list_tracks(args.db, query)
-        return _Result([t.as_dict() for t in tracks.rows], "tracks", tracks.total, scope)
+        tracks = stream_tracks(args.db, query)
+        return _Result((t.as_dict() for t in tracks.rows), "tracks", tracks.total, scope)
     if args.list == "visits":
         from sinks.sql.scene_query import list_visits
 

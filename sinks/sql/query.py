@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Select, func, inspect, null, select
+from sqlalchemy import Engine, Select, func, inspect, null, select
 from sqlalchemy.orm import Session, load_only
 
 from sinks.sql.database import DatabaseUrl
@@ -229,18 +229,42 @@ def list_tracks(url: str, q: DetectionQuery) -> Page[TrackRecord]:
     """The finished tracks of run `q.run` (of every run when None) matching `q.camera`,
     `q.label` and `q.min_score` (their best score); the last `q.limit` to end (all without a
     limit), newest first, and how many match in all."""
-    conditions = [
-        column == value
-        for column, value in ((Track.run_id, q.run), (Track.camera, q.camera))
-        if value is not None
-    ]
-    if q.label is not None:
-        conditions.append(label_is(Track.label, q.label))
-    if q.min_score is not None:
-        conditions.append(Track.best_score >= q.min_score)
     with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
-        # only the columns shown, of those the table has: an older one lacks the snapshots'
-        snapshots = "snapshot_path" in {
+        tracks = _TrackSelect(engine, q)
+        total = session.scalar(tracks.count) or 0
+        rows = [_track_record(t, tracks.snapshots) for t in session.scalars(tracks.rows)]
+    return Page(rows, int(total))
+
+
+def stream_tracks(url: str, q: DetectionQuery) -> Streamed[TrackRecord]:
+    """The rows of `list_tracks`, read as they are iterated (see `stream_latest_detections`)."""
+    with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
+        total = session.scalar(_TrackSelect(engine, q).count) or 0
+    return Streamed(_stream_tracks(url, q), int(total))
+
+
+def _stream_tracks(url: str, q: DetectionQuery) -> Iterator[TrackRecord]:
+    with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
+        tracks = _TrackSelect(engine, q)
+        for t in session.scalars(tracks.rows):
+            yield _track_record(t, tracks.snapshots)
+
+
+class _TrackSelect:
+    """The statements of `list_tracks`: its rows (only the columns shown, of those the
+    table has: an older one lacks the snapshots'), and their count."""
+
+    def __init__(self, engine: Engine, q: DetectionQuery) -> None:
+        conditions = [
+            column == value
+            for column, value in ((Track.run_id, q.run), (Track.camera, q.camera))
+            if value is not None
+        ]
+        if q.label is not None:
+            conditions.append(label_is(Track.label, q.label))
+        if q.min_score is not None:
+            conditions.append(Track.best_score >= q.min_score)
+        self.snapshots = "snapshot_path" in {
             c["name"] for c in inspect(engine).get_columns(Track.__tablename__)
         }
         shown = [
@@ -248,7 +272,7 @@ def list_tracks(url: str, q: DetectionQuery) -> Page[TrackRecord]:
             Track.last_time, Track.frames, Track.best_score, Track.best_x1, Track.best_y1,
             Track.best_x2, Track.best_y2,
         ]  # fmt: skip
-        if snapshots:
+        if self.snapshots:
             shown.append(Track.snapshot_path)
         stmt = (
             select(Track)
@@ -256,10 +280,8 @@ def list_tracks(url: str, q: DetectionQuery) -> Page[TrackRecord]:
             .where(*conditions)
             .order_by(Track.last_time.desc(), Track.id.desc())
         )
-        total = session.scalar(select(func.count(Track.id)).where(*conditions)) or 0
-        chunks = session.scalars(_chunked(stmt.limit(q.limit)))
-        rows = [_track_record(t, snapshots) for t in chunks]
-    return Page(rows, int(total))
+        self.rows = _chunked(stmt.limit(q.limit))
+        self.count = select(func.count(Track.id)).where(*conditions)
 
 
 def _count_per_run(model: type[Detection] | type[Track]) -> Any:

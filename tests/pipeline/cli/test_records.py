@@ -303,3 +303,26 @@ def test_all_in_json_with_no_matching_row_prints_an_empty_list(
 ) -> None:
     code, out, err = query(capsys, "--db", db, "--all", "--format", "json", "--camera", "none")
     assert (code, out, err) == (0, "[]\n", "")
+
+
+def test_list_tracks_all_in_csv_writes_tracks_as_they_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sinks.sql import query as sql_query
+
+    url = f"sqlite:///{tmp_path / 'tracks.db'}"
+    write_run(url, time.time(), {f"cam-{i}": [[BOX]] for i in range(30)})  # a track each
+    read: list[object] = []
+    record = sql_query._track_record
+
+    def counted(row: Any, snapshots: bool) -> Any:
+        read.append(row)
+        return record(row, snapshots)
+
+    monkeypatch.setattr(sql_query, "_track_record", counted)
+    monkeypatch.setattr(sql_query, "FETCH_ROWS", 5)
+    out = _Output(read)
+    monkeypatch.setattr("sys.stdout", out)
+    assert main(["query", "--db", url, "--list", "tracks", "--all", "--format", "csv"]) == 0
+    assert out.read_at_first_write is not None and out.read_at_first_write <= 5
+    assert len(list(csv.DictReader(io.StringIO(out.getvalue())))) == len(read) == 30
