@@ -61,10 +61,8 @@ def _stopped_run(pipeline: Pipeline, opening: Callable[[], bool]) -> RunSummary:
     return summary
 
 
-def _join_opening() -> None:
-    for thread in threading.enumerate():
-        if thread.name == OPENING_THREAD:
-            thread.join(WAIT_S)
+def _opening_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == OPENING_THREAD}
 
 
 def test_a_stop_while_a_silent_postgresql_server_is_connected_to_ends_the_run_stopped(
@@ -103,9 +101,13 @@ def test_a_stop_while_the_sqlite_database_is_locked_ends_the_run_stopped_with_no
         f"sinks:\n  - {{type: sql, url: 'sqlite:///{db}', spool_dir: {tmp_path / 'spool'}}}\n"
     )
 
+    before = _opening_threads()  # other tests' may still be ending
+    started: set[threading.Thread] = set()
+
     def opening() -> bool:
         for _ in range(int(WAIT_S / 0.01)):
-            if any(t.name == OPENING_THREAD for t in threading.enumerate()):
+            if ours := _opening_threads() - before:
+                started.update(ours)
                 return True
             threading.Event().wait(0.01)
         return False
@@ -115,7 +117,9 @@ def test_a_stop_while_the_sqlite_database_is_locked_ends_the_run_stopped_with_no
     finally:
         lock.execute("ROLLBACK")
         lock.close()
-    _join_opening()  # let go of the lock: the abandoned opening ends, recording nothing
+    for thread in started:  # the lock let go of: the abandoned opening ends, recording nothing
+        thread.join(WAIT_S)
+    assert started and not any(t.is_alive() for t in started)
     assert summary.interrupted and summary.ok
     assert run_exit_status(summary, signal.SIGINT) == 130
     assert sqlite3.connect(db).execute("SELECT * FROM runs").fetchall() == []
