@@ -39,11 +39,11 @@ from pipeline.preflight import check_before_work, check_labels
 from pipeline.readers import CameraReader
 from pipeline.sink_factory import build_sinks
 from pipeline.sources import decoder_threads_for
-from pipeline.stops import StopEvent
+from pipeline.stops import STOP_OPENING, STOP_PREPARING, STOP_RUNNING, StopEvent
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
 from pipeline.types import CameraStatus, RunOutcome, StreamInfo
 from pipeline.workers import SinkFanout, SinkWorker
-from sinks.base import Sink
+from sinks.base import Sink, SinkStopped
 
 if TYPE_CHECKING:
     from pipeline.web.server import HttpServer
@@ -82,6 +82,8 @@ class Pipeline:
         self.config = config
         self.config_source = config_source
         self.stop = StopEvent()
+        self.stop_does = STOP_PREPARING
+        """What a stop set now does (for the line Ctrl-C prints): it follows the run's phase."""
         self._camera_stops: dict[str, threading.Event] = {}
         self._stopped_cameras: set[str] = set()
         self._detector = detector
@@ -120,6 +122,7 @@ class Pipeline:
         keep_freed_frames()
         if not checked:
             check_before_work(cfg)  # at once, not after a first run's export
+        self.stop_does = STOP_PREPARING
         try:
             detector = self._detector or self._build_detector(say)
         except KeyboardInterrupt:
@@ -142,7 +145,11 @@ class Pipeline:
                 cfg.detector.labels,
                 detector.background,
             )
-            sinks = build_sinks(cfg.sinks, detector.labels, self.config_source, self.stop)
+            self.stop_does = STOP_OPENING
+            try:
+                sinks = build_sinks(cfg.sinks, detector.labels, self.config_source, self.stop)
+            except SinkStopped:  # its opening ended by the stop: nothing opened is left
+                return self._stopped_in_setup(time.monotonic() - setup_started)
             sinks += self._extra_sinks
             labels = sink_labels([sink.name for sink, _ in sinks])
             workers = [
@@ -174,6 +181,7 @@ class Pipeline:
                 STOP_GRACE_S,
             )
             started = time.monotonic()
+            self.stop_does = STOP_RUNNING
             for reader in readers:
                 reader.start()
             snapshot_writer = build_snapshot_writer(cfg, on_settled=batcher.wake)

@@ -50,7 +50,7 @@ class SinkContext:
     folder (the live view serves the snapshots from it), if there is one; `shard`: built
     by a cluster's shard, whose driver says what concerns the whole run (the pipeline's
     MQTT status); `stop`: the run's stop, which ends a sink's wait as it opens (for an MQTT
-    broker that does not answer)."""
+    broker that does not answer; a database that does not, or is locked: SinkStopped)."""
 
     labels: LabelMap
     run_config: str = ""
@@ -135,6 +135,7 @@ def _(sc: SqlSinkConfig, context: SinkContext) -> Sink:
         spool_dir=sc.spool_dir,
         spool_max_bytes=mb_bytes(sc.spool_max_mb),
         close_timeout_s=sc.close_timeout_s,
+        stop=context.stop,
     )
 
 

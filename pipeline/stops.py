@@ -7,6 +7,13 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
+STOP_PREPARING = "ending the detector's preparation; no output is opened"
+"""What a stop does while the run's detector is prepared: no frame is read yet."""
+STOP_OPENING = "ending the outputs' opening; no frame is read"
+"""What a stop does while the run's outputs open: still no frame is read."""
+STOP_RUNNING = "finishing queued frames"
+"""What a stop does once cameras read: frames decoded and queued are still detected."""
+
 
 class StopEvent(threading.Event):
     """An event whose branches are set with it; a branch may also be set on its own."""

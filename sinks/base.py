@@ -31,6 +31,11 @@ class SinkError(RuntimeError):
     """
 
 
+class SinkStopped(SinkError):
+    """The run's stop ended a sink's opening (a database server that does not answer, a
+    locked database): nothing of the sink is left, and the run ends stopped, not failed."""
+
+
 class Sink(ABC):
     """Consumes results, camera by camera, in frame order per camera.
 

@@ -7,6 +7,8 @@ import argparse
 import csv
 import json
 import sys
+import textwrap
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -155,32 +157,39 @@ def cmd_query(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         result = _select(args, query)
+        # json and csv are written as the rows are read (millions with --all); the table
+        # holds them all, for its column widths
+        rows = (_rounded(row) for row in result.rows)
+        table: list[dict[str, Any]] = []
+        if args.format == "json":
+            shown = _write_json(rows, sys.stdout)
+        elif args.format == "csv":
+            shown = _write_csv(rows, sys.stdout)
+        else:
+            table = list(rows)
+            shown = len(table)
     except QueryError as exc:
         print(f"error: {mask_credentials(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
-    rows = [_rounded(row) for row in result.rows]
-    if args.format == "json":
-        json.dump(rows, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    elif args.format == "csv":
-        _write_csv(rows, sys.stdout)
-    elif rows:
-        _write_table(rows, sys.stdout)
-        print(f"({result.footer()})")
+    if args.format != "table":
+        if result.more(shown):
+            print(f"note: {result.footer(shown)}", file=sys.stderr)
+    elif table:
+        _write_table(table, sys.stdout)
+        print(f"({result.footer(shown)})")
     else:
         print(result.nothing())
-    if args.format != "table" and result.more:
-        print(f"note: {result.footer()}", file=sys.stderr)
     return EXIT_OK
 
 
 @dataclass(frozen=True)
 class _Result:
-    """What `query` prints: the rows, what they are, and how many more match."""
+    """What `query` prints: the rows (read as they are iterated), what they are, and how
+    many match in all (None: all of them are in `rows`)."""
 
-    rows: list[dict[str, Any]]
+    rows: Iterable[dict[str, Any]]
     noun: str
-    more: int = 0
+    total: int | None = None
     scope: str = ""
     counted: str = "detections"
     """What the groups (`--count-by`) count."""
@@ -189,13 +198,18 @@ class _Result:
         """What the table says when no row matches."""
         return f"no {self.counted if self.noun == 'groups' else self.noun}{self.scope}"
 
-    def footer(self) -> str:
-        shown = f"{len(self.rows)} {self.noun}{self.scope}"
+    def more(self, shown: int) -> int:
+        """Matching rows beyond the `shown` ones."""
+        return 0 if self.total is None else max(self.total - shown, 0)
+
+    def footer(self, shown: int) -> str:
+        """What the table's last line says once `shown` rows are printed."""
+        said = f"{shown} {self.noun}{self.scope}"
         if self.noun == "groups":
-            return shown
-        if self.more:
-            return f"{shown}, newest first; {self.more} more: --limit N or --all to see them"
-        return f"{shown}, newest first"
+            return said
+        if more := self.more(shown):
+            return f"{said}, newest first; {more} more: --limit N or --all to see them"
+        return f"{said}, newest first"
 
 
 def _select(args: argparse.Namespace, query: Any) -> _Result:
@@ -205,17 +219,17 @@ def _select(args: argparse.Namespace, query: Any) -> _Result:
 
     from sinks.sql.query import (
         count_detections,
-        latest_detections,
         latest_run,
         list_runs,
-        list_tracks,
         run_is_stored,
+        stream_latest_detections,
+        stream_tracks,
     )
     from sinks.sql.reading import QueryError
 
     if args.list == "runs":
         runs = list_runs(args.db, query.limit)
-        return _Result([r.as_dict() for r in runs.rows], "runs", runs.more)
+        return _Result([r.as_dict() for r in runs.rows], "runs", runs.total)
     scope = ""
     if query.run is None and (args.track is not None or args.list in OF_A_RUN):
         run = latest_run(args.db)
@@ -240,15 +254,15 @@ def _select(args: argparse.Namespace, query: Any) -> _Result:
         counts = count_detections(args.db, query, args.count_by)
         return _Result([c.as_dict(args.count_by) for c in counts], "groups")
     if args.list == "tracks":
-        tracks = list_tracks(args.db, query)
-        return _Result([t.as_dict() for t in tracks.rows], "tracks", tracks.more, scope)
+        tracks = stream_tracks(args.db, query)
+        return _Result((t.as_dict() for t in tracks.rows), "tracks", tracks.total, scope)
     if args.list == "visits":
         from sinks.sql.scene_query import list_visits
 
         visits = list_visits(args.db, query)
-        return _Result([v.as_dict() for v in visits.rows], "zone visits", visits.more, scope)
-    page = latest_detections(args.db, query)
-    return _Result([r.as_dict() for r in page.rows], "detections", page.more, scope)
+        return _Result([v.as_dict() for v in visits.rows], "zone visits", visits.total, scope)
+    found = stream_latest_detections(args.db, query)
+    return _Result((r.as_dict() for r in found.rows), "detections", found.total, scope)
 
 
 def _no_such_run(db: str, run: int) -> str:
@@ -361,12 +375,30 @@ def _duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _write_csv(rows: list[dict[str, Any]], out: TextIO) -> None:
-    if not rows:
-        return
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+def _write_json(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    """Writes `rows` as `json.dump(list(rows), out, indent=1)` would, and a newline, one row
+    at a time; how many there were."""
+    shown = 0
+    for row in rows:
+        out.write(",\n" if shown else "[\n")
+        out.write(textwrap.indent(json.dumps(row, indent=1), " "))
+        shown += 1
+    out.write("\n]\n" if shown else "[]\n")
+    return shown
+
+
+def _write_csv(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    """Writes `rows` as CSV, a header line first (nothing without a row), one row at a time;
+    how many there were."""
+    writer: csv.DictWriter[str] | None = None
+    shown = 0
+    for row in rows:
+        if writer is None:
+            writer = csv.DictWriter(out, fieldnames=list(row))
+            writer.writeheader()
+        writer.writerow(row)
+        shown += 1
+    return shown
 
 
 def _write_table(rows: list[dict[str, Any]], out: TextIO) -> None:

@@ -18,6 +18,7 @@ from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, stopped_by
 from pipeline.config import ConfigError, PipelineConfig, load_config
 from pipeline.config.cameras import FileProbe
 from pipeline.config.safe_yaml import shown_path
+from pipeline.stops import STOP_RUNNING
 from pipeline.summary import RunSummary
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         pipeline = ClusterRun(config, config_source=str(args.config))
     progress = Progress([c.id for c in config.cameras], enabled=not args.no_progress)
     try:
-        with stop_on_signals(pipeline.stop) as received:
+        with stop_on_signals(pipeline.stop, doing=lambda: pipeline.stop_does) as received:
             summary = pipeline.run(on_progress=progress.update, on_start=progress.started)
     except (ModelConfigError, WeightsUnavailableError) as exc:
         print(f"error: detector: {exc}", file=sys.stderr)
@@ -194,11 +195,12 @@ managers signal a process and its group at once: that is one request to stop, no
 def stop_on_signals(
     stop: Any,
     clock: Callable[[], float] = time.monotonic,
-    doing: str = "finishing queued frames",
+    doing: str | Callable[[], str] = STOP_RUNNING,
 ) -> Iterator[list[int]]:
     """While in the block, first SIGINT/SIGTERM: set `stop` and say what the command is
-    `doing` to stop well (`run` stops reading and finishes what is decoded). Another one at
-    least `FORCE_AFTER_S` later (a person pressing Ctrl-C again): exit at once. On leaving
+    `doing` to stop well (`run`: what a stop does in its phase at that moment,
+    `Pipeline.stop_does`). Another one at least `FORCE_AFTER_S` later (a person pressing
+    Ctrl-C again): exit at once. On leaving
     the block the handlers found on entering it are back (a program that calls a command
     keeps its own).
 
@@ -216,7 +218,8 @@ def stop_on_signals(
             first_at.append(now)
             received.append(signum)
             name = signal.Signals(signum).name
-            _say(f"\n{name}: stopping; {doing} (again to force)\n")
+            said = doing() if callable(doing) else doing
+            _say(f"\n{name}: stopping; {said} (again to force)\n")
             stop.set()  # last: it may raise, to end work that never looks at it
         elif now - first_at[0] >= FORCE_AFTER_S:
             _say("\nforced exit\n")

@@ -31,6 +31,7 @@ from pipeline.cluster.shard import Shard, ShardInfo
 from pipeline.cluster.status import start_board
 from pipeline.config import PipelineConfig, ZmqSinkConfig
 from pipeline.preflight import check_sink_before_work
+from pipeline.stops import STOP_RUNNING
 from pipeline.summary import ProgressCallback, RunSummary
 from sinks.base import SinkError
 
@@ -65,6 +66,8 @@ class ClusterRun:
         self.cluster = config.cluster
         self.config_source = config_source
         self.stop = threading.Event()
+        self.stop_does = STOP_RUNNING
+        """What a stop does (for the line Ctrl-C prints): every shard stops as a run does."""
         self._token = f"cluster {uuid.uuid4().hex[:12]}"
         self.coordinator = Coordinator(config, self._token, config_source, self.stop, _log_line)
 

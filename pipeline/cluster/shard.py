@@ -26,7 +26,7 @@ from pipeline.config import (
     ZmqSinkConfig,
 )
 from pipeline.summary import CameraStats, RunSummary
-from sinks.base import Sink, SinkError
+from sinks.base import Sink, SinkError, SinkStopped
 from sinks.event_stream import ResumesCameras
 
 if TYPE_CHECKING:
@@ -184,10 +184,12 @@ class Shard:
                         # MQTT's events are the bus's, numbered alike: the forwarder's
                         # record of the bus's subscribers is where both resume
                         events.resume_camera(camera_id, r.next_seq, r.published)
-        except Exception:
+        except Exception as exc:
             for sink, _ in sinks:
                 sink.close()
-            raise
+            if not isinstance(exc, SinkStopped):
+                raise
+            sinks = []  # the stop ended the database's opening: the run below reads nothing
         tally = StreamTally(self._stream_ended)
         pipeline = Pipeline(
             shard_config,

@@ -1,19 +1,21 @@
 """Opening the SQL sink's database: the engine, the tables made where missing, the run's own
 row; and the one-line errors when that cannot be done (another program's database, a file
-or folder it may not write, a server that does not answer)."""
+or folder it may not write, a server that does not answer); and the run's stop ending that
+opening (`open_run`)."""
 
 from __future__ import annotations
 
 import socket
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from pipeline.folders import folder_problem
-from sinks.base import SinkError
+from sinks.base import SinkError, SinkStopped
 from sinks.sql.database import (
     DatabaseUrl,
     make_engine,
@@ -23,6 +25,72 @@ from sinks.sql.database import (
 )
 from sinks.sql.models import Run
 from sinks.sql.schema import create_schema, foreign_database
+
+OPENING_THREAD = "sql-sink-opening"
+"""The name of the thread that opens the database for a sink that can be stopped."""
+STOP_POLL_S = 0.05
+"""How often the wait for the database's opening looks at the run's stop."""
+
+
+def open_run(
+    db: DatabaseUrl, busy_timeout_ms: int, run_config: str, stop: threading.Event | None
+) -> tuple[Engine, int]:
+    """`open_database` and `start_run`: the engine and the run's id. A set `stop` (the
+    run's: Ctrl-C) ends the wait at once with SinkStopped: a connect in progress and SQLite's
+    busy wait cannot be cut short, so they run in a daemon thread (it ends with the connect
+    or busy timeout, or with the process), and what that thread opens after the stop is
+    closed again and its run row deleted."""
+    if stop is None:
+        engine = open_database(db, busy_timeout_ms)
+        return engine, start_run(engine, db, run_config)
+    stopped = SinkStopped(f"sql sink: the run stopped while opening the database {db}")
+    if stop.is_set():  # during an earlier sink's opening
+        raise stopped
+    guard = threading.Lock()
+    done = threading.Event()
+    opened: list[tuple[Engine, int]] = []
+    failed: list[BaseException] = []
+    abandoned: list[bool] = []
+
+    def open_in_thread() -> None:
+        try:
+            engine = open_database(db, busy_timeout_ms)
+            if abandoned:
+                engine.dispose()
+                return
+            run_id = start_run(engine, db, run_config)
+            with guard:
+                if not abandoned:
+                    opened.append((engine, run_id))
+                    return
+            _forget_run(engine, run_id)
+        except BaseException as exc:  # the waiting thread raises it
+            failed.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=open_in_thread, name=OPENING_THREAD, daemon=True).start()
+    while not done.wait(STOP_POLL_S):
+        if stop.is_set():
+            with guard:
+                if opened:
+                    break  # opened all the same: the run goes on to its stop
+                abandoned.append(True)
+            raise stopped
+    if failed:
+        raise failed[0]
+    return opened[0]
+
+
+def _forget_run(engine: Engine, run_id: int) -> None:
+    """Deletes the row of a run stopped while its database opened, and closes `engine`."""
+    try:
+        with Session(engine) as session, session.begin():
+            session.execute(delete(Run).where(Run.id == run_id))
+    except (SQLAlchemyError, ImportError):
+        pass  # the row stays "running", as after a forced exit
+    finally:
+        engine.dispose()
 
 
 def open_database(db: DatabaseUrl, busy_timeout_ms: int) -> Engine:

@@ -8,11 +8,12 @@ What every query shares (opening, filters, pages) is in `sinks.sql.reading`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Select, func, inspect, null, select
+from sqlalchemy import Engine, Select, func, inspect, null, select
 from sqlalchemy.orm import Session, load_only
 
 from sinks.sql.database import DatabaseUrl
@@ -21,6 +22,7 @@ from sinks.sql.reading import (
     DetectionQuery,
     JsonRow,
     Page,
+    Streamed,
     existing_database,
     iso_z,
     label_is,
@@ -138,10 +140,33 @@ def latest_detections(url: str, q: DetectionQuery) -> Page[DetectionRecord]:
     """The newest `q.limit` detections matching `q` (all without a limit), newest first,
     and how many match in all."""
     with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
-        total = session.scalar(_filtered(select(func.count(Detection.id)), q)) or 0
-        stmt = _filtered(select(Detection), q).order_by(Detection.time.desc(), Detection.id.desc())
-        rows = [_record(d) for d in session.scalars(_chunked(stmt.limit(q.limit)))]
+        total = session.scalar(_count_matching(q)) or 0
+        rows = [_record(d) for d in session.scalars(_newest_first(q))]
         return Page(rows, int(total))
+
+
+def stream_latest_detections(url: str, q: DetectionQuery) -> Streamed[DetectionRecord]:
+    """The rows of `latest_detections`, read as they are iterated: for `query --all`, whose
+    millions of rows would not fit in memory. Counted first, so that a database that cannot
+    be read raises QueryError here, before any row is printed."""
+    with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
+        total = session.scalar(_count_matching(q)) or 0
+    return Streamed(_stream_newest_first(url, q), int(total))
+
+
+def _stream_newest_first(url: str, q: DetectionQuery) -> Iterator[DetectionRecord]:
+    with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
+        for d in session.scalars(_newest_first(q)):
+            yield _record(d)
+
+
+def _count_matching(q: DetectionQuery) -> Select[Any]:
+    return _filtered(select(func.count(Detection.id)), q)
+
+
+def _newest_first(q: DetectionQuery) -> Select[Any]:
+    stmt = _filtered(select(Detection), q).order_by(Detection.time.desc(), Detection.id.desc())
+    return _chunked(stmt.limit(q.limit))
 
 
 def latest_run(url: str) -> int | None:
@@ -204,18 +229,42 @@ def list_tracks(url: str, q: DetectionQuery) -> Page[TrackRecord]:
     """The finished tracks of run `q.run` (of every run when None) matching `q.camera`,
     `q.label` and `q.min_score` (their best score); the last `q.limit` to end (all without a
     limit), newest first, and how many match in all."""
-    conditions = [
-        column == value
-        for column, value in ((Track.run_id, q.run), (Track.camera, q.camera))
-        if value is not None
-    ]
-    if q.label is not None:
-        conditions.append(label_is(Track.label, q.label))
-    if q.min_score is not None:
-        conditions.append(Track.best_score >= q.min_score)
     with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
-        # only the columns shown, of those the table has: an older one lacks the snapshots'
-        snapshots = "snapshot_path" in {
+        tracks = _TrackSelect(engine, q)
+        total = session.scalar(tracks.count) or 0
+        rows = [_track_record(t, tracks.snapshots) for t in session.scalars(tracks.rows)]
+    return Page(rows, int(total))
+
+
+def stream_tracks(url: str, q: DetectionQuery) -> Streamed[TrackRecord]:
+    """The rows of `list_tracks`, read as they are iterated (see `stream_latest_detections`)."""
+    with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
+        total = session.scalar(_TrackSelect(engine, q).count) or 0
+    return Streamed(_stream_tracks(url, q), int(total))
+
+
+def _stream_tracks(url: str, q: DetectionQuery) -> Iterator[TrackRecord]:
+    with existing_database(DatabaseUrl(url)) as engine, Session(engine) as session:
+        tracks = _TrackSelect(engine, q)
+        for t in session.scalars(tracks.rows):
+            yield _track_record(t, tracks.snapshots)
+
+
+class _TrackSelect:
+    """The statements of `list_tracks`: its rows (only the columns shown, of those the
+    table has: an older one lacks the snapshots'), and their count."""
+
+    def __init__(self, engine: Engine, q: DetectionQuery) -> None:
+        conditions = [
+            column == value
+            for column, value in ((Track.run_id, q.run), (Track.camera, q.camera))
+            if value is not None
+        ]
+        if q.label is not None:
+            conditions.append(label_is(Track.label, q.label))
+        if q.min_score is not None:
+            conditions.append(Track.best_score >= q.min_score)
+        self.snapshots = "snapshot_path" in {
             c["name"] for c in inspect(engine).get_columns(Track.__tablename__)
         }
         shown = [
@@ -223,7 +272,7 @@ def list_tracks(url: str, q: DetectionQuery) -> Page[TrackRecord]:
             Track.last_time, Track.frames, Track.best_score, Track.best_x1, Track.best_y1,
             Track.best_x2, Track.best_y2,
         ]  # fmt: skip
-        if snapshots:
+        if self.snapshots:
             shown.append(Track.snapshot_path)
         stmt = (
             select(Track)
@@ -231,10 +280,8 @@ def list_tracks(url: str, q: DetectionQuery) -> Page[TrackRecord]:
             .where(*conditions)
             .order_by(Track.last_time.desc(), Track.id.desc())
         )
-        total = session.scalar(select(func.count(Track.id)).where(*conditions)) or 0
-        chunks = session.scalars(_chunked(stmt.limit(q.limit)))
-        rows = [_track_record(t, snapshots) for t in chunks]
-    return Page(rows, int(total))
+        self.rows = _chunked(stmt.limit(q.limit))
+        self.count = select(func.count(Track.id)).where(*conditions)
 
 
 def _count_per_run(model: type[Detection] | type[Track]) -> Any:

@@ -95,6 +95,16 @@ class Page(Generic[T]):
         return self.total - len(self.rows)
 
 
+@dataclass(frozen=True)
+class Streamed(Generic[T]):
+    """The rows that match a query, read from the database as they are iterated (a bounded
+    number at a time: memory stays bounded however many match), and how many match in all.
+    The database stays open until `rows` is exhausted or closed."""
+
+    rows: Iterator[T]
+    total: int
+
+
 class JsonRow:
     """A dataclass row whose `as_dict` is JSON-ready: its times ISO-8601 UTC ending in 'Z'."""
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +41,7 @@ from sinks.base import Sink, SinkError
 from sinks.disk import open_folder
 from sinks.sql.database import SQLITE_BUSY_TIMEOUT_MS, DatabaseUrl
 from sinks.sql.models import RunStatus
-from sinks.sql.opening import open_database, start_run
+from sinks.sql.opening import open_run
 from sinks.sql.outbox import Outbox
 from sinks.sql.pending_rows import PendingRows
 from sinks.sql.refused import REFUSED_FOLDER, RefusedFile
@@ -64,7 +65,8 @@ class SqlSink(Sink):
     under `spool_dir` (at most `spool_max_bytes`); `close` waits up to `close_timeout_s` for
     them to be written (a full disk: at most `FULL_DISK_CLOSE_S`).
     Rows still unwritten then stay in the spool file, and the next run writing to the same
-    database writes them first.
+    database writes them first. `stop` (the run's) ends the wait for the database as it
+    opens: SinkStopped (`sinks.sql.opening.open_run`).
     """
 
     name = "sql"
@@ -85,6 +87,7 @@ class SqlSink(Sink):
         retry_max_s: float = 10.0,
         sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
         clock: Callable[[], float] = time.monotonic,
+        stop: threading.Event | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"SqlSink batch_size must be >= 1, got {batch_size}")
@@ -101,8 +104,7 @@ class SqlSink(Sink):
         self._left = 0
         self._clock = clock
         open_folder(Path(spool_dir), self.name)  # rows wait there while the database is away
-        self._engine = open_database(self._db, sqlite_busy_timeout_ms)
-        self.run_id = start_run(self._engine, self._db, run_config)
+        self._engine, self.run_id = open_run(self._db, sqlite_busy_timeout_ms, run_config, stop)
         self._pending = PendingRows(
             self.run_id, labels, batch_size=batch_size, flush_interval_s=flush_interval_s
         )

@@ -7,6 +7,7 @@ import io
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, delete, make_url
@@ -254,3 +255,74 @@ def test_a_run_of_a_database_with_one_run_names_that_run(
     assert err == (
         f"error: --run 2: no such run in database {url} (its one run is 1; --list runs lists them)\n"
     )
+
+
+class _Output(io.StringIO):
+    """stdout noting how many rows had been read from the database at its first write."""
+
+    def __init__(self, rows_read: list[object]) -> None:
+        super().__init__()
+        self.rows_read = rows_read
+        self.read_at_first_write: int | None = None
+
+    def write(self, text: str) -> int:
+        if self.read_at_first_write is None:
+            self.read_at_first_write = len(self.rows_read)
+        return super().write(text)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_all_in_json_and_csv_writes_rows_as_they_are_read_not_once_all_are_in_memory(
+    db: str, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    # Every row used to be held before the first was printed: gigabytes for millions.
+    from sinks.sql import query as sql_query
+
+    read: list[object] = []
+    record = sql_query._record
+
+    def counted(row: Any) -> Any:
+        read.append(row)
+        return record(row)
+
+    monkeypatch.setattr(sql_query, "_record", counted)
+    monkeypatch.setattr(sql_query, "FETCH_ROWS", 10)
+    out = _Output(read)
+    monkeypatch.setattr("sys.stdout", out)
+    assert main(["query", "--db", db, "--all", "--format", fmt]) == 0
+    assert out.read_at_first_write is not None and out.read_at_first_write <= 10
+    text = out.getvalue()
+    rows = json.loads(text) if fmt == "json" else list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == len(read) == 123
+    if fmt == "json":  # the documented format, as json.dump writes it
+        assert text == json.dumps(rows, indent=1) + "\n"
+
+
+def test_all_in_json_with_no_matching_row_prints_an_empty_list(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = query(capsys, "--db", db, "--all", "--format", "json", "--camera", "none")
+    assert (code, out, err) == (0, "[]\n", "")
+
+
+def test_list_tracks_all_in_csv_writes_tracks_as_they_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sinks.sql import query as sql_query
+
+    url = f"sqlite:///{tmp_path / 'tracks.db'}"
+    write_run(url, time.time(), {f"cam-{i}": [[BOX]] for i in range(30)})  # a track each
+    read: list[object] = []
+    record = sql_query._track_record
+
+    def counted(row: Any, snapshots: bool) -> Any:
+        read.append(row)
+        return record(row, snapshots)
+
+    monkeypatch.setattr(sql_query, "_track_record", counted)
+    monkeypatch.setattr(sql_query, "FETCH_ROWS", 5)
+    out = _Output(read)
+    monkeypatch.setattr("sys.stdout", out)
+    assert main(["query", "--db", url, "--list", "tracks", "--all", "--format", "csv"]) == 0
+    assert out.read_at_first_write is not None and out.read_at_first_write <= 5
+    assert len(list(csv.DictReader(io.StringIO(out.getvalue())))) == len(read) == 30

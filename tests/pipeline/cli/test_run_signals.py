@@ -142,3 +142,28 @@ def test_ctrl_c_while_the_detector_is_prepared_ends_that_at_once_and_opens_no_ou
     assert "lobby" in out.out and "not started: stopped before it opened" in out.out
     assert "Traceback" not in out.err
     assert not db.exists()  # no sink opened: no run recorded as begun and stopped
+
+
+def test_ctrl_c_while_the_detector_is_prepared_says_the_preparation_ends_not_queued_frames(
+    exits: list[int],
+    tmp_path: Path,
+    synthetic_video: VideoFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # No frame is read before the detector is ready: none can be queued to finish.
+    clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
+    config = tmp_path / "cams.yaml"
+    config.write_text(f"cameras:\n  - id: lobby\n    source: {clip}\n")
+
+    def endless_export(*_args: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # Python runs the handler between two of these sleeps
+            time.sleep(0.001)
+        raise AssertionError("the stop did not end the detector's preparation")
+
+    monkeypatch.setattr(runner, "build_run_detector", endless_export)
+    assert main(["run", str(config), "--no-progress"]) == 128 + signal.SIGINT
+    err = capfd.readouterr().err
+    assert "SIGINT: stopping; ending the detector's preparation" in err
+    assert "queued frames" not in err

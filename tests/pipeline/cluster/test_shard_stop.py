@@ -16,6 +16,7 @@ from pipeline.summary import RunSummary
 from tests.conftest import free_port, write_video
 from tests.pipeline.cluster.test_shard import OneBox
 from tests.sinks.mqtt.brokers import WAIT_S, SilentBroker
+from tests.sinks.sql.silent_postgres import SilentPostgres
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +60,38 @@ def test_a_shards_stop_ends_its_mqtt_sinks_wait_for_a_silent_broker_and_its_run_
     (line,) = [o for o in summary.outputs if o.startswith("mqtt ")]
     assert line.endswith("never connected: the run stopped while waiting for the broker")
     assert "stopped while waiting for the broker" in caplog.text
+
+
+def test_a_shards_stop_while_its_sql_sink_connects_to_a_silent_server_ends_its_run_stopped(
+    tmp_path: Path,
+) -> None:
+    silent = SilentPostgres()
+    video = write_video(tmp_path / "gate.mp4", frames=8)
+    config = parse_config(
+        f"cameras:\n  - {{id: gate, source: '{video}'}}\n"
+        "detector: {model: person_ssdlite}\n"
+        f"sinks:\n  - {{type: sql, url: '{silent.url}', spool_dir: '{tmp_path / 'spool'}'}}\n"
+        "cluster: {engine: ray}\n"
+    )
+    shard = Shard("shard-0")
+    summaries: list[RunSummary] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            summaries.append(shard.run(config, ["gate"], "c (run 1 on shard-0)", None))
+        except BaseException as exc:  # the test's thread reports it
+            errors.append(exc)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    try:
+        assert silent.connected.wait(WAIT_S), "the shard's sink never connected"
+        shard.stop()  # what the coordinator does at the run's stop
+        runner.join(WAIT_S)  # not the URL's connect_timeout (600 s)
+    finally:
+        silent.close()
+    assert not runner.is_alive(), "the shard still waits for the database"
+    assert not errors, errors
+    (summary,) = summaries
+    assert summary.interrupted and summary.ok  # stopped, not failed
