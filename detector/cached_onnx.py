@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from detector.labels import resolve_label_filter
+from detector.labels import check_class_names, resolve_label_filter
 from detector.non_finite import NonFiniteWarning
 from detector.numpy_postprocess import Decoding, postprocess_numpy
 from detector.onnx_runtime import (
@@ -107,7 +107,9 @@ class RunBundle:
 
     @classmethod
     def load(cls, path: Path) -> RunBundle:
-        """The bundle saved at `path`; raises OSError, ValueError or KeyError if unreadable."""
+        """The bundle saved at `path`; raises OSError, ValueError or KeyError if unreadable,
+        ModelConfigError for a class name a checkpoint is refused for (one kept by an older
+        version)."""
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             anchors = np.ascontiguousarray(data["anchors"], dtype=np.float32)
@@ -121,6 +123,7 @@ class RunBundle:
             score_fn=meta["score_fn"],
             background_class=meta["background_class"],
         )
+        check_class_names(meta["labels"], str(path))
         height, width = meta["input_size"]
         return cls(
             Path(meta["onnx"]), (int(height), int(width)), decoding, LabelMap(tuple(meta["labels"]))

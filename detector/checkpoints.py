@@ -25,6 +25,7 @@ from torch import Tensor
 from detector.architectures import SPECS, build, check_size
 from detector.errors import ModelConfigError
 from detector.files import write_whole
+from detector.labels import check_class_names
 from detector.models import MODELS
 from detector.ssd import SSD
 from detector.state_dicts import PIPELINE_CHECKPOINT, fit_problems, load_checked, load_file
@@ -196,6 +197,7 @@ def _labels(data: Mapping[str, Any], file: Path) -> tuple[str, ...]:
         raise ModelConfigError(
             f"checkpoint {file} is damaged: its 'labels' must be 2 or more class names"
         )
+    check_class_names(labels, f"checkpoint {file}")
     return tuple(labels)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from detector.errors import ModelConfigError
-from pipeline.types import LabelMap
+from pipeline.types import CLASS_NAME_MAX, LabelMap
 
 
 def resolve_label_filter(
@@ -28,3 +28,18 @@ def resolve_label_filter(
             )
         selected.update(found)
     return sorted(selected)
+
+
+def check_class_names(names: Sequence[str], model: str) -> None:
+    """ModelConfigError naming `model` (its file, as messages show it) and the class, for a
+    class name longer than the SQL tables' label column holds: PostgreSQL would refuse every
+    detection of that class at every run, where cutting the name would write a class no
+    `labels:` or query names."""
+    for name in names:
+        if len(name) > CLASS_NAME_MAX:
+            from detector.training.formats.common import brief  # the error alone: PIL, numpy
+
+            raise ModelConfigError(
+                f"{model}: class name {brief(name)} is {len(name)} characters long; the most is "
+                f"{CLASS_NAME_MAX} (what the SQL tables' label column holds)"
+            )

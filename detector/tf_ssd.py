@@ -20,6 +20,7 @@ from torch import Tensor
 from detector.anchors import feature_map_sizes, grid_default_boxes
 from detector.box_coder import BoxCoder
 from detector.errors import ModelConfigError, WeightsUnavailableError
+from detector.labels import check_class_names
 from detector.ssd import SSD
 from detector.state_dicts import load_checked, load_file
 from detector.tf_ssd_config import TFSSDConfig
@@ -104,6 +105,7 @@ def load_tf_ssd(path: str | os.PathLike[str]) -> tuple[SSD, LabelMap]:
         labels = LabelMap(tuple(str(n) for n in data["labels"]))
     except (KeyError, TypeError, ValueError) as error:
         raise ModelConfigError(f"{file} has a malformed model config ({error})") from error
+    check_class_names(labels.names, str(file))
     if len(labels.names) != config.num_classes:
         raise ModelConfigError(
             f"{file} names {len(labels.names)} labels for {config.num_classes} classes"

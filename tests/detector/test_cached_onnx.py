@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -140,6 +141,24 @@ def test_a_damaged_bundle_is_not_used(fp32_onnx: DetectorOptions) -> None:
     good = path.read_bytes()
     try:
         path.write_bytes(good[: len(good) // 2])
+        assert CachedOnnxDetector.open(fp32_onnx) is None
+    finally:
+        path.write_bytes(good)
+    assert CachedOnnxDetector.open(fp32_onnx) is not None
+
+
+def test_a_bundle_naming_a_class_too_long_for_the_sql_tables_is_not_used(
+    fp32_onnx: DetectorOptions, tmp_path: Path
+) -> None:
+    path = bundle_path(fp32_onnx)
+    assert path is not None
+    good = path.read_bytes()
+    with np.load(path) as data:
+        meta, anchors = json.loads(str(data["meta"])), data["anchors"]
+    meta["labels"][-1] = "p" * 129  # as a version that did not check kept it
+    try:
+        np.savez(tmp_path / "long.npz", anchors=anchors, meta=np.array(json.dumps(meta)))
+        path.write_bytes((tmp_path / "long.npz").read_bytes())
         assert CachedOnnxDetector.open(fp32_onnx) is None
     finally:
         path.write_bytes(good)

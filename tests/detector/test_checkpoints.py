@@ -180,6 +180,11 @@ def test_a_full_disk_while_saving_names_the_checkpoint_and_leaves_the_previous_o
           "state_dict": {}, "extra": {}}, "its 'labels' must be 2 or more class names"),
         ({"format": CHECKPOINT_FORMAT, "arch": "person_ssdlite", "size": 300,
           "labels": ["background", "x"], "state_dict": {}, "extra": {}}, "missing keys"),
+        ({"format": CHECKPOINT_FORMAT, "arch": "person_ssdlite", "size": 300,
+          "labels": ["background", "x" * 129], "state_dict": {}, "extra": {}},
+         "class name 'xxx.* is 129 characters long; the most is 128"),
+        ({"format": "ssd-pipeline/1", "arch": "person_ssdlite", "labels": ["background", "y" * 200],
+          "state_dict": {}}, "class name 'yyy.* is 200 characters long"),
     ],
 )  # fmt: skip
 def test_a_foreign_or_damaged_checkpoint_is_refused_in_one_line(

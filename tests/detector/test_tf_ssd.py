@@ -159,3 +159,16 @@ def test_converted_file_with_wrong_shapes_is_refused(tmp_path) -> None:
     torch.save(data, path)
     with pytest.raises(ModelConfigError, match="wrong shape"):
         load_tf_ssd(path)
+
+
+def test_converted_file_with_a_class_name_too_long_for_the_sql_tables_is_refused(
+    tmp_path,
+) -> None:
+    data = torch.load(BUNDLED_WEIGHTS, weights_only=True)
+    data["labels"] = ["background", "p" * 129]
+    path = tmp_path / "long.pt"
+    torch.save(data, path)
+    with pytest.raises(ModelConfigError) as info:
+        load_tf_ssd(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: class name 'ppp") and "129 characters long" in message

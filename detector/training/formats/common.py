@@ -79,18 +79,55 @@ def resolved(path: Path) -> Path:
         return Path(os.path.abspath(path))
 
 
+SHOWN_REPEATS = 3
+"""The most places named where one image file is listed again, after the first; the rest
+are counted."""
+
+
+class ListedImages:
+    """The image files a dataset lists, each kept once: one listed again is counted, for
+    `problems` to name once (a list of one path 10 million times costs a count, not 10
+    million entries). One image twice in a dataset is a mistake: its entries may carry
+    different boxes, and in training and validation both it flatters the validation score."""
+
+    def __init__(self) -> None:
+        self._first: dict[Path, str] = {}
+        self._again: dict[Path, list[str]] = {}  # the first places after the first
+        self._times: dict[Path, int] = {}
+
+    def add(self, path: Path, where: str) -> bool:
+        """Whether the image file `path` (resolved), listed at `where`, is new."""
+        if path not in self._first:
+            self._first[path] = where
+            return True
+        again = self._again.setdefault(path, [])
+        if len(again) <= SHOWN_REPEATS:
+            again.append(where)
+        self._times[path] = self._times.get(path, 1) + 1
+        return False
+
+    def problems(self, root: Path) -> list[str]:
+        """One problem for each image file listed more than once, naming where."""
+        problems = []
+        for path, again in self._again.items():
+            problem = (
+                f"{again[0]}: the same image file as {self._first[path]} ({shown(path, root)})"
+            )
+            if len(again) > 1:
+                times = self._times[path]
+                more = times - 1 - len(again)
+                problem += f"; listed {times} times in all: also at {', '.join(again[1:])}"
+                problem += f" and {more} more" if more > 0 else ""
+            problems.append(problem)
+        return problems
+
+
 def repeated_images(listed: Iterable[tuple[Path, str]], root: Path) -> list[str]:
-    """A problem for each image file in `listed` ((resolved path, where it is listed)) that
-    was listed before, naming both places. One image twice in a dataset is a mistake: in
-    training and validation both, it flatters the validation score."""
-    first: dict[Path, str] = {}
-    problems = []
+    """`ListedImages.problems` of `listed`: (resolved path, where it is listed) pairs."""
+    images = ListedImages()
     for path, where in listed:
-        if path in first:
-            problems.append(f"{where}: the same image file as {first[path]} ({shown(path, root)})")
-        else:
-            first[path] = where
-    return problems
+        images.add(path, where)
+    return images.problems(root)
 
 
 _NOT_A_FILE = "not a regular file (a folder, a device or a pipe)"

@@ -29,6 +29,7 @@ from detector.training.formats.common import (
     MAX_YAML_BYTES,
     MIB,
     FileProblem,
+    ListedImages,
     box_problem,
     brief,
     checked_size,
@@ -40,7 +41,6 @@ from detector.training.formats.common import (
     polygon_box,
     polygon_problem,
     read_text,
-    repeated_images,
     resolved,
     shown,
 )
@@ -82,9 +82,10 @@ def read_yolo(data_yaml: Path) -> DetectionData:
             problems.append(f"{name}: path must be a string, got {brief(doc['path'])}")
     if "train" not in doc:
         problems.append(f"{name}: train is missing (a folder of images or a list file)")
-    train = _images(doc.get("train"), "train", name, base, root, problems)
-    val = _images(doc.get("val"), "val", name, base, root, problems)
-    problems += repeated_images(train + val, root)
+    listed = ListedImages()
+    train = _images(doc.get("train"), "train", name, base, root, listed, problems)
+    val = _images(doc.get("val"), "val", name, base, root, listed, problems)
+    problems += listed.problems(root)
     if problems:
         raise DatasetError(problems, root)
 
@@ -171,10 +172,16 @@ def _names(doc: dict[Any, Any], name: str, problems: list[str]) -> list[str]:
 
 
 def _images(
-    value: object, key: str, name: str, base: Path, root: Path, problems: list[str]
+    value: object,
+    key: str,
+    name: str,
+    base: Path,
+    root: Path,
+    listed: ListedImages,
+    problems: list[str],
 ) -> list[tuple[Path, str]]:
-    """(image path, where it was listed) for every image of the `train` or `val` value,
-    its paths relative to `base`."""
+    """(image path, where it was listed) for every image of the `train` or `val` value
+    not in `listed` before (which counts the rest), its paths relative to `base`."""
     if value is None:
         return []
     entries = value if isinstance(value, list) else [value]
@@ -185,26 +192,41 @@ def _images(
             continue
         path = base / entry
         if path.is_dir():
-            found += [(resolved(p), f"{name}: {key}") for p in images_in(path)]
+            where = f"{name}: {key}"
+            found += [(i, where) for p in images_in(path) if listed.add(i := resolved(p), where)]
         elif path.is_file() and path.suffix.lower() == ".txt":
-            found += _listed(path, root, problems)
+            found += _listed(path, root, listed, problems)
         else:
             problems.append(f"{name}: {key}: no such folder or .txt list: {shown(path, root)}")
     return found
 
 
-def _listed(path: Path, root: Path, problems: list[str]) -> list[tuple[Path, str]]:
-    """The images listed one a line in the .txt file `path`, relative to its folder."""
+def _listed(
+    path: Path, root: Path, listed: ListedImages, problems: list[str]
+) -> list[tuple[Path, str]]:
+    """The images listed one a line in the .txt file `path`, relative to its folder, that
+    are not in `listed` yet. Each distinct line is resolved once, and a line repeated costs
+    a count: a list of one path over and over is read in time and memory linear in its
+    distinct lines."""
     try:
         text = read_text(path, MAX_LIST_BYTES)
     except FileProblem as e:
         problems.append(e.at(shown(path, root)))
         return []
-    return [
-        (resolved(path.parent / line.strip()), f"{shown(path, root)}:{n}")
-        for n, line in enumerate(text.splitlines(), start=1)
-        if line.strip()
-    ]
+    name = shown(path, root)
+    images: dict[str, Path] = {}  # each distinct line resolved
+    found = []
+    for n, start, end in _lines(text):
+        line = text[start:end].strip()
+        if not line:
+            continue
+        image = images.get(line)
+        if image is None:
+            image = images[line] = resolved(path.parent / line)
+        where = f"{name}:{n}"
+        if listed.add(image, where):
+            found.append((image, where))
+    return found
 
 
 def label_path(image: Path) -> Path:

@@ -15,7 +15,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from detector.training.formats.common import MAX_LABEL_BYTES, MAX_YAML_BYTES
+from detector.training.formats import yolo
+from detector.training.formats.common import MAX_LABEL_BYTES, MAX_YAML_BYTES, resolved
 from detector.training.formats.yolo import MAX_LINE_CHARS, MAX_LINE_PROBLEMS, label_path
 from detector.training.samples import SHOWN_PROBLEMS, DatasetError, read_dataset
 from tests.detector.training.datasets import ShapesData, write_yolo
@@ -401,6 +402,29 @@ def test_an_image_listed_twice_in_a_yolo_list_is_refused_naming_both_lines(
     assert caught.value.problems == (
         "train.txt:3: the same image file as train.txt:1 (images/train/0001.jpg)",
     )
+
+
+def test_one_image_listed_over_and_over_is_resolved_once_and_named_in_one_problem(
+    shapes: ShapesData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_yolo(shapes, tmp_path / "yolo")
+    (root / "train.txt").write_text("images/train/0001.jpg\n" * 50_000)
+    text = (root / "data.yaml").read_text().replace("train: images/train", "train: train.txt")
+    (root / "data.yaml").write_text(text)
+    calls: list[Path] = []
+
+    def spy(path: Path) -> Path:
+        calls.append(path)
+        return resolved(path)
+
+    monkeypatch.setattr(yolo, "resolved", spy)
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(root)
+    assert caught.value.problems == (
+        "train.txt:2: the same image file as train.txt:1 (images/train/0001.jpg); listed "
+        "50000 times in all: also at train.txt:3, train.txt:4, train.txt:5 and 49995 more",
+    )
+    assert [p for p in calls if p.name == "0001.jpg"] == [root / "images/train/0001.jpg"]
 
 
 @pytest.mark.parametrize("kind", ["folder", "pipe", "loop of links"])
