@@ -36,10 +36,16 @@ def check_class_names(names: Sequence[str], model: str) -> None:
     detection of that class at every run, where cutting the name would write a class no
     `labels:` or query names."""
     for name in names:
-        if len(name) > CLASS_NAME_MAX:
-            from detector.training.formats.common import brief  # the error alone: PIL, numpy
+        if (problem := name_length_problem(name)) is not None:
+            raise ModelConfigError(f"{model}: {problem}")
 
-            raise ModelConfigError(
-                f"{model}: class name {brief(name)} is {len(name)} characters long; the most is "
-                f"{CLASS_NAME_MAX} (what the SQL tables' label column holds)"
-            )
+
+def name_length_problem(name: str) -> str | None:
+    """Why `name` is too long for a class (`CLASS_NAME_MAX`), or None."""
+    if len(name) <= CLASS_NAME_MAX:
+        return None
+    shown = repr(name)[:57] + "..."  # as other messages shorten a value
+    return (
+        f"class name {shown} is {len(name)} characters long; the most is "
+        f"{CLASS_NAME_MAX} (what the SQL tables' label column holds)"
+    )

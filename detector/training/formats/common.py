@@ -10,9 +10,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TypeGuard
 
+from detector.labels import name_length_problem
 from detector.training.images import UnreadableImage, image_size
 from detector.training.samples import BACKGROUND
-from pipeline.types import CLASS_NAME_MAX, LabelMap
+from pipeline.types import LabelMap
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 # Bounds on what a reader loads into memory, each well above what real datasets hold
@@ -242,11 +243,8 @@ def class_name_problems(names: Sequence[object]) -> list[str]:
             problems.append(f"class name {BACKGROUND!r} is reserved for class 0")
         elif (control := control_problem(name)) is not None:
             problems.append(control)
-        elif len(name) > CLASS_NAME_MAX:
-            problems.append(
-                f"class name {brief(name)} is {len(name)} characters long; the most is "
-                f"{CLASS_NAME_MAX} (what the SQL tables' label column holds)"
-            )
+        elif (too_long := name_length_problem(name)) is not None:
+            problems.append(too_long)
     return problems + repeated_class_names([n for n in names if isinstance(n, str)])
 
 
