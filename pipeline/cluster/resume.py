@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pipeline.types import (
     AnalyticsEvent,
@@ -30,6 +31,9 @@ from pipeline.types import (
 from sinks.base import ForwardingSink, Sink, SinkError
 from sinks.event_bus.resumption import Published
 from sinks.sql.scene_rows import SceneKey, scene_key
+
+if TYPE_CHECKING:
+    from sinks.sql.database import DatabaseUrl
 
 log = logging.getLogger(__name__)
 
@@ -141,16 +145,32 @@ def _with(
     return dataclasses.replace(item, track_events=events, analytics=analytics)
 
 
-def prepare_database(url: str) -> None:
+def prepare_database(url: str, stop: threading.Event | None = None) -> None:
     """Creates the tables before the shards start (shards creating them at once collide);
-    raises SinkError, as the SQL sink would, when the database cannot be opened."""
+    raises SinkError, as the SQL sink would, when the database cannot be opened. A set
+    `stop` (the run's: Ctrl-C) ends the wait at once with SinkStopped, as it ends the SQL
+    sink's opening (`open_unless_stopped`): a server that takes the connection and does not
+    answer, or a SQLite file another program holds locked, is not waited out."""
+    from sinks.sql.database import DatabaseUrl
+    from sinks.sql.opening import open_unless_stopped
+
+    db = DatabaseUrl(url)
+    if stop is None:
+        _make_tables(db)
+    else:
+        stopped = f"sql sink: the run stopped while preparing the database {db}"
+        open_unless_stopped(lambda: _make_tables(db), stop, stopped)
+
+
+def _make_tables(db: DatabaseUrl) -> None:
+    """The pipeline's tables made in `db` where missing; SinkError when it cannot be
+    opened or is another program's."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sinks.sql.database import DatabaseUrl, make_engine
+    from sinks.sql.database import make_engine
     from sinks.sql.opening import cannot_open, cannot_write
     from sinks.sql.schema import create_schema, foreign_database
 
-    db = DatabaseUrl(url)
     try:
         if (foreign := foreign_database(db)) is not None:  # before a table is made
             raise cannot_write(db, foreign)

@@ -33,7 +33,7 @@ from pipeline.config import PipelineConfig, ZmqSinkConfig
 from pipeline.preflight import check_sink_before_work
 from pipeline.stops import STOP_RUNNING
 from pipeline.summary import ProgressCallback, RunSummary
-from sinks.base import SinkError
+from sinks.base import SinkError, SinkStopped
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,9 @@ class ClusterRun:
     one of them (`pipeline.cluster.assign`) and watch them, forwards their events to the
     configured endpoint and merges their summaries. `stop` (set by Ctrl-C) stops every
     shard as it stops a `Pipeline`; set while the driver sets the run up (joining Ray,
-    placing the shards, waiting for a broker or subscribers), it ends the run there, with
-    every camera not started. Setup problems raise ClusterError before any frame is read.
+    placing the shards, opening the database, waiting for a broker or subscribers), it ends
+    the run there, with every camera not started. Setup problems raise ClusterError before
+    any frame is read.
     """
 
     def __init__(self, config: PipelineConfig, *, config_source: str = "") -> None:
@@ -150,7 +151,10 @@ class ClusterRun:
             self._check_before_work(ray, actors)  # before the database or a broker is touched
             self._unless_stopped()
             if (sql := sql_sink(self.config)) is not None:
-                prepare_database(sql.url)
+                try:
+                    prepare_database(sql.url, self.stop)
+                except SinkStopped:  # a silent server or a locked file: not waited out
+                    raise _Stopped from None
             mqtt_status = PipelineStatus(self.config, self.stop)
             self.coordinator.on_lost = mqtt_status.camera_offline  # a dead shard cannot say it
             forwarder = self._forwarder(say)

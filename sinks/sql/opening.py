@@ -1,14 +1,16 @@
 """Opening the SQL sink's database: the engine, the tables made where missing, the run's own
 row; and the one-line errors when that cannot be done (another program's database, a file
 or folder it may not write, a server that does not answer); and the run's stop ending that
-opening (`open_run`)."""
+opening (`open_run`, and `open_unless_stopped` for any opening of the database)."""
 
 from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, delete
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,43 +29,63 @@ from sinks.sql.models import Run
 from sinks.sql.schema import create_schema, foreign_database
 
 OPENING_THREAD = "sql-sink-opening"
-"""The name of the thread that opens the database for a sink that can be stopped."""
+"""The name of the thread that opens the database for a run that can be stopped."""
 STOP_POLL_S = 0.05
 """How often the wait for the database's opening looks at the run's stop."""
+
+_Opened = TypeVar("_Opened")
 
 
 def open_run(
     db: DatabaseUrl, busy_timeout_ms: int, run_config: str, stop: threading.Event | None
 ) -> tuple[Engine, int]:
     """`open_database` and `start_run`: the engine and the run's id. A set `stop` (the
-    run's: Ctrl-C) ends the wait at once with SinkStopped: a connect in progress and SQLite's
-    busy wait cannot be cut short, so they run in a daemon thread (it ends with the connect
-    or busy timeout, or with the process), and what that thread opens after the stop is
-    closed again and its run row deleted."""
+    run's: Ctrl-C) ends the wait at once with SinkStopped (`open_unless_stopped`); what the
+    abandoned opening opens is closed again and its run row deleted."""
     if stop is None:
         engine = open_database(db, busy_timeout_ms)
         return engine, start_run(engine, db, run_config)
-    stopped = SinkStopped(f"sql sink: the run stopped while opening the database {db}")
-    if stop.is_set():  # during an earlier sink's opening
-        raise stopped
+    stopped = f"sql sink: the run stopped while opening the database {db}"
+
+    def open_and_start() -> tuple[Engine, int]:
+        engine = open_database(db, busy_timeout_ms)
+        if stop.is_set():  # no run row for a run that stopped meanwhile
+            engine.dispose()
+            raise SinkStopped(stopped)
+        return engine, start_run(engine, db, run_config)
+
+    return open_unless_stopped(open_and_start, stop, stopped, lambda run: _forget_run(*run))
+
+
+def open_unless_stopped(
+    opening: Callable[[], _Opened],
+    stop: threading.Event,
+    stopped: str,
+    discard: Callable[[_Opened], None] | None = None,
+) -> _Opened:
+    """What `opening` returns; SinkStopped (`stopped` its line) at once when `stop` is set
+    before or while it runs. A connect in progress and SQLite's busy wait cannot be cut
+    short, so `opening` runs in a daemon thread (it ends with the connect or busy timeout,
+    or with the process), waited for in steps of STOP_POLL_S; what it returns after the
+    stop goes to `discard`. What it returned by the time the stop is seen is returned all
+    the same."""
+    if stop.is_set():  # during an earlier opening (an mqtt broker that did not answer)
+        raise SinkStopped(stopped)
     guard = threading.Lock()
     done = threading.Event()
-    opened: list[tuple[Engine, int]] = []
+    opened: list[_Opened] = []
     failed: list[BaseException] = []
     abandoned: list[bool] = []
 
     def open_in_thread() -> None:
         try:
-            engine = open_database(db, busy_timeout_ms)
-            if abandoned:
-                engine.dispose()
-                return
-            run_id = start_run(engine, db, run_config)
+            result = opening()
             with guard:
                 if not abandoned:
-                    opened.append((engine, run_id))
+                    opened.append(result)
                     return
-            _forget_run(engine, run_id)
+            if discard is not None:
+                discard(result)
         except BaseException as exc:  # the waiting thread raises it
             failed.append(exc)
         finally:
@@ -76,7 +98,7 @@ def open_run(
                 if opened:
                     break  # opened all the same: the run goes on to its stop
                 abandoned.append(True)
-            raise stopped
+            raise SinkStopped(stopped)
     if failed:
         raise failed[0]
     return opened[0]

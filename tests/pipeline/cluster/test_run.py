@@ -20,6 +20,7 @@ from pipeline.config import parse_config
 from pipeline.summary import RunSummary
 from sinks.base import SinkError
 from tests.conftest import write_video
+from tests.sinks.sql.silent_postgres import SilentPostgres
 
 
 def test_the_driver_refuses_a_zmq_port_another_program_holds_before_joining_the_cluster(
@@ -98,7 +99,12 @@ class FakeRay:
 
 
 def two_camera_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ray: FakeRay, *, joined: bool = True
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    ray: FakeRay,
+    *,
+    joined: bool = True,
+    sinks: str = "",
 ) -> ClusterRun:
     """A run of two cameras on `ray` at `address: auto`; joining it is the fake's `connect`
     (which says it joined when `joined`). The run's small actors are left out: they are
@@ -106,7 +112,7 @@ def two_camera_run(
     clip = write_video(tmp_path / "gate.mp4", frames=2)
     config = parse_config(
         f"cameras:\n  - {{id: gate, source: '{clip}'}}\n  - {{id: yard, source: '{clip}'}}\n"
-        "cluster: {engine: ray, address: auto, shards: 2}\n"
+        f"{sinks}cluster: {{engine: ray, address: auto, shards: 2}}\n"
     )
     run = ClusterRun(config)
     monkeypatch.setattr(pipeline.cluster.run, "require_ray", lambda: ray)
@@ -208,3 +214,32 @@ def test_a_stop_while_the_driver_waits_for_its_mqtt_broker_starts_no_shard_s_cam
     assert_stopped_before_any_camera(run.run())
     assert [getattr(a, "name", a) for a in ray.killed] == ["shard-0", "shard-1", "board"]
     assert closed == [True] and ray.shut_down
+
+
+def test_a_stop_while_the_driver_connects_to_a_silent_database_starts_no_shard_s_cameras(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver makes the tables before any shard starts its cameras; a server that takes
+    the connection and never answers held it until the connect timeout, then failed."""
+    silent = SilentPostgres()
+    url = silent.url.replace("connect_timeout=600", "connect_timeout=5")  # fails, not hangs
+    ray = FakeRay()
+    run = two_camera_run(
+        tmp_path,
+        monkeypatch,
+        ray,
+        sinks=f"sinks:\n  - {{type: sql, url: '{url}', spool_dir: {tmp_path / 'spool'}}}\n",
+    )
+
+    def stop_once_connected() -> None:
+        if silent.connected.wait(PLACEMENT_TIMEOUT_S):
+            run.stop.set()  # Ctrl-C while the driver waits for the server's answer
+
+    threading.Thread(target=stop_once_connected, daemon=True).start()
+    try:
+        assert_stopped_before_any_camera(run.run())
+    finally:
+        silent.close()  # the abandoned connect fails at once
+    assert silent.connected.is_set()
+    assert [getattr(a, "name", a) for a in ray.killed] == ["shard-0", "shard-1", "board"]
+    assert ray.shut_down
