@@ -5,6 +5,7 @@ opening (`open_run`, and `open_unless_stopped` for any opening of the database).
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Callable
@@ -23,10 +24,13 @@ from sinks.sql.database import (
     make_engine,
     not_a_database,
     open_failure,
+    reason,
     sqlite_write_refused,
 )
 from sinks.sql.models import Run
 from sinks.sql.schema import create_schema, foreign_database
+
+log = logging.getLogger(__name__)
 
 OPENING_THREAD = "sql-sink-opening"
 """The name of the thread that opens the database for a run that can be stopped."""
@@ -54,7 +58,7 @@ def open_run(
             raise SinkStopped(stopped)
         return engine, start_run(engine, db, run_config)
 
-    return open_unless_stopped(open_and_start, stop, stopped, lambda run: _forget_run(*run))
+    return open_unless_stopped(open_and_start, stop, stopped, lambda run: _forget_run(*run, db))
 
 
 def open_unless_stopped(
@@ -104,13 +108,17 @@ def open_unless_stopped(
     return opened[0]
 
 
-def _forget_run(engine: Engine, run_id: int) -> None:
+def _forget_run(engine: Engine, run_id: int, db: DatabaseUrl) -> None:
     """Deletes the row of a run stopped while its database opened, and closes `engine`."""
     try:
         with Session(engine) as session, session.begin():
             session.execute(delete(Run).where(Run.id == run_id))
-    except (SQLAlchemyError, ImportError):
-        pass  # the row stays "running", as after a forced exit
+    except (SQLAlchemyError, ImportError) as exc:
+        log.warning(
+            "sql sink: the row of run %d, stopped while its database opened, stays 'running': %s",
+            run_id,
+            reason(exc, db),
+        )
     finally:
         engine.dispose()
 
