@@ -163,24 +163,12 @@ def prepare_database(url: str, stop: threading.Event | None = None) -> None:
 
 
 def _make_tables(db: DatabaseUrl) -> None:
-    """The pipeline's tables made in `db` where missing; SinkError when it cannot be
-    opened or is another program's."""
-    from sqlalchemy.exc import SQLAlchemyError
+    """The pipeline's tables made in `db` where missing, as the SQL sink makes them
+    (`open_database`); SinkError when it cannot be opened or is another program's."""
+    from sinks.sql.database import SQLITE_BUSY_TIMEOUT_MS
+    from sinks.sql.opening import open_database
 
-    from sinks.sql.database import make_engine
-    from sinks.sql.opening import cannot_open, cannot_write
-    from sinks.sql.schema import create_schema, foreign_database
-
-    try:
-        if (foreign := foreign_database(db)) is not None:  # before a table is made
-            raise cannot_write(db, foreign)
-        engine = make_engine(db)
-        try:
-            create_schema(engine)
-        finally:
-            engine.dispose()
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise cannot_open(db, exc) from exc
+    open_database(db, SQLITE_BUSY_TIMEOUT_MS).dispose()
 
 
 def stored_rows(url: str, run_configs_like: str, cameras: Sequence[str]) -> dict[str, Stored]:

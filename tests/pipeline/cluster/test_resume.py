@@ -301,3 +301,26 @@ def test_a_cluster_run_pointed_at_another_programs_database_refuses_it_and_chang
         assert inspect(theirs).get_table_names() == ["detections"]
     finally:
         theirs.dispose()
+
+
+def test_a_cluster_run_makes_its_sqlite_database_s_folder_as_the_sql_sink_does(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "new" / "runs" / "det.db"
+    prepare_database(f"sqlite:///{database}")
+    engine = create_engine(f"sqlite:///{database}")
+    try:
+        assert "detections" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def test_a_cluster_run_whose_sqlite_folder_cannot_be_made_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "taken").write_text("a file where the database's folder would go")
+    url = f"sqlite:///{tmp_path / 'taken' / 'runs' / 'det.db'}"
+    with pytest.raises(SinkError) as info:
+        prepare_database(url)
+    assert str(info.value).startswith("sql sink: cannot open database ")
+    assert "\n" not in str(info.value)
