@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import signal
-import threading
 
 import pytest
 
 from pipeline.cli.run import run_exit_status
 from pipeline.config import parse_config
 from pipeline.runner import Pipeline
-from pipeline.summary import RunSummary
 from tests.conftest import VideoFactory
+from tests.pipeline.stopped_runs import stopped_run
 from tests.pipeline.test_pipelining import EagerDetector
 from tests.sinks.mqtt.brokers import WAIT_S, SilentBroker
 
@@ -25,27 +24,14 @@ def test_the_run_s_stop_ends_the_wait_for_a_silent_broker_and_the_run_ends_stopp
         f"cameras:\n  - id: lobby\n    source: {clip}\n"
         f"sinks:\n  - {{type: mqtt, url: '{silent.url}', connect_timeout_s: 600}}\n"
     )
-    pipeline = Pipeline(config, detector=EagerDetector())
-    summaries: list[RunSummary] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            summaries.append(pipeline.run())
-        except BaseException as exc:  # the test's thread reports it
-            errors.append(exc)
-
-    runner = threading.Thread(target=run, daemon=True)
-    runner.start()
     try:
-        assert silent.connected.wait(WAIT_S), "the sink never connected"
-        pipeline.stop.set()  # what Ctrl-C does
-        runner.join(WAIT_S)  # not connect_timeout_s (600 s)
+        summary = stopped_run(
+            Pipeline(config, detector=EagerDetector()),
+            lambda: silent.connected.wait(WAIT_S),
+            WAIT_S,  # not connect_timeout_s (600 s)
+        )
     finally:
         silent.close()
-    assert not runner.is_alive(), "the run still waits for the broker"
-    assert not errors, errors
-    (summary,) = summaries
     assert summary.interrupted and summary.ok
     assert run_exit_status(summary, signal.SIGINT) == 130
     assert "stopped while waiting for the broker" in caplog.text

@@ -6,7 +6,7 @@ import os
 import signal
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,11 +16,11 @@ from pipeline.cli import main
 from pipeline.cli.run import run_exit_status
 from pipeline.config import parse_config
 from pipeline.runner import Pipeline
-from pipeline.summary import RunSummary
 from sinks.sql.database import DatabaseUrl, make_engine
 from sinks.sql.opening import OPENING_THREAD
 from sinks.sql.schema import create_schema
 from tests.conftest import VideoFactory
+from tests.pipeline.stopped_runs import stopped_run
 from tests.pipeline.test_pipelining import EagerDetector
 from tests.sinks.sql.silent_postgres import SilentPostgres
 
@@ -39,28 +39,6 @@ def silent_server() -> Iterator[tuple[str, threading.Event]]:
         server.close()  # the abandoned connect fails at once
 
 
-def _stopped_run(pipeline: Pipeline, opening: Callable[[], bool]) -> RunSummary:
-    """The summary of `pipeline` run in a thread and stopped once `opening` holds."""
-    summaries: list[RunSummary] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            summaries.append(pipeline.run())
-        except BaseException as exc:  # the test's thread reports it
-            errors.append(exc)
-
-    runner = threading.Thread(target=run, daemon=True)
-    runner.start()
-    assert opening(), "the sink never began opening"
-    pipeline.stop.set()  # what Ctrl-C does
-    runner.join(WAIT_S)
-    assert not runner.is_alive(), "the run still waits for the database"
-    assert not errors, errors
-    (summary,) = summaries
-    return summary
-
-
 def _opening_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name == OPENING_THREAD}
 
@@ -77,8 +55,8 @@ def test_a_stop_while_a_silent_postgresql_server_is_connected_to_ends_the_run_st
         f"cameras:\n  - id: lobby\n    source: {clip}\n"
         f"sinks:\n  - {{type: sql, url: '{url}', spool_dir: {spool}}}\n"
     )
-    summary = _stopped_run(
-        Pipeline(config, detector=EagerDetector()), lambda: connected.wait(WAIT_S)
+    summary = stopped_run(
+        Pipeline(config, detector=EagerDetector()), lambda: connected.wait(WAIT_S), WAIT_S
     )
     assert summary.interrupted and summary.ok
     assert run_exit_status(summary, signal.SIGTERM) == 143
@@ -113,7 +91,7 @@ def test_a_stop_while_the_sqlite_database_is_locked_ends_the_run_stopped_with_no
         return False
 
     try:
-        summary = _stopped_run(Pipeline(config, detector=EagerDetector()), opening)
+        summary = stopped_run(Pipeline(config, detector=EagerDetector()), opening, WAIT_S)
     finally:
         lock.execute("ROLLBACK")
         lock.close()
