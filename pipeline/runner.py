@@ -128,7 +128,7 @@ class Pipeline:
         except KeyboardInterrupt:
             if not self.stop.is_set():
                 raise  # not a stop of this run's (Python's own Ctrl-C): the caller's
-            return self._stopped_in_setup(time.monotonic() - setup_started)
+            return self._stopped_in_setup(setup_started)
         with contextlib.ExitStack() as set_up:  # a detector built here is closed if set-up fails
             if self._detector is None:
                 set_up.callback(detector.close)
@@ -149,7 +149,7 @@ class Pipeline:
             try:
                 sinks = build_sinks(cfg.sinks, detector.labels, self.config_source, self.stop)
             except SinkStopped:  # its opening ended by the stop: nothing opened is left
-                return self._stopped_in_setup(time.monotonic() - setup_started)
+                return self._stopped_in_setup(setup_started)
             sinks += self._extra_sinks
             labels = sink_labels([sink.name for sink, _ in sinks])
             workers = [
@@ -250,14 +250,10 @@ class Pipeline:
         with self.stop.raising():
             return build_run_detector(self.config.detector, say)
 
-    def _stopped_in_setup(self, setup_s: float) -> RunSummary:
-        """The summary of a run stopped while its detector was being built: no sink opened,
-        no camera asked to open, nothing captured."""
-        cameras = {
-            c.id: CameraStats(c.id, make_source(c.source).name, stopped_first=True)
-            for c in self.config.cameras
-        }
-        return RunSummary(cameras=cameras, elapsed_s=0.0, setup_s=setup_s, interrupted=True)
+    def _stopped_in_setup(self, setup_started: float) -> RunSummary:
+        """`RunSummary.stopped_in_setup` of this run's cameras, set up since `setup_started`."""
+        sources = {c.id: make_source(c.source).name for c in self.config.cameras}
+        return RunSummary.stopped_in_setup(sources, time.monotonic() - setup_started)
 
     def _serve(self, say: Callable[[str], None], sinks: list[Sink]) -> HttpServer | None:
         """Starts the run's one HTTP server, if it has one (`PipelineConfig.server`): over

@@ -88,6 +88,14 @@ class RunSummary:
     """Why the run's HTTP server stopped serving during the run (one line); None when it did
     not (or there was none)."""
 
+    @classmethod
+    def stopped_in_setup(cls, sources: dict[str, str], setup_s: float) -> RunSummary:
+        """A run stopped while it was set up (its detector built, its outputs opened, a
+        cluster's shards placed): every camera (id: its source's name) not started, nothing
+        captured."""
+        cameras = {cid: CameraStats(cid, name, stopped_first=True) for cid, name in sources.items()}
+        return cls(cameras=cameras, elapsed_s=0.0, setup_s=setup_s, interrupted=True)
+
     @property
     def ok(self) -> bool:
         """Nothing failed: the detector, every sink, every camera (`CameraStats.ok`) and the

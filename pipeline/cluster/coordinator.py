@@ -345,12 +345,9 @@ def _source(config: PipelineConfig, camera_id: str) -> str:
     return str(getattr(camera.source, "path", ""))
 
 
-def not_started(config: PipelineConfig) -> dict[str, CameraStats]:
-    """Every camera of `config`, stopped before it was ever asked to open (the run was
-    stopped while the driver set it up)."""
-    return {
-        c.id: CameraStats(c.id, _source(config, c.id), stopped_first=True) for c in config.cameras
-    }
+def camera_sources(config: PipelineConfig) -> dict[str, str]:
+    """Each camera's source, as the driver names it (`_source`)."""
+    return {c.id: _source(config, c.id) for c in config.cameras}
 
 
 def _lost(config: PipelineConfig, camera_id: str, why: str) -> CameraStats:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.cluster.changes import CameraChanges
-from pipeline.cluster.coordinator import POLL_S, Coordinator, not_started, sql_sink
+from pipeline.cluster.coordinator import POLL_S, Coordinator, camera_sources, sql_sink
 from pipeline.cluster.engine import ClusterError, connect, require_ray, shard_count, shard_options
 from pipeline.cluster.forwarder import EventForwarder, ForwarderError
 from pipeline.cluster.local import (
@@ -115,12 +115,8 @@ class ClusterRun:
                 if connected:
                     ray.shutdown()
         except _Stopped:
-            return RunSummary(
-                cameras=not_started(self.config),
-                elapsed_s=0.0,
-                setup_s=time.monotonic() - setup_started,
-                interrupted=True,
-            )
+            setup_s = time.monotonic() - setup_started
+            return RunSummary.stopped_in_setup(camera_sources(self.config), setup_s)
 
     def _unless_stopped(self) -> None:
         """Raises _Stopped when the run's stop is set: checked before each step of the
