@@ -170,7 +170,9 @@ def test_a_hanging_snapshot_write_stops_no_frame_and_its_track_goes_out_lost_aft
 ) -> None:
     clip = synthetic_video("clip.mp4", frames=FRAMES, fps=10)
     hung = disk(hang_from=1)
-    detector = Hopping(hung)
+    # The first track ends at frame 5; at frame 12, the frames wait until its write
+    # hangs, so that how soon the writer's thread runs on a loaded machine does not matter.
+    detector = Hopping(hung, at_frame=lambda i: hung.hanging.wait(10) if i == 12 else None)
     _, ended, summary = run(tmp_path, clip, detector, cameras=2)
     assert hung.hanging.is_set()  # the first write still hangs: nothing waited for it
     assert [c.frames for c in summary.cameras.values()] == [FRAMES, FRAMES]
