@@ -87,7 +87,7 @@ class Hopping(FrameDetector):
         disk: Disk,
         objects: int = 1,
         hop: int = 5,
-        at_frame: Callable[[int], None] | None = None,
+        at_frame: Callable[[int], object] | None = None,
     ) -> None:
         self.disk = disk
         self.objects = objects
