@@ -12,9 +12,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 from pipeline.config.safe_yaml import short_repr
 from pipeline.folders import name_problem
 
-BYTES_PER_MB = 1_000_000
-"""What one MB of a `*_mb` field is: a million bytes, as the messages on free disk space
-count them."""
+BYTES_PER_KB = 1000
+"""What one kB of a `*_kb` field is: a thousand bytes. Config sizes are decimal, kB and MB
+alike, as the messages on free disk space count them: no config field counts KiB or MiB."""
+BYTES_PER_MB = 1000 * BYTES_PER_KB
+"""What one MB of a `*_mb` field is: a million bytes."""
 ONE_BYTE_MB = 1 / BYTES_PER_MB
 """The smallest size a `*_mb` field takes: one byte. Sizes are counted in whole bytes, so a
 smaller one would be 0 bytes: no room at all (every spooled row lost, every snapshot
@@ -24,6 +26,11 @@ deleted), not the small room it reads as."""
 def mb_bytes(mb: float) -> int:
     """The whole bytes of a `*_mb` field's value."""
     return int(mb * BYTES_PER_MB)
+
+
+def kb_bytes(kb: int) -> int:
+    """The bytes of a `*_kb` field's value."""
+    return kb * BYTES_PER_KB
 
 
 class Strict(BaseModel):

@@ -51,7 +51,7 @@ class ShardResourcesConfig(Strict):
         default=None,
         ge=ONE_BYTE_MB,
         le=16_777_216,
-        description="Memory reserved per shard, in MB.",
+        description="Memory reserved per shard, in MB (millions of bytes).",
     )
     resources: dict[
         Annotated[str, Field(min_length=1, max_length=200)],

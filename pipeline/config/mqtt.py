@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.config.base import FsPath, Strict
+from pipeline.config.base import BYTES_PER_KB, FsPath, Strict, kb_bytes
 from sinks.event_bus.schema import EVENT_TYPES
 from sinks.mqtt.packets import MAX_PACKET_BYTES
 from sinks.mqtt.settings import BrokerAddress, BrokerSettings
@@ -95,11 +95,12 @@ class MqttSinkConfig(Strict):
     max_packet_kb: int = Field(
         8192,
         ge=1,
-        le=MAX_PACKET_BYTES // 1024,
-        description="Largest message the sink sends, in KiB, its topic and headers "
-        "included: set it to the broker's limit (Mosquitto's max_packet_size; none by "
-        "default). A larger message (a snapshot, say) is dropped and counted, as a broker "
-        "drops a client that sends one, again at each reconnection.",
+        le=MAX_PACKET_BYTES // BYTES_PER_KB,
+        description="Largest message the sink sends, in kB (thousands of bytes, as every "
+        "size in the config), its topic and headers included: set it to the broker's limit "
+        "(Mosquitto's max_packet_size; none by default) or below. A larger message (a "
+        "snapshot, say) is dropped and counted, as a broker drops a client that sends one, "
+        "again at each reconnection.",
     )
     keepalive_s: int = Field(
         30,
@@ -186,5 +187,5 @@ class MqttSinkConfig(Strict):
             keepalive_s=self.keepalive_s,
             connect_timeout_s=self.connect_timeout_s,
             reconnect_max_delay_s=self.reconnect_max_delay_s,
-            max_packet_bytes=self.max_packet_kb * 1024,
+            max_packet_bytes=kb_bytes(self.max_packet_kb),
         )

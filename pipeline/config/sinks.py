@@ -301,8 +301,8 @@ class SqlSinkConfig(Strict):
         1024,
         ge=ONE_BYTE_MB,
         le=1_000_000,
-        description="Largest spool file, in MB (at most 1 TB); rows beyond it are dropped and "
-        "counted.",
+        description="Largest spool file, in MB (millions of bytes; at most 1 TB); rows beyond "
+        "it are dropped and counted.",
     )
     close_timeout_s: float = Field(
         30.0,
@@ -364,8 +364,9 @@ class SnapshotSinkConfig(Strict):
     keep_mb: float | None = Field(
         None,
         ge=ONE_BYTE_MB,
-        le=1024 * 1024 * 1024,
-        description="Keep at most this many MB of files, the newest.",
+        le=1_000_000_000,
+        description="Keep at most this size of files, the newest, in MB (millions of bytes; "
+        "at most 1 PB).",
     )
     queue_size: int = Field(64, ge=1, le=100_000, description="Frames buffered for the writer.")
     write_timeout_s: float = Field(

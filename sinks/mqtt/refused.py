@@ -25,7 +25,9 @@ packet too large."""
 
 
 @dataclass(frozen=True)
-class _Sent:
+class Sent:
+    """A message handed to paho: its topic and payload, and its packet's bytes."""
+
     topic: str
     payload: bytes
     size: int
@@ -33,13 +35,9 @@ class _Sent:
 
 
 @dataclass(frozen=True)
-class GivenUp:
-    """A message given up: its topic and payload, its packet's bytes, and the `infos` of
-    every copy of it taken from paho."""
+class GivenUp(Sent):
+    """A message given up, with the `infos` of every copy of it taken from paho."""
 
-    topic: str
-    payload: bytes
-    size: int
     infos: tuple[mqtt.MQTTMessageInfo, ...]
 
 
@@ -59,13 +57,13 @@ class TooLarge:
         self._qos = qos
         self._taken = 0
         """The largest packet the broker took."""
-        self._recent: collections.deque[tuple[float, _Sent]] = collections.deque()
+        self._recent: collections.deque[tuple[float, Sent]] = collections.deque()
         """QoS 0: what was sent on this connection within `QUICK_LOSS_S`, oldest first."""
         self._lock = threading.Lock()
         """Held for `_recent`: sent from the sink's thread, lost from paho's."""
-        self._suspect: _Sent | None = None
+        self._suspect: Sent | None = None
         """The message suspected at the last loss."""
-        self._give_up: _Sent | None = None
+        self._give_up: Sent | None = None
 
     def took(self, size: int) -> None:
         """paho says a message whose packet has `size` bytes went out: with QoS 1 and 2 the
@@ -80,7 +78,7 @@ class TooLarge:
         now = time.monotonic()
         with self._lock:
             self._fold(now)
-            self._recent.append((now, _Sent(topic, payload, packet_size(topic, payload, 0))))
+            self._recent.append((now, Sent(topic, payload, packet_size(topic, payload, 0))))
 
     def lost(self, client: mqtt.Client, connected_for_s: float) -> None:
         """The connection was lost `connected_for_s` after it was made."""
@@ -110,7 +108,7 @@ class TooLarge:
         self._suspect = None
         return GivenUp(message.topic, message.payload, message.size, tuple(infos))
 
-    def _largest_unacknowledged(self, client: mqtt.Client) -> _Sent | None:
+    def _largest_unacknowledged(self, client: mqtt.Client) -> Sent | None:
         with client._out_message_mutex:  # paho may hold it here: it is re-entrant
             largest = max(
                 client._out_messages.values(),
@@ -120,9 +118,9 @@ class TooLarge:
         if largest is None:
             return None
         payload = bytes(largest.payload)
-        return _Sent(largest.topic, payload, packet_size(largest.topic, payload, self._qos))
+        return Sent(largest.topic, payload, packet_size(largest.topic, payload, self._qos))
 
-    def _largest_recent(self) -> _Sent | None:
+    def _largest_recent(self) -> Sent | None:
         with self._lock:
             self._fold(time.monotonic())
             largest = max((sent for _, sent in self._recent), key=lambda s: s.size, default=None)
@@ -135,5 +133,5 @@ class TooLarge:
             self._taken = max(self._taken, self._recent.popleft()[1].size)
 
     @staticmethod
-    def _same(message: mqtt.MQTTMessage, sent: _Sent) -> bool:
+    def _same(message: mqtt.MQTTMessage, sent: Sent) -> bool:
         return message.topic == sent.topic and message.payload == sent.payload

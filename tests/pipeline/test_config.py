@@ -18,7 +18,7 @@ from pipeline.config import (
     load_config,
     parse_config,
 )
-from pipeline.config.base import ONE_BYTE_MB
+from pipeline.config.base import BYTES_PER_KB, BYTES_PER_MB, ONE_BYTE_MB
 from pipeline.config.loader import MAX_PROBLEM_CHARS, MAX_PROBLEMS_SHOWN, NUL_PROBLEM
 from tests.conftest import VideoFactory
 
@@ -457,6 +457,19 @@ SIZE_FIELDS = [(model, name) for model, name in NUMBER_FIELDS if name.endswith("
 
 def test_the_sizes_in_mb_are_the_spool_the_snapshots_and_a_shards_memory() -> None:
     assert {name for _, name in SIZE_FIELDS} == {"spool_max_mb", "keep_mb", "memory_mb"}
+
+
+def test_every_size_in_the_config_is_in_decimal_kb_or_mb_and_says_so() -> None:
+    sizes = [
+        (model, name)
+        for model, name in NUMBER_FIELDS
+        if name.endswith(("_b", "_bytes", "_kb", "_kib", "_mb", "_mib", "_gb", "_gib"))
+    ]
+    assert {name for _, name in sizes} == {"max_packet_kb", "spool_max_mb", "keep_mb", "memory_mb"}
+    assert (BYTES_PER_KB, BYTES_PER_MB) == (1000, 1_000_000)
+    for model, name in sizes:
+        unit = "kB (thousands" if name.endswith("_kb") else "MB (millions"
+        assert f"in {unit} of bytes" in str(model.model_fields[name].description), name
 
 
 @pytest.mark.parametrize(("model", "name"), SIZE_FIELDS, ids=lambda v: getattr(v, "__name__", v))

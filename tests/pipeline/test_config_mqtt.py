@@ -16,9 +16,11 @@ from pipeline.runner import Pipeline
 from pipeline.sink_factory import SinkContext, build_sink
 from pipeline.types import LabelMap
 from sinks.base import SinkError
+from sinks.mqtt.connection import MqttConnection
+from sinks.mqtt.packets import MAX_PACKET_BYTES, packet_size
 from tests.conftest import VideoFactory
 from tests.pipeline.test_pipelining import EagerDetector
-from tests.sinks.mqtt.brokers import PrivateMosquitto
+from tests.sinks.mqtt.brokers import Listener, PrivateMosquitto
 
 SECRET = "s3cret-Hunter2-xyz"
 
@@ -193,9 +195,46 @@ def test_run_refuses_count_labels_that_detector_labels_filters_out_before_openin
     )
 
 
-def test_max_packet_kb_is_the_largest_packet_the_sink_sends_in_bytes(video: str) -> None:
+def test_max_packet_kb_counts_thousands_of_bytes_up_to_mqtt_s_largest_packet(video: str) -> None:
     (sink,) = parse_config(config_text(video, "    max_packet_kb: 256\n")).sinks
     assert isinstance(sink, MqttSinkConfig)
-    assert sink.broker().max_packet_bytes == 256 * 1024
+    assert sink.broker().max_packet_bytes == 256_000
     assert problems(config_text(video, "    max_packet_kb: 0\n"))
-    assert problems(config_text(video, "    max_packet_kb: 262145\n"))  # over MQTT's limit
+    largest = MAX_PACKET_BYTES // 1000  # 268435 kB: MQTT's 268,435,460 bytes, whole kB
+    (sink,) = parse_config(config_text(video, f"    max_packet_kb: {largest}\n")).sinks
+    assert isinstance(sink, MqttSinkConfig)
+    assert sink.broker().max_packet_bytes <= MAX_PACKET_BYTES
+    assert problems(config_text(video, f"    max_packet_kb: {largest + 1}\n"))
+
+
+def payload_of(topic: str, size: int) -> bytes:
+    """A payload whose QoS 1 packet to `topic` has `size` bytes (a few thousand)."""
+    headers = packet_size(topic, b"x" * size, qos=1) - size
+    return b"x" * (size - headers)
+
+
+def test_a_message_of_max_packet_kb_times_1000_bytes_is_sent_and_one_byte_more_is_not(
+    video: str, tmp_path: Path
+) -> None:
+    (tmp_path / "broker").mkdir()
+    broker = PrivateMosquitto(tmp_path / "broker")
+    broker.start()
+    listener = Listener("127.0.0.1", broker.port, ["limit/#"])
+    (config,) = parse_config(
+        config_text(video, f"    url: {broker.url}\n    max_packet_kb: 2\n")
+    ).sinks
+    assert isinstance(config, MqttSinkConfig)
+    connection = MqttConnection(config.broker(), None, qos=1, buffer_size=10)
+    try:
+        at_limit, over = payload_of("limit/at", 2000), payload_of("limit/over", 2001)
+        assert packet_size("limit/at", at_limit, qos=1) == 2000
+        assert packet_size("limit/over", over, qos=1) == 2001
+        connection.publish("limit/over", over)
+        connection.publish("limit/at", at_limit)
+        got = listener.wait_for(lambda m: any(x.topic == "limit/at" for x in m))
+        assert [x.payload for x in got] == [at_limit]
+        assert (connection.published, connection.oversized) == (1, 1)
+    finally:
+        connection.close(2)
+        listener.close()
+        broker.kill()

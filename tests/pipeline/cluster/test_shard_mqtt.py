@@ -30,6 +30,7 @@ from tests.sinks.mqtt.brokers import (
     listening,
     machine_broker,
 )
+from tests.test_docs import PYTHON_BLOCK, ROOT
 
 if TYPE_CHECKING:
     from sinks.mqtt.connection import MqttConnection
@@ -132,8 +133,44 @@ def test_a_moved_file_camera_goes_on_on_mqtt_from_where_its_subscribers_were_cut
         # it is not in step with the frames), `seq` going on without a gap or a repeat
         assert Counter(map(event_key, got)) == Counter(map(event_key, whole[cut:]))
         assert [e["seq"] for e in got] == list(range(cut, len(whole)))
+        # MQTT had them all (ahead of the bus): each of them again is the same event again
+        assert taken_once(whole + got) == whole
         assert listener.latest(f"{prefix}/gate/status") == "offline"
         assert listener.latest(f"{prefix}/gate/count/person") == "0"
+
+
+def taken_once(got: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a subscriber takes of a camera's events with docs/integrations.md's `is_new`."""
+    text = (ROOT / "docs" / "integrations.md").read_text("utf-8")
+    (code,) = [block for block in PYTHON_BLOCK.findall(text) if "def is_new" in block]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/integrations.md", "exec"), namespace)
+    return [event for event in got if namespace["is_new"](event)]
+
+
+def test_a_moved_live_camera_s_new_stream_on_mqtt_reuses_the_seq_mqtt_was_ahead_by(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """A live camera starts a new stream on the survivor, numbered on from the bus's last
+    `seq` (`Resume` with nothing published: what the coordinator gives a live camera). Where
+    MQTT was ahead of the bus at the cut, the new stream's first events come with the `seq`
+    of MQTT's last ones: the first of them a `camera.status` `connecting`, its frames from
+    0, by which docs/integrations.md's `is_new` takes each event once, old and new."""
+    with listening(broker, lambda p: [f"{p}/#"]) as (prefix, listener):
+        config = cluster_config(tmp_path, broker, prefix)
+        run_on(Shard("shard-0"), config, 1, {})
+        old = events(prefix, ended(prefix, listener))
+        ahead = 3  # MQTT had 3 events more than the bus when shard-0 died
+        bus_had = len(old) - ahead
+        before = len(listener.messages)
+        run_on(Shard("shard-1"), config, 2, {"gate": Resume(next_seq=bus_had)})
+        new = events(prefix, ended(prefix, listener, before))
+
+    assert [e["seq"] for e in new] == list(range(bus_had, bus_had + len(new)))
+    assert (new[0]["type"], new[0]["state"]) == ("camera.status", "connecting")
+    assert [e["seq"] for e in old[bus_had:]] == [e["seq"] for e in new[:ahead]]
+    assert min(e["frame"] for e in new if e["type"] == "detections") == 0
+    assert taken_once(old + new) == old + new  # and not the first 3 by their `seq` alone
 
 
 def test_each_run_of_each_shard_logs_in_to_the_broker_under_a_client_id_of_its_own(
