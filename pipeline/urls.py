@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 MAX_PORT = 65535
 """The highest TCP port (port numbers are 16 bits); 0 asks a listening server for any free
@@ -51,6 +52,34 @@ def mask_credentials(text: str) -> str:
     return _PARAMETER.sub(
         lambda m: m["head"] + "***" if is_secret_parameter(m["name"]) else m[0], text
     )
+
+
+HOSTLESS_SCHEMES = frozenset({"tcp", "udp", "srt", "rtp"})
+"""Stream schemes whose URL may name no host: FFmpeg listens (`udp://:1234`,
+`srt://:9000?mode=listener`) instead of connecting."""
+
+
+def address_problem(url: str) -> str | None:
+    """What keeps a stream URL's host and port from naming an address, in a few words, or
+    None: an IPv6 host without its closing ']', a port that is no number or past `MAX_PORT`,
+    no host where the scheme connects to one. Credentials are left out of the check, so a
+    password holding '[' or ':' is no problem."""
+    scheme, _, rest = url.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    host_port = authority.rpartition("@")[2]
+    try:
+        parts = urlsplit(f"{scheme}://{host_port}")
+        port = parts.port
+    except ValueError as exc:
+        reason = str(exc)
+        if "IPv6" in reason:
+            return f"its host {host_port!r} opens '[' without closing it"
+        return f"its port is no number from 1 to {MAX_PORT}"
+    if port == 0:
+        return f"its port is no number from 1 to {MAX_PORT}"
+    if not parts.hostname and scheme.lower() not in HOSTLESS_SCHEMES:
+        return "it names no host"
+    return None
 
 
 def infer_kind(source: str) -> str:

@@ -14,7 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pipeline.config.base import Strict, name_fits
 from pipeline.config.safe_yaml import path_repr, short_repr
 from pipeline.config.scene import AnalyticsConfig, LineConfig, ZoneConfig, check_scene_ids
-from pipeline.urls import STREAM_SCHEMES, infer_kind, mask_credentials
+from pipeline.urls import STREAM_SCHEMES, address_problem, infer_kind, mask_credentials
 
 CHECK_SOURCES = "check_sources"
 """Validation context key: False leaves out the checks that files and folders exist.
@@ -117,6 +117,9 @@ class StreamSourceConfig(Strict):
                 f"unsupported stream URL {mask_credentials(value)!r}: use one of "
                 f"{', '.join(s + '://' for s in sorted(STREAM_SCHEMES))}"
             )
+        problem = address_problem(value)
+        if problem is not None:
+            raise ValueError(f"stream URL {mask_credentials(value)!r}: {problem}")
         return value
 
 

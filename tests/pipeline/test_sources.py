@@ -76,6 +76,7 @@ def test_config_errors_about_sources_point_at_the_source_and_mask_passwords(
             "cameras:\n  - id: a\n    source: missing.mp4\n"
             "  - id: b\n    source: {type: stream, url: 'ftp://u:hunter2@h/x'}\n"
             "  - id: c\n    source: {type: file, path: missing.mp4, looop: true}\n"
+            "  - id: d\n    source: 'rtsp://u:hunter2@[::1/x'\n"
         )
     problems = info.value.problems
     assert problems[0].startswith(
@@ -90,6 +91,10 @@ def test_config_errors_about_sources_point_at_the_source_and_mask_passwords(
         )
         for p in problems
     )
+    assert (
+        "cameras[3].source (camera d, line 9): stream URL 'rtsp://u:***@[::1/x': "
+        "its host '[::1' opens '[' without closing it"
+    ) in problems
     assert "hunter2" not in str(info.value)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.urls import mask_credentials
+from pipeline.urls import address_problem, mask_credentials
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,33 @@ def test_url_passwords_and_secret_query_parameters_are_masked(text: str, masked:
 )
 def test_text_without_credentials_is_kept(text: str) -> None:
     assert mask_credentials(text) == text
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("rtsp://[::1/stream", "its host '[::1' opens '[' without closing it"),
+        ("rtsp://cam:70000/x", "its port is no number from 1 to 65535"),
+        ("rtsp://cam:554x/x", "its port is no number from 1 to 65535"),
+        ("http://cam:0/x", "its port is no number from 1 to 65535"),
+        ("rtsp:///stream1", "it names no host"),
+        ("http://", "it names no host"),
+    ],
+)
+def test_a_stream_url_that_names_no_address_is_found(url: str, problem: str) -> None:
+    assert address_problem(url) == problem
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rtsp://[::1]:8554/stream",
+        "rtsp://admin:p[a:ss@cam.local/1",  # the password is no part of the address
+        "rtsp://cam:/x",
+        "udp://:1234",  # FFmpeg listens
+        "srt://:9000?mode=listener",
+        "http://cam/mjpeg?page=[1]",
+    ],
+)
+def test_a_stream_url_with_an_address_passes(url: str) -> None:
+    assert address_problem(url) is None
