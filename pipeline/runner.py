@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from pipeline.build import (
 )
 from pipeline.config import CameraConfig, PipelineConfig, SqlSinkConfig
 from pipeline.config.scene import kept_classes
+from pipeline.cores import usable_cores
 from pipeline.detection_loop import DetectionLoop, FrameDetector
 from pipeline.frame_memory import keep_freed_frames
 from pipeline.metrics import RunMetrics, sink_labels
@@ -115,7 +115,7 @@ class Pipeline:
         say = on_start or _log_start_line
         setup_started = time.monotonic()
         cfg = self.config
-        if (os.cpu_count() or 1) <= 2:
+        if usable_cores() <= 2:
             # OpenCV's pool (the video sink's colour conversion and drawing) spins after each
             # call, which on 2 cores costs more than the call (docs/performance.md).
             cv2.setNumThreads(1)

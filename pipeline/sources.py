@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import glob
 import logging
-import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.cores import usable_cores
 from pipeline.urls import mask_credentials
 
 log = logging.getLogger(__name__)
@@ -59,11 +59,11 @@ def read_image(path: Path) -> npt.NDArray[np.uint8] | None:
 
 def decoder_threads_for(cameras: int, cores: int | None = None) -> int:
     """Threads for each camera's decoder when `cameras` decode at once on `cores` cores (None:
-    this machine's): one once there are at least as many cameras as cores, since FFmpeg's own
+    `usable_cores`): one once there are at least as many cameras as cores, since FFmpeg's own
     threads (a core and one more per decoder) then cost a little CPU and delay every frame;
     0, FFmpeg's choice, otherwise, so that a few cameras decode fast. Figures: docs/performance.md,
     "Decoder threads"."""
-    cores = cores or os.cpu_count() or 1
+    cores = cores or usable_cores()
     return 1 if cameras >= cores else 0
 
 

@@ -19,7 +19,13 @@ PROJECT = ("pipeline", "detector", "trackers", "analytics", "sinks", "benchmarks
 # pipeline.folders is here so that the detector (its ONNX cache) and the sinks (their output
 # folders) check a folder by one rule with one wording, which neither may import from the
 # other; a leaf like the rest, it imports nothing from the project (checked below).
-VOCABULARY = ("pipeline.types", "pipeline.boxes", "pipeline.urls", "pipeline.folders")
+VOCABULARY = (
+    "pipeline.types",
+    "pipeline.boxes",
+    "pipeline.urls",
+    "pipeline.folders",
+    "pipeline.cores",
+)
 STAGES = ("detector", "trackers", "analytics", "sinks")
 
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from pipeline.sources import AVSource, ImageFolderSource, SourceError, decoder_t
 from pipeline.types import CameraStatus
 from pipeline.urls import infer_kind
 from tests.conftest import VideoFactory
+from tests.cores import pin_cores
 
 
 def test_source_kind_is_inferred_from_the_string(tmp_path: Path) -> None:
@@ -254,11 +254,11 @@ def test_decoders_get_one_thread_once_cameras_match_the_cores_and_ffmpeg_s_choic
     assert decoder_threads_for(cameras, cores) == threads
 
 
-def test_the_decoder_rule_counts_this_machine_s_cores_by_default(
+def test_the_decoder_rule_counts_the_cores_this_process_may_use_by_default(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    assert [decoder_threads_for(n) for n in (3, 4)] == [0, 1]
+    pin_cores(monkeypatch, 2)  # of a 64-core machine, as in a container
+    assert [decoder_threads_for(n) for n in (1, 2)] == [0, 1]
 
 
 @pytest.mark.parametrize(("threads", "expected"), [(0, 0), (1, 1), (2, 2)])
