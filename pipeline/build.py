@@ -58,7 +58,7 @@ def make_source(source: object, decoder_threads: int = 0) -> Source:
 
 @make_source.register
 def _(src: FileSourceConfig, decoder_threads: int = 0) -> Source:
-    return AVSource(src.path, live=False, decoder_threads=decoder_threads)
+    return AVSource(src.path, live=False, decoder_threads=decoder_threads, file=True)
 
 
 @make_source.register
