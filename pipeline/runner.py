@@ -68,6 +68,9 @@ class Pipeline:
 
     `detector` and `extra_sinks` replace the configured detector / add sinks (tests, embedding);
     `sized_sinks` adds sinks built from a config, each with its configured `queue_size`.
+    `cameras_here`: the cameras that decode on this machine at once, this run's among them
+    (a cluster's shards on one node count each other's), which sets the decoders' threads
+    (`decoder_threads_for`); None: this run's.
     """
 
     def __init__(
@@ -78,8 +81,11 @@ class Pipeline:
         detector: FrameDetector | None = None,
         extra_sinks: Sequence[Sink] = (),
         sized_sinks: Sequence[tuple[Sink, int]] = (),
+        cameras_here: int | None = None,
     ) -> None:
         self.config = config
+        self.cameras_here = max(len(config.cameras), cameras_here or 0)
+        """The cameras decoding on this machine at once, this run's among them."""
         self.config_source = config_source
         self.stop = StopEvent()
         self.stop_does = STOP_PREPARING
@@ -287,7 +293,7 @@ class Pipeline:
         """The camera's reader, its queue, and its entry in `all_stats`; the reader resizes
         the frames it reads as `detector` will (`FrameDetector.model_image`), and sizes
         motion regions for it (`FrameDetector.input_size`)."""
-        source = make_source(cam.source, decoder_threads_for(len(self.config.cameras)))
+        source = make_source(cam.source, decoder_threads_for(self.cameras_here))
         stats = all_stats[cam.id] = CameraStats(cam.id, source.name, live=source.live)
         queue = make_queue(cam, source.live, condition)
 
