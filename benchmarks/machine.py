@@ -8,6 +8,8 @@ import platform
 import time
 from pathlib import Path
 
+from pipeline.cores import cores_line
+
 
 def cpu_model() -> str:
     """The CPU's model name (Linux), else what the platform says."""
@@ -26,4 +28,4 @@ def machine_line() -> str:
     except OSError:
         load = "load average unknown"
     when = time.strftime("%Y-%m-%d %H:%M %Z")
-    return f"{cpu_model()}, {os.cpu_count()} cores, {load}; {when}"
+    return f"{cpu_model()}, {cores_line()}, {load}; {when}"

@@ -8,21 +8,22 @@ threads copy a batch several times faster until memory bandwidth is the limit.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.cores import usable_cores
+
 MAX_COPY_THREADS = 8
 """Threads beyond a few add nothing once the copy is bound by memory bandwidth."""
 
 
 def copy_threads() -> int:
-    """Threads that copy a batch: one per core (`os.cpu_count()`), at most
+    """Threads that copy a batch: one per core (`usable_cores`), at most
     `MAX_COPY_THREADS`."""
-    return min(os.cpu_count() or 1, MAX_COPY_THREADS)
+    return min(usable_cores(), MAX_COPY_THREADS)
 
 
 class HostCopy:

@@ -34,6 +34,7 @@ from detector.options import (
     onnxruntime_available,
 )
 from detector.quantize import RECIPE, quantize_int8
+from pipeline.cores import usable_cores
 from pipeline.folders import folder_problem
 
 if TYPE_CHECKING:  # torch is imported where a network is exported or hashed, not to run one
@@ -65,17 +66,18 @@ def cache_dir() -> Path:
 
 
 def threads_per_worker(workers: int) -> int:
-    """ONNX Runtime's intra-op threads for each of `workers` sessions: a share of the cores."""
-    return max(1, (os.cpu_count() or 1) // workers)
+    """ONNX Runtime's intra-op threads for each of `workers` sessions: a share of the cores
+    (`usable_cores`)."""
+    return max(1, usable_cores() // workers)
 
 
 def open_session(path: Path, threads: int | None = None) -> Any:
     """An ONNX Runtime CPU session of the network at `path`, on `threads` intra-op threads
-    (default: every core). Raises what onnxruntime raises when the file cannot be loaded."""
+    (default: every usable core). Raises what onnxruntime raises when the file cannot be loaded."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.intra_op_num_threads = threads or usable_cores()
     options.inter_op_num_threads = 1
     # Spinning threads would take the cores that decoding and encoding need between
     # batches (docs/performance.md).
@@ -138,7 +140,7 @@ class OnnxRuntimeForward:
     Args:
         model: the (prepared) network to run; exported once per distinct set of weights.
         name: how to name the model in messages.
-        threads: ONNX Runtime's intra-op threads (default: every core).
+        threads: ONNX Runtime's intra-op threads (default: every usable core).
         calibration: run an int8 copy of the network, its activation ranges measured on
             these model inputs, uint8 [N, 3, H, W] (`detector.quantize`); None: float32.
         announce: told, before it starts, of a first run's export or quantization (the
@@ -165,7 +167,7 @@ class OnnxRuntimeForward:
                 f"{', '.join(ONNXRUNTIME_PACKAGES)} ({ONNXRUNTIME_INSTALL}); "
                 "or set `detector.runtime: torch`"
             )
-        self.threads = threads or os.cpu_count() or 1
+        self.threads = threads or usable_cores()
         self.int8 = calibration is not None or int8_network is not None
         if int8_network is not None:
             self.path = int8_network

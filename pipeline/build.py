@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 import zlib
 from collections.abc import Callable, Sequence
@@ -27,6 +26,7 @@ from pipeline.config import (
     TrackerConfig,
 )
 from pipeline.config.scene import kept_classes, scene_label_problems
+from pipeline.cores import usable_cores
 from pipeline.frame_queue import FrameQueue, QueuePolicy
 from pipeline.motion import MotionGate
 from pipeline.readers import Backoff, FrameSampler
@@ -58,7 +58,7 @@ def make_source(source: object, decoder_threads: int = 0) -> Source:
 
 @make_source.register
 def _(src: FileSourceConfig, decoder_threads: int = 0) -> Source:
-    return AVSource(src.path, live=False, decoder_threads=decoder_threads)
+    return AVSource(src.path, live=False, decoder_threads=decoder_threads, file=True)
 
 
 @make_source.register
@@ -295,10 +295,11 @@ def build_run_detector(
 
 
 def torch_cpu_threads() -> int:
-    """torch's intra-op threads on the CPU beside a pipeline: every core but one, at least
-    one. With every core in torch's pool, decoding, encoding and the sinks slow inference
-    many times on a busy machine (docs/performance.md)."""
-    return max(1, (os.cpu_count() or 2) - 1)
+    """torch's intra-op threads on the CPU beside a pipeline: every usable core
+    (`usable_cores`) but one, at least one. With every core in torch's pool, decoding,
+    encoding and the sinks slow inference many times on a busy machine
+    (docs/performance.md)."""
+    return max(1, usable_cores() - 1)
 
 
 def leave_a_core(detector: Detector) -> None:

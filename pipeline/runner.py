@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from pipeline.build import (
 )
 from pipeline.config import CameraConfig, PipelineConfig, SqlSinkConfig
 from pipeline.config.scene import kept_classes
+from pipeline.cores import usable_cores
 from pipeline.detection_loop import DetectionLoop, FrameDetector
 from pipeline.frame_memory import keep_freed_frames
 from pipeline.metrics import RunMetrics, sink_labels
@@ -68,6 +68,9 @@ class Pipeline:
 
     `detector` and `extra_sinks` replace the configured detector / add sinks (tests, embedding);
     `sized_sinks` adds sinks built from a config, each with its configured `queue_size`.
+    `cameras_here`: the cameras that decode on this machine at once, this run's among them
+    (a cluster's shards on one node count each other's), which sets the decoders' threads
+    (`decoder_threads_for`); None: this run's.
     """
 
     def __init__(
@@ -78,8 +81,11 @@ class Pipeline:
         detector: FrameDetector | None = None,
         extra_sinks: Sequence[Sink] = (),
         sized_sinks: Sequence[tuple[Sink, int]] = (),
+        cameras_here: int | None = None,
     ) -> None:
         self.config = config
+        self.cameras_here = max(len(config.cameras), cameras_here or 0)
+        """The cameras decoding on this machine at once, this run's among them."""
         self.config_source = config_source
         self.stop = StopEvent()
         self.stop_does = STOP_PREPARING
@@ -115,7 +121,7 @@ class Pipeline:
         say = on_start or _log_start_line
         setup_started = time.monotonic()
         cfg = self.config
-        if (os.cpu_count() or 1) <= 2:
+        if usable_cores() <= 2:
             # OpenCV's pool (the video sink's colour conversion and drawing) spins after each
             # call, which on 2 cores costs more than the call (docs/performance.md).
             cv2.setNumThreads(1)
@@ -287,7 +293,7 @@ class Pipeline:
         """The camera's reader, its queue, and its entry in `all_stats`; the reader resizes
         the frames it reads as `detector` will (`FrameDetector.model_image`), and sizes
         motion regions for it (`FrameDetector.input_size`)."""
-        source = make_source(cam.source, decoder_threads_for(len(self.config.cameras)))
+        source = make_source(cam.source, decoder_threads_for(self.cameras_here))
         stats = all_stats[cam.id] = CameraStats(cam.id, source.name, live=source.live)
         queue = make_queue(cam, source.live, condition)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import glob
 import logging
-import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -23,6 +22,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.config.cameras import not_a_file
+from pipeline.cores import usable_cores
 from pipeline.urls import mask_credentials
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,11 @@ def read_image(path: Path) -> npt.NDArray[np.uint8] | None:
 
 def decoder_threads_for(cameras: int, cores: int | None = None) -> int:
     """Threads for each camera's decoder when `cameras` decode at once on `cores` cores (None:
-    this machine's): one once there are at least as many cameras as cores, since FFmpeg's own
+    `usable_cores`): one once there are at least as many cameras as cores, since FFmpeg's own
     threads (a core and one more per decoder) then cost a little CPU and delay every frame;
     0, FFmpeg's choice, otherwise, so that a few cameras decode fast. Figures: docs/performance.md,
     "Decoder threads"."""
-    cores = cores or os.cpu_count() or 1
+    cores = cores or usable_cores()
     return 1 if cameras >= cores else 0
 
 
@@ -118,7 +119,10 @@ WEB = ("http://", "https://")
 
 
 class AVSource(Source):
-    """Anything FFmpeg opens through PyAV: files, network URLs, V4L2 devices."""
+    """Anything FFmpeg opens through PyAV: files, network URLs, V4L2 devices. With `file`,
+    `url` is a file's path, and anything else there (a folder, a device, a named pipe) is
+    refused as it opens, as `validate` refuses it (`not_a_file`): FFmpeg would wait on a
+    pipe for a writer forever."""
 
     def __init__(
         self,
@@ -129,6 +133,7 @@ class AVSource(Source):
         options: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
         decoder_threads: int = 0,
+        file: bool = False,
     ) -> None:
         super().__init__(mask_credentials(url))
         self.decoder_threads = decoder_threads
@@ -138,11 +143,14 @@ class AVSource(Source):
         self.format = format
         self.options = dict(options or {})
         self.timeout_s = timeout_s
+        self.file = file
         self._container: av.container.InputContainer | None = None
         self._rate = Fraction(25)
 
     def open(self) -> OpenedSource:
         self.close()
+        if self.file and (problem := not_a_file(self.url)) is not None:
+            raise SourceError(problem)
         started = time.monotonic()
         try:
             container = av.open(

@@ -1,8 +1,9 @@
 """The layering of the packages, read from their imports (README, "How it works").
 
-`pipeline/types/`, `pipeline/boxes.py`, `pipeline/urls.py` and `pipeline/folders.py` (the
-vocabulary) import nothing from the project but their own modules; `detector/`, `trackers/`,
-`analytics/` and `sinks/` import only the vocabulary and themselves, never each other; the rest of `pipeline/` sits on top, and nothing but
+`pipeline/types/`, `pipeline/boxes.py`, `pipeline/urls.py`, `pipeline/folders.py` and
+`pipeline/cores.py` (the vocabulary) import nothing from the project but their own modules;
+`detector/`, `trackers/`, `analytics/` and `sinks/` import only the vocabulary and
+themselves, never each other; the rest of `pipeline/` sits on top, and nothing but
 `python -m pipeline` imports the command line.
 """
 
@@ -19,7 +20,13 @@ PROJECT = ("pipeline", "detector", "trackers", "analytics", "sinks", "benchmarks
 # pipeline.folders is here so that the detector (its ONNX cache) and the sinks (their output
 # folders) check a folder by one rule with one wording, which neither may import from the
 # other; a leaf like the rest, it imports nothing from the project (checked below).
-VOCABULARY = ("pipeline.types", "pipeline.boxes", "pipeline.urls", "pipeline.folders")
+VOCABULARY = (
+    "pipeline.types",
+    "pipeline.boxes",
+    "pipeline.urls",
+    "pipeline.folders",
+    "pipeline.cores",
+)
 STAGES = ("detector", "trackers", "analytics", "sinks")
 
 

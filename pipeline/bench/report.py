@@ -3,11 +3,12 @@ text and JSON forms."""
 
 from __future__ import annotations
 
-import os
 import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pipeline.cores import cores_line
 
 if TYPE_CHECKING:
     import torch
@@ -101,7 +102,7 @@ def device_name(device: torch.device) -> str:
                 break
     except OSError:
         pass  # not Linux: keep platform's name
-    return f"{model}, {os.cpu_count()} logical cores (CPU)"
+    return f"{model}, {cores_line()} (CPU)"
 
 
 def format_report(report: BenchReport) -> str:

@@ -194,8 +194,20 @@ class Coordinator:
             forwarder.connect(endpoint)
         self._runs += 1
         run_config = f"{self.config_source} ({self._token} run {self._runs} on {name})"
-        result = actor.run.remote(self.config, cameras, run_config, endpoint, resume)
+        here = self._cameras_on_machine(info)
+        result = actor.run.remote(self.config, cameras, run_config, endpoint, resume, here)
         return _Running(actor, info, cameras, result, run_config, endpoint)
+
+    def _cameras_on_machine(self, shard: ShardInfo) -> int:
+        """The cameras the live shards on `shard`'s machine (its node's IP: a one-machine
+        cluster's nodes share it) run, as the run's cameras hash to them (`assign`), those
+        removed left out: each shard's decoders take their threads by that count
+        (`decoder_threads_for`), since they share the machine's cores. Counted as a run
+        starts: the runs going on keep their threads."""
+        cameras = [c.id for c in self.config.cameras if c.id not in self.changes.removed]
+        plan = assign(cameras, list(self._alive))
+        machine = {name for name, (_, info) in self._alive.items() if info.node_ip == shard.node_ip}
+        return sum(len(ids) for name, ids in plan.items() if name in machine)
 
     def watch(
         self,

@@ -135,11 +135,14 @@ class Shard:
         run_config: str,
         publisher_endpoint: str | None,
         resume: dict[str, Resume] | None = None,
+        cameras_here: int | None = None,
     ) -> RunSummary:
         """Runs `camera_ids` of `config` until they are done or `stop` is called.
 
         `run_config` is what the SQL sink records as the run's config (the coordinator finds
-        the shard's rows by it); `resume`: cameras taken over from a dead shard.
+        the shard's rows by it); `resume`: cameras taken over from a dead shard;
+        `cameras_here`: the cameras of every shard on this machine, these among them, for
+        the decoders' threads (`Pipeline`'s `cameras_here`; None: these).
         """
         from pipeline.preflight import check_before_work
         from pipeline.runner import Pipeline
@@ -197,6 +200,7 @@ class Shard:
             detector=detector,
             extra_sinks=[tally],
             sized_sinks=sinks,
+            cameras_here=cameras_here,
         )
         with self._lock:
             self._pipelines.update(dict.fromkeys(camera_ids, pipeline))

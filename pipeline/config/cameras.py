@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -58,6 +59,19 @@ def probes_sources(info: ValidationInfo) -> bool:
     return checks_sources(info) and bool((info.context or {}).get(PROBE_SOURCES, False))
 
 
+def not_a_file(path: str) -> str | None:
+    """Why a file source cannot be read although something is at `path` (as the config names
+    it): a folder, a device, or a named pipe (FIFO), which FFmpeg would wait on for a writer
+    forever; None for a regular file, or nothing there (which opening it says). `validate`
+    says it at the source's YAML path; `run` fails the camera with it as its reader opens
+    the file."""
+    try:
+        mode = Path(path).expanduser().stat().st_mode
+    except (OSError, ValueError):  # nothing there, or no name the system takes
+        return None
+    return None if stat.S_ISREG(mode) else f"not a file: {path_repr(path)}"
+
+
 class FileSourceConfig(Strict):
     type: Literal["file"] = Field(description="A video file (anything FFmpeg reads).")
     path: str = Field(min_length=1, description="Path of the video file.")
@@ -75,8 +89,8 @@ class FileSourceConfig(Strict):
         shown = path_repr(value)  # one line, whatever the path holds (a newline from ${ENV})
         if not path.exists():
             raise ValueError(f"file not found: {shown} (relative to {path_repr(str(Path.cwd()))})")
-        if not path.is_file():
-            raise ValueError(f"not a file: {shown}")
+        if (problem := not_a_file(value)) is not None:
+            raise ValueError(problem)
         if not os.access(path, os.R_OK):
             raise ValueError(f"file not readable: {shown}")
         if path.stat().st_size == 0:

@@ -56,8 +56,9 @@ class VideoSinkConfig(Strict):
         ge=0,
         le=64,
         description=(
-            "Encoder threads per file; 0: one on machines with 2 cores or fewer (extra x264 "
-            "threads cost more CPU than they save there), FFmpeg's choice elsewhere."
+            "Encoder threads per file; 0: one where the process may use 2 cores or fewer (its "
+            "CPUs and CPU quota; extra x264 threads cost more CPU than they save there), "
+            "FFmpeg's choice elsewhere."
         ),
     )
     width: int | None = Field(

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.cores import usable_cores
 from sinks.disk import write_failure
 
 log = logging.getLogger(__name__)
@@ -153,10 +154,10 @@ class Encoding:
 
     @property
     def encoder_threads(self) -> int:
-        """The encoder's threads per file: `threads`, or for 0 one on machines with at most 2
-        cores (x264's extra threads cost more CPU than they save there; docs/performance.md),
-        else 0, FFmpeg's choice."""
-        return self.threads or (1 if (os.cpu_count() or 1) <= 2 else 0)
+        """The encoder's threads per file: `threads`, or for 0 one where this process may use
+        at most 2 cores (`usable_cores`; x264's extra threads cost more CPU than they save
+        there; docs/performance.md), else 0, FFmpeg's choice."""
+        return self.threads or (1 if usable_cores() <= 2 else 0)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from detector.options import DetectorOptions
 from detector.request import DetectorRequest, Runtime
 from detector.ssd import SSD
 from pipeline.types import Frame, LabelMap
+from tests.cores import pin_cores
 from tests.detector.building import cpu_options, make_detector
 from tests.detector.test_engine_paths import photo_frames
 
@@ -327,3 +328,13 @@ def test_importing_onnxruntime_through_the_detector_leaves_no_telemetry_file(
     if ".ses" not in on:
         pytest.skip("this onnxruntime build writes no telemetry session file")
     assert _temp_files_of_importing(tmp_path, "import detector, onnxruntime") == []
+
+
+def test_onnxruntime_runs_on_the_cores_this_process_may_use_not_the_machine_s(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
+    pin_cores(monkeypatch, 2)  # of a 64-core machine, as in a container
+    forward = OnnxRuntimeForward(tiny_ssd(0), "tiny")
+    assert forward.threads == 2
+    assert forward.session.get_session_options().intra_op_num_threads == 2

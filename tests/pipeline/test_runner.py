@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +36,7 @@ from pipeline.types import (
 )
 from sinks.base import Sink
 from tests.conftest import VideoFactory
+from tests.cores import pin_cores
 from tests.pipeline.test_pipelining import EagerDetector
 
 
@@ -48,7 +48,7 @@ def test_opencv_keeps_to_the_calling_thread_on_machines_of_two_cores(
     clip = synthetic_video("clip.mp4", frames=3, size=(64, 48))
     config = parse_config(f"cameras:\n  - id: cam\n    source: {clip}\n")
     before = cv2.getNumThreads()
-    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    pin_cores(monkeypatch, cores)
     cv2.setNumThreads(3)
     try:
         summary = Pipeline(config, detector=EagerDetector()).run()
@@ -660,7 +660,7 @@ def test_each_camera_decodes_with_the_threads_the_rule_gives_for_the_run_s_camer
         given.append(decoder_threads)
         return make_source(source, decoder_threads)
 
-    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    pin_cores(monkeypatch, cores)
     monkeypatch.setattr(runner, "make_source", recording_make_source)
     summary = Pipeline(config, detector=EagerDetector()).run()
     assert summary.ok and summary.frames == 6

@@ -16,6 +16,7 @@ import pytest
 
 from pipeline.build import make_source
 from pipeline.config import (
+    ConfigError,
     DeviceSourceConfig,
     FileSourceConfig,
     ImagesSourceConfig,
@@ -24,10 +25,14 @@ from pipeline.config import (
 )
 from pipeline.frame_queue import FrameQueue, QueuePolicy
 from pipeline.readers import CameraReader
+from pipeline.runner import Pipeline
 from pipeline.sources import AVSource, ImageFolderSource, SourceError, decoder_threads_for
+from pipeline.summary import RunSummary
 from pipeline.types import CameraStatus
 from pipeline.urls import infer_kind
 from tests.conftest import VideoFactory
+from tests.cores import pin_cores
+from tests.pipeline.test_pipelining import EagerDetector
 
 
 def test_source_kind_is_inferred_from_the_string(tmp_path: Path) -> None:
@@ -259,11 +264,11 @@ def test_decoders_get_one_thread_once_cameras_match_the_cores_and_ffmpeg_s_choic
     assert decoder_threads_for(cameras, cores) == threads
 
 
-def test_the_decoder_rule_counts_this_machine_s_cores_by_default(
+def test_the_decoder_rule_counts_the_cores_this_process_may_use_by_default(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    assert [decoder_threads_for(n) for n in (3, 4)] == [0, 1]
+    pin_cores(monkeypatch, 2)  # of a 64-core machine, as in a container
+    assert [decoder_threads_for(n) for n in (1, 2)] == [0, 1]
 
 
 @pytest.mark.parametrize(("threads", "expected"), [(0, 0), (1, 1), (2, 2)])
@@ -315,3 +320,37 @@ def test_a_web_page_where_a_camera_should_answer_is_named_as_no_video() -> None:
         f"cannot open http://user:***@127.0.0.1:{port}/video: Invalid data found when "
         "processing input: the server answered with no video (a web page? check the URL)"
     )
+
+
+def release_readers(fifo: Path) -> None:
+    """Lets a reader that waits on `fifo` for a writer go: a writer comes and goes at once."""
+    with contextlib.suppress(OSError):  # ENXIO: nobody waits
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_a_named_pipe_as_a_file_source_is_refused_by_validate_and_by_run_alike(
+    tmp_path: Path, synthetic_video: VideoFactory
+) -> None:
+    # FFmpeg would wait on the pipe for a writer forever, and the run with it.
+    clip = synthetic_video("good.mp4", frames=3, size=(64, 48))
+    fifo = tmp_path / "camera.pipe"
+    os.mkfifo(fifo)
+    text = f"cameras:\n  - id: good\n    source: {clip}\n  - id: pipe\n    source: {fifo}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)  # as validate loads it
+    assert info.value.problems == [f"cameras[1].source (camera pipe, line 5): not a file: '{fifo}'"]
+
+    pipeline = Pipeline(parse_config(text, check_sources=False), detector=EagerDetector())
+    summaries: list[RunSummary] = []
+    run = threading.Thread(target=lambda: summaries.append(pipeline.run()), daemon=True)
+    run.start()
+    run.join(30)
+    try:
+        assert not run.is_alive(), "the run waits for a writer on the pipe"
+    finally:
+        pipeline.stop.set()
+        release_readers(fifo)
+    (summary,) = summaries
+    assert summary.cameras["pipe"].status == f"FAILED: camera pipe: not a file: '{fifo}'"
+    assert summary.cameras["pipe"].frames == 0
+    assert summary.cameras["good"].ok and summary.cameras["good"].frames == 3

@@ -57,9 +57,11 @@ class FakeShard:
     coordinator asked its progress once); its progress tells `ended`, the cameras whose
     stream ended."""
 
-    def __init__(self, name: str, *, dies: bool = False) -> None:
-        self.info = ShardInfo(name, "10.0.0.7", "ab" * 28, 7, ())
+    def __init__(self, name: str, *, dies: bool = False, node_ip: str = "10.0.0.7") -> None:
+        self.info = ShardInfo(name, node_ip, "ab" * 28, 7, ())
         self.runs: list[tuple[list[str], dict[str, Resume]]] = []
+        self.cameras_here: list[int] = []
+        """What each run was told of the cameras on its machine."""
         self.ended: dict[str, Ended] = {}
         self._dies = dies
         self._asked = False
@@ -70,8 +72,11 @@ class FakeShard:
         endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.publisher_endpoint = SimpleNamespace(remote=lambda: Ref(endpoint))
 
-    def _run(self, config: Any, cameras: list[str], run_config: str, _: Any, resume: Any) -> Ref:
+    def _run(
+        self, config: Any, cameras: list[str], run_config: str, _: Any, resume: Any, here: int
+    ) -> Ref:
         self.runs.append((list(cameras), dict(resume)))
+        self.cameras_here.append(here)
         if self._dies:
             self._dies = False
             died = RayError("The actor died unexpectedly before finishing this task.")
@@ -155,6 +160,25 @@ def test_the_cameras_of_a_dead_shard_run_again_on_the_survivor_from_their_start(
         f"this task.; cameras {', '.join(moved)} moved to shard-0"
     ]
     assert {c: coord.restarts[c] for c in CAMERAS} == {c: int(c in moved) for c in CAMERAS}
+
+
+@pytest.mark.parametrize("second_machine", ["10.0.0.7", "10.0.0.8"])
+def test_each_shard_s_run_is_told_the_cameras_of_every_shard_on_its_machine(
+    tmp_path: Path, second_machine: str
+) -> None:
+    # Shards on one machine share its cores: their decoders' threads count all their cameras.
+    shards = [FakeShard("shard-1"), FakeShard("shard-2", node_ip=second_machine)]
+    coord = coordinator(tmp_path, max_restarts=0)
+    board = SimpleNamespace(publish=SimpleNamespace(remote=lambda status: None))
+    running = coord.begin(FakeRay(), [(s, s.info) for s in shards], None, board)
+    coord.watch(FakeRay(), running, None, None)
+
+    plan = assign(list(CAMERAS), ["shard-1", "shard-2"])
+    assert all(plan.values()), "the hash left a shard without a camera: pick other ids"
+    if second_machine == shards[0].info.node_ip:
+        assert [s.cameras_here for s in shards] == [[len(CAMERAS)], [len(CAMERAS)]]
+    else:
+        assert [s.cameras_here for s in shards] == [[len(plan["shard-1"])], [len(plan["shard-2"])]]
 
 
 def test_a_camera_moved_more_than_max_restarts_times_is_failed_and_the_others_go_on(

@@ -15,12 +15,15 @@ import pytest
 import zmq
 
 import pipeline.build
+import pipeline.runner
+from pipeline.build import make_source
 from pipeline.cluster.shard import Shard
 from pipeline.config import DetectorConfig, PipelineConfig, parse_config
 from pipeline.runner import FrameDetector
 from pipeline.types import Detections, Frame, LabelMap
 from sinks.base import SinkError
 from tests.conftest import free_port, write_video
+from tests.cores import pin_cores
 
 FRAMES = 4
 LABELS = LabelMap(("background", "person"))
@@ -202,3 +205,27 @@ def test_a_shard_checks_its_config_once_before_its_run(
     config = config_of(tmp_path, "gate")
     assert frames_of(Shard("shard-0"), config, ["gate"], 1) == {"gate": FRAMES}
     assert len(checked) == 1
+
+
+@pytest.mark.parametrize(("cameras_here", "threads"), [(None, 0), (3, 0), (4, 1)])
+def test_a_shard_s_decoders_take_their_threads_by_the_cameras_on_its_machine(
+    tmp_path: Path,
+    builds: list[DetectorConfig],
+    monkeypatch: pytest.MonkeyPatch,
+    cameras_here: int | None,
+    threads: int,
+) -> None:
+    # One camera of its own; with the other shards' on 4 cores, one thread each.
+    pin_cores(monkeypatch, 4)
+    given: list[int] = []
+
+    def recording_make_source(source: Any, decoder_threads: int = 0) -> Any:
+        given.append(decoder_threads)
+        return make_source(source, decoder_threads)
+
+    monkeypatch.setattr(pipeline.runner, "make_source", recording_make_source)
+    config = config_of(tmp_path, "gate", "hall")
+    run = "c (cluster abc run 1 on shard-0)"
+    summary = Shard("shard-0").run(config, ["gate"], run, None, cameras_here=cameras_here)
+    assert summary.cameras["gate"].frames == FRAMES
+    assert given == [threads]

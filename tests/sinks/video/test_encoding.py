@@ -17,8 +17,9 @@ import pytest
 
 from pipeline.types import StreamEnd, StreamInfo
 from sinks.base import SinkError
-from sinks.video.encoding import Encoding, encoder_options, frames_in
+from sinks.video.encoding import Encoding, Geometry, SegmentFile, encoder_options, frames_in
 from sinks.video.sink import VideoSink
+from tests.cores import pin_cores
 from tests.sinks.video.conftest import (
     LABELS,
     decode,
@@ -210,3 +211,17 @@ def test_an_encoder_that_cannot_run_here_fails_when_the_file_opens(tmp_path: Pat
                        r"H200 and A100 lack, and its driver; codec libx264 encodes on the CPU\)"):  # fmt: skip
         sink.write(frame_result("cam", 0, moving_square(0, 160, 120)))
     assert list(tmp_path.iterdir()) == []  # no empty file left behind
+
+
+@pytest.mark.parametrize(("cores", "threads"), [(1, 1), (2, 1), (8, 0)])
+def test_x264_gets_one_thread_where_this_process_may_use_at_most_two_cores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cores: int, threads: int
+) -> None:
+    pin_cores(monkeypatch, cores)  # of a 64-core machine: taskset or a container's cpuset
+    assert Encoding().encoder_threads == threads
+    geometry = Geometry(64, 48, Fraction(25))
+    file = SegmentFile(tmp_path / "a.mp4", geometry, Encoding())
+    try:
+        assert file.stream.codec_context.thread_count == threads  # 0: x264's own choice
+    finally:
+        file.abandon()

@@ -1,0 +1,92 @@
+"""How many cores this process may use: the one rule behind every thread count the pipeline
+picks (ONNX Runtime's and torch's threads, FFmpeg's decoder and x264's encoder threads, the
+CUDA host copy's, OpenCV's).
+
+`os.cpu_count()` counts the machine's cores, also in a container given a few of them
+(docker --cpuset-cpus or --cpus) or under `taskset`, where threads sized by it would
+outnumber the cores they share many times.
+
+A leaf module that imports nothing from the project: part of the vocabulary every layer may
+use.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+"""Where cgroup v2 is mounted on Linux."""
+CGROUP_MEMBERSHIP = Path("/proc/self/cgroup")
+"""This process's cgroups; its cgroup v2 is the line `0::/path`."""
+
+
+def usable_cores() -> int:
+    """The cores this process may keep busy: the CPUs it may run on (its affinity, which
+    `taskset` and docker --cpuset-cpus set), at most its cgroup v2 CPU quota rounded up
+    (docker --cpus 1.5, a Kubernetes CPU limit: 2), at least 1. Where the affinity is
+    unknown (not Linux), the machine's cores (`machine_cores`)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no sched_getaffinity outside Linux
+        cores = machine_cores()
+    quota = cgroup_cpu_limit()
+    return max(1, min(cores, quota) if quota is not None else cores)
+
+
+def machine_cores() -> int:
+    """The machine's logical cores (`os.cpu_count()`), whether or not this process may use
+    them all: what a report names the machine by, beside `usable_cores`."""
+    return os.cpu_count() or 1
+
+
+def cores_line() -> str:
+    """The cores for a report: "16 logical cores", or with fewer usable by this process
+    "16 logical cores, 2 usable here"."""
+    machine, usable = machine_cores(), usable_cores()
+    if usable == machine:
+        return f"{machine} logical cores"
+    return f"{machine} logical cores, {usable} usable here"
+
+
+def cgroup_cpu_limit() -> int | None:
+    """The tightest cgroup v2 CPU quota (`cpu.max`) of this process's cgroup and those above
+    it, in cores rounded up; None where none is set or none can be read (cgroup v1, not
+    Linux). A cgroup not visible under `CGROUP_ROOT` (a container sees its own as the root)
+    is skipped."""
+    root = CGROUP_ROOT
+    try:
+        lines = CGROUP_MEMBERSHIP.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    path = next((line[3:] for line in lines if line.startswith("0::")), None)
+    if path is None:
+        return None
+    folder = root / path.strip().lstrip("/")
+    limits = []
+    while True:
+        if (limit := _quota_cores(folder / "cpu.max")) is not None:
+            limits.append(limit)
+        if folder == root or root not in folder.parents:
+            break
+        folder = folder.parent
+    return min(limits, default=None)
+
+
+def _quota_cores(cpu_max: Path) -> int | None:
+    """The quota in a `cpu.max` file ("150000 100000": 1.5 cores) rounded up; None for
+    "max", a missing file or one that does not read as a quota."""
+    try:
+        fields = cpu_max.read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if len(fields) != 2 or fields[0] == "max":
+        return None
+    try:
+        quota, period = int(fields[0]), int(fields[1])
+    except ValueError:
+        return None
+    if quota <= 0 or period <= 0:
+        return None
+    return max(1, math.ceil(quota / period))
