@@ -147,6 +147,7 @@ class CameraReader(threading.Thread):
         super().__init__(name=f"reader-{camera_id}", daemon=True)
         self.camera_id = camera_id
         self.source = source
+        source.stop = stop  # so that a read under way can end at a stop, where it can
         self.queue = queue
         self.state: CameraState | None = None
         self.opened: OpenedSource | None = None

@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from pipeline.config.cameras import not_a_file
 from pipeline.cores import usable_cores
+from pipeline.mjpeg import PartFeed, PartTooLong, Stopped, open_mjpeg
 from pipeline.urls import mask_credentials
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,9 @@ class Source(ABC):
         self.name = name
         """The source as shown to users: credentials masked."""
         self.decode_errors = 0
+        self.stop: threading.Event | None = None
+        """Its reader's stop (`CameraReader` sets it): a source that can end a read under
+        way when it is set does (an HTTP MJPEG camera, between network reads)."""
 
     @abstractmethod
     def open(self) -> OpenedSource:
@@ -145,6 +149,9 @@ class AVSource(Source):
         self.timeout_s = timeout_s
         self.file = file
         self._container: av.container.InputContainer | None = None
+        self._http: av.container.InputContainer | None = None
+        """An HTTP MJPEG camera's connection, which `_feed` reads for `_container`."""
+        self._feed: PartFeed | None = None
         self._rate = Fraction(25)
 
     def open(self) -> OpenedSource:
@@ -153,31 +160,41 @@ class AVSource(Source):
             raise SourceError(problem)
         started = time.monotonic()
         try:
-            container = av.open(
-                self.url,
-                mode="r",
-                format=self.format,
-                options=self.options,
-                timeout=self.timeout_s,
-            )
+            container = self._open_container()
         except (av.error.FFmpegError, OSError) as exc:
             waited = time.monotonic() - started
             raise SourceError(f"cannot open {self.name}: {self._why_not(exc, waited)}") from None
+        except PartTooLong as exc:
+            raise SourceError(f"cannot open {self.name}: {exc}") from None
+        except Stopped:
+            raise SourceError(f"{self.name}: stopped while opening") from None
+        self._container = container
         if not container.streams.video:
-            container.close()
+            self.close()
             raise SourceError(f"{self.name} has no video stream")
         stream = container.streams.video[0]
         ctx = stream.codec_context
         if not ctx.width or not ctx.height:
-            container.close()
+            self.close()
             raise SourceError(f"{self.name}: the video stream has no frame size")
         stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg; releases the GIL
         if self.decoder_threads:
             stream.thread_count = self.decoder_threads
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
         self._rate = Fraction(rate)
-        self._container = container
         return OpenedSource(ctx.width, ctx.height, self._rate, stream.frames or None)
+
+    def _open_container(self) -> av.container.InputContainer:
+        """The container to demux: a live `http(s)://` camera's MJPEG through a feed that
+        bounds each part (`pipeline.mjpeg`), anything else as FFmpeg opens it."""
+        if self.live and self.format is None and self.url.lower().startswith(WEB):
+            opened = open_mjpeg(self.url, self.options, self.timeout_s, self.stop)
+            if opened is not None:
+                container, self._http, self._feed = opened
+                return container
+        return av.open(
+            self.url, mode="r", format=self.format, options=self.options, timeout=self.timeout_s
+        )
 
     def frames(self) -> Iterator[RawFrame]:
         last_pts = -1.0
@@ -210,8 +227,11 @@ class AVSource(Source):
         if container is None:
             raise SourceError(f"{self.name} is not open")
         stream = container.streams.video[0]
+        feed = self._feed
         try:
             for packet in container.demux(stream):
+                if feed is not None:
+                    feed.packet_out()
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError as exc:
@@ -226,11 +246,19 @@ class AVSource(Source):
                 yield from decoded
         except (av.error.FFmpegError, OSError) as exc:
             raise SourceError(f"reading {self.name} failed: {self._reason(exc)}") from None
+        except PartTooLong as exc:
+            raise SourceError(f"reading {self.name} failed: {exc}") from None
+        except Stopped:
+            raise SourceError(f"{self.name}: stopped while reading") from None
 
     def close(self) -> None:
         if self._container is not None:
             self._container.close()
             self._container = None
+        if self._http is not None:
+            self._http.close()  # after the demuxer that reads it
+            self._http = None
+        self._feed = None
 
     def _why_not(self, exc: BaseException, waited_s: float) -> str:
         """Why the source did not open: `_reason`, and for a web server's answer that is

@@ -302,20 +302,29 @@ def test_a_web_page_where_a_camera_should_answer_is_named_as_no_video() -> None:
     )
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
+    requests = 0
 
     def serve() -> None:
-        with server:
-            client, _ = server.accept()
-            with client:
-                client.recv(65536)
-                client.sendall(answer)
+        nonlocal requests
+        with contextlib.suppress(OSError):  # closed by the test
+            while True:
+                client, _ = server.accept()
+                with client:
+                    client.recv(65536)
+                    requests += 1
+                    client.sendall(answer)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     source = AVSource(f"http://user:secret@127.0.0.1:{port}/video", live=True, timeout_s=5)
     with pytest.raises(SourceError) as caught:
         source.open()
+    server.shutdown(socket.SHUT_RDWR)  # ends its accept()
     thread.join(5)
+    server.close()
+    # the first answer is looked at for an MJPEG stream's boundary; FFmpeg opens the URL
+    # again for any other stream, and finds no video in the page
+    assert requests == 2
     assert str(caught.value) == (
         f"cannot open http://user:***@127.0.0.1:{port}/video: Invalid data found when "
         "processing input: the server answered with no video (a web page? check the URL)"

@@ -1,0 +1,120 @@
+"""A loopback HTTP MJPEG camera (multipart/x-mixed-replace) for the tests: good parts, and
+for a broken or hostile camera a part that never ends."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from types import TracebackType
+
+import cv2
+import numpy as np
+
+SEND_BUFFER = 256 * 1024
+"""The server's socket send buffer: small, so that what it counts as sent is close to what
+the client took (the kernel holds no more than this and the client's receive buffer)."""
+
+
+def jpeg(size: tuple[int, int] = (64, 48)) -> bytes:
+    """A small grey JPEG picture of `size` (width, height)."""
+    picture = np.full((size[1], size[0], 3), 128, np.uint8)
+    return bytes(cv2.imencode(".jpg", picture)[1])
+
+
+class MjpegServer:
+    """Answers every request on 127.0.0.1:`port` with an MJPEG stream: `good` parts (None:
+    for ever), one every `interval_s`, then, with `endless`, a part that never ends: its
+    header (with `Content-Length: declared` when given) and zeros, `chunk` bytes every
+    `chunk_delay_s`, until the client drops the connection. `endless_sent` holds, for each
+    connection that reached it, the bytes of that part sent when the client dropped it."""
+
+    def __init__(
+        self,
+        good: int | None,
+        *,
+        endless: bool = False,
+        declared: int | None = None,
+        interval_s: float = 0.01,
+        chunk: int = 65536,
+        chunk_delay_s: float = 0.0,
+    ) -> None:
+        self.good = good
+        self.endless = endless
+        self.declared = declared
+        self.interval_s = interval_s
+        self.chunk = chunk
+        self.chunk_delay_s = chunk_delay_s
+        self.connections = 0
+        self.endless_sent: list[int] = []
+        self._jpeg = jpeg()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._done = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def url(self, path: str = "video") -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+    def __enter__(self) -> MjpegServer:
+        self._spawn(self._accept)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._done.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # ends its accept()
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(5)
+
+    def _spawn(self, target: object, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while not self._done.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+            self.connections += 1
+            self._spawn(self._answer, client)
+
+    def _answer(self, client: socket.socket) -> None:
+        with client, contextlib.suppress(OSError):  # the client dropped the connection
+            client.recv(65536)
+            client.sendall(
+                b"HTTP/1.1 200 OK\r\n"
+                b"Content-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n"
+            )
+            sent = 0
+            while not self._done.is_set() and (self.good is None or sent < self.good):
+                client.sendall(
+                    b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                    % len(self._jpeg)
+                    + self._jpeg
+                    + b"\r\n"
+                )
+                sent += 1
+                self._done.wait(self.interval_s)
+            if self.endless:
+                self._never_end(client)
+
+    def _never_end(self, client: socket.socket) -> None:
+        header = b"--frame\r\nContent-Type: image/jpeg\r\n"
+        if self.declared is not None:
+            header += b"Content-Length: %d\r\n" % self.declared
+        client.sendall(header + b"\r\n" + self._jpeg[:-2])  # a picture, then no end to it
+        zeros, sent = bytes(self.chunk), 0
+        try:
+            while not self._done.is_set():
+                client.sendall(zeros)
+                sent += len(zeros)
+                self._done.wait(self.chunk_delay_s)
+        finally:
+            self.endless_sent.append(sent)
