@@ -197,7 +197,8 @@ class CachedOnnxDetector:
         background = bundle.decoding.background_class
         selected = resolve_label_filter(options.request.labels, bundle.labels, background)
         self.classes = None if selected is None else np.asarray(selected, dtype=np.int64)
-        self.session: Any = open_session(bundle.onnx, threads_per_worker(options.workers))
+        threads = threads_per_worker(options.workers, options.sharing)
+        self.session: Any = open_session(bundle.onnx, threads)
         self._non_finite = NonFiniteWarning(options.request.model)
 
     @classmethod

@@ -77,7 +77,8 @@ class Detector:
         self.input_size = model.input_size
         selected = resolve_label_filter(options.request.labels, label_map, model.background_class)
         self.options = options
-        self._host_copy = HostCopy(copy_threads() if options.device.type == "cuda" else 1)
+        on_cuda = options.device.type == "cuda"
+        self._host_copy = HostCopy(copy_threads(options.sharing) if on_cuda else 1)
         """CUDA: the threads that stack a batch's frames into pinned memory (`_upload`)."""
         self.model = prepare_model(model, options.device)
         self.network: Network
@@ -112,11 +113,15 @@ class Detector:
         the work, and submitting ahead overlaps nothing."""
 
     @classmethod
-    def build(cls, request: DetectorRequest, announce: Announce | None = None) -> Detector:
-        """A detector for `request`: its options resolved on this machine, then its model
+    def build(
+        cls, request: DetectorRequest, announce: Announce | None = None, sharing: int = 1
+    ) -> Detector:
+        """A detector for `request`: its options resolved on this machine, for one of
+        `sharing` processes sharing its cores (`DetectorOptions.sharing`), then its model
         built (`build_model`: a registered name or a checkpoint path). `announce`: see the
         class."""
-        options = DetectorOptions.resolve(request)  # a bad device fails before the model is built
+        # a bad device fails before the model is built
+        options = DetectorOptions.resolve(request, sharing)
         model, label_map = build_model(request.model, request.weights)
         return cls(model, label_map, options, announce=announce)
 

@@ -14,16 +14,17 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.cores import usable_cores
+from pipeline.cores import cores_each
 
 MAX_COPY_THREADS = 8
 """Threads beyond a few add nothing once the copy is bound by memory bandwidth."""
 
 
-def copy_threads() -> int:
-    """Threads that copy a batch: one per core (`usable_cores`), at most
+def copy_threads(sharing: int = 1) -> int:
+    """Threads that copy a batch: one per core this process may use, itself one of `sharing`
+    processes that share them (`cores_each`: a cluster's shards on one machine), at most
     `MAX_COPY_THREADS`."""
-    return min(usable_cores(), MAX_COPY_THREADS)
+    return min(cores_each(sharing), MAX_COPY_THREADS)
 
 
 class HostCopy:

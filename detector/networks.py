@@ -144,7 +144,7 @@ def _onnx_network(
     cores."""
     height, width = model.input_size
     name = f"the {type(model).__name__} network ({height}x{width} input)"
-    threads = threads_per_worker(options.workers)
+    threads = threads_per_worker(options.workers, options.sharing)
     if options.int8_network is not None:
         return OnnxRuntimeForward(model, name, threads, int8_network=options.int8_network)
     inputs = calibration() if options.precision == "int8" else None

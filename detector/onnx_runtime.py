@@ -34,7 +34,7 @@ from detector.options import (
     onnxruntime_available,
 )
 from detector.quantize import RECIPE, quantize_int8
-from pipeline.cores import usable_cores
+from pipeline.cores import cores_each, usable_cores
 from pipeline.folders import folder_problem
 
 if TYPE_CHECKING:  # torch is imported where a network is exported or hashed, not to run one
@@ -65,10 +65,11 @@ def cache_dir() -> Path:
     return Path(base) / "ssd-pipeline" / "onnx"
 
 
-def threads_per_worker(workers: int) -> int:
+def threads_per_worker(workers: int, sharing: int = 1) -> int:
     """ONNX Runtime's intra-op threads for each of `workers` sessions: a share of the cores
-    (`usable_cores`)."""
-    return max(1, usable_cores() // workers)
+    this process may use, itself one of `sharing` processes that share them (`cores_each`:
+    a cluster's shards on one machine)."""
+    return max(1, cores_each(sharing) // workers)
 
 
 def open_session(path: Path, threads: int | None = None) -> Any:

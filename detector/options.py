@@ -136,23 +136,28 @@ class DetectorOptions:
     int8_network: Path | None = None
     """For int8: the checkpoint's measured int8 network to run as it is
     (`detector.measured_int8`); None: the network is quantized here on calibration frames."""
+    sharing: int = 1
+    """The processes that share this machine's cores, this one among them (a cluster's
+    shards on one machine): the network's CPU threads (ONNX Runtime's, torch's, the CUDA
+    host copy's) take this process's share of them (`pipeline.cores.cores_each`)."""
 
     @classmethod
-    def resolve(cls, request: DetectorRequest) -> DetectorOptions:
-        """Settles `request`'s `auto` choices on this machine.
+    def resolve(cls, request: DetectorRequest, sharing: int = 1) -> DetectorOptions:
+        """Settles `request`'s `auto` choices on this machine, for one of `sharing` processes
+        that share its cores (`DetectorOptions.sharing`).
 
         Raises:
             ModelConfigError: the device is not there, int8 without onnxruntime, or a rule
                 broken by what `auto` picked (fp16 asked with device auto on a CPU, ...).
         """
-        return cls._resolve(request, {})
+        return cls._resolve(request, {}, sharing)
 
     def without_auto_int8(self, why: str) -> DetectorOptions | None:
         """These options with float32 for the int8 that precision auto picked but that could
         not be made here (`why`); None where int8 was asked for, or not picked."""
         if self.precision != "int8" or self.request.precision != "auto":
             return None
-        return self._resolve(self.request, {"int8": why})
+        return self._resolve(self.request, {"int8": why}, self.sharing)
 
     def without_auto_onnxruntime(self, why: str) -> DetectorOptions | None:
         """These options with torch (one worker) for the onnxruntime that runtime auto picked
@@ -164,7 +169,7 @@ class DetectorOptions:
             or self.precision == "int8"
         ):
             return None
-        return self._resolve(self.request, {"onnxruntime": why})
+        return self._resolve(self.request, {"onnxruntime": why}, self.sharing)
 
     @property
     def device(self) -> torch.device:
@@ -220,7 +225,9 @@ class DetectorOptions:
         return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
 
     @classmethod
-    def _resolve(cls, request: DetectorRequest, failed: Mapping[str, str]) -> DetectorOptions:
+    def _resolve(
+        cls, request: DetectorRequest, failed: Mapping[str, str], sharing: int
+    ) -> DetectorOptions:
         """`resolve`, where the auto choices in `failed` ("int8", "onnxruntime") were tried
         and could not be made, for the reasons given."""
         here, device_why = _device(request.device)
@@ -260,6 +267,7 @@ class DetectorOptions:
             evidence.network
             if precision == "int8" and evidence is not None and evidence.measurement is not None
             else None,
+            max(1, sharing),
         )
 
 

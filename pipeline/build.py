@@ -26,7 +26,7 @@ from pipeline.config import (
     TrackerConfig,
 )
 from pipeline.config.scene import kept_classes, scene_label_problems
-from pipeline.cores import usable_cores
+from pipeline.cores import cores_each
 from pipeline.frame_queue import FrameQueue, QueuePolicy
 from pipeline.motion import MotionGate
 from pipeline.readers import Backoff, FrameSampler
@@ -259,13 +259,16 @@ def stream_scene(cam: CameraConfig, rules: AnalyticsConfig, width: int, height: 
     return scene_layout(zones, lines, rules.anchor_fractions, width, height)
 
 
-def build_detector(det: DetectorConfig, announce: Callable[[str], None] | None = None) -> Detector:
+def build_detector(
+    det: DetectorConfig, announce: Callable[[str], None] | None = None, sharing: int = 1
+) -> Detector:
     """The detector a config describes, warmed up for a run (`Detector.warm_up`); `announce`
     is told of a first run's ONNX export or int8 quantization before it starts
-    (`detector.Detector`), and of the warm-up."""
+    (`detector.Detector`), and of the warm-up; `sharing`: the processes sharing this
+    machine's cores, this one among them (`DetectorOptions.sharing`)."""
     from detector import Detector
 
-    detector = Detector.build(det.to_request(), announce)
+    detector = Detector.build(det.to_request(), announce, sharing)
     if batches := detector.options.warm_up_batches():
         if announce is not None:
             sizes = ", ".join(map(str, batches))
@@ -278,33 +281,36 @@ def build_detector(det: DetectorConfig, announce: Callable[[str], None] | None =
 
 
 def build_run_detector(
-    det: DetectorConfig, announce: Callable[[str], None] | None = None
+    det: DetectorConfig, announce: Callable[[str], None] | None = None, sharing: int = 1
 ) -> Detector | CachedOnnxDetector:
     """The detector of a run: where ONNX Runtime runs a network a run made before, that
     network from the cache, without torch (`detector.cached_onnx`); else `build_detector`
     (keeping what the next run starts from), on the CPU with one core left to the other
-    stages. The run says what it is (`describe`), once."""
-    cached = CachedOnnxDetector.open(DetectorOptions.resolve(det.to_request()))
+    stages. Its CPU threads take this process's share of the cores, one of `sharing`
+    processes sharing them (a cluster's shards on one machine; `DetectorOptions.sharing`).
+    The run says what it is (`describe`), once."""
+    cached = CachedOnnxDetector.open(DetectorOptions.resolve(det.to_request(), sharing))
     if cached is not None:
         return cached
-    detector = build_detector(det, announce)
+    detector = build_detector(det, announce, sharing)
     if (onnx := detector.onnx_file) is not None:
         CachedOnnxDetector.keep(detector.options, detector.model, detector.labels, onnx)
     leave_a_core(detector)
     return detector
 
 
-def torch_cpu_threads() -> int:
-    """torch's intra-op threads on the CPU beside a pipeline: every usable core
-    (`usable_cores`) but one, at least one. With every core in torch's pool, decoding,
-    encoding and the sinks slow inference many times on a busy machine
-    (docs/performance.md)."""
-    return max(1, usable_cores() - 1)
+def torch_cpu_threads(sharing: int = 1) -> int:
+    """torch's intra-op threads on the CPU beside a pipeline: every core this process may
+    use (`usable_cores`; with `sharing` processes sharing them, its share, `cores_each`)
+    but one, at least one. With every core in torch's pool, decoding, encoding and the
+    sinks slow inference many times on a busy machine (docs/performance.md)."""
+    return max(1, cores_each(sharing) - 1)
 
 
 def leave_a_core(detector: Detector) -> None:
-    """On the CPU, torch's pool gets `torch_cpu_threads`, as a run sets it."""
+    """On the CPU, torch's pool gets `torch_cpu_threads` for the detector's share of the
+    cores (`DetectorOptions.sharing`), as a run sets it."""
     if detector.device.type == "cpu":
         import torch
 
-        torch.set_num_threads(torch_cpu_threads())
+        torch.set_num_threads(torch_cpu_threads(detector.options.sharing))

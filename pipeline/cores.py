@@ -1,6 +1,7 @@
 """How many cores this process may use: the one rule behind every thread count the pipeline
 picks (ONNX Runtime's and torch's threads, FFmpeg's decoder and x264's encoder threads, the
-CUDA host copy's, OpenCV's).
+CUDA host copy's, OpenCV's); and, where several processes share them (a cluster's shards on
+one machine), each one's share, which sizes the detector's CPU threads (`cores_each`).
 
 `os.cpu_count()` counts the machine's cores, also in a container given a few of them
 (docker --cpuset-cpus or --cpus) or under `taskset`, where threads sized by it would
@@ -33,6 +34,13 @@ def usable_cores() -> int:
         cores = machine_cores()
     quota = cgroup_cpu_limit()
     return max(1, min(cores, quota) if quota is not None else cores)
+
+
+def cores_each(sharing: int = 1) -> int:
+    """The cores each of `sharing` processes that share this machine's (a cluster's shards
+    on one machine, this one among them) may keep busy: an even share of `usable_cores`,
+    at least 1. With `sharing` 1, `usable_cores`."""
+    return max(1, usable_cores() // max(1, sharing))
 
 
 def machine_cores() -> int:

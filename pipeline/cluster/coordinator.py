@@ -161,10 +161,11 @@ class Coordinator:
         """The class names of the detector of the shard `camera_id` hashes to (the one it
         would run with), built there if that shard has none yet; raises LabelsUnavailable."""
         name = shard_of(camera_id, list(self._alive))
-        actor, _ = self._alive[name]
+        actor, info = self._alive[name]
+        _, shards_here = self._on_machine(info)
         try:
             labels: tuple[str, ...] = ray.get(
-                actor.labels.remote(self.config.detector), timeout=LABELS_WAIT_S
+                actor.labels.remote(self.config.detector, shards_here), timeout=LABELS_WAIT_S
             )
         except ray.exceptions.GetTimeoutError:
             raise LabelsUnavailable(
@@ -194,20 +195,25 @@ class Coordinator:
             forwarder.connect(endpoint)
         self._runs += 1
         run_config = f"{self.config_source} ({self._token} run {self._runs} on {name})"
-        here = self._cameras_on_machine(info)
-        result = actor.run.remote(self.config, cameras, run_config, endpoint, resume, here)
+        cameras_here, shards_here = self._on_machine(info)
+        result = actor.run.remote(
+            self.config, cameras, run_config, endpoint, resume, cameras_here, shards_here
+        )
         return _Running(actor, info, cameras, result, run_config, endpoint)
 
-    def _cameras_on_machine(self, shard: ShardInfo) -> int:
+    def _on_machine(self, shard: ShardInfo) -> tuple[int, int]:
         """The cameras the live shards on `shard`'s machine (its node's IP: a one-machine
         cluster's nodes share it) run, as the run's cameras hash to them (`assign`), those
-        removed left out: each shard's decoders take their threads by that count
-        (`decoder_threads_for`), since they share the machine's cores. Counted as a run
-        starts: the runs going on keep their threads."""
+        removed left out; and how many of those shards run cameras, `shard` always among
+        them. They share the machine's cores: each shard's decoders take their threads by
+        the cameras (`decoder_threads_for`), and the detector it builds its CPU threads by
+        the shards (`pipeline.cores.cores_each`). Counted as a run starts: the runs going on
+        keep their threads, and a shard its detector's."""
         cameras = [c.id for c in self.config.cameras if c.id not in self.changes.removed]
         plan = assign(cameras, list(self._alive))
         machine = {name for name, (_, info) in self._alive.items() if info.node_ip == shard.node_ip}
-        return sum(len(ids) for name, ids in plan.items() if name in machine)
+        working = {name for name in machine if plan.get(name)} | {shard.name}
+        return sum(len(ids) for name, ids in plan.items() if name in machine), len(working)
 
     def watch(
         self,

@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline.config.base import mb_bytes
 from pipeline.config.cluster import ClusterConfig, ShardResourcesConfig
+from pipeline.cores import usable_cores
 
 INSTALL_HINT = "pip install -e '.[ray]' (or pip install 'ray>=2.9')"
 
@@ -48,9 +49,10 @@ def require_ray() -> ModuleType:
 
 
 def connect(ray: ModuleType, address: str) -> bool:
-    """Joins the cluster at `address` ('local': starts one in this process); returns
-    whether this call connected (and so should disconnect at the end). A driver already
-    connected (an embedding program, the tests) is used as it is."""
+    """Joins the cluster at `address` ('local': starts one in this process, offering the
+    cores this process may use, `local_cpus`); returns whether this call connected (and so
+    should disconnect at the end). A driver already connected (an embedding program, the
+    tests) is used as it is."""
     if ray.is_initialized():
         return False
     if (silent := unanswered(address)) is not None:
@@ -60,6 +62,7 @@ def connect(ray: ModuleType, address: str) -> bool:
     options: dict[str, Any] = {"runtime_env": runtime_env(), "address": address}
     if address == "local":
         options["include_dashboard"] = False
+        options["num_cpus"] = local_cpus()
     ours = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(logging_level="WARNING", **options)
@@ -71,6 +74,15 @@ def connect(ray: ModuleType, address: str) -> bool:
         if ours is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, ours)
     return True
+
+
+def local_cpus() -> int:
+    """The CPUs a Ray started for `address: local` offers shards: the cores this process
+    (and so Ray's processes, its children) may use (`usable_cores`). Ray's own count reads
+    a container's cgroup quota, rounded down, and cgroup v1's cpuset, but not the affinity
+    (`taskset`, docker --cpuset-cpus under cgroup v2): it would offer shards every core of
+    a machine where their threads may use a few."""
+    return usable_cores()
 
 
 def join_as_client(ray: ModuleType, address: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.cluster.engine import shard_count
+from pipeline.cluster.engine import local_cpus, shard_count
 from pipeline.config.base import BYTES_PER_MB
 from pipeline.config.cluster import ClusterConfig
 
@@ -28,12 +28,13 @@ class MachineResources:
 
 
 def this_machine() -> MachineResources | None:
-    """What `ray.init()` would offer here, as Ray itself resolves a new node's resources,
-    without starting Ray or CUDA: its CPU count (that of the container's cgroup, if any),
-    its GPUs (NVIDIA's as NVML counts them, less those CUDA_VISIBLE_DEVICES hides), and
-    its `memory`: the memory free now less the share Ray keeps for its object store (30 %
-    by default). None where Ray is not installed, cannot start here, or resolves a node
-    elsewhere than the Ray versions known here: placement is then left to Ray."""
+    """What the Ray `address: local` starts (`connect`) would offer here, without starting
+    Ray or CUDA: the CPUs it is given (`local_cpus`: the cores this process may use), and
+    as Ray itself resolves a new node's resources its GPUs (NVIDIA's as NVML counts them,
+    less those CUDA_VISIBLE_DEVICES hides) and its `memory`: the memory free now less the
+    share Ray keeps for its object store (30 % by default). None where Ray is not
+    installed, cannot start here, or resolves a node elsewhere than the Ray versions known
+    here: placement is then left to Ray."""
     try:
         spec = _ray_node_spec()
     # ImportError, AttributeError, TypeError: Ray's private resolution moved or changed;
@@ -41,7 +42,7 @@ def this_machine() -> MachineResources | None:
     except (ImportError, AttributeError, TypeError, ValueError):
         return None
     return MachineResources(
-        float(spec.num_cpus), float(spec.num_gpus), float(spec.memory) / BYTES_PER_MB
+        float(local_cpus()), float(spec.num_gpus), float(spec.memory) / BYTES_PER_MB
     )
 
 

@@ -108,11 +108,12 @@ class Shard:
             probe.bind((ip, 0))
             return f"tcp://{ip}:{probe.getsockname()[1]}"
 
-    def labels(self, detector: DetectorConfig) -> tuple[str, ...]:
+    def labels(self, detector: DetectorConfig, shards_here: int = 1) -> tuple[str, ...]:
         """The class names of the shard's detector for `detector` (built now if the shard
-        has none yet), background and unnamed columns left out: what the zone and line
-        labels of a camera added to it are checked against."""
-        built = self._detector_for(detector)
+        has none yet, for one of `shards_here` shards on this machine: `run`), background
+        and unnamed columns left out: what the zone and line labels of a camera added to it
+        are checked against."""
+        built = self._detector_for(detector, shards_here)
         return tuple(built.labels.names[i] for i in built.labels.classes(built.background))
 
     def problem_before_work(self, config: PipelineConfig) -> str | None:
@@ -136,13 +137,16 @@ class Shard:
         publisher_endpoint: str | None,
         resume: dict[str, Resume] | None = None,
         cameras_here: int | None = None,
+        shards_here: int = 1,
     ) -> RunSummary:
         """Runs `camera_ids` of `config` until they are done or `stop` is called.
 
         `run_config` is what the SQL sink records as the run's config (the coordinator finds
         the shard's rows by it); `resume`: cameras taken over from a dead shard;
         `cameras_here`: the cameras of every shard on this machine, these among them, for
-        the decoders' threads (`Pipeline`'s `cameras_here`; None: these).
+        the decoders' threads (`Pipeline`'s `cameras_here`; None: these); `shards_here`:
+        the shards on this machine that run cameras, this one among them: a detector built
+        now takes their share of its cores for its CPU threads (`DetectorOptions.sharing`).
         """
         from pipeline.preflight import check_before_work
         from pipeline.runner import Pipeline
@@ -151,7 +155,7 @@ class Shard:
         resume = resume or {}
         wanted = set(camera_ids)
         check_before_work(_checked_here(config))  # every sink's folders, on this node
-        detector = self._detector_for(config.detector)
+        detector = self._detector_for(config.detector, shards_here)
         run = next(self._runs)
         # The database and the event sinks (the bus, MQTT) get only what they lack of a
         # camera taken over; the other sinks are built by the pipeline as in one process.
@@ -243,17 +247,20 @@ class Shard:
         if pipeline is not None:
             pipeline.stop_camera(camera_id)
 
-    def _detector_for(self, config: DetectorConfig) -> FrameDetector:
-        """The shard's detector, built from `config` by its first caller; later callers
+    def _detector_for(self, config: DetectorConfig, shards_here: int) -> FrameDetector:
+        """The shard's detector, built from `config` by its first caller, its CPU threads
+        a share of the cores for one of `shards_here` shards on this machine; later callers
         with the same config (the shard's other runs) share it, and wait while it is being
-        built. A different config builds a new one, which later callers then share.
+        built (shards started or gone since leave its threads as they were). A different
+        config builds a new one, which later callers then share.
         Concurrent runs may call the one detector at once: ONNX Runtime's sessions and
         torch's inference take calls from several threads."""
         from pipeline.build import build_run_detector
 
         with self._building:
             if self._detector is None or self._detector[0] != config:
-                self._detector = (config, build_run_detector(config))
+                built = build_run_detector(config, None, shards_here)
+                self._detector = (config, built)
             return self._detector[1]
 
     def _pass_stop(self, pipeline: Pipeline) -> None:

@@ -119,3 +119,13 @@ def test_copy_threads_follow_the_usable_cores_up_to_the_cap(
 ) -> None:
     pin_cores(monkeypatch, cores)  # of a 64-core machine
     assert copy_threads() == threads
+
+
+@pytest.mark.parametrize(
+    ("cores", "sharing", "threads"), [(16, 2, MAX_COPY_THREADS), (16, 4, 4), (2, 4, 1)]
+)
+def test_copy_threads_of_processes_sharing_the_cores_follow_their_share(
+    monkeypatch: pytest.MonkeyPatch, cores: int, sharing: int, threads: int
+) -> None:
+    pin_cores(monkeypatch, cores)  # several GPUs' shards on one node
+    assert copy_threads(sharing) == threads

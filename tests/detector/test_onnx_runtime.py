@@ -338,3 +338,13 @@ def test_onnxruntime_runs_on_the_cores_this_process_may_use_not_the_machine_s(
     forward = OnnxRuntimeForward(tiny_ssd(0), "tiny")
     assert forward.threads == 2
     assert forward.session.get_session_options().intra_op_num_threads == 2
+
+
+@pytest.mark.parametrize(
+    ("workers", "sharing", "threads"), [(1, 1, 8), (1, 2, 4), (2, 2, 2), (1, 3, 2), (2, 16, 1)]
+)
+def test_each_worker_of_each_process_sharing_the_cores_gets_its_share_of_threads(
+    monkeypatch: pytest.MonkeyPatch, workers: int, sharing: int, threads: int
+) -> None:
+    pin_cores(monkeypatch, 8)  # `sharing` shards of a cluster on one machine, given 8 cores
+    assert onnx_runtime.threads_per_worker(workers, sharing) == threads

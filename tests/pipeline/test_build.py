@@ -15,11 +15,13 @@ from pipeline.build import (
     build_run_detector,
     make_queue,
     stream_scene,
+    torch_cpu_threads,
 )
 from pipeline.config import AnalyticsConfig, CameraConfig, DetectorConfig
 from pipeline.frame_queue import QueuePolicy
 from pipeline.types import LineShape, ZoneShape
 from tests.conftest import VideoFactory
+from tests.cores import pin_cores
 
 
 @pytest.mark.parametrize(
@@ -108,3 +110,27 @@ def test_a_cpu_detector_built_for_a_run_is_not_warmed_up(monkeypatch: pytest.Mon
     config = DetectorConfig.model_validate({"runtime": "torch", "precision": "fp32"})
     build_detector(config, said.append).close()
     assert not any("each size a run uses" in line for line in said)
+
+
+@pytest.mark.parametrize(("sharing", "threads"), [(1, 7), (2, 3), (4, 1), (8, 1)])
+def test_torch_s_cpu_threads_leave_a_core_of_the_process_s_share_of_the_cores(
+    monkeypatch: pytest.MonkeyPatch, sharing: int, threads: int
+) -> None:
+    pin_cores(monkeypatch, 8)  # `sharing` shards of a cluster on one machine, given 8 cores
+    assert torch_cpu_threads(sharing) == threads
+
+
+def test_a_run_detector_built_for_one_of_two_processes_sets_torch_s_threads_for_its_share(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    pin_cores(monkeypatch, 8)
+    config = DetectorConfig(model="person_ssdlite", weights="none", device="cpu", runtime="torch")
+    before = torch.get_num_threads()
+    try:
+        detector = build_run_detector(config, None, sharing=2)
+        assert detector.options.sharing == 2
+        assert torch.get_num_threads() == 3  # 4 cores of its own, one left to the pipeline
+    finally:
+        torch.set_num_threads(before)

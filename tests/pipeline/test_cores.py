@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import pipeline.cores
-from pipeline.cores import cgroup_cpu_limit, cores_line, machine_cores, usable_cores
+from pipeline.cores import cgroup_cpu_limit, cores_each, cores_line, machine_cores, usable_cores
 from tests.cores import HOST_CORES, pin_cores
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +25,14 @@ def test_a_process_pinned_to_two_cores_of_a_bigger_machine_counts_two(
     pin_cores(monkeypatch, 2)
     assert usable_cores() == 2 and machine_cores() == HOST_CORES
     assert cores_line() == f"{HOST_CORES} logical cores, 2 usable here"
+
+
+@pytest.mark.parametrize(("sharing", "each"), [(1, 8), (2, 4), (3, 2), (8, 1), (16, 1)])
+def test_processes_sharing_the_usable_cores_each_take_an_even_share_of_at_least_one(
+    monkeypatch: pytest.MonkeyPatch, sharing: int, each: int
+) -> None:
+    pin_cores(monkeypatch, 8)  # a cluster's shards on one machine, given 8 of its cores
+    assert cores_each(sharing) == each
 
 
 def test_a_process_that_may_use_every_core_names_them_once(

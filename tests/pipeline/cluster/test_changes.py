@@ -71,7 +71,7 @@ class FakeActor:
         self.stop_camera = SimpleNamespace(remote=self.stopped.append)
         self.labels = SimpleNamespace(remote=self._labels)
 
-    def _labels(self, detector: DetectorConfig) -> tuple[str, ...] | Exception:
+    def _labels(self, detector: DetectorConfig, shards_here: int) -> tuple[str, ...] | Exception:
         self.asked.append(detector)
         return self.labels_answer
 

@@ -62,6 +62,8 @@ class FakeShard:
         self.runs: list[tuple[list[str], dict[str, Resume]]] = []
         self.cameras_here: list[int] = []
         """What each run was told of the cameras on its machine."""
+        self.shards_here: list[int] = []
+        """What each run was told of the shards running cameras on its machine."""
         self.ended: dict[str, Ended] = {}
         self._dies = dies
         self._asked = False
@@ -73,10 +75,18 @@ class FakeShard:
         self.publisher_endpoint = SimpleNamespace(remote=lambda: Ref(endpoint))
 
     def _run(
-        self, config: Any, cameras: list[str], run_config: str, _: Any, resume: Any, here: int
+        self,
+        config: Any,
+        cameras: list[str],
+        run_config: str,
+        _: Any,
+        resume: Any,
+        cameras_here: int,
+        shards_here: int,
     ) -> Ref:
         self.runs.append((list(cameras), dict(resume)))
-        self.cameras_here.append(here)
+        self.cameras_here.append(cameras_here)
+        self.shards_here.append(shards_here)
         if self._dies:
             self._dies = False
             died = RayError("The actor died unexpectedly before finishing this task.")
@@ -179,6 +189,46 @@ def test_each_shard_s_run_is_told_the_cameras_of_every_shard_on_its_machine(
         assert [s.cameras_here for s in shards] == [[len(CAMERAS)], [len(CAMERAS)]]
     else:
         assert [s.cameras_here for s in shards] == [[len(plan["shard-1"])], [len(plan["shard-2"])]]
+
+
+@pytest.mark.parametrize("second_machine", ["10.0.0.7", "10.0.0.8"])
+def test_each_shard_s_run_is_told_how_many_shards_share_its_machine_s_cores(
+    tmp_path: Path, second_machine: str
+) -> None:
+    # Their detectors' CPU threads split the machine's cores between them.
+    shards = [FakeShard("shard-1"), FakeShard("shard-2", node_ip=second_machine)]
+    coord = coordinator(tmp_path, max_restarts=0)
+    board = SimpleNamespace(publish=SimpleNamespace(remote=lambda status: None))
+    running = coord.begin(FakeRay(), [(s, s.info) for s in shards], None, board)
+    coord.watch(FakeRay(), running, None, None)
+
+    sharing = 2 if second_machine == shards[0].info.node_ip else 1
+    assert [s.shards_here for s in shards] == [[sharing], [sharing]]
+
+
+def test_a_shard_given_no_camera_is_not_counted_among_those_sharing_its_machine(
+    tmp_path: Path,
+) -> None:
+    # It builds no detector and decodes nothing: the others' threads may have its share.
+    shards = [FakeShard(f"shard-{i}") for i in (1, 2, 3)]
+    coord = coordinator(tmp_path, max_restarts=0)
+    board = SimpleNamespace(publish=SimpleNamespace(remote=lambda status: None))
+    running = coord.begin(FakeRay(), [(s, s.info) for s in shards], None, board)
+    coord.watch(FakeRay(), running, None, None)
+
+    plan = assign(list(CAMERAS), [s.info.name for s in shards])
+    assert plan["shard-3"] == [], "the hash gave shard-3 a camera: pick other ids"
+    assert [s.shards_here for s in shards] == [[2], [2], []]
+
+
+def test_a_survivor_taking_over_a_dead_shard_s_cameras_is_told_the_shards_left_on_its_machine(
+    tmp_path: Path,
+) -> None:
+    _, (shards, _, _), moved = run_with_a_death(tmp_path, max_restarts=1)
+
+    assert moved, "no camera moved"
+    assert shards[0].shards_here == [2, 1]  # both at the start; alone once the other died
+    assert shards[1].shards_here == [2]
 
 
 def test_a_camera_moved_more_than_max_restarts_times_is_failed_and_the_others_go_on(

@@ -14,6 +14,7 @@ from pipeline.cluster.desk import start_desk
 from pipeline.cluster.engine import ClusterError, connect, join_as_client
 from pipeline.cluster.status import start_board
 from tests.conftest import free_port
+from tests.cores import pin_cores
 
 DRIVER_NODE = "3f2a9c1b" * 7
 
@@ -24,14 +25,16 @@ class FakeRay:
     def __init__(self, *, initialized: bool = False) -> None:
         self.options: dict[str, dict[str, Any]] = {}
         self.inits: list[str] = []
+        self.init_options: list[dict[str, Any]] = []
         self._initialized = initialized
         self.util = pytest.importorskip("ray.util")
 
     def is_initialized(self) -> bool:
         return self._initialized
 
-    def init(self, address: str, **_: Any) -> None:
+    def init(self, address: str, **options: Any) -> None:
         self.inits.append(address)
+        self.init_options.append(options)
 
     def get_runtime_context(self) -> Any:
         return SimpleNamespace(get_node_id=lambda: DRIVER_NODE)
@@ -70,6 +73,19 @@ def test_a_local_run_starts_a_ray_of_its_own_rather_than_join_one_ray_start_left
     ray = FakeRay()
     assert connect(ray, "local") is True  # type: ignore[arg-type]
     assert ray.inits == ["local"]
+
+
+@pytest.mark.parametrize(("address", "cpus"), [("local", 3), ("auto", None)])
+def test_a_local_ray_is_given_the_cores_this_process_may_use_and_a_cluster_keeps_its_own(
+    monkeypatch: pytest.MonkeyPatch, address: str, cpus: int | None
+) -> None:
+    # Ray's own count reads neither taskset nor a cgroup v2 cpuset: it would offer the
+    # shards the machine's 64 cores where their threads may use 3.
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    pin_cores(monkeypatch, 3)
+    ray = FakeRay()
+    assert connect(ray, address) is True  # type: ignore[arg-type]
+    assert [o.get("num_cpus") for o in ray.init_options] == [cpus]
 
 
 def test_a_client_joins_the_address_it_is_given_and_says_it_must_leave() -> None:

@@ -22,6 +22,7 @@ from pipeline.cluster.run import ClusterRun
 from pipeline.config import parse_config
 from pipeline.config.cluster import ClusterConfig
 from tests.conftest import write_video
+from tests.cores import pin_cores
 
 NO_GPU = MachineResources(cpus=2, gpus=0, memory_mb=16_000)
 ONE_GPU = MachineResources(cpus=16, gpus=1, memory_mb=128_000)
@@ -96,13 +97,17 @@ def test_a_shard_just_over_what_ray_offers_here_is_refused_and_one_just_under_ac
     assert local_resources_problem(under, machine, cameras=1) is None
 
 
-def test_ray_offers_its_own_cpu_count_and_less_memory_than_the_machine_has() -> None:
-    """os.cpu_count() is the host's; Ray's is the container's (its cgroup's CPU quota), and
-    it keeps part of the free memory for its object store."""
-    ray_utils = pytest.importorskip("ray._private.utils")
+def test_a_local_ray_offers_the_cores_this_process_may_use_and_less_memory_than_there_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """os.cpu_count() is the host's, and Ray's own count reads neither taskset nor a cgroup
+    v2 cpuset: the Ray `address: local` starts is given the usable cores, as the shards'
+    threads count them. Ray keeps part of the free memory for its object store."""
+    pytest.importorskip("ray")
+    pin_cores(monkeypatch, 3)  # of a 64-core machine: taskset, or a container's cpuset
     machine = this_machine()
     assert machine is not None
-    assert machine.cpus == ray_utils.get_num_cpus()
+    assert machine.cpus == 3
     total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e6
     assert 0 < machine.memory_mb < total_mb
 

@@ -51,7 +51,7 @@ def builds(monkeypatch: pytest.MonkeyPatch) -> list[DetectorConfig]:
     """The detector configs the shard builds a detector from, in order."""
     built: list[DetectorConfig] = []
 
-    def build(config: DetectorConfig, announce: Any = None) -> OneBox:
+    def build(config: DetectorConfig, announce: Any = None, sharing: int = 1) -> OneBox:
         built.append(config)
         return OneBox()
 
@@ -229,3 +229,35 @@ def test_a_shard_s_decoders_take_their_threads_by_the_cameras_on_its_machine(
     summary = Shard("shard-0").run(config, ["gate"], run, None, cameras_here=cameras_here)
     assert summary.cameras["gate"].frames == FRAMES
     assert given == [threads]
+
+
+@pytest.mark.parametrize(("shards_here", "threads"), [(1, 4), (2, 2)])
+def test_a_shard_s_onnxruntime_session_takes_its_share_of_the_machine_s_cores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shards_here: int, threads: int
+) -> None:
+    # Shards on one machine each gave ONNX Runtime every core: N shards, N x cores threads.
+    pytest.importorskip("onnxruntime")
+    from detector import models, onnx_runtime
+    from tests.detector.test_onnx_runtime import tiny_ssd
+
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setitem(models.MODELS, "tiny", lambda weights: (tiny_ssd(9), LABELS))
+    pin_cores(monkeypatch, 4)
+    real_build = pipeline.build.build_run_detector
+    built: list[Any] = []
+
+    def recording_build(config: DetectorConfig, announce: Any = None, sharing: int = 1) -> Any:
+        built.append(real_build(config, announce, sharing))
+        return built[-1]
+
+    monkeypatch.setattr(pipeline.build, "build_run_detector", recording_build)
+    config = config_of(tmp_path, "gate", model="tiny", runtime="onnxruntime", precision="fp32")
+    # The first shard exports the network; the second opens the run's cached bundle.
+    for shard in (Shard("shard-0"), Shard("shard-1")):
+        run = f"c (cluster abc run 1 on {shard.name})"
+        summary = shard.run(config, ["gate"], run, None, shards_here=shards_here)
+        assert summary.cameras["gate"].frames == FRAMES
+    fresh, cached = built
+    assert type(fresh).__name__ == "Detector" and type(cached).__name__ == "CachedOnnxDetector"
+    sessions = [fresh.network.session, cached.session]
+    assert [s.get_session_options().intra_op_num_threads for s in sessions] == [threads] * 2

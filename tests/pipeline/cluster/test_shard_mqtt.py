@@ -48,7 +48,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 @pytest.fixture(autouse=True)
 def one_box(monkeypatch: pytest.MonkeyPatch) -> None:
-    def build(config: DetectorConfig, announce: Any = None) -> OneBox:
+    def build(config: DetectorConfig, announce: Any = None, sharing: int = 1) -> OneBox:
         return OneBox()
 
     monkeypatch.setattr(pipeline.build, "build_run_detector", build)

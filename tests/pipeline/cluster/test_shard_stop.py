@@ -21,7 +21,7 @@ from tests.sinks.sql.silent_postgres import SilentPostgres
 
 @pytest.fixture(autouse=True)
 def one_box(monkeypatch: pytest.MonkeyPatch) -> None:
-    def build(config: DetectorConfig, announce: Any = None) -> OneBox:
+    def build(config: DetectorConfig, announce: Any = None, sharing: int = 1) -> OneBox:
         return OneBox()
 
     monkeypatch.setattr(pipeline.build, "build_run_detector", build)
