@@ -25,14 +25,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from detector import host
 from detector.errors import ModelConfigError
 from detector.files import write_whole
-from detector.options import (
-    ONNXRUNTIME_INSTALL,
-    ONNXRUNTIME_PACKAGES,
-    has_int8_dot_products,
-    onnxruntime_available,
-)
 from detector.quantize import RECIPE, quantize_int8
 from pipeline.cores import cores_each, usable_cores
 from pipeline.folders import folder_problem
@@ -85,7 +80,7 @@ def open_session(path: Path, threads: int | None = None) -> Any:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # Denormal floats are many times slower; flushing them changes no detection.
     options.add_session_config_entry("session.set_denormal_as_zero", "1")
-    if not has_int8_dot_products():
+    if not host.has_int8_dot_products():
         # Without VNNI, ONNX Runtime's default u8s8 kernel sums in 16 bits, which saturate:
         # person_ssdlite's int8 network lost 6 % of vtest.avi's people on an AVX2 EPYC. The
         # exact kernel gives the VNNI CPUs' detections, still 1.1x float32's speed there
@@ -162,10 +157,10 @@ class OnnxRuntimeForward:
         announce: Announce | None = None,
         int8_network: Path | None = None,
     ) -> None:
-        if not onnxruntime_available():
+        if not host.onnxruntime_available():
             raise ModelConfigError(
                 "runtime onnxruntime needs the packages "
-                f"{', '.join(ONNXRUNTIME_PACKAGES)} ({ONNXRUNTIME_INSTALL}); "
+                f"{', '.join(host.ONNXRUNTIME_PACKAGES)} ({host.ONNXRUNTIME_INSTALL}); "
                 "or set `detector.runtime: torch`"
             )
         self.threads = threads or usable_cores()

@@ -3,20 +3,19 @@ with every `auto` choice settled here (CUDA or not, onnxruntime installed or not
 products or not), the rules checked again on what was picked, and why it was picked.
 
 Nothing here imports torch until `DetectorOptions.resolve` asks it about a GPU, which it does
-only where this machine has a GPU device node (`gpu_device_nodes`), or until
+only where this machine has a GPU device node (`host.gpu_device_nodes`), or until
 `DetectorOptions.device` is read.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from detector import host
 from detector.errors import ModelConfigError
 from detector.measured_int8 import Int8Evidence, measured_int8
 from detector.request import (
@@ -67,48 +66,6 @@ FP32_ON_CUDA: frozenset[str] = frozenset({"ssdlite320_mobilenet_v3_large"})
 """Registered models that `precision: auto` runs in float32 on CUDA, fp16 autocast being
 the rule there: they ran faster in float32 (TF32 convolutions) than in fp16 at batch 1, 8
 and 64 on an NVIDIA H200 (1.32-1.83x; docs/performance.md, "Measured on an NVIDIA H200")."""
-INT8_DOT_PRODUCT_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
-"""x86 CPU flags (Linux's /proc/cpuinfo names) of 8-bit dot-product instructions."""
-ONNXRUNTIME_PACKAGES = ("onnxruntime", "onnx", "onnxscript")
-"""What runtime onnxruntime needs: the runtime, and the exporter's packages."""
-ONNXRUNTIME_INSTALL = f"pip install {' '.join(ONNXRUNTIME_PACKAGES)}"
-GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
-"""Device files without which no CUDA (NVIDIA), ROCm (AMD, /dev/kfd) or WSL (/dev/dxg) GPU is
-usable: where none exists, torch sees no CUDA device, and is not imported to say so."""
-
-
-def gpu_device_nodes() -> bool:
-    """Whether this machine has a GPU device file (`GPU_DEVICE_NODES`)."""
-    return any(Path(node).exists() for node in GPU_DEVICE_NODES)
-
-
-def has_int8_dot_products(cpuinfo: str | None = None) -> bool:
-    """Whether the CPU has 8-bit dot-product instructions (AVX-512 VNNI or AVX-VNNI), read
-    from `cpuinfo` (the text of /proc/cpuinfo; None: this machine's, False where there is
-    none). Without them ONNX Runtime's default int8 kernel sums in 16 bits, which saturate,
-    so sessions there take its exact kernel (`detector.onnx_runtime.open_session`), and
-    int8 gains too little for `precision: auto` (docs/performance.md, "int8 accuracy").
-    """
-    if cpuinfo is None:
-        return _this_cpu_has_int8_dot_products()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags" and INT8_DOT_PRODUCT_FLAGS & set(value.split()):
-            return True
-    return False
-
-
-@functools.cache
-def _this_cpu_has_int8_dot_products() -> bool:
-    try:
-        return has_int8_dot_products(Path("/proc/cpuinfo").read_text())
-    except OSError:  # not Linux: no way to tell here, so no
-        return False
-
-
-def onnxruntime_available() -> bool:
-    """Whether ONNX Runtime and the exporter's packages can be imported."""
-    return all(importlib.util.find_spec(name) is not None for name in ONNXRUNTIME_PACKAGES)
 
 
 @dataclass(frozen=True)
@@ -279,10 +236,10 @@ def auto_batch_size(device_type: str, runtime: ResolvedRuntime) -> tuple[int, st
 
 def _device(name: str) -> tuple[str, str | None]:
     """The torch device `name` stands for (as torch names it), and why where it was "auto".
-    Asks torch only where a GPU could be (`gpu_device_nodes`)."""
+    Asks torch only where a GPU could be (`host.gpu_device_nodes`)."""
     if name == "cpu":
         return name, None
-    if name == "auto" and not gpu_device_nodes():
+    if name == "auto" and not host.gpu_device_nodes():
         return "cpu", "cpu: torch sees no CUDA device"
     import torch
 
@@ -375,12 +332,12 @@ def _why_not_int8(request: DetectorRequest, failed: Mapping[str, str]) -> str | 
         return f"int8 runs on onnxruntime, not {request.runtime}"
     if request.exact_resize:
         return "exact_resize feeds float pixels, and int8 runs on uint8 ones"
-    if not has_int8_dot_products():
+    if not host.has_int8_dot_products():
         return "this CPU has no 8-bit dot products (AVX-512 VNNI or AVX-VNNI) to run int8 on"
     if "onnxruntime" in failed:
         return f"int8 runs on onnxruntime, which failed here ({failed['onnxruntime']})"
-    if not onnxruntime_available():
-        return f"int8 runs on onnxruntime, which is not installed ({ONNXRUNTIME_INSTALL})"
+    if not host.onnxruntime_available():
+        return f"int8 runs on onnxruntime, which is not installed ({host.ONNXRUNTIME_INSTALL})"
     return None
 
 
@@ -392,9 +349,9 @@ def _runtime(
 ) -> tuple[ResolvedRuntime, str | None]:
     """What runs the network, and why where the request said "auto"."""
     if precision == "int8":
-        if not onnxruntime_available():
+        if not host.onnxruntime_available():
             raise ModelConfigError(
-                f"precision int8 needs onnxruntime ({ONNXRUNTIME_INSTALL}); "
+                f"precision int8 needs onnxruntime ({host.ONNXRUNTIME_INSTALL}); "
                 "or set `detector.precision: fp32`"
             )
         if request.runtime == "auto":
@@ -407,8 +364,8 @@ def _runtime(
         return "torch", "torch: exact_resize feeds float pixels, and onnxruntime takes uint8"
     if "onnxruntime" in failed:
         return "torch", f"torch: onnxruntime failed here ({failed['onnxruntime']})"
-    if not onnxruntime_available():
-        return "torch", f"torch: onnxruntime is not installed ({ONNXRUNTIME_INSTALL})"
+    if not host.onnxruntime_available():
+        return "torch", f"torch: onnxruntime is not installed ({host.ONNXRUNTIME_INSTALL})"
     return "onnxruntime", "onnxruntime: about twice torch's speed on the CPU (docs/performance.md)"
 
 

@@ -5,7 +5,7 @@ person SSDLite faster than float32, at a price in accuracy that
 `benchmarks/quantization.py` measures (figures in docs/performance.md, "int8 accuracy").
 That is why `precision: auto` picks int8 only for the bundled person model, whose accuracy this is
 (`detector.options.INT8_BY_DEFAULT`), and only on such CPUs
-(`detector.options.has_int8_dot_products`); any other model or CPU needs
+(`detector.host.has_int8_dot_products`); any other model or CPU needs
 `detector.precision: int8`.
 
 Weights are quantized per output channel (int8, symmetric), activations per tensor (uint8),

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from detector import host
 from detector.engine import Detector
 from detector.files import write_whole
 from detector.measured_int8 import Int8Measurement, file_digest, network_path
 from detector.models import build_model
-from detector.options import DetectorOptions, has_int8_dot_products
+from detector.options import DetectorOptions
 from detector.quantize import CALIBRATION_FRAMES, RECIPE
 from detector.request import DetectorRequest
 from detector.training.evaluation import MAX_DETECTIONS, SCORE_FLOOR
@@ -86,7 +87,7 @@ def measure_int8(
         images=len(val),
         calibration_images=len(frames),
         recipe=f"{RECIPE}|onnxruntime {onnxruntime.__version__}",
-        vnni=has_int8_dot_products(),
+        vnni=host.has_int8_dot_products(),
     )
     measurement.save(checkpoint)
     return measurement

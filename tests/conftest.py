@@ -89,6 +89,6 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def vnni(monkeypatch: pytest.MonkeyPatch) -> None:
     """A CPU with 8-bit dot products, where `precision: auto` runs the bundled model in int8,
     whatever CPU runs the tests."""
-    from detector import options
+    from detector import host
 
-    monkeypatch.setattr(options, "has_int8_dot_products", lambda cpuinfo=None: True)
+    monkeypatch.setattr(host, "has_int8_dot_products", lambda cpuinfo=None: True)

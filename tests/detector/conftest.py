@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import detector.options
+from detector import host
 from detector.ssd import SSD
 from detector.tf_ssd import person_ssdlite
 
@@ -22,7 +22,7 @@ def cuda_present(monkeypatch: pytest.MonkeyPatch) -> None:
     `DetectorOptions.resolve`, which only asks (nothing may run on that device)."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    monkeypatch.setattr(detector.options, "gpu_device_nodes", lambda: True)
+    monkeypatch.setattr(host, "gpu_device_nodes", lambda: True)
 
 
 @pytest.fixture

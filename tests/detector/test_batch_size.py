@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from detector import options
+from detector import host, options
 from detector.errors import ModelConfigError
 from detector.options import AUTO_BATCH_SIZE, DetectorOptions, auto_batch_size
 from detector.request import DEFAULTS, DetectorRequest
@@ -13,7 +13,7 @@ from detector.request import DEFAULTS, DetectorRequest
 
 @pytest.fixture
 def onnxruntime_here(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(options, "onnxruntime_available", lambda: True)
+    monkeypatch.setattr(host, "onnxruntime_available", lambda: True)
 
 
 def test_auto_is_the_default_batch_size() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from detector import options
+from detector import host
 from detector.measured_int8 import (
     MAX_MAP50_LOSS,
     Int8Measurement,
@@ -23,7 +23,7 @@ from detector.request import DetectorRequest
 
 @pytest.fixture
 def onnxruntime_here(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(options, "onnxruntime_available", lambda: True)
+    monkeypatch.setattr(host, "onnxruntime_available", lambda: True)
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ def test_without_a_record_auto_says_where_it_looked_and_who_writes_one(
 def test_a_measured_checkpoint_still_needs_8_bit_dot_products_for_auto_int8(
     checkpoint: Path, onnxruntime_here: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(options, "has_int8_dot_products", lambda cpuinfo=None: False)
+    monkeypatch.setattr(host, "has_int8_dot_products", lambda cpuinfo=None: False)
     measured(checkpoint, fp32=0.8, int8=0.8)
     resolved = auto(checkpoint)
     assert resolved.precision == "fp32"

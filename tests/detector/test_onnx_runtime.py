@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from detector import onnx_runtime, options
+from detector import host, onnx_runtime
 from detector.box_coder import BoxCoder
 from detector.errors import ModelConfigError
 from detector.onnx_runtime import OnnxRuntimeForward, model_key
@@ -28,7 +28,7 @@ from tests.detector.building import cpu_options, make_detector
 from tests.detector.test_engine_paths import photo_frames
 
 pytestmark = pytest.mark.skipif(
-    not onnx_runtime.onnxruntime_available(), reason="onnxruntime, onnx or onnxscript missing"
+    not host.onnxruntime_available(), reason="onnxruntime, onnx or onnxscript missing"
 )
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
@@ -249,8 +249,7 @@ def test_runtime_auto_is_onnxruntime_on_the_cpu_and_torch_on_cuda(cuda_present: 
 
 
 def test_runtime_auto_without_the_packages_is_torch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(options, "onnxruntime_available", lambda: False)
-    monkeypatch.setattr(onnx_runtime, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(host, "onnxruntime_available", lambda: False)
     assert cpu_options(runtime="auto").runtime == "torch"
     with pytest.raises(ModelConfigError, match="pip install onnxruntime onnx onnxscript"):
         OnnxRuntimeForward(tiny_ssd(0), "tiny")

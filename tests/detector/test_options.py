@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from detector import options
+from detector import host
 from detector.errors import ModelConfigError
 from detector.options import AUTO_BATCH_SIZE, CPU_MICRO_BATCH, DetectorOptions
 from detector.request import DetectorRequest
@@ -15,12 +15,12 @@ from detector.request import DetectorRequest
 
 @pytest.fixture
 def onnxruntime_here(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(options, "onnxruntime_available", lambda: True)
+    monkeypatch.setattr(host, "onnxruntime_available", lambda: True)
 
 
 @pytest.fixture
 def no_onnxruntime(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(options, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(host, "onnxruntime_available", lambda: False)
 
 
 def test_auto_on_a_vnni_cpu_runs_the_bundled_model_in_int8_on_onnxruntime_and_says_why(
@@ -59,7 +59,7 @@ def test_auto_on_a_cpu_says_why_a_model_stays_float32(
 def test_auto_on_a_cpu_without_vnni_stays_float32(
     no_cuda: None, onnxruntime_here: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(options, "has_int8_dot_products", lambda cpuinfo=None: False)
+    monkeypatch.setattr(host, "has_int8_dot_products", lambda cpuinfo=None: False)
     resolved = DetectorOptions.resolve(DetectorRequest(model="person_ssdlite"))
     assert resolved.precision == "fp32"
     assert "no 8-bit dot products" in resolved.reasons["precision"]
@@ -172,7 +172,7 @@ def test_requests_that_cannot_run_anywhere_are_refused_naming_the_field(
 def test_device_auto_without_a_gpu_device_file_is_the_cpu_without_asking_torch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(options, "gpu_device_nodes", lambda: False)
+    monkeypatch.setattr(host, "gpu_device_nodes", lambda: False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # never asked
     resolved = DetectorOptions.resolve(DetectorRequest(device="auto"))
     assert resolved.device_name == "cpu" and resolved.device == torch.device("cpu")

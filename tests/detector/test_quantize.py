@@ -14,12 +14,13 @@ import onnx
 import pytest
 import torch
 
-from detector import models, onnx_runtime, options, quantize
+from detector import host, models, onnx_runtime, options, quantize
 from detector.agreement import compare
 from detector.engine import Detector
 from detector.errors import ModelConfigError
+from detector.host import has_int8_dot_products
 from detector.onnx_runtime import OnnxRuntimeForward
-from detector.options import DetectorOptions, has_int8_dot_products
+from detector.options import DetectorOptions
 from detector.quantize import DEFAULT_CALIBRATION, calibration_images
 from detector.request import DetectorRequest, Precision, Runtime
 from detector.ssd import SSD
@@ -29,7 +30,7 @@ from tests.detector.building import cpu_options, make_detector
 from tests.detector.test_onnx_runtime import tiny_ssd
 
 pytestmark = pytest.mark.skipif(
-    not onnx_runtime.onnxruntime_available(), reason="onnxruntime, onnx or onnxscript missing"
+    not host.onnxruntime_available(), reason="onnxruntime, onnx or onnxscript missing"
 )
 
 PERSON = LabelMap(("background", "person"))
@@ -202,7 +203,7 @@ def test_precision_auto_is_int8_only_where_its_accuracy_was_measured(
 def test_precision_auto_stays_float32_without_onnxruntime(
     vnni: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(options, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(host, "onnxruntime_available", lambda: False)
     assert cpu_options(model="person_ssdlite").precision == "fp32"
 
 
@@ -211,7 +212,7 @@ def test_precision_auto_stays_float32_on_cpus_without_8_bit_dot_products(
 ) -> None:
     # int8's accuracy was measured on VNNI CPUs only; without VNNI ONNX Runtime's u8s8
     # products can saturate.
-    monkeypatch.setattr(options, "has_int8_dot_products", lambda cpuinfo=None: False)
+    monkeypatch.setattr(host, "has_int8_dot_products", lambda cpuinfo=None: False)
     assert cpu_options(model="person_ssdlite").precision == "fp32"
     assert Detector.build(DetectorRequest(model="person_ssdlite", device="cpu")).precision == "fp32"
     assert cpu_options(model="person_ssdlite", precision="int8").precision == (
@@ -260,7 +261,7 @@ def test_int8_chosen_by_precision_auto_falls_back_to_float32_when_it_cannot_be_m
 
 
 def test_int8_without_onnxruntime_names_the_packages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(options, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(host, "onnxruntime_available", lambda: False)
     with pytest.raises(ModelConfigError, match=r"int8 needs onnxruntime \(pip install "
                        r"onnxruntime onnx onnxscript\); or set `detector.precision: fp32`"):  # fmt: skip
         cpu_options(precision="int8")

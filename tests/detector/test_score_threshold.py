@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from detector import onnx_runtime
+from detector import host, onnx_runtime
 from detector.engine import Detector
 from pipeline.types import Detections, Frame, LabelMap
 from tests.detector.building import cpu_options
@@ -17,7 +17,7 @@ from tests.detector.test_onnx_runtime import tiny_ssd
 
 LABELS = LabelMap(("background", "thing"))
 NEEDS_ONNXRUNTIME = pytest.mark.skipif(
-    not onnx_runtime.onnxruntime_available(), reason="onnxruntime, onnx or onnxscript missing"
+    not host.onnxruntime_available(), reason="onnxruntime, onnx or onnxscript missing"
 )
 NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 

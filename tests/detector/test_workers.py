@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from detector import onnx_runtime
+from detector import host
 from detector.engine import Detector
 from detector.errors import ModelConfigError
 from detector.ssd import SSD
@@ -22,7 +22,7 @@ from tests.detector.building import make_detector
 from tests.detector.test_engine_paths import assert_same_detections, two_batches
 
 pytestmark = pytest.mark.skipif(
-    not onnx_runtime.onnxruntime_available(), reason="onnxruntime, onnx or onnxscript missing"
+    not host.onnxruntime_available(), reason="onnxruntime, onnx or onnxscript missing"
 )
 
 PERSON = LabelMap(("background", "person"))
