@@ -7,12 +7,14 @@ import argparse
 import math
 import re
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from pipeline.folders import folder_problem
+from pipeline.timeparse import parse_duration, parse_time
 
 INT_MAX = 2**63 - 1
 """The largest count any command takes: what a C long, SQLite and PostgreSQL's bigint hold."""
@@ -85,6 +87,24 @@ def seconds(low: float, high: float) -> Callable[[str], float]:
     """An argparse type: a finite number of seconds from `low` to `high`, its upper bound
     also said in the largest unit it is a whole number of ("3600 seconds (1 hour)")."""
     return number(low, high, f" seconds{_in_words(high)}")
+
+
+def moment(text: str) -> datetime:
+    """An argparse type: a time as users type it ('10 minutes ago', 'yesterday', ISO),
+    aware, in UTC (`pipeline.timeparse.parse_time`)."""
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def duration(text: str) -> timedelta:
+    """An argparse type: a length of time ('30d', '12h', '2 weeks';
+    `pipeline.timeparse.parse_duration`)."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def plain(value: float) -> str:

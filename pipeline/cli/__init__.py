@@ -29,6 +29,7 @@ from pipeline.cli import (
     events,
     export,
     records,
+    retention,
     run,
     serve,
     train,
@@ -175,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run.add_parsers(sub)
     events.add_subscribe_parser(sub)
-    records.add_parsers(sub)
+    records.add_parser(sub)
+    retention.add_parser(sub)
     dataset.add_parsers(sub)
     events.add_keygen_parser(sub)
     bench.add_parser(sub)

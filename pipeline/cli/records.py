@@ -1,5 +1,5 @@
-"""`query` and `retention`: the stored detections, printed, counted or deleted by age, and
-the stored zone visits and line crossings, listed (visits) and counted."""
+"""`query`: the stored detections, printed or counted, and the stored zone visits and line
+crossings, listed (visits) and counted; the database the commands read by default."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ import sys
 import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, TextIO
 
-from pipeline.argtypes import in_folder, nonempty, number, whole
+from pipeline.argtypes import duration, moment, nonempty, number, whole
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pipeline.config import SqlSinkConfig
 from pipeline.urls import mask_credentials
@@ -43,8 +41,8 @@ UNUSED_BY = {
 """The filters each `--list` does not take."""
 
 
-def add_parsers(sub: Any) -> None:
-    """The `query` and `retention` subcommands."""
+def add_parser(sub: Any) -> None:
+    """The `query` subcommand."""
     p = sub.add_parser(
         "query",
         help="print stored detections (newest first), count them, or list runs, tracks or "
@@ -63,11 +61,11 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--run", type=whole(1, ID_MAX), help="only this run id (see --list runs)")
     p.add_argument(
         "--since",
-        type=_timestamp,
+        type=moment,
         help="from this time: '10 minutes ago', '2h', 'yesterday', 'today 08:00', "
         "2026-11-21T10:00 (local unless it ends in Z or +HH:MM)",
     )
-    p.add_argument("--until", type=_timestamp, help="before this time (same forms)")
+    p.add_argument("--until", type=moment, help="before this time (same forms)")
     p.add_argument(
         "--min-score", type=number(0, 1), help="only detections scoring at least this (0 to 1)"
     )
@@ -87,7 +85,7 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument(
         "--every",
-        type=_duration,
+        type=duration,
         help="with --count-by line or zone: per period, e.g. 15m, 1h, 1d (aligned on UTC "
         "multiples of it); a zone's periods also give `peak`, the most visits at once",
     )
@@ -106,32 +104,6 @@ def add_parsers(sub: Any) -> None:
         help="table (default), json (a list of objects) or csv (a header line, then rows)",
     )
     p.set_defaults(func=cmd_query)
-
-    p = sub.add_parser(
-        "retention",
-        help="delete stored records (and video files, snapshots) older than an age",
-    )
-    p.add_argument("--db", type=nonempty, default=DEFAULT_DB, help=DB_HELP)
-    p.add_argument(
-        "--older-than",
-        required=True,
-        type=_duration,
-        help="age of what to delete, e.g. 30d, 12h, '2 weeks' (at most 36525d)",
-    )
-    p.add_argument(
-        "--video-dir",
-        type=in_folder,
-        help="also delete the MP4 files of the video output in this folder, e.g. out/video",
-    )
-    p.add_argument(
-        "--snapshot-dir",
-        type=in_folder,
-        help="also delete the track snapshots of the snapshots output in this folder, "
-        "e.g. out/snapshots",
-    )
-    p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
-    p.add_argument("--no-vacuum", action="store_true", help="do not VACUUM a SQLite database")
-    p.set_defaults(func=cmd_retention)
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -309,70 +281,6 @@ def _conflict(args: argparse.Namespace) -> str | None:
         if unused:
             return f"--list {args.list} does not take {', '.join(unused)}"
     return None
-
-
-def cmd_retention(args: argparse.Namespace) -> int:
-    from sinks.sql.reading import QueryError
-    from sinks.sql.retention import delete_older_than
-    from sinks.video.files import delete_old_videos
-
-    cutoff = datetime.now(timezone.utc) - args.older_than
-    verb = "would delete" if args.dry_run else "deleted"
-    try:
-        result = delete_older_than(args.db, cutoff, dry_run=args.dry_run, vacuum=not args.no_vacuum)
-    except QueryError as exc:
-        print(f"error: {mask_credentials(str(exc))}", file=sys.stderr)
-        return EXIT_FAILED
-    scene = "".join(
-        f", {n} {name}"
-        for n, name in (
-            (result.zone_visits, "zone visits"),
-            (result.line_crossings, "line crossings"),
-        )
-        if n
-    )
-    print(
-        f"{verb} {result.detections} detections, {result.tracks} tracks{scene} and "
-        f"{result.runs} runs from before {cutoff.astimezone():%Y-%m-%d %H:%M:%S %Z}"
-        + ("; database vacuumed" if result.vacuumed else "")
-    )
-    if args.video_dir:
-        try:
-            files = delete_old_videos(args.video_dir, cutoff.timestamp(), dry_run=args.dry_run)
-        except OSError as exc:
-            print(f"error: cannot clean {args.video_dir}: {exc.strerror or exc}", file=sys.stderr)
-            return EXIT_FAILED
-        print(f"{verb} {len(files)} video files from {args.video_dir}")
-    if args.snapshot_dir:
-        from sinks.snapshots.retention import old_snapshots
-
-        try:
-            shots = old_snapshots(Path(args.snapshot_dir), cutoff.timestamp(), dry_run=args.dry_run)
-        except OSError as exc:
-            why = exc.strerror or exc
-            print(f"error: cannot clean {args.snapshot_dir}: {why}", file=sys.stderr)
-            return EXIT_FAILED
-        print(f"{verb} {len(shots)} snapshot files from {args.snapshot_dir}")
-    return EXIT_OK
-
-
-def _timestamp(text: str) -> datetime:
-    """A time as users type it ('10 minutes ago', 'yesterday', ISO); aware UTC."""
-    from pipeline.timeparse import parse_time
-
-    try:
-        return parse_time(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _duration(text: str) -> timedelta:
-    from pipeline.timeparse import parse_duration
-
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _write_json(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
