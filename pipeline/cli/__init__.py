@@ -26,6 +26,7 @@ from pipeline.cli import (
     cameras,
     cluster,
     dataset,
+    evaluate,
     events,
     export,
     records,
@@ -181,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.add_parsers(sub)
     events.add_keygen_parser(sub)
     bench.add_parser(sub)
-    train.add_parsers(sub)
+    train.add_parser(sub)
+    evaluate.add_parser(sub)
     export.add_parser(sub)
     zones.add_parser(sub)
     serve.add_parser(sub)
