@@ -4,6 +4,7 @@ test_ray_cluster.py)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from sinks.sql.sink import SqlSink
 from tests.conftest import free_port
 from tests.sinks.sql.builders import summary
 from tests.sinks.sql.conftest import pg_schema, skip_without_pg
+from tests.sinks.sql.silent_postgres import SilentPostgres
 
 CAMERAS = ("gate", "hall", "yard", "dock")
 
@@ -54,8 +56,8 @@ class Ref:
 
 class FakeShard:
     """A shard actor whose runs finish at once, or die when `dies` (once, after the
-    coordinator asked its progress once); its progress tells `ended`, the cameras whose
-    stream ended."""
+    coordinator asked its progress once); its progress tells 2 frames of each camera it
+    was given, and `ended`, the cameras whose stream ended."""
 
     def __init__(self, name: str, *, dies: bool = False, node_ip: str = "10.0.0.7") -> None:
         self.info = ShardInfo(name, node_ip, "ab" * 28, 7, ())
@@ -96,7 +98,8 @@ class FakeShard:
 
     def _progress(self) -> Ref:
         self._asked = True
-        return Ref(ShardProgress((), dict(self.ended)))
+        counts = tuple(CameraStats(c, f"{c}.mp4", frames=2) for run, _ in self.runs for c in run)
+        return Ref(ShardProgress(counts, dict(self.ended)))
 
 
 class FakeRay:
@@ -115,7 +118,11 @@ class FakeRay:
 
 
 def coordinator(
-    tmp_path: Path, max_restarts: int, sql_url: str | None = None, bus: bool = True
+    tmp_path: Path,
+    max_restarts: int,
+    sql_url: str | None = None,
+    bus: bool = True,
+    stop: threading.Event | None = None,
 ) -> Coordinator:
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"\0")  # the config checks only that a non-empty file is there
@@ -126,7 +133,8 @@ def coordinator(
     config = parse_config(
         f"cameras:\n{cameras}{sinks}cluster:\n  engine: ray\n  max_restarts: {max_restarts}\n"
     )
-    return Coordinator(config, "cluster abc", "c.yaml", threading.Event(), lambda _: None)
+    stop = threading.Event() if stop is None else stop
+    return Coordinator(config, "cluster abc", "c.yaml", stop, lambda _: None)
 
 
 def run_with_a_death(
@@ -137,15 +145,17 @@ def run_with_a_death(
     sql_url: str | None = None,
     ended: dict[str, Ended] | None = None,
     bus: bool = True,
+    stop: threading.Event | None = None,
 ) -> tuple[Coordinator, Any, list[str]]:
     """Runs the cameras on shard-0 and shard-1; the first run of shard-1 dies. `told`: the
     cameras the coordinator said lost; `forwarder`: the run's event bus; `ended`: the
-    cameras whose stream shard-1 told ended before it died; `bus`: a `zmq` sink."""
+    cameras whose stream shard-1 told ended before it died; `bus`: a `zmq` sink; `stop`:
+    the run's."""
     told = [] if told is None else told
     fake = FakeRay()
     shards = [FakeShard("shard-0"), FakeShard("shard-1", dies=True)]
     shards[1].ended = ended or {}
-    coord = coordinator(tmp_path, max_restarts, sql_url, bus)
+    coord = coordinator(tmp_path, max_restarts, sql_url, bus, stop)
     coord.on_lost = told.append
     board = SimpleNamespace(publish=SimpleNamespace(remote=lambda status: None))
     running = coord.begin(fake, [(s, s.info) for s in shards], forwarder, board)
@@ -380,3 +390,47 @@ def test_an_ended_camera_is_moved_only_while_the_database_lacks_rows_its_stream_
         assert resume[ENDED].stored_through == -1 and not resume[ENDED].stored_tracks
         if bus:
             assert resume[ENDED].published.frame == 4 and resume[ENDED].next_seq == 7
+
+
+def test_a_stop_while_the_database_does_not_answer_after_a_shard_died_ends_the_wait_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL stops answering as the shard dies: the run's stop ends the driver's wait
+    to mark the dead run lost and to read where its cameras resume; they are not moved, and
+    do not fail."""
+    caplog.set_level(logging.WARNING, "pipeline.cluster.resume")
+    silent = SilentPostgres()
+    stop = threading.Event()
+
+    def stop_once_the_database_is_asked() -> None:
+        if silent.connected.wait(10):
+            stop.set()
+
+    threading.Thread(target=stop_once_the_database_is_asked, daemon=True).start()
+    started = time.monotonic()
+    told: list[str] = []
+    try:
+        coord, (shards, done, stopped), moved = run_with_a_death(
+            tmp_path,
+            max_restarts=1,
+            told=told,
+            sql_url=silent.url.replace("connect_timeout=600", "connect_timeout=10"),
+            stop=stop,
+        )
+        assert time.monotonic() - started < 3
+    finally:
+        silent.close()
+    assert len(shards[0].runs) == 1  # nothing moved
+    assert [c for _, s in done for c in s.cameras] == shards[0].runs[0][0]
+    assert sorted(stopped) == sorted(moved) == sorted(told)  # their MQTT status: offline
+    # stopped where their shard died, as its last report had them: the run stopped
+    assert all((s.frames, s.ok) == (2, True) for s in stopped.values())
+    assert coord.moves == [
+        f"{shards[1].info.describe()} died: The actor died unexpectedly before finishing "
+        f"this task.; cameras {', '.join(moved)} not moved: the run stopped while the "
+        "database did not answer"
+    ]
+    assert any(
+        r.getMessage().startswith(f"the run stopped while marking the run of {RUN_OF_SHARD_1}")
+        for r in caplog.records
+    )
