@@ -21,8 +21,9 @@ from pipeline.cluster.desk import Answer, CameraRequest
 from pipeline.cluster.ended import ended_cameras, final_stats
 from pipeline.cluster.forwarder import EventForwarder
 from pipeline.cluster.reporting import BoardReporter, Reported, ShardStatus, pass_progress
-from pipeline.cluster.resume import DatabaseStopped, Resume, Stored, mark_lost, stored_rows
+from pipeline.cluster.resume import Resume, Stored, mark_lost, stored_rows
 from pipeline.cluster.shard import ShardInfo
+from pipeline.cluster.waits import StoppedWaiting
 from pipeline.config import PipelineConfig, SqlSinkConfig
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
 from sinks.event_bus.resumption import Published
@@ -233,11 +234,13 @@ class Coordinator:
         unreported: dict[str, CameraStats] = {}
         stopping = False
         while running:
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+            # first: a stop that came while `begin` handed the shards their cameras reaches
+            # them at once, before they build their detector (`Shard.run`)
             if self.stop.is_set() and not stopping:
                 stopping = True
                 for shard in running.values():
                     shard.actor.stop.remote()
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
             for ref in ready:
                 shard = running.pop(ref)
                 try:
@@ -283,7 +286,7 @@ class Coordinator:
             ended = ended_cameras(
                 kept, ends, on_bus, self._live, sql_url, self._runs_like, self.stop
             )
-        except DatabaseStopped:
+        except StoppedWaiting:
             return self._stopped_moving(kept, why, unreported)
         for camera_id, end in ended.items():
             last = self._reported.counts.get(camera_id)
@@ -306,7 +309,7 @@ class Coordinator:
             return []
         try:
             resume = self._resume(dead, movable, forwarder)
-        except DatabaseStopped:
+        except StoppedWaiting:
             return self._stopped_moving(movable, why, unreported)
         started = []
         for name, cameras in assign(movable, list(self._alive)).items():
@@ -340,7 +343,7 @@ class Coordinator:
         self, dead: _Running, cameras: list[str], forwarder: EventForwarder | None
     ) -> dict[str, Resume]:
         """Where each camera taken from `dead` resumes (`pipeline.cluster.resume`);
-        DatabaseStopped when the run's stop ends the wait for the database."""
+        StoppedWaiting when the run's stop ends the wait for the database."""
         files = [c for c in cameras if not self._live[c]]
         sql = sql_sink(self.config)
         stored = {}

@@ -99,7 +99,7 @@ def ended_cameras(
     no bus); then a live one (moved, it would start a new stream), or a file one whose
     rows the database at `sql_url` (among the runs whose config matches `runs_like`) all
     holds, when there is one. Raises SinkError when the database cannot be read, and
-    DatabaseStopped when the run's `stop` ends the wait for it (`stored_rows`)."""
+    StoppedWaiting when the run's `stop` ends the wait for it (`stored_rows`)."""
     ended = {c: ends[c] for c in cameras if c in ends and (on_bus is None or c in on_bus)}
     files = [c for c in ended if not live[c]]
     if sql_url is None or not files:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, TypeVar
 
+from pipeline.cluster.waits import StoppedWaiting, unless_stopped
 from pipeline.types import (
     AnalyticsEvent,
     Detections,
@@ -38,16 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _Passed = TypeVar("_Passed", FrameResult, StreamEnd)
-_Answer = TypeVar("_Answer")
-
-DATABASE_STEP_S = 0.05
-"""How often the driver, waiting for the database during a run, looks at the run's stop."""
 DATABASE_THREAD = "cluster-database"
 """The name of the thread that asks the database while the driver waits for it."""
-
-
-class DatabaseStopped(Exception):
-    """The run's stop came while the driver waited for the database to answer."""
 
 
 @dataclass(frozen=True)
@@ -181,36 +174,6 @@ def _make_tables(db: DatabaseUrl) -> None:
     open_database(db, SQLITE_BUSY_TIMEOUT_MS).dispose()
 
 
-def unless_stopped(ask: Callable[[], _Answer], stop: threading.Event | None) -> _Answer:
-    """What `ask` returns. With `stop`, `ask` runs in a daemon thread, waited for in steps
-    of DATABASE_STEP_S, and DatabaseStopped comes after the first step that ends with `stop`
-    set: a database that stops answering (a silent server, a row another connection holds
-    locked), which no SQLAlchemy call cuts short, is left to that thread (it ends with its
-    timeout, or with the process). One that answers within a step is heard all the same,
-    even after the stop."""
-    if stop is None:
-        return ask()
-    done = threading.Event()
-    answers: list[_Answer] = []
-    failed: list[BaseException] = []
-
-    def ask_in_thread() -> None:
-        try:
-            answers.append(ask())
-        except BaseException as exc:  # the waiting thread raises it
-            failed.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=ask_in_thread, name=DATABASE_THREAD, daemon=True).start()
-    while not done.wait(DATABASE_STEP_S):
-        if stop.is_set():
-            raise DatabaseStopped
-    if failed:
-        raise failed[0]
-    return answers[0]
-
-
 def stored_rows(
     url: str,
     run_configs_like: str,
@@ -222,9 +185,13 @@ def stored_rows(
     `config` matches `run_configs_like` (the shards of one cluster run).
     A frame without detections has no rows: resuming after the last one with rows stores
     nothing twice and loses nothing. Raises SinkError when the database cannot be read
-    (resuming blind would store the camera's frames twice), and DatabaseStopped when the
-    run's `stop` ends the wait for it (`unless_stopped`)."""
-    return unless_stopped(lambda: _stored_rows(url, run_configs_like, cameras), stop)
+    (resuming blind would store the camera's frames twice), and StoppedWaiting when the
+    run's `stop` ends the wait for a database that stopped answering (`unless_stopped`:
+    no SQLAlchemy call cuts short a silent server, or a row another connection holds
+    locked)."""
+    return unless_stopped(
+        lambda: _stored_rows(url, run_configs_like, cameras), stop, DATABASE_THREAD
+    )
 
 
 def _stored_rows(url: str, run_configs_like: str, cameras: Sequence[str]) -> dict[str, Stored]:
@@ -282,8 +249,8 @@ def mark_lost(url: str, run_config: str, why: str, stop: threading.Event | None 
     one the run's `stop` ends the wait for (`unless_stopped`), is logged, not raised: the
     cameras move on all the same."""
     try:
-        unless_stopped(lambda: _mark_lost(url, run_config, why), stop)
-    except DatabaseStopped:
+        unless_stopped(lambda: _mark_lost(url, run_config, why), stop, DATABASE_THREAD)
+    except StoppedWaiting:
         log.warning(
             "the run stopped while marking the run of %s lost in %s, which has not answered: "
             "its row stays 'running' unless the database answers before the run ends",

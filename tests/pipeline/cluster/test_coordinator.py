@@ -434,3 +434,30 @@ def test_a_stop_while_the_database_does_not_answer_after_a_shard_died_ends_the_w
         r.getMessage().startswith(f"the run stopped while marking the run of {RUN_OF_SHARD_1}")
         for r in caplog.records
     )
+
+
+def test_a_stop_as_the_shards_are_handed_their_cameras_reaches_them_before_any_wait(
+    tmp_path: Path,
+) -> None:
+    """The stop came after the driver's last look at it, while `begin` started the shards'
+    runs: each shard is told at once, before it builds its detector (`Shard.run`), not
+    after the coordinator's first wait."""
+    stop = threading.Event()
+    coord = coordinator(tmp_path, max_restarts=1, stop=stop)
+    shards = [FakeShard("shard-0"), FakeShard("shard-1")]
+    told: list[str] = []
+    for shard in shards:
+        shard.stop = SimpleNamespace(remote=lambda name=shard.info.name: told.append(name))
+    board = SimpleNamespace(publish=SimpleNamespace(remote=lambda status: None))
+    running = coord.begin(FakeRay(), [(s, s.info) for s in shards], None, board)
+    stop.set()
+
+    class Watching(FakeRay):
+        def wait(
+            self, refs: list[Ref], num_returns: int, timeout: float
+        ) -> tuple[list[Ref], list[Ref]]:
+            assert sorted(told) == ["shard-0", "shard-1"], "a shard was waited for unstopped"
+            return super().wait(refs, num_returns, timeout)
+
+    done, _ = coord.watch(Watching(), running, None, None)
+    assert len(done) == 2
