@@ -234,8 +234,7 @@ class Coordinator:
         unreported: dict[str, CameraStats] = {}
         stopping = False
         while running:
-            # first: a stop that came while `begin` handed the shards their cameras reaches
-            # them at once, before they build their detector (`Shard.run`)
+            # first: a stop as `begin` handed the shards their cameras reaches them at once
             if self.stop.is_set() and not stopping:
                 stopping = True
                 for shard in running.values():
@@ -324,19 +323,14 @@ class Coordinator:
     def _stopped_moving(
         self, cameras: list[str], why: str, unreported: dict[str, CameraStats]
     ) -> list[tuple[Any, _Running]]:
-        """The cameras of a dead shard that the run's stop kept from moving, while the
-        database did not answer: stopped where their shard died, with the counts it last
-        reported (moved, they would only have stopped)."""
-        self.moves.append(
-            f"{why}; cameras {', '.join(cameras)} not moved: the run stopped while the "
-            "database did not answer"
-        )
+        """The cameras of a dead shard that the run's stop kept from moving, the database
+        not answering: stopped where it died, with the counts it last reported."""
+        stopped = "the run stopped while the database did not answer"
+        self.moves.append(f"{why}; cameras {', '.join(cameras)} not moved: {stopped}")
         self.say(self.moves[-1])
-        for camera_id in cameras:
-            last = self._reported.counts.get(camera_id)
-            source = _source(self.config, camera_id)
-            unreported[camera_id] = last if last is not None else CameraStats(camera_id, source)
-            self.on_lost(camera_id)  # its dead shard left it `online`
+        for c in cameras:
+            unreported[c] = self._reported.counts.get(c) or CameraStats(c, _source(self.config, c))
+            self.on_lost(c)  # its dead shard left it `online`
         return []
 
     def _resume(
