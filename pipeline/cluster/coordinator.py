@@ -23,6 +23,7 @@ from pipeline.cluster.forwarder import EventForwarder
 from pipeline.cluster.reporting import BoardReporter, Reported, ShardStatus, pass_progress
 from pipeline.cluster.resume import Resume, Stored, mark_lost, stored_rows
 from pipeline.cluster.shard import ShardInfo
+from pipeline.cluster.waits import StoppedWaiting
 from pipeline.config import PipelineConfig, SqlSinkConfig
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
 from sinks.event_bus.resumption import Published
@@ -233,11 +234,12 @@ class Coordinator:
         unreported: dict[str, CameraStats] = {}
         stopping = False
         while running:
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+            # first: a stop as `begin` handed the shards their cameras reaches them at once
             if self.stop.is_set() and not stopping:
                 stopping = True
                 for shard in running.values():
                     shard.actor.stop.remote()
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
             for ref in ready:
                 shard = running.pop(ref)
                 try:
@@ -270,15 +272,21 @@ class Coordinator:
         survivor it hashes to), files resuming after what the database and the event bus
         have; a camera moved more than `max_restarts` times, or with no survivor, is lost.
         A camera whose stream had ended (`ended_cameras`) stays where it is, its counts in
-        `unreported`."""
+        `unreported`. The run's stop ends a wait for the database (`unless_stopped`): the
+        cameras not yet moved then stay where they are (`_stopped_moving`)."""
         sql = sql_sink(self.config)
         if sql is not None:
-            mark_lost(sql.url, dead.run_config, why)
+            mark_lost(sql.url, dead.run_config, why, self.stop)
         kept = [c for c in dead.cameras if c not in self.changes.removed]
         on_bus = forwarder.ended if forwarder is not None else None
         sql_url = sql.url if sql is not None else None
         ends = self._reported.ended
-        ended = ended_cameras(kept, ends, on_bus, self._live, sql_url, self._runs_like)
+        try:
+            ended = ended_cameras(
+                kept, ends, on_bus, self._live, sql_url, self._runs_like, self.stop
+            )
+        except StoppedWaiting:
+            return self._stopped_moving(kept, why, unreported)
         for camera_id, end in ended.items():
             last = self._reported.counts.get(camera_id)
             unreported[camera_id] = final_stats(
@@ -298,7 +306,10 @@ class Coordinator:
                 movable.append(camera_id)
         if not movable:
             return []
-        resume = self._resume(dead, movable, forwarder)
+        try:
+            resume = self._resume(dead, movable, forwarder)
+        except StoppedWaiting:
+            return self._stopped_moving(movable, why, unreported)
         started = []
         for name, cameras in assign(movable, list(self._alive)).items():
             if cameras:
@@ -309,13 +320,29 @@ class Coordinator:
                 self.say(moved)
         return started
 
+    def _stopped_moving(
+        self, cameras: list[str], why: str, unreported: dict[str, CameraStats]
+    ) -> list[tuple[Any, _Running]]:
+        """The cameras of a dead shard that the run's stop kept from moving, the database
+        not answering: stopped where it died, with the counts it last reported."""
+        stopped = "the run stopped while the database did not answer"
+        self.moves.append(f"{why}; cameras {', '.join(cameras)} not moved: {stopped}")
+        self.say(self.moves[-1])
+        for c in cameras:
+            unreported[c] = self._reported.counts.get(c) or CameraStats(c, _source(self.config, c))
+            self.on_lost(c)  # its dead shard left it `online`
+        return []
+
     def _resume(
         self, dead: _Running, cameras: list[str], forwarder: EventForwarder | None
     ) -> dict[str, Resume]:
-        """Where each camera taken from `dead` resumes (`pipeline.cluster.resume`)."""
+        """Where each camera taken from `dead` resumes (`pipeline.cluster.resume`);
+        StoppedWaiting when the run's stop ends the wait for the database."""
         files = [c for c in cameras if not self._live[c]]
         sql = sql_sink(self.config)
-        stored = stored_rows(sql.url, self._runs_like, files) if sql is not None and files else {}
+        stored = {}
+        if sql is not None and files:
+            stored = stored_rows(sql.url, self._runs_like, files, self.stop)
         seqs = forwarder.last_seq if forwarder is not None else {}
         published = forwarder.published if forwarder is not None else {}
         return {

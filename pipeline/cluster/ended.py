@@ -10,6 +10,7 @@ Else the camera is moved and resumed."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -91,17 +92,19 @@ def ended_cameras(
     live: Mapping[str, bool],
     sql_url: str | None,
     runs_like: str,
+    stop: threading.Event | None = None,
 ) -> dict[str, Ended]:
     """Those of `cameras` whose stream ended (`ends`, as their shard told) and that need
     not move: with an event bus, one whose `stream.ended` it passed on (`on_bus`; None:
     no bus); then a live one (moved, it would start a new stream), or a file one whose
     rows the database at `sql_url` (among the runs whose config matches `runs_like`) all
-    holds, when there is one. Raises SinkError when the database cannot be read."""
+    holds, when there is one. Raises SinkError when the database cannot be read, and
+    StoppedWaiting when the run's `stop` ends the wait for it (`stored_rows`)."""
     ended = {c: ends[c] for c in cameras if c in ends and (on_bus is None or c in on_bus)}
     files = [c for c in ended if not live[c]]
     if sql_url is None or not files:
         return ended
-    stored = stored_rows(sql_url, runs_like, files)
+    stored = stored_rows(sql_url, runs_like, files, stop)
     return {c: e for c, e in ended.items() if live[c] or e.stored_in(stored[c])}
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
-import signal
 import socket
 import threading
 from pathlib import Path
@@ -21,6 +21,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """Where this copy of the project lives: shards on this machine import the same code."""
 
 
+JOIN_POLL_S = 0.05
+"""How often the driver, waiting for Ray to start or the cluster to answer, looks at the
+run's stop."""
+RAY_INIT_THREAD = "ray-init"
+"""The name of the thread that joins the cluster, and leaves it."""
 CONNECT_TIMEOUT_S = 5.0
 """Longest wait for the head of a cluster given by its address to answer at all (Ray
 itself retries an address nothing answers at for minutes)."""
@@ -48,32 +53,101 @@ def require_ray() -> ModuleType:
     return ray
 
 
-def connect(ray: ModuleType, address: str) -> bool:
+def connect(ray: ModuleType, address: str, stop: threading.Event) -> Joined | None:
     """Joins the cluster at `address` ('local': starts one in this process, offering the
-    cores this process may use, `local_cpus`); returns whether this call connected (and so
-    should disconnect at the end). A driver already connected (an embedding program, the
-    tests) is used as it is."""
+    cores this process may use, `local_cpus`); returns the connection this call made
+    (`Joined.leave` at the end), or None for a driver already connected (an embedding
+    program, the tests), which is used as it is. Raises ClusterError, in one line, when the
+    cluster cannot be joined, and JoinStopped at once when `stop` is set first (`Joined`)."""
     if ray.is_initialized():
-        return False
-    if (silent := unanswered(address)) is not None:
-        raise ClusterError(f"cluster: cannot join Ray at {address!r}: {silent}")
+        return None
     # "local" given as such: without an address `ray.init` joins the cluster RAY_ADDRESS or
     # the last `ray start` on this machine names (waiting minutes for one that is gone)
     options: dict[str, Any] = {"runtime_env": runtime_env(), "address": address}
     if address == "local":
         options["include_dashboard"] = False
         options["num_cpus"] = local_cpus()
-    ours = signal.getsignal(signal.SIGTERM)
+    joined = Joined(ray, address, options)
     try:
-        ray.init(logging_level="WARNING", **options)
+        joined.wait(stop)
+    except ClusterError:
+        raise
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(f"cluster: cannot join Ray at {address!r}: {first}") from exc
-    finally:
-        # Ray's init sets a SIGTERM handler that exits at once: the run's own stops well
-        if ours is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, ours)
-    return True
+    return joined
+
+
+class JoinStopped(Exception):
+    """The run's stop came while the driver joined the cluster (or started Ray)."""
+
+
+class Joined:
+    """The driver's connection to Ray. `ray.init` runs in a thread of its own, which lives
+    as long as the connection: the processes of a Ray it starts (`address: local`) are
+    killed when the thread that started them ends (Ray has Linux do so: PR_SET_PDEATHSIG).
+    The thread shuts Ray down when told to (`leave`), and, should the run stop while Ray
+    starts, as soon as it has started: a stop need not wait for it (`wait`). Ray sets no
+    SIGTERM handler of its own from that thread (one that exits at once): the run's own
+    stays, and the run stops well on SIGTERM."""
+
+    def __init__(self, ray: ModuleType, address: str, options: dict[str, Any]) -> None:
+        self._ray = ray
+        self._address = address
+        self._options = options
+        self._joined = threading.Event()
+        self._leaving = threading.Event()
+        self._left = threading.Event()
+        self._failed: list[BaseException] = []
+        # a daemon: a run stopped while Ray starts ends without waiting for it
+        threading.Thread(target=self._own, name=RAY_INIT_THREAD, daemon=True).start()
+
+    def wait(self, stop: threading.Event) -> None:
+        """Returns once Ray is joined, looking at `stop` every JOIN_POLL_S: JoinStopped as
+        soon as it is set first (Ray, once started, is then shut down in its thread); what
+        `ray.init` raised, or ClusterError when nothing answers at `address`."""
+        while not self._joined.wait(JOIN_POLL_S):
+            if stop.is_set():
+                self._leaving.set()
+                raise JoinStopped
+        if self._failed:
+            raise self._failed[0]
+
+    def leave(self) -> None:
+        """Shuts Ray down (`ray.shutdown`, in the thread that started it) and waits for it."""
+        self._leaving.set()
+        self._left.wait()
+
+    def _own(self) -> None:
+        try:
+            if not self._init():
+                return
+            self._leaving.wait()
+            self._ray.shutdown()
+        finally:
+            self._left.set()
+
+    def _init(self) -> bool:
+        """`ray.init`; whether it joined (else what it raised is in `_failed`)."""
+        worker_log = logging.getLogger("ray._private.worker")
+        worker_log.addFilter(_no_sigterm_warning)
+        try:
+            if (silent := unanswered(self._address)) is not None:
+                raise ClusterError(f"cluster: cannot join Ray at {self._address!r}: {silent}")
+            self._ray.init(logging_level="WARNING", **self._options)
+            return True
+        except BaseException as exc:  # the waiting thread raises it
+            self._failed.append(exc)
+            return False
+        finally:
+            worker_log.removeFilter(_no_sigterm_warning)
+            self._joined.set()
+
+
+def _no_sigterm_warning(record: logging.LogRecord) -> bool:
+    """Leaves out Ray's warning that `ray.init` out of the main thread sets no SIGTERM
+    handler: what `Joined` wants."""
+    return not record.getMessage().startswith("SIGTERM handler is not set")
 
 
 def local_cpus() -> int:

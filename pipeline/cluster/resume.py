@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, TypeVar
 
+from pipeline.cluster.waits import StoppedWaiting, unless_stopped
 from pipeline.types import (
     AnalyticsEvent,
     Detections,
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _Passed = TypeVar("_Passed", FrameResult, StreamEnd)
+DATABASE_THREAD = "cluster-database"
+"""The name of the thread that asks the database while the driver waits for it."""
 
 
 @dataclass(frozen=True)
@@ -171,13 +174,27 @@ def _make_tables(db: DatabaseUrl) -> None:
     open_database(db, SQLITE_BUSY_TIMEOUT_MS).dispose()
 
 
-def stored_rows(url: str, run_configs_like: str, cameras: Sequence[str]) -> dict[str, Stored]:
+def stored_rows(
+    url: str,
+    run_configs_like: str,
+    cameras: Sequence[str],
+    stop: threading.Event | None = None,
+) -> dict[str, Stored]:
     """What the database at `url` holds of each camera (`Stored`: its last frame with
     rows, its tracks, zone visits and line crossings), among the runs whose
     `config` matches `run_configs_like` (the shards of one cluster run).
     A frame without detections has no rows: resuming after the last one with rows stores
     nothing twice and loses nothing. Raises SinkError when the database cannot be read
-    (resuming blind would store the camera's frames twice)."""
+    (resuming blind would store the camera's frames twice), and StoppedWaiting when the
+    run's `stop` ends the wait for a database that stopped answering (`unless_stopped`:
+    no SQLAlchemy call cuts short a silent server, or a row another connection holds
+    locked)."""
+    return unless_stopped(
+        lambda: _stored_rows(url, run_configs_like, cameras), stop, DATABASE_THREAD
+    )
+
+
+def _stored_rows(url: str, run_configs_like: str, cameras: Sequence[str]) -> dict[str, Stored]:
     from sqlalchemy import bindparam, text
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -226,10 +243,30 @@ def stored_rows(url: str, run_configs_like: str, cameras: Sequence[str]) -> dict
     }
 
 
-def mark_lost(url: str, run_config: str, why: str) -> None:
+def mark_lost(url: str, run_config: str, why: str, stop: threading.Event | None = None) -> None:
     """Records in the database at `url` that the run of `run_config` (a dead shard's) is
-    over: status `lost`, ended now, `why` as its reason. A database it cannot reach is
-    logged, not raised: the cameras move on all the same."""
+    over: status `lost`, ended now, `why` as its reason. A database it cannot reach, or
+    one the run's `stop` ends the wait for (`unless_stopped`), is logged, not raised: the
+    cameras move on all the same."""
+    try:
+        unless_stopped(lambda: _mark_lost(url, run_config, why), stop, DATABASE_THREAD)
+    except StoppedWaiting:
+        log.warning(
+            "the run stopped while marking the run of %s lost in %s, which has not answered: "
+            "its row stays 'running' unless the database answers before the run ends",
+            run_config,
+            _shown(url),
+        )
+
+
+def _shown(url: str) -> str:
+    """The database at `url` as messages name it (no password)."""
+    from sinks.sql.database import DatabaseUrl
+
+    return str(DatabaseUrl(url))
+
+
+def _mark_lost(url: str, run_config: str, why: str) -> None:
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 

@@ -15,7 +15,14 @@ from typing import Any
 
 from pipeline.cluster.changes import CameraChanges
 from pipeline.cluster.coordinator import POLL_S, Coordinator, camera_sources, sql_sink
-from pipeline.cluster.engine import ClusterError, connect, require_ray, shard_count, shard_options
+from pipeline.cluster.engine import (
+    ClusterError,
+    JoinStopped,
+    connect,
+    require_ray,
+    shard_count,
+    shard_options,
+)
 from pipeline.cluster.forwarder import EventForwarder, ForwarderError
 from pipeline.cluster.local import (
     MachineResources,
@@ -106,15 +113,15 @@ class ClusterRun:
             check_sink_before_work(zmq)  # its endpoint is the forwarder's, bound here
         try:
             self._unless_stopped()
-            connected = connect(ray, self.cluster.address)
+            joined = connect(ray, self.cluster.address, self.stop)
             try:
-                if connected:  # what it offers now (memory was taken or freed since)
+                if joined is not None:  # what it offers now (memory was taken or freed since)
                     self._check_fit(started_ray(ray))
                 return self._run(ray, say, on_progress, setup_started)
             finally:
-                if connected:
-                    ray.shutdown()
-        except _Stopped:
+                if joined is not None:
+                    joined.leave()
+        except (_Stopped, JoinStopped):
             setup_s = time.monotonic() - setup_started
             return RunSummary.stopped_in_setup(camera_sources(self.config), setup_s)
 

@@ -12,12 +12,14 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipeline.cluster.ended import Ended, StreamTally
 from pipeline.cluster.resume import Resume, ResumeSink
+from pipeline.cluster.waits import StoppedWaiting, unless_stopped
 from pipeline.config import (
     DetectorConfig,
     MqttSinkConfig,
@@ -36,6 +38,9 @@ log = logging.getLogger(__name__)
 
 STOP_POLL_S = 0.1
 """How often a running pipeline is told of a `stop` that came to the shard."""
+
+BUILD_THREAD = "shard-detector"
+"""The name of the thread that builds a shard's detector while its run waits for it."""
 
 PUBLISHER_WAIT_S = 60.0
 """How long a shard's publisher waits for the driver's forwarder to subscribe before it
@@ -139,7 +144,10 @@ class Shard:
         cameras_here: int | None = None,
         shards_here: int = 1,
     ) -> RunSummary:
-        """Runs `camera_ids` of `config` until they are done or `stop` is called.
+        """Runs `camera_ids` of `config` until they are done or `stop` is called. A stop
+        while the shard builds its detector (a first run's ONNX export and int8 calibration
+        take many seconds) ends the run at once, every camera not started: the build goes
+        on alone, and the driver ends the actor at the run's end.
 
         `run_config` is what the SQL sink records as the run's config (the coordinator finds
         the shard's rows by it); `resume`: cameras taken over from a dead shard;
@@ -148,14 +156,22 @@ class Shard:
         the shards on this machine that run cameras, this one among them: a detector built
         now takes their share of its cores for its CPU threads (`DetectorOptions.sharing`).
         """
+        from pipeline.build import make_source
         from pipeline.preflight import check_before_work
         from pipeline.runner import Pipeline
         from pipeline.sink_factory import SinkContext, build_sink
 
+        started = time.monotonic()
         resume = resume or {}
         wanted = set(camera_ids)
         check_before_work(_checked_here(config))  # every sink's folders, on this node
-        detector = self._detector_for(config.detector, shards_here)
+        try:  # a stop that came as the run was handed over need not wait for the build
+            detector = unless_stopped(
+                lambda: self._detector_for(config.detector, shards_here), self._stop, BUILD_THREAD
+            )
+        except StoppedWaiting:
+            sources = {c.id: make_source(c.source).name for c in config.cameras if c.id in wanted}
+            return RunSummary.stopped_in_setup(sources, time.monotonic() - started)
         run = next(self._runs)
         # The database and the event sinks (the bus, MQTT) get only what they lack of a
         # camera taken over; the other sinks are built by the pipeline as in one process.

@@ -18,9 +18,9 @@ acknowledges them and sends them again after reconnecting (QoS 1 may then delive
 twice; each camera's `seq` tells); those still unacknowledged when the connection closes
 are counted in `lost` too.
 
-Each connection (the first, each reconnection) is given `connect_timeout_s`, also by a
-host that never answers it (`sinks.mqtt.sockets`); the first ends at once on the run's
-stop, a reconnection when the connection closes.
+Each connection (the first, each reconnection) is given `connect_timeout_s`, its TLS
+handshake included, also by a host that never answers it (`sinks.mqtt.sockets`); the first
+ends at once on the run's stop, a reconnection when the connection closes.
 """
 
 from __future__ import annotations

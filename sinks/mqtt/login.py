@@ -4,6 +4,7 @@ that says why the login failed; `probe_broker` logs in and out (for `validate`).
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from sinks.base import SinkError
 from sinks.mqtt.settings import BrokerSettings
-from sinks.mqtt.sockets import Cancelled, connect_tcp
+from sinks.mqtt.sockets import Cancelled, connect_tcp, tls_handshake
 
 
 def _never() -> bool:
@@ -23,17 +24,43 @@ def _never() -> bool:
 
 class CancellableClient(mqtt.Client):
     """paho's client, whose TCP connections (the first and each reconnection) are
-    `connect_tcp`'s: given up within its `connect_timeout`, and at once when `cancelled()`.
-    paho has no call for it: `_create_socket_connection` is where every paho 2.x makes
-    them; through a SOCKS or HTTP proxy paho's own."""
+    `connect_tcp`'s and whose TLS handshakes are `tls_handshake`'s: the connection and
+    its handshake given up within its `connect_timeout`, together, and at once when
+    `cancelled()`. paho has no call for it: `_create_socket_connection` and
+    `_ssl_wrap_socket` are where every paho 2.x makes them; through a SOCKS or HTTP proxy
+    the TCP connection is paho's own."""
 
     cancelled: Callable[[], bool] = staticmethod(_never)
+    _connect_deadline = 0.0
+    """When the connection under way is given up (`connect_timeout` after it began)."""
 
     def _create_socket_connection(self) -> socket.socket:
+        self._connect_deadline = time.monotonic() + self._connect_timeout
         if self._get_proxy():
             return super()._create_socket_connection()
         source = (self._bind_address, self._bind_port)
-        return connect_tcp(self._host, self._port, self._connect_timeout, self.cancelled, source)
+        return connect_tcp(
+            self._host,
+            self._port,
+            self._connect_timeout,
+            self.cancelled,
+            source,
+            self._connect_deadline,
+        )
+
+    def _ssl_wrap_socket(self, tcp_sock: socket.socket) -> ssl.SSLSocket:
+        context = self._ssl_context
+        if context is None or not context.check_hostname:  # paho checks the name itself
+            return super()._ssl_wrap_socket(tcp_sock)
+        tls = context.wrap_socket(
+            tcp_sock, server_hostname=self._host, do_handshake_on_connect=False
+        )
+        try:
+            tls_handshake(tls, self._connect_deadline, self._connect_timeout, self.cancelled)
+        except BaseException:
+            tls.close()
+            raise
+        return tls
 
 
 def probe_broker(settings: BrokerSettings) -> None:

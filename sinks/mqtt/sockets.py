@@ -1,9 +1,10 @@
-"""The TCP connection to the broker, made in short steps: a host that never answers (a
-firewall that drops the connection, a host that is down) or whose name is not found in time
-(a DNS server that does not answer) is given up within the timeout, the name and all its
-addresses together, and at once when the wait is to end (the run stopped, the connection
+"""The TCP connection to the broker and its TLS handshake, made in short steps: a host that
+never answers (a firewall that drops the connection, a host that is down), whose name is not
+found in time (a DNS server that does not answer) or that takes the connection and never
+answers the handshake is given up within the timeout, the name, all its addresses and the
+handshake together, and at once when the wait is to end (the run stopped, the connection
 closing). The system's own calls wait for their retries (about 2 min for a connection on
-Linux) and look at nothing meanwhile."""
+Linux), and a blocking handshake for its socket's timeout, and look at nothing meanwhile."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import errno
 import os
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -40,12 +42,16 @@ def connect_tcp(
     timeout_s: float,
     cancelled: Callable[[], bool],
     source: tuple[str, int] | None = None,
+    deadline: float | None = None,
 ) -> socket.socket:
     """A TCP connection to `host`:`port` (each of its addresses in turn), with `timeout_s`
     as its timeout, as `socket.create_connection` returns it. NoAnswer when the name and
     the addresses were not answered within `timeout_s`, all together; Cancelled as soon as
-    `cancelled()`; OSError for the rest (refused, unknown host: the last address's error)."""
-    deadline = time.monotonic() + timeout_s
+    `cancelled()`; OSError for the rest (refused, unknown host: the last address's error).
+    `deadline` (monotonic), when given, is when `timeout_s` ends: one shared with a TLS
+    handshake that follows."""
+    if deadline is None:
+        deadline = time.monotonic() + timeout_s
     error: OSError | None = None
     for family, kind, proto, _, address in _addresses(host, port, deadline, timeout_s, cancelled):
         sock = socket.socket(family, kind, proto)
@@ -125,3 +131,34 @@ def _connect(
                 if code:
                     raise OSError(code, os.strerror(code))
                 return
+
+
+def tls_handshake(
+    sock: ssl.SSLSocket, deadline: float, timeout_s: float, cancelled: Callable[[], bool]
+) -> None:
+    """`sock`'s TLS handshake (wrapped with `do_handshake_on_connect=False`), waited for in
+    steps of POLL_S; `sock` is left non-blocking. NoAnswer when it is not done by `deadline`
+    (the end of `timeout_s`, the connection's); Cancelled as soon as `cancelled()`;
+    ssl.SSLError or OSError when it fails (a certificate refused, the connection closed)."""
+    sock.setblocking(False)
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_READ)
+        while True:
+            try:
+                sock.do_handshake()
+                return
+            except ssl.SSLWantReadError:
+                selector.modify(sock, selectors.EVENT_READ)
+            except ssl.SSLWantWriteError:
+                selector.modify(sock, selectors.EVENT_WRITE)
+            while True:
+                if cancelled():
+                    raise Cancelled("the TLS handshake was given up")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise NoAnswer(
+                        f"the TLS handshake not answered within {timeout_s:g} s "
+                        "(connect_timeout_s): a port that does not serve TLS?"
+                    )
+                if selector.select(min(POLL_S, remaining)):
+                    break

@@ -54,8 +54,8 @@ class Ref:
 
 class FakeShard:
     """A shard actor whose runs finish at once, or die when `dies` (once, after the
-    coordinator asked its progress once); its progress tells `ended`, the cameras whose
-    stream ended."""
+    coordinator asked its progress once); its progress tells 2 frames of each camera it
+    was given, and `ended`, the cameras whose stream ended."""
 
     def __init__(self, name: str, *, dies: bool = False, node_ip: str = "10.0.0.7") -> None:
         self.info = ShardInfo(name, node_ip, "ab" * 28, 7, ())
@@ -96,7 +96,8 @@ class FakeShard:
 
     def _progress(self) -> Ref:
         self._asked = True
-        return Ref(ShardProgress((), dict(self.ended)))
+        counts = tuple(CameraStats(c, f"{c}.mp4", frames=2) for run, _ in self.runs for c in run)
+        return Ref(ShardProgress(counts, dict(self.ended)))
 
 
 class FakeRay:
@@ -115,7 +116,11 @@ class FakeRay:
 
 
 def coordinator(
-    tmp_path: Path, max_restarts: int, sql_url: str | None = None, bus: bool = True
+    tmp_path: Path,
+    max_restarts: int,
+    sql_url: str | None = None,
+    bus: bool = True,
+    stop: threading.Event | None = None,
 ) -> Coordinator:
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"\0")  # the config checks only that a non-empty file is there
@@ -126,7 +131,8 @@ def coordinator(
     config = parse_config(
         f"cameras:\n{cameras}{sinks}cluster:\n  engine: ray\n  max_restarts: {max_restarts}\n"
     )
-    return Coordinator(config, "cluster abc", "c.yaml", threading.Event(), lambda _: None)
+    stop = threading.Event() if stop is None else stop
+    return Coordinator(config, "cluster abc", "c.yaml", stop, lambda _: None)
 
 
 def run_with_a_death(
@@ -137,15 +143,17 @@ def run_with_a_death(
     sql_url: str | None = None,
     ended: dict[str, Ended] | None = None,
     bus: bool = True,
+    stop: threading.Event | None = None,
 ) -> tuple[Coordinator, Any, list[str]]:
     """Runs the cameras on shard-0 and shard-1; the first run of shard-1 dies. `told`: the
     cameras the coordinator said lost; `forwarder`: the run's event bus; `ended`: the
-    cameras whose stream shard-1 told ended before it died; `bus`: a `zmq` sink."""
+    cameras whose stream shard-1 told ended before it died; `bus`: a `zmq` sink; `stop`:
+    the run's."""
     told = [] if told is None else told
     fake = FakeRay()
     shards = [FakeShard("shard-0"), FakeShard("shard-1", dies=True)]
     shards[1].ended = ended or {}
-    coord = coordinator(tmp_path, max_restarts, sql_url, bus)
+    coord = coordinator(tmp_path, max_restarts, sql_url, bus, stop)
     coord.on_lost = told.append
     board = SimpleNamespace(publish=SimpleNamespace(remote=lambda status: None))
     running = coord.begin(fake, [(s, s.info) for s in shards], forwarder, board)

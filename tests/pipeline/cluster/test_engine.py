@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
+import time
 from types import FrameType, SimpleNamespace
 from typing import Any
 
 import pytest
 
 from pipeline.cluster.desk import start_desk
-from pipeline.cluster.engine import ClusterError, connect, join_as_client
+from pipeline.cluster.engine import ClusterError, JoinStopped, connect, join_as_client
 from pipeline.cluster.status import start_board
 from tests.conftest import free_port
 from tests.cores import pin_cores
@@ -26,6 +28,7 @@ class FakeRay:
         self.options: dict[str, dict[str, Any]] = {}
         self.inits: list[str] = []
         self.init_options: list[dict[str, Any]] = []
+        self.shut_down = threading.Event()
         self._initialized = initialized
         self.util = pytest.importorskip("ray.util")
 
@@ -35,6 +38,9 @@ class FakeRay:
     def init(self, address: str, **options: Any) -> None:
         self.inits.append(address)
         self.init_options.append(options)
+
+    def shutdown(self) -> None:
+        self.shut_down.set()
 
     def get_runtime_context(self) -> Any:
         return SimpleNamespace(get_node_id=lambda: DRIVER_NODE)
@@ -71,8 +77,10 @@ def test_a_local_run_starts_a_ray_of_its_own_rather_than_join_one_ray_start_left
     names, not the one-node Ray `address: local` promises (and the fit was checked for)."""
     monkeypatch.setenv("RAY_ADDRESS", "192.0.2.1:6379")
     ray = FakeRay()
-    assert connect(ray, "local") is True  # type: ignore[arg-type]
-    assert ray.inits == ["local"]
+    joined = connect(ray, "local", threading.Event())  # type: ignore[arg-type]
+    assert joined is not None
+    joined.leave()
+    assert ray.inits == ["local"] and ray.shut_down.is_set()
 
 
 @pytest.mark.parametrize(("address", "cpus"), [("local", 3), ("auto", None)])
@@ -84,7 +92,9 @@ def test_a_local_ray_is_given_the_cores_this_process_may_use_and_a_cluster_keeps
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     pin_cores(monkeypatch, 3)
     ray = FakeRay()
-    assert connect(ray, address) is True  # type: ignore[arg-type]
+    joined = connect(ray, address, threading.Event())  # type: ignore[arg-type]
+    assert joined is not None
+    joined.leave()
     assert [o.get("num_cpus") for o in ray.init_options] == [cpus]
 
 
@@ -104,11 +114,13 @@ def test_a_client_given_an_address_nothing_answers_at_fails_in_one_line_without_
 
 
 class RayTakingSigterm(FakeRay):
-    """`init` sets a SIGTERM handler of its own, as Ray's does (one that exits at once)."""
+    """`init` sets a SIGTERM handler of its own, as Ray's does (one that exits at once),
+    when called in the main thread (Python takes one from there only)."""
 
     def init(self, address: str = "local", **_: Any) -> None:
         super().init(address)
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
 
 
 def test_joining_the_cluster_keeps_the_run_s_own_sigterm_handler() -> None:
@@ -120,7 +132,43 @@ def test_joining_the_cluster_keeps_the_run_s_own_sigterm_handler() -> None:
 
     before = signal.signal(signal.SIGTERM, ours)
     try:
-        assert connect(RayTakingSigterm(), "auto") is True  # type: ignore[arg-type]
+        joined = connect(RayTakingSigterm(), "auto", threading.Event())  # type: ignore[arg-type]
+        assert joined is not None
         assert signal.getsignal(signal.SIGTERM) is ours
+        joined.leave()
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+class SlowRay(FakeRay):
+    """`init` takes until `started` is set, as Ray's does while it starts its processes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+
+    def init(self, address: str, **_: Any) -> None:
+        super().init(address)
+        self.started.wait(10)
+
+
+def test_a_stop_while_ray_starts_ends_the_wait_at_once_and_ray_is_shut_down_once_started() -> None:
+    ray = SlowRay()
+    stop = threading.Event()
+    threading.Timer(0.1, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(JoinStopped):
+        connect(ray, "local", stop)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 2
+    assert ray.inits == ["local"] and not ray.shut_down.is_set()
+    ray.started.set()  # Ray is up after all: it is left at once
+    assert ray.shut_down.wait(10)
+
+
+def test_joining_an_address_nothing_answers_at_fails_in_one_line_without_init() -> None:
+    ray = FakeRay()
+    address = f"127.0.0.1:{free_port()}"
+    with pytest.raises(ClusterError) as error:
+        connect(ray, address, threading.Event())  # type: ignore[arg-type]
+    assert str(error.value).startswith(f"cluster: cannot join Ray at '{address}': nothing answers")
+    assert "\n" not in str(error.value) and ray.inits == []

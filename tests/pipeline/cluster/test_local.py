@@ -5,7 +5,10 @@ resolves it before it starts, and as the Ray started says."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,6 +26,7 @@ from pipeline.config import parse_config
 from pipeline.config.cluster import ClusterConfig
 from tests.conftest import write_video
 from tests.cores import pin_cores
+from tests.pipeline.cli_runs import ROOT
 
 NO_GPU = MachineResources(cpus=2, gpus=0, memory_mb=16_000)
 ONE_GPU = MachineResources(cpus=16, gpus=1, memory_mb=128_000)
@@ -187,7 +191,8 @@ def test_run_refuses_at_once_a_shard_the_started_ray_offers_less_memory_for_than
     monkeypatch.setattr(pipeline.cluster.run, "require_ray", lambda: started)
     foreseen = MachineResources(cpus=16, gpus=1, memory_mb=3_050)
     monkeypatch.setattr(pipeline.cluster.run, "this_machine", lambda: foreseen)
-    monkeypatch.setattr(pipeline.cluster.run, "connect", lambda *args: True)
+    joined = SimpleNamespace(leave=started.shutdown)
+    monkeypatch.setattr(pipeline.cluster.run, "connect", lambda *args: joined)
     monkeypatch.setattr(ClusterRun, "_run", placed)
     config = _config(tmp_path, "{num_gpus: 1, memory_mb: 3020}")  # fits what was foreseen
     with pytest.raises(ClusterError) as refused:
@@ -218,3 +223,53 @@ def test_validate_refuses_a_local_cluster_s_unplaceable_shard_in_one_line(
         "error: cams.yaml: cluster.resources_per_shard.num_gpus: 2 GPU(s) asked for, but Ray on "
         "this machine offers 0 (address: local starts Ray on this machine alone)"
     ]
+
+
+SIGTERM_AS_RAY_STARTS = """
+import atexit, os, signal, sys, threading
+import ray
+from pipeline.cli import main
+
+init, returned = ray.init, []
+
+def signalled_init(*args, **kwargs):
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    init(*args, **kwargs)
+    returned.append(True)
+
+def say_whether_init_returned():  # before Ray's own exit handler, registered before it
+    with open(sys.argv[2], "w") as said:
+        said.write("returned" if returned else "not returned")
+
+ray.init = signalled_init
+atexit.register(say_whether_init_returned)
+sys.exit(main(["run", "--no-progress", sys.argv[1]]))
+"""
+"""`run` of a config, SIGTERM coming 0.3 s into `ray.init`; writes to a file whether
+`ray.init` had returned when the process exited."""
+
+
+def test_sigterm_while_a_local_ray_starts_ends_the_run_stopped_without_waiting_for_ray(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("ray")
+    clip = write_video(tmp_path / "gate.mp4", frames=2)
+    config = tmp_path / "local.yaml"
+    config.write_text(
+        f"cameras:\n  - {{id: gate, source: '{clip}'}}\n"
+        "cluster: {engine: ray, address: local, resources_per_shard: {num_cpus: 1}}\n"
+    )
+    said = tmp_path / "init.txt"
+    done = subprocess.run(
+        [sys.executable, "-c", SIGTERM_AS_RAY_STARTS, str(config), str(said)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 143, done.stderr  # not Ray's own SIGTERM handler's exit (15)
+    # Ray's own warnings left out
+    ours = [line for line in done.stderr.splitlines() if line and "WARNING" not in line]
+    assert ours == ["SIGTERM: stopping; finishing queued frames (again to force)"]
+    assert "gate" in done.stdout and "not started: stopped before it opened" in done.stdout
+    assert said.read_text() == "not returned"  # the run did not wait for Ray to start

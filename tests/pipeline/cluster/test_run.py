@@ -117,7 +117,8 @@ def two_camera_run(
     run = ClusterRun(config)
     monkeypatch.setattr(pipeline.cluster.run, "require_ray", lambda: ray)
     monkeypatch.setattr(pipeline.cluster.run, "this_machine", lambda: None)
-    monkeypatch.setattr(pipeline.cluster.run, "connect", lambda ray, address: joined)
+    left = SimpleNamespace(leave=ray.shutdown) if joined else None
+    monkeypatch.setattr(pipeline.cluster.run, "connect", lambda ray, address, stop: left)
     monkeypatch.setattr(pipeline.cluster.run, "start_board", lambda ray, token: "board")
     monkeypatch.setattr(run.changes, "open", lambda ray, token: None)
 
@@ -153,15 +154,15 @@ def test_a_stop_before_the_driver_joins_the_cluster_starts_nothing(
     assert ray.started == []
 
 
-def test_a_stop_while_ray_starts_places_no_shard_and_leaves_ray(
+def test_a_stop_as_ray_has_started_places_no_shard_and_leaves_ray(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ray = FakeRay()
     run = two_camera_run(tmp_path, monkeypatch, ray)
 
-    def connect(ray: object, address: str) -> bool:
-        run.stop.set()  # Ctrl-C while `ray.init` starts the cluster's processes
-        return True
+    def connect(ray: FakeRay, address: str, stop: object) -> SimpleNamespace:
+        run.stop.set()  # Ctrl-C as `ray.init` returns
+        return SimpleNamespace(leave=ray.shutdown)
 
     monkeypatch.setattr(pipeline.cluster.run, "connect", connect)
     assert_stopped_before_any_camera(run.run())

@@ -95,3 +95,43 @@ def test_a_shards_stop_while_its_sql_sink_connects_to_a_silent_server_ends_its_r
     assert not errors, errors
     (summary,) = summaries
     assert summary.interrupted and summary.ok  # stopped, not failed
+
+
+def test_a_shards_stop_while_it_builds_its_detector_ends_its_run_at_once_unstarted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver's stop reaches a shard as its run begins (the stop came while the driver
+    handed it its cameras): a first run's ONNX export and int8 calibration, which look at
+    nothing, are not waited for."""
+    building, built = threading.Event(), threading.Event()
+
+    def slow_build(config: DetectorConfig, announce: Any = None, sharing: int = 1) -> OneBox:
+        building.set()
+        built.wait(WAIT_S)
+        return OneBox()
+
+    monkeypatch.setattr(pipeline.build, "build_run_detector", slow_build)
+    video = write_video(tmp_path / "gate.mp4", frames=8)
+    config = parse_config(
+        f"cameras:\n  - {{id: gate, source: '{video}'}}\n  - {{id: yard, source: '{video}'}}\n"
+        "detector: {model: person_ssdlite}\ncluster: {engine: ray}\n"
+    )
+    shard = Shard("shard-0")
+    summaries: list[RunSummary] = []
+    run = threading.Thread(
+        target=lambda: summaries.append(shard.run(config, ["gate"], "c (run 1 on shard-0)", None)),
+        daemon=True,
+    )
+    run.start()
+    try:
+        assert building.wait(WAIT_S), "the shard never built its detector"
+        shard.stop()  # what the coordinator does at the run's stop
+        run.join(3)  # the build would take until the test's end (WAIT_S)
+        assert not run.is_alive(), "the shard still waits for its detector"
+    finally:
+        built.set()
+    (summary,) = summaries
+    assert summary.interrupted and summary.ok
+    assert {c: s.status for c, s in summary.cameras.items()} == {
+        "gate": "not started: stopped before it opened"
+    }

@@ -20,7 +20,7 @@ from sinks.mqtt.connection import MqttConnection
 from sinks.mqtt.login import probe_broker
 from sinks.mqtt.sink import MqttSink
 from sinks.mqtt.sockets import Cancelled, NoAnswer, connect_tcp
-from tests.sinks.mqtt.brokers import WAIT_S, BlackHole, PrivateMosquitto
+from tests.sinks.mqtt.brokers import WAIT_S, BlackHole, PrivateMosquitto, SilentBroker
 from tests.sinks.mqtt.conftest import LABELS, broker_settings
 
 LONG_S = 60.0
@@ -76,6 +76,54 @@ def test_a_stop_while_connecting_to_a_broker_that_never_answers_ends_the_wait_at
     started = time.monotonic()
     sink = MqttSink(broker_settings(black_hole.url, connect_timeout_s=LONG_S), LABELS, stop=stop)
     assert time.monotonic() - started < 3
+    assert sink.connection.stopped_waiting
+    sink.close()
+    assert "never connected: the run stopped while waiting for the broker" in sink.describe()
+
+
+@pytest.fixture
+def silent_tls() -> Iterator[SilentBroker]:
+    """A port that takes the TCP connection and never answers the TLS handshake."""
+    broker = SilentBroker()
+    yield broker
+    broker.close()
+
+
+def tls_url(broker: SilentBroker) -> str:
+    return broker.url.replace("mqtt://", "mqtts://")
+
+
+def test_a_tls_handshake_never_answered_is_given_up_within_connect_timeout_s_in_one_line(
+    silent_tls: SilentBroker,
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(SinkError) as raised:
+        MqttSink(broker_settings(tls_url(silent_tls), connect_timeout_s=0.5), LABELS)
+    assert time.monotonic() - started < 0.5 + 2
+    assert silent_tls.connected.is_set()  # the TCP connection was made: the handshake waited
+    assert str(raised.value) == (
+        f"mqtt sink: cannot reach the broker at {tls_url(silent_tls)}: the TLS handshake not "
+        "answered within 0.5 s (connect_timeout_s): a port that does not serve TLS?"
+    )
+
+
+def test_a_stop_during_a_tls_handshake_never_answered_ends_the_wait_at_once(
+    silent_tls: SilentBroker,
+) -> None:
+    stop = threading.Event()
+
+    def stop_in_the_handshake() -> None:
+        if silent_tls.connected.wait(WAIT_S):  # the TCP connection is made
+            time.sleep(0.2)
+            stop.set()
+
+    threading.Thread(target=stop_in_the_handshake, daemon=True).start()
+    started = time.monotonic()
+    sink = MqttSink(
+        broker_settings(tls_url(silent_tls), connect_timeout_s=LONG_S), LABELS, stop=stop
+    )
+    assert time.monotonic() - started < 3
+    assert silent_tls.connected.is_set()
     assert sink.connection.stopped_waiting
     sink.close()
     assert "never connected: the run stopped while waiting for the broker" in sink.describe()
