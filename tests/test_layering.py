@@ -1,7 +1,7 @@
 """The layering of the packages, read from their imports (README, "How it works").
 
-`pipeline/types/`, `pipeline/boxes.py`, `pipeline/urls.py`, `pipeline/folders.py` and
-`pipeline/cores.py` (the vocabulary) import nothing from the project but their own modules;
+`pipeline/types/`, `pipeline/boxes.py`, `pipeline/urls.py`, `pipeline/folders.py`,
+`pipeline/cores.py` and `pipeline/stoppable.py` (the vocabulary) import nothing from the project but their own modules;
 `detector/`, `trackers/`, `analytics/` and `sinks/` import only the vocabulary and
 themselves, never each other; the rest of `pipeline/` sits on top, and nothing but
 `python -m pipeline` imports the command line.
@@ -26,6 +26,7 @@ VOCABULARY = (
     "pipeline.urls",
     "pipeline.folders",
     "pipeline.cores",
+    "pipeline.stoppable",
 )
 STAGES = ("detector", "trackers", "analytics", "sinks")
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from pipeline.folders import folder_problem
+from pipeline.stoppable import Abandoned, unless_stopped
 from sinks.base import SinkError, SinkStopped
 from sinks.sql.database import (
     DatabaseUrl,
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 
 OPENING_THREAD = "sql-sink-opening"
 """The name of the thread that opens the database for a run that can be stopped."""
-STOP_POLL_S = 0.05
-"""How often the wait for the database's opening looks at the run's stop."""
 
 _Opened = TypeVar("_Opened")
 
@@ -69,43 +68,15 @@ def open_unless_stopped(
 ) -> _Opened:
     """What `opening` returns; SinkStopped (`stopped` its line) at once when `stop` is set
     before or while it runs. A connect in progress and SQLite's busy wait cannot be cut
-    short, so `opening` runs in a daemon thread (it ends with the connect or busy timeout,
-    or with the process), waited for in steps of STOP_POLL_S; what it returns after the
-    stop goes to `discard`. What it returned by the time the stop is seen is returned all
-    the same."""
+    short, so `opening` runs in a daemon thread (`pipeline.stoppable.unless_stopped`); what
+    it returns after the stop goes to `discard`, and what it returned by the time the stop
+    is seen is returned all the same (the run goes on to its stop)."""
     if stop.is_set():  # during an earlier opening (an mqtt broker that did not answer)
         raise SinkStopped(stopped)
-    guard = threading.Lock()
-    done = threading.Event()
-    opened: list[_Opened] = []
-    failed: list[BaseException] = []
-    abandoned: list[bool] = []
-
-    def open_in_thread() -> None:
-        try:
-            result = opening()
-            with guard:
-                if not abandoned:
-                    opened.append(result)
-                    return
-            if discard is not None:
-                discard(result)
-        except BaseException as exc:  # the waiting thread raises it
-            failed.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=open_in_thread, name=OPENING_THREAD, daemon=True).start()
-    while not done.wait(STOP_POLL_S):
-        if stop.is_set():
-            with guard:
-                if opened:
-                    break  # opened all the same: the run goes on to its stop
-                abandoned.append(True)
-            raise SinkStopped(stopped)
-    if failed:
-        raise failed[0]
-    return opened[0]
+    try:
+        return unless_stopped(opening, stop, OPENING_THREAD, discard)
+    except Abandoned:
+        raise SinkStopped(stopped) from None
 
 
 def _forget_run(engine: Engine, run_id: int, db: DatabaseUrl) -> None:
