@@ -117,20 +117,17 @@ def _connect(
         return
     with selectors.DefaultSelector() as selector:
         selector.register(sock, selectors.EVENT_WRITE)
-        while True:
-            if cancelled():
-                raise Cancelled("the connection was given up")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise NoAnswer(
-                    f"no answer within {timeout_s:g} s (connect_timeout_s): a firewall "
-                    "dropping the connection, or the host down?"
-                )
-            if selector.select(min(POLL_S, remaining)):
-                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if code:
-                    raise OSError(code, os.strerror(code))
-                return
+        _ready(
+            selector,
+            deadline,
+            cancelled,
+            "the connection was given up",
+            f"no answer within {timeout_s:g} s (connect_timeout_s): a firewall dropping the "
+            "connection, or the host down?",
+        )
+    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if code:
+        raise OSError(code, os.strerror(code))
 
 
 def tls_handshake(
@@ -151,14 +148,30 @@ def tls_handshake(
                 selector.modify(sock, selectors.EVENT_READ)
             except ssl.SSLWantWriteError:
                 selector.modify(sock, selectors.EVENT_WRITE)
-            while True:
-                if cancelled():
-                    raise Cancelled("the TLS handshake was given up")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise NoAnswer(
-                        f"the TLS handshake not answered within {timeout_s:g} s "
-                        "(connect_timeout_s): a port that does not serve TLS?"
-                    )
-                if selector.select(min(POLL_S, remaining)):
-                    break
+            _ready(
+                selector,
+                deadline,
+                cancelled,
+                "the TLS handshake was given up",
+                f"the TLS handshake not answered within {timeout_s:g} s (connect_timeout_s): "
+                "a port that does not serve TLS?",
+            )
+
+
+def _ready(
+    selector: selectors.BaseSelector,
+    deadline: float,
+    cancelled: Callable[[], bool],
+    given_up: str,
+    no_answer: str,
+) -> None:
+    """Returns once `selector`'s socket is ready, looking every POLL_S; Cancelled
+    (`given_up`) as soon as `cancelled()`, NoAnswer (`no_answer`) at `deadline`."""
+    while True:
+        if cancelled():
+            raise Cancelled(given_up)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise NoAnswer(no_answer)
+        if selector.select(min(POLL_S, remaining)):
+            return
