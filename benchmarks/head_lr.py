@@ -30,11 +30,12 @@ import torch
 
 from benchmarks.machine import machine_line
 from detector.training.bases import trainable_model
+from detector.training.job import TrainingJob
 from detector.training.loader import SampleDataset, SampleLoader, TrainBatch
 from detector.training.progress import Progress
 from detector.training.samples import Sample
 from detector.training.settings import TrainSettings, recipe_for
-from detector.training.trainer import Trainer, TrainingDiverged, TrainingJob
+from detector.training.trainer import Trainer, TrainingDiverged
 from detector.training.transforms import eval_transform
 from tests.detector.training.datasets import CLASS_NAMES, make_shapes_dataset
 

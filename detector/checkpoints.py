@@ -113,7 +113,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> LoadedCheckpoint:
     """
     file = Path(path).expanduser()
     if file.is_dir():
-        from detector.training.trainer import BEST  # the error's path alone: a heavy import
+        from detector.training.job import BEST  # the error's path alone: a heavy import
 
         best = file / BEST
         kept = f"; the checkpoint a training keeps in it is {best}" if best.is_file() else ""

@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from detector.checkpoints import ForeignCheckpoint, load_checkpoint
 from detector.ssd import SSD
 from detector.training.bases import trainable_model
+from detector.training.job import BEST, FRESH_CLASS_HEAD, LAST, TrainingJob
 from detector.training.progress import Progress
 from detector.training.samples import DetectionData, read_dataset, split_validation
 from detector.training.settings import RESUMABLE, TrainSettings, as_options
-from detector.training.trainer import BEST, FRESH_CLASS_HEAD, LAST, TrainingJob
 
 MIN_TRAIN_IMAGES = 2
 """A step needs two images at least: batch norm cannot normalise a batch of one."""

@@ -20,7 +20,7 @@ from detector.training.samples import Sample
 if TYPE_CHECKING:
     import torch
 
-    from detector.training.trainer import TrainingJob
+    from detector.training.job import TrainingJob
 
 CLASS_NAMES = ("background", "person")
 IMAGE_SIZE = (320, 240)
@@ -117,8 +117,8 @@ def _job(arch: str, samples: tuple[Sample, ...], out: Path) -> TrainingJob:
     """A job of one batch per epoch on `samples`, the rate at its peak from the first step."""
     from detector.architectures import ARCHITECTURES, DEFAULT_SIZE
     from detector.training.bases import trainable_model
+    from detector.training.job import TrainingJob
     from detector.training.settings import TrainSettings
-    from detector.training.trainer import TrainingJob
 
     size = DEFAULT_SIZE[arch]
     settings = TrainSettings.model_validate(

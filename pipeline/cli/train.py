@@ -21,8 +21,8 @@ if TYPE_CHECKING:  # heavy imports at call time only: `--help` stays fast
     import torch
 
     from detector.measured_int8 import Int8Measurement
+    from detector.training.job import TrainingJob, TrainingResult
     from detector.training.progress import Progress
-    from detector.training.trainer import TrainingJob, TrainingResult
 
 SIZES = (300, 320, 512)
 """Input sizes `--size` offers; each base model takes those its architecture supports."""
@@ -98,9 +98,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from detector.errors import ModelConfigError, WeightsUnavailableError
+    from detector.training.job import LAST
     from detector.training.progress import DamagedProgress
     from detector.training.samples import DatasetError
-    from detector.training.trainer import LAST, TrainingDiverged
+    from detector.training.trainer import TrainingDiverged
     from pipeline.training import TrainingSetupError, damaged_state, prepare
 
     stop = threading.Event()

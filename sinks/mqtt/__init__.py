@@ -4,8 +4,9 @@
 - `settings`: the broker's address and credentials (`BrokerSettings`), whether paho-mqtt is
   installed; importing it does not import paho;
 - `topics`: every topic the sink writes, named in one place;
-- `connection`: `MqttConnection`, one paho client that reconnects with backoff and buffers
-  (bounded) while the broker is away;
+- `connection`: `MqttConnection`, one paho client that reconnects with backoff;
+- `outbox`: what waits in it for the broker (a bounded buffer, the state of each topic)
+  and the messages too large for the broker, dropped;
 - `login`: the paho client made and its socket opened, the login's failure in one line;
 - `packets`: the size of a message's packet, which brokers limit;
 - `disconnects`: why a connection was lost, in words a user can act on;

@@ -2,11 +2,8 @@
 
 paho-mqtt's network thread reconnects with exponential backoff (`reconnect_min_delay_s`
 doubling up to `reconnect_max_delay_s`). While the broker is away, messages wait in a
-buffer of `buffer_size`; when it is full the oldest is dropped and counted, so that what
-reaches the broker after an outage is the most recent. State (retained messages: the
-pipeline's and each camera's status, counts, Home Assistant's discovery) is not buffered
-but kept, the latest per topic, and sent again on every (re)connection: a broker that lost
-it (restarted without persistence) gets it back, and none of it is ever dropped.
+bounded buffer, and state (the latest retained message per topic) is kept to be sent again
+on every (re)connection (`sinks.mqtt.outbox`).
 
 With QoS 0, messages handed to paho in the moment the broker goes away, before the
 connection is known to be lost, are lost: those paho had not yet written to the socket
@@ -25,13 +22,11 @@ ends at once on the run's stop, a reconnection when the connection closes.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import socket
 import threading
 import time
-from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
@@ -40,6 +35,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sinks.mqtt.disconnects import SOCKET_ERROR, why_lost
 from sinks.mqtt.handed import Handed
 from sinks.mqtt.login import CancellableClient, login_failure, new_client, open_socket
+from sinks.mqtt.outbox import Message, Outbox
 from sinks.mqtt.packets import packet_size
 from sinks.mqtt.refused import TooLarge
 from sinks.mqtt.settings import BrokerSettings
@@ -50,13 +46,6 @@ log = logging.getLogger(__name__)
 
 _DISCONNECT_GRACE_S = 1.0
 """At the end, how long the broker gets to take the DISCONNECT after `close`'s timeout."""
-
-
-@dataclass(frozen=True)
-class _Message:
-    topic: str
-    payload: bytes
-    retain: bool
 
 
 class MqttConnection:
@@ -86,14 +75,9 @@ class MqttConnection:
         self.buffer_size = buffer_size
         self.published = 0
         """Messages handed to the broker (or, QoS 1 and 2, to paho until it acknowledges)."""
-        self.dropped = 0
-        """Messages dropped because the buffer was full while the broker was away."""
-        self.undelivered = 0
-        """Messages still buffered when the connection closed (the broker still away)."""
-        self.oversized = 0
-        """Messages dropped unsent: their packet is larger than the broker takes
-        (`BrokerSettings.max_packet_bytes`), and would get the connection closed."""
-        self._oversized_topics: set[str] = set()
+        self._outbox = Outbox(
+            qos=qos, buffer_size=buffer_size, max_packet_bytes=settings.max_packet_bytes
+        )
         self._connected_at = 0.0
         self._too_large = TooLarge(qos)
         self._handed = Handed(self._too_large)
@@ -103,8 +87,7 @@ class MqttConnection:
         self._stop = stop
         self._will_topic = will_topic
         self._lock = threading.Lock()
-        self._buffer: collections.deque[_Message] = collections.deque()
-        self._state: dict[str, bytes] = {}
+        """Guards `_outbox`, which has no lock of its own, and what is handed to paho."""
         self._connected = threading.Event()
         self._disconnected = threading.Event()
         """Set while paho has no connection open (from its report of the loss or end)."""
@@ -131,30 +114,40 @@ class MqttConnection:
     @property
     def buffered(self) -> int:
         """Messages waiting for the broker to come back."""
-        return len(self._buffer)
+        return self._outbox.buffered
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped because the buffer was full while the broker was away."""
+        return self._outbox.dropped
+
+    @property
+    def undelivered(self) -> int:
+        """Messages still buffered when the connection closed (the broker still away)."""
+        return self._outbox.undelivered
+
+    @property
+    def oversized(self) -> int:
+        """Messages dropped unsent: their packet is larger than the broker takes
+        (`BrokerSettings.max_packet_bytes`), and would get the connection closed."""
+        return self._outbox.oversized
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """Send a message now, or buffer it while the broker is away."""
-        message = _Message(topic, payload, retain)
+        message = Message(topic, payload, retain)
         with self._lock:
-            if not self._fits(message):
+            if not self._outbox.fits(message):
                 return
             if self._connected.is_set() and self._send(message):
                 return
-            if len(self._buffer) >= self.buffer_size:
-                self._buffer.popleft()
-                self.dropped += 1
-            self._buffer.append(message)
+            self._outbox.wait(message)
 
     def set_state(self, topic: str, payload: bytes) -> None:
         """Keep `payload` as the retained state of `topic`; sent now if connected, and
         again after every reconnection. An unchanged state is not sent again."""
         with self._lock:
-            message = _Message(topic, payload, True)
-            if self._state.get(topic) == payload or not self._fits(message):
-                return
-            self._state[topic] = payload
-            if self._connected.is_set():
+            message = self._outbox.keep(topic, payload)
+            if message is not None and self._connected.is_set():
                 self._send(message)
 
     def close(self, timeout_s: float) -> None:
@@ -167,17 +160,15 @@ class MqttConnection:
             return
         if self.stopped_waiting:  # no connection: nothing can be delivered
             self._closing = True
-            self.undelivered = len(self._buffer)
-            self._buffer.clear()
+            self._outbox.end()
             return
         deadline = time.monotonic() + timeout_s
         self._connected.wait(timeout_s)
         with self._lock:
             self._closing = True  # from here a reconnection under way ends (TCP)
             if self._connected.is_set() and self._will_topic is not None:
-                self._send(_Message(self._will_topic, OFFLINE.encode(), True))
-            self.undelivered = len(self._buffer)
-            self._buffer.clear()
+                self._send(Message(self._will_topic, OFFLINE.encode(), True))
+            self._outbox.end()
             last = self._handed.last()
         if last is not None and self._connected.is_set():
             try:
@@ -286,25 +277,7 @@ class MqttConnection:
             return True
         return not self._answered.is_set() and self._stop is not None and self._stop.is_set()
 
-    def _fits(self, message: _Message) -> bool:
-        """Whether the broker takes `message`'s packet; if not, it is counted in
-        `oversized`, with a warning the first time for its topic. Called holding the lock."""
-        size = packet_size(message.topic, message.payload, self.qos)
-        if size <= self.settings.max_packet_bytes:
-            return True
-        self.oversized += 1
-        if message.topic not in self._oversized_topics:
-            self._oversized_topics.add(message.topic)
-            log.warning(
-                "mqtt sink: a message of %d bytes to %s is dropped: larger than the %d bytes "
-                "the broker takes (max_packet_kb); later ones there too are only counted",
-                size,
-                message.topic,
-                self.settings.max_packet_bytes,
-            )
-        return False
-
-    def _send(self, message: _Message) -> bool:
+    def _send(self, message: Message) -> bool:
         """Hand a message to paho while connected; False when it must wait in the buffer
         (the connection was lost a moment ago). Called holding the lock."""
         info = self._client.publish(message.topic, message.payload, self.qos, message.retain)
@@ -343,11 +316,11 @@ class MqttConnection:
                 return
             # In this order: the pipeline online, the state, then what waited.
             if self._will_topic is not None:
-                self._send(_Message(self._will_topic, ONLINE.encode(), True))
-            for topic, payload in self._state.items():
-                self._send(_Message(topic, payload, True))
-            while self._buffer:
-                self._send(self._buffer.popleft())
+                self._send(Message(self._will_topic, ONLINE.encode(), True))
+            for message in self._outbox.states():
+                self._send(message)
+            for message in self._outbox.drain():
+                self._send(message)
             self._connected.set()
             if self._ever_connected:
                 self.reconnections += 1
@@ -392,9 +365,7 @@ class MqttConnection:
         if given_up is None:
             return
         self._handed.forget(given_up.infos)
-        if self._state.get(given_up.topic) == given_up.payload:
-            del self._state[given_up.topic]
-        self.oversized += 1
+        self._outbox.given_up(given_up.topic, given_up.payload)
         log.warning(
             "mqtt sink: gave up on a message of %d bytes to %s: the broker closed the "
             "connection as it came, twice; larger than the broker takes? Set max_packet_kb "

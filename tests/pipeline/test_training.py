@@ -14,9 +14,10 @@ import torch
 from detector.architectures import ARCHITECTURES
 from detector.checkpoints import save_checkpoint
 from detector.training.history import read_history
+from detector.training.job import FRESH_CLASS_HEAD, LAST
 from detector.training.progress import Progress
 from detector.training.settings import TrainSettings
-from detector.training.trainer import FRESH_CLASS_HEAD, LAST, Trainer
+from detector.training.trainer import Trainer
 from pipeline.training import TrainingSetupError, prepare
 from pipeline.types import LabelMap
 from tests.detector.training.datasets import (

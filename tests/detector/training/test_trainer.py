@@ -21,19 +21,13 @@ from detector.checkpoints import load_checkpoint
 from detector.training.bases import trainable_model
 from detector.training.evaluation import coco_metrics
 from detector.training.history import read_history
+from detector.training.job import BEST, FRESH_CLASS_HEAD, LAST, TrainingJob
 from detector.training.loader import SampleDataset, SampleLoader
+from detector.training.progress import Progress
 from detector.training.samples import Sample
 from detector.training.schedule import WARMUP_START, WarmupCosine
 from detector.training.settings import TrainSettings, recipe_for
-from detector.training.trainer import (
-    BEST,
-    FRESH_CLASS_HEAD,
-    LAST,
-    Progress,
-    Trainer,
-    TrainingDiverged,
-    TrainingJob,
-)
+from detector.training.trainer import Trainer, TrainingDiverged
 from detector.training.transforms import eval_transform, train_transform
 from detector.training.validation import predict
 from tests.detector.training.datasets import ShapesData, make_shapes_dataset

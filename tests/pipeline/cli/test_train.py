@@ -22,9 +22,10 @@ from detector.architectures import ARCHITECTURES
 from detector.checkpoints import load_checkpoint, save_checkpoint
 from detector.measured_int8 import MAX_MAP50_LOSS, Int8Measurement, measured_int8
 from detector.training.images import CUT_SHORT
+from detector.training.job import LAST, TrainingJob
 from detector.training.progress import Progress
 from detector.training.settings import RESUMABLE, TrainSettings
-from detector.training.trainer import LAST, Trainer, TrainingJob
+from detector.training.trainer import Trainer
 from pipeline.cli import build_parser, main
 from pipeline.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from pipeline.cli.train import _start_line

@@ -41,7 +41,7 @@ def test_packet_size_counts_the_topic_the_headers_and_the_packet_id_of_qos_1_and
 def test_a_message_over_the_broker_s_max_packet_size_is_dropped_and_counted_not_resent_forever(
     broker: PrivateMosquitto, caplog: pytest.LogCaptureFixture, qos: int
 ) -> None:
-    caplog.set_level(logging.WARNING, "sinks.mqtt.connection")
+    caplog.set_level(logging.WARNING, "sinks.mqtt.outbox")
     listener = Listener("127.0.0.1", broker.port, ["big/#"])
     settings = broker_settings(broker.url, max_packet_bytes=BROKER_MAX_PACKET)
     sink = MqttSink(settings, LABELS, prefix="big", qos=qos, close_timeout_s=2)
