@@ -7,7 +7,12 @@
 - `connection`: `MqttConnection`, one paho client that reconnects with backoff;
 - `outbox`: what waits in it for the broker (a bounded buffer, the state of each topic)
   and the messages too large for the broker, dropped;
+- `handed`: the messages handed to paho, until it says they went out or were given up;
+- `refused`: which message the broker keeps closing the connection for (one past its
+  limit), given up with its copies;
 - `login`: the paho client made and its socket opened, the login's failure in one line;
+- `sockets`: the TCP connection and its TLS handshake, made in short steps that a stop
+  and `connect_timeout_s` end;
 - `packets`: the size of a message's packet, which brokers limit;
 - `disconnects`: why a connection was lost, in words a user can act on;
 - `discovery`: Home Assistant's MQTT discovery messages for a camera;
