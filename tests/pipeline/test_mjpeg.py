@@ -1,10 +1,13 @@
-"""An HTTP MJPEG camera is read through a feed that bounds each part: a camera whose part
-never ends is dropped once the part passes the bound, in one line naming the camera, and is
-reconnected as any live camera while the others keep going; a stop still ends a read at
-once. Loopback servers only (`tests.pipeline.mjpeg_server`)."""
+"""An HTTP camera is read on one connection, through a feed that bounds each MJPEG part: a
+camera whose part never ends is dropped once the part passes the bound, in one line naming
+the camera, and is reconnected as any live camera while the others keep going; a stop still
+ends a read at once; a camera that serves one client at a time streams MPEG-TS; a stream
+cut short while it is opened plays what came; an HLS playlist is left to FFmpeg's own
+requests. Loopback servers only (`tests.pipeline.mjpeg_server`)."""
 
 from __future__ import annotations
 
+import http.server
 import logging
 import threading
 import time
@@ -16,9 +19,9 @@ from pipeline.batching import Batcher
 from pipeline.frame_queue import FrameQueue, QueuePolicy
 from pipeline.mjpeg import PART_LIMIT
 from pipeline.readers import Backoff, CameraReader
-from pipeline.sources import AVSource
+from pipeline.sources import AVSource, SourceError
 from pipeline.types import CameraStatus
-from tests.pipeline.mjpeg_server import SEND_BUFFER, MjpegServer
+from tests.pipeline.mjpeg_server import SEND_BUFFER, MjpegServer, OneClientServer, mpegts
 
 RECEIVE_BUFFER = 256 * 1024
 """The client's socket receive buffer (FFmpeg's `recv_buffer_size`), instead of the kernel's
@@ -144,3 +147,90 @@ def test_a_camera_silent_inside_a_part_is_said_to_give_no_answer_in_timeout_s() 
     assert statuses[2].message == (
         f"reading {silent.url()} failed: no answer within 0.3 s (timeout_s); retrying in 0.05 s"
     )
+
+
+def test_a_camera_that_serves_one_client_at_a_time_streams_mpeg_ts_on_one_connection() -> None:
+    # the answer looked at for an MJPEG boundary is the one FFmpeg reads: a second request
+    # would get this camera's 503
+    stop, cond = threading.Event(), threading.Condition()
+    with OneClientServer(mpegts(120)) as camera:
+        reader, statuses = _reader("gate", camera.url(), stop, cond)
+        reader.start()
+        deadline = time.monotonic() + 10
+        while reader.queue.frames_in < 20:
+            assert time.monotonic() < deadline, [(s.state, s.message) for s in statuses]
+            time.sleep(0.01)
+        stop.set()
+        reader.join(5)
+    assert not reader.is_alive()
+    assert [s.state for s in statuses] == ["connecting", "streaming", "stopped"]
+    assert reader.queue.error is None
+    assert camera.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("format", "least"), [(None, 8), ("mpegts", 1)], ids=["feed", "ffmpeg-alone"]
+)
+def test_a_stream_cut_short_while_ffmpeg_probes_it_plays_what_came_then_says_why(
+    format: str | None, least: int
+) -> None:
+    # all 8 frames come, and the connection breaks, before FFmpeg has seen enough to know
+    # the stream's details: read through the feed, it opens, plays every frame that came
+    # and fails in FFmpeg's words for the break, as FFmpeg reading the URL alone does
+    with OneClientServer(mpegts(8), piece=1 << 20, hold=False) as camera:
+        source = AVSource(camera.url(), live=True, format=format, timeout_s=5)
+        source.open()
+        frames = 0
+        with pytest.raises(SourceError) as caught:
+            for _ in source.frames():
+                frames += 1
+        source.close()
+    assert frames >= least  # FFmpeg alone loses those its decoder held at the break
+    assert str(caught.value) == f"reading {camera.url()} failed: Input/output error"
+    assert camera.connections == 1
+
+
+def test_an_hls_playlist_is_left_to_ffmpeg_s_own_requests() -> None:
+    segment = mpegts(30)
+    playlist = (
+        b"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:3\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        b"#EXTINF:3.0,\nsegment0.ts\n#EXT-X-ENDLIST\n"
+    )
+    asked: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            body, kind = (
+                (playlist, "application/vnd.apple.mpegurl")
+                if self.path.endswith(".m3u8")
+                else (segment, "video/mp2t")
+            )
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # the test's output, not the server's
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        source = AVSource(
+            f"http://127.0.0.1:{server.server_address[1]}/live.m3u8", live=True, timeout_s=10
+        )
+        opened = source.open()
+        frames = sum(1 for _ in source.frames())
+        source.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        serving.join(5)
+    assert (opened.width, opened.height) == (64, 48)
+    assert frames == 30
+    # looked at once, then FFmpeg's own: the playlist again and its segment
+    assert asked[:2] == ["/live.m3u8", "/live.m3u8"]
+    assert "/segment0.ts" in asked
