@@ -3,7 +3,7 @@ camera whose part never ends is dropped once the part passes the bound, in one l
 the camera, and is reconnected as any live camera while the others keep going; a stop still
 ends a read at once; a camera that serves one client at a time streams MPEG-TS; a stream
 cut short while it is opened plays what came; an HLS playlist is left to FFmpeg's own
-requests. Loopback servers only (`tests.pipeline.mjpeg_server`)."""
+requests, as an MP4 file is. Loopback servers only (`tests.pipeline.mjpeg_server`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ import logging
 import threading
 import time
 from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+from typing import ClassVar
 
+import av
+import numpy as np
 import pytest
 
 from pipeline.batching import Batcher
@@ -190,37 +195,71 @@ def test_a_stream_cut_short_while_ffmpeg_probes_it_plays_what_came_then_says_why
     assert camera.connections == 1
 
 
-def test_an_hls_playlist_is_left_to_ffmpeg_s_own_requests() -> None:
-    segment = mpegts(30)
+def noise_mp4(path: Path, frames: int) -> bytes:
+    """An MP4 of `frames` 320x240 frames of noise (about 34 kB each), its index last."""
+    pictures = np.random.default_rng(3).integers(0, 256, (frames, 240, 320, 3), np.uint8)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(25))
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for picture in pictures:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        out.mux(stream.encode(None))
+    return path.read_bytes()
+
+
+class FileServer(http.server.BaseHTTPRequestHandler):
+    """Answers GET with `files[path]` (body, Content-Type), a `Range: bytes=A-[B]` asked
+    included, as a web server serves files; every path asked is appended to `asked`."""
+
+    files: ClassVar[dict[str, tuple[bytes, str]]] = {}
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.asked.append(self.path)
+        body, kind = self.files[self.path]
+        asked_range = self.headers.get("Range", "")
+        first, _, last = asked_range.removeprefix("bytes=").partition("-")
+        if asked_range.startswith("bytes=") and first:
+            end = int(last) + 1 if last else len(body)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {first}-{end - 1}/{len(body)}")
+            body = body[int(first) : end]
+        else:
+            self.send_response(200)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # the test's output, not the server's
+
+
+@pytest.mark.parametrize("kind", ["hls", "mp4"])
+def test_an_hls_playlist_or_an_mp4_file_is_left_to_ffmpeg_s_own_requests(
+    kind: str, tmp_path: Path
+) -> None:
+    # HLS: the segments are further URLs. MP4: PyAV writes the index last, after 1 MB of
+    # noise, and FFmpeg reads it first, then the frames before it (read on the first
+    # response alone, the stream opens and fails at its first frame: "Invalid data")
     playlist = (
         b"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:3\n#EXT-X-MEDIA-SEQUENCE:0\n"
         b"#EXTINF:3.0,\nsegment0.ts\n#EXT-X-ENDLIST\n"
     )
-    asked: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            asked.append(self.path)
-            body, kind = (
-                (playlist, "application/vnd.apple.mpegurl")
-                if self.path.endswith(".m3u8")
-                else (segment, "video/mp2t")
-            )
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # the test's output, not the server's
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    files = {
+        "/live.m3u8": (playlist, "application/vnd.apple.mpegurl"),
+        "/segment0.ts": (mpegts(30), "video/mp2t"),
+        "/clip.mp4": (noise_mp4(tmp_path / "clip.mp4", 30), "video/mp4"),
+    }
+    path = "/live.m3u8" if kind == "hls" else "/clip.mp4"
+    handler: type[FileServer] = type("Handler", (FileServer,), {"files": files, "asked": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
     try:
         source = AVSource(
-            f"http://127.0.0.1:{server.server_address[1]}/live.m3u8", live=True, timeout_s=10
+            f"http://127.0.0.1:{server.server_address[1]}{path}", live=True, timeout_s=10
         )
         opened = source.open()
         frames = sum(1 for _ in source.frames())
@@ -229,8 +268,7 @@ def test_an_hls_playlist_is_left_to_ffmpeg_s_own_requests() -> None:
         server.shutdown()
         server.server_close()
         serving.join(5)
-    assert (opened.width, opened.height) == (64, 48)
+    assert (opened.width, opened.height) == ((64, 48) if kind == "hls" else (320, 240))
     assert frames == 30
-    # looked at once, then FFmpeg's own: the playlist again and its segment
-    assert asked[:2] == ["/live.m3u8", "/live.m3u8"]
-    assert "/segment0.ts" in asked
+    # looked at once, then asked again by FFmpeg (and for HLS, its segment)
+    assert handler.asked[:2] == [path, path]
