@@ -1,12 +1,15 @@
-"""HTTP MJPEG cameras (multipart/x-mixed-replace) with a bound on each part.
+"""HTTP cameras read through one connection, with a bound on each MJPEG part.
 
 FFmpeg's mpjpeg demuxer grows a packet until its part's boundary (or its Content-Length)
 comes, with no cap: a broken or hostile camera that never ends a part fills memory as fast
 as the network delivers until the connection drops. So an `http(s)://` stream is opened with
 FFmpeg's own HTTP client (its options, logins and timeouts as before) but read as raw bytes,
-which reach the mpjpeg demuxer through `PartFeed`: it counts what the demuxer took since its
-last packet and ends the connection once that passes `PART_LIMIT`. A stream that is not
-multipart is opened again by FFmpeg as any other URL (`open_mjpeg` returns None).
+which reach FFmpeg's demuxer through `PartFeed`: for MJPEG (multipart/x-mixed-replace) the
+mpjpeg demuxer, which may take `PART_LIMIT` bytes between two packets; for any other body
+(MPEG-TS, FLV...) the demuxer FFmpeg finds in those same bytes, so the camera answers one
+request, not two (one that serves a single client at a time would refuse the second). An
+HLS playlist, or an MP4 file that FFmpeg may need to seek in, needs FFmpeg's own requests:
+`open_http` returns None for them, and the URL is opened again as any other.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Iterator, Mapping
 
 import av
 import av.container
+import av.error
 
 from pipeline.config.base import BYTES_PER_MB
 
@@ -30,7 +34,14 @@ CHUNK = 65536
 hundred kB) takes a handful, each a Python call; 256 KiB measured no cheaper."""
 
 _PEEK = 4096
-"""How far a multipart body may start with blank lines before its first boundary."""
+"""How far a body may start with blank lines before what tells its kind: a multipart
+boundary or a playlist's first line."""
+
+_PLAYLIST = b"#EXTM3U"
+"""An HLS playlist's first line: its segments are further URLs that FFmpeg requests."""
+
+_FILE_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide"})
+"""The first box of an MP4 (ISO BMFF) file, which FFmpeg may read out of order."""
 
 
 class PartTooLong(Exception):
@@ -42,15 +53,18 @@ class Stopped(Exception):
 
 
 class PartFeed:
-    """The raw bytes of an HTTP response, read by FFmpeg (PyAV's file-object input) for the
-    mpjpeg demuxer, which may take at most `limit` bytes between two packets it returns
-    (`packet_out` marks each) and `stop` ends at the next read. Not seekable."""
+    """The raw bytes of an HTTP response, read by FFmpeg (PyAV's file-object input) for a
+    demuxer, which may take at most `limit` bytes (None: any) between two packets it
+    returns (`packet_out` marks each) and `stop` ends at the next read. Not seekable.
+    While `opening`, a network error other than a timeout ends the bytes instead, and is
+    kept in `held` for the reading to raise after them: as FFmpeg reading the URL itself,
+    the stream opens with what came before the error."""
 
     def __init__(
         self,
         chunks: Iterator[bytes],
         first: bytes,
-        limit: int,
+        limit: int | None,
         stop: threading.Event | None = None,
     ) -> None:
         self._chunks = chunks
@@ -59,10 +73,13 @@ class PartFeed:
         self._stop = stop
         self._taken = 0
         self._ended = False
+        self.opening = False
+        self.held: av.error.FFmpegError | OSError | None = None
 
     def read(self, size: int) -> bytes:
-        """Up to `size` bytes (b"" at the end of the response); raises PartTooLong past the
-        limit, Stopped at a stop, and the network's own errors (PyAV's) as they come."""
+        """Up to `size` bytes (b"" at the end of the response, or at an error `held`);
+        raises PartTooLong past the limit, Stopped at a stop, and the network's own errors
+        (PyAV's) as they come."""
         if self._ended:
             # FFmpeg may read again after an error: PyAV keeps the first one to raise, and
             # would print a second as "dropped"
@@ -71,11 +88,17 @@ class PartFeed:
             self._ended = True
             raise Stopped
         if not self._pending:
-            self._pending = next(self._chunks, b"")
+            try:
+                self._pending = next(self._chunks, b"")
+            except (av.error.FFmpegError, OSError) as exc:
+                if not self.opening or isinstance(exc, av.error.ExitError):
+                    raise
+                self.held, self._ended = exc, True
+                return b""
         chunk = self._pending[:size]  # the same object, not a copy, when all of it fits
         self._pending = self._pending[size:]
         self._taken += len(chunk)
-        if self._taken > self._limit:
+        if self._limit is not None and self._taken > self._limit:
             self._ended = True
             raise PartTooLong(
                 f"an MJPEG part passed {self._limit / BYTES_PER_MB:g} MB without its boundary"
@@ -100,17 +123,35 @@ def _multipart(head: bytes) -> bool:
     return head.lstrip().startswith(b"--")
 
 
-def open_mjpeg(
+def _fetched_by_ffmpeg(head: bytes) -> bool:
+    """Whether a body starting with `head` needs more requests than its own: an HLS playlist
+    (after blank lines and a byte order mark), or an MP4 file, whose index may come last."""
+    text = head.lstrip().removeprefix(b"\xef\xbb\xbf")
+    return text.startswith(_PLAYLIST) or head[4:8] in _FILE_BOXES
+
+
+def _peek(chunks: Iterator[bytes]) -> bytes:
+    """The body's first bytes: enough past blank lines to tell its kind, or all of it."""
+    head = b""
+    while len(head.lstrip()) < len(_PLAYLIST) + 3 and len(head) < _PEEK:
+        chunk = next(chunks, b"")
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def open_http(
     url: str,
     options: Mapping[str, str],
     timeout_s: float | None,
     stop: threading.Event | None = None,
     limit: int = PART_LIMIT,
 ) -> tuple[av.container.InputContainer, av.container.InputContainer, PartFeed] | None:
-    """The HTTP MJPEG stream at `url` opened through a `PartFeed` that bounds each part:
-    (the mpjpeg container to demux, the HTTP connection to close after it, the feed); None
-    when the response is not multipart (closed; open the URL as usual). Raises what av.open
-    raises (FFmpeg's errors, OSError), PartTooLong and Stopped."""
+    """The HTTP stream at `url` opened on one connection, through a `PartFeed` that bounds
+    each MJPEG part: (the container to demux, the HTTP connection to close after it, the
+    feed); None when the body is an HLS playlist or an MP4 file (closed; open the URL as
+    usual). Raises what av.open raises (FFmpeg's errors, OSError), PartTooLong and Stopped."""
     raw = av.open(
         url,
         mode="r",
@@ -120,19 +161,27 @@ def open_mjpeg(
     )
     try:
         chunks = _raw_chunks(raw)
-        head = b""
-        while len(head.lstrip()) < 2 and len(head) < _PEEK:
-            chunk = next(chunks, b"")
-            if not chunk:
-                break
-            head += chunk
-        if not _multipart(head):
+        head = _peek(chunks)
+        if _fetched_by_ffmpeg(head):
             raw.close()
             return None
-        feed = PartFeed(chunks, head, limit, stop)
-        container = av.open(
-            feed, mode="r", format="mpjpeg", options=dict(options), buffer_size=CHUNK
-        )
+        multipart = _multipart(head)
+        feed = PartFeed(chunks, head, limit if multipart else None, stop)
+        feed.opening = True
+        try:
+            # any other body: FFmpeg finds its format in the bytes, as it would from the URL
+            container = av.open(
+                feed,
+                mode="r",
+                format="mpjpeg" if multipart else None,
+                options=dict(options),
+                buffer_size=CHUNK,
+            )
+        except (av.error.FFmpegError, OSError):
+            if feed.held is not None:
+                raise feed.held from None  # the network's error, not "no format found"
+            raise
+        feed.opening = False
     except BaseException:
         raw.close()
         raise

@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from pipeline.config.cameras import not_a_file
 from pipeline.cores import usable_cores
-from pipeline.mjpeg import PartFeed, PartTooLong, Stopped, open_mjpeg
+from pipeline.mjpeg import PartFeed, PartTooLong, Stopped, open_http
 from pipeline.urls import mask_credentials
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class Source(ABC):
         self.decode_errors = 0
         self.stop: threading.Event | None = None
         """Its reader's stop (`CameraReader` sets it): a source that can end a read under
-        way when it is set does (an HTTP MJPEG camera, between network reads)."""
+        way when it is set does (an `http(s)://` camera, between network reads)."""
 
     @abstractmethod
     def open(self) -> OpenedSource:
@@ -150,7 +150,7 @@ class AVSource(Source):
         self.file = file
         self._container: av.container.InputContainer | None = None
         self._http: av.container.InputContainer | None = None
-        """An HTTP MJPEG camera's connection, which `_feed` reads for `_container`."""
+        """An HTTP camera's connection, which `_feed` reads for `_container`."""
         self._feed: PartFeed | None = None
         self._rate = Fraction(25)
 
@@ -185,10 +185,11 @@ class AVSource(Source):
         return OpenedSource(ctx.width, ctx.height, self._rate, stream.frames or None)
 
     def _open_container(self) -> av.container.InputContainer:
-        """The container to demux: a live `http(s)://` camera's MJPEG through a feed that
-        bounds each part (`pipeline.mjpeg`), anything else as FFmpeg opens it."""
+        """The container to demux: a live `http(s)://` camera through a feed on one
+        connection that bounds each MJPEG part (`pipeline.mjpeg`), anything else (and an HLS
+        playlist or MP4 file there) as FFmpeg opens it."""
         if self.live and self.format is None and self.url.lower().startswith(WEB):
-            opened = open_mjpeg(self.url, self.options, self.timeout_s, self.stop)
+            opened = open_http(self.url, self.options, self.timeout_s, self.stop)
             if opened is not None:
                 container, self._http, self._feed = opened
                 return container
@@ -244,6 +245,8 @@ class AVSource(Source):
                         )
                     continue
                 yield from decoded
+            if feed is not None and feed.held is not None:
+                raise feed.held  # the network failed while the stream was opened
         except (av.error.FFmpegError, OSError) as exc:
             raise SourceError(f"reading {self.name} failed: {self._reason(exc)}") from None
         except PartTooLong as exc:

@@ -1,13 +1,17 @@
-"""A loopback HTTP MJPEG camera (multipart/x-mixed-replace) for the tests: good parts, and
-for a broken or hostile camera a part that never ends."""
+"""Loopback HTTP cameras for the tests: MJPEG (multipart/x-mixed-replace) with good parts,
+and for a broken or hostile camera a part that never ends; and one that serves one client
+at a time (MPEG-TS, or any body)."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
 import threading
+from fractions import Fraction
 from types import TracebackType
 
+import av
 import cv2
 import numpy as np
 
@@ -118,3 +122,98 @@ class MjpegServer:
                 self._done.wait(self.chunk_delay_s)
         finally:
             self.endless_sent.append(sent)
+
+
+def mpegts(frames: int, fps: int = 10, size: tuple[int, int] = (64, 48)) -> bytes:
+    """`frames` frames of H.264 in MPEG-TS, a bar moving right over grey, as a camera's
+    HTTP stream sends them."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=Fraction(fps))
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for index in range(frames):
+            picture = np.full((size[1], size[0], 3), 128, np.uint8)
+            picture[:, index % size[0]] = 255
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        out.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+class OneClientServer:
+    """A camera on 127.0.0.1:`port` that serves one client at a time: the first connection
+    gets `body` (`content_type`), `piece` bytes every `interval_s`, then nothing more until
+    it is dropped (with `hold`; else it is closed, with no length said: a stream cut short);
+    any connection while it lasts is answered 503 and closed. `connections` counts them
+    all."""
+
+    def __init__(
+        self,
+        body: bytes,
+        content_type: bytes = b"video/mp2t",
+        piece: int = 1880,
+        interval_s: float = 0.005,
+        hold: bool = True,
+    ) -> None:
+        self.body = body
+        self.hold = hold
+        self.content_type = content_type
+        self.piece = piece
+        self.interval_s = interval_s
+        self.connections = 0
+        self._busy = False
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._done = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def url(self, path: str = "live") -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+    def __enter__(self) -> OneClientServer:
+        self._spawn(self._accept)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._done.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # ends its accept()
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(5)
+
+    def _spawn(self, target: object, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while not self._done.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            if self._busy:
+                with client, contextlib.suppress(OSError):
+                    client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+                continue
+            self._busy = True
+            self._spawn(self._answer, client)
+
+    def _answer(self, client: socket.socket) -> None:
+        with client, contextlib.suppress(OSError):  # the client dropped the connection
+            client.recv(65536)
+            client.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: " + self.content_type + b"\r\n\r\n")
+            for start in range(0, len(self.body), self.piece):
+                if self._done.is_set():
+                    break
+                client.sendall(self.body[start : start + self.piece])
+                self._done.wait(self.interval_s)
+            client.settimeout(0.05)
+            while self.hold and not self._done.is_set():  # as a camera would
+                with contextlib.suppress(TimeoutError):
+                    if not client.recv(65536):
+                        break  # the client dropped it
+        self._busy = False

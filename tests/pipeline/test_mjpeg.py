@@ -1,24 +1,32 @@
-"""An HTTP MJPEG camera is read through a feed that bounds each part: a camera whose part
-never ends is dropped once the part passes the bound, in one line naming the camera, and is
-reconnected as any live camera while the others keep going; a stop still ends a read at
-once. Loopback servers only (`tests.pipeline.mjpeg_server`)."""
+"""An HTTP camera is read on one connection, through a feed that bounds each MJPEG part: a
+camera whose part never ends is dropped once the part passes the bound, in one line naming
+the camera, and is reconnected as any live camera while the others keep going; a stop still
+ends a read at once; a camera that serves one client at a time streams MPEG-TS; a stream
+cut short while it is opened plays what came; an HLS playlist is left to FFmpeg's own
+requests, as an MP4 file is. Loopback servers only (`tests.pipeline.mjpeg_server`)."""
 
 from __future__ import annotations
 
+import http.server
 import logging
 import threading
 import time
 from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+from typing import ClassVar
 
+import av
+import numpy as np
 import pytest
 
 from pipeline.batching import Batcher
 from pipeline.frame_queue import FrameQueue, QueuePolicy
 from pipeline.mjpeg import PART_LIMIT
 from pipeline.readers import Backoff, CameraReader
-from pipeline.sources import AVSource
+from pipeline.sources import AVSource, SourceError
 from pipeline.types import CameraStatus
-from tests.pipeline.mjpeg_server import SEND_BUFFER, MjpegServer
+from tests.pipeline.mjpeg_server import SEND_BUFFER, MjpegServer, OneClientServer, mpegts
 
 RECEIVE_BUFFER = 256 * 1024
 """The client's socket receive buffer (FFmpeg's `recv_buffer_size`), instead of the kernel's
@@ -144,3 +152,123 @@ def test_a_camera_silent_inside_a_part_is_said_to_give_no_answer_in_timeout_s() 
     assert statuses[2].message == (
         f"reading {silent.url()} failed: no answer within 0.3 s (timeout_s); retrying in 0.05 s"
     )
+
+
+def test_a_camera_that_serves_one_client_at_a_time_streams_mpeg_ts_on_one_connection() -> None:
+    # the answer looked at for an MJPEG boundary is the one FFmpeg reads: a second request
+    # would get this camera's 503
+    stop, cond = threading.Event(), threading.Condition()
+    with OneClientServer(mpegts(120)) as camera:
+        reader, statuses = _reader("gate", camera.url(), stop, cond)
+        reader.start()
+        deadline = time.monotonic() + 10
+        while reader.queue.frames_in < 20:
+            assert time.monotonic() < deadline, [(s.state, s.message) for s in statuses]
+            time.sleep(0.01)
+        stop.set()
+        reader.join(5)
+    assert not reader.is_alive()
+    assert [s.state for s in statuses] == ["connecting", "streaming", "stopped"]
+    assert reader.queue.error is None
+    assert camera.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("format", "least"), [(None, 8), ("mpegts", 1)], ids=["feed", "ffmpeg-alone"]
+)
+def test_a_stream_cut_short_while_ffmpeg_probes_it_plays_what_came_then_says_why(
+    format: str | None, least: int
+) -> None:
+    # all 8 frames come, and the connection breaks, before FFmpeg has seen enough to know
+    # the stream's details: read through the feed, it opens, plays every frame that came
+    # and fails in FFmpeg's words for the break, as FFmpeg reading the URL alone does
+    with OneClientServer(mpegts(8), piece=1 << 20, hold=False) as camera:
+        source = AVSource(camera.url(), live=True, format=format, timeout_s=5)
+        source.open()
+        frames = 0
+        with pytest.raises(SourceError) as caught:
+            for _ in source.frames():
+                frames += 1
+        source.close()
+    assert frames >= least  # FFmpeg alone loses those its decoder held at the break
+    assert str(caught.value) == f"reading {camera.url()} failed: Input/output error"
+    assert camera.connections == 1
+
+
+def noise_mp4(path: Path, frames: int) -> bytes:
+    """An MP4 of `frames` 320x240 frames of noise (about 34 kB each), its index last."""
+    pictures = np.random.default_rng(3).integers(0, 256, (frames, 240, 320, 3), np.uint8)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(25))
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for picture in pictures:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        out.mux(stream.encode(None))
+    return path.read_bytes()
+
+
+class FileServer(http.server.BaseHTTPRequestHandler):
+    """Answers GET with `files[path]` (body, Content-Type), a `Range: bytes=A-[B]` asked
+    included, as a web server serves files; every path asked is appended to `asked`."""
+
+    files: ClassVar[dict[str, tuple[bytes, str]]] = {}
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.asked.append(self.path)
+        body, kind = self.files[self.path]
+        asked_range = self.headers.get("Range", "")
+        first, _, last = asked_range.removeprefix("bytes=").partition("-")
+        if asked_range.startswith("bytes=") and first:
+            end = int(last) + 1 if last else len(body)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {first}-{end - 1}/{len(body)}")
+            body = body[int(first) : end]
+        else:
+            self.send_response(200)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # the test's output, not the server's
+
+
+@pytest.mark.parametrize("kind", ["hls", "mp4"])
+def test_an_hls_playlist_or_an_mp4_file_is_left_to_ffmpeg_s_own_requests(
+    kind: str, tmp_path: Path
+) -> None:
+    # HLS: the segments are further URLs. MP4: PyAV writes the index last, after 1 MB of
+    # noise, and FFmpeg reads it first, then the frames before it (read on the first
+    # response alone, the stream opens and fails at its first frame: "Invalid data")
+    playlist = (
+        b"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:3\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        b"#EXTINF:3.0,\nsegment0.ts\n#EXT-X-ENDLIST\n"
+    )
+    files = {
+        "/live.m3u8": (playlist, "application/vnd.apple.mpegurl"),
+        "/segment0.ts": (mpegts(30), "video/mp2t"),
+        "/clip.mp4": (noise_mp4(tmp_path / "clip.mp4", 30), "video/mp4"),
+    }
+    path = "/live.m3u8" if kind == "hls" else "/clip.mp4"
+    handler: type[FileServer] = type("Handler", (FileServer,), {"files": files, "asked": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        source = AVSource(
+            f"http://127.0.0.1:{server.server_address[1]}{path}", live=True, timeout_s=10
+        )
+        opened = source.open()
+        frames = sum(1 for _ in source.frames())
+        source.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        serving.join(5)
+    assert (opened.width, opened.height) == ((64, 48) if kind == "hls" else (320, 240))
+    assert frames == 30
+    # looked at once, then asked again by FFmpeg (and for HLS, its segment)
+    assert handler.asked[:2] == [path, path]
