@@ -1,6 +1,6 @@
 """What reading an HTTP camera through the pipeline's feed costs: the CPU time a frame takes
 to read as a camera's reader reads it (`AVSource.frames`: demux, decode, RGB), through the
-feed (`pipeline.mjpeg`, how `http(s)://` cameras are read: one connection, each MJPEG part
+feed (`pipeline.http_camera`, how `http(s)://` cameras are read: one connection, each MJPEG part
 bounded) and through FFmpeg's own HTTP client straight into its demuxer (how they were read
 before: MJPEG unbounded, other formats found on a second request).
 

@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from pipeline.config.cameras import not_a_file
 from pipeline.cores import usable_cores
-from pipeline.mjpeg import PartFeed, PartTooLong, Stopped, open_http
+from pipeline.http_camera import PartFeed, PartTooLong, Stopped, open_http
 from pipeline.urls import mask_credentials
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class AVSource(Source):
 
     def _open_container(self) -> av.container.InputContainer:
         """The container to demux: a live `http(s)://` camera through a feed on one
-        connection that bounds each MJPEG part (`pipeline.mjpeg`), anything else (and an HLS
+        connection that bounds each MJPEG part (`pipeline.http_camera`), anything else (and an HLS
         playlist or MP4 file there) as FFmpeg opens it."""
         if self.live and self.format is None and self.url.lower().startswith(WEB):
             opened = open_http(self.url, self.options, self.timeout_s, self.stop)

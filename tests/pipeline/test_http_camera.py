@@ -3,7 +3,7 @@ camera whose part never ends is dropped once the part passes the bound, in one l
 the camera, and is reconnected as any live camera while the others keep going; a stop still
 ends a read at once; a camera that serves one client at a time streams MPEG-TS; a stream
 cut short while it is opened plays what came; an HLS playlist is left to FFmpeg's own
-requests, as an MP4 file is. Loopback servers only (`tests.pipeline.mjpeg_server`)."""
+requests, as an MP4 file is. Loopback servers only (`tests.pipeline.http_servers`)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ import pytest
 
 from pipeline.batching import Batcher
 from pipeline.frame_queue import FrameQueue, QueuePolicy
-from pipeline.mjpeg import PART_LIMIT
+from pipeline.http_camera import PART_LIMIT
 from pipeline.readers import Backoff, CameraReader
 from pipeline.sources import AVSource, SourceError
 from pipeline.types import CameraStatus
-from tests.pipeline.mjpeg_server import SEND_BUFFER, MjpegServer, OneClientServer, mpegts
+from tests.pipeline.http_servers import SEND_BUFFER, MjpegServer, OneClientServer, mpegts
 
 RECEIVE_BUFFER = 256 * 1024
 """The client's socket receive buffer (FFmpeg's `recv_buffer_size`), instead of the kernel's
