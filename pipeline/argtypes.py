@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -151,6 +152,24 @@ def out_file(value: str) -> str:
     if (problem := folder_problem(path.parent)) is not None:
         raise argparse.ArgumentTypeError(problem)
     return value
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether paths `a` and `b` name one file, by any path or link to it (False when either
+    is missing or cannot be looked up)."""
+    try:
+        return os.path.samefile(Path(a).expanduser(), Path(b).expanduser())
+    except (OSError, ValueError):  # missing, a name too long, a NUL in it
+        return False
+
+
+def overwrites(out: str, inputs: Mapping[str, str | Path]) -> str | None:
+    """Why `--out` may not be written: one line naming the input (by what it is, the key of
+    `inputs`) that writing it would destroy; None when it is none of them."""
+    for what, path in inputs.items():
+        if same_file(out, path):
+            return f"--out: {out} is {what}; name another file to write"
+    return None
 
 
 def out_folder(value: str) -> str:
