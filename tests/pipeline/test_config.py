@@ -253,6 +253,23 @@ def test_sinks_writing_places_of_their_own_are_accepted(video: str) -> None:
     assert len(config.sinks) == 6
 
 
+@pytest.mark.parametrize(
+    ("key", "read_as", "where"),
+    [("~", "a null", "<top> (line 4)"), ("1", "a number", "<top> (line 4)"),
+     ("  yes", "a yes/no value", "detector (line 5)")],
+    ids=["null", "number", "yes-in-a-section"],
+)  # fmt: skip
+def test_a_key_yaml_reads_as_no_name_is_refused_at_its_own_line(
+    video: str, key: str, read_as: str, where: str
+) -> None:
+    section = "detector:\n" if key.startswith(" ") else ""
+    text = f"cameras:\n  - id: a\n    source: {video}\n{section}{key}: 3\n"
+    # was: "None (line 1): Keys should be strings (got None)", the line the file's first
+    assert _problems(text) == [
+        f"{where}: YAML reads the key {key.strip()!r} as {read_as}, not a name; quote it"
+    ]
+
+
 def test_duplicate_camera_ids_and_empty_camera_list_are_refused(video: str) -> None:
     problems = _problems(
         f"cameras:\n  - id: a\n    source: {video}\n  - id: a\n    source: {video}\n"
