@@ -59,6 +59,12 @@ def read_image(path: Path) -> npt.NDArray[np.uint8] | None:
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # type: ignore[return-value]
 
 
+MAX_FRAME_PIXELS = 40_000_000
+"""Largest frame a camera may have: 8K (8192x4320) and some. A frame of more, such as a
+file's header may claim, is refused as the source opens: its RGB image takes 3 bytes a
+pixel, and dozens of a camera's frames wait in its queue and its sinks' queues at once."""
+
+
 def decoder_threads_for(cameras: int, cores: int | None = None) -> int:
     """Threads for each camera's decoder when `cameras` decode at once on `cores` cores (None:
     `usable_cores`): one once there are at least as many cameras as cores, since FFmpeg's own
@@ -114,8 +120,15 @@ class Source(ABC):
         self._scaled_from: tuple[int, int] | None = None
 
     def _opened(self, width: int, height: int, rate: Fraction, total: int | None) -> OpenedSource:
-        """What `open` returns: the size of the first open, whatever this one found."""
+        """What `open` returns: the size of the first open, whatever this one found; raises
+        SourceError for a first frame size over `MAX_FRAME_PIXELS`."""
         if self.size is None:
+            if width * height > MAX_FRAME_PIXELS:
+                raise SourceError(
+                    f"{self.name}: frames of {width}x{height} are more than a camera may have "
+                    f"({MAX_FRAME_PIXELS:,} pixels, 8K and some): {width * height * 3 / 1e6:,.0f}"
+                    " MB each, and dozens wait in the queues at once"
+                )
             self.size = (width, height)
         return OpenedSource(*self.size, rate, total)
 
@@ -211,7 +224,11 @@ class AVSource(Source):
             stream.thread_count = self.decoder_threads
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
         self._rate = Fraction(rate)
-        return self._opened(ctx.width, ctx.height, self._rate, stream.frames or None)
+        try:
+            return self._opened(ctx.width, ctx.height, self._rate, stream.frames or None)
+        except SourceError:
+            self.close()
+            raise
 
     def _open_container(self) -> av.container.InputContainer:
         """The container to demux: a live `http(s)://` camera's MJPEG through a feed that

@@ -414,3 +414,14 @@ def test_a_later_image_of_another_size_in_a_folder_is_scaled_to_the_first(tmp_pa
     source = ImageFolderSource(str(tmp_path), fps=10)
     source.open()
     assert [raw.image.shape for raw in source.frames()] == [(48, 64, 3), (48, 64, 3)]
+
+
+def test_a_file_claiming_frames_larger_than_8k_fails_as_it_opens(tmp_path: Path) -> None:
+    clip = tmp_path / "huge.y4m"  # a raw video's header says the size; one frame's start
+    clip.write_bytes(b"YUV4MPEG2 W10000 H10000 F25:1 Ip C420jpeg\nFRAME\n" + bytes(1000))
+    source = AVSource(str(clip), live=False, file=True)
+    with pytest.raises(SourceError) as refused:  # was: frames of 300 MB, dozens queued
+        source.open()
+    assert str(refused.value).startswith(
+        f"{clip}: frames of 10000x10000 are more than a camera may have (40,000,000 pixels"
+    )
