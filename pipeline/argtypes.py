@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from pipeline.folders import folder_problem
 from pipeline.timeparse import parse_duration, parse_time
+from pipeline.types.frames import MAX_FRAME_PIXELS
 
 INT_MAX = 2**63 - 1
 """The largest count any command takes: what a C long, SQLite and PostgreSQL's bigint hold."""
@@ -26,7 +27,8 @@ MAX_SIDE = 16384
 
 
 def frame_size(text: str) -> tuple[int, int]:
-    """An argparse type: a frame size "WxH", both even (H.264 4:2:0), from 2 to `MAX_SIDE`."""
+    """An argparse type: a frame size "WxH", both even (H.264 4:2:0), from 2 to `MAX_SIDE`,
+    of at most `MAX_FRAME_PIXELS` pixels (the largest a camera may have)."""
     try:
         width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
@@ -36,6 +38,10 @@ def frame_size(text: str) -> tuple[int, int]:
     if not (2 <= width <= MAX_SIDE and 2 <= height <= MAX_SIDE) or width % 2 or height % 2:
         raise argparse.ArgumentTypeError(
             f"width and height must be even, from 2 to {MAX_SIDE}, got {text[:40]!r}"
+        )
+    if width * height > MAX_FRAME_PIXELS:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_FRAME_PIXELS:,} pixels, as a camera's frames, got {text[:40]!r}"
         )
     return width, height
 

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from pipeline.config.cameras import not_a_file
 from pipeline.cores import usable_cores
 from pipeline.mjpeg import PartFeed, PartTooLong, Stopped, open_mjpeg
+from pipeline.types.frames import MAX_FRAME_PIXELS
 from pipeline.urls import mask_credentials
 
 log = logging.getLogger(__name__)
@@ -57,12 +58,6 @@ def read_image(path: Path) -> npt.NDArray[np.uint8] | None:
     """The image at `path` as RGB uint8 [H, W, 3]; None when OpenCV cannot read it."""
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # type: ignore[return-value]
-
-
-MAX_FRAME_PIXELS = 40_000_000
-"""Largest frame a camera may have: 8K (8192x4320) and some. A frame of more, such as a
-file's header may claim, is refused as the source opens: its RGB image takes 3 bytes a
-pixel, and dozens of a camera's frames wait in its queue and its sinks' queues at once."""
 
 
 def decoder_threads_for(cameras: int, cores: int | None = None) -> int:

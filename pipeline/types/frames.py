@@ -8,6 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+MAX_FRAME_PIXELS = 40_000_000
+"""Largest frame a camera may have: 8K (8192x4320) and some. A source whose frames are
+larger, as a file's header may claim, fails as it opens (`pipeline.sources`), and no
+command makes such frames: its RGB image takes 3 bytes a pixel, and dozens of a camera's
+frames wait in its queue and its sinks' queues at once."""
+
 
 @dataclass(frozen=True, eq=False)
 class Frame:

@@ -223,7 +223,7 @@ CASES: list[tuple[str, list[str]]] = [
             ("repeat", ["0", BIG]),
             ("min-time", ["nan", "-1", BIG]),
             ("threads", ["-1", BIG]),
-            ("scale", ["0x0", f"{BIG}x2", "99999998x99999998"]),
+            ("scale", ["0x0", f"{BIG}x2", "99999998x99999998", "16384x16384"]),
             ("device", ["", "cuda:99999"]),
             ("model", [""]),
             ("clip", ["", "{missing}", "{folder}"]),
