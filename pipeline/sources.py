@@ -25,7 +25,7 @@ import numpy.typing as npt
 from pipeline.config.cameras import not_a_file
 from pipeline.cores import usable_cores
 from pipeline.mjpeg import PartFeed, PartTooLong, Stopped, open_mjpeg
-from pipeline.types.frames import MAX_FRAME_PIXELS
+from pipeline.types.frames import frame_size_problem
 from pipeline.urls import mask_credentials
 
 log = logging.getLogger(__name__)
@@ -116,14 +116,10 @@ class Source(ABC):
 
     def _opened(self, width: int, height: int, rate: Fraction, total: int | None) -> OpenedSource:
         """What `open` returns: the size of the first open, whatever this one found; raises
-        SourceError for a first frame size over `MAX_FRAME_PIXELS`."""
+        SourceError for a first frame size a camera may not have (`frame_size_problem`)."""
         if self.size is None:
-            if width * height > MAX_FRAME_PIXELS:
-                raise SourceError(
-                    f"{self.name}: frames of {width}x{height} are more than a camera may have "
-                    f"({MAX_FRAME_PIXELS:,} pixels, 8K and some): {width * height * 3 / 1e6:,.0f}"
-                    " MB each, and dozens wait in the queues at once"
-                )
+            if (problem := frame_size_problem(width, height)) is not None:
+                raise SourceError(f"{self.name}: {problem}")
             self.size = (width, height)
         return OpenedSource(*self.size, rate, total)
 

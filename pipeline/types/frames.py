@@ -15,6 +15,18 @@ command makes such frames: its RGB image takes 3 bytes a pixel, and dozens of a 
 frames wait in its queue and its sinks' queues at once."""
 
 
+def frame_size_problem(width: int, height: int) -> str | None:
+    """Why a camera may not have frames of `width` x `height` (over `MAX_FRAME_PIXELS`), in
+    words that follow the source's name; None when it may."""
+    if width * height <= MAX_FRAME_PIXELS:
+        return None
+    return (
+        f"frames of {width}x{height} are more than a camera may have ({MAX_FRAME_PIXELS:,} "
+        f"pixels, 8K and some): {width * height * 3 / 1e6:,.0f} MB each, and dozens wait in "
+        "the queues at once"
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class Frame:
     """One decoded video frame.
