@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from detector.errors import ModelConfigError, WeightsUnavailableError
+from pipeline.folders import file_problem
 
 OFFLINE_ALTERNATIVES = (
     "or use `detector.model: person_ssdlite` (bundled, works offline), "
@@ -60,9 +61,9 @@ def download_state_dict(url: str, arch: str, fix: str | None = None) -> dict[str
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """A state dict saved with `torch.save`, loaded safely (weights_only) onto the CPU."""
     file = Path(path).expanduser()
-    if not file.is_file():
+    if (why := file_problem(file)) is not None:
         raise WeightsUnavailableError(
-            f"weights file not found: {file}; set `detector.weights` to an existing .pth file, "
+            f"weights file {why}: {file}; set `detector.weights` to an existing .pth file, "
             f"or to `default` (download) or `none` (random)"
         )
     state = load_file(file, "weights file", hint="; it must be a state_dict saved with torch.save")

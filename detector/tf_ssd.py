@@ -26,6 +26,7 @@ from detector.state_dicts import load_checked, load_file
 from detector.tf_ssd_config import TFSSDConfig
 from detector.tf_ssd_layers import MobileNetV2Features, SSDPredictorHead
 from detector.tf_ssd_layers import SameConv2d as SameConv2d  # still importable from here
+from pipeline.folders import file_problem
 from pipeline.types import LabelMap
 
 CHECKPOINT_FORMAT = "tf-ssd/1"
@@ -89,9 +90,9 @@ def save_tf_ssd(
 def load_tf_ssd(path: str | os.PathLike[str]) -> tuple[SSD, LabelMap]:
     """The model and labels of a file written by `save_tf_ssd` (float32, eval mode)."""
     file = Path(path).expanduser()
-    if not file.is_file():
+    if (why := file_problem(file)) is not None:
         raise WeightsUnavailableError(
-            f"weights file not found: {file}; convert a TF graph with "
+            f"weights file {why}: {file}; convert a TF graph with "
             f"`python -m detector.convert_tf GRAPH.pb {file}` or use `default` (bundled)"
         )
     data = load_file(file, "weights file")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 
 from pipeline.folders import folder_problem
 from pipeline.timeparse import parse_duration, parse_time
+from pipeline.types import MAX_FRAME_PIXELS
 
 INT_MAX = 2**63 - 1
 """The largest count any command takes: what a C long, SQLite and PostgreSQL's bigint hold."""
@@ -25,7 +27,8 @@ MAX_SIDE = 16384
 
 
 def frame_size(text: str) -> tuple[int, int]:
-    """An argparse type: a frame size "WxH", both even (H.264 4:2:0), from 2 to `MAX_SIDE`."""
+    """An argparse type: a frame size "WxH", both even (H.264 4:2:0), from 2 to `MAX_SIDE`,
+    of at most `MAX_FRAME_PIXELS` pixels (the largest a camera may have)."""
     try:
         width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
@@ -35,6 +38,10 @@ def frame_size(text: str) -> tuple[int, int]:
     if not (2 <= width <= MAX_SIDE and 2 <= height <= MAX_SIDE) or width % 2 or height % 2:
         raise argparse.ArgumentTypeError(
             f"width and height must be even, from 2 to {MAX_SIDE}, got {text[:40]!r}"
+        )
+    if width * height > MAX_FRAME_PIXELS:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_FRAME_PIXELS:,} pixels, as a camera's frames, got {text[:40]!r}"
         )
     return width, height
 
@@ -151,6 +158,24 @@ def out_file(value: str) -> str:
     if (problem := folder_problem(path.parent)) is not None:
         raise argparse.ArgumentTypeError(problem)
     return value
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether paths `a` and `b` name one file, by any path or link to it (False when either
+    is missing or cannot be looked up)."""
+    try:
+        return os.path.samefile(Path(a).expanduser(), Path(b).expanduser())
+    except (OSError, ValueError):  # missing, a name too long, a NUL in it
+        return False
+
+
+def overwrites(out: str, inputs: Mapping[str, str | Path]) -> str | None:
+    """Why `--out` may not be written: one line naming the input (by what it is, the key of
+    `inputs`) that writing it would destroy; None when it is none of them."""
+    for what, path in inputs.items():
+        if same_file(out, path):
+            return f"--out: {out} is {what}; name another file to write"
+    return None
 
 
 def out_folder(value: str) -> str:

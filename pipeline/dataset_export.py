@@ -31,6 +31,7 @@ from pipeline.config import (
 from pipeline.config.cameras import CHECK_SOURCES
 from pipeline.dataset_files import CocoDocument, DatasetFolder, ExportError, ExportRefused
 from pipeline.dataset_rows import RunRows, StoredRun
+from pipeline.folders import file_problem
 from pipeline.readers import FramePicker
 from pipeline.sources import SourceError
 from pipeline.urls import mask_credentials
@@ -243,12 +244,15 @@ def _check_there(camera: CameraConfig, *, given: bool) -> None:
     """Fails when the camera's file or image folder is not there, saying how to point at
     it."""
     path = camera.source.path  # type: ignore[union-attr]  # not live: a file or images
-    is_file = isinstance(camera.source, FileSourceConfig)
-    if Path(path).is_file() if is_file else Path(path).is_dir() or any(glob.iglob(path)):
+    if isinstance(camera.source, FileSourceConfig):
+        problem = file_problem(Path(path))
+    else:
+        there = Path(path).is_dir() or any(glob.iglob(path))
+        problem = None if there else "names no folder, and no file matches"
+    if problem is None:
         return
     if given:
-        what = "no such file" if is_file else "no such folder, and no file matches"
-        raise ExportError(f"--source {path}: {what}")
+        raise ExportError(f"--source {path} {problem}")
     hint = "pass --source PATH to point at it"
     if not Path(path).is_absolute():
         hint = f"{FROM_THE_RUN_FOLDER}, or {hint}"

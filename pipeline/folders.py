@@ -1,6 +1,7 @@
 """Whether files could be written in a folder: the one check, and the one wording, of every
 layer that writes files (the sinks' output folders, the detector's ONNX cache, the CLI's
---out and checkpoint folders); and whether a path is too long a name for the file system.
+--out and checkpoint folders); whether a path is too long a name for the file system; and
+why a file to read is none (`file_problem`: weights, keys, clips).
 
 A leaf module that imports nothing from the project: part of the vocabulary every layer may
 use.
@@ -9,6 +10,7 @@ use.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 
@@ -29,6 +31,20 @@ def folder_problem(folder: Path) -> str | None:
         why = "read-only file system" if read_only else "permission denied"
         return f"cannot {verb} the folder {folder}: {why}"
     return None
+
+
+def file_problem(path: Path) -> str | None:
+    """Why no file can be read at `path`, in words that follow what it was meant to be
+    ("weights file not found: x.pth"): "not found", "is a folder, not a file" or "is a
+    device or a pipe, not a file" (which a reader would wait on for ever); None for a
+    regular file, or a link to one."""
+    try:
+        mode = Path(path).expanduser().stat().st_mode
+    except (OSError, ValueError):  # nothing there, a link loop, a name the system refuses
+        return "not found"
+    if stat.S_ISREG(mode):
+        return None
+    return "is a folder, not a file" if stat.S_ISDIR(mode) else "is a device or a pipe, not a file"
 
 
 NAME_MAX = 255

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from pipeline.config.cameras import not_a_file
 from pipeline.cores import usable_cores
 from pipeline.http_camera import PartFeed, PartTooLong, Stopped, open_http
+from pipeline.types import frame_size_problem
 from pipeline.urls import mask_credentials
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,12 @@ class OpenedSource:
 
 
 class Source(ABC):
-    """One camera's input. `open`, iterate `frames()`, `close`; may be opened again."""
+    """One camera's input. `open`, iterate `frames()`, `close`; may be opened again.
+
+    Every frame has the size of the first open (`size`): a frame of another size (a camera
+    that reconnects at another resolution, a stream that changes it, a later image of a
+    folder) is scaled to it, so that zones, lines, boxes and the video stay in the pixels
+    the camera started with."""
 
     live: bool = False
     """Live sources drop old frames when behind and reconnect when they fail or end."""
@@ -104,6 +110,33 @@ class Source(ABC):
         self.stop: threading.Event | None = None
         """Its reader's stop (`CameraReader` sets it): a source that can end a read under
         way when it is set does (an `http(s)://` camera, between network reads)."""
+        self.size: tuple[int, int] | None = None
+        """(width, height) of every frame: the first open's; None before it."""
+        self._scaled_from: tuple[int, int] | None = None
+
+    def _opened(self, width: int, height: int, rate: Fraction, total: int | None) -> OpenedSource:
+        """What `open` returns: the size of the first open, whatever this one found; raises
+        SourceError for a first frame size a camera may not have (`frame_size_problem`)."""
+        if self.size is None:
+            if (problem := frame_size_problem(width, height)) is not None:
+                raise SourceError(f"{self.name}: {problem}")
+            self.size = (width, height)
+        return OpenedSource(*self.size, rate, total)
+
+    def _fit(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        """`image` at `size`: as it is, or scaled to it (said once per size it comes at)."""
+        height, width = image.shape[:2]
+        if self.size is None or (width, height) == self.size:
+            return image
+        if (width, height) != self._scaled_from:
+            self._scaled_from = (width, height)
+            log.warning(
+                "%s: frames now come at %dx%d, not the %dx%d it started with; scaled to that",
+                self.name, width, height, *self.size,
+            )  # fmt: skip
+        smaller = width * height > self.size[0] * self.size[1]
+        scaling = cv2.INTER_AREA if smaller else cv2.INTER_LINEAR
+        return cv2.resize(image, self.size, interpolation=scaling)  # type: ignore[return-value]
 
     @abstractmethod
     def open(self) -> OpenedSource:
@@ -182,7 +215,11 @@ class AVSource(Source):
             stream.thread_count = self.decoder_threads
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
         self._rate = Fraction(rate)
-        return OpenedSource(ctx.width, ctx.height, self._rate, stream.frames or None)
+        try:
+            return self._opened(ctx.width, ctx.height, self._rate, stream.frames or None)
+        except SourceError:
+            self.close()
+            raise
 
     def _open_container(self) -> av.container.InputContainer:
         """The container to demux: a live `http(s)://` camera through a feed on one
@@ -214,7 +251,7 @@ class AVSource(Source):
                 image = vframe.to_ndarray(format="rgb24", threads=1)
             except (av.error.FFmpegError, OSError) as exc:
                 raise SourceError(f"reading {self.name} failed: {self._reason(exc)}") from None
-            yield RawFrame(image, pts)  # type: ignore[arg-type]
+            yield RawFrame(self._fit(image), pts)  # type: ignore[arg-type]
 
     def decoded(
         self, on_corrupt: Callable[[float | None], None] | None = None
@@ -311,7 +348,7 @@ class ImageFolderSource(Source):
         if first is None:
             raise SourceError(unreadable_first_image(str(self._files[0])))
         height, width = first.shape[:2]
-        return OpenedSource(
+        return self._opened(
             width, height, Fraction(self.fps).limit_denominator(1001), len(self._files)
         )
 
@@ -322,7 +359,7 @@ class ImageFolderSource(Source):
                 self.decode_errors += 1
                 log.warning("%s: skipped unreadable image %s", self.name, path.name)
                 continue
-            yield RawFrame(image, index / self.fps)
+            yield RawFrame(self._fit(image), index / self.fps)
 
     def close(self) -> None:
         self._files = []

@@ -205,6 +205,12 @@ def _split(dataset: DetectionData, settings: TrainSettings) -> tuple[Any, Any]:
             f"{len(train)} and {len(val)}; "
             f"add images or change --val-fraction"
         )
+    if not any(len(sample.boxes) for sample in train):  # as when labels were not found
+        raise TrainingSetupError(
+            f"none of the {len(train)} training image(s) holds a box, so the model would "
+            "learn to find nothing: label boxes in them (`python -m pipeline dataset stats "
+            "DATA` counts the boxes it reads)"
+        )
     if not any(len(sample.boxes) for sample in val):  # mAP, which picks best.pt, needs one
         instead = (
             "label boxes in the data's validation images"

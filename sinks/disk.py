@@ -2,13 +2,14 @@
 which file system is full and how much room it has, instead of a bare `[Errno 28]`; and
 watched (`RoomWatch`) until it has room again. An output folder that could never be
 written, found when a sink opens (`open_folder`, with `pipeline.folders`' check). And the
-files retention deletes, deleted (`remove_old`)."""
+files retention deletes, found (`regular_file`) and deleted (`remove_old`)."""
 
 from __future__ import annotations
 
 import errno
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -119,6 +120,17 @@ class RoomWatch:
         except OSError as exc:  # the file system went away: no room to write either
             log.debug("cannot tell the free space of %s: %s", self.path, exc.strerror)
         return self._room
+
+
+def regular_file(path: Path) -> os.stat_result | None:
+    """`path`'s status when it is a regular file: what retention may delete. None for a
+    link (one left dangling too), a folder, or a file gone since its folder was listed
+    (another retention removed it), which retention passes over, keeping the others."""
+    try:
+        status = path.lstat()
+    except FileNotFoundError:
+        return None
+    return status if stat.S_ISREG(status.st_mode) else None
 
 
 def remove_old(paths: Iterable[Path], *, sink: str, what: str) -> list[Path]:

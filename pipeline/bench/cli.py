@@ -42,6 +42,7 @@ from pipeline.bench.report import (
     report_dict,
 )
 from pipeline.config.cameras import MotionConfig
+from pipeline.folders import file_problem
 from pipeline.types import Frame
 
 if TYPE_CHECKING:
@@ -101,8 +102,8 @@ def _video_clip(path: str) -> str:
     from detector.clip_frames import NotAVideoError, sample_frames
 
     clip = Path(path).expanduser()
-    if not clip.is_file():
-        raise FileNotFoundError(f"clip not found: {clip}; pass --clip PATH to a video file")
+    if (why := file_problem(clip)) is not None:
+        raise FileNotFoundError(f"clip {why}: {clip}; pass --clip PATH to a video file")
     try:
         sample_frames(clip, count=1)
     except NotAVideoError as exc:

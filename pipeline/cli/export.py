@@ -8,7 +8,7 @@ import re
 import sys
 from typing import Any
 
-from pipeline.argtypes import nonempty, out_file, whole
+from pipeline.argtypes import nonempty, out_file, overwrites, whole
 from pipeline.cli.exit_codes import EXIT_OK, EXIT_USAGE
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,11 @@ def as_options(message: str) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    inputs = {"the checkpoint --model reads": args.model, "the --weights file": args.weights}
+    if (problem := overwrites(args.out, inputs)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+
     from detector.errors import ModelConfigError, WeightsUnavailableError
     from detector.models import build_model
     from detector.onnx_export import write_onnx

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.argtypes import nonempty, out_file, whole
+from pipeline.argtypes import nonempty, out_file, overwrites, same_file, whole
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pipeline.config import ConfigError, load_config
+from pipeline.config.cameras import CameraConfig, FileSourceConfig, ImagesSourceConfig
 
 MAX_SKIP = 100_000
 """Most frames `--at-frame` skips: decoding them takes a while already."""
@@ -49,6 +51,11 @@ def cmd_zones(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
 
+    out = Path(args.out or f"{camera.id}-grid.png")
+    if (problem := _destroys_input(out, args.config, camera)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+
     import cv2
 
     from pipeline.build import make_source
@@ -71,7 +78,6 @@ def cmd_zones(args: argparse.Namespace) -> int:
     if image is None:
         print(f"error: camera {camera.id}: it has no frame {args.at_frame}", file=sys.stderr)
         return EXIT_FAILED
-    out = Path(args.out or f"{camera.id}-grid.png")
     gridded = grid_image(image, shape_overlays(camera))
     ok, png = cv2.imencode(".png", cv2.cvtColor(gridded, cv2.COLOR_RGB2BGR))
     if not ok:
@@ -81,3 +87,28 @@ def cmd_zones(args: argparse.Namespace) -> int:
     height, width = image.shape[:2]
     print(f"{out}: frame {args.at_frame} of camera {camera.id}, {width}x{height} pixels")
     return EXIT_OK
+
+
+def _destroys_input(out: Path, config: str, camera: CameraConfig) -> str | None:
+    """Why writing the PNG at `out` would destroy what the command reads, or change what a
+    run reads: the config, the camera's video, or a new frame among its images; None
+    when it would not."""
+    source = camera.source
+    inputs: dict[str, str] = {"the config": config}
+    if isinstance(source, FileSourceConfig):
+        inputs[f"camera {camera.id}'s video"] = source.path
+    if (problem := overwrites(str(out), inputs)) is not None:
+        return problem
+    if isinstance(source, ImagesSourceConfig):
+        from pipeline.sources import IMAGE_SUFFIXES
+
+        folder = Path(source.path).expanduser()
+        pattern = "*" if folder.is_dir() else folder.name
+        folder = folder if folder.is_dir() else folder.parent
+        image = out.suffix.lower() in IMAGE_SUFFIXES and fnmatch.fnmatch(out.name, pattern)
+        if image and same_file(out.parent if out.parent.parts else ".", folder):
+            return (
+                f"--out: {out} is among camera {camera.id}'s images, where a run would read "
+                "it as a frame; name a file elsewhere"
+            )
+    return None

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pipeline.config.base import Strict, name_fits
 from pipeline.config.safe_yaml import path_repr, short_repr
 from pipeline.config.scene import AnalyticsConfig, LineConfig, ZoneConfig, check_scene_ids
+from pipeline.types import frame_size_problem
 from pipeline.urls import STREAM_SCHEMES, address_problem, infer_kind, mask_credentials
 
 CHECK_SOURCES = "check_sources"
@@ -43,10 +44,12 @@ FILE_PROBE = "file_probe"
 
 def probe_first_frame(path: str) -> None:
     """Decodes the first frame of the video file at `path`; raises NotAVideoError saying why
-    it cannot."""
+    it cannot, ValueError for frames larger than a camera may have (`frame_size_problem`)."""
     from detector.clip_frames import sample_frames
 
-    sample_frames(Path(path).expanduser(), count=1)
+    (first,) = sample_frames(Path(path).expanduser(), count=1)
+    if (problem := frame_size_problem(first.shape[1], first.shape[0])) is not None:
+        raise ValueError(problem)
 
 
 def checks_sources(info: ValidationInfo) -> bool:

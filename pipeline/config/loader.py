@@ -116,6 +116,7 @@ def parse_config(
     ]
     nul = _nul_strings(data, ())
     problems += [f"{_where(loc, root)}: {NUL_PROBLEM}" for loc in nul]
+    problems += _keys_not_text(root, ())
     context: dict[str, object] = {CHECK_SOURCES: check_sources, PROBE_SOURCES: probe_sources}
     if file_probe is not None:
         context[FILE_PROBE] = file_probe
@@ -124,6 +125,8 @@ def parse_config(
     except ValidationError as exc:
         for err in exc.errors():
             loc = _yaml_loc(err["loc"], data)
+            if err["type"] == "invalid_key":  # reported by `_keys_not_text`, at their lines
+                continue
             if loc not in unset and loc not in nul:  # already reported as what it came from
                 problems.append(_describe(err, loc, data, root))
     except OSError as exc:  # a path the file system will not look up, e.g. a name too long
@@ -163,6 +166,32 @@ def _nul_strings(value: Any, loc: tuple[str | int, ...]) -> list[tuple[str | int
     if isinstance(value, list):
         return [found for i, v in enumerate(value) for found in _nul_strings(v, (*loc, i))]
     return [loc] if isinstance(value, str) and "\0" in value else []
+
+
+_KEY_KINDS = {"int": "number", "float": "number", "bool": "yes/no value", "null": "null",
+              "timestamp": "date"}  # fmt: skip
+"""What YAML reads an unquoted key as, by its tag's last part, for a key that is not text."""
+
+
+def _keys_not_text(node: Any, loc: tuple[str | int, ...]) -> list[str]:
+    """A problem for each mapping key YAML reads as other than text (`1:`, `~:`, `yes:`),
+    at the path of its mapping and its own line: every key of a config is a name."""
+    problems = []
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            kind = str(getattr(key, "tag", "")).rpartition(":")[2]
+            if isinstance(key, yaml.ScalarNode) and kind != "str" and kind != "merge":
+                what = _KEY_KINDS.get(kind, kind)
+                problems.append(
+                    f"{yaml_path(loc) or '<top>'} (line {key.start_mark.line + 1}): YAML reads "
+                    f"the key {safe_yaml.short_repr(key.value)} as a {what}, not a name; quote it"
+                )
+            elif isinstance(key, yaml.ScalarNode):
+                problems += _keys_not_text(value, (*loc, key.value))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            problems += _keys_not_text(item, (*loc, index))
+    return problems
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

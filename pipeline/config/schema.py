@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -11,7 +13,14 @@ from pipeline.config.cluster import ClusterConfig, cluster_sink_problems
 from pipeline.config.http import HttpConfig
 from pipeline.config.mqtt import MqttSinkConfig
 from pipeline.config.scene import AnalyticsConfig
-from pipeline.config.sinks import LiveSinkConfig, SinkConfig, SnapshotSinkConfig, ZmqSinkConfig
+from pipeline.config.sinks import (
+    LiveSinkConfig,
+    SinkConfig,
+    SnapshotSinkConfig,
+    SqlSinkConfig,
+    VideoSinkConfig,
+    ZmqSinkConfig,
+)
 from pipeline.config.stages import DetectorConfig, TrackerConfig
 from sinks.mqtt.discovery import hass_id
 
@@ -61,6 +70,7 @@ class PipelineConfig(Strict):
             *_at_most_one(self.sinks, LiveSinkConfig, "live"),
             *self._one_server(),
             *self._ports_used_once(),
+            *self._outputs_apart(),
             *self._home_assistant_ids_apart(),
         ]
         if errors:
@@ -121,6 +131,24 @@ class PipelineConfig(Strict):
                     )
                 )
             seen.append((loc, host, port))
+        return errors
+
+    def _outputs_apart(self) -> list[InitErrorDetails]:
+        """No two sinks write one place: two video sinks in one folder would write each
+        camera's file under one name, one over the other, and two sql sinks on one database
+        would store the run twice, doubling every count."""
+        errors = []
+        seen: dict[object, tuple[str | int, ...]] = {}
+        for index, sink in enumerate(self.sinks):
+            written = _written_place(sink)
+            if written is None:
+                continue
+            field, place, noun, harm = written
+            loc = ("sinks", index, field)
+            first = seen.setdefault(place, loc)
+            if first != loc:
+                why = f"the same {noun} as {yaml_path(first)}: {harm}; give each its own"
+                errors.append(problem_at(loc, why))
         return errors
 
     def _home_assistant_ids_apart(self) -> list[InitErrorDetails]:
@@ -197,6 +225,50 @@ _ANY_ADDRESS = ("*", "0.0.0.0", "::", "")
 def _same_address(a: str, b: str) -> bool:
     """Whether servers on hosts `a` and `b` would want one socket (either on every address)."""
     return a == b or a in _ANY_ADDRESS or b in _ANY_ADDRESS
+
+
+def _written_place(sink: SinkConfig) -> tuple[str, object, str, str] | None:
+    """Where `sink` writes what another sink of its type must not write as well: its field,
+    the place (a folder or a database, made comparable), what it is and what sharing it
+    would do; None for a sink that writes no such place."""
+    if isinstance(sink, VideoSinkConfig):
+        folder = _resolved(sink.dir)
+        if folder is None:
+            return None
+        return (
+            "dir",
+            ("video", folder),
+            "folder",
+            "each camera's file of one would replace the other's",
+        )
+    if isinstance(sink, SqlSinkConfig):
+        from sinks.sql.database import DatabaseUrl  # SQLAlchemy: only for a sql sink
+
+        url = DatabaseUrl(sink.url)
+        if url.sqlite_file is not None:
+            place: object = _resolved(url.sqlite_file)
+            if place is None:
+                return None
+        elif sink.url.startswith("sqlite"):
+            return None  # in memory: each sink has its own
+        else:
+            place = url.masked
+        return (
+            "url",
+            ("sql", place),
+            "database",
+            "the run would be stored twice, every count doubled",
+        )
+    return None
+
+
+def _resolved(path: Path) -> Path | None:
+    """`path` absolute, its links followed; None for one the system cannot look up (a NUL in
+    it, a link loop), which its own field's check names."""
+    try:
+        return path.expanduser().resolve()
+    except (OSError, ValueError, RuntimeError):
+        return None
 
 
 def _at_most_one(

@@ -5,7 +5,8 @@ trackers and sinks can all depend on it without depending on each other. Every t
 immutable in spirit; stages build new objects instead of changing the ones they receive.
 Stages import from here (`from pipeline.types import Frame`), never from its modules:
 
-- `frames`: `Frame`, and `Region`, a rectangle of one;
+- `frames`: `Frame`, and `Region`, a rectangle of one; the largest frame a camera may
+  have (`MAX_FRAME_PIXELS`, `frame_size_problem`);
 - `detections`: `Detections`, a frame's boxes as checked columns, and `LabelMap`;
 - `tracks`: `TrackSummary`, `TrackEvent` and a track's `Snapshot`;
 - `scene`: what zones and lines see (`ZoneEvent`, `LineCrossing`, `ZoneOccupancy`) and
@@ -14,7 +15,7 @@ Stages import from here (`from pipeline.types import Frame`), never from its mod
 """
 
 from pipeline.types.detections import CLASS_NAME_MAX, UNNAMED, UNTRACKED, Detections, LabelMap
-from pipeline.types.frames import Frame, Region
+from pipeline.types.frames import MAX_FRAME_PIXELS, Frame, Region, frame_size_problem
 from pipeline.types.scene import (
     AnalyticsEvent,
     LineCrossing,
@@ -40,6 +41,7 @@ from pipeline.types.tracks import Snapshot, SnapshotLoss, TrackEvent, TrackSumma
 
 __all__ = [
     "CLASS_NAME_MAX",
+    "MAX_FRAME_PIXELS",
     "UNNAMED",
     "UNTRACKED",
     "AnalyticsEvent",
@@ -67,4 +69,5 @@ __all__ = [
     "ZoneEvent",
     "ZoneOccupancy",
     "ZoneShape",
+    "frame_size_problem",
 ]

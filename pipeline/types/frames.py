@@ -8,6 +8,24 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+MAX_FRAME_PIXELS = 40_000_000
+"""Largest frame a camera may have: 8K (8192x4320) and some. A source whose frames are
+larger, as a file's header may claim, fails as it opens (`pipeline.sources`), and no
+command makes such frames: its RGB image takes 3 bytes a pixel, and dozens of a camera's
+frames wait in its queue and its sinks' queues at once."""
+
+
+def frame_size_problem(width: int, height: int) -> str | None:
+    """Why a camera may not have frames of `width` x `height` (over `MAX_FRAME_PIXELS`), in
+    words that follow the source's name; None when it may."""
+    if width * height <= MAX_FRAME_PIXELS:
+        return None
+    return (
+        f"frames of {width}x{height} are more than a camera may have ({MAX_FRAME_PIXELS:,} "
+        f"pixels, 8K and some): {width * height * 3 / 1e6:,.0f} MB each, and dozens wait in "
+        "the queues at once"
+    )
+
 
 @dataclass(frozen=True, eq=False)
 class Frame:

@@ -18,6 +18,8 @@ from pathlib import Path
 import zmq
 import zmq.auth
 
+from pipeline.folders import file_problem
+
 log = logging.getLogger(__name__)
 
 
@@ -130,9 +132,9 @@ def _write_certificate(path: Path, public: bytes, secret: bytes | None) -> None:
 
 
 def _load_certificate(path: Path) -> tuple[bytes, bytes | None]:
-    if not path.is_file():
-        what = "not a key file, a folder" if path.is_dir() else "key file not found"
-        raise CurveKeyError(f"{what}: {path} (make keys with `python -m pipeline keygen DIR`)")
+    if (why := file_problem(path)) is not None:
+        keygen = "make keys with `python -m pipeline keygen DIR`"
+        raise CurveKeyError(f"key file {why}: {path} ({keygen})")
     try:
         public, secret = zmq.auth.load_certificate(path)
     except (ValueError, OSError) as exc:

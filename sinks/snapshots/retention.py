@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sinks.disk import remove_old
+from sinks.disk import regular_file, remove_old
 from sinks.snapshot_files import CAMERA_DIR, SNAPSHOT_FILE
 
 log = logging.getLogger(__name__)
@@ -35,15 +35,18 @@ class Retention:
 
 
 def snapshot_files(directory: Path) -> list[tuple[float, int, Path]]:
-    """(modified time, size, path) of every snapshot file in `directory`, newest first."""
+    """(modified time, size, path) of every snapshot file in `directory`, newest first: the
+    regular files (`regular_file`) named as the sink names them. Raises OSError when a
+    folder cannot be read."""
     found = []
     for camera in directory.iterdir():
         if not CAMERA_DIR.match(camera.name) or not camera.is_dir():
             continue
         for path in camera.iterdir():
-            if SNAPSHOT_FILE.match(path.name):
-                st = path.stat()
-                found.append((st.st_mtime, st.st_size, path))
+            if not SNAPSHOT_FILE.match(path.name):
+                continue
+            if (status := regular_file(path)) is not None:
+                found.append((status.st_mtime, status.st_size, path))
     found.sort(key=lambda f: (f[0], f[2].name), reverse=True)
     return found
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 
-from sinks.disk import remove_old
+from sinks.disk import regular_file, remove_old
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +106,17 @@ def prune_segments(
 ) -> list[Path]:
     """Delete `camera`'s files in `directory` last modified more than `max_age_s` ago, and
     all but its `max_segments` newest (None: no such limit); `keep` (the file being written)
-    is never touched. Returns the files deleted; failures are logged, not raised."""
+    is never touched, nor anything but a regular file (`regular_file`). Returns the files
+    deleted; failures are logged, not raised."""
     if max_age_s is None and max_segments is None:
         return []
     pattern = segment_pattern(camera)
     try:
         candidates = [p for p in directory.iterdir() if pattern.match(p.name) and p != keep]
-        aged = sorted(
-            ((p.stat().st_mtime, p) for p in candidates), key=_written_order, reverse=True
-        )
+        found = [
+            (status.st_mtime, p) for p in candidates if (status := regular_file(p)) is not None
+        ]
+        aged = sorted(found, key=_written_order, reverse=True)
     except OSError as exc:
         log.warning("video sink: cannot list %s for retention: %s", directory, exc)
         return []
@@ -142,13 +144,13 @@ def delete_old_videos(directory: str | Path, before: float, *, dry_run: bool = F
     """Delete the video files of the video sink in `directory` last modified before `before`.
 
     `before` is Unix time. Only files named like the sink's (`<camera>_<stamp>.mp4`) are
-    touched. Returns the files deleted (or, with `dry_run`, those that would be).
+    touched, and only regular files (`regular_file`). Returns the files deleted (or, with
+    `dry_run`, those that would be).
     """
     folder = Path(directory)
+    named = [p for p in folder.iterdir() if _ANY_SEGMENT.match(p.name)]
     old = sorted(
-        p
-        for p in folder.iterdir()
-        if _ANY_SEGMENT.match(p.name) and p.is_file() and p.stat().st_mtime < before
+        p for p in named if (status := regular_file(p)) is not None and status.st_mtime < before
     )
     if not dry_run:
         for path in old:

@@ -223,7 +223,7 @@ CASES: list[tuple[str, list[str]]] = [
             ("repeat", ["0", BIG]),
             ("min-time", ["nan", "-1", BIG]),
             ("threads", ["-1", BIG]),
-            ("scale", ["0x0", f"{BIG}x2", "99999998x99999998"]),
+            ("scale", ["0x0", f"{BIG}x2", "99999998x99999998", "16384x16384"]),
             ("device", ["", "cuda:99999"]),
             ("model", [""]),
             ("clip", ["", "{missing}", "{folder}"]),
@@ -440,3 +440,33 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_any_work_naming
     code, output = run_main([arg.format(**place) for arg in argv], capsys)
     assert_one_line_error(code, output)  # was "File exists: ..." after building the model
     assert code == 2 and output.startswith("error: --out: ") and why.format(**place) in output
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["bench", "--clip", "{folder}"], "error: clip is a folder, not a file: {folder}"),
+        (
+            ["export", "--model", "person_ssdlite", "--weights", "{folder}", "--out", "x.onnx"],
+            "error: weights file is a folder, not a file: {folder}",
+        ),
+        (
+            ["export", "--model", "ssd300_vgg16", "--weights", "{pipe}", "--out", "x.onnx"],
+            "error: weights file is a device or a pipe, not a file: {pipe}",
+        ),
+        (
+            ["subscribe", "--server-key", "{pipe}", *QUIET],
+            "error: key file is a device or a pipe, not a file: {pipe}",
+        ),
+    ],
+    ids=["clip-folder", "weights-folder", "weights-pipe", "server-key-pipe"],
+)
+def test_a_folder_or_a_pipe_given_for_a_file_to_read_is_named_so_not_said_missing(
+    argv: list[str], said: str, place: dict[str, str], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    os.mkfifo(tmp_path / "pipe")
+    place = {**place, "pipe": str(tmp_path / "pipe")}
+    code, output = run_main([arg.format(**place) for arg in argv], capsys)
+    assert_one_line_error(code, output)
+    assert output.startswith(said.format(**place))  # was: "... not found: {folder}"

@@ -212,6 +212,64 @@ def test_servers_of_the_run_on_one_port_of_different_addresses_are_accepted(vide
     assert len(parse_config(text).sinks) == 3
 
 
+@pytest.mark.parametrize(
+    ("sinks", "expected"),
+    [
+        (
+            "  - {type: video, dir: out/v}\n  - {type: video, dir: ./out/v/}\n",
+            "sinks[1].dir (line 6): the same folder as sinks[0].dir: each camera's file of one "
+            "would replace the other's; give each its own",
+        ),
+        (
+            "  - {type: sql, url: 'sqlite:///out/d.db'}\n"
+            "  - {type: sql, url: 'sqlite:///./out/d.db'}\n",
+            "sinks[1].url (line 6): the same database as sinks[0].url: the run would be stored "
+            "twice, every count doubled; give each its own",
+        ),
+        (
+            "  - {type: sql, url: 'postgresql+psycopg://u:one@db/pipeline'}\n"
+            "  - {type: sql, url: 'postgresql+psycopg://u:two@db/pipeline'}\n",
+            "sinks[1].url (line 6): the same database as sinks[0].url: the run would be stored "
+            "twice, every count doubled; give each its own",
+        ),
+    ],
+    ids=["video-folder", "sqlite-file", "postgresql"],
+)
+def test_two_sinks_writing_one_place_are_refused_at_the_second(
+    video: str, sinks: str, expected: str
+) -> None:
+    # were: both video sinks wrote each camera's file under one name, and both sql sinks
+    # stored the run, so that `query --count-by` counted everything twice
+    assert _problems(f"cameras:\n  - id: a\n    source: {video}\nsinks:\n{sinks}") == [expected]
+
+
+def test_sinks_writing_places_of_their_own_are_accepted(video: str) -> None:
+    sinks = (
+        "  - {type: video, dir: out/a}\n  - {type: video, dir: out/b}\n"
+        "  - {type: sql, url: 'sqlite:///a.db'}\n  - {type: sql, url: 'sqlite:///b.db'}\n"
+        "  - {type: sql, url: 'sqlite://'}\n  - {type: sql, url: 'sqlite://'}\n"  # in memory
+    )
+    config = parse_config(f"cameras:\n  - id: a\n    source: {video}\nsinks:\n{sinks}")
+    assert len(config.sinks) == 6
+
+
+@pytest.mark.parametrize(
+    ("key", "read_as", "where"),
+    [("~", "a null", "<top> (line 4)"), ("1", "a number", "<top> (line 4)"),
+     ("  yes", "a yes/no value", "detector (line 5)")],
+    ids=["null", "number", "yes-in-a-section"],
+)  # fmt: skip
+def test_a_key_yaml_reads_as_no_name_is_refused_at_its_own_line(
+    video: str, key: str, read_as: str, where: str
+) -> None:
+    section = "detector:\n" if key.startswith(" ") else ""
+    text = f"cameras:\n  - id: a\n    source: {video}\n{section}{key}: 3\n"
+    # was: "None (line 1): Keys should be strings (got None)", the line the file's first
+    assert _problems(text) == [
+        f"{where}: YAML reads the key {key.strip()!r} as {read_as}, not a name; quote it"
+    ]
+
+
 def test_duplicate_camera_ids_and_empty_camera_list_are_refused(video: str) -> None:
     problems = _problems(
         f"cameras:\n  - id: a\n    source: {video}\n  - id: a\n    source: {video}\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.folders import folder_problem, name_problem
+from pipeline.folders import file_problem, folder_problem, name_problem
 
 
 def test_a_writable_folder_and_a_missing_one_under_it_have_no_problem(tmp_path: Path) -> None:
@@ -69,3 +69,17 @@ def test_a_path_longer_than_the_system_takes_is_found(tmp_path: Path) -> None:
     assert name_problem(deep) == (
         f"it is {len(os.fsencode(deep))} bytes long; the system takes at most {path_max - 1}"
     )
+
+
+def test_a_file_to_read_that_is_missing_a_folder_or_a_pipe_is_named_as_what_it_is(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "file").write_bytes(b"x")
+    (tmp_path / "link").symlink_to(tmp_path / "file")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    os.mkfifo(tmp_path / "pipe")
+    assert file_problem(tmp_path / "file") is None and file_problem(tmp_path / "link") is None
+    assert file_problem(tmp_path / "missing") == "not found"
+    assert file_problem(tmp_path / "loop") == "not found"
+    assert file_problem(tmp_path) == "is a folder, not a file"
+    assert file_problem(tmp_path / "pipe") == "is a device or a pipe, not a file"

@@ -362,3 +362,65 @@ def test_a_named_pipe_as_a_file_source_is_refused_by_validate_and_by_run_alike(
     assert summary.cameras["pipe"].status == f"FAILED: camera pipe: not a file: '{fifo}'"
     assert summary.cameras["pipe"].frames == 0
     assert summary.cameras["good"].ok and summary.cameras["good"].frames == 3
+
+
+def _mpegts(path: Path, sizes: list[tuple[int, int]], frames: int = 3) -> Path:
+    """An MPEG-TS file whose frames come at each of `sizes` in turn (TS streams join end to
+    end, as a camera's stream does when its resolution is changed)."""
+    parts = []
+    for width, height in sizes:
+        part = path.with_suffix(f".{width}.ts")
+        with av.open(str(part), "w", format="mpegts") as out:
+            stream = out.add_stream("libx264", rate=10)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            for i in range(frames):
+                image = np.full((height, width, 3), 40 * i, np.uint8)
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            out.mux(stream.encode(None))
+        parts.append(part.read_bytes())
+    path.write_bytes(b"".join(parts))
+    return path
+
+
+def test_a_video_whose_frames_change_size_gives_every_frame_the_first_size(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = AVSource(str(_mpegts(tmp_path / "cam.ts", [(64, 48), (128, 96)])), live=False)
+    assert (source.open().width, source.open().height) == (64, 48)
+    shapes = {raw.image.shape for raw in source.frames()}
+    source.close()
+    # was: frames of 128x96 after the first 64x48 ones, so that zones and lines (made pixels
+    # of 64x48) and the stored boxes of a camera no longer matched
+    assert shapes == {(48, 64, 3)}
+    assert "frames now come at 128x96, not the 64x48 it started with" in caplog.text
+
+
+def test_a_stream_that_comes_back_at_another_size_keeps_the_first(tmp_path: Path) -> None:
+    clip = _mpegts(tmp_path / "cam.ts", [(64, 48)])
+    source = AVSource(str(clip), live=True)
+    source.open()
+    source.close()
+    _mpegts(clip, [(96, 72)])  # reconnected after its resolution was changed
+    opened = source.open()
+    shapes = {raw.image.shape for raw in source.frames()}
+    source.close()
+    assert (opened.width, opened.height) == (64, 48) and shapes == {(48, 64, 3)}
+
+
+def test_a_later_image_of_another_size_in_a_folder_is_scaled_to_the_first(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "1.png"), np.zeros((48, 64, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "2.png"), np.zeros((100, 30, 3), np.uint8))
+    source = ImageFolderSource(str(tmp_path), fps=10)
+    source.open()
+    assert [raw.image.shape for raw in source.frames()] == [(48, 64, 3), (48, 64, 3)]
+
+
+def test_a_file_claiming_frames_larger_than_8k_fails_as_it_opens(tmp_path: Path) -> None:
+    clip = tmp_path / "huge.y4m"  # a raw video's header says the size; one frame's start
+    clip.write_bytes(b"YUV4MPEG2 W10000 H10000 F25:1 Ip C420jpeg\nFRAME\n" + bytes(1000))
+    source = AVSource(str(clip), live=False, file=True)
+    with pytest.raises(SourceError) as refused:  # was: frames of 300 MB, dozens queued
+        source.open()
+    assert str(refused.value).startswith(
+        f"{clip}: frames of 10000x10000 are more than a camera may have (40,000,000 pixels"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +303,21 @@ def test_a_resumed_run_may_change_its_precision(
     save_last(out, shapes, extra)
     job, _, _ = prepare(str(data), "person_ssdlite", out, resume=True, overrides=overrides)
     assert job.settings.amp == amp
+
+
+def test_training_images_without_a_box_are_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    shapes = make_shapes_dataset(tmp_path / "shapes", images=4, val=2, seed=0)
+    empty = val_without_boxes(replace(shapes, train=shapes.val, val=shapes.train))
+    data = str(write_coco(replace(empty, train=empty.val, val=empty.train), tmp_path / "coco"))
+    out = tmp_path / "run"
+    with pytest.raises(TrainingSetupError) as refused:  # was: 100 epochs learning nothing
+        prepare(data, "person_ssdlite", out, resume=False, overrides={})
+    assert str(refused.value).startswith(
+        "none of the 2 training image(s) holds a box, so the model would learn to find nothing"
+    )
+    assert not out.exists()
 
 
 def test_validation_images_without_a_box_are_refused_before_anything_is_written(

@@ -138,7 +138,7 @@ def test_a_missing_database_or_video_exits_1_with_one_line(
     code, _, err = export(
         capsys, "--run", "1", "--out", str(tmp_path / "ds"), "--source", "gone.mp4"
     )
-    assert (code, err) == (1, "error: --source gone.mp4: no such file\n")
+    assert (code, err) == (1, "error: --source gone.mp4 not found\n")
 
 
 def test_a_full_disk_ends_in_one_line_and_leaves_no_annotations(

@@ -156,6 +156,36 @@ def test_a_weights_or_model_error_names_the_option_not_the_config_key(
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--model", "{ckpt}", "--out", "{ckpt}"], "is the checkpoint --model reads"),
+        (
+            ["--model", "person_ssdlite", "--weights", "{weights}", "--out", "{link}"],
+            "is the --weights file",
+        ),
+    ],
+    ids=["over-the-checkpoint", "over-the-weights-by-a-link"],
+)
+def test_an_out_that_is_the_model_read_is_refused_and_the_model_kept(
+    pets_checkpoint: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    said: str,
+) -> None:
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"state")
+    (tmp_path / "link.pth").symlink_to(weights)
+    before = pets_checkpoint.read_bytes()
+    place = {"ckpt": pets_checkpoint, "weights": weights, "link": tmp_path / "link.pth"}
+    code = main(["export", *(arg.format(**place) for arg in args)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: --out: ") and err.count("\n") == 1
+    assert said in err  # was: the ONNX file written over the weights it was made from
+    assert pets_checkpoint.read_bytes() == before and weights.read_bytes() == b"state"
+
+
 def test_a_full_disk_is_one_error_line_naming_the_file_and_leaves_no_partial_file(
     tiny: SSD, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -204,3 +204,20 @@ def test_validate_says_a_file_is_no_video_in_the_same_words_with_or_without_quic
     whole = validate_errors(cams, capsys)
     assert main(["validate", str(cams), "--quick"]) == EXIT_USAGE
     assert capsys.readouterr().err.splitlines() == whole and len(whole) == 1
+
+
+def test_validate_refuses_a_file_of_frames_larger_than_a_camera_may_have_at_its_camera(
+    cams: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def first_frame(path: Path, count: int) -> list[np.ndarray]:  # np.zeros: not yet in memory
+        return [np.zeros((6400, 6400, 3), np.uint8)]
+
+    monkeypatch.setattr("detector.clip_frames.sample_frames", first_frame)
+    cams.write_text("cameras:\n  - id: a\n    source: good.mp4\n")
+    assert main(["validate", "--quick", str(cams)]) == EXIT_USAGE
+    # was: ok, and `run` failed the camera, or queued dozens of its 123 MB frames
+    assert capsys.readouterr().err == (
+        f"error: {cams}: cameras[0].source (camera a, line 3): frames of 6400x6400 are more "
+        "than a camera may have (40,000,000 pixels, 8K and some): 123 MB each, and dozens wait "
+        "in the queues at once\n"
+    )

@@ -104,3 +104,34 @@ def test_the_configured_zone_and_line_are_drawn_on_the_grid(
     assert drawn(120, 160, ZONE_COLOR)  # its diagonal, from (80, 60) to (240, 180)
     assert not drawn(130, 200, ZONE_COLOR)  # inside it
     assert drawn(200, 20, LINE_COLOR)  # the line, in pixels
+
+
+@pytest.mark.parametrize(
+    ("out", "said"),
+    [
+        ("{video}", "is camera gate's video"),
+        ("{config}", "is the config"),
+        ("{frames}/grid.png", "is among camera gate's images, where a run would read it"),
+    ],
+    ids=["the-video", "the-config", "into-the-image-folder"],
+)
+def test_an_out_that_is_what_the_camera_reads_is_refused_and_left_as_it_was(
+    tmp_path: Path,
+    synthetic_video: VideoFactory,
+    capsys: pytest.CaptureFixture[str],
+    out: str,
+    said: str,
+) -> None:
+    video = synthetic_video("gate.mp4", frames=2)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "0001.png"), np.zeros((16, 16, 3), np.uint8))
+    source = frames if "frames" in out else video
+    cfg = config(tmp_path, source)
+    before = {path: path.read_bytes() for path in (video, cfg)}
+    out = out.format(video=video, config=cfg, frames=frames)
+    assert main(["zones", str(cfg), "--camera", "gate", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out: ") and said in err and err.count("\n") == 1
+    assert {path: path.read_bytes() for path in before} == before  # was: a PNG over the video
+    assert sorted(p.name for p in frames.iterdir()) == ["0001.png"]

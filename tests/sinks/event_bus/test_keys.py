@@ -224,7 +224,7 @@ def test_a_secret_key_file_others_can_read_is_warned_about(
 
 def test_a_key_path_that_is_a_folder_is_named_a_folder_not_missing(tmp_path: Path) -> None:
     for read in (read_secret_key, read_public_key):
-        with pytest.raises(CurveKeyError, match=f"^not a key file, a folder: {tmp_path} "):
+        with pytest.raises(CurveKeyError, match=f"^key file is a folder, not a file: {tmp_path} "):
             read(tmp_path)
     with pytest.raises(CurveKeyError, match=f"^key file not found: {tmp_path / 'gone.key'} "):
         read_secret_key(tmp_path / "gone.key")

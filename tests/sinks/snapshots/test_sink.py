@@ -110,6 +110,19 @@ def test_retention_touches_only_snapshot_files(tmp_path: Path) -> None:
     assert mine.exists() and other.exists()
 
 
+def test_retention_passes_over_a_dead_link_or_a_folder_named_as_a_snapshot(
+    tmp_path: Path,
+) -> None:
+    sink = SnapshotSink(tmp_path, prune_interval_s=1e9)
+    old, new = write_files(sink, tmp_path, 2)
+    name = old.name.replace("_1.jpg", "_{}.jpg")
+    (old.parent / name.format(7)).symlink_to("nowhere")  # as a file gone since the listing
+    (old.parent / name.format(8)).mkdir()
+    # was: "cannot clean DIR: No such file or directory", and nothing deleted
+    assert old_snapshots(tmp_path, time.time() - 150) == [old]
+    assert not old.exists() and new.exists() and (old.parent / name.format(8)).is_dir()
+
+
 def test_retention_refuses_limits_that_are_not_positive() -> None:
     with pytest.raises(ValueError, match="max_files"):
         Retention(max_files=0)

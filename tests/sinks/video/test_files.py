@@ -48,6 +48,21 @@ def test_retention_deletes_files_older_than_max_age_when_a_camera_starts(tmp_pat
     sink.close()
 
 
+def test_retention_passes_over_a_dead_link_named_as_a_video_and_deletes_the_rest(
+    tmp_path: Path,
+) -> None:
+    stale = _old_file(tmp_path, "cam1_20200101-000000.mp4", 3 * 3600)
+    dead = tmp_path / "cam1_20200101-000001.mp4"
+    dead.symlink_to("moved-away.mp4")  # as a file gone since the folder was listed
+    sink = VideoSink(tmp_path, LABELS, rotation=Rotation(max_age_s=3600))
+    sink.start(StreamInfo("cam1", 64, 48, Fraction(25), source="synthetic"))
+    sink.close()
+    # was: "cannot list DIR for retention", and nothing deleted, run after run
+    assert sink.deleted == [stale] and dead.is_symlink()
+    stale = _old_file(tmp_path, "cam1_20200101-000002.mp4", 3 * 3600)
+    assert delete_old_videos(tmp_path, time.time() - 3600) == [stale]
+
+
 def test_delete_old_videos_removes_only_video_files_older_than_the_cutoff(tmp_path: Path) -> None:
     old = _old_file(tmp_path, "gate_20200101-000000.mp4", 7200)
     new = _old_file(tmp_path, "gate_20200101-010000.mp4", 60)
