@@ -22,6 +22,7 @@ from pipeline.build import (
     build_snapshot_keepers,
     build_snapshot_writer,
     build_tracker,
+    check_sources,
     make_backoff,
     make_motion_gate,
     make_queue,
@@ -38,7 +39,7 @@ from pipeline.metrics import RunMetrics, sink_labels
 from pipeline.preflight import check_before_work, check_labels
 from pipeline.readers import CameraReader
 from pipeline.sink_factory import build_sinks
-from pipeline.sources import decoder_threads_for
+from pipeline.sources import Source, decoder_threads_for
 from pipeline.stops import STOP_OPENING, STOP_PREPARING, STOP_RUNNING, StopEvent
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
 from pipeline.types import CameraStatus, RunOutcome, StreamInfo
@@ -58,13 +59,15 @@ class Pipeline:
     """Composes the stages described by a config and runs them until every source is done.
 
     `run` checks first what must hold before any work (`check_before_work`: its HTTP
-    server's port, the sinks' output folders, a SQLite file it may not write), builds the
-    detector (so missing weights fail before any frame is read), then the sinks, then
-    starts one reader per camera. A camera that fails is reported and ended (live ones
-    reconnect); the others keep running, and the batcher never waits for a camera that has
-    nothing. `stop` (set by Ctrl-C) makes the readers stop; what was already decoded is
-    still detected, tracked and written, and every camera's stream ends (its open tracks
-    closed) as at the end of a file (docs/stopping.md).
+    server's port, the sinks' output folders, a SQLite file it may not write) and each
+    camera's file or image folder (`check_sources`): a camera whose source fails that fails
+    at once, and a run left with no camera, handed no detector or sinks, ends there. Then
+    it builds the detector (so missing weights fail before any frame is read), then the
+    sinks, then starts one reader per camera. A camera that fails is reported and ended
+    (live ones reconnect); the others keep running, and the batcher never waits for a
+    camera that has nothing. `stop` (set by Ctrl-C) makes the readers stop; what was
+    already decoded is still detected, tracked and written, and every camera's stream ends
+    (its open tracks closed) as at the end of a file (docs/stopping.md).
 
     `detector` and `extra_sinks` replace the configured detector / add sinks (tests, embedding);
     `sized_sinks` adds sinks built from a config, each with its configured `queue_size`.
@@ -128,6 +131,16 @@ class Pipeline:
         keep_freed_frames()
         if not checked:
             check_before_work(cfg)  # at once, not after a first run's export
+        threads = decoder_threads_for(self.cameras_here)
+        made = {cam.id: make_source(cam.source, threads) for cam in cfg.cameras}
+        sources, unopenable = check_sources(made, skip=self._stopped_cameras)
+        # No camera left: the run ends before its set-up, unless it was handed a detector or
+        # sinks (a cluster's shard), which then hear of each camera as it fails.
+        handed = self._detector is not None or bool(self._extra_sinks)
+        if unopenable and not handed and unopenable.keys() | self._stopped_cameras >= made.keys():
+            names = {cid: source.name for cid, source in sources.items()}
+            setup_s = time.monotonic() - setup_started
+            return RunSummary.failed_before_setup(names, unopenable, setup_s)
         self.stop_does = STOP_PREPARING
         try:
             detector = self._detector or self._build_detector(say)
@@ -175,7 +188,12 @@ class Pipeline:
 
             stats: dict[str, CameraStats] = {}
             condition = threading.Condition()
-            readers = [self._reader(cam, condition, fanout, stats, detector) for cam in cfg.cameras]
+            readers = [
+                self._reader(cam, sources[cam.id], condition, fanout, stats, detector)
+                for cam in cfg.cameras
+            ]
+            for camera_id, error in unopenable.items():  # said already; not said again
+                stats[camera_id].error = error
             self.metrics.watch(stats, readers, dict(zip(labels, workers, strict=True)))
             trackers = {c.id: build_tracker(c.id, cfg.tracker) for c in cfg.cameras}
             asked = cfg.detector.batch_size
@@ -285,15 +303,15 @@ class Pipeline:
     def _reader(
         self,
         cam: CameraConfig,
+        source: Source,
         condition: threading.Condition,
         fanout: SinkFanout,
         all_stats: dict[str, CameraStats],
         detector: FrameDetector,
     ) -> CameraReader:
-        """The camera's reader, its queue, and its entry in `all_stats`; the reader resizes
-        the frames it reads as `detector` will (`FrameDetector.model_image`), and sizes
-        motion regions for it (`FrameDetector.input_size`)."""
-        source = make_source(cam.source, decoder_threads_for(self.cameras_here))
+        """The camera's reader of `source`, its queue, and its entry in `all_stats`; the
+        reader resizes the frames it reads as `detector` will (`FrameDetector.model_image`),
+        and sizes motion regions for it (`FrameDetector.input_size`)."""
         stats = all_stats[cam.id] = CameraStats(cam.id, source.name, live=source.live)
         queue = make_queue(cam, source.live, condition)
 
@@ -310,7 +328,7 @@ class Pipeline:
         def on_status(status: CameraStatus) -> None:
             if not fanout.camera(status):
                 return  # its stream has ended (cut off at a stop): too late to fail it
-            if status.state == "failed":
+            if status.state == "failed" and stats.error is None:  # else said before set-up
                 stats.error = f"camera {cam.id}: {status.message}"
                 log.error("%s", stats.error)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -52,6 +53,21 @@ def unreadable_first_image(name: str) -> str:
     """Why an image source cannot start: its first image, which sets the frame size, is
     not one OpenCV reads (a later one is skipped)."""
     return f"cannot read the image {name}, the first, which sets the frame size"
+
+
+def file_problem(path: str, name: str) -> str | None:
+    """Why the video file at `path` (`name`: as shown) cannot open, found without reading it:
+    something there that is not a file (`not_a_file`), or nothing the system opens for reading
+    (nothing there, no permission), said as FFmpeg says it; None when it opens."""
+    if (problem := not_a_file(path)) is not None:
+        return problem
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))  # non-blocking: a pipe made since
+    except OSError as exc:
+        return f"cannot open {name}: {exc.strerror or type(exc).__name__}"
+    except ValueError:  # no name the system takes: FFmpeg says why as it opens it
+        return None
+    return None
 
 
 def read_image(path: Path) -> npt.NDArray[np.uint8] | None:
@@ -138,6 +154,12 @@ class Source(ABC):
         scaling = cv2.INTER_AREA if smaller else cv2.INTER_LINEAR
         return cv2.resize(image, self.size, interpolation=scaling)  # type: ignore[return-value]
 
+    def problem(self) -> str | None:
+        """Why opening would fail, when that shows without opening or decoding anything (a
+        file that is not there, a folder without images), in the words `open` raises; None
+        otherwise, and always for a live source, which may come up later."""
+        return None
+
     @abstractmethod
     def open(self) -> OpenedSource:
         """Open (or reopen) the source; raises SourceError."""
@@ -157,9 +179,9 @@ WEB = ("http://", "https://")
 
 class AVSource(Source):
     """Anything FFmpeg opens through PyAV: files, network URLs, V4L2 devices. With `file`,
-    `url` is a file's path, and anything else there (a folder, a device, a named pipe) is
-    refused as it opens, as `validate` refuses it (`not_a_file`): FFmpeg would wait on a
-    pipe for a writer forever."""
+    `url` is a file's path, and anything else there (a folder, a device, a named pipe), or a
+    file the system will not open, is refused as it opens (`file_problem`), as `validate`
+    refuses it: FFmpeg would wait on a pipe for a writer forever."""
 
     def __init__(
         self,
@@ -187,9 +209,12 @@ class AVSource(Source):
         self._feed: PartFeed | None = None
         self._rate = Fraction(25)
 
+    def problem(self) -> str | None:
+        return file_problem(self.url, self.name) if self.file else None
+
     def open(self) -> OpenedSource:
         self.close()
-        if self.file and (problem := not_a_file(self.url)) is not None:
+        if (problem := self.problem()) is not None:
             raise SourceError(problem)
         started = time.monotonic()
         try:
@@ -340,6 +365,9 @@ class ImageFolderSource(Source):
         self.fps = fps
         self._files: list[Path] = []
 
+    def problem(self) -> str | None:
+        return None if image_files(self.pattern) else no_images(self.pattern)
+
     def open(self) -> OpenedSource:
         self._files = image_files(self.pattern)
         if not self._files:
@@ -377,3 +405,24 @@ class Pacer:
         if self._origin is None:
             self._origin = now - pts
         return stop.wait(max(0.0, self._origin + pts - now))
+
+
+class FailedSource(Source):
+    """A source found unopenable (`Source.problem`) before its run was set up: opening it
+    fails with that problem, as it was said then, whatever is there by now."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(name)
+        self._problem = problem
+
+    def problem(self) -> str | None:
+        return self._problem
+
+    def open(self) -> OpenedSource:
+        raise SourceError(self._problem)
+
+    def frames(self) -> Iterator[RawFrame]:
+        raise SourceError(self._problem)
+
+    def close(self) -> None:
+        pass

@@ -96,6 +96,19 @@ class RunSummary:
         cameras = {cid: CameraStats(cid, name, stopped_first=True) for cid, name in sources.items()}
         return cls(cameras=cameras, elapsed_s=0.0, setup_s=setup_s, interrupted=True)
 
+    @classmethod
+    def failed_before_setup(
+        cls, sources: dict[str, str], failed: dict[str, str], setup_s: float
+    ) -> RunSummary:
+        """A run ended before its detector was built, no camera left to read: each camera
+        (id: its source's name) failed with its error in `failed`, or was stopped first
+        (not started); nothing captured."""
+        cameras = {
+            cid: CameraStats(cid, name, error=failed.get(cid), stopped_first=cid not in failed)
+            for cid, name in sources.items()
+        }
+        return cls(cameras=cameras, elapsed_s=0.0, setup_s=setup_s)
+
     @property
     def ok(self) -> bool:
         """Nothing failed: the detector, every sink, every camera (`CameraStats.ok`) and the

@@ -22,7 +22,8 @@ CHECK_SOURCES = "check_sources"
 """Validation context key: False leaves out the checks that files and folders exist.
 
 `validate` checks them; `run` does not, so that a camera whose file is missing fails alone
-when its reader opens it, like a camera whose file is unreadable, and the others run.
+(`Pipeline.run` asks `Source.problem` before it sets up its detector), like a camera whose
+file is unreadable, and the others run.
 """
 
 
@@ -66,8 +67,8 @@ def not_a_file(path: str) -> str | None:
     """Why a file source cannot be read although something is at `path` (as the config names
     it): a folder, a device, or a named pipe (FIFO), which FFmpeg would wait on for a writer
     forever; None for a regular file, or nothing there (which opening it says). `validate`
-    says it at the source's YAML path; `run` fails the camera with it as its reader opens
-    the file."""
+    says it at the source's YAML path; `run` fails the camera with it before its set-up
+    (`pipeline.sources.file_problem`)."""
     try:
         mode = Path(path).expanduser().stat().st_mode
     except (OSError, ValueError):  # nothing there, or no name the system takes

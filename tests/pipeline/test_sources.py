@@ -424,3 +424,41 @@ def test_a_file_claiming_frames_larger_than_8k_fails_as_it_opens(tmp_path: Path)
     assert str(refused.value).startswith(
         f"{clip}: frames of 10000x10000 are more than a camera may have (40,000,000 pixels"
     )
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("missing.mp4", "cannot open missing.mp4: No such file or directory"),
+        ("{type: file, path: folder}", "not a file: 'folder'"),
+        ("{type: file, path: camera.pipe}", "not a file: 'camera.pipe'"),
+        ("{type: images, path: folder}", "no images (.bmp, .jpeg, .jpg, .png, .tif, .tiff, "),
+        ("'nowhere/*.jpg'", "no images (.bmp, .jpeg, .jpg, .png, .tif, .tiff, "),
+    ],
+    ids=["missing-file", "folder-as-file", "pipe-as-file", "folder-without-images", "no-match"],
+)
+def test_a_source_that_cannot_open_says_why_before_opening_in_the_words_opening_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, expected: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "camera.pipe")
+    config = parse_config(f"cameras:\n  - id: a\n    source: {source}\n", check_sources=False)
+    opened = make_source(config.cameras[0].source)
+    problem = opened.problem()
+    assert problem is not None and problem.startswith(expected)
+    with pytest.raises(SourceError) as info:
+        opened.open()
+    assert str(info.value) == problem
+
+
+def test_only_files_and_image_folders_are_checked_before_opening(
+    synthetic_video: VideoFactory, tmp_path: Path
+) -> None:
+    # A stream or a device may come up later: nothing is said of it before it is opened.
+    cv2.imwrite(str(tmp_path / "0.png"), np.zeros((8, 8, 3), np.uint8))
+    clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
+    assert AVSource(str(clip), live=False, file=True).problem() is None
+    assert ImageFolderSource(str(tmp_path), fps=5).problem() is None
+    assert AVSource("rtsp://127.0.0.1:9/cam", live=True).problem() is None
+    assert AVSource("/dev/video99", live=True, format="v4l2").problem() is None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tests.conftest import VideoFactory, free_port
 from tests.pipeline.cli_runs import ROOT
+from tests.pipeline.without_detector import DETECTOR_BUILT
 
 
 def test_a_live_camera_that_never_connected_fails_a_run_stopped_by_ctrl_c(
@@ -47,3 +48,23 @@ def test_a_live_camera_that_never_connected_fails_a_run_stopped_by_ctrl_c(
     (lobby,) = [line for line in out.splitlines() if line.startswith("lobby ")]
     assert lobby.split()[1] == "4" and lobby.endswith("ok"), out
     assert "interrupted" in out
+
+
+def test_a_run_whose_only_camera_names_a_missing_file_fails_at_once_before_the_detector(
+    tmp_path: Path,
+) -> None:
+    # A first run's ONNX export and calibration take many seconds: not before this is said.
+    config = tmp_path / "cams.yaml"
+    missing = tmp_path / "missing.mp4"
+    config.write_text(f"cameras:\n  - id: cam\n    source: {missing}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.pipeline.without_detector", "run", str(config), "--no-progress"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    error = f"camera cam: cannot open {missing}: No such file or directory"
+    assert DETECTOR_BUILT not in done.stderr, done.stderr
+    assert done.returncode == 1, done.stderr
+    (said,) = done.stderr.splitlines()
+    assert " ERROR " in said and said.endswith(f": {error}"), said
+    (cam,) = [line for line in done.stdout.splitlines() if line.startswith("cam ")]
+    assert cam.split()[1] == "0" and cam.endswith(f"FAILED: {error}"), done.stdout
