@@ -10,6 +10,7 @@ import socket
 import threading
 from fractions import Fraction
 from types import TracebackType
+from typing import TypeVar
 
 import av
 import cv2
@@ -26,7 +27,46 @@ def jpeg(size: tuple[int, int] = (64, 48)) -> bytes:
     return bytes(cv2.imencode(".jpg", picture)[1])
 
 
-class MjpegServer:
+_Server = TypeVar("_Server", bound="LoopbackServer")
+
+
+class LoopbackServer:
+    """A server on 127.0.0.1:`port`, each connection answered in a thread of its own, until
+    the `with` block ends; subclasses say how (`_accept`)."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._done = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+    def __enter__(self: _Server) -> _Server:
+        self._spawn(self._accept)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._done.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # ends its accept()
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(5)
+
+    def _spawn(self, target: object, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        raise NotImplementedError
+
+
+class MjpegServer(LoopbackServer):
     """Answers every request on 127.0.0.1:`port` with an MJPEG stream: `good` parts (None:
     for ever), one every `interval_s`, then, with `endless`, a part that never ends: its
     header (with `Content-Length: declared` when given) and zeros, `chunk` bytes every
@@ -52,32 +92,10 @@ class MjpegServer:
         self.connections = 0
         self.endless_sent: list[int] = []
         self._jpeg = jpeg()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self._done = threading.Event()
-        self._threads: list[threading.Thread] = []
+        super().__init__()
 
     def url(self, path: str = "video") -> str:
-        return f"http://127.0.0.1:{self.port}/{path}"
-
-    def __enter__(self) -> MjpegServer:
-        self._spawn(self._accept)
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._done.set()
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)  # ends its accept()
-        self._listener.close()
-        for thread in self._threads:
-            thread.join(5)
-
-    def _spawn(self, target: object, *args: object) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
-        self._threads.append(thread)
-        thread.start()
+        return super().url(path)
 
     def _accept(self) -> None:
         while not self._done.is_set():
@@ -139,7 +157,7 @@ def mpegts(frames: int, fps: int = 10, size: tuple[int, int] = (64, 48)) -> byte
     return buffer.getvalue()
 
 
-class OneClientServer:
+class OneClientServer(LoopbackServer):
     """A camera on 127.0.0.1:`port` that serves one client at a time: the first connection
     gets `body` (`content_type`), `piece` bytes every `interval_s`, then nothing more until
     it is dropped (with `hold`; else it is closed, with no length said: a stream cut short);
@@ -161,32 +179,10 @@ class OneClientServer:
         self.interval_s = interval_s
         self.connections = 0
         self._busy = False
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self._done = threading.Event()
-        self._threads: list[threading.Thread] = []
+        super().__init__()
 
     def url(self, path: str = "live") -> str:
-        return f"http://127.0.0.1:{self.port}/{path}"
-
-    def __enter__(self) -> OneClientServer:
-        self._spawn(self._accept)
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._done.set()
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)  # ends its accept()
-        self._listener.close()
-        for thread in self._threads:
-            thread.join(5)
-
-    def _spawn(self, target: object, *args: object) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
-        self._threads.append(thread)
-        thread.start()
+        return super().url(path)
 
     def _accept(self) -> None:
         while not self._done.is_set():
