@@ -181,10 +181,11 @@ def test_the_cameras_of_a_dead_shard_run_again_on_the_survivor_from_their_start(
 
 
 @pytest.mark.parametrize("second_machine", ["10.0.0.7", "10.0.0.8"])
-def test_each_shard_s_run_is_told_the_cameras_of_every_shard_on_its_machine(
+def test_each_shard_s_run_is_told_the_cameras_and_shards_that_share_its_machine(
     tmp_path: Path, second_machine: str
 ) -> None:
-    # Shards on one machine share its cores: their decoders' threads count all their cameras.
+    # Shards on one machine share its cores: their decoders' threads count all their
+    # cameras, and their detectors' CPU threads split the cores between the shards.
     shards = [FakeShard("shard-1"), FakeShard("shard-2", node_ip=second_machine)]
     coord = coordinator(tmp_path, max_restarts=0)
     board = SimpleNamespace(publish=SimpleNamespace(remote=lambda status: None))
@@ -195,23 +196,10 @@ def test_each_shard_s_run_is_told_the_cameras_of_every_shard_on_its_machine(
     assert all(plan.values()), "the hash left a shard without a camera: pick other ids"
     if second_machine == shards[0].info.node_ip:
         assert [s.cameras_here for s in shards] == [[len(CAMERAS)], [len(CAMERAS)]]
+        assert [s.shards_here for s in shards] == [[2], [2]]
     else:
         assert [s.cameras_here for s in shards] == [[len(plan["shard-1"])], [len(plan["shard-2"])]]
-
-
-@pytest.mark.parametrize("second_machine", ["10.0.0.7", "10.0.0.8"])
-def test_each_shard_s_run_is_told_how_many_shards_share_its_machine_s_cores(
-    tmp_path: Path, second_machine: str
-) -> None:
-    # Their detectors' CPU threads split the machine's cores between them.
-    shards = [FakeShard("shard-1"), FakeShard("shard-2", node_ip=second_machine)]
-    coord = coordinator(tmp_path, max_restarts=0)
-    board = SimpleNamespace(publish=SimpleNamespace(remote=lambda status: None))
-    running = coord.begin(FakeRay(), [(s, s.info) for s in shards], None, board)
-    coord.watch(FakeRay(), running, None, None)
-
-    sharing = 2 if second_machine == shards[0].info.node_ip else 1
-    assert [s.shards_here for s in shards] == [[sharing], [sharing]]
+        assert [s.shards_here for s in shards] == [[1], [1]]
 
 
 def test_a_shard_given_no_camera_is_not_counted_among_those_sharing_its_machine(
