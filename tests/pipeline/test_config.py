@@ -160,6 +160,7 @@ def test_sink_errors_point_inside_the_tagged_union(video: str) -> None:
         ("tcp://127.0.0.1:events", "is not a number from 0 to 65535"),
         ("tcp://127.0.0.1", "needs a host and a port"),
         ("udp://127.0.0.1:5556", "not a ZeroMQ endpoint"),
+        ("tcp://[::1:5556", "has an unpaired bracket"),
     ],
 )
 def test_a_zmq_endpoint_zeromq_would_misread_is_refused_at_its_path(
