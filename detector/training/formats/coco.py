@@ -131,6 +131,7 @@ def _samples(
 ) -> tuple[Sample, ...]:
     """The images of `doc` with their boxes, in the order of `images`."""
     files: dict[int, tuple[Path, tuple[int, int] | None]] = {}  # image id -> file, size
+    refused: set[int] = set()  # image ids whose entry's problem is reported
     for i, image in enumerate(doc["images"]):
         where = f"{name}: images[{i}]"
         if not isinstance(image, dict) or not is_int(image.get("id")):
@@ -144,11 +145,13 @@ def _samples(
         file_name, width, height = image.get("file_name"), image.get("width"), image.get("height")
         if not isinstance(file_name, str) or not file_name:
             problems.append(f"{where}: file_name must be a non-empty string")
+            refused.add(image_id)
             continue
         declared = None
         if width is not None or height is not None:
             if not (is_int(width) and is_int(height) and width > 0 and height > 0):
                 problems.append(f"{where}: width and height must be positive integers")
+                refused.add(image_id)
                 continue
             declared = (width, height)
         path = resolved(root / file_name)
@@ -170,6 +173,8 @@ def _samples(
         if crowd == 1:
             continue
         image_id, category = annotation.get("image_id"), annotation.get("category_id")
+        if is_int(image_id) and image_id in refused:  # its image's problem is reported once
+            continue
         if not is_int(image_id) or image_id not in files:
             problems.append(f"{where}: image_id {brief(image_id)} is not in images")
             continue
