@@ -44,22 +44,23 @@ def read_coco(train_json: Path, val_json: Path | None = None) -> DetectionData:
 
     Raises DatasetError listing every problem found.
     """
-    root = train_json.parent.resolve()
+    folder = train_json.parent  # as given: messages name the dataset by it
+    root = folder.resolve()
     problems: list[str] = []
     train_doc = _load(train_json, root, problems)
     val_doc = _load(val_json, root, problems) if val_json else None
     if train_doc is None or (val_json and val_doc is None):
-        raise DatasetError(problems, root)
+        raise DatasetError(problems, folder)
 
-    name = shown(train_json, root)
-    val_name = shown(val_json, root) if val_json else ""
+    name = _name(train_json, root)
+    val_name = _name(val_json, root) if val_json else ""
     categories = _categories(train_doc, name, problems)
     if val_doc is not None:
         val_categories = _categories(val_doc, val_name, problems)
         if val_categories != categories:
             problems.append(f"{val_name}: its categories differ from those of {name}")
     if problems:
-        raise DatasetError(problems, root)
+        raise DatasetError(problems, folder)
 
     labels = {category: label for label, category in enumerate(sorted(categories), start=1)}
     train = _samples(train_doc, name, labels, root, problems)
@@ -68,15 +69,21 @@ def read_coco(train_json: Path, val_json: Path | None = None) -> DetectionData:
     if not train and not problems:
         problems.append(f"{name}: no images")
     if problems:
-        raise DatasetError(problems, root)
+        raise DatasetError(problems, folder)
     class_names = (BACKGROUND, *(categories[c] for c in sorted(categories)))
     return DetectionData(class_names=class_names, train=train, val=val, folder=root)
+
+
+def _name(path: Path, root: Path) -> str:
+    """How messages name the JSON file `path`: relative to the dataset's `root` (resolved),
+    however `path` was given (`coco/x.json` is x.json of the dataset `coco`)."""
+    return shown(path.parent.resolve() / path.name, root)
 
 
 def _load(path: Path, root: Path, problems: list[str]) -> dict[str, Any] | None:
     """The JSON object in `path` with lists `images`, `annotations`, `categories`, or None
     after adding to `problems` why not."""
-    name = shown(path, root)
+    name = _name(path, root)
     try:
         text = read_text(path, MAX_JSON_BYTES)
         containers = text.count("[") + text.count("{")
