@@ -1,7 +1,8 @@
 """Whether files could be written in a folder: the one check, and the one wording, of every
 layer that writes files (the sinks' output folders, the detector's ONNX cache, the CLI's
 --out and checkpoint folders); whether a path is too long a name for the file system; and
-why a file to read is none (`file_problem`: weights, keys, clips).
+why a file to read is none (`file_problem`: weights, keys, clips, and `link_loop`, the one
+rule for a link that leads back to itself, which config files and file sources follow too).
 
 A leaf module that imports nothing from the project: part of the vocabulary every layer may
 use.
@@ -9,9 +10,11 @@ use.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
+from typing import Literal
 
 
 def folder_problem(folder: Path) -> str | None:
@@ -33,18 +36,52 @@ def folder_problem(folder: Path) -> str | None:
     return None
 
 
-def file_problem(path: Path) -> str | None:
-    """Why no file can be read at `path`, in words that follow what it was meant to be
-    ("weights file not found: x.pth"): "not found", "is a folder, not a file" or "is a
-    device or a pipe, not a file" (which a reader would wait on for ever); None for a
-    regular file, or a link to one."""
+LINK_LOOP = "a link that leads back to itself"
+"""What a path is whose links never end at anything (`ln -s a a`, or a -> b -> a): something
+is there, so it is no more "not found" than a folder is."""
+
+
+def link_loop(path: Path) -> bool:
+    """Whether following the links of `path` goes round for ever (the system gives up: ELOOP)."""
+    try:
+        Path(path).expanduser().stat()
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    except ValueError:  # a name the system refuses (a NUL in it)
+        return False
+    return False
+
+
+FileKind = Literal["file", "missing", "loop", "folder", "special"]
+"""What is at a path meant to be a file: a regular file (or a link to one), nothing, a link
+that leads back to itself, a folder, or a device or pipe (which a reader would wait on)."""
+
+
+def file_kind(path: Path) -> FileKind:
+    """What is at `path` (`FileKind`), links followed: the one look every file check takes."""
     try:
         mode = Path(path).expanduser().stat().st_mode
     except (OSError, ValueError):  # nothing there, a link loop, a name the system refuses
-        return "not found"
+        return "loop" if link_loop(path) else "missing"
     if stat.S_ISREG(mode):
-        return None
-    return "is a folder, not a file" if stat.S_ISDIR(mode) else "is a device or a pipe, not a file"
+        return "file"
+    return "folder" if stat.S_ISDIR(mode) else "special"
+
+
+_KIND_PROBLEM: dict[FileKind, str] = {
+    "missing": "not found",
+    "loop": f"is {LINK_LOOP}",
+    "folder": "is a folder, not a file",
+    "special": "is a device or a pipe, not a file",
+}
+
+
+def file_problem(path: Path) -> str | None:
+    """Why no file can be read at `path`, in words that follow what it was meant to be
+    ("weights file not found: x.pth"): "not found", "is a link that leads back to itself"
+    (`LINK_LOOP`), "is a folder, not a file" or "is a device or a pipe, not a file" (which a
+    reader would wait on for ever); None for a regular file, or a link to one."""
+    return _KIND_PROBLEM.get(file_kind(path))
 
 
 NAME_MAX = 255

@@ -1,5 +1,5 @@
-"""What a source string names, how to show a URL without its credentials, and the highest
-port an address may name.
+"""What a source string names, how to show a URL without its credentials, the highest
+port an address may name, and what a server may be told to listen on.
 
 A leaf module that imports nothing from the project: part of the vocabulary every layer may
 use (the config, the readers, the sinks, the CLI's log filter).
@@ -7,7 +7,10 @@ use (the config, the readers, the sinks, the CLI's log filter).
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import re
+import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -51,6 +54,34 @@ def mask_credentials(text: str) -> str:
     text = _USERINFO.sub(r"\g<head>***@", text)
     return _PARAMETER.sub(
         lambda m: m["head"] + "***" if is_secret_parameter(m["name"]) else m[0], text
+    )
+
+
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+"""One label of a host name: letters, digits and '-', not at either end (RFC 1123)."""
+
+
+def listen_host_problem(host: str) -> str | None:
+    """Why a server could never listen on `host`, from its text alone (nothing is
+    resolved); None for an IP address (an IPv6 one without brackets) or a host name. A
+    name whose last label is a number, `999.1.1.1` say, is meant as an IPv4 address."""
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass  # a name, or nothing
+    with contextlib.suppress(OSError, ValueError):  # IPv4's short forms: 127.1 is 127.0.0.1
+        if host[-1:].isdigit():
+            socket.inet_aton(host)
+            return None
+    labels = host.removesuffix(".").split(".")
+    if len(host) <= 253 and all(map(_LABEL.match, labels)) and not labels[-1].isdigit():
+        return None
+    if all(label.isdigit() for label in labels):
+        return f"host {host!r} is no IPv4 address: 4 numbers from 0 to 255, e.g. 127.0.0.1"
+    return (
+        f"host {host!r} is no IP address and no host name (letters, digits, '-' and '.'; "
+        "an IPv6 address without brackets, e.g. ::1)"
     )
 
 

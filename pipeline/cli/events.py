@@ -16,7 +16,7 @@ from pipeline.cli.exit_codes import (
     interrupted_status,
 )
 from pipeline.config import ZmqSinkConfig
-from sinks.event_bus.endpoints import connect_problem
+from sinks.event_bus.endpoints import connect_problem, unknown_host
 
 if TYPE_CHECKING:
     from sinks.event_bus.subscriber import PublisherState
@@ -103,6 +103,9 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     from sinks.event_bus.subscriber import EventSubscriber, only_labels
 
     pretty = args.format == "pretty" or (args.format is None and sys.stdout.isatty())
+    if (why := unknown_host(args.endpoint)) is not None:  # ZeroMQ would retry it in silence
+        print(f"error: no publisher at {args.endpoint}: {why}", file=sys.stderr)
+        return EXIT_FAILED
     seen = 0
     try:
         server_key = read_public_key(args.server_key) if args.server_key else None

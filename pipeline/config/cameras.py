@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import os
 import re
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,6 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pipeline.config.base import Strict, name_fits
 from pipeline.config.safe_yaml import path_repr, short_repr
 from pipeline.config.scene import AnalyticsConfig, LineConfig, ZoneConfig, check_scene_ids
+from pipeline.folders import LINK_LOOP, file_kind
 from pipeline.types import frame_size_problem
 from pipeline.urls import STREAM_SCHEMES, address_problem, infer_kind, mask_credentials
 
@@ -65,15 +65,15 @@ def probes_sources(info: ValidationInfo) -> bool:
 
 def not_a_file(path: str) -> str | None:
     """Why a file source cannot be read although something is at `path` (as the config names
-    it): a folder, a device, or a named pipe (FIFO), which FFmpeg would wait on for a writer
-    forever; None for a regular file, or nothing there (which opening it says). `validate`
-    says it at the source's YAML path; `run` fails the camera with it before its set-up
+    it): a folder, a device, a named pipe (FIFO), which FFmpeg would wait on for a writer
+    forever, or a link that leads back to itself (`link_loop`); None for a regular file, or
+    nothing there (which opening it says). `validate` says it at the source's YAML path;
+    `run` fails the camera with it before its set-up
     (`pipeline.sources.file_problem`)."""
-    try:
-        mode = Path(path).expanduser().stat().st_mode
-    except (OSError, ValueError):  # nothing there, or no name the system takes
+    kind = file_kind(Path(path))
+    if kind in ("file", "missing"):
         return None
-    return None if stat.S_ISREG(mode) else f"not a file: {path_repr(path)}"
+    return f"{LINK_LOOP + ', ' if kind == 'loop' else ''}not a file: {path_repr(path)}"
 
 
 class FileSourceConfig(Strict):
@@ -91,10 +91,10 @@ class FileSourceConfig(Strict):
             return name_fits(value)
         path = Path(name_fits(value)).expanduser()
         shown = path_repr(value)  # one line, whatever the path holds (a newline from ${ENV})
+        if (problem := not_a_file(value)) is not None:  # first: exists() is False for a link loop
+            raise ValueError(problem)
         if not path.exists():
             raise ValueError(f"file not found: {shown} (relative to {path_repr(str(Path.cwd()))})")
-        if (problem := not_a_file(value)) is not None:
-            raise ValueError(problem)
         if not os.access(path, os.R_OK):
             raise ValueError(f"file not readable: {shown}")
         if path.stat().st_size == 0:

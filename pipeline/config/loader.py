@@ -21,6 +21,7 @@ from pipeline.config import safe_yaml
 from pipeline.config.base import yaml_path
 from pipeline.config.cameras import CHECK_SOURCES, FILE_PROBE, PROBE_SOURCES, FileProbe
 from pipeline.config.schema import PipelineConfig
+from pipeline.folders import LINK_LOOP, link_loop
 from pipeline.urls import mask_credentials
 
 MAX_PROBLEMS_SHOWN = 50
@@ -67,7 +68,8 @@ def load_config(
     shown = safe_yaml.shown_path(str(path))
     try:
         if not path.is_file():  # a folder, a FIFO that would block, /dev/zero that never ends
-            why = "no such file" if not path.exists() else "not a regular file"
+            why = "not a regular file" if path.exists() else "no such file"
+            why = LINK_LOOP if link_loop(path) else why  # not "no such file": a link is there
             raise ConfigError(shown, [f"cannot read the file: {why}"])
         with path.open("rb") as file:
             raw = file.read(safe_yaml.MAX_BYTES + 1)

@@ -16,7 +16,7 @@ from pydantic import (
 
 from pipeline.config.base import ONE_BYTE_MB, FsPath, Strict, name_fits
 from pipeline.config.mqtt import MqttSinkConfig
-from pipeline.urls import MAX_PORT
+from pipeline.urls import MAX_PORT, listen_host_problem
 from sinks.event_bus.endpoints import endpoint_problem
 from sinks.live_view.access import DEFAULT_MAX_VIEWERS, Credentials, exposure_problem
 from sinks.snapshots.writer_thread import WRITE_TIMEOUT_S
@@ -198,6 +198,13 @@ class LiveSinkConfig(Strict):
         description="Serve a non-loopback `host` without `auth`: anyone who can reach the "
         "port sees the cameras (without `http:`).",
     )
+
+    @field_validator("host")
+    @classmethod
+    def _an_address_or_a_name(cls, host: str) -> str:
+        if (problem := listen_host_problem(host)) is not None:
+            raise ValueError(problem)  # at its line: binding says it later, without one
+        return host
 
     @model_validator(mode="after")
     def _not_exposed_by_accident(self) -> LiveSinkConfig:

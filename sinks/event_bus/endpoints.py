@@ -7,18 +7,25 @@ of its own choosing, so subscribers at the written port would never hear a thing
 from __future__ import annotations
 
 import re
+import socket
+import threading
 
 from pipeline.urls import MAX_PORT
 
 _TRANSPORT = re.compile(r"^(?P<transport>tcp|ipc|inproc)://(?P<address>.+)$", re.DOTALL)
 EXAMPLES = "e.g. tcp://127.0.0.1:5556, tcp://*:5556 or ipc:///tmp/events"
+RESOLVE_S = 2.0
+"""Longest wait for the system to say whether an endpoint's host name is known: a resolver
+that does not answer leaves the name to ZeroMQ, which keeps trying."""
+_NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+"""getaddrinfo's answers that the name is unknown, not that the resolver failed this time."""
 
 
 def endpoint_problem(endpoint: str) -> str | None:
     """Why `endpoint` is no ZeroMQ endpoint the event bus can use; None when it is one.
 
-    tcp needs a host (an address, a name, `*`) and a port from 0 to 65535 (or `*`: any);
-    ipc and inproc need a name.
+    tcp needs a host (an address, a name, `*`; an IPv6 address in brackets) and a port from
+    0 to 65535 (or `*`: any); ipc and inproc need a name.
     """
     match = _TRANSPORT.match(endpoint)
     if match is None:
@@ -28,11 +35,53 @@ def endpoint_problem(endpoint: str) -> str | None:
     host, colon, port = match["address"].rpartition(":")
     if not colon or not host:
         return f"{endpoint!r} needs a host and a port ({EXAMPLES})"
+    if _brackets_unpaired(host):
+        return (
+            f"host {host!r} of {endpoint!r} has an unpaired bracket; an IPv6 address goes "
+            "whole in brackets, e.g. tcp://[::1]:5556"
+        )
     if port == "*":
         return None
     if not (port.isascii() and port.isdigit()) or int(port) > MAX_PORT:
         return f"port {port!r} of {endpoint!r} is not a number from 0 to {MAX_PORT} (or *)"
     return None
+
+
+def _brackets_unpaired(host: str) -> bool:
+    """Whether `host` (after any `source;` a connecting endpoint names) holds '[' or ']'
+    other than around the whole of it, as an IPv6 address is written."""
+    host = host.rpartition(";")[2]
+    inner = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return "[" in inner or "]" in inner
+
+
+def unknown_host(endpoint: str, timeout_s: float = RESOLVE_S) -> str | None:
+    """Says that the host name of a tcp `endpoint` (one `endpoint_problem` finds usable) is
+    unknown to the system, which ZeroMQ would try for ever without a word; None when it
+    resolves, for any other transport, and when the resolver fails or takes longer than
+    `timeout_s` (the name may yet resolve: ZeroMQ keeps trying)."""
+    transport, _, address = endpoint.partition("://")
+    host = address.rpartition(":")[0].rpartition(";")[2]
+    if transport != "tcp" or host == "*":
+        return None
+    name = host[1:-1] if host.startswith("[") else host
+    answer: list[int | None] = []
+
+    def resolve() -> None:
+        try:
+            socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: no name IDNA encodes
+            answer.append(exc.errno if isinstance(exc, socket.gaierror) else socket.EAI_NONAME)
+            return
+        answer.append(None)
+
+    # getaddrinfo takes no time limit: a daemon thread is left to the resolver's own.
+    resolving = threading.Thread(target=resolve, name="resolve endpoint host", daemon=True)
+    resolving.start()
+    resolving.join(timeout_s)
+    if not answer or answer[0] not in _NO_SUCH_NAME:
+        return None
+    return f"its host name {name!r} is unknown (it does not resolve)"
 
 
 def connect_problem(endpoint: str) -> str | None:

@@ -160,6 +160,7 @@ def test_sink_errors_point_inside_the_tagged_union(video: str) -> None:
         ("tcp://127.0.0.1:events", "is not a number from 0 to 65535"),
         ("tcp://127.0.0.1", "needs a host and a port"),
         ("udp://127.0.0.1:5556", "not a ZeroMQ endpoint"),
+        ("tcp://[::1:5556", "has an unpaired bracket"),
     ],
 )
 def test_a_zmq_endpoint_zeromq_would_misread_is_refused_at_its_path(
@@ -719,3 +720,23 @@ def test_text_that_yaml_reads_as_another_type_is_told_to_be_quoted(
     assert problem.startswith("cameras[0].id (line 2): Input should be a valid string (got ")
     assert problem.endswith(f": YAML reads {written!r} as a {kind}; quote it")
     parse_config(f"cameras:\n  - id: '{written}'\n    source: {video}\n")
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [
+        ("999.1.1.1", "host '999.1.1.1' is no IPv4 address: 4 numbers from 0 to 255"),
+        ("[::1]", "host '[::1]' is no IP address and no host name"),
+        ("cams_1", "host 'cams_1' is no IP address and no host name"),
+    ],
+    ids=["octet-past-255", "ipv6-in-brackets", "underscore"],
+)
+def test_an_http_or_live_host_that_no_server_could_listen_on_is_refused_at_its_yaml_line(
+    video: str, host: str, why: str
+) -> None:
+    # Binding found it later, as "http: cannot listen on ...", without a line.
+    head = f"cameras:\n  - id: a\n    source: {video}\n"
+    (problem,) = _problems(f"{head}http:\n  host: '{host}'\n")
+    assert problem.startswith(f"http.host (line 5): {why}")
+    (problem,) = _problems(f"{head}sinks:\n  - type: live\n    host: '{host}'\n")
+    assert problem.startswith(f"sinks[0].host (line 6): {why}")

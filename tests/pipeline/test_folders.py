@@ -80,6 +80,15 @@ def test_a_file_to_read_that_is_missing_a_folder_or_a_pipe_is_named_as_what_it_i
     os.mkfifo(tmp_path / "pipe")
     assert file_problem(tmp_path / "file") is None and file_problem(tmp_path / "link") is None
     assert file_problem(tmp_path / "missing") == "not found"
-    assert file_problem(tmp_path / "loop") == "not found"
+    assert file_problem(tmp_path / "loop") == "is a link that leads back to itself"
     assert file_problem(tmp_path) == "is a folder, not a file"
     assert file_problem(tmp_path / "pipe") == "is a device or a pipe, not a file"
+
+
+def test_a_link_loop_through_another_link_is_named_as_a_loop_not_as_missing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    assert file_problem(tmp_path / "a") == "is a link that leads back to itself"
+    assert file_problem(tmp_path / "dangling") == "not found"

@@ -193,6 +193,16 @@ def test_a_path_that_is_not_a_regular_file_is_refused_without_waiting(
         load_config(path)
 
 
+def test_a_config_path_that_is_a_link_loop_is_named_as_one_not_as_missing(
+    tmp_path: Path,
+) -> None:
+    loop = tmp_path / "loop.yaml"
+    loop.symlink_to(loop)  # ln -s loop.yaml loop.yaml
+    with pytest.raises(ConfigError) as info:
+        load_config(loop)
+    assert str(info.value) == f"{loop}: cannot read the file: a link that leads back to itself"
+
+
 def test_many_values_without_aliases_are_refused_once_over_the_budget(
     each_loader: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -330,6 +330,20 @@ def test_a_web_page_where_a_camera_should_answer_is_named_as_no_video() -> None:
     )
 
 
+def test_a_link_loop_as_a_file_source_is_named_as_one_by_validate_and_by_its_reader(
+    tmp_path: Path,
+) -> None:
+    loop = tmp_path / "loop.mp4"
+    loop.symlink_to(loop)  # ln -s loop.mp4 loop.mp4: "file not found" would send one looking
+    with pytest.raises(ConfigError) as info:
+        parse_config(f"cameras:\n  - id: loop\n    source: {loop}\n")  # as validate loads it
+    why = f"a link that leads back to itself, not a file: '{loop}'"
+    assert info.value.problems == [f"cameras[0].source (camera loop, line 3): {why}"]
+    with pytest.raises(SourceError) as opening:
+        AVSource(str(loop), live=False, file=True).open()  # as run's reader opens it
+    assert str(opening.value) == why
+
+
 def release_readers(fifo: Path) -> None:
     """Lets a reader that waits on `fifo` for a writer go: a writer comes and goes at once."""
     with contextlib.suppress(OSError):  # ENXIO: nobody waits

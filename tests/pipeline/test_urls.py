@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.urls import address_problem, mask_credentials
+from pipeline.urls import address_problem, listen_host_problem, mask_credentials
 
 
 @pytest.mark.parametrize(
@@ -82,3 +82,26 @@ def test_a_stream_url_that_names_no_address_is_found(url: str, problem: str) -> 
 )
 def test_a_stream_url_with_an_address_passes(url: str) -> None:
     assert address_problem(url) is None
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "0.0.0.0",
+        "::",
+        "::1",
+        "fe80::1%eth0",
+        "127.1",
+        "localhost",
+        "cams.example.org.",
+    ],
+)
+def test_an_address_or_a_host_name_is_a_host_a_server_may_listen_on(host: str) -> None:
+    assert listen_host_problem(host) is None
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "1.2.3.4.5", "[::1]", "-cams", "x.1", "", "a" * 64])
+def test_a_host_no_server_could_listen_on_is_named_by_its_text_alone(host: str) -> None:
+    assert (problem := listen_host_problem(host)) is not None
+    assert problem.startswith(f"host {host!r} is no ")

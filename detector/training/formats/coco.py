@@ -44,22 +44,23 @@ def read_coco(train_json: Path, val_json: Path | None = None) -> DetectionData:
 
     Raises DatasetError listing every problem found.
     """
-    root = train_json.parent.resolve()
+    folder = train_json.parent  # as given: messages name the dataset by it
+    root = folder.resolve()
     problems: list[str] = []
     train_doc = _load(train_json, root, problems)
     val_doc = _load(val_json, root, problems) if val_json else None
     if train_doc is None or (val_json and val_doc is None):
-        raise DatasetError(problems, root)
+        raise DatasetError(problems, folder)
 
-    name = shown(train_json, root)
-    val_name = shown(val_json, root) if val_json else ""
+    name = _name(train_json, root)
+    val_name = _name(val_json, root) if val_json else ""
     categories = _categories(train_doc, name, problems)
     if val_doc is not None:
         val_categories = _categories(val_doc, val_name, problems)
         if val_categories != categories:
             problems.append(f"{val_name}: its categories differ from those of {name}")
     if problems:
-        raise DatasetError(problems, root)
+        raise DatasetError(problems, folder)
 
     labels = {category: label for label, category in enumerate(sorted(categories), start=1)}
     train = _samples(train_doc, name, labels, root, problems)
@@ -68,15 +69,21 @@ def read_coco(train_json: Path, val_json: Path | None = None) -> DetectionData:
     if not train and not problems:
         problems.append(f"{name}: no images")
     if problems:
-        raise DatasetError(problems, root)
+        raise DatasetError(problems, folder)
     class_names = (BACKGROUND, *(categories[c] for c in sorted(categories)))
     return DetectionData(class_names=class_names, train=train, val=val, folder=root)
+
+
+def _name(path: Path, root: Path) -> str:
+    """How messages name the JSON file `path`: relative to the dataset's `root` (resolved),
+    however `path` was given (`coco/x.json` is x.json of the dataset `coco`)."""
+    return shown(path.parent.resolve() / path.name, root)
 
 
 def _load(path: Path, root: Path, problems: list[str]) -> dict[str, Any] | None:
     """The JSON object in `path` with lists `images`, `annotations`, `categories`, or None
     after adding to `problems` why not."""
-    name = shown(path, root)
+    name = _name(path, root)
     try:
         text = read_text(path, MAX_JSON_BYTES)
         containers = text.count("[") + text.count("{")
@@ -131,6 +138,7 @@ def _samples(
 ) -> tuple[Sample, ...]:
     """The images of `doc` with their boxes, in the order of `images`."""
     files: dict[int, tuple[Path, tuple[int, int] | None]] = {}  # image id -> file, size
+    refused: set[int] = set()  # image ids whose entry's problem is reported
     for i, image in enumerate(doc["images"]):
         where = f"{name}: images[{i}]"
         if not isinstance(image, dict) or not is_int(image.get("id")):
@@ -144,11 +152,13 @@ def _samples(
         file_name, width, height = image.get("file_name"), image.get("width"), image.get("height")
         if not isinstance(file_name, str) or not file_name:
             problems.append(f"{where}: file_name must be a non-empty string")
+            refused.add(image_id)
             continue
         declared = None
         if width is not None or height is not None:
             if not (is_int(width) and is_int(height) and width > 0 and height > 0):
                 problems.append(f"{where}: width and height must be positive integers")
+                refused.add(image_id)
                 continue
             declared = (width, height)
         path = resolved(root / file_name)
@@ -170,6 +180,8 @@ def _samples(
         if crowd == 1:
             continue
         image_id, category = annotation.get("image_id"), annotation.get("category_id")
+        if is_int(image_id) and image_id in refused:  # its image's problem is reported once
+            continue
         if not is_int(image_id) or image_id not in files:
             problems.append(f"{where}: image_id {brief(image_id)} is not in images")
             continue

@@ -61,7 +61,7 @@ class _Annotation:
 
 def read_voc(root: Path) -> DetectionData:
     """The Pascal VOC dataset in folder `root`; raises DatasetError listing every problem."""
-    root = root.resolve()
+    folder, root = root, root.resolve()  # the dataset named as given; paths found from root
     problems: list[str] = []
     train_ids, val_ids = _split(root, problems)
     train = [a for i in train_ids if (a := _annotation(root, i, problems))]
@@ -76,7 +76,7 @@ def read_voc(root: Path) -> DetectionData:
             if obj.name not in labels:
                 problems.append(f"{obj.where}: unknown class {brief(obj.name)} (not in labels.txt)")
     if problems:
-        raise DatasetError(problems, root)
+        raise DatasetError(problems, folder)
     return DetectionData(
         class_names=(BACKGROUND, *names),
         train=tuple(_sample(a, labels) for a in train),

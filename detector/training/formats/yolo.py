@@ -64,13 +64,14 @@ _LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 def read_yolo(data_yaml: Path) -> DetectionData:
     """The YOLO dataset described by `data_yaml`; raises DatasetError listing every problem."""
     name = data_yaml.name
-    root = data_yaml.parent.resolve()  # messages show paths relative to it
+    folder = data_yaml.parent  # as given: messages name the dataset by it
+    root = folder.resolve()  # messages show paths relative to it
     try:
         doc = load_yaml(read_text(data_yaml, MAX_YAML_BYTES))
     except FileProblem as e:
-        raise DatasetError([e.at(name)], root) from None
+        raise DatasetError([e.at(name)], folder) from None
     if not isinstance(doc, dict):
-        raise DatasetError([f"{name}: expected a mapping of keys, got {brief(doc)}"], root)
+        raise DatasetError([f"{name}: expected a mapping of keys, got {brief(doc)}"], folder)
 
     problems: list[str] = []
     names = _names(doc, name, problems)
@@ -87,14 +88,14 @@ def read_yolo(data_yaml: Path) -> DetectionData:
     val = _images(doc.get("val"), "val", name, base, root, listed, problems)
     problems += listed.problems(root)
     if problems:
-        raise DatasetError(problems, root)
+        raise DatasetError(problems, folder)
 
     train_samples = tuple(s for i, w in train if (s := _sample(i, w, len(names), root, problems)))
     val_samples = tuple(s for i, w in val if (s := _sample(i, w, len(names), root, problems)))
     if not train and not problems:
         problems.append(f"{name}: train: no images found")
     if problems:
-        raise DatasetError(problems, root)
+        raise DatasetError(problems, folder)
     return DetectionData((BACKGROUND, *names), train_samples, val_samples, root)
 
 

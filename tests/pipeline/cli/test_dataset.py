@@ -241,3 +241,27 @@ def test_stats_says_how_many_images_lie_outside_the_dataset_folder(
     assert main(["dataset", "stats", data, "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["folder"] == str(folder) and printed["splits"][0]["outside"] == 1
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("coco/x.json", "dataset coco: x.json: expected a JSON object at the top, got a list"),
+        ("coco", "dataset coco: train.json: expected a JSON object at the top, got a list"),
+        ("yolo/data.yaml", "dataset yolo: data.yaml: expected a mapping of keys, got a list"),
+    ],
+    ids=["coco-file", "coco-folder", "yolo"],
+)
+def test_a_dataset_given_by_a_relative_path_is_named_once_as_given_not_twice_in_two_forms(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    given: str,
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for path in ("coco/x.json", "coco/train.json", "yolo/data.yaml"):
+        Path(path).parent.mkdir(exist_ok=True)
+        Path(path).write_text("[1]")
+    assert main(["dataset", "stats", given]) == 2
+    assert capsys.readouterr() == ("", f"error: {message}\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,7 @@ import zmq
 from pipeline.cli import main
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_NO_EVENTS, EXIT_OK, EXIT_USAGE
 from pipeline.types import LabelMap
+from sinks.event_bus.endpoints import RESOLVE_S, endpoint_problem
 from sinks.event_bus.publisher import EventPublisher
 from tests.conftest import free_port
 from tests.sinks.event_bus.conftest import result
@@ -110,6 +112,34 @@ def test_an_endpoint_no_other_process_can_publish_to_is_refused_at_once_in_one_l
     out, err = capsys.readouterr()
     assert (info.value.code, out, err.count("\n")) == (EXIT_USAGE, "", 1)
     assert err.startswith(f"error: --endpoint: cannot subscribe to {endpoint!r}: {why}")
+
+
+def test_an_endpoint_with_an_unpaired_bracket_is_refused_as_the_config_refuses_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    endpoint = "tcp://[::1:5556"
+    with pytest.raises(SystemExit) as info:
+        main(["subscribe", "--endpoint", endpoint, "--timeout", "30"])
+    out, err = capsys.readouterr()
+    assert (info.value.code, out, err.count("\n")) == (EXIT_USAGE, "", 1)
+    assert err.startswith(f"error: --endpoint: {endpoint_problem(endpoint)}")
+    assert "has an unpaired bracket" in err  # the zmq sink's `endpoint` rule, word for word
+
+
+def test_a_host_name_that_does_not_resolve_is_named_as_unknown_not_as_nobody_listening(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    endpoint = "tcp://nosuchhost.invalid:5556"  # .invalid never resolves, and asks no server
+    started = time.monotonic()
+    code = main(["subscribe", "--endpoint", endpoint, "--timeout", "0.5"])
+    out, err = capsys.readouterr()
+    if time.monotonic() - started >= RESOLVE_S:  # the resolver here gave no answer in time
+        pytest.skip("the system's resolver did not answer within the bound")
+    assert (code, out) == (EXIT_FAILED, "")
+    assert err == (
+        f"error: no publisher at {endpoint}: its host name 'nosuchhost.invalid' is unknown "
+        "(it does not resolve)\n"
+    )
 
 
 def test_the_count_reached_is_success(endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:

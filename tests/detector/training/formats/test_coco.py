@@ -102,6 +102,25 @@ def test_an_annotation_of_an_image_not_in_images_is_named(
         read_dataset(root)
 
 
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ({"width": 0}, "width and height must be positive integers"),
+        ({"file_name": ""}, "file_name must be a non-empty string"),
+    ],
+    ids=["width-0", "no-file-name"],
+)
+def test_an_image_entry_refused_is_named_once_not_again_by_each_of_its_annotations(
+    shapes: ShapesData, tmp_path: Path, entry: dict[str, Any], why: str
+) -> None:
+    def change(doc: dict[str, Any]) -> None:
+        doc["images"][0].update(entry)
+        assert any(a["image_id"] == doc["images"][0]["id"] for a in doc["annotations"])
+
+    problems = problems_with(shapes, tmp_path, change)
+    assert problems == (f"train.json: image id 1: {why}",)
+
+
 def test_an_image_id_listed_twice_is_named(shapes: ShapesData, tmp_path: Path) -> None:
     root = write_coco(shapes, tmp_path / "coco")
     edit(root / "train.json", lambda d: d["images"][1].update(id=1))
