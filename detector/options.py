@@ -25,6 +25,7 @@ from detector.request import (
     ResolvedRuntime,
     check_combination,
 )
+from pipeline.cores import cores_each, usable_cores
 
 if TYPE_CHECKING:
     import torch
@@ -141,7 +142,18 @@ class DetectorOptions:
         return (
             f"detector: {self.request.model} on {self.device_name}, {self.runtime}, "
             f"{self.precision}{measured}, {self.workers} worker(s), batch {self.batch_size}"
+            + self._share()
             + "".join(f"; {field}: {why}" for field, why in self.reasons.items())
+        )
+
+    def _share(self) -> str:
+        """ ", the share of the cores its CPU threads take" where processes share them (a
+        cluster's shards on one machine); nothing for a run alone on its machine."""
+        if self.sharing <= 1:
+            return ""
+        return (
+            f", CPU threads on {cores_each(self.sharing)} of {usable_cores()} cores "
+            f"(shared by {self.sharing} shards on this machine)"
         )
 
     def warm_up_batches(self) -> list[int]:

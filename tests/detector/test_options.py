@@ -11,6 +11,7 @@ from detector import host
 from detector.errors import ModelConfigError
 from detector.options import AUTO_BATCH_SIZE, CPU_MICRO_BATCH, DetectorOptions
 from detector.request import DetectorRequest
+from tests.cores import pin_cores
 
 
 @pytest.fixture
@@ -181,3 +182,13 @@ def test_device_auto_without_a_gpu_device_file_is_the_cpu_without_asking_torch(
 
 def test_device_auto_with_a_gpu_device_file_asks_torch(cuda_present: None) -> None:
     assert DetectorOptions.resolve(DetectorRequest(device="auto")).device_name == "cuda"
+
+
+def test_the_start_line_says_the_share_of_the_cores_a_shard_s_threads_take(
+    monkeypatch: pytest.MonkeyPatch, no_cuda: None, onnxruntime_here: None
+) -> None:
+    pin_cores(monkeypatch, 8)
+    request = DetectorRequest(model="person_ssdlite")
+    shared = DetectorOptions.resolve(request, sharing=2).describe()
+    assert ", CPU threads on 4 of 8 cores (shared by 2 shards on this machine)" in shared
+    assert "shared by" not in DetectorOptions.resolve(request).describe()  # a run alone
