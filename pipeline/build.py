@@ -25,6 +25,7 @@ from pipeline.config import (
     StreamSourceConfig,
     TrackerConfig,
 )
+from pipeline.config.base import mb_bytes
 from pipeline.config.scene import kept_classes, scene_label_problems
 from pipeline.cores import cores_each
 from pipeline.frame_queue import FrameQueue, QueuePolicy
@@ -114,13 +115,16 @@ def _(src: ImagesSourceConfig, decoder_threads: int = 0) -> Source:
 
 
 def make_queue(camera: CameraConfig, live: bool, condition: threading.Condition) -> FrameQueue:
-    """The camera's frame queue: policy and size from the config, "auto" by source kind
-    (live sources drop their oldest frame to bound latency; files block to lose nothing)."""
+    """The camera's frame queue: policy, size and bytes (`queue_mb`) from the config, "auto"
+    by source kind (live sources drop their oldest frame to bound latency; files block to
+    lose nothing)."""
     policy = camera.queue_policy
     if policy == "auto":
         policy = "drop_oldest" if live else "block"
     size = camera.queue_size or (LIVE_QUEUE_SIZE if live else FILE_QUEUE_SIZE)
-    return FrameQueue(camera.id, size, QueuePolicy(policy), condition)
+    return FrameQueue(
+        camera.id, size, QueuePolicy(policy), condition, max_bytes=mb_bytes(camera.queue_mb)
+    )
 
 
 def make_sampler(camera: CameraConfig) -> FrameSampler:

@@ -1,7 +1,8 @@
 """A camera's bounded queue of decoded frames, between its reader thread and the batcher.
 
 Every queue of a run shares one condition with the batcher, which waits on it for a frame
-of any camera; what a full queue does with a new frame is its `QueuePolicy`. A reader
+of any camera. A queue is bounded by frames and by bytes (frames of up to 40 million pixels
+take 120 MB each); what a full queue does with a new frame is its `QueuePolicy`. A reader
 waiting for room waits on its own queue's condition, over the same lock, so that taking a
 camera's frames wakes that camera's reader only, not every camera's.
 """
@@ -39,9 +40,20 @@ class QueuedFrame:
             return []
         return [r.crop(self.frame) for r in self.regions] or [self.frame]
 
+    @property
+    def nbytes(self) -> int:
+        """The memory its pixels hold: the frame's image, and its `model_image` if any (the
+        regions are views of the image)."""
+        model = self.frame.model_image
+        return self.frame.image.nbytes + (0 if model is None else model.nbytes)
+
 
 class FrameQueue:
     """A bounded FIFO of one camera's frames, sharing a condition with the batcher.
+
+    It holds at most `maxsize` frames and, when `max_bytes` is given, frames of at most
+    that many bytes (`QueuedFrame.nbytes`) together, but always one: a single frame larger
+    than `max_bytes` still passes, alone.
 
     All queues of a run share one `threading.Condition`, so the batcher can wait for a frame
     from any camera without polling. A producer blocked on a full queue waits on the
@@ -50,17 +62,26 @@ class FrameQueue:
     """
 
     def __init__(
-        self, camera_id: str, maxsize: int, policy: QueuePolicy, condition: threading.Condition
+        self,
+        camera_id: str,
+        maxsize: int,
+        policy: QueuePolicy,
+        condition: threading.Condition,
+        max_bytes: int | None = None,
     ) -> None:
         if maxsize < 1:
             raise ValueError(f"queue size must be >= 1, got {maxsize}")
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError(f"queue bytes must be >= 1, got {max_bytes}")
         self.camera_id = camera_id
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
         self.policy = policy
         self.frames_in = 0
         self.dropped = 0
         self.error: str | None = None
         self._items: deque[QueuedFrame] = deque()
+        self._bytes = 0  # what `_items` hold, `QueuedFrame.nbytes` summed
         self._closed = False
         self._cut_off = False
         self._cond = condition
@@ -69,22 +90,33 @@ class FrameQueue:
 
     def put(self, item: QueuedFrame, stop: threading.Event) -> bool:
         """Queue a frame; False if it was not queued: the queue is closed, or `stop` was set
-        while waiting for room."""
+        while waiting for room. Without room, DROP_OLDEST drops the oldest frames until it
+        fits; BLOCK waits for the batcher to take frames."""
+        size = item.nbytes
         with self._cond:
-            while not self._closed and len(self._items) >= self.maxsize:
+            while not self._closed and not self._fits(size):
                 if self.policy is QueuePolicy.DROP_OLDEST:
-                    self._items.popleft()
+                    self._bytes -= self._items.popleft().nbytes
                     self.dropped += 1
-                    break
+                    continue  # an empty queue fits any frame: this ends
                 if stop.is_set():
                     return False
                 self._room.wait(0.1)  # woken by `pop` and `close`; timeout to see `stop`
             if self._closed:
                 return False
             self._items.append(item)
+            self._bytes += size
             self.frames_in += 1
             self._cond.notify_all()
             return True
+
+    def _fits(self, size: int) -> bool:
+        """Whether a frame of `size` bytes has room now; an empty queue has room for any."""
+        if not self._items:
+            return True
+        if len(self._items) >= self.maxsize:
+            return False
+        return self.max_bytes is None or self._bytes + size <= self.max_bytes
 
     def close(self, error: str | None = None) -> None:
         """No more frames will come; `error` says why if the source failed.
@@ -123,13 +155,20 @@ class FrameQueue:
         """The oldest frame, if any; wakes the producer if it waits for room."""
         if not self._items:
             return None
-        self._room.notify()
-        return self._items.popleft()
+        self._room.notify()  # its frame may still not fit: the producer then waits again
+        item = self._items.popleft()
+        self._bytes -= item.nbytes
+        return item
 
     @property
     def finished(self) -> bool:
         """Closed and drained: every frame it will ever hold has been taken."""
         return self._closed and not self._items
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of the frames it holds (`QueuedFrame.nbytes`)."""
+        return self._bytes
 
     def __len__(self) -> int:
         return len(self._items)

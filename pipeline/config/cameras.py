@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from pipeline.config.base import Strict, name_fits
+from pipeline.config.base import ONE_BYTE_MB, Strict, name_fits
 from pipeline.config.safe_yaml import path_repr, short_repr
 from pipeline.config.scene import AnalyticsConfig, LineConfig, ZoneConfig, check_scene_ids
 from pipeline.folders import LINK_LOOP, file_kind
@@ -246,6 +246,14 @@ class MotionConfig(Strict):
         return self
 
 
+QUEUE_MB = 1000
+"""The bytes a camera's frame queue holds by default, in MB: a file's 32 frames up to 4K
+(24.9 MB of RGB each, 25.2 MB with the image resized for a 320x320 network: 806 MB), so
+that the batcher stays fed as before, while an 8K camera (99.5 MB a frame) buffers 10
+frames, 1 GB, where 32 took 3.2 GB; a live source's 4 frames fit at any size a camera may
+have (`pipeline.types.MAX_FRAME_PIXELS`)."""
+
+
 class CameraConfig(Strict):
     id: str = Field(
         description="Camera id: used in event topics, file names and the database.",
@@ -264,6 +272,13 @@ class CameraConfig(Strict):
         ge=1,
         le=4096,
         description="Decoded frames buffered for this camera (default 32 for files, 4 live).",
+    )
+    queue_mb: float = Field(
+        QUEUE_MB,
+        ge=ONE_BYTE_MB,
+        le=1_000_000,
+        description="Most memory the frames buffered for this camera may take, in MB "
+        "(millions of bytes; at most 1 TB); one frame is buffered however large.",
     )
     queue_policy: Literal["auto", "block", "drop_oldest"] = Field(
         "auto",

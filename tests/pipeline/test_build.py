@@ -18,6 +18,7 @@ from pipeline.build import (
     torch_cpu_threads,
 )
 from pipeline.config import AnalyticsConfig, CameraConfig, DetectorConfig
+from pipeline.config.cameras import QUEUE_MB
 from pipeline.frame_queue import QueuePolicy
 from pipeline.types import LineShape, ZoneShape
 from tests.conftest import VideoFactory
@@ -44,6 +45,16 @@ def test_configured_queue_size_and_policy_win_over_auto(synthetic_video: VideoFa
     )
     queue = make_queue(camera, False, threading.Condition())
     assert (queue.policy, queue.maxsize) == (QueuePolicy.DROP_OLDEST, 7)
+
+
+def test_a_cameras_queue_is_bounded_by_its_queue_mb_in_decimal_bytes(
+    synthetic_video: VideoFactory,
+) -> None:
+    clip = synthetic_video("clip.mp4", frames=1, size=(32, 32))
+    default = CameraConfig.model_validate({"id": "cam", "source": str(clip)})
+    assert make_queue(default, False, threading.Condition()).max_bytes == QUEUE_MB * 1_000_000
+    camera = default.model_copy(update={"queue_mb": 2.5})
+    assert make_queue(camera, True, threading.Condition()).max_bytes == 2_500_000
 
 
 def test_the_run_detector_is_described_by_the_run_not_logged_again_by_its_builder(

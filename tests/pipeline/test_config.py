@@ -514,8 +514,8 @@ def test_every_number_in_the_config_has_bounds_that_the_run_can_hold(
 SIZE_FIELDS = [(model, name) for model, name in NUMBER_FIELDS if name.endswith("_mb")]
 
 
-def test_the_sizes_in_mb_are_the_spool_the_snapshots_and_a_shards_memory() -> None:
-    assert {name for _, name in SIZE_FIELDS} == {"spool_max_mb", "keep_mb", "memory_mb"}
+def test_the_sizes_in_mb_are_the_spool_the_snapshots_a_shards_memory_and_a_cameras_queue() -> None:
+    assert {name for _, name in SIZE_FIELDS} == {"spool_max_mb", "keep_mb", "memory_mb", "queue_mb"}
 
 
 def test_every_size_in_the_config_is_in_decimal_kb_or_mb_and_says_so() -> None:
@@ -524,7 +524,13 @@ def test_every_size_in_the_config_is_in_decimal_kb_or_mb_and_says_so() -> None:
         for model, name in NUMBER_FIELDS
         if name.endswith(("_b", "_bytes", "_kb", "_kib", "_mb", "_mib", "_gb", "_gib"))
     ]
-    assert {name for _, name in sizes} == {"max_packet_kb", "spool_max_mb", "keep_mb", "memory_mb"}
+    assert {name for _, name in sizes} == {
+        "max_packet_kb",
+        "spool_max_mb",
+        "keep_mb",
+        "memory_mb",
+        "queue_mb",
+    }
     assert (BYTES_PER_KB, BYTES_PER_MB) == (1000, 1_000_000)
     for model, name in sizes:
         unit = "kB (thousands" if name.endswith("_kb") else "MB (millions"
@@ -552,8 +558,9 @@ def test_every_size_in_mb_below_one_byte_is_refused_not_counted_as_no_room(
             "cluster:\n  engine: ray\n  resources_per_shard:\n    memory_mb: 1e-300\n",
             "cluster.resources_per_shard.memory_mb (line 7)",
         ),
+        ("    queue_mb: 1e-300\n", "cameras[0].queue_mb (camera a, line 4)"),
     ],
-    ids=["spool", "memory"],
+    ids=["spool", "memory", "queue"],
 )
 def test_a_size_below_one_byte_is_refused_at_its_yaml_path(
     video: str, entry: str, where: str
