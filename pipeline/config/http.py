@@ -7,8 +7,8 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import FsPath, Strict
-from pipeline.config.sinks import HostName, LiveAuthConfig
-from pipeline.urls import MAX_PORT, listen_host_problem
+from pipeline.config.sinks import HostName, ListenHost, LiveAuthConfig
+from pipeline.urls import MAX_PORT
 from pipeline.web.swagger_ui import swagger_files_problem
 from sinks.live_view.access import exposure_problem
 
@@ -17,7 +17,7 @@ DEFAULT_HTTP_PORT = 9464
 
 
 class HttpConfig(Strict):
-    host: str = Field(
+    host: ListenHost = Field(
         "127.0.0.1",
         min_length=1,
         description="Address to listen on; 127.0.0.1 keeps it on this machine. Any other "
@@ -58,13 +58,6 @@ class HttpConfig(Strict):
         "it works without internet. None: the copy the `api` extra installs, else the browser "
         "loads them from cdn.jsdelivr.net.",
     )
-
-    @field_validator("host")
-    @classmethod
-    def _an_address_or_a_name(cls, host: str) -> str:
-        if (problem := listen_host_problem(host)) is not None:
-            raise ValueError(problem)  # at its line: binding says it later, without one
-        return host
 
     @field_validator("swagger_ui")
     @classmethod

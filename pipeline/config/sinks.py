@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     Field,
     SecretStr,
     StringConstraints,
@@ -108,6 +109,16 @@ HostName = Annotated[
 ]
 
 
+def _listen_host(host: str) -> str:
+    if (problem := listen_host_problem(host)) is not None:
+        raise ValueError(problem)  # at its line: binding says it later, without one
+    return host
+
+
+ListenHost = Annotated[str, AfterValidator(_listen_host)]
+"""An address to listen on: an IP address or a host name (`listen_host_problem`)."""
+
+
 class LiveAuthConfig(Strict):
     username: str = Field(
         "viewer",
@@ -160,7 +171,7 @@ class LiveSinkConfig(Strict):
     start it (`PipelineConfig.server`)."""
 
     type: Literal["live"] = Field(description="Live MJPEG view in the browser, with an index.")
-    host: str = Field(
+    host: ListenHost = Field(
         "127.0.0.1",
         min_length=1,
         description="Address to listen on (without an `http:` section); 127.0.0.1 keeps the "
@@ -198,13 +209,6 @@ class LiveSinkConfig(Strict):
         description="Serve a non-loopback `host` without `auth`: anyone who can reach the "
         "port sees the cameras (without `http:`).",
     )
-
-    @field_validator("host")
-    @classmethod
-    def _an_address_or_a_name(cls, host: str) -> str:
-        if (problem := listen_host_problem(host)) is not None:
-            raise ValueError(problem)  # at its line: binding says it later, without one
-        return host
 
     @model_validator(mode="after")
     def _not_exposed_by_accident(self) -> LiveSinkConfig:

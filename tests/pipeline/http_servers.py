@@ -31,14 +31,15 @@ _Server = TypeVar("_Server", bound="LoopbackServer")
 
 
 class LoopbackServer:
-    """A server on 127.0.0.1:`port`, each connection answered in a thread of its own, until
-    the `with` block ends; subclasses say how (`_accept`)."""
+    """A server on 127.0.0.1:`port` until the `with` block ends, counting the connections
+    it accepts (`connections`); subclasses answer each (`_took`)."""
 
     def __init__(self) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._done = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.connections = 0
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}/{path}"
@@ -63,6 +64,16 @@ class LoopbackServer:
         thread.start()
 
     def _accept(self) -> None:
+        while not self._done.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._took(client)
+
+    def _took(self, client: socket.socket) -> None:
+        """Answers a connection just accepted (`connections` counts it already)."""
         raise NotImplementedError
 
 
@@ -89,7 +100,6 @@ class MjpegServer(LoopbackServer):
         self.interval_s = interval_s
         self.chunk = chunk
         self.chunk_delay_s = chunk_delay_s
-        self.connections = 0
         self.endless_sent: list[int] = []
         self._jpeg = jpeg()
         super().__init__()
@@ -97,15 +107,9 @@ class MjpegServer(LoopbackServer):
     def url(self, path: str = "video") -> str:
         return super().url(path)
 
-    def _accept(self) -> None:
-        while not self._done.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
-            self.connections += 1
-            self._spawn(self._answer, client)
+    def _took(self, client: socket.socket) -> None:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        self._spawn(self._answer, client)
 
     def _answer(self, client: socket.socket) -> None:
         with client, contextlib.suppress(OSError):  # the client dropped the connection
@@ -177,26 +181,19 @@ class OneClientServer(LoopbackServer):
         self.content_type = content_type
         self.piece = piece
         self.interval_s = interval_s
-        self.connections = 0
         self._busy = False
         super().__init__()
 
     def url(self, path: str = "live") -> str:
         return super().url(path)
 
-    def _accept(self) -> None:
-        while not self._done.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            if self._busy:
-                with client, contextlib.suppress(OSError):
-                    client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
-                continue
-            self._busy = True
-            self._spawn(self._answer, client)
+    def _took(self, client: socket.socket) -> None:
+        if self._busy:
+            with client, contextlib.suppress(OSError):
+                client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+            return
+        self._busy = True
+        self._spawn(self._answer, client)
 
     def _answer(self, client: socket.socket) -> None:
         with client, contextlib.suppress(OSError):  # the client dropped the connection
