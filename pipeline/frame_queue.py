@@ -44,8 +44,7 @@ class QueuedFrame:
     def nbytes(self) -> int:
         """The memory its pixels hold: the frame's image, and its `model_image` if any (the
         regions are views of the image)."""
-        model = self.frame.model_image
-        return self.frame.image.nbytes + (0 if model is None else model.nbytes)
+        return self.frame.nbytes
 
 
 class FrameQueue:

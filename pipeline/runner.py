@@ -31,6 +31,7 @@ from pipeline.build import (
     stream_scene,
 )
 from pipeline.config import CameraConfig, PipelineConfig, SqlSinkConfig
+from pipeline.config.base import SINK_QUEUE_MB, mb_bytes
 from pipeline.config.scene import kept_classes
 from pipeline.cores import usable_cores
 from pipeline.detection_loop import DetectionLoop, FrameDetector
@@ -43,7 +44,7 @@ from pipeline.sources import Source, decoder_threads_for
 from pipeline.stops import STOP_OPENING, STOP_PREPARING, STOP_RUNNING, StopEvent
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
 from pipeline.types import CameraStatus, RunOutcome, StreamInfo
-from pipeline.workers import SinkFanout, SinkWorker
+from pipeline.workers import QueueBound, SinkFanout, SinkWorker
 from sinks.base import Sink, SinkStopped
 
 if TYPE_CHECKING:
@@ -51,8 +52,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXTRA_SINK_QUEUE_SIZE = 256
-"""Results buffered for each sink handed to `Pipeline` directly (`extra_sinks`)."""
+EXTRA_SINK_QUEUE = QueueBound(256, mb_bytes(SINK_QUEUE_MB))
+"""What each sink handed to `Pipeline` directly (`extra_sinks`) buffers: 256 messages, and
+the configured sinks' default bytes of frames (`SINK_QUEUE_MB`)."""
 
 
 class Pipeline:
@@ -70,7 +72,8 @@ class Pipeline:
     (its open tracks closed) as at the end of a file (docs/stopping.md).
 
     `detector` and `extra_sinks` replace the configured detector / add sinks (tests, embedding);
-    `sized_sinks` adds sinks built from a config, each with its configured `queue_size`.
+    `sized_sinks` adds sinks built from a config, each with its configured queue's bound
+    (`queue_size`, `queue_mb`).
     `cameras_here`: the cameras that decode on this machine at once, this run's among them
     (a cluster's shards on one node count each other's), which sets the decoders' threads
     (`decoder_threads_for`); None: this run's.
@@ -83,7 +86,7 @@ class Pipeline:
         config_source: str = "",
         detector: FrameDetector | None = None,
         extra_sinks: Sequence[Sink] = (),
-        sized_sinks: Sequence[tuple[Sink, int]] = (),
+        sized_sinks: Sequence[tuple[Sink, QueueBound]] = (),
         cameras_here: int | None = None,
     ) -> None:
         self.config = config
@@ -96,7 +99,7 @@ class Pipeline:
         self._camera_stops: dict[str, threading.Event] = {}
         self._stopped_cameras: set[str] = set()
         self._detector = detector
-        self._extra_sinks = [(sink, EXTRA_SINK_QUEUE_SIZE) for sink in extra_sinks]
+        self._extra_sinks = [(sink, EXTRA_SINK_QUEUE) for sink in extra_sinks]
         self._extra_sinks += sized_sinks
         self.metrics = RunMetrics()
         self.http_url: str | None = None
@@ -172,8 +175,13 @@ class Pipeline:
             sinks += self._extra_sinks
             labels = sink_labels([sink.name for sink, _ in sinks])
             workers = [
-                SinkWorker(sink, size, functools.partial(self.metrics.written, label))
-                for (sink, size), label in zip(sinks, labels, strict=True)
+                SinkWorker(
+                    sink,
+                    bound.size,
+                    functools.partial(self.metrics.written, label),
+                    max_bytes=bound.max_bytes,
+                )
+                for (sink, bound), label in zip(sinks, labels, strict=True)
             ]
             fanout = SinkFanout(workers)
             try:

@@ -19,6 +19,7 @@ from pipeline.config import (
 )
 from pipeline.config.base import mb_bytes
 from pipeline.types import LabelMap
+from pipeline.workers import QueueBound
 from sinks.base import Sink, SinkError
 
 
@@ -27,20 +28,25 @@ def build_sinks(
     labels: LabelMap,
     run_config: str,
     stop: threading.Event | None = None,
-) -> list[tuple[Sink, int]]:
-    """Every configured sink, opened, with its queue size; on failure the ones opened so far
+) -> list[tuple[Sink, QueueBound]]:
+    """Every configured sink, opened, with its queue's bound; on failure the ones opened so far
     are closed and the SinkError goes on. `stop`: the run's (`SinkContext.stop`)."""
-    built: list[tuple[Sink, int]] = []
+    built: list[tuple[Sink, QueueBound]] = []
     snapshots = next((c.dir for c in configs if isinstance(c, SnapshotSinkConfig)), None)
     context = SinkContext(labels, run_config, snapshots, stop=stop)
     try:
         for config in configs:
-            built.append((build_sink(config, context), config.queue_size))
+            built.append((build_sink(config, context), queue_bound(config)))
     except SinkError:
         for sink, _ in built:
             sink.close()
         raise
     return built
+
+
+def queue_bound(config: SinkConfig) -> QueueBound:
+    """A sink's queue as its section bounds it: `queue_size` messages, `queue_mb` of frames."""
+    return QueueBound(config.queue_size, mb_bytes(config.queue_mb))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
@@ -34,6 +35,77 @@ TICK_S = 0.25
 @dataclass(frozen=True)
 class _RunEnded:
     outcome: RunOutcome
+
+
+@dataclass(frozen=True)
+class QueueBound:
+    """How much a sink's queue holds: `size` messages and, when `max_bytes` is given, the
+    frames of its messages up to that many bytes (`SinkQueue`)."""
+
+    size: int
+    max_bytes: int | None = None
+
+
+class SinkQueue:
+    """A sink worker's FIFO of messages, bounded by count and by the bytes of their frames.
+
+    It holds at most `maxsize` messages and, when `max_bytes` is given, messages whose frames
+    take at most that many bytes together (a `FrameResult`'s `Frame.nbytes`; any other
+    message counts 0), but always one: a single message larger than `max_bytes` still
+    passes, alone. A frame is counted in every queue that holds it, though the queues (a
+    camera's, each sink's) share its pixels. `put` and `get` take and raise as
+    `queue.Queue`'s do (`queue.Full`, `queue.Empty`).
+    """
+
+    def __init__(self, maxsize: int, max_bytes: int | None = None) -> None:
+        if maxsize < 1:
+            raise ValueError(f"queue size must be >= 1, got {maxsize}")
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError(f"queue bytes must be >= 1, got {max_bytes}")
+        self.maxsize = maxsize
+        self.max_bytes = max_bytes
+        self._items: deque[tuple[object, int]] = deque()  # each message with its bytes
+        self._bytes = 0
+        self._cond = threading.Condition()
+
+    def put(self, message: object, timeout: float) -> None:
+        """Queue `message`, waiting up to `timeout` s for room; raises queue.Full if none."""
+        size = message.frame.nbytes if isinstance(message, FrameResult) else 0
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._fits(size), timeout):
+                raise queue.Full
+            self._items.append((message, size))
+            self._bytes += size
+            self._cond.notify_all()
+
+    def _fits(self, size: int) -> bool:
+        """Whether a message of `size` bytes has room now; an empty queue has room for any."""
+        if not self._items:
+            return True
+        if len(self._items) >= self.maxsize:
+            return False
+        return self.max_bytes is None or self._bytes + size <= self.max_bytes
+
+    def get(self, timeout: float) -> object:
+        """The oldest message, waiting up to `timeout` s for one; raises queue.Empty if none."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: bool(self._items), timeout):
+                raise queue.Empty
+            message, size = self._items.popleft()
+            self._bytes -= size
+            self._cond.notify_all()  # a producer may wait for room
+            return message
+
+    def get_nowait(self) -> object:
+        return self.get(0)
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of the frames its messages hold."""
+        return self._bytes
 
 
 class HeldWithNextFrame(ForwardingSink):
@@ -69,9 +141,10 @@ class HeldWithNextFrame(ForwardingSink):
 class SinkWorker:
     """Feeds one sink from a bounded queue in a thread of its own.
 
-    `submit` blocks while the queue is full, so a slow sink slows the pipeline rather than
-    losing results. Every `TICK_S` it calls the sink's `tick`, between messages. A sink
-    without a `held_events` of its own gets held events with its camera's next frame
+    `submit` blocks while the queue is full (`maxsize` messages, or `max_bytes` of their
+    frames: `SinkQueue`), so a slow sink slows the pipeline rather than losing results.
+    Every `TICK_S` it calls the sink's `tick`, between messages. A sink without a
+    `held_events` of its own gets held events with its camera's next frame
     (`HeldWithNextFrame`). If the sink raises, the worker records the error (`error`),
     closes the sink, and from then on discards what it is given: one broken output never
     stalls the others. The main loop reads `error` to report it.
@@ -82,6 +155,7 @@ class SinkWorker:
         sink: Sink,
         maxsize: int,
         on_written: Callable[[FrameResult], None] | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self.sink = sink if sink.takes_held_events() else HeldWithNextFrame(sink)
         self.error: str | None = None
@@ -91,7 +165,7 @@ class SinkWorker:
         self.unwritten = 0
         """Frames' results not handed to the sink because it had failed."""
         self._count_lock = threading.Lock()
-        self._queue: queue.Queue[object] = queue.Queue(maxsize)
+        self._queue = SinkQueue(maxsize, max_bytes)
         self._failed = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
         self._thread.start()
@@ -122,7 +196,7 @@ class SinkWorker:
         # its queue would wait for ever.
         while not self._failed.is_set() and self._thread.is_alive():
             try:
-                self._queue.put(message, timeout=0.1)
+                self._queue.put(message, 0.1)
                 return True
             except queue.Full:
                 continue
@@ -144,7 +218,7 @@ class SinkWorker:
     def submit_close(self) -> None:
         while self._thread.is_alive():
             try:
-                self._queue.put(_CLOSE, timeout=0.1)
+                self._queue.put(_CLOSE, 0.1)
                 return
             except queue.Full:
                 continue
@@ -154,7 +228,7 @@ class SinkWorker:
             next_tick = time.monotonic() + TICK_S
             while True:
                 try:
-                    message = self._queue.get(timeout=max(0.0, next_tick - time.monotonic()))
+                    message = self._queue.get(max(0.0, next_tick - time.monotonic()))
                 except queue.Empty:
                     message = None
                 if message is _CLOSE:

@@ -159,7 +159,8 @@ class Shard:
         from pipeline.build import make_source
         from pipeline.preflight import check_before_work
         from pipeline.runner import Pipeline
-        from pipeline.sink_factory import SinkContext, build_sink
+        from pipeline.sink_factory import SinkContext, build_sink, queue_bound
+        from pipeline.workers import QueueBound
 
         started = time.monotonic()
         resume = resume or {}
@@ -189,7 +190,7 @@ class Shard:
         context = SinkContext(
             detector.labels, run_config, snapshot_dir, shard=True, stop=self._stop
         )
-        sinks: list[tuple[Sink, int]] = []
+        sinks: list[tuple[Sink, QueueBound]] = []
         try:
             for sink_config in config.sinks:
                 if isinstance(sink_config, SqlSinkConfig):
@@ -197,11 +198,11 @@ class Shard:
                     tracks = {c: r.stored_tracks for c, r in resume.items()}
                     scene = {c: r.stored_scene for c, r in resume.items()}
                     built = ResumeSink(build_sink(sink_config, context), through, tracks, scene)
-                    sinks.append((built, sink_config.queue_size))
+                    sinks.append((built, queue_bound(sink_config)))
                 elif isinstance(sink_config, EventSinkConfig):
                     shard_sink = _for_shard(sink_config, publisher_endpoint, f"{self.name}-{run}")
                     events = build_sink(shard_sink, context)
-                    sinks.append((events, sink_config.queue_size))
+                    sinks.append((events, queue_bound(sink_config)))
                     assert isinstance(events, ResumesCameras)
                     for camera_id, r in resume.items():
                         # MQTT's events are the bus's, numbered alike: the forwarder's

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from pipeline.config.safe_yaml import short_repr
 from pipeline.folders import name_problem
@@ -59,3 +59,23 @@ FsPath = Annotated[Path, AfterValidator(lambda path: Path(name_fits(str(path))))
 def yaml_path(loc: Sequence[str | int]) -> str:
     """A place in the config as errors name it: `sinks[0].endpoint`."""
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+SINK_QUEUE_MB = 2000
+"""The bytes a sink's queue holds by default, in MB, counting the frames of its messages:
+a video or snapshots sink's 64 frames up to 4K (24.9 MB of RGB each, 26.1 MB with the image
+resized for a 640x640 network: 1.7 GB) and the 256 results of the SQL, ZeroMQ and MQTT
+sinks up to 1080p (7.4 MB each: 1.9 GB) still fit, so that a sink keeps the slack it had,
+while an 8K camera's frames (99.5 MB each) take at most 2 GB where a video sink's 64 took
+6.4 GB; the live view's 8 fit at any size a camera may have."""
+
+SinkQueueMb = Annotated[
+    float,
+    Field(
+        ge=ONE_BYTE_MB,
+        le=1_000_000,
+        description="Most memory the frames buffered for this sink may take, in MB "
+        "(millions of bytes; at most 1 TB); one message is buffered however large.",
+    ),
+]
+"""A sink's `queue_mb`: its queue's bound in the bytes of its messages' frames."""

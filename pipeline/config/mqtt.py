@@ -8,7 +8,14 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.config.base import BYTES_PER_KB, FsPath, Strict, kb_bytes
+from pipeline.config.base import (
+    BYTES_PER_KB,
+    SINK_QUEUE_MB,
+    FsPath,
+    SinkQueueMb,
+    Strict,
+    kb_bytes,
+)
 from sinks.event_bus.schema import EVENT_TYPES
 from sinks.mqtt.packets import MAX_PACKET_BYTES
 from sinks.mqtt.settings import BrokerAddress, BrokerSettings
@@ -130,6 +137,7 @@ class MqttSinkConfig(Strict):
         "what is buffered.",
     )
     queue_size: int = Field(256, ge=1, le=100_000, description="Frames buffered for the sink.")
+    queue_mb: SinkQueueMb = SINK_QUEUE_MB
     homeassistant: bool = Field(
         False,
         description="Announce each camera to Home Assistant (MQTT discovery): a device with "

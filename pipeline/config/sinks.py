@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline.config.base import ONE_BYTE_MB, FsPath, Strict, name_fits
+from pipeline.config.base import ONE_BYTE_MB, SINK_QUEUE_MB, FsPath, SinkQueueMb, Strict, name_fits
 from pipeline.config.mqtt import MqttSinkConfig
 from pipeline.urls import MAX_PORT, listen_host_problem
 from sinks.event_bus.endpoints import endpoint_problem
@@ -73,6 +73,7 @@ class VideoSinkConfig(Strict):
         ),
     )
     queue_size: int = Field(64, ge=1, le=4096, description="Frames buffered for the encoder.")
+    queue_mb: SinkQueueMb = SINK_QUEUE_MB
     segment_minutes: float | None = Field(
         None,
         gt=0,
@@ -186,6 +187,7 @@ class LiveSinkConfig(Strict):
     )
     jpeg_quality: int = Field(80, ge=1, le=100, description="JPEG quality of the frames.")
     queue_size: int = Field(8, ge=1, le=4096, description="Frames buffered for the view.")
+    queue_mb: SinkQueueMb = SINK_QUEUE_MB
     max_viewers: int = Field(
         DEFAULT_MAX_VIEWERS,
         ge=1,
@@ -236,6 +238,7 @@ class ZmqSinkConfig(Strict):
         5.0, ge=0, le=3600, description="Longest wait for those subscribers."
     )
     queue_size: int = Field(256, ge=1, le=100_000, description="Frames buffered for the sender.")
+    queue_mb: SinkQueueMb = SINK_QUEUE_MB
     isolate_subscribers: bool = Field(
         False,
         description=(
@@ -291,6 +294,7 @@ class SqlSinkConfig(Strict):
     )
     batch_size: int = Field(500, ge=1, le=100_000, description="Rows per insert.")
     queue_size: int = Field(256, ge=1, le=100_000, description="Frames buffered for the writer.")
+    queue_mb: SinkQueueMb = SINK_QUEUE_MB
     flush_interval_s: float = Field(
         1.0,
         gt=0,
@@ -381,6 +385,7 @@ class SnapshotSinkConfig(Strict):
         "at most 1 PB).",
     )
     queue_size: int = Field(64, ge=1, le=100_000, description="Frames buffered for the writer.")
+    queue_mb: SinkQueueMb = SINK_QUEUE_MB
     write_timeout_s: float = Field(
         WRITE_TIMEOUT_S,
         gt=0,

@@ -65,6 +65,12 @@ class Frame:
     def width(self) -> int:
         return int(self.image.shape[1])
 
+    @property
+    def nbytes(self) -> int:
+        """The memory its pixels hold: `image`, and `model_image` if any."""
+        model = self.model_image
+        return self.image.nbytes + (0 if model is None else model.nbytes)
+
     def image_for(self, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
         """The pixels to resize to `size` (h, w) for a network: `model_image` where it has
         that size (made ahead for that network), else `image`."""

@@ -11,6 +11,7 @@ from detector import DetectorRequest, ModelConfigError
 from detector.request import BOUNDS, DEFAULTS
 from pipeline.cli import main
 from pipeline.config import (
+    CameraConfig,
     ConfigError,
     DetectorConfig,
     PipelineConfig,
@@ -18,7 +19,7 @@ from pipeline.config import (
     load_config,
     parse_config,
 )
-from pipeline.config.base import BYTES_PER_KB, BYTES_PER_MB, ONE_BYTE_MB
+from pipeline.config.base import BYTES_PER_KB, BYTES_PER_MB, ONE_BYTE_MB, SINK_QUEUE_MB
 from pipeline.config.loader import MAX_PROBLEM_CHARS, MAX_PROBLEMS_SHOWN, NUL_PROBLEM
 from tests.conftest import VideoFactory
 
@@ -514,8 +515,17 @@ def test_every_number_in_the_config_has_bounds_that_the_run_can_hold(
 SIZE_FIELDS = [(model, name) for model, name in NUMBER_FIELDS if name.endswith("_mb")]
 
 
-def test_the_sizes_in_mb_are_the_spool_the_snapshots_a_shards_memory_and_a_cameras_queue() -> None:
+def test_the_sizes_in_mb_are_the_spool_the_snapshots_a_shards_memory_and_the_queues() -> None:
     assert {name for _, name in SIZE_FIELDS} == {"spool_max_mb", "keep_mb", "memory_mb", "queue_mb"}
+
+
+def test_every_sink_with_a_queue_size_bounds_its_queue_by_bytes_too_by_default() -> None:
+    queued = [
+        m for m in config_models() if "queue_size" in m.model_fields and m is not CameraConfig
+    ]
+    assert len(queued) == 6  # video, live, zmq, sql, snapshots, mqtt
+    for model in queued:
+        assert model.model_fields["queue_mb"].default == SINK_QUEUE_MB, model.__name__
 
 
 def test_every_size_in_the_config_is_in_decimal_kb_or_mb_and_says_so() -> None:
@@ -559,8 +569,9 @@ def test_every_size_in_mb_below_one_byte_is_refused_not_counted_as_no_room(
             "cluster.resources_per_shard.memory_mb (line 7)",
         ),
         ("    queue_mb: 1e-300\n", "cameras[0].queue_mb (camera a, line 4)"),
+        ("sinks:\n  - type: video\n    queue_mb: 1e-300\n", "sinks[0].queue_mb (line 6)"),
     ],
-    ids=["spool", "memory", "queue"],
+    ids=["spool", "memory", "camera queue", "sink queue"],
 )
 def test_a_size_below_one_byte_is_refused_at_its_yaml_path(
     video: str, entry: str, where: str

@@ -34,6 +34,7 @@ from pipeline.types import (
     TrackEvent,
     ZoneEvent,
 )
+from pipeline.workers import QueueBound
 from sinks.base import Sink
 from tests.conftest import VideoFactory
 from tests.cores import pin_cores
@@ -538,28 +539,28 @@ def test_a_stop_closes_the_visits_of_tracks_still_inside_a_zone(
     ]
 
 
-def test_sinks_handed_with_a_queue_size_are_buffered_by_it_the_others_by_the_default(
+def test_sinks_handed_with_a_queue_bound_are_buffered_by_it_the_others_by_the_default(
     synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clip = synthetic_video("clip.mp4", frames=2, size=(64, 48))
     config = parse_config(f"cameras:\n  - id: cam\n    source: {clip}\n")
     sized, plain = AnalyticsRecorder(), AnalyticsRecorder()
-    queues: dict[int, int] = {}
+    queues: dict[int, QueueBound] = {}
     real_worker = runner.SinkWorker
 
-    def recording_worker(sink: Sink, maxsize: int, *args: Any) -> Any:
-        queues[id(sink)] = maxsize
-        return real_worker(sink, maxsize, *args)
+    def recording_worker(sink: Sink, maxsize: int, on_written: Any, max_bytes: int) -> Any:
+        queues[id(sink)] = QueueBound(maxsize, max_bytes)
+        return real_worker(sink, maxsize, on_written, max_bytes=max_bytes)
 
     monkeypatch.setattr(runner, "SinkWorker", recording_worker)
     summary = Pipeline(
         config,
         detector=EagerDetector(),
         extra_sinks=[plain],
-        sized_sinks=[(sized, 7)],
+        sized_sinks=[(sized, QueueBound(7, 5_000_000))],
     ).run()
     assert summary.ok
-    assert queues == {id(plain): runner.EXTRA_SINK_QUEUE_SIZE, id(sized): 7}
+    assert queues == {id(plain): runner.EXTRA_SINK_QUEUE, id(sized): QueueBound(7, 5_000_000)}
     assert list(sized.on_frames) == ["cam"]  # it was fed, as the others
 
 

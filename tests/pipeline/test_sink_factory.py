@@ -10,9 +10,9 @@ import pytest
 
 import sinks.sql.sink as sql_sink_module
 from pipeline.cluster.engine import shard_options
-from pipeline.config import SnapshotSinkConfig, SqlSinkConfig
+from pipeline.config import SnapshotSinkConfig, SqlSinkConfig, VideoSinkConfig
 from pipeline.config.cluster import ShardResourcesConfig
-from pipeline.sink_factory import SinkContext, build_sink
+from pipeline.sink_factory import SinkContext, build_sink, queue_bound
 from pipeline.types import LabelMap
 from sinks.snapshots.sink import SnapshotSink
 
@@ -33,4 +33,5 @@ def test_every_size_in_mb_is_a_million_bytes(
     snapshots = build_sink(SnapshotSinkConfig(type="snapshots", dir=tmp_path, keep_mb=2.5), CONTEXT)
     assert isinstance(snapshots, SnapshotSink)
     memory = shard_options(ShardResourcesConfig(memory_mb=2.5))["memory"]
-    assert seen["spool"] == snapshots.retention.max_bytes == memory == 2_500_000
+    queue = queue_bound(VideoSinkConfig(type="video", queue_mb=2.5)).max_bytes
+    assert seen["spool"] == snapshots.retention.max_bytes == memory == queue == 2_500_000

@@ -1,10 +1,13 @@
 """Sink workers: a closed worker never makes its producer wait; a failed sink is reported
 once, with every result it never got counted; held "ended" events reach a sink without a
-`held_events` of its own in its camera's next frame or its end."""
+`held_events` of its own in its camera's next frame or its end; a sink's queue is full by
+the bytes of its messages' frames as by their count."""
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -18,7 +21,7 @@ from pipeline.types import (
     TrackEvent,
     TrackSummary,
 )
-from pipeline.workers import SinkWorker
+from pipeline.workers import SinkQueue, SinkWorker
 from sinks.base import ForwardingSink, Sink, SinkError
 
 
@@ -221,3 +224,85 @@ def test_a_sink_with_held_events_of_its_own_gets_them_there_and_only_there() -> 
         ("frame", "b", 1, []),
         ("end", "a", [4]),
     ]
+
+
+FRAME_BYTES = 8 * 8 * 3  # each of `results`' frames
+
+
+def test_a_sink_queue_full_by_bytes_refuses_a_frame_though_under_its_count() -> None:
+    bounded = SinkQueue(10, max_bytes=2 * FRAME_BYTES)
+    first, second, third = results(3)
+    bounded.put(first, 0)
+    bounded.put(second, 0)
+    with pytest.raises(queue.Full):
+        bounded.put(third, 0)
+    assert (bounded.qsize(), bounded.nbytes) == (2, 2 * FRAME_BYTES)
+    assert bounded.get(0) is first
+    bounded.put(third, 0)  # the frame taken made room
+    assert bounded.nbytes == 2 * FRAME_BYTES
+
+
+def test_one_message_larger_than_the_bytes_bound_still_passes_alone() -> None:
+    bounded = SinkQueue(10, max_bytes=1)
+    first, second = results(2)
+    bounded.put(first, 0)
+    with pytest.raises(queue.Full):
+        bounded.put(second, 0)
+    assert bounded.get(0) is first
+    bounded.put(second, 0)
+
+
+def test_messages_without_frames_are_not_counted_in_a_sink_queues_bytes() -> None:
+    bounded = SinkQueue(3, max_bytes=FRAME_BYTES)
+    bounded.put(results(1)[0], 0)
+    bounded.put(HeldTrackEvents("cam", (ended("cam", 1),)), 0)
+    bounded.put(StreamEnd("cam", 1), 0)  # the bytes are full, yet they pass
+    assert (bounded.qsize(), bounded.nbytes) == (3, FRAME_BYTES)
+    with pytest.raises(queue.Full):  # the count still bounds them
+        bounded.put(StreamEnd("cam", 1), 0)
+
+
+class HeldUntilReleased(Sink):
+    """Holds its first `write` until `release` is set."""
+
+    name = "held"
+
+    def __init__(self) -> None:
+        self.writing = threading.Event()
+        self.release = threading.Event()
+        self.frames: list[int] = []
+
+    def write(self, result: FrameResult) -> None:
+        self.writing.set()
+        self.release.wait(5)
+        self.frames.append(result.frame.index)
+
+    def close(self) -> None:
+        return None
+
+
+def test_a_sink_worker_full_by_bytes_blocks_its_producer_until_the_sink_takes_a_frame() -> None:
+    sink = HeldUntilReleased()
+    worker = SinkWorker(sink, 100, max_bytes=2 * FRAME_BYTES)
+    first, *rest = results(4)
+    worker.submit(first)
+    assert sink.writing.wait(5)  # taken from the queue, held in `write`
+    handed = threading.Event()
+
+    def hand_over() -> None:
+        for result in rest:  # one more than the bytes hold
+            worker.submit(result)
+        handed.set()
+
+    producer = threading.Thread(target=hand_over, daemon=True)
+    producer.start()
+    deadline = time.monotonic() + 5
+    while worker.buffered < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert worker.buffered == 2
+    assert not handed.wait(0.2)  # the third waits for room: nothing dropped or lost
+    sink.release.set()
+    assert handed.wait(5)
+    worker.close(timeout=5)
+    assert sink.frames == [0, 1, 2, 3]
+    assert (worker.written, worker.unwritten) == (4, 0)
