@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from pipeline.config.safe_yaml import short_repr
 from pipeline.folders import name_problem
+from pipeline.urls import listen_host_problem
 
 BYTES_PER_KB = 1000
 """What one kB of a `*_kb` field is: a thousand bytes. Config sizes are decimal, kB and MB
@@ -79,3 +80,20 @@ SinkQueueMb = Annotated[
     ),
 ]
 """A sink's `queue_mb`: its queue's bound in the bytes of its messages' frames."""
+
+
+HostName = Annotated[
+    str, StringConstraints(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.\-:\[\]]+$")
+]
+"""A name a server is reached by, as a Host or Origin header gives it (253 characters at most,
+a DNS name's)."""
+
+
+def _listen_host(host: str) -> str:
+    if (problem := listen_host_problem(host)) is not None:
+        raise ValueError(problem)  # at its line: binding says it later, without one
+    return host
+
+
+ListenHost = Annotated[str, AfterValidator(_listen_host)]
+"""An address to listen on: an IP address or a host name (`listen_host_problem`)."""

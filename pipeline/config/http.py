@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.config.base import FsPath, Strict
-from pipeline.config.sinks import HostName, ListenHost, LiveAuthConfig
+from pipeline.config.base import FsPath, HostName, ListenHost, Strict
+from pipeline.config.sinks import LiveAuthConfig
 from pipeline.urls import MAX_PORT
 from pipeline.web.swagger_ui import swagger_files_problem
 from sinks.live_view.access import exposure_problem

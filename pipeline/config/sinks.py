@@ -6,18 +6,25 @@ from pathlib import Path
 from typing import Annotated, Literal, get_args
 
 from pydantic import (
-    AfterValidator,
     Field,
     SecretStr,
-    StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from pipeline.config.base import ONE_BYTE_MB, SINK_QUEUE_MB, FsPath, SinkQueueMb, Strict, name_fits
+from pipeline.config.base import (
+    ONE_BYTE_MB,
+    SINK_QUEUE_MB,
+    FsPath,
+    HostName,
+    ListenHost,
+    SinkQueueMb,
+    Strict,
+    name_fits,
+)
 from pipeline.config.mqtt import MqttSinkConfig
-from pipeline.urls import MAX_PORT, listen_host_problem
+from pipeline.urls import MAX_PORT
 from sinks.event_bus.endpoints import endpoint_problem
 from sinks.live_view.access import DEFAULT_MAX_VIEWERS, Credentials, exposure_problem
 from sinks.snapshots.writer_thread import WRITE_TIMEOUT_S
@@ -103,21 +110,6 @@ class VideoSinkConfig(Strict):
         if value is not None and value % 2:
             raise ValueError(f"{value} is odd: H.264 video takes even sizes")
         return value
-
-
-HostName = Annotated[
-    str, StringConstraints(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.\-:\[\]]+$")
-]
-
-
-def _listen_host(host: str) -> str:
-    if (problem := listen_host_problem(host)) is not None:
-        raise ValueError(problem)  # at its line: binding says it later, without one
-    return host
-
-
-ListenHost = Annotated[str, AfterValidator(_listen_host)]
-"""An address to listen on: an IP address or a host name (`listen_host_problem`)."""
 
 
 class LiveAuthConfig(Strict):
