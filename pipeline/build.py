@@ -29,11 +29,12 @@ from pipeline.config.base import mb_bytes
 from pipeline.config.scene import kept_classes, scene_label_problems
 from pipeline.cores import cores_each
 from pipeline.frame_queue import FrameQueue, QueuePolicy
+from pipeline.image_source import ImageFolderSource
 from pipeline.motion import MotionGate
 from pipeline.readers import Backoff, FrameSampler
 from pipeline.regions import RegionRule
 from pipeline.snapshots import SnapshotKeeper
-from pipeline.sources import AVSource, FailedSource, ImageFolderSource, Source
+from pipeline.sources import AVSource, FailedSource, Source
 from pipeline.types import LabelMap, SceneLayout
 from sinks.snapshots.writer import SnapshotWriter
 from sinks.snapshots.writer_thread import SnapshotWriterThread

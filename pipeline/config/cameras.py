@@ -168,7 +168,12 @@ class ImagesSourceConfig(Strict):
         if not Path(name_fits(value)).is_dir() and next(glob.iglob(value), None) is None:
             raise ValueError(f"no such folder, and no file matches: {path_repr(value)}")
         if probes_sources(info):
-            from pipeline.sources import image_files, no_images, read_image, unreadable_first_image
+            from pipeline.image_source import (
+                image_files,
+                no_images,
+                read_image,
+                unreadable_first_image,
+            )
 
             files = image_files(value)
             if not files:

@@ -24,9 +24,10 @@ from pipeline.config import (
     parse_config,
 )
 from pipeline.frame_queue import FrameQueue, QueuePolicy
+from pipeline.image_source import ImageFolderSource
 from pipeline.readers import CameraReader
 from pipeline.runner import Pipeline
-from pipeline.sources import AVSource, ImageFolderSource, SourceError, decoder_threads_for
+from pipeline.sources import AVSource, SourceError, decoder_threads_for
 from pipeline.summary import RunSummary
 from pipeline.types import CameraStatus
 from pipeline.urls import infer_kind

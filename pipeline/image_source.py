@@ -1,0 +1,84 @@
+"""Frames from a folder of images (or a glob), in name order at a set frame rate; and the
+checks `validate` and `run` share: which files are images, and why a folder gives none."""
+
+from __future__ import annotations
+
+import glob
+import logging
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from pipeline.sources import OpenedSource, RawFrame, Source, SourceError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+def image_files(pattern: str) -> list[Path]:
+    """The images of the folder or glob `pattern`, in name order: files with a suffix in
+    `IMAGE_SUFFIXES` (any case)."""
+    path = Path(pattern)
+    candidates = (
+        sorted(path.iterdir()) if path.is_dir() else sorted(Path(p) for p in glob.glob(pattern))
+    )
+    return [p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+
+
+def no_images(pattern: str) -> str:
+    """Why an image source has nothing to read: one line naming the suffixes looked for."""
+    return f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {pattern}"
+
+
+def unreadable_first_image(name: str) -> str:
+    """Why an image source cannot start: its first image, which sets the frame size, is
+    not one OpenCV reads (a later one is skipped)."""
+    return f"cannot read the image {name}, the first, which sets the frame size"
+
+
+def read_image(path: Path) -> npt.NDArray[np.uint8] | None:
+    """The image at `path` as RGB uint8 [H, W, 3]; None when OpenCV cannot read it."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # type: ignore[return-value]
+
+
+class ImageFolderSource(Source):
+    """The images of a folder (or a glob) in name order, as frames at `fps`."""
+
+    def __init__(self, pattern: str, fps: float) -> None:
+        super().__init__(pattern)
+        self.pattern = pattern
+        self.fps = fps
+        self._files: list[Path] = []
+
+    def problem(self) -> str | None:
+        return None if image_files(self.pattern) else no_images(self.pattern)
+
+    def open(self) -> OpenedSource:
+        self._files = image_files(self.pattern)
+        if not self._files:
+            raise SourceError(no_images(self.pattern))
+        first = read_image(self._files[0])
+        if first is None:
+            raise SourceError(unreadable_first_image(str(self._files[0])))
+        height, width = first.shape[:2]
+        return self._opened(
+            width, height, Fraction(self.fps).limit_denominator(1001), len(self._files)
+        )
+
+    def frames(self) -> Iterator[RawFrame]:
+        for index, path in enumerate(self._files):
+            image = read_image(path)
+            if image is None:
+                self.decode_errors += 1
+                log.warning("%s: skipped unreadable image %s", self.name, path.name)
+                continue
+            yield RawFrame(self._fit(image), index / self.fps)
+
+    def close(self) -> None:
+        self._files = []
