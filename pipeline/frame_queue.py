@@ -24,6 +24,27 @@ class QueuePolicy(str, Enum):
     DROP_OLDEST = "drop_oldest"  # the oldest frame goes: latency stays bounded (live sources)
 
 
+def check_bounds(maxsize: int, max_bytes: int | None) -> None:
+    """Raises ValueError unless a queue's bounds can hold something: `maxsize` items, and
+    `max_bytes` (None: no bound by bytes) of at least one byte."""
+    if maxsize < 1:
+        raise ValueError(f"queue size must be >= 1, got {maxsize}")
+    if max_bytes is not None and max_bytes < 1:
+        raise ValueError(f"queue bytes must be >= 1, got {max_bytes}")
+
+
+def has_room(held: int, held_bytes: int, size: int, maxsize: int, max_bytes: int | None) -> bool:
+    """Whether a queue that holds `held` items of `held_bytes` bytes has room for one more of
+    `size` bytes: always when empty (a single item larger than `max_bytes` passes alone),
+    else within `maxsize` items and `max_bytes` bytes. The one rule of the camera queues and
+    the sinks' queues (`pipeline.workers.SinkQueue`)."""
+    if held == 0:
+        return True
+    if held >= maxsize:
+        return False
+    return max_bytes is None or held_bytes + size <= max_bytes
+
+
 @dataclass(frozen=True)
 class QueuedFrame:
     """A decoded frame on its way to the batcher; `detect` is False for a skipped frame.
@@ -68,10 +89,7 @@ class FrameQueue:
         condition: threading.Condition,
         max_bytes: int | None = None,
     ) -> None:
-        if maxsize < 1:
-            raise ValueError(f"queue size must be >= 1, got {maxsize}")
-        if max_bytes is not None and max_bytes < 1:
-            raise ValueError(f"queue bytes must be >= 1, got {max_bytes}")
+        check_bounds(maxsize, max_bytes)
         self.camera_id = camera_id
         self.maxsize = maxsize
         self.max_bytes = max_bytes
@@ -110,12 +128,8 @@ class FrameQueue:
             return True
 
     def _fits(self, size: int) -> bool:
-        """Whether a frame of `size` bytes has room now; an empty queue has room for any."""
-        if not self._items:
-            return True
-        if len(self._items) >= self.maxsize:
-            return False
-        return self.max_bytes is None or self._bytes + size <= self.max_bytes
+        """Whether a frame of `size` bytes has room now (`has_room`)."""
+        return has_room(len(self._items), self._bytes, size, self.maxsize, self.max_bytes)
 
     def close(self, error: str | None = None) -> None:
         """No more frames will come; `error` says why if the source failed.

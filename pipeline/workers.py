@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
+from pipeline.frame_queue import check_bounds, has_room
 from pipeline.types import (
     CameraStatus,
     FrameResult,
@@ -58,10 +59,7 @@ class SinkQueue:
     """
 
     def __init__(self, maxsize: int, max_bytes: int | None = None) -> None:
-        if maxsize < 1:
-            raise ValueError(f"queue size must be >= 1, got {maxsize}")
-        if max_bytes is not None and max_bytes < 1:
-            raise ValueError(f"queue bytes must be >= 1, got {max_bytes}")
+        check_bounds(maxsize, max_bytes)
         self.maxsize = maxsize
         self.max_bytes = max_bytes
         self._items: deque[tuple[object, int]] = deque()  # each message with its bytes
@@ -79,12 +77,8 @@ class SinkQueue:
             self._cond.notify_all()
 
     def _fits(self, size: int) -> bool:
-        """Whether a message of `size` bytes has room now; an empty queue has room for any."""
-        if not self._items:
-            return True
-        if len(self._items) >= self.maxsize:
-            return False
-        return self.max_bytes is None or self._bytes + size <= self.max_bytes
+        """Whether a message of `size` bytes has room now (`has_room`)."""
+        return has_room(len(self._items), self._bytes, size, self.maxsize, self.max_bytes)
 
     def get(self, timeout: float) -> object:
         """The oldest message, waiting up to `timeout` s for one; raises queue.Empty if none."""
