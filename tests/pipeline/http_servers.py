@@ -8,6 +8,7 @@ import contextlib
 import io
 import socket
 import threading
+from abc import ABC, abstractmethod
 from fractions import Fraction
 from types import TracebackType
 from typing import TypeVar
@@ -30,7 +31,7 @@ def jpeg(size: tuple[int, int] = (64, 48)) -> bytes:
 _Server = TypeVar("_Server", bound="LoopbackServer")
 
 
-class LoopbackServer:
+class LoopbackServer(ABC):
     """A server on 127.0.0.1:`port` until the `with` block ends, counting the connections
     it accepts (`connections`); subclasses answer each (`_took`)."""
 
@@ -72,9 +73,9 @@ class LoopbackServer:
             self.connections += 1
             self._took(client)
 
+    @abstractmethod
     def _took(self, client: socket.socket) -> None:
         """Answers a connection just accepted (`connections` counts it already)."""
-        raise NotImplementedError
 
 
 class MjpegServer(LoopbackServer):
