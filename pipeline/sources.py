@@ -31,7 +31,7 @@ from pipeline.urls import mask_credentials
 log = logging.getLogger(__name__)
 
 
-def file_problem(path: str, name: str) -> str | None:
+def video_file_problem(path: str, name: str) -> str | None:
     """Why the video file at `path` (`name`: as shown) cannot open, found without reading it:
     something there that is not a file (`not_a_file`), or nothing the system opens for reading
     (nothing there, no permission), said as FFmpeg says it; None when it opens."""
@@ -150,7 +150,7 @@ WEB = ("http://", "https://")
 class AVSource(Source):
     """Anything FFmpeg opens through PyAV: files, network URLs, V4L2 devices. With `file`,
     `url` is a file's path, and anything else there (a folder, a device, a named pipe), or a
-    file the system will not open, is refused as it opens (`file_problem`), as `validate`
+    file the system will not open, is refused as it opens (`video_file_problem`), as `validate`
     refuses it: FFmpeg would wait on a pipe for a writer forever."""
 
     def __init__(
@@ -180,7 +180,7 @@ class AVSource(Source):
         self._rate = Fraction(25)
 
     def problem(self) -> str | None:
-        return file_problem(self.url, self.name) if self.file else None
+        return video_file_problem(self.url, self.name) if self.file else None
 
     def open(self) -> OpenedSource:
         self.close()

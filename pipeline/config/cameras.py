@@ -69,7 +69,7 @@ def not_a_file(path: str) -> str | None:
     forever, or a link that leads back to itself (`link_loop`); None for a regular file, or
     nothing there (which opening it says). `validate` says it at the source's YAML path;
     `run` fails the camera with it before its set-up
-    (`pipeline.sources.file_problem`)."""
+    (`pipeline.sources.video_file_problem`)."""
     kind = file_kind(Path(path))
     if kind in ("file", "missing"):
         return None
