@@ -2,7 +2,8 @@
 layer that writes files (the sinks' output folders, the detector's ONNX cache, the CLI's
 --out and checkpoint folders); whether a path is too long a name for the file system; and
 why a file to read is none (`file_problem`: weights, keys, clips, and `link_loop`, the one
-rule for a link that leads back to itself, which config files and file sources follow too).
+rule for a link that leads back to itself, which config files and file sources follow too);
+and which file names are images (`IMAGE_SUFFIXES`: image-folder cameras, training datasets).
 
 A leaf module that imports nothing from the project: part of the vocabulary every layer may
 use.
@@ -15,6 +16,10 @@ import os
 import stat
 from pathlib import Path
 from typing import Literal
+
+IMAGE_SUFFIXES = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
+"""Suffixes (any case) of the image files a folder of images is searched for: a camera's
+image folder, a training dataset's images."""
 
 
 def folder_problem(folder: Path) -> str | None:

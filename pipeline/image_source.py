@@ -13,11 +13,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.folders import IMAGE_SUFFIXES
 from pipeline.sources import OpenedSource, RawFrame, Source, SourceError
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
 
 def image_files(pattern: str) -> list[Path]:

@@ -100,7 +100,7 @@ def _destroys_input(out: Path, config: str, camera: CameraConfig) -> str | None:
     if (problem := overwrites(str(out), inputs)) is not None:
         return problem
     if isinstance(source, ImagesSourceConfig):
-        from pipeline.image_source import IMAGE_SUFFIXES
+        from pipeline.folders import IMAGE_SUFFIXES
 
         folder = Path(source.path).expanduser()
         pattern = "*" if folder.is_dir() else folder.name

@@ -13,6 +13,7 @@ from typing import TypeGuard
 from detector.labels import name_length_problem
 from detector.training.images import UnreadableImage, image_size
 from detector.training.samples import BACKGROUND
+from pipeline.folders import IMAGE_SUFFIXES
 from pipeline.types import LabelMap
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
@@ -31,9 +32,6 @@ MAX_LIST_BYTES = 256 * MIB
 
 BOX_TOLERANCE = 1.0
 """Pixels a box may stick out of its image (rounding in annotation tools); it is clipped."""
-
-IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
-"""Image files a folder of images is searched for (case-insensitive)."""
 
 
 class FileProblem(Exception):
@@ -305,5 +303,5 @@ def images_in(folder: Path) -> list[Path]:
     """The image files under `folder` (recursively), sorted by path."""
     found = []
     for dirpath, _, filenames in os.walk(folder):
-        found += [Path(dirpath) / f for f in filenames if f.lower().endswith(IMAGE_SUFFIXES)]
+        found += [Path(dirpath) / f for f in filenames if Path(f).suffix.lower() in IMAGE_SUFFIXES]
     return sorted(found)
