@@ -39,6 +39,14 @@ def has_int8_dot_products(cpuinfo: str | None = None) -> bool:
     return False
 
 
+def int8_sums_saturate() -> bool:
+    """Whether ONNX Runtime's default int8 kernel sums in 16 bits, which saturate, on this
+    machine's CPU: where it has no 8-bit dot products. Asked of the CPU itself, apart from
+    `has_int8_dot_products` (whether int8 is worth choosing), because the kernel is the
+    hardware's: a CPU with them sums exactly."""
+    return not _this_cpu_has_int8_dot_products()
+
+
 @functools.cache
 def _this_cpu_has_int8_dot_products() -> bool:
     try:

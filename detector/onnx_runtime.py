@@ -80,7 +80,7 @@ def open_session(path: Path, threads: int | None = None) -> Any:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # Denormal floats are many times slower; flushing them changes no detection.
     options.add_session_config_entry("session.set_denormal_as_zero", "1")
-    if not host.has_int8_dot_products():
+    if host.int8_sums_saturate():
         # Without VNNI, ONNX Runtime's default u8s8 kernel sums in 16 bits, which saturate:
         # person_ssdlite's int8 network lost 6 % of vtest.avi's people on an AVX2 EPYC. The
         # exact kernel gives the VNNI CPUs' detections, still 1.1x float32's speed there

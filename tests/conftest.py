@@ -88,7 +88,8 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture
 def vnni(monkeypatch: pytest.MonkeyPatch) -> None:
     """A CPU with 8-bit dot products, where `precision: auto` runs the bundled model in int8,
-    whatever CPU runs the tests."""
+    whatever CPU runs the tests. Sessions still take the kernel that sums exactly on the CPU
+    that runs them (`host.int8_sums_saturate`), as a CPU with them does."""
     from detector import host
 
     monkeypatch.setattr(host, "has_int8_dot_products", lambda cpuinfo=None: True)

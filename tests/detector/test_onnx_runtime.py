@@ -339,6 +339,22 @@ def test_onnxruntime_runs_on_the_cores_this_process_may_use_not_the_machine_s(
     assert forward.session.get_session_options().intra_op_num_threads == 2
 
 
+@pytest.mark.parametrize("saturate", [True, False])
+def test_sessions_take_the_exact_int8_kernel_where_the_cpu_s_own_would_saturate_whatever_auto_thinks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, vnni: None, saturate: bool
+) -> None:
+    # `vnni` makes precision auto choose int8; the kernel must still be the one that sums
+    # exactly on the CPU running it, or a measurement and a later run on one machine differ.
+    monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(host, "int8_sums_saturate", lambda: saturate)
+    options = OnnxRuntimeForward(tiny_ssd(0), "tiny").session.get_session_options()
+    try:
+        exact = options.get_session_config_entry("session.x64quantprecision") == "1"
+    except RuntimeError:  # onnxruntime's answer for an entry never set
+        exact = False
+    assert exact is saturate
+
+
 @pytest.mark.parametrize(
     ("workers", "sharing", "threads"), [(1, 1, 8), (1, 2, 4), (2, 2, 2), (1, 3, 2), (2, 16, 1)]
 )
