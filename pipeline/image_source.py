@@ -13,10 +13,20 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from detector.training.jpeg import CUT_SHORT, cut_short
 from pipeline.folders import IMAGE_SUFFIXES
 from pipeline.sources import OpenedSource, RawFrame, Source, SourceError
 
 log = logging.getLogger(__name__)
+
+JPEG_START = b"\xff\xd8\xff"
+"""The first bytes of a JPEG file (its start marker and the next one's first byte), whatever
+its name: OpenCV decodes a file by what it holds."""
+NOT_AN_IMAGE = "OpenCV reads no image in it"
+
+
+class UnreadableImage(Exception):
+    """An image file that gives no frame; the message says why in a few words."""
 
 
 def image_files(pattern: str) -> list[Path]:
@@ -34,16 +44,27 @@ def no_images(pattern: str) -> str:
     return f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {pattern}"
 
 
-def unreadable_first_image(name: str) -> str:
-    """Why an image source cannot start: its first image, which sets the frame size, is
-    not one OpenCV reads (a later one is skipped)."""
-    return f"cannot read the image {name}, the first, which sets the frame size"
+def unreadable_first_image(name: str, why: str) -> str:
+    """Why an image source cannot start: its first image, which sets the frame size, gives
+    no frame (`why`: `UnreadableImage`'s message; a later one is skipped)."""
+    return f"cannot read the image {name}, the first, which sets the frame size: {why}"
 
 
-def read_image(path: Path) -> npt.NDArray[np.uint8] | None:
-    """The image at `path` as RGB uint8 [H, W, 3]; None when OpenCV cannot read it."""
+def read_image(path: Path) -> npt.NDArray[np.uint8]:
+    """The image at `path` as RGB uint8 [H, W, 3]. UnreadableImage where OpenCV reads none
+    in it, and for a JPEG cut short (a copy, or a camera's upload to the folder, not done
+    yet): OpenCV would decode its missing part grey, and its libjpeg print "Premature end of
+    JPEG file" on stderr, naming no file."""
+    try:
+        with path.open("rb") as file:
+            if file.read(len(JPEG_START)) == JPEG_START and cut_short(path):
+                raise UnreadableImage(CUT_SHORT)
+    except OSError as exc:
+        raise UnreadableImage(f"cannot be read ({exc.strerror or exc})") from None
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # type: ignore[return-value]
+    if bgr is None:
+        raise UnreadableImage(NOT_AN_IMAGE)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # type: ignore[return-value]
 
 
 class ImageFolderSource(Source):
@@ -62,9 +83,10 @@ class ImageFolderSource(Source):
         self._files = image_files(self.pattern)
         if not self._files:
             raise SourceError(no_images(self.pattern))
-        first = read_image(self._files[0])
-        if first is None:
-            raise SourceError(unreadable_first_image(str(self._files[0])))
+        try:
+            first = read_image(self._files[0])
+        except UnreadableImage as exc:
+            raise SourceError(unreadable_first_image(str(self._files[0]), str(exc))) from None
         height, width = first.shape[:2]
         return self._opened(
             width, height, Fraction(self.fps).limit_denominator(1001), len(self._files)
@@ -72,10 +94,11 @@ class ImageFolderSource(Source):
 
     def frames(self) -> Iterator[RawFrame]:
         for index, path in enumerate(self._files):
-            image = read_image(path)
-            if image is None:
+            try:
+                image = read_image(path)
+            except UnreadableImage as exc:
                 self.decode_errors += 1
-                log.warning("%s: skipped unreadable image %s", self.name, path.name)
+                log.warning("%s: skipped unreadable image %s: %s", self.name, path.name, exc)
                 continue
             yield RawFrame(self._fit(image), index / self.fps)
 

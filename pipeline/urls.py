@@ -1,5 +1,6 @@
 """What a source string names, how to show a URL without its credentials, the highest
-port an address may name, and what a server may be told to listen on.
+port an address may name, what a server may be told to listen on, and whether the system
+knows a host name.
 
 A leaf module that imports nothing from the project: part of the vocabulary every layer may
 use (the config, the readers, the sinks, the CLI's log filter).
@@ -11,6 +12,7 @@ import contextlib
 import ipaddress
 import re
 import socket
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -83,6 +85,34 @@ def listen_host_problem(host: str) -> str | None:
         f"host {host!r} is no IP address and no host name (letters, digits, '-' and '.'; "
         "an IPv6 address without brackets, e.g. ::1)"
     )
+
+
+RESOLVE_S = 2.0
+"""Longest wait for the system to say whether a host name is known: a resolver that does
+not answer by then leaves the name to whatever would use it."""
+_NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+"""getaddrinfo's answers that the name is unknown, not that the resolver failed this time."""
+
+
+def name_unknown(name: str, timeout_s: float = RESOLVE_S) -> bool:
+    """Whether the system says the host `name` does not resolve (no such name, or none it
+    can encode); False where it resolves, where the resolver fails, and where it gives no
+    answer within `timeout_s` (the name may yet resolve)."""
+    answer: list[int | None] = []
+
+    def resolve() -> None:
+        try:
+            socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: no name IDNA encodes
+            answer.append(exc.errno if isinstance(exc, socket.gaierror) else socket.EAI_NONAME)
+            return
+        answer.append(None)
+
+    # getaddrinfo takes no time limit: a daemon thread is left to the resolver's own.
+    resolving = threading.Thread(target=resolve, name="resolve host name", daemon=True)
+    resolving.start()
+    resolving.join(timeout_s)
+    return bool(answer) and answer[0] in _NO_SUCH_NAME
 
 
 HOSTLESS_SCHEMES = frozenset({"tcp", "udp", "srt", "rtp"})

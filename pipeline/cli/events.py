@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 from pipeline.argtypes import name, nonempty, plain, seconds, whole
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 DEFAULT_ENDPOINT: str = ZmqSinkConfig.model_fields["endpoint"].default
 """The publisher `subscribe` connects to: where the `zmq` sink binds by default."""
 MAX_TIMEOUT_S = 365 * 86400
+NAME_RETRY_S = 1.0
+"""How often `subscribe` asks again for an endpoint's host name that does not resolve yet
+(its publisher's machine not in DNS yet, say)."""
 
 
 def endpoint(value: str) -> str:
@@ -103,11 +107,10 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     from sinks.event_bus.subscriber import EventSubscriber, only_labels
 
     pretty = args.format == "pretty" or (args.format is None and sys.stdout.isatty())
-    if (why := unknown_host(args.endpoint)) is not None:  # ZeroMQ would retry it in silence
-        print(f"error: no publisher at {args.endpoint}: {why}", file=sys.stderr)
-        return EXIT_FAILED
     seen = 0
     try:
+        if not _host_resolves(args):
+            return EXIT_FAILED
         server_key = read_public_key(args.server_key) if args.server_key else None
         client_keys = None
         if args.client_key:
@@ -141,6 +144,36 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:  # how a user ends an open-ended subscription
         return interrupted_status(exc)
     return _timed_out(args, seen, publisher, secured=server_key is not None)
+
+
+def _host_resolves(args: argparse.Namespace) -> bool:
+    """Whether the endpoint's host name resolves (or the resolver cannot say), once it does:
+    while the system says it does not, says so once on stderr and asks again every
+    `NAME_RETRY_S`, as a publisher not up yet is waited for (ZeroMQ would retry the name in
+    silence); False, said in one more line, when `--timeout` passes first."""
+    why = unknown_host(args.endpoint)
+    if why is None:
+        return True
+    limit = "" if args.timeout is None else f", for at most {plain(args.timeout)} s"
+    print(
+        f"no publisher at {args.endpoint} yet: {why}; asking again every "
+        f"{plain(NAME_RETRY_S)} s{limit}; Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            print(
+                f"error: no publisher at {args.endpoint}: {why}, still after "
+                f"{plain(args.timeout)} s",
+                file=sys.stderr,
+            )
+            return False
+        time.sleep(NAME_RETRY_S if left is None else min(NAME_RETRY_S, left))
+        if unknown_host(args.endpoint) is None:
+            return True
 
 
 def _timed_out(

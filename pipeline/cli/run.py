@@ -52,10 +52,14 @@ def _load(
 ) -> PipelineConfig | None:
     """The config at `path`; None once the reasons it cannot be used are printed.
     `check_sources`: `validate`'s look at what each source on disk holds (else none), each
-    file's by `file_probe` when given."""
+    file's by `file_probe` when given, and whether the HTTP server's host name resolves."""
     try:
         return load_config(
-            path, check_sources=check_sources, probe_sources=check_sources, file_probe=file_probe
+            path,
+            check_sources=check_sources,
+            probe_sources=check_sources,
+            file_probe=file_probe,
+            resolve_hosts=check_sources,
         )
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -169,6 +169,7 @@ class ImagesSourceConfig(Strict):
             raise ValueError(f"no such folder, and no file matches: {path_repr(value)}")
         if probes_sources(info):
             from pipeline.image_source import (
+                UnreadableImage,
                 image_files,
                 no_images,
                 read_image,
@@ -178,8 +179,12 @@ class ImagesSourceConfig(Strict):
             files = image_files(value)
             if not files:
                 raise ValueError(no_images(path_repr(value)))
-            if read_image(files[0]) is None:
-                raise ValueError(unreadable_first_image(path_repr(str(files[0]))))
+            try:
+                read_image(files[0])
+            except UnreadableImage as exc:
+                raise ValueError(
+                    unreadable_first_image(path_repr(str(files[0])), str(exc))
+                ) from None
         return value
 
 

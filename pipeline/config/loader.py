@@ -22,7 +22,7 @@ from pipeline.config.base import yaml_path
 from pipeline.config.cameras import CHECK_SOURCES, FILE_PROBE, PROBE_SOURCES, FileProbe
 from pipeline.config.schema import PipelineConfig
 from pipeline.folders import LINK_LOOP, link_loop
-from pipeline.urls import mask_credentials
+from pipeline.urls import mask_credentials, name_unknown
 
 MAX_PROBLEMS_SHOWN = 50
 """Problems the message lists; the rest are counted (all stay in `ConfigError.problems`)."""
@@ -56,13 +56,16 @@ def load_config(
     check_sources: bool = True,
     probe_sources: bool = False,
     file_probe: FileProbe | None = None,
+    resolve_hosts: bool = False,
 ) -> PipelineConfig:
     """Read, expand and validate a YAML config; raises ConfigError naming every bad field.
 
     `check_sources=False` leaves out whether source files and folders exist: a run reports a
     missing one as that camera's failure instead. `probe_sources=True` also checks that
     each file source is a video and each image source holds an image (`PROBE_SOURCES`),
-    the files by `file_probe` when given (`FILE_PROBE`).
+    the files by `file_probe` when given (`FILE_PROBE`). `resolve_hosts=True` also asks the
+    system whether the HTTP server's host name resolves (`unknown_hosts`), once the rest
+    holds.
     """
     path = Path(path)
     shown = safe_yaml.shown_path(str(path))
@@ -91,6 +94,7 @@ def load_config(
         check_sources=check_sources,
         probe_sources=probe_sources,
         file_probe=file_probe,
+        resolve_hosts=resolve_hosts,
     )
 
 
@@ -101,8 +105,10 @@ def parse_config(
     check_sources: bool = True,
     probe_sources: bool = False,
     file_probe: FileProbe | None = None,
+    resolve_hosts: bool = False,
 ) -> PipelineConfig:
-    """Expand and validate YAML `text`; raises ConfigError naming every bad field."""
+    """Expand and validate YAML `text`; raises ConfigError naming every bad field (and with
+    `resolve_hosts`, a server host name that does not resolve: `unknown_hosts`)."""
     try:
         root, data = safe_yaml.compose(text)
     except yaml.YAMLError as exc:
@@ -134,9 +140,25 @@ def parse_config(
     except OSError as exc:  # a path the file system will not look up, e.g. a name too long
         name = safe_yaml.short_repr(exc.filename)
         problems.append(f"cannot check the path {name}: {exc.strerror or exc}")
+    if not problems and resolve_hosts:
+        problems = [f"{_where(loc, root)}: {why}" for loc, why in unknown_hosts(config)]
     if problems:
         raise ConfigError(source, problems)
     return config
+
+
+def unknown_hosts(config: PipelineConfig) -> list[tuple[tuple[str | int, ...], str]]:
+    """The run's HTTP server host where it is a name the system says does not resolve
+    (`name_unknown`: a resolver that does not answer in time passes it), at the YAML path
+    that sets it, and why. Not part of validating the model: no DNS there."""
+    server = config.server()
+    if server is None or not name_unknown(server.host):
+        return []
+    why = (
+        f"host name {server.host!r} is unknown (it does not resolve): the HTTP server could "
+        "not listen on it; give an address of this machine, or a name that resolves to one"
+    )
+    return [(config.server_field_at("host"), why)]
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

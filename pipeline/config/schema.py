@@ -182,19 +182,21 @@ class PipelineConfig(Strict):
         found: list[tuple[tuple[str | int, ...], str, int]] = []
         server = self.server()
         if server is not None and server.port:
-            live = self.live
-            where: tuple[str | int, ...] = (
-                ("http", "port")
-                if self.http is not None or live is None
-                else ("sinks", self.sinks.index(live), "port")
-            )
-            found.append((where, server.host, server.port))
+            found.append((self.server_field_at("port"), server.host, server.port))
         for index, sink in enumerate(self.sinks):
             if isinstance(sink, ZmqSinkConfig) and sink.endpoint.startswith("tcp://"):
                 host, _, port = sink.endpoint.removeprefix("tcp://").rpartition(":")
                 if port.isdigit() and int(port):
                     found.append((("sinks", index, "endpoint"), host.strip("[]"), int(port)))
         return found
+
+    def server_field_at(self, field: str) -> tuple[str | int, ...]:
+        """The YAML path of the run's HTTP server's `field` (one of `SERVER_FIELDS`): under
+        `http:`, or without it the live sink's."""
+        live = self.live
+        if self.http is not None or live is None:
+            return ("http", field)
+        return ("sinks", self.sinks.index(live), field)
 
     def server(self) -> HttpConfig | None:
         """The run's one HTTP server: the `http:` section; without one, the live sink's

@@ -7,18 +7,11 @@ of its own choosing, so subscribers at the written port would never hear a thing
 from __future__ import annotations
 
 import re
-import socket
-import threading
 
-from pipeline.urls import MAX_PORT
+from pipeline.urls import MAX_PORT, RESOLVE_S, name_unknown
 
 _TRANSPORT = re.compile(r"^(?P<transport>tcp|ipc|inproc)://(?P<address>.+)$", re.DOTALL)
 EXAMPLES = "e.g. tcp://127.0.0.1:5556, tcp://*:5556 or ipc:///tmp/events"
-RESOLVE_S = 2.0
-"""Longest wait for the system to say whether an endpoint's host name is known: a resolver
-that does not answer leaves the name to ZeroMQ, which keeps trying."""
-_NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
-"""getaddrinfo's answers that the name is unknown, not that the resolver failed this time."""
 
 
 def endpoint_problem(endpoint: str) -> str | None:
@@ -65,21 +58,7 @@ def unknown_host(endpoint: str, timeout_s: float = RESOLVE_S) -> str | None:
     if transport != "tcp" or host == "*":
         return None
     name = host[1:-1] if host.startswith("[") else host
-    answer: list[int | None] = []
-
-    def resolve() -> None:
-        try:
-            socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: no name IDNA encodes
-            answer.append(exc.errno if isinstance(exc, socket.gaierror) else socket.EAI_NONAME)
-            return
-        answer.append(None)
-
-    # getaddrinfo takes no time limit: a daemon thread is left to the resolver's own.
-    resolving = threading.Thread(target=resolve, name="resolve endpoint host", daemon=True)
-    resolving.start()
-    resolving.join(timeout_s)
-    if not answer or answer[0] not in _NO_SUCH_NAME:
+    if not name_unknown(name, timeout_s):
         return None
     return f"its host name {name!r} is unknown (it does not resolve)"
 

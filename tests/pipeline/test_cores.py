@@ -1,5 +1,5 @@
 """The cores this process may use: its affinity (taskset, a container's cpuset), at most its
-cgroup v2 CPU quota rounded up; not the machine's cores. What each thread count follows is
+cgroup CPU quota (v2 or v1) rounded up; not the machine's cores. What each thread count follows is
 tested with its consumer (ONNX Runtime, the decoders, x264, the host copy); here, the rule
 itself, and the consumers in a process really pinned to one core."""
 
@@ -60,6 +60,7 @@ def cgroup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (root / "app" / "worker").mkdir(parents=True)
     monkeypatch.setattr(pipeline.cores, "CGROUP_ROOT", root)
     monkeypatch.setattr(pipeline.cores, "CGROUP_MEMBERSHIP", membership)
+    monkeypatch.setattr(pipeline.cores, "CGROUP_MOUNTS", tmp_path / "no_mountinfo")
     return root
 
 
@@ -96,7 +97,7 @@ def test_a_container_that_sees_its_own_cgroup_as_the_root_reads_the_root_s_quota
         ("0::/app/worker\n", None),  # no cpu controller
         ("0::/app/worker\n", "lots\n"),
         ("0::/app/worker\n", "0 100000\n"),
-        ("4:cpu,cpuacct:/app/worker\n", "100000 100000\n"),  # cgroup v1 only
+        ("4:cpu,cpuacct:/app/worker\n", "100000 100000\n"),  # v1, its hierarchy not mounted
         (None, "100000 100000\n"),  # not Linux
     ],
 )
@@ -119,6 +120,80 @@ def test_a_quota_below_the_affinity_limits_the_usable_cores(
     (cgroup / "app" / "cpu.max").write_text("250000 100000\n")
     assert usable_cores() == 3
     (cgroup / "app" / "cpu.max").write_text("max 100000\n")
+    assert usable_cores() == 8
+
+
+V1_MOUNTS = (
+    "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+    "33 31 0:30 {root} {point} rw,relatime shared:9 - cgroup cgroup rw,cpu,cpuacct\n"
+    "34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset\n"
+)
+
+
+@pytest.fixture
+def cgroup_v1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The cpu,cpuacct hierarchy of cgroup v1 (and a cgroup v2 one without controllers, as
+    systemd's hybrid layout has), mounted under tmp_path, this process in its /app/worker;
+    where it is mounted."""
+    point = tmp_path / "cgroup v1" / "cpu,cpuacct"  # a space, as mountinfo escapes it
+    (point / "app" / "worker").mkdir(parents=True)
+    mounts = tmp_path / "mountinfo"
+    mounts.write_text(V1_MOUNTS.format(root="/", point=str(point).replace(" ", "\\040")))
+    membership = tmp_path / "self_cgroup"
+    membership.write_text("5:cpuset:/\n4:cpu,cpuacct:/app/worker\n1:name=systemd:/\n0::/\n")
+    monkeypatch.setattr(pipeline.cores, "CGROUP_ROOT", tmp_path / "unified")
+    monkeypatch.setattr(pipeline.cores, "CGROUP_MEMBERSHIP", membership)
+    monkeypatch.setattr(pipeline.cores, "CGROUP_MOUNTS", mounts)
+    return point
+
+
+def v1_quota(folder: Path, quota: int, period: int = 100000) -> None:
+    (folder / "cpu.cfs_quota_us").write_text(f"{quota}\n")
+    (folder / "cpu.cfs_period_us").write_text(f"{period}\n")
+
+
+def test_a_cgroup_v1_cpu_quota_counts_in_cores_rounded_up(cgroup_v1: Path) -> None:
+    v1_quota(cgroup_v1 / "app" / "worker", 150000)  # docker --cpus 1.5 on a cgroup v1 host
+    assert cgroup_cpu_limit() == 2
+    v1_quota(cgroup_v1 / "app" / "worker", 20000, period=50000)
+    assert cgroup_cpu_limit() == 1
+
+
+def test_the_tightest_cgroup_v1_quota_above_the_process_s_cgroup_counts(cgroup_v1: Path) -> None:
+    v1_quota(cgroup_v1, -1)  # -1: no quota
+    v1_quota(cgroup_v1 / "app", 300000)
+    v1_quota(cgroup_v1 / "app" / "worker", -1)
+    assert cgroup_cpu_limit() == 3
+    v1_quota(cgroup_v1 / "app" / "worker", -1, period=0)
+    v1_quota(cgroup_v1 / "app", -1)
+    assert cgroup_cpu_limit() is None
+
+
+def test_a_container_that_sees_its_own_cgroup_v1_as_the_hierarchy_s_root_reads_its_quota(
+    cgroup_v1: Path, tmp_path: Path
+) -> None:
+    # Without a cgroup namespace the process is named by the host's path; its own cgroup
+    # is mounted at the container's /sys/fs/cgroup/cpu,cpuacct, which mountinfo tells.
+    pipeline.cores.CGROUP_MEMBERSHIP.write_text("4:cpu,cpuacct:/docker/0123abcd\n")
+    pipeline.cores.CGROUP_MOUNTS.write_text(
+        V1_MOUNTS.format(root="/docker/0123abcd", point=str(cgroup_v1).replace(" ", "\\040"))
+    )
+    v1_quota(cgroup_v1, 200000)
+    assert cgroup_cpu_limit() == 2
+    pipeline.cores.CGROUP_MEMBERSHIP.write_text("4:cpu,cpuacct:/docker/0123abcd/job\n")
+    (cgroup_v1 / "job").mkdir()
+    v1_quota(cgroup_v1 / "job", 100000)
+    assert cgroup_cpu_limit() == 1
+
+
+def test_a_cgroup_v1_quota_below_the_affinity_limits_the_usable_cores(
+    cgroup_v1: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    v1_quota(cgroup_v1 / "app", 250000)
+    assert usable_cores() == 3
+    assert cores_each(2) == 1  # two shards on this machine share the quota's 3 cores
+    v1_quota(cgroup_v1 / "app", -1)
     assert usable_cores() == 8
 
 

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from detector.training.jpeg import CUT_SHORT
 from pipeline.build import make_source
 from pipeline.config import (
     ConfigError,
@@ -24,7 +25,7 @@ from pipeline.config import (
     parse_config,
 )
 from pipeline.frame_queue import FrameQueue, QueuePolicy
-from pipeline.image_source import ImageFolderSource
+from pipeline.image_source import NOT_AN_IMAGE, ImageFolderSource
 from pipeline.readers import CameraReader
 from pipeline.runner import Pipeline
 from pipeline.sources import AVSource, SourceError, decoder_threads_for
@@ -148,9 +149,59 @@ def test_an_image_source_whose_first_image_is_unreadable_is_refused_by_validate_
         parse_config(text, probe_sources=True)
     assert info.value.problems == [
         f"cameras[0].source.path (camera a, line 3): cannot read the image "
-        f"'{tmp_path / 'f000.jpg'}', the first, which sets the frame size"
+        f"'{tmp_path / 'f000.jpg'}', the first, which sets the frame size: {NOT_AN_IMAGE}"
     ]
     parse_config(text)  # `run` leaves it to the camera, which fails alone
+
+
+def write_jpegs(folder: Path, count: int) -> list[Path]:
+    """`count` JPEGs of noise (which takes many bytes) in `folder`; their paths."""
+    noise = np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)
+    paths = [folder / f"f{i:03d}.jpg" for i in range(count)]
+    for path in paths:
+        cv2.imwrite(str(path), noise)
+    return paths
+
+
+def cut_short(path: Path) -> None:
+    """`path` cut to half its bytes, as a copy or an upload that did not finish leaves it."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_a_jpeg_cut_short_in_an_image_folder_is_skipped_with_a_warning_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    paths = write_jpegs(tmp_path, 3)
+    cut_short(paths[1])
+    paths[1].rename(tmp_path / "f001.png")  # a JPEG by its bytes, whatever its name
+    source = ImageFolderSource(str(tmp_path), fps=5)
+    source.open()
+    with caplog.at_level(logging.WARNING):
+        frames = list(source.frames())
+    assert [f.pts for f in frames] == [0.0, 0.4] and source.decode_errors == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path}: skipped unreadable image f001.png: {CUT_SHORT}"
+    ]
+    assert "JPEG" not in capfd.readouterr().err  # libjpeg's own "Premature end of JPEG file"
+
+
+def test_an_image_folder_whose_first_jpeg_is_cut_short_says_so_in_validate_and_run(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    first = write_jpegs(tmp_path, 2)[0]
+    cut_short(first)
+    why = f"cannot read the image {{}}, the first, which sets the frame size: {CUT_SHORT}"
+    with pytest.raises(SourceError) as opening:
+        ImageFolderSource(str(tmp_path), fps=5).open()
+    assert str(opening.value) == why.format(first)
+    text = f"cameras:\n  - id: a\n    source: {{type: images, path: '{tmp_path}'}}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, probe_sources=True)
+    assert info.value.problems == [
+        f"cameras[0].source.path (camera a, line 3): {why.format(repr(str(first)))}"
+    ]
+    assert "JPEG" not in capfd.readouterr().err
 
 
 def test_device_source_opens_v4l2_with_the_configured_capture_options(

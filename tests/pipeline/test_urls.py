@@ -1,10 +1,16 @@
-"""Every credential in a text is masked: URL passwords, and secret query parameters."""
+"""Every credential in a text is masked: URL passwords, and secret query parameters; what a
+stream URL's address and a listening host must look like; whether the system knows a host
+name (a resolver faked: no look-up leaves this machine)."""
 
 from __future__ import annotations
 
+import socket
+import threading
+from typing import Any
+
 import pytest
 
-from pipeline.urls import address_problem, listen_host_problem, mask_credentials
+from pipeline.urls import address_problem, listen_host_problem, mask_credentials, name_unknown
 
 
 @pytest.mark.parametrize(
@@ -105,3 +111,40 @@ def test_an_address_or_a_host_name_is_a_host_a_server_may_listen_on(host: str) -
 def test_a_host_no_server_could_listen_on_is_named_by_its_text_alone(host: str) -> None:
     assert (problem := listen_host_problem(host)) is not None
     assert problem.startswith(f"host {host!r} is no ")
+
+
+@pytest.mark.parametrize(
+    ("error", "unknown"),
+    [
+        (socket.EAI_NONAME, True),  # no such name
+        (socket.EAI_AGAIN, False),  # the resolver failed this time: the name may resolve
+        (socket.EAI_FAIL, False),
+        (None, False),  # it resolves
+    ],
+)
+def test_a_host_name_is_unknown_only_where_the_system_says_there_is_no_such_name(
+    monkeypatch: pytest.MonkeyPatch, error: int | None, unknown: bool
+) -> None:
+    def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> list[Any]:
+        if error is not None:
+            raise socket.gaierror(error, "faked")
+        return []
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    assert name_unknown("cams.invalid") is unknown
+
+
+def test_a_resolver_that_does_not_answer_in_time_leaves_the_name_unjudged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answer = threading.Event()
+
+    def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> list[Any]:
+        answer.wait(10)  # a resolver that hangs until the test is over
+        raise socket.gaierror(socket.EAI_NONAME, "faked")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    try:
+        assert not name_unknown("cams.invalid", timeout_s=0.05)
+    finally:
+        answer.set()

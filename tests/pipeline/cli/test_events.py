@@ -4,18 +4,21 @@ sent nothing that matched in time (3)."""
 
 from __future__ import annotations
 
+import math
+import socket
 import sys
 import threading
-import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import zmq
 
+import pipeline.cli.events
 from pipeline.cli import main
 from pipeline.cli.exit_codes import EXIT_FAILED, EXIT_NO_EVENTS, EXIT_OK, EXIT_USAGE
 from pipeline.types import LabelMap
-from sinks.event_bus.endpoints import RESOLVE_S, endpoint_problem
+from sinks.event_bus.endpoints import endpoint_problem
 from sinks.event_bus.publisher import EventPublisher
 from tests.conftest import free_port
 from tests.sinks.event_bus.conftest import result
@@ -126,20 +129,71 @@ def test_an_endpoint_with_an_unpaired_bracket_is_refused_as_the_config_refuses_i
     assert "has an unpaired bracket" in err  # the zmq sink's `endpoint` rule, word for word
 
 
-def test_a_host_name_that_does_not_resolve_is_named_as_unknown_not_as_nobody_listening(
-    capsys: pytest.CaptureFixture[str],
+class FakeResolver:
+    """socket.getaddrinfo that says a name is unknown (EAI_NONAME), as the system says of a
+    host not in DNS yet, its first `unknown_for` look-ups; then asks the real one (which
+    looks no name up in DNS: `localhost` is the only name resolved)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, unknown_for: float) -> None:
+        self.asked: list[str] = []
+        self.unknown_for = unknown_for
+        self.real = socket.getaddrinfo
+        monkeypatch.setattr(socket, "getaddrinfo", self)
+        monkeypatch.setattr(pipeline.cli.events, "NAME_RETRY_S", 0.01)
+
+    def __call__(self, host: str, *args: Any, **kwargs: Any) -> Any:
+        self.asked.append(host)
+        if len(self.asked) <= self.unknown_for:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return self.real(host, *args, **kwargs)
+
+
+def test_a_host_name_that_does_not_resolve_yet_is_said_once_and_waited_for(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    endpoint = "tcp://nosuchhost.invalid:5556"  # .invalid never resolves, and asks no server
-    started = time.monotonic()
-    code = main(["subscribe", "--endpoint", endpoint, "--timeout", "0.5"])
+    resolver = FakeResolver(monkeypatch, unknown_for=3)  # in DNS by the fourth look-up
+    port = free_port()
+    sender = publish(f"tcp://127.0.0.1:{port}", frames=3)
+    endpoint = f"tcp://localhost:{port}"
+    code = main(["subscribe", "--endpoint", endpoint, "--count", "2", "--timeout", "30"])
+    sender.join(30)
     out, err = capsys.readouterr()
-    if time.monotonic() - started >= RESOLVE_S:  # the resolver here gave no answer in time
-        pytest.skip("the system's resolver did not answer within the bound")
-    assert (code, out) == (EXIT_FAILED, "")
+    assert (code, len(out.splitlines()), resolver.asked) == (EXIT_OK, 2, ["localhost"] * 4)
     assert err == (
-        f"error: no publisher at {endpoint}: its host name 'nosuchhost.invalid' is unknown "
-        "(it does not resolve)\n"
+        f"no publisher at {endpoint} yet: its host name 'localhost' is unknown (it does not "
+        "resolve); asking again every 0.01 s, for at most 30 s; Ctrl-C stops\n"
     )
+
+
+def test_a_host_name_still_unknown_when_the_timeout_passes_is_an_error_naming_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resolver = FakeResolver(monkeypatch, unknown_for=math.inf)
+    endpoint = "tcp://publisher.invalid:5556"
+    code = main(["subscribe", "--endpoint", endpoint, "--timeout", "0.2"])
+    out, err = capsys.readouterr()
+    assert (code, out) == (EXIT_FAILED, "")
+    why = "its host name 'publisher.invalid' is unknown (it does not resolve)"
+    assert err == (
+        f"no publisher at {endpoint} yet: {why}; asking again every 0.01 s, for at most 0.2 s; "
+        f"Ctrl-C stops\nerror: no publisher at {endpoint}: {why}, still after 0.2 s\n"
+    )
+    assert len(resolver.asked) > 1 and set(resolver.asked) == {"publisher.invalid"}
+
+
+def test_ctrl_c_while_a_host_name_is_waited_for_is_exit_130(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    FakeResolver(monkeypatch, unknown_for=math.inf)
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline.cli.events.time, "sleep", interrupted)
+    code = main(["subscribe", "--endpoint", "tcp://publisher.invalid:5556"])
+    out, err = capsys.readouterr()
+    assert (code, out, err.count("\n")) == (130, "", 1)
+    assert "asking again every 0.01 s; Ctrl-C stops" in err  # no --timeout: no limit named
 
 
 def test_the_count_reached_is_success(endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:
