@@ -42,8 +42,9 @@ WAYS = ("feed", "ffmpeg")
 BODIES = {"mjpeg": "mpjpeg", "mpegts": "mpegts"}
 """What the server sends, and FFmpeg's demuxer for it."""
 TS_EXTRA = 16
-"""Frames sent past `--frames` in MPEG-TS: those the decoder still holds when the server's
-close ends the stream are lost (FFmpeg's HTTP client takes the close for an error)."""
+"""Frames sent past `--frames` in MPEG-TS: FFmpeg's HTTP client takes the server's close
+for an error, and read by FFmpeg alone the frames its decoder still holds then are lost (the
+feed decodes them first)."""
 
 
 def sample_jpeg(size: tuple[int, int]) -> bytes:

@@ -7,7 +7,9 @@ FFmpeg's own HTTP client (its options, logins and timeouts as before) but read a
 which reach FFmpeg's demuxer through `PartFeed`: for MJPEG (multipart/x-mixed-replace) the
 mpjpeg demuxer, which may take `PART_LIMIT` bytes between two packets; for any other body
 (MPEG-TS, FLV...) the demuxer FFmpeg finds in those same bytes, so the camera answers one
-request, not two (one that serves a single client at a time would refuse the second). An
+request, not two (one that serves a single client at a time would refuse the second). FFmpeg
+finds it from the bytes alone: the response's Content-Type, which its prober weighs when it
+reads a URL itself, stays inside its HTTP client, which PyAV does not show. An
 HLS playlist, or an MP4 file that FFmpeg may need to seek in, needs FFmpeg's own requests:
 `open_http` returns None for them, and the URL is opened again as any other.
 """
@@ -22,12 +24,19 @@ import av.container
 import av.error
 
 from pipeline.config.base import BYTES_PER_MB
+from pipeline.types import MAX_FRAME_PIXELS
 
-PART_LIMIT = 32 * BYTES_PER_MB
-"""The most bytes one MJPEG part may take (32 MB, decimal as every size here). A 4K camera's
-JPEG is a few MB; a 3840x2160 picture of pure noise, JPEG's worst case, is 9.7 MB at quality
-95 (OpenCV's encoder). So any camera up to 4K passes with room to spare, while one that never
-ends its part costs this much memory, not all of it."""
+PART_BYTES_PER_PIXEL = 4.5
+"""The most bytes a JPEG picture takes a pixel: pure noise, JPEG's worst case, at quality 100
+with no chroma subsampling is 4.11 (libjpeg, through OpenCV and Pillow alike; 1.98 with the
+4:2:0 subsampling most cameras use, 1.17 at quality 95), rounded up for a part's headers and
+the markers a camera may add (EXIF, comments)."""
+
+PART_LIMIT = round(PART_BYTES_PER_PIXEL * MAX_FRAME_PIXELS)
+"""The most bytes one MJPEG part may take: the largest picture a camera may have, at JPEG's
+worst (180 MB, decimal as every size here). Any picture the pipeline would take passes (a
+camera's own are a few MB even at 8K), while one that never ends its part costs this much
+memory, not all of it."""
 
 CHUNK = 65536
 """Bytes of each read from the network and of each read by the demuxer: a 1080p frame (a few
@@ -56,9 +65,13 @@ class PartFeed:
     """The raw bytes of an HTTP response, read by FFmpeg (PyAV's file-object input) for a
     demuxer, which may take at most `limit` bytes (None: any) between two packets it
     returns (`packet_out` marks each) and `stop` ends at the next read. Not seekable.
-    While `opening`, a network error other than a timeout ends the bytes instead, and is
-    kept in `held` for the reading to raise after them: as FFmpeg reading the URL itself,
-    the stream opens with what came before the error."""
+    A network error ends the bytes instead of being raised, and is kept in `held` for the
+    reading to raise after them: while `opening` (a timeout excepted), so that the stream
+    opens with what came before the error, as when FFmpeg reads the URL itself; and later
+    too for a body without `limit` (MPEG-TS, FLV...), so that its demuxer and decoder give
+    the frames they hold first (PyAV raises a file-object read's error at the demuxer's next
+    packet, and those would be lost). An MJPEG body's later errors are raised as they come:
+    at the end of its bytes its demuxer would give a part cut short as a picture."""
 
     def __init__(
         self,
@@ -91,7 +104,9 @@ class PartFeed:
             try:
                 self._pending = next(self._chunks, b"")
             except (av.error.FFmpegError, OSError) as exc:
-                if not self.opening or isinstance(exc, av.error.ExitError):
+                timed_out = isinstance(exc, av.error.ExitError)
+                holds = not timed_out if self.opening else self._limit is None
+                if not holds:
                     raise
                 self.held, self._ended = exc, True
                 return b""
@@ -146,12 +161,13 @@ def open_http(
     options: Mapping[str, str],
     timeout_s: float | None,
     stop: threading.Event | None = None,
-    limit: int = PART_LIMIT,
+    limit: int | None = None,
 ) -> tuple[av.container.InputContainer, av.container.InputContainer, PartFeed] | None:
     """The HTTP stream at `url` opened on one connection, through a `PartFeed` that bounds
-    each MJPEG part: (the container to demux, the HTTP connection to close after it, the
-    feed); None when the body is an HLS playlist or an MP4 file (closed; open the URL as
-    usual). Raises what av.open raises (FFmpeg's errors, OSError), PartTooLong and Stopped."""
+    each MJPEG part to `limit` bytes (None: `PART_LIMIT`): (the container to demux, the HTTP
+    connection to close after it, the feed); None when the body is an HLS playlist or an MP4
+    file (closed; open the URL as usual). Raises what av.open raises (FFmpeg's errors,
+    OSError), PartTooLong and Stopped."""
     raw = av.open(
         url,
         mode="r",
@@ -166,7 +182,8 @@ def open_http(
             raw.close()
             return None
         multipart = _multipart(head)
-        feed = PartFeed(chunks, head, limit if multipart else None, stop)
+        bound = (PART_LIMIT if limit is None else limit) if multipart else None
+        feed = PartFeed(chunks, head, bound, stop)
         feed.opening = True
         try:
             # any other body: FFmpeg finds its format in the bytes, as it would from the URL

@@ -278,7 +278,7 @@ class AVSource(Source):
                     continue
                 yield from decoded
             if feed is not None and feed.held is not None:
-                raise feed.held  # the network failed while the stream was opened
+                raise feed.held  # the network's error, after the frames that came before it
         except (av.error.FFmpegError, OSError) as exc:
             raise SourceError(f"reading {self.name} failed: {self._reason(exc)}") from None
         except PartTooLong as exc:

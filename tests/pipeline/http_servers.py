@@ -22,11 +22,24 @@ SEND_BUFFER = 256 * 1024
 the client took (the kernel holds no more than this and the client's receive buffer)."""
 
 
-def jpeg(size: tuple[int, int] = (64, 48)) -> bytes:
-    """A small grey JPEG picture of `size` (width, height)."""
-    picture = np.full((size[1], size[0], 3), 128, np.uint8)
-    return bytes(cv2.imencode(".jpg", picture)[1])
+def jpeg(size: tuple[int, int] = (64, 48), padding: int = 0) -> bytes:
+    """A small grey JPEG picture of `size` (width, height), and at least `padding` more bytes
+    in application segments (APP15) that decoders skip: a part as long as a large, detailed
+    picture's at the cost of a small one."""
+    picture = bytes(cv2.imencode(".jpg", np.full((size[1], size[0], 3), 128, np.uint8))[1])
+    segment = b"\xff\xef" + (65535).to_bytes(2, "big") + bytes(65533)  # its length counts itself
+    segments = -(-padding // len(segment))
+    return picture[:2] + segment * segments + picture[2:]  # after the start of image
 
+
+def part(picture: bytes) -> bytes:
+    """One part of an MJPEG stream whose boundary is `frame`, carrying `picture`."""
+    header = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(picture)
+    return header + picture + b"\r\n"
+
+
+MJPEG = b"multipart/x-mixed-replace; boundary=frame"
+"""The Content-Type of an MJPEG stream made of `part`s."""
 
 _Server = TypeVar("_Server", bound="LoopbackServer")
 
@@ -80,9 +93,10 @@ class LoopbackServer(ABC):
 
 class MjpegServer(LoopbackServer):
     """Answers every request on 127.0.0.1:`port` with an MJPEG stream: `good` parts (None:
-    for ever), one every `interval_s`, then, with `endless`, a part that never ends: its
-    header (with `Content-Length: declared` when given) and zeros, `chunk` bytes every
-    `chunk_delay_s`, until the client drops the connection. `endless_sent` holds, for each
+    for ever) of `picture` (None: a small `jpeg`), one every `interval_s`, then, with
+    `endless`, a part that never ends: its header (with `Content-Length: declared` when
+    given) and zeros, `chunk` bytes every `chunk_delay_s`, until the client drops the
+    connection. `endless_sent` holds, for each
     connection that reached it, the bytes of that part sent when the client dropped it."""
 
     def __init__(
@@ -94,6 +108,7 @@ class MjpegServer(LoopbackServer):
         interval_s: float = 0.01,
         chunk: int = 65536,
         chunk_delay_s: float = 0.0,
+        picture: bytes | None = None,
     ) -> None:
         self.good = good
         self.endless = endless
@@ -102,7 +117,7 @@ class MjpegServer(LoopbackServer):
         self.chunk = chunk
         self.chunk_delay_s = chunk_delay_s
         self.endless_sent: list[int] = []
-        self._jpeg = jpeg()
+        self._jpeg = jpeg() if picture is None else picture
         super().__init__()
 
     def url(self, path: str = "video") -> str:
@@ -115,18 +130,10 @@ class MjpegServer(LoopbackServer):
     def _answer(self, client: socket.socket) -> None:
         with client, contextlib.suppress(OSError):  # the client dropped the connection
             client.recv(65536)
-            client.sendall(
-                b"HTTP/1.1 200 OK\r\n"
-                b"Content-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n"
-            )
+            client.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: " + MJPEG + b"\r\n\r\n")
             sent = 0
             while not self._done.is_set() and (self.good is None or sent < self.good):
-                client.sendall(
-                    b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-                    % len(self._jpeg)
-                    + self._jpeg
-                    + b"\r\n"
-                )
+                client.sendall(part(self._jpeg))
                 sent += 1
                 self._done.wait(self.interval_s)
             if self.endless:

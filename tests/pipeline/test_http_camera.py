@@ -1,13 +1,17 @@
 """An HTTP camera is read on one connection, through a feed that bounds each MJPEG part: a
 camera whose part never ends is dropped once the part passes the bound, in one line naming
-the camera, and is reconnected as any live camera while the others keep going; a stop still
-ends a read at once; a camera that serves one client at a time streams MPEG-TS; a stream
-cut short while it is opened plays what came; an HLS playlist is left to FFmpeg's own
-requests, as an MP4 file is. Loopback servers only (`tests.pipeline.http_servers`)."""
+the camera, and is reconnected as any live camera while the others keep going, while the
+largest picture a camera may have passes at JPEG's worst; a stop still ends a read at once;
+a camera that serves one client at a time streams MPEG-TS; a stream cut short while it is
+opened plays what came, and one that breaks later every frame that came before the break
+(MJPEG: every whole picture); the body's bytes, not its Content-Type, tell its format; an
+HLS playlist is left to FFmpeg's own requests, as an MP4 file is. Loopback servers only
+(`tests.pipeline.http_servers`)."""
 
 from __future__ import annotations
 
 import http.server
+import io
 import logging
 import threading
 import time
@@ -17,16 +21,27 @@ from pathlib import Path
 from typing import ClassVar
 
 import av
+import cv2
 import numpy as np
 import pytest
 
+from pipeline import http_camera
 from pipeline.batching import Batcher
+from pipeline.config.base import BYTES_PER_MB
 from pipeline.frame_queue import FrameQueue, QueuePolicy
-from pipeline.http_camera import PART_LIMIT
+from pipeline.http_camera import PART_BYTES_PER_PIXEL, PART_LIMIT
 from pipeline.readers import Backoff, CameraReader
 from pipeline.sources import AVSource, SourceError
-from pipeline.types import CameraStatus
-from tests.pipeline.http_servers import SEND_BUFFER, MjpegServer, OneClientServer, mpegts
+from pipeline.types import MAX_FRAME_PIXELS, CameraStatus
+from tests.pipeline.http_servers import (
+    MJPEG,
+    SEND_BUFFER,
+    MjpegServer,
+    OneClientServer,
+    jpeg,
+    mpegts,
+    part,
+)
 
 RECEIVE_BUFFER = 256 * 1024
 """The client's socket receive buffer (FFmpeg's `recv_buffer_size`), instead of the kernel's
@@ -35,6 +50,15 @@ between what the server counts as sent and what the feed took."""
 SLACK = 2 * (SEND_BUFFER + RECEIVE_BUFFER) + 2**20
 """What may be sent past the bound before the connection drops: the kernel's buffers (Linux
 doubles what is asked) and the demuxer's read-ahead."""
+BOUND = 8 * BYTES_PER_MB
+"""The bound of a part where a test sends parts that never end: what it does, not its size
+(180 MB, a second or more of loopback traffic each time), is what those tests check."""
+
+
+@pytest.fixture
+def small_bound(monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(http_camera, "PART_LIMIT", BOUND)
+    return BOUND
 
 
 def _reader(
@@ -69,7 +93,11 @@ def _reader(
     ids=["after-good-parts", "first-part", "declared-2-GB-long"],
 )
 def test_a_camera_whose_mjpeg_part_never_ends_is_dropped_at_the_bound_while_another_goes_on(
-    caplog: pytest.LogCaptureFixture, good_parts: int, declared: int | None, failed: str
+    caplog: pytest.LogCaptureFixture,
+    small_bound: int,
+    good_parts: int,
+    declared: int | None,
+    failed: str,
 ) -> None:
     caplog.set_level(logging.INFO, logger="pipeline.readers")
     stop, cond = threading.Event(), threading.Condition()
@@ -103,7 +131,7 @@ def test_a_camera_whose_mjpeg_part_never_ends_is_dropped_at_the_bound_while_anot
             reader.join(5)
             assert not reader.is_alive()
     assert bad.endless_sent  # what the server sent of each part that never ended
-    assert all(PART_LIMIT - 4096 <= sent <= PART_LIMIT + SLACK for sent in bad.endless_sent)
+    assert all(small_bound - 4096 <= sent <= small_bound + SLACK for sent in bad.endless_sent)
     assert bad_reader.frames_decoded >= good_parts  # the parts before the endless one came
     dropped = [
         r.getMessage()
@@ -112,10 +140,38 @@ def test_a_camera_whose_mjpeg_part_never_ends_is_dropped_at_the_bound_while_anot
     ]
     assert len(dropped) >= 2
     where = failed.format(url=bad.url())
-    reason = "an MJPEG part passed 32 MB without its boundary"
+    reason = "an MJPEG part passed 8 MB without its boundary"
     assert set(dropped) == {f"camera gate reconnecting: {where}: {reason}; retrying in 0.05 s"}
     assert [s.state for s in bad_statuses][-1] == "stopped"
     assert [s.state for s in good_statuses] == ["connecting", "streaming", "stopped"]
+
+
+def test_the_part_bound_holds_the_largest_frame_a_camera_may_have_as_jpeg_s_worst_picture() -> None:
+    # pure noise at quality 100 with no chroma subsampling: the most bytes a pixel JPEG takes
+    noise = np.random.default_rng(5).integers(0, 256, (480, 640, 3), np.uint8)
+    sampling = [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+    encoded = cv2.imencode(".jpg", noise, [cv2.IMWRITE_JPEG_QUALITY, 100, *sampling])[1]
+    worst = len(encoded) / (640 * 480)
+    assert 4 < worst <= PART_BYTES_PER_PIXEL
+    assert worst * MAX_FRAME_PIXELS <= PART_LIMIT
+
+
+def test_parts_as_long_as_an_8k_camera_s_most_detailed_pictures_pass() -> None:
+    # a 7680x4320 picture of noise is 39 MB at quality 95: these parts are 40 MB each
+    stop, cond = threading.Event(), threading.Condition()
+    picture = jpeg(padding=40 * BYTES_PER_MB)
+    with MjpegServer(None, picture=picture, interval_s=0.05) as camera:
+        reader, statuses = _reader("gate", camera.url(), stop, cond)
+        reader.start()
+        deadline = time.monotonic() + 20
+        while reader.frames_decoded < 3:
+            assert time.monotonic() < deadline, [(s.state, s.message) for s in statuses]
+            time.sleep(0.01)
+        stop.set()
+        reader.join(5)
+    assert not reader.is_alive()
+    assert [s.state for s in statuses] == ["connecting", "streaming", "stopped"]
+    assert reader.queue.error is None
 
 
 def test_a_stop_ends_a_read_inside_a_part_that_never_ends_at_once() -> None:
@@ -193,6 +249,72 @@ def test_a_stream_cut_short_while_ffmpeg_probes_it_plays_what_came_then_says_why
     assert frames >= least  # FFmpeg alone loses those its decoder held at the break
     assert str(caught.value) == f"reading {camera.url()} failed: Input/output error"
     assert camera.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("hold", "why"),
+    [(False, "Input/output error"), (True, "no answer within 1 s (timeout_s)")],
+    ids=["connection-closed", "camera-silent"],
+)
+def test_an_mpeg_ts_stream_that_breaks_plays_every_frame_that_came_before_it_says_why(
+    hold: bool, why: str
+) -> None:
+    # the stream breaks about 200 frames in (20 s of it, long after it opened), inside a TS
+    # packet: FFmpeg reading the URL alone loses the frames its demuxer and decoder hold at
+    # the break; read through the feed, every frame whose bytes came is decoded first
+    body = mpegts(300)
+    cut = body[: len(body) * 2 // 3 + 100]
+    with av.open(io.BytesIO(cut), format="mpegts") as received:
+        came = sum(1 for _ in received.decode(video=0))
+    with OneClientServer(cut, hold=hold) as camera:
+        source = AVSource(camera.url(), live=True, timeout_s=1)
+        source.open()
+        frames = 0
+        with pytest.raises(SourceError) as caught:
+            for _ in source.frames():
+                frames += 1
+        source.close()
+    assert came > 150
+    assert frames == came
+    assert str(caught.value) == f"reading {camera.url()} failed: {why}"
+    assert camera.connections == 1
+
+
+def test_an_mjpeg_stream_cut_inside_a_part_plays_every_whole_part_and_not_the_cut_one() -> None:
+    # the cut part would be a picture with its lower half missing
+    picture = part(jpeg((640, 480)))
+    with OneClientServer(picture * 30 + picture[: len(picture) // 2], MJPEG, hold=False) as camera:
+        source = AVSource(camera.url(), live=True, timeout_s=5)
+        source.open()
+        frames = 0
+        with pytest.raises(SourceError) as caught:
+            for _ in source.frames():
+                frames += 1
+        source.close()
+    assert frames == 30
+    assert str(caught.value) == f"reading {camera.url()} failed: Input/output error"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [("mpeg-ts", MJPEG), ("mjpeg", b"video/mp2t"), ("mpeg-ts", b"text/html")],
+    ids=["mpeg-ts-said-mjpeg", "mjpeg-said-mpeg-ts", "mpeg-ts-said-a-web-page"],
+)
+def test_a_stream_whose_content_type_names_another_format_plays_as_its_bytes_say(
+    body: str, content_type: bytes
+) -> None:
+    # the demuxer is chosen from the body's bytes, which cannot be wrong, not from the
+    # header, which can
+    sent = mpegts(30) if body == "mpeg-ts" else part(jpeg()) * 30
+    with OneClientServer(sent, content_type, piece=1 << 20, hold=False) as camera:
+        source = AVSource(camera.url(), live=True, timeout_s=5)
+        source.open()
+        frames = 0
+        with pytest.raises(SourceError):  # the stream ends: the camera reconnects
+            for _ in source.frames():
+                frames += 1
+        source.close()
+    assert frames == 30
 
 
 def noise_mp4(path: Path, frames: int) -> bytes:
