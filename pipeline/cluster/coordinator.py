@@ -20,8 +20,9 @@ from pipeline.cluster.changes import LABELS_WAIT_S, CameraChanges, LabelsUnavail
 from pipeline.cluster.desk import Answer, CameraRequest
 from pipeline.cluster.ended import ended_cameras, final_stats
 from pipeline.cluster.forwarder import EventForwarder
+from pipeline.cluster.lost_runs import mark_lost
 from pipeline.cluster.reporting import BoardReporter, Reported, ShardStatus, pass_progress
-from pipeline.cluster.resume import Resume, Stored, mark_lost, stored_rows
+from pipeline.cluster.resume import Resume, Stored, stored_rows
 from pipeline.cluster.shard import ShardInfo
 from pipeline.cluster.waits import StoppedWaiting
 from pipeline.config import PipelineConfig, SqlSinkConfig
@@ -276,7 +277,7 @@ class Coordinator:
         cameras not yet moved then stay where they are (`_stopped_moving`)."""
         sql = sql_sink(self.config)
         if sql is not None:
-            mark_lost(sql.url, dead.run_config, why, self.stop)
+            mark_lost(sql.url, sql.spool_dir, dead.run_config, why, self.stop)
         kept = [c for c in dead.cameras if c not in self.changes.removed]
         on_bus = forwarder.ended if forwarder is not None else None
         sql_url = sql.url if sql is not None else None

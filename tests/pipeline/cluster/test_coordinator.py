@@ -126,7 +126,8 @@ def coordinator(
     video.write_bytes(b"\0")  # the config checks only that a non-empty file is there
     cameras = "".join(f"  - {{id: {c}, source: '{video}'}}\n" for c in CAMERAS)
     zmq = "  - {type: zmq, endpoint: 'tcp://127.0.0.1:5999'}\n" if bus else ""
-    sql = f"  - {{type: sql, url: '{sql_url}'}}\n" if sql_url else ""
+    spool = tmp_path / "spool"
+    sql = f"  - {{type: sql, url: '{sql_url}', spool_dir: '{spool}'}}\n" if sql_url else ""
     sinks = f"sinks:\n{zmq}{sql}" if zmq or sql else ""
     config = parse_config(
         f"cameras:\n{cameras}{sinks}cluster:\n  engine: ray\n  max_restarts: {max_restarts}\n"
