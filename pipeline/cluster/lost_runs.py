@@ -5,7 +5,8 @@ refuses, or that the run's stop cuts short while the database does not answer (o
 killed meanwhile), leaves its record for the next try: the next shard that dies, the end of
 the run, and the next cluster run writing to that database from that folder, before any of
 its shards starts (so before they replay their spool files, which leave a lost run's rows
-out). A run's row is never left `running` for want of a database that answered once.
+out). So a dead shard's row ends `lost` once a try finds the database answering; it keeps
+`running` only where the record could not be written either (a warning says so).
 
 Marking is idempotent (only a row still `running` is marked), so a record marked twice, by
 two drivers sharing the folder, changes nothing the second time. The file is locked (flock)
@@ -73,7 +74,7 @@ def mark_lost(
             os.fsync(file.fileno())
     except OSError as exc:
         log.warning("cannot record the run of %s as lost in %s: %s", run_config, path, exc)
-        _mark_unless_stopped(url, [lost], stop)
+        _mark_unless_stopped(url, [lost], stop, kept=None)
         return
     mark_recorded(url, spool_dir, stop)
 
@@ -88,7 +89,7 @@ def mark_recorded(url: str, spool_dir: Path, stop: threading.Event | None = None
     except OSError as exc:
         log.warning("cannot read the runs to mark lost in %s: %s", path, exc)
         return
-    if records and _mark_unless_stopped(url, records, stop):
+    if records and _mark_unless_stopped(url, records, stop, kept=path):
         try:
             _forget(path, set(records))
         except OSError as exc:  # marked again next time: that changes nothing
@@ -104,24 +105,28 @@ def records_path(url: str, spool_dir: Path) -> Path:
     return Path(spool_dir) / LOST_FOLDER / f"{spool_prefix(DatabaseUrl(url))}runs.jsonl"
 
 
-def _mark_unless_stopped(url: str, runs: list[LostRun], stop: threading.Event | None) -> bool:
-    """Whether `runs` were marked lost: False (said) when the database refused or the run's
-    `stop` ended the wait for it (`unless_stopped`)."""
+def _mark_unless_stopped(
+    url: str, runs: list[LostRun], stop: threading.Event | None, kept: Path | None
+) -> bool:
+    """Whether `runs` were marked lost: False (said, with the file `kept` that records them
+    for the next try, if any) when the database refused or the run's `stop` ended the wait
+    for it (`unless_stopped`)."""
+    then = f"; kept in {kept} for the next try" if kept is not None else ""
     try:
-        return unless_stopped(lambda: _mark(url, runs), stop, MARKING_THREAD)
+        return unless_stopped(lambda: _mark(url, runs, then), stop, MARKING_THREAD)
     except StoppedWaiting:
         log.warning(
-            "the run stopped while marking the runs of %s lost in %s, which has not answered: "
-            "their rows stay 'running' until the next cluster run with this database and "
-            "spool_dir marks them",
+            "the run stopped while marking the runs of %s lost in %s, which has not answered%s",
             ", ".join(r.config for r in runs),
             _shown(url),
+            then,
         )
         return False
 
 
-def _mark(url: str, runs: list[LostRun]) -> bool:
-    """Marks `runs` lost in one transaction; False (said) when the database refuses."""
+def _mark(url: str, runs: list[LostRun], then: str) -> bool:
+    """Marks `runs` lost in one transaction; False when the database refuses, said with
+    `then` (what becomes of them)."""
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -139,7 +144,8 @@ def _mark(url: str, runs: list[LostRun]) -> bool:
                 conn.execute(update, {"at": run.ended_at, "why": run.why, "config": run.config})
     except SQLAlchemyError as exc:
         configs = ", ".join(r.config for r in runs)
-        log.warning("cannot mark the runs of %s lost in %s: %s", configs, db, reason(exc, db))
+        why = reason(exc, db)
+        log.warning("cannot mark the runs of %s lost in %s: %s%s", configs, db, why, then)
         return False
     finally:
         engine.dispose()
