@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from pipeline.cluster.lost_runs import mark_lost, mark_recorded, records_path
+import pipeline.cluster.lost_runs
+from pipeline.cluster.lost_runs import LostRun, mark_lost, mark_recorded, records_path
+from pipeline.cluster.resume import prepare_database
 from sinks.sql.query import list_runs
 from sinks.sql.sink import SqlSink
 from tests.sinks.sql.builders import LABELS
@@ -54,3 +56,28 @@ def test_a_run_the_database_refused_to_mark_lost_is_marked_by_the_next_try(
     assert (run.status, run.reason) == ("lost", "shard-1 on 10.0.0.8 died: gone")
     assert run.ended_at is not None and before <= run.ended_at <= died
     assert not records_path(pg_url, tmp_path).exists()
+
+
+def test_a_run_another_driver_records_while_the_others_are_marked_stays_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is not locked while the database is asked: a record added meanwhile (a
+    second driver's dead shard) is kept for its own try, not taken out with those marked."""
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    prepare_database(url)
+    path = records_path(url, tmp_path)
+    other = LostRun(
+        "d.yaml (cluster xyz run 1 on shard-0)", "shard-0 died", datetime.now(timezone.utc)
+    )
+    mark = pipeline.cluster.lost_runs._mark
+
+    def mark_while_another_records(url: str, runs: list[LostRun], then: str) -> bool:
+        with path.open("a", encoding="utf-8") as file:
+            file.write(other.to_line())
+        return mark(url, runs, then)
+
+    monkeypatch.setattr(pipeline.cluster.lost_runs, "_mark", mark_while_another_records)
+    mark_lost(url, tmp_path, DEAD, "shard-1 died")
+    assert [LostRun.from_line(line) for line in path.read_text(encoding="utf-8").splitlines()] == [
+        other
+    ]
