@@ -27,6 +27,8 @@ controller a line `N:cpu,cpuacct:/path` (or `N:cpu:/path`)."""
 CGROUP_MOUNTS = Path("/proc/self/mountinfo")
 """What this process sees mounted: where each cgroup v1 hierarchy is (`/sys/fs/cgroup/cpu`,
 say) and which cgroup it shows as its root."""
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+"""The Linux kernel's id for its boot: one per host, the same in every container on it."""
 
 
 def usable_cores() -> int:
@@ -47,6 +49,22 @@ def cores_each(sharing: int = 1) -> int:
     on one machine, this one among them) may keep busy: an even share of `usable_cores`,
     at least 1. With `sharing` 1, `usable_cores`."""
     return max(1, usable_cores() // max(1, sharing))
+
+
+def cores_owner() -> str | None:
+    """What the processes whose threads share this one's cores have alike, wherever their
+    network addresses differ (containers with their own IPs on one host): the kernel they
+    run on (its boot id) and the CPUs they may run on (their affinity). None where a cgroup
+    CPU quota caps them (a container's own, shared only by its processes, which the caller
+    tells by their IP) or where it is unknown (not Linux)."""
+    if cgroup_cpu_limit() is not None:
+        return None
+    try:
+        boot = BOOT_ID.read_text(encoding="ascii").strip()
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError, UnicodeDecodeError):  # not Linux
+        return None
+    return f"kernel {boot}, CPUs {','.join(map(str, cpus))}" if boot else None
 
 
 def machine_cores() -> int:

@@ -20,8 +20,9 @@ from pipeline.cluster.changes import LABELS_WAIT_S, CameraChanges, LabelsUnavail
 from pipeline.cluster.desk import Answer, CameraRequest
 from pipeline.cluster.ended import ended_cameras, final_stats
 from pipeline.cluster.forwarder import EventForwarder
+from pipeline.cluster.lost_runs import mark_lost
 from pipeline.cluster.reporting import BoardReporter, Reported, ShardStatus, pass_progress
-from pipeline.cluster.resume import Resume, Stored, mark_lost, stored_rows
+from pipeline.cluster.resume import Resume, Stored, stored_rows
 from pipeline.cluster.shard import ShardInfo
 from pipeline.cluster.waits import StoppedWaiting
 from pipeline.config import PipelineConfig, SqlSinkConfig
@@ -203,18 +204,22 @@ class Coordinator:
         return _Running(actor, info, cameras, result, run_config, endpoint)
 
     def _on_machine(self, shard: ShardInfo) -> tuple[int, int]:
-        """The cameras the live shards on `shard`'s machine (its node's IP: a one-machine
-        cluster's nodes share it) run, as the run's cameras hash to them (`assign`), those
-        removed left out; and how many of those shards run cameras, `shard` always among
-        them. They share the machine's cores: each shard's decoders take their threads by
-        the cameras (`decoder_threads_for`), and the detector it builds its CPU threads by
-        the shards (`pipeline.cores.cores_each`). Counted as a run starts: the runs going on
-        keep their threads, and a shard its detector's."""
+        """The cameras the live shards on `shard`'s machine (`ShardInfo.machine`: the
+        kernel and CPUs its threads run on, else its node's IP) run, as the run's cameras
+        hash to them (`assign`), those removed left out; and how many live shards it has,
+        `shard` among them. They share the machine's cores: each shard's decoders take
+        their threads by the cameras (`decoder_threads_for`), and the detector it builds
+        its CPU threads by the shards (`pipeline.cores.cores_each`). Counted as a run
+        starts: the runs going on keep their threads, and a shard its detector's (their
+        libraries fix them as they start).
+        So every live shard counts, with cameras or not: one given its first cameras later
+        (added, moved to it) then takes no cores the others' threads hold, and a shard that
+        died leaves its share to those that build their detector after it."""
         cameras = [c.id for c in self.config.cameras if c.id not in self.changes.removed]
         plan = assign(cameras, list(self._alive))
-        machine = {name for name, (_, info) in self._alive.items() if info.node_ip == shard.node_ip}
-        working = {name for name in machine if plan.get(name)} | {shard.name}
-        return sum(len(ids) for name, ids in plan.items() if name in machine), len(working)
+        machine = {name for name, (_, info) in self._alive.items() if info.machine == shard.machine}
+        machine.add(shard.name)
+        return sum(len(ids) for name, ids in plan.items() if name in machine), len(machine)
 
     def watch(
         self,
@@ -276,7 +281,7 @@ class Coordinator:
         cameras not yet moved then stay where they are (`_stopped_moving`)."""
         sql = sql_sink(self.config)
         if sql is not None:
-            mark_lost(sql.url, dead.run_config, why, self.stop)
+            mark_lost(sql.url, sql.spool_dir, dead.run_config, why, self.stop)
         kept = [c for c in dead.cameras if c not in self.changes.removed]
         on_bus = forwarder.ended if forwarder is not None else None
         sql_url = sql.url if sql is not None else None

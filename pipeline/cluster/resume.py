@@ -13,14 +13,12 @@ by its own key (`sinks.event_bus.resumption`).
 from __future__ import annotations
 
 import dataclasses
-import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, TypeVar
 
-from pipeline.cluster.waits import StoppedWaiting, unless_stopped
+from pipeline.cluster.waits import unless_stopped
 from pipeline.types import (
     AnalyticsEvent,
     Detections,
@@ -35,8 +33,6 @@ from sinks.sql.scene_rows import SceneKey, scene_key
 
 if TYPE_CHECKING:
     from sinks.sql.database import DatabaseUrl
-
-log = logging.getLogger(__name__)
 
 _Passed = TypeVar("_Passed", FrameResult, StreamEnd)
 DATABASE_THREAD = "cluster-database"
@@ -241,49 +237,3 @@ def _stored_rows(url: str, run_configs_like: str, cameras: Sequence[str]) -> dic
         c: Stored(through.get(c, -1), frozenset(stored.get(c, ())), frozenset(scene.get(c, ())))
         for c in cameras
     }
-
-
-def mark_lost(url: str, run_config: str, why: str, stop: threading.Event | None = None) -> None:
-    """Records in the database at `url` that the run of `run_config` (a dead shard's) is
-    over: status `lost`, ended now, `why` as its reason. A database it cannot reach, or
-    one the run's `stop` ends the wait for (`unless_stopped`), is logged, not raised: the
-    cameras move on all the same."""
-    try:
-        unless_stopped(lambda: _mark_lost(url, run_config, why), stop, DATABASE_THREAD)
-    except StoppedWaiting:
-        log.warning(
-            "the run stopped while marking the run of %s lost in %s, which has not answered: "
-            "its row stays 'running' unless the database answers before the run ends",
-            run_config,
-            _shown(url),
-        )
-
-
-def _shown(url: str) -> str:
-    """The database at `url` as messages name it (no password)."""
-    from sinks.sql.database import DatabaseUrl
-
-    return str(DatabaseUrl(url))
-
-
-def _mark_lost(url: str, run_config: str, why: str) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from sinks.sql.database import DatabaseUrl, make_engine, reason
-
-    db = DatabaseUrl(url)
-    engine = make_engine(db)
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "UPDATE runs SET status = 'lost', ended_at = :now, reason = :why "
-                    "WHERE config = :config AND status = 'running'"
-                ),
-                {"now": datetime.now(timezone.utc), "why": why, "config": run_config},
-            )
-    except SQLAlchemyError as exc:
-        log.warning("cannot mark the run of %s lost in %s: %s", run_config, db, reason(exc, db))
-    finally:
-        engine.dispose()

@@ -30,6 +30,7 @@ from pipeline.cluster.local import (
     started_ray,
     this_machine,
 )
+from pipeline.cluster.lost_runs import mark_recorded
 from pipeline.cluster.merge import merge_summaries
 from pipeline.cluster.mqtt_status import PipelineStatus
 from pipeline.cluster.reporting import ShardStatus
@@ -149,15 +150,18 @@ class ClusterRun:
         self.changes.open(ray, self._token.split()[-1])
         actors = self._start_shards(ray, count)
         mqtt_status: PipelineStatus | None = None
+        sql = sql_sink(self.config)
         try:
             infos = self._placed(ray, actors)
             self._check_before_work(ray, actors)  # before the database or a broker is touched
             self._unless_stopped()
-            if (sql := sql_sink(self.config)) is not None:
+            if sql is not None:
                 try:
                     prepare_database(sql.url, self.stop)
                 except SinkStopped:  # a silent server or a locked file: not waited out
                     raise _Stopped from None
+                # before any shard replays its spool, which leaves a lost run's rows out
+                mark_recorded(sql.url, sql.spool_dir, self.stop)  # what earlier runs left
             mqtt_status = PipelineStatus(self.config, self.stop)
             self.coordinator.on_lost = mqtt_status.camera_offline  # a dead shard cannot say it
             forwarder = self._forwarder(say)
@@ -177,6 +181,8 @@ class ClusterRun:
                 ray.kill(actor)
             if mqtt_status is not None:
                 mqtt_status.close()  # after every shard's sinks: the run is over
+        if sql is not None:  # the dead shards' runs the database or the stop left unmarked
+            mark_recorded(sql.url, sql.spool_dir, self.stop)
         summary = merge_summaries(
             [c.id for c in self.coordinator.config.cameras],  # with those added while running
             done,

@@ -27,6 +27,7 @@ from pipeline.config import (
     SqlSinkConfig,
     ZmqSinkConfig,
 )
+from pipeline.cores import cores_owner
 from pipeline.summary import CameraStats, RunSummary
 from sinks.base import Sink, SinkError, SinkStopped
 from sinks.event_stream import ResumesCameras
@@ -56,6 +57,15 @@ class ShardInfo:
     node_id: str
     pid: int
     gpus: tuple[str, ...]
+    cores_owner: str | None = None
+    """Its process's `pipeline.cores.cores_owner` (None: not known, or its container's)."""
+
+    @property
+    def machine(self) -> str:
+        """What the shards whose threads share this one's cores have alike: the kernel and
+        CPUs they run on (`cores_owner`), else the node's IP (a one-machine cluster's nodes
+        share it)."""
+        return self.cores_owner or f"IP {self.node_ip}"
 
     def describe(self) -> str:
         gpus = f", GPU {','.join(self.gpus)}" if self.gpus else ""
@@ -103,6 +113,7 @@ class Shard:
             context.get_node_id(),
             os.getpid(),
             tuple(str(g) for g in context.get_accelerator_ids().get("GPU", [])),
+            cores_owner(),
         )
 
     def publisher_endpoint(self) -> str:
@@ -153,7 +164,7 @@ class Shard:
         the shard's rows by it); `resume`: cameras taken over from a dead shard;
         `cameras_here`: the cameras of every shard on this machine, these among them, for
         the decoders' threads (`Pipeline`'s `cameras_here`; None: these); `shards_here`:
-        the shards on this machine that run cameras, this one among them: a detector built
+        the live shards on this machine, this one among them: a detector built
         now takes their share of its cores for its CPU threads (`DetectorOptions.sharing`).
         """
         from pipeline.build import make_source

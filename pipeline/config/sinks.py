@@ -303,7 +303,8 @@ class SqlSinkConfig(Strict):
     spool_dir: FsPath = Field(
         Path("out/spool"),
         description="Folder for rows waiting for the database (and, in refused/, rows it "
-        "refused for good).",
+        "refused for good; on a cluster's driver, in lost/, the dead shards' runs still to "
+        "mark lost).",
     )
     spool_max_mb: float = Field(
         1024,

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 import pipeline.cores
-from pipeline.cores import cgroup_cpu_limit, cores_each, cores_line, machine_cores, usable_cores
+from pipeline.cores import (
+    cgroup_cpu_limit,
+    cores_each,
+    cores_line,
+    cores_owner,
+    machine_cores,
+    usable_cores,
+)
 from tests.cores import HOST_CORES, pin_cores
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +40,29 @@ def test_processes_sharing_the_usable_cores_each_take_an_even_share_of_at_least_
 ) -> None:
     pin_cores(monkeypatch, 8)  # a cluster's shards on one machine, given 8 of its cores
     assert cores_each(sharing) == each
+
+
+def test_processes_on_one_kernel_and_cpus_share_their_cores_whatever_their_ips(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Containers with IPs of their own on one host see one kernel: their shards share its
+    cores unless their CPUs differ (cpusets), or a quota of their own caps them."""
+    boot = tmp_path / "boot_id"
+    monkeypatch.setattr(pipeline.cores, "BOOT_ID", boot)
+    boot.write_text("5f3d5521-2f71\n", encoding="ascii")
+    pin_cores(monkeypatch, 4)
+    first = cores_owner()
+    assert first is not None and first == cores_owner()
+    pin_cores(monkeypatch, 2)  # another container's cpuset
+    assert cores_owner() not in (None, first)
+    pin_cores(monkeypatch, 4)
+    boot.write_text("9e8d7c6b-0a1b\n", encoding="ascii")  # another host
+    assert cores_owner() not in (None, first)
+    monkeypatch.setattr(pipeline.cores, "cgroup_cpu_limit", lambda: 2)
+    assert cores_owner() is None  # its container's quota: told by its IP
+    monkeypatch.setattr(pipeline.cores, "cgroup_cpu_limit", lambda: None)
+    boot.unlink()  # not Linux
+    assert cores_owner() is None
 
 
 def test_a_process_that_may_use_every_core_names_them_once(

@@ -57,8 +57,15 @@ class FakeShard:
     coordinator asked its progress once); its progress tells 2 frames of each camera it
     was given, and `ended`, the cameras whose stream ended."""
 
-    def __init__(self, name: str, *, dies: bool = False, node_ip: str = "10.0.0.7") -> None:
-        self.info = ShardInfo(name, node_ip, "ab" * 28, 7, ())
+    def __init__(
+        self,
+        name: str,
+        *,
+        dies: bool = False,
+        node_ip: str = "10.0.0.7",
+        cores_owner: str | None = None,
+    ) -> None:
+        self.info = ShardInfo(name, node_ip, "ab" * 28, 7, (), cores_owner)
         self.runs: list[tuple[list[str], dict[str, Resume]]] = []
         self.cameras_here: list[int] = []
         """What each run was told of the cameras on its machine."""
@@ -126,7 +133,8 @@ def coordinator(
     video.write_bytes(b"\0")  # the config checks only that a non-empty file is there
     cameras = "".join(f"  - {{id: {c}, source: '{video}'}}\n" for c in CAMERAS)
     zmq = "  - {type: zmq, endpoint: 'tcp://127.0.0.1:5999'}\n" if bus else ""
-    sql = f"  - {{type: sql, url: '{sql_url}'}}\n" if sql_url else ""
+    spool = tmp_path / "spool"
+    sql = f"  - {{type: sql, url: '{sql_url}', spool_dir: '{spool}'}}\n" if sql_url else ""
     sinks = f"sinks:\n{zmq}{sql}" if zmq or sql else ""
     config = parse_config(
         f"cameras:\n{cameras}{sinks}cluster:\n  engine: ray\n  max_restarts: {max_restarts}\n"
@@ -180,13 +188,25 @@ def test_the_cameras_of_a_dead_shard_run_again_on_the_survivor_from_their_start(
     assert {c: coord.restarts[c] for c in CAMERAS} == {c: int(c in moved) for c in CAMERAS}
 
 
-@pytest.mark.parametrize("second_machine", ["10.0.0.7", "10.0.0.8"])
+@pytest.mark.parametrize(
+    ("second_machine", "kernels"),
+    [
+        ("10.0.0.7", (None, None)),
+        ("10.0.0.8", (None, None)),
+        ("10.0.0.8", ("kernel a, CPUs 0,1", "kernel a, CPUs 0,1")),  # containers, one host
+        ("10.0.0.7", ("kernel a, CPUs 0,1", "kernel b, CPUs 0,1")),  # one IP, two hosts
+    ],
+)
 def test_each_shard_s_run_is_told_the_cameras_and_shards_that_share_its_machine(
-    tmp_path: Path, second_machine: str
+    tmp_path: Path, second_machine: str, kernels: tuple[str | None, str | None]
 ) -> None:
     # Shards on one machine share its cores: their decoders' threads count all their
-    # cameras, and their detectors' CPU threads split the cores between the shards.
-    shards = [FakeShard("shard-1"), FakeShard("shard-2", node_ip=second_machine)]
+    # cameras, and their detectors' CPU threads split the cores between the shards. The
+    # kernel and CPUs they run on tell the machine, else their node's IP.
+    shards = [
+        FakeShard("shard-1", cores_owner=kernels[0]),
+        FakeShard("shard-2", node_ip=second_machine, cores_owner=kernels[1]),
+    ]
     coord = coordinator(tmp_path, max_restarts=0)
     board = SimpleNamespace(publish=SimpleNamespace(remote=lambda status: None))
     running = coord.begin(FakeRay(), [(s, s.info) for s in shards], None, board)
@@ -194,7 +214,7 @@ def test_each_shard_s_run_is_told_the_cameras_and_shards_that_share_its_machine(
 
     plan = assign(list(CAMERAS), ["shard-1", "shard-2"])
     assert all(plan.values()), "the hash left a shard without a camera: pick other ids"
-    if second_machine == shards[0].info.node_ip:
+    if shards[0].info.machine == shards[1].info.machine:
         assert [s.cameras_here for s in shards] == [[len(CAMERAS)], [len(CAMERAS)]]
         assert [s.shards_here for s in shards] == [[2], [2]]
     else:
@@ -202,10 +222,11 @@ def test_each_shard_s_run_is_told_the_cameras_and_shards_that_share_its_machine(
         assert [s.shards_here for s in shards] == [[1], [1]]
 
 
-def test_a_shard_given_no_camera_is_not_counted_among_those_sharing_its_machine(
+def test_a_shard_given_no_camera_keeps_its_share_for_cameras_it_is_given_later(
     tmp_path: Path,
 ) -> None:
-    # It builds no detector and decodes nothing: the others' threads may have its share.
+    # The others' detectors keep the threads they start with: were its share theirs, a
+    # camera added to it later would have more threads than cores run on the machine.
     shards = [FakeShard(f"shard-{i}") for i in (1, 2, 3)]
     coord = coordinator(tmp_path, max_restarts=0)
     board = SimpleNamespace(publish=SimpleNamespace(remote=lambda status: None))
@@ -214,7 +235,7 @@ def test_a_shard_given_no_camera_is_not_counted_among_those_sharing_its_machine(
 
     plan = assign(list(CAMERAS), [s.info.name for s in shards])
     assert plan["shard-3"] == [], "the hash gave shard-3 a camera: pick other ids"
-    assert [s.shards_here for s in shards] == [[2], [2], []]
+    assert [s.shards_here for s in shards] == [[3], [3], []]
 
 
 def test_a_survivor_taking_over_a_dead_shard_s_cameras_is_told_the_shards_left_on_its_machine(

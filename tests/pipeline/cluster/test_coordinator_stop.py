@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from pipeline.cluster.lost_runs import LostRun, records_path
 from tests.pipeline.cluster.test_coordinator import (
     RUN_OF_SHARD_1,
     FakeRay,
@@ -28,9 +29,10 @@ def test_a_stop_while_the_database_does_not_answer_after_a_shard_died_ends_the_w
 ) -> None:
     """PostgreSQL stops answering as the shard dies: the run's stop ends the driver's wait
     to mark the dead run lost and to read where its cameras resume; they are not moved, and
-    do not fail."""
-    caplog.set_level(logging.WARNING, "pipeline.cluster.resume")
+    do not fail. The dead run stays recorded as lost, for the next try to mark."""
+    caplog.set_level(logging.WARNING, "pipeline.cluster.lost_runs")
     silent = SilentPostgres()
+    url = silent.url.replace("connect_timeout=600", "connect_timeout=10")
     stop = threading.Event()
 
     def stop_once_the_database_is_asked() -> None:
@@ -45,7 +47,7 @@ def test_a_stop_while_the_database_does_not_answer_after_a_shard_died_ends_the_w
             tmp_path,
             max_restarts=1,
             told=told,
-            sql_url=silent.url.replace("connect_timeout=600", "connect_timeout=10"),
+            sql_url=url,
             stop=stop,
         )
         assert time.monotonic() - started < 3
@@ -62,9 +64,12 @@ def test_a_stop_while_the_database_does_not_answer_after_a_shard_died_ends_the_w
         "database did not answer"
     ]
     assert any(
-        r.getMessage().startswith(f"the run stopped while marking the run of {RUN_OF_SHARD_1}")
+        r.getMessage().startswith(f"the run stopped while marking the runs of {RUN_OF_SHARD_1}")
         for r in caplog.records
     )
+    # kept for the next run (`mark_recorded`), which marks it once the database answers
+    recorded = records_path(url, tmp_path / "spool").read_text(encoding="utf-8").splitlines()
+    assert [LostRun.from_line(line).config for line in recorded] == [RUN_OF_SHARD_1]
 
 
 def test_a_stop_as_the_shards_are_handed_their_cameras_reaches_them_before_any_wait(

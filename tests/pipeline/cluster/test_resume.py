@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
+from pipeline.cluster.lost_runs import mark_lost
 from pipeline.cluster.merge import merge_summaries
-from pipeline.cluster.resume import ResumeSink, mark_lost, prepare_database, stored_rows
+from pipeline.cluster.resume import ResumeSink, prepare_database, stored_rows
 from pipeline.cluster.shard import ShardInfo
 from pipeline.summary import CameraStats, RunSummary
 from pipeline.types import (
@@ -201,7 +202,7 @@ def shard_sink(url: str, run: int, shard: int) -> SqlSink:
 
 
 def test_each_track_visit_and_crossing_of_a_camera_moved_around_a_death_is_stored_once(
-    pg_url: str,
+    pg_url: str, tmp_path: Path
 ) -> None:
     """The dead shard stored frames 0-5 of `cam`, and track 2 with its visit and crossing
     (at frame 7, after the last frame with boxes), but not track 1 with its visit and
@@ -223,7 +224,9 @@ def test_each_track_visit_and_crossing_of_a_camera_moved_around_a_death_is_store
     engine = create_engine(pg_url)
     with engine.begin() as conn:  # as a shard killed with its node leaves its run
         conn.execute(text("UPDATE runs SET status = 'running', ended_at = NULL"))
-    mark_lost(pg_url, "c.yaml (cluster abc run 1 on shard-1)", "shard-1 on 10.0.0.8 died: gone")
+    mark_lost(
+        pg_url, tmp_path, "c.yaml (cluster abc run 1 on shard-1)", "shard-1 on 10.0.0.8 died: gone"
+    )
 
     (stored,) = stored_rows(pg_url, "% (cluster abc run %", ["cam"]).values()
     assert (stored.through, stored.tracks) == (5, frozenset({2}))
@@ -259,13 +262,13 @@ def test_each_track_visit_and_crossing_of_a_camera_moved_around_a_death_is_store
 
 
 def test_a_database_nothing_answers_at_stops_the_resume_in_one_line_and_the_marking_is_told(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
     with pytest.raises(SinkError, match=r"cannot read what .* holds of cameras cam to resume"):
         stored_rows(url, "% (cluster abc run %", ["cam"])
-    mark_lost(url, "c.yaml (cluster abc run 1 on shard-1)", "shard-1 died")
-    assert "cannot mark the run of c.yaml (cluster abc run 1 on shard-1) lost" in caplog.text
+    mark_lost(url, tmp_path, "c.yaml (cluster abc run 1 on shard-1)", "shard-1 died")
+    assert "cannot mark the runs of c.yaml (cluster abc run 1 on shard-1) lost" in caplog.text
 
 
 def test_the_merged_summary_has_every_camera_and_names_each_shards_outputs() -> None:

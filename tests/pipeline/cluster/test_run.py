@@ -6,20 +6,29 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, NoReturn
 
 import pytest
+from sqlalchemy import create_engine, text
 
 import pipeline.cluster.run
 from pipeline.cluster.coordinator import POLL_S
+from pipeline.cluster.engine import ClusterError
+from pipeline.cluster.lost_runs import LostRun, records_path
+from pipeline.cluster.resume import prepare_database
 from pipeline.cluster.run import PLACEMENT_TIMEOUT_S, ClusterRun
 from pipeline.cluster.shard import ShardInfo
 from pipeline.config import parse_config
 from pipeline.summary import RunSummary
 from sinks.base import SinkError
+from sinks.sql.query import list_runs
+from sinks.sql.sink import SqlSink
 from tests.conftest import write_video
+from tests.sinks.sql.builders import LABELS
+from tests.sinks.sql.conftest import pg_schema, skip_without_pg
 from tests.sinks.sql.silent_postgres import SilentPostgres
 
 
@@ -244,3 +253,42 @@ def test_a_stop_while_the_driver_connects_to_a_silent_database_starts_no_shard_s
     assert silent.connected.is_set()
     assert [getattr(a, "name", a) for a in ray.killed] == ["shard-0", "shard-1", "board"]
     assert ray.shut_down
+
+
+def test_a_dead_shard_s_run_an_earlier_run_could_not_mark_is_marked_before_any_shard_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An earlier run was stopped while PostgreSQL did not answer after a shard died: the
+    next run marks that shard's run lost before any shard is given cameras (and replays its
+    spool file, which leaves a lost run's rows out)."""
+    skip_without_pg()
+    dead = "c.yaml (cluster abc run 2 on shard-1)"
+    spool = tmp_path / "spool"
+    with pg_schema() as url:
+        prepare_database(url)
+        SqlSink(url, LABELS, run_config=dead, spool_dir=spool).close()
+        engine = create_engine(url)
+        with engine.begin() as conn:  # as a shard killed with its node leaves its run
+            conn.execute(text("UPDATE runs SET status = 'running', ended_at = NULL"))
+        engine.dispose()
+        records = records_path(url, spool)
+        records.parent.mkdir(parents=True)
+        died = datetime(2026, 12, 5, 9, 0, tzinfo=timezone.utc)
+        records.write_text(LostRun(dead, "shard-1 died: gone", died).to_line(), encoding="utf-8")
+        run = two_camera_run(
+            tmp_path,
+            monkeypatch,
+            FakeRay(),
+            sinks=f"sinks:\n  - {{type: sql, url: '{url}', spool_dir: '{spool}'}}\n",
+        )
+        statuses: list[tuple[str, str | None, datetime | None]] = []
+
+        def begin(*args: object) -> NoReturn:
+            statuses.extend((r.status, r.reason, r.ended_at) for r in list_runs(url).rows)
+            raise ClusterError("stopped here")
+
+        monkeypatch.setattr(run.coordinator, "begin", begin)
+        with pytest.raises(ClusterError, match="stopped here"):
+            run.run()
+    assert statuses == [("lost", "shard-1 died: gone", died)]
+    assert not records.exists()
