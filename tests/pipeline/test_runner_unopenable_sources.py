@@ -12,7 +12,7 @@ from pipeline import runner
 from pipeline.config import DetectorConfig, parse_config
 from pipeline.runner import Pipeline
 from pipeline.types import CameraStatus, StreamEnd
-from tests.conftest import VideoFactory
+from tests.conftest import VideoFactory, write_video
 from tests.pipeline.test_pipelining import EagerDetector, Recorder
 
 MISSING = "cannot open missing.mp4: No such file or directory"
@@ -39,8 +39,18 @@ def never_build(config: DetectorConfig, announce: object) -> EagerDetector:
         ("missing.mp4", MISSING),
         ("{type: file, path: folder}", "not a file: 'folder'"),
         ("{type: images, path: folder}", "no images (.bmp, .jpeg, .jpg, .png, .tif, .tiff, "),
+        ("empty.mp4", "empty file (0 bytes): 'empty.mp4'"),
+        ("text.mp4", "not a video (cannot open it: Invalid data found when processing input)"),
+        ("cut.mp4", "not a video (cannot open it: "),
     ],
-    ids=["missing-file", "folder-as-file", "folder-without-images"],
+    ids=[
+        "missing-file",
+        "folder-as-file",
+        "folder-without-images",
+        "empty-file",
+        "text-file-named-mp4",
+        "truncated-header",
+    ],
 )
 def test_a_run_whose_only_camera_cannot_open_ends_before_its_detector_is_built(
     tmp_path: Path,
@@ -51,6 +61,11 @@ def test_a_run_whose_only_camera_cannot_open_ends_before_its_detector_is_built(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "folder").mkdir()
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "text.mp4").write_text("a shopping list, not a recording\n" * 20)
+    (tmp_path / "cut.mp4").write_bytes(
+        write_video(tmp_path / "whole.mp4", 2, (32, 32)).read_bytes()[:40]
+    )
     config = parse_config(f"cameras:\n  - id: cam\n    source: {source}\n", check_sources=False)
     monkeypatch.setattr(runner, "build_run_detector", never_build)
     with caplog.at_level(logging.ERROR):
