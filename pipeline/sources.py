@@ -126,10 +126,10 @@ class Source(ABC):
         return cv2.resize(image, self.size, interpolation=scaling)  # type: ignore[return-value]
 
     def problem(self) -> str | None:
-        """Why opening would fail, when that shows without decoding anything (a file that
-        is not there, empty, or whose header holds no video; a folder without images), in
-        the words `open` raises or `validate` says; None otherwise, and always for a live
-        source, which may come up later."""
+        """Why opening would fail, when that shows without reading the source through (a
+        file that is not there, empty, or whose header holds no video; a folder without
+        images), in the words `open` raises or `validate` says; None otherwise, and always
+        for a live source, which may come up later."""
         return None
 
     @abstractmethod
@@ -182,8 +182,8 @@ class AVSource(Source):
         self._rate = Fraction(25)
 
     def problem(self) -> str | None:
-        """A file's `video_file_problem`, else its `video_header_problem` (its header read,
-        nothing decoded); None for a live source."""
+        """A file's `video_file_problem`, else its `video_header_problem` (opened as `open`
+        opens it, no frame read); None for a live source."""
         if not self.file:
             return None
         return video_file_problem(self.url, self.name) or video_header_problem(self.url)

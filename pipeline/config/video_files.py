@@ -1,5 +1,5 @@
-"""What a video file must hold before anything of it is decoded: some bytes, and a header
-FFmpeg opens with a video stream in it. The one rule, and the one wording, of `run`'s look
+"""What a video file must hold before its frames are read: some bytes, and a header FFmpeg
+opens with a video stream in it. The one rule, and the one wording, of `run`'s look
 at each file camera before its detector is prepared (`pipeline.sources.AVSource.problem`)
 and of `validate` (a file source's check, at its YAML path: where the file is empty, or
 where its first frame does not decode and the header says why).
@@ -51,8 +51,9 @@ def video_header_problem(path: str, wait_s: float = HEADER_WAIT_S) -> str | None
 
 
 class _HeaderRead(threading.Thread):
-    """Opens a file as FFmpeg opens it to play it (its header, and the stream information
-    FFmpeg reads after it), in a daemon thread: a read that never ends is left behind, not
+    """Opens a file as the reader opens it (`av.open`: its header, and the first packets
+    FFmpeg looks at to learn its streams, a frame or two decoded where the header leaves
+    the pixel format out), in a daemon thread: a read that never ends is left behind, not
     waited for, even at the process's exit."""
 
     def __init__(self, path: str) -> None:
@@ -65,7 +66,7 @@ class _HeaderRead(threading.Thread):
         import av
 
         try:
-            with av.open(self.path, metadata_errors="ignore") as container:
+            with av.open(self.path) as container:
                 if not container.streams.video:
                     self.why = "it holds no video stream"
         except (av.FFmpegError, OSError) as exc:  # its str() repeats the errno and the path
