@@ -62,9 +62,9 @@ def check_sources(
     sources: dict[str, Source], skip: Collection[str] = ()
 ) -> tuple[dict[str, Source], dict[str, str]]:
     """The cameras' `sources` (by camera id), and the one-line error of each whose file or
-    image folder cannot open (`Source.problem`: nothing decoded), logged as it is found:
-    its source is then a `FailedSource`, which fails its reader alike. Those in `skip`
-    (stopped before the run) are not asked."""
+    image folder cannot open (`Source.problem`: a file's header read, no frame read),
+    logged as it is found: its source is then a `FailedSource`, which fails its reader
+    alike. Those in `skip` (stopped before the run) are not asked."""
     checked = dict(sources)
     failed: dict[str, str] = {}
     for camera_id, source in sources.items():

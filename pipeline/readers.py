@@ -11,7 +11,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -336,3 +336,16 @@ class CameraReader(threading.Thread):
                 retry_in_s=retry_in,
             )
         )
+
+
+def join_readers(readers: Sequence[CameraReader], timeout_s: float) -> None:
+    """Waits for the readers to end, `timeout_s` at most in all, and not for those the
+    batcher cut off: they had their grace already, and their stream has ended without them.
+    One still in its source after that is left behind (its thread is a daemon)."""
+    deadline = time.monotonic() + timeout_s
+    for reader in readers:
+        if reader.queue.was_cut_off:
+            continue  # the batcher said so when it cut it off
+        reader.join(max(0.0, deadline - time.monotonic()))
+        if reader.is_alive():
+            log.warning("camera %s: its reader is still waiting on its source", reader.camera_id)

@@ -38,13 +38,13 @@ from pipeline.detection_loop import DetectionLoop, FrameDetector
 from pipeline.frame_memory import keep_freed_frames
 from pipeline.metrics import RunMetrics, sink_labels
 from pipeline.preflight import check_before_work, check_labels
-from pipeline.readers import CameraReader
+from pipeline.readers import CameraReader, join_readers
 from pipeline.sink_factory import build_sinks
 from pipeline.sources import Source, decoder_threads_for
 from pipeline.stops import STOP_OPENING, STOP_PREPARING, STOP_RUNNING, StopEvent
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
 from pipeline.types import CameraStatus, RunOutcome, StreamInfo
-from pipeline.workers import QueueBound, SinkFanout, SinkWorker
+from pipeline.workers import QueueBound, SinkFanout, SinkWorker, end_unstarted
 from sinks.base import Sink, SinkStopped
 
 if TYPE_CHECKING:
@@ -63,11 +63,11 @@ class Pipeline:
     `run` checks first what must hold before any work (`check_before_work`: its HTTP
     server's port, the sinks' output folders, a SQLite file it may not write) and each
     camera's file or image folder (`check_sources`): a camera whose source fails that fails
-    at once, and a run left with no camera, handed no detector or sinks, ends there. Then
-    it builds the detector (so missing weights fail before any frame is read), then the
-    sinks, then starts one reader per camera. A camera that fails is reported and ended
-    (live ones reconnect); the others keep running, and the batcher never waits for a
-    camera that has nothing. `stop` (set by Ctrl-C) makes the readers stop; what was
+    at once, and a run left with no camera ends there (the sinks handed to it hear so, and
+    are closed). Then it builds the detector (so missing weights fail before any frame is
+    read), then the sinks, then starts one reader per camera. A camera that fails is
+    reported and ended (live ones reconnect); the others keep running, and the batcher never
+    waits for a camera that has nothing. `stop` (set by Ctrl-C) makes the readers stop; what was
     already decoded is still detected, tracked and written, and every camera's stream ends
     (its open tracks closed) as at the end of a file (docs/stopping.md).
 
@@ -137,13 +137,8 @@ class Pipeline:
         threads = decoder_threads_for(self.cameras_here)
         made = {cam.id: make_source(cam.source, threads) for cam in cfg.cameras}
         sources, unopenable = check_sources(made, skip=self._stopped_cameras)
-        # No camera left: the run ends before its set-up, unless it was handed a detector or
-        # sinks (a cluster's shard), which then hear of each camera as it fails.
-        handed = self._detector is not None or bool(self._extra_sinks)
-        if unopenable and not handed and unopenable.keys() | self._stopped_cameras >= made.keys():
-            names = {cid: source.name for cid, source in sources.items()}
-            setup_s = time.monotonic() - setup_started
-            return RunSummary.failed_before_setup(names, unopenable, setup_s)
+        if unopenable and unopenable.keys() | self._stopped_cameras >= made.keys():
+            return self._failed_before_setup(sources, unopenable, setup_started)
         self.stop_does = STOP_PREPARING
         try:
             detector = self._detector or self._build_detector(say)
@@ -244,7 +239,7 @@ class Pipeline:
                 loop.end_streams(detector_error)
             finally:
                 self.stop.set()
-                _join(readers, STOP_GRACE_S)
+                join_readers(readers, STOP_GRACE_S)
             for reader in readers:
                 _count(stats[reader.camera_id], reader)
             failed = detector_error is not None or not all(c.ok for c in stats.values())
@@ -281,6 +276,22 @@ class Pipeline:
         int8 calibration take many seconds) raises KeyboardInterrupt in this thread."""
         with self.stop.raising():
             return build_run_detector(self.config.detector, say)
+
+    def _failed_before_setup(
+        self, sources: dict[str, Source], unopenable: dict[str, str], setup_started: float
+    ) -> RunSummary:
+        """`RunSummary.failed_before_setup` of a run with no camera left (`unopenable`: each
+        failed camera's line; the others were stopped first). The sinks handed in hear of
+        each camera's end (`end_unstarted`) and are closed, as at the end of any run; a
+        detector handed in is left to its owner."""
+        why = {cid: s.problem() if cid in unopenable else None for cid, s in sources.items()}
+        workers = end_unstarted(self._extra_sinks, why)
+        names = {cid: source.name for cid, source in sources.items()}
+        summary = RunSummary.failed_before_setup(
+            names, unopenable, time.monotonic() - setup_started
+        )
+        errors = [e for w in workers if (e := w.summary_error)]
+        return replace(summary, sink_errors=errors, outputs=[w.sink.describe() for w in workers])
 
     def _stopped_in_setup(self, setup_started: float) -> RunSummary:
         """`RunSummary.stopped_in_setup` of this run's cameras, set up since `setup_started`."""
@@ -384,16 +395,3 @@ def _count(stats: CameraStats, reader: CameraReader) -> None:
     stats.lost = reader.lost
     stats.short = reader.short
     stats.error = stats.error or reader.queue.error
-
-
-def _join(readers: list[CameraReader], timeout_s: float) -> None:
-    """Waits for the readers to end, `timeout_s` at most in all, and not for those the
-    batcher cut off: they had their grace already, and their stream has ended without them.
-    One still in its source after that is left behind (its thread is a daemon)."""
-    deadline = time.monotonic() + timeout_s
-    for reader in readers:
-        if reader.queue.was_cut_off:
-            continue  # the batcher said so when it cut it off
-        reader.join(max(0.0, deadline - time.monotonic()))
-        if reader.is_alive():
-            log.warning("camera %s: its reader is still waiting on its source", reader.camera_id)

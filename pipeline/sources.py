@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.config.cameras import not_a_file
+from pipeline.config.video_files import video_header_problem
 from pipeline.cores import usable_cores
 from pipeline.http_camera import PartFeed, PartTooLong, Stopped, open_http
 from pipeline.types import frame_size_problem
@@ -125,9 +126,10 @@ class Source(ABC):
         return cv2.resize(image, self.size, interpolation=scaling)  # type: ignore[return-value]
 
     def problem(self) -> str | None:
-        """Why opening would fail, when that shows without opening or decoding anything (a
-        file that is not there, a folder without images), in the words `open` raises; None
-        otherwise, and always for a live source, which may come up later."""
+        """Why opening would fail, when that shows without reading the source through (a
+        file that is not there, empty, or whose header holds no video; a folder without
+        images), in the words `open` raises or `validate` says; None otherwise, and always
+        for a live source, which may come up later."""
         return None
 
     @abstractmethod
@@ -180,11 +182,16 @@ class AVSource(Source):
         self._rate = Fraction(25)
 
     def problem(self) -> str | None:
-        return video_file_problem(self.url, self.name) if self.file else None
+        """A file's `video_file_problem`, else its `video_header_problem` (opened as `open`
+        opens it, no frame read); None for a live source."""
+        if not self.file:
+            return None
+        return video_file_problem(self.url, self.name) or video_header_problem(self.url)
 
     def open(self) -> OpenedSource:
         self.close()
-        if (problem := self.problem()) is not None:
+        # what is there, not its header: FFmpeg reads that next, and says what is wrong
+        if self.file and (problem := video_file_problem(self.url, self.name)) is not None:
             raise SourceError(problem)
         started = time.monotonic()
         try:

@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -334,3 +334,27 @@ class SinkFanout:
 
     def has_ended(self, camera_id: str) -> bool:
         return camera_id in self._ended
+
+
+def end_unstarted(
+    sinks: Sequence[tuple[Sink, QueueBound]], failures: Mapping[str, str | None]
+) -> list[SinkWorker]:
+    """Hands `sinks` (each with its queue's bound) a run that failed before any camera
+    started: each camera of `failures` failed, as its reader would say it (its id: why its
+    source cannot open), or was stopped first (None), and its stream ended with no frame;
+    the run failed. Each sink is then closed, as at the end of any run. Their workers,
+    ended (`summary_error`)."""
+    messages: list[SinkMessage] = []
+    for camera_id, why in failures.items():
+        if why is not None:
+            messages.append(CameraStatus(camera_id, "failed", time.time(), why))
+        error = None if why is None else f"camera {camera_id}: {why}"
+        messages.append(StreamEnd(camera_id, 0, error=error))
+    workers = [SinkWorker(sink, bound.size, max_bytes=bound.max_bytes) for sink, bound in sinks]
+    for worker in workers:
+        for message in messages:
+            worker.submit(message)
+        worker.run_ended("failed")
+    for worker in workers:
+        worker.close()
+    return workers

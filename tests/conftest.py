@@ -59,6 +59,18 @@ def damaged_video(path: Path, frames: int = 60, damage: int = 1500) -> Path:
     return path
 
 
+def audio_only_file(path: Path) -> Path:
+    """A WAV file FFmpeg reads, 0.1 s of silence: a real media file with no video stream."""
+    with av.open(str(path), "w", format="wav") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame(format="s16", layout="mono", samples=800)
+        frame.planes[0].update(bytes(1600))
+        frame.sample_rate = 8000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return path
+
+
 @pytest.fixture
 def synthetic_video(tmp_path: Path) -> VideoFactory:
     """Factory: synthetic_video("name.mp4", frames=24, size=(160, 120), fps=10) -> path."""

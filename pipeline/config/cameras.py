@@ -14,6 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pipeline.config.base import ONE_BYTE_MB, Strict, name_fits
 from pipeline.config.safe_yaml import path_repr, short_repr
 from pipeline.config.scene import AnalyticsConfig, LineConfig, ZoneConfig, check_scene_ids
+from pipeline.config.video_files import empty_file, video_header_problem
 from pipeline.folders import LINK_LOOP, file_kind
 from pipeline.types import frame_size_problem
 from pipeline.urls import STREAM_SCHEMES, address_problem, infer_kind, mask_credentials
@@ -97,8 +98,8 @@ class FileSourceConfig(Strict):
             raise ValueError(f"file not found: {shown} (relative to {path_repr(str(Path.cwd()))})")
         if not os.access(path, os.R_OK):
             raise ValueError(f"file not readable: {shown}")
-        if path.stat().st_size == 0:
-            raise ValueError(f"empty file (0 bytes): {shown}")
+        if (problem := empty_file(value)) is not None:
+            raise ValueError(problem)
         if probes_sources(info):
             from detector.clip_frames import NotAVideoError
 
@@ -106,7 +107,10 @@ class FileSourceConfig(Strict):
             try:
                 probe(value)
             except NotAVideoError as exc:
-                raise ValueError(f"not a video ({exc}): {shown}") from None
+                # in `run`'s words where its look at the header finds it (it opens the file
+                # again only then: a good file is opened once)
+                why = video_header_problem(value) or f"not a video ({exc}): {shown}"
+                raise ValueError(why) from None
         return value
 
 

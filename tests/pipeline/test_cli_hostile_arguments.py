@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.config import safe_yaml
-from tests.conftest import VideoFactory, free_port
+from tests.conftest import VideoFactory, free_port, write_video
 
 BIG = "9" * 30
 DIGITS_5000 = "9" * 5000  # more than Python turns into an int from text
@@ -342,6 +342,8 @@ def fifo(tmp_path: Path) -> str:
 
 
 def dead_sql(tmp_path: Path, place: dict[str, str]) -> str:
+    # a camera that opens: with none left, the run would end before it opens its sinks
+    write_video(tmp_path / "clip.mp4", frames=2, size=(32, 32))
     return config_file(
         tmp_path,
         CAMERA + "detector: {model: person_ssdlite, weights: none, device: cpu, runtime: torch}\n"

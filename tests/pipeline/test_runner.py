@@ -316,7 +316,7 @@ def test_nothing_of_a_camera_reaches_the_sinks_after_its_stream_ended(
         runner, "make_source", lambda c, t=0: stuck if c.type == "stream" else make_source(c, t)
     )
     woken: list[CameraReader] = []
-    join = runner._join
+    join = runner.join_readers
 
     def join_after_the_stuck_reader_reported(readers: list[CameraReader], timeout_s: float) -> None:
         # The run goes on only once the woken reader has said all it had to say.
@@ -326,7 +326,7 @@ def test_nothing_of_a_camera_reaches_the_sinks_after_its_stream_ended(
                 woken.append(reader)
         join(readers, timeout_s)
 
-    monkeypatch.setattr(runner, "_join", join_after_the_stuck_reader_reported)
+    monkeypatch.setattr(runner, "join_readers", join_after_the_stuck_reader_reported)
     config = parse_config(
         f"cameras:\n  - id: file\n    source: {{type: file, path: '{clip}', realtime: true}}\n"
         "  - id: stuck\n    source: rtsp://camera.test/stream\n"

@@ -11,8 +11,8 @@ import pytest
 from pipeline import runner
 from pipeline.config import DetectorConfig, parse_config
 from pipeline.runner import Pipeline
-from pipeline.types import CameraStatus, StreamEnd
-from tests.conftest import VideoFactory
+from pipeline.types import CameraStatus, RunOutcome, StreamEnd
+from tests.conftest import VideoFactory, write_video
 from tests.pipeline.test_pipelining import EagerDetector, Recorder
 
 MISSING = "cannot open missing.mp4: No such file or directory"
@@ -39,8 +39,18 @@ def never_build(config: DetectorConfig, announce: object) -> EagerDetector:
         ("missing.mp4", MISSING),
         ("{type: file, path: folder}", "not a file: 'folder'"),
         ("{type: images, path: folder}", "no images (.bmp, .jpeg, .jpg, .png, .tif, .tiff, "),
+        ("empty.mp4", "empty file (0 bytes): 'empty.mp4'"),
+        ("text.mp4", "not a video (cannot open it: Invalid data found when processing input)"),
+        ("cut.mp4", "not a video (cannot open it: "),
     ],
-    ids=["missing-file", "folder-as-file", "folder-without-images"],
+    ids=[
+        "missing-file",
+        "folder-as-file",
+        "folder-without-images",
+        "empty-file",
+        "text-file-named-mp4",
+        "truncated-header",
+    ],
 )
 def test_a_run_whose_only_camera_cannot_open_ends_before_its_detector_is_built(
     tmp_path: Path,
@@ -51,6 +61,11 @@ def test_a_run_whose_only_camera_cannot_open_ends_before_its_detector_is_built(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "folder").mkdir()
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "text.mp4").write_text("a shopping list, not a recording\n" * 20)
+    (tmp_path / "cut.mp4").write_bytes(
+        write_video(tmp_path / "whole.mp4", 2, (32, 32)).read_bytes()[:40]
+    )
     config = parse_config(f"cameras:\n  - id: cam\n    source: {source}\n", check_sources=False)
     monkeypatch.setattr(runner, "build_run_detector", never_build)
     with caplog.at_level(logging.ERROR):
@@ -111,20 +126,59 @@ def test_a_missing_file_found_before_set_up_stays_failed_if_it_appears_during_it
     assert summary.cameras["late"].frames == 0 and summary.cameras["good"].frames == 3
 
 
-def test_a_run_handed_its_sinks_runs_them_to_the_end_when_its_only_camera_is_missing(
+class OwnedDetector(EagerDetector):
+    """An `EagerDetector` that says whether it was closed (its owner closes it)."""
+
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class OutcomeRecorder(StatusRecorder):
+    """A `StatusRecorder` that keeps how the run ended too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcomes: list[RunOutcome] = []
+
+    def run_ended(self, outcome: RunOutcome) -> None:
+        self.outcomes.append(outcome)
+
+
+def test_a_run_handed_its_detector_and_sinks_ends_before_its_set_up_when_no_camera_is_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A cluster's shard hands over sinks it opened: they hear of the camera, and are closed.
+    # A cluster's shard hands over its detector and the sinks it opened: with no camera to
+    # read, nothing more is set up; the sinks hear of each camera and are closed, as at the
+    # end of any run, and the detector is left to its owner.
     monkeypatch.chdir(tmp_path)
-    config = parse_config("cameras:\n  - id: cam\n    source: missing.mp4\n", check_sources=False)
-    recorder = StatusRecorder()
-    summary = Pipeline(config, detector=EagerDetector(), extra_sinks=[recorder]).run()
+    config = parse_config(
+        "cameras:\n  - id: cam\n    source: missing.mp4\n  - id: spare\n    source: gone.mp4\n"
+        "sinks:\n  - {type: video, dir: out}\n",
+        check_sources=False,
+    )
+
+    def never_build_sinks(*_args: object, **_kwargs: object) -> list[object]:
+        raise AssertionError("the run went on to open its configured sinks")
+
+    monkeypatch.setattr(runner, "build_sinks", never_build_sinks)
+    detector, recorder = OwnedDetector(), OutcomeRecorder()
+    pipeline = Pipeline(config, detector=detector, extra_sinks=[recorder])
+    pipeline.stop_camera("spare")
+    summary = pipeline.run()
 
     assert summary.cameras["cam"].status == f"FAILED: camera cam: {MISSING}"
-    assert [(s.state, s.message) for s in recorder.statuses] == [
-        ("connecting", None),
-        ("failed", MISSING),
+    assert summary.cameras["spare"].status == "not started: stopped before it opened"
+    assert not summary.ok and summary.frames == 0 and summary.outputs == ["recorder"]
+    assert [(s.camera_id, s.state, s.message) for s in recorder.statuses] == [
+        ("cam", "failed", MISSING)
     ]
-    (end,) = [m for m in recorder.messages if isinstance(m, StreamEnd)]
-    assert end.camera_id == "cam" and end.error == f"camera cam: {MISSING}"
-    assert recorder.closed
+    ends = [m for m in recorder.messages if isinstance(m, StreamEnd)]
+    assert ends == recorder.messages
+    assert [(m.camera_id, m.frames, m.error) for m in ends] == [
+        ("cam", 0, f"camera cam: {MISSING}"),
+        ("spare", 0, None),
+    ]
+    assert recorder.outcomes == ["failed"] and recorder.closed
+    assert not detector.closed

@@ -5,7 +5,7 @@ video file to its end, the damage `run` would skip or stop at."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,9 @@ import pytest
 
 from pipeline.cli import EXIT_USAGE, main
 from pipeline.config import ConfigError, load_config
+from pipeline.runner import Pipeline
 from pipeline.sources import AVSource, SourceError
-from tests.conftest import VideoFactory, damaged_video, write_video
+from tests.conftest import VideoFactory, audio_only_file, damaged_video, write_video
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def test_validate_refuses_a_text_file_named_like_a_video_at_its_camera(
     errors = validate_errors(cams, capsys)
     assert len(errors) == 1
     assert errors[0].startswith(
-        f"error: {cams}: cameras[1].source (camera b, line 5): not a video (cannot decode it: "
+        f"error: {cams}: cameras[1].source (camera b, line 5): not a video (cannot open it: "
     )
     assert errors[0].endswith("): 'clip.mp4'")
 
@@ -48,15 +49,7 @@ def test_validate_refuses_a_text_file_named_like_a_video_at_its_camera(
 def test_validate_refuses_a_file_source_with_no_video_stream(
     cams: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import av
-
-    with av.open("sound.wav", "w") as container:  # a real file FFmpeg reads: audio only
-        stream = container.add_stream("pcm_s16le", rate=8000)
-        frame = av.AudioFrame(format="s16", layout="mono", samples=800)
-        frame.planes[0].update(bytes(1600))
-        frame.sample_rate = 8000
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            container.mux(packet)
+    audio_only_file(Path("sound.wav"))
     cams.write_text("cameras:\n  - id: a\n    source: {type: file, path: sound.wav}\n")
     errors = validate_errors(cams, capsys)
     assert errors == [
@@ -204,6 +197,34 @@ def test_validate_says_a_file_is_no_video_in_the_same_words_with_or_without_quic
     whole = validate_errors(cams, capsys)
     assert main(["validate", str(cams), "--quick"]) == EXIT_USAGE
     assert capsys.readouterr().err.splitlines() == whole and len(whole) == 1
+
+
+def truncated_video(path: Path) -> None:
+    """The first 40 bytes of an MP4: its header cut off."""
+    path.write_bytes(write_video(path.with_suffix(".whole.mp4"), 2, (32, 32)).read_bytes()[:40])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda path: path.write_bytes(b""),
+        lambda path: path.write_text("a shopping list, not a recording\n"),
+        audio_only_file,
+        truncated_video,
+    ],
+    ids=["empty", "text", "audio-only", "truncated-header"],
+)
+def test_validate_and_run_say_the_same_line_of_a_file_that_is_no_video(
+    cams: Path, capsys: pytest.CaptureFixture[str], make: Callable[[Path], object]
+) -> None:
+    make(Path("clip"))
+    cams.write_text("cameras:\n  - id: b\n    source: {type: file, path: clip}\n")
+    (said,) = validate_errors(cams, capsys)
+    summary = Pipeline(load_config(cams, check_sources=False)).run()  # ends before its set-up
+
+    where = f"error: {cams}: cameras[0].source.path (camera b, line 3): "
+    assert said.startswith(where) and said.endswith(": 'clip'")
+    assert summary.cameras["b"].error == f"camera b: {said.removeprefix(where)}"
 
 
 def test_validate_refuses_a_file_of_frames_larger_than_a_camera_may_have_at_its_camera(

@@ -1,0 +1,75 @@
+"""What a video file must hold before its frames are read: some bytes, and a header FFmpeg
+opens with a video stream in it. The one rule, and the one wording, of `run`'s look
+at each file camera before its detector is prepared (`pipeline.sources.AVSource.problem`)
+and of `validate` (a file source's check, at its YAML path: where the file is empty, or
+where its first frame does not decode and the header says why).
+
+A file damaged further on (corrupt packets, a cut-off end) passes: its header is whole, and
+`run` plays what decodes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from pipeline.config.safe_yaml import path_repr
+
+log = logging.getLogger(__name__)
+
+HEADER_WAIT_S = 2.0
+"""Longest wait for a video file's header. A file on a network mount that does not answer
+by then is not judged (its reader opens it as the run goes on): a run's start never hangs
+on it."""
+
+
+def empty_file(path: str) -> str | None:
+    """ "empty file (0 bytes): 'x.mp4'" for a file of 0 bytes at `path` (as the config names
+    it); None otherwise, and where its size cannot be read (opening it says why)."""
+    try:
+        empty = Path(path).expanduser().stat().st_size == 0
+    except (OSError, ValueError):
+        return None
+    return f"empty file (0 bytes): {path_repr(path)}" if empty else None
+
+
+def video_header_problem(path: str, wait_s: float = HEADER_WAIT_S) -> str | None:
+    """Why the regular file at `path` (as the config names it) is no video, from its size and
+    its header alone: `empty_file`, "not a video (it holds no video stream): 'x.mp4'", or
+    "not a video (cannot open it: FFmpeg's reason): 'x.mp4'"; None when its header holds a
+    video stream, and when the header has not come within `wait_s` (not judged)."""
+    if (problem := empty_file(path)) is not None:
+        return problem
+    read = _HeaderRead(str(Path(path).expanduser()))
+    read.start()
+    read.join(wait_s)
+    if read.is_alive():
+        log.info("%s: no header within %g s; not checked before the run", path_repr(path), wait_s)
+        return None
+    return None if read.why is None else f"not a video ({read.why}): {path_repr(path)}"
+
+
+class _HeaderRead(threading.Thread):
+    """Opens a file as the reader opens it (`av.open`: its header, and the first packets
+    FFmpeg looks at to learn its streams, a frame or two decoded where the header leaves
+    the pixel format out), in a daemon thread: a read that never ends is left behind, not
+    waited for, even at the process's exit."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(name="video-header", daemon=True)
+        self.path = path
+        self.why: str | None = None
+        """Why it is no video; None while unknown, or when it holds a video stream."""
+
+    def run(self) -> None:
+        import av
+
+        try:
+            with av.open(self.path) as container:
+                if not container.streams.video:
+                    self.why = "it holds no video stream"
+        except (av.FFmpegError, OSError) as exc:  # its str() repeats the errno and the path
+            self.why = f"cannot open it: {exc.strerror or type(exc).__name__}"
+        except ValueError as exc:  # a name FFmpeg refuses (a NUL in it)
+            self.why = f"cannot open it: {exc}"
