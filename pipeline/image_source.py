@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -79,7 +80,7 @@ class ImageFolderSource(Source):
     def problem(self) -> str | None:
         return None if image_files(self.pattern) else no_images(self.pattern)
 
-    def open(self) -> OpenedSource:
+    def open(self, stop: threading.Event | None = None) -> OpenedSource:
         self._files = image_files(self.pattern)
         if not self._files:
             raise SourceError(no_images(self.pattern))

@@ -147,7 +147,6 @@ class CameraReader(threading.Thread):
         super().__init__(name=f"reader-{camera_id}", daemon=True)
         self.camera_id = camera_id
         self.source = source
-        source.stop = stop  # so that a read under way can end at a stop, where it can
         self.queue = queue
         self.state: CameraState | None = None
         self.opened: OpenedSource | None = None
@@ -210,7 +209,7 @@ class CameraReader(threading.Thread):
             got_frames = False
             try:
                 self.tried = True
-                opened = self.source.open()
+                opened = self.source.open(self._stop_event)
                 if self.opened is None:
                     self.opened = opened
                     self._on_open(self._stream_info(opened))

@@ -94,9 +94,6 @@ class Source(ABC):
         self.name = name
         """The source as shown to users: credentials masked."""
         self.decode_errors = 0
-        self.stop: threading.Event | None = None
-        """Its reader's stop (`CameraReader` sets it): a source that can end a read under
-        way when it is set does (an `http(s)://` camera, between network reads)."""
         self.size: tuple[int, int] | None = None
         """(width, height) of every frame: the first open's; None before it."""
         self._scaled_from: tuple[int, int] | None = None
@@ -133,8 +130,10 @@ class Source(ABC):
         return None
 
     @abstractmethod
-    def open(self) -> OpenedSource:
-        """Open (or reopen) the source; raises SourceError."""
+    def open(self, stop: threading.Event | None = None) -> OpenedSource:
+        """Open (or reopen) the source; raises SourceError. A source that can end its open,
+        and the reads of what it opened, under way once `stop` (its reader's) is set does
+        (an `http(s)://` camera, between network reads)."""
 
     @abstractmethod
     def frames(self) -> Iterator[RawFrame]:
@@ -188,14 +187,14 @@ class AVSource(Source):
             return None
         return video_file_problem(self.url, self.name) or video_header_problem(self.url)
 
-    def open(self) -> OpenedSource:
+    def open(self, stop: threading.Event | None = None) -> OpenedSource:
         self.close()
         # what is there, not its header: FFmpeg reads that next, and says what is wrong
         if self.file and (problem := video_file_problem(self.url, self.name)) is not None:
             raise SourceError(problem)
         started = time.monotonic()
         try:
-            container = self._open_container()
+            container = self._open_container(stop)
         except (av.error.FFmpegError, OSError) as exc:
             waited = time.monotonic() - started
             raise SourceError(f"cannot open {self.name}: {self._why_not(exc, waited)}") from None
@@ -223,12 +222,12 @@ class AVSource(Source):
             self.close()
             raise
 
-    def _open_container(self) -> av.container.InputContainer:
+    def _open_container(self, stop: threading.Event | None) -> av.container.InputContainer:
         """The container to demux: a live `http(s)://` camera through a feed on one
         connection that bounds each MJPEG part (`pipeline.http_camera`), anything else (and an HLS
         playlist or MP4 file there) as FFmpeg opens it."""
         if self.live and self.format is None and self.url.lower().startswith(WEB):
-            opened = open_http(self.url, self.options, self.timeout_s, self.stop)
+            opened = open_http(self.url, self.options, self.timeout_s, stop)
             if opened is not None:
                 container, self._http, self._feed = opened
                 return container
@@ -358,7 +357,7 @@ class FailedSource(Source):
     def problem(self) -> str | None:
         return self._problem
 
-    def open(self) -> OpenedSource:
+    def open(self, stop: threading.Event | None = None) -> OpenedSource:
         raise SourceError(self._problem)
 
     def frames(self) -> Iterator[RawFrame]:

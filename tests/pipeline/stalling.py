@@ -37,7 +37,7 @@ class Stalling(Source):
         self.stalled = threading.Event()
         self.resume = threading.Event()
 
-    def open(self) -> OpenedSource:
+    def open(self, stop: threading.Event | None = None) -> OpenedSource:
         self.opened += 1
         if self.opened > 1:
             self._stall()

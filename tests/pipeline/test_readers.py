@@ -368,7 +368,7 @@ class FlakyLive(Source):
         self.frames_per_session = frames
         self.opens = 0
 
-    def open(self) -> OpenedSource:
+    def open(self, stop: threading.Event | None = None) -> OpenedSource:
         step = (
             self.plan[min(self.opens, len(self.plan) - 1)]
             if self.opens < len(self.plan)
@@ -461,7 +461,7 @@ class GapSource(Source):
     def __init__(self) -> None:
         super().__init__("gap.mp4")
 
-    def open(self) -> OpenedSource:
+    def open(self, stop: threading.Event | None = None) -> OpenedSource:
         return OpenedSource(8, 8, Fraction(10))
 
     def frames(self) -> Iterator[RawFrame]:

@@ -117,7 +117,7 @@ class FakeCamera(Source):
         super().__init__("rtsp://camera.test/stream")
         self.fps = fps
 
-    def open(self) -> OpenedSource:
+    def open(self, stop: threading.Event | None = None) -> OpenedSource:
         return OpenedSource(160, 120, Fraction(int(self.fps)))
 
     def frames(self) -> Iterator[RawFrame]:
@@ -298,7 +298,7 @@ class StuckInOpen(FakeCamera):
         super().__init__()
         self.release = threading.Event()
 
-    def open(self) -> OpenedSource:
+    def open(self, stop: threading.Event | None = None) -> OpenedSource:
         self.release.wait()
         return super().open()
 
