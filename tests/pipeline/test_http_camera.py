@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import ClassVar
@@ -81,6 +82,44 @@ def _reader(
         backoff=Backoff(initial_s=0.05, max_s=0.05, jitter=0.0),
     )
     return reader, statuses
+
+
+def _stream_until(
+    reader: CameraReader,
+    statuses: list[CameraStatus],
+    stop: threading.Event,
+    ready: Callable[[], bool],
+    then_s: float = 0.0,
+    wait_s: float = 10.0,
+) -> None:
+    """Starts `reader`, waits until `ready()` (`wait_s` at most), `then_s` more, then stops
+    it and sees it end within 5 s."""
+    reader.start()
+    deadline = time.monotonic() + wait_s
+    while not ready():
+        assert time.monotonic() < deadline, [(s.state, s.message) for s in statuses]
+        time.sleep(0.01)
+    time.sleep(then_s)
+    stop.set()
+    reader.join(5)
+    assert not reader.is_alive()
+
+
+def _frames_until_break(
+    url: str, timeout_s: float, format: str | None = None
+) -> tuple[int, SourceError]:
+    """The frames the HTTP camera at `url` gives until its stream breaks, and what it
+    breaks with (the camera would reconnect)."""
+    source = AVSource(url, live=True, format=format, timeout_s=timeout_s)
+    source.open()
+    frames = 0
+    try:
+        with pytest.raises(SourceError) as caught:
+            for _ in source.frames():
+                frames += 1
+    finally:
+        source.close()
+    return frames, caught.value
 
 
 @pytest.mark.parametrize(
@@ -162,14 +201,7 @@ def test_parts_as_long_as_an_8k_camera_s_most_detailed_pictures_pass() -> None:
     picture = jpeg(padding=40 * BYTES_PER_MB)
     with MjpegServer(None, picture=picture, interval_s=0.05) as camera:
         reader, statuses = _reader("gate", camera.url(), stop, cond)
-        reader.start()
-        deadline = time.monotonic() + 20
-        while reader.frames_decoded < 3:
-            assert time.monotonic() < deadline, [(s.state, s.message) for s in statuses]
-            time.sleep(0.01)
-        stop.set()
-        reader.join(5)
-    assert not reader.is_alive()
+        _stream_until(reader, statuses, stop, lambda: reader.frames_decoded >= 3, wait_s=20)
     assert [s.state for s in statuses] == ["connecting", "streaming", "stopped"]
     assert reader.queue.error is None
 
@@ -180,15 +212,8 @@ def test_a_stop_ends_a_read_inside_a_part_that_never_ends_at_once() -> None:
     stop, cond = threading.Event(), threading.Condition()
     with MjpegServer(2, endless=True, chunk=1024, chunk_delay_s=0.02) as slow:
         reader, statuses = _reader("gate", slow.url(), stop, cond)
-        reader.start()
-        deadline = time.monotonic() + 10
-        while reader.queue.frames_in < 2:
-            assert time.monotonic() < deadline, [s.state for s in statuses]
-            time.sleep(0.01)
-        time.sleep(0.2)  # inside the endless part
-        stop.set()
-        reader.join(5)  # its timeout_s is 10 s, and the bound minutes away
-    assert not reader.is_alive()
+        # then inside the endless part; its timeout_s is 10 s, and the bound minutes away
+        _stream_until(reader, statuses, stop, lambda: reader.queue.frames_in >= 2, then_s=0.2)
     assert [s.state for s in statuses] == ["connecting", "streaming", "stopped"]
     assert reader.queue.error is None
 
@@ -216,14 +241,7 @@ def test_a_camera_that_serves_one_client_at_a_time_streams_mpeg_ts_on_one_connec
     stop, cond = threading.Event(), threading.Condition()
     with OneClientServer(mpegts(120)) as camera:
         reader, statuses = _reader("gate", camera.url(), stop, cond)
-        reader.start()
-        deadline = time.monotonic() + 10
-        while reader.queue.frames_in < 20:
-            assert time.monotonic() < deadline, [(s.state, s.message) for s in statuses]
-            time.sleep(0.01)
-        stop.set()
-        reader.join(5)
-    assert not reader.is_alive()
+        _stream_until(reader, statuses, stop, lambda: reader.queue.frames_in >= 20)
     assert [s.state for s in statuses] == ["connecting", "streaming", "stopped"]
     assert reader.queue.error is None
     assert camera.connections == 1
@@ -239,15 +257,9 @@ def test_a_stream_cut_short_while_ffmpeg_probes_it_plays_what_came_then_says_why
     # the stream's details: read through the feed, it opens, plays every frame that came
     # and fails in FFmpeg's words for the break, as FFmpeg reading the URL alone does
     with OneClientServer(mpegts(8), piece=1 << 20, hold=False) as camera:
-        source = AVSource(camera.url(), live=True, format=format, timeout_s=5)
-        source.open()
-        frames = 0
-        with pytest.raises(SourceError) as caught:
-            for _ in source.frames():
-                frames += 1
-        source.close()
+        frames, error = _frames_until_break(camera.url(), 5, format)
     assert frames >= least  # FFmpeg alone loses those its decoder held at the break
-    assert str(caught.value) == f"reading {camera.url()} failed: Input/output error"
+    assert str(error) == f"reading {camera.url()} failed: Input/output error"
     assert camera.connections == 1
 
 
@@ -267,16 +279,10 @@ def test_an_mpeg_ts_stream_that_breaks_plays_every_frame_that_came_before_it_say
     with av.open(io.BytesIO(cut), format="mpegts") as received:
         came = sum(1 for _ in received.decode(video=0))
     with OneClientServer(cut, hold=hold) as camera:
-        source = AVSource(camera.url(), live=True, timeout_s=1)
-        source.open()
-        frames = 0
-        with pytest.raises(SourceError) as caught:
-            for _ in source.frames():
-                frames += 1
-        source.close()
+        frames, error = _frames_until_break(camera.url(), 1)
     assert came > 150
     assert frames == came
-    assert str(caught.value) == f"reading {camera.url()} failed: {why}"
+    assert str(error) == f"reading {camera.url()} failed: {why}"
     assert camera.connections == 1
 
 
@@ -284,15 +290,9 @@ def test_an_mjpeg_stream_cut_inside_a_part_plays_every_whole_part_and_not_the_cu
     # the cut part would be a picture with its lower half missing
     picture = part(jpeg((640, 480)))
     with OneClientServer(picture * 30 + picture[: len(picture) // 2], MJPEG, hold=False) as camera:
-        source = AVSource(camera.url(), live=True, timeout_s=5)
-        source.open()
-        frames = 0
-        with pytest.raises(SourceError) as caught:
-            for _ in source.frames():
-                frames += 1
-        source.close()
+        frames, error = _frames_until_break(camera.url(), 5)
     assert frames == 30
-    assert str(caught.value) == f"reading {camera.url()} failed: Input/output error"
+    assert str(error) == f"reading {camera.url()} failed: Input/output error"
 
 
 @pytest.mark.parametrize(
@@ -307,13 +307,7 @@ def test_a_stream_whose_content_type_names_another_format_plays_as_its_bytes_say
     # header, which can
     sent = mpegts(30) if body == "mpeg-ts" else part(jpeg()) * 30
     with OneClientServer(sent, content_type, piece=1 << 20, hold=False) as camera:
-        source = AVSource(camera.url(), live=True, timeout_s=5)
-        source.open()
-        frames = 0
-        with pytest.raises(SourceError):  # the stream ends: the camera reconnects
-            for _ in source.frames():
-                frames += 1
-        source.close()
+        frames, _ = _frames_until_break(camera.url(), 5)
     assert frames == 30
 
 
