@@ -169,8 +169,11 @@ def test_a_camera_whose_mjpeg_part_never_ends_is_dropped_at_the_bound_while_anot
         for reader in readers:
             reader.join(5)
             assert not reader.is_alive()
-    assert bad.endless_sent  # what the server sent of each part that never ended
-    assert all(small_bound - 4096 <= sent <= small_bound + SLACK for sent in bad.endless_sent)
+    # what the server sent of each part that never ended: those dropped reached the bound;
+    # one the stop cut short (the camera had reconnected) may not have
+    at_bound = [sent for sent in bad.endless_sent if small_bound - 4096 <= sent]
+    assert len(at_bound) >= drops
+    assert all(sent <= small_bound + SLACK for sent in bad.endless_sent)
     assert bad_reader.frames_decoded >= good_parts  # the parts before the endless one came
     dropped = [
         r.getMessage()
