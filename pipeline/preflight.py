@@ -31,6 +31,7 @@ from pipeline.config import (
 )
 from pipeline.config.scene import kept_classes, scene_label_problems, unknown_label
 from pipeline.folders import folder_problem
+from pipeline.urls import is_interface
 from sinks.disk import open_folder
 
 
@@ -227,17 +228,19 @@ def _(config: ZmqSinkConfig) -> str | None:
             return f"cannot bind {config.endpoint!r}: {folder} is not a folder"
         return None  # a path in use: the publisher's own check at open
     tcp = _tcp_address(config)
-    return None if tcp is None else port_problem(*tcp)  # None: inproc, or any port (*)
+    if tcp is None or is_interface(tcp[0]):  # an interface's name: ZeroMQ's alone to bind
+        return None  # None: inproc, or any port (*)
+    return port_problem(*tcp)
 
 
 def _tcp_address(config: ZmqSinkConfig) -> tuple[str, int] | None:
     """The host and port a zmq sink's tcp endpoint binds (`*`: every address); None for
     another transport, or for any port (`*`)."""
-    scheme, _, address = config.endpoint.partition("://")
-    host, _, port = address.rpartition(":")
-    if scheme != "tcp" or not port.isdigit():
+    host = config.bound_host()
+    port = config.endpoint.rpartition(":")[2]
+    if host is None or not port.isdigit():
         return None
-    return "0.0.0.0" if host == "*" else host.strip("[]"), int(port)
+    return "0.0.0.0" if host == "*" else host, int(port)
 
 
 @sink_problem.register

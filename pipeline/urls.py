@@ -1,6 +1,6 @@
 """What a source string names, how to show a URL without its credentials, the highest
 port an address may name, what a server may be told to listen on, and whether the system
-knows a host name.
+knows a host name (or a network interface of that name).
 
 A leaf module that imports nothing from the project: part of the vocabulary every layer may
 use (the config, the readers, the sinks, the CLI's log filter).
@@ -13,6 +13,8 @@ import ipaddress
 import re
 import socket
 import threading
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -67,24 +69,38 @@ def listen_host_problem(host: str) -> str | None:
     """Why a server could never listen on `host`, from its text alone (nothing is
     resolved); None for an IP address (an IPv6 one without brackets) or a host name. A
     name whose last label is a number, `999.1.1.1` say, is meant as an IPv4 address."""
-    try:
-        ipaddress.ip_address(host)
+    if _is_address(host) or is_host_name(host):
         return None
-    except ValueError:
-        pass  # a name, or nothing
-    with contextlib.suppress(OSError, ValueError):  # IPv4's short forms: 127.1 is 127.0.0.1
-        if host[-1:].isdigit():
-            socket.inet_aton(host)
-            return None
-    labels = host.removesuffix(".").split(".")
-    if len(host) <= 253 and all(map(_LABEL.match, labels)) and not labels[-1].isdigit():
-        return None
-    if all(label.isdigit() for label in labels):
+    if all(label.isdigit() for label in host.removesuffix(".").split(".")):
         return f"host {host!r} is no IPv4 address: 4 numbers from 0 to 255, e.g. 127.0.0.1"
     return (
         f"host {host!r} is no IP address and no host name (letters, digits, '-' and '.'; "
         "an IPv6 address without brackets, e.g. ::1)"
     )
+
+
+def is_host_name(host: str) -> bool:
+    """Whether `host` is written as a host name (RFC 1123 labels, the last no number), not
+    as an IP address: what a resolver may be asked about (`names_unknown`)."""
+    if _is_address(host):
+        return False
+    labels = host.removesuffix(".").split(".")
+    return len(host) <= 253 and all(map(_LABEL.match, labels)) and not labels[-1].isdigit()
+
+
+def _is_address(host: str) -> bool:
+    """Whether `host` is an IP address (an IPv6 one without brackets; IPv4's short forms:
+    127.1 is 127.0.0.1)."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass  # a name, or nothing
+    with contextlib.suppress(OSError, ValueError):
+        if host[-1:].isdigit():
+            socket.inet_aton(host)
+            return True
+    return False
 
 
 RESOLVE_S = 2.0
@@ -94,25 +110,51 @@ _NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NON
 """getaddrinfo's answers that the name is unknown, not that the resolver failed this time."""
 
 
-def name_unknown(name: str, timeout_s: float = RESOLVE_S) -> bool:
-    """Whether the system says the host `name` does not resolve (no such name, or none it
-    can encode); False where it resolves, where the resolver fails, and where it gives no
-    answer within `timeout_s` (the name may yet resolve)."""
-    answer: list[int | None] = []
+def unknown_name(name: str) -> str:
+    """That the host `name` is unknown, in the words every check says it in."""
+    return f"host name {name!r} is unknown (it does not resolve)"
 
-    def resolve() -> None:
+
+def name_unknown(name: str, timeout_s: float = RESOLVE_S) -> bool:
+    """Whether the system says the host `name` does not resolve (`names_unknown`)."""
+    return name in names_unknown([name], timeout_s)
+
+
+def names_unknown(names: Iterable[str], timeout_s: float = RESOLVE_S) -> set[str]:
+    """Those of `names` the system says do not resolve (no such name, or none it can
+    encode); not one that resolves, where the resolver fails, or that gets no answer within
+    `timeout_s` (it may yet resolve). The names are asked all at once: `timeout_s` is the
+    longest wait for them all."""
+    answers: dict[str, int | None] = {}
+
+    def resolve(name: str) -> None:
         try:
             socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: no name IDNA encodes
-            answer.append(exc.errno if isinstance(exc, socket.gaierror) else socket.EAI_NONAME)
+            answers[name] = exc.errno if isinstance(exc, socket.gaierror) else socket.EAI_NONAME
             return
-        answer.append(None)
+        answers[name] = None
 
-    # getaddrinfo takes no time limit: a daemon thread is left to the resolver's own.
-    resolving = threading.Thread(target=resolve, name="resolve host name", daemon=True)
-    resolving.start()
-    resolving.join(timeout_s)
-    return bool(answer) and answer[0] in _NO_SUCH_NAME
+    # getaddrinfo takes no time limit: daemon threads are left to the resolver's own.
+    asking = [
+        threading.Thread(target=resolve, args=(name,), name="resolve host name", daemon=True)
+        for name in dict.fromkeys(names)
+    ]
+    for thread in asking:
+        thread.start()
+    deadline = time.monotonic() + timeout_s
+    for thread in asking:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return {name for name, answer in dict(answers).items() if answer in _NO_SUCH_NAME}
+
+
+def is_interface(name: str) -> bool:
+    """Whether this machine has a network interface called `name` (`eth0`, `lo`): ZeroMQ
+    binds such a name on the interface's address before it asks a resolver."""
+    try:
+        return any(found == name for _, found in socket.if_nameindex())
+    except OSError:  # no interface list here: no name is one
+        return False
 
 
 HOSTLESS_SCHEMES = frozenset({"tcp", "udp", "srt", "rtp"})

@@ -52,14 +52,16 @@ def _load(
 ) -> PipelineConfig | None:
     """The config at `path`; None once the reasons it cannot be used are printed.
     `check_sources`: `validate`'s look at what each source on disk holds (else none), each
-    file's by `file_probe` when given, and whether the HTTP server's host name resolves."""
+    file's by `file_probe` when given. Both commands ask whether the host names the run
+    binds or must reach at its start resolve (`unknown_hosts`), in bounded time: before the
+    detector is prepared, and at the line that names them."""
     try:
         return load_config(
             path,
             check_sources=check_sources,
             probe_sources=check_sources,
             file_probe=file_probe,
-            resolve_hosts=check_sources,
+            resolve_hosts=True,
         )
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

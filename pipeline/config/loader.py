@@ -20,9 +20,10 @@ from pydantic import BaseModel, ValidationError
 from pipeline.config import safe_yaml
 from pipeline.config.base import yaml_path
 from pipeline.config.cameras import CHECK_SOURCES, FILE_PROBE, PROBE_SOURCES, FileProbe
+from pipeline.config.hosts import unknown_hosts
 from pipeline.config.schema import PipelineConfig
 from pipeline.folders import LINK_LOOP, link_loop
-from pipeline.urls import mask_credentials, name_unknown
+from pipeline.urls import mask_credentials
 
 MAX_PROBLEMS_SHOWN = 50
 """Problems the message lists; the rest are counted (all stay in `ConfigError.problems`)."""
@@ -64,8 +65,8 @@ def load_config(
     missing one as that camera's failure instead. `probe_sources=True` also checks that
     each file source is a video and each image source holds an image (`PROBE_SOURCES`),
     the files by `file_probe` when given (`FILE_PROBE`). `resolve_hosts=True` also asks the
-    system whether the HTTP server's host name resolves (`unknown_hosts`), once the rest
-    holds.
+    system whether the host names the run binds or must reach resolve (`unknown_hosts`),
+    once the rest holds.
     """
     path = Path(path)
     shown = safe_yaml.shown_path(str(path))
@@ -108,7 +109,7 @@ def parse_config(
     resolve_hosts: bool = False,
 ) -> PipelineConfig:
     """Expand and validate YAML `text`; raises ConfigError naming every bad field (and with
-    `resolve_hosts`, a server host name that does not resolve: `unknown_hosts`)."""
+    `resolve_hosts`, a host name that does not resolve: `unknown_hosts`)."""
     try:
         root, data = safe_yaml.compose(text)
     except yaml.YAMLError as exc:
@@ -145,20 +146,6 @@ def parse_config(
     if problems:
         raise ConfigError(source, problems)
     return config
-
-
-def unknown_hosts(config: PipelineConfig) -> list[tuple[tuple[str | int, ...], str]]:
-    """The run's HTTP server host where it is a name the system says does not resolve
-    (`name_unknown`: a resolver that does not answer in time passes it), at the YAML path
-    that sets it, and why. Not part of validating the model: no DNS there."""
-    server = config.server()
-    if server is None or not name_unknown(server.host):
-        return []
-    why = (
-        f"host name {server.host!r} is unknown (it does not resolve): the HTTP server could "
-        "not listen on it; give an address of this machine, or a name that resolves to one"
-    )
-    return [(config.server_field_at("host"), why)]
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

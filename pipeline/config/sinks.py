@@ -249,6 +249,13 @@ class ZmqSinkConfig(Strict):
             raise ValueError(problem)
         return endpoint
 
+    def bound_host(self) -> str | None:
+        """The host a tcp `endpoint` binds, an IPv6 address without its brackets (`*`:
+        every address; an interface's name, an address or a host name); None for ipc and
+        inproc."""
+        transport, _, address = self.endpoint.partition("://")
+        return address.rpartition(":")[0].strip("[]") if transport == "tcp" else None
+
 
 class ZmqCurveConfig(Strict):
     secret_key_file: FsPath | None = Field(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from pipeline.urls import MAX_PORT, RESOLVE_S, name_unknown
+from pipeline.urls import MAX_PORT, RESOLVE_S, name_unknown, unknown_name
 
 _TRANSPORT = re.compile(r"^(?P<transport>tcp|ipc|inproc)://(?P<address>.+)$", re.DOTALL)
 EXAMPLES = "e.g. tcp://127.0.0.1:5556, tcp://*:5556 or ipc:///tmp/events"
@@ -60,7 +60,7 @@ def unknown_host(endpoint: str, timeout_s: float = RESOLVE_S) -> str | None:
     name = host[1:-1] if host.startswith("[") else host
     if not name_unknown(name, timeout_s):
         return None
-    return f"its host name {name!r} is unknown (it does not resolve)"
+    return f"its {unknown_name(name)}"
 
 
 def connect_problem(endpoint: str) -> str | None:

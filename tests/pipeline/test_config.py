@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any, get_args
 
@@ -10,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from detector import DetectorRequest, ModelConfigError
 from detector.request import BOUNDS, DEFAULTS
-from pipeline.cli import EXIT_USAGE, main
+from pipeline.cli import main
 from pipeline.config import (
     CameraConfig,
     ConfigError,
@@ -759,66 +758,3 @@ def test_an_http_or_live_host_that_no_server_could_listen_on_is_refused_at_its_y
     assert problem.startswith(f"http.host (line 5): {why}")
     (problem,) = _problems(f"{head}sinks:\n  - type: live\n    host: '{host}'\n")
     assert problem.startswith(f"sinks[0].host (line 6): {why}")
-
-
-@pytest.fixture
-def unknown_invalid_names(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """A resolver that knows no name under .invalid (RFC 6761), without asking any server;
-    the names asked."""
-    asked: list[str] = []
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
-        asked.append(host)
-        if host.endswith(".invalid"):
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    return asked
-
-
-UNKNOWN_HOST = (
-    "host name 'cams.invalid' is unknown (it does not resolve): the HTTP server could not "
-    "listen on it; give an address of this machine, or a name that resolves to one"
-)
-
-
-@pytest.mark.parametrize(
-    ("sections", "where"),
-    [
-        ("http:\n  host: cams.invalid\n  allow_unauthenticated: true\n", "http.host (line 5)"),
-        (
-            "sinks:\n  - type: live\n    host: cams.invalid\n    allow_unauthenticated: true\n",
-            "sinks[0].host (line 6)",
-        ),
-        (
-            "sinks:\n  - type: live\nhttp:\n  host: cams.invalid\n  allow_unauthenticated: true\n",
-            "http.host (line 7)",
-        ),
-    ],
-    ids=["http", "live", "live-on-http"],
-)
-def test_a_server_host_name_that_does_not_resolve_is_named_at_its_yaml_line_when_asked(
-    video: str, unknown_invalid_names: list[str], sections: str, where: str
-) -> None:
-    text = f"cameras:\n  - id: a\n    source: {video}\n{sections}"
-    parse_config(text)  # parsing a config asks no resolver: `run` finds it as it binds
-    assert unknown_invalid_names == []
-    with pytest.raises(ConfigError) as info:
-        parse_config(text, source="cams.yaml", resolve_hosts=True)
-    assert info.value.problems == [f"{where}: {UNKNOWN_HOST}"]
-    assert unknown_invalid_names == ["cams.invalid"]
-
-
-def test_validate_names_a_server_host_name_that_does_not_resolve_in_one_line(
-    video: str, tmp_path: Path, unknown_invalid_names: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    config = tmp_path / "cams.yaml"
-    config.write_text(
-        f"cameras:\n  - id: a\n    source: {video}\nhttp:\n  host: cams.invalid\n"
-        "  allow_unauthenticated: true\n"
-    )
-    assert main(["validate", str(config)]) == EXIT_USAGE
-    out, err = capsys.readouterr()
-    assert (out, err) == ("", f"error: {config}: http.host (line 5): {UNKNOWN_HOST}\n")

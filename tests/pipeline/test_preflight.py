@@ -172,6 +172,16 @@ def test_a_zmq_host_given_by_interface_name_is_left_to_zeromq_before_work() -> N
     check_sink_before_work(ZmqSinkConfig(type="zmq", endpoint=f"tcp://lo:{port}"))
 
 
+def test_validate_leaves_a_zmq_host_given_by_interface_name_to_zeromq() -> None:
+    from pipeline.config import ZmqSinkConfig
+    from pipeline.preflight import sink_problem
+
+    # It said "cannot listen on lo:PORT: Name or service not known" of an endpoint that
+    # ZeroMQ binds on the interface's address.
+    port = free_port()
+    assert sink_problem(ZmqSinkConfig(type="zmq", endpoint=f"tcp://lo:{port}")) is None
+
+
 def test_run_refuses_a_sqlite_database_in_a_folder_that_cannot_be_made_before_the_detector(
     tmp_path: Path, synthetic_video: VideoFactory, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,

@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from pipeline.urls import address_problem, listen_host_problem, mask_credentials, name_unknown
+from pipeline.urls import (
+    address_problem,
+    is_host_name,
+    is_interface,
+    listen_host_problem,
+    mask_credentials,
+    name_unknown,
+    names_unknown,
+)
 
 
 @pytest.mark.parametrize(
@@ -148,3 +156,38 @@ def test_a_resolver_that_does_not_answer_in_time_leaves_the_name_unjudged(
         assert not name_unknown("cams.invalid", timeout_s=0.05)
     finally:
         answer.set()
+
+
+def test_host_names_are_asked_all_at_once_within_one_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Asked one after another, the first would wait for an answer that comes only once the
+    # second is asked, and pass unjudged.
+    second_asked = threading.Event()
+
+    def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> list[Any]:
+        if host == "first.invalid":
+            second_asked.wait(10)
+        else:
+            second_asked.set()
+        raise socket.gaierror(socket.EAI_NONAME, "faked")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    names = ["first.invalid", "second.invalid", "first.invalid"]
+    assert names_unknown(names, timeout_s=10) == {"first.invalid", "second.invalid"}
+
+
+@pytest.mark.parametrize(
+    ("host", "name"),
+    [("cams.invalid", True), ("localhost", True), ("cam-1.", True), ("127.0.0.1", False),
+     ("127.1", False), ("::1", False), ("999.1.1.1", False), ("cam_1", False), ("", False),
+     ("*", False)],
+)  # fmt: skip
+def test_only_a_host_name_is_one_a_resolver_is_asked_about(host: str, name: bool) -> None:
+    assert is_host_name(host) is name
+
+
+def test_a_network_interface_is_known_by_its_name() -> None:
+    (first, *_) = [found for _, found in socket.if_nameindex()]
+    assert is_interface(first)
+    assert not is_interface("cams.invalid")
