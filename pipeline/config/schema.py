@@ -184,10 +184,10 @@ class PipelineConfig(Strict):
         if server is not None and server.port:
             found.append((self.server_field_at("port"), server.host, server.port))
         for index, sink in enumerate(self.sinks):
-            if isinstance(sink, ZmqSinkConfig) and sink.endpoint.startswith("tcp://"):
-                host, _, port = sink.endpoint.removeprefix("tcp://").rpartition(":")
-                if port.isdigit() and int(port):
-                    found.append((("sinks", index, "endpoint"), host.strip("[]"), int(port)))
+            if isinstance(sink, ZmqSinkConfig):
+                host, port = sink.bound_host(), sink.bound_port()
+                if host is not None and port is not None:
+                    found.append((("sinks", index, "endpoint"), host, port))
         return found
 
     def server_field_at(self, field: str) -> tuple[str | int, ...]:

@@ -256,6 +256,13 @@ class ZmqSinkConfig(Strict):
         transport, _, address = self.endpoint.partition("://")
         return address.rpartition(":")[0].strip("[]") if transport == "tcp" else None
 
+    def bound_port(self) -> int | None:
+        """The port a tcp `endpoint` binds; None for ipc and inproc, and where ZeroMQ picks
+        a free one (`*` or 0)."""
+        transport, _, address = self.endpoint.partition("://")
+        port = address.rpartition(":")[2]
+        return int(port) if transport == "tcp" and port.isdigit() and int(port) else None
+
 
 class ZmqCurveConfig(Strict):
     secret_key_file: FsPath | None = Field(
