@@ -16,6 +16,7 @@ import zmq
 
 import pipeline.build
 import pipeline.runner
+import pipeline.source_check
 from pipeline.build import make_source
 from pipeline.cluster.shard import Shard
 from pipeline.config import DetectorConfig, PipelineConfig, parse_config
@@ -223,7 +224,7 @@ def test_a_shard_s_decoders_take_their_threads_by_the_cameras_on_its_machine(
         given.append(decoder_threads)
         return make_source(source, decoder_threads)
 
-    monkeypatch.setattr(pipeline.runner, "make_source", recording_make_source)
+    monkeypatch.setattr(pipeline.source_check, "make_source", recording_make_source)
     config = config_of(tmp_path, "gate", "hall")
     run = "c (cluster abc run 1 on shard-0)"
     summary = Shard("shard-0").run(config, ["gate"], run, None, cameras_here=cameras_here)
