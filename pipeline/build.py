@@ -8,7 +8,7 @@ import functools
 import logging
 import threading
 import zlib
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from analytics import Line, SceneAnalyzer, SceneRules, Zone, scene_layout
@@ -34,7 +34,7 @@ from pipeline.motion import MotionGate
 from pipeline.readers import Backoff, FrameSampler
 from pipeline.regions import RegionRule
 from pipeline.snapshots import SnapshotKeeper
-from pipeline.sources import AVSource, FailedSource, Source
+from pipeline.sources import AVSource, Source
 from pipeline.types import LabelMap, SceneLayout
 from sinks.snapshots.writer import SnapshotWriter
 from sinks.snapshots.writer_thread import SnapshotWriterThread
@@ -56,23 +56,6 @@ def make_source(source: object, decoder_threads: int = 0) -> Source:
     """The `Source` a camera's `source:` entry describes; `decoder_threads`: FFmpeg's decoder
     threads for a video (0: FFmpeg's choice; `decoder_threads_for` says how many a run uses)."""
     raise TypeError(f"unknown source config {type(source).__name__}")
-
-
-def check_sources(
-    sources: dict[str, Source], skip: Collection[str] = ()
-) -> tuple[dict[str, Source], dict[str, str]]:
-    """The cameras' `sources` (by camera id), and the one-line error of each whose file or
-    image folder cannot open (`Source.problem`: a file's header read, no frame read),
-    logged as it is found: its source is then a `FailedSource`, which fails its reader
-    alike. Those in `skip` (stopped before the run) are not asked."""
-    checked = dict(sources)
-    failed: dict[str, str] = {}
-    for camera_id, source in sources.items():
-        if camera_id not in skip and (problem := source.problem()) is not None:
-            checked[camera_id] = FailedSource(source.name, problem)
-            failed[camera_id] = f"camera {camera_id}: {problem}"
-            log.error("%s", failed[camera_id])
-    return checked, failed
 
 
 @make_source.register

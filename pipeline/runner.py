@@ -22,12 +22,10 @@ from pipeline.build import (
     build_snapshot_keepers,
     build_snapshot_writer,
     build_tracker,
-    check_sources,
     make_backoff,
     make_motion_gate,
     make_queue,
     make_sampler,
-    make_source,
     stream_scene,
 )
 from pipeline.config import CameraConfig, PipelineConfig, SqlSinkConfig
@@ -40,11 +38,17 @@ from pipeline.metrics import RunMetrics, sink_labels
 from pipeline.preflight import check_before_work, check_labels
 from pipeline.readers import CameraReader, join_readers
 from pipeline.sink_factory import build_sinks
-from pipeline.sources import Source, decoder_threads_for
+from pipeline.source_check import (
+    CheckedSources,
+    check_sources,
+    failed_before_setup,
+    make_sources,
+)
+from pipeline.sources import Source
 from pipeline.stops import STOP_OPENING, STOP_PREPARING, STOP_RUNNING, StopEvent
 from pipeline.summary import CameraStats, ProgressCallback, RunSummary
 from pipeline.types import CameraStatus, RunOutcome, StreamInfo
-from pipeline.workers import QueueBound, SinkFanout, SinkWorker, end_unstarted
+from pipeline.workers import QueueBound, SinkFanout, SinkWorker
 from sinks.base import Sink, SinkStopped
 
 if TYPE_CHECKING:
@@ -76,7 +80,9 @@ class Pipeline:
     (`queue_size`, `queue_mb`).
     `cameras_here`: the cameras that decode on this machine at once, this run's among them
     (a cluster's shards on one node count each other's), which sets the decoders' threads
-    (`decoder_threads_for`); None: this run's.
+    (`make_sources`); None: this run's. `sources`: the cameras' sources, looked at already
+    (`check_sources`: a shard's, before it builds its detector); None: `run` makes them
+    and looks at them.
     """
 
     def __init__(
@@ -88,10 +94,11 @@ class Pipeline:
         extra_sinks: Sequence[Sink] = (),
         sized_sinks: Sequence[tuple[Sink, QueueBound]] = (),
         cameras_here: int | None = None,
+        sources: CheckedSources | None = None,
     ) -> None:
         self.config = config
-        self.cameras_here = max(len(config.cameras), cameras_here or 0)
-        """The cameras decoding on this machine at once, this run's among them."""
+        self.cameras_here = cameras_here
+        self._sources = sources
         self.config_source = config_source
         self.stop = StopEvent()
         self.stop_does = STOP_PREPARING
@@ -134,11 +141,12 @@ class Pipeline:
         keep_freed_frames()
         if not checked:
             check_before_work(cfg)  # at once, not after a first run's export
-        threads = decoder_threads_for(self.cameras_here)
-        made = {cam.id: make_source(cam.source, threads) for cam in cfg.cameras}
-        sources, unopenable = check_sources(made, skip=self._stopped_cameras)
-        if unopenable and unopenable.keys() | self._stopped_cameras >= made.keys():
-            return self._failed_before_setup(sources, unopenable, setup_started)
+        looked_at = self._sources or check_sources(
+            make_sources(cfg.cameras, self.cameras_here), skip=self._stopped_cameras
+        )
+        if looked_at.none_left(self._stopped_cameras):  # the sinks handed in hear why
+            return failed_before_setup(looked_at, self._extra_sinks, setup_started)
+        sources, unopenable = looked_at.sources, looked_at.failed
         self.stop_does = STOP_PREPARING
         try:
             detector = self._detector or self._build_detector(say)
@@ -277,26 +285,10 @@ class Pipeline:
         with self.stop.raising():
             return build_run_detector(self.config.detector, say)
 
-    def _failed_before_setup(
-        self, sources: dict[str, Source], unopenable: dict[str, str], setup_started: float
-    ) -> RunSummary:
-        """`RunSummary.failed_before_setup` of a run with no camera left (`unopenable`: each
-        failed camera's line; the others were stopped first). The sinks handed in hear of
-        each camera's end (`end_unstarted`) and are closed, as at the end of any run; a
-        detector handed in is left to its owner."""
-        why = {cid: s.problem() if cid in unopenable else None for cid, s in sources.items()}
-        workers = end_unstarted(self._extra_sinks, why)
-        names = {cid: source.name for cid, source in sources.items()}
-        summary = RunSummary.failed_before_setup(
-            names, unopenable, time.monotonic() - setup_started
-        )
-        errors = [e for w in workers if (e := w.summary_error)]
-        return replace(summary, sink_errors=errors, outputs=[w.sink.describe() for w in workers])
-
     def _stopped_in_setup(self, setup_started: float) -> RunSummary:
         """`RunSummary.stopped_in_setup` of this run's cameras, set up since `setup_started`."""
-        sources = {c.id: make_source(c.source).name for c in self.config.cameras}
-        return RunSummary.stopped_in_setup(sources, time.monotonic() - setup_started)
+        names = {cid: s.name for cid, s in make_sources(self.config.cameras).items()}
+        return RunSummary.stopped_in_setup(names, time.monotonic() - setup_started)
 
     def _serve(self, say: Callable[[str], None], sinks: list[Sink]) -> HttpServer | None:
         """Starts the run's one HTTP server, if it has one (`PipelineConfig.server`): over

@@ -7,6 +7,7 @@ or reconnects (a stream). The reader thread (`pipeline.readers`) owns the retry 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -15,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import av.error
@@ -23,8 +25,9 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.config.cameras import not_a_file
-from pipeline.config.video_files import video_header_problem
+from pipeline.config.video_files import unreadable_file, video_header_problem
 from pipeline.cores import usable_cores
+from pipeline.folders import file_kind
 from pipeline.http_camera import PartFeed, PartTooLong, Stopped, open_http
 from pipeline.types import frame_size_problem
 from pipeline.urls import mask_credentials
@@ -34,16 +37,13 @@ log = logging.getLogger(__name__)
 
 def video_file_problem(path: str, name: str) -> str | None:
     """Why the video file at `path` (`name`: as shown) cannot open, found without reading it:
-    something there that is not a file (`not_a_file`), or nothing the system opens for reading
-    (nothing there, no permission), said as FFmpeg says it; None when it opens."""
-    if (problem := not_a_file(path)) is not None:
+    something there that is not a file (`not_a_file`), or that the system will not let this
+    process read (`unreadable_file`), both said as `validate` says them; or nothing there,
+    said as FFmpeg says it. None when it opens."""
+    if (problem := not_a_file(path) or unreadable_file(path)) is not None:
         return problem
-    try:
-        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))  # non-blocking: a pipe made since
-    except OSError as exc:
-        return f"cannot open {name}: {exc.strerror or type(exc).__name__}"
-    except ValueError:  # no name the system takes: FFmpeg says why as it opens it
-        return None
+    if file_kind(Path(path)) == "missing":
+        return f"cannot open {name}: {os.strerror(errno.ENOENT)}"
     return None
 
 

@@ -1,8 +1,8 @@
 """A shard: one Ray actor, on one node (next to its GPU), running today's `Pipeline` for
 the cameras the coordinator gives it. Frames never leave the node; only results do (the
 events through the driver's forwarder, the rows straight into PostgreSQL). A shard builds
-its detector once, at its first run: the runs it is given later (cameras added while
-running, cameras taken over from a shard that died) use that one."""
+its detector once, at its first run with a camera to read: the runs it is given later
+(cameras added while running, cameras taken over from a shard that died) use that one."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from pipeline.config import (
 )
 from pipeline.cores import cores_owner
 from pipeline.summary import CameraStats, RunSummary
+from pipeline.types import LabelMap
 from sinks.base import Sink, SinkError, SinkStopped
 from sinks.event_stream import ResumesCameras
 
@@ -155,36 +156,31 @@ class Shard:
         cameras_here: int | None = None,
         shards_here: int = 1,
     ) -> RunSummary:
-        """Runs `camera_ids` of `config` until they are done or `stop` is called. A stop
-        while the shard builds its detector (a first run's ONNX export and int8 calibration
-        take many seconds) ends the run at once, every camera not started: the build goes
-        on alone, and the driver ends the actor at the run's end.
+        """Runs `camera_ids` of `config` until they are done or `stop` is called. Their
+        files and image folders are looked at first (`check_sources`, as in one process):
+        where no camera is left, the run ends there without a detector, each camera failed
+        (the database and the event sinks hear so, as the shard's tally). A stop while the
+        shard builds its detector (a first run's ONNX export and int8 calibration take many
+        seconds) ends the run at once, every camera not started: the build goes on alone,
+        and the driver ends the actor at the run's end.
 
         `run_config` is what the SQL sink records as the run's config (the coordinator finds
         the shard's rows by it); `resume`: cameras taken over from a dead shard;
         `cameras_here`: the cameras of every shard on this machine, these among them, for
-        the decoders' threads (`Pipeline`'s `cameras_here`; None: these); `shards_here`:
+        the decoders' threads (`make_sources`; None: these); `shards_here`:
         the live shards on this machine, this one among them: a detector built
         now takes their share of its cores for its CPU threads (`DetectorOptions.sharing`).
         """
-        from pipeline.build import make_source
         from pipeline.preflight import check_before_work
         from pipeline.runner import Pipeline
         from pipeline.sink_factory import SinkContext, build_sink, queue_bound
+        from pipeline.source_check import check_sources, make_sources
         from pipeline.workers import QueueBound
 
         started = time.monotonic()
         resume = resume or {}
         wanted = set(camera_ids)
         check_before_work(_checked_here(config))  # every sink's folders, on this node
-        try:  # a stop that came as the run was handed over need not wait for the build
-            detector = unless_stopped(
-                lambda: self._detector_for(config.detector, shards_here), self._stop, BUILD_THREAD
-            )
-        except StoppedWaiting:
-            sources = {c.id: make_source(c.source).name for c in config.cameras if c.id in wanted}
-            return RunSummary.stopped_in_setup(sources, time.monotonic() - started)
-        run = next(self._runs)
         # The database and the event sinks (the bus, MQTT) get only what they lack of a
         # camera taken over; the other sinks are built by the pipeline as in one process.
         kept = [s for s in config.sinks if not isinstance(s, SqlSinkConfig | EventSinkConfig)]
@@ -196,11 +192,26 @@ class Shard:
                 "http": None,
             }
         )
+        with self._lock:
+            removed = self._removed & wanted
+        checked = check_sources(make_sources(shard_config.cameras, cameras_here), skip=removed)
+        detector: FrameDetector | None = None
+        if not checked.none_left(removed):  # else the pipeline ends the run at once
+            try:  # a stop that came as the run was handed over need not wait for the build
+                detector = unless_stopped(
+                    lambda: self._detector_for(config.detector, shards_here),
+                    self._stop,
+                    BUILD_THREAD,
+                )
+            except StoppedWaiting:
+                names = {cid: source.name for cid, source in checked.sources.items()}
+                return RunSummary.stopped_in_setup(names, time.monotonic() - started)
+        run = next(self._runs)
         snapshot_dir = getattr(config.snapshots, "dir", None)
-        # `stop` ends a sink's wait for a broker that does not answer, as in one process
-        context = SinkContext(
-            detector.labels, run_config, snapshot_dir, shard=True, stop=self._stop
-        )
+        # `stop` ends a sink's wait for a broker that does not answer, as in one process;
+        # without a detector no frame comes, whose labels the sinks would name
+        labels = LabelMap() if detector is None else detector.labels
+        context = SinkContext(labels, run_config, snapshot_dir, shard=True, stop=self._stop)
         sinks: list[tuple[Sink, QueueBound]] = []
         try:
             for sink_config in config.sinks:
@@ -232,7 +243,7 @@ class Shard:
             detector=detector,
             extra_sinks=[tally],
             sized_sinks=sinks,
-            cameras_here=cameras_here,
+            sources=checked,
         )
         with self._lock:
             self._pipelines.update(dict.fromkeys(camera_ids, pipeline))

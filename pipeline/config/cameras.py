@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +13,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pipeline.config.base import ONE_BYTE_MB, Strict, name_fits
 from pipeline.config.safe_yaml import path_repr, short_repr
 from pipeline.config.scene import AnalyticsConfig, LineConfig, ZoneConfig, check_scene_ids
-from pipeline.config.video_files import empty_file, video_header_problem
+from pipeline.config.video_files import empty_file, unreadable_file, video_header_problem
 from pipeline.folders import LINK_LOOP, file_kind
 from pipeline.types import frame_size_problem
 from pipeline.urls import STREAM_SCHEMES, address_problem, infer_kind, mask_credentials
@@ -96,9 +95,7 @@ class FileSourceConfig(Strict):
             raise ValueError(problem)
         if not path.exists():
             raise ValueError(f"file not found: {shown} (relative to {path_repr(str(Path.cwd()))})")
-        if not os.access(path, os.R_OK):
-            raise ValueError(f"file not readable: {shown}")
-        if (problem := empty_file(value)) is not None:
+        if (problem := unreadable_file(value) or empty_file(value)) is not None:
             raise ValueError(problem)
         if probes_sources(info):
             from detector.clip_frames import NotAVideoError

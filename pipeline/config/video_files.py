@@ -1,8 +1,9 @@
-"""What a video file must hold before its frames are read: some bytes, and a header FFmpeg
-opens with a video stream in it. The one rule, and the one wording, of `run`'s look
-at each file camera before its detector is prepared (`pipeline.sources.AVSource.problem`)
-and of `validate` (a file source's check, at its YAML path: where the file is empty, or
-where its first frame does not decode and the header says why).
+"""What a video file must be before its frames are read: one the system lets this process
+read, with some bytes, and a header FFmpeg opens with a video stream in it. The one rule,
+and the one wording, of `run`'s look at each file camera before its detector is prepared
+(`pipeline.sources.AVSource.problem`) and of `validate` (a file source's check, at its YAML
+path: where the file may not be read, where it is empty, or where its first frame does not
+decode and the header says why).
 
 A file damaged further on (corrupt packets, a cut-off end) passes: its header is whole, and
 `run` plays what decodes.
@@ -11,6 +12,7 @@ A file damaged further on (corrupt packets, a cut-off end) passes: its header is
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -22,6 +24,24 @@ HEADER_WAIT_S = 2.0
 """Longest wait for a video file's header. A file on a network mount that does not answer
 by then is not judged (its reader opens it as the run goes on): a run's start never hangs
 on it."""
+
+
+def unreadable_file(path: str) -> str | None:
+    """ "file not readable (Permission denied): 'x.mp4'" where something is at `path` (as the
+    config names it) that the system will not open for this process to read (its mode or an
+    ACL refuses this user, a security module, or any other error it gives); None where it
+    opens, where nothing is there (which `validate` and `run` each say in their words), and
+    for a name the system refuses (a NUL in it: FFmpeg says why as it opens it)."""
+    try:
+        # non-blocking: a named pipe put there since the look at what it is does not wait
+        os.close(os.open(Path(path).expanduser(), os.O_RDONLY | os.O_NONBLOCK))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"file not readable ({exc.strerror or type(exc).__name__}): {path_repr(path)}"
+    except ValueError:
+        return None
+    return None
 
 
 def empty_file(path: str) -> str | None:

@@ -25,6 +25,8 @@ DETECTOR = (
     "  score_threshold: 0.0\n  max_detections: 3\n"
 )
 FRAMES = 8
+NOT_READABLE = "file not readable (Permission denied):"
+"""What `run` and `validate` alike say of a video file whose mode refuses the user."""
 
 
 def config(tmp_path: Path, cameras: dict[str, Path], sinks: str, detector: str = DETECTOR) -> Path:
@@ -146,7 +148,8 @@ def test_run_with_an_unreadable_video_fails_that_camera_alone(tmp_path: Path, cl
     cameras = {"hidden": hidden, "open": clip}
     done = run_unprivileged("run", str(config(tmp_path, cameras, sql_sink(db))), "--no-progress")
 
-    assert_one_error(done.stderr, f"camera hidden: cannot open {hidden}: Permission denied")
+    # in validate's words: the one check both make
+    assert_one_error(done.stderr, f"camera hidden: {NOT_READABLE} '{hidden}'")
     assert done.returncode == 1
     assert stored(db) == {"open": FRAMES}
 
@@ -156,7 +159,7 @@ def test_validate_with_an_unreadable_video_names_the_file(tmp_path: Path, clip: 
     file = config(tmp_path, {"hidden": hidden}, sql_sink(tmp_path / "det.db"))
     done = run_unprivileged("validate", str(file))
 
-    assert_one_error(done.stderr, f"file not readable: '{hidden}'")
+    assert_one_error(done.stderr, "cameras[0].source", f"{NOT_READABLE} '{hidden}'")
     assert done.returncode == 2
 
 

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline import runner
+from pipeline import runner, source_check
 from pipeline.build import SceneConfigError, make_source
 from pipeline.config import DetectorConfig, parse_config
 from pipeline.readers import CameraReader
@@ -150,7 +150,7 @@ def test_a_stop_at_any_moment_ends_every_stream_and_every_open_track(
         "live": "rtsp://camera.test/stream",
     }[kind]
     if kind == "live":
-        monkeypatch.setattr(runner, "make_source", lambda _config, *_: FakeCamera())
+        monkeypatch.setattr(source_check, "make_source", lambda _config, *_: FakeCamera())
     cameras = "".join(f"  - id: {c}\n    source: {source}\n" for c in ("a", "b"))
     config = parse_config(f"cameras:\n{cameras}tracker:\n  t_min: 1\n")
     for delay in STOP_DELAYS_S:
@@ -189,7 +189,9 @@ def test_a_camera_stuck_in_its_source_does_not_hold_up_the_stop_of_the_others(
     stuck = StuckCamera()
     monkeypatch.setattr(runner, "STOP_GRACE_S", 0.2)
     monkeypatch.setattr(
-        runner, "make_source", lambda c, t=0: stuck if c.type == "stream" else make_source(c, t)
+        source_check,
+        "make_source",
+        lambda c, t=0: stuck if c.type == "stream" else make_source(c, t),
     )
     config = parse_config(
         f"cameras:\n  - id: file\n    source: {{type: file, path: '{clip}', realtime: true}}\n"
@@ -232,7 +234,9 @@ def test_a_stop_waits_one_grace_in_all_for_a_camera_blocked_in_its_source(
     blocked = BlockedCamera()
     monkeypatch.setattr(runner, "STOP_GRACE_S", grace)
     monkeypatch.setattr(
-        runner, "make_source", lambda c, t=0: blocked if c.type == "stream" else make_source(c, t)
+        source_check,
+        "make_source",
+        lambda c, t=0: blocked if c.type == "stream" else make_source(c, t),
     )
     config = parse_config(
         f"cameras:\n  - id: file\n    source: {{type: file, path: '{clip}', realtime: true}}\n"
@@ -313,7 +317,9 @@ def test_nothing_of_a_camera_reaches_the_sinks_after_its_stream_ended(
     stuck = StuckCamera() if stuck_in == "read" else StuckInOpen()
     monkeypatch.setattr(runner, "STOP_GRACE_S", 0.2)
     monkeypatch.setattr(
-        runner, "make_source", lambda c, t=0: stuck if c.type == "stream" else make_source(c, t)
+        source_check,
+        "make_source",
+        lambda c, t=0: stuck if c.type == "stream" else make_source(c, t),
     )
     woken: list[CameraReader] = []
     join = runner.join_readers
@@ -512,7 +518,7 @@ def test_cameras_with_zones_or_lines_get_their_events_and_the_others_none(
 def test_a_stop_closes_the_visits_of_tracks_still_inside_a_zone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(runner, "make_source", lambda _config, *_: FakeCamera())
+    monkeypatch.setattr(source_check, "make_source", lambda _config, *_: FakeCamera())
     config = parse_config(
         "cameras:\n  - id: live\n    source: rtsp://camera.test/stream\n"
         "    zones:\n      - {id: all, polygon: [[0, 0], [1, 0], [1, 1], [0, 1]]}\n"
@@ -662,7 +668,7 @@ def test_each_camera_decodes_with_the_threads_the_rule_gives_for_the_run_s_camer
         return make_source(source, decoder_threads)
 
     pin_cores(monkeypatch, cores)
-    monkeypatch.setattr(runner, "make_source", recording_make_source)
+    monkeypatch.setattr(source_check, "make_source", recording_make_source)
     summary = Pipeline(config, detector=EagerDetector()).run()
     assert summary.ok and summary.frames == 6
     assert given == [threads, threads]

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import sinks.snapshots.writer as writer_module
-from pipeline import runner
+from pipeline import source_check
 from pipeline.config import parse_config
 from pipeline.detection_loop import FrameDetector
 from pipeline.runner import Pipeline
@@ -284,7 +284,7 @@ def test_a_camera_whose_frames_stop_still_tells_and_stores_that_its_track_ended(
     written or, the disk hanging, lost at the bound, while the camera has no frame."""
     disk(hang_from=1 if hangs else None)
     source = Stalling(blocks=pause != "reconnecting", frames=6)
-    monkeypatch.setattr(runner, "make_source", lambda c, *_: source)
+    monkeypatch.setattr(source_check, "make_source", lambda c, *_: source)
     db = tmp_path / "rows.db"
     config = parse_config(
         "cameras:\n  - id: cam\n    source: rtsp://camera.test/stream\n"

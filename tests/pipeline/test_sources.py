@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import socket
@@ -516,6 +517,25 @@ def test_a_source_that_cannot_open_says_why_before_opening_in_the_words_opening_
     with pytest.raises(SourceError) as info:
         opened.open()
     assert str(info.value) == problem
+
+
+def test_run_and_validate_say_alike_that_a_video_file_may_not_be_read(
+    synthetic_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = str(synthetic_video("hidden.mp4", frames=2, size=(64, 48)))
+    opens = os.open
+
+    def refused(path: Any, flags: int, *args: Any) -> int:  # as a mode refuses a user (not root)
+        if os.fspath(path) == clip:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), clip)
+        return opens(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", refused)
+    line = f"file not readable (Permission denied): '{clip}'"
+    assert AVSource(clip, live=False, file=True).problem() == line  # was: "cannot open ..."
+    with pytest.raises(ConfigError) as validated:
+        parse_config(f"cameras:\n  - id: a\n    source: {clip}\n")
+    assert validated.value.problems == [f"cameras[0].source (camera a, line 3): {line}"]
 
 
 def test_only_files_and_image_folders_are_checked_before_opening(

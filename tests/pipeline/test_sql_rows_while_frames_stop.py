@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import runner
+from pipeline import source_check
 from pipeline.config import parse_config
 from pipeline.runner import Pipeline
 from tests.pipeline.stalling import OneBox, Running, Stalling
@@ -33,7 +33,7 @@ def test_a_camera_whose_frames_stop_has_its_last_rows_stored_while_the_run_goes_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pause: str
 ) -> None:
     source = Stalling(blocks=pause == "source-blocks", frames=FRAMES)
-    monkeypatch.setattr(runner, "make_source", lambda c, *_: source)
+    monkeypatch.setattr(source_check, "make_source", lambda c, *_: source)
     db = tmp_path / "rows.db"
     config = parse_config(
         "cameras:\n  - id: cam\n    source: rtsp://camera.test/stream\n"

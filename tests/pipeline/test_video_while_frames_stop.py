@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import pytest
 
-from pipeline import runner
+from pipeline import source_check
 from pipeline.config import parse_config
 from pipeline.runner import Pipeline
 from sinks.video.encoding import frames_in
@@ -37,7 +37,7 @@ def test_a_camera_whose_frames_stop_has_its_video_to_the_last_frame_on_disk_whil
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pause: str
 ) -> None:
     source = Stalling(blocks=pause == "source-blocks", frames=FRAMES, again=FRAMES)
-    monkeypatch.setattr(runner, "make_source", lambda c, *_: source)
+    monkeypatch.setattr(source_check, "make_source", lambda c, *_: source)
     folder = tmp_path / "video"
     config = parse_config(
         "cameras:\n  - id: cam\n    source: rtsp://camera.test/stream\n"

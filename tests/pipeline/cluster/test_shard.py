@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 import zmq
+from sqlalchemy import create_engine, text
 
 import pipeline.build
 import pipeline.runner
+import pipeline.source_check
 from pipeline.build import make_source
 from pipeline.cluster.shard import Shard
 from pipeline.config import DetectorConfig, PipelineConfig, parse_config
@@ -24,6 +26,7 @@ from pipeline.types import Detections, Frame, LabelMap
 from sinks.base import SinkError
 from tests.conftest import free_port, write_video
 from tests.cores import pin_cores
+from tests.sinks.sql.conftest import pg_schema, skip_without_pg
 
 FRAMES = 4
 LABELS = LabelMap(("background", "person"))
@@ -131,6 +134,63 @@ def test_a_shard_tells_each_camera_whose_stream_ended_whatever_sinks_the_config_
     assert [s.frames for s in shard.progress().counts] == [FRAMES]
 
 
+def failing_cameras(tmp_path: Path, sinks: str = "") -> tuple[PipelineConfig, dict[str, str]]:
+    """A config whose cameras gone and empty fail their check (and other, another shard's),
+    with `sinks`; the line each of the two fails with."""
+    (tmp_path / "empty.mp4").touch()
+    cams = "".join(f"  - {{id: {c}, source: '{tmp_path / c}.mp4'}}\n" for c in ("gone", "empty"))
+    config = parse_config(
+        f"cameras:\n{cams}  - {{id: other, source: '{tmp_path / 'other.mp4'}'}}\n"
+        f"{sinks}cluster: {{engine: ray}}\n",
+        check_sources=False,
+    )
+    errors = {
+        "gone": f"camera gone: cannot open {tmp_path / 'gone.mp4'}: No such file or directory",
+        "empty": f"camera empty: empty file (0 bytes): '{tmp_path / 'empty.mp4'}'",
+    }
+    return config, errors
+
+
+def test_a_shard_whose_cameras_all_fail_their_check_reports_them_without_a_detector(
+    tmp_path: Path, builds: list[DetectorConfig]
+) -> None:
+    # was: the detector built first (a first run's export takes many seconds), then failed
+    config, errors = failing_cameras(tmp_path)
+    shard = Shard("shard-0")
+    summary = shard.run(config, ["gone", "empty"], "c (cluster abc run 1 on shard-0)", None)
+
+    assert builds == []
+    assert {c: s.error for c, s in summary.cameras.items()} == errors
+    assert not summary.ok and not summary.interrupted
+    ended = shard.progress().ended  # what the coordinator asks, as for any camera's end
+    assert {c: (e.frames, e.error) for c, e in ended.items()} == {
+        c: (0, line) for c, line in errors.items()
+    }
+    assert not any("tally" in o for o in summary.outputs)
+    # a later run given a camera that opens builds the detector then
+    assert frames_of(shard, config_of(tmp_path, "gate"), ["gate"], 2) == {"gate": FRAMES}
+    assert len(builds) == 1
+
+
+def test_a_shard_whose_cameras_all_fail_their_check_has_its_run_failed_in_the_database(
+    tmp_path: Path, builds: list[DetectorConfig]
+) -> None:
+    skip_without_pg()
+    run = "c (cluster abc run 1 on shard-0)"
+    with pg_schema() as url:
+        sinks = f"sinks:\n  - {{type: sql, url: '{url}', spool_dir: '{tmp_path / 'spool'}'}}\n"
+        config, _ = failing_cameras(tmp_path, sinks)
+        Shard("shard-0").run(config, ["gone", "empty"], run, None)
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                runs = conn.execute(text("SELECT config, status FROM runs")).fetchall()
+        finally:
+            engine.dispose()
+    assert [tuple(r) for r in runs] == [(run, "failed")]  # as when it built its detector first
+    assert builds == []
+
+
 @pytest.mark.parametrize("kind", ["video", "snapshots"])
 def test_a_shard_refuses_an_output_folder_it_could_never_write_before_building_its_detector(
     tmp_path: Path, builds: list[DetectorConfig], kind: str
@@ -223,7 +283,7 @@ def test_a_shard_s_decoders_take_their_threads_by_the_cameras_on_its_machine(
         given.append(decoder_threads)
         return make_source(source, decoder_threads)
 
-    monkeypatch.setattr(pipeline.runner, "make_source", recording_make_source)
+    monkeypatch.setattr(pipeline.source_check, "make_source", recording_make_source)
     config = config_of(tmp_path, "gate", "hall")
     run = "c (cluster abc run 1 on shard-0)"
     summary = Shard("shard-0").run(config, ["gate"], run, None, cameras_here=cameras_here)
