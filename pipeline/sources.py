@@ -7,16 +7,13 @@ or reconnects (a stream). The reader thread (`pipeline.readers`) owns the retry 
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import av.error
@@ -25,9 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.config.cameras import not_a_file
-from pipeline.config.video_files import unreadable_file, video_header_problem
+from pipeline.config.video_files import missing_file, unreadable_file, video_header_problem
 from pipeline.cores import usable_cores
-from pipeline.folders import file_kind
 from pipeline.http_camera import PartFeed, PartTooLong, Stopped, open_http
 from pipeline.types import frame_size_problem
 from pipeline.urls import mask_credentials
@@ -35,16 +31,12 @@ from pipeline.urls import mask_credentials
 log = logging.getLogger(__name__)
 
 
-def video_file_problem(path: str, name: str) -> str | None:
-    """Why the video file at `path` (`name`: as shown) cannot open, found without reading it:
-    something there that is not a file (`not_a_file`), or that the system will not let this
-    process read (`unreadable_file`), both said as `validate` says them; or nothing there,
-    said as FFmpeg says it. None when it opens."""
-    if (problem := not_a_file(path) or unreadable_file(path)) is not None:
-        return problem
-    if file_kind(Path(path)) == "missing":
-        return f"cannot open {name}: {os.strerror(errno.ENOENT)}"
-    return None
+def video_file_problem(path: str) -> str | None:
+    """Why the video file at `path` cannot open, found without reading it, as `validate`
+    says it: something there that is not a file (`not_a_file`), nothing there
+    (`missing_file`), or something the system will not let this process read
+    (`unreadable_file`). None when it opens."""
+    return not_a_file(path) or missing_file(path) or unreadable_file(path)
 
 
 def decoder_threads_for(cameras: int, cores: int | None = None) -> int:
@@ -185,12 +177,12 @@ class AVSource(Source):
         opens it, no frame read); None for a live source."""
         if not self.file:
             return None
-        return video_file_problem(self.url, self.name) or video_header_problem(self.url)
+        return video_file_problem(self.url) or video_header_problem(self.url)
 
     def open(self, stop: threading.Event | None = None) -> OpenedSource:
         self.close()
         # what is there, not its header: FFmpeg reads that next, and says what is wrong
-        if self.file and (problem := video_file_problem(self.url, self.name)) is not None:
+        if self.file and (problem := video_file_problem(self.url)) is not None:
             raise SourceError(problem)
         started = time.monotonic()
         try:

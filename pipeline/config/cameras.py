@@ -13,7 +13,12 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pipeline.config.base import ONE_BYTE_MB, Strict, name_fits
 from pipeline.config.safe_yaml import path_repr, short_repr
 from pipeline.config.scene import AnalyticsConfig, LineConfig, ZoneConfig, check_scene_ids
-from pipeline.config.video_files import empty_file, unreadable_file, video_header_problem
+from pipeline.config.video_files import (
+    empty_file,
+    missing_file,
+    unreadable_file,
+    video_header_problem,
+)
 from pipeline.folders import LINK_LOOP, file_kind
 from pipeline.types import frame_size_problem
 from pipeline.urls import STREAM_SCHEMES, address_problem, infer_kind, mask_credentials
@@ -89,13 +94,12 @@ class FileSourceConfig(Strict):
     def _readable_file(cls, value: str, info: ValidationInfo) -> str:
         if not checks_sources(info):
             return name_fits(value)
-        path = Path(name_fits(value)).expanduser()
+        name_fits(value)
         shown = path_repr(value)  # one line, whatever the path holds (a newline from ${ENV})
         if (problem := not_a_file(value)) is not None:  # first: exists() is False for a link loop
             raise ValueError(problem)
-        if not path.exists():
-            raise ValueError(f"file not found: {shown} (relative to {path_repr(str(Path.cwd()))})")
-        if (problem := unreadable_file(value) or empty_file(value)) is not None:
+        problem = missing_file(value) or unreadable_file(value) or empty_file(value)
+        if problem is not None:
             raise ValueError(problem)
         if probes_sources(info):
             from detector.clip_frames import NotAVideoError

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from pipeline.config.safe_yaml import path_repr
+from pipeline.folders import file_kind
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,24 @@ by then is not judged (its reader opens it as the run goes on): a run's start ne
 on it."""
 
 
+def missing_file(path: str) -> str | None:
+    """ "file not found: 'x.mp4' (relative to '/home/me')" where nothing is at `path` (as the
+    config names it; the folder it is relative to only for a relative path); None where
+    something is (a link that leads back to itself included: `not_a_file` says it)."""
+    where = Path(path).expanduser()
+    if file_kind(where) != "missing":
+        return None
+    shown = path_repr(path)
+    if where.is_absolute():
+        return f"file not found: {shown}"
+    return f"file not found: {shown} (relative to {path_repr(str(Path.cwd()))})"
+
+
 def unreadable_file(path: str) -> str | None:
     """ "file not readable (Permission denied): 'x.mp4'" where something is at `path` (as the
     config names it) that the system will not open for this process to read (its mode or an
     ACL refuses this user, a security module, or any other error it gives); None where it
-    opens, where nothing is there (which `validate` and `run` each say in their words), and
+    opens, where nothing is there (`missing_file`), and
     for a name the system refuses (a NUL in it: FFmpeg says why as it opens it)."""
     try:
         # non-blocking: a named pipe put there since the look at what it is does not wait

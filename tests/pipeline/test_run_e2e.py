@@ -194,7 +194,7 @@ def test_a_broken_camera_fails_alone_and_the_others_finish(
     collector.join(30)
     assert proc.returncode == 1, err
     assert "camera bad: not a video (cannot open it: " in err and "broken.mp4" in err
-    assert "camera gone: cannot open" in err and "gone.mp4" in err
+    assert "camera gone: file not found: " in err and "gone.mp4" in err
     assert "camera nothing: no images" in err
     for camera in ("bad", "gone", "nothing"):
         assert any(

@@ -15,7 +15,10 @@ from pipeline.types import CameraStatus, RunOutcome, StreamEnd
 from tests.conftest import VideoFactory, write_video
 from tests.pipeline.test_pipelining import EagerDetector, Recorder
 
-MISSING = "cannot open missing.mp4: No such file or directory"
+
+def missing(name: str = "missing.mp4") -> str:
+    """What a run says of the file `name`, relative and not there, in the folder it runs in."""
+    return f"file not found: '{name}' (relative to '{Path.cwd()}')"
 
 
 class StatusRecorder(Recorder):
@@ -36,7 +39,7 @@ def never_build(config: DetectorConfig, announce: object) -> EagerDetector:
 @pytest.mark.parametrize(
     ("source", "error"),
     [
-        ("missing.mp4", MISSING),
+        ("missing.mp4", "file not found: 'missing.mp4' (relative to "),
         ("{type: file, path: folder}", "not a file: 'folder'"),
         ("{type: images, path: folder}", "no images (.bmp, .jpeg, .jpg, .png, .tif, .tiff, "),
         ("empty.mp4", "empty file (0 bytes): 'empty.mp4'"),
@@ -95,16 +98,16 @@ def test_a_run_with_one_good_and_one_missing_camera_runs_the_good_one_fully(
 
     assert summary.cameras["good"].ok and summary.cameras["good"].frames == 5
     assert recorder.frames("good") == list(range(5))
-    assert summary.cameras["gone"].status == f"FAILED: camera gone: {MISSING}"
+    assert summary.cameras["gone"].status == f"FAILED: camera gone: {missing()}"
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert errors == [f"camera gone: {MISSING}"]  # said before set-up, not again
+    assert errors == [f"camera gone: {missing()}"]  # said before set-up, not again
     # the sinks hear of the missing camera as of one whose reader failed to open it
     assert [(s.state, s.message) for s in recorder.statuses if s.camera_id == "gone"] == [
         ("connecting", None),
-        ("failed", MISSING),
+        ("failed", missing()),
     ]
     (end,) = [m for m in recorder.messages if isinstance(m, StreamEnd) and m.camera_id == "gone"]
-    assert end.frames == 0 and end.error == f"camera gone: {MISSING}"
+    assert end.frames == 0 and end.error == f"camera gone: {missing()}"
 
 
 def test_a_missing_file_found_before_set_up_stays_failed_if_it_appears_during_it(
@@ -120,9 +123,7 @@ def test_a_missing_file_found_before_set_up_stays_failed_if_it_appears_during_it
 
     monkeypatch.setattr(runner, "build_run_detector", build_while_it_appears)
     summary = Pipeline(parse_config(text, check_sources=False)).run()
-    assert summary.cameras["late"].status == (
-        "FAILED: camera late: cannot open late.mp4: No such file or directory"
-    )
+    assert summary.cameras["late"].status == (f"FAILED: camera late: {missing('late.mp4')}")
     assert summary.cameras["late"].frames == 0 and summary.cameras["good"].frames == 3
 
 
@@ -168,16 +169,16 @@ def test_a_run_handed_its_detector_and_sinks_ends_before_its_set_up_when_no_came
     pipeline.stop_camera("spare")
     summary = pipeline.run()
 
-    assert summary.cameras["cam"].status == f"FAILED: camera cam: {MISSING}"
+    assert summary.cameras["cam"].status == f"FAILED: camera cam: {missing()}"
     assert summary.cameras["spare"].status == "not started: stopped before it opened"
     assert not summary.ok and summary.frames == 0 and summary.outputs == ["recorder"]
     assert [(s.camera_id, s.state, s.message) for s in recorder.statuses] == [
-        ("cam", "failed", MISSING)
+        ("cam", "failed", missing())
     ]
     ends = [m for m in recorder.messages if isinstance(m, StreamEnd)]
     assert ends == recorder.messages
     assert [(m.camera_id, m.frames, m.error) for m in ends] == [
-        ("cam", 0, f"camera cam: {MISSING}"),
+        ("cam", 0, f"camera cam: {missing()}"),
         ("spare", 0, None),
     ]
     assert recorder.outcomes == ["failed"] and recorder.closed

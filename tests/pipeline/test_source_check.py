@@ -75,7 +75,7 @@ def test_the_errors_come_in_the_cameras_order_as_they_did_one_by_one(
         checked = check_sources(sources, skip={"stopped"})
 
     failed = {
-        "gone": f"camera gone: cannot open {tmp_path / 'gone.mp4'}: No such file or directory",
+        "gone": f"camera gone: file not found: '{tmp_path / 'gone.mp4'}'",
         "empty": f"camera empty: empty file (0 bytes): '{tmp_path / 'empty.mp4'}'",
     }
     assert checked.failed == failed and list(checked.failed) == ["gone", "empty"]

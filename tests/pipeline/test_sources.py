@@ -496,7 +496,7 @@ def test_a_file_claiming_frames_larger_than_8k_fails_as_it_opens(tmp_path: Path)
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        ("missing.mp4", "cannot open missing.mp4: No such file or directory"),
+        ("missing.mp4", "file not found: 'missing.mp4' (relative to "),
         ("{type: file, path: folder}", "not a file: 'folder'"),
         ("{type: file, path: camera.pipe}", "not a file: 'camera.pipe'"),
         ("{type: images, path: folder}", "no images (.bmp, .jpeg, .jpg, .png, .tif, .tiff, "),

@@ -61,7 +61,7 @@ def test_a_run_whose_only_camera_names_a_missing_file_fails_at_once_before_the_d
         [sys.executable, "-m", "tests.pipeline.without_detector", "run", str(config), "--no-progress"],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    error = f"camera cam: cannot open {missing}: No such file or directory"
+    error = f"camera cam: file not found: '{missing}'"
     assert DETECTOR_BUILT not in done.stderr, done.stderr
     assert done.returncode == 1, done.stderr
     (said,) = done.stderr.splitlines()

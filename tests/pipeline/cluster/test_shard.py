@@ -145,7 +145,7 @@ def failing_cameras(tmp_path: Path, sinks: str = "") -> tuple[PipelineConfig, di
         check_sources=False,
     )
     errors = {
-        "gone": f"camera gone: cannot open {tmp_path / 'gone.mp4'}: No such file or directory",
+        "gone": f"camera gone: file not found: '{tmp_path / 'gone.mp4'}'",
         "empty": f"camera empty: empty file (0 bytes): '{tmp_path / 'empty.mp4'}'",
     }
     return config, errors
