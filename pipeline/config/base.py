@@ -34,6 +34,15 @@ def kb_bytes(kb: int) -> int:
     return kb * BYTES_PER_KB
 
 
+KEEP_HOURS_MAX = 24 * 365 * 100
+"""The longest a `keep_hours` field may keep files: a hundred years."""
+
+
+def keep_s(keep_hours: float | None) -> float | None:
+    """The seconds of a `keep_hours` field's value; None (no age limit) stays None."""
+    return None if keep_hours is None else keep_hours * 3600
+
+
 class Strict(BaseModel):
     """A config section: `extra="forbid"` (a misspelt key is an error), frozen.
 

@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from pipeline.config.base import (
+    KEEP_HOURS_MAX,
     ONE_BYTE_MB,
     SINK_QUEUE_MB,
     FsPath,
@@ -90,7 +91,7 @@ class VideoSinkConfig(Strict):
     keep_hours: float | None = Field(
         None,
         gt=0,
-        le=24 * 365 * 100,
+        le=KEEP_HOURS_MAX,
         description="Delete a camera's files last written more than this long ago.",
     )
     keep_files: int | None = Field(
@@ -378,7 +379,7 @@ class SnapshotSinkConfig(Strict):
     keep_hours: float | None = Field(
         None,
         gt=0,
-        le=24 * 365 * 100,
+        le=KEEP_HOURS_MAX,
         description="Delete snapshots written more than this long ago (none: keep).",
     )
     keep_files: int | None = Field(
