@@ -96,6 +96,8 @@ HostName = Annotated[
 ]
 """A name a server is reached by, as a Host or Origin header gives it (253 characters at most,
 a DNS name's)."""
+AllowedHosts = Annotated[tuple[HostName, ...], Field(max_length=64)]
+"""A server's `allowed_hosts`: the names it is reached by besides its own, 64 at most."""
 
 
 def _listen_host(host: str) -> str:

@@ -17,8 +17,8 @@ from pipeline.config.base import (
     KEEP_HOURS_MAX,
     ONE_BYTE_MB,
     SINK_QUEUE_MB,
+    AllowedHosts,
     FsPath,
-    HostName,
     ListenHost,
     SinkQueueMb,
     Strict,
@@ -188,9 +188,8 @@ class LiveSinkConfig(Strict):
         description="Most streams served at once (a browser tab takes one per camera); more "
         "are answered 503.",
     )
-    allowed_hosts: tuple[HostName, ...] = Field(
+    allowed_hosts: AllowedHosts = Field(
         (),
-        max_length=64,
         description="More names the view is reached by (checked in Host and Origin); "
         "localhost, 127.0.0.1, ::1 and `host` are always allowed (without `http:`).",
     )
