@@ -22,7 +22,7 @@ from pipeline.timeparse import (
     parse_time,
 )
 from pipeline.types import CLASS_NAME_MAX
-from sinks.sql.bounds import ID_MAX, TEXT_PATTERN
+from sinks.sql.bounds import CAMERA_MAX, ID_MAX, TEXT_PATTERN
 from sinks.sql.reading import DetectionQuery
 
 PAGE_MAX = 1000
@@ -58,8 +58,6 @@ def _stored_text(name: str) -> AfterValidator:
 
 _NO_NUL = {"pattern": TEXT_PATTERN}
 """`_stored_text`'s rule, as the OpenAPI description states it."""
-CAMERA_MAX = 255
-"""The longest camera id a query names: what the tables' camera columns hold."""
 _CAMERA = "Camera id (no NUL character)."
 Camera = Annotated[
     str | None,
