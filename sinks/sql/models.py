@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from pipeline.types import CLASS_NAME_MAX
+from pipeline.types import CLASS_NAME_MAX, SCENE_NAME_MAX
 from sinks.sql.bounds import CAMERA_MAX
 
 RunStatus = Literal["running", "finished", "failed", "interrupted", "lost"]
@@ -186,7 +186,7 @@ class ZoneVisit(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
     camera: Mapped[str] = mapped_column(String(CAMERA_MAX))
-    zone: Mapped[str] = mapped_column(String(64))
+    zone: Mapped[str] = mapped_column(String(SCENE_NAME_MAX))
     track_id: Mapped[int] = mapped_column(Integer)
     label: Mapped[str] = mapped_column(String(CLASS_NAME_MAX))
     label_id: Mapped[int] = mapped_column(Integer)
@@ -214,11 +214,11 @@ class LineCrossingRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
     camera: Mapped[str] = mapped_column(String(CAMERA_MAX))
-    line: Mapped[str] = mapped_column(String(64))
+    line: Mapped[str] = mapped_column(String(SCENE_NAME_MAX))
     track_id: Mapped[int] = mapped_column(Integer)
     label: Mapped[str] = mapped_column(String(CLASS_NAME_MAX))
     label_id: Mapped[int] = mapped_column(Integer)
-    direction: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(SCENE_NAME_MAX))
     from_side: Mapped[str] = mapped_column(String(5))
     to_side: Mapped[str] = mapped_column(String(5))
     frame: Mapped[int] = mapped_column(Integer)
