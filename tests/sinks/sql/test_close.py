@@ -72,6 +72,18 @@ def _accounts(sink: SqlSink) -> dict[str, float]:
     }
 
 
+def _replace_by_a_file(spool_dir: Path) -> None:
+    """The spool folder gone for good, a file in its place: no spool file can be made."""
+    shutil.rmtree(spool_dir)
+    spool_dir.write_text("")
+
+
+@pytest.fixture
+def short_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The close waits `GRACE_S` for a writer under way."""
+    monkeypatch.setattr(sinks.sql.writer, "STOP_GRACE_S", GRACE_S)
+
+
 def _write_one_box_frames(sink: SqlSink, frames: range) -> None:
     for i in frames:
         sink.write(frame_result("cam", i, T0 + i, [Box(i, 0, i + 1, 1, 0.5, 1)]))
@@ -128,12 +140,12 @@ def test_a_batch_refused_during_the_close_is_counted_refused_and_the_run_failed(
     )
 
 
+@pytest.mark.usefixtures("short_grace")
 def test_a_refusal_after_the_close_gave_up_on_a_busy_writer_leaves_the_rows_kept_not_lost(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
     url = f"sqlite:///{database}"
-    monkeypatch.setattr(sinks.sql.writer, "STOP_GRACE_S", GRACE_S)
     sink = _busy_writer_sink(url, spool_dir)
     refuse_frame(url, 0)
     with _locked(database):
@@ -162,12 +174,12 @@ def test_a_refusal_after_the_close_gave_up_on_a_busy_writer_leaves_the_rows_kept
     )
 
 
+@pytest.mark.usefixtures("short_grace")
 def test_a_batch_the_database_refuses_in_a_spool_file_is_set_aside_and_the_rest_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
     url = f"sqlite:///{database}"
-    monkeypatch.setattr(sinks.sql.writer, "STOP_GRACE_S", GRACE_S)
     first = _busy_writer_sink(url, spool_dir)
     with _locked(database):
         _write_one_box_frames(first, range(3))
@@ -185,12 +197,12 @@ def test_a_batch_the_database_refuses_in_a_spool_file_is_set_aside_and_the_rest_
     assert list(spool_dir.glob("*.jsonl")) == []
 
 
+@pytest.mark.usefixtures("short_grace")
 def test_a_batch_committed_after_the_close_gave_up_is_kept_then_counted_once_as_already_stored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
     url = f"sqlite:///{database}"
-    monkeypatch.setattr(sinks.sql.writer, "STOP_GRACE_S", GRACE_S)
     sink = _busy_writer_sink(url, spool_dir)
     with _locked(database):
         _write_one_box_frames(sink, range(3))
@@ -239,8 +251,7 @@ def test_rows_of_a_spool_file_whose_folder_is_gone_for_good_are_counted_lost_at_
     with _locked(database):
         _write_one_box_frames(sink, range(5))  # 2 rows in memory, 3 in the spool file
         assert sink.outbox.spooled_rows == 3
-        shutil.rmtree(spool_dir)
-        spool_dir.write_text("")  # a file where its folder was: no spool file can be made
+        _replace_by_a_file(spool_dir)
         with pytest.raises(SinkError) as closed:
             sink.close()
     assert sink.kept_in is None
@@ -261,8 +272,7 @@ def test_a_damaged_spool_line_whose_folder_is_gone_for_good_is_counted_lost_not_
         spool = sink.outbox.spool_path
         with spool.open("r+b") as f:  # its first line damaged on the disk
             f.write(b"#")
-        shutil.rmtree(spool_dir)
-        spool_dir.write_text("")  # a file where its folder was: no spool file can be made
+        _replace_by_a_file(spool_dir)
         with pytest.raises(SinkError) as closed:
             sink.close()
     assert str(closed.value) == (
