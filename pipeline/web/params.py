@@ -81,26 +81,19 @@ Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Rows to return, new
 _WHEN = f"{EXAMPLES} (the server's local time unless it ends in Z or +HH:MM), as `query` takes"
 # patterns stated, not checked by pydantic: the parsers check them, and refuse in their words
 _TIME = {"pattern": TIME_PATTERN}
+
+
+def _time_query(description: str) -> Any:
+    """The bounds of a time parameter, with its `description`."""
+    return Query(min_length=1, max_length=100, json_schema_extra=_TIME, description=description)
+
+
 Since = Annotated[
     str | None,
-    Query(
-        min_length=1,
-        max_length=100,
-        json_schema_extra=_TIME,
-        description=f"From this time (inclusive): {_WHEN}.",
-    ),
+    _time_query(f"From this time (inclusive): {_WHEN}."),
     AfterValidator(_time),
 ]
-Until = Annotated[
-    str | None,
-    Query(
-        min_length=1,
-        max_length=100,
-        json_schema_extra=_TIME,
-        description=f"Before this time: {_WHEN}.",
-    ),
-    AfterValidator(_time),
-]
+Until = Annotated[str | None, _time_query(f"Before this time: {_WHEN}."), AfterValidator(_time)]
 Every = Annotated[
     str | None,
     Query(
