@@ -11,9 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,7 @@ from tests.sinks.sql.builders import (
     run_status,
     stored,
     wait_for,
+    write_locked,
 )
 
 BUSY_S = 30.0
@@ -41,18 +39,6 @@ one, so that it is busy, not failing, while the test holds it."""
 GRACE_S = 1.0
 """The close's wait for a writer under way (STOP_GRACE_S), made short; long enough for the
 writer to be in its insert, waiting on the lock, when the close gives up on it."""
-
-
-@contextmanager
-def _locked(database: Path) -> Iterator[None]:
-    """The SQLite file write-locked by another connection: an insert waits (busy)."""
-    locker = sqlite3.connect(database, isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        locker.execute("COMMIT")
-        locker.close()
 
 
 def _frames(path: Path) -> list[tuple[str, list[Any]]]:
@@ -148,7 +134,7 @@ def test_a_refusal_after_the_close_gave_up_on_a_busy_writer_leaves_the_rows_kept
     url = f"sqlite:///{database}"
     sink = _busy_writer_sink(url, spool_dir)
     refuse_frame(url, 0)
-    with _locked(database):
+    with write_locked(database):
         _write_one_box_frames(sink, range(2))  # the writer waits on the lock with frame 0
         with pytest.raises(SinkError) as closed:
             sink.close()
@@ -181,7 +167,7 @@ def test_a_batch_the_database_refuses_in_a_spool_file_is_set_aside_and_the_rest_
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
     url = f"sqlite:///{database}"
     first = _busy_writer_sink(url, spool_dir)
-    with _locked(database):
+    with write_locked(database):
         _write_one_box_frames(first, range(3))
         with pytest.raises(SinkError, match="3 rows kept in"):
             first.close()  # frames 0-2 and the run's end kept
@@ -204,7 +190,7 @@ def test_a_batch_committed_after_the_close_gave_up_is_kept_then_counted_once_as_
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
     url = f"sqlite:///{database}"
     sink = _busy_writer_sink(url, spool_dir)
-    with _locked(database):
+    with write_locked(database):
         _write_one_box_frames(sink, range(3))
         with pytest.raises(SinkError) as closed:
             sink.close()
@@ -233,7 +219,7 @@ def test_the_runs_end_is_the_last_line_kept_after_rows_in_memory_and_in_the_spoo
 ) -> None:
     database = tmp_path / "det.db"
     sink = _spilling_sink(database, tmp_path / "spool")
-    with _locked(database):
+    with write_locked(database):
         _write_one_box_frames(sink, range(5))  # 2 rows in memory, 3 in the spool file
         with pytest.raises(SinkError, match="still unreachable"):
             sink.close()
@@ -248,7 +234,7 @@ def test_rows_of_a_spool_file_whose_folder_is_gone_for_good_are_counted_lost_at_
 ) -> None:
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
     sink = _spilling_sink(database, spool_dir)
-    with _locked(database):
+    with write_locked(database):
         _write_one_box_frames(sink, range(5))  # 2 rows in memory, 3 in the spool file
         assert sink.outbox.spooled_rows == 3
         _replace_by_a_file(spool_dir)
@@ -267,7 +253,7 @@ def test_a_damaged_spool_line_whose_folder_is_gone_for_good_is_counted_lost_not_
 ) -> None:
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
     sink = _spilling_sink(database, spool_dir)
-    with _locked(database):
+    with write_locked(database):
         _write_one_box_frames(sink, range(5))  # 2 rows in memory, 3 in the spool file
         spool = sink.outbox.spool_path
         with spool.open("r+b") as f:  # its first line damaged on the disk
@@ -296,7 +282,7 @@ def test_a_spool_line_damaged_during_the_run_is_counted_unreadable_not_kept_and_
         sqlite_busy_timeout_ms=20,
         retry_initial_s=0.05,
     )
-    with _locked(database):
+    with write_locked(database):
         _write_one_box_frames(sink, range(4))  # frame 0 in memory, 1-3 in the spool file
         spool = sink.outbox.spool_path
         line_1 = len(spool.read_bytes().splitlines(keepends=True)[0])
