@@ -17,7 +17,7 @@ from pipeline.config import (
     VideoSinkConfig,
     ZmqSinkConfig,
 )
-from pipeline.config.base import mb_bytes
+from pipeline.config.base import keep_s, mb_bytes
 from pipeline.types import LabelMap
 from pipeline.workers import QueueBound
 from sinks.base import Sink, SinkError
@@ -82,7 +82,7 @@ def _(sc: VideoSinkConfig, context: SinkContext) -> Sink:
     encoding = Encoding(sc.codec, sc.crf, sc.preset, sc.fragmented, sc.threads, sc.width)
     rotation = Rotation(
         segment_s=None if sc.segment_minutes is None else sc.segment_minutes * 60,
-        max_age_s=None if sc.keep_hours is None else sc.keep_hours * 3600,
+        max_age_s=keep_s(sc.keep_hours),
         max_segments=sc.keep_files,
     )
     return VideoSink(sc.dir, context.labels, encoding=encoding, rotation=rotation)
@@ -153,7 +153,7 @@ def _(sc: SnapshotSinkConfig, context: SinkContext) -> Sink:
     return SnapshotSink(
         sc.dir,
         retention=Retention(
-            max_age_s=None if sc.keep_hours is None else sc.keep_hours * 3600,
+            max_age_s=keep_s(sc.keep_hours),
             max_files=sc.keep_files,
             max_bytes=None if sc.keep_mb is None else mb_bytes(sc.keep_mb),
         ),

@@ -11,8 +11,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pipeline.cluster.engine import on_driver_node
-from pipeline.cluster.status import NAMESPACE
+from pipeline.cluster.status import NAMESPACE, start_run_actor
 from pipeline.config import CameraConfig
 
 DESK_PREFIX = "cameras-"
@@ -82,14 +81,7 @@ class CameraDesk:
 
 def start_desk(ray: Any, token: str) -> Any:
     """A new desk for the run `token`, findable by `find_desk` from other processes."""
-    remote = ray.remote(CameraDesk).options(
-        **on_driver_node(ray),
-        name=f"{DESK_PREFIX}{token}",
-        namespace=NAMESPACE,
-        num_cpus=0,
-        max_restarts=0,
-    )
-    return remote.remote()
+    return start_run_actor(ray, CameraDesk, f"{DESK_PREFIX}{token}")
 
 
 def find_desk(ray: Any, address: str, run: str | None) -> Any:

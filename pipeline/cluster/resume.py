@@ -32,6 +32,8 @@ from sinks.event_bus.resumption import Published
 from sinks.sql.scene_rows import SceneKey, scene_key
 
 if TYPE_CHECKING:
+    from sqlalchemy import TextClause
+
     from sinks.sql.database import DatabaseUrl
 
 _Passed = TypeVar("_Passed", FrameResult, StreamEnd)
@@ -190,28 +192,26 @@ def stored_rows(
     )
 
 
-def _stored_rows(url: str, run_configs_like: str, cameras: Sequence[str]) -> dict[str, Stored]:
+def _of_run_cameras(columns: str, table: str, tail: str = "") -> TextClause:
+    """`columns` of the rows of `table` (as `x`) that the runs `:runs` matches stored for
+    the cameras `:cameras` (a list)."""
     from sqlalchemy import bindparam, text
+
+    return text(
+        f"SELECT {columns} FROM {table} x JOIN runs r ON r.id = x.run_id "
+        f"WHERE r.config LIKE :runs AND x.camera IN :cameras{tail}"
+    ).bindparams(bindparam("cameras", expanding=True))
+
+
+def _stored_rows(url: str, run_configs_like: str, cameras: Sequence[str]) -> dict[str, Stored]:
     from sqlalchemy.exc import SQLAlchemyError
 
     from sinks.sql.database import DatabaseUrl, make_engine, reason
 
-    frames = text(
-        "SELECT d.camera, max(d.frame) FROM detections d JOIN runs r ON r.id = d.run_id "
-        "WHERE r.config LIKE :runs AND d.camera IN :cameras GROUP BY d.camera"
-    ).bindparams(bindparam("cameras", expanding=True))
-    tracks = text(
-        "SELECT t.camera, t.track_id FROM tracks t JOIN runs r ON r.id = t.run_id "
-        "WHERE r.config LIKE :runs AND t.camera IN :cameras"
-    ).bindparams(bindparam("cameras", expanding=True))
-    visits = text(
-        "SELECT v.camera, v.zone, v.track_id, v.entered_frame FROM zone_visits v "
-        "JOIN runs r ON r.id = v.run_id WHERE r.config LIKE :runs AND v.camera IN :cameras"
-    ).bindparams(bindparam("cameras", expanding=True))
-    crossings = text(
-        "SELECT c.camera, c.line, c.track_id, c.frame FROM line_crossings c "
-        "JOIN runs r ON r.id = c.run_id WHERE r.config LIKE :runs AND c.camera IN :cameras"
-    ).bindparams(bindparam("cameras", expanding=True))
+    frames = _of_run_cameras("x.camera, max(x.frame)", "detections", " GROUP BY x.camera")
+    tracks = _of_run_cameras("x.camera, x.track_id", "tracks")
+    visits = _of_run_cameras("x.camera, x.zone, x.track_id, x.entered_frame", "zone_visits")
+    crossings = _of_run_cameras("x.camera, x.line, x.track_id, x.frame", "line_crossings")
     where = {"runs": run_configs_like, "cameras": list(cameras)}
     db = DatabaseUrl(url)
     engine = make_engine(db)

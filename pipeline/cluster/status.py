@@ -88,16 +88,22 @@ class RateWindow:
         return rates
 
 
-def start_board(ray: Any, token: str) -> Any:
-    """A new board for the run `token`, findable by `read_status` from other processes."""
-    remote = ray.remote(StatusBoard).options(
+def start_run_actor(ray: Any, cls: type, name: str) -> Any:
+    """A new actor of `cls` for a run: named `name` in `NAMESPACE` (so that other processes
+    find it), on the driver's node, taking no CPU and never restarted (it ends with the run)."""
+    remote = ray.remote(cls).options(
         **on_driver_node(ray),
-        name=f"{BOARD_PREFIX}{token}",
+        name=name,
         namespace=NAMESPACE,
         num_cpus=0,
         max_restarts=0,
     )
     return remote.remote()
+
+
+def start_board(ray: Any, token: str) -> Any:
+    """A new board for the run `token`, findable by `read_status` from other processes."""
+    return start_run_actor(ray, StatusBoard, f"{BOARD_PREFIX}{token}")
 
 
 def read_status(ray: Any) -> list[RunStatus]:

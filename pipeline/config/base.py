@@ -34,6 +34,15 @@ def kb_bytes(kb: int) -> int:
     return kb * BYTES_PER_KB
 
 
+KEEP_HOURS_MAX = 24 * 365 * 100
+"""The longest a `keep_hours` field may keep files: a hundred years."""
+
+
+def keep_s(keep_hours: float | None) -> float | None:
+    """The seconds of a `keep_hours` field's value; None (no age limit) stays None."""
+    return None if keep_hours is None else keep_hours * 3600
+
+
 class Strict(BaseModel):
     """A config section: `extra="forbid"` (a misspelt key is an error), frozen.
 
@@ -87,6 +96,8 @@ HostName = Annotated[
 ]
 """A name a server is reached by, as a Host or Origin header gives it (253 characters at most,
 a DNS name's)."""
+AllowedHosts = Annotated[tuple[HostName, ...], Field(max_length=64)]
+"""A server's `allowed_hosts`: the names it is reached by besides its own, 64 at most."""
 
 
 def _listen_host(host: str) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.config.base import FsPath, HostName, ListenHost, Strict
+from pipeline.config.base import AllowedHosts, FsPath, ListenHost, Strict
 from pipeline.config.sinks import LiveAuthConfig
 from pipeline.urls import MAX_PORT
 from pipeline.web.swagger_ui import swagger_files_problem
@@ -34,9 +34,8 @@ class HttpConfig(Strict):
         description="Serve the API (docs/api.md): camera status at /api/status, and the "
         "runs, detections, tracks and counts of the sql sink's database when there is one.",
     )
-    allowed_hosts: tuple[HostName, ...] = Field(
+    allowed_hosts: AllowedHosts = Field(
         (),
-        max_length=64,
         description="More names the server is reached by (checked in Host and Origin); "
         "localhost, 127.0.0.1, ::1 and `host` are always allowed.",
     )

@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from analytics import LEFT_TO_RIGHT, RIGHT_TO_LEFT
 from pipeline.boxes import polygon_area, polygon_is_simple
 from pipeline.config.base import Strict
-from pipeline.types import LabelMap
+from pipeline.types import SCENE_NAME_MAX, LabelMap
 from sinks.mqtt.discovery import hass_id
 from sinks.mqtt.topics import segment
 
@@ -63,7 +63,9 @@ def _check_units(points: list[tuple[float, float]], units: Units) -> None:
 
 
 class ZoneConfig(Strict):
-    id: str = Field(min_length=1, max_length=64, description="Zone id, unique in the camera.")
+    id: str = Field(
+        min_length=1, max_length=SCENE_NAME_MAX, description="Zone id, unique in the camera."
+    )
     polygon: list[Point] = Field(
         min_length=3,
         max_length=1000,
@@ -105,13 +107,13 @@ class LineDirections(Strict):
     left_to_right: str = Field(
         LEFT_TO_RIGHT,
         min_length=1,
-        max_length=64,
+        max_length=SCENE_NAME_MAX,
         description="Name of a crossing from the left side to the right side (e.g. in).",
     )
     right_to_left: str = Field(
         RIGHT_TO_LEFT,
         min_length=1,
-        max_length=64,
+        max_length=SCENE_NAME_MAX,
         description="Name of a crossing from the right side to the left side (e.g. out).",
     )
 
@@ -131,7 +133,9 @@ class LineDirections(Strict):
 
 
 class LineConfig(Strict):
-    id: str = Field(min_length=1, max_length=64, description="Line id, unique in the camera.")
+    id: str = Field(
+        min_length=1, max_length=SCENE_NAME_MAX, description="Line id, unique in the camera."
+    )
     points: Annotated[list[Point], Len(2, 2)] = Field(
         description=(
             "The line's two ends. Left and right are as seen on the screen walking from the "

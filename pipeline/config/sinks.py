@@ -14,10 +14,11 @@ from pydantic import (
 )
 
 from pipeline.config.base import (
+    KEEP_HOURS_MAX,
     ONE_BYTE_MB,
     SINK_QUEUE_MB,
+    AllowedHosts,
     FsPath,
-    HostName,
     ListenHost,
     SinkQueueMb,
     Strict,
@@ -90,7 +91,7 @@ class VideoSinkConfig(Strict):
     keep_hours: float | None = Field(
         None,
         gt=0,
-        le=24 * 365 * 100,
+        le=KEEP_HOURS_MAX,
         description="Delete a camera's files last written more than this long ago.",
     )
     keep_files: int | None = Field(
@@ -187,9 +188,8 @@ class LiveSinkConfig(Strict):
         description="Most streams served at once (a browser tab takes one per camera); more "
         "are answered 503.",
     )
-    allowed_hosts: tuple[HostName, ...] = Field(
+    allowed_hosts: AllowedHosts = Field(
         (),
-        max_length=64,
         description="More names the view is reached by (checked in Host and Origin); "
         "localhost, 127.0.0.1, ::1 and `host` are always allowed (without `http:`).",
     )
@@ -378,7 +378,7 @@ class SnapshotSinkConfig(Strict):
     keep_hours: float | None = Field(
         None,
         gt=0,
-        le=24 * 365 * 100,
+        le=KEEP_HOURS_MAX,
         description="Delete snapshots written more than this long ago (none: keep).",
     )
     keep_files: int | None = Field(

@@ -17,6 +17,7 @@ Stages import from here (`from pipeline.types import Frame`), never from its mod
 from pipeline.types.detections import CLASS_NAME_MAX, UNNAMED, UNTRACKED, Detections, LabelMap
 from pipeline.types.frames import MAX_FRAME_PIXELS, Frame, Region, frame_size_problem
 from pipeline.types.scene import (
+    SCENE_NAME_MAX,
     AnalyticsEvent,
     LineCrossing,
     LineShape,
@@ -42,6 +43,7 @@ from pipeline.types.tracks import Snapshot, SnapshotLoss, TrackEvent, TrackSumma
 __all__ = [
     "CLASS_NAME_MAX",
     "MAX_FRAME_PIXELS",
+    "SCENE_NAME_MAX",
     "UNNAMED",
     "UNTRACKED",
     "AnalyticsEvent",

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+SCENE_NAME_MAX = 64
+"""The longest zone id, line id or line direction name: what the SQL tables' zone, line and
+direction columns hold."""
 Side = Literal["left", "right"]
 """A side of a line, as seen on the screen walking from its first point to its second."""
 

@@ -22,7 +22,7 @@ from pipeline.timeparse import (
     parse_time,
 )
 from pipeline.types import CLASS_NAME_MAX
-from sinks.sql.bounds import ID_MAX, TEXT_PATTERN
+from sinks.sql.bounds import CAMERA_MAX, ID_MAX, TEXT_PATTERN
 from sinks.sql.reading import DetectionQuery
 
 PAGE_MAX = 1000
@@ -58,8 +58,6 @@ def _stored_text(name: str) -> AfterValidator:
 
 _NO_NUL = {"pattern": TEXT_PATTERN}
 """`_stored_text`'s rule, as the OpenAPI description states it."""
-CAMERA_MAX = 255
-"""The longest camera id a query names: what the tables' camera columns hold."""
 _CAMERA = "Camera id (no NUL character)."
 Camera = Annotated[
     str | None,
@@ -83,26 +81,19 @@ Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Rows to return, new
 _WHEN = f"{EXAMPLES} (the server's local time unless it ends in Z or +HH:MM), as `query` takes"
 # patterns stated, not checked by pydantic: the parsers check them, and refuse in their words
 _TIME = {"pattern": TIME_PATTERN}
+
+
+def _time_query(description: str) -> Any:
+    """The bounds of a time parameter, with its `description`."""
+    return Query(min_length=1, max_length=100, json_schema_extra=_TIME, description=description)
+
+
 Since = Annotated[
     str | None,
-    Query(
-        min_length=1,
-        max_length=100,
-        json_schema_extra=_TIME,
-        description=f"From this time (inclusive): {_WHEN}.",
-    ),
+    _time_query(f"From this time (inclusive): {_WHEN}."),
     AfterValidator(_time),
 ]
-Until = Annotated[
-    str | None,
-    Query(
-        min_length=1,
-        max_length=100,
-        json_schema_extra=_TIME,
-        description=f"Before this time: {_WHEN}.",
-    ),
-    AfterValidator(_time),
-]
+Until = Annotated[str | None, _time_query(f"Before this time: {_WHEN}."), AfterValidator(_time)]
 Every = Annotated[
     str | None,
     Query(

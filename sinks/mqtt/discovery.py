@@ -51,43 +51,37 @@ class Discovery:
         object_id = f"{hass_id(camera)}_status"
         config = {
             "name": "Status",
-            "unique_id": f"{self.node_id}_{object_id}",
             "state_topic": self.topics.camera_status(camera),
             "device_class": "enum",
             "options": [ONLINE, OFFLINE],
             "icon": "mdi:cctv",
             "availability_topic": self.topics.client_status,
-            **self._common(camera),
         }
-        return self._message(object_id, config)
+        return self._message(camera, object_id, config)
 
     def count(self, camera: str, label: str) -> tuple[str, bytes]:
         """(topic, payload) of the sensor counting `label` in the camera's latest frame."""
         object_id = f"{hass_id(camera)}_{hass_id(label)}_count"
         config = {
             "name": f"{label[:1].upper()}{label[1:]} count",
-            "unique_id": f"{self.node_id}_{object_id}",
             "state_topic": self.topics.count(camera, label),
             "state_class": "measurement",
             "icon": "mdi:account-multiple" if label == "person" else "mdi:counter",
             **self._while_camera_online(camera),
-            **self._common(camera),
         }
-        return self._message(object_id, config)
+        return self._message(camera, object_id, config)
 
     def zone_count(self, camera: str, zone: str) -> tuple[str, bytes]:
         """(topic, payload) of the sensor counting the tracks inside a zone of the camera."""
         object_id = f"{hass_id(camera)}_zone_{hass_id(zone)}_count"
         config = {
             "name": f"Zone {zone} occupancy",
-            "unique_id": f"{self.node_id}_{object_id}",
             "state_topic": self.topics.zone_count(camera, zone),
             "state_class": "measurement",
             "icon": "mdi:vector-square",
             **self._while_camera_online(camera),
-            **self._common(camera),
         }
-        return self._message(object_id, config)
+        return self._message(camera, object_id, config)
 
     def line_count(self, camera: str, line: str, direction: str) -> tuple[str, bytes]:
         """(topic, payload) of the sensor counting a line's crossings in one direction since
@@ -95,27 +89,23 @@ class Discovery:
         object_id = f"{hass_id(camera)}_line_{hass_id(line)}_{hass_id(direction)}_count"
         config = {
             "name": f"Line {line} {direction}",
-            "unique_id": f"{self.node_id}_{object_id}",
             "state_topic": self.topics.line_count(camera, line, direction),
             "state_class": "total_increasing",
             "icon": "mdi:transit-transfer",
             "availability_topic": self.topics.client_status,
-            **self._common(camera),
         }
-        return self._message(object_id, config)
+        return self._message(camera, object_id, config)
 
     def snapshot(self, camera: str) -> tuple[str, bytes]:
         """(topic, payload) of the image entity showing the camera's latest snapshot."""
         object_id = f"{hass_id(camera)}_snapshot"
         config = {
             "name": "Snapshot",
-            "unique_id": f"{self.node_id}_{object_id}",
             "image_topic": self.topics.snapshot(camera),
             "content_type": "image/jpeg",
             "availability_topic": self.topics.client_status,
-            **self._common(camera),
         }
-        return self._message(object_id, config, component="image")
+        return self._message(camera, object_id, config, component="image")
 
     def _while_camera_online(self, camera: str) -> dict[str, Any]:
         """Available while both the pipeline and the camera are online."""
@@ -140,7 +130,15 @@ class Discovery:
         }
 
     def _message(
-        self, object_id: str, config: dict[str, Any], component: str = "sensor"
+        self, camera: str, object_id: str, entity: dict[str, Any], component: str = "sensor"
     ) -> tuple[str, bytes]:
+        """(topic, payload) of one entity of `camera`: `entity`'s keys (its name first), its
+        unique id, and the camera's device."""
         topic = f"{self.discovery_prefix}/{component}/{self.node_id}/{object_id}/config"
+        config = {
+            "name": entity["name"],
+            "unique_id": f"{self.node_id}_{object_id}",
+            **entity,
+            **self._common(camera),
+        }
         return topic, json.dumps(config).encode()

@@ -30,7 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from pipeline.types import CLASS_NAME_MAX
+from pipeline.types import CLASS_NAME_MAX, SCENE_NAME_MAX
+from sinks.sql.bounds import CAMERA_MAX
 
 RunStatus = Literal["running", "finished", "failed", "interrupted", "lost"]
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
@@ -122,7 +123,7 @@ class Detection(Base):
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
-    camera: Mapped[str] = mapped_column(String(255))
+    camera: Mapped[str] = mapped_column(String(CAMERA_MAX))
     frame: Mapped[int] = mapped_column(Integer)
     obj: Mapped[int | None] = mapped_column(Integer)  # NULL only in rows of older versions
     pts: Mapped[float] = mapped_column(Float)
@@ -148,7 +149,7 @@ class Track(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
-    camera: Mapped[str] = mapped_column(String(255))
+    camera: Mapped[str] = mapped_column(String(CAMERA_MAX))
     track_id: Mapped[int] = mapped_column(Integer)
     label: Mapped[str] = mapped_column(String(CLASS_NAME_MAX))
     label_id: Mapped[int] = mapped_column(Integer)
@@ -184,8 +185,8 @@ class ZoneVisit(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
-    camera: Mapped[str] = mapped_column(String(255))
-    zone: Mapped[str] = mapped_column(String(64))
+    camera: Mapped[str] = mapped_column(String(CAMERA_MAX))
+    zone: Mapped[str] = mapped_column(String(SCENE_NAME_MAX))
     track_id: Mapped[int] = mapped_column(Integer)
     label: Mapped[str] = mapped_column(String(CLASS_NAME_MAX))
     label_id: Mapped[int] = mapped_column(Integer)
@@ -212,12 +213,12 @@ class LineCrossingRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
-    camera: Mapped[str] = mapped_column(String(255))
-    line: Mapped[str] = mapped_column(String(64))
+    camera: Mapped[str] = mapped_column(String(CAMERA_MAX))
+    line: Mapped[str] = mapped_column(String(SCENE_NAME_MAX))
     track_id: Mapped[int] = mapped_column(Integer)
     label: Mapped[str] = mapped_column(String(CLASS_NAME_MAX))
     label_id: Mapped[int] = mapped_column(Integer)
-    direction: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(SCENE_NAME_MAX))
     from_side: Mapped[str] = mapped_column(String(5))
     to_side: Mapped[str] = mapped_column(String(5))
     frame: Mapped[int] = mapped_column(Integer)

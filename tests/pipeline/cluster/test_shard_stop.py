@@ -11,7 +11,7 @@ import pytest
 
 import pipeline.build
 from pipeline.cluster.shard import Shard
-from pipeline.config import DetectorConfig, parse_config
+from pipeline.config import DetectorConfig, PipelineConfig, parse_config
 from pipeline.summary import RunSummary
 from tests.conftest import free_port, write_video
 from tests.pipeline.cluster.test_shard import OneBox
@@ -27,35 +27,65 @@ def one_box(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline.build, "build_run_detector", build)
 
 
+def ray_config(
+    tmp_path: Path, cameras: tuple[str, ...] = ("gate",), sinks: str = ""
+) -> PipelineConfig:
+    """A cluster run's config: `cameras` reading one short video, with the `sinks` (YAML list
+    items, one per line) when given."""
+    video = write_video(tmp_path / "gate.mp4", frames=8)
+    lines = "".join(f"  - {{id: {c}, source: '{video}'}}\n" for c in cameras)
+    sections = f"sinks:\n{sinks}" if sinks else ""
+    return parse_config(
+        f"cameras:\n{lines}detector: {{model: person_ssdlite}}\n{sections}cluster: {{engine: ray}}\n"
+    )
+
+
+class ShardRun:
+    """A shard running camera gate of `config` in a thread of this process, as the
+    coordinator has a shard actor do."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.shard = Shard("shard-0")
+        self.summaries: list[RunSummary] = []
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, args=(config,), daemon=True)
+        self.thread.start()
+
+    def _run(self, config: PipelineConfig) -> None:
+        try:
+            self.summaries.append(self.shard.run(config, ["gate"], "c (run 1 on shard-0)", None))
+        except BaseException as exc:  # the test's thread reports it
+            self.errors.append(exc)
+
+    def stop(self, wait_s: float) -> None:
+        """What the coordinator does at the run's stop; then waits up to `wait_s` for the end."""
+        self.shard.stop()
+        self.thread.join(wait_s)
+
+    def summary(self, waiting_for: str) -> RunSummary:
+        """The run's summary, once it ended without an error."""
+        assert not self.thread.is_alive(), f"the shard still waits for {waiting_for}"
+        assert not self.errors, self.errors
+        (summary,) = self.summaries
+        return summary
+
+
 def test_a_shards_stop_ends_its_mqtt_sinks_wait_for_a_silent_broker_and_its_run_ends_stopped(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     silent = SilentBroker()  # takes the connection, never answers the login
-    video = write_video(tmp_path / "gate.mp4", frames=8)
-    config = parse_config(
-        f"cameras:\n  - {{id: gate, source: '{video}'}}\n"
-        "detector: {model: person_ssdlite}\n"
-        "sinks:\n"
+    sinks = (
         f"  - {{type: zmq, endpoint: 'tcp://127.0.0.1:{free_port()}'}}\n"
         f"  - {{type: mqtt, url: '{silent.url}', connect_timeout_s: 600}}\n"
-        "cluster: {engine: ray}\n"
     )
-    shard = Shard("shard-0")
-    summaries: list[RunSummary] = []
-    run = threading.Thread(
-        target=lambda: summaries.append(shard.run(config, ["gate"], "c (run 1 on shard-0)", None)),
-        daemon=True,
-    )
-    run.start()
+    run = ShardRun(ray_config(tmp_path, sinks=sinks))
     try:
         assert silent.connected.wait(WAIT_S), "the shard's sink never connected"
-        shard.stop()  # what the coordinator does at the run's stop
-        run.join(WAIT_S)  # not connect_timeout_s (600 s)
+        run.stop(WAIT_S)  # not connect_timeout_s (600 s)
     finally:
         silent.close()
 
-    assert not run.is_alive(), "the shard still waits for the broker"
-    (summary,) = summaries
+    summary = run.summary(waiting_for="the broker")
     assert summary.interrupted and summary.ok  # its file not read on: stopped, not failed
     (line,) = [o for o in summary.outputs if o.startswith("mqtt ")]
     assert line.endswith("never connected: the run stopped while waiting for the broker")
@@ -66,34 +96,14 @@ def test_a_shards_stop_while_its_sql_sink_connects_to_a_silent_server_ends_its_r
     tmp_path: Path,
 ) -> None:
     silent = SilentPostgres()
-    video = write_video(tmp_path / "gate.mp4", frames=8)
-    config = parse_config(
-        f"cameras:\n  - {{id: gate, source: '{video}'}}\n"
-        "detector: {model: person_ssdlite}\n"
-        f"sinks:\n  - {{type: sql, url: '{silent.url}', spool_dir: '{tmp_path / 'spool'}'}}\n"
-        "cluster: {engine: ray}\n"
-    )
-    shard = Shard("shard-0")
-    summaries: list[RunSummary] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            summaries.append(shard.run(config, ["gate"], "c (run 1 on shard-0)", None))
-        except BaseException as exc:  # the test's thread reports it
-            errors.append(exc)
-
-    runner = threading.Thread(target=run, daemon=True)
-    runner.start()
+    sinks = f"  - {{type: sql, url: '{silent.url}', spool_dir: '{tmp_path / 'spool'}'}}\n"
+    run = ShardRun(ray_config(tmp_path, sinks=sinks))
     try:
         assert silent.connected.wait(WAIT_S), "the shard's sink never connected"
-        shard.stop()  # what the coordinator does at the run's stop
-        runner.join(WAIT_S)  # not the URL's connect_timeout (600 s)
+        run.stop(WAIT_S)  # not the URL's connect_timeout (600 s)
     finally:
         silent.close()
-    assert not runner.is_alive(), "the shard still waits for the database"
-    assert not errors, errors
-    (summary,) = summaries
+    summary = run.summary(waiting_for="the database")
     assert summary.interrupted and summary.ok  # stopped, not failed
 
 
@@ -111,26 +121,14 @@ def test_a_shards_stop_while_it_builds_its_detector_ends_its_run_at_once_unstart
         return OneBox()
 
     monkeypatch.setattr(pipeline.build, "build_run_detector", slow_build)
-    video = write_video(tmp_path / "gate.mp4", frames=8)
-    config = parse_config(
-        f"cameras:\n  - {{id: gate, source: '{video}'}}\n  - {{id: yard, source: '{video}'}}\n"
-        "detector: {model: person_ssdlite}\ncluster: {engine: ray}\n"
-    )
-    shard = Shard("shard-0")
-    summaries: list[RunSummary] = []
-    run = threading.Thread(
-        target=lambda: summaries.append(shard.run(config, ["gate"], "c (run 1 on shard-0)", None)),
-        daemon=True,
-    )
-    run.start()
+    run = ShardRun(ray_config(tmp_path, cameras=("gate", "yard")))
     try:
         assert building.wait(WAIT_S), "the shard never built its detector"
-        shard.stop()  # what the coordinator does at the run's stop
-        run.join(3)  # the build would take until the test's end (WAIT_S)
-        assert not run.is_alive(), "the shard still waits for its detector"
+        run.stop(3)  # the build would take until the test's end (WAIT_S)
+        assert not run.thread.is_alive(), "the shard still waits for its detector"
     finally:
         built.set()
-    (summary,) = summaries
+    summary = run.summary(waiting_for="its detector")
     assert summary.interrupted and summary.ok
     assert {c: s.status for c, s in summary.cameras.items()} == {
         "gate": "not started: stopped before it opened"

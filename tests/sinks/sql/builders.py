@@ -3,8 +3,10 @@ and the rows a database holds."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +34,19 @@ LABELS = LabelMap(("background", "person", "car"))
 PERSON, CAR = 1, 2
 T0 = 1_700_000_000.0  # a Unix time; every offset below is exact in binary and in microseconds
 DAY = 86_400.0
+
+
+@contextmanager
+def write_locked(database: Path) -> Iterator[None]:
+    """The SQLite file write-locked by another connection, as a long-running writer in
+    another program holds it: an insert waits (busy), then fails as locked."""
+    locker = sqlite3.connect(database, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        locker.execute("COMMIT")
+        locker.close()
 
 
 class RetryDelays(TypedDict):

@@ -11,9 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,7 @@ from tests.sinks.sql.builders import (
     run_status,
     stored,
     wait_for,
+    write_locked,
 )
 
 BUSY_S = 30.0
@@ -41,18 +39,6 @@ one, so that it is busy, not failing, while the test holds it."""
 GRACE_S = 1.0
 """The close's wait for a writer under way (STOP_GRACE_S), made short; long enough for the
 writer to be in its insert, waiting on the lock, when the close gives up on it."""
-
-
-@contextmanager
-def _locked(database: Path) -> Iterator[None]:
-    """The SQLite file write-locked by another connection: an insert waits (busy)."""
-    locker = sqlite3.connect(database, isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        locker.execute("COMMIT")
-        locker.close()
 
 
 def _frames(path: Path) -> list[tuple[str, list[Any]]]:
@@ -70,6 +56,18 @@ def _accounts(sink: SqlSink) -> dict[str, float]:
         "refused": m["ssd_sink_sql_rows_refused_total"],
         "lost": m["ssd_sink_sql_rows_lost_total"],
     }
+
+
+def _replace_by_a_file(spool_dir: Path) -> None:
+    """The spool folder gone for good, a file in its place: no spool file can be made."""
+    shutil.rmtree(spool_dir)
+    spool_dir.write_text("")
+
+
+@pytest.fixture
+def short_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The close waits `GRACE_S` for a writer under way."""
+    monkeypatch.setattr(sinks.sql.writer, "STOP_GRACE_S", GRACE_S)
 
 
 def _write_one_box_frames(sink: SqlSink, frames: range) -> None:
@@ -128,15 +126,15 @@ def test_a_batch_refused_during_the_close_is_counted_refused_and_the_run_failed(
     )
 
 
+@pytest.mark.usefixtures("short_grace")
 def test_a_refusal_after_the_close_gave_up_on_a_busy_writer_leaves_the_rows_kept_not_lost(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
     url = f"sqlite:///{database}"
-    monkeypatch.setattr(sinks.sql.writer, "STOP_GRACE_S", GRACE_S)
     sink = _busy_writer_sink(url, spool_dir)
     refuse_frame(url, 0)
-    with _locked(database):
+    with write_locked(database):
         _write_one_box_frames(sink, range(2))  # the writer waits on the lock with frame 0
         with pytest.raises(SinkError) as closed:
             sink.close()
@@ -162,14 +160,14 @@ def test_a_refusal_after_the_close_gave_up_on_a_busy_writer_leaves_the_rows_kept
     )
 
 
+@pytest.mark.usefixtures("short_grace")
 def test_a_batch_the_database_refuses_in_a_spool_file_is_set_aside_and_the_rest_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
     url = f"sqlite:///{database}"
-    monkeypatch.setattr(sinks.sql.writer, "STOP_GRACE_S", GRACE_S)
     first = _busy_writer_sink(url, spool_dir)
-    with _locked(database):
+    with write_locked(database):
         _write_one_box_frames(first, range(3))
         with pytest.raises(SinkError, match="3 rows kept in"):
             first.close()  # frames 0-2 and the run's end kept
@@ -185,14 +183,14 @@ def test_a_batch_the_database_refuses_in_a_spool_file_is_set_aside_and_the_rest_
     assert list(spool_dir.glob("*.jsonl")) == []
 
 
+@pytest.mark.usefixtures("short_grace")
 def test_a_batch_committed_after_the_close_gave_up_is_kept_then_counted_once_as_already_stored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
     url = f"sqlite:///{database}"
-    monkeypatch.setattr(sinks.sql.writer, "STOP_GRACE_S", GRACE_S)
     sink = _busy_writer_sink(url, spool_dir)
-    with _locked(database):
+    with write_locked(database):
         _write_one_box_frames(sink, range(3))
         with pytest.raises(SinkError) as closed:
             sink.close()
@@ -221,7 +219,7 @@ def test_the_runs_end_is_the_last_line_kept_after_rows_in_memory_and_in_the_spoo
 ) -> None:
     database = tmp_path / "det.db"
     sink = _spilling_sink(database, tmp_path / "spool")
-    with _locked(database):
+    with write_locked(database):
         _write_one_box_frames(sink, range(5))  # 2 rows in memory, 3 in the spool file
         with pytest.raises(SinkError, match="still unreachable"):
             sink.close()
@@ -236,11 +234,10 @@ def test_rows_of_a_spool_file_whose_folder_is_gone_for_good_are_counted_lost_at_
 ) -> None:
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
     sink = _spilling_sink(database, spool_dir)
-    with _locked(database):
+    with write_locked(database):
         _write_one_box_frames(sink, range(5))  # 2 rows in memory, 3 in the spool file
         assert sink.outbox.spooled_rows == 3
-        shutil.rmtree(spool_dir)
-        spool_dir.write_text("")  # a file where its folder was: no spool file can be made
+        _replace_by_a_file(spool_dir)
         with pytest.raises(SinkError) as closed:
             sink.close()
     assert sink.kept_in is None
@@ -256,13 +253,12 @@ def test_a_damaged_spool_line_whose_folder_is_gone_for_good_is_counted_lost_not_
 ) -> None:
     database, spool_dir = tmp_path / "det.db", tmp_path / "spool"
     sink = _spilling_sink(database, spool_dir)
-    with _locked(database):
+    with write_locked(database):
         _write_one_box_frames(sink, range(5))  # 2 rows in memory, 3 in the spool file
         spool = sink.outbox.spool_path
         with spool.open("r+b") as f:  # its first line damaged on the disk
             f.write(b"#")
-        shutil.rmtree(spool_dir)
-        spool_dir.write_text("")  # a file where its folder was: no spool file can be made
+        _replace_by_a_file(spool_dir)
         with pytest.raises(SinkError) as closed:
             sink.close()
     assert str(closed.value) == (
@@ -286,7 +282,7 @@ def test_a_spool_line_damaged_during_the_run_is_counted_unreadable_not_kept_and_
         sqlite_busy_timeout_ms=20,
         retry_initial_s=0.05,
     )
-    with _locked(database):
+    with write_locked(database):
         _write_one_box_frames(sink, range(4))  # frame 0 in memory, 1-3 in the spool file
         spool = sink.outbox.spool_path
         line_1 = len(spool.read_bytes().splitlines(keepends=True)[0])

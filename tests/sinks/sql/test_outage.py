@@ -39,6 +39,7 @@ from tests.sinks.sql.builders import (
     summary,
     wait_for,
     write_frames,
+    write_locked,
 )
 from tests.sinks.sql.conftest import PG_URL, pg_schema, skip_without_pg
 from tests.sinks.sql.private_postgres import PrivatePostgres
@@ -255,15 +256,10 @@ def test_locked_sqlite_database_is_waited_for_without_blocking_the_pipeline(
         spool_dir=tmp_path / "spool",
         **FAST_RETRY,
     )
-    locker = sqlite3.connect(db, isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")  # what a long-running writer in another program does
-    try:
+    with write_locked(db):
         write_frames(sink, range(0, 40))
         wait_for(lambda: sink.outages == 1, "the writer to hit the lock")
         assert sink.outbox.pending_rows > 0
-    finally:
-        locker.execute("COMMIT")
-        locker.close()
     sink.close()
     assert stored(url) == expected(sink.run_id, range(0, 40))
     assert run_status(url, sink.run_id) == "finished"
@@ -287,16 +283,11 @@ def test_rows_of_frames_that_stopped_during_an_outage_are_written_once_it_ends_u
         clock=clock,
         **FAST_RETRY,
     )
-    locker = sqlite3.connect(db, isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")
-    try:
+    with write_locked(db):
         write_frames(sink, range(0, 10))
         clock.advance(1.0)
         sink.tick()
         wait_for(lambda: sink.outages == 1, "the writer to hit the lock")
-    finally:
-        locker.execute("COMMIT")
-        locker.close()
     wait_for(lambda: stored(url) == expected(sink.run_id, range(0, 10)), "the rows, unprompted")
     sink.close()
     assert stored(url) == expected(sink.run_id, range(0, 10))
@@ -316,15 +307,10 @@ def test_rows_unwritten_at_the_end_are_kept_and_written_by_the_next_run(tmp_path
         spool_dir=spool_dir,
         **FAST_RETRY,
     )
-    locker = sqlite3.connect(db, isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")
-    try:
+    with write_locked(db):
         write_frames(first, range(0, 20))
         with pytest.raises(SinkError, match=r"still unreachable.*60 rows kept in .*next run"):
             first.close()
-    finally:
-        locker.execute("COMMIT")
-        locker.close()
     assert first.kept_in is not None and first.kept_in.exists()
     assert stored(url) == []
     metrics = scrape_sink(first)  # what the summary says: 60 rows kept, none lost
@@ -373,16 +359,11 @@ def test_rows_spooled_by_a_run_marked_lost_are_not_written_by_the_next_run(
         )
 
     lost, kept = spooling(), spooling()
-    locker = sqlite3.connect(db, isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")
-    try:
+    with write_locked(db):
         for sink, camera in ((lost, "gate"), (kept, "hall")):
             write_frames(sink, range(0, 4), camera=camera)
             with pytest.raises(SinkError, match="kept in"):
                 sink.close()
-    finally:
-        locker.execute("COMMIT")
-        locker.close()
     assert len(list(spool_dir.iterdir())) == 2 and stored(url) == []
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE runs SET status = 'lost' WHERE id = ?", (lost.run_id,))
