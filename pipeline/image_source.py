@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from fractions import Fraction
@@ -33,10 +34,10 @@ class UnreadableImage(Exception):
 def image_files(pattern: str) -> list[Path]:
     """The images of the folder or glob `pattern`, in name order: files with a suffix in
     `IMAGE_SUFFIXES` (any case)."""
-    path = Path(pattern)
-    candidates = (
-        sorted(path.iterdir()) if path.is_dir() else sorted(Path(p) for p in glob.glob(pattern))
-    )
+    if os.path.isdir(pattern):  # not Path.is_dir, which raises where a folder may not be entered
+        candidates = sorted(Path(pattern).iterdir())
+    else:
+        candidates = sorted(Path(p) for p in glob.glob(pattern))
     return [p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import re
 import socket
 import threading
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from urllib.parse import urlsplit
 
 MAX_PORT = 65535
@@ -192,6 +192,8 @@ def infer_kind(source: str) -> str:
         return "stream"
     if source.startswith("/dev/video"):
         return "device"
-    if any(ch in source for ch in "*?[") or Path(source).is_dir():
+    # os.path.isdir, not Path.is_dir: a folder on the way this user may not enter is no
+    # image folder (Path.is_dir raises PermissionError there before Python 3.14)
+    if any(ch in source for ch in "*?[") or os.path.isdir(source):
         return "images"
     return "file"

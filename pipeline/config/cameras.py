@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -170,7 +171,7 @@ class ImagesSourceConfig(Strict):
     def _has_images(cls, value: str, info: ValidationInfo) -> str:
         if not checks_sources(info):
             return name_fits(value)
-        if not Path(name_fits(value)).is_dir() and next(glob.iglob(value), None) is None:
+        if not os.path.isdir(name_fits(value)) and next(glob.iglob(value), None) is None:
             raise ValueError(f"no such folder, and no file matches: {path_repr(value)}")
         if probes_sources(info):
             from pipeline.image_source import (

@@ -17,7 +17,6 @@ import threading
 from pathlib import Path
 
 from pipeline.config.safe_yaml import path_repr
-from pipeline.folders import file_kind
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +29,16 @@ on it."""
 def missing_file(path: str) -> str | None:
     """ "file not found: 'x.mp4' (relative to '/home/me')" where nothing is at `path` (as the
     config names it; the folder it is relative to only for a relative path); None where
-    something is (a link that leads back to itself included: `not_a_file` says it)."""
+    something is, and where the system will not say (a folder on the way this user may not
+    enter: `unreadable_file` says why)."""
     where = Path(path).expanduser()
-    if file_kind(where) != "missing":
+    try:
+        where.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except (OSError, ValueError):
+        return None
+    else:
         return None
     shown = path_repr(path)
     if where.is_absolute():

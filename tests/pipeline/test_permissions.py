@@ -164,6 +164,21 @@ def test_validate_with_an_unreadable_video_names_the_file(tmp_path: Path, clip: 
 
 
 @pytest.mark.parametrize("command", ["run", "validate"])
+def test_a_video_in_a_folder_the_user_may_not_enter_is_named_unreadable_not_missing(
+    tmp_path: Path, clip: Path, command: str
+) -> None:
+    # was: "cannot check the path" from validate, "No such file or directory" from run
+    (tmp_path / "locked").mkdir()
+    hidden = write_video(tmp_path / "locked" / "hidden.mp4", frames=FRAMES)
+    hidden.parent.chmod(0o000)
+    file = config(tmp_path, {"hidden": hidden}, sql_sink(tmp_path / "det.db"))
+    done = run_unprivileged(command, str(file), *(["--no-progress"] if command == "run" else []))
+
+    assert_one_error(done.stderr, f"{NOT_READABLE} '{hidden}'")
+    assert done.returncode == (1 if command == "run" else 2)
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
 def test_an_unreadable_checkpoint_is_named_as_unreadable_not_as_damaged(
     tmp_path: Path, clip: Path, command: str
 ) -> None:
