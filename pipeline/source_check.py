@@ -3,21 +3,25 @@
 of a cluster take (a shard before it builds its detector); and the end of a run that it
 leaves no camera to read.
 
-Every camera is asked at once, each in a thread of its own: a file's header read waits at
-most `HEADER_WAIT_S` (`pipeline.config.video_files`), so files on a network mount that does
-not answer hold the start about that long in all, not that long each.
+Every camera is asked at once, each in a daemon thread of its own, and the answers are
+waited for `HEADER_WAIT_S` (`pipeline.config.video_files`) in all: a camera whose file or
+folder has not answered by then (a network mount whose stat, open or header read hangs) is
+not judged, and its reader opens it as the run goes on. Files on such a mount hold the start
+about that long in all, not that long each, and a check left behind never keeps the process
+alive at its exit.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from pipeline.build import make_source
 from pipeline.config import CameraConfig
+from pipeline.config.video_files import HEADER_WAIT_S
 from pipeline.sources import FailedSource, Source, decoder_threads_for
 from pipeline.summary import RunSummary
 from pipeline.workers import QueueBound, end_unstarted
@@ -50,24 +54,48 @@ class CheckedSources:
         return bool(self.failed) and self.failed.keys() | set(stopped) >= self.sources.keys()
 
 
-def check_sources(sources: Mapping[str, Source], skip: Collection[str] = ()) -> CheckedSources:
-    """`sources` (by camera id) looked at, all at once (`Source.problem`); those in `skip`
-    (stopped before the run) are not asked. Each error is logged, in the cameras' order,
-    once all are known."""
-    asked = {cid: source for cid, source in sources.items() if cid not in skip}
-    problems: dict[str, str | None] = {}
-    if asked:
-        with ThreadPoolExecutor(len(asked), thread_name_prefix="source-check") as pool:
-            futures = {cid: pool.submit(source.problem) for cid, source in asked.items()}
-            problems = {cid: future.result() for cid, future in futures.items()}
+def check_sources(
+    sources: Mapping[str, Source], skip: Collection[str] = (), wait_s: float = HEADER_WAIT_S
+) -> CheckedSources:
+    """`sources` (by camera id) looked at, all at once (`Source.problem`), for `wait_s` in
+    all; those in `skip` (stopped before the run) are not asked, and those that have not
+    answered by then are not judged (an info line each). Each error is logged, in the
+    cameras' order, once all are known."""
+    checks = {cid: _Check(cid, source) for cid, source in sources.items() if cid not in skip}
+    for check in checks.values():
+        check.start()
+    deadline = time.monotonic() + wait_s
+    for check in checks.values():
+        check.join(max(0.0, deadline - time.monotonic()))
     checked = dict(sources)
     failed: dict[str, str] = {}
-    for camera_id, problem in problems.items():
-        if problem is not None:
-            checked[camera_id] = FailedSource(sources[camera_id].name, problem)
-            failed[camera_id] = f"camera {camera_id}: {problem}"
+    for camera_id, check in checks.items():
+        if check.is_alive():
+            log.info(
+                "camera %s: its source did not answer within %g s; not checked before the run",
+                camera_id,
+                wait_s,
+            )
+        elif check.problem is not None:
+            checked[camera_id] = FailedSource(sources[camera_id].name, check.problem)
+            failed[camera_id] = f"camera {camera_id}: {check.problem}"
             log.error("%s", failed[camera_id])
     return CheckedSources(checked, failed)
+
+
+class _Check(threading.Thread):
+    """One camera's `Source.problem`, asked in a daemon thread: a check that never ends (a
+    stat or an open on a mount that does not answer) is left behind, not waited for, even
+    at the process's exit."""
+
+    def __init__(self, camera_id: str, source: Source) -> None:
+        super().__init__(name=f"source-check-{camera_id}", daemon=True)
+        self.source = source
+        self.problem: str | None = None
+        """Why its source cannot be opened; None while unknown, or when it can."""
+
+    def run(self) -> None:
+        self.problem = self.source.problem()
 
 
 def failed_before_setup(

@@ -11,17 +11,15 @@ A file damaged further on (corrupt packets, a cut-off end) passes: its header is
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from pathlib import Path
 
 from pipeline.config.safe_yaml import path_repr
 
-log = logging.getLogger(__name__)
-
 HEADER_WAIT_S = 2.0
-"""Longest wait for a video file's header. A file on a network mount that does not answer
+"""Longest wait for a video file's header, and for `run`'s whole look at every camera's file
+or image folder (`pipeline.source_check`). A file on a network mount that does not answer
 by then is not judged (its reader opens it as the run goes on): a run's start never hangs
 on it."""
 
@@ -85,8 +83,7 @@ def video_header_problem(path: str, wait_s: float = HEADER_WAIT_S) -> str | None
     read.start()
     read.join(wait_s)
     if read.is_alive():
-        log.info("%s: no header within %g s; not checked before the run", path_repr(path), wait_s)
-        return None
+        return None  # `run`'s look says so, for this camera (`pipeline.source_check`)
     return None if read.why is None else f"not a video ({read.why}): {path_repr(path)}"
 
 
