@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from pipeline.config.safe_yaml import short_repr
 from pipeline.folders import name_problem
-from pipeline.urls import listen_host_problem
+from pipeline.urls import MAX_PORT, listen_host_problem
 
 BYTES_PER_KB = 1000
 """What one kB of a `*_kb` field is: a thousand bytes. Config sizes are decimal, kB and MB
@@ -106,5 +106,7 @@ def _listen_host(host: str) -> str:
     return host
 
 
-ListenHost = Annotated[str, AfterValidator(_listen_host)]
+ListenHost = Annotated[str, StringConstraints(min_length=1), AfterValidator(_listen_host)]
 """An address to listen on: an IP address or a host name (`listen_host_problem`)."""
+ListenPort = Annotated[int, Field(ge=0, le=MAX_PORT)]
+"""A TCP port to listen on; 0: any free one."""

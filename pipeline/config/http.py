@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
-from pipeline.config.base import AllowedHosts, FsPath, ListenHost, Strict
-from pipeline.config.sinks import LiveAuthConfig
-from pipeline.urls import MAX_PORT
+from pipeline.config.base import AllowedHosts, FsPath, ListenHost, ListenPort
+from pipeline.config.server import LiveAuthConfig, ServerAccess
 from pipeline.web.swagger_ui import swagger_files_problem
-from sinks.live_view.access import exposure_problem
 
 DEFAULT_HTTP_PORT = 9464
 """The port of the pipeline's HTTP server (9464: Prometheus exporters' range)."""
 
 
-class HttpConfig(Strict):
+class HttpConfig(ServerAccess):
+    serves: ClassVar[str] = "the HTTP server"
     host: ListenHost = Field(
         "127.0.0.1",
-        min_length=1,
         description="Address to listen on; 127.0.0.1 keeps it on this machine. Any other "
         "(0.0.0.0: all interfaces) needs `auth` or `allow_unauthenticated: true`.",
     )
-    port: int = Field(
-        DEFAULT_HTTP_PORT, ge=0, le=MAX_PORT, description="TCP port (0: any free port)."
-    )
+    port: ListenPort = Field(DEFAULT_HTTP_PORT, description="TCP port (0: any free port).")
     metrics: bool = Field(
         True, description="Serve Prometheus metrics at /metrics (docs/metrics.md)."
     )
@@ -67,12 +64,3 @@ class HttpConfig(Strict):
         if (problem := swagger_files_problem(folder)) is not None:
             raise ValueError(problem)
         return folder
-
-    @model_validator(mode="after")
-    def _not_exposed_by_accident(self) -> HttpConfig:
-        problem = exposure_problem(
-            self.host, self.auth is not None, self.allow_unauthenticated, served="the HTTP server"
-        )
-        if problem is not None:
-            raise ValueError(problem)
-        return self

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, ClassVar, Literal, get_args
 
-from pydantic import (
-    Field,
-    SecretStr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import (
     KEEP_HOURS_MAX,
@@ -20,14 +14,15 @@ from pipeline.config.base import (
     AllowedHosts,
     FsPath,
     ListenHost,
+    ListenPort,
     SinkQueueMb,
     Strict,
     name_fits,
 )
 from pipeline.config.mqtt import MqttSinkConfig
-from pipeline.urls import MAX_PORT
+from pipeline.config.server import LiveAuthConfig, ServerAccess
 from sinks.event_bus.endpoints import endpoint_problem
-from sinks.live_view.access import DEFAULT_MAX_VIEWERS, Credentials, exposure_problem
+from sinks.live_view.access import DEFAULT_MAX_VIEWERS
 from sinks.snapshots.writer_thread import WRITE_TIMEOUT_S
 
 VideoCodec = Literal["libx264", "h264_nvenc"]
@@ -113,68 +108,21 @@ class VideoSinkConfig(Strict):
         return value
 
 
-class LiveAuthConfig(Strict):
-    username: str = Field(
-        "viewer",
-        min_length=1,
-        max_length=128,
-        pattern=r"^[^:]+$",
-        description="HTTP basic user name (with `password`).",
-    )
-    password: SecretStr | None = Field(
-        None, description="HTTP basic password, 8+ characters; use ${ENV_VAR}. Never logged."
-    )
-    token: SecretStr | None = Field(
-        None,
-        description="Bearer token, 16+ characters, instead of a password (`Authorization: "
-        "Bearer ...` or `?token=...`); use ${ENV_VAR}. Never logged.",
-    )
-
-    @field_validator("password", "token", mode="before")
-    @classmethod
-    def _secret_text(cls, value: object, info: ValidationInfo) -> object:
-        # value errors never quote the input, so a rejected secret is not printed
-        shortest = 8 if info.field_name == "password" else 16
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise ValueError("must be text (quote it in the YAML)")
-        if not shortest <= len(value) <= 1024:
-            raise ValueError(f"must be {shortest} to 1024 characters long")
-        return value
-
-    @model_validator(mode="after")
-    def _one_secret(self) -> LiveAuthConfig:
-        if (self.password is None) == (self.token is None):
-            raise ValueError("give exactly one of password and token")
-        return self
-
-    def credentials(self) -> Credentials:
-        """What the live view checks requests against."""
-        return Credentials(
-            self.username,
-            password=None if self.password is None else self.password.get_secret_value(),
-            token=None if self.token is None else self.token.get_secret_value(),
-        )
-
-
-class LiveSinkConfig(Strict):
+class LiveSinkConfig(ServerAccess):
     """The live view. It is served by the run's one HTTP server: with an `http:` section,
     that server's (at /live/; `host`, `port`, `allowed_hosts`, `auth` and
     `allow_unauthenticated` are then left out or the same); without one, these settings
     start it (`PipelineConfig.server`)."""
 
+    serves: ClassVar[str] = "the live view"
     type: Literal["live"] = Field(description="Live MJPEG view in the browser, with an index.")
     host: ListenHost = Field(
         "127.0.0.1",
-        min_length=1,
         description="Address to listen on (without an `http:` section); 127.0.0.1 keeps the "
         "view on this machine. Any other (0.0.0.0: all interfaces) needs `auth` or "
         "`allow_unauthenticated: true`.",
     )
-    port: int = Field(
-        8080, ge=0, le=MAX_PORT, description="TCP port (0: any free port; without `http:`)."
-    )
+    port: ListenPort = Field(8080, description="TCP port (0: any free port; without `http:`).")
     max_fps: float = Field(
         15.0, ge=0, le=1000, description="Most frames per second sent to each viewer (0: all)."
     )
@@ -203,13 +151,6 @@ class LiveSinkConfig(Strict):
         description="Serve a non-loopback `host` without `auth`: anyone who can reach the "
         "port sees the cameras (without `http:`).",
     )
-
-    @model_validator(mode="after")
-    def _not_exposed_by_accident(self) -> LiveSinkConfig:
-        problem = exposure_problem(self.host, self.auth is not None, self.allow_unauthenticated)
-        if problem is not None:
-            raise ValueError(problem)
-        return self
 
 
 class ZmqSinkConfig(Strict):

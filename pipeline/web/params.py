@@ -79,29 +79,35 @@ TrackId = Annotated[int | None, Query(ge=1, le=ID_MAX, description="Track id.")]
 MinScore = Annotated[float | None, Query(ge=0, le=1, description="Lowest score.")]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Rows to return, newest first.")]
 _WHEN = f"{EXAMPLES} (the server's local time unless it ends in Z or +HH:MM), as `query` takes"
-# patterns stated, not checked by pydantic: the parsers check them, and refuse in their words
-_TIME = {"pattern": TIME_PATTERN}
 
 
-def _time_query(description: str) -> Any:
-    """The bounds of a time parameter, with its `description`."""
-    return Query(min_length=1, max_length=100, json_schema_extra=_TIME, description=description)
+def _parsed_query(pattern: str, description: str) -> Any:
+    """The bounds of a time or period parameter, with its `description`. The `pattern` is
+    stated, not checked by pydantic: the parser checks it, and refuses in its own words."""
+    return Query(
+        min_length=1,
+        max_length=100,
+        json_schema_extra={"pattern": pattern},
+        description=description,
+    )
 
 
 Since = Annotated[
     str | None,
-    _time_query(f"From this time (inclusive): {_WHEN}."),
+    _parsed_query(TIME_PATTERN, f"From this time (inclusive): {_WHEN}."),
     AfterValidator(_time),
 ]
-Until = Annotated[str | None, _time_query(f"Before this time: {_WHEN}."), AfterValidator(_time)]
+Until = Annotated[
+    str | None,
+    _parsed_query(TIME_PATTERN, f"Before this time: {_WHEN}."),
+    AfterValidator(_time),
+]
 Every = Annotated[
     str | None,
-    Query(
-        min_length=1,
-        max_length=100,
-        json_schema_extra={"pattern": DURATION_PATTERN},
-        description="Per period, e.g. 15m, 1h, 1d, aligned on UTC multiples of it (as "
-        "`query --every`); each period from the first counted to the last, also empty ones.",
+    _parsed_query(
+        DURATION_PATTERN,
+        "Per period, e.g. 15m, 1h, 1d, aligned on UTC multiples of it (as `query --every`); "
+        "each period from the first counted to the last, also empty ones.",
     ),
     AfterValidator(_every),
 ]

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from pipeline.cli import main
 from pipeline.config import ConfigError, parse_config
 from pipeline.config.http import HttpConfig
-from pipeline.config.sinks import LiveAuthConfig
+from pipeline.config.server import LiveAuthConfig
 from pipeline.metrics import RunMetrics
 from pipeline.web import swagger_ui
 from pipeline.web.app import create_app

@@ -24,7 +24,7 @@ import pytest
 pytest.importorskip("fastapi")
 
 from pipeline.config.http import HttpConfig
-from pipeline.config.sinks import LiveAuthConfig
+from pipeline.config.server import LiveAuthConfig
 from pipeline.metrics import RunMetrics
 from pipeline.types import StreamInfo
 from pipeline.web.beside_run import start_run_server

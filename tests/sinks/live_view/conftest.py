@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline.config.http import HttpConfig
-from pipeline.config.sinks import LiveAuthConfig
+from pipeline.config.server import LiveAuthConfig
 from pipeline.metrics import RunMetrics
 from pipeline.types import (
     CameraStatus,
