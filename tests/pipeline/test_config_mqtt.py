@@ -18,7 +18,7 @@ from pipeline.types import LabelMap
 from sinks.base import SinkError
 from sinks.mqtt.connection import MqttConnection
 from sinks.mqtt.packets import MAX_PACKET_BYTES, packet_size
-from tests.conftest import VideoFactory
+from tests.conftest import VideoFactory, write_video
 from tests.pipeline.test_pipelining import EagerDetector
 from tests.sinks.mqtt.brokers import Listener, PrivateMosquitto
 
@@ -184,6 +184,7 @@ def test_run_refuses_count_labels_that_detector_labels_filters_out_before_openin
     video: str,
 ) -> None:
     # the model has `car`, but `detector.labels` keeps only people: the count would stay 0
+    write_video(Path(video), frames=2, size=(32, 32))  # a camera the run's first look passes
     config = parse_config(
         config_text(video, "    url: mqtt://127.0.0.1:1\n    count_labels: [Person, car]\n")
         + "detector: {labels: [person]}\n"
