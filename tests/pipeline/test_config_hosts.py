@@ -44,6 +44,19 @@ UNKNOWN_HOST = (
 )
 
 
+def _problems_when_asked(video: str, sections: str, asked: list[str]) -> list[str]:
+    """The problems of a config of one camera and `sections` when its host names are looked
+    up (`validate`, `run`), after checking that parsing alone asks no resolver (`asked`: the
+    names the patched resolver was asked) and that the look-up asks of cams.invalid."""
+    text = f"cameras:\n  - id: a\n    source: {video}\n{sections}"
+    parse_config(text)
+    assert asked == []
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="cams.yaml", resolve_hosts=True)
+    assert asked == ["cams.invalid"]
+    return info.value.problems
+
+
 @pytest.mark.parametrize(
     ("sections", "where"),
     [
@@ -62,13 +75,8 @@ UNKNOWN_HOST = (
 def test_a_server_host_name_that_does_not_resolve_is_named_at_its_yaml_line_when_asked(
     video: str, unknown_invalid_names: list[str], sections: str, where: str
 ) -> None:
-    text = f"cameras:\n  - id: a\n    source: {video}\n{sections}"
-    parse_config(text)  # parsing a config asks no resolver unless asked (validate, run)
-    assert unknown_invalid_names == []
-    with pytest.raises(ConfigError) as info:
-        parse_config(text, source="cams.yaml", resolve_hosts=True)
-    assert info.value.problems == [f"{where}: {UNKNOWN_HOST}"]
-    assert unknown_invalid_names == ["cams.invalid"]
+    problems = _problems_when_asked(video, sections, unknown_invalid_names)
+    assert problems == [f"{where}: {UNKNOWN_HOST}"]
 
 
 def test_validate_names_a_server_host_name_that_does_not_resolve_in_one_line(
@@ -107,13 +115,8 @@ def test_a_sink_host_name_that_does_not_resolve_is_named_at_its_yaml_line_when_a
     # A zmq sink binds its endpoint, failing with ZeroMQ's "No such device", no line; an
     # mqtt sink stops the run as it starts: "cannot reach the broker at ...".
     sink, field, why = SINKS[kind]
-    text = f"cameras:\n  - id: a\n    source: {video}\nsinks:\n{sink}"
-    parse_config(text)
-    assert unknown_invalid_names == []
-    with pytest.raises(ConfigError) as info:
-        parse_config(text, source="cams.yaml", resolve_hosts=True)
-    assert info.value.problems == [f"sinks[0].{field} (line 6): {why}"]
-    assert unknown_invalid_names == ["cams.invalid"]
+    problems = _problems_when_asked(video, f"sinks:\n{sink}", unknown_invalid_names)
+    assert problems == [f"sinks[0].{field} (line 6): {why}"]
 
 
 def test_only_host_names_are_asked_and_one_that_resolves_passes(
